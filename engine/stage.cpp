@@ -1,0 +1,2 @@
+// Anchors the dm_engine archive while the stage has no other sources.
+namespace deepmem { const char* stage_engine() { return "engine"; } }

@@ -1,0 +1,156 @@
+// Stage 1–2 of the pipeline: dump file → physical layer → translation layer.
+//
+// Contract
+//   PhysicalLayer   "give me the bytes at physical address P" over an mmapped dump file. Every
+//                   acquisition format (raw, QEMU ELF core, LiME) is parsed into the same thing: a
+//                   sorted list of non-overlapping runs {paddr, file offset, size}. Holes read as
+//                   absent (nullptr / false), never as zeros. A run that points past the end of the
+//                   file is a FormatError at parse time, so no later read can leave the mapping.
+//   TranslationLayer "give me the physical address of kernel virtual address V". One page-table
+//                   walker; each paging scheme (x86 32-bit, PAE, x86-64 4-level, 5-level) is a
+//                   small table of levels. Page tables that loop or point outside the dump are
+//                   guarded against; enumeration of the kernel half yields each virtual page once.
+//   Neither layer knows which file format it sits on, and the graph builder only sees these two.
+//
+// Errors: parsers throw FormatError{offset, what was expected}. CLIs catch at main.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace deepmem {
+
+// A malformed input file: `offset` is the byte offset in the file where parsing failed.
+class FormatError : public std::runtime_error {
+public:
+    FormatError(uint64_t offset, const std::string& what);
+    uint64_t offset() const noexcept { return offset_; }
+private:
+    uint64_t offset_;
+};
+
+// Any other user-facing failure (cannot open, no page-table root found, …).
+class InputError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Read-only mmap of a whole file; the bytes stay valid as long as the object lives.
+class MappedFile {
+public:
+    explicit MappedFile(const std::string& path);   // throws InputError
+    ~MappedFile();
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    std::span<const uint8_t> bytes() const noexcept { return {data_, size_}; }
+    const std::string& path() const noexcept { return path_; }
+private:
+    std::string path_;
+    const uint8_t* data_ = nullptr;
+    uint64_t size_ = 0;
+};
+
+enum class DumpFormat : uint8_t { Auto, Raw, Elf, Lime };
+const char* to_string(DumpFormat);
+DumpFormat parse_dump_format(const std::string&);   // "auto|raw|elf|lime"; throws InputError
+
+// CPU state recovered from the dump itself (QEMU ELF "QEMU" notes), when present.
+struct CpuState {
+    uint64_t cr0 = 0, cr3 = 0, cr4 = 0;
+    bool long_mode = false;   // EFER.LMA, when the note carries it; else inferred from the ELF class
+};
+
+// One contiguous stretch of physical memory present in the dump.
+struct PhysicalRun {
+    uint64_t paddr = 0;
+    uint64_t file_offset = 0;
+    uint64_t size = 0;
+};
+
+class PhysicalLayer {
+public:
+    // Opens and parses a dump. Auto-detection looks at content (ELF magic, LiME magic), else raw.
+    static std::unique_ptr<PhysicalLayer> open(const std::string& path,
+                                               DumpFormat format = DumpFormat::Auto);
+    // For tests and fuzzers: parse an in-memory image (the span must outlive the layer).
+    static std::unique_ptr<PhysicalLayer> from_bytes(std::span<const uint8_t> bytes,
+                                                     DumpFormat format = DumpFormat::Auto);
+
+    DumpFormat format() const noexcept { return format_; }
+    std::span<const PhysicalRun> runs() const noexcept { return runs_; }
+    const std::vector<CpuState>& cpus() const noexcept { return cpus_; }   // empty if no notes
+    uint64_t max_paddr() const noexcept;        // one past the highest present byte
+    uint64_t present_bytes() const noexcept;    // sum of run sizes
+
+    // Pointer to `len` contiguous bytes at `paddr`, or nullptr when any of them is absent or the
+    // range straddles two runs. The hot path of the graph builder uses this per 4 KiB page.
+    const uint8_t* find(uint64_t paddr, uint64_t len) const noexcept;
+    // Copies bytes; false when any byte is absent.
+    bool read(uint64_t paddr, std::span<uint8_t> out) const noexcept;
+
+    std::span<const uint8_t> file_bytes() const noexcept { return bytes_; }
+
+private:
+    PhysicalLayer() = default;
+    std::shared_ptr<MappedFile> file_;   // null for from_bytes
+    std::span<const uint8_t> bytes_;
+    DumpFormat format_ = DumpFormat::Raw;
+    std::vector<PhysicalRun> runs_;      // sorted by paddr, non-overlapping
+    std::vector<CpuState> cpus_;
+    friend struct PhysicalLayerParsers;
+};
+
+enum class PagingMode : uint8_t { X86_32, X86_PAE, X86_64_4Level, X86_64_5Level };
+const char* to_string(PagingMode);
+PagingMode parse_paging_mode(const std::string&);   // "x86|pae|x64|la57"; throws InputError
+
+// One virtual→physical mapping run (page-granular, contiguous in both spaces).
+struct VirtualRun {
+    uint64_t vaddr = 0;
+    uint64_t paddr = 0;
+    uint64_t size = 0;
+};
+
+class TranslationLayer {
+public:
+    // `kernel_base`: lowest virtual address treated as kernel space; 0 picks the scheme's default
+    // (x86-64: 0xffff800000000000, LA57: 0xff00000000000000, 32-bit/PAE: 0xc0000000).
+    TranslationLayer(const PhysicalLayer& phys, PagingMode mode, uint64_t dtb, uint64_t kernel_base = 0);
+
+    // Root from the ELF note when present (CR4.LA57 / CR4.PAE / long mode pick the scheme), else
+    // `dtb_override`, else the automatic page-directory search. Throws InputError with the reason
+    // when none works (e.g. a DTB that maps nothing).
+    static TranslationLayer detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override = {},
+                                   std::optional<PagingMode> mode_override = {});
+
+    PagingMode mode() const noexcept { return mode_; }
+    uint64_t dtb() const noexcept { return dtb_; }
+    uint64_t kernel_base() const noexcept { return kernel_base_; }
+    unsigned word_size() const noexcept { return mode_ == PagingMode::X86_32 || mode_ == PagingMode::X86_PAE ? 4 : 8; }
+
+    // vaddr → paddr, or nullopt when unmapped or the backing page is absent from the dump.
+    std::optional<uint64_t> translate(uint64_t vaddr) const noexcept;
+    // Reads through translation, page by page; false when any byte is unmapped/absent.
+    bool read_virtual(uint64_t vaddr, std::span<uint8_t> out) const noexcept;
+
+    // Every mapped kernel-space page whose backing is present in the dump, as maximal runs sorted
+    // by vaddr. Large pages are expanded to their present 4 KiB parts. Computed once, cached.
+    std::span<const VirtualRun> kernel_runs() const;
+
+    const PhysicalLayer& physical() const noexcept { return *phys_; }
+
+private:
+    const PhysicalLayer* phys_;
+    PagingMode mode_;
+    uint64_t dtb_;
+    uint64_t kernel_base_;
+    mutable std::vector<VirtualRun> kernel_runs_;
+    mutable bool kernel_runs_done_ = false;
+};
+
+}  // namespace deepmem

@@ -1,0 +1,109 @@
+// Stage 3 of the pipeline: translation layer → memory graph (paper §3.2), and its `.dmg` file.
+//
+// Contract
+//   Pointer field  an aligned machine word (layer word size) whose value is a kernel virtual
+//                  address that translates to a page present in the dump.
+//   Segment/node   the bytes between two pointer fields (or a mapping edge) inside the kernel
+//                  mappings; zero-length gaps make no node, nor do gaps of `max_segment` bytes or
+//                  more. A node keeps its true length and its first `feature_bytes` bytes
+//                  (zero-padded) as its input vector.
+//   Edges          stored per kind as CSR over *incoming* edges (row n lists the sources m of the
+//                  edges m→n), so the GNN's Σ over a neighbour set is a row sum. Directions follow
+//                  information flow:
+//                    LeftNeighbour  A→B  when A is B's left neighbour  (gap < neighbour_distance)
+//                    RightNeighbour B→A  when B is A's right neighbour
+//                    LeftPointer    D→C  when a pointer on C's left boundary points into D
+//                    RightPointer   A→C  when a pointer on C's right boundary points into A
+//                  A run of consecutive pointers between C and D is C's right boundary and D's left
+//                  boundary. A pointer's target node is the node containing the target; when the
+//                  target is itself a pointer field, the nearest node starting at most
+//                  `pointer_target_back` bytes before it. No edges in the points-to direction.
+//   Aliases        a physical page mapped at several kernel vaddrs is scanned once, at its lowest
+//                  kernel vaddr; pointer targets are resolved through their physical address.
+//   File           versioned, checksummed, 64-byte-aligned arrays, loadable by mmap. Every
+//                  parameter above is recorded in the header and reported by `dmgraph info`.
+#pragma once
+
+#include "graph/csr.hpp"
+#include "graph/layers.hpp"
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace deepmem {
+
+enum class EdgeKind : uint8_t { LeftNeighbour = 0, RightNeighbour = 1, LeftPointer = 2, RightPointer = 3 };
+inline constexpr int kEdgeKinds = 4;
+const char* to_string(EdgeKind);   // "ln", "rn", "lp", "rp"
+
+struct GraphParams {
+    uint32_t word_size = 8;              // set from the translation layer by build()
+    uint32_t feature_bytes = 64;         // content bytes kept per node
+    uint32_t max_segment = 4096;         // a gap this long or longer between pointers makes no node
+    uint32_t neighbour_distance = 512;   // ln/rn only when B.vaddr − (A.vaddr + A.length) < this
+    uint32_t pointer_target_back = 128;  // see "target is itself a pointer field" above
+    bool operator==(const GraphParams&) const = default;
+};
+
+// Facts about how a graph was made, recorded in the file for `dmgraph info` and provenance.
+struct GraphBuildInfo {
+    std::string dump_path;
+    uint64_t dump_bytes = 0;
+    uint64_t kernel_pages = 0;        // 4 KiB kernel pages scanned (after alias removal)
+    uint64_t pointer_fields = 0;
+    uint64_t dtb = 0;
+    PagingMode paging = PagingMode::X86_64_4Level;
+    double build_seconds = 0;
+};
+
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
+class MemoryGraph {
+public:
+    // Scans every kernel page of `layer` once. Parallel (OpenMP); peak RSS is the graph itself
+    // plus O(pages), never a copy of the dump.
+    static MemoryGraph build(const TranslationLayer& layer, GraphParams params = {},
+                             const ProgressFn& progress = {});
+
+    // Atomic write (temp file + rename). Throws InputError on I/O failure.
+    void save(const std::string& path) const;
+    // mmaps and validates magic, version, sizes and checksum; throws FormatError on any mismatch.
+    static MemoryGraph load(const std::string& path);
+    static MemoryGraph from_bytes(std::span<const uint8_t> bytes);   // for fuzzers/tests; copies
+
+    const GraphParams& params() const noexcept { return params_; }
+    const GraphBuildInfo& info() const noexcept { return info_; }
+    uint32_t node_count() const noexcept { return static_cast<uint32_t>(vaddr_.size()); }
+    uint64_t edge_count(EdgeKind k) const noexcept { return in(k).sources.size(); }
+
+    std::span<const uint64_t> vaddr() const noexcept { return vaddr_; }     // sorted ascending
+    std::span<const uint64_t> paddr() const noexcept { return paddr_; }
+    std::span<const uint32_t> length() const noexcept { return length_; }  // true segment length
+    // Node n's input bytes are features()[n*feature_bytes, (n+1)*feature_bytes).
+    std::span<const uint8_t> features() const noexcept { return features_; }
+    CsrView in(EdgeKind k) const noexcept { return in_[static_cast<int>(k)]; }
+
+    // Node whose [vaddr, vaddr+length) contains `vaddr`, if any (binary search).
+    std::optional<uint32_t> node_containing(uint64_t vaddr) const noexcept;
+    // Nodes with from <= vaddr < to, as [first, last).
+    std::pair<uint32_t, uint32_t> nodes_between(uint64_t from, uint64_t to) const noexcept;
+
+private:
+    GraphParams params_;
+    GraphBuildInfo info_;
+    std::shared_ptr<const void> storage_;   // owns the vectors or the mmap the spans below view
+    std::span<const uint64_t> vaddr_, paddr_;
+    std::span<const uint32_t> length_;
+    std::span<const uint8_t> features_;
+    std::array<CsrView, kEdgeKinds> in_{};
+    friend struct MemoryGraphIo;
+    friend struct MemoryGraphBuilder;
+};
+
+}  // namespace deepmem
