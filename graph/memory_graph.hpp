@@ -70,6 +70,11 @@ public:
     // plus O(pages), never a copy of the dump.
     static MemoryGraph build(const TranslationLayer& layer, GraphParams params = {},
                              const ProgressFn& progress = {});
+    // The same over an explicit list of kernel mappings (what TranslationLayer::kernel_runs()
+    // returns, aliases included) and the physical layer that backs them; used by unit tests to
+    // build graphs from hand-made memory.
+    static MemoryGraph build(std::span<const VirtualRun> kernel_runs, const PhysicalLayer& phys,
+                             GraphParams params, const ProgressFn& progress = {});
 
     // Atomic write (temp file + rename). Throws InputError on I/O failure.
     void save(const std::string& path) const;
