@@ -21,9 +21,13 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace deepmem {
+
+// "0x1a2b": the one spelling of addresses in messages and tool output.
+std::string hex(uint64_t v);
 
 // A malformed input file: `offset` is the byte offset in the file where parsing failed.
 class FormatError : public std::runtime_error {
@@ -49,7 +53,11 @@ public:
     MappedFile& operator=(const MappedFile&) = delete;
     std::span<const uint8_t> bytes() const noexcept { return {data_, size_}; }
     const std::string& path() const noexcept { return path_; }
+    // [offset, end) stretches holding data, from SEEK_DATA/SEEK_HOLE at open: a sparse file's
+    // holes read as zeros without being stored. One stretch for a dense file.
+    const std::vector<std::pair<uint64_t, uint64_t>>& data_extents() const noexcept { return extents_; }
 private:
+    std::vector<std::pair<uint64_t, uint64_t>> extents_;
     std::string path_;
     const uint8_t* data_ = nullptr;
     uint64_t size_ = 0;
@@ -83,6 +91,10 @@ public:
 
     DumpFormat format() const noexcept { return format_; }
     std::span<const PhysicalRun> runs() const noexcept { return runs_; }
+    // runs() minus the holes of a sparse dump file (e.g. a raw copy of a 4 GiB address space
+    // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
+    // dense files and from_bytes().
+    std::span<const PhysicalRun> data_runs() const noexcept { return data_runs_; }
     const std::vector<CpuState>& cpus() const noexcept { return cpus_; }   // empty if no notes
     uint64_t max_paddr() const noexcept;        // one past the highest present byte
     uint64_t present_bytes() const noexcept;    // sum of run sizes
@@ -94,6 +106,10 @@ public:
     bool read(uint64_t paddr, std::span<uint8_t> out) const noexcept;
 
     std::span<const uint8_t> file_bytes() const noexcept { return bytes_; }
+    // True when the bytes are the read-only private mmap of open(), not from_bytes() memory: the
+    // graph builder may then drop pages it is done with (MADV_DONTNEED refaults them from the page
+    // cache), which keeps its peak RSS far below the dump size.
+    bool file_backed() const noexcept { return file_ != nullptr; }
 
 private:
     PhysicalLayer() = default;
@@ -101,6 +117,7 @@ private:
     std::span<const uint8_t> bytes_;
     DumpFormat format_ = DumpFormat::Raw;
     std::vector<PhysicalRun> runs_;      // sorted by paddr, non-overlapping
+    std::vector<PhysicalRun> data_runs_; // runs_ ∩ the file's data extents
     std::vector<CpuState> cpus_;
     friend struct PhysicalLayerParsers;
 };
@@ -122,11 +139,18 @@ public:
     // (x86-64: 0xffff800000000000, LA57: 0xff00000000000000, 32-bit/PAE: 0xc0000000).
     TranslationLayer(const PhysicalLayer& phys, PagingMode mode, uint64_t dtb, uint64_t kernel_base = 0);
 
-    // Root from the ELF note when present (CR4.LA57 / CR4.PAE / long mode pick the scheme), else
-    // `dtb_override`, else the automatic page-directory search. Throws InputError with the reason
-    // when none works (e.g. a DTB that maps nothing).
+    // Root: `dtb_override` when given (scheme from `mode_override`, else the note's CPU state,
+    // else whichever scheme maps most kernel pages from it); else CR3 of the first ELF-note vCPU
+    // with paging on (CR4.LA57 / long mode / CR4.PAE pick the scheme unless `mode_override`; with
+    // KPTI the kernel copy of a user CR3 is preferred); else — or when that CR3 maps nothing — the
+    // automatic page-directory search (search() below). Throws InputError with the reason when
+    // none works (e.g. a DTB that maps nothing).
     static TranslationLayer detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override = {},
                                    std::optional<PagingMode> mode_override = {});
+
+    // The automatic page-directory search alone, ignoring CPU notes (see the heuristic in
+    // graph/translation.cpp). Throws InputError when no candidate qualifies.
+    static TranslationLayer search(const PhysicalLayer& phys, std::optional<PagingMode> mode_override = {});
 
     PagingMode mode() const noexcept { return mode_; }
     uint64_t dtb() const noexcept { return dtb_; }
@@ -142,6 +166,16 @@ public:
     // by vaddr. Large pages are expanded to their present 4 KiB parts. Computed once, cached.
     std::span<const VirtualRun> kernel_runs() const;
 
+    // What the kernel_runs() walk saw and skipped, for diagnostics ("maps nothing because …").
+    //   tables         page tables read (the work bound: at most present 4 KiB pages + 4096 of
+    //                  them, else kernel_runs() throws InputError — only shared/looping tables can
+    //                  exceed it, since in a tree every table is a distinct present page)
+    //   absent_tables  entries pointing to a table that is not in the dump
+    //   loops          entries pointing back to a table on their own walk path (skipped)
+    //   reserved       large-page entries with reserved address bits set (skipped, as the CPU would fault)
+    struct WalkStats { uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0; };
+    WalkStats walk_stats() const;   // enumerates first if needed
+
     const PhysicalLayer& physical() const noexcept { return *phys_; }
 
 private:
@@ -151,6 +185,7 @@ private:
     uint64_t kernel_base_;
     mutable std::vector<VirtualRun> kernel_runs_;
     mutable bool kernel_runs_done_ = false;
+    mutable WalkStats stats_{};
 };
 
 }  // namespace deepmem

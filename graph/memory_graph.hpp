@@ -18,10 +18,17 @@
 //                  boundary. A pointer's target node is the node containing the target; when the
 //                  target is itself a pointer field, the nearest node starting at most
 //                  `pointer_target_back` bytes before it. No edges in the points-to direction.
+//                  Duplicate edges (same source, destination and kind, e.g. two pointers of one
+//                  run into the same node) are stored once; each row is sorted ascending.
+//                  Self edges are kept (a pointer on C's boundary may point into C).
 //   Aliases        a physical page mapped at several kernel vaddrs is scanned once, at its lowest
-//                  kernel vaddr; pointer targets are resolved through their physical address.
+//                  kernel vaddr; a pointer value is resolved vaddr → paddr → that canonical vaddr.
 //   File           versioned, checksummed, 64-byte-aligned arrays, loadable by mmap. Every
 //                  parameter above is recorded in the header and reported by `dmgraph info`.
+//                  Layout and checks: graph/graph_file.cpp.
+//   Determinism    the graph depends only on the memory and the parameters, never on the number
+//                  of OpenMP threads; so does its file, apart from build_seconds and dump_path.
+//   Limits         fewer than 2^32-1 nodes and kernel pages (InputError otherwise).
 #pragma once
 
 #include "graph/csr.hpp"
@@ -62,12 +69,27 @@ struct GraphBuildInfo {
     double build_seconds = 0;
 };
 
+// Wall-clock seconds of each build phase, for tools/bench-graph. Not stored in the file.
+struct GraphBuildPhases {
+    double pages = 0;     // kernel pages → canonical pages, alias table
+    double scan = 0;      // pointer scan over every canonical page (the only full pass over the dump)
+    double segment = 0;   // nodes, lengths, features
+    double edges = 0;     // pointer-target resolution, distinct targets per pointer run
+    double csr = 0;       // prefix sums and row fills
+};
+
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
+// The .dmg checksum over a whole file image (it covers bytes [24, size)); for tests and tools that
+// craft or patch files. The value is what load() compares with the header's checksum field.
+uint64_t dmg_checksum(std::span<const uint8_t> file) noexcept;
 
 class MemoryGraph {
 public:
     // Scans every kernel page of `layer` once. Parallel (OpenMP); peak RSS is the graph itself
-    // plus O(pages), never a copy of the dump.
+    // plus O(pages + pointers), never a copy of the dump: on a file-backed layer the dump pages
+    // are dropped from the process (MADV_DONTNEED) chunk by chunk once read. params.word_size is
+    // taken from the layer. Throws InputError for bad params or a graph beyond the limits.
     static MemoryGraph build(const TranslationLayer& layer, GraphParams params = {},
                              const ProgressFn& progress = {});
     // The same over an explicit list of kernel mappings (what TranslationLayer::kernel_runs()
@@ -84,6 +106,9 @@ public:
 
     const GraphParams& params() const noexcept { return params_; }
     const GraphBuildInfo& info() const noexcept { return info_; }
+    const GraphBuildPhases& phases() const noexcept { return phases_; }   // zero after load()
+    // Provenance only (the layers do not know file names); recorded by save().
+    void set_dump_path(std::string path) { info_.dump_path = std::move(path); }
     uint32_t node_count() const noexcept { return static_cast<uint32_t>(vaddr_.size()); }
     uint64_t edge_count(EdgeKind k) const noexcept { return in(k).sources.size(); }
 
@@ -102,6 +127,7 @@ public:
 private:
     GraphParams params_;
     GraphBuildInfo info_;
+    GraphBuildPhases phases_;
     std::shared_ptr<const void> storage_;   // owns the vectors or the mmap the spans below view
     std::span<const uint64_t> vaddr_, paddr_;
     std::span<const uint32_t> length_;

@@ -1,0 +1,291 @@
+// Stage 4 of the pipeline: memory graph → per-node class probabilities (paper §3.3, eq. 4–6,
+// Algorithm 1). The GNN engine: embedding recurrence, classifier, exact backward, Adam, the
+// inference fast path and the model file.
+//
+// Shapes (named once, used everywhere in engine/):
+//   N = nodes of a batch/graph      D = input width (content bytes per node, default 64)
+//   H = embedding width (64)        T = iterations (3)
+//   L = σ depth (layers per σ)      J = classifier layers (hidden + output)
+//   M = target nodes of a batch     K = classes (key-node classes + 1; class 0 = "not a key node")
+//
+// Model
+//   v_n     = node's D content bytes / 255                                        (1×D)
+//   mu_n(0) = 0;  for t = 1..T:
+//   mu_n(t) = tanh(v_n·W1 + Σ_k σ_k(Σ_{m∈in_k[n]} mu_m(t−1)))   k ∈ {ln, rn, lp, rp}
+//   σ_k(x)  = a_L(…a_1(x·W_k1 + b_k1)…·W_kL + b_kL) with a_l ∈ {None, ReLU} per layer; the last
+//             width is H. Default: three 64×64 layers each followed by ReLU (the paper's "each
+//             layer is a fully connected layer with ReLU"); W1 has no bias (the σ biases add one).
+//   ψ(mu)   = softmax(a_J(…drop(a_1(drop(mu)·C_1 + c_1))…)·C_J + c_J): inverted dropout (keep
+//             probability p, kept values scaled by 1/p) on the input of every classifier layer
+//             during training only; the output layer has no activation.
+//   loss    = Σ_i w_{y_i}·(−log ψ(mu_i(T))_{y_i}) / Σ_i w_{y_i} over the batch targets i.
+// Weights are stored input-major (in × out) so a layer is Y = X·W + b on row-major N×width
+// matrices (nodes are rows); biases are 1×out.
+//
+// Mini-batches are sub-graphs (GraphBatch): the targets plus the nodes they depend on. Because
+// mu(0) = 0, a node's mu(1) does not depend on its neighbours, so a target's mu(T) depends only on
+// nodes within T−1 hops over incoming edges, and only nodes within T−2 hops need their in-edges.
+// extract_batch() keeps exactly those; targets' outputs and parameter gradients equal the
+// full-graph ones (tested).
+//
+// Determinism: for a given seed and OMP thread count every result is bit-reproducible (dropout
+// masks come from a counter-based hash, aggregations are gathers in fixed order, reductions are
+// never atomic).
+#pragma once
+
+#include "graph/csr.hpp"
+#include "graph/memory_graph.hpp"   // GraphParams only; engine does not link dm_graph
+
+#include <Eigen/Core>
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace deepmem {
+
+inline constexpr int kNeighbourKinds = 4;   // ln, rn, lp, rp: the order of EdgeKind
+
+template <class S> using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// ---------------------------------------------------------------------------------------------
+// Errors: every bad model file, config or batch is one of these, never a crash.
+class ModelError : public std::runtime_error {
+public:
+    enum class Kind { Io, Truncated, BadMagic, BadVersion, BadChecksum, BadShape, BadConfig, BadBatch };
+    ModelError(Kind kind, uint64_t offset, const std::string& what);
+    Kind kind;
+    uint64_t offset;   // byte offset in the model file where the problem was found (0 otherwise)
+};
+const char* to_string(ModelError::Kind);
+
+// ---------------------------------------------------------------------------------------------
+// Hyper-parameters
+enum class Activation : uint8_t { None = 0, Relu = 1 };
+struct LayerSpec {
+    uint32_t width = 64;
+    Activation activation = Activation::Relu;
+    bool operator==(const LayerSpec&) const = default;
+};
+
+struct ModelConfig {
+    uint32_t input_width = 64;   // D: bytes of a node fed to W1 (truncated / zero-padded)
+    uint32_t embed_width = 64;   // H
+    uint32_t iterations = 3;     // T
+    std::vector<LayerSpec> sigma{{64, Activation::Relu}, {64, Activation::Relu}, {64, Activation::Relu}};
+    std::vector<LayerSpec> classifier_hidden{{64, Activation::Relu}};   // output layer is added
+    uint32_t classes = 2;        // K (≥ 2)
+    float keep_prob = 0.8f;      // dropout keep probability in (0, 1]
+    // Throws ModelError(BadConfig) when a width is 0 or > kMaxWidth, the last σ width ≠ H, etc.
+    void validate() const;
+    bool operator==(const ModelConfig&) const = default;
+    static constexpr uint32_t kMaxWidth = 4096, kMaxLayers = 16, kMaxIterations = 64,
+                              kMaxClasses = 1u << 16;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Parameters (and, with the same layout, their gradients and Adam moments).
+// Tensor order: W1, then for k = 0..3, l = 0..L−1: W_kl, b_kl, then for j = 0..J−1: C_j, c_j.
+template <class S> struct Params {
+    uint32_t sigma_depth = 0;        // L
+    uint32_t classifier_depth = 0;   // J (hidden layers + output layer)
+    std::vector<Mat<S>> tensors;
+
+    static Params zeros(const ModelConfig&);
+    // Glorot-uniform weights (He-uniform before a ReLU), zero biases, from `seed`.
+    static Params init(const ModelConfig&, uint64_t seed);
+    template <class T> Params<T> cast() const {
+        Params<T> p{sigma_depth, classifier_depth, {}};
+        for (const auto& t : tensors) p.tensors.push_back(t.template cast<T>());
+        return p;
+    }
+    void set_zero() { for (auto& t : tensors) t.setZero(); }
+    uint64_t count() const { uint64_t n = 0; for (const auto& t : tensors) n += uint64_t(t.size()); return n; }
+
+    Mat<S>& w1() { return tensors[0]; }
+    Mat<S>& sigma_w(int k, int l) { return tensors[1 + 2 * (k * sigma_depth + l)]; }
+    Mat<S>& sigma_b(int k, int l) { return tensors[2 + 2 * (k * sigma_depth + l)]; }
+    Mat<S>& cls_w(int j) { return tensors[1 + 2 * kNeighbourKinds * sigma_depth + 2 * j]; }
+    Mat<S>& cls_b(int j) { return tensors[2 + 2 * kNeighbourKinds * sigma_depth + 2 * j]; }
+    const Mat<S>& w1() const { return tensors[0]; }
+    const Mat<S>& sigma_w(int k, int l) const { return tensors[1 + 2 * (k * sigma_depth + l)]; }
+    const Mat<S>& sigma_b(int k, int l) const { return tensors[2 + 2 * (k * sigma_depth + l)]; }
+    const Mat<S>& cls_w(int j) const { return tensors[1 + 2 * kNeighbourKinds * sigma_depth + 2 * j]; }
+    const Mat<S>& cls_b(int j) const { return tensors[2 + 2 * kNeighbourKinds * sigma_depth + 2 * j]; }
+};
+// Shapes (rows, cols) and names ("W1", "sigma_lp.1.W", "classifier.0.b", …) in tensor order.
+std::vector<std::pair<uint32_t, uint32_t>> parameter_shapes(const ModelConfig&);
+std::vector<std::string> parameter_names(const ModelConfig&);
+// Whether tensor i is a weight matrix (decayed by weight decay) rather than a bias.
+bool parameter_is_weight(const ModelConfig&, size_t i);
+
+// ---------------------------------------------------------------------------------------------
+// Graphs and mini-batches
+// Any graph the engine can read: 4 CSR over incoming edges (EdgeKind order) and N rows of
+// `feature_bytes` content bytes. A MemoryGraph gives one via {g.in(k)…, g.features(), fb}.
+struct GraphInput {
+    std::array<CsrView, kNeighbourKinds> in;
+    std::span<const uint8_t> features;
+    uint32_t feature_bytes = 0;
+    uint32_t nodes() const noexcept { return in[0].rows(); }
+    // Throws ModelError(BadBatch) when the CSRs disagree on N, offsets are not monotone,
+    // a source is ≥ N, or features.size() ≠ N·feature_bytes. O(edges).
+    void validate() const;
+};
+
+struct GraphBatch {
+    uint32_t feature_bytes = 0;
+    std::vector<uint8_t> features;                 // nodes × feature_bytes
+    std::array<Csr, kNeighbourKinds> in;           // incoming edges, batch-local ids
+    std::vector<uint32_t> targets;                 // local rows whose loss counts (distinct)
+    std::vector<uint32_t> labels;                  // class of each target (< K)
+    std::vector<uint32_t> node_ids;                // local row → node id in the source graph
+    uint32_t nodes() const noexcept { return in[0].rows(); }
+    GraphInput input() const {
+        return {{in[0].view(), in[1].view(), in[2].view(), in[3].view()}, features, feature_bytes};
+    }
+};
+
+// The sub-graph the targets' mu(T) depends on (see the header comment): targets first (local ids
+// 0..M−1, in the given order), then nodes in BFS order. `labels` (same length as targets, or empty)
+// are copied. Throws ModelError(BadBatch) on a target ≥ N or a duplicate target.
+GraphBatch extract_batch(const GraphInput& graph, std::span<const uint32_t> targets,
+                         std::span<const uint32_t> labels, uint32_t iterations);
+
+// ---------------------------------------------------------------------------------------------
+// Training path: exact forward and backward over one batch, one code path for float (training)
+// and double (gradient check). Buffers grow to the largest batch seen and are reused.
+struct StepOptions {
+    bool dropout = false;              // apply dropout masks (training)
+    uint64_t dropout_seed = 0;         // masks are a pure function of (seed, layer, row, column)
+    std::span<const float> class_weights;   // K weights, or empty for all 1
+};
+
+template <class S> class Gnn {
+public:
+    explicit Gnn(const ModelConfig&);
+    // Loss over the batch targets; keeps the activations for backward().
+    S forward(const Params<S>& p, const GraphBatch& batch, const StepOptions& opt);
+    // d loss / d p of the last forward(), written into `grad` (resized to p's layout).
+    void backward(const Params<S>& p, const GraphBatch& batch, Params<S>& grad);
+    const Mat<S>& probabilities() const noexcept { return probs_; }   // M × K, rows = targets
+    const Mat<S>& embedding(uint32_t t) const { return mu_.at(t); }  // N × H, mu(t)
+    const ModelConfig& config() const noexcept { return cfg_; }
+    // Node-iterations and GEMM+aggregation flops of the last forward (for benchmarks).
+    double last_forward_flops() const noexcept { return flops_; }
+
+private:
+    ModelConfig cfg_;
+    std::vector<uint32_t> sigma_widths_;   // input width H then the L layer widths
+    std::vector<uint32_t> cls_widths_;     // H, hidden widths, K
+    std::array<Csr, kNeighbourKinds> out_; // transposes of the batch CSRs (outgoing edges)
+    // activations
+    Mat<S> x_;                     // N×D
+    Mat<S> xw_;                    // N×H   x·W1
+    std::vector<Mat<S>> mu_;       // T+1 × (N×H)
+    std::vector<Mat<S>> sig_;      // [(t−1)·4 + k]·(L+1) + l: l = 0 the sum A_k·mu(t−1), l ≥ 1 layer outputs
+    std::vector<Mat<S>> cls_in_;   // J × (M×in_j): classifier layer inputs after dropout
+    std::vector<Mat<S>> cls_mask_; // J × (M×in_j): 0 or 1/p (empty without dropout)
+    std::vector<Mat<S>> cls_out_;  // J × (M×out_j): layer outputs after activation; last = logits
+    Mat<S> probs_;                 // M×K
+    std::vector<S> target_w_;      // per-target loss weight / Σ weights
+    // gradient scratch
+    Mat<S> dmu_, dmu_prev_, g_, gsum_, da_, db_, dc_a_, dc_b_;
+    std::vector<Mat<S>> partial_;  // per-row-block partial weight gradients
+    bool dropout_ = false;
+    double flops_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Adam (Kingma & Ba) with optional global-norm gradient clipping and decoupled weight decay
+// (AdamW, weights only, not biases).
+struct AdamConfig {
+    float lr = 1e-4f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+    float weight_decay = 0.f;   // 0 = off
+    float clip_norm = 0.f;      // 0 = off; else gradients are scaled to at most this L2 norm
+    bool operator==(const AdamConfig&) const = default;
+};
+struct AdamState {
+    uint64_t step = 0;
+    Params<float> m, v;
+};
+// One update of `p` from `grad` (grad may be scaled in place by clipping). Returns the gradient
+// norm before clipping.
+float adam_step(const ModelConfig& cfg, const AdamConfig& adam, Params<float>& p,
+                Params<float>& grad, AdamState& state);
+
+// ---------------------------------------------------------------------------------------------
+// Inference fast path: the same function as Gnn<float>::forward without dropout, for every node
+// of a whole graph. Consecutive linear layers with no activation between them are folded into
+// one matrix; at t = 1 each σ_k(0) is one constant row; where a σ's first (folded) layer narrows
+// the width, aggregation is moved after the product (A·(mu·W) instead of (A·mu)·W), the four
+// products then being one GEMM mu·[W_ln|W_rn|W_lp|W_rp]. Work is split into row blocks over OpenMP
+// threads; memory is 2·N·H floats plus N·K outputs (plus N·4·w when reordered).
+class InferenceNet {
+public:
+    InferenceNet(const ModelConfig&, const Params<float>&);
+    // Class probabilities for every node (N × K). Throws ModelError(BadBatch) on a malformed graph.
+    void run(const GraphInput& graph, Mat<float>& probs);
+    const Mat<float>& embedding() const noexcept { return mu_; }   // mu(T) of the last run
+    double last_flops() const noexcept { return flops_; }
+    // Layers after folding (for tests and the benchmark's report).
+    size_t folded_sigma_layers() const noexcept { return sigma_[0].size(); }
+    size_t folded_classifier_layers() const noexcept { return cls_.size(); }
+    bool reordered() const noexcept { return reorder_; }
+
+    struct Dense { Mat<float> w, b; Activation activation; };
+private:
+    ModelConfig cfg_;
+    Mat<float> w1_;                                    // W1 / 255 (the input scaling folded in)
+    std::array<std::vector<Dense>, kNeighbourKinds> sigma_;
+    std::vector<Dense> cls_;
+    Mat<float> sigma_zero_;                            // Σ_k σ_k(0): 1×H
+    Mat<float> wcat_;                                  // H × 4w when reordered
+    bool reorder_ = false;
+    Mat<float> mu_, mu_prev_, p_;
+    double flops_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The model file: everything needed to detect one object type and to resume training.
+struct KeyNode {
+    uint32_t offset = 0, length = 0;   // bytes from the object's start
+    float weight = 1.f;                // voting weight
+    bool operator==(const KeyNode&) const = default;
+};
+struct Provenance {
+    std::string dataset_manifest_sha256, kernel_build, date;
+    uint64_t seed = 0;
+    bool operator==(const Provenance&) const = default;
+};
+
+struct Model {
+    ModelConfig config;
+    Params<float> params;
+    AdamConfig adam;
+    AdamState adam_state;                 // empty moments when never trained
+    std::vector<float> class_weights;     // K loss weights, or empty
+    std::string object_type;              // e.g. "task_struct"
+    std::vector<KeyNode> key_nodes;       // class c ≥ 1 is key_nodes[c − 1]; K − 1 entries
+    float threshold = 0.5f;               // detection threshold
+    GraphParams graph;                    // graph-construction parameters it was trained with
+    Provenance provenance;
+
+    // A fresh model with initialised parameters and zeroed Adam moments.
+    static Model create(const ModelConfig&, uint64_t seed);
+    // Header: magic "DMMODEL\0", u32 format version, u32 0, u64 payload length, u64 FNV-1a-64
+    // checksum of the payload; payload: cereal portable binary archive (little endian).
+    std::vector<uint8_t> to_bytes() const;
+    static Model from_bytes(std::span<const uint8_t>);   // throws ModelError, never crashes
+    void save(const std::string& path) const;            // atomic: temp file + fsync + rename
+    static Model load(const std::string& path);          // throws ModelError
+    void validate() const;                               // shapes vs config, table sizes
+    static constexpr uint32_t kFormatVersion = 1;
+};
+
+uint64_t fnv1a64(std::span<const uint8_t>) noexcept;
+
+}  // namespace deepmem

@@ -1,0 +1,359 @@
+// The model file (engine.hpp): fixed header + cereal portable-binary payload. The loader checks
+// the header and checksum before parsing, and every length read from the payload against the
+// bytes that remain before allocating, so no input can make it crash or allocate without bound.
+#include "engine/engine.hpp"
+
+#include <cereal/archives/portable_binary.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <istream>
+#include <ostream>
+#include <sstream>
+#include <streambuf>
+#include <unistd.h>
+
+namespace deepmem {
+
+namespace {
+
+constexpr char kMagic[8] = {'D', 'M', 'M', 'O', 'D', 'E', 'L', '\0'};
+constexpr size_t kHeaderBytes = 32;   // magic, u32 version, u32 flags, u64 payload bytes, u64 checksum
+constexpr uint32_t kMaxString = 1u << 16;
+
+using Kind = ModelError::Kind;
+
+// ---- writing ---------------------------------------------------------------------------------
+struct Writer {
+    cereal::PortableBinaryOutputArchive& ar;
+    void u8(uint8_t v) { ar(v); }
+    void u32(uint32_t v) { ar(v); }
+    void u64(uint64_t v) { ar(v); }
+    void f32(float v) { ar(v); }
+    void str(const std::string& s) {
+        u32(uint32_t(s.size()));
+        for (char c : s) ar(static_cast<uint8_t>(c));
+    }
+    void layers(const std::vector<LayerSpec>& ls) {
+        u32(uint32_t(ls.size()));
+        for (const auto& l : ls) { u32(l.width); u8(uint8_t(l.activation)); }
+    }
+    void params(const Params<float>& p) {
+        u32(uint32_t(p.tensors.size()));
+        for (const auto& t : p.tensors) {
+            u32(uint32_t(t.rows()));
+            u32(uint32_t(t.cols()));
+            for (Eigen::Index i = 0; i < t.size(); ++i) f32(t.data()[i]);
+        }
+    }
+};
+
+// ---- reading ---------------------------------------------------------------------------------
+struct SpanBuf : std::streambuf {
+    SpanBuf(const uint8_t* p, size_t n) {
+        char* c = const_cast<char*>(reinterpret_cast<const char*>(p));
+        setg(c, c, c + n);
+    }
+    uint64_t remaining() const { return uint64_t(egptr() - gptr()); }
+    uint64_t consumed() const { return uint64_t(gptr() - eback()); }
+};
+
+struct Reader {
+    SpanBuf& buf;
+    cereal::PortableBinaryInputArchive& ar;
+    uint64_t base;   // file offset of the payload start, for error messages
+
+    uint64_t offset() const { return base + buf.consumed(); }
+    [[noreturn]] void fail(Kind k, const std::string& what) const { throw ModelError(k, offset(), what); }
+    void need(uint64_t bytes, const char* what) const {
+        if (bytes > buf.remaining())
+            fail(Kind::Truncated, std::string(what) + " needs " + std::to_string(bytes) + " bytes, " +
+                                      std::to_string(buf.remaining()) + " remain");
+    }
+    template <class T> T get(const char* what) {
+        need(sizeof(T), what);
+        T v{};
+        ar(v);
+        return v;
+    }
+    uint8_t u8(const char* w) { return get<uint8_t>(w); }
+    uint32_t u32(const char* w) { return get<uint32_t>(w); }
+    uint64_t u64(const char* w) { return get<uint64_t>(w); }
+    float f32(const char* w) { return get<float>(w); }
+    std::string str(const char* what) {
+        const uint32_t n = u32(what);
+        if (n > kMaxString) fail(Kind::BadShape, std::string(what) + ": string of " + std::to_string(n) + " bytes");
+        need(n, what);
+        std::string s(n, '\0');
+        for (auto& c : s) c = static_cast<char>(u8(what));
+        return s;
+    }
+    std::vector<LayerSpec> layers(const char* what) {
+        const uint32_t n = u32(what);
+        if (n > ModelConfig::kMaxLayers) fail(Kind::BadConfig, std::string(what) + ": " + std::to_string(n) + " layers");
+        std::vector<LayerSpec> ls(n);
+        for (auto& l : ls) {
+            l.width = u32(what);
+            const uint8_t a = u8(what);
+            if (a > uint8_t(Activation::Relu)) fail(Kind::BadConfig, std::string(what) + ": unknown activation");
+            l.activation = Activation(a);
+        }
+        return ls;
+    }
+    // Shapes come from the (already validated) config; the file must agree before anything is allocated.
+    Params<float> params(const ModelConfig& cfg, const char* what) {
+        const auto shapes = parameter_shapes(cfg);
+        const auto names = parameter_names(cfg);
+        uint64_t total = 0;
+        for (auto [r, c] : shapes) total += uint64_t(r) * c;
+        need(total * sizeof(float), what);
+        const uint32_t n = u32(what);
+        if (n != shapes.size())
+            fail(Kind::BadShape, std::string(what) + ": " + std::to_string(n) + " tensors, config implies " +
+                                     std::to_string(shapes.size()));
+        Params<float> p;
+        p.sigma_depth = uint32_t(cfg.sigma.size());
+        p.classifier_depth = uint32_t(cfg.classifier_hidden.size() + 1);
+        for (size_t i = 0; i < n; ++i) {
+            const uint32_t r = u32(what), c = u32(what);
+            if (r != shapes[i].first || c != shapes[i].second)
+                fail(Kind::BadShape, std::string(what) + " " + names[i] + " is " + std::to_string(r) + "×" +
+                                         std::to_string(c) + ", config implies " + std::to_string(shapes[i].first) +
+                                         "×" + std::to_string(shapes[i].second));
+            need(uint64_t(r) * c * sizeof(float), what);
+            Mat<float> t(r, c);
+            for (Eigen::Index e = 0; e < t.size(); ++e) {
+                const float v = f32(what);
+                if (!std::isfinite(v)) fail(Kind::BadShape, std::string(what) + " " + names[i] + ": non-finite value");
+                t.data()[e] = v;
+            }
+            p.tensors.push_back(std::move(t));
+        }
+        return p;
+    }
+};
+
+void check_shapes(const ModelConfig& cfg, const Params<float>& p, const char* what) {
+    const auto shapes = parameter_shapes(cfg);
+    if (p.tensors.size() != shapes.size())
+        throw ModelError(Kind::BadShape, 0, std::string(what) + ": tensor count ≠ config");
+    for (size_t i = 0; i < shapes.size(); ++i)
+        if (p.tensors[i].rows() != shapes[i].first || p.tensors[i].cols() != shapes[i].second)
+            throw ModelError(Kind::BadShape, 0, std::string(what) + " " + parameter_names(cfg)[i] + ": shape ≠ config");
+}
+
+void put_u32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (8 * i)); }
+void put_u64(uint8_t* p, uint64_t v) { for (int i = 0; i < 8; ++i) p[i] = uint8_t(v >> (8 * i)); }
+uint32_t get_u32(const uint8_t* p) { uint32_t v = 0; for (int i = 0; i < 4; ++i) v |= uint32_t(p[i]) << (8 * i); return v; }
+uint64_t get_u64(const uint8_t* p) { uint64_t v = 0; for (int i = 0; i < 8; ++i) v |= uint64_t(p[i]) << (8 * i); return v; }
+
+}  // namespace
+
+uint64_t fnv1a64(std::span<const uint8_t> bytes) noexcept {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint8_t b : bytes) h = (h ^ b) * 0x100000001b3ull;
+    return h;
+}
+
+Model Model::create(const ModelConfig& cfg, uint64_t seed) {
+    Model m;
+    m.config = cfg;
+    m.params = Params<float>::init(cfg, seed);
+    m.adam_state.m = Params<float>::zeros(cfg);
+    m.adam_state.v = Params<float>::zeros(cfg);
+    m.key_nodes.resize(cfg.classes - 1);
+    m.provenance.seed = seed;
+    return m;
+}
+
+void Model::validate() const {
+    config.validate();
+    check_shapes(config, params, "weights");
+    if (!adam_state.m.tensors.empty() || !adam_state.v.tensors.empty()) {
+        check_shapes(config, adam_state.m, "Adam first moment");
+        check_shapes(config, adam_state.v, "Adam second moment");
+    }
+    if (!class_weights.empty() && class_weights.size() != config.classes)
+        throw ModelError(Kind::BadShape, 0, "class weights: " + std::to_string(class_weights.size()) + " ≠ classes " +
+                                                std::to_string(config.classes));
+    for (float w : class_weights)
+        if (!(w >= 0.f) || !std::isfinite(w)) throw ModelError(Kind::BadConfig, 0, "class weight negative or not finite");
+    if (key_nodes.size() + 1 != config.classes)
+        throw ModelError(Kind::BadShape, 0, "key-node table has " + std::to_string(key_nodes.size()) +
+                                                " entries, classes − 1 = " + std::to_string(config.classes - 1));
+    if (!std::isfinite(threshold)) throw ModelError(Kind::BadConfig, 0, "threshold not finite");
+    for (const std::string* s : {&object_type, &provenance.dataset_manifest_sha256, &provenance.kernel_build, &provenance.date})
+        if (s->size() > kMaxString) throw ModelError(Kind::BadConfig, 0, "string longer than 64 KiB");
+}
+
+std::vector<uint8_t> Model::to_bytes() const {
+    validate();
+    std::ostringstream os(std::ios::binary);
+    {
+        cereal::PortableBinaryOutputArchive ar(os);
+        Writer w{ar};
+        w.u32(config.input_width);
+        w.u32(config.embed_width);
+        w.u32(config.iterations);
+        w.u32(config.classes);
+        w.f32(config.keep_prob);
+        w.layers(config.sigma);
+        w.layers(config.classifier_hidden);
+        for (float f : {adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weight_decay, adam.clip_norm}) w.f32(f);
+        w.params(params);
+        w.u64(adam_state.step);
+        const bool moments = !adam_state.m.tensors.empty();
+        w.u8(moments);
+        if (moments) { w.params(adam_state.m); w.params(adam_state.v); }
+        w.u32(uint32_t(class_weights.size()));
+        for (float f : class_weights) w.f32(f);
+        w.str(object_type);
+        w.u32(uint32_t(key_nodes.size()));
+        for (const auto& k : key_nodes) { w.u32(k.offset); w.u32(k.length); w.f32(k.weight); }
+        w.f32(threshold);
+        for (uint32_t v : {graph.word_size, graph.feature_bytes, graph.max_segment, graph.neighbour_distance,
+                           graph.pointer_target_back})
+            w.u32(v);
+        w.str(provenance.dataset_manifest_sha256);
+        w.str(provenance.kernel_build);
+        w.str(provenance.date);
+        w.u64(provenance.seed);
+    }
+    const std::string payload = os.str();
+    std::vector<uint8_t> out(kHeaderBytes + payload.size());
+    std::memcpy(out.data(), kMagic, 8);
+    put_u32(out.data() + 8, kFormatVersion);
+    put_u32(out.data() + 12, 0);
+    put_u64(out.data() + 16, payload.size());
+    std::memcpy(out.data() + kHeaderBytes, payload.data(), payload.size());
+    put_u64(out.data() + 24, fnv1a64({out.data() + kHeaderBytes, payload.size()}));
+    return out;
+}
+
+Model Model::from_bytes(std::span<const uint8_t> bytes) {
+    if (bytes.size() < kHeaderBytes)
+        throw ModelError(Kind::Truncated, bytes.size(), "header needs 32 bytes, file has " + std::to_string(bytes.size()));
+    if (std::memcmp(bytes.data(), kMagic, 8) != 0) throw ModelError(Kind::BadMagic, 0, "not a deepmem model file");
+    const uint32_t version = get_u32(bytes.data() + 8);
+    if (version != kFormatVersion)
+        throw ModelError(Kind::BadVersion, 8, "format version " + std::to_string(version) + ", this build reads " +
+                                                  std::to_string(kFormatVersion));
+    if (get_u32(bytes.data() + 12) != 0) throw ModelError(Kind::BadVersion, 12, "unknown flags");
+    const uint64_t len = get_u64(bytes.data() + 16);
+    if (len != bytes.size() - kHeaderBytes)
+        throw ModelError(len > bytes.size() - kHeaderBytes ? Kind::Truncated : Kind::BadShape, 16,
+                         "payload length " + std::to_string(len) + " ≠ " + std::to_string(bytes.size() - kHeaderBytes) +
+                             " bytes after the header");
+    const auto payload = bytes.subspan(kHeaderBytes);
+    if (fnv1a64(payload) != get_u64(bytes.data() + 24))
+        throw ModelError(Kind::BadChecksum, 24, "payload checksum mismatch (file corrupted)");
+
+    SpanBuf buf(payload.data(), payload.size());
+    std::istream is(&buf);
+    Model m;
+    try {
+        if (payload.empty()) throw ModelError(Kind::Truncated, kHeaderBytes, "empty payload");
+        cereal::PortableBinaryInputArchive ar(is);   // reads its 1-byte endianness tag
+        Reader r{buf, ar, kHeaderBytes};
+        ModelConfig& c = m.config;
+        c.input_width = r.u32("input width");
+        c.embed_width = r.u32("embedding width");
+        c.iterations = r.u32("iterations");
+        c.classes = r.u32("classes");
+        c.keep_prob = r.f32("keep probability");
+        c.sigma = r.layers("sigma layers");
+        c.classifier_hidden = r.layers("classifier layers");
+        c.validate();
+        for (float* f : {&m.adam.lr, &m.adam.beta1, &m.adam.beta2, &m.adam.eps, &m.adam.weight_decay, &m.adam.clip_norm})
+            *f = r.f32("Adam config");
+        m.params = r.params(c, "weights");
+        m.adam_state.step = r.u64("Adam step");
+        const uint8_t moments = r.u8("Adam moments flag");
+        if (moments > 1) r.fail(Kind::BadShape, "Adam moments flag not 0/1");
+        if (moments) {
+            m.adam_state.m = r.params(c, "Adam first moment");
+            m.adam_state.v = r.params(c, "Adam second moment");
+        }
+        const uint32_t ncw = r.u32("class weights");
+        if (ncw != 0 && ncw != c.classes) r.fail(Kind::BadShape, "class weights ≠ classes");
+        r.need(uint64_t(ncw) * 4, "class weights");
+        for (uint32_t i = 0; i < ncw; ++i) m.class_weights.push_back(r.f32("class weights"));
+        m.object_type = r.str("object type");
+        const uint32_t nk = r.u32("key nodes");
+        if (uint64_t(nk) + 1 != c.classes) r.fail(Kind::BadShape, "key-node table size ≠ classes − 1");
+        r.need(uint64_t(nk) * 12, "key nodes");
+        for (uint32_t i = 0; i < nk; ++i) {
+            KeyNode k;
+            k.offset = r.u32("key node");
+            k.length = r.u32("key node");
+            k.weight = r.f32("key node");
+            m.key_nodes.push_back(k);
+        }
+        m.threshold = r.f32("threshold");
+        for (uint32_t* v : {&m.graph.word_size, &m.graph.feature_bytes, &m.graph.max_segment,
+                            &m.graph.neighbour_distance, &m.graph.pointer_target_back})
+            *v = r.u32("graph parameters");
+        m.provenance.dataset_manifest_sha256 = r.str("dataset manifest hash");
+        m.provenance.kernel_build = r.str("kernel build");
+        m.provenance.date = r.str("date");
+        m.provenance.seed = r.u64("seed");
+        if (buf.remaining() != 0)
+            r.fail(Kind::BadShape, std::to_string(buf.remaining()) + " unexpected bytes after the payload");
+    } catch (const cereal::Exception& e) {
+        throw ModelError(Kind::Truncated, kHeaderBytes + buf.consumed(), e.what());
+    }
+    m.validate();
+    return m;
+}
+
+void Model::save(const std::string& path) const {
+    const std::vector<uint8_t> bytes = to_bytes();
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw ModelError(Kind::Io, 0, "cannot create " + tmp + ": " + std::strerror(errno));
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            const int err = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw ModelError(Kind::Io, done, "cannot write " + tmp + ": " + std::strerror(err));
+        }
+        done += size_t(w);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        ::unlink(tmp.c_str());
+        throw ModelError(Kind::Io, 0, "cannot flush " + tmp + ": " + std::strerror(errno));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw ModelError(Kind::Io, 0, "cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
+    }
+}
+
+Model Model::load(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw ModelError(Kind::Io, 0, "cannot open " + path + ": " + std::strerror(errno));
+    std::vector<uint8_t> bytes;
+    uint8_t chunk[1 << 16];
+    for (;;) {
+        const ssize_t r = ::read(fd, chunk, sizeof chunk);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            const int err = errno;
+            ::close(fd);
+            throw ModelError(Kind::Io, bytes.size(), "cannot read " + path + ": " + std::strerror(err));
+        }
+        if (r == 0) break;
+        bytes.insert(bytes.end(), chunk, chunk + r);
+    }
+    ::close(fd);
+    return from_bytes(bytes);
+}
+
+}  // namespace deepmem

@@ -1,0 +1,167 @@
+// ELF core files as written by QEMU's dump-guest-memory (x86 guests; ELF32 and ELF64):
+//   PT_LOAD  one per guest RAM block; physical address in p_paddr, bytes at p_offset, p_filesz of
+//            them present (a p_memsz tail beyond p_filesz is absent, e.g. a filtered dump).
+//   PT_NOTE  per vCPU a "CORE" NT_PRSTATUS note (general registers, no control registers) and a
+//            "QEMU" note (type 0) carrying QEMUCPUState — see qemu target/i386/arch_dump.c:
+//              u32 version, u32 size; u64 rax..r15, rip, rflags (18 words);
+//              QEMUCPUSegment{u32 selector, limit, flags, pad; u64 base} cs,ds,es,fs,gs,ss,ldt,tr,gdt,idt;
+//              u64 cr[5]; [u64 kernel_gs_base, optional, signalled by `size`]
+//            so cr[0] is at byte 392, cr[3] at 416, cr[4] at 424, and cs.flags at 160.
+//   More than 0xfffe program headers: e_phnum = PN_XNUM and the count is in section 0's sh_info
+//   (QEMU does this for guests with many RAM blocks).
+// QEMU writes ELF64/EM_X86_64 when the first vCPU is in long mode (EFER.LMA) and ELF32/EM_386
+// otherwise (ELF64/EM_386 when a 32-bit guest has RAM above 4 GiB); long_mode follows e_machine.
+#include "graph/dump_formats.hpp"
+
+#include <cstring>
+
+namespace deepmem::detail {
+
+namespace {
+
+constexpr uint16_t kEtCore = 4;
+constexpr uint16_t kEm386 = 3, kEmX86_64 = 62;
+constexpr uint32_t kPtLoad = 1, kPtNote = 4;
+constexpr uint32_t kPnXnum = 0xffff;
+constexpr uint32_t kNtPrstatus = 1;
+
+// Offsets inside QEMUCPUState.
+constexpr uint64_t kQemuCsFlags = 160, kQemuCr0 = 392, kQemuCr3 = 416, kQemuCr4 = 424, kQemuCrEnd = 432;
+constexpr uint32_t kDescL = 1u << 21;   // 64-bit code segment
+
+struct ElfLayout {
+    bool is64;
+    uint64_t ehdr_size, phdr_min, shdr_min;
+};
+
+uint64_t align4(uint64_t v) { return (v + 3) & ~uint64_t{3}; }
+
+void parse_notes(std::span<const uint8_t> file, uint64_t off, uint64_t len, bool long_mode,
+                 ParsedDump& d) {
+    const uint8_t* base = file.data();
+    uint64_t pos = off, end = off + len;   // caller checked [off, end) is inside the file
+    while (pos < end) {
+        if (end - pos < 12) throw FormatError(pos, "truncated ELF note header (expected 12 bytes)");
+        uint64_t namesz = le32(base + pos), descsz = le32(base + pos + 4);
+        uint32_t type = le32(base + pos + 8);
+        uint64_t name_off = pos + 12;
+        if (align4(namesz) > end - name_off)
+            throw FormatError(pos, "ELF note name of " + std::to_string(namesz) + " bytes runs past its segment");
+        uint64_t desc_off = name_off + align4(namesz);
+        if (align4(descsz) > end - desc_off) {
+            if (descsz > end - desc_off)   // tolerate a missing final pad, not missing bytes
+                throw FormatError(pos + 4, "ELF note descriptor of " + std::to_string(descsz) +
+                                               " bytes runs past its segment");
+        }
+        // Names include their NUL: "QEMU\0" has namesz 5.
+        auto name_is = [&](const char* s) {
+            uint64_t n = std::strlen(s);
+            return (namesz == n + 1 && base[name_off + n] == 0 && std::memcmp(base + name_off, s, n) == 0) ||
+                   (namesz == n && std::memcmp(base + name_off, s, n) == 0);
+        };
+        const uint8_t* desc = base + desc_off;
+        if (name_is("QEMU") && type == 0) {
+            if (descsz < kQemuCrEnd)
+                throw FormatError(pos + 4, "QEMU CPU note of " + std::to_string(descsz) +
+                                               " bytes (expected at least 432 for QEMUCPUState up to cr[4])");
+            uint32_t state_size = le32(desc + 4);
+            if (state_size < kQemuCrEnd || state_size > descsz)
+                throw FormatError(desc_off + 4, "QEMUCPUState size field " + std::to_string(state_size) +
+                                                    " (expected 432.." + std::to_string(descsz) + ")");
+            CpuState c;
+            c.cr0 = le64(desc + kQemuCr0);
+            c.cr3 = le64(desc + kQemuCr3);
+            c.cr4 = le64(desc + kQemuCr4);
+            c.long_mode = long_mode || (le32(desc + kQemuCsFlags) & kDescL) != 0;
+            d.cpus.push_back(c);
+        } else if (name_is("CORE") && type == kNtPrstatus) {
+            // General registers only; nothing here is needed to translate addresses. Its bounds
+            // were checked above like every other note.
+        }
+        pos = desc_off + align4(descsz);
+        if (pos > end) pos = end;
+    }
+}
+
+}  // namespace
+
+ParsedDump parse_elf_core(std::span<const uint8_t> file) {
+    const uint8_t* b = file.data();
+    const uint64_t size = file.size();
+    if (size < 16 || std::memcmp(b, "\x7f" "ELF", 4) != 0)
+        throw FormatError(0, "not an ELF file (expected \\x7fELF and a 16-byte e_ident)");
+    ElfLayout L{};
+    if (b[4] == 1) L = {false, 52, 32, 40};
+    else if (b[4] == 2) L = {true, 64, 56, 64};
+    else throw FormatError(4, "bad ELF class " + std::to_string(b[4]) + " (expected 1 or 2)");
+    if (b[5] != 1) throw FormatError(5, "big-endian or unknown ELF data encoding (expected ELFDATA2LSB for x86)");
+    if (size < L.ehdr_size)
+        throw FormatError(0, "truncated ELF header (" + std::to_string(size) + " of " +
+                                 std::to_string(L.ehdr_size) + " bytes)");
+    uint16_t e_type = le16(b + 16), e_machine = le16(b + 18);
+    if (e_type != kEtCore)
+        throw FormatError(16, "ELF type " + std::to_string(e_type) + " is not a core file (expected ET_CORE=4)");
+    if (e_machine != kEm386 && e_machine != kEmX86_64)
+        throw FormatError(18, "ELF machine " + std::to_string(e_machine) + " (expected EM_386 or EM_X86_64)");
+
+    uint64_t phoff, shoff;
+    uint32_t phentsize, phnum, shentsize, shnum;
+    if (L.is64) {
+        phoff = le64(b + 32); shoff = le64(b + 40);
+        phentsize = le16(b + 54); phnum = le16(b + 56); shentsize = le16(b + 58); shnum = le16(b + 60);
+    } else {
+        phoff = le32(b + 28); shoff = le32(b + 32);
+        phentsize = le16(b + 42); phnum = le16(b + 44); shentsize = le16(b + 46); shnum = le16(b + 48);
+    }
+    const uint64_t phentsize_off = L.is64 ? 54 : 42;
+    if (phnum == kPnXnum) {   // real count lives in section header 0's sh_info
+        if (shnum == 0 && shoff == 0)
+            throw FormatError(phentsize_off + 2, "e_phnum is PN_XNUM but there is no section header 0");
+        if (shentsize < L.shdr_min)
+            throw FormatError(phentsize_off + 4, "section header size " + std::to_string(shentsize) +
+                                                     " (expected at least " + std::to_string(L.shdr_min) + ")");
+        if (!in_file(shoff, L.shdr_min, size))
+            throw FormatError(L.is64 ? 40 : 32, "section header 0 at " + hex(shoff) + " lies past end of file");
+        phnum = le32(b + shoff + (L.is64 ? 44 : 28));
+    }
+    if (phnum == 0) throw FormatError(phentsize_off + 2, "ELF core has no program headers (expected PT_LOAD)");
+    if (phentsize < L.phdr_min)
+        throw FormatError(phentsize_off, "program header size " + std::to_string(phentsize) +
+                                             " (expected at least " + std::to_string(L.phdr_min) + ")");
+    uint64_t table = uint64_t{phnum} * phentsize;   // < 2^48, cannot overflow
+    if (!in_file(phoff, table, size))
+        throw FormatError(L.is64 ? 32 : 28, std::to_string(phnum) + " program headers at " + hex(phoff) +
+                                                " run past end of file (" + hex(size) + " bytes)");
+
+    ParsedDump d;
+    const bool long_mode = e_machine == kEmX86_64;
+    for (uint64_t i = 0; i < phnum; ++i) {
+        uint64_t at = phoff + i * phentsize;
+        const uint8_t* p = b + at;
+        uint32_t type = le32(p);
+        uint64_t offset, paddr, filesz, memsz;
+        if (L.is64) {
+            offset = le64(p + 8); paddr = le64(p + 24); filesz = le64(p + 32); memsz = le64(p + 40);
+        } else {
+            offset = le32(p + 4); paddr = le32(p + 12); filesz = le32(p + 16); memsz = le32(p + 20);
+        }
+        if (type != kPtLoad && type != kPtNote) continue;
+        if (!in_file(offset, filesz, size))
+            throw FormatError(at, "program header " + std::to_string(i) + ": " + hex(filesz) + " bytes at " +
+                                      hex(offset) + " run past end of file (" + hex(size) + " bytes)");
+        if (type == kPtNote) {
+            parse_notes(file, offset, filesz, long_mode, d);
+            continue;
+        }
+        if (filesz > memsz)
+            throw FormatError(at, "PT_LOAD " + std::to_string(i) + " has p_filesz " + hex(filesz) +
+                                      " > p_memsz " + hex(memsz));
+        if (paddr + filesz < paddr)
+            throw FormatError(at, "PT_LOAD " + std::to_string(i) + " physical range at " + hex(paddr) +
+                                      " wraps around 2^64");
+        d.runs.push_back({paddr, offset, filesz});
+    }
+    return d;
+}
+
+}  // namespace deepmem::detail

@@ -1,0 +1,393 @@
+// The `.dmg` file: a memory graph as mmappable arrays.
+//
+// Layout (little-endian; every section starts on a 64-byte boundary, zero padding between):
+//   [0, 512)   DmgHeader below: magic "DMGRAPH\0", version, header size, checksum, file size,
+//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of 13 sections
+//              {offset, size}: vaddr u64[N], paddr u64[N], length u32[N], features u8[N×F],
+//              offsets u64[N+1] ×4 kinds (ln, rn, lp, rp), sources u32[E_k] ×4, dump path bytes.
+//   checksum   XXH64 construction (seed 0) over bytes [24, file size): everything after the
+//              checksum field, header included.
+// load() trusts nothing: sizes, alignment, overlap, checksum, then the contents the rest of the
+// code relies on (vaddr ascending and non-overlapping, lengths positive, CSR offsets start at 0,
+// never decrease and end at E_k, every source < N), all before any span is exposed.
+#include "graph/memory_graph.hpp"
+
+#include <bit>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <type_traits>
+#include <unistd.h>
+
+namespace deepmem {
+
+static_assert(std::endian::native == std::endian::little, "the .dmg format is little-endian");
+
+namespace {
+
+constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr uint64_t kAlign = 64;
+
+enum Section : int {
+    kVaddr, kPaddr, kLength, kFeatures,
+    kOffsets0, kSources0 = kOffsets0 + kEdgeKinds, kDumpPath = kSources0 + kEdgeKinds, kSections
+};
+
+struct SectionRef { uint64_t offset, size; };
+
+struct DmgHeader {
+    char magic[8];
+    uint32_t version;
+    uint32_t header_size;
+    uint64_t checksum;
+    uint64_t file_size;
+    uint32_t word_size, feature_bytes, max_segment, neighbour_distance, pointer_target_back;
+    uint8_t paging;
+    uint8_t pad[3];
+    uint64_t node_count;
+    uint64_t edge_count[kEdgeKinds];
+    uint64_t dump_bytes, kernel_pages, pointer_fields, dtb;
+    double build_seconds;
+    SectionRef sections[kSections];
+    uint8_t reserved[168];
+};
+static_assert(std::is_trivially_copyable_v<DmgHeader> && std::is_standard_layout_v<DmgHeader>);
+static_assert(sizeof(DmgHeader) == 512);
+static_assert(offsetof(DmgHeader, checksum) == 16 && offsetof(DmgHeader, file_size) == 24);
+constexpr uint64_t kChecksumFrom = offsetof(DmgHeader, file_size);
+
+// XXH64 construction, streaming.
+class Checksum {
+public:
+    void update(const uint8_t* p, uint64_t n) {
+        total_ += n;
+        if (buffered_ + n < 32) {
+            std::memcpy(buf_ + buffered_, p, n);
+            buffered_ += n;
+            return;
+        }
+        if (buffered_) {
+            uint64_t take = 32 - buffered_;
+            std::memcpy(buf_ + buffered_, p, take);
+            stripe(buf_);
+            p += take;
+            n -= take;
+            buffered_ = 0;
+        }
+        for (; n >= 32; p += 32, n -= 32) stripe(p);
+        std::memcpy(buf_, p, n);
+        buffered_ = n;
+    }
+    uint64_t digest() const {
+        uint64_t h;
+        if (total_ >= 32) {
+            h = std::rotl(v_[0], 1) + std::rotl(v_[1], 7) + std::rotl(v_[2], 12) + std::rotl(v_[3], 18);
+            for (uint64_t v : v_) h = (h ^ round(0, v)) * P1 + P4;
+        } else {
+            h = P5;
+        }
+        h += total_;
+        const uint8_t* p = buf_;
+        uint64_t n = buffered_;
+        for (; n >= 8; p += 8, n -= 8) h = std::rotl(h ^ round(0, load<uint64_t>(p)), 27) * P1 + P4;
+        if (n >= 4) {
+            h = std::rotl(h ^ (uint64_t{load<uint32_t>(p)} * P1), 23) * P2 + P3;
+            p += 4;
+            n -= 4;
+        }
+        for (; n > 0; ++p, --n) h = std::rotl(h ^ (*p * P5), 11) * P1;
+        h ^= h >> 33;
+        h *= P2;
+        h ^= h >> 29;
+        h *= P3;
+        h ^= h >> 32;
+        return h;
+    }
+
+private:
+    static constexpr uint64_t P1 = 0x9E3779B185EBCA87ull, P2 = 0xC2B2AE3D27D4EB4Full,
+                              P3 = 0x165667B19E3779F9ull, P4 = 0x85EBCA77C2B2AE63ull,
+                              P5 = 0x27D4EB2F165667C5ull;
+    template <typename T> static T load(const uint8_t* p) { T v; std::memcpy(&v, p, sizeof v); return v; }
+    static uint64_t round(uint64_t acc, uint64_t in) { return std::rotl(acc + in * P2, 31) * P1; }
+    void stripe(const uint8_t* p) {
+        for (int i = 0; i < 4; ++i) v_[i] = round(v_[i], load<uint64_t>(p + 8 * i));
+    }
+    uint64_t v_[4] = {P1 + P2, P2, 0, 0 - P1};
+    uint8_t buf_[32] = {};
+    uint64_t buffered_ = 0, total_ = 0;
+};
+
+uint64_t align_up(uint64_t v) { return (v + kAlign - 1) & ~(kAlign - 1); }
+
+template <typename T> std::span<const uint8_t> as_bytes(std::span<const T> s) {
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size_bytes()};
+}
+
+class FileWriter {
+public:
+    explicit FileWriter(const std::string& path) : path_(path) {
+        tmp_ = path + ".tmp.XXXXXX";
+        fd_ = ::mkstemp(tmp_.data());
+        if (fd_ < 0) throw InputError("cannot create " + tmp_ + ": " + std::strerror(errno));
+    }
+    ~FileWriter() {
+        if (fd_ >= 0) ::close(fd_);
+        if (!committed_) ::unlink(tmp_.c_str());
+    }
+    void write(const uint8_t* p, uint64_t n) {
+        while (n > 0) {
+            ssize_t w = ::write(fd_, p, std::min<uint64_t>(n, 1u << 30));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) fail("cannot write");
+            p += w;
+            n -= static_cast<uint64_t>(w);
+        }
+    }
+    void pwrite_at(uint64_t off, const void* p, uint64_t n) {
+        if (::pwrite(fd_, p, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) fail("cannot write");
+    }
+    void commit() {
+        if (::fchmod(fd_, 0644) != 0 || ::fsync(fd_) != 0) fail("cannot sync");
+        if (::close(fd_) != 0) { fd_ = -1; fail("cannot close"); }
+        fd_ = -1;
+        if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + " from");
+        committed_ = true;
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& what) {
+        throw InputError(what + " " + tmp_ + ": " + std::strerror(errno));
+    }
+    std::string path_, tmp_;
+    int fd_ = -1;
+    bool committed_ = false;
+};
+
+}  // namespace
+
+struct MemoryGraphIo {
+    static std::array<std::span<const uint8_t>, kSections> sections(const MemoryGraph& g) {
+        std::array<std::span<const uint8_t>, kSections> s;
+        s[kVaddr] = as_bytes(g.vaddr_);
+        s[kPaddr] = as_bytes(g.paddr_);
+        s[kLength] = as_bytes(g.length_);
+        s[kFeatures] = g.features_;
+        for (int k = 0; k < kEdgeKinds; ++k) {
+            s[kOffsets0 + k] = as_bytes(g.in_[k].offsets);
+            s[kSources0 + k] = as_bytes(g.in_[k].sources);
+        }
+        s[kDumpPath] = {reinterpret_cast<const uint8_t*>(g.info_.dump_path.data()), g.info_.dump_path.size()};
+        return s;
+    }
+
+    static void save(const MemoryGraph& g, const std::string& path) {
+        DmgHeader h{};
+        std::memcpy(h.magic, kMagic, sizeof kMagic);
+        h.version = kVersion;
+        h.header_size = sizeof(DmgHeader);
+        h.word_size = g.params_.word_size;
+        h.feature_bytes = g.params_.feature_bytes;
+        h.max_segment = g.params_.max_segment;
+        h.neighbour_distance = g.params_.neighbour_distance;
+        h.pointer_target_back = g.params_.pointer_target_back;
+        h.paging = static_cast<uint8_t>(g.info_.paging);
+        h.node_count = g.node_count();
+        for (int k = 0; k < kEdgeKinds; ++k) h.edge_count[k] = g.in_[k].sources.size();
+        h.dump_bytes = g.info_.dump_bytes;
+        h.kernel_pages = g.info_.kernel_pages;
+        h.pointer_fields = g.info_.pointer_fields;
+        h.dtb = g.info_.dtb;
+        h.build_seconds = g.info_.build_seconds;
+        auto secs = sections(g);
+        // A graph with no nodes still has one offset per kind (offsets[0] == 0).
+        static const uint64_t zero_offset = 0;
+        for (int k = 0; k < kEdgeKinds; ++k)
+            if (secs[kOffsets0 + k].empty())
+                secs[kOffsets0 + k] = {reinterpret_cast<const uint8_t*>(&zero_offset), sizeof zero_offset};
+        uint64_t off = sizeof(DmgHeader);
+        for (int i = 0; i < kSections; ++i) {
+            off = align_up(off);
+            h.sections[i] = {off, secs[i].size()};
+            off += secs[i].size();
+        }
+        h.file_size = align_up(off);
+
+        FileWriter out(path);
+        Checksum sum;
+        static const uint8_t pad[kAlign] = {};
+        auto emit = [&](const uint8_t* p, uint64_t n, uint64_t at) {
+            out.write(p, n);
+            if (at + n > kChecksumFrom) {
+                uint64_t skip = at >= kChecksumFrom ? 0 : kChecksumFrom - at;
+                sum.update(p + skip, n - skip);
+            }
+        };
+        emit(reinterpret_cast<const uint8_t*>(&h), sizeof h, 0);
+        uint64_t at = sizeof h;
+        for (int i = 0; i < kSections; ++i) {
+            emit(pad, h.sections[i].offset - at, at);
+            at = h.sections[i].offset;
+            if (!secs[i].empty()) emit(secs[i].data(), secs[i].size(), at);
+            at += secs[i].size();
+        }
+        emit(pad, h.file_size - at, at);
+        uint64_t checksum = sum.digest();
+        out.pwrite_at(offsetof(DmgHeader, checksum), &checksum, sizeof checksum);
+        out.commit();
+    }
+
+    static MemoryGraph view(std::span<const uint8_t> file, std::shared_ptr<const void> storage) {
+        if (file.size() < sizeof(DmgHeader))
+            throw FormatError(file.size(), "truncated .dmg: " + std::to_string(file.size()) +
+                                               " bytes, expected a 512-byte header at least");
+        DmgHeader h;
+        std::memcpy(&h, file.data(), sizeof h);
+        if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
+            throw FormatError(0, "not a .dmg memory graph (expected magic \"DMGRAPH\")");
+        if (h.version != kVersion)
+            throw FormatError(offsetof(DmgHeader, version), ".dmg version " + std::to_string(h.version) +
+                                                                  ", expected " + std::to_string(kVersion));
+        if (h.header_size != sizeof(DmgHeader))
+            throw FormatError(offsetof(DmgHeader, header_size), "header size " + std::to_string(h.header_size) +
+                                                                      ", expected 512");
+        if (h.file_size != file.size())
+            throw FormatError(offsetof(DmgHeader, file_size),
+                              "file is " + std::to_string(file.size()) + " bytes, header says " +
+                                  std::to_string(h.file_size) + " (truncated or appended to)");
+        Checksum sum;
+        sum.update(file.data() + kChecksumFrom, file.size() - kChecksumFrom);
+        if (sum.digest() != h.checksum)
+            throw FormatError(offsetof(DmgHeader, checksum), "checksum mismatch (corrupt .dmg)");
+
+        // Checksummed from here on, but still never trusted: a crafted file has a valid checksum.
+        for (uint8_t b : h.reserved)
+            if (b) throw FormatError(offsetof(DmgHeader, reserved), "reserved header bytes are not zero");
+        for (uint8_t b : h.pad)
+            if (b) throw FormatError(offsetof(DmgHeader, pad), "reserved header bytes are not zero");
+        GraphParams p{h.word_size, h.feature_bytes, h.max_segment, h.neighbour_distance, h.pointer_target_back};
+        if (p.word_size != 4 && p.word_size != 8)
+            throw FormatError(offsetof(DmgHeader, word_size), "word size " + std::to_string(p.word_size) +
+                                                                    ", expected 4 or 8");
+        if (p.feature_bytes == 0 || p.feature_bytes > 4096)
+            throw FormatError(offsetof(DmgHeader, feature_bytes), "feature bytes " +
+                                                                        std::to_string(p.feature_bytes) +
+                                                                        ", expected 1..4096");
+        if (p.max_segment == 0) throw FormatError(offsetof(DmgHeader, max_segment), "max segment is 0");
+        if (h.paging > static_cast<uint8_t>(PagingMode::X86_64_5Level))
+            throw FormatError(offsetof(DmgHeader, paging), "unknown paging mode " + std::to_string(h.paging));
+        const uint64_t N = h.node_count;
+        if (N >= UINT32_MAX) throw FormatError(offsetof(DmgHeader, node_count), "node count too large");
+
+        uint64_t expect[kSections];
+        expect[kVaddr] = N * 8;
+        expect[kPaddr] = N * 8;
+        expect[kLength] = N * 4;
+        expect[kFeatures] = N * p.feature_bytes;
+        for (int k = 0; k < kEdgeKinds; ++k) {
+            if (h.edge_count[k] > file.size() / 4)
+                throw FormatError(offsetof(DmgHeader, edge_count) + 8 * k, "edge count exceeds the file");
+            expect[kOffsets0 + k] = (N + 1) * 8;
+            expect[kSources0 + k] = h.edge_count[k] * 4;
+        }
+        uint64_t prev_end = sizeof(DmgHeader);
+        std::span<const uint8_t> sec[kSections];
+        for (int i = 0; i < kSections; ++i) {
+            const uint64_t at = offsetof(DmgHeader, sections) + sizeof(SectionRef) * i;
+            const SectionRef s = h.sections[i];
+            if (s.offset % kAlign != 0)
+                throw FormatError(at, "section " + std::to_string(i) + " is not 64-byte aligned");
+            if (s.offset < prev_end)
+                throw FormatError(at, "section " + std::to_string(i) + " overlaps the previous one");
+            if (s.offset > file.size() || s.size > file.size() - s.offset)
+                throw FormatError(at, "section " + std::to_string(i) + " extends past the end of the file");
+            if (i != kDumpPath && s.size != expect[i])
+                throw FormatError(at, "section " + std::to_string(i) + " is " + std::to_string(s.size) +
+                                          " bytes, expected " + std::to_string(expect[i]));
+            prev_end = s.offset + s.size;
+            sec[i] = file.subspan(s.offset, s.size);
+        }
+
+        MemoryGraph g;
+        g.params_ = p;
+        g.info_.dump_path.assign(reinterpret_cast<const char*>(sec[kDumpPath].data()), sec[kDumpPath].size());
+        g.info_.dump_bytes = h.dump_bytes;
+        g.info_.kernel_pages = h.kernel_pages;
+        g.info_.pointer_fields = h.pointer_fields;
+        g.info_.dtb = h.dtb;
+        g.info_.paging = static_cast<PagingMode>(h.paging);
+        g.info_.build_seconds = h.build_seconds;
+        auto u64 = [](std::span<const uint8_t> s) {
+            return std::span<const uint64_t>(reinterpret_cast<const uint64_t*>(s.data()), s.size() / 8);
+        };
+        auto u32 = [](std::span<const uint8_t> s) {
+            return std::span<const uint32_t>(reinterpret_cast<const uint32_t*>(s.data()), s.size() / 4);
+        };
+        auto vaddr = u64(sec[kVaddr]);
+        auto length = u32(sec[kLength]);
+        for (uint64_t n = 0; n < N; ++n) {
+            const uint64_t at = h.sections[kLength].offset + 4 * n;
+            if (length[n] == 0) throw FormatError(at, "node " + std::to_string(n) + " has length 0");
+            if (vaddr[n] + length[n] < vaddr[n])
+                throw FormatError(at, "node " + std::to_string(n) + " wraps the address space");
+            if (n + 1 < N && vaddr[n] + length[n] > vaddr[n + 1])
+                throw FormatError(h.sections[kVaddr].offset + 8 * (n + 1),
+                                  "node " + std::to_string(n + 1) + " is not after node " + std::to_string(n) +
+                                      " (vaddrs must ascend without overlap)");
+        }
+        for (int k = 0; k < kEdgeKinds; ++k) {
+            auto offsets = u64(sec[kOffsets0 + k]);
+            auto sources = u32(sec[kSources0 + k]);
+            const uint64_t base = h.sections[kOffsets0 + k].offset;
+            const char* kind = to_string(static_cast<EdgeKind>(k));
+            if (offsets[0] != 0) throw FormatError(base, std::string(kind) + " CSR offsets do not start at 0");
+            for (uint64_t n = 0; n < N; ++n)
+                if (offsets[n + 1] < offsets[n])
+                    throw FormatError(base + 8 * (n + 1), std::string(kind) + " CSR offsets decrease at row " +
+                                                              std::to_string(n));
+            if (offsets[N] != h.edge_count[k])
+                throw FormatError(base + 8 * N, std::string(kind) + " CSR offsets end at " +
+                                                    std::to_string(offsets[N]) + ", expected " +
+                                                    std::to_string(h.edge_count[k]) + " edges");
+            for (uint64_t e = 0; e < sources.size(); ++e)
+                if (sources[e] >= N)
+                    throw FormatError(h.sections[kSources0 + k].offset + 4 * e,
+                                      std::string(kind) + " edge source " + std::to_string(sources[e]) +
+                                          " is not a node (" + std::to_string(N) + " nodes)");
+            g.in_[k] = {offsets, sources};
+        }
+        g.vaddr_ = vaddr;
+        g.paddr_ = u64(sec[kPaddr]);
+        g.length_ = length;
+        g.features_ = sec[kFeatures];
+        g.storage_ = std::move(storage);
+        return g;
+    }
+};
+
+uint64_t dmg_checksum(std::span<const uint8_t> file) noexcept {
+    Checksum sum;
+    if (file.size() > kChecksumFrom) sum.update(file.data() + kChecksumFrom, file.size() - kChecksumFrom);
+    return sum.digest();
+}
+
+void MemoryGraph::save(const std::string& path) const { MemoryGraphIo::save(*this, path); }
+
+MemoryGraph MemoryGraph::load(const std::string& path) {
+    auto file = std::make_shared<MappedFile>(path);
+    auto bytes = file->bytes();
+    return MemoryGraphIo::view(bytes, std::move(file));
+}
+
+MemoryGraph MemoryGraph::from_bytes(std::span<const uint8_t> bytes) {
+    // 8-byte-aligned copy, so the u64/u32 views are aligned whatever the caller's buffer was.
+    auto buf = std::make_shared<std::vector<uint64_t>>((bytes.size() + 7) / 8);
+    if (!bytes.empty()) std::memcpy(buf->data(), bytes.data(), bytes.size());
+    std::span<const uint8_t> view(reinterpret_cast<const uint8_t*>(buf->data()), bytes.size());
+    return MemoryGraphIo::view(view, std::move(buf));
+}
+
+}  // namespace deepmem

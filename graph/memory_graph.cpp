@@ -1,0 +1,699 @@
+// Memory graph construction (paper §3.2): canonical pages, pointer scan, segmentation, edges, CSR.
+//
+// Shapes, named once:
+//   P  canonical pages: every present kernel page once, at its lowest kernel vaddr, sorted by vaddr
+//   W  words per page (4096 / word size); the pointer bitmap holds P×W bits, page-major, so a
+//      stretch of vaddr-contiguous pages is one contiguous bit range ("bit space")
+//   N  nodes, numbered in vaddr order
+//
+// Phases (each an OpenMP loop over fixed chunks of pages, so output never depends on threads):
+//   scan     the one full pass over the dump: mark pointer fields, resolve each target to a
+//            canonical "linear" address q·4096 + offset (q a canonical page index)
+//   segment  count nodes per chunk, prefix-sum, fill vaddr/paddr/length/features
+//   edges    per pointer run: C (segment ending at the run), D (segment starting after it),
+//            the run's distinct target nodes → C's rp row and D's lp row
+//   csr      prefix sums over row sizes, then row fills; ln/rn from consecutive nodes
+// Every node has exactly one left and one right boundary, so each lp/rp row is written by one run:
+// no sort of edges is needed and no two threads write the same row.
+#include "graph/memory_graph.hpp"
+
+#include <omp.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstring>
+#include <limits>
+
+namespace deepmem {
+
+const char* to_string(EdgeKind k) {
+    switch (k) {
+    case EdgeKind::LeftNeighbour: return "ln";
+    case EdgeKind::RightNeighbour: return "rn";
+    case EdgeKind::LeftPointer: return "lp";
+    case EdgeKind::RightPointer: return "rp";
+    }
+    return "?";
+}
+
+std::optional<uint32_t> MemoryGraph::node_containing(uint64_t v) const noexcept {
+    auto it = std::upper_bound(vaddr_.begin(), vaddr_.end(), v);
+    if (it == vaddr_.begin()) return std::nullopt;
+    auto n = static_cast<uint32_t>(it - vaddr_.begin() - 1);
+    if (v - vaddr_[n] < length_[n]) return n;
+    return std::nullopt;
+}
+
+std::pair<uint32_t, uint32_t> MemoryGraph::nodes_between(uint64_t from, uint64_t to) const noexcept {
+    if (to <= from) return {0, 0};
+    auto a = std::lower_bound(vaddr_.begin(), vaddr_.end(), from);
+    auto b = std::lower_bound(a, vaddr_.end(), to);
+    return {static_cast<uint32_t>(a - vaddr_.begin()), static_cast<uint32_t>(b - vaddr_.begin())};
+}
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+constexpr uint64_t kChunkPages = 64;   // work unit; fixed so results never depend on thread count
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Kernel virtual page number → canonical page index, for every present kernel page (aliases
+// included). Two levels: an open-addressing hash of 2 MiB regions, each a dense block of 512
+// entries. Kernel space is sparse at the GiB scale but dense inside the regions it uses.
+class AliasTable {
+public:
+    static constexpr unsigned kRegionBits = 9;
+    static constexpr uint64_t kRegionPages = uint64_t{1} << kRegionBits;
+
+    void build(std::span<const std::pair<uint64_t, uint32_t>> vpn_to_canon) {   // sorted by vpn
+        if (vpn_to_canon.empty()) return;
+        lo_vpn_ = vpn_to_canon.front().first;
+        hi_vpn_ = vpn_to_canon.back().first;
+        uint64_t regions = 0, last = ~uint64_t{0};
+        for (auto& [vpn, c] : vpn_to_canon)
+            if ((vpn >> kRegionBits) != last) { last = vpn >> kRegionBits; ++regions; }
+        uint64_t cap = 16;
+        while (cap < 2 * regions) cap <<= 1;
+        shift_ = 64 - static_cast<unsigned>(std::countr_zero(cap));
+        keys_.assign(cap, ~uint64_t{0});
+        slot_.assign(cap, 0);
+        blocks_.assign(regions * kRegionPages, kNone);
+        uint32_t block = 0;
+        last = ~uint64_t{0};
+        uint32_t* cur = nullptr;
+        for (auto& [vpn, c] : vpn_to_canon) {
+            uint64_t key = vpn >> kRegionBits;
+            if (key != last) {
+                last = key;
+                uint64_t h = hash(key);
+                while (keys_[h] != ~uint64_t{0}) h = (h + 1) & (cap - 1);
+                keys_[h] = key;
+                slot_[h] = block;
+                cur = &blocks_[uint64_t{block} * kRegionPages];
+                ++block;
+            }
+            cur[vpn & (kRegionPages - 1)] = c;
+        }
+    }
+
+    // Per-thread memo of the last region looked up: pointers cluster, so most lookups hit it.
+    struct Cache { uint64_t key = ~uint64_t{0}; const uint32_t* block = nullptr; };
+
+    uint32_t find(uint64_t vpn, Cache& cache) const noexcept {
+        if (vpn < lo_vpn_ || vpn > hi_vpn_) return kNone;
+        uint64_t key = vpn >> kRegionBits;
+        if (key != cache.key) {
+            uint64_t mask = keys_.size() - 1;
+            uint64_t h = hash(key);
+            for (;;) {
+                uint64_t k = keys_[h];
+                if (k == key) break;
+                if (k == ~uint64_t{0}) return kNone;
+                h = (h + 1) & mask;
+            }
+            cache.key = key;
+            cache.block = &blocks_[uint64_t{slot_[h]} * kRegionPages];
+        }
+        return cache.block[vpn & (kRegionPages - 1)];
+    }
+
+private:
+    uint64_t hash(uint64_t key) const noexcept { return (key * 0x9E3779B97F4A7C15ull) >> shift_; }
+    uint64_t lo_vpn_ = 1, hi_vpn_ = 0;
+    unsigned shift_ = 60;
+    std::vector<uint64_t> keys_;
+    std::vector<uint32_t> slot_;
+    std::vector<uint32_t> blocks_;
+};
+
+// The pointer bitmap and the navigation helpers over bit space.
+struct Bits {
+    std::vector<uint64_t> w;
+    bool test(uint64_t g) const noexcept { return (w[g >> 6] >> (g & 63)) & 1; }
+    // First set bit in [g, limit), else limit.
+    uint64_t next_set(uint64_t g, uint64_t limit) const noexcept {
+        while (g < limit) {
+            uint64_t word = w[g >> 6] >> (g & 63);
+            if (word) return std::min(limit, g + static_cast<uint64_t>(std::countr_zero(word)));
+            g = (g | 63) + 1;
+        }
+        return limit;
+    }
+    uint64_t next_clear(uint64_t g, uint64_t limit) const noexcept {
+        while (g < limit) {
+            uint64_t word = ~w[g >> 6] >> (g & 63);
+            if (word) return std::min(limit, g + static_cast<uint64_t>(std::countr_zero(word)));
+            g = (g | 63) + 1;
+        }
+        return limit;
+    }
+    // Highest set bit in [a, b), else b.
+    uint64_t last_set(uint64_t a, uint64_t b) const noexcept {
+        uint64_t g = b;
+        while (g > a) {
+            uint64_t top = g - 1;                     // search [.., top] in top's word
+            uint64_t word = w[top >> 6] & (~uint64_t{0} >> (63 - (top & 63)));
+            uint64_t lo_word = top & ~uint64_t{63};
+            if (lo_word < a) word &= ~uint64_t{0} << (a - lo_word);
+            if (word) return lo_word + 63 - static_cast<uint64_t>(std::countl_zero(word));
+            g = lo_word;
+        }
+        return b;
+    }
+    // Set bits in [a, b).
+    uint64_t count(uint64_t a, uint64_t b) const noexcept {
+        uint64_t n = 0;
+        while (a < b) {
+            uint64_t word = w[a >> 6] >> (a & 63);
+            uint64_t take = std::min<uint64_t>(64 - (a & 63), b - a);
+            if (take < 64) word &= (uint64_t{1} << take) - 1;
+            n += static_cast<uint64_t>(std::popcount(word));
+            a += take;
+        }
+        return n;
+    }
+};
+
+// A big array straight from mmap: zero without a serial memset (the kernel clears each page on
+// first touch, so the parallel loops that fill it also spread that cost over the threads).
+// (MADV_HUGEPAGE was measured: on the reference VM its compaction and huge-page clearing cost
+// more system time than the TLB misses it saves.)
+template <typename T>
+class BigArray {
+public:
+    BigArray() = default;
+    explicit BigArray(uint64_t n) : n_(n) {
+        if (n == 0) return;
+        bytes_ = (n * sizeof(T) + 4095) & ~uint64_t{4095};
+        void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        p_ = static_cast<T*>(p);
+    }
+    BigArray(BigArray&& o) noexcept { swap(o); }
+    BigArray& operator=(BigArray&& o) noexcept { BigArray t(std::move(o)); swap(t); return *this; }
+    ~BigArray() { if (p_) ::munmap(p_, bytes_); }
+    T& operator[](uint64_t i) noexcept { return p_[i]; }
+    const T& operator[](uint64_t i) const noexcept { return p_[i]; }
+    T* begin() noexcept { return p_; }
+    T* end() noexcept { return p_ + n_; }
+    const T* begin() const noexcept { return p_; }
+    const T* end() const noexcept { return p_ + n_; }
+    uint64_t size() const noexcept { return n_; }
+    std::span<const T> view() const noexcept { return {p_, n_}; }
+private:
+    void swap(BigArray& o) noexcept { std::swap(p_, o.p_); std::swap(n_, o.n_); std::swap(bytes_, o.bytes_); }
+    T* p_ = nullptr;
+    uint64_t n_ = 0, bytes_ = 0;
+};
+
+struct OwnedGraph {
+    BigArray<uint64_t> vaddr, paddr;
+    BigArray<uint32_t> length;
+    BigArray<uint8_t> features;
+    std::array<BigArray<uint64_t>, kEdgeKinds> offsets;
+    std::array<BigArray<uint32_t>, kEdgeKinds> sources;
+};
+
+// In-place inclusive prefix sum, block-parallel (integer sums: exact, thread-count independent).
+void prefix_sum(uint64_t* a, uint64_t n) {
+    constexpr int64_t kBlocks = 64;
+    if (n < (1u << 16)) {
+        for (uint64_t i = 1; i < n; ++i) a[i] += a[i - 1];
+        return;
+    }
+    uint64_t per = (n + kBlocks - 1) / kBlocks;
+    uint64_t sums[kBlocks + 1] = {};
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < kBlocks; ++b) {
+        uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
+        for (uint64_t i = lo + 1; i < hi; ++i) a[i] += a[i - 1];
+        sums[b + 1] = hi > lo ? a[hi - 1] : 0;
+    }
+    for (int64_t b = 0; b < kBlocks; ++b) sums[b + 1] += sums[b];
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 1; b < kBlocks; ++b) {
+        uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
+        for (uint64_t i = lo; i < hi; ++i) a[i] += sums[b];
+    }
+}
+
+void check_params(const GraphParams& p) {
+    if (p.word_size != 4 && p.word_size != 8)
+        throw InputError("graph parameter word_size must be 4 or 8, got " + std::to_string(p.word_size));
+    if (p.feature_bytes == 0 || p.feature_bytes > 4096)
+        throw InputError("graph parameter feature_bytes must be in [1, 4096], got " + std::to_string(p.feature_bytes));
+    if (p.max_segment == 0)
+        throw InputError("graph parameter max_segment must be positive");
+}
+
+}  // namespace
+
+struct MemoryGraphBuilder {
+    const PhysicalLayer& phys;
+    GraphParams params;
+    const ProgressFn& progress;
+    GraphBuildPhases phases;
+
+    MemoryGraphBuilder(const PhysicalLayer& ph, const GraphParams& pa, const ProgressFn& pr)
+        : phys(ph), params(pa), progress(pr) {}
+
+    uint64_t ws = 8, bpp = 512;   // word size, bits (words) per page
+    uint64_t P = 0;
+    std::vector<uint64_t> page_vaddr, page_paddr;
+    std::vector<const uint8_t*> page_data;
+    std::vector<uint32_t> stretch_begin, stretch_end;   // page index range of the page's stretch
+    AliasTable alias;
+    Bits bits;
+    std::vector<uint64_t> page_ptr_first;   // P+1: index of the page's first pointer in `targets`
+    BigArray<uint64_t> targets;             // canonical linear address q·4096 + offset per pointer
+    std::vector<uint32_t> page_node_first;  // P+1: first node with vaddr ≥ page vaddr
+    Bits starts;                            // bit space again: the first word of every node
+    uint64_t chunks = 0;
+    uint64_t max_words = 0;                 // a segment of this many words or more is no node
+
+    uint64_t bit_vaddr(uint64_t g) const noexcept { return page_vaddr[g / bpp] + (g % bpp) * ws; }
+
+    // Enumerates kernel pages, drops pages the physical layer lacks, keeps the lowest vaddr of
+    // each physical page, and fills the alias table.
+    void canonical_pages(std::span<const VirtualRun> runs) {
+        struct Entry { uint64_t ppn, vpn; const uint8_t* data; };
+        std::vector<Entry> entries;
+        uint64_t total = 0;
+        for (const auto& r : runs) {
+            if ((r.vaddr | r.paddr | r.size) & (kPage - 1))
+                throw InputError("kernel run at vaddr " + hex(r.vaddr) + " is not 4 KiB-aligned");
+            if (r.size != 0 && (r.size - 1 > ~r.vaddr || r.size - 1 > ~r.paddr))
+                throw InputError("kernel run at vaddr " + hex(r.vaddr) + " wraps the address space");
+            total += r.size / kPage;
+        }
+        entries.reserve(total);
+        for (const auto& r : runs)
+            for (uint64_t o = 0; o < r.size; o += kPage)
+                if (const uint8_t* d = phys.find(r.paddr + o, kPage))
+                    entries.push_back({(r.paddr + o) / kPage, (r.vaddr + o) / kPage, d});
+        std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+            return a.ppn != b.ppn ? a.ppn < b.ppn : a.vpn < b.vpn;
+        });
+        // Canonical = first entry of each ppn group; sort them by vpn.
+        std::vector<uint64_t> canon_entry;   // index into entries
+        for (uint64_t i = 0; i < entries.size(); ++i)
+            if (i == 0 || entries[i].ppn != entries[i - 1].ppn) canon_entry.push_back(i);
+        std::sort(canon_entry.begin(), canon_entry.end(),
+                  [&](uint64_t a, uint64_t b) { return entries[a].vpn < entries[b].vpn; });
+        P = canon_entry.size();
+        if (P >= kNone) throw InputError("too many kernel pages for one graph");
+        page_vaddr.resize(P);
+        page_paddr.resize(P);
+        page_data.resize(P);
+        std::vector<uint32_t> canon_of_ppn_group(entries.size(), kNone);   // at the group's first entry
+        for (uint64_t q = 0; q < P; ++q) {
+            const Entry& e = entries[canon_entry[q]];
+            page_vaddr[q] = e.vpn * kPage;
+            page_paddr[q] = e.ppn * kPage;
+            page_data[q] = e.data;
+            canon_of_ppn_group[canon_entry[q]] = static_cast<uint32_t>(q);
+        }
+        std::vector<std::pair<uint64_t, uint32_t>> vpn_map(entries.size());
+        uint32_t cur = kNone;
+        for (uint64_t i = 0; i < entries.size(); ++i) {
+            if (canon_of_ppn_group[i] != kNone) cur = canon_of_ppn_group[i];
+            vpn_map[i] = {entries[i].vpn, cur};
+        }
+        entries = {};
+        std::sort(vpn_map.begin(), vpn_map.end());
+        for (uint64_t i = 1; i < vpn_map.size(); ++i)
+            if (vpn_map[i].first == vpn_map[i - 1].first)
+                throw InputError("kernel runs overlap at vaddr " + hex(vpn_map[i].first * kPage));
+        alias.build(vpn_map);
+
+        stretch_begin.resize(P);
+        stretch_end.resize(P);
+        for (uint64_t q = 0; q < P; ++q)
+            stretch_begin[q] = (q > 0 && page_vaddr[q - 1] + kPage == page_vaddr[q]) ? stretch_begin[q - 1]
+                                                                                      : static_cast<uint32_t>(q);
+        for (uint64_t q = P; q-- > 0;)
+            stretch_end[q] = (q + 1 < P && page_vaddr[q] + kPage == page_vaddr[q + 1]) ? stretch_end[q + 1]
+                                                                                       : static_cast<uint32_t>(q + 1);
+        chunks = (P + kChunkPages - 1) / kChunkPages;
+    }
+
+    // Drops the dump pages of canonical pages [q0, q1) from this process (not from the page cache)
+    // once a phase is done with them, so RSS stays at a few chunks of the dump instead of all of
+    // it. Only for file mappings, where a later read simply refaults the same bytes.
+    void release_pages(uint64_t q0, uint64_t q1) const noexcept {
+        if (!phys.file_backed()) return;
+        for (uint64_t q = q0; q < q1;) {
+            uint64_t e = q + 1;
+            while (e < q1 && page_data[e] == page_data[e - 1] + kPage) ++e;
+            auto a = reinterpret_cast<uintptr_t>(page_data[q]), b = reinterpret_cast<uintptr_t>(page_data[e - 1]) + kPage;
+            a = (a + kPage - 1) & ~uintptr_t{kPage - 1};
+            b &= ~uintptr_t{kPage - 1};
+            if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+            q = e;
+        }
+    }
+
+    template <typename Word>
+    void scan_page(uint64_t q, std::vector<uint64_t>& out, AliasTable::Cache& cache) {
+        const uint8_t* data = page_data[q];
+        uint64_t* bw = &bits.w[q * bpp / 64];
+        uint64_t before = out.size();
+        for (uint64_t i = 0; i < bpp; ++i) {
+            Word v;
+            std::memcpy(&v, data + i * sizeof(Word), sizeof(Word));
+            uint32_t c = alias.find(static_cast<uint64_t>(v) / kPage, cache);
+            if (c == kNone) continue;
+            bw[i >> 6] |= uint64_t{1} << (i & 63);
+            out.push_back(uint64_t{c} * kPage + (static_cast<uint64_t>(v) & (kPage - 1)));
+        }
+        page_ptr_first[q + 1] = out.size() - before;   // a count until the prefix sum
+    }
+
+    void scan() {
+        bits.w.assign(P * bpp / 64, 0);
+        page_ptr_first.assign(P + 1, 0);
+        std::vector<std::vector<uint64_t>> chunk_targets(chunks);
+        std::atomic<uint64_t> done{0};
+        const int64_t nchunks = static_cast<int64_t>(chunks);
+#pragma omp parallel
+        {
+            AliasTable::Cache cache;
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < nchunks; ++c) {
+                uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages, q1 = std::min(P, q0 + kChunkPages);
+                auto& out = chunk_targets[c];
+                out.reserve((q1 - q0) * 32);
+                for (uint64_t q = q0; q < q1; ++q) {
+                    if (ws == 8) scan_page<uint64_t>(q, out, cache);
+                    else scan_page<uint32_t>(q, out, cache);
+                }
+                release_pages(q0, q1);
+                uint64_t d = done.fetch_add(q1 - q0) + (q1 - q0);
+                if (progress && omp_get_thread_num() == 0) progress(d * kPage, P * kPage);
+            }
+        }
+        for (uint64_t q = 0; q < P; ++q) page_ptr_first[q + 1] += page_ptr_first[q];
+        targets = BigArray<uint64_t>(page_ptr_first[P]);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t c = 0; c < nchunks; ++c) {
+            auto& v = chunk_targets[c];
+            std::copy(v.begin(), v.end(), targets.begin() + page_ptr_first[static_cast<uint64_t>(c) * kChunkPages]);
+            std::vector<uint64_t>().swap(v);
+        }
+        if (progress) progress(P * kPage, P * kPage);
+    }
+
+    // Calls on_segment(start, end, is_node) for each segment starting in chunk c, and
+    // on_run(start, end, stretch_begin_bit) for each pointer run starting in it (bit positions).
+    // A non-node segment's `end` is only a bound. Events come in bit order.
+    template <typename OnSegment, typename OnRun>
+    void walk_chunk(uint64_t c, OnSegment&& on_segment, OnRun&& on_run) const {
+        uint64_t q = c * kChunkPages, q_end = std::min(P, q + kChunkPages);
+        while (q < q_end) {
+            uint64_t sb = uint64_t{stretch_begin[q]} * bpp, se = uint64_t{stretch_end[q]} * bpp;
+            uint64_t piece_end = std::min<uint64_t>(stretch_end[q], q_end);
+            uint64_t g = q * bpp, b = piece_end * bpp;
+            if (g != sb) {   // continue what an earlier chunk started
+                bool prev = bits.test(g - 1), cur = bits.test(g);
+                if (prev && cur) g = bits.next_clear(g, se);
+                else if (!prev && !cur) g = bits.next_set(g, b);
+            }
+            while (g < b) {
+                if (!bits.test(g)) {
+                    uint64_t lim = std::min(se, g + max_words);
+                    uint64_t e = bits.next_set(g, lim);
+                    bool node = e - g < max_words;
+                    on_segment(g, e, node);
+                    g = node ? e : bits.next_set(e, b);
+                } else {
+                    uint64_t e = bits.next_clear(g, se);
+                    on_run(g, e, sb);
+                    g = e;
+                }
+            }
+            q = piece_end;
+        }
+    }
+
+    void copy_features(uint64_t g, uint64_t len, uint8_t* dst) const {
+        uint64_t want = std::min<uint64_t>(len, params.feature_bytes);
+        uint64_t q = g / bpp, off = (g % bpp) * ws;
+        while (want > 0) {
+            uint64_t n = std::min(want, kPage - off);
+            std::memcpy(dst, page_data[q] + off, n);
+            dst += n;
+            want -= n;
+            ++q;
+            off = 0;
+        }
+    }
+
+    void segment(OwnedGraph& g) {
+        std::vector<uint64_t> chunk_nodes(chunks + 1, 0);
+        const int64_t nchunks = static_cast<int64_t>(chunks);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t c = 0; c < nchunks; ++c) {
+            uint64_t n = 0;
+            walk_chunk(static_cast<uint64_t>(c), [&](uint64_t, uint64_t, bool node) { n += node; },
+                       [](uint64_t, uint64_t, uint64_t) {});
+            chunk_nodes[c + 1] = n;
+        }
+        for (uint64_t c = 0; c < chunks; ++c) chunk_nodes[c + 1] += chunk_nodes[c];
+        uint64_t N = chunk_nodes[chunks];
+        if (N >= kNone) throw InputError("memory graph would exceed 2^32-1 nodes");
+        g.vaddr = BigArray<uint64_t>(N);
+        g.paddr = BigArray<uint64_t>(N);
+        g.length = BigArray<uint32_t>(N);
+        g.features = BigArray<uint8_t>(N * params.feature_bytes);   // zero: the padding of short nodes
+        starts.w.assign(bits.w.size(), 0);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t c = 0; c < nchunks; ++c) {
+            uint64_t n = chunk_nodes[c];
+            walk_chunk(
+                static_cast<uint64_t>(c),
+                [&](uint64_t s, uint64_t e, bool node) {
+                    if (!node) return;
+                    uint64_t q = s / bpp, off = (s % bpp) * ws;
+                    g.vaddr[n] = page_vaddr[q] + off;
+                    g.paddr[n] = page_paddr[q] + off;
+                    g.length[n] = static_cast<uint32_t>((e - s) * ws);
+                    copy_features(s, (e - s) * ws, &g.features[n * params.feature_bytes]);
+                    starts.w[s >> 6] |= uint64_t{1} << (s & 63);   // pages of one chunk: no sharing
+                    ++n;
+                },
+                [](uint64_t, uint64_t, uint64_t) {});
+            uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages;
+            release_pages(q0, std::min(P, q0 + kChunkPages));
+        }
+        page_node_first.resize(P + 1);
+        page_node_first[P] = static_cast<uint32_t>(N);
+        const int64_t np = static_cast<int64_t>(P);
+#pragma omp parallel for schedule(static)
+        for (int64_t q = 0; q < np; ++q)
+            page_node_first[q] = static_cast<uint32_t>(
+                std::lower_bound(g.vaddr.begin(), g.vaddr.end(), page_vaddr[q]) - g.vaddr.begin());
+    }
+
+    // The node a pointer with canonical linear target `t` leads to, or kNone.
+    //
+    // Fast path, when a node starts in t's page at or before t: everything needed sits in the
+    // page's cache lines of `starts` and `bits`. t is inside that node iff no pointer field lies
+    // between the node's first word and t's word (inclusive); if t's word is itself a pointer
+    // field, the node is the nearest one before it. Otherwise, search the node arrays.
+    uint32_t target_node(const OwnedGraph& g, uint64_t t) const noexcept {
+        uint64_t q = t / kPage, off = t % kPage;
+        uint64_t g0 = q * bpp, gw = g0 + off / ws;
+        uint64_t s = starts.last_set(g0, gw + 1);
+        if (s != gw + 1) {
+            auto n = static_cast<uint32_t>(page_node_first[q] + starts.count(g0, s));
+            if (!bits.test(gw)) return bits.count(s, gw) == 0 ? n : kNone;
+            return (gw - s) * ws + off % ws <= params.pointer_target_back ? n : kNone;
+        }
+        // A page without pointer fields lies inside one segment of at least a page: no node.
+        if (params.max_segment <= kPage && bits.count(g0, g0 + bpp) == 0) return kNone;
+        uint64_t v = page_vaddr[q] + off;
+        auto first = g.vaddr.begin() + page_node_first[q], last = g.vaddr.begin() + page_node_first[q + 1];
+        auto it = std::upper_bound(first, last, v);
+        if (it == g.vaddr.begin()) return kNone;
+        auto n = static_cast<uint32_t>(it - g.vaddr.begin() - 1);
+        uint64_t d = v - g.vaddr[n];
+        if (d < g.length[n]) return n;
+        if (bits.test(q * bpp + off / ws) && d <= params.pointer_target_back) return n;
+        return kNone;
+    }
+
+    // The nodes C (segment ending where the run starts) and D (segment starting where it ends)
+    // of the pointer run [r, e); `next` = number of nodes starting before r.
+    std::pair<uint32_t, uint32_t> run_sides(const OwnedGraph& g, uint64_t r, uint64_t e, uint64_t sb,
+                                            uint64_t next) const noexcept {
+        uint32_t C = kNone, D = kNone;
+        uint64_t rv = bit_vaddr(r);
+        if (r != sb && next > 0 && g.vaddr[next - 1] + g.length[next - 1] == rv) C = static_cast<uint32_t>(next - 1);
+        if (next < g.vaddr.size() && g.vaddr[next] == rv + (e - r) * ws) D = static_cast<uint32_t>(next);
+        return {C, D};
+    }
+
+    void edges(OwnedGraph& g) {
+        const uint64_t N = g.vaddr.size();
+        constexpr int LP = static_cast<int>(EdgeKind::LeftPointer), RP = static_cast<int>(EdgeKind::RightPointer);
+        for (int k = 0; k < kEdgeKinds; ++k) g.offsets[k] = BigArray<uint64_t>(N + 1);
+        auto& lpo = g.offsets[LP];
+        auto& rpo = g.offsets[RP];
+        auto t0 = Clock::now();
+        // Every pointer's target node, in one flat pass: the lookups are random reads of the
+        // target page's lines in `starts`, `bits` and `page_node_first`, so prefetch them ahead.
+        const uint64_t M = targets.size();
+        BigArray<uint32_t> resolved(M);
+        const int64_t m = static_cast<int64_t>(M);
+        constexpr int64_t kAhead = 12;
+#pragma omp parallel for schedule(static, 1 << 14)
+        for (int64_t i = 0; i < m; ++i) {
+            if (i + kAhead < m) {
+                uint64_t q = targets[i + kAhead] / kPage;
+                __builtin_prefetch(&starts.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
+                __builtin_prefetch(&bits.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
+                __builtin_prefetch(&page_node_first[q]);
+            }
+            resolved[i] = target_node(g, targets[i]);
+        }
+        targets = {};
+        // Pass 1: each run's distinct target nodes, kept per chunk in run order; row sizes.
+        std::vector<std::vector<uint32_t>> chunk_srcs(chunks);
+        const int64_t nchunks = static_cast<int64_t>(chunks);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t ci = 0; ci < nchunks; ++ci) {
+            uint64_t c = static_cast<uint64_t>(ci);
+            uint64_t next = page_node_first[c * kChunkPages];
+            auto& srcs = chunk_srcs[c];
+            walk_chunk(
+                c, [&](uint64_t, uint64_t, bool node) { next += node; },
+                [&](uint64_t r, uint64_t e, uint64_t sb) {
+                    auto [C, D] = run_sides(g, r, e, sb, next);
+                    if (C == kNone && D == kNone) return;
+                    uint64_t q = r / bpp;
+                    uint64_t k = page_ptr_first[q] + bits.count(q * bpp, r);
+                    uint64_t first = srcs.size();
+                    for (uint64_t i = 0; i < e - r; ++i) {
+                        uint32_t t = resolved[k + i];
+                        if (t != kNone) srcs.push_back(t);
+                    }
+                    std::sort(srcs.begin() + first, srcs.end());
+                    srcs.erase(std::unique(srcs.begin() + first, srcs.end()), srcs.end());
+                    uint64_t count = srcs.size() - first;
+                    if (C != kNone) rpo[C + 1] = count;
+                    if (D != kNone) lpo[D + 1] = count;
+                });
+        }
+        resolved = {};
+        starts.w = {};
+        phases.edges = seconds_since(t0);
+        t0 = Clock::now();
+        prefix_sum(lpo.begin(), N + 1);
+        prefix_sum(rpo.begin(), N + 1);
+        g.sources[LP] = BigArray<uint32_t>(lpo[N]);
+        g.sources[RP] = BigArray<uint32_t>(rpo[N]);
+        // Pass 2: the same walk finds the same runs in the same order; copy each list to its rows.
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t ci = 0; ci < nchunks; ++ci) {
+            uint64_t c = static_cast<uint64_t>(ci);
+            uint64_t next = page_node_first[c * kChunkPages];
+            const auto& srcs = chunk_srcs[c];
+            uint64_t at = 0;
+            walk_chunk(
+                c, [&](uint64_t, uint64_t, bool node) { next += node; },
+                [&](uint64_t r, uint64_t e, uint64_t sb) {
+                    auto [C, D] = run_sides(g, r, e, sb, next);
+                    if (C == kNone && D == kNone) return;
+                    uint64_t count = C != kNone ? rpo[C + 1] - rpo[C] : lpo[D + 1] - lpo[D];
+                    auto from = srcs.begin() + static_cast<int64_t>(at), to = from + static_cast<int64_t>(count);
+                    if (C != kNone) std::copy(from, to, g.sources[RP].begin() + rpo[C]);
+                    if (D != kNone) std::copy(from, to, g.sources[LP].begin() + lpo[D]);
+                    at += count;
+                });
+            std::vector<uint32_t>().swap(chunk_srcs[c]);
+        }
+        // ln: A→B in B's row; rn: B→A in A's row; A, B consecutive nodes closer than the limit.
+        constexpr int LN = static_cast<int>(EdgeKind::LeftNeighbour), RN = static_cast<int>(EdgeKind::RightNeighbour);
+        auto& lno = g.offsets[LN];
+        auto& rno = g.offsets[RN];
+        const int64_t nn = static_cast<int64_t>(N);
+#pragma omp parallel for schedule(static)
+        for (int64_t a = 0; a < nn - 1; ++a)
+            if (g.vaddr[a + 1] - (g.vaddr[a] + g.length[a]) < params.neighbour_distance) {
+                lno[a + 2] = 1;   // row a+1 gets a
+                rno[a + 1] = 1;   // row a gets a+1
+            }
+        prefix_sum(lno.begin(), N + 1);
+        prefix_sum(rno.begin(), N + 1);
+        g.sources[LN] = BigArray<uint32_t>(lno[N]);
+        g.sources[RN] = BigArray<uint32_t>(rno[N]);
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < nn; ++n) {
+            if (lno[n + 1] != lno[n]) g.sources[LN][lno[n]] = static_cast<uint32_t>(n - 1);
+            if (rno[n + 1] != rno[n]) g.sources[RN][rno[n]] = static_cast<uint32_t>(n + 1);
+        }
+        phases.csr = seconds_since(t0);
+    }
+
+    MemoryGraph run(std::span<const VirtualRun> runs) {
+        check_params(params);
+        ws = params.word_size;
+        bpp = kPage / ws;
+        max_words = (params.max_segment + ws - 1) / ws;
+        auto t = Clock::now();
+        canonical_pages(runs);
+        phases.pages = seconds_since(t);
+        t = Clock::now();
+        scan();
+        phases.scan = seconds_since(t);
+        auto owned = std::make_shared<OwnedGraph>();
+        t = Clock::now();
+        segment(*owned);
+        phases.segment = seconds_since(t);
+        edges(*owned);
+
+        MemoryGraph mg;
+        mg.params_ = params;
+        mg.info_.kernel_pages = P;
+        mg.info_.pointer_fields = page_ptr_first[P];
+        mg.phases_ = phases;
+        mg.vaddr_ = owned->vaddr.view();
+        mg.paddr_ = owned->paddr.view();
+        mg.length_ = owned->length.view();
+        mg.features_ = owned->features.view();
+        for (int k = 0; k < kEdgeKinds; ++k) mg.in_[k] = {owned->offsets[k].view(), owned->sources[k].view()};
+        mg.storage_ = std::move(owned);
+        return mg;
+    }
+};
+
+MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const PhysicalLayer& phys,
+                               GraphParams params, const ProgressFn& progress) {
+    auto t = Clock::now();
+    MemoryGraphBuilder b(phys, params, progress);
+    MemoryGraph g = b.run(kernel_runs);
+    g.info_.dump_bytes = phys.file_bytes().size();
+    g.info_.build_seconds = seconds_since(t);
+    return g;
+}
+
+MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params, const ProgressFn& progress) {
+    auto t = Clock::now();
+    params.word_size = layer.word_size();
+    auto runs = layer.kernel_runs();
+    double enumerate = seconds_since(t);
+    MemoryGraph g = build(runs, layer.physical(), params, progress);
+    g.phases_.pages += enumerate;
+    g.info_.dtb = layer.dtb();
+    g.info_.paging = layer.mode();
+    g.info_.build_seconds = seconds_since(t);
+    return g;
+}
+
+}  // namespace deepmem

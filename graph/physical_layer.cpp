@@ -1,0 +1,246 @@
+// PhysicalLayer: mmap the dump, let the format parser (raw / ELF core / LiME) describe where each
+// physical byte lives in the file, then answer "bytes at physical address P" by binary search over
+// the sorted runs. All bounds checking happens here, once: after open() no run can leave the file.
+#include "graph/dump_formats.hpp"
+#include "graph/layers.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace deepmem {
+
+std::string hex(uint64_t v) {
+    char buf[19];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+FormatError::FormatError(uint64_t offset, const std::string& what)
+    : std::runtime_error("at file offset " + hex(offset) + ": " + what), offset_(offset) {}
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw InputError("cannot open " + path + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int e = errno;
+        ::close(fd);
+        throw InputError("cannot stat " + path + ": " + std::strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw InputError(path + " is not a regular file");
+    }
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (size_ > 0) {
+        void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            ::close(fd);
+            throw InputError("cannot mmap " + path + ": " + std::strerror(e));
+        }
+        data_ = static_cast<const uint8_t*>(p);
+    }
+    // Data extents of a sparse file; filesystems without SEEK_DATA report one extent.
+    for (off_t pos = 0; size_ > 0 && static_cast<uint64_t>(pos) < size_;) {
+        off_t data = ::lseek(fd, pos, SEEK_DATA);
+        if (data < 0) {
+            if (errno != ENXIO) extents_ = {{static_cast<uint64_t>(pos), size_}};   // unsupported: all data
+            break;
+        }
+        off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        if (hole < 0 || hole <= data) hole = static_cast<off_t>(size_);
+        extents_.emplace_back(static_cast<uint64_t>(data), static_cast<uint64_t>(hole));
+        pos = hole;
+    }
+    ::close(fd);   // the mapping keeps the file alive
+}
+
+MappedFile::~MappedFile() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+const char* to_string(DumpFormat f) {
+    switch (f) {
+    case DumpFormat::Auto: return "auto";
+    case DumpFormat::Raw: return "raw";
+    case DumpFormat::Elf: return "elf";
+    case DumpFormat::Lime: return "lime";
+    }
+    return "?";
+}
+
+DumpFormat parse_dump_format(const std::string& s) {
+    if (s == "auto") return DumpFormat::Auto;
+    if (s == "raw") return DumpFormat::Raw;
+    if (s == "elf") return DumpFormat::Elf;
+    if (s == "lime") return DumpFormat::Lime;
+    throw InputError("unknown dump format '" + s + "' (expected auto|raw|elf|lime)");
+}
+
+namespace detail {
+
+ParsedDump parse_raw(std::span<const uint8_t> file) {
+    if (file.empty()) throw FormatError(0, "empty dump file (expected at least one byte of memory)");
+    ParsedDump d;
+    d.runs.push_back({0, 0, file.size()});
+    return d;
+}
+
+DumpFormat sniff_format(std::span<const uint8_t> file) noexcept {
+    if (file.size() >= 4 && std::memcmp(file.data(), "\x7f" "ELF", 4) == 0) return DumpFormat::Elf;
+    if (file.size() >= 4 && le32(file.data()) == 0x4C694D45u) return DumpFormat::Lime;
+    return DumpFormat::Raw;
+}
+
+}  // namespace detail
+
+struct PhysicalLayerParsers {
+    static std::unique_ptr<PhysicalLayer> parse(std::span<const uint8_t> bytes, DumpFormat format,
+                                                std::shared_ptr<MappedFile> file) {
+        if (format == DumpFormat::Auto) format = detail::sniff_format(bytes);
+        detail::ParsedDump d;
+        switch (format) {
+        case DumpFormat::Raw: d = detail::parse_raw(bytes); break;
+        case DumpFormat::Elf: d = detail::parse_elf_core(bytes); break;
+        case DumpFormat::Lime: d = detail::parse_lime(bytes); break;
+        case DumpFormat::Auto: break;
+        }
+        std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer());
+        layer->file_ = std::move(file);
+        layer->bytes_ = bytes;
+        layer->format_ = format;
+        layer->cpus_ = std::move(d.cpus);
+        layer->runs_ = normalise(std::move(d.runs), bytes);
+        layer->data_runs_ = layer->file_ ? data_only(layer->runs_, layer->file_->data_extents()) : layer->runs_;
+        if (layer->runs_.empty())
+            throw FormatError(0, std::string("no physical memory in ") + to_string(format) +
+                                     " dump (expected at least one non-empty range)");
+        return layer;
+    }
+
+    // Intersects runs (sorted by paddr) with the file's data extents (sorted by offset).
+    static std::vector<PhysicalRun> data_only(const std::vector<PhysicalRun>& runs,
+                                              const std::vector<std::pair<uint64_t, uint64_t>>& extents) {
+        std::vector<PhysicalRun> out;
+        for (const auto& r : runs) {
+            auto it = std::upper_bound(extents.begin(), extents.end(), r.file_offset,
+                                       [](uint64_t off, const auto& e) { return off < e.first; });
+            if (it != extents.begin()) --it;
+            for (; it != extents.end() && it->first < r.file_offset + r.size; ++it) {
+                uint64_t lo = std::max(it->first, r.file_offset), hi = std::min(it->second, r.file_offset + r.size);
+                if (lo < hi) out.push_back({r.paddr + (lo - r.file_offset), lo, hi - lo});
+            }
+        }
+        return out;
+    }
+
+    // Drops empty runs, re-checks every run against the file, and merges runs that are contiguous
+    // both in physical space and in the file. Overlaps in physical space are accepted only when
+    // the overlapping bytes are identical (QEMU's `dump-guest-memory -p` writes a page once per
+    // virtual mapping); differing copies of the same physical byte are a FormatError.
+    static std::vector<PhysicalRun> normalise(std::vector<PhysicalRun> runs, std::span<const uint8_t> file) {
+        const uint64_t file_size = file.size();
+        std::erase_if(runs, [](const PhysicalRun& r) { return r.size == 0; });
+        for (const auto& r : runs) {
+            if (!detail::in_file(r.file_offset, r.size, file_size))
+                throw FormatError(r.file_offset, "memory range of " + hex(r.size) +
+                                                     " bytes runs past end of file (" + hex(file_size) + ")");
+            if (r.paddr + r.size < r.paddr)
+                throw FormatError(r.file_offset, "physical range at " + hex(r.paddr) + " wraps around 2^64");
+        }
+        std::sort(runs.begin(), runs.end(), [](const PhysicalRun& a, const PhysicalRun& b) {
+            return a.paddr != b.paddr ? a.paddr < b.paddr : a.file_offset < b.file_offset;
+        });
+        std::vector<PhysicalRun> out;
+        out.reserve(runs.size());
+        for (PhysicalRun r : runs) {
+            if (!out.empty()) {
+                PhysicalRun& last = out.back();
+                uint64_t end = last.paddr + last.size;
+                if (r.paddr < end) {
+                    uint64_t overlap = std::min(end, r.paddr + r.size) - r.paddr;
+                    const uint8_t* a = file.data() + last.file_offset + (r.paddr - last.paddr);
+                    const uint8_t* b = file.data() + r.file_offset;
+                    if (std::memcmp(a, b, overlap) != 0)
+                        throw FormatError(r.file_offset, "physical range at " + hex(r.paddr) +
+                                                             " overlaps the range ending at " + hex(end) +
+                                                             " with different contents");
+                    if (overlap == r.size) continue;
+                    r.paddr += overlap;
+                    r.file_offset += overlap;
+                    r.size -= overlap;
+                }
+                if (r.paddr == end && r.file_offset == last.file_offset + last.size) {
+                    last.size += r.size;
+                    continue;
+                }
+            }
+            out.push_back(r);
+        }
+        return out;
+    }
+};
+
+std::unique_ptr<PhysicalLayer> PhysicalLayer::open(const std::string& path, DumpFormat format) {
+    auto file = std::make_shared<MappedFile>(path);
+    auto bytes = file->bytes();
+    return PhysicalLayerParsers::parse(bytes, format, std::move(file));
+}
+
+std::unique_ptr<PhysicalLayer> PhysicalLayer::from_bytes(std::span<const uint8_t> bytes, DumpFormat format) {
+    return PhysicalLayerParsers::parse(bytes, format, nullptr);
+}
+
+uint64_t PhysicalLayer::max_paddr() const noexcept {
+    return runs_.empty() ? 0 : runs_.back().paddr + runs_.back().size;
+}
+
+uint64_t PhysicalLayer::present_bytes() const noexcept {
+    uint64_t n = 0;
+    for (const auto& r : runs_) n += r.size;
+    return n;
+}
+
+// Index of the run containing paddr, or runs_.size().
+static size_t run_index(std::span<const PhysicalRun> runs, uint64_t paddr) noexcept {
+    auto it = std::upper_bound(runs.begin(), runs.end(), paddr,
+                               [](uint64_t p, const PhysicalRun& r) { return p < r.paddr; });
+    if (it == runs.begin()) return runs.size();
+    --it;
+    if (paddr - it->paddr >= it->size) return runs.size();
+    return static_cast<size_t>(it - runs.begin());
+}
+
+const uint8_t* PhysicalLayer::find(uint64_t paddr, uint64_t len) const noexcept {
+    size_t i = run_index(runs_, paddr);
+    if (i == runs_.size()) return nullptr;
+    const PhysicalRun& r = runs_[i];
+    uint64_t off = paddr - r.paddr;
+    if (len > r.size - off) return nullptr;
+    return bytes_.data() + r.file_offset + off;
+}
+
+bool PhysicalLayer::read(uint64_t paddr, std::span<uint8_t> out) const noexcept {
+    uint64_t done = 0;
+    while (done < out.size()) {
+        uint64_t p = paddr + done;
+        if (p < paddr) return false;   // wrapped past 2^64
+        size_t i = run_index(runs_, p);
+        if (i == runs_.size()) return false;
+        const PhysicalRun& r = runs_[i];
+        uint64_t off = p - r.paddr;
+        uint64_t n = std::min<uint64_t>(r.size - off, out.size() - done);
+        std::memcpy(out.data() + done, bytes_.data() + r.file_offset + off, n);
+        done += n;
+    }
+    return true;
+}
+
+}  // namespace deepmem

@@ -1,0 +1,163 @@
+// The model file: round trip, atomic save, and rejection of every kind of bad file.
+#include "engine/engine.hpp"
+#include "random_graph.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+using namespace deepmem;
+
+namespace {
+
+Model sample_model() {
+    ModelConfig c;
+    c.embed_width = 16;
+    c.sigma = {{16, Activation::Relu}, {16, Activation::Relu}};
+    c.classifier_hidden = {{12, Activation::Relu}};
+    c.classes = 4;
+    Model m = Model::create(c, 77);
+    m.adam_state.step = 12;
+    m.adam_state.m = test::random_params<float>(c, 3);
+    m.adam_state.v = test::random_params<float>(c, 4);
+    m.adam.lr = 3e-4f;
+    m.adam.clip_norm = 1.f;
+    m.class_weights = {0.1f, 1.f, 2.f, 3.f};
+    m.object_type = "task_struct";
+    m.key_nodes = {{0, 16, 1.f}, {24, 8, 0.5f}, {1200, 64, 2.f}};
+    m.threshold = 0.75f;
+    m.graph.max_segment = 2048;
+    m.provenance = {"ab12cd", "Linux 6.1.0-13-amd64 #1 SMP Debian 6.1.55-1", "2026-11-22T23:00:00Z", 77};
+    return m;
+}
+
+std::vector<uint8_t> rechecksum(std::vector<uint8_t> b) {
+    const uint64_t h = fnv1a64({b.data() + 32, b.size() - 32});
+    for (int i = 0; i < 8; ++i) b[24 + i] = uint8_t(h >> (8 * i));
+    return b;
+}
+
+ModelError::Kind kind_of(std::span<const uint8_t> bytes) {
+    try {
+        Model::from_bytes(bytes);
+    } catch (const ModelError& e) {
+        return e.kind;
+    }
+    FAIL("accepted a bad file");
+    return ModelError::Kind::Io;
+}
+
+}  // namespace
+
+TEST_CASE("save/load round trip gives identical fields and bit-identical outputs") {
+    const Model m = sample_model();
+    const auto dir = std::filesystem::temp_directory_path() / ("dm-engine-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "m.dmm").string();
+    m.save(path);
+    CHECK(std::filesystem::directory_iterator(dir)->path().filename() == "m.dmm");   // no temp left over
+    const Model l = Model::load(path);
+    CHECK(l.config == m.config);
+    CHECK(l.adam == m.adam);
+    CHECK(l.adam_state.step == 12);
+    for (size_t i = 0; i < m.params.tensors.size(); ++i) {
+        CHECK(l.params.tensors[i] == m.params.tensors[i]);
+        CHECK(l.adam_state.m.tensors[i] == m.adam_state.m.tensors[i]);
+        CHECK(l.adam_state.v.tensors[i] == m.adam_state.v.tensors[i]);
+    }
+    CHECK(l.class_weights == m.class_weights);
+    CHECK(l.object_type == m.object_type);
+    CHECK(l.key_nodes == m.key_nodes);
+    CHECK(l.threshold == m.threshold);
+    CHECK(l.graph == m.graph);
+    CHECK(l.provenance == m.provenance);
+    CHECK(l.to_bytes() == m.to_bytes());
+
+    const auto g = test::random_graph(300, 64, 9);
+    Mat<float> a, b;
+    InferenceNet(m.config, m.params).run(g.input(), a);
+    InferenceNet(l.config, l.params).run(g.input(), b);
+    CHECK(std::memcmp(a.data(), b.data(), size_t(a.size()) * sizeof(float)) == 0);
+    std::filesystem::remove_all(dir);
+    CHECK_THROWS_AS(Model::load((dir / "missing.dmm").string()), ModelError);
+    CHECK_THROWS_AS(m.save((dir / "no-such-dir" / "x.dmm").string()), ModelError);
+}
+
+TEST_CASE("a model without Adam moments round-trips") {
+    Model m = sample_model();
+    m.adam_state = {};
+    const Model l = Model::from_bytes(m.to_bytes());
+    CHECK(l.adam_state.m.tensors.empty());
+    CHECK(l.params.tensors == m.params.tensors);
+}
+
+TEST_CASE("every truncation, every corrupted byte, wrong magic and version are rejected") {
+    const auto bytes = sample_model().to_bytes();
+    for (size_t n = 0; n < bytes.size(); n += (n < 64 ? 1 : 97)) {
+        const auto k = kind_of({bytes.data(), n});
+        CHECK((k == ModelError::Kind::Truncated || k == ModelError::Kind::BadMagic));
+    }
+    for (size_t i = 32; i < bytes.size(); i += 13) {
+        auto c = bytes;
+        c[i] ^= 0x5a;
+        CHECK(kind_of(c) == ModelError::Kind::BadChecksum);
+    }
+    auto magic = bytes;
+    magic[0] = 'X';
+    CHECK(kind_of(magic) == ModelError::Kind::BadMagic);
+    auto version = bytes;
+    version[8] = 2;
+    CHECK(kind_of(version) == ModelError::Kind::BadVersion);
+    auto longer = bytes;
+    longer.push_back(0);
+    CHECK(kind_of(longer) == ModelError::Kind::BadShape);
+}
+
+TEST_CASE("wrong shapes and configs behind a valid checksum are rejected") {
+    const Model m = sample_model();
+    const auto bytes = m.to_bytes();
+    // payload: [endianness tag][u32 input width][u32 embedding width][u32 T][u32 K]…
+    auto set_u32 = [&](size_t payload_off, uint32_t v) {
+        auto b = bytes;
+        for (int i = 0; i < 4; ++i) b[32 + payload_off + i] = uint8_t(v >> (8 * i));
+        return rechecksum(b);
+    };
+    CHECK(kind_of(set_u32(1, 65)) == ModelError::Kind::BadShape);        // input width ≠ W1 rows
+    CHECK(kind_of(set_u32(5, 17)) == ModelError::Kind::BadConfig);       // H ≠ last σ width
+    CHECK(kind_of(set_u32(5, 0)) == ModelError::Kind::BadConfig);
+    CHECK(kind_of(set_u32(9, 0)) == ModelError::Kind::BadConfig);        // T = 0
+    CHECK(kind_of(set_u32(13, 5)) == ModelError::Kind::BadShape);        // K ≠ classifier output
+    CHECK(kind_of(set_u32(1, 0xffffffffu)) == ModelError::Kind::BadConfig);
+    // a giant σ width must be refused before allocating anything
+    CHECK(kind_of(set_u32(21, 4096)) != ModelError::Kind::Io);
+
+    Model bad = m;
+    bad.key_nodes.pop_back();
+    CHECK_THROWS_AS(bad.to_bytes(), ModelError);
+    bad = m;
+    bad.params.tensors[2].resize(1, 3);
+    CHECK_THROWS_AS(bad.to_bytes(), ModelError);
+}
+
+TEST_CASE("random mutations with a recomputed checksum never crash") {
+    const auto bytes = sample_model().to_bytes();
+    std::mt19937_64 rng(1);
+    int rejected = 0;
+    for (int i = 0; i < 3000; ++i) {
+        auto b = bytes;
+        for (int j = 0, n = 1 + int(rng() % 4); j < n; ++j) b[32 + rng() % (b.size() - 32)] = uint8_t(rng());
+        if (rng() % 4 == 0) b.resize(32 + rng() % (b.size() - 32));
+        b = rechecksum(b);
+        for (int k = 0; k < 8; ++k) b[16 + k] = uint8_t((b.size() - 32) >> (8 * k));
+        b = rechecksum(b);
+        try {
+            Model::from_bytes(b);
+        } catch (const ModelError&) {
+            ++rejected;
+        }
+    }
+    CHECK(rejected > 0);
+}

@@ -1,0 +1,37 @@
+// Shared by fuzz_elf.cpp and fuzz_lime.cpp: parse an input as one dump format and check the
+// physical layer's invariants; a violated invariant aborts, which libFuzzer reports as a crash.
+#pragma once
+
+#include "graph/layers.hpp"
+
+#include <cstdlib>
+#include <vector>
+
+inline void check_physical(const uint8_t* data, size_t size, deepmem::DumpFormat format) {
+    using namespace deepmem;
+    std::unique_ptr<PhysicalLayer> phys;
+    try {
+        phys = PhysicalLayer::from_bytes({data, size}, format);
+    } catch (const FormatError& e) {
+        if (e.offset() > size) std::abort();   // an error must point into the file
+        return;
+    }
+    uint64_t prev_end = 0, total = 0;
+    for (const auto& r : phys->runs()) {
+        if (r.size == 0 || r.paddr < prev_end) std::abort();                         // sorted, disjoint
+        if (r.file_offset > size || r.size > size - r.file_offset) std::abort();     // inside the file
+        if (phys->find(r.paddr, r.size) != data + r.file_offset) std::abort();
+        prev_end = r.paddr + r.size;
+        total += r.size;
+        uint8_t b[16];
+        if (!phys->read(r.paddr, {b, r.size < 16 ? r.size : 16})) std::abort();
+    }
+    if (total != phys->present_bytes() || prev_end != phys->max_paddr()) std::abort();
+    if (phys->find(phys->max_paddr(), 1)) std::abort();   // past the end is absent
+    // The translation layer on top must cope with whatever the CPU notes claim.
+    try {
+        auto t = TranslationLayer::detect(*phys);
+        (void)t.kernel_runs();
+    } catch (const InputError&) {
+    }
+}

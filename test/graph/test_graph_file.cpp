@@ -1,0 +1,190 @@
+// The .dmg file: bit-identical round trips, and rejection of every truncated, corrupted,
+// wrong-version or crafted (valid checksum, bad contents) file with a FormatError.
+#include "graph_fixtures.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <unistd.h>
+
+using namespace deepmem;
+using namespace deepmem::test;
+
+namespace {
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        std::string t = (std::filesystem::temp_directory_path() / "dmg-test-XXXXXX").string();
+        REQUIRE(::mkdtemp(t.data()) != nullptr);
+        path = t;
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string operator/(const char* name) const { return (path / name).string(); }
+};
+
+std::vector<uint8_t> slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void put64(std::vector<uint8_t>& f, uint64_t at, uint64_t v) { std::memcpy(&f[at], &v, 8); }
+void put32(std::vector<uint8_t>& f, uint64_t at, uint32_t v) { std::memcpy(&f[at], &v, 4); }
+uint64_t get64(const std::vector<uint8_t>& f, uint64_t at) { uint64_t v; std::memcpy(&v, &f[at], 8); return v; }
+void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
+
+// Header offsets (graph/graph_file.cpp).
+constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136;
+uint64_t section_offset(const std::vector<uint8_t>& f, int i) { return get64(f, kSectionsAt + 16 * i); }
+enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4 };
+
+MemoryGraph sample_graph() {
+    Memory m = random_memory(11, 40, 8);
+    MemoryGraph g = m.build();
+    g.set_dump_path("/dumps/sample.raw");
+    return g;
+}
+
+}  // namespace
+
+TEST_CASE("graph: .dmg round trip is bit-identical and views the same graph") {
+    TempDir dir;
+    MemoryGraph g = sample_graph();
+    REQUIRE(g.node_count() > 50);
+    g.save(dir / "a.dmg");
+    MemoryGraph h = MemoryGraph::load(dir / "a.dmg");
+    CHECK(h.params() == g.params());
+    CHECK(h.info().dump_path == "/dumps/sample.raw");
+    CHECK(h.info().kernel_pages == g.info().kernel_pages);
+    CHECK(h.info().pointer_fields == g.info().pointer_fields);
+    CHECK(h.info().paging == g.info().paging);
+    CHECK(h.info().build_seconds == g.info().build_seconds);
+    PlainGraph a = plain(g), b = plain(h);
+    CHECK(a.vaddr == b.vaddr);
+    CHECK(a.paddr == b.paddr);
+    CHECK(a.length == b.length);
+    CHECK(a.features == b.features);
+    for (int k = 0; k < kEdgeKinds; ++k) {
+        CHECK(a.edges[k] == b.edges[k]);
+        auto ka = g.in(EdgeKind(k)), kb = h.in(EdgeKind(k));
+        CHECK(std::equal(ka.offsets.begin(), ka.offsets.end(), kb.offsets.begin(), kb.offsets.end()));
+    }
+    h.save(dir / "b.dmg");
+    auto fa = slurp(dir / "a.dmg"), fb = slurp(dir / "b.dmg");
+    CHECK(fa == fb);
+    CHECK(fa.size() % 64 == 0);
+    MemoryGraph c = MemoryGraph::from_bytes(fa);
+    CHECK(plain(c).edges[2] == a.edges[2]);
+    // Sections are 64-byte aligned.
+    for (int i = 0; i < 13; ++i) CHECK(section_offset(fa, i) % 64 == 0);
+    // No temporary files left behind; saving over an existing file replaces it.
+    g.save(dir / "a.dmg");
+    CHECK(std::distance(std::filesystem::directory_iterator(dir.path), {}) == 2);
+}
+
+TEST_CASE("graph: an empty graph round-trips") {
+    TempDir dir;
+    Memory m(1);
+    MemoryGraph g = m.build();
+    g.save(dir / "e.dmg");
+    MemoryGraph h = MemoryGraph::load(dir / "e.dmg");
+    CHECK(h.node_count() == 0);
+    CHECK(h.in(EdgeKind::LeftPointer).rows() == 0);
+    CHECK(!h.node_containing(K64).has_value());
+}
+
+TEST_CASE("graph: every truncation and every single-byte corruption is a FormatError") {
+    TempDir dir;
+    Memory m = random_memory(12, 3, 8);
+    MemoryGraph g = m.build();
+    g.save(dir / "s.dmg");
+    const auto f = slurp(dir / "s.dmg");
+    REQUIRE(f.size() > 512);
+    for (uint64_t n = 0; n < f.size(); ++n) {
+        std::vector<uint8_t> t(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n));
+        CHECK_THROWS_AS(MemoryGraph::from_bytes(t), FormatError);
+    }
+    std::vector<uint8_t> longer = f;
+    longer.push_back(0);
+    CHECK_THROWS_AS(MemoryGraph::from_bytes(longer), FormatError);
+    for (uint64_t i = 0; i < f.size(); ++i) {
+        std::vector<uint8_t> c = f;
+        c[i] ^= 0x5a;
+        CHECK_THROWS_AS(MemoryGraph::from_bytes(c), FormatError);
+    }
+    // The same from a file: load() maps it and applies the same checks.
+    {
+        std::vector<uint8_t> c(f.begin(), f.end() - 64);
+        std::ofstream(dir / "t.dmg", std::ios::binary).write(reinterpret_cast<const char*>(c.data()),
+                                                              static_cast<std::streamsize>(c.size()));
+        CHECK_THROWS_AS(MemoryGraph::load(dir / "t.dmg"), FormatError);
+    }
+    CHECK_THROWS_AS(MemoryGraph::load(dir / "missing.dmg"), InputError);
+}
+
+TEST_CASE("graph: wrong version and crafted files with valid checksums are rejected") {
+    MemoryGraph g = sample_graph();
+    TempDir dir;
+    g.save(dir / "g.dmg");
+    const auto f = slurp(dir / "g.dmg");
+    const uint64_t N = g.node_count();
+    auto rejects = [](std::vector<uint8_t> c, const char* what) {
+        reseal(c);
+        INFO(std::string(what));
+        bool threw = false;
+        try {
+            MemoryGraph::from_bytes(c);
+        } catch (const FormatError& e) {
+            threw = true;
+            MESSAGE((std::string(what) + " -> " + e.what()));
+        }
+        CHECK(threw);
+    };
+    {
+        auto c = f;
+        put32(c, kVersionAt, 2);
+        CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("version 2"), FormatError);
+    }
+    auto c = f;
+    reseal(c);
+    CHECK(MemoryGraph::from_bytes(c).node_count() == N);   // resealing alone changes nothing
+
+    c = f; put64(c, section_offset(f, kSources0 + 2), 0); put32(c, section_offset(f, kSources0 + 2), uint32_t(N));
+    rejects(c, "lp source == N");
+    c = f; put64(c, section_offset(f, kOffsets0 + 3) + 8, ~uint64_t{0});
+    rejects(c, "rp offsets decrease");
+    c = f; put64(c, section_offset(f, kOffsets0 + 1), 1);
+    rejects(c, "rn offsets[0] != 0");
+    c = f; put64(c, kEdgeCountAt + 8 * 2, get64(f, kEdgeCountAt + 16) + 1);
+    rejects(c, "lp edge count disagrees with its section");
+    c = f; put64(c, kNodeCountAt, N + 1);
+    rejects(c, "node count disagrees with sections");
+    c = f; put64(c, kNodeCountAt, ~uint64_t{0} / 4);
+    rejects(c, "huge node count");
+    c = f; put64(c, kSectionsAt + 16 * kPaddr, section_offset(f, kPaddr) + 8);
+    rejects(c, "misaligned section");
+    c = f; put64(c, kSectionsAt + 16 * kLength, section_offset(f, kVaddr));
+    rejects(c, "overlapping sections");
+    c = f; put64(c, kSectionsAt + 16 * 12 + 8, ~uint64_t{0} - 100);
+    rejects(c, "dump path section size overflows");
+    c = f; put64(c, section_offset(f, kVaddr) + 8, get64(f, section_offset(f, kVaddr)));
+    rejects(c, "vaddrs not ascending");
+    c = f; put32(c, section_offset(f, kLength), 0);
+    rejects(c, "zero-length node");
+    c = f; put32(c, 32, 3);
+    rejects(c, "word size 3");
+    c = f; put32(c, 36, 0);
+    rejects(c, "feature bytes 0");
+    c = f; c[52] = 9;
+    rejects(c, "paging mode 9");
+    c = f; c[400] = 1;
+    rejects(c, "reserved byte");
+}
+
+TEST_CASE("graph: save to an unwritable place is an InputError") {
+    MemoryGraph g = sample_graph();
+    CHECK_THROWS_AS(g.save("/nonexistent-dir/x.dmg"), InputError);
+}

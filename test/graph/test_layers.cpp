@@ -1,0 +1,567 @@
+// Physical layers (raw, ELF core, LiME) and the page-table walker on hand-built images: page
+// tables are written into a byte vector here, then read back through each format.
+#include "graph/layers.hpp"
+#include "test/graph/layer_images.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+using namespace deepmem;
+using namespace deepmem::test_images;
+
+namespace {
+
+std::vector<VirtualRun> runs_of(const TranslationLayer& t) {
+    auto r = t.kernel_runs();
+    return {r.begin(), r.end()};
+}
+
+bool operator_eq(const std::vector<VirtualRun>& a, const std::vector<VirtualRun>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (a[i].vaddr != b[i].vaddr || a[i].paddr != b[i].paddr || a[i].size != b[i].size) return false;
+    return true;
+}
+
+std::span<const uint8_t> mem_bytes_of(const PhysicalLayer& p) { return p.file_bytes(); }
+
+template <class F>
+uint64_t format_error_offset(F&& f) {
+    try {
+        f();
+    } catch (const FormatError& e) {
+        return e.offset();
+    }
+    FAIL("expected FormatError");
+    return ~uint64_t{0};
+}
+
+}  // namespace
+
+TEST_CASE("layers: hex and enum spellings") {
+    CHECK(hex(0) == "0x0");
+    CHECK(hex(0xffffffff80000000ull) == "0xffffffff80000000");
+    CHECK(parse_dump_format("lime") == DumpFormat::Lime);
+    CHECK(std::string(to_string(DumpFormat::Elf)) == "elf");
+    CHECK_THROWS_AS(parse_dump_format("vmem"), InputError);
+    CHECK(parse_paging_mode("la57") == PagingMode::X86_64_5Level);
+    CHECK(std::string(to_string(PagingMode::X86_PAE)) == "pae");
+    CHECK_THROWS_AS(parse_paging_mode("arm64"), InputError);
+}
+
+TEST_CASE("layers: raw image reads, holes and bounds") {
+    Image mem(3 * 4096 + 100);
+    for (size_t i = 0; i < mem.bytes.size(); ++i) mem.bytes[i] = static_cast<uint8_t>(i * 7);
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    CHECK(phys->format() == DumpFormat::Raw);
+    REQUIRE(phys->runs().size() == 1);
+    CHECK(phys->max_paddr() == mem.bytes.size());
+    CHECK(phys->present_bytes() == mem.bytes.size());
+    CHECK(phys->cpus().empty());
+    CHECK(phys->find(4096, 4096) == mem.bytes.data() + 4096);
+    CHECK(phys->find(3 * 4096, 4096) == nullptr);   // partial last page
+    CHECK(phys->find(3 * 4096, 100) != nullptr);
+    CHECK(phys->find(~uint64_t{0}, 2) == nullptr);
+    std::vector<uint8_t> out(50);
+    CHECK(phys->read(10, out));
+    CHECK(out[0] == mem.bytes[10]);
+    CHECK_FALSE(phys->read(mem.bytes.size() - 10, out));
+    CHECK_FALSE(phys->read(~uint64_t{0} - 10, out));
+
+    std::vector<uint8_t> empty;
+    CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(empty); }) == 0);
+    CHECK_THROWS_AS(PhysicalLayer::from_bytes(empty, DumpFormat::Lime), FormatError);
+    CHECK_THROWS_AS(PhysicalLayer::from_bytes(empty, DumpFormat::Elf), FormatError);
+}
+
+TEST_CASE("layers: MappedFile and open() on a real file") {
+    char path[] = "/tmp/dm-layers-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    Image mem = build_x64_4level();
+    std::vector<uint8_t> lime = to_lime(mem.bytes, {0x100000});
+    REQUIRE(write(fd, lime.data(), lime.size()) == static_cast<ssize_t>(lime.size()));
+    close(fd);
+    {
+        auto phys = PhysicalLayer::open(path);
+        CHECK(phys->format() == DumpFormat::Lime);
+        CHECK(phys->present_bytes() == mem.bytes.size());
+        auto raw = PhysicalLayer::open(path, DumpFormat::Raw);   // --format overrides sniffing
+        CHECK(raw->present_bytes() == lime.size());
+    }
+    std::remove(path);
+    CHECK_THROWS_AS(PhysicalLayer::open(path), InputError);
+
+    // A sparse raw file: 4 MiB with data only in its first page and at 2 MiB. Holes read as zeros
+    // (present) but data_runs() skips them where the filesystem reports holes.
+    std::strcpy(path, "/tmp/dm-layers-XXXXXX");
+    fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(ftruncate(fd, 0x400000) == 0);
+    uint8_t page[4096];
+    std::memset(page, 0x5a, sizeof page);
+    REQUIRE(pwrite(fd, page, sizeof page, 0) == 4096);
+    REQUIRE(pwrite(fd, page, sizeof page, 0x200000) == 4096);
+    close(fd);
+    {
+        auto phys = PhysicalLayer::open(path, DumpFormat::Raw);
+        CHECK(phys->present_bytes() == 0x400000);
+        uint64_t data = 0;
+        for (const auto& r : phys->data_runs()) {
+            data += r.size;
+            CHECK(r.paddr == r.file_offset);
+        }
+        CHECK(data >= 0x2000);
+        CHECK(data <= 0x400000);
+        std::vector<uint8_t> z(16);
+        REQUIRE(phys->read(0x100000, z));
+        CHECK(z == std::vector<uint8_t>(16, 0));
+        auto mem = PhysicalLayer::from_bytes(mem_bytes_of(*phys));
+        CHECK(mem->data_runs().size() == mem->runs().size());
+    }
+    std::remove(path);
+    CHECK_THROWS_AS(MappedFile("/tmp"), InputError);
+}
+
+TEST_CASE("layers: ELF64 core with holes and QEMU CPU notes") {
+    Image mem = build_x64_4level();
+    CpuNote cpu{0x80050033, 0x1000 | 0x5, 0x3406f0, true};   // PCID bits in CR3 are masked
+    // Segment 2 starts after a 1 MiB hole at [1 MiB, 2 MiB).
+    auto elf = to_elf(mem.bytes, {{0, 0x100000}, {0x200000, mem.bytes.size() - 0x200000}}, {cpu, cpu}, true);
+    auto phys = PhysicalLayer::from_bytes(elf);
+    CHECK(phys->format() == DumpFormat::Elf);
+    REQUIRE(phys->runs().size() == 2);
+    CHECK(phys->present_bytes() == mem.bytes.size() - 0x100000);
+    CHECK(phys->find(0x100000, 1) == nullptr);
+    CHECK(phys->find(0x1ff000, 4096) == nullptr);
+    REQUIRE(phys->find(0x200000, 4) != nullptr);
+    CHECK(std::memcmp(phys->find(0x200000, 64), mem.bytes.data() + 0x200000, 64) == 0);
+    std::vector<uint8_t> across(32);
+    CHECK_FALSE(phys->read(0x100000 - 16, across));   // runs into the hole
+    REQUIRE(phys->cpus().size() == 2);
+    CHECK(phys->cpus()[0].cr3 == 0x1005);
+    CHECK(phys->cpus()[0].cr4 == 0x3406f0);
+    CHECK(phys->cpus()[0].long_mode);
+
+    auto t = TranslationLayer::detect(*phys);
+    CHECK(t.mode() == PagingMode::X86_64_4Level);
+    CHECK(t.dtb() == 0x1000);
+    // The 1 GiB direct-map page skips the hole.
+    CHECK(t.translate(0xffff800000000000ull + 0x100000) == std::nullopt);
+    CHECK(t.translate(0xffff800000000000ull + 0x200010) == 0x200010u);
+}
+
+TEST_CASE("layers: ELF32 core and LA57 / PAE / 32-bit selection from CR4") {
+    SUBCASE("ELF32, CR4.PAE") {
+        Image mem = build_pae();
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x80000011, 0x1000, 0x20, false}}, false);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        REQUIRE(phys->cpus().size() == 1);
+        CHECK_FALSE(phys->cpus()[0].long_mode);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.mode() == PagingMode::X86_PAE);
+        CHECK(t.word_size() == 4);
+    }
+    SUBCASE("ELF32, no PAE") {
+        Image mem = build_x86_32();
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x80000011, 0x1000, 0x10, false}}, false);
+        auto t = TranslationLayer::detect(*PhysicalLayer::from_bytes(elf));
+        CHECK(t.mode() == PagingMode::X86_32);
+    }
+    SUBCASE("ELF64, CR4.LA57") {
+        Image mem = build_x64_5level();
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x80050033, 0x1000, 0x1000 | 0x20, true}}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.mode() == PagingMode::X86_64_5Level);
+        CHECK(t.translate(0xffffffff80000123ull) == 0x200123u);
+    }
+    SUBCASE("a vCPU with paging off is ignored in favour of the search") {
+        Image mem = build_x64_4level();
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x11, 0, 0, true}}, true);
+        auto t = TranslationLayer::detect(*PhysicalLayer::from_bytes(elf));
+        CHECK(t.dtb() == 0x1000);
+    }
+}
+
+TEST_CASE("layers: x86-64 4-level with 2 MiB, 1 GiB and 4 KiB pages") {
+    Image mem = build_x64_4level();
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+    CHECK(t.kernel_base() == 0xffff800000000000ull);
+    CHECK(t.word_size() == 8);
+    auto runs = runs_of(t);
+    std::vector<VirtualRun> expect = {
+        {0xffff800000000000ull, 0, mem.bytes.size()},                 // 1 GiB page, present part
+        {0xffffffff80000000ull, 0x200000, 0x200000},                  // 2 MiB page, NX set
+        {0xffffffff80200000ull, 0x10000, 0x4000},                     // four 4 KiB pages, merged
+        {0xffffffff80205000ull, 0x1000, 0x1000},                      // the PML4 itself
+    };
+    CHECK(operator_eq(runs, expect));
+    CHECK(t.translate(0xffffffff80000000ull + 0x1234) == 0x201234u);
+    CHECK(t.translate(0xffffffff80201008ull) == 0x11008u);
+    CHECK(t.translate(0xffffffff80206000ull) == std::nullopt);   // PTE points past the dump
+    CHECK(t.translate(0xffffffff80207000ull) == std::nullopt);   // not present
+    CHECK(t.translate(0x0000800000000000ull) == std::nullopt);   // non-canonical
+    CHECK(t.translate(0xffff7fffffffffffull) == std::nullopt);   // non-canonical
+    CHECK(t.translate(0x1000) == std::nullopt);                  // user half empty
+    std::vector<uint8_t> buf(0x2000);
+    REQUIRE(t.read_virtual(0xffffffff80200800ull, buf));        // crosses two 4 KiB pages
+    CHECK(std::memcmp(buf.data(), mem.bytes.data() + 0x10800, buf.size()) == 0);
+    CHECK_FALSE(t.read_virtual(0xffffffff80205800ull, buf));    // runs into an unmapped page
+    auto st = t.walk_stats();
+    CHECK(st.tables == 5);
+    CHECK(st.loops == 0);
+
+    SUBCASE("custom kernel base trims below it") {
+        TranslationLayer k(*phys, PagingMode::X86_64_4Level, 0x1000, 0xffffffff80201000ull);
+        auto r = runs_of(k);
+        REQUIRE(r.size() == 2);
+        CHECK(r[0].vaddr == 0xffffffff80201000ull);
+        CHECK(r[0].paddr == 0x11000);
+        CHECK(r[0].size == 0x3000);
+    }
+}
+
+TEST_CASE("layers: large pages with reserved address bits are not mapped") {
+    Image mem = build_x64_4level();
+    // PD[2]: a 2 MiB page whose base has bit 13 set (reserved) → the CPU would fault.
+    mem.put64(0x3000 + 2 * 8, 0x200000 | 0x2000 | 0x83);
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+    CHECK(t.translate(0xffffffff80400000ull) == std::nullopt);
+    CHECK(runs_of(t).size() == 4);
+    CHECK(t.walk_stats().reserved == 1);
+}
+
+TEST_CASE("layers: x86-64 5-level") {
+    Image mem = build_x64_5level();
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    TranslationLayer t(*phys, PagingMode::X86_64_5Level, 0x1000);
+    CHECK(t.kernel_base() == 0xff00000000000000ull);
+    std::vector<VirtualRun> expect = {
+        {0xff00000000000000ull, 0, mem.bytes.size()},
+        {0xffffffff80000000ull, 0x200000, 0x200000},
+    };
+    CHECK(operator_eq(runs_of(t), expect));
+    CHECK(t.translate(0xff00000000001000ull) == 0x1000u);
+    CHECK(t.translate(0xfeffffffffffffffull) == std::nullopt);   // non-canonical for 57 bits
+    // The same image read with the 4-level table gives a different (wrong) view, not a crash.
+    TranslationLayer four(*phys, PagingMode::X86_64_4Level, 0x1000);
+    CHECK_FALSE(four.translate(0xff00000000001000ull).has_value());
+}
+
+TEST_CASE("layers: PAE with a 2 MiB page") {
+    Image mem = build_pae();
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    TranslationLayer t(*phys, PagingMode::X86_PAE, 0x1000);
+    CHECK(t.kernel_base() == 0xc0000000u);
+    CHECK(t.word_size() == 4);
+    std::vector<VirtualRun> expect = {
+        {0xc0000000u, 0, 0x200000},
+        {0xc0200000u, 0x5000, 0x1000},
+    };
+    CHECK(operator_eq(runs_of(t), expect));
+    CHECK(t.translate(0xc0001234u) == 0x1234u);
+    CHECK(t.translate(0x1000) == 0x7000u);   // user mapping through PDPT[0]
+    CHECK(t.translate(0x1'0000'0000ull) == std::nullopt);   // beyond 32 bits
+}
+
+TEST_CASE("layers: 32-bit with a 4 MiB page and PSE-36") {
+    Image mem = build_x86_32();
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    TranslationLayer t(*phys, PagingMode::X86_32, 0x1000);
+    std::vector<VirtualRun> expect = {
+        {0xc0000000u, 0, mem.bytes.size()},
+        {0xc0400000u, 0x3000, 0x1000},
+    };
+    CHECK(operator_eq(runs_of(t), expect));
+    CHECK(t.translate(0xc0012345u) == 0x12345u);
+    CHECK(t.translate(0xc0400010u) == 0x3010u);
+    CHECK(t.translate(0xc0800000u) == std::nullopt);   // PSE-36 page at 4 GiB: absent from dump
+}
+
+TEST_CASE("layers: raw, ELF and LiME copies give identical runs and bytes") {
+    Image mem = build_x64_4level();
+    auto raw = PhysicalLayer::from_bytes(mem.bytes);
+    auto elf_bytes = to_elf(mem.bytes, {{0, 0x180000}, {0x180000, mem.bytes.size() - 0x180000}}, {}, true);
+    auto elf32_bytes = to_elf(mem.bytes, {{0, 0x1000}, {0x1000, mem.bytes.size() - 0x1000}}, {}, false);
+    auto lime_bytes = to_lime(mem.bytes, {0x3000, 0x200000});
+    auto elf = PhysicalLayer::from_bytes(elf_bytes);
+    auto elf32 = PhysicalLayer::from_bytes(elf32_bytes);
+    auto lime = PhysicalLayer::from_bytes(lime_bytes);
+    CHECK(lime->format() == DumpFormat::Lime);
+    TranslationLayer a(*raw, PagingMode::X86_64_4Level, 0x1000);
+    for (const PhysicalLayer* p : {elf.get(), elf32.get(), lime.get()}) {
+        CHECK(p->present_bytes() == mem.bytes.size());
+        TranslationLayer b(*p, PagingMode::X86_64_4Level, 0x1000);
+        CHECK(operator_eq(runs_of(a), runs_of(b)));
+        for (const auto& r : a.kernel_runs()) {
+            std::vector<uint8_t> x(r.size), y(r.size);
+            REQUIRE(a.read_virtual(r.vaddr, x));
+            REQUIRE(b.read_virtual(r.vaddr, y));
+            CHECK(x == y);
+        }
+        auto d = TranslationLayer::detect(*p);
+        CHECK(d.dtb() == 0x1000);
+    }
+}
+
+TEST_CASE("layers: malformed ELF files are FormatErrors with offsets") {
+    Image mem(0x4000);
+    auto good = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x80000011, 0x1000, 0, true}}, true);
+    REQUIRE_NOTHROW(PhysicalLayer::from_bytes(good));
+
+    SUBCASE("truncated header") {
+        std::vector<uint8_t> b(good.begin(), good.begin() + 40);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 0);
+    }
+    SUBCASE("program headers past EOF") {
+        auto b = good;
+        put_le(b, 32, 8, b.size() - 10);   // e_phoff
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 32);
+    }
+    SUBCASE("e_phoff overflowing 2^64") {
+        auto b = good;
+        put_le(b, 32, 8, ~uint64_t{0} - 8);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+    }
+    SUBCASE("segment past EOF") {
+        auto b = good;
+        uint64_t ph1 = 64 + 56;   // second program header: the PT_LOAD
+        put_le(b, ph1 + 32, 8, b.size());   // p_filesz
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == ph1);
+    }
+    SUBCASE("segment offset near 2^64") {
+        auto b = good;
+        put_le(b, 64 + 56 + 8, 8, ~uint64_t{0} - 100);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+    }
+    SUBCASE("truncated file cuts the segment") {
+        std::vector<uint8_t> b(good.begin(), good.end() - 1);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+    }
+    SUBCASE("note descriptor past its segment") {
+        auto b = good;
+        auto off = read_le(b, 64 + 8, 8);   // PT_NOTE's p_offset: the first (CORE) note
+        put_le(b, off + 4, 4, 0x7fffffff);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+    }
+    SUBCASE("short QEMU note") {
+        auto b = good;
+        auto off = read_le(b, 64 + 8, 8) + kCoreNoteSize;   // the QEMU note follows the CORE note
+        REQUIRE(read_le(b, off + 12, 4) == 0x554d4551);        // "QEMU"
+        put_le(b, off + 4, 4, 100);   // descsz < 432, still inside the segment
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+    }
+    SUBCASE("not a core file / wrong machine / big endian") {
+        auto b = good;
+        put_le(b, 16, 2, 2);   // ET_EXEC
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 16);
+        b = good;
+        put_le(b, 18, 2, 183);   // EM_AARCH64
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 18);
+        b = good;
+        b[5] = 2;
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 5);
+    }
+    SUBCASE("overlapping segments: identical copies merge, different ones are an error") {
+        Image pat(0x4000);
+        pat.pattern(0, 0x4000, 9);
+        auto b = to_elf(pat.bytes, {{0, 0x2000}, {0x1000, 0x2000}, {0x1000, 0x800}}, {}, true);
+        auto phys = PhysicalLayer::from_bytes(b);
+        REQUIRE(phys->runs().size() == 2);   // [0,0x2000) + the tail [0x2000,0x3000) elsewhere in the file
+        CHECK(phys->present_bytes() == 0x3000);
+        CHECK(phys->find(0x1800, 0x1000) == nullptr);   // straddles the two runs
+        std::vector<uint8_t> out(0x1000);
+        REQUIRE(phys->read(0x1800, out));
+        CHECK(std::memcmp(out.data(), pat.bytes.data() + 0x1800, 0x1000) == 0);
+        uint64_t second = read_le(b, 64 + 56 + 8, 8);   // p_offset of the second PT_LOAD
+        b[second + 0x10] ^= 1;
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == second);
+    }
+    SUBCASE("garbage forced as ELF, ELF magic with garbage after") {
+        std::vector<uint8_t> g(200, 0xa5);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(g, DumpFormat::Elf); }) == 0);
+        g[0] = 0x7f; g[1] = 'E'; g[2] = 'L'; g[3] = 'F';
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(g), FormatError);
+    }
+}
+
+TEST_CASE("layers: PN_XNUM program-header count from section 0") {
+    Image mem(0x3000);
+    auto b = to_elf(mem.bytes, {{0, 0x1000}, {0x2000, 0x1000}}, {}, true, /*xnum=*/true);
+    auto phys = PhysicalLayer::from_bytes(b);
+    CHECK(phys->runs().size() == 2);
+    CHECK(phys->present_bytes() == 0x2000);
+}
+
+TEST_CASE("layers: malformed LiME files") {
+    Image mem(0x3000);
+    auto good = to_lime(mem.bytes, {0x1000});
+    REQUIRE(PhysicalLayer::from_bytes(good)->runs().size() == 2);   // headers split the file
+    SUBCASE("truncated header") {
+        std::vector<uint8_t> b(good.begin(), good.begin() + 20);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 0);
+    }
+    SUBCASE("range past EOF") {
+        std::vector<uint8_t> b(good.begin(), good.end() - 1);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 32 + 0x1000 + 8);
+    }
+    SUBCASE("end below start, whole 2^64, bad version, bad magic in the second header") {
+        auto b = good;
+        put_le(b, 16, 8, 0);
+        put_le(b, 8, 8, 5);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 16);
+        b = good;
+        put_le(b, 8, 8, 0);
+        put_le(b, 16, 8, ~uint64_t{0});
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+        b = good;
+        put_le(b, 4, 4, 2);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 4);
+        b = good;
+        put_le(b, 32 + 0x1000, 4, 0x12345678);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 32 + 0x1000);
+    }
+    SUBCASE("overlapping ranges with different contents") {
+        Image pat(0x3000);
+        pat.pattern(0, 0x3000, 7);
+        auto b = to_lime(pat.bytes, {0x1000});
+        put_le(b, 32 + 0x1000 + 8, 8, 0x801);   // second range starts inside the first
+        put_le(b, 32 + 0x1000 + 16, 8, 0x801 + 0x2000 - 1);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+    }
+}
+
+TEST_CASE("layers: page-table loops and sharing are bounded") {
+    SUBCASE("a PML4 whose kernel half points to itself maps nothing: typed error") {
+        Image mem(0x10000);
+        for (int i = 256; i < 512; ++i) mem.put64(0x1000 + 8 * i, 0x1000 | 0x3);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        CHECK(t.kernel_runs().empty());
+        CHECK(t.walk_stats().loops == 256);
+        CHECK(t.translate(0xffff800000000000ull) == std::nullopt);
+        CHECK_THROWS_AS(TranslationLayer::detect(*phys, 0x1000, PagingMode::X86_64_4Level), InputError);
+    }
+    SUBCASE("a loop to an ancestor next to real mappings is skipped") {
+        Image mem = build_x64_4level();
+        mem.put64(0x3000 + 5 * 8, 0x1000 | 0x3);   // PD[5] → PML4 (ancestor)
+        mem.put64(0x4000 + 8 * 8, 0x4000 | 0x3);   // PT[8] → itself: a legal leaf (maps the PT page)
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        CHECK(t.walk_stats().loops == 1);
+        CHECK(runs_of(t).size() == 5);
+        CHECK(t.translate(0xffffffff80a00000ull) == std::nullopt);
+        CHECK(t.translate(0xffffffff80208000ull) == 0x4000u);
+    }
+    SUBCASE("shared tables multiplying work hit the bound") {
+        Image mem(0x10000);
+        for (int i = 256; i < 512; ++i) mem.put64(0x1000 + 8 * i, 0x2000 | 0x3);
+        for (int i = 0; i < 512; ++i) mem.put64(0x2000 + 8 * i, 0x3000 | 0x3);
+        for (int i = 0; i < 512; ++i) mem.put64(0x3000 + 8 * i, 0x4000 | 0x3);
+        for (int i = 0; i < 512; ++i) mem.put64(0x4000 + 8 * i, 0x5000 | 0x3);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        CHECK_THROWS_AS(t.kernel_runs(), InputError);
+        CHECK(t.translate(0xffff800000000000ull) == 0x5000u);   // single walks still work
+    }
+}
+
+TEST_CASE("layers: bad roots are InputErrors") {
+    Image mem(0x10000);
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    CHECK_THROWS_AS(TranslationLayer(*phys, PagingMode::X86_64_4Level, 0x20000), InputError);   // not in dump
+    CHECK_THROWS_AS(TranslationLayer(*phys, PagingMode::X86_32, 0x1'0000'1000ull), InputError);   // > 32 bits
+    CHECK_THROWS_AS(TranslationLayer::detect(*phys, 0x1000), InputError);   // maps nothing
+    CHECK_THROWS_AS(TranslationLayer::detect(*phys), InputError);           // nothing to find
+    std::vector<uint8_t> garbage(0x40000);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (auto& b : garbage) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; b = static_cast<uint8_t>(x); }
+    auto g = PhysicalLayer::from_bytes(garbage, DumpFormat::Raw);
+    CHECK_THROWS_AS(TranslationLayer::detect(*g), InputError);
+}
+
+TEST_CASE("layers: DTB search finds the root in hand-built raw images") {
+    SUBCASE("x86-64 4-level, swapper preferred over a process PGD") {
+        Image mem = build_x64_4level();
+        // A process PGD at 0x8000 sharing the kernel half, with one user entry.
+        std::memcpy(mem.bytes.data() + 0x8000 + 2048, mem.bytes.data() + 0x1000 + 2048, 2048);
+        mem.put64(0x8000, 0x9000 | 0x67);
+        mem.put64(0x9000, 0xa000 | 0x67);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.mode() == PagingMode::X86_64_4Level);
+        CHECK(t.dtb() == 0x1000);
+        // A stale copy of swapper at a lower address (say, a freed PGD) is not mapped by the
+        // kernel-image mapping (0xffffffff80000000..), swapper is (PT[5] maps 0x1000).
+        std::memcpy(mem.bytes.data(), mem.bytes.data() + 0x1000, 4096);
+        auto phys0 = PhysicalLayer::from_bytes(mem.bytes);
+        CHECK(TranslationLayer::detect(*phys0).dtb() == 0x1000);
+        // A PGD is as good as swapper for kernel addresses.
+        TranslationLayer p(*phys, PagingMode::X86_64_4Level, 0x8000);
+        CHECK(operator_eq(runs_of(t), runs_of(p)));
+    }
+    SUBCASE("x86-64 5-level") {
+        Image mem = build_x64_5level();
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        auto t = TranslationLayer::detect(*phys, {}, PagingMode::X86_64_5Level);
+        CHECK(t.dtb() == 0x1000);
+        // Without --paging the 4-level reading of the PML5 also "works" but maps fewer pages.
+        auto a = TranslationLayer::detect(*phys);
+        CHECK(a.mode() == PagingMode::X86_64_5Level);
+        CHECK(a.dtb() == 0x1000);
+    }
+    SUBCASE("PAE") {
+        Image mem = build_pae();
+        auto t = TranslationLayer::detect(*PhysicalLayer::from_bytes(mem.bytes));
+        CHECK(t.mode() == PagingMode::X86_PAE);
+        CHECK(t.dtb() == 0x1000);
+    }
+    SUBCASE("32-bit") {
+        Image mem = build_x86_32();
+        auto t = TranslationLayer::detect(*PhysicalLayer::from_bytes(mem.bytes));
+        CHECK(t.mode() == PagingMode::X86_32);
+        CHECK(t.dtb() == 0x1000);
+    }
+    SUBCASE("--dtb without --paging picks the scheme that maps most") {
+        Image mem = build_pae();
+        auto t = TranslationLayer::detect(*PhysicalLayer::from_bytes(mem.bytes), 0x1000);
+        CHECK(t.mode() == PagingMode::X86_PAE);
+    }
+}
+
+TEST_CASE("layers: note CR3 edge cases — KPTI user copy, corrupt CR3, search() ignores notes") {
+    Image mem = build_x64_4level();
+    // Kernel PGD at 0x8000 (8 KiB aligned, as with KPTI) and its user copy at 0x9000 whose kernel
+    // half only keeps the entry-text mapping (PML4[511]).
+    std::memcpy(mem.bytes.data() + 0x8000, mem.bytes.data() + 0x1000, 4096);
+    mem.put64(0x9000 + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    SUBCASE("user CR3 → kernel PGD") {
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x80050033, 0x9000, 0x6f0, true}}, true);
+        auto t = TranslationLayer::detect(*PhysicalLayer::from_bytes(elf));
+        CHECK(t.dtb() == 0x8000);
+    }
+    SUBCASE("CR3 pointing at zeros falls back to the search") {
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x80050033, 0x300000, 0x6f0, true}}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(TranslationLayer::search(*phys).dtb() == 0x1000);
+        // --dtb wins over the note.
+        CHECK(TranslationLayer::detect(*phys, 0x8000).dtb() == 0x8000);
+    }
+    SUBCASE("note CR3 and search agree page for page") {
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x80050033, 0x8000, 0x6f0, true}}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto a = TranslationLayer::detect(*phys);
+        auto b = TranslationLayer::search(*phys);
+        CHECK(a.dtb() == 0x8000);
+        CHECK(b.dtb() == 0x1000);   // lowest address among identical roots
+        CHECK(operator_eq(runs_of(a), runs_of(b)));
+    }
+}

@@ -1,0 +1,376 @@
+// Memory graph construction: the paper's Figure 2 exactly, segmentation edge cases, the target
+// rules, aliases, and agreement with a word-by-word reference builder on random memory.
+#include "graph_fixtures.hpp"
+
+#include <doctest/doctest.h>
+#include <omp.h>
+
+using namespace deepmem;
+using namespace deepmem::test;
+using V = std::vector<uint32_t>;
+
+namespace {
+
+constexpr auto LN = EdgeKind::LeftNeighbour, RN = EdgeKind::RightNeighbour, LP = EdgeKind::LeftPointer,
+               RP = EdgeKind::RightPointer;
+
+uint64_t total_edges(const MemoryGraph& g) {
+    uint64_t n = 0;
+    for (int k = 0; k < kEdgeKinds; ++k) n += g.edge_count(static_cast<EdgeKind>(k));
+    return n;
+}
+
+void check_same(const PlainGraph& a, const PlainGraph& b) {
+    CHECK(a.kernel_pages == b.kernel_pages);
+    CHECK(a.pointer_fields == b.pointer_fields);
+    REQUIRE(a.vaddr.size() == b.vaddr.size());
+    CHECK(a.vaddr == b.vaddr);
+    CHECK(a.paddr == b.paddr);
+    CHECK(a.length == b.length);
+    CHECK(a.features == b.features);
+    for (int k = 0; k < kEdgeKinds; ++k) {
+        INFO("edge kind " << to_string(static_cast<EdgeKind>(k)));
+        CHECK(a.edges[k] == b.edges[k]);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("graph: Figure 2 — three pointer fields split memory into A, B, C, D") {
+    // A [0,32) | p0→C | B [40,72) | p1→D | C [80,120) | p2→A | D [128,4096)
+    Memory m(1);
+    m.map(K64, 0, 4096);
+    m.fill(0, 32, 0x11);
+    m.word(32, K64 + 88);
+    m.fill(40, 32, 0x22);
+    m.word(72, K64 + 200);
+    m.fill(80, 40, 0x33);
+    m.word(120, K64 + 4);
+    m.fill(128, 4096 - 128, 0x44);
+    MemoryGraph g = m.build();
+    enum { A, B, C, D };
+    REQUIRE(g.node_count() == 4);
+    CHECK(std::vector<uint64_t>(g.vaddr().begin(), g.vaddr().end()) ==
+          std::vector<uint64_t>{K64, K64 + 40, K64 + 80, K64 + 128});
+    CHECK(g.vaddr()[C] == K64 + 80);
+    CHECK(g.paddr()[D] == 128);
+    CHECK(V(g.length().begin(), g.length().end()) == V{32, 32, 40, 3968});
+    // Feature vectors: the first 64 bytes, zero padded past the segment's end.
+    auto fa = g.features().subspan(A * 64, 64);
+    for (int i = 0; i < 64; ++i) CHECK(fa[i] == (i < 32 ? 0x11 : 0));
+    auto fd = g.features().subspan(D * 64, 64);
+    for (int i = 0; i < 64; ++i) CHECK(fd[i] == 0x44);
+    CHECK(g.info().kernel_pages == 1);
+    CHECK(g.info().pointer_fields == 3);
+    // A ln→ B, B ln→ C, C ln→ D and the reverse rn edges.
+    CHECK(row(g, LN, A) == V{});
+    CHECK(row(g, LN, B) == V{A});
+    CHECK(row(g, LN, C) == V{B});
+    CHECK(row(g, LN, D) == V{C});
+    CHECK(row(g, RN, A) == V{B});
+    CHECK(row(g, RN, B) == V{C});
+    CHECK(row(g, RN, C) == V{D});
+    CHECK(row(g, RN, D) == V{});
+    // The paper's: the pointer left of C points to D → D lp→ C; right of C points to A → A rp→ C.
+    CHECK(row(g, LP, C) == V{D});
+    CHECK(row(g, RP, C) == V{A});
+    // p0 (A's right, B's left) → C; p2 is also D's left boundary; p1 is also B's right boundary.
+    CHECK(row(g, RP, A) == V{C});
+    CHECK(row(g, LP, B) == V{C});
+    CHECK(row(g, RP, B) == V{D});
+    CHECK(row(g, LP, D) == V{A});
+    CHECK(row(g, LP, A) == V{});
+    CHECK(row(g, RP, D) == V{});
+    CHECK(total_edges(g) == 12);
+    CHECK(g.node_containing(K64 + 85) == std::optional<uint32_t>(C));
+    CHECK(!g.node_containing(K64 + 120).has_value());   // a pointer field
+    CHECK(g.nodes_between(K64 + 40, K64 + 128) == std::pair<uint32_t, uint32_t>{B, D});
+}
+
+TEST_CASE("graph: Figure 2 — two consecutive pointers between C and D pointing to A and B") {
+    // A [0,32) | p→C | B [40,72) | p→D | C [80,120) | p→A p→B | D [136,4096)
+    Memory m(1);
+    m.map(K64, 0, 4096);
+    m.fill(0, 32, 0x11);
+    m.word(32, K64 + 88);
+    m.fill(40, 32, 0x22);
+    m.word(72, K64 + 200);
+    m.fill(80, 40, 0x33);
+    m.word(120, K64 + 8);
+    m.word(128, K64 + 48);
+    m.fill(136, 4096 - 136, 0x44);
+    MemoryGraph g = m.build();
+    enum { A, B, C, D };
+    REQUIRE(g.node_count() == 4);
+    CHECK(V(g.length().begin(), g.length().end()) == V{32, 32, 40, 3960});
+    // A rp→ C, B rp→ C, A lp→ D, B lp→ D.
+    CHECK(row(g, RP, C) == V{A, B});
+    CHECK(row(g, LP, D) == V{A, B});
+    CHECK(row(g, RP, A) == V{C});
+    CHECK(row(g, LP, B) == V{C});
+    CHECK(row(g, RP, B) == V{D});
+    CHECK(row(g, LP, C) == V{D});
+    CHECK(row(g, LN, D) == V{C});   // gap of 16 bytes < 512
+    CHECK(g.info().pointer_fields == 4);
+    CHECK(total_edges(g) == 14);
+}
+
+TEST_CASE("graph: duplicate targets in one pointer run count once; self edges stay") {
+    Memory m(1);
+    m.map(K64, 0, 4096);
+    m.fill(0, 64, 0x11);                   // A [0,64)
+    m.word(64, K64 + 8);                   // → A
+    m.word(72, K64 + 16);                  // → A again
+    m.word(80, K64 + 200);                 // → B (itself)
+    m.fill(88, 4096 - 88, 0x22);           // B [88,4096)
+    MemoryGraph g = m.build();
+    REQUIRE(g.node_count() == 2);
+    CHECK(row(g, RP, 0) == V{0, 1});
+    CHECK(row(g, LP, 1) == V{0, 1});
+    CHECK(g.edge_count(RP) == 2);
+}
+
+TEST_CASE("graph: gaps of max_segment bytes or more make no node; shorter ones do") {
+    Memory m(2);
+    m.map(K64, 0, 8192);
+    m.fill(0, 8192, 0x55);
+    m.word(0, K64 + 4096);          // pointer at the mapping's first word: no zero-length node
+    m.word(4096 + 8, K64);          // gap [8, 4104) is exactly 4096 bytes: no node
+    m.word(4096 + 16, K64);         // consecutive: no zero-length node between
+    MemoryGraph g = m.build();
+    REQUIRE(g.node_count() == 1);
+    CHECK(g.vaddr()[0] == K64 + 4096 + 24);
+    CHECK(g.length()[0] == 4096 - 24);   // bounded by the mapping's end
+    CHECK(g.edge_count(LP) == 0);        // both targets are in the gap, which is no node
+
+    m.word(4096 + 8, 0x5555555555555555ull);
+    m.word(4096, K64);              // gap [8, 4096) is 4088 bytes: a node up to page 2's start
+    MemoryGraph h = m.build();
+    REQUIRE(h.node_count() == 3);
+    CHECK(h.vaddr()[0] == K64 + 8);
+    CHECK(h.length()[0] == 4088);
+    CHECK(h.vaddr()[1] == K64 + 4096 + 8);
+    CHECK(h.length()[1] == 8);
+    CHECK(h.length()[2] == 4096 - 24);
+
+    GraphParams p;
+    p.max_segment = 4088;
+    MemoryGraph s = m.build(p);
+    REQUIRE(s.node_count() == 2);   // 4088 ≥ max_segment
+    CHECK(s.vaddr()[0] == K64 + 4096 + 8);
+    CHECK(s.params().max_segment == 4088);
+}
+
+TEST_CASE("graph: segments at mapping edges and across physically scattered pages") {
+    // Two virtually contiguous pages backed by physical pages 3 and 1, then a separate page.
+    Memory m(4);
+    m.map(K64, 3 * 4096, 4096);
+    m.map(K64 + 4096, 1 * 4096, 4096);
+    m.map(K64 + 0x100000, 2 * 4096, 4096);
+    for (uint64_t i = 0; i < 4096; ++i) {
+        m.image[3 * 4096 + i] = static_cast<uint8_t>(0x80 | (i & 0x3f));
+        m.image[1 * 4096 + i] = static_cast<uint8_t>(0x40 | (i & 0x3f));
+        m.image[2 * 4096 + i] = 0x20;
+    }
+    m.word(3 * 4096 + 4096 - 1000, K64 + 0x100000);   // ends segment [0, 3096) at the stretch start
+    m.word(3 * 4096 + 4096 - 32, K64 + 0x100000);     // segment [4072, 4096+40) crosses pages
+    m.word(1 * 4096 + 40, K64 + 0x100000);
+    m.word(2 * 4096 + 8, K64);                        // separate page: [0,8) and [16,4096)
+    MemoryGraph g = m.build();
+    REQUIRE(g.node_count() == 6);
+    CHECK(g.vaddr()[0] == K64);
+    CHECK(g.length()[0] == 3096);                     // from the mapping's start
+    CHECK(g.vaddr()[2] == K64 + 4072);
+    CHECK(g.paddr()[2] == 3 * 4096 + 4072);
+    CHECK(g.length()[2] == 64);
+    auto f = g.features().subspan(2 * 64, 64);
+    for (int i = 0; i < 24; ++i) CHECK(f[i] == (0x80 | ((4072 + i) & 0x3f)));
+    for (int i = 24; i < 64; ++i) CHECK(f[i] == (0x40 | ((i - 24) & 0x3f)));   // from physical page 1
+    CHECK(g.length()[1] == 4064 - 3104);
+    CHECK(g.vaddr()[3] == K64 + 4096 + 48);
+    CHECK(g.length()[3] == 4096 - 48);                  // ends at the mapping's end
+    CHECK(g.vaddr()[4] == K64 + 0x100000);
+    CHECK(g.length()[4] == 8);
+    // Nodes 3 and 4 are in different mappings: far apart, no ln/rn.
+    CHECK(row(g, LN, 4) == V{});
+    CHECK(row(g, RN, 3) == V{});
+    CHECK(row(g, LN, 5) == V{4});
+    CHECK(row(g, RP, 4) == V{0});   // p → K64 is in node 0
+    CHECK(row(g, LP, 5) == V{0});
+    CHECK(row(g, RP, 0) == V{4});
+    CHECK(row(g, LP, 1) == V{4});
+}
+
+TEST_CASE("graph: neighbour_distance bounds ln/rn") {
+    Memory m(1);
+    m.map(K64, 0, 4096);
+    m.fill(0, 4096, 0x11);
+    m.word(32, K64);                       // gap 8 between [0,32) and [40,..)
+    m.word(72, K64);
+    m.word(80, K64);                       // gap 16 between [40,72) and [88,..)
+    GraphParams p;
+    p.neighbour_distance = 16;
+    MemoryGraph g = m.build(p);
+    REQUIRE(g.node_count() == 3);
+    CHECK(row(g, LN, 1) == V{0});
+    CHECK(row(g, LN, 2) == V{});
+    CHECK(row(g, RN, 0) == V{1});
+    CHECK(row(g, RN, 1) == V{});
+}
+
+TEST_CASE("graph: 4-byte words on a 32-bit kernel") {
+    Memory m(1, 4);
+    m.map(K32, 0, 4096);
+    m.fill(0, 4096, 0x11);
+    m.word(12, K32 + 20);     // A [0,12) | p→B | B [16,40) | p,p→A,out | C [48,4096)
+    m.word(40, K32 + 2);
+    m.word(44, 0xd0000000);   // kernel space but unmapped: not a pointer → a 4-byte segment
+    MemoryGraph g = m.build();
+    CHECK(g.params().word_size == 4);
+    REQUIRE(g.node_count() == 3);
+    CHECK(V(g.length().begin(), g.length().end()) == V{12, 24, 4096 - 44});
+    CHECK(row(g, RP, 0) == V{1});
+    CHECK(row(g, LP, 1) == V{1});
+    CHECK(row(g, RP, 1) == V{0});
+    CHECK(row(g, LP, 2) == V{0});
+    CHECK(g.info().pointer_fields == 2);
+    // The same bytes read as 8-byte words are not pointers at all.
+    Memory m8 = m;
+    m8.ws = 8;
+    m8.runs = {{K64, 0, 4096}};
+    CHECK(m8.build().info().pointer_fields == 0);
+}
+
+TEST_CASE("graph: a pointer to a pointer field targets the node at most 128 bytes before it") {
+    // Page 0: X [0,64) then a run of 10 pointers [64,144) then Y [144,4096).
+    // Page 1 (separate mapping): S [0,8) | probe pointer | T [16,4096): the probe's target node is
+    // S's rp row and T's lp row. Page 2: all zeros, one gap of 4096 bytes, no node.
+    auto build = [](uint64_t target, uint64_t back = 128) {
+        Memory m(3);
+        m.map(K64, 0, 4096);
+        m.map(K64 + 0x10000, 4096, 4096);
+        m.map(K64 + 0x20000, 8192, 4096);
+        m.fill(0, 8192, 0x11);
+        for (uint64_t o = 64; o < 144; o += 8) m.word(o, K64 + 0x20000 + o);   // into the zero page
+        m.word(4096 + 8, target);
+        GraphParams p;
+        p.pointer_target_back = static_cast<uint32_t>(back);
+        return m.build(p);
+    };
+    enum { X, Y, S, T };
+    auto probe = [&](uint64_t target, uint64_t back = 128) {
+        MemoryGraph g = build(target, back);
+        REQUIRE(g.node_count() == 4);
+        V rp = row(g, RP, S), lp = row(g, LP, T);
+        CHECK(rp == lp);
+        return rp;
+    };
+    CHECK(probe(K64 + 10) == V{X});               // inside X
+    CHECK(probe(K64 + 64) == V{X});               // pointer field 64 bytes after X's start
+    CHECK(probe(K64 + 128) == V{X});              // exactly 128 bytes: still X
+    CHECK(probe(K64 + 131) == V{});               // 131 > 128
+    CHECK(probe(K64 + 136) == V{});
+    CHECK(probe(K64 + 136, 136) == V{X});         // the limit is a parameter
+    CHECK(probe(K64 + 144) == V{Y});              // first byte of Y
+    CHECK(probe(K64 + 0x10000 + 8) == V{S});      // the probe's own field: 8 bytes after S
+    CHECK(probe(K64 + 0x20000 + 100) == V{});     // inside a long gap: no node
+    CHECK(build(K64 + 0x30000).node_count() == 2);   // unmapped: not a pointer; S+T is 4096 bytes, no node
+    // X's right boundary run points into the zero page: no rp edges for X at all.
+    CHECK(build(K64).edge_count(RP) == 1);
+}
+
+TEST_CASE("graph: aliases are scanned once at the lowest vaddr; targets resolve through paddr") {
+    const uint64_t high = 0xffffc90000000000ull;
+    Memory m(2);
+    m.map(K64, 0, 4096);           // physical page 0 at the direct map …
+    m.map(high, 0, 4096);          // … and again in vmalloc space
+    m.map(high + 0x2000, 4096, 4096);   // physical page 1 only in vmalloc space
+    m.fill(0, 8192, 0x11);
+    m.word(64, high + 0x10);       // alias of K64+0x10 → node [0,64)
+    m.word(4096 + 64, high + 200); // alias of K64+200 → node [72,4096)
+    MemoryGraph g = m.build();
+    CHECK(g.info().kernel_pages == 2);
+    CHECK(g.info().pointer_fields == 2);
+    REQUIRE(g.node_count() == 4);
+    CHECK(g.vaddr()[0] == K64);
+    CHECK(g.vaddr()[1] == K64 + 72);
+    CHECK(g.vaddr()[2] == high + 0x2000);   // the page with no lower alias keeps its vaddr
+    CHECK(g.paddr()[2] == 4096);
+    CHECK(row(g, RP, 0) == V{0});
+    CHECK(row(g, LP, 1) == V{0});
+    CHECK(row(g, RP, 2) == V{1});
+    CHECK(row(g, LP, 3) == V{1});
+    // Order of the runs does not matter.
+    std::swap(m.runs[0], m.runs[1]);
+    check_same(plain(m.build()), plain(g));
+}
+
+TEST_CASE("graph: pages absent from the dump are neither scanned nor pointer targets") {
+    Memory m(1);
+    m.map(K64, 0, 4096);
+    m.map(K64 + 4096, 0x100000, 4096);   // beyond the 1-page image
+    m.fill(0, 4096, 0x11);
+    m.word(64, K64 + 4096 + 8);
+    m.word(128, K64);
+    MemoryGraph g = m.build();
+    CHECK(g.info().kernel_pages == 1);
+    CHECK(g.info().pointer_fields == 1);
+    CHECK(g.node_count() == 2);
+    CHECK(g.length()[0] == 128);
+}
+
+TEST_CASE("graph: bad kernel runs and parameters are InputErrors") {
+    Memory m(2);
+    m.map(K64 + 1, 0, 4096);
+    CHECK_THROWS_AS(m.build(), InputError);
+    m.runs = {{K64, 0, 4096}, {K64, 4096, 4096}};
+    CHECK_THROWS_AS(m.build(), InputError);   // the same vaddr twice
+    m.runs = {{K64, 0, 4096}};
+    auto ph = m.phys();
+    GraphParams p;
+    p.word_size = 2;
+    CHECK_THROWS_AS(MemoryGraph::build(m.runs, *ph, p), InputError);
+    p.word_size = 8;
+    p.feature_bytes = 0;
+    CHECK_THROWS_AS(MemoryGraph::build(m.runs, *ph, p), InputError);
+    m.runs = {};
+    CHECK(m.build().node_count() == 0);
+}
+
+TEST_CASE("graph: matches the word-by-word reference on random memory (8- and 4-byte words)") {
+    for (unsigned ws : {8u, 4u})
+        for (uint64_t seed : {1, 2, 3}) {
+            INFO("word size " << ws << ", seed " << seed);
+            Memory m = random_memory(seed, 300, ws);
+            GraphParams p;
+            p.word_size = ws;
+            if (seed == 3) { p.feature_bytes = 24; p.max_segment = 1000; p.neighbour_distance = 64; p.pointer_target_back = 40; }
+            MemoryGraph g = m.build(p);
+            CHECK(g.node_count() > 100);
+            CHECK(g.edge_count(LP) > 100);
+            check_same(plain(g), reference_graph(m, p));
+        }
+}
+
+TEST_CASE("graph: output does not depend on the number of threads") {
+    Memory m = random_memory(7, 600, 8);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    PlainGraph one = plain(m.build());
+    omp_set_num_threads(2);
+    PlainGraph two = plain(m.build());
+    omp_set_num_threads(5);
+    PlainGraph five = plain(m.build());
+    omp_set_num_threads(saved);
+    check_same(one, two);
+    check_same(one, five);
+}
+
+TEST_CASE("graph: progress reaches the total") {
+    Memory m = random_memory(9, 200, 8);
+    uint64_t last_done = 0, last_total = 1;
+    auto ph = m.phys();
+    MemoryGraph::build(m.runs, *ph, {}, [&](uint64_t d, uint64_t t) { last_done = d; last_total = t; });
+    CHECK(last_done == last_total);
+    CHECK(last_total > 0);
+}

@@ -1,0 +1,459 @@
+// The labeler's walks on a synthetic kernel: hand-built BTF (offsets unlike any real build, so
+// nothing can be hard-coded), a fake memory of kernel objects, and corruptions (loops, wild
+// pointers, unreadable objects) that must become warnings, not hangs or crashes.
+#include "graph/layers.hpp"
+#include "test/train/btf_builder.hpp"
+#include "train/labeler.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+using namespace deepmem;
+using deepmem::test::BtfBuilder;
+
+namespace {
+
+constexpr uint64_t kBase = 0xffff888000000000ull;   // where the fake memory lives
+constexpr uint64_t kSize = 1 << 20;
+
+// One contiguous region of kernel memory; physical = virtual - kBase + 0x100000.
+class FakeMemory final : public KernelMemory {
+public:
+    FakeMemory() : bytes_(kSize, 0) {}
+    bool read(uint64_t va, std::span<uint8_t> out) const override {
+        if (va < kBase || va - kBase > kSize || kSize - (va - kBase) < out.size()) return false;
+        std::copy_n(bytes_.begin() + static_cast<long>(va - kBase), out.size(), out.begin());
+        return true;
+    }
+    std::optional<uint64_t> physical(uint64_t va) const override {
+        if (va < kBase || va - kBase >= kSize) return std::nullopt;
+        return va - kBase + 0x100000;
+    }
+    uint64_t kernel_base() const override { return 0xffff800000000000ull; }
+    void put(uint64_t va, uint64_t v, unsigned n = 8) {
+        REQUIRE(va >= kBase);
+        REQUIRE(va - kBase + n <= kSize);
+        for (unsigned i = 0; i < n; ++i) bytes_[va - kBase + i] = (v >> (8 * i)) & 0xff;
+    }
+    void put_str(uint64_t va, const std::string& s) {
+        for (size_t i = 0; i < s.size(); ++i) put(va + i, static_cast<uint8_t>(s[i]), 1);
+        put(va + s.size(), 0, 1);
+    }
+private:
+    std::vector<uint8_t> bytes_;
+};
+
+// Offsets of the synthetic build (deliberately not Linux's).
+struct Off {
+    static constexpr uint64_t task_size = 320, tasks = 40, pid = 24, tgid = 28, group_leader = 64,
+                              signal = 200, mm = 72, real_cred = 96, cred = 104, files = 112, comm = 120,
+                              thread_node = 144, thread_group = 160, fdt = 8, max_fds = 4, fd = 16, open_fds = 32,
+                              f_path = 48, d_name = 16, mod_list = 16, mod_state = 4, mod_name = 40, thread_head = 24,
+                              rq_idle = 56, stack = 8;
+    // SLUB (again not Linux's offsets)
+    static constexpr uint64_t kc_cpu_slab = 8, kc_offset = 16, kc_size = 20, kc_name = 32, kc_list = 48,
+                              kc_random = 64, kc_red = 72, kc_node = 80, kc_sizeof = 128, kcc_freelist = 8,
+                              kcc_slab = 0, kcc_partial = 16, slab_list = 16, slab_freelist = 0,
+                              slab_counters = 40, kcn_partial = 24, page_size = 80, free_word = 160;
+};
+
+btf::Btf synthetic_btf(bool with_thread_head = true) {
+    BtfBuilder b;
+    uint32_t i32 = b.int_type("int", 4, 32);
+    uint32_t u32 = b.int_type("unsigned int", 4, 32, false);
+    uint32_t l = b.int_type("long int", 8, 64);
+    uint32_t ch = b.int_type("char", 1, 8);
+    uint32_t vp = b.ptr(0);
+    uint32_t list = b.struct_("list_head", 16, {{"next", vp, 0}, {"prev", vp, 64}});
+    uint32_t comm = b.array(ch, i32, 16);
+    std::vector<deepmem::test::BtfMember> task = {
+        {"pid", i32, Off::pid * 8},       {"tgid", i32, Off::tgid * 8},   {"tasks", list, Off::tasks * 8},
+        {"group_leader", vp, Off::group_leader * 8}, {"mm", vp, Off::mm * 8},
+        {"real_cred", vp, Off::real_cred * 8}, {"cred", vp, Off::cred * 8}, {"files", vp, Off::files * 8},
+        {"comm", comm, Off::comm * 8},    {"thread_group", list, Off::thread_group * 8},
+        {"signal", vp, Off::signal * 8}, {"stack", vp, Off::stack * 8}};
+    if (with_thread_head) task.push_back({"thread_node", list, Off::thread_node * 8});
+    b.struct_("task_struct", Off::task_size, task);
+    b.struct_("signal_struct", 64, {{"thread_head", list, Off::thread_head * 8}});
+    b.struct_("mm_struct", 128, {{"mmap_base", l, 0}});
+    b.struct_("cred", 96, {{"usage", i32, 0}});
+    b.struct_("files_struct", 64, {{"fdt", vp, Off::fdt * 8}});
+    b.struct_("fdtable", 56, {{"max_fds", u32, Off::max_fds * 8}, {"fd", vp, Off::fd * 8}, {"open_fds", vp, Off::open_fds * 8}});
+    uint32_t path = b.struct_("path", 16, {{"mnt", vp, 0}, {"dentry", vp, 64}});
+    b.struct_("file", 232, {{"f_path", path, Off::f_path * 8}});
+    uint32_t hl = b.struct_("", 8, {{"hash", u32, 0}, {"len", u32, 32}});
+    uint32_t hu = b.union_("", 8, {{"", hl, 0}, {"hash_len", l, 0}});
+    uint32_t qstr = b.struct_("qstr", 16, {{"", hu, 0}, {"name", vp, 64}});
+    b.struct_("dentry", 192, {{"d_name", qstr, Off::d_name * 8}});
+    uint32_t st = b.enum_("module_state", 4, {{"MODULE_STATE_LIVE", 0}, {"MODULE_STATE_COMING", 1},
+                                               {"MODULE_STATE_GOING", 2}, {"MODULE_STATE_UNFORMED", 3}});
+    uint32_t mname = b.array(ch, i32, 56);
+    b.struct_("module", 900, {{"state", st, Off::mod_state * 8}, {"list", list, Off::mod_list * 8},
+                              {"name", mname, Off::mod_name * 8}});
+    b.struct_("rq", 128, {{"idle", vp, Off::rq_idle * 8}});
+    uint32_t nodes = b.array(vp, i32, 4);
+    b.struct_("kmem_cache", Off::kc_sizeof,
+              {{"cpu_slab", vp, Off::kc_cpu_slab * 8}, {"offset", u32, Off::kc_offset * 8}, {"size", u32, Off::kc_size * 8},
+               {"name", vp, Off::kc_name * 8}, {"list", list, Off::kc_list * 8}, {"random", l, Off::kc_random * 8},
+               {"red_left_pad", u32, Off::kc_red * 8}, {"node", nodes, Off::kc_node * 8}});
+    b.struct_("kmem_cache_cpu", 32, {{"freelist", vp, Off::kcc_freelist * 8}, {"slab", vp, Off::kcc_slab * 8},
+                                      {"partial", vp, Off::kcc_partial * 8}});
+    uint32_t counters = b.struct_("", 4, {{"inuse", u32, 0, 16}, {"objects", u32, 16, 15}, {"frozen", u32, 31, 1}});
+    uint32_t links = b.union_("", 16, {{"slab_list", list, 0}, {"next", vp, 0}});
+    b.struct_("slab", Off::page_size, {{"freelist", vp, Off::slab_freelist * 8}, {"", links, Off::slab_list * 8},
+                                       {"", counters, Off::slab_counters * 8}});
+    b.struct_("kmem_cache_node", 64, {{"partial", list, Off::kcn_partial * 8}});
+    b.struct_("page", Off::page_size, {{"flags", l, 0}});
+    return btf::Btf::parse(b.blob());
+}
+
+// A small running system:
+//   init_task (swapper/0) → PID 1 init → PID 100 worker (+ threads 101, 102) → PID 2 kthreadd
+//   modules: ext4 (live), loading (unformed); CPU 1's idle task swapper/1 on runqueues only.
+struct World {
+    FakeMemory mem;
+    std::string kallsyms;
+    uint64_t next = kBase + 0x1000;
+    std::map<std::string, uint64_t> at;   // object name → address
+
+    uint64_t alloc(const std::string& name, uint64_t size) {
+        uint64_t a = next;
+        next += (size + 63) / 64 * 64;
+        at[name] = a;
+        return a;
+    }
+    // Links nodes (list_head addresses) into a circular list with `head`.
+    void link(uint64_t head, const std::vector<uint64_t>& nodes) {
+        std::vector<uint64_t> all = {head};
+        all.insert(all.end(), nodes.begin(), nodes.end());
+        for (size_t i = 0; i < all.size(); ++i) {
+            mem.put(all[i], all[(i + 1) % all.size()]);
+            mem.put(all[i] + 8, all[(i + all.size() - 1) % all.size()]);
+        }
+    }
+    uint64_t task(const std::string& name, int pid, int tgid, const std::string& comm) {
+        return task_at(alloc(name, Off::task_size), pid, tgid, comm);
+    }
+    uint64_t task_at(uint64_t t, int pid, int tgid, const std::string& comm) {
+        mem.put(t + Off::stack, kBase + 0xf0000 + static_cast<uint64_t>(pid) * 0x4000);
+        mem.put(t + Off::pid, static_cast<uint32_t>(pid), 4);
+        mem.put(t + Off::tgid, static_cast<uint32_t>(tgid), 4);
+        mem.put_str(t + Off::comm, comm);
+        mem.put(t + Off::group_leader, t);
+        return t;
+    }
+    uint64_t files(const std::string& name, const std::vector<std::pair<unsigned, uint64_t>>& fds,
+                   uint64_t extra_bits = 0) {
+        uint64_t f = alloc(name, 64), fdt = alloc(name + ".fdt", 56), arr = alloc(name + ".fd", 64 * 8),
+                 bits = alloc(name + ".bits", 8);
+        mem.put(f + Off::fdt, fdt);
+        mem.put(fdt + Off::max_fds, 64, 4);
+        mem.put(fdt + Off::fd, arr);
+        mem.put(fdt + Off::open_fds, bits);
+        uint64_t b = extra_bits;
+        for (auto [fd, file] : fds) {
+            mem.put(arr + 8 * fd, file);
+            if (file) b |= 1ull << fd;
+        }
+        mem.put(bits, b);
+        return f;
+    }
+    uint64_t file(const std::string& name, uint64_t dentry) {
+        uint64_t f = alloc(name, 232);
+        mem.put(f + Off::f_path + 8, dentry);
+        return f;
+    }
+    uint64_t dentry(const std::string& name) {
+        uint64_t d = alloc(name, 192), s = alloc(name + ".name", 32);
+        mem.put_str(s, name);
+        mem.put(d + Off::d_name + 8, s);
+        return d;
+    }
+    void sym(const std::string& name, uint64_t a) {
+        char line[128];
+        std::snprintf(line, sizeof line, "%016llx D %s\n", static_cast<unsigned long long>(a), name.c_str());
+        kallsyms += line;
+    }
+
+    World() {
+        uint64_t init = task("init_task", 0, 0, "swapper/0");
+        uint64_t p1 = task("p1", 1, 1, "init");
+        uint64_t p2 = task("p2", 100, 100, "worker");
+        uint64_t t1 = task("t1", 101, 100, "worker-a");
+        uint64_t t2 = task("t2", 102, 100, "worker-b");
+        uint64_t p3 = task("p3", 2, 2, "kthreadd");
+        uint64_t idle1 = task("idle1", 0, 0, "swapper/1");
+        mem.put(t1 + Off::group_leader, p2);
+        mem.put(t2 + Off::group_leader, p2);
+        link(init + Off::tasks, {p1 + Off::tasks, p2 + Off::tasks, p3 + Off::tasks});
+        // thread lists: one signal_struct per group, thread_head lists and thread_group rings
+        for (auto [leader, members] : std::vector<std::pair<uint64_t, std::vector<uint64_t>>>{
+                 {init, {init}}, {p1, {p1}}, {p2, {p2, t1, t2}}, {p3, {p3}}, {idle1, {idle1}}}) {
+            uint64_t sig = alloc("sig" + std::to_string(leader), 64);
+            std::vector<uint64_t> nodes, ring;
+            for (uint64_t t : members) {
+                mem.put(t + Off::signal, sig);
+                nodes.push_back(t + Off::thread_node);
+                ring.push_back(t + Off::thread_group);
+            }
+            link(sig + Off::thread_head, nodes);
+            std::vector<uint64_t> rest(ring.begin() + 1, ring.end());
+            link(ring[0], rest);
+        }
+        uint64_t c0 = alloc("init_cred", 96), c1 = alloc("c1", 96), c2 = alloc("c2", 96), c3 = alloc("c3", 96);
+        for (uint64_t t : {init, p3, idle1}) {
+            mem.put(t + Off::real_cred, c0);
+            mem.put(t + Off::cred, c0);
+        }
+        mem.put(p1 + Off::real_cred, c1);
+        mem.put(p1 + Off::cred, c1);
+        for (uint64_t t : {p2, t1, t2}) {
+            mem.put(t + Off::real_cred, c2);
+            mem.put(t + Off::cred, c2);
+        }
+        mem.put(t2 + Off::cred, c3);   // overridden creds
+        uint64_t m1 = alloc("m1", 128), m2 = alloc("m2", 128);
+        mem.put(p1 + Off::mm, m1);
+        for (uint64_t t : {p2, t1, t2}) mem.put(t + Off::mm, m2);
+
+        uint64_t da = dentry("console"), db = dentry("log"), dc = dentry("socket");
+        uint64_t fa = file("fa", da), fb = file("fb", da), fc = file("fc", db), fd = file("fd", dc),
+                 stale = file("stale", dc);
+        uint64_t init_files = files("init_files", {});
+        // fd 3 reserved (bit set, no file); fd 5 stale pointer with its bit clear: neither counts.
+        uint64_t f1 = files("f1", {{0, fa}, {1, fb}, {2, fc}, {5, stale}}, 1ull << 3);
+        mem.put(at["f1.bits"], (1ull << 0) | (1ull << 1) | (1ull << 2) | (1ull << 3), 8);
+        uint64_t f2 = files("f2", {{0, fa}, {1, fd}});   // fa shared with PID 1 (inherited)
+        for (uint64_t t : {init, p3, idle1}) mem.put(t + Off::files, init_files);
+        mem.put(p1 + Off::files, f1);
+        for (uint64_t t : {p2, t1, t2}) mem.put(t + Off::files, f2);
+
+        uint64_t modules = alloc("modules", 16), ext4 = alloc("ext4", 900), loading = alloc("loading", 900);
+        mem.put_str(ext4 + Off::mod_name, "ext4");
+        mem.put_str(loading + Off::mod_name, "loading");
+        mem.put(loading + Off::mod_state, 3, 4);
+        link(modules, {ext4 + Off::mod_list, loading + Off::mod_list});
+
+        // per-CPU: runqueues is an offset, __per_cpu_offset[cpu] the base of each CPU's area
+        uint64_t pcpu0 = alloc("pcpu0", 4096), pcpu1 = alloc("pcpu1", 4096);
+        uint64_t offsets = alloc("__per_cpu_offset", 16), nr = alloc("nr_cpu_ids", 8);
+        const uint64_t runqueues = 0x200;
+        mem.put(offsets, pcpu0);
+        mem.put(offsets + 8, pcpu1);
+        mem.put(nr, 2, 4);
+        mem.put(pcpu0 + runqueues + Off::rq_idle, init);
+        mem.put(pcpu1 + runqueues + Off::rq_idle, idle1);
+
+        // The task_struct slab cache: one slab of 4 objects at vmemmap index 3, the active slab
+        // of CPU 1. obj0 freed (intact), obj1 free and never used, obj2 allocated but on no
+        // list (a hidden task), obj3 freed (intact) on CPU 1's lockless freelist.
+        const uint64_t R = 0x0123456789abcdefull;
+        uint64_t vmemmap = alloc("vmemmap", 8 * Off::page_size);
+        uint64_t slab = vmemmap + 3 * Off::page_size;
+        uint64_t objs = next = (next + 4095) / 4096 * 4096;
+        next += 4 * Off::task_size + 64;
+        const uint64_t page_offset = objs - 3 * 4096;
+        uint64_t pob = alloc("page_offset_base", 8), vmb = alloc("vmemmap_base", 8);
+        mem.put(pob, page_offset);
+        mem.put(vmb, vmemmap);
+        for (int i = 0; i < 4; ++i) at["obj" + std::to_string(i)] = objs + i * Off::task_size;
+        task_at(at["obj0"], 77, 77, "oldproc");
+        task_at(at["obj2"], 88, 88, "hidden");
+        task_at(at["obj3"], 99, 99, "oldthread");
+        auto enc = [&](uint64_t obj, uint64_t nxt) {   // hardened freelist word of obj
+            uint64_t where = obj + Off::free_word;
+            mem.put(where, nxt ^ R ^ __builtin_bswap64(where));
+        };
+        enc(at["obj0"], at["obj1"]);
+        enc(at["obj1"], 0);
+        enc(at["obj3"], 0);
+        mem.put(slab + Off::slab_freelist, at["obj0"]);
+        mem.put(slab + Off::slab_counters, (4u << 16) | 1u | (1u << 31), 4);   // objects 4, inuse 1, frozen
+        uint64_t caches = alloc("slab_caches", 16), other = alloc("cred_jar", Off::kc_sizeof),
+                 tcache = alloc("task_cache", Off::kc_sizeof), oname = alloc("oname", 16), tname = alloc("tname", 16);
+        mem.put_str(oname, "cred_jar");
+        mem.put_str(tname, "task_struct");
+        mem.put(other + Off::kc_name, oname);
+        mem.put(tcache + Off::kc_name, tname);
+        link(caches, {other + Off::kc_list, tcache + Off::kc_list});
+        mem.put(tcache + Off::kc_offset, Off::free_word, 4);
+        mem.put(tcache + Off::kc_size, Off::task_size, 4);
+        mem.put(tcache + Off::kc_random, R);
+        uint64_t kcn = alloc("kcn", 64);
+        link(kcn + Off::kcn_partial, {});
+        mem.put(tcache + Off::kc_node, kcn);
+        const uint64_t cpu_slab = 0x400;   // a per-CPU offset, like runqueues
+        mem.put(tcache + Off::kc_cpu_slab, cpu_slab);
+        mem.put(pcpu1 + cpu_slab + Off::kcc_slab, slab);
+        mem.put(pcpu1 + cpu_slab + Off::kcc_freelist, at["obj3"]);
+        uint64_t nr_nodes = alloc("nr_node_ids", 8);
+        mem.put(nr_nodes, 1, 4);
+        mem.put(tcache + Off::kc_node + 8, 0x4141414141414141ull);   // past nr_node_ids: not a node
+        sym("nr_node_ids", nr_nodes);
+        sym("slab_caches", caches);
+        sym("page_offset_base", pob);
+        sym("vmemmap_base", vmb);
+
+        sym("init_task", init);
+        sym("modules", modules);
+        sym("__per_cpu_offset", offsets);
+        sym("nr_cpu_ids", nr);
+        sym("runqueues", runqueues);
+    }
+    Kallsyms syms() const {
+        return Kallsyms::parse({reinterpret_cast<const uint8_t*>(kallsyms.data()), kallsyms.size()});
+    }
+};
+
+std::set<uint64_t> of_type(const LabelSet& s, const std::string& type) {
+    std::set<uint64_t> r;
+    for (const auto& l : s.labels)
+        if (l.type == type) r.insert(l.vaddr);
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("walks of a synthetic kernel find every object once") {
+    World w;
+    for (bool thread_head : {true, false}) {
+        CAPTURE(thread_head);
+        auto btf = synthetic_btf(thread_head);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        // The one warning: the allocated task_struct in the slab that no list reaches.
+        REQUIRE(s.warnings.size() == 1);
+        CHECK(s.warnings[0].find("on no task list (PID 88, hidden)") != std::string::npos);
+        CHECK(s.counts.processes == 3);
+        CHECK(s.counts.threads == 5);
+        CHECK(s.counts.fds == 5);   // 3 (PID 1) + 2 (PID 100, once for its 3 threads) + 0
+        CHECK(s.counts.modules == 1);
+        CHECK(s.counts.module_names == std::vector<std::string>{"ext4"});
+        auto a = w.at;
+        CHECK(of_type(s, "task_struct") == std::set<uint64_t>{a["init_task"], a["p1"], a["p2"], a["t1"], a["t2"],
+                                                              a["p3"], a["idle1"], a["obj0"], a["obj3"]});
+        CHECK(s.task_slab.walked);
+        CHECK(s.task_slab.slabs == 1);
+        CHECK(s.task_slab.free_objects == 3);
+        CHECK(s.task_slab.freed_intact == 2);
+        CHECK(s.task_slab.unreached == 1);
+        for (const auto& l : s.labels) CHECK(l.freed == (l.vaddr == a["obj0"] || l.vaddr == a["obj3"]));
+        CHECK(of_type(s, "mm_struct") == std::set<uint64_t>{a["m1"], a["m2"]});
+        CHECK(of_type(s, "cred") == std::set<uint64_t>{a["init_cred"], a["c1"], a["c2"], a["c3"]});
+        CHECK(of_type(s, "file") == std::set<uint64_t>{a["fa"], a["fb"], a["fc"], a["fd"]});
+        CHECK(of_type(s, "dentry") == std::set<uint64_t>{a["console"], a["log"], a["socket"]});
+        CHECK(of_type(s, "module") == std::set<uint64_t>{a["ext4"], a["loading"]});
+        CHECK(s.labels.size() == 9 + 2 + 4 + 4 + 3 + 2);
+        // sorted, sizes from BTF, provenance and names
+        for (size_t i = 1; i < s.labels.size(); ++i) CHECK(s.labels[i - 1].vaddr < s.labels[i].vaddr);
+        for (const auto& l : s.labels) {
+            CHECK(l.paddr == l.vaddr - kBase + 0x100000);
+            if (l.type == "task_struct") CHECK(l.size == Off::task_size);
+            if (l.type == "module") CHECK(l.size == 900);
+            if (l.vaddr == a["t2"]) {
+                CHECK(l.found_by == "thread group of PID 100");
+                CHECK(l.name == "worker-b");
+                CHECK(l.pid == 102);
+            }
+            if (l.vaddr == a["idle1"]) CHECK(l.found_by == "runqueues[1].idle");
+            if (l.vaddr == a["fc"]) CHECK(l.found_by == "fd 2 of PID 1");
+            if (l.vaddr == a["log"]) CHECK(l.name == "log");
+        }
+        auto per = s.per_type();
+        CHECK(per["task_struct"] == 7);
+        CHECK(per["task_struct (freed)"] == 2);
+        CHECK(per["file"] == 4);
+    }
+}
+
+TEST_CASE("corrupt lists end in warnings, not hangs") {
+    auto btf = synthetic_btf();
+    SUBCASE("thread list loops back without reaching its head") {
+        World w;
+        w.mem.put(w.at["t2"] + Off::thread_node, w.at["t1"] + Off::thread_node);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(s.counts.threads == 5);   // p2, t1, t2 each seen once
+        REQUIRE(!s.warnings.empty());
+        CHECK(s.warnings[0].find("loop") != std::string::npos);
+    }
+    SUBCASE("tasks list with a wild pointer") {
+        World w;
+        w.mem.put(w.at["p1"] + Off::tasks, 0xdead000000000100ull);   // LIST_POISON1
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(s.counts.processes == 1);
+        CHECK(s.warnings.size() >= 1);
+    }
+    SUBCASE("tasks list into unmapped memory") {
+        World w;
+        w.mem.put(w.at["p2"] + Off::tasks, kBase + kSize + 0x1000);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(s.counts.processes == 2);   // the walk stops before the unreadable node
+        CHECK(!s.warnings.empty());
+    }
+    SUBCASE("bounded list length") {
+        World w;
+        LabelerOptions o;
+        o.max_list = 2;
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms(), o);
+        CHECK(s.counts.processes == 2);
+        CHECK(!s.warnings.empty());
+    }
+    SUBCASE("huge max_fds is refused") {
+        World w;
+        w.mem.put(w.at["f1.fdt"] + Off::max_fds, 0xfffffff0u, 4);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(s.counts.fds == 2);
+        CHECK(!s.warnings.empty());
+    }
+}
+
+TEST_CASE("missing symbols and fields are InputErrors") {
+    World w;
+    auto btf = synthetic_btf();
+    auto no_init = Kallsyms::parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("ffffffff81000000 T _text\n"), 25));
+    CHECK_THROWS_AS(label_kernel_objects(w.mem, btf, no_init), InputError);
+    BtfBuilder b;
+    b.int_type("int", 4, 32);
+    b.struct_("task_struct", 8, {});
+    auto thin = btf::Btf::parse(b.blob());
+    CHECK_THROWS_AS(label_kernel_objects(w.mem, thin, w.syms()), InputError);
+    // init_task outside the dump
+    std::string k = "ffff999000000000 D init_task\n";
+    auto far = Kallsyms::parse({reinterpret_cast<const uint8_t*>(k.data()), k.size()});
+    CHECK_THROWS_AS(label_kernel_objects(w.mem, btf, far), InputError);
+}
+
+TEST_CASE("label files are written atomically in both formats") {
+    World w;
+    LabelSet s = label_kernel_objects(w.mem, synthetic_btf(), w.syms());
+    char dir[] = "/tmp/dmlabel-test-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    std::string tsv = std::string(dir) + "/labels.tsv";
+    write_labels_tsv(tsv, s);
+    write_labels_jsonl(jsonl_path_for(tsv), s);
+    std::ifstream in(tsv);
+    std::string line;
+    std::vector<std::string> lines;
+    while (std::getline(in, line)) lines.push_back(line);
+    REQUIRE(lines.size() == s.labels.size() - 2);   // freed objects are in the JSONL only
+    char expect[128];
+    std::snprintf(expect, sizeof expect, "0x%llx\ttask_struct\t%llu",
+                  static_cast<unsigned long long>(w.at["init_task"]), static_cast<unsigned long long>(Off::task_size));
+    CHECK(std::find(lines.begin(), lines.end(), std::string(expect)) != lines.end());
+    std::ifstream js(std::string(dir) + "/labels.jsonl");
+    std::stringstream all;
+    all << js.rdbuf();
+    CHECK(all.str().find("\"found_by\":\"fd 2 of PID 1\"") != std::string::npos);
+    CHECK(all.str().find("\"name\":\"swapper/1\"") != std::string::npos);
+    CHECK(all.str().find("\"state\":\"freed\"") != std::string::npos);
+    CHECK_THROWS_AS(write_labels_tsv(std::string(dir) + "/no/such/dir/x.tsv", s), InputError);
+    std::remove(tsv.c_str());
+    std::remove((std::string(dir) + "/labels.jsonl").c_str());
+    rmdir(dir);
+}

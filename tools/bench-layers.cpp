@@ -1,0 +1,140 @@
+// bench-layers: how long the physical + translation layers take on a dump (open, root detection,
+// kernel-page enumeration) and what they found; with --synthetic, on an in-memory Linux-like
+// x86-64 image whose direct map uses 4 KiB pages only (the worst case for enumeration).
+//
+//   bench-layers DUMP [--format auto|raw|elf|lime] [--dtb 0x…] [--paging x86|pae|x64|la57] [--search]
+//   bench-layers --synthetic MiB
+// --search ignores the ELF CPU notes and runs the page-directory search, then reports whether it
+// translates every kernel page exactly as the note's CR3 does.
+#include "graph/layers.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+using namespace deepmem;
+namespace po = boost::program_options;
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+uint64_t pages_of(std::span<const VirtualRun> runs) {
+    uint64_t n = 0;
+    for (const auto& r : runs) n += r.size / 4096;
+    return n;
+}
+
+void put64(std::vector<uint8_t>& m, uint64_t at, uint64_t v) { std::memcpy(m.data() + at, &v, 8); }
+
+// PML4 0x1000; kernel text PML4[511] → PDPT 0x2000 [510] → PD 0x3000, 32 × 2 MiB pages from
+// 16 MiB; direct map PML4[273] (0xffff888000000000) → PDPT 0x4000 → PDs from 0x5000 → PTs from
+// 1 MiB, one 4 KiB page per physical page.
+std::vector<uint8_t> synthetic(uint64_t mib) {
+    const uint64_t size = mib << 20, pages = size >> 12;
+    const uint64_t pts = (pages + 511) / 512, pds = (pts + 511) / 512;
+    if (mib < 64 || pds > 64) throw InputError("--synthetic needs 64..32768 MiB");
+    std::vector<uint8_t> m(size, 0);
+    put64(m, 0x1000 + 511 * 8, 0x2000 | 3);
+    put64(m, 0x2000 + 510 * 8, 0x3000 | 3);
+    for (uint64_t i = 0; i < 32; ++i) put64(m, 0x3000 + 8 * i, ((16 + 2 * i) << 20) | 0x83);
+    put64(m, 0x1000 + 273 * 8, 0x4000 | 3);
+    const uint64_t pt_base = 1 << 20;
+    for (uint64_t d = 0; d < pds; ++d) put64(m, 0x4000 + 8 * d, (0x5000 + 0x1000 * d) | 3);
+    for (uint64_t t = 0; t < pts; ++t) put64(m, 0x5000 + 8 * t, (pt_base + 0x1000 * t) | 3);   // PDs are contiguous
+    for (uint64_t p = 0; p < pages; ++p) put64(m, pt_base + 8 * p, (p << 12) | 3 | (uint64_t{1} << 63));
+    return m;
+}
+
+void report(const TranslationLayer& found, double detect_s) {
+    TranslationLayer t(found.physical(), found.mode(), found.dtb(), found.kernel_base());   // uncached
+    auto t0 = std::chrono::steady_clock::now();
+    auto runs = t.kernel_runs();
+    double enum_s = since(t0);
+    auto st = t.walk_stats();
+    std::printf("paging %s  dtb %s  kernel_base %s\n", to_string(t.mode()), hex(t.dtb()).c_str(),
+                hex(t.kernel_base()).c_str());
+    std::printf("detect %.3f s  kernel_runs %.3f s  runs %zu  pages %llu  tables %llu (absent %llu, loops %llu, reserved %llu)\n",
+                detect_s, enum_s, runs.size(), static_cast<unsigned long long>(pages_of(runs)),
+                static_cast<unsigned long long>(st.tables), static_cast<unsigned long long>(st.absent_tables),
+                static_cast<unsigned long long>(st.loops), static_cast<unsigned long long>(st.reserved));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    po::options_description opts("bench-layers options");
+    opts.add_options()
+        ("help,h", "this text")
+        ("dump", po::value<std::string>(), "dump file")
+        ("format", po::value<std::string>()->default_value("auto"), "auto|raw|elf|lime")
+        ("dtb", po::value<std::string>(), "page-table root (hex)")
+        ("paging", po::value<std::string>(), "x86|pae|x64|la57")
+        ("search", "ignore CPU notes: search for the root and compare with the note's CR3")
+        ("synthetic", po::value<uint64_t>(), "benchmark an in-memory image of this many MiB");
+    po::positional_options_description pos;
+    pos.add("dump", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+    if (vm.count("help") || (!vm.count("dump") && !vm.count("synthetic"))) {
+        std::cout << "usage: bench-layers DUMP [options] | --synthetic MiB\n" << opts;
+        return vm.count("help") ? 0 : 2;
+    }
+    std::optional<PagingMode> mode;
+    if (vm.count("paging")) mode = parse_paging_mode(vm["paging"].as<std::string>());
+    std::optional<uint64_t> dtb;
+    if (vm.count("dtb")) dtb = std::stoull(vm["dtb"].as<std::string>(), nullptr, 16);
+
+    if (vm.count("synthetic")) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto mem = synthetic(vm["synthetic"].as<uint64_t>());
+        std::printf("built %llu MiB image in %.3f s\n", static_cast<unsigned long long>(mem.size() >> 20), since(t0));
+        auto phys = PhysicalLayer::from_bytes(mem, DumpFormat::Raw);
+        t0 = std::chrono::steady_clock::now();
+        auto t = TranslationLayer::detect(*phys, dtb, mode);
+        report(t, since(t0));
+        return 0;
+    }
+
+    auto t0 = std::chrono::steady_clock::now();
+    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format"].as<std::string>()));
+    std::printf("format %s  runs %zu  present %llu MiB  max_paddr %s  cpus %zu  open %.3f s\n",
+                to_string(phys->format()), phys->runs().size(),
+                static_cast<unsigned long long>(phys->present_bytes() >> 20), hex(phys->max_paddr()).c_str(),
+                phys->cpus().size(), since(t0));
+    for (const auto& c : phys->cpus())
+        std::printf("  cpu cr0 %s cr3 %s cr4 %s long_mode %d\n", hex(c.cr0).c_str(), hex(c.cr3).c_str(),
+                    hex(c.cr4).c_str(), c.long_mode);
+    t0 = std::chrono::steady_clock::now();
+    auto t = TranslationLayer::detect(*phys, dtb, mode);
+    report(t, since(t0));
+    if (vm.count("search")) {
+        // The search alone must translate every kernel page exactly as the note's root does.
+        t0 = std::chrono::steady_clock::now();
+        auto s = TranslationLayer::search(*phys, mode);
+        std::printf("search (notes ignored):\n");
+        report(s, since(t0));
+        uint64_t same = 0, differ = 0, missing = 0;
+        for (const auto& r : t.kernel_runs())
+            for (uint64_t off = 0; off < r.size; off += 4096) {
+                auto pa = s.translate(r.vaddr + off);
+                if (!pa) ++missing;
+                else if (*pa == r.paddr + off) ++same;
+                else ++differ;
+            }
+        std::printf("agreement with %s: %llu pages same, %llu differ, %llu unmapped by the search\n",
+                    hex(t.dtb()).c_str(), static_cast<unsigned long long>(same),
+                    static_cast<unsigned long long>(differ), static_cast<unsigned long long>(missing));
+        if (differ || missing) return 3;
+    }
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "bench-layers: %s\n", e.what());
+    return 1;
+}

@@ -1,0 +1,166 @@
+// dmlabel: ground-truth labels of a Linux memory dump (argument parsing and printing only; the
+// walks are train/labeler.hpp).
+//
+//   dmlabel --kernel VMLINUZ_OR_VMLINUX --kallsyms FILE DUMP -o LABELS.tsv
+//           [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]
+//           [--view view.txt] [--quiet] [--per-process]
+// Writes LABELS.tsv (vaddr<TAB>type<TAB>size) and LABELS.jsonl beside it. With --view, the
+// dump's process/thread/fd/module counts must equal the guest's; differences are printed and the
+// exit status is 1 (the label files are still written, for inspection).
+#include "graph/layers.hpp"
+#include "train/labeler.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+namespace po = boost::program_options;
+using namespace deepmem;
+
+namespace {
+
+const char* kUsage =
+    "usage: dmlabel --kernel VMLINUZ_OR_VMLINUX --kallsyms FILE DUMP -o LABELS.tsv\n"
+    "               [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]\n"
+    "               [--view view.txt] [--quiet] [--per-process]\n";
+
+uint64_t parse_address(const std::string& s, const char* what) {
+    size_t used = 0;
+    uint64_t v = 0;
+    try {
+        v = std::stoull(s, &used, 0);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != s.size() || s[0] == '-')
+        throw InputError(std::string("bad ") + what + " '" + s + "' (expected a number such as 0x1ad000)");
+    return v;
+}
+
+int run(int argc, char** argv) {
+    po::options_description o("options");
+    o.add_options()("help,h", "this text")(
+        "kernel", po::value<std::string>()->required(), "vmlinuz (bzImage, xz) or vmlinux with .BTF, or raw BTF")(
+        "kallsyms", po::value<std::string>()->required(), "the guest's /proc/kallsyms")(
+        "output,o", po::value<std::string>()->required(), "LABELS.tsv (LABELS.jsonl is written beside it)")(
+        "format", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
+        "dtb", po::value<std::string>(), "page-table root (physical address)")(
+        "paging", po::value<std::string>(), "x86|pae|x64|la57")(
+        "view", po::value<std::string>(), "guest view file to cross-check counts against")(
+        "quiet,q", "print nothing but errors and view differences")(
+        "per-process", "print PID, threads, open fd numbers and comm of every process");
+    po::options_description all;
+    all.add(o).add_options()("dump", po::value<std::string>(), "dump file");
+    po::positional_options_description pos;
+    pos.add("dump", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    if (vm.count("help")) {
+        std::cout << kUsage << o;
+        return 0;
+    }
+    po::notify(vm);
+    if (!vm.count("dump")) throw InputError("missing DUMP argument");
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string out = vm["output"].as<std::string>();
+    const bool quiet = vm.count("quiet") > 0;
+
+    std::optional<GuestView> view;
+    if (vm.count("view")) view = GuestView::load(vm["view"].as<std::string>());
+    const auto kernel = btf::load_kernel_image(vm["kernel"].as<std::string>());
+    const auto t_kernel = std::chrono::steady_clock::now();
+    const auto syms = Kallsyms::load(vm["kallsyms"].as<std::string>());
+    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format"].as<std::string>()));
+    std::optional<uint64_t> dtb;
+    if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
+    std::optional<PagingMode> paging;
+    if (vm.count("paging")) paging = parse_paging_mode(vm["paging"].as<std::string>());
+    const auto tl = TranslationLayer::detect(*phys, dtb, paging);
+    const TranslatedMemory mem(tl);
+
+    // The banner in the dump must be the kernel file's: BTF offsets of another build would
+    // produce plausible-looking garbage.
+    std::string banner;
+    if (!kernel.banners.empty()) {
+        if (auto lb = syms.address("linux_banner")) {
+            uint8_t c = 0;
+            for (uint64_t i = 0; i < 1024 && mem.read(*lb + i, std::span<uint8_t>(&c, 1)) && c && c != '\n'; ++i)
+                banner.push_back(static_cast<char>(c));
+            if (std::find(kernel.banners.begin(), kernel.banners.end(), banner) == kernel.banners.end())
+                throw InputError("the dump's kernel is not the --kernel file (linux_banner in the dump: '" + banner +
+                                 "', kernel file: '" + kernel.banners.back() + "')");
+        }
+    }
+
+    const auto t_layers = std::chrono::steady_clock::now();
+    const LabelSet set = label_kernel_objects(mem, kernel.btf, syms);
+    const auto t_walk = std::chrono::steady_clock::now();
+    write_labels_tsv(out, set);
+    const std::string jsonl = jsonl_path_for(out);
+    write_labels_jsonl(jsonl, set);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    if (!quiet) {
+        for (const auto& w : set.warnings) std::fprintf(stderr, "dmlabel: warning: %s\n", w.c_str());
+        std::printf("%s\n", banner.empty() ? "(banner not checked)" : banner.c_str());
+        std::printf("paging %s, dtb %s\n", to_string(tl.mode()), hex(tl.dtb()).c_str());
+        std::printf("processes %llu threads %llu fds %llu modules %llu\n",
+                    static_cast<unsigned long long>(set.counts.processes),
+                    static_cast<unsigned long long>(set.counts.threads),
+                    static_cast<unsigned long long>(set.counts.fds),
+                    static_cast<unsigned long long>(set.counts.modules));
+        if (set.task_slab.walked)
+            std::printf("task_struct slab cache: %llu slabs reached, %llu free objects, %llu freed-but-intact, "
+                        "%llu allocated but on no task list\n",
+                        static_cast<unsigned long long>(set.task_slab.slabs),
+                        static_cast<unsigned long long>(set.task_slab.free_objects),
+                        static_cast<unsigned long long>(set.task_slab.freed_intact),
+                        static_cast<unsigned long long>(set.task_slab.unreached));
+        for (const auto& [type, n] : set.per_type())
+            std::printf("%-12s %llu\n", type.c_str(), static_cast<unsigned long long>(n));
+        using secs_d = std::chrono::duration<double>;
+        std::printf("%llu labels -> %s, %s (%llu warnings) in %.2f s (kernel BTF %.2f s, dump layers %.2f s, "
+                    "walks %.3f s)\n",
+                    static_cast<unsigned long long>(set.labels.size()), out.c_str(), jsonl.c_str(),
+                    static_cast<unsigned long long>(set.warnings.size()), secs, secs_d(t_kernel - t0).count(),
+                    secs_d(t_layers - t_kernel).count(), secs_d(t_walk - t_layers).count());
+    }
+    if (vm.count("per-process")) {
+        for (const auto& p : set.counts.per_process) {
+            std::string fds;
+            for (uint64_t fd : p.fd_numbers) fds += (fds.empty() ? "" : ",") + std::to_string(fd);
+            std::printf("%lld\t%llu\t%llu\t%s\t%s\n", static_cast<long long>(p.pid),
+                        static_cast<unsigned long long>(p.threads), static_cast<unsigned long long>(p.fds),
+                        fds.empty() ? "-" : fds.c_str(), p.comm.c_str());
+        }
+    }
+    if (view) {
+        auto diff = compare_with_view(set.counts, *view);
+        for (const auto& d : diff) std::printf("%s\n", d.c_str());
+        if (!diff.empty()) {
+            std::fprintf(stderr, "dmlabel: error: dump disagrees with the guest view (%zu differences)\n", diff.size());
+            return 1;
+        }
+        if (!quiet) std::printf("view: counts agree with the guest\n");
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const po::error& e) {
+        std::fprintf(stderr, "dmlabel: error: %s\n%s", e.what(), kUsage);
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "dmlabel: error: %s\n", e.what());
+        return 1;
+    }
+}

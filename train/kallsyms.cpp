@@ -1,0 +1,68 @@
+// /proc/kallsyms parser: "<hex address> <type char> <name>[\t[<module>]]" per line.
+#include "graph/layers.hpp"
+#include "train/labeler.hpp"
+
+#include <charconv>
+
+namespace deepmem {
+
+Kallsyms Kallsyms::parse(std::span<const uint8_t> text) {
+    Kallsyms k;
+    std::string_view all(reinterpret_cast<const char*>(text.data()), text.size());
+    uint64_t pos = 0;
+    bool any_nonzero = false;
+    while (pos < all.size()) {
+        uint64_t eol = all.find('\n', pos);
+        if (eol == std::string_view::npos) eol = all.size();
+        std::string_view line = all.substr(pos, eol - pos);
+        const uint64_t at = pos;
+        pos = eol + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.empty()) continue;
+
+        uint64_t addr = 0;
+        auto sp = line.find(' ');
+        if (sp == 0 || sp == std::string_view::npos || sp > 16)
+            throw FormatError(at, "kallsyms line '<hex address> <type> <name>'");
+        auto [p, ec] = std::from_chars(line.data(), line.data() + sp, addr, 16);
+        if (ec != std::errc() || p != line.data() + sp) throw FormatError(at, "hexadecimal symbol address");
+        if (line.size() < sp + 4 || line[sp + 2] != ' ' || line[sp + 1] == ' ' || line[sp + 1] == '\t')
+            throw FormatError(at + sp, "' <type char> <name>' after the address");
+        std::string_view rest = line.substr(sp + 3);
+        std::string_view name = rest, module;
+        if (auto tab = rest.find('\t'); tab != std::string_view::npos) {
+            name = rest.substr(0, tab);
+            module = rest.substr(tab + 1);
+            if (module.size() < 2 || module.front() != '[' || module.back() != ']')
+                throw FormatError(at + sp + 3 + tab, "'\\t[module]' after the symbol name");
+        }
+        if (name.empty() || name.find(' ') != std::string_view::npos)
+            throw FormatError(at + sp + 3, "a symbol name without spaces");
+        any_nonzero |= addr != 0;
+        auto& table = module.empty() ? k.core_ : k.module_;
+        table.emplace(std::string(name), addr);   // first definition wins, like kallsyms_lookup_name
+        ++k.count_;
+    }
+    if (k.count_ == 0) throw InputError("kallsyms file has no symbols");
+    if (!any_nonzero)
+        throw InputError("kallsyms addresses are all zero (read /proc/kallsyms as root, kptr_restrict)");
+    return k;
+}
+
+Kallsyms Kallsyms::load(const std::string& path) {
+    MappedFile f(path);
+    return parse(f.bytes());
+}
+
+std::optional<uint64_t> Kallsyms::address(std::string_view name) const {
+    if (auto it = core_.find(name); it != core_.end()) return it->second;
+    if (auto it = module_.find(name); it != module_.end()) return it->second;
+    return std::nullopt;
+}
+
+uint64_t Kallsyms::require(std::string_view name) const {
+    if (auto a = address(name)) return *a;
+    throw InputError("kallsyms: symbol '" + std::string(name) + "' not found");
+}
+
+}  // namespace deepmem

@@ -1,0 +1,754 @@
+// The labeler's walks over a dumped Linux kernel, with every offset taken from BTF:
+//   init_task.tasks (processes) → each thread group (signal->thread_head, else task->thread_group)
+//   → task->mm, ->real_cred, ->cred, ->files → fdt → fd[] (open_fds) → file → f_path.dentry;
+//   the `modules` list; the idle task of every CPU (runqueues[cpu].idle, not on any list);
+//   the freelists of the task_struct slab cache (freed-but-intact task_structs).
+#include "train/labeler.hpp"
+
+#include "graph/layers.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace deepmem {
+
+bool TranslatedMemory::read(uint64_t vaddr, std::span<uint8_t> out) const { return t_->read_virtual(vaddr, out); }
+std::optional<uint64_t> TranslatedMemory::physical(uint64_t vaddr) const { return t_->translate(vaddr); }
+uint64_t TranslatedMemory::kernel_base() const { return t_->kernel_base(); }
+
+std::map<std::string, uint64_t> LabelSet::per_type() const {
+    std::map<std::string, uint64_t> m;
+    for (const Label& l : labels) ++m[l.freed ? l.type + " (freed)" : l.type];
+    return m;
+}
+
+namespace {
+
+// Byte offsets and sizes the walks need, looked up by name once.
+struct Layout {
+    const btf::Btf& btf;
+    uint64_t task_size, mm_size, cred_size, file_size, dentry_size, module_size;
+    uint64_t tasks, pid, tgid, group_leader, signal, mm, real_cred, cred, files, comm, comm_len;
+    std::optional<uint64_t> thread_node, thread_head, thread_group;
+    uint64_t fdt, max_fds, fd, open_fds, max_fds_size;
+    uint64_t f_dentry;
+    std::optional<uint64_t> d_name_name, d_name_len;
+    uint64_t mod_list, mod_name, mod_name_len;
+    std::optional<uint64_t> mod_state, mod_state_size;
+    std::optional<int64_t> module_unformed;
+    std::optional<uint64_t> rq_idle;
+
+    explicit Layout(const btf::Btf& b) : btf(b) {
+        task_size = size("task_struct");
+        mm_size = size("mm_struct");
+        cred_size = size("cred");
+        file_size = size("file");
+        dentry_size = size("dentry");
+        module_size = size("module");
+        tasks = req("task_struct", "tasks");
+        pid = req("task_struct", "pid");
+        tgid = req("task_struct", "tgid");
+        group_leader = req("task_struct", "group_leader");
+        signal = req("task_struct", "signal");
+        mm = req("task_struct", "mm");
+        real_cred = req("task_struct", "real_cred");
+        cred = req("task_struct", "cred");
+        files = req("task_struct", "files");
+        comm = req("task_struct", "comm");
+        comm_len = member_size("task_struct", "comm");
+        thread_node = opt("task_struct", "thread_node");
+        thread_head = opt("signal_struct", "thread_head");
+        thread_group = opt("task_struct", "thread_group");
+        if (!(thread_node && thread_head) && !thread_group)
+            throw InputError("BTF: neither signal_struct.thread_head/task_struct.thread_node nor "
+                             "task_struct.thread_group: cannot enumerate threads");
+        fdt = req("files_struct", "fdt");
+        max_fds = req("fdtable", "max_fds");
+        max_fds_size = member_size("fdtable", "max_fds");
+        fd = req("fdtable", "fd");
+        open_fds = req("fdtable", "open_fds");
+        f_dentry = req("file", "f_path.dentry");
+        d_name_name = opt("dentry", "d_name.name");
+        d_name_len = opt("dentry", "d_name.len");
+        mod_list = req("module", "list");
+        mod_name = req("module", "name");
+        mod_name_len = member_size("module", "name");
+        mod_state = opt("module", "state");
+        if (mod_state) mod_state_size = member_size("module", "state");
+        module_unformed = b.enumerator("MODULE_STATE_UNFORMED");
+        rq_idle = opt("rq", "idle");
+    }
+
+    uint32_t id(const char* s) const {
+        auto t = btf.find(s);
+        if (!t) throw InputError(std::string("BTF: no struct ") + s);
+        return *t;
+    }
+    uint64_t size(const char* s) const { return btf.size_of(id(s)); }
+    std::optional<uint64_t> opt(const char* s, const char* path) const {
+        auto t = btf.find(s);
+        if (!t) return std::nullopt;
+        auto f = btf.member(*t, path);
+        if (!f) return std::nullopt;
+        if (f->bitfield_size != 0 || f->bit_offset % 8 != 0)
+            throw InputError(std::string("BTF: ") + s + "." + path + " is a bitfield");
+        return f->byte_offset();
+    }
+    uint64_t req(const char* s, const char* path) const {
+        auto o = opt(s, path);
+        if (!o) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
+        return *o;
+    }
+    uint64_t member_size(const char* s, const char* path) const {
+        auto f = btf.member(id(s), path);
+        if (!f) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
+        return btf.size_of(f->type);
+    }
+};
+
+class Walker {
+public:
+    Walker(const KernelMemory& m, const btf::Btf& b, const Kallsyms& s, const LabelerOptions& o)
+        : mem_(m), btf_(b), syms_(s), opt_(o), L_(b), psize_(b.pointer_size()), kbase_(m.kernel_base()) {}
+
+    LabelSet run();
+
+private:
+    std::optional<uint64_t> word(uint64_t va, uint64_t size) const {
+        if (size == 0 || size > 8) return std::nullopt;
+        uint8_t buf[8] = {};
+        if (!mem_.read(va, std::span<uint8_t>(buf, size))) return std::nullopt;
+        uint64_t v = 0;
+        std::memcpy(&v, buf, size);   // little-endian target
+        return v;
+    }
+    std::optional<uint64_t> ptr(uint64_t va) const { return word(va, psize_); }
+    bool plausible(uint64_t p) const { return p != 0 && p >= kbase_; }
+    std::string read_string(uint64_t va, uint64_t max) const {
+        std::string s;
+        uint8_t c;
+        for (uint64_t i = 0; i < max; ++i) {
+            if (!mem_.read(va + i, std::span<uint8_t>(&c, 1)) || c == 0) break;
+            s.push_back(static_cast<char>(c));
+        }
+        return s;
+    }
+    void warn(std::string w) {
+        if (out_.warnings.size() < 1000) out_.warnings.push_back(std::move(w));
+        else if (out_.warnings.size() == 1000) out_.warnings.push_back("(further warnings suppressed)");
+    }
+
+    // Records a label; false when (vaddr, type) was already labeled.
+    bool add(uint64_t va, const char* type, uint64_t size, std::string found_by, std::string name = {},
+             int64_t pid = -1) {
+        if (!seen_[type].insert(va).second) return false;
+        Label l;
+        l.vaddr = va;
+        l.paddr = mem_.physical(va);
+        l.type = type;
+        l.size = size;
+        l.found_by = std::move(found_by);
+        l.name = std::move(name);
+        l.pid = pid;
+        out_.labels.push_back(std::move(l));
+        return true;
+    }
+
+    // Visits each entry of the circular list_head list at `head` (the head itself excluded),
+    // calling f(entry) with entry = node - link. Stops at loops, non-kernel pointers, unreadable
+    // nodes (not visited) and after max_list entries, each with a warning.
+    template <class F>
+    uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f) {
+        auto next = ptr(head);
+        if (!next) {
+            warn(what + ": list head " + hex(head) + " unreadable");
+            return 0;
+        }
+        std::unordered_set<uint64_t> visited;
+        uint64_t n = 0, cur = *next;
+        while (cur != head) {
+            if (!plausible(cur)) {
+                warn(what + ": pointer " + hex(cur) + " after " + std::to_string(n) + " entries is not a kernel address");
+                break;
+            }
+            if (!visited.insert(cur).second) {
+                warn(what + ": loop at " + hex(cur) + " after " + std::to_string(n) + " entries");
+                break;
+            }
+            if (n >= opt_.max_list) {
+                warn(what + ": longer than " + std::to_string(opt_.max_list) + " entries, truncated");
+                break;
+            }
+            auto nx = ptr(cur);   // an entry whose node is not in the dump is not visited
+            if (!nx) {
+                warn(what + ": node " + hex(cur) + " unreadable after " + std::to_string(n) + " entries");
+                break;
+            }
+            f(cur - link);
+            ++n;
+            cur = *nx;
+        }
+        return n;
+    }
+
+    int64_t task_pid(uint64_t t) const {
+        auto v = word(t + L_.pid, 4);
+        return v ? static_cast<int32_t>(*v) : -1;
+    }
+    std::string task_comm(uint64_t t) const { return read_string(t + L_.comm, L_.comm_len); }
+
+    bool add_task(uint64_t t, std::string found_by) {
+        return add(t, "task_struct", L_.task_size, std::move(found_by), task_comm(t), task_pid(t));
+    }
+    // Objects hanging off one task: mm, creds, open files.
+    void task_objects(uint64_t t, int64_t pid);
+    // Open fds of a files_struct (memoised per files_struct); labels files and dentries.
+    uint64_t open_files(uint64_t files, int64_t pid);
+    uint64_t threads_of(uint64_t leader, int64_t pid);
+    void modules();
+    void idle_tasks(uint64_t init_task);
+    void freed_tasks();
+    std::optional<uint64_t> bits(uint64_t va, const btf::Field& f) const {
+        auto w = word(va + f.bit_offset / 8, 8);
+        if (!w) return std::nullopt;
+        uint64_t v = *w >> (f.bit_offset % 8);
+        return f.bitfield_size && f.bitfield_size < 64 ? v & ((1ull << f.bitfield_size) - 1) : v;
+    }
+
+    const KernelMemory& mem_;
+    const btf::Btf& btf_;
+    const Kallsyms& syms_;
+    LabelerOptions opt_;
+    Layout L_;
+    uint64_t psize_, kbase_;
+    LabelSet out_;
+    std::unordered_map<std::string, std::unordered_set<uint64_t>> seen_;
+    std::unordered_map<uint64_t, uint64_t> fd_count_;   // files_struct → open fds
+    std::unordered_map<uint64_t, std::vector<uint64_t>> fd_numbers_;   // files_struct → open fd numbers
+    std::vector<std::pair<uint64_t, int64_t>> all_tasks_;
+};
+
+void Walker::task_objects(uint64_t t, int64_t pid) {
+    const std::string of = " of PID " + std::to_string(pid);
+    if (auto mm = ptr(t + L_.mm); mm && *mm) {
+        if (plausible(*mm)) add(*mm, "mm_struct", L_.mm_size, "mm" + of);
+        else warn("task " + hex(t) + of + ": mm " + hex(*mm) + " is not a kernel address");
+    } else if (!mm) {
+        warn("task " + hex(t) + of + ": mm unreadable");
+    }
+    for (auto [off, what] : {std::pair{L_.real_cred, "real_cred"}, std::pair{L_.cred, "cred"}}) {
+        auto c = ptr(t + off);
+        if (!c) warn("task " + hex(t) + of + ": " + what + " unreadable");
+        else if (!plausible(*c)) warn("task " + hex(t) + of + ": " + what + " " + hex(*c) + " is not a kernel address");
+        else add(*c, "cred", L_.cred_size, std::string(what) + of);
+    }
+    if (auto f = ptr(t + L_.files); f && *f) {
+        if (plausible(*f)) open_files(*f, pid);
+        else warn("task " + hex(t) + of + ": files " + hex(*f) + " is not a kernel address");
+    } else if (!f) {
+        warn("task " + hex(t) + of + ": files unreadable");
+    }
+}
+
+uint64_t Walker::open_files(uint64_t files, int64_t pid) {
+    if (auto it = fd_count_.find(files); it != fd_count_.end()) return it->second;
+    fd_count_[files] = 0;
+    const std::string of = " of PID " + std::to_string(pid);
+    auto fdt = ptr(files + L_.fdt);
+    if (!fdt || !plausible(*fdt)) {
+        warn("files_struct " + hex(files) + of + ": fdt unreadable");
+        return 0;
+    }
+    auto max = word(*fdt + L_.max_fds, L_.max_fds_size);
+    auto fd_array = ptr(*fdt + L_.fd), bitmap = ptr(*fdt + L_.open_fds);
+    if (!max || !fd_array || !bitmap || !plausible(*fd_array) || !plausible(*bitmap)) {
+        warn("fdtable " + hex(*fdt) + of + ": unreadable");
+        return 0;
+    }
+    if (*max > opt_.max_fds) {
+        warn("fdtable " + hex(*fdt) + of + ": max_fds " + std::to_string(*max) + " above the limit, skipped");
+        return 0;
+    }
+    const uint64_t words = (*max + 63) / 64;
+    std::vector<uint64_t> bits(words);
+    if (!mem_.read(*bitmap, std::span<uint8_t>(reinterpret_cast<uint8_t*>(bits.data()), words * 8))) {
+        warn("fdtable " + hex(*fdt) + of + ": open_fds bitmap unreadable");
+        return 0;
+    }
+    uint64_t n = 0;
+    for (uint64_t fd = 0; fd < *max; ++fd) {
+        if (!(bits[fd / 64] >> (fd % 64) & 1)) continue;
+        auto file = ptr(*fd_array + fd * psize_);
+        if (!file) {
+            warn("fd " + std::to_string(fd) + of + ": fd[] slot unreadable");
+            continue;
+        }
+        if (*file == 0) continue;   // reserved by get_unused_fd, not yet installed: /proc skips it
+        if (!plausible(*file)) {
+            warn("fd " + std::to_string(fd) + of + ": file " + hex(*file) + " is not a kernel address");
+            continue;
+        }
+        ++n;
+        fd_numbers_[files].push_back(fd);
+        const std::string by = "fd " + std::to_string(fd) + of;
+        add(*file, "file", L_.file_size, by);
+        auto d = ptr(*file + L_.f_dentry);
+        if (!d || !plausible(*d)) {
+            warn(by + ": f_path.dentry unreadable");
+            continue;
+        }
+        std::string name;
+        if (L_.d_name_name)
+            if (auto np = ptr(*d + *L_.d_name_name); np && plausible(*np)) name = read_string(*np, 256);
+        add(*d, "dentry", L_.dentry_size, "f_path.dentry of " + by, std::move(name));
+    }
+    fd_count_[files] = n;
+    return n;
+}
+
+uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
+    std::vector<uint64_t> group;
+    const std::string what = "thread group of PID " + std::to_string(pid);
+    bool walked = false;
+    if (L_.thread_head && L_.thread_node) {
+        if (auto sig = ptr(leader + L_.signal); sig && plausible(*sig)) {
+            walk_list(*sig + *L_.thread_head, *L_.thread_node, what, [&](uint64_t t) { group.push_back(t); });
+            walked = true;
+        } else {
+            warn("task " + hex(leader) + " (PID " + std::to_string(pid) + "): signal unreadable");
+        }
+    }
+    if (!walked && L_.thread_group) {
+        group.push_back(leader);
+        walk_list(leader + *L_.thread_group, *L_.thread_group, what, [&](uint64_t t) { group.push_back(t); });
+    }
+    if (std::find(group.begin(), group.end(), leader) == group.end()) {
+        warn(what + ": leader not on its thread list");
+        group.push_back(leader);
+    }
+    out_.counts.threads += group.size();
+    for (uint64_t t : group) {
+        if (t == leader) continue;
+        add_task(t, what);
+        all_tasks_.push_back({t, task_pid(t)});
+        if (auto tg = word(t + L_.tgid, 4); tg && static_cast<int32_t>(*tg) != pid)
+            warn("task " + hex(t) + " in " + what + " has tgid " + std::to_string(static_cast<int32_t>(*tg)));
+    }
+    return group.size();
+}
+
+void Walker::modules() {
+    auto head = syms_.address("modules");
+    if (!head) throw InputError("kallsyms: symbol 'modules' not found (needs CONFIG_KALLSYMS_ALL)");
+    walk_list(*head, L_.mod_list, "modules", [&](uint64_t m) {
+        std::string name = read_string(m + L_.mod_name, L_.mod_name_len);
+        add(m, "module", L_.module_size, "modules list", name);
+        // /proc/modules hides modules still being loaded (MODULE_STATE_UNFORMED).
+        if (L_.mod_state && L_.module_unformed) {
+            auto st = word(m + *L_.mod_state, *L_.mod_state_size);
+            if (st && static_cast<int64_t>(static_cast<int32_t>(*st)) == *L_.module_unformed) return;
+        }
+        ++out_.counts.modules;
+        out_.counts.module_names.push_back(std::move(name));
+    });
+}
+
+void Walker::idle_tasks(uint64_t init_task) {
+    auto offsets = syms_.address("__per_cpu_offset"), rq = syms_.address("runqueues"),
+         nr = syms_.address("nr_cpu_ids");
+    if (!offsets || !rq || !nr || !L_.rq_idle) {
+        warn("idle tasks of secondary CPUs not labeled: needs __per_cpu_offset, runqueues, nr_cpu_ids and rq.idle");
+        return;
+    }
+    auto ncpu = word(*nr, 4);
+    if (!ncpu || *ncpu == 0 || *ncpu > 8192) {
+        warn("idle tasks not labeled: nr_cpu_ids unreadable or implausible");
+        return;
+    }
+    for (uint64_t cpu = 0; cpu < *ncpu; ++cpu) {
+        auto off = ptr(*offsets + cpu * psize_);
+        if (!off) continue;
+        auto idle = ptr(*rq + *off + *L_.rq_idle);
+        if (!idle || !plausible(*idle)) {
+            warn("runqueues[" + std::to_string(cpu) + "].idle unreadable");
+            continue;
+        }
+        if (*idle == init_task) continue;
+        if (add_task(*idle, "runqueues[" + std::to_string(cpu) + "].idle"))
+            all_tasks_.push_back({*idle, task_pid(*idle)});
+    }
+}
+
+// SLUB (mm/slub.c, 6.x): a slab's free objects form a chain through the word at
+// kmem_cache.offset inside each object; with CONFIG_SLAB_FREELIST_HARDENED that word holds
+// next ^ kmem_cache.random ^ swab(address of the word). Chain heads: slab->freelist, and for each
+// CPU's active slab kmem_cache_cpu->freelist. Slabs are reached through kmem_cache_cpu->slab,
+// ->partial (chained by slab->next) and kmem_cache_node->partial (slab->slab_list). Object i of a
+// slab starts at page_address(slab) + red_left_pad + i * size, where page_address comes from the
+// slab's index in the vmemmap array.
+void Walker::freed_tasks() {
+    auto fail = [&](const std::string& why) { warn("freed task_structs not labeled: " + why); };
+    auto caches = syms_.address("slab_caches"), pob = syms_.address("page_offset_base"),
+         vmb = syms_.address("vmemmap_base"), offsets = syms_.address("__per_cpu_offset"),
+         nr = syms_.address("nr_cpu_ids");
+    if (!caches || !pob || !vmb || !offsets || !nr)
+        return fail("needs slab_caches, page_offset_base, vmemmap_base, __per_cpu_offset, nr_cpu_ids in kallsyms");
+    auto kc = btf_.find("kmem_cache"), kcc = btf_.find("kmem_cache_cpu"), sl = btf_.find("slab"),
+         kcn = btf_.find("kmem_cache_node"), page = btf_.find("page");
+    if (!kc || !kcc || !sl || !kcn || !page) return fail("BTF lacks kmem_cache/kmem_cache_cpu/slab/kmem_cache_node/page");
+    auto f = [&](uint32_t t, const char* m) { return btf_.member(t, m); };
+    auto list = f(*kc, "list"), name = f(*kc, "name"), cpu_slab = f(*kc, "cpu_slab"), offset = f(*kc, "offset"),
+         size = f(*kc, "size"), node = f(*kc, "node"), random = f(*kc, "random"), red = f(*kc, "red_left_pad");
+    auto c_free = f(*kcc, "freelist"), c_slab = f(*kcc, "slab"), c_partial = f(*kcc, "partial");
+    auto s_list = f(*sl, "slab_list"), s_next = f(*sl, "next"), s_free = f(*sl, "freelist"), s_objects = f(*sl, "objects");
+    auto n_partial = f(*kcn, "partial");
+    auto usage = f(L_.id("task_struct"), "usage");   // refcount_t; optional
+    if (!list || !name || !cpu_slab || !offset || !size || !node || !c_free || !c_slab || !s_list || !s_free ||
+        !s_objects || !n_partial)
+        return fail("BTF lacks a SLUB field (kmem_cache/kmem_cache_cpu/slab/kmem_cache_node)");
+    const uint64_t page_size = btf_.size_of(*page);
+
+    uint64_t cache = 0;
+    walk_list(*caches, list->byte_offset(), "slab_caches", [&](uint64_t c) {
+        if (cache) return;
+        if (auto np = ptr(c + name->byte_offset()); np && plausible(*np) && read_string(*np, 32) == "task_struct")
+            cache = c;
+    });
+    if (!cache) return fail("no slab cache named task_struct");
+    auto obj_off = word(cache + offset->byte_offset(), 4), obj_size = word(cache + size->byte_offset(), 4);
+    auto rnd = random ? word(cache + random->byte_offset(), 8) : std::optional<uint64_t>(0);
+    auto redpad = red ? word(cache + red->byte_offset(), 4) : std::optional<uint64_t>(0);
+    auto page_offset = ptr(*pob), vmemmap = ptr(*vmb), ncpu = word(*nr, 4), pcpu = ptr(cache + cpu_slab->byte_offset());
+    if (!obj_off || !obj_size || !rnd || !redpad || !page_offset || !vmemmap || !ncpu || !pcpu || *obj_size == 0 ||
+        *obj_off + psize_ > *obj_size || *ncpu == 0 || *ncpu > 8192)
+        return fail("task_struct kmem_cache or memory-layout variables unreadable or implausible");
+    out_.task_slab.walked = true;
+
+    // Slabs to visit, each with the freelist heads that apply to it.
+    std::map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> slabs;
+    auto add_slab = [&](uint64_t slab, const std::string& where) {
+        if (!plausible(slab)) return;
+        auto& heads = slabs[slab];
+        if (auto h = ptr(slab + s_free->byte_offset()); h && *h) heads.push_back({*h, where});
+    };
+    // kmem_cache is allocated only up to node[nr_node_ids]: entries past it belong to other objects.
+    uint64_t nodes = btf_.size_of(node->type) / psize_;
+    if (auto nn = syms_.address("nr_node_ids")) {
+        if (auto v = word(*nn, 4); v && *v >= 1 && *v <= nodes) nodes = *v;
+    } else if (nodes > 1) {
+        warn("kallsyms has no nr_node_ids: only node 0 of the task_struct cache is walked");
+        nodes = 1;
+    }
+    for (uint64_t i = 0; i < nodes; ++i) {
+        auto n = ptr(cache + node->byte_offset() + i * psize_);
+        if (!n || !plausible(*n)) continue;
+        walk_list(*n + n_partial->byte_offset(), s_list->byte_offset(), "task_struct cache node " + std::to_string(i) + " partial",
+                  [&](uint64_t slab) { add_slab(slab, "node " + std::to_string(i) + " partial slab"); });
+    }
+    for (uint64_t cpu = 0; cpu < *ncpu; ++cpu) {
+        auto off = ptr(*offsets + cpu * psize_);
+        if (!off) continue;
+        const uint64_t c = *pcpu + *off;
+        const std::string where = "cpu " + std::to_string(cpu);
+        if (auto slab = ptr(c + c_slab->byte_offset()); slab && plausible(*slab)) {
+            add_slab(*slab, where + " slab");
+            if (auto h = ptr(c + c_free->byte_offset()); h && *h) slabs[*slab].push_back({*h, where + " freelist"});
+        }
+        if (c_partial && s_next) {
+            auto p = ptr(c + c_partial->byte_offset());
+            for (uint64_t k = 0; p && plausible(*p) && k < 4096; ++k) {
+                add_slab(*p, where + " partial slab");
+                p = ptr(*p + s_next->byte_offset());
+            }
+        }
+    }
+
+    const uint64_t stride = *obj_size;
+    for (const auto& [slab, heads] : slabs) {
+        if (slab < *vmemmap || (slab - *vmemmap) % page_size != 0) {
+            warn("task_struct slab " + hex(slab) + " is not a vmemmap entry");
+            continue;
+        }
+        const uint64_t base = *page_offset + (slab - *vmemmap) / page_size * 4096 + *redpad;
+        auto objects = bits(slab, *s_objects);
+        if (!objects || *objects == 0) continue;
+        ++out_.task_slab.slabs;
+        std::unordered_set<uint64_t> free;
+        for (const auto& [head, where] : heads) {
+            uint64_t cur = head;
+            for (uint64_t k = 0; cur != 0; ++k) {
+                if (cur < base || (cur - base) % stride != 0 || (cur - base) / stride >= *objects) {
+                    warn("task_struct freelist (" + where + ") leaves slab " + hex(slab) + " at " + hex(cur));
+                    break;
+                }
+                if (!free.insert(cur).second || k > *objects) {
+                    warn("task_struct freelist (" + where + ") loops at " + hex(cur));
+                    break;
+                }
+                auto raw = ptr(cur + *obj_off);
+                if (!raw) break;
+                cur = *raw ^ *rnd ^ (*rnd ? __builtin_bswap64(cur + *obj_off) : 0);
+            }
+        }
+        auto& live = seen_["task_struct"];
+        for (uint64_t i = 0; i < *objects; ++i) {
+            const uint64_t obj = base + i * stride;
+            if (!free.count(obj)) {
+                if (!live.count(obj)) {
+                    ++out_.task_slab.unreached;
+                    warn("task_struct " + hex(obj) + " allocated in its slab but on no task list (PID " +
+                         std::to_string(task_pid(obj)) + ", " + task_comm(obj) + ")");
+                }
+                continue;
+            }
+            ++out_.task_slab.free_objects;
+            if (live.count(obj)) {
+                warn("task_struct " + hex(obj) + " is on a task list and on a freelist");
+                continue;
+            }
+            // Intact: still carries a task's identity (a PID, a printable name) and, when BTF has
+            // it, a reference count that dropped to zero (a never-used slot is all zeros; the
+            // stack pointer is no test: release_task_stack() clears it before the free).
+            const std::string comm = task_comm(obj);
+            const int64_t pid = task_pid(obj);
+            bool printable = !comm.empty() &&
+                             std::all_of(comm.begin(), comm.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
+            if (!printable || pid <= 0) continue;
+            if (usage) {
+                auto u = word(obj + usage->byte_offset(), 4);
+                if (!u || *u != 0) continue;
+            }
+            ++out_.task_slab.freed_intact;
+            Label l;
+            l.vaddr = obj;
+            l.paddr = mem_.physical(obj);
+            l.type = "task_struct";
+            l.size = L_.task_size;
+            l.found_by = "freelist of task_struct slab " + hex(slab);
+            l.name = comm;
+            l.pid = pid;
+            l.freed = true;
+            out_.labels.push_back(std::move(l));
+        }
+    }
+}
+
+LabelSet Walker::run() {
+    const uint64_t init_task = syms_.require("init_task");
+    if (!plausible(init_task)) throw InputError("kallsyms: init_task " + hex(init_task) + " is not a kernel address");
+    {
+        uint8_t probe[8];
+        if (!mem_.read(init_task, std::span<uint8_t>(probe, 8)))
+            throw InputError("init_task at " + hex(init_task) + " is not readable in the dump (wrong kallsyms or DTB?)");
+    }
+    add_task(init_task, "init_task symbol");
+    all_tasks_.push_back({init_task, task_pid(init_task)});
+
+    std::vector<uint64_t> leaders;
+    walk_list(init_task + L_.tasks, L_.tasks, "init_task.tasks", [&](uint64_t t) { leaders.push_back(t); });
+    for (uint64_t t : leaders) {
+        const int64_t pid = task_pid(t);
+        add_task(t, "init_task.tasks");
+        all_tasks_.push_back({t, pid});
+        if (auto gl = ptr(t + L_.group_leader); gl && *gl != t)
+            warn("task " + hex(t) + " (PID " + std::to_string(pid) + ") on init_task.tasks is not its group leader");
+        ++out_.counts.processes;
+        out_.counts.per_process.push_back({pid, task_comm(t), threads_of(t, pid), 0, {}});
+    }
+    idle_tasks(init_task);
+    for (auto [t, pid] : all_tasks_) task_objects(t, pid);
+    // /proc/PID/fd lists the leader's table: count each thread group once, through its leader.
+    for (size_t i = 0; i < leaders.size(); ++i) {
+        auto f = ptr(leaders[i] + L_.files);
+        if (!f || !*f || !plausible(*f)) continue;
+        auto& proc = out_.counts.per_process[i];
+        proc.fds = open_files(*f, proc.pid);
+        proc.fd_numbers = fd_numbers_[*f];
+        out_.counts.fds += proc.fds;
+    }
+    modules();
+    if (opt_.freed_tasks) freed_tasks();
+
+    std::sort(out_.labels.begin(), out_.labels.end(), [](const Label& a, const Label& b) {
+        return a.vaddr != b.vaddr ? a.vaddr < b.vaddr : a.type < b.type;
+    });
+    // Two types at one address would be a wrong pointer somewhere: keep both, but say so.
+    for (size_t i = 1; i < out_.labels.size(); ++i)
+        if (out_.labels[i].vaddr == out_.labels[i - 1].vaddr)
+            warn("address " + hex(out_.labels[i].vaddr) + " labeled both " + out_.labels[i - 1].type + " and " +
+                 out_.labels[i].type);
+    return std::move(out_);
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+std::string json_string(std::string_view s) {
+    std::string o = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            o += '\\';
+            o += static_cast<char>(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            char b[8];
+            std::snprintf(b, sizeof b, "\\u%04x", c);   // raw kernel bytes, not UTF-8: escape each
+            o += b;
+        } else {
+            o += static_cast<char>(c);
+        }
+    }
+    return o + "\"";
+}
+
+// Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
+void write_atomically(const std::string& path, const std::string& text) {
+    std::string tmp = path + ".tmp.XXXXXX";
+    int fd = ::mkstemp(tmp.data());
+    if (fd < 0) throw InputError("cannot create a temporary file beside " + path + ": " + std::strerror(errno));
+    const char* p = text.data();
+    uint64_t left = text.size();
+    while (left > 0) {
+        ssize_t w = ::write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw InputError("cannot write " + tmp + ": " + std::strerror(e));
+        }
+        p += w;
+        left -= static_cast<uint64_t>(w);
+    }
+    ::fchmod(fd, 0644);
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        throw InputError("cannot write " + tmp + ": " + std::strerror(e));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        throw InputError("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
+    }
+}
+
+}  // namespace
+
+LabelSet label_kernel_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
+                              const LabelerOptions& opt) {
+    return Walker(mem, btf, syms, opt).run();
+}
+
+void write_labels_tsv(const std::string& path, const LabelSet& set) {
+    std::string s;
+    s.reserve(set.labels.size() * 40);
+    for (const Label& l : set.labels)
+        if (!l.freed) s += hex(l.vaddr) + '\t' + l.type + '\t' + std::to_string(l.size) + '\n';
+    write_atomically(path, s);
+}
+
+void write_labels_jsonl(const std::string& path, const LabelSet& set) {
+    std::string s;
+    s.reserve(set.labels.size() * 120);
+    for (const Label& l : set.labels) {
+        s += "{\"vaddr\":\"" + hex(l.vaddr) + "\",\"paddr\":" + (l.paddr ? "\"" + hex(*l.paddr) + "\"" : "null") +
+             ",\"type\":" + json_string(l.type) + ",\"size\":" + std::to_string(l.size) +
+             ",\"state\":\"" + (l.freed ? "freed" : "live") + "\",\"found_by\":" + json_string(l.found_by);
+        if (l.pid >= 0) s += ",\"pid\":" + std::to_string(l.pid);
+        if (!l.name.empty()) s += ",\"name\":" + json_string(l.name);
+        s += "}\n";
+    }
+    write_atomically(path, s);
+}
+
+std::string jsonl_path_for(const std::string& tsv) {
+    auto slash = tsv.find_last_of('/');
+    auto dot = tsv.find_last_of('.');
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash) || dot == slash + 1)
+        return tsv + ".jsonl";
+    return tsv.substr(0, dot) + ".jsonl";
+}
+
+// ---- guest view -------------------------------------------------------------------------------
+
+GuestView GuestView::parse(std::span<const uint8_t> text) {
+    std::string_view all(reinterpret_cast<const char*>(text.data()), text.size());
+    static const std::string_view header = "# deepmem guest view v1";
+    if (all.substr(0, header.size()) != header) throw FormatError(0, "'# deepmem guest view v1' header");
+    GuestView v;
+    bool have[4] = {};
+    uint64_t pos = 0;
+    while (pos < all.size()) {
+        uint64_t eol = all.find('\n', pos);
+        if (eol == std::string_view::npos) eol = all.size();
+        std::string_view line = all.substr(pos, eol - pos);
+        const uint64_t at = pos;
+        pos = eol + 1;
+        if (auto h = line.find('#'); h != std::string_view::npos) line = line.substr(0, h);
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.remove_suffix(1);
+        if (line.empty()) continue;
+        auto sp = line.find(' ');
+        if (sp == std::string_view::npos) throw FormatError(at, "'KEY VALUE' line");
+        std::string_view key = line.substr(0, sp), val = line.substr(sp + 1);
+        while (!val.empty() && val.front() == ' ') val.remove_prefix(1);
+        if (key == "module") {
+            if (val.empty()) throw FormatError(at, "module name");
+            v.module_names.emplace_back(val);
+            continue;
+        }
+        static const char* keys[] = {"processes", "threads", "fds", "modules"};
+        uint64_t* dst[] = {&v.processes, &v.threads, &v.fds, &v.modules};
+        int k = -1;
+        for (int i = 0; i < 4; ++i)
+            if (key == keys[i]) k = i;
+        if (k < 0) continue;   // a later view version may add keys; v1 readers ignore them
+        uint64_t n = 0;
+        if (val.empty() || val.size() > 18) throw FormatError(at + sp + 1, "a decimal count");
+        for (char c : val) {
+            if (c < '0' || c > '9') throw FormatError(at + sp + 1, "a decimal count");
+            n = n * 10 + static_cast<uint64_t>(c - '0');
+        }
+        *dst[k] = n;
+        have[k] = true;
+    }
+    for (int i = 0; i < 4; ++i)
+        if (!have[i]) throw FormatError(text.size(), std::string("a '") + (i == 0 ? "processes" : i == 1 ? "threads" : i == 2 ? "fds" : "modules") + "' line");
+    if (v.module_names.size() != v.modules)
+        throw FormatError(text.size(), "as many 'module' lines as 'modules' says (" + std::to_string(v.modules) +
+                                           "), found " + std::to_string(v.module_names.size()));
+    return v;
+}
+
+GuestView GuestView::load(const std::string& path) {
+    MappedFile f(path);
+    return parse(f.bytes());
+}
+
+std::vector<std::string> compare_with_view(const LabelCounts& d, const GuestView& g) {
+    std::vector<std::string> diff;
+    auto cmp = [&](const char* what, uint64_t a, uint64_t b) {
+        if (a != b) diff.push_back(std::string(what) + ": dump " + std::to_string(a) + ", guest " + std::to_string(b));
+    };
+    cmp("processes", d.processes, g.processes);
+    cmp("threads", d.threads, g.threads);
+    cmp("fds", d.fds, g.fds);
+    cmp("modules", d.modules, g.modules);
+    std::multiset<std::string> dm(d.module_names.begin(), d.module_names.end()),
+        gm(g.module_names.begin(), g.module_names.end());
+    for (const auto& m : gm)
+        if (dm.count(m) < gm.count(m) && diff.end() == std::find(diff.begin(), diff.end(), "module missing in dump: " + m))
+            diff.push_back("module missing in dump: " + m);
+    for (const auto& m : dm)
+        if (gm.count(m) < dm.count(m) && diff.end() == std::find(diff.begin(), diff.end(), "module missing in guest view: " + m))
+            diff.push_back("module missing in guest view: " + m);
+    return diff;
+}
+
+}  // namespace deepmem

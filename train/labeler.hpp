@@ -1,0 +1,150 @@
+// Ground-truth labeler: which kernel objects live where in a dump (the DeepMem training labels).
+//
+// Contract (types in, labels out)
+//   in   KernelMemory   virtual reads of the dumped kernel (a TranslationLayer, or a fake in tests)
+//        btf::Btf       struct layouts of the dumped kernel build (field names only, no offsets here)
+//        Kallsyms       the guest's /proc/kallsyms (runtime addresses, so KASLR is already applied)
+//   out  LabelSet       one Label per object: task_struct, mm_struct, cred, file, dentry, module,
+//                       sorted by vaddr, one label per (vaddr, type), each with how it was reached,
+//                       plus the counts the guest view (/proc) reports, for the cross-check.
+//                       Freed-but-intact task_structs on the task_struct cache's SLUB freelists
+//                       (CONFIG_SLAB_FREELIST_HARDENED pointers decoded) are labels with freed=true.
+//   Walks are robust to a corrupt or smeared dump: visited sets stop loops, every list is bounded,
+//   and an unreadable pointer becomes a warning (the object is skipped), not a crash. Missing
+//   symbols or BTF fields the walks cannot do without are InputErrors.
+#pragma once
+
+#include "train/btf.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace deepmem {
+
+class TranslationLayer;
+
+// ---- inputs -------------------------------------------------------------------------------
+
+// Symbols of the running kernel in /proc/kallsyms format ("ffffffff81000000 T _text [module]").
+class Kallsyms {
+public:
+    // Throws FormatError (byte offset of the bad line) or InputError (no symbols, or all addresses
+    // zero, as when /proc/kallsyms is read without privilege).
+    static Kallsyms parse(std::span<const uint8_t> text);
+    static Kallsyms load(const std::string& path);
+
+    // Address of a core-kernel symbol (module symbols only when no core symbol has the name).
+    std::optional<uint64_t> address(std::string_view name) const;
+    uint64_t require(std::string_view name) const;   // throws InputError when absent
+    uint64_t size() const noexcept { return count_; }
+
+private:
+    std::map<std::string, uint64_t, std::less<>> core_, module_;
+    uint64_t count_ = 0;
+};
+
+// Virtual reads of the dumped kernel.
+class KernelMemory {
+public:
+    virtual ~KernelMemory() = default;
+    virtual bool read(uint64_t vaddr, std::span<uint8_t> out) const = 0;
+    virtual std::optional<uint64_t> physical(uint64_t vaddr) const = 0;
+    // Lowest kernel-space address: pointers below it are not followed.
+    virtual uint64_t kernel_base() const = 0;
+};
+
+// KernelMemory over a translation layer (which must outlive it).
+class TranslatedMemory final : public KernelMemory {
+public:
+    explicit TranslatedMemory(const TranslationLayer& t) : t_(&t) {}
+    bool read(uint64_t vaddr, std::span<uint8_t> out) const override;
+    std::optional<uint64_t> physical(uint64_t vaddr) const override;
+    uint64_t kernel_base() const override;
+private:
+    const TranslationLayer* t_;
+};
+
+// The guest's own view file ("# deepmem guest view v1": processes/threads/fds/module/modules).
+struct GuestView {
+    uint64_t processes = 0, threads = 0, fds = 0, modules = 0;
+    std::vector<std::string> module_names;
+    static GuestView parse(std::span<const uint8_t> text);   // throws FormatError
+    static GuestView load(const std::string& path);
+};
+
+// ---- outputs ------------------------------------------------------------------------------
+
+struct Label {
+    uint64_t vaddr = 0;
+    std::optional<uint64_t> paddr;   // absent when the first byte's page is not in the dump
+    std::string type;                // the kernel's struct name: "task_struct", "cred", …
+    uint64_t size = 0;               // BTF struct size
+    std::string found_by;            // e.g. "init_task.tasks", "fd 3 of PID 812"
+    std::string name;                // comm of a task, name of a module/dentry; may be empty
+    int64_t pid = -1;                // task_struct only
+    bool freed = false;              // on a SLUB freelist, contents still those of a task
+};
+
+// What the guest's /proc shows, computed from the dump (see GuestView).
+struct LabelCounts {
+    uint64_t processes = 0;   // thread-group leaders on init_task.tasks, init_task excluded
+    uint64_t threads = 0;     // tasks in those thread groups
+    uint64_t fds = 0;         // open fds, once per thread group (the leader's files_struct)
+    uint64_t modules = 0;     // entries of the `modules` list that /proc/modules shows
+    std::vector<std::string> module_names;
+    struct Process {
+        int64_t pid = -1;
+        std::string comm;
+        uint64_t threads = 0, fds = 0;
+        std::vector<uint64_t> fd_numbers;   // the leader's open fds, ascending
+    };
+    std::vector<Process> per_process;   // in init_task.tasks order, for diagnosing a mismatch
+};
+
+// What the task_struct slab cache holds, as far as its lists reach. SLUB keeps no list of full
+// slabs (without slub_debug), so only the per-CPU and partial slabs are seen.
+struct SlabStats {
+    bool walked = false;          // false when symbols/fields for the walk are missing
+    uint64_t slabs = 0;           // distinct slabs reached (per-CPU, per-CPU partial, node partial)
+    uint64_t free_objects = 0;    // objects on their freelists
+    uint64_t freed_intact = 0;    // of those, still looking like a task (labeled freed)
+    uint64_t unreached = 0;       // allocated in those slabs but on no task list (e.g. awaiting RCU free)
+};
+
+struct LabelSet {
+    std::vector<Label> labels;           // sorted by (vaddr, type), unique
+    LabelCounts counts;
+    SlabStats task_slab;
+    std::vector<std::string> warnings;   // unreadable pointers, truncated lists, …
+    // Labels per type; freed objects under "<type> (freed)".
+    std::map<std::string, uint64_t> per_type() const;
+};
+
+struct LabelerOptions {
+    uint64_t max_list = 1u << 20;   // longest list walked before it is declared corrupt
+    uint64_t max_fds = 1u << 20;    // fd tables larger than this are treated as corrupt
+    bool freed_tasks = true;        // also walk the task_struct slab cache's freelists
+};
+
+// Walks the dumped kernel. Throws InputError when a required symbol/struct/field is missing.
+LabelSet label_kernel_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
+                              const LabelerOptions& opt = {});
+
+// Differences between the dump's counts and the guest's view, one line each
+// ("processes: dump 57, guest 58", "module missing in dump: nf_tables"); empty when they agree.
+std::vector<std::string> compare_with_view(const LabelCounts& dump, const GuestView& guest);
+
+// Writes LABELS.tsv (vaddr<TAB>type<TAB>size, hex vaddr; live objects only) and the JSON Lines
+// file (every label, freed ones with "state":"freed"), each atomically (temporary file in the
+// same directory, then rename). Throws InputError.
+void write_labels_tsv(const std::string& path, const LabelSet& labels);
+void write_labels_jsonl(const std::string& path, const LabelSet& labels);
+// "x/labels.tsv" → "x/labels.jsonl" (any extension replaced; appended when none).
+std::string jsonl_path_for(const std::string& tsv_path);
+
+}  // namespace deepmem

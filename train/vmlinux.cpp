@@ -1,0 +1,179 @@
+// Kernel image → BTF: bzImage payload decompression (xz via liblzma: Debian's amd64 kernels are
+// built with CONFIG_KERNEL_XZ, and liblzma is the reference xz decoder incl. the x86 BCJ filter
+// the kernel's payload uses), the vmlinux ELF section table, and the "Linux version" banner.
+#include "train/btf.hpp"
+
+#include "graph/layers.hpp"
+
+#include <lzma.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace deepmem::btf {
+
+namespace {
+
+constexpr uint8_t kXzMagic[6] = {0xFD, '7', 'z', 'X', 'Z', 0x00};
+constexpr uint64_t kMaxVmlinux = 1ull << 30;   // a decompressed kernel larger than 1 GiB is not one
+
+template <class T>
+T rd(std::span<const uint8_t> b, uint64_t off) {
+    if (off > b.size() || b.size() - off < sizeof(T)) throw FormatError(off, "field inside the file");
+    T v;
+    std::memcpy(&v, b.data() + off, sizeof(T));
+    return v;
+}
+
+const char* compression_name(std::span<const uint8_t> p) {
+    auto starts = [&](std::initializer_list<uint8_t> m) {
+        return p.size() >= m.size() && std::equal(m.begin(), m.end(), p.begin());
+    };
+    if (starts({0x1F, 0x8B})) return "gzip";
+    if (starts({0x28, 0xB5, 0x2F, 0xFD})) return "zstd";
+    if (starts({0x42, 0x5A, 0x68})) return "bzip2";
+    if (starts({0x5D, 0x00, 0x00})) return "lzma";
+    if (starts({0x02, 0x21, 0x4C, 0x18})) return "lz4";
+    if (starts({0x89, 0x4C, 0x5A, 0x4F})) return "lzo";
+    return nullptr;
+}
+
+// Decodes exactly one xz stream from the start of `in` (the bzImage appends 4 size bytes after it).
+std::vector<uint8_t> xz_decode(std::span<const uint8_t> in, uint64_t where) {
+    lzma_stream s = LZMA_STREAM_INIT;
+    if (lzma_stream_decoder(&s, kMaxVmlinux * 2, 0) != LZMA_OK) throw InputError("liblzma: cannot initialise decoder");
+    std::vector<uint8_t> out(std::min<uint64_t>(in.size() * 4 + 4096, kMaxVmlinux));
+    s.next_in = in.data();
+    s.avail_in = in.size();
+    s.next_out = out.data();
+    s.avail_out = out.size();
+    lzma_ret r;
+    while (true) {
+        r = lzma_code(&s, LZMA_FINISH);
+        if (r == LZMA_STREAM_END) break;
+        if (r == LZMA_OK || r == LZMA_BUF_ERROR) {
+            if (s.avail_out == 0) {
+                if (out.size() >= kMaxVmlinux) {
+                    lzma_end(&s);
+                    throw FormatError(where, "a kernel payload decompressing to at most 1 GiB");
+                }
+                uint64_t used = out.size();
+                out.resize(std::min<uint64_t>(used * 2, kMaxVmlinux));
+                s.next_out = out.data() + used;
+                s.avail_out = out.size() - used;
+                continue;
+            }
+            if (r == LZMA_OK) continue;
+        }
+        uint64_t at = where + (in.size() - s.avail_in);
+        lzma_end(&s);
+        throw FormatError(at, "a valid xz stream (liblzma error " + std::to_string(static_cast<int>(r)) + ")");
+    }
+    out.resize(s.total_out);
+    lzma_end(&s);
+    return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> decompress_bzimage(std::span<const uint8_t> image) {
+    // Boot protocol header (Documentation/x86/boot.rst): "HdrS" at 0x202, version at 0x206,
+    // setup_sects at 0x1f1, payload_offset/payload_length at 0x248 (protocol ≥ 2.08), relative to
+    // the protected-mode code that starts after (setup_sects + 1) * 512 bytes.
+    if (image.size() >= 0x250 && std::memcmp(image.data() + 0x202, "HdrS", 4) == 0 &&
+        rd<uint16_t>(image, 0x206) >= 0x208) {
+        uint64_t setup_sects = image[0x1f1] ? image[0x1f1] : 4;
+        uint64_t pm = (setup_sects + 1) * 512;
+        uint64_t off = pm + rd<uint32_t>(image, 0x248), len = rd<uint32_t>(image, 0x24c);
+        if (off > image.size() || image.size() - off < len)
+            throw FormatError(0x248, "bzImage payload inside the file");
+        auto payload = image.subspan(off, len);
+        if (payload.size() >= 6 && std::memcmp(payload.data(), kXzMagic, 6) == 0) return xz_decode(payload, off);
+        if (const char* c = compression_name(payload))
+            throw InputError(std::string("bzImage payload is ") + c +
+                             "-compressed; only xz is supported (pass an uncompressed vmlinux instead)");
+        throw FormatError(off, "a known compression magic at the bzImage payload");
+    }
+    // Not a bzImage header we understand: the first xz stream anywhere in the file.
+    auto it = std::search(image.begin(), image.end(), std::begin(kXzMagic), std::end(kXzMagic));
+    if (it == image.end()) throw InputError("no bzImage header and no xz stream in the kernel file");
+    uint64_t off = static_cast<uint64_t>(it - image.begin());
+    return xz_decode(image.subspan(off), off);
+}
+
+std::optional<std::span<const uint8_t>> elf_section(std::span<const uint8_t> elf, std::string_view name) {
+    if (elf.size() < 64 || std::memcmp(elf.data(), "\x7f" "ELF", 4) != 0) throw FormatError(0, "ELF magic");
+    if (elf[4] != 2) throw FormatError(4, "a 64-bit ELF (vmlinux)");
+    if (elf[5] != 1) throw FormatError(5, "a little-endian ELF");
+    const uint64_t shoff = rd<uint64_t>(elf, 0x28);
+    const uint64_t shentsize = rd<uint16_t>(elf, 0x3a), shnum = rd<uint16_t>(elf, 0x3c);
+    const uint64_t shstrndx = rd<uint16_t>(elf, 0x3e);
+    if (shnum == 0) return std::nullopt;
+    if (shentsize < 64) throw FormatError(0x3a, "section header entries of at least 64 bytes");
+    if (shoff > elf.size() || (elf.size() - shoff) / shentsize < shnum)
+        throw FormatError(0x28, "section header table inside the file");
+    if (shstrndx >= shnum) throw FormatError(0x3e, "section name table index below e_shnum");
+    auto sh = [&](uint64_t i) { return shoff + i * shentsize; };
+    auto bytes_of = [&](uint64_t i) -> std::span<const uint8_t> {
+        uint64_t h = sh(i);
+        uint32_t type = rd<uint32_t>(elf, h + 4);
+        uint64_t off = rd<uint64_t>(elf, h + 0x18), size = rd<uint64_t>(elf, h + 0x20);
+        if (type == 8 /* SHT_NOBITS */) return {};
+        if (off > elf.size() || elf.size() - off < size) throw FormatError(h + 0x18, "section contents inside the file");
+        return elf.subspan(off, size);
+    };
+    auto names = bytes_of(shstrndx);
+    for (uint64_t i = 0; i < shnum; ++i) {
+        uint64_t no = rd<uint32_t>(elf, sh(i));
+        if (no >= names.size()) throw FormatError(sh(i), "section name inside the name table");
+        auto rest = names.subspan(no);
+        auto nul = std::find(rest.begin(), rest.end(), uint8_t{0});
+        if (nul == rest.end()) throw FormatError(sh(i), "NUL-terminated section name");
+        std::string_view n(reinterpret_cast<const char*>(rest.data()), static_cast<size_t>(nul - rest.begin()));
+        if (n == name) return bytes_of(i);
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> find_linux_banners(std::span<const uint8_t> image) {
+    static const std::string_view needle = "Linux version ";
+    std::vector<std::string> out;
+    for (auto it = image.begin();; ++it) {
+        it = std::search(it, image.end(), needle.begin(), needle.end());
+        if (it == image.end()) return out;
+        auto end = std::find(it, std::min(image.end(), it + 1024), uint8_t{'\n'});
+        std::string line(it, end);
+        // The banner is "Linux version <release> (<builder>) …"; skip printf formats and prose.
+        if (line.find('%') == std::string::npos && line.find(" (") != std::string::npos &&
+            line.find('\0') == std::string::npos)
+            out.push_back(std::move(line));
+    }
+}
+
+KernelImage load_kernel_image(const std::string& path) {
+    MappedFile f(path);
+    auto bytes = f.bytes();
+    std::vector<uint8_t> decompressed;
+    std::span<const uint8_t> vmlinux = bytes;
+    if (bytes.size() >= 4 && rd<uint16_t>(bytes, 0) == 0xEB9F) {
+        return KernelImage{Btf::parse(bytes), {}};
+    }
+    if (bytes.size() < 4 || std::memcmp(bytes.data(), "\x7f" "ELF", 4) != 0) {
+        decompressed = decompress_bzimage(bytes);
+        vmlinux = decompressed;
+    }
+    auto sec = elf_section(vmlinux, ".BTF");
+    if (!sec) throw InputError(path + ": kernel has no .BTF section (built without CONFIG_DEBUG_INFO_BTF)");
+    auto banners = find_linux_banners(vmlinux);
+    try {
+        return KernelImage{Btf::parse(*sec), std::move(banners)};
+    } catch (const FormatError& e) {
+        // Report the offset in the ELF file, which a reader can find with a hex viewer.
+        uint64_t base = static_cast<uint64_t>(sec->data() - vmlinux.data());
+        throw FormatError(base + e.offset(), std::string(".BTF section: ") + e.what());
+    }
+}
+
+Btf load_kernel_btf(const std::string& path) { return load_kernel_image(path).btf; }
+
+}  // namespace deepmem::btf
