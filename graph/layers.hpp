@@ -163,7 +163,9 @@ public:
     bool read_virtual(uint64_t vaddr, std::span<uint8_t> out) const noexcept;
 
     // Every mapped kernel-space page whose backing is present in the dump, as maximal runs sorted
-    // by vaddr. Large pages are expanded to their present 4 KiB parts. Computed once, cached.
+    // by vaddr. Large pages are expanded to their present 4 KiB parts. Computed once, cached (the
+    // first call is not thread-safe: make it before sharing the layer across threads). Throws
+    // InputError when the tables exceed the work bound described at walk_stats().
     std::span<const VirtualRun> kernel_runs() const;
 
     // What the kernel_runs() walk saw and skipped, for diagnostics ("maps nothing because …").

@@ -195,7 +195,7 @@ WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     std::atomic<uint64_t> absent{0};
     const uint64_t pt_entries = uint64_t{1} << s.levels[last].bits;
     const uint64_t pt_bytes = s.table_bytes(last);
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (jobs.size() > 256)   // threads cost more on tiny dumps
     for (int64_t j = 0; j < static_cast<int64_t>(jobs.size()); ++j) {
         const Job& job = jobs[j];
         auto& o = out[j];
@@ -434,7 +434,7 @@ std::optional<Candidate> search_scheme(const Scheme& s, const PhysicalLayer& phy
     // One parallel pass; candidates are few and fully sorted below, so thread order is irrelevant.
     std::vector<Candidate> cands;
     const int64_t np = static_cast<int64_t>(pages.size());
-#pragma omp parallel
+#pragma omp parallel if (np > 16384)
     {
         std::vector<Candidate> mine;
 #pragma omp for schedule(static) nowait
@@ -454,7 +454,7 @@ std::optional<Candidate> search_scheme(const Scheme& s, const PhysicalLayer& phy
     });
     if (s.sign_extend) {
         const int64_t nc = static_cast<int64_t>(std::min(cands.size(), kMaxImageChecks));
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 4) if (nc > 8)
         for (int64_t i = 0; i < nc; ++i) {
             Candidate& c = cands[i];
             try {

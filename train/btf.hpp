@@ -7,7 +7,7 @@
 //                   offset is the byte offset inside the blob. After parse, no accessor can read
 //                   outside the blob, and type chains that loop are reported, not followed forever.
 //   load_kernel_btf a kernel file as shipped: a bzImage (vmlinuz, xz payload decompressed with
-//                   liblzma), an uncompressed vmlinux ELF (the .BTF section) or a raw .BTF file
+//                   liblzma), an uncompressed vmlinux ELF32/ELF64 (the .BTF section) or a raw .BTF file
 //                   (e.g. a copy of /sys/kernel/btf/vmlinux).
 //   Nothing here knows any kernel version: callers ask for fields by name.
 #pragma once
@@ -110,7 +110,8 @@ Btf load_kernel_btf(const std::string& path);
 // Decompresses the payload of a bzImage (boot protocol ≥ 2.08 header, else the first xz stream
 // found by magic). Throws FormatError / InputError.
 std::vector<uint8_t> decompress_bzimage(std::span<const uint8_t> image);
-// The bytes of section `name` of a 64-bit little-endian ELF; nullopt when there is no such section.
+// The bytes of section `name` of a little-endian ELF (32- or 64-bit: amd64 and i386 kernels);
+// nullopt when there is no such section.
 std::optional<std::span<const uint8_t>> elf_section(std::span<const uint8_t> elf, std::string_view name);
 // Every "Linux version <release> (…" banner line inside a kernel image, in file order. There can
 // be several: 6.1 links a weak placeholder (init/version.c) beside the real one

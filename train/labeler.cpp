@@ -424,7 +424,7 @@ void Walker::freed_tasks() {
     });
     if (!cache) return fail("no slab cache named task_struct");
     auto obj_off = word(cache + offset->byte_offset(), 4), obj_size = word(cache + size->byte_offset(), 4);
-    auto rnd = random ? word(cache + random->byte_offset(), 8) : std::optional<uint64_t>(0);
+    auto rnd = random ? word(cache + random->byte_offset(), psize_) : std::optional<uint64_t>(0);
     auto redpad = red ? word(cache + red->byte_offset(), 4) : std::optional<uint64_t>(0);
     auto page_offset = ptr(*pob), vmemmap = ptr(*vmb), ncpu = word(*nr, 4), pcpu = ptr(cache + cpu_slab->byte_offset());
     if (!obj_off || !obj_size || !rnd || !redpad || !page_offset || !vmemmap || !ncpu || !pcpu || *obj_size == 0 ||
@@ -495,7 +495,10 @@ void Walker::freed_tasks() {
                 }
                 auto raw = ptr(cur + *obj_off);
                 if (!raw) break;
-                cur = *raw ^ *rnd ^ (*rnd ? __builtin_bswap64(cur + *obj_off) : 0);
+                // swab() of an unsigned long: 8 bytes on 64-bit kernels, 4 on 32-bit ones.
+                const uint64_t at = cur + *obj_off;
+                const uint64_t swabbed = psize_ == 8 ? __builtin_bswap64(at) : __builtin_bswap32(static_cast<uint32_t>(at));
+                cur = *raw ^ *rnd ^ (*rnd ? swabbed : 0);
             }
         }
         auto& live = seen_["task_struct"];

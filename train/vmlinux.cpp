@@ -1,10 +1,12 @@
-// Kernel image → BTF: bzImage payload decompression (xz via liblzma: Debian's amd64 kernels are
-// built with CONFIG_KERNEL_XZ, and liblzma is the reference xz decoder incl. the x86 BCJ filter
-// the kernel's payload uses), the vmlinux ELF section table, and the "Linux version" banner.
+// Kernel image → BTF: bzImage payload decompression, the vmlinux ELF section table, and the
+// "Linux version" banner. Payloads: xz via liblzma (Debian's amd64 and rt kernels are built with
+// CONFIG_KERNEL_XZ; liblzma is the reference decoder incl. the x86 BCJ filter the kernel uses) and
+// lz4 via liblz4 (Debian's cloud kernels use CONFIG_KERNEL_LZ4, the "legacy" lz4 frame).
 #include "train/btf.hpp"
 
 #include "graph/layers.hpp"
 
+#include <lz4.h>
 #include <lzma.h>
 
 #include <algorithm>
@@ -74,6 +76,43 @@ std::vector<uint8_t> xz_decode(std::span<const uint8_t> in, uint64_t where) {
     return out;
 }
 
+// The lz4 "legacy" frame the kernel's build writes (lz4 -l): magic 0x184C2102, then blocks of
+// {u32 compressed size, data}, each decompressing to at most 8 MiB; the bzImage payload then ends
+// with the 4-byte uncompressed size (scripts/Makefile.lib size_append), checked here.
+std::vector<uint8_t> lz4_legacy_decode(std::span<const uint8_t> in, uint64_t where) {
+    constexpr uint32_t kMagic = 0x184C2102;
+    constexpr uint64_t kChunk = 8u << 20;
+    if (in.size() < 4 || rd<uint32_t>(in, 0) != kMagic) throw FormatError(where, "lz4 legacy magic 0x184c2102");
+    std::vector<uint8_t> out;
+    uint64_t pos = 4, blocks = 0;
+    while (in.size() - pos >= 4) {
+        const uint32_t cs = rd<uint32_t>(in, pos);
+        if (cs == kMagic) {   // concatenated frames
+            pos += 4;
+            continue;
+        }
+        if (in.size() - pos == 4 && blocks > 0) {   // the appended uncompressed size
+            if (cs != static_cast<uint32_t>(out.size()))
+                throw FormatError(where + pos, "appended size " + std::to_string(out.size()) + " of the lz4 payload");
+            return out;
+        }
+        if (cs == 0 || cs > static_cast<uint32_t>(LZ4_compressBound(static_cast<int>(kChunk))) || in.size() - pos - 4 < cs)
+            throw FormatError(where + pos, "an lz4 block size inside the payload");
+        if (out.size() + kChunk > kMaxVmlinux) throw FormatError(where + pos, "a kernel payload decompressing to at most 1 GiB");
+        const uint64_t used = out.size();
+        out.resize(used + kChunk);
+        const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data() + pos + 4),
+                                          reinterpret_cast<char*>(out.data() + used), static_cast<int>(cs),
+                                          static_cast<int>(kChunk));
+        if (n < 0) throw FormatError(where + pos, "a valid lz4 block");
+        out.resize(used + static_cast<uint64_t>(n));
+        pos += 4 + cs;
+        ++blocks;
+    }
+    if (pos != in.size()) throw FormatError(where + pos, "an lz4 block header (truncated payload)");
+    return out;
+}
+
 }  // namespace
 
 std::vector<uint8_t> decompress_bzimage(std::span<const uint8_t> image) {
@@ -89,9 +128,10 @@ std::vector<uint8_t> decompress_bzimage(std::span<const uint8_t> image) {
             throw FormatError(0x248, "bzImage payload inside the file");
         auto payload = image.subspan(off, len);
         if (payload.size() >= 6 && std::memcmp(payload.data(), kXzMagic, 6) == 0) return xz_decode(payload, off);
+        if (payload.size() >= 4 && rd<uint32_t>(payload, 0) == 0x184C2102) return lz4_legacy_decode(payload, off);
         if (const char* c = compression_name(payload))
             throw InputError(std::string("bzImage payload is ") + c +
-                             "-compressed; only xz is supported (pass an uncompressed vmlinux instead)");
+                             "-compressed; only xz and lz4 are supported (pass an uncompressed vmlinux instead)");
         throw FormatError(off, "a known compression magic at the bzImage payload");
     }
     // Not a bzImage header we understand: the first xz stream anywhere in the file.
@@ -102,24 +142,29 @@ std::vector<uint8_t> decompress_bzimage(std::span<const uint8_t> image) {
 }
 
 std::optional<std::span<const uint8_t>> elf_section(std::span<const uint8_t> elf, std::string_view name) {
-    if (elf.size() < 64 || std::memcmp(elf.data(), "\x7f" "ELF", 4) != 0) throw FormatError(0, "ELF magic");
-    if (elf[4] != 2) throw FormatError(4, "a 64-bit ELF (vmlinux)");
+    if (elf.size() < 52 || std::memcmp(elf.data(), "\x7f" "ELF", 4) != 0) throw FormatError(0, "ELF magic");
+    if (elf[4] != 1 && elf[4] != 2) throw FormatError(4, "ELF class 1 (32-bit) or 2 (64-bit)");
     if (elf[5] != 1) throw FormatError(5, "a little-endian ELF");
-    const uint64_t shoff = rd<uint64_t>(elf, 0x28);
-    const uint64_t shentsize = rd<uint16_t>(elf, 0x3a), shnum = rd<uint16_t>(elf, 0x3c);
-    const uint64_t shstrndx = rd<uint16_t>(elf, 0x3e);
+    // ELF32 and ELF64 differ only in where the header fields sit and how wide they are.
+    const bool is64 = elf[4] == 2;
+    if (is64 && elf.size() < 64) throw FormatError(0, "a 64-byte ELF64 header");
+    auto word = [&](uint64_t off) -> uint64_t { return is64 ? rd<uint64_t>(elf, off) : rd<uint32_t>(elf, off); };
+    const uint64_t shoff = word(is64 ? 0x28 : 0x20);
+    const uint64_t e = is64 ? 0x3a : 0x2e;   // e_shentsize, then e_shnum, e_shstrndx
+    const uint64_t shentsize = rd<uint16_t>(elf, e), shnum = rd<uint16_t>(elf, e + 2), shstrndx = rd<uint16_t>(elf, e + 4);
+    const uint64_t min_ent = is64 ? 64 : 40, f_off = is64 ? 0x18 : 0x10, f_size = is64 ? 0x20 : 0x14;
     if (shnum == 0) return std::nullopt;
-    if (shentsize < 64) throw FormatError(0x3a, "section header entries of at least 64 bytes");
+    if (shentsize < min_ent) throw FormatError(e, "section header entries of at least " + std::to_string(min_ent) + " bytes");
     if (shoff > elf.size() || (elf.size() - shoff) / shentsize < shnum)
-        throw FormatError(0x28, "section header table inside the file");
-    if (shstrndx >= shnum) throw FormatError(0x3e, "section name table index below e_shnum");
+        throw FormatError(is64 ? 0x28 : 0x20, "section header table inside the file");
+    if (shstrndx >= shnum) throw FormatError(e + 4, "section name table index below e_shnum");
     auto sh = [&](uint64_t i) { return shoff + i * shentsize; };
     auto bytes_of = [&](uint64_t i) -> std::span<const uint8_t> {
         uint64_t h = sh(i);
         uint32_t type = rd<uint32_t>(elf, h + 4);
-        uint64_t off = rd<uint64_t>(elf, h + 0x18), size = rd<uint64_t>(elf, h + 0x20);
+        uint64_t off = word(h + f_off), size = word(h + f_size);
         if (type == 8 /* SHT_NOBITS */) return {};
-        if (off > elf.size() || elf.size() - off < size) throw FormatError(h + 0x18, "section contents inside the file");
+        if (off > elf.size() || elf.size() - off < size) throw FormatError(h + f_off, "section contents inside the file");
         return elf.subspan(off, size);
     };
     auto names = bytes_of(shstrndx);

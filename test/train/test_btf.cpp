@@ -6,6 +6,9 @@
 
 #include <doctest/doctest.h>
 
+#include <lz4.h>
+#include <lzma.h>
+
 using namespace deepmem;
 using namespace deepmem::btf;
 using deepmem::test::BtfBuilder;
@@ -197,41 +200,69 @@ TEST_CASE("array size overflow is an error") {
     CHECK_THROWS_AS(btf.size_of(a2), FormatError);
 }
 
+namespace {
+// A minimal little-endian ELF (32- or 64-bit) with sections: null, .shstrtab, .BTF = `payload`.
+struct TinyElf {
+    std::vector<uint8_t> bytes;
+    uint64_t shoff = 0, ent = 0, f_size = 0;
+    TinyElf(bool is64, const std::vector<uint8_t>& payload) {
+        const uint64_t ehdr = is64 ? 64 : 52;
+        ent = is64 ? 64 : 40;
+        const uint64_t f_off = is64 ? 0x18 : 0x10;
+        f_size = is64 ? 0x20 : 0x14;
+        const unsigned w = is64 ? 8 : 4;
+        bytes.assign(ehdr, 0);
+        const char shstr[] = "\0.shstrtab\0.BTF\0";
+        uint64_t shstr_off = bytes.size();
+        bytes.insert(bytes.end(), shstr, shstr + sizeof shstr);
+        uint64_t btf_off = bytes.size();
+        bytes.insert(bytes.end(), payload.begin(), payload.end());
+        while (bytes.size() % 8) bytes.push_back(0);
+        shoff = bytes.size();
+        bytes.resize(shoff + 3 * ent, 0);
+        std::memcpy(bytes.data(), "\x7f" "ELF", 4);
+        bytes[4] = is64 ? 2 : 1;
+        bytes[5] = 1;
+        const uint64_t e = is64 ? 0x3a : 0x2e;
+        put(is64 ? 0x28 : 0x20, shoff, w);
+        put(e, ent, 2);
+        put(e + 2, 3, 2);
+        put(e + 4, 1, 2);
+        put(shoff + ent + 0, 1, 4);   // .shstrtab
+        put(shoff + ent + 4, 3, 4);
+        put(shoff + ent + f_off, shstr_off, w);
+        put(shoff + ent + f_size, sizeof shstr, w);
+        put(shoff + 2 * ent + 0, 11, 4);   // .BTF
+        put(shoff + 2 * ent + 4, 1, 4);
+        put(shoff + 2 * ent + f_off, btf_off, w);
+        put(shoff + 2 * ent + f_size, payload.size(), w);
+    }
+    void put(uint64_t off, uint64_t v, unsigned n) {
+        for (unsigned i = 0; i < n; ++i) bytes[off + i] = (v >> (8 * i)) & 0xff;
+    }
+};
+}  // namespace
+
 TEST_CASE("ELF section lookup and bzImage errors") {
     auto s = sample();
-    // A minimal ELF64 with sections: null, .shstrtab, .BTF.
-    std::vector<uint8_t> elf(64, 0);
-    const char shstr[] = "\0.shstrtab\0.BTF\0";
-    uint64_t shstr_off = elf.size();
-    elf.insert(elf.end(), shstr, shstr + sizeof shstr);
-    uint64_t btf_off = elf.size();
-    elf.insert(elf.end(), s.blob.begin(), s.blob.end());
-    while (elf.size() % 8) elf.push_back(0);
-    uint64_t shoff = elf.size();
-    elf.resize(shoff + 3 * 64, 0);
-    auto put = [&](uint64_t off, uint64_t v, int n) { for (int i = 0; i < n; ++i) elf[off + i] = (v >> (8 * i)) & 0xff; };
-    std::memcpy(elf.data(), "\x7f" "ELF", 4);
-    elf[4] = 2;
-    elf[5] = 1;
-    put(0x28, shoff, 8);
-    put(0x3a, 64, 2);
-    put(0x3c, 3, 2);
-    put(0x3e, 1, 2);
-    put(shoff + 64 + 0, 1, 4);   // .shstrtab name
-    put(shoff + 64 + 4, 3, 4);
-    put(shoff + 64 + 0x18, shstr_off, 8);
-    put(shoff + 64 + 0x20, sizeof shstr, 8);
-    put(shoff + 128 + 0, 11, 4);   // .BTF name
-    put(shoff + 128 + 4, 1, 4);
-    put(shoff + 128 + 0x18, btf_off, 8);
-    put(shoff + 128 + 0x20, s.blob.size(), 8);
-    auto sec = elf_section(elf, ".BTF");
-    REQUIRE(sec);
-    CHECK(sec->size() == s.blob.size());
-    CHECK(Btf::parse(*sec).find("node"));
-    CHECK_FALSE(elf_section(elf, ".data"));
-    put(shoff + 128 + 0x20, 1ull << 40, 8);   // section past the end
-    CHECK_THROWS_AS(elf_section(elf, ".BTF"), FormatError);
+    for (bool is64 : {true, false}) {
+        CAPTURE(is64);
+        TinyElf elf(is64, s.blob);
+        auto sec = elf_section(elf.bytes, ".BTF");
+        REQUIRE(sec);
+        CHECK(sec->size() == s.blob.size());
+        CHECK(Btf::parse(*sec).find("node"));
+        CHECK_FALSE(elf_section(elf.bytes, ".data"));
+        elf.put(elf.shoff + 2 * elf.ent + elf.f_size, 0xfffffff0u, 4);   // section past the end
+        CHECK_THROWS_AS(elf_section(elf.bytes, ".BTF"), FormatError);
+        for (size_t n = 0; n < elf.bytes.size(); n += 7) {   // truncations: errors, never reads past the end
+            std::vector<uint8_t> cut(elf.bytes.begin(), elf.bytes.begin() + static_cast<long>(n));
+            try {
+                (void)elf_section(cut, ".BTF");
+            } catch (const FormatError&) {
+            }
+        }
+    }
     CHECK_THROWS_AS(elf_section(std::vector<uint8_t>(10, 0), ".BTF"), FormatError);
 
     // A bzImage header whose payload is gzip: a clear InputError, not a crash.
@@ -263,4 +294,80 @@ TEST_CASE("linux banners") {
     CHECK(b[0] == "Linux version 6.1.0-test (me@host) # SMP");
     CHECK(b[1] == "Linux version 6.1.0-test (me@host) #1 SMP");
     CHECK(find_linux_banners(std::vector<uint8_t>(5, 'x')).empty());
+}
+
+namespace {
+// A bzImage (boot protocol 2.15 header) whose payload is `payload`.
+std::vector<uint8_t> bzimage(const std::vector<uint8_t>& payload) {
+    std::vector<uint8_t> bz(3 * 512 + 0x40, 0);
+    bz[0x1f1] = 2;   // setup_sects: protected-mode code at 3 * 512
+    std::memcpy(bz.data() + 0x202, "HdrS", 4);
+    bz[0x206] = 0x0f;
+    bz[0x207] = 0x02;
+    const uint32_t off = 0x40, len = static_cast<uint32_t>(payload.size());
+    std::memcpy(bz.data() + 0x248, &off, 4);
+    std::memcpy(bz.data() + 0x24c, &len, 4);
+    bz.insert(bz.end(), payload.begin(), payload.end());
+    return bz;
+}
+std::vector<uint8_t> some_kernel() {   // compressible, but not trivially
+    std::vector<uint8_t> v(300000);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < v.size(); ++i) {
+        x = x * 1103515245u + 12345u;
+        v[i] = (i % 64 < 40) ? static_cast<uint8_t>(i / 64) : static_cast<uint8_t>(x >> 24);
+    }
+    return v;
+}
+void append_le32(std::vector<uint8_t>& v, uint32_t x) {
+    for (int i = 0; i < 4; ++i) v.push_back((x >> (8 * i)) & 0xff);
+}
+}  // namespace
+
+TEST_CASE("bzImage payloads: xz and lz4 legacy round trips, truncations are errors") {
+    const auto kernel = some_kernel();
+    SUBCASE("xz") {
+        std::vector<uint8_t> xz(kernel.size() + 4096);
+        size_t n = 0;
+        REQUIRE(lzma_easy_buffer_encode(1, LZMA_CHECK_CRC32, nullptr, kernel.data(), kernel.size(), xz.data(), &n,
+                                        xz.size()) == LZMA_OK);
+        xz.resize(n);
+        append_le32(xz, static_cast<uint32_t>(kernel.size()));   // size_append, ignored for xz
+        CHECK(decompress_bzimage(bzimage(xz)) == kernel);
+        std::vector<uint8_t> cut(xz.begin(), xz.begin() + static_cast<long>(xz.size() / 2));
+        CHECK_THROWS_AS(decompress_bzimage(bzimage(cut)), FormatError);
+    }
+    SUBCASE("lz4 legacy, two blocks") {
+        std::vector<uint8_t> lz;
+        append_le32(lz, 0x184C2102);
+        for (size_t start : {size_t{0}, size_t{200000}}) {
+            size_t len = std::min<size_t>(200000, kernel.size() - start);
+            std::vector<char> block(LZ4_compressBound(static_cast<int>(len)));
+            int n = LZ4_compress_default(reinterpret_cast<const char*>(kernel.data() + start), block.data(),
+                                         static_cast<int>(len), static_cast<int>(block.size()));
+            REQUIRE(n > 0);
+            append_le32(lz, static_cast<uint32_t>(n));
+            lz.insert(lz.end(), block.begin(), block.begin() + n);
+        }
+        auto with_size = lz;
+        append_le32(with_size, static_cast<uint32_t>(kernel.size()));
+        CHECK(decompress_bzimage(bzimage(with_size)) == kernel);
+        CHECK(decompress_bzimage(bzimage(lz)) == kernel);   // no appended size
+        auto wrong = lz;
+        append_le32(wrong, static_cast<uint32_t>(kernel.size() + 1));
+        CHECK_THROWS_AS(decompress_bzimage(bzimage(wrong)), FormatError);
+        for (size_t n = 0; n + 4 < lz.size(); n += 997) {
+            std::vector<uint8_t> cut(lz.begin(), lz.begin() + static_cast<long>(n));
+            CHECK_THROWS_AS(decompress_bzimage(bzimage(cut)), FormatError);
+        }
+        auto corrupt = with_size;
+        corrupt[100] ^= 0xff;   // inside the first block: an lz4 error or different bytes, never a crash
+        bool detected = false;
+        try {
+            detected = decompress_bzimage(bzimage(corrupt)) != kernel;
+        } catch (const FormatError&) {
+            detected = true;
+        }
+        CHECK(detected);
+    }
 }

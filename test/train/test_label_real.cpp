@@ -159,6 +159,27 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     // Every idle task found on a runqueue is one the list walk cannot reach.
     for (uint64_t t : runqueue_tasks) CHECK(!simple.count(t));
 
+    // A view that disagrees makes dmlabel fail and name the difference.
+    {
+        GuestView v = GuestView::load((g_dev / "view.txt").string());
+        std::ofstream bad(tmp.dir / "bad-view.txt");
+        bad << "# deepmem guest view v1\nprocesses " << v.processes + 1 << "\nthreads " << v.threads << "\nfds "
+            << v.fds << "\n";
+        for (const auto& m : v.module_names) bad << "module " << m << "\n";
+        bad << "modules " << v.modules << "\n";
+        bad.close();
+        const std::string out = (tmp.dir / "diff.txt").string();
+        std::string cmd2 = cmd;
+        cmd2.replace(cmd2.find(shell_quote((g_dev / "view.txt").string())), shell_quote((g_dev / "view.txt").string()).size(),
+                     shell_quote((tmp.dir / "bad-view.txt").string()));
+        CHECK(run(cmd2 + " -q > " + shell_quote(out) + " 2>&1") == 1);
+        std::ifstream d(out);
+        std::stringstream all;
+        all << d.rdbuf();
+        CHECK(all.str().find("processes: dump " + std::to_string(v.processes) + ", guest " +
+                             std::to_string(v.processes + 1)) != std::string::npos);
+    }
+
     // Counts through the library match the guest view too (same code as the CLI, no process).
     auto set = label_kernel_objects(TranslatedMemory(tl), b, syms);
     CHECK(compare_with_view(set.counts, GuestView::load((g_dev / "view.txt").string())).empty());
