@@ -1,7 +1,7 @@
 // libFuzzer target: the BTF parser and every accessor over what it accepts. Any input must end in
 // a parsed Btf or a FormatError/InputError; accessors on a parsed Btf may only throw those.
-// Inputs whose first byte is 'K' go to the kallsyms parser, 'V' to the guest-view parser instead
-// (the labeler's other text inputs), so one corpus covers all three.
+// Inputs whose first byte is 'K' go to the kallsyms parser, 'V' to the guest-view parser, 'E' to
+// the vmlinux ELF section lookup (then BTF of the .BTF section), so one corpus covers all four.
 #include "graph/layers.hpp"
 #include "train/btf.hpp"
 #include "train/labeler.hpp"
@@ -23,6 +23,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (size > 0 && data[0] == 'V') {
             auto v = GuestView::parse(in.subspan(1));
             (void)v.modules;
+            return 0;
+        }
+        if (size > 0 && data[0] == 'E') {
+            if (auto sec = btf::elf_section(in.subspan(1), ".BTF")) (void)btf::Btf::parse(*sec);
             return 0;
         }
         auto b = btf::Btf::parse(in);

@@ -119,7 +119,7 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     MESSAGE(cmd);
     CHECK(run(cmd) == 0);
 
-    std::set<uint64_t> dm_tasks, runqueue_tasks;
+    std::set<uint64_t> dm_tasks, runqueue_tasks, freed_tasks;
     std::map<std::string, uint64_t> per_type;
     {
         std::ifstream in(tsv);
@@ -135,10 +135,14 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
         std::ifstream js(tmp.dir / "labels.jsonl");
         std::string line;
         while (std::getline(js, line)) {
-            if (line.find("\"found_by\":\"runqueues[") == std::string::npos) continue;
             auto p = line.find("\"vaddr\":\"");
             REQUIRE(p != std::string::npos);
-            runqueue_tasks.insert(std::stoull(line.substr(p + 9), nullptr, 16));
+            const uint64_t a = std::stoull(line.substr(p + 9), nullptr, 16);
+            if (line.find("\"state\":\"freed\"") != std::string::npos) {
+                freed_tasks.insert(a);
+                CHECK(line.find("\"paddr\":null") == std::string::npos);
+            }
+            if (line.find("\"found_by\":\"runqueues[") != std::string::npos) runqueue_tasks.insert(a);
         }
     }
     for (const char* t : {"task_struct", "mm_struct", "cred", "file", "dentry", "module"}) {
@@ -156,6 +160,12 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
         if (!runqueue_tasks.count(t)) dm_listed.insert(t);
     CHECK(simple.size() > 10);
     CHECK(dm_listed == simple);
+    // Freed task_structs (JSONL only) are on no task list.
+    for (uint64_t t : freed_tasks) {
+        CHECK(!simple.count(t));
+        CHECK(!dm_tasks.count(t));
+    }
+    MESSAGE(freed_tasks.size() << " freed task_structs");
     // Every idle task found on a runqueue is one the list walk cannot reach.
     for (uint64_t t : runqueue_tasks) CHECK(!simple.count(t));
 
