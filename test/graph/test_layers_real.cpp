@@ -4,7 +4,7 @@
 //   2. dump.raw / dump.lime, when present (tools/dm-dump-formats): same present bytes, the search
 //      on them finds a root with the same kernel_runs as the ELF note's, and the bytes of every
 //      kernel run read back identically through each format.
-// Skipped (exit 77) when the dump directory has no READY marker or no dump.elf.
+// Skipped (exit 77) when the dump directory has no DONE marker (written by tools/make-dataset when the dump and its labels passed) or no dump.elf.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "graph/layers.hpp"
 
@@ -105,8 +105,8 @@ TEST_CASE("layers real: raw and LiME copies match the ELF core") {
 int main(int argc, char** argv) {
     const char* env = std::getenv("DEEPMEM_DUMPS");
     g_dev = fs::path(env && *env ? env : "/work/dumps") / "dev";
-    if (!fs::exists(g_dev / "READY") || !fs::exists(g_dev / "dump.elf")) {
-        std::printf("skipped: no real dump (%s/READY or dump.elf missing; set DEEPMEM_DUMPS)\n", g_dev.c_str());
+    if (!fs::exists(g_dev / "DONE") || !fs::exists(g_dev / "dump.elf")) {
+        std::printf("skipped: no real dump (%s/DONE or dump.elf missing; set DEEPMEM_DUMPS)\n", g_dev.c_str());
         return 77;
     }
     doctest::Context ctx;

@@ -4,7 +4,7 @@
 //   2. dump.lime, when present: the same graph as from the ELF core;
 //   3. real kernel bytes (a slice of low memory plus a slice of the kernel image mapping, copied
 //      into a raw image) agree with the word-by-word reference builder of graph_fixtures.hpp.
-// Skipped (exit 77) when the dump directory has no READY marker or no dump.elf.
+// Skipped (exit 77) when the dump directory has no DONE marker (written by tools/make-dataset when the dump and its labels passed) or no dump.elf.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "graph_fixtures.hpp"
 
@@ -142,8 +142,8 @@ TEST_CASE("graph real: real kernel bytes agree with the reference builder") {
 int main(int argc, char** argv) {
     const char* env = std::getenv("DEEPMEM_DUMPS");
     g_dev = fs::path(env && *env ? env : "/work/dumps") / "dev";
-    if (!fs::exists(g_dev / "READY") || !fs::exists(g_dev / "dump.elf")) {
-        std::printf("skipped: no real dump (%s/READY or dump.elf missing; set DEEPMEM_DUMPS)\n", g_dev.c_str());
+    if (!fs::exists(g_dev / "DONE") || !fs::exists(g_dev / "dump.elf")) {
+        std::printf("skipped: no real dump (%s/DONE or dump.elf missing; set DEEPMEM_DUMPS)\n", g_dev.c_str());
         return 77;
     }
     doctest::Context ctx;

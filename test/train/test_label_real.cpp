@@ -4,7 +4,7 @@
 //   2. its task_struct addresses equal an independent, deliberately simple walk written here:
 //      init_task.tasks + each leader's task->thread_group ring (dmlabel walks
 //      signal->thread_head instead), with raw offsets looked up in BTF.
-// Skipped (exit 77) when the dump directory has no READY marker.
+// Skipped (exit 77) when the dump directory has no DONE marker (written by tools/make-dataset when the dump and its labels passed).
 // argv[1] is the dmlabel executable (meson passes it).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "graph/layers.hpp"
@@ -198,8 +198,8 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
 int main(int argc, char** argv) {
     const char* env = std::getenv("DEEPMEM_DUMPS");
     g_dev = fs::path(env && *env ? env : "/work/dumps") / "dev";
-    if (!fs::exists(g_dev / "READY")) {
-        std::printf("skipped: no real dump (%s/READY missing; set DEEPMEM_DUMPS)\n", g_dev.c_str());
+    if (!fs::exists(g_dev / "DONE")) {
+        std::printf("skipped: no real dump (%s/DONE missing; set DEEPMEM_DUMPS)\n", g_dev.c_str());
         return 77;
     }
     if (argc < 2) {
