@@ -28,6 +28,8 @@ namespace deepmem {
 
 // "0x1a2b": the one spelling of addresses in messages and tool output.
 std::string hex(uint64_t v);
+// Parses a CLI number ("0x1ad000", "4096"); throws InputError naming `what` on anything else.
+uint64_t parse_address(const std::string& s, const char* what);
 
 // A malformed input file: `offset` is the byte offset in the file where parsing failed.
 class FormatError : public std::runtime_error {

@@ -15,6 +15,19 @@
 
 namespace deepmem {
 
+uint64_t parse_address(const std::string& s, const char* what) {
+    size_t used = 0;
+    uint64_t v = 0;
+    try {
+        v = std::stoull(s, &used, 0);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != s.size() || s[0] == '-')
+        throw InputError(std::string("bad ") + what + " '" + s + "' (expected a number such as 0x1ad000)");
+    return v;
+}
+
 std::string hex(uint64_t v) {
     char buf[19];
     std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));

@@ -27,14 +27,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-uint64_t parse_address(const std::string& s) {
-    size_t used = 0;
-    uint64_t v = 0;
-    try { v = std::stoull(s, &used, 0); } catch (const std::exception&) { used = 0; }
-    if (used == 0 || used != s.size() || s[0] == '-') throw InputError("bad address '" + s + "'");
-    return v;
-}
-
 std::string proc_status(const char* key) {
     std::ifstream in("/proc/self/status");
     for (std::string line; std::getline(in, line);)
@@ -66,7 +58,7 @@ int main(int argc, char** argv) {
         po::notify(vm);
         if (vm.count("threads")) omp_set_num_threads(vm["threads"].as<int>());
         std::optional<uint64_t> dtb;
-        if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>());
+        if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
         std::optional<PagingMode> paging;
         if (vm.count("paging")) paging = parse_paging_mode(vm["paging"].as<std::string>());
         const std::string dump = vm["dump"].as<std::string>();

@@ -89,7 +89,7 @@ int main(int argc, char** argv) try {
     std::optional<PagingMode> mode;
     if (vm.count("paging")) mode = parse_paging_mode(vm["paging"].as<std::string>());
     std::optional<uint64_t> dtb;
-    if (vm.count("dtb")) dtb = std::stoull(vm["dtb"].as<std::string>(), nullptr, 16);
+    if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
 
     if (vm.count("synthetic")) {
         auto t0 = std::chrono::steady_clock::now();

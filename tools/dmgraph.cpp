@@ -32,19 +32,6 @@ const char* kUsage =
     "       dmgraph nodes G.dmg [--from VADDR] [--to VADDR]\n"
     "       dmgraph dot G.dmg --around VADDR [--hops N] [--max-nodes N]\n";
 
-uint64_t parse_address(const std::string& s, const char* what) {
-    size_t used = 0;
-    uint64_t v = 0;
-    try {
-        v = std::stoull(s, &used, 0);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used == 0 || used != s.size() || s[0] == '-')
-        throw InputError(std::string("bad ") + what + " '" + s + "' (expected a number such as 0x1ad000)");
-    return v;
-}
-
 uint32_t parse_u32(const std::string& s, const char* what) {
     uint64_t v = parse_address(s, what);
     if (v > UINT32_MAX) throw InputError(std::string(what) + " " + s + " is too large");

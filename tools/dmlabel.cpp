@@ -28,19 +28,6 @@ const char* kUsage =
     "               [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]\n"
     "               [--view view.txt] [--quiet] [--per-process]\n";
 
-uint64_t parse_address(const std::string& s, const char* what) {
-    size_t used = 0;
-    uint64_t v = 0;
-    try {
-        v = std::stoull(s, &used, 0);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used == 0 || used != s.size() || s[0] == '-')
-        throw InputError(std::string("bad ") + what + " '" + s + "' (expected a number such as 0x1ad000)");
-    return v;
-}
-
 int run(int argc, char** argv) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")(

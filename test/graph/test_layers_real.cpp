@@ -10,6 +10,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test/real_dump.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -103,12 +105,7 @@ TEST_CASE("layers real: raw and LiME copies match the ELF core") {
 }
 
 int main(int argc, char** argv) {
-    const char* env = std::getenv("DEEPMEM_DUMPS");
-    g_dev = fs::path(env && *env ? env : "/work/dumps") / "dev";
-    if (!fs::exists(g_dev / "DONE") || !fs::exists(g_dev / "dump.elf")) {
-        std::printf("skipped: no real dump (%s/DONE or dump.elf missing; set DEEPMEM_DUMPS)\n", g_dev.c_str());
-        return 77;
-    }
+    g_dev = deepmem::test::real_dump_dir({"dump.elf"});
     doctest::Context ctx;
     ctx.applyCommandLine(argc, argv);
     return ctx.run();

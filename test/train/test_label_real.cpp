@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test/real_dump.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -196,12 +198,7 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
 }
 
 int main(int argc, char** argv) {
-    const char* env = std::getenv("DEEPMEM_DUMPS");
-    g_dev = fs::path(env && *env ? env : "/work/dumps") / "dev";
-    if (!fs::exists(g_dev / "DONE")) {
-        std::printf("skipped: no real dump (%s/DONE missing; set DEEPMEM_DUMPS)\n", g_dev.c_str());
-        return 77;
-    }
+    g_dev = deepmem::test::real_dump_dir({});
     if (argc < 2) {
         std::fprintf(stderr, "usage: test_label_real DMLABEL [doctest options]\n");
         return 2;

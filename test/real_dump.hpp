@@ -1,0 +1,27 @@
+// Shared by the 'real-dumps' suite: where the real QEMU dump lives, or a skip (exit 77, which meson
+// counts as skipped; tools/run-tests fails a run where a dump was built but tests still skipped).
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <initializer_list>
+
+namespace deepmem::test {
+
+// $DEEPMEM_DUMPS/dev (default /work/dumps/dev) when tools/make-dataset finished it (DONE marker) and
+// every file in `needed` exists; otherwise prints why and exits 77.
+inline std::filesystem::path real_dump_dir(std::initializer_list<const char*> needed = {"dump.elf"}) {
+    namespace fs = std::filesystem;
+    const char* env = std::getenv("DEEPMEM_DUMPS");
+    fs::path dev = fs::path(env && *env ? env : "/work/dumps") / "dev";
+    bool ok = fs::exists(dev / "DONE");
+    for (const char* f : needed) ok = ok && fs::exists(dev / f);
+    if (!ok) {
+        std::printf("skipped: no real dump (%s/DONE or a needed file missing; set DEEPMEM_DUMPS)\n", dev.c_str());
+        std::exit(77);
+    }
+    return dev;
+}
+
+}  // namespace deepmem::test
