@@ -12,9 +12,13 @@
 //   v_n     = node's D content bytes / 255                                        (1×D)
 //   mu_n(0) = 0;  for t = 1..T:
 //   mu_n(t) = tanh(v_n·W1 + Σ_k σ_k(Σ_{m∈in_k[n]} mu_m(t−1)))   k ∈ {ln, rn, lp, rp}
-//   σ_k(x)  = a_L(…a_1(x·W_k1 + b_k1)…·W_kL + b_kL) with a_l ∈ {None, ReLU} per layer; the last
-//             width is H. Default: three 64×64 layers each followed by ReLU (the paper's "each
-//             layer is a fully connected layer with ReLU"); W1 has no bias (the σ biases add one).
+//   σ_k(x)  = a_L(…a_1(x·W_k1 + b_k1)…·W_kL + b_kL) with a_l ∈ {None, ReLU} per layer (depth,
+//             widths and activations configurable); the last width is H. Default, as in the
+//             reference implementation: three 64×64 layers with no activation between them and
+//             one ReLU after the last, σ_k(x) = ReLU(((x·W_k1 + b_k1)·W_k2 + b_k2)·W_k3 + b_k3)
+//             (the inference fast path folds it into one 64×64 matrix and bias); a ReLU after
+//             every layer (the paper's wording) is {{64, Relu}, {64, Relu}, {64, Relu}}.
+//             W1 has no bias (the σ biases add one).
 //   ψ(mu)   = softmax(a_J(…drop(a_1(drop(mu)·C_1 + c_1))…)·C_J + c_J): inverted dropout (keep
 //             probability p, kept values scaled by 1/p) on the input of every classifier layer
 //             during training only; the output layer has no activation.
@@ -75,7 +79,8 @@ struct ModelConfig {
     uint32_t input_width = 64;   // D: bytes of a node fed to W1 (truncated / zero-padded)
     uint32_t embed_width = 64;   // H
     uint32_t iterations = 3;     // T
-    std::vector<LayerSpec> sigma{{64, Activation::Relu}, {64, Activation::Relu}, {64, Activation::Relu}};
+    // the reference σ: three linear 64×64 layers, one ReLU after the last (header comment)
+    std::vector<LayerSpec> sigma{{64, Activation::None}, {64, Activation::None}, {64, Activation::Relu}};
     std::vector<LayerSpec> classifier_hidden{{64, Activation::Relu}};   // output layer is added
     uint32_t classes = 2;        // K (≥ 2)
     float keep_prob = 0.8f;      // dropout keep probability in (0, 1]
@@ -222,15 +227,21 @@ float adam_step(const ModelConfig& cfg, const AdamConfig& adam, Params<float>& p
 // of a whole graph. Consecutive linear layers with no activation between them are folded into
 // one matrix; at t = 1 each σ_k(0) is one constant row; where a σ's first (folded) layer narrows
 // the width, aggregation is moved after the product (A·(mu·W) instead of (A·mu)·W), the four
-// products then being one GEMM mu·[W_ln|W_rn|W_lp|W_rp]. Work is split into row blocks over OpenMP
-// threads; memory is 2·N·H floats plus N·K outputs (plus N·4·w when reordered).
+// products then being one GEMM mu·[W_ln|W_rn|W_lp|W_rp]. v·W1 does not depend on t: it is computed
+// once (at t = 1) and kept. Work is split into row blocks over OpenMP threads; memory is 2·N·H
+// floats (3·N·H when T > 1) plus N·K outputs (plus N·4·w when reordered).
 class InferenceNet {
 public:
     InferenceNet(const ModelConfig&, const Params<float>&);
     // Class probabilities for every node (N × K). Throws ModelError(BadBatch) on a malformed graph.
     void run(const GraphInput& graph, Mat<float>& probs);
     const Mat<float>& embedding() const noexcept { return mu_; }   // mu(T) of the last run
+    // Flops of the last run (2 per multiply-add of a GEMM, 1 per aggregation add; biases,
+    // activations, tanh and softmax not counted). Executed: what the fast path did (folded layers,
+    // v·W1 once, no σ work at t = 1). Model: the unfolded model evaluated literally (v·W1, the
+    // aggregation and every σ layer at each of the T iterations, every classifier layer).
     double last_flops() const noexcept { return flops_; }
+    double last_model_flops() const noexcept { return model_flops_; }
     // Layers after folding (for tests and the benchmark's report).
     size_t folded_sigma_layers() const noexcept { return sigma_[0].size(); }
     size_t folded_classifier_layers() const noexcept { return cls_.size(); }
@@ -245,8 +256,8 @@ private:
     Mat<float> sigma_zero_;                            // Σ_k σ_k(0): 1×H
     Mat<float> wcat_;                                  // H × 4w when reordered
     bool reorder_ = false;
-    Mat<float> mu_, mu_prev_, p_;
-    double flops_ = 0;
+    Mat<float> mu_, mu_prev_, xw_, p_;                 // xw_ = v·W1 (N × H), kept over t
+    double flops_ = 0, model_flops_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------

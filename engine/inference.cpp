@@ -1,5 +1,6 @@
-// Inference fast path (engine.hpp): folded layers, σ_k(0) rows at t = 1, reordered aggregation,
-// row blocks over OpenMP threads with per-thread scratch allocated once per run.
+// Inference fast path (engine.hpp): folded layers, v·W1 computed once and kept, σ_k(0) rows at
+// t = 1, reordered aggregation, row blocks over OpenMP threads with per-thread scratch allocated
+// once per run.
 #include "engine/engine.hpp"
 #include "engine/kernels.hpp"
 
@@ -20,7 +21,10 @@ std::vector<Dense> fold(std::vector<Dense> layers) {
     for (auto& l : layers) {
         if (!out.empty() && out.back().activation == Activation::None) {
             Dense& prev = out.back();
-            Mat<float> w = prev.w * l.w, b = prev.b * l.w + l.b;
+            // products in double: the folded matrix rounds once, not once per layer
+            const Mat<double> lw = l.w.cast<double>();
+            Mat<float> w = (prev.w.cast<double>() * lw).cast<float>();
+            Mat<float> b = (prev.b.cast<double>() * lw + l.b.cast<double>()).cast<float>();
             prev = {std::move(w), std::move(b), l.activation};
         } else {
             out.push_back(std::move(l));
@@ -93,6 +97,7 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
 
     mu_.resize(N, H);
     mu_prev_.resize(N, H);
+    if (T > 1) xw_.resize(N, H);
     probs.resize(N, K);
     if (reorder_ && T > 1) p_.resize(N, kNeighbourKinds * w0);
     std::vector<Scratch> scratch(static_cast<size_t>(omp_get_max_threads()));
@@ -106,6 +111,7 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
     uint64_t nnz = 0;
     for (const auto& a : g.in) nnz += a.sources.size();
     flops_ = 0;
+    model_flops_ = 0;
 
     for (Index t = 1; t <= T; ++t) {
         std::swap(mu_, mu_prev_);   // mu_prev = mu(t−1)
@@ -123,15 +129,18 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
             Scratch& sc = scratch[size_t(omp_get_thread_num())];
             const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
             Map x(sc.x.data(), R, D), beta(sc.beta.data(), R, H);
-            for (Index r = 0; r < R; ++r) {
-                const uint8_t* f = g.features.data() + (r0 + r) * F;
-                for (Index c = 0; c < copy; ++c) x(r, c) = float(f[c]);
-                for (Index c = copy; c < D; ++c) x(r, c) = 0.f;
-            }
-            beta.noalias() = x * w1_;   // W1 holds the 1/255 input scaling
             if (t == 1) {
+                // v·W1 once for all t (W1 holds the 1/255 input scaling); σ_k(0) is one constant row
+                for (Index r = 0; r < R; ++r) {
+                    const uint8_t* f = g.features.data() + (r0 + r) * F;
+                    for (Index c = 0; c < copy; ++c) x(r, c) = float(f[c]);
+                    for (Index c = copy; c < D; ++c) x(r, c) = 0.f;
+                }
+                beta.noalias() = x * w1_;
+                if (T > 1) xw_.middleRows(r0, R) = beta;
                 beta.rowwise() += sigma_zero_.row(0);
             } else {
+                beta = xw_.middleRows(r0, R);
                 for (int k = 0; k < kNeighbourKinds; ++k) {
                     const auto& layers = sigma_[k];
                     float* cur = sc.a.data();
@@ -160,7 +169,15 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
             }
             mu_.middleRows(r0, R) = beta.array().tanh().matrix();
         }
-        flops_ += 2.0 * N * D * H;
+        if (t == 1) flops_ += 2.0 * N * D * H;
+        model_flops_ += 2.0 * N * D * H + double(nnz) * H;
+        for (int k = 0; k < kNeighbourKinds; ++k) {
+            Index in = H;
+            for (const LayerSpec& l : cfg_.sigma) {
+                model_flops_ += 2.0 * N * in * l.width;
+                in = l.width;
+            }
+        }
         if (t > 1) {
             flops_ += double(nnz) * (reorder_ ? w0 : H);
             for (int k = 0; k < kNeighbourKinds; ++k)
@@ -191,6 +208,12 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
         }
     }
     for (const Dense& d : cls_) flops_ += 2.0 * N * d.w.rows() * d.w.cols();
+    Index in = H;
+    for (const LayerSpec& l : cfg_.classifier_hidden) {
+        model_flops_ += 2.0 * N * in * l.width;
+        in = l.width;
+    }
+    model_flops_ += 2.0 * N * in * K;
 }
 
 }  // namespace deepmem

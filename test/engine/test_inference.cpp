@@ -1,4 +1,4 @@
-// The inference fast path equals the training-path forward (no dropout) to 1e-5.
+// The inference fast path (float) equals the training-path forward (no dropout, double) to 1e-5.
 #include "engine/engine.hpp"
 #include "random_graph.hpp"
 
@@ -20,22 +20,42 @@ void compare(const ModelConfig& c, uint64_t seed, size_t expect_sigma_layers, si
 
     std::vector<uint32_t> all(700), labels(700, 0);
     for (uint32_t i = 0; i < 700; ++i) all[i] = i;
-    Gnn<float> slow(c);
-    slow.forward(p, test::whole_graph_batch(g, all, labels), {});
-    const float dp = (probs - slow.probabilities()).cwiseAbs().maxCoeff();
-    const float dm = (fast.embedding() - slow.embedding(c.iterations)).cwiseAbs().maxCoeff();
+    // reference: the training path in double (the float one has rounding errors of its own)
+    Gnn<double> slow(c);
+    slow.forward(p.cast<double>(), test::whole_graph_batch(g, all, labels), {});
+    const double dp = (probs.cast<double>() - slow.probabilities()).cwiseAbs().maxCoeff();
+    const double dm = (fast.embedding().cast<double>() - slow.embedding(c.iterations)).cwiseAbs().maxCoeff();
     INFO("max |Δprob| " << dp << ", max |Δmu| " << dm);
-    CHECK(dp < 1e-5f);
-    CHECK(dm < 1e-5f);
+    CHECK(dp < 1e-5);
+    CHECK(dm < 1e-5);
     CHECK(fast.last_flops() > 0);
 }
 
 }  // namespace
 
-TEST_CASE("default architecture (nothing to fold)") {
+TEST_CASE("default architecture: the three linear σ layers fold into one 64×64 matrix") {
     ModelConfig c;
     c.classes = 5;
+    compare(c, 7, 1, 2, false);
+    // executed flops: v·W1 once, one 64×64 σ GEMM per kind at t = 2..T, no σ work at t = 1
+    const auto g = test::random_graph(300, 64, 9);
+    InferenceNet fast(c, Params<float>::init(c, 2));
+    Mat<float> probs;
+    fast.run(g.input(), probs);
+    double nnz = 0;
+    for (const auto& a : g.in) nnz += double(a.sources.size());
+    const double N = 300, H = 64, T = c.iterations, cls = 2 * N * H * 64 + 2 * N * 64 * 5;
+    CHECK(fast.last_flops() == doctest::Approx(2 * N * 64 * H + (T - 1) * (nnz * H + 4 * 2 * N * H * H) + cls));
+    CHECK(fast.last_model_flops() == doctest::Approx(T * (2 * N * 64 * H + nnz * H + 4 * 3 * 2 * N * H * H) + cls));
+}
+
+TEST_CASE("ReLU after every σ layer: nothing to fold") {
+    ModelConfig c;
+    c.sigma = {{64, Activation::Relu}, {64, Activation::Relu}, {64, Activation::Relu}};
+    c.classes = 5;
     compare(c, 1, 3, 2, false);
+    c.iterations = 1;   // T = 1: only the σ_k(0) rows
+    compare(c, 8, 3, 2, false);
 }
 
 TEST_CASE("linear layers without an activation between them are folded") {
