@@ -1,6 +1,7 @@
 // /proc/kallsyms parser: "<hex address> <type char> <name>[\t[<module>]]" per line.
 #include "graph/layers.hpp"
 #include "train/labeler.hpp"
+#include "train/text_lines.hpp"
 
 #include <charconv>
 
@@ -8,15 +9,11 @@ namespace deepmem {
 
 Kallsyms Kallsyms::parse(std::span<const uint8_t> text) {
     Kallsyms k;
-    std::string_view all(reinterpret_cast<const char*>(text.data()), text.size());
-    uint64_t pos = 0;
     bool any_nonzero = false;
-    while (pos < all.size()) {
-        uint64_t eol = all.find('\n', pos);
-        if (eol == std::string_view::npos) eol = all.size();
-        std::string_view line = all.substr(pos, eol - pos);
-        const uint64_t at = pos;
-        pos = eol + 1;
+    TextLines lines(text);
+    while (auto l = lines.next()) {
+        std::string_view line = l->text;
+        const uint64_t at = l->at;
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.empty()) continue;
 

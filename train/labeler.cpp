@@ -4,6 +4,7 @@
 //   the `modules` list; the idle task of every CPU (runqueues[cpu].idle, not on any list);
 //   the freelists of the task_struct slab cache (freed-but-intact task_structs).
 #include "train/labeler.hpp"
+#include "train/text_lines.hpp"
 
 #include "graph/layers.hpp"
 
@@ -687,13 +688,10 @@ GuestView GuestView::parse(std::span<const uint8_t> text) {
     if (all.substr(0, header.size()) != header) throw FormatError(0, "'# deepmem guest view v1' header");
     GuestView v;
     bool have[4] = {};
-    uint64_t pos = 0;
-    while (pos < all.size()) {
-        uint64_t eol = all.find('\n', pos);
-        if (eol == std::string_view::npos) eol = all.size();
-        std::string_view line = all.substr(pos, eol - pos);
-        const uint64_t at = pos;
-        pos = eol + 1;
+    TextLines lines(text);
+    while (auto l = lines.next()) {
+        std::string_view line = l->text;
+        const uint64_t at = l->at;
         if (auto h = line.find('#'); h != std::string_view::npos) line = line.substr(0, h);
         while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.remove_suffix(1);
         if (line.empty()) continue;
