@@ -158,6 +158,8 @@ struct PhysicalLayerParsers {
     // both in physical space and in the file. Overlaps in physical space are accepted only when
     // the overlapping bytes are identical (QEMU's `dump-guest-memory -p` writes a page once per
     // virtual mapping); differing copies of the same physical byte are a FormatError.
+    static constexpr uint64_t kMaxPhysical = uint64_t{1} << 52;
+
     static std::vector<PhysicalRun> normalise(std::vector<PhysicalRun> runs, std::span<const uint8_t> file) {
         const uint64_t file_size = file.size();
         std::erase_if(runs, [](const PhysicalRun& r) { return r.size == 0; });
@@ -165,8 +167,11 @@ struct PhysicalLayerParsers {
             if (!detail::in_file(r.file_offset, r.size, file_size))
                 throw FormatError(r.file_offset, "memory range of " + hex(r.size) +
                                                      " bytes runs past end of file (" + hex(file_size) + ")");
-            if (r.paddr + r.size < r.paddr)
-                throw FormatError(r.file_offset, "physical range at " + hex(r.paddr) + " wraps around 2^64");
+            // x86 MAXPHYADDR is at most 52 bits; a range beyond it is corrupt (and page-rounding
+            // arithmetic near 2^64 would wrap).
+            if (r.paddr + r.size < r.paddr || r.paddr + r.size > kMaxPhysical)
+                throw FormatError(r.file_offset, "physical range at " + hex(r.paddr) + " of " + hex(r.size) +
+                                                     " bytes ends beyond the 52-bit physical address space");
         }
         std::sort(runs.begin(), runs.end(), [](const PhysicalRun& a, const PhysicalRun& b) {
             return a.paddr != b.paddr ? a.paddr < b.paddr : a.file_offset < b.file_offset;

@@ -427,6 +427,20 @@ TEST_CASE("layers: malformed LiME files") {
         put_le(b, 32 + 0x1000, 4, 0x12345678);
         CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 32 + 0x1000);
     }
+    SUBCASE("a range beyond the 52-bit physical address space (fuzz_lime found it hanging the search)") {
+        std::vector<uint8_t> b(33, 0);
+        put_le(b, 0, 4, 0x4C694D45u);
+        put_le(b, 4, 4, 1);
+        put_le(b, 8, 8, 0xffffffffffffff00ull);
+        put_le(b, 16, 8, 0xffffffffffffff00ull);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+        put_le(b, 8, 8, uint64_t{1} << 52);
+        put_le(b, 16, 8, uint64_t{1} << 52);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+        put_le(b, 8, 8, (uint64_t{1} << 52) - 1);
+        put_le(b, 16, 8, (uint64_t{1} << 52) - 1);
+        CHECK(PhysicalLayer::from_bytes(b)->runs().size() == 1);
+    }
     SUBCASE("overlapping ranges with different contents") {
         Image pat(0x3000);
         pat.pattern(0, 0x3000, 7);
