@@ -1,7 +1,7 @@
 // /proc/kallsyms parser: "<hex address> <type char> <name>[\t[<module>]]" per line.
 #include "graph/layers.hpp"
 #include "train/labeler.hpp"
-#include "train/text_lines.hpp"
+#include "graph/text_lines.hpp"
 
 #include <charconv>
 

@@ -4,7 +4,7 @@
 //   the `modules` list; the idle task of every CPU (runqueues[cpu].idle, not on any list);
 //   the freelists of the task_struct slab cache (freed-but-intact task_structs).
 #include "train/labeler.hpp"
-#include "train/text_lines.hpp"
+#include "graph/text_lines.hpp"
 
 #include "graph/layers.hpp"
 

@@ -1,4 +1,4 @@
-// Line reader shared by the text inputs of the labeler (kallsyms, the guest view): yields each line
+// Line reader shared by the text inputs (kallsyms, the guest view, label files): yields each line
 // without its '\n' together with the byte offset where it starts, for FormatError.
 #pragma once
 
