@@ -18,9 +18,12 @@
 //             threshold, so calibration sweeps thresholds over the same list.
 //   Order     Detections are sorted by (type, vaddr); results never depend on thread count.
 //   Truth     Labels as written by dmlabel (labels.jsonl: one object per line with "vaddr",
-//             "type", "state" live|freed; or labels.tsv: vaddr TAB type TAB size, all live).
-//   Evaluate  Per type: a detection at the vaddr of a live label of that type is a TP; at a freed
-//             label's vaddr it is counted apart (freed_found), neither TP nor FP; else FP. Live
+//             "type", "size", "state" live|freed; or labels.tsv: vaddr TAB type TAB size, all live).
+//   Evaluate  Per type: a detection at the address of a live label of that type is a TP; at a freed
+//             label's it is counted apart (freed_found), neither TP nor FP; else FP. "At the
+//             address" = same vaddr, or same paddr when both are known: the graph scans a page mapped
+//             twice (kernel image and direct map) once, at its direct-map address, while the labeler
+//             names init_task by its image address — one object, two names. Live
 //             labels not detected are FN. Precision = TP/(TP+FP), recall = TP/(TP+FN) (1 when the
 //             denominator is 0).
 #pragma once
@@ -28,11 +31,14 @@
 #include "engine/engine.hpp"
 #include "graph/memory_graph.hpp"
 
+#include <cmath>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace deepmem {
@@ -53,12 +59,26 @@ struct Candidate {
     uint64_t vaddr = 0;
     float score = 0;
     uint32_t votes = 0;
+    std::optional<uint64_t> paddr;   // of the base, when a node contains it
 };
 
 // Every base that received at least one vote and survived the overlap rule, sorted by vaddr.
 // `probs` is N × K for the graph's N nodes and the model's K classes (InferenceNet::run's
 // output). Throws ModelError(BadBatch) on a shape mismatch.
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const Mat<float>& probs);
+// The nodes whose vote can matter at `threshold`, ascending: the rows InferenceNet::run(graph,
+// rows, probs) needs. A node can only vote as a key node of its own length c, for the base
+// b = vaddr − k_c.offset, and b can score at most bound(b) = Σ k_c'.weight (+ bonus) over the key
+// nodes c' that have a node of length k_c'.length at b + k_c'.offset. A node is kept when one of its
+// bases has bound ≥ threshold. The others' votes go to bases scoring below threshold, which never
+// displace (Overlap) one at or above it: select(vote(rows), threshold) equals
+// select(vote(all nodes), threshold), and vote(rows) lacks only below-threshold candidates. With
+// threshold −∞ (or a key-node weight ≤ 0) every node of a key-node length is kept.
+std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY);
+// vote() over the probabilities of distinct `rows` only (|rows| × K, row i for node rows[i]);
+// other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
+std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                            const Mat<float>& probs);
 
 // Candidates with score ≥ threshold as Detections of model.object_type, paddr from the graph's
 // node containing the base (absent when no node contains it).
@@ -69,7 +89,9 @@ std::vector<Detection> select(const MemoryGraph& graph, const Model& model,
 struct TruthObject {
     uint64_t vaddr = 0;
     std::string type;
+    uint64_t size = 0;   // bytes (the BTF struct size); 0 when the file does not say
     bool freed = false;
+    std::optional<uint64_t> paddr;   // labels.jsonl's "paddr" when present
 };
 // labels.jsonl or labels.tsv (by content: a line starting with '{' is JSON). Throws FormatError
 // (byte offset of the bad line) or InputError (unreadable file).
@@ -106,5 +128,90 @@ struct Calibration {
     TypeScore score;   // summed over the sets at that threshold (addresses not filled)
 };
 Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets);
+
+// ---- Detector: models + dump → objects, the API for embedding deepmem (in the manner of libyara)
+//   Detector d;
+//   d.add_model("data/models/task_struct.cereal");
+//   MemoryGraph g = d.build_graph("dump.elf");
+//   for (const Detection& x : d.detect(g)) …        or   d.scan(g, [](const Detection& x) { …; return true; });
+// Models   at most one per object type, all trained on one GraphParams (InputError naming both
+//          models otherwise); build_graph() uses those parameters (word size from the dump's paging).
+// Graphs   detect() and scan() refuse (InputError) a graph whose GraphParams differ from the models',
+//          naming the parameter and both values.
+// Work     per model: InferenceNet on voting_rows() at the threshold only (the pruned run of
+//          engine.hpp), vote(), select() at the model's threshold or the override: the same
+//          detections as the whole-graph path. Each model keeps its InferenceNet and
+//          buffers across calls, so one Detector is not for concurrent use; results do not depend on
+//          the thread count.
+struct BuildOptions {
+    DumpFormat format = DumpFormat::Auto;
+    std::optional<uint64_t> dtb;   // page-table root; else the ELF notes or the search (layers.hpp)
+    ProgressFn progress;           // pointer scan: (bytes done, bytes total)
+};
+struct DetectOptions {
+    std::optional<float> threshold;   // overrides every model's threshold
+    // Called before each model runs: (index, model count, object type).
+    std::function<void(size_t, size_t, const std::string&)> progress;
+};
+// Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
+struct ModelTiming {
+    std::string type;
+    uint64_t rows = 0;                      // voting rows the classifier ran on
+    std::vector<uint64_t> frontier;         // nodes computed per iteration t = 1..T
+    double rows_seconds = 0;                // voting_rows()
+    double forward = 0, vote = 0;           // seconds: pruned GNN run; vote + select
+};
+
+class Detector {
+public:
+    // Model::load (ModelError) or a Model in memory; InputError on a second model of one type or
+    // GraphParams unlike the models already added.
+    void add_model(const std::string& path);
+    void add_model(Model model, std::string source = {});
+    size_t model_count() const noexcept { return entries_.size(); }
+    const Model& model(size_t i) const { return entries_.at(i).model; }   // in object-type order
+    const GraphParams& graph_params() const;                           // InputError without models
+
+    // Opens the dump (raw/ELF/LiME), finds the page-table root and builds the memory graph with
+    // graph_params(). Throws InputError / FormatError.
+    MemoryGraph build_graph(const std::string& dump_path, const BuildOptions& = {}) const;
+    // A prebuilt .dmg (told by its magic; loaded and checked with check_graph()) or else a dump
+    // given to build_graph().
+    MemoryGraph open_graph(const std::string& path, const BuildOptions& = {}) const;
+    // Throws InputError when `graph` was built with other GraphParams than the models.
+    void check_graph(const MemoryGraph& graph) const;
+    // Every detection of every model, sorted by (type, vaddr).
+    std::vector<Detection> detect(const MemoryGraph& graph, const DetectOptions& = {});
+    // The same detections, in the same order, one call each; returns false as soon as
+    // `on_detection` does (the models after that one are not run), true when all were seen.
+    bool scan(const MemoryGraph& graph, const std::function<bool(const Detection&)>& on_detection,
+              const DetectOptions& = {});
+    const std::vector<ModelTiming>& last_timings() const noexcept { return timings_; }
+
+private:
+    struct Entry {
+        Model model;
+        std::string source;   // file name or caller's label, for messages
+        InferenceNet net;
+        Mat<float> probs;
+    };
+    std::vector<Entry> entries_;
+    std::vector<ModelTiming> timings_;
+};
+
+// ---- detections as text: what dmdetect writes and dmeval reads ------------------------------
+//   table  aligned columns type, vaddr, paddr, score, votes, then "# type: count" per type
+//   json   JSON Lines {"type":"task_struct","vaddr":"0xffff…","paddr":"0x…"|null,"score":1.234,"votes":12}
+//   csv    header "type,vaddr,paddr,score,votes"; an absent paddr is an empty field
+enum class DetectionFormat : uint8_t { Table, Json, Csv };
+DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
+std::string format_detections(std::span<const Detection> detections, DetectionFormat format);
+// JSON Lines or CSV as above, told apart by content (first non-blank byte '{' → JSON Lines).
+// Throws FormatError (byte offset of the bad line, what was expected) or InputError (unreadable).
+std::vector<Detection> parse_detections(std::span<const uint8_t> text);
+std::vector<Detection> read_detections(const std::string& path);
+
+// `text` to `path` atomically: a temporary file beside it, fsync, rename. Throws InputError.
+void write_file_atomically(const std::string& path, std::string_view text);
 
 }  // namespace deepmem

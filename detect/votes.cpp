@@ -5,29 +5,119 @@
 #include "graph/text_lines.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <numeric>
+#include <queue>
 #include <set>
+#include <functional>
 #include <unordered_map>
 
 namespace deepmem {
 
+namespace {
+
+std::optional<uint64_t> physical_of(const MemoryGraph& graph, uint64_t vaddr) {
+    auto node = graph.node_containing(vaddr);
+    if (!node) return std::nullopt;
+    return graph.paddr()[*node] + (vaddr - graph.vaddr()[*node]);
+}
+
+// Truth objects of one type by vaddr and by paddr (see Evaluate in detect.hpp).
+struct TruthIndex {
+    std::unordered_map<uint64_t, size_t> by_vaddr, by_paddr;
+    TruthIndex(std::span<const TruthObject> truth, const std::function<bool(const TruthObject&)>& wanted) {
+        for (size_t i = 0; i < truth.size(); ++i) {
+            if (!wanted(truth[i])) continue;
+            by_vaddr.emplace(truth[i].vaddr, i);
+            if (truth[i].paddr) by_paddr.emplace(*truth[i].paddr, i);
+        }
+    }
+    std::optional<size_t> find(uint64_t vaddr, std::optional<uint64_t> paddr) const {
+        if (auto it = by_vaddr.find(vaddr); it != by_vaddr.end()) return it->second;
+        if (paddr)
+            if (auto it = by_paddr.find(*paddr); it != by_paddr.end()) return it->second;
+        return std::nullopt;
+    }
+};
+
+}  // namespace
+
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const Mat<float>& probs) {
+    std::vector<uint32_t> all(graph.node_count());
+    std::iota(all.begin(), all.end(), 0u);
+    return vote(graph, model, all, probs);
+}
+
+std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold) {
+    const uint32_t n = graph.node_count();
+    auto vaddr = graph.vaddr();
+    auto length = graph.length();
+    bool positive = true;
+    for (const KeyNode& key : model.key_nodes) positive = positive && key.weight > 0;
+    if (!positive) threshold = -INFINITY;   // the bound below needs weights > 0
+    // Per key node, its cursor in the nodes of its length: the bases vaddr − offset it proposes come
+    // in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
+    std::map<uint32_t, std::vector<uint32_t>> of_length;
+    for (const KeyNode& key : model.key_nodes) of_length[key.length];
+    for (uint32_t i = 0; i < n; ++i)
+        if (auto it = of_length.find(length[i]); it != of_length.end()) it->second.push_back(i);
+    struct Cursor { const std::vector<uint32_t>* nodes; size_t at; };
+    std::vector<Cursor> cursors;
+    using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
+    std::priority_queue<Head, std::vector<Head>, std::greater<>> heap;
+    auto advance = [&](uint32_t c) {
+        Cursor& cur = cursors[c - 1];
+        const uint32_t offset = model.key_nodes[c - 1].offset;
+        while (cur.at < cur.nodes->size() && vaddr[(*cur.nodes)[cur.at]] < offset) ++cur.at;
+        if (cur.at < cur.nodes->size()) heap.emplace(vaddr[(*cur.nodes)[cur.at]] - offset, c);
+    };
+    for (const KeyNode& key : model.key_nodes) cursors.push_back({&of_length[key.length], 0});
+    for (uint32_t c = 1; c <= cursors.size(); ++c) advance(c);
+    std::vector<char> keep(n, 0);
+    std::vector<uint32_t> group;
+    while (!heap.empty()) {
+        const uint64_t base = heap.top().first;
+        float bound = 0;   // the score of `base` if every node in the group voted for it
+        group.clear();
+        while (!heap.empty() && heap.top().first == base) {
+            const uint32_t c = heap.top().second;
+            heap.pop();
+            Cursor& cur = cursors[c - 1];
+            bound += model.key_nodes[c - 1].weight;
+            group.push_back((*cur.nodes)[cur.at++]);
+            advance(c);
+        }
+        bound += kVoteBonus * float(group.size() - 1);
+        if (bound >= threshold)
+            for (uint32_t i : group) keep[i] = 1;
+    }
+    std::vector<uint32_t> rows;
+    for (uint32_t i = 0; i < n; ++i)
+        if (keep[i]) rows.push_back(i);
+    return rows;
+}
+
+std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                            const Mat<float>& probs) {
     const uint32_t n = graph.node_count();
     const auto k = static_cast<Eigen::Index>(model.key_nodes.size() + 1);
-    if (probs.rows() != Eigen::Index(n) || probs.cols() != k)
+    if (probs.rows() != Eigen::Index(rows.size()) || probs.cols() != k)
         throw ModelError(ModelError::Kind::BadBatch, 0,
                          "probabilities are " + std::to_string(probs.rows()) + "×" + std::to_string(probs.cols()) +
-                             ", expected " + std::to_string(n) + "×" + std::to_string(k) + " (nodes × classes)");
+                             ", expected " + std::to_string(rows.size()) + "×" + std::to_string(k) + " (rows × classes)");
     auto vaddr = graph.vaddr();
     auto length = graph.length();
     // (base, class) of every voting node; bases below the offset (impossible in kernel space) skipped.
     std::vector<std::pair<uint64_t, uint32_t>> votes;
-    for (uint32_t i = 0; i < n; ++i) {
+    for (size_t r = 0; r < rows.size(); ++r) {
+        const uint32_t i = rows[r];
+        if (i >= n) throw ModelError(ModelError::Kind::BadBatch, 0, "row " + std::to_string(i) + " ≥ " + std::to_string(n) + " nodes");
         Eigen::Index c = 0;
-        probs.row(i).maxCoeff(&c);
+        probs.row(Eigen::Index(r)).maxCoeff(&c);
         if (c == 0) continue;
         const KeyNode& key = model.key_nodes[size_t(c) - 1];
         if (length[i] != key.length || vaddr[i] < key.offset) continue;
@@ -36,7 +126,7 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
     std::sort(votes.begin(), votes.end());
     std::vector<Candidate> cands;
     for (size_t i = 0; i < votes.size();) {
-        Candidate c{votes[i].first, 0.f, 0};
+        Candidate c{votes[i].first, 0.f, 0, physical_of(graph, votes[i].first)};
         for (; i < votes.size() && votes[i].first == c.vaddr; ++i) {
             c.score += model.key_nodes[votes[i].second - 1].weight;
             ++c.votes;
@@ -70,13 +160,11 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 
 std::vector<Detection> select(const MemoryGraph& graph, const Model& model, std::span<const Candidate> candidates,
                               float threshold) {
+    (void)graph;
     std::vector<Detection> out;
-    auto vaddr = graph.vaddr();
-    auto paddr = graph.paddr();
     for (const Candidate& c : candidates) {
         if (!(c.score >= threshold)) continue;
-        Detection d{model.object_type, c.vaddr, std::nullopt, c.score, c.votes};
-        if (auto node = graph.node_containing(c.vaddr)) d.paddr = paddr[*node] + (c.vaddr - vaddr[*node]);
+        Detection d{model.object_type, c.vaddr, c.paddr, c.score, c.votes};
         out.push_back(std::move(d));
     }
     return out;
@@ -94,6 +182,19 @@ std::optional<std::string_view> json_field(std::string_view line, std::string_vi
     size_t e = line.find('"', p);
     if (e == std::string_view::npos) return std::nullopt;
     return line.substr(p, e - p);
+}
+
+// The unsigned number of "key":123 in one JSON object line, if present.
+std::optional<uint64_t> json_number(std::string_view line, std::string_view key, uint64_t offset) {
+    std::string pat = "\"" + std::string(key) + "\":";
+    size_t p = line.find(pat);
+    if (p == std::string_view::npos) return std::nullopt;
+    p += pat.size();
+    uint64_t v = 0;
+    size_t digits = 0;
+    for (; p < line.size() && line[p] >= '0' && line[p] <= '9' && digits < 19; ++p, ++digits) v = v * 10 + uint64_t(line[p] - '0');
+    if (digits == 0) throw FormatError(offset, "\"" + std::string(key) + "\" is not an unsigned number");
+    return v;
 }
 
 uint64_t parse_hex_vaddr(std::string_view s, uint64_t offset) {
@@ -124,6 +225,8 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
             if (!v || !ty) throw FormatError(offset, "label line without \"vaddr\" and \"type\"");
             t.vaddr = parse_hex_vaddr(*v, offset);
             t.type = std::string(*ty);
+            t.size = json_number(line, "size", offset).value_or(0);
+            if (auto pa = json_field(line, "paddr")) t.paddr = parse_hex_vaddr(*pa, offset);
             if (st && *st != "live" && *st != "freed")
                 throw FormatError(offset, "label state '" + std::string(*st) + "' (expected live|freed)");
             t.freed = st && *st == "freed";
@@ -132,8 +235,16 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
             if (tab == std::string_view::npos) throw FormatError(offset, "label line without a tab (expected vaddr<TAB>type)");
             t.vaddr = parse_hex_vaddr(line.substr(0, tab), offset);
             std::string_view rest = line.substr(tab + 1);
-            t.type = std::string(rest.substr(0, rest.find('\t')));
+            size_t tab2 = rest.find('\t');
+            t.type = std::string(rest.substr(0, tab2));
             if (t.type.empty()) throw FormatError(offset, "label line with an empty type");
+            if (tab2 != std::string_view::npos) {
+                std::string_view sz = rest.substr(tab2 + 1);
+                sz = sz.substr(0, sz.find('\t'));
+                auto [p, ec] = std::from_chars(sz.data(), sz.data() + sz.size(), t.size);
+                if (ec != std::errc() || p != sz.data() + sz.size())
+                    throw FormatError(offset, "label size '" + std::string(sz) + "' is not a number");
+            }
         }
         out.push_back(std::move(t));
     }
@@ -153,33 +264,34 @@ std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections,
     auto wanted = [&](const std::string& t) {
         return types.empty() || std::find(types.begin(), types.end(), t) != types.end();
     };
-    // (type, vaddr) → freed?
-    std::map<std::pair<std::string, uint64_t>, bool> truth_at;
+    std::map<std::string, TruthIndex> index;   // per type
     for (const auto& t : truth) {
         if (!wanted(t.type)) continue;
-        truth_at[{t.type, t.vaddr}] = t.freed;
-        TypeScore& s = out[t.type];
-        if (t.freed) ++s.freed_total;
+        out[t.type].freed_total += t.freed;
+        if (!index.count(t.type))
+            index.emplace(t.type, TruthIndex(truth, [&](const TruthObject& o) { return o.type == t.type; }));
     }
-    std::set<std::pair<std::string, uint64_t>> found;
+    std::vector<char> matched(truth.size(), 0);
+    std::set<std::pair<std::string, uint64_t>> seen;
     for (const auto& d : detections) {
+        if (!types.empty() && !wanted(d.type)) continue;
         TypeScore& s = out[d.type];
-        if (!found.insert({d.type, d.vaddr}).second) continue;   // a duplicate detection counts once
-        auto it = truth_at.find({d.type, d.vaddr});
-        if (it == truth_at.end()) {
+        if (!seen.insert({d.type, d.vaddr}).second) continue;   // a duplicate detection counts once
+        auto idx = index.count(d.type) ? index.at(d.type).find(d.vaddr, d.paddr) : std::nullopt;
+        if (!idx || matched[*idx]) {   // nothing there, or its object already claimed by an alias
             ++s.fp;
             s.spurious.push_back(d.vaddr);
-        } else if (it->second) {
-            ++s.freed_found;
-        } else {
-            ++s.tp;
+            continue;
         }
+        matched[*idx] = 1;
+        if (truth[*idx].freed) ++s.freed_found;
+        else ++s.tp;
     }
-    for (const auto& [key, freed] : truth_at)
-        if (!freed && !found.count(key)) {
-            TypeScore& s = out[key.first];
+    for (size_t i = 0; i < truth.size(); ++i)
+        if (wanted(truth[i].type) && !truth[i].freed && !matched[i]) {
+            TypeScore& s = out[truth[i].type];
             ++s.fn;
-            s.missed.push_back(key.second);
+            s.missed.push_back(truth[i].vaddr);
         }
     for (auto& [type, s] : out) {
         std::sort(s.missed.begin(), s.missed.end());
@@ -193,15 +305,11 @@ Calibration calibrate_threshold(const std::string& type, std::span<const Calibra
     std::vector<std::pair<float, int>> scored;   // second: 1 TP, 0 FP, −1 neutral
     uint64_t live = 0;
     for (const auto& set : sets) {
-        std::unordered_map<uint64_t, bool> at;
-        for (const auto& t : set.truth)
-            if (t.type == type) {
-                at[t.vaddr] = t.freed;
-                live += !t.freed;
-            }
+        TruthIndex index(set.truth, [&](const TruthObject& o) { return o.type == type; });
+        for (const auto& t : set.truth) live += t.type == type && !t.freed;
         for (const auto& c : set.candidates) {
-            auto it = at.find(c.vaddr);
-            scored.emplace_back(c.score, it == at.end() ? 0 : it->second ? -1 : 1);
+            auto idx = index.find(c.vaddr, c.paddr);
+            scored.emplace_back(c.score, !idx ? 0 : set.truth[*idx].freed ? -1 : 1);
         }
     }
     std::sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });

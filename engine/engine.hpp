@@ -235,7 +235,16 @@ public:
     InferenceNet(const ModelConfig&, const Params<float>&);
     // Class probabilities for every node (N × K). Throws ModelError(BadBatch) on a malformed graph.
     void run(const GraphInput& graph, Mat<float>& probs);
-    const Mat<float>& embedding() const noexcept { return mu_; }   // mu(T) of the last run
+    // Probabilities for `rows` only (|rows| × K, row i for node rows[i]; repeats allowed), equal to
+    // the whole-graph run's rows within float rounding. Work is pruned to the T-hop frontier:
+    // mu(T) on the distinct rows, mu(t−1) only on the in-neighbours of the nodes needing mu(t)
+    // (mu(1) needs none), v·W1 on the union of those sets, the classifier on the rows. Throws
+    // ModelError(BadBatch) on a malformed graph or a row ≥ N.
+    void run(const GraphInput& graph, std::span<const uint32_t> rows, Mat<float>& probs);
+    // mu(T) of the last run: every node, or after a row-restricted run the distinct rows ascending.
+    const Mat<float>& embedding() const noexcept { return mu_; }
+    // Nodes whose mu(t) the last run computed, t = 1..T (all N each after a whole-graph run).
+    const std::vector<uint64_t>& last_frontier() const noexcept { return frontier_; }
     // Flops of the last run (2 per multiply-add of a GEMM, 1 per aggregation add; biases,
     // activations, tanh and softmax not counted). Executed: what the fast path did (folded layers,
     // v·W1 once, no σ work at t = 1). Model: the unfolded model evaluated literally (v·W1, the
@@ -258,6 +267,12 @@ private:
     bool reorder_ = false;
     Mat<float> mu_, mu_prev_, xw_, p_;                 // xw_ = v·W1 (N × H), kept over t
     double flops_ = 0, model_flops_ = 0;
+    // Row-restricted runs: level t holds the nodes needing mu(t) (ascending), the row of each in
+    // xw_ (v·W1 over the union of the levels) and its in-edges with sources as level t−1 rows.
+    struct Level { std::vector<uint32_t> nodes, xw_row; std::array<Csr, kNeighbourKinds> in; };
+    std::vector<Level> levels_;
+    std::vector<uint32_t> union_, slot_;               // union of the levels; node → row in a level
+    std::vector<uint64_t> frontier_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -270,6 +285,7 @@ struct KeyNode {
 struct Provenance {
     std::string dataset_manifest_sha256, kernel_build, date;
     uint64_t seed = 0;
+    std::string training_config;   // the effective dmtrain configuration (INI text)
     bool operator==(const Provenance&) const = default;
 };
 
@@ -294,7 +310,7 @@ struct Model {
     void save(const std::string& path) const;            // atomic: temp file + fsync + rename
     static Model load(const std::string& path);          // throws ModelError
     void validate() const;                               // shapes vs config, table sizes
-    static constexpr uint32_t kFormatVersion = 1;
+    static constexpr uint32_t kFormatVersion = 2;   // 2: provenance.training_config
 };
 
 uint64_t fnv1a64(std::span<const uint8_t>) noexcept;

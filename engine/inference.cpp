@@ -44,6 +44,127 @@ struct Scratch {
     std::vector<float> x, s, a, b, beta;
 };
 
+constexpr Index kBlock = 512;
+
+// Per-thread scratch for blocks of kBlock rows, allocated once per run.
+std::vector<Scratch> make_scratch(Index D, Index H, Index max_w) {
+    std::vector<Scratch> scratch(static_cast<size_t>(omp_get_max_threads()));
+    for (auto& s : scratch) {
+        s.x.resize(size_t(kBlock * D));
+        s.s.resize(size_t(kBlock * H));
+        s.a.resize(size_t(kBlock * max_w));
+        s.b.resize(size_t(kBlock * max_w));
+        s.beta.resize(size_t(kBlock * H));
+    }
+    return scratch;
+}
+
+// beta = v·W1 for R nodes node(0..R−1) (W1 holds the 1/255 input scaling).
+template <class NodeOf>
+void input_product(const GraphInput& g, const Mat<float>& w1, Index R, NodeOf node, Scratch& sc, Map beta) {
+    const Index D = w1.rows(), F = g.feature_bytes, copy = std::min(F, D);
+    Map x(sc.x.data(), R, D);
+    for (Index r = 0; r < R; ++r) {
+        const uint8_t* f = g.features.data() + Index(node(r)) * F;
+        for (Index c = 0; c < copy; ++c) x(r, c) = float(f[c]);
+        for (Index c = copy; c < D; ++c) x(r, c) = 0.f;
+    }
+    beta.noalias() = x * w1;
+}
+
+// beta += Σ_k σ_k(Σ_{m ∈ in_k[n]} mu_m(t−1)) for rows r0..r0+R of the CSRs `in`, whose sources are
+// rows of `prev`: mu(t−1) (H wide), or P = mu(t−1)·[W_ln|W_rn|W_lp|W_rp] when reordered.
+void add_sigma(const std::array<std::vector<Dense>, kNeighbourKinds>& sigma, bool reorder,
+               const std::array<CsrView, kNeighbourKinds>& in, Index r0, Index R, const Mat<float>& prev,
+               Scratch& sc, Map beta) {
+    const Index H = beta.cols(), w0 = sigma[0][0].w.cols();
+    for (int k = 0; k < kNeighbourKinds; ++k) {
+        const auto& layers = sigma[k];
+        float* cur = sc.a.data();
+        float* nxt = sc.b.data();
+        if (reorder) {
+            // z = A_k·P_k + b_k0, then the first layer's activation
+            Map z(cur, R, w0);
+            kernels::aggregate_rows<float>(in[k], r0, r0 + R, prev.data() + k * w0, prev.cols(), cur, w0, w0, false);
+            z.rowwise() += layers[0].b.row(0);
+            if (layers[0].activation == Activation::Relu) z = z.cwiseMax(0.f);
+        } else {
+            kernels::aggregate_rows<float>(in[k], r0, r0 + R, prev.data(), H, sc.s.data(), H, H, false);
+            dense_forward(layers[0], Map(sc.s.data(), R, H), Map(cur, R, layers[0].w.cols()));
+        }
+        Index w = layers[0].w.cols();
+        for (size_t l = 1; l < layers.size(); ++l) {
+            dense_forward(layers[l], Map(cur, R, w), Map(nxt, R, layers[l].w.cols()));
+            w = layers[l].w.cols();
+            std::swap(cur, nxt);
+        }
+        beta += Map(cur, R, H);
+    }
+}
+
+// probs rows out0..out0+R = softmax(ψ(mu rows r0..r0+R)).
+void classify(const std::vector<Dense>& cls, const Mat<float>& mu, Index r0, Index R, Scratch& sc,
+              Mat<float>& probs, Index out0) {
+    const Index H = mu.cols(), K = probs.cols();
+    float* cur = sc.a.data();
+    float* nxt = sc.b.data();
+    Map(cur, R, H) = mu.middleRows(r0, R);
+    Index w = H;
+    for (const Dense& d : cls) {
+        dense_forward(d, Map(cur, R, w), Map(nxt, R, d.w.cols()));
+        w = d.w.cols();
+        std::swap(cur, nxt);
+    }
+    Map logits(cur, R, K);
+    for (Index r = 0; r < R; ++r) {
+        const float mx = logits.row(r).maxCoeff();
+        auto e = (logits.row(r).array() - mx).exp();
+        probs.row(out0 + r) = (e / e.sum()).matrix();
+    }
+}
+
+// Flops of iteration t (engine.hpp, last_flops): `n` nodes computed with `nnz` in-edges; v·W1
+// over `n_xw` nodes at t = 1; when reordered, P over the `n_prev` nodes of iteration t − 1.
+void count_iteration(const ModelConfig& cfg, const std::array<std::vector<Dense>, kNeighbourKinds>& sigma,
+                     bool reorder, Index t, double n_xw, double n_prev, double n, double nnz, double& flops,
+                     double& model_flops) {
+    const double D = cfg.input_width, H = cfg.embed_width, w0 = double(sigma[0][0].w.cols());
+    if (t == 1) flops += 2.0 * n_xw * D * H;
+    model_flops += 2.0 * n * D * H + nnz * H;
+    for (int k = 0; k < kNeighbourKinds; ++k) {
+        double in = H;
+        for (const LayerSpec& l : cfg.sigma) {
+            model_flops += 2.0 * n * in * l.width;
+            in = l.width;
+        }
+    }
+    if (t == 1) return;
+    if (reorder) flops += 2.0 * n_prev * H * kNeighbourKinds * w0;
+    flops += nnz * (reorder ? w0 : H);
+    for (int k = 0; k < kNeighbourKinds; ++k)
+        for (size_t l = reorder ? 1 : 0; l < sigma[k].size(); ++l)
+            flops += 2.0 * n * double(sigma[k][l].w.rows()) * double(sigma[k][l].w.cols());
+}
+
+void count_classifier(const ModelConfig& cfg, const std::vector<Dense>& cls, double n, double& flops,
+                      double& model_flops) {
+    for (const Dense& d : cls) flops += 2.0 * n * double(d.w.rows()) * double(d.w.cols());
+    double in = cfg.embed_width;
+    for (const LayerSpec& l : cfg.classifier_hidden) {
+        model_flops += 2.0 * n * in * l.width;
+        in = l.width;
+    }
+    model_flops += 2.0 * n * in * cfg.classes;
+}
+
+Index widest(const ModelConfig& cfg, const std::array<std::vector<Dense>, kNeighbourKinds>& sigma,
+             const std::vector<Dense>& cls) {
+    Index w = std::max<Index>(cfg.embed_width, cfg.classes);
+    for (const auto& s : sigma) for (const auto& d : s) w = std::max<Index>(w, d.w.cols());
+    for (const auto& d : cls) w = std::max<Index>(w, d.w.cols());
+    return w;
+}
+
 }  // namespace
 
 InferenceNet::InferenceNet(const ModelConfig& cfg, const Params<float>& p) : cfg_(cfg) {
@@ -86,30 +207,17 @@ InferenceNet::InferenceNet(const ModelConfig& cfg, const Params<float>& p) : cfg
 
 void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
     g.validate();
-    const Index N = g.nodes(), D = cfg_.input_width, H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
-    const Index F = g.feature_bytes, copy = std::min(F, D);
-    const Index w0 = sigma_[0][0].w.cols();
-    constexpr Index kBlock = 512;
+    const Index N = g.nodes(), H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
     const Index blocks = (N + kBlock - 1) / kBlock;
-    Index max_w = std::max<Index>(H, K);
-    for (const auto& s : sigma_) for (const auto& d : s) max_w = std::max<Index>(max_w, d.w.cols());
-    for (const auto& d : cls_) max_w = std::max<Index>(max_w, d.w.cols());
-
     mu_.resize(N, H);
     mu_prev_.resize(N, H);
     if (T > 1) xw_.resize(N, H);
     probs.resize(N, K);
-    if (reorder_ && T > 1) p_.resize(N, kNeighbourKinds * w0);
-    std::vector<Scratch> scratch(static_cast<size_t>(omp_get_max_threads()));
-    for (auto& s : scratch) {
-        s.x.resize(size_t(kBlock * D));
-        s.s.resize(size_t(kBlock * H));
-        s.a.resize(size_t(kBlock * max_w));
-        s.b.resize(size_t(kBlock * max_w));
-        s.beta.resize(size_t(kBlock * H));
-    }
+    if (reorder_ && T > 1) p_.resize(N, wcat_.cols());
+    std::vector<Scratch> scratch = make_scratch(cfg_.input_width, H, widest(cfg_, sigma_, cls_));
     uint64_t nnz = 0;
     for (const auto& a : g.in) nnz += a.sources.size();
+    frontier_.assign(size_t(T), uint64_t(N));
     flops_ = 0;
     model_flops_ = 0;
 
@@ -122,98 +230,145 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
                 const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
                 p_.middleRows(r0, R).noalias() = mu_prev_.middleRows(r0, R) * wcat_;
             }
-            flops_ += 2.0 * N * H * wcat_.cols();
         }
 #pragma omp parallel for schedule(dynamic, 1)
         for (Index bl = 0; bl < blocks; ++bl) {
             Scratch& sc = scratch[size_t(omp_get_thread_num())];
             const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
-            Map x(sc.x.data(), R, D), beta(sc.beta.data(), R, H);
+            Map beta(sc.beta.data(), R, H);
             if (t == 1) {
-                // v·W1 once for all t (W1 holds the 1/255 input scaling); σ_k(0) is one constant row
-                for (Index r = 0; r < R; ++r) {
-                    const uint8_t* f = g.features.data() + (r0 + r) * F;
-                    for (Index c = 0; c < copy; ++c) x(r, c) = float(f[c]);
-                    for (Index c = copy; c < D; ++c) x(r, c) = 0.f;
-                }
-                beta.noalias() = x * w1_;
+                // v·W1 once for all t; σ_k(0) is one constant row
+                input_product(g, w1_, R, [r0](Index r) { return r0 + r; }, sc, beta);
                 if (T > 1) xw_.middleRows(r0, R) = beta;
                 beta.rowwise() += sigma_zero_.row(0);
             } else {
                 beta = xw_.middleRows(r0, R);
-                for (int k = 0; k < kNeighbourKinds; ++k) {
-                    const auto& layers = sigma_[k];
-                    float* cur = sc.a.data();
-                    float* nxt = sc.b.data();
-                    size_t l = 0;
-                    if (reorder_) {
-                        // z = A_k·P_k + b_k0, then the first layer's activation
-                        Map z(cur, R, w0);
-                        kernels::aggregate_rows<float>(g.in[k], r0, r0 + R, p_.data() + k * w0, p_.cols(), cur, w0, w0, false);
-                        z.rowwise() += layers[0].b.row(0);
-                        if (layers[0].activation == Activation::Relu) z = z.cwiseMax(0.f);
-                        l = 1;
-                    } else {
-                        kernels::aggregate_rows<float>(g.in[k], r0, r0 + R, mu_prev_.data(), H, sc.s.data(), H, H, false);
-                        dense_forward(layers[0], Map(sc.s.data(), R, H), Map(cur, R, layers[0].w.cols()));
-                        l = 1;
-                    }
-                    Index w = layers[0].w.cols();
-                    for (; l < layers.size(); ++l) {
-                        dense_forward(layers[l], Map(cur, R, w), Map(nxt, R, layers[l].w.cols()));
-                        w = layers[l].w.cols();
-                        std::swap(cur, nxt);
-                    }
-                    beta += Map(cur, R, H);
-                }
+                add_sigma(sigma_, reorder_, g.in, r0, R, reorder_ ? p_ : mu_prev_, sc, beta);
             }
             mu_.middleRows(r0, R) = beta.array().tanh().matrix();
         }
-        if (t == 1) flops_ += 2.0 * N * D * H;
-        model_flops_ += 2.0 * N * D * H + double(nnz) * H;
-        for (int k = 0; k < kNeighbourKinds; ++k) {
-            Index in = H;
-            for (const LayerSpec& l : cfg_.sigma) {
-                model_flops_ += 2.0 * N * in * l.width;
-                in = l.width;
-            }
-        }
-        if (t > 1) {
-            flops_ += double(nnz) * (reorder_ ? w0 : H);
-            for (int k = 0; k < kNeighbourKinds; ++k)
-                for (size_t l = reorder_ ? 1 : 0; l < sigma_[k].size(); ++l)
-                    flops_ += 2.0 * N * sigma_[k][l].w.rows() * sigma_[k][l].w.cols();
-        }
+        count_iteration(cfg_, sigma_, reorder_, t, double(N), double(N), double(N), double(nnz), flops_, model_flops_);
     }
 
     // ---- classifier ψ and softmax over every node
 #pragma omp parallel for schedule(dynamic, 1)
     for (Index bl = 0; bl < blocks; ++bl) {
-        Scratch& sc = scratch[size_t(omp_get_thread_num())];
         const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
-        float* cur = sc.a.data();
-        float* nxt = sc.b.data();
-        Map(cur, R, H) = mu_.middleRows(r0, R);
-        Index w = H;
-        for (const Dense& d : cls_) {
-            dense_forward(d, Map(cur, R, w), Map(nxt, R, d.w.cols()));
-            w = d.w.cols();
-            std::swap(cur, nxt);
+        classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], probs, r0);
+    }
+    count_classifier(cfg_, cls_, double(N), flops_, model_flops_);
+}
+
+void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<float>& probs) {
+    g.validate();
+    const uint32_t N = g.nodes();
+    const Index H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
+    for (uint32_t r : rows)
+        if (r >= N)
+            throw ModelError(ModelError::Kind::BadBatch, 0,
+                             "row " + std::to_string(r) + " ≥ " + std::to_string(N) + " nodes");
+
+    // ---- levels, from T down: T = the distinct rows, t − 1 = in-neighbours of level t
+    levels_.resize(size_t(T));
+    std::vector<uint32_t> level_of(N, 0);   // t when the node is in level t being collected
+    std::vector<uint8_t> in_union(N, 0);
+    for (uint32_t r : rows) level_of[r] = uint32_t(T);
+    frontier_.assign(size_t(T), 0);
+    for (Index t = T; t >= 1; --t) {
+        Level& lv = levels_[size_t(t - 1)];
+        lv.nodes.clear();
+        for (uint32_t n = 0; n < N; ++n)
+            if (level_of[n] == uint32_t(t)) {
+                lv.nodes.push_back(n);
+                in_union[n] = 1;
+            }
+        frontier_[size_t(t - 1)] = lv.nodes.size();
+        if (t > 1)
+            for (uint32_t n : lv.nodes)
+                for (const CsrView& a : g.in)
+                    for (uint32_t m : a.row(n)) level_of[m] = uint32_t(t - 1);
+    }
+    union_.clear();
+    slot_.resize(N);
+    for (uint32_t n = 0; n < N; ++n)
+        if (in_union[n]) {
+            slot_[n] = uint32_t(union_.size());
+            union_.push_back(n);
         }
-        Map logits(cur, R, K);
-        for (Index r = 0; r < R; ++r) {
-            const float mx = logits.row(r).maxCoeff();
-            auto e = (logits.row(r).array() - mx).exp();
-            probs.row(r0 + r) = (e / e.sum()).matrix();
+    for (Level& lv : levels_) {
+        lv.xw_row.resize(lv.nodes.size());
+        for (size_t i = 0; i < lv.nodes.size(); ++i) lv.xw_row[i] = slot_[lv.nodes[i]];
+    }
+    // in-edges of level t with sources renumbered as rows of level t − 1 (order kept: same sums)
+    for (Index t = T; t >= 2; --t) {
+        const Level& below = levels_[size_t(t - 2)];
+        for (size_t i = 0; i < below.nodes.size(); ++i) slot_[below.nodes[i]] = uint32_t(i);
+        Level& lv = levels_[size_t(t - 1)];
+        for (int k = 0; k < kNeighbourKinds; ++k) {
+            Csr& c = lv.in[k];
+            c.offsets.assign(1, 0);
+            c.sources.clear();
+            for (uint32_t n : lv.nodes) {
+                for (uint32_t m : g.in[k].row(n)) c.sources.push_back(slot_[m]);
+                c.offsets.push_back(c.sources.size());
+            }
         }
     }
-    for (const Dense& d : cls_) flops_ += 2.0 * N * d.w.rows() * d.w.cols();
-    Index in = H;
-    for (const LayerSpec& l : cfg_.classifier_hidden) {
-        model_flops_ += 2.0 * N * in * l.width;
-        in = l.width;
+
+    // ---- v·W1 over the union, then the iterations level by level
+    std::vector<Scratch> scratch = make_scratch(cfg_.input_width, H, widest(cfg_, sigma_, cls_));
+    flops_ = 0;
+    model_flops_ = 0;
+    const Index U = Index(union_.size());
+    xw_.resize(U, H);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (Index bl = 0; bl < (U + kBlock - 1) / kBlock; ++bl) {
+        const Index r0 = bl * kBlock, R = std::min(kBlock, U - r0);
+        input_product(g, w1_, R, [&](Index r) { return union_[size_t(r0 + r)]; },
+                      scratch[size_t(omp_get_thread_num())], Map(xw_.data() + r0 * H, R, H));
     }
-    model_flops_ += 2.0 * N * in * K;
+    for (Index t = 1; t <= T; ++t) {
+        std::swap(mu_, mu_prev_);
+        const Level& lv = levels_[size_t(t - 1)];
+        const Index n = Index(lv.nodes.size()), prev = mu_prev_.rows();
+        const std::array<CsrView, kNeighbourKinds> in{lv.in[0].view(), lv.in[1].view(), lv.in[2].view(), lv.in[3].view()};
+        if (t > 1 && reorder_) {
+            p_.resize(prev, wcat_.cols());
+#pragma omp parallel for schedule(dynamic, 1)
+            for (Index bl = 0; bl < (prev + kBlock - 1) / kBlock; ++bl) {
+                const Index r0 = bl * kBlock, R = std::min(kBlock, prev - r0);
+                p_.middleRows(r0, R).noalias() = mu_prev_.middleRows(r0, R) * wcat_;
+            }
+        }
+        mu_.resize(n, H);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (Index bl = 0; bl < (n + kBlock - 1) / kBlock; ++bl) {
+            Scratch& sc = scratch[size_t(omp_get_thread_num())];
+            const Index r0 = bl * kBlock, R = std::min(kBlock, n - r0);
+            Map beta(sc.beta.data(), R, H);
+            for (Index r = 0; r < R; ++r) beta.row(r) = xw_.row(lv.xw_row[size_t(r0 + r)]);
+            if (t == 1) beta.rowwise() += sigma_zero_.row(0);
+            else add_sigma(sigma_, reorder_, in, r0, R, reorder_ ? p_ : mu_prev_, sc, beta);
+            mu_.middleRows(r0, R) = beta.array().tanh().matrix();
+        }
+        uint64_t nnz = 0;
+        for (const auto& a : lv.in) nnz += a.sources.size();
+        count_iteration(cfg_, sigma_, reorder_, t, double(U), double(prev), double(n), double(nnz), flops_, model_flops_);
+    }
+
+    // ---- classifier over the distinct rows, then spread to `rows` (repeats allowed)
+    const Level& top = levels_[size_t(T - 1)];
+    const Index M = Index(top.nodes.size());
+    Mat<float> distinct(M, K);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (Index bl = 0; bl < (M + kBlock - 1) / kBlock; ++bl) {
+        const Index r0 = bl * kBlock, R = std::min(kBlock, M - r0);
+        classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], distinct, r0);
+    }
+    count_classifier(cfg_, cls_, double(M), flops_, model_flops_);
+    for (size_t i = 0; i < top.nodes.size(); ++i) slot_[top.nodes[i]] = uint32_t(i);
+    probs.resize(Index(rows.size()), K);
+    for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = distinct.row(slot_[rows[i]]);
 }
 
 }  // namespace deepmem

@@ -184,7 +184,8 @@ void Model::validate() const {
         throw ModelError(Kind::BadShape, 0, "key-node table has " + std::to_string(key_nodes.size()) +
                                                 " entries, classes − 1 = " + std::to_string(config.classes - 1));
     if (!std::isfinite(threshold)) throw ModelError(Kind::BadConfig, 0, "threshold not finite");
-    for (const std::string* s : {&object_type, &provenance.dataset_manifest_sha256, &provenance.kernel_build, &provenance.date})
+    for (const std::string* s : {&object_type, &provenance.dataset_manifest_sha256, &provenance.kernel_build,
+                                 &provenance.date, &provenance.training_config})
         if (s->size() > kMaxString) throw ModelError(Kind::BadConfig, 0, "string longer than 64 KiB");
 }
 
@@ -220,6 +221,7 @@ std::vector<uint8_t> Model::to_bytes() const {
         w.str(provenance.kernel_build);
         w.str(provenance.date);
         w.u64(provenance.seed);
+        w.str(provenance.training_config);
     }
     const std::string payload = os.str();
     std::vector<uint8_t> out(kHeaderBytes + payload.size());
@@ -299,6 +301,7 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
         m.provenance.kernel_build = r.str("kernel build");
         m.provenance.date = r.str("date");
         m.provenance.seed = r.u64("seed");
+        m.provenance.training_config = r.str("training configuration");
         if (buf.remaining() != 0)
             r.fail(Kind::BadShape, std::to_string(buf.remaining()) + " unexpected bytes after the payload");
     } catch (const cereal::Exception& e) {

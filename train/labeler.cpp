@@ -118,7 +118,13 @@ struct Layout {
 class Walker {
 public:
     Walker(const KernelMemory& m, const btf::Btf& b, const Kallsyms& s, const LabelerOptions& o)
-        : mem_(m), btf_(b), syms_(s), opt_(o), L_(b), psize_(b.pointer_size()), kbase_(m.kernel_base()) {}
+        : mem_(m), btf_(b), syms_(s), opt_(o), L_(b), psize_(b.pointer_size()), kbase_(m.kernel_base()) {
+        // x86 allocates task_structs of arch_task_struct_size bytes: BTF's sizeof counts the
+        // largest FPU register state, the kernel only the CPU's (on qemu64: 6208 of 9792 bytes),
+        // so slab neighbours sit closer than sizeof. The real size makes labels not overlap.
+        if (auto a = syms_.address("arch_task_struct_size"))
+            if (auto v = word(*a, 4); v && *v > L_.tasks && *v <= L_.task_size) L_.task_size = *v;
+    }
 
     LabelSet run();
 

@@ -1,0 +1,124 @@
+// Detector: models + dump → objects (contract: detect/detect.hpp, "Detector").
+#include "detect/detect.hpp"
+
+#include "graph/layers.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+
+namespace deepmem {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// "max_segment 4096 vs 2048" for the first parameter where a and b differ, else empty.
+std::string first_difference(const GraphParams& a, const GraphParams& b) {
+    const std::pair<const char*, uint32_t GraphParams::*> fields[] = {
+        {"word_size", &GraphParams::word_size},
+        {"feature_bytes", &GraphParams::feature_bytes},
+        {"max_segment", &GraphParams::max_segment},
+        {"neighbour_distance", &GraphParams::neighbour_distance},
+        {"pointer_target_back", &GraphParams::pointer_target_back}};
+    for (const auto& [name, field] : fields)
+        if (a.*field != b.*field)
+            return std::string(name) + " " + std::to_string(a.*field) + " vs " + std::to_string(b.*field);
+    return {};
+}
+
+std::string describe(const Model& m, const std::string& source) {
+    return m.object_type + (source.empty() ? "" : " (" + source + ")");
+}
+
+}  // namespace
+
+void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }
+
+void Detector::add_model(Model model, std::string source) {
+    model.validate();
+    for (const Entry& e : entries_) {
+        if (e.model.object_type == model.object_type)
+            throw InputError("two models for " + model.object_type + ": " + describe(e.model, e.source) + " and " +
+                             describe(model, source));
+        if (std::string d = first_difference(e.model.graph, model.graph); !d.empty())
+            throw InputError("models " + describe(e.model, e.source) + " and " + describe(model, source) +
+                             " were trained on different memory graphs: " + d);
+    }
+    InferenceNet net(model.config, model.params);
+    auto at = std::find_if(entries_.begin(), entries_.end(),
+                           [&](const Entry& e) { return e.model.object_type > model.object_type; });
+    entries_.insert(at, Entry{std::move(model), std::move(source), std::move(net), {}});
+}
+
+const GraphParams& Detector::graph_params() const {
+    if (entries_.empty()) throw InputError("no model added to the detector");
+    return entries_.front().model.graph;
+}
+
+MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptions& opt) const {
+    const GraphParams params = graph_params();
+    auto phys = PhysicalLayer::open(dump_path, opt.format);
+    auto layer = TranslationLayer::detect(*phys, opt.dtb);
+    MemoryGraph g = MemoryGraph::build(layer, params, opt.progress);
+    g.set_dump_path(dump_path);
+    return g;
+}
+
+MemoryGraph Detector::open_graph(const std::string& path, const BuildOptions& opt) const {
+    static constexpr char kDmgMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};   // graph/graph_file.cpp
+    char magic[8] = {};
+    std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
+    if (std::memcmp(magic, kDmgMagic, sizeof magic) != 0) return build_graph(path, opt);
+    MemoryGraph g = MemoryGraph::load(path);
+    check_graph(g);
+    return g;
+}
+
+void Detector::check_graph(const MemoryGraph& graph) const {
+    for (const Entry& e : entries_)
+        if (std::string d = first_difference(graph.params(), e.model.graph); !d.empty())
+            throw InputError("the memory graph was built with other parameters than model " +
+                             describe(e.model, e.source) + ": " + d.replace(d.find(" vs "), 4, " (graph) vs ") +
+                             " (model)");
+}
+
+bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Detection&)>& on_detection,
+                    const DetectOptions& opt) {
+    check_graph(graph);
+    const GraphInput input{{graph.in(EdgeKind(0)), graph.in(EdgeKind(1)), graph.in(EdgeKind(2)), graph.in(EdgeKind(3))},
+                           graph.features(), graph.params().feature_bytes};
+    timings_.clear();
+    for (size_t i = 0; i < entries_.size(); ++i) {
+        Entry& e = entries_[i];
+        if (opt.progress) opt.progress(i, entries_.size(), e.model.object_type);
+        ModelTiming timing{e.model.object_type, 0, {}, 0, 0, 0};
+        auto t0 = Clock::now();
+        const float threshold = opt.threshold.value_or(e.model.threshold);
+        const std::vector<uint32_t> rows = voting_rows(graph, e.model, threshold);
+        timing.rows_seconds = since(t0);
+        t0 = Clock::now();
+        e.net.run(input, rows, e.probs);
+        timing.rows = rows.size();
+        timing.frontier = e.net.last_frontier();
+        timing.forward = since(t0);
+        t0 = Clock::now();
+        const auto candidates = vote(graph, e.model, rows, e.probs);
+        const auto found = select(graph, e.model, candidates, threshold);
+        timing.vote = since(t0);
+        timings_.push_back(std::move(timing));
+        for (const Detection& d : found)   // select() keeps the candidates' vaddr order
+            if (!on_detection(d)) return false;
+    }
+    return true;
+}
+
+std::vector<Detection> Detector::detect(const MemoryGraph& graph, const DetectOptions& opt) {
+    std::vector<Detection> out;
+    scan(graph, [&](const Detection& d) { out.push_back(d); return true; }, opt);
+    return out;
+}
+
+}  // namespace deepmem

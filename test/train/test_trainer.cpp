@@ -1,0 +1,134 @@
+// Training data on hand-made memory: node labels, key-node selection, classes; the config's checks,
+// the manifest reader and SHA-256.
+#include "test/graph/graph_fixtures.hpp"
+#include "train/trainer.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace deepmem;
+using namespace deepmem::test;
+
+namespace {
+
+// Four live 256-byte objects at 0, 256, 512, 768 and a freed one at 1024. Objects 0–2 have pointers
+// at +0, +64, +128 (segments 8/56, 72/56, 136/120); object 3 at +0, +64, +160 (8/56, 72/88,
+// 168/88); the freed one like objects 0–2, then a pointer at 1280.
+LabeledDump objects_dump() {
+    Memory m(1);
+    m.map(K64, 0, 4096);
+    m.fill(0, 4096, 0x5a);
+    for (uint64_t base : {0, 256, 512, 1024})
+        for (uint64_t off : {0, 64, 128}) m.word(base + off, K64 + 2048);
+    for (uint64_t off : {0, 64, 160}) m.word(768 + off, K64 + 2048);
+    m.word(1280, K64 + 2048);   // ends the freed object's last segment
+    LabeledDump d{"synthetic", m.build(), {}};
+    for (uint64_t base : {0, 256, 512, 768}) d.truth.push_back({K64 + base, "obj", 256, false});
+    d.truth.push_back({K64 + 1024, "obj", 256, true});
+    d.truth.push_back({K64 + 3000, "other", 64, false});
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects are not targets") {
+    const LabeledDump d = objects_dump();
+    const NodeLabels l = label_nodes(d, "obj");
+    CHECK(l.objects == 4);
+    auto at = [&](uint64_t off) { return *d.graph.node_containing(K64 + off); };
+    CHECK(l.label[at(8)] == std::pair<uint32_t, uint32_t>{8, 56});
+    CHECK(l.label[at(256 + 136)] == std::pair<uint32_t, uint32_t>{136, 120});
+    CHECK(l.label[at(768 + 168)] == std::pair<uint32_t, uint32_t>{168, 88});
+    CHECK(l.label[at(1024 + 72)].first == NodeLabels::kIgnored);
+    CHECK(l.label[at(2000)].first == NodeLabels::kNoObject);
+
+    const auto keys = select_key_nodes({l}, 20, 0.5);
+    REQUIRE(keys.size() == 3);   // 72/88 and 168/88 occur in 1 of 4 objects
+    CHECK(keys[0] == KeyNode{8, 56, 1.f});
+    CHECK(keys[1] == KeyNode{72, 56, 0.75f});
+    CHECK(keys[2] == KeyNode{136, 120, 0.75f});
+    CHECK(select_key_nodes({l}, 2, 0.5).size() == 2);
+    CHECK(select_key_nodes({l}, 20, 0.2).size() == 5);
+    CHECK_THROWS_AS(select_key_nodes({l}, 20, 1.0 + 1e-9), InputError);   // nothing that frequent
+
+    const auto cls = node_classes(l, keys);
+    CHECK(cls[at(512 + 8)] == 1);
+    CHECK(cls[at(512 + 72)] == 2);
+    CHECK(cls[at(768 + 72)] == 0);                 // 72/88: a label, not a key node
+    CHECK(cls[at(1024 + 8)] == kIgnoredClass);     // freed
+    CHECK(cls[at(2000)] == 0);
+
+    LabeledDump none = objects_dump();
+    CHECK_THROWS_AS(select_key_nodes({label_nodes(none, "absent")}, 20, 0.5), InputError);
+    none.truth[0].size = 0;   // labels without sizes cannot be used
+    CHECK_THROWS_AS(label_nodes(none, "obj"), InputError);
+}
+
+TEST_CASE("train: configuration checks name the key") {
+    TrainConfig c;
+    c.manifest = "m.json";
+    c.object_type = "task_struct";
+    c.output = "out.cereal";
+    CHECK_NOTHROW(c.validate());
+    auto fails_with = [](TrainConfig bad, const char* key) {
+        try {
+            bad.validate();
+        } catch (const InputError& e) {
+            return std::string(e.what()).find(key) != std::string::npos;
+        }
+        return false;
+    };
+    TrainConfig b = c;
+    b.keep_prob = 0;
+    CHECK(fails_with(b, "model.keep_prob"));
+    b = c;
+    b.hard_negative_fraction = 1.5f;
+    CHECK(fails_with(b, "batch.hard_negative_fraction"));
+    b = c;
+    b.object_type.clear();
+    CHECK(fails_with(b, "data.type"));
+    b = c;
+    b.steps = 0;
+    CHECK(fails_with(b, "run.steps"));
+    const std::string ini = c.to_ini();
+    for (const char* key : {"[data]", "manifest = m.json", "type = task_struct", "[keys]", "[model]", "[optimiser]",
+                            "[batch]", "[run]", "seed = 1", "output = out.cereal"})
+        CHECK(ini.find(key) != std::string::npos);
+}
+
+TEST_CASE("train: manifest reader") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("dm-manifest-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto write = [&](const std::string& text) {
+        std::ofstream(dir / "manifest.json") << text;
+        return (dir / "manifest.json").string();
+    };
+    const Manifest m = Manifest::load(write(
+        "{\n  \"format\":\"deepmem dataset manifest v1\",\n  \"kernel_package\":\"linux-image-x\",\n"
+        "  \"kernel_version\":\"6.1\",\n  \"train\":[\"d-1\",\"d-2\"],\n  \"validation\":[\"d-3\"],\n  \"test\":[]\n}\n"));
+    CHECK(m.train == std::vector<std::string>{"d-1", "d-2"});
+    CHECK(m.validation == std::vector<std::string>{"d-3"});
+    CHECK(m.test.empty());
+    CHECK(m.kernel == "linux-image-x 6.1");
+    CHECK(m.sha256.size() == 64);
+    CHECK(m.dump_dir("d-1") == (dir / "d-1").string());
+    CHECK_THROWS_AS(Manifest::load(write("{\"train\":[]}")), FormatError);   // not a manifest
+    CHECK_THROWS_AS(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[\"../x\"],"
+                                         "\"validation\":[],\"test\":[]}")),
+                    FormatError);   // a name that leaves the dataset
+    CHECK_THROWS_AS(Manifest::load((dir / "absent.json").string()), InputError);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("train: SHA-256 test vectors") {
+    auto h = [](std::string_view s) {
+        return sha256_hex({reinterpret_cast<const uint8_t*>(s.data()), s.size()});
+    };
+    CHECK(h("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(h("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(h("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
+          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}

@@ -1,0 +1,127 @@
+// dmeval: detections against ground truth, per object type. Argument parsing and printing only;
+// the work is evaluate() (detect/detect.hpp).
+//
+//   dmeval DETECTIONS LABELS [--types t1,t2] [--format table|json] [--list]
+//
+// DETECTIONS: dmdetect's JSON Lines or CSV output (told apart by content). LABELS: labels.jsonl or
+// labels.tsv (dmlabel). Per type: TP, FP, FN, precision, recall, F1 (detect.hpp, "Evaluate"); freed
+// labels apart ("freed: found X of Y"); the missed labels and spurious detections by address, the
+// first 10 per type unless --list. --format json: one JSON object per type per line.
+// Exit status: 0 success, 1 bad input, 2 usage error; errors are one line "dmeval: error: …".
+#include "detect/detect.hpp"
+#include "graph/layers.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace po = boost::program_options;
+using namespace deepmem;
+
+namespace {
+
+constexpr size_t kListed = 10;
+
+std::string addresses(const std::vector<uint64_t>& v, size_t limit, bool json) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < limit; ++i) s += (i ? json ? "," : " " : "") + (json ? "\"" + hex(v[i]) + "\"" : hex(v[i]));
+    if (!json && v.size() > limit) s += " … and " + std::to_string(v.size() - limit) + " more (--list)";
+    return s;
+}
+
+std::string number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4f", v);
+    return buf;
+}
+
+int run(int argc, char** argv) {
+    po::options_description o("options");
+    o.add_options()("help,h", "this text")("types", po::value<std::string>(), "only these types, comma-separated")(
+        "format", po::value<std::string>()->default_value("table"), "table|json")(
+        "list", "list every missed and spurious address (default: the first 10 per type)");
+    po::options_description all;
+    all.add(o).add_options()("detections", po::value<std::string>())("labels", po::value<std::string>());
+    po::positional_options_description pos;
+    pos.add("detections", 1).add("labels", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+        std::cout << "usage: dmeval DETECTIONS LABELS [options]\n  DETECTIONS: dmdetect --format json|csv output\n"
+                     "  LABELS: labels.jsonl or labels.tsv\nexit status: 0 ok, 1 bad input, 2 usage error\n"
+                  << o;
+        return 0;
+    }
+    if (!vm.count("detections") || !vm.count("labels")) throw po::error("DETECTIONS and LABELS are required");
+    const std::string fmt = vm["format"].as<std::string>();
+    if (fmt != "table" && fmt != "json") throw po::error("--format must be table or json");
+    std::vector<std::string> types;
+    if (vm.count("types")) {
+        const std::string list = vm["types"].as<std::string>();
+        for (size_t p = 0; p <= list.size();) {
+            size_t c = std::min(list.find(',', p), list.size());
+            if (c > p) types.push_back(list.substr(p, c - p));
+            p = c + 1;
+        }
+        if (types.empty()) throw po::error("--types names no type");
+    }
+    std::vector<Detection> detections = read_detections(vm["detections"].as<std::string>());
+    const std::vector<TruthObject> truth = read_truth(vm["labels"].as<std::string>());
+    if (!types.empty())
+        std::erase_if(detections, [&](const Detection& d) { return std::find(types.begin(), types.end(), d.type) == types.end(); });
+    const auto scores = evaluate(detections, truth, types);
+    const size_t limit = vm.count("list") ? SIZE_MAX : kListed;
+
+    std::string out;
+    if (fmt == "json") {
+        for (const auto& [type, s] : scores)
+            out += "{\"type\":\"" + type + "\",\"tp\":" + std::to_string(s.tp) + ",\"fp\":" + std::to_string(s.fp) +
+                   ",\"fn\":" + std::to_string(s.fn) + ",\"precision\":" + number(s.precision()) +
+                   ",\"recall\":" + number(s.recall()) + ",\"f1\":" + number(s.f1()) +
+                   ",\"freed_found\":" + std::to_string(s.freed_found) + ",\"freed_total\":" + std::to_string(s.freed_total) +
+                   ",\"missed_count\":" + std::to_string(s.missed.size()) + ",\"missed\":[" + addresses(s.missed, limit, true) +
+                   "],\"spurious_count\":" + std::to_string(s.spurious.size()) + ",\"spurious\":[" +
+                   addresses(s.spurious, limit, true) + "]}\n";
+    } else {
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "%-14s %7s %7s %7s %9s %7s %7s  %s\n", "type", "TP", "FP", "FN", "precision",
+                      "recall", "F1", "freed");
+        out += buf;
+        for (const auto& [type, s] : scores) {
+            const std::string freed = s.freed_total || s.freed_found
+                                          ? "found " + std::to_string(s.freed_found) + " of " + std::to_string(s.freed_total)
+                                          : "-";
+            std::snprintf(buf, sizeof buf, "%-14s %7llu %7llu %7llu %9.4f %7.4f %7.4f  %s\n", type.c_str(),
+                          static_cast<unsigned long long>(s.tp), static_cast<unsigned long long>(s.fp),
+                          static_cast<unsigned long long>(s.fn), s.precision(), s.recall(), s.f1(), freed.c_str());
+            out += buf;
+        }
+        for (const auto& [type, s] : scores) {
+            if (!s.missed.empty())
+                out += type + " missed (" + std::to_string(s.missed.size()) + "): " + addresses(s.missed, limit, false) + "\n";
+            if (!s.spurious.empty())
+                out += type + " spurious (" + std::to_string(s.spurious.size()) + "): " + addresses(s.spurious, limit, false) + "\n";
+        }
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const po::error& e) {
+        std::fprintf(stderr, "dmeval: error: %s (see dmeval --help)\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "dmeval: error: %s\n", e.what());
+        return 1;
+    }
+}

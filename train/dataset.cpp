@@ -1,0 +1,204 @@
+// Dataset side of training: manifest, graphs of labeled dumps, node labels, key nodes
+// (contract: train/trainer.hpp).
+#include "train/trainer.hpp"
+
+#include "graph/layers.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+
+namespace deepmem {
+
+namespace fs = std::filesystem;
+
+// ---- SHA-256 (FIPS 180-4), for the manifest's provenance hash -------------------------------
+std::string sha256_hex(std::span<const uint8_t> data) {
+    static constexpr uint32_t k[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+    std::array<uint32_t, 8> h{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                              0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    auto rotr = [](uint32_t x, int n) { return (x >> n) | (x << (32 - n)); };
+    std::vector<uint8_t> msg(data.begin(), data.end());
+    const uint64_t bits = uint64_t(data.size()) * 8;
+    msg.push_back(0x80);
+    while (msg.size() % 64 != 56) msg.push_back(0);
+    for (int i = 7; i >= 0; --i) msg.push_back(uint8_t(bits >> (8 * i)));
+    for (size_t blk = 0; blk < msg.size(); blk += 64) {
+        uint32_t w[64];
+        for (int i = 0; i < 16; ++i)
+            w[i] = uint32_t(msg[blk + 4 * i]) << 24 | uint32_t(msg[blk + 4 * i + 1]) << 16 |
+                   uint32_t(msg[blk + 4 * i + 2]) << 8 | uint32_t(msg[blk + 4 * i + 3]);
+        for (int i = 16; i < 64; ++i) {
+            uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+            uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+        }
+        auto [a, b, c, d, e, f, g, hh] = h;
+        for (int i = 0; i < 64; ++i) {
+            uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
+            uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+        }
+        for (int i = 0; i < 8; ++i) h[size_t(i)] += std::array<uint32_t, 8>{a, b, c, d, e, f, g, hh}[size_t(i)];
+    }
+    static const char* hexd = "0123456789abcdef";
+    std::string out;
+    for (uint32_t v : h)
+        for (int i = 7; i >= 0; --i) out += hexd[(v >> (4 * i)) & 15];
+    return out;
+}
+
+// ---- manifest -------------------------------------------------------------------------------
+namespace {
+
+std::vector<uint8_t> read_file(const std::string& path, const char* what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The string array "key":["a","b",…] of a JSON document (the manifest is written by make-dataset).
+std::vector<std::string> json_string_array(std::string_view doc, std::string_view key) {
+    std::string pat = "\"" + std::string(key) + "\":[";
+    size_t p = doc.find(pat);
+    if (p == std::string_view::npos) throw FormatError(0, "manifest has no \"" + std::string(key) + "\" array");
+    p += pat.size();
+    size_t end = doc.find(']', p);
+    if (end == std::string_view::npos) throw FormatError(p, "unterminated \"" + std::string(key) + "\" array");
+    std::vector<std::string> out;
+    for (size_t q = p; q < end;) {
+        size_t a = doc.find('"', q);
+        if (a == std::string_view::npos || a >= end) break;
+        size_t b = doc.find('"', a + 1);
+        if (b == std::string_view::npos || b > end) throw FormatError(a, "unterminated string in \"" + std::string(key) + "\"");
+        std::string name(doc.substr(a + 1, b - a - 1));
+        if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+            throw FormatError(a, "bad dump name '" + name + "' in \"" + std::string(key) + "\"");
+        out.push_back(std::move(name));
+        q = b + 1;
+    }
+    return out;
+}
+
+std::string json_string_value(std::string_view doc, std::string_view key) {
+    std::string pat = "\"" + std::string(key) + "\":\"";
+    size_t p = doc.find(pat);
+    if (p == std::string_view::npos) return {};
+    p += pat.size();
+    size_t e = doc.find('"', p);
+    return e == std::string_view::npos ? std::string() : std::string(doc.substr(p, e - p));
+}
+
+}  // namespace
+
+Manifest Manifest::load(const std::string& path) {
+    auto bytes = read_file(path, "dataset manifest");
+    std::string_view doc(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (doc.find("\"deepmem dataset manifest v1\"") == std::string_view::npos)
+        throw FormatError(0, "'" + path + "' is not a deepmem dataset manifest (expected \"format\":\"deepmem dataset manifest v1\")");
+    Manifest m;
+    m.path = path;
+    m.sha256 = sha256_hex(bytes);
+    m.kernel = json_string_value(doc, "kernel_package") + " " + json_string_value(doc, "kernel_version");
+    m.train = json_string_array(doc, "train");
+    m.validation = json_string_array(doc, "validation");
+    m.test = json_string_array(doc, "test");
+    return m;
+}
+
+std::string Manifest::dump_dir(const std::string& name) const {
+    return (fs::path(path).parent_path() / name).string();
+}
+
+std::vector<LabeledDump> load_dumps(const Manifest& m, const std::vector<std::string>& names,
+                                    const std::function<void(size_t, size_t)>& progress) {
+    std::vector<LabeledDump> out;
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (progress) progress(i, names.size());
+        const std::string dir = m.dump_dir(names[i]);
+        if (!fs::exists(fs::path(dir) / "DONE"))
+            throw InputError("dump '" + dir + "' is incomplete (no DONE marker; rerun tools/make-dataset)");
+        auto phys = PhysicalLayer::open(dir + "/dump.elf");
+        auto layer = TranslationLayer::detect(*phys);
+        LabeledDump d{names[i], MemoryGraph::build(layer), read_truth(dir + "/labels.jsonl")};
+        out.push_back(std::move(d));
+    }
+    if (progress) progress(names.size(), names.size());
+    return out;
+}
+
+// ---- node labels and key nodes --------------------------------------------------------------
+NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
+    const MemoryGraph& g = d.graph;
+    NodeLabels out;
+    out.label.assign(g.node_count(), {NodeLabels::kNoObject, 0});
+    auto vaddr = g.vaddr();
+    auto length = g.length();
+    for (const TruthObject& o : d.truth) {
+        if (o.type != type) continue;
+        if (o.size == 0)
+            throw InputError("label of " + type + " at " + hex(o.vaddr) + " has no size (labels.jsonl from an old dmlabel?)");
+        out.objects += !o.freed;
+        auto [first, last] = g.nodes_between(o.vaddr, o.vaddr + o.size);
+        for (uint32_t n = first; n < last; ++n) {
+            if (o.freed) out.label[n] = {NodeLabels::kIgnored, 0};
+            else if (out.label[n].first == NodeLabels::kNoObject)
+                out.label[n] = {uint32_t(vaddr[n] - o.vaddr), length[n]};
+        }
+    }
+    return out;
+}
+
+std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint32_t max_keys, double min_frequency) {
+    std::map<std::pair<uint32_t, uint32_t>, uint64_t> count;
+    uint64_t objects = 0;
+    for (const NodeLabels& l : dumps) {
+        objects += l.objects;
+        // A label occurs at most once per object (one node per offset), so counting nodes counts objects.
+        for (const auto& [off, len] : l.label)
+            if (off < NodeLabels::kIgnored) ++count[{off, len}];
+    }
+    if (objects == 0) throw InputError("no live objects of the type in the training dumps");
+    std::vector<KeyNode> all;
+    for (const auto& [label, c] : count) {
+        double f = double(c) / double(objects);
+        if (f >= min_frequency) all.push_back({label.first, label.second, float(std::min(f, 1.0))});
+    }
+    std::stable_sort(all.begin(), all.end(), [](const KeyNode& a, const KeyNode& b) {
+        return a.weight != b.weight ? a.weight > b.weight : a.offset < b.offset;
+    });
+    if (all.size() > max_keys) all.resize(max_keys);
+    if (all.empty())
+        throw InputError("no segment label reaches min_frequency " + std::to_string(min_frequency) + " over " +
+                         std::to_string(objects) + " objects; lower [keys] min_frequency");
+    return all;
+}
+
+std::vector<uint32_t> node_classes(const NodeLabels& labels, const std::vector<KeyNode>& keys) {
+    std::map<std::pair<uint32_t, uint32_t>, uint32_t> cls;
+    for (size_t i = 0; i < keys.size(); ++i) cls[{keys[i].offset, keys[i].length}] = uint32_t(i + 1);
+    std::vector<uint32_t> out(labels.label.size(), 0);
+    for (size_t n = 0; n < out.size(); ++n) {
+        const auto& l = labels.label[n];
+        if (l.first == NodeLabels::kIgnored) out[n] = kIgnoredClass;
+        else if (l.first != NodeLabels::kNoObject) {
+            auto it = cls.find(l);
+            if (it != cls.end()) out[n] = it->second;
+        }
+    }
+    return out;
+}
+
+}  // namespace deepmem

@@ -1,0 +1,315 @@
+// The training loop, validation and checkpoints (contract: train/trainer.hpp).
+#include "train/trainer.hpp"
+
+#include "graph/layers.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+namespace deepmem {
+
+// ---- configuration --------------------------------------------------------------------------
+void TrainConfig::validate() const {
+    auto need = [](bool ok, const char* key, const std::string& what) {
+        if (!ok) throw InputError(std::string("config key ") + key + ": " + what);
+    };
+    need(!manifest.empty(), "data.manifest", "missing (path of a dataset manifest.json)");
+    need(!object_type.empty(), "data.type", "missing (e.g. task_struct)");
+    need(!output.empty(), "run.output", "missing (path of the model file to write)");
+    need(key_nodes >= 1 && key_nodes <= 4096, "keys.count", "must be in 1..4096");
+    need(min_frequency > 0 && min_frequency <= 1, "keys.min_frequency", "must be in (0, 1]");
+    need(embed_width >= 1 && embed_width <= ModelConfig::kMaxWidth, "model.embed_width", "must be in 1..4096");
+    need(iterations >= 1 && iterations <= ModelConfig::kMaxIterations, "model.iterations", "must be in 1..64");
+    need(sigma_layers >= 1 && sigma_layers <= ModelConfig::kMaxLayers, "model.sigma_layers", "must be in 1..16");
+    need(classifier_width >= 1 && classifier_width <= ModelConfig::kMaxWidth, "model.classifier_width", "must be in 1..4096");
+    need(keep_prob > 0 && keep_prob <= 1, "model.keep_prob", "must be in (0, 1]");
+    need(learning_rate > 0 && std::isfinite(learning_rate), "optimiser.learning_rate", "must be > 0");
+    need(weight_decay >= 0 && std::isfinite(weight_decay), "optimiser.weight_decay", "must be ≥ 0");
+    need(clip_norm >= 0 && std::isfinite(clip_norm), "optimiser.clip_norm", "must be ≥ 0 (0 = off)");
+    need(positives >= 1 && positives <= (1u << 20), "batch.positives", "must be in 1..1048576");
+    need(negatives_per_positive >= 0 && negatives_per_positive <= 1000, "batch.negatives_per_positive", "must be in 0..1000");
+    need(hard_negative_fraction >= 0 && hard_negative_fraction <= 1, "batch.hard_negative_fraction", "must be in [0, 1]");
+    need(none_weight > 0 && std::isfinite(none_weight), "batch.none_weight", "must be > 0");
+    need(steps >= 1, "run.steps", "must be ≥ 1");
+    need(validate_every >= 1, "run.validate_every", "must be ≥ 1");
+    need(checkpoint_every >= 1, "run.checkpoint_every", "must be ≥ 1");
+    need(threads >= 0 && threads <= 1024, "run.threads", "must be in 0..1024 (0 = all cores)");
+}
+
+namespace {
+
+std::string num(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.9g", v);
+    return b;
+}
+
+// The keys that define the training trajectory (what --resume must find unchanged).
+std::string trajectory_ini(const TrainConfig& c) {
+    std::ostringstream o;
+    o << "[data]\nmanifest = " << c.manifest << "\ntype = " << c.object_type
+      << "\nmax_train_dumps = " << c.max_train_dumps << "\nmax_validation_dumps = " << c.max_validation_dumps
+      << "\n\n[keys]\ncount = " << c.key_nodes << "\nmin_frequency = " << num(c.min_frequency)
+      << "\n\n[model]\nembed_width = " << c.embed_width << "\niterations = " << c.iterations
+      << "\nsigma_layers = " << c.sigma_layers << "\nclassifier_width = " << c.classifier_width
+      << "\nkeep_prob = " << num(c.keep_prob) << "\n\n[optimiser]\nlearning_rate = " << num(c.learning_rate)
+      << "\nweight_decay = " << num(c.weight_decay) << "\nclip_norm = " << num(c.clip_norm)
+      << "\n\n[batch]\npositives = " << c.positives << "\nnegatives_per_positive = " << num(c.negatives_per_positive)
+      << "\nhard_negative_fraction = " << num(c.hard_negative_fraction) << "\nnone_weight = " << num(c.none_weight)
+      << "\n\n[run]\nseed = " << c.seed << "\n";
+    return o.str();
+}
+
+}  // namespace
+
+std::string TrainConfig::to_ini() const {
+    std::ostringstream o;
+    o << trajectory_ini(*this) << "steps = " << steps << "\nvalidate_every = " << validate_every
+      << "\ncheckpoint_every = " << checkpoint_every << "\nthreads = " << threads << "\noutput = " << output << "\n";
+    return o.str();
+}
+
+// ---- validation -----------------------------------------------------------------------------
+Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps) {
+    InferenceNet net(model.config, model.params);
+    std::vector<std::vector<Candidate>> cands(dumps.size());
+    std::vector<CalibrationSet> sets;
+    Mat<float> probs;
+    for (size_t i = 0; i < dumps.size(); ++i) {
+        const MemoryGraph& g = dumps[i].graph;
+        GraphInput in{{g.in(EdgeKind::LeftNeighbour), g.in(EdgeKind::RightNeighbour), g.in(EdgeKind::LeftPointer),
+                       g.in(EdgeKind::RightPointer)},
+                      g.features(), g.params().feature_bytes};
+        net.run(in, probs);
+        cands[i] = vote(g, model, probs);
+    }
+    for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
+    return calibrate_threshold(model.object_type, sets);
+}
+
+// ---- sampling -------------------------------------------------------------------------------
+namespace {
+
+uint64_t splitmix(uint64_t& s) {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// One training dump's target pools.
+struct Pools {
+    std::vector<uint32_t> classes;    // per node (kIgnoredClass = never a target)
+    std::vector<uint32_t> positives;  // nodes of class ≥ 1
+    std::vector<uint32_t> hard;       // class-0 nodes whose length equals a key node's
+};
+
+Pools make_pools(const LabeledDump& d, const NodeLabels& labels, const std::vector<KeyNode>& keys) {
+    Pools p;
+    p.classes = node_classes(labels, keys);
+    std::set<uint32_t> lengths;
+    for (const auto& k : keys) lengths.insert(k.length);
+    auto length = d.graph.length();
+    for (uint32_t n = 0; n < p.classes.size(); ++n) {
+        if (p.classes[n] == kIgnoredClass) continue;
+        if (p.classes[n] >= 1) p.positives.push_back(n);
+        else if (lengths.count(length[n])) p.hard.push_back(n);
+    }
+    return p;
+}
+
+// `want` distinct draws from pool (or from 0..n−1 when pool is null) accepted by `ok`.
+template <class Ok>
+void draw(uint64_t& rng, const std::vector<uint32_t>* pool, uint32_t n, size_t want, std::set<uint32_t>& taken,
+          std::vector<uint32_t>& out, Ok ok) {
+    const size_t size = pool ? pool->size() : n;
+    if (size == 0) return;
+    size_t got = 0;
+    for (size_t tries = 0; got < want && tries < want * 8 + 64; ++tries) {
+        uint32_t node = pool ? (*pool)[splitmix(rng) % size] : uint32_t(splitmix(rng) % size);
+        if (!ok(node) || !taken.insert(node).second) continue;
+        out.push_back(node);
+        ++got;
+    }
+}
+
+GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& dumps, const std::vector<Pools>& pools,
+                        uint64_t step, uint32_t iterations) {
+    uint64_t rng = cfg.seed * 0x2545f4914f6cdd1dull ^ (step * 0x9e3779b97f4a7c15ull);
+    // Only dumps with positives are drawn.
+    std::vector<size_t> usable;
+    for (size_t i = 0; i < pools.size(); ++i)
+        if (!pools[i].positives.empty()) usable.push_back(i);
+    const size_t d = usable[splitmix(rng) % usable.size()];
+    const Pools& p = pools[d];
+    std::set<uint32_t> taken;
+    std::vector<uint32_t> targets;
+    draw(rng, &p.positives, 0, std::min<size_t>(cfg.positives, p.positives.size()), taken, targets,
+         [](uint32_t) { return true; });
+    const size_t pos = targets.size();
+    const size_t neg = size_t(std::lround(double(pos) * cfg.negatives_per_positive));
+    const size_t hard = size_t(std::lround(double(neg) * cfg.hard_negative_fraction));
+    draw(rng, &p.hard, 0, hard, taken, targets, [](uint32_t) { return true; });
+    draw(rng, nullptr, uint32_t(p.classes.size()), pos + neg - targets.size(), taken, targets,
+         [&](uint32_t n) { return p.classes[n] == 0; });
+    std::vector<uint32_t> labels;
+    for (uint32_t t : targets) labels.push_back(p.classes[t]);
+    const MemoryGraph& g = dumps[d].graph;
+    GraphInput in{{g.in(EdgeKind::LeftNeighbour), g.in(EdgeKind::RightNeighbour), g.in(EdgeKind::LeftPointer),
+                   g.in(EdgeKind::RightPointer)},
+                  g.features(), g.params().feature_bytes};
+    return extract_batch(in, targets, labels, iterations);
+}
+
+std::string duration(double s) {
+    char b[32];
+    if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
+    else if (s >= 60) std::snprintf(b, sizeof b, "%dm%02ds", int(s / 60), int(std::fmod(s, 60)));
+    else std::snprintf(b, sizeof b, "%.0fs", s);
+    return b;
+}
+
+std::string now_utc() {
+    std::time_t t = std::time(nullptr);
+    char b[32];
+    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return b;
+}
+
+std::string score_line(const Calibration& c) {
+    char b[200];
+    std::snprintf(b, sizeof b, "threshold %.4f  precision %.4f  recall %.4f  F1 %.4f  (TP %llu FP %llu FN %llu)",
+                  c.threshold, c.score.precision(), c.score.recall(), c.score.f1(), (unsigned long long)c.score.tp,
+                  (unsigned long long)c.score.fp, (unsigned long long)c.score.fn);
+    return b;
+}
+
+}  // namespace
+
+// ---- the loop -------------------------------------------------------------------------------
+TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(const std::string&)>& log) {
+    cfg.validate();
+    if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    const std::string ckpt = cfg.output + ".ckpt";
+
+    const Manifest m = Manifest::load(cfg.manifest);
+    auto take = [](std::vector<std::string> v, uint32_t n) {
+        if (n && v.size() > n) v.resize(n);
+        return v;
+    };
+    const auto train_names = take(m.train, cfg.max_train_dumps), val_names = take(m.validation, cfg.max_validation_dumps);
+    if (train_names.empty()) throw InputError("manifest '" + cfg.manifest + "' has no train dumps");
+    if (val_names.empty()) throw InputError("manifest '" + cfg.manifest + "' has no validation dumps");
+    log("loading " + std::to_string(train_names.size()) + " train and " + std::to_string(val_names.size()) +
+        " validation dumps of " + m.path);
+    const auto train_dumps = load_dumps(m, train_names);
+    const auto val_dumps = load_dumps(m, val_names);
+
+    std::vector<NodeLabels> labels;
+    for (const auto& d : train_dumps) labels.push_back(label_nodes(d, cfg.object_type));
+    const std::vector<KeyNode> keys = select_key_nodes(labels, cfg.key_nodes, cfg.min_frequency);
+    std::vector<Pools> pools;
+    uint64_t objects = 0, positives = 0, hard = 0;
+    for (size_t i = 0; i < train_dumps.size(); ++i) {
+        pools.push_back(make_pools(train_dumps[i], labels[i], keys));
+        objects += labels[i].objects;
+        positives += pools.back().positives.size();
+        hard += pools.back().hard.size();
+    }
+    {
+        std::ostringstream o;
+        o << objects << " " << cfg.object_type << " objects, " << keys.size() << " key nodes (offset/length/weight):";
+        for (const auto& k : keys) o << " " << k.offset << "/" << k.length << "/" << num(k.weight);
+        o << "; " << positives << " key-node nodes, " << hard << " same-length negatives (" << duration(since()) << ")";
+        log(o.str());
+    }
+
+    ModelConfig mc;
+    mc.input_width = train_dumps.front().graph.params().feature_bytes;
+    mc.embed_width = cfg.embed_width;
+    mc.iterations = cfg.iterations;
+    mc.sigma.assign(cfg.sigma_layers, {cfg.embed_width, Activation::None});
+    mc.sigma.back().activation = Activation::Relu;   // the reference σ: linears, one ReLU at the end
+    mc.classifier_hidden = {{cfg.classifier_width, Activation::Relu}};
+    mc.classes = uint32_t(keys.size() + 1);
+    mc.keep_prob = cfg.keep_prob;
+
+    Model model;
+    const std::string identity = trajectory_ini(cfg);
+    if (resume) {
+        model = Model::load(ckpt);
+        const std::string& was = model.provenance.training_config;
+        if (was.substr(0, was.find("steps = ")) != identity)
+            throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps, "
+                             "validate_every, checkpoint_every, threads and output may change on --resume)");
+        if (model.key_nodes != keys || !(model.config == mc))
+            throw InputError("checkpoint '" + ckpt + "' does not match the dataset's key nodes or model shape");
+        log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
+    } else {
+        model = Model::create(mc, cfg.seed);
+        model.adam.lr = cfg.learning_rate;
+        model.adam.weight_decay = cfg.weight_decay;
+        model.adam.clip_norm = cfg.clip_norm;
+        model.object_type = cfg.object_type;
+        model.key_nodes = keys;
+        model.graph = train_dumps.front().graph.params();
+        model.class_weights.assign(mc.classes, 1.f);
+        model.class_weights[0] = cfg.none_weight;
+    }
+    model.provenance.dataset_manifest_sha256 = m.sha256;
+    model.provenance.kernel_build = m.kernel;
+    model.provenance.seed = cfg.seed;
+    model.provenance.training_config = cfg.to_ini();
+
+    Gnn<float> net(mc);
+    Params<float> grad;
+    TrainResult result;
+    double loss_avg = 0, nodes_done = 0, targets_done = 0;
+    const double loop_start = since();
+    double last_log = -1e9;
+    const uint64_t first = model.adam_state.step + 1;
+    for (uint64_t step = first; step <= cfg.steps; ++step) {
+        GraphBatch b = sample_batch(cfg, train_dumps, pools, step, mc.iterations);
+        float loss = net.forward(model.params, b, {true, cfg.seed * 1000003ull + step, model.class_weights});
+        net.backward(model.params, b, grad);
+        adam_step(mc, model.adam, model.params, grad, model.adam_state);
+        if (!std::isfinite(loss)) throw InputError("training diverged at step " + std::to_string(step) + " (loss " + num(loss) + "); lower optimiser.learning_rate");
+        loss_avg = step == first ? loss : 0.95 * loss_avg + 0.05 * loss;
+        nodes_done += b.nodes();
+        targets_done += b.targets.size();
+        ++result.steps_run;
+        const double t = since();
+        if (t - last_log >= 10 || step == cfg.steps || step == first) {
+            last_log = t;
+            const double el = t - loop_start, rate = double(step - first + 1) / std::max(el, 1e-9);
+            char line[200];
+            std::snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  %.0f targets/s  %.0f nodes/s  ETA %s",
+                          (unsigned long long)step, (unsigned long long)cfg.steps, loss_avg, targets_done / el,
+                          nodes_done / el, duration(double(cfg.steps - step) / rate).c_str());
+            log(line);
+        }
+        if (step % cfg.checkpoint_every == 0 && step != cfg.steps) model.save(ckpt);
+        if (step % cfg.validate_every == 0 && step != cfg.steps)
+            log("validation at step " + std::to_string(step) + ": " + score_line(validate_model(model, val_dumps)));
+    }
+    result.validation = validate_model(model, val_dumps);
+    model.threshold = result.validation.threshold;
+    model.provenance.date = now_utc();
+    log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation));
+    model.save(cfg.output);
+    model.save(ckpt);
+    result.model = std::move(model);
+    result.seconds = since();
+    return result;
+}
+
+}  // namespace deepmem

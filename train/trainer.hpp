@@ -1,0 +1,124 @@
+// Training: labeled dumps → graphs + node targets → key nodes → the training loop (paper §3.3,
+// §4.2), what `dmtrain config.ini` runs.
+//
+// Contract
+//   Dataset     A manifest.json written by tools/make-dataset names the dumps of each split
+//               ("train", "validation", "test"); dump NAME lives in <manifest dir>/NAME with
+//               dump.elf and labels.jsonl. dmtrain reads the train and validation splits only;
+//               the test split is for evaluation (dmeval) and never opened here.
+//   Node label  A node of a graph lies in a labeled object o of the trained type when
+//               o.vaddr ≤ node.vaddr < o.vaddr + o.size; its label is (offset = node.vaddr −
+//               o.vaddr, length = node.length). Nodes in freed objects are ignored (neither key
+//               node nor "none"); every other node is class 0 unless its label is a key node.
+//   Key nodes   Over the live training objects of the type, the frequency of a label is the
+//               fraction of objects that contain a node with it. The `key_nodes` most frequent
+//               labels with frequency ≥ `min_frequency` become classes 1..K−1 (ties: lower
+//               offset first), each with its frequency as voting weight.
+//   Batches     Step s (1-based) is a pure function of (seed, s): one training dump, up to
+//               `positives` key-node nodes of it and `negatives_per_positive` times as many class-0
+//               targets, a `hard_negative_fraction` of them drawn from nodes whose length equals
+//               some key node's length (the only negatives that can vote), the rest uniformly;
+//               dropout masks are seeded by (seed, s). Class balancing: sampling fixes the ratio;
+//               `none_weight` scales class 0's loss weight.
+//   Checkpoint  Every `checkpoint_every` steps the model (parameters, Adam moments, step count,
+//               config text) is written atomically to <output>.ckpt. --resume loads it, checks the
+//               configuration is the same, and continues at the next step; the result is
+//               bit-identical to an uninterrupted run with the same thread count.
+//   Validation  Every `validate_every` steps and at the end: the full-graph inference on every
+//               validation dump, votes, and the threshold maximising F1 of detected objects over
+//               all validation dumps; precision/recall/F1 at that threshold are printed. The final
+//               model carries that threshold. Validation changes no training state.
+#pragma once
+
+#include "detect/detect.hpp"
+#include "engine/engine.hpp"
+#include "graph/memory_graph.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace deepmem {
+
+struct TrainConfig {
+    // [data]
+    std::string manifest;            // dataset manifest.json
+    std::string object_type;         // e.g. task_struct
+    uint32_t max_train_dumps = 0;    // 0 = every train dump (first N in manifest order otherwise)
+    uint32_t max_validation_dumps = 0;
+    // [keys]
+    uint32_t key_nodes = 20;
+    double min_frequency = 0.5;
+    // [model]
+    uint32_t embed_width = 64, iterations = 3, sigma_layers = 3, classifier_width = 64;
+    float keep_prob = 0.8f;
+    // [optimiser]
+    float learning_rate = 1e-3f, weight_decay = 0.f, clip_norm = 5.f;
+    // [batch]
+    uint32_t positives = 128;
+    float negatives_per_positive = 3.f, hard_negative_fraction = 0.5f, none_weight = 1.f;
+    // [run]
+    uint64_t steps = 2000, validate_every = 500, checkpoint_every = 200, seed = 1;
+    int threads = 0;                 // 0 = OpenMP default
+    std::string output;              // final model path; checkpoint = output + ".ckpt"
+
+    // Throws InputError naming the key when a value is out of range.
+    void validate() const;
+    // The effective configuration as INI text (every key, in section order): stored in the model
+    // and compared on --resume.
+    std::string to_ini() const;
+};
+
+// One dump of the dataset: its graph and its live/freed objects of every type.
+struct LabeledDump {
+    std::string name;
+    MemoryGraph graph;
+    std::vector<TruthObject> truth;
+};
+
+struct Manifest {
+    std::string path, sha256, kernel;   // kernel: "<package> <version>"
+    std::vector<std::string> train, validation, test;
+    static Manifest load(const std::string& path);   // throws FormatError / InputError
+    std::string dump_dir(const std::string& name) const;
+};
+
+// Builds the graphs (default GraphParams) of the named dumps; progress(i, n) per dump.
+std::vector<LabeledDump> load_dumps(const Manifest&, const std::vector<std::string>& names,
+                                    const std::function<void(size_t, size_t)>& progress = {});
+
+// Per-node (offset, length) labels of `type` in one dump: label[n] = {offset, length} or
+// kNoObject / kIgnored.
+struct NodeLabels {
+    static constexpr uint32_t kNoObject = ~0u, kIgnored = ~0u - 1;
+    std::vector<std::pair<uint32_t, uint32_t>> label;   // first = offset or a sentinel
+    uint64_t objects = 0;                               // live objects of the type
+};
+NodeLabels label_nodes(const LabeledDump&, const std::string& type);
+
+// Key-node selection over several dumps' labels (see the contract).
+std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>&, uint32_t max_keys, double min_frequency);
+
+// Class of every node (0 = none, c ≥ 1 = key_nodes[c−1], kIgnoredClass = not a target).
+inline constexpr uint32_t kIgnoredClass = ~0u;
+std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>&);
+
+// Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores.
+Calibration validate_model(const Model&, const std::vector<LabeledDump>&);
+
+// The training loop. `log` receives progress and validation lines.
+struct TrainResult {
+    Model model;
+    Calibration validation;
+    uint64_t steps_run = 0;
+    double seconds = 0;
+};
+TrainResult train(const TrainConfig&, bool resume, const std::function<void(const std::string&)>& log);
+
+// SHA-256 of a byte string, lowercase hex (manifest provenance).
+std::string sha256_hex(std::span<const uint8_t>);
+
+}  // namespace deepmem
