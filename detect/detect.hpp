@@ -3,7 +3,8 @@
 //
 // Contract
 //   Votes     For a model of type T with key nodes k_1..k_{K−1} (class c ≥ 1 is k_c), node n votes
-//             when its most probable class c is ≥ 1 *and* its true segment length equals k_c.length
+//             when its most probable class c is ≥ 1 *and* its true segment length matches k_c
+//             (equals k_c.length, or is at least that for an open-ended key node)
 //             (a key node label is the pair (offset, length); a segment of another length cannot
 //             carry it). The vote is for the base address vaddr[n] − k_c.offset. A base's votes
 //             come from distinct classes by construction (one node per address).
@@ -67,13 +68,13 @@ struct Candidate {
 // output). Throws ModelError(BadBatch) on a shape mismatch.
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const Mat<float>& probs);
 // The nodes whose vote can matter at `threshold`, ascending: the rows InferenceNet::run(graph,
-// rows, probs) needs. A node can only vote as a key node of its own length c, for the base
+// rows, probs) needs. A node can only vote as a key node c its length matches, for the base
 // b = vaddr − k_c.offset, and b can score at most bound(b) = Σ k_c'.weight (+ bonus) over the key
-// nodes c' that have a node of length k_c'.length at b + k_c'.offset. A node is kept when one of its
+// nodes c' matched by the node at b + k_c'.offset, if any. A node is kept when one of its
 // bases has bound ≥ threshold. The others' votes go to bases scoring below threshold, which never
 // displace (Overlap) one at or above it: select(vote(rows), threshold) equals
 // select(vote(all nodes), threshold), and vote(rows) lacks only below-threshold candidates. With
-// threshold −∞ (or a key-node weight ≤ 0) every node of a key-node length is kept.
+// threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept.
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY);
 // vote() over the probabilities of distinct `rows` only (|rows| × K, row i for node rows[i]);
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).

@@ -280,6 +280,12 @@ private:
 struct KeyNode {
     uint32_t offset = 0, length = 0;   // bytes from the object's start
     float weight = 1.f;                // voting weight
+    // The segment runs past the object's end (its length depends on what follows the object):
+    // `length` is its part inside the object, and a node of any length ≥ `length` matches.
+    bool open_end = false;
+    bool matches(uint32_t segment_length) const noexcept {
+        return open_end ? segment_length >= length : segment_length == length;
+    }
     bool operator==(const KeyNode&) const = default;
 };
 struct Provenance {
@@ -310,7 +316,7 @@ struct Model {
     void save(const std::string& path) const;            // atomic: temp file + fsync + rename
     static Model load(const std::string& path);          // throws ModelError
     void validate() const;                               // shapes vs config, table sizes
-    static constexpr uint32_t kFormatVersion = 2;   // 2: provenance.training_config
+    static constexpr uint32_t kFormatVersion = 2;   // 2: provenance.training_config, KeyNode.open_end
 };
 
 uint64_t fnv1a64(std::span<const uint8_t>) noexcept;

@@ -212,7 +212,7 @@ std::vector<uint8_t> Model::to_bytes() const {
         for (float f : class_weights) w.f32(f);
         w.str(object_type);
         w.u32(uint32_t(key_nodes.size()));
-        for (const auto& k : key_nodes) { w.u32(k.offset); w.u32(k.length); w.f32(k.weight); }
+        for (const auto& k : key_nodes) { w.u32(k.offset); w.u32(k.length); w.f32(k.weight); w.u8(k.open_end); }
         w.f32(threshold);
         for (uint32_t v : {graph.word_size, graph.feature_bytes, graph.max_segment, graph.neighbour_distance,
                            graph.pointer_target_back})
@@ -285,12 +285,15 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
         m.object_type = r.str("object type");
         const uint32_t nk = r.u32("key nodes");
         if (uint64_t(nk) + 1 != c.classes) r.fail(Kind::BadShape, "key-node table size ≠ classes − 1");
-        r.need(uint64_t(nk) * 12, "key nodes");
+        r.need(uint64_t(nk) * 13, "key nodes");
         for (uint32_t i = 0; i < nk; ++i) {
             KeyNode k;
             k.offset = r.u32("key node");
             k.length = r.u32("key node");
             k.weight = r.f32("key node");
+            const uint8_t open = r.u8("key node");
+            if (open > 1) r.fail(Kind::BadShape, "key node open_end flag " + std::to_string(open) + " (expected 0 or 1)");
+            k.open_end = open;
             m.key_nodes.push_back(k);
         }
         m.threshold = r.f32("threshold");

@@ -122,6 +122,31 @@ std::string Manifest::dump_dir(const std::string& name) const {
     return (fs::path(path).parent_path() / name).string();
 }
 
+namespace {
+
+// See Aliases in the contract. The direct map is linear, so one (vaddr − paddr) offset, the most
+// common among nodes, moves a physical address there.
+void canonicalise_truth(LabeledDump& d) {
+    const MemoryGraph& g = d.graph;
+    std::map<uint64_t, uint64_t> deltas;
+    for (uint32_t n = 0; n < g.node_count(); n += 97) ++deltas[g.vaddr()[n] - g.paddr()[n]];
+    if (deltas.empty()) return;
+    const uint64_t delta = std::max_element(deltas.begin(), deltas.end(), [](auto& a, auto& b) {
+                               return a.second < b.second;
+                           })->first;
+    for (TruthObject& o : d.truth) {
+        if (!o.paddr) continue;
+        if (auto [a, b] = g.nodes_between(o.vaddr, o.vaddr + std::max<uint64_t>(o.size, 1)); a < b) continue;
+        if (g.node_containing(o.vaddr)) continue;
+        // The first node inside the object at the candidate address must be the same physical bytes.
+        const uint64_t v = *o.paddr + delta;
+        auto [a, b] = g.nodes_between(v, v + std::max<uint64_t>(o.size, 1));
+        if (a < b && g.paddr()[a] - *o.paddr == g.vaddr()[a] - v) o.vaddr = v;
+    }
+}
+
+}  // namespace
+
 std::vector<LabeledDump> load_dumps(const Manifest& m, const std::vector<std::string>& names,
                                     const std::function<void(size_t, size_t)>& progress) {
     std::vector<LabeledDump> out;
@@ -133,6 +158,7 @@ std::vector<LabeledDump> load_dumps(const Manifest& m, const std::vector<std::st
         auto phys = PhysicalLayer::open(dir + "/dump.elf");
         auto layer = TranslationLayer::detect(*phys);
         LabeledDump d{names[i], MemoryGraph::build(layer), read_truth(dir + "/labels.jsonl")};
+        canonicalise_truth(d);
         out.push_back(std::move(d));
     }
     if (progress) progress(names.size(), names.size());
@@ -143,7 +169,7 @@ std::vector<LabeledDump> load_dumps(const Manifest& m, const std::vector<std::st
 NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
     const MemoryGraph& g = d.graph;
     NodeLabels out;
-    out.label.assign(g.node_count(), {NodeLabels::kNoObject, 0});
+    out.label.assign(g.node_count(), {NodeLabels::kNoObject, 0, false});
     auto vaddr = g.vaddr();
     auto length = g.length();
     for (const TruthObject& o : d.truth) {
@@ -153,28 +179,34 @@ NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
         out.objects += !o.freed;
         auto [first, last] = g.nodes_between(o.vaddr, o.vaddr + o.size);
         for (uint32_t n = first; n < last; ++n) {
-            if (o.freed) out.label[n] = {NodeLabels::kIgnored, 0};
-            else if (out.label[n].first == NodeLabels::kNoObject)
-                out.label[n] = {uint32_t(vaddr[n] - o.vaddr), length[n]};
+            if (o.freed) {
+                out.label[n] = {NodeLabels::kIgnored, 0, false};
+                continue;
+            }
+            if (out.label[n].offset != NodeLabels::kNoObject) continue;
+            const auto offset = uint32_t(vaddr[n] - o.vaddr);
+            out.label[n] = offset + uint64_t(length[n]) > o.size
+                               ? SegmentLabel{offset, uint32_t(o.size - offset), true}
+                               : SegmentLabel{offset, length[n], false};
         }
     }
     return out;
 }
 
 std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint32_t max_keys, double min_frequency) {
-    std::map<std::pair<uint32_t, uint32_t>, uint64_t> count;
+    std::map<SegmentLabel, uint64_t> count;
     uint64_t objects = 0;
     for (const NodeLabels& l : dumps) {
         objects += l.objects;
         // A label occurs at most once per object (one node per offset), so counting nodes counts objects.
-        for (const auto& [off, len] : l.label)
-            if (off < NodeLabels::kIgnored) ++count[{off, len}];
+        for (const SegmentLabel& s : l.label)
+            if (s.offset < NodeLabels::kIgnored) ++count[s];
     }
     if (objects == 0) throw InputError("no live objects of the type in the training dumps");
     std::vector<KeyNode> all;
     for (const auto& [label, c] : count) {
         double f = double(c) / double(objects);
-        if (f >= min_frequency) all.push_back({label.first, label.second, float(std::min(f, 1.0))});
+        if (f >= min_frequency) all.push_back({label.offset, label.length, float(std::min(f, 1.0)), label.open_end});
     }
     std::stable_sort(all.begin(), all.end(), [](const KeyNode& a, const KeyNode& b) {
         return a.weight != b.weight ? a.weight > b.weight : a.offset < b.offset;
@@ -187,13 +219,13 @@ std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint
 }
 
 std::vector<uint32_t> node_classes(const NodeLabels& labels, const std::vector<KeyNode>& keys) {
-    std::map<std::pair<uint32_t, uint32_t>, uint32_t> cls;
-    for (size_t i = 0; i < keys.size(); ++i) cls[{keys[i].offset, keys[i].length}] = uint32_t(i + 1);
+    std::map<SegmentLabel, uint32_t> cls;
+    for (size_t i = 0; i < keys.size(); ++i) cls[{keys[i].offset, keys[i].length, keys[i].open_end}] = uint32_t(i + 1);
     std::vector<uint32_t> out(labels.label.size(), 0);
     for (size_t n = 0; n < out.size(); ++n) {
-        const auto& l = labels.label[n];
-        if (l.first == NodeLabels::kIgnored) out[n] = kIgnoredClass;
-        else if (l.first != NodeLabels::kNoObject) {
+        const SegmentLabel& l = labels.label[n];
+        if (l.offset == NodeLabels::kIgnored) out[n] = kIgnoredClass;
+        else if (l.offset != NodeLabels::kNoObject) {
             auto it = cls.find(l);
             if (it != cls.end()) out[n] = it->second;
         }

@@ -114,13 +114,14 @@ struct Pools {
 Pools make_pools(const LabeledDump& d, const NodeLabels& labels, const std::vector<KeyNode>& keys) {
     Pools p;
     p.classes = node_classes(labels, keys);
-    std::set<uint32_t> lengths;
-    for (const auto& k : keys) lengths.insert(k.length);
     auto length = d.graph.length();
+    auto can_vote = [&](uint32_t len) {
+        return std::any_of(keys.begin(), keys.end(), [&](const KeyNode& k) { return k.matches(len); });
+    };
     for (uint32_t n = 0; n < p.classes.size(); ++n) {
         if (p.classes[n] == kIgnoredClass) continue;
         if (p.classes[n] >= 1) p.positives.push_back(n);
-        else if (lengths.count(length[n])) p.hard.push_back(n);
+        else if (can_vote(length[n])) p.hard.push_back(n);
     }
     return p;
 }

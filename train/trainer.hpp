@@ -6,10 +6,14 @@
 //               ("train", "validation", "test"); dump NAME lives in <manifest dir>/NAME with
 //               dump.elf and labels.jsonl. dmtrain reads the train and validation splits only;
 //               the test split is for evaluation (dmeval) and never opened here.
+//   Aliases     Objects the labeler names by an alias the graph did not scan (init_task in the
+//               kernel image, modules in the module area: the graph scans their pages once, at
+//               the direct map) are moved to the graph's address through their paddr on load.
 //   Node label  A node of a graph lies in a labeled object o of the trained type when
 //               o.vaddr ≤ node.vaddr < o.vaddr + o.size; its label is (offset = node.vaddr −
-//               o.vaddr, length = node.length). Nodes in freed objects are ignored (neither key
-//               node nor "none"); every other node is class 0 unless its label is a key node.
+//               o.vaddr, length = node.length), or, when the segment runs past the object's end,
+//               (offset, o.size − offset, open end). Nodes in freed objects are ignored (neither
+//               key node nor "none"); every other node is class 0 unless its label is a key node.
 //   Key nodes   Over the live training objects of the type, the frequency of a label is the
 //               fraction of objects that contain a node with it. The `key_nodes` most frequent
 //               labels with frequency ≥ `min_frequency` become classes 1..K−1 (ties: lower
@@ -90,12 +94,17 @@ struct Manifest {
 std::vector<LabeledDump> load_dumps(const Manifest&, const std::vector<std::string>& names,
                                     const std::function<void(size_t, size_t)>& progress = {});
 
-// Per-node (offset, length) labels of `type` in one dump: label[n] = {offset, length} or
-// kNoObject / kIgnored.
+// Per-node labels of `type` in one dump. A segment that runs past its object's end is labeled
+// with its length inside the object and open_end (what follows the object is not the object's).
+struct SegmentLabel {
+    uint32_t offset = 0, length = 0;   // offset = kNoObject / kIgnored for sentinels
+    bool open_end = false;
+    auto operator<=>(const SegmentLabel&) const = default;
+};
 struct NodeLabels {
     static constexpr uint32_t kNoObject = ~0u, kIgnored = ~0u - 1;
-    std::vector<std::pair<uint32_t, uint32_t>> label;   // first = offset or a sentinel
-    uint64_t objects = 0;                               // live objects of the type
+    std::vector<SegmentLabel> label;
+    uint64_t objects = 0;   // live objects of the type
 };
 NodeLabels label_nodes(const LabeledDump&, const std::string& type);
 

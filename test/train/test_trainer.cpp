@@ -15,7 +15,8 @@ namespace {
 
 // Four live 256-byte objects at 0, 256, 512, 768 and a freed one at 1024. Objects 0–2 have pointers
 // at +0, +64, +128 (segments 8/56, 72/56, 136/120); object 3 at +0, +64, +160 (8/56, 72/88,
-// 168/88); the freed one like objects 0–2, then a pointer at 1280.
+// 168/88); the freed one like objects 0–2, then a pointer at 1280; a 100-byte "tail" object at 1288
+// whose only segment runs to the end of the page.
 LabeledDump objects_dump() {
     Memory m(1);
     m.map(K64, 0, 4096);
@@ -28,6 +29,7 @@ LabeledDump objects_dump() {
     for (uint64_t base : {0, 256, 512, 768}) d.truth.push_back({K64 + base, "obj", 256, false});
     d.truth.push_back({K64 + 1024, "obj", 256, true});
     d.truth.push_back({K64 + 3000, "other", 64, false});
+    d.truth.push_back({K64 + 1288, "tail", 100, false});
     return d;
 }
 
@@ -38,11 +40,20 @@ TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects ar
     const NodeLabels l = label_nodes(d, "obj");
     CHECK(l.objects == 4);
     auto at = [&](uint64_t off) { return *d.graph.node_containing(K64 + off); };
-    CHECK(l.label[at(8)] == std::pair<uint32_t, uint32_t>{8, 56});
-    CHECK(l.label[at(256 + 136)] == std::pair<uint32_t, uint32_t>{136, 120});
-    CHECK(l.label[at(768 + 168)] == std::pair<uint32_t, uint32_t>{168, 88});
-    CHECK(l.label[at(1024 + 72)].first == NodeLabels::kIgnored);
-    CHECK(l.label[at(2000)].first == NodeLabels::kNoObject);
+    CHECK(l.label[at(8)] == SegmentLabel{8, 56, false});
+    CHECK(l.label[at(256 + 136)] == SegmentLabel{136, 120, false});
+    CHECK(l.label[at(768 + 168)] == SegmentLabel{168, 88, false});
+    CHECK(l.label[at(1024 + 72)].offset == NodeLabels::kIgnored);
+    CHECK(l.label[at(2000)].offset == NodeLabels::kNoObject);
+    // A segment running past its object's end: its length inside the object, open-ended.
+    const NodeLabels tail = label_nodes(d, "tail");
+    CHECK(tail.label[at(1288)] == SegmentLabel{0, 100, true});
+    const KeyNode open = select_key_nodes({tail}, 20, 0.5).at(0);
+    CHECK(open == KeyNode{0, 100, 1.f, true});
+    CHECK(open.matches(100));
+    CHECK(open.matches(2808));
+    CHECK_FALSE(open.matches(99));
+    CHECK_FALSE(KeyNode{0, 100, 1.f, false}.matches(2808));
 
     const auto keys = select_key_nodes({l}, 20, 0.5);
     REQUIRE(keys.size() == 3);   // 72/88 and 168/88 occur in 1 of 4 objects
