@@ -59,12 +59,14 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
     bool positive = true;
     for (const KeyNode& key : model.key_nodes) positive = positive && key.weight > 0;
     if (!positive) threshold = -INFINITY;   // the bound below needs weights > 0
-    // Per key node, its cursor in the nodes of its length: the bases vaddr − offset it proposes come
-    // in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
-    std::map<uint32_t, std::vector<uint32_t>> of_length;
-    for (const KeyNode& key : model.key_nodes) of_length[key.length];
-    for (uint32_t i = 0; i < n; ++i)
+    // Per key node, its cursor in the nodes it matches: the bases vaddr − offset it proposes come in
+    // ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
+    std::map<uint32_t, std::vector<uint32_t>> of_length, at_least;   // exact and open-ended key nodes
+    for (const KeyNode& key : model.key_nodes) (key.open_end ? at_least : of_length)[key.length];
+    for (uint32_t i = 0; i < n; ++i) {
         if (auto it = of_length.find(length[i]); it != of_length.end()) it->second.push_back(i);
+        for (auto it = at_least.begin(); it != at_least.end() && it->first <= length[i]; ++it) it->second.push_back(i);
+    }
     struct Cursor { const std::vector<uint32_t>* nodes; size_t at; };
     std::vector<Cursor> cursors;
     using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
@@ -75,7 +77,7 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
         while (cur.at < cur.nodes->size() && vaddr[(*cur.nodes)[cur.at]] < offset) ++cur.at;
         if (cur.at < cur.nodes->size()) heap.emplace(vaddr[(*cur.nodes)[cur.at]] - offset, c);
     };
-    for (const KeyNode& key : model.key_nodes) cursors.push_back({&of_length[key.length], 0});
+    for (const KeyNode& key : model.key_nodes) cursors.push_back({&(key.open_end ? at_least : of_length)[key.length], 0});
     for (uint32_t c = 1; c <= cursors.size(); ++c) advance(c);
     std::vector<char> keep(n, 0);
     std::vector<uint32_t> group;
@@ -120,7 +122,7 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::s
         probs.row(Eigen::Index(r)).maxCoeff(&c);
         if (c == 0) continue;
         const KeyNode& key = model.key_nodes[size_t(c) - 1];
-        if (length[i] != key.length || vaddr[i] < key.offset) continue;
+        if (!key.matches(length[i]) || vaddr[i] < key.offset) continue;
         votes.emplace_back(vaddr[i] - key.offset, uint32_t(c));
     }
     std::sort(votes.begin(), votes.end());

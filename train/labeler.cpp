@@ -41,6 +41,7 @@ struct Layout {
     std::optional<uint64_t> thread_node, thread_head, thread_group;
     uint64_t fdt, max_fds, fd, open_fds, max_fds_size;
     uint64_t f_dentry;
+    std::optional<uint64_t> f_cred, exe_file, d_hash;   // objects only these reach (see dcache())
     std::optional<uint64_t> d_name_name, d_name_len;
     uint64_t mod_list, mod_name, mod_name_len;
     std::optional<uint64_t> mod_state, mod_state_size;
@@ -77,6 +78,9 @@ struct Layout {
         fd = req("fdtable", "fd");
         open_fds = req("fdtable", "open_fds");
         f_dentry = req("file", "f_path.dentry");
+        f_cred = opt("file", "f_cred");
+        exe_file = opt("mm_struct", "exe_file");
+        d_hash = opt("dentry", "d_hash");
         d_name_name = opt("dentry", "d_name.name");
         d_name_len = opt("dentry", "d_name.len");
         mod_list = req("module", "list");
@@ -221,6 +225,8 @@ private:
     uint64_t open_files(uint64_t files, int64_t pid);
     uint64_t threads_of(uint64_t leader, int64_t pid);
     void modules();
+    void file_objects(uint64_t file, const std::string& by);
+    void dcache();
     void idle_tasks(uint64_t init_task);
     void freed_tasks();
     std::optional<uint64_t> bits(uint64_t va, const btf::Field& f) const {
@@ -243,10 +249,64 @@ private:
     std::vector<std::pair<uint64_t, int64_t>> all_tasks_;
 };
 
+// A file, the credentials it was opened with and its dentry.
+void Walker::file_objects(uint64_t file, const std::string& by) {
+    add(file, "file", L_.file_size, by);
+    if (L_.f_cred)
+        if (auto c = ptr(file + *L_.f_cred); c && plausible(*c)) add(*c, "cred", L_.cred_size, "f_cred of " + by);
+    auto d = ptr(file + L_.f_dentry);
+    if (!d || !plausible(*d)) {
+        warn(by + ": f_path.dentry unreadable");
+        return;
+    }
+    std::string name;
+    if (L_.d_name_name)
+        if (auto np = ptr(*d + *L_.d_name_name); np && plausible(*np)) name = read_string(*np, 256);
+    add(*d, "dentry", L_.dentry_size, "f_path.dentry of " + by, std::move(name));
+}
+
+// Every hashed dentry: the dcache holds far more dentries than open files reach (each cached path
+// component), and a detector finds them all. dentry_hashtable has 2^(32 − d_hash_shift) hlist_bl
+// buckets (bit 0 of a head is its lock); chains link dentries through d_hash.
+void Walker::dcache() {
+    auto table_sym = syms_.address("dentry_hashtable"), shift_sym = syms_.address("d_hash_shift");
+    if (!table_sym || !shift_sym || !L_.d_hash) {
+        warn("dcache not walked: dentry_hashtable, d_hash_shift or dentry.d_hash missing");
+        return;
+    }
+    auto table = ptr(*table_sym);
+    auto shift = word(*shift_sym, 4);
+    if (!table || !plausible(*table) || !shift || *shift < 6 || *shift > 31) {
+        warn("dcache not walked: dentry_hashtable/d_hash_shift unreadable or implausible");
+        return;
+    }
+    const uint64_t buckets = uint64_t{1} << (32 - *shift);
+    std::unordered_set<uint64_t> visited;
+    for (uint64_t b = 0; b < buckets; ++b) {
+        auto head = ptr(*table + b * psize_);
+        if (!head) {
+            warn("dcache bucket " + std::to_string(b) + " unreadable");
+            continue;
+        }
+        uint64_t node = *head & ~uint64_t{1};
+        for (uint64_t n = 0; node && n < opt_.max_list; ++n) {
+            if (!plausible(node) || !visited.insert(node).second) break;
+            add(node - *L_.d_hash, "dentry", L_.dentry_size, "dcache hash bucket " + std::to_string(b));
+            auto next = ptr(node);
+            if (!next) break;
+            node = *next;
+        }
+    }
+}
+
 void Walker::task_objects(uint64_t t, int64_t pid) {
     const std::string of = " of PID " + std::to_string(pid);
     if (auto mm = ptr(t + L_.mm); mm && *mm) {
-        if (plausible(*mm)) add(*mm, "mm_struct", L_.mm_size, "mm" + of);
+        if (plausible(*mm)) {
+            add(*mm, "mm_struct", L_.mm_size, "mm" + of);
+            if (L_.exe_file)
+                if (auto f = ptr(*mm + *L_.exe_file); f && plausible(*f)) file_objects(*f, "exe_file of mm" + of);
+        }
         else warn("task " + hex(t) + of + ": mm " + hex(*mm) + " is not a kernel address");
     } else if (!mm) {
         warn("task " + hex(t) + of + ": mm unreadable");
@@ -305,17 +365,7 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
         }
         ++n;
         fd_numbers_[files].push_back(fd);
-        const std::string by = "fd " + std::to_string(fd) + of;
-        add(*file, "file", L_.file_size, by);
-        auto d = ptr(*file + L_.f_dentry);
-        if (!d || !plausible(*d)) {
-            warn(by + ": f_path.dentry unreadable");
-            continue;
-        }
-        std::string name;
-        if (L_.d_name_name)
-            if (auto np = ptr(*d + *L_.d_name_name); np && plausible(*np)) name = read_string(*np, 256);
-        add(*d, "dentry", L_.dentry_size, "f_path.dentry of " + by, std::move(name));
+        file_objects(*file, "fd " + std::to_string(fd) + of);
     }
     fd_count_[files] = n;
     return n;
@@ -585,6 +635,7 @@ LabelSet Walker::run() {
         out_.counts.fds += proc.fds;
     }
     modules();
+    dcache();
     if (opt_.freed_tasks) freed_tasks();
 
     std::sort(out_.labels.begin(), out_.labels.end(), [](const Label& a, const Label& b) {

@@ -228,8 +228,8 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     }
     {
         std::ostringstream o;
-        o << objects << " " << cfg.object_type << " objects, " << keys.size() << " key nodes (offset/length/weight):";
-        for (const auto& k : keys) o << " " << k.offset << "/" << k.length << "/" << num(k.weight);
+        o << objects << " " << cfg.object_type << " objects, " << keys.size() << " key nodes (offset/length[+ = open end]/weight):";
+        for (const auto& k : keys) o << " " << k.offset << "/" << k.length << (k.open_end ? "+" : "") << "/" << num(k.weight);
         o << "; " << positives << " key-node nodes, " << hard << " same-length negatives (" << duration(since()) << ")";
         log(o.str());
     }

@@ -56,7 +56,7 @@ struct Off {
                               signal = 200, mm = 72, real_cred = 96, cred = 104, files = 112, comm = 120,
                               thread_node = 144, thread_group = 160, fdt = 8, max_fds = 4, fd = 16, open_fds = 32,
                               f_path = 48, d_name = 16, mod_list = 16, mod_state = 4, mod_name = 40, thread_head = 24,
-                              rq_idle = 56, stack = 8;
+                              rq_idle = 56, stack = 8, d_hash = 40;
     // SLUB (again not Linux's offsets)
     static constexpr uint64_t kc_cpu_slab = 8, kc_offset = 16, kc_size = 20, kc_name = 32, kc_list = 48,
                               kc_random = 64, kc_red = 72, kc_node = 80, kc_sizeof = 128, kcc_freelist = 8,
@@ -91,7 +91,8 @@ btf::Btf synthetic_btf(bool with_thread_head = true) {
     uint32_t hl = b.struct_("", 8, {{"hash", u32, 0}, {"len", u32, 32}});
     uint32_t hu = b.union_("", 8, {{"", hl, 0}, {"hash_len", l, 0}});
     uint32_t qstr = b.struct_("qstr", 16, {{"", hu, 0}, {"name", vp, 64}});
-    b.struct_("dentry", 192, {{"d_name", qstr, Off::d_name * 8}});
+    uint32_t hbl = b.struct_("hlist_bl_node", 16, {{"next", vp, 0}, {"pprev", vp, 64}});
+    b.struct_("dentry", 192, {{"d_name", qstr, Off::d_name * 8}, {"d_hash", hbl, Off::d_hash * 8}});
     uint32_t st = b.enum_("module_state", 4, {{"MODULE_STATE_LIVE", 0}, {"MODULE_STATE_COMING", 1},
                                                {"MODULE_STATE_GOING", 2}, {"MODULE_STATE_UNFORMED", 3}});
     uint32_t mname = b.array(ch, i32, 56);
@@ -224,6 +225,18 @@ struct World {
         for (uint64_t t : {p2, t1, t2}) mem.put(t + Off::mm, m2);
 
         uint64_t da = dentry("console"), db = dentry("log"), dc = dentry("socket");
+        // The dcache: 4 buckets (d_hash_shift 30); bucket 0 (lock bit set) chains log → cached,
+        // bucket 2 holds cached2; only the hash reaches the two cached dentries.
+        uint64_t cached = dentry("cached"), cached2 = dentry("cached2");
+        uint64_t table = alloc("dentry_hashtable.table", 32), table_var = alloc("dentry_hashtable", 8),
+                 shift_var = alloc("d_hash_shift", 8);
+        mem.put(table_var, table);
+        mem.put(shift_var, 30, 4);
+        mem.put(table, (db + Off::d_hash) | 1);
+        mem.put(db + Off::d_hash, cached + Off::d_hash);
+        mem.put(table + 16, cached2 + Off::d_hash);
+        sym("dentry_hashtable", table_var);
+        sym("d_hash_shift", shift_var);
         uint64_t fa = file("fa", da), fb = file("fb", da), fc = file("fc", db), fd = file("fd", dc),
                  stale = file("stale", dc);
         uint64_t init_files = files("init_files", {});
@@ -347,9 +360,10 @@ TEST_CASE("walks of a synthetic kernel find every object once") {
         CHECK(of_type(s, "mm_struct") == std::set<uint64_t>{a["m1"], a["m2"]});
         CHECK(of_type(s, "cred") == std::set<uint64_t>{a["init_cred"], a["c1"], a["c2"], a["c3"]});
         CHECK(of_type(s, "file") == std::set<uint64_t>{a["fa"], a["fb"], a["fc"], a["fd"]});
-        CHECK(of_type(s, "dentry") == std::set<uint64_t>{a["console"], a["log"], a["socket"]});
+        CHECK(of_type(s, "dentry") ==
+              std::set<uint64_t>{a["console"], a["log"], a["socket"], a["cached"], a["cached2"]});
         CHECK(of_type(s, "module") == std::set<uint64_t>{a["ext4"], a["loading"]});
-        CHECK(s.labels.size() == 9 + 2 + 4 + 4 + 3 + 2);
+        CHECK(s.labels.size() == 9 + 2 + 4 + 4 + 5 + 2);
         // sorted, sizes from BTF, provenance and names
         for (size_t i = 1; i < s.labels.size(); ++i) CHECK(s.labels[i - 1].vaddr < s.labels[i].vaddr);
         for (const auto& l : s.labels) {
