@@ -130,6 +130,12 @@ struct Calibration {
 };
 Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets);
 
+// The engine's view of a memory graph (GraphInput, engine.hpp): its four in-edge CSRs and features.
+inline GraphInput graph_input(const MemoryGraph& g) {
+    return {{g.in(EdgeKind(0)), g.in(EdgeKind(1)), g.in(EdgeKind(2)), g.in(EdgeKind(3))}, g.features(),
+            g.params().feature_bytes};
+}
+
 // ---- Detector: models + dump → objects, the API for embedding deepmem (in the manner of libyara)
 //   Detector d;
 //   d.add_model("data/models/task_struct.cereal");

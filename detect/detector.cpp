@@ -88,8 +88,7 @@ void Detector::check_graph(const MemoryGraph& graph) const {
 bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Detection&)>& on_detection,
                     const DetectOptions& opt) {
     check_graph(graph);
-    const GraphInput input{{graph.in(EdgeKind(0)), graph.in(EdgeKind(1)), graph.in(EdgeKind(2)), graph.in(EdgeKind(3))},
-                           graph.features(), graph.params().feature_bytes};
+    const GraphInput input = graph_input(graph);
     timings_.clear();
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];

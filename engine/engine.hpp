@@ -238,12 +238,14 @@ public:
     // Probabilities for `rows` only (|rows| × K, row i for node rows[i]; repeats allowed), equal to
     // the whole-graph run's rows within float rounding. Work is pruned to the T-hop frontier:
     // mu(T) on the distinct rows, mu(t−1) only on the in-neighbours of the nodes needing mu(t)
-    // (mu(1) needs none), v·W1 on the union of those sets, the classifier on the rows. Throws
-    // ModelError(BadBatch) on a malformed graph or a row ≥ N.
+    // (mu(1) needs none), v·W1 on the union of those sets, the classifier on the rows. When the
+    // frontier of iterations 2..T holds over 80% of their whole-graph work, the whole-graph run is
+    // cheaper and is done instead. Throws ModelError(BadBatch) on a malformed graph or a row ≥ N.
     void run(const GraphInput& graph, std::span<const uint32_t> rows, Mat<float>& probs);
-    // mu(T) of the last run: every node, or after a row-restricted run the distinct rows ascending.
+    // mu(T) of the last run: every node, or after a pruned row-restricted run the distinct rows
+    // ascending (embedding().rows() tells which).
     const Mat<float>& embedding() const noexcept { return mu_; }
-    // Nodes whose mu(t) the last run computed, t = 1..T (all N each after a whole-graph run).
+    // Nodes the frontier needs mu(t) on, t = 1..T (all N after a whole-graph run).
     const std::vector<uint64_t>& last_frontier() const noexcept { return frontier_; }
     // Flops of the last run (2 per multiply-add of a GEMM, 1 per aggregation add; biases,
     // activations, tanh and softmax not counted). Executed: what the fast path did (folded layers,
@@ -272,6 +274,7 @@ private:
     struct Level { std::vector<uint32_t> nodes, xw_row; std::array<Csr, kNeighbourKinds> in; };
     std::vector<Level> levels_;
     std::vector<uint32_t> union_, slot_;               // union of the levels; node → row in a level
+    Mat<float> whole_;                                 // N × K when the whole-graph run was cheaper
     std::vector<uint64_t> frontier_;
 };
 

@@ -288,6 +288,15 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
                 for (const CsrView& a : g.in)
                     for (uint32_t m : a.row(n)) level_of[m] = uint32_t(t - 1);
     }
+    // A frontier covering most of the graph costs more pruned (gathers, renumbered CSRs) than whole.
+    uint64_t pruned = 0;
+    for (Index t = 2; t <= T; ++t) pruned += frontier_[size_t(t - 1)];
+    if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4) {
+        run(g, whole_);
+        probs.resize(Index(rows.size()), K);
+        for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = whole_.row(rows[i]);
+        return;
+    }
     union_.clear();
     slot_.resize(N);
     for (uint32_t n = 0; n < N; ++n)

@@ -37,12 +37,12 @@ double peak_rss_mib() {
 }
 
 // Best of `repeat` detect() runs; the timings of that run.
-double best_detect(Detector& d, const MemoryGraph& g, unsigned repeat, std::vector<ModelTiming>& timings,
-                   size_t& found) {
+double best_detect(Detector& d, const MemoryGraph& g, const DetectOptions& opt, unsigned repeat,
+                   std::vector<ModelTiming>& timings, size_t& found) {
     double best = 1e300;
     for (unsigned r = 0; r < repeat; ++r) {
         auto t0 = Clock::now();
-        found = d.detect(g).size();
+        found = d.detect(g, opt).size();
         double s = since(t0);
         if (s < best) {
             best = s;
@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
                                                "model file (repeatable)")(
             "threads", po::value<int>(), "OpenMP threads (default OMP_NUM_THREADS)")(
             "repeat", po::value<unsigned>()->default_value(3), "detection runs; the best is reported")(
+            "threshold", po::value<float>(), "override every model's threshold (pruning depends on it)")(
             "dump", po::value<std::string>()->required(), "raw/ELF/LiME dump or .dmg");
         po::positional_options_description pos;
         pos.add("dump", 1);
@@ -84,6 +85,8 @@ int main(int argc, char** argv) {
         const unsigned repeat = std::max(1u, vm["repeat"].as<unsigned>());
         const auto weights = vm["weights"].as<std::vector<std::string>>();
         const std::string dump = vm["dump"].as<std::string>();
+        DetectOptions opt;
+        if (vm.count("threshold")) opt.threshold = vm["threshold"].as<float>();
 
         Detector all;
         for (const auto& w : weights) all.add_model(w);
@@ -98,18 +101,17 @@ int main(int argc, char** argv) {
 
         std::vector<ModelTiming> timings;
         size_t found = 0;
-        double one = best_detect(first, g, repeat, timings, found);
+        double one = best_detect(first, g, opt, repeat, timings, found);
         std::printf("detect 1 type   %.3f s (%s, %zu objects)\n", one, first.model(0).object_type.c_str(), found);
         print_timings(timings);
-        double every = best_detect(all, g, repeat, timings, found);
+        double every = best_detect(all, g, opt, repeat, timings, found);
         std::printf("detect %zu types  %.3f s (%zu objects)\n", weights.size(), every, found);
         print_timings(timings);
 
         // The same first model over every node (no pruning), and how far the pruned run is from it.
         const Model& m = first.model(0);
         InferenceNet net(m.config, m.params);
-        const GraphInput input{{g.in(EdgeKind(0)), g.in(EdgeKind(1)), g.in(EdgeKind(2)), g.in(EdgeKind(3))},
-                               g.features(), g.params().feature_bytes};
+        const GraphInput input = graph_input(g);
         Mat<float> full, pruned;
         double best_full = 1e300;
         for (unsigned r = 0; r < repeat; ++r) {
@@ -122,7 +124,8 @@ int main(int argc, char** argv) {
         float diff = 0;
         for (size_t i = 0; i < rows.size(); ++i)
             diff = std::max(diff, (full.row(Eigen::Index(rows[i])) - pruned.row(Eigen::Index(i))).cwiseAbs().maxCoeff());
-        const bool same = select(g, m, vote(g, m, full), m.threshold) == first.detect(g);
+        const float threshold = opt.threshold.value_or(m.threshold);
+        const bool same = select(g, m, vote(g, m, full), threshold) == first.detect(g, opt);
         std::printf("full forward    %.3f s (%s over all %u nodes; pruned/full max |Δp| %.2g on %zu rows; "
                     "detections %s)\n", best_full, m.object_type.c_str(), g.node_count(), double(diff), rows.size(),
                     same ? "identical" : "DIFFER");

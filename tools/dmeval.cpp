@@ -89,19 +89,18 @@ int run(int argc, char** argv) {
                    addresses(s.spurious, limit, true) + "]}\n";
     } else {
         char buf[256];
-        std::snprintf(buf, sizeof buf, "%-14s %7s %7s %7s %9s %7s %7s  %s\n", "type", "TP", "FP", "FN", "precision",
-                      "recall", "F1", "freed");
+        std::snprintf(buf, sizeof buf, "%-14s %7s %7s %7s %9s %7s %7s\n", "type", "TP", "FP", "FN", "precision",
+                      "recall", "F1");
         out += buf;
         for (const auto& [type, s] : scores) {
-            const std::string freed = s.freed_total || s.freed_found
-                                          ? "found " + std::to_string(s.freed_found) + " of " + std::to_string(s.freed_total)
-                                          : "-";
-            std::snprintf(buf, sizeof buf, "%-14s %7llu %7llu %7llu %9.4f %7.4f %7.4f  %s\n", type.c_str(),
+            std::snprintf(buf, sizeof buf, "%-14s %7llu %7llu %7llu %9.4f %7.4f %7.4f\n", type.c_str(),
                           static_cast<unsigned long long>(s.tp), static_cast<unsigned long long>(s.fp),
-                          static_cast<unsigned long long>(s.fn), s.precision(), s.recall(), s.f1(), freed.c_str());
+                          static_cast<unsigned long long>(s.fn), s.precision(), s.recall(), s.f1());
             out += buf;
         }
         for (const auto& [type, s] : scores) {
+            if (s.freed_total || s.freed_found)   // neither TP nor FP (detect.hpp, "Evaluate")
+                out += type + " freed: found " + std::to_string(s.freed_found) + " of " + std::to_string(s.freed_total) + "\n";
             if (!s.missed.empty())
                 out += type + " missed (" + std::to_string(s.missed.size()) + "): " + addresses(s.missed, limit, false) + "\n";
             if (!s.spurious.empty())

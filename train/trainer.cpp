@@ -37,6 +37,9 @@ void TrainConfig::validate() const {
     need(negatives_per_positive >= 0 && negatives_per_positive <= 1000, "batch.negatives_per_positive", "must be in 0..1000");
     need(hard_negative_fraction >= 0 && hard_negative_fraction <= 1, "batch.hard_negative_fraction", "must be in [0, 1]");
     need(none_weight > 0 && std::isfinite(none_weight), "batch.none_weight", "must be > 0");
+    need(mined_fraction >= 0 && mined_fraction <= 1, "batch.mined_fraction", "must be in [0, 1]");
+    need(hard_negative_fraction + mined_fraction <= 1, "batch.mined_fraction",
+         "hard_negative_fraction + mined_fraction must be ≤ 1");
     need(steps >= 1, "run.steps", "must be ≥ 1");
     need(validate_every >= 1, "run.validate_every", "must be ≥ 1");
     need(checkpoint_every >= 1, "run.checkpoint_every", "must be ≥ 1");
@@ -63,7 +66,8 @@ std::string trajectory_ini(const TrainConfig& c) {
       << "\nweight_decay = " << num(c.weight_decay) << "\nclip_norm = " << num(c.clip_norm)
       << "\n\n[batch]\npositives = " << c.positives << "\nnegatives_per_positive = " << num(c.negatives_per_positive)
       << "\nhard_negative_fraction = " << num(c.hard_negative_fraction) << "\nnone_weight = " << num(c.none_weight)
-      << "\n\n[run]\nseed = " << c.seed << "\n";
+      << "\nmined_fraction = " << num(c.mined_fraction) << "\n\n[run]\nseed = " << c.seed << "\n";
+    if (c.mined_fraction > 0) o << "checkpoint_every = " << c.checkpoint_every << "\n";   // mining steps
     return o.str();
 }
 
@@ -71,24 +75,31 @@ std::string trajectory_ini(const TrainConfig& c) {
 
 std::string TrainConfig::to_ini() const {
     std::ostringstream o;
-    o << trajectory_ini(*this) << "steps = " << steps << "\nvalidate_every = " << validate_every
-      << "\ncheckpoint_every = " << checkpoint_every << "\nthreads = " << threads << "\noutput = " << output << "\n";
+    o << trajectory_ini(*this) << "steps = " << steps << "\nvalidate_every = " << validate_every;
+    if (mined_fraction == 0) o << "\ncheckpoint_every = " << checkpoint_every;
+    o << "\nthreads = " << threads << "\noutput = " << output << "\n";
     return o.str();
 }
 
 // ---- validation -----------------------------------------------------------------------------
+namespace {
+
+GraphInput input_of(const MemoryGraph& g) {
+    return {{g.in(EdgeKind::LeftNeighbour), g.in(EdgeKind::RightNeighbour), g.in(EdgeKind::LeftPointer),
+             g.in(EdgeKind::RightPointer)},
+            g.features(), g.params().feature_bytes};
+}
+
+}  // namespace
+
 Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps) {
     InferenceNet net(model.config, model.params);
     std::vector<std::vector<Candidate>> cands(dumps.size());
     std::vector<CalibrationSet> sets;
     Mat<float> probs;
     for (size_t i = 0; i < dumps.size(); ++i) {
-        const MemoryGraph& g = dumps[i].graph;
-        GraphInput in{{g.in(EdgeKind::LeftNeighbour), g.in(EdgeKind::RightNeighbour), g.in(EdgeKind::LeftPointer),
-                       g.in(EdgeKind::RightPointer)},
-                      g.features(), g.params().feature_bytes};
-        net.run(in, probs);
-        cands[i] = vote(g, model, probs);
+        net.run(input_of(dumps[i].graph), probs);
+        cands[i] = vote(dumps[i].graph, model, probs);
     }
     for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
     return calibrate_threshold(model.object_type, sets);
@@ -109,7 +120,29 @@ struct Pools {
     std::vector<uint32_t> classes;    // per node (kIgnoredClass = never a target)
     std::vector<uint32_t> positives;  // nodes of class ≥ 1
     std::vector<uint32_t> hard;       // class-0 nodes whose length equals a key node's
+    std::vector<uint32_t> mined;      // class-0 nodes the model of the last checkpoint lets vote
 };
+
+// See Mining in the contract. Returns the number of mined nodes.
+uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::vector<Pools>& pools) {
+    InferenceNet net(model.config, model.params);
+    Mat<float> probs;
+    uint64_t total = 0;
+    for (size_t d = 0; d < dumps.size(); ++d) {
+        net.run(input_of(dumps[d].graph), probs);
+        auto length = dumps[d].graph.length();
+        Pools& p = pools[d];
+        p.mined.clear();
+        for (uint32_t n = 0; n < p.classes.size(); ++n) {
+            if (p.classes[n] != 0) continue;
+            Eigen::Index c = 0;
+            probs.row(n).maxCoeff(&c);
+            if (c > 0 && model.key_nodes[size_t(c) - 1].matches(length[n])) p.mined.push_back(n);
+        }
+        total += p.mined.size();
+    }
+    return total;
+}
 
 Pools make_pools(const LabeledDump& d, const NodeLabels& labels, const std::vector<KeyNode>& keys) {
     Pools p;
@@ -157,16 +190,14 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
     const size_t pos = targets.size();
     const size_t neg = size_t(std::lround(double(pos) * cfg.negatives_per_positive));
     const size_t hard = size_t(std::lround(double(neg) * cfg.hard_negative_fraction));
+    const size_t mined = p.mined.empty() ? 0 : size_t(std::lround(double(neg) * cfg.mined_fraction));
+    draw(rng, &p.mined, 0, mined, taken, targets, [](uint32_t) { return true; });
     draw(rng, &p.hard, 0, hard, taken, targets, [](uint32_t) { return true; });
     draw(rng, nullptr, uint32_t(p.classes.size()), pos + neg - targets.size(), taken, targets,
          [&](uint32_t n) { return p.classes[n] == 0; });
     std::vector<uint32_t> labels;
     for (uint32_t t : targets) labels.push_back(p.classes[t]);
-    const MemoryGraph& g = dumps[d].graph;
-    GraphInput in{{g.in(EdgeKind::LeftNeighbour), g.in(EdgeKind::RightNeighbour), g.in(EdgeKind::LeftPointer),
-                   g.in(EdgeKind::RightPointer)},
-                  g.features(), g.params().feature_bytes};
-    return extract_batch(in, targets, labels, iterations);
+    return extract_batch(input_of(dumps[d].graph), targets, labels, iterations);
 }
 
 std::string duration(double s) {
@@ -278,6 +309,12 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     const double loop_start = since();
     double last_log = -1e9;
     const uint64_t first = model.adam_state.step + 1;
+    auto mining = [&](uint64_t step) {
+        if (cfg.mined_fraction <= 0 || step == 0 || step % cfg.checkpoint_every != 0) return;
+        const uint64_t n = mine(model, train_dumps, pools);
+        log("mined " + std::to_string(n) + " confusable class-0 nodes at step " + std::to_string(step));
+    };
+    if (resume) mining(model.adam_state.step);
     for (uint64_t step = first; step <= cfg.steps; ++step) {
         GraphBatch b = sample_batch(cfg, train_dumps, pools, step, mc.iterations);
         float loss = net.forward(model.params, b, {true, cfg.seed * 1000003ull + step, model.class_weights});
@@ -298,7 +335,10 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
                           nodes_done / el, duration(double(cfg.steps - step) / rate).c_str());
             log(line);
         }
-        if (step % cfg.checkpoint_every == 0 && step != cfg.steps) model.save(ckpt);
+        if (step % cfg.checkpoint_every == 0 && step != cfg.steps) {
+            model.save(ckpt);
+            mining(step);
+        }
         if (step % cfg.validate_every == 0 && step != cfg.steps)
             log("validation at step " + std::to_string(step) + ": " + score_line(validate_model(model, val_dumps)));
     }

@@ -24,6 +24,11 @@
 //               some key node's length (the only negatives that can vote), the rest uniformly;
 //               dropout masks are seeded by (seed, s). Class balancing: sampling fixes the ratio;
 //               `none_weight` scales class 0's loss weight.
+//   Mining      With mined_fraction > 0, at every checkpoint step the current model classifies every
+//               node of the training dumps; class-0 nodes it would let vote become that dump's
+//               "mined" negatives until the next checkpoint, and that fraction of each step's
+//               negatives is drawn from them (hard-negative mining). Mining at checkpoints keeps
+//               --resume exact: the resumed run mines from the same model state.
 //   Checkpoint  Every `checkpoint_every` steps the model (parameters, Adam moments, step count,
 //               config text) is written atomically to <output>.ckpt. --resume loads it, checks the
 //               configuration is the same, and continues at the next step; the result is
@@ -64,6 +69,7 @@ struct TrainConfig {
     // [batch]
     uint32_t positives = 128;
     float negatives_per_positive = 3.f, hard_negative_fraction = 0.5f, none_weight = 1.f;
+    float mined_fraction = 0.f;      // 0 = no hard-negative mining
     // [run]
     uint64_t steps = 2000, validate_every = 500, checkpoint_every = 200, seed = 1;
     int threads = 0;                 // 0 = OpenMP default

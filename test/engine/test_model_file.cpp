@@ -109,7 +109,9 @@ TEST_CASE("every truncation, every corrupted byte, wrong magic and version are r
     magic[0] = 'X';
     CHECK(kind_of(magic) == ModelError::Kind::BadMagic);
     auto version = bytes;
-    version[8] = 2;
+    version[8] = uint8_t(Model::kFormatVersion + 1);
+    CHECK(kind_of(version) == ModelError::Kind::BadVersion);
+    version[8] = 1;   // format 1 had no training config nor open-ended key nodes
     CHECK(kind_of(version) == ModelError::Kind::BadVersion);
     auto longer = bytes;
     longer.push_back(0);

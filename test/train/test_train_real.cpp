@@ -19,7 +19,7 @@ namespace {
 const char* g_dmtrain = nullptr;
 fs::path g_dev, g_dir;
 
-// A one-dump dataset (dev as both train and validation split) in a temp dir.
+// A one-dump dataset (dev as both train and validation split) in a temp dir; mining on.
 TrainConfig tiny_config(const std::string& output) {
     TrainConfig c;
     c.manifest = (g_dir / "manifest.json").string();
@@ -29,6 +29,7 @@ TrainConfig tiny_config(const std::string& output) {
     c.checkpoint_every = 6;
     c.validate_every = 100;
     c.seed = 7;
+    c.mined_fraction = 0.25f;   // hard-negative mining at the checkpoint must not break exact resume
     c.output = (g_dir / output).string();
     return c;
 }

@@ -1,0 +1,165 @@
+// dmdetect and dmeval end to end through the executables ($DMDETECT, $DMEVAL, set by meson): a
+// raw dump with real x86-64 page tables (test/graph/layer_images.hpp), a model made here, output in
+// the three formats, and the one-line errors of bad input.
+#include "detect/detect.hpp"
+#include "../graph/graph_fixtures.hpp"
+#include "../graph/layer_images.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace deepmem;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run { int status; std::string out, err; };
+
+Run run(const char* env, const std::string& args, const fs::path& dir) {
+    const char* exe = std::getenv(env);
+    REQUIRE_MESSAGE(exe != nullptr, "set " << std::string(env) << " to the executable");
+    const std::string err_file = (dir / "stderr.txt").string();
+    const std::string cmd = std::string(exe) + " " + args + " 2>" + err_file;
+    Run r{};
+    FILE* p = ::popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
+    const int st = ::pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    std::ifstream e(err_file);
+    r.err.assign(std::istreambuf_iterator<char>(e), {});
+    return r;
+}
+
+bool one_error_line(const std::string& err, const std::string& tool) {
+    return err.rfind(tool + ": error: ", 0) == 0 && err.find('\n') == err.size() - 1;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+}  // namespace
+
+TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line errors") {
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-cli-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    // A page of 24-byte segments between pointers at 0x300000 (direct map 0xffff800000300000).
+    auto img = test_images::build_x64_4level();
+    const uint64_t P0 = 0x300000, V = 0xffff800000300000ull;
+    for (uint64_t off = 24; off < 4096; off += 32) img.put64(P0 + off, V + off - 24);
+    write(dir / "dump.raw", std::string(img.bytes.begin(), img.bytes.end()));
+    ModelConfig c;
+    c.classes = 3;
+    Model m = Model::create(c, 7);
+    m.object_type = "cred";
+    m.key_nodes = {{0, 24, 0.5f}, {32, 24, 0.5f}};
+    m.threshold = 0.f;
+    m.params.cls_b(int(c.classifier_hidden.size()))(0, 1) = 100.f;   // every node says key node 1 (offset 0)
+    m.save((dir / "cred.cereal").string());
+    const std::string dump = (dir / "dump.raw").string(), model = (dir / "cred.cereal").string();
+    const std::string base = "-w " + model + " " + dump + " --dtb 0x1000 --format-dump raw";
+
+    Run json = run("DMDETECT", base + " --format json --threads 1", dir);
+    CHECK(json.status == 0);
+    CHECK(json.err == "");
+    const auto found = parse_detections(bytes(json.out));
+    REQUIRE(found.size() == 127);   // one per 24-byte segment (the first one runs on into the page before)
+    CHECK(found.front() == Detection{"cred", V + 32, P0 + 32, 0.5f, 1});
+    Run csv = run("DMDETECT", base + " --format csv -o " + (dir / "d.csv").string(), dir);
+    CHECK(csv.status == 0);
+    CHECK(csv.out == "");
+    CHECK(parse_detections(bytes(slurp(dir / "d.csv"))) == found);
+    Run table = run("DMDETECT", base + " --threshold 1e9", dir);
+    CHECK(table.status == 0);
+    CHECK(table.out.find("# total: 0\n") != std::string::npos);
+
+    // dmeval over the JSON output against labels: one live cred label at the first detection (or a
+    // made-up address), one freed label
+    write(dir / "d.jsonl", json.out);
+    const uint64_t live = found.empty() ? V : found.front().vaddr;
+    write(dir / "labels.jsonl", "{\"vaddr\":\"" + hex(live) + "\",\"type\":\"cred\",\"state\":\"live\"}\n"
+                                "{\"vaddr\":\"0x10\",\"type\":\"cred\",\"state\":\"freed\"}\n");
+    Run ev = run("DMEVAL", (dir / "d.jsonl").string() + " " + (dir / "labels.jsonl").string(), dir);
+    CHECK(ev.status == 0);
+    CHECK(ev.out.find("cred freed: found 0 of 1\n") != std::string::npos);
+    Run evj = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels.jsonl").string() + " --format json --list", dir);
+    CHECK(evj.status == 0);
+    CHECK(evj.out.rfind("{\"type\":\"cred\",\"tp\":" + std::string(found.empty() ? "0" : "1"), 0) == 0);
+
+    // ---- bad input: one line, exit 1 (2 for usage errors)
+    Run e1 = run("DMDETECT", "-w " + model + " " + (dir / "missing.elf").string(), dir);
+    CHECK(e1.status == 1);
+    CHECK(one_error_line(e1.err, "dmdetect"));
+    {   // a QEMU ELF core cut short: its program headers point past the end of the file
+        auto elf = test_images::to_elf(img.bytes, {{0, img.bytes.size()}}, {}, true);
+        elf.resize(elf.size() / 2);
+        write(dir / "short.elf", std::string(elf.begin(), elf.end()));
+    }
+    Run e2 = run("DMDETECT", "-w " + model + " " + (dir / "short.elf").string(), dir);
+    CHECK(e2.status == 1);
+    CHECK(one_error_line(e2.err, "dmdetect"));
+    {
+        std::string bad = slurp(model);
+        bad[bad.size() / 2] ^= 0x40;
+        write(dir / "bad.cereal", bad);
+    }
+    Run e3 = run("DMDETECT", "-w " + (dir / "bad.cereal").string() + " " + dump, dir);
+    CHECK(e3.status == 1);
+    CHECK(one_error_line(e3.err, "dmdetect"));
+    Run e4 = run("DMDETECT", base + " --frobnicate", dir);
+    CHECK(e4.status == 2);
+    CHECK(one_error_line(e4.err, "dmdetect"));
+    Run e5 = run("DMDETECT", dump, dir);   // no model
+    CHECK(e5.status == 2);
+    CHECK(one_error_line(e5.err, "dmdetect"));
+    {   // a .dmg built with other parameters than the model's
+        test::Memory mem(1);
+        mem.map(test::K64, 0, 4096);
+        mem.word(64, test::K64);
+        GraphParams p;
+        p.max_segment = 2048;
+        mem.build(p).save((dir / "other.dmg").string());
+        std::string dmg = slurp(dir / "other.dmg");
+        write(dir / "cut.dmg", dmg.substr(0, dmg.size() - 100));
+    }
+    Run e6 = run("DMDETECT", "-w " + model + " " + (dir / "other.dmg").string(), dir);
+    CHECK(e6.status == 1);
+    CHECK(one_error_line(e6.err, "dmdetect"));
+    CHECK(e6.err.find("max_segment 2048 (graph) vs 4096 (model)") != std::string::npos);
+    Run e7 = run("DMDETECT", "-w " + model + " " + (dir / "cut.dmg").string(), dir);
+    CHECK(e7.status == 1);
+    CHECK(one_error_line(e7.err, "dmdetect"));
+    Run e8 = run("DMDETECT", base + " --format xml", dir);
+    CHECK(e8.status == 1);
+    CHECK(one_error_line(e8.err, "dmdetect"));
+
+    Run v1 = run("DMEVAL", (dir / "missing.jsonl").string() + " " + (dir / "labels.jsonl").string(), dir);
+    CHECK(v1.status == 1);
+    CHECK(one_error_line(v1.err, "dmeval"));
+    write(dir / "bad.jsonl", json.out + "{\"type\":\"cred\",\"vaddr\":\"0xq\",\"score\":1,\"votes\":1}\n");
+    Run v2 = run("DMEVAL", (dir / "bad.jsonl").string() + " " + (dir / "labels.jsonl").string(), dir);
+    CHECK(v2.status == 1);
+    CHECK(one_error_line(v2.err, "dmeval"));
+    CHECK(v2.err.find("at file offset " + hex(json.out.size())) != std::string::npos);
+    Run v3 = run("DMEVAL", (dir / "d.jsonl").string() + " " + (dir / "labels.jsonl").string() + " --bogus", dir);
+    CHECK(v3.status == 2);
+    CHECK(one_error_line(v3.err, "dmeval"));
+    Run v4 = run("DMEVAL", (dir / "d.jsonl").string(), dir);
+    CHECK(v4.status == 2);
+    CHECK(one_error_line(v4.err, "dmeval"));
+    if (!std::getenv("KEEP")) fs::remove_all(dir);
+}

@@ -1,0 +1,157 @@
+// The pruned inference run (InferenceNet::run over rows) against the whole-graph run, and the
+// Detector: its refusals, its order, early stop, and equality with the unpruned path.
+#include "detect/detect.hpp"
+#include "../engine/random_graph.hpp"
+#include "../graph/graph_fixtures.hpp"
+
+#include <doctest/doctest.h>
+
+#include <random>
+
+using namespace deepmem;
+
+namespace {
+
+// max |pruned − full| over `rows`, after checking shapes.
+float pruned_vs_full(const ModelConfig& c, const GraphInput& g, const std::vector<uint32_t>& rows, uint64_t seed) {
+    InferenceNet net(c, test::random_params<float>(c, seed, 0.3));
+    Mat<float> full, some;
+    net.run(g, full);
+    net.run(g, rows, some);
+    REQUIRE(some.rows() == Eigen::Index(rows.size()));
+    REQUIRE(some.cols() == Eigen::Index(c.classes));
+    float d = 0;
+    for (size_t i = 0; i < rows.size(); ++i) d = std::max(d, (some.row(Eigen::Index(i)) - full.row(rows[i])).cwiseAbs().maxCoeff());
+    return d;
+}
+
+Model keyed_model(const std::string& type, std::vector<KeyNode> keys, uint64_t seed, GraphParams params = {}) {
+    ModelConfig c;
+    c.classes = uint32_t(keys.size() + 1);
+    Model m = Model::create(c, seed);
+    m.params = test::random_params<float>(c, seed, 0.5);
+    m.object_type = type;
+    m.key_nodes = std::move(keys);
+    m.graph = params;
+    m.threshold = 0.5f;
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("detect: pruned inference equals the whole-graph run on its rows") {
+    const auto g = test::random_graph(900, 64, 11, 2.0);
+    std::mt19937_64 rng(3);
+    std::vector<uint32_t> rows;
+    for (int i = 0; i < 60; ++i) rows.push_back(uint32_t(rng() % 900));
+    rows.push_back(rows.front());   // repeats allowed
+    ModelConfig c;
+    c.classes = 5;
+    CHECK(pruned_vs_full(c, g.input(), rows, 1) < 1e-6f);
+    InferenceNet net(c, Params<float>::init(c, 1));
+    Mat<float> p;
+    net.run(g.input(), rows, p);
+    const auto& f = net.last_frontier();
+    REQUIRE(f.size() == 3);
+    CHECK(f[2] <= 61);   // distinct rows
+    CHECK(f[0] < 900);   // pruned
+    // reordered σ, a ReLU after every σ layer, T = 1 and T = 4
+    ModelConfig r;
+    r.embed_width = 32;
+    r.sigma = {{8, Activation::Relu}, {32, Activation::Relu}};
+    r.classifier_hidden = {};
+    r.classes = 3;
+    CHECK(pruned_vs_full(r, g.input(), rows, 2) < 1e-6f);
+    ModelConfig relu;
+    relu.sigma = {{64, Activation::Relu}, {64, Activation::Relu}, {64, Activation::Relu}};
+    relu.iterations = 1;
+    CHECK(pruned_vs_full(relu, g.input(), rows, 3) < 1e-6f);
+    relu.iterations = 4;
+    CHECK(pruned_vs_full(relu, g.input(), rows, 4) < 1e-6f);
+    std::vector<uint32_t> all(900);
+    std::iota(all.begin(), all.end(), 0u);
+    CHECK(pruned_vs_full(c, g.input(), all, 5) < 1e-6f);
+    CHECK(pruned_vs_full(c, g.input(), {}, 6) == 0.f);
+    const std::vector<uint32_t> outside{900};
+    CHECK_THROWS_AS(net.run(g.input(), outside, p), ModelError);
+}
+
+TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by (type, vaddr), early stop") {
+    const test::Memory mem = test::random_memory(5, 96, 8);
+    MemoryGraph g = mem.build();
+    // key nodes from lengths that occur, at offsets inside a 256-byte object
+    std::map<uint32_t, uint32_t> freq;
+    for (uint32_t len : g.length()) ++freq[len];
+    std::vector<std::pair<uint32_t, uint32_t>> common;
+    for (auto [len, n] : freq) common.push_back({n, len});
+    std::sort(common.rbegin(), common.rend());
+    REQUIRE(common.size() >= 4);
+    Detector det;
+    std::vector<Model> models{
+        keyed_model("task_struct", {{0, common[0].second, 0.6f}, {64, common[1].second, 0.9f}, {128, common[2].second, 0.7f}}, 1),
+        keyed_model("cred", {{0, common[1].second, 0.5f}, {32, common[3].second, 0.5f}}, 2)};
+    for (auto& m : models) m.graph = g.params();
+    models[1].threshold = 0.9f;
+    for (const auto& m : models) det.add_model(m);
+    CHECK(det.model(0).object_type == "cred");   // kept in type order
+
+    const GraphInput input = graph_input(g);
+    std::vector<Detection> expected;
+    for (size_t i : {1, 0}) {   // cred, then task_struct
+        const Model& m = models[i];
+        InferenceNet net(m.config, m.params);
+        Mat<float> probs;
+        net.run(input, probs);
+        for (auto& d : select(g, m, vote(g, m, probs), m.threshold)) expected.push_back(d);
+    }
+    REQUIRE(!expected.empty());
+    CHECK(det.detect(g) == expected);
+    CHECK(std::is_sorted(expected.begin(), expected.end(),
+                         [](const Detection& a, const Detection& b) { return std::tie(a.type, a.vaddr) < std::tie(b.type, b.vaddr); }));
+    REQUIRE(det.last_timings().size() == 2);
+    CHECK(det.last_timings()[0].type == "cred");
+
+    DetectOptions low;
+    low.threshold = 0.f;
+    const auto many = det.detect(g, low);
+    CHECK(many.size() >= expected.size());
+    std::vector<Detection> seen;
+    const bool finished = det.scan(g, [&](const Detection& d) { seen.push_back(d); return seen.size() < 3; }, low);
+    CHECK_FALSE(finished);
+    CHECK(seen.size() == 3);
+    CHECK(std::equal(seen.begin(), seen.end(), many.begin()));
+}
+
+TEST_CASE("detect: Detector refuses mismatched graph parameters, duplicate types, and works without dumps") {
+    GraphParams p32;
+    p32.feature_bytes = 32;
+    Detector det;
+    det.add_model(keyed_model("task_struct", {{0, 24, 1.f}}, 1), "ts.cereal");
+    try {
+        det.add_model(keyed_model("cred", {{0, 24, 1.f}}, 2, p32), "cred.cereal");
+        FAIL("no InputError");
+    } catch (const InputError& e) {
+        const std::string w = e.what();
+        CHECK(w.find("task_struct (ts.cereal)") != std::string::npos);
+        CHECK(w.find("cred (cred.cereal)") != std::string::npos);
+        CHECK(w.find("feature_bytes 64 vs 32") != std::string::npos);
+    }
+    CHECK_THROWS_AS(det.add_model(keyed_model("task_struct", {{0, 24, 1.f}}, 3)), InputError);
+    CHECK(det.model_count() == 1);
+
+    test::Memory mem(1);
+    mem.map(test::K64, 0, 4096);
+    mem.word(64, test::K64);
+    MemoryGraph g32 = mem.build(p32);
+    try {
+        det.detect(g32);
+        FAIL("no InputError");
+    } catch (const InputError& e) {
+        CHECK(std::string(e.what()).find("feature_bytes 32 (graph) vs 64 (model)") != std::string::npos);
+    }
+    MemoryGraph g = mem.build();
+    CHECK_NOTHROW(det.detect(g));
+    CHECK_THROWS_AS(Detector().graph_params(), InputError);
+    CHECK_THROWS_AS(det.build_graph("/nonexistent/dump.elf"), InputError);
+    CHECK_THROWS_AS(det.add_model("/nonexistent/model.cereal"), ModelError);
+}

@@ -1,0 +1,235 @@
+// Votes, candidates and detections on a hand-built memory graph with crafted probabilities; the
+// row-restricted votes; evaluation, threshold calibration, and the text readers' errors.
+#include "detect/detect.hpp"
+#include "../graph/graph_fixtures.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+using namespace deepmem;
+using namespace deepmem::test;
+
+namespace {
+
+std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+// One page at K64; pointer words at these offsets make nodes
+//   n0 [0,24) 24  n1 [32,56) 24  n2 [64,96) 32  n3 [104,200) 96  n4 [208,296) 88
+//   n5 [304,328) 24  n6 [336,360) 24  n7 [368,416) 48  n8 [424,4088) 3664
+MemoryGraph nine_nodes() {
+    Memory m(1);
+    m.map(K64, 0, 4096);
+    for (uint64_t p : {24, 56, 96, 200, 296, 328, 360, 416, 4088}) m.word(p, K64 + 8);
+    return m.build();
+}
+
+// Key nodes (0,24,.5) (32,24,.8) (64,32,1): R = 64.
+Model three_keys() {
+    ModelConfig c;
+    c.classes = 4;
+    Model m = Model::create(c, 1);
+    m.object_type = "task_struct";
+    m.key_nodes = {{0, 24, 0.5f}, {32, 24, 0.8f}, {64, 32, 1.f}};
+    m.threshold = 1.4f;
+    return m;
+}
+
+// One-hot rows: node i's most probable class is cls[i].
+Mat<float> probs_for(const std::vector<int>& cls) {
+    Mat<float> p = Mat<float>::Constant(Eigen::Index(cls.size()), 4, 0.1f);
+    for (size_t i = 0; i < cls.size(); ++i) p(Eigen::Index(i), cls[i]) = 0.7f;
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("detect: votes — length check, offsets, weights, bonus, overlap rule") {
+    MemoryGraph g = nine_nodes();
+    REQUIRE(g.node_count() == 9);
+    REQUIRE(std::vector<uint32_t>(g.length().begin(), g.length().end()) ==
+            std::vector<uint32_t>{24, 24, 32, 96, 88, 24, 24, 48, 3664});
+    const Model m = three_keys();
+
+    SUBCASE("three key nodes agree; wrong lengths do not vote; equal scores keep the lower address") {
+        // n3 says class 1 (length 96 ≠ 24), n7 class 3 (48 ≠ 32), n8 class 2: no votes.
+        // n5 → base 304, n6 as class 1 → base 336: 32 apart (< R), equal scores: 304 stays.
+        auto c = vote(g, m, probs_for({1, 2, 3, 1, 0, 1, 1, 3, 2}));
+        REQUIRE(c.size() == 2);
+        CHECK(c[0].vaddr == K64);
+        CHECK(c[0].votes == 3);
+        CHECK(c[0].score == doctest::Approx(0.5 + 0.8 + 1.0 + 2 * kVoteBonus));
+        CHECK(c[1].vaddr == K64 + 304);
+        CHECK(c[1].votes == 1);
+        CHECK(c[1].score == doctest::Approx(0.5));
+    }
+    SUBCASE("a weaker candidate within R of a stronger one is dropped; select thresholds and finds paddr") {
+        // n1 as class 1 → base 32 (0.5), 32 from base 0 (n0 + n2: 1.5 + bonus): dropped.
+        // n5, n6 as classes 1, 2 → base 304 with 1.3 + bonus.
+        auto c = vote(g, m, probs_for({1, 1, 3, 0, 0, 1, 2, 0, 0}));
+        REQUIRE(c.size() == 2);
+        CHECK(c[0].vaddr == K64);
+        CHECK(c[0].score == doctest::Approx(1.5 + kVoteBonus));
+        CHECK(c[1].vaddr == K64 + 304);
+        CHECK(c[1].score == doctest::Approx(1.3 + kVoteBonus));
+        CHECK(c[1].votes == 2);
+        auto d = select(g, m, c, 1.4f);
+        REQUIRE(d.size() == 1);
+        CHECK(d[0] == Detection{"task_struct", K64, 0, c[0].score, 2});
+        CHECK(select(g, m, c, 1.0f).size() == 2);
+        CHECK(select(g, m, c, 2.0f).empty());
+    }
+    SUBCASE("shape mismatch is a typed error") {
+        CHECK_THROWS_AS(vote(g, m, Mat<float>::Zero(9, 3)), ModelError);
+        CHECK_THROWS_AS(vote(g, m, Mat<float>::Zero(8, 4)), ModelError);
+        const std::vector<uint32_t> rows{0, 9};
+        CHECK_THROWS_AS(vote(g, m, rows, Mat<float>::Zero(2, 4)), ModelError);
+    }
+}
+
+TEST_CASE("detect: voting rows — key-node lengths, the score bound, and the same detections") {
+    MemoryGraph g = nine_nodes();
+    const Model m = three_keys();
+    using V = std::vector<uint32_t>;
+    CHECK(voting_rows(g, m) == V{0, 1, 2, 5, 6});
+    // bounds: base 0 has all three (2.32), base 304 has k1 and k2 (1.31), the others one key (≤ 0.5)
+    CHECK(voting_rows(g, m, 2.0f) == V{0, 1, 2});
+    CHECK(voting_rows(g, m, 1.0f) == V{0, 1, 2, 5, 6});
+    CHECK(voting_rows(g, m, 2.5f).empty());
+    for (const auto& cls : {std::vector<int>{1, 2, 3, 1, 0, 1, 1, 3, 2}, std::vector<int>{1, 1, 3, 0, 0, 1, 2, 0, 0},
+                            std::vector<int>{0, 1, 0, 0, 0, 1, 2, 0, 0}}) {
+        const Mat<float> all = probs_for(cls);
+        for (float t : {0.4f, 1.0f, 1.4f, 2.0f, 2.5f}) {
+            const V rows = voting_rows(g, m, t);
+            Mat<float> some(Eigen::Index(rows.size()), 4);
+            for (size_t i = 0; i < rows.size(); ++i) some.row(Eigen::Index(i)) = all.row(rows[i]);
+            INFO("threshold " << t);
+            CHECK(select(g, m, vote(g, m, rows, some), t) == select(g, m, vote(g, m, all), t));
+        }
+    }
+}
+
+TEST_CASE("detect: voting rows with an open-ended key node (any length at least its own)") {
+    MemoryGraph g = nine_nodes();
+    Model m = three_keys();
+    m.key_nodes[2] = {64, 24, 1.f, true};   // n2 (32), n3 (96), n4 (88), n7 (48), n8 match it too
+    using V = std::vector<uint32_t>;
+    CHECK(voting_rows(g, m) == V{0, 1, 2, 3, 4, 5, 6, 7, 8});
+    // base 0: n0, n1, n2 (2.32); base 304 now also has n7 at 368 (2.32); every other base ≤ 1
+    CHECK(voting_rows(g, m, 2.0f) == V{0, 1, 2, 5, 6, 7});
+    const Mat<float> all = probs_for({1, 2, 3, 3, 0, 1, 2, 3, 3});
+    for (float t : {0.9f, 1.4f, 2.0f, 2.4f}) {
+        const V rows = voting_rows(g, m, t);
+        Mat<float> some(Eigen::Index(rows.size()), 4);
+        for (size_t i = 0; i < rows.size(); ++i) some.row(Eigen::Index(i)) = all.row(rows[i]);
+        INFO("threshold " << t);
+        CHECK(select(g, m, vote(g, m, rows, some), t) == select(g, m, vote(g, m, all), t));
+    }
+    CHECK(select(g, m, vote(g, m, all), 2.0f).size() == 2);
+}
+
+TEST_CASE("detect: evaluate — TP, FP, FN, freed apart, duplicates once, types") {
+    const std::vector<Detection> d{{"task_struct", 0x100, {}, 2, 3}, {"task_struct", 0x100, {}, 2, 3},
+                                   {"task_struct", 0x200, {}, 2, 3}, {"task_struct", 0x300, {}, 2, 3},
+                                   {"cred", 0x500, {}, 1, 1}};
+    const std::vector<TruthObject> t{{0x100, "task_struct"}, {0x200, "task_struct", 0, true},
+                                     {0x400, "task_struct"}, {0x500, "file"}, {0x600, "cred"}};
+    auto s = evaluate(d, t);
+    const TypeScore& ts = s.at("task_struct");
+    CHECK(ts.tp == 1);
+    CHECK(ts.fp == 1);
+    CHECK(ts.fn == 1);
+    CHECK(ts.freed_found == 1);
+    CHECK(ts.freed_total == 1);
+    CHECK(ts.missed == std::vector<uint64_t>{0x400});
+    CHECK(ts.spurious == std::vector<uint64_t>{0x300});
+    CHECK(ts.precision() == doctest::Approx(0.5));
+    CHECK(ts.recall() == doctest::Approx(0.5));
+    CHECK(s.at("cred").fp == 1);   // a cred where a file is: wrong type counts as FP and FN
+    CHECK(s.at("cred").fn == 1);
+    CHECK(s.at("file").fn == 1);
+    CHECK(s.at("file").precision() == 1.0);
+    const std::vector<std::string> only{"file"};
+    auto f = evaluate({}, t, only);
+    CHECK(f.size() == 1);
+    CHECK(f.at("file").fn == 1);
+    CHECK(f.at("file").f1() == 0.0);
+}
+
+TEST_CASE("detect: calibrate_threshold — the F1 optimum and the margin midpoint") {
+    // scores 3.0 TP, 2.5 TP, 2.0 FP, 1.5 TP, 1.0 FP; 4 live objects (one never a candidate), one
+    // freed object scored 2.2 (neutral). Accepting the top 4: P = R = 0.75, the best F1.
+    const std::vector<Candidate> c{{0x1000, 3.0f, 3}, {0x2000, 2.5f, 3}, {0x3000, 2.0f, 2},
+                                   {0x4000, 1.5f, 2}, {0x5000, 1.0f, 1}, {0x6000, 2.2f, 2}};
+    const std::vector<TruthObject> t{{0x1000, "cred"}, {0x2000, "cred"}, {0x4000, "cred"}, {0x9000, "cred"},
+                                     {0x6000, "cred", 0, true}, {0x3000, "file"}};
+    const CalibrationSet set{c, t};
+    Calibration cal = calibrate_threshold("cred", std::span(&set, 1));
+    CHECK(cal.threshold == doctest::Approx(1.25));
+    CHECK(cal.score.tp == 3);
+    CHECK(cal.score.fp == 1);
+    CHECK(cal.score.fn == 1);
+    // no live object: a threshold above every candidate
+    Calibration none = calibrate_threshold("module", std::span(&set, 1));
+    CHECK(none.threshold > 3.0f);
+}
+
+TEST_CASE("detect: parse_truth — both formats, errors at the offending line") {
+    auto t = parse_truth(bytes("0xffff888000001000\ttask_struct\t9856\n"
+                               "{\"vaddr\":\"0xffff888000002000\",\"type\":\"cred\",\"state\":\"freed\"}\n"));
+    REQUIRE(t.size() == 2);
+    CHECK(t[0].vaddr == 0xffff888000001000ull);
+    CHECK(t[0].type == "task_struct");
+    CHECK(t[1].freed);
+    const std::string good = "0x10\tfile\n";
+    for (const std::string bad : {"{\"vaddr\":\"0xzz\",\"type\":\"x\"}\n", "{\"type\":\"x\"}\n", "0x10 file\n",
+                                  "{\"vaddr\":\"0x10\",\"type\":\"x\",\"state\":\"gone\"}\n"}) {
+        INFO(bad);
+        try {
+            parse_truth(bytes(good + bad));
+            FAIL("no FormatError");
+        } catch (const FormatError& e) {
+            CHECK(e.offset() == good.size());
+        }
+    }
+}
+
+TEST_CASE("detect: detections as JSON Lines and CSV round-trip; reader errors carry offsets") {
+    const std::vector<Detection> d{{"cred", 0xffff888000001000ull, 0x1000, 1.25f, 2},
+                                   {"task_struct", 0xffff888000002000ull, std::nullopt, 12.5f, 14}};
+    const std::string json = format_detections(d, DetectionFormat::Json);
+    CHECK(json.substr(0, json.find('\n')) ==
+          "{\"type\":\"cred\",\"vaddr\":\"0xffff888000001000\",\"paddr\":\"0x1000\",\"score\":1.250,\"votes\":2}");
+    CHECK(json.find("\"paddr\":null") != std::string::npos);
+    CHECK(parse_detections(bytes(json)) == d);
+    const std::string csv = format_detections(d, DetectionFormat::Csv);
+    CHECK(csv.rfind("type,vaddr,paddr,score,votes\ncred,0xffff888000001000,0x1000,1.250,2\n", 0) == 0);
+    CHECK(parse_detections(bytes(csv)) == d);
+    const std::string table = format_detections(d, DetectionFormat::Table);
+    CHECK(table.find("# cred: 1\n# task_struct: 1\n# total: 2\n") != std::string::npos);
+    CHECK(parse_detections(bytes("")).empty());
+    CHECK(parse_detection_format("csv") == DetectionFormat::Csv);
+    CHECK_THROWS_AS(parse_detection_format("xml"), InputError);
+
+    const std::string line1 = json.substr(0, json.find('\n') + 1);
+    const std::string header = "type,vaddr,paddr,score,votes\n";
+    const std::pair<std::string, uint64_t> bad[] = {
+        {"type\tvaddr\n", 0},                                                       // neither format
+        {line1 + "{\"type\":\"cred\",\"vaddr\":\"0x10\",\"score\":1}\n", line1.size()},   // no votes
+        {line1 + "{\"type\":\"cred\",\"vaddr\":\"16\",\"score\":1,\"votes\":1}\n", line1.size()},   // not hex
+        {line1 + "{\"type\":\"cred\",\"vaddr\":\"0x10\",\"score\":x,\"votes\":1}\n", line1.size()},
+        {header + "cred,0x10,,1.0\n", header.size()},                                // 4 fields
+        {header + "cred,0x10,,1.0,-1\n", header.size()},                             // negative votes
+        {header + "cred,0x10,0xq,1.0,1\n", header.size()}};
+    for (const auto& [text, offset] : bad) {
+        INFO(text);
+        try {
+            parse_detections(bytes(text));
+            FAIL("no FormatError");
+        } catch (const FormatError& e) {
+            CHECK(e.offset() == offset);
+        }
+    }
+    CHECK_THROWS_AS(read_detections("/nonexistent/detections.jsonl"), InputError);
+}
