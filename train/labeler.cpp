@@ -42,6 +42,7 @@ struct Layout {
     uint64_t fdt, max_fds, fd, open_fds, max_fds_size;
     uint64_t f_dentry;
     std::optional<uint64_t> f_cred, exe_file, d_hash;   // objects only these reach (see dcache())
+    std::optional<uint64_t> mm_mt_root, vm_file, vm_mm, mr64_slot, ma64_slot;   // mapped files (vma_files())
     std::optional<uint64_t> d_name_name, d_name_len;
     uint64_t mod_list, mod_name, mod_name_len;
     std::optional<uint64_t> mod_state, mod_state_size;
@@ -81,6 +82,11 @@ struct Layout {
         f_cred = opt("file", "f_cred");
         exe_file = opt("mm_struct", "exe_file");
         d_hash = opt("dentry", "d_hash");
+        mm_mt_root = opt("mm_struct", "mm_mt.ma_root");
+        vm_file = opt("vm_area_struct", "vm_file");
+        vm_mm = opt("vm_area_struct", "vm_mm");
+        mr64_slot = opt("maple_range_64", "slot");
+        ma64_slot = opt("maple_arange_64", "slot");
         d_name_name = opt("dentry", "d_name.name");
         d_name_len = opt("dentry", "d_name.len");
         mod_list = req("module", "list");
@@ -227,6 +233,7 @@ private:
     void modules();
     void file_objects(uint64_t file, const std::string& by);
     void dcache();
+    void vma_files(uint64_t mm, const std::string& of);
     void idle_tasks(uint64_t init_task);
     void freed_tasks();
     std::optional<uint64_t> bits(uint64_t va, const btf::Field& f) const {
@@ -299,6 +306,42 @@ void Walker::dcache() {
     }
 }
 
+// The files mapped by an mm's VMAs (executables, libraries, mmap'ed files: open without an fd).
+// Linux 6.1 keeps VMAs in a maple tree (mm->mm_mt): a node entry is a node pointer with its type
+// in bits 3–6 (0 dense, 1 leaf_64, 2 range_64, 3 arange_64) and its address in the bits above 8;
+// leaves' slots are vm_area_struct pointers. Every VMA must name this mm in vm_mm, so a stale slot
+// cannot smuggle in a foreign object.
+void Walker::vma_files(uint64_t mm, const std::string& of) {
+    if (!L_.mm_mt_root || !L_.vm_file || !L_.vm_mm || !L_.mr64_slot || !L_.ma64_slot) return;
+    auto root = ptr(mm + *L_.mm_mt_root);
+    if (!root || !*root) return;
+    std::vector<std::pair<uint64_t, int>> stack{{*root, 0}};
+    std::unordered_set<uint64_t> visited;
+    uint64_t vmas = 0;
+    while (!stack.empty()) {
+        auto [entry, depth] = stack.back();
+        stack.pop_back();
+        // The root entry of a tree with nodes is tagged internal (low bits 10); child entries are not.
+        if (depth == 0 && ((entry & 3) != 2 || entry < 4096)) continue;
+        if (depth > 16) continue;
+        const uint64_t node = entry & ~uint64_t{0xff}, type = (entry >> 3) & 0xf;
+        if (!plausible(node) || !visited.insert(node).second || type == 0 || type > 3) continue;
+        const uint64_t slots = type == 3 ? *L_.ma64_slot : *L_.mr64_slot, count = type == 3 ? 10 : 16;
+        for (uint64_t i = 0; i < count; ++i) {
+            auto slot = ptr(node + slots + i * psize_);
+            if (!slot || !*slot) continue;
+            if (type != 1) {
+                stack.push_back({*slot, depth + 1});
+                continue;
+            }
+            if (!plausible(*slot) || ++vmas > opt_.max_list) continue;
+            auto owner = ptr(*slot + *L_.vm_mm);
+            if (!owner || *owner != mm) continue;
+            if (auto f = ptr(*slot + *L_.vm_file); f && *f && plausible(*f)) file_objects(*f, "vm_file of a VMA of mm" + of);
+        }
+    }
+}
+
 void Walker::task_objects(uint64_t t, int64_t pid) {
     const std::string of = " of PID " + std::to_string(pid);
     if (auto mm = ptr(t + L_.mm); mm && *mm) {
@@ -306,6 +349,7 @@ void Walker::task_objects(uint64_t t, int64_t pid) {
             add(*mm, "mm_struct", L_.mm_size, "mm" + of);
             if (L_.exe_file)
                 if (auto f = ptr(*mm + *L_.exe_file); f && plausible(*f)) file_objects(*f, "exe_file of mm" + of);
+            vma_files(*mm, of);
         }
         else warn("task " + hex(t) + of + ": mm " + hex(*mm) + " is not a kernel address");
     } else if (!mm) {
