@@ -60,7 +60,7 @@ struct Candidate {
     uint64_t vaddr = 0;
     float score = 0;
     uint32_t votes = 0;
-    std::optional<uint64_t> paddr;   // of the base, when a node contains it
+    std::optional<uint64_t> paddr;   // of the base, when its page is in the graph
 };
 
 // Every base that received at least one vote and survived the overlap rule, sorted by vaddr.

@@ -20,10 +20,14 @@ namespace deepmem {
 
 namespace {
 
+// The graph keeps whole 4 KiB pages: any node starting in vaddr's page gives its physical page
+// (a base often lies in a gap no node covers, e.g. a page-aligned module struct).
 std::optional<uint64_t> physical_of(const MemoryGraph& graph, uint64_t vaddr) {
-    auto node = graph.node_containing(vaddr);
-    if (!node) return std::nullopt;
-    return graph.paddr()[*node] + (vaddr - graph.vaddr()[*node]);
+    if (auto node = graph.node_containing(vaddr)) return graph.paddr()[*node] + (vaddr - graph.vaddr()[*node]);
+    const uint64_t page = vaddr & ~uint64_t{4095};
+    auto [first, last] = graph.nodes_between(page, page + 4096);
+    if (first == last) return std::nullopt;
+    return (graph.paddr()[first] & ~uint64_t{4095}) + (vaddr - page);
 }
 
 // Truth objects of one type by vaddr and by paddr (see Evaluate in detect.hpp).
