@@ -218,7 +218,4 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
 std::vector<Detection> parse_detections(std::span<const uint8_t> text);
 std::vector<Detection> read_detections(const std::string& path);
 
-// `text` to `path` atomically: a temporary file beside it, fsync, rename. Throws InputError.
-void write_file_atomically(const std::string& path, std::string_view text);
-
 }  // namespace deepmem

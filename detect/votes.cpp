@@ -258,10 +258,7 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
 }
 
 std::vector<TruthObject> read_truth(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError("cannot read labels '" + path + "': " + std::strerror(errno));
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return parse_truth(bytes);
+    return parse_truth(read_whole_file(path, "labels"));
 }
 
 std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections, std::span<const TruthObject> truth,

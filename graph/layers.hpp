@@ -21,6 +21,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,6 +46,11 @@ class InputError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+// Small files (labels, manifests, detections): the whole file, or InputError naming `what`.
+std::vector<uint8_t> read_whole_file(const std::string& path, const char* what);
+// `bytes` to `path` atomically: a temporary file beside it, fsync, rename. Throws InputError.
+void write_file_atomically(const std::string& path, std::string_view bytes);
 
 // Read-only mmap of a whole file; the bytes stay valid as long as the object lives.
 class MappedFile {

@@ -15,6 +15,8 @@
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 
+#include "tools/cli.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <omp.h>
@@ -133,14 +135,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const po::error& e) {
-        std::fprintf(stderr, "dmdetect: error: %s (see dmdetect --help)\n", e.what());
-        return 2;
-    } catch (const std::exception& e) {
-        progress.end();
-        std::fprintf(stderr, "dmdetect: error: %s\n", e.what());
-        return 1;
-    }
+    return cli_main("dmdetect", [&] { return run(argc, argv); }, [] { progress.end(); });
 }

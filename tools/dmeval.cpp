@@ -11,6 +11,8 @@
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 
+#include "tools/cli.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -114,13 +116,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const po::error& e) {
-        std::fprintf(stderr, "dmeval: error: %s (see dmeval --help)\n", e.what());
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "dmeval: error: %s\n", e.what());
-        return 1;
-    }
+    return cli_main("dmeval", [&] { return run(argc, argv); });
 }

@@ -10,6 +10,8 @@
 #include "graph/layers.hpp"
 #include "train/labeler.hpp"
 
+#include "tools/cli.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -141,13 +143,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const po::error& e) {
-        std::fprintf(stderr, "dmlabel: error: %s\n%s", e.what(), kUsage);
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "dmlabel: error: %s\n", e.what());
-        return 1;
-    }
+    return cli_main("dmlabel", [&] { return run(argc, argv); });
 }

@@ -7,6 +7,8 @@
 #include "graph/layers.hpp"
 #include "train/trainer.hpp"
 
+#include "tools/cli.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <cstdio>
@@ -87,13 +89,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const po::error& e) {
-        std::fprintf(stderr, "dmtrain: error: %s\n%s", e.what(), kUsage);
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "dmtrain: error: %s\n", e.what());
-        return 1;
-    }
+    return cli_main("dmtrain", [&] { return run(argc, argv); });
 }

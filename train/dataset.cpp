@@ -63,11 +63,6 @@ std::string sha256_hex(std::span<const uint8_t> data) {
 // ---- manifest -------------------------------------------------------------------------------
 namespace {
 
-std::vector<uint8_t> read_file(const std::string& path, const char* what) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // The string array "key":["a","b",…] of a JSON document (the manifest is written by make-dataset).
 std::vector<std::string> json_string_array(std::string_view doc, std::string_view key) {
@@ -104,7 +99,7 @@ std::string json_string_value(std::string_view doc, std::string_view key) {
 }  // namespace
 
 Manifest Manifest::load(const std::string& path) {
-    auto bytes = read_file(path, "dataset manifest");
+    auto bytes = read_whole_file(path, "dataset manifest");
     std::string_view doc(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     if (doc.find("\"deepmem dataset manifest v1\"") == std::string_view::npos)
         throw FormatError(0, "'" + path + "' is not a deepmem dataset manifest (expected \"format\":\"deepmem dataset manifest v1\")");

@@ -713,36 +713,6 @@ std::string json_string(std::string_view s) {
 }
 
 // Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
-void write_atomically(const std::string& path, const std::string& text) {
-    std::string tmp = path + ".tmp.XXXXXX";
-    int fd = ::mkstemp(tmp.data());
-    if (fd < 0) throw InputError("cannot create a temporary file beside " + path + ": " + std::strerror(errno));
-    const char* p = text.data();
-    uint64_t left = text.size();
-    while (left > 0) {
-        ssize_t w = ::write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw InputError("cannot write " + tmp + ": " + std::strerror(e));
-        }
-        p += w;
-        left -= static_cast<uint64_t>(w);
-    }
-    ::fchmod(fd, 0644);
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        throw InputError("cannot write " + tmp + ": " + std::strerror(e));
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        throw InputError("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
-    }
-}
 
 }  // namespace
 
@@ -756,7 +726,7 @@ void write_labels_tsv(const std::string& path, const LabelSet& set) {
     s.reserve(set.labels.size() * 40);
     for (const Label& l : set.labels)
         if (!l.freed) s += hex(l.vaddr) + '\t' + l.type + '\t' + std::to_string(l.size) + '\n';
-    write_atomically(path, s);
+    write_file_atomically(path, s);
 }
 
 void write_labels_jsonl(const std::string& path, const LabelSet& set) {
@@ -770,7 +740,7 @@ void write_labels_jsonl(const std::string& path, const LabelSet& set) {
         if (!l.name.empty()) s += ",\"name\":" + json_string(l.name);
         s += "}\n";
     }
-    write_atomically(path, s);
+    write_file_atomically(path, s);
 }
 
 std::string jsonl_path_for(const std::string& tsv) {
