@@ -1,0 +1,220 @@
+// dm-attack on the real dev dump ($DEEPMEM_DUMPS/dev), checked against the truth and the baselines:
+//   dkom    pslist misses exactly the hidden tasks, psscan finds every live task; the hidden tasks'
+//           pid links are emptied
+//   tamper  psscan misses every tampered task, pslist still lists them
+//   noise   every changed byte lies in a live task_struct, outside pointer words, and as many as
+//           attack.json says
+//   plant   every changed word was a non-pointer word of a task_struct or in an all-zero page, and now
+//           points into a live task_struct
+#include "detect/detect.hpp"
+#include "graph/layers.hpp"
+#include "train/baselines.hpp"
+#include "train/labeler.hpp"
+
+#include "test/real_dump.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <set>
+#include <string>
+
+using namespace deepmem;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path dev() { return test::real_dump_dir({"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"}); }
+
+// Runs dm-attack into a fresh directory; returns it.
+fs::path attack(const std::string& args) {
+    const char* tool = std::getenv("DM_ATTACK");
+    REQUIRE(tool);
+    char tmpl[] = "/tmp/deepmem-attack-XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    const fs::path out = fs::path(tmpl) / "out";
+    const std::string cmd = std::string(tool) + " " + args + " --in " + dev().string() + " --out " + out.string() + " > /dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    return out;
+}
+
+std::vector<uint64_t> vaddrs_in(const fs::path& attack_json) {
+    auto bytes = read_whole_file(attack_json.string(), "attack.json");
+    const std::string s(bytes.begin(), bytes.end());
+    std::vector<uint64_t> v;
+    const std::regex re("\"vaddr\":\"(0x[0-9a-f]+)\"");
+    for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator(); ++it)
+        v.push_back(std::stoull((*it)[1].str(), nullptr, 16));
+    return v;
+}
+
+struct Opened {
+    std::unique_ptr<PhysicalLayer> phys;
+    std::optional<TranslationLayer> tl;
+    explicit Opened(const fs::path& dump) : phys(PhysicalLayer::open(dump.string())) { tl.emplace(TranslationLayer::detect(*phys)); }
+};
+
+std::set<uint64_t> vaddr_set(const std::vector<Detection>& d) {
+    std::set<uint64_t> s;
+    for (const auto& x : d) s.insert(x.vaddr);
+    return s;
+}
+
+std::set<uint64_t> live_tasks(const std::vector<TruthObject>& truth) {
+    std::set<uint64_t> s;
+    for (const auto& t : truth)
+        if (t.type == "task_struct" && !t.freed) s.insert(t.vaddr);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan") {
+    const fs::path out = attack("dkom --count 3 --seed 11");
+    const auto hidden = vaddrs_in(out / "attack.json");
+    REQUIRE(hidden.size() >= 3);
+    const auto btf = btf::load_kernel_btf((out / "vmlinuz").string());
+    const auto syms = Kallsyms::load((out / "kallsyms").string());
+    const auto truth = read_truth((out / "labels.jsonl").string());
+    Opened d(out / "dump.elf");
+    const TranslatedMemory mem(*d.tl);
+
+    const auto listed = pslist(mem, btf, syms);
+    std::set<uint64_t> missing;
+    for (uint64_t t : live_tasks(truth))
+        if (!vaddr_set(listed).count(t)) missing.insert(t);
+    CHECK(missing == std::set<uint64_t>(hidden.begin(), hidden.end()));
+
+    TaskSignature sig = TaskSignature::from_btf(btf);
+    sig.kernel_base = d.tl->kernel_base();
+    const auto scanned = psscan(*d.tl, sig);
+    const auto score = evaluate(scanned, truth, std::vector<std::string>{"task_struct"}).at("task_struct");
+    CHECK(score.fn == 0);
+    CHECK(score.fp == 0);
+    for (uint64_t h : hidden) CHECK(vaddr_set(scanned).count(h) == 1);
+
+    // pid hash: pid_links[PIDTYPE_PID] of each hidden task is an empty node (next NULL, pprev → itself).
+    const uint64_t links = btf.member(*btf.find("task_struct"), "pid_links")->byte_offset();
+    for (uint64_t h : hidden) {
+        uint64_t node[2] = {1, 1};
+        REQUIRE(mem.read(h + links, std::span<uint8_t>(reinterpret_cast<uint8_t*>(node), 16)));
+        CHECK(node[0] == 0);
+        CHECK(node[1] == h + links);
+    }
+    fs::remove_all(out.parent_path());
+}
+
+TEST_CASE("tamper hides the tampered tasks from psscan, not from pslist") {
+    const fs::path out = attack("tamper --count 5 --seed 12");
+    const auto tampered = vaddrs_in(out / "attack.json");
+    REQUIRE(tampered.size() == 5);
+    const auto btf = btf::load_kernel_btf((out / "vmlinuz").string());
+    const auto syms = Kallsyms::load((out / "kallsyms").string());
+    Opened d(out / "dump.elf");
+    TaskSignature sig = TaskSignature::from_btf(btf);
+    sig.kernel_base = d.tl->kernel_base();
+    const auto scanned = vaddr_set(psscan(*d.tl, sig));
+    const auto listed = vaddr_set(pslist(TranslatedMemory(*d.tl), btf, syms));
+    for (uint64_t t : tampered) {
+        CHECK(scanned.count(t) == 0);
+        CHECK(listed.count(t) == 1);
+    }
+    fs::remove_all(out.parent_path());
+}
+
+namespace {
+
+// Every byte that differs between the original and the attacked dump, by physical address.
+std::vector<std::pair<uint64_t, uint8_t>> changed_bytes(const PhysicalLayer& a, const PhysicalLayer& b) {
+    std::vector<std::pair<uint64_t, uint8_t>> diff;
+    for (const PhysicalRun& r : a.runs()) {
+        const uint8_t* x = a.find(r.paddr, r.size);
+        const uint8_t* y = b.find(r.paddr, r.size);
+        REQUIRE(x);
+        REQUIRE(y);
+        for (uint64_t i = 0; i < r.size; ++i)
+            if (x[i] != y[i]) diff.push_back({r.paddr + i, y[i]});
+    }
+    return diff;
+}
+
+// paddr → (task vaddr, offset) for every byte of every live task_struct of the truth.
+std::map<uint64_t, std::pair<uint64_t, uint64_t>> task_pages(const TranslationLayer& tl, const std::vector<TruthObject>& truth) {
+    std::map<uint64_t, std::pair<uint64_t, uint64_t>> m;   // paddr of a contiguous piece → (vaddr, offset), piece size implied
+    for (const auto& t : truth) {
+        if (t.type != "task_struct" || t.freed) continue;
+        for (uint64_t o = 0; o < t.size;) {
+            const uint64_t va = t.vaddr + o, n = std::min<uint64_t>(t.size - o, 4096 - va % 4096);
+            if (auto pa = tl.translate(va)) m[*pa] = {t.vaddr, o};
+            o += n;
+        }
+    }
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("noise changes only non-pointer bytes inside live task_structs, as many as it says") {
+    const fs::path out = attack("noise --fraction 0.05 --seed 13");
+    Opened orig(dev() / "dump.elf"), att(out / "dump.elf");
+    const auto truth = read_truth((out / "labels.jsonl").string());
+    const auto pages = task_pages(*orig.tl, truth);
+    const uint64_t kbase = orig.tl->kernel_base();
+    const auto diff = changed_bytes(*orig.phys, *att.phys);
+    REQUIRE(!diff.empty());
+    uint64_t outside = 0, in_pointer = 0;
+    std::map<uint64_t, uint64_t> size_of;
+    for (const auto& t : truth) size_of[t.vaddr] = t.size;
+    for (const auto& [pa, v] : diff) {
+        auto it = pages.upper_bound(pa);
+        if (it == pages.begin()) { ++outside; continue; }
+        --it;
+        const auto [task, off] = it->second;
+        const uint64_t va = task + off + (pa - it->first);
+        if (va >= task + size_of[task] || pa - it->first >= 4096) { ++outside; continue; }
+        uint64_t word = 0;
+        REQUIRE(orig.tl->read_virtual(va & ~uint64_t{7}, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&word), 8)));
+        if (word >= kbase) ++in_pointer;
+    }
+    CHECK(outside == 0);
+    CHECK(in_pointer == 0);
+    auto json = read_whole_file((out / "attack.json").string(), "attack.json");
+    const std::string s(json.begin(), json.end());
+    CHECK(s.find("\"bytes_mutated\":" + std::to_string(diff.size()) + "}") != std::string::npos);
+    fs::remove_all(out.parent_path());
+}
+
+TEST_CASE("plant writes pointers into live task_structs, in task non-pointer words or zero pages only") {
+    const fs::path out = attack("plant --count 4 --fraction 0.02 --seed 14");
+    Opened orig(dev() / "dump.elf"), att(out / "dump.elf");
+    const auto truth = read_truth((out / "labels.jsonl").string());
+    const auto pages = task_pages(*orig.tl, truth);
+    const uint64_t kbase = orig.tl->kernel_base();
+    const auto diff = changed_bytes(*orig.phys, *att.phys);
+    REQUIRE(!diff.empty());
+    std::set<uint64_t> words;
+    for (const auto& [pa, v] : diff) words.insert(pa & ~uint64_t{7});
+    std::vector<uint8_t> zero(4096, 0);
+    uint64_t bad_place = 0, bad_value = 0;
+    const auto tasks = live_tasks(truth);
+    for (uint64_t w : words) {
+        uint64_t before = 0, after = 0;
+        REQUIRE(orig.phys->read(w, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&before), 8)));
+        REQUIRE(att.phys->read(w, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&after), 8)));
+        std::vector<uint8_t> page(4096);
+        REQUIRE(orig.phys->read(w & ~uint64_t{4095}, page));
+        const bool zero_page = page == zero;
+        auto it = pages.upper_bound(w);
+        const bool in_task = it != pages.begin() && w - std::prev(it)->first < 4096;
+        if (!zero_page && !(in_task && before < kbase)) ++bad_place;
+        auto t = tasks.upper_bound(after);
+        if (t == tasks.begin() || after - *std::prev(t) >= 0x2000) ++bad_value;
+    }
+    CHECK(bad_place == 0);
+    CHECK(bad_value == 0);
+    fs::remove_all(out.parent_path());
+}

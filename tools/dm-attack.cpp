@@ -1,0 +1,427 @@
+// dm-attack: an attacked copy of a dataset dump, for the robustness comparison of issue #6.
+//
+//   dm-attack dkom|tamper|noise|plant --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]
+//             [--types task_struct,…] [--mode random|plausible]
+//
+// DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl, kallsyms, vmlinuz).
+// OUT_DIR gets dump.elf (a modified copy: bytes are changed through the physical layer's runs, i.e.
+// at the file offsets backing each physical address), labels.jsonl and labels.tsv (the unchanged
+// truth, copied), kallsyms and vmlinuz (symlinks to the originals' targets) and attack.json (the
+// seed, the parameters and every change).
+//
+// Attacks
+//   dkom    Hides --count processes (default 3; random thread-group leaders with PID > 1), as a
+//           rootkit would while keeping the kernel consistent:
+//             init_task.tasks: list_del_init() of the leader (neighbours relinked; the node points at
+//               itself, so the kernel's own list_del at exit stays harmless);
+//             pid hash: every hashed task->pid_links[type] of the leader and each of its threads is
+//               removed from its struct pid's tasks[type] hlist (*pprev = next, next->pprev = pprev),
+//               and left as an empty node whose pprev points at its own next (a later detach_pid's
+//               hlist_del writes into the node itself). The struct pid stays in the namespace's idr,
+//               as with a task being reaped: find_task_by_vpid()/pid_task() now return NULL, so /proc,
+//               kill() and every pid lookup miss the task.
+//           Threads stay on their signal->thread_head list (the process keeps running).
+//   tamper  Overwrites comm, pid, tgid, __state and flags of --count live task_structs (default 10,
+//           random): --mode random (default) with random values (comm bytes ≥ 0x80, pid/tgid beyond
+//           PID_MAX_LIMIT, __state and flags random 32-bit words), --mode plausible with values of
+//           another live task (wrong but well-formed: scanners keep matching).
+//   noise   For every live labeled object of --types (default task_struct), replaces round(F · n)
+//           of its n non-pointer bytes, chosen at random, by different random bytes. A byte is a
+//           pointer byte when its aligned 8-byte word holds a kernel address (≥ the layer's kernel base).
+//   plant   Writes --count (default 8) fake pointers into each live object of --types, at random
+//           aligned non-pointer words, each to a random 8-aligned offset inside another live
+//           task_struct; and floods fraction F (default 0.1) of the all-zero direct-map pages with
+//           such pointers (every word).
+#include "detect/detect.hpp"
+#include "graph/layers.hpp"
+#include "train/baselines.hpp"
+#include "train/labeler.hpp"
+
+#include "tools/cli.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace deepmem;
+
+namespace {
+
+const char* kUsage =
+    "usage: dm-attack dkom|tamper|noise|plant --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
+    "                 [--types task_struct,…] [--mode random|plausible]\n";
+
+// The output dump, mapped shared and writable: reads through the layers see earlier writes.
+class WritableDump {
+public:
+    explicit WritableDump(const std::string& path) {
+        fd_ = ::open(path.c_str(), O_RDWR);
+        if (fd_ < 0) throw InputError("cannot open " + path + " for writing");
+        struct stat sb {};
+        ::fstat(fd_, &sb);
+        size_ = static_cast<uint64_t>(sb.st_size);
+        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+        if (p == MAP_FAILED) throw InputError("cannot map " + path);
+        data_ = static_cast<uint8_t*>(p);
+        phys_ = PhysicalLayer::from_bytes(std::span<const uint8_t>(data_, size_));
+        tl_.emplace(TranslationLayer::detect(*phys_));
+        mem_.emplace(*tl_);
+    }
+    ~WritableDump() {
+        ::msync(data_, size_, MS_SYNC);
+        ::munmap(data_, size_);
+        ::close(fd_);
+    }
+    const TranslationLayer& tl() const { return *tl_; }
+    const KernelMemory& mem() const { return *mem_; }
+    uint8_t* at_physical(uint64_t paddr) {
+        for (const PhysicalRun& r : phys_->runs())
+            if (paddr >= r.paddr && paddr < r.paddr + r.size) return data_ + r.file_offset + (paddr - r.paddr);
+        return nullptr;
+    }
+    // Writes through translation, byte by byte across pages; false when a byte is unmapped.
+    bool write(uint64_t va, const void* src, uint64_t n) {
+        const uint8_t* s = static_cast<const uint8_t*>(src);
+        for (uint64_t i = 0; i < n; ++i) {
+            auto pa = tl_->translate(va + i);
+            uint8_t* d = pa ? at_physical(*pa) : nullptr;
+            if (!d) return false;
+            *d = s[i];
+        }
+        return true;
+    }
+    bool write64(uint64_t va, uint64_t v) { return write(va, &v, 8); }
+    std::optional<uint64_t> read64(uint64_t va) const {
+        uint64_t v;
+        if (!mem_->read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 8))) return std::nullopt;
+        return v;
+    }
+    std::optional<uint32_t> read32(uint64_t va) const {
+        uint32_t v;
+        if (!mem_->read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4))) return std::nullopt;
+        return v;
+    }
+
+private:
+    int fd_ = -1;
+    uint8_t* data_ = nullptr;
+    uint64_t size_ = 0;
+    std::unique_ptr<PhysicalLayer> phys_;
+    std::optional<TranslationLayer> tl_;
+    std::optional<TranslatedMemory> mem_;
+};
+
+struct Offsets {
+    uint64_t tasks, pid, tgid, comm, comm_len, state, flags, signal, thread_node, pid_links, pid_types, thread_head;
+    explicit Offsets(const btf::Btf& b) {
+        auto t = *b.find("task_struct");
+        auto sig = b.find("signal_struct");
+        if (!sig) throw InputError("BTF: no struct signal_struct");
+        auto m = [&](uint32_t s, const char* p) {
+            auto f = b.member(s, p);
+            if (!f) throw InputError(std::string("BTF: no member ") + p);
+            return *f;
+        };
+        tasks = m(t, "tasks").byte_offset();
+        pid = m(t, "pid").byte_offset();
+        tgid = m(t, "tgid").byte_offset();
+        comm = m(t, "comm").byte_offset();
+        comm_len = b.size_of(m(t, "comm").type);
+        state = m(t, "__state").byte_offset();
+        flags = m(t, "flags").byte_offset();
+        signal = m(t, "signal").byte_offset();
+        thread_node = m(t, "thread_node").byte_offset();
+        auto pl = m(t, "pid_links");
+        pid_links = pl.byte_offset();
+        const auto& arr = b.type(b.resolve(pl.type));
+        pid_types = arr.kind == btf::Kind::Array ? arr.nelems : 1;
+        thread_head = m(*sig, "thread_head").byte_offset();
+    }
+};
+
+std::string json_escape(const std::string& s) {
+    std::string o;
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') o += '\\', o += char(c);
+        else if (c < 0x20 || c >= 0x7f) {
+            char b[8];
+            std::snprintf(b, sizeof b, "\\u%04x", c);
+            o += b;
+        } else o += char(c);
+    }
+    return o;
+}
+
+std::string comm_of(const KernelMemory& mem, uint64_t t, const Offsets& o) {
+    std::string s(o.comm_len, '\0');
+    if (!mem.read(t + o.comm, std::span<uint8_t>(reinterpret_cast<uint8_t*>(s.data()), s.size()))) return {};
+    s.resize(std::strlen(s.c_str()));
+    return s;
+}
+
+int run(int argc, char** argv) {
+    po::options_description o("options");
+    o.add_options()("help,h", "this text")("in", po::value<std::string>()->required(), "dataset dump directory")(
+        "out", po::value<std::string>()->required(), "output directory (created)")(
+        "seed", po::value<uint64_t>()->required(), "random seed (recorded in attack.json)")(
+        "count", po::value<uint64_t>(), "dkom: processes (3); tamper: tasks (10); plant: pointers per object (8)")(
+        "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1)")(
+        "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated")(
+        "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible");
+    po::options_description all;
+    all.add(o).add_options()("attack", po::value<std::string>(), "dkom|tamper|noise|plant");
+    po::positional_options_description pos;
+    pos.add("attack", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    if (vm.count("help")) {
+        std::cout << kUsage << o;
+        return 0;
+    }
+    po::notify(vm);
+    if (!vm.count("attack")) throw InputError("missing ATTACK argument");
+    const std::string attack = vm["attack"].as<std::string>();
+    if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant")
+        throw InputError("ATTACK must be dkom, tamper, noise or plant, not '" + attack + "'");
+    const fs::path in = vm["in"].as<std::string>(), out = vm["out"].as<std::string>();
+    const uint64_t seed = vm["seed"].as<uint64_t>();
+    const std::string mode = vm["mode"].as<std::string>();
+    if (mode != "random" && mode != "plausible") throw InputError("--mode must be random or plausible");
+    std::set<std::string> types;
+    {
+        std::string t = vm["types"].as<std::string>();
+        for (size_t p = 0; p <= t.size();) {
+            size_t c = t.find(',', p);
+            if (c == std::string::npos) c = t.size();
+            if (c > p) types.insert(t.substr(p, c - p));
+            p = c + 1;
+        }
+    }
+    double fraction = vm.count("fraction") ? vm["fraction"].as<double>() : (attack == "plant" ? 0.1 : 0.05);
+    if (!(fraction >= 0 && fraction <= 1)) throw InputError("--fraction must be in [0, 1]");
+
+    for (const char* f : {"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"})
+        if (!fs::exists(in / f)) throw InputError((in / f).string() + " missing");
+    fs::create_directories(out);
+    fs::copy_file(in / "dump.elf", out / "dump.elf", fs::copy_options::overwrite_existing);
+    fs::copy_file(in / "labels.jsonl", out / "labels.jsonl", fs::copy_options::overwrite_existing);
+    if (fs::exists(in / "labels.tsv")) fs::copy_file(in / "labels.tsv", out / "labels.tsv", fs::copy_options::overwrite_existing);
+    for (const char* f : {"kallsyms", "vmlinuz"}) {
+        fs::remove(out / f);
+        fs::create_symlink(fs::canonical(in / f), out / f);
+    }
+
+    const btf::Btf btf = btf::load_kernel_btf((in / "vmlinuz").string());
+    const Kallsyms syms = Kallsyms::load((in / "kallsyms").string());
+    const std::vector<TruthObject> truth = read_truth((in / "labels.jsonl").string());
+    const Offsets off(btf);
+    WritableDump dump((out / "dump.elf").string());
+    const KernelMemory& mem = dump.mem();
+    const uint64_t kbase = dump.tl().kernel_base();
+    std::mt19937_64 rng(seed);
+
+    std::vector<uint64_t> live_tasks;
+    for (const TruthObject& t : truth)
+        if (t.type == "task_struct" && !t.freed) live_tasks.push_back(t.vaddr);
+    const uint64_t init_task = syms.require("init_task");
+
+    std::string changes;   // JSON array body
+    auto add_change = [&](const std::string& obj) { changes += (changes.empty() ? "\n  " : ",\n  ") + obj; };
+    std::string params;
+
+    if (attack == "dkom") {
+        const uint64_t count = vm.count("count") ? vm["count"].as<uint64_t>() : 3;
+        params = "\"count\":" + std::to_string(count);
+        std::vector<uint64_t> leaders;
+        for (const Detection& d : pslist(mem, btf, syms)) {
+            auto pid = dump.read32(d.vaddr + off.pid), tgid = dump.read32(d.vaddr + off.tgid);
+            if (pid && tgid && *pid == *tgid && *pid > 1 && d.vaddr != init_task) leaders.push_back(d.vaddr);
+        }
+        std::shuffle(leaders.begin(), leaders.end(), rng);
+        if (leaders.size() > count) leaders.resize(count);
+        std::sort(leaders.begin(), leaders.end());
+        // One struct pid's hlist: removes `node` (a task's pid_links[k]) the way hlist_del does.
+        auto unhash = [&](uint64_t node) {
+            auto next = dump.read64(node), pprev = dump.read64(node + 8);
+            if (!next || !pprev || *pprev == 0) return false;
+            dump.write64(*pprev, *next);
+            if (*next) dump.write64(*next + 8, *pprev);
+            dump.write64(node, 0);
+            dump.write64(node + 8, node);
+            return true;
+        };
+        for (uint64_t l : leaders) {
+            const uint32_t pid = *dump.read32(l + off.pid);
+            const std::string comm = comm_of(mem, l, off);
+            // Threads first, from the signal's thread list (before anything is changed).
+            std::vector<uint64_t> group{l};
+            if (auto sig = dump.read64(l + off.signal)) {
+                const uint64_t head = *sig + off.thread_head;
+                auto cur = dump.read64(head);
+                for (int k = 0; cur && *cur != head && *cur >= kbase && k < 100000; ++k) {
+                    const uint64_t t = *cur - off.thread_node;
+                    if (t != l) group.push_back(t);
+                    cur = dump.read64(*cur);
+                }
+            }
+            // init_task.tasks: list_del_init(&leader->tasks).
+            const uint64_t node = l + off.tasks;
+            auto next = dump.read64(node), prev = dump.read64(node + 8);
+            if (!next || !prev) throw InputError("task " + hex(l) + ": tasks unreadable");
+            dump.write64(*prev, *next);
+            dump.write64(*next + 8, *prev);
+            dump.write64(node, node);
+            dump.write64(node + 8, node);
+            std::string tasks;
+            for (uint64_t t : group) {
+                uint64_t unhashed = 0;
+                for (uint64_t k = 0; k < off.pid_types; ++k) unhashed += unhash(t + off.pid_links + k * 16);
+                tasks += std::string(tasks.empty() ? "" : ",") + "{\"vaddr\":\"" + hex(t) + "\",\"pid\":" +
+                         std::to_string(*dump.read32(t + off.pid)) + ",\"pid_links_unhashed\":" + std::to_string(unhashed) + "}";
+            }
+            add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":\"" + json_escape(comm) +
+                       "\",\"hidden\":[" + tasks + "]}");
+        }
+    } else if (attack == "tamper") {
+        const uint64_t count = vm.count("count") ? vm["count"].as<uint64_t>() : 10;
+        params = "\"count\":" + std::to_string(count) + ",\"mode\":\"" + mode + "\"";
+        std::vector<uint64_t> chosen = live_tasks;
+        std::shuffle(chosen.begin(), chosen.end(), rng);
+        if (chosen.size() > count) chosen.resize(count);
+        std::sort(chosen.begin(), chosen.end());
+        for (uint64_t t : chosen) {
+            std::vector<uint8_t> comm(off.comm_len);
+            uint32_t pid, tgid, state, flags;
+            if (mode == "random") {
+                for (auto& c : comm) c = static_cast<uint8_t>(0x80 | rng());
+                pid = static_cast<uint32_t>(kPidMaxLimit + 1 + rng() % 0x7fc00000u);
+                tgid = static_cast<uint32_t>(kPidMaxLimit + 1 + rng() % 0x7fc00000u);
+                state = static_cast<uint32_t>(rng());
+                flags = static_cast<uint32_t>(rng());
+            } else {
+                const uint64_t other = live_tasks[rng() % live_tasks.size()];
+                std::string name = comm_of(mem, other, off);
+                std::copy(name.begin(), name.end(), comm.begin());
+                pid = *dump.read32(other + off.pid) + 1;
+                tgid = pid;
+                state = *dump.read32(other + off.state);
+                flags = *dump.read32(other + off.flags);
+            }
+            const std::string old = comm_of(mem, t, off);
+            const uint32_t old_pid = *dump.read32(t + off.pid);
+            dump.write(t + off.comm, comm.data(), comm.size());
+            dump.write(t + off.pid, &pid, 4);
+            dump.write(t + off.tgid, &tgid, 4);
+            dump.write(t + off.state, &state, 4);
+            dump.write(t + off.flags, &flags, 4);
+            add_change("{\"vaddr\":\"" + hex(t) + "\",\"old_pid\":" + std::to_string(old_pid) + ",\"old_comm\":\"" +
+                       json_escape(old) + "\",\"pid\":" + std::to_string(pid) + ",\"tgid\":" + std::to_string(tgid) +
+                       ",\"state\":" + std::to_string(state) + ",\"flags\":" + std::to_string(flags) +
+                       ",\"fields\":[\"comm\",\"pid\",\"tgid\",\"__state\",\"flags\"]}");
+        }
+    } else {
+        const bool noise = attack == "noise";
+        const uint64_t per_object = vm.count("count") ? vm["count"].as<uint64_t>() : 8;
+        std::string tl;
+        for (const auto& t : types) tl += std::string(tl.empty() ? "" : ",") + "\"" + t + "\"";
+        params = "\"fraction\":" + std::to_string(fraction) + ",\"types\":[" + tl + "]" +
+                 (noise ? "" : ",\"pointers_per_object\":" + std::to_string(per_object));
+        uint64_t objects = 0, bytes_total = 0, bytes_changed = 0, planted = 0;
+        for (const TruthObject& t : truth) {
+            if (t.freed || !types.count(t.type) || t.size == 0) continue;
+            std::vector<uint8_t> buf(t.size);
+            if (!mem.read(t.vaddr, buf)) continue;
+            ++objects;
+            // Candidate bytes (noise) or words (plant) outside pointer words.
+            std::vector<uint64_t> cand;
+            for (uint64_t w = 0; w < t.size; w += 8) {
+                const uint64_t at = t.vaddr + w;
+                uint64_t v = 0;
+                const uint64_t n = std::min<uint64_t>(8, t.size - w);
+                std::memcpy(&v, buf.data() + w, n);
+                if (at % 8 == 0 && n == 8 && v >= kbase) continue;   // a pointer word
+                if (noise) for (uint64_t b = 0; b < n; ++b) cand.push_back(w + b);
+                else if (n == 8 && at % 8 == 0) cand.push_back(w);
+            }
+            if (noise) {
+                const uint64_t k = static_cast<uint64_t>(std::llround(fraction * double(cand.size())));
+                std::shuffle(cand.begin(), cand.end(), rng);
+                for (uint64_t i = 0; i < k; ++i) {
+                    uint8_t b = buf[cand[i]] ^ static_cast<uint8_t>(1 + rng() % 255);
+                    dump.write(t.vaddr + cand[i], &b, 1);
+                }
+                bytes_total += cand.size();
+                bytes_changed += k;
+            } else {
+                std::shuffle(cand.begin(), cand.end(), rng);
+                for (uint64_t i = 0; i < per_object && i < cand.size() && live_tasks.size() > 1; ++i) {
+                    uint64_t target;
+                    do target = live_tasks[rng() % live_tasks.size()];
+                    while (target == t.vaddr);
+                    const uint64_t p = target + (rng() % (t.size / 8)) * 8;
+                    dump.write64(t.vaddr + cand[i], p);
+                    ++planted;
+                }
+            }
+        }
+        if (noise) {
+            add_change("{\"objects\":" + std::to_string(objects) + ",\"non_pointer_bytes\":" + std::to_string(bytes_total) +
+                       ",\"bytes_mutated\":" + std::to_string(bytes_changed) + "}");
+        } else {
+            // Flood: all-zero pages of the direct map (the lowest kernel run start is page_offset_base).
+            uint64_t zero_pages = 0, flooded = 0;
+            auto pob = syms.address("page_offset_base");
+            std::optional<uint64_t> base;
+            if (pob) base = dump.read64(*pob);
+            std::vector<uint8_t> page(4096);
+            for (const VirtualRun& r : dump.tl().kernel_runs()) {
+                if (!base || r.vaddr < *base || r.vaddr >= *base + (uint64_t{1} << 40)) continue;
+                for (uint64_t p = 0; p < r.size; p += 4096) {
+                    if (!mem.read(r.vaddr + p, page)) continue;
+                    if (std::any_of(page.begin(), page.end(), [](uint8_t c) { return c != 0; })) continue;
+                    ++zero_pages;
+                    if (std::uniform_real_distribution<double>(0, 1)(rng) >= fraction || live_tasks.empty()) continue;
+                    ++flooded;
+                    for (uint64_t w = 0; w < 4096; w += 8) {
+                        const uint64_t target = live_tasks[rng() % live_tasks.size()];
+                        std::memcpy(page.data() + w, &target, 8);
+                        const uint64_t v = target + (rng() % 64) * 8;
+                        std::memcpy(page.data() + w, &v, 8);
+                    }
+                    dump.write(r.vaddr + p, page.data(), page.size());
+                }
+            }
+            add_change("{\"objects\":" + std::to_string(objects) + ",\"pointers_planted\":" + std::to_string(planted) +
+                       ",\"zero_pages\":" + std::to_string(zero_pages) + ",\"pages_flooded\":" + std::to_string(flooded) + "}");
+        }
+    }
+
+    const std::string json = "{\"attack\":\"" + attack + "\",\"seed\":" + std::to_string(seed) + ",\"source\":\"" +
+                             json_escape(fs::absolute(in).string()) + "\"," + params + ",\"changes\":[" + changes + "\n]}\n";
+    write_file_atomically((out / "attack.json").string(), json);
+    std::printf("%s", json.c_str());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return cli_main("dm-attack", [&] { return run(argc, argv); });
+}

@@ -1,0 +1,93 @@
+// dmbaseline: task_structs found the classic ways, for comparison with dmdetect (issue #6).
+// Argument parsing and printing only; the work is train/baselines.hpp.
+//
+//   dmbaseline pslist|psscan DUMP --kallsyms FILE --vmlinuz FILE [--format table|json|csv]
+//              [--output FILE] [--format-dump auto|raw|elf|lime] [--dtb ADDR] [--stats]
+//
+// Output is dmdetect's (detect/detect.hpp, format_detections): type "task_struct", score 1, votes 0,
+// so dmeval scores it unchanged. --stats prints psscan's candidates and rejections per check to stderr.
+#include "detect/detect.hpp"
+#include "graph/layers.hpp"
+#include "train/baselines.hpp"
+
+#include "tools/cli.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+namespace po = boost::program_options;
+using namespace deepmem;
+
+namespace {
+
+const char* kUsage =
+    "usage: dmbaseline pslist|psscan DUMP --kallsyms FILE --vmlinuz FILE [--format table|json|csv]\n"
+    "                  [--output FILE] [--format-dump auto|raw|elf|lime] [--dtb ADDR] [--stats]\n";
+
+int run(int argc, char** argv) {
+    po::options_description o("options");
+    o.add_options()("help,h", "this text")(
+        "vmlinuz", po::value<std::string>(), "vmlinuz (bzImage) or vmlinux with .BTF, or raw BTF")(
+        "kernel", po::value<std::string>(), "the same as --vmlinuz (dmlabel's name)")(
+        "kallsyms", po::value<std::string>()->required(), "the guest's /proc/kallsyms")(
+        "format", po::value<std::string>()->default_value("table"), "table|json|csv")(
+        "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
+        "format-dump", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
+        "dtb", po::value<std::string>(), "page-table root (physical address)")(
+        "stats", "psscan: candidates and rejections per check on stderr");
+    po::options_description all;
+    all.add(o).add_options()("method", po::value<std::string>(), "pslist|psscan")(
+        "dump", po::value<std::string>(), "dump file");
+    po::positional_options_description pos;
+    pos.add("method", 1).add("dump", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    if (vm.count("help")) {
+        std::cout << kUsage << o;
+        return 0;
+    }
+    po::notify(vm);
+    if (!vm.count("method") || !vm.count("dump")) throw InputError("missing METHOD or DUMP argument");
+    const std::string method = vm["method"].as<std::string>();
+    if (method != "pslist" && method != "psscan") throw InputError("METHOD must be pslist or psscan, not '" + method + "'");
+    const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
+
+    if (!vm.count("vmlinuz") && !vm.count("kernel")) throw InputError("missing --vmlinuz FILE");
+    const btf::Btf btf = btf::load_kernel_btf(vm[vm.count("vmlinuz") ? "vmlinuz" : "kernel"].as<std::string>());
+    const Kallsyms syms = Kallsyms::load(vm["kallsyms"].as<std::string>());
+    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format-dump"].as<std::string>()));
+    std::optional<uint64_t> dtb;
+    if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
+    const TranslationLayer tl = TranslationLayer::detect(*phys, dtb);
+
+    std::vector<Detection> found;
+    if (method == "pslist") {
+        found = pslist(TranslatedMemory(tl), btf, syms);
+    } else {
+        TaskSignature sig = TaskSignature::from_btf(btf);
+        sig.kernel_base = tl.kernel_base();
+        PsscanStats st;
+        found = psscan(tl, sig, {}, &st);
+        if (vm.count("stats")) {
+            std::fprintf(stderr, "psscan: %llu candidates, %llu tasks, %llu aliases dropped; rejected by",
+                         static_cast<unsigned long long>(st.candidates), static_cast<unsigned long long>(st.matched),
+                         static_cast<unsigned long long>(st.aliases));
+            for (const auto& [c, n] : st.rejected)
+                std::fprintf(stderr, " %s %llu", to_string(c), static_cast<unsigned long long>(n));
+            std::fprintf(stderr, "\n");
+        }
+    }
+    const std::string text = format_detections(found, format);
+    if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
+    else std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return cli_main("dmbaseline", [&] { return run(argc, argv); });
+}

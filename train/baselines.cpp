@@ -1,0 +1,219 @@
+// List traversal (pslist) and signature scan (psscan) of task_structs: the classic baselines of
+// issue #6. Contract and the list of checks: train/baselines.hpp.
+#include "train/baselines.hpp"
+
+#include "graph/layers.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_set>
+
+namespace deepmem {
+
+std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms) {
+    LabelerOptions opt;
+    opt.freed_tasks = false;
+    const LabelSet set = label_kernel_objects(mem, btf, syms, opt);
+    std::vector<Detection> out;
+    for (const Label& l : set.labels) {
+        if (l.type != "task_struct" || l.freed) continue;
+        // Volatility's pslist starts at init_task; the idle tasks of other CPUs are on no list.
+        if (l.found_by.rfind("runqueues[", 0) == 0) continue;
+        out.push_back({"task_struct", l.vaddr, l.paddr, 1.0f, 0});
+    }
+    return out;
+}
+
+TaskSignature TaskSignature::from_btf(const btf::Btf& btf) {
+    auto id = btf.find("task_struct");
+    if (!id) throw InputError("BTF: no struct task_struct");
+    auto off = [&](const char* path) {
+        auto f = btf.member(*id, path);
+        if (!f) throw InputError(std::string("BTF: struct task_struct has no member ") + path);
+        return f->byte_offset();
+    };
+    TaskSignature s;
+    s.size = btf.size_of(*id);
+    s.state = off("__state");
+    s.flags = off("flags");
+    s.stack = off("stack");
+    s.tasks = off("tasks");
+    s.mm = off("mm");
+    s.active_mm = off("active_mm");
+    s.exit_state = off("exit_state");
+    s.pid = off("pid");
+    s.tgid = off("tgid");
+    s.real_parent = off("real_parent");
+    s.parent = off("parent");
+    s.group_leader = off("group_leader");
+    s.thread_node = off("thread_node");
+    s.real_cred = off("real_cred");
+    s.cred = off("cred");
+    s.comm = off("comm");
+    s.comm_len = btf.size_of(btf.member(*id, "comm")->type);
+    s.fs = off("fs");
+    s.files = off("files");
+    s.signal = off("signal");
+    return s;
+}
+
+const char* to_string(TaskCheck c) {
+    switch (c) {
+        case TaskCheck::Ok: return "ok";
+        case TaskCheck::Unreadable: return "unreadable";
+        case TaskCheck::Pid: return "pid";
+        case TaskCheck::Comm: return "comm";
+        case TaskCheck::State: return "state";
+        case TaskCheck::Flags: return "flags";
+        case TaskCheck::Pointer: return "pointer";
+        case TaskCheck::Stack: return "stack";
+        case TaskCheck::Lists: return "lists";
+        case TaskCheck::Leader: return "leader";
+    }
+    return "?";
+}
+
+namespace {
+
+// Reads from `local` when the bytes are there, else through `mem`.
+struct FieldReader {
+    const KernelMemory& mem;
+    uint64_t base;
+    std::span<const uint8_t> local;
+    bool bytes(uint64_t off, uint8_t* out, uint64_t n) const {
+        if (off + n <= local.size()) {
+            std::memcpy(out, local.data() + off, n);
+            return true;
+        }
+        return mem.read(base + off, std::span<uint8_t>(out, n));
+    }
+    std::optional<uint64_t> u64(uint64_t off) const {
+        uint64_t v;
+        if (!bytes(off, reinterpret_cast<uint8_t*>(&v), 8)) return std::nullopt;
+        return v;
+    }
+    std::optional<uint32_t> u32(uint64_t off) const {
+        uint32_t v;
+        if (!bytes(off, reinterpret_cast<uint8_t*>(&v), 4)) return std::nullopt;
+        return v;
+    }
+};
+
+std::optional<uint64_t> read_u64(const KernelMemory& mem, uint64_t va) {
+    uint64_t v;
+    if (!mem.read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 8))) return std::nullopt;
+    return v;
+}
+
+// node.next->prev == &node, by virtual or physical address.
+bool list_consistent(const KernelMemory& mem, uint64_t node_va, uint64_t next, uint64_t kbase) {
+    if (next < kbase || next % 8) return false;
+    auto back = read_u64(mem, next + 8);
+    if (!back) return false;
+    if (*back == node_va) return true;
+    auto a = mem.physical(*back), b = mem.physical(node_va);
+    return a && b && *a == *b;
+}
+
+}  // namespace
+
+TaskCheck check_task(const TaskSignature& s, const KernelMemory& mem, uint64_t va, std::span<const uint8_t> local) {
+    const FieldReader r{mem, va, local};
+    auto pid = r.u32(s.pid), tgid = r.u32(s.tgid);
+    if (!pid || !tgid) return TaskCheck::Unreadable;
+    const int64_t p = static_cast<int32_t>(*pid), g = static_cast<int32_t>(*tgid);
+    if (p < 0 || g < 0 || p > kPidMaxLimit || g > kPidMaxLimit || (p == 0) != (g == 0)) return TaskCheck::Pid;
+
+    uint8_t comm[64] = {};
+    const uint64_t clen = std::min<uint64_t>(s.comm_len, sizeof comm);
+    if (!r.bytes(s.comm, comm, clen)) return TaskCheck::Unreadable;
+    uint64_t n = 0;
+    while (n < clen && comm[n] >= 0x20 && comm[n] < 0x7f) ++n;
+    if (n == 0 || n == clen || comm[n] != 0) return TaskCheck::Comm;
+    for (uint64_t i = n + 1; i < clen; ++i)
+        if (comm[i] != 0) return TaskCheck::Comm;
+
+    auto state = r.u32(s.state), exit_state = r.u32(s.exit_state), flags = r.u32(s.flags);
+    if (!state || !exit_state || !flags) return TaskCheck::Unreadable;
+    if (*state >= 0x10000u || (*exit_state & ~0x30u) != 0) return TaskCheck::State;
+    if (*flags & kFlagHoles) return TaskCheck::Flags;
+
+    const auto kernel_ptr = [&](uint64_t v) { return v >= s.kernel_base && v % 8 == 0; };
+    for (uint64_t off : {s.real_cred, s.cred, s.signal, s.group_leader, s.real_parent, s.parent}) {
+        auto v = r.u64(off);
+        if (!v) return TaskCheck::Unreadable;
+        if (!kernel_ptr(*v)) return TaskCheck::Pointer;
+    }
+    for (uint64_t off : {s.mm, s.active_mm, s.files, s.fs}) {
+        auto v = r.u64(off);
+        if (!v) return TaskCheck::Unreadable;
+        if (*v != 0 && !kernel_ptr(*v)) return TaskCheck::Pointer;
+    }
+    auto stack = r.u64(s.stack);
+    if (!stack) return TaskCheck::Unreadable;
+    if (*stack != 0 && (*stack < s.kernel_base || *stack % 4096)) return TaskCheck::Stack;
+
+    auto tn = r.u64(s.thread_node);
+    if (!tn || !list_consistent(mem, va + s.thread_node, *tn, s.kernel_base)) return TaskCheck::Lists;
+    const bool leader = p == g;
+    if (leader) {
+        auto tk = r.u64(s.tasks);
+        if (!tk || !list_consistent(mem, va + s.tasks, *tk, s.kernel_base)) return TaskCheck::Lists;
+    }
+
+    auto gl = r.u64(s.group_leader);
+    if (leader) {
+        if (*gl != va) {
+            auto a = mem.physical(*gl), b = mem.physical(va);
+            if (!a || !b || *a != *b) return TaskCheck::Leader;
+        }
+    } else {
+        uint32_t lt = 0;
+        if (!mem.read(*gl + s.tgid, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&lt), 4)) || lt != *tgid)
+            return TaskCheck::Leader;
+    }
+    return TaskCheck::Ok;
+}
+
+std::vector<Detection> psscan(const TranslationLayer& tl, const TaskSignature& sig, const PsscanOptions& opt,
+                              PsscanStats* stats) {
+    if (opt.alignment == 0 || opt.alignment % 8) throw InputError("psscan: alignment must be a multiple of 8");
+    const TranslatedMemory mem(tl);
+    const PhysicalLayer& phys = tl.physical();
+    PsscanStats st;
+    std::vector<Detection> found;
+    for (const VirtualRun& run : tl.kernel_runs()) {
+        // Contiguous bytes of the whole run when its physical range is one dump run, else per page.
+        const uint8_t* whole = phys.find(run.paddr, run.size);
+        for (uint64_t page = 0; page < run.size; page += 4096) {
+            const uint8_t* bytes = whole ? whole + page : phys.find(run.paddr + page, 4096);
+            const uint64_t avail = whole ? run.size - page : 4096;
+            if (!bytes) continue;
+            for (uint64_t o = 0; o < 4096; o += opt.alignment) {
+                ++st.candidates;
+                const uint64_t va = run.vaddr + page + o;
+                const TaskCheck c = check_task(sig, mem, va, std::span<const uint8_t>(bytes + o, avail - o));
+                if (c != TaskCheck::Ok) {
+                    ++st.rejected[c];
+                    continue;
+                }
+                found.push_back({"task_struct", va, run.paddr + page + o, 1.0f, 0});
+            }
+        }
+    }
+    std::sort(found.begin(), found.end(), [](const Detection& a, const Detection& b) { return a.vaddr < b.vaddr; });
+    std::unordered_set<uint64_t> paddrs;
+    std::vector<Detection> out;
+    for (Detection& d : found) {
+        if (!paddrs.insert(*d.paddr).second) {
+            ++st.aliases;
+            continue;
+        }
+        out.push_back(std::move(d));
+    }
+    st.matched = out.size();
+    if (stats) *stats = st;
+    return out;
+}
+
+}  // namespace deepmem
