@@ -44,6 +44,7 @@ po::options_description config_options(TrainConfig& c) {
         ("batch.hard_negative_fraction", po::value(&c.hard_negative_fraction)->default_value(c.hard_negative_fraction), "negatives drawn among key-length nodes")
         ("batch.none_weight", po::value(&c.none_weight)->default_value(c.none_weight), "loss weight of class 0")
         ("batch.mined_fraction", po::value(&c.mined_fraction)->default_value(c.mined_fraction), "negatives drawn among nodes the last checkpoint's model lets vote (0 = off)")
+        ("batch.content_noise", po::value(&c.content_noise)->default_value(c.content_noise), "up to this fraction of content bytes randomised per step (0 = off)")
         ("run.steps", po::value(&c.steps)->default_value(c.steps), "training steps")
         ("run.validate_every", po::value(&c.validate_every)->default_value(c.validate_every), "steps between validations")
         ("run.checkpoint_every", po::value(&c.checkpoint_every)->default_value(c.checkpoint_every), "steps between checkpoints")

@@ -38,6 +38,7 @@ void TrainConfig::validate() const {
     need(hard_negative_fraction >= 0 && hard_negative_fraction <= 1, "batch.hard_negative_fraction", "must be in [0, 1]");
     need(none_weight > 0 && std::isfinite(none_weight), "batch.none_weight", "must be > 0");
     need(mined_fraction >= 0 && mined_fraction <= 1, "batch.mined_fraction", "must be in [0, 1]");
+    need(content_noise >= 0 && content_noise <= 1, "batch.content_noise", "must be in [0, 1]");
     need(hard_negative_fraction + mined_fraction <= 1, "batch.mined_fraction",
          "hard_negative_fraction + mined_fraction must be ≤ 1");
     need(steps >= 1, "run.steps", "must be ≥ 1");
@@ -66,7 +67,8 @@ std::string trajectory_ini(const TrainConfig& c) {
       << "\nweight_decay = " << num(c.weight_decay) << "\nclip_norm = " << num(c.clip_norm)
       << "\n\n[batch]\npositives = " << c.positives << "\nnegatives_per_positive = " << num(c.negatives_per_positive)
       << "\nhard_negative_fraction = " << num(c.hard_negative_fraction) << "\nnone_weight = " << num(c.none_weight)
-      << "\nmined_fraction = " << num(c.mined_fraction) << "\n\n[run]\nseed = " << c.seed << "\n";
+      << "\nmined_fraction = " << num(c.mined_fraction) << "\ncontent_noise = " << num(c.content_noise)
+      << "\n\n[run]\nseed = " << c.seed << "\n";
     if (c.mined_fraction > 0) o << "checkpoint_every = " << c.checkpoint_every << "\n";   // mining steps
     return o.str();
 }
@@ -197,7 +199,21 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
          [&](uint32_t n) { return p.classes[n] == 0; });
     std::vector<uint32_t> labels;
     for (uint32_t t : targets) labels.push_back(p.classes[t]);
-    return extract_batch(input_of(dumps[d].graph), targets, labels, iterations);
+    GraphBatch b = extract_batch(input_of(dumps[d].graph), targets, labels, iterations);
+    if (cfg.content_noise > 0) {   // see Noise in the contract
+        const double f = double(splitmix(rng) >> 11) * 0x1.0p-53 * cfg.content_noise;
+        const uint64_t cut = uint64_t(f * 0x1.0p64 >= 0x1.0p64 ? ~uint64_t{0} : uint64_t(f * 0x1.0p64));
+        auto length = dumps[d].graph.length();
+        for (uint32_t local = 0; local < b.nodes(); ++local) {
+            const uint32_t bytes = std::min(length[b.node_ids[local]], b.feature_bytes);
+            uint8_t* row = b.features.data() + size_t(local) * b.feature_bytes;
+            for (uint32_t i = 0; i < bytes; ++i) {
+                const uint64_t r = splitmix(rng);
+                if (r < cut) row[i] = uint8_t(r >> 56) ^ uint8_t(r);   // a new byte value
+            }
+        }
+    }
+    return b;
 }
 
 std::string duration(double s) {

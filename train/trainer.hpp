@@ -24,6 +24,9 @@
 //               some key node's length (the only negatives that can vote), the rest uniformly;
 //               dropout masks are seeded by (seed, s). Class balancing: sampling fixes the ratio;
 //               `none_weight` scales class 0's loss weight.
+//   Noise       With content_noise > 0, each step draws a fraction f ∈ [0, content_noise] and
+//               replaces that fraction of the batch nodes' content bytes (within each segment's true
+//               length) with random ones — augmentation against tampered or decayed object fields.
 //   Mining      With mined_fraction > 0, at every checkpoint step the current model classifies every
 //               node of the training dumps; class-0 nodes it would let vote become that dump's
 //               "mined" negatives until the next checkpoint, and that fraction of each step's
@@ -70,6 +73,7 @@ struct TrainConfig {
     uint32_t positives = 128;
     float negatives_per_positive = 3.f, hard_negative_fraction = 0.5f, none_weight = 1.f;
     float mined_fraction = 0.f;      // 0 = no hard-negative mining
+    float content_noise = 0.f;       // up to this fraction of a batch's content bytes randomised
     // [run]
     uint64_t steps = 2000, validate_every = 500, checkpoint_every = 200, seed = 1;
     int threads = 0;                 // 0 = OpenMP default

@@ -30,6 +30,7 @@ TrainConfig tiny_config(const std::string& output) {
     c.validate_every = 100;
     c.seed = 7;
     c.mined_fraction = 0.25f;   // hard-negative mining at the checkpoint must not break exact resume
+    c.content_noise = 0.2f;     // nor must content-noise augmentation
     c.output = (g_dir / output).string();
     return c;
 }
