@@ -3,10 +3,15 @@
 // …" and exits 1.
 #pragma once
 
-#include <boost/program_options/errors.hpp>
+#include <boost/program_options.hpp>
 
 #include <cstdio>
 #include <exception>
+#include <initializer_list>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <utility>
 
 namespace deepmem {
 
@@ -25,6 +30,32 @@ int cli_main(const char* name, Run&& run, BeforeError before_error = [] {}) {
         std::fprintf(stderr, "%s: error: %s\n", name, e.what());
         return 1;
     }
+}
+
+// Parses the command line: `visible` options (shown by --help, which must be one of them) plus the
+// positional arguments, each (name, count; −1 = all the rest), stored as hidden string options.
+// On --help prints `usage` and the options and returns nullopt (exit 0); throws
+// boost::program_options::error on a bad command line.
+inline std::optional<boost::program_options::variables_map> parse_command_line(
+    int argc, char** argv, const boost::program_options::options_description& visible,
+    std::initializer_list<std::pair<const char*, int>> positional, const char* usage) {
+    namespace po = boost::program_options;
+    po::options_description all;
+    all.add(visible);
+    po::positional_options_description pos;
+    for (const auto& [name, count] : positional) {
+        if (count == 1) all.add_options()(name, po::value<std::string>());
+        else all.add_options()(name, po::value<std::vector<std::string>>());
+        pos.add(name, count);
+    }
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    if (vm.count("help")) {
+        std::cout << usage << visible;
+        return std::nullopt;
+    }
+    po::notify(vm);
+    return vm;
 }
 
 }  // namespace deepmem

@@ -185,17 +185,9 @@ int run(int argc, char** argv) {
         "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1)")(
         "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated")(
         "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible");
-    po::options_description all;
-    all.add(o).add_options()("attack", po::value<std::string>(), "dkom|tamper|noise|plant");
-    po::positional_options_description pos;
-    pos.add("attack", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    if (vm.count("help")) {
-        std::cout << kUsage << o;
-        return 0;
-    }
-    po::notify(vm);
+    const auto parsed = parse_command_line(argc, argv, o, {{"attack", 1}}, kUsage);
+    if (!parsed) return 0;
+    const po::variables_map& vm = *parsed;
     if (!vm.count("attack")) throw InputError("missing ATTACK argument");
     const std::string attack = vm["attack"].as<std::string>();
     if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant")

@@ -38,18 +38,9 @@ int run(int argc, char** argv) {
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "stats", "psscan: candidates and rejections per check on stderr");
-    po::options_description all;
-    all.add(o).add_options()("method", po::value<std::string>(), "pslist|psscan")(
-        "dump", po::value<std::string>(), "dump file");
-    po::positional_options_description pos;
-    pos.add("method", 1).add("dump", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    if (vm.count("help")) {
-        std::cout << kUsage << o;
-        return 0;
-    }
-    po::notify(vm);
+    const auto parsed = parse_command_line(argc, argv, o, {{"method", 1}, {"dump", 1}}, kUsage);
+    if (!parsed) return 0;
+    const po::variables_map& vm = *parsed;
     if (!vm.count("method") || !vm.count("dump")) throw InputError("missing METHOD or DUMP argument");
     const std::string method = vm["method"].as<std::string>();
     if (method != "pslist" && method != "psscan") throw InputError("METHOD must be pslist or psscan, not '" + method + "'");

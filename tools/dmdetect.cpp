@@ -78,17 +78,9 @@ int run(int argc, char** argv) {
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr");
-    po::options_description all;
-    all.add(o).add_options()("dump", po::value<std::string>(), "dump or .dmg");
-    po::positional_options_description pos;
-    pos.add("dump", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
-        std::cout << kUsage << o;
-        return 0;
-    }
+    const auto parsed = parse_command_line(argc, argv, o, {{"dump", 1}}, kUsage);
+    if (!parsed) return 0;
+    const po::variables_map& vm = *parsed;
     if (!vm.count("weights")) throw po::error("at least one --weights model is required");
     if (!vm.count("dump")) throw po::error("no DUMP given");
     const std::string dump = vm["dump"].as<std::string>();

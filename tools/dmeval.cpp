@@ -28,6 +28,9 @@ namespace {
 
 constexpr size_t kListed = 10;
 
+const char* kUsage = "usage: dmeval DETECTIONS LABELS [options]\n  DETECTIONS: dmdetect --format json|csv output\n"
+                     "  LABELS: labels.jsonl or labels.tsv\nexit status: 0 ok, 1 bad input, 2 usage error\n";
+
 std::string addresses(const std::vector<uint64_t>& v, size_t limit, bool json) {
     std::string s;
     for (size_t i = 0; i < v.size() && i < limit; ++i) s += (i ? json ? "," : " " : "") + (json ? "\"" + hex(v[i]) + "\"" : hex(v[i]));
@@ -46,19 +49,9 @@ int run(int argc, char** argv) {
     o.add_options()("help,h", "this text")("types", po::value<std::string>(), "only these types, comma-separated")(
         "format", po::value<std::string>()->default_value("table"), "table|json")(
         "list", "list every missed and spurious address (default: the first 10 per type)");
-    po::options_description all;
-    all.add(o).add_options()("detections", po::value<std::string>())("labels", po::value<std::string>());
-    po::positional_options_description pos;
-    pos.add("detections", 1).add("labels", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
-        std::cout << "usage: dmeval DETECTIONS LABELS [options]\n  DETECTIONS: dmdetect --format json|csv output\n"
-                     "  LABELS: labels.jsonl or labels.tsv\nexit status: 0 ok, 1 bad input, 2 usage error\n"
-                  << o;
-        return 0;
-    }
+    const auto parsed = parse_command_line(argc, argv, o, {{"detections", 1}, {"labels", 1}}, kUsage);
+    if (!parsed) return 0;
+    const po::variables_map& vm = *parsed;
     if (!vm.count("detections") || !vm.count("labels")) throw po::error("DETECTIONS and LABELS are required");
     const std::string fmt = vm["format"].as<std::string>();
     if (fmt != "table" && fmt != "json") throw po::error("--format must be table or json");

@@ -42,17 +42,9 @@ int run(int argc, char** argv) {
         "view", po::value<std::string>(), "guest view file to cross-check counts against")(
         "quiet,q", "print nothing but errors and view differences")(
         "per-process", "print PID, threads, open fd numbers and comm of every process");
-    po::options_description all;
-    all.add(o).add_options()("dump", po::value<std::string>(), "dump file");
-    po::positional_options_description pos;
-    pos.add("dump", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    if (vm.count("help")) {
-        std::cout << kUsage << o;
-        return 0;
-    }
-    po::notify(vm);
+    const auto parsed = parse_command_line(argc, argv, o, {{"dump", 1}}, kUsage);
+    if (!parsed) return 0;
+    const po::variables_map& vm = *parsed;
     if (!vm.count("dump")) throw InputError("missing DUMP argument");
 
     const auto t0 = std::chrono::steady_clock::now();
