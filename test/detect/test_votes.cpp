@@ -222,7 +222,9 @@ TEST_CASE("detect: detections as JSON Lines and CSV round-trip; reader errors ca
         {header + "cred,0x10,,1.0\n", header.size()},                                // 4 fields
         {header + "cred,0x10,,1.0,-1\n", header.size()},                             // negative votes
         {header + "cred,0x10,0xq,1.0,1\n", header.size()}};
-    for (const auto& [text, offset] : bad) {
+    for (const auto& entry : bad) {   // no structured binding: INFO captures it in a lambda (clang)
+        const std::string& text = entry.first;
+        const uint64_t offset = entry.second;
         INFO(text);
         try {
             parse_detections(bytes(text));
