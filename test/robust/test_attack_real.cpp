@@ -1,7 +1,8 @@
-// dm-attack on the real dev dump ($DEEPMEM_DUMPS/dev), checked against the truth and the baselines:
-//   dkom    pslist misses exactly the hidden tasks, psscan finds every live task; the hidden tasks'
-//           pid links are emptied
-//   tamper  psscan misses every tampered task, pslist still lists them
+// dm-attack on the real dev dump ($DEEPMEM_DUMPS/dev), checked against the truth, the baselines and
+// the shipped task_struct model:
+//   dkom    pslist misses exactly the hidden tasks, psscan and dmdetect find every one; the hidden
+//           tasks' pid links are emptied
+//   tamper  psscan misses every tampered task, pslist and dmdetect still find them
 //   noise   every changed byte lies in a live task_struct, outside pointer words, and as many as
 //           attack.json says
 //   plant   every changed word was a non-pointer word of a task_struct or in an all-zero page, and now
@@ -71,9 +72,18 @@ std::set<uint64_t> live_tasks(const std::vector<TruthObject>& truth) {
     return s;
 }
 
+// The tasks the shipped task_struct model ($DEEPMEM_MODELS/task_struct.cereal) detects in a dump.
+std::set<uint64_t> dmdetect_tasks(const fs::path& dump) {
+    const char* models = std::getenv("DEEPMEM_MODELS");
+    REQUIRE(models);
+    Detector det;
+    det.add_model((fs::path(models) / "task_struct.cereal").string());
+    return vaddr_set(det.detect(det.build_graph(dump.string())));
+}
+
 }  // namespace
 
-TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan") {
+TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan nor dmdetect") {
     const fs::path out = attack("dkom --count 3 --seed 11");
     const auto hidden = vaddrs_in(out / "attack.json");
     REQUIRE(hidden.size() >= 3);
@@ -96,6 +106,8 @@ TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan") {
     CHECK(score.fn == 0);
     CHECK(score.fp == 0);
     for (uint64_t h : hidden) CHECK(vaddr_set(scanned).count(h) == 1);
+    const auto detected = dmdetect_tasks(out / "dump.elf");
+    for (uint64_t h : hidden) CHECK(detected.count(h) == 1);
 
     // pid hash: pid_links[PIDTYPE_PID] of each hidden task is an empty node (next NULL, pprev → itself).
     const uint64_t links = btf.member(*btf.find("task_struct"), "pid_links")->byte_offset();
@@ -108,7 +120,7 @@ TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan") {
     fs::remove_all(out.parent_path());
 }
 
-TEST_CASE("tamper hides the tampered tasks from psscan, not from pslist") {
+TEST_CASE("tamper hides the tampered tasks from psscan, not from pslist nor dmdetect") {
     const fs::path out = attack("tamper --count 5 --seed 12");
     const auto tampered = vaddrs_in(out / "attack.json");
     REQUIRE(tampered.size() == 5);
@@ -119,9 +131,11 @@ TEST_CASE("tamper hides the tampered tasks from psscan, not from pslist") {
     sig.kernel_base = d.tl->kernel_base();
     const auto scanned = vaddr_set(psscan(*d.tl, sig));
     const auto listed = vaddr_set(pslist(TranslatedMemory(*d.tl), btf, syms));
+    const auto detected = dmdetect_tasks(out / "dump.elf");
     for (uint64_t t : tampered) {
         CHECK(scanned.count(t) == 0);
         CHECK(listed.count(t) == 1);
+        CHECK(detected.count(t) == 1);
     }
     fs::remove_all(out.parent_path());
 }
