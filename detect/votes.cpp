@@ -179,17 +179,6 @@ std::vector<Detection> select(const MemoryGraph& graph, const Model& model, std:
 // ---- ground truth ---------------------------------------------------------------------------
 namespace {
 
-// The string value of "key":"value" in one JSON object line (labels.jsonl never escapes these).
-std::optional<std::string_view> json_field(std::string_view line, std::string_view key) {
-    std::string pat = "\"" + std::string(key) + "\":\"";
-    size_t p = line.find(pat);
-    if (p == std::string_view::npos) return std::nullopt;
-    p += pat.size();
-    size_t e = line.find('"', p);
-    if (e == std::string_view::npos) return std::nullopt;
-    return line.substr(p, e - p);
-}
-
 // The unsigned number of "key":123 in one JSON object line, if present.
 std::optional<uint64_t> json_number(std::string_view line, std::string_view key, uint64_t offset) {
     std::string pat = "\"" + std::string(key) + "\":";
@@ -227,12 +216,12 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
         if (line.empty() || line.front() == '#') continue;
         TruthObject t;
         if (line.front() == '{') {
-            auto v = json_field(line, "vaddr"), ty = json_field(line, "type"), st = json_field(line, "state");
+            auto v = json_string_field(line, "vaddr"), ty = json_string_field(line, "type"), st = json_string_field(line, "state");
             if (!v || !ty) throw FormatError(offset, "label line without \"vaddr\" and \"type\"");
             t.vaddr = parse_hex_vaddr(*v, offset);
             t.type = std::string(*ty);
             t.size = json_number(line, "size", offset).value_or(0);
-            if (auto pa = json_field(line, "paddr")) t.paddr = parse_hex_vaddr(*pa, offset);
+            if (auto pa = json_string_field(line, "paddr")) t.paddr = parse_hex_vaddr(*pa, offset);
             if (st && *st != "live" && *st != "freed")
                 throw FormatError(offset, "label state '" + std::string(*st) + "' (expected live|freed)");
             t.freed = st && *st == "freed";

@@ -1,10 +1,12 @@
-// Line reader shared by the text inputs (kallsyms, the guest view, label files): yields each line
-// without its '\n' together with the byte offset where it starts, for FormatError.
+// Shared by the text inputs (kallsyms, the guest view, label files, the dataset manifest): a line
+// reader that yields each line without its '\n' together with the byte offset where it starts, for
+// FormatError, and the string-field lookup of the JSON this project writes itself.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace deepmem {
@@ -30,5 +32,17 @@ private:
     std::string_view all_;
     uint64_t pos_ = 0;
 };
+
+// The string value of the first "key":"value" in `json` (labels.jsonl, manifest.json: written
+// without spaces around ':' and without escapes in these values); nullopt when absent or unterminated.
+inline std::optional<std::string_view> json_string_field(std::string_view json, std::string_view key) {
+    const std::string pat = "\"" + std::string(key) + "\":\"";
+    size_t p = json.find(pat);
+    if (p == std::string_view::npos) return std::nullopt;
+    p += pat.size();
+    const size_t e = json.find('"', p);
+    if (e == std::string_view::npos) return std::nullopt;
+    return json.substr(p, e - p);
+}
 
 }  // namespace deepmem

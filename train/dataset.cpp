@@ -3,6 +3,7 @@
 #include "train/trainer.hpp"
 
 #include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
 
 #include <algorithm>
 #include <array>
@@ -87,14 +88,6 @@ std::vector<std::string> json_string_array(std::string_view doc, std::string_vie
     return out;
 }
 
-std::string json_string_value(std::string_view doc, std::string_view key) {
-    std::string pat = "\"" + std::string(key) + "\":\"";
-    size_t p = doc.find(pat);
-    if (p == std::string_view::npos) return {};
-    p += pat.size();
-    size_t e = doc.find('"', p);
-    return e == std::string_view::npos ? std::string() : std::string(doc.substr(p, e - p));
-}
 
 }  // namespace
 
@@ -106,7 +99,8 @@ Manifest Manifest::load(const std::string& path) {
     Manifest m;
     m.path = path;
     m.sha256 = sha256_hex(bytes);
-    m.kernel = json_string_value(doc, "kernel_package") + " " + json_string_value(doc, "kernel_version");
+    m.kernel = std::string(json_string_field(doc, "kernel_package").value_or("")) + " " +
+               std::string(json_string_field(doc, "kernel_version").value_or(""));
     m.train = json_string_array(doc, "train");
     m.validation = json_string_array(doc, "validation");
     m.test = json_string_array(doc, "test");

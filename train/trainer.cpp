@@ -84,23 +84,13 @@ std::string TrainConfig::to_ini() const {
 }
 
 // ---- validation -----------------------------------------------------------------------------
-namespace {
-
-GraphInput input_of(const MemoryGraph& g) {
-    return {{g.in(EdgeKind::LeftNeighbour), g.in(EdgeKind::RightNeighbour), g.in(EdgeKind::LeftPointer),
-             g.in(EdgeKind::RightPointer)},
-            g.features(), g.params().feature_bytes};
-}
-
-}  // namespace
-
 Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps) {
     InferenceNet net(model.config, model.params);
     std::vector<std::vector<Candidate>> cands(dumps.size());
     std::vector<CalibrationSet> sets;
     Mat<float> probs;
     for (size_t i = 0; i < dumps.size(); ++i) {
-        net.run(input_of(dumps[i].graph), probs);
+        net.run(graph_input(dumps[i].graph), probs);
         cands[i] = vote(dumps[i].graph, model, probs);
     }
     for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
@@ -131,7 +121,7 @@ uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::ve
     Mat<float> probs;
     uint64_t total = 0;
     for (size_t d = 0; d < dumps.size(); ++d) {
-        net.run(input_of(dumps[d].graph), probs);
+        net.run(graph_input(dumps[d].graph), probs);
         auto length = dumps[d].graph.length();
         Pools& p = pools[d];
         p.mined.clear();
@@ -199,7 +189,7 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
          [&](uint32_t n) { return p.classes[n] == 0; });
     std::vector<uint32_t> labels;
     for (uint32_t t : targets) labels.push_back(p.classes[t]);
-    GraphBatch b = extract_batch(input_of(dumps[d].graph), targets, labels, iterations);
+    GraphBatch b = extract_batch(graph_input(dumps[d].graph), targets, labels, iterations);
     if (cfg.content_noise > 0) {   // see Noise in the contract
         const double f = double(splitmix(rng) >> 11) * 0x1.0p-53 * cfg.content_noise;
         const uint64_t cut = uint64_t(f * 0x1.0p64 >= 0x1.0p64 ? ~uint64_t{0} : uint64_t(f * 0x1.0p64));
