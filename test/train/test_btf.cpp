@@ -8,6 +8,7 @@
 
 #include <lz4.h>
 #include <lzma.h>
+#include <zstd.h>
 
 using namespace deepmem;
 using namespace deepmem::btf;
@@ -324,7 +325,7 @@ void append_le32(std::vector<uint8_t>& v, uint32_t x) {
 }
 }  // namespace
 
-TEST_CASE("bzImage payloads: xz and lz4 legacy round trips, truncations are errors") {
+TEST_CASE("bzImage payloads: xz, lz4 legacy and zstd round trips, truncations are errors") {
     const auto kernel = some_kernel();
     SUBCASE("xz") {
         std::vector<uint8_t> xz(kernel.size() + 4096);
@@ -336,6 +337,27 @@ TEST_CASE("bzImage payloads: xz and lz4 legacy round trips, truncations are erro
         CHECK(decompress_bzimage(bzimage(xz)) == kernel);
         std::vector<uint8_t> cut(xz.begin(), xz.begin() + static_cast<long>(xz.size() / 2));
         CHECK_THROWS_AS(decompress_bzimage(bzimage(cut)), FormatError);
+    }
+    SUBCASE("zstd (6.12 kernels)") {
+        std::vector<uint8_t> zs(ZSTD_compressBound(kernel.size()));
+        const size_t n = ZSTD_compress(zs.data(), zs.size(), kernel.data(), kernel.size(), 19);
+        REQUIRE(!ZSTD_isError(n));
+        zs.resize(n);
+        append_le32(zs, static_cast<uint32_t>(kernel.size()));   // size_append after the frame
+        CHECK(decompress_bzimage(bzimage(zs)) == kernel);
+        for (size_t cut_at : {size_t{4}, size_t{20}, n / 2, n - 1}) {
+            std::vector<uint8_t> cut(zs.begin(), zs.begin() + static_cast<long>(cut_at));
+            CHECK_THROWS_AS(decompress_bzimage(bzimage(cut)), FormatError);
+        }
+        auto corrupt = zs;
+        corrupt[n / 2] ^= 0xff;   // a checksum or format error, or different bytes, never a crash
+        bool detected = false;
+        try {
+            detected = decompress_bzimage(bzimage(corrupt)) != kernel;
+        } catch (const FormatError&) {
+            detected = true;
+        }
+        CHECK(detected);
     }
     SUBCASE("lz4 legacy, two blocks") {
         std::vector<uint8_t> lz;
