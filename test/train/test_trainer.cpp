@@ -134,6 +134,56 @@ TEST_CASE("train: manifest reader") {
     fs::remove_all(dir);
 }
 
+TEST_CASE("train: manifest builds and leave-one-build-out") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("dm-manifest-b-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto write = [&](const std::string& text) {
+        std::ofstream(dir / "manifest.json") << text;
+        return (dir / "manifest.json").string();
+    };
+    // The shape make-dataset writes: splits, then one flat record per dump with nested objects.
+    auto rec = [](const char* name, const char* release) {
+        return std::string("    {\"name\":\"") + name + "\",\"seed\":1,\"kernel_package\":\"linux-image-" + release +
+               "\",\"kernel_release\":\"" + release + "\",\"workload\":{\"procs\":3,\"modules\":\"a,b\"},\"seconds\":{\"boot\":1}}";
+    };
+    const std::string doc = std::string("{\n  \"format\":\"deepmem dataset manifest v1\",\n") +
+        "  \"train\":[\"d0\",\"d1\",\"d2\",\"d4\"],\n  \"validation\":[\"d3\",\"d5\"],\n  \"test\":[\"d6\"],\n"
+        "  \"builds\":{\"6.1.0-57-amd64\":{\"dumps\":[\"d0\"]}},\n  \"dumps\":[\n" +
+        rec("d0", "6.1.0-57-amd64") + ",\n" + rec("d1", "6.12.118+deb13-amd64") + ",\n" + rec("d2", "5.10.0-46-amd64") + ",\n" +
+        rec("d3", "6.1.0-57-amd64") + ",\n" + rec("d4", "6.1.0-57-rt-amd64") + ",\n" + rec("d5", "6.12.118+deb13-amd64") + ",\n" +
+        rec("d6", "5.10.0-46-amd64") + "\n  ]\n}\n";
+    const Manifest m = Manifest::load(write(doc));
+    CHECK(m.build_of.size() == 7);
+    CHECK(m.build_of.at("d4") == "6.1.0-57-rt-amd64");
+    CHECK(m.by_build.at("6.12.118+deb13-amd64") == std::vector<std::string>{"d1", "d5"});
+    CHECK(m.by_build.size() == 4);
+
+    const Manifest v = m.holding_out("6.12");   // a version never seen
+    CHECK(v.train == std::vector<std::string>{"d0", "d2", "d4"});
+    CHECK(v.validation == std::vector<std::string>{"d3"});
+    CHECK(v.test == std::vector<std::string>{"d1", "d5"});
+    const Manifest rt = m.holding_out("6.1.0-57-rt-amd64");   // one build of a seen version
+    CHECK(rt.train == std::vector<std::string>{"d0", "d1", "d2"});
+    CHECK(rt.test == std::vector<std::string>{"d4"});
+    const Manifest two = m.holding_out("5.10,6.1.0-57-rt-amd64");
+    CHECK(two.test == std::vector<std::string>{"d2", "d6", "d4"});
+    // "6.1" takes both 6.1 builds and no 6.12 one (a prefix ends at '.', '-' or '+').
+    const Manifest v61 = m.holding_out("6.1");
+    CHECK(v61.test == std::vector<std::string>{"d0", "d3", "d4"});
+    CHECK(v61.train == std::vector<std::string>{"d1", "d2"});
+    CHECK(v61.validation == std::vector<std::string>{"d5"});
+    CHECK_THROWS_AS(m.holding_out("6.1,6.12"), InputError);   // no validation dump left
+    CHECK_THROWS_AS(m.holding_out("4.19"), InputError);       // matches no build
+    CHECK_THROWS_AS(m.holding_out("6.1.0-5"), InputError);    // not a prefix at a separator
+    CHECK_THROWS_AS(m.holding_out(","), InputError);
+    // A dump listed twice in "dumps" is an error; a manifest without records has no builds.
+    CHECK_THROWS_AS(Manifest::load(write(doc.substr(0, doc.rfind("\n  ]")) + ",\n" + rec("d6", "x") + "\n  ]\n}\n")), FormatError);
+    CHECK(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[],\"validation\":[],\"test\":[]}"))
+              .by_build.empty());
+    fs::remove_all(dir);
+}
+
 TEST_CASE("train: SHA-256 test vectors") {
     auto h = [](std::string_view s) {
         return sha256_hex({reinterpret_cast<const uint8_t*>(s.data()), s.size()});
