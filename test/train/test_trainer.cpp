@@ -109,14 +109,26 @@ TEST_CASE("train: configuration checks name the key") {
         CHECK(ini.find(key) != std::string::npos);
 }
 
-TEST_CASE("train: manifest reader") {
-    namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / ("dm-manifest-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    auto write = [&](const std::string& text) {
+namespace {
+// A scratch dataset directory; write(text) replaces its manifest.json and returns the path.
+struct ManifestDir {
+    std::filesystem::path dir;
+    explicit ManifestDir(const char* tag)
+        : dir(std::filesystem::temp_directory_path() / (std::string(tag) + std::to_string(::getpid()))) {
+        std::filesystem::create_directories(dir);
+    }
+    ~ManifestDir() { std::filesystem::remove_all(dir); }
+    std::string write(const std::string& text) const {
         std::ofstream(dir / "manifest.json") << text;
         return (dir / "manifest.json").string();
-    };
+    }
+};
+}  // namespace
+
+TEST_CASE("train: manifest reader") {
+    const ManifestDir md("dm-manifest-");
+    const auto& dir = md.dir;
+    auto write = [&](const std::string& text) { return md.write(text); };
     const Manifest m = Manifest::load(write(
         "{\n  \"format\":\"deepmem dataset manifest v1\",\n  \"kernel_package\":\"linux-image-x\",\n"
         "  \"kernel_version\":\"6.1\",\n  \"train\":[\"d-1\",\"d-2\"],\n  \"validation\":[\"d-3\"],\n  \"test\":[]\n}\n"));
@@ -131,17 +143,11 @@ TEST_CASE("train: manifest reader") {
                                          "\"validation\":[],\"test\":[]}")),
                     FormatError);   // a name that leaves the dataset
     CHECK_THROWS_AS(Manifest::load((dir / "absent.json").string()), InputError);
-    fs::remove_all(dir);
 }
 
 TEST_CASE("train: manifest builds and leave-one-build-out") {
-    namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / ("dm-manifest-b-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    auto write = [&](const std::string& text) {
-        std::ofstream(dir / "manifest.json") << text;
-        return (dir / "manifest.json").string();
-    };
+    const ManifestDir md("dm-manifest-b-");
+    auto write = [&](const std::string& text) { return md.write(text); };
     // The shape make-dataset writes: splits, then one flat record per dump with nested objects.
     auto rec = [](const char* name, const char* release) {
         return std::string("    {\"name\":\"") + name + "\",\"seed\":1,\"kernel_package\":\"linux-image-" + release +
@@ -181,7 +187,6 @@ TEST_CASE("train: manifest builds and leave-one-build-out") {
     CHECK_THROWS_AS(Manifest::load(write(doc.substr(0, doc.rfind("\n  ]")) + ",\n" + rec("d6", "x") + "\n  ]\n}\n")), FormatError);
     CHECK(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[],\"validation\":[],\"test\":[]}"))
               .by_build.empty());
-    fs::remove_all(dir);
 }
 
 TEST_CASE("train: SHA-256 test vectors") {
