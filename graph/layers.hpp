@@ -118,6 +118,10 @@ public:
     // graph builder may then drop pages it is done with (MADV_DONTNEED refaults them from the page
     // cache), which keeps its peak RSS far below the dump size.
     bool file_backed() const noexcept { return file_ != nullptr; }
+    // Drops the whole 4 KiB pages of [bytes, bytes+size) — bytes inside file_bytes() — from this
+    // process (MADV_DONTNEED) when file_backed(); a later read refaults them from the page cache.
+    // No-op for from_bytes() memory. Used by every full pass over the dump (root search, graph scan).
+    void release(const uint8_t* bytes, uint64_t size) const noexcept;
 
 private:
     PhysicalLayer() = default;
@@ -175,16 +179,29 @@ public:
     // first call is not thread-safe: make it before sharing the layer across threads). Throws
     // InputError when the tables exceed the work bound described at walk_stats().
     std::span<const VirtualRun> kernel_runs() const;
+    // kernel_runs() with each physical page once, at its lowest virtual address (the direct map
+    // for most pages), sorted by vaddr: what a scan over kernel memory reads so that it reads each
+    // page of the dump once, not once per alias. Computed on each call.
+    std::vector<VirtualRun> distinct_runs() const;
 
     // What the kernel_runs() walk saw and skipped, for diagnostics ("maps nothing because …").
-    //   tables         page tables read (the work bound: at most present 4 KiB pages + 4096 of
-    //                  them, else kernel_runs() throws InputError — only shared/looping tables can
-    //                  exceed it, since in a tree every table is a distinct present page)
-    //   absent_tables  entries pointing to a table that is not in the dump
-    //   loops          entries pointing back to a table on their own walk path (skipped)
-    //   reserved       large-page entries with reserved address bits set (skipped, as the CPU would fault)
-    struct WalkStats { uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0; };
+    //   tables          page tables read (the work bound: at most present 4 KiB pages + 4096 of
+    //                   them, else kernel_runs() throws InputError — only shared/looping tables can
+    //                   exceed it, since in a tree every table is a distinct present page)
+    //   absent_tables   entries pointing to a table that is not in the dump
+    //   loops           entries pointing back to a table on their own walk path (skipped)
+    //   reserved        large-page entries with reserved address bits set (skipped, as the CPU would fault)
+    //   aliases_skipped mappings skipped because their physical page already had 4 kernel mappings
+    //                   (entries whose table or large page was reached 4 times, and 4 KiB pages):
+    //                   work stays bounded by the dump's distinct pages; see warning()
+    //   distinct_pages  present physical pages that kernel_runs() maps (each once or more)
+    struct WalkStats {
+        uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
+    };
     WalkStats walk_stats() const;   // enumerates first if needed
+    // One line for the user when kernel_runs() skipped something they should know about (aliases
+    // beyond the bound), else empty. Enumerates first if needed.
+    std::string warning() const;
 
     const PhysicalLayer& physical() const noexcept { return *phys_; }
 

@@ -228,6 +228,15 @@ uint64_t PhysicalLayer::present_bytes() const noexcept {
     return n;
 }
 
+void PhysicalLayer::release(const uint8_t* bytes, uint64_t size) const noexcept {
+    if (!file_backed() || size == 0) return;
+    constexpr uintptr_t kPage = 4096;
+    auto a = reinterpret_cast<uintptr_t>(bytes), b = a + size;
+    a = (a + kPage - 1) & ~(kPage - 1);
+    b &= ~(kPage - 1);
+    if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
 // Index of the run containing paddr, or runs_.size().
 static size_t run_index(std::span<const PhysicalRun> runs, uint64_t paddr) noexcept {
     auto it = std::upper_bound(runs.begin(), runs.end(), paddr,

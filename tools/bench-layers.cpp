@@ -4,9 +4,13 @@
 //
 //   bench-layers DUMP [--format auto|raw|elf|lime] [--dtb 0x…] [--paging x86|pae|x64|la57] [--search]
 //   bench-layers --synthetic MiB
+//   bench-layers --alias-bomb MiB [--kind gib1|la57|spray] [--write FILE]
 // --search ignores the ELF CPU notes and runs the page-directory search, then reports whether it
-// translates every kernel page exactly as the note's CR3 does.
+// translates every kernel page exactly as the note's CR3 does. --alias-bomb builds page tables that
+// map the same memory millions of times (test/graph/layer_images.hpp) and times the walk and the
+// search on it, or writes it as a raw dump for timing the tools (/usr/bin/time -v dmgraph build …).
 #include "graph/layers.hpp"
+#include "test/graph/layer_images.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -76,14 +80,17 @@ int main(int argc, char** argv) try {
         ("dtb", po::value<std::string>(), "page-table root (hex)")
         ("paging", po::value<std::string>(), "x86|pae|x64|la57")
         ("search", "ignore CPU notes: search for the root and compare with the note's CR3")
-        ("synthetic", po::value<uint64_t>(), "benchmark an in-memory image of this many MiB");
+        ("synthetic", po::value<uint64_t>(), "benchmark an in-memory image of this many MiB")
+        ("alias-bomb", po::value<uint64_t>(), "an aliasing page-table image of this many MiB (1..1024)")
+        ("kind", po::value<std::string>()->default_value("gib1"), "alias bomb: gib1|la57|spray")
+        ("write", po::value<std::string>(), "write the alias bomb as a raw dump to FILE and stop");
     po::positional_options_description pos;
     pos.add("dump", 1);
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
     po::notify(vm);
-    if (vm.count("help") || (!vm.count("dump") && !vm.count("synthetic"))) {
-        std::cout << "usage: bench-layers DUMP [options] | --synthetic MiB\n" << opts;
+    if (vm.count("help") || (!vm.count("dump") && !vm.count("synthetic") && !vm.count("alias-bomb"))) {
+        std::cout << "usage: bench-layers DUMP [options] | --synthetic MiB | --alias-bomb MiB\n" << opts;
         return vm.count("help") ? 0 : 2;
     }
     std::optional<PagingMode> mode;
@@ -99,6 +106,38 @@ int main(int argc, char** argv) try {
         t0 = std::chrono::steady_clock::now();
         auto t = TranslationLayer::detect(*phys, dtb, mode);
         report(t, since(t0));
+        return 0;
+    }
+
+    if (vm.count("alias-bomb")) {
+        using test_images::AliasBomb;
+        const uint64_t mib = vm["alias-bomb"].as<uint64_t>();
+        const std::string kind = vm["kind"].as<std::string>();
+        if (mib < 1 || mib > 1024) throw InputError("--alias-bomb needs 1..1024 MiB");
+        if (kind != "gib1" && kind != "la57" && kind != "spray") throw InputError("--kind must be gib1, la57 or spray");
+        const AliasBomb k = kind == "gib1" ? AliasBomb::Gib1 : kind == "la57" ? AliasBomb::La57 : AliasBomb::Spray;
+        auto mem = test_images::build_alias_bomb(mib << 20, k);
+        if (vm.count("write")) {
+            write_file_atomically(vm["write"].as<std::string>(),
+                                  std::string_view(reinterpret_cast<const char*>(mem.bytes.data()), mem.bytes.size()));
+            return 0;
+        }
+        auto phys = PhysicalLayer::from_bytes(mem.bytes, DumpFormat::Raw);
+        const PagingMode m = k == AliasBomb::La57 ? PagingMode::X86_64_5Level : PagingMode::X86_64_4Level;
+        auto t0 = std::chrono::steady_clock::now();
+        TranslationLayer t(*phys, m, 0x1000);
+        auto runs = t.kernel_runs();
+        auto st = t.walk_stats();
+        std::printf("walk %.3f s  pages %llu  distinct %llu  skipped aliases %llu  tables %llu\n", since(t0),
+                    static_cast<unsigned long long>(pages_of(runs)), static_cast<unsigned long long>(st.distinct_pages),
+                    static_cast<unsigned long long>(st.aliases_skipped), static_cast<unsigned long long>(st.tables));
+        t0 = std::chrono::steady_clock::now();
+        try {
+            auto s = TranslationLayer::search(*phys);
+            std::printf("search %.3f s  root %s (%s)\n", since(t0), hex(s.dtb()).c_str(), to_string(s.mode()));
+        } catch (const InputError& e) {
+            std::printf("search %.3f s  refused: %s\n", since(t0), e.what());
+        }
         return 0;
     }
 

@@ -86,6 +86,7 @@ int cmd_build(const std::vector<std::string>& args) {
 
     auto phys = PhysicalLayer::open(dump, parse_dump_format(vm["format"].as<std::string>()));
     auto layer = TranslationLayer::detect(*phys, dtb, paging);
+    if (const std::string w = layer.warning(); !w.empty()) std::fprintf(stderr, "dmgraph: warning: %s\n", w.c_str());
     const bool show = !vm.count("quiet") && phys->file_bytes().size() > (uint64_t{256} << 20);
     int last_decile = -1;
     ProgressFn progress = [&](uint64_t done, uint64_t total) {
