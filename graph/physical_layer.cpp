@@ -182,9 +182,12 @@ struct PhysicalLayerParsers {
             layer->runs_ = normalise(std::move(d.runs), bytes);
             layer->data_runs_ = layer->file_ ? data_only(layer->runs_, layer->file_->data_extents()) : layer->runs_;
         }
-        if (layer->runs_.empty())
+        if (layer->runs_.empty()) {
+            std::string why;
+            for (const auto& w : layer->warnings_) why += "; " + w;
             throw FormatError(0, std::string("no physical memory in ") + to_string(format) +
-                                     " dump (expected at least one non-empty range)");
+                                     " dump (expected at least one non-empty range)" + why);
+        }
         return layer;
     }
 
