@@ -16,6 +16,7 @@
 #include "graph/layers.hpp"
 
 #include <omp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -32,6 +33,14 @@ using namespace deepmem;
 namespace po = boost::program_options;
 
 namespace {
+
+// CPU seconds (user + system, all threads) of this process so far: the figure that means
+// something on a shared machine, where wall time depends on the other load.
+double cpu_seconds() {
+    struct rusage u {};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 double since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -106,11 +115,13 @@ void bench_formats(const PhysicalLayer& phys) {
         const double write_s = since(t0);
         const double file_mib = static_cast<double>(std::filesystem::file_size(path)) / (1 << 20);
         t0 = std::chrono::steady_clock::now();
+        const double cpu0 = cpu_seconds();
         auto p = PhysicalLayer::open(path);
-        const double open_s = since(t0);
+        const double open_s = since(t0), open_cpu = cpu_seconds() - cpu0;
         std::filesystem::remove(path);
-        std::printf("  %-22s file %7.1f MiB  write %6.2f s (%6.0f MiB/s)  open %6.3f s (%6.0f MiB/s)  present %s\n", r.name,
-                    file_mib, write_s, mib / write_s, open_s, mib / open_s,
+        std::printf("  %-22s file %7.1f MiB  write %6.2f s  open %6.3f s wall (%5.0f MiB/s), %6.3f s CPU "
+                    "(%5.0f MiB/s per core)  present %s\n",
+                    r.name, file_mib, write_s, open_s, mib / open_s, open_cpu, mib / open_cpu,
                     p->present_bytes() == phys.present_bytes() ? "same" : "DIFFERS");
     }
 }

@@ -57,9 +57,10 @@ TEST_CASE("formats real: kdump and AVML copies of dump.elf give the ELF's memory
     for (const Case& k : {Case{"zlib-flat.kdump", KdumpCompression::Zlib, true},
                           Case{"lzo.kdump", KdumpCompression::Lzo, false},
                           Case{"snappy.kdump", KdumpCompression::Snappy, false}}) {
-        CAPTURE(k.name);
-        const fs::path p = write_temp(k.name, [&](const ByteSink& s) { return write_kdump(*elf, k.c, k.flat, s); });
-        MESSAGE(k.name << ": " << fs::file_size(p) / (1 << 20) << " MiB");
+        const std::string name = k.name;
+        CAPTURE(name);
+        const fs::path p = write_temp(name, [&](const ByteSink& s) { return write_kdump(*elf, k.c, k.flat, s); });
+        MESSAGE(name << ": " << fs::file_size(p) / (1 << 20) << " MiB");
         auto kd = PhysicalLayer::open(p.string());
         fs::remove(p);   // the layer keeps its decompressed image, not the file
         CHECK(kd->format() == DumpFormat::Kdump);
