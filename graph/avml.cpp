@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 
 namespace deepmem {
 namespace detail {
@@ -135,20 +134,18 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
             for (uint64_t off = 0; off < r.present; off += kPiece) items.push_back({i, off, r.image + off});
         }
     }
-    std::atomic<uint64_t> first_bad{UINT64_MAX};
-    std::mutex bad_mutex;
-    std::string bad_what;
+    FirstFailure failure;
 #pragma omp parallel
     {
         std::vector<uint8_t> buf(snappy_frame::kMaxChunkBytes);
 #pragma omp for schedule(dynamic, 16)
         for (uint64_t k = 0; k < items.size(); ++k) {
-            if (first_bad.load(std::memory_order_relaxed) < k) continue;
+            if (failure.after_failure(k)) continue;
             const Item& it = items[k];
             const Range& r = ranges[it.range];
             const uint8_t* bytes = nullptr;
             uint64_t n = 0;
-            std::string what;
+            const char* what = nullptr;
             if (r.compressed) {
                 const snappy_frame::Chunk& c = r.index.chunks[it.chunk_or_offset];
                 what = snappy_frame::decode(file.subspan(r.data), c, buf.data());
@@ -159,30 +156,21 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
                 n = std::min(kPiece, r.present - it.chunk_or_offset);
             }
             // Stored page by page (of the image) so that zero pages stay holes.
-            for (uint64_t done = 0; what.empty() && done < n;) {
+            for (uint64_t done = 0; !what && done < n;) {
                 const uint64_t at = it.out + done;
                 const uint64_t step = std::min(n - done, 4096 - at % 4096);
-                if (!image->store(at, bytes + done, step)) what = "bomb";
+                if (!image->store(at, bytes + done, step)) what = FirstFailure::kBomb;
                 done += step;
             }
-            if (!what.empty()) {
-                std::lock_guard<std::mutex> lock(bad_mutex);
-                if (k < first_bad.load()) {
-                    first_bad.store(k);
-                    bad_what = what;
-                }
-            }
+            if (what) failure.record(k, what);
         }
     }
-    if (first_bad.load() != UINT64_MAX) {
-        const Item& it = items[first_bad.load()];
+    if (failure.failed()) {
+        if (failure.bomb()) FirstFailure::throw_bomb("AVML", size);
+        const Item& it = items[failure.item()];
         const Range& r = ranges[it.range];
-        if (bad_what == "bomb")
-            throw InputError("refusing this AVML file: it decompresses to more than " +
-                             std::to_string(DecodedImage::kBombFactor) + "× its " + std::to_string(size) +
-                             " bytes of non-zero memory (a decompression bomb or a corrupt file)");
         const uint64_t at = r.data + (r.compressed ? r.index.chunks[it.chunk_or_offset].offset : it.chunk_or_offset);
-        throw FormatError(at, "AVML range at physical " + hex(r.paddr) + ": " + bad_what);
+        throw FormatError(at, "AVML range at physical " + hex(r.paddr) + ": " + failure.what());
     }
     image->seal();
     for (const Range& r : ranges) d.runs.push_back({r.paddr, r.image, r.present});

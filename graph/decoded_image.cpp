@@ -95,4 +95,20 @@ std::vector<std::pair<uint64_t, uint64_t>> DecodedImage::data_extents() const {
     return out;
 }
 
+void FirstFailure::record(uint64_t item, const char* what) noexcept {
+    while (lock_.exchange(true, std::memory_order_acquire)) {
+    }
+    if (item < first_.load()) {
+        first_.store(item);
+        what_ = what;
+    }
+    lock_.store(false, std::memory_order_release);
+}
+
+void FirstFailure::throw_bomb(const std::string& kind, uint64_t file_size) {
+    throw InputError("refusing this " + kind + " file: it decompresses to more than " +
+                     std::to_string(DecodedImage::kBombFactor) + "× its " + std::to_string(file_size) +
+                     " bytes of non-zero memory (a decompression bomb or a corrupt file)");
+}
+
 }  // namespace deepmem::detail

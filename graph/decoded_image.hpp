@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -55,5 +56,27 @@ private:
 };
 
 bool all_zero(const uint8_t* p, uint64_t len) noexcept;
+
+// The first failing item (lowest index) of a parallel decompression loop, so that the error
+// reported does not depend on the thread count; no exception leaves the parallel region. Items
+// after a recorded failure may be skipped. `what` must be a string literal; kBomb marks a store()
+// over budget.
+class FirstFailure {
+public:
+    static constexpr const char* kBomb = "decompression bomb";
+    bool after_failure(uint64_t item) const noexcept { return first_.load(std::memory_order_relaxed) < item; }
+    void record(uint64_t item, const char* what) noexcept;
+    bool failed() const noexcept { return first_.load() != UINT64_MAX; }
+    uint64_t item() const noexcept { return first_.load(); }
+    const char* what() const noexcept { return what_; }
+    bool bomb() const noexcept { return what_ == kBomb; }
+    // The InputError refusing a `kind` file of `file_size` bytes past the budget.
+    [[noreturn]] static void throw_bomb(const std::string& kind, uint64_t file_size);
+
+private:
+    std::atomic<uint64_t> first_{UINT64_MAX};
+    std::atomic<bool> lock_{false};
+    const char* what_ = nullptr;
+};
 
 }  // namespace deepmem::detail

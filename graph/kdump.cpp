@@ -28,10 +28,8 @@
 #include <zstd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <map>
-#include <mutex>
 
 namespace deepmem {
 namespace detail {
@@ -403,9 +401,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
 
     // Decompress every page, in parallel, into the image: page i at i × block_size.
     auto image = std::make_shared<DecodedImage>(pages.size() * bs, DecodedImage::kBombFactor * file.size());
-    std::atomic<uint64_t> first_bad{UINT64_MAX};
-    std::mutex bad_mutex;
-    const char* bad_what = nullptr;
+    FirstFailure failure;
     if (lzo_init() != LZO_E_OK) throw InputError("liblzo2 cannot start (lzo_init)");
 #pragma omp parallel
     {
@@ -413,7 +409,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         std::vector<uint8_t> out(bs), scratch(bs);
 #pragma omp for schedule(dynamic, 64)
         for (uint64_t i = 0; i < pages.size(); ++i) {
-            if (first_bad.load(std::memory_order_relaxed) < i) continue;
+            if (failure.after_failure(i)) continue;
             const Page& p = pages[i];
             const uint8_t* in = src.view(p.data, p.size);
             if (!in) {
@@ -421,23 +417,14 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
                 in = scratch.data();
             }
             const char* what = dec.page(in, p.size, p.flags, out.data(), bs);
-            if (!what && !image->store(i * bs, out.data(), bs)) what = "bomb";
-            if (what) {
-                std::lock_guard<std::mutex> lock(bad_mutex);
-                if (i < first_bad.load()) {
-                    first_bad.store(i);
-                    bad_what = what;
-                }
-            }
+            if (!what && !image->store(i * bs, out.data(), bs)) what = FirstFailure::kBomb;
+            if (what) failure.record(i, what);
         }
     }
-    if (first_bad.load() != UINT64_MAX) {
-        const Page& p = pages[first_bad.load()];
-        if (std::string(bad_what) == "bomb")
-            throw InputError("refusing this " + std::string(kind) + " file: it decompresses to more than " +
-                             std::to_string(DecodedImage::kBombFactor) + "× its " + std::to_string(file.size()) +
-                             " bytes of non-zero memory (a decompression bomb or a corrupt file)");
-        throw FormatError(src.file_offset(p.data), "page data of pfn " + hex(p.pfn) + ": " + bad_what);
+    if (failure.failed()) {
+        if (failure.bomb()) FirstFailure::throw_bomb(kind, file.size());
+        const Page& p = pages[failure.item()];
+        throw FormatError(src.file_offset(p.data), "page data of pfn " + hex(p.pfn) + ": " + failure.what());
     }
     image->seal();
     for (uint64_t i = 0; i < pages.size(); ++i) {

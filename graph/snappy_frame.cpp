@@ -108,7 +108,7 @@ Index index(std::span<const uint8_t> s, uint64_t base, uint64_t out_bytes) {
     return r;
 }
 
-std::string decode(std::span<const uint8_t> s, const Chunk& c, uint8_t* out) noexcept {
+const char* decode(std::span<const uint8_t> s, const Chunk& c, uint8_t* out) noexcept {
     const char* in = reinterpret_cast<const char*>(s.data() + c.offset);
     if (c.compressed) {
         if (!snappy::RawUncompress(in, c.size, reinterpret_cast<char*>(out))) return "corrupt snappy block";
@@ -116,7 +116,7 @@ std::string decode(std::span<const uint8_t> s, const Chunk& c, uint8_t* out) noe
         std::memcpy(out, in, c.size);
     }
     if (mask_crc(crc32c(out, c.out_size)) != c.masked_crc) return "CRC-32C mismatch (corrupt data)";
-    return {};
+    return nullptr;
 }
 
 void encode(std::span<const uint8_t> data, std::vector<uint8_t>& out) {

@@ -40,9 +40,9 @@ struct Index {
 };
 Index index(std::span<const uint8_t> stream, uint64_t base, uint64_t out_bytes);
 
-// Decodes `c` (from the same span) into out[0, c.out_size) and checks its CRC. Returns an empty
-// string, or what is wrong (corrupt snappy block, CRC mismatch). Thread-safe, throws nothing.
-std::string decode(std::span<const uint8_t> stream, const Chunk& c, uint8_t* out) noexcept;
+// Decodes `c` (from the same span) into out[0, c.out_size) and checks its CRC. Returns nullptr,
+// or what is wrong (corrupt snappy block, CRC mismatch). Thread-safe, throws nothing.
+const char* decode(std::span<const uint8_t> stream, const Chunk& c, uint8_t* out) noexcept;
 
 // Appends the framed stream of `data` to `out`: identifier, then compressed chunks of ≤ 64 KiB
 // (stored uncompressed when that is not smaller), as AVML's FrameEncoder writes.
