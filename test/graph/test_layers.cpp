@@ -340,9 +340,12 @@ TEST_CASE("layers: malformed ELF files are FormatErrors with offsets") {
         put_le(b, 64 + 56 + 8, 8, ~uint64_t{0} - 100);
         CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
     }
-    SUBCASE("truncated file cuts the segment") {
+    SUBCASE("truncated file cuts the segment: refused when strict, else clipped with a warning") {
         std::vector<uint8_t> b(good.begin(), good.end() - 1);
-        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b, DumpFormat::Auto, true); }) == 64 + 56);
+        auto p = PhysicalLayer::from_bytes(b);
+        CHECK(p->present_bytes() == mem.bytes.size() - 1);
+        CHECK(p->warnings().size() == 1);
     }
     SUBCASE("note descriptor past its segment") {
         auto b = good;
@@ -407,9 +410,12 @@ TEST_CASE("layers: malformed LiME files") {
         std::vector<uint8_t> b(good.begin(), good.begin() + 20);
         CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 0);
     }
-    SUBCASE("range past EOF") {
+    SUBCASE("range past EOF: refused when strict, else clipped with a warning") {
         std::vector<uint8_t> b(good.begin(), good.end() - 1);
-        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b); }) == 32 + 0x1000 + 8);
+        CHECK(format_error_offset([&] { PhysicalLayer::from_bytes(b, DumpFormat::Auto, true); }) == 32 + 0x1000 + 8);
+        auto p = PhysicalLayer::from_bytes(b);
+        CHECK(p->present_bytes() == 0x3000 - 1);
+        CHECK(p->warnings().size() == 1);
     }
     SUBCASE("end below start, whole 2^64, bad version, bad magic in the second header") {
         auto b = good;
