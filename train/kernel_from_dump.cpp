@@ -498,4 +498,18 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
     return r;
 }
 
+const btf::Btf& KernelTypesAndSymbols::require_btf(const std::string& what) const {
+    if (btf) return *btf;
+    for (const std::string& n : notes)
+        if (n.rfind("no types", 0) == 0) throw InputError(what + " needs the kernel's struct layouts; " + n);
+    throw InputError(what + " needs the kernel's struct layouts (BTF)");
+}
+
+const Kallsyms& KernelTypesAndSymbols::require_symbols(const std::string& what) const {
+    if (symbols) return *symbols;
+    for (const std::string& n : notes)
+        if (n.find("symbols") != std::string::npos) throw InputError(what + " needs the kernel's symbols; " + n);
+    throw InputError(what + " needs the kernel's symbols (kallsyms)");
+}
+
 }  // namespace deepmem

@@ -75,6 +75,9 @@ struct KernelTypesAndSymbols {
     std::string btf_source;             // "vmlinuz FILE" or "dump: .BTF at 0x… (N bytes)"; "" when absent
     std::string symbols_source;         // "FILE" or "dump: kallsyms tables at 0x… (N symbols)"
     std::vector<std::string> notes;     // one line per thing missing or dropped
+    // The BTF / the symbols, or an InputError "<what> needs … : <the note>".
+    const btf::Btf& require_btf(const std::string& what) const;
+    const Kallsyms& require_symbols(const std::string& what) const;
 };
 // Throws what btf::load_kernel_image / Kallsyms::load throw for a user-given file that is bad.
 KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl,
