@@ -25,7 +25,8 @@
 //              Leader   leader: group_leader == self; thread: group_leader->tgid == tgid
 //            A page mapped twice (kernel image and direct map) is reported once, at its lowest
 //            virtual address (the direct map, as the memory graph does).
-//   All offsets come from BTF (TaskSignature::from_btf); the value ranges are the kernel ABI's.
+//   All offsets come from BTF through KernelLayout (train/kernel_layout.hpp; __state, or state before
+//   5.14, read as its low 32 bits); the value ranges are the kernel ABI's.
 #pragma once
 
 #include "detect/detect.hpp"
