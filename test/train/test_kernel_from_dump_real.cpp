@@ -4,10 +4,13 @@
 //   BTF      byte for byte the .BTF section of the dump's vmlinuz (a build whose vmlinuz this
 //            branch cannot decompress is reported and compared by symbols only);
 //   symbols  every core-kernel line of the guest's /proc/kallsyms (the file beside the dump), in
-//            order, with address, type letter and name; module lines are not in the core tables.
+//            order, with address, type letter and name; module lines are not in the core tables;
+//   labels   the labeler's walk with both from the dump equals its walk with the package's files
+//            (same labels, same counts), where the package's BTF can be read.
 // Figures (seconds per search) are printed, not asserted. Skipped (exit 77) without the dev dump.
 #include "graph/layers.hpp"
 #include "train/kernel_from_dump.hpp"
+#include "train/labeler.hpp"
 
 #include <doctest/doctest.h>
 
@@ -49,9 +52,10 @@ void check_dump(const fs::path& dir) {
     INFO("find_btf: " << why);
     REQUIRE(found);
     std::string package = "not compared";
+    std::optional<btf::Btf> package_btf;
     try {
-        const btf::Btf file = btf::load_kernel_btf((dir / "vmlinuz").string());
-        const bool same = std::ranges::equal(found->btf.bytes(), file.bytes());
+        package_btf = btf::load_kernel_btf((dir / "vmlinuz").string());
+        const bool same = std::ranges::equal(found->btf.bytes(), package_btf->bytes());
         CHECK(same);
         package = same ? "equal" : "DIFFERENT";
     } catch (const InputError& e) {
@@ -83,6 +87,22 @@ void check_dump(const fs::path& dir) {
     CHECK(both.btf);
     CHECK(both.symbols);
     CHECK(both.notes.empty());
+    if (package_btf && both.btf && both.symbols) {
+        const TranslatedMemory mem(tl);
+        const LabelSet from_dump = label_kernel_objects(mem, *both.btf, *both.symbols);
+        const LabelSet from_package = label_kernel_objects(mem, *package_btf, file);
+        CHECK(from_dump.labels.size() == from_package.labels.size());
+        CHECK(from_dump.per_type() == from_package.per_type());
+        CHECK(from_dump.counts.processes == from_package.counts.processes);
+        CHECK(from_dump.counts.threads == from_package.counts.threads);
+        CHECK(from_dump.counts.fds == from_package.counts.fds);
+        bool same = from_dump.labels.size() == from_package.labels.size();
+        for (size_t i = 0; same && i < from_dump.labels.size(); ++i)
+            same = from_dump.labels[i].vaddr == from_package.labels[i].vaddr &&
+                   from_dump.labels[i].type == from_package.labels[i].type &&
+                   from_dump.labels[i].size == from_package.labels[i].size;
+        CHECK(same);
+    }
     std::printf("%s: BTF %llu bytes at %s in %.2f s (package: %s); %llu symbols at %s in %.2f s (%s, %s); "
                 "both %.2f s\n",
                 dir.filename().c_str(), static_cast<unsigned long long>(found->size), hex(found->vaddr).c_str(), t_btf,
