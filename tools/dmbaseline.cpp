@@ -59,12 +59,13 @@ int run(int argc, char** argv) {
     };
     const KernelTypesAndSymbols kernel =
         kernel_types_and_symbols(tl, vm.count("vmlinuz") ? file("vmlinuz") : file("kernel"), file("kallsyms"));
-    for (const auto& n : kernel.notes) std::fprintf(stderr, "dmbaseline: note: %s\n", n.c_str());
     const btf::Btf& btf = kernel.require_btf(method);
+    const Kallsyms* syms = method == "pslist" ? &kernel.require_symbols(method) : nullptr;
+    for (const auto& n : kernel.notes) std::fprintf(stderr, "dmbaseline: note: %s\n", n.c_str());
 
     std::vector<Detection> found;
     if (method == "pslist") {
-        found = pslist(TranslatedMemory(tl), btf, kernel.require_symbols(method));
+        found = pslist(TranslatedMemory(tl), btf, *syms);
     } else {
         TaskSignature sig = TaskSignature::from_btf(btf);
         sig.kernel_base = tl.kernel_base();

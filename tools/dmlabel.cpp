@@ -68,7 +68,6 @@ int run(int argc, char** argv) {
         return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
     };
     const KernelTypesAndSymbols kernel = kernel_types_and_symbols(tl, file("kernel"), file("kallsyms"));
-    for (const auto& n : kernel.notes) std::fprintf(stderr, "dmlabel: note: %s\n", n.c_str());
     const btf::Btf& btf = kernel.require_btf("labeling");
     const Kallsyms& syms = kernel.require_symbols("labeling");
     const auto t_kernel = std::chrono::steady_clock::now();
