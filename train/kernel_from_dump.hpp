@@ -15,17 +15,18 @@
 //   find_kallsyms  The compressed kallsyms tables of scripts/kallsyms.c / kernel/kallsyms.c:
 //              kallsyms_token_table (256 NUL-terminated tokens) and kallsyms_token_index (256 u16
 //              offsets into it) found by their shape; then, walking back, kallsyms_markers (u32
-//              offset of every 256th name), kallsyms_names (per symbol a length — one byte, or two
-//              for "big" symbols since 6.1 — then token indices; the first expanded character is
-//              the type letter) and kallsyms_num_syms; then kallsyms_offsets and
-//              kallsyms_relative_base either before kallsyms_num_syms (5.x, 6.1) or after
-//              kallsyms_token_index (6.4 and later, followed by kallsyms_seqs_of_names). Addresses:
+//              offset of every 256th name) right before the token table (5.x, 6.1, 6.4+) or before
+//              kallsyms_seqs_of_names (3 bytes per symbol, a permutation: 6.2–6.3 and Debian's 6.1
+//              updates), kallsyms_names (per symbol a length — one byte, or two for "big" symbols
+//              since 6.1 — then token indices; the first expanded character is the type letter) and
+//              kallsyms_num_syms; then kallsyms_offsets and kallsyms_relative_base either before
+//              kallsyms_num_syms (up to 6.3) or after kallsyms_token_index (6.4 and later). Addresses:
 //              relative_base + (u32)offset, or with CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86-64 SMP)
 //              offset ≥ 0 absolute (per-CPU) and relative_base − 1 − offset otherwise. Accepted only
 //              when every table is consistent (markers match the decoded names, addresses sorted,
 //              relative_base in the kernel image) and linux_banner reads "Linux version ".
-//              Not handled: kallsyms_addresses (absolute tables, not built on x86), 6.2–6.3's
-//              seqs_of_names before the token table, 6.15's PC-relative offsets.
+//              Not handled: kallsyms_addresses (absolute tables, not built on x86), 6.15's
+//              PC-relative offsets. Checked on real dumps: Debian 5.10, 6.1, 6.1-rt, 6.12.
 //   Both return nullopt with `why` set to a one-line reason when nothing qualifies; corrupt,
 //   truncated or inconsistent tables are rejected, never followed out of bounds or forever.
 //
