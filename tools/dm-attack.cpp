@@ -3,11 +3,13 @@
 //   dm-attack dkom|tamper|noise|plant --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]
 //             [--types task_struct,…] [--mode random|plausible]
 //
-// DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl, kallsyms, vmlinuz).
+// DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; kallsyms and vmlinuz when
+// there: without them the BTF and symbols come from the dump, train/kernel_from_dump.hpp; dkom needs
+// both, tamper the BTF, noise and plant neither).
 // OUT_DIR gets dump.elf (a modified copy: bytes are changed through the physical layer's runs, i.e.
 // at the file offsets backing each physical address), labels.jsonl and labels.tsv (the unchanged
-// truth, copied), kallsyms and vmlinuz (symlinks to the originals' targets) and attack.json (the
-// seed, the parameters and every change).
+// truth, copied), kallsyms and vmlinuz when DUMP_DIR has them (symlinks to the originals' targets)
+// and attack.json (the seed, the parameters and every change).
 //
 // Attacks
 //   dkom    Hides --count processes (default 3; random thread-group leaders with PID > 1), as a
@@ -35,6 +37,8 @@
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 #include "train/baselines.hpp"
+#include "train/kernel_from_dump.hpp"
+#include "train/kernel_layout.hpp"
 #include "train/labeler.hpp"
 
 #include "tools/cli.hpp"
@@ -128,32 +132,15 @@ private:
     std::optional<TranslatedMemory> mem_;
 };
 
+// The task_struct/signal_struct fields the attacks rewrite, from the one kernel layout.
 struct Offsets {
     uint64_t tasks, pid, tgid, comm, comm_len, state, flags, signal, thread_node, pid_links, pid_types, thread_head;
-    explicit Offsets(const btf::Btf& b) {
-        auto t = *b.find("task_struct");
-        auto sig = b.find("signal_struct");
-        if (!sig) throw InputError("BTF: no struct signal_struct");
-        auto m = [&](uint32_t s, const char* p) {
-            auto f = b.member(s, p);
-            if (!f) throw InputError(std::string("BTF: no member ") + p);
-            return *f;
-        };
-        tasks = m(t, "tasks").byte_offset();
-        pid = m(t, "pid").byte_offset();
-        tgid = m(t, "tgid").byte_offset();
-        comm = m(t, "comm").byte_offset();
-        comm_len = b.size_of(m(t, "comm").type);
-        state = m(t, "__state").byte_offset();
-        flags = m(t, "flags").byte_offset();
-        signal = m(t, "signal").byte_offset();
-        thread_node = m(t, "thread_node").byte_offset();
-        auto pl = m(t, "pid_links");
-        pid_links = pl.byte_offset();
-        const auto& arr = b.type(b.resolve(pl.type));
-        pid_types = arr.kind == btf::Kind::Array ? arr.nelems : 1;
-        thread_head = m(*sig, "thread_head").byte_offset();
-    }
+    explicit Offsets(const KernelLayout& L)
+        : tasks(L.tasks), pid(L.pid), tgid(L.tgid), comm(L.comm), comm_len(L.comm_len),
+          state(KernelLayout::need(L.state, "task_struct.__state")), flags(KernelLayout::need(L.flags, "task_struct.flags")),
+          signal(L.signal), thread_node(KernelLayout::need(L.thread_node, "task_struct.thread_node")),
+          pid_links(KernelLayout::need(L.pid_links, "task_struct.pid_links")), pid_types(L.pid_types),
+          thread_head(KernelLayout::need(L.thread_head, "signal_struct.thread_head")) {}
 };
 
 std::string json_escape(const std::string& s) {
@@ -209,36 +196,41 @@ int run(int argc, char** argv) {
     double fraction = vm.count("fraction") ? vm["fraction"].as<double>() : (attack == "plant" ? 0.1 : 0.05);
     if (!(fraction >= 0 && fraction <= 1)) throw InputError("--fraction must be in [0, 1]");
 
-    for (const char* f : {"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"})
+    for (const char* f : {"dump.elf", "labels.jsonl"})
         if (!fs::exists(in / f)) throw InputError((in / f).string() + " missing");
     fs::create_directories(out);
     fs::copy_file(in / "dump.elf", out / "dump.elf", fs::copy_options::overwrite_existing);
     fs::copy_file(in / "labels.jsonl", out / "labels.jsonl", fs::copy_options::overwrite_existing);
     if (fs::exists(in / "labels.tsv")) fs::copy_file(in / "labels.tsv", out / "labels.tsv", fs::copy_options::overwrite_existing);
-    for (const char* f : {"kallsyms", "vmlinuz"}) {
+    auto beside = [&](const char* f) {
         fs::remove(out / f);
+        if (!fs::exists(in / f)) return std::optional<std::string>();
         fs::create_symlink(fs::canonical(in / f), out / f);
-    }
+        return std::optional<std::string>((in / f).string());
+    };
+    const std::optional<std::string> vmlinuz = beside("vmlinuz"), kallsyms_file = beside("kallsyms");
 
-    const btf::Btf btf = btf::load_kernel_btf((in / "vmlinuz").string());
-    const Kallsyms syms = Kallsyms::load((in / "kallsyms").string());
     const std::vector<TruthObject> truth = read_truth((in / "labels.jsonl").string());
-    const Offsets off(btf);
     WritableDump dump((out / "dump.elf").string());
     const KernelMemory& mem = dump.mem();
     const uint64_t kbase = dump.tl().kernel_base();
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(dump.tl(), vmlinuz, kallsyms_file);
+    for (const auto& n : kernel.notes) std::fprintf(stderr, "dm-attack: note: %s\n", n.c_str());
     std::mt19937_64 rng(seed);
 
     std::vector<uint64_t> live_tasks;
     for (const TruthObject& t : truth)
         if (t.type == "task_struct" && !t.freed) live_tasks.push_back(t.vaddr);
-    const uint64_t init_task = syms.require("init_task");
 
     std::string changes;   // JSON array body
     auto add_change = [&](const std::string& obj) { changes += (changes.empty() ? "\n  " : ",\n  ") + obj; };
     std::string params;
 
     if (attack == "dkom") {
+        const btf::Btf& btf = kernel.require_btf("dkom");
+        const Kallsyms& syms = kernel.require_symbols("dkom");
+        const Offsets off{KernelLayout(btf)};
+        const uint64_t init_task = syms.require("init_task");
         const uint64_t count = vm.count("count") ? vm["count"].as<uint64_t>() : 3;
         params = "\"count\":" + std::to_string(count);
         std::vector<uint64_t> leaders;
@@ -292,6 +284,7 @@ int run(int argc, char** argv) {
                        "\",\"hidden\":[" + tasks + "]}");
         }
     } else if (attack == "tamper") {
+        const Offsets off{KernelLayout(kernel.require_btf("tamper"))};
         const uint64_t count = vm.count("count") ? vm["count"].as<uint64_t>() : 10;
         params = "\"count\":" + std::to_string(count) + ",\"mode\":\"" + mode + "\"";
         std::vector<uint64_t> chosen = live_tasks;
@@ -379,7 +372,7 @@ int run(int argc, char** argv) {
         } else {
             // Flood: all-zero pages of the direct map (the lowest kernel run start is page_offset_base).
             uint64_t zero_pages = 0, flooded = 0;
-            auto pob = syms.address("page_offset_base");
+            auto pob = kernel.symbols ? kernel.symbols->address("page_offset_base") : std::nullopt;
             std::optional<uint64_t> base;
             if (pob) base = dump.read64(*pob);
             std::vector<uint8_t> page(4096);
