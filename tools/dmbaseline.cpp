@@ -15,6 +15,7 @@
 #include <boost/program_options.hpp>
 
 #include <cstdio>
+#include <unistd.h>
 #include <iostream>
 #include <string>
 
@@ -47,6 +48,10 @@ int run(int argc, char** argv) {
     const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
 
     if (!vm.count("vmlinuz") && !vm.count("kernel")) throw InputError("missing --vmlinuz FILE");
+    const std::string inputs[] = {vm["dump"].as<std::string>(), vm["kallsyms"].as<std::string>(),
+                                  vm[vm.count("vmlinuz") ? "vmlinuz" : "kernel"].as<std::string>()};
+    if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
+    else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
     const btf::Btf btf = btf::load_kernel_btf(vm[vm.count("vmlinuz") ? "vmlinuz" : "kernel"].as<std::string>());
     const Kallsyms syms = Kallsyms::load(vm["kallsyms"].as<std::string>());
     auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format-dump"].as<std::string>()));
@@ -73,7 +78,7 @@ int run(int argc, char** argv) {
     }
     const std::string text = format_detections(found, format);
     if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
-    else std::fwrite(text.data(), 1, text.size(), stdout);
+    else std::fwrite(text.data(), 1, text.size(), stdout);   // checked by cli_main (finish_stdout)
     return 0;
 }
 

@@ -8,9 +8,12 @@
 // lime: one LiME v1 range header (magic 0x4C694D45, start, inclusive end) per run of contiguous
 //       PT_LOAD physical memory, each followed by its bytes.
 // Both ELF64 (qemu-system-x86_64) and ELF32 (qemu-system-i386) cores are read. Outputs are written
-// to OUT.tmp and renamed into place; on any error (disk full included) the temporary is removed,
-// one line names the problem, and the exit status is 1.
-// Standard library and POSIX only: it is built before anything else exists.
+// atomically (graph/file_io.hpp: a temporary beside OUT, renamed into place); on any error (disk full
+// included) the temporary is removed, one line names the problem, and the exit status is 1. An
+// output that is the input (or the other output) is refused before anything is written.
+// POSIX and graph/file_io only: it is built before anything else exists.
+#include "graph/file_io.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -120,32 +123,6 @@ std::vector<LoadSegment> read_elf_loads(int fd, const std::string &path) {
     return loads;
 }
 
-// Writes to OUT.tmp, renames to OUT on success, removes the temporary on failure.
-class AtomicOutput {
-public:
-    explicit AtomicOutput(std::string out) : out_(std::move(out)), tmp_(out_ + ".tmp") {
-        fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd_ < 0) throw Error(tmp_ + ": cannot create: " + errno_text());
-    }
-    ~AtomicOutput() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!committed_) ::unlink(tmp_.c_str());
-    }
-    int fd() const { return fd_; }
-    const std::string &name() const { return tmp_; }
-    void commit() {
-        if (::fsync(fd_) < 0) throw Error(tmp_ + ": fsync failed: " + errno_text());
-        if (::close(fd_) < 0) { fd_ = -1; throw Error(tmp_ + ": close failed: " + errno_text()); }
-        fd_ = -1;
-        if (::rename(tmp_.c_str(), out_.c_str()) < 0) throw Error(out_ + ": rename failed: " + errno_text());
-        committed_ = true;
-    }
-private:
-    std::string out_, tmp_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
-
 constexpr uint64_t kChunk = 8u << 20;
 
 // Copies filesz bytes of each segment; the zero tail up to memsz is written by the caller's layout.
@@ -160,11 +137,11 @@ void copy_bytes(int in, uint64_t off, uint64_t n, int out, uint64_t out_off, std
 }
 
 void write_raw(int in, const std::string &in_name, const std::vector<LoadSegment> &loads, const std::string &out) {
-    AtomicOutput o(out);
+    deepmem::AtomicFile o(out);
     std::vector<char> buf(kChunk);
-    for (const auto &s : loads) copy_bytes(in, s.offset, s.filesz, o.fd(), s.paddr, buf, in_name, o.name());
+    for (const auto &s : loads) copy_bytes(in, s.offset, s.filesz, o.fd(), s.paddr, buf, in_name, o.temp_path());
     const uint64_t end = loads.back().paddr + loads.back().memsz;
-    if (::ftruncate(o.fd(), static_cast<off_t>(end)) < 0) throw Error(o.name() + ": ftruncate to " + std::to_string(end) + " failed: " + errno_text());
+    if (::ftruncate(o.fd(), static_cast<off_t>(end)) < 0) throw Error(o.temp_path() + ": ftruncate to " + std::to_string(end) + " failed: " + errno_text());
     o.commit();
 }
 
@@ -176,7 +153,7 @@ void write_lime(int in, const std::string &in_name, const std::vector<LoadSegmen
         if (!ranges.empty() && ranges.back().end == s.paddr) { ranges.back().end += s.memsz; ranges.back().parts.push_back(s); }
         else ranges.push_back({s.paddr, s.paddr + s.memsz, {s}});
     }
-    AtomicOutput o(out);
+    deepmem::AtomicFile o(out);
     std::vector<char> buf(kChunk);
     uint64_t pos = 0;
     for (const auto &r : ranges) {
@@ -185,14 +162,14 @@ void write_lime(int in, const std::string &in_name, const std::vector<LoadSegmen
         const uint64_t last = r.end - 1;  // LiME's end address is inclusive
         std::memcpy(h, &magic, 4); std::memcpy(h + 4, &version, 4);
         std::memcpy(h + 8, &r.start, 8); std::memcpy(h + 16, &last, 8);
-        pwrite_all(o.fd(), h, sizeof h, pos, o.name());
+        pwrite_all(o.fd(), h, sizeof h, pos, o.temp_path());
         pos += sizeof h;
         for (const auto &s : r.parts) {
-            copy_bytes(in, s.offset, s.filesz, o.fd(), pos, buf, in_name, o.name());
+            copy_bytes(in, s.offset, s.filesz, o.fd(), pos, buf, in_name, o.temp_path());
             if (s.memsz > s.filesz) {   // zero tail: write real zeros so the range is dense
                 std::vector<char> zero(std::min<uint64_t>(s.memsz - s.filesz, kChunk), 0);
                 for (uint64_t z = 0; z < s.memsz - s.filesz; z += zero.size())
-                    pwrite_all(o.fd(), zero.data(), std::min<uint64_t>(zero.size(), s.memsz - s.filesz - z), pos + s.filesz + z, o.name());
+                    pwrite_all(o.fd(), zero.data(), std::min<uint64_t>(zero.size(), s.memsz - s.filesz - z), pos + s.filesz + z, o.temp_path());
             }
             pos += s.memsz;
         }
@@ -216,7 +193,12 @@ int main(int argc, char **argv) {
         }
         if (in_path.empty() || (raw.empty() && lime.empty()))
             throw Error("usage: dm-dump-formats DUMP.elf [--raw OUT.raw] [--lime OUT.lime] (give an ELF and at least one output)");
-        File in(::open(in_path.c_str(), O_RDONLY));
+        const std::string inputs[] = {in_path};
+        const std::string outputs[] = {raw, lime};
+        deepmem::refuse_output_over_inputs(outputs, inputs);
+        if (!raw.empty() && (raw == lime || deepmem::same_file(raw, lime)))
+            throw Error("--raw and --lime name the same file " + raw);
+        File in(::open(in_path.c_str(), O_RDONLY | O_CLOEXEC));
         if (in.fd < 0) throw Error(in_path + ": cannot open: " + errno_text());
         const auto loads = read_elf_loads(in.fd, in_path);
         if (!raw.empty()) write_raw(in.fd, in_path, loads, raw);
