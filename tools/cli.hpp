@@ -28,10 +28,10 @@ namespace deepmem {
 // Flushes std::cout and stdout; `status` unless something written to them was lost, else prints
 // "NAME: error: cannot write standard output: …" and returns 1.
 inline int finish_stdout(const char* name, int status) {
-    std::cout.flush();
     errno = 0;
-    const bool flushed = std::fflush(stdout) == 0;
+    const bool flushed = std::fflush(stdout) == 0;   // first: std::cout.flush() would flush stdout too
     const int e = errno;
+    std::cout.flush();
     if (flushed && !std::ferror(stdout) && std::cout.good()) return status;
     std::fprintf(stderr, "%s: error: cannot write standard output: %s\n", name,
                  e ? std::strerror(e) : "write error");
