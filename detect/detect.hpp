@@ -95,7 +95,7 @@ struct TruthObject {
     std::optional<uint64_t> paddr;   // labels.jsonl's "paddr" when present
 };
 // labels.jsonl or labels.tsv (by content: a line starting with '{' is JSON). Throws FormatError
-// (byte offset of the bad line) or InputError (unreadable file).
+// (byte offset of the bad line) or InputError (unreadable file; read_truth: a file with no label).
 std::vector<TruthObject> read_truth(const std::string& path);
 std::vector<TruthObject> parse_truth(std::span<const uint8_t> text);
 
@@ -158,7 +158,7 @@ struct BuildOptions {
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)
 };
 struct DetectOptions {
-    std::optional<float> threshold;   // overrides every model's threshold
+    std::optional<float> threshold;   // overrides every model's threshold; finite, ≥ 0 (else InputError)
     // Called before each model runs: (index, model count, object type).
     std::function<void(size_t, size_t, const std::string&)> progress;
 };

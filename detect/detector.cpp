@@ -3,6 +3,7 @@
 
 #include "graph/layers.hpp"
 
+#include <cmath>
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -89,6 +90,9 @@ void Detector::check_graph(const MemoryGraph& graph) const {
 
 bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Detection&)>& on_detection,
                     const DetectOptions& opt) {
+    if (opt.threshold && !(std::isfinite(*opt.threshold) && *opt.threshold >= 0))
+        throw InputError("detection threshold " + std::to_string(*opt.threshold) +
+                         " (expected a finite score ≥ 0: scores are sums of voting weights)");
     check_graph(graph);
     const GraphInput input = graph_input(graph);
     timings_.clear();

@@ -247,7 +247,10 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
 }
 
 std::vector<TruthObject> read_truth(const std::string& path) {
-    return parse_truth(read_whole_file(path, "labels"));
+    std::vector<TruthObject> truth = parse_truth(read_whole_file(path, "labels"));
+    // Nothing to score against is an error, not recall 1.0 (a truncated or wrong file).
+    if (truth.empty()) throw InputError("labels '" + path + "' hold no labels");
+    return truth;
 }
 
 std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections, std::span<const TruthObject> truth,

@@ -56,10 +56,12 @@ inline constexpr int kNeighbourKinds = 4;   // ln, rn, lp, rp: the order of Edge
 template <class S> using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 // ---------------------------------------------------------------------------------------------
-// Errors: every bad model file, config or batch is one of these, never a crash.
+// Errors: every bad model file, config or batch is one of these, never a crash. BadValue: shapes
+// agree but a value means nothing (a non-finite weight or threshold, a key node outside any object,
+// an unknown word size): such a model would detect nothing, silently.
 class ModelError : public std::runtime_error {
 public:
-    enum class Kind { Io, Truncated, BadMagic, BadVersion, BadChecksum, BadShape, BadConfig, BadBatch };
+    enum class Kind { Io, Truncated, BadMagic, BadVersion, BadChecksum, BadShape, BadConfig, BadBatch, BadValue };
     ModelError(Kind kind, uint64_t offset, const std::string& what);
     Kind kind;
     uint64_t offset;   // byte offset in the model file where the problem was found (0 otherwise)
@@ -316,9 +318,14 @@ struct Model {
     // checksum of the payload; payload: cereal portable binary archive (little endian).
     std::vector<uint8_t> to_bytes() const;
     static Model from_bytes(std::span<const uint8_t>);   // throws ModelError, never crashes
-    void save(const std::string& path) const;            // atomic: temp file + fsync + rename
+    void save(const std::string& path) const;            // atomic (graph/file_io.hpp); ModelError(Io)
     static Model load(const std::string& path);          // throws ModelError
-    void validate() const;                               // shapes vs config, table sizes
+    // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
+    // moment, Adam and class weight and the threshold finite; key nodes of length 1..max_segment−1
+    // ending within kMaxObjectBytes of the object's start, with a finite weight; graph word size
+    // 4 or 8.
+    void validate() const;
+    static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
     static constexpr uint32_t kFormatVersion = 2;   // 2: provenance.training_config, KeyNode.open_end
 };
 

@@ -2,6 +2,7 @@
 // the header and checksum before parsing, and every length read from the payload against the
 // bytes that remain before allocating, so no input can make it crash or allocate without bound.
 #include "engine/engine.hpp"
+#include "graph/file_io.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
 
@@ -126,7 +127,7 @@ struct Reader {
             Mat<float> t(r, c);
             for (Eigen::Index e = 0; e < t.size(); ++e) {
                 const float v = f32(what);
-                if (!std::isfinite(v)) fail(Kind::BadShape, std::string(what) + " " + names[i] + ": non-finite value");
+                if (!std::isfinite(v)) fail(Kind::BadValue, std::string(what) + " " + names[i] + ": non-finite value");
                 t.data()[e] = v;
             }
             p.tensors.push_back(std::move(t));
@@ -171,7 +172,8 @@ Model Model::create(const ModelConfig& cfg, uint64_t seed) {
 void Model::validate() const {
     config.validate();
     check_shapes(config, params, "weights");
-    if (!adam_state.m.tensors.empty() || !adam_state.v.tensors.empty()) {
+    const bool moments = !adam_state.m.tensors.empty() || !adam_state.v.tensors.empty();
+    if (moments) {
         check_shapes(config, adam_state.m, "Adam first moment");
         check_shapes(config, adam_state.v, "Adam second moment");
     }
@@ -183,10 +185,37 @@ void Model::validate() const {
     if (key_nodes.size() + 1 != config.classes)
         throw ModelError(Kind::BadShape, 0, "key-node table has " + std::to_string(key_nodes.size()) +
                                                 " entries, classes − 1 = " + std::to_string(config.classes - 1));
-    if (!std::isfinite(threshold)) throw ModelError(Kind::BadConfig, 0, "threshold not finite");
     for (const std::string* s : {&object_type, &provenance.dataset_manifest_sha256, &provenance.kernel_build,
                                  &provenance.date, &provenance.training_config})
         if (s->size() > kMaxString) throw ModelError(Kind::BadConfig, 0, "string longer than 64 KiB");
+
+    // Meaning: what a checksum cannot vouch for.
+    auto bad = [](const std::string& what) { throw ModelError(Kind::BadValue, 0, what); };
+    const auto names = parameter_names(config);
+    auto finite = [&](const Params<float>& p, const char* what) {
+        for (size_t i = 0; i < p.tensors.size(); ++i)
+            if (!p.tensors[i].allFinite()) bad(std::string(what) + " " + names[i] + ": non-finite value");
+    };
+    finite(params, "weights");
+    if (moments) {
+        finite(adam_state.m, "Adam first moment");
+        finite(adam_state.v, "Adam second moment");
+    }
+    for (float f : {adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weight_decay, adam.clip_norm})
+        if (!std::isfinite(f)) bad("Adam configuration: non-finite value");
+    if (!std::isfinite(threshold)) bad("threshold not finite");
+    if (graph.word_size != 4 && graph.word_size != 8)
+        bad("graph word size " + std::to_string(graph.word_size) + " (expected 4 or 8)");
+    for (size_t i = 0; i < key_nodes.size(); ++i) {
+        const KeyNode& k = key_nodes[i];
+        const std::string which = "key node " + std::to_string(i + 1) + " (offset " + std::to_string(k.offset) +
+                                  ", length " + std::to_string(k.length) + ")";
+        if (!std::isfinite(k.weight)) bad(which + ": weight not finite");
+        if (k.length == 0 || k.length >= graph.max_segment)   // no segment is max_segment long
+            bad(which + ": length outside 1.." + std::to_string(graph.max_segment - 1) + " (graph max segment)");
+        if (uint64_t(k.offset) + k.length > kMaxObjectBytes)
+            bad(which + ": ends past " + std::to_string(kMaxObjectBytes) + " bytes, outside any object");
+    }
 }
 
 std::vector<uint8_t> Model::to_bytes() const {
@@ -316,29 +345,10 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
 
 void Model::save(const std::string& path) const {
     const std::vector<uint8_t> bytes = to_bytes();
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw ModelError(Kind::Io, 0, "cannot create " + tmp + ": " + std::strerror(errno));
-    size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            const int err = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw ModelError(Kind::Io, done, "cannot write " + tmp + ": " + std::strerror(err));
-        }
-        done += size_t(w);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        ::unlink(tmp.c_str());
-        throw ModelError(Kind::Io, 0, "cannot flush " + tmp + ": " + std::strerror(errno));
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        throw ModelError(Kind::Io, 0, "cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
+    try {
+        write_file_atomically(path, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+    } catch (const InputError& e) {
+        throw ModelError(Kind::Io, 0, e.what());
     }
 }
 

@@ -10,6 +10,7 @@
 // load() trusts nothing: sizes, alignment, overlap, checksum, then the contents the rest of the
 // code relies on (vaddr ascending and non-overlapping, lengths positive, CSR offsets start at 0,
 // never decrease and end at E_k, every source < N), all before any span is exposed.
+#include "graph/file_io.hpp"
 #include "graph/memory_graph.hpp"
 
 #include <bit>
@@ -127,46 +128,6 @@ template <typename T> std::span<const uint8_t> as_bytes(std::span<const T> s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size_bytes()};
 }
 
-class FileWriter {
-public:
-    explicit FileWriter(const std::string& path) : path_(path) {
-        tmp_ = path + ".tmp.XXXXXX";
-        fd_ = ::mkstemp(tmp_.data());
-        if (fd_ < 0) throw InputError("cannot create " + tmp_ + ": " + std::strerror(errno));
-    }
-    ~FileWriter() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!committed_) ::unlink(tmp_.c_str());
-    }
-    void write(const uint8_t* p, uint64_t n) {
-        while (n > 0) {
-            ssize_t w = ::write(fd_, p, std::min<uint64_t>(n, 1u << 30));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) fail("cannot write");
-            p += w;
-            n -= static_cast<uint64_t>(w);
-        }
-    }
-    void pwrite_at(uint64_t off, const void* p, uint64_t n) {
-        if (::pwrite(fd_, p, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) fail("cannot write");
-    }
-    void commit() {
-        if (::fchmod(fd_, 0644) != 0 || ::fsync(fd_) != 0) fail("cannot sync");
-        if (::close(fd_) != 0) { fd_ = -1; fail("cannot close"); }
-        fd_ = -1;
-        if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + " from");
-        committed_ = true;
-    }
-
-private:
-    [[noreturn]] void fail(const std::string& what) {
-        throw InputError(what + " " + tmp_ + ": " + std::strerror(errno));
-    }
-    std::string path_, tmp_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
-
 }  // namespace
 
 struct MemoryGraphIo {
@@ -216,11 +177,11 @@ struct MemoryGraphIo {
         }
         h.file_size = align_up(off);
 
-        FileWriter out(path);
+        AtomicFile out(path);
         Checksum sum;
         static const uint8_t pad[kAlign] = {};
         auto emit = [&](const uint8_t* p, uint64_t n, uint64_t at) {
-            out.write(p, n);
+            out.write({p, n});
             if (at + n > kChecksumFrom) {
                 uint64_t skip = at >= kChecksumFrom ? 0 : kChecksumFrom - at;
                 sum.update(p + skip, n - skip);
@@ -236,7 +197,7 @@ struct MemoryGraphIo {
         }
         emit(pad, h.file_size - at, at);
         uint64_t checksum = sum.digest();
-        out.pwrite_at(offsetof(DmgHeader, checksum), &checksum, sizeof checksum);
+        out.write_at(offsetof(DmgHeader, checksum), {reinterpret_cast<const uint8_t*>(&checksum), sizeof checksum});
         out.commit();
     }
 

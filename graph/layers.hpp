@@ -16,6 +16,9 @@
 // Errors: parsers throw FormatError{offset, what was expected}. CLIs catch at main.
 #pragma once
 
+#include "graph/errors.hpp"
+#include "graph/file_io.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -33,25 +36,7 @@ std::string hex(uint64_t v);
 // Parses a CLI number ("0x1ad000", "4096"); throws InputError naming `what` on anything else.
 uint64_t parse_address(const std::string& s, const char* what);
 
-// A malformed input file: `offset` is the byte offset in the file where parsing failed.
-class FormatError : public std::runtime_error {
-public:
-    FormatError(uint64_t offset, const std::string& what);
-    uint64_t offset() const noexcept { return offset_; }
-private:
-    uint64_t offset_;
-};
-
-// Any other user-facing failure (cannot open, no page-table root found, …).
-class InputError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-// Small files (labels, manifests, detections): the whole file, or InputError naming `what`.
-std::vector<uint8_t> read_whole_file(const std::string& path, const char* what);
-// `bytes` to `path` atomically: a temporary file beside it, fsync, rename. Throws InputError.
-void write_file_atomically(const std::string& path, std::string_view bytes);
+// Small files (labels, manifests, detections), atomic writes, same-file checks: graph/file_io.hpp.
 
 // Read-only mmap of a whole file; the bytes stay valid as long as the object lives.
 class MappedFile {

@@ -19,6 +19,7 @@
 #include <boost/program_options.hpp>
 
 #include <cstdio>
+#include <unistd.h>
 #include <iostream>
 #include <string>
 
@@ -50,6 +51,13 @@ int run(int argc, char** argv) {
     if (method != "pslist" && method != "psscan") throw InputError("METHOD must be pslist or psscan, not '" + method + "'");
     const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
 
+    {
+        std::vector<std::string> inputs{vm["dump"].as<std::string>()};
+        for (const char* k : {"kallsyms", "vmlinuz", "kernel"})
+            if (vm.count(k)) inputs.push_back(vm[k].as<std::string>());
+        if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
+        else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
+    }
     auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format-dump"].as<std::string>()));
     std::optional<uint64_t> dtb;
     if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
@@ -83,7 +91,7 @@ int run(int argc, char** argv) {
     }
     const std::string text = format_detections(found, format);
     if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
-    else std::fwrite(text.data(), 1, text.size(), stdout);
+    else std::fwrite(text.data(), 1, text.size(), stdout);   // checked by cli_main (finish_stdout)
     return 0;
 }
 

@@ -78,7 +78,7 @@ int run(int argc, char** argv) {
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|kdump|avml|auto")(
         "strict", "refuse a truncated dump instead of analysing what is present")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
-        "threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
+        "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr");
     const auto parsed = parse_command_line(argc, argv, o, {{"dump", 1}}, kUsage);
     if (!parsed) return 0;
@@ -95,11 +95,11 @@ int run(int argc, char** argv) {
         print_warnings("dmdetect", {w});
     };
     if (vm.count("dtb")) build.dtb = parse_address(vm["dtb"].as<std::string>(), "dtb");
-    if (vm.count("threads")) {
-        const int t = vm["threads"].as<int>();
-        if (t < 1) throw po::error("--threads must be at least 1");
-        omp_set_num_threads(t);
-    }
+    if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
+    std::vector<std::string> inputs = vm["weights"].as<std::vector<std::string>>();
+    inputs.push_back(dump);
+    if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
+    else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
     DetectOptions detect;
     if (vm.count("threshold")) detect.threshold = vm["threshold"].as<float>();
 
@@ -125,8 +125,8 @@ int run(int argc, char** argv) {
     const std::string text = format_detections(found, format);
     if (vm.count("output")) {
         write_file_atomically(vm["output"].as<std::string>(), text);
-    } else if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
-        throw InputError("cannot write to stdout");
+    } else {
+        std::fwrite(text.data(), 1, text.size(), stdout);   // checked by cli_main (finish_stdout)
     }
     return 0;
 }

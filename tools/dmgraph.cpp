@@ -10,6 +10,8 @@
 #include "graph/memory_graph.hpp"
 #include "tools/cli.hpp"
 
+#include "tools/cli.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace po = boost::program_options;
@@ -74,6 +77,7 @@ int cmd_build(const std::vector<std::string>& args) {
         "quiet,q", "no progress on stderr");
     auto vm = parse(args, o, "dump");
     const std::string dump = vm["dump"].as<std::string>();
+    refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, std::vector{dump});
     GraphParams params;
     if (vm.count("feature-bytes")) params.feature_bytes = parse_u32(vm["feature-bytes"].as<std::string>(), "feature bytes");
     if (vm.count("max-segment")) params.max_segment = parse_u32(vm["max-segment"].as<std::string>(), "max segment");
@@ -113,6 +117,7 @@ int cmd_build(const std::vector<std::string>& args) {
 int cmd_info(const std::vector<std::string>& args) {
     po::options_description o("info options");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     const auto& i = g.info();
     const auto& p = g.params();
@@ -157,6 +162,7 @@ int cmd_nodes(const std::vector<std::string>& args) {
     o.add_options()("from", po::value<std::string>(), "first vaddr (inclusive)")(
         "to", po::value<std::string>(), "last vaddr (exclusive)");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     uint64_t from = vm.count("from") ? parse_address(vm["from"].as<std::string>(), "--from") : 0;
     uint64_t to = vm.count("to") ? parse_address(vm["to"].as<std::string>(), "--to") : ~uint64_t{0};
@@ -185,14 +191,15 @@ int cmd_nodes(const std::vector<std::string>& args) {
 int cmd_dot(const std::vector<std::string>& args) {
     po::options_description o("dot options");
     o.add_options()("around", po::value<std::string>()->required(), "a vaddr inside the centre node")(
-        "hops", po::value<unsigned>()->default_value(2), "neighbourhood radius, edges of any kind and direction")(
-        "max-nodes", po::value<unsigned>()->default_value(400), "stop growing the neighbourhood here");
+        "hops", po::value<Whole<unsigned>>()->default_value({2}, "2"), "neighbourhood radius, edges of any kind and direction")(
+        "max-nodes", po::value<Whole<unsigned>>()->default_value({400}, "400"), "stop growing the neighbourhood here");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     uint64_t around = parse_address(vm["around"].as<std::string>(), "--around");
     auto centre = g.node_containing(around);
     if (!centre) throw InputError("no node contains " + hex(around));
-    const unsigned hops = vm["hops"].as<unsigned>(), max_nodes = std::max(1u, vm["max-nodes"].as<unsigned>());
+    const unsigned hops = vm["hops"].as<Whole<unsigned>>().value, max_nodes = std::max(1u, vm["max-nodes"].as<Whole<unsigned>>().value);
     std::set<uint32_t> picked{*centre};
     std::vector<uint32_t> frontier{*centre};
     bool truncated = false;
@@ -241,10 +248,10 @@ int main(int argc, char** argv) {
         }
         const std::string cmd = args[0];
         args.erase(args.begin());
-        if (cmd == "build") return cmd_build(args);
-        if (cmd == "info") return cmd_info(args);
-        if (cmd == "nodes") return cmd_nodes(args);
-        if (cmd == "dot") return cmd_dot(args);
+        if (cmd == "build") return finish_stdout("dmgraph", cmd_build(args));
+        if (cmd == "info") return finish_stdout("dmgraph", cmd_info(args));
+        if (cmd == "nodes") return finish_stdout("dmgraph", cmd_nodes(args));
+        if (cmd == "dot") return finish_stdout("dmgraph", cmd_dot(args));
         throw InputError("unknown command '" + cmd + "' (expected build, info, nodes or dot)");
     } catch (const po::error& e) {
         std::fprintf(stderr, "dmgraph: error: %s (see dmgraph --help)\n", e.what());

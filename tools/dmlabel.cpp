@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <unistd.h>
+#include <vector>
 
 namespace po = boost::program_options;
 using namespace deepmem;
@@ -53,6 +55,14 @@ int run(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::string out = vm["output"].as<std::string>();
     const bool quiet = vm.count("quiet") > 0;
+    {
+        std::vector<std::string> inputs{vm["dump"].as<std::string>(), vm["kernel"].as<std::string>(),
+                                        vm["kallsyms"].as<std::string>()};
+        if (vm.count("view")) inputs.push_back(vm["view"].as<std::string>());
+        const std::string outputs[] = {out, jsonl_path_for(out)};
+        refuse_output_over_inputs(outputs, inputs);
+        refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
+    }
 
     std::optional<GuestView> view;
     if (vm.count("view")) view = GuestView::load(vm["view"].as<std::string>());

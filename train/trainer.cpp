@@ -1,6 +1,7 @@
 // The training loop, validation and checkpoints (contract: train/trainer.hpp).
 #include "train/trainer.hpp"
 
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 
 #include <omp.h>
@@ -45,10 +46,11 @@ void TrainConfig::validate() const {
     need(content_noise >= 0 && content_noise <= 1, "batch.content_noise", "must be in [0, 1]");
     need(hard_negative_fraction + mined_fraction <= 1, "batch.mined_fraction",
          "hard_negative_fraction + mined_fraction must be ≤ 1");
-    need(steps >= 1, "run.steps", "must be ≥ 1");
-    need(validate_every >= 1, "run.validate_every", "must be ≥ 1");
-    need(checkpoint_every >= 1, "run.checkpoint_every", "must be ≥ 1");
-    need(threads >= 0 && threads <= 1024, "run.threads", "must be in 0..1024 (0 = all cores)");
+    need(steps >= 1 && steps <= kMaxSteps, "run.steps", "must be in 1..1000000000");
+    need(validate_every >= 1 && validate_every <= kMaxSteps, "run.validate_every", "must be in 1..1000000000");
+    need(checkpoint_every >= 1 && checkpoint_every <= kMaxSteps, "run.checkpoint_every", "must be in 1..1000000000");
+    need(threads >= 0 && threads <= kMaxThreads, "run.threads",
+         "must be in 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
 }
 
 namespace {
@@ -243,6 +245,12 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     const auto t0 = std::chrono::steady_clock::now();
     auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     const std::string ckpt = cfg.output + ".ckpt";
+    {   // Before hours of training: the outputs are not inputs, and their directory takes a file
+        // (the probe's temporary is removed at once).
+        const std::string outputs[] = {cfg.output, ckpt}, inputs[] = {cfg.manifest};
+        refuse_output_over_inputs(outputs, inputs);
+        AtomicFile probe(cfg.output);
+    }
 
     const Manifest m = cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build)
                                                : Manifest::load(cfg.manifest);

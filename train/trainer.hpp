@@ -80,10 +80,12 @@ struct TrainConfig {
     float content_noise = 0.f;       // up to this fraction of a batch's content bytes randomised
     // [run]
     uint64_t steps = 2000, validate_every = 500, checkpoint_every = 200, seed = 1;
+    static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
     int threads = 0;                 // 0 = OpenMP default
     std::string output;              // final model path; checkpoint = output + ".ckpt"
 
-    // Throws InputError naming the key when a value is out of range.
+    // Throws InputError naming the key when a value is out of range. train() also refuses, before
+    // any work, an output that is the manifest and a run.output whose directory takes no file.
     void validate() const;
     // The effective configuration as INI text (every key, in section order): stored in the model
     // and compared on --resume.
