@@ -155,13 +155,7 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
                 bytes = file.data() + r.data + it.chunk_or_offset;
                 n = std::min(kPiece, r.present - it.chunk_or_offset);
             }
-            // Stored page by page (of the image) so that zero pages stay holes.
-            for (uint64_t done = 0; !what && done < n;) {
-                const uint64_t at = it.out + done;
-                const uint64_t step = std::min(n - done, 4096 - at % 4096);
-                if (!image->store(at, bytes + done, step)) what = FirstFailure::kBomb;
-                done += step;
-            }
+            if (!what) what = image->store(it.out, bytes, n);
             if (what) failure.record(k, what);
         }
     }
