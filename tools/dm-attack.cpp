@@ -34,6 +34,7 @@
 //           such pointers (every word).
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
 #include "train/baselines.hpp"
 #include "train/labeler.hpp"
 
@@ -156,19 +157,6 @@ struct Offsets {
     }
 };
 
-std::string json_escape(const std::string& s) {
-    std::string o;
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') o += '\\', o += char(c);
-        else if (c < 0x20 || c >= 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
-            o += b;
-        } else o += char(c);
-    }
-    return o;
-}
-
 std::string comm_of(const KernelMemory& mem, uint64_t t, const Offsets& o) {
     std::string s(o.comm_len, '\0');
     if (!mem.read(t + o.comm, std::span<uint8_t>(reinterpret_cast<uint8_t*>(s.data()), s.size()))) return {};
@@ -288,8 +276,8 @@ int run(int argc, char** argv) {
                 tasks += std::string(tasks.empty() ? "" : ",") + "{\"vaddr\":\"" + hex(t) + "\",\"pid\":" +
                          std::to_string(*dump.read32(t + off.pid)) + ",\"pid_links_unhashed\":" + std::to_string(unhashed) + "}";
             }
-            add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":\"" + json_escape(comm) +
-                       "\",\"hidden\":[" + tasks + "]}");
+            add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
+                       ",\"hidden\":[" + tasks + "]}");
         }
     } else if (attack == "tamper") {
         const uint64_t count = vm.count("count") ? vm["count"].as<uint64_t>() : 10;
@@ -323,8 +311,8 @@ int run(int argc, char** argv) {
             dump.write(t + off.tgid, &tgid, 4);
             dump.write(t + off.state, &state, 4);
             dump.write(t + off.flags, &flags, 4);
-            add_change("{\"vaddr\":\"" + hex(t) + "\",\"old_pid\":" + std::to_string(old_pid) + ",\"old_comm\":\"" +
-                       json_escape(old) + "\",\"pid\":" + std::to_string(pid) + ",\"tgid\":" + std::to_string(tgid) +
+            add_change("{\"vaddr\":\"" + hex(t) + "\",\"old_pid\":" + std::to_string(old_pid) + ",\"old_comm\":" +
+                       json_string(old) + ",\"pid\":" + std::to_string(pid) + ",\"tgid\":" + std::to_string(tgid) +
                        ",\"state\":" + std::to_string(state) + ",\"flags\":" + std::to_string(flags) +
                        ",\"fields\":[\"comm\",\"pid\",\"tgid\",\"__state\",\"flags\"]}");
         }
@@ -405,8 +393,8 @@ int run(int argc, char** argv) {
         }
     }
 
-    const std::string json = "{\"attack\":\"" + attack + "\",\"seed\":" + std::to_string(seed) + ",\"source\":\"" +
-                             json_escape(fs::absolute(in).string()) + "\"," + params + ",\"changes\":[" + changes + "\n]}\n";
+    const std::string json = "{\"attack\":\"" + attack + "\",\"seed\":" + std::to_string(seed) + ",\"source\":" +
+                             json_string(fs::absolute(in).string()) + "," + params + ",\"changes\":[" + changes + "\n]}\n";
     write_file_atomically((out / "attack.json").string(), json);
     std::printf("%s", json.c_str());
     return 0;
