@@ -109,6 +109,11 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
 
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                             const Mat<float>& probs) {
+    return apply_overlap_rule(model, voted_bases(graph, model, rows, probs));
+}
+
+std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                                   const Mat<float>& probs) {
     const uint32_t n = graph.node_count();
     const auto k = static_cast<Eigen::Index>(model.key_nodes.size() + 1);
     if (probs.rows() != Eigen::Index(rows.size()) || probs.cols() != k)
@@ -140,10 +145,19 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::s
         c.score += kVoteBonus * float(c.votes - 1);
         cands.push_back(c);
     }
-    // Overlap rule: greedy in (score desc, vaddr asc); R = max key-node offset.
+    return cands;
+}
+
+uint64_t overlap_radius(const Model& model) {
     uint64_t radius = 0;
     for (const auto& key : model.key_nodes) radius = std::max<uint64_t>(radius, key.offset);
-    if (radius == 0 || cands.size() < 2) return cands;
+    return radius;
+}
+
+std::vector<Candidate> apply_overlap_rule(const Model& model, std::span<const Candidate> cands) {
+    // Greedy in (score desc, vaddr asc); R = max key-node offset.
+    const uint64_t radius = overlap_radius(model);
+    if (radius == 0 || cands.size() < 2) return {cands.begin(), cands.end()};
     std::vector<uint32_t> order(cands.size());
     std::iota(order.begin(), order.end(), 0u);
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {

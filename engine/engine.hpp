@@ -293,10 +293,23 @@ struct KeyNode {
     }
     bool operator==(const KeyNode&) const = default;
 };
+// One kernel build a model was trained on: its release (`uname -r`, from the dump's meta.json or
+// its banner) and, when the dumps showed it, the whole `Linux version …` banner
+// (graph/kernel_banner.hpp), which also tells builds of one release apart.
+struct KernelBuild {
+    std::string release, banner;
+    bool operator==(const KernelBuild&) const = default;
+};
 struct Provenance {
     std::string dataset_manifest_sha256, kernel_build, date;
     uint64_t seed = 0;
     std::string training_config;   // the effective dmtrain configuration (INI text)
+    // Format 3. The builds of the train and validation dumps (distinct, in first-seen order; empty
+    // for older files), and the vote agreement on the validation dumps at training end: of
+    // `validation_objects` candidate objects, `validation_agreeing` had key-node votes agreeing on
+    // one base (detect/fit.hpp); 0 of 0 when not measured.
+    std::vector<KernelBuild> kernel_builds;
+    uint64_t validation_objects = 0, validation_agreeing = 0;
     bool operator==(const Provenance&) const = default;
 };
 
@@ -326,7 +339,10 @@ struct Model {
     // 4 or 8.
     void validate() const;
     static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
-    static constexpr uint32_t kFormatVersion = 2;   // 2: provenance.training_config, KeyNode.open_end
+    // 2: provenance.training_config, KeyNode.open_end; 3: provenance.kernel_builds and the
+    // validation vote agreement. Files of format 2 and 3 are read; 3 is written.
+    static constexpr uint32_t kFormatVersion = 3;
+    static constexpr uint32_t kOldestFormatVersion = 2;
 };
 
 uint64_t fnv1a64(std::span<const uint8_t>) noexcept;

@@ -23,6 +23,7 @@ namespace {
 constexpr char kMagic[8] = {'D', 'M', 'M', 'O', 'D', 'E', 'L', '\0'};
 constexpr size_t kHeaderBytes = 32;   // magic, u32 version, u32 flags, u64 payload bytes, u64 checksum
 constexpr uint32_t kMaxString = 1u << 16;
+constexpr uint32_t kMaxBuilds = 4096;
 
 using Kind = ModelError::Kind;
 
@@ -188,6 +189,15 @@ void Model::validate() const {
     for (const std::string* s : {&object_type, &provenance.dataset_manifest_sha256, &provenance.kernel_build,
                                  &provenance.date, &provenance.training_config})
         if (s->size() > kMaxString) throw ModelError(Kind::BadConfig, 0, "string longer than 64 KiB");
+    if (provenance.kernel_builds.size() > kMaxBuilds)
+        throw ModelError(Kind::BadConfig, 0, std::to_string(provenance.kernel_builds.size()) + " kernel builds (at most " +
+                                                 std::to_string(kMaxBuilds) + ")");
+    for (const KernelBuild& b : provenance.kernel_builds)
+        if (b.release.size() > kMaxString || b.banner.size() > kMaxString)
+            throw ModelError(Kind::BadConfig, 0, "string longer than 64 KiB");
+    if (provenance.validation_agreeing > provenance.validation_objects)
+        throw ModelError(Kind::BadConfig, 0, "validation agreement: " + std::to_string(provenance.validation_agreeing) +
+                                                 " agreeing of " + std::to_string(provenance.validation_objects) + " objects");
 
     // Meaning: what a checksum cannot vouch for.
     auto bad = [](const std::string& what) { throw ModelError(Kind::BadValue, 0, what); };
@@ -251,6 +261,10 @@ std::vector<uint8_t> Model::to_bytes() const {
         w.str(provenance.date);
         w.u64(provenance.seed);
         w.str(provenance.training_config);
+        w.u32(uint32_t(provenance.kernel_builds.size()));
+        for (const KernelBuild& b : provenance.kernel_builds) { w.str(b.release); w.str(b.banner); }
+        w.u64(provenance.validation_objects);
+        w.u64(provenance.validation_agreeing);
     }
     const std::string payload = os.str();
     std::vector<uint8_t> out(kHeaderBytes + payload.size());
@@ -268,8 +282,9 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
         throw ModelError(Kind::Truncated, bytes.size(), "header needs 32 bytes, file has " + std::to_string(bytes.size()));
     if (std::memcmp(bytes.data(), kMagic, 8) != 0) throw ModelError(Kind::BadMagic, 0, "not a deepmem model file");
     const uint32_t version = get_u32(bytes.data() + 8);
-    if (version != kFormatVersion)
+    if (version < kOldestFormatVersion || version > kFormatVersion)
         throw ModelError(Kind::BadVersion, 8, "format version " + std::to_string(version) + ", this build reads " +
+                                                  std::to_string(kOldestFormatVersion) + " to " +
                                                   std::to_string(kFormatVersion));
     if (get_u32(bytes.data() + 12) != 0) throw ModelError(Kind::BadVersion, 12, "unknown flags");
     const uint64_t len = get_u64(bytes.data() + 16);
@@ -334,6 +349,19 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
         m.provenance.date = r.str("date");
         m.provenance.seed = r.u64("seed");
         m.provenance.training_config = r.str("training configuration");
+        if (version >= 3) {
+            const uint32_t nb = r.u32("kernel builds");
+            if (nb > kMaxBuilds) r.fail(Kind::BadShape, std::to_string(nb) + " kernel builds");
+            r.need(uint64_t(nb) * 8, "kernel builds");
+            for (uint32_t i = 0; i < nb; ++i) {
+                KernelBuild b;
+                b.release = r.str("kernel build release");
+                b.banner = r.str("kernel build banner");
+                m.provenance.kernel_builds.push_back(std::move(b));
+            }
+            m.provenance.validation_objects = r.u64("validation agreement");
+            m.provenance.validation_agreeing = r.u64("validation agreement");
+        }
         if (buf.remaining() != 0)
             r.fail(Kind::BadShape, std::to_string(buf.remaining()) + " unexpected bytes after the payload");
     } catch (const cereal::Exception& e) {

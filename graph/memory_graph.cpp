@@ -676,6 +676,7 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
     MemoryGraphBuilder b(phys, params, progress);
     MemoryGraph g = b.run(kernel_runs);
     g.info_.dump_bytes = phys.file_bytes().size();
+    g.info_.kernel_banner = find_kernel_banner(phys, kernel_runs, params.word_size);
     g.info_.build_seconds = seconds_since(t);
     return g;
 }

@@ -38,6 +38,7 @@
 #include "detect/detect.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
 #include "train/baselines.hpp"
 #include "train/kernel_from_dump.hpp"
 #include "train/kernel_layout.hpp"
@@ -145,19 +146,6 @@ struct Offsets {
           pid_links(KernelLayout::need(L.pid_links, "task_struct.pid_links")), pid_types(L.pid_types),
           thread_head(KernelLayout::need(L.thread_head, "signal_struct.thread_head")) {}
 };
-
-std::string json_escape(const std::string& s) {
-    std::string o;
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') o += '\\', o += char(c);
-        else if (c < 0x20 || c >= 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
-            o += b;
-        } else o += char(c);
-    }
-    return o;
-}
 
 std::string comm_of(const KernelMemory& mem, uint64_t t, const Offsets& o) {
     std::string s(o.comm_len, '\0');
@@ -296,8 +284,8 @@ int run(int argc, char** argv) {
                 tasks += std::string(tasks.empty() ? "" : ",") + "{\"vaddr\":\"" + hex(t) + "\",\"pid\":" +
                          std::to_string(*dump.read32(t + off.pid)) + ",\"pid_links_unhashed\":" + std::to_string(unhashed) + "}";
             }
-            add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":\"" + json_escape(comm) +
-                       "\",\"hidden\":[" + tasks + "]}");
+            add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
+                       ",\"hidden\":[" + tasks + "]}");
         }
     } else if (attack == "tamper") {
         const Offsets off{KernelLayout(kernel.require_btf("tamper"))};
@@ -332,8 +320,8 @@ int run(int argc, char** argv) {
             dump.write(t + off.tgid, &tgid, 4);
             dump.write(t + off.state, &state, 4);
             dump.write(t + off.flags, &flags, 4);
-            add_change("{\"vaddr\":\"" + hex(t) + "\",\"old_pid\":" + std::to_string(old_pid) + ",\"old_comm\":\"" +
-                       json_escape(old) + "\",\"pid\":" + std::to_string(pid) + ",\"tgid\":" + std::to_string(tgid) +
+            add_change("{\"vaddr\":\"" + hex(t) + "\",\"old_pid\":" + std::to_string(old_pid) + ",\"old_comm\":" +
+                       json_string(old) + ",\"pid\":" + std::to_string(pid) + ",\"tgid\":" + std::to_string(tgid) +
                        ",\"state\":" + std::to_string(state) + ",\"flags\":" + std::to_string(flags) +
                        ",\"fields\":[\"comm\",\"pid\",\"tgid\",\"__state\",\"flags\"]}");
         }
@@ -414,8 +402,8 @@ int run(int argc, char** argv) {
         }
     }
 
-    const std::string json = "{\"attack\":\"" + attack + "\",\"seed\":" + std::to_string(seed) + ",\"source\":\"" +
-                             json_escape(fs::absolute(in).string()) + "\"," + params + ",\"changes\":[" + changes + "\n]}\n";
+    const std::string json = "{\"attack\":\"" + attack + "\",\"seed\":" + std::to_string(seed) + ",\"source\":" +
+                             json_string(fs::absolute(in).string()) + "," + params + ",\"changes\":[" + changes + "\n]}\n";
     dump.sync();
     dump_out.commit();
     write_file_atomically((out / "attack.json").string(), json);

@@ -132,6 +132,14 @@ int cmd_info(const std::vector<std::string>& args) {
     std::printf("paging              %s\n", to_string(i.paging));
     std::printf("dtb                 %s\n", hex(i.dtb).c_str());
     std::printf("build seconds       %.3f\n", i.build_seconds);
+    if (const auto& b = i.kernel_banner) {
+        std::printf("kernel              %s (banner %s %s)\n", b->banner.release.c_str(),
+                    b->in_kernel_image() ? "in the kernel image at" : "outside the kernel image, at paddr",
+                    hex(b->vaddr.value_or(b->paddr)).c_str());
+        std::printf("kernel banner       %s\n", b->banner.text.c_str());
+    } else {
+        std::printf("kernel              unknown (no `Linux version` banner in the dump)\n");
+    }
     std::printf("params              word_size=%u feature_bytes=%u max_segment=%u neighbour_distance=%u "
                 "pointer_target_back=%u\n",
                 p.word_size, p.feature_bytes, p.max_segment, p.neighbour_distance, p.pointer_target_back);

@@ -86,9 +86,11 @@ int run(int argc, char** argv) {
         if (!quiet) std::fprintf(stderr, "dmtrain: %s\n", line.c_str());
     });
     const auto& s = r.validation.score;
-    std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f\n",
+    std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "
+                "vote agreement %llu of %llu candidate objects\n",
                 cfg.output.c_str(), cfg.object_type.c_str(), (unsigned long long)r.steps_run, r.seconds, s.precision(),
-                s.recall(), s.f1(), r.validation.threshold);
+                s.recall(), s.f1(), r.validation.threshold, (unsigned long long)r.agreement.agreeing,
+                (unsigned long long)r.agreement.objects);
     return 0;
 }
 

@@ -1,6 +1,7 @@
 // The training loop, validation and checkpoints (contract: train/trainer.hpp).
 #include "train/trainer.hpp"
 
+#include "detect/fit.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -91,17 +93,42 @@ std::string TrainConfig::to_ini() const {
 }
 
 // ---- validation -----------------------------------------------------------------------------
-Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps) {
+Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement) {
     InferenceNet net(model.config, model.params);
-    std::vector<std::vector<Candidate>> cands(dumps.size());
+    std::vector<std::vector<Candidate>> cands(dumps.size()), bases(dumps.size());
     std::vector<CalibrationSet> sets;
     Mat<float> probs;
+    std::vector<uint32_t> all;
     for (size_t i = 0; i < dumps.size(); ++i) {
         net.run(graph_input(dumps[i].graph), probs);
-        cands[i] = vote(dumps[i].graph, model, probs);
+        all.resize(dumps[i].graph.node_count());
+        std::iota(all.begin(), all.end(), 0u);
+        bases[i] = voted_bases(dumps[i].graph, model, all, probs);
+        cands[i] = apply_overlap_rule(model, bases[i]);
+        if (!agreement) bases[i] = {};
     }
     for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
-    return calibrate_threshold(model.object_type, sets);
+    Calibration cal = calibrate_threshold(model.object_type, sets);
+    if (agreement) {
+        *agreement = {};
+        for (const auto& b : bases) {
+            const VoteAgreement a = vote_agreement(model, b, cal.threshold);
+            agreement->objects += a.objects;
+            agreement->agreeing += a.agreeing;
+        }
+    }
+    return cal;
+}
+
+std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>& dumps) {
+    std::vector<KernelBuild> out;
+    for (const LabeledDump& d : dumps) {
+        KernelBuild b{d.kernel_release, ""};
+        if (const auto& kb = d.graph.info().kernel_banner) b = {kb->banner.release, kb->banner.text};
+        if (b.release.empty() || std::find(out.begin(), out.end(), b) != out.end()) continue;
+        out.push_back(std::move(b));
+    }
+    return out;
 }
 
 // ---- sampling -------------------------------------------------------------------------------
@@ -362,10 +389,22 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         if (step % cfg.validate_every == 0 && step != cfg.steps)
             log("validation at step " + std::to_string(step) + ": " + score_line(validate_model(model, val_dumps)));
     }
-    result.validation = validate_model(model, val_dumps);
+    result.validation = validate_model(model, val_dumps, &result.agreement);
     model.threshold = result.validation.threshold;
     model.provenance.date = now_utc();
-    log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation));
+    model.provenance.validation_objects = result.agreement.objects;
+    model.provenance.validation_agreeing = result.agreement.agreeing;
+    model.provenance.kernel_builds = kernel_builds_of(train_dumps);
+    for (KernelBuild& b : kernel_builds_of(val_dumps))
+        if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==
+            model.provenance.kernel_builds.end())
+            model.provenance.kernel_builds.push_back(std::move(b));
+    log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
+        "; vote agreement " + std::to_string(result.agreement.agreeing) + " of " + std::to_string(result.agreement.objects) +
+        " candidate objects");
+    std::string builds;
+    for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
+    log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));
     model.save(cfg.output);
     model.save(ckpt);
     result.model = std::move(model);

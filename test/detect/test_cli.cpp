@@ -4,6 +4,7 @@
 #include "detect/detect.hpp"
 #include "../graph/graph_fixtures.hpp"
 #include "../graph/layer_images.hpp"
+#include "fit_fixtures.hpp"
 
 #include <doctest/doctest.h>
 
@@ -25,11 +26,12 @@ namespace {
 
 struct Run { int status; std::string out, err; };
 
-Run run(const char* env, const std::string& args, const fs::path& dir) {
+// `vars`: "NAME=value " assignments for the command's environment.
+Run run(const char* env, const std::string& args, const fs::path& dir, const std::string& vars = "") {
     const char* exe = std::getenv(env);
     REQUIRE_MESSAGE(exe != nullptr, "set " << std::string(env) << " to the executable");
     const std::string err_file = (dir / "stderr.txt").string();
-    const std::string cmd = std::string(exe) + " " + args + " 2>" + err_file;
+    const std::string cmd = vars + std::string(exe) + " " + args + " 2>" + err_file;
     Run r{};
     FILE* p = ::popen(cmd.c_str(), "r");
     REQUIRE(p != nullptr);
@@ -126,9 +128,14 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run e4 = run("DMDETECT", base + " --frobnicate", dir);
     CHECK(e4.status == 2);
     CHECK(one_error_line(e4.err, "dmdetect"));
-    Run e5 = run("DMDETECT", dump, dir);   // no model
-    CHECK(e5.status == 2);
+    fs::create_directories(dir / "no-models");
+    Run e5 = run("DMDETECT", dump, dir, "DEEPMEM_MODELS=" + (dir / "no-models").string() + " ");   // no model
+    CHECK(e5.status == 1);
     CHECK(one_error_line(e5.err, "dmdetect"));
+    CHECK(e5.err.find("no models (*.cereal) in") != std::string::npos);
+    Run e9 = run("DMDETECT", dump, dir, "DEEPMEM_MODELS=" + (dir / "missing").string() + " ");
+    CHECK(e9.status == 1);
+    CHECK(one_error_line(e9.err, "dmdetect"));
     {   // a .dmg built with other parameters than the model's
         test::Memory mem(1);
         mem.map(test::K64, 0, 4096);
@@ -316,5 +323,65 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
     CHECK(unwritable.status == 1);
     CHECK(unwritable.err.find("cannot create a temporary file beside") != std::string::npos);   // not the manifest
     CHECK(refused(run("DMTRAIN", ini + " --run.output " + ini, dir), "dmtrain"));
+    if (!std::getenv("KEEP")) fs::remove_all(dir);
+}
+
+TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dump's build; --require-fit") {
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-fit-" + std::to_string(::getpid()));
+    fs::create_directories(dir / "models");
+    // 24 objects at 0x300000 (direct map 0xffff800000300000) and a 6.1 banner in the kernel image
+    // (0xffffffff80000000 maps physical 0x200000; layer_images.hpp); the same with the layout moved.
+    const std::string banner = "Linux version 6.1.0-47-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) "
+                               "12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2025-11-05)\n";
+    const uint64_t P0 = 0x300000, V = 0xffff800000300000ull;
+    for (bool shifted : {false, true}) {
+        auto img = test_images::build_x64_4level();
+        test::put_objects([&](uint64_t p, uint64_t v) { img.put64(p, v); }, [&](uint64_t p, uint8_t v) { img.bytes[p] = v; },
+                          P0, V, 24, shifted);
+        std::memcpy(&img.bytes[0x201000], banner.data(), banner.size());
+        write(dir / (shifted ? "moved.raw" : "dump.raw"), std::string(img.bytes.begin(), img.bytes.end()));
+    }
+    Model old = test::marker_model("task_struct", 1e9f), fitting = test::marker_model("task_struct");
+    old.provenance.kernel_builds = {{"5.10.0-46-amd64", ""}};
+    fitting.provenance.kernel_builds = {{"6.1.0-47-amd64", ""}};
+    old.save((dir / "models" / "a-5.10.cereal").string());
+    fitting.save((dir / "models" / "b-6.1.cereal").string());
+    const std::string env = "DEEPMEM_MODELS=" + (dir / "models").string() + " ";
+    const std::string opts = " --dtb 0x1000 --format-dump raw --threads 1";
+    const std::string dump = (dir / "dump.raw").string(), moved = (dir / "moved.raw").string();
+
+    Run j = run("DMDETECT", dump + opts + " --format json", dir, env);
+    CHECK(j.status == 0);
+    CHECK(j.err == "");
+    CHECK(parse_detections(bytes(j.out)).size() == 24);
+    CHECK(j.out.rfind("{\"record\":\"kernel\",\"release\":\"6.1.0-47-amd64\",", 0) == 0);
+    CHECK(j.out.find("\"model\":\"" + (dir / "models" / "b-6.1.cereal").string() + "\",\"fits\":true,\"build\":\"same-build\","
+                     "\"agreement\":1.0000,\"objects\":24,\"agreeing\":24") != std::string::npos);
+    Run t = run("DMDETECT", dump + opts + " --require-fit", dir, env);
+    CHECK(t.status == 0);
+    CHECK(t.out.rfind("# kernel: 6.1.0-47-amd64 (banner in the kernel image at 0xffffffff80001000)\n", 0) == 0);
+    CHECK(t.out.find("# fit task_struct: yes, same-build, votes agree on 24 of 24 candidate objects (100.0%), validation 99.0%\n") !=
+          std::string::npos);
+    CHECK(t.out.find("# task_struct: 24\n") != std::string::npos);
+
+    // A model of another version: a warning, exit 3 only with --require-fit, output written anyway.
+    const std::string a = (dir / "models" / "a-5.10.cereal").string();
+    Run o = run("DMDETECT", "-w " + a + " " + dump + opts + " --require-fit -o " + (dir / "o.txt").string(), dir);
+    CHECK(o.status == 3);
+    CHECK(o.err == "dmdetect: warning: model task_struct (" + a + ") does not fit this dump: the dump's kernel "
+                   "6.1.0-47-amd64 is another version than the model was trained on (5.10.0-46-amd64)\n");
+    CHECK(slurp(dir / "o.txt").find("# fit task_struct: NO, other-version") != std::string::npos);
+    CHECK(run("DMDETECT", "-w " + a + " " + dump + opts, dir).status == 0);
+
+    // The trained build's model on a dump whose layout moved: its votes split, it does not fit; at
+    // a lower threshold it reports every object at a wrong base, and still says so.
+    const std::string b = (dir / "models" / "b-6.1.cereal").string();
+    Run m = run("DMDETECT", "-w " + b + " " + moved + opts + " --format json --threshold 1.5 --require-fit", dir);
+    CHECK(m.status == 3);
+    CHECK(parse_detections(bytes(m.out)).size() == 24);
+    CHECK(m.out.find("\"fits\":false,\"build\":\"same-build\",\"agreement\":0.0000,\"objects\":24,\"agreeing\":0") !=
+          std::string::npos);
+    CHECK(m.err.find("key-node votes agree on 0 of 24 candidate objects (0.0%, 99.0% on its validation dumps)") !=
+          std::string::npos);
     if (!std::getenv("KEEP")) fs::remove_all(dir);
 }

@@ -36,6 +36,10 @@ Model sample_model() {
     m.threshold = 0.75f;
     m.graph.max_segment = 2048;
     m.provenance = {"ab12cd", "Linux 6.1.0-13-amd64 #1 SMP Debian 6.1.55-1", "2026-11-22T23:00:00Z", 77};
+    m.provenance.kernel_builds = {{"6.1.0-13-amd64", "Linux version 6.1.0-13-amd64 (x@y) (gcc) #1 SMP Debian 6.1.55-1"},
+                                  {"6.1.0-13-cloud-amd64", ""}};
+    m.provenance.validation_objects = 120;
+    m.provenance.validation_agreeing = 119;
     return m;
 }
 
@@ -274,4 +278,40 @@ TEST_CASE("Model::save honours the umask and replaces a symlink instead of writi
     CHECK(std::string(std::istreambuf_iterator<char>(v), {}) == "keep");
     CHECK(Model::load((dir / "b.dmm").string()).to_bytes() == m.to_bytes());
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("format 2 files (no kernel builds, no validation agreement) are still read") {
+    Model m = sample_model();
+    m.provenance.kernel_builds.clear();
+    m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
+    auto b = m.to_bytes();
+    // format 3 appends u32 build count + u64 objects + u64 agreeing to the payload of format 2
+    b.resize(b.size() - 20);
+    b[8] = 2;
+    for (int k = 0; k < 8; ++k) b[16 + k] = uint8_t((b.size() - 32) >> (8 * k));
+    b = rechecksum(b);
+    const Model l = Model::from_bytes(b);
+    CHECK(l.provenance == m.provenance);
+    CHECK(l.key_nodes == m.key_nodes);
+    CHECK(l.params.tensors == m.params.tensors);
+}
+
+TEST_CASE("format 3 provenance that cannot be right is rejected") {
+    Model m = sample_model();
+    m.provenance.validation_agreeing = 121;   // more agreeing than measured
+    CHECK_THROWS_AS(m.to_bytes(), ModelError);
+    m = sample_model();
+    m.provenance.kernel_builds.clear();
+    m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
+    auto b = m.to_bytes();
+    // the build count (20 bytes before the end) claims more builds than the payload holds
+    const size_t at = b.size() - 20;
+    b[at] = 0xff;
+    b[at + 1] = 0x0f;
+    CHECK(kind_of(rechecksum(b)) == ModelError::Kind::Truncated);
+    b[at + 2] = 0x01;   // past the limit
+    CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadShape);
+    b = m.to_bytes();
+    b[b.size() - 1] = 1;   // agreeing ≫ objects
+    CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadConfig);
 }
