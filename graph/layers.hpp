@@ -107,6 +107,11 @@ public:
     // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
     // dense files and from_bytes().
     std::span<const PhysicalRun> data_runs() const noexcept { return data_runs_; }
+    // True when some byte of [paddr, paddr+len) is in runs() / in data_runs(). has_data() is false
+    // for bytes that are absent or lie in a hole of a sparse file (they read as zeros: no need to
+    // read, and so fault in, them).
+    bool any_present(uint64_t paddr, uint64_t len) const noexcept;
+    bool has_data(uint64_t paddr, uint64_t len) const noexcept;
     const std::vector<CpuState>& cpus() const noexcept { return cpus_; }   // empty if no notes
     uint64_t max_paddr() const noexcept;        // one past the highest present byte
     uint64_t present_bytes() const noexcept;    // sum of run sizes
@@ -193,7 +198,7 @@ public:
     std::vector<VirtualRun> distinct_runs() const;
 
     // What the kernel_runs() walk saw and skipped, for diagnostics ("maps nothing because …").
-    //   tables          page tables read (the work bound: at most present 4 KiB pages + 4096 of
+    //   tables          page tables read (the work bound: at most data 4 KiB pages + 4096 of
     //                   them, else kernel_runs() throws InputError — only shared/looping tables can
     //                   exceed it, since in a tree every table is a distinct present page)
     //   absent_tables   entries pointing to a table that is not in the dump

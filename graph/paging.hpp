@@ -118,7 +118,7 @@ struct WalkResult {
 };
 
 // Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
-// work bound). Reading fewer tables: budget = present pages / budget_divisor + 4096 tables, past
+// work bound). Reading fewer tables: budget = data pages / budget_divisor + 4096 tables, past
 // which it throws InputError.
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor = 1);

@@ -318,6 +318,17 @@ uint64_t PhysicalLayer::present_bytes() const noexcept {
     return n;
 }
 
+// Whether some byte of [paddr, paddr+len) lies in one of the sorted, disjoint `runs`.
+static bool overlaps(std::span<const PhysicalRun> runs, uint64_t paddr, uint64_t len) noexcept {
+    auto it = std::upper_bound(runs.begin(), runs.end(), paddr,
+                               [](uint64_t p, const PhysicalRun& r) { return p < r.paddr; });
+    if (it != runs.begin() && paddr - std::prev(it)->paddr < std::prev(it)->size) return true;
+    return it != runs.end() && it->paddr - paddr < len;
+}
+
+bool PhysicalLayer::any_present(uint64_t paddr, uint64_t len) const noexcept { return overlaps(runs_, paddr, len); }
+bool PhysicalLayer::has_data(uint64_t paddr, uint64_t len) const noexcept { return overlaps(data_runs_, paddr, len); }
+
 void PhysicalLayer::release(const uint8_t* bytes, uint64_t size) const noexcept {
     if (!file_backed() || size == 0) return;
     constexpr uintptr_t kPage = 4096;
