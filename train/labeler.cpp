@@ -712,8 +712,6 @@ std::string json_string(std::string_view s) {
     return o + "\"";
 }
 
-// Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
-
 }  // namespace
 
 LabelSet label_kernel_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
