@@ -1,6 +1,7 @@
 // The two user-facing error types of every stage (a small header of its own, so that a stage that
-// only reports errors does not include the physical layer). CLIs catch them at main, print one line
-// and exit non-zero (tools/cli.hpp).
+// only reports errors does not include the physical layer), and the bound on thread counts that
+// every stage and tool checks. CLIs catch the errors at main, print one line and exit non-zero
+// (tools/cli.hpp).
 #pragma once
 
 #include <cstdint>

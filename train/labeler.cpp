@@ -598,7 +598,6 @@ LabelSet Walker::run() {
 
 // ---- output ---------------------------------------------------------------------------------
 
-// Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
 
 }  // namespace
 
