@@ -63,9 +63,11 @@ struct Candidate {
     std::optional<uint64_t> paddr;   // of the base, when its page is in the graph
 };
 
-// How many candidate objects of a dump had key-node votes agreeing on one base (detect/fit.hpp).
+// How many candidate objects of a dump had key-node votes agreeing on one base, and which key nodes
+// voted for them (detect/fit.hpp).
 struct VoteAgreement {
     uint64_t objects = 0, agreeing = 0;
+    std::vector<uint64_t> key_votes;   // per key node: candidate objects whose base it voted for
     double fraction() const noexcept { return objects ? double(agreeing) / double(objects) : NAN; }
 };
 
@@ -86,10 +88,14 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                             const Mat<float>& probs);
-// vote() in its two steps: every base that received a vote (sorted by vaddr), then the Overlap
-// rule over them with R = overlap_radius(model), the max key-node offset.
+// vote() in its steps: every vote (base, class) of a node among `rows`, sorted; every base that
+// received a vote, with its score (sorted by vaddr); the Overlap rule over them with
+// R = overlap_radius(model), the max key-node offset.
+std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, const Model& model,
+                                                    std::span<const uint32_t> rows, const Mat<float>& probs);
 std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                                    const Mat<float>& probs);
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes);   // no paddr
 std::vector<Candidate> apply_overlap_rule(const Model& model, std::span<const Candidate> bases);
 uint64_t overlap_radius(const Model& model);
 
@@ -211,6 +217,7 @@ public:
               const DetectOptions& = {});
     const std::vector<ModelTiming>& last_timings() const noexcept { return timings_; }
     // Per model (model() order), of the last detect()/scan() with measure_agreement; else empty.
+    // (VoteAgreement: detect/fit.hpp.)
     const std::vector<VoteAgreement>& last_agreements() const noexcept { return agreements_; }
     const std::string& source(size_t i) const { return entries_.at(i).source; }
 

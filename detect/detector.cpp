@@ -113,9 +113,9 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         timing.frontier = e.net.last_frontier();
         timing.forward = since(t0);
         t0 = Clock::now();
-        const auto bases = voted_bases(graph, e.model, rows, e.probs);
-        const auto found = select(graph, e.model, apply_overlap_rule(e.model, bases), threshold);
-        if (opt.measure_agreement) agreements_.push_back(vote_agreement(e.model, bases, threshold));
+        const auto found = select(graph, e.model, vote(graph, e.model, rows, e.probs), threshold);
+        if (opt.measure_agreement)
+            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, e.probs), threshold));
         timing.vote = since(t0);
         timings_.push_back(std::move(timing));
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order

@@ -12,7 +12,8 @@
 
 namespace deepmem {
 
-VoteAgreement vote_agreement(const Model& model, std::span<const Candidate> bases, float threshold) {
+VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold) {
+    const std::vector<Candidate> bases = bases_of(model, votes);
     const std::vector<Candidate> kept = apply_overlap_rule(model, bases);   // sorted by vaddr
     const uint64_t radius = overlap_radius(model);
     std::vector<double> sum(kept.size());
@@ -31,10 +32,17 @@ VoteAgreement vote_agreement(const Model& model, std::span<const Candidate> base
         if (owner != kept.end()) sum[size_t(owner - kept.begin())] += b.score;
     }
     VoteAgreement a;
+    a.key_votes.assign(model.key_nodes.size(), 0);
+    std::vector<char> candidate(kept.size(), 0);
     for (size_t i = 0; i < kept.size(); ++i) {
         if (!(sum[i] >= double(threshold))) continue;
+        candidate[i] = 1;
         ++a.objects;
         a.agreeing += double(kept[i].score) >= kAgreeShare * sum[i];
+    }
+    for (const auto& [base, cls] : votes) {   // one vote per (base, class)
+        auto it = std::lower_bound(kept.begin(), kept.end(), base, by_vaddr);
+        if (it != kept.end() && it->vaddr == base && candidate[size_t(it - kept.begin())]) ++a.key_votes[cls - 1];
     }
     return a;
 }
@@ -142,6 +150,23 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         why.push_back("the dump's kernel " + dump->banner.release + " is another build of the version the model was trained on (" +
                       releases(model) + ")");
     }
+    double total = 0, missing = 0;
+    for (size_t c = 0; c < model.key_nodes.size(); ++c) {
+        const KeyNode& k = model.key_nodes[c];
+        total += k.weight;
+        if (agreement.objects < kMinAgreementObjects || c >= agreement.key_votes.size() || k.weight < kSureKeyWeight) continue;
+        if (double(agreement.key_votes[c]) >= 0.5 * k.weight * double(agreement.objects)) continue;
+        f.missing.push_back(std::to_string(k.offset) + "/" + std::to_string(k.length));
+        missing += k.weight;
+    }
+    if (!f.missing.empty() && missing >= kMissingShare * total) {
+        f.fits = false;
+        std::string names;
+        for (const std::string& k : f.missing) names += (names.empty() ? "" : ", ") + k;
+        why.push_back("key node" + std::string(f.missing.size() > 1 ? "s " : " ") + names + " (" + percent(missing / total) +
+                      " of the key-node weight, in nearly every trained object) voted for at most half as many of the " +
+                      std::to_string(agreement.objects) + " candidate objects: the struct layout differs");
+    }
     const double floor = f.expected.value_or(kExpectedAgreement) - kAgreementMargin;
     if (agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {
         f.fits = false;
@@ -180,6 +205,11 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                               DetectionFormat format) {
     if (format == DetectionFormat::Csv) return {};
     std::string out;
+    auto missing = [](const ModelFit& f) {
+        std::string s;
+        for (const std::string& k : f.missing) s += (s.empty() ? "\"" : ",\"") + k + "\"";
+        return s;
+    };
     const bool json = format == DetectionFormat::Json;
     auto fraction = [](double f) {
         char b[32];
@@ -212,7 +242,8 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    "\",\"agreement\":" + (measured ? fraction(f.agreement.fraction()) : "null") +
                    ",\"objects\":" + std::to_string(f.agreement.objects) + ",\"agreeing\":" +
                    std::to_string(f.agreement.agreeing) + ",\"validation_agreement\":" +
-                   (f.expected ? fraction(*f.expected) : "null") + ",\"reason\":" + json_string(f.reason) + "}\n";
+                   (f.expected ? fraction(*f.expected) : "null") + ",\"missing_key_nodes\":[" + missing(f) +
+                   "],\"reason\":" + json_string(f.reason) + "}\n";
         } else {
             out += "# fit " + f.type + ": " + (f.fits ? "yes" : "NO") + ", " + to_string(f.build) + ", votes agree on " +
                    (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +

@@ -17,17 +17,24 @@
 //   Agreement  On the dump's candidate objects: the bases that received votes (voted_bases) are
 //              grouped around the bases the Overlap rule keeps (each other base goes to the kept one
 //              of highest score within R); a group whose summed score reaches the threshold is a
-//              candidate object — enough key nodes saw an object here — and it *agrees* when its
-//              kept base holds at least kAgreeShare of that sum. On the build a model was trained
-//              on, nearly all agree; when a layout shifted part of the object (PREEMPT_RT moves the
-//              task_struct fields after ≈700 bytes by 64), the key nodes before and after the shift
-//              vote for bases 64 bytes apart and agreement collapses. dmtrain measures the same
-//              figure on its validation dumps at its final threshold and stores it in the model.
-//   Fit        A model does not fit when the build is OtherVersion, or when agreement was measured
-//              on at least kMinAgreementObjects candidate objects and falls more than
+//              candidate object — enough key nodes saw an object here. Two checks on them:
+//              split     a candidate object *agrees* when its kept base holds at least kAgreeShare
+//                        of its group's score. When a layout moved part of an object, the key nodes
+//                        before and after the move vote for bases that far apart (e.g. 64 bytes) and
+//                        agreement collapses. dmtrain measures the same figure on its validation
+//                        dumps at its final threshold and stores it in the model.
+//              missing   per key node, the candidate objects whose kept base it voted for. A key
+//                        node of weight (training frequency) ≥ kSureKeyWeight that votes for fewer
+//                        than half that share of them is missing here: its field moved or changed
+//                        size, so the model may report objects at a consistent wrong base with no
+//                        split at all (PREEMPT_RT's task_struct: every key node moved by 64 bytes
+//                        but four near its end, which vanished; all 139 reported 64 bytes off).
+//   Fit        A model does not fit when the build is OtherVersion; or, with at least
+//              kMinAgreementObjects candidate objects, when agreement falls more than
 //              kAgreementMargin below the model's validation figure (kExpectedAgreement for models
-//              without one). SameVersion alone is reported, not a misfit: a cloud build of the
-//              trained version detects like the generic one; agreement tells a moved layout.
+//              without one), or missing key nodes carry at least kMissingShare of the key-node
+//              weight. SameVersion alone is reported, not a misfit: a cloud build of the trained
+//              version detects like the generic one; the votes tell a moved layout.
 //   Rows       Detector::scan measures agreement when asked (DetectOptions::measure_agreement): it
 //              then runs the network on agreement_rows() instead of the voting rows — every node
 //              that matches a key node's length within 3R of a voting row at half the threshold
@@ -51,9 +58,11 @@ inline constexpr double kAgreeShare = 0.9;
 inline constexpr uint64_t kMinAgreementObjects = 5;
 inline constexpr double kAgreementMargin = 0.15;
 inline constexpr double kExpectedAgreement = 0.95;
+inline constexpr double kSureKeyWeight = 0.9;
+inline constexpr double kMissingShare = 0.1;
 
-// See Agreement. `bases` as voted_bases() returns them (sorted by vaddr).
-VoteAgreement vote_agreement(const Model& model, std::span<const Candidate> bases, float threshold);
+// See Agreement: over every vote of a graph (votes_of(), sorted).
+VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold);
 // See Rows: ascending, a superset of voting_rows(graph, model, threshold).
 std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold);
 
@@ -69,6 +78,7 @@ struct ModelFit {
     BuildMatch build = BuildMatch::Unknown;
     VoteAgreement agreement;            // on the dump
     std::optional<double> expected;     // the model's validation agreement, when recorded
+    std::vector<std::string> missing;   // key nodes missing on the dump, "offset/length"
     bool fits = true;
     std::string reason;                 // why not, or what is worth knowing ("" when nothing)
 };

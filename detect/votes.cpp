@@ -112,8 +112,8 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::s
     return apply_overlap_rule(model, voted_bases(graph, model, rows, probs));
 }
 
-std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
-                                   const Mat<float>& probs) {
+std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, const Model& model,
+                                                    std::span<const uint32_t> rows, const Mat<float>& probs) {
     const uint32_t n = graph.node_count();
     const auto k = static_cast<Eigen::Index>(model.key_nodes.size() + 1);
     if (probs.rows() != Eigen::Index(rows.size()) || probs.cols() != k)
@@ -122,7 +122,7 @@ std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model,
                              ", expected " + std::to_string(rows.size()) + "×" + std::to_string(k) + " (rows × classes)");
     auto vaddr = graph.vaddr();
     auto length = graph.length();
-    // (base, class) of every voting node; bases below the offset (impossible in kernel space) skipped.
+    // bases below the offset (impossible in kernel space) skipped
     std::vector<std::pair<uint64_t, uint32_t>> votes;
     for (size_t r = 0; r < rows.size(); ++r) {
         const uint32_t i = rows[r];
@@ -135,9 +135,20 @@ std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model,
         votes.emplace_back(vaddr[i] - key.offset, uint32_t(c));
     }
     std::sort(votes.begin(), votes.end());
+    return votes;
+}
+
+std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                                   const Mat<float>& probs) {
+    std::vector<Candidate> cands = bases_of(model, votes_of(graph, model, rows, probs));
+    for (Candidate& c : cands) c.paddr = physical_of(graph, c.vaddr);
+    return cands;
+}
+
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes) {
     std::vector<Candidate> cands;
     for (size_t i = 0; i < votes.size();) {
-        Candidate c{votes[i].first, 0.f, 0, physical_of(graph, votes[i].first)};
+        Candidate c{votes[i].first, 0.f, 0, std::nullopt};
         for (; i < votes.size() && votes[i].first == c.vaddr; ++i) {
             c.score += model.key_nodes[votes[i].second - 1].weight;
             ++c.votes;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <string.h>   // memmem (GNU)
 
 namespace deepmem {
@@ -140,31 +141,34 @@ std::optional<FoundBanner> find_kernel_banner(const PhysicalLayer& phys, std::sp
         lo = kernel_runs.empty() ? 0 : kernel_runs.front().vaddr;
         hi = lo + kImageWindow32;
     }
+    // Better: numbered, then lower vaddr (image) or more copies and lower paddr (fallback).
     std::optional<FoundBanner> best;
     for (const VirtualRun& r : kernel_runs) {
         const uint64_t a = std::max(lo, r.vaddr), b = std::min(hi, r.vaddr + r.size);
         if (a >= b) continue;
-        if (best && *best->vaddr < a) break;   // runs ascend by vaddr: nothing lower follows
         search(phys, r.paddr + (a - r.vaddr), b - a, false, [&](uint64_t paddr) {
-            const uint64_t vaddr = r.vaddr + (paddr - r.paddr);
-            if (best && *best->vaddr <= vaddr) return;
-            if (auto kb = KernelBanner::parse(bytes_from(phys, paddr))) best = FoundBanner{std::move(*kb), paddr, vaddr};
+            auto kb = KernelBanner::parse(bytes_from(phys, paddr));
+            if (!kb || (best && best->banner.numbered() >= kb->numbered())) return;   // hits ascend by vaddr
+            best = FoundBanner{std::move(*kb), paddr, r.vaddr + (paddr - r.paddr)};
         });
     }
     if (best) return best;
 
-    std::map<std::string, std::pair<uint64_t, FoundBanner>> seen;   // text → (count, first find)
+    struct Seen { uint64_t count = 0; FoundBanner first; };
+    std::map<std::string, Seen> seen;   // by text
     for (const PhysicalRun& r : phys.data_runs())
         search(phys, r.paddr, r.size, true, [&](uint64_t paddr) {
             auto kb = KernelBanner::parse(bytes_from(phys, paddr));
             if (!kb) return;
-            auto [it, fresh] = seen.try_emplace(kb->text, 0, FoundBanner{*kb, paddr, std::nullopt});
-            ++it->second.first;
+            auto it = seen.try_emplace(kb->text, Seen{0, FoundBanner{*kb, paddr, std::nullopt}}).first;
+            ++it->second.count;
         });
-    for (auto& [text, entry] : seen)
-        if (!best || entry.first > seen.at(best->banner.text).first ||
-            (entry.first == seen.at(best->banner.text).first && entry.second.paddr < best->paddr))
-            best = entry.second;
+    const Seen* top = nullptr;
+    for (const auto& [text, s] : seen) {
+        auto key = [](const Seen& x) { return std::tuple(x.first.banner.numbered(), x.count, ~x.first.paddr); };
+        if (!top || key(s) > key(*top)) top = &s;
+    }
+    if (top) best = top->first;
     return best;
 }
 

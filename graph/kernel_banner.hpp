@@ -18,9 +18,13 @@
 //   Search   find_kernel_banner() first scans the physical pages behind the kernel-image mapping
 //            (x86-64: vaddr ≥ 0xffffffff80000000, __START_KERNEL_map; 32-bit/PAE, which have no
 //            separate image mapping: the first 128 MiB of lowmem above the kernel base, where the
-//            image is loaded) and takes the valid banner at the lowest vaddr (rodata precedes data
-//            and bss). Only when none is there — no usable translation, image pages absent — every
-//            present physical byte is scanned and the valid banner seen most often wins (ties: lowest
+//            image is loaded) and takes, of the valid banners there, the lowest vaddr (rodata
+//            precedes data and bss) among those with a build number ("#1 SMP …"): since 6.1 the image
+//            also keeps the __weak placeholder of init/version.c, compiled before the build number
+//            is known ("# SMP …"), besides the real linux_banner of init/version-timestamp.c; a
+//            placeholder is taken only when there is nothing else. Only when no valid banner is
+//            there — no usable translation, image pages absent — every present physical byte is
+//            scanned and the valid banner seen most often wins (numbered ones first; ties: lowest
 //            paddr), marked as not from the image: a copy anywhere in memory (a page-cache copy of
 //            /proc/version, a string planted in a process) is weaker evidence than the image's.
 //            Cost: one memmem pass over the image (tens of MiB); the fallback reads the whole dump
@@ -45,6 +49,9 @@ struct KernelBanner {
     std::string builder;    // "debian-kernel@lists.debian.org"
     std::string compiler;   // "gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40"
     std::string version;    // UTS_VERSION, what `uname -v` prints: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (…)"
+    // The version starts with a build number ("#1"), which the final link's banner has and the
+    // __weak placeholder of 6.1+ kernels ("# SMP …") lacks.
+    bool numbered() const noexcept { return version.size() > 1 && version[1] >= '0' && version[1] <= '9'; }
     // The banner at the start of `bytes` (which may run on past its '\n'), or nullopt when its
     // shape is not the one above.
     static std::optional<KernelBanner> parse(std::string_view bytes);

@@ -95,26 +95,27 @@ std::string TrainConfig::to_ini() const {
 // ---- validation -----------------------------------------------------------------------------
 Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement) {
     InferenceNet net(model.config, model.params);
-    std::vector<std::vector<Candidate>> cands(dumps.size()), bases(dumps.size());
+    std::vector<std::vector<Candidate>> cands(dumps.size());
     std::vector<CalibrationSet> sets;
     Mat<float> probs;
-    std::vector<uint32_t> all;
     for (size_t i = 0; i < dumps.size(); ++i) {
         net.run(graph_input(dumps[i].graph), probs);
-        all.resize(dumps[i].graph.node_count());
-        std::iota(all.begin(), all.end(), 0u);
-        bases[i] = voted_bases(dumps[i].graph, model, all, probs);
-        cands[i] = apply_overlap_rule(model, bases[i]);
-        if (!agreement) bases[i] = {};
+        cands[i] = vote(dumps[i].graph, model, probs);
     }
     for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
     Calibration cal = calibrate_threshold(model.object_type, sets);
-    if (agreement) {
+    if (agreement) {   // at the calibrated threshold: a second pass rather than every dump's probabilities kept
         *agreement = {};
-        for (const auto& b : bases) {
-            const VoteAgreement a = vote_agreement(model, b, cal.threshold);
+        agreement->key_votes.assign(model.key_nodes.size(), 0);
+        std::vector<uint32_t> all;
+        for (const LabeledDump& d : dumps) {
+            net.run(graph_input(d.graph), probs);
+            all.resize(d.graph.node_count());
+            std::iota(all.begin(), all.end(), 0u);
+            const VoteAgreement a = vote_agreement(model, votes_of(d.graph, model, all, probs), cal.threshold);
             agreement->objects += a.objects;
             agreement->agreeing += a.agreeing;
+            for (size_t c = 0; c < a.key_votes.size(); ++c) agreement->key_votes[c] += a.key_votes[c];
         }
     }
     return cal;

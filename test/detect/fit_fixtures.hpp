@@ -4,8 +4,9 @@
 //
 // Object, as trained (512 bytes): pointer words at offsets 0, 128, 256, 384, each followed by a
 // 120-byte segment; the segment at 8 + 128·(c − 1) is key node c (c = 1..4) and carries the marker
-// byte 0xff at its byte c. Shifted (576 bytes): one more pointer word at 256 and a 56-byte segment
-// with no marker, so key nodes 3 and 4 sit at 328 and 456 and vote for base + 64.
+// byte 0xff at its byte c. Moved (576 bytes): one more pointer word at 256 and a 56-byte segment
+// with no marker, so key nodes 3 and 4 sit at 328 and 456 and vote for base + 64. Cut (512 bytes):
+// one more pointer word at 448 cuts key node 4's segment to 56 bytes, so it never votes.
 #pragma once
 
 #include "engine/engine.hpp"
@@ -18,7 +19,8 @@
 
 namespace deepmem::test {
 
-inline constexpr uint64_t kObject = 512, kShiftedObject = 576;
+inline constexpr uint64_t kObject = 512, kMovedObject = 576;
+enum class Layout { Trained, Moved, Cut };
 
 // Class c ≥ 1 when content byte c is 0xff, else class 0: σ all zero, so mu = tanh(v·W1) with W1
 // picking bytes 1..4; the classifier's hidden layer passes mu through, the output layer gives class
@@ -44,11 +46,13 @@ inline Model marker_model(const std::string& type, float threshold = 3.5f) {
 // its object's base vaddr, and one closing pointer word after the last. Returns the bases' vaddrs.
 inline std::vector<uint64_t> put_objects(const std::function<void(uint64_t, uint64_t)>& put64,
                                          const std::function<void(uint64_t, uint8_t)>& put8, uint64_t paddr,
-                                         uint64_t vaddr, int count, bool shifted) {
-    const uint64_t size = shifted ? kShiftedObject : kObject;
-    const std::vector<uint64_t> pointers = shifted ? std::vector<uint64_t>{0, 128, 256, 320, 448}
-                                                   : std::vector<uint64_t>{0, 128, 256, 384};
-    const uint64_t key_at[4] = {8, 136, shifted ? 328u : 264u, shifted ? 456u : 392u};
+                                         uint64_t vaddr, int count, Layout layout) {
+    const bool moved = layout == Layout::Moved;
+    const uint64_t size = moved ? kMovedObject : kObject;
+    const std::vector<uint64_t> pointers = moved                    ? std::vector<uint64_t>{0, 128, 256, 320, 448}
+                                           : layout == Layout::Cut ? std::vector<uint64_t>{0, 128, 256, 384, 448}
+                                                                   : std::vector<uint64_t>{0, 128, 256, 384};
+    const uint64_t key_at[4] = {8, 136, moved ? 328u : 264u, moved ? 456u : 392u};
     std::vector<uint64_t> bases;
     for (int i = 0; i < count; ++i) {
         const uint64_t p = paddr + uint64_t(i) * size, v = vaddr + uint64_t(i) * size;

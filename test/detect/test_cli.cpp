@@ -342,7 +342,7 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     for (bool shifted : {false, true}) {
         auto img = test_images::build_x64_4level();
         test::put_objects([&](uint64_t p, uint64_t v) { img.put64(p, v); }, [&](uint64_t p, uint8_t v) { img.bytes[p] = v; },
-                          P0, V, 24, shifted);
+                          P0, V, 24, shifted ? test::Layout::Moved : test::Layout::Trained);
         std::memcpy(&img.bytes[0x201000], banner.data(), banner.size());
         write(dir / (shifted ? "moved.raw" : "dump.raw"), std::string(img.bytes.begin(), img.bytes.end()));
     }

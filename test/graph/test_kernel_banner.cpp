@@ -26,6 +26,13 @@ const std::string kOld =   // before 5.8: "gcc version"
     "Linux version 4.19.0-27-amd64 (debian-kernel@lists.debian.org) (gcc version 8.3.0 (Debian 8.3.0-6)) "
     "#1 SMP Debian 4.19.316-1 (2024-06-25)";
 
+// The banner of init/version.c in 6.1+, compiled before the build number is known: "# SMP …".
+std::string placeholder(const std::string& banner) {
+    std::string s = banner;
+    s.erase(s.find(" #") + 2, 1);
+    return s;
+}
+
 void put(Memory& m, uint64_t paddr, const std::string& s) { std::memcpy(&m.image[paddr], s.data(), s.size()); }
 
 constexpr uint64_t kImage = 0xffffffff80000000ull;
@@ -58,6 +65,11 @@ TEST_CASE("graph: kernel banner shape") {
     CHECK_FALSE(KernelBanner::parse("Linux version " + std::string(65, '6') + " (x@y) (gcc) #1 SMP\n"));
     CHECK_FALSE(KernelBanner::parse("Linux version 6.1.0 (x@y) (" + std::string(600, 'g') + ") #1 SMP\n"));
     CHECK(KernelBanner::parse("Linux version 6.1.0 (x@y) (gcc) #1 SMP\n").has_value());
+    CHECK(b->numbered());
+    auto weak = KernelBanner::parse(placeholder(kDebian61) + "\n");
+    REQUIRE(weak.has_value());
+    CHECK(weak->version == "# SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2025-11-05)");
+    CHECK_FALSE(weak->numbered());
 }
 
 TEST_CASE("graph: kernel version and flavour of a release") {
@@ -81,6 +93,7 @@ TEST_CASE("graph: the banner in the kernel image wins over decoys and truncated 
     put(m, 1 * 4096 + 100, kDebianRt + "\n");          // decoy, twice, outside the image (a process's copy)
     put(m, 2 * 4096 + 100, kDebianRt + "\n");
     put(m, 8 * 4096 + 10, kDebian61.substr(0, 50));    // malformed copy at the image's lowest address
+    put(m, 8 * 4096 + 200, placeholder(kDebian61) + "\n");   // 6.1+'s __weak placeholder: no build number
     put(m, 9 * 4096 + 4000, kDebian61 + "\n");         // the real one, across a page boundary
     put(m, 11 * 4096, kDebian61);                      // the printk copy: no newline
     auto phys = m.phys();
@@ -99,6 +112,16 @@ TEST_CASE("graph: the banner in the kernel image wins over decoys and truncated 
         CHECK(f->banner.release == "6.1.0-57-rt-amd64");
         CHECK(f->paddr == 1 * 4096 + 100);
         CHECK_FALSE(f->in_kernel_image());
+    }
+    SUBCASE("a placeholder alone is still a banner") {
+        Memory p(4);
+        p.map(K64, 0, 4 * 4096);
+        p.map(kImage, 0, 4 * 4096);
+        put(p, 4096, placeholder(kDebian61) + "\n");
+        auto ph = p.phys();
+        auto f = find_kernel_banner(*ph, p.runs, 8);
+        REQUIRE(f.has_value());
+        CHECK_FALSE(f->banner.numbered());
     }
     SUBCASE("no translation at all: still found physically") {
         auto f = find_kernel_banner(*phys, {}, 8);
