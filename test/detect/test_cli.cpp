@@ -263,10 +263,13 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
     CHECK(evidence_intact());
 
     // ---- output lost to a full disk is an error, not exit 0
-    for (const auto& [tool, args] : std::vector<std::pair<std::string, std::string>>{
+    // (plain members, not structured bindings: clang < 16 cannot name a binding inside doctest's INFO lambda)
+    for (const auto& call : std::vector<std::pair<std::string, std::string>>{
              {"DMDETECT", base},   // the table: never empty
              {"DMGRAPH", "nodes " + graph},
              {"DMGRAPH", "dot " + graph + " --around 0xffff800000300020"}}) {
+        const std::string& tool = call.first;
+        const std::string& args = call.second;
         Run r = run(tool.c_str(), args + " > /dev/full", dir);
         INFO(tool << " " << args);
         CHECK(r.status == 1);
@@ -308,12 +311,14 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
     write(dir / "t.ini", "[data]\nmanifest = " + (dir / "missing-manifest.json").string() +
                              "\ntype = cred\n[run]\noutput = " + (dir / "m.cereal").string() + "\n");
     const std::string ini = (dir / "t.ini").string();
-    for (const auto& [args, key, status] : std::vector<std::tuple<std::string, std::string, int>>{
+    for (const auto& row : std::vector<std::tuple<std::string, std::string, int>>{
              {"--run.steps -5", "run.steps", 2},
              {"--run.checkpoint_every -1", "run.checkpoint_every", 2},
              {"--run.steps 2000000000", "run.steps", 1},
              {"--keys.count 99999999999999999999", "keys.count", 2},
              {"--run.threads 100000", "run.threads", 1}}) {
+        const auto& [args_, key, status] = row;
+        const std::string& args = args_;
         Run r = run("DMTRAIN", ini + " " + args, dir);
         INFO("dmtrain " << args << ": " << r.err);
         CHECK(r.status == status);
