@@ -213,6 +213,15 @@ private:
 enum class DetectionFormat : uint8_t { Table, Json, Csv };
 DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format);
+// One dump's records of an output over several dumps (dmdetect DUMP DUMP…): each names `dump`
+// (JSON: a first field "dump", escaped; CSV: a first column "dump", quoted when it holds ',', '"'
+// or a line break, under the header "dump,type,vaddr,paddr,score,votes", written only when
+// `csv_header`; table: a line "# dump: NAME" before the table).
+struct DumpRecords {
+    std::string_view dump;
+    bool csv_header = true;
+};
+std::string format_detections(std::span<const Detection> detections, DetectionFormat format, const DumpRecords& batch);
 // JSON Lines or CSV as above, told apart by content (first non-blank byte '{' → JSON Lines).
 // Throws FormatError (byte offset of the bad line, what was expected) or InputError (unreadable).
 std::vector<Detection> parse_detections(std::span<const uint8_t> text);

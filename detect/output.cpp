@@ -82,9 +82,23 @@ DetectionFormat parse_detection_format(const std::string& s) {
     throw InputError("unknown output format '" + s + "' (expected table, json or csv)");
 }
 
-std::string format_detections(std::span<const Detection> detections, DetectionFormat format) {
-    std::string out;
-    if (format == DetectionFormat::Csv) out = std::string(kCsvHeader) + "\n";
+namespace {
+
+std::string format_records(std::span<const Detection> detections, DetectionFormat format, const DumpRecords* batch) {
+    std::string out, json_dump, csv_dump;   // the record prefixes naming the dump
+    if (batch) {
+        json_dump = "\"dump\":\"" + json_escape(batch->dump) + "\",";
+        csv_dump = std::string(batch->dump);
+        if (csv_dump.find_first_of(",\"\r\n") != std::string::npos) {
+            std::string q = "\"";
+            for (char c : csv_dump) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+            csv_dump = q + "\"";
+        }
+        csv_dump += ",";
+        if (format == DetectionFormat::Table) out = "# dump: " + std::string(batch->dump) + "\n";
+    }
+    if (format == DetectionFormat::Csv && (!batch || batch->csv_header))
+        out = (batch ? "dump," : "") + std::string(kCsvHeader) + "\n";
     size_t width = 4;
     for (const Detection& d : detections) width = std::max(width, d.type.size());
     char buf[160];
@@ -102,12 +116,12 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
             out += buf;
             break;
         case DetectionFormat::Json:
-            out += "{\"type\":\"" + d.type + "\",\"vaddr\":\"" + hex(d.vaddr) + "\",\"paddr\":" +
+            out += "{" + json_dump + "\"type\":\"" + d.type + "\",\"vaddr\":\"" + hex(d.vaddr) + "\",\"paddr\":" +
                    (d.paddr ? "\"" + paddr + "\"" : "null") + ",\"score\":" + score_text(d.score) +
                    ",\"votes\":" + std::to_string(d.votes) + "}\n";
             break;
         case DetectionFormat::Csv:
-            out += d.type + "," + hex(d.vaddr) + "," + paddr + "," + score_text(d.score) + "," + std::to_string(d.votes) + "\n";
+            out += csv_dump + d.type + "," + hex(d.vaddr) + "," + paddr + "," + score_text(d.score) + "," + std::to_string(d.votes) + "\n";
             break;
         }
         if (counts.empty() || counts.back().first != d.type) counts.emplace_back(d.type, 0);
@@ -118,6 +132,16 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
         out += "# total: " + std::to_string(detections.size()) + "\n";
     }
     return out;
+}
+
+}  // namespace
+
+std::string format_detections(std::span<const Detection> detections, DetectionFormat format) {
+    return format_records(detections, format, nullptr);
+}
+
+std::string format_detections(std::span<const Detection> detections, DetectionFormat format, const DumpRecords& batch) {
+    return format_records(detections, format, &batch);
 }
 
 std::vector<Detection> parse_detections(std::span<const uint8_t> text) {

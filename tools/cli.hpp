@@ -3,12 +3,15 @@
 // …" and exits 1.
 #pragma once
 
+#include "train/distributed.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <cstdio>
 #include <exception>
 #include <initializer_list>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -30,6 +33,23 @@ int cli_main(const char* name, Run&& run, BeforeError before_error = [] {}) {
         std::fprintf(stderr, "%s: error: %s\n", name, e.what());
         return 1;
     }
+}
+
+// cli_main for the tools that run under mpirun (dmtrain, dmdetect; they link distributed_dep):
+// `run(world)` gets the MPI world (the single process without mpirun). An error that escapes
+// `run` on one rank ends every rank, since the others may be waiting for it in a collective.
+template <class Run, class BeforeError = void (*)()>
+int cli_main_ranks(const char* name, int& argc, char**& argv, Run&& run, BeforeError before_error = [] {}) {
+    std::unique_ptr<Communicator> world;
+    bool returned = false;
+    const int status = cli_main(name, [&] {
+        world = mpi_world(argc, argv);
+        const int s = run(*world);
+        returned = true;
+        return s;
+    }, before_error);
+    if (!returned && world && world->size() > 1) world->abort(status);
+    return status;
 }
 
 // Parses the command line: `visible` options (shown by --help, which must be one of them) plus the

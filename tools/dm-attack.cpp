@@ -34,6 +34,7 @@
 //           such pointers (every word).
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
 #include "train/baselines.hpp"
 #include "train/labeler.hpp"
 
@@ -155,19 +156,6 @@ struct Offsets {
         thread_head = m(*sig, "thread_head").byte_offset();
     }
 };
-
-std::string json_escape(const std::string& s) {
-    std::string o;
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') o += '\\', o += char(c);
-        else if (c < 0x20 || c >= 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
-            o += b;
-        } else o += char(c);
-    }
-    return o;
-}
 
 std::string comm_of(const KernelMemory& mem, uint64_t t, const Offsets& o) {
     std::string s(o.comm_len, '\0');

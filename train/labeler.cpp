@@ -695,22 +695,7 @@ LabelSet Walker::run() {
 
 // ---- output ---------------------------------------------------------------------------------
 
-std::string json_string(std::string_view s) {
-    std::string o = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            o += '\\';
-            o += static_cast<char>(c);
-        } else if (c < 0x20 || c >= 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);   // raw kernel bytes, not UTF-8: escape each
-            o += b;
-        } else {
-            o += static_cast<char>(c);
-        }
-    }
-    return o + "\"";
-}
+std::string json_string(std::string_view s) { return "\"" + json_escape(s) + "\""; }
 
 // Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
 
