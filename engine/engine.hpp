@@ -172,7 +172,7 @@ struct StepOptions {
     // own index), and Σ w_{y_i} over the whole batch, which normalises the loss (0 = this batch's
     // own sum). The shares' losses and gradients then add up to the whole batch's.
     std::span<const uint32_t> dropout_rows = {};
-    float weight_total = 0.f;
+    double weight_total = 0;
 };
 
 template <class S> class Gnn {

@@ -206,8 +206,8 @@ template <class S> S Gnn<S>::forward(const Params<S>& p, const GraphBatch& b, co
         target_w_[i] = w;
         wsum += w;
     }
-    if (opt.weight_total != 0.f) {
-        if (!(opt.weight_total > 0.f) || !std::isfinite(opt.weight_total))
+    if (opt.weight_total != 0) {
+        if (!(opt.weight_total > 0) || !std::isfinite(opt.weight_total))
             throw ModelError(ModelError::Kind::BadBatch, 0, "weight total negative or not finite");
         wsum = S(opt.weight_total);
     }

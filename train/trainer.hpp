@@ -44,7 +44,8 @@
 //               process's up to float summation order. Rank 0 alone creates or loads (--resume) the
 //               model and sends it to the others, loads the validation dumps, validates, logs and
 //               writes the checkpoints and the model. Mining: rank r mines the training dumps
-//               d ≡ r (mod ranks) and sends each dump's list to every rank.
+//               d ≡ r (mod ranks) and sends each dump's list to every rank. --resume is bit-identical
+//               to an uninterrupted run with the same rank and thread counts (tested on 2 ranks).
 //   Validation  Every `validate_every` steps and at the end: the full-graph inference on every
 //               validation dump, votes, and the threshold maximising F1 of detected objects over
 //               all validation dumps; precision/recall/F1 at that threshold are printed. The final
