@@ -82,23 +82,9 @@ DetectionFormat parse_detection_format(const std::string& s) {
     throw InputError("unknown output format '" + s + "' (expected table, json or csv)");
 }
 
-namespace {
-
-std::string format_records(std::span<const Detection> detections, DetectionFormat format, const DumpRecords* batch) {
-    std::string out, json_dump, csv_dump;   // the record prefixes naming the dump
-    if (batch) {
-        json_dump = "\"dump\":\"" + json_escape(batch->dump) + "\",";
-        csv_dump = std::string(batch->dump);
-        if (csv_dump.find_first_of(",\"\r\n") != std::string::npos) {
-            std::string q = "\"";
-            for (char c : csv_dump) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-            csv_dump = q + "\"";
-        }
-        csv_dump += ",";
-        if (format == DetectionFormat::Table) out = "# dump: " + std::string(batch->dump) + "\n";
-    }
-    if (format == DetectionFormat::Csv && (!batch || batch->csv_header))
-        out = (batch ? "dump," : "") + std::string(kCsvHeader) + "\n";
+std::string format_detections(std::span<const Detection> detections, DetectionFormat format) {
+    std::string out;
+    if (format == DetectionFormat::Csv) out = std::string(kCsvHeader) + "\n";
     size_t width = 4;
     for (const Detection& d : detections) width = std::max(width, d.type.size());
     char buf[160];
@@ -116,12 +102,12 @@ std::string format_records(std::span<const Detection> detections, DetectionForma
             out += buf;
             break;
         case DetectionFormat::Json:
-            out += "{" + json_dump + "\"type\":\"" + d.type + "\",\"vaddr\":\"" + hex(d.vaddr) + "\",\"paddr\":" +
+            out += "{\"type\":\"" + d.type + "\",\"vaddr\":\"" + hex(d.vaddr) + "\",\"paddr\":" +
                    (d.paddr ? "\"" + paddr + "\"" : "null") + ",\"score\":" + score_text(d.score) +
                    ",\"votes\":" + std::to_string(d.votes) + "}\n";
             break;
         case DetectionFormat::Csv:
-            out += csv_dump + d.type + "," + hex(d.vaddr) + "," + paddr + "," + score_text(d.score) + "," + std::to_string(d.votes) + "\n";
+            out += d.type + "," + hex(d.vaddr) + "," + paddr + "," + score_text(d.score) + "," + std::to_string(d.votes) + "\n";
             break;
         }
         if (counts.empty() || counts.back().first != d.type) counts.emplace_back(d.type, 0);
@@ -134,20 +120,52 @@ std::string format_records(std::span<const Detection> detections, DetectionForma
     return out;
 }
 
-}  // namespace
-
-std::string format_detections(std::span<const Detection> detections, DetectionFormat format) {
-    return format_records(detections, format, nullptr);
-}
-
-std::string format_detections(std::span<const Detection> detections, DetectionFormat format, const DumpRecords& batch) {
-    return format_records(detections, format, &batch);
+std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch) {
+    std::string out, name(batch.dump);
+    if (format == DetectionFormat::Table) {
+        for (char& c : name)
+            if (c == '\n' || c == '\r') c = '?';
+        return "# dump: " + name + "\n" + std::string(text);
+    }
+    std::string prefix;   // what each record starts with
+    if (format == DetectionFormat::Json) {
+        prefix = "{\"dump\":" + json_string(batch.dump) + ",";
+    } else if (name.find_first_of(",\"\r\n") != std::string::npos) {
+        prefix = "\"";
+        for (char c : name) prefix += c == '"' ? std::string("\"\"") : std::string(1, c);
+        prefix += "\",";
+    } else {
+        prefix = name + ",";
+    }
+    TextLines lines(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    while (auto tl = lines.next()) {
+        const std::string_view line = tl->text;
+        if (line.empty()) continue;
+        if (format == DetectionFormat::Csv && line == kCsvHeader) {
+            if (batch.csv_header) out += "dump," + std::string(kCsvHeader) + "\n";
+        } else if (format == DetectionFormat::Json && line.front() == '{') {
+            out += prefix;
+            out += line.substr(1);
+            out += '\n';
+        } else {
+            out += (format == DetectionFormat::Csv ? prefix : std::string()) + std::string(line) + "\n";
+        }
+    }
+    return out;
 }
 
 std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
     std::vector<Detection> out;
     TextLines lines(text);
     enum { Unknown, Json, Csv } kind = Unknown;
+    bool named = false;                  // CSV: the dump column (name_dump_records)
+    std::optional<std::string> dump;     // the dump the records name, as written
+    auto same_dump = [&](std::string_view d, uint64_t offset) {
+        if (!dump) dump = std::string(d);
+        else if (*dump != d)
+            throw FormatError(offset, "detections of several dumps (" + *dump + ", " + std::string(d) +
+                                          "): keep one dump's records to compare them with its labels");
+    };
     while (auto tl = lines.next()) {
         std::string_view line = tl->text;
         const uint64_t offset = tl->at;
@@ -156,8 +174,9 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
         if (kind == Unknown) {
             if (line.front() == '{') {
                 kind = Json;
-            } else if (line == kCsvHeader) {
+            } else if (line == kCsvHeader || (line.substr(0, 5) == "dump," && line.substr(5) == kCsvHeader)) {
                 kind = Csv;
+                named = line != kCsvHeader;
                 continue;
             } else {
                 throw FormatError(offset, "expected JSON Lines detections or the CSV header \"" +
@@ -166,12 +185,28 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
         }
         if (kind == Json) {
             if (line.front() != '{' || line.back() != '}') throw FormatError(offset, "expected one JSON object per line");
+            if (auto d = json_value(line, "dump", offset)) same_dump(*d, offset);
+            if (json_value(line, "record", offset)) continue;   // kernel and fit records (detect/fit.hpp)
             auto type = json_value(line, "type", offset), vaddr = json_value(line, "vaddr", offset),
                  score = json_value(line, "score", offset), votes = json_value(line, "votes", offset);
             if (!type || !vaddr || !score || !votes)
                 throw FormatError(offset, "detection without \"type\", \"vaddr\", \"score\" and \"votes\"");
             out.push_back(detection_from(*type, *vaddr, json_value(line, "paddr", offset), *score, *votes, offset));
         } else {
+            if (named) {   // the dump column: plain, or quoted with '"' doubled
+                size_t end = line.find(',');
+                if (line.front() == '"') {
+                    for (end = 1;; end += 2) {   // past each doubled '"'
+                        end = line.find('"', end);
+                        if (end == std::string_view::npos) throw FormatError(offset, "unterminated quoted dump name");
+                        if (end + 1 >= line.size() || line[end + 1] != '"') break;
+                    }
+                    ++end;
+                }
+                if (end >= line.size() || line[end] != ',') throw FormatError(offset, "expected the dump column, then " + std::string(kCsvHeader));
+                same_dump(line.substr(0, end), offset);
+                line.remove_prefix(end + 1);
+            }
             std::string_view f[5];
             size_t n = 0, p = 0;
             for (; n < 5; ++n) {

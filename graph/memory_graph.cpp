@@ -351,10 +351,7 @@ struct MemoryGraphBuilder {
         for (uint64_t q = q0; q < q1;) {
             uint64_t e = q + 1;
             while (e < q1 && page_data[e] == page_data[e - 1] + kPage) ++e;
-            auto a = reinterpret_cast<uintptr_t>(page_data[q]), b = reinterpret_cast<uintptr_t>(page_data[e - 1]) + kPage;
-            a = (a + kPage - 1) & ~uintptr_t{kPage - 1};
-            b &= ~uintptr_t{kPage - 1};
-            if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+            phys.release(page_data[q], (e - q) * kPage);
             q = e;
         }
     }
@@ -679,6 +676,7 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
     MemoryGraphBuilder b(phys, params, progress);
     MemoryGraph g = b.run(kernel_runs);
     g.info_.dump_bytes = phys.file_bytes().size();
+    g.info_.kernel_banner = find_kernel_banner(phys, kernel_runs, params.word_size);
     g.info_.build_seconds = seconds_since(t);
     return g;
 }

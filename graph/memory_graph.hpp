@@ -24,7 +24,8 @@
 //   Aliases        a physical page mapped at several kernel vaddrs is scanned once, at its lowest
 //                  kernel vaddr; a pointer value is resolved vaddr → paddr → that canonical vaddr.
 //   File           versioned, checksummed, 64-byte-aligned arrays, loadable by mmap. Every
-//                  parameter above is recorded in the header and reported by `dmgraph info`.
+//                  parameter above is recorded in the header and reported by `dmgraph info`,
+//                  and so is the kernel banner build() finds (graph/kernel_banner.hpp).
 //                  Layout and checks: graph/graph_file.cpp.
 //   Determinism    the graph depends only on the memory and the parameters, never on the number
 //                  of OpenMP threads; so does its file, apart from build_seconds and dump_path.
@@ -32,6 +33,7 @@
 #pragma once
 
 #include "graph/csr.hpp"
+#include "graph/kernel_banner.hpp"
 #include "graph/layers.hpp"
 
 #include <array>
@@ -67,6 +69,7 @@ struct GraphBuildInfo {
     uint64_t dtb = 0;
     PagingMode paging = PagingMode::X86_64_4Level;
     double build_seconds = 0;
+    std::optional<FoundBanner> kernel_banner;   // the dump's `Linux version …` (kernel_banner.hpp)
 };
 
 // Wall-clock seconds of each build phase, for tools/bench-graph. Not stored in the file.

@@ -1,6 +1,7 @@
 // Shared by the text inputs (kallsyms, the guest view, label files, the dataset manifest): a line
 // reader that yields each line without its '\n' together with the byte offset where it starts, for
-// FormatError, and the string-field lookup and string escaping of the JSON this project writes itself.
+// FormatError, and the string-field lookup of the JSON this project writes itself; and the one
+// JSON string writer of the outputs.
 #pragma once
 
 #include <cstdint>
@@ -46,23 +47,23 @@ inline std::optional<std::string_view> json_string_field(std::string_view json, 
     return json.substr(p, e - p);
 }
 
-// `s` as the contents of a JSON string: '"' and '\\' escaped, bytes outside printable ASCII as
-// \u00XX (raw bytes such as a kernel's comm or a file name are not necessarily UTF-8).
-inline std::string json_escape(std::string_view s) {
-    std::string o;
+// `s` as a quoted JSON string: '"' and '\\' escaped, bytes outside printable ASCII as \u00XX (kernel
+// strings are raw bytes, not UTF-8: each byte is escaped on its own).
+inline std::string json_string(std::string_view s) {
+    std::string o = "\"";
     for (unsigned char c : s) {
         if (c == '"' || c == '\\') {
             o += '\\';
-            o += char(c);
+            o += static_cast<char>(c);
         } else if (c < 0x20 || c >= 0x7f) {
             char b[8];
             std::snprintf(b, sizeof b, "\\u%04x", c);
             o += b;
         } else {
-            o += char(c);
+            o += static_cast<char>(c);
         }
     }
-    return o;
+    return o + "\"";
 }
 
 }  // namespace deepmem

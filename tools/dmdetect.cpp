@@ -1,25 +1,40 @@
 // dmdetect: kernel objects in a memory dump, from trained models. Argument parsing and printing
 // only; the work is deepmem::Detector (detect/detect.hpp).
 //
-//   dmdetect --weights M.cereal [--weights M2.cereal …] DUMP… [--threshold X] [--format table|json|csv]
-//            [--output FILE] [--format-dump raw|elf|lime|auto] [--dtb ADDR] [--threads N] [--quiet]
+//   dmdetect [--weights M.cereal [--weights M2.cereal …]] DUMP… [--threshold X] [--format table|json|csv]
+//            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
+//            [--threads N] [--quiet] [--require-fit]
 //
-// DUMP is a raw/ELF/LiME dump (its graph is built once with the models' parameters) or a .dmg built
-// by `dmgraph build` (told by its magic; refused when built with other parameters). Every model
-// runs on the one graph; objects scoring at least the model's threshold (or --threshold) are
-// written sorted by (type, vaddr) to stdout or atomically to --output. Progress goes to stderr for
-// large inputs unless --quiet: a live percentage on a terminal, else one line per phase.
-// Several dumps, or a directory (its files named *.elf, *.raw, *.lime, *.dmg or *.mem, by name):
-// the models are loaded once and each dump's records follow in the order given, each naming its
-// dump (detect.hpp, DumpRecords), written to stdout as each dump is done (or atomically to
-// --output at the end). A dump that fails is one error line naming it; the others are still
-// written and the exit status is 1. Under `mpirun -np N` rank r takes the dumps i ≡ r (mod N)
-// (train/distributed.hpp) and rank 0 writes every record, in the same order as one process.
+// DUMP is a raw/ELF/LiME/kdump/AVML dump (its graph is built once with the models' parameters) or a .dmg built
+// by `dmgraph build` (told by its magic; refused when built with other parameters). Without
+// --weights the shipped models are used: every *.cereal in $DEEPMEM_MODELS, else in this checkout's
+// data/models, else in the installed share/deepmem/models; of several models of one type, the one
+// whose kernel builds match the dump's banner best (detect/fit.hpp, pick_models). Every model runs
+// on the one graph; objects scoring at least the model's threshold (or --threshold) are written
+// sorted by (type, vaddr) to stdout or atomically to --output, after the dump's kernel and each
+// model's fit (table: "# " lines; json: {"record":…} lines; detect/fit.hpp). A model that does not
+// fit the dump is also a warning line on stderr. Progress goes to stderr for large inputs unless
+// --quiet: a live percentage on a terminal, else one line per phase.
 // Exit status: 0 success, 1 bad input (unreadable or malformed dump, model or graph, mismatched
-// graph parameters), 2 usage error (unknown option, missing argument); the error is one line
-// "dmdetect: error: …" on stderr.
+// graph parameters, no models), 2 usage error (unknown option, missing argument), 3 with
+// --require-fit when a model does not fit the dump (the output is written all the same); an error
+// is one line "dmdetect: error: …" on stderr.
+//
+// Several dumps, or a directory (its files named *.elf, *.raw, *.lime, *.kdump, *.avml, *.dmg or
+// *.mem, sorted by name): the models are loaded once (shipped models: picked per dump by its
+// banner) and each dump gets what one dump would (kernel and fit records, detections, warnings
+// naming the dump), every record naming its dump (detect.hpp, name_dump_records), in the order
+// given, written to stdout as each dump is done (to --output: streamed into its temporary,
+// renamed at the end). A dump that fails is one line "dmdetect: error: DUMP: …" and the batch goes
+// on; at the end "dmdetect: error: N of M dumps failed" and exit status 1. An output that is one
+// of the dumps is refused before any work; a write error ends the batch (status 1). Under
+// `mpirun -np N` rank r takes the dumps i ≡ r (mod N) (train/distributed.hpp) and rank 0 writes
+// every record, in the same order and bytes as one process.
 #include "detect/detect.hpp"
+#include "detect/fit.hpp"
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
+#include "train/distributed.hpp"
 
 #include "tools/cli.hpp"
 
@@ -30,8 +45,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,10 +60,48 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmdetect --weights M.cereal [--weights M2.cereal ...] DUMP... [options]\n"
-    "  DUMP: raw/ELF/LiME memory dump, or a .dmg from `dmgraph build`; several, or a directory of\n"
-    "  them (*.elf *.raw *.lime *.dmg *.mem): each record names its dump; `mpirun -np N` shares them\n"
-    "exit status: 0 ok, 1 bad input, 2 usage error\n";
+    "usage: dmdetect [--weights M.cereal [--weights M2.cereal ...]] DUMP... [options]\n"
+    "  DUMP: raw/ELF/LiME/kdump/AVML memory dump, or a .dmg from `dmgraph build`; several, or a\n"
+    "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
+    "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
+    "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump (--require-fit)\n";
+
+namespace fs = std::filesystem;
+
+// The shipped models: every *.cereal of the first directory of $DEEPMEM_MODELS, this checkout's
+// data/models and the installed share/deepmem/models that exists, sorted by name.
+std::vector<std::string> shipped_models() {
+    std::string dir;
+    if (const char* env = std::getenv("DEEPMEM_MODELS"); env && *env) {
+        dir = env;
+        if (!fs::is_directory(dir)) throw InputError("DEEPMEM_MODELS=" + dir + " is not a directory");
+    } else {
+        for (const char* d : {DEEPMEM_SOURCE_MODELS, DEEPMEM_INSTALLED_MODELS})
+            if (fs::is_directory(d)) {
+                dir = d;
+                break;
+            }
+        if (dir.empty())
+            throw InputError(std::string("no --weights given and no shipped models in ") + DEEPMEM_SOURCE_MODELS +
+                             " or " + DEEPMEM_INSTALLED_MODELS + " (set DEEPMEM_MODELS)");
+    }
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.path().extension() == ".cereal" && e.is_regular_file()) files.push_back(e.path().string());
+    if (ec) throw InputError("cannot list " + dir + ": " + ec.message());
+    if (files.empty()) throw InputError("no models (*.cereal) in " + dir + "; give --weights");
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+Model load_model(const std::string& path) {
+    try {
+        return Model::load(path);
+    } catch (const ModelError& e) {
+        throw InputError(path + ": " + e.what());
+    }
+}
 
 constexpr uint64_t kLargeDump = uint64_t{256} << 20;   // progress only for work that takes a while
 constexpr uint32_t kLargeGraph = 200000;
@@ -78,7 +135,7 @@ Progress progress;   // global so that main() can end a live line before the err
 // The dumps of the command line: files as given, directories expanded to their dump files by
 // name (see the header). `batch`: more than one dump, or a directory.
 std::vector<std::string> dump_list(const std::vector<std::string>& args, bool& batch) {
-    namespace fs = std::filesystem;
+    static const char* const kDumpNames[] = {".elf", ".raw", ".lime", ".kdump", ".avml", ".dmg", ".mem"};
     std::vector<std::string> out;
     batch = args.size() > 1;
     for (const std::string& a : args) {
@@ -91,12 +148,12 @@ std::vector<std::string> dump_list(const std::vector<std::string>& args, bool& b
         std::vector<std::string> found;
         for (fs::directory_iterator it(a, ec), end; !ec && it != end; it.increment(ec)) {
             const std::string ext = it->path().extension().string();
-            if ((ext == ".elf" || ext == ".raw" || ext == ".lime" || ext == ".dmg" || ext == ".mem") &&
-                fs::is_regular_file(it->path(), ec))
+            if (std::find(std::begin(kDumpNames), std::end(kDumpNames), ext) != std::end(kDumpNames) &&
+                it->is_regular_file(ec))
                 found.push_back(it->path().string());
         }
         if (ec) throw InputError("cannot list directory '" + a + "': " + ec.message());
-        if (found.empty()) throw InputError("no dumps (*.elf, *.raw, *.lime, *.dmg, *.mem) in directory '" + a + "'");
+        if (found.empty()) throw InputError("no dumps (*.elf *.raw *.lime *.kdump *.avml *.dmg *.mem) in directory '" + a + "'");
         std::sort(found.begin(), found.end());
         out.insert(out.end(), found.begin(), found.end());
     }
@@ -106,92 +163,144 @@ std::vector<std::string> dump_list(const std::vector<std::string>& args, bool& b
 int run(int argc, char** argv, Communicator& world) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")(
-        "weights,w", po::value<std::vector<std::string>>(), "model file (repeatable, at least one)")(
+        "weights,w", po::value<std::vector<std::string>>(), "model file (repeatable; default: the shipped models)")(
         "threshold", po::value<float>(), "report scores at or above this for every model (default: each model's)")(
         "format", po::value<std::string>()->default_value("table"), "output: table|json|csv")(
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
-        "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|auto")(
+        "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|kdump|avml|auto")(
+        "strict", "refuse a truncated dump instead of analysing what is present")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
-        "threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
-        "quiet,q", "no progress on stderr");
+        "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
+        "quiet,q", "no progress on stderr")(
+        "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)");
     const auto parsed = parse_command_line(argc, argv, o, {{"dump", -1}}, kUsage);
     if (!parsed) return 0;
     const po::variables_map& vm = *parsed;
-    if (!vm.count("weights")) throw po::error("at least one --weights model is required");
     if (!vm.count("dump")) throw po::error("no DUMP given");
     bool batch = false;
     const std::vector<std::string> dumps = dump_list(vm["dump"].as<std::vector<std::string>>(), batch);
     const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
     BuildOptions build;
     build.format = parse_dump_format(vm["format-dump"].as<std::string>());
+    build.strict = vm.count("strict") > 0;
     if (vm.count("dtb")) build.dtb = parse_address(vm["dtb"].as<std::string>(), "dtb");
-    if (vm.count("threads")) {
-        const int t = vm["threads"].as<int>();
-        if (t < 1) throw po::error("--threads must be at least 1");
-        omp_set_num_threads(t);
-    }
+    if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
+    std::vector<std::string> inputs = dumps;
+    if (vm.count("weights"))
+        for (const auto& w : vm["weights"].as<std::vector<std::string>>()) inputs.push_back(w);
+    if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
+    else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
     DetectOptions detect;
     if (vm.count("threshold")) detect.threshold = vm["threshold"].as<float>();
+    detect.measure_agreement = true;
 
+    // Explicit models, or every shipped one: the graph is built with the first one's parameters
+    // and the models that fit its kernel banner best are picked after.
     Detector detector;
-    for (const auto& w : vm["weights"].as<std::vector<std::string>>()) detector.add_model(w);
+    std::vector<Model> shipped;
+    std::vector<std::string> shipped_paths;
+    if (vm.count("weights")) {
+        for (const auto& w : vm["weights"].as<std::vector<std::string>>()) detector.add_model(w);
+    } else {
+        shipped_paths = shipped_models();
+        for (const auto& p : shipped_paths) shipped.push_back(load_model(p));
+        detector.add_model(shipped.front(), shipped_paths.front());
+    }
 
     progress.tty = ::isatty(STDERR_FILENO) == 1;
     const bool show = !vm.count("quiet") && world.rank() == 0;
-    auto records = [&](const std::string& dump) {   // one dump's text
+    // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
+    auto analyse = [&](const std::string& dump, bool& fits_all) {
+        const std::string who = batch ? dump + ": " : "";   // warnings name the dump in a batch
+        build.warn = [&who](const std::string& w) {
+            progress.end();
+            print_warnings("dmdetect", {who + w});
+        };
         std::error_code ec;
-        const auto size = std::filesystem::file_size(dump, ec);
+        const auto size = fs::file_size(dump, ec);
         progress.enabled = show && !ec && size > kLargeDump;
         progress.phase("memory graph of " + dump);
         build.progress = [&](uint64_t done, uint64_t total) { progress.percent("memory graph of " + dump, done, total); };
         MemoryGraph graph = detector.open_graph(dump, build);
         progress.end();
+        const std::optional<FoundBanner>& banner = graph.info().kernel_banner;
+        Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
+        Detector& used = shipped.empty() ? detector : picked;
+        if (!shipped.empty()) {
+            for (size_t i : pick_models(shipped, banner)) picked.add_model(Model(shipped[i]), shipped_paths[i]);
+            picked.check_graph(graph);
+        }
 
         progress.enabled = show && graph.node_count() > kLargeGraph;
         detect.progress = [&](size_t i, size_t n, const std::string& type) {
             progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
         };
-        const std::vector<Detection> found = detector.detect(graph, detect);
+        const std::vector<Detection> found = used.detect(graph, detect);
         progress.end();
-        return batch ? format_detections(found, format, DumpRecords{dump, false}) : format_detections(found, format);
+        std::vector<ModelFit> fits;
+        fits_all = true;
+        for (size_t i = 0; i < used.model_count(); ++i) {
+            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i)));
+            if (fits.back().fits) continue;
+            fits_all = false;
+            std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) does not fit this dump: %s\n", who.c_str(),
+                         fits.back().type.c_str(), fits.back().source.c_str(), fits.back().reason.c_str());
+        }
+        const std::string text = format_fit_report(banner, fits, format) + format_detections(found, format);
+        return batch ? name_dump_records(text, format, DumpRecords{dump, false}) : text;
     };
 
-    std::string text;   // for --output
+    // Rank 0 writes: to --output's temporary (renamed at the end), or stdout, checked after each dump.
+    std::optional<AtomicFile> file;
+    if (vm.count("output") && world.rank() == 0) file.emplace(vm["output"].as<std::string>());
     auto emit = [&](const std::string& t) {
         if (world.rank() != 0) return;
-        if (vm.count("output")) text += t;
-        else if (std::fwrite(t.data(), 1, t.size(), stdout) != t.size() || std::fflush(stdout) != 0)
-            throw InputError("cannot write to stdout");
+        if (file) return file->write(t);
+        errno = 0;
+        if (std::fwrite(t.data(), 1, t.size(), stdout) != t.size() || std::fflush(stdout) != 0)
+            throw InputError(std::string("cannot write standard output: ") + (errno ? std::strerror(errno) : "write error"));
     };
-    if (batch && format == DetectionFormat::Csv) emit(format_detections({}, format, DumpRecords{"", true}));   // header
-    bool failed = false;
+    if (batch && format == DetectionFormat::Csv) emit(name_dump_records(format_detections({}, format), format, DumpRecords{}));
+    // Each round, rank r analyses dump round + r; the results go to rank 0 in dump order, as
+    // 'R' + records (all models fit), 'M' + records (a model does not fit) or 'E' + the error.
+    size_t failed = 0;
+    bool all_fit = true;
     const size_t ranks = size_t(world.size());
-    for (size_t round = 0; round < dumps.size(); round += ranks) {   // rank r: dump round + r
-        std::string mine;   // "R" + records, or "E" + the error
+    for (size_t round = 0; round < dumps.size(); round += ranks) {
+        std::string mine;
         if (const size_t i = round + size_t(world.rank()); i < dumps.size()) {
+            bool fits = true;
             if (!batch) {
-                mine = "R" + records(dumps[i]);   // one dump: its error is the tool's
+                mine = analyse(dumps[i], fits);   // one dump: its error is the tool's
             } else {
                 try {
-                    mine = "R" + records(dumps[i]);
+                    mine = analyse(dumps[i], fits);
                 } catch (const std::exception& e) {
                     progress.end();
                     mine = "E" + std::string(e.what());
+                    fits = true;
                 }
             }
+            if (mine.empty() || mine.front() != 'E') mine.insert(0, fits ? "R" : "M");
         }
         for (size_t j = round; j < std::min(dumps.size(), round + ranks); ++j) {   // in dump order
             const std::string got = broadcast_text(world, mine, int(j - round));
-            if (got.front() == 'R') {
-                emit(got.substr(1));
-            } else {
-                failed = true;
+            if (got.front() == 'E') {
+                ++failed;
                 if (world.rank() == 0) std::fprintf(stderr, "dmdetect: error: %s: %s\n", dumps[j].c_str(), got.c_str() + 1);
+                continue;
             }
+            all_fit = all_fit && got.front() == 'R';
+            emit(got.substr(1));
         }
     }
-    if (vm.count("output") && world.rank() == 0) write_file_atomically(vm["output"].as<std::string>(), text);
-    return failed ? 1 : 0;
+    if (file) file->commit();
+    if (failed) {
+        if (world.rank() == 0)
+            std::fprintf(stderr, "dmdetect: error: %zu of %zu dumps failed\n", failed, dumps.size());
+        return 1;
+    }
+    return vm.count("require-fit") && !all_fit ? 3 : 0;
 }
 
 }  // namespace

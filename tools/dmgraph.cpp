@@ -1,13 +1,16 @@
 // dmgraph: build, inspect and export memory graphs (.dmg). Argument parsing and printing only;
 // the work is graph/memory_graph.hpp.
 //
-//   dmgraph build DUMP -o G.dmg [--format raw|elf|lime|auto] [--dtb ADDR] [--paging x86|pae|x64|la57]
-//                 [--feature-bytes 64] [--max-segment 4096] [--neighbour-distance 512]
+//   dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
+//                 [--paging x86|pae|x64|la57] [--feature-bytes 64] [--max-segment 4096] [--neighbour-distance 512]
 //                 [--pointer-target-back 128]
 //   dmgraph info G.dmg
 //   dmgraph nodes G.dmg [--from VADDR] [--to VADDR]     TSV: vaddr paddr length ln rn lp rp
 //   dmgraph dot G.dmg --around VADDR [--hops 2] [--max-nodes 400]
 #include "graph/memory_graph.hpp"
+#include "tools/cli.hpp"
+
+#include "tools/cli.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -17,6 +20,7 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace po = boost::program_options;
@@ -25,7 +29,7 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmgraph build DUMP -o G.dmg [--format raw|elf|lime|auto] [--dtb ADDR]\n"
+    "usage: dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]\n"
     "                     [--paging x86|pae|x64|la57] [--feature-bytes N] [--max-segment N]\n"
     "                     [--neighbour-distance N] [--pointer-target-back N] [--quiet]\n"
     "       dmgraph info G.dmg\n"
@@ -62,7 +66,8 @@ std::string sources_vaddrs(const MemoryGraph& g, EdgeKind k, uint32_t n) {
 int cmd_build(const std::vector<std::string>& args) {
     po::options_description o("build options");
     o.add_options()("output,o", po::value<std::string>()->required(), "output .dmg")(
-        "format", po::value<std::string>()->default_value("auto"), "raw|elf|lime|auto")(
+        "format", po::value<std::string>()->default_value("auto"), "raw|elf|lime|kdump|avml|auto")(
+        "strict", "refuse a truncated dump instead of analysing what is present")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "paging", po::value<std::string>(), "x86|pae|x64|la57")(
         "feature-bytes", po::value<std::string>(), "content bytes kept per node (64)")(
@@ -72,6 +77,7 @@ int cmd_build(const std::vector<std::string>& args) {
         "quiet,q", "no progress on stderr");
     auto vm = parse(args, o, "dump");
     const std::string dump = vm["dump"].as<std::string>();
+    refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, std::vector{dump});
     GraphParams params;
     if (vm.count("feature-bytes")) params.feature_bytes = parse_u32(vm["feature-bytes"].as<std::string>(), "feature bytes");
     if (vm.count("max-segment")) params.max_segment = parse_u32(vm["max-segment"].as<std::string>(), "max segment");
@@ -84,8 +90,10 @@ int cmd_build(const std::vector<std::string>& args) {
     std::optional<PagingMode> paging;
     if (vm.count("paging")) paging = parse_paging_mode(vm["paging"].as<std::string>());
 
-    auto phys = PhysicalLayer::open(dump, parse_dump_format(vm["format"].as<std::string>()));
+    auto phys = PhysicalLayer::open(dump, parse_dump_format(vm["format"].as<std::string>()), vm.count("strict") > 0);
+    print_warnings("dmgraph", phys->warnings());
     auto layer = TranslationLayer::detect(*phys, dtb, paging);
+    if (const std::string w = layer.warning(); !w.empty()) std::fprintf(stderr, "dmgraph: warning: %s\n", w.c_str());
     const bool show = !vm.count("quiet") && phys->file_bytes().size() > (uint64_t{256} << 20);
     int last_decile = -1;
     ProgressFn progress = [&](uint64_t done, uint64_t total) {
@@ -109,6 +117,7 @@ int cmd_build(const std::vector<std::string>& args) {
 int cmd_info(const std::vector<std::string>& args) {
     po::options_description o("info options");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     const auto& i = g.info();
     const auto& p = g.params();
@@ -123,6 +132,14 @@ int cmd_info(const std::vector<std::string>& args) {
     std::printf("paging              %s\n", to_string(i.paging));
     std::printf("dtb                 %s\n", hex(i.dtb).c_str());
     std::printf("build seconds       %.3f\n", i.build_seconds);
+    if (const auto& b = i.kernel_banner) {
+        std::printf("kernel              %s (banner %s %s)\n", b->banner.release.c_str(),
+                    b->in_kernel_image() ? "in the kernel image at" : "outside the kernel image, at paddr",
+                    hex(b->vaddr.value_or(b->paddr)).c_str());
+        std::printf("kernel banner       %s\n", b->banner.text.c_str());
+    } else {
+        std::printf("kernel              unknown (no `Linux version` banner in the dump)\n");
+    }
     std::printf("params              word_size=%u feature_bytes=%u max_segment=%u neighbour_distance=%u "
                 "pointer_target_back=%u\n",
                 p.word_size, p.feature_bytes, p.max_segment, p.neighbour_distance, p.pointer_target_back);
@@ -153,6 +170,7 @@ int cmd_nodes(const std::vector<std::string>& args) {
     o.add_options()("from", po::value<std::string>(), "first vaddr (inclusive)")(
         "to", po::value<std::string>(), "last vaddr (exclusive)");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     uint64_t from = vm.count("from") ? parse_address(vm["from"].as<std::string>(), "--from") : 0;
     uint64_t to = vm.count("to") ? parse_address(vm["to"].as<std::string>(), "--to") : ~uint64_t{0};
@@ -181,14 +199,15 @@ int cmd_nodes(const std::vector<std::string>& args) {
 int cmd_dot(const std::vector<std::string>& args) {
     po::options_description o("dot options");
     o.add_options()("around", po::value<std::string>()->required(), "a vaddr inside the centre node")(
-        "hops", po::value<unsigned>()->default_value(2), "neighbourhood radius, edges of any kind and direction")(
-        "max-nodes", po::value<unsigned>()->default_value(400), "stop growing the neighbourhood here");
+        "hops", po::value<Whole<unsigned>>()->default_value({2}, "2"), "neighbourhood radius, edges of any kind and direction")(
+        "max-nodes", po::value<Whole<unsigned>>()->default_value({400}, "400"), "stop growing the neighbourhood here");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     uint64_t around = parse_address(vm["around"].as<std::string>(), "--around");
     auto centre = g.node_containing(around);
     if (!centre) throw InputError("no node contains " + hex(around));
-    const unsigned hops = vm["hops"].as<unsigned>(), max_nodes = std::max(1u, vm["max-nodes"].as<unsigned>());
+    const unsigned hops = vm["hops"].as<Whole<unsigned>>().value, max_nodes = std::max(1u, vm["max-nodes"].as<Whole<unsigned>>().value);
     std::set<uint32_t> picked{*centre};
     std::vector<uint32_t> frontier{*centre};
     bool truncated = false;
@@ -237,10 +256,10 @@ int main(int argc, char** argv) {
         }
         const std::string cmd = args[0];
         args.erase(args.begin());
-        if (cmd == "build") return cmd_build(args);
-        if (cmd == "info") return cmd_info(args);
-        if (cmd == "nodes") return cmd_nodes(args);
-        if (cmd == "dot") return cmd_dot(args);
+        if (cmd == "build") return finish_stdout("dmgraph", cmd_build(args));
+        if (cmd == "info") return finish_stdout("dmgraph", cmd_info(args));
+        if (cmd == "nodes") return finish_stdout("dmgraph", cmd_nodes(args));
+        if (cmd == "dot") return finish_stdout("dmgraph", cmd_dot(args));
         throw InputError("unknown command '" + cmd + "' (expected build, info, nodes or dot)");
     } catch (const po::error& e) {
         std::fprintf(stderr, "dmgraph: error: %s (see dmgraph --help)\n", e.what());

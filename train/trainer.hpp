@@ -5,7 +5,9 @@
 //   Dataset     A manifest.json written by tools/make-dataset names the dumps of each split
 //               ("train", "validation", "test"); dump NAME lives in <manifest dir>/NAME with
 //               dump.elf and labels.jsonl. dmtrain reads the train and validation splits only;
-//               the test split is for evaluation (dmeval) and never opened here.
+//               the test split is for evaluation (dmeval) and never opened here. With
+//               data.split_by = build, dumps of data.holdout_build are left out of both
+//               (leave-one-build-out; manifest.json's "builds" lists each build's dumps).
 //   Aliases     Objects the labeler names by an alias the graph did not scan (init_task in the
 //               kernel image, modules in the module area: the graph scans their pages once, at
 //               the direct map) are moved to the graph's address through their paddr on load.
@@ -49,7 +51,9 @@
 //   Validation  Every `validate_every` steps and at the end: the full-graph inference on every
 //               validation dump, votes, and the threshold maximising F1 of detected objects over
 //               all validation dumps; precision/recall/F1 at that threshold are printed. The final
-//               model carries that threshold. Validation changes no training state.
+//               model carries that threshold, the vote agreement on the validation dumps at it
+//               (detect/fit.hpp) and the kernel builds of the train and validation dumps
+//               (kernel_builds_of). Validation changes no training state.
 #pragma once
 
 #include "detect/detect.hpp"
@@ -72,6 +76,8 @@ struct TrainConfig {
     std::string object_type;         // e.g. task_struct
     uint32_t max_train_dumps = 0;    // 0 = every train dump (first N in manifest order otherwise)
     uint32_t max_validation_dumps = 0;
+    std::string split_by = "dump";   // dump: the manifest's splits; build: leave holdout_build out
+    std::string holdout_build;       // with split_by = build (see Manifest::holding_out)
     // [keys]
     uint32_t key_nodes = 20;
     double min_frequency = 0.5;
@@ -87,10 +93,12 @@ struct TrainConfig {
     float content_noise = 0.f;       // up to this fraction of a batch's content bytes randomised
     // [run]
     uint64_t steps = 2000, validate_every = 500, checkpoint_every = 200, seed = 1;
+    static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
     int threads = 0;                 // 0 = OpenMP default
     std::string output;              // final model path; checkpoint = output + ".ckpt"
 
-    // Throws InputError naming the key when a value is out of range.
+    // Throws InputError naming the key when a value is out of range. train() also refuses, before
+    // any work, an output that is the manifest and a run.output whose directory takes no file.
     void validate() const;
     // The effective configuration as INI text (every key, in section order): stored in the model
     // and compared on --resume.
@@ -102,13 +110,24 @@ struct LabeledDump {
     std::string name;
     MemoryGraph graph;
     std::vector<TruthObject> truth;
+    std::string kernel_release;   // meta.json's "kernel_release" (`uname -r` in the guest); "" when absent
 };
 
 struct Manifest {
-    std::string path, sha256, kernel;   // kernel: "<package> <version>"
+    std::string path, sha256, kernel;   // kernel: "<package> <version>" (comma lists for several builds)
     std::vector<std::string> train, validation, test;
+    // Each dump's build, its kernel release (uname -r, the "kernel_release" of its record in
+    // "dumps"; "" when absent), and the dumps of each build in manifest order.
+    std::map<std::string, std::string> build_of;
+    std::map<std::string, std::vector<std::string>> by_build;
     static Manifest load(const std::string& path);   // throws FormatError / InputError
     std::string dump_dir(const std::string& name) const;
+    // Leave builds out: `holdout` is a comma list; an entry matches a release equal to it or
+    // starting with it followed by '.', '-' or '+' ("6.12" matches every 6.12 build, "6.1" none of
+    // them). The result keeps train and validation dumps of the other builds only, and its test
+    // split is every dump of the matched builds. Throws InputError when an entry matches no build
+    // or no train or validation dump is left.
+    Manifest holding_out(const std::string& holdout) const;
 };
 
 // Builds the graphs (default GraphParams) of the named dumps; progress(i, n) per dump.
@@ -136,13 +155,19 @@ std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>&, uint32_t m
 inline constexpr uint32_t kIgnoredClass = ~0u;
 std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>&);
 
-// Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores.
-Calibration validate_model(const Model&, const std::vector<LabeledDump>&);
+// Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores;
+// with `agreement`, also the vote agreement (detect/fit.hpp) over all dumps at that threshold.
+Calibration validate_model(const Model&, const std::vector<LabeledDump>&, VoteAgreement* agreement = nullptr);
+
+// The kernel builds of dumps, distinct, in order: each dump's banner (graph/kernel_banner.hpp)
+// with its release, else its meta.json release with no banner; dumps with neither are skipped.
+std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>&);
 
 // The training loop. `log` receives progress and validation lines.
 struct TrainResult {
     Model model;
     Calibration validation;
+    VoteAgreement agreement;   // on the validation dumps at the final threshold (also in the model)
     uint64_t steps_run = 0;
     double seconds = 0;
 };
