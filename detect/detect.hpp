@@ -241,8 +241,22 @@ private:
 enum class DetectionFormat : uint8_t { Table, Json, Csv };
 DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format);
+// One dump's part of an output over several dumps (dmdetect DUMP DUMP…): `text` is what dmdetect
+// writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then
+// format_detections); every record then names `dump`. JSON: every line gets a first field "dump"
+// (json_string). CSV: every row gets a first column "dump" (quoted, '"' doubled, when it holds ',',
+// '"' or a line break); the header becomes "dump,type,vaddr,paddr,score,votes" and is kept only
+// when `csv_header` (the first dump of an output). Table: a line "# dump: NAME" (line breaks in
+// NAME shown as '?') before the dump's lines.
+struct DumpRecords {
+    std::string_view dump;
+    bool csv_header = true;
+};
+std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch);
 // JSON Lines or CSV as above, told apart by content (first non-blank byte '{' → JSON Lines);
-// JSON lines with a "record" key are skipped.
+// JSON lines with a "record" key are skipped. Records naming their dump (name_dump_records) are
+// read when they all name the same one; records of several dumps are a FormatError (keep one
+// dump's lines: detections are compared with one dump's labels).
 // Throws FormatError (byte offset of the bad line, what was expected) or InputError (unreadable).
 std::vector<Detection> parse_detections(std::span<const uint8_t> text);
 std::vector<Detection> read_detections(const std::string& path);

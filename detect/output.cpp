@@ -120,10 +120,52 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
     return out;
 }
 
+std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch) {
+    std::string out, name(batch.dump);
+    if (format == DetectionFormat::Table) {
+        for (char& c : name)
+            if (c == '\n' || c == '\r') c = '?';
+        return "# dump: " + name + "\n" + std::string(text);
+    }
+    std::string prefix;   // what each record starts with
+    if (format == DetectionFormat::Json) {
+        prefix = "{\"dump\":" + json_string(batch.dump) + ",";
+    } else if (name.find_first_of(",\"\r\n") != std::string::npos) {
+        prefix = "\"";
+        for (char c : name) prefix += c == '"' ? std::string("\"\"") : std::string(1, c);
+        prefix += "\",";
+    } else {
+        prefix = name + ",";
+    }
+    TextLines lines(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    while (auto tl = lines.next()) {
+        const std::string_view line = tl->text;
+        if (line.empty()) continue;
+        if (format == DetectionFormat::Csv && line == kCsvHeader) {
+            if (batch.csv_header) out += "dump," + std::string(kCsvHeader) + "\n";
+        } else if (format == DetectionFormat::Json && line.front() == '{') {
+            out += prefix;
+            out += line.substr(1);
+            out += '\n';
+        } else {
+            out += (format == DetectionFormat::Csv ? prefix : std::string()) + std::string(line) + "\n";
+        }
+    }
+    return out;
+}
+
 std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
     std::vector<Detection> out;
     TextLines lines(text);
     enum { Unknown, Json, Csv } kind = Unknown;
+    bool named = false;                  // CSV: the dump column (name_dump_records)
+    std::optional<std::string> dump;     // the dump the records name, as written
+    auto same_dump = [&](std::string_view d, uint64_t offset) {
+        if (!dump) dump = std::string(d);
+        else if (*dump != d)
+            throw FormatError(offset, "detections of several dumps (" + *dump + ", " + std::string(d) +
+                                          "): keep one dump's records to compare them with its labels");
+    };
     while (auto tl = lines.next()) {
         std::string_view line = tl->text;
         const uint64_t offset = tl->at;
@@ -132,8 +174,9 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
         if (kind == Unknown) {
             if (line.front() == '{') {
                 kind = Json;
-            } else if (line == kCsvHeader) {
+            } else if (line == kCsvHeader || (line.substr(0, 5) == "dump," && line.substr(5) == kCsvHeader)) {
                 kind = Csv;
+                named = line != kCsvHeader;
                 continue;
             } else {
                 throw FormatError(offset, "expected JSON Lines detections or the CSV header \"" +
@@ -142,6 +185,7 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
         }
         if (kind == Json) {
             if (line.front() != '{' || line.back() != '}') throw FormatError(offset, "expected one JSON object per line");
+            if (auto d = json_value(line, "dump", offset)) same_dump(*d, offset);
             if (json_value(line, "record", offset)) continue;   // kernel and fit records (detect/fit.hpp)
             auto type = json_value(line, "type", offset), vaddr = json_value(line, "vaddr", offset),
                  score = json_value(line, "score", offset), votes = json_value(line, "votes", offset);
@@ -149,6 +193,20 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
                 throw FormatError(offset, "detection without \"type\", \"vaddr\", \"score\" and \"votes\"");
             out.push_back(detection_from(*type, *vaddr, json_value(line, "paddr", offset), *score, *votes, offset));
         } else {
+            if (named) {   // the dump column: plain, or quoted with '"' doubled
+                size_t end = line.find(',');
+                if (line.front() == '"') {
+                    for (end = 1;; end += 2) {   // past each doubled '"'
+                        end = line.find('"', end);
+                        if (end == std::string_view::npos) throw FormatError(offset, "unterminated quoted dump name");
+                        if (end + 1 >= line.size() || line[end + 1] != '"') break;
+                    }
+                    ++end;
+                }
+                if (end >= line.size() || line[end] != ',') throw FormatError(offset, "expected the dump column, then " + std::string(kCsvHeader));
+                same_dump(line.substr(0, end), offset);
+                line.remove_prefix(end + 1);
+            }
             std::string_view f[5];
             size_t n = 0, p = 0;
             for (; n < 5; ++n) {

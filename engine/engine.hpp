@@ -169,6 +169,12 @@ struct StepOptions {
     bool dropout = false;              // apply dropout masks (training)
     uint64_t dropout_seed = 0;         // masks are a pure function of (seed, layer, row, column)
     std::span<const float> class_weights;   // K weights, or empty for all 1
+    // When the batch is one share of a larger batch (data-parallel training, train/distributed.hpp):
+    // the row of each target in the whole batch, which its dropout mask is drawn for (empty = its
+    // own index), and Σ w_{y_i} over the whole batch, which normalises the loss (0 = this batch's
+    // own sum). The shares' losses and gradients then add up to the whole batch's.
+    std::span<const uint32_t> dropout_rows = {};
+    double weight_total = 0;
 };
 
 template <class S> class Gnn {

@@ -6,6 +6,7 @@
 
 #include "graph/errors.hpp"
 #include "graph/layers.hpp"   // parse_address: the one CLI number parser
+#include "train/distributed.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -17,6 +18,7 @@
 #include <initializer_list>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <omp.h>
 #include <optional>
 #include <string>
@@ -53,6 +55,23 @@ int cli_main(const char* name, Run&& run, BeforeError before_error = [] {}) {
         std::fprintf(stderr, "%s: error: %s\n", name, e.what());
         return 1;
     }
+}
+
+// cli_main for the tools that run under mpirun (dmtrain, dmdetect; they link distributed_dep):
+// `run(world)` gets the MPI world (the single process without mpirun). An error that escapes
+// `run` on one rank ends every rank, since the others may be waiting for it in a collective.
+template <class Run, class BeforeError = void (*)()>
+int cli_main_ranks(const char* name, int& argc, char**& argv, Run&& run, BeforeError before_error = [] {}) {
+    std::unique_ptr<Communicator> world;
+    bool returned = false;
+    const int status = cli_main(name, [&] {
+        world = mpi_world(argc, argv);
+        const int s = run(*world);
+        returned = true;
+        return s;
+    }, before_error);
+    if (!returned && world && world->size() > 1) world->abort(status);
+    return status;
 }
 
 // What a tool read past (PhysicalLayer::warnings(): a truncated dump, excluded pages …), one

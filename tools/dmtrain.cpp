@@ -4,7 +4,12 @@
 //   dmtrain CONFIG.ini [--resume] [--SECTION.KEY VALUE …]
 // Every key of the INI file can be given on the command line as --section.key, which overrides
 // the file. Unknown keys (in the file or on the command line) are an error.
+//
+//   mpirun -np N dmtrain CONFIG.ini …
+// runs data-parallel over N ranks (train/distributed.hpp, Ranks in train/trainer.hpp): rank 0 logs
+// and writes; an error on any rank ends them all.
 #include "graph/layers.hpp"
+#include "train/distributed.hpp"
 #include "train/trainer.hpp"
 
 #include "tools/cli.hpp"
@@ -15,10 +20,17 @@
 #include <fstream>
 #include <iostream>
 
+#include <unistd.h>
+
 namespace po = boost::program_options;
 using namespace deepmem;
 
 namespace {
+
+std::string host_name() {
+    char b[256] = {};
+    return ::gethostname(b, sizeof b - 1) == 0 ? b : "?";
+}
 
 const char* kUsage = "usage: dmtrain CONFIG.ini [--resume] [--section.key VALUE …]\n";
 
@@ -56,7 +68,7 @@ po::options_description config_options(TrainConfig& c) {
     return o;
 }
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, Communicator& world) {
     TrainConfig cfg;
     po::options_description keys = config_options(cfg);
     po::options_description cli("options");
@@ -68,6 +80,7 @@ int run(int argc, char** argv) {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
     if (vm.count("help")) {
+        if (world.rank() != 0) return 0;
         std::cout << kUsage << cli << keys;
         return 0;
     }
@@ -82,9 +95,12 @@ int run(int argc, char** argv) {
     const std::string outputs[] = {cfg.output, cfg.output + ".ckpt"}, inputs[] = {path};
     refuse_output_over_inputs(outputs, inputs);
     const bool quiet = vm.count("quiet") > 0;
+    if (!quiet && world.size() > 1)
+        std::fprintf(stderr, "dmtrain: rank %d of %d on %s\n", world.rank(), world.size(), host_name().c_str());
     TrainResult r = train(cfg, vm.count("resume") > 0, [&](const std::string& line) {
         if (!quiet) std::fprintf(stderr, "dmtrain: %s\n", line.c_str());
-    });
+    }, world);
+    if (world.rank() != 0) return 0;
     const auto& s = r.validation.score;
     std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "
                 "vote agreement %llu of %llu candidate objects\n",
@@ -97,5 +113,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return cli_main("dmtrain", [&] { return run(argc, argv); });
+    return cli_main_ranks("dmtrain", argc, argv, [&](Communicator& world) { return run(argc, argv, world); });
 }

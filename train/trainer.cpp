@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <exception>
 #include <filesystem>
 #include <numeric>
 #include <set>
@@ -150,12 +152,13 @@ struct Pools {
     std::vector<uint32_t> mined;      // class-0 nodes the model of the last checkpoint lets vote
 };
 
-// See Mining in the contract. Returns the number of mined nodes.
-uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::vector<Pools>& pools) {
+// See Mining and Ranks in the contract. Returns the number of mined nodes.
+uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::vector<Pools>& pools, Communicator& comm) {
     InferenceNet net(model.config, model.params);
     Mat<float> probs;
     uint64_t total = 0;
     for (size_t d = 0; d < dumps.size(); ++d) {
+        if (!comm.owns(d)) continue;
         net.run(graph_input(dumps[d].graph), probs);
         auto length = dumps[d].graph.length();
         Pools& p = pools[d];
@@ -166,7 +169,17 @@ uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::ve
             probs.row(n).maxCoeff(&c);
             if (c > 0 && model.key_nodes[size_t(c) - 1].matches(length[n])) p.mined.push_back(n);
         }
-        total += p.mined.size();
+    }
+    for (size_t d = 0; d < dumps.size(); ++d) {
+        std::vector<uint32_t>& mined = pools[d].mined;
+        if (comm.size() > 1) {   // from the rank that mined it
+            std::vector<uint8_t> bytes(mined.size() * sizeof(uint32_t));
+            std::memcpy(bytes.data(), mined.data(), bytes.size());
+            comm.broadcast(bytes, int(d % uint64_t(comm.size())));
+            mined.resize(bytes.size() / sizeof(uint32_t));
+            std::memcpy(mined.data(), bytes.data(), bytes.size());
+        }
+        total += mined.size();
     }
     return total;
 }
@@ -241,6 +254,46 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
     return b;
 }
 
+// One step's loss and gradient (see Ranks in the contract): the whole batch on one process; else
+// this rank's targets of it, normalised by the whole batch's weights, summed over the ranks.
+float batch_gradient(Gnn<float>& net, const Model& model, const GraphBatch& b, StepOptions opt, Communicator& comm,
+                     Params<float>& grad, std::vector<float>& flat) {
+    if (comm.size() == 1) {
+        const float loss = net.forward(model.params, b, opt);
+        net.backward(model.params, b, grad);
+        return loss;
+    }
+    float total = 0;   // summed as Gnn::forward sums a whole batch's weights
+    std::vector<uint32_t> rows, targets, labels;
+    for (uint32_t i = 0; i < b.targets.size(); ++i) {
+        total += opt.class_weights.empty() ? 1.f : opt.class_weights[b.labels[i]];
+        if (!comm.owns(i)) continue;
+        rows.push_back(i);
+        targets.push_back(b.targets[i]);
+        labels.push_back(b.labels[i]);
+    }
+    float loss = 0;
+    if (rows.empty()) {
+        grad = Params<float>::zeros(model.config);
+    } else {
+        const GraphBatch share = extract_batch(b.input(), targets, labels, model.config.iterations);
+        opt.dropout_rows = rows;
+        opt.weight_total = total;
+        loss = net.forward(model.params, share, opt);
+        net.backward(model.params, share, grad);
+    }
+    flat.clear();
+    for (const auto& t : grad.tensors) flat.insert(flat.end(), t.data(), t.data() + t.size());
+    flat.push_back(loss);
+    comm.sum(flat);
+    size_t at = 0;
+    for (auto& t : grad.tensors) {
+        std::copy_n(flat.begin() + ptrdiff_t(at), t.size(), t.data());
+        at += size_t(t.size());
+    }
+    return flat.back();
+}
+
 std::string duration(double s) {
     char b[32];
     if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
@@ -267,7 +320,12 @@ std::string score_line(const Calibration& c) {
 }  // namespace
 
 // ---- the loop -------------------------------------------------------------------------------
-TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(const std::string&)>& log) {
+TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(const std::string&)>& log_rank0,
+                  Communicator& comm) {
+    auto log = [&](const std::string& line) {
+        if (comm.rank() == 0) log_rank0(line);
+    };
+    const bool root = comm.rank() == 0;
     cfg.validate();
     if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
     const auto t0 = std::chrono::steady_clock::now();
@@ -277,7 +335,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         // (the probe's temporary is removed at once).
         const std::string outputs[] = {cfg.output, ckpt}, inputs[] = {cfg.manifest};
         refuse_output_over_inputs(outputs, inputs);
-        AtomicFile probe(cfg.output);
+        if (root) {
+            AtomicFile probe(cfg.output);
+        }
     }
 
     const Manifest m = cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build)
@@ -292,7 +352,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     log("loading " + std::to_string(train_names.size()) + " train and " + std::to_string(val_names.size()) +
         " validation dumps of " + m.path);
     const auto train_dumps = load_dumps(m, train_names);
-    const auto val_dumps = load_dumps(m, val_names);
+    const auto val_dumps = root ? load_dumps(m, val_names) : std::vector<LabeledDump>{};
 
     std::vector<NodeLabels> labels;
     for (const auto& d : train_dumps) labels.push_back(label_nodes(d, cfg.object_type));
@@ -323,28 +383,49 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     mc.classes = uint32_t(keys.size() + 1);
     mc.keep_prob = cfg.keep_prob;
 
-    Model model;
     const std::string identity = trajectory_ini(cfg);
-    if (resume) {
-        model = Model::load(ckpt);
-        const std::string& was = model.provenance.training_config;
-        if (was.substr(0, was.find("steps = ")) != identity)
-            throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps, "
-                             "validate_every, checkpoint_every, threads and output may change on --resume)");
-        if (model.key_nodes != keys || !(model.config == mc))
-            throw InputError("checkpoint '" + ckpt + "' does not match the dataset's key nodes or model shape");
-        log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
-    } else {
-        model = Model::create(mc, cfg.seed);
-        model.adam.lr = cfg.learning_rate;
-        model.adam.weight_decay = cfg.weight_decay;
-        model.adam.clip_norm = cfg.clip_norm;
-        model.object_type = cfg.object_type;
-        model.key_nodes = keys;
-        model.graph = train_dumps.front().graph.params();
-        model.class_weights.assign(mc.classes, 1.f);
-        model.class_weights[0] = cfg.none_weight;
+    auto start_model = [&] {   // rank 0: a new model, or the checkpoint's
+        Model model;
+        if (resume) {
+            model = Model::load(ckpt);
+            const std::string& was = model.provenance.training_config;
+            if (was.substr(0, was.find("steps = ")) != identity)
+                throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps, "
+                                 "validate_every, checkpoint_every, threads and output may change on --resume)");
+            if (model.key_nodes != keys || !(model.config == mc))
+                throw InputError("checkpoint '" + ckpt + "' does not match the dataset's key nodes or model shape");
+            log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
+        } else {
+            model = Model::create(mc, cfg.seed);
+            model.adam.lr = cfg.learning_rate;
+            model.adam.weight_decay = cfg.weight_decay;
+            model.adam.clip_norm = cfg.clip_norm;
+            model.object_type = cfg.object_type;
+            model.key_nodes = keys;
+            model.graph = train_dumps.front().graph.params();
+            model.class_weights.assign(mc.classes, 1.f);
+            model.class_weights[0] = cfg.none_weight;
+        }
+        return model;
+    };
+    Model model;
+    std::exception_ptr failed;   // rank 0's, sent to every rank
+    if (root) try {
+        model = start_model();
+    } catch (...) {
+        failed = std::current_exception();
     }
+    if (comm.size() > 1) {   // rank 0's model (or its error) on every rank
+        std::string error;
+        if (failed) try { std::rethrow_exception(failed); } catch (const std::exception& e) { error = e.what(); }
+        error = broadcast_text(comm, error, 0);
+        if (!root && !error.empty()) throw InputError("rank 0: " + error);
+        std::vector<uint8_t> bytes;
+        if (root && !failed) bytes = model.to_bytes();
+        if (error.empty()) comm.broadcast(bytes, 0);
+        if (!root) model = Model::from_bytes(bytes);
+    }
+    if (failed) std::rethrow_exception(failed);
     model.provenance.dataset_manifest_sha256 = m.sha256;
     model.provenance.kernel_build = m.kernel;
     model.provenance.seed = cfg.seed;
@@ -352,6 +433,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
 
     Gnn<float> net(mc);
     Params<float> grad;
+    std::vector<float> flat;   // gradient and loss summed over the ranks
     TrainResult result;
     double loss_avg = 0, nodes_done = 0, targets_done = 0;
     const double loop_start = since();
@@ -359,14 +441,17 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     const uint64_t first = model.adam_state.step + 1;
     auto mining = [&](uint64_t step) {
         if (cfg.mined_fraction <= 0 || step == 0 || step % cfg.checkpoint_every != 0) return;
-        const uint64_t n = mine(model, train_dumps, pools);
+        const uint64_t n = mine(model, train_dumps, pools, comm);
         log("mined " + std::to_string(n) + " confusable class-0 nodes at step " + std::to_string(step));
     };
     if (resume) mining(model.adam_state.step);
     for (uint64_t step = first; step <= cfg.steps; ++step) {
         GraphBatch b = sample_batch(cfg, train_dumps, pools, step, mc.iterations);
-        float loss = net.forward(model.params, b, {true, cfg.seed * 1000003ull + step, model.class_weights});
-        net.backward(model.params, b, grad);
+        StepOptions opt;
+        opt.dropout = true;
+        opt.dropout_seed = cfg.seed * 1000003ull + step;
+        opt.class_weights = model.class_weights;
+        const float loss = batch_gradient(net, model, b, opt, comm, grad, flat);
         adam_step(mc, model.adam, model.params, grad, model.adam_state);
         if (!std::isfinite(loss)) throw InputError("training diverged at step " + std::to_string(step) + " (loss " + num(loss) + "); lower optimiser.learning_rate");
         loss_avg = step == first ? loss : 0.95 * loss_avg + 0.05 * loss;
@@ -377,37 +462,40 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         if (t - last_log >= 10 || step == cfg.steps || step == first) {
             last_log = t;
             const double el = t - loop_start, rate = double(step - first + 1) / std::max(el, 1e-9);
-            char line[200];
-            std::snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  %.0f targets/s  %.0f nodes/s  ETA %s",
-                          (unsigned long long)step, (unsigned long long)cfg.steps, loss_avg, targets_done / el,
-                          nodes_done / el, duration(double(cfg.steps - step) / rate).c_str());
+            char line[240];
+            std::snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  %.2f steps/s  %.0f targets/s  %.0f nodes/s  ETA %s%s",
+                          (unsigned long long)step, (unsigned long long)cfg.steps, loss_avg, rate, targets_done / el,
+                          nodes_done / el, duration(double(cfg.steps - step) / rate).c_str(),
+                          comm.size() > 1 ? ("  (" + std::to_string(comm.size()) + " ranks)").c_str() : "");
             log(line);
         }
         if (step % cfg.checkpoint_every == 0 && step != cfg.steps) {
-            model.save(ckpt);
+            if (root) model.save(ckpt);
             mining(step);
         }
-        if (step % cfg.validate_every == 0 && step != cfg.steps)
+        if (root && step % cfg.validate_every == 0 && step != cfg.steps)
             log("validation at step " + std::to_string(step) + ": " + score_line(validate_model(model, val_dumps)));
     }
-    result.validation = validate_model(model, val_dumps, &result.agreement);
-    model.threshold = result.validation.threshold;
-    model.provenance.date = now_utc();
-    model.provenance.validation_objects = result.agreement.objects;
-    model.provenance.validation_agreeing = result.agreement.agreeing;
-    model.provenance.kernel_builds = kernel_builds_of(train_dumps);
-    for (KernelBuild& b : kernel_builds_of(val_dumps))
-        if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==
-            model.provenance.kernel_builds.end())
-            model.provenance.kernel_builds.push_back(std::move(b));
-    log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
-        "; vote agreement " + std::to_string(result.agreement.agreeing) + " of " + std::to_string(result.agreement.objects) +
-        " candidate objects");
-    std::string builds;
-    for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
-    log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));
-    model.save(cfg.output);
-    model.save(ckpt);
+    if (root) {   // rank 0 alone validates and writes (Ranks in the contract)
+        result.validation = validate_model(model, val_dumps, &result.agreement);
+        model.threshold = result.validation.threshold;
+        model.provenance.date = now_utc();
+        model.provenance.validation_objects = result.agreement.objects;
+        model.provenance.validation_agreeing = result.agreement.agreeing;
+        model.provenance.kernel_builds = kernel_builds_of(train_dumps);
+        for (KernelBuild& b : kernel_builds_of(val_dumps))
+            if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==
+                model.provenance.kernel_builds.end())
+                model.provenance.kernel_builds.push_back(std::move(b));
+        log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
+            "; vote agreement " + std::to_string(result.agreement.agreeing) + " of " + std::to_string(result.agreement.objects) +
+            " candidate objects");
+        std::string builds;
+        for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
+        log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));
+        model.save(cfg.output);
+        model.save(ckpt);
+    }
     result.model = std::move(model);
     result.seconds = since();
     return result;

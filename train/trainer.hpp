@@ -38,6 +38,16 @@
 //               config text) is written atomically to <output>.ckpt. --resume loads it, checks the
 //               configuration is the same, and continues at the next step; the result is
 //               bit-identical to an uninterrupted run with the same thread count.
+//   Ranks       Under mpirun (train/distributed.hpp) every rank loads the training dumps and draws
+//               the same batch; rank r trains on the targets i ≡ r (mod ranks) with the loss
+//               normalised by the whole batch's target weights and dropout masks drawn for each
+//               target's row in the whole batch, the ranks' gradients and losses are summed, and
+//               clipping and Adam run identically on every rank: the weights equal the single
+//               process's up to float summation order. Rank 0 alone creates or loads (--resume) the
+//               model and sends it to the others, loads the validation dumps, validates, logs and
+//               writes the checkpoints and the model. Mining: rank r mines the training dumps
+//               d ≡ r (mod ranks) and sends each dump's list to every rank. --resume is bit-identical
+//               to an uninterrupted run with the same rank and thread counts (tested on 2 ranks).
 //   Validation  Every `validate_every` steps and at the end: the full-graph inference on every
 //               validation dump, votes, and the threshold maximising F1 of detected objects over
 //               all validation dumps; precision/recall/F1 at that threshold are printed. The final
@@ -49,6 +59,7 @@
 #include "detect/detect.hpp"
 #include "engine/engine.hpp"
 #include "graph/memory_graph.hpp"
+#include "train/distributed.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -160,7 +171,10 @@ struct TrainResult {
     uint64_t steps_run = 0;
     double seconds = 0;
 };
-TrainResult train(const TrainConfig&, bool resume, const std::function<void(const std::string&)>& log);
+// Under several ranks (see Ranks in the contract) only rank 0's result carries the validation;
+// `log` is called on rank 0 only.
+TrainResult train(const TrainConfig&, bool resume, const std::function<void(const std::string&)>& log,
+                  Communicator& comm = single_process());
 
 // SHA-256 of a byte string, lowercase hex (manifest provenance).
 std::string sha256_hex(std::span<const uint8_t>);
