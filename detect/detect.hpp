@@ -12,6 +12,13 @@
 //             key nodes' frequencies over the training objects (0..1], so a score is roughly
 //             "how many typical segments of a T agree here". A base is reported when
 //             score ≥ threshold (the model's calibrated one unless overridden).
+//   Window    With model.vote_window = W > 0 (another build's layout shifts fields by a few words), a
+//             voted base b scores every key node that voted for a base within [b − W, b + W], each
+//             class once: score(b) = Σ_{classes c voting in the window} k_c.weight + kVoteBonus ·
+//             (classes − 1), and votes = that class count. Candidates are still only bases that
+//             received a vote. Of overlapping candidates of equal score the one whose own votes
+//             include the key node of smallest offset is kept (fields near an object's start move
+//             least between builds), then the lower address. W = 0 is the exact rule above.
 //   Overlap   Two objects of one type never overlap, and every key-node offset lies inside the
 //             object, so true objects of one type are more than R = max key-node offset apart.
 //             Of candidates closer than R the higher score is kept (ties: lower address), greedily
@@ -61,6 +68,7 @@ struct Candidate {
     float score = 0;
     uint32_t votes = 0;
     std::optional<uint64_t> paddr;   // of the base, when its page is in the graph
+    uint32_t lead_offset = 0;        // smallest key-node offset among the votes at exactly vaddr
 };
 
 // How many candidate objects of a dump had key-node votes agreeing on one base, and which key nodes
@@ -82,7 +90,9 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 // bases has bound ≥ threshold. The others' votes go to bases scoring below threshold, which never
 // displace (Overlap) one at or above it: select(vote(rows), threshold) equals
 // select(vote(all nodes), threshold), and vote(rows) lacks only below-threshold candidates. With
-// threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept.
+// threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept. With a vote
+// window W the bound of b sums the key nodes of every base in [b − 2W, b + 2W] (a superset of any
+// window that holds b), so the equality holds as well.
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY);
 // vote() over the probabilities of distinct `rows` only (|rows| × K, row i for node rows[i]);
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
@@ -95,7 +105,10 @@ std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, co
                                                     std::span<const uint32_t> rows, const Mat<float>& probs);
 std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                                    const Mat<float>& probs);
-std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes);   // no paddr
+// Scored bases (no paddr) under the model's vote window, or under `window` bytes (0 = exact).
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes);
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes,
+                                uint32_t window);
 std::vector<Candidate> apply_overlap_rule(const Model& model, std::span<const Candidate> bases);
 uint64_t overlap_radius(const Model& model);
 

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <charconv>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -55,6 +56,25 @@ void TrainConfig::validate() const {
     need(checkpoint_every >= 1 && checkpoint_every <= kMaxSteps, "run.checkpoint_every", "must be in 1..1000000000");
     need(threads >= 0 && threads <= kMaxThreads, "run.threads",
          "must be in 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
+    (void)vote_window_list();
+}
+
+std::vector<uint32_t> TrainConfig::vote_window_list() const {
+    std::vector<uint32_t> out;
+    const std::string bad = "must be a comma list of byte counts 0.." + std::to_string(Model::kMaxVoteWindow) + " (e.g. 0,32,64)";
+    for (size_t a = 0; a <= vote_windows.size();) {
+        const size_t b = std::min(vote_windows.find(',', a), vote_windows.size());
+        std::string item = vote_windows.substr(a, b - a);
+        while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        uint32_t v = 0;
+        auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+        if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v > Model::kMaxVoteWindow)
+            throw InputError("config key votes.windows: '" + vote_windows + "' " + bad);
+        if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+        a = b + 1;
+    }
+    return out;
 }
 
 namespace {
@@ -91,10 +111,33 @@ std::string TrainConfig::to_ini() const {
     o << trajectory_ini(*this) << "steps = " << steps << "\nvalidate_every = " << validate_every;
     if (mined_fraction == 0) o << "\ncheckpoint_every = " << checkpoint_every;
     o << "\nthreads = " << threads << "\noutput = " << output << "\n";
+    if (vote_windows != "0") o << "\n[votes]\nwindows = " << vote_windows << "\n";   // older models' text unchanged
     return o.str();
 }
 
 // ---- validation -----------------------------------------------------------------------------
+std::vector<Calibration> validate_windows(const Model& model, const std::vector<LabeledDump>& dumps,
+                                          std::span<const uint32_t> windows) {
+    InferenceNet net(model.config, model.params);
+    Model m = model;
+    std::vector<std::vector<std::vector<Candidate>>> cands(windows.size(), std::vector<std::vector<Candidate>>(dumps.size()));
+    Mat<float> probs;
+    for (size_t i = 0; i < dumps.size(); ++i) {
+        net.run(graph_input(dumps[i].graph), probs);
+        for (size_t w = 0; w < windows.size(); ++w) {
+            m.vote_window = windows[w];
+            cands[w][i] = vote(dumps[i].graph, m, probs);
+        }
+    }
+    std::vector<Calibration> out;
+    for (size_t w = 0; w < windows.size(); ++w) {
+        std::vector<CalibrationSet> sets;
+        for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[w][i], dumps[i].truth});
+        out.push_back(calibrate_threshold(model.object_type, sets));
+    }
+    return out;
+}
+
 Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement) {
     InferenceNet net(model.config, model.params);
     std::vector<std::vector<Candidate>> cands(dumps.size());
@@ -319,6 +362,71 @@ std::string score_line(const Calibration& c) {
 
 }  // namespace
 
+namespace {
+
+// See Windows in the contract: the vote window of best validation F1 (the smallest of equal F1),
+// then the threshold and vote agreement at it.
+void calibrate_votes(const TrainConfig& cfg, const std::vector<LabeledDump>& val_dumps, Model& model, TrainResult& result,
+                     const std::function<void(const std::string&)>& log) {
+    model.vote_window = 0;
+    if (const std::vector<uint32_t> windows = cfg.vote_window_list(); windows != std::vector<uint32_t>{0}) {
+        const std::vector<Calibration> cals = validate_windows(model, val_dumps, windows);
+        size_t best = 0;
+        for (size_t w = 0; w < windows.size(); ++w) {
+            log("vote window " + std::to_string(windows[w]) + " bytes: " + score_line(cals[w]));
+            const double f = cals[w].score.f1(), fb = cals[best].score.f1();
+            if (f > fb || (f == fb && windows[w] < windows[best])) best = w;
+        }
+        model.vote_window = windows[best];
+        log("vote window chosen on the validation dumps: " + std::to_string(model.vote_window) + " bytes");
+    }
+    result.validation = validate_model(model, val_dumps, &result.agreement);
+    model.threshold = result.validation.threshold;
+    model.provenance.validation_objects = result.agreement.objects;
+    model.provenance.validation_agreeing = result.agreement.agreeing;
+}
+
+Manifest manifest_of(const TrainConfig& cfg) {
+    return cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build) : Manifest::load(cfg.manifest);
+}
+
+}  // namespace
+
+TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
+                        const std::function<void(const std::string&)>& log) {
+    cfg.validate();
+    if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+        const std::string outputs[] = {cfg.output}, inputs[] = {cfg.manifest};
+        refuse_output_over_inputs(outputs, inputs);
+    }
+    Model model = Model::load(model_path);
+    if (model.object_type != cfg.object_type)
+        throw InputError("model '" + model_path + "' detects " + model.object_type + ", the configuration names " + cfg.object_type);
+    const Manifest m = manifest_of(cfg);
+    std::vector<std::string> val_names = m.validation;
+    if (cfg.max_validation_dumps && val_names.size() > cfg.max_validation_dumps) val_names.resize(cfg.max_validation_dumps);
+    if (val_names.empty()) throw InputError("manifest '" + cfg.manifest + "' has no validation dumps");
+    log("recalibrating " + model_path + " on " + std::to_string(val_names.size()) + " validation dumps of " + m.path);
+    const auto val_dumps = load_dumps(m, val_names);
+    {
+        Detector check;   // the one comparison of graph parameters (InputError naming the parameter)
+        check.add_model(model, model_path);
+        for (const LabeledDump& d : val_dumps) check.check_graph(d.graph);
+    }
+    TrainResult result;
+    calibrate_votes(cfg, val_dumps, model, result, log);
+    model.provenance.training_config += "\n[recalibrated]\nmanifest = " + cfg.manifest + "\nmanifest_sha256 = " + m.sha256 +
+                                        "\nwindows = " + cfg.vote_windows + "\n";
+    log("recalibrated (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
+        "; vote window " + std::to_string(model.vote_window) + " bytes");
+    model.save(cfg.output);
+    result.model = std::move(model);
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+}
+
 // ---- the loop -------------------------------------------------------------------------------
 TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(const std::string&)>& log_rank0,
                   Communicator& comm) {
@@ -340,8 +448,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         }
     }
 
-    const Manifest m = cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build)
-                                               : Manifest::load(cfg.manifest);
+    const Manifest m = manifest_of(cfg);
     auto take = [](std::vector<std::string> v, uint32_t n) {
         if (n && v.size() > n) v.resize(n);
         return v;
@@ -477,11 +584,8 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             log("validation at step " + std::to_string(step) + ": " + score_line(validate_model(model, val_dumps)));
     }
     if (root) {   // rank 0 alone validates and writes (Ranks in the contract)
-        result.validation = validate_model(model, val_dumps, &result.agreement);
-        model.threshold = result.validation.threshold;
+        calibrate_votes(cfg, val_dumps, model, result, log);
         model.provenance.date = now_utc();
-        model.provenance.validation_objects = result.agreement.objects;
-        model.provenance.validation_agreeing = result.agreement.agreeing;
         model.provenance.kernel_builds = kernel_builds_of(train_dumps);
         for (KernelBuild& b : kernel_builds_of(val_dumps))
             if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==

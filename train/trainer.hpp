@@ -54,6 +54,11 @@
 //               model carries that threshold, the vote agreement on the validation dumps at it
 //               (detect/fit.hpp) and the kernel builds of the train and validation dumps
 //               (kernel_builds_of). Validation changes no training state.
+//   Windows     votes.windows lists vote windows (Model::vote_window, detect/detect.hpp Window) to
+//               choose from: at the end each is tried on the validation dumps (one inference pass,
+//               votes and calibration per window) and the one of highest F1 is kept, the smallest
+//               of equal F1; "0" (the default) keeps exact votes and skips the comparison. Not part of
+//               the training trajectory: --resume may change it.
 #pragma once
 
 #include "detect/detect.hpp"
@@ -64,6 +69,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -96,6 +102,9 @@ struct TrainConfig {
     static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
     int threads = 0;                 // 0 = OpenMP default
     std::string output;              // final model path; checkpoint = output + ".ckpt"
+    // [votes]
+    std::string vote_windows = "0";  // comma list of vote windows (bytes) to choose from; see Windows
+    std::vector<uint32_t> vote_window_list() const;   // parsed, distinct, in order; InputError when bad
 
     // Throws InputError naming the key when a value is out of range. train() also refuses, before
     // any work, an output that is the manifest and a run.output whose directory takes no file.
@@ -158,6 +167,9 @@ std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>
 // Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores;
 // with `agreement`, also the vote agreement (detect/fit.hpp) over all dumps at that threshold.
 Calibration validate_model(const Model&, const std::vector<LabeledDump>&, VoteAgreement* agreement = nullptr);
+// The calibration of the model under each vote window (the model's own vote_window ignored), one
+// inference pass per dump: what votes.windows chooses from.
+std::vector<Calibration> validate_windows(const Model&, const std::vector<LabeledDump>&, std::span<const uint32_t> windows);
 
 // The kernel builds of dumps, distinct, in order: each dump's banner (graph/kernel_banner.hpp)
 // with its release, else its meta.json release with no banner; dumps with neither are skipped.
@@ -175,6 +187,12 @@ struct TrainResult {
 // `log` is called on rank 0 only.
 TrainResult train(const TrainConfig&, bool resume, const std::function<void(const std::string&)>& log,
                   Communicator& comm = single_process());
+// A trained model's vote window and threshold chosen afresh (see Windows) on the validation dumps of
+// the configuration's manifest — e.g. dumps of kernel builds it was not trained on — and written to
+// run.output; its weights, key nodes and kernel builds are kept, and provenance.training_config
+// gains a [recalibrated] section naming the manifest. `steps` of the result is 0. Throws
+// InputError (another object type, graph parameters unlike the dumps', no validation dump).
+TrainResult recalibrate(const TrainConfig&, const std::string& model_path, const std::function<void(const std::string&)>& log);
 
 // SHA-256 of a byte string, lowercase hex (manifest provenance).
 std::string sha256_hex(std::span<const uint8_t>);
