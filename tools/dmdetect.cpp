@@ -3,7 +3,8 @@
 //
 //   dmdetect [--weights M.cereal [--weights M2.cereal …]] DUMP [--threshold X] [--format table|json|csv]
 //            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
-//            [--threads N] [--quiet] [--require-fit]
+//            [--threads N] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree]
+//            [--addresses-only]
 //
 // DUMP is a raw/ELF/LiME/kdump/AVML dump (its graph is built once with the models' parameters) or a .dmg built
 // by `dmgraph build` (told by its magic; refused when built with other parameters). Without
@@ -13,7 +14,11 @@
 // on the one graph; objects scoring at least the model's threshold (or --threshold) are written
 // sorted by (type, vaddr) to stdout or atomically to --output, after the dump's kernel and each
 // model's fit (table: "# " lines; json: {"record":…} lines; detect/fit.hpp). A model that does not
-// fit the dump is also a warning line on stderr. Progress goes to stderr for large inputs unless
+// fit the dump is also a warning line on stderr. Each object carries its fields read from the dump
+// with the kernel's types (pid, comm, path … and whether the kernel's own lists hide it:
+// train/interpret.hpp); types and symbols from --kernel/--kallsyms (as dmlabel), else from the
+// dump; with none, a note on stderr and addresses only. --tree prints the process tree instead of
+// the object listing. Progress goes to stderr for large inputs unless
 // --quiet: a live percentage on a terminal, else one line per phase.
 // Exit status: 0 success, 1 bad input (unreadable or malformed dump, model or graph, mismatched
 // graph parameters, no models), 2 usage error (unknown option, missing argument), 3 with
@@ -22,6 +27,7 @@
 #include "detect/detect.hpp"
 #include "detect/fit.hpp"
 #include "graph/layers.hpp"
+#include "train/interpret.hpp"
 
 #include "tools/cli.hpp"
 
@@ -127,7 +133,11 @@ int run(int argc, char** argv) {
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr")(
-        "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)");
+        "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)")(
+        "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
+        "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
+        "tree", "print the detected processes as a tree (hidden ones marked) instead of the objects")(
+        "addresses-only", "do not read the objects' fields");
     const auto parsed = parse_command_line(argc, argv, o, {{"dump", 1}}, kUsage);
     if (!parsed) return 0;
     const po::variables_map& vm = *parsed;
@@ -146,6 +156,10 @@ int run(int argc, char** argv) {
     std::vector<std::string> inputs{dump};
     if (vm.count("weights"))
         for (const auto& w : vm["weights"].as<std::vector<std::string>>()) inputs.push_back(w);
+    for (const char* key : {"kernel", "kallsyms"})
+        if (vm.count(key)) inputs.push_back(vm[key].as<std::string>());
+    if (vm.count("tree") && vm.count("addresses-only")) throw po::error("--tree needs the fields --addresses-only leaves out");
+    if (vm.count("tree") && format != DetectionFormat::Table) throw po::error("--tree prints text: no --format json|csv");
     if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
     else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
     DetectOptions detect;
@@ -184,8 +198,18 @@ int run(int argc, char** argv) {
     detect.progress = [&](size_t i, size_t n, const std::string& type) {
         progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
     };
-    const std::vector<Detection> found = detector.detect(graph, detect);
+    std::vector<Detection> found = detector.detect(graph, detect);
     progress.end();
+    if (!vm.count("addresses-only")) {
+        InterpretInputs in;
+        in.format = build.format;
+        for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file}})
+            if (vm.count(key)) *file = vm[key].as<std::string>();
+        progress.phase("reading the objects");
+        const std::vector<std::string> notes = interpret_detections(graph, found, in);
+        progress.end();
+        for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s\n", n.c_str());
+    }
     std::vector<ModelFit> fits;
     bool all_fit = true;
     for (size_t i = 0; i < detector.model_count(); ++i) {
@@ -196,7 +220,8 @@ int run(int argc, char** argv) {
                      fits.back().source.c_str(), fits.back().reason.c_str());
     }
 
-    const std::string text = format_fit_report(banner, fits, format) + format_detections(found, format);
+    const std::string text =
+        format_fit_report(banner, fits, format) + (vm.count("tree") ? process_tree(found) : format_detections(found, format));
     if (vm.count("output")) {
         write_file_atomically(vm["output"].as<std::string>(), text);
     } else {

@@ -100,6 +100,55 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
         pid_types = arr.kind == btf::Kind::Array ? arr.nelems : 1;
     }
     slub = find_slub(*this, slub_missing);
+
+    start_time = opt("task_struct", "start_time");
+    cred_uid = opt("cred", "uid");
+    cred_gid = opt("cred", "gid");
+    cred_suid = opt("cred", "suid");
+    cred_sgid = opt("cred", "sgid");
+    cred_euid = opt("cred", "euid");
+    cred_egid = opt("cred", "egid");
+    cred_fsuid = opt("cred", "fsuid");
+    cred_fsgid = opt("cred", "fsgid");
+    f_mnt = opt("file", "f_path.mnt");
+    f_flags = opt("file", "f_flags");
+    f_pos = opt("file", "f_pos");
+    f_inode = opt("file", "f_inode");
+    for (const char* count : {"f_count", "f_ref"})   // f_ref: file_ref_t (6.13+)
+        if (!f_count && (f_count = opt("file", count))) f_count_size = member_size("file", count);
+    i_ino = opt("inode", "i_ino");
+    d_parent = opt("dentry", "d_parent");
+    d_sb = opt("dentry", "d_sb");
+    d_inode = opt("dentry", "d_inode");
+    s_type = opt("super_block", "s_type");
+    fs_type_name = opt("file_system_type", "name");
+    mnt_root = opt("vfsmount", "mnt_root");
+    mount_mnt = opt("mount", "mnt");
+    mnt_parent = opt("mount", "mnt_parent");
+    mnt_mountpoint = opt("mount", "mnt_mountpoint");
+    map_count = opt("mm_struct", "map_count");
+    mod_core_size = opt("module", "core_layout.size");
+    mod_init_size = opt("module", "init_layout.size");
+    if (!mod_core_size)
+        if ((mod_mem = opt("module", "mem")) && (mod_mem_size = opt("module_memory", "size"))) {
+            const btf::Type& arr = btf.type(btf.resolve(btf.member(id("module"), "mem")->type));
+            if (arr.kind == btf::Kind::Array) {
+                mod_mem_count = arr.nelems;
+                mod_mem_stride = size("module_memory");
+            } else {
+                mod_mem.reset();
+            }
+        }
+    ns_idr_head = opt("pid_namespace", "idr.idr_rt.xa_head");
+    ns_idr_base = opt("pid_namespace", "idr.idr_base");
+    xa_shift = opt("xa_node", "shift");
+    xa_slots = opt("xa_node", "slots");
+    if (xa_slots) {
+        const btf::Type& arr = btf.type(btf.resolve(btf.member(id("xa_node"), "slots")->type));
+        xa_slot_count = arr.kind == btf::Kind::Array ? arr.nelems : 0;
+    }
+    pid_tasks = opt("pid", "tasks");
+    if (auto numbers = opt("pid", "numbers"), nr = opt("upid", "nr"); numbers && nr) pid_nr = *numbers + *nr;   // numbers[0].nr
 }
 
 uint64_t KernelLayout::need(const std::optional<uint64_t>& field, const char* what) {
