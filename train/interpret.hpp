@@ -19,7 +19,8 @@
 //             Other types get no fields. A file path follows f_path.dentry up d_parent and across
 //             mounts (vfsmount.mnt_root → mount.mnt_mountpoint, mnt_parent) to the root mount, as
 //             d_path does; pipes, sockets and anonymous inodes read "pipe:[ino]", "socket:[ino]",
-//             "anon_inode:NAME". At most 256 components and 64 mounts.
+//             "anon_inode:NAME", other unlinked internal files "/NAME (deleted)" (memfd, shared
+//             anonymous memory), as /proc shows them. At most 256 components and 64 mounts.
 //   Bad       A value that is unreadable (page not in the dump), out of range (pid/tgid beyond
 //             PID_MAX_LIMIT 4194304 or negative, uid (u32)−1, unknown state bits, a negative file
 //             position), not printable (comm or a name with control bytes or invalid UTF-8, or
