@@ -68,7 +68,7 @@ struct Off {
                               slab_counters = 40, kcn_partial = 24, page_size = 80, free_word = 160;
 };
 
-btf::Btf synthetic_btf(bool with_thread_head = true) {
+inline btf::Btf synthetic_btf(bool with_thread_head = true) {
     BtfBuilder b;
     uint32_t i32 = b.int_type("int", 4, 32);
     uint32_t u32 = b.int_type("unsigned int", 4, 32, false);
