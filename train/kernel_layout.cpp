@@ -3,6 +3,8 @@
 
 #include "graph/layers.hpp"
 
+#include <algorithm>
+
 namespace deepmem {
 
 namespace {
@@ -95,10 +97,7 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     fs = opt("task_struct", "fs");
     usage = opt("task_struct", "usage");
     pid_links = opt("task_struct", "pid_links");
-    if (pid_links) {
-        const btf::Type& arr = btf.type(btf.resolve(btf.member(id("task_struct"), "pid_links")->type));
-        pid_types = arr.kind == btf::Kind::Array ? arr.nelems : 1;
-    }
+    if (pid_links) pid_types = std::max<uint64_t>(array_length("task_struct", "pid_links"), 1);
     slub = find_slub(*this, slub_missing);
 
     start_time = opt("task_struct", "start_time");
@@ -131,22 +130,14 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     mod_init_size = opt("module", "init_layout.size");
     if (!mod_core_size)
         if ((mod_mem = opt("module", "mem")) && (mod_mem_size = opt("module_memory", "size"))) {
-            const btf::Type& arr = btf.type(btf.resolve(btf.member(id("module"), "mem")->type));
-            if (arr.kind == btf::Kind::Array) {
-                mod_mem_count = arr.nelems;
-                mod_mem_stride = size("module_memory");
-            } else {
-                mod_mem.reset();
-            }
+            if ((mod_mem_count = array_length("module", "mem"))) mod_mem_stride = size("module_memory");
+            else mod_mem.reset();
         }
     ns_idr_head = opt("pid_namespace", "idr.idr_rt.xa_head");
     ns_idr_base = opt("pid_namespace", "idr.idr_base");
     xa_shift = opt("xa_node", "shift");
     xa_slots = opt("xa_node", "slots");
-    if (xa_slots) {
-        const btf::Type& arr = btf.type(btf.resolve(btf.member(id("xa_node"), "slots")->type));
-        xa_slot_count = arr.kind == btf::Kind::Array ? arr.nelems : 0;
-    }
+    if (xa_slots) xa_slot_count = array_length("xa_node", "slots");
     pid_tasks = opt("pid", "tasks");
     if (auto numbers = opt("pid", "numbers"), nr = opt("upid", "nr"); numbers && nr) pid_nr = *numbers + *nr;   // numbers[0].nr
 }
@@ -178,6 +169,13 @@ uint64_t KernelLayout::req(const char* s, const char* path) const {
     auto o = opt(s, path);
     if (!o) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
     return *o;
+}
+
+uint64_t KernelLayout::array_length(const char* s, const char* path) const {
+    auto f = btf.member(id(s), path);
+    if (!f) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
+    const btf::Type& t = btf.type(btf.resolve(f->type));
+    return t.kind == btf::Kind::Array ? t.nelems : 0;
 }
 
 uint64_t KernelLayout::member_size(const char* s, const char* path) const {

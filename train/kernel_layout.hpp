@@ -101,6 +101,7 @@ struct KernelLayout {
     std::optional<uint64_t> opt(const char* struct_name, const char* path) const;   // InputError on a bitfield
     uint64_t req(const char* struct_name, const char* path) const;
     uint64_t member_size(const char* struct_name, const char* path) const;
+    uint64_t array_length(const char* struct_name, const char* path) const;   // elements; 0 when no array
 };
 
 }  // namespace deepmem
