@@ -653,10 +653,11 @@ std::vector<std::string> interpret_detections(const MemoryGraph& graph, std::spa
     }
     const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file);
     std::vector<std::string> notes;
-    if (!kernel.btf) {
-        for (const auto& n : kernel.notes) notes.push_back(n);
-        notes.push_back("no BTF in the dump and no --kernel file: objects not read, addresses only");
-        return notes;
+    if (!kernel.btf) {   // one line: what is missing and why
+        std::string why;
+        for (const auto& n : kernel.notes)
+            if (n.starts_with("no types")) why = n;
+        return {"objects not read, addresses only: " + (why.empty() ? std::string("no BTF") : why)};
     }
     const TranslatedMemory mem(*tl);
     try {
