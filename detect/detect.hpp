@@ -53,12 +53,21 @@ namespace deepmem {
 
 inline constexpr float kVoteBonus = 0.01f;
 
+// One value read from a detected object's memory (filled by train/interpret.hpp; detect/ only
+// prints them): `key` as the JSON key ("pid", "comm", "hidden", "bad" …), `json` the value as a JSON
+// literal (null when it failed a sanity check), `text` the same for the table and CSV ("" for null).
+struct ObjectField {
+    std::string key, json, text;
+    bool operator==(const ObjectField&) const = default;
+};
+
 struct Detection {
     std::string type;
     uint64_t vaddr = 0;
     std::optional<uint64_t> paddr;   // of the object's first byte, when that page is in the dump
     float score = 0;
     uint32_t votes = 0;
+    std::vector<ObjectField> fields;   // empty unless interpreted (train/interpret.hpp)
     bool operator==(const Detection&) const = default;
 };
 
@@ -247,10 +256,15 @@ private:
 };
 
 // ---- detections as text: what dmdetect writes and dmeval reads ------------------------------
-//   table  aligned columns type, vaddr, paddr, score, votes, then "# type: count" per type
+//   table  aligned columns type, vaddr, paddr, score, votes, then "# type: count" per type. With
+//          fields: one section per type, its header naming that type's field keys as further
+//          columns (a null value is "?", an empty string "-").
 //   json   JSON Lines {"type":"task_struct","vaddr":"0xffff…","paddr":"0x…"|null,"score":1.234,"votes":12}
+//          then each field as "key":value in its order
 //          (dmdetect puts {"record":…} lines about the kernel and the models' fit first: detect/fit.hpp)
-//   csv    header "type,vaddr,paddr,score,votes"; an absent paddr is an empty field
+//   csv    header "type,vaddr,paddr,score,votes" then, with fields, one column per key of any
+//          detection (first-seen order; RFC 4180 quoting); an absent paddr or value is an empty field
+//   Reading back (parse_detections) keeps the five detection columns; fields are not read.
 enum class DetectionFormat : uint8_t { Table, Json, Csv };
 DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format);

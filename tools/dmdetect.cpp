@@ -3,7 +3,8 @@
 //
 //   dmdetect [--weights M.cereal [--weights M2.cereal …]] DUMP… [--threshold X] [--format table|json|csv]
 //            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
-//            [--threads N] [--quiet] [--require-fit]
+//            [--threads N] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree]
+//            [--addresses-only]
 //
 // DUMP is a raw/ELF/LiME/kdump/AVML dump (its graph is built once with the models' parameters) or a .dmg built
 // by `dmgraph build` (told by its magic; refused when built with other parameters). Without
@@ -13,7 +14,11 @@
 // on the one graph; objects scoring at least the model's threshold (or --threshold) are written
 // sorted by (type, vaddr) to stdout or atomically to --output, after the dump's kernel and each
 // model's fit (table: "# " lines; json: {"record":…} lines; detect/fit.hpp). A model that does not
-// fit the dump is also a warning line on stderr. Progress goes to stderr for large inputs unless
+// fit the dump is also a warning line on stderr. Each object carries its fields read from the dump
+// with the kernel's types (pid, comm, path … and whether the kernel's own lists hide it:
+// train/interpret.hpp); types and symbols from --kernel/--kallsyms (as dmlabel), else from the
+// dump; with none, a note on stderr and addresses only. --tree prints the process tree instead of
+// the object listing. Progress goes to stderr for large inputs unless
 // --quiet: a live percentage on a terminal, else one line per phase.
 // Exit status: 0 success, 1 bad input (unreadable or malformed dump, model or graph, mismatched
 // graph parameters, no models), 2 usage error (unknown option, missing argument), 3 with
@@ -35,6 +40,7 @@
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "train/distributed.hpp"
+#include "train/interpret.hpp"
 
 #include "tools/cli.hpp"
 
@@ -172,7 +178,11 @@ int run(int argc, char** argv, Communicator& world) {
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr")(
-        "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)");
+        "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)")(
+        "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
+        "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
+        "tree", "print the detected processes as a tree (hidden ones marked) instead of the objects")(
+        "addresses-only", "do not read the objects' fields");
     const auto parsed = parse_command_line(argc, argv, o, {{"dump", -1}}, kUsage);
     if (!parsed) return 0;
     const po::variables_map& vm = *parsed;
@@ -188,6 +198,10 @@ int run(int argc, char** argv, Communicator& world) {
     std::vector<std::string> inputs = dumps;
     if (vm.count("weights"))
         for (const auto& w : vm["weights"].as<std::vector<std::string>>()) inputs.push_back(w);
+    for (const char* key : {"kernel", "kallsyms"})
+        if (vm.count(key)) inputs.push_back(vm[key].as<std::string>());
+    if (vm.count("tree") && vm.count("addresses-only")) throw po::error("--tree needs the fields --addresses-only leaves out");
+    if (vm.count("tree") && format != DetectionFormat::Table) throw po::error("--tree prints text: no --format json|csv");
     if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
     else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
     DetectOptions detect;
@@ -235,8 +249,18 @@ int run(int argc, char** argv, Communicator& world) {
         detect.progress = [&](size_t i, size_t n, const std::string& type) {
             progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
         };
-        const std::vector<Detection> found = used.detect(graph, detect);
+        std::vector<Detection> found = used.detect(graph, detect);
         progress.end();
+        if (!vm.count("addresses-only")) {
+            InterpretInputs in;
+            in.format = build.format;
+            for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file}})
+                if (vm.count(key)) *file = vm[key].as<std::string>();
+            progress.phase("reading the objects");
+            const std::vector<std::string> notes = interpret_detections(graph, found, in);
+            progress.end();
+            for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
+        }
         std::vector<ModelFit> fits;
         fits_all = true;
         for (size_t i = 0; i < used.model_count(); ++i) {
@@ -246,8 +270,9 @@ int run(int argc, char** argv, Communicator& world) {
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) does not fit this dump: %s\n", who.c_str(),
                          fits.back().type.c_str(), fits.back().source.c_str(), fits.back().reason.c_str());
         }
-        const std::string text = format_fit_report(banner, fits, format) + format_detections(found, format);
-        return batch ? name_dump_records(text, format, DumpRecords{dump, false}) : text;
+        const std::string text =
+            format_fit_report(banner, fits, format) + (vm.count("tree") ? process_tree(found) : format_detections(found, format));
+        return batch ? name_dump_records(text, format, DumpRecords{dump, true}) : text;
     };
 
     // Rank 0 writes: to --output's temporary (renamed at the end), or stdout, checked after each dump.
@@ -260,7 +285,18 @@ int run(int argc, char** argv, Communicator& world) {
         if (std::fwrite(t.data(), 1, t.size(), stdout) != t.size() || std::fflush(stdout) != 0)
             throw InputError(std::string("cannot write standard output: ") + (errno ? std::strerror(errno) : "write error"));
     };
-    if (batch && format == DetectionFormat::Csv) emit(name_dump_records(format_detections({}, format), format, DumpRecords{}));
+    // Batch CSV: a dump's header line (its field columns depend on the types found and on whether its
+    // kernel types were read) is written when it differs from the one before.
+    std::string csv_header;
+    auto without_repeated_header = [&](std::string records) {
+        if (!batch || format != DetectionFormat::Csv) return records;
+        const size_t nl = records.find('\n');
+        const std::string head = records.substr(0, nl == std::string::npos ? records.size() : nl + 1);
+        if (!head.starts_with("dump,")) return records;
+        if (head == csv_header) records.erase(0, head.size());
+        else csv_header = head;
+        return records;
+    };
     // Each round, rank r analyses dump round + r; the results go to rank 0 in dump order, as
     // 'R' + records (all models fit), 'M' + records (a model does not fit) or 'E' + the error.
     size_t failed = 0;
@@ -291,7 +327,7 @@ int run(int argc, char** argv, Communicator& world) {
                 continue;
             }
             all_fit = all_fit && got.front() == 'R';
-            emit(got.substr(1));
+            emit(without_repeated_header(got.substr(1)));
         }
     }
     if (file) file->commit();
