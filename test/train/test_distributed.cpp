@@ -185,7 +185,8 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
     m.params.cls_b(int(c.classifier_hidden.size()))(0, 1) = 100.f;
     const std::string model = (d.dir / "obj.cereal").string();
     m.save(model);
-    const std::string w = "-w " + model + " -q --threads 1 ";
+    // (--addresses-only: these synthetic dumps hold no kernel types; reading objects is test_interpret's)
+    const std::string w = "-w " + model + " -q --threads 1 --addresses-only ";
 
     std::string each;   // the dumps one by one (kernel and fit records, detections), each record naming its dump
     std::vector<Detection> each_found;
