@@ -217,10 +217,10 @@ uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::ve
         std::vector<uint32_t>& mined = pools[d].mined;
         if (comm.size() > 1) {   // from the rank that mined it
             std::vector<uint8_t> bytes(mined.size() * sizeof(uint32_t));
-            std::memcpy(bytes.data(), mined.data(), bytes.size());
+            if (!bytes.empty()) std::memcpy(bytes.data(), mined.data(), bytes.size());   // (no memcpy from null)
             comm.broadcast(bytes, int(d % uint64_t(comm.size())));
             mined.resize(bytes.size() / sizeof(uint32_t));
-            std::memcpy(mined.data(), bytes.data(), bytes.size());
+            if (!bytes.empty()) std::memcpy(mined.data(), bytes.data(), bytes.size());
         }
         total += mined.size();
     }

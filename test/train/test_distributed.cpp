@@ -95,7 +95,12 @@ int run(const char* tool, int np, const std::string& args, const fs::path& dir) 
     const char* exe = std::getenv(tool);
     REQUIRE_MESSAGE(exe != nullptr, "set " << tool << " to the executable");
     REQUIRE_MESSAGE((np == 0 || have_mpi()), "set MPIRUN to OpenMPI's mpirun");
-    std::string cmd = np > 0 ? std::string(std::getenv("MPIRUN")) + " -np " + std::to_string(np) + " " : "";
+    // Under mpirun, no leak check in the ranks (ASan builds): OpenMPI's dlopen'ed MCA components keep
+    // allocations past MPI_Finalize and are unloaded before LeakSanitizer runs, so no suppression can
+    // name them. The plain (np = 0) runs keep the check for deepmem's own code.
+    std::string cmd = np > 0 ? "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:detect_leaks=0\" " + std::string(std::getenv("MPIRUN")) +
+                                   " -np " + std::to_string(np) + " "
+                             : "";
     cmd += std::string(exe) + " " + args + (args.find(" >") == std::string::npos ? " >" + (dir / "out.txt").string() : "") +
            " 2>" + (dir / "err.txt").string();
     const int st = std::system(cmd.c_str());
