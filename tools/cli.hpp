@@ -5,6 +5,7 @@
 #pragma once
 
 #include "graph/errors.hpp"
+#include "graph/file_io.hpp"   // refuse_output_over_inputs, refuse_fd_over_inputs
 #include "graph/layers.hpp"   // parse_address: the one CLI number parser
 #include "train/distributed.hpp"
 
@@ -21,9 +22,12 @@
 #include <memory>
 #include <omp.h>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 namespace deepmem {
 
@@ -104,6 +108,14 @@ inline std::optional<boost::program_options::variables_map> parse_command_line(
     }
     po::notify(vm);
     return vm;
+}
+
+// The evidence rule of every tool with --output (issue #15 item 2): the --output file when given, else
+// standard output, must not be one of `inputs` (graph/file_io.hpp); throws InputError naming it.
+inline void refuse_output_or_stdout_over_inputs(const boost::program_options::variables_map& vm,
+                                                std::span<const std::string> inputs) {
+    if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
+    else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
 }
 
 // A whole-number option value: decimal or 0x hex (parse_address). Boost's own parser reads "-5" as

@@ -202,8 +202,7 @@ int run(int argc, char** argv, Communicator& world) {
         if (vm.count(key)) inputs.push_back(vm[key].as<std::string>());
     if (vm.count("tree") && vm.count("addresses-only")) throw po::error("--tree needs the fields --addresses-only leaves out");
     if (vm.count("tree") && format != DetectionFormat::Table) throw po::error("--tree prints text: no --format json|csv");
-    if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
-    else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
+    refuse_output_or_stdout_over_inputs(vm, inputs);
     DetectOptions detect;
     if (vm.count("threshold")) detect.threshold = vm["threshold"].as<float>();
     detect.measure_agreement = true;
