@@ -223,12 +223,8 @@ std::string name_dump_records(std::string_view text, DetectionFormat format, con
     std::string prefix;   // what each record starts with
     if (format == DetectionFormat::Json) {
         prefix = "{\"dump\":" + json_string(batch.dump) + ",";
-    } else if (name.find_first_of(",\"\r\n") != std::string::npos) {
-        prefix = "\"";
-        for (char c : name) prefix += c == '"' ? std::string("\"\"") : std::string(1, c);
-        prefix += "\",";
     } else {
-        prefix = name + ",";
+        prefix = csv_field(name) + ",";
     }
     TextLines lines(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
     while (auto tl = lines.next()) {
