@@ -272,12 +272,11 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
 // writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then
 // format_detections); every record then names `dump`. JSON: every line gets a first field "dump"
 // (json_string). CSV: every row gets a first column "dump" (quoted, '"' doubled, when it holds ',',
-// '"' or a line break); the header becomes "dump,type,vaddr,paddr,score,votes" and is kept only
-// when `csv_header` (the first dump of an output). Table: a line "# dump: NAME" (line breaks in
+// '"' or a line break); the header becomes "dump," + its header (dmdetect writes it again only when
+// a dump's columns differ from the one before). Table: a line "# dump: NAME" (line breaks in
 // NAME shown as '?') before the dump's lines.
 struct DumpRecords {
     std::string_view dump;
-    bool csv_header = true;
 };
 std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch);
 // JSON Lines or CSV as above, told apart by content (first non-blank byte '{' → JSON Lines);

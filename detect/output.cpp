@@ -231,9 +231,7 @@ std::string name_dump_records(std::string_view text, DetectionFormat format, con
         const std::string_view line = tl->text;
         if (line.empty()) continue;
         if (format == DetectionFormat::Csv && is_csv_header(line)) {
-            // The field columns depend on the types found and on the kernel's types being read: a
-            // dump whose header differs from the batch's first gets its own header line.
-            if (batch.csv_header) out += "dump," + std::string(line) + "\n";
+            out += "dump," + std::string(line) + "\n";
         } else if (format == DetectionFormat::Json && line.front() == '{') {
             out += prefix;
             out += line.substr(1);

@@ -271,7 +271,7 @@ int run(int argc, char** argv, Communicator& world) {
         }
         const std::string text =
             format_fit_report(banner, fits, format) + (vm.count("tree") ? process_tree(found) : format_detections(found, format));
-        return batch ? name_dump_records(text, format, DumpRecords{dump, true}) : text;
+        return batch ? name_dump_records(text, format, DumpRecords{dump}) : text;
     };
 
     // Rank 0 writes: to --output's temporary (renamed at the end), or stdout, checked after each dump.

@@ -202,7 +202,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
         const std::vector<Detection> found = parse_detections({reinterpret_cast<const uint8_t*>(out.data()), out.size()});
         CHECK(found.size() > 100);
         CHECK(out.rfind("{\"record\":\"kernel\"", 0) == 0);
-        each += name_dump_records(out, DetectionFormat::Json, DumpRecords{dump, false});
+        each += name_dump_records(out, DetectionFormat::Json, DumpRecords{dump});
         each_found.insert(each_found.end(), found.begin(), found.end());
     }
     REQUIRE(run("DMDETECT", 0, w + dumps.string() + " --format json", d.dir) == 0);
