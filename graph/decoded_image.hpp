@@ -62,10 +62,11 @@ bool all_zero(const uint8_t* p, uint64_t len) noexcept;
 // The first failing item (lowest index) of a parallel decompression loop, so that the error
 // reported does not depend on the thread count; no exception leaves the parallel region. Items
 // after a recorded failure may be skipped. `what` must be a string literal; kBomb marks a store()
-// over budget.
+// over budget and is compared by address: it is one object (an inline variable), whereas equal string
+// literals of different translation units need not share one (they do not under AddressSanitizer).
 class FirstFailure {
 public:
-    static constexpr const char* kBomb = "decompression bomb";
+    static constexpr char kBomb[] = "decompression bomb";
     bool after_failure(uint64_t item) const noexcept { return first_.load(std::memory_order_relaxed) < item; }
     void record(uint64_t item, const char* what) noexcept;
     bool failed() const noexcept { return first_.load() != UINT64_MAX; }
