@@ -8,7 +8,8 @@
 //   3. it has one task_struct per thread the guest saw plus one idle task per CPU (meta.json smp):
 //      CPU 0's is init_task (on the list, pid 0, not in the guest's /proc), the others' are found
 //      through runqueues[cpu].idle only.
-// Also run on the other builds' dumps (DEEPMEM_REAL_DUMP=builds/5.10, builds/6.12: see meson.build).
+// Also run on the other builds' dumps (DEEPMEM_REAL_DUMP=builds/5.10, builds/6.12, and the 32-bit
+// i386 dump of Debian 12's 686-pae kernel: see meson.build).
 // Skipped (exit 77) when the dump directory has no DONE marker (written by tools/make-dataset when the dump and its labels passed).
 // argv[1] is the dmlabel executable (meson passes it).
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -40,10 +41,11 @@ namespace {
 std::string g_dmlabel;
 fs::path g_dev;
 
-// The kernel file the dump was made from: dev/vmlinuz (a copy or a symlink), else the path
-// written in dev/vmlinuz.path.
+// The kernel file dmlabel reads: dev/vmlinux when make-dataset made one (a build without BTF, e.g.
+// Debian's 686-pae: the -dbg vmlinux with BTF from its DWARF), else dev/vmlinuz (a copy or a
+// symlink), else the path written in dev/vmlinuz.path.
 std::string kernel_file() {
-    for (const char* n : {"vmlinuz", "vmlinux"})
+    for (const char* n : {"vmlinux", "vmlinuz"})
         if (fs::exists(g_dev / n)) return (g_dev / n).string();
     for (const auto& e : fs::directory_iterator(g_dev)) {
         std::string n = e.path().filename().string();
@@ -102,9 +104,9 @@ std::set<uint64_t> simple_task_walk(const TranslationLayer& tl, const btf::Btf& 
     const uint64_t thread_node = thread_group ? 0 : off("task_struct", "thread_node");
     const uint64_t signal = thread_group ? 0 : off("task_struct", "signal");
     const uint64_t thread_head = thread_group ? 0 : off("signal_struct", "thread_head");
-    auto rd = [&](uint64_t va) {
+    auto rd = [&](uint64_t va) {   // a pointer: 8 bytes, 4 on 32-bit kernels (little-endian)
         uint64_t v = 0;
-        REQUIRE(tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 8)));
+        REQUIRE(tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), b.pointer_size())));
         return v;
     };
     std::set<uint64_t> out = {init_task};
