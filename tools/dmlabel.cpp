@@ -1,11 +1,13 @@
 // dmlabel: ground-truth labels of a Linux memory dump (argument parsing and printing only; the
 // walks are train/labeler.hpp).
 //
-//   dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] DUMP -o LABELS.tsv
+//   dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] [--system-map FILE] DUMP -o LABELS.tsv
 //           [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]
 //           [--view view.txt] [--quiet] [--per-process]
 // Without --kernel / --kallsyms the BTF and the symbol table come from the dump itself
 // (train/kernel_from_dump.hpp); a dump with neither and no file given is an error (labels need both).
+// --system-map completes the symbols of a kernel built without CONFIG_KALLSYMS_ALL (Debian's
+// 686-pae: the -dbg package's System.map), shifted by the KASLR offset.
 // Writes LABELS.tsv (vaddr<TAB>type<TAB>size) and LABELS.jsonl beside it. With --view, the
 // dump's process/thread/fd/module counts must equal the guest's; differences are printed and the
 // exit status is 1 (the label files are still written, for inspection).
@@ -31,7 +33,7 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] DUMP -o LABELS.tsv\n"
+    "usage: dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] [--system-map FILE] DUMP -o LABELS.tsv\n"
     "               [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]\n"
     "               [--view view.txt] [--quiet] [--per-process]\n";
 
@@ -40,6 +42,8 @@ int run(int argc, char** argv) {
     o.add_options()("help,h", "this text")(
         "kernel", po::value<std::string>(), "vmlinuz (bzImage, xz) or vmlinux with .BTF, or raw BTF [the dump's own BTF]")(
         "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
+        "system-map", po::value<std::string>(),
+        "the build's System.map: data symbols a kernel without CONFIG_KALLSYMS_ALL leaves out of kallsyms")(
         "output,o", po::value<std::string>()->required(), "LABELS.tsv (LABELS.jsonl is written beside it)")(
         "format", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
@@ -59,6 +63,7 @@ int run(int argc, char** argv) {
         std::vector<std::string> inputs{vm["dump"].as<std::string>(), vm["kernel"].as<std::string>(),
                                         vm["kallsyms"].as<std::string>()};
         if (vm.count("view")) inputs.push_back(vm["view"].as<std::string>());
+        if (vm.count("system-map")) inputs.push_back(vm["system-map"].as<std::string>());
         const std::string outputs[] = {out, jsonl_path_for(out)};
         refuse_output_over_inputs(outputs, inputs);
         refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
@@ -77,7 +82,7 @@ int run(int argc, char** argv) {
     auto file = [&](const char* key) {
         return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
     };
-    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(tl, file("kernel"), file("kallsyms"));
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(tl, file("kernel"), file("kallsyms"), file("system-map"));
     const btf::Btf& btf = kernel.require_btf("labeling");
     const Kallsyms& syms = kernel.require_symbols("labeling");
     const auto t_kernel = std::chrono::steady_clock::now();

@@ -3,6 +3,7 @@
 #include "train/labeler.hpp"
 #include "graph/text_lines.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace deepmem {
@@ -59,6 +60,24 @@ Kallsyms Kallsyms::from_symbols(std::vector<KernelSymbol> symbols) {
 Kallsyms Kallsyms::load(const std::string& path) {
     MappedFile f(path);
     return parse(f.bytes());
+}
+
+Kallsyms Kallsyms::with_system_map(const Kallsyms& map) const {
+    auto text = core_.find("_text");
+    auto map_text = map.core_.find("_text");
+    if (text == core_.end()) throw InputError("kallsyms: no _text symbol to relocate the System.map by");
+    if (map_text == map.core_.end()) throw InputError("System.map: no _text symbol");
+    const uint64_t shift = text->second - map_text->second;   // modulo 2^64: the map may lie above
+    std::vector<KernelSymbol> all = symbols_;
+    for (const KernelSymbol& s : map.symbols_) {
+        if (!s.module.empty() || core_.count(s.name)) continue;
+        KernelSymbol r = s;
+        if (s.address >= map_text->second) r.address = s.address + shift;
+        all.push_back(std::move(r));
+    }
+    std::stable_sort(all.begin(), all.end(),
+                     [](const KernelSymbol& a, const KernelSymbol& b) { return a.address < b.address; });
+    return from_symbols(std::move(all));
 }
 
 std::optional<uint64_t> Kallsyms::address(std::string_view name) const {

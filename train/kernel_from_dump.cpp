@@ -447,7 +447,8 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
 // ---- both, with the user's files first ----------------------------------------------------------
 
 KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const std::optional<std::string>& kernel_file,
-                                               const std::optional<std::string>& kallsyms_file) {
+                                               const std::optional<std::string>& kallsyms_file,
+                                               const std::optional<std::string>& system_map_file) {
     KernelTypesAndSymbols r;
     if (kernel_file) {
         btf::KernelImage img = btf::load_kernel_image(*kernel_file);
@@ -475,6 +476,11 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         } else {
             r.notes.push_back("no symbols: " + why + "; pass the guest's /proc/kallsyms");
         }
+    }
+    if (system_map_file && r.symbols) {
+        const uint64_t before = r.symbols->size();
+        r.symbols = r.symbols->with_system_map(Kallsyms::load(*system_map_file));
+        r.symbols_source += " + " + std::to_string(r.symbols->size() - before) + " symbols of " + *system_map_file;
     }
     // Symbols recovered from memory must name this kernel's init_task (comm "swapper" or
     // "swapper/0", sched_init → init_idle).

@@ -35,6 +35,8 @@
 //              holds. What could not be had is absent, with a note saying why. When both BTF and
 //              symbols are present, init_task must be a task_struct whose comm starts with
 //              "swapper" (else the symbols are dropped with a note: they are not this kernel's).
+//              A System.map file completes the symbols (Kallsyms::with_system_map) for kernels
+//              built without CONFIG_KALLSYMS_ALL, whose kallsyms hold no data symbols.
 #pragma once
 
 #include "train/btf.hpp"
@@ -83,6 +85,7 @@ struct KernelTypesAndSymbols {
 // Throws what btf::load_kernel_image / Kallsyms::load throw for a user-given file that is bad.
 KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl,
                                                const std::optional<std::string>& kernel_file = {},
-                                               const std::optional<std::string>& kallsyms_file = {});
+                                               const std::optional<std::string>& kallsyms_file = {},
+                                               const std::optional<std::string>& system_map_file = {});
 
 }  // namespace deepmem

@@ -76,6 +76,8 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     vm_mm = opt("vm_area_struct", "vm_mm");
     mr64_slot = opt("maple_range_64", "slot");
     ma64_slot = opt("maple_arange_64", "slot");
+    if (mr64_slot) mr64_slots = array_length("maple_range_64", "slot");
+    if (ma64_slot) ma64_slots = array_length("maple_arange_64", "slot");
     d_name_name = opt("dentry", "d_name.name");
     d_name_len = opt("dentry", "d_name.len");
     mod_list = req("module", "list");

@@ -159,9 +159,11 @@ private:
     void dcache();
     void vma_files(uint64_t mm, const std::string& of);
     void idle_tasks(uint64_t init_task);
-    void freed_tasks();
+    void freed_tasks(uint64_t init_task);
     std::optional<uint64_t> bits(uint64_t va, const btf::Field& f) const {
-        auto w = word(va + f.bit_offset / 8, 8);
+        // only the bytes the field spans (a 32-bit kernel's counters word may end its object)
+        const uint64_t span = f.bitfield_size ? (f.bit_offset % 8 + f.bitfield_size + 7) / 8 : 8;
+        auto w = word(va + f.bit_offset / 8, std::min<uint64_t>(span, 8));
         if (!w) return std::nullopt;
         uint64_t v = *w >> (f.bit_offset % 8);
         return f.bitfield_size && f.bitfield_size < 64 ? v & ((1ull << f.bitfield_size) - 1) : v;
@@ -250,7 +252,8 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
         if (depth > 16) continue;
         const uint64_t node = entry & ~uint64_t{0xff}, type = (entry >> 3) & 0xf;
         if (!plausible(node) || !visited.insert(node).second || type == 0 || type > 3) continue;
-        const uint64_t slots = type == 3 ? *L_.ma64_slot : *L_.mr64_slot, count = type == 3 ? 10 : 16;
+        const uint64_t slots = type == 3 ? *L_.ma64_slot : *L_.mr64_slot,
+                       count = type == 3 ? L_.ma64_slots : L_.mr64_slots;
         for (uint64_t i = 0; i < count; ++i) {
             auto slot = ptr(node + slots + i * psize_);
             if (!slot || !*slot) continue;
@@ -312,9 +315,12 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
         warn("fdtable " + hex(*fdt) + of + ": max_fds " + std::to_string(*max) + " above the limit, skipped");
         return 0;
     }
+    // The bitmap is max_fds bits in unsigned longs (4 bytes on 32-bit kernels, where the initial
+    // table's open_fds_init is one 4-byte word): read only the bytes that hold them. Little-endian,
+    // so bit fd is bit fd % 64 of 64-bit word fd / 64 whatever the kernel's word size.
     const uint64_t words = (*max + 63) / 64;
     std::vector<uint64_t> bits(words);
-    if (!mem_.read(*bitmap, std::span<uint8_t>(reinterpret_cast<uint8_t*>(bits.data()), words * 8))) {
+    if (!mem_.read(*bitmap, std::span<uint8_t>(reinterpret_cast<uint8_t*>(bits.data()), (*max + 7) / 8))) {
         warn("fdtable " + hex(*fdt) + of + ": open_fds bitmap unreadable");
         return 0;
     }
@@ -418,14 +424,26 @@ void Walker::idle_tasks(uint64_t init_task) {
 // CPU's active slab kmem_cache_cpu->freelist. Slabs are reached through kmem_cache_cpu->slab,
 // ->partial (chained by slab->next) and kmem_cache_node->partial (slab->slab_list). Object i of a
 // slab starts at page_address(slab) + red_left_pad + i * size, where page_address comes from the
-// slab's index in the vmemmap array.
-void Walker::freed_tasks() {
+// slab's index in the array of struct page: x86-64 (SPARSEMEM_VMEMMAP) at vmemmap_base, mapped from
+// page_offset_base; 32-bit FLATMEM (arch/x86/include/asm/page_32.h, Debian's 686 and 686-pae) at
+// mem_map, mapped from PAGE_OFFSET, which is init_task's virtual minus physical address (the kernel
+// image lies in the lowmem direct map; slabs are lowmem too, never highmem).
+void Walker::freed_tasks(uint64_t init_task) {
     auto fail = [&](const std::string& why) { warn("freed task_structs not labeled: " + why); };
     auto caches = syms_.address("slab_caches"), pob = syms_.address("page_offset_base"),
-         vmb = syms_.address("vmemmap_base"), offsets = syms_.address("__per_cpu_offset"),
-         nr = syms_.address("nr_cpu_ids");
-    if (!caches || !pob || !vmb || !offsets || !nr)
-        return fail("needs slab_caches, page_offset_base, vmemmap_base, __per_cpu_offset, nr_cpu_ids in kallsyms");
+         vmb = syms_.address("vmemmap_base"), mem_map = syms_.address("mem_map"),
+         offsets = syms_.address("__per_cpu_offset"), nr = syms_.address("nr_cpu_ids");
+    std::optional<uint64_t> page_offset, vmemmap;
+    if (pob && vmb) {
+        page_offset = ptr(*pob);
+        vmemmap = ptr(*vmb);
+    } else if (psize_ == 4 && mem_map) {
+        vmemmap = ptr(*mem_map);
+        if (auto pa = mem_.physical(init_task); pa && *pa <= init_task) page_offset = init_task - *pa;
+    }
+    if (!caches || !((pob && vmb) || (psize_ == 4 && mem_map)) || !offsets || !nr)
+        return fail("needs slab_caches, page_offset_base and vmemmap_base (mem_map on 32-bit), __per_cpu_offset, "
+                    "nr_cpu_ids in kallsyms");
     if (!L_.slub) return fail(L_.slub_missing);
     const KernelLayout::Slub& S = *L_.slub;
     const btf::Field *list = &S.list, *name = &S.name, *cpu_slab = &S.cpu_slab, *offset = &S.offset, *size = &S.size,
@@ -445,7 +463,7 @@ void Walker::freed_tasks() {
     auto obj_off = word(cache + offset->byte_offset(), 4), obj_size = word(cache + size->byte_offset(), 4);
     auto rnd = random ? word(cache + random->byte_offset(), psize_) : std::optional<uint64_t>(0);
     auto redpad = red ? word(cache + red->byte_offset(), 4) : std::optional<uint64_t>(0);
-    auto page_offset = ptr(*pob), vmemmap = ptr(*vmb), ncpu = word(*nr, 4), pcpu = ptr(cache + cpu_slab->byte_offset());
+    auto ncpu = word(*nr, 4), pcpu = ptr(cache + cpu_slab->byte_offset());
     if (!obj_off || !obj_size || !rnd || !redpad || !page_offset || !vmemmap || !ncpu || !pcpu || *obj_size == 0 ||
         *obj_off + psize_ > *obj_size || *ncpu == 0 || *ncpu > 8192)
         return fail("task_struct kmem_cache or memory-layout variables unreadable or implausible");
@@ -493,7 +511,7 @@ void Walker::freed_tasks() {
     const uint64_t stride = *obj_size;
     for (const auto& [slab, heads] : slabs) {
         if (slab < *vmemmap || (slab - *vmemmap) % page_size != 0) {
-            warn("task_struct slab " + hex(slab) + " is not a vmemmap entry");
+            warn("task_struct slab " + hex(slab) + " is not an entry of the struct page array");
             continue;
         }
         const uint64_t base = *page_offset + (slab - *vmemmap) / page_size * 4096 + *redpad;
@@ -598,7 +616,7 @@ LabelSet Walker::run() {
     }
     modules();
     if (opt_.dcache) dcache();
-    if (opt_.freed_tasks) freed_tasks();
+    if (opt_.freed_tasks) freed_tasks(init_task);
 
     std::sort(out_.labels.begin(), out_.labels.end(), [](const Label& a, const Label& b) {
         return a.vaddr != b.vaddr ? a.vaddr < b.vaddr : a.type < b.type;

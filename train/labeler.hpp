@@ -50,6 +50,13 @@ public:
     static Kallsyms load(const std::string& path);
     // The same checks as parse, on symbols already split into fields.
     static Kallsyms from_symbols(std::vector<KernelSymbol> symbols);
+    // This table completed from the build's System.map (same line format, no modules): a kernel
+    // without CONFIG_KALLSYMS_ALL (Debian's 686-pae) lists only functions in /proc/kallsyms, and
+    // the labeler needs data symbols (init_task, modules, runqueues …). Core symbols this table
+    // lacks are added shifted by the KASLR offset, this table's _text minus the map's _text;
+    // those below the map's _text (absolute 'A' symbols, x86-64's zero-based per-CPU variables)
+    // are added unshifted. The result is in address order. InputError when either lacks _text.
+    Kallsyms with_system_map(const Kallsyms& system_map) const;
 
     // Every symbol, in the order given (address order for /proc/kallsyms and the dump's tables).
     const std::vector<KernelSymbol>& symbols() const noexcept { return symbols_; }

@@ -20,24 +20,27 @@ namespace deepmem::test {
 constexpr uint64_t kBase = 0xffff888000000000ull;   // where the fake memory lives
 constexpr uint64_t kSize = 1 << 20;
 
-// One contiguous region of kernel memory; physical = virtual - kBase + 0x100000.
+// One contiguous region of kernel memory of kSize bytes at `base` (kBase by default; 32-bit
+// tests put it in the 0xc0000000 direct map); physical = virtual - base + 0x100000. Bytes never
+// written hold `fill`.
 class FakeMemory final : public KernelMemory {
 public:
-    FakeMemory() : bytes_(kSize, 0) {}
+    explicit FakeMemory(uint64_t base = kBase, uint64_t kernel_base = 0xffff800000000000ull, uint8_t fill = 0)
+        : bytes_(kSize, fill), base_(base), kernel_base_(kernel_base) {}
     bool read(uint64_t va, std::span<uint8_t> out) const override {
-        if (va < kBase || va - kBase > kSize || kSize - (va - kBase) < out.size()) return false;
-        std::copy_n(bytes_.begin() + static_cast<long>(va - kBase), out.size(), out.begin());
+        if (va < base_ || va - base_ > kSize || kSize - (va - base_) < out.size()) return false;
+        std::copy_n(bytes_.begin() + static_cast<long>(va - base_), out.size(), out.begin());
         return true;
     }
     std::optional<uint64_t> physical(uint64_t va) const override {
-        if (va < kBase || va - kBase >= kSize) return std::nullopt;
-        return va - kBase + 0x100000;
+        if (va < base_ || va - base_ >= kSize) return std::nullopt;
+        return va - base_ + 0x100000;
     }
-    uint64_t kernel_base() const override { return 0xffff800000000000ull; }
+    uint64_t kernel_base() const override { return kernel_base_; }
     void put(uint64_t va, uint64_t v, unsigned n = 8) {
-        REQUIRE(va >= kBase);
-        REQUIRE(va - kBase + n <= kSize);
-        for (unsigned i = 0; i < n; ++i) bytes_[va - kBase + i] = (v >> (8 * i)) & 0xff;
+        REQUIRE(va >= base_);
+        REQUIRE(va - base_ + n <= kSize);
+        for (unsigned i = 0; i < n; ++i) bytes_[va - base_ + i] = (v >> (8 * i)) & 0xff;
     }
     void put_str(uint64_t va, const std::string& s) {
         for (size_t i = 0; i < s.size(); ++i) put(va + i, static_cast<uint8_t>(s[i]), 1);
@@ -45,6 +48,7 @@ public:
     }
 private:
     std::vector<uint8_t> bytes_;
+    uint64_t base_, kernel_base_;
 };
 
 // Offsets of the synthetic build (deliberately not Linux's).

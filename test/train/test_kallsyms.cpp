@@ -33,6 +33,39 @@ TEST_CASE("kallsyms: core symbols win over module symbols") {
     CHECK_THROWS_AS(k.require("nope"), InputError);
 }
 
+TEST_CASE("kallsyms completed from System.map: data symbols shifted by the KASLR offset") {
+    // A 32-bit kernel without CONFIG_KALLSYMS_ALL, loaded 0x8000000 above its link address;
+    // one module symbol.
+    const std::string running =
+        "c9000000 T _text\n"
+        "c9001000 T start_kernel\n"
+        "f8a01000 t loop_init\t[loop]\n";
+    const std::string map =
+        "00000000 A VDSO32_PRELINK\n"
+        "00012340 D fixed_percpu_data\n"   // below _text: not shifted
+        "c1000000 T _text\n"
+        "c1001000 T start_kernel\n"
+        "c1c694c0 D init_task\n"
+        "c1d9513c d dentry_hashtable\n";
+    auto k = Kallsyms::parse(bytes(running)).with_system_map(Kallsyms::parse(bytes(map)));
+    CHECK(k.size() == 7);
+    CHECK(k.address("init_task") == 0xc9c694c0u);
+    CHECK(k.address("dentry_hashtable") == 0xc9d9513cu);
+    CHECK(k.address("start_kernel") == 0xc9001000u);   // the running kernel's, not added twice
+    CHECK(k.address("fixed_percpu_data") == 0x12340u);
+    CHECK(k.address("VDSO32_PRELINK") == 0u);
+    CHECK(k.address("loop_init") == 0xf8a01000u);
+    for (size_t i = 1; i < k.symbols().size(); ++i) CHECK(k.symbols()[i - 1].address <= k.symbols()[i].address);
+    // A map linked above the running address (negative shift) works modulo 2^64 too.
+    auto down = Kallsyms::parse(bytes("c0800000 T _text\n")).with_system_map(Kallsyms::parse(bytes(map)));
+    CHECK(down.address("init_task") == 0xc1c694c0u - 0x800000u);
+    // Without _text on either side there is nothing to relocate by.
+    CHECK_THROWS_AS(Kallsyms::parse(bytes("c9001000 T start_kernel\n")).with_system_map(Kallsyms::parse(bytes(map))),
+                    InputError);
+    CHECK_THROWS_AS(Kallsyms::parse(bytes(running)).with_system_map(Kallsyms::parse(bytes("c1c694c0 D init_task\n"))),
+                    InputError);
+}
+
 TEST_CASE("kallsyms: malformed lines are FormatErrors at the line") {
     auto offset_of_error = [](const std::string& t) -> int64_t {
         try {

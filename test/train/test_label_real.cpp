@@ -8,7 +8,8 @@
 //   3. it has one task_struct per thread the guest saw plus one idle task per CPU (meta.json smp):
 //      CPU 0's is init_task (on the list, pid 0, not in the guest's /proc), the others' are found
 //      through runqueues[cpu].idle only.
-// Also run on the other builds' dumps (DEEPMEM_REAL_DUMP=builds/5.10, builds/6.12: see meson.build).
+// Also run on the other builds' dumps (DEEPMEM_REAL_DUMP=builds/5.10, builds/6.12, and the 32-bit
+// i386 dump of Debian 12's 686-pae kernel: see meson.build).
 // Skipped (exit 77) when the dump directory has no DONE marker (written by tools/make-dataset when the dump and its labels passed).
 // argv[1] is the dmlabel executable (meson passes it).
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -40,10 +41,11 @@ namespace {
 std::string g_dmlabel;
 fs::path g_dev;
 
-// The kernel file the dump was made from: dev/vmlinuz (a copy or a symlink), else the path
-// written in dev/vmlinuz.path.
+// The kernel file dmlabel reads: dev/vmlinux when make-dataset made one (a build without BTF, e.g.
+// Debian's 686-pae: the -dbg vmlinux with BTF from its DWARF), else dev/vmlinuz (a copy or a
+// symlink), else the path written in dev/vmlinuz.path.
 std::string kernel_file() {
-    for (const char* n : {"vmlinuz", "vmlinux"})
+    for (const char* n : {"vmlinux", "vmlinuz"})
         if (fs::exists(g_dev / n)) return (g_dev / n).string();
     for (const auto& e : fs::directory_iterator(g_dev)) {
         std::string n = e.path().filename().string();
@@ -102,9 +104,9 @@ std::set<uint64_t> simple_task_walk(const TranslationLayer& tl, const btf::Btf& 
     const uint64_t thread_node = thread_group ? 0 : off("task_struct", "thread_node");
     const uint64_t signal = thread_group ? 0 : off("task_struct", "signal");
     const uint64_t thread_head = thread_group ? 0 : off("signal_struct", "thread_head");
-    auto rd = [&](uint64_t va) {
+    auto rd = [&](uint64_t va) {   // a pointer: 8 bytes, 4 on 32-bit kernels (little-endian)
         uint64_t v = 0;
-        REQUIRE(tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 8)));
+        REQUIRE(tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), b.pointer_size())));
         return v;
     };
     std::set<uint64_t> out = {init_task};
@@ -140,10 +142,20 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     const std::string kernel = kernel_file(), dump = dump_file();
     REQUIRE_MESSAGE(!kernel.empty(), "no vmlinuz in " << g_dev);
     REQUIRE_MESSAGE(!dump.empty(), "no dump.elf in " << g_dev);
+    // A kernel without CONFIG_KALLSYMS_ALL (686-pae) has no init_task in kallsyms: its -dbg System.map
+    // (make-dataset links it as System.map) completes the symbols.
+    auto syms = Kallsyms::load((g_dev / "kallsyms").string());
+    const bool need_map = !syms.address("init_task");
+    if (need_map) {
+        REQUIRE_MESSAGE(fs::exists(g_dev / "System.map"), "kallsyms without init_task and no System.map in " << g_dev);
+        syms = syms.with_system_map(Kallsyms::load((g_dev / "System.map").string()));
+    }
     Tmp tmp;
     const std::string tsv = (tmp.dir / "labels.tsv").string();
     const std::string cmd = shell_quote(g_dmlabel) + " --kernel " + shell_quote(kernel) + " --kallsyms " +
-                            shell_quote((g_dev / "kallsyms").string()) + " --view " +
+                            shell_quote((g_dev / "kallsyms").string()) +
+                            (need_map ? " --system-map " + shell_quote((g_dev / "System.map").string()) : "") +
+                            " --view " +
                             shell_quote((g_dev / "view.txt").string()) + " " + shell_quote(dump) + " -o " +
                             shell_quote(tsv);
     MESSAGE(cmd);
@@ -183,7 +195,6 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     auto phys = PhysicalLayer::open(dump);
     auto tl = TranslationLayer::detect(*phys);
     auto b = btf::load_kernel_btf(kernel);
-    auto syms = Kallsyms::load((g_dev / "kallsyms").string());
     std::set<uint64_t> simple = simple_task_walk(tl, b, syms.require("init_task"));
     std::set<uint64_t> dm_listed;
     for (uint64_t t : dm_tasks)

@@ -41,6 +41,17 @@ diff -r "$t/etc-apt" "$t/etc-apt.orig" >/dev/null || fail "the machine's apt sou
 [ "$(cd "$t/cache" && find . -mindepth 1 -maxdepth 1)" = ./apt ] || fail "a dry run wrote outside CACHE/apt: $(ls "$t/cache")"
 grep -qx 'dump-000 1 linux-image-6.1.0-47-amd64-unsigned 1 256' "$t/out" || fail "single build: 1 CPU, 256 MiB expected: $(tail -1 "$t/out")"
 
+# an i386 build: a second private state CACHE/apt-i386 whose only architecture is i386 (the machine's
+# dpkg architectures untouched); the amd64 state stays as it was
+run --kernel linux-image-6.1.0-57-686-pae-unsigned > "$t/out" || fail "i386 dry run failed"
+grep -q "^apt-get .*Dir::State::Lists=$t/cache/apt-i386/lists.* -o APT::Architecture=i386 -o APT::Architectures=i386 -q update$" "$t/out" \
+  || fail "no i386 private apt update: $(grep update "$t/out")"
+grep -q "^apt-get .*Dir::State::Lists=$t/cache/apt-i386/lists.*APT::Architecture=i386.* download -q linux-image-6.1.0-57-686-pae-unsigned$" "$t/out" \
+  || fail "the i386 kernel is not downloaded through the i386 state: $(grep download "$t/out")"
+cmp -s "$t/cache/apt/sources.list" "$t/cache/apt-i386/sources.list" || fail "the i386 state has other sources"
+[ "$(cd "$t/cache" && find . -mindepth 1 -maxdepth 1 | sort | tr '\n' ' ')" = "./apt ./apt-i386 " ] \
+  || fail "an i386 dry run wrote outside CACHE/apt and CACHE/apt-i386: $(ls "$t/cache")"
+
 # one-line format, trailing slash; security mirror derived; --mirror wins
 rm -r "$t/etc-apt/sources.list.d"; echo 'deb [arch=amd64] http://m2.example/debian/ bookworm main' > "$t/etc-apt/sources.list"
 run > /dev/null || fail "one-line sources"
