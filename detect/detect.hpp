@@ -3,11 +3,15 @@
 //
 // Contract
 //   Votes     For a model of type T with key nodes k_1..k_{K−1} (class c ≥ 1 is k_c), node n votes
-//             when its most probable class c is ≥ 1 *and* its true segment length matches k_c
-//             (equals k_c.length, or is at least that for an open-ended key node)
-//             (a key node label is the pair (offset, length); a segment of another length cannot
-//             carry it). The vote is for the base address vaddr[n] − k_c.offset. A base's votes
-//             come from distinct classes by construction (one node per address).
+//             when its most probable class c is ≥ 1 *and* n carries k_c (carries()): its true
+//             segment length matches k_c (equals k_c.length, or is at least that for an open-ended
+//             key node) — a key node label is the pair (offset, length) — or n is the first part
+//             of k_c's segment split by pointers planted inside it (issue #13: one 8-byte write
+//             into a counter splits a segment): n is shorter, and n with the nodes that follow it,
+//             each one pointer word after the one before, ends where k_c ends (open-ended: at or
+//             past it), or one word before (the planted pointer is k_c's last word). The vote is
+//             for the base address vaddr[n] − k_c.offset. A base's votes come from distinct
+//             classes by construction (one node per address).
 //   Score     score(base) = Σ_{votes} k_c.weight + kVoteBonus · (votes − 1); weights are the
 //             key nodes' frequencies over the training objects (0..1], so a score is roughly
 //             "how many typical segments of a T agree here". A base is reported when
@@ -88,14 +92,16 @@ struct VoteAgreement {
     double fraction() const noexcept { return objects ? double(agreeing) / double(objects) : NAN; }
 };
 
+// Whether `node` can carry key node `key` (Votes above): length match or a split key node.
+bool carries(const MemoryGraph& graph, uint32_t node, const KeyNode& key);
 // Every base that received at least one vote and survived the overlap rule, sorted by vaddr.
 // `probs` is N × K for the graph's N nodes and the model's K classes (InferenceNet::run's
 // output). Throws ModelError(BadBatch) on a shape mismatch.
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const Mat<float>& probs);
 // The nodes whose vote can matter at `threshold`, ascending: the rows InferenceNet::run(graph,
-// rows, probs) needs. A node can only vote as a key node c its length matches, for the base
+// rows, probs) needs. A node can only vote as a key node c it carries, for the base
 // b = vaddr − k_c.offset, and b can score at most bound(b) = Σ k_c'.weight (+ bonus) over the key
-// nodes c' matched by the node at b + k_c'.offset, if any. A node is kept when one of its
+// nodes c' carried by the node at b + k_c'.offset, if any. A node is kept when one of its
 // bases has bound ≥ threshold. The others' votes go to bases scoring below threshold, which never
 // displace (Overlap) one at or above it: select(vote(rows), threshold) equals
 // select(vote(all nodes), threshold), and vote(rows) lacks only below-threshold candidates. With

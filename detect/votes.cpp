@@ -50,6 +50,19 @@ struct TruthIndex {
 
 }  // namespace
 
+bool carries(const MemoryGraph& graph, uint32_t node, const KeyNode& key) {
+    auto vaddr = graph.vaddr();
+    auto length = graph.length();
+    if (key.matches(length[node])) return true;
+    if (length[node] >= key.length) return false;
+    // Split by planted pointers (Votes in detect.hpp): follow the parts one pointer word apart.
+    const uint64_t word = graph.params().word_size, key_end = vaddr[node] + key.length;
+    uint64_t end = vaddr[node] + length[node];
+    for (uint32_t j = node + 1; j < vaddr.size() && end < key_end && vaddr[j] == end + word; ++j) end = vaddr[j] + length[j];
+    if (key.open_end) return end >= key_end;
+    return end == key_end || end + word == key_end;
+}
+
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const Mat<float>& probs) {
     std::vector<uint32_t> all(graph.node_count());
     std::iota(all.begin(), all.end(), 0u);
@@ -63,14 +76,13 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
     bool positive = true;
     for (const KeyNode& key : model.key_nodes) positive = positive && key.weight > 0;
     if (!positive) threshold = -INFINITY;   // the bound below needs weights > 0
-    // Per key node, its cursor in the nodes it matches: the bases vaddr − offset it proposes come in
-    // ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
-    std::map<uint32_t, std::vector<uint32_t>> of_length, at_least;   // exact and open-ended key nodes
-    for (const KeyNode& key : model.key_nodes) (key.open_end ? at_least : of_length)[key.length];
-    for (uint32_t i = 0; i < n; ++i) {
-        if (auto it = of_length.find(length[i]); it != of_length.end()) it->second.push_back(i);
-        for (auto it = at_least.begin(); it != at_least.end() && it->first <= length[i]; ++it) it->second.push_back(i);
-    }
+    // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
+    // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
+    std::vector<std::vector<uint32_t>> carriers(model.key_nodes.size());
+    #pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < carriers.size(); ++c)
+        for (uint32_t i = 0; i < n; ++i)
+            if (carries(graph, i, model.key_nodes[c])) carriers[c].push_back(i);
     struct Cursor { const std::vector<uint32_t>* nodes; size_t at; };
     std::vector<Cursor> cursors;
     using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
@@ -81,7 +93,7 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
         while (cur.at < cur.nodes->size() && vaddr[(*cur.nodes)[cur.at]] < offset) ++cur.at;
         if (cur.at < cur.nodes->size()) heap.emplace(vaddr[(*cur.nodes)[cur.at]] - offset, c);
     };
-    for (const KeyNode& key : model.key_nodes) cursors.push_back({&(key.open_end ? at_least : of_length)[key.length], 0});
+    for (const auto& nodes : carriers) cursors.push_back({&nodes, 0});
     for (uint32_t c = 1; c <= cursors.size(); ++c) advance(c);
     std::vector<char> keep(n, 0);
     // Per voted base: the bound if every node proposing it voted for it, and its nodes.
@@ -144,7 +156,7 @@ std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, co
         probs.row(Eigen::Index(r)).maxCoeff(&c);
         if (c == 0) continue;
         const KeyNode& key = model.key_nodes[size_t(c) - 1];
-        if (!key.matches(length[i]) || vaddr[i] < key.offset) continue;
+        if (!carries(graph, i, key) || vaddr[i] < key.offset) continue;
         votes.emplace_back(vaddr[i] - key.offset, uint32_t(c));
     }
     std::sort(votes.begin(), votes.end());

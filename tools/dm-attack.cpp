@@ -1,6 +1,6 @@
 // dm-attack: an attacked copy of a dataset dump, for the robustness comparison of issue #6.
 //
-//   dm-attack dkom|tamper|noise|plant --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]
+//   dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]
 //             [--types task_struct,…] [--mode random|plausible]
 //
 // DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; kallsyms and vmlinuz when
@@ -35,6 +35,12 @@
 //           aligned non-pointer words, each to a random 8-aligned offset inside another live
 //           task_struct; and floods fraction F (default 0.1) of the all-zero direct-map pages with
 //           such pointers (every word).
+//   smear   Acquisition smear (memory changing while it is copied): fraction F (default 0.05) of the
+//           non-zero physical pages the kernel's direct map covers, chosen at random, are each
+//           overwritten with the contents of another such page (its frame read after reuse). Page
+//           tables (every table of the kernel half reached from the dump's root) are left alone:
+//           the dump's own translation stays what it was. attack.json lists the smeared pages
+//           ("pages": physical addresses), so objects with no byte on them are the intact ones.
 #include "detect/detect.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
@@ -72,7 +78,7 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dm-attack dkom|tamper|noise|plant --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
+    "usage: dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
     "                 [--types task_struct,…] [--mode random|plausible]\n";
 
 // The output dump (an AtomicFile's temporary, renamed into place only when the attack is done),
@@ -154,13 +160,38 @@ std::string comm_of(const KernelMemory& mem, uint64_t t, const Offsets& o) {
     return s;
 }
 
+// The physical pages of the page tables that map the kernel half (x86-64 4- or 5-level paging from
+// the dump's root): smear leaves them alone.
+std::set<uint64_t> kernel_table_pages(WritableDump& dump) {
+    const PagingMode mode = dump.tl().mode();
+    if (mode != PagingMode::X86_64_4Level && mode != PagingMode::X86_64_5Level)
+        throw InputError("smear: only x86-64 dumps (4- or 5-level paging)");
+    constexpr uint64_t kPresent = 1, kLarge = 0x80, kAddr = 0x000ffffffffff000ull;
+    std::set<uint64_t> tables;
+    std::vector<std::pair<uint64_t, int>> todo{{dump.tl().dtb() & kAddr, mode == PagingMode::X86_64_5Level ? 5 : 4}};
+    while (!todo.empty()) {
+        auto [table, level] = todo.back();
+        todo.pop_back();
+        const uint8_t* page = dump.at_physical(table);
+        if (!page || !tables.insert(table).second) continue;
+        const bool top = tables.size() == 1;
+        for (int i = top ? 256 : 0; i < 512; ++i) {   // the kernel half of the root
+            uint64_t e;
+            std::memcpy(&e, page + 8 * i, 8);
+            if (!(e & kPresent) || level == 1 || (level <= 3 && (e & kLarge))) continue;
+            todo.emplace_back(e & kAddr, level - 1);
+        }
+    }
+    return tables;
+}
+
 int run(int argc, char** argv) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")("in", po::value<std::string>()->required(), "dataset dump directory")(
         "out", po::value<std::string>()->required(), "output directory (created)")(
         "seed", po::value<Whole<uint64_t>>()->required(), "random seed (recorded in attack.json)")(
         "count", po::value<Whole<uint64_t>>(), "dkom: processes (3); tamper: tasks (10); plant: pointers per object (8)")(
-        "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1)")(
+        "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1); smear: fraction of pages (0.05)")(
         "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated")(
         "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible");
     const auto parsed = parse_command_line(argc, argv, o, {{"attack", 1}}, kUsage);
@@ -168,8 +199,8 @@ int run(int argc, char** argv) {
     const po::variables_map& vm = *parsed;
     if (!vm.count("attack")) throw InputError("missing ATTACK argument");
     const std::string attack = vm["attack"].as<std::string>();
-    if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant")
-        throw InputError("ATTACK must be dkom, tamper, noise or plant, not '" + attack + "'");
+    if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant" && attack != "smear")
+        throw InputError("ATTACK must be dkom, tamper, noise, plant or smear, not '" + attack + "'");
     const fs::path in = vm["in"].as<std::string>(), out = vm["out"].as<std::string>();
     const uint64_t seed = vm["seed"].as<Whole<uint64_t>>().value;
     const std::string mode = vm["mode"].as<std::string>();
@@ -325,6 +356,42 @@ int run(int argc, char** argv) {
                        ",\"state\":" + std::to_string(state) + ",\"flags\":" + std::to_string(flags) +
                        ",\"fields\":[\"comm\",\"pid\",\"tgid\",\"__state\",\"flags\"]}");
         }
+    } else if (attack == "smear") {
+        params = "\"fraction\":" + std::to_string(fraction);
+        const std::set<uint64_t> tables = kernel_table_pages(dump);
+        // Candidate pages: present, non-zero, under the direct map (the lowest kernel run start is
+        // page_offset_base), not a page table; each once, by its physical address.
+        auto pob = kernel.symbols ? kernel.symbols->address("page_offset_base") : std::nullopt;
+        std::optional<uint64_t> base;
+        if (pob) base = dump.read64(*pob);
+        if (!base) throw InputError("smear: page_offset_base unknown (no kallsyms in the dump or DUMP_DIR)");
+        std::set<uint64_t> seen;
+        std::vector<uint64_t> pages;
+        for (const VirtualRun& r : dump.tl().kernel_runs()) {
+            if (r.vaddr < *base || r.vaddr >= *base + (uint64_t{1} << 40)) continue;
+            for (uint64_t p = 0; p + 4096 <= r.size; p += 4096) {
+                const uint64_t pa = r.paddr + p;
+                const uint8_t* page = dump.at_physical(pa);
+                if (!page || tables.count(pa) || !seen.insert(pa).second) continue;
+                if (std::all_of(page, page + 4096, [](uint8_t c) { return c == 0; })) continue;
+                pages.push_back(pa);
+            }
+        }
+        if (pages.size() < 2) throw InputError("smear: fewer than 2 non-zero direct-map pages");
+        std::vector<uint64_t> chosen = pages;
+        std::shuffle(chosen.begin(), chosen.end(), rng);
+        chosen.resize(static_cast<size_t>(std::llround(fraction * double(pages.size()))));
+        std::sort(chosen.begin(), chosen.end());
+        std::string list;
+        for (uint64_t pa : chosen) {
+            uint64_t from;
+            do from = pages[rng() % pages.size()];
+            while (from == pa);
+            std::memmove(dump.at_physical(pa), dump.at_physical(from), 4096);
+            list += (list.empty() ? "\"" : ",\"") + hex(pa) + "\"";
+        }
+        add_change("{\"candidate_pages\":" + std::to_string(pages.size()) + ",\"page_tables_kept\":" +
+                   std::to_string(tables.size()) + ",\"smeared\":" + std::to_string(chosen.size()) + ",\"pages\":[" + list + "]}");
     } else {
         const bool noise = attack == "noise";
         const uint64_t per_object = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 8;

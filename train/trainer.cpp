@@ -49,6 +49,7 @@ void TrainConfig::validate() const {
     need(none_weight > 0 && std::isfinite(none_weight), "batch.none_weight", "must be > 0");
     need(mined_fraction >= 0 && mined_fraction <= 1, "batch.mined_fraction", "must be in [0, 1]");
     need(content_noise >= 0 && content_noise <= 1, "batch.content_noise", "must be in [0, 1]");
+    need(plant_rate >= 0 && plant_rate <= 1, "batch.plant_rate", "must be in [0, 1]");
     need(hard_negative_fraction + mined_fraction <= 1, "batch.mined_fraction",
          "hard_negative_fraction + mined_fraction must be ≤ 1");
     need(steps >= 1 && steps <= kMaxSteps, "run.steps", "must be in 1..1000000000");
@@ -98,8 +99,9 @@ std::string trajectory_ini(const TrainConfig& c) {
       << "\nweight_decay = " << num(c.weight_decay) << "\nclip_norm = " << num(c.clip_norm)
       << "\n\n[batch]\npositives = " << c.positives << "\nnegatives_per_positive = " << num(c.negatives_per_positive)
       << "\nhard_negative_fraction = " << num(c.hard_negative_fraction) << "\nnone_weight = " << num(c.none_weight)
-      << "\nmined_fraction = " << num(c.mined_fraction) << "\ncontent_noise = " << num(c.content_noise)
-      << "\n\n[run]\nseed = " << c.seed << "\n";
+      << "\nmined_fraction = " << num(c.mined_fraction) << "\ncontent_noise = " << num(c.content_noise);
+    if (c.plant_rate > 0) o << "\nplant_rate = " << num(c.plant_rate);   // older models' text unchanged
+    o << "\n\n[run]\nseed = " << c.seed << "\n";
     if (c.mined_fraction > 0) o << "checkpoint_every = " << c.checkpoint_every << "\n";   // mining steps
     return o.str();
 }
@@ -257,6 +259,94 @@ void draw(uint64_t& rng, const std::vector<uint32_t>* pool, uint32_t n, size_t w
     }
 }
 
+}  // namespace
+
+void plant_pointers(GraphBatch& b, std::span<const uint32_t> length, uint32_t word, double rate, uint64_t& rng) {
+    // See Planting in trainer.hpp. A node is "with edges" when the batch kept its in-edges (hops ≤
+    // T−2, extract_batch): only those can be split and be the planted pointer's target D.
+    constexpr int ln = 0, rn = 1, lp = 2, rp = 3;   // EdgeKind order
+    const uint32_t n0 = b.nodes(), fb = b.feature_bytes;
+    using Rows = std::array<std::vector<uint32_t>, kNeighbourKinds>;
+    std::vector<Rows> in(n0);
+    std::vector<uint32_t> eligible;
+    std::vector<char> with_edges(n0, 0);
+    for (uint32_t r = 0; r < n0; ++r) {
+        for (int k = 0; k < kNeighbourKinds; ++k) {
+            auto row = b.in[size_t(k)].view().row(r);
+            in[r][size_t(k)].assign(row.begin(), row.end());
+            with_edges[r] |= !row.empty();
+        }
+        if (with_edges[r]) eligible.push_back(r);
+    }
+    if (eligible.size() < 2) return;
+    std::vector<uint32_t> len(n0);
+    for (uint32_t r = 0; r < n0; ++r) len[r] = length[b.node_ids[r]];
+    const double f = double(splitmix(rng) >> 11) * 0x1.0p-53 * rate;
+    auto add = [](std::vector<uint32_t>& v, uint32_t x) { if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x); };
+    for (uint32_t c : eligible) {
+        const uint32_t words = len[c] / word;
+        if (words < 2) continue;   // a one-word segment would vanish: not modelled
+        const double p_split = 1 - std::pow(1 - f, double(words));
+        if (double(splitmix(rng) >> 11) * 0x1.0p-53 >= p_split) continue;
+        const uint32_t w = uint32_t(splitmix(rng) % words);
+        uint32_t d;
+        do d = eligible[splitmix(rng) % eligible.size()];
+        while (d == c);
+        uint8_t* row = b.features.data() + size_t(c) * fb;
+        const uint32_t at = w * word;   // the planted pointer's offset in the segment
+        if (w == 0) {   // the segment now starts one word later: another label
+            std::memmove(row, row + std::min(word, fb), fb - std::min(word, fb));
+            std::fill(row + fb - std::min(word, fb), row + fb, uint8_t{0});
+            add(in[c][lp], d);
+            for (uint32_t left : in[c][ln])
+                if (with_edges[left]) add(in[left][rp], d);
+            len[c] -= word;
+            if (c < b.targets.size() && !b.labels.empty()) b.labels[c] = 0;   // targets are rows 0..M−1
+        } else if (w + 1 == words) {   // its last word: the right boundary grows
+            if (at < fb) std::fill(row + at, row + fb, uint8_t{0});
+            add(in[c][rp], d);
+            for (uint32_t right : in[c][rn])
+                if (with_edges[right]) add(in[right][lp], d);
+            len[c] = at;
+        } else {   // split in two: c keeps [0, at), a new node c' takes [at + word, len)
+            const uint32_t c2 = uint32_t(in.size());
+            std::vector<uint8_t> tail(fb, 0);
+            if (at + word < fb) std::copy(row + at + word, row + fb, tail.begin());
+            if (at < fb) std::fill(row + at, row + fb, uint8_t{0});
+            b.features.insert(b.features.end(), tail.begin(), tail.end());
+            Rows r2;
+            r2[ln] = {c};
+            r2[rn] = in[c][rn];
+            r2[lp] = {d};
+            r2[rp] = in[c][rp];
+            for (uint32_t right : in[c][rn])
+                if (right < with_edges.size() && with_edges[right])
+                    for (uint32_t& x : in[right][ln]) x = x == c ? c2 : x;
+            in[c][rn] = {c2};
+            in[c][rp] = {d};
+            in.push_back(std::move(r2));
+            with_edges.push_back(1);
+            len.push_back(len[c] - at - word);
+            len[c] = at;
+            b.node_ids.push_back(b.node_ids[c]);
+        }
+    }
+    for (int k = 0; k < kNeighbourKinds; ++k) {
+        Csr& csr = b.in[size_t(k)];
+        csr.offsets.assign(1, 0);
+        csr.sources.clear();
+        for (Rows& r : in) {
+            std::vector<uint32_t>& v = r[size_t(k)];
+            std::sort(v.begin(), v.end());
+            v.erase(std::unique(v.begin(), v.end()), v.end());
+            csr.sources.insert(csr.sources.end(), v.begin(), v.end());
+            csr.offsets.push_back(csr.sources.size());
+        }
+    }
+}
+
+namespace {
+
 GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& dumps, const std::vector<Pools>& pools,
                         uint64_t step, uint32_t iterations) {
     uint64_t rng = cfg.seed * 0x2545f4914f6cdd1dull ^ (step * 0x9e3779b97f4a7c15ull);
@@ -281,6 +371,8 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
     std::vector<uint32_t> labels;
     for (uint32_t t : targets) labels.push_back(p.classes[t]);
     GraphBatch b = extract_batch(graph_input(dumps[d].graph), targets, labels, iterations);
+    if (cfg.plant_rate > 0)   // see Planting in the contract
+        plant_pointers(b, dumps[d].graph.length(), dumps[d].graph.params().word_size, cfg.plant_rate, rng);
     if (cfg.content_noise > 0) {   // see Noise in the contract
         const double f = double(splitmix(rng) >> 11) * 0x1.0p-53 * cfg.content_noise;
         const uint64_t cut = uint64_t(f * 0x1.0p64 >= 0x1.0p64 ? ~uint64_t{0} : uint64_t(f * 0x1.0p64));

@@ -29,6 +29,14 @@
 //   Noise       With content_noise > 0, each step draws a fraction f ∈ [0, content_noise] and
 //               replaces that fraction of the batch nodes' content bytes (within each segment's true
 //               length) with random ones — augmentation against tampered or decayed object fields.
+//   Planting    With plant_rate > 0 (issue #13: one 8-byte write into a counter splits a segment
+//               and adds edges), each step draws a rate f ∈ [0, plant_rate] and plants a pointer in
+//               each batch node whose in-edges the batch holds with probability 1 − (1 − f)^words
+//               (segments of ≥ 2 words), at a random word of it, to a random other such node D:
+//               the memory graph as if that word held a pointer into D (plant_pointers). Labels
+//               follow the votes (detect/detect.hpp): a key-node target cut short keeps its class
+//               (its first part still carries the key node); one whose first word was planted
+//               starts a word later and becomes class 0. Drawn after the batch, before noise.
 //   Mining      With mined_fraction > 0, at every checkpoint step the current model classifies every
 //               node of the training dumps; class-0 nodes it would let vote become that dump's
 //               "mined" negatives until the next checkpoint, and that fraction of each step's
@@ -97,6 +105,7 @@ struct TrainConfig {
     float negatives_per_positive = 3.f, hard_negative_fraction = 0.5f, none_weight = 1.f;
     float mined_fraction = 0.f;      // 0 = no hard-negative mining
     float content_noise = 0.f;       // up to this fraction of a batch's content bytes randomised
+    float plant_rate = 0.f;          // up to this fraction of a batch's words made planted pointers
     // [run]
     uint64_t steps = 2000, validate_every = 500, checkpoint_every = 200, seed = 1;
     static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
@@ -174,6 +183,16 @@ std::vector<Calibration> validate_windows(const Model&, const std::vector<Labele
 // The kernel builds of dumps, distinct, in order: each dump's banner (graph/kernel_banner.hpp)
 // with its release, else its meta.json release with no banner; dumps with neither are skipped.
 std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>&);
+
+// Planting (see the contract) on one batch: `length` is the source graph's segment lengths, `word`
+// its pointer size, `rate` the largest per-word rate; draws from `rng`. Each split node's features
+// lose the bytes from the planted word on; a new node for the part after it (appended, its
+// node_id that of the split node) gets the bytes of the first part's window after the word,
+// zero-padded (what lies beyond the kept 64 bytes is unknown), and its in-edges: ln from the first
+// part, lp from D, and the rn and rp the split node had; the first part gets rn from it and rp
+// from D; the right neighbour's ln now comes from it. Pointers into the split segment keep their
+// edge to the first part. Rows stay sorted and distinct.
+void plant_pointers(GraphBatch& b, std::span<const uint32_t> length, uint32_t word, double rate, uint64_t& rng);
 
 // The training loop. `log` receives progress and validation lines.
 struct TrainResult {

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -307,4 +308,62 @@ TEST_CASE("detect: voting rows under a vote window give the same detections as e
     CHECK(voting_rows(g, m, 2.0f) == V{0, 1, 2});
     m.vote_window = 160;
     CHECK(voting_rows(g, m, 2.0f) == V{0, 1, 2, 5, 6});
+}
+
+TEST_CASE("detect: a key node split by pointers planted inside it still votes (issue #13)") {
+    // Key nodes (0,24) (32,24) (64,32) over nodes made by pointer words at the given offsets (the
+    // clean layout of nine_nodes(): 24, 56, 96, …); `extra` are the planted ones.
+    auto graph_with = [](const std::vector<uint64_t>& extra) {
+        Memory m(1);
+        m.map(K64, 0, 4096);
+        for (uint64_t p : {24, 56, 96, 200, 296, 328, 360, 416, 4088}) m.word(p, K64 + 8);
+        for (uint64_t p : extra) m.word(p, K64 + 8);
+        return m.build();
+    };
+    const Model m = three_keys();
+    const KeyNode& k3 = m.key_nodes[2];   // (64, 32)
+    auto node_at = [](const MemoryGraph& g, uint64_t off) {
+        auto n = g.node_containing(K64 + off);
+        REQUIRE(n);
+        REQUIRE(g.vaddr()[*n] == K64 + off);
+        return *n;
+    };
+    SUBCASE("split in the middle, twice, or at its last word: the first part carries it") {
+        for (const auto& [planted, len] : {std::pair{std::vector<uint64_t>{80}, 16u}, std::pair{std::vector<uint64_t>{72, 88}, 8u},
+                                    std::pair{std::vector<uint64_t>{88}, 24u}}) {
+            const MemoryGraph g = graph_with(planted);
+            const uint32_t n = node_at(g, 64);
+            const uint32_t length = len;   // (no structured binding in INFO: clang 14)
+            INFO("first part of length " << length);
+            CHECK(g.length()[n] == length);
+            CHECK(carries(g, n, k3));
+            // and it votes: n0, n1 and the split n2 agree on base 0
+            std::vector<int> cls(g.node_count(), 0);
+            cls[node_at(g, 0)] = 1;
+            cls[node_at(g, 32)] = 2;
+            cls[n] = 3;
+            auto c = vote(g, m, probs_for(cls));
+            REQUIRE(!c.empty());
+            CHECK(c[0].vaddr == K64);
+            CHECK(c[0].votes == 3);
+            // voting_rows keeps it at the full score's threshold
+            const auto rows = voting_rows(g, m, 2.3f);
+            CHECK(std::find(rows.begin(), rows.end(), n) != rows.end());
+        }
+    }
+    SUBCASE("a shorter node whose parts do not end where the key node ends does not carry it") {
+        // two adjacent pointers at 80 and 88: [64,80) then [96…) is not one word later
+        const MemoryGraph g = graph_with({80, 88});
+        CHECK_FALSE(carries(g, node_at(g, 64), k3));
+        // the clean 24-byte n1 carries (32,24) by length; a 16-byte part of it followed by a gap that
+        // is not a single word does not
+        const MemoryGraph h = graph_with({});
+        CHECK(carries(h, node_at(h, 32), m.key_nodes[1]));
+        CHECK_FALSE(carries(h, node_at(h, 0), k3));   // 24 < 32, but its parts end at 56 + …, not 32
+    }
+    SUBCASE("the first word planted: the key node starts a word later and is not carried") {
+        const MemoryGraph g = graph_with({64});
+        CHECK(!g.node_containing(K64 + 64));
+        CHECK_FALSE(carries(g, node_at(g, 72), k3));
+    }
 }

@@ -1,4 +1,4 @@
-// dmtrain under `mpirun -np 2` ($DMTRAIN, $MPIRUN and OpenMPI's run-as-root/oversubscribe settings
+// --resume exact with planted-pointer augmentation (one process), and dmtrain under `mpirun -np 2` ($DMTRAIN, $MPIRUN and OpenMPI's run-as-root/oversubscribe settings
 // set by meson; MPIRUN only when the build found MPI and mpirun, else the two-rank parts are left
 // out): on a synthetic dataset written here (three
 // ELF dumps with real x86-64 page tables, 256-byte objects with pointers at +0, +64, +128), 20
@@ -132,6 +132,29 @@ double max_relative_difference(const Model& a, const Model& b) {
 }
 
 }  // namespace
+
+TEST_CASE("train: --resume is exact with planted-pointer augmentation (batch.plant_rate, one process)") {
+    const Dataset d;
+    const std::string plain = (d.dir / "plain.cereal").string(), full = (d.dir / "full.cereal").string(),
+                      split = (d.dir / "split.cereal").string(), plant = " --batch.plant_rate 0.05";
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + plain + " --run.steps 10") == 0, slurp(d.dir / "err.txt"));
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + full + " --run.steps 10" + plant) == 0, slurp(d.dir / "err.txt"));
+    // "killed" after the step-5 checkpoint, then resumed to 10
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 5" + plant) == 0, slurp(d.dir / "err.txt"));
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 10 --resume" + plant) == 0, slurp(d.dir / "err.txt"));
+    const Model f = Model::load(full), r = Model::load(split), p = Model::load(plain);
+    CHECK(r.adam_state.step == 10);
+    CHECK(max_relative_difference(f, r) == 0);
+    for (size_t i = 0; i < r.adam_state.m.tensors.size(); ++i) {
+        CHECK(r.adam_state.m.tensors[i] == f.adam_state.m.tensors[i]);
+        CHECK(r.adam_state.v.tensors[i] == f.adam_state.v.tensors[i]);
+    }
+    CHECK(max_relative_difference(f, p) > 0);   // the augmentation changed the trajectory
+    CHECK(f.provenance.training_config.find("plant_rate = 0.05") != std::string::npos);
+    CHECK(p.provenance.training_config.find("plant_rate") == std::string::npos);   // older models' text
+    // a changed rate is another trajectory: refused on --resume
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.1") != 0);
+}
 
 TEST_CASE("train-mpi: two ranks train the single process's weights; --resume on two ranks is exact") {
     if (!have_mpi()) {

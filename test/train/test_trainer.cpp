@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 using namespace deepmem;
@@ -234,4 +236,79 @@ TEST_CASE("train: the kernel builds of dumps, from their banners, else their met
     REQUIRE(builds.size() == 2);
     CHECK(builds[0] == KernelBuild{"6.1.0-47-amd64", banner});
     CHECK(builds[1] == KernelBuild{"6.1.0-57-rt-amd64", ""});
+}
+
+TEST_CASE("train: planted-pointer augmentation — a pure function of its draws, graph surgery as documented") {
+    // Every word of a 4 KiB page filled with distinct bytes, pointers every 96 bytes: segments of 88.
+    Memory m(1);
+    m.map(K64, 0, 4096);
+    for (uint64_t a = 0; a < 4096; ++a) m.image[a] = uint8_t(1 + a * 7 % 255);   // never 0
+    for (uint64_t p = 88; p < 4096; p += 96) m.word(p, K64 + 8 * (p % 7) + 96);
+    const MemoryGraph g = m.build();
+    REQUIRE(g.node_count() > 30);
+    const std::vector<uint32_t> targets{3, 10, 17, 24}, labels{1, 2, 0, 1};
+    const GraphBatch clean = extract_batch(graph_input(g), targets, labels, 3);
+    auto planted = [&](uint64_t seed, double rate) {
+        GraphBatch b = clean;
+        uint64_t rng = seed;
+        plant_pointers(b, g.length(), 8, rate, rng);
+        return b;
+    };
+    auto same = [](const GraphBatch& a, const GraphBatch& b) {
+        bool s = a.features == b.features && a.labels == b.labels && a.targets == b.targets && a.node_ids == b.node_ids;
+        for (int k = 0; k < kNeighbourKinds; ++k)
+            s = s && a.in[size_t(k)].offsets == b.in[size_t(k)].offsets && a.in[size_t(k)].sources == b.in[size_t(k)].sources;
+        return s;
+    };
+    // The same draws give the same batch (sample_batch seeds them by (seed, step): --resume is exact).
+    CHECK(same(planted(7, 0.5), planted(7, 0.5)));
+    CHECK_FALSE(same(planted(7, 0.5), planted(8, 0.5)));
+    CHECK_FALSE(same(planted(7, 0.5), clean));
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        const GraphBatch b = planted(seed, 1.0);
+        CAPTURE(seed);
+        const uint32_t n = b.nodes();
+        REQUIRE(n >= clean.nodes());
+        CHECK(b.features.size() == size_t(n) * b.feature_bytes);
+        CHECK(b.node_ids.size() == n);
+        CHECK(b.targets == clean.targets);
+        for (size_t i = 0; i < labels.size(); ++i) CHECK((b.labels[i] == labels[i] || b.labels[i] == 0));
+        for (int k = 0; k < kNeighbourKinds; ++k) {
+            const Csr& c = b.in[size_t(k)];
+            REQUIRE(c.rows() == n);
+            for (uint32_t r = 0; r < n; ++r) {
+                auto row = c.view().row(r);
+                CHECK(std::adjacent_find(row.begin(), row.end(), std::greater_equal<>()) == row.end());   // sorted, distinct
+                for (uint32_t s : row) CHECK(s < n);
+            }
+        }
+        // Every new node (a segment's part after a planted word) has ln from the part before it,
+        // one lp (the planted pointer's target), and that first part has rn from it.
+        for (uint32_t r = clean.nodes(); r < n; ++r) {
+            auto left = b.in[0].view().row(r);
+            REQUIRE(left.size() == 1);
+            CHECK(b.node_ids[r] == b.node_ids[left[0]]);
+            CHECK(b.in[2].view().row(r).size() == 1);
+            auto first_rn = b.in[1].view().row(left[0]);
+            CHECK(std::vector<uint32_t>(first_rn.begin(), first_rn.end()) == std::vector<uint32_t>{r});
+            // the first part's window is zero from the planted word on, and the new node's starts
+            // with bytes the first part held after it
+            const uint8_t* tail = b.features.data() + size_t(r) * b.feature_bytes;
+            const uint8_t* head = clean.features.data() + size_t(left[0]) * b.feature_bytes;
+            const uint8_t* cut = b.features.data() + size_t(left[0]) * b.feature_bytes;
+            uint32_t at = 0;
+            while (at < b.feature_bytes && cut[at] == head[at] && head[at] != 0) ++at;
+            CHECK(at % 8 == 0);
+            for (uint32_t i = at; i < b.feature_bytes; ++i) CHECK(cut[i] == 0);
+            if (at + 8 < b.feature_bytes) CHECK(tail[0] == head[at + 8]);
+        }
+    }
+    // Some steps split no node at all, some split several: the rate is drawn per step.
+    size_t none = 0, several = 0;
+    for (uint64_t seed = 1; seed <= 40; ++seed) {
+        const uint32_t added = planted(seed, 0.05).nodes() - clean.nodes();
+        none += added == 0, several += added >= 2;
+    }
+    CHECK(none > 0);
+    CHECK(several > 0);
 }
