@@ -118,6 +118,8 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, e.probs), threshold));
         timing.vote = since(t0);
         timings_.push_back(std::move(timing));
+        e.net.release();   // the next model's run starts from nothing: peak memory = the largest model's
+        e.probs.resize(0, 0);
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;
     }

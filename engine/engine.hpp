@@ -265,6 +265,10 @@ public:
     size_t folded_sigma_layers() const noexcept { return sigma_[0].size(); }
     size_t folded_classifier_layers() const noexcept { return cls_.size(); }
     bool reordered() const noexcept { return reorder_; }
+    // Frees the working memory of the last run (embeddings, v·W1, frontier levels: ≈ 3–4 × N × H
+    // floats after a whole-graph run); embedding() is empty afterwards. A detector running several
+    // models calls it after each, so that its peak is the largest model's, not their sum.
+    void release() noexcept;
 
     struct Dense { Mat<float> w, b; Activation activation; };
 private:

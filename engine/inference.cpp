@@ -205,6 +205,13 @@ InferenceNet::InferenceNet(const ModelConfig& cfg, const Params<float>& p) : cfg
     cls_ = fold(std::move(layers));
 }
 
+void InferenceNet::release() noexcept {
+    for (Mat<float>* m : {&mu_, &mu_prev_, &xw_, &p_, &whole_}) m->resize(0, 0);
+    levels_ = {};
+    union_ = {};
+    slot_ = {};
+}
+
 void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
     g.validate();
     const Index N = g.nodes(), H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
