@@ -2,6 +2,7 @@
 #pragma once
 
 #include "engine/engine.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -30,11 +31,14 @@ void aggregate(CsrView a, const S* in, int64_t in_stride, S* out, int64_t out_st
                bool accumulate) {
     const int64_t rows = a.rows();
     constexpr int64_t kBlock = 256;
+    ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t b = 0; b < (rows + kBlock - 1) / kBlock; ++b) {
-        const int64_t first = b * kBlock, last = std::min(rows, first + kBlock);
-        aggregate_rows(a, first, last, in, in_stride, out + first * out_stride, out_stride, width, accumulate);
-    }
+    for (int64_t b = 0; b < (rows + kBlock - 1) / kBlock; ++b)
+        errors.run([&] {
+            const int64_t first = b * kBlock, last = std::min(rows, first + kBlock);
+            aggregate_rows(a, first, last, in, in_stride, out + first * out_stride, out_stride, width, accumulate);
+        });
+    errors.rethrow();
 }
 
 // Outgoing-edge CSR of `a` (row m lists the n with m ∈ a.row(n), ascending). Counting sort: O(E).

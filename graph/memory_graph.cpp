@@ -17,6 +17,8 @@
 // no sort of edges is needed and no two threads write the same row.
 #include "graph/memory_graph.hpp"
 
+#include "graph/parallel_errors.hpp"
+
 #include <omp.h>
 #include <sys/mman.h>
 
@@ -229,18 +231,23 @@ void prefix_sum(uint64_t* a, uint64_t n) {
     }
     uint64_t per = (n + kBlocks - 1) / kBlocks;
     uint64_t sums[kBlocks + 1] = {};
+    ParallelErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < kBlocks; ++b) {
-        uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
-        for (uint64_t i = lo + 1; i < hi; ++i) a[i] += a[i - 1];
-        sums[b + 1] = hi > lo ? a[hi - 1] : 0;
-    }
+    for (int64_t b = 0; b < kBlocks; ++b)
+        errors.run([&] {
+            uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
+            for (uint64_t i = lo + 1; i < hi; ++i) a[i] += a[i - 1];
+            sums[b + 1] = hi > lo ? a[hi - 1] : 0;
+        });
+    errors.rethrow();
     for (int64_t b = 0; b < kBlocks; ++b) sums[b + 1] += sums[b];
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 1; b < kBlocks; ++b) {
-        uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
-        for (uint64_t i = lo; i < hi; ++i) a[i] += sums[b];
-    }
+    for (int64_t b = 1; b < kBlocks; ++b)
+        errors.run([&] {
+            uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
+            for (uint64_t i = lo; i < hi; ++i) a[i] += sums[b];
+        });
+    errors.rethrow();
 }
 
 void check_params(const GraphParams& p) {
@@ -381,31 +388,36 @@ struct MemoryGraphBuilder {
         std::vector<std::vector<uint64_t>> chunk_targets(chunks);
         std::atomic<uint64_t> done{0};
         const int64_t nchunks = static_cast<int64_t>(chunks);
+        ParallelErrors errors;
 #pragma omp parallel
         {
             AliasTable::Cache cache;
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t c = 0; c < nchunks; ++c) {
-                uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages, q1 = std::min(P, q0 + kChunkPages);
-                auto& out = chunk_targets[c];
-                out.reserve((q1 - q0) * 32);
-                for (uint64_t q = q0; q < q1; ++q) {
-                    if (ws == 8) scan_page<uint64_t>(q, out, cache);
-                    else scan_page<uint32_t>(q, out, cache);
-                }
-                release_pages(q0, q1);
-                uint64_t d = done.fetch_add(q1 - q0) + (q1 - q0);
-                if (progress && omp_get_thread_num() == 0) progress(d * kPage, P * kPage);
-            }
+            for (int64_t c = 0; c < nchunks; ++c)
+                errors.run([&] {
+                    uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages, q1 = std::min(P, q0 + kChunkPages);
+                    auto& out = chunk_targets[c];
+                    out.reserve((q1 - q0) * 32);
+                    for (uint64_t q = q0; q < q1; ++q) {
+                        if (ws == 8) scan_page<uint64_t>(q, out, cache);
+                        else scan_page<uint32_t>(q, out, cache);
+                    }
+                    release_pages(q0, q1);
+                    uint64_t d = done.fetch_add(q1 - q0) + (q1 - q0);
+                    if (progress && omp_get_thread_num() == 0) progress(d * kPage, P * kPage);
+                });
         }
+        errors.rethrow();
         for (uint64_t q = 0; q < P; ++q) page_ptr_first[q + 1] += page_ptr_first[q];
         targets = BigArray<uint64_t>(page_ptr_first[P]);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t c = 0; c < nchunks; ++c) {
-            auto& v = chunk_targets[c];
-            std::copy(v.begin(), v.end(), targets.begin() + page_ptr_first[static_cast<uint64_t>(c) * kChunkPages]);
-            std::vector<uint64_t>().swap(v);
-        }
+        for (int64_t c = 0; c < nchunks; ++c)
+            errors.run([&] {
+                auto& v = chunk_targets[c];
+                std::copy(v.begin(), v.end(), targets.begin() + page_ptr_first[static_cast<uint64_t>(c) * kChunkPages]);
+                std::vector<uint64_t>().swap(v);
+            });
+        errors.rethrow();
         if (progress) progress(P * kPage, P * kPage);
     }
 
@@ -457,13 +469,16 @@ struct MemoryGraphBuilder {
     void segment(OwnedGraph& g) {
         std::vector<uint64_t> chunk_nodes(chunks + 1, 0);
         const int64_t nchunks = static_cast<int64_t>(chunks);
+        ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t c = 0; c < nchunks; ++c) {
-            uint64_t n = 0;
-            walk_chunk(static_cast<uint64_t>(c), [&](uint64_t, uint64_t, bool node) { n += node; },
-                       [](uint64_t, uint64_t, uint64_t) {});
-            chunk_nodes[c + 1] = n;
-        }
+        for (int64_t c = 0; c < nchunks; ++c)
+            errors.run([&] {
+                uint64_t n = 0;
+                walk_chunk(static_cast<uint64_t>(c), [&](uint64_t, uint64_t, bool node) { n += node; },
+                           [](uint64_t, uint64_t, uint64_t) {});
+                chunk_nodes[c + 1] = n;
+            });
+        errors.rethrow();
         for (uint64_t c = 0; c < chunks; ++c) chunk_nodes[c + 1] += chunk_nodes[c];
         uint64_t N = chunk_nodes[chunks];
         if (N >= kNone) throw InputError("memory graph would exceed 2^32-1 nodes");
@@ -473,31 +488,36 @@ struct MemoryGraphBuilder {
         g.features = BigArray<uint8_t>(N * params.feature_bytes);   // zero: the padding of short nodes
         starts.w.assign(bits.w.size(), 0);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t c = 0; c < nchunks; ++c) {
-            uint64_t n = chunk_nodes[c];
-            walk_chunk(
-                static_cast<uint64_t>(c),
-                [&](uint64_t s, uint64_t e, bool node) {
-                    if (!node) return;
-                    uint64_t q = s / bpp, off = (s % bpp) * ws;
-                    g.vaddr[n] = page_vaddr[q] + off;
-                    g.paddr[n] = page_paddr[q] + off;
-                    g.length[n] = static_cast<uint32_t>((e - s) * ws);
-                    copy_features(s, (e - s) * ws, &g.features[n * params.feature_bytes]);
-                    starts.w[s >> 6] |= uint64_t{1} << (s & 63);   // pages of one chunk: no sharing
-                    ++n;
-                },
-                [](uint64_t, uint64_t, uint64_t) {});
-            uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages;
-            release_pages(q0, std::min(P, q0 + kChunkPages));
-        }
+        for (int64_t c = 0; c < nchunks; ++c)
+            errors.run([&] {
+                uint64_t n = chunk_nodes[c];
+                walk_chunk(
+                    static_cast<uint64_t>(c),
+                    [&](uint64_t s, uint64_t e, bool node) {
+                        if (!node) return;
+                        uint64_t q = s / bpp, off = (s % bpp) * ws;
+                        g.vaddr[n] = page_vaddr[q] + off;
+                        g.paddr[n] = page_paddr[q] + off;
+                        g.length[n] = static_cast<uint32_t>((e - s) * ws);
+                        copy_features(s, (e - s) * ws, &g.features[n * params.feature_bytes]);
+                        starts.w[s >> 6] |= uint64_t{1} << (s & 63);   // pages of one chunk: no sharing
+                        ++n;
+                    },
+                    [](uint64_t, uint64_t, uint64_t) {});
+                uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages;
+                release_pages(q0, std::min(P, q0 + kChunkPages));
+            });
+        errors.rethrow();
         page_node_first.resize(P + 1);
         page_node_first[P] = static_cast<uint32_t>(N);
         const int64_t np = static_cast<int64_t>(P);
 #pragma omp parallel for schedule(static)
         for (int64_t q = 0; q < np; ++q)
-            page_node_first[q] = static_cast<uint32_t>(
-                std::lower_bound(g.vaddr.begin(), g.vaddr.end(), page_vaddr[q]) - g.vaddr.begin());
+            errors.run([&] {
+                page_node_first[q] = static_cast<uint32_t>(
+                    std::lower_bound(g.vaddr.begin(), g.vaddr.end(), page_vaddr[q]) - g.vaddr.begin());
+            });
+        errors.rethrow();
     }
 
     // The node a pointer with canonical linear target `t` leads to, or kNone.
@@ -552,44 +572,49 @@ struct MemoryGraphBuilder {
         BigArray<uint32_t> resolved(M);
         const int64_t m = static_cast<int64_t>(M);
         constexpr int64_t kAhead = 12;
+        ParallelErrors errors;
 #pragma omp parallel for schedule(static, 1 << 14)
-        for (int64_t i = 0; i < m; ++i) {
-            if (i + kAhead < m) {
-                uint64_t q = targets[i + kAhead] / kPage;
-                __builtin_prefetch(&starts.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
-                __builtin_prefetch(&bits.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
-                __builtin_prefetch(&page_node_first[q]);
-            }
-            resolved[i] = target_node(g, targets[i]);
-        }
+        for (int64_t i = 0; i < m; ++i)
+            errors.run([&] {
+                if (i + kAhead < m) {
+                    uint64_t q = targets[i + kAhead] / kPage;
+                    __builtin_prefetch(&starts.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
+                    __builtin_prefetch(&bits.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
+                    __builtin_prefetch(&page_node_first[q]);
+                }
+                resolved[i] = target_node(g, targets[i]);
+            });
+        errors.rethrow();
         targets = {};
         // Pass 1: each run's distinct target nodes, kept per chunk in run order; row sizes.
         std::vector<std::vector<uint32_t>> chunk_srcs(chunks);
         const int64_t nchunks = static_cast<int64_t>(chunks);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t ci = 0; ci < nchunks; ++ci) {
-            uint64_t c = static_cast<uint64_t>(ci);
-            uint64_t next = page_node_first[c * kChunkPages];
-            auto& srcs = chunk_srcs[c];
-            walk_chunk(
-                c, [&](uint64_t, uint64_t, bool node) { next += node; },
-                [&](uint64_t r, uint64_t e, uint64_t sb) {
-                    auto [C, D] = run_sides(g, r, e, sb, next);
-                    if (C == kNone && D == kNone) return;
-                    uint64_t q = r / bpp;
-                    uint64_t k = page_ptr_first[q] + bits.count(q * bpp, r);
-                    uint64_t first = srcs.size();
-                    for (uint64_t i = 0; i < e - r; ++i) {
-                        uint32_t t = resolved[k + i];
-                        if (t != kNone) srcs.push_back(t);
-                    }
-                    std::sort(srcs.begin() + first, srcs.end());
-                    srcs.erase(std::unique(srcs.begin() + first, srcs.end()), srcs.end());
-                    uint64_t count = srcs.size() - first;
-                    if (C != kNone) rpo[C + 1] = count;
-                    if (D != kNone) lpo[D + 1] = count;
-                });
-        }
+        for (int64_t ci = 0; ci < nchunks; ++ci)
+            errors.run([&] {
+                uint64_t c = static_cast<uint64_t>(ci);
+                uint64_t next = page_node_first[c * kChunkPages];
+                auto& srcs = chunk_srcs[c];
+                walk_chunk(
+                    c, [&](uint64_t, uint64_t, bool node) { next += node; },
+                    [&](uint64_t r, uint64_t e, uint64_t sb) {
+                        auto [C, D] = run_sides(g, r, e, sb, next);
+                        if (C == kNone && D == kNone) return;
+                        uint64_t q = r / bpp;
+                        uint64_t k = page_ptr_first[q] + bits.count(q * bpp, r);
+                        uint64_t first = srcs.size();
+                        for (uint64_t i = 0; i < e - r; ++i) {
+                            uint32_t t = resolved[k + i];
+                            if (t != kNone) srcs.push_back(t);
+                        }
+                        std::sort(srcs.begin() + first, srcs.end());
+                        srcs.erase(std::unique(srcs.begin() + first, srcs.end()), srcs.end());
+                        uint64_t count = srcs.size() - first;
+                        if (C != kNone) rpo[C + 1] = count;
+                        if (D != kNone) lpo[D + 1] = count;
+                    });
+            });
+        errors.rethrow();
         resolved = {};
         starts.w = {};
         phases.edges = seconds_since(t0);
@@ -600,24 +625,26 @@ struct MemoryGraphBuilder {
         g.sources[RP] = BigArray<uint32_t>(rpo[N]);
         // Pass 2: the same walk finds the same runs in the same order; copy each list to its rows.
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t ci = 0; ci < nchunks; ++ci) {
-            uint64_t c = static_cast<uint64_t>(ci);
-            uint64_t next = page_node_first[c * kChunkPages];
-            const auto& srcs = chunk_srcs[c];
-            uint64_t at = 0;
-            walk_chunk(
-                c, [&](uint64_t, uint64_t, bool node) { next += node; },
-                [&](uint64_t r, uint64_t e, uint64_t sb) {
-                    auto [C, D] = run_sides(g, r, e, sb, next);
-                    if (C == kNone && D == kNone) return;
-                    uint64_t count = C != kNone ? rpo[C + 1] - rpo[C] : lpo[D + 1] - lpo[D];
-                    auto from = srcs.begin() + static_cast<int64_t>(at), to = from + static_cast<int64_t>(count);
-                    if (C != kNone) std::copy(from, to, g.sources[RP].begin() + rpo[C]);
-                    if (D != kNone) std::copy(from, to, g.sources[LP].begin() + lpo[D]);
-                    at += count;
-                });
-            std::vector<uint32_t>().swap(chunk_srcs[c]);
-        }
+        for (int64_t ci = 0; ci < nchunks; ++ci)
+            errors.run([&] {
+                uint64_t c = static_cast<uint64_t>(ci);
+                uint64_t next = page_node_first[c * kChunkPages];
+                const auto& srcs = chunk_srcs[c];
+                uint64_t at = 0;
+                walk_chunk(
+                    c, [&](uint64_t, uint64_t, bool node) { next += node; },
+                    [&](uint64_t r, uint64_t e, uint64_t sb) {
+                        auto [C, D] = run_sides(g, r, e, sb, next);
+                        if (C == kNone && D == kNone) return;
+                        uint64_t count = C != kNone ? rpo[C + 1] - rpo[C] : lpo[D + 1] - lpo[D];
+                        auto from = srcs.begin() + static_cast<int64_t>(at), to = from + static_cast<int64_t>(count);
+                        if (C != kNone) std::copy(from, to, g.sources[RP].begin() + rpo[C]);
+                        if (D != kNone) std::copy(from, to, g.sources[LP].begin() + lpo[D]);
+                        at += count;
+                    });
+                std::vector<uint32_t>().swap(chunk_srcs[c]);
+            });
+        errors.rethrow();
         // ln: A→B in B's row; rn: B→A in A's row; A, B consecutive nodes closer than the limit.
         constexpr int LN = static_cast<int>(EdgeKind::LeftNeighbour), RN = static_cast<int>(EdgeKind::RightNeighbour);
         auto& lno = g.offsets[LN];
@@ -625,19 +652,24 @@ struct MemoryGraphBuilder {
         const int64_t nn = static_cast<int64_t>(N);
 #pragma omp parallel for schedule(static)
         for (int64_t a = 0; a < nn - 1; ++a)
-            if (g.vaddr[a + 1] - (g.vaddr[a] + g.length[a]) < params.neighbour_distance) {
-                lno[a + 2] = 1;   // row a+1 gets a
-                rno[a + 1] = 1;   // row a gets a+1
-            }
+            errors.run([&] {
+                if (g.vaddr[a + 1] - (g.vaddr[a] + g.length[a]) < params.neighbour_distance) {
+                    lno[a + 2] = 1;   // row a+1 gets a
+                    rno[a + 1] = 1;   // row a gets a+1
+                }
+            });
+        errors.rethrow();
         prefix_sum(lno.begin(), N + 1);
         prefix_sum(rno.begin(), N + 1);
         g.sources[LN] = BigArray<uint32_t>(lno[N]);
         g.sources[RN] = BigArray<uint32_t>(rno[N]);
 #pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < nn; ++n) {
-            if (lno[n + 1] != lno[n]) g.sources[LN][lno[n]] = static_cast<uint32_t>(n - 1);
-            if (rno[n + 1] != rno[n]) g.sources[RN][rno[n]] = static_cast<uint32_t>(n + 1);
-        }
+        for (int64_t n = 0; n < nn; ++n)
+            errors.run([&] {
+                if (lno[n + 1] != lno[n]) g.sources[LN][lno[n]] = static_cast<uint32_t>(n - 1);
+                if (rno[n + 1] != rno[n]) g.sources[RN][rno[n]] = static_cast<uint32_t>(n + 1);
+            });
+        errors.rethrow();
         phases.csr = seconds_since(t0);
     }
 

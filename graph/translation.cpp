@@ -5,6 +5,8 @@
 // scheme and root from the ELF note, an override, or the page-directory search at the bottom.
 #include "graph/layers.hpp"
 
+#include "graph/parallel_errors.hpp"
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -195,25 +197,28 @@ WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     std::atomic<uint64_t> absent{0};
     const uint64_t pt_entries = uint64_t{1} << s.levels[last].bits;
     const uint64_t pt_bytes = s.table_bytes(last);
+    ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 16) if (jobs.size() > 256)   // threads cost more on tiny dumps
-    for (int64_t j = 0; j < static_cast<int64_t>(jobs.size()); ++j) {
-        const Job& job = jobs[j];
-        auto& o = out[j];
-        if (!job.table) {
-            append_present(o, phys, job.vaddr, job.paddr, job.span, kernel_base);
-            continue;
-        }
-        const uint8_t* t = phys.find(job.paddr, pt_bytes);
-        if (!t) { absent.fetch_add(1, std::memory_order_relaxed); continue; }
-        for (uint64_t i = 0; i < pt_entries; ++i) {
-            uint64_t va = job.vaddr + i * kPage;
-            if (va < kernel_base) continue;
-            uint64_t e = s.entry(t, i);
-            if (!(e & kPresent)) continue;
-            uint64_t pa = e & s.addr_mask;
-            if (phys.find(pa, kPage)) append(o, va, pa, kPage);
-        }
-    }
+    for (int64_t j = 0; j < static_cast<int64_t>(jobs.size()); ++j)
+        errors.run([&] {
+            const Job& job = jobs[j];
+            auto& o = out[j];
+            if (!job.table) {
+                append_present(o, phys, job.vaddr, job.paddr, job.span, kernel_base);
+                return;
+            }
+            const uint8_t* t = phys.find(job.paddr, pt_bytes);
+            if (!t) { absent.fetch_add(1, std::memory_order_relaxed); return; }
+            for (uint64_t i = 0; i < pt_entries; ++i) {
+                uint64_t va = job.vaddr + i * kPage;
+                if (va < kernel_base) continue;
+                uint64_t e = s.entry(t, i);
+                if (!(e & kPresent)) continue;
+                uint64_t pa = e & s.addr_mask;
+                if (phys.find(pa, kPage)) append(o, va, pa, kPage);
+            }
+        });
+    errors.rethrow();
     res.stats.absent_tables += absent.load();
     size_t total = 0;
     for (auto& o : out) total += o.size();
@@ -434,15 +439,19 @@ std::optional<Candidate> search_scheme(const Scheme& s, const PhysicalLayer& phy
     // One parallel pass; candidates are few and fully sorted below, so thread order is irrelevant.
     std::vector<Candidate> cands;
     const int64_t np = static_cast<int64_t>(pages.size());
+    ParallelErrors errors;
 #pragma omp parallel if (np > 16384)
     {
         std::vector<Candidate> mine;
 #pragma omp for schedule(static) nowait
         for (int64_t i = 0; i < np; ++i)
-            if (auto c = quick_check(s, phys, pages[i])) mine.push_back(*c);
+            errors.run([&] {
+                if (auto c = quick_check(s, phys, pages[i])) mine.push_back(*c);
+            });
 #pragma omp critical
-        cands.insert(cands.end(), mine.begin(), mine.end());
+        errors.run([&] { cands.insert(cands.end(), mine.begin(), mine.end()); });
     }
+    errors.rethrow();
     // x86-64 Linux keeps swapper_pg_dir (init_top_pgt) in the kernel image, which is mapped at
     // [0xffffffff80000000, +1 GiB) besides the direct map; process PGDs and stale copies of one
     // in freed pages are only in the direct map. That subtree is small, so check the first
@@ -455,16 +464,18 @@ std::optional<Candidate> search_scheme(const Scheme& s, const PhysicalLayer& phy
     if (s.sign_extend) {
         const int64_t nc = static_cast<int64_t>(std::min(cands.size(), kMaxImageChecks));
 #pragma omp parallel for schedule(dynamic, 4) if (nc > 8)
-        for (int64_t i = 0; i < nc; ++i) {
-            Candidate& c = cands[i];
-            try {
-                WalkResult w = enumerate(s, phys, c.dtb, s.anchor_vaddr, kSearchBudgetDivisor);
-                for (const auto& r : w.runs)
-                    if (r.vaddr - s.anchor_vaddr < (uint64_t{1} << 30) && c.dtb >= r.paddr && c.dtb - r.paddr < r.size)
-                        c.in_image = true;
-            } catch (const InputError&) {
-            }
-        }
+        for (int64_t i = 0; i < nc; ++i)
+            errors.run([&] {
+                Candidate& c = cands[i];
+                try {
+                    WalkResult w = enumerate(s, phys, c.dtb, s.anchor_vaddr, kSearchBudgetDivisor);
+                    for (const auto& r : w.runs)
+                        if (r.vaddr - s.anchor_vaddr < (uint64_t{1} << 30) && c.dtb >= r.paddr && c.dtb - r.paddr < r.size)
+                            c.in_image = true;
+                } catch (const InputError&) {
+                }
+            });
+        errors.rethrow();
     }
     std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
         if (a.in_image != b.in_image) return a.in_image;

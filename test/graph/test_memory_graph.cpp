@@ -1,9 +1,13 @@
 // Memory graph construction: the paper's Figure 2 exactly, segmentation edge cases, the target
 // rules, aliases, and agreement with a word-by-word reference builder on random memory.
 #include "graph_fixtures.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <doctest/doctest.h>
 #include <omp.h>
+
+#include <atomic>
+#include <stdexcept>
 
 using namespace deepmem;
 using namespace deepmem::test;
@@ -373,4 +377,29 @@ TEST_CASE("graph: progress reaches the total") {
     MemoryGraph::build(m.runs, *ph, {}, [&](uint64_t d, uint64_t t) { last_done = d; last_total = t; });
     CHECK(last_done == last_total);
     CHECK(last_total > 0);
+}
+
+TEST_CASE("graph: an exception thrown inside a parallel region arrives as a normal error") {
+    // The helper alone: the first exception survives the region, later iterations are skipped.
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    ParallelErrors errors;
+    std::atomic<int> ran{0};
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < 1000; ++i)
+        errors.run([&] {
+            ++ran;
+            if (i == 10) throw std::bad_alloc();
+        });
+    CHECK(errors.failed());
+    CHECK_THROWS_AS(errors.rethrow(), std::bad_alloc);
+    CHECK(ran.load() < 1000);
+    CHECK_NOTHROW(errors.rethrow());   // delivered once
+    // Through the builder: a progress callback (called inside the scan region) that throws.
+    Memory m = random_memory(9, 600, 8);
+    auto ph = m.phys();
+    struct Cancelled : std::runtime_error { using std::runtime_error::runtime_error; };
+    CHECK_THROWS_AS(MemoryGraph::build(m.runs, *ph, {}, [](uint64_t, uint64_t) { throw Cancelled("cancelled"); }),
+                    Cancelled);
+    omp_set_num_threads(saved);
 }
