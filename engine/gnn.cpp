@@ -131,7 +131,7 @@ template <class S> S Gnn<S>::forward(const Params<S>& p, const GraphBatch& b, co
     }
     if (!opt.class_weights.empty() && Index(opt.class_weights.size()) != K)
         throw ModelError(ModelError::Kind::BadBatch, 0, "class weights ≠ classes");
-    for (int k = 0; k < kNeighbourKinds; ++k) kernels::transpose(b.in[k].view(), out_[k]);
+    for (int k = 0; k < kNeighbourKinds; ++k) deepmem::transpose(b.in[k].view(), out_[k]);
     dropout_ = opt.dropout && cfg_.keep_prob < 1.f;
     flops_ = 0;
 

@@ -2,9 +2,14 @@
 //
 // Layout (little-endian; every section starts on a 64-byte boundary, zero padding between):
 //   [0, 512)   DmgHeader below: magic "DMGRAPH\0", version, header size, checksum, file size,
-//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of 13 sections
+//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of sections
 //              {offset, size}: vaddr u64[N], paddr u64[N], length u32[N], features u8[N×F],
-//              offsets u64[N+1] ×4 kinds (ln, rn, lp, rp), sources u32[E_k] ×4, dump path bytes.
+//              offsets u64[N+1] ×4 kinds (ln, rn, lp, rp), sources u32[E_k] ×4, dump path bytes;
+//              since version 2, absent runs {vaddr u64, size u64}[A] (mapped kernel pages the
+//              dump lacks: sorted, page-aligned, neither overlapping nor adjacent).
+//   Versions   1: 13 sections, no absent runs (read as none); 2: 14 sections. A section added by a
+//              later version sits in what an older header kept zero (reserved), so an older file
+//              reads with the newer struct and the sections it lacks stay empty.
 //   checksum   XXH64 construction (seed 0) over bytes [24, file size): everything after the
 //              checksum field, header included.
 // load() trusts nothing: sizes, alignment, overlap, checksum, then the contents the rest of the
@@ -28,13 +33,18 @@ static_assert(std::endian::native == std::endian::little, "the .dmg format is li
 namespace {
 
 constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;   // the only place the format version is written
 constexpr uint64_t kAlign = 64;
 
 enum Section : int {
     kVaddr, kPaddr, kLength, kFeatures,
-    kOffsets0, kSources0 = kOffsets0 + kEdgeKinds, kDumpPath = kSources0 + kEdgeKinds, kSections
+    kOffsets0, kSources0 = kOffsets0 + kEdgeKinds, kDumpPath = kSources0 + kEdgeKinds,
+    kSectionsV1,                 // sections of a version-1 file
+    kAbsent = kSectionsV1,       // version 2
+    kSections
 };
+int sections_in(uint32_t version) { return version == 1 ? kSectionsV1 : kSections; }
+static_assert(sizeof(AbsentRun) == 16 && std::is_trivially_copyable_v<AbsentRun>);
 
 struct SectionRef { uint64_t offset, size; };
 
@@ -52,7 +62,7 @@ struct DmgHeader {
     uint64_t dump_bytes, kernel_pages, pointer_fields, dtb;
     double build_seconds;
     SectionRef sections[kSections];
-    uint8_t reserved[168];
+    uint8_t reserved[168 - 16 * (kSections - kSectionsV1)];
 };
 static_assert(std::is_trivially_copyable_v<DmgHeader> && std::is_standard_layout_v<DmgHeader>);
 static_assert(sizeof(DmgHeader) == 512);
@@ -181,6 +191,7 @@ struct MemoryGraphIo {
             s[kSources0 + k] = as_bytes(g.in_[k].sources);
         }
         s[kDumpPath] = {reinterpret_cast<const uint8_t*>(g.info_.dump_path.data()), g.info_.dump_path.size()};
+        s[kAbsent] = as_bytes(g.absent_);
         return s;
     }
 
@@ -248,9 +259,15 @@ struct MemoryGraphIo {
         std::memcpy(&h, file.data(), sizeof h);
         if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
             throw FormatError(0, "not a .dmg memory graph (expected magic \"DMGRAPH\")");
-        if (h.version != kVersion)
+        if (h.version < 1 || h.version > kVersion)
             throw FormatError(offsetof(DmgHeader, version), ".dmg version " + std::to_string(h.version) +
-                                                                  ", expected " + std::to_string(kVersion));
+                                                                  ", expected 1 to " + std::to_string(kVersion) +
+                                                                  (h.version > kVersion ? " (made by a newer deepmem)" : ""));
+        const int nsections = sections_in(h.version);
+        for (int i = nsections; i < kSections; ++i)   // an older version's reserved bytes
+            if (h.sections[i].offset || h.sections[i].size)
+                throw FormatError(offsetof(DmgHeader, sections) + sizeof(SectionRef) * i,
+                                  "reserved header bytes are not zero");
         if (h.header_size != sizeof(DmgHeader))
             throw FormatError(offsetof(DmgHeader, header_size), "header size " + std::to_string(h.header_size) +
                                                                       ", expected 512");
@@ -295,7 +312,7 @@ struct MemoryGraphIo {
         }
         uint64_t prev_end = sizeof(DmgHeader);
         std::span<const uint8_t> sec[kSections];
-        for (int i = 0; i < kSections; ++i) {
+        for (int i = 0; i < nsections; ++i) {
             const uint64_t at = offsetof(DmgHeader, sections) + sizeof(SectionRef) * i;
             const SectionRef s = h.sections[i];
             if (s.offset % kAlign != 0)
@@ -304,7 +321,10 @@ struct MemoryGraphIo {
                 throw FormatError(at, "section " + std::to_string(i) + " overlaps the previous one");
             if (s.offset > file.size() || s.size > file.size() - s.offset)
                 throw FormatError(at, "section " + std::to_string(i) + " extends past the end of the file");
-            if (i != kDumpPath && s.size != expect[i])
+            if (i == kAbsent && s.size % sizeof(AbsentRun) != 0)
+                throw FormatError(at, "absent-runs section is " + std::to_string(s.size) +
+                                          " bytes, not a multiple of 16");
+            if (i != kDumpPath && i != kAbsent && s.size != expect[i])
                 throw FormatError(at, "section " + std::to_string(i) + " is " + std::to_string(s.size) +
                                           " bytes, expected " + std::to_string(expect[i]));
             prev_end = s.offset + s.size;
@@ -359,6 +379,22 @@ struct MemoryGraphIo {
                                           " is not a node (" + std::to_string(N) + " nodes)");
             g.in_[k] = {offsets, sources};
         }
+        std::span<const AbsentRun> absent(reinterpret_cast<const AbsentRun*>(sec[kAbsent].data()),
+                                          sec[kAbsent].size() / sizeof(AbsentRun));
+        for (uint64_t i = 0; i < absent.size(); ++i) {
+            const AbsentRun& a = absent[i];
+            const uint64_t at = h.sections[kAbsent].offset + sizeof(AbsentRun) * i;
+            if ((a.vaddr | a.size) % 4096 != 0 || a.size == 0)
+                throw FormatError(at, "absent run " + std::to_string(i) + " is not a positive number of whole pages");
+            if (a.vaddr + a.size < a.vaddr && a.vaddr + a.size != 0)
+                throw FormatError(at, "absent run " + std::to_string(i) + " wraps the address space");
+            if (i > 0 && (absent[i - 1].vaddr + absent[i - 1].size == 0 ||
+                          a.vaddr <= absent[i - 1].vaddr + absent[i - 1].size))
+                throw FormatError(at, "absent run " + std::to_string(i) +
+                                          " is not after the previous one (runs must ascend with gaps)");
+            g.info_.absent_pages += a.size / 4096;
+        }
+        g.absent_ = absent;
         g.vaddr_ = vaddr;
         g.paddr_ = u64(sec[kPaddr]);
         g.length_ = length;

@@ -175,6 +175,11 @@ public:
     // first call is not thread-safe: make it before sharing the layer across threads). Throws
     // InputError when the tables exceed the work bound described at walk_stats().
     std::span<const VirtualRun> kernel_runs() const;
+    // Every kernel-space page the page tables map, whether or not its backing page is in the
+    // dump (per-CPU areas cut off a raw dump, MMIO, memory a capture skipped), as maximal runs
+    // sorted by vaddr; large pages stay whole. What makes a word a pointer in the memory graph, so
+    // that raw, ELF and LiME copies of one dump agree. Computed by the same walk as kernel_runs().
+    std::span<const VirtualRun> mapped_kernel_runs() const;
 
     // What the kernel_runs() walk saw and skipped, for diagnostics ("maps nothing because …").
     //   tables         page tables read (the work bound: at most present 4 KiB pages + 4096 of
@@ -194,6 +199,7 @@ private:
     uint64_t dtb_;
     uint64_t kernel_base_;
     mutable std::vector<VirtualRun> kernel_runs_;
+    mutable std::vector<VirtualRun> mapped_runs_;
     mutable bool kernel_runs_done_ = false;
     mutable WalkStats stats_{};
 };

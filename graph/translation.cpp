@@ -133,12 +133,26 @@ void append_present(std::vector<VirtualRun>& out, const PhysicalLayer& phys, uin
     }
 }
 
+// Emits the mapping [va, va+size) → [pa, …) clipped to kernel_base, present in the dump or not.
+void append_mapped(std::vector<VirtualRun>& out, uint64_t va, uint64_t pa, uint64_t size, uint64_t kernel_base) {
+    if (va < kernel_base) {   // large page straddling the kernel boundary
+        uint64_t skip = kernel_base - va;
+        if (skip >= size) return;
+        va += skip;
+        pa += skip;
+        size -= skip;
+    }
+    append(out, va, pa, size);
+}
+
 struct WalkResult {
-    std::vector<VirtualRun> runs;
+    std::vector<VirtualRun> runs;     // present pages
+    std::vector<VirtualRun> mapped;   // every mapped page (only when asked for)
     TranslationLayer::WalkStats stats;
 };
 
-// Enumerates every mapped page at or above kernel_base whose backing is present.
+// Enumerates every mapped page at or above kernel_base whose backing is present, and with
+// `with_mapped` also every mapped page whatever its backing.
 //
 // Work bound: the walk down to the last-but-one level is serial and counts every table it reads;
 // each last-level table becomes a job, also counted. In a tree every table is a distinct present
@@ -147,7 +161,7 @@ struct WalkResult {
 // table on their own walk path (self-reference, ancestor) are loops and are skipped, so the
 // recursion depth never exceeds the number of levels. The jobs then run in parallel.
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                     uint64_t budget_divisor = 1) {
+                     uint64_t budget_divisor = 1, bool with_mapped = false) {
     struct Job {
         uint64_t vaddr, paddr, span;
         bool table;   // paddr is a last-level table; else a large page [paddr, paddr+span)
@@ -193,7 +207,7 @@ WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     if (s.nlevels == 1) return res;
     walk(walk, 0, dtb & s.root_mask, 0);
 
-    std::vector<std::vector<VirtualRun>> out(jobs.size());
+    std::vector<std::vector<VirtualRun>> out(jobs.size()), mapped(with_mapped ? jobs.size() : 0);
     std::atomic<uint64_t> absent{0};
     const uint64_t pt_entries = uint64_t{1} << s.levels[last].bits;
     const uint64_t pt_bytes = s.table_bytes(last);
@@ -205,6 +219,7 @@ WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
             auto& o = out[j];
             if (!job.table) {
                 append_present(o, phys, job.vaddr, job.paddr, job.span, kernel_base);
+                if (with_mapped) append_mapped(mapped[j], job.vaddr, job.paddr, job.span, kernel_base);
                 return;
             }
             const uint8_t* t = phys.find(job.paddr, pt_bytes);
@@ -216,15 +231,22 @@ WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
                 if (!(e & kPresent)) continue;
                 uint64_t pa = e & s.addr_mask;
                 if (phys.find(pa, kPage)) append(o, va, pa, kPage);
+                if (with_mapped) append(mapped[j], va, pa, kPage);
             }
         });
     errors.rethrow();
     res.stats.absent_tables += absent.load();
-    size_t total = 0;
-    for (auto& o : out) total += o.size();
-    res.runs.reserve(total);
-    for (auto& o : out)
-        for (auto& r : o) append(res.runs, r.vaddr, r.paddr, r.size);
+    auto concat = [](std::vector<std::vector<VirtualRun>>& parts, std::vector<VirtualRun>& to) {
+        size_t total = 0;
+        for (auto& o : parts) total += o.size();
+        to.reserve(total);
+        for (auto& o : parts) {
+            for (auto& r : o) append(to, r.vaddr, r.paddr, r.size);
+            std::vector<VirtualRun>().swap(o);
+        }
+    };
+    concat(out, res.runs);
+    concat(mapped, res.mapped);
     return res;
 }
 
@@ -305,12 +327,18 @@ bool TranslationLayer::read_virtual(uint64_t vaddr, std::span<uint8_t> out) cons
 
 std::span<const VirtualRun> TranslationLayer::kernel_runs() const {
     if (!kernel_runs_done_) {
-        WalkResult r = enumerate(scheme_of(mode_), *phys_, dtb_, kernel_base_);
+        WalkResult r = enumerate(scheme_of(mode_), *phys_, dtb_, kernel_base_, 1, true);
         kernel_runs_ = std::move(r.runs);
+        mapped_runs_ = std::move(r.mapped);
         stats_ = r.stats;
         kernel_runs_done_ = true;
     }
     return kernel_runs_;
+}
+
+std::span<const VirtualRun> TranslationLayer::mapped_kernel_runs() const {
+    kernel_runs();
+    return mapped_runs_;
 }
 
 TranslationLayer::WalkStats TranslationLayer::walk_stats() const {

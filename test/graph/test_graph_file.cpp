@@ -39,7 +39,7 @@ void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
 // Header offsets (graph/graph_file.cpp).
 constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136;
 uint64_t section_offset(const std::vector<uint8_t>& f, int i) { return get64(f, kSectionsAt + 16 * i); }
-enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4 };
+enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4, kDumpPath = kSources0 + 4, kAbsent };
 
 MemoryGraph sample_graph() {
     Memory m = random_memory(11, 40, 8);
@@ -143,10 +143,11 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
         }
         CHECK(threw);
     };
-    {
+    for (uint32_t v : {0u, 3u}) {
         auto c = f;
-        put32(c, kVersionAt, 2);
-        CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("version 2"), FormatError);
+        put32(c, kVersionAt, v);
+        reseal(c);
+        CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains(("version " + std::to_string(v)).c_str()), FormatError);
     }
     auto c = f;
     reseal(c);
@@ -182,6 +183,44 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
     rejects(c, "paging mode 9");
     c = f; c[400] = 1;
     rejects(c, "reserved byte");
+    REQUIRE(g.absent().size() == 1);
+    const uint64_t absent_at = section_offset(f, kAbsent);
+    c = f; put64(c, absent_at, get64(f, absent_at) + 8);
+    rejects(c, "absent run not page-aligned");
+    c = f; put64(c, absent_at + 8, 0);
+    rejects(c, "empty absent run");
+    c = f; put64(c, absent_at, ~uint64_t{0} - 4095); put64(c, absent_at + 8, 8192);
+    rejects(c, "absent run wraps");
+    c = f; put64(c, kSectionsAt + 16 * kAbsent + 8, 8);
+    rejects(c, "absent section not whole runs");
+}
+
+TEST_CASE("graph: a version-1 .dmg (no absent runs) still loads; absent runs round-trip in version 2") {
+    MemoryGraph g = sample_graph();
+    REQUIRE(g.absent().size() == 1);   // random_memory maps one page beyond its image
+    TempDir dir;
+    g.save(dir / "g.dmg");
+    auto f = slurp(dir / "g.dmg");
+    MemoryGraph back = MemoryGraph::from_bytes(f);
+    REQUIRE(back.absent().size() == 1);
+    CHECK(back.absent()[0] == g.absent()[0]);
+    CHECK(back.info().absent_pages == g.info().absent_pages);
+    // The same file as version 1 wrote it: no absent-runs section (its header slot zero).
+    auto v1 = f;
+    put32(v1, kVersionAt, 1);
+    put64(v1, kSectionsAt + 16 * kAbsent, 0);
+    put64(v1, kSectionsAt + 16 * kAbsent + 8, 0);
+    reseal(v1);
+    MemoryGraph old = MemoryGraph::from_bytes(v1);
+    CHECK(old.absent().empty());
+    CHECK(old.info().absent_pages == 0);
+    CHECK(old.node_count() == g.node_count());
+    for (int k = 0; k < kEdgeKinds; ++k) CHECK(old.edge_count(static_cast<EdgeKind>(k)) == g.edge_count(static_cast<EdgeKind>(k)));
+    // A version-1 file with something in that slot is corrupt.
+    auto bad = v1;
+    put64(bad, kSectionsAt + 16 * kAbsent + 8, 16);
+    reseal(bad);
+    CHECK_THROWS_AS(MemoryGraph::from_bytes(bad), FormatError);
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {
