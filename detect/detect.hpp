@@ -152,6 +152,8 @@ inline GraphInput graph_input(const MemoryGraph& g) {
 //          the thread count.
 struct BuildOptions {
     DumpFormat format = DumpFormat::Auto;
+    bool strict = false;           // refuse truncated dumps (PhysicalLayer::open)
+    std::function<void(const std::string&)> warn;   // each PhysicalLayer::warnings() line
     std::optional<uint64_t> dtb;   // page-table root; else the ELF notes or the search (layers.hpp)
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)
 };
@@ -179,7 +181,7 @@ public:
     const Model& model(size_t i) const { return entries_.at(i).model; }   // in object-type order
     const GraphParams& graph_params() const;                           // InputError without models
 
-    // Opens the dump (raw/ELF/LiME), finds the page-table root and builds the memory graph with
+    // Opens the dump (raw/ELF/LiME/kdump/AVML), finds the page-table root and builds the memory graph with
     // graph_params(). Throws InputError / FormatError.
     MemoryGraph build_graph(const std::string& dump_path, const BuildOptions& = {}) const;
     // A prebuilt .dmg (told by its magic; loaded and checked with check_graph()) or else a dump

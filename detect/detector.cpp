@@ -60,7 +60,9 @@ const GraphParams& Detector::graph_params() const {
 
 MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptions& opt) const {
     const GraphParams params = graph_params();
-    auto phys = PhysicalLayer::open(dump_path, opt.format);
+    auto phys = PhysicalLayer::open(dump_path, opt.format, opt.strict);
+    if (opt.warn)
+        for (const auto& w : phys->warnings()) opt.warn(w);
     auto layer = TranslationLayer::detect(*phys, opt.dtb);
     MemoryGraph g = MemoryGraph::build(layer, params, opt.progress);
     g.set_dump_path(dump_path);

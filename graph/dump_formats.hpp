@@ -2,13 +2,20 @@
 // plus any CPU state the file carries. physical_layer.cpp sorts, validates and merges the runs.
 // Every parser checks each header field against the file size with overflow-safe arithmetic and
 // throws FormatError{offset, expected} on the first inconsistency.
+//
+// Truncated files (the tail of the capture missing): unless `strict`, a parser keeps the memory
+// that is present, clipping the runs to it, and adds one warning saying what is missing.
+// Compressed formats (kdump, AVML) decompress into a DecodedImage; their runs then index the image.
 #pragma once
 
+#include "graph/decoded_image.hpp"
 #include "graph/layers.hpp"
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace deepmem::detail {
@@ -16,14 +23,32 @@ namespace deepmem::detail {
 struct ParsedDump {
     std::vector<PhysicalRun> runs;   // any order; physical_layer.cpp validates and merges
     std::vector<CpuState> cpus;
+    std::vector<std::string> warnings;     // one line each, no tool prefix
+    std::shared_ptr<DecodedImage> image;   // set by compressed formats: runs' file_offset index it
 };
 
 ParsedDump parse_raw(std::span<const uint8_t> file);
-ParsedDump parse_elf_core(std::span<const uint8_t> file);   // graph/elf_core.cpp
-ParsedDump parse_lime(std::span<const uint8_t> file);       // graph/lime.cpp
+ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict);   // graph/elf_core.cpp
+ParsedDump parse_lime(std::span<const uint8_t> file, bool strict);       // graph/lime.cpp
+ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict);      // graph/kdump.cpp
+ParsedDump parse_avml(std::span<const uint8_t> file, bool strict);       // graph/avml.cpp
 
-// Content sniffing for DumpFormat::Auto (ELF magic, LiME magic, else raw).
+// ELF notes (QEMU "QEMU" CPU-state notes give cr0/cr3/cr4) in `notes`, which sits at
+// `file_offset` in the file (for error offsets): appended to d.cpus. graph/elf_core.cpp; the kdump
+// sub-header carries the same notes.
+void parse_elf_notes(std::span<const uint8_t> notes, uint64_t file_offset, bool long_mode, ParsedDump& d);
+// The "CORE"-less note QEMU would write for `cpu`: a "QEMU" note (type 0) with a QEMUCPUState of
+// 432 bytes (cs.flags L bit from long_mode, cr0, cr3, cr4), so that writers of other formats keep
+// the CPU state parse_elf_notes() reads.
+std::vector<uint8_t> qemu_cpu_note(const CpuState& cpu);
+
+// Content sniffing for DumpFormat::Auto: ELF, LiME, AVML, kdump ("KDUMP   " or makedumpfile's
+// flattened "makedumpfile" header) magic, else raw.
 DumpFormat sniff_format(std::span<const uint8_t> file) noexcept;
+// Files that are not memory dumps deepmem can read but would otherwise be taken for raw memory:
+// QEMU migration streams (QEVM) and archives (gzip, xz, zstd, bzip2, lz4, zip, tar). Throws
+// InputError naming the format and what to do; returns for anything else.
+void refuse_unreadable(std::span<const uint8_t> file, const std::string& name);
 
 // Little-endian field loads; callers have bounds-checked [off, off+N) against the file already.
 inline uint16_t le16(const uint8_t* p) noexcept { uint16_t v; std::memcpy(&v, p, 2); return v; }

@@ -36,22 +36,25 @@ struct ElfLayout {
 
 uint64_t align4(uint64_t v) { return (v + 3) & ~uint64_t{3}; }
 
-void parse_notes(std::span<const uint8_t> file, uint64_t off, uint64_t len, bool long_mode,
-                 ParsedDump& d) {
-    const uint8_t* base = file.data();
-    uint64_t pos = off, end = off + len;   // caller checked [off, end) is inside the file
+}  // namespace
+
+void parse_elf_notes(std::span<const uint8_t> notes, uint64_t file_offset, bool long_mode, ParsedDump& d) {
+    const uint8_t* base = notes.data();
+    const uint64_t end = notes.size();
+    uint64_t pos = 0;
     while (pos < end) {
-        if (end - pos < 12) throw FormatError(pos, "truncated ELF note header (expected 12 bytes)");
+        if (end - pos < 12) throw FormatError(file_offset + pos, "truncated ELF note header (expected 12 bytes)");
         uint64_t namesz = le32(base + pos), descsz = le32(base + pos + 4);
         uint32_t type = le32(base + pos + 8);
         uint64_t name_off = pos + 12;
         if (align4(namesz) > end - name_off)
-            throw FormatError(pos, "ELF note name of " + std::to_string(namesz) + " bytes runs past its segment");
+            throw FormatError(file_offset + pos, "ELF note name of " + std::to_string(namesz) +
+                                                     " bytes runs past its segment");
         uint64_t desc_off = name_off + align4(namesz);
         if (align4(descsz) > end - desc_off) {
             if (descsz > end - desc_off)   // tolerate a missing final pad, not missing bytes
-                throw FormatError(pos + 4, "ELF note descriptor of " + std::to_string(descsz) +
-                                               " bytes runs past its segment");
+                throw FormatError(file_offset + pos + 4, "ELF note descriptor of " + std::to_string(descsz) +
+                                                             " bytes runs past its segment");
         }
         // Names include their NUL: "QEMU\0" has namesz 5.
         auto name_is = [&](const char* s) {
@@ -62,11 +65,11 @@ void parse_notes(std::span<const uint8_t> file, uint64_t off, uint64_t len, bool
         const uint8_t* desc = base + desc_off;
         if (name_is("QEMU") && type == 0) {
             if (descsz < kQemuCrEnd)
-                throw FormatError(pos + 4, "QEMU CPU note of " + std::to_string(descsz) +
+                throw FormatError(file_offset + pos + 4, "QEMU CPU note of " + std::to_string(descsz) +
                                                " bytes (expected at least 432 for QEMUCPUState up to cr[4])");
             uint32_t state_size = le32(desc + 4);
             if (state_size < kQemuCrEnd || state_size > descsz)
-                throw FormatError(desc_off + 4, "QEMUCPUState size field " + std::to_string(state_size) +
+                throw FormatError(file_offset + desc_off + 4, "QEMUCPUState size field " + std::to_string(state_size) +
                                                     " (expected 432.." + std::to_string(descsz) + ")");
             CpuState c;
             c.cr0 = le64(desc + kQemuCr0);
@@ -83,9 +86,25 @@ void parse_notes(std::span<const uint8_t> file, uint64_t off, uint64_t len, bool
     }
 }
 
-}  // namespace
+std::vector<uint8_t> qemu_cpu_note(const CpuState& cpu) {
+    std::vector<uint8_t> n(12 + 8 + kQemuCrEnd, 0);
+    auto put = [&](uint64_t off, uint64_t v, unsigned bytes) { std::memcpy(n.data() + off, &v, bytes); };
+    put(0, 5, 4);                 // namesz "QEMU\0"
+    put(4, kQemuCrEnd, 4);        // descsz
+    put(8, 0, 4);                 // type 0
+    std::memcpy(n.data() + 12, "QEMU", 4);
+    uint8_t* desc = n.data() + 20;
+    const uint64_t d = desc - n.data();
+    put(d, 1, 4);                 // version
+    put(d + 4, kQemuCrEnd, 4);    // size
+    put(d + kQemuCsFlags, cpu.long_mode ? kDescL : 0, 4);
+    put(d + kQemuCr0, cpu.cr0, 8);
+    put(d + kQemuCr3, cpu.cr3, 8);
+    put(d + kQemuCr4, cpu.cr4, 8);
+    return n;
+}
 
-ParsedDump parse_elf_core(std::span<const uint8_t> file) {
+ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict) {
     const uint8_t* b = file.data();
     const uint64_t size = file.size();
     if (size < 16 || std::memcmp(b, "\x7f" "ELF", 4) != 0)
@@ -135,6 +154,8 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file) {
 
     ParsedDump d;
     const bool long_mode = e_machine == kEmX86_64;
+    uint64_t cut_bytes = 0, cut_from = UINT64_MAX, cut_segments = 0;   // truncated file, when !strict
+    bool notes_cut = false;
     for (uint64_t i = 0; i < phnum; ++i) {
         uint64_t at = phoff + i * phentsize;
         const uint8_t* p = b + at;
@@ -146,21 +167,41 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file) {
             offset = le32(p + 4); paddr = le32(p + 12); filesz = le32(p + 16); memsz = le32(p + 20);
         }
         if (type != kPtLoad && type != kPtNote) continue;
-        if (!in_file(offset, filesz, size))
-            throw FormatError(at, "program header " + std::to_string(i) + ": " + hex(filesz) + " bytes at " +
-                                      hex(offset) + " run past end of file (" + hex(size) + " bytes)");
-        if (type == kPtNote) {
-            parse_notes(file, offset, filesz, long_mode, d);
-            continue;
-        }
-        if (filesz > memsz)
+        if (type == kPtLoad && filesz > memsz)
             throw FormatError(at, "PT_LOAD " + std::to_string(i) + " has p_filesz " + hex(filesz) +
                                       " > p_memsz " + hex(memsz));
-        if (paddr + filesz < paddr)
+        if (type == kPtLoad && paddr + filesz < paddr)
             throw FormatError(at, "PT_LOAD " + std::to_string(i) + " physical range at " + hex(paddr) +
                                       " wraps around 2^64");
+        const bool cut = !in_file(offset, filesz, size);
+        if (cut) {
+            if (strict || offset + filesz < offset)
+                throw FormatError(at, "program header " + std::to_string(i) + ": " + hex(filesz) + " bytes at " +
+                                          hex(offset) + " run past end of file (" + hex(size) + " bytes)");
+            // A truncated file: keep what is present of this segment (nothing when it starts past the end).
+            const uint64_t present = offset < size ? size - offset : 0;
+            if (type == kPtLoad) {
+                cut_from = std::min(cut_from, paddr + present);
+                cut_bytes += filesz - present;
+                ++cut_segments;
+            } else {
+                notes_cut = true;
+            }
+            filesz = present;
+        }
+        if (type == kPtNote) {
+            if (cut) continue;   // CPU state lost with the cut; the root search takes over
+            parse_elf_notes(file.subspan(offset, filesz), offset, long_mode, d);
+            continue;
+        }
         d.runs.push_back({paddr, offset, filesz});
     }
+    if (cut_bytes > 0)
+        d.warnings.push_back("truncated ELF core (" + hex(size) + " bytes): " + hex(cut_bytes) + " bytes of " +
+                             std::to_string(cut_segments) + " PT_LOAD segment(s), from physical " + hex(cut_from) +
+                             ", lie past the end of the file and read as absent (--strict refuses)");
+    if (notes_cut)
+        d.warnings.push_back("truncated ELF core: the CPU notes are cut, so the page-table root is searched for");
     return d;
 }
 

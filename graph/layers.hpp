@@ -2,10 +2,11 @@
 //
 // Contract
 //   PhysicalLayer   "give me the bytes at physical address P" over an mmapped dump file. Every
-//                   acquisition format (raw, QEMU ELF core, LiME) is parsed into the same thing: a
-//                   sorted list of non-overlapping runs {paddr, file offset, size}. Holes read as
-//                   absent (nullptr / false), never as zeros. A run that points past the end of the
-//                   file is a FormatError at parse time, so no later read can leave the mapping.
+//                   acquisition format (raw, QEMU ELF core, LiME, kdump-compressed, AVML) is parsed
+//                   into the same thing: a sorted list of non-overlapping runs {paddr, offset, size}
+//                   over one mapping — the file, or for compressed formats the memory decompressed
+//                   once at open (graph/decoded_image.hpp). Holes read as absent (nullptr / false),
+//                   never as zeros. No run can point past its mapping, so no read can leave it.
 //   TranslationLayer "give me the physical address of kernel virtual address V". One page-table
 //                   walker; each paging scheme (x86 32-bit, PAE, x86-64 4-level, 5-level) is a
 //                   small table of levels. Page tables that loop or point outside the dump are
@@ -71,9 +72,9 @@ private:
     uint64_t size_ = 0;
 };
 
-enum class DumpFormat : uint8_t { Auto, Raw, Elf, Lime };
+enum class DumpFormat : uint8_t { Auto, Raw, Elf, Lime, Kdump, Avml };
 const char* to_string(DumpFormat);
-DumpFormat parse_dump_format(const std::string&);   // "auto|raw|elf|lime"; throws InputError
+DumpFormat parse_dump_format(const std::string&);   // "auto|raw|elf|lime|kdump|avml"; throws InputError
 
 // CPU state recovered from the dump itself (QEMU ELF "QEMU" notes), when present.
 struct CpuState {
@@ -88,16 +89,34 @@ struct PhysicalRun {
     uint64_t size = 0;
 };
 
+namespace detail { class DecodedImage; }
+
 class PhysicalLayer {
 public:
-    // Opens and parses a dump. Auto-detection looks at content (ELF magic, LiME magic), else raw.
+    // Opens and parses a dump. Auto-detection looks at content (ELF, LiME, AVML, kdump "KDUMP   "
+    // or flattened "makedumpfile" magic), else raw; QEMU migration streams (QEVM) and archives
+    // (gzip, xz, zstd, …) are refused with an InputError saying what to do instead.
+    //   kdump   makedumpfile's diskdump_mod.h / QEMU dump/dump.c: zlib, lzo, snappy, zstd pages,
+    //           plain or flattened; CPU state from its QEMU notes. AVML v2: snappy-framed ranges
+    //           (graph/snappy_frame.hpp), LiME v1 ranges among them. Both are decompressed at
+    //           open (in parallel) into a DecodedImage; more than 24× the file size of non-zero
+    //           memory is refused as a decompression bomb.
+    // Truncated files (ELF, LiME, kdump, AVML whose tail is missing): the runs are clipped to the
+    // bytes present and warnings() says what is missing; `strict` refuses them (FormatError).
+    // Overlapping ranges: ranges placing the same file bytes at the same physical addresses merge;
+    // two ranges sharing file bytes at different physical addresses are a FormatError; ranges at
+    // one physical address from different file bytes must hold identical bytes (compared once
+    // each, linear in the file size) else FormatError.
     static std::unique_ptr<PhysicalLayer> open(const std::string& path,
-                                               DumpFormat format = DumpFormat::Auto);
+                                               DumpFormat format = DumpFormat::Auto, bool strict = false);
     // For tests and fuzzers: parse an in-memory image (the span must outlive the layer).
     static std::unique_ptr<PhysicalLayer> from_bytes(std::span<const uint8_t> bytes,
-                                                     DumpFormat format = DumpFormat::Auto);
+                                                     DumpFormat format = DumpFormat::Auto, bool strict = false);
 
     DumpFormat format() const noexcept { return format_; }
+    // What the parser kept going past (a truncated file, excluded pages …), one line each, for
+    // the CLI to print once; empty for a complete file.
+    const std::vector<std::string>& warnings() const noexcept { return warnings_; }
     std::span<const PhysicalRun> runs() const noexcept { return runs_; }
     // runs() minus the holes of a sparse dump file (e.g. a raw copy of a 4 GiB address space
     // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
@@ -113,16 +132,24 @@ public:
     // Copies bytes; false when any byte is absent.
     bool read(uint64_t paddr, std::span<uint8_t> out) const noexcept;
 
+    // The mapping the runs index: the dump file, or its decompressed image (kdump, AVML).
     std::span<const uint8_t> file_bytes() const noexcept { return bytes_; }
-    // True when the bytes are the read-only private mmap of open(), not from_bytes() memory: the
-    // graph builder may then drop pages it is done with (MADV_DONTNEED refaults them from the page
-    // cache), which keeps its peak RSS far below the dump size.
-    bool file_backed() const noexcept { return file_ != nullptr; }
+    // True when those bytes are a file mapping (open()'s read-only mmap, or a decompressed image
+    // kept in a temporary file), not from_bytes() or anonymous memory: the graph builder may then
+    // drop pages it is done with (MADV_DONTNEED refaults them from the page cache), which keeps
+    // its peak RSS far below the dump size.
+    bool file_backed() const noexcept;
+    // Drops the whole 4 KiB pages of [bytes, bytes+size) — bytes inside file_bytes() — from this
+    // process (MADV_DONTNEED) when file_backed(); a later read refaults them from the page cache.
+    // No-op otherwise. Used by every full pass over the dump (root search, graph scan).
+    void release(const uint8_t* bytes, uint64_t size) const noexcept;
 
 private:
     PhysicalLayer() = default;
     std::shared_ptr<MappedFile> file_;   // null for from_bytes
+    std::shared_ptr<detail::DecodedImage> image_;   // compressed formats: what bytes_ views
     std::span<const uint8_t> bytes_;
+    std::vector<std::string> warnings_;
     DumpFormat format_ = DumpFormat::Raw;
     std::vector<PhysicalRun> runs_;      // sorted by paddr, non-overlapping
     std::vector<PhysicalRun> data_runs_; // runs_ ∩ the file's data extents
@@ -180,16 +207,29 @@ public:
     // sorted by vaddr; large pages stay whole. What makes a word a pointer in the memory graph, so
     // that raw, ELF and LiME copies of one dump agree. Computed by the same walk as kernel_runs().
     std::span<const VirtualRun> mapped_kernel_runs() const;
+    // kernel_runs() with each physical page once, at its lowest virtual address (the direct map
+    // for most pages), sorted by vaddr: what a scan over kernel memory reads so that it reads each
+    // page of the dump once, not once per alias. Computed on each call.
+    std::vector<VirtualRun> distinct_runs() const;
 
     // What the kernel_runs() walk saw and skipped, for diagnostics ("maps nothing because …").
-    //   tables         page tables read (the work bound: at most present 4 KiB pages + 4096 of
-    //                  them, else kernel_runs() throws InputError — only shared/looping tables can
-    //                  exceed it, since in a tree every table is a distinct present page)
-    //   absent_tables  entries pointing to a table that is not in the dump
-    //   loops          entries pointing back to a table on their own walk path (skipped)
-    //   reserved       large-page entries with reserved address bits set (skipped, as the CPU would fault)
-    struct WalkStats { uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0; };
+    //   tables          page tables read (the work bound: at most present 4 KiB pages + 4096 of
+    //                   them, else kernel_runs() throws InputError — only shared/looping tables can
+    //                   exceed it, since in a tree every table is a distinct present page)
+    //   absent_tables   entries pointing to a table that is not in the dump
+    //   loops           entries pointing back to a table on their own walk path (skipped)
+    //   reserved        large-page entries with reserved address bits set (skipped, as the CPU would fault)
+    //   aliases_skipped mappings skipped because their physical page already had 4 kernel mappings
+    //                   (entries whose table or large page was reached 4 times, and 4 KiB pages):
+    //                   work stays bounded by the dump's distinct pages; see warning()
+    //   distinct_pages  present physical pages that kernel_runs() maps (each once or more)
+    struct WalkStats {
+        uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
+    };
     WalkStats walk_stats() const;   // enumerates first if needed
+    // One line for the user when kernel_runs() skipped something they should know about (aliases
+    // beyond the bound), else empty. Enumerates first if needed.
+    std::string warning() const;
 
     const PhysicalLayer& physical() const noexcept { return *phys_; }
 

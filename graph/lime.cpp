@@ -1,7 +1,8 @@
 // LiME (Linux Memory Extractor) format: a sequence of ranges, each a 32-byte header
 //   u32 magic 0x4C694D45 ("EMiL" on disk), u32 version (1), u64 s_addr, u64 e_addr (inclusive),
 //   u8 reserved[8]
-// followed by e_addr − s_addr + 1 bytes of memory, until end of file.
+// followed by e_addr − s_addr + 1 bytes of memory, until end of file. A file cut inside a range
+// keeps the bytes present (and a cut trailing header is ignored) with a warning, unless strict.
 #include "graph/dump_formats.hpp"
 
 namespace deepmem::detail {
@@ -11,15 +12,20 @@ constexpr uint32_t kLimeMagic = 0x4C694D45u;
 constexpr uint64_t kHeaderSize = 32;
 }  // namespace
 
-ParsedDump parse_lime(std::span<const uint8_t> file) {
+ParsedDump parse_lime(std::span<const uint8_t> file, bool strict) {
     const uint64_t size = file.size();
     if (size == 0) throw FormatError(0, "empty file (expected a LiME range header)");
     ParsedDump d;
     uint64_t off = 0;
     while (off < size) {
-        if (!in_file(off, kHeaderSize, size))
-            throw FormatError(off, "truncated LiME range header (expected 32 bytes, " +
-                                       std::to_string(size - off) + " left)");
+        if (!in_file(off, kHeaderSize, size)) {
+            if (strict || off == 0)
+                throw FormatError(off, "truncated LiME range header (expected 32 bytes, " +
+                                           std::to_string(size - off) + " left)");
+            d.warnings.push_back("truncated LiME file: the last " + std::to_string(size - off) +
+                                 " bytes are a cut range header and are ignored (--strict refuses)");
+            break;
+        }
         const uint8_t* h = file.data() + off;
         if (le32(h) != kLimeMagic)
             throw FormatError(off, "bad LiME magic " + hex(le32(h)) + " (expected 0x4c694d45)");
@@ -33,9 +39,17 @@ ParsedDump parse_lime(std::span<const uint8_t> file) {
             throw FormatError(off + 16, "LiME range covers all of 2^64 bytes");
         uint64_t len = e_addr - s_addr + 1;
         uint64_t data = off + kHeaderSize;
-        if (!in_file(data, len, size))
-            throw FormatError(off + 8, "LiME range " + hex(s_addr) + "-" + hex(e_addr) + " needs " +
-                                           hex(len) + " bytes but only " + hex(size - data) + " remain");
+        if (!in_file(data, len, size)) {
+            if (strict)
+                throw FormatError(off + 8, "LiME range " + hex(s_addr) + "-" + hex(e_addr) + " needs " +
+                                               hex(len) + " bytes but only " + hex(size - data) + " remain");
+            d.runs.push_back({s_addr, data, size - data});
+            d.warnings.push_back("truncated LiME file: range " + hex(s_addr) + "-" + hex(e_addr) + " has " +
+                                 hex(size - data) + " of its " + hex(len) + " bytes; the missing " +
+                                 hex(len - (size - data)) + " bytes from physical " + hex(s_addr + (size - data)) +
+                                 " read as absent (--strict refuses)");
+            break;
+        }
         d.runs.push_back({s_addr, data, len});
         off = data + len;
     }

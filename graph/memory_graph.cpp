@@ -427,10 +427,7 @@ struct MemoryGraphBuilder {
         for (uint64_t q = q0; q < q1;) {
             uint64_t e = q + 1;
             while (e < q1 && page_data[e] == page_data[e - 1] + kPage) ++e;
-            auto a = reinterpret_cast<uintptr_t>(page_data[q]), b = reinterpret_cast<uintptr_t>(page_data[e - 1]) + kPage;
-            a = (a + kPage - 1) & ~uintptr_t{kPage - 1};
-            b &= ~uintptr_t{kPage - 1};
-            if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+            phys.release(page_data[q], (e - q) * kPage);
             q = e;
         }
     }

@@ -87,6 +87,8 @@ const char* to_string(DumpFormat f) {
     case DumpFormat::Raw: return "raw";
     case DumpFormat::Elf: return "elf";
     case DumpFormat::Lime: return "lime";
+    case DumpFormat::Kdump: return "kdump";
+    case DumpFormat::Avml: return "avml";
     }
     return "?";
 }
@@ -96,7 +98,9 @@ DumpFormat parse_dump_format(const std::string& s) {
     if (s == "raw") return DumpFormat::Raw;
     if (s == "elf") return DumpFormat::Elf;
     if (s == "lime") return DumpFormat::Lime;
-    throw InputError("unknown dump format '" + s + "' (expected auto|raw|elf|lime)");
+    if (s == "kdump") return DumpFormat::Kdump;
+    if (s == "avml") return DumpFormat::Avml;
+    throw InputError("unknown dump format '" + s + "' (expected auto|raw|elf|lime|kdump|avml)");
 }
 
 namespace detail {
@@ -108,35 +112,82 @@ ParsedDump parse_raw(std::span<const uint8_t> file) {
     return d;
 }
 
+static bool starts_with(std::span<const uint8_t> file, std::string_view magic, uint64_t at = 0) noexcept {
+    return file.size() >= at + magic.size() && std::memcmp(file.data() + at, magic.data(), magic.size()) == 0;
+}
+
 DumpFormat sniff_format(std::span<const uint8_t> file) noexcept {
-    if (file.size() >= 4 && std::memcmp(file.data(), "\x7f" "ELF", 4) == 0) return DumpFormat::Elf;
+    if (starts_with(file, "\x7f" "ELF")) return DumpFormat::Elf;
     if (file.size() >= 4 && le32(file.data()) == 0x4C694D45u) return DumpFormat::Lime;
+    if (starts_with(file, "AVML")) return DumpFormat::Avml;
+    if (starts_with(file, "KDUMP   ") || starts_with(file, std::string_view("makedumpfile\0", 13)))
+        return DumpFormat::Kdump;
     return DumpFormat::Raw;
+}
+
+void refuse_unreadable(std::span<const uint8_t> file, const std::string& name) {
+    if (starts_with(file, "QEVM"))
+        throw InputError(name + " is a QEMU migration stream (QEVM magic, what a plain `virsh dump` or `migrate` "
+                                "writes), not a memory dump: write one with `virsh dump --memory-only --format elf "
+                                "DOMAIN FILE` or QMP `dump-guest-memory` (HMP `dump-guest-memory FILE`)");
+    if (starts_with(file, "DISKDUMP"))
+        throw InputError(name + " is an old diskdump file (DISKDUMP magic), which is not supported: convert it "
+                                "with makedumpfile to kdump-compressed or ELF");
+    struct Archive { std::string_view magic; uint64_t at; const char* what; const char* how; };
+    static constexpr Archive kArchives[] = {
+        {"\x1f\x8b", 0, "a gzip file", "gunzip -k"},
+        {std::string_view("\xfd" "7zXZ\0", 6), 0, "an xz file", "unxz -k"},
+        {"\x28\xb5\x2f\xfd", 0, "a zstd file", "unzstd"},
+        {"BZh", 0, "a bzip2 file", "bunzip2 -k"},
+        {"\x04\x22\x4d\x18", 0, "an lz4 file", "unlz4"},
+        {"PK\x03\x04", 0, "a zip archive", "unzip"},
+        {"ustar", 257, "a tar archive", "tar -xf"},
+    };
+    for (const Archive& a : kArchives)
+        if (starts_with(file, a.magic, a.at))
+            throw InputError(name + " is " + a.what + ", not a memory dump: unpack it first (" + a.how + " " + name +
+                             ") and give the dump inside (raw, ELF, LiME, kdump or AVML), or force --format raw");
 }
 
 }  // namespace detail
 
 struct PhysicalLayerParsers {
     static std::unique_ptr<PhysicalLayer> parse(std::span<const uint8_t> bytes, DumpFormat format,
-                                                std::shared_ptr<MappedFile> file) {
-        if (format == DumpFormat::Auto) format = detail::sniff_format(bytes);
+                                                std::shared_ptr<MappedFile> file, bool strict) {
+        if (format == DumpFormat::Auto) {
+            detail::refuse_unreadable(bytes, file ? file->path() : std::string("the input"));
+            format = detail::sniff_format(bytes);
+        }
         detail::ParsedDump d;
         switch (format) {
         case DumpFormat::Raw: d = detail::parse_raw(bytes); break;
-        case DumpFormat::Elf: d = detail::parse_elf_core(bytes); break;
-        case DumpFormat::Lime: d = detail::parse_lime(bytes); break;
+        case DumpFormat::Elf: d = detail::parse_elf_core(bytes, strict); break;
+        case DumpFormat::Lime: d = detail::parse_lime(bytes, strict); break;
+        case DumpFormat::Kdump: d = detail::parse_kdump(bytes, strict); break;
+        case DumpFormat::Avml: d = detail::parse_avml(bytes, strict); break;
         case DumpFormat::Auto: break;
         }
         std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer());
-        layer->file_ = std::move(file);
-        layer->bytes_ = bytes;
         layer->format_ = format;
         layer->cpus_ = std::move(d.cpus);
-        layer->runs_ = normalise(std::move(d.runs), bytes);
-        layer->data_runs_ = layer->file_ ? data_only(layer->runs_, layer->file_->data_extents()) : layer->runs_;
-        if (layer->runs_.empty())
+        layer->warnings_ = std::move(d.warnings);
+        if (d.image) {   // compressed: the runs index the decompressed image, not the file
+            layer->image_ = std::move(d.image);
+            layer->bytes_ = {layer->image_->data(), layer->image_->size()};
+            layer->runs_ = normalise(std::move(d.runs), layer->bytes_);
+            layer->data_runs_ = data_only(layer->runs_, layer->image_->data_extents());
+        } else {
+            layer->file_ = std::move(file);
+            layer->bytes_ = bytes;
+            layer->runs_ = normalise(std::move(d.runs), bytes);
+            layer->data_runs_ = layer->file_ ? data_only(layer->runs_, layer->file_->data_extents()) : layer->runs_;
+        }
+        if (layer->runs_.empty()) {
+            std::string why;
+            for (const auto& w : layer->warnings_) why += "; " + w;
             throw FormatError(0, std::string("no physical memory in ") + to_string(format) +
-                                     " dump (expected at least one non-empty range)");
+                                     " dump (expected at least one non-empty range)" + why);
+        }
         return layer;
     }
 
@@ -156,10 +207,17 @@ struct PhysicalLayerParsers {
         return out;
     }
 
-    // Drops empty runs, re-checks every run against the file, and merges runs that are contiguous
-    // both in physical space and in the file. Overlaps in physical space are accepted only when
-    // the overlapping bytes are identical (QEMU's `dump-guest-memory -p` writes a page once per
-    // virtual mapping); differing copies of the same physical byte are a FormatError.
+    // Drops empty runs, re-checks every run against the file, and resolves overlaps in linear
+    // time (after sorting), by three rules:
+    //  1. Runs that place the same file bytes at the same physical addresses (one delta
+    //     paddr − offset; QEMU's `dump-guest-memory -p` points every PT_LOAD of a physical page at
+    //     the one copy of it) are merged without comparing anything.
+    //  2. After that no two runs may share file bytes: no writer puts one byte at two physical
+    //     addresses, and a crafted file doing it thousands of times would make rule 3 quadratic.
+    //  3. Runs overlapping in physical space from different file bytes (a page written once per
+    //     virtual mapping) must hold identical bytes; differing copies are a FormatError. With
+    //     rule 2 each file byte is compared at most once.
+    // Finally runs contiguous both in physical space and in the file are merged.
     static constexpr uint64_t kMaxPhysical = uint64_t{1} << 52;
 
     static std::vector<PhysicalRun> normalise(std::vector<PhysicalRun> runs, std::span<const uint8_t> file) {
@@ -175,12 +233,39 @@ struct PhysicalLayerParsers {
                 throw FormatError(r.file_offset, "physical range at " + hex(r.paddr) + " of " + hex(r.size) +
                                                      " bytes ends beyond the 52-bit physical address space");
         }
-        std::sort(runs.begin(), runs.end(), [](const PhysicalRun& a, const PhysicalRun& b) {
+        // Rule 1: union of the runs of one delta.
+        auto delta = [](const PhysicalRun& r) { return r.paddr - r.file_offset; };
+        std::sort(runs.begin(), runs.end(), [&](const PhysicalRun& a, const PhysicalRun& b) {
+            return delta(a) != delta(b) ? delta(a) < delta(b) : a.file_offset < b.file_offset;
+        });
+        std::vector<PhysicalRun> merged;
+        merged.reserve(runs.size());
+        for (const PhysicalRun& r : runs) {
+            if (!merged.empty() && delta(merged.back()) == delta(r) &&
+                r.file_offset <= merged.back().file_offset + merged.back().size) {
+                PhysicalRun& last = merged.back();
+                const uint64_t end = std::max(last.file_offset + last.size, r.file_offset + r.size);
+                last.size = end - last.file_offset;
+                continue;
+            }
+            merged.push_back(r);
+        }
+        // Rule 2: no file byte in two runs.
+        std::sort(merged.begin(), merged.end(),
+                  [](const PhysicalRun& a, const PhysicalRun& b) { return a.file_offset < b.file_offset; });
+        for (size_t i = 1; i < merged.size(); ++i)
+            if (merged[i].file_offset < merged[i - 1].file_offset + merged[i - 1].size)
+                throw FormatError(merged[i].file_offset,
+                                  "the bytes at file offset " + hex(merged[i].file_offset) + " are given two physical "
+                                  "addresses (" + hex(merged[i - 1].paddr + (merged[i].file_offset - merged[i - 1].file_offset)) +
+                                  " and " + hex(merged[i].paddr) + "): overlapping ranges of one file are refused");
+        // Rule 3 and the final merge, in physical order.
+        std::sort(merged.begin(), merged.end(), [](const PhysicalRun& a, const PhysicalRun& b) {
             return a.paddr != b.paddr ? a.paddr < b.paddr : a.file_offset < b.file_offset;
         });
         std::vector<PhysicalRun> out;
-        out.reserve(runs.size());
-        for (PhysicalRun r : runs) {
+        out.reserve(merged.size());
+        for (PhysicalRun r : merged) {
             if (!out.empty()) {
                 PhysicalRun& last = out.back();
                 uint64_t end = last.paddr + last.size;
@@ -208,14 +293,19 @@ struct PhysicalLayerParsers {
     }
 };
 
-std::unique_ptr<PhysicalLayer> PhysicalLayer::open(const std::string& path, DumpFormat format) {
+std::unique_ptr<PhysicalLayer> PhysicalLayer::open(const std::string& path, DumpFormat format, bool strict) {
     auto file = std::make_shared<MappedFile>(path);
     auto bytes = file->bytes();
-    return PhysicalLayerParsers::parse(bytes, format, std::move(file));
+    return PhysicalLayerParsers::parse(bytes, format, std::move(file), strict);
 }
 
-std::unique_ptr<PhysicalLayer> PhysicalLayer::from_bytes(std::span<const uint8_t> bytes, DumpFormat format) {
-    return PhysicalLayerParsers::parse(bytes, format, nullptr);
+std::unique_ptr<PhysicalLayer> PhysicalLayer::from_bytes(std::span<const uint8_t> bytes, DumpFormat format,
+                                                         bool strict) {
+    return PhysicalLayerParsers::parse(bytes, format, nullptr, strict);
+}
+
+bool PhysicalLayer::file_backed() const noexcept {
+    return image_ ? image_->file_backed() : file_ != nullptr;
 }
 
 uint64_t PhysicalLayer::max_paddr() const noexcept {
@@ -226,6 +316,15 @@ uint64_t PhysicalLayer::present_bytes() const noexcept {
     uint64_t n = 0;
     for (const auto& r : runs_) n += r.size;
     return n;
+}
+
+void PhysicalLayer::release(const uint8_t* bytes, uint64_t size) const noexcept {
+    if (!file_backed() || size == 0) return;
+    constexpr uintptr_t kPage = 4096;
+    auto a = reinterpret_cast<uintptr_t>(bytes), b = a + size;
+    a = (a + kPage - 1) & ~(kPage - 1);
+    b &= ~(kPage - 1);
+    if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
 }
 
 // Index of the run containing paddr, or runs_.size().

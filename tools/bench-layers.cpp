@@ -2,11 +2,30 @@
 // kernel-page enumeration) and what they found; with --synthetic, on an in-memory Linux-like
 // x86-64 image whose direct map uses 4 KiB pages only (the worst case for enumeration).
 //
-//   bench-layers DUMP [--format auto|raw|elf|lime] [--dtb 0x…] [--paging x86|pae|x64|la57] [--search]
+//   bench-layers DUMP [--format auto|raw|elf|lime|kdump|avml] [--dtb 0x…] [--paging x86|pae|x64|la57]
+//                [--search] [--formats]
 //   bench-layers --synthetic MiB
+//   bench-layers --alias-bomb MiB [--kind gib1|la57|spray] [--write FILE]
+//   bench-layers --overlap-elf MiB
 // --search ignores the ELF CPU notes and runs the page-directory search, then reports whether it
 // translates every kernel page exactly as the note's CR3 does.
+// --formats writes the dump as kdump (zlib flattened, lzo, snappy, zstd) and AVML into $TMPDIR and
+// times opening each: MiB/s of uncompressed memory made readable (decompression, in parallel).
+// --overlap-elf writes a crafted ELF core of that size whose thousands of PT_LOADs all cover the
+// same bytes (issue #15) and times opening it (the overlap rules of PhysicalLayer::open).
+// --alias-bomb builds page tables that
+// map the same memory millions of times (test/graph/layer_images.hpp) and times the walk and the
+// search on it, or writes it as a raw dump for timing the tools (/usr/bin/time -v dmgraph build …).
+#include "graph/dump_writers.hpp"
 #include "graph/layers.hpp"
+#include "test/graph/layer_images.hpp"
+
+#include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <boost/program_options.hpp>
 
@@ -19,6 +38,14 @@ using namespace deepmem;
 namespace po = boost::program_options;
 
 namespace {
+
+// CPU seconds (user + system, all threads) of this process so far: the figure that means
+// something on a shared machine, where wall time depends on the other load.
+double cpu_seconds() {
+    struct rusage u {};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 double since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -65,6 +92,63 @@ void report(const TranslationLayer& found, double detect_s) {
                 static_cast<unsigned long long>(st.loops), static_cast<unsigned long long>(st.reserved));
 }
 
+void write_file(const std::string& path, const std::function<void(const ByteSink&)>& write) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    write([&](uint64_t off, std::span<const uint8_t> b) {
+        out.seekp(static_cast<std::streamoff>(off));
+        out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+    });
+    if (!out) throw InputError("cannot write " + path);
+}
+
+void bench_formats(const PhysicalLayer& phys) {
+    const std::string base = (std::filesystem::temp_directory_path() / ("bench-layers-" + std::to_string(::getpid()))).string();
+    const double mib = static_cast<double>(phys.present_bytes()) / (1 << 20);
+    struct Row { const char* name; std::function<void(const ByteSink&)> write; };
+    const Row rows[] = {
+        {"kdump zlib flattened", [&](const ByteSink& s) { write_kdump(phys, KdumpCompression::Zlib, true, s); }},
+        {"kdump lzo", [&](const ByteSink& s) { write_kdump(phys, KdumpCompression::Lzo, false, s); }},
+        {"kdump snappy", [&](const ByteSink& s) { write_kdump(phys, KdumpCompression::Snappy, false, s); }},
+        {"kdump zstd", [&](const ByteSink& s) { write_kdump(phys, KdumpCompression::Zstd, false, s); }},
+        {"avml", [&](const ByteSink& s) { write_avml(phys, s); }},
+    };
+    std::printf("formats: %.0f MiB of memory, %d threads (open = parse + decompress)\n", mib, omp_get_max_threads());
+    for (const Row& r : rows) {
+        const std::string path = base + ".dump";
+        auto t0 = std::chrono::steady_clock::now();
+        write_file(path, r.write);
+        const double write_s = since(t0);
+        const double file_mib = static_cast<double>(std::filesystem::file_size(path)) / (1 << 20);
+        t0 = std::chrono::steady_clock::now();
+        const double cpu0 = cpu_seconds();
+        auto p = PhysicalLayer::open(path);
+        const double open_s = since(t0), open_cpu = cpu_seconds() - cpu0;
+        std::filesystem::remove(path);
+        std::printf("  %-22s file %7.1f MiB  write %6.2f s  open %6.3f s wall (%5.0f MiB/s), %6.3f s CPU "
+                    "(%5.0f MiB/s per core)  present %s\n",
+                    r.name, file_mib, write_s, open_s, mib / open_s, open_cpu, mib / open_cpu,
+                    p->present_bytes() == phys.present_bytes() ? "same" : "DIFFERS");
+    }
+}
+
+// An ELF64 core of `mib` MiB: 64 KiB of memory and as many PT_LOADs (PN_XNUM) as fit, every one
+// placing those bytes at physical 0 — or, with `spread`, each at its own address (refused).
+std::vector<uint8_t> overlap_elf(uint64_t mib, bool spread) {
+    const uint64_t data = 0x10000, phoff = 64 + data, n = ((mib << 20) - phoff - 64) / 56;
+    std::vector<uint8_t> b(phoff + n * 56 + 64, 0);
+    auto put = [&](uint64_t at, uint64_t v, unsigned bytes) { std::memcpy(b.data() + at, &v, bytes); };
+    std::memcpy(b.data(), "\x7f" "ELF\x02\x01\x01", 7);
+    put(16, 4, 2); put(18, 62, 2); put(20, 1, 4); put(32, phoff, 8); put(40, phoff + n * 56, 8);
+    put(52, 64, 2); put(54, 56, 2); put(56, 0xffff, 2); put(58, 64, 2); put(60, 1, 2);
+    put(phoff + n * 56 + 44, n, 4);
+    for (uint64_t i = 0; i < data; ++i) b[64 + i] = static_cast<uint8_t>(i * 7);
+    for (uint64_t i = 0; i < n; ++i) {
+        const uint64_t at = phoff + i * 56;
+        put(at, 1, 4); put(at + 8, 64, 8); put(at + 24, spread ? i << 16 : 0, 8); put(at + 32, data, 8); put(at + 40, data, 8);
+    }
+    return b;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -72,18 +156,38 @@ int main(int argc, char** argv) try {
     opts.add_options()
         ("help,h", "this text")
         ("dump", po::value<std::string>(), "dump file")
-        ("format", po::value<std::string>()->default_value("auto"), "auto|raw|elf|lime")
+        ("format", po::value<std::string>()->default_value("auto"), "auto|raw|elf|lime|kdump|avml")
         ("dtb", po::value<std::string>(), "page-table root (hex)")
         ("paging", po::value<std::string>(), "x86|pae|x64|la57")
         ("search", "ignore CPU notes: search for the root and compare with the note's CR3")
-        ("synthetic", po::value<uint64_t>(), "benchmark an in-memory image of this many MiB");
+        ("synthetic", po::value<uint64_t>(), "benchmark an in-memory image of this many MiB")
+        ("alias-bomb", po::value<uint64_t>(), "an aliasing page-table image of this many MiB (1..1024)")
+        ("kind", po::value<std::string>()->default_value("gib1"), "alias bomb: gib1|la57|spray")
+        ("write", po::value<std::string>(), "write the alias bomb as a raw dump to FILE and stop")
+        ("formats", "also time reading kdump and AVML copies of the dump")
+        ("overlap-elf", po::value<uint64_t>(), "time opening a crafted ELF of this many MiB of overlapping PT_LOADs");
     po::positional_options_description pos;
     pos.add("dump", 1);
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
     po::notify(vm);
-    if (vm.count("help") || (!vm.count("dump") && !vm.count("synthetic"))) {
-        std::cout << "usage: bench-layers DUMP [options] | --synthetic MiB\n" << opts;
+    if (vm.count("overlap-elf")) {
+        for (bool spread : {false, true}) {
+            auto b = overlap_elf(vm["overlap-elf"].as<uint64_t>(), spread);
+            auto t0 = std::chrono::steady_clock::now();
+            std::string result;
+            try {
+                result = std::to_string(PhysicalLayer::from_bytes(b)->runs().size()) + " run(s)";
+            } catch (const FormatError& e) {
+                result = std::string("refused: ") + e.what();
+            }
+            std::printf("overlap ELF %zu MiB, %s: open %.3f s, %s\n", b.size() >> 20,
+                        spread ? "same bytes at many addresses" : "same bytes at one address", since(t0), result.c_str());
+        }
+        return 0;
+    }
+    if (vm.count("help") || (!vm.count("dump") && !vm.count("synthetic") && !vm.count("alias-bomb"))) {
+        std::cout << "usage: bench-layers DUMP [options] | --synthetic MiB | --alias-bomb MiB | --overlap-elf MiB\n" << opts;
         return vm.count("help") ? 0 : 2;
     }
     std::optional<PagingMode> mode;
@@ -102,6 +206,38 @@ int main(int argc, char** argv) try {
         return 0;
     }
 
+    if (vm.count("alias-bomb")) {
+        using test_images::AliasBomb;
+        const uint64_t mib = vm["alias-bomb"].as<uint64_t>();
+        const std::string kind = vm["kind"].as<std::string>();
+        if (mib < 1 || mib > 1024) throw InputError("--alias-bomb needs 1..1024 MiB");
+        if (kind != "gib1" && kind != "la57" && kind != "spray") throw InputError("--kind must be gib1, la57 or spray");
+        const AliasBomb k = kind == "gib1" ? AliasBomb::Gib1 : kind == "la57" ? AliasBomb::La57 : AliasBomb::Spray;
+        auto mem = test_images::build_alias_bomb(mib << 20, k);
+        if (vm.count("write")) {
+            write_file_atomically(vm["write"].as<std::string>(),
+                                  std::string_view(reinterpret_cast<const char*>(mem.bytes.data()), mem.bytes.size()));
+            return 0;
+        }
+        auto phys = PhysicalLayer::from_bytes(mem.bytes, DumpFormat::Raw);
+        const PagingMode m = k == AliasBomb::La57 ? PagingMode::X86_64_5Level : PagingMode::X86_64_4Level;
+        auto t0 = std::chrono::steady_clock::now();
+        TranslationLayer t(*phys, m, 0x1000);
+        auto runs = t.kernel_runs();
+        auto st = t.walk_stats();
+        std::printf("walk %.3f s  pages %llu  distinct %llu  skipped aliases %llu  tables %llu\n", since(t0),
+                    static_cast<unsigned long long>(pages_of(runs)), static_cast<unsigned long long>(st.distinct_pages),
+                    static_cast<unsigned long long>(st.aliases_skipped), static_cast<unsigned long long>(st.tables));
+        t0 = std::chrono::steady_clock::now();
+        try {
+            auto s = TranslationLayer::search(*phys);
+            std::printf("search %.3f s  root %s (%s)\n", since(t0), hex(s.dtb()).c_str(), to_string(s.mode()));
+        } catch (const InputError& e) {
+            std::printf("search %.3f s  refused: %s\n", since(t0), e.what());
+        }
+        return 0;
+    }
+
     auto t0 = std::chrono::steady_clock::now();
     auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format"].as<std::string>()));
     std::printf("format %s  runs %zu  present %llu MiB  max_paddr %s  cpus %zu  open %.3f s\n",
@@ -111,6 +247,7 @@ int main(int argc, char** argv) try {
     for (const auto& c : phys->cpus())
         std::printf("  cpu cr0 %s cr3 %s cr4 %s long_mode %d\n", hex(c.cr0).c_str(), hex(c.cr3).c_str(),
                     hex(c.cr4).c_str(), c.long_mode);
+    if (vm.count("formats")) bench_formats(*phys);
     t0 = std::chrono::steady_clock::now();
     auto t = TranslationLayer::detect(*phys, dtb, mode);
     report(t, since(t0));

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace deepmem {
 
@@ -30,6 +31,12 @@ int cli_main(const char* name, Run&& run, BeforeError before_error = [] {}) {
         std::fprintf(stderr, "%s: error: %s\n", name, e.what());
         return 1;
     }
+}
+
+// What a tool read past (PhysicalLayer::warnings(): a truncated dump, excluded pages …), one
+// line each: "NAME: warning: …".
+inline void print_warnings(const char* name, const std::vector<std::string>& warnings) {
+    for (const auto& w : warnings) std::fprintf(stderr, "%s: warning: %s\n", name, w.c_str());
 }
 
 // Parses the command line: `visible` options (shown by --help, which must be one of them) plus the

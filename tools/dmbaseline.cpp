@@ -53,6 +53,7 @@ int run(int argc, char** argv) {
     std::optional<uint64_t> dtb;
     if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
     const TranslationLayer tl = TranslationLayer::detect(*phys, dtb);
+    if (const std::string w = tl.warning(); !w.empty()) std::fprintf(stderr, "dmbaseline: warning: %s\n", w.c_str());
 
     std::vector<Detection> found;
     if (method == "pslist") {
@@ -63,7 +64,7 @@ int run(int argc, char** argv) {
         PsscanStats st;
         found = psscan(tl, sig, {}, &st);
         if (vm.count("stats")) {
-            std::fprintf(stderr, "psscan: %llu candidates, %llu tasks, %llu aliases dropped; rejected by",
+            std::fprintf(stderr, "psscan: %llu candidates, %llu tasks, %llu alias pages skipped; rejected by",
                          static_cast<unsigned long long>(st.candidates), static_cast<unsigned long long>(st.matched),
                          static_cast<unsigned long long>(st.aliases));
             for (const auto& [c, n] : st.rejected)

@@ -2,9 +2,10 @@
 // only; the work is deepmem::Detector (detect/detect.hpp).
 //
 //   dmdetect --weights M.cereal [--weights M2.cereal …] DUMP [--threshold X] [--format table|json|csv]
-//            [--output FILE] [--format-dump raw|elf|lime|auto] [--dtb ADDR] [--threads N] [--quiet]
+//            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
+//            [--threads N] [--quiet]
 //
-// DUMP is a raw/ELF/LiME dump (its graph is built once with the models' parameters) or a .dmg built
+// DUMP is a raw/ELF/LiME/kdump/AVML dump (its graph is built once with the models' parameters) or a .dmg built
 // by `dmgraph build` (told by its magic; refused when built with other parameters). Every model
 // runs on the one graph; objects scoring at least the model's threshold (or --threshold) are
 // written sorted by (type, vaddr) to stdout or atomically to --output. Progress goes to stderr for
@@ -35,7 +36,7 @@ namespace {
 
 const char* kUsage =
     "usage: dmdetect --weights M.cereal [--weights M2.cereal ...] DUMP [options]\n"
-    "  DUMP: raw/ELF/LiME memory dump, or a .dmg from `dmgraph build`\n"
+    "  DUMP: raw/ELF/LiME/kdump/AVML memory dump, or a .dmg from `dmgraph build`\n"
     "exit status: 0 ok, 1 bad input, 2 usage error\n";
 
 constexpr uint64_t kLargeDump = uint64_t{256} << 20;   // progress only for work that takes a while
@@ -74,7 +75,8 @@ int run(int argc, char** argv) {
         "threshold", po::value<float>(), "report scores at or above this for every model (default: each model's)")(
         "format", po::value<std::string>()->default_value("table"), "output: table|json|csv")(
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
-        "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|auto")(
+        "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|kdump|avml|auto")(
+        "strict", "refuse a truncated dump instead of analysing what is present")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr");
@@ -87,6 +89,11 @@ int run(int argc, char** argv) {
     const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
     BuildOptions build;
     build.format = parse_dump_format(vm["format-dump"].as<std::string>());
+    build.strict = vm.count("strict") > 0;
+    build.warn = [](const std::string& w) {
+        progress.end();
+        print_warnings("dmdetect", {w});
+    };
     if (vm.count("dtb")) build.dtb = parse_address(vm["dtb"].as<std::string>(), "dtb");
     if (vm.count("threads")) {
         const int t = vm["threads"].as<int>();

@@ -1,14 +1,15 @@
 // dmgraph: build, inspect and export memory graphs (.dmg). Argument parsing and printing only;
 // the work is graph/memory_graph.hpp.
 //
-//   dmgraph build DUMP -o G.dmg [--format raw|elf|lime|auto] [--dtb ADDR] [--paging x86|pae|x64|la57]
-//                 [--feature-bytes 64] [--max-segment 4096] [--neighbour-distance 512]
+//   dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
+//                 [--paging x86|pae|x64|la57] [--feature-bytes 64] [--max-segment 4096] [--neighbour-distance 512]
 //                 [--pointer-target-back 128]
 //   dmgraph info G.dmg
 //   dmgraph nodes G.dmg [--from VADDR] [--to VADDR]     TSV: vaddr paddr length ln rn lp rp
 //   dmgraph dot G.dmg --around VADDR [--hops 2] [--max-nodes 400]
 #include "graph/memory_budget.hpp"
 #include "graph/memory_graph.hpp"
+#include "tools/cli.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -25,7 +26,7 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmgraph build DUMP -o G.dmg [--format raw|elf|lime|auto] [--dtb ADDR]\n"
+    "usage: dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]\n"
     "                     [--paging x86|pae|x64|la57] [--feature-bytes N] [--max-segment N]\n"
     "                     [--neighbour-distance N] [--pointer-target-back N] [--quiet]\n"
     "       dmgraph info G.dmg\n"
@@ -62,7 +63,8 @@ std::string sources_vaddrs(const MemoryGraph& g, EdgeKind k, uint32_t n) {
 int cmd_build(const std::vector<std::string>& args) {
     po::options_description o("build options");
     o.add_options()("output,o", po::value<std::string>()->required(), "output .dmg")(
-        "format", po::value<std::string>()->default_value("auto"), "raw|elf|lime|auto")(
+        "format", po::value<std::string>()->default_value("auto"), "raw|elf|lime|kdump|avml|auto")(
+        "strict", "refuse a truncated dump instead of analysing what is present")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "paging", po::value<std::string>(), "x86|pae|x64|la57")(
         "feature-bytes", po::value<std::string>(), "content bytes kept per node (64)")(
@@ -84,8 +86,10 @@ int cmd_build(const std::vector<std::string>& args) {
     std::optional<PagingMode> paging;
     if (vm.count("paging")) paging = parse_paging_mode(vm["paging"].as<std::string>());
 
-    auto phys = PhysicalLayer::open(dump, parse_dump_format(vm["format"].as<std::string>()));
+    auto phys = PhysicalLayer::open(dump, parse_dump_format(vm["format"].as<std::string>()), vm.count("strict") > 0);
+    print_warnings("dmgraph", phys->warnings());
     auto layer = TranslationLayer::detect(*phys, dtb, paging);
+    if (const std::string w = layer.warning(); !w.empty()) std::fprintf(stderr, "dmgraph: warning: %s\n", w.c_str());
     {
         const GraphEstimate e = MemoryGraph::estimate(layer, params);
         const auto avail = available_memory();

@@ -29,6 +29,8 @@ po::options_description config_options(TrainConfig& c) {
         ("data.type", po::value(&c.object_type), "object type: task_struct, mm_struct, cred, file, dentry, module")
         ("data.max_train_dumps", po::value(&c.max_train_dumps)->default_value(c.max_train_dumps), "use the first N train dumps (0 = all)")
         ("data.max_validation_dumps", po::value(&c.max_validation_dumps)->default_value(c.max_validation_dumps), "use the first N validation dumps (0 = all)")
+        ("data.split_by", po::value(&c.split_by)->default_value(c.split_by), "dump: the manifest's splits; build: leave data.holdout_build out of training")
+        ("data.holdout_build", po::value(&c.holdout_build), "build(s) left out with split_by = build: kernel releases or prefixes, comma list (6.12, 5.10.0-46-amd64)")
         ("keys.count", po::value(&c.key_nodes)->default_value(c.key_nodes), "most frequent segment labels kept as key nodes")
         ("keys.min_frequency", po::value(&c.min_frequency)->default_value(c.min_frequency), "fraction of objects a key node must occur in")
         ("model.embed_width", po::value(&c.embed_width)->default_value(c.embed_width), "embedding width H")

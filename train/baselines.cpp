@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <unordered_set>
 
 namespace deepmem {
 
@@ -181,8 +180,11 @@ std::vector<Detection> psscan(const TranslationLayer& tl, const TaskSignature& s
     const TranslatedMemory mem(tl);
     const PhysicalLayer& phys = tl.physical();
     PsscanStats st;
-    std::vector<Detection> found;
-    for (const VirtualRun& run : tl.kernel_runs()) {
+    std::vector<Detection> out;
+    const std::vector<VirtualRun> runs = tl.distinct_runs();
+    for (const VirtualRun& run : tl.kernel_runs()) st.aliases += run.size / 4096;
+    for (const VirtualRun& run : runs) {
+        st.aliases -= run.size / 4096;
         // Contiguous bytes of the whole run when its physical range is one dump run, else per page.
         const uint8_t* whole = phys.find(run.paddr, run.size);
         for (uint64_t page = 0; page < run.size; page += 4096) {
@@ -197,19 +199,9 @@ std::vector<Detection> psscan(const TranslationLayer& tl, const TaskSignature& s
                     ++st.rejected[c];
                     continue;
                 }
-                found.push_back({"task_struct", va, run.paddr + page + o, 1.0f, 0});
+                out.push_back({"task_struct", va, run.paddr + page + o, 1.0f, 0});
             }
         }
-    }
-    std::sort(found.begin(), found.end(), [](const Detection& a, const Detection& b) { return a.vaddr < b.vaddr; });
-    std::unordered_set<uint64_t> paddrs;
-    std::vector<Detection> out;
-    for (Detection& d : found) {
-        if (!paddrs.insert(*d.paddr).second) {
-            ++st.aliases;
-            continue;
-        }
-        out.push_back(std::move(d));
     }
     st.matched = out.size();
     if (stats) *stats = st;

@@ -23,8 +23,9 @@
 //                       (a list_del_init()'d node points at itself and passes); compared by
 //                       physical address too, so the kernel-image alias of init_task passes
 //              Leader   leader: group_leader == self; thread: group_leader->tgid == tgid
-//            A page mapped twice (kernel image and direct map) is reported once, at its lowest
-//            virtual address (the direct map, as the memory graph does).
+//            Each physical page is scanned once, at its lowest virtual address (the direct map, as
+//            the memory graph does; TranslationLayer::distinct_runs), not once per alias: a page
+//            the kernel image or crafted page tables map again costs nothing more.
 //   All offsets come from BTF (TaskSignature::from_btf); the value ranges are the kernel ABI's.
 #pragma once
 
@@ -71,10 +72,11 @@ struct PsscanOptions {
     uint64_t alignment = 8;
 };
 struct PsscanStats {
-    uint64_t candidates = 0, matched = 0, aliases = 0;
+    uint64_t candidates = 0, matched = 0;
+    uint64_t aliases = 0;   // kernel pages not scanned: their physical page was scanned at a lower vaddr
     std::map<TaskCheck, uint64_t> rejected;   // by the first failing check
 };
-// Every kernel page of `tl` (TranslationLayer::kernel_runs) scanned with check_task; sorted by vaddr.
+// Every physical page `tl` maps (TranslationLayer::distinct_runs) scanned with check_task; sorted by vaddr.
 std::vector<Detection> psscan(const TranslationLayer& tl, const TaskSignature& sig, const PsscanOptions& = {},
                               PsscanStats* stats = nullptr);
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 
 namespace deepmem {
 
@@ -104,6 +105,61 @@ Manifest Manifest::load(const std::string& path) {
     m.train = json_string_array(doc, "train");
     m.validation = json_string_array(doc, "validation");
     m.test = json_string_array(doc, "test");
+    // Each dump's record in "dumps" is one flat line starting {"name":"…" (make-dataset's meta.json).
+    if (size_t p = doc.find("\"dumps\":["); p != std::string_view::npos) {
+        static constexpr std::string_view kRecord = "{\"name\":\"";
+        for (p = doc.find(kRecord, p); p != std::string_view::npos;) {
+            const size_t next = doc.find(kRecord, p + 1);
+            const std::string_view rec = doc.substr(p, next == std::string_view::npos ? std::string_view::npos : next - p);
+            const auto name = json_string_field(rec, "name");
+            if (!name || name->empty()) throw FormatError(p, "a dump name in \"dumps\"");
+            const std::string build(json_string_field(rec, "kernel_release").value_or(""));
+            if (!m.build_of.emplace(std::string(*name), build).second)
+                throw FormatError(p, "dump '" + std::string(*name) + "' listed once in \"dumps\"");
+            m.by_build[build].emplace_back(*name);
+            p = next;
+        }
+    }
+    return m;
+}
+
+Manifest Manifest::holding_out(const std::string& holdout) const {
+    std::vector<std::string> entries;
+    for (size_t a = 0; a <= holdout.size();) {
+        size_t b = std::min(holdout.find(',', a), holdout.size());
+        if (b > a) entries.push_back(holdout.substr(a, b - a));
+        a = b + 1;
+    }
+    if (entries.empty()) throw InputError("data.holdout_build is empty: name the build(s) to leave out (e.g. 6.12)");
+    auto matches = [](const std::string& release, const std::string& e) {
+        return release.size() >= e.size() && release.compare(0, e.size(), e) == 0 &&
+               (release.size() == e.size() || std::string_view(".-+").find(release[e.size()]) != std::string_view::npos);
+    };
+    std::set<std::string> held;
+    for (const auto& e : entries) {
+        bool any = false;
+        for (const auto& [build, dumps] : by_build)
+            if (!build.empty() && matches(build, e)) held.insert(build), any = true;
+        if (!any) {
+            std::string known;
+            for (const auto& [build, dumps] : by_build) known += (known.empty() ? "" : ", ") + (build.empty() ? "(unknown)" : build);
+            throw InputError("data.holdout_build '" + e + "' matches no build of " + path + " (builds: " + known + ")");
+        }
+    }
+    Manifest m = *this;
+    auto keep = [&](const std::vector<std::string>& names) {
+        std::vector<std::string> out;
+        for (const auto& n : names)
+            if (auto it = build_of.find(n); it == build_of.end() || !held.count(it->second)) out.push_back(n);
+        return out;
+    };
+    m.train = keep(train);
+    m.validation = keep(validation);
+    m.test.clear();
+    for (const auto& b : held) m.test.insert(m.test.end(), by_build.at(b).begin(), by_build.at(b).end());
+    if (m.train.empty() || m.validation.empty())
+        throw InputError("data.holdout_build '" + holdout + "' leaves no " + (m.train.empty() ? "train" : "validation") +
+                         " dump in " + path);
     return m;
 }
 

@@ -22,6 +22,10 @@ void TrainConfig::validate() const {
     };
     need(!manifest.empty(), "data.manifest", "missing (path of a dataset manifest.json)");
     need(!object_type.empty(), "data.type", "missing (e.g. task_struct)");
+    need(split_by == "dump" || split_by == "build", "data.split_by", "must be dump or build");
+    need((split_by == "build") == !holdout_build.empty(), "data.holdout_build",
+         split_by == "build" ? "missing (the build(s) to leave out, e.g. 6.12 or 5.10.0-46-amd64)"
+                             : "needs data.split_by = build");
     need(!output.empty(), "run.output", "missing (path of the model file to write)");
     need(key_nodes >= 1 && key_nodes <= 4096, "keys.count", "must be in 1..4096");
     need(min_frequency > 0 && min_frequency <= 1, "keys.min_frequency", "must be in (0, 1]");
@@ -59,8 +63,9 @@ std::string num(double v) {
 std::string trajectory_ini(const TrainConfig& c) {
     std::ostringstream o;
     o << "[data]\nmanifest = " << c.manifest << "\ntype = " << c.object_type
-      << "\nmax_train_dumps = " << c.max_train_dumps << "\nmax_validation_dumps = " << c.max_validation_dumps
-      << "\n\n[keys]\ncount = " << c.key_nodes << "\nmin_frequency = " << num(c.min_frequency)
+      << "\nmax_train_dumps = " << c.max_train_dumps << "\nmax_validation_dumps = " << c.max_validation_dumps;
+    if (c.split_by != "dump") o << "\nsplit_by = " << c.split_by << "\nholdout_build = " << c.holdout_build;   // older models' text unchanged
+    o << "\n\n[keys]\ncount = " << c.key_nodes << "\nmin_frequency = " << num(c.min_frequency)
       << "\n\n[model]\nembed_width = " << c.embed_width << "\niterations = " << c.iterations
       << "\nsigma_layers = " << c.sigma_layers << "\nclassifier_width = " << c.classifier_width
       << "\nkeep_prob = " << num(c.keep_prob) << "\n\n[optimiser]\nlearning_rate = " << num(c.learning_rate)
@@ -239,7 +244,8 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     const std::string ckpt = cfg.output + ".ckpt";
 
-    const Manifest m = Manifest::load(cfg.manifest);
+    const Manifest m = cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build)
+                                               : Manifest::load(cfg.manifest);
     auto take = [](std::vector<std::string> v, uint32_t n) {
         if (n && v.size() > n) v.resize(n);
         return v;

@@ -5,7 +5,9 @@
 //   Dataset     A manifest.json written by tools/make-dataset names the dumps of each split
 //               ("train", "validation", "test"); dump NAME lives in <manifest dir>/NAME with
 //               dump.elf and labels.jsonl. dmtrain reads the train and validation splits only;
-//               the test split is for evaluation (dmeval) and never opened here.
+//               the test split is for evaluation (dmeval) and never opened here. With
+//               data.split_by = build, dumps of data.holdout_build are left out of both
+//               (leave-one-build-out; manifest.json's "builds" lists each build's dumps).
 //   Aliases     Objects the labeler names by an alias the graph did not scan (init_task in the
 //               kernel image, modules in the module area: the graph scans their pages once, at
 //               the direct map) are moved to the graph's address through their paddr on load.
@@ -61,6 +63,8 @@ struct TrainConfig {
     std::string object_type;         // e.g. task_struct
     uint32_t max_train_dumps = 0;    // 0 = every train dump (first N in manifest order otherwise)
     uint32_t max_validation_dumps = 0;
+    std::string split_by = "dump";   // dump: the manifest's splits; build: leave holdout_build out
+    std::string holdout_build;       // with split_by = build (see Manifest::holding_out)
     // [keys]
     uint32_t key_nodes = 20;
     double min_frequency = 0.5;
@@ -94,10 +98,20 @@ struct LabeledDump {
 };
 
 struct Manifest {
-    std::string path, sha256, kernel;   // kernel: "<package> <version>"
+    std::string path, sha256, kernel;   // kernel: "<package> <version>" (comma lists for several builds)
     std::vector<std::string> train, validation, test;
+    // Each dump's build, its kernel release (uname -r, the "kernel_release" of its record in
+    // "dumps"; "" when absent), and the dumps of each build in manifest order.
+    std::map<std::string, std::string> build_of;
+    std::map<std::string, std::vector<std::string>> by_build;
     static Manifest load(const std::string& path);   // throws FormatError / InputError
     std::string dump_dir(const std::string& name) const;
+    // Leave builds out: `holdout` is a comma list; an entry matches a release equal to it or
+    // starting with it followed by '.', '-' or '+' ("6.12" matches every 6.12 build, "6.1" none of
+    // them). The result keeps train and validation dumps of the other builds only, and its test
+    // split is every dump of the matched builds. Throws InputError when an entry matches no build
+    // or no train or validation dump is left.
+    Manifest holding_out(const std::string& holdout) const;
 };
 
 // Builds the graphs (default GraphParams) of the named dumps; progress(i, n) per dump.

@@ -1,16 +1,19 @@
 // Kernel image → BTF: bzImage payload decompression, the vmlinux ELF section table, and the
 // "Linux version" banner. Payloads: xz via liblzma (Debian's amd64 and rt kernels are built with
 // CONFIG_KERNEL_XZ; liblzma is the reference decoder incl. the x86 BCJ filter the kernel uses) and
-// lz4 via liblz4 (Debian's cloud kernels use CONFIG_KERNEL_LZ4, the "legacy" lz4 frame).
+// lz4 via liblz4 (Debian's cloud kernels use CONFIG_KERNEL_LZ4, the "legacy" lz4 frame) and zstd
+// via libzstd (Debian's 6.12 kernels, bookworm-backports and trixie, use CONFIG_KERNEL_ZSTD).
 #include "train/btf.hpp"
 
 #include "graph/layers.hpp"
 
 #include <lz4.h>
 #include <lzma.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 namespace deepmem::btf {
 
@@ -113,6 +116,36 @@ std::vector<uint8_t> lz4_legacy_decode(std::span<const uint8_t> in, uint64_t whe
     return out;
 }
 
+// Decodes the first zstd frame of `in` (the kernel's scripts/Makefile.lib `zstd22`: one frame, level
+// 22, window up to 2^27, followed by the 4-byte size_append). A frame that ends early is an error.
+std::vector<uint8_t> zstd_decode(std::span<const uint8_t> in, uint64_t where) {
+    struct Free {
+        void operator()(ZSTD_DStream* s) const { ZSTD_freeDStream(s); }
+    };
+    std::unique_ptr<ZSTD_DStream, Free> s(ZSTD_createDStream());
+    if (!s) throw InputError("libzstd: cannot create a decoder");
+    ZSTD_DCtx_setParameter(s.get(), ZSTD_d_windowLogMax, 30);   // the window is bounded like the output
+    std::vector<uint8_t> out(std::min<uint64_t>(in.size() * 4 + 4096, kMaxVmlinux));
+    ZSTD_inBuffer ib{in.data(), in.size(), 0};
+    ZSTD_outBuffer ob{out.data(), out.size(), 0};
+    while (true) {
+        const size_t r = ZSTD_decompressStream(s.get(), &ob, &ib);
+        if (ZSTD_isError(r))
+            throw FormatError(where + ib.pos, std::string("a valid zstd frame (libzstd: ") + ZSTD_getErrorName(r) + ")");
+        if (r == 0) break;   // the frame is complete
+        if (ob.pos == ob.size) {
+            if (out.size() >= kMaxVmlinux) throw FormatError(where + ib.pos, "a kernel payload decompressing to at most 1 GiB");
+            out.resize(std::min<uint64_t>(out.size() * 2, kMaxVmlinux));
+            ob.dst = out.data();
+            ob.size = out.size();
+        } else if (ib.pos == ib.size) {
+            throw FormatError(where + ib.pos, "the rest of the zstd frame (truncated payload)");
+        }
+    }
+    out.resize(ob.pos);
+    return out;
+}
+
 }  // namespace
 
 std::vector<uint8_t> decompress_bzimage(std::span<const uint8_t> image) {
@@ -129,9 +162,10 @@ std::vector<uint8_t> decompress_bzimage(std::span<const uint8_t> image) {
         auto payload = image.subspan(off, len);
         if (payload.size() >= 6 && std::memcmp(payload.data(), kXzMagic, 6) == 0) return xz_decode(payload, off);
         if (payload.size() >= 4 && rd<uint32_t>(payload, 0) == 0x184C2102) return lz4_legacy_decode(payload, off);
+        if (payload.size() >= 4 && rd<uint32_t>(payload, 0) == 0xFD2FB528) return zstd_decode(payload, off);
         if (const char* c = compression_name(payload))
             throw InputError(std::string("bzImage payload is ") + c +
-                             "-compressed; only xz and lz4 are supported (pass an uncompressed vmlinux instead)");
+                             "-compressed; only xz, lz4 and zstd are supported (pass an uncompressed vmlinux instead)");
         throw FormatError(off, "a known compression magic at the bzImage payload");
     }
     // Not a bzImage header we understand: the first xz stream anywhere in the file.

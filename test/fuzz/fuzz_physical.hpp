@@ -1,4 +1,4 @@
-// Shared by fuzz_elf.cpp and fuzz_lime.cpp: parse an input as one dump format and check the
+// Shared by fuzz_elf.cpp, fuzz_lime.cpp, fuzz_kdump.cpp and fuzz_avml.cpp: parse an input as one dump format and check the
 // physical layer's invariants; a violated invariant aborts, which libFuzzer reports as a crash.
 #pragma once
 
@@ -15,12 +15,18 @@ inline void check_physical(const uint8_t* data, size_t size, deepmem::DumpFormat
     } catch (const FormatError& e) {
         if (e.offset() > size) std::abort();   // an error must point into the file
         return;
+    } catch (const InputError&) {              // refused: decompression bomb, QEVM, archive
+        return;
     }
+    // The runs index the file, or for compressed formats (kdump, AVML) the decompressed image.
+    const uint8_t* base = phys->file_bytes().data();
+    const uint64_t base_size = phys->file_bytes().size();
+    if ((format == deepmem::DumpFormat::Kdump || format == deepmem::DumpFormat::Avml) == (base == data)) std::abort();
     uint64_t prev_end = 0, total = 0;
     for (const auto& r : phys->runs()) {
-        if (r.size == 0 || r.paddr < prev_end) std::abort();                         // sorted, disjoint
-        if (r.file_offset > size || r.size > size - r.file_offset) std::abort();     // inside the file
-        if (phys->find(r.paddr, r.size) != data + r.file_offset) std::abort();
+        if (r.size == 0 || r.paddr < prev_end) std::abort();                                 // sorted, disjoint
+        if (r.file_offset > base_size || r.size > base_size - r.file_offset) std::abort();   // inside the mapping
+        if (phys->find(r.paddr, r.size) != base + r.file_offset) std::abort();
         prev_end = r.paddr + r.size;
         total += r.size;
         uint8_t b[16];

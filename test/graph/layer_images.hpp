@@ -3,6 +3,7 @@
 // seed generator; every layout is spelled out next to its builder.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -96,6 +97,37 @@ inline Image build_x86_32() {
     m.put32(0x1000 + 770 * 4, (1u << 13) | P | RW | PS);
     m.put32(0x2000, 0x3000 | P | RW);
     m.pattern(0x3000, 0x1000, 5);
+    return m;
+}
+
+// Alias bombs (issue #15): page tables crafted so that a small dump maps its few pages millions of
+// times; the walk must stay bounded by the dump's distinct pages. `bytes` ≥ 1 MiB, a multiple of 4 KiB.
+//   Gib1   x86-64 4-level: PML4 0x1000 [256..511] → PDPT 0x2000, all 512 entries 1 GiB pages at 0
+//   La57   5-level: PML5 0x1000 [256..511] → PML4 0x2000 [0..511] → PDPT 0x3000, all 1 GiB pages at 0
+//   Spray  4-level: PML4 0x1000 [256..511] → PDPT 0x2000 [0..511] → PD 0x3000, whose entries each
+//          point to a distinct PT (from 0x4000, as many as fit, ≤ 512) whose 512 entries map page 0
+enum class AliasBomb { Gib1, La57, Spray };
+inline Image build_alias_bomb(uint64_t bytes, AliasBomb kind) {
+    Image m(bytes);
+    for (int i = 256; i < 512; ++i) m.put64(0x1000 + 8 * i, 0x2000 | P | RW);
+    switch (kind) {
+    case AliasBomb::Gib1:
+        for (int i = 0; i < 512; ++i) m.put64(0x2000 + 8 * i, 0 | P | RW | PS);
+        break;
+    case AliasBomb::La57:
+        for (int i = 0; i < 512; ++i) m.put64(0x2000 + 8 * i, 0x3000 | P | RW);
+        for (int i = 0; i < 512; ++i) m.put64(0x3000 + 8 * i, 0 | P | RW | PS);
+        break;
+    case AliasBomb::Spray: {
+        for (int i = 0; i < 512; ++i) m.put64(0x2000 + 8 * i, 0x3000 | P | RW);
+        const uint64_t pts = std::min<uint64_t>(512, bytes / 0x1000 - 4);
+        for (uint64_t t = 0; t < pts; ++t) {
+            m.put64(0x3000 + 8 * t, (0x4000 + 0x1000 * t) | P | RW);
+            for (int i = 0; i < 512; ++i) m.put64(0x4000 + 0x1000 * t + 8 * i, 0 | P | RW);
+        }
+        break;
+    }
+    }
     return m;
 }
 

@@ -129,5 +129,27 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     Run e5 = dmgraph("nodes " + out + " --from zz", dir);
     CHECK(e5.status == 1);
     CHECK(one_error_line(e5.err));
+
+    // A LiME copy missing its last byte: analysed with one warning line; --strict refuses it.
+    {
+        auto lime = test_images::to_lime(img.bytes, {});
+        std::ofstream f(dir / "cut.lime", std::ios::binary);
+        f.write(reinterpret_cast<const char*>(lime.data()), static_cast<std::streamsize>(lime.size() - 1));
+    }
+    const std::string cut = (dir / "cut.lime").string();
+    Run w = dmgraph("build " + cut + " -o " + out + " --dtb 0x1000 --paging x64", dir);
+    CHECK(w.status == 0);
+    CHECK(w.err.rfind("dmgraph: warning: truncated LiME file", 0) == 0);
+    CHECK(w.err.find('\n') == w.err.size() - 1);
+    CHECK(MemoryGraph::load(out).node_count() == 4);
+    Run s = dmgraph("build " + cut + " -o " + out + " --dtb 0x1000 --paging x64 --strict", dir);
+    CHECK(s.status == 1);
+    CHECK(one_error_line(s.err));
+    // A QEMU migration stream is refused by name.
+    std::ofstream(dir / "vm.sav", std::ios::binary) << std::string("QEVM\0\0\0\3", 8) << std::string(4096, 'x');
+    Run q = dmgraph("build " + (dir / "vm.sav").string() + " -o " + out, dir);
+    CHECK(q.status == 1);
+    CHECK(one_error_line(q.err));
+    CHECK(q.err.find("QEMU migration stream") != std::string::npos);
     if (!getenv("KEEP")) fs::remove_all(dir);
 }

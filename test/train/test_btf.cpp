@@ -8,6 +8,7 @@
 
 #include <lz4.h>
 #include <lzma.h>
+#include <zstd.h>
 
 using namespace deepmem;
 using namespace deepmem::btf;
@@ -319,12 +320,20 @@ std::vector<uint8_t> some_kernel() {   // compressible, but not trivially
     }
     return v;
 }
+// A damaged payload decodes to an error or to other bytes than `kernel`, never silently to the same.
+bool corruption_detected(const std::vector<uint8_t>& payload, const std::vector<uint8_t>& kernel) {
+    try {
+        return decompress_bzimage(bzimage(payload)) != kernel;
+    } catch (const FormatError&) {
+        return true;
+    }
+}
 void append_le32(std::vector<uint8_t>& v, uint32_t x) {
     for (int i = 0; i < 4; ++i) v.push_back((x >> (8 * i)) & 0xff);
 }
 }  // namespace
 
-TEST_CASE("bzImage payloads: xz and lz4 legacy round trips, truncations are errors") {
+TEST_CASE("bzImage payloads: xz, lz4 legacy and zstd round trips, truncations are errors") {
     const auto kernel = some_kernel();
     SUBCASE("xz") {
         std::vector<uint8_t> xz(kernel.size() + 4096);
@@ -336,6 +345,21 @@ TEST_CASE("bzImage payloads: xz and lz4 legacy round trips, truncations are erro
         CHECK(decompress_bzimage(bzimage(xz)) == kernel);
         std::vector<uint8_t> cut(xz.begin(), xz.begin() + static_cast<long>(xz.size() / 2));
         CHECK_THROWS_AS(decompress_bzimage(bzimage(cut)), FormatError);
+    }
+    SUBCASE("zstd (6.12 kernels)") {
+        std::vector<uint8_t> zs(ZSTD_compressBound(kernel.size()));
+        const size_t n = ZSTD_compress(zs.data(), zs.size(), kernel.data(), kernel.size(), 19);
+        REQUIRE(!ZSTD_isError(n));
+        zs.resize(n);
+        append_le32(zs, static_cast<uint32_t>(kernel.size()));   // size_append after the frame
+        CHECK(decompress_bzimage(bzimage(zs)) == kernel);
+        for (size_t cut_at : {size_t{4}, size_t{20}, n / 2, n - 1}) {
+            std::vector<uint8_t> cut(zs.begin(), zs.begin() + static_cast<long>(cut_at));
+            CHECK_THROWS_AS(decompress_bzimage(bzimage(cut)), FormatError);
+        }
+        auto corrupt = zs;
+        corrupt[n / 2] ^= 0xff;   // a checksum or format error, or different bytes, never a crash
+        CHECK(corruption_detected(corrupt, kernel));
     }
     SUBCASE("lz4 legacy, two blocks") {
         std::vector<uint8_t> lz;
@@ -362,12 +386,6 @@ TEST_CASE("bzImage payloads: xz and lz4 legacy round trips, truncations are erro
         }
         auto corrupt = with_size;
         corrupt[100] ^= 0xff;   // inside the first block: an lz4 error or different bytes, never a crash
-        bool detected = false;
-        try {
-            detected = decompress_bzimage(bzimage(corrupt)) != kernel;
-        } catch (const FormatError&) {
-            detected = true;
-        }
-        CHECK(detected);
+        CHECK(corruption_detected(corrupt, kernel));
     }
 }

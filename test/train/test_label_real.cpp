@@ -3,7 +3,12 @@
 //   1. its counts equal the guest's own view (dmlabel --view exits 0);
 //   2. its task_struct addresses equal an independent, deliberately simple walk written here:
 //      init_task.tasks + each leader's task->thread_group ring (dmlabel walks
-//      signal->thread_head instead), with raw offsets looked up in BTF.
+//      signal->thread_head instead), with raw offsets looked up in BTF; kernels from 6.7 on have
+//      no thread_group, so there the ring is signal->thread_head through task->thread_node;
+//   3. it has one task_struct per thread the guest saw plus one idle task per CPU (meta.json smp):
+//      CPU 0's is init_task (on the list, pid 0, not in the guest's /proc), the others' are found
+//      through runqueues[cpu].idle only.
+// Also run on the other builds' dumps (DEEPMEM_REAL_DUMP=builds/5.10, builds/6.12: see meson.build).
 // Skipped (exit 77) when the dump directory has no DONE marker (written by tools/make-dataset when the dump and its labels passed).
 // argv[1] is the dmlabel executable (meson passes it).
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -20,6 +25,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <sys/wait.h>
@@ -74,16 +82,26 @@ struct Tmp {
     ~Tmp() { fs::remove_all(dir); }
 };
 
-// The independent walk: task addresses via init_task.tasks and task->thread_group.
+// The independent walk: task addresses via init_task.tasks and task->thread_group (before 6.7),
+// else the list signal->thread_head of task->thread_node entries.
 std::set<uint64_t> simple_task_walk(const TranslationLayer& tl, const btf::Btf& b, uint64_t init_task) {
-    auto off = [&](const char* s, const char* m) {
+    auto member = [&](const char* s, const char* m) -> std::optional<uint64_t> {
         auto t = b.find(s);
         REQUIRE(t);
         auto f = b.member(*t, m);
-        REQUIRE(f);
+        if (!f) return std::nullopt;
         return f->bit_offset / 8;
     };
-    const uint64_t tasks = off("task_struct", "tasks"), thread_group = off("task_struct", "thread_group");
+    auto off = [&](const char* s, const char* m) {
+        auto o = member(s, m);
+        REQUIRE_MESSAGE(o, s << "." << m << " in BTF");
+        return *o;
+    };
+    const uint64_t tasks = off("task_struct", "tasks");
+    const std::optional<uint64_t> thread_group = member("task_struct", "thread_group");
+    const uint64_t thread_node = thread_group ? 0 : off("task_struct", "thread_node");
+    const uint64_t signal = thread_group ? 0 : off("task_struct", "signal");
+    const uint64_t thread_head = thread_group ? 0 : off("signal_struct", "thread_head");
     auto rd = [&](uint64_t va) {
         uint64_t v = 0;
         REQUIRE(tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 8)));
@@ -95,11 +113,21 @@ std::set<uint64_t> simple_task_walk(const TranslationLayer& tl, const btf::Btf& 
         REQUIRE(guard < 100000);
         uint64_t leader = node - tasks;
         out.insert(leader);
-        uint64_t t = rd(leader + thread_group);
-        for (int g2 = 0; t != leader + thread_group; ++g2) {
-            REQUIRE(g2 < 100000);
-            out.insert(t - thread_group);
-            t = rd(t);
+        if (thread_group) {   // a ring through every thread of the group, the leader included
+            uint64_t t = rd(leader + *thread_group);
+            for (int g2 = 0; t != leader + *thread_group; ++g2) {
+                REQUIRE(g2 < 100000);
+                out.insert(t - *thread_group);
+                t = rd(t);
+            }
+        } else {              // a list headed in signal_struct
+            const uint64_t head = rd(leader + signal) + thread_head;
+            uint64_t t = rd(head);
+            for (int g2 = 0; t != head; ++g2) {
+                REQUIRE(g2 < 100000);
+                out.insert(t - thread_node);
+                t = rd(t);
+            }
         }
         node = rd(node);
     }
@@ -170,6 +198,19 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     MESSAGE(freed_tasks.size() << " freed task_structs");
     // Every idle task found on a runqueue is one the list walk cannot reach.
     for (uint64_t t : runqueue_tasks) CHECK(!simple.count(t));
+    // One task per thread the guest saw, plus each CPU's idle task.
+    {
+        const GuestView v = GuestView::load((g_dev / "view.txt").string());
+        CHECK(dm_tasks.size() == v.threads + 1 + runqueue_tasks.size());   // + init_task
+        std::ifstream meta(g_dev / "meta.json");
+        std::string text((std::istreambuf_iterator<char>(meta)), std::istreambuf_iterator<char>());
+        const auto p = text.find("\"smp\":");
+        REQUIRE_MESSAGE(p != std::string::npos, "meta.json records the guest's CPUs");
+        const uint64_t cpus = std::stoull(text.substr(p + 6));
+        CHECK(runqueue_tasks.size() + 1 == cpus);
+        MESSAGE(dm_tasks.size() << " tasks: " << v.threads << " threads in the guest view + " << cpus << " idle (" << cpus
+                                << " CPUs)");
+    }
 
     // A view that disagrees makes dmlabel fail and name the difference.
     {

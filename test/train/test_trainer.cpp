@@ -109,14 +109,26 @@ TEST_CASE("train: configuration checks name the key") {
         CHECK(ini.find(key) != std::string::npos);
 }
 
-TEST_CASE("train: manifest reader") {
-    namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / ("dm-manifest-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    auto write = [&](const std::string& text) {
+namespace {
+// A scratch dataset directory; write(text) replaces its manifest.json and returns the path.
+struct ManifestDir {
+    std::filesystem::path dir;
+    explicit ManifestDir(const char* tag)
+        : dir(std::filesystem::temp_directory_path() / (std::string(tag) + std::to_string(::getpid()))) {
+        std::filesystem::create_directories(dir);
+    }
+    ~ManifestDir() { std::filesystem::remove_all(dir); }
+    std::string write(const std::string& text) const {
         std::ofstream(dir / "manifest.json") << text;
         return (dir / "manifest.json").string();
-    };
+    }
+};
+}  // namespace
+
+TEST_CASE("train: manifest reader") {
+    const ManifestDir md("dm-manifest-");
+    const auto& dir = md.dir;
+    auto write = [&](const std::string& text) { return md.write(text); };
     const Manifest m = Manifest::load(write(
         "{\n  \"format\":\"deepmem dataset manifest v1\",\n  \"kernel_package\":\"linux-image-x\",\n"
         "  \"kernel_version\":\"6.1\",\n  \"train\":[\"d-1\",\"d-2\"],\n  \"validation\":[\"d-3\"],\n  \"test\":[]\n}\n"));
@@ -131,7 +143,50 @@ TEST_CASE("train: manifest reader") {
                                          "\"validation\":[],\"test\":[]}")),
                     FormatError);   // a name that leaves the dataset
     CHECK_THROWS_AS(Manifest::load((dir / "absent.json").string()), InputError);
-    fs::remove_all(dir);
+}
+
+TEST_CASE("train: manifest builds and leave-one-build-out") {
+    const ManifestDir md("dm-manifest-b-");
+    auto write = [&](const std::string& text) { return md.write(text); };
+    // The shape make-dataset writes: splits, then one flat record per dump with nested objects.
+    auto rec = [](const char* name, const char* release) {
+        return std::string("    {\"name\":\"") + name + "\",\"seed\":1,\"kernel_package\":\"linux-image-" + release +
+               "\",\"kernel_release\":\"" + release + "\",\"workload\":{\"procs\":3,\"modules\":\"a,b\"},\"seconds\":{\"boot\":1}}";
+    };
+    const std::string doc = std::string("{\n  \"format\":\"deepmem dataset manifest v1\",\n") +
+        "  \"train\":[\"d0\",\"d1\",\"d2\",\"d4\"],\n  \"validation\":[\"d3\",\"d5\"],\n  \"test\":[\"d6\"],\n"
+        "  \"builds\":{\"6.1.0-57-amd64\":{\"dumps\":[\"d0\"]}},\n  \"dumps\":[\n" +
+        rec("d0", "6.1.0-57-amd64") + ",\n" + rec("d1", "6.12.118+deb13-amd64") + ",\n" + rec("d2", "5.10.0-46-amd64") + ",\n" +
+        rec("d3", "6.1.0-57-amd64") + ",\n" + rec("d4", "6.1.0-57-rt-amd64") + ",\n" + rec("d5", "6.12.118+deb13-amd64") + ",\n" +
+        rec("d6", "5.10.0-46-amd64") + "\n  ]\n}\n";
+    const Manifest m = Manifest::load(write(doc));
+    CHECK(m.build_of.size() == 7);
+    CHECK(m.build_of.at("d4") == "6.1.0-57-rt-amd64");
+    CHECK(m.by_build.at("6.12.118+deb13-amd64") == std::vector<std::string>{"d1", "d5"});
+    CHECK(m.by_build.size() == 4);
+
+    const Manifest v = m.holding_out("6.12");   // a version never seen
+    CHECK(v.train == std::vector<std::string>{"d0", "d2", "d4"});
+    CHECK(v.validation == std::vector<std::string>{"d3"});
+    CHECK(v.test == std::vector<std::string>{"d1", "d5"});
+    const Manifest rt = m.holding_out("6.1.0-57-rt-amd64");   // one build of a seen version
+    CHECK(rt.train == std::vector<std::string>{"d0", "d1", "d2"});
+    CHECK(rt.test == std::vector<std::string>{"d4"});
+    const Manifest two = m.holding_out("5.10,6.1.0-57-rt-amd64");
+    CHECK(two.test == std::vector<std::string>{"d2", "d6", "d4"});
+    // "6.1" takes both 6.1 builds and no 6.12 one (a prefix ends at '.', '-' or '+').
+    const Manifest v61 = m.holding_out("6.1");
+    CHECK(v61.test == std::vector<std::string>{"d0", "d3", "d4"});
+    CHECK(v61.train == std::vector<std::string>{"d1", "d2"});
+    CHECK(v61.validation == std::vector<std::string>{"d5"});
+    CHECK_THROWS_AS(m.holding_out("6.1,6.12"), InputError);   // no validation dump left
+    CHECK_THROWS_AS(m.holding_out("4.19"), InputError);       // matches no build
+    CHECK_THROWS_AS(m.holding_out("6.1.0-5"), InputError);    // not a prefix at a separator
+    CHECK_THROWS_AS(m.holding_out(","), InputError);
+    // A dump listed twice in "dumps" is an error; a manifest without records has no builds.
+    CHECK_THROWS_AS(Manifest::load(write(doc.substr(0, doc.rfind("\n  ]")) + ",\n" + rec("d6", "x") + "\n  ]\n}\n")), FormatError);
+    CHECK(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[],\"validation\":[],\"test\":[]}"))
+              .by_build.empty());
 }
 
 TEST_CASE("train: SHA-256 test vectors") {

@@ -1,0 +1,229 @@
+// AVML images (microsoft/avml src/image.rs): a sequence of ranges, each a 32-byte header
+//   u32 magic, u32 version, u64 start, u64 end (inclusive), u64 padding (0)
+// version 2, magic "AVML" (0x4c4d5641): the range's end − start + 1 bytes as a snappy framed stream
+// (graph/snappy_frame.hpp), then the stream's length in bytes as u64 LE; version 1, LiME's magic
+// 0x4C694D45: the bytes themselves. avml cuts ranges into blocks of at most 16 MiB and leaves out
+// all-zero blocks, which therefore read as absent. Little-endian throughout.
+#include "graph/dump_formats.hpp"
+#include "graph/dump_writers.hpp"
+#include "graph/snappy_frame.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+
+namespace deepmem {
+namespace detail {
+
+namespace {
+
+constexpr uint32_t kAvmlMagic = 0x4c4d5641u, kLimeMagic = 0x4C694D45u;
+constexpr uint64_t kHeaderSize = 32, kTrailerSize = 8;
+constexpr uint64_t kMaxBlock = uint64_t{16} << 20;   // avml's MAX_BLOCK_SIZE
+constexpr uint64_t kPiece = 65536;                    // raw (version 1) ranges are copied in pieces
+
+struct Range {
+    uint64_t paddr = 0, present = 0, image = 0;   // present: bytes kept (less than the range when cut)
+    uint64_t data = 0;                            // file offset of the stream / the bytes
+    bool compressed = false;
+    snappy_frame::Index index;
+};
+
+}  // namespace
+
+ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
+    const uint64_t size = file.size();
+    if (size == 0) throw FormatError(0, "empty file (expected an AVML range header)");
+    ParsedDump d;
+    std::vector<Range> ranges;
+    std::string cut;
+    uint64_t pos = 0;
+    while (pos < size) {
+        if (size - pos < kHeaderSize) {
+            if (pos == 0 || strict)
+                throw FormatError(pos, "truncated AVML range header (expected 32 bytes, " + std::to_string(size - pos) +
+                                           " left)");
+            cut = "the last " + std::to_string(size - pos) + " bytes are a cut range header";
+            break;
+        }
+        const uint8_t* h = file.data() + pos;
+        const uint32_t magic = le32(h), version = le32(h + 4);
+        if (!((magic == kAvmlMagic && version == 2) || (magic == kLimeMagic && version == 1)))
+            throw FormatError(pos, "bad AVML range header: magic " + hex(magic) + " version " + std::to_string(version) +
+                                       " (expected \"AVML\" 2 or LiME 1)");
+        if (le64(h + 24) != 0) throw FormatError(pos + 24, "AVML range header padding is not zero");
+        const uint64_t start = le64(h + 8), last = le64(h + 16);
+        if (last < start) throw FormatError(pos + 16, "AVML range end " + hex(last) + " below its start " + hex(start));
+        if (last >= (uint64_t{1} << 52))
+            throw FormatError(pos + 16, "AVML range " + hex(start) + "-" + hex(last) +
+                                            " ends beyond the 52-bit physical address space");
+        const uint64_t len = last - start + 1;
+        Range r;
+        r.paddr = start;
+        r.data = pos + kHeaderSize;
+        if (version == 1) {
+            r.present = std::min(len, size - r.data);
+            ranges.push_back(std::move(r));
+            if (ranges.back().present < len) {
+                if (strict)
+                    throw FormatError(pos + 8, "AVML raw range " + hex(start) + "-" + hex(last) + " needs " + hex(len) +
+                                                   " bytes but only " + hex(size - ranges.back().data) + " remain");
+                cut = "raw range " + hex(start) + "-" + hex(last) + " has " + hex(ranges.back().present) + " of " +
+                      hex(len) + " bytes";
+                break;
+            }
+            pos = ranges.back().data + len;
+            continue;
+        }
+        r.compressed = true;
+        r.index = snappy_frame::index(file.subspan(r.data), r.data, len);
+        r.present = r.index.out_bytes;
+        const uint64_t trailer = r.data + r.index.stream_bytes;
+        const bool complete = r.index.complete;
+        ranges.push_back(std::move(r));
+        if (!complete) {
+            if (strict)
+                throw FormatError(pos, "AVML range " + hex(start) + "-" + hex(last) + ": its snappy stream is cut after " +
+                                           hex(ranges.back().present) + " of " + hex(len) + " bytes");
+            cut = "range " + hex(start) + "-" + hex(last) + " has " + hex(ranges.back().present) + " of " + hex(len) +
+                  " bytes";
+            break;
+        }
+        if (size - trailer < kTrailerSize) {
+            if (strict) throw FormatError(trailer, "AVML range " + hex(start) + "-" + hex(last) + ": length trailer cut");
+            cut = "the length trailer of range " + hex(start) + "-" + hex(last) + " is cut";
+            break;
+        }
+        if (le64(file.data() + trailer) != ranges.back().index.stream_bytes)
+            throw FormatError(trailer, "AVML length trailer " + std::to_string(le64(file.data() + trailer)) +
+                                           " (expected the stream's " +
+                                           std::to_string(ranges.back().index.stream_bytes) + " bytes)");
+        pos = trailer + kTrailerSize;
+    }
+    if (!cut.empty())
+        d.warnings.push_back("truncated AVML file (" + hex(size) + " bytes): " + cut +
+                             "; what is missing reads as absent (--strict refuses)");
+
+    // What the headers claim must fit the bomb bound before anything is allocated.
+    uint64_t total = 0, claimed = 0;
+    for (Range& r : ranges) {
+        r.image = total;
+        total += r.present;
+        if (r.compressed) claimed += r.present;
+    }
+    const uint64_t budget = DecodedImage::kBombFactor * size;
+    if (claimed > budget)
+        throw InputError("refusing this AVML file: its snappy streams claim " + std::to_string(claimed) +
+                         " bytes, more than " + std::to_string(DecodedImage::kBombFactor) + "× its " +
+                         std::to_string(size) + " bytes (a decompression bomb or a corrupt file)");
+    auto image = std::make_shared<DecodedImage>(total, budget + total - claimed);
+
+    // Work items: one per snappy chunk, one per 64 KiB piece of a raw range.
+    struct Item { uint32_t range; uint64_t chunk_or_offset; uint64_t out; };
+    std::vector<Item> items;
+    for (uint32_t i = 0; i < ranges.size(); ++i) {
+        const Range& r = ranges[i];
+        if (r.compressed) {
+            uint64_t out = r.image;
+            for (uint64_t c = 0; c < r.index.chunks.size(); ++c) {
+                items.push_back({i, c, out});
+                out += r.index.chunks[c].out_size;
+            }
+        } else {
+            for (uint64_t off = 0; off < r.present; off += kPiece) items.push_back({i, off, r.image + off});
+        }
+    }
+    FirstFailure failure;
+#pragma omp parallel
+    {
+        std::vector<uint8_t> buf(snappy_frame::kMaxChunkBytes);
+#pragma omp for schedule(dynamic, 16)
+        for (uint64_t k = 0; k < items.size(); ++k) {
+            if (failure.after_failure(k)) continue;
+            const Item& it = items[k];
+            const Range& r = ranges[it.range];
+            const uint8_t* bytes = nullptr;
+            uint64_t n = 0;
+            const char* what = nullptr;
+            if (r.compressed) {
+                const snappy_frame::Chunk& c = r.index.chunks[it.chunk_or_offset];
+                what = snappy_frame::decode(file.subspan(r.data), c, buf.data());
+                bytes = buf.data();
+                n = c.out_size;
+            } else {
+                bytes = file.data() + r.data + it.chunk_or_offset;
+                n = std::min(kPiece, r.present - it.chunk_or_offset);
+            }
+            // Stored page by page (of the image) so that zero pages stay holes.
+            for (uint64_t done = 0; !what && done < n;) {
+                const uint64_t at = it.out + done;
+                const uint64_t step = std::min(n - done, 4096 - at % 4096);
+                if (!image->store(at, bytes + done, step)) what = FirstFailure::kBomb;
+                done += step;
+            }
+            if (what) failure.record(k, what);
+        }
+    }
+    if (failure.failed()) {
+        if (failure.bomb()) FirstFailure::throw_bomb("AVML", size);
+        const Item& it = items[failure.item()];
+        const Range& r = ranges[it.range];
+        const uint64_t at = r.data + (r.compressed ? r.index.chunks[it.chunk_or_offset].offset : it.chunk_or_offset);
+        throw FormatError(at, "AVML range at physical " + hex(r.paddr) + ": " + failure.what());
+    }
+    image->seal();
+    for (const Range& r : ranges) d.runs.push_back({r.paddr, r.image, r.present});
+    d.image = std::move(image);
+    return d;
+}
+
+}  // namespace detail
+
+WriteStats write_avml(const PhysicalLayer& phys, const ByteSink& sink) {
+    using namespace detail;
+    struct Block { uint64_t paddr, size; };
+    std::vector<Block> blocks;
+    for (const auto& r : phys.runs())
+        for (uint64_t off = 0; off < r.size; off += kMaxBlock) blocks.push_back({r.paddr + off, std::min(kMaxBlock, r.size - off)});
+    WriteStats st;
+    uint64_t pos = 0;
+    const uint64_t batch = 2 * static_cast<uint64_t>(omp_get_max_threads());
+    std::vector<std::vector<uint8_t>> streams(batch);
+    for (uint64_t b0 = 0; b0 < blocks.size(); b0 += batch) {
+        const uint64_t n = std::min<uint64_t>(batch, blocks.size() - b0);
+        std::atomic<bool> failed{false};
+#pragma omp parallel for schedule(dynamic, 1)
+        for (uint64_t i = 0; i < n; ++i) {
+            try {
+                streams[i].clear();
+                const Block& bl = blocks[b0 + i];
+                snappy_frame::encode({phys.find(bl.paddr, bl.size), bl.size}, streams[i]);
+            } catch (...) {
+                failed = true;   // only std::bad_alloc can get here
+            }
+        }
+        if (failed) throw InputError("out of memory while compressing AVML blocks");
+        for (uint64_t i = 0; i < n; ++i) {
+            const Block& bl = blocks[b0 + i];
+            uint8_t h[kHeaderSize] = {};
+            const uint32_t magic = kAvmlMagic, version = 2;
+            const uint64_t last = bl.paddr + bl.size - 1, len = streams[i].size();
+            std::memcpy(h, &magic, 4);
+            std::memcpy(h + 4, &version, 4);
+            std::memcpy(h + 8, &bl.paddr, 8);
+            std::memcpy(h + 16, &last, 8);
+            sink(pos, h);
+            sink(pos + kHeaderSize, streams[i]);
+            uint8_t t[kTrailerSize];
+            std::memcpy(t, &len, 8);
+            sink(pos + kHeaderSize + len, t);
+            pos += kHeaderSize + len + kTrailerSize;
+            st.pages += (bl.size + 4095) / 4096;
+        }
+    }
+    st.bytes = pos;
+    return st;
+}
+
+}  // namespace deepmem

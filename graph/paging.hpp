@@ -1,0 +1,128 @@
+// The x86 paging schemes as data, shared by the walker (graph/translation.cpp) and the root
+// search (graph/root_search.cpp); internal to graph/, not installed. Each scheme is a row of
+// kSchemes: its levels top-down (address shift, index width, whether a PS bit may end the walk
+// there), entry size and address widths, in the manner of Volatility 3's layers/intel.py; sources:
+// Intel SDM vol. 3A §4.3 (32-bit), §4.4 (PAE), §4.5 (4- and 5-level); Linux
+// arch/x86/include/asm/page_{32,64}_types.h and pgtable_{32,64}_types.h for the kernel layout.
+#pragma once
+
+#include "graph/layers.hpp"
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+namespace deepmem::paging {
+
+inline constexpr uint64_t kPage = 4096;
+inline constexpr uint64_t kPresent = 1, kPageSize = 0x80;
+inline constexpr uint64_t kAddr52 = 0x000ffffffffff000ull;   // bits 12..51: NX (63) and software bits dropped
+
+struct Level {
+    const char* name;
+    uint8_t shift;      // log2 of the span one entry of this level covers
+    uint8_t bits;       // index width
+    bool large_ok;      // PS (bit 7) ends the walk here: 4 MiB / 2 MiB / 1 GiB pages
+};
+
+struct Scheme {
+    PagingMode mode;
+    uint8_t entry_size;
+    uint8_t nlevels;
+    std::array<Level, 5> levels;
+    uint8_t vaddr_bits;       // 32, 48, 57
+    bool sign_extend;         // canonical addresses copy bit vaddr_bits-1 upwards
+    uint64_t addr_mask;       // next-table / 4 KiB page address bits of an entry
+    uint64_t root_mask;       // CR3 bits naming the root table
+    bool pse36;               // 4 MiB pages carry physical bits 32..39 in entry bits 13..20
+    uint64_t kernel_base;     // default start of kernel space
+    // DTB search (Linux): the top-level entry covering this address must be present, at least
+    // `min_kernel_entries` kernel-half entries must be, and none may set `top_reserved` bits.
+    uint64_t anchor_vaddr;
+    uint32_t min_kernel_entries;
+    uint64_t top_reserved;
+    // Plausibility of a root (graph/root_search.cpp): the kernel text lies in [anchor_vaddr,
+    // anchor_vaddr + text_window) (x86-64: the 1 GiB KASLR range of the kernel image below the
+    // modules; 32-bit: 512 MiB, KERNEL_IMAGE_SIZE, inside the lowmem direct map), and the direct
+    // map can cover at most `direct_map_limit` bytes (32-bit: 896 MiB of lowmem; 0 = all memory).
+    uint64_t text_window;
+    uint64_t direct_map_limit;
+
+    uint64_t table_bytes(unsigned level) const { return (uint64_t{1} << levels[level].bits) * entry_size; }
+    uint64_t canonical(uint64_t va) const {
+        if (sign_extend && (va >> (vaddr_bits - 1)) & 1) va |= ~((uint64_t{1} << vaddr_bits) - 1);
+        return va;
+    }
+    bool is_canonical(uint64_t va) const {
+        if (vaddr_bits == 64) return true;
+        uint64_t low = va & ((uint64_t{1} << vaddr_bits) - 1);
+        return (sign_extend ? canonical(low) : low) == va;
+    }
+    uint64_t entry(const uint8_t* table, uint64_t i) const {
+        if (entry_size == 4) { uint32_t v; std::memcpy(&v, table + 4 * i, 4); return v; }
+        uint64_t v; std::memcpy(&v, table + 8 * i, 8); return v;
+    }
+    // Physical base of a large page, or nullopt when reserved address bits are set (the CPU
+    // would raise a reserved-bit page fault). Bit 12 is PAT for large pages.
+    std::optional<uint64_t> large_base(uint64_t e, unsigned shift) const {
+        uint64_t span = uint64_t{1} << shift;
+        if (entry_size == 4) {   // 32-bit 4 MiB page: bits 22..31, PSE-36 bits 13..20 → 32..39, bit 21 reserved
+            if (e & (uint64_t{1} << 21)) return std::nullopt;
+            uint64_t base = e & 0xffc00000u;
+            if (pse36) base |= ((e >> 13) & 0xff) << 32;
+            return base;
+        }
+        uint64_t reserved = (span - 1) & ~uint64_t{0x1fff};   // bits 13..shift-1
+        if (e & reserved) return std::nullopt;
+        return e & addr_mask & ~(span - 1);
+    }
+};
+
+using PM = PagingMode;
+inline constexpr Scheme kSchemes[] = {
+    {PM::X86_32, 4, 2,
+     {{{"page directory", 22, 10, true}, {"page table", 12, 10, false}}},
+     32, false, 0xfffff000u, 0xfffff000u, true, 0xc0000000u,
+     0xc0000000u, 1, 0, 512ull << 20, 896ull << 20},
+    {PM::X86_PAE, 8, 3,
+     {{{"page directory pointer table", 30, 2, false}, {"page directory", 21, 9, true},
+       {"page table", 12, 9, false}}},
+     32, false, kAddr52, 0xffffffe0u, false, 0xc0000000u,
+     0xc0000000u, 1, 0x1c6 | (uint64_t{1} << 63), 512ull << 20, 896ull << 20},   // PDPTE bits 1,2,6..8 and 63 are reserved; QEMU sets A (5)
+    {PM::X86_64_4Level, 8, 4,
+     {{{"PML4", 39, 9, false}, {"PDPT", 30, 9, true}, {"page directory", 21, 9, true},
+       {"page table", 12, 9, false}}},
+     48, true, kAddr52, kAddr52, false, 0xffff800000000000ull,
+     0xffffffff80000000ull, 2, kPageSize, 1ull << 30, 0},
+    {PM::X86_64_5Level, 8, 5,
+     {{{"PML5", 48, 9, false}, {"PML4", 39, 9, false}, {"PDPT", 30, 9, true},
+       {"page directory", 21, 9, true}, {"page table", 12, 9, false}}},
+     57, true, kAddr52, kAddr52, false, 0xff00000000000000ull,
+     0xffffffff80000000ull, 2, kPageSize, 1ull << 30, 0},
+};
+
+inline const Scheme& scheme_of(PagingMode m) { return kSchemes[static_cast<int>(m)]; }
+
+// At most this many kernel virtual pages map one physical page; further aliases are skipped
+// (counted in WalkStats::aliases_skipped). A Linux kernel maps a page at most about three times
+// (direct map, kernel image or vmalloc/module area, cpu_entry_area); page tables crafted to map one
+// page thousands of times would otherwise multiply all later work.
+inline constexpr unsigned kMaxAliases = 4;
+
+struct WalkResult {
+    std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
+    std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr
+    TranslationLayer::WalkStats stats;
+    uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // lowest / highest absent table address seen
+};
+
+// Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
+// work bound), and with `with_mapped` every mapped page whatever its backing (large pages whole;
+// tables that are absent or skipped as aliases map nothing). Reading fewer tables: budget =
+// present pages / budget_divisor + 4096 tables, past which it throws InputError.
+WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                     uint64_t budget_divisor = 1, bool with_mapped = false);
+
+}  // namespace deepmem::paging

@@ -1,0 +1,471 @@
+// Finding the page-table root (the CR3 value) of a dump: TranslationLayer::detect() takes it from
+// --dtb, the QEMU ELF note's CPU state, or the search; TranslationLayer::search() is the search
+// for dumps without CPU state (raw, LiME), in the manner of Volatility 3's automagic/linux.py: a
+// step apart from walking the tables (graph/translation.cpp), over the same scheme tables
+// (graph/paging.hpp).
+#include "graph/layers.hpp"
+#include "graph/paging.hpp"
+#include "graph/parallel_errors.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <iterator>
+#include <map>
+
+namespace deepmem {
+
+using namespace paging;
+
+namespace {
+
+// A page that passes the structural test as the top-level table of one scheme.
+struct Candidate {
+    PagingMode mode = PagingMode::X86_64_4Level;
+    uint64_t dtb = 0;
+    uint32_t kernel_entries = 0;   // present top-level entries in the kernel half
+    uint32_t user_entries = 0;     // present top-level entries below it (0 for swapper_pg_dir)
+    uint64_t child_entries = 0;    // present entries in the kernel half's second-level tables
+    uint64_t absent_children = 0;  // entries whose table is not in the dump
+    uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // their lowest / highest table address
+    uint64_t kernel_half = 0;      // hash of the kernel half's entries: equal hashes map alike
+};
+
+// What a root maps (one full enumeration, shared by candidates with the same kernel half).
+struct Mapping {
+    bool ok = false;               // enumerated within the work bound
+    uint64_t distinct_pages = 0;   // present physical pages mapped: the ranking key
+    uint64_t direct_pages = 0;     // pages of the largest set sharing one vaddr − paddr offset
+    uint64_t text_pages = 0;       // pages mapped in the scheme's kernel-text window
+    uint64_t anomalies = 0;        // looping entries + large pages with reserved bits
+    uint64_t absent_tables = 0, absent_lo = ~uint64_t{0}, absent_hi = 0;
+    std::vector<VirtualRun> runs;
+};
+
+// A union of physical address intervals, for "is this page mapped" over many pages.
+class PhysicalCover {
+public:
+    void add(uint64_t lo, uint64_t hi) { iv_.emplace_back(lo, hi); }
+    void finish() {
+        std::sort(iv_.begin(), iv_.end());
+        size_t k = 0;
+        for (const auto& v : iv_) {
+            if (k && v.first <= iv_[k - 1].second) iv_[k - 1].second = std::max(iv_[k - 1].second, v.second);
+            else iv_[k++] = v;
+        }
+        iv_.resize(k);
+    }
+    bool covers(uint64_t p) const {
+        auto it = std::upper_bound(iv_.begin(), iv_.end(), p,
+                                   [](uint64_t x, const std::pair<uint64_t, uint64_t>& v) { return x < v.first; });
+        return it != iv_.begin() && p < std::prev(it)->second;
+    }
+private:
+    std::vector<std::pair<uint64_t, uint64_t>> iv_;
+};
+
+struct Ranked {
+    const Candidate* c;
+    const Mapping* m;
+    bool maps_itself = false;      // some kernel page maps the root table's own physical page
+    bool in_image = false;         // mapped in the kernel-text window (x86-64 swapper_pg_dir is)
+};
+
+// x64, la57, pae, x86: the order schemes are tried in and win ties in.
+int scheme_rank(PagingMode m) {
+    switch (m) {
+    case PagingMode::X86_64_4Level: return 0;
+    case PagingMode::X86_64_5Level: return 1;
+    case PagingMode::X86_PAE: return 2;
+    case PagingMode::X86_32: return 3;
+    }
+    return 4;
+}
+
+// The order among plausible roots: true when a is the better root. What a root maps comes first,
+// whatever the scheme; the rest only picks among roots that map alike (all process PGDs share
+// the kernel half): fewest anomalies, maps itself, in the kernel image, fewest user entries
+// (swapper_pg_dir has none), earlier scheme, lowest address.
+bool better(const Ranked& a, const Ranked& b) {
+    if (a.m->distinct_pages != b.m->distinct_pages) return a.m->distinct_pages > b.m->distinct_pages;
+    if (a.m->anomalies != b.m->anomalies) return a.m->anomalies < b.m->anomalies;
+    if (a.maps_itself != b.maps_itself) return a.maps_itself;
+    if (a.in_image != b.in_image) return a.in_image;
+    if (a.c->user_entries != b.c->user_entries) return a.c->user_entries < b.c->user_entries;
+    if (a.c->mode != b.c->mode) return scheme_rank(a.c->mode) < scheme_rank(b.c->mode);
+    return a.c->dtb < b.c->dtb;
+}
+
+uint64_t mix(uint64_t h, uint64_t v) {   // FNV-1a over 64-bit words
+    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
+    return h;
+}
+
+// Cheap structural test of the page at `p` as the root of scheme `s`, or nullopt:
+//  - the top-level entry covering the kernel-text anchor is present (x86-64: index 511, which maps
+//    0xffffffff80000000; 32-bit/PAE: the entry of PAGE_OFFSET 0xc0000000) — rejects almost every page;
+//  - every nonzero top-level entry is present, has no reserved bits (PS in PML4/PML5, PDPTE
+//    reserved bits), does not point to the page itself, and the kernel half has at least 2
+//    (x86-64) / 1 (32-bit, PAE) entries. Linux user halves are empty (swapper_pg_dir) or hold
+//    real tables (process PGDs), so one malformed entry rejects the page;
+//  - the kernel half's tables that are in the dump (the first 32) look like tables: nonzero
+//    entries present and well-formed, at most 1 bad per 4 good. Tables absent from the dump are
+//    counted (absent_children): when no kernel table is present the page is only evidence of a
+//    cut dump or of holes, for the diagnosis.
+std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys, uint64_t p) {
+    const uint8_t* t = phys.find(p, s.table_bytes(0));
+    if (!t) return std::nullopt;
+    const Level& L = s.levels[0];
+    const uint64_t n = uint64_t{1} << L.bits;
+    const uint64_t top_mask = (uint64_t{1} << s.vaddr_bits) - 1;
+    const uint64_t anchor = (s.anchor_vaddr & top_mask) >> L.shift;
+    const uint64_t kfirst = (s.kernel_base & top_mask) >> L.shift;
+    if (!(s.entry(t, anchor) & kPresent)) return std::nullopt;
+    Candidate c;
+    c.mode = s.mode;
+    c.dtb = p;
+    c.kernel_half = 0xcbf29ce484222325ull;
+    constexpr size_t kMaxChildren = 32;   // bounds the cost of page-table look-alikes
+    std::array<uint64_t, kMaxChildren> children;
+    size_t nchildren = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+        uint64_t e = s.entry(t, i);
+        if (e == 0) continue;
+        if (!(e & kPresent) || (e & s.top_reserved)) return std::nullopt;
+        const bool kernel = i >= kfirst;
+        if (L.large_ok && (e & kPageSize)) {
+            if (!s.large_base(e, L.shift)) return std::nullopt;   // may lie outside the dump (ioremap, PSE-36)
+        } else {
+            uint64_t next = e & s.addr_mask;
+            if (next == p) return std::nullopt;
+            if (!phys.find(next, s.table_bytes(1))) {   // cut off or in a hole: evidence, not a fault
+                ++c.absent_children;
+                c.absent_lo = std::min(c.absent_lo, next);
+                c.absent_hi = std::max(c.absent_hi, next);
+            } else if (kernel && nchildren < kMaxChildren) {
+                children[nchildren++] = next;
+            }
+        }
+        if (kernel) c.kernel_half = mix(mix(c.kernel_half, i), e);
+        (kernel ? c.kernel_entries : c.user_entries)++;
+    }
+    if (c.kernel_entries < s.min_kernel_entries) return std::nullopt;
+    const Level& L1 = s.levels[1];
+    const bool leaf1 = s.nlevels == 2;
+    uint64_t good = 0, bad = 0;
+    for (size_t k = 0; k < nchildren; ++k) {
+        const uint8_t* ct = phys.find(children[k], s.table_bytes(1));
+        for (uint64_t i = 0; i < (uint64_t{1} << L1.bits); ++i) {
+            uint64_t e = s.entry(ct, i);
+            if (e == 0) continue;
+            bool ok = (e & kPresent) != 0;
+            if (ok && L1.large_ok && (e & kPageSize)) ok = s.large_base(e, L1.shift).has_value();
+            else if (ok && !leaf1) ok = phys.find(e & s.addr_mask, s.table_bytes(2)) != nullptr;
+            (ok ? good : bad)++;
+        }
+    }
+    if (bad * 4 > good) return std::nullopt;
+    if (good == 0 && c.absent_children == 0) return std::nullopt;
+    c.child_entries = good;
+    return c;
+}
+
+// Pass 1 over every page of the dump's data (holes of a sparse file read as zeros: no root there)
+// for every scheme in `modes`, in chunks of 64 MiB whose pages are dropped from the process once
+// checked: the pass reads every page, and peak memory must stay far below the dump size.
+std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingMode>& modes) {
+    constexpr uint64_t kChunk = uint64_t{64} << 20;
+    std::vector<Candidate> cands;
+    for (const auto& r : phys.data_runs()) {
+        const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
+        if (end <= first || first < r.paddr) continue;
+        for (uint64_t c0 = first; c0 < end; c0 += std::min(kChunk, end - c0)) {
+            const uint64_t c1 = c0 + std::min(kChunk, end - c0);
+            const int64_t np = static_cast<int64_t>((c1 - c0) / kPage);
+            ParallelErrors errors;
+#pragma omp parallel if (np > 16384)
+            {
+                std::vector<Candidate> mine;
+#pragma omp for schedule(static) nowait
+                for (int64_t i = 0; i < np; ++i)
+                    errors.run([&] {
+                        const uint64_t p = c0 + static_cast<uint64_t>(i) * kPage;
+                        for (PagingMode m : modes) {
+                            const Scheme& s = scheme_of(m);
+                            if (!s.sign_extend && p > 0xfffff000u) continue;   // CR3 of 32-bit schemes
+                            if (auto c = quick_check(s, phys, p)) mine.push_back(*c);
+                        }
+                    });
+#pragma omp critical
+                errors.run([&] { cands.insert(cands.end(), mine.begin(), mine.end()); });
+            }
+            errors.rethrow();
+            phys.release(phys.find(c0, c1 - c0), c1 - c0);
+        }
+    }
+    std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+        return a.mode != b.mode ? a.mode < b.mode : a.dtb < b.dtb;
+    });
+    return cands;
+}
+
+// Full enumeration of one root under a tighter work bound: present pages / 128 + 4096 tables (a
+// Linux kernel half needs about one last-level table per 2 MiB of 4 KiB-mapped memory; a misread
+// root that takes data pages for tables needs one per page).
+Mapping map_root(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb) {
+    constexpr uint64_t kSearchBudgetDivisor = 128;
+    Mapping m;
+    try {
+        WalkResult w = enumerate(s, phys, dtb, s.kernel_base, kSearchBudgetDivisor);
+        m.ok = true;
+        m.distinct_pages = w.stats.distinct_pages;
+        m.anomalies = w.stats.loops + w.stats.reserved;
+        m.absent_tables = w.stats.absent_tables;
+        m.absent_lo = w.absent_lo;
+        m.absent_hi = w.absent_hi;
+        std::map<uint64_t, uint64_t> by_offset;
+        for (const auto& r : w.runs) {
+            by_offset[r.vaddr - r.paddr] += r.size / kPage;
+            const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
+            if (r.vaddr + r.size > r.vaddr && lo < hi) m.text_pages += (hi - lo) / kPage;
+        }
+        for (const auto& [off, pages] : by_offset) m.direct_pages = std::max(m.direct_pages, pages);
+        m.runs = std::move(w.runs);
+    } catch (const InputError&) {
+        m.ok = false;   // exceeded the work bound: not a sane root
+    }
+    return m;
+}
+
+// Pages a plausible root's direct map must cover: half of the dump's data pages, or of the most a
+// direct map of this scheme can hold (32-bit lowmem).
+uint64_t direct_map_needed(const Scheme& s, uint64_t data_pages) {
+    uint64_t n = data_pages;
+    if (s.direct_map_limit) n = std::min(n, s.direct_map_limit / kPage);
+    return (n + 1) / 2;
+}
+
+uint64_t data_pages_of(const PhysicalLayer& phys) {
+    uint64_t n = 0;
+    for (const auto& r : phys.data_runs()) {
+        const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
+        if (end > first && first >= r.paddr) n += (end - first) / kPage;
+    }
+    return n;
+}
+
+// "16 MiB", "5 GiB", "1.5 GiB": sizes in diagnoses.
+std::string size_text(uint64_t bytes) {
+    char buf[32];
+    if (bytes >= (uint64_t{1} << 30) && bytes % (uint64_t{1} << 30) == 0)
+        std::snprintf(buf, sizeof buf, "%llu GiB", static_cast<unsigned long long>(bytes >> 30));
+    else if (bytes >= (uint64_t{1} << 30))
+        std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1u << 30));
+    else if (bytes >= (uint64_t{1} << 20))
+        std::snprintf(buf, sizeof buf, "%llu MiB", static_cast<unsigned long long>((bytes + (1u << 19)) >> 20));
+    else
+        std::snprintf(buf, sizeof buf, "%llu KiB", static_cast<unsigned long long>((bytes + 512) >> 10));
+    return buf;
+}
+
+// Where the page tables a root needs went: past the end of the dump (cut) or into its holes.
+std::string missing_tables(const PhysicalLayer& phys, uint64_t count, uint64_t lo, uint64_t hi) {
+    const std::string n = std::to_string(count) + (count == 1 ? " page table" : " page tables");
+    const std::string at = lo == hi ? " at " + hex(lo) : " at " + hex(lo) + ".." + hex(hi);
+    if (hi >= phys.max_paddr())
+        return "it looks cut at " + size_text(phys.max_paddr()) + ": " + n + at + " lie beyond the dump's end";
+    return "it has holes where the page tables are: " + n + at + " are absent from the dump";
+}
+
+// The one-line refusal when no root is plausible: what is missing, from the best evidence found.
+std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std::vector<Candidate>& cands,
+                      const Ranked* best_implausible) {
+    std::string msg = "no kernel page tables in this dump: ";
+    const std::string holds = "the dump holds " + size_text(data_pages * kPage) + " of data in " +
+                              std::to_string(phys.runs().size()) + (phys.runs().size() == 1 ? " range" : " ranges") +
+                              " up to " + hex(phys.max_paddr());
+    // A page directory whose kernel tables are all absent: the tables were cut off or fell in holes.
+    const Candidate* cut = nullptr;
+    for (const Candidate& c : cands)
+        if (c.child_entries == 0 && c.absent_children > 0 &&
+            (!cut || c.absent_children > cut->absent_children))
+            cut = &c;
+    if (best_implausible && best_implausible->m->absent_tables > 0 &&
+        (!cut || best_implausible->m->absent_tables >= cut->absent_children)) {
+        const Mapping& m = *best_implausible->m;
+        msg += missing_tables(phys, m.absent_tables, m.absent_lo, m.absent_hi) + " (under the best candidate root " +
+               hex(best_implausible->c->dtb) + ", " + to_string(best_implausible->c->mode) + ", which maps only " +
+               std::to_string(m.distinct_pages) + " pages)";
+    } else if (cut) {
+        msg += missing_tables(phys, cut->absent_children, cut->absent_lo, cut->absent_hi) +
+               " (under the page directory at " + hex(cut->dtb) + ", " + to_string(cut->mode) + ")";
+    } else if (best_implausible) {
+        const Ranked& b = *best_implausible;
+        const Scheme& s = scheme_of(b.c->mode);
+        msg += "no root maps a kernel; the best candidate " + hex(b.c->dtb) + " (" + to_string(b.c->mode) + ") maps " +
+               std::to_string(b.m->distinct_pages) + " pages, ";
+        if (b.m->text_pages == 0)
+            msg += "no kernel text at " + hex(s.anchor_vaddr);
+        else
+            msg += "a direct map of " + std::to_string(b.m->direct_pages) + " pages where half of the dump's data (" +
+                   std::to_string(direct_map_needed(s, data_pages)) + " pages) was expected";
+        msg += " — a stale or partial table; " + holds + ", is memory missing?";
+    } else {
+        msg += "no page looks like a kernel page directory; " + holds +
+               ": it may be cut before the page tables, or not an x86 Linux memory image";
+    }
+    return msg + " (give --dtb and --paging if the root is known)";
+}
+
+// Present kernel pages under (mode, dtb), or 0 when the walk fails.
+uint64_t mapped_pages(const PhysicalLayer& phys, PagingMode mode, uint64_t dtb) {
+    try {
+        TranslationLayer t(phys, mode, dtb);
+        uint64_t n = 0;
+        for (const auto& r : t.kernel_runs()) n += r.size / kPage;
+        return n;
+    } catch (const InputError&) {
+        return 0;
+    }
+}
+
+PagingMode mode_from_cpu(const CpuState& c) {
+    constexpr uint64_t kCr4Pae = 1u << 5, kCr4La57 = 1u << 12;
+    if (c.long_mode) return (c.cr4 & kCr4La57) ? PagingMode::X86_64_5Level : PagingMode::X86_64_4Level;
+    return (c.cr4 & kCr4Pae) ? PagingMode::X86_PAE : PagingMode::X86_32;
+}
+
+TranslationLayer checked(const PhysicalLayer& phys, PagingMode mode, uint64_t dtb, const std::string& source) {
+    TranslationLayer t(phys, mode, dtb);   // throws when the root is not in the dump
+    if (t.kernel_runs().empty()) {
+        auto st = t.walk_stats();
+        throw InputError(source + " page-table root " + hex(t.dtb()) + " (" + to_string(mode) +
+                         ") maps no present kernel page (" + std::to_string(st.tables) + " tables read, " +
+                         std::to_string(st.absent_tables) + " absent, " + std::to_string(st.loops) +
+                         " looping entries skipped, " + std::to_string(st.reserved) + " with reserved bits)");
+    }
+    return t;
+}
+
+}  // namespace
+
+TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override,
+                                          std::optional<PagingMode> mode_override) {
+    using PM = PagingMode;
+    constexpr uint64_t kCr0Pg = 1u << 31;
+    const CpuState* cpu = nullptr;
+    for (const auto& c : phys.cpus())
+        if (c.cr0 & kCr0Pg) { cpu = &c; break; }
+
+    if (dtb_override) {
+        if (mode_override) return checked(phys, *mode_override, *dtb_override, "--dtb:");
+        if (cpu) return checked(phys, mode_from_cpu(*cpu), *dtb_override, "--dtb:");
+        // No scheme known: the one under which this root maps the most kernel pages.
+        PagingMode best = PagingMode::X86_64_4Level;
+        uint64_t best_n = 0;
+        for (PagingMode m : {PM::X86_64_4Level, PM::X86_64_5Level, PM::X86_PAE, PM::X86_32}) {
+            uint64_t n = mapped_pages(phys, m, *dtb_override);
+            if (n > best_n) { best = m; best_n = n; }
+        }
+        return checked(phys, best, *dtb_override, "--dtb:");
+    }
+
+    if (cpu) {
+        PagingMode m = mode_override.value_or(mode_from_cpu(*cpu));
+        uint64_t cr3 = cpu->cr3 & scheme_of(m).root_mask;
+        // Kernel page-table isolation: a vCPU stopped in user mode runs on the user copy of its
+        // PGD (kernel PGD | 0x1000), whose kernel half maps only the entry trampolines.
+        if ((m == PM::X86_64_4Level || m == PM::X86_64_5Level) && (cr3 & 0x1000) &&
+            mapped_pages(phys, m, cr3 & ~uint64_t{0x1000}) > mapped_pages(phys, m, cr3))
+            cr3 &= ~uint64_t{0x1000};
+        try {
+            return checked(phys, m, cr3, "CR3 from the ELF note:");
+        } catch (const InputError& note_error) {
+            // A corrupt or pre-paging note: the search may still find the kernel's root.
+            try {
+                return search(phys, mode_override);
+            } catch (const InputError& search_error) {
+                throw InputError(std::string(note_error.what()) + "; and " + search_error.what());
+            }
+        }
+    }
+
+    return search(phys, mode_override);
+}
+
+// The page-directory search, for Linux guests (no ELF note, no --dtb).
+//
+// 1. Structure: every page of the dump's data is checked as a root of every scheme (x64, la57,
+//    pae, x86; the 32-bit ones below 4 GiB) by quick_check above, in one chunked pass.
+// 2. Survivors are grouped by their kernel half (equal top-level kernel entries map the kernel
+//    alike: swapper_pg_dir and every process PGD share it). Groups are pre-ranked by structure
+//    (most kernel entries, most second-level entries) and the first 64 are fully enumerated.
+// 3. Plausible: a root maps a kernel — some page in the scheme's kernel-text window (x86-64
+//    [0xffffffff80000000, +1 GiB), 32-bit [0xc0000000, +512 MiB)) AND a direct map (the largest
+//    set of pages sharing one vaddr − paddr offset) covering at least half of the dump's data
+//    pages (32-bit: of at most 896 MiB of lowmem). A root that maps too little is a stale
+//    boot-time table (the early PAE PDPT maps ~3,000 pages), a copy, or a cut dump's trampoline.
+// 4. Ranked uniformly across schemes by the distinct physical pages mapped (`better`), then the
+//    tie-breaks among roots that map alike. No plausible root: InputError with a diagnosis of
+//    what is missing (tables beyond the end — cut — or in holes, a root that maps too little, or
+//    nothing like a page directory), never a root that maps no kernel.
+TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::optional<PagingMode> mode_override) {
+    using PM = PagingMode;
+    std::vector<PagingMode> modes;
+    if (mode_override) modes = {*mode_override};
+    else modes = {PM::X86_64_4Level, PM::X86_64_5Level, PM::X86_PAE, PM::X86_32};
+    const std::vector<Candidate> cands = scan(phys, modes);
+    const uint64_t data_pages = data_pages_of(phys);
+
+    // Groups: (scheme, kernel half) → candidates; the group's structural score is its best member's.
+    struct Group {
+        std::vector<const Candidate*> members;
+        uint64_t kernel_entries = 0, child_entries = 0;
+        Mapping mapping;
+    };
+    std::map<std::pair<PagingMode, uint64_t>, Group> groups;
+    for (const Candidate& c : cands) {
+        if (c.child_entries == 0) continue;   // kernel tables all absent: evidence for the diagnosis only
+        Group& g = groups[{c.mode, c.kernel_half}];
+        g.members.push_back(&c);
+        g.kernel_entries = std::max<uint64_t>(g.kernel_entries, c.kernel_entries);
+        g.child_entries = std::max(g.child_entries, c.child_entries);
+    }
+    std::vector<Group*> order;
+    for (auto& [key, g] : groups) order.push_back(&g);
+    std::stable_sort(order.begin(), order.end(), [](const Group* a, const Group* b) {
+        if (a->kernel_entries != b->kernel_entries) return a->kernel_entries > b->kernel_entries;
+        return a->child_entries > b->child_entries;
+    });
+    constexpr size_t kMaxGroups = 64;
+    if (order.size() > kMaxGroups) order.resize(kMaxGroups);
+
+    std::optional<Ranked> best, best_implausible;
+    for (Group* g : order) {
+        const Candidate& rep = *g->members.front();
+        const Scheme& s = scheme_of(rep.mode);
+        g->mapping = map_root(s, phys, rep.dtb);
+        const Mapping& m = g->mapping;
+        if (!m.ok || m.distinct_pages == 0) continue;
+        const bool plausible = m.text_pages > 0 && m.direct_pages >= direct_map_needed(s, data_pages);
+        // Which members' own page the kernel maps, anywhere and in the kernel-text window.
+        PhysicalCover anywhere, image;
+        for (const VirtualRun& r : m.runs) {
+            anywhere.add(r.paddr, r.paddr + r.size);
+            const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
+            if (lo < hi) image.add(r.paddr + (lo - r.vaddr), r.paddr + (hi - r.vaddr));
+        }
+        g->mapping.runs = {};
+        anywhere.finish();
+        image.finish();
+        for (const Candidate* c : g->members) {
+            Ranked r{c, &m, anywhere.covers(c->dtb), image.covers(c->dtb)};
+            auto& slot = plausible ? best : best_implausible;
+            if (!slot || better(r, *slot)) slot = r;
+        }
+    }
+    if (!best)
+        throw InputError(diagnosis(phys, data_pages, cands, best_implausible ? &*best_implausible : nullptr));
+    return checked(phys, best->c->mode, best->c->dtb, "searched:");
+}
+
+}  // namespace deepmem

@@ -1,0 +1,348 @@
+// Acquisition formats beyond raw/ELF/LiME on small synthetic dumps: kdump-compressed (zlib, lzo,
+// snappy, zstd, none; plain and flattened) and AVML v2 written by graph/dump_writers.hpp and read
+// back; truncated ELF / LiME / kdump / AVML (clipped with a warning, refused when strict); QEMU
+// migration streams and archives refused by name; decompression bombs; the linear-time overlap
+// rules of the physical layer (thousands of PT_LOADs over the same bytes).
+#include "graph/decoded_image.hpp"
+#include "graph/dump_writers.hpp"
+#include "graph/layers.hpp"
+#include "graph/snappy_frame.hpp"
+#include "test/graph/layer_images.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+
+using namespace deepmem;
+using namespace deepmem::test_images;
+
+namespace {
+
+std::vector<uint8_t> write_to_vector(const std::function<void(const ByteSink&)>& write) {
+    std::vector<uint8_t> out;
+    write([&](uint64_t off, std::span<const uint8_t> b) {
+        if (out.size() < off + b.size()) out.resize(off + b.size());
+        std::memcpy(out.data() + off, b.data(), b.size());
+    });
+    return out;
+}
+
+std::vector<uint8_t> kdump_of(const PhysicalLayer& p, KdumpCompression c, bool flat) {
+    return write_to_vector([&](const ByteSink& s) { write_kdump(p, c, flat, s); });
+}
+std::vector<uint8_t> avml_of(const PhysicalLayer& p) {
+    return write_to_vector([&](const ByteSink& s) { write_avml(p, s); });
+}
+
+// Same runs (paddr, size) and same bytes in each.
+void check_same_memory(const PhysicalLayer& a, const PhysicalLayer& b) {
+    REQUIRE(a.runs().size() == b.runs().size());
+    for (size_t i = 0; i < a.runs().size(); ++i) {
+        const PhysicalRun &x = a.runs()[i], &y = b.runs()[i];
+        CHECK(x.paddr == y.paddr);
+        REQUIRE(x.size == y.size);
+        std::vector<uint8_t> u(x.size), v(y.size);
+        REQUIRE(a.read(x.paddr, u));
+        REQUIRE(b.read(y.paddr, v));
+        CHECK(u == v);
+    }
+}
+
+std::string input_error(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    FAIL("expected InputError");
+    return {};
+}
+
+// A 4-level x86-64 image (layer_images.hpp) with a page of a repeated non-zero byte, a page of
+// random-looking bytes, and holes, as a QEMU-style ELF core with one long-mode CPU note.
+struct Fixture {
+    Image mem = build_x64_4level();
+    std::vector<uint8_t> elf;
+    std::unique_ptr<PhysicalLayer> phys;
+    Fixture() {
+        std::memset(mem.bytes.data() + 0x30000, 0x41, 0x1000);
+        uint32_t x = 12345;
+        for (uint64_t i = 0; i < 0x1000; ++i) mem.bytes[0x31000 + i] = static_cast<uint8_t>((x = x * 1103515245 + 12345) >> 16);
+        elf = to_elf(mem.bytes, {{0, 0x9f000}, {0x100000, 0x300000}}, {{0x80000011, 0x1000, 0x20, true}}, true);
+        phys = PhysicalLayer::from_bytes(elf);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("formats: kdump in every compression, plain and flattened, gives back the ELF's memory and CPU state") {
+    Fixture f;
+    REQUIRE(f.phys->cpus().size() == 1);
+    for (auto c : {KdumpCompression::Zlib, KdumpCompression::Lzo, KdumpCompression::Snappy, KdumpCompression::Zstd,
+                   KdumpCompression::None}) {
+        for (bool flat : {false, true}) {
+            CAPTURE(int(c));
+            CAPTURE(flat);
+            auto k = kdump_of(*f.phys, c, flat);
+            CHECK(k.size() < f.elf.size());   // zero pages share one stored page
+            auto p = PhysicalLayer::from_bytes(k);
+            CHECK(p->format() == DumpFormat::Kdump);
+            CHECK(p->warnings().empty());
+            check_same_memory(*f.phys, *p);
+            REQUIRE(p->cpus().size() == 1);
+            CHECK(p->cpus()[0].cr3 == 0x1000);
+            CHECK(p->cpus()[0].long_mode);
+            auto t = TranslationLayer::detect(*p);
+            CHECK(t.dtb() == 0x1000);
+            CHECK(t.kernel_runs().size() == TranslationLayer::detect(*f.phys).kernel_runs().size());
+        }
+    }
+}
+
+TEST_CASE("formats: a 32-bit guest's kdump uses the 32-bit header layout and keeps PAE") {
+    Image mem = build_pae();
+    auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {{0x80000011, 0x1000, 0x20, false}}, false);
+    auto phys = PhysicalLayer::from_bytes(elf);
+    auto k = kdump_of(*phys, KdumpCompression::Zlib, false);
+    CHECK(std::memcmp(k.data() + 12 + 4 * 65, "i686", 4) == 0);
+    auto p = PhysicalLayer::from_bytes(k, DumpFormat::Kdump);
+    check_same_memory(*phys, *p);
+    REQUIRE(p->cpus().size() == 1);
+    CHECK_FALSE(p->cpus()[0].long_mode);
+    CHECK(TranslationLayer::detect(*p).mode() == PagingMode::X86_PAE);
+}
+
+TEST_CASE("formats: AVML v2 round trip, LiME v1 ranges among AVML ones, sniffing and --format override") {
+    Fixture f;
+    auto a = avml_of(*f.phys);
+    REQUIRE(std::memcmp(a.data(), "AVML", 4) == 0);
+    auto p = PhysicalLayer::from_bytes(a);
+    CHECK(p->format() == DumpFormat::Avml);
+    CHECK(p->warnings().empty());
+    check_same_memory(*f.phys, *p);
+    uint64_t data_bytes = 0;   // zero pages are holes of the decoded image: present, not scanned
+    for (const auto& r : p->data_runs()) data_bytes += r.size;
+    CHECK(data_bytes < p->present_bytes());
+    CHECK(data_bytes >= 0x3000);
+    // avml also reads LiME v1 ranges: append one for 0xa0000-0xa0fff.
+    std::vector<uint8_t> raw(0x1000, 0x5a);
+    auto lime = to_lime(std::vector<uint8_t>(0xa1000, 0x5a), {0xa0000});
+    std::vector<uint8_t> mixed = a;
+    mixed.insert(mixed.end(), lime.end() - (32 + 0x1000), lime.end());
+    auto m = PhysicalLayer::from_bytes(mixed, DumpFormat::Avml);
+    CHECK(m->present_bytes() == f.phys->present_bytes() + 0x1000);
+    std::vector<uint8_t> back(0x1000);
+    REQUIRE(m->read(0xa0000, back));
+    CHECK(back == raw);
+    // forced formats
+    CHECK(PhysicalLayer::from_bytes(a, DumpFormat::Raw)->format() == DumpFormat::Raw);
+    CHECK_THROWS_AS(PhysicalLayer::from_bytes(f.elf, DumpFormat::Avml), FormatError);
+    CHECK_THROWS_AS(PhysicalLayer::from_bytes(f.elf, DumpFormat::Kdump), FormatError);
+    CHECK(parse_dump_format("kdump") == DumpFormat::Kdump);
+    CHECK(std::string(to_string(DumpFormat::Avml)) == "avml");
+}
+
+TEST_CASE("formats: snappy framing: CRC and reserved chunks") {
+    std::vector<uint8_t> data(100000);
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * i >> 3);
+    std::vector<uint8_t> s;
+    snappy_frame::encode(data, s);
+    auto idx = snappy_frame::index(s, 0, data.size());
+    REQUIRE(idx.complete);
+    CHECK(idx.stream_bytes == s.size());
+    REQUIRE(idx.chunks.size() == 2);   // 65536 + 34464
+    std::vector<uint8_t> out(65536);
+    CHECK(snappy_frame::decode(s, idx.chunks[0], out.data()) == nullptr);
+    CHECK(std::memcmp(out.data(), data.data(), 65536) == 0);
+    auto bad = s;
+    bad[idx.chunks[1].offset - 4] ^= 1;   // its CRC
+    auto bad_idx = snappy_frame::index(bad, 0, data.size());
+    CHECK(std::string(snappy_frame::decode(bad, bad_idx.chunks[1], out.data())).find("CRC") != std::string::npos);
+    bad = s;
+    bad[10] = 0x03;   // first data chunk's type → reserved unskippable
+    CHECK_THROWS_AS(snappy_frame::index(bad, 0, data.size()), FormatError);
+    // cut in the middle: not complete, the whole first chunk kept
+    auto cut = snappy_frame::index(std::span<const uint8_t>(s).first(s.size() - 10), 0, data.size());
+    CHECK_FALSE(cut.complete);
+    CHECK(cut.chunks.size() == 1);
+    CHECK(snappy_frame::crc32c(reinterpret_cast<const uint8_t*>("123456789"), 9) == 0xe3069283u);
+}
+
+TEST_CASE("formats: truncated ELF, LiME, kdump and AVML are clipped with one warning; --strict refuses") {
+    Fixture f;
+    SUBCASE("ELF minus its last 4 KiB") {
+        std::vector<uint8_t> cut(f.elf.begin(), f.elf.end() - 4096);
+        auto p = PhysicalLayer::from_bytes(cut);
+        REQUIRE(p->warnings().size() == 1);
+        CHECK(p->warnings()[0].find("truncated ELF") != std::string::npos);
+        CHECK(p->present_bytes() == f.phys->present_bytes() - 4096);
+        CHECK(p->find(0x3ff000, 1) == nullptr);
+        CHECK(p->find(0x3fe000, 4096) != nullptr);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(cut, DumpFormat::Auto, true), FormatError);
+        CHECK(PhysicalLayer::from_bytes(f.elf, DumpFormat::Auto, true)->warnings().empty());
+    }
+    SUBCASE("LiME minus one byte, and a cut trailing header") {
+        auto lime = to_lime(f.mem.bytes, {0x200000});
+        std::vector<uint8_t> cut(lime.begin(), lime.end() - 1);
+        auto p = PhysicalLayer::from_bytes(cut);
+        REQUIRE(p->warnings().size() == 1);
+        CHECK(p->present_bytes() == f.mem.bytes.size() - 1);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(cut, DumpFormat::Auto, true), FormatError);
+        std::vector<uint8_t> header_cut(lime.begin(), lime.begin() + 32 + 0x200000 + 20);
+        auto q = PhysicalLayer::from_bytes(header_cut);
+        CHECK(q->present_bytes() == 0x200000);
+        CHECK(q->warnings().size() == 1);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(header_cut, DumpFormat::Auto, true), FormatError);
+    }
+    SUBCASE("kdump plain and flattened cut in the page data") {
+        for (bool flat : {false, true}) {
+            auto k = kdump_of(*f.phys, KdumpCompression::Zlib, flat);
+            std::vector<uint8_t> cut(k.begin(), k.end() - 3000);
+            auto p = PhysicalLayer::from_bytes(cut);
+            REQUIRE(p->warnings().size() >= 1);
+            CHECK(p->warnings().back().find("truncated") != std::string::npos);
+            CHECK(p->present_bytes() < f.phys->present_bytes());
+            CHECK(p->present_bytes() > f.phys->present_bytes() / 2);
+            CHECK(p->cpus().size() == 1);
+            CHECK_THROWS_AS(PhysicalLayer::from_bytes(cut, DumpFormat::Auto, true), FormatError);
+        }
+    }
+    SUBCASE("AVML cut inside a stream") {
+        auto a = avml_of(*f.phys);
+        std::vector<uint8_t> cut(a.begin(), a.end() - 100);
+        auto p = PhysicalLayer::from_bytes(cut);
+        REQUIRE(p->warnings().size() == 1);
+        CHECK(p->present_bytes() < f.phys->present_bytes());
+        CHECK(p->present_bytes() >= 0x9f000);   // the first range is whole
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(cut, DumpFormat::Auto, true), FormatError);
+    }
+    SUBCASE("nothing left: the error says why") {
+        auto k = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+        std::vector<uint8_t> head(k.begin(), k.begin() + 5 * 4096);
+        try {
+            PhysicalLayer::from_bytes(head);
+            FAIL("expected an error");
+        } catch (const FormatError& e) {
+            CHECK(std::string(e.what()).find("truncated") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("formats: QEMU migration streams and archives are refused by name") {
+    std::vector<uint8_t> qevm(4096, 0);
+    std::memcpy(qevm.data(), "QEVM\0\0\0\3", 8);
+    std::string m = input_error([&] { PhysicalLayer::from_bytes(qevm); });
+    CHECK(m.find("QEMU migration stream") != std::string::npos);
+    CHECK(m.find("virsh dump --memory-only --format elf") != std::string::npos);
+    CHECK(m.find("dump-guest-memory") != std::string::npos);
+    std::vector<uint8_t> gz(4096, 0);
+    gz[0] = 0x1f;
+    gz[1] = 0x8b;
+    CHECK(input_error([&] { PhysicalLayer::from_bytes(gz); }).find("gzip") != std::string::npos);
+    std::vector<uint8_t> zst = {0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0};
+    CHECK(input_error([&] { PhysicalLayer::from_bytes(zst); }).find("zstd") != std::string::npos);
+    std::vector<uint8_t> tar(1024, 0);
+    std::memcpy(tar.data() + 257, "ustar", 5);
+    CHECK(input_error([&] { PhysicalLayer::from_bytes(tar); }).find("tar") != std::string::npos);
+    CHECK(PhysicalLayer::from_bytes(gz, DumpFormat::Raw)->present_bytes() == 4096);   // forced raw reads it
+}
+
+TEST_CASE("formats: decompression bombs are refused with the reason") {
+    // 4 MiB of one repeated non-zero byte: ~20 zlib bytes and a 24-byte descriptor per page, ~90×.
+    std::vector<uint8_t> mem(4 << 20, 0x41);
+    auto flat = PhysicalLayer::from_bytes(mem, DumpFormat::Raw);
+    auto k = kdump_of(*flat, KdumpCompression::Zlib, false);
+    REQUIRE(k.size() * 24 < mem.size());
+    std::string m = input_error([&] { PhysicalLayer::from_bytes(k); });
+    CHECK(m.find("decompression bomb") != std::string::npos);
+    // The same size of memory that is mostly zero pages is fine: zero pages cost nothing.
+    std::vector<uint8_t> sparse(4 << 20, 0);
+    sparse[5000] = 1;
+    auto s = kdump_of(*PhysicalLayer::from_bytes(sparse, DumpFormat::Raw), KdumpCompression::Zlib, false);
+    CHECK(PhysicalLayer::from_bytes(s)->present_bytes() == sparse.size());
+    // AVML: snappy chunks whose length preambles claim 64 KiB each from a few bytes.
+    const uint64_t chunks = 2000, len = chunks * 65536, stream = 10 + 11 * chunks;
+    std::vector<uint8_t> a(32 + stream + 8, 0);
+    std::memcpy(a.data(), "AVML\2\0\0\0", 8);
+    put_le(a, 16, 8, len - 1);
+    const uint8_t id[] = {0xff, 6, 0, 0, 's', 'N', 'a', 'P', 'p', 'Y'};
+    std::memcpy(a.data() + 32, id, sizeof id);
+    for (uint64_t i = 0; i < chunks; ++i) {
+        const uint8_t c[] = {0x00, 7, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x04};   // CRC, varint 65536, no body
+        std::memcpy(a.data() + 42 + 11 * i, c, sizeof c);
+    }
+    put_le(a, 32 + stream, 8, stream);
+    m = input_error([&] { PhysicalLayer::from_bytes(a); });
+    CHECK(m.find("decompression bomb") != std::string::npos);
+}
+
+TEST_CASE("formats: corrupt kdump page data is a FormatError at the page's bytes") {
+    Fixture f;
+    auto k = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+    auto p = PhysicalLayer::from_bytes(k);
+    // Flip a byte inside the last compressed page (the random page is stored raw, the 0x41 one zlib).
+    bool flipped = false;
+    for (size_t i = k.size() - 64; i > 0 && !flipped; --i)
+        if (k[i] == 0x78 && (k[i + 1] == 0x01 || k[i + 1] == 0x9c)) {   // a zlib stream header
+            k[i + 3] ^= 0xff;
+            flipped = true;
+        }
+    REQUIRE(flipped);
+    CHECK_THROWS_AS(PhysicalLayer::from_bytes(k), FormatError);
+}
+
+TEST_CASE("formats: thousands of PT_LOADs over the same bytes are resolved in linear time") {
+    // One copy of 64 KiB of memory, 100000 program headers (5.6 MB) all pointing at it.
+    Image mem(0x10000);
+    mem.pattern(0, 0x10000, 3);
+    auto base = to_elf(mem.bytes, {{0, 0x10000}}, {}, true);
+    const uint64_t n = 100000, phsize = 56, phoff = base.size();
+    std::vector<uint8_t> b = base;
+    b.resize(phoff + n * phsize, 0);
+    const uint64_t data_off = read_le(b, 64 + 8, 8);
+    for (uint64_t i = 0; i < n; ++i) {
+        const uint64_t at = phoff + i * phsize;
+        put_le(b, at, 4, 1);
+        put_le(b, at + 8, 8, data_off);
+        put_le(b, at + 24, 8, 0);
+        put_le(b, at + 32, 8, 0x10000);
+        put_le(b, at + 40, 8, 0x10000);
+    }
+    put_le(b, 32, 8, phoff);
+    put_le(b, 56, 2, 0xffff);   // PN_XNUM: the count in section header 0
+    std::vector<uint8_t> sh(64, 0);
+    put_le(sh, 44, 4, n);
+    const uint64_t shoff = b.size();
+    b.insert(b.end(), sh.begin(), sh.end());
+    put_le(b, 40, 8, shoff);
+    put_le(b, 58, 2, 64);
+    put_le(b, 60, 2, 1);
+    SUBCASE("same bytes at the same physical address: one run") {
+        auto p = PhysicalLayer::from_bytes(b);
+        REQUIRE(p->runs().size() == 1);
+        CHECK(p->present_bytes() == 0x10000);
+    }
+    SUBCASE("same bytes at different physical addresses: refused") {
+        for (uint64_t i = 0; i < n; ++i) put_le(b, phoff + i * phsize + 24, 8, i * 0x1000);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+    }
+}
+
+TEST_CASE("formats: decoded images in a temporary file are file-backed, sparse and read-only after seal") {
+    detail::DecodedImage img(8 << 20, 1 << 20, /*anonymous_max=*/0);
+    CHECK(img.file_backed());
+    std::vector<uint8_t> page(4096, 7), zero(4096, 0);
+    CHECK(img.store(4096, page.data(), page.size()));
+    CHECK(img.store(8192, zero.data(), zero.size()));   // zeros: nothing stored
+    CHECK(img.stored_bytes() == 4096);
+    img.seal();
+    auto ext = img.data_extents();
+    REQUIRE(ext.size() == 1);
+    CHECK(ext[0] == std::pair<uint64_t, uint64_t>{4096, 8192});
+    CHECK(img.data()[4096] == 7);
+    detail::DecodedImage small(1 << 20, 4096);
+    CHECK_FALSE(small.file_backed());
+    CHECK(small.store(0, page.data(), 4096));
+    CHECK_FALSE(small.store(4096, page.data(), 4096));   // over budget
+}

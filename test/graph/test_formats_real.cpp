@@ -1,0 +1,89 @@
+// Suite 'real-dumps': kdump (zlib flattened, as `dump-guest-memory -z` writes; lzo and snappy
+// plain) and AVML copies of $DEEPMEM_DUMPS/dev/dump.elf, written by graph/dump_writers.hpp into
+// $TMPDIR, give the ELF's pages, CPU state and memory graph. Skipped (exit 77) without the dump.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "graph/dump_writers.hpp"
+#include "graph_fixtures.hpp"
+
+#include <doctest/doctest.h>
+
+#include "test/real_dump.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+using namespace deepmem;
+using namespace deepmem::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path g_dev;
+
+// Writes `write`'s output to a temporary file and returns its path (removed by the caller).
+fs::path write_temp(const std::string& name, const std::function<WriteStats(const ByteSink&)>& write) {
+    fs::path p = fs::temp_directory_path() / ("dm-formats-real-" + std::to_string(::getpid()) + "-" + name);
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    bool ok = true;
+    write([&](uint64_t off, std::span<const uint8_t> b) {
+        ok = ok && ::pwrite(fd, b.data(), b.size(), static_cast<off_t>(off)) == static_cast<ssize_t>(b.size());
+    });
+    ::close(fd);
+    REQUIRE(ok);
+    return p;
+}
+
+void check_same_graph(const PlainGraph& a, const PlainGraph& b) {
+    CHECK(a.vaddr == b.vaddr);
+    CHECK(a.paddr == b.paddr);
+    CHECK(a.length == b.length);
+    CHECK(a.features == b.features);
+    for (int k = 0; k < kEdgeKinds; ++k) CHECK(a.edges[k] == b.edges[k]);
+}
+
+}  // namespace
+
+TEST_CASE("formats real: kdump and AVML copies of dump.elf give the ELF's memory and graph") {
+    auto elf = PhysicalLayer::open((g_dev / "dump.elf").string());
+    auto layer = TranslationLayer::detect(*elf);
+    const PlainGraph want = plain(MemoryGraph::build(layer));
+    MESSAGE("ELF graph: " << want.vaddr.size() << " nodes");
+
+    struct Case { const char* name; KdumpCompression c; bool flat; };
+    for (const Case& k : {Case{"zlib-flat.kdump", KdumpCompression::Zlib, true},
+                          Case{"lzo.kdump", KdumpCompression::Lzo, false},
+                          Case{"snappy.kdump", KdumpCompression::Snappy, false}}) {
+        const std::string name = k.name;
+        CAPTURE(name);
+        const fs::path p = write_temp(name, [&](const ByteSink& s) { return write_kdump(*elf, k.c, k.flat, s); });
+        MESSAGE(name << ": " << fs::file_size(p) / (1 << 20) << " MiB");
+        auto kd = PhysicalLayer::open(p.string());
+        fs::remove(p);   // the layer keeps its decompressed image, not the file
+        CHECK(kd->format() == DumpFormat::Kdump);
+        CHECK(kd->warnings().empty());
+        CHECK(kd->present_bytes() == elf->present_bytes());
+        REQUIRE(kd->cpus().size() == elf->cpus().size());
+        auto kl = TranslationLayer::detect(*kd);   // the root from its own notes
+        CHECK(kl.dtb() == layer.dtb());
+        check_same_graph(plain(MemoryGraph::build(kl)), want);
+    }
+    const fs::path a = write_temp("dump.avml", [&](const ByteSink& s) { return write_avml(*elf, s); });
+    MESSAGE("avml: " << fs::file_size(a) / (1 << 20) << " MiB");
+    auto av = PhysicalLayer::open(a.string());
+    fs::remove(a);
+    CHECK(av->format() == DumpFormat::Avml);
+    CHECK(av->present_bytes() == elf->present_bytes());
+    // AVML carries no CPU state: the root the ELF's notes give (as for the raw and LiME copies).
+    auto al = TranslationLayer::detect(*av, layer.dtb(), layer.mode());
+    check_same_graph(plain(MemoryGraph::build(al)), want);
+}
+
+int main(int argc, char** argv) {
+    g_dev = real_dump_dir();
+    doctest::Context ctx(argc, argv);
+    return ctx.run();
+}

@@ -1,0 +1,194 @@
+// The page-table root search (graph/root_search.cpp) and the alias bound of the walker
+// (graph/translation.cpp) on hand-built images: one plausible root per scheme, stale and partial
+// tables ranked by what they map, refusals that say what is missing, and page tables that alias
+// the same memory millions of times.
+#include "graph/layers.hpp"
+#include "test/graph/layer_images.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+
+using namespace deepmem;
+using namespace deepmem::test_images;
+
+namespace {
+
+uint64_t pages_of(std::span<const VirtualRun> runs) {
+    uint64_t n = 0;
+    for (const auto& r : runs) n += r.size / 4096;
+    return n;
+}
+
+// Kernel mappings per physical page.
+std::map<uint64_t, unsigned> aliases_of(const TranslationLayer& t) {
+    std::map<uint64_t, unsigned> n;
+    for (const auto& r : t.kernel_runs())
+        for (uint64_t o = 0; o < r.size; o += 4096) ++n[r.paddr + o];
+    return n;
+}
+
+std::string search_error(const PhysicalLayer& phys) {
+    try {
+        TranslationLayer::search(phys);
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    FAIL("expected the search to refuse");
+    return {};
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// PAE, 8 MiB, two PDPTs as a Linux 686-pae guest leaves them (the field case in miniature):
+//   real  PDPT 0x9000: [0] → user PD 0xb000 (one entry), [3] → PD 0xa000: 4 × 2 MiB pages with the
+//         accessed bit, the lowmem direct map of all 8 MiB at 0xc0000000
+//   stale PDPT 0x1000 (early boot): [0] and [3] → PD 0x2000 → PT 0x3000.. mapping `stale_pages`
+//         4 KiB pages from 0 at 0xc0000000 (the kernel image), no accessed bits
+Image build_pae_two_roots(uint64_t stale_pages) {
+    Image m(0x800000);
+    constexpr uint64_t A = 0x20;
+    m.put64(0x9000, 0xb000 | P);
+    m.put64(0xb000, 0xc000 | P | RW | US | A);
+    m.put64(0x9000 + 3 * 8, 0xa000 | P);
+    for (uint64_t i = 0; i < 4; ++i) m.put64(0xa000 + 8 * i, (i << 21) | P | RW | PS | A);
+    m.put64(0x1000, 0x2000 | P);
+    m.put64(0x1000 + 3 * 8, 0x2000 | P);
+    for (uint64_t p = 0; p < stale_pages; ++p) {
+        if (p % 512 == 0) m.put64(0x2000 + 8 * (p / 512), (0x3000 + 0x1000 * (p / 512)) | P | RW);
+        m.put64(0x3000 + 0x1000 * (p / 512) + 8 * (p % 512), (p << 12) | P | RW);
+    }
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("root search: each scheme's kernel root is found and is the only plausible one") {
+    struct Case { const char* name; Image mem; PagingMode mode; };
+    Case cases[] = {
+        {"x64", build_x64_4level(), PagingMode::X86_64_4Level},
+        {"la57", build_x64_5level(), PagingMode::X86_64_5Level},
+        {"pae", build_pae(), PagingMode::X86_PAE},
+        {"x86", build_x86_32(), PagingMode::X86_32},
+    };
+    for (auto& c : cases) {
+        CAPTURE(c.name);
+        auto phys = PhysicalLayer::from_bytes(c.mem.bytes);
+        auto t = TranslationLayer::search(*phys);
+        CHECK(t.mode() == c.mode);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(t.warning().empty());
+        // Forced to another scheme, the same image has no plausible root.
+        for (PagingMode other : {PagingMode::X86_64_4Level, PagingMode::X86_64_5Level, PagingMode::X86_PAE,
+                                 PagingMode::X86_32}) {
+            if (other == c.mode) continue;
+            CAPTURE(to_string(other));
+            CHECK_THROWS_AS(TranslationLayer::search(*phys, other), InputError);
+        }
+    }
+}
+
+TEST_CASE("root search: PAE picks the root that maps the most, not a stale boot-time table") {
+    SUBCASE("stale table maps too little to be a kernel's") {
+        Image mem = build_pae_two_roots(256);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        auto t = TranslationLayer::search(*phys);
+        CHECK(t.mode() == PagingMode::X86_PAE);
+        CHECK(t.dtb() == 0x9000);
+        CHECK(pages_of(t.kernel_runs()) == 2048);
+        // Through the detect() entry point (no notes) the same.
+        CHECK(TranslationLayer::detect(*phys).dtb() == 0x9000);
+    }
+    SUBCASE("stale table plausible on its own, still ranked below the root that maps more") {
+        // 1536 of 2048 pages: over the half-the-dump bar; lower address, no user entries.
+        Image mem = build_pae_two_roots(1536);
+        auto t = TranslationLayer::search(*PhysicalLayer::from_bytes(mem.bytes));
+        CHECK(t.dtb() == 0x9000);
+        // Without the real root the stale one is taken: it does map a kernel.
+        mem.put64(0x9000 + 3 * 8, 0);
+        mem.put64(0x9000, 0);
+        auto s = TranslationLayer::search(*PhysicalLayer::from_bytes(mem.bytes));
+        CHECK(s.dtb() == 0x1000);
+        CHECK(pages_of(s.kernel_runs()) == 1536);
+    }
+    SUBCASE("only the stale table: refused, saying what the best candidate lacks") {
+        Image mem = build_pae_two_roots(256);
+        mem.put64(0x9000 + 3 * 8, 0);
+        mem.put64(0x9000, 0);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        std::string e = search_error(*phys);
+        CHECK(contains(e, "no kernel page tables in this dump"));
+        CHECK(contains(e, "0x1000 (pae) maps 256 pages"));
+        CHECK(contains(e, "direct map of 256 pages"));
+        CHECK_THROWS_AS(TranslationLayer::detect(*phys), InputError);
+    }
+}
+
+TEST_CASE("root search: refusals diagnose what is missing") {
+    SUBCASE("kernel page tables beyond the end: cut") {
+        Image mem(0x100000);
+        mem.put64(0x1000 + 273 * 8, 0x100000000ull | P | RW);
+        mem.put64(0x1000 + 511 * 8, 0x100005000ull | P | RW);
+        std::string e = search_error(*PhysicalLayer::from_bytes(mem.bytes));
+        CHECK(contains(e, "no kernel page tables in this dump: it looks cut at 1 MiB"));
+        CHECK(contains(e, "2 page tables at 0x100000000..0x100005000"));
+        CHECK(contains(e, "0x1000, x64"));
+    }
+    SUBCASE("kernel page tables in a hole of an ELF core") {
+        Image mem = build_x64_4level();
+        // The direct map's and the kernel image's PDPTs fall in the hole [1 MiB, 2 MiB).
+        mem.put64(0x1000 + 256 * 8, 0x180000 | P | RW);
+        mem.put64(0x1000 + 511 * 8, 0x181000 | P | RW);
+        auto elf = to_elf(mem.bytes, {{0, 0x100000}, {0x200000, mem.bytes.size() - 0x200000}}, {}, true);
+        std::string e = search_error(*PhysicalLayer::from_bytes(elf));
+        CHECK(contains(e, "it has holes where the page tables are: 2 page tables at 0x180000..0x181000"));
+    }
+    SUBCASE("a direct map without kernel text") {
+        Image mem = build_x64_4level();
+        mem.put64(0x3000, 0x40000000 | P | RW | PS);   // the 2 MiB text page now lies past the dump
+        mem.put64(0x3000 + 8, 0);
+        std::string e = search_error(*PhysicalLayer::from_bytes(mem.bytes));
+        CHECK(contains(e, "no kernel text at 0xffffffff80000000"));
+    }
+    SUBCASE("nothing like a page directory") {
+        Image mem(0x100000);
+        mem.pattern(0, mem.bytes.size(), 7);
+        std::string e = search_error(*PhysicalLayer::from_bytes(mem.bytes));
+        CHECK(contains(e, "no page looks like a kernel page directory"));
+        CHECK(contains(e, "1 MiB of data in 1 range up to 0x100000"));
+    }
+}
+
+TEST_CASE("walker: at most 4 kernel mappings per physical page, whatever the tables claim") {
+    SUBCASE("a Linux-like image keeps its aliases and warns about nothing") {
+        Image mem = build_x64_4level();
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        auto n = aliases_of(t);
+        CHECK(n[0x10000] == 2);   // direct map + kernel image
+        CHECK(t.walk_stats().aliases_skipped == 0);
+        CHECK(t.walk_stats().distinct_pages == 1024);
+        CHECK(t.warning().empty());
+    }
+    struct Case { const char* name; AliasBomb kind; PagingMode mode; uint64_t distinct; };
+    for (Case c : {Case{"1 GiB pages", AliasBomb::Gib1, PagingMode::X86_64_4Level, 256},
+                   Case{"5-level, shared tables", AliasBomb::La57, PagingMode::X86_64_5Level, 256},
+                   Case{"sprayed page tables", AliasBomb::Spray, PagingMode::X86_64_4Level, 1}}) {
+        CAPTURE(c.name);
+        Image mem = build_alias_bomb(0x100000, c.kind);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, c.mode, 0x1000);
+        auto n = aliases_of(t);
+        CHECK(n.size() == c.distinct);
+        for (const auto& [pa, k] : n) CHECK(k == 4);
+        CHECK(t.walk_stats().distinct_pages == c.distinct);
+        CHECK(t.walk_stats().aliases_skipped > 0);
+        CHECK(contains(t.warning(), "more than 4 times"));
+        // The lowest virtual addresses are kept: the first four entries of the first kernel table.
+        CHECK(t.kernel_runs().front().vaddr == (c.mode == PagingMode::X86_64_5Level ? 0xff00000000000000ull
+                                                                                   : 0xffff800000000000ull));
+        // The search over such an image ends, with a root or a reason.
+        CHECK_THROWS_WITH_AS(TranslationLayer::search(*phys), doctest::Contains("no kernel page tables"), InputError);
+    }
+}
