@@ -6,6 +6,7 @@
 // InputError must be a graph that keeps the memory_graph.hpp contract: nodes ascending and
 // disjoint, lengths in (0, max_segment), no node inside an absent run, absent runs ascending with
 // gaps, CSR rows sorted without duplicates and sources < N.
+#include "fuzz_physical.hpp"
 #include "graph/memory_graph.hpp"
 
 #include <cstdlib>
@@ -27,13 +28,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    if (size < 10) return 0;
-    const PagingMode mode = static_cast<PagingMode>(data[0] & 3);
-    uint64_t dtb;
-    std::memcpy(&dtb, data + 1, 8);
-    auto phys = PhysicalLayer::from_bytes({data + 9, size - 9}, DumpFormat::Raw);
+    auto in = paging_input(data, size);
+    if (!in) return 0;
     try {
-        TranslationLayer layer(*phys, mode, dtb);
+        TranslationLayer layer(*in->phys, in->mode, in->dtb);
         MemoryGraph g = MemoryGraph::build(layer);
         const uint32_t n = g.node_count();
         require(g.params().word_size == layer.word_size());
