@@ -63,6 +63,14 @@ struct Candidate {
     std::optional<uint64_t> paddr;   // of the base, when its page is in the graph
 };
 
+// How many candidate objects of a dump had key-node votes agreeing on one base, and which key nodes
+// voted for them (detect/fit.hpp).
+struct VoteAgreement {
+    uint64_t objects = 0, agreeing = 0;
+    std::vector<uint64_t> key_votes;   // per key node: candidate objects whose base it voted for
+    double fraction() const noexcept { return objects ? double(agreeing) / double(objects) : NAN; }
+};
+
 // Every base that received at least one vote and survived the overlap rule, sorted by vaddr.
 // `probs` is N × K for the graph's N nodes and the model's K classes (InferenceNet::run's
 // output). Throws ModelError(BadBatch) on a shape mismatch.
@@ -80,6 +88,16 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                             const Mat<float>& probs);
+// vote() in its steps: every vote (base, class) of a node among `rows`, sorted; every base that
+// received a vote, with its score (sorted by vaddr); the Overlap rule over them with
+// R = overlap_radius(model), the max key-node offset.
+std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, const Model& model,
+                                                    std::span<const uint32_t> rows, const Mat<float>& probs);
+std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                                   const Mat<float>& probs);
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes);   // no paddr
+std::vector<Candidate> apply_overlap_rule(const Model& model, std::span<const Candidate> bases);
+uint64_t overlap_radius(const Model& model);
 
 // Candidates with score ≥ threshold as Detections of model.object_type, paddr from the graph's
 // node containing the base (absent when no node contains it).
@@ -95,7 +113,7 @@ struct TruthObject {
     std::optional<uint64_t> paddr;   // labels.jsonl's "paddr" when present
 };
 // labels.jsonl or labels.tsv (by content: a line starting with '{' is JSON). Throws FormatError
-// (byte offset of the bad line) or InputError (unreadable file).
+// (byte offset of the bad line) or InputError (unreadable file; read_truth: a file with no label).
 std::vector<TruthObject> read_truth(const std::string& path);
 std::vector<TruthObject> parse_truth(std::span<const uint8_t> text);
 
@@ -158,9 +176,11 @@ struct BuildOptions {
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)
 };
 struct DetectOptions {
-    std::optional<float> threshold;   // overrides every model's threshold
+    std::optional<float> threshold;   // overrides every model's threshold; finite, ≥ 0 (else InputError)
     // Called before each model runs: (index, model count, object type).
     std::function<void(size_t, size_t, const std::string&)> progress;
+    // Measure each model's vote agreement on the graph (detect/fit.hpp; costs a few more rows).
+    bool measure_agreement = false;
 };
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {
@@ -196,6 +216,10 @@ public:
     bool scan(const MemoryGraph& graph, const std::function<bool(const Detection&)>& on_detection,
               const DetectOptions& = {});
     const std::vector<ModelTiming>& last_timings() const noexcept { return timings_; }
+    // Per model (model() order), of the last detect()/scan() with measure_agreement; else empty.
+    // (VoteAgreement: detect/fit.hpp.)
+    const std::vector<VoteAgreement>& last_agreements() const noexcept { return agreements_; }
+    const std::string& source(size_t i) const { return entries_.at(i).source; }
 
 private:
     struct Entry {
@@ -206,16 +230,19 @@ private:
     };
     std::vector<Entry> entries_;
     std::vector<ModelTiming> timings_;
+    std::vector<VoteAgreement> agreements_;
 };
 
 // ---- detections as text: what dmdetect writes and dmeval reads ------------------------------
 //   table  aligned columns type, vaddr, paddr, score, votes, then "# type: count" per type
 //   json   JSON Lines {"type":"task_struct","vaddr":"0xffff…","paddr":"0x…"|null,"score":1.234,"votes":12}
+//          (dmdetect puts {"record":…} lines about the kernel and the models' fit first: detect/fit.hpp)
 //   csv    header "type,vaddr,paddr,score,votes"; an absent paddr is an empty field
 enum class DetectionFormat : uint8_t { Table, Json, Csv };
 DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format);
-// JSON Lines or CSV as above, told apart by content (first non-blank byte '{' → JSON Lines).
+// JSON Lines or CSV as above, told apart by content (first non-blank byte '{' → JSON Lines);
+// JSON lines with a "record" key are skipped.
 // Throws FormatError (byte offset of the bad line, what was expected) or InputError (unreadable).
 std::vector<Detection> parse_detections(std::span<const uint8_t> text);
 std::vector<Detection> read_detections(const std::string& path);

@@ -1,8 +1,10 @@
 // Detector: models + dump → objects (contract: detect/detect.hpp, "Detector").
 #include "detect/detect.hpp"
+#include "detect/fit.hpp"
 
 #include "graph/layers.hpp"
 
+#include <cmath>
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -89,16 +91,21 @@ void Detector::check_graph(const MemoryGraph& graph) const {
 
 bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Detection&)>& on_detection,
                     const DetectOptions& opt) {
+    if (opt.threshold && !(std::isfinite(*opt.threshold) && *opt.threshold >= 0))
+        throw InputError("detection threshold " + std::to_string(*opt.threshold) +
+                         " (expected a finite score ≥ 0: scores are sums of voting weights)");
     check_graph(graph);
     const GraphInput input = graph_input(graph);
     timings_.clear();
+    agreements_.clear();
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];
         if (opt.progress) opt.progress(i, entries_.size(), e.model.object_type);
         ModelTiming timing{e.model.object_type, 0, {}, 0, 0, 0};
         auto t0 = Clock::now();
         const float threshold = opt.threshold.value_or(e.model.threshold);
-        const std::vector<uint32_t> rows = voting_rows(graph, e.model, threshold);
+        const std::vector<uint32_t> rows = opt.measure_agreement ? agreement_rows(graph, e.model, threshold)
+                                                                 : voting_rows(graph, e.model, threshold);
         timing.rows_seconds = since(t0);
         t0 = Clock::now();
         e.net.run(input, rows, e.probs);
@@ -106,8 +113,9 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         timing.frontier = e.net.last_frontier();
         timing.forward = since(t0);
         t0 = Clock::now();
-        const auto candidates = vote(graph, e.model, rows, e.probs);
-        const auto found = select(graph, e.model, candidates, threshold);
+        const auto found = select(graph, e.model, vote(graph, e.model, rows, e.probs), threshold);
+        if (opt.measure_agreement)
+            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, e.probs), threshold));
         timing.vote = since(t0);
         timings_.push_back(std::move(timing));
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order

@@ -142,6 +142,7 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
         }
         if (kind == Json) {
             if (line.front() != '{' || line.back() != '}') throw FormatError(offset, "expected one JSON object per line");
+            if (json_value(line, "record", offset)) continue;   // kernel and fit records (detect/fit.hpp)
             auto type = json_value(line, "type", offset), vaddr = json_value(line, "vaddr", offset),
                  score = json_value(line, "score", offset), votes = json_value(line, "votes", offset);
             if (!type || !vaddr || !score || !votes)

@@ -109,6 +109,11 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
 
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                             const Mat<float>& probs) {
+    return apply_overlap_rule(model, voted_bases(graph, model, rows, probs));
+}
+
+std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, const Model& model,
+                                                    std::span<const uint32_t> rows, const Mat<float>& probs) {
     const uint32_t n = graph.node_count();
     const auto k = static_cast<Eigen::Index>(model.key_nodes.size() + 1);
     if (probs.rows() != Eigen::Index(rows.size()) || probs.cols() != k)
@@ -117,7 +122,7 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::s
                              ", expected " + std::to_string(rows.size()) + "×" + std::to_string(k) + " (rows × classes)");
     auto vaddr = graph.vaddr();
     auto length = graph.length();
-    // (base, class) of every voting node; bases below the offset (impossible in kernel space) skipped.
+    // bases below the offset (impossible in kernel space) skipped
     std::vector<std::pair<uint64_t, uint32_t>> votes;
     for (size_t r = 0; r < rows.size(); ++r) {
         const uint32_t i = rows[r];
@@ -130,9 +135,20 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::s
         votes.emplace_back(vaddr[i] - key.offset, uint32_t(c));
     }
     std::sort(votes.begin(), votes.end());
+    return votes;
+}
+
+std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                                   const Mat<float>& probs) {
+    std::vector<Candidate> cands = bases_of(model, votes_of(graph, model, rows, probs));
+    for (Candidate& c : cands) c.paddr = physical_of(graph, c.vaddr);
+    return cands;
+}
+
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes) {
     std::vector<Candidate> cands;
     for (size_t i = 0; i < votes.size();) {
-        Candidate c{votes[i].first, 0.f, 0, physical_of(graph, votes[i].first)};
+        Candidate c{votes[i].first, 0.f, 0, std::nullopt};
         for (; i < votes.size() && votes[i].first == c.vaddr; ++i) {
             c.score += model.key_nodes[votes[i].second - 1].weight;
             ++c.votes;
@@ -140,10 +156,19 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::s
         c.score += kVoteBonus * float(c.votes - 1);
         cands.push_back(c);
     }
-    // Overlap rule: greedy in (score desc, vaddr asc); R = max key-node offset.
+    return cands;
+}
+
+uint64_t overlap_radius(const Model& model) {
     uint64_t radius = 0;
     for (const auto& key : model.key_nodes) radius = std::max<uint64_t>(radius, key.offset);
-    if (radius == 0 || cands.size() < 2) return cands;
+    return radius;
+}
+
+std::vector<Candidate> apply_overlap_rule(const Model& model, std::span<const Candidate> cands) {
+    // Greedy in (score desc, vaddr asc); R = max key-node offset.
+    const uint64_t radius = overlap_radius(model);
+    if (radius == 0 || cands.size() < 2) return {cands.begin(), cands.end()};
     std::vector<uint32_t> order(cands.size());
     std::iota(order.begin(), order.end(), 0u);
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
@@ -247,7 +272,10 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
 }
 
 std::vector<TruthObject> read_truth(const std::string& path) {
-    return parse_truth(read_whole_file(path, "labels"));
+    std::vector<TruthObject> truth = parse_truth(read_whole_file(path, "labels"));
+    // Nothing to score against is an error, not recall 1.0 (a truncated or wrong file).
+    if (truth.empty()) throw InputError("labels '" + path + "' hold no labels");
+    return truth;
 }
 
 std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections, std::span<const TruthObject> truth,

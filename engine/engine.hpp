@@ -56,10 +56,12 @@ inline constexpr int kNeighbourKinds = 4;   // ln, rn, lp, rp: the order of Edge
 template <class S> using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 // ---------------------------------------------------------------------------------------------
-// Errors: every bad model file, config or batch is one of these, never a crash.
+// Errors: every bad model file, config or batch is one of these, never a crash. BadValue: shapes
+// agree but a value means nothing (a non-finite weight or threshold, a key node outside any object,
+// an unknown word size): such a model would detect nothing, silently.
 class ModelError : public std::runtime_error {
 public:
-    enum class Kind { Io, Truncated, BadMagic, BadVersion, BadChecksum, BadShape, BadConfig, BadBatch };
+    enum class Kind { Io, Truncated, BadMagic, BadVersion, BadChecksum, BadShape, BadConfig, BadBatch, BadValue };
     ModelError(Kind kind, uint64_t offset, const std::string& what);
     Kind kind;
     uint64_t offset;   // byte offset in the model file where the problem was found (0 otherwise)
@@ -291,10 +293,23 @@ struct KeyNode {
     }
     bool operator==(const KeyNode&) const = default;
 };
+// One kernel build a model was trained on: its release (`uname -r`, from the dump's meta.json or
+// its banner) and, when the dumps showed it, the whole `Linux version …` banner
+// (graph/kernel_banner.hpp), which also tells builds of one release apart.
+struct KernelBuild {
+    std::string release, banner;
+    bool operator==(const KernelBuild&) const = default;
+};
 struct Provenance {
     std::string dataset_manifest_sha256, kernel_build, date;
     uint64_t seed = 0;
     std::string training_config;   // the effective dmtrain configuration (INI text)
+    // Format 3. The builds of the train and validation dumps (distinct, in first-seen order; empty
+    // for older files), and the vote agreement on the validation dumps at training end: of
+    // `validation_objects` candidate objects, `validation_agreeing` had key-node votes agreeing on
+    // one base (detect/fit.hpp); 0 of 0 when not measured.
+    std::vector<KernelBuild> kernel_builds;
+    uint64_t validation_objects = 0, validation_agreeing = 0;
     bool operator==(const Provenance&) const = default;
 };
 
@@ -316,10 +331,18 @@ struct Model {
     // checksum of the payload; payload: cereal portable binary archive (little endian).
     std::vector<uint8_t> to_bytes() const;
     static Model from_bytes(std::span<const uint8_t>);   // throws ModelError, never crashes
-    void save(const std::string& path) const;            // atomic: temp file + fsync + rename
+    void save(const std::string& path) const;            // atomic (graph/file_io.hpp); ModelError(Io)
     static Model load(const std::string& path);          // throws ModelError
-    void validate() const;                               // shapes vs config, table sizes
-    static constexpr uint32_t kFormatVersion = 2;   // 2: provenance.training_config, KeyNode.open_end
+    // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
+    // moment, Adam and class weight and the threshold finite; key nodes of length 1..max_segment−1
+    // ending within kMaxObjectBytes of the object's start, with a finite weight; graph word size
+    // 4 or 8.
+    void validate() const;
+    static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
+    // 2: provenance.training_config, KeyNode.open_end; 3: provenance.kernel_builds and the
+    // validation vote agreement. Files of format 2 and 3 are read; 3 is written.
+    static constexpr uint32_t kFormatVersion = 3;
+    static constexpr uint32_t kOldestFormatVersion = 2;
 };
 
 uint64_t fnv1a64(std::span<const uint8_t>) noexcept;

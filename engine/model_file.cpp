@@ -2,6 +2,7 @@
 // the header and checksum before parsing, and every length read from the payload against the
 // bytes that remain before allocating, so no input can make it crash or allocate without bound.
 #include "engine/engine.hpp"
+#include "graph/file_io.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
 
@@ -22,6 +23,7 @@ namespace {
 constexpr char kMagic[8] = {'D', 'M', 'M', 'O', 'D', 'E', 'L', '\0'};
 constexpr size_t kHeaderBytes = 32;   // magic, u32 version, u32 flags, u64 payload bytes, u64 checksum
 constexpr uint32_t kMaxString = 1u << 16;
+constexpr uint32_t kMaxBuilds = 4096;
 
 using Kind = ModelError::Kind;
 
@@ -126,7 +128,7 @@ struct Reader {
             Mat<float> t(r, c);
             for (Eigen::Index e = 0; e < t.size(); ++e) {
                 const float v = f32(what);
-                if (!std::isfinite(v)) fail(Kind::BadShape, std::string(what) + " " + names[i] + ": non-finite value");
+                if (!std::isfinite(v)) fail(Kind::BadValue, std::string(what) + " " + names[i] + ": non-finite value");
                 t.data()[e] = v;
             }
             p.tensors.push_back(std::move(t));
@@ -171,7 +173,8 @@ Model Model::create(const ModelConfig& cfg, uint64_t seed) {
 void Model::validate() const {
     config.validate();
     check_shapes(config, params, "weights");
-    if (!adam_state.m.tensors.empty() || !adam_state.v.tensors.empty()) {
+    const bool moments = !adam_state.m.tensors.empty() || !adam_state.v.tensors.empty();
+    if (moments) {
         check_shapes(config, adam_state.m, "Adam first moment");
         check_shapes(config, adam_state.v, "Adam second moment");
     }
@@ -183,10 +186,46 @@ void Model::validate() const {
     if (key_nodes.size() + 1 != config.classes)
         throw ModelError(Kind::BadShape, 0, "key-node table has " + std::to_string(key_nodes.size()) +
                                                 " entries, classes − 1 = " + std::to_string(config.classes - 1));
-    if (!std::isfinite(threshold)) throw ModelError(Kind::BadConfig, 0, "threshold not finite");
     for (const std::string* s : {&object_type, &provenance.dataset_manifest_sha256, &provenance.kernel_build,
                                  &provenance.date, &provenance.training_config})
         if (s->size() > kMaxString) throw ModelError(Kind::BadConfig, 0, "string longer than 64 KiB");
+    if (provenance.kernel_builds.size() > kMaxBuilds)
+        throw ModelError(Kind::BadConfig, 0, std::to_string(provenance.kernel_builds.size()) + " kernel builds (at most " +
+                                                 std::to_string(kMaxBuilds) + ")");
+    for (const KernelBuild& b : provenance.kernel_builds)
+        if (b.release.size() > kMaxString || b.banner.size() > kMaxString)
+            throw ModelError(Kind::BadConfig, 0, "string longer than 64 KiB");
+    if (provenance.validation_agreeing > provenance.validation_objects)
+        throw ModelError(Kind::BadConfig, 0, "validation agreement: " + std::to_string(provenance.validation_agreeing) +
+                                                 " agreeing of " + std::to_string(provenance.validation_objects) + " objects");
+
+    // Meaning: what a checksum cannot vouch for.
+    auto bad = [](const std::string& what) { throw ModelError(Kind::BadValue, 0, what); };
+    const auto names = parameter_names(config);
+    auto finite = [&](const Params<float>& p, const char* what) {
+        for (size_t i = 0; i < p.tensors.size(); ++i)
+            if (!p.tensors[i].allFinite()) bad(std::string(what) + " " + names[i] + ": non-finite value");
+    };
+    finite(params, "weights");
+    if (moments) {
+        finite(adam_state.m, "Adam first moment");
+        finite(adam_state.v, "Adam second moment");
+    }
+    for (float f : {adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weight_decay, adam.clip_norm})
+        if (!std::isfinite(f)) bad("Adam configuration: non-finite value");
+    if (!std::isfinite(threshold)) bad("threshold not finite");
+    if (graph.word_size != 4 && graph.word_size != 8)
+        bad("graph word size " + std::to_string(graph.word_size) + " (expected 4 or 8)");
+    for (size_t i = 0; i < key_nodes.size(); ++i) {
+        const KeyNode& k = key_nodes[i];
+        const std::string which = "key node " + std::to_string(i + 1) + " (offset " + std::to_string(k.offset) +
+                                  ", length " + std::to_string(k.length) + ")";
+        if (!std::isfinite(k.weight)) bad(which + ": weight not finite");
+        if (k.length == 0 || k.length >= graph.max_segment)   // no segment is max_segment long
+            bad(which + ": length outside 1.." + std::to_string(graph.max_segment - 1) + " (graph max segment)");
+        if (uint64_t(k.offset) + k.length > kMaxObjectBytes)
+            bad(which + ": ends past " + std::to_string(kMaxObjectBytes) + " bytes, outside any object");
+    }
 }
 
 std::vector<uint8_t> Model::to_bytes() const {
@@ -222,6 +261,10 @@ std::vector<uint8_t> Model::to_bytes() const {
         w.str(provenance.date);
         w.u64(provenance.seed);
         w.str(provenance.training_config);
+        w.u32(uint32_t(provenance.kernel_builds.size()));
+        for (const KernelBuild& b : provenance.kernel_builds) { w.str(b.release); w.str(b.banner); }
+        w.u64(provenance.validation_objects);
+        w.u64(provenance.validation_agreeing);
     }
     const std::string payload = os.str();
     std::vector<uint8_t> out(kHeaderBytes + payload.size());
@@ -239,8 +282,9 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
         throw ModelError(Kind::Truncated, bytes.size(), "header needs 32 bytes, file has " + std::to_string(bytes.size()));
     if (std::memcmp(bytes.data(), kMagic, 8) != 0) throw ModelError(Kind::BadMagic, 0, "not a deepmem model file");
     const uint32_t version = get_u32(bytes.data() + 8);
-    if (version != kFormatVersion)
+    if (version < kOldestFormatVersion || version > kFormatVersion)
         throw ModelError(Kind::BadVersion, 8, "format version " + std::to_string(version) + ", this build reads " +
+                                                  std::to_string(kOldestFormatVersion) + " to " +
                                                   std::to_string(kFormatVersion));
     if (get_u32(bytes.data() + 12) != 0) throw ModelError(Kind::BadVersion, 12, "unknown flags");
     const uint64_t len = get_u64(bytes.data() + 16);
@@ -305,6 +349,19 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
         m.provenance.date = r.str("date");
         m.provenance.seed = r.u64("seed");
         m.provenance.training_config = r.str("training configuration");
+        if (version >= 3) {
+            const uint32_t nb = r.u32("kernel builds");
+            if (nb > kMaxBuilds) r.fail(Kind::BadShape, std::to_string(nb) + " kernel builds");
+            r.need(uint64_t(nb) * 8, "kernel builds");
+            for (uint32_t i = 0; i < nb; ++i) {
+                KernelBuild b;
+                b.release = r.str("kernel build release");
+                b.banner = r.str("kernel build banner");
+                m.provenance.kernel_builds.push_back(std::move(b));
+            }
+            m.provenance.validation_objects = r.u64("validation agreement");
+            m.provenance.validation_agreeing = r.u64("validation agreement");
+        }
         if (buf.remaining() != 0)
             r.fail(Kind::BadShape, std::to_string(buf.remaining()) + " unexpected bytes after the payload");
     } catch (const cereal::Exception& e) {
@@ -316,29 +373,10 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
 
 void Model::save(const std::string& path) const {
     const std::vector<uint8_t> bytes = to_bytes();
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw ModelError(Kind::Io, 0, "cannot create " + tmp + ": " + std::strerror(errno));
-    size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            const int err = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw ModelError(Kind::Io, done, "cannot write " + tmp + ": " + std::strerror(err));
-        }
-        done += size_t(w);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        ::unlink(tmp.c_str());
-        throw ModelError(Kind::Io, 0, "cannot flush " + tmp + ": " + std::strerror(errno));
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        throw ModelError(Kind::Io, 0, "cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
+    try {
+        write_file_atomically(path, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+    } catch (const InputError& e) {
+        throw ModelError(Kind::Io, 0, e.what());
     }
 }
 

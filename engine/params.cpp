@@ -41,6 +41,7 @@ const char* to_string(ModelError::Kind k) {
         case ModelError::Kind::BadShape: return "shape mismatch";
         case ModelError::Kind::BadConfig: return "invalid configuration";
         case ModelError::Kind::BadBatch: return "invalid graph or batch";
+        case ModelError::Kind::BadValue: return "meaningless value";
     }
     return "error";
 }

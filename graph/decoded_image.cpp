@@ -45,24 +45,16 @@ DecodedImage::DecodedImage(uint64_t size, uint64_t budget, uint64_t anonymous_ma
         data_ = static_cast<uint8_t*>(p);
         return;
     }
-    std::string dir;
-    fd_ = unlinked_temp_file(dir);
+    fd_ = unlinked_temp_file(dir_);
     if (fd_ < 0)
-        throw InputError("cannot create a temporary file in " + dir + " for decompressed memory: " +
+        throw InputError("cannot create a temporary file in " + dir_ + " for decompressed memory: " +
                          std::strerror(errno) + " (set TMPDIR to a writable directory)");
     if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
         const int e = errno;
         ::close(fd_);
-        throw InputError("cannot size a temporary file in " + dir + " to " + std::to_string(size_ >> 20) +
+        throw InputError("cannot size a temporary file in " + dir_ + " to " + std::to_string(size_ >> 20) +
                          " MiB for decompressed memory: " + std::strerror(e));
     }
-    void* p = ::mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    if (p == MAP_FAILED) {
-        const int e = errno;
-        ::close(fd_);
-        throw InputError("cannot map a temporary file for decompressed memory: " + std::string(std::strerror(e)));
-    }
-    data_ = static_cast<uint8_t*>(p);
 }
 
 DecodedImage::~DecodedImage() {
@@ -70,16 +62,50 @@ DecodedImage::~DecodedImage() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-bool DecodedImage::store(uint64_t off, const uint8_t* src, uint64_t len) noexcept {
-    if (len == 0 || all_zero(src, len)) return true;
-    if (stored_.fetch_add(len, std::memory_order_relaxed) + len > budget_) return false;
-    std::memcpy(data_ + off, src, len);
-    for (uint64_t p = off / kPage; p <= (off + len - 1) / kPage; ++p)
-        std::atomic_ref<uint8_t>(written_[p]).store(1, std::memory_order_relaxed);
-    return true;
+const char* DecodedImage::store(uint64_t off, const uint8_t* src, uint64_t len) noexcept {
+    // Runs of non-zero image pages, each copied (anonymous) or written (file) at once.
+    uint64_t run_from = 0, run_len = 0;
+    auto flush = [&]() -> const char* {
+        if (run_len == 0) return nullptr;
+        if (stored_.fetch_add(run_len, std::memory_order_relaxed) + run_len > budget_) return FirstFailure::kBomb;
+        const uint8_t* from = src + (run_from - off);
+        if (fd_ < 0) {
+            std::memcpy(data_ + run_from, from, run_len);
+        } else {
+            for (uint64_t done = 0; done < run_len;) {
+                const ssize_t w = ::pwrite(fd_, from + done, run_len - done, static_cast<off_t>(run_from + done));
+                if (w < 0 && errno == EINTR) continue;
+                if (w <= 0) return "cannot write decompressed memory to the temporary file (disk full? set TMPDIR)";
+                done += static_cast<uint64_t>(w);
+            }
+        }
+        for (uint64_t p = run_from / kPage; p <= (run_from + run_len - 1) / kPage; ++p)
+            std::atomic_ref<uint8_t>(written_[p]).store(1, std::memory_order_relaxed);
+        run_len = 0;
+        return nullptr;
+    };
+    for (uint64_t at = off; at < off + len;) {
+        const uint64_t step = std::min(off + len - at, kPage - at % kPage);
+        if (all_zero(src + (at - off), step)) {
+            if (const char* e = flush()) return e;
+        } else {
+            if (run_len == 0) run_from = at;
+            run_len += step;
+        }
+        at += step;
+    }
+    return flush();
 }
 
 void DecodedImage::seal() {
+    if (fd_ >= 0) {
+        void* p = ::mmap(nullptr, mapped_, PROT_READ, MAP_SHARED, fd_, 0);
+        if (p == MAP_FAILED)
+            throw InputError("cannot map the temporary file of decompressed memory in " + dir_ + ": " +
+                             std::strerror(errno));
+        data_ = static_cast<uint8_t*>(p);
+        return;
+    }
     if (data_ && ::mprotect(data_, mapped_, PROT_READ) != 0)
         throw InputError("cannot make decompressed memory read-only: " + std::string(std::strerror(errno)));
 }

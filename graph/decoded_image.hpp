@@ -2,10 +2,11 @@
 // so that the physical layer still sees runs {paddr, offset, size} over one mapping.
 //
 // An image of `size` bytes reads as zeros until written. Up to `anonymous_max` bytes it is
-// anonymous memory; above, an unlinked sparse file in $TMPDIR (default /tmp), mapped shared, so
-// decompressed pages live in the page cache, can be written back and dropped (file_backed()), and
-// vanish with the process. Pages that decompress to zeros are never stored: they stay holes that
-// read as zeros, cost nothing, and are left out of data_extents().
+// anonymous memory; above, an unlinked sparse file in $TMPDIR (default /tmp), written with pwrite
+// and mapped read-only at seal(), so decompressed pages live in the page cache, not in the
+// process, can be dropped and refaulted (file_backed()), and vanish with the process. 4 KiB pages
+// (of the image) that decompress to zeros are never stored: they stay holes that read as zeros,
+// cost nothing, and are left out of data_extents().
 //
 // Decompression bombs: every stored byte is charged to a budget fixed by the parser (24× the
 // input file's size: zlib pages of real memory shrink 2–5×, snappy never beyond ~21×, and zero
@@ -32,17 +33,17 @@ public:
     DecodedImage(const DecodedImage&) = delete;
     DecodedImage& operator=(const DecodedImage&) = delete;
 
-    uint8_t* data() noexcept { return data_; }
-    const uint8_t* data() const noexcept { return data_; }
+    const uint8_t* data() const noexcept { return data_; }   // after seal()
     uint64_t size() const noexcept { return size_; }
     bool file_backed() const noexcept { return fd_ >= 0; }
     uint64_t stored_bytes() const noexcept { return stored_.load(std::memory_order_relaxed); }
     uint64_t budget() const noexcept { return budget_; }
 
-    // Copies `len` bytes to [off, off+len) unless they are all zero (then nothing is written).
-    // The caller guarantees the range lies inside the image. False when the budget is exceeded.
-    bool store(uint64_t off, const uint8_t* src, uint64_t len) noexcept;
-    // Makes the image read-only; after this only reads happen.
+    // Copies `len` bytes to [off, off+len), leaving out the image pages they fill with zeros.
+    // The caller guarantees the range lies inside the image. Returns nullptr, FirstFailure::kBomb
+    // when the budget is exceeded, or why the temporary file cannot be written.
+    const char* store(uint64_t off, const uint8_t* src, uint64_t len) noexcept;
+    // Makes the image readable (and read-only); after this only reads happen. Throws InputError.
     void seal();
     // [begin, end) byte ranges holding stored data, page-granular and sorted.
     std::vector<std::pair<uint64_t, uint64_t>> data_extents() const;
@@ -51,6 +52,7 @@ private:
     uint8_t* data_ = nullptr;
     uint64_t size_ = 0, mapped_ = 0, budget_ = 0;
     int fd_ = -1;
+    std::string dir_;
     std::atomic<uint64_t> stored_{0};
     std::vector<uint8_t> written_;   // per 4 KiB page of the image: 1 once something was stored there
 };

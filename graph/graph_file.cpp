@@ -2,19 +2,25 @@
 //
 // Layout (little-endian; every section starts on a 64-byte boundary, zero padding between):
 //   [0, 512)   DmgHeader below: magic "DMGRAPH\0", version, header size, checksum, file size,
-//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of sections
+//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of 15 sections
 //              {offset, size}: vaddr u64[N], paddr u64[N], length u32[N], features u8[N×F],
-//              offsets u64[N+1] ×4 kinds (ln, rn, lp, rp), sources u32[E_k] ×4, dump path bytes;
-//              since version 2, absent runs {vaddr u64, size u64}[A] (mapped kernel pages the
-//              dump lacks: sorted, page-aligned, neither overlapping nor adjacent).
-//   Versions   1: 13 sections, no absent runs (read as none); 2: 14 sections. A section added by a
-//              later version sits in what an older header kept zero (reserved), so an older file
-//              reads with the newer struct and the sections it lacks stay empty.
+//              offsets u64[N+1] ×4 kinds (ln, rn, lp, rp), sources u32[E_k] ×4, dump path bytes,
+//              kernel banner (empty when none was found; else u64 paddr, u64 vaddr in the kernel
+//              image or 0 when found outside it, then the banner text without its '\n', which must
+//              pass KernelBanner::parse), absent runs {vaddr u64, size u64}[A] (mapped kernel pages
+//              the dump lacks: sorted, page-aligned, neither overlapping nor adjacent).
+//   Versions   3: the 15 sections above. Older files read with the same header struct: a section a
+//              version lacks sits in what its header kept zero (reserved) and reads as empty.
+//              1: 13 sections (no banner, no absent runs). 2: 14 sections, the 14th the kernel
+//              banner; pre-release builds of the absent runs also wrote version 2 with the absent
+//              runs in that 14th slot, told apart by content (a banner's byte 16 is the 'L' of
+//              "Linux", a run's is the low byte of a page-aligned vaddr, 0).
 //   checksum   XXH64 construction (seed 0) over bytes [24, file size): everything after the
 //              checksum field, header included.
 // load() trusts nothing: sizes, alignment, overlap, checksum, then the contents the rest of the
 // code relies on (vaddr ascending and non-overlapping, lengths positive, CSR offsets start at 0,
 // never decrease and end at E_k, every source < N), all before any span is exposed.
+#include "graph/file_io.hpp"
 #include "graph/memory_graph.hpp"
 
 #include <bit>
@@ -24,6 +30,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <type_traits>
+#include <utility>
 #include <unistd.h>
 
 namespace deepmem {
@@ -33,18 +40,26 @@ static_assert(std::endian::native == std::endian::little, "the .dmg format is li
 namespace {
 
 constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
-constexpr uint32_t kVersion = 2;   // the only place the format version is written
+constexpr uint32_t kVersion = 3;   // the only place the format version is written
 constexpr uint64_t kAlign = 64;
 
 enum Section : int {
     kVaddr, kPaddr, kLength, kFeatures,
     kOffsets0, kSources0 = kOffsets0 + kEdgeKinds, kDumpPath = kSources0 + kEdgeKinds,
-    kSectionsV1,                 // sections of a version-1 file
-    kAbsent = kSectionsV1,       // version 2
+    kKernelBanner,               // since version 2
+    kAbsent,                     // since version 3
     kSections
 };
-int sections_in(uint32_t version) { return version == 1 ? kSectionsV1 : kSections; }
+// Header slots a file of `version` fills; the rest must be zero.
+int sections_in(uint32_t version) { return version == 1 ? kKernelBanner : version == 2 ? kAbsent : kSections; }
 static_assert(sizeof(AbsentRun) == 16 && std::is_trivially_copyable_v<AbsentRun>);
+
+// Whether the 14th section of a version-2 file holds absent runs (pre-release builds) rather than
+// a kernel banner: a banner is 16 bytes of addresses then "Linux version …", absent runs are
+// 16-byte records whose second record (if any) starts with a page-aligned vaddr.
+bool prerelease_absent_runs(std::span<const uint8_t> sec) {
+    return !sec.empty() && sec.size() % 16 == 0 && (sec.size() == 16 || sec[16] == 0);
+}
 
 struct SectionRef { uint64_t offset, size; };
 
@@ -62,7 +77,7 @@ struct DmgHeader {
     uint64_t dump_bytes, kernel_pages, pointer_fields, dtb;
     double build_seconds;
     SectionRef sections[kSections];
-    uint8_t reserved[168 - 16 * (kSections - kSectionsV1)];
+    uint8_t reserved[152 - 16 * (kSections - kKernelBanner - 1)];
 };
 static_assert(std::is_trivially_copyable_v<DmgHeader> && std::is_standard_layout_v<DmgHeader>);
 static_assert(sizeof(DmgHeader) == 512);
@@ -137,46 +152,6 @@ template <typename T> std::span<const uint8_t> as_bytes(std::span<const T> s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size_bytes()};
 }
 
-class FileWriter {
-public:
-    explicit FileWriter(const std::string& path) : path_(path) {
-        tmp_ = path + ".tmp.XXXXXX";
-        fd_ = ::mkstemp(tmp_.data());
-        if (fd_ < 0) throw InputError("cannot create " + tmp_ + ": " + std::strerror(errno));
-    }
-    ~FileWriter() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!committed_) ::unlink(tmp_.c_str());
-    }
-    void write(const uint8_t* p, uint64_t n) {
-        while (n > 0) {
-            ssize_t w = ::write(fd_, p, std::min<uint64_t>(n, 1u << 30));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) fail("cannot write");
-            p += w;
-            n -= static_cast<uint64_t>(w);
-        }
-    }
-    void pwrite_at(uint64_t off, const void* p, uint64_t n) {
-        if (::pwrite(fd_, p, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) fail("cannot write");
-    }
-    void commit() {
-        if (::fchmod(fd_, 0644) != 0 || ::fsync(fd_) != 0) fail("cannot sync");
-        if (::close(fd_) != 0) { fd_ = -1; fail("cannot close"); }
-        fd_ = -1;
-        if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + " from");
-        committed_ = true;
-    }
-
-private:
-    [[noreturn]] void fail(const std::string& what) {
-        throw InputError(what + " " + tmp_ + ": " + std::strerror(errno));
-    }
-    std::string path_, tmp_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
-
 }  // namespace
 
 struct MemoryGraphIo {
@@ -193,6 +168,27 @@ struct MemoryGraphIo {
         s[kDumpPath] = {reinterpret_cast<const uint8_t*>(g.info_.dump_path.data()), g.info_.dump_path.size()};
         s[kAbsent] = as_bytes(g.absent_);
         return s;
+    }
+
+    static std::string banner_section(const std::optional<FoundBanner>& b) {
+        if (!b) return {};
+        std::string s(16, '\0');
+        const uint64_t at[2] = {b->paddr, b->vaddr.value_or(0)};
+        std::memcpy(s.data(), at, sizeof at);
+        return s + b->banner.text;
+    }
+
+    static std::optional<FoundBanner> banner_from(std::span<const uint8_t> sec, uint64_t offset) {
+        if (sec.empty()) return std::nullopt;
+        if (sec.size() < 16 || sec.size() > 16 + kMaxBannerBytes)
+            throw FormatError(offset, "kernel banner section of " + std::to_string(sec.size()) +
+                                          " bytes, expected none or 16 + at most " + std::to_string(kMaxBannerBytes));
+        uint64_t at[2];
+        std::memcpy(at, sec.data(), sizeof at);
+        const std::string text(reinterpret_cast<const char*>(sec.data()) + 16, sec.size() - 16);
+        auto kb = KernelBanner::parse(text + "\n");
+        if (!kb || kb->text != text) throw FormatError(offset + 16, "the kernel banner is not a `Linux version …` line");
+        return FoundBanner{std::move(*kb), at[0], at[1] ? std::optional<uint64_t>(at[1]) : std::nullopt};
     }
 
     static void save(const MemoryGraph& g, const std::string& path) {
@@ -214,6 +210,8 @@ struct MemoryGraphIo {
         h.dtb = g.info_.dtb;
         h.build_seconds = g.info_.build_seconds;
         auto secs = sections(g);
+        const std::string banner = banner_section(g.info_.kernel_banner);
+        secs[kKernelBanner] = {reinterpret_cast<const uint8_t*>(banner.data()), banner.size()};
         // A graph with no nodes still has one offset per kind (offsets[0] == 0).
         static const uint64_t zero_offset = 0;
         for (int k = 0; k < kEdgeKinds; ++k)
@@ -227,11 +225,11 @@ struct MemoryGraphIo {
         }
         h.file_size = align_up(off);
 
-        FileWriter out(path);
+        AtomicFile out(path);
         Checksum sum;
         static const uint8_t pad[kAlign] = {};
         auto emit = [&](const uint8_t* p, uint64_t n, uint64_t at) {
-            out.write(p, n);
+            out.write({p, n});
             if (at + n > kChecksumFrom) {
                 uint64_t skip = at >= kChecksumFrom ? 0 : kChecksumFrom - at;
                 sum.update(p + skip, n - skip);
@@ -247,7 +245,7 @@ struct MemoryGraphIo {
         }
         emit(pad, h.file_size - at, at);
         uint64_t checksum = sum.digest();
-        out.pwrite_at(offsetof(DmgHeader, checksum), &checksum, sizeof checksum);
+        out.write_at(offsetof(DmgHeader, checksum), {reinterpret_cast<const uint8_t*>(&checksum), sizeof checksum});
         out.commit();
     }
 
@@ -299,7 +297,7 @@ struct MemoryGraphIo {
         const uint64_t N = h.node_count;
         if (N >= UINT32_MAX) throw FormatError(offsetof(DmgHeader, node_count), "node count too large");
 
-        uint64_t expect[kSections];
+        uint64_t expect[kSections] = {};
         expect[kVaddr] = N * 8;
         expect[kPaddr] = N * 8;
         expect[kLength] = N * 4;
@@ -324,11 +322,17 @@ struct MemoryGraphIo {
             if (i == kAbsent && s.size % sizeof(AbsentRun) != 0)
                 throw FormatError(at, "absent-runs section is " + std::to_string(s.size) +
                                           " bytes, not a multiple of 16");
-            if (i != kDumpPath && i != kAbsent && s.size != expect[i])
+            if (i != kDumpPath && i != kKernelBanner && i != kAbsent && s.size != expect[i])
                 throw FormatError(at, "section " + std::to_string(i) + " is " + std::to_string(s.size) +
                                           " bytes, expected " + std::to_string(expect[i]));
             prev_end = s.offset + s.size;
             sec[i] = file.subspan(s.offset, s.size);
+        }
+
+        uint64_t absent_offset = h.sections[kAbsent].offset;
+        if (h.version == 2 && prerelease_absent_runs(sec[kKernelBanner])) {
+            absent_offset = h.sections[kKernelBanner].offset;
+            sec[kAbsent] = std::exchange(sec[kKernelBanner], {});
         }
 
         MemoryGraph g;
@@ -340,6 +344,7 @@ struct MemoryGraphIo {
         g.info_.dtb = h.dtb;
         g.info_.paging = static_cast<PagingMode>(h.paging);
         g.info_.build_seconds = h.build_seconds;
+        g.info_.kernel_banner = banner_from(sec[kKernelBanner], h.sections[kKernelBanner].offset);
         auto u64 = [](std::span<const uint8_t> s) {
             return std::span<const uint64_t>(reinterpret_cast<const uint64_t*>(s.data()), s.size() / 8);
         };
@@ -383,7 +388,7 @@ struct MemoryGraphIo {
                                           sec[kAbsent].size() / sizeof(AbsentRun));
         for (uint64_t i = 0; i < absent.size(); ++i) {
             const AbsentRun& a = absent[i];
-            const uint64_t at = h.sections[kAbsent].offset + sizeof(AbsentRun) * i;
+            const uint64_t at = absent_offset + sizeof(AbsentRun) * i;
             if ((a.vaddr | a.size) % 4096 != 0 || a.size == 0)
                 throw FormatError(at, "absent run " + std::to_string(i) + " is not a positive number of whole pages");
             if (a.vaddr + a.size < a.vaddr && a.vaddr + a.size != 0)

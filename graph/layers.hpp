@@ -16,6 +16,9 @@
 // Errors: parsers throw FormatError{offset, what was expected}. CLIs catch at main.
 #pragma once
 
+#include "graph/errors.hpp"
+#include "graph/file_io.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -33,25 +36,7 @@ std::string hex(uint64_t v);
 // Parses a CLI number ("0x1ad000", "4096"); throws InputError naming `what` on anything else.
 uint64_t parse_address(const std::string& s, const char* what);
 
-// A malformed input file: `offset` is the byte offset in the file where parsing failed.
-class FormatError : public std::runtime_error {
-public:
-    FormatError(uint64_t offset, const std::string& what);
-    uint64_t offset() const noexcept { return offset_; }
-private:
-    uint64_t offset_;
-};
-
-// Any other user-facing failure (cannot open, no page-table root found, …).
-class InputError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-// Small files (labels, manifests, detections): the whole file, or InputError naming `what`.
-std::vector<uint8_t> read_whole_file(const std::string& path, const char* what);
-// `bytes` to `path` atomically: a temporary file beside it, fsync, rename. Throws InputError.
-void write_file_atomically(const std::string& path, std::string_view bytes);
+// Small files (labels, manifests, detections), atomic writes, same-file checks: graph/file_io.hpp.
 
 // Read-only mmap of a whole file; the bytes stay valid as long as the object lives.
 class MappedFile {
@@ -122,6 +107,19 @@ public:
     // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
     // dense files and from_bytes().
     std::span<const PhysicalRun> data_runs() const noexcept { return data_runs_; }
+    // The memory the dump holds, as far as the graph is concerned: runs() for every format but
+    // raw, which has no other way to say memory is missing than a hole of a sparse file (a raw
+    // copy of a 4 GiB address space holding 256 MiB of RAM): a raw file's holes hold nothing, so
+    // raw, ELF and LiME copies of one dump hold the same pages. A zero page of a kdump or AVML
+    // dump (a hole of its decoded image) is held; so are the holes of a sparse ELF or LiME file.
+    std::span<const PhysicalRun> held_runs() const noexcept {
+        return format_ == DumpFormat::Raw ? std::span<const PhysicalRun>(data_runs_) : std::span<const PhysicalRun>(runs_);
+    }
+    // True when some byte of [paddr, paddr+len) is in runs() / in data_runs(). has_data() is false
+    // for bytes that are absent or lie in a hole of a sparse file (they read as zeros: no need to
+    // read, and so fault in, them).
+    bool any_present(uint64_t paddr, uint64_t len) const noexcept;
+    bool has_data(uint64_t paddr, uint64_t len) const noexcept;
     const std::vector<CpuState>& cpus() const noexcept { return cpus_; }   // empty if no notes
     uint64_t max_paddr() const noexcept;        // one past the highest present byte
     uint64_t present_bytes() const noexcept;    // sum of run sizes
@@ -213,7 +211,7 @@ public:
     std::vector<VirtualRun> distinct_runs() const;
 
     // What the kernel_runs() walk saw and skipped, for diagnostics ("maps nothing because …").
-    //   tables          page tables read (the work bound: at most present 4 KiB pages + 4096 of
+    //   tables          page tables read (the work bound: at most data 4 KiB pages + 4096 of
     //                   them, else kernel_runs() throws InputError — only shared/looping tables can
     //                   exceed it, since in a tree every table is a distinct present page)
     //   absent_tables   entries pointing to a table that is not in the dump

@@ -330,11 +330,11 @@ struct MemoryGraphBuilder {
 
     uint64_t bit_vaddr(uint64_t g) const noexcept { return page_vaddr[g / bpp] + (g % bpp) * ws; }
 
-    // The bytes of the physical page at `paddr` when the dump holds them: inside a run and not in
-    // a hole of a sparse file (a raw copy's holes read as zeros but hold nothing, as an ELF core's
-    // missing ranges), so every format of one dump presents the same pages.
+    // The bytes of the physical page at `paddr` when the dump holds them (PhysicalLayer::held_runs:
+    // a raw copy's holes read as zeros but hold nothing, as an ELF core's missing ranges), so
+    // every format of one dump presents the same pages.
     const uint8_t* page_bytes(uint64_t paddr) const noexcept {
-        auto data = phys.data_runs();
+        auto data = phys.held_runs();
         auto it = std::upper_bound(data.begin(), data.end(), paddr,
                                    [](uint64_t p, const PhysicalRun& r) { return p < r.paddr; });
         if (it == data.begin()) return nullptr;
@@ -782,6 +782,7 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
     MemoryGraphBuilder b(phys, params, progress);
     MemoryGraph g = b.run(kernel_runs, {});
     g.info_.dump_bytes = phys.file_bytes().size();
+    g.info_.kernel_banner = find_kernel_banner(phys, kernel_runs, params.word_size);
     g.info_.build_seconds = seconds_since(t);
     return g;
 }
@@ -809,7 +810,7 @@ constexpr uint64_t kBytesPerMapping = 48, kBytesPerPage = 32 + 12 + 8, kBytesPer
 GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphParams& params) {
     uint64_t kernel = 0, held = 0;
     for (const auto& r : layer.kernel_runs()) kernel += r.size / kPage;
-    for (const auto& r : layer.physical().data_runs()) held += r.size / kPage;
+    for (const auto& r : layer.physical().held_runs()) held += r.size / kPage;
     GraphEstimate e;
     e.pages = std::min(kernel, held);
     const uint64_t ws = layer.word_size();

@@ -5,9 +5,10 @@
 //                  address the page tables map (TranslationLayer::mapped_kernel_runs()), whether
 //                  or not the dump holds that page: a pointer into an absent page (per-CPU areas
 //                  cut off a raw dump, MMIO, memory a capture skipped) bounds segments like any
-//                  other and only lacks a target node. So raw, ELF and LiME copies of one dump give
-//                  identical graphs. "Holds" means bytes stored in the file: the holes of a sparse
-//                  raw file (which read as zeros) are absent, as an ELF core's missing ranges are.
+//                  other and only lacks a target node. So raw, ELF, LiME, kdump and AVML copies of
+//                  one dump give identical graphs. "Holds" is PhysicalLayer::held_runs(): the holes
+//                  of a sparse raw file (which read as zeros) are absent, as an ELF core's missing
+//                  ranges are; a kdump or AVML zero page is held.
 //   Segment/node   the bytes between two pointer fields (or a mapping edge) inside the kernel
 //                  mappings; zero-length gaps make no node, nor do gaps of `max_segment` bytes or
 //                  more. A node keeps its true length and its first `feature_bytes` bytes
@@ -29,7 +30,8 @@
 //   Aliases        a physical page mapped at several kernel vaddrs is scanned once, at its lowest
 //                  kernel vaddr; a pointer value is resolved vaddr → paddr → that canonical vaddr.
 //   File           versioned, checksummed, 64-byte-aligned arrays, loadable by mmap. Every
-//                  parameter above is recorded in the header and reported by `dmgraph info`.
+//                  parameter above is recorded in the header and reported by `dmgraph info`,
+//                  and so is the kernel banner build() finds (graph/kernel_banner.hpp).
 //                  Layout and checks: graph/graph_file.cpp.
 //   Determinism    the graph depends only on the memory and the parameters, never on the number
 //                  of OpenMP threads; so does its file, apart from build_seconds and dump_path.
@@ -40,6 +42,7 @@
 #pragma once
 
 #include "graph/csr.hpp"
+#include "graph/kernel_banner.hpp"
 #include "graph/layers.hpp"
 
 #include <array>
@@ -83,6 +86,7 @@ struct GraphBuildInfo {
     uint64_t dtb = 0;
     PagingMode paging = PagingMode::X86_64_4Level;
     double build_seconds = 0;
+    std::optional<FoundBanner> kernel_banner;   // the dump's `Linux version …` (kernel_banner.hpp)
 };
 
 // Wall-clock seconds of each build phase, for tools/bench-graph. Not stored in the file.

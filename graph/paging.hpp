@@ -121,7 +121,7 @@ struct WalkResult {
 // Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
 // work bound), and with `with_mapped` every mapped page whatever its backing (large pages whole;
 // tables that are absent or skipped as aliases map nothing). Reading fewer tables: budget =
-// present pages / budget_divisor + 4096 tables, past which it throws InputError.
+// data pages / budget_divisor + 4096 tables, past which it throws InputError.
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor = 1, bool with_mapped = false);
 

@@ -318,6 +318,17 @@ uint64_t PhysicalLayer::present_bytes() const noexcept {
     return n;
 }
 
+// Whether some byte of [paddr, paddr+len) lies in one of the sorted, disjoint `runs`.
+static bool overlaps(std::span<const PhysicalRun> runs, uint64_t paddr, uint64_t len) noexcept {
+    auto it = std::upper_bound(runs.begin(), runs.end(), paddr,
+                               [](uint64_t p, const PhysicalRun& r) { return p < r.paddr; });
+    if (it != runs.begin() && paddr - std::prev(it)->paddr < std::prev(it)->size) return true;
+    return it != runs.end() && it->paddr - paddr < len;
+}
+
+bool PhysicalLayer::any_present(uint64_t paddr, uint64_t len) const noexcept { return overlaps(runs_, paddr, len); }
+bool PhysicalLayer::has_data(uint64_t paddr, uint64_t len) const noexcept { return overlaps(data_runs_, paddr, len); }
+
 void PhysicalLayer::release(const uint8_t* bytes, uint64_t size) const noexcept {
     if (!file_backed() || size == 0) return;
     constexpr uintptr_t kPage = 4096;
@@ -360,44 +371,6 @@ bool PhysicalLayer::read(uint64_t paddr, std::span<uint8_t> out) const noexcept 
         done += n;
     }
     return true;
-}
-
-
-std::vector<uint8_t> read_whole_file(const std::string& path, const char* what) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) throw InputError(std::string("cannot read ") + what + " '" + path + "': read error");
-    return bytes;
-}
-
-void write_file_atomically(const std::string& path, std::string_view bytes) {
-    std::string tmp = path + ".tmp.XXXXXX";
-    const int fd = ::mkstemp(tmp.data());
-    if (fd < 0) throw InputError("cannot create a temporary file beside " + path + ": " + std::strerror(errno));
-    auto fail = [&](const std::string& what) {
-        const int e = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw InputError(what + ": " + std::strerror(e));
-    };
-    for (size_t done = 0; done < bytes.size();) {
-        ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) fail("cannot write " + tmp);
-        done += size_t(w);
-    }
-    if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) fail("cannot write " + tmp);
-    if (::close(fd) != 0) {
-        const int e = errno;
-        ::unlink(tmp.c_str());
-        throw InputError("cannot write " + tmp + ": " + std::strerror(e));
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int e = errno;
-        ::unlink(tmp.c_str());
-        throw InputError("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
-    }
 }
 
 }  // namespace deepmem

@@ -141,7 +141,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
                 ++c.absent_children;
                 c.absent_lo = std::min(c.absent_lo, next);
                 c.absent_hi = std::max(c.absent_hi, next);
-            } else if (kernel && nchildren < kMaxChildren) {
+            } else if (kernel && nchildren < kMaxChildren && phys.has_data(next, s.table_bytes(1))) {
                 children[nchildren++] = next;
             }
         }
@@ -170,10 +170,10 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
 }
 
 // Pass 1 over every page of the dump's data (holes of a sparse file read as zeros: no root there)
-// for every scheme in `modes`, in chunks of 64 MiB whose pages are dropped from the process once
+// for every scheme in `modes`, in chunks of 8 MiB whose pages are dropped from the process once
 // checked: the pass reads every page, and peak memory must stay far below the dump size.
 std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingMode>& modes) {
-    constexpr uint64_t kChunk = uint64_t{64} << 20;
+    constexpr uint64_t kChunk = uint64_t{8} << 20;   // the most of the dump resident at once
     std::vector<Candidate> cands;
     for (const auto& r : phys.data_runs()) {
         const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
@@ -182,7 +182,7 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
             const uint64_t c1 = c0 + std::min(kChunk, end - c0);
             const int64_t np = static_cast<int64_t>((c1 - c0) / kPage);
             ParallelErrors errors;
-#pragma omp parallel if (np > 16384)
+#pragma omp parallel if (np > 1024)
             {
                 std::vector<Candidate> mine;
 #pragma omp for schedule(static) nowait
@@ -199,7 +199,8 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
                 errors.run([&] { cands.insert(cands.end(), mine.begin(), mine.end()); });
             }
             errors.rethrow();
-            phys.release(phys.find(c0, c1 - c0), c1 - c0);
+            // The chunk and the tables its look-alikes pointed to (anywhere in the dump).
+            phys.release(phys.file_bytes().data(), phys.file_bytes().size());
         }
     }
     std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
@@ -208,7 +209,7 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
     return cands;
 }
 
-// Full enumeration of one root under a tighter work bound: present pages / 128 + 4096 tables (a
+// Full enumeration of one root under a tighter work bound: data pages / 128 + 4096 tables (a
 // Linux kernel half needs about one last-level table per 2 MiB of 4 KiB-mapped memory; a misread
 // root that takes data pages for tables needs one per page).
 Mapping map_root(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb) {
@@ -283,21 +284,23 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
     const std::string holds = "the dump holds " + size_text(data_pages * kPage) + " of data in " +
                               std::to_string(phys.runs().size()) + (phys.runs().size() == 1 ? " range" : " ranges") +
                               " up to " + hex(phys.max_paddr());
+    // Entries of a misread root point anywhere up to 2^52; a guest's RAM ends far below 2^46.
+    constexpr uint64_t kSanePhysical = uint64_t{1} << 46;
     // A page directory whose kernel tables are all absent: the tables were cut off or fell in holes.
     const Candidate* cut = nullptr;
     for (const Candidate& c : cands)
-        if (c.child_entries == 0 && c.absent_children > 0 &&
+        if (c.child_entries == 0 && c.absent_children > 0 && c.absent_hi < kSanePhysical &&
             (!cut || c.absent_children > cut->absent_children))
             cut = &c;
-    if (best_implausible && best_implausible->m->absent_tables > 0 &&
-        (!cut || best_implausible->m->absent_tables >= cut->absent_children)) {
+    if (cut) {
+        msg += missing_tables(phys, cut->absent_children, cut->absent_lo, cut->absent_hi) +
+               " (under the page directory at " + hex(cut->dtb) + ", " + to_string(cut->mode) + ")";
+    } else if (best_implausible && best_implausible->m->absent_tables > 0 &&
+               best_implausible->m->absent_hi < kSanePhysical) {
         const Mapping& m = *best_implausible->m;
         msg += missing_tables(phys, m.absent_tables, m.absent_lo, m.absent_hi) + " (under the best candidate root " +
                hex(best_implausible->c->dtb) + ", " + to_string(best_implausible->c->mode) + ", which maps only " +
                std::to_string(m.distinct_pages) + " pages)";
-    } else if (cut) {
-        msg += missing_tables(phys, cut->absent_children, cut->absent_lo, cut->absent_hi) +
-               " (under the page directory at " + hex(cut->dtb) + ", " + to_string(cut->mode) + ")";
     } else if (best_implausible) {
         const Ranked& b = *best_implausible;
         const Scheme& s = scheme_of(b.c->mode);
@@ -444,6 +447,8 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         const Candidate& rep = *g->members.front();
         const Scheme& s = scheme_of(rep.mode);
         g->mapping = map_root(s, phys, rep.dtb);
+        // A misread root may read thousands of data pages as tables: drop them before the next.
+        phys.release(phys.file_bytes().data(), phys.file_bytes().size());
         const Mapping& m = g->mapping;
         if (!m.ok || m.distinct_pages == 0) continue;
         const bool plausible = m.text_pages > 0 && m.direct_pages >= direct_map_needed(s, data_pages);

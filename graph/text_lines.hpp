@@ -1,9 +1,11 @@
 // Shared by the text inputs (kallsyms, the guest view, label files, the dataset manifest): a line
 // reader that yields each line without its '\n' together with the byte offset where it starts, for
-// FormatError, and the string-field lookup of the JSON this project writes itself.
+// FormatError, and the string-field lookup of the JSON this project writes itself; and the one
+// JSON string writer of the outputs.
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <span>
 #include <string>
@@ -43,6 +45,25 @@ inline std::optional<std::string_view> json_string_field(std::string_view json, 
     const size_t e = json.find('"', p);
     if (e == std::string_view::npos) return std::nullopt;
     return json.substr(p, e - p);
+}
+
+// `s` as a quoted JSON string: '"' and '\\' escaped, bytes outside printable ASCII as \u00XX (kernel
+// strings are raw bytes, not UTF-8: each byte is escaped on its own).
+inline std::string json_string(std::string_view s) {
+    std::string o = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            o += '\\';
+            o += static_cast<char>(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            char b[8];
+            std::snprintf(b, sizeof b, "\\u%04x", c);
+            o += b;
+        } else {
+            o += static_cast<char>(c);
+        }
+    }
+    return o + "\"";
 }
 
 }  // namespace deepmem

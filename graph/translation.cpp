@@ -67,15 +67,6 @@ void append_mapped(std::vector<VirtualRun>& out, uint64_t va, uint64_t pa, uint6
     append(out, va, pa, size);
 }
 
-// True when some byte of the physical range [pa, pa+size) is present.
-bool any_present(const PhysicalLayer& phys, uint64_t pa, uint64_t size) {
-    auto runs = phys.runs();
-    auto it = std::upper_bound(runs.begin(), runs.end(), pa,
-                               [](uint64_t p, const PhysicalRun& r) { return p < r.paddr; });
-    if (it != runs.begin() && std::prev(it)->paddr + std::prev(it)->size > pa) return true;
-    return it != runs.end() && it->paddr - pa < size;
-}
-
 // Dense numbering of the dump's present whole 4 KiB pages (those find(pa, 4096) returns), for the
 // per-page alias counts of enumerate(). Lookups are mostly sequential: the last span is tried first.
 class PresentPages {
@@ -112,7 +103,8 @@ private:
 // Work bound, by what the dump holds rather than by what the tables claim:
 //  - the walk down to the last-but-one level is serial and counts every table it reads; each
 //    last-level table becomes a job, also counted. In a tree every table is a distinct present
-//    page, so more than present_pages / budget_divisor + 4096 table reads proves tables shared
+//    page, so more than data pages / budget_divisor + 4096 table reads (data: not the holes of a
+//    sparse file, which read as zeros and are skipped unread) proves tables shared
 //    between entries (a DAG that could multiply work without bound); we throw InputError instead;
 //  - aliases: a table or a large page reached for the (kMaxAliases+1)-th time from kernel space
 //    is skipped (everything under it already has kMaxAliases mappings), and a 4 KiB page whose
@@ -132,7 +124,9 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     WalkResult res;
     std::vector<Job> jobs;
     std::vector<VirtualRun> large_mapped;   // with_mapped: large pages, in vaddr order
-    const uint64_t budget = phys.present_bytes() / kPage / budget_divisor + 4096;
+    uint64_t data_bytes = 0;   // tables in the holes of a sparse file are zeros, never read
+    for (const auto& r : phys.data_runs()) data_bytes += r.size;
+    const uint64_t budget = data_bytes / kPage / budget_divisor + 4096;
     const unsigned last = s.nlevels - 1u;
     uint64_t path[5] = {};
     auto count_table = [&] {
@@ -162,6 +156,7 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
         const uint8_t* t = phys.find(table, s.table_bytes(level));
         if (!t) { absent_table(table); return; }
         count_table();
+        if (!phys.has_data(table, s.table_bytes(level))) return;   // a hole of a sparse file: all zeros
         path[level] = table;
         const Level& L = s.levels[level];
         const uint64_t n = uint64_t{1} << L.bits, span = uint64_t{1} << L.shift;
@@ -174,7 +169,7 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
                 auto base = s.large_base(e, L.shift);
                 if (!base) { ++res.stats.reserved; continue; }
                 if (with_mapped) append_mapped(large_mapped, va, *base, span, kernel_base);
-                if (!any_present(phys, *base, span) || one_alias_too_many(*base | (8 + level), va)) continue;
+                if (!phys.any_present(*base, span) || one_alias_too_many(*base | (8 + level), va)) continue;
                 jobs.push_back({va, *base, span, false});
                 continue;
             }
@@ -184,7 +179,7 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
             if (one_alias_too_many(next | (level + 1), va)) continue;
             if (level + 1 == last) {
                 count_table();
-                jobs.push_back({va, next, span, true});
+                if (phys.has_data(next, s.table_bytes(level + 1))) jobs.push_back({va, next, span, true});
             } else {
                 self(self, level + 1, next, va);
             }

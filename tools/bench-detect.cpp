@@ -10,6 +10,8 @@
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 
+#include "tools/cli.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <omp.h>
@@ -68,7 +70,7 @@ int main(int argc, char** argv) {
         po::options_description o("usage: bench-detect DUMP --weights M.cereal [--weights M2.cereal …]");
         o.add_options()("help,h", "this text")("weights,w", po::value<std::vector<std::string>>()->required(),
                                                "model file (repeatable)")(
-            "threads", po::value<int>(), "OpenMP threads (default OMP_NUM_THREADS)")(
+            "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default OMP_NUM_THREADS)")(
             "repeat", po::value<unsigned>()->default_value(3), "detection runs; the best is reported")(
             "threshold", po::value<float>(), "override every model's threshold (pruning depends on it)")(
             "dump", po::value<std::string>()->required(), "raw/ELF/LiME dump or .dmg");
@@ -81,7 +83,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         po::notify(vm);
-        if (vm.count("threads")) omp_set_num_threads(std::max(1, vm["threads"].as<int>()));
+        if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
         const unsigned repeat = std::max(1u, vm["repeat"].as<unsigned>());
         const auto weights = vm["weights"].as<std::vector<std::string>>();
         const std::string dump = vm["dump"].as<std::string>();

@@ -8,6 +8,8 @@
 // the end is the heap alone).
 #include "graph/memory_graph.hpp"
 
+#include "tools/cli.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <omp.h>
@@ -45,7 +47,7 @@ int main(int argc, char** argv) {
         o.add_options()("help,h", "this help")("dump", po::value<std::string>()->required(), "dump file")(
             "format", po::value<std::string>()->default_value("auto"), "raw|elf|lime|auto")(
             "dtb", po::value<std::string>(), "page-table root")("paging", po::value<std::string>(), "x86|pae|x64|la57")(
-            "threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
+            "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
             "out", po::value<std::string>(), "also save the graph here and time it");
         po::positional_options_description pos;
         pos.add("dump", 1);
@@ -56,7 +58,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         po::notify(vm);
-        if (vm.count("threads")) omp_set_num_threads(vm["threads"].as<int>());
+        if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
         std::optional<uint64_t> dtb;
         if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
         std::optional<PagingMode> paging;

@@ -1,14 +1,23 @@
 // The error policy every command-line tool shares: a usage error (Boost.Program_options) prints one
 // line "NAME: error: … (see NAME --help)" and exits 2; any other error prints one line "NAME: error:
-// …" and exits 1.
+// …" and exits 1. Standard output is flushed and checked before a successful exit: output lost to a
+// full disk or a closed pipe (`> /dev/full`) is an error, not exit 0.
 #pragma once
+
+#include "graph/errors.hpp"
+#include "graph/layers.hpp"   // parse_address: the one CLI number parser
 
 #include <boost/program_options.hpp>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <initializer_list>
 #include <iostream>
+#include <limits>
+#include <omp.h>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,12 +25,25 @@
 
 namespace deepmem {
 
+// Flushes std::cout and stdout; `status` unless something written to them was lost, else prints
+// "NAME: error: cannot write standard output: …" and returns 1.
+inline int finish_stdout(const char* name, int status) {
+    errno = 0;
+    const bool flushed = std::fflush(stdout) == 0;   // first: std::cout.flush() would flush stdout too
+    const int e = errno;
+    std::cout.flush();
+    if (flushed && !std::ferror(stdout) && std::cout.good()) return status;
+    std::fprintf(stderr, "%s: error: cannot write standard output: %s\n", name,
+                 e ? std::strerror(e) : "write error");
+    return 1;
+}
+
 // `run` returns the exit status; `before_error` runs first when one is printed (e.g. to end a
 // progress line).
 template <class Run, class BeforeError = void (*)()>
 int cli_main(const char* name, Run&& run, BeforeError before_error = [] {}) {
     try {
-        return run();
+        return finish_stdout(name, run());
     } catch (const boost::program_options::error& e) {
         before_error();
         std::fprintf(stderr, "%s: error: %s (see %s --help)\n", name, e.what(), name);
@@ -63,6 +85,54 @@ inline std::optional<boost::program_options::variables_map> parse_command_line(
     }
     po::notify(vm);
     return vm;
+}
+
+// A whole-number option value: decimal or 0x hex (parse_address). Boost's own parser reads "-5" as
+// 2^64 − 5 for an unsigned option; this one refuses a sign, spaces and values past T, naming the
+// option (command line or INI key): "the argument ('-5') for option 'run.steps' is not a whole
+// number in 0..18446744073709551615".
+template <class T> struct Whole { T value{}; };
+
+template <class T>
+void validate(boost::any& v, const std::vector<std::string>& tokens, Whole<T>*, int) {
+    namespace po = boost::program_options;
+    struct NotWhole : po::validation_error {
+        NotWhole(const std::string& token) : po::validation_error(po::validation_error::invalid_option_value) {
+            m_error_template = "the argument ('%value%') for option '%canonical_option%' is not a whole number in 0.." +
+                               std::to_string(std::numeric_limits<T>::max());
+            set_substitute("value", token);
+        }
+    };
+    po::validators::check_first_occurrence(v);
+    const std::string& s = po::validators::get_single_string(tokens);
+    uint64_t n = 0;
+    try {
+        n = parse_address(s, "number");
+    } catch (const InputError&) {
+        throw NotWhole(s);
+    }
+    if (n > std::numeric_limits<T>::max()) throw NotWhole(s);
+    v = Whole<T>{static_cast<T>(n)};
+}
+
+// A Whole<T> option stored into *target on notify(), its current value shown as the default.
+template <class T> boost::program_options::typed_value<Whole<T>>* whole_value(T* target) {
+    return boost::program_options::value<Whole<T>>()
+        ->default_value(Whole<T>{*target}, std::to_string(*target))
+        ->notifier([target](const Whole<T>& w) { *target = w.value; });
+}
+// The value of an optional Whole<T> option without a default.
+template <class T> std::optional<T> whole_option(const boost::program_options::variables_map& vm, const char* name) {
+    if (!vm.count(name)) return std::nullopt;
+    return vm[name].as<Whole<T>>().value;
+}
+
+// --threads N: 1..kMaxThreads (each OpenMP thread gets its own buffers: an absurd count would
+// allocate until std::bad_alloc). Throws InputError naming `option`.
+inline void set_thread_count(uint64_t n, const char* option) {
+    if (n < 1 || n > uint64_t(kMaxThreads))
+        throw InputError(std::string(option) + " " + std::to_string(n) + " (expected 1.." + std::to_string(kMaxThreads) + ")");
+    omp_set_num_threads(static_cast<int>(n));
 }
 
 }  // namespace deepmem

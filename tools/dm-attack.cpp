@@ -3,11 +3,14 @@
 //   dm-attack dkom|tamper|noise|plant --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]
 //             [--types task_struct,…] [--mode random|plausible]
 //
-// DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl, kallsyms, vmlinuz).
-// OUT_DIR gets dump.elf (a modified copy: bytes are changed through the physical layer's runs, i.e.
-// at the file offsets backing each physical address), labels.jsonl and labels.tsv (the unchanged
-// truth, copied), kallsyms and vmlinuz (symlinks to the originals' targets) and attack.json (the
-// seed, the parameters and every change).
+// DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; kallsyms and vmlinuz when
+// there: without them the BTF and symbols come from the dump, train/kernel_from_dump.hpp; dkom needs
+// both, tamper the BTF, noise and plant neither).
+// OUT_DIR (never DUMP_DIR; every file written atomically) gets dump.elf (a modified copy: bytes are
+// changed through the physical layer's runs, i.e. at the file offsets backing each physical
+// address), labels.jsonl and labels.tsv (the unchanged truth, copied), kallsyms and vmlinuz when
+// DUMP_DIR has them (symlinks to the originals' targets) and attack.json (the seed, the parameters
+// and every change).
 //
 // Attacks
 //   dkom    Hides --count processes (default 3; random thread-group leaders with PID > 1), as a
@@ -33,8 +36,12 @@
 //           task_struct; and floods fraction F (default 0.1) of the all-zero direct-map pages with
 //           such pointers (every word).
 #include "detect/detect.hpp"
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
 #include "train/baselines.hpp"
+#include "train/kernel_from_dump.hpp"
+#include "train/kernel_layout.hpp"
 #include "train/labeler.hpp"
 
 #include "tools/cli.hpp"
@@ -68,26 +75,27 @@ const char* kUsage =
     "usage: dm-attack dkom|tamper|noise|plant --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
     "                 [--types task_struct,…] [--mode random|plausible]\n";
 
-// The output dump, mapped shared and writable: reads through the layers see earlier writes.
+// The output dump (an AtomicFile's temporary, renamed into place only when the attack is done),
+// mapped shared and writable: reads through the layers see earlier writes.
 class WritableDump {
 public:
-    explicit WritableDump(const std::string& path) {
-        fd_ = ::open(path.c_str(), O_RDWR);
-        if (fd_ < 0) throw InputError("cannot open " + path + " for writing");
+    WritableDump(int fd, const std::string& name) : name_(name) {
         struct stat sb {};
-        ::fstat(fd_, &sb);
+        if (::fstat(fd, &sb) != 0 || sb.st_size <= 0) throw InputError("cannot map " + name + ": empty or unreadable");
         size_ = static_cast<uint64_t>(sb.st_size);
-        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-        if (p == MAP_FAILED) throw InputError("cannot map " + path);
+        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) throw InputError("cannot map " + name + ": " + std::strerror(errno));
         data_ = static_cast<uint8_t*>(p);
         phys_ = PhysicalLayer::from_bytes(std::span<const uint8_t>(data_, size_));
         tl_.emplace(TranslationLayer::detect(*phys_));
         mem_.emplace(*tl_);
     }
-    ~WritableDump() {
-        ::msync(data_, size_, MS_SYNC);
-        ::munmap(data_, size_);
-        ::close(fd_);
+    ~WritableDump() { ::munmap(data_, size_); }
+    WritableDump(const WritableDump&) = delete;
+    WritableDump& operator=(const WritableDump&) = delete;
+    // Every write on disk (before the file is committed).
+    void sync() const {
+        if (::msync(data_, size_, MS_SYNC) != 0) throw InputError("cannot write " + name_ + ": " + std::strerror(errno));
     }
     const TranslationLayer& tl() const { return *tl_; }
     const KernelMemory& mem() const { return *mem_; }
@@ -120,7 +128,7 @@ public:
     }
 
 private:
-    int fd_ = -1;
+    std::string name_;
     uint8_t* data_ = nullptr;
     uint64_t size_ = 0;
     std::unique_ptr<PhysicalLayer> phys_;
@@ -128,46 +136,16 @@ private:
     std::optional<TranslatedMemory> mem_;
 };
 
+// The task_struct/signal_struct fields the attacks rewrite, from the one kernel layout.
 struct Offsets {
     uint64_t tasks, pid, tgid, comm, comm_len, state, flags, signal, thread_node, pid_links, pid_types, thread_head;
-    explicit Offsets(const btf::Btf& b) {
-        auto t = *b.find("task_struct");
-        auto sig = b.find("signal_struct");
-        if (!sig) throw InputError("BTF: no struct signal_struct");
-        auto m = [&](uint32_t s, const char* p) {
-            auto f = b.member(s, p);
-            if (!f) throw InputError(std::string("BTF: no member ") + p);
-            return *f;
-        };
-        tasks = m(t, "tasks").byte_offset();
-        pid = m(t, "pid").byte_offset();
-        tgid = m(t, "tgid").byte_offset();
-        comm = m(t, "comm").byte_offset();
-        comm_len = b.size_of(m(t, "comm").type);
-        state = m(t, "__state").byte_offset();
-        flags = m(t, "flags").byte_offset();
-        signal = m(t, "signal").byte_offset();
-        thread_node = m(t, "thread_node").byte_offset();
-        auto pl = m(t, "pid_links");
-        pid_links = pl.byte_offset();
-        const auto& arr = b.type(b.resolve(pl.type));
-        pid_types = arr.kind == btf::Kind::Array ? arr.nelems : 1;
-        thread_head = m(*sig, "thread_head").byte_offset();
-    }
+    explicit Offsets(const KernelLayout& L)
+        : tasks(L.tasks), pid(L.pid), tgid(L.tgid), comm(L.comm), comm_len(L.comm_len),
+          state(KernelLayout::need(L.state, "task_struct.__state")), flags(KernelLayout::need(L.flags, "task_struct.flags")),
+          signal(L.signal), thread_node(KernelLayout::need(L.thread_node, "task_struct.thread_node")),
+          pid_links(KernelLayout::need(L.pid_links, "task_struct.pid_links")), pid_types(L.pid_types),
+          thread_head(KernelLayout::need(L.thread_head, "signal_struct.thread_head")) {}
 };
-
-std::string json_escape(const std::string& s) {
-    std::string o;
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') o += '\\', o += char(c);
-        else if (c < 0x20 || c >= 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
-            o += b;
-        } else o += char(c);
-    }
-    return o;
-}
 
 std::string comm_of(const KernelMemory& mem, uint64_t t, const Offsets& o) {
     std::string s(o.comm_len, '\0');
@@ -180,8 +158,8 @@ int run(int argc, char** argv) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")("in", po::value<std::string>()->required(), "dataset dump directory")(
         "out", po::value<std::string>()->required(), "output directory (created)")(
-        "seed", po::value<uint64_t>()->required(), "random seed (recorded in attack.json)")(
-        "count", po::value<uint64_t>(), "dkom: processes (3); tamper: tasks (10); plant: pointers per object (8)")(
+        "seed", po::value<Whole<uint64_t>>()->required(), "random seed (recorded in attack.json)")(
+        "count", po::value<Whole<uint64_t>>(), "dkom: processes (3); tamper: tasks (10); plant: pointers per object (8)")(
         "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1)")(
         "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated")(
         "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible");
@@ -193,7 +171,7 @@ int run(int argc, char** argv) {
     if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant")
         throw InputError("ATTACK must be dkom, tamper, noise or plant, not '" + attack + "'");
     const fs::path in = vm["in"].as<std::string>(), out = vm["out"].as<std::string>();
-    const uint64_t seed = vm["seed"].as<uint64_t>();
+    const uint64_t seed = vm["seed"].as<Whole<uint64_t>>().value;
     const std::string mode = vm["mode"].as<std::string>();
     if (mode != "random" && mode != "plausible") throw InputError("--mode must be random or plausible");
     std::set<std::string> types;
@@ -209,37 +187,55 @@ int run(int argc, char** argv) {
     double fraction = vm.count("fraction") ? vm["fraction"].as<double>() : (attack == "plant" ? 0.1 : 0.05);
     if (!(fraction >= 0 && fraction <= 1)) throw InputError("--fraction must be in [0, 1]");
 
-    for (const char* f : {"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"})
+    for (const char* f : {"dump.elf", "labels.jsonl"})
         if (!fs::exists(in / f)) throw InputError((in / f).string() + " missing");
+    // The source dump directory is evidence: never written, not even through a hard link or a
+    // symlinked OUT_DIR. Every output is written atomically, the dump last of all.
     fs::create_directories(out);
-    fs::copy_file(in / "dump.elf", out / "dump.elf", fs::copy_options::overwrite_existing);
-    fs::copy_file(in / "labels.jsonl", out / "labels.jsonl", fs::copy_options::overwrite_existing);
-    if (fs::exists(in / "labels.tsv")) fs::copy_file(in / "labels.tsv", out / "labels.tsv", fs::copy_options::overwrite_existing);
-    for (const char* f : {"kallsyms", "vmlinuz"}) {
-        fs::remove(out / f);
-        fs::create_symlink(fs::canonical(in / f), out / f);
+    if (same_file(in.string(), out.string()))
+        throw InputError("refusing to write into " + out.string() + ": it is the input directory " + in.string());
+    const std::string inputs[] = {(in / "dump.elf").string(), (in / "labels.jsonl").string(),
+                                  (in / "labels.tsv").string(), (in / "kallsyms").string(), (in / "vmlinuz").string()};
+    const std::string outputs[] = {(out / "dump.elf").string(), (out / "labels.jsonl").string(),
+                                   (out / "labels.tsv").string(), (out / "attack.json").string()};
+    refuse_output_over_inputs(outputs, inputs);
+    for (const char* f : {"labels.jsonl", "labels.tsv"}) {
+        if (!fs::exists(in / f)) continue;
+        const auto bytes = read_whole_file((in / f).string(), "labels");
+        write_file_atomically((out / f).string(), {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
     }
+    auto beside = [&](const char* f) {   // OUT_DIR is not IN_DIR (checked above)
+        fs::remove(out / f);
+        if (!fs::exists(in / f)) return std::optional<std::string>();
+        fs::create_symlink(fs::canonical(in / f), out / f);
+        return std::optional<std::string>((in / f).string());
+    };
+    const std::optional<std::string> vmlinuz = beside("vmlinuz"), kallsyms_file = beside("kallsyms");
+    AtomicFile dump_out((out / "dump.elf").string());
+    dump_out.write(MappedFile((in / "dump.elf").string()).bytes());
 
-    const btf::Btf btf = btf::load_kernel_btf((in / "vmlinuz").string());
-    const Kallsyms syms = Kallsyms::load((in / "kallsyms").string());
     const std::vector<TruthObject> truth = read_truth((in / "labels.jsonl").string());
-    const Offsets off(btf);
-    WritableDump dump((out / "dump.elf").string());
+    WritableDump dump(dump_out.fd(), dump_out.path());
     const KernelMemory& mem = dump.mem();
     const uint64_t kbase = dump.tl().kernel_base();
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(dump.tl(), vmlinuz, kallsyms_file);
+    for (const auto& n : kernel.notes) std::fprintf(stderr, "dm-attack: note: %s\n", n.c_str());
     std::mt19937_64 rng(seed);
 
     std::vector<uint64_t> live_tasks;
     for (const TruthObject& t : truth)
         if (t.type == "task_struct" && !t.freed) live_tasks.push_back(t.vaddr);
-    const uint64_t init_task = syms.require("init_task");
 
     std::string changes;   // JSON array body
     auto add_change = [&](const std::string& obj) { changes += (changes.empty() ? "\n  " : ",\n  ") + obj; };
     std::string params;
 
     if (attack == "dkom") {
-        const uint64_t count = vm.count("count") ? vm["count"].as<uint64_t>() : 3;
+        const btf::Btf& btf = kernel.require_btf("dkom");
+        const Kallsyms& syms = kernel.require_symbols("dkom");
+        const Offsets off{KernelLayout(btf)};
+        const uint64_t init_task = syms.require("init_task");
+        const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
         params = "\"count\":" + std::to_string(count);
         std::vector<uint64_t> leaders;
         for (const Detection& d : pslist(mem, btf, syms)) {
@@ -288,11 +284,12 @@ int run(int argc, char** argv) {
                 tasks += std::string(tasks.empty() ? "" : ",") + "{\"vaddr\":\"" + hex(t) + "\",\"pid\":" +
                          std::to_string(*dump.read32(t + off.pid)) + ",\"pid_links_unhashed\":" + std::to_string(unhashed) + "}";
             }
-            add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":\"" + json_escape(comm) +
-                       "\",\"hidden\":[" + tasks + "]}");
+            add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
+                       ",\"hidden\":[" + tasks + "]}");
         }
     } else if (attack == "tamper") {
-        const uint64_t count = vm.count("count") ? vm["count"].as<uint64_t>() : 10;
+        const Offsets off{KernelLayout(kernel.require_btf("tamper"))};
+        const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 10;
         params = "\"count\":" + std::to_string(count) + ",\"mode\":\"" + mode + "\"";
         std::vector<uint64_t> chosen = live_tasks;
         std::shuffle(chosen.begin(), chosen.end(), rng);
@@ -323,14 +320,14 @@ int run(int argc, char** argv) {
             dump.write(t + off.tgid, &tgid, 4);
             dump.write(t + off.state, &state, 4);
             dump.write(t + off.flags, &flags, 4);
-            add_change("{\"vaddr\":\"" + hex(t) + "\",\"old_pid\":" + std::to_string(old_pid) + ",\"old_comm\":\"" +
-                       json_escape(old) + "\",\"pid\":" + std::to_string(pid) + ",\"tgid\":" + std::to_string(tgid) +
+            add_change("{\"vaddr\":\"" + hex(t) + "\",\"old_pid\":" + std::to_string(old_pid) + ",\"old_comm\":" +
+                       json_string(old) + ",\"pid\":" + std::to_string(pid) + ",\"tgid\":" + std::to_string(tgid) +
                        ",\"state\":" + std::to_string(state) + ",\"flags\":" + std::to_string(flags) +
                        ",\"fields\":[\"comm\",\"pid\",\"tgid\",\"__state\",\"flags\"]}");
         }
     } else {
         const bool noise = attack == "noise";
-        const uint64_t per_object = vm.count("count") ? vm["count"].as<uint64_t>() : 8;
+        const uint64_t per_object = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 8;
         std::string tl;
         for (const auto& t : types) tl += std::string(tl.empty() ? "" : ",") + "\"" + t + "\"";
         params = "\"fraction\":" + std::to_string(fraction) + ",\"types\":[" + tl + "]" +
@@ -379,7 +376,7 @@ int run(int argc, char** argv) {
         } else {
             // Flood: all-zero pages of the direct map (the lowest kernel run start is page_offset_base).
             uint64_t zero_pages = 0, flooded = 0;
-            auto pob = syms.address("page_offset_base");
+            auto pob = kernel.symbols ? kernel.symbols->address("page_offset_base") : std::nullopt;
             std::optional<uint64_t> base;
             if (pob) base = dump.read64(*pob);
             std::vector<uint8_t> page(4096);
@@ -405,8 +402,10 @@ int run(int argc, char** argv) {
         }
     }
 
-    const std::string json = "{\"attack\":\"" + attack + "\",\"seed\":" + std::to_string(seed) + ",\"source\":\"" +
-                             json_escape(fs::absolute(in).string()) + "\"," + params + ",\"changes\":[" + changes + "\n]}\n";
+    const std::string json = "{\"attack\":\"" + attack + "\",\"seed\":" + std::to_string(seed) + ",\"source\":" +
+                             json_string(fs::absolute(in).string()) + "," + params + ",\"changes\":[" + changes + "\n]}\n";
+    dump.sync();
+    dump_out.commit();
     write_file_atomically((out / "attack.json").string(), json);
     std::printf("%s", json.c_str());
     return 0;

@@ -1,20 +1,25 @@
 // dmbaseline: task_structs found the classic ways, for comparison with dmdetect (issue #6).
 // Argument parsing and printing only; the work is train/baselines.hpp.
 //
-//   dmbaseline pslist|psscan DUMP --kallsyms FILE --vmlinuz FILE [--format table|json|csv]
+//   dmbaseline pslist|psscan DUMP [--kallsyms FILE] [--vmlinuz FILE] [--format table|json|csv]
 //              [--output FILE] [--format-dump auto|raw|elf|lime] [--dtb ADDR] [--stats]
+//
+// Without --vmlinuz / --kallsyms the BTF and symbols come from the dump (train/kernel_from_dump.hpp);
+// psscan needs the BTF only, pslist both.
 //
 // Output is dmdetect's (detect/detect.hpp, format_detections): type "task_struct", score 1, votes 0,
 // so dmeval scores it unchanged. --stats prints psscan's candidates and rejections per check to stderr.
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 #include "train/baselines.hpp"
+#include "train/kernel_from_dump.hpp"
 
 #include "tools/cli.hpp"
 
 #include <boost/program_options.hpp>
 
 #include <cstdio>
+#include <unistd.h>
 #include <iostream>
 #include <string>
 
@@ -24,15 +29,15 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmbaseline pslist|psscan DUMP --kallsyms FILE --vmlinuz FILE [--format table|json|csv]\n"
+    "usage: dmbaseline pslist|psscan DUMP [--kallsyms FILE] [--vmlinuz FILE] [--format table|json|csv]\n"
     "                  [--output FILE] [--format-dump auto|raw|elf|lime] [--dtb ADDR] [--stats]\n";
 
 int run(int argc, char** argv) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")(
-        "vmlinuz", po::value<std::string>(), "vmlinuz (bzImage) or vmlinux with .BTF, or raw BTF")(
+        "vmlinuz", po::value<std::string>(), "vmlinuz (bzImage) or vmlinux with .BTF, or raw BTF [the dump's own BTF]")(
         "kernel", po::value<std::string>(), "the same as --vmlinuz (dmlabel's name)")(
-        "kallsyms", po::value<std::string>()->required(), "the guest's /proc/kallsyms")(
+        "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
         "format", po::value<std::string>()->default_value("table"), "table|json|csv")(
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
@@ -46,18 +51,30 @@ int run(int argc, char** argv) {
     if (method != "pslist" && method != "psscan") throw InputError("METHOD must be pslist or psscan, not '" + method + "'");
     const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
 
-    if (!vm.count("vmlinuz") && !vm.count("kernel")) throw InputError("missing --vmlinuz FILE");
-    const btf::Btf btf = btf::load_kernel_btf(vm[vm.count("vmlinuz") ? "vmlinuz" : "kernel"].as<std::string>());
-    const Kallsyms syms = Kallsyms::load(vm["kallsyms"].as<std::string>());
+    {
+        std::vector<std::string> inputs{vm["dump"].as<std::string>()};
+        for (const char* k : {"kallsyms", "vmlinuz", "kernel"})
+            if (vm.count(k)) inputs.push_back(vm[k].as<std::string>());
+        if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
+        else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
+    }
     auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format-dump"].as<std::string>()));
     std::optional<uint64_t> dtb;
     if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
     const TranslationLayer tl = TranslationLayer::detect(*phys, dtb);
     if (const std::string w = tl.warning(); !w.empty()) std::fprintf(stderr, "dmbaseline: warning: %s\n", w.c_str());
+    auto file = [&](const char* key) {
+        return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
+    };
+    const KernelTypesAndSymbols kernel =
+        kernel_types_and_symbols(tl, vm.count("vmlinuz") ? file("vmlinuz") : file("kernel"), file("kallsyms"));
+    const btf::Btf& btf = kernel.require_btf(method);
+    const Kallsyms* syms = method == "pslist" ? &kernel.require_symbols(method) : nullptr;
+    for (const auto& n : kernel.notes) std::fprintf(stderr, "dmbaseline: note: %s\n", n.c_str());
 
     std::vector<Detection> found;
     if (method == "pslist") {
-        found = pslist(TranslatedMemory(tl), btf, syms);
+        found = pslist(TranslatedMemory(tl), btf, *syms);
     } else {
         TaskSignature sig = TaskSignature::from_btf(btf);
         sig.kernel_base = tl.kernel_base();
@@ -74,7 +91,7 @@ int run(int argc, char** argv) {
     }
     const std::string text = format_detections(found, format);
     if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
-    else std::fwrite(text.data(), 1, text.size(), stdout);
+    else std::fwrite(text.data(), 1, text.size(), stdout);   // checked by cli_main (finish_stdout)
     return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace po = boost::program_options;
@@ -65,6 +66,8 @@ int run(int argc, char** argv) {
         }
         if (types.empty()) throw po::error("--types names no type");
     }
+    const std::string inputs[] = {vm["detections"].as<std::string>(), vm["labels"].as<std::string>()};
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
     std::vector<Detection> detections = read_detections(vm["detections"].as<std::string>());
     const std::vector<TruthObject> truth = read_truth(vm["labels"].as<std::string>());
     if (!types.empty())
@@ -102,7 +105,7 @@ int run(int argc, char** argv) {
                 out += type + " spurious (" + std::to_string(s.spurious.size()) + "): " + addresses(s.spurious, limit, false) + "\n";
         }
     }
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fwrite(out.data(), 1, out.size(), stdout);   // checked by cli_main (finish_stdout)
     return 0;
 }
 

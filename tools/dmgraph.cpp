@@ -11,6 +11,8 @@
 #include "graph/memory_graph.hpp"
 #include "tools/cli.hpp"
 
+#include "tools/cli.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace po = boost::program_options;
@@ -74,6 +77,7 @@ int cmd_build(const std::vector<std::string>& args) {
         "quiet,q", "no progress on stderr");
     auto vm = parse(args, o, "dump");
     const std::string dump = vm["dump"].as<std::string>();
+    refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, std::vector{dump});
     GraphParams params;
     if (vm.count("feature-bytes")) params.feature_bytes = parse_u32(vm["feature-bytes"].as<std::string>(), "feature bytes");
     if (vm.count("max-segment")) params.max_segment = parse_u32(vm["max-segment"].as<std::string>(), "max segment");
@@ -122,6 +126,7 @@ int cmd_build(const std::vector<std::string>& args) {
 int cmd_info(const std::vector<std::string>& args) {
     po::options_description o("info options");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     const auto& i = g.info();
     const auto& p = g.params();
@@ -137,6 +142,14 @@ int cmd_info(const std::vector<std::string>& args) {
     std::printf("paging              %s\n", to_string(i.paging));
     std::printf("dtb                 %s\n", hex(i.dtb).c_str());
     std::printf("build seconds       %.3f\n", i.build_seconds);
+    if (const auto& b = i.kernel_banner) {
+        std::printf("kernel              %s (banner %s %s)\n", b->banner.release.c_str(),
+                    b->in_kernel_image() ? "in the kernel image at" : "outside the kernel image, at paddr",
+                    hex(b->vaddr.value_or(b->paddr)).c_str());
+        std::printf("kernel banner       %s\n", b->banner.text.c_str());
+    } else {
+        std::printf("kernel              unknown (no `Linux version` banner in the dump)\n");
+    }
     std::printf("params              word_size=%u feature_bytes=%u max_segment=%u neighbour_distance=%u "
                 "pointer_target_back=%u\n",
                 p.word_size, p.feature_bytes, p.max_segment, p.neighbour_distance, p.pointer_target_back);
@@ -167,6 +180,7 @@ int cmd_nodes(const std::vector<std::string>& args) {
     o.add_options()("from", po::value<std::string>(), "first vaddr (inclusive)")(
         "to", po::value<std::string>(), "last vaddr (exclusive)");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     uint64_t from = vm.count("from") ? parse_address(vm["from"].as<std::string>(), "--from") : 0;
     uint64_t to = vm.count("to") ? parse_address(vm["to"].as<std::string>(), "--to") : ~uint64_t{0};
@@ -195,14 +209,15 @@ int cmd_nodes(const std::vector<std::string>& args) {
 int cmd_dot(const std::vector<std::string>& args) {
     po::options_description o("dot options");
     o.add_options()("around", po::value<std::string>()->required(), "a vaddr inside the centre node")(
-        "hops", po::value<unsigned>()->default_value(2), "neighbourhood radius, edges of any kind and direction")(
-        "max-nodes", po::value<unsigned>()->default_value(400), "stop growing the neighbourhood here");
+        "hops", po::value<Whole<unsigned>>()->default_value({2}, "2"), "neighbourhood radius, edges of any kind and direction")(
+        "max-nodes", po::value<Whole<unsigned>>()->default_value({400}, "400"), "stop growing the neighbourhood here");
     auto vm = parse(args, o, "graph");
+    refuse_fd_over_inputs(STDOUT_FILENO, "standard output", std::vector{vm["graph"].as<std::string>()});
     MemoryGraph g = MemoryGraph::load(vm["graph"].as<std::string>());
     uint64_t around = parse_address(vm["around"].as<std::string>(), "--around");
     auto centre = g.node_containing(around);
     if (!centre) throw InputError("no node contains " + hex(around));
-    const unsigned hops = vm["hops"].as<unsigned>(), max_nodes = std::max(1u, vm["max-nodes"].as<unsigned>());
+    const unsigned hops = vm["hops"].as<Whole<unsigned>>().value, max_nodes = std::max(1u, vm["max-nodes"].as<Whole<unsigned>>().value);
     const Neighbourhood around_centre = neighbourhood(g, *centre, hops, max_nodes);
     const std::vector<uint32_t>& picked = around_centre.nodes;
     auto is_picked = [&](uint32_t n) { return std::binary_search(picked.begin(), picked.end(), n); };
@@ -233,10 +248,10 @@ int main(int argc, char** argv) {
         }
         const std::string cmd = args[0];
         args.erase(args.begin());
-        if (cmd == "build") return cmd_build(args);
-        if (cmd == "info") return cmd_info(args);
-        if (cmd == "nodes") return cmd_nodes(args);
-        if (cmd == "dot") return cmd_dot(args);
+        if (cmd == "build") return finish_stdout("dmgraph", cmd_build(args));
+        if (cmd == "info") return finish_stdout("dmgraph", cmd_info(args));
+        if (cmd == "nodes") return finish_stdout("dmgraph", cmd_nodes(args));
+        if (cmd == "dot") return finish_stdout("dmgraph", cmd_dot(args));
         throw InputError("unknown command '" + cmd + "' (expected build, info, nodes or dot)");
     } catch (const po::error& e) {
         std::fprintf(stderr, "dmgraph: error: %s (see dmgraph --help)\n", e.what());

@@ -1,13 +1,16 @@
 // dmlabel: ground-truth labels of a Linux memory dump (argument parsing and printing only; the
 // walks are train/labeler.hpp).
 //
-//   dmlabel --kernel VMLINUZ_OR_VMLINUX --kallsyms FILE DUMP -o LABELS.tsv
+//   dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] DUMP -o LABELS.tsv
 //           [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]
 //           [--view view.txt] [--quiet] [--per-process]
+// Without --kernel / --kallsyms the BTF and the symbol table come from the dump itself
+// (train/kernel_from_dump.hpp); a dump with neither and no file given is an error (labels need both).
 // Writes LABELS.tsv (vaddr<TAB>type<TAB>size) and LABELS.jsonl beside it. With --view, the
 // dump's process/thread/fd/module counts must equal the guest's; differences are printed and the
 // exit status is 1 (the label files are still written, for inspection).
 #include "graph/layers.hpp"
+#include "train/kernel_from_dump.hpp"
 #include "train/labeler.hpp"
 
 #include "tools/cli.hpp"
@@ -19,6 +22,8 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <unistd.h>
+#include <vector>
 
 namespace po = boost::program_options;
 using namespace deepmem;
@@ -26,15 +31,15 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmlabel --kernel VMLINUZ_OR_VMLINUX --kallsyms FILE DUMP -o LABELS.tsv\n"
+    "usage: dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] DUMP -o LABELS.tsv\n"
     "               [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]\n"
     "               [--view view.txt] [--quiet] [--per-process]\n";
 
 int run(int argc, char** argv) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")(
-        "kernel", po::value<std::string>()->required(), "vmlinuz (bzImage, xz) or vmlinux with .BTF, or raw BTF")(
-        "kallsyms", po::value<std::string>()->required(), "the guest's /proc/kallsyms")(
+        "kernel", po::value<std::string>(), "vmlinuz (bzImage, xz) or vmlinux with .BTF, or raw BTF [the dump's own BTF]")(
+        "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
         "output,o", po::value<std::string>()->required(), "LABELS.tsv (LABELS.jsonl is written beside it)")(
         "format", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
@@ -50,12 +55,17 @@ int run(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::string out = vm["output"].as<std::string>();
     const bool quiet = vm.count("quiet") > 0;
+    {
+        std::vector<std::string> inputs{vm["dump"].as<std::string>(), vm["kernel"].as<std::string>(),
+                                        vm["kallsyms"].as<std::string>()};
+        if (vm.count("view")) inputs.push_back(vm["view"].as<std::string>());
+        const std::string outputs[] = {out, jsonl_path_for(out)};
+        refuse_output_over_inputs(outputs, inputs);
+        refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
+    }
 
     std::optional<GuestView> view;
     if (vm.count("view")) view = GuestView::load(vm["view"].as<std::string>());
-    const auto kernel = btf::load_kernel_image(vm["kernel"].as<std::string>());
-    const auto t_kernel = std::chrono::steady_clock::now();
-    const auto syms = Kallsyms::load(vm["kallsyms"].as<std::string>());
     auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format"].as<std::string>()));
     std::optional<uint64_t> dtb;
     if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
@@ -63,6 +73,14 @@ int run(int argc, char** argv) {
     if (vm.count("paging")) paging = parse_paging_mode(vm["paging"].as<std::string>());
     const auto tl = TranslationLayer::detect(*phys, dtb, paging);
     const TranslatedMemory mem(tl);
+    const auto t_layers = std::chrono::steady_clock::now();
+    auto file = [&](const char* key) {
+        return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
+    };
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(tl, file("kernel"), file("kallsyms"));
+    const btf::Btf& btf = kernel.require_btf("labeling");
+    const Kallsyms& syms = kernel.require_symbols("labeling");
+    const auto t_kernel = std::chrono::steady_clock::now();
 
     // The banner in the dump must be the kernel file's: BTF offsets of another build would
     // produce plausible-looking garbage.
@@ -78,8 +96,7 @@ int run(int argc, char** argv) {
         }
     }
 
-    const auto t_layers = std::chrono::steady_clock::now();
-    const LabelSet set = label_kernel_objects(mem, kernel.btf, syms);
+    const LabelSet set = label_kernel_objects(mem, btf, syms);
     const auto t_walk = std::chrono::steady_clock::now();
     write_labels_tsv(out, set);
     const std::string jsonl = jsonl_path_for(out);
@@ -90,6 +107,7 @@ int run(int argc, char** argv) {
         for (const auto& w : set.warnings) std::fprintf(stderr, "dmlabel: warning: %s\n", w.c_str());
         std::printf("%s\n", banner.empty() ? "(banner not checked)" : banner.c_str());
         std::printf("paging %s, dtb %s\n", to_string(tl.mode()), hex(tl.dtb()).c_str());
+        std::printf("types from %s; symbols from %s\n", kernel.btf_source.c_str(), kernel.symbols_source.c_str());
         std::printf("processes %llu threads %llu fds %llu modules %llu\n",
                     static_cast<unsigned long long>(set.counts.processes),
                     static_cast<unsigned long long>(set.counts.threads),
@@ -105,11 +123,11 @@ int run(int argc, char** argv) {
         for (const auto& [type, n] : set.per_type())
             std::printf("%-12s %llu\n", type.c_str(), static_cast<unsigned long long>(n));
         using secs_d = std::chrono::duration<double>;
-        std::printf("%llu labels -> %s, %s (%llu warnings) in %.2f s (kernel BTF %.2f s, dump layers %.2f s, "
+        std::printf("%llu labels -> %s, %s (%llu warnings) in %.2f s (dump layers %.2f s, types and symbols %.2f s, "
                     "walks %.3f s)\n",
                     static_cast<unsigned long long>(set.labels.size()), out.c_str(), jsonl.c_str(),
-                    static_cast<unsigned long long>(set.warnings.size()), secs, secs_d(t_kernel - t0).count(),
-                    secs_d(t_layers - t_kernel).count(), secs_d(t_walk - t_layers).count());
+                    static_cast<unsigned long long>(set.warnings.size()), secs, secs_d(t_layers - t0).count(),
+                    secs_d(t_kernel - t_layers).count(), secs_d(t_walk - t_kernel).count());
     }
     if (vm.count("per-process")) {
         for (const auto& p : set.counts.per_process) {

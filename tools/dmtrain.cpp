@@ -27,30 +27,30 @@ po::options_description config_options(TrainConfig& c) {
     o.add_options()
         ("data.manifest", po::value(&c.manifest), "dataset manifest.json (tools/make-dataset)")
         ("data.type", po::value(&c.object_type), "object type: task_struct, mm_struct, cred, file, dentry, module")
-        ("data.max_train_dumps", po::value(&c.max_train_dumps)->default_value(c.max_train_dumps), "use the first N train dumps (0 = all)")
-        ("data.max_validation_dumps", po::value(&c.max_validation_dumps)->default_value(c.max_validation_dumps), "use the first N validation dumps (0 = all)")
+        ("data.max_train_dumps", whole_value(&c.max_train_dumps), "use the first N train dumps (0 = all)")
+        ("data.max_validation_dumps", whole_value(&c.max_validation_dumps), "use the first N validation dumps (0 = all)")
         ("data.split_by", po::value(&c.split_by)->default_value(c.split_by), "dump: the manifest's splits; build: leave data.holdout_build out of training")
         ("data.holdout_build", po::value(&c.holdout_build), "build(s) left out with split_by = build: kernel releases or prefixes, comma list (6.12, 5.10.0-46-amd64)")
-        ("keys.count", po::value(&c.key_nodes)->default_value(c.key_nodes), "most frequent segment labels kept as key nodes")
+        ("keys.count", whole_value(&c.key_nodes), "most frequent segment labels kept as key nodes")
         ("keys.min_frequency", po::value(&c.min_frequency)->default_value(c.min_frequency), "fraction of objects a key node must occur in")
-        ("model.embed_width", po::value(&c.embed_width)->default_value(c.embed_width), "embedding width H")
-        ("model.iterations", po::value(&c.iterations)->default_value(c.iterations), "GNN iterations T")
-        ("model.sigma_layers", po::value(&c.sigma_layers)->default_value(c.sigma_layers), "linear layers per σ (ReLU after the last)")
-        ("model.classifier_width", po::value(&c.classifier_width)->default_value(c.classifier_width), "classifier hidden width")
+        ("model.embed_width", whole_value(&c.embed_width), "embedding width H")
+        ("model.iterations", whole_value(&c.iterations), "GNN iterations T")
+        ("model.sigma_layers", whole_value(&c.sigma_layers), "linear layers per σ (ReLU after the last)")
+        ("model.classifier_width", whole_value(&c.classifier_width), "classifier hidden width")
         ("model.keep_prob", po::value(&c.keep_prob)->default_value(c.keep_prob), "dropout keep probability")
         ("optimiser.learning_rate", po::value(&c.learning_rate)->default_value(c.learning_rate), "Adam learning rate")
         ("optimiser.weight_decay", po::value(&c.weight_decay)->default_value(c.weight_decay), "decoupled weight decay (0 = off)")
         ("optimiser.clip_norm", po::value(&c.clip_norm)->default_value(c.clip_norm), "gradient norm clip (0 = off)")
-        ("batch.positives", po::value(&c.positives)->default_value(c.positives), "key-node targets per step")
+        ("batch.positives", whole_value(&c.positives), "key-node targets per step")
         ("batch.negatives_per_positive", po::value(&c.negatives_per_positive)->default_value(c.negatives_per_positive), "class-0 targets per key-node target")
         ("batch.hard_negative_fraction", po::value(&c.hard_negative_fraction)->default_value(c.hard_negative_fraction), "negatives drawn among key-length nodes")
         ("batch.none_weight", po::value(&c.none_weight)->default_value(c.none_weight), "loss weight of class 0")
         ("batch.mined_fraction", po::value(&c.mined_fraction)->default_value(c.mined_fraction), "negatives drawn among nodes the last checkpoint's model lets vote (0 = off)")
         ("batch.content_noise", po::value(&c.content_noise)->default_value(c.content_noise), "up to this fraction of content bytes randomised per step (0 = off)")
-        ("run.steps", po::value(&c.steps)->default_value(c.steps), "training steps")
-        ("run.validate_every", po::value(&c.validate_every)->default_value(c.validate_every), "steps between validations")
-        ("run.checkpoint_every", po::value(&c.checkpoint_every)->default_value(c.checkpoint_every), "steps between checkpoints")
-        ("run.seed", po::value(&c.seed)->default_value(c.seed), "seed of initialisation, sampling and dropout")
+        ("run.steps", whole_value(&c.steps), "training steps")
+        ("run.validate_every", whole_value(&c.validate_every), "steps between validations")
+        ("run.checkpoint_every", whole_value(&c.checkpoint_every), "steps between checkpoints")
+        ("run.seed", whole_value(&c.seed), "seed of initialisation, sampling and dropout")
         ("run.threads", po::value(&c.threads)->default_value(c.threads), "OpenMP threads (0 = all)")
         ("run.output", po::value(&c.output), "model file to write (checkpoint: OUTPUT.ckpt)");
     return o;
@@ -73,19 +73,24 @@ int run(int argc, char** argv) {
     }
     if (!vm.count("config")) throw po::error("missing CONFIG.ini");
     const std::string path = vm["config"].as<std::string>();
+    // Whole-number keys (whole_value in tools/cli.hpp) refuse "-5", which Boost would wrap.
     std::ifstream in(path);
     if (!in) throw InputError("cannot read config '" + path + "'");
     // Stored after the command line, so command-line values win; unknown keys throw.
     po::store(po::parse_config_file(in, keys, false), vm);
     po::notify(vm);
+    const std::string outputs[] = {cfg.output, cfg.output + ".ckpt"}, inputs[] = {path};
+    refuse_output_over_inputs(outputs, inputs);
     const bool quiet = vm.count("quiet") > 0;
     TrainResult r = train(cfg, vm.count("resume") > 0, [&](const std::string& line) {
         if (!quiet) std::fprintf(stderr, "dmtrain: %s\n", line.c_str());
     });
     const auto& s = r.validation.score;
-    std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f\n",
+    std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "
+                "vote agreement %llu of %llu candidate objects\n",
                 cfg.output.c_str(), cfg.object_type.c_str(), (unsigned long long)r.steps_run, r.seconds, s.precision(),
-                s.recall(), s.f1(), r.validation.threshold);
+                s.recall(), s.f1(), r.validation.threshold, (unsigned long long)r.agreement.agreeing,
+                (unsigned long long)r.agreement.objects);
     return 0;
 }
 

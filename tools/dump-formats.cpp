@@ -13,6 +13,7 @@
 // Outputs are written to a temporary file beside OUT and renamed into place; on any error (disk
 // full included) the temporary is removed, one line names the problem, and the exit status is 1.
 #include "graph/dump_writers.hpp"
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "tools/cli.hpp"
 
@@ -38,62 +39,20 @@ const char* kUsage =
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Writes to a temporary file beside OUT (mkstemp), renames it to OUT on commit(), removes it otherwise.
-class AtomicOutput {
-public:
-    explicit AtomicOutput(std::string out) : out_(std::move(out)), tmp_(out_ + ".tmp.XXXXXX") {
-        fd_ = ::mkstemp(tmp_.data());
-        if (fd_ < 0) throw InputError(out_ + ": cannot create a temporary file beside it: " + errno_text());
-    }
-    ~AtomicOutput() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!committed_) ::unlink(tmp_.c_str());
-    }
-    void write(uint64_t off, std::span<const uint8_t> bytes) {
-        for (uint64_t done = 0; done < bytes.size();) {
-            ssize_t w = ::pwrite(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(off + done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0)
-                throw InputError(tmp_ + ": write failed at offset " + std::to_string(off + done) + ": " + errno_text() +
-                                 (errno == ENOSPC ? " (free disk space and rerun)" : ""));
-            done += static_cast<uint64_t>(w);
-        }
-    }
-    void size(uint64_t bytes) {
-        if (::ftruncate(fd_, static_cast<off_t>(bytes)) < 0)
-            throw InputError(tmp_ + ": ftruncate to " + std::to_string(bytes) + " failed: " + errno_text());
-    }
-    void commit() {
-        const mode_t mask = ::umask(0);
-        ::umask(mask);
-        if (::fchmod(fd_, 0666 & ~mask) < 0 || ::fsync(fd_) < 0) throw InputError(tmp_ + ": fsync failed: " + errno_text());
-        if (::close(fd_) < 0) {
-            fd_ = -1;
-            throw InputError(tmp_ + ": close failed: " + errno_text());
-        }
-        fd_ = -1;
-        if (::rename(tmp_.c_str(), out_.c_str()) < 0) throw InputError(out_ + ": rename failed: " + errno_text());
-        committed_ = true;
-    }
-    ByteSink sink() {
-        return [this](uint64_t off, std::span<const uint8_t> b) { write(off, b); };
-    }
-
-private:
-    std::string out_, tmp_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
+ByteSink sink(AtomicFile& o) {
+    return [&o](uint64_t off, std::span<const uint8_t> b) { o.write_at(off, b); };
+}
 
 void write_raw(const PhysicalLayer& phys, const std::string& out) {
-    AtomicOutput o(out);
-    for (const auto& r : phys.runs()) o.write(r.paddr, {phys.find(r.paddr, r.size), r.size});
-    o.size(phys.max_paddr());
+    AtomicFile o(out);
+    for (const auto& r : phys.runs()) o.write_at(r.paddr, {phys.find(r.paddr, r.size), r.size});
+    if (::ftruncate(o.fd(), static_cast<off_t>(phys.max_paddr())) < 0)
+        throw InputError(o.temp_path() + ": ftruncate to " + std::to_string(phys.max_paddr()) + " failed: " + errno_text());
     o.commit();
 }
 
 void write_lime(const PhysicalLayer& phys, const std::string& out) {
-    AtomicOutput o(out);
+    AtomicFile o(out);
     uint64_t pos = 0;
     for (const auto& r : phys.runs()) {
         uint8_t h[32] = {};
@@ -103,8 +62,8 @@ void write_lime(const PhysicalLayer& phys, const std::string& out) {
         std::memcpy(h + 4, &version, 4);
         std::memcpy(h + 8, &r.paddr, 8);
         std::memcpy(h + 16, &last, 8);
-        o.write(pos, h);
-        o.write(pos + sizeof h, {phys.find(r.paddr, r.size), r.size});
+        o.write_at(pos, {reinterpret_cast<const uint8_t*>(&h), sizeof h});
+        o.write_at(pos + sizeof h, {phys.find(r.paddr, r.size), r.size});
         pos += sizeof h + r.size;
     }
     o.commit();
@@ -126,6 +85,17 @@ int run(int argc, char** argv) {
     if (!vm.count("dump")) throw po::error("no DUMP given");
     if (!vm.count("raw") && !vm.count("lime") && !vm.count("kdump") && !vm.count("avml"))
         throw po::error("give at least one output (--raw, --lime, --kdump or --avml)");
+    {
+        std::vector<std::string> outs;
+        for (const char* k : {"raw", "lime", "kdump", "avml"})
+            if (vm.count(k)) outs.push_back(vm[k].as<std::string>());
+        const std::string inputs[] = {vm["dump"].as<std::string>()};
+        refuse_output_over_inputs(outs, inputs);
+        for (size_t i = 0; i < outs.size(); ++i)
+            for (size_t j = i + 1; j < outs.size(); ++j)
+                if (outs[i] == outs[j] || same_file(outs[i], outs[j]))
+                    throw InputError("two outputs name the same file '" + outs[i] + "'");
+    }
     const KdumpCompression compression = parse_kdump_compression(vm["kdump-compression"].as<std::string>());
     auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format"].as<std::string>()),
                                     /*strict=*/true);   // a copy of a cut dump would hide the cut
@@ -138,14 +108,14 @@ int run(int argc, char** argv) {
     };
     if (vm.count("kdump")) {
         const std::string out = vm["kdump"].as<std::string>();
-        AtomicOutput o(out);
-        report(out, write_kdump(*phys, compression, vm.count("flattened") > 0, o.sink()));
+        AtomicFile o(out);
+        report(out, write_kdump(*phys, compression, vm.count("flattened") > 0, sink(o)));
         o.commit();
     }
     if (vm.count("avml")) {
         const std::string out = vm["avml"].as<std::string>();
-        AtomicOutput o(out);
-        report(out, write_avml(*phys, o.sink()));
+        AtomicFile o(out);
+        report(out, write_avml(*phys, sink(o)));
         o.commit();
     }
     return 0;

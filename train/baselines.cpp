@@ -1,6 +1,7 @@
 // List traversal (pslist) and signature scan (psscan) of task_structs: the classic baselines of
 // issue #6. Contract and the list of checks: train/baselines.hpp.
 #include "train/baselines.hpp"
+#include "train/kernel_layout.hpp"
 
 #include "graph/layers.hpp"
 
@@ -24,35 +25,29 @@ std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, cons
 }
 
 TaskSignature TaskSignature::from_btf(const btf::Btf& btf) {
-    auto id = btf.find("task_struct");
-    if (!id) throw InputError("BTF: no struct task_struct");
-    auto off = [&](const char* path) {
-        auto f = btf.member(*id, path);
-        if (!f) throw InputError(std::string("BTF: struct task_struct has no member ") + path);
-        return f->byte_offset();
-    };
+    const KernelLayout L(btf);
     TaskSignature s;
-    s.size = btf.size_of(*id);
-    s.state = off("__state");
-    s.flags = off("flags");
-    s.stack = off("stack");
-    s.tasks = off("tasks");
-    s.mm = off("mm");
-    s.active_mm = off("active_mm");
-    s.exit_state = off("exit_state");
-    s.pid = off("pid");
-    s.tgid = off("tgid");
-    s.real_parent = off("real_parent");
-    s.parent = off("parent");
-    s.group_leader = off("group_leader");
-    s.thread_node = off("thread_node");
-    s.real_cred = off("real_cred");
-    s.cred = off("cred");
-    s.comm = off("comm");
-    s.comm_len = btf.size_of(btf.member(*id, "comm")->type);
-    s.fs = off("fs");
-    s.files = off("files");
-    s.signal = off("signal");
+    s.size = L.task_size;
+    s.state = KernelLayout::need(L.state, "task_struct.__state");
+    s.flags = KernelLayout::need(L.flags, "task_struct.flags");
+    s.stack = KernelLayout::need(L.stack, "task_struct.stack");
+    s.tasks = L.tasks;
+    s.mm = L.mm;
+    s.active_mm = KernelLayout::need(L.active_mm, "task_struct.active_mm");
+    s.exit_state = KernelLayout::need(L.exit_state, "task_struct.exit_state");
+    s.pid = L.pid;
+    s.tgid = L.tgid;
+    s.real_parent = KernelLayout::need(L.real_parent, "task_struct.real_parent");
+    s.parent = KernelLayout::need(L.parent, "task_struct.parent");
+    s.group_leader = L.group_leader;
+    s.thread_node = KernelLayout::need(L.thread_node, "task_struct.thread_node");
+    s.real_cred = L.real_cred;
+    s.cred = L.cred;
+    s.comm = L.comm;
+    s.comm_len = L.comm_len;
+    s.fs = KernelLayout::need(L.fs, "task_struct.fs");
+    s.files = L.files;
+    s.signal = L.signal;
     return s;
 }
 

@@ -26,7 +26,8 @@
 //            Each physical page is scanned once, at its lowest virtual address (the direct map, as
 //            the memory graph does; TranslationLayer::distinct_runs), not once per alias: a page
 //            the kernel image or crafted page tables map again costs nothing more.
-//   All offsets come from BTF (TaskSignature::from_btf); the value ranges are the kernel ABI's.
+//   All offsets come from BTF through KernelLayout (train/kernel_layout.hpp; __state, or state before
+//   5.14, read as its low 32 bits); the value ranges are the kernel ABI's.
 #pragma once
 
 #include "detect/detect.hpp"

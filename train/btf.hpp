@@ -87,6 +87,8 @@ public:
     uint64_t size_of(uint32_t id) const;
     // Pointer width of the target, taken from the "long" integer type (8 when absent).
     uint64_t pointer_size() const noexcept { return pointer_size_; }
+    // The blob as parsed (header included), e.g. to compare BTF from two sources byte for byte.
+    std::span<const uint8_t> bytes() const noexcept { return blob_; }
 
     // Member by dotted path ("f_path.dentry"), descending through anonymous struct/union
     // members as the C compiler does. `struct_id` may be a typedef of a struct. nullopt if absent.

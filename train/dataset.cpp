@@ -202,7 +202,12 @@ std::vector<LabeledDump> load_dumps(const Manifest& m, const std::vector<std::st
             throw InputError("dump '" + dir + "' is incomplete (no DONE marker; rerun tools/make-dataset)");
         auto phys = PhysicalLayer::open(dir + "/dump.elf");
         auto layer = TranslationLayer::detect(*phys);
-        LabeledDump d{names[i], MemoryGraph::build(layer), read_truth(dir + "/labels.jsonl")};
+        LabeledDump d{names[i], MemoryGraph::build(layer), read_truth(dir + "/labels.jsonl"), {}};
+        if (fs::exists(fs::path(dir) / "meta.json")) {
+            const auto meta = read_whole_file(dir + "/meta.json", "dump meta.json");
+            const std::string_view doc(reinterpret_cast<const char*>(meta.data()), meta.size());
+            d.kernel_release = json_string_field(doc, "kernel_release").value_or("");
+        }
         canonicalise_truth(d);
         out.push_back(std::move(d));
     }

@@ -8,8 +8,7 @@
 namespace deepmem {
 
 Kallsyms Kallsyms::parse(std::span<const uint8_t> text) {
-    Kallsyms k;
-    bool any_nonzero = false;
+    std::vector<KernelSymbol> symbols;
     TextLines lines(text);
     while (auto l = lines.next()) {
         std::string_view line = l->text;
@@ -35,14 +34,25 @@ Kallsyms Kallsyms::parse(std::span<const uint8_t> text) {
         }
         if (name.empty() || name.find(' ') != std::string_view::npos)
             throw FormatError(at + sp + 3, "a symbol name without spaces");
-        any_nonzero |= addr != 0;
-        auto& table = module.empty() ? k.core_ : k.module_;
-        table.emplace(std::string(name), addr);   // first definition wins, like kallsyms_lookup_name
+        if (!module.empty()) module = module.substr(1, module.size() - 2);
+        symbols.push_back({addr, line[sp + 1], std::string(name), std::string(module)});
+    }
+    return from_symbols(std::move(symbols));
+}
+
+Kallsyms Kallsyms::from_symbols(std::vector<KernelSymbol> symbols) {
+    Kallsyms k;
+    bool any_nonzero = false;
+    for (const KernelSymbol& s : symbols) {
+        any_nonzero |= s.address != 0;
+        auto& table = s.module.empty() ? k.core_ : k.module_;
+        table.emplace(s.name, s.address);   // first definition wins, like kallsyms_lookup_name
         ++k.count_;
     }
     if (k.count_ == 0) throw InputError("kallsyms file has no symbols");
     if (!any_nonzero)
         throw InputError("kallsyms addresses are all zero (read /proc/kallsyms as root, kptr_restrict)");
+    k.symbols_ = std::move(symbols);
     return k;
 }
 

@@ -4,6 +4,7 @@
 //   the `modules` list; the idle task of every CPU (runqueues[cpu].idle, not on any list);
 //   the freelists of the task_struct slab cache (freed-but-intact task_structs).
 #include "train/labeler.hpp"
+#include "train/kernel_layout.hpp"
 #include "graph/text_lines.hpp"
 
 #include "graph/layers.hpp"
@@ -32,98 +33,6 @@ std::map<std::string, uint64_t> LabelSet::per_type() const {
 }
 
 namespace {
-
-// Byte offsets and sizes the walks need, looked up by name once.
-struct Layout {
-    const btf::Btf& btf;
-    uint64_t task_size, mm_size, cred_size, file_size, dentry_size, module_size;
-    uint64_t tasks, pid, tgid, group_leader, signal, mm, real_cred, cred, files, comm, comm_len;
-    std::optional<uint64_t> thread_node, thread_head, thread_group;
-    uint64_t fdt, max_fds, fd, open_fds, max_fds_size;
-    uint64_t f_dentry;
-    std::optional<uint64_t> f_cred, exe_file, d_hash;   // objects only these reach (see dcache())
-    std::optional<uint64_t> mm_mt_root, vm_file, vm_mm, mr64_slot, ma64_slot;   // mapped files (vma_files())
-    std::optional<uint64_t> d_name_name, d_name_len;
-    uint64_t mod_list, mod_name, mod_name_len;
-    std::optional<uint64_t> mod_state, mod_state_size;
-    std::optional<int64_t> module_unformed;
-    std::optional<uint64_t> rq_idle;
-
-    explicit Layout(const btf::Btf& b) : btf(b) {
-        task_size = size("task_struct");
-        mm_size = size("mm_struct");
-        cred_size = size("cred");
-        file_size = size("file");
-        dentry_size = size("dentry");
-        module_size = size("module");
-        tasks = req("task_struct", "tasks");
-        pid = req("task_struct", "pid");
-        tgid = req("task_struct", "tgid");
-        group_leader = req("task_struct", "group_leader");
-        signal = req("task_struct", "signal");
-        mm = req("task_struct", "mm");
-        real_cred = req("task_struct", "real_cred");
-        cred = req("task_struct", "cred");
-        files = req("task_struct", "files");
-        comm = req("task_struct", "comm");
-        comm_len = member_size("task_struct", "comm");
-        thread_node = opt("task_struct", "thread_node");
-        thread_head = opt("signal_struct", "thread_head");
-        thread_group = opt("task_struct", "thread_group");
-        if (!(thread_node && thread_head) && !thread_group)
-            throw InputError("BTF: neither signal_struct.thread_head/task_struct.thread_node nor "
-                             "task_struct.thread_group: cannot enumerate threads");
-        fdt = req("files_struct", "fdt");
-        max_fds = req("fdtable", "max_fds");
-        max_fds_size = member_size("fdtable", "max_fds");
-        fd = req("fdtable", "fd");
-        open_fds = req("fdtable", "open_fds");
-        f_dentry = req("file", "f_path.dentry");
-        f_cred = opt("file", "f_cred");
-        exe_file = opt("mm_struct", "exe_file");
-        d_hash = opt("dentry", "d_hash");
-        mm_mt_root = opt("mm_struct", "mm_mt.ma_root");
-        vm_file = opt("vm_area_struct", "vm_file");
-        vm_mm = opt("vm_area_struct", "vm_mm");
-        mr64_slot = opt("maple_range_64", "slot");
-        ma64_slot = opt("maple_arange_64", "slot");
-        d_name_name = opt("dentry", "d_name.name");
-        d_name_len = opt("dentry", "d_name.len");
-        mod_list = req("module", "list");
-        mod_name = req("module", "name");
-        mod_name_len = member_size("module", "name");
-        mod_state = opt("module", "state");
-        if (mod_state) mod_state_size = member_size("module", "state");
-        module_unformed = b.enumerator("MODULE_STATE_UNFORMED");
-        rq_idle = opt("rq", "idle");
-    }
-
-    uint32_t id(const char* s) const {
-        auto t = btf.find(s);
-        if (!t) throw InputError(std::string("BTF: no struct ") + s);
-        return *t;
-    }
-    uint64_t size(const char* s) const { return btf.size_of(id(s)); }
-    std::optional<uint64_t> opt(const char* s, const char* path) const {
-        auto t = btf.find(s);
-        if (!t) return std::nullopt;
-        auto f = btf.member(*t, path);
-        if (!f) return std::nullopt;
-        if (f->bitfield_size != 0 || f->bit_offset % 8 != 0)
-            throw InputError(std::string("BTF: ") + s + "." + path + " is a bitfield");
-        return f->byte_offset();
-    }
-    uint64_t req(const char* s, const char* path) const {
-        auto o = opt(s, path);
-        if (!o) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
-        return *o;
-    }
-    uint64_t member_size(const char* s, const char* path) const {
-        auto f = btf.member(id(s), path);
-        if (!f) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
-        return btf.size_of(f->type);
-    }
-};
 
 class Walker {
 public:
@@ -247,7 +156,7 @@ private:
     const btf::Btf& btf_;
     const Kallsyms& syms_;
     LabelerOptions opt_;
-    Layout L_;
+    KernelLayout L_;
     uint64_t psize_, kbase_;
     LabelSet out_;
     std::unordered_map<std::string, std::unordered_set<uint64_t>> seen_;
@@ -502,20 +411,14 @@ void Walker::freed_tasks() {
          nr = syms_.address("nr_cpu_ids");
     if (!caches || !pob || !vmb || !offsets || !nr)
         return fail("needs slab_caches, page_offset_base, vmemmap_base, __per_cpu_offset, nr_cpu_ids in kallsyms");
-    auto kc = btf_.find("kmem_cache"), kcc = btf_.find("kmem_cache_cpu"), sl = btf_.find("slab"),
-         kcn = btf_.find("kmem_cache_node"), page = btf_.find("page");
-    if (!kc || !kcc || !sl || !kcn || !page) return fail("BTF lacks kmem_cache/kmem_cache_cpu/slab/kmem_cache_node/page");
-    auto f = [&](uint32_t t, const char* m) { return btf_.member(t, m); };
-    auto list = f(*kc, "list"), name = f(*kc, "name"), cpu_slab = f(*kc, "cpu_slab"), offset = f(*kc, "offset"),
-         size = f(*kc, "size"), node = f(*kc, "node"), random = f(*kc, "random"), red = f(*kc, "red_left_pad");
-    auto c_free = f(*kcc, "freelist"), c_slab = f(*kcc, "slab"), c_partial = f(*kcc, "partial");
-    auto s_list = f(*sl, "slab_list"), s_next = f(*sl, "next"), s_free = f(*sl, "freelist"), s_objects = f(*sl, "objects");
-    auto n_partial = f(*kcn, "partial");
-    auto usage = f(L_.id("task_struct"), "usage");   // refcount_t; optional
-    if (!list || !name || !cpu_slab || !offset || !size || !node || !c_free || !c_slab || !s_list || !s_free ||
-        !s_objects || !n_partial)
-        return fail("BTF lacks a SLUB field (kmem_cache/kmem_cache_cpu/slab/kmem_cache_node)");
-    const uint64_t page_size = btf_.size_of(*page);
+    if (!L_.slub) return fail(L_.slub_missing);
+    const KernelLayout::Slub& S = *L_.slub;
+    const btf::Field *list = &S.list, *name = &S.name, *cpu_slab = &S.cpu_slab, *offset = &S.offset, *size = &S.size,
+                     *node = &S.node, *c_free = &S.c_freelist, *c_slab = &S.c_slab, *s_list = &S.s_slab_list,
+                     *s_free = &S.s_freelist, *s_objects = &S.s_objects, *n_partial = &S.n_partial;
+    const auto &random = S.random, &red = S.red_left_pad, &c_partial = S.c_partial, &s_next = S.s_next;
+    const auto& usage = L_.usage;   // refcount_t; optional
+    const uint64_t page_size = S.page_size;
 
     uint64_t cache = 0;
     walk_list(*caches, list->byte_offset(), "slab_caches", [&](uint64_t c) {
@@ -627,7 +530,7 @@ void Walker::freed_tasks() {
                              std::all_of(comm.begin(), comm.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
             if (!printable || pid <= 0) continue;
             if (usage) {
-                auto u = word(obj + usage->byte_offset(), 4);
+                auto u = word(obj + *usage, 4);
                 if (!u || *u != 0) continue;
             }
             ++out_.task_slab.freed_intact;
@@ -695,24 +598,6 @@ LabelSet Walker::run() {
 
 // ---- output ---------------------------------------------------------------------------------
 
-std::string json_string(std::string_view s) {
-    std::string o = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            o += '\\';
-            o += static_cast<char>(c);
-        } else if (c < 0x20 || c >= 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);   // raw kernel bytes, not UTF-8: escape each
-            o += b;
-        } else {
-            o += static_cast<char>(c);
-        }
-    }
-    return o + "\"";
-}
-
-// Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
 
 }  // namespace
 

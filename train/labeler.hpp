@@ -30,13 +30,29 @@ class TranslationLayer;
 
 // ---- inputs -------------------------------------------------------------------------------
 
-// Symbols of the running kernel in /proc/kallsyms format ("ffffffff81000000 T _text [module]").
+// One line of /proc/kallsyms: runtime address, type letter (T, t, D, A, …), name, module ("" for
+// the core kernel).
+struct KernelSymbol {
+    uint64_t address = 0;
+    char type = '?';
+    std::string name;
+    std::string module;
+    bool operator==(const KernelSymbol&) const = default;
+};
+
+// Symbols of the running kernel in /proc/kallsyms format ("ffffffff81000000 T _text [module]"),
+// or recovered from the dump's own kallsyms tables (train/kernel_from_dump.hpp).
 class Kallsyms {
 public:
     // Throws FormatError (byte offset of the bad line) or InputError (no symbols, or all addresses
     // zero, as when /proc/kallsyms is read without privilege).
     static Kallsyms parse(std::span<const uint8_t> text);
     static Kallsyms load(const std::string& path);
+    // The same checks as parse, on symbols already split into fields.
+    static Kallsyms from_symbols(std::vector<KernelSymbol> symbols);
+
+    // Every symbol, in the order given (address order for /proc/kallsyms and the dump's tables).
+    const std::vector<KernelSymbol>& symbols() const noexcept { return symbols_; }
 
     // Address of a core-kernel symbol (module symbols only when no core symbol has the name).
     std::optional<uint64_t> address(std::string_view name) const;
@@ -44,6 +60,7 @@ public:
     uint64_t size() const noexcept { return count_; }
 
 private:
+    std::vector<KernelSymbol> symbols_;
     std::map<std::string, uint64_t, std::less<>> core_, module_;
     uint64_t count_ = 0;
 };

@@ -1,6 +1,8 @@
 // The training loop, validation and checkpoints (contract: train/trainer.hpp).
 #include "train/trainer.hpp"
 
+#include "detect/fit.hpp"
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 
 #include <omp.h>
@@ -10,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -45,10 +48,11 @@ void TrainConfig::validate() const {
     need(content_noise >= 0 && content_noise <= 1, "batch.content_noise", "must be in [0, 1]");
     need(hard_negative_fraction + mined_fraction <= 1, "batch.mined_fraction",
          "hard_negative_fraction + mined_fraction must be ≤ 1");
-    need(steps >= 1, "run.steps", "must be ≥ 1");
-    need(validate_every >= 1, "run.validate_every", "must be ≥ 1");
-    need(checkpoint_every >= 1, "run.checkpoint_every", "must be ≥ 1");
-    need(threads >= 0 && threads <= 1024, "run.threads", "must be in 0..1024 (0 = all cores)");
+    need(steps >= 1 && steps <= kMaxSteps, "run.steps", "must be in 1..1000000000");
+    need(validate_every >= 1 && validate_every <= kMaxSteps, "run.validate_every", "must be in 1..1000000000");
+    need(checkpoint_every >= 1 && checkpoint_every <= kMaxSteps, "run.checkpoint_every", "must be in 1..1000000000");
+    need(threads >= 0 && threads <= kMaxThreads, "run.threads",
+         "must be in 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
 }
 
 namespace {
@@ -89,7 +93,7 @@ std::string TrainConfig::to_ini() const {
 }
 
 // ---- validation -----------------------------------------------------------------------------
-Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps) {
+Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement) {
     InferenceNet net(model.config, model.params);
     std::vector<std::vector<Candidate>> cands(dumps.size());
     std::vector<CalibrationSet> sets;
@@ -99,7 +103,33 @@ Calibration validate_model(const Model& model, const std::vector<LabeledDump>& d
         cands[i] = vote(dumps[i].graph, model, probs);
     }
     for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
-    return calibrate_threshold(model.object_type, sets);
+    Calibration cal = calibrate_threshold(model.object_type, sets);
+    if (agreement) {   // at the calibrated threshold: a second pass rather than every dump's probabilities kept
+        *agreement = {};
+        agreement->key_votes.assign(model.key_nodes.size(), 0);
+        std::vector<uint32_t> all;
+        for (const LabeledDump& d : dumps) {
+            net.run(graph_input(d.graph), probs);
+            all.resize(d.graph.node_count());
+            std::iota(all.begin(), all.end(), 0u);
+            const VoteAgreement a = vote_agreement(model, votes_of(d.graph, model, all, probs), cal.threshold);
+            agreement->objects += a.objects;
+            agreement->agreeing += a.agreeing;
+            for (size_t c = 0; c < a.key_votes.size(); ++c) agreement->key_votes[c] += a.key_votes[c];
+        }
+    }
+    return cal;
+}
+
+std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>& dumps) {
+    std::vector<KernelBuild> out;
+    for (const LabeledDump& d : dumps) {
+        KernelBuild b{d.kernel_release, ""};
+        if (const auto& kb = d.graph.info().kernel_banner) b = {kb->banner.release, kb->banner.text};
+        if (b.release.empty() || std::find(out.begin(), out.end(), b) != out.end()) continue;
+        out.push_back(std::move(b));
+    }
+    return out;
 }
 
 // ---- sampling -------------------------------------------------------------------------------
@@ -243,6 +273,12 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     const auto t0 = std::chrono::steady_clock::now();
     auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     const std::string ckpt = cfg.output + ".ckpt";
+    {   // Before hours of training: the outputs are not inputs, and their directory takes a file
+        // (the probe's temporary is removed at once).
+        const std::string outputs[] = {cfg.output, ckpt}, inputs[] = {cfg.manifest};
+        refuse_output_over_inputs(outputs, inputs);
+        AtomicFile probe(cfg.output);
+    }
 
     const Manifest m = cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build)
                                                : Manifest::load(cfg.manifest);
@@ -354,10 +390,22 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         if (step % cfg.validate_every == 0 && step != cfg.steps)
             log("validation at step " + std::to_string(step) + ": " + score_line(validate_model(model, val_dumps)));
     }
-    result.validation = validate_model(model, val_dumps);
+    result.validation = validate_model(model, val_dumps, &result.agreement);
     model.threshold = result.validation.threshold;
     model.provenance.date = now_utc();
-    log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation));
+    model.provenance.validation_objects = result.agreement.objects;
+    model.provenance.validation_agreeing = result.agreement.agreeing;
+    model.provenance.kernel_builds = kernel_builds_of(train_dumps);
+    for (KernelBuild& b : kernel_builds_of(val_dumps))
+        if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==
+            model.provenance.kernel_builds.end())
+            model.provenance.kernel_builds.push_back(std::move(b));
+    log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
+        "; vote agreement " + std::to_string(result.agreement.agreeing) + " of " + std::to_string(result.agreement.objects) +
+        " candidate objects");
+    std::string builds;
+    for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
+    log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));
     model.save(cfg.output);
     model.save(ckpt);
     result.model = std::move(model);

@@ -41,7 +41,9 @@
 //   Validation  Every `validate_every` steps and at the end: the full-graph inference on every
 //               validation dump, votes, and the threshold maximising F1 of detected objects over
 //               all validation dumps; precision/recall/F1 at that threshold are printed. The final
-//               model carries that threshold. Validation changes no training state.
+//               model carries that threshold, the vote agreement on the validation dumps at it
+//               (detect/fit.hpp) and the kernel builds of the train and validation dumps
+//               (kernel_builds_of). Validation changes no training state.
 #pragma once
 
 #include "detect/detect.hpp"
@@ -80,10 +82,12 @@ struct TrainConfig {
     float content_noise = 0.f;       // up to this fraction of a batch's content bytes randomised
     // [run]
     uint64_t steps = 2000, validate_every = 500, checkpoint_every = 200, seed = 1;
+    static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
     int threads = 0;                 // 0 = OpenMP default
     std::string output;              // final model path; checkpoint = output + ".ckpt"
 
-    // Throws InputError naming the key when a value is out of range.
+    // Throws InputError naming the key when a value is out of range. train() also refuses, before
+    // any work, an output that is the manifest and a run.output whose directory takes no file.
     void validate() const;
     // The effective configuration as INI text (every key, in section order): stored in the model
     // and compared on --resume.
@@ -95,6 +99,7 @@ struct LabeledDump {
     std::string name;
     MemoryGraph graph;
     std::vector<TruthObject> truth;
+    std::string kernel_release;   // meta.json's "kernel_release" (`uname -r` in the guest); "" when absent
 };
 
 struct Manifest {
@@ -139,13 +144,19 @@ std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>&, uint32_t m
 inline constexpr uint32_t kIgnoredClass = ~0u;
 std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>&);
 
-// Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores.
-Calibration validate_model(const Model&, const std::vector<LabeledDump>&);
+// Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores;
+// with `agreement`, also the vote agreement (detect/fit.hpp) over all dumps at that threshold.
+Calibration validate_model(const Model&, const std::vector<LabeledDump>&, VoteAgreement* agreement = nullptr);
+
+// The kernel builds of dumps, distinct, in order: each dump's banner (graph/kernel_banner.hpp)
+// with its release, else its meta.json release with no banner; dumps with neither are skipped.
+std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>&);
 
 // The training loop. `log` receives progress and validation lines.
 struct TrainResult {
     Model model;
     Calibration validation;
+    VoteAgreement agreement;   // on the validation dumps at the final threshold (also in the model)
     uint64_t steps_run = 0;
     double seconds = 0;
 };

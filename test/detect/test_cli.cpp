@@ -4,6 +4,7 @@
 #include "detect/detect.hpp"
 #include "../graph/graph_fixtures.hpp"
 #include "../graph/layer_images.hpp"
+#include "fit_fixtures.hpp"
 
 #include <doctest/doctest.h>
 
@@ -12,7 +13,10 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <tuple>
+#include <vector>
 #include <unistd.h>
 
 using namespace deepmem;
@@ -22,11 +26,12 @@ namespace {
 
 struct Run { int status; std::string out, err; };
 
-Run run(const char* env, const std::string& args, const fs::path& dir) {
+// `vars`: "NAME=value " assignments for the command's environment.
+Run run(const char* env, const std::string& args, const fs::path& dir, const std::string& vars = "") {
     const char* exe = std::getenv(env);
     REQUIRE_MESSAGE(exe != nullptr, "set " << std::string(env) << " to the executable");
     const std::string err_file = (dir / "stderr.txt").string();
-    const std::string cmd = std::string(exe) + " " + args + " 2>" + err_file;
+    const std::string cmd = vars + std::string(exe) + " " + args + " 2>" + err_file;
     Run r{};
     FILE* p = ::popen(cmd.c_str(), "r");
     REQUIRE(p != nullptr);
@@ -109,9 +114,14 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
         elf.resize(elf.size() / 2);
         write(dir / "short.elf", std::string(elf.begin(), elf.end()));
     }
-    Run e2 = run("DMDETECT", "-w " + model + " " + (dir / "short.elf").string(), dir);
+    // analysed with what is present and one warning naming what is missing; --strict refuses it
+    Run e2 = run("DMDETECT", "-w " + model + " " + (dir / "short.elf").string() + " --strict", dir);
     CHECK(e2.status == 1);
     CHECK(one_error_line(e2.err, "dmdetect"));
+    Run e2w = run("DMDETECT", "-w " + model + " " + (dir / "short.elf").string(), dir);
+    INFO("truncated ELF without --strict: " << e2w.err);
+    CHECK(e2w.status == 0);
+    CHECK(e2w.err.rfind("dmdetect: warning: ", 0) == 0);
     {
         std::string bad = slurp(model);
         bad[bad.size() / 2] ^= 0x40;
@@ -123,9 +133,14 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run e4 = run("DMDETECT", base + " --frobnicate", dir);
     CHECK(e4.status == 2);
     CHECK(one_error_line(e4.err, "dmdetect"));
-    Run e5 = run("DMDETECT", dump, dir);   // no model
-    CHECK(e5.status == 2);
+    fs::create_directories(dir / "no-models");
+    Run e5 = run("DMDETECT", dump, dir, "DEEPMEM_MODELS=" + (dir / "no-models").string() + " ");   // no model
+    CHECK(e5.status == 1);
     CHECK(one_error_line(e5.err, "dmdetect"));
+    CHECK(e5.err.find("no models (*.cereal) in") != std::string::npos);
+    Run e9 = run("DMDETECT", dump, dir, "DEEPMEM_MODELS=" + (dir / "missing").string() + " ");
+    CHECK(e9.status == 1);
+    CHECK(one_error_line(e9.err, "dmdetect"));
     {   // a .dmg built with other parameters than the model's
         test::Memory mem(1);
         mem.map(test::K64, 0, 4096);
@@ -161,5 +176,222 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run v4 = run("DMEVAL", (dir / "d.jsonl").string(), dir);
     CHECK(v4.status == 2);
     CHECK(one_error_line(v4.err, "dmeval"));
+    if (!std::getenv("KEEP")) fs::remove_all(dir);
+}
+
+TEST_CASE("evidence: every CLI refuses to write over an input, reports lost output, rejects meaningless numbers") {
+    const fs::path dir = fs::temp_directory_path() / ("dm-evidence-cli-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    auto img = test_images::build_x64_4level();
+    const uint64_t P0 = 0x300000, V = 0xffff800000300000ull;
+    for (uint64_t off = 24; off < 4096; off += 32) img.put64(P0 + off, V + off - 24);
+    const std::string image(img.bytes.begin(), img.bytes.end());
+    write(dir / "dump.raw", image);
+    ModelConfig c;
+    c.classes = 2;
+    Model m = Model::create(c, 7);
+    m.object_type = "cred";
+    m.key_nodes = {{0, 24, 0.5f}};
+    m.threshold = 0.f;
+    m.save((dir / "cred.cereal").string());
+    const std::string dump = (dir / "dump.raw").string(), model = (dir / "cred.cereal").string();
+    const std::string link = (dir / "link.raw").string(), hard = (dir / "hard.raw").string();
+    fs::create_symlink(dump, link);
+    fs::create_hard_link(dump, hard);
+    const std::string model_bytes = slurp(model);
+    auto evidence_intact = [&] { return slurp(dump) == image && slurp(model) == model_bytes; };
+    auto refused = [&](const Run& r, const char* tool) {
+        return r.status == 1 && one_error_line(r.err, tool) && r.err.find("same file as the input") != std::string::npos;
+    };
+    const std::string base = "-w " + model + " " + dump + " --dtb 0x1000 --format-dump raw";
+
+    // ---- output = input, directly, through a symlink, a hard link, or a redirected stdout
+    for (const std::string& out : {dump, link, hard, model}) {
+        INFO("dmdetect -o " << out);
+        CHECK(refused(run("DMDETECT", base + " -o " + out, dir), "dmdetect"));
+    }
+    CHECK(refused(run("DMDETECT", base + " >> " + hard, dir), "dmdetect"));
+    CHECK(refused(run("DMGRAPH", "build " + dump + " -o " + link + " --dtb 0x1000 --format raw", dir), "dmgraph"));
+    CHECK(run("DMGRAPH", "build " + dump + " -o " + (dir / "g.dmg").string() + " --dtb 0x1000 --format raw", dir).status == 0);
+    const std::string graph = (dir / "g.dmg").string(), graph_bytes = slurp(graph);
+    CHECK(refused(run("DMGRAPH", "info " + graph + " >> " + graph, dir), "dmgraph"));
+    CHECK(slurp(graph) == graph_bytes);
+    write(dir / "kallsyms", "ffffffff81000000 T _stext\n");
+    write(dir / "vmlinuz", "not a kernel");
+    const std::string ks = (dir / "kallsyms").string(), vm = (dir / "vmlinuz").string();
+    CHECK(refused(run("DMBASELINE", "psscan " + dump + " --kallsyms " + ks + " --vmlinuz " + vm + " -o " + hard, dir), "dmbaseline"));
+    CHECK(refused(run("DMBASELINE", "pslist " + dump + " --kallsyms " + ks + " --vmlinuz " + vm + " -o " + ks, dir), "dmbaseline"));
+    CHECK(refused(run("DMLABEL", "--kernel " + vm + " --kallsyms " + ks + " " + dump + " -o " + link, dir), "dmlabel"));
+    fs::create_hard_link(dump, dir / "labels.jsonl");   // the .jsonl written beside labels.tsv
+    CHECK(refused(run("DMLABEL", "--kernel " + vm + " --kallsyms " + ks + " " + dump + " -o " + (dir / "labels.tsv").string(), dir), "dmlabel"));
+    {
+        auto elf = test_images::to_elf(img.bytes, {{0, img.bytes.size()}}, {}, true);
+        write(dir / "dump.elf", std::string(elf.begin(), elf.end()));
+        const std::string e = (dir / "dump.elf").string(), before = slurp(e);
+        Run r = run("DM_DUMP_FORMATS", e + " --raw " + (dir / "x.raw").string() + " --lime " + e, dir);
+        CHECK(r.status == 1);
+        CHECK(r.err.find("same file as the input") != std::string::npos);
+        CHECK(slurp(e) == before);
+        CHECK(!fs::exists(dir / "x.raw"));   // refused before anything is written
+        const mode_t old = ::umask(027);
+        Run ok = run("DM_DUMP_FORMATS", e + " --raw " + (dir / "x.raw").string(), dir);
+        ::umask(old);
+        CHECK(ok.status == 0);
+        CHECK((fs::status(dir / "x.raw").permissions() & fs::perms::all) ==
+              (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+    }
+    {   // dm-attack: OUT_DIR = DUMP_DIR (also through a symlink), or an output hard-linked to an input
+        const fs::path in = dir / "ds";
+        fs::create_directories(in);
+        for (const char* f : {"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"}) write(in / f, std::string("original ") + f);
+        fs::create_directory_symlink(in, dir / "ds-link");
+        for (const fs::path& out : {in, dir / "ds-link"}) {
+            Run r = run("DM_ATTACK", "noise --in " + in.string() + " --out " + out.string() + " --seed 1", dir);
+            CHECK(r.status == 1);
+            CHECK(r.err.find("it is the input directory") != std::string::npos);
+        }
+        fs::create_directories(dir / "out");
+        fs::create_hard_link(in / "labels.jsonl", dir / "out" / "labels.jsonl");
+        CHECK(refused(run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "out").string() + " --seed 1", dir), "dm-attack"));
+        for (const char* f : {"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"}) CHECK(slurp(in / f) == std::string("original ") + f);
+        CHECK(fs::is_regular_file(fs::symlink_status(in / "kallsyms")));
+        Run neg = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "o2").string() + " --seed 1 --count -3", dir);
+        CHECK(neg.status == 2);
+        CHECK(neg.err.find("'-3'") != std::string::npos);
+    }
+    CHECK(evidence_intact());
+
+    // ---- output lost to a full disk is an error, not exit 0
+    // (plain members, not structured bindings: clang < 16 cannot name a binding inside doctest's INFO lambda)
+    for (const auto& call : std::vector<std::pair<std::string, std::string>>{
+             {"DMDETECT", base},   // the table: never empty
+             {"DMGRAPH", "nodes " + graph},
+             {"DMGRAPH", "dot " + graph + " --around 0xffff800000300020"}}) {
+        const std::string& tool = call.first;
+        const std::string& args = call.second;
+        Run r = run(tool.c_str(), args + " > /dev/full", dir);
+        INFO(tool << " " << args);
+        CHECK(r.status == 1);
+        CHECK(r.err.find("cannot write standard output") != std::string::npos);
+    }
+    Run det = run("DMDETECT", base + " --format json", dir);
+    REQUIRE(det.status == 0);
+    write(dir / "d.jsonl", det.out);
+    write(dir / "truth.jsonl", "{\"vaddr\":\"" + hex(V + 32) + "\",\"type\":\"cred\",\"state\":\"live\"}\n");
+    Run full = run("DMEVAL", (dir / "d.jsonl").string() + " " + (dir / "truth.jsonl").string() + " > /dev/full", dir);
+    CHECK(full.status == 1);
+    CHECK(one_error_line(full.err, "dmeval"));
+    CHECK(full.err.find("cannot write standard output: No space left on device") != std::string::npos);
+
+    // ---- numbers that would silently mean something else
+    write(dir / "empty.jsonl", "");
+    Run empty = run("DMEVAL", (dir / "d.jsonl").string() + " " + (dir / "empty.jsonl").string(), dir);
+    CHECK(empty.status == 1);
+    CHECK(empty.err.find("hold no labels") != std::string::npos);
+    for (const char* t : {"nan", "-1", "inf"}) {
+        Run r = run("DMDETECT", base + " --threshold " + t, dir);
+        INFO("--threshold " << t);
+        CHECK(r.status != 0);
+        CHECK(one_error_line(r.err, "dmdetect"));
+        CHECK(r.out.empty());
+    }
+    for (const char* t : {"0", "100000", "-1", "99999999999999999999"}) {
+        Run r = run("DMDETECT", base + " --threads " + t, dir);
+        INFO("--threads " << t);
+        CHECK(r.status != 0);
+        CHECK(one_error_line(r.err, "dmdetect"));
+        CHECK(r.err.find("threads") != std::string::npos);
+    }
+    Run hops = run("DMGRAPH", "dot " + graph + " --around 0xffff800000300020 --hops -1", dir);
+    CHECK(hops.status != 0);
+    CHECK(hops.err.find("'-1'") != std::string::npos);
+
+    // ---- dmtrain: key ranges and the output, checked before any dataset is read
+    write(dir / "t.ini", "[data]\nmanifest = " + (dir / "missing-manifest.json").string() +
+                             "\ntype = cred\n[run]\noutput = " + (dir / "m.cereal").string() + "\n");
+    const std::string ini = (dir / "t.ini").string();
+    for (const auto& row : std::vector<std::tuple<std::string, std::string, int>>{
+             {"--run.steps -5", "run.steps", 2},
+             {"--run.checkpoint_every -1", "run.checkpoint_every", 2},
+             {"--run.steps 2000000000", "run.steps", 1},
+             {"--keys.count 99999999999999999999", "keys.count", 2},
+             {"--run.threads 100000", "run.threads", 1}}) {
+        const auto& [args_, key, status] = row;
+        const std::string& args = args_;
+        Run r = run("DMTRAIN", ini + " " + args, dir);
+        INFO("dmtrain " << args << ": " << r.err);
+        CHECK(r.status == status);
+        CHECK(one_error_line(r.err, "dmtrain"));
+        CHECK(r.err.find(key) != std::string::npos);
+    }
+    write(dir / "neg.ini", slurp(dir / "t.ini") + "steps = -5\n");
+    Run neg = run("DMTRAIN", (dir / "neg.ini").string(), dir);
+    CHECK(neg.status == 2);
+    CHECK(neg.err.find("run.steps") != std::string::npos);
+    Run unwritable = run("DMTRAIN", ini + " --run.output " + (dir / "no-such-dir" / "m.cereal").string(), dir);
+    CHECK(unwritable.status == 1);
+    CHECK(unwritable.err.find("cannot create a temporary file beside") != std::string::npos);   // not the manifest
+    CHECK(refused(run("DMTRAIN", ini + " --run.output " + ini, dir), "dmtrain"));
+    if (!std::getenv("KEEP")) fs::remove_all(dir);
+}
+
+TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dump's build; --require-fit") {
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-fit-" + std::to_string(::getpid()));
+    fs::create_directories(dir / "models");
+    // 24 objects at 0x300000 (direct map 0xffff800000300000) and a 6.1 banner in the kernel image
+    // (0xffffffff80000000 maps physical 0x200000; layer_images.hpp); the same with the layout moved.
+    const std::string banner = "Linux version 6.1.0-47-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) "
+                               "12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2025-11-05)\n";
+    const uint64_t P0 = 0x300000, V = 0xffff800000300000ull;
+    for (bool shifted : {false, true}) {
+        auto img = test_images::build_x64_4level();
+        test::put_objects([&](uint64_t p, uint64_t v) { img.put64(p, v); }, [&](uint64_t p, uint8_t v) { img.bytes[p] = v; },
+                          P0, V, 24, shifted ? test::Layout::Moved : test::Layout::Trained);
+        std::memcpy(&img.bytes[0x201000], banner.data(), banner.size());
+        write(dir / (shifted ? "moved.raw" : "dump.raw"), std::string(img.bytes.begin(), img.bytes.end()));
+    }
+    Model old = test::marker_model("task_struct", 1e9f), fitting = test::marker_model("task_struct");
+    old.provenance.kernel_builds = {{"5.10.0-46-amd64", ""}};
+    fitting.provenance.kernel_builds = {{"6.1.0-47-amd64", ""}};
+    old.save((dir / "models" / "a-5.10.cereal").string());
+    fitting.save((dir / "models" / "b-6.1.cereal").string());
+    const std::string env = "DEEPMEM_MODELS=" + (dir / "models").string() + " ";
+    const std::string opts = " --dtb 0x1000 --format-dump raw --threads 1";
+    const std::string dump = (dir / "dump.raw").string(), moved = (dir / "moved.raw").string();
+
+    Run j = run("DMDETECT", dump + opts + " --format json", dir, env);
+    CHECK(j.status == 0);
+    CHECK(j.err == "");
+    CHECK(parse_detections(bytes(j.out)).size() == 24);
+    CHECK(j.out.rfind("{\"record\":\"kernel\",\"release\":\"6.1.0-47-amd64\",", 0) == 0);
+    CHECK(j.out.find("\"model\":\"" + (dir / "models" / "b-6.1.cereal").string() + "\",\"fits\":true,\"build\":\"same-build\","
+                     "\"agreement\":1.0000,\"objects\":24,\"agreeing\":24") != std::string::npos);
+    Run t = run("DMDETECT", dump + opts + " --require-fit", dir, env);
+    CHECK(t.status == 0);
+    CHECK(t.out.rfind("# kernel: 6.1.0-47-amd64 (banner in the kernel image at 0xffffffff80001000)\n", 0) == 0);
+    CHECK(t.out.find("# fit task_struct: yes, same-build, votes agree on 24 of 24 candidate objects (100.0%), validation 99.0%\n") !=
+          std::string::npos);
+    CHECK(t.out.find("# task_struct: 24\n") != std::string::npos);
+
+    // A model of another version: a warning, exit 3 only with --require-fit, output written anyway.
+    const std::string a = (dir / "models" / "a-5.10.cereal").string();
+    Run o = run("DMDETECT", "-w " + a + " " + dump + opts + " --require-fit -o " + (dir / "o.txt").string(), dir);
+    CHECK(o.status == 3);
+    CHECK(o.err == "dmdetect: warning: model task_struct (" + a + ") does not fit this dump: the dump's kernel "
+                   "6.1.0-47-amd64 is another version than the model was trained on (5.10.0-46-amd64)\n");
+    CHECK(slurp(dir / "o.txt").find("# fit task_struct: NO, other-version") != std::string::npos);
+    CHECK(run("DMDETECT", "-w " + a + " " + dump + opts, dir).status == 0);
+
+    // The trained build's model on a dump whose layout moved: its votes split, it does not fit; at
+    // a lower threshold it reports every object at a wrong base, and still says so.
+    const std::string b = (dir / "models" / "b-6.1.cereal").string();
+    Run m = run("DMDETECT", "-w " + b + " " + moved + opts + " --format json --threshold 1.5 --require-fit", dir);
+    CHECK(m.status == 3);
+    CHECK(parse_detections(bytes(m.out)).size() == 24);
+    CHECK(m.out.find("\"fits\":false,\"build\":\"same-build\",\"agreement\":0.0000,\"objects\":24,\"agreeing\":0") !=
+          std::string::npos);
+    CHECK(m.err.find("key-node votes agree on 0 of 24 candidate objects (0.0%, 99.0% on its validation dumps)") !=
+          std::string::npos);
     if (!std::getenv("KEEP")) fs::remove_all(dir);
 }

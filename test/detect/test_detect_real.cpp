@@ -29,6 +29,7 @@ TEST_CASE("detect: pruned detection equals the whole-graph path on a real dump; 
         ModelConfig c;
         Model m = Model::create(c, 1);
         m.object_type = "probe";
+        for (auto& k : m.key_nodes) k = KeyNode{0, 8, 1.f};   // a valid placeholder (Model::validate)
         probe.add_model(m);
         return probe.build_graph((dev / "dump.elf").string());
     }();

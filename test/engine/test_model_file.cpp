@@ -4,10 +4,15 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace deepmem;
 
@@ -31,6 +36,10 @@ Model sample_model() {
     m.threshold = 0.75f;
     m.graph.max_segment = 2048;
     m.provenance = {"ab12cd", "Linux 6.1.0-13-amd64 #1 SMP Debian 6.1.55-1", "2026-11-22T23:00:00Z", 77};
+    m.provenance.kernel_builds = {{"6.1.0-13-amd64", "Linux version 6.1.0-13-amd64 (x@y) (gcc) #1 SMP Debian 6.1.55-1"},
+                                  {"6.1.0-13-cloud-amd64", ""}};
+    m.provenance.validation_objects = 120;
+    m.provenance.validation_agreeing = 119;
     return m;
 }
 
@@ -144,22 +153,165 @@ TEST_CASE("wrong shapes and configs behind a valid checksum are rejected") {
     CHECK_THROWS_AS(bad.to_bytes(), ModelError);
 }
 
-TEST_CASE("random mutations with a recomputed checksum never crash") {
+// What a payload mutation may be rejected as: the header and checksum are made valid first.
+bool payload_kind(ModelError::Kind k) {
+    using K = ModelError::Kind;
+    return k == K::Truncated || k == K::BadShape || k == K::BadConfig || k == K::BadValue;
+}
+
+TEST_CASE("random mutations with a recomputed checksum: a payload error at an offset inside the file, or a model that round-trips") {
     const auto bytes = sample_model().to_bytes();
     std::mt19937_64 rng(1);
-    int rejected = 0;
+    std::map<ModelError::Kind, int> rejected;
+    int accepted = 0;
     for (int i = 0; i < 3000; ++i) {
         auto b = bytes;
         for (int j = 0, n = 1 + int(rng() % 4); j < n; ++j) b[32 + rng() % (b.size() - 32)] = uint8_t(rng());
         if (rng() % 4 == 0) b.resize(32 + rng() % (b.size() - 32));
-        b = rechecksum(b);
         for (int k = 0; k < 8; ++k) b[16 + k] = uint8_t((b.size() - 32) >> (8 * k));
         b = rechecksum(b);
         try {
-            Model::from_bytes(b);
-        } catch (const ModelError&) {
-            ++rejected;
+            const Model m = Model::from_bytes(b);
+            ++accepted;
+            CHECK(m.to_bytes() == b);   // what was accepted is exactly what it says
+        } catch (const ModelError& e) {
+            INFO("mutation " << i << ": " << e.what());
+            CHECK(payload_kind(e.kind));
+            CHECK(e.offset <= b.size());
+            ++rejected[e.kind];
         }
     }
-    CHECK(rejected > 0);
+    // Each kind of payload check is reached by some mutation (the weights are most of the bytes,
+    // so many mutations only change a weight and are accepted).
+    CHECK(accepted > 0);
+    CHECK(rejected[ModelError::Kind::Truncated] > 0);
+    CHECK(rejected[ModelError::Kind::BadShape] > 0);
+    CHECK(rejected[ModelError::Kind::BadConfig] > 0);
+    CHECK(rejected[ModelError::Kind::BadValue] > 0);
+}
+
+namespace {
+
+// The model's bytes with `from` (a unique byte pattern of the payload) replaced by `to`, checksum fixed.
+std::vector<uint8_t> patched(const std::vector<uint8_t>& bytes, const std::vector<uint8_t>& from,
+                             const std::vector<uint8_t>& to) {
+    const auto at = std::search(bytes.begin() + 32, bytes.end(), from.begin(), from.end());
+    REQUIRE(at != bytes.end());
+    REQUIRE(std::search(at + 1, bytes.end(), from.begin(), from.end()) == bytes.end());   // unique
+    auto b = bytes;
+    std::copy(to.begin(), to.end(), b.begin() + (at - bytes.begin()));
+    return rechecksum(b);
+}
+
+std::vector<uint8_t> le(std::initializer_list<uint32_t> words) {
+    std::vector<uint8_t> o;
+    for (uint32_t w : words)
+        for (int i = 0; i < 4; ++i) o.push_back(uint8_t(w >> (8 * i)));
+    return o;
+}
+uint32_t bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+
+// The error of from_bytes, which must be a ModelError.
+ModelError error_of(std::span<const uint8_t> bytes) {
+    try {
+        Model::from_bytes(bytes);
+    } catch (const ModelError& e) {
+        return e;
+    }
+    FAIL("accepted a bad file");
+    return ModelError(ModelError::Kind::Io, 0, "");
+}
+
+}  // namespace
+
+TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, naming the value") {
+    const Model m = sample_model();
+    const auto bytes = m.to_bytes();
+    const uint32_t nan = 0x7fc00000u, inf = 0x7f800000u;
+    // key nodes: u32 count 3, then {u32 offset, u32 length, f32 weight, u8 open_end}
+    const auto key1 = le({3, 0, 16, bits(1.f)});
+    const auto key3 = le({1200, 64, bits(2.f)});
+    // threshold, then graph parameters: word size, feature bytes, max segment, …
+    const auto tail = le({bits(0.75f), 8, 64, 2048});
+    struct Case { const char* what; std::vector<uint8_t> b; const char* message; };
+    const Case cases[] = {
+        {"NaN key-node weight", patched(bytes, key1, le({3, 0, 16, nan})), "key node 1 (offset 0, length 16): weight not finite"},
+        {"key node past any object", patched(bytes, key3, le({Model::kMaxObjectBytes, 64, bits(2.f)})), "key node 3"},
+        {"key node of length 0", patched(bytes, key3, le({1200, 0, bits(2.f)})), "length outside 1..2047"},
+        {"key node as long as max_segment", patched(bytes, key3, le({1200, 2048, bits(2.f)})), "length outside 1..2047"},
+        {"NaN threshold", patched(bytes, tail, le({nan, 8, 64, 2048})), "threshold not finite"},
+        {"word size 5", patched(bytes, tail, le({bits(0.75f), 5, 64, 2048})), "graph word size 5 (expected 4 or 8)"},
+        {"infinite weight", patched(bytes, le({bits(m.params.tensors[0](0, 0))}), le({inf})), "weights W1: non-finite value"},
+    };
+    for (const Case& c : cases) {
+        INFO(c.what);
+        const ModelError e = error_of(c.b);
+        CHECK(e.kind == ModelError::Kind::BadValue);
+        CHECK(std::string(e.what()).find(c.message) != std::string::npos);
+    }
+    // The same checks guard what is written.
+    Model bad = m;
+    bad.key_nodes[0].weight = NAN;
+    CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("weight not finite"), ModelError);
+    bad = m;
+    bad.graph.word_size = 0;
+    CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("word size 0"), ModelError);
+    bad = m;
+    bad.adam_state.v.tensors[3](0, 0) = INFINITY;
+    CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("Adam second moment"), ModelError);
+}
+
+TEST_CASE("Model::save honours the umask and replaces a symlink instead of writing through it") {
+    const auto dir = std::filesystem::temp_directory_path() / ("dm-engine-save-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const Model m = sample_model();
+    const mode_t old = ::umask(027);
+    m.save((dir / "a.dmm").string());
+    ::umask(old);
+    CHECK((std::filesystem::status(dir / "a.dmm").permissions() & std::filesystem::perms::all) ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write | std::filesystem::perms::group_read));
+    std::ofstream(dir / "victim") << "keep";
+    std::filesystem::create_symlink(dir / "victim", dir / "b.dmm");
+    m.save((dir / "b.dmm").string());
+    CHECK(!std::filesystem::is_symlink(dir / "b.dmm"));
+    std::ifstream v(dir / "victim");
+    CHECK(std::string(std::istreambuf_iterator<char>(v), {}) == "keep");
+    CHECK(Model::load((dir / "b.dmm").string()).to_bytes() == m.to_bytes());
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("format 2 files (no kernel builds, no validation agreement) are still read") {
+    Model m = sample_model();
+    m.provenance.kernel_builds.clear();
+    m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
+    auto b = m.to_bytes();
+    // format 3 appends u32 build count + u64 objects + u64 agreeing to the payload of format 2
+    b.resize(b.size() - 20);
+    b[8] = 2;
+    for (int k = 0; k < 8; ++k) b[16 + k] = uint8_t((b.size() - 32) >> (8 * k));
+    b = rechecksum(b);
+    const Model l = Model::from_bytes(b);
+    CHECK(l.provenance == m.provenance);
+    CHECK(l.key_nodes == m.key_nodes);
+    CHECK(l.params.tensors == m.params.tensors);
+}
+
+TEST_CASE("format 3 provenance that cannot be right is rejected") {
+    Model m = sample_model();
+    m.provenance.validation_agreeing = 121;   // more agreeing than measured
+    CHECK_THROWS_AS(m.to_bytes(), ModelError);
+    m = sample_model();
+    m.provenance.kernel_builds.clear();
+    m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
+    auto b = m.to_bytes();
+    // the build count (20 bytes before the end) claims more builds than the payload holds
+    const size_t at = b.size() - 20;
+    b[at] = 0xff;
+    b[at + 1] = 0x0f;
+    CHECK(kind_of(rechecksum(b)) == ModelError::Kind::Truncated);
+    b[at + 2] = 0x01;   // past the limit
+    CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadShape);
+    b = m.to_bytes();
+    b[b.size() - 1] = 1;   // agreeing ≫ objects
+    CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadConfig);
 }

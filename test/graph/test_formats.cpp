@@ -333,8 +333,8 @@ TEST_CASE("formats: decoded images in a temporary file are file-backed, sparse a
     detail::DecodedImage img(8 << 20, 1 << 20, /*anonymous_max=*/0);
     CHECK(img.file_backed());
     std::vector<uint8_t> page(4096, 7), zero(4096, 0);
-    CHECK(img.store(4096, page.data(), page.size()));
-    CHECK(img.store(8192, zero.data(), zero.size()));   // zeros: nothing stored
+    CHECK(img.store(4096, page.data(), page.size()) == nullptr);
+    CHECK(img.store(8192, zero.data(), zero.size()) == nullptr);   // zeros: nothing stored
     CHECK(img.stored_bytes() == 4096);
     img.seal();
     auto ext = img.data_extents();
@@ -343,6 +343,17 @@ TEST_CASE("formats: decoded images in a temporary file are file-backed, sparse a
     CHECK(img.data()[4096] == 7);
     detail::DecodedImage small(1 << 20, 4096);
     CHECK_FALSE(small.file_backed());
-    CHECK(small.store(0, page.data(), 4096));
-    CHECK_FALSE(small.store(4096, page.data(), 4096));   // over budget
+    CHECK(small.store(0, page.data(), 4096) == nullptr);
+    CHECK(small.store(4096, page.data(), 4096) == detail::FirstFailure::kBomb);   // over budget
+    // A store spanning pages leaves its zero pages out.
+    std::vector<uint8_t> mixed(3 * 4096, 0);
+    mixed[10] = 1;
+    mixed[2 * 4096 + 5] = 1;
+    detail::DecodedImage m(1 << 20, 1 << 20);
+    CHECK(m.store(4096, mixed.data(), mixed.size()) == nullptr);
+    CHECK(m.stored_bytes() == 2 * 4096);
+    m.seal();
+    CHECK(m.data_extents().size() == 2);
+    CHECK(m.data()[4096 + 10] == 1);
+    CHECK(m.data()[3 * 4096 + 5] == 1);
 }

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
@@ -39,7 +40,7 @@ void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
 // Header offsets (graph/graph_file.cpp).
 constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136;
 uint64_t section_offset(const std::vector<uint8_t>& f, int i) { return get64(f, kSectionsAt + 16 * i); }
-enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4, kDumpPath = kSources0 + 4, kAbsent };
+enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4, kDumpPath = kSources0 + 4, kKernelBanner, kAbsent };
 
 MemoryGraph sample_graph() {
     Memory m = random_memory(11, 40, 8);
@@ -79,7 +80,7 @@ TEST_CASE("graph: .dmg round trip is bit-identical and views the same graph") {
     MemoryGraph c = MemoryGraph::from_bytes(fa);
     CHECK(plain(c).edges[2] == a.edges[2]);
     // Sections are 64-byte aligned.
-    for (int i = 0; i < 13; ++i) CHECK(section_offset(fa, i) % 64 == 0);
+    for (int i = 0; i < 14; ++i) CHECK(section_offset(fa, i) % 64 == 0);
     // No temporary files left behind; saving over an existing file replaces it.
     g.save(dir / "a.dmg");
     CHECK(std::distance(std::filesystem::directory_iterator(dir.path), {}) == 2);
@@ -143,7 +144,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
         }
         CHECK(threw);
     };
-    for (uint32_t v : {0u, 3u}) {
+    for (uint32_t v : {0u, 4u}) {
         auto c = f;
         put32(c, kVersionAt, v);
         reseal(c);
@@ -195,7 +196,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
     rejects(c, "absent section not whole runs");
 }
 
-TEST_CASE("graph: a version-1 .dmg (no absent runs) still loads; absent runs round-trip in version 2") {
+TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner round-trip in version 3") {
     MemoryGraph g = sample_graph();
     REQUIRE(g.absent().size() == 1);   // random_memory maps one page beyond its image
     TempDir dir;
@@ -205,22 +206,56 @@ TEST_CASE("graph: a version-1 .dmg (no absent runs) still loads; absent runs rou
     REQUIRE(back.absent().size() == 1);
     CHECK(back.absent()[0] == g.absent()[0]);
     CHECK(back.info().absent_pages == g.info().absent_pages);
-    // The same file as version 1 wrote it: no absent-runs section (its header slot zero).
+    REQUIRE(get64(f, kSectionsAt + 16 * kKernelBanner + 8) == 0);   // no banner in random memory
+    auto same_graph = [&](const MemoryGraph& old) {
+        CHECK(old.node_count() == g.node_count());
+        for (int k = 0; k < kEdgeKinds; ++k) {
+            const EdgeKind kind = static_cast<EdgeKind>(k);
+            CHECK(old.edge_count(kind) == g.edge_count(kind));
+        }
+        CHECK(std::equal(old.vaddr().begin(), old.vaddr().end(), g.vaddr().begin(), g.vaddr().end()));
+    };
+    auto clear_slot = [](std::vector<uint8_t>& c, int i) {
+        put64(c, kSectionsAt + 16 * i, 0);
+        put64(c, kSectionsAt + 16 * i + 8, 0);
+    };
+    // As version 1 wrote it: neither a banner nor an absent-runs section (their header slots zero).
     auto v1 = f;
     put32(v1, kVersionAt, 1);
-    put64(v1, kSectionsAt + 16 * kAbsent, 0);
-    put64(v1, kSectionsAt + 16 * kAbsent + 8, 0);
+    clear_slot(v1, kKernelBanner);   // an empty section still has an offset in version 3
+    clear_slot(v1, kAbsent);
     reseal(v1);
     MemoryGraph old = MemoryGraph::from_bytes(v1);
     CHECK(old.absent().empty());
     CHECK(old.info().absent_pages == 0);
-    CHECK(old.node_count() == g.node_count());
-    for (int k = 0; k < kEdgeKinds; ++k) CHECK(old.edge_count(static_cast<EdgeKind>(k)) == g.edge_count(static_cast<EdgeKind>(k)));
-    // A version-1 file with something in that slot is corrupt.
+    CHECK_FALSE(old.info().kernel_banner.has_value());
+    same_graph(old);
+    // A version-1 file with something in a slot it did not have is corrupt; so is a version-2 one.
+    for (int slot : {int(kKernelBanner), int(kAbsent)}) {
+        auto bad = v1;
+        put64(bad, kSectionsAt + 16 * slot, section_offset(f, kAbsent));
+        put64(bad, kSectionsAt + 16 * slot + 8, 16);
+        reseal(bad);
+        CHECK_THROWS_AS(MemoryGraph::from_bytes(bad), FormatError);
+    }
     auto bad = v1;
+    put32(bad, kVersionAt, 2);
+    put64(bad, kSectionsAt + 16 * kAbsent, section_offset(f, kAbsent));
     put64(bad, kSectionsAt + 16 * kAbsent + 8, 16);
     reseal(bad);
     CHECK_THROWS_AS(MemoryGraph::from_bytes(bad), FormatError);
+    // As pre-release builds wrote version 2: the absent runs in the 14th slot (the banner's).
+    auto pre = f;
+    put32(pre, kVersionAt, 2);
+    put64(pre, kSectionsAt + 16 * kKernelBanner, section_offset(f, kAbsent));
+    put64(pre, kSectionsAt + 16 * kKernelBanner + 8, get64(f, kSectionsAt + 16 * kAbsent + 8));
+    clear_slot(pre, kAbsent);
+    reseal(pre);
+    MemoryGraph pre_graph = MemoryGraph::from_bytes(pre);
+    REQUIRE(pre_graph.absent().size() == 1);
+    CHECK(pre_graph.absent()[0] == g.absent()[0]);
+    CHECK_FALSE(pre_graph.info().kernel_banner.has_value());
+    same_graph(pre_graph);
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {

@@ -171,6 +171,26 @@ TEST_CASE("walker: at most 4 kernel mappings per physical page, whatever the tab
         CHECK(t.walk_stats().distinct_pages == 1024);
         CHECK(t.warning().empty());
     }
+    SUBCASE("distinct_runs: each physical page once, at its lowest virtual address") {
+        Image mem = build_x64_4level();
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        std::map<uint64_t, uint64_t> lowest;   // paddr → lowest vaddr, from kernel_runs()
+        for (const auto& r : t.kernel_runs())
+            for (uint64_t o = 0; o < r.size; o += 4096)
+                if (!lowest.count(r.paddr + o)) lowest[r.paddr + o] = r.vaddr + o;
+        std::map<uint64_t, uint64_t> got;
+        uint64_t prev = 0;
+        for (const auto& r : t.distinct_runs()) {
+            CHECK(r.vaddr >= prev);
+            prev = r.vaddr + r.size;
+            for (uint64_t o = 0; o < r.size; o += 4096) {
+                CHECK(got.count(r.paddr + o) == 0);
+                got[r.paddr + o] = r.vaddr + o;
+            }
+        }
+        CHECK(got == lowest);
+    }
     struct Case { const char* name; AliasBomb kind; PagingMode mode; uint64_t distinct; };
     for (Case c : {Case{"1 GiB pages", AliasBomb::Gib1, PagingMode::X86_64_4Level, 256},
                    Case{"5-level, shared tables", AliasBomb::La57, PagingMode::X86_64_5Level, 256},

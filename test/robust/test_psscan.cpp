@@ -1,6 +1,8 @@
 // psscan's task signature (train/baselines.hpp) on hand-made bytes: a consistent task passes, and
 // each constraint rejects the field it is about, with the check it names.
 #include "train/baselines.hpp"
+#include "graph/layers.hpp"
+#include "test/graph/layer_images.hpp"
 
 #include <doctest/doctest.h>
 
@@ -191,5 +193,31 @@ TEST_CASE("each constraint rejects its field") {
         BufferMemory m2 = world(s);
         m2.put32(kThread + s.tgid, 7);   // the leader's tgid is 100
         CHECK(check_task(s, m2, kThread) == TaskCheck::Leader);
+    }
+}
+
+TEST_CASE("psscan scans each physical page once, however many times the page tables map it") {
+    using namespace deepmem::test_images;
+    SUBCASE("kernel image alias of a Linux-like image") {
+        Image mem = build_x64_4level();
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer tl(*phys, PagingMode::X86_64_4Level, 0x1000);
+        PsscanStats st;
+        psscan(tl, layout(), {}, &st);
+        const uint64_t distinct = tl.walk_stats().distinct_pages;
+        uint64_t mapped = 0;
+        for (const auto& r : tl.kernel_runs()) mapped += r.size / 4096;
+        CHECK(st.candidates == distinct * 4096 / 8);
+        CHECK(st.aliases == mapped - distinct);
+        CHECK(st.aliases > 0);
+    }
+    SUBCASE("1 GiB pages all mapping the same 1 MiB") {
+        Image mem = build_alias_bomb(0x100000, AliasBomb::Gib1);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer tl(*phys, PagingMode::X86_64_4Level, 0x1000);
+        PsscanStats st;
+        psscan(tl, layout(), {}, &st);
+        CHECK(st.candidates == 256 * 4096 / 8);
+        CHECK(st.aliases == 3 * 256);
     }
 }

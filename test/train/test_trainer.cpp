@@ -1,5 +1,5 @@
 // Training data on hand-made memory: node labels, key-node selection, classes; the config's checks,
-// the manifest reader and SHA-256.
+// the manifest reader, SHA-256 and the kernel builds a model records.
 #include "test/graph/graph_fixtures.hpp"
 #include "train/trainer.hpp"
 
@@ -25,7 +25,7 @@ LabeledDump objects_dump() {
         for (uint64_t off : {0, 64, 128}) m.word(base + off, K64 + 2048);
     for (uint64_t off : {0, 64, 160}) m.word(768 + off, K64 + 2048);
     m.word(1280, K64 + 2048);   // ends the freed object's last segment
-    LabeledDump d{"synthetic", m.build(), {}};
+    LabeledDump d{"synthetic", m.build(), {}, {}};
     for (uint64_t base : {0, 256, 512, 768}) d.truth.push_back({K64 + base, "obj", 256, false});
     d.truth.push_back({K64 + 1024, "obj", 256, true});
     d.truth.push_back({K64 + 3000, "other", 64, false});
@@ -197,4 +197,24 @@ TEST_CASE("train: SHA-256 test vectors") {
     CHECK(h("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(h("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
           "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+TEST_CASE("train: the kernel builds of dumps, from their banners, else their meta.json release") {
+    const std::string banner = "Linux version 6.1.0-47-amd64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP Debian 6.1.170-3";
+    auto dump_with = [&](const std::string& text, const std::string& release) {
+        Memory m(4);
+        m.map(K64, 0, 4 * 4096);
+        m.map(0xffffffff80000000ull, 4096, 3 * 4096);
+        std::memcpy(&m.image[4096 + 8], text.data(), text.size());
+        return LabeledDump{"d", m.build(), {}, release};
+    };
+    std::vector<LabeledDump> dumps;
+    dumps.push_back(dump_with(banner + "\n", "6.1.0-47-amd64"));
+    dumps.push_back(dump_with(banner + "\n", ""));             // the same build again
+    dumps.push_back(dump_with("", "6.1.0-57-rt-amd64"));        // no banner: meta.json's release
+    dumps.push_back(dump_with("", ""));                         // neither: skipped
+    const auto builds = kernel_builds_of(dumps);
+    REQUIRE(builds.size() == 2);
+    CHECK(builds[0] == KernelBuild{"6.1.0-47-amd64", banner});
+    CHECK(builds[1] == KernelBuild{"6.1.0-57-rt-amd64", ""});
 }

@@ -1,0 +1,259 @@
+// Does a model fit this dump? (contract: detect/fit.hpp)
+#include "detect/fit.hpp"
+
+#include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+
+namespace deepmem {
+
+VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold) {
+    const std::vector<Candidate> bases = bases_of(model, votes);
+    const std::vector<Candidate> kept = apply_overlap_rule(model, bases);   // sorted by vaddr
+    const uint64_t radius = overlap_radius(model);
+    std::vector<double> sum(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) sum[i] = kept[i].score;
+    auto by_vaddr = [](const Candidate& c, uint64_t v) { return c.vaddr < v; };
+    for (const Candidate& b : bases) {
+        auto it = std::lower_bound(kept.begin(), kept.end(), b.vaddr > radius ? b.vaddr - radius + 1 : 0, by_vaddr);
+        auto owner = kept.end();
+        for (; it != kept.end() && it->vaddr < b.vaddr + radius; ++it) {
+            if (it->vaddr == b.vaddr) {   // kept itself
+                owner = kept.end();
+                break;
+            }
+            if (owner == kept.end() || it->score > owner->score) owner = it;
+        }
+        if (owner != kept.end()) sum[size_t(owner - kept.begin())] += b.score;
+    }
+    VoteAgreement a;
+    a.key_votes.assign(model.key_nodes.size(), 0);
+    std::vector<char> candidate(kept.size(), 0);
+    for (size_t i = 0; i < kept.size(); ++i) {
+        if (!(sum[i] >= double(threshold))) continue;
+        candidate[i] = 1;
+        ++a.objects;
+        a.agreeing += double(kept[i].score) >= kAgreeShare * sum[i];
+    }
+    for (const auto& [base, cls] : votes) {   // one vote per (base, class)
+        auto it = std::lower_bound(kept.begin(), kept.end(), base, by_vaddr);
+        if (it != kept.end() && it->vaddr == base && candidate[size_t(it - kept.begin())]) ++a.key_votes[cls - 1];
+    }
+    return a;
+}
+
+std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold) {
+    const std::vector<uint32_t> seeds = voting_rows(graph, model, std::min(threshold, threshold / 2));
+    const uint64_t reach = 3 * overlap_radius(model);
+    if (reach == 0) return seeds;
+    std::set<uint32_t> exact;
+    uint32_t open_min = UINT32_MAX;
+    for (const KeyNode& k : model.key_nodes) {
+        if (k.open_end) open_min = std::min(open_min, k.length);
+        else exact.insert(k.length);
+    }
+    auto vaddr = graph.vaddr();
+    auto length = graph.length();
+    std::vector<uint32_t> out;   // ascending: the windows ascend with the seeds
+    uint64_t covered = 0;        // [0, covered) is done
+    for (uint32_t r : seeds) {
+        const uint64_t v = vaddr[r];
+        const uint64_t lo = std::max(covered, v > reach ? v - reach : 0);
+        const uint64_t hi = v + reach + 1 < v ? UINT64_MAX : v + reach + 1;
+        if (lo >= hi) continue;
+        auto [first, last] = graph.nodes_between(lo, hi);
+        for (uint32_t n = first; n < last; ++n)
+            if (length[n] >= open_min || exact.count(length[n])) out.push_back(n);
+        covered = hi;
+    }
+    return out;
+}
+
+const char* to_string(BuildMatch m) {
+    switch (m) {
+    case BuildMatch::SameBuild: return "same-build";
+    case BuildMatch::SameVersion: return "same-version";
+    case BuildMatch::OtherVersion: return "other-version";
+    case BuildMatch::Unknown: break;
+    }
+    return "unknown";
+}
+
+std::vector<KernelBuild> model_builds(const Model& model) {
+    if (!model.provenance.kernel_builds.empty()) return model.provenance.kernel_builds;
+    // Format 2: "<package> <version>", the package named linux-image-<release>[-unsigned].
+    std::string_view pkg = model.provenance.kernel_build;
+    pkg = pkg.substr(0, pkg.find(' '));
+    constexpr std::string_view kPrefix = "linux-image-", kUnsigned = "-unsigned";
+    if (!pkg.starts_with(kPrefix)) return {};
+    pkg.remove_prefix(kPrefix.size());
+    if (pkg.ends_with(kUnsigned)) pkg.remove_suffix(kUnsigned.size());
+    if (kernel_version_of(pkg).empty()) return {};
+    return {KernelBuild{std::string(pkg), ""}};
+}
+
+BuildMatch match_build(const Model& model, const std::optional<FoundBanner>& dump) {
+    const std::vector<KernelBuild> builds = model_builds(model);
+    if (!dump || builds.empty()) return BuildMatch::Unknown;
+    const KernelBanner& b = dump->banner;
+    const std::string version = kernel_version_of(b.release);
+    BuildMatch best = BuildMatch::OtherVersion;
+    for (const KernelBuild& k : builds) {
+        if (k.banner.empty() ? k.release == b.release : k.banner == b.text) return BuildMatch::SameBuild;
+        if (!version.empty() && kernel_version_of(k.release) == version) best = BuildMatch::SameVersion;
+    }
+    return best;
+}
+
+namespace {
+
+std::string releases(const Model& model) {
+    std::string s;
+    const auto builds = model_builds(model);
+    std::set<std::string> seen;
+    for (const KernelBuild& k : builds) {
+        if (!seen.insert(k.release).second) continue;
+        if (seen.size() > 4) return s + ", …";
+        s += (s.empty() ? "" : ", ") + k.release;
+    }
+    return s;
+}
+
+std::string percent(double f) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f%%", 100 * f);
+    return b;
+}
+
+}  // namespace
+
+ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
+                    const VoteAgreement& agreement) {
+    ModelFit f;
+    f.type = model.object_type;
+    f.source = source;
+    f.build = match_build(model, dump);
+    f.agreement = agreement;
+    const Provenance& p = model.provenance;
+    if (p.validation_objects) f.expected = double(p.validation_agreeing) / double(p.validation_objects);
+    std::vector<std::string> why;
+    if (f.build == BuildMatch::OtherVersion) {
+        f.fits = false;
+        why.push_back("the dump's kernel " + dump->banner.release + " is another version than the model was trained on (" +
+                      releases(model) + ")");
+    } else if (f.build == BuildMatch::SameVersion) {
+        why.push_back("the dump's kernel " + dump->banner.release + " is another build of the version the model was trained on (" +
+                      releases(model) + ")");
+    }
+    double total = 0, missing = 0;
+    for (size_t c = 0; c < model.key_nodes.size(); ++c) {
+        const KeyNode& k = model.key_nodes[c];
+        total += k.weight;
+        if (agreement.objects < kMinAgreementObjects || c >= agreement.key_votes.size() || k.weight < kSureKeyWeight) continue;
+        if (double(agreement.key_votes[c]) >= 0.5 * k.weight * double(agreement.objects)) continue;
+        f.missing.push_back(std::to_string(k.offset) + "/" + std::to_string(k.length));
+        missing += k.weight;
+    }
+    if (!f.missing.empty() && missing >= kMissingShare * total) {
+        f.fits = false;
+        std::string names;
+        for (const std::string& k : f.missing) names += (names.empty() ? "" : ", ") + k;
+        why.push_back("key node" + std::string(f.missing.size() > 1 ? "s " : " ") + names + " (" + percent(missing / total) +
+                      " of the key-node weight, in nearly every trained object) voted for at most half as many of the " +
+                      std::to_string(agreement.objects) + " candidate objects: the struct layout differs");
+    }
+    const double floor = f.expected.value_or(kExpectedAgreement) - kAgreementMargin;
+    if (agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {
+        f.fits = false;
+        why.push_back("key-node votes agree on " + std::to_string(agreement.agreeing) + " of " +
+                      std::to_string(agreement.objects) + " candidate objects (" + percent(agreement.fraction()) +
+                      (f.expected ? ", " + percent(*f.expected) + " on its validation dumps" : "") +
+                      "): the struct layout differs");
+    }
+    for (const std::string& w : why) f.reason += (f.reason.empty() ? "" : "; ") + w;
+    return f;
+}
+
+std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump) {
+    auto rank = [](BuildMatch m) {
+        switch (m) {
+        case BuildMatch::SameBuild: return 0;
+        case BuildMatch::SameVersion: return 1;
+        case BuildMatch::Unknown: return 2;
+        case BuildMatch::OtherVersion: break;
+        }
+        return 3;
+    };
+    std::map<std::string, std::pair<int, size_t>> best;   // type → (rank, index)
+    for (size_t i = 0; i < models.size(); ++i) {
+        const int r = rank(match_build(models[i], dump));
+        auto [it, fresh] = best.try_emplace(models[i].object_type, r, i);
+        if (!fresh && r < it->second.first) it->second = {r, i};
+    }
+    std::vector<size_t> out;
+    for (const auto& [type, ri] : best) out.push_back(ri.second);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,
+                              DetectionFormat format) {
+    if (format == DetectionFormat::Csv) return {};
+    std::string out;
+    auto missing = [](const ModelFit& f) {
+        std::string s;
+        for (const std::string& k : f.missing) s += (s.empty() ? "\"" : ",\"") + k + "\"";
+        return s;
+    };
+    const bool json = format == DetectionFormat::Json;
+    auto fraction = [](double f) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%.4f", f);
+        return std::string(b);
+    };
+    if (json) {
+        out += "{\"record\":\"kernel\",\"release\":";
+        if (dump) {
+            out += json_string(dump->banner.release) + ",\"banner\":" + json_string(dump->banner.text) +
+                   ",\"found\":\"" + (dump->in_kernel_image() ? "kernel image" : "outside the kernel image") +
+                   "\",\"vaddr\":" + (dump->vaddr ? "\"" + hex(*dump->vaddr) + "\"" : "null") + ",\"paddr\":\"" +
+                   hex(dump->paddr) + "\"}\n";
+        } else {
+            out += "null,\"banner\":null}\n";
+        }
+    } else if (dump) {
+        out += "# kernel: " + dump->banner.release + " (" +
+               (dump->in_kernel_image() ? "banner in the kernel image at " + hex(*dump->vaddr)
+                                        : "banner outside the kernel image, at paddr " + hex(dump->paddr)) +
+               ")\n# banner: " + dump->banner.text + "\n";
+    } else {
+        out += "# kernel: unknown (no `Linux version` banner in the dump)\n";
+    }
+    for (const ModelFit& f : fits) {
+        const bool measured = f.agreement.objects > 0;
+        if (json) {
+            out += "{\"record\":\"fit\",\"type\":" + json_string(f.type) + ",\"model\":" + json_string(f.source) +
+                   ",\"fits\":" + (f.fits ? "true" : "false") + ",\"build\":\"" + to_string(f.build) +
+                   "\",\"agreement\":" + (measured ? fraction(f.agreement.fraction()) : "null") +
+                   ",\"objects\":" + std::to_string(f.agreement.objects) + ",\"agreeing\":" +
+                   std::to_string(f.agreement.agreeing) + ",\"validation_agreement\":" +
+                   (f.expected ? fraction(*f.expected) : "null") + ",\"missing_key_nodes\":[" + missing(f) +
+                   "],\"reason\":" + json_string(f.reason) + "}\n";
+        } else {
+            out += "# fit " + f.type + ": " + (f.fits ? "yes" : "NO") + ", " + to_string(f.build) + ", votes agree on " +
+                   (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
+                                   " candidate objects (" + percent(f.agreement.fraction()) + ")"
+                             : "no candidate object") +
+                   (f.expected ? ", validation " + percent(*f.expected) : "") +
+                   (f.reason.empty() ? "" : ": " + f.reason) + "\n";
+        }
+    }
+    return out;
+}
+
+}  // namespace deepmem

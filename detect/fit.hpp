@@ -1,0 +1,100 @@
+// Does a model fit this dump? (issue #11 item 6, issue #9 items 2–3). A model learns one kernel's
+// struct layouts; on another build whose layout moved, its votes split or shift and it can report
+// every object at a wrong base with no error. Two checks, reported per model:
+//
+// Contract
+//   Builds     The model's builds: provenance.kernel_builds (model format 3); for a format-2 file,
+//              the release in provenance.kernel_build, which dmtrain wrote from the dataset manifest
+//              as "<kernel package> <package version>" with Debian's package name
+//              "linux-image-<release>[-unsigned]". The dump's build: the graph's kernel banner
+//              (graph/kernel_banner.hpp). BuildMatch, best first:
+//                SameBuild     a model build with the dump's banner, or its release when the model
+//                              build has no banner;
+//                SameVersion   a model build of the same major.minor (another ABI or flavour, e.g.
+//                              6.1.0-57-rt-amd64 for a 6.1.0-47-amd64 model);
+//                OtherVersion  none of the same major.minor (e.g. 6.12 or 5.10 for a 6.1 model);
+//                Unknown       no banner in the dump, or no build recorded in the model.
+//   Agreement  On the dump's candidate objects: the bases that received votes (voted_bases) are
+//              grouped around the bases the Overlap rule keeps (each other base goes to the kept one
+//              of highest score within R); a group whose summed score reaches the threshold is a
+//              candidate object — enough key nodes saw an object here. Two checks on them:
+//              split     a candidate object *agrees* when its kept base holds at least kAgreeShare
+//                        of its group's score. When a layout moved part of an object, the key nodes
+//                        before and after the move vote for bases that far apart (e.g. 64 bytes) and
+//                        agreement collapses. dmtrain measures the same figure on its validation
+//                        dumps at its final threshold and stores it in the model.
+//              missing   per key node, the candidate objects whose kept base it voted for. A key
+//                        node of weight (training frequency) ≥ kSureKeyWeight that votes for fewer
+//                        than half that share of them is missing here: its field moved or changed
+//                        size, so the model may report objects at a consistent wrong base with no
+//                        split at all (PREEMPT_RT's task_struct: every key node moved by 64 bytes
+//                        but four near its end, which vanished; all 139 reported 64 bytes off).
+//   Fit        A model does not fit when the build is OtherVersion; or, with at least
+//              kMinAgreementObjects candidate objects, when agreement falls more than
+//              kAgreementMargin below the model's validation figure (kExpectedAgreement for models
+//              without one), or missing key nodes carry at least kMissingShare of the key-node
+//              weight. SameVersion alone is reported, not a misfit: a cloud build of the trained
+//              version detects like the generic one; the votes tell a moved layout.
+//   Rows       Detector::scan measures agreement when asked (DetectOptions::measure_agreement): it
+//              then runs the network on agreement_rows() instead of the voting rows — every node
+//              that matches a key node's length within 3R of a voting row at half the threshold
+//              (of two bases splitting a candidate object's votes, one holds at least half; the
+//              window covers every base within R of it and their voters) — so that the bases that
+//              compete with a candidate get their votes too, even when none reaches the threshold
+//              alone. Detections are unchanged (a superset of the voting rows gives the same ones).
+#pragma once
+
+#include "detect/detect.hpp"
+#include "graph/kernel_banner.hpp"
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace deepmem {
+
+inline constexpr double kAgreeShare = 0.9;
+inline constexpr uint64_t kMinAgreementObjects = 5;
+inline constexpr double kAgreementMargin = 0.15;
+inline constexpr double kExpectedAgreement = 0.95;
+inline constexpr double kSureKeyWeight = 0.9;
+inline constexpr double kMissingShare = 0.1;
+
+// See Agreement: over every vote of a graph (votes_of(), sorted).
+VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold);
+// See Rows: ascending, a superset of voting_rows(graph, model, threshold).
+std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold);
+
+enum class BuildMatch : uint8_t { SameBuild, SameVersion, OtherVersion, Unknown };
+const char* to_string(BuildMatch);   // "same-build", "same-version", "other-version", "unknown"
+
+// See Builds: the model's builds, format 3 or derived from a format-2 kernel_build.
+std::vector<KernelBuild> model_builds(const Model& model);
+BuildMatch match_build(const Model& model, const std::optional<FoundBanner>& dump);
+
+struct ModelFit {
+    std::string type, source;           // object type; model file (or caller's label)
+    BuildMatch build = BuildMatch::Unknown;
+    VoteAgreement agreement;            // on the dump
+    std::optional<double> expected;     // the model's validation agreement, when recorded
+    std::vector<std::string> missing;   // key nodes missing on the dump, "offset/length"
+    bool fits = true;
+    std::string reason;                 // why not, or what is worth knowing ("" when nothing)
+};
+ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
+                    const VoteAgreement& agreement);
+
+// Of several models, the one per object type whose builds match `dump` best (BuildMatch order;
+// ties: the earlier one): the indices kept, ascending. For `dmdetect DUMP` over a model directory.
+std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump);
+
+// The kernel and fit lines dmdetect writes before its detections: for `Json`, one
+// {"record":"kernel",…} line (release, banner, where found; "release":null without a banner) and
+// one {"record":"fit",…} line per model; for `Table`, the same as "# " comment lines; for `Csv`,
+// nothing (its one header line stays the only non-detection line). parse_detections() skips lines
+// with a "record" key.
+std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,
+                              DetectionFormat format);
+
+}  // namespace deepmem

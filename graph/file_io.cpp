@@ -1,0 +1,170 @@
+// File output and same-file checks (contract: graph/file_io.hpp).
+#include "graph/file_io.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fstream>
+#include <iterator>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace deepmem {
+
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+// Directory ("" = current) and file name of a path.
+std::pair<std::string, std::string> split_path(const std::string& path) {
+    const size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) return {"", path};
+    return {path.substr(0, slash + 1), path.substr(slash + 1)};
+}
+
+// The process umask without changing it (Linux ≥ 4.7 reports it in /proc/self/status); else the
+// classic set-and-restore, which is racy only against another thread creating files meanwhile.
+mode_t current_umask() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("Umask:", 0) == 0) return static_cast<mode_t>(std::strtoul(line.c_str() + 6, nullptr, 8)) & 0777;
+    const mode_t m = ::umask(022);
+    ::umask(m);
+    return m;
+}
+
+// This user's regular files ".NAME.tmp-XXXXXX" in `dir` older than kStaleSeconds: left by a
+// writer killed before commit (a live writer's temporary is younger: it is written in one go).
+void remove_stale_temporaries(const std::string& dir, const std::string& name) {
+    DIR* d = ::opendir(dir.empty() ? "." : dir.c_str());
+    if (!d) return;
+    const std::string prefix = "." + name + AtomicFile::kTempInfix;
+    const time_t now = ::time(nullptr);
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view n = e->d_name;
+        if (n.size() != prefix.size() + 6 || !n.starts_with(prefix)) continue;
+        struct stat st {};
+        if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) continue;
+        if (now - st.st_mtime < AtomicFile::kStaleSeconds) continue;
+        ::unlinkat(::dirfd(d), e->d_name, 0);
+    }
+    ::closedir(d);
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+    const auto [dir, name] = split_path(path_);
+    if (name.empty() || name == "." || name == "..") throw InputError("cannot write " + path_ + ": not a file name");
+    remove_stale_temporaries(dir, name);
+    temp_ = dir + "." + name + kTempInfix + "XXXXXX";
+    fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);   // O_CREAT|O_EXCL, 0600: never follows a symlink
+    if (fd_ < 0) throw InputError("cannot create a temporary file beside " + path_ + ": " + errno_text(errno));
+}
+
+AtomicFile::~AtomicFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(temp_.c_str());
+}
+
+void AtomicFile::fail(const std::string& what) const {
+    throw InputError(what + " " + temp_ + " (for " + path_ + "): " + errno_text(errno));
+}
+
+void AtomicFile::write(std::span<const uint8_t> bytes) {
+    const uint8_t* p = bytes.data();
+    for (uint64_t n = bytes.size(); n > 0;) {
+        const ssize_t w = ::write(fd_, p, std::min<uint64_t>(n, 1u << 30));
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0) errno = ENOSPC;
+        if (w <= 0) fail("cannot write");
+        p += w;
+        n -= static_cast<uint64_t>(w);
+    }
+}
+
+void AtomicFile::write(std::string_view bytes) {
+    write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+void AtomicFile::write_at(uint64_t offset, std::span<const uint8_t> bytes) {
+    const uint8_t* p = bytes.data();
+    for (uint64_t n = bytes.size(); n > 0;) {
+        const ssize_t w = ::pwrite(fd_, p, std::min<uint64_t>(n, 1u << 30), static_cast<off_t>(offset));
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0) errno = ENOSPC;
+        if (w <= 0) fail("cannot write");
+        p += w;
+        offset += static_cast<uint64_t>(w);
+        n -= static_cast<uint64_t>(w);
+    }
+}
+
+void AtomicFile::commit() {
+    if (committed_) return;
+    if (::fchmod(fd_, 0666 & ~current_umask()) != 0) fail("cannot set the mode of");
+    if (::fsync(fd_) != 0) fail("cannot sync");
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail("cannot close");
+    if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
+    committed_ = true;
+    // The rename itself is durable once the directory is synced (best effort: some filesystems
+    // refuse fsync on a directory).
+    const std::string dir = split_path(path_).first;
+    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+    AtomicFile f(path);
+    f.write(bytes);
+    f.commit();
+}
+
+std::vector<uint8_t> read_whole_file(const std::string& path, const char* what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) throw InputError(std::string("cannot read ") + what + " '" + path + "': read error");
+    return bytes;
+}
+
+namespace {
+
+bool same_inode(const struct stat& a, const struct stat& b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
+
+}  // namespace
+
+bool same_file(const std::string& a, const std::string& b) {
+    struct stat sa {}, sb {};
+    if (a.empty() || b.empty() || ::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+    return same_inode(sa, sb);
+}
+
+void refuse_output_over_inputs(std::span<const std::string> outputs, std::span<const std::string> inputs) {
+    for (const std::string& out : outputs)
+        for (const std::string& in : inputs)
+            if (same_file(out, in))
+                throw InputError("refusing to write " + out + ": it is the same file as the input " + in);
+}
+
+void refuse_fd_over_inputs(int fd, const char* name, std::span<const std::string> inputs) {
+    struct stat so {};
+    if (::fstat(fd, &so) != 0 || !S_ISREG(so.st_mode)) return;
+    for (const std::string& in : inputs) {
+        struct stat si {};
+        if (!in.empty() && ::stat(in.c_str(), &si) == 0 && same_inode(so, si))
+            throw InputError(std::string("refusing to write ") + name + ": it is the same file as the input " + in);
+    }
+}
+
+}  // namespace deepmem

@@ -1,0 +1,73 @@
+// File output and the safety of the evidence: the one atomic writer, the one small-file reader,
+// and the same-file check every CLI makes before it writes (issue #15). One failure policy: every
+// function here throws InputError naming the file and the system's reason.
+//
+// Atomic output
+//   A file is written to a temporary ".NAME.tmp-XXXXXX" beside NAME (mkostemp: O_CREAT|O_EXCL,
+//   created 0600, never opened through a symlink), then commit() sets its mode to 0666 & ~umask
+//   (what open(2) would have given: a .dmg holds 64 bytes of every kernel segment, so the user's
+//   umask decides who reads it), fsyncs it, renames it over NAME and fsyncs the directory. A reader
+//   sees the old NAME or the new one, never a part. When commit() is not reached (an exception)
+//   the temporary is removed; after a kill -9 it stays, and the next writer of NAME removes the
+//   caller's own temporaries of NAME older than an hour. A NAME that is a symlink is replaced by the
+//   file, not written through.
+//
+// Same file
+//   Two paths name the same file when device and inode agree (through symlinks and hard links).
+//   An output that is the same file as an input is refused before any work: `-o dump.elf` must not
+//   destroy the evidence it reads.
+#pragma once
+
+#include "graph/errors.hpp"
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace deepmem {
+
+class AtomicFile {
+public:
+    // Creates the temporary beside `path` (and removes stale ones of ours, see above).
+    explicit AtomicFile(std::string path);
+    ~AtomicFile();   // removes the temporary unless committed
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+
+    int fd() const noexcept { return fd_; }                           // for mmap/ftruncate
+    const std::string& path() const noexcept { return path_; }        // the target
+    const std::string& temp_path() const noexcept { return temp_; }   // for messages
+    void write(std::span<const uint8_t> bytes);                       // at the file position
+    void write(std::string_view bytes);
+    void write_at(uint64_t offset, std::span<const uint8_t> bytes);   // pwrite, position unchanged
+    void commit();   // mode, fsync, rename over path(), fsync of the directory
+
+    static constexpr const char* kTempInfix = ".tmp-";          // ".NAME.tmp-XXXXXX"
+    static constexpr int64_t kStaleSeconds = 3600;
+
+private:
+    [[noreturn]] void fail(const std::string& what) const;   // errno → InputError
+    std::string path_, temp_;
+    int fd_ = -1;
+    bool committed_ = false;
+};
+
+// `bytes` to `path` through an AtomicFile.
+void write_file_atomically(const std::string& path, std::string_view bytes);
+
+// Small files (labels, manifests, detections): the whole file, or InputError naming `what`.
+std::vector<uint8_t> read_whole_file(const std::string& path, const char* what);
+
+// Device and inode of `a` and `b` (symlinks followed) agree; false when either does not exist.
+bool same_file(const std::string& a, const std::string& b);
+
+// InputError "refusing to write OUTPUT: it is the same file as the input INPUT" when an existing
+// output is one of the inputs. Outputs that do not exist yet, and empty names, pass.
+void refuse_output_over_inputs(std::span<const std::string> outputs, std::span<const std::string> inputs);
+// The same for an open descriptor (standard output redirected onto an input: `>> dump.elf`);
+// `name` names it in the message. A descriptor that is not a regular file passes.
+void refuse_fd_over_inputs(int fd, const char* name, std::span<const std::string> inputs);
+
+}  // namespace deepmem

@@ -1,0 +1,175 @@
+// The kernel banner in a dump (contract: graph/kernel_banner.hpp).
+#include "graph/kernel_banner.hpp"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <string.h>   // memmem (GNU)
+
+namespace deepmem {
+
+namespace {
+
+constexpr std::string_view kPrefix = "Linux version ";
+constexpr size_t kMaxRelease = 64;   // __NEW_UTS_LEN
+constexpr uint64_t kImageBase64 = 0xffffffff80000000ull, kImageEnd64 = 0xffffffffc0000000ull;   // __START_KERNEL_map, + KERNEL_IMAGE_SIZE (1 GiB)
+constexpr uint64_t kImageWindow32 = uint64_t{128} << 20;
+constexpr uint64_t kChunk = uint64_t{64} << 20;   // fallback scan: bytes read before they are dropped
+
+bool release_char(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '_' ||
+           c == '+' || c == '~' || c == '-';
+}
+
+// " (" … ")" with balanced parentheses at `p`; its contents, p moved past it.
+std::optional<std::string_view> parenthesised(std::string_view s, size_t& p) {
+    if (s.compare(p, 2, " (") != 0) return std::nullopt;
+    const size_t open = p + 2;
+    int depth = 1;
+    for (size_t q = open; q < s.size(); ++q) {
+        if (s[q] == '(') ++depth;
+        if (s[q] == ')' && --depth == 0) {
+            p = q + 1;
+            if (q == open) return std::nullopt;   // "()" names nothing
+            return s.substr(open, q - open);
+        }
+    }
+    return std::nullopt;
+}
+
+// [p, p+len) intersected with the present physical runs, in address order, each as (paddr, bytes).
+template <class Fn> void for_each_present(const PhysicalLayer& phys, uint64_t p, uint64_t len, Fn&& fn) {
+    const uint64_t end = p + len < p ? UINT64_MAX : p + len;
+    for (const PhysicalRun& r : phys.data_runs()) {
+        const uint64_t a = std::max(p, r.paddr), b = std::min(end, r.paddr + r.size);
+        if (a >= b) continue;
+        fn(a, phys.file_bytes().data() + r.file_offset + (a - r.paddr), b - a);
+    }
+}
+
+// Up to kMaxBannerBytes present bytes from `paddr` on (physically contiguous, across adjacent runs).
+std::string bytes_from(const PhysicalLayer& phys, uint64_t paddr) {
+    std::string out;
+    for_each_present(phys, paddr, kMaxBannerBytes, [&](uint64_t a, const uint8_t* d, uint64_t n) {
+        if (a == paddr + out.size()) out.append(reinterpret_cast<const char*>(d), n);
+    });
+    return out;
+}
+
+// Calls hit(paddr) for every occurrence of the prefix in [p, p+len). When `drop` is set, each
+// kChunk of a file-backed layer is dropped from the process once searched (MADV_DONTNEED: a later
+// read refaults it from the page cache), so peak RSS stays a few chunks.
+template <class Fn> void search(const PhysicalLayer& phys, uint64_t p, uint64_t len, bool drop, Fn&& hit) {
+    for_each_present(phys, p, len, [&](uint64_t a, const uint8_t* d, uint64_t n) {
+        for (uint64_t at = 0; at < n; at += kChunk) {
+            // overlap the next chunk by the prefix so no occurrence is cut between two
+            const uint64_t span = std::min(n - at, kChunk + kPrefix.size() - 1);
+            const uint8_t* from = d + at;
+            for (uint64_t q = 0; q + kPrefix.size() <= span;) {
+                auto* f = static_cast<const uint8_t*>(::memmem(from + q, span - q, kPrefix.data(), kPrefix.size()));
+                if (!f || uint64_t(f - from) >= kChunk) break;
+                hit(a + at + uint64_t(f - from));
+                q = uint64_t(f - from) + 1;
+            }
+            if (drop && phys.file_backed()) {
+                auto lo = (reinterpret_cast<uintptr_t>(from) + 4095) & ~uintptr_t{4095};
+                auto hi = reinterpret_cast<uintptr_t>(from + std::min(n - at, kChunk)) & ~uintptr_t{4095};
+                if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+            }
+        }
+    });
+}
+
+}  // namespace
+
+std::optional<KernelBanner> KernelBanner::parse(std::string_view s) {
+    if (!s.starts_with(kPrefix)) return std::nullopt;
+    const size_t nl = s.find('\n');
+    if (nl == std::string_view::npos || nl > kMaxBannerBytes) return std::nullopt;
+    s = s.substr(0, nl);
+    for (char c : s)
+        if (c < 0x20 || c > 0x7e) return std::nullopt;
+    KernelBanner b;
+    size_t p = kPrefix.size();
+    while (p < s.size() && release_char(s[p])) ++p;
+    const std::string_view release = s.substr(kPrefix.size(), p - kPrefix.size());
+    if (release.empty() || release.size() > kMaxRelease || release[0] < '0' || release[0] > '9') return std::nullopt;
+    const auto builder = parenthesised(s, p);
+    if (!builder) return std::nullopt;
+    const auto compiler = parenthesised(s, p);
+    if (!compiler) return std::nullopt;
+    if (s.compare(p, 2, " #") != 0) return std::nullopt;
+    b.text = s;
+    b.release = release;
+    b.builder = *builder;
+    b.compiler = *compiler;
+    b.version = s.substr(p + 1);
+    return b;
+}
+
+std::string kernel_version_of(std::string_view release) {
+    size_t p = 0;
+    auto number = [&] {
+        const size_t from = p;
+        while (p < release.size() && release[p] >= '0' && release[p] <= '9') ++p;
+        return p > from;
+    };
+    if (!number() || p >= release.size() || release[p] != '.') return {};
+    ++p;
+    if (!number()) return {};
+    return std::string(release.substr(0, p));
+}
+
+std::string kernel_flavour_of(std::string_view release) {
+    // The first '-'-separated part (the version, e.g. "6.1.0" or "6.12.11+deb12") never counts.
+    size_t p = release.find('-');
+    while (p != std::string_view::npos) {
+        const char c = p + 1 < release.size() ? release[p + 1] : '\0';
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return std::string(release.substr(p + 1));
+        p = release.find('-', p + 1);
+    }
+    return {};
+}
+
+std::optional<FoundBanner> find_kernel_banner(const PhysicalLayer& phys, std::span<const VirtualRun> kernel_runs,
+                                              unsigned word_size) {
+    uint64_t lo = kImageBase64, hi = kImageEnd64;
+    if (word_size == 4) {
+        lo = kernel_runs.empty() ? 0 : kernel_runs.front().vaddr;
+        hi = lo + kImageWindow32;
+    }
+    // Better: numbered, then lower vaddr (image) or more copies and lower paddr (fallback).
+    std::optional<FoundBanner> best;
+    for (const VirtualRun& r : kernel_runs) {
+        const uint64_t a = std::max(lo, r.vaddr), b = std::min(hi, r.vaddr + r.size);
+        if (a >= b) continue;
+        search(phys, r.paddr + (a - r.vaddr), b - a, false, [&](uint64_t paddr) {
+            auto kb = KernelBanner::parse(bytes_from(phys, paddr));
+            if (!kb || (best && best->banner.numbered() >= kb->numbered())) return;   // hits ascend by vaddr
+            best = FoundBanner{std::move(*kb), paddr, r.vaddr + (paddr - r.paddr)};
+        });
+    }
+    if (best) return best;
+
+    struct Seen { uint64_t count = 0; FoundBanner first; };
+    std::map<std::string, Seen> seen;   // by text
+    for (const PhysicalRun& r : phys.data_runs())
+        search(phys, r.paddr, r.size, true, [&](uint64_t paddr) {
+            auto kb = KernelBanner::parse(bytes_from(phys, paddr));
+            if (!kb) return;
+            auto it = seen.try_emplace(kb->text, Seen{0, FoundBanner{*kb, paddr, std::nullopt}}).first;
+            ++it->second.count;
+        });
+    const Seen* top = nullptr;
+    for (const auto& [text, s] : seen) {
+        auto key = [](const Seen& x) { return std::tuple(x.first.banner.numbered(), x.count, ~x.first.paddr); };
+        if (!top || key(s) > key(*top)) top = &s;
+    }
+    if (top) best = top->first;
+    return best;
+}
+
+}  // namespace deepmem

@@ -1,0 +1,152 @@
+// graph/file_io.hpp: the atomic writer (temporary beside the target, mode from the umask, no
+// symlink followed, nothing left on failure, stale temporaries of ours removed) and the same-file
+// checks every CLI makes before writing.
+#include "graph/file_io.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <ctime>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace deepmem;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    explicit TempDir(const char* tag) : path(fs::temp_directory_path() / (std::string(tag) + "-" + std::to_string(::getpid()))) {
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+std::vector<std::string> names(const fs::path& dir) {
+    std::vector<std::string> n;
+    for (const auto& e : fs::directory_iterator(dir)) n.push_back(e.path().filename().string());
+    std::sort(n.begin(), n.end());
+    return n;
+}
+
+mode_t mode_of(const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return st.st_mode & 07777;
+}
+
+}  // namespace
+
+TEST_CASE("AtomicFile: temporary .NAME.tmp-XXXXXX beside the target, renamed on commit, mode 0666 & ~umask") {
+    TempDir d("dm-file-io");
+    const std::string target = (d.path / "out.dmg").string();
+    for (mode_t mask : {mode_t(022), mode_t(077), mode_t(0)}) {
+        const mode_t old = ::umask(mask);
+        {
+            AtomicFile f(target);
+            const std::string tmp = fs::path(f.temp_path()).filename().string();
+            CHECK(fs::path(f.temp_path()).parent_path() == d.path);
+            CHECK(tmp.rfind(".out.dmg.tmp-", 0) == 0);
+            CHECK(tmp.size() == std::string(".out.dmg.tmp-").size() + 6);
+            CHECK(mode_of(f.temp_path()) == 0600);   // nobody else reads it while it is written
+            f.write(std::string_view("segment bytes"));
+            const uint8_t x = 'S';
+            f.write_at(0, {&x, 1});
+            f.commit();
+        }
+        ::umask(old);
+        CHECK(mode_of(target) == (0666 & ~mask));
+        CHECK(slurp(target) == "Segment bytes");
+        CHECK(names(d.path) == std::vector<std::string>{"out.dmg"});
+    }
+}
+
+TEST_CASE("AtomicFile: without commit the target is untouched and the temporary removed") {
+    TempDir d("dm-file-io-abort");
+    const fs::path target = d.path / "labels.tsv";
+    std::ofstream(target) << "old";
+    try {
+        AtomicFile f(target.string());
+        f.write(std::string_view("half of the new"));
+        throw std::runtime_error("killed mid-write");
+    } catch (const std::runtime_error&) {
+    }
+    CHECK(slurp(target) == "old");
+    CHECK(names(d.path) == std::vector<std::string>{"labels.tsv"});
+    CHECK_THROWS_WITH_AS(write_file_atomically((d.path / "no-dir" / "x").string(), "x"),
+                         doctest::Contains("cannot create a temporary file beside"), InputError);
+    CHECK_THROWS_AS(AtomicFile(d.path.string() + "/"), InputError);
+}
+
+TEST_CASE("AtomicFile: a symlink at the target is replaced, never written through") {
+    TempDir d("dm-file-io-link");
+    std::ofstream(d.path / "evidence.elf") << "evidence";
+    fs::create_symlink(d.path / "evidence.elf", d.path / "out.jsonl");
+    write_file_atomically((d.path / "out.jsonl").string(), "detections");
+    CHECK(!fs::is_symlink(d.path / "out.jsonl"));
+    CHECK(slurp(d.path / "out.jsonl") == "detections");
+    CHECK(slurp(d.path / "evidence.elf") == "evidence");
+}
+
+TEST_CASE("AtomicFile: stale temporaries of the same target older than an hour are removed, nothing else") {
+    TempDir d("dm-file-io-stale");
+    auto make = [&](const std::string& name, int age_seconds) {
+        std::ofstream(d.path / name) << "x";
+        const timespec t[2] = {{::time(nullptr) - age_seconds, 0}, {::time(nullptr) - age_seconds, 0}};
+        REQUIRE(::utimensat(AT_FDCWD, (d.path / name).c_str(), t, 0) == 0);
+    };
+    make(".m.dmm.tmp-Ab12Cd", 2 * 3600);    // kill -9 two hours ago: removed
+    make(".m.dmm.tmp-Ef34Gh", 60);          // a writer still at work: kept
+    make(".other.tmp-Ij56Kl", 2 * 3600);    // another target's: kept
+    make(".m.dmm.tmp-toolongname", 2 * 3600);
+    make("m.dmm.tmp-Mn78Op", 2 * 3600);     // not our pattern (no leading dot): kept
+    fs::create_directory(d.path / ".m.dmm.tmp-Qr90St");   // not a regular file: kept
+    write_file_atomically((d.path / "m.dmm").string(), "model");
+    CHECK(names(d.path) == std::vector<std::string>{".m.dmm.tmp-Ef34Gh", ".m.dmm.tmp-Qr90St", ".m.dmm.tmp-toolongname",
+                                                   ".other.tmp-Ij56Kl", "m.dmm", "m.dmm.tmp-Mn78Op"});
+}
+
+TEST_CASE("same_file and the output-over-input refusals: by device and inode, through links") {
+    TempDir d("dm-file-io-same");
+    const std::string dump = (d.path / "dump.elf").string(), other = (d.path / "other").string();
+    std::ofstream(dump) << "evidence";
+    std::ofstream(other) << "evidence";   // same bytes, another file
+    fs::create_symlink(dump, d.path / "link.elf");
+    fs::create_hard_link(dump, d.path / "hard.elf");
+    const std::string link = (d.path / "link.elf").string(), hard = (d.path / "hard.elf").string();
+    CHECK(same_file(dump, dump));
+    CHECK(same_file(link, dump));
+    CHECK(same_file(hard, dump));
+    CHECK(same_file((d.path / "." / "dump.elf").string(), dump));
+    CHECK_FALSE(same_file(other, dump));
+    CHECK_FALSE(same_file((d.path / "missing").string(), dump));
+    CHECK_FALSE(same_file("", dump));
+
+    const std::vector<std::string> inputs{other, dump};
+    for (const std::string& out : {dump, link, hard})
+        CHECK_THROWS_WITH_AS(refuse_output_over_inputs(std::vector{out}, inputs),
+                             ("refusing to write " + out + ": it is the same file as the input " + dump).c_str(), InputError);
+    CHECK_NOTHROW(refuse_output_over_inputs(std::vector{(d.path / "new.dmg").string(), std::string()}, inputs));
+
+    const int fd = ::open(hard.c_str(), O_WRONLY | O_APPEND);
+    REQUIRE(fd >= 0);
+    CHECK_THROWS_WITH_AS(refuse_fd_over_inputs(fd, "standard output", inputs),
+                         ("refusing to write standard output: it is the same file as the input " + dump).c_str(), InputError);
+    ::close(fd);
+    const int null = ::open("/dev/null", O_WRONLY);
+    CHECK_NOTHROW(refuse_fd_over_inputs(null, "standard output", inputs));
+    ::close(null);
+    CHECK(slurp(dump) == "evidence");
+}

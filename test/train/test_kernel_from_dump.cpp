@@ -1,0 +1,351 @@
+// Types and symbols from a synthetic dump (train/kernel_from_dump.hpp): a hand-built BTF blob and
+// kallsyms tables written here the way scripts/kallsyms.c lays them out (three layouts: 6.1
+// upstream, 6.1 Debian / 6.2 with kallsyms_seqs_of_names before the token table, 6.4+ with the
+// offsets after the token index), placed in the kernel image of x86-64 page tables; then what a
+// corrupt, truncated or planted table does (refused with a reason, never followed).
+#include "graph/layers.hpp"
+#include "train/kernel_from_dump.hpp"
+
+#include <doctest/doctest.h>
+
+#include "btf_builder.hpp"
+#include "test/graph/layer_images.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+
+using namespace deepmem;
+using deepmem::test::BtfBuilder;
+using namespace deepmem::test_images;
+
+namespace {
+
+// 8 MiB of memory. PML4 0x1000 [511] → PDPT 0x2000 [510] → PD 0x3000: PD[0], PD[1] are 2 MiB pages
+// at 0x200000 and 0x400000 (the kernel image, 0xffffffff80000000–0xffffffff803fffff); PML4[256] →
+// PDPT 0x5000 [0]: a 1 GiB page at 0 (the direct map, 0xffff800000000000: sees everything).
+constexpr uint64_t kImage = 0xffffffff80000000ull, kImagePhys = 0x200000, kDirect = 0xffff800000000000ull;
+constexpr uint64_t kBtfAt = 0x50003;          // image offsets; BTF need not be aligned
+constexpr uint64_t kInitTask = 0x80000, kBanner = 0x90000, kTables = 0x100000;
+constexpr uint64_t kTaskPid = 0x10, kTaskComm = 0x40;
+
+Image page_tables() {
+    Image m(0x800000);
+    m.put64(0x1000 + 511 * 8, 0x2000 | P | RW);
+    m.put64(0x2000 + 510 * 8, 0x3000 | P | RW);
+    m.put64(0x3000, 0x200000 | P | RW | PS);
+    m.put64(0x3000 + 8, 0x400000 | P | RW | PS);
+    m.put64(0x1000 + 256 * 8, 0x5000 | P | RW);
+    m.put64(0x5000, 0 | P | RW | PS);
+    return m;
+}
+
+std::vector<uint8_t> kernel_btf() {
+    BtfBuilder b;
+    uint32_t i32 = b.int_type("int", 4, 32);
+    b.int_type("long int", 8, 64);
+    uint32_t ch = b.int_type("char", 1, 8);
+    uint32_t vp = b.ptr(0);
+    uint32_t list = b.struct_("list_head", 16, {{"next", vp, 0}, {"prev", vp, 64}});
+    uint32_t comm = b.array(ch, i32, 16);
+    b.struct_("task_struct", 0x100, {{"tasks", list, 0}, {"pid", i32, kTaskPid * 8}, {"tgid", i32, (kTaskPid + 4) * 8},
+                                     {"comm", comm, kTaskComm * 8}});
+    b.struct_("cred", 96, {{"usage", i32, 0}});
+    b.struct_("mm_struct", 128, {{"pgd", vp, 0}});
+    b.struct_("file", 232, {{"f_count", i32, 0}});
+    return b.blob();
+}
+
+// ---- kallsyms tables, written as scripts/kallsyms.c writes them --------------------------------
+
+struct Sym {
+    uint64_t addr;
+    char type;
+    std::string name;
+};
+
+enum class Layout { Upstream61, Seqs62, After64 };
+
+// 256 tokens: every printable character stands for itself; the other 161 codes are multi-character
+// tokens (the compressor's substrings).
+std::vector<std::string> tokens() {
+    std::vector<std::string> t(256);
+    const char* multi[] = {"sym_", "Tsym_", "init", "_task", "linux", "_banner", "per", "cpu"};
+    unsigned k = 0;
+    for (unsigned c = 0; c < 256; ++c) {
+        if (c > 0x20 && c < 0x7f) t[c] = std::string(1, static_cast<char>(c));
+        else if (k < std::size(multi)) t[c] = multi[k++];
+        else t[c] = std::to_string(k++ % 100 + 100).substr(1);   // "00".."99"
+    }
+    return t;
+}
+
+std::vector<uint8_t> compress(const std::string& s, const std::vector<std::string>& tok) {
+    std::vector<uint8_t> out;
+    for (size_t i = 0; i < s.size();) {
+        unsigned best = static_cast<unsigned char>(s[i]);
+        for (unsigned c = 0; c < 256; ++c)
+            if (tok[c].size() > tok[best].size() && s.compare(i, tok[c].size(), tok[c]) == 0) best = c;
+        out.push_back(static_cast<uint8_t>(best));
+        i += tok[best].size();
+    }
+    return out;
+}
+
+struct Asm {
+    std::vector<uint8_t> b;
+    std::map<std::string, uint64_t> label;
+    void align() {
+        while (b.size() % 8) b.push_back(0);
+    }
+    void at(const std::string& l) {
+        align();
+        label[l] = b.size();
+    }
+    void u8(uint8_t v) { b.push_back(v); }
+    void u16(uint16_t v) { u8(v & 0xff), u8(v >> 8); }
+    void u32(uint32_t v) { for (int i = 0; i < 4; ++i) u8(static_cast<uint8_t>(v >> (8 * i))); }
+    void u64(uint64_t v) { for (int i = 0; i < 8; ++i) u8(static_cast<uint8_t>(v >> (8 * i))); }
+};
+
+// The tables for `syms` (sorted by address; absolute per-CPU symbols first, below relative_base).
+Asm kallsyms_tables(const std::vector<Sym>& syms, Layout layout, uint64_t relative_base) {
+    const auto tok = tokens();
+    Asm a;
+    auto offsets = [&] {
+        a.at("kallsyms_offsets");
+        for (const Sym& s : syms)
+            a.u32(static_cast<uint32_t>(s.addr < relative_base ? static_cast<int64_t>(s.addr)
+                                                                 : static_cast<int64_t>(relative_base) - 1 -
+                                                                       static_cast<int64_t>(s.addr)));
+        a.at("kallsyms_relative_base");
+        a.u64(relative_base);
+    };
+    auto seqs = [&] {
+        std::vector<uint32_t> order(syms.size());
+        for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) { return syms[x].name < syms[y].name; });
+        a.at("kallsyms_seqs_of_names");
+        for (uint32_t i : order) a.u8(static_cast<uint8_t>(i >> 16)), a.u8(static_cast<uint8_t>(i >> 8)), a.u8(static_cast<uint8_t>(i));
+    };
+    if (layout != Layout::After64) offsets();
+    a.at("kallsyms_num_syms");
+    a.u32(static_cast<uint32_t>(syms.size()));
+    a.at("kallsyms_names");
+    std::vector<uint32_t> markers;
+    const uint64_t names = a.b.size();
+    for (size_t i = 0; i < syms.size(); ++i) {
+        if (i % 256 == 0) markers.push_back(static_cast<uint32_t>(a.b.size() - names));
+        auto c = compress(std::string(1, syms[i].type) + syms[i].name, tok);
+        if (c.size() <= 0x7f) {
+            a.u8(static_cast<uint8_t>(c.size()));
+        } else {
+            a.u8(static_cast<uint8_t>((c.size() & 0x7f) | 0x80));
+            a.u8(static_cast<uint8_t>(c.size() >> 7));
+        }
+        a.b.insert(a.b.end(), c.begin(), c.end());
+    }
+    a.at("kallsyms_markers");
+    for (uint32_t m : markers) a.u32(m);
+    if (layout == Layout::Seqs62) seqs();
+    a.at("kallsyms_token_table");
+    std::vector<uint16_t> index;
+    const uint64_t table = a.b.size();
+    for (const auto& t : tok) {
+        index.push_back(static_cast<uint16_t>(a.b.size() - table));
+        a.b.insert(a.b.end(), t.begin(), t.end());
+        a.u8(0);
+    }
+    a.at("kallsyms_token_index");
+    for (uint16_t i : index) a.u16(i);
+    if (layout == Layout::After64) {
+        offsets();
+        seqs();
+    }
+    a.align();
+    return a;
+}
+
+std::vector<Sym> symbols() {
+    std::vector<Sym> s{{0, 'A', "fixed_percpu_data"}, {0x1000, 'A', "cpu_debug_store"}, {0x1040, 'A', "runqueues"}};
+    s.push_back({kImage, 'T', "_text"});
+    for (int i = 0; i < 700; ++i) {
+        char n[32];
+        std::snprintf(n, sizeof n, "sym_%04d", i);
+        s.push_back({kImage + 0x1000 + 0x20 * static_cast<uint64_t>(i), i % 3 ? 't' : 'T', n});
+    }
+    s.push_back({kImage + kInitTask, 'D', "init_task"});
+    s.push_back({kImage + kBanner, 'D', "linux_banner"});
+    s.push_back({kImage + kBanner + 0x100, 'd', std::string(200, 'x')});   // a "big" symbol: 201 > 127 tokens
+    s.push_back({kImage + kTables + 0x200000, 'B', "__bss_stop"});
+    return s;
+}
+
+struct Dump {
+    Image mem = page_tables();
+    std::unique_ptr<PhysicalLayer> phys;
+    std::optional<TranslationLayer> tl;
+    void put(uint64_t image_off, const std::vector<uint8_t>& bytes) {
+        std::copy(bytes.begin(), bytes.end(), mem.bytes.begin() + static_cast<int64_t>(kImagePhys + image_off));
+    }
+    const TranslationLayer& layer() {
+        phys = PhysicalLayer::from_bytes(mem.bytes, DumpFormat::Raw);
+        tl.emplace(*phys, PagingMode::X86_64_4Level, 0x1000);
+        return *tl;
+    }
+};
+
+// A kernel image holding BTF, kallsyms tables (in `layout`), init_task and linux_banner.
+Dump kernel_dump(Layout layout, bool with_btf = true, bool with_kallsyms = true) {
+    Dump d;
+    if (with_btf) d.put(kBtfAt, kernel_btf());
+    std::vector<uint8_t> task(0x100, 0);
+    std::memcpy(task.data() + kTaskComm, "swapper/0", 9);
+    d.put(kInitTask, task);
+    const std::string banner = "Linux version 6.1.0-test (test@deepmem) #1 SMP\n";
+    d.put(kBanner, std::vector<uint8_t>(banner.begin(), banner.end()));
+    if (with_kallsyms) d.put(kTables, kallsyms_tables(symbols(), layout, kImage).b);
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("find_btf: the kernel image's BTF, byte for byte") {
+    Dump d = kernel_dump(Layout::Upstream61);
+    std::string why;
+    auto b = find_btf(d.layer(), &why);
+    REQUIRE_MESSAGE(b, why);
+    CHECK(b->vaddr == kImage + kBtfAt);
+    const auto blob = kernel_btf();
+    CHECK(b->size == blob.size());
+    CHECK(std::ranges::equal(b->btf.bytes(), blob));
+    CHECK(b->btf.find("task_struct"));
+}
+
+TEST_CASE("find_kallsyms: every symbol, in order, from each table layout") {
+    const auto expected = symbols();
+    for (Layout layout : {Layout::Upstream61, Layout::Seqs62, Layout::After64}) {
+        INFO("layout " << static_cast<int>(layout));
+        Dump d = kernel_dump(layout);
+        std::string why;
+        auto k = find_kallsyms(d.layer(), &why);
+        REQUIRE_MESSAGE(k, why);
+        const Asm a = kallsyms_tables(expected, layout, kImage);
+        CHECK(k->tables.num_syms == kImage + kTables + a.label.at("kallsyms_num_syms"));
+        CHECK(k->tables.names == kImage + kTables + a.label.at("kallsyms_names"));
+        CHECK(k->tables.markers == kImage + kTables + a.label.at("kallsyms_markers"));
+        CHECK(k->tables.token_table == kImage + kTables + a.label.at("kallsyms_token_table"));
+        CHECK(k->tables.offsets == kImage + kTables + a.label.at("kallsyms_offsets"));
+        CHECK(k->tables.relative_base == kImage + kTables + a.label.at("kallsyms_relative_base"));
+        CHECK(k->tables.absolute_percpu);
+        const auto& got = k->symbols.symbols();
+        REQUIRE(got.size() == expected.size());
+        for (size_t i = 0; i < got.size(); ++i) {
+            CHECK(got[i].address == expected[i].addr);
+            CHECK(got[i].type == expected[i].type);
+            CHECK(got[i].name == expected[i].name);
+            CHECK(got[i].module.empty());
+        }
+        CHECK(k->symbols.address("init_task") == kImage + kInitTask);
+    }
+}
+
+TEST_CASE("kernel_types_and_symbols: from the dump, and the user's files win") {
+    Dump d = kernel_dump(Layout::After64);
+    const auto r = kernel_types_and_symbols(d.layer());
+    CHECK(r.btf);
+    CHECK(r.symbols);
+    CHECK(r.notes.empty());
+    CHECK(r.btf_source.rfind("dump: .BTF at ", 0) == 0);
+    CHECK(r.symbols_source.rfind("dump: kallsyms tables at ", 0) == 0);
+    CHECK(r.require_btf("test").member(*r.btf->find("task_struct"), "comm")->byte_offset() == kTaskComm);
+
+    // A kallsyms file given by the user is used instead of the dump's tables.
+    const std::string path = "test_kernel_from_dump.kallsyms";
+    write_file_atomically(path, "ffffffff80080000 D init_task\nffffffff80090000 D linux_banner\n");
+    const auto u = kernel_types_and_symbols(*d.tl, std::nullopt, path);
+    CHECK(u.symbols_source == path);
+    CHECK(u.symbols->size() == 2);
+    std::remove(path.c_str());
+
+    // init_task without comm "swapper": the recovered symbols are not this kernel's.
+    Dump bad = kernel_dump(Layout::After64);
+    bad.put(kInitTask + kTaskComm, {'b', 'a', 'd', 0});
+    const auto b = kernel_types_and_symbols(bad.layer());
+    CHECK(b.btf);
+    CHECK_FALSE(b.symbols);
+    REQUIRE(b.notes.size() == 1);
+    CHECK(b.notes[0].find("swapper") != std::string::npos);
+    CHECK_THROWS_AS(b.require_symbols("labeling"), InputError);
+}
+
+TEST_CASE("no BTF or kallsyms in the image: nullopt with a reason; outside the image: ignored") {
+    Dump d = kernel_dump(Layout::Upstream61, false, false);
+    // A valid BTF and valid tables planted in memory only the direct map sees (physical 0x700000).
+    const auto blob = kernel_btf();
+    std::copy(blob.begin(), blob.end(), d.mem.bytes.begin() + 0x700000);
+    const auto tables = kallsyms_tables(symbols(), Layout::Upstream61, kImage).b;
+    std::copy(tables.begin(), tables.end(), d.mem.bytes.begin() + 0x600000);
+    const TranslationLayer& tl = d.layer();
+    CHECK(tl.translate(kDirect + 0x700000) == 0x700000u);
+    std::string why;
+    CHECK_FALSE(find_btf(tl, &why));
+    CHECK(why.find("no BTF header") != std::string::npos);
+    CHECK_FALSE(find_kallsyms(tl, &why));
+    CHECK(why.find("kallsyms_token") != std::string::npos);
+    const auto r = kernel_types_and_symbols(tl);
+    CHECK_FALSE(r.btf);
+    CHECK_FALSE(r.symbols);
+    CHECK(r.notes.size() == 2);
+    CHECK_THROWS_WITH_AS(r.require_btf("labeling"), doctest::Contains("no types"), InputError);
+}
+
+TEST_CASE("corrupt tables are refused with a reason") {
+    const Asm a = kallsyms_tables(symbols(), Layout::Upstream61, kImage);
+    auto with = [&](auto&& corrupt) {
+        Dump d = kernel_dump(Layout::Upstream61);
+        corrupt(d);
+        std::string why;
+        auto k = find_kallsyms(d.layer(), &why);
+        return std::pair{k.has_value(), why};
+    };
+    SUBCASE("a marker that disagrees with the names") {
+        auto [found, why] = with([&](Dump& d) { d.put(kTables + a.label.at("kallsyms_markers") + 4, {1, 0, 0, 0}); });
+        CHECK_FALSE(found);
+        CHECK(!why.empty());
+    }
+    SUBCASE("a name running past the stream") {
+        auto [found, why] = with([&](Dump& d) { d.put(kTables + a.label.at("kallsyms_names"), {0x7f}); });
+        CHECK_FALSE(found);
+        CHECK(!why.empty());
+    }
+    SUBCASE("offsets out of order") {
+        auto [found, why] = with([&](Dump& d) { d.put(kTables + a.label.at("kallsyms_offsets") + 4 * 100, {0, 0, 0, 0x80}); });
+        CHECK_FALSE(found);
+        CHECK(why.find("offsets") != std::string::npos);
+    }
+    SUBCASE("linux_banner not a banner") {
+        auto [found, why] = with([&](Dump& d) { d.put(kBanner, {'X'}); });
+        CHECK_FALSE(found);
+        CHECK(why.find("linux_banner") != std::string::npos);
+    }
+    SUBCASE("a BTF whose type section runs past the blob") {
+        Dump d = kernel_dump(Layout::Upstream61);
+        auto blob = kernel_btf();
+        blob[24 + 7] = 0x1f;   // the first type's kind becomes 31: Btf::parse refuses it
+        d.put(kBtfAt, blob);
+        std::string why;
+        CHECK_FALSE(find_btf(d.layer(), &why));
+        CHECK(why.find("rejected") != std::string::npos);
+    }
+    SUBCASE("a BTF that describes no kernel") {
+        Dump d = kernel_dump(Layout::Upstream61, false);
+        BtfBuilder b;
+        b.int_type("int", 4, 32);
+        d.put(kBtfAt, b.blob());
+        std::string why;
+        CHECK_FALSE(find_btf(d.layer(), &why));
+        CHECK(why.find("no kernel's") != std::string::npos);
+    }
+}

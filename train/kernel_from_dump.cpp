@@ -1,0 +1,515 @@
+// The kernel's BTF and kallsyms tables found in the dump's kernel image; the formats and where
+// each check comes from are in train/kernel_from_dump.hpp.
+#include "train/kernel_from_dump.hpp"
+
+#include "graph/layers.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+namespace deepmem {
+
+namespace {
+
+// x86-64 __START_KERNEL_map and MODULES_VADDR (KERNEL_IMAGE_SIZE = 1 GiB with KASLR).
+constexpr uint64_t kImageStart = 0xffffffff80000000ull, kImageEnd = 0xffffffffc0000000ull;
+constexpr uint64_t kMaxBtf = 64ull << 20;        // vmlinux BTF is ~5 MiB; 64 MiB is no kernel's
+constexpr unsigned kMaxBtfParses = 16;           // headers fully parsed before giving up
+constexpr uint64_t kMaxKallsyms = 1ull << 24;    // seqs_of_names stores indices in 3 bytes
+constexpr uint64_t kMaxSymbolName = 1024;        // KSYM_NAME_LEN is 512 since 6.1 (128 before)
+
+// Contiguous bytes of the kernel image mapping, by virtual address.
+struct ImageSpan {
+    uint64_t vaddr = 0;
+    std::span<const uint8_t> bytes;
+};
+
+std::vector<ImageSpan> image_spans(const TranslationLayer& tl) {
+    const PhysicalLayer& phys = tl.physical();
+    const bool is64 = tl.word_size() == 8;
+    std::vector<ImageSpan> out;
+    for (const VirtualRun& r : tl.kernel_runs()) {
+        uint64_t lo = r.vaddr, hi = r.vaddr + r.size;
+        if (is64) {
+            lo = std::max(lo, kImageStart);
+            hi = std::min(hi, kImageEnd);
+            if (lo >= hi) continue;
+        }
+        const uint64_t pa = r.paddr + (lo - r.vaddr), n = hi - lo;
+        if (const uint8_t* b = phys.find(pa, n)) {
+            out.push_back({lo, {b, n}});
+            continue;
+        }
+        for (uint64_t p = 0; p < n; p += 4096) {   // the run straddles dump runs: page by page
+            const uint64_t len = std::min<uint64_t>(4096, n - p);
+            const uint8_t* b = phys.find(pa + p, len);
+            if (!b) continue;
+            if (!out.empty() && out.back().vaddr + out.back().bytes.size() == lo + p &&
+                out.back().bytes.data() + out.back().bytes.size() == b)
+                out.back().bytes = {out.back().bytes.data(), out.back().bytes.size() + len};
+            else
+                out.push_back({lo + p, {b, len}});
+        }
+    }
+    return out;
+}
+
+uint64_t searched_bytes(const std::vector<ImageSpan>& spans) {
+    uint64_t n = 0;
+    for (const auto& s : spans) n += s.bytes.size();
+    return n;
+}
+
+std::string mib(uint64_t bytes) { return std::to_string((bytes + (1u << 19)) >> 20) + " MiB"; }
+
+template <class T>
+std::optional<T> read_le(const TranslationLayer& tl, uint64_t va) {
+    T v;
+    if (!tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), sizeof v))) return std::nullopt;
+    return v;   // x86: little-endian
+}
+
+std::optional<std::vector<uint8_t>> read_bytes(const TranslationLayer& tl, uint64_t va, uint64_t n) {
+    std::vector<uint8_t> b(n);
+    if (!tl.read_virtual(va, b)) return std::nullopt;
+    return b;
+}
+
+uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+// Empty when `b` describes a Linux kernel, else what it lacks.
+std::string describes_linux(const btf::Btf& b) {
+    auto task = b.find("task_struct");
+    if (!task) return "no struct task_struct";
+    for (const char* m : {"pid", "tgid", "comm", "tasks"})
+        if (!b.member(*task, m)) return std::string("task_struct has no member ") + m;
+    auto list = b.find("list_head");
+    if (!list || b.size_of(*list) != 2 * b.pointer_size() || !b.member(*list, "next") || !b.member(*list, "prev"))
+        return "no struct list_head {next, prev}";
+    for (const char* s : {"cred", "mm_struct", "file"})
+        if (!b.find(s)) return std::string("no struct ") + s;
+    return {};
+}
+
+}  // namespace
+
+// ---- BTF ------------------------------------------------------------------------------------
+
+std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why) {
+    const auto spans = image_spans(tl);
+    std::string last_reason;
+    unsigned headers = 0, parsed = 0;
+    for (const ImageSpan& s : spans) {
+        const uint8_t* const begin = s.bytes.data();
+        const uint8_t* const end = begin + s.bytes.size();
+        for (const uint8_t* p = begin; end - p >= 4; ++p) {
+            p = static_cast<const uint8_t*>(std::memchr(p, 0x9f, static_cast<size_t>(end - p - 3)));
+            if (!p) break;
+            if (p[1] != 0xeb || p[2] != 1 || p[3] != 0) continue;   // magic 0xeb9f LE, version 1, flags 0
+            const uint64_t va = s.vaddr + static_cast<uint64_t>(p - begin);
+            uint32_t h[6];
+            if (!tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(h), sizeof h))) continue;
+            const uint64_t hdr_len = h[1], type_off = h[2], type_len = h[3], str_off = h[4], str_len = h[5];
+            const uint64_t type_end = type_off + type_len, str_end = str_off + str_len;
+            if (hdr_len != 24 || type_off % 4 || type_len < 12 || str_len < 2 ||
+                !(type_end <= str_off || str_end <= type_off) || std::max(type_end, str_end) > kMaxBtf)
+                continue;
+            ++headers;
+            if (parsed++ >= kMaxBtfParses) {
+                last_reason = "more than " + std::to_string(kMaxBtfParses) + " BTF-like headers, none valid";
+                break;
+            }
+            const uint64_t size = hdr_len + std::max(type_end, str_end);
+            auto blob = read_bytes(tl, va, size);
+            if (!blob) {
+                last_reason = "BTF header at " + hex(va) + " but its " + std::to_string(size) + " bytes are not all in the dump";
+                continue;
+            }
+            try {
+                btf::Btf b = btf::Btf::parse(*blob);
+                if (std::string lack = describes_linux(b); !lack.empty()) {
+                    last_reason = "BTF at " + hex(va) + " is no kernel's: " + lack;
+                    continue;
+                }
+                return DumpBtf{std::move(b), va, size};
+            } catch (const std::exception& e) {   // FormatError, or InputError from size_of
+                last_reason = "BTF at " + hex(va) + " rejected: " + e.what();
+            }
+        }
+    }
+    if (why) {
+        *why = headers == 0 ? "no BTF header (magic 0xeb9f, version 1, hdr_len 24) in the kernel image (" +
+                                  mib(searched_bytes(spans)) + " searched)"
+                            : last_reason;
+    }
+    return std::nullopt;
+}
+
+// ---- kallsyms ---------------------------------------------------------------------------------
+
+namespace {
+
+struct Finder {
+    const TranslationLayer& tl;
+    uint64_t word;              // PTR size and ALGN of scripts/kallsyms.c output
+    std::string reason;         // why the last promising candidate failed
+
+    // kallsyms_token_index at `ti` (512 bytes in `idx`): the token table before it, or nullopt.
+    std::optional<std::pair<uint64_t, std::vector<std::string>>> token_table(uint64_t ti, const uint16_t* idx) {
+        // The table ends at ti minus up to ALGN−1 zero bytes; its last token ends with a NUL.
+        const uint64_t span = 1024;
+        if (ti < span) return std::nullopt;
+        auto tail = read_bytes(tl, ti - span, span);
+        if (!tail) return std::nullopt;
+        for (uint64_t pad = 0; pad < word; ++pad) {
+            const uint64_t end = span - pad;   // index into tail, one past the last token's NUL
+            if ((*tail)[end - 1] != 0 || (*tail)[end - 2] == 0) continue;
+            uint64_t s = end - 2;
+            while (s > 0 && (*tail)[s - 1] != 0) --s;
+            if (s == 0) continue;
+            const uint64_t table = ti - pad - (end - s) - idx[255];
+            if ((ti - span + s) < idx[255] || table % word) continue;
+            const uint64_t size = idx[255] + (end - s);
+            auto bytes = read_bytes(tl, table, size);
+            if (!bytes) continue;
+            std::vector<std::string> tokens(256);
+            bool ok = true;
+            for (unsigned i = 0; i < 256 && ok; ++i) {
+                const uint64_t a = idx[i], b = i < 255 ? idx[i + 1] : size;   // [a, b) = token and its NUL
+                for (uint64_t k = a; k + 1 < b && ok; ++k) ok = (*bytes)[k] >= 0x20 && (*bytes)[k] < 0x7f;
+                ok = ok && (*bytes)[b - 1] == 0;
+                if (ok) tokens[i].assign(reinterpret_cast<const char*>(bytes->data() + a), b - 1 - a);
+            }
+            if (ok) return std::pair{table, std::move(tokens)};
+        }
+        return std::nullopt;
+    }
+
+    // kallsyms_markers ending at `end`: u32 values strictly increasing from 0, starting aligned.
+    std::optional<std::pair<uint64_t, std::vector<uint32_t>>> markers(uint64_t end) {
+        std::vector<uint32_t> rev;
+        uint64_t at = end;
+        while (true) {
+            if (at < 4 || rev.size() > kMaxKallsyms / 256) return std::nullopt;
+            at -= 4;
+            auto v = read_le<uint32_t>(tl, at);
+            if (!v || (!rev.empty() && *v >= rev.back())) return std::nullopt;
+            rev.push_back(*v);
+            if (*v == 0) break;
+        }
+        if (at % word) return std::nullopt;
+        std::reverse(rev.begin(), rev.end());
+        return std::pair{at, std::move(rev)};
+    }
+
+    // Decodes `count` names from `names` (the bytes from kallsyms_names up to the markers);
+    // nullopt unless every 256th starts where its marker says and the stream ends in the padding.
+    std::optional<std::vector<KernelSymbol>> decode(std::span<const uint8_t> names, uint64_t count,
+                                                    const std::vector<uint32_t>& marks,
+                                                    const std::vector<std::string>& tokens, bool first_block_only) {
+        std::vector<KernelSymbol> out;
+        if (!first_block_only) out.reserve(count);
+        uint64_t pos = 0;
+        const uint64_t n = first_block_only ? std::min<uint64_t>(count, 256) : count;
+        for (uint64_t i = 0; i < n; ++i) {
+            if (i % 256 == 0 && marks[i / 256] != pos) return std::nullopt;
+            if (pos >= names.size()) return std::nullopt;
+            uint64_t len = names[pos], step = 1;
+            if (len & 0x80) {   // "big" symbol (6.1+): two-byte ULEB128 length
+                if (pos + 1 >= names.size()) return std::nullopt;
+                len = (len & 0x7f) | (uint64_t{names[pos + 1]} << 7);
+                step = 2;
+            }
+            if (len == 0 || names.size() - pos - step < len) return std::nullopt;
+            std::string s;
+            for (uint64_t k = 0; k < len; ++k) {
+                s += tokens[names[pos + step + k]];
+                if (s.size() > kMaxSymbolName) return std::nullopt;
+            }
+            if (s.size() < 2) return std::nullopt;   // the type letter and at least one character
+            if (!first_block_only) out.push_back({0, s[0], s.substr(1), {}});
+            pos += step + len;
+        }
+        if (first_block_only) {
+            if (count > 256 && marks[1] != pos) return std::nullopt;
+            if (count <= 256 && names.size() - pos >= word) return std::nullopt;
+            return out;
+        }
+        if (names.size() < pos || names.size() - pos >= word) return std::nullopt;   // only padding after
+        return out;
+    }
+
+    // Addresses from kallsyms_offsets at `off` and kallsyms_relative_base at `rb`; nullopt unless
+    // relative_base is a kernel-image address and the addresses are sorted (scripts/kallsyms sorts).
+    std::optional<std::vector<uint64_t>> addresses(uint64_t off, uint64_t rb_at, uint64_t count, bool& abs_percpu) {
+        uint64_t rb = 0;
+        if (word == 8) {
+            auto v = read_le<uint64_t>(tl, rb_at);
+            if (!v || *v < kImageStart || *v >= kImageEnd) return std::nullopt;
+            rb = *v;
+        } else {
+            auto v = read_le<uint32_t>(tl, rb_at);
+            if (!v || *v < tl.kernel_base()) return std::nullopt;
+            rb = *v;
+        }
+        auto raw = read_bytes(tl, off, 4 * count);
+        if (!raw) return std::nullopt;
+        std::vector<int32_t> o(count);
+        std::memcpy(o.data(), raw->data(), 4 * count);
+        abs_percpu = std::any_of(o.begin(), o.end(), [](int32_t v) { return v < 0; });
+        std::vector<uint64_t> a(count);
+        const uint64_t mask = word == 8 ? ~uint64_t{0} : 0xffffffffull;
+        for (uint64_t i = 0; i < count; ++i) {
+            if (!abs_percpu) a[i] = (rb + static_cast<uint32_t>(o[i])) & mask;
+            else if (o[i] >= 0) a[i] = static_cast<uint64_t>(o[i]);
+            else a[i] = (rb - 1 - static_cast<uint64_t>(static_cast<int64_t>(o[i]))) & mask;
+            if (i > 0 && a[i] < a[i - 1]) return std::nullopt;
+        }
+        return a;
+    }
+
+    // kallsyms_markers followed by kallsyms_seqs_of_names (3-byte big-endian indices, a
+    // permutation of 0..n−1) and then the token table at `table`: the layout of 6.2–6.3, also in
+    // Debian's 6.1 updates. Markers start at some aligned P with markers[0] = 0, and
+    // table = ALGN(ALGN(P + 4·⌈n/256⌉) + 3n), which gives n from P.
+    std::vector<std::tuple<uint64_t, std::vector<uint32_t>, uint64_t>> markers_before_seqs(uint64_t table) {
+        std::vector<std::tuple<uint64_t, std::vector<uint32_t>, uint64_t>> out;
+        constexpr uint64_t kMaxSeqSyms = 1u << 21;
+        const uint64_t window = 3 * kMaxSeqSyms + 4 * kMaxSeqSyms / 256 + 4 * word;
+        // The readable stretch just before the table (probed page by page), read once.
+        uint64_t lo = table;
+        uint8_t probe[1];
+        while (table - lo < window && lo >= 4096) {
+            const uint64_t from = (lo - 1) / 4096 * 4096;
+            if (!tl.read_virtual(from, probe)) break;
+            lo = from;
+        }
+        std::vector<uint8_t> buf(table - lo);
+        if (!tl.read_virtual(lo, buf)) return out;
+        auto u32 = [&](uint64_t va) {
+            uint32_t v;
+            std::memcpy(&v, buf.data() + (va - lo), 4);
+            return v;
+        };
+        for (uint64_t p = (table - 16) / word * word; p >= lo + word && p + 8 <= table; p -= word) {
+            if (u32(p) != 0 || u32(p + 4) < 512 || u32(p + 4) > 256 * 257) continue;
+            const uint64_t n0 = (table - p) * 256 / (3 * 256 + 4);
+            for (uint64_t n = n0 > 8 ? n0 - 8 : 1; n <= n0 + 8; ++n) {
+                const uint64_t m = (n + 255) / 256, seqs = round_up(p + 4 * m, word);
+                if (m < 2 || round_up(seqs + 3 * n, word) != table) continue;
+                std::vector<uint32_t> marks(m);
+                bool ok = true;
+                for (uint64_t i = 0; i < m && ok; ++i) {
+                    marks[i] = u32(p + 4 * i);
+                    ok = i == 0 || marks[i] > marks[i - 1];
+                }
+                std::vector<bool> seen(n);
+                for (uint64_t i = 0; i < n && ok; ++i) {
+                    const uint8_t* b = buf.data() + (seqs - lo) + 3 * i;
+                    const uint64_t v = uint64_t{b[0]} << 16 | uint64_t{b[1]} << 8 | b[2];
+                    ok = v < n && !seen[v];
+                    if (ok) seen[v] = true;
+                }
+                if (ok) out.emplace_back(p, std::move(marks), n);
+            }
+            if (!out.empty()) break;
+        }
+        return out;
+    }
+
+    // Everything from a token index at `ti`.
+    std::optional<DumpKallsyms> from_token_index(uint64_t ti, const uint16_t* idx) {
+        auto tt = token_table(ti, idx);
+        if (!tt) return std::nullopt;
+        const auto& [table, tokens] = *tt;
+        reason = "kallsyms_token_table at " + hex(table) + ": no kallsyms_markers before it";
+        // {markers address, markers, symbol count when seqs_of_names told it (else 0)}
+        std::vector<std::tuple<uint64_t, std::vector<uint32_t>, uint64_t>> candidates;
+        for (uint64_t pad = 0; pad < word; pad += 4)
+            if (auto mk = markers(table - pad)) candidates.emplace_back(mk->first, std::move(mk->second), 0);
+        if (candidates.empty()) candidates = markers_before_seqs(table);
+        for (auto& [marks_at, marks, seq_count] : candidates)
+            if (auto k = from_markers(ti, table, tokens, marks_at, marks, seq_count)) return k;
+        return std::nullopt;
+    }
+
+    // kallsyms_num_syms and kallsyms_names before the markers at `marks_at`, then the offsets.
+    std::optional<DumpKallsyms> from_markers(uint64_t ti, uint64_t table, const std::vector<std::string>& tokens,
+                                             uint64_t marks_at, const std::vector<uint32_t>& marks, uint64_t seq_count) {
+        const uint64_t m = marks.size();
+        // kallsyms_names ends before the markers (up to ALGN−1 bytes of padding); it holds at
+        // least 2 bytes for each name after the last marker, at most 2 + 255 each.
+        reason = "kallsyms_markers at " + hex(marks_at) + ": no kallsyms_num_syms/kallsyms_names before them";
+        const uint64_t last = marks.back();
+        const uint64_t window = 256 * 257 + 2 * word;
+        if (marks_at < last + window + 2 * word) return std::nullopt;
+        const uint64_t lo = (marks_at - last - window) / word * word;
+        auto buf = read_bytes(tl, lo, marks_at - lo);
+        if (!buf) return std::nullopt;
+        const uint64_t num_syms_field = round_up(4, word);   // .long then ALGN
+        for (uint64_t names = (marks_at - last - 2) / word * word; names >= lo + num_syms_field; names -= word) {
+            uint32_t count = 0, pad = 0;
+            std::memcpy(&count, buf->data() + (names - num_syms_field - lo), 4);
+            if (num_syms_field > 4) std::memcpy(&pad, buf->data() + (names - num_syms_field - lo) + 4, 4);
+            if (pad != 0 || count == 0 || count > kMaxKallsyms || (count + 255) / 256 != m) continue;
+            if (seq_count && count != seq_count) continue;
+            const std::span<const uint8_t> stream(buf->data() + (names - lo), marks_at - names);
+            if (!decode(stream, count, marks, tokens, true)) continue;
+            auto syms = decode(stream, count, marks, tokens, false);
+            if (!syms) {
+                reason = "kallsyms_names at " + hex(names) + " does not decode to " + std::to_string(count) + " names";
+                return std::nullopt;
+            }
+            KallsymsTables t;
+            t.num_syms = names - num_syms_field;
+            t.names = names;
+            t.markers = marks_at;
+            t.token_table = table;
+            t.token_index = ti;
+            t.count = count;
+            // Offsets and relative_base: before num_syms (≤ 6.1) or after the token index (6.4+).
+            const uint64_t off_bytes = round_up(4ull * count, word);
+            std::vector<std::pair<uint64_t, uint64_t>> layouts;   // {offsets, relative_base}
+            if (t.num_syms >= word + off_bytes) layouts.push_back({t.num_syms - word - off_bytes, t.num_syms - word});
+            layouts.push_back({ti + 512, ti + 512 + off_bytes});
+            std::optional<std::vector<uint64_t>> addrs;
+            for (const auto& [off, rb] : layouts) {
+                addrs = addresses(off, rb, count, t.absolute_percpu);
+                if (addrs) {
+                    t.offsets = off;
+                    t.relative_base = rb;
+                    break;
+                }
+            }
+            if (!addrs) {
+                reason = "kallsyms at " + hex(t.num_syms) + ": no sorted kallsyms_offsets/relative_base beside the tables";
+                return std::nullopt;
+            }
+            for (uint64_t i = 0; i < count; ++i) (*syms)[i].address = (*addrs)[i];
+            Kallsyms k;
+            try {
+                k = Kallsyms::from_symbols(std::move(*syms));
+            } catch (const InputError& e) {
+                reason = std::string("kallsyms in the dump: ") + e.what();
+                return std::nullopt;
+            }
+            // The symbols must be this kernel's: linux_banner is "Linux version …".
+            auto banner = k.address("linux_banner");
+            static constexpr char kBanner[] = "Linux version ";
+            char text[sizeof kBanner - 1] = {};
+            if (!banner) {
+                reason = "kallsyms in the dump has no linux_banner (kernel without CONFIG_KALLSYMS_ALL?)";
+                return std::nullopt;
+            }
+            if (!tl.read_virtual(*banner, std::span<uint8_t>(reinterpret_cast<uint8_t*>(text), sizeof text)) ||
+                std::memcmp(text, kBanner, sizeof text) != 0) {
+                reason = "kallsyms in the dump: linux_banner at " + hex(*banner) + " does not read 'Linux version '";
+                return std::nullopt;
+            }
+            return DumpKallsyms{std::move(k), t};
+        }
+        return std::nullopt;
+    }
+};
+
+}  // namespace
+
+std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::string* why) {
+    const auto spans = image_spans(tl);
+    Finder f{tl, tl.word_size(), {}};
+    uint64_t indices = 0;
+    for (const ImageSpan& s : spans) {
+        const uint8_t* b = s.bytes.data();
+        const uint64_t n = s.bytes.size();
+        for (uint64_t o = (8 - s.vaddr % 8) % 8; o + 512 <= n; o += 8) {
+            // kallsyms_token_index: 256 u16, the first 0, each next one 2..256 bytes further.
+            uint16_t idx[256];
+            std::memcpy(idx, b + o, 4);
+            if (idx[0] != 0 || idx[1] < 2 || idx[1] > 256) continue;
+            std::memcpy(idx, b + o, 512);
+            unsigned i = 1;
+            while (i < 256 && idx[i] >= idx[i - 1] + 2 && idx[i] <= idx[i - 1] + 256) ++i;
+            if (i < 256) continue;
+            ++indices;
+            if (auto k = f.from_token_index(s.vaddr + o, idx)) return k;
+        }
+    }
+    if (why) {
+        *why = indices == 0 || f.reason.empty()
+                   ? "no kallsyms_token_table/kallsyms_token_index in the kernel image (" + mib(searched_bytes(spans)) +
+                         " searched)"
+                   : f.reason;
+    }
+    return std::nullopt;
+}
+
+// ---- both, with the user's files first ----------------------------------------------------------
+
+KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const std::optional<std::string>& kernel_file,
+                                               const std::optional<std::string>& kallsyms_file) {
+    KernelTypesAndSymbols r;
+    if (kernel_file) {
+        btf::KernelImage img = btf::load_kernel_image(*kernel_file);
+        r.btf = std::move(img.btf);
+        r.banners = std::move(img.banners);
+        r.btf_source = *kernel_file;
+    } else {
+        std::string why;
+        if (auto b = find_btf(tl, &why)) {
+            r.btf_source = "dump: .BTF at " + hex(b->vaddr) + " (" + std::to_string(b->size) + " bytes)";
+            r.btf = std::move(b->btf);
+        } else {
+            r.notes.push_back("no types: " + why + "; pass the kernel file (vmlinux, vmlinuz or BTF)");
+        }
+    }
+    if (kallsyms_file) {
+        r.symbols = Kallsyms::load(*kallsyms_file);
+        r.symbols_source = *kallsyms_file;
+    } else {
+        std::string why;
+        if (auto k = find_kallsyms(tl, &why)) {
+            r.symbols_source = "dump: kallsyms tables at " + hex(k->tables.num_syms) + " (" +
+                               std::to_string(k->tables.count) + " symbols)";
+            r.symbols = std::move(k->symbols);
+        } else {
+            r.notes.push_back("no symbols: " + why + "; pass the guest's /proc/kallsyms");
+        }
+    }
+    // Symbols recovered from memory must name this kernel's init_task (comm "swapper" or
+    // "swapper/0", sched_init → init_idle).
+    if (r.btf && r.symbols && !kallsyms_file) {
+        std::string problem;
+        auto task = r.btf->find("task_struct");
+        auto comm = task ? r.btf->member(*task, "comm") : std::nullopt;
+        auto init = r.symbols->address("init_task");
+        char name[16] = {};
+        if (!init) problem = "no init_task symbol";
+        else if (!comm) problem = "task_struct has no comm";
+        else if (!tl.read_virtual(*init + comm->byte_offset(), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), sizeof name)) ||
+                 std::strncmp(name, "swapper", 7) != 0)
+            problem = "init_task at " + hex(*init) + " has no comm 'swapper'";
+        if (!problem.empty()) {
+            r.notes.push_back("symbols from the dump dropped: " + problem);
+            r.symbols.reset();
+            r.symbols_source.clear();
+        }
+    }
+    return r;
+}
+
+const btf::Btf& KernelTypesAndSymbols::require_btf(const std::string& what) const {
+    if (btf) return *btf;
+    for (const std::string& n : notes)
+        if (n.rfind("no types", 0) == 0) throw InputError(what + " needs the kernel's struct layouts; " + n);
+    throw InputError(what + " needs the kernel's struct layouts (BTF)");
+}
+
+const Kallsyms& KernelTypesAndSymbols::require_symbols(const std::string& what) const {
+    if (symbols) return *symbols;
+    for (const std::string& n : notes)
+        if (n.find("symbols") != std::string::npos) throw InputError(what + " needs the kernel's symbols; " + n);
+    throw InputError(what + " needs the kernel's symbols (kallsyms)");
+}
+
+}  // namespace deepmem

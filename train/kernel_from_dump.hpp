@@ -1,0 +1,88 @@
+// Types and symbols from the dump alone: the kernel's BTF and its symbol table are both resident
+// in the kernel image, so a dump needs no vmlinuz and no kallsyms file beside it (issue #10).
+//
+// Contract
+//   Where      Only the kernel image mapping is searched (x86-64: virtual addresses
+//              0xffffffff80000000–0xffffffffc0000000, the __START_KERNEL_map region, which holds
+//              .text/.rodata at their KASLR-randomised address; 32-bit/PAE: every kernel page), read
+//              through the translation layer. A blob planted in user or slab memory is never seen.
+//   find_btf   The .BTF section (vmlinux.lds.h: __start_BTF, in RO_DATA, kept for
+//              /sys/kernel/btf/vmlinux): a header with magic 0xeb9f, version 1, flags 0, hdr_len 24,
+//              4-aligned type section, non-overlapping type/string sections of at most 64 MiB, then
+//              the whole blob parsed by btf::Btf::parse and accepted only when it describes a Linux
+//              kernel (struct task_struct with pid/tgid/comm/tasks, list_head of two pointers, cred,
+//              mm_struct, file).
+//   find_kallsyms  The compressed kallsyms tables of scripts/kallsyms.c / kernel/kallsyms.c:
+//              kallsyms_token_table (256 NUL-terminated tokens) and kallsyms_token_index (256 u16
+//              offsets into it) found by their shape; then, walking back, kallsyms_markers (u32
+//              offset of every 256th name) right before the token table (5.x, 6.1, 6.4+) or before
+//              kallsyms_seqs_of_names (3 bytes per symbol, a permutation: 6.2–6.3 and Debian's 6.1
+//              updates), kallsyms_names (per symbol a length — one byte, or two for "big" symbols
+//              since 6.1 — then token indices; the first expanded character is the type letter) and
+//              kallsyms_num_syms; then kallsyms_offsets and kallsyms_relative_base either before
+//              kallsyms_num_syms (up to 6.3) or after kallsyms_token_index (6.4 and later). Addresses:
+//              relative_base + (u32)offset, or with CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86-64 SMP)
+//              offset ≥ 0 absolute (per-CPU) and relative_base − 1 − offset otherwise. Accepted only
+//              when every table is consistent (markers match the decoded names, addresses sorted,
+//              relative_base in the kernel image) and linux_banner reads "Linux version ".
+//              Not handled: kallsyms_addresses (absolute tables, not built on x86), 6.15's
+//              PC-relative offsets. Checked on real dumps: Debian 5.10, 6.1, 6.1-rt, 6.12.
+//   Both return nullopt with `why` set to a one-line reason when nothing qualifies; corrupt,
+//   truncated or inconsistent tables are rejected, never followed out of bounds or forever.
+//
+//   kernel_types_and_symbols  The inputs of the labeler, baselines and attacks: a kernel file
+//              (vmlinux/vmlinuz/raw BTF) or kallsyms file given by the user wins over what the dump
+//              holds. What could not be had is absent, with a note saying why. When both BTF and
+//              symbols are present, init_task must be a task_struct whose comm starts with
+//              "swapper" (else the symbols are dropped with a note: they are not this kernel's).
+#pragma once
+
+#include "train/btf.hpp"
+#include "train/labeler.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace deepmem {
+
+class TranslationLayer;
+
+struct DumpBtf {
+    btf::Btf btf;
+    uint64_t vaddr = 0;   // where the header is
+    uint64_t size = 0;    // bytes of the whole blob
+};
+std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why = nullptr);
+
+// Virtual addresses of the kallsyms tables found (for reports and tests).
+struct KallsymsTables {
+    uint64_t num_syms = 0, names = 0, markers = 0, token_table = 0, token_index = 0, offsets = 0,
+             relative_base = 0;
+    uint64_t count = 0;          // symbols
+    bool absolute_percpu = false;
+};
+struct DumpKallsyms {
+    Kallsyms symbols;
+    KallsymsTables tables;
+};
+std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::string* why = nullptr);
+
+struct KernelTypesAndSymbols {
+    std::optional<btf::Btf> btf;
+    std::optional<Kallsyms> symbols;
+    std::vector<std::string> banners;   // of the user's kernel file (for the banner cross-check)
+    std::string btf_source;             // "vmlinuz FILE" or "dump: .BTF at 0x… (N bytes)"; "" when absent
+    std::string symbols_source;         // "FILE" or "dump: kallsyms tables at 0x… (N symbols)"
+    std::vector<std::string> notes;     // one line per thing missing or dropped
+    // The BTF / the symbols, or an InputError "<what> needs … : <the note>".
+    const btf::Btf& require_btf(const std::string& what) const;
+    const Kallsyms& require_symbols(const std::string& what) const;
+};
+// Throws what btf::load_kernel_image / Kallsyms::load throw for a user-given file that is bad.
+KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl,
+                                               const std::optional<std::string>& kernel_file = {},
+                                               const std::optional<std::string>& kallsyms_file = {});
+
+}  // namespace deepmem

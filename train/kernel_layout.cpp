@@ -1,0 +1,140 @@
+// KernelLayout: every struct member by name, once (contract in train/kernel_layout.hpp).
+#include "train/kernel_layout.hpp"
+
+#include "graph/layers.hpp"
+
+namespace deepmem {
+
+namespace {
+
+// SLUB's structures (mm/slab.h struct slab since 5.17; slub_def.h kmem_cache, kmem_cache_cpu;
+// kmem_cache_node in mm/slab.h), all or nothing.
+std::optional<KernelLayout::Slub> find_slub(const KernelLayout& L, std::string& missing) {
+    const btf::Btf& b = L.btf;
+    auto kc = b.find("kmem_cache"), kcc = b.find("kmem_cache_cpu"), sl = b.find("slab"),
+         kcn = b.find("kmem_cache_node"), page = b.find("page");
+    if (!kc || !kcc || !sl || !kcn || !page) {
+        missing = "BTF lacks kmem_cache/kmem_cache_cpu/slab/kmem_cache_node/page";
+        return std::nullopt;
+    }
+    auto f = [&](uint32_t t, const char* m) { return b.member(t, m); };
+    auto list = f(*kc, "list"), name = f(*kc, "name"), cpu_slab = f(*kc, "cpu_slab"), offset = f(*kc, "offset"),
+         size = f(*kc, "size"), node = f(*kc, "node");
+    auto c_free = f(*kcc, "freelist"), c_slab = f(*kcc, "slab");
+    auto s_list = f(*sl, "slab_list"), s_free = f(*sl, "freelist"), s_objects = f(*sl, "objects");
+    auto n_partial = f(*kcn, "partial");
+    if (!list || !name || !cpu_slab || !offset || !size || !node || !c_free || !c_slab || !s_list || !s_free ||
+        !s_objects || !n_partial) {
+        missing = "BTF lacks a SLUB field (kmem_cache/kmem_cache_cpu/slab/kmem_cache_node)";
+        return std::nullopt;
+    }
+    KernelLayout::Slub s{*list, *name, *cpu_slab, *offset, *size, *node, f(*kc, "random"), f(*kc, "red_left_pad"),
+                         *c_free, *c_slab, f(*kcc, "partial"), *s_list, *s_free, *s_objects, f(*sl, "next"),
+                         *n_partial, b.size_of(*page)};
+    return s;
+}
+
+}  // namespace
+
+KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
+    task_size = size("task_struct");
+    mm_size = size("mm_struct");
+    cred_size = size("cred");
+    file_size = size("file");
+    dentry_size = size("dentry");
+    module_size = size("module");
+    tasks = req("task_struct", "tasks");
+    pid = req("task_struct", "pid");
+    tgid = req("task_struct", "tgid");
+    group_leader = req("task_struct", "group_leader");
+    signal = req("task_struct", "signal");
+    mm = req("task_struct", "mm");
+    real_cred = req("task_struct", "real_cred");
+    cred = req("task_struct", "cred");
+    files = req("task_struct", "files");
+    comm = req("task_struct", "comm");
+    comm_len = member_size("task_struct", "comm");
+    thread_node = opt("task_struct", "thread_node");
+    thread_head = opt("signal_struct", "thread_head");
+    thread_group = opt("task_struct", "thread_group");
+    if (!(thread_node && thread_head) && !thread_group)
+        throw InputError("BTF: neither signal_struct.thread_head/task_struct.thread_node nor "
+                         "task_struct.thread_group: cannot enumerate threads");
+    fdt = req("files_struct", "fdt");
+    max_fds = req("fdtable", "max_fds");
+    max_fds_size = member_size("fdtable", "max_fds");
+    fd = req("fdtable", "fd");
+    open_fds = req("fdtable", "open_fds");
+    f_dentry = req("file", "f_path.dentry");
+    f_cred = opt("file", "f_cred");
+    exe_file = opt("mm_struct", "exe_file");
+    d_hash = opt("dentry", "d_hash");
+    mm_mt_root = opt("mm_struct", "mm_mt.ma_root");
+    vm_file = opt("vm_area_struct", "vm_file");
+    vm_mm = opt("vm_area_struct", "vm_mm");
+    mr64_slot = opt("maple_range_64", "slot");
+    ma64_slot = opt("maple_arange_64", "slot");
+    d_name_name = opt("dentry", "d_name.name");
+    d_name_len = opt("dentry", "d_name.len");
+    mod_list = req("module", "list");
+    mod_name = req("module", "name");
+    mod_name_len = member_size("module", "name");
+    mod_state = opt("module", "state");
+    if (mod_state) mod_state_size = member_size("module", "state");
+    module_unformed = btf.enumerator("MODULE_STATE_UNFORMED");
+    rq_idle = opt("rq", "idle");
+    // Fields the baselines' signature and the attacks read (train/baselines.hpp, tools/dm-attack.cpp).
+    state = opt("task_struct", "__state");
+    if (!state) state = opt("task_struct", "state");
+    flags = opt("task_struct", "flags");
+    stack = opt("task_struct", "stack");
+    active_mm = opt("task_struct", "active_mm");
+    exit_state = opt("task_struct", "exit_state");
+    real_parent = opt("task_struct", "real_parent");
+    parent = opt("task_struct", "parent");
+    fs = opt("task_struct", "fs");
+    usage = opt("task_struct", "usage");
+    pid_links = opt("task_struct", "pid_links");
+    if (pid_links) {
+        const btf::Type& arr = btf.type(btf.resolve(btf.member(id("task_struct"), "pid_links")->type));
+        pid_types = arr.kind == btf::Kind::Array ? arr.nelems : 1;
+    }
+    slub = find_slub(*this, slub_missing);
+}
+
+uint64_t KernelLayout::need(const std::optional<uint64_t>& field, const char* what) {
+    if (!field) throw InputError(std::string("BTF: ") + what + " missing");
+    return *field;
+}
+
+uint32_t KernelLayout::id(const char* s) const {
+    auto t = btf.find(s);
+    if (!t) throw InputError(std::string("BTF: no struct ") + s);
+    return *t;
+}
+
+uint64_t KernelLayout::size(const char* s) const { return btf.size_of(id(s)); }
+
+std::optional<uint64_t> KernelLayout::opt(const char* s, const char* path) const {
+    auto t = btf.find(s);
+    if (!t) return std::nullopt;
+    auto f = btf.member(*t, path);
+    if (!f) return std::nullopt;
+    if (f->bitfield_size != 0 || f->bit_offset % 8 != 0)
+        throw InputError(std::string("BTF: ") + s + "." + path + " is a bitfield");
+    return f->byte_offset();
+}
+
+uint64_t KernelLayout::req(const char* s, const char* path) const {
+    auto o = opt(s, path);
+    if (!o) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
+    return *o;
+}
+
+uint64_t KernelLayout::member_size(const char* s, const char* path) const {
+    auto f = btf.member(id(s), path);
+    if (!f) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
+    return btf.size_of(f->type);
+}
+
+}  // namespace deepmem

@@ -1,0 +1,85 @@
+// The one place for kernel-structure knowledge: sizes and member offsets of the structures the
+// labeler walks, the baselines scan and the attacks rewrite, looked up by name in the dumped
+// kernel's BTF once (issue #10 item 4; the BTF itself: train/btf.hpp, from a file or from the
+// dump: train/kernel_from_dump.hpp).
+//
+// Contract
+//   KernelLayout(btf)  Byte offsets (bytes from the start of the struct, nested members resolved,
+//                      anonymous unions descended) and sizes in bytes. Plain values are members every
+//                      supported kernel has (5.10–6.12); a BTF without one is an InputError naming
+//                      struct and member. std::optional values came or went between versions, or
+//                      only some users need them; need() makes a missing one that InputError where
+//                      it is needed. A plain member that is a bitfield is an InputError too.
+//   Names are the kernel's: include/linux/sched.h (task_struct), sched/signal.h (signal_struct),
+//   mm_types.h (mm_struct, vm_area_struct), maple_tree.h, cred.h, fs.h (file), fdtable.h, dcache.h,
+//   module.h, kernel/sched/sched.h (rq), slub_def.h and mm/slab.h (SLUB).
+//   The layout keeps a reference to `btf`, which must outlive it.
+#pragma once
+
+#include "train/btf.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace deepmem {
+
+struct KernelLayout {
+    explicit KernelLayout(const btf::Btf& btf);
+
+    const btf::Btf& btf;
+
+    // sizeof (BTF). task_size is the largest task_struct; x86 allocates arch_task_struct_size.
+    uint64_t task_size, mm_size, cred_size, file_size, dentry_size, module_size;
+
+    // task_struct
+    uint64_t tasks, pid, tgid, group_leader, signal, mm, real_cred, cred, files, comm, comm_len;
+    std::optional<uint64_t> thread_node;    // on signal->thread_head (3.14+)
+    std::optional<uint64_t> thread_group;   // the older ring of threads (gone in 6.7)
+    std::optional<uint64_t> state;          // __state (5.14+, u32), else state (long): read 4 bytes
+    std::optional<uint64_t> flags, stack, active_mm, exit_state, real_parent, parent, fs, usage;
+    std::optional<uint64_t> pid_links;      // hlist_node pid_links[pid_types]
+    uint64_t pid_types = 0;
+    // signal_struct
+    std::optional<uint64_t> thread_head;
+    // files_struct, fdtable
+    uint64_t fdt, max_fds, max_fds_size, fd, open_fds;
+    // file, dentry
+    uint64_t f_dentry;   // f_path.dentry
+    std::optional<uint64_t> f_cred, d_hash, d_name_name, d_name_len;
+    // mm_struct, VMAs in the maple tree (6.1+)
+    std::optional<uint64_t> exe_file, mm_mt_root, vm_file, vm_mm, mr64_slot, ma64_slot;
+    // module
+    uint64_t mod_list, mod_name, mod_name_len;
+    std::optional<uint64_t> mod_state, mod_state_size;
+    std::optional<int64_t> module_unformed;   // enum module_state MODULE_STATE_UNFORMED
+    // rq (runqueues)
+    std::optional<uint64_t> rq_idle;
+
+    // SLUB, for the task_struct cache's freelists; nullopt (with slub_missing saying why) when the
+    // BTF lacks a member (e.g. SLAB kernels, or 5.x before struct slab).
+    struct Slub {
+        btf::Field list, name, cpu_slab, offset, size, node;   // kmem_cache
+        std::optional<btf::Field> random, red_left_pad;         // kmem_cache, hardened/debug only
+        btf::Field c_freelist, c_slab;                          // kmem_cache_cpu
+        std::optional<btf::Field> c_partial;                    // CONFIG_SLUB_CPU_PARTIAL
+        btf::Field s_slab_list, s_freelist, s_objects;          // slab (s_objects is a bitfield)
+        std::optional<btf::Field> s_next;                       // slab, CPU partial chain
+        btf::Field n_partial;                                   // kmem_cache_node
+        uint64_t page_size = 0;                                 // sizeof(struct page): vmemmap stride
+    };
+    std::optional<Slub> slub;
+    std::string slub_missing;
+
+    // `field`, or InputError "BTF: <what> missing" (what is "struct.member").
+    static uint64_t need(const std::optional<uint64_t>& field, const char* what);
+
+    // Lookups by name, for members not listed above.
+    uint32_t id(const char* struct_name) const;                            // InputError when absent
+    uint64_t size(const char* struct_name) const;
+    std::optional<uint64_t> opt(const char* struct_name, const char* path) const;   // InputError on a bitfield
+    uint64_t req(const char* struct_name, const char* path) const;
+    uint64_t member_size(const char* struct_name, const char* path) const;
+};
+
+}  // namespace deepmem
