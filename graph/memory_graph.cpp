@@ -848,6 +848,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
         throw InputError("out of memory while building the graph of this dump (estimated " + figures() + ")");
     }
     g.info_.dump_bytes = layer.physical().file_bytes().size();
+    g.info_.kernel_banner = find_kernel_banner(layer.physical(), runs, params.word_size);
     g.phases_.pages += enumerate;
     g.info_.dtb = layer.dtb();
     g.info_.paging = layer.mode();
