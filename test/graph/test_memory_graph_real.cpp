@@ -130,7 +130,8 @@ TEST_CASE("graph real: raw, ELF and LiME copies of the dump give byte-identical 
     int compared = 0;
     for (const char* name : {"dump.raw", "dump.lime"}) {
         if (!fs::exists(g_dev / name)) continue;
-        INFO(name);
+        const std::string format_name = name;
+        INFO(format_name);
         auto other = PhysicalLayer::open((g_dev / name).string());
         auto other_layer = TranslationLayer::detect(*other, layer.dtb(), layer.mode());
         MemoryGraph g = MemoryGraph::build(other_layer);
@@ -151,9 +152,14 @@ TEST_CASE("graph real: cutting the top 10 MiB of RAM leaves the graph of the mem
     auto phys = PhysicalLayer::open((g_dev / "dump.elf").string());
     auto layer = TranslationLayer::detect(*phys);
     MemoryGraph full = MemoryGraph::build(layer);
-    uint64_t top = 0;
+    // The top of RAM: the end of the biggest run (an ELF core also holds small ROM and flash
+    // ranges up to 4 GiB, e.g. the BIOS at 0xfffc0000).
+    uint64_t top = 0, biggest = 0;
     for (const auto& r : phys->runs())
-        if (r.paddr < (uint64_t{4} << 30)) top = std::max(top, r.paddr + r.size);   // RAM below the PCI hole
+        if (r.size > biggest) {
+            biggest = r.size;
+            top = r.paddr + r.size;
+        }
     const uint64_t cut = top - (uint64_t{10} << 20);
     fs::path raw = fs::temp_directory_path() / ("graph-cut-" + std::to_string(::getpid()) + ".raw");
     {
@@ -171,13 +177,22 @@ TEST_CASE("graph real: cutting the top 10 MiB of RAM leaves the graph of the mem
     fs::remove(raw);
     auto cut_layer = TranslationLayer::detect(*cut_phys, layer.dtb(), layer.mode());
     MemoryGraph part = MemoryGraph::build(cut_layer);
-    // Nodes of the full graph on whole pages below the cut, away from the cut page, must be in the
-    // cut graph unchanged: same vaddr, length and bytes. (Nodes mapped through page tables that
-    // lived above the cut are gone with them; they are counted, not required.)
+    // Nodes of the full graph whose every page (up to the one after their last byte, where a
+    // segment cut at a mapping edge would have gone on) lies below the cut must be in the cut
+    // graph unchanged: same vaddr, length and bytes. A node's pages are virtually, not physically,
+    // contiguous (kernel image, vmalloc), so each is translated. (Nodes mapped through page tables
+    // that lived above the cut are gone with them; they are counted, not required.)
+    auto below_cut = [&](uint64_t vaddr, uint64_t length) {
+        for (uint64_t page = vaddr & ~uint64_t{4095}; page <= vaddr + length; page += 4096) {
+            const auto pa = layer.translate(page);
+            if (!pa || *pa + 4096 > cut) return false;
+        }
+        return true;
+    };
     uint64_t below = 0, same = 0, mapped_gone = 0;
     const uint32_t F = full.params().feature_bytes;
     for (uint32_t n = 0; n < full.node_count(); ++n) {
-        if (full.paddr()[n] + full.length()[n] + 4096 > cut) continue;
+        if (!below_cut(full.vaddr()[n], full.length()[n])) continue;
         ++below;
         auto m = part.node_containing(full.vaddr()[n]);
         if (!m) {
