@@ -12,6 +12,13 @@
 //             key nodes' frequencies over the training objects (0..1], so a score is roughly
 //             "how many typical segments of a T agree here". A base is reported when
 //             score ≥ threshold (the model's calibrated one unless overridden).
+//   Window    With model.vote_window = W > 0 (another build's layout shifts fields by a few words), a
+//             voted base b scores every key node that voted for a base within [b − W, b + W], each
+//             class once: score(b) = Σ_{classes c voting in the window} k_c.weight + kVoteBonus ·
+//             (classes − 1), and votes = that class count. Candidates are still only bases that
+//             received a vote. Of overlapping candidates of equal score the one whose own votes
+//             include the key node of smallest offset is kept (fields near an object's start move
+//             least between builds), then the lower address. W = 0 is the exact rule above.
 //   Overlap   Two objects of one type never overlap, and every key-node offset lies inside the
 //             object, so true objects of one type are more than R = max key-node offset apart.
 //             Of candidates closer than R the higher score is kept (ties: lower address), greedily
@@ -46,12 +53,21 @@ namespace deepmem {
 
 inline constexpr float kVoteBonus = 0.01f;
 
+// One value read from a detected object's memory (filled by train/interpret.hpp; detect/ only
+// prints them): `key` as the JSON key ("pid", "comm", "hidden", "bad" …), `json` the value as a JSON
+// literal (null when it failed a sanity check), `text` the same for the table and CSV ("" for null).
+struct ObjectField {
+    std::string key, json, text;
+    bool operator==(const ObjectField&) const = default;
+};
+
 struct Detection {
     std::string type;
     uint64_t vaddr = 0;
     std::optional<uint64_t> paddr;   // of the object's first byte, when that page is in the dump
     float score = 0;
     uint32_t votes = 0;
+    std::vector<ObjectField> fields;   // empty unless interpreted (train/interpret.hpp)
     bool operator==(const Detection&) const = default;
 };
 
@@ -61,6 +77,7 @@ struct Candidate {
     float score = 0;
     uint32_t votes = 0;
     std::optional<uint64_t> paddr;   // of the base, when its page is in the graph
+    uint32_t lead_offset = 0;        // smallest key-node offset among the votes at exactly vaddr
 };
 
 // How many candidate objects of a dump had key-node votes agreeing on one base, and which key nodes
@@ -82,7 +99,9 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 // bases has bound ≥ threshold. The others' votes go to bases scoring below threshold, which never
 // displace (Overlap) one at or above it: select(vote(rows), threshold) equals
 // select(vote(all nodes), threshold), and vote(rows) lacks only below-threshold candidates. With
-// threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept.
+// threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept. With a vote
+// window W the bound of b sums the key nodes of every base in [b − 2W, b + 2W] (a superset of any
+// window that holds b), so the equality holds as well.
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY);
 // vote() over the probabilities of distinct `rows` only (|rows| × K, row i for node rows[i]);
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
@@ -95,7 +114,10 @@ std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, co
                                                     std::span<const uint32_t> rows, const Mat<float>& probs);
 std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                                    const Mat<float>& probs);
-std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes);   // no paddr
+// Scored bases (no paddr) under the model's vote window, or under `window` bytes (0 = exact).
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes);
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes,
+                                uint32_t window);
 std::vector<Candidate> apply_overlap_rule(const Model& model, std::span<const Candidate> bases);
 uint64_t overlap_radius(const Model& model);
 
@@ -234,15 +256,33 @@ private:
 };
 
 // ---- detections as text: what dmdetect writes and dmeval reads ------------------------------
-//   table  aligned columns type, vaddr, paddr, score, votes, then "# type: count" per type
+//   table  aligned columns type, vaddr, paddr, score, votes, then "# type: count" per type. With
+//          fields: one section per type, its header naming that type's field keys as further
+//          columns (a null value is "?", an empty string "-").
 //   json   JSON Lines {"type":"task_struct","vaddr":"0xffff…","paddr":"0x…"|null,"score":1.234,"votes":12}
+//          then each field as "key":value in its order
 //          (dmdetect puts {"record":…} lines about the kernel and the models' fit first: detect/fit.hpp)
-//   csv    header "type,vaddr,paddr,score,votes"; an absent paddr is an empty field
+//   csv    header "type,vaddr,paddr,score,votes" then, with fields, one column per key of any
+//          detection (first-seen order; RFC 4180 quoting); an absent paddr or value is an empty field
+//   Reading back (parse_detections) keeps the five detection columns; fields are not read.
 enum class DetectionFormat : uint8_t { Table, Json, Csv };
 DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format);
+// One dump's part of an output over several dumps (dmdetect DUMP DUMP…): `text` is what dmdetect
+// writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then
+// format_detections); every record then names `dump`. JSON: every line gets a first field "dump"
+// (json_string). CSV: every row gets a first column "dump" (quoted, '"' doubled, when it holds ',',
+// '"' or a line break); the header becomes "dump," + its header (dmdetect writes it again only when
+// a dump's columns differ from the one before). Table: a line "# dump: NAME" (line breaks in
+// NAME shown as '?') before the dump's lines.
+struct DumpRecords {
+    std::string_view dump;
+};
+std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch);
 // JSON Lines or CSV as above, told apart by content (first non-blank byte '{' → JSON Lines);
-// JSON lines with a "record" key are skipped.
+// JSON lines with a "record" key are skipped. Records naming their dump (name_dump_records) are
+// read when they all name the same one; records of several dumps are a FormatError (keep one
+// dump's lines: detections are compared with one dump's labels).
 // Throws FormatError (byte offset of the bad line, what was expected) or InputError (unreadable).
 std::vector<Detection> parse_detections(std::span<const uint8_t> text);
 std::vector<Detection> read_detections(const std::string& path);

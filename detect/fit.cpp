@@ -13,7 +13,7 @@
 namespace deepmem {
 
 VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold) {
-    const std::vector<Candidate> bases = bases_of(model, votes);
+    const std::vector<Candidate> bases = bases_of(model, votes, 0);   // exact bases: a shift splits them
     const std::vector<Candidate> kept = apply_overlap_rule(model, bases);   // sorted by vaddr
     const uint64_t radius = overlap_radius(model);
     std::vector<double> sum(kept.size());

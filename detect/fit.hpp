@@ -14,7 +14,8 @@
 //                              6.1.0-57-rt-amd64 for a 6.1.0-47-amd64 model);
 //                OtherVersion  none of the same major.minor (e.g. 6.12 or 5.10 for a 6.1 model);
 //                Unknown       no banner in the dump, or no build recorded in the model.
-//   Agreement  On the dump's candidate objects: the bases that received votes (voted_bases) are
+//   Agreement  On the dump's candidate objects: the bases that received votes (exact bases, whatever
+//              the model's vote window: a shift the window tolerates is still reported) are
 //              grouped around the bases the Overlap rule keeps (each other base goes to the kept one
 //              of highest score within R); a group whose summed score reaches the threshold is a
 //              candidate object — enough key nodes saw an object here. Two checks on them:

@@ -68,7 +68,7 @@ Detection detection_from(std::string_view type, std::string_view vaddr, std::opt
                          std::string_view score, std::string_view votes, uint64_t offset) {
     if (type.empty()) throw FormatError(offset, "detection with an empty type");
     Detection d{std::string(type), address_field(vaddr, "vaddr", offset), std::nullopt,
-                number_field<float>(score, "score", offset), number_field<uint32_t>(votes, "votes", offset)};
+                number_field<float>(score, "score", offset), number_field<uint32_t>(votes, "votes", offset), {}};
     if (paddr && !paddr->empty() && *paddr != "null") d.paddr = address_field(*paddr, "paddr", offset);
     return d;
 }
@@ -82,13 +82,98 @@ DetectionFormat parse_detection_format(const std::string& s) {
     throw InputError("unknown output format '" + s + "' (expected table, json or csv)");
 }
 
+namespace {
+
+// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+std::string csv_field(const std::string& v) {
+    if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+    std::string q = "\"";
+    for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+}
+
+// The keys of the fields of `ds`, in first-seen order.
+std::vector<std::string> field_keys(std::span<const Detection> ds) {
+    std::vector<std::string> keys;
+    for (const Detection& d : ds)
+        for (const ObjectField& f : d.fields)
+            if (std::find(keys.begin(), keys.end(), f.key) == keys.end()) keys.push_back(f.key);
+    return keys;
+}
+
+const ObjectField* field_of(const Detection& d, const std::string& key) {
+    for (const ObjectField& f : d.fields)
+        if (f.key == key) return &f;
+    return nullptr;
+}
+
+std::string table_cell(const ObjectField* f) {
+    if (!f) return "";
+    if (f->json == "null") return "?";
+    return f->text.empty() ? "-" : f->text;
+}
+
+// Table sections per type, each with its own field columns (detections are sorted by type).
+std::string fields_table(std::span<const Detection> detections, size_t width) {
+    std::string out;
+    for (size_t lo = 0; lo < detections.size();) {
+        size_t hi = lo;
+        while (hi < detections.size() && detections[hi].type == detections[lo].type) ++hi;
+        const std::span<const Detection> section = detections.subspan(lo, hi - lo);
+        const std::vector<std::string> keys = field_keys(section);
+        std::vector<size_t> w;
+        for (const std::string& k : keys) {
+            size_t m = k.size();
+            for (const Detection& d : section) m = std::max(m, table_cell(field_of(d, k)).size());
+            w.push_back(std::min<size_t>(m, 64));   // a long path widens its column only so far
+        }
+        auto row = [&](const std::string& head, const std::vector<std::string>& cells) {
+            std::string line = head;
+            for (size_t i = 0; i < cells.size(); ++i) {
+                line += "  " + cells[i];
+                if (i + 1 < cells.size() && cells[i].size() < w[i]) line.append(w[i] - cells[i].size(), ' ');
+            }
+            while (!line.empty() && line.back() == ' ') line.pop_back();
+            return line + "\n";
+        };
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%-*s  %-18s  %-14s  %9s  %5s", int(width), "type", "vaddr", "paddr", "score", "votes");
+        if (lo > 0) out += "\n";
+        out += row(buf, keys);
+        for (const Detection& d : section) {
+            std::snprintf(buf, sizeof buf, "%-*s  %-18s  %-14s  %9s  %5u", int(width), d.type.c_str(), hex(d.vaddr).c_str(),
+                          d.paddr ? hex(*d.paddr).c_str() : "-", score_text(d.score).c_str(), d.votes);
+            std::vector<std::string> cells;
+            for (const std::string& k : keys) cells.push_back(table_cell(field_of(d, k)));
+            out += row(buf, cells);
+        }
+        lo = hi;
+    }
+    return out;
+}
+
+// kCsvHeader, alone or followed by field columns.
+bool is_csv_header(std::string_view line) {
+    return line.starts_with(kCsvHeader) && (line.size() == kCsvHeader.size() || line[kCsvHeader.size()] == ',');
+}
+
+}  // namespace
+
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format) {
     std::string out;
-    if (format == DetectionFormat::Csv) out = std::string(kCsvHeader) + "\n";
+    const bool with_fields = std::any_of(detections.begin(), detections.end(), [](const Detection& d) { return !d.fields.empty(); });
+    const std::vector<std::string> csv_keys = format == DetectionFormat::Csv ? field_keys(detections) : std::vector<std::string>{};
+    if (format == DetectionFormat::Csv) {
+        out = std::string(kCsvHeader);
+        for (const std::string& k : csv_keys) out += "," + csv_field(k);
+        out += "\n";
+    }
     size_t width = 4;
     for (const Detection& d : detections) width = std::max(width, d.type.size());
     char buf[160];
-    if (format == DetectionFormat::Table) {
+    if (format == DetectionFormat::Table && with_fields) {
+        out += fields_table(detections, width);
+    } else if (format == DetectionFormat::Table) {
         std::snprintf(buf, sizeof buf, "%-*s  %-18s  %-14s  %9s  %5s\n", int(width), "type", "vaddr", "paddr", "score", "votes");
         out += buf;
     }
@@ -97,17 +182,25 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
         const std::string paddr = d.paddr ? hex(*d.paddr) : "";
         switch (format) {
         case DetectionFormat::Table:
+            if (with_fields) break;
             std::snprintf(buf, sizeof buf, "%-*s  %-18s  %-14s  %9s  %5u\n", int(width), d.type.c_str(),
                           hex(d.vaddr).c_str(), d.paddr ? paddr.c_str() : "-", score_text(d.score).c_str(), d.votes);
             out += buf;
             break;
         case DetectionFormat::Json:
-            out += "{\"type\":\"" + d.type + "\",\"vaddr\":\"" + hex(d.vaddr) + "\",\"paddr\":" +
+            out += "{\"type\":" + json_string(d.type) + ",\"vaddr\":\"" + hex(d.vaddr) + "\",\"paddr\":" +
                    (d.paddr ? "\"" + paddr + "\"" : "null") + ",\"score\":" + score_text(d.score) +
-                   ",\"votes\":" + std::to_string(d.votes) + "}\n";
+                   ",\"votes\":" + std::to_string(d.votes);
+            for (const ObjectField& f : d.fields) out += "," + json_string(f.key) + ":" + f.json;
+            out += "}\n";
             break;
         case DetectionFormat::Csv:
-            out += d.type + "," + hex(d.vaddr) + "," + paddr + "," + score_text(d.score) + "," + std::to_string(d.votes) + "\n";
+            out += d.type + "," + hex(d.vaddr) + "," + paddr + "," + score_text(d.score) + "," + std::to_string(d.votes);
+            for (const std::string& k : csv_keys) {
+                const ObjectField* f = field_of(d, k);
+                out += "," + (f && f->json != "null" ? csv_field(f->text) : std::string());
+            }
+            out += "\n";
             break;
         }
         if (counts.empty() || counts.back().first != d.type) counts.emplace_back(d.type, 0);
@@ -120,10 +213,48 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
     return out;
 }
 
+std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch) {
+    std::string out, name(batch.dump);
+    if (format == DetectionFormat::Table) {
+        for (char& c : name)
+            if (c == '\n' || c == '\r') c = '?';
+        return "# dump: " + name + "\n" + std::string(text);
+    }
+    std::string prefix;   // what each record starts with
+    if (format == DetectionFormat::Json) {
+        prefix = "{\"dump\":" + json_string(batch.dump) + ",";
+    } else {
+        prefix = csv_field(name) + ",";
+    }
+    TextLines lines(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    while (auto tl = lines.next()) {
+        const std::string_view line = tl->text;
+        if (line.empty()) continue;
+        if (format == DetectionFormat::Csv && is_csv_header(line)) {
+            out += "dump," + std::string(line) + "\n";
+        } else if (format == DetectionFormat::Json && line.front() == '{') {
+            out += prefix;
+            out += line.substr(1);
+            out += '\n';
+        } else {
+            out += (format == DetectionFormat::Csv ? prefix : std::string()) + std::string(line) + "\n";
+        }
+    }
+    return out;
+}
+
 std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
     std::vector<Detection> out;
     TextLines lines(text);
     enum { Unknown, Json, Csv } kind = Unknown;
+    bool named = false;                  // CSV: the dump column (name_dump_records)
+    std::optional<std::string> dump;     // the dump the records name, as written
+    auto same_dump = [&](std::string_view d, uint64_t offset) {
+        if (!dump) dump = std::string(d);
+        else if (*dump != d)
+            throw FormatError(offset, "detections of several dumps (" + *dump + ", " + std::string(d) +
+                                          "): keep one dump's records to compare them with its labels");
+    };
     while (auto tl = lines.next()) {
         std::string_view line = tl->text;
         const uint64_t offset = tl->at;
@@ -132,8 +263,9 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
         if (kind == Unknown) {
             if (line.front() == '{') {
                 kind = Json;
-            } else if (line == kCsvHeader) {
+            } else if (is_csv_header(line) || (line.starts_with("dump,") && is_csv_header(line.substr(5)))) {
                 kind = Csv;
+                named = !is_csv_header(line);
                 continue;
             } else {
                 throw FormatError(offset, "expected JSON Lines detections or the CSV header \"" +
@@ -142,13 +274,39 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
         }
         if (kind == Json) {
             if (line.front() != '{' || line.back() != '}') throw FormatError(offset, "expected one JSON object per line");
-            if (json_value(line, "record", offset)) continue;   // kernel and fit records (detect/fit.hpp)
+            // The keys are looked for where they are written: "dump" first (name_dump_records), then
+            // "record" for kernel and fit records (detect/fit.hpp); a field value (a comm, a path)
+            // that happens to read "dump" or "record" is neither.
+            std::string_view rest = line.substr(1);
+            if (rest.starts_with("\"dump\":")) {
+                const std::optional<std::string_view> d = json_value(line, "dump", offset);
+                same_dump(*d, offset);
+                const size_t after = size_t(d->data() + d->size() + 1 - line.data());
+                if (after >= line.size() || line[after] != ',') throw FormatError(offset, "expected ',' after \"dump\"");
+                rest = line.substr(after + 1);
+            }
+            if (rest.starts_with("\"record\"")) continue;
             auto type = json_value(line, "type", offset), vaddr = json_value(line, "vaddr", offset),
                  score = json_value(line, "score", offset), votes = json_value(line, "votes", offset);
             if (!type || !vaddr || !score || !votes)
                 throw FormatError(offset, "detection without \"type\", \"vaddr\", \"score\" and \"votes\"");
             out.push_back(detection_from(*type, *vaddr, json_value(line, "paddr", offset), *score, *votes, offset));
         } else {
+            if (named && line.starts_with("dump,") && is_csv_header(line.substr(5))) continue;   // the next dump's header
+            if (named) {   // the dump column: plain, or quoted with '"' doubled
+                size_t end = line.find(',');
+                if (line.front() == '"') {
+                    for (end = 1;; end += 2) {   // past each doubled '"'
+                        end = line.find('"', end);
+                        if (end == std::string_view::npos) throw FormatError(offset, "unterminated quoted dump name");
+                        if (end + 1 >= line.size() || line[end + 1] != '"') break;
+                    }
+                    ++end;
+                }
+                if (end >= line.size() || line[end] != ',') throw FormatError(offset, "expected the dump column, then " + std::string(kCsvHeader));
+                same_dump(line.substr(0, end), offset);
+                line.remove_prefix(end + 1);
+            }
             std::string_view f[5];
             size_t n = 0, p = 0;
             for (; n < 5; ++n) {
@@ -157,7 +315,8 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
                 if (c == std::string_view::npos) break;
                 p = c + 1;
             }
-            if (n != 4) throw FormatError(offset, "expected 5 comma-separated fields: " + std::string(kCsvHeader));
+            // Field columns (after the five) may hold quoted commas: only the first five are read.
+            if (n < 4) throw FormatError(offset, "expected 5 comma-separated fields: " + std::string(kCsvHeader));
             out.push_back(detection_from(f[0], f[1], f[2], f[3], f[4], offset));
         }
     }

@@ -84,22 +84,35 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
     for (const KeyNode& key : model.key_nodes) cursors.push_back({&(key.open_end ? at_least : of_length)[key.length], 0});
     for (uint32_t c = 1; c <= cursors.size(); ++c) advance(c);
     std::vector<char> keep(n, 0);
-    std::vector<uint32_t> group;
+    // Per voted base: the bound if every node proposing it voted for it, and its nodes.
+    struct Group { uint64_t base; float bound; uint32_t first, count; };
+    std::vector<Group> groups;
+    std::vector<uint32_t> members;
     while (!heap.empty()) {
-        const uint64_t base = heap.top().first;
-        float bound = 0;   // the score of `base` if every node in the group voted for it
-        group.clear();
-        while (!heap.empty() && heap.top().first == base) {
+        Group g{heap.top().first, 0.f, uint32_t(members.size()), 0};
+        while (!heap.empty() && heap.top().first == g.base) {
             const uint32_t c = heap.top().second;
             heap.pop();
             Cursor& cur = cursors[c - 1];
-            bound += model.key_nodes[c - 1].weight;
-            group.push_back((*cur.nodes)[cur.at++]);
+            g.bound += model.key_nodes[c - 1].weight;
+            members.push_back((*cur.nodes)[cur.at++]);
+            ++g.count;
             advance(c);
         }
-        bound += kVoteBonus * float(group.size() - 1);
+        groups.push_back(g);
+    }
+    // With a vote window W, a base's score can gather every vote in [b − 2W, b + 2W] (see vote()).
+    const uint64_t reach = 2 * uint64_t(model.vote_window);
+    double sum = 0;
+    uint64_t votes = 0;
+    for (size_t g = 0, lo = 0, hi = 0; g < groups.size(); ++g) {
+        for (; hi < groups.size() && groups[hi].base <= groups[g].base + reach; ++hi) sum += groups[hi].bound, votes += groups[hi].count;
+        for (; groups[lo].base + reach < groups[g].base; ++lo) sum -= groups[lo].bound, votes -= groups[lo].count;
+        // (the running double sum is padded against rounding: the bound only has to be an upper one)
+        const float bound = reach ? float(sum * (1 + 1e-6)) + kVoteBonus * float(votes)
+                                  : groups[g].bound + kVoteBonus * float(groups[g].count - 1);
         if (bound >= threshold)
-            for (uint32_t i : group) keep[i] = 1;
+            for (uint32_t i = groups[g].first; i < groups[g].first + groups[g].count; ++i) keep[members[i]] = 1;
     }
     std::vector<uint32_t> rows;
     for (uint32_t i = 0; i < n; ++i)
@@ -146,15 +159,38 @@ std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model,
 }
 
 std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes) {
+    return bases_of(model, votes, model.vote_window);
+}
+
+std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes,
+                                uint32_t window) {
     std::vector<Candidate> cands;
     for (size_t i = 0; i < votes.size();) {
-        Candidate c{votes[i].first, 0.f, 0, std::nullopt};
+        Candidate c{votes[i].first, 0.f, 0, std::nullopt, UINT32_MAX};
         for (; i < votes.size() && votes[i].first == c.vaddr; ++i) {
-            c.score += model.key_nodes[votes[i].second - 1].weight;
+            const KeyNode& key = model.key_nodes[votes[i].second - 1];
+            c.score += key.weight;
+            c.lead_offset = std::min(c.lead_offset, key.offset);
             ++c.votes;
         }
         c.score += kVoteBonus * float(c.votes - 1);
         cands.push_back(c);
+    }
+    if (window == 0) return cands;
+    // See Window in detect.hpp: a sliding window [b − W, b + W] over the sorted votes, with a count
+    // per class so that each class scores once. The score is summed in class order for every
+    // candidate (K is small), so it does not depend on the order votes entered the window.
+    std::vector<uint32_t> in_window(model.key_nodes.size() + 1, 0);
+    size_t lo = 0, hi = 0;
+    uint32_t classes = 0;
+    for (Candidate& c : cands) {
+        for (; hi < votes.size() && votes[hi].first <= c.vaddr + window; ++hi) classes += in_window[votes[hi].second]++ == 0;
+        for (; votes[lo].first + window < c.vaddr; ++lo) classes -= --in_window[votes[lo].second] == 0;   // c's own votes stop lo
+        float score = 0;
+        for (size_t k = 1; k < in_window.size(); ++k)
+            if (in_window[k]) score += model.key_nodes[k - 1].weight;
+        c.score = score + kVoteBonus * float(classes - 1);
+        c.votes = classes;
     }
     return cands;
 }
@@ -171,8 +207,11 @@ std::vector<Candidate> apply_overlap_rule(const Model& model, std::span<const Ca
     if (radius == 0 || cands.size() < 2) return {cands.begin(), cands.end()};
     std::vector<uint32_t> order(cands.size());
     std::iota(order.begin(), order.end(), 0u);
+    const bool lead = model.vote_window > 0;   // see Window in detect.hpp
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-        return cands[a].score != cands[b].score ? cands[a].score > cands[b].score : cands[a].vaddr < cands[b].vaddr;
+        if (cands[a].score != cands[b].score) return cands[a].score > cands[b].score;
+        if (lead && cands[a].lead_offset != cands[b].lead_offset) return cands[a].lead_offset < cands[b].lead_offset;
+        return cands[a].vaddr < cands[b].vaddr;
     });
     std::set<uint64_t> kept;
     std::vector<char> keep(cands.size(), 0);

@@ -169,6 +169,12 @@ struct StepOptions {
     bool dropout = false;              // apply dropout masks (training)
     uint64_t dropout_seed = 0;         // masks are a pure function of (seed, layer, row, column)
     std::span<const float> class_weights;   // K weights, or empty for all 1
+    // When the batch is one share of a larger batch (data-parallel training, train/distributed.hpp):
+    // the row of each target in the whole batch, which its dropout mask is drawn for (empty = its
+    // own index), and Σ w_{y_i} over the whole batch, which normalises the loss (0 = this batch's
+    // own sum). The shares' losses and gradients then add up to the whole batch's.
+    std::span<const uint32_t> dropout_rows = {};
+    double weight_total = 0;
 };
 
 template <class S> class Gnn {
@@ -322,6 +328,10 @@ struct Model {
     std::string object_type;              // e.g. "task_struct"
     std::vector<KeyNode> key_nodes;       // class c ≥ 1 is key_nodes[c − 1]; K − 1 entries
     float threshold = 0.5f;               // detection threshold
+    // Format 4. Votes of key nodes whose bases lie within this many bytes of a candidate base count
+    // for it (detect/detect.hpp, Window): tolerates fields shifted by another kernel build's layout.
+    // 0 = exact bases only (formats 2 and 3).
+    uint32_t vote_window = 0;
     GraphParams graph;                    // graph-construction parameters it was trained with
     Provenance provenance;
 
@@ -336,12 +346,13 @@ struct Model {
     // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
     // moment, Adam and class weight and the threshold finite; key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a finite weight; graph word size
-    // 4 or 8.
+    // 4 or 8; vote_window ≤ kMaxVoteWindow.
     void validate() const;
     static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
+    static constexpr uint32_t kMaxVoteWindow = 1u << 16;
     // 2: provenance.training_config, KeyNode.open_end; 3: provenance.kernel_builds and the
-    // validation vote agreement. Files of format 2 and 3 are read; 3 is written.
-    static constexpr uint32_t kFormatVersion = 3;
+    // validation vote agreement; 4: vote_window. Files of format 2 to 4 are read; 4 is written.
+    static constexpr uint32_t kFormatVersion = 4;
     static constexpr uint32_t kOldestFormatVersion = 2;
 };
 

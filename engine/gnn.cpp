@@ -131,6 +131,8 @@ template <class S> S Gnn<S>::forward(const Params<S>& p, const GraphBatch& b, co
     }
     if (!opt.class_weights.empty() && Index(opt.class_weights.size()) != K)
         throw ModelError(ModelError::Kind::BadBatch, 0, "class weights ≠ classes");
+    if (!opt.dropout_rows.empty() && Index(opt.dropout_rows.size()) != M)
+        throw ModelError(ModelError::Kind::BadBatch, 0, "dropout rows ≠ targets");
     for (int k = 0; k < kNeighbourKinds; ++k) deepmem::transpose(b.in[k].view(), out_[k]);
     dropout_ = opt.dropout && cfg_.keep_prob < 1.f;
     flops_ = 0;
@@ -188,10 +190,12 @@ template <class S> S Gnn<S>::forward(const Params<S>& p, const GraphBatch& b, co
         if (dropout_) {
             Mat<S>& mask = cls_mask_[j];
             mask.resize(M, in_w);
-            for (Index i = 0; i < M; ++i)
+            for (Index i = 0; i < M; ++i) {
+                const uint64_t row = opt.dropout_rows.empty() ? uint64_t(i) : opt.dropout_rows[size_t(i)];
                 for (Index c = 0; c < in_w; ++c)
-                    mask(i, c) = kernels::keep_unit(opt.dropout_seed, uint64_t(j), uint64_t(i), uint64_t(c), keep)
+                    mask(i, c) = kernels::keep_unit(opt.dropout_seed, uint64_t(j), row, uint64_t(c), keep)
                                      ? S(1) / S(cfg_.keep_prob) : S(0);
+            }
             in.array() *= mask.array();
         }
         const Activation act = j + 1 < J ? cfg_.classifier_hidden[j].activation : Activation::None;
@@ -211,6 +215,11 @@ template <class S> S Gnn<S>::forward(const Params<S>& p, const GraphBatch& b, co
             throw ModelError(ModelError::Kind::BadBatch, 0, "class weight negative or not finite");
         target_w_[i] = w;
         wsum += w;
+    }
+    if (opt.weight_total != 0) {
+        if (!(opt.weight_total > 0) || !std::isfinite(opt.weight_total))
+            throw ModelError(ModelError::Kind::BadBatch, 0, "weight total negative or not finite");
+        wsum = S(opt.weight_total);
     }
     if (!(wsum > S(0))) throw ModelError(ModelError::Kind::BadBatch, 0, "class weights sum to 0 over the targets");
     S loss = 0;

@@ -214,6 +214,8 @@ void Model::validate() const {
     for (float f : {adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weight_decay, adam.clip_norm})
         if (!std::isfinite(f)) bad("Adam configuration: non-finite value");
     if (!std::isfinite(threshold)) bad("threshold not finite");
+    if (vote_window > kMaxVoteWindow)
+        bad("vote window " + std::to_string(vote_window) + " bytes (at most " + std::to_string(kMaxVoteWindow) + ")");
     if (graph.word_size != 4 && graph.word_size != 8)
         bad("graph word size " + std::to_string(graph.word_size) + " (expected 4 or 8)");
     for (size_t i = 0; i < key_nodes.size(); ++i) {
@@ -265,6 +267,7 @@ std::vector<uint8_t> Model::to_bytes() const {
         for (const KernelBuild& b : provenance.kernel_builds) { w.str(b.release); w.str(b.banner); }
         w.u64(provenance.validation_objects);
         w.u64(provenance.validation_agreeing);
+        w.u32(vote_window);
     }
     const std::string payload = os.str();
     std::vector<uint8_t> out(kHeaderBytes + payload.size());
@@ -362,6 +365,7 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
             m.provenance.validation_objects = r.u64("validation agreement");
             m.provenance.validation_agreeing = r.u64("validation agreement");
         }
+        if (version >= 4) m.vote_window = r.u32("vote window");
         if (buf.remaining() != 0)
             r.fail(Kind::BadShape, std::to_string(buf.remaining()) + " unexpected bytes after the payload");
     } catch (const cereal::Exception& e) {

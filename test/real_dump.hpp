@@ -5,7 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
+#include <string>
+#include <vector>
 
 namespace deepmem::test {
 
@@ -25,6 +28,21 @@ inline std::filesystem::path real_dump_dir(std::initializer_list<const char*> ne
         std::exit(77);
     }
     return dev;
+}
+
+// The dev dump (real_dump_dir(needed)) and then every build listed in its sibling builds/READY
+// whose directory holds every file in `needed`.
+inline std::vector<std::filesystem::path> real_dump_dirs(std::initializer_list<const char*> needed) {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> dirs{real_dump_dir(needed)};
+    const fs::path builds = dirs[0].parent_path() / "builds";
+    std::ifstream ready(builds / "READY");
+    for (std::string name; std::getline(ready, name);) {
+        bool ok = !name.empty();
+        for (const char* f : needed) ok = ok && fs::exists(builds / name / f);
+        if (ok) dirs.push_back(builds / name);
+    }
+    return dirs;
 }
 
 }  // namespace deepmem::test

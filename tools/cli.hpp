@@ -5,7 +5,9 @@
 #pragma once
 
 #include "graph/errors.hpp"
+#include "graph/file_io.hpp"   // refuse_output_over_inputs, refuse_fd_over_inputs
 #include "graph/layers.hpp"   // parse_address: the one CLI number parser
+#include "train/distributed.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -17,11 +19,15 @@
 #include <initializer_list>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <omp.h>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 namespace deepmem {
 
@@ -55,6 +61,23 @@ int cli_main(const char* name, Run&& run, BeforeError before_error = [] {}) {
     }
 }
 
+// cli_main for the tools that run under mpirun (dmtrain, dmdetect; they link distributed_dep):
+// `run(world)` gets the MPI world (the single process without mpirun). An error that escapes
+// `run` on one rank ends every rank, since the others may be waiting for it in a collective.
+template <class Run, class BeforeError = void (*)()>
+int cli_main_ranks(const char* name, int& argc, char**& argv, Run&& run, BeforeError before_error = [] {}) {
+    std::unique_ptr<Communicator> world;
+    bool returned = false;
+    const int status = cli_main(name, [&] {
+        world = mpi_world(argc, argv);
+        const int s = run(*world);
+        returned = true;
+        return s;
+    }, before_error);
+    if (!returned && world && world->size() > 1) world->abort(status);
+    return status;
+}
+
 // What a tool read past (PhysicalLayer::warnings(): a truncated dump, excluded pages …), one
 // line each: "NAME: warning: …".
 inline void print_warnings(const char* name, const std::vector<std::string>& warnings) {
@@ -85,6 +108,14 @@ inline std::optional<boost::program_options::variables_map> parse_command_line(
     }
     po::notify(vm);
     return vm;
+}
+
+// The evidence rule of every tool with --output (issue #15 item 2): the --output file when given, else
+// standard output, must not be one of `inputs` (graph/file_io.hpp); throws InputError naming it.
+inline void refuse_output_or_stdout_over_inputs(const boost::program_options::variables_map& vm,
+                                                std::span<const std::string> inputs) {
+    if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
+    else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
 }
 
 // A whole-number option value: decimal or 0x hex (parse_address). Boost's own parser reads "-5" as

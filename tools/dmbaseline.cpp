@@ -55,8 +55,7 @@ int run(int argc, char** argv) {
         std::vector<std::string> inputs{vm["dump"].as<std::string>()};
         for (const char* k : {"kallsyms", "vmlinuz", "kernel"})
             if (vm.count(k)) inputs.push_back(vm[k].as<std::string>());
-        if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
-        else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
+        refuse_output_or_stdout_over_inputs(vm, inputs);
     }
     auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format-dump"].as<std::string>()));
     std::optional<uint64_t> dtb;

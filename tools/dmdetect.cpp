@@ -1,9 +1,10 @@
 // dmdetect: kernel objects in a memory dump, from trained models. Argument parsing and printing
 // only; the work is deepmem::Detector (detect/detect.hpp).
 //
-//   dmdetect [--weights M.cereal [--weights M2.cereal …]] DUMP [--threshold X] [--format table|json|csv]
+//   dmdetect [--weights M.cereal [--weights M2.cereal …]] DUMP… [--threshold X] [--format table|json|csv]
 //            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
-//            [--threads N] [--quiet] [--require-fit]
+//            [--threads N] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree]
+//            [--addresses-only]
 //
 // DUMP is a raw/ELF/LiME/kdump/AVML dump (its graph is built once with the models' parameters) or a .dmg built
 // by `dmgraph build` (told by its magic; refused when built with other parameters). Without
@@ -13,15 +14,33 @@
 // on the one graph; objects scoring at least the model's threshold (or --threshold) are written
 // sorted by (type, vaddr) to stdout or atomically to --output, after the dump's kernel and each
 // model's fit (table: "# " lines; json: {"record":…} lines; detect/fit.hpp). A model that does not
-// fit the dump is also a warning line on stderr. Progress goes to stderr for large inputs unless
+// fit the dump is also a warning line on stderr. Each object carries its fields read from the dump
+// with the kernel's types (pid, comm, path … and whether the kernel's own lists hide it:
+// train/interpret.hpp); types and symbols from --kernel/--kallsyms (as dmlabel), else from the
+// dump; with none, a note on stderr and addresses only. --tree prints the process tree instead of
+// the object listing. Progress goes to stderr for large inputs unless
 // --quiet: a live percentage on a terminal, else one line per phase.
 // Exit status: 0 success, 1 bad input (unreadable or malformed dump, model or graph, mismatched
 // graph parameters, no models), 2 usage error (unknown option, missing argument), 3 with
 // --require-fit when a model does not fit the dump (the output is written all the same); an error
 // is one line "dmdetect: error: …" on stderr.
+//
+// Several dumps, or a directory (its files named *.elf, *.raw, *.lime, *.kdump, *.avml, *.dmg or
+// *.mem, sorted by name): the models are loaded once (shipped models: picked per dump by its
+// banner) and each dump gets what one dump would (kernel and fit records, detections, warnings
+// naming the dump), every record naming its dump (detect.hpp, name_dump_records), in the order
+// given, written to stdout as each dump is done (to --output: streamed into its temporary,
+// renamed at the end). A dump that fails is one line "dmdetect: error: DUMP: …" and the batch goes
+// on; at the end "dmdetect: error: N of M dumps failed" and exit status 1. An output that is one
+// of the dumps is refused before any work; a write error ends the batch (status 1). Under
+// `mpirun -np N` rank r takes the dumps i ≡ r (mod N) (train/distributed.hpp) and rank 0 writes
+// every record, in the same order and bytes as one process.
 #include "detect/detect.hpp"
 #include "detect/fit.hpp"
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
+#include "train/distributed.hpp"
+#include "train/interpret.hpp"
 
 #include "tools/cli.hpp"
 
@@ -32,9 +51,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,8 +66,9 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmdetect [--weights M.cereal [--weights M2.cereal ...]] DUMP [options]\n"
-    "  DUMP: raw/ELF/LiME/kdump/AVML memory dump, or a .dmg from `dmgraph build`\n"
+    "usage: dmdetect [--weights M.cereal [--weights M2.cereal ...]] DUMP... [options]\n"
+    "  DUMP: raw/ELF/LiME/kdump/AVML memory dump, or a .dmg from `dmgraph build`; several, or a\n"
+    "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump (--require-fit)\n";
 
@@ -115,7 +138,35 @@ struct Progress {
 
 Progress progress;   // global so that main() can end a live line before the error line
 
-int run(int argc, char** argv) {
+// The dumps of the command line: files as given, directories expanded to their dump files by
+// name (see the header). `batch`: more than one dump, or a directory.
+std::vector<std::string> dump_list(const std::vector<std::string>& args, bool& batch) {
+    static const char* const kDumpNames[] = {".elf", ".raw", ".lime", ".kdump", ".avml", ".dmg", ".mem"};
+    std::vector<std::string> out;
+    batch = args.size() > 1;
+    for (const std::string& a : args) {
+        std::error_code ec;
+        if (!fs::is_directory(a, ec)) {
+            out.push_back(a);
+            continue;
+        }
+        batch = true;
+        std::vector<std::string> found;
+        for (fs::directory_iterator it(a, ec), end; !ec && it != end; it.increment(ec)) {
+            const std::string ext = it->path().extension().string();
+            if (std::find(std::begin(kDumpNames), std::end(kDumpNames), ext) != std::end(kDumpNames) &&
+                it->is_regular_file(ec))
+                found.push_back(it->path().string());
+        }
+        if (ec) throw InputError("cannot list directory '" + a + "': " + ec.message());
+        if (found.empty()) throw InputError("no dumps (*.elf *.raw *.lime *.kdump *.avml *.dmg *.mem) in directory '" + a + "'");
+        std::sort(found.begin(), found.end());
+        out.insert(out.end(), found.begin(), found.end());
+    }
+    return out;
+}
+
+int run(int argc, char** argv, Communicator& world) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")(
         "weights,w", po::value<std::vector<std::string>>(), "model file (repeatable; default: the shipped models)")(
@@ -127,27 +178,31 @@ int run(int argc, char** argv) {
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr")(
-        "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)");
-    const auto parsed = parse_command_line(argc, argv, o, {{"dump", 1}}, kUsage);
+        "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)")(
+        "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
+        "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
+        "tree", "print the detected processes as a tree (hidden ones marked) instead of the objects")(
+        "addresses-only", "do not read the objects' fields");
+    const auto parsed = parse_command_line(argc, argv, o, {{"dump", -1}}, kUsage);
     if (!parsed) return 0;
     const po::variables_map& vm = *parsed;
     if (!vm.count("dump")) throw po::error("no DUMP given");
-    const std::string dump = vm["dump"].as<std::string>();
+    bool batch = false;
+    const std::vector<std::string> dumps = dump_list(vm["dump"].as<std::vector<std::string>>(), batch);
     const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
     BuildOptions build;
     build.format = parse_dump_format(vm["format-dump"].as<std::string>());
     build.strict = vm.count("strict") > 0;
-    build.warn = [](const std::string& w) {
-        progress.end();
-        print_warnings("dmdetect", {w});
-    };
     if (vm.count("dtb")) build.dtb = parse_address(vm["dtb"].as<std::string>(), "dtb");
     if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
-    std::vector<std::string> inputs{dump};
+    std::vector<std::string> inputs = dumps;
     if (vm.count("weights"))
         for (const auto& w : vm["weights"].as<std::vector<std::string>>()) inputs.push_back(w);
-    if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
-    else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
+    for (const char* key : {"kernel", "kallsyms"})
+        if (vm.count(key)) inputs.push_back(vm[key].as<std::string>());
+    if (vm.count("tree") && vm.count("addresses-only")) throw po::error("--tree needs the fields --addresses-only leaves out");
+    if (vm.count("tree") && format != DetectionFormat::Table) throw po::error("--tree prints text: no --format json|csv");
+    refuse_output_or_stdout_over_inputs(vm, inputs);
     DetectOptions detect;
     if (vm.count("threshold")) detect.threshold = vm["threshold"].as<float>();
     detect.measure_agreement = true;
@@ -166,41 +221,119 @@ int run(int argc, char** argv) {
     }
 
     progress.tty = ::isatty(STDERR_FILENO) == 1;
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(dump, ec);
-    progress.enabled = !vm.count("quiet") && !ec && size > kLargeDump;
-    progress.phase("memory graph of " + dump);
-    build.progress = [&](uint64_t done, uint64_t total) { progress.percent("memory graph of " + dump, done, total); };
-    MemoryGraph graph = detector.open_graph(dump, build);
-    progress.end();
-    const std::optional<FoundBanner>& banner = graph.info().kernel_banner;
-    if (!shipped.empty()) {
-        detector = Detector();
-        for (size_t i : pick_models(shipped, banner)) detector.add_model(std::move(shipped[i]), shipped_paths[i]);
-        detector.check_graph(graph);
-    }
+    const bool show = !vm.count("quiet") && world.rank() == 0;
+    // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
+    auto analyse = [&](const std::string& dump, bool& fits_all) {
+        const std::string who = batch ? dump + ": " : "";   // warnings name the dump in a batch
+        build.warn = [&who](const std::string& w) {
+            progress.end();
+            print_warnings("dmdetect", {who + w});
+        };
+        std::error_code ec;
+        const auto size = fs::file_size(dump, ec);
+        progress.enabled = show && !ec && size > kLargeDump;
+        progress.phase("memory graph of " + dump);
+        build.progress = [&](uint64_t done, uint64_t total) { progress.percent("memory graph of " + dump, done, total); };
+        MemoryGraph graph = detector.open_graph(dump, build);
+        progress.end();
+        const std::optional<FoundBanner>& banner = graph.info().kernel_banner;
+        Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
+        Detector& used = shipped.empty() ? detector : picked;
+        if (!shipped.empty()) {
+            for (size_t i : pick_models(shipped, banner)) picked.add_model(Model(shipped[i]), shipped_paths[i]);
+            picked.check_graph(graph);
+        }
 
-    progress.enabled = !vm.count("quiet") && graph.node_count() > kLargeGraph;
-    detect.progress = [&](size_t i, size_t n, const std::string& type) {
-        progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
+        progress.enabled = show && graph.node_count() > kLargeGraph;
+        detect.progress = [&](size_t i, size_t n, const std::string& type) {
+            progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
+        };
+        std::vector<Detection> found = used.detect(graph, detect);
+        progress.end();
+        if (!vm.count("addresses-only")) {
+            InterpretInputs in;
+            in.format = build.format;
+            for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file}})
+                if (vm.count(key)) *file = vm[key].as<std::string>();
+            progress.phase("reading the objects");
+            const std::vector<std::string> notes = interpret_detections(graph, found, in);
+            progress.end();
+            for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
+        }
+        std::vector<ModelFit> fits;
+        fits_all = true;
+        for (size_t i = 0; i < used.model_count(); ++i) {
+            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i)));
+            if (fits.back().fits) continue;
+            fits_all = false;
+            std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) does not fit this dump: %s\n", who.c_str(),
+                         fits.back().type.c_str(), fits.back().source.c_str(), fits.back().reason.c_str());
+        }
+        const std::string text =
+            format_fit_report(banner, fits, format) + (vm.count("tree") ? process_tree(found) : format_detections(found, format));
+        return batch ? name_dump_records(text, format, DumpRecords{dump}) : text;
     };
-    const std::vector<Detection> found = detector.detect(graph, detect);
-    progress.end();
-    std::vector<ModelFit> fits;
-    bool all_fit = true;
-    for (size_t i = 0; i < detector.model_count(); ++i) {
-        fits.push_back(assess_fit(detector.model(i), detector.source(i), banner, detector.last_agreements().at(i)));
-        if (fits.back().fits) continue;
-        all_fit = false;
-        std::fprintf(stderr, "dmdetect: warning: model %s (%s) does not fit this dump: %s\n", fits.back().type.c_str(),
-                     fits.back().source.c_str(), fits.back().reason.c_str());
-    }
 
-    const std::string text = format_fit_report(banner, fits, format) + format_detections(found, format);
-    if (vm.count("output")) {
-        write_file_atomically(vm["output"].as<std::string>(), text);
-    } else {
-        std::fwrite(text.data(), 1, text.size(), stdout);   // checked by cli_main (finish_stdout)
+    // Rank 0 writes: to --output's temporary (renamed at the end), or stdout, checked after each dump.
+    std::optional<AtomicFile> file;
+    if (vm.count("output") && world.rank() == 0) file.emplace(vm["output"].as<std::string>());
+    auto emit = [&](const std::string& t) {
+        if (world.rank() != 0) return;
+        if (file) return file->write(t);
+        errno = 0;
+        if (std::fwrite(t.data(), 1, t.size(), stdout) != t.size() || std::fflush(stdout) != 0)
+            throw InputError(std::string("cannot write standard output: ") + (errno ? std::strerror(errno) : "write error"));
+    };
+    // Batch CSV: a dump's header line (its field columns depend on the types found and on whether its
+    // kernel types were read) is written when it differs from the one before.
+    std::string csv_header;
+    auto without_repeated_header = [&](std::string records) {
+        if (!batch || format != DetectionFormat::Csv) return records;
+        const size_t nl = records.find('\n');
+        const std::string head = records.substr(0, nl == std::string::npos ? records.size() : nl + 1);
+        if (!head.starts_with("dump,")) return records;
+        if (head == csv_header) records.erase(0, head.size());
+        else csv_header = head;
+        return records;
+    };
+    // Each round, rank r analyses dump round + r; the results go to rank 0 in dump order, as
+    // 'R' + records (all models fit), 'M' + records (a model does not fit) or 'E' + the error.
+    size_t failed = 0;
+    bool all_fit = true;
+    const size_t ranks = size_t(world.size());
+    for (size_t round = 0; round < dumps.size(); round += ranks) {
+        std::string mine;
+        if (const size_t i = round + size_t(world.rank()); i < dumps.size()) {
+            bool fits = true;
+            if (!batch) {
+                mine = analyse(dumps[i], fits);   // one dump: its error is the tool's
+            } else {
+                try {
+                    mine = analyse(dumps[i], fits);
+                } catch (const std::exception& e) {
+                    progress.end();
+                    mine = "E" + std::string(e.what());
+                    fits = true;
+                }
+            }
+            if (mine.empty() || mine.front() != 'E') mine.insert(0, fits ? "R" : "M");
+        }
+        for (size_t j = round; j < std::min(dumps.size(), round + ranks); ++j) {   // in dump order
+            const std::string got = broadcast_text(world, mine, int(j - round));
+            if (got.front() == 'E') {
+                ++failed;
+                if (world.rank() == 0) std::fprintf(stderr, "dmdetect: error: %s: %s\n", dumps[j].c_str(), got.c_str() + 1);
+                continue;
+            }
+            all_fit = all_fit && got.front() == 'R';
+            emit(without_repeated_header(got.substr(1)));
+        }
+    }
+    if (file) file->commit();
+    if (failed) {
+        if (world.rank() == 0)
+            std::fprintf(stderr, "dmdetect: error: %zu of %zu dumps failed\n", failed, dumps.size());
+        return 1;
     }
     return vm.count("require-fit") && !all_fit ? 3 : 0;
 }
@@ -208,5 +341,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return cli_main("dmdetect", [&] { return run(argc, argv); }, [] { progress.end(); });
+    return cli_main_ranks("dmdetect", argc, argv, [&](Communicator& world) { return run(argc, argv, world); },
+                          [] { progress.end(); });
 }

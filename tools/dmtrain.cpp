@@ -4,7 +4,12 @@
 //   dmtrain CONFIG.ini [--resume] [--SECTION.KEY VALUE …]
 // Every key of the INI file can be given on the command line as --section.key, which overrides
 // the file. Unknown keys (in the file or on the command line) are an error.
+//
+//   mpirun -np N dmtrain CONFIG.ini …
+// runs data-parallel over N ranks (train/distributed.hpp, Ranks in train/trainer.hpp): rank 0 logs
+// and writes; an error on any rank ends them all.
 #include "graph/layers.hpp"
+#include "train/distributed.hpp"
 #include "train/trainer.hpp"
 
 #include "tools/cli.hpp"
@@ -15,10 +20,17 @@
 #include <fstream>
 #include <iostream>
 
+#include <unistd.h>
+
 namespace po = boost::program_options;
 using namespace deepmem;
 
 namespace {
+
+std::string host_name() {
+    char b[256] = {};
+    return ::gethostname(b, sizeof b - 1) == 0 ? b : "?";
+}
 
 const char* kUsage = "usage: dmtrain CONFIG.ini [--resume] [--section.key VALUE …]\n";
 
@@ -52,15 +64,18 @@ po::options_description config_options(TrainConfig& c) {
         ("run.checkpoint_every", whole_value(&c.checkpoint_every), "steps between checkpoints")
         ("run.seed", whole_value(&c.seed), "seed of initialisation, sampling and dropout")
         ("run.threads", po::value(&c.threads)->default_value(c.threads), "OpenMP threads (0 = all)")
-        ("run.output", po::value(&c.output), "model file to write (checkpoint: OUTPUT.ckpt)");
+        ("run.output", po::value(&c.output), "model file to write (checkpoint: OUTPUT.ckpt)")
+        ("votes.windows", po::value(&c.vote_windows)->default_value(c.vote_windows), "vote windows in bytes to choose from on validation, comma list (0 = exact bases; e.g. 0,32,64,128 tolerates fields shifted by another build)");
     return o;
 }
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, Communicator& world) {
     TrainConfig cfg;
     po::options_description keys = config_options(cfg);
     po::options_description cli("options");
-    cli.add_options()("help,h", "this text")("resume", "continue from OUTPUT.ckpt")("quiet,q", "only the final line");
+    cli.add_options()("help,h", "this text")("resume", "continue from OUTPUT.ckpt")("quiet,q", "only the final line")(
+        "recalibrate", po::value<std::string>(),
+        "MODEL: no training; choose MODEL's vote window (votes.windows) and threshold on the manifest's validation dumps, write run.output");
     po::options_description all;
     all.add(cli).add(keys).add_options()("config", po::value<std::string>(), "INI file");
     po::positional_options_description pos;
@@ -68,6 +83,7 @@ int run(int argc, char** argv) {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
     if (vm.count("help")) {
+        if (world.rank() != 0) return 0;
         std::cout << kUsage << cli << keys;
         return 0;
     }
@@ -82,9 +98,16 @@ int run(int argc, char** argv) {
     const std::string outputs[] = {cfg.output, cfg.output + ".ckpt"}, inputs[] = {path};
     refuse_output_over_inputs(outputs, inputs);
     const bool quiet = vm.count("quiet") > 0;
-    TrainResult r = train(cfg, vm.count("resume") > 0, [&](const std::string& line) {
+    auto log = [&](const std::string& line) {
         if (!quiet) std::fprintf(stderr, "dmtrain: %s\n", line.c_str());
-    });
+    };
+    if (vm.count("recalibrate") && vm.count("resume")) throw po::error("--recalibrate and --resume exclude each other");
+    if (vm.count("recalibrate") && world.size() > 1) throw po::error("--recalibrate runs in one process, not under mpirun -np > 1");
+    if (!quiet && world.size() > 1)
+        std::fprintf(stderr, "dmtrain: rank %d of %d on %s\n", world.rank(), world.size(), host_name().c_str());
+    TrainResult r = vm.count("recalibrate") ? recalibrate(cfg, vm["recalibrate"].as<std::string>(), log)
+                                            : train(cfg, vm.count("resume") > 0, log, world);
+    if (world.rank() != 0) return 0;
     const auto& s = r.validation.score;
     std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "
                 "vote agreement %llu of %llu candidate objects\n",
@@ -97,5 +120,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return cli_main("dmtrain", [&] { return run(argc, argv); });
+    return cli_main_ranks("dmtrain", argc, argv, [&](Communicator& world) { return run(argc, argv, world); });
 }

@@ -3,6 +3,8 @@
 
 #include "graph/layers.hpp"
 
+#include <algorithm>
+
 namespace deepmem {
 
 namespace {
@@ -95,11 +97,49 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     fs = opt("task_struct", "fs");
     usage = opt("task_struct", "usage");
     pid_links = opt("task_struct", "pid_links");
-    if (pid_links) {
-        const btf::Type& arr = btf.type(btf.resolve(btf.member(id("task_struct"), "pid_links")->type));
-        pid_types = arr.kind == btf::Kind::Array ? arr.nelems : 1;
-    }
+    if (pid_links) pid_types = std::max<uint64_t>(array_length("task_struct", "pid_links"), 1);
     slub = find_slub(*this, slub_missing);
+
+    start_time = opt("task_struct", "start_time");
+    cred_uid = opt("cred", "uid");
+    cred_gid = opt("cred", "gid");
+    cred_suid = opt("cred", "suid");
+    cred_sgid = opt("cred", "sgid");
+    cred_euid = opt("cred", "euid");
+    cred_egid = opt("cred", "egid");
+    cred_fsuid = opt("cred", "fsuid");
+    cred_fsgid = opt("cred", "fsgid");
+    f_mnt = opt("file", "f_path.mnt");
+    f_flags = opt("file", "f_flags");
+    f_pos = opt("file", "f_pos");
+    f_inode = opt("file", "f_inode");
+    for (const char* count : {"f_count", "f_ref"})   // f_ref: file_ref_t (6.13+)
+        if (!f_count && (f_count = opt("file", count))) f_count_size = member_size("file", count);
+    i_ino = opt("inode", "i_ino");
+    d_parent = opt("dentry", "d_parent");
+    d_sb = opt("dentry", "d_sb");
+    d_inode = opt("dentry", "d_inode");
+    s_type = opt("super_block", "s_type");
+    fs_type_name = opt("file_system_type", "name");
+    mnt_root = opt("vfsmount", "mnt_root");
+    mount_mnt = opt("mount", "mnt");
+    mnt_parent = opt("mount", "mnt_parent");
+    mnt_mountpoint = opt("mount", "mnt_mountpoint");
+    map_count = opt("mm_struct", "map_count");
+    mod_core_size = opt("module", "core_layout.size");
+    mod_init_size = opt("module", "init_layout.size");
+    if (!mod_core_size)
+        if ((mod_mem = opt("module", "mem")) && (mod_mem_size = opt("module_memory", "size"))) {
+            if ((mod_mem_count = array_length("module", "mem"))) mod_mem_stride = size("module_memory");
+            else mod_mem.reset();
+        }
+    ns_idr_head = opt("pid_namespace", "idr.idr_rt.xa_head");
+    ns_idr_base = opt("pid_namespace", "idr.idr_base");
+    xa_shift = opt("xa_node", "shift");
+    xa_slots = opt("xa_node", "slots");
+    if (xa_slots) xa_slot_count = array_length("xa_node", "slots");
+    pid_tasks = opt("pid", "tasks");
+    if (auto numbers = opt("pid", "numbers"), nr = opt("upid", "nr"); numbers && nr) pid_nr = *numbers + *nr;   // numbers[0].nr
 }
 
 uint64_t KernelLayout::need(const std::optional<uint64_t>& field, const char* what) {
@@ -129,6 +169,13 @@ uint64_t KernelLayout::req(const char* s, const char* path) const {
     auto o = opt(s, path);
     if (!o) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
     return *o;
+}
+
+uint64_t KernelLayout::array_length(const char* s, const char* path) const {
+    auto f = btf.member(id(s), path);
+    if (!f) throw InputError(std::string("BTF: struct ") + s + " has no member " + path);
+    const btf::Type& t = btf.type(btf.resolve(f->type));
+    return t.kind == btf::Kind::Array ? t.nelems : 0;
 }
 
 uint64_t KernelLayout::member_size(const char* s, const char* path) const {

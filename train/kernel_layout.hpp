@@ -56,6 +56,27 @@ struct KernelLayout {
     // rq (runqueues)
     std::optional<uint64_t> rq_idle;
 
+    // What the interpretation reads (train/interpret.hpp), all optional: a value whose member is
+    // missing is reported as such, never guessed.
+    std::optional<uint64_t> start_time;                       // task_struct, u64 ns since boot
+    std::optional<uint64_t> cred_uid, cred_gid, cred_suid, cred_sgid, cred_euid, cred_egid,
+        cred_fsuid, cred_fsgid;                               // cred, kuid_t/kgid_t (u32)
+    std::optional<uint64_t> f_mnt, f_flags, f_pos, f_inode;   // file (f_path.mnt, u32, loff_t, pointer)
+    std::optional<uint64_t> f_count, f_count_size;            // file.f_count (atomic_long_t), or f_ref
+    std::optional<uint64_t> i_ino;                            // inode (unsigned long)
+    std::optional<uint64_t> d_parent, d_sb, d_inode;          // dentry
+    std::optional<uint64_t> s_type, fs_type_name;             // super_block.s_type, file_system_type.name
+    std::optional<uint64_t> mnt_root, mount_mnt, mnt_parent, mnt_mountpoint;   // vfsmount, fs/mount.h mount
+    std::optional<uint64_t> map_count;                        // mm_struct (int)
+    // module size: core_layout.size + init_layout.size (up to 6.3), else Σ mem[i].size (6.4+:
+    // struct module_memory mem[MOD_MEM_NUM_TYPES], stride mod_mem_stride, mod_mem_count entries).
+    std::optional<uint64_t> mod_core_size, mod_init_size, mod_mem, mod_mem_size;
+    uint64_t mod_mem_stride = 0, mod_mem_count = 0;
+    // PID IDR: pid_namespace.idr (.idr_rt.xa_head, .idr_base), xa_node.shift (u8) and .slots[],
+    // struct pid.tasks[] (hlist_head per pid type) and .numbers[0].nr (upid).
+    std::optional<uint64_t> ns_idr_head, ns_idr_base, xa_shift, xa_slots, pid_tasks, pid_nr;
+    uint64_t xa_slot_count = 0;
+
     // SLUB, for the task_struct cache's freelists; nullopt (with slub_missing saying why) when the
     // BTF lacks a member (e.g. SLAB kernels, or 5.x before struct slab).
     struct Slub {
@@ -80,6 +101,7 @@ struct KernelLayout {
     std::optional<uint64_t> opt(const char* struct_name, const char* path) const;   // InputError on a bitfield
     uint64_t req(const char* struct_name, const char* path) const;
     uint64_t member_size(const char* struct_name, const char* path) const;
+    uint64_t array_length(const char* struct_name, const char* path) const;   // elements; 0 when no array
 };
 
 }  // namespace deepmem

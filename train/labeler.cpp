@@ -582,7 +582,7 @@ LabelSet Walker::run() {
         out_.counts.fds += proc.fds;
     }
     modules();
-    dcache();
+    if (opt_.dcache) dcache();
     if (opt_.freed_tasks) freed_tasks();
 
     std::sort(out_.labels.begin(), out_.labels.end(), [](const Label& a, const Label& b) {

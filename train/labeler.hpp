@@ -146,6 +146,7 @@ struct LabelerOptions {
     uint64_t max_list = 1u << 20;   // longest list walked before it is declared corrupt
     uint64_t max_fds = 1u << 20;    // fd tables larger than this are treated as corrupt
     bool freed_tasks = true;        // also walk the task_struct slab cache's freelists
+    bool dcache = true;             // also label every hashed dentry (dentry_hashtable)
 };
 
 // Walks the dumped kernel. Throws InputError when a required symbol/struct/field is missing.

@@ -11,6 +11,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <charconv>
+#include <cstring>
+#include <exception>
 #include <filesystem>
 #include <numeric>
 #include <set>
@@ -53,6 +56,25 @@ void TrainConfig::validate() const {
     need(checkpoint_every >= 1 && checkpoint_every <= kMaxSteps, "run.checkpoint_every", "must be in 1..1000000000");
     need(threads >= 0 && threads <= kMaxThreads, "run.threads",
          "must be in 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
+    (void)vote_window_list();
+}
+
+std::vector<uint32_t> TrainConfig::vote_window_list() const {
+    std::vector<uint32_t> out;
+    const std::string bad = "must be a comma list of byte counts 0.." + std::to_string(Model::kMaxVoteWindow) + " (e.g. 0,32,64)";
+    for (size_t a = 0; a <= vote_windows.size();) {
+        const size_t b = std::min(vote_windows.find(',', a), vote_windows.size());
+        std::string item = vote_windows.substr(a, b - a);
+        while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        uint32_t v = 0;
+        auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+        if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v > Model::kMaxVoteWindow)
+            throw InputError("config key votes.windows: '" + vote_windows + "' " + bad);
+        if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+        a = b + 1;
+    }
+    return out;
 }
 
 namespace {
@@ -89,10 +111,33 @@ std::string TrainConfig::to_ini() const {
     o << trajectory_ini(*this) << "steps = " << steps << "\nvalidate_every = " << validate_every;
     if (mined_fraction == 0) o << "\ncheckpoint_every = " << checkpoint_every;
     o << "\nthreads = " << threads << "\noutput = " << output << "\n";
+    if (vote_windows != "0") o << "\n[votes]\nwindows = " << vote_windows << "\n";   // older models' text unchanged
     return o.str();
 }
 
 // ---- validation -----------------------------------------------------------------------------
+std::vector<Calibration> validate_windows(const Model& model, const std::vector<LabeledDump>& dumps,
+                                          std::span<const uint32_t> windows) {
+    InferenceNet net(model.config, model.params);
+    Model m = model;
+    std::vector<std::vector<std::vector<Candidate>>> cands(windows.size(), std::vector<std::vector<Candidate>>(dumps.size()));
+    Mat<float> probs;
+    for (size_t i = 0; i < dumps.size(); ++i) {
+        net.run(graph_input(dumps[i].graph), probs);
+        for (size_t w = 0; w < windows.size(); ++w) {
+            m.vote_window = windows[w];
+            cands[w][i] = vote(dumps[i].graph, m, probs);
+        }
+    }
+    std::vector<Calibration> out;
+    for (size_t w = 0; w < windows.size(); ++w) {
+        std::vector<CalibrationSet> sets;
+        for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[w][i], dumps[i].truth});
+        out.push_back(calibrate_threshold(model.object_type, sets));
+    }
+    return out;
+}
+
 Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement) {
     InferenceNet net(model.config, model.params);
     std::vector<std::vector<Candidate>> cands(dumps.size());
@@ -150,12 +195,13 @@ struct Pools {
     std::vector<uint32_t> mined;      // class-0 nodes the model of the last checkpoint lets vote
 };
 
-// See Mining in the contract. Returns the number of mined nodes.
-uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::vector<Pools>& pools) {
+// See Mining and Ranks in the contract. Returns the number of mined nodes.
+uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::vector<Pools>& pools, Communicator& comm) {
     InferenceNet net(model.config, model.params);
     Mat<float> probs;
     uint64_t total = 0;
     for (size_t d = 0; d < dumps.size(); ++d) {
+        if (!comm.owns(d)) continue;
         net.run(graph_input(dumps[d].graph), probs);
         auto length = dumps[d].graph.length();
         Pools& p = pools[d];
@@ -166,7 +212,17 @@ uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::ve
             probs.row(n).maxCoeff(&c);
             if (c > 0 && model.key_nodes[size_t(c) - 1].matches(length[n])) p.mined.push_back(n);
         }
-        total += p.mined.size();
+    }
+    for (size_t d = 0; d < dumps.size(); ++d) {
+        std::vector<uint32_t>& mined = pools[d].mined;
+        if (comm.size() > 1) {   // from the rank that mined it
+            std::vector<uint8_t> bytes(mined.size() * sizeof(uint32_t));
+            if (!bytes.empty()) std::memcpy(bytes.data(), mined.data(), bytes.size());   // (no memcpy from null)
+            comm.broadcast(bytes, int(d % uint64_t(comm.size())));
+            mined.resize(bytes.size() / sizeof(uint32_t));
+            if (!bytes.empty()) std::memcpy(mined.data(), bytes.data(), bytes.size());
+        }
+        total += mined.size();
     }
     return total;
 }
@@ -241,6 +297,46 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
     return b;
 }
 
+// One step's loss and gradient (see Ranks in the contract): the whole batch on one process; else
+// this rank's targets of it, normalised by the whole batch's weights, summed over the ranks.
+float batch_gradient(Gnn<float>& net, const Model& model, const GraphBatch& b, StepOptions opt, Communicator& comm,
+                     Params<float>& grad, std::vector<float>& flat) {
+    if (comm.size() == 1) {
+        const float loss = net.forward(model.params, b, opt);
+        net.backward(model.params, b, grad);
+        return loss;
+    }
+    float total = 0;   // summed as Gnn::forward sums a whole batch's weights
+    std::vector<uint32_t> rows, targets, labels;
+    for (uint32_t i = 0; i < b.targets.size(); ++i) {
+        total += opt.class_weights.empty() ? 1.f : opt.class_weights[b.labels[i]];
+        if (!comm.owns(i)) continue;
+        rows.push_back(i);
+        targets.push_back(b.targets[i]);
+        labels.push_back(b.labels[i]);
+    }
+    float loss = 0;
+    if (rows.empty()) {
+        grad = Params<float>::zeros(model.config);
+    } else {
+        const GraphBatch share = extract_batch(b.input(), targets, labels, model.config.iterations);
+        opt.dropout_rows = rows;
+        opt.weight_total = total;
+        loss = net.forward(model.params, share, opt);
+        net.backward(model.params, share, grad);
+    }
+    flat.clear();
+    for (const auto& t : grad.tensors) flat.insert(flat.end(), t.data(), t.data() + t.size());
+    flat.push_back(loss);
+    comm.sum(flat);
+    size_t at = 0;
+    for (auto& t : grad.tensors) {
+        std::copy_n(flat.begin() + ptrdiff_t(at), t.size(), t.data());
+        at += size_t(t.size());
+    }
+    return flat.back();
+}
+
 std::string duration(double s) {
     char b[32];
     if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
@@ -266,8 +362,78 @@ std::string score_line(const Calibration& c) {
 
 }  // namespace
 
+namespace {
+
+// See Windows in the contract: the vote window of best validation F1 (the smallest of equal F1),
+// then the threshold and vote agreement at it.
+void calibrate_votes(const TrainConfig& cfg, const std::vector<LabeledDump>& val_dumps, Model& model, TrainResult& result,
+                     const std::function<void(const std::string&)>& log) {
+    model.vote_window = 0;
+    if (const std::vector<uint32_t> windows = cfg.vote_window_list(); windows != std::vector<uint32_t>{0}) {
+        const std::vector<Calibration> cals = validate_windows(model, val_dumps, windows);
+        size_t best = 0;
+        for (size_t w = 0; w < windows.size(); ++w) {
+            log("vote window " + std::to_string(windows[w]) + " bytes: " + score_line(cals[w]));
+            const double f = cals[w].score.f1(), fb = cals[best].score.f1();
+            if (f > fb || (f == fb && windows[w] < windows[best])) best = w;
+        }
+        model.vote_window = windows[best];
+        log("vote window chosen on the validation dumps: " + std::to_string(model.vote_window) + " bytes");
+    }
+    result.validation = validate_model(model, val_dumps, &result.agreement);
+    model.threshold = result.validation.threshold;
+    model.provenance.validation_objects = result.agreement.objects;
+    model.provenance.validation_agreeing = result.agreement.agreeing;
+}
+
+Manifest manifest_of(const TrainConfig& cfg) {
+    return cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build) : Manifest::load(cfg.manifest);
+}
+
+}  // namespace
+
+TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
+                        const std::function<void(const std::string&)>& log) {
+    cfg.validate();
+    if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+        const std::string outputs[] = {cfg.output}, inputs[] = {cfg.manifest};
+        refuse_output_over_inputs(outputs, inputs);
+    }
+    Model model = Model::load(model_path);
+    if (model.object_type != cfg.object_type)
+        throw InputError("model '" + model_path + "' detects " + model.object_type + ", the configuration names " + cfg.object_type);
+    const Manifest m = manifest_of(cfg);
+    std::vector<std::string> val_names = m.validation;
+    if (cfg.max_validation_dumps && val_names.size() > cfg.max_validation_dumps) val_names.resize(cfg.max_validation_dumps);
+    if (val_names.empty()) throw InputError("manifest '" + cfg.manifest + "' has no validation dumps");
+    log("recalibrating " + model_path + " on " + std::to_string(val_names.size()) + " validation dumps of " + m.path);
+    const auto val_dumps = load_dumps(m, val_names);
+    {
+        Detector check;   // the one comparison of graph parameters (InputError naming the parameter)
+        check.add_model(model, model_path);
+        for (const LabeledDump& d : val_dumps) check.check_graph(d.graph);
+    }
+    TrainResult result;
+    calibrate_votes(cfg, val_dumps, model, result, log);
+    model.provenance.training_config += "\n[recalibrated]\nmanifest = " + cfg.manifest + "\nmanifest_sha256 = " + m.sha256 +
+                                        "\nwindows = " + cfg.vote_windows + "\n";
+    log("recalibrated (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
+        "; vote window " + std::to_string(model.vote_window) + " bytes");
+    model.save(cfg.output);
+    result.model = std::move(model);
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+}
+
 // ---- the loop -------------------------------------------------------------------------------
-TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(const std::string&)>& log) {
+TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(const std::string&)>& log_rank0,
+                  Communicator& comm) {
+    auto log = [&](const std::string& line) {
+        if (comm.rank() == 0) log_rank0(line);
+    };
+    const bool root = comm.rank() == 0;
     cfg.validate();
     if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
     const auto t0 = std::chrono::steady_clock::now();
@@ -277,11 +443,12 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         // (the probe's temporary is removed at once).
         const std::string outputs[] = {cfg.output, ckpt}, inputs[] = {cfg.manifest};
         refuse_output_over_inputs(outputs, inputs);
-        AtomicFile probe(cfg.output);
+        if (root) {
+            AtomicFile probe(cfg.output);
+        }
     }
 
-    const Manifest m = cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build)
-                                               : Manifest::load(cfg.manifest);
+    const Manifest m = manifest_of(cfg);
     auto take = [](std::vector<std::string> v, uint32_t n) {
         if (n && v.size() > n) v.resize(n);
         return v;
@@ -292,7 +459,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     log("loading " + std::to_string(train_names.size()) + " train and " + std::to_string(val_names.size()) +
         " validation dumps of " + m.path);
     const auto train_dumps = load_dumps(m, train_names);
-    const auto val_dumps = load_dumps(m, val_names);
+    const auto val_dumps = root ? load_dumps(m, val_names) : std::vector<LabeledDump>{};
 
     std::vector<NodeLabels> labels;
     for (const auto& d : train_dumps) labels.push_back(label_nodes(d, cfg.object_type));
@@ -323,28 +490,49 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     mc.classes = uint32_t(keys.size() + 1);
     mc.keep_prob = cfg.keep_prob;
 
-    Model model;
     const std::string identity = trajectory_ini(cfg);
-    if (resume) {
-        model = Model::load(ckpt);
-        const std::string& was = model.provenance.training_config;
-        if (was.substr(0, was.find("steps = ")) != identity)
-            throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps, "
-                             "validate_every, checkpoint_every, threads and output may change on --resume)");
-        if (model.key_nodes != keys || !(model.config == mc))
-            throw InputError("checkpoint '" + ckpt + "' does not match the dataset's key nodes or model shape");
-        log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
-    } else {
-        model = Model::create(mc, cfg.seed);
-        model.adam.lr = cfg.learning_rate;
-        model.adam.weight_decay = cfg.weight_decay;
-        model.adam.clip_norm = cfg.clip_norm;
-        model.object_type = cfg.object_type;
-        model.key_nodes = keys;
-        model.graph = train_dumps.front().graph.params();
-        model.class_weights.assign(mc.classes, 1.f);
-        model.class_weights[0] = cfg.none_weight;
+    auto start_model = [&] {   // rank 0: a new model, or the checkpoint's
+        Model model;
+        if (resume) {
+            model = Model::load(ckpt);
+            const std::string& was = model.provenance.training_config;
+            if (was.substr(0, was.find("steps = ")) != identity)
+                throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps, "
+                                 "validate_every, checkpoint_every, threads and output may change on --resume)");
+            if (model.key_nodes != keys || !(model.config == mc))
+                throw InputError("checkpoint '" + ckpt + "' does not match the dataset's key nodes or model shape");
+            log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
+        } else {
+            model = Model::create(mc, cfg.seed);
+            model.adam.lr = cfg.learning_rate;
+            model.adam.weight_decay = cfg.weight_decay;
+            model.adam.clip_norm = cfg.clip_norm;
+            model.object_type = cfg.object_type;
+            model.key_nodes = keys;
+            model.graph = train_dumps.front().graph.params();
+            model.class_weights.assign(mc.classes, 1.f);
+            model.class_weights[0] = cfg.none_weight;
+        }
+        return model;
+    };
+    Model model;
+    std::exception_ptr failed;   // rank 0's, sent to every rank
+    if (root) try {
+        model = start_model();
+    } catch (...) {
+        failed = std::current_exception();
     }
+    if (comm.size() > 1) {   // rank 0's model (or its error) on every rank
+        std::string error;
+        if (failed) try { std::rethrow_exception(failed); } catch (const std::exception& e) { error = e.what(); }
+        error = broadcast_text(comm, error, 0);
+        if (!root && !error.empty()) throw InputError("rank 0: " + error);
+        std::vector<uint8_t> bytes;
+        if (root && !failed) bytes = model.to_bytes();
+        if (error.empty()) comm.broadcast(bytes, 0);
+        if (!root) model = Model::from_bytes(bytes);
+    }
+    if (failed) std::rethrow_exception(failed);
     model.provenance.dataset_manifest_sha256 = m.sha256;
     model.provenance.kernel_build = m.kernel;
     model.provenance.seed = cfg.seed;
@@ -352,6 +540,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
 
     Gnn<float> net(mc);
     Params<float> grad;
+    std::vector<float> flat;   // gradient and loss summed over the ranks
     TrainResult result;
     double loss_avg = 0, nodes_done = 0, targets_done = 0;
     const double loop_start = since();
@@ -359,14 +548,17 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     const uint64_t first = model.adam_state.step + 1;
     auto mining = [&](uint64_t step) {
         if (cfg.mined_fraction <= 0 || step == 0 || step % cfg.checkpoint_every != 0) return;
-        const uint64_t n = mine(model, train_dumps, pools);
+        const uint64_t n = mine(model, train_dumps, pools, comm);
         log("mined " + std::to_string(n) + " confusable class-0 nodes at step " + std::to_string(step));
     };
     if (resume) mining(model.adam_state.step);
     for (uint64_t step = first; step <= cfg.steps; ++step) {
         GraphBatch b = sample_batch(cfg, train_dumps, pools, step, mc.iterations);
-        float loss = net.forward(model.params, b, {true, cfg.seed * 1000003ull + step, model.class_weights});
-        net.backward(model.params, b, grad);
+        StepOptions opt;
+        opt.dropout = true;
+        opt.dropout_seed = cfg.seed * 1000003ull + step;
+        opt.class_weights = model.class_weights;
+        const float loss = batch_gradient(net, model, b, opt, comm, grad, flat);
         adam_step(mc, model.adam, model.params, grad, model.adam_state);
         if (!std::isfinite(loss)) throw InputError("training diverged at step " + std::to_string(step) + " (loss " + num(loss) + "); lower optimiser.learning_rate");
         loss_avg = step == first ? loss : 0.95 * loss_avg + 0.05 * loss;
@@ -377,37 +569,37 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         if (t - last_log >= 10 || step == cfg.steps || step == first) {
             last_log = t;
             const double el = t - loop_start, rate = double(step - first + 1) / std::max(el, 1e-9);
-            char line[200];
-            std::snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  %.0f targets/s  %.0f nodes/s  ETA %s",
-                          (unsigned long long)step, (unsigned long long)cfg.steps, loss_avg, targets_done / el,
-                          nodes_done / el, duration(double(cfg.steps - step) / rate).c_str());
+            char line[240];
+            std::snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  %.2f steps/s  %.0f targets/s  %.0f nodes/s  ETA %s%s",
+                          (unsigned long long)step, (unsigned long long)cfg.steps, loss_avg, rate, targets_done / el,
+                          nodes_done / el, duration(double(cfg.steps - step) / rate).c_str(),
+                          comm.size() > 1 ? ("  (" + std::to_string(comm.size()) + " ranks)").c_str() : "");
             log(line);
         }
         if (step % cfg.checkpoint_every == 0 && step != cfg.steps) {
-            model.save(ckpt);
+            if (root) model.save(ckpt);
             mining(step);
         }
-        if (step % cfg.validate_every == 0 && step != cfg.steps)
+        if (root && step % cfg.validate_every == 0 && step != cfg.steps)
             log("validation at step " + std::to_string(step) + ": " + score_line(validate_model(model, val_dumps)));
     }
-    result.validation = validate_model(model, val_dumps, &result.agreement);
-    model.threshold = result.validation.threshold;
-    model.provenance.date = now_utc();
-    model.provenance.validation_objects = result.agreement.objects;
-    model.provenance.validation_agreeing = result.agreement.agreeing;
-    model.provenance.kernel_builds = kernel_builds_of(train_dumps);
-    for (KernelBuild& b : kernel_builds_of(val_dumps))
-        if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==
-            model.provenance.kernel_builds.end())
-            model.provenance.kernel_builds.push_back(std::move(b));
-    log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
-        "; vote agreement " + std::to_string(result.agreement.agreeing) + " of " + std::to_string(result.agreement.objects) +
-        " candidate objects");
-    std::string builds;
-    for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
-    log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));
-    model.save(cfg.output);
-    model.save(ckpt);
+    if (root) {   // rank 0 alone validates and writes (Ranks in the contract)
+        calibrate_votes(cfg, val_dumps, model, result, log);
+        model.provenance.date = now_utc();
+        model.provenance.kernel_builds = kernel_builds_of(train_dumps);
+        for (KernelBuild& b : kernel_builds_of(val_dumps))
+            if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==
+                model.provenance.kernel_builds.end())
+                model.provenance.kernel_builds.push_back(std::move(b));
+        log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
+            "; vote agreement " + std::to_string(result.agreement.agreeing) + " of " + std::to_string(result.agreement.objects) +
+            " candidate objects");
+        std::string builds;
+        for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
+        log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));
+        model.save(cfg.output);
+        model.save(ckpt);
+    }
     result.model = std::move(model);
     result.seconds = since();
     return result;

@@ -38,21 +38,38 @@
 //               config text) is written atomically to <output>.ckpt. --resume loads it, checks the
 //               configuration is the same, and continues at the next step; the result is
 //               bit-identical to an uninterrupted run with the same thread count.
+//   Ranks       Under mpirun (train/distributed.hpp) every rank loads the training dumps and draws
+//               the same batch; rank r trains on the targets i ≡ r (mod ranks) with the loss
+//               normalised by the whole batch's target weights and dropout masks drawn for each
+//               target's row in the whole batch, the ranks' gradients and losses are summed, and
+//               clipping and Adam run identically on every rank: the weights equal the single
+//               process's up to float summation order. Rank 0 alone creates or loads (--resume) the
+//               model and sends it to the others, loads the validation dumps, validates, logs and
+//               writes the checkpoints and the model. Mining: rank r mines the training dumps
+//               d ≡ r (mod ranks) and sends each dump's list to every rank. --resume is bit-identical
+//               to an uninterrupted run with the same rank and thread counts (tested on 2 ranks).
 //   Validation  Every `validate_every` steps and at the end: the full-graph inference on every
 //               validation dump, votes, and the threshold maximising F1 of detected objects over
 //               all validation dumps; precision/recall/F1 at that threshold are printed. The final
 //               model carries that threshold, the vote agreement on the validation dumps at it
 //               (detect/fit.hpp) and the kernel builds of the train and validation dumps
 //               (kernel_builds_of). Validation changes no training state.
+//   Windows     votes.windows lists vote windows (Model::vote_window, detect/detect.hpp Window) to
+//               choose from: at the end each is tried on the validation dumps (one inference pass,
+//               votes and calibration per window) and the one of highest F1 is kept, the smallest
+//               of equal F1; "0" (the default) keeps exact votes and skips the comparison. Not part of
+//               the training trajectory: --resume may change it.
 #pragma once
 
 #include "detect/detect.hpp"
 #include "engine/engine.hpp"
 #include "graph/memory_graph.hpp"
+#include "train/distributed.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,6 +102,9 @@ struct TrainConfig {
     static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
     int threads = 0;                 // 0 = OpenMP default
     std::string output;              // final model path; checkpoint = output + ".ckpt"
+    // [votes]
+    std::string vote_windows = "0";  // comma list of vote windows (bytes) to choose from; see Windows
+    std::vector<uint32_t> vote_window_list() const;   // parsed, distinct, in order; InputError when bad
 
     // Throws InputError naming the key when a value is out of range. train() also refuses, before
     // any work, an output that is the manifest and a run.output whose directory takes no file.
@@ -147,6 +167,9 @@ std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>
 // Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores;
 // with `agreement`, also the vote agreement (detect/fit.hpp) over all dumps at that threshold.
 Calibration validate_model(const Model&, const std::vector<LabeledDump>&, VoteAgreement* agreement = nullptr);
+// The calibration of the model under each vote window (the model's own vote_window ignored), one
+// inference pass per dump: what votes.windows chooses from.
+std::vector<Calibration> validate_windows(const Model&, const std::vector<LabeledDump>&, std::span<const uint32_t> windows);
 
 // The kernel builds of dumps, distinct, in order: each dump's banner (graph/kernel_banner.hpp)
 // with its release, else its meta.json release with no banner; dumps with neither are skipped.
@@ -160,7 +183,16 @@ struct TrainResult {
     uint64_t steps_run = 0;
     double seconds = 0;
 };
-TrainResult train(const TrainConfig&, bool resume, const std::function<void(const std::string&)>& log);
+// Under several ranks (see Ranks in the contract) only rank 0's result carries the validation;
+// `log` is called on rank 0 only.
+TrainResult train(const TrainConfig&, bool resume, const std::function<void(const std::string&)>& log,
+                  Communicator& comm = single_process());
+// A trained model's vote window and threshold chosen afresh (see Windows) on the validation dumps of
+// the configuration's manifest — e.g. dumps of kernel builds it was not trained on — and written to
+// run.output; its weights, key nodes and kernel builds are kept, and provenance.training_config
+// gains a [recalibrated] section naming the manifest. `steps` of the result is 0. Throws
+// InputError (another object type, graph parameters unlike the dumps', no validation dump).
+TrainResult recalibrate(const TrainConfig&, const std::string& model_path, const std::function<void(const std::string&)>& log);
 
 // SHA-256 of a byte string, lowercase hex (manifest provenance).
 std::string sha256_hex(std::span<const uint8_t>);

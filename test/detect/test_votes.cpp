@@ -235,3 +235,76 @@ TEST_CASE("detect: detections as JSON Lines and CSV round-trip; reader errors ca
     }
     CHECK_THROWS_AS(read_detections("/nonexistent/detections.jsonl"), InputError);
 }
+
+TEST_CASE("detect: vote window — shifted key nodes count once for one object, the earliest key's base wins") {
+    Model m = three_keys();   // (0,24,.5) (32,24,.8) (64,32,1): R = 64
+    using Votes = std::vector<std::pair<uint64_t, uint32_t>>;
+    const uint64_t b = K64 + 4096;
+    SUBCASE("exact bases (window 0): the shifted key node is a separate, dropped candidate") {
+        const Votes v{{b, 1}, {b, 2}, {b + 8, 3}};
+        const auto c = apply_overlap_rule(m, bases_of(m, v));
+        REQUIRE(c.size() == 1);
+        CHECK(c[0].vaddr == b);
+        CHECK(c[0].score == doctest::Approx(1.3 + kVoteBonus));
+        CHECK(c[0].votes == 2);
+    }
+    SUBCASE("window 8: every base within 8 bytes scores the three classes") {
+        m.vote_window = 8;
+        const Votes v{{b, 1}, {b, 2}, {b + 8, 3}};
+        const auto all = bases_of(m, v);
+        REQUIRE(all.size() == 2);
+        CHECK(all[0].score == doctest::Approx(2.3 + 2 * kVoteBonus));
+        CHECK(all[1].score == doctest::Approx(2.3 + 2 * kVoteBonus));
+        CHECK(all[0].lead_offset == 0);
+        CHECK(all[1].lead_offset == 64);
+        const auto c = apply_overlap_rule(m, all);
+        REQUIRE(c.size() == 1);
+        CHECK(c[0].vaddr == b);
+        CHECK(c[0].votes == 3);
+        // 16 bytes apart is outside the window: back to the exact scores
+        const auto far = apply_overlap_rule(m, bases_of(m, Votes{{b, 1}, {b, 2}, {b + 16, 3}}));
+        REQUIRE(far.size() == 1);
+        CHECK(far[0].score == doctest::Approx(1.3 + kVoteBonus));
+        // bases_of with an explicit window 0 ignores the model's
+        CHECK(bases_of(m, v, 0)[0].score == doctest::Approx(1.3 + kVoteBonus));
+    }
+    SUBCASE("of equal window scores the base voted by the key node nearest the object's start wins, not the lower address") {
+        m.vote_window = 8;
+        const auto c = apply_overlap_rule(m, bases_of(m, Votes{{b, 2}, {b, 3}, {b + 8, 1}}));
+        REQUIRE(c.size() == 1);
+        CHECK(c[0].vaddr == b + 8);
+        CHECK(c[0].lead_offset == 0);
+    }
+    SUBCASE("a class voting twice within the window counts once") {
+        m.vote_window = 8;
+        const auto c = bases_of(m, Votes{{b, 1}, {b + 8, 1}});
+        REQUIRE(c.size() == 2);
+        CHECK(c[0].score == doctest::Approx(0.5));
+        CHECK(c[0].votes == 1);
+    }
+}
+
+TEST_CASE("detect: voting rows under a vote window give the same detections as every node") {
+    MemoryGraph g = nine_nodes();
+    Model m = three_keys();
+    using V = std::vector<uint32_t>;
+    for (uint32_t w : {8u, 32u, 300u}) {
+        m.vote_window = w;
+        for (const auto& cls : {std::vector<int>{1, 2, 3, 1, 0, 1, 1, 3, 2}, std::vector<int>{1, 1, 3, 0, 0, 1, 2, 0, 0},
+                                std::vector<int>{0, 1, 0, 0, 0, 1, 2, 0, 0}, std::vector<int>{2, 1, 1, 0, 0, 3, 2, 0, 0}}) {
+            const Mat<float> all = probs_for(cls);
+            for (float t : {0.4f, 1.0f, 1.4f, 2.0f, 2.5f, 3.0f}) {
+                const V rows = voting_rows(g, m, t);
+                Mat<float> some(Eigen::Index(rows.size()), 4);
+                for (size_t i = 0; i < rows.size(); ++i) some.row(Eigen::Index(i)) = all.row(rows[i]);
+                INFO("window " << w << " threshold " << t);
+                CHECK(select(g, m, vote(g, m, rows, some), t) == select(g, m, vote(g, m, all), t));
+            }
+        }
+    }
+    // the window widens the bound: base 304 (k1 + k2) and base 0 (all three) are 304 bytes apart
+    m.vote_window = 0;
+    CHECK(voting_rows(g, m, 2.0f) == V{0, 1, 2});
+    m.vote_window = 160;
+    CHECK(voting_rows(g, m, 2.0f) == V{0, 1, 2, 5, 6});
+}

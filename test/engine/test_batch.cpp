@@ -45,6 +45,53 @@ TEST_CASE("batch outputs and gradients equal the whole graph's") {
     }
 }
 
+TEST_CASE("shares of a batch (data-parallel ranks) add up to the whole batch's loss and gradients") {
+    const auto g = test::random_graph(400, 8, 9, 1.2);
+    const std::vector<uint32_t> targets{17, 3, 250, 399, 0, 42, 7}, labels{1, 0, 2, 1, 0, 0, 2};
+    const std::vector<float> class_weights{0.3f, 1.f, 2.f};
+    ModelConfig c = cfg3();
+    c.keep_prob = 0.6f;
+    const auto p = test::random_params<double>(c, 5);
+    const GraphBatch whole = extract_batch(g.input(), targets, labels, c.iterations);
+    Gnn<double> net(c);
+    StepOptions opt;
+    opt.dropout = true;
+    opt.dropout_seed = 77;
+    opt.class_weights = class_weights;
+    const double loss = net.forward(p, whole, opt);
+    Params<double> grad, sum = Params<double>::zeros(c), share_grad;
+    net.backward(p, whole, grad);
+    double total = 0;   // Σ w over the whole batch, as Gnn<double> sums it
+    for (uint32_t y : labels) total += double(class_weights[y]);
+    double share_loss = 0;
+    for (uint32_t rank = 0; rank < 3; ++rank) {   // targets i ≡ rank (mod 3), cut from the whole batch
+        std::vector<uint32_t> rows, t, l;
+        for (uint32_t i = rank; i < targets.size(); i += 3) rows.push_back(i), t.push_back(whole.targets[i]), l.push_back(labels[i]);
+        const GraphBatch share = extract_batch(whole.input(), t, l, c.iterations);
+        StepOptions o = opt;
+        o.dropout_rows = rows;
+        o.weight_total = total;
+        share_loss += net.forward(p, share, o);
+        net.backward(p, share, share_grad);
+        for (size_t i = 0; i < sum.tensors.size(); ++i) sum.tensors[i] += share_grad.tensors[i];
+    }
+    CHECK(share_loss == doctest::Approx(loss).epsilon(1e-12));
+    for (size_t i = 0; i < grad.tensors.size(); ++i) CHECK((grad.tensors[i] - sum.tensors[i]).cwiseAbs().maxCoeff() < 1e-12);
+    // Masks drawn for the share's own rows instead would differ: the rows matter.
+    const GraphBatch first = extract_batch(whole.input(), std::vector<uint32_t>{whole.targets[3]}, std::vector<uint32_t>{labels[3]}, c.iterations);
+    StepOptions at3 = opt, at0 = opt;
+    const std::vector<uint32_t> row3{3};
+    at3.dropout_rows = row3;
+    CHECK(net.forward(p, first, at3) != net.forward(p, first, at0));
+    StepOptions bad = at3;
+    const std::vector<uint32_t> two{0, 1};
+    bad.dropout_rows = two;
+    CHECK_THROWS_AS(net.forward(p, first, bad), ModelError);
+    bad = at3;
+    bad.weight_total = -1;
+    CHECK_THROWS_AS(net.forward(p, first, bad), ModelError);
+}
+
 TEST_CASE("batch keeps hop ≤ T−1 nodes and in-edges of hop ≤ T−2 nodes only") {
     // chain 0→1→2→3→4→5 over ln; target 5, T = 3: nodes 5, 4, 3; edges 4→5 and 3→4
     test::OwnedGraph g;

@@ -285,8 +285,9 @@ TEST_CASE("format 2 files (no kernel builds, no validation agreement) are still 
     m.provenance.kernel_builds.clear();
     m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
     auto b = m.to_bytes();
-    // format 3 appends u32 build count + u64 objects + u64 agreeing to the payload of format 2
-    b.resize(b.size() - 20);
+    // format 3 appends u32 build count + u64 objects + u64 agreeing to the payload of format 2,
+    // format 4 a u32 vote window
+    b.resize(b.size() - 24);
     b[8] = 2;
     for (int k = 0; k < 8; ++k) b[16 + k] = uint8_t((b.size() - 32) >> (8 * k));
     b = rechecksum(b);
@@ -304,14 +305,34 @@ TEST_CASE("format 3 provenance that cannot be right is rejected") {
     m.provenance.kernel_builds.clear();
     m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
     auto b = m.to_bytes();
-    // the build count (20 bytes before the end) claims more builds than the payload holds
-    const size_t at = b.size() - 20;
+    // the build count (24 bytes before the end) claims more builds than the payload holds
+    const size_t at = b.size() - 24;
     b[at] = 0xff;
     b[at + 1] = 0x0f;
     CHECK(kind_of(rechecksum(b)) == ModelError::Kind::Truncated);
     b[at + 2] = 0x01;   // past the limit
     CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadShape);
     b = m.to_bytes();
-    b[b.size() - 1] = 1;   // agreeing ≫ objects
+    b[b.size() - 5] = 1;   // agreeing ≫ objects
     CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadConfig);
+}
+
+TEST_CASE("format 4: the vote window round-trips, format 3 files read as window 0, a huge window is refused") {
+    Model m = sample_model();
+    m.vote_window = 64;
+    auto b = m.to_bytes();
+    CHECK(Model::from_bytes(b).vote_window == 64);
+    // the same payload without its last u32, marked format 3
+    auto old = b;
+    old.resize(old.size() - 4);
+    old[8] = 3;
+    for (int k = 0; k < 8; ++k) old[16 + k] = uint8_t((old.size() - 32) >> (8 * k));
+    const Model l = Model::from_bytes(rechecksum(old));
+    CHECK(l.vote_window == 0);
+    CHECK(l.provenance == m.provenance);
+    // a window past kMaxVoteWindow
+    b[b.size() - 2] = 0x10;
+    CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadValue);
+    m.vote_window = Model::kMaxVoteWindow + 1;
+    CHECK_THROWS_AS(m.to_bytes(), ModelError);
 }

@@ -107,6 +107,23 @@ TEST_CASE("train: configuration checks name the key") {
     for (const char* key : {"[data]", "manifest = m.json", "type = task_struct", "[keys]", "[model]", "[optimiser]",
                             "[batch]", "[run]", "seed = 1", "output = out.cereal"})
         CHECK(ini.find(key) != std::string::npos);
+    CHECK(ini.find("[votes]") == std::string::npos);   // the default keeps older models' text
+}
+
+TEST_CASE("train: votes.windows — a comma list of byte counts, distinct, in order") {
+    TrainConfig c;
+    c.manifest = "m.json";
+    c.object_type = "task_struct";
+    c.output = "out.cereal";
+    CHECK(c.vote_window_list() == std::vector<uint32_t>{0});
+    c.vote_windows = "0, 32,64,32";
+    CHECK(c.vote_window_list() == std::vector<uint32_t>{0, 32, 64});
+    CHECK(c.to_ini().find("[votes]\nwindows = 0, 32,64,32") != std::string::npos);
+    for (const char* bad : {"", "8,", "-8", "x", "1e3", "65537", "99999999999"}) {
+        c.vote_windows = bad;
+        INFO(bad);
+        CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("votes.windows"), InputError);
+    }
 }
 
 namespace {

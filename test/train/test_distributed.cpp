@@ -1,0 +1,267 @@
+// dmtrain under `mpirun -np 2` ($DMTRAIN, $MPIRUN and OpenMPI's run-as-root/oversubscribe settings
+// set by meson; MPIRUN only when the build found MPI and mpirun, else the two-rank parts are left
+// out): on a synthetic dataset written here (three
+// ELF dumps with real x86-64 page tables, 256-byte objects with pointers at +0, +64, +128), 20
+// steps on two ranks give the single process's weights up to float summation order, --resume on
+// two ranks gives the uninterrupted two-rank run bit for bit, and an error on the ranks ends the
+// job with a non-zero status instead of a hang. dmdetect ($DMDETECT) over several dumps: one
+// process and two ranks write the same records, each naming its dump; a bad dump is one error line;
+// an output over a dump is refused, a write error is exit status 1.
+#include "detect/detect.hpp"
+#include "engine/engine.hpp"
+#include "../graph/layer_images.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+using namespace deepmem;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kRegion = 0x300000, kRegionEnd = 0x400000, kDirectMap = 0xffff800000000000ull;
+
+// A dataset dump: kRegion holds 256-byte slots, 40% of them "obj" objects (pointers at +0, +64,
+// +128 to other objects, random bytes between), the others random bytes with 0–3 pointers at
+// random aligned offsets. Writes dump.elf (CR3 in the QEMU note), labels.jsonl and DONE.
+void write_dump(const fs::path& dir, uint64_t seed) {
+    fs::create_directories(dir);
+    auto img = test_images::build_x64_4level();
+    std::mt19937_64 rng(seed);
+    for (uint64_t a = kRegion; a < kRegionEnd; a += 8) img.put64(a, rng() & 0x00ff00ff00ff00ffull);
+    std::vector<uint64_t> objects, slots;
+    for (uint64_t a = kRegion; a < kRegionEnd; a += 256) (rng() % 10 < 4 ? objects : slots).push_back(a);
+    auto target = [&] { return kDirectMap + objects[rng() % objects.size()] + 8 * (rng() % 4); };
+    for (uint64_t o : objects)
+        for (uint64_t off : {0, 64, 128}) img.put64(o + off, target());
+    for (uint64_t s : slots)
+        for (uint64_t i = rng() % 4; i > 0; --i) img.put64(s + 8 * (rng() % 32), target());
+    const std::string elf = [&] {
+        auto b = test_images::to_elf(img.bytes, {{0, img.bytes.size()}}, {{0x80050033, 0x1000, 0x3406f0, true}}, true);
+        return std::string(b.begin(), b.end());
+    }();
+    std::ofstream(dir / "dump.elf", std::ios::binary) << elf;
+    std::ofstream labels(dir / "labels.jsonl");
+    char line[200];
+    for (uint64_t o : objects) {
+        std::snprintf(line, sizeof line, "{\"vaddr\":\"0x%llx\",\"type\":\"obj\",\"size\":256,\"paddr\":\"0x%llx\",\"state\":\"live\"}\n",
+                      (unsigned long long)(kDirectMap + o), (unsigned long long)o);
+        labels << line;
+    }
+    std::ofstream(dir / "DONE") << "";
+}
+
+struct Dataset {
+    fs::path dir, config;
+    Dataset() : dir(fs::temp_directory_path() / ("dm-mpi-" + std::to_string(::getpid()))) {
+        fs::remove_all(dir);
+        write_dump(dir / "d-1", 11);
+        write_dump(dir / "d-2", 12);
+        write_dump(dir / "d-3", 13);
+        std::ofstream(dir / "manifest.json")
+            << "{\n  \"format\":\"deepmem dataset manifest v1\",\n  \"kernel_package\":\"synthetic\",\n"
+               "  \"kernel_version\":\"0\",\n  \"train\":[\"d-1\",\"d-2\"],\n  \"validation\":[\"d-3\"],\n  \"test\":[]\n}\n";
+        // Every path of the trainer a rank can change: dropout, content noise, mining (every 5 steps).
+        config = dir / "obj.ini";
+        std::ofstream(config) << "[data]\nmanifest = " << (dir / "manifest.json").string()
+                              << "\ntype = obj\n[keys]\ncount = 8\nmin_frequency = 0.5\n"
+                                 "[model]\nembed_width = 16\niterations = 2\nsigma_layers = 2\nclassifier_width = 16\n"
+                                 "keep_prob = 0.8\n[optimiser]\nlearning_rate = 0.001\nclip_norm = 5\n"
+                                 "[batch]\npositives = 31\nnegatives_per_positive = 3\nhard_negative_fraction = 0.3\n"
+                                 "mined_fraction = 0.3\ncontent_noise = 0.2\n"
+                                 "[run]\nsteps = 20\nvalidate_every = 1000\ncheckpoint_every = 5\nseed = 3\nthreads = 1\n";
+    }
+    ~Dataset() { fs::remove_all(dir); }
+};
+
+bool have_mpi() {
+    const char* m = std::getenv("MPIRUN");
+    return m && *m;
+}
+
+// Runs the executable in $TOOL with ARGS (under `mpirun -np N` when np > 0), stdout and stderr to
+// DIR/out.txt (unless ARGS redirects it) and DIR/err.txt; returns the exit status.
+int run(const char* tool, int np, const std::string& args, const fs::path& dir) {
+    const char* exe = std::getenv(tool);
+    REQUIRE_MESSAGE(exe != nullptr, "set " << tool << " to the executable");
+    REQUIRE_MESSAGE((np == 0 || have_mpi()), "set MPIRUN to OpenMPI's mpirun");
+    // Under mpirun, no leak check in the ranks (ASan builds): OpenMPI's dlopen'ed MCA components keep
+    // allocations past MPI_Finalize and are unloaded before LeakSanitizer runs, so no suppression can
+    // name them. The plain (np = 0) runs keep the check for deepmem's own code.
+    std::string cmd = np > 0 ? "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:detect_leaks=0\" " + std::string(std::getenv("MPIRUN")) +
+                                   " -np " + std::to_string(np) + " "
+                             : "";
+    cmd += std::string(exe) + " " + args + (args.find(" >") == std::string::npos ? " >" + (dir / "out.txt").string() : "") +
+           " 2>" + (dir / "err.txt").string();
+    const int st = std::system(cmd.c_str());
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int dmtrain(const Dataset& d, int np, const std::string& args) {
+    return run("DMTRAIN", np, d.config.string() + " -q " + args, d.dir);
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p);
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+// max |a − b| / max(1, |a|) over every parameter.
+double max_relative_difference(const Model& a, const Model& b) {
+    REQUIRE(a.params.tensors.size() == b.params.tensors.size());
+    double worst = 0;
+    for (size_t i = 0; i < a.params.tensors.size(); ++i) {
+        const auto& x = a.params.tensors[i];
+        const auto& y = b.params.tensors[i];
+        REQUIRE(x.rows() == y.rows());
+        REQUIRE(x.cols() == y.cols());
+        for (Eigen::Index e = 0; e < x.size(); ++e)
+            worst = std::max(worst, std::abs(double(x.data()[e]) - double(y.data()[e])) / std::max(1.0, std::abs(double(x.data()[e]))));
+    }
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("train-mpi: two ranks train the single process's weights; --resume on two ranks is exact") {
+    if (!have_mpi()) {
+        MESSAGE("built without MPI (or no mpirun): nothing to compare");
+        return;
+    }
+    const Dataset d;
+    const std::string one = (d.dir / "one.cereal").string(), two = (d.dir / "two.cereal").string(),
+                      resumed = (d.dir / "resumed.cereal").string();
+    // The plain run: no mpirun, no MPI initialised.
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + one) == 0, slurp(d.dir / "err.txt"));
+    REQUIRE_MESSAGE(dmtrain(d, 2, "--run.output " + two) == 0, slurp(d.dir / "err.txt"));
+    const std::string out = slurp(d.dir / "out.txt");
+    CHECK(out.find(two + ": obj model, 20 steps") == 0);   // one line, from rank 0
+    CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+    const Model m1 = Model::load(one), m2 = Model::load(two);
+    CHECK(m2.adam_state.step == 20);
+    CHECK(m1.key_nodes == m2.key_nodes);
+    const Model init = Model::create(m1.config, 3);
+    CHECK(max_relative_difference(m1, init) > 1e-3);   // it did train
+    const double diff = max_relative_difference(m1, m2);
+    MESSAGE("np=1 vs np=2 after 20 steps: max relative parameter difference " << diff);
+    CHECK(diff <= 1e-5);
+    CHECK(m1.threshold == doctest::Approx(m2.threshold).epsilon(1e-3));
+
+    // 10 steps, then --resume to 20, both on two ranks.
+    REQUIRE_MESSAGE(dmtrain(d, 2, "--run.output " + resumed + " --run.steps 10") == 0, slurp(d.dir / "err.txt"));
+    CHECK(Model::load(resumed + ".ckpt").adam_state.step == 10);
+    REQUIRE_MESSAGE(dmtrain(d, 2, "--run.output " + resumed + " --resume") == 0, slurp(d.dir / "err.txt"));
+    const Model r = Model::load(resumed);
+    CHECK(r.adam_state.step == 20);
+    CHECK(max_relative_difference(m2, r) == 0);
+    for (size_t i = 0; i < r.adam_state.m.tensors.size(); ++i) {
+        CHECK(r.adam_state.m.tensors[i] == m2.adam_state.m.tensors[i]);
+        CHECK(r.adam_state.v.tensors[i] == m2.adam_state.v.tensors[i]);
+    }
+
+    // An error on the ranks (no checkpoint to resume from) ends the job, non-zero, with the error line.
+    CHECK(dmtrain(d, 2, "--run.output " + (d.dir / "absent.cereal").string() + " --resume") != 0);
+    CHECK(slurp(d.dir / "err.txt").find("dmtrain: error: ") != std::string::npos);
+    CHECK_FALSE(fs::exists(d.dir / "absent.cereal"));
+}
+
+TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, same records") {
+    const Dataset d;
+    const fs::path dumps = d.dir / "dumps";
+    fs::create_directories(dumps);
+    for (const char* n : {"d-1", "d-2", "d-3"}) fs::copy_file(d.dir / n / "dump.elf", dumps / (std::string(n) + ".elf"));
+    std::ofstream(dumps / "notes.txt") << "not a dump";   // not a dump name: skipped
+    // Every node says key node 1 (offset 0, length 56): each 56-byte segment is an object.
+    ModelConfig c;
+    Model m = Model::create(c, 7);
+    m.object_type = "obj";
+    m.key_nodes = {{0, 56, 1.f}};
+    m.threshold = 0.f;
+    m.params.cls_b(int(c.classifier_hidden.size()))(0, 1) = 100.f;
+    const std::string model = (d.dir / "obj.cereal").string();
+    m.save(model);
+    // (--addresses-only: these synthetic dumps hold no kernel types; reading objects is test_interpret's)
+    const std::string w = "-w " + model + " -q --threads 1 --addresses-only ";
+
+    std::string each;   // the dumps one by one (kernel and fit records, detections), each record naming its dump
+    std::vector<Detection> each_found;
+    for (const char* n : {"d-1", "d-2", "d-3"}) {
+        const std::string dump = (dumps / (std::string(n) + ".elf")).string();
+        REQUIRE(run("DMDETECT", 0, w + dump + " --format json", d.dir) == 0);
+        const std::string out = slurp(d.dir / "out.txt");
+        const std::vector<Detection> found = parse_detections({reinterpret_cast<const uint8_t*>(out.data()), out.size()});
+        CHECK(found.size() > 100);
+        CHECK(out.rfind("{\"record\":\"kernel\"", 0) == 0);
+        each += name_dump_records(out, DetectionFormat::Json, DumpRecords{dump});
+        each_found.insert(each_found.end(), found.begin(), found.end());
+    }
+    REQUIRE(run("DMDETECT", 0, w + dumps.string() + " --format json", d.dir) == 0);
+    const std::string one = slurp(d.dir / "out.txt");
+    CHECK(one == each);
+    CHECK(one.find("{\"dump\":\"" + (dumps / "d-2.elf").string() + "\",\"type\":\"obj\"") != std::string::npos);
+    CHECK(one.find("{\"dump\":\"" + (dumps / "d-3.elf").string() + "\",\"record\":\"fit\"") != std::string::npos);
+    // Records of several dumps are not read as one dump's; one dump's (named) are.
+    CHECK_THROWS_AS(parse_detections({reinterpret_cast<const uint8_t*>(one.data()), one.size()}), FormatError);
+    const std::string first = one.substr(0, one.find("{\"dump\":\"" + (dumps / "d-2.elf").string()));
+    const std::vector<Detection> first_found = parse_detections({reinterpret_cast<const uint8_t*>(first.data()), first.size()});
+    CHECK(!first_found.empty());
+    CHECK(std::equal(first_found.begin(), first_found.end(), each_found.begin()));
+
+    // An output that is one of the dumps is refused before any work; a write error is status 1.
+    const std::string before = slurp(dumps / "d-2.elf");
+    CHECK(run("DMDETECT", 0, w + dumps.string() + " --format json -o " + (dumps / "d-2.elf").string(), d.dir) == 1);
+    CHECK(slurp(d.dir / "err.txt").find("dmdetect: error: refusing to write") == 0);
+    CHECK(slurp(dumps / "d-2.elf") == before);
+    CHECK(run("DMDETECT", 0, w + dumps.string() + " --format json >/dev/full", d.dir) == 1);
+    CHECK(slurp(d.dir / "err.txt").find("dmdetect: error: cannot write standard output") == 0);
+    const std::vector<int> ranks = have_mpi() ? std::vector<int>{0, 2} : std::vector<int>{0};
+    // (Under mpirun the ranks' stdout is a pipe to mpirun, which drops what it cannot write: the
+    // ranks never see the error. The README says to use -o there.)
+
+    // Two ranks (dumps 1 and 3 on rank 0, dump 2 on rank 1): rank 0 writes the same records.
+    if (have_mpi()) {
+        REQUIRE_MESSAGE(run("DMDETECT", 2, w + dumps.string() + " --format json", d.dir) == 0, slurp(d.dir / "err.txt"));
+        CHECK(slurp(d.dir / "out.txt") == one);
+        const fs::path out = d.dir / "found.jsonl";
+        REQUIRE(run("DMDETECT", 2, w + dumps.string() + " --format json -o " + out.string(), d.dir) == 0);
+        CHECK(slurp(out) == one);
+        CHECK(slurp(d.dir / "out.txt").empty());
+    }
+
+    // CSV: one header with the dump column; a table per dump.
+    REQUIRE(run("DMDETECT", ranks.back(), w + dumps.string() + " --format csv", d.dir) == 0);
+    const std::string csv = slurp(d.dir / "out.txt");
+    CHECK(csv.rfind("dump,type,vaddr,paddr,score,votes\n", 0) == 0);
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == std::ptrdiff_t(each_found.size() + 1));
+    REQUIRE(run("DMDETECT", 0, w + (dumps / "d-1.elf").string() + " " + (dumps / "d-3.elf").string(), d.dir) == 0);
+    const std::string table = slurp(d.dir / "out.txt");
+    CHECK(table.rfind("# dump: " + (dumps / "d-1.elf").string() + "\n# kernel: ", 0) == 0);   // then its kernel and fit lines
+    CHECK(table.find("\n# dump: " + (dumps / "d-3.elf").string() + "\n# kernel: ") != std::string::npos);
+
+    // A bad dump among good ones: one error line naming it, the others' records, a count of the
+    // failed dumps at the end, exit status 1.
+    std::ofstream(dumps / "d-0.raw") << "short";
+    for (int np : ranks) {
+        CHECK(run("DMDETECT", np, w + dumps.string() + " --format json", d.dir) == 1);
+        const std::string err = slurp(d.dir / "err.txt");
+        CHECK(err.rfind("dmdetect: error: " + (dumps / "d-0.raw").string() + ": ", 0) == 0);
+        CHECK(err.find("\ndmdetect: error: 1 of 4 dumps failed\n") != std::string::npos);
+        size_t ours = 0;   // mpirun adds its own note on a non-zero exit
+        for (size_t at = 0; (at = err.find("dmdetect: ", at)) != std::string::npos; ++at) ++ours;
+        CHECK_MESSAGE(ours == 2, err);
+        CHECK(slurp(d.dir / "out.txt") == one);
+    }
+    fs::create_directories(d.dir / "empty");
+    CHECK(run("DMDETECT", 0, w + (d.dir / "empty").string() + " --format json", d.dir) == 1);
+    CHECK(slurp(d.dir / "err.txt").find("no dumps") != std::string::npos);
+}

@@ -1,0 +1,333 @@
+// Detected objects read with the kernel's types (train/interpret.hpp) on the labeler's synthetic
+// kernel (test/train/synthetic_kernel.hpp): fields of every type, the cross-view (task list, thread
+// lists, the PID IDR, modules, fd tables), planted and inconsistent values ending in "bad", the
+// process tree and the three output formats.
+#include "test/train/synthetic_kernel.hpp"
+#include "train/interpret.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+
+using namespace deepmem;
+using deepmem::test::kBase;
+using deepmem::test::synthetic_btf;
+using deepmem::test::World;
+using Off = deepmem::test::Off;
+
+namespace {
+
+// key → JSON literal of one object's fields.
+std::map<std::string, std::string> json_of(const std::vector<ObjectField>& fs) {
+    std::map<std::string, std::string> m;
+    for (const ObjectField& f : fs) m[f.key] = f.json;
+    return m;
+}
+
+// The synthetic kernel plus what interpretation reads: parents, states, start times, creds' ids,
+// init_pid_ns's IDR (a root node of shift 6 over two leaves) holding every listed task's PID.
+struct InterpretWorld : World {
+    btf::Btf btf = synthetic_btf();
+    uint64_t pid_ns = 0;
+
+    InterpretWorld() {
+        const uint64_t init = at["init_task"], p1 = at["p1"], p2 = at["p2"], t1 = at["t1"], t2 = at["t2"],
+                       p3 = at["p3"], idle1 = at["idle1"];
+        for (uint64_t t : {p1, p3}) mem.put(t + Off::real_parent, init);
+        for (uint64_t t : {p2, t1, t2}) mem.put(t + Off::real_parent, p1);
+        for (uint64_t t : {init, idle1}) mem.put(t + Off::real_parent, t);
+        mem.put(p3 + Off::flags, 0x00200040, 4);   // PF_KTHREAD | PF_FORKNOEXEC
+        mem.put(p1 + Off::state, 1, 4);            // S
+        mem.put(p3 + Off::state, 0x402, 4);        // TASK_IDLE: I
+        mem.put(t1 + Off::state, 2, 4);            // D
+        mem.put(p2 + Off::start_time, 12345678901ull);
+        mem.put(at["c1"] + Off::cred_uid, 1000, 4);
+        mem.put(at["c1"] + Off::cred_gid, 1001, 4);
+        mem.put(at["c1"] + Off::cred_euid, 0, 4);
+        mem.put(at["init_cred"] + Off::cred_fsgid, 0xffffffffu, 4);   // (gid_t)-1: no id
+
+        pid_ns = alloc("init_pid_ns", 64);
+        const uint64_t root = alloc("xa_root", 16 + 64 * 8), leaf0 = alloc("xa_leaf0", 16 + 64 * 8),
+                       leaf1 = alloc("xa_leaf1", 16 + 64 * 8);
+        mem.put(root, 6, 1);
+        mem.put(root + Off::xa_slots, leaf0 + 2);
+        mem.put(root + Off::xa_slots + 8, leaf1 + 2);
+        mem.put(pid_ns + Off::idr_head, root + 2);
+        mem.put(pid_ns + Off::idr_base, 0, 4);
+        for (auto [t, nr] : std::vector<std::pair<uint64_t, int>>{{p1, 1}, {p3, 2}, {p2, 100}, {t1, 101}, {t2, 102}}) {
+            const uint64_t pid = alloc("pid" + std::to_string(nr), 64);
+            mem.put(pid + Off::pid_numbers, static_cast<uint32_t>(nr), 4);
+            mem.put(pid + Off::pid_tasks, t + Off::pid_links);   // tasks[PIDTYPE_PID].first
+            const uint64_t leaf = nr < 64 ? leaf0 : leaf1;
+            mem.put(leaf + Off::xa_slots + (nr % 64) * 8, pid);
+        }
+        sym("init_pid_ns", pid_ns);
+    }
+};
+
+Detection detection(const std::string& type, uint64_t vaddr) { return Detection{type, vaddr, std::nullopt, 1.0f, 1, {}}; }
+
+}  // namespace
+
+TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
+    InterpretWorld w;
+    const Kallsyms syms = w.syms();
+    ObjectInterpreter in(w.mem, w.btf, &syms);
+    auto f = json_of(in.fields("task_struct", w.at["p2"]));
+    CHECK(f["pid"] == "100");
+    CHECK(f["tgid"] == "100");
+    CHECK(f["ppid"] == "1");
+    CHECK(f["comm"] == "\"worker\"");
+    CHECK(f["state"] == "\"R\"");
+    CHECK(f["start_time"] == "12.345678");
+    CHECK(f["kernel_thread"] == "false");
+    CHECK(f["group_leader"] == "true");
+    CHECK(f["hidden"] == "false");
+    CHECK(f["missing_from"] == "[]");
+    CHECK(f.count("bad") == 0);
+
+    f = json_of(in.fields("task_struct", w.at["p1"]));
+    CHECK(f["uid"] == "1000");
+    CHECK(f["gid"] == "1001");
+    CHECK(f["euid"] == "0");
+    CHECK(f["state"] == "\"S\"");
+    CHECK(f["ppid"] == "0");   // init_task's tgid
+    f = json_of(in.fields("task_struct", w.at["p3"]));
+    CHECK(f["kernel_thread"] == "true");
+    CHECK(f["state"] == "\"I\"");
+    f = json_of(in.fields("task_struct", w.at["t1"]));
+    CHECK(f["group_leader"] == "false");
+    CHECK(f["tgid"] == "100");
+    CHECK(f["state"] == "\"D\"");
+    CHECK(f["hidden"] == "false");
+    CHECK(f["missing_from"] == "[]");
+    // Idle tasks: on no list but runqueues' (the "tasks" view), PID 0 not in the IDR by design.
+    for (const char* idle : {"init_task", "idle1"}) {
+        CAPTURE(idle);
+        f = json_of(in.fields("task_struct", w.at[idle]));
+        CHECK(f["pid"] == "0");
+        CHECK(f["hidden"] == "false");
+        CHECK(f["missing_from"] == "[]");
+    }
+    // obj2: allocated in the task slab, alive, on no list and not in the IDR: hidden.
+    f = json_of(in.fields("task_struct", w.at["obj2"]));
+    CHECK(f["pid"] == "88");
+    CHECK(f["hidden"] == "true");
+    CHECK(f["missing_from"] == "[\"tasks\",\"threads\",\"pid_hash\"]");
+    // A dead task off the lists is not hidden, only unlisted.
+    w.mem.put(w.at["obj2"] + Off::exit_state, 16, 4);   // EXIT_DEAD
+    ObjectInterpreter in2(w.mem, w.btf, &syms);
+    f = json_of(in2.fields("task_struct", w.at["obj2"]));
+    CHECK(f["hidden"] == "false");
+    CHECK(f["state"] == "\"X\"");
+    CHECK(in.notes().empty());
+}
+
+TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is not") {
+    InterpretWorld w;
+    const Kallsyms syms = w.syms();
+    // dm-attack dkom's list_del_init of PID 100 from init_task.tasks, and PID 1 unhashed from its
+    // struct pid (still on the task list).
+    w.link(w.at["init_task"] + Off::tasks, {w.at["p1"] + Off::tasks, w.at["p3"] + Off::tasks});
+    w.link(w.at["p2"] + Off::tasks, {});
+    w.mem.put(w.at["pid1"] + Off::pid_tasks, 0);
+    ObjectInterpreter in(w.mem, w.btf, &syms);
+    for (const char* t : {"p2", "t1", "t2"}) {   // the leader and its threads: "tasks" misses them all
+        CAPTURE(t);
+        auto f = json_of(in.fields("task_struct", w.at[t]));
+        CHECK(f["hidden"] == "true");
+        CHECK(f["missing_from"] == "[\"tasks\"]");   // still on their thread list and in the IDR
+    }
+    auto f = json_of(in.fields("task_struct", w.at["p1"]));
+    CHECK(f["hidden"] == "false");
+    CHECK(f["missing_from"] == "[\"pid_hash\"]");
+
+    std::vector<Detection> ds;
+    for (const char* t : {"init_task", "p1", "p2", "t1", "t2", "p3", "idle1"}) ds.push_back(detection("task_struct", w.at[t]));
+    in.interpret(ds);
+    const std::string tree = process_tree(ds);
+    CAPTURE(tree);
+    CHECK(tree.find("0 swapper/0\n|-- 1 init\n|   `-- 100 worker {2 threads}  [HIDDEN: missing from tasks]  [2 hidden thread(s)]\n"
+                    "`-- 2 kthreadd\n0 swapper/1\n") == 0);
+    CHECK(tree.find("# processes: 5, threads: 2") != std::string::npos);
+    CHECK(tree.find("hidden tasks: 3") != std::string::npos);
+}
+
+TEST_CASE("interpret: planted and inconsistent values are marked bad, never made up") {
+    InterpretWorld w;
+    const Kallsyms syms = w.syms();
+    const uint64_t t = w.at["p2"];
+    w.mem.put(t + Off::pid, 5000000, 4);                 // beyond PID_MAX_LIMIT
+    w.mem.put(t + Off::comm, 0x0762616401, 5);             // control bytes
+    w.mem.put(t + Off::state, 0x12340000, 4);             // unknown state bits
+    ObjectInterpreter in(w.mem, w.btf, &syms);
+    auto f = json_of(in.fields("task_struct", t));
+    CHECK(f["pid"] == "null");
+    CHECK(f["comm"] == "null");
+    CHECK(f["state"] == "null");
+    CHECK(f["hidden"] == "null");   // not enough identity to call it hidden
+    CHECK(f["bad"].find("pid: 5000000 out of range") != std::string::npos);
+    CHECK(f["bad"].find("comm: not printable") != std::string::npos);
+    // An address outside the dump: every value unreadable.
+    f = json_of(in.fields("task_struct", kBase + (uint64_t{1} << 30)));
+    CHECK(f["pid"] == "null");
+    CHECK(f["comm"] == "null");
+    CHECK(f["bad"].find("pid: unreadable") != std::string::npos);
+    // A (gid_t)-1 in a cred.
+    f = json_of(in.fields("cred", w.at["init_cred"]));
+    CHECK(f["fsgid"] == "null");
+    CHECK(f["uid"] == "0");
+    // A dentry chain that loops (a → b → a) ends in "bad", not a hang.
+    const uint64_t a = w.dentry("a"), b = w.dentry("b");
+    w.mem.put(a + Off::d_name + 4, 1, 4);   // d_name.len
+    w.mem.put(b + Off::d_name + 4, 1, 4);
+    w.mem.put(a + Off::d_parent, b);
+    w.mem.put(b + Off::d_parent, a);
+    f = json_of(in.fields("dentry", a));
+    CHECK(f["name"] == "\"a\"");
+    CHECK(f["path"] == "null");
+    CHECK(f["bad"].find("loop in the dentry chain") != std::string::npos);
+    // A file whose dentry chain loops, and one whose name length is absurd.
+    const uint64_t file = w.file("looping", a);
+    f = json_of(in.fields("file", file));
+    CHECK(f["path"] == "null");
+    const uint64_t c = w.dentry("c");
+    w.mem.put(c + Off::d_parent, c);
+    w.mem.put(c + Off::d_name + 4, 100000, 4);   // d_name.len
+    f = json_of(in.fields("dentry", c));
+    CHECK(f["name"] == "null");
+    CHECK(f["bad"].find("above 255") != std::string::npos);
+    // A type nobody reads gets no fields.
+    CHECK(in.fields("vm_area_struct", t).empty());
+}
+
+TEST_CASE("interpret: file paths across mounts, pseudo files, mm and modules") {
+    InterpretWorld w;
+    const Kallsyms syms = w.syms();
+    auto fs_type = [&](const std::string& name) {
+        const uint64_t sb = w.alloc("sb_" + name, 64), type = w.alloc("type_" + name, 16), s = w.alloc("name_" + name, 16);
+        w.mem.put_str(s, name);
+        w.mem.put(type, s);
+        w.mem.put(sb + Off::s_type, type);
+        return sb;
+    };
+    auto dentry = [&](const std::string& name, uint64_t parent, uint64_t sb) {
+        const uint64_t d = w.dentry(name);
+        w.mem.put(d + Off::d_name + 4, name.size(), 4);   // d_name.len
+        w.mem.put(d + Off::d_parent, parent ? parent : d);
+        w.mem.put(d + Off::d_sb, sb);
+        return d;
+    };
+    auto mount = [&](uint64_t root, uint64_t parent, uint64_t mountpoint) {
+        const uint64_t m = w.alloc("mount", 128);
+        w.mem.put(m + Off::mount_mnt + Off::mnt_root, root);
+        w.mem.put(m + Off::mount_parent, parent ? parent : m);
+        w.mem.put(m + Off::mount_mountpoint, mountpoint);
+        return m;
+    };
+    auto file = [&](const std::string& name, uint64_t d, uint64_t m, uint64_t ino) {
+        const uint64_t f = w.file(name, d), inode = w.alloc(name + ".inode", 64);
+        w.mem.put(f + Off::f_path, m + Off::mount_mnt);
+        w.mem.put(f + Off::f_inode, inode);
+        w.mem.put(inode + Off::i_ino, ino);
+        w.mem.put(f + Off::f_flags, 02, 4);   // O_RDWR
+        w.mem.put(f + Off::f_pos, 4096);
+        w.mem.put(f + Off::f_count, 1);
+        return f;
+    };
+    const uint64_t ext4 = fs_type("ext4"), tmpfs = fs_type("tmpfs"), pipefs = fs_type("pipefs");
+    const uint64_t root = dentry("/", 0, ext4), etc = dentry("etc", root, ext4), passwd = dentry("passwd", etc, ext4),
+                   data = dentry("data", root, ext4);
+    const uint64_t root2 = dentry("/", 0, tmpfs), x = dentry("x", root2, tmpfs);
+    const uint64_t m0 = mount(root, 0, root), m1 = mount(root2, m0, data);
+    const uint64_t pipe_root = dentry("pipe:", 0, pipefs), pipe = dentry("", 0, pipefs);
+    const uint64_t pm = mount(pipe_root, 0, pipe_root);
+    const uint64_t f1 = file("f_passwd", passwd, m0, 31), f2 = file("f_x", x, m1, 32), f3 = file("f_pipe", pipe, pm, 4242);
+
+    ObjectInterpreter in(w.mem, w.btf, &syms);
+    auto f = json_of(in.fields("file", f1));
+    CHECK(f["path"] == "\"/etc/passwd\"");
+    CHECK(f["flags"] == "2");
+    CHECK(f["pos"] == "4096");
+    CHECK(f["inode"] == "31");
+    // Not reached by any fd table or mapping, still referenced: hidden.
+    CHECK(f["hidden"] == "true");
+    CHECK(f["missing_from"] == "[\"fd_tables\",\"mappings\"]");
+    CHECK(json_of(in.fields("file", f2))["path"] == "\"/data/x\"");
+    CHECK(json_of(in.fields("file", f3))["path"] == "\"pipe:[4242]\"");
+    f = json_of(in.fields("dentry", passwd));
+    CHECK(f["name"] == "\"passwd\"");
+    CHECK(f["path"] == "\"/etc/passwd\"");
+    CHECK(f["fs"] == "\"ext4\"");
+    // A file an fd table reaches (fa: fd 0 of PID 1) is not hidden.
+    CHECK(json_of(in.fields("file", w.at["fa"]))["hidden"] == "false");
+
+    // mm: executable and mapping count.
+    w.mem.put(w.at["m1"] + Off::exe_file, f1);
+    w.mem.put(w.at["m1"] + Off::map_count, 17, 4);
+    ObjectInterpreter in2(w.mem, w.btf, &syms);
+    f = json_of(in2.fields("mm_struct", w.at["m1"]));
+    CHECK(f["exe"] == "\"/etc/passwd\"");
+    CHECK(f["mappings"] == "17");
+    // f1 is now the exe_file of PID 1's mm: a mapping reaches it.
+    CHECK(json_of(in2.fields("file", f1))["hidden"] == "false");
+
+    // Modules: size = core + init layout, state by BTF enumerator, hidden when off the list.
+    w.mem.put(w.at["ext4"] + Off::core_layout + 8, 65536, 4);
+    w.mem.put(w.at["ext4"] + Off::init_layout + 8, 4096, 4);
+    const uint64_t rootkit = w.alloc("rootkit", 900);
+    w.mem.put_str(rootkit + Off::mod_name, "rootkit");
+    ObjectInterpreter in3(w.mem, w.btf, &syms);
+    f = json_of(in3.fields("module", w.at["ext4"]));
+    CHECK(f["name"] == "\"ext4\"");
+    CHECK(f["size"] == "69632");
+    CHECK(f["state"] == "\"live\"");
+    CHECK(f["hidden"] == "false");
+    CHECK(json_of(in3.fields("module", w.at["loading"]))["state"] == "\"unformed\"");
+    f = json_of(in3.fields("module", rootkit));
+    CHECK(f["hidden"] == "true");
+    CHECK(f["missing_from"] == "[\"modules\"]");
+}
+
+TEST_CASE("interpret: without symbols, fields but no cross-view and a note") {
+    InterpretWorld w;
+    ObjectInterpreter in(w.mem, w.btf, nullptr);
+    auto f = json_of(in.fields("task_struct", w.at["p2"]));
+    CHECK(f["pid"] == "100");
+    CHECK(f.count("hidden") == 0);
+    CHECK(f.count("missing_from") == 0);
+    REQUIRE(in.notes().size() == 1);
+    CHECK(in.notes()[0].find("no kernel symbols") != std::string::npos);
+}
+
+TEST_CASE("interpret: fields in every output format; readers keep the five detection columns") {
+    InterpretWorld w;
+    const Kallsyms syms = w.syms();
+    std::vector<Detection> ds{detection("module", w.at["ext4"]), detection("task_struct", w.at["p1"]),
+                              detection("task_struct", w.at["p2"])};
+    // A comm that reads like a record key, with a comma and a quote: no reader may trip on it.
+    w.mem.put_str(w.at["p2"] + Off::comm, "record\",x");
+    ObjectInterpreter(w.mem, w.btf, &syms).interpret(ds);
+    const std::string json = format_detections(ds, DetectionFormat::Json);
+    CAPTURE(json);
+    CHECK(json.find("\"type\":\"task_struct\",\"vaddr\":\"" + hex(w.at["p1"]) +
+                    "\",\"paddr\":null,\"score\":1.000,\"votes\":1,\"pid\":1,\"tgid\":1,\"ppid\":0,\"comm\":\"init\"") !=
+          std::string::npos);
+    CHECK(json.find("\"comm\":\"record\\\",x\"") != std::string::npos);
+    const std::string csv = format_detections(ds, DetectionFormat::Csv);
+    CAPTURE(csv);
+    CHECK(csv.rfind("type,vaddr,paddr,score,votes,name,size,state,hidden,missing_from,pid,tgid,ppid,comm,", 0) == 0);
+    CHECK(csv.find(",\"record\"\",x\",") != std::string::npos);
+    const std::string table = format_detections(ds, DetectionFormat::Table);
+    CAPTURE(table);
+    CHECK(table.find("votes  name") != std::string::npos);   // the module section's header
+    CHECK(table.find("votes  pid") != std::string::npos);    // the task section's header
+    CHECK(table.find("# task_struct: 2\n# total: 3\n") != std::string::npos);
+    std::vector<Detection> plain = ds;
+    for (Detection& d : plain) d.fields.clear();
+    for (const std::string& text : {json, csv}) {
+        const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+        CHECK(parse_detections(bytes) == plain);
+    }
+}

@@ -1,0 +1,780 @@
+// Detected objects read with the kernel's types, and the cross-view (contract: train/interpret.hpp).
+// Sources: include/linux/sched.h (task states, PF_KTHREAD), fs/proc/array.c (task_state_array,
+// ppid = real_parent's tgid, Uid/Gid from real_cred), fs/d_path.c (prepend_path), fs/pipe.c,
+// net/socket.c and fs/anon_inodes.c (pseudo-file names), kernel/module/procfs.c (size),
+// lib/idr.c + lib/xarray.c (idr_find), kernel/pid.c (pid_task).
+#include "train/interpret.hpp"
+
+#include "graph/memory_graph.hpp"
+#include "graph/text_lines.hpp"
+#include "train/kernel_from_dump.hpp"
+#include "train/kernel_layout.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace deepmem {
+
+namespace {
+
+constexpr int64_t kPidMaxLimit = 4194304;          // include/linux/threads.h PID_MAX_LIMIT (64-bit)
+constexpr uint64_t kPfKthread = 0x00200000;        // PF_KTHREAD
+constexpr uint32_t kTaskReport = 0x7f;             // TASK_REPORT: R S D T t X Z P
+constexpr uint32_t kTaskIdle = 0x402;              // TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+constexpr uint32_t kTaskDead = 0x80;               // TASK_DEAD
+constexpr uint64_t kMaxComponents = 256, kMaxMounts = 64, kMaxName = 255, kMaxChain = 4096;
+
+// A string the kernel holds as bytes: shown when printable ASCII or valid UTF-8 without control
+// bytes, else nullopt.
+bool printable(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f) return false;
+            ++i;
+            continue;
+        }
+        const size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        for (size_t k = 1; k < n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+        i += n;
+    }
+    return true;
+}
+
+// The fields of one object, and the reasons of the bad ones.
+struct FieldList {
+    std::vector<ObjectField> out;
+    std::vector<std::string> bad;
+    void num(const char* key, int64_t v) { out.push_back({key, std::to_string(v), std::to_string(v)}); }
+    void str(const char* key, const std::string& v) { out.push_back({key, json_string(v), v}); }
+    void boolean(const char* key, bool v, const char* yes = "yes", const char* no = "no") {
+        out.push_back({key, v ? "true" : "false", v ? yes : no});
+    }
+    void null(const char* key, const std::string& why) {
+        out.push_back({key, "null", ""});
+        bad.push_back(std::string(key) + ": " + why);
+    }
+    void list(const char* key, const std::vector<std::string>& v) {
+        std::string j = "[", t;
+        for (const auto& s : v) {
+            j += (j.size() > 1 ? "," : "") + json_string(s);
+            t += (t.empty() ? "" : ",") + s;
+        }
+        out.push_back({key, j + "]", t});
+    }
+    std::vector<ObjectField> finish() {
+        if (!bad.empty()) list("bad", bad);
+        return std::move(out);
+    }
+};
+
+}  // namespace
+
+struct ObjectInterpreter::Impl {
+    Impl(const KernelMemory& m, const btf::Btf& b, const Kallsyms* s)
+        : mem(m), btf(b), syms(s), L(b), psize(b.pointer_size()), kbase(m.kernel_base()) {}
+
+    const KernelMemory& mem;
+    const btf::Btf& btf;
+    const Kallsyms* syms;
+    KernelLayout L;
+    uint64_t psize, kbase;
+    std::vector<std::string> notes;
+
+    // The kernel's own view (the labeler's walk), by physical address.
+    bool walked = false, have_view = false;
+    std::unordered_set<uint64_t> listed_tasks, listed_modules, fd_files, mapped_files;
+    std::unordered_map<uint64_t, std::unordered_set<uint64_t>> thread_lists;   // signal/leader → members
+    std::optional<uint64_t> idr_head, idr_base;   // init_pid_ns's IDR
+
+    std::optional<uint64_t> word(uint64_t va, uint64_t size) const {
+        if (size == 0 || size > 8) return std::nullopt;
+        uint8_t buf[8] = {};
+        if (!mem.read(va, std::span<uint8_t>(buf, size))) return std::nullopt;
+        uint64_t v = 0;
+        std::memcpy(&v, buf, size);
+        return v;
+    }
+    std::optional<uint64_t> ptr(uint64_t va) const { return word(va, psize); }
+    bool kernel(uint64_t p) const { return p != 0 && p >= kbase; }
+    // One identity per object whatever alias names it.
+    uint64_t phys(uint64_t va) const {
+        auto p = mem.physical(va);
+        return p ? *p : va ^ (uint64_t{1} << 63);   // unmapped: its vaddr, kept apart from paddrs
+    }
+    // A NUL-terminated string of at most `max` bytes; nullopt when unreadable or unterminated.
+    std::optional<std::string> cstring(uint64_t va, uint64_t max) const {
+        std::string s(max, '\0');
+        if (!mem.read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(s.data()), max))) {
+            // The string may end before an unmapped page: read byte by byte.
+            s.clear();
+            for (uint64_t i = 0; i < max; ++i) {
+                uint8_t c;
+                if (!mem.read(va + i, std::span<uint8_t>(&c, 1))) return std::nullopt;
+                if (c == 0) return s;
+                s.push_back(static_cast<char>(c));
+            }
+            return std::nullopt;
+        }
+        auto z = s.find('\0');
+        if (z == std::string::npos) return std::nullopt;
+        s.resize(z);
+        return s;
+    }
+
+    void walk_views();
+    bool in_thread_list(uint64_t t);
+    std::optional<bool> in_pid_hash(uint64_t t, int64_t pid);
+    std::vector<ObjectField> task(uint64_t t);
+    std::vector<ObjectField> file(uint64_t f);
+    std::vector<ObjectField> dentry(uint64_t d);
+    std::vector<ObjectField> cred(uint64_t c);
+    std::vector<ObjectField> mm(uint64_t m);
+    std::vector<ObjectField> module(uint64_t m);
+    void cred_ids(FieldList& fl, uint64_t c, std::initializer_list<std::pair<const char*, std::optional<uint64_t>>> ids);
+    // A file's path; nullopt with `why` set when it cannot be read.
+    std::optional<std::string> file_path(uint64_t f, std::string& why);
+    std::optional<std::string> dentry_name(uint64_t d, std::string& why);
+    std::optional<std::string> fs_name(uint64_t d);
+};
+
+void ObjectInterpreter::Impl::walk_views() {
+    if (walked) return;
+    walked = true;
+    if (!syms) {
+        notes.push_back("no kernel symbols (none in the dump, no --kallsyms): hidden objects not looked for");
+        return;
+    }
+    LabelerOptions o;
+    o.dcache = false;
+    o.freed_tasks = false;
+    LabelSet set;
+    try {
+        set = label_kernel_objects(mem, btf, *syms, o);
+    } catch (const std::exception& e) {
+        notes.push_back(std::string("the kernel's own lists could not be walked, hidden objects not looked for: ") + e.what());
+        return;
+    }
+    have_view = true;
+    for (const Label& l : set.labels) {
+        if (l.freed) continue;
+        const uint64_t p = l.paddr ? *l.paddr : l.vaddr ^ (uint64_t{1} << 63);
+        if (l.type == "task_struct") listed_tasks.insert(p);
+        else if (l.type == "module") listed_modules.insert(p);
+        else if (l.type == "file") {
+            if (l.found_by.starts_with("fd ")) fd_files.insert(p);
+            else mapped_files.insert(p);
+        }
+    }
+    if (auto ns = syms->address("init_pid_ns"); ns && L.ns_idr_head && L.xa_shift && L.xa_slots && L.pid_tasks &&
+                                                L.pid_links && L.xa_slot_count) {
+        idr_head = ptr(*ns + *L.ns_idr_head);
+        idr_base = L.ns_idr_base ? word(*ns + *L.ns_idr_base, 4) : std::optional<uint64_t>(0);
+        if (!idr_head || !idr_base) notes.push_back("init_pid_ns's IDR unreadable: pid_hash view not checked");
+    } else {
+        notes.push_back("no init_pid_ns symbol or IDR members in BTF: pid_hash view not checked");
+    }
+}
+
+// The thread list of t's group leader: signal->thread_head (thread_node links), else the
+// leader's thread_group ring.
+bool ObjectInterpreter::Impl::in_thread_list(uint64_t t) {
+    auto leader = ptr(t + L.group_leader);
+    if (!leader || !kernel(*leader)) return false;
+    uint64_t head = 0, link = 0;
+    if (L.thread_head && L.thread_node) {
+        auto sig = ptr(*leader + L.signal);
+        if (!sig || !kernel(*sig)) return false;
+        head = *sig + *L.thread_head;
+        link = *L.thread_node;
+    } else {
+        head = *leader + *L.thread_group;
+        link = *L.thread_group;
+    }
+    auto [it, fresh] = thread_lists.try_emplace(phys(head));
+    std::unordered_set<uint64_t>& members = it->second;
+    if (fresh) {
+        if (!L.thread_head) members.insert(phys(*leader));   // the ring's own node is the leader's
+        std::unordered_set<uint64_t> seen;
+        auto cur = ptr(head);
+        for (uint64_t n = 0; cur && *cur != head && kernel(*cur) && n < kMaxChain && seen.insert(*cur).second; ++n) {
+            members.insert(phys(*cur - link));
+            cur = ptr(*cur);
+        }
+    }
+    return members.count(phys(t)) > 0;
+}
+
+// idr_find(&init_pid_ns.idr, pid) (an xarray: internal node entries are node | 2, each node holds
+// xa_slot_count slots indexed by (index >> shift) & (count − 1)), then pid->tasks[PIDTYPE_PID].
+std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid) {
+    if (!idr_head || !idr_base) return std::nullopt;
+    if (pid < static_cast<int64_t>(*idr_base)) return false;
+    const uint64_t index = static_cast<uint64_t>(pid) - *idr_base, slots = L.xa_slot_count;
+    uint64_t entry = *idr_head;
+    for (int depth = 0;; ++depth) {
+        if ((entry & 3) == 2 && entry > 4096) {   // xa_is_node
+            if (depth > 12) return false;
+            const uint64_t node = entry - 2;
+            auto shift = word(node + *L.xa_shift, 1);
+            if (!shift || *shift > 60) return false;
+            if (depth == 0 && (index >> *shift) >= slots) return false;
+            auto next = ptr(node + *L.xa_slots + ((index >> *shift) & (slots - 1)) * psize);
+            if (!next) return false;
+            entry = *next;
+            continue;
+        }
+        if (depth == 0 && index != 0) return false;   // a lone entry at the head is index 0
+        break;
+    }
+    if (!kernel(entry) || (entry & 3) != 0) return false;
+    if (L.pid_nr)
+        if (auto nr = word(entry + *L.pid_nr, 4); !nr || static_cast<int64_t>(static_cast<int32_t>(*nr)) != pid) return false;
+    auto node = ptr(entry + *L.pid_tasks);   // tasks[PIDTYPE_PID].first
+    const uint64_t target = phys(t + *L.pid_links);
+    for (uint64_t n = 0; node && kernel(*node) && n < 64; ++n) {
+        if (phys(*node) == target) return true;
+        node = ptr(*node);
+    }
+    return false;
+}
+
+std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
+    FieldList fl;
+    auto id_field = [&](const char* key, std::optional<uint64_t> raw) -> std::optional<int64_t> {
+        if (!raw) {
+            fl.null(key, "unreadable");
+            return std::nullopt;
+        }
+        const int64_t v = static_cast<int32_t>(*raw);
+        if (v < 0 || v > kPidMaxLimit) {
+            fl.null(key, std::to_string(v) + " out of range 0.." + std::to_string(kPidMaxLimit));
+            return std::nullopt;
+        }
+        fl.num(key, v);
+        return v;
+    };
+    const auto pid = id_field("pid", word(t + L.pid, 4));
+    id_field("tgid", word(t + L.tgid, 4));
+    if (!L.real_parent) fl.null("ppid", "not in this kernel's BTF");
+    else if (pid && *pid == 0) fl.num("ppid", 0);
+    else if (auto parent = ptr(t + *L.real_parent); !parent || !kernel(*parent)) fl.null("ppid", "real_parent unreadable");
+    else id_field("ppid", word(*parent + L.tgid, 4));
+
+    std::optional<std::string> comm = cstring(t + L.comm, L.comm_len);
+    bool comm_ok = false;
+    if (!comm) fl.null("comm", "unreadable or without its NUL");
+    else if (comm->empty() || !printable(*comm)) fl.null("comm", "not printable");
+    else {
+        fl.str("comm", *comm);
+        comm_ok = true;
+    }
+    if (auto c = ptr(t + L.real_cred); !c || !kernel(*c)) {
+        for (const char* k : {"uid", "gid", "euid"}) fl.null(k, "real_cred unreadable");
+    } else {
+        cred_ids(fl, *c, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"euid", L.cred_euid}});
+    }
+    std::optional<uint64_t> state_raw, exit_state;
+    if (!L.state) fl.null("state", "not in this kernel's BTF");
+    else if (!(state_raw = word(t + *L.state, 4))) fl.null("state", "unreadable");
+    if (L.exit_state) exit_state = word(t + *L.exit_state, 4);
+    if (state_raw) {
+        const uint32_t s = static_cast<uint32_t>(*state_raw);
+        const uint32_t x = exit_state ? static_cast<uint32_t>(*exit_state) : 0;
+        if (s > 0xffff || (x & ~0x30u) != 0) {
+            fl.null("state", "unknown state bits " + hex(s) + (x ? " exit_state " + hex(x) : ""));
+        } else {
+            const uint32_t r = ((s & kTaskReport) | x) & kTaskReport;
+            const char letter = s == kTaskIdle && !x ? 'I' : "RSDTtXZP"[r ? 32 - __builtin_clz(r) : 0];
+            fl.str("state", std::string(1, letter));
+        }
+    }
+    if (!L.start_time) fl.null("start_time", "not in this kernel's BTF");
+    else if (auto st = word(t + *L.start_time, 8); !st) fl.null("start_time", "unreadable");
+    else if (*st > uint64_t{100} * 365 * 86400 * 1000000000) fl.null("start_time", std::to_string(*st) + " ns is past 100 years");
+    else {
+        char b[40];
+        std::snprintf(b, sizeof b, "%llu.%06llu", static_cast<unsigned long long>(*st / 1000000000),
+                      static_cast<unsigned long long>(*st % 1000000000 / 1000));
+        fl.out.push_back({"start_time", b, b});
+    }
+    if (!L.flags) fl.null("kernel_thread", "not in this kernel's BTF");
+    else if (auto f = word(t + *L.flags, 4); !f) fl.null("kernel_thread", "unreadable");
+    else fl.boolean("kernel_thread", *f & kPfKthread);
+    if (auto gl = ptr(t + L.group_leader); !gl || !kernel(*gl)) fl.null("group_leader", "unreadable");
+    else fl.boolean("group_leader", phys(*gl) == phys(t));
+
+    walk_views();
+    if (have_view) {
+        std::vector<std::string> missing;
+        const bool listed = listed_tasks.count(phys(t)) > 0;
+        if (!listed) missing.push_back("tasks");
+        if (pid && *pid != 0) {
+            if (!in_thread_list(t)) missing.push_back("threads");
+            if (auto h = in_pid_hash(t, *pid); h && !*h) missing.push_back("pid_hash");
+        }
+        const bool exiting = (exit_state && *exit_state) || (state_raw && (*state_raw & kTaskDead));
+        if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
+        else fl.boolean("hidden", !listed && !exiting, "HIDDEN", "no");
+        fl.list("missing_from", missing);
+    }
+    return fl.finish();
+}
+
+void ObjectInterpreter::Impl::cred_ids(FieldList& fl, uint64_t c,
+                                       std::initializer_list<std::pair<const char*, std::optional<uint64_t>>> ids) {
+    for (const auto& [key, off] : ids) {
+        if (!off) {
+            fl.null(key, "not in this kernel's BTF");
+            continue;
+        }
+        auto v = word(c + *off, 4);
+        if (!v) fl.null(key, "unreadable");
+        else if (*v == 0xffffffffu) fl.null(key, "(uid_t)-1 is no id");
+        else fl.num(key, static_cast<int64_t>(*v));
+    }
+}
+
+std::vector<ObjectField> ObjectInterpreter::Impl::cred(uint64_t c) {
+    FieldList fl;
+    cred_ids(fl, c, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"suid", L.cred_suid}, {"sgid", L.cred_sgid},
+                     {"euid", L.cred_euid}, {"egid", L.cred_egid}, {"fsuid", L.cred_fsuid}, {"fsgid", L.cred_fsgid}});
+    return fl.finish();
+}
+
+std::optional<std::string> ObjectInterpreter::Impl::dentry_name(uint64_t d, std::string& why) {
+    if (!L.d_name_name || !L.d_name_len) {
+        why = "dentry.d_name not in this kernel's BTF";
+        return std::nullopt;
+    }
+    auto np = ptr(d + *L.d_name_name);
+    auto len = word(d + *L.d_name_len, 4);
+    if (!np || !len || !kernel(*np)) {
+        why = "d_name unreadable at " + hex(d);
+        return std::nullopt;
+    }
+    if (*len > kMaxName) {
+        why = "d_name.len " + std::to_string(*len) + " above 255";
+        return std::nullopt;
+    }
+    std::string s(*len, '\0');
+    if (*len && !mem.read(*np, std::span<uint8_t>(reinterpret_cast<uint8_t*>(s.data()), *len))) {
+        why = "name of dentry " + hex(d) + " unreadable";
+        return std::nullopt;
+    }
+    if (!printable(s)) {
+        why = "name of dentry " + hex(d) + " not printable";
+        return std::nullopt;
+    }
+    return s;
+}
+
+std::optional<std::string> ObjectInterpreter::Impl::fs_name(uint64_t d) {
+    if (!L.d_sb || !L.s_type || !L.fs_type_name) return std::nullopt;
+    auto sb = ptr(d + *L.d_sb);
+    if (!sb || !kernel(*sb)) return std::nullopt;
+    auto type = ptr(*sb + *L.s_type);
+    if (!type || !kernel(*type)) return std::nullopt;
+    auto np = ptr(*type + *L.fs_type_name);
+    if (!np || !kernel(*np)) return std::nullopt;
+    auto n = cstring(*np, 64);
+    if (!n || !printable(*n)) return std::nullopt;
+    return n;
+}
+
+// prepend_path (fs/d_path.c): up d_parent to the mount's root, then to the mountpoint in the
+// parent mount, until the root mount (its own parent). A filesystem root that is no mount's root
+// (pseudo files: pipes, sockets, anonymous inodes) ends the walk and is named like d_dname does.
+std::optional<std::string> ObjectInterpreter::Impl::file_path(uint64_t f, std::string& why) {
+    auto d = ptr(f + L.f_dentry);
+    if (!d || !kernel(*d)) {
+        why = "f_path.dentry unreadable";
+        return std::nullopt;
+    }
+    if (!L.d_parent) {
+        why = "dentry.d_parent not in this kernel's BTF";
+        return std::nullopt;
+    }
+    std::optional<uint64_t> mnt;
+    if (L.f_mnt && L.mnt_root && L.mount_mnt && L.mnt_parent && L.mnt_mountpoint)
+        if (auto m = ptr(f + *L.f_mnt); m && kernel(*m)) mnt = *m;
+    std::vector<std::string> parts;
+    std::unordered_set<uint64_t> seen;
+    uint64_t dentry = *d, mounts = 0;
+    bool pseudo = false;
+    for (;;) {
+        if (parts.size() > kMaxComponents || !seen.insert(dentry).second) {
+            why = parts.size() > kMaxComponents ? "more than 256 path components" : "loop in the dentry chain at " + hex(dentry);
+            return std::nullopt;
+        }
+        if (mnt) {
+            auto root = ptr(*mnt + *L.mnt_root);
+            if (root && *root == dentry) {
+                const uint64_t mount = *mnt - *L.mount_mnt;
+                auto parent = ptr(mount + *L.mnt_parent), point = ptr(mount + *L.mnt_mountpoint);
+                if (!parent || !point) {
+                    why = "mount " + hex(mount) + " unreadable";
+                    return std::nullopt;
+                }
+                if (*parent == mount || !kernel(*parent)) break;   // the root mount
+                if (++mounts > kMaxMounts) {
+                    why = "more than 64 mounts crossed";
+                    return std::nullopt;
+                }
+                mnt = *parent + *L.mount_mnt;
+                dentry = *point;
+                seen.clear();   // the parent filesystem's dentries are new ground
+                continue;
+            }
+        }
+        auto parent = ptr(dentry + *L.d_parent);
+        if (!parent || !kernel(*parent)) {
+            why = "d_parent of " + hex(dentry) + " unreadable";
+            return std::nullopt;
+        }
+        if (*parent == dentry) {   // IS_ROOT: a filesystem root no mount reached
+            pseudo = mnt.has_value() || parts.empty();
+            if (parts.empty() || mnt) {
+                auto name = dentry_name(dentry, why);
+                if (!name) return std::nullopt;
+                if (!name->empty() && *name != "/") parts.push_back(*name);
+            }
+            break;
+        }
+        auto name = dentry_name(dentry, why);
+        if (!name) return std::nullopt;
+        parts.push_back(*name);
+        dentry = *parent;
+    }
+    std::string path;
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) path += "/" + *it;
+    if (pseudo) {
+        // d_dname of pipefs, sockfs, anon_inodefs: "pipe:[ino]", "socket:[ino]", "anon_inode:NAME".
+        const auto fs = fs_name(*d);
+        std::optional<uint64_t> ino;
+        if (L.f_inode && L.i_ino)
+            if (auto in = ptr(f + *L.f_inode); in && kernel(*in)) ino = word(*in + *L.i_ino, 8);
+        const std::string name = parts.empty() ? "" : parts.front();
+        if (fs && (*fs == "pipefs" || *fs == "sockfs") && ino)
+            return std::string(*fs == "pipefs" ? "pipe" : "socket") + ":[" + std::to_string(*ino) + "]";
+        if (fs && *fs == "anon_inodefs") return "anon_inode:" + name;
+        // simple_dname: an unlinked internal file (memfd, shared anonymous memory) as /proc shows it.
+        if (!name.empty()) return "/" + name + " (deleted)";
+    }
+    return path.empty() ? "/" : path;
+}
+
+std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
+    FieldList fl;
+    std::string why;
+    if (auto p = file_path(f, why)) fl.str("path", *p);
+    else fl.null("path", why);
+    if (!L.f_flags) fl.null("flags", "not in this kernel's BTF");
+    else if (auto v = word(f + *L.f_flags, 4); !v) fl.null("flags", "unreadable");
+    else {
+        char b[16];
+        std::snprintf(b, sizeof b, "0%o", static_cast<unsigned>(*v));   // octal, as /proc/PID/fdinfo
+        fl.out.push_back({"flags", std::to_string(*v), b});
+    }
+    if (!L.f_pos) fl.null("pos", "not in this kernel's BTF");
+    else if (auto v = word(f + *L.f_pos, 8); !v) fl.null("pos", "unreadable");
+    else if (static_cast<int64_t>(*v) < 0) fl.null("pos", "negative");
+    else fl.num("pos", static_cast<int64_t>(*v));
+    if (!L.f_inode || !L.i_ino) fl.null("inode", "not in this kernel's BTF");
+    else if (auto in = ptr(f + *L.f_inode); !in) fl.null("inode", "f_inode unreadable");
+    else if (*in == 0) fl.null("inode", "no inode");
+    else if (auto ino = kernel(*in) ? word(*in + *L.i_ino, 8) : std::nullopt; !ino) fl.null("inode", "inode unreadable");
+    else fl.out.push_back({"inode", std::to_string(*ino), std::to_string(*ino)});
+
+    walk_views();
+    if (have_view) {
+        // The walk meets each file once, by whichever of its fds or mappings comes first: a file
+        // either view reaches is reached; one neither reaches misses both.
+        const uint64_t p = phys(f);
+        const bool reached = fd_files.count(p) || mapped_files.count(p);
+        const std::vector<std::string> missing =
+            reached ? std::vector<std::string>{} : std::vector<std::string>{"fd_tables", "mappings"};
+        std::optional<uint64_t> count;
+        if (L.f_count) count = word(f + *L.f_count, *L.f_count_size);
+        if (!count) fl.out.push_back({"hidden", "null", ""});
+        else fl.boolean("hidden", !reached && *count != 0, "HIDDEN", "no");
+        fl.list("missing_from", missing);
+    }
+    return fl.finish();
+}
+
+std::vector<ObjectField> ObjectInterpreter::Impl::dentry(uint64_t d) {
+    FieldList fl;
+    std::string why;
+    auto name = dentry_name(d, why);
+    if (name) fl.str("name", *name);
+    else fl.null("name", why);
+    // Up d_parent to the filesystem root: without the vfsmount the mount point is unknown.
+    std::vector<std::string> parts;
+    std::unordered_set<uint64_t> seen;
+    uint64_t cur = d;
+    bool ok = L.d_parent.has_value();
+    if (!ok) why = "dentry.d_parent not in this kernel's BTF";
+    while (ok) {
+        auto parent = ptr(cur + *L.d_parent);
+        if (!parent || !kernel(*parent)) {
+            why = "d_parent of " + hex(cur) + " unreadable";
+            ok = false;
+        } else if (*parent == cur) {
+            break;
+        } else if (!seen.insert(cur).second || parts.size() > kMaxComponents) {
+            why = "loop in the dentry chain at " + hex(cur);
+            ok = false;
+        } else if (auto n = dentry_name(cur, why)) {
+            parts.push_back(*n);
+            cur = *parent;
+        } else {
+            ok = false;
+        }
+    }
+    if (ok) {
+        std::string path;
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it) path += "/" + *it;
+        fl.str("path", path.empty() ? "/" : path);
+    } else {
+        fl.null("path", why);
+    }
+    if (auto fs = fs_name(d)) fl.str("fs", *fs);
+    else fl.null("fs", "d_sb->s_type->name unreadable");
+    return fl.finish();
+}
+
+std::vector<ObjectField> ObjectInterpreter::Impl::mm(uint64_t m) {
+    FieldList fl;
+    std::string why;
+    if (!L.exe_file) fl.null("exe", "not in this kernel's BTF");
+    else if (auto f = ptr(m + *L.exe_file); !f) fl.null("exe", "exe_file unreadable");
+    else if (*f == 0) fl.str("exe", "");   // kernel-internal mm (no executable)
+    else if (!kernel(*f)) fl.null("exe", "exe_file " + hex(*f) + " is not a kernel address");
+    else if (auto p = file_path(*f, why)) fl.str("exe", *p);
+    else fl.null("exe", why);
+    if (!L.map_count) fl.null("mappings", "not in this kernel's BTF");
+    else if (auto n = word(m + *L.map_count, 4); !n) fl.null("mappings", "unreadable");
+    else if (static_cast<int32_t>(*n) < 0 || *n > (1u << 24)) fl.null("mappings", std::to_string(static_cast<int32_t>(*n)) + " out of range");
+    else fl.num("mappings", static_cast<int64_t>(*n));
+    return fl.finish();
+}
+
+std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
+    FieldList fl;
+    auto name = cstring(m + L.mod_name, L.mod_name_len);
+    if (!name) fl.null("name", "unreadable or without its NUL");
+    else if (name->empty() || !printable(*name)) fl.null("name", "not printable");
+    else fl.str("name", *name);
+    std::optional<uint64_t> size;
+    if (L.mod_core_size) {
+        auto core = word(m + *L.mod_core_size, 4);
+        auto init = L.mod_init_size ? word(m + *L.mod_init_size, 4) : std::optional<uint64_t>(0);
+        if (core && init) size = *core + *init;
+    } else if (L.mod_mem && L.mod_mem_size) {
+        size = 0;
+        for (uint64_t i = 0; i < L.mod_mem_count && size; ++i) {
+            auto s = word(m + *L.mod_mem + i * L.mod_mem_stride + *L.mod_mem_size, 4);
+            if (s) *size += *s;
+            else size.reset();
+        }
+    }
+    if (!L.mod_core_size && !L.mod_mem) fl.null("size", "not in this kernel's BTF");
+    else if (!size) fl.null("size", "unreadable");
+    else if (*size > (uint64_t{1} << 31)) fl.null("size", std::to_string(*size) + " bytes is no module");
+    else fl.num("size", static_cast<int64_t>(*size));
+    if (!L.mod_state) fl.null("state", "not in this kernel's BTF");
+    else if (auto st = word(m + *L.mod_state, *L.mod_state_size); !st) fl.null("state", "unreadable");
+    else {
+        const int64_t v = static_cast<int32_t>(*st);
+        std::string s;
+        for (const char* n : {"LIVE", "COMING", "GOING", "UNFORMED"})
+            if (btf.enumerator(std::string("MODULE_STATE_") + n) == v) {
+                s = n;
+                std::transform(s.begin(), s.end(), s.begin(), [](char c) { return char(c - 'A' + 'a'); });
+            }
+        if (s.empty()) fl.null("state", "unknown module state " + std::to_string(v));
+        else fl.str("state", s);
+    }
+    walk_views();
+    if (have_view) {
+        const bool listed = listed_modules.count(phys(m)) > 0;
+        fl.boolean("hidden", !listed, "HIDDEN", "no");
+        fl.list("missing_from", listed ? std::vector<std::string>{} : std::vector<std::string>{"modules"});
+    }
+    return fl.finish();
+}
+
+ObjectInterpreter::ObjectInterpreter(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms* syms)
+    : impl_(std::make_unique<Impl>(mem, btf, syms)) {}
+ObjectInterpreter::~ObjectInterpreter() = default;
+
+std::vector<ObjectField> ObjectInterpreter::fields(const std::string& type, uint64_t vaddr) {
+    Impl& i = *impl_;
+    if (type == "task_struct") return i.task(vaddr);
+    if (type == "file") return i.file(vaddr);
+    if (type == "dentry") return i.dentry(vaddr);
+    if (type == "cred") return i.cred(vaddr);
+    if (type == "mm_struct") return i.mm(vaddr);
+    if (type == "module") return i.module(vaddr);
+    return {};
+}
+
+void ObjectInterpreter::interpret(std::span<Detection> detections) {
+    for (Detection& d : detections) d.fields = fields(d.type, d.vaddr);
+}
+
+const std::vector<std::string>& ObjectInterpreter::notes() const noexcept { return impl_->notes; }
+
+std::vector<std::string> interpret_detections(const MemoryGraph& graph, std::span<Detection> detections,
+                                              const InterpretInputs& in) {
+    const GraphBuildInfo& info = graph.info();
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(info.dump_path, ec);
+    if (info.dump_path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes))
+        return {"objects not read: the dump the graph was built from (" +
+                (info.dump_path.empty() ? std::string("unknown") : info.dump_path) +
+                ") is not there or changed size; addresses only"};
+    std::unique_ptr<PhysicalLayer> phys;
+    std::optional<TranslationLayer> tl;
+    try {
+        phys = PhysicalLayer::open(info.dump_path, in.format);
+        tl.emplace(TranslationLayer::detect(*phys, info.dtb, info.paging));
+    } catch (const std::exception& e) {
+        return {std::string("objects not read: ") + e.what() + "; addresses only"};
+    }
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file);
+    std::vector<std::string> notes;
+    if (!kernel.btf) {   // one line: what is missing and why
+        std::string why;
+        for (const auto& n : kernel.notes)
+            if (n.starts_with("no types")) why = n;
+        return {"objects not read, addresses only: " + (why.empty() ? std::string("no BTF") : why)};
+    }
+    const TranslatedMemory mem(*tl);
+    try {
+        ObjectInterpreter interp(mem, *kernel.btf, kernel.symbols ? &*kernel.symbols : nullptr);
+        interp.interpret(detections);
+        notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());
+        notes.insert(notes.end(), interp.notes().begin(), interp.notes().end());
+    } catch (const InputError& e) {
+        for (Detection& d : detections) d.fields.clear();
+        notes.push_back(std::string("objects not read: ") + e.what() + "; addresses only");
+    }
+    return notes;
+}
+
+// ---- process tree -------------------------------------------------------------------------------
+
+namespace {
+
+const ObjectField* field(const Detection& d, std::string_view key) {
+    for (const ObjectField& f : d.fields)
+        if (f.key == key) return &f;
+    return nullptr;
+}
+std::optional<int64_t> int_field(const Detection& d, std::string_view key) {
+    const ObjectField* f = field(d, key);
+    if (!f || f->json == "null") return std::nullopt;
+    return std::stoll(f->json);
+}
+
+}  // namespace
+
+std::string process_tree(std::span<const Detection> detections) {
+    struct Proc {
+        int64_t pid, ppid;
+        std::string comm;
+        bool hidden;
+        std::string missing;
+        uint64_t threads = 0, hidden_threads = 0;
+    };
+    std::vector<Proc> procs;
+    std::vector<std::string> unreadable;
+    std::vector<std::pair<int64_t, const Detection*>> threads;
+    for (const Detection& d : detections) {
+        if (d.type != "task_struct" || d.fields.empty()) continue;
+        auto pid = int_field(d, "pid"), tgid = int_field(d, "tgid"), ppid = int_field(d, "ppid");
+        const ObjectField* comm = field(d, "comm");
+        if (!pid || !tgid || !comm || comm->json == "null") {
+            unreadable.push_back(hex(d.vaddr) + " pid " + (pid ? std::to_string(*pid) : "?") + " comm " +
+                                 (comm && comm->json != "null" ? comm->text : "?"));
+            continue;
+        }
+        if (*pid != *tgid) {
+            threads.push_back({*tgid, &d});
+            continue;
+        }
+        const ObjectField* h = field(d, "hidden");
+        const ObjectField* m = field(d, "missing_from");
+        procs.push_back({*pid, ppid ? *ppid : -1, comm->text, h && h->json == "true", m ? m->text : "", 0, 0});
+    }
+    std::sort(procs.begin(), procs.end(), [](const Proc& a, const Proc& b) {
+        return a.pid != b.pid ? a.pid < b.pid : a.comm < b.comm;
+    });
+    std::map<int64_t, size_t> by_pid;
+    for (size_t i = 0; i < procs.size(); ++i) by_pid.emplace(procs[i].pid, i);
+    uint64_t hidden = 0, orphan_threads = 0;
+    for (const auto& [tgid, d] : threads) {
+        const ObjectField* h = field(*d, "hidden");
+        const bool hid = h && h->json == "true";
+        hidden += hid;
+        if (auto it = by_pid.find(tgid); it != by_pid.end()) {
+            ++procs[it->second].threads;
+            procs[it->second].hidden_threads += hid;
+        } else {
+            ++orphan_threads;
+        }
+    }
+    std::map<int64_t, std::vector<size_t>> children;
+    std::vector<size_t> roots;
+    for (size_t i = 0; i < procs.size(); ++i) {
+        const Proc& p = procs[i];
+        hidden += p.hidden;
+        // pid 0 tasks (idle) are roots; so is a process whose parent was not detected.
+        if (p.pid == 0 || p.ppid < 0 || p.ppid == p.pid || !by_pid.count(p.ppid)) roots.push_back(i);
+        else children[p.ppid].push_back(i);
+    }
+    std::string out;
+    std::vector<bool> shown(procs.size(), false);
+    std::function<void(size_t, const std::string&, bool, bool)> show = [&](size_t i, const std::string& prefix,
+                                                                           bool last, bool root) {
+        if (shown[i]) return;
+        shown[i] = true;
+        const Proc& p = procs[i];
+        if (prefix.size() > 4 * 100) {   // a planted chain of parents: no unbounded recursion
+            out += prefix + "... (deeper than 100 levels, not shown)\n";
+            return;
+        }
+        out += prefix + (root ? "" : last ? "`-- " : "|-- ") + std::to_string(p.pid) + " " + p.comm;
+        if (p.threads) out += " {" + std::to_string(p.threads) + " thread" + (p.threads > 1 ? "s" : "") + "}";
+        if (p.hidden) out += "  [HIDDEN: missing from " + p.missing + "]";
+        if (p.hidden_threads) out += "  [" + std::to_string(p.hidden_threads) + " hidden thread(s)]";
+        out += "\n";
+        // Only the idle task of CPU 0 (swapper/0) parents PID 0's children.
+        if (p.pid == 0 && p.comm != "swapper/0" && p.comm != "swapper") return;
+        auto it = children.find(p.pid);
+        if (it == children.end()) return;
+        const std::string next = root ? "" : prefix + (last ? "    " : "|   ");
+        for (size_t k = 0; k < it->second.size(); ++k)
+            show(it->second[k], root ? prefix : next, k + 1 == it->second.size(), false);
+    };
+    for (size_t r : roots) show(r, "", true, true);
+    for (size_t i = 0; i < procs.size(); ++i)   // a parent loop (corrupt ppids) or a cut chain leaves some unshown
+        if (!shown[i]) show(i, "(parent not shown) ", true, true);
+    for (const std::string& u : unreadable) out += "(unreadable) " + u + "\n";
+    out += "# processes: " + std::to_string(procs.size()) + ", threads: " + std::to_string(threads.size()) +
+           (orphan_threads ? " (" + std::to_string(orphan_threads) + " without a detected leader)" : "") +
+           ", hidden tasks: " + std::to_string(hidden) + ", unreadable: " + std::to_string(unreadable.size()) + "\n";
+    return out;
+}
+
+}  // namespace deepmem

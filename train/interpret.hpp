@@ -1,0 +1,101 @@
+// What a detected object says, read from the dump with the kernel's own types, and whether the
+// kernel's own structures still reach it (issue #10 items 2 and 3): the answers of ps, lsof and
+// lsmod, plus what was hidden from them.
+//
+// Contract
+//   Layering  train/ may use detect/ (Detection, ObjectField); detect/ prints fields and knows
+//             nothing of how they are read. Offsets come from train/kernel_layout.hpp only; the
+//             kernel's own view is the labeler's walk (train/labeler.hpp, without dcache and freelists).
+//   Fields    per type, JSON keys in this order (values read at the detection's vaddr):
+//               task_struct  pid, tgid, ppid (real_parent's tgid), comm, uid, gid, euid (real_cred),
+//                            state (ps letter R S D T t X Z P I), start_time (s since boot),
+//                            kernel_thread (PF_KTHREAD), group_leader, then the cross-view
+//               file         path, flags (f_flags), pos (f_pos), inode (i_ino), then the cross-view
+//               dentry       name, path (up to its filesystem's root), fs
+//               cred         uid, gid, suid, sgid, euid, egid, fsuid, fsgid
+//               mm_struct    exe (exe_file's path), mappings (map_count)
+//               module       name, size (bytes, as /proc/modules), state (live coming going unformed),
+//                            then the cross-view
+//             Other types get no fields. A file path follows f_path.dentry up d_parent and across
+//             mounts (vfsmount.mnt_root → mount.mnt_mountpoint, mnt_parent) to the root mount, as
+//             d_path does; pipes, sockets and anonymous inodes read "pipe:[ino]", "socket:[ino]",
+//             "anon_inode:NAME", other unlinked internal files "/NAME (deleted)" (memfd, shared
+//             anonymous memory), as /proc shows them. At most 256 components and 64 mounts.
+//   Bad       A value that is unreadable (page not in the dump), out of range (pid/tgid beyond
+//             PID_MAX_LIMIT 4194304 or negative, uid (u32)−1, unknown state bits, a negative file
+//             position), not printable (comm or a name with control bytes or invalid UTF-8, or
+//             without its NUL), or whose chain loops or runs past the bounds is JSON null, and a
+//             "bad" field lists "key: reason" for each. A BTF member missing for a key is
+//             "key: not in this kernel's BTF". Nothing is made up.
+//   Cross-view (needs the kernel's symbols; without them these keys are absent and a note says so)
+//             task_struct  views: "tasks" (init_task.tasks, the thread lists of the processes on it
+//                          and the CPUs' idle tasks: what ps walks), "threads" (the thread list of the
+//                          task's group leader: signal->thread_head, else thread_group), "pid_hash"
+//                          (init_pid_ns's IDR: the struct pid of the task's PID, whose
+//                          tasks[PIDTYPE_PID] chain holds the task's pid_links[0]). An idle task
+//                          (PID 0) is in neither of the last two by design and is not checked there.
+//                          "missing_from": the views that miss it; "hidden": true when "tasks"
+//                          misses a task that is alive (no exit_state, not TASK_DEAD), false when
+//                          it reaches it or the task is exiting, null when pid or comm is bad.
+//             module       view "modules" (the modules list); hidden when it misses the module.
+//             file         views "fd_tables" (an fd of a task that "tasks" reaches), "mappings"
+//                          (a VMA's vm_file or an mm's exe_file of such a task); hidden when both
+//                          miss a file still referenced (f_count > 0).
+//             Objects are compared by physical address (a detection names the direct-map alias,
+//             a list may name the kernel-image one, e.g. init_task).
+//   Bounds    Every list and chain is bounded and loop-checked; a corrupt or planted value ends
+//             in "bad", never a crash or a hang.
+#pragma once
+
+#include "detect/detect.hpp"
+#include "graph/layers.hpp"
+#include "train/btf.hpp"
+#include "train/labeler.hpp"
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace deepmem {
+
+class ObjectInterpreter {
+public:
+    // `syms` may be null (fields without the cross-view). All three must outlive the interpreter.
+    // Throws InputError when the BTF lacks what every kernel has (KernelLayout).
+    ObjectInterpreter(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms* syms);
+    ~ObjectInterpreter();
+
+    // The fields of the object of `type` at `vaddr` (empty for a type it does not know).
+    std::vector<ObjectField> fields(const std::string& type, uint64_t vaddr);
+    // Sets d.fields of every detection. The kernel's own view is walked once, on first need.
+    void interpret(std::span<Detection> detections);
+    // One line per thing the interpretation could not do (no symbols, a view not walked …).
+    const std::vector<std::string>& notes() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Where dmdetect's objects come from and what to read them with.
+struct InterpretInputs {
+    DumpFormat format = DumpFormat::Auto;   // of the dump the graph was built from
+    std::optional<std::string> kernel_file, kallsyms_file;   // dmlabel's --kernel / --kallsyms
+};
+// Opens the dump `graph` was built from (graph.info(): its path, page-table root and paging), takes
+// types and symbols from the user's files or else the dump (train/kernel_from_dump.hpp) and fills
+// the fields of `detections`. Returns notes, one line each; with no BTF to be had, or the dump
+// gone (a .dmg whose dump moved or changed size), the detections stay addresses only and a note
+// says why. Throws only what a user-given kernel or kallsyms file that is bad throws.
+std::vector<std::string> interpret_detections(const MemoryGraph& graph, std::span<Detection> detections,
+                                              const InterpretInputs& inputs);
+
+// A pstree-like view of the detected tasks (their fields from interpret()): processes under their
+// parent by ppid, sorted by PID, each "PID comm", threads counted after it, hidden ones marked
+// "[HIDDEN: missing from …]"; tasks whose pid or comm is bad listed at the end. Ends with a line
+// per count (processes, threads, hidden).
+std::string process_tree(std::span<const Detection> detections);
+
+}  // namespace deepmem
