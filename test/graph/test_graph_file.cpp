@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <utility>
 #include <unistd.h>
 
 using namespace deepmem;
@@ -230,20 +231,20 @@ TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner r
     CHECK(old.info().absent_pages == 0);
     CHECK_FALSE(old.info().kernel_banner.has_value());
     same_graph(old);
-    // A version-1 file with something in a slot it did not have is corrupt; so is a version-2 one.
-    for (int slot : {int(kKernelBanner), int(kAbsent)}) {
+    // A version-1 file with something in a slot it did not have is corrupt; so is a version-2 one
+    // with something in the absent runs' slot (version 3's).
+    const std::pair<uint32_t, int> wrong_slots[] = {{1, kKernelBanner}, {1, kAbsent}, {2, kAbsent}};
+    for (const auto& [version, slot] : wrong_slots) {
         auto bad = v1;
+        put32(bad, kVersionAt, version);
         put64(bad, kSectionsAt + 16 * slot, section_offset(f, kAbsent));
         put64(bad, kSectionsAt + 16 * slot + 8, 16);
         reseal(bad);
+        const uint32_t v = version;   // clang 14: no structured binding inside INFO's lambda
+        const int sl = slot;
+        INFO("version " << v << ", slot " << sl);
         CHECK_THROWS_AS(MemoryGraph::from_bytes(bad), FormatError);
     }
-    auto bad = v1;
-    put32(bad, kVersionAt, 2);
-    put64(bad, kSectionsAt + 16 * kAbsent, section_offset(f, kAbsent));
-    put64(bad, kSectionsAt + 16 * kAbsent + 8, 16);
-    reseal(bad);
-    CHECK_THROWS_AS(MemoryGraph::from_bytes(bad), FormatError);
     // As pre-release builds wrote version 2: the absent runs in the 14th slot (the banner's).
     auto pre = f;
     put32(pre, kVersionAt, 2);
