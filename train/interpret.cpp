@@ -95,14 +95,7 @@ struct ObjectInterpreter::Impl {
     std::unordered_map<uint64_t, std::unordered_set<uint64_t>> thread_lists;   // signal/leader → members
     std::optional<uint64_t> idr_head, idr_base;   // init_pid_ns's IDR
 
-    std::optional<uint64_t> word(uint64_t va, uint64_t size) const {
-        if (size == 0 || size > 8) return std::nullopt;
-        uint8_t buf[8] = {};
-        if (!mem.read(va, std::span<uint8_t>(buf, size))) return std::nullopt;
-        uint64_t v = 0;
-        std::memcpy(&v, buf, size);
-        return v;
-    }
+    std::optional<uint64_t> word(uint64_t va, uint64_t size) const { return mem.word(va, size); }
     std::optional<uint64_t> ptr(uint64_t va) const { return word(va, psize); }
     bool kernel(uint64_t p) const { return p != 0 && p >= kbase; }
     // One identity per object whatever alias names it.
@@ -110,25 +103,7 @@ struct ObjectInterpreter::Impl {
         auto p = mem.physical(va);
         return p ? *p : va ^ (uint64_t{1} << 63);   // unmapped: its vaddr, kept apart from paddrs
     }
-    // A NUL-terminated string of at most `max` bytes; nullopt when unreadable or unterminated.
-    std::optional<std::string> cstring(uint64_t va, uint64_t max) const {
-        std::string s(max, '\0');
-        if (!mem.read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(s.data()), max))) {
-            // The string may end before an unmapped page: read byte by byte.
-            s.clear();
-            for (uint64_t i = 0; i < max; ++i) {
-                uint8_t c;
-                if (!mem.read(va + i, std::span<uint8_t>(&c, 1))) return std::nullopt;
-                if (c == 0) return s;
-                s.push_back(static_cast<char>(c));
-            }
-            return std::nullopt;
-        }
-        auto z = s.find('\0');
-        if (z == std::string::npos) return std::nullopt;
-        s.resize(z);
-        return s;
-    }
+    std::optional<std::string> cstring(uint64_t va, uint64_t max) const { return mem.cstring(va, max); }
 
     void walk_views();
     bool in_thread_list(uint64_t t);

@@ -26,6 +26,34 @@ bool TranslatedMemory::read(uint64_t vaddr, std::span<uint8_t> out) const { retu
 std::optional<uint64_t> TranslatedMemory::physical(uint64_t vaddr) const { return t_->translate(vaddr); }
 uint64_t TranslatedMemory::kernel_base() const { return t_->kernel_base(); }
 
+std::optional<uint64_t> KernelMemory::word(uint64_t vaddr, uint64_t size) const {
+    if (size == 0 || size > 8) return std::nullopt;
+    uint8_t buf[8] = {};
+    if (!read(vaddr, std::span<uint8_t>(buf, size))) return std::nullopt;
+    uint64_t v = 0;
+    std::memcpy(&v, buf, size);   // little-endian target
+    return v;
+}
+
+std::optional<std::string> KernelMemory::cstring(uint64_t vaddr, uint64_t max) const {
+    std::string s(max, '\0');
+    if (!read(vaddr, std::span<uint8_t>(reinterpret_cast<uint8_t*>(s.data()), max))) {
+        // The string may end before an unmapped page: read byte by byte.
+        s.clear();
+        for (uint64_t i = 0; i < max; ++i) {
+            uint8_t c;
+            if (!read(vaddr + i, std::span<uint8_t>(&c, 1))) return std::nullopt;
+            if (c == 0) return s;
+            s.push_back(static_cast<char>(c));
+        }
+        return std::nullopt;
+    }
+    auto z = s.find('\0');
+    if (z == std::string::npos) return std::nullopt;
+    s.resize(z);
+    return s;
+}
+
 std::map<std::string, uint64_t> LabelSet::per_type() const {
     std::map<std::string, uint64_t> m;
     for (const Label& l : labels) ++m[l.freed ? l.type + " (freed)" : l.type];
@@ -48,25 +76,12 @@ public:
     LabelSet run();
 
 private:
-    std::optional<uint64_t> word(uint64_t va, uint64_t size) const {
-        if (size == 0 || size > 8) return std::nullopt;
-        uint8_t buf[8] = {};
-        if (!mem_.read(va, std::span<uint8_t>(buf, size))) return std::nullopt;
-        uint64_t v = 0;
-        std::memcpy(&v, buf, size);   // little-endian target
-        return v;
-    }
+    std::optional<uint64_t> word(uint64_t va, uint64_t size) const { return mem_.word(va, size); }
     std::optional<uint64_t> ptr(uint64_t va) const { return word(va, psize_); }
     bool plausible(uint64_t p) const { return p != 0 && p >= kbase_; }
-    std::string read_string(uint64_t va, uint64_t max) const {
-        std::string s;
-        uint8_t c;
-        for (uint64_t i = 0; i < max; ++i) {
-            if (!mem_.read(va + i, std::span<uint8_t>(&c, 1)) || c == 0) break;
-            s.push_back(static_cast<char>(c));
-        }
-        return s;
-    }
+    // Names in kernel objects (comm, module name, dentry and slab names) are NUL-terminated within
+    // their buffer; an unreadable or unterminated one is "".
+    std::string read_string(uint64_t va, uint64_t max) const { return mem_.cstring(va, max).value_or(""); }
     void warn(std::string w) {
         if (out_.warnings.size() < 1000) out_.warnings.push_back(std::move(w));
         else if (out_.warnings.size() == 1000) out_.warnings.push_back("(further warnings suppressed)");

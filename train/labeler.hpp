@@ -73,6 +73,11 @@ public:
     virtual std::optional<uint64_t> physical(uint64_t vaddr) const = 0;
     // Lowest kernel-space address: pointers below it are not followed.
     virtual uint64_t kernel_base() const = 0;
+
+    // A little-endian word of `size` bytes (1..8) at vaddr; nullopt when unreadable or size is out of range.
+    std::optional<uint64_t> word(uint64_t vaddr, uint64_t size) const;
+    // A NUL-terminated string of at most `max` bytes (NUL included); nullopt when unreadable or unterminated.
+    std::optional<std::string> cstring(uint64_t vaddr, uint64_t max) const;
 };
 
 // KernelMemory over a translation layer (which must outlive it).
