@@ -3,6 +3,7 @@
 // L σ depth, M targets, K classes, J classifier layers. One code path for float and double.
 #include "engine/engine.hpp"
 #include "engine/kernels.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <cmath>
 
@@ -37,11 +38,14 @@ constexpr Index kRowBlock = 1024;
 template <class A, class W, class Out>
 void matmul_rows(const A& a, const W& w, Out& out) {
     const Index n = a.rows(), blocks = (n + kRowBlock - 1) / kRowBlock;
+    ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (Index b = 0; b < blocks; ++b) {
-        const Index r0 = b * kRowBlock, r = std::min(kRowBlock, n - r0);
-        out.middleRows(r0, r).noalias() = a.middleRows(r0, r) * w;
-    }
+    for (Index b = 0; b < blocks; ++b)
+        errors.run([&] {
+            const Index r0 = b * kRowBlock, r = std::min(kRowBlock, n - r0);
+            out.middleRows(r0, r).noalias() = a.middleRows(r0, r) * w;
+        });
+    errors.rethrow();
 }
 
 // dw += aᵀ·d   (a: N×k, d: N×n, dw: k×n): per-block partial products summed in block order, so
@@ -50,12 +54,15 @@ template <class S>
 void matmul_tn_accumulate(const Mat<S>& a, const Mat<S>& d, Mat<S>& dw, std::vector<Mat<S>>& partial) {
     const Index n = a.rows(), blocks = (n + kRowBlock - 1) / kRowBlock;
     if (Index(partial.size()) < blocks) partial.resize(size_t(blocks));
+    ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (Index b = 0; b < blocks; ++b) {
-        const Index r0 = b * kRowBlock, r = std::min(kRowBlock, n - r0);
-        partial[size_t(b)].resize(a.cols(), d.cols());
-        partial[size_t(b)].noalias() = a.middleRows(r0, r).transpose() * d.middleRows(r0, r);
-    }
+    for (Index b = 0; b < blocks; ++b)
+        errors.run([&] {
+            const Index r0 = b * kRowBlock, r = std::min(kRowBlock, n - r0);
+            partial[size_t(b)].resize(a.cols(), d.cols());
+            partial[size_t(b)].noalias() = a.middleRows(r0, r).transpose() * d.middleRows(r0, r);
+        });
+    errors.rethrow();
     for (Index b = 0; b < blocks; ++b) dw += partial[size_t(b)];
 }
 
@@ -126,18 +133,21 @@ template <class S> S Gnn<S>::forward(const Params<S>& p, const GraphBatch& b, co
         throw ModelError(ModelError::Kind::BadBatch, 0, "class weights ≠ classes");
     if (!opt.dropout_rows.empty() && Index(opt.dropout_rows.size()) != M)
         throw ModelError(ModelError::Kind::BadBatch, 0, "dropout rows ≠ targets");
-    for (int k = 0; k < kNeighbourKinds; ++k) kernels::transpose(b.in[k].view(), out_[k]);
+    for (int k = 0; k < kNeighbourKinds; ++k) deepmem::transpose(b.in[k].view(), out_[k]);
     dropout_ = opt.dropout && cfg_.keep_prob < 1.f;
     flops_ = 0;
 
     // ---- input: x = bytes / 255, truncated or zero-padded to D; xw = x·W1
     x_.resize(N, D);
     const Index F = b.feature_bytes, copy = std::min(F, D);
+    ParallelErrors errors;
 #pragma omp parallel for schedule(static)
-    for (Index n = 0; n < N; ++n) {
-        for (Index c = 0; c < copy; ++c) x_(n, c) = S(b.features[size_t(n * F + c)]) / S(255);
-        for (Index c = copy; c < D; ++c) x_(n, c) = S(0);
-    }
+    for (Index n = 0; n < N; ++n)
+        errors.run([&] {
+            for (Index c = 0; c < copy; ++c) x_(n, c) = S(b.features[size_t(n * F + c)]) / S(255);
+            for (Index c = copy; c < D; ++c) x_(n, c) = S(0);
+        });
+    errors.rethrow();
     xw_.resize(N, H);
     matmul_rows(x_, p.w1(), xw_);
     flops_ += 2.0 * N * D * H;

@@ -3,6 +3,7 @@
 // once per run.
 #include "engine/engine.hpp"
 #include "engine/kernels.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <omp.h>
 
@@ -216,6 +217,7 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
     g.validate();
     const Index N = g.nodes(), H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
     const Index blocks = (N + kBlock - 1) / kBlock;
+    ParallelErrors errors;
     mu_.resize(N, H);
     mu_prev_.resize(N, H);
     if (T > 1) xw_.resize(N, H);
@@ -233,41 +235,48 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
         if (t > 1 && reorder_) {
             // P = mu(t−1)·[W_ln|W_rn|W_lp|W_rp]: the four first layers as one GEMM
 #pragma omp parallel for schedule(dynamic, 1)
-            for (Index bl = 0; bl < blocks; ++bl) {
-                const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
-                p_.middleRows(r0, R).noalias() = mu_prev_.middleRows(r0, R) * wcat_;
-            }
+            for (Index bl = 0; bl < blocks; ++bl)
+                errors.run([&] {
+                    const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
+                    p_.middleRows(r0, R).noalias() = mu_prev_.middleRows(r0, R) * wcat_;
+                });
+            errors.rethrow();
         }
 #pragma omp parallel for schedule(dynamic, 1)
-        for (Index bl = 0; bl < blocks; ++bl) {
-            Scratch& sc = scratch[size_t(omp_get_thread_num())];
-            const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
-            Map beta(sc.beta.data(), R, H);
-            if (t == 1) {
-                // v·W1 once for all t; σ_k(0) is one constant row
-                input_product(g, w1_, R, [r0](Index r) { return r0 + r; }, sc, beta);
-                if (T > 1) xw_.middleRows(r0, R) = beta;
-                beta.rowwise() += sigma_zero_.row(0);
-            } else {
-                beta = xw_.middleRows(r0, R);
-                add_sigma(sigma_, reorder_, g.in, r0, R, reorder_ ? p_ : mu_prev_, sc, beta);
-            }
-            mu_.middleRows(r0, R) = beta.array().tanh().matrix();
-        }
+        for (Index bl = 0; bl < blocks; ++bl)
+            errors.run([&] {
+                Scratch& sc = scratch[size_t(omp_get_thread_num())];
+                const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
+                Map beta(sc.beta.data(), R, H);
+                if (t == 1) {
+                    // v·W1 once for all t; σ_k(0) is one constant row
+                    input_product(g, w1_, R, [r0](Index r) { return r0 + r; }, sc, beta);
+                    if (T > 1) xw_.middleRows(r0, R) = beta;
+                    beta.rowwise() += sigma_zero_.row(0);
+                } else {
+                    beta = xw_.middleRows(r0, R);
+                    add_sigma(sigma_, reorder_, g.in, r0, R, reorder_ ? p_ : mu_prev_, sc, beta);
+                }
+                mu_.middleRows(r0, R) = beta.array().tanh().matrix();
+            });
+        errors.rethrow();
         count_iteration(cfg_, sigma_, reorder_, t, double(N), double(N), double(N), double(nnz), flops_, model_flops_);
     }
 
     // ---- classifier ψ and softmax over every node
 #pragma omp parallel for schedule(dynamic, 1)
-    for (Index bl = 0; bl < blocks; ++bl) {
-        const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
-        classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], probs, r0);
-    }
+    for (Index bl = 0; bl < blocks; ++bl)
+        errors.run([&] {
+            const Index r0 = bl * kBlock, R = std::min(kBlock, N - r0);
+            classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], probs, r0);
+        });
+    errors.rethrow();
     count_classifier(cfg_, cls_, double(N), flops_, model_flops_);
 }
 
 void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<float>& probs) {
     g.validate();
+    ParallelErrors errors;
     const uint32_t N = g.nodes();
     const Index H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
     for (uint32_t r : rows)
@@ -338,11 +347,13 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
     const Index U = Index(union_.size());
     xw_.resize(U, H);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (Index bl = 0; bl < (U + kBlock - 1) / kBlock; ++bl) {
-        const Index r0 = bl * kBlock, R = std::min(kBlock, U - r0);
-        input_product(g, w1_, R, [&](Index r) { return union_[size_t(r0 + r)]; },
-                      scratch[size_t(omp_get_thread_num())], Map(xw_.data() + r0 * H, R, H));
-    }
+    for (Index bl = 0; bl < (U + kBlock - 1) / kBlock; ++bl)
+        errors.run([&] {
+            const Index r0 = bl * kBlock, R = std::min(kBlock, U - r0);
+            input_product(g, w1_, R, [&](Index r) { return union_[size_t(r0 + r)]; },
+                          scratch[size_t(omp_get_thread_num())], Map(xw_.data() + r0 * H, R, H));
+        });
+    errors.rethrow();
     for (Index t = 1; t <= T; ++t) {
         std::swap(mu_, mu_prev_);
         const Level& lv = levels_[size_t(t - 1)];
@@ -351,22 +362,26 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
         if (t > 1 && reorder_) {
             p_.resize(prev, wcat_.cols());
 #pragma omp parallel for schedule(dynamic, 1)
-            for (Index bl = 0; bl < (prev + kBlock - 1) / kBlock; ++bl) {
-                const Index r0 = bl * kBlock, R = std::min(kBlock, prev - r0);
-                p_.middleRows(r0, R).noalias() = mu_prev_.middleRows(r0, R) * wcat_;
-            }
+            for (Index bl = 0; bl < (prev + kBlock - 1) / kBlock; ++bl)
+                errors.run([&] {
+                    const Index r0 = bl * kBlock, R = std::min(kBlock, prev - r0);
+                    p_.middleRows(r0, R).noalias() = mu_prev_.middleRows(r0, R) * wcat_;
+                });
+            errors.rethrow();
         }
         mu_.resize(n, H);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (Index bl = 0; bl < (n + kBlock - 1) / kBlock; ++bl) {
-            Scratch& sc = scratch[size_t(omp_get_thread_num())];
-            const Index r0 = bl * kBlock, R = std::min(kBlock, n - r0);
-            Map beta(sc.beta.data(), R, H);
-            for (Index r = 0; r < R; ++r) beta.row(r) = xw_.row(lv.xw_row[size_t(r0 + r)]);
-            if (t == 1) beta.rowwise() += sigma_zero_.row(0);
-            else add_sigma(sigma_, reorder_, in, r0, R, reorder_ ? p_ : mu_prev_, sc, beta);
-            mu_.middleRows(r0, R) = beta.array().tanh().matrix();
-        }
+        for (Index bl = 0; bl < (n + kBlock - 1) / kBlock; ++bl)
+            errors.run([&] {
+                Scratch& sc = scratch[size_t(omp_get_thread_num())];
+                const Index r0 = bl * kBlock, R = std::min(kBlock, n - r0);
+                Map beta(sc.beta.data(), R, H);
+                for (Index r = 0; r < R; ++r) beta.row(r) = xw_.row(lv.xw_row[size_t(r0 + r)]);
+                if (t == 1) beta.rowwise() += sigma_zero_.row(0);
+                else add_sigma(sigma_, reorder_, in, r0, R, reorder_ ? p_ : mu_prev_, sc, beta);
+                mu_.middleRows(r0, R) = beta.array().tanh().matrix();
+            });
+        errors.rethrow();
         uint64_t nnz = 0;
         for (const auto& a : lv.in) nnz += a.sources.size();
         count_iteration(cfg_, sigma_, reorder_, t, double(U), double(prev), double(n), double(nnz), flops_, model_flops_);
@@ -377,10 +392,12 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
     const Index M = Index(top.nodes.size());
     Mat<float> distinct(M, K);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (Index bl = 0; bl < (M + kBlock - 1) / kBlock; ++bl) {
-        const Index r0 = bl * kBlock, R = std::min(kBlock, M - r0);
-        classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], distinct, r0);
-    }
+    for (Index bl = 0; bl < (M + kBlock - 1) / kBlock; ++bl)
+        errors.run([&] {
+            const Index r0 = bl * kBlock, R = std::min(kBlock, M - r0);
+            classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], distinct, r0);
+        });
+    errors.rethrow();
     count_classifier(cfg_, cls_, double(M), flops_, model_flops_);
     for (size_t i = 0; i < top.nodes.size(); ++i) slot_[top.nodes[i]] = uint32_t(i);
     probs.resize(Index(rows.size()), K);

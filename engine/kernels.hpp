@@ -2,6 +2,7 @@
 #pragma once
 
 #include "engine/engine.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -11,7 +12,7 @@ namespace deepmem::kernels {
 // out[n − first, 0:W) (=|+=) over rows first..last (serial); aggregate() does all rows in parallel.
 // out[n, 0:W) (=|+=) Σ_{m ∈ a.row(n)} in[m, 0:W) — rows strided, sum order fixed by the CSR, so the
 // result does not depend on the thread count. The backward of this step is the same call on the
-// transposed CSR (transpose()): d in[m] += Σ_{n : m ∈ a.row(n)} d out[n].
+// transposed CSR (transpose() of graph/csr.hpp): d in[m] += Σ_{n : m ∈ a.row(n)} d out[n].
 template <class S>
 inline void aggregate_rows(CsrView a, int64_t first, int64_t last, const S* in, int64_t in_stride, S* out,
                            int64_t out_stride, int64_t width, bool accumulate) {
@@ -30,23 +31,14 @@ void aggregate(CsrView a, const S* in, int64_t in_stride, S* out, int64_t out_st
                bool accumulate) {
     const int64_t rows = a.rows();
     constexpr int64_t kBlock = 256;
+    ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t b = 0; b < (rows + kBlock - 1) / kBlock; ++b) {
-        const int64_t first = b * kBlock, last = std::min(rows, first + kBlock);
-        aggregate_rows(a, first, last, in, in_stride, out + first * out_stride, out_stride, width, accumulate);
-    }
-}
-
-// Outgoing-edge CSR of `a` (row m lists the n with m ∈ a.row(n), ascending). Counting sort: O(E).
-inline void transpose(CsrView a, Csr& out) {
-    const uint32_t n = a.rows();
-    out.offsets.assign(size_t(n) + 1, 0);
-    out.sources.resize(a.sources.size());
-    for (uint32_t s : a.sources) ++out.offsets[size_t(s) + 1];
-    for (uint32_t i = 0; i < n; ++i) out.offsets[i + 1] += out.offsets[i];
-    std::vector<uint64_t> cursor(out.offsets.begin(), out.offsets.end() - 1);
-    for (uint32_t r = 0; r < n; ++r)
-        for (uint64_t e = a.offsets[r]; e < a.offsets[r + 1]; ++e) out.sources[cursor[a.sources[e]]++] = r;
+    for (int64_t b = 0; b < (rows + kBlock - 1) / kBlock; ++b)
+        errors.run([&] {
+            const int64_t first = b * kBlock, last = std::min(rows, first + kBlock);
+            aggregate_rows(a, first, last, in, in_stride, out + first * out_stride, out_stride, width, accumulate);
+        });
+    errors.rethrow();
 }
 
 // Counter-based hash (splitmix64 finaliser): dropout masks are a pure function of their

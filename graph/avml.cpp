@@ -6,6 +6,7 @@
 // all-zero blocks, which therefore read as absent. Little-endian throughout.
 #include "graph/dump_formats.hpp"
 #include "graph/dump_writers.hpp"
+#include "graph/parallel_errors.hpp"
 #include "graph/snappy_frame.hpp"
 
 #include <omp.h>
@@ -135,30 +136,34 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
         }
     }
     FirstFailure failure;
+    ParallelErrors errors;   // std::bad_alloc; format failures go through `failure`
 #pragma omp parallel
     {
-        std::vector<uint8_t> buf(snappy_frame::kMaxChunkBytes);
+        std::vector<uint8_t> buf;
+        errors.run([&] { buf.resize(snappy_frame::kMaxChunkBytes); });
 #pragma omp for schedule(dynamic, 16)
-        for (uint64_t k = 0; k < items.size(); ++k) {
-            if (failure.after_failure(k)) continue;
-            const Item& it = items[k];
-            const Range& r = ranges[it.range];
-            const uint8_t* bytes = nullptr;
-            uint64_t n = 0;
-            const char* what = nullptr;
-            if (r.compressed) {
-                const snappy_frame::Chunk& c = r.index.chunks[it.chunk_or_offset];
-                what = snappy_frame::decode(file.subspan(r.data), c, buf.data());
-                bytes = buf.data();
-                n = c.out_size;
-            } else {
-                bytes = file.data() + r.data + it.chunk_or_offset;
-                n = std::min(kPiece, r.present - it.chunk_or_offset);
-            }
-            if (!what) what = image->store(it.out, bytes, n);
-            if (what) failure.record(k, what);
-        }
+        for (uint64_t k = 0; k < items.size(); ++k)
+            errors.run([&] {
+                if (failure.after_failure(k)) return;
+                const Item& it = items[k];
+                const Range& r = ranges[it.range];
+                const uint8_t* bytes = nullptr;
+                uint64_t n = 0;
+                const char* what = nullptr;
+                if (r.compressed) {
+                    const snappy_frame::Chunk& c = r.index.chunks[it.chunk_or_offset];
+                    what = snappy_frame::decode(file.subspan(r.data), c, buf.data());
+                    bytes = buf.data();
+                    n = c.out_size;
+                } else {
+                    bytes = file.data() + r.data + it.chunk_or_offset;
+                    n = std::min(kPiece, r.present - it.chunk_or_offset);
+                }
+                if (!what) what = image->store(it.out, bytes, n);
+                if (what) failure.record(k, what);
+            });
     }
+    errors.rethrow();
     if (failure.failed()) {
         if (failure.bomb()) FirstFailure::throw_bomb("AVML", size);
         const Item& it = items[failure.item()];
@@ -186,18 +191,15 @@ WriteStats write_avml(const PhysicalLayer& phys, const ByteSink& sink) {
     std::vector<std::vector<uint8_t>> streams(batch);
     for (uint64_t b0 = 0; b0 < blocks.size(); b0 += batch) {
         const uint64_t n = std::min<uint64_t>(batch, blocks.size() - b0);
-        std::atomic<bool> failed{false};
+        ParallelErrors errors;   // only std::bad_alloc can get there
 #pragma omp parallel for schedule(dynamic, 1)
-        for (uint64_t i = 0; i < n; ++i) {
-            try {
+        for (uint64_t i = 0; i < n; ++i)
+            errors.run([&] {
                 streams[i].clear();
                 const Block& bl = blocks[b0 + i];
                 snappy_frame::encode({phys.find(bl.paddr, bl.size), bl.size}, streams[i]);
-            } catch (...) {
-                failed = true;   // only std::bad_alloc can get here
-            }
-        }
-        if (failed) throw InputError("out of memory while compressing AVML blocks");
+            });
+        errors.rethrow();
         for (uint64_t i = 0; i < n; ++i) {
             const Block& bl = blocks[b0 + i];
             uint8_t h[kHeaderSize] = {};

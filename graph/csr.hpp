@@ -25,4 +25,18 @@ struct Csr {
     CsrView view() const noexcept { return {offsets, sources}; }
 };
 
+// Outgoing-edge CSR of `a` (row m lists the n with m ∈ a.row(n), ascending): the edges reversed,
+// for walking a graph forwards or for a backward pass. Counting sort, O(rows + edges); `out`'s
+// storage is reused.
+inline void transpose(CsrView a, Csr& out) {
+    const uint32_t n = a.rows();
+    out.offsets.assign(size_t(n) + 1, 0);
+    out.sources.resize(a.sources.size());
+    for (uint32_t s : a.sources) ++out.offsets[size_t(s) + 1];
+    for (uint32_t i = 0; i < n; ++i) out.offsets[i + 1] += out.offsets[i];
+    std::vector<uint64_t> cursor(out.offsets.begin(), out.offsets.end() - 1);
+    for (uint32_t r = 0; r < n; ++r)
+        for (uint64_t e = a.offsets[r]; e < a.offsets[r + 1]; ++e) out.sources[cursor[a.sources[e]]++] = r;
+}
+
 }  // namespace deepmem

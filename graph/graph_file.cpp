@@ -2,13 +2,19 @@
 //
 // Layout (little-endian; every section starts on a 64-byte boundary, zero padding between):
 //   [0, 512)   DmgHeader below: magic "DMGRAPH\0", version, header size, checksum, file size,
-//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of 14 sections
+//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of 15 sections
 //              {offset, size}: vaddr u64[N], paddr u64[N], length u32[N], features u8[N×F],
 //              offsets u64[N+1] ×4 kinds (ln, rn, lp, rp), sources u32[E_k] ×4, dump path bytes,
 //              kernel banner (empty when none was found; else u64 paddr, u64 vaddr in the kernel
 //              image or 0 when found outside it, then the banner text without its '\n', which must
-//              pass KernelBanner::parse).
-//   version    2: the kernel-banner section (version 1 files are refused: rebuild them).
+//              pass KernelBanner::parse), absent runs {vaddr u64, size u64}[A] (mapped kernel pages
+//              the dump lacks: sorted, page-aligned, neither overlapping nor adjacent).
+//   Versions   3: the 15 sections above. Older files read with the same header struct: a section a
+//              version lacks sits in what its header kept zero (reserved) and reads as empty.
+//              1: 13 sections (no banner, no absent runs). 2: 14 sections, the 14th the kernel
+//              banner; pre-release builds of the absent runs also wrote version 2 with the absent
+//              runs in that 14th slot, told apart by content (a banner's byte 16 is the 'L' of
+//              "Linux", a run's is the low byte of a page-aligned vaddr, 0).
 //   checksum   XXH64 construction (seed 0) over bytes [24, file size): everything after the
 //              checksum field, header included.
 // load() trusts nothing: sizes, alignment, overlap, checksum, then the contents the rest of the
@@ -24,6 +30,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <type_traits>
+#include <utility>
 #include <unistd.h>
 
 namespace deepmem {
@@ -33,13 +40,26 @@ static_assert(std::endian::native == std::endian::little, "the .dmg format is li
 namespace {
 
 constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
-constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersion = 3;   // the only place the format version is written
 constexpr uint64_t kAlign = 64;
 
 enum Section : int {
     kVaddr, kPaddr, kLength, kFeatures,
-    kOffsets0, kSources0 = kOffsets0 + kEdgeKinds, kDumpPath = kSources0 + kEdgeKinds, kKernelBanner, kSections
+    kOffsets0, kSources0 = kOffsets0 + kEdgeKinds, kDumpPath = kSources0 + kEdgeKinds,
+    kKernelBanner,               // since version 2
+    kAbsent,                     // since version 3
+    kSections
 };
+// Header slots a file of `version` fills; the rest must be zero.
+int sections_in(uint32_t version) { return version == 1 ? kKernelBanner : version == 2 ? kAbsent : kSections; }
+static_assert(sizeof(AbsentRun) == 16 && std::is_trivially_copyable_v<AbsentRun>);
+
+// Whether the 14th section of a version-2 file holds absent runs (pre-release builds) rather than
+// a kernel banner: a banner is 16 bytes of addresses then "Linux version …", absent runs are
+// 16-byte records whose second record (if any) starts with a page-aligned vaddr.
+bool prerelease_absent_runs(std::span<const uint8_t> sec) {
+    return !sec.empty() && sec.size() % 16 == 0 && (sec.size() == 16 || sec[16] == 0);
+}
 
 struct SectionRef { uint64_t offset, size; };
 
@@ -57,7 +77,7 @@ struct DmgHeader {
     uint64_t dump_bytes, kernel_pages, pointer_fields, dtb;
     double build_seconds;
     SectionRef sections[kSections];
-    uint8_t reserved[152];
+    uint8_t reserved[152 - 16 * (kSections - kKernelBanner - 1)];
 };
 static_assert(std::is_trivially_copyable_v<DmgHeader> && std::is_standard_layout_v<DmgHeader>);
 static_assert(sizeof(DmgHeader) == 512);
@@ -146,6 +166,7 @@ struct MemoryGraphIo {
             s[kSources0 + k] = as_bytes(g.in_[k].sources);
         }
         s[kDumpPath] = {reinterpret_cast<const uint8_t*>(g.info_.dump_path.data()), g.info_.dump_path.size()};
+        s[kAbsent] = as_bytes(g.absent_);
         return s;
     }
 
@@ -236,9 +257,15 @@ struct MemoryGraphIo {
         std::memcpy(&h, file.data(), sizeof h);
         if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
             throw FormatError(0, "not a .dmg memory graph (expected magic \"DMGRAPH\")");
-        if (h.version != kVersion)
+        if (h.version < 1 || h.version > kVersion)
             throw FormatError(offsetof(DmgHeader, version), ".dmg version " + std::to_string(h.version) +
-                                                                  ", expected " + std::to_string(kVersion));
+                                                                  ", expected 1 to " + std::to_string(kVersion) +
+                                                                  (h.version > kVersion ? " (made by a newer deepmem)" : ""));
+        const int nsections = sections_in(h.version);
+        for (int i = nsections; i < kSections; ++i)   // an older version's reserved bytes
+            if (h.sections[i].offset || h.sections[i].size)
+                throw FormatError(offsetof(DmgHeader, sections) + sizeof(SectionRef) * i,
+                                  "reserved header bytes are not zero");
         if (h.header_size != sizeof(DmgHeader))
             throw FormatError(offsetof(DmgHeader, header_size), "header size " + std::to_string(h.header_size) +
                                                                       ", expected 512");
@@ -283,7 +310,7 @@ struct MemoryGraphIo {
         }
         uint64_t prev_end = sizeof(DmgHeader);
         std::span<const uint8_t> sec[kSections];
-        for (int i = 0; i < kSections; ++i) {
+        for (int i = 0; i < nsections; ++i) {
             const uint64_t at = offsetof(DmgHeader, sections) + sizeof(SectionRef) * i;
             const SectionRef s = h.sections[i];
             if (s.offset % kAlign != 0)
@@ -292,11 +319,20 @@ struct MemoryGraphIo {
                 throw FormatError(at, "section " + std::to_string(i) + " overlaps the previous one");
             if (s.offset > file.size() || s.size > file.size() - s.offset)
                 throw FormatError(at, "section " + std::to_string(i) + " extends past the end of the file");
-            if (i != kDumpPath && i != kKernelBanner && s.size != expect[i])
+            if (i == kAbsent && s.size % sizeof(AbsentRun) != 0)
+                throw FormatError(at, "absent-runs section is " + std::to_string(s.size) +
+                                          " bytes, not a multiple of 16");
+            if (i != kDumpPath && i != kKernelBanner && i != kAbsent && s.size != expect[i])
                 throw FormatError(at, "section " + std::to_string(i) + " is " + std::to_string(s.size) +
                                           " bytes, expected " + std::to_string(expect[i]));
             prev_end = s.offset + s.size;
             sec[i] = file.subspan(s.offset, s.size);
+        }
+
+        uint64_t absent_offset = h.sections[kAbsent].offset;
+        if (h.version == 2 && prerelease_absent_runs(sec[kKernelBanner])) {
+            absent_offset = h.sections[kKernelBanner].offset;
+            sec[kAbsent] = std::exchange(sec[kKernelBanner], {});
         }
 
         MemoryGraph g;
@@ -348,6 +384,22 @@ struct MemoryGraphIo {
                                           " is not a node (" + std::to_string(N) + " nodes)");
             g.in_[k] = {offsets, sources};
         }
+        std::span<const AbsentRun> absent(reinterpret_cast<const AbsentRun*>(sec[kAbsent].data()),
+                                          sec[kAbsent].size() / sizeof(AbsentRun));
+        for (uint64_t i = 0; i < absent.size(); ++i) {
+            const AbsentRun& a = absent[i];
+            const uint64_t at = absent_offset + sizeof(AbsentRun) * i;
+            if ((a.vaddr | a.size) % 4096 != 0 || a.size == 0)
+                throw FormatError(at, "absent run " + std::to_string(i) + " is not a positive number of whole pages");
+            if (a.vaddr + a.size < a.vaddr && a.vaddr + a.size != 0)
+                throw FormatError(at, "absent run " + std::to_string(i) + " wraps the address space");
+            if (i > 0 && (absent[i - 1].vaddr + absent[i - 1].size == 0 ||
+                          a.vaddr <= absent[i - 1].vaddr + absent[i - 1].size))
+                throw FormatError(at, "absent run " + std::to_string(i) +
+                                          " is not after the previous one (runs must ascend with gaps)");
+            g.info_.absent_pages += a.size / 4096;
+        }
+        g.absent_ = absent;
         g.vaddr_ = vaddr;
         g.paddr_ = u64(sec[kPaddr]);
         g.length_ = length;

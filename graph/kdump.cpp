@@ -20,6 +20,7 @@
 // The header fields are little-endian (x86). block_size is the page size.
 #include "graph/dump_formats.hpp"
 #include "graph/dump_writers.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <lzo/lzo1x.h>
 #include <omp.h>
@@ -403,24 +404,31 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     auto image = std::make_shared<DecodedImage>(pages.size() * bs, DecodedImage::kBombFactor * file.size());
     FirstFailure failure;
     if (lzo_init() != LZO_E_OK) throw InputError("liblzo2 cannot start (lzo_init)");
+    ParallelErrors errors;   // std::bad_alloc; format failures go through `failure`
 #pragma omp parallel
     {
-        Decompressor dec;
-        std::vector<uint8_t> out(bs), scratch(bs);
+        Decompressor dec;   // no allocation until its first page
+        std::vector<uint8_t> out, scratch;
+        errors.run([&] {
+            out.resize(bs);
+            scratch.resize(bs);
+        });
 #pragma omp for schedule(dynamic, 64)
-        for (uint64_t i = 0; i < pages.size(); ++i) {
-            if (failure.after_failure(i)) continue;
-            const Page& p = pages[i];
-            const uint8_t* in = src.view(p.data, p.size);
-            if (!in) {
-                src.copy(p.data, scratch.data(), p.size);
-                in = scratch.data();
-            }
-            const char* what = dec.page(in, p.size, p.flags, out.data(), bs);
-            if (!what) what = image->store(i * bs, out.data(), bs);
-            if (what) failure.record(i, what);
-        }
+        for (uint64_t i = 0; i < pages.size(); ++i)
+            errors.run([&] {
+                if (failure.after_failure(i)) return;
+                const Page& p = pages[i];
+                const uint8_t* in = src.view(p.data, p.size);
+                if (!in) {
+                    src.copy(p.data, scratch.data(), p.size);
+                    in = scratch.data();
+                }
+                const char* what = dec.page(in, p.size, p.flags, out.data(), bs);
+                if (!what) what = image->store(i * bs, out.data(), bs);
+                if (what) failure.record(i, what);
+            });
     }
+    errors.rethrow();
     if (failure.failed()) {
         if (failure.bomb()) FirstFailure::throw_bomb(kind, file.size());
         const Page& p = pages[failure.item()];
@@ -566,59 +574,62 @@ WriteStats write_kdump(const PhysicalLayer& phys, KdumpCompression compression, 
         if (compression == KdumpCompression::Zstd && !(z = ZSTD_createCCtx())) throw InputError("zstd cannot start");
     for (uint64_t b0 = 0; b0 < pfns.size(); b0 += kBatch) {
         const uint64_t n = std::min<uint64_t>(kBatch, pfns.size() - b0);
+        ParallelErrors errors;   // nothing in the body allocates; kept for the rule (graph/parallel_errors.hpp)
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads)
-        for (uint64_t i = 0; i < n; ++i) {
-            const int t = omp_get_thread_num();
-            const uint64_t paddr = pfns[b0 + i] * bs;
-            const uint8_t* page = phys.find(paddr, bs);
-            if (!page) {
-                phys.read(paddr, page_buf[t]);   // present across two runs (checked by present_pages)
-                page = page_buf[t].data();
-            }
-            uint8_t* out = comp.data() + i * bound;
-            if (all_zero(page, bs)) {
-                comp_size[i] = 0;   // → the shared zero page
-                continue;
-            }
-            uint64_t size = bound;
-            bool ok = false;
-            switch (compression) {
-            case KdumpCompression::Zlib: {
-                uLongf z = bound;
-                ok = compress2(out, &z, page, bs, Z_BEST_SPEED) == Z_OK;
-                size = z;
-                break;
-            }
-            case KdumpCompression::Lzo: {
-                lzo_uint z = bound;
-                ok = lzo1x_1_compress(page, bs, out, &z, lzo_mem[t].data()) == LZO_E_OK;
-                size = z;
-                break;
-            }
-            case KdumpCompression::Snappy: {
-                size_t z = bound;
-                snappy::RawCompress(reinterpret_cast<const char*>(page), bs, reinterpret_cast<char*>(out), &z);
-                ok = true;
-                size = z;
-                break;
-            }
-            case KdumpCompression::Zstd: {
-                const size_t z = ZSTD_compressCCtx(zstd[t], out, bound, page, bs, 1);
-                ok = !ZSTD_isError(z);
-                size = z;
-                break;
-            }
-            case KdumpCompression::None: break;
-            }
-            if (ok && size < bs) {
-                comp_size[i] = size;
-                comp_flag[i] = flag;
-            } else {
-                std::memcpy(out, page, bs);
-                comp_size[i] = bs;
-                comp_flag[i] = 0;
-            }
-        }
+        for (uint64_t i = 0; i < n; ++i)
+            errors.run([&] {
+                const int t = omp_get_thread_num();
+                const uint64_t paddr = pfns[b0 + i] * bs;
+                const uint8_t* page = phys.find(paddr, bs);
+                if (!page) {
+                    phys.read(paddr, page_buf[t]);   // present across two runs (checked by present_pages)
+                    page = page_buf[t].data();
+                }
+                uint8_t* out = comp.data() + i * bound;
+                if (all_zero(page, bs)) {
+                    comp_size[i] = 0;   // → the shared zero page
+                    return;
+                }
+                uint64_t size = bound;
+                bool ok = false;
+                switch (compression) {
+                case KdumpCompression::Zlib: {
+                    uLongf z = bound;
+                    ok = compress2(out, &z, page, bs, Z_BEST_SPEED) == Z_OK;
+                    size = z;
+                    break;
+                }
+                case KdumpCompression::Lzo: {
+                    lzo_uint z = bound;
+                    ok = lzo1x_1_compress(page, bs, out, &z, lzo_mem[t].data()) == LZO_E_OK;
+                    size = z;
+                    break;
+                }
+                case KdumpCompression::Snappy: {
+                    size_t z = bound;
+                    snappy::RawCompress(reinterpret_cast<const char*>(page), bs, reinterpret_cast<char*>(out), &z);
+                    ok = true;
+                    size = z;
+                    break;
+                }
+                case KdumpCompression::Zstd: {
+                    const size_t z = ZSTD_compressCCtx(zstd[t], out, bound, page, bs, 1);
+                    ok = !ZSTD_isError(z);
+                    size = z;
+                    break;
+                }
+                case KdumpCompression::None: break;
+                }
+                if (ok && size < bs) {
+                    comp_size[i] = size;
+                    comp_flag[i] = flag;
+                } else {
+                    std::memcpy(out, page, bs);
+                    comp_size[i] = bs;
+                    comp_flag[i] = 0;
+                }
+            });
+        errors.rethrow();
         data.clear();
         for (uint64_t i = 0; i < n; ++i) {
             uint8_t* pd = descs.data() + i * kDescSize;

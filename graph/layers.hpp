@@ -107,6 +107,14 @@ public:
     // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
     // dense files and from_bytes().
     std::span<const PhysicalRun> data_runs() const noexcept { return data_runs_; }
+    // The memory the dump holds, as far as the graph is concerned: runs() for every format but
+    // raw, which has no other way to say memory is missing than a hole of a sparse file (a raw
+    // copy of a 4 GiB address space holding 256 MiB of RAM): a raw file's holes hold nothing, so
+    // raw, ELF and LiME copies of one dump hold the same pages. A zero page of a kdump or AVML
+    // dump (a hole of its decoded image) is held; so are the holes of a sparse ELF or LiME file.
+    std::span<const PhysicalRun> held_runs() const noexcept {
+        return format_ == DumpFormat::Raw ? std::span<const PhysicalRun>(data_runs_) : std::span<const PhysicalRun>(runs_);
+    }
     // True when some byte of [paddr, paddr+len) is in runs() / in data_runs(). has_data() is false
     // for bytes that are absent or lie in a hole of a sparse file (they read as zeros: no need to
     // read, and so fault in, them).
@@ -192,6 +200,11 @@ public:
     // first call is not thread-safe: make it before sharing the layer across threads). Throws
     // InputError when the tables exceed the work bound described at walk_stats().
     std::span<const VirtualRun> kernel_runs() const;
+    // Every kernel-space page the page tables map, whether or not its backing page is in the
+    // dump (per-CPU areas cut off a raw dump, MMIO, memory a capture skipped), as maximal runs
+    // sorted by vaddr; large pages stay whole. What makes a word a pointer in the memory graph, so
+    // that raw, ELF and LiME copies of one dump agree. Computed by the same walk as kernel_runs().
+    std::span<const VirtualRun> mapped_kernel_runs() const;
     // kernel_runs() with each physical page once, at its lowest virtual address (the direct map
     // for most pages), sorted by vaddr: what a scan over kernel memory reads so that it reads each
     // page of the dump once, not once per alias. Computed on each call.
@@ -224,6 +237,7 @@ private:
     uint64_t dtb_;
     uint64_t kernel_base_;
     mutable std::vector<VirtualRun> kernel_runs_;
+    mutable std::vector<VirtualRun> mapped_runs_;
     mutable bool kernel_runs_done_ = false;
     mutable WalkStats stats_{};
 };

@@ -17,6 +17,9 @@
 // no sort of edges is needed and no two threads write the same row.
 #include "graph/memory_graph.hpp"
 
+#include "graph/memory_budget.hpp"
+#include "graph/parallel_errors.hpp"
+
 #include <omp.h>
 #include <sys/mman.h>
 
@@ -59,6 +62,7 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 constexpr uint64_t kChunkPages = 64;   // work unit; fixed so results never depend on thread count
+constexpr uint64_t kAbsentTarget = ~uint64_t{0};   // a pointer into a mapped page the dump lacks
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -130,6 +134,45 @@ private:
     std::vector<uint64_t> keys_;
     std::vector<uint32_t> slot_;
     std::vector<uint32_t> blocks_;
+};
+
+// Kernel virtual pages mapped by the page tables, present in the dump or not, as sorted disjoint
+// [first, last) page-number intervals: a word whose page is here is a pointer field even when
+// no node can be its target.
+class MappedPages {
+public:
+    // `runs` need not be sorted nor disjoint; each must be 4 KiB-aligned and not wrap.
+    void build(std::span<const VirtualRun> a, std::span<const VirtualRun> b) {
+        std::vector<std::pair<uint64_t, uint64_t>> iv;
+        iv.reserve(a.size() + b.size());
+        for (auto runs : {a, b})
+            for (const auto& r : runs)
+                if (r.size) iv.emplace_back(r.vaddr / kPage, r.vaddr / kPage + r.size / kPage);
+        std::sort(iv.begin(), iv.end());
+        for (const auto& [lo, hi] : iv) {
+            if (!iv_.empty() && lo <= iv_.back().second) iv_.back().second = std::max(iv_.back().second, hi);
+            else iv_.emplace_back(lo, hi);
+        }
+    }
+    std::span<const std::pair<uint64_t, uint64_t>> intervals() const noexcept { return iv_; }
+
+    // Per-thread memo of the last interval or gap a lookup fell in (values repeat: -1, -ENOENT …).
+    struct Cache { uint64_t lo = 1, hi = 0; bool mapped = false; };
+
+    bool contains(uint64_t vpn, Cache& c) const noexcept {
+        if (vpn >= c.lo && vpn < c.hi) return c.mapped;
+        auto it = std::upper_bound(iv_.begin(), iv_.end(), vpn,
+                                   [](uint64_t v, const std::pair<uint64_t, uint64_t>& i) { return v < i.first; });
+        if (it != iv_.begin() && vpn < std::prev(it)->second) {
+            c = {std::prev(it)->first, std::prev(it)->second, true};
+            return true;
+        }
+        c = {it == iv_.begin() ? 0 : std::prev(it)->second, it == iv_.end() ? ~uint64_t{0} : it->first, false};
+        return false;
+    }
+
+private:
+    std::vector<std::pair<uint64_t, uint64_t>> iv_;
 };
 
 // The pointer bitmap and the navigation helpers over bit space.
@@ -218,6 +261,7 @@ struct OwnedGraph {
     BigArray<uint8_t> features;
     std::array<BigArray<uint64_t>, kEdgeKinds> offsets;
     std::array<BigArray<uint32_t>, kEdgeKinds> sources;
+    std::vector<AbsentRun> absent;
 };
 
 // In-place inclusive prefix sum, block-parallel (integer sums: exact, thread-count independent).
@@ -229,18 +273,23 @@ void prefix_sum(uint64_t* a, uint64_t n) {
     }
     uint64_t per = (n + kBlocks - 1) / kBlocks;
     uint64_t sums[kBlocks + 1] = {};
+    ParallelErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < kBlocks; ++b) {
-        uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
-        for (uint64_t i = lo + 1; i < hi; ++i) a[i] += a[i - 1];
-        sums[b + 1] = hi > lo ? a[hi - 1] : 0;
-    }
+    for (int64_t b = 0; b < kBlocks; ++b)
+        errors.run([&] {
+            uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
+            for (uint64_t i = lo + 1; i < hi; ++i) a[i] += a[i - 1];
+            sums[b + 1] = hi > lo ? a[hi - 1] : 0;
+        });
+    errors.rethrow();
     for (int64_t b = 0; b < kBlocks; ++b) sums[b + 1] += sums[b];
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 1; b < kBlocks; ++b) {
-        uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
-        for (uint64_t i = lo; i < hi; ++i) a[i] += sums[b];
-    }
+    for (int64_t b = 1; b < kBlocks; ++b)
+        errors.run([&] {
+            uint64_t lo = std::min(n, b * per), hi = std::min(n, lo + per);
+            for (uint64_t i = lo; i < hi; ++i) a[i] += sums[b];
+        });
+    errors.rethrow();
 }
 
 void check_params(const GraphParams& p) {
@@ -269,6 +318,8 @@ struct MemoryGraphBuilder {
     std::vector<const uint8_t*> page_data;
     std::vector<uint32_t> stretch_begin, stretch_end;   // page index range of the page's stretch
     AliasTable alias;
+    MappedPages mapped;
+    std::vector<AbsentRun> absent;          // mapped kernel pages not in the dump
     Bits bits;
     std::vector<uint64_t> page_ptr_first;   // P+1: index of the page's first pointer in `targets`
     BigArray<uint64_t> targets;             // canonical linear address q·4096 + offset per pointer
@@ -279,23 +330,38 @@ struct MemoryGraphBuilder {
 
     uint64_t bit_vaddr(uint64_t g) const noexcept { return page_vaddr[g / bpp] + (g % bpp) * ws; }
 
+    // The bytes of the physical page at `paddr` when the dump holds them (PhysicalLayer::held_runs:
+    // a raw copy's holes read as zeros but hold nothing, as an ELF core's missing ranges), so
+    // every format of one dump presents the same pages.
+    const uint8_t* page_bytes(uint64_t paddr) const noexcept {
+        auto data = phys.held_runs();
+        auto it = std::upper_bound(data.begin(), data.end(), paddr,
+                                   [](uint64_t p, const PhysicalRun& r) { return p < r.paddr; });
+        if (it == data.begin()) return nullptr;
+        --it;
+        if (paddr - it->paddr >= it->size || kPage > it->size - (paddr - it->paddr)) return nullptr;
+        return phys.find(paddr, kPage);
+    }
+
     // Enumerates kernel pages, drops pages the physical layer lacks, keeps the lowest vaddr of
-    // each physical page, and fills the alias table.
-    void canonical_pages(std::span<const VirtualRun> runs) {
+    // each physical page, fills the alias table, and lists the mapped pages the dump lacks.
+    void canonical_pages(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs) {
         struct Entry { uint64_t ppn, vpn; const uint8_t* data; };
         std::vector<Entry> entries;
         uint64_t total = 0;
-        for (const auto& r : runs) {
-            if ((r.vaddr | r.paddr | r.size) & (kPage - 1))
-                throw InputError("kernel run at vaddr " + hex(r.vaddr) + " is not 4 KiB-aligned");
-            if (r.size != 0 && (r.size - 1 > ~r.vaddr || r.size - 1 > ~r.paddr))
-                throw InputError("kernel run at vaddr " + hex(r.vaddr) + " wraps the address space");
-            total += r.size / kPage;
-        }
+        for (auto list : {runs, mapped_runs})
+            for (const auto& r : list) {
+                if ((r.vaddr | r.paddr | r.size) & (kPage - 1))
+                    throw InputError("kernel run at vaddr " + hex(r.vaddr) + " is not 4 KiB-aligned");
+                if (r.size != 0 && (r.size - 1 > ~r.vaddr || r.size - 1 > ~r.paddr))
+                    throw InputError("kernel run at vaddr " + hex(r.vaddr) + " wraps the address space");
+            }
+        mapped.build(runs, mapped_runs);
+        for (const auto& r : runs) total += r.size / kPage;
         entries.reserve(total);
         for (const auto& r : runs)
             for (uint64_t o = 0; o < r.size; o += kPage)
-                if (const uint8_t* d = phys.find(r.paddr + o, kPage))
+                if (const uint8_t* d = page_bytes(r.paddr + o))
                     entries.push_back({(r.paddr + o) / kPage, (r.vaddr + o) / kPage, d});
         std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
             return a.ppn != b.ppn ? a.ppn < b.ppn : a.vpn < b.vpn;
@@ -331,6 +397,16 @@ struct MemoryGraphBuilder {
             if (vpn_map[i].first == vpn_map[i - 1].first)
                 throw InputError("kernel runs overlap at vaddr " + hex(vpn_map[i].first * kPage));
         alias.build(vpn_map);
+        // Absent = mapped minus present (every present vpn lies inside some mapped interval).
+        auto v = vpn_map.begin();
+        for (auto [lo, hi] : mapped.intervals()) {
+            uint64_t at = lo;
+            for (; v != vpn_map.end() && v->first < hi; ++v) {
+                if (v->first > at) absent.push_back({at * kPage, (v->first - at) * kPage});
+                at = v->first + 1;
+            }
+            if (at < hi) absent.push_back({at * kPage, (hi - at) * kPage});
+        }
 
         stretch_begin.resize(P);
         stretch_end.resize(P);
@@ -357,7 +433,7 @@ struct MemoryGraphBuilder {
     }
 
     template <typename Word>
-    void scan_page(uint64_t q, std::vector<uint64_t>& out, AliasTable::Cache& cache) {
+    void scan_page(uint64_t q, std::vector<uint64_t>& out, AliasTable::Cache& cache, MappedPages::Cache& mcache) {
         const uint8_t* data = page_data[q];
         uint64_t* bw = &bits.w[q * bpp / 64];
         uint64_t before = out.size();
@@ -365,9 +441,9 @@ struct MemoryGraphBuilder {
             Word v;
             std::memcpy(&v, data + i * sizeof(Word), sizeof(Word));
             uint32_t c = alias.find(static_cast<uint64_t>(v) / kPage, cache);
-            if (c == kNone) continue;
+            if (c == kNone && !mapped.contains(static_cast<uint64_t>(v) / kPage, mcache)) continue;
             bw[i >> 6] |= uint64_t{1} << (i & 63);
-            out.push_back(uint64_t{c} * kPage + (static_cast<uint64_t>(v) & (kPage - 1)));
+            out.push_back(c == kNone ? kAbsentTarget : uint64_t{c} * kPage + (static_cast<uint64_t>(v) & (kPage - 1)));
         }
         page_ptr_first[q + 1] = out.size() - before;   // a count until the prefix sum
     }
@@ -378,31 +454,37 @@ struct MemoryGraphBuilder {
         std::vector<std::vector<uint64_t>> chunk_targets(chunks);
         std::atomic<uint64_t> done{0};
         const int64_t nchunks = static_cast<int64_t>(chunks);
+        ParallelErrors errors;
 #pragma omp parallel
         {
             AliasTable::Cache cache;
+            MappedPages::Cache mcache;
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t c = 0; c < nchunks; ++c) {
-                uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages, q1 = std::min(P, q0 + kChunkPages);
-                auto& out = chunk_targets[c];
-                out.reserve((q1 - q0) * 32);
-                for (uint64_t q = q0; q < q1; ++q) {
-                    if (ws == 8) scan_page<uint64_t>(q, out, cache);
-                    else scan_page<uint32_t>(q, out, cache);
-                }
-                release_pages(q0, q1);
-                uint64_t d = done.fetch_add(q1 - q0) + (q1 - q0);
-                if (progress && omp_get_thread_num() == 0) progress(d * kPage, P * kPage);
-            }
+            for (int64_t c = 0; c < nchunks; ++c)
+                errors.run([&] {
+                    uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages, q1 = std::min(P, q0 + kChunkPages);
+                    auto& out = chunk_targets[c];
+                    out.reserve((q1 - q0) * 32);
+                    for (uint64_t q = q0; q < q1; ++q) {
+                        if (ws == 8) scan_page<uint64_t>(q, out, cache, mcache);
+                        else scan_page<uint32_t>(q, out, cache, mcache);
+                    }
+                    release_pages(q0, q1);
+                    uint64_t d = done.fetch_add(q1 - q0) + (q1 - q0);
+                    if (progress && omp_get_thread_num() == 0) progress(d * kPage, P * kPage);
+                });
         }
+        errors.rethrow();
         for (uint64_t q = 0; q < P; ++q) page_ptr_first[q + 1] += page_ptr_first[q];
         targets = BigArray<uint64_t>(page_ptr_first[P]);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t c = 0; c < nchunks; ++c) {
-            auto& v = chunk_targets[c];
-            std::copy(v.begin(), v.end(), targets.begin() + page_ptr_first[static_cast<uint64_t>(c) * kChunkPages]);
-            std::vector<uint64_t>().swap(v);
-        }
+        for (int64_t c = 0; c < nchunks; ++c)
+            errors.run([&] {
+                auto& v = chunk_targets[c];
+                std::copy(v.begin(), v.end(), targets.begin() + page_ptr_first[static_cast<uint64_t>(c) * kChunkPages]);
+                std::vector<uint64_t>().swap(v);
+            });
+        errors.rethrow();
         if (progress) progress(P * kPage, P * kPage);
     }
 
@@ -454,13 +536,16 @@ struct MemoryGraphBuilder {
     void segment(OwnedGraph& g) {
         std::vector<uint64_t> chunk_nodes(chunks + 1, 0);
         const int64_t nchunks = static_cast<int64_t>(chunks);
+        ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t c = 0; c < nchunks; ++c) {
-            uint64_t n = 0;
-            walk_chunk(static_cast<uint64_t>(c), [&](uint64_t, uint64_t, bool node) { n += node; },
-                       [](uint64_t, uint64_t, uint64_t) {});
-            chunk_nodes[c + 1] = n;
-        }
+        for (int64_t c = 0; c < nchunks; ++c)
+            errors.run([&] {
+                uint64_t n = 0;
+                walk_chunk(static_cast<uint64_t>(c), [&](uint64_t, uint64_t, bool node) { n += node; },
+                           [](uint64_t, uint64_t, uint64_t) {});
+                chunk_nodes[c + 1] = n;
+            });
+        errors.rethrow();
         for (uint64_t c = 0; c < chunks; ++c) chunk_nodes[c + 1] += chunk_nodes[c];
         uint64_t N = chunk_nodes[chunks];
         if (N >= kNone) throw InputError("memory graph would exceed 2^32-1 nodes");
@@ -470,31 +555,36 @@ struct MemoryGraphBuilder {
         g.features = BigArray<uint8_t>(N * params.feature_bytes);   // zero: the padding of short nodes
         starts.w.assign(bits.w.size(), 0);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t c = 0; c < nchunks; ++c) {
-            uint64_t n = chunk_nodes[c];
-            walk_chunk(
-                static_cast<uint64_t>(c),
-                [&](uint64_t s, uint64_t e, bool node) {
-                    if (!node) return;
-                    uint64_t q = s / bpp, off = (s % bpp) * ws;
-                    g.vaddr[n] = page_vaddr[q] + off;
-                    g.paddr[n] = page_paddr[q] + off;
-                    g.length[n] = static_cast<uint32_t>((e - s) * ws);
-                    copy_features(s, (e - s) * ws, &g.features[n * params.feature_bytes]);
-                    starts.w[s >> 6] |= uint64_t{1} << (s & 63);   // pages of one chunk: no sharing
-                    ++n;
-                },
-                [](uint64_t, uint64_t, uint64_t) {});
-            uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages;
-            release_pages(q0, std::min(P, q0 + kChunkPages));
-        }
+        for (int64_t c = 0; c < nchunks; ++c)
+            errors.run([&] {
+                uint64_t n = chunk_nodes[c];
+                walk_chunk(
+                    static_cast<uint64_t>(c),
+                    [&](uint64_t s, uint64_t e, bool node) {
+                        if (!node) return;
+                        uint64_t q = s / bpp, off = (s % bpp) * ws;
+                        g.vaddr[n] = page_vaddr[q] + off;
+                        g.paddr[n] = page_paddr[q] + off;
+                        g.length[n] = static_cast<uint32_t>((e - s) * ws);
+                        copy_features(s, (e - s) * ws, &g.features[n * params.feature_bytes]);
+                        starts.w[s >> 6] |= uint64_t{1} << (s & 63);   // pages of one chunk: no sharing
+                        ++n;
+                    },
+                    [](uint64_t, uint64_t, uint64_t) {});
+                uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages;
+                release_pages(q0, std::min(P, q0 + kChunkPages));
+            });
+        errors.rethrow();
         page_node_first.resize(P + 1);
         page_node_first[P] = static_cast<uint32_t>(N);
         const int64_t np = static_cast<int64_t>(P);
 #pragma omp parallel for schedule(static)
         for (int64_t q = 0; q < np; ++q)
-            page_node_first[q] = static_cast<uint32_t>(
-                std::lower_bound(g.vaddr.begin(), g.vaddr.end(), page_vaddr[q]) - g.vaddr.begin());
+            errors.run([&] {
+                page_node_first[q] = static_cast<uint32_t>(
+                    std::lower_bound(g.vaddr.begin(), g.vaddr.end(), page_vaddr[q]) - g.vaddr.begin());
+            });
+        errors.rethrow();
     }
 
     // The node a pointer with canonical linear target `t` leads to, or kNone.
@@ -504,6 +594,7 @@ struct MemoryGraphBuilder {
     // between the node's first word and t's word (inclusive); if t's word is itself a pointer
     // field, the node is the nearest one before it. Otherwise, search the node arrays.
     uint32_t target_node(const OwnedGraph& g, uint64_t t) const noexcept {
+        if (t == kAbsentTarget) return kNone;
         uint64_t q = t / kPage, off = t % kPage;
         uint64_t g0 = q * bpp, gw = g0 + off / ws;
         uint64_t s = starts.last_set(g0, gw + 1);
@@ -549,44 +640,49 @@ struct MemoryGraphBuilder {
         BigArray<uint32_t> resolved(M);
         const int64_t m = static_cast<int64_t>(M);
         constexpr int64_t kAhead = 12;
+        ParallelErrors errors;
 #pragma omp parallel for schedule(static, 1 << 14)
-        for (int64_t i = 0; i < m; ++i) {
-            if (i + kAhead < m) {
-                uint64_t q = targets[i + kAhead] / kPage;
-                __builtin_prefetch(&starts.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
-                __builtin_prefetch(&bits.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
-                __builtin_prefetch(&page_node_first[q]);
-            }
-            resolved[i] = target_node(g, targets[i]);
-        }
+        for (int64_t i = 0; i < m; ++i)
+            errors.run([&] {
+                if (i + kAhead < m && targets[i + kAhead] != kAbsentTarget) {
+                    uint64_t q = targets[i + kAhead] / kPage;
+                    __builtin_prefetch(&starts.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
+                    __builtin_prefetch(&bits.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
+                    __builtin_prefetch(&page_node_first[q]);
+                }
+                resolved[i] = target_node(g, targets[i]);
+            });
+        errors.rethrow();
         targets = {};
         // Pass 1: each run's distinct target nodes, kept per chunk in run order; row sizes.
         std::vector<std::vector<uint32_t>> chunk_srcs(chunks);
         const int64_t nchunks = static_cast<int64_t>(chunks);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t ci = 0; ci < nchunks; ++ci) {
-            uint64_t c = static_cast<uint64_t>(ci);
-            uint64_t next = page_node_first[c * kChunkPages];
-            auto& srcs = chunk_srcs[c];
-            walk_chunk(
-                c, [&](uint64_t, uint64_t, bool node) { next += node; },
-                [&](uint64_t r, uint64_t e, uint64_t sb) {
-                    auto [C, D] = run_sides(g, r, e, sb, next);
-                    if (C == kNone && D == kNone) return;
-                    uint64_t q = r / bpp;
-                    uint64_t k = page_ptr_first[q] + bits.count(q * bpp, r);
-                    uint64_t first = srcs.size();
-                    for (uint64_t i = 0; i < e - r; ++i) {
-                        uint32_t t = resolved[k + i];
-                        if (t != kNone) srcs.push_back(t);
-                    }
-                    std::sort(srcs.begin() + first, srcs.end());
-                    srcs.erase(std::unique(srcs.begin() + first, srcs.end()), srcs.end());
-                    uint64_t count = srcs.size() - first;
-                    if (C != kNone) rpo[C + 1] = count;
-                    if (D != kNone) lpo[D + 1] = count;
-                });
-        }
+        for (int64_t ci = 0; ci < nchunks; ++ci)
+            errors.run([&] {
+                uint64_t c = static_cast<uint64_t>(ci);
+                uint64_t next = page_node_first[c * kChunkPages];
+                auto& srcs = chunk_srcs[c];
+                walk_chunk(
+                    c, [&](uint64_t, uint64_t, bool node) { next += node; },
+                    [&](uint64_t r, uint64_t e, uint64_t sb) {
+                        auto [C, D] = run_sides(g, r, e, sb, next);
+                        if (C == kNone && D == kNone) return;
+                        uint64_t q = r / bpp;
+                        uint64_t k = page_ptr_first[q] + bits.count(q * bpp, r);
+                        uint64_t first = srcs.size();
+                        for (uint64_t i = 0; i < e - r; ++i) {
+                            uint32_t t = resolved[k + i];
+                            if (t != kNone) srcs.push_back(t);
+                        }
+                        std::sort(srcs.begin() + first, srcs.end());
+                        srcs.erase(std::unique(srcs.begin() + first, srcs.end()), srcs.end());
+                        uint64_t count = srcs.size() - first;
+                        if (C != kNone) rpo[C + 1] = count;
+                        if (D != kNone) lpo[D + 1] = count;
+                    });
+            });
+        errors.rethrow();
         resolved = {};
         starts.w = {};
         phases.edges = seconds_since(t0);
@@ -597,24 +693,26 @@ struct MemoryGraphBuilder {
         g.sources[RP] = BigArray<uint32_t>(rpo[N]);
         // Pass 2: the same walk finds the same runs in the same order; copy each list to its rows.
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t ci = 0; ci < nchunks; ++ci) {
-            uint64_t c = static_cast<uint64_t>(ci);
-            uint64_t next = page_node_first[c * kChunkPages];
-            const auto& srcs = chunk_srcs[c];
-            uint64_t at = 0;
-            walk_chunk(
-                c, [&](uint64_t, uint64_t, bool node) { next += node; },
-                [&](uint64_t r, uint64_t e, uint64_t sb) {
-                    auto [C, D] = run_sides(g, r, e, sb, next);
-                    if (C == kNone && D == kNone) return;
-                    uint64_t count = C != kNone ? rpo[C + 1] - rpo[C] : lpo[D + 1] - lpo[D];
-                    auto from = srcs.begin() + static_cast<int64_t>(at), to = from + static_cast<int64_t>(count);
-                    if (C != kNone) std::copy(from, to, g.sources[RP].begin() + rpo[C]);
-                    if (D != kNone) std::copy(from, to, g.sources[LP].begin() + lpo[D]);
-                    at += count;
-                });
-            std::vector<uint32_t>().swap(chunk_srcs[c]);
-        }
+        for (int64_t ci = 0; ci < nchunks; ++ci)
+            errors.run([&] {
+                uint64_t c = static_cast<uint64_t>(ci);
+                uint64_t next = page_node_first[c * kChunkPages];
+                const auto& srcs = chunk_srcs[c];
+                uint64_t at = 0;
+                walk_chunk(
+                    c, [&](uint64_t, uint64_t, bool node) { next += node; },
+                    [&](uint64_t r, uint64_t e, uint64_t sb) {
+                        auto [C, D] = run_sides(g, r, e, sb, next);
+                        if (C == kNone && D == kNone) return;
+                        uint64_t count = C != kNone ? rpo[C + 1] - rpo[C] : lpo[D + 1] - lpo[D];
+                        auto from = srcs.begin() + static_cast<int64_t>(at), to = from + static_cast<int64_t>(count);
+                        if (C != kNone) std::copy(from, to, g.sources[RP].begin() + rpo[C]);
+                        if (D != kNone) std::copy(from, to, g.sources[LP].begin() + lpo[D]);
+                        at += count;
+                    });
+                std::vector<uint32_t>().swap(chunk_srcs[c]);
+            });
+        errors.rethrow();
         // ln: A→B in B's row; rn: B→A in A's row; A, B consecutive nodes closer than the limit.
         constexpr int LN = static_cast<int>(EdgeKind::LeftNeighbour), RN = static_cast<int>(EdgeKind::RightNeighbour);
         auto& lno = g.offsets[LN];
@@ -622,29 +720,34 @@ struct MemoryGraphBuilder {
         const int64_t nn = static_cast<int64_t>(N);
 #pragma omp parallel for schedule(static)
         for (int64_t a = 0; a < nn - 1; ++a)
-            if (g.vaddr[a + 1] - (g.vaddr[a] + g.length[a]) < params.neighbour_distance) {
-                lno[a + 2] = 1;   // row a+1 gets a
-                rno[a + 1] = 1;   // row a gets a+1
-            }
+            errors.run([&] {
+                if (g.vaddr[a + 1] - (g.vaddr[a] + g.length[a]) < params.neighbour_distance) {
+                    lno[a + 2] = 1;   // row a+1 gets a
+                    rno[a + 1] = 1;   // row a gets a+1
+                }
+            });
+        errors.rethrow();
         prefix_sum(lno.begin(), N + 1);
         prefix_sum(rno.begin(), N + 1);
         g.sources[LN] = BigArray<uint32_t>(lno[N]);
         g.sources[RN] = BigArray<uint32_t>(rno[N]);
 #pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < nn; ++n) {
-            if (lno[n + 1] != lno[n]) g.sources[LN][lno[n]] = static_cast<uint32_t>(n - 1);
-            if (rno[n + 1] != rno[n]) g.sources[RN][rno[n]] = static_cast<uint32_t>(n + 1);
-        }
+        for (int64_t n = 0; n < nn; ++n)
+            errors.run([&] {
+                if (lno[n + 1] != lno[n]) g.sources[LN][lno[n]] = static_cast<uint32_t>(n - 1);
+                if (rno[n + 1] != rno[n]) g.sources[RN][rno[n]] = static_cast<uint32_t>(n + 1);
+            });
+        errors.rethrow();
         phases.csr = seconds_since(t0);
     }
 
-    MemoryGraph run(std::span<const VirtualRun> runs) {
+    MemoryGraph run(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs) {
         check_params(params);
         ws = params.word_size;
         bpp = kPage / ws;
         max_words = (params.max_segment + ws - 1) / ws;
         auto t = Clock::now();
-        canonical_pages(runs);
+        canonical_pages(runs, mapped_runs);
         phases.pages = seconds_since(t);
         t = Clock::now();
         scan();
@@ -659,6 +762,9 @@ struct MemoryGraphBuilder {
         mg.params_ = params;
         mg.info_.kernel_pages = P;
         mg.info_.pointer_fields = page_ptr_first[P];
+        for (const auto& a : absent) mg.info_.absent_pages += a.size / kPage;
+        owned->absent = std::move(absent);
+        mg.absent_ = owned->absent;
         mg.phases_ = phases;
         mg.vaddr_ = owned->vaddr.view();
         mg.paddr_ = owned->paddr.view();
@@ -674,24 +780,113 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
                                GraphParams params, const ProgressFn& progress) {
     auto t = Clock::now();
     MemoryGraphBuilder b(phys, params, progress);
-    MemoryGraph g = b.run(kernel_runs);
+    MemoryGraph g = b.run(kernel_runs, {});
     g.info_.dump_bytes = phys.file_bytes().size();
     g.info_.kernel_banner = find_kernel_banner(phys, kernel_runs, params.word_size);
     g.info_.build_seconds = seconds_since(t);
     return g;
 }
 
+namespace {
+
+// Per canonical kernel page, measured on the Debian 6.1 amd64 QEMU dump of tools/make-dataset
+// (--seed 1000, 256 MiB: 65,506 pages, 2,883,180 pointer fields, 523,846 nodes, 2,396,613
+// edges), i.e. 44 pointers, 8 nodes and 37 edges per page, each times the margin of 2.
+constexpr uint64_t kPointersPerPage = 88, kNodesPerPage = 16, kEdgesPerPage = 74;
+// Heap bytes of build() at its peak (the edges phase), read off MemoryGraphBuilder:
+//   per mapping  every present kernel page mapping, aliases included (a page mapped 1000 times
+//                counts 1000 times): the canonical-pages sort entry, vaddr map and alias-table
+//                slot (24 + 16 + 4 + 4), freed before the scan but live at once
+//   per page     page vaddr/paddr/data/stretch (32), page_ptr_first/page_node_first (12), the
+//                pointer and node-start bitmaps (2 × 4096/word size / 8), alias-table blocks (8)
+//   per pointer  targets (8), resolved target nodes (4), per-chunk copies (8) and sources (4)
+//   per node     vaddr, paddr, length (20), four CSR offsets (32), features (feature_bytes)
+//   per edge     source (4)
+constexpr uint64_t kBytesPerMapping = 48, kBytesPerPage = 32 + 12 + 8, kBytesPerPointer = 24, kBytesPerNode = 52,
+                   kBytesPerEdge = 4;
+
+}  // namespace
+
+GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphParams& params) {
+    uint64_t kernel = 0, held = 0;
+    for (const auto& r : layer.kernel_runs()) kernel += r.size / kPage;
+    for (const auto& r : layer.physical().held_runs()) held += r.size / kPage;
+    GraphEstimate e;
+    e.pages = std::min(kernel, held);
+    const uint64_t ws = layer.word_size();
+    e.pointers = e.pages * std::min<uint64_t>(kPointersPerPage, kPage / ws);
+    e.nodes = e.pages * kNodesPerPage;
+    e.edges = e.pages * kEdgesPerPage;
+    e.bytes = kernel * kBytesPerMapping + e.pages * (kBytesPerPage + 2 * (kPage / ws / 8)) +
+              e.pointers * kBytesPerPointer + e.nodes * (kBytesPerNode + params.feature_bytes) +
+              e.edges * kBytesPerEdge;
+    return e;
+}
+
 MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params, const ProgressFn& progress) {
     auto t = Clock::now();
     params.word_size = layer.word_size();
     auto runs = layer.kernel_runs();
+    auto mapped = layer.mapped_kernel_runs();
     double enumerate = seconds_since(t);
-    MemoryGraph g = build(runs, layer.physical(), params, progress);
+    const GraphEstimate need = estimate(layer, params);
+    const auto avail = available_memory();
+    auto figures = [&] {
+        return "about " + format_bytes(need.bytes) + " for " + std::to_string(need.pages) + " kernel pages (up to " +
+               std::to_string(need.nodes) + " nodes and " + std::to_string(need.edges) +
+               " edges, twice the densities of real kernels)";
+    };
+    if (avail && need.bytes > avail->bytes)
+        throw InputError("not enough memory for the graph of this dump: it needs " + figures() + ", " +
+                         format_bytes(avail->bytes) + " available (" + avail->source +
+                         "); free memory or raise the limit (DEEPMEM_MEMORY_LIMIT=SIZE overrides the figure)");
+    MemoryGraphBuilder b(layer.physical(), params, progress);
+    MemoryGraph g;
+    try {
+        g = b.run(runs, mapped);
+    } catch (const std::bad_alloc&) {
+        throw InputError("out of memory while building the graph of this dump (estimated " + figures() + ")");
+    }
+    g.info_.dump_bytes = layer.physical().file_bytes().size();
+    g.info_.kernel_banner = find_kernel_banner(layer.physical(), runs, params.word_size);
     g.phases_.pages += enumerate;
     g.info_.dtb = layer.dtb();
     g.info_.paging = layer.mode();
     g.info_.build_seconds = seconds_since(t);
     return g;
+}
+
+Neighbourhood neighbourhood(const MemoryGraph& g, uint32_t centre, unsigned hops, uint32_t max_nodes) {
+    Neighbourhood out;
+    if (centre >= g.node_count()) throw InputError("node " + std::to_string(centre) + " is not in the graph");
+    max_nodes = std::max<uint32_t>(max_nodes, 1);
+    std::vector<uint8_t> picked(g.node_count(), 0);
+    std::vector<uint32_t> frontier{centre}, next;
+    picked[centre] = 1;
+    out.nodes.push_back(centre);
+    std::array<Csr, kEdgeKinds> outgoing;
+    if (hops > 0)
+        for (int k = 0; k < kEdgeKinds; ++k) transpose(g.in(static_cast<EdgeKind>(k)), outgoing[k]);
+    for (unsigned h = 0; h < hops && !frontier.empty() && !out.truncated; ++h) {
+        next.clear();
+        for (int k = 0; k < kEdgeKinds; ++k)
+            for (uint32_t n : frontier) {
+                for (uint32_t s : g.in(static_cast<EdgeKind>(k)).row(n)) next.push_back(s);   // edges into n
+                for (uint32_t d : outgoing[k].view().row(n)) next.push_back(d);               // edges out of n
+            }
+        std::sort(next.begin(), next.end());
+        next.erase(std::unique(next.begin(), next.end()), next.end());
+        frontier.clear();
+        for (uint32_t n : next) {
+            if (picked[n]) continue;
+            if (out.nodes.size() >= max_nodes) { out.truncated = true; break; }
+            picked[n] = 1;
+            out.nodes.push_back(n);
+            frontier.push_back(n);
+        }
+    }
+    std::sort(out.nodes.begin(), out.nodes.end());
+    return out;
 }
 
 }  // namespace deepmem

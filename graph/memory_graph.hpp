@@ -2,7 +2,13 @@
 //
 // Contract
 //   Pointer field  an aligned machine word (layer word size) whose value is a kernel virtual
-//                  address that translates to a page present in the dump.
+//                  address the page tables map (TranslationLayer::mapped_kernel_runs()), whether
+//                  or not the dump holds that page: a pointer into an absent page (per-CPU areas
+//                  cut off a raw dump, MMIO, memory a capture skipped) bounds segments like any
+//                  other and only lacks a target node. So raw, ELF, LiME, kdump and AVML copies of
+//                  one dump give identical graphs. "Holds" is PhysicalLayer::held_runs(): the holes
+//                  of a sparse raw file (which read as zeros) are absent, as an ELF core's missing
+//                  ranges are; a kdump or AVML zero page is held.
 //   Segment/node   the bytes between two pointer fields (or a mapping edge) inside the kernel
 //                  mappings; zero-length gaps make no node, nor do gaps of `max_segment` bytes or
 //                  more. A node keeps its true length and its first `feature_bytes` bytes
@@ -29,7 +35,10 @@
 //                  Layout and checks: graph/graph_file.cpp.
 //   Determinism    the graph depends only on the memory and the parameters, never on the number
 //                  of OpenMP threads; so does its file, apart from build_seconds and dump_path.
-//   Limits         fewer than 2^32-1 nodes and kernel pages (InputError otherwise).
+//   Limits         fewer than 2^32-1 nodes and kernel pages (InputError otherwise). build() from a
+//                  translation layer first compares estimate() with available_memory()
+//                  (graph/memory_budget.hpp) and refuses with both figures when it does not fit;
+//                  an allocation failure later is an InputError too, never an abort.
 #pragma once
 
 #include "graph/csr.hpp"
@@ -60,11 +69,19 @@ struct GraphParams {
     bool operator==(const GraphParams&) const = default;
 };
 
+// Kernel virtual pages [vaddr, vaddr + size) the page tables map but the dump does not hold.
+struct AbsentRun {
+    uint64_t vaddr = 0;
+    uint64_t size = 0;   // bytes, a multiple of 4096
+    bool operator==(const AbsentRun&) const = default;
+};
+
 // Facts about how a graph was made, recorded in the file for `dmgraph info` and provenance.
 struct GraphBuildInfo {
     std::string dump_path;
     uint64_t dump_bytes = 0;
     uint64_t kernel_pages = 0;        // 4 KiB kernel pages scanned (after alias removal)
+    uint64_t absent_pages = 0;        // 4 KiB kernel pages mapped but not in the dump (Σ absent())
     uint64_t pointer_fields = 0;
     uint64_t dtb = 0;
     PagingMode paging = PagingMode::X86_64_4Level;
@@ -81,6 +98,17 @@ struct GraphBuildPhases {
     double csr = 0;       // prefix sums and row fills
 };
 
+// What build() will need, from the number of kernel pages alone (before any scan):
+//   pages     canonical kernel pages, at most min(present kernel pages, pages the dump holds)
+//   pointers, nodes, edges   pages × densities measured on Debian 6.1 amd64 dumps (graph/memory_graph.cpp,
+//             kDensity…) times a margin of 2
+//   bytes     peak heap of build(): a fixed cost per present kernel page mapping (aliases
+//             included), page, pointer, node (plus feature_bytes) and edge, read off the
+//             builder's arrays (graph/memory_graph.cpp, estimate())
+struct GraphEstimate {
+    uint64_t pages = 0, pointers = 0, nodes = 0, edges = 0, bytes = 0;
+};
+
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
 // The .dmg checksum over a whole file image (it covers bytes [24, size)); for tests and tools that
@@ -89,15 +117,18 @@ uint64_t dmg_checksum(std::span<const uint8_t> file) noexcept;
 
 class MemoryGraph {
 public:
+    static GraphEstimate estimate(const TranslationLayer& layer, const GraphParams& params = {});
+
     // Scans every kernel page of `layer` once. Parallel (OpenMP); peak RSS is the graph itself
     // plus O(pages + pointers), never a copy of the dump: on a file-backed layer the dump pages
     // are dropped from the process (MADV_DONTNEED) chunk by chunk once read. params.word_size is
-    // taken from the layer. Throws InputError for bad params or a graph beyond the limits.
+    // taken from the layer. Throws InputError for bad params, a graph beyond the limits, or one
+    // that does not fit in memory (see Limits above).
     static MemoryGraph build(const TranslationLayer& layer, GraphParams params = {},
                              const ProgressFn& progress = {});
-    // The same over an explicit list of kernel mappings (what TranslationLayer::kernel_runs()
-    // returns, aliases included) and the physical layer that backs them; used by unit tests to
-    // build graphs from hand-made memory.
+    // The same over an explicit list of kernel mappings (aliases included; pages the physical
+    // layer lacks are mapped but absent) and the physical layer that backs them; used by unit
+    // tests to build graphs from hand-made memory. No memory check.
     static MemoryGraph build(std::span<const VirtualRun> kernel_runs, const PhysicalLayer& phys,
                              GraphParams params, const ProgressFn& progress = {});
 
@@ -121,6 +152,9 @@ public:
     // Node n's input bytes are features()[n*feature_bytes, (n+1)*feature_bytes).
     std::span<const uint8_t> features() const noexcept { return features_; }
     CsrView in(EdgeKind k) const noexcept { return in_[static_cast<int>(k)]; }
+    // Mapped kernel pages the dump lacks, sorted by vaddr, disjoint, not adjacent: words pointing
+    // there are pointer fields without a target node. Empty in .dmg files of version 1.
+    std::span<const AbsentRun> absent() const noexcept { return absent_; }
 
     // Node whose [vaddr, vaddr+length) contains `vaddr`, if any (binary search).
     std::optional<uint32_t> node_containing(uint64_t vaddr) const noexcept;
@@ -136,8 +170,19 @@ private:
     std::span<const uint32_t> length_;
     std::span<const uint8_t> features_;
     std::array<CsrView, kEdgeKinds> in_{};
+    std::span<const AbsentRun> absent_;
     friend struct MemoryGraphIo;
     friend struct MemoryGraphBuilder;
 };
+
+// Nodes within `hops` edges of `centre`, edges of any kind followed in either direction: a BFS
+// over the incoming CSRs and their transposes (made once), so each hop costs the edges of its
+// frontier only. Each hop adds its new nodes in ascending order and stops at `max_nodes` (then
+// `truncated`). What `dmgraph dot --around` draws.
+struct Neighbourhood {
+    std::vector<uint32_t> nodes;   // ascending, centre included
+    bool truncated = false;
+};
+Neighbourhood neighbourhood(const MemoryGraph& g, uint32_t centre, unsigned hops, uint32_t max_nodes);
 
 }  // namespace deepmem

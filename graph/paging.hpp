@@ -113,14 +113,16 @@ inline constexpr unsigned kMaxAliases = 4;
 
 struct WalkResult {
     std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
+    std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr
     TranslationLayer::WalkStats stats;
     uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // lowest / highest absent table address seen
 };
 
 // Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
-// work bound). Reading fewer tables: budget = data pages / budget_divisor + 4096 tables, past
-// which it throws InputError.
+// work bound), and with `with_mapped` every mapped page whatever its backing (large pages whole;
+// tables that are absent or skipped as aliases map nothing). Reading fewer tables: budget =
+// data pages / budget_divisor + 4096 tables, past which it throws InputError.
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                     uint64_t budget_divisor = 1);
+                     uint64_t budget_divisor = 1, bool with_mapped = false);
 
 }  // namespace deepmem::paging

@@ -5,6 +5,7 @@
 // (graph/paging.hpp).
 #include "graph/layers.hpp"
 #include "graph/paging.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -180,21 +181,24 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
         for (uint64_t c0 = first; c0 < end; c0 += std::min(kChunk, end - c0)) {
             const uint64_t c1 = c0 + std::min(kChunk, end - c0);
             const int64_t np = static_cast<int64_t>((c1 - c0) / kPage);
+            ParallelErrors errors;
 #pragma omp parallel if (np > 1024)
             {
                 std::vector<Candidate> mine;
 #pragma omp for schedule(static) nowait
-                for (int64_t i = 0; i < np; ++i) {
-                    const uint64_t p = c0 + static_cast<uint64_t>(i) * kPage;
-                    for (PagingMode m : modes) {
-                        const Scheme& s = scheme_of(m);
-                        if (!s.sign_extend && p > 0xfffff000u) continue;   // CR3 of 32-bit schemes
-                        if (auto c = quick_check(s, phys, p)) mine.push_back(*c);
-                    }
-                }
+                for (int64_t i = 0; i < np; ++i)
+                    errors.run([&] {
+                        const uint64_t p = c0 + static_cast<uint64_t>(i) * kPage;
+                        for (PagingMode m : modes) {
+                            const Scheme& s = scheme_of(m);
+                            if (!s.sign_extend && p > 0xfffff000u) continue;   // CR3 of 32-bit schemes
+                            if (auto c = quick_check(s, phys, p)) mine.push_back(*c);
+                        }
+                    });
 #pragma omp critical
-                cands.insert(cands.end(), mine.begin(), mine.end());
+                errors.run([&] { cands.insert(cands.end(), mine.begin(), mine.end()); });
             }
+            errors.rethrow();
             // The chunk and the tables its look-alikes pointed to (anywhere in the dump).
             phys.release(phys.file_bytes().data(), phys.file_bytes().size());
         }

@@ -5,6 +5,7 @@
 // Choosing the scheme and root (ELF note, override, search) is graph/root_search.cpp.
 #include "graph/layers.hpp"
 #include "graph/paging.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <algorithm>
 #include <array>
@@ -52,6 +53,18 @@ void append_present(std::vector<VirtualRun>& out, const PhysicalLayer& phys, uin
         }
         if (lo < hi) append(out, v, lo, hi - lo);
     }
+}
+
+// Emits the mapping [va, va+size) → [pa, …) clipped to kernel_base, present in the dump or not.
+void append_mapped(std::vector<VirtualRun>& out, uint64_t va, uint64_t pa, uint64_t size, uint64_t kernel_base) {
+    if (va < kernel_base) {   // large page straddling the kernel boundary
+        uint64_t skip = kernel_base - va;
+        if (skip >= size) return;
+        va += skip;
+        pa += skip;
+        size -= skip;
+    }
+    append(out, va, pa, size);
 }
 
 // Dense numbering of the dump's present whole 4 KiB pages (those find(pa, 4096) returns), for the
@@ -103,13 +116,14 @@ private:
 // So the output holds at most kMaxAliases × present pages pages. Jobs run in parallel in batches
 // (bounded memory), merged in order.
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                             uint64_t budget_divisor) {
+                             uint64_t budget_divisor, bool with_mapped) {
     struct Job {
         uint64_t vaddr, paddr, span;
         bool table;   // paddr is a last-level table; else a large page [paddr, paddr+span)
     };
     WalkResult res;
     std::vector<Job> jobs;
+    std::vector<VirtualRun> large_mapped;   // with_mapped: large pages, in vaddr order
     uint64_t data_bytes = 0;   // tables in the holes of a sparse file are zeros, never read
     for (const auto& r : phys.data_runs()) data_bytes += r.size;
     const uint64_t budget = data_bytes / kPage / budget_divisor + 4096;
@@ -154,6 +168,7 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
             if (L.large_ok && (e & kPageSize)) {
                 auto base = s.large_base(e, L.shift);
                 if (!base) { ++res.stats.reserved; continue; }
+                if (with_mapped) append_mapped(large_mapped, va, *base, span, kernel_base);
                 if (!phys.any_present(*base, span) || one_alias_too_many(*base | (8 + level), va)) continue;
                 jobs.push_back({va, *base, span, false});
                 continue;
@@ -180,27 +195,38 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     const uint64_t pt_bytes = s.table_bytes(last);
     constexpr size_t kBatch = 1024;   // ≤ 1024 × 512 runs in flight
     std::vector<std::vector<VirtualRun>> out(std::min(jobs.size(), kBatch));
+    std::vector<std::vector<VirtualRun>> mapped(with_mapped ? out.size() : 0);
+    std::vector<VirtualRun> table_mapped;   // with_mapped: 4 KiB pages, in vaddr order
+    ParallelErrors errors;
     for (size_t b0 = 0; b0 < jobs.size(); b0 += kBatch) {
         const int64_t nb = static_cast<int64_t>(std::min(kBatch, jobs.size() - b0));
 #pragma omp parallel for schedule(dynamic, 16) if (nb > 256)   // threads cost more on tiny dumps
-        for (int64_t j = 0; j < nb; ++j) {
-            const Job& job = jobs[b0 + j];
-            auto& o = out[j];
-            o.clear();
-            if (!job.table) {
-                append_present(o, phys, job.vaddr, job.paddr, job.span, kernel_base);
-                continue;
-            }
-            const uint8_t* t = phys.find(job.paddr, pt_bytes);   // present: checked by the walk
-            for (uint64_t i = 0; i < pt_entries; ++i) {
-                uint64_t va = job.vaddr + i * kPage;
-                if (va < kernel_base) continue;
-                uint64_t e = s.entry(t, i);
-                if (!(e & kPresent)) continue;
-                uint64_t pa = e & s.addr_mask;
-                if (phys.find(pa, kPage)) append(o, va, pa, kPage);
-            }
-        }
+        for (int64_t j = 0; j < nb; ++j)
+            errors.run([&] {
+                const Job& job = jobs[b0 + j];
+                auto& o = out[j];
+                o.clear();
+                if (!job.table) {
+                    append_present(o, phys, job.vaddr, job.paddr, job.span, kernel_base);
+                    return;
+                }
+                if (with_mapped) mapped[j].clear();
+                const uint8_t* t = phys.find(job.paddr, pt_bytes);   // present: checked by the walk
+                for (uint64_t i = 0; i < pt_entries; ++i) {
+                    uint64_t va = job.vaddr + i * kPage;
+                    if (va < kernel_base) continue;
+                    uint64_t e = s.entry(t, i);
+                    if (!(e & kPresent)) continue;
+                    uint64_t pa = e & s.addr_mask;
+                    if (phys.find(pa, kPage)) append(o, va, pa, kPage);
+                    if (with_mapped) append(mapped[j], va, pa, kPage);
+                }
+            });
+        errors.rethrow();
+        if (with_mapped)
+            for (int64_t j = 0; j < nb; ++j)
+                if (jobs[b0 + j].table)
+                    for (const VirtualRun& r : mapped[j]) append(table_mapped, r.vaddr, r.paddr, r.size);
         for (int64_t j = 0; j < nb; ++j)
             for (const VirtualRun& r : out[j])
                 for (uint64_t off = 0; off < r.size; off += kPage) {
@@ -213,6 +239,13 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
                     ++n;
                     append(res.runs, r.vaddr + off, r.paddr + off, kPage);
                 }
+    }
+    // A vaddr has one leaf: the two sorted lists are disjoint and merge into one.
+    res.mapped.reserve(large_mapped.size() + table_mapped.size());
+    auto a = large_mapped.begin(), b = table_mapped.begin();
+    while (a != large_mapped.end() || b != table_mapped.end()) {
+        const VirtualRun& r = (b == table_mapped.end() || (a != large_mapped.end() && a->vaddr < b->vaddr)) ? *a++ : *b++;
+        append(res.mapped, r.vaddr, r.paddr, r.size);
     }
     return res;
 }
@@ -292,12 +325,18 @@ bool TranslationLayer::read_virtual(uint64_t vaddr, std::span<uint8_t> out) cons
 
 std::span<const VirtualRun> TranslationLayer::kernel_runs() const {
     if (!kernel_runs_done_) {
-        WalkResult r = paging::enumerate(scheme_of(mode_), *phys_, dtb_, kernel_base_);
+        WalkResult r = paging::enumerate(scheme_of(mode_), *phys_, dtb_, kernel_base_, 1, true);
         kernel_runs_ = std::move(r.runs);
+        mapped_runs_ = std::move(r.mapped);
         stats_ = r.stats;
         kernel_runs_done_ = true;
     }
     return kernel_runs_;
+}
+
+std::span<const VirtualRun> TranslationLayer::mapped_kernel_runs() const {
+    kernel_runs();
+    return mapped_runs_;
 }
 
 std::vector<VirtualRun> TranslationLayer::distinct_runs() const {

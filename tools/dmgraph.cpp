@@ -7,6 +7,7 @@
 //   dmgraph info G.dmg
 //   dmgraph nodes G.dmg [--from VADDR] [--to VADDR]     TSV: vaddr paddr length ln rn lp rp
 //   dmgraph dot G.dmg --around VADDR [--hops 2] [--max-nodes 400]
+#include "graph/memory_budget.hpp"
 #include "graph/memory_graph.hpp"
 #include "tools/cli.hpp"
 
@@ -18,7 +19,6 @@
 #include <bit>
 #include <cstdio>
 #include <iostream>
-#include <set>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -94,6 +94,15 @@ int cmd_build(const std::vector<std::string>& args) {
     print_warnings("dmgraph", phys->warnings());
     auto layer = TranslationLayer::detect(*phys, dtb, paging);
     if (const std::string w = layer.warning(); !w.empty()) std::fprintf(stderr, "dmgraph: warning: %s\n", w.c_str());
+    {
+        const GraphEstimate e = MemoryGraph::estimate(layer, params);
+        const auto avail = available_memory();
+        std::printf("estimate: %llu kernel pages, up to %llu nodes and %llu edges, %s of memory (%s)\n",
+                    static_cast<unsigned long long>(e.pages), static_cast<unsigned long long>(e.nodes),
+                    static_cast<unsigned long long>(e.edges), format_bytes(e.bytes).c_str(),
+                    avail ? (format_bytes(avail->bytes) + " available: " + avail->source).c_str() : "available unknown");
+        std::fflush(stdout);
+    }
     const bool show = !vm.count("quiet") && phys->file_bytes().size() > (uint64_t{256} << 20);
     int last_decile = -1;
     ProgressFn progress = [&](uint64_t done, uint64_t total) {
@@ -126,6 +135,7 @@ int cmd_info(const std::vector<std::string>& args) {
         std::printf("edges %-13s %llu\n", to_string(static_cast<EdgeKind>(k)),
                     static_cast<unsigned long long>(g.edge_count(static_cast<EdgeKind>(k))));
     std::printf("kernel pages        %llu\n", static_cast<unsigned long long>(i.kernel_pages));
+    std::printf("absent pages        %llu (mapped, not in the dump)\n", static_cast<unsigned long long>(i.absent_pages));
     std::printf("pointer fields      %llu\n", static_cast<unsigned long long>(i.pointer_fields));
     std::printf("dump                %s (%llu bytes)\n", i.dump_path.empty() ? "-" : i.dump_path.c_str(),
                 static_cast<unsigned long long>(i.dump_bytes));
@@ -208,29 +218,11 @@ int cmd_dot(const std::vector<std::string>& args) {
     auto centre = g.node_containing(around);
     if (!centre) throw InputError("no node contains " + hex(around));
     const unsigned hops = vm["hops"].as<Whole<unsigned>>().value, max_nodes = std::max(1u, vm["max-nodes"].as<Whole<unsigned>>().value);
-    std::set<uint32_t> picked{*centre};
-    std::vector<uint32_t> frontier{*centre};
-    bool truncated = false;
-    for (unsigned h = 0; h < hops && !frontier.empty() && !truncated; ++h) {
-        std::set<uint32_t> in_frontier(frontier.begin(), frontier.end()), next;
-        for (int k = 0; k < kEdgeKinds; ++k) {
-            CsrView v = g.in(static_cast<EdgeKind>(k));
-            for (uint32_t n : frontier)
-                for (uint32_t s : v.row(n)) next.insert(s);                 // sources of edges into n
-            for (uint32_t n = 0; n < g.node_count(); ++n)                  // destinations of edges out of it
-                for (uint32_t s : v.row(n))
-                    if (in_frontier.count(s)) next.insert(n);
-        }
-        frontier.clear();
-        for (uint32_t n : next) {
-            if (picked.count(n)) continue;
-            if (picked.size() >= max_nodes) { truncated = true; break; }
-            picked.insert(n);
-            frontier.push_back(n);
-        }
-    }
+    const Neighbourhood around_centre = neighbourhood(g, *centre, hops, max_nodes);
+    const std::vector<uint32_t>& picked = around_centre.nodes;
+    auto is_picked = [&](uint32_t n) { return std::binary_search(picked.begin(), picked.end(), n); };
     std::printf("digraph memory_graph {\n  node [shape=box, fontname=\"monospace\"];\n");
-    if (truncated) std::printf("  // truncated at %u nodes (--max-nodes)\n", max_nodes);
+    if (around_centre.truncated) std::printf("  // truncated at %u nodes (--max-nodes)\n", max_nodes);
     for (uint32_t n : picked)
         std::printf("  n%u [label=\"%s\\nlen %u\"%s];\n", n, hex(g.vaddr()[n]).c_str(), g.length()[n],
                     n == *centre ? ", style=bold, color=red" : "");
@@ -238,7 +230,7 @@ int cmd_dot(const std::vector<std::string>& args) {
         CsrView v = g.in(static_cast<EdgeKind>(k));
         for (uint32_t n : picked)
             for (uint32_t s : v.row(n))
-                if (picked.count(s))
+                if (is_picked(s))
                     std::printf("  n%u -> n%u [label=\"%s\"];\n", s, n, to_string(static_cast<EdgeKind>(k)));
     }
     std::printf("}\n");

@@ -35,6 +35,13 @@ void walk(std::span<const uint8_t> bytes) {
         }
         auto [a, b] = g.nodes_between(0, ~uint64_t{0});
         require(a == 0 && b == n);
+        uint64_t absent_pages = 0;
+        for (size_t i = 0; i < g.absent().size(); ++i) {
+            require(g.absent()[i].size > 0 && g.absent()[i].size % 4096 == 0);
+            if (i) require(g.absent()[i].vaddr > g.absent()[i - 1].vaddr);
+            absent_pages += g.absent()[i].size / 4096;
+        }
+        require(absent_pages == g.info().absent_pages);
         (void)sum;
     } catch (const FormatError&) {
     }

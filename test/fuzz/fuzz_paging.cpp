@@ -2,7 +2,7 @@
 // Input: byte 0 picks the scheme (low 2 bits), bytes 1..8 the root (little-endian), the rest is
 // a raw physical image. Checks: kernel_runs() sorted, disjoint, in kernel space, backed by present
 // pages, and agreeing with translate(); detect() either finds a root or throws InputError.
-#include "graph/layers.hpp"
+#include "fuzz_physical.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -10,11 +10,11 @@
 using namespace deepmem;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    if (size < 10) return 0;
-    const PagingMode mode = static_cast<PagingMode>(data[0] & 3);
-    uint64_t dtb;
-    std::memcpy(&dtb, data + 1, 8);
-    auto phys = PhysicalLayer::from_bytes({data + 9, size - 9}, DumpFormat::Raw);
+    auto in = paging_input(data, size);
+    if (!in) return 0;
+    const PagingMode mode = in->mode;
+    const uint64_t dtb = in->dtb;
+    const auto& phys = in->phys;
     try {
         TranslationLayer t(*phys, mode, dtb);
         uint64_t prev_end = 0;

@@ -5,6 +5,8 @@
 #include "graph/layers.hpp"
 
 #include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <vector>
 
 inline void check_physical(const uint8_t* data, size_t size, deepmem::DumpFormat format) {
@@ -40,4 +42,20 @@ inline void check_physical(const uint8_t* data, size_t size, deepmem::DumpFormat
         (void)t.kernel_runs();
     } catch (const InputError&) {
     }
+}
+
+// Byte 0 picks the scheme (low 2 bits), bytes 1..8 the root (little-endian), the rest is a raw
+// physical image; nullopt for inputs shorter than 10 bytes.
+struct PagingInput {
+    deepmem::PagingMode mode;
+    uint64_t dtb;
+    std::unique_ptr<deepmem::PhysicalLayer> phys;
+};
+inline std::optional<PagingInput> paging_input(const uint8_t* data, size_t size) {
+    using namespace deepmem;
+    if (size < 10) return std::nullopt;
+    PagingInput in{static_cast<PagingMode>(data[0] & 3), 0, nullptr};
+    std::memcpy(&in.dtb, data + 1, 8);
+    in.phys = PhysicalLayer::from_bytes({data + 9, size - 9}, DumpFormat::Raw);
+    return in;
 }

@@ -64,9 +64,12 @@ inline PlainGraph plain(const MemoryGraph& g) {
 inline PlainGraph reference_graph(const Memory& m, GraphParams prm) {
     const uint64_t ws = m.ws;
     std::map<uint64_t, uint64_t> vpage_to_ppage;   // every present kernel page
+    std::set<uint64_t> mapped;                     // every mapped kernel page, present or not
     for (auto& r : m.runs)
-        for (uint64_t o = 0; o < r.size; o += 4096)
+        for (uint64_t o = 0; o < r.size; o += 4096) {
+            mapped.insert(r.vaddr + o);
             if (r.paddr + o + 4096 <= m.image.size()) vpage_to_ppage[r.vaddr + o] = r.paddr + o;
+        }
     std::map<uint64_t, uint64_t> canon_of_ppage;
     for (auto& [v, p] : vpage_to_ppage)
         if (!canon_of_ppage.count(p)) canon_of_ppage[p] = v;   // map iterates vaddr ascending
@@ -77,20 +80,21 @@ inline PlainGraph reference_graph(const Memory& m, GraphParams prm) {
         std::memcpy(&v, &m.image[paddr], ws);
         return v;
     };
-    auto resolve = [&](uint64_t v, uint64_t& canon) {
+    // A pointer when its page is mapped; a target only when that page is present.
+    auto resolve = [&](uint64_t v, bool& has_target, uint64_t& canon) {
         auto it = vpage_to_ppage.find(v & ~uint64_t{4095});
-        if (it == vpage_to_ppage.end()) return false;
-        canon = canon_of_ppage[it->second] + (v & 4095);
-        return true;
+        has_target = it != vpage_to_ppage.end();
+        if (has_target) canon = canon_of_ppage[it->second] + (v & 4095);
+        return mapped.count(v & ~uint64_t{4095}) != 0;
     };
-    struct Word { uint64_t paddr; bool ptr; uint64_t target; };
+    struct Word { uint64_t paddr; bool ptr; bool has_target; uint64_t target; };
     std::map<uint64_t, Word> words;
     PlainGraph g;
     g.kernel_pages = canon_pages.size();
     for (auto& [v, p] : canon_pages)
         for (uint64_t o = 0; o < 4096; o += ws) {
-            Word w{p + o, false, 0};
-            w.ptr = resolve(load(p + o), w.target);
+            Word w{p + o, false, false, 0};
+            w.ptr = resolve(load(p + o), w.has_target, w.target);
             g.pointer_fields += w.ptr;
             words[v + o] = w;
         }
@@ -137,7 +141,7 @@ inline PlainGraph reference_graph(const Memory& m, GraphParams prm) {
         std::vector<int64_t> tg;
         uint64_t end = start;
         while (it != words.end() && it->second.ptr && it->first == end) {
-            tg.push_back(target_node(it->second.target));
+            tg.push_back(it->second.has_target ? target_node(it->second.target) : -1);
             end += ws;
             ++it;
         }
@@ -180,7 +184,7 @@ inline Memory random_memory(uint64_t seed, uint64_t phys_pages, unsigned ws) {
         uint64_t ppage = rng() % 2 ? rng() % direct : direct + i;
         m.map(valloc + i * 2 * 4096, ppage * 4096, 4096);
     }
-    // Mapped but absent from the dump: values into it are not pointers.
+    // Mapped but absent from the dump: values into it are pointers without a target.
     m.map(valloc + 0x08000000, phys_pages * 4096 + 0x100000, 4096);
     std::vector<uint64_t> vpages;
     for (auto& r : m.runs)

@@ -244,4 +244,20 @@ inline std::vector<uint8_t> to_lime(const std::vector<uint8_t>& mem, std::vector
     return b;
 }
 
+// LiME file holding only the given {start, size} ranges of `mem` (ascending), one header each.
+inline std::vector<uint8_t> to_lime_ranges(const std::vector<uint8_t>& mem,
+                                           const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+    std::vector<uint8_t> b;
+    for (auto [s, n] : ranges) {
+        size_t h = b.size();
+        b.resize(h + 32 + n, 0);
+        put_le(b, h, 4, 0x4C694D45);
+        put_le(b, h + 4, 4, 1);
+        put_le(b, h + 8, 8, s);
+        put_le(b, h + 16, 8, s + n - 1);
+        std::memcpy(b.data() + h + 32, mem.data() + s, n);
+    }
+    return b;
+}
+
 }  // namespace deepmem::test_images

@@ -4,10 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <utility>
 #include <unistd.h>
 
 using namespace deepmem;
@@ -39,7 +41,7 @@ void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
 // Header offsets (graph/graph_file.cpp).
 constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136;
 uint64_t section_offset(const std::vector<uint8_t>& f, int i) { return get64(f, kSectionsAt + 16 * i); }
-enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4 };
+enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4, kDumpPath = kSources0 + 4, kKernelBanner, kAbsent };
 
 MemoryGraph sample_graph() {
     Memory m = random_memory(11, 40, 8);
@@ -143,10 +145,11 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
         }
         CHECK(threw);
     };
-    {
+    for (uint32_t v : {0u, 4u}) {
         auto c = f;
-        put32(c, kVersionAt, 1);   // version 1 had no kernel-banner section
-        CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("version 1"), FormatError);
+        put32(c, kVersionAt, v);
+        reseal(c);
+        CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains(("version " + std::to_string(v)).c_str()), FormatError);
     }
     auto c = f;
     reseal(c);
@@ -182,6 +185,78 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
     rejects(c, "paging mode 9");
     c = f; c[400] = 1;
     rejects(c, "reserved byte");
+    REQUIRE(g.absent().size() == 1);
+    const uint64_t absent_at = section_offset(f, kAbsent);
+    c = f; put64(c, absent_at, get64(f, absent_at) + 8);
+    rejects(c, "absent run not page-aligned");
+    c = f; put64(c, absent_at + 8, 0);
+    rejects(c, "empty absent run");
+    c = f; put64(c, absent_at, ~uint64_t{0} - 4095); put64(c, absent_at + 8, 8192);
+    rejects(c, "absent run wraps");
+    c = f; put64(c, kSectionsAt + 16 * kAbsent + 8, 8);
+    rejects(c, "absent section not whole runs");
+}
+
+TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner round-trip in version 3") {
+    MemoryGraph g = sample_graph();
+    REQUIRE(g.absent().size() == 1);   // random_memory maps one page beyond its image
+    TempDir dir;
+    g.save(dir / "g.dmg");
+    auto f = slurp(dir / "g.dmg");
+    MemoryGraph back = MemoryGraph::from_bytes(f);
+    REQUIRE(back.absent().size() == 1);
+    CHECK(back.absent()[0] == g.absent()[0]);
+    CHECK(back.info().absent_pages == g.info().absent_pages);
+    REQUIRE(get64(f, kSectionsAt + 16 * kKernelBanner + 8) == 0);   // no banner in random memory
+    auto same_graph = [&](const MemoryGraph& old) {
+        CHECK(old.node_count() == g.node_count());
+        for (int k = 0; k < kEdgeKinds; ++k) {
+            const EdgeKind kind = static_cast<EdgeKind>(k);
+            CHECK(old.edge_count(kind) == g.edge_count(kind));
+        }
+        CHECK(std::equal(old.vaddr().begin(), old.vaddr().end(), g.vaddr().begin(), g.vaddr().end()));
+    };
+    auto clear_slot = [](std::vector<uint8_t>& c, int i) {
+        put64(c, kSectionsAt + 16 * i, 0);
+        put64(c, kSectionsAt + 16 * i + 8, 0);
+    };
+    // As version 1 wrote it: neither a banner nor an absent-runs section (their header slots zero).
+    auto v1 = f;
+    put32(v1, kVersionAt, 1);
+    clear_slot(v1, kKernelBanner);   // an empty section still has an offset in version 3
+    clear_slot(v1, kAbsent);
+    reseal(v1);
+    MemoryGraph old = MemoryGraph::from_bytes(v1);
+    CHECK(old.absent().empty());
+    CHECK(old.info().absent_pages == 0);
+    CHECK_FALSE(old.info().kernel_banner.has_value());
+    same_graph(old);
+    // A version-1 file with something in a slot it did not have is corrupt; so is a version-2 one
+    // with something in the absent runs' slot (version 3's).
+    const std::pair<uint32_t, int> wrong_slots[] = {{1, kKernelBanner}, {1, kAbsent}, {2, kAbsent}};
+    for (const auto& [version, slot] : wrong_slots) {
+        auto bad = v1;
+        put32(bad, kVersionAt, version);
+        put64(bad, kSectionsAt + 16 * slot, section_offset(f, kAbsent));
+        put64(bad, kSectionsAt + 16 * slot + 8, 16);
+        reseal(bad);
+        const uint32_t v = version;   // clang 14: no structured binding inside INFO's lambda
+        const int sl = slot;
+        INFO("version " << v << ", slot " << sl);
+        CHECK_THROWS_AS(MemoryGraph::from_bytes(bad), FormatError);
+    }
+    // As pre-release builds wrote version 2: the absent runs in the 14th slot (the banner's).
+    auto pre = f;
+    put32(pre, kVersionAt, 2);
+    put64(pre, kSectionsAt + 16 * kKernelBanner, section_offset(f, kAbsent));
+    put64(pre, kSectionsAt + 16 * kKernelBanner + 8, get64(f, kSectionsAt + 16 * kAbsent + 8));
+    clear_slot(pre, kAbsent);
+    reseal(pre);
+    MemoryGraph pre_graph = MemoryGraph::from_bytes(pre);
+    REQUIRE(pre_graph.absent().size() == 1);
+    CHECK(pre_graph.absent()[0] == g.absent()[0]);
+    CHECK_FALSE(pre_graph.info().kernel_banner.has_value());
+    same_graph(pre_graph);
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {

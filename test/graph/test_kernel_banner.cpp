@@ -2,6 +2,7 @@
 // image over copies elsewhere (decoys, truncated copies), the fallback physical scan, and the
 // banner's trip through the .dmg file.
 #include "graph_fixtures.hpp"
+#include "layer_images.hpp"
 
 #include <doctest/doctest.h>
 
@@ -183,9 +184,38 @@ TEST_CASE("graph: the banner is part of the graph and of its .dmg file") {
         std::memcpy(&f[16], &sum, 8);
         CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(f), doctest::Contains("kernel banner"), FormatError);
     }
+    {   // as version 2 wrote it: the banner in section 13, no absent-runs section 14 (graph_file.cpp)
+        std::vector<uint8_t> f;
+        {
+            std::ifstream in(path, std::ios::binary);
+            f.assign(std::istreambuf_iterator<char>(in), {});
+        }
+        const uint32_t v2 = 2;
+        std::memcpy(&f[8], &v2, 4);
+        std::memset(&f[136 + 16 * 14], 0, 16);
+        uint64_t sum = dmg_checksum(f);
+        std::memcpy(&f[16], &sum, 8);
+        MemoryGraph old = MemoryGraph::from_bytes(f);
+        REQUIRE(old.info().kernel_banner.has_value());
+        CHECK(old.info().kernel_banner->banner == g.info().kernel_banner->banner);
+        CHECK(old.absent().empty());
+        CHECK(old.node_count() == g.node_count());
+    }
 
     std::filesystem::remove(path);
     Memory none(4);
     none.map(K64, 0, 4 * 4096);
     CHECK_FALSE(none.build().info().kernel_banner.has_value());
+}
+
+TEST_CASE("graph: build() from a translation layer records the banner too") {
+    // layer_images.hpp: 0xffffffff80000000 maps physical 0x200000 with a 2 MiB page.
+    auto img = test_images::build_x64_4level();
+    std::memcpy(&img.bytes[0x201000], (kDebian61 + "\n").data(), kDebian61.size() + 1);
+    auto phys = PhysicalLayer::from_bytes(img.bytes, DumpFormat::Raw);
+    auto layer = TranslationLayer::detect(*phys, 0x1000, PagingMode::X86_64_4Level);
+    MemoryGraph g = MemoryGraph::build(layer);
+    REQUIRE(g.info().kernel_banner.has_value());
+    CHECK(g.info().kernel_banner->banner.text == kDebian61);
+    CHECK(g.info().kernel_banner->vaddr == kImage + 0x1000);
 }

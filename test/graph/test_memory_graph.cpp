@@ -1,13 +1,26 @@
 // Memory graph construction: the paper's Figure 2 exactly, segmentation edge cases, the target
 // rules, aliases, and agreement with a word-by-word reference builder on random memory.
 #include "graph_fixtures.hpp"
+#include "graph/memory_budget.hpp"
+#include "graph/parallel_errors.hpp"
+#include "layer_images.hpp"
 
 #include <doctest/doctest.h>
 #include <omp.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <string>
+#include <stdexcept>
+
 using namespace deepmem;
 using namespace deepmem::test;
 using V = std::vector<uint32_t>;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -305,18 +318,32 @@ TEST_CASE("graph: aliases are scanned once at the lowest vaddr; targets resolve 
     check_same(plain(m.build()), plain(g));
 }
 
-TEST_CASE("graph: pages absent from the dump are neither scanned nor pointer targets") {
+TEST_CASE("graph: a word into a mapped page absent from the dump is a pointer field without a target") {
     Memory m(1);
     m.map(K64, 0, 4096);
-    m.map(K64 + 4096, 0x100000, 4096);   // beyond the 1-page image
+    m.map(K64 + 4096, 0x100000, 4096);   // mapped, but beyond the 1-page image
     m.fill(0, 4096, 0x11);
-    m.word(64, K64 + 4096 + 8);
+    m.word(64, K64 + 4096 + 8);          // into the absent page: splits the segment, no edge
     m.word(128, K64);
+    m.word(192, K64 + 2 * 4096);         // unmapped: plain data
     MemoryGraph g = m.build();
     CHECK(g.info().kernel_pages == 1);
-    CHECK(g.info().pointer_fields == 1);
-    CHECK(g.node_count() == 2);
-    CHECK(g.length()[0] == 128);
+    CHECK(g.info().pointer_fields == 2);
+    CHECK(g.info().absent_pages == 1);
+    REQUIRE(g.absent().size() == 1);
+    CHECK(g.absent()[0] == AbsentRun{K64 + 4096, 4096});
+    REQUIRE(g.node_count() == 3);
+    CHECK(g.vaddr()[0] == K64);
+    CHECK(g.length()[0] == 64);
+    CHECK(g.vaddr()[1] == K64 + 72);
+    CHECK(g.length()[1] == 56);
+    CHECK(g.vaddr()[2] == K64 + 136);
+    // The run at 64 points into the absent page only: no lp/rp edge; the run at 128 points to node 0.
+    CHECK(row(g, RP, 0).empty());
+    CHECK(row(g, LP, 1).empty());
+    CHECK(row(g, RP, 1) == V{0});
+    CHECK(row(g, LP, 2) == V{0});
+    check_same(plain(g), reference_graph(m, g.params()));
 }
 
 TEST_CASE("graph: bad kernel runs and parameters are InputErrors") {
@@ -373,4 +400,208 @@ TEST_CASE("graph: progress reaches the total") {
     MemoryGraph::build(m.runs, *ph, {}, [&](uint64_t d, uint64_t t) { last_done = d; last_total = t; });
     CHECK(last_done == last_total);
     CHECK(last_total > 0);
+}
+
+TEST_CASE("graph: an exception thrown inside a parallel region arrives as a normal error") {
+    // The helper alone: the first exception survives the region, later iterations are skipped.
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    ParallelErrors errors;
+    std::atomic<int> ran{0};
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < 1000; ++i)
+        errors.run([&] {
+            ++ran;
+            if (i == 10) throw std::bad_alloc();
+        });
+    CHECK(errors.failed());
+    CHECK_THROWS_AS(errors.rethrow(), std::bad_alloc);
+    CHECK(ran.load() < 1000);
+    CHECK_NOTHROW(errors.rethrow());   // delivered once
+    // Through the builder: a progress callback (called inside the scan region) that throws.
+    Memory m = random_memory(9, 600, 8);
+    auto ph = m.phys();
+    struct Cancelled : std::runtime_error { using std::runtime_error::runtime_error; };
+    CHECK_THROWS_AS(MemoryGraph::build(m.runs, *ph, {}, [](uint64_t, uint64_t) { throw Cancelled("cancelled"); }),
+                    Cancelled);
+    omp_set_num_threads(saved);
+}
+
+TEST_CASE("graph: pointer-ness follows the page tables, so raw, ELF and LiME copies give the same graph") {
+    // x86-64 page tables of layer_images.hpp: a 1 GiB direct map of all 4 MiB at 0xffff800000000000,
+    // and PT[6] of the kernel-image mapping → physical 0x10000000, which no copy holds.
+    namespace ti = test_images;
+    constexpr uint64_t Direct = 0xffff800000000000ull, ImageAbsent = 0xffffffff80206000ull;
+    constexpr uint64_t Data = 0x300000, Cut = 0x380000;   // Cut: the page the copies leave out
+    auto img = ti::build_x64_4level();
+    for (uint64_t i = 0; i < 4096; ++i) img.bytes[Data + i] = 0x5a;
+    img.put64(Data, ImageAbsent);                  // guards: the zero pages around make no node
+    img.put64(Data + 4088, ImageAbsent);
+    img.put64(Data + 64, Direct + Cut + 8);        // mapped, page cut from the dump
+    img.put64(Data + 200, ImageAbsent + 16);       // mapped, backing page beyond the dump
+    img.put64(Data + 400, Direct + Data + 1000);   // mapped and present: an edge
+    img.put64(Data + 600, 0xffffc90000000000ull);  // not mapped: data
+    for (uint64_t i = 0; i < 4096; i += 8) img.put64(Cut + i, Direct + Data);   // lost with the page
+    fs::path dir = fs::temp_directory_path() / ("graph-mapped-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto write = [&](const std::string& name, const std::vector<uint8_t>& bytes) {
+        std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                          static_cast<std::streamsize>(bytes.size()));
+        return (dir / name).string();
+    };
+    const std::vector<std::pair<uint64_t, uint64_t>> kept = {{0, Cut}, {Cut + 4096, img.bytes.size() - Cut - 4096}};
+    std::vector<std::string> files = {write("dump.elf", ti::to_elf(img.bytes, kept, {}, true)),
+                                      write("dump.lime", ti::to_lime_ranges(img.bytes, kept))};
+    {   // raw: the cut page is a hole of a sparse file (reads as zeros, holds nothing)
+        std::ofstream raw(dir / "dump.raw", std::ios::binary);
+        raw.write(reinterpret_cast<const char*>(img.bytes.data()), Cut);
+        raw.seekp(static_cast<std::streamoff>(Cut + 4096));
+        raw.write(reinterpret_cast<const char*>(img.bytes.data() + Cut + 4096),
+                  static_cast<std::streamsize>(img.bytes.size() - Cut - 4096));
+    }
+    if (MappedFile((dir / "dump.raw").string()).data_extents().size() > 1) files.push_back((dir / "dump.raw").string());
+    else MESSAGE("this filesystem reports no holes: raw copy not compared");
+
+    std::optional<PlainGraph> first;
+    std::vector<AbsentRun> first_absent;
+    for (const auto& f : files) {
+        INFO(f);
+        auto phys = PhysicalLayer::open(f);
+        auto layer = TranslationLayer::detect(*phys, 0x1000, PagingMode::X86_64_4Level);
+        auto mapped = layer.mapped_kernel_runs();
+        auto covers = [](std::span<const VirtualRun> runs, uint64_t v) {
+            for (const auto& r : runs)
+                if (v - r.vaddr < r.size) return true;
+            return false;
+        };
+        CHECK(covers(mapped, ImageAbsent));
+        CHECK_FALSE(covers(layer.kernel_runs(), ImageAbsent));
+        CHECK(covers(mapped, Direct + Cut));
+        MemoryGraph g = MemoryGraph::build(layer);
+        // Absent: the cut page (in the direct map and through the 2 MiB kernel-image page at
+        // 0x200000), the rest of the 1 GiB direct-map page beyond the 4 MiB image, PT[6].
+        const std::vector<AbsentRun> want = {{Direct + Cut, 4096},
+                                             {Direct + img.bytes.size(), (uint64_t{1} << 30) - img.bytes.size()},
+                                             {0xffffffff80000000ull + Cut - 0x200000, 4096},
+                                             {ImageAbsent, 4096}};
+        CHECK(std::vector<AbsentRun>(g.absent().begin(), g.absent().end()) == want);
+        CHECK(g.info().absent_pages == 3 + (uint64_t{1} << 18) - img.bytes.size() / 4096);
+        // The data page: pointer fields at 0, 64, 200, 400, 4088 bound four nodes; only the
+        // present target gives edges.
+        auto [a, b] = g.nodes_between(Direct + Data, Direct + Data + 4096);
+        REQUIRE(b - a == 4);
+        CHECK(g.vaddr()[a] == Direct + Data + 8);
+        CHECK(g.vaddr()[a + 1] == Direct + Data + 72);
+        CHECK(g.vaddr()[a + 2] == Direct + Data + 208);
+        CHECK(g.vaddr()[a + 3] == Direct + Data + 408);
+        CHECK(row(g, RP, a).empty());
+        CHECK(row(g, RP, a + 1).empty());
+        CHECK(row(g, RP, a + 2) == V{a + 3});
+        PlainGraph p = plain(g);
+        if (!first) {
+            first = p;
+            first_absent.assign(g.absent().begin(), g.absent().end());
+        } else {
+            check_same(p, *first);
+            CHECK(std::vector<AbsentRun>(g.absent().begin(), g.absent().end()) == first_absent);
+        }
+    }
+    fs::remove_all(dir);
+}
+
+TEST_CASE("graph: the memory estimate refuses a build that does not fit, with both figures") {
+    auto img = test_images::build_x64_4level();
+    auto phys = PhysicalLayer::from_bytes(img.bytes, DumpFormat::Raw);
+    TranslationLayer layer(*phys, PagingMode::X86_64_4Level, 0x1000);
+    GraphEstimate e = MemoryGraph::estimate(layer);
+    CHECK(e.pages == img.bytes.size() / 4096);   // the direct map of every page; aliases counted once
+    CHECK(e.nodes >= e.pages);
+    CHECK(e.edges >= e.nodes);
+    CHECK(e.bytes > e.nodes * 64);
+    GraphParams wide;
+    wide.feature_bytes = 1024;
+    CHECK(MemoryGraph::estimate(layer, wide).bytes > e.bytes);
+
+    const char* saved = std::getenv("DEEPMEM_MEMORY_LIMIT");
+    std::string keep = saved ? saved : "";
+    ::setenv("DEEPMEM_MEMORY_LIMIT", "64K", 1);
+    auto budget = available_memory();
+    REQUIRE(budget.has_value());
+    CHECK(budget->bytes == 65536);
+    CHECK_THROWS_WITH_AS(MemoryGraph::build(layer), doctest::Contains("not enough memory"), InputError);
+    CHECK_THROWS_WITH_AS(MemoryGraph::build(layer), doctest::Contains(format_bytes(e.bytes).c_str()), InputError);
+    ::setenv("DEEPMEM_MEMORY_LIMIT", std::to_string(e.bytes).c_str(), 1);
+    CHECK_NOTHROW(MemoryGraph::build(layer));   // exactly enough
+    ::setenv("DEEPMEM_MEMORY_LIMIT", std::to_string(e.bytes - 1).c_str(), 1);
+    CHECK_THROWS_AS(MemoryGraph::build(layer), InputError);
+    ::setenv("DEEPMEM_MEMORY_LIMIT", "2G", 1);
+    CHECK(available_memory()->bytes == uint64_t{2} << 30);
+    for (const char* bad : {"lots", "-5", "12Q", "99999999999T"}) {
+        ::setenv("DEEPMEM_MEMORY_LIMIT", bad, 1);
+        CHECK_THROWS_AS(available_memory(), InputError);
+    }
+    if (saved) ::setenv("DEEPMEM_MEMORY_LIMIT", keep.c_str(), 1);
+    else ::unsetenv("DEEPMEM_MEMORY_LIMIT");
+    // Unforced, Linux always offers a figure (MemAvailable at least), and this tiny build fits.
+    if (!saved) {
+        auto real = available_memory();
+        REQUIRE(real.has_value());
+        CHECK(real->bytes > 0);
+        CHECK(MemoryGraph::build(layer).info().kernel_pages > 0);
+    }
+    CHECK(format_bytes(512) == "512 bytes");
+    CHECK(format_bytes(3 << 20) == "3.0 MiB");
+    CHECK(format_bytes(uint64_t{40} << 30) == "40 GiB");
+}
+
+namespace {
+
+// `dmgraph dot`'s neighbourhood as it was first written: each hop rescans every row of every
+// kind for edges out of the frontier. The reference for neighbourhood().
+Neighbourhood rescanning_neighbourhood(const MemoryGraph& g, uint32_t centre, unsigned hops, uint32_t max_nodes) {
+    std::set<uint32_t> picked{centre};
+    std::vector<uint32_t> frontier{centre};
+    bool truncated = false;
+    for (unsigned h = 0; h < hops && !frontier.empty() && !truncated; ++h) {
+        std::set<uint32_t> in_frontier(frontier.begin(), frontier.end()), next;
+        for (int k = 0; k < kEdgeKinds; ++k) {
+            CsrView v = g.in(static_cast<EdgeKind>(k));
+            for (uint32_t n : frontier)
+                for (uint32_t s : v.row(n)) next.insert(s);
+            for (uint32_t n = 0; n < g.node_count(); ++n)
+                for (uint32_t s : v.row(n))
+                    if (in_frontier.count(s)) next.insert(n);
+        }
+        frontier.clear();
+        for (uint32_t n : next) {
+            if (picked.count(n)) continue;
+            if (picked.size() >= max_nodes) { truncated = true; break; }
+            picked.insert(n);
+            frontier.push_back(n);
+        }
+    }
+    return {std::vector<uint32_t>(picked.begin(), picked.end()), truncated};
+}
+
+}  // namespace
+
+TEST_CASE("graph: neighbourhood() (BFS over the CSR and its transpose) equals the rescanning definition") {
+    Memory m = random_memory(5, 200, 8);
+    MemoryGraph g = m.build();
+    REQUIRE(g.node_count() > 200);
+    uint64_t compared = 0, truncated = 0;
+    for (uint32_t centre : {0u, g.node_count() / 3, g.node_count() / 2, g.node_count() - 1})
+        for (unsigned hops : {0u, 1u, 2u, 3u, 6u, 50u})
+            for (uint32_t max_nodes : {1u, 7u, 40u, 400u, 1000000u}) {
+                INFO("centre " << centre << ", hops " << hops << ", max " << max_nodes);
+                Neighbourhood want = rescanning_neighbourhood(g, centre, hops, max_nodes);
+                Neighbourhood got = neighbourhood(g, centre, hops, max_nodes);
+                CHECK(got.nodes == want.nodes);
+                CHECK(got.truncated == want.truncated);
+                ++compared;
+                truncated += want.truncated;
+            }
+    CHECK(truncated > 0);
+    CHECK(truncated < compared);
+    CHECK_THROWS_AS(neighbourhood(g, g.node_count(), 1, 10), InputError);
 }

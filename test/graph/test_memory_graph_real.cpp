@@ -1,7 +1,10 @@
 // Suite 'real-dumps': the memory graph on the real QEMU dump in $DEEPMEM_DUMPS/dev (default
 // /work/dumps):
 //   1. dump.elf: 1 and 2 OpenMP threads give the same graph; its invariants hold; .dmg round trip;
-//   2. dump.lime, when present: the same graph as from the ELF core;
+//   2. dump.raw and dump.lime, when present: byte-identical graphs to the ELF core's (pointer-ness
+//      by the page tables, not by the file); with the top 10 MiB of RAM cut off, every node the
+//      remaining memory holds is unchanged but those next to a word pointing where page tables
+//      lost with the cut mapped; the memory estimate covers what the build needed;
 //   3. real kernel bytes (a slice of low memory plus a slice of the kernel image mapping, copied
 //      into a raw image) agree with the word-by-word reference builder of graph_fixtures.hpp.
 // Skipped (exit 77) when the dump directory has no DONE marker (written by tools/make-dataset when the dump and its labels passed) or no dump.elf.
@@ -13,10 +16,14 @@
 #include "test/real_dump.hpp"
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
+#include <string>
+#include <unistd.h>
 
 using namespace deepmem;
 using namespace deepmem::test;
@@ -76,15 +83,158 @@ TEST_CASE("graph real: dump.elf graph is thread-count independent, sane, and rou
     CHECK(c.vaddr == a.vaddr);
     CHECK(c.paddr == a.paddr);
     for (int k = 0; k < kEdgeKinds; ++k) CHECK(c.edges[k] == a.edges[k]);
+    CHECK(std::equal(back.absent().begin(), back.absent().end(), one.absent().begin(), one.absent().end()));
+}
 
-    if (fs::exists(g_dev / "dump.lime")) {
-        auto lime = PhysicalLayer::open((g_dev / "dump.lime").string());
-        auto lime_layer = TranslationLayer::detect(*lime, layer.dtb(), layer.mode());
-        PlainGraph l = plain(MemoryGraph::build(lime_layer));
-        CHECK(l.vaddr == a.vaddr);
-        CHECK(l.features == a.features);
-        for (int k = 0; k < kEdgeKinds; ++k) CHECK(l.edges[k] == a.edges[k]);
+namespace {
+
+// The graph's arrays as one byte string (nodes, features, the four CSRs, absent runs): what must
+// be identical whatever format the dump came in. Provenance (path, file size, time) is left out.
+std::string graph_bytes(const MemoryGraph& g) {
+    std::string s;
+    auto add = [&](auto span) { s.append(reinterpret_cast<const char*>(span.data()), span.size_bytes()); };
+    add(g.vaddr());
+    add(g.paddr());
+    add(g.length());
+    add(g.features());
+    for (int k = 0; k < kEdgeKinds; ++k) {
+        add(g.in(static_cast<EdgeKind>(k)).offsets);
+        add(g.in(static_cast<EdgeKind>(k)).sources);
     }
+    add(g.absent());
+    return s;
+}
+
+uint64_t total_edges(const MemoryGraph& g) {
+    uint64_t e = 0;
+    for (int k = 0; k < kEdgeKinds; ++k) e += g.edge_count(static_cast<EdgeKind>(k));
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("graph real: raw, ELF and LiME copies of the dump give byte-identical graphs") {
+    auto phys = PhysicalLayer::open((g_dev / "dump.elf").string());
+    auto layer = TranslationLayer::detect(*phys);
+    MemoryGraph elf = MemoryGraph::build(layer);
+    const std::string want = graph_bytes(elf);
+    GraphEstimate e = MemoryGraph::estimate(layer);
+    MESSAGE("ELF: " << elf.node_count() << " nodes, " << total_edges(elf) << " edges, " << elf.info().kernel_pages
+                    << " kernel pages, " << elf.info().pointer_fields << " pointer fields, " << elf.info().absent_pages
+                    << " absent pages; estimate " << e.pages << " pages, " << e.nodes << " nodes, " << e.edges
+                    << " edges, " << e.bytes << " bytes");
+    CHECK(elf.info().absent_pages > 0);   // MMIO and ROM mappings at least
+    CHECK(e.pages >= elf.info().kernel_pages);
+    CHECK(e.pointers >= elf.info().pointer_fields);
+    CHECK(e.nodes >= elf.node_count());
+    CHECK(e.edges >= total_edges(elf));
+    int compared = 0;
+    for (const char* name : {"dump.raw", "dump.lime"}) {
+        if (!fs::exists(g_dev / name)) continue;
+        const std::string format_name = name;
+        INFO(format_name);
+        auto other = PhysicalLayer::open((g_dev / name).string());
+        auto other_layer = TranslationLayer::detect(*other, layer.dtb(), layer.mode());
+        MemoryGraph g = MemoryGraph::build(other_layer);
+        MESSAGE(format_name << ": " << g.node_count() << " nodes, " << total_edges(g) << " edges");
+        CHECK(g.node_count() == elf.node_count());
+        CHECK(total_edges(g) == total_edges(elf));
+        CHECK(g.info().kernel_pages == elf.info().kernel_pages);
+        CHECK(g.info().pointer_fields == elf.info().pointer_fields);
+        CHECK(graph_bytes(g) == want);
+        ++compared;
+    }
+    if (compared == 0) MESSAGE("no dump.raw or dump.lime beside dump.elf: nothing compared");
+}
+
+TEST_CASE("graph real: cutting the top 10 MiB of RAM leaves the graph of the memory that remains") {
+    // A sparse raw copy of every run below (top of RAM − 10 MiB). Per-CPU areas and early
+    // allocations live up there; pointers into them stay pointers while the page tables mapping
+    // them lie below the cut (absent pages are still mapped).
+    auto phys = PhysicalLayer::open((g_dev / "dump.elf").string());
+    auto layer = TranslationLayer::detect(*phys);
+    MemoryGraph full = MemoryGraph::build(layer);
+    // The top of RAM: the end of the biggest run (an ELF core also holds small ROM and flash
+    // ranges up to 4 GiB, e.g. the BIOS at 0xfffc0000).
+    uint64_t top = 0, biggest = 0;
+    for (const auto& r : phys->runs())
+        if (r.size > biggest) {
+            biggest = r.size;
+            top = r.paddr + r.size;
+        }
+    const uint64_t cut = top - (uint64_t{10} << 20);
+    fs::path raw = fs::temp_directory_path() / ("graph-cut-" + std::to_string(::getpid()) + ".raw");
+    {
+        std::FILE* f = std::fopen(raw.c_str(), "wb");
+        REQUIRE(f);
+        for (const auto& r : phys->runs()) {
+            if (r.paddr >= cut) continue;
+            uint64_t n = std::min(r.size, cut - r.paddr);
+            REQUIRE(std::fseek(f, static_cast<long>(r.paddr), SEEK_SET) == 0);
+            REQUIRE(std::fwrite(phys->file_bytes().data() + r.file_offset, 1, n, f) == n);
+        }
+        REQUIRE(std::fclose(f) == 0);
+    }
+    auto cut_phys = PhysicalLayer::open(raw.string(), DumpFormat::Raw);
+    fs::remove(raw);
+    auto cut_layer = TranslationLayer::detect(*cut_phys, layer.dtb(), layer.mode());
+    MemoryGraph part = MemoryGraph::build(cut_layer);
+    // Nodes of the full graph whose every page (up to the one after their last byte, where a
+    // segment cut at a mapping edge would have gone on) lies below the cut must be in the cut
+    // graph unchanged: same vaddr, length and bytes. A node's pages are virtually, not physically,
+    // contiguous (kernel image, vmalloc), so each is translated. (Nodes mapped through page tables
+    // that lived above the cut are gone with them; they are counted, not required.)
+    auto below_cut = [&](uint64_t vaddr, uint64_t length) {
+        for (uint64_t page = vaddr & ~uint64_t{4095}; page <= vaddr + length; page += 4096) {
+            const auto pa = layer.translate(page);
+            if (!pa || *pa + 4096 > cut) return false;
+        }
+        return true;
+    };
+    // Except the nodes next to a word whose pointer-ness the cut changes. The kernel allocates
+    // page tables top-down at boot, so some of those that map kernel memory lie above the cut —
+    // on the dev dump the PUD/PMD of the vmemmap (the struct page array, itself in the top
+    // 10 MiB) and of the cpu_entry_area. Without them the cut dump does not map those addresses,
+    // so a word pointing there is no pointer field (memory_graph.hpp, "Pointer field") and the
+    // nodes on either side of it legitimately merge or grow. A node's bounds are the words just
+    // before it and just after it; only those can make it change.
+    auto mapped_in = [](std::span<const VirtualRun> runs, uint64_t v) {
+        auto it = std::upper_bound(runs.begin(), runs.end(), v,
+                                   [](uint64_t x, const VirtualRun& r) { return x < r.vaddr; });
+        return it != runs.begin() && v - std::prev(it)->vaddr < std::prev(it)->size;
+    };
+    const auto full_mapped = layer.mapped_kernel_runs(), cut_mapped = cut_layer.mapped_kernel_runs();
+    const uint32_t W = full.params().word_size;
+    auto pointerness_changed = [&](uint64_t at) {
+        uint64_t value = 0;
+        if (!layer.read_virtual(at, {reinterpret_cast<uint8_t*>(&value), W})) return false;
+        return mapped_in(full_mapped, value) != mapped_in(cut_mapped, value);
+    };
+    uint64_t below = 0, same = 0, mapped_gone = 0, next_to_changed = 0;
+    const uint32_t F = full.params().feature_bytes;
+    for (uint32_t n = 0; n < full.node_count(); ++n) {
+        const uint64_t vaddr = full.vaddr()[n], length = full.length()[n];
+        if (!below_cut(vaddr, length)) continue;
+        if (pointerness_changed(vaddr - W) || pointerness_changed(vaddr + length)) {
+            ++next_to_changed;
+            continue;
+        }
+        ++below;
+        auto m = part.node_containing(vaddr);
+        if (!m) {
+            mapped_gone += !cut_layer.translate(vaddr).has_value();
+            continue;
+        }
+        same += part.vaddr()[*m] == vaddr && part.length()[*m] == length &&
+                std::memcmp(&part.features()[uint64_t{*m} * F], &full.features()[uint64_t{n} * F], F) == 0;
+    }
+    MESSAGE("cut at " << hex(cut) << ": " << below << " nodes below it, " << same << " unchanged, " << mapped_gone
+                      << " no longer mapped; " << next_to_changed
+                      << " next to a word whose target the cut unmapped (left out); absent pages "
+                      << full.info().absent_pages << " → " << part.info().absent_pages);
+    CHECK(below > 100000);
+    CHECK(part.info().absent_pages > full.info().absent_pages);
+    CHECK(same + mapped_gone == below);
 }
 
 TEST_CASE("graph real: real kernel bytes agree with the reference builder") {

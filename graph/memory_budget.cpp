@@ -1,0 +1,154 @@
+// available_memory(): /proc/meminfo, the cgroup v2 / v1 memory controller files, or the
+// DEEPMEM_MEMORY_LIMIT override. Every read is best effort: a file that is missing or malformed
+// contributes nothing.
+#include "graph/memory_budget.hpp"
+
+#include "graph/layers.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+namespace deepmem {
+
+namespace {
+
+std::optional<uint64_t> read_number(const std::string& path) {
+    std::ifstream in(path);
+    std::string word;
+    if (!(in >> word) || word.empty() || !std::isdigit(static_cast<unsigned char>(word[0]))) return std::nullopt;
+    try {
+        return std::stoull(word);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+// Value of `key` in a "key value" file (memory.stat) or "Key: value kB" file (meminfo).
+std::optional<uint64_t> read_keyed(const std::string& path, std::string_view key) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.size() <= key.size() || line.compare(0, key.size(), key) != 0) continue;
+        char next = line[key.size()];
+        if (next != ' ' && next != ':') continue;
+        std::istringstream rest(line.substr(key.size() + 1));
+        uint64_t v;
+        if (rest >> v) return v;
+    }
+    return std::nullopt;
+}
+
+// The cgroup path of this process for a v1 controller ("memory") or v2 (empty controller).
+std::optional<std::string> cgroup_path(std::string_view controller) {
+    std::ifstream in("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(in, line)) {
+        auto a = line.find(':'), b = line.find(':', a + 1);
+        if (a == std::string::npos || b == std::string::npos) continue;
+        std::string_view list(line.data() + a + 1, b - a - 1);
+        bool match = controller.empty() ? list.empty() : false;
+        for (size_t at = 0; !controller.empty() && at <= list.size();) {
+            size_t comma = std::min(list.find(',', at), list.size());
+            if (list.substr(at, comma - at) == controller) match = true;
+            at = comma + 1;
+        }
+        if (match) return line.substr(b + 1);
+    }
+    return std::nullopt;
+}
+
+// `dir` and each ancestor up to `root` (inclusive).
+std::vector<std::string> up_to(const std::string& root, const std::string& rel) {
+    std::vector<std::string> out;
+    std::string r = rel;
+    while (!r.empty() && r.back() == '/') r.pop_back();
+    for (;;) {
+        out.push_back(root + r);
+        if (r.empty()) break;
+        r.erase(r.rfind('/') == std::string::npos ? 0 : r.rfind('/'));
+    }
+    return out;
+}
+
+// min over the cgroup and its ancestors of limit − non-reclaimable usage.
+std::optional<uint64_t> cgroup_available(const char* root, const std::string& rel, const char* limit_file,
+                                         const char* usage_file, const char* active, const char* inactive) {
+    std::optional<uint64_t> best;
+    for (const std::string& dir : up_to(root, rel)) {
+        auto limit = read_number(dir + "/" + limit_file);   // "max" (v2, no limit) reads as nothing
+        auto usage = read_number(dir + "/" + usage_file);
+        if (!limit || !usage || *limit >= (uint64_t{1} << 60)) continue;   // v1 spells "no limit" as ~2^63
+        uint64_t cache = read_keyed(dir + "/memory.stat", active).value_or(0) +
+                         read_keyed(dir + "/memory.stat", inactive).value_or(0);
+        uint64_t used = *usage > cache ? *usage - cache : 0;
+        uint64_t avail = *limit > used ? *limit - used : 0;
+        if (!best || avail < *best) best = avail;
+    }
+    return best;
+}
+
+uint64_t parse_limit(const std::string& s) {
+    size_t used = 0;
+    uint64_t v = 0;
+    try {
+        v = std::stoull(s, &used, 10);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || s[0] == '-') throw InputError("DEEPMEM_MEMORY_LIMIT '" + s + "' is not a size (e.g. 512M, 4G)");
+    std::string unit = s.substr(used);
+    if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+    if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
+    int shift = 0;
+    if (unit.empty()) shift = 0;
+    else if (unit.size() == 1 && std::string_view("kKmMgGtT").find(unit[0]) != std::string_view::npos)
+        shift = 10 * (1 + static_cast<int>(std::string_view("kmgt").find(static_cast<char>(std::tolower(unit[0])))));
+    else throw InputError("DEEPMEM_MEMORY_LIMIT '" + s + "' has an unknown unit (use K, M, G or T)");
+    if (shift && v > (~uint64_t{0} >> shift)) throw InputError("DEEPMEM_MEMORY_LIMIT '" + s + "' is too large");
+    return v << shift;
+}
+
+}  // namespace
+
+std::optional<MemoryBudget> available_memory() {
+    if (const char* env = std::getenv("DEEPMEM_MEMORY_LIMIT"); env && *env)
+        return MemoryBudget{parse_limit(env), "DEEPMEM_MEMORY_LIMIT"};
+    std::optional<MemoryBudget> best;
+    auto consider = [&](std::optional<uint64_t> v, const char* source) {
+        if (v && (!best || *v < best->bytes)) best = MemoryBudget{*v, source};
+    };
+    if (auto kb = read_keyed("/proc/meminfo", "MemAvailable")) consider(*kb * 1024, "MemAvailable in /proc/meminfo");
+    if (auto rel = cgroup_path(""))
+        consider(cgroup_available("/sys/fs/cgroup", *rel, "memory.max", "memory.current", "active_file", "inactive_file"),
+                 "the cgroup's memory.max");
+    if (auto rel = cgroup_path("memory")) {
+        const char* root = "/sys/fs/cgroup/memory";
+        // Inside a container the process's own cgroup is usually mounted as the root.
+        consider(cgroup_available(root, *rel, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_active_file",
+                                  "total_inactive_file"),
+                 "the cgroup's memory.limit_in_bytes");
+        consider(cgroup_available(root, "", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_active_file",
+                                  "total_inactive_file"),
+                 "the cgroup's memory.limit_in_bytes");
+    }
+    return best;
+}
+
+std::string format_bytes(uint64_t bytes) {
+    static const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    double v = static_cast<double>(bytes);
+    while (v >= 1024 && u < 6) { v /= 1024; ++u; }
+    char buf[32];
+    if (u == 0) std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
+    else std::snprintf(buf, sizeof buf, v < 10 ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+}  // namespace deepmem

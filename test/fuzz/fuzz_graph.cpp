@@ -1,0 +1,69 @@
+// libFuzzer target: the whole graph stage on a fuzzed dump — page-table walk, mapped and present
+// kernel pages, pointer scan, segments, edges — under the memory estimate (capped at 1 GiB here).
+// Input: byte 0 picks the scheme (low 2 bits), bytes 1..8 the root (little-endian), the rest is a
+// raw physical image (seeds in corpus/graph: 64–128 KiB images whose page tables map them and
+// whose pages hold pointers, so mutations reach the scan and edge code). Anything but an
+// InputError must be a graph that keeps the memory_graph.hpp contract: nodes ascending and
+// disjoint, lengths in (0, max_segment), no node inside an absent run, absent runs ascending with
+// gaps, CSR rows sorted without duplicates and sources < N.
+#include "fuzz_physical.hpp"
+#include "graph/memory_graph.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+using namespace deepmem;
+
+namespace {
+
+void require(bool ok) {
+    if (!ok) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    ::setenv("DEEPMEM_MEMORY_LIMIT", "1G", 1);   // the bound a crafted dump must respect
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    auto in = paging_input(data, size);
+    if (!in) return 0;
+    try {
+        TranslationLayer layer(*in->phys, in->mode, in->dtb);
+        MemoryGraph g = MemoryGraph::build(layer);
+        const uint32_t n = g.node_count();
+        require(g.params().word_size == layer.word_size());
+        require(g.info().pointer_fields <= g.info().kernel_pages * (4096 / layer.word_size()));
+        for (uint32_t i = 0; i < n; ++i) {
+            require(g.length()[i] > 0 && g.length()[i] < g.params().max_segment);
+            if (i + 1 < n) require(g.vaddr()[i] + g.length()[i] <= g.vaddr()[i + 1]);
+        }
+        uint64_t absent_pages = 0;
+        for (size_t i = 0; i < g.absent().size(); ++i) {
+            const AbsentRun& a = g.absent()[i];
+            require(a.size > 0 && a.size % 4096 == 0 && a.vaddr % 4096 == 0);
+            if (i > 0) require(a.vaddr > g.absent()[i - 1].vaddr + g.absent()[i - 1].size);
+            auto [first, last] = g.nodes_between(a.vaddr, a.vaddr + a.size);
+            require(first == last || a.vaddr + a.size < a.vaddr);
+            require(!g.node_containing(a.vaddr));
+            absent_pages += a.size / 4096;
+        }
+        require(absent_pages == g.info().absent_pages);
+        for (int k = 0; k < kEdgeKinds; ++k) {
+            CsrView v = g.in(static_cast<EdgeKind>(k));
+            require(v.rows() == n);
+            for (uint32_t i = 0; i < n; ++i) {
+                auto row = v.row(i);
+                for (size_t j = 0; j < row.size(); ++j) {
+                    require(row[j] < n);
+                    if (j) require(row[j - 1] < row[j]);
+                }
+            }
+        }
+        if (n > 0) (void)neighbourhood(g, n / 2, 3, 50);
+    } catch (const InputError&) {
+    }
+    return 0;
+}
