@@ -2,6 +2,7 @@
 #include "detect/detect.hpp"
 
 #include "graph/layers.hpp"
+#include "graph/parallel_errors.hpp"
 #include "graph/text_lines.hpp"
 
 #include <algorithm>
@@ -79,10 +80,14 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
     // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
     // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
     std::vector<std::vector<uint32_t>> carriers(model.key_nodes.size());
-    #pragma omp parallel for schedule(static)
+    ParallelErrors errors;   // graph/parallel_errors.hpp: a bad_alloc in push_back is an error, not terminate
+#pragma omp parallel for schedule(static)
     for (size_t c = 0; c < carriers.size(); ++c)
-        for (uint32_t i = 0; i < n; ++i)
-            if (carries(graph, i, model.key_nodes[c])) carriers[c].push_back(i);
+        errors.run([&] {
+            for (uint32_t i = 0; i < n; ++i)
+                if (carries(graph, i, model.key_nodes[c])) carriers[c].push_back(i);
+        });
+    errors.rethrow();
     struct Cursor { const std::vector<uint32_t>* nodes; size_t at; };
     std::vector<Cursor> cursors;
     using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
