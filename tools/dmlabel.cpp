@@ -45,7 +45,7 @@ int run(int argc, char** argv) {
         "system-map", po::value<std::string>(),
         "the build's System.map: data symbols a kernel without CONFIG_KALLSYMS_ALL leaves out of kallsyms")(
         "output,o", po::value<std::string>()->required(), "LABELS.tsv (LABELS.jsonl is written beside it)")(
-        "format", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
+        "format", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime|kdump|avml")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "paging", po::value<std::string>(), "x86|pae|x64|la57")(
         "view", po::value<std::string>(), "guest view file to cross-check counts against")(
@@ -60,10 +60,9 @@ int run(int argc, char** argv) {
     const std::string out = vm["output"].as<std::string>();
     const bool quiet = vm.count("quiet") > 0;
     {
-        std::vector<std::string> inputs{vm["dump"].as<std::string>(), vm["kernel"].as<std::string>(),
-                                        vm["kallsyms"].as<std::string>()};
-        if (vm.count("view")) inputs.push_back(vm["view"].as<std::string>());
-        if (vm.count("system-map")) inputs.push_back(vm["system-map"].as<std::string>());
+        std::vector<std::string> inputs{vm["dump"].as<std::string>()};   // --kernel and --kallsyms are optional
+        for (const char* key : {"kernel", "kallsyms", "view", "system-map"})
+            if (vm.count(key)) inputs.push_back(vm[key].as<std::string>());
         const std::string outputs[] = {out, jsonl_path_for(out)};
         refuse_output_over_inputs(outputs, inputs);
         refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);

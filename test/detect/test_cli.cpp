@@ -239,6 +239,7 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
     CHECK(refused(run("DMBASELINE", "psscan " + dump + " --kallsyms " + ks + " --vmlinuz " + vm + " -o " + hard, dir), "dmbaseline"));
     CHECK(refused(run("DMBASELINE", "pslist " + dump + " --kallsyms " + ks + " --vmlinuz " + vm + " -o " + ks, dir), "dmbaseline"));
     CHECK(refused(run("DMLABEL", "--kernel " + vm + " --kallsyms " + ks + " " + dump + " -o " + link, dir), "dmlabel"));
+    CHECK(refused(run("DMLABEL", dump + " -o " + link, dir), "dmlabel"));   // types and symbols from the dump: both optional
     fs::create_hard_link(dump, dir / "labels.jsonl");   // the .jsonl written beside labels.tsv
     CHECK(refused(run("DMLABEL", "--kernel " + vm + " --kallsyms " + ks + " " + dump + " -o " + (dir / "labels.tsv").string(), dir), "dmlabel"));
     {
