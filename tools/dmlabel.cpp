@@ -2,7 +2,7 @@
 // walks are train/labeler.hpp).
 //
 //   dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] [--system-map FILE] DUMP -o LABELS.tsv
-//           [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]
+//           [--format auto|raw|elf|lime|kdump|avml] [--dtb ADDR] [--paging x86|pae|x64|la57]
 //           [--view view.txt] [--quiet] [--per-process]
 // Without --kernel / --kallsyms the BTF and the symbol table come from the dump itself
 // (train/kernel_from_dump.hpp); a dump with neither and no file given is an error (labels need both).
@@ -34,7 +34,7 @@ namespace {
 
 const char* kUsage =
     "usage: dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] [--system-map FILE] DUMP -o LABELS.tsv\n"
-    "               [--format auto|raw|elf|lime] [--dtb ADDR] [--paging x86|pae|x64|la57]\n"
+    "               [--format auto|raw|elf|lime|kdump|avml] [--dtb ADDR] [--paging x86|pae|x64|la57]\n"
     "               [--view view.txt] [--quiet] [--per-process]\n";
 
 int run(int argc, char** argv) {
