@@ -226,7 +226,7 @@ public:
     };
     WalkStats walk_stats() const;   // enumerates first if needed
     // One line for the user when kernel_runs() skipped something they should know about (aliases
-    // beyond the bound), else empty. Enumerates first if needed.
+    // beyond the bound, far more than genuine kernels have), else empty. Enumerates first if needed.
     std::string warning() const;
 
     const PhysicalLayer& physical() const noexcept { return *phys_; }
