@@ -189,6 +189,9 @@ uint64_t splitmix(uint64_t& s) {
     return z ^ (z >> 31);
 }
 
+// A uniform double in [0, 1) from the next draw's top 53 bits.
+double uniform(uint64_t& s) { return double(splitmix(s) >> 11) * 0x1.0p-53; }
+
 // One training dump's target pools.
 struct Pools {
     std::vector<uint32_t> classes;    // per node (kIgnoredClass = never a target)
@@ -281,13 +284,13 @@ void plant_pointers(GraphBatch& b, std::span<const uint32_t> length, uint32_t wo
     if (eligible.size() < 2) return;
     std::vector<uint32_t> len(n0);
     for (uint32_t r = 0; r < n0; ++r) len[r] = length[b.node_ids[r]];
-    const double f = double(splitmix(rng) >> 11) * 0x1.0p-53 * rate;
+    const double f = uniform(rng) * rate;
     auto add = [](std::vector<uint32_t>& v, uint32_t x) { if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x); };
     for (uint32_t c : eligible) {
         const uint32_t words = len[c] / word;
         if (words < 2) continue;   // a one-word segment would vanish: not modelled
         const double p_split = 1 - std::pow(1 - f, double(words));
-        if (double(splitmix(rng) >> 11) * 0x1.0p-53 >= p_split) continue;
+        if (uniform(rng) >= p_split) continue;
         const uint32_t w = uint32_t(splitmix(rng) % words);
         uint32_t d;
         do d = eligible[splitmix(rng) % eligible.size()];
@@ -374,7 +377,7 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
     if (cfg.plant_rate > 0)   // see Planting in the contract
         plant_pointers(b, dumps[d].graph.length(), dumps[d].graph.params().word_size, cfg.plant_rate, rng);
     if (cfg.content_noise > 0) {   // see Noise in the contract
-        const double f = double(splitmix(rng) >> 11) * 0x1.0p-53 * cfg.content_noise;
+        const double f = uniform(rng) * cfg.content_noise;
         const uint64_t cut = uint64_t(f * 0x1.0p64 >= 0x1.0p64 ? ~uint64_t{0} : uint64_t(f * 0x1.0p64));
         auto length = dumps[d].graph.length();
         for (uint32_t local = 0; local < b.nodes(); ++local) {
