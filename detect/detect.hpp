@@ -254,7 +254,6 @@ private:
         Model model;
         std::string source;   // file name or caller's label, for messages
         InferenceNet net;
-        Mat<float> probs;
     };
     std::vector<Entry> entries_;
     std::vector<ModelTiming> timings_;

@@ -52,7 +52,7 @@ void Detector::add_model(Model model, std::string source) {
     InferenceNet net(model.config, model.params);
     auto at = std::find_if(entries_.begin(), entries_.end(),
                            [&](const Entry& e) { return e.model.object_type > model.object_type; });
-    entries_.insert(at, Entry{std::move(model), std::move(source), std::move(net), {}});
+    entries_.insert(at, Entry{std::move(model), std::move(source), std::move(net)});
 }
 
 const GraphParams& Detector::graph_params() const {
@@ -108,18 +108,18 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                                                                  : voting_rows(graph, e.model, threshold);
         timing.rows_seconds = since(t0);
         t0 = Clock::now();
-        e.net.run(input, rows, e.probs);
+        Mat<float> probs;   // |rows| × K, this model's only
+        e.net.run(input, rows, probs);
         timing.rows = rows.size();
         timing.frontier = e.net.last_frontier();
         timing.forward = since(t0);
         t0 = Clock::now();
-        const auto found = select(graph, e.model, vote(graph, e.model, rows, e.probs), threshold);
+        const auto found = select(graph, e.model, vote(graph, e.model, rows, probs), threshold);
         if (opt.measure_agreement)
-            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, e.probs), threshold));
+            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, probs), threshold));
         timing.vote = since(t0);
         timings_.push_back(std::move(timing));
         e.net.release();   // the next model's run starts from nothing: peak memory = the largest model's
-        e.probs.resize(0, 0);
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;
     }
