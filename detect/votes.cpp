@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <numeric>
+#include <omp.h>
 #include <queue>
 #include <set>
 #include <functional>
@@ -64,6 +65,74 @@ bool carries(const MemoryGraph& graph, uint32_t node, const KeyNode& key) {
     return end == key_end || end + word == key_end;
 }
 
+namespace {
+
+// Per node, the end of its chain of split parts: follow nodes that start one pointer word past the
+// previous part's end (carries()' walk, not bounded by a key's end). One backward pass, O(N).
+std::vector<uint64_t> split_chain_ends(const MemoryGraph& graph) {
+    auto vaddr = graph.vaddr();
+    auto length = graph.length();
+    const uint64_t word = graph.params().word_size;
+    std::vector<uint64_t> chain(vaddr.size());
+    for (size_t i = vaddr.size(); i-- > 0;) {
+        const uint64_t end = vaddr[i] + length[i];
+        chain[i] = i + 1 < vaddr.size() && vaddr[i + 1] == end + word ? chain[i + 1] : end;
+    }
+    return chain;
+}
+
+// Per key node, the nodes that carry it (carries()), ascending: one pass over the nodes with the
+// key nodes sorted by length, so a node costs O(log K) plus its matches rather than K calls.
+// carries() stops its walk at the first part end ≥ the key's end, so with L = the node's length
+// and E = its chain's end relative to its start: a fixed key of length ℓ is carried iff ℓ = L,
+// ℓ = E + word, or L < ℓ ≤ E with ℓ a part end (walked, as carries() does); an open-ended key
+// iff ℓ ≤ E (E ≥ L).
+std::vector<std::vector<uint32_t>> carriers_of(const MemoryGraph& graph, const Model& model) {
+    const std::vector<uint64_t> chain = split_chain_ends(graph);
+    auto vaddr = graph.vaddr();
+    auto length = graph.length();
+    const uint64_t word = graph.params().word_size;
+    const size_t k = model.key_nodes.size();
+    std::vector<std::pair<uint64_t, uint32_t>> fixed, open;   // (length, key index), ascending
+    for (uint32_t c = 0; c < k; ++c) (model.key_nodes[c].open_end ? open : fixed).emplace_back(model.key_nodes[c].length, c);
+    std::sort(fixed.begin(), fixed.end());
+    std::sort(open.begin(), open.end());
+    auto from = [](const auto& keys, uint64_t len) {
+        return std::lower_bound(keys.begin(), keys.end(), std::pair{len, uint32_t(0)});
+    };
+    const uint32_t n = graph.node_count();
+    const int parts = std::max(1, std::min<int>(omp_get_max_threads(), int(n / 4096) + 1));
+    std::vector<std::vector<std::vector<uint32_t>>> local(size_t(parts), std::vector<std::vector<uint32_t>>(k, std::vector<uint32_t>{}));
+    ParallelErrors errors;   // graph/parallel_errors.hpp: a bad_alloc in push_back is an error, not terminate
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+    for (int part = 0; part < parts; ++part)
+        errors.run([&] {
+            auto& mine = local[size_t(part)];
+            const uint32_t lo = uint32_t(uint64_t(n) * uint64_t(part) / uint64_t(parts));
+            const uint32_t hi = uint32_t(uint64_t(n) * uint64_t(part + 1) / uint64_t(parts));
+            for (uint32_t i = lo; i < hi; ++i) {
+                const uint64_t len = length[i], last = chain[i] - vaddr[i];
+                for (auto it = open.begin(); it != open.end() && it->first <= last; ++it) mine[it->second].push_back(i);
+                for (auto it = from(fixed, len); it != fixed.end() && it->first <= last + word; ++it) {
+                    const uint64_t l = it->first;
+                    if (l == len || l == last || l == last + word ||
+                        (l > len && l < last && carries(graph, i, model.key_nodes[it->second])))
+                        mine[it->second].push_back(i);
+                }
+            }
+        });
+    errors.rethrow();
+    std::vector<std::vector<uint32_t>> carriers(k);
+    for (size_t c = 0; c < k; ++c)
+        for (auto& part : local) {
+            carriers[c].insert(carriers[c].end(), part[c].begin(), part[c].end());
+            std::vector<uint32_t>().swap(part[c]);
+        }
+    return carriers;
+}
+
+}  // namespace
+
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const Mat<float>& probs) {
     std::vector<uint32_t> all(graph.node_count());
     std::iota(all.begin(), all.end(), 0u);
@@ -79,15 +148,7 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
     if (!positive) threshold = -INFINITY;   // the bound below needs weights > 0
     // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
     // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
-    std::vector<std::vector<uint32_t>> carriers(model.key_nodes.size());
-    ParallelErrors errors;   // graph/parallel_errors.hpp: a bad_alloc in push_back is an error, not terminate
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < carriers.size(); ++c)
-        errors.run([&] {
-            for (uint32_t i = 0; i < n; ++i)
-                if (carries(graph, i, model.key_nodes[c])) carriers[c].push_back(i);
-        });
-    errors.rethrow();
+    const std::vector<std::vector<uint32_t>> carriers = carriers_of(graph, model);
     struct Cursor { const std::vector<uint32_t>* nodes; size_t at; };
     std::vector<Cursor> cursors;
     using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
