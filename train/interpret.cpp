@@ -436,7 +436,7 @@ std::optional<std::string> ObjectInterpreter::Impl::file_path(uint64_t f, std::s
         const auto fs = fs_name(*d);
         std::optional<uint64_t> ino;
         if (L.f_inode && L.i_ino)
-            if (auto in = ptr(f + *L.f_inode); in && kernel(*in)) ino = word(*in + *L.i_ino, 8);
+            if (auto in = ptr(f + *L.f_inode); in && kernel(*in)) ino = word(*in + *L.i_ino, psize);   // unsigned long (include/linux/fs.h)
         const std::string name = parts.empty() ? "" : parts.front();
         if (fs && (*fs == "pipefs" || *fs == "sockfs") && ino)
             return std::string(*fs == "pipefs" ? "pipe" : "socket") + ":[" + std::to_string(*ino) + "]";
@@ -466,7 +466,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
     if (!L.f_inode || !L.i_ino) fl.null("inode", "not in this kernel's BTF");
     else if (auto in = ptr(f + *L.f_inode); !in) fl.null("inode", "f_inode unreadable");
     else if (*in == 0) fl.null("inode", "no inode");
-    else if (auto ino = kernel(*in) ? word(*in + *L.i_ino, 8) : std::nullopt; !ino) fl.null("inode", "inode unreadable");
+    else if (auto ino = kernel(*in) ? word(*in + *L.i_ino, psize) : std::nullopt; !ino) fl.null("inode", "inode unreadable");
     else fl.out.push_back({"inode", std::to_string(*ino), std::to_string(*ino)});
 
     walk_views();
