@@ -51,14 +51,16 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
         const uint8_t* h = file.data() + pos;
         const uint32_t magic = le32(h), version = le32(h + 4);
         if (!((magic == kAvmlMagic && version == 2) || (magic == kLimeMagic && version == 1)))
-            throw FormatError(pos, "bad AVML range header: magic " + hex(magic) + " version " + std::to_string(version) +
-                                       " (expected \"AVML\" 2 or LiME 1)");
-        if (le64(h + 24) != 0) throw FormatError(pos + 24, "AVML range header padding is not zero");
+            throw FormatError(pos, "AVML range header magic " + hex(magic) + " version " + std::to_string(version) +
+                                       " (expected \"AVML\" 0x4c4d5641 version 2, or LiME 0x4c694d45 version 1)");
+        if (le64(h + 24) != 0)
+            throw FormatError(pos + 24, "AVML range header padding " + hex(le64(h + 24)) + " (expected 0)");
         const uint64_t start = le64(h + 8), last = le64(h + 16);
         if (last < start) throw FormatError(pos + 16, "AVML range end " + hex(last) + " below its start " + hex(start));
-        if (last >= (uint64_t{1} << 52))
+        if (last >= kMaxPhysical)
             throw FormatError(pos + 16, "AVML range " + hex(start) + "-" + hex(last) +
-                                            " ends beyond the 52-bit physical address space");
+                                            " ends beyond the 52-bit physical address space (x86 MAXPHYADDR): "
+                                            "a corrupt range header");
         const uint64_t len = last - start + 1;
         Range r;
         r.paddr = start;
@@ -97,9 +99,10 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
             break;
         }
         if (le64(file.data() + trailer) != ranges.back().index.stream_bytes)
-            throw FormatError(trailer, "AVML length trailer " + std::to_string(le64(file.data() + trailer)) +
-                                           " (expected the stream's " +
-                                           std::to_string(ranges.back().index.stream_bytes) + " bytes)");
+            throw FormatError(trailer, "AVML range " + hex(start) + "-" + hex(last) + ": compressed-size trailer " +
+                                           std::to_string(le64(file.data() + trailer)) + " (expected the " +
+                                           std::to_string(ranges.back().index.stream_bytes) +
+                                           " bytes its snappy stream takes)");
         pos = trailer + kTrailerSize;
     }
     if (!cut.empty())
