@@ -411,3 +411,117 @@ TEST_CASE("formats: decoded images in a temporary file are file-backed, sparse a
     CHECK(m.data()[4096 + 10] == 1);
     CHECK(m.data()[3 * 4096 + 5] == 1);
 }
+
+namespace {
+
+// The FormatError a parse throws: {offset, message}.
+std::pair<uint64_t, std::string> format_error(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const FormatError& e) {
+        return {e.offset(), e.what()};
+    }
+    FAIL("expected FormatError");
+    return {};
+}
+
+bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("formats: a range ending beyond 2^52 or wrapping is refused even when not strict, naming it") {
+    Fixture f;
+    for (bool strict : {false, true}) {
+        CAPTURE(strict);
+        // LiME: one range at 0 whose e_addr lies near 2^64 (today's clipping would keep the bytes present).
+        auto lime = to_lime(f.mem.bytes, {});
+        for (uint64_t e : {uint64_t{0xfffffffffffff000}, uint64_t{1} << 52}) {
+            put_le(lime, 16, 8, e);
+            auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(lime, DumpFormat::Auto, strict); });
+            CAPTURE(m);
+            CHECK(at == 16);
+            CHECK(has(m, ("e_addr " + hex(e)).c_str()));
+            CHECK(has(m, "52-bit"));
+        }
+        put_le(lime, 16, 8, (uint64_t{1} << 52) - 1);   // the last byte below 2^52: only cut
+        if (!strict) CHECK(PhysicalLayer::from_bytes(lime)->warnings().size() == 1);
+        // ELF: the PT_LOAD at physical 0x100000 with p_memsz wrapping 2^64, then ending past 2^52.
+        auto elf = f.elf;
+        const uint64_t phoff = read_le(elf, 32, 8), ph = phoff + 2 * 56;   // PT_NOTE, PT_LOAD 0, PT_LOAD 1
+        REQUIRE(read_le(elf, ph, 4) == 1);
+        REQUIRE(read_le(elf, ph + 24, 8) == 0x100000);
+        for (uint64_t memsz : {uint64_t{0xffffffffffff0000}, (uint64_t{1} << 52) - 0x100000 + 1}) {
+            put_le(elf, ph + 40, 8, memsz);
+            auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(elf, DumpFormat::Auto, strict); });
+            CAPTURE(m);
+            CHECK(at == ph);
+            CHECK(has(m, ("p_paddr 0x100000 + p_memsz " + hex(memsz)).c_str()));
+        }
+        put_le(elf, ph + 40, 8, (uint64_t{1} << 52) - 0x100000);   // ends exactly at 2^52: a filtered tail
+        CHECK(PhysicalLayer::from_bytes(elf, DumpFormat::Auto, strict)->present_bytes() == f.phys->present_bytes());
+    }
+}
+
+TEST_CASE("formats: refusals name the field the format's spec names, and its value") {
+    Fixture f;
+    SUBCASE("kdump disk_dump_header block_size, sub_hdr_size, bitmap_blocks; page_desc size and flags") {
+        const auto good = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+        auto k = good;
+        put_le(k, 436, 4, 1);   // bitmap_blocks
+        auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(k); });
+        CHECK(has(m, "bitmap_blocks 1"));
+        k = good;
+        put_le(k, 432, 4, 0);   // sub_hdr_size
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(k); }).second, "sub_hdr_size 0"));
+        k = good;
+        put_le(k, 428, 4, 1000);   // block_size
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(k); }).second, "block_size 1000"));
+        k = good;
+        const uint64_t d = kdump_desc_of(k, 0x30);
+        put_le(k, d + 8, 4, 5000);
+        auto [dat, dm] = format_error([&] { PhysicalLayer::from_bytes(k); });
+        CHECK(dat == d + 8);
+        CHECK(has(dm, "page_desc of pfn 0x30: size 5000"));
+        k = good;
+        put_le(k, d + 12, 4, 0x3);
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(k); }).second, "page_desc of pfn 0x30: flags 0x3"));
+    }
+    SUBCASE("ELF e_phnum = PN_XNUM without a section header table names e_shoff") {
+        auto elf = to_elf(f.mem.bytes, {{0, 0x9f000}}, {}, true, true);
+        REQUIRE(PhysicalLayer::from_bytes(elf)->present_bytes() == 0x9f000);
+        put_le(elf, 40, 8, 0);   // e_shoff
+        auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(elf); });
+        CAPTURE(m);
+        CHECK(at == 40);
+        CHECK(has(m, "e_phnum is PN_XNUM"));
+        CHECK(has(m, "e_shoff is 0"));
+        elf = to_elf(f.mem.bytes, {{0, 0x9f000}}, {}, true, true);
+        put_le(elf, 58, 2, 10);   // e_shentsize
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(elf); }).second, "e_shentsize 10"));
+        elf = to_elf(f.mem.bytes, {{0, 0x9f000}}, {}, true);
+        put_le(elf, 54, 2, 20);   // e_phentsize
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(elf); }).second, "e_phentsize 20"));
+    }
+    SUBCASE("AVML: an uncompressed snappy chunk's length, the compressed-size trailer") {
+        const uint64_t len = 70000, range = 0x20000;   // 4 + 69996 bytes: more than 65536 in one chunk
+        std::vector<uint8_t> a(32 + 10 + 4 + len + 8, 0);
+        std::memcpy(a.data(), "AVML\2\0\0\0", 8);
+        put_le(a, 16, 8, range - 1);
+        const uint8_t id[] = {0xff, 6, 0, 0, 's', 'N', 'a', 'P', 'p', 'Y'};
+        std::memcpy(a.data() + 32, id, sizeof id);
+        a[42] = 0x01;   // uncompressed chunk
+        put_le(a, 43, 3, len);
+        auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(a); });
+        CAPTURE(m);
+        CHECK(at == 43);
+        CHECK(has(m, "uncompressed snappy chunk length 70000"));
+        // The first range's trailer: the u64 right after its stream that equals the stream's length.
+        auto good = avml_of(*f.phys);
+        REQUIRE(PhysicalLayer::from_bytes(good)->warnings().empty());
+        uint64_t pos = 33;
+        while (pos + 8 <= good.size() && read_le(good, pos, 8) != pos - 32) ++pos;
+        REQUIRE(pos + 8 <= good.size());
+        good[pos] ^= 1;
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(good); }).second, "compressed-size trailer"));
+    }
+}
