@@ -43,6 +43,7 @@ constexpr uint64_t kDescSize = 24;
 constexpr uint32_t kZlib = 0x1, kLzo = 0x2, kSnappy = 0x4, kIncomplete = 0x8, kZstd = 0x20;
 constexpr uint64_t kMaxNotes = uint64_t{64} << 20;
 constexpr uint64_t kUtsMachine = 12 + 4 * 65;   // new_utsname.machine
+constexpr uint64_t kStoreBatchBytes = 256 << 10;   // decompressed pages handed to the image at once
 
 struct HeaderLayout {
     bool is64;
@@ -424,11 +425,15 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     // Decompress every page, in parallel, into the image: page i at i × block_size. A page whose
     // data does not decompress to exactly block_size bytes is left out (absent, like a page the
     // bitmap leaves out) with one warning for all of them, unless strict; a store() failure (the
-    // bomb budget, the temporary file) refuses the file either way.
+    // bomb budget, the temporary file) refuses the file either way. Pages go to the image in
+    // batches of consecutive pages (one store(), so one pwrite per run of non-zero pages when the
+    // image is file-backed, instead of one per page).
     auto image = std::make_shared<DecodedImage>(pages.size() * bs, DecodedImage::kBombFactor * file.size());
     FirstFailure failure;             // refusals
     FirstFailure first_corrupt;       // the lowest corrupt page, for the warning (never skips pages)
     std::vector<uint8_t> corrupt(pages.size(), 0);   // 1 = does not decompress; disjoint writes
+    const uint64_t batch = std::max<uint64_t>(1, kStoreBatchBytes / bs);
+    const uint64_t batches = (pages.size() + batch - 1) / batch;
     if (lzo_init() != LZO_E_OK) throw InputError("liblzo2 cannot start (lzo_init)");
     ParallelErrors errors;   // std::bad_alloc; format failures go through `failure`
 #pragma omp parallel
@@ -436,29 +441,30 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         Decompressor dec;   // no allocation until its first page
         std::vector<uint8_t> out, scratch;
         errors.run([&] {
-            out.resize(bs);
+            out.resize(batch * bs);
             scratch.resize(bs);
         });
-#pragma omp for schedule(dynamic, 64)
-        for (uint64_t i = 0; i < pages.size(); ++i)
+#pragma omp for schedule(dynamic, 1)
+        for (uint64_t b = 0; b < batches; ++b)
             errors.run([&] {
-                if (failure.after_failure(i)) return;
-                const Page& p = pages[i];
-                const uint8_t* in = src.view(p.data, p.size);
-                if (!in) {
-                    src.copy(p.data, scratch.data(), p.size);
-                    in = scratch.data();
-                }
-                if (const char* what = dec.page(in, p.size, p.flags, out.data(), bs)) {
-                    if (strict) {
-                        failure.record(i, what);
-                    } else {
+                const uint64_t lo = b * batch, hi = std::min<uint64_t>(pages.size(), lo + batch);
+                if (failure.after_failure(lo)) return;
+                for (uint64_t i = lo; i < hi; ++i) {
+                    const Page& p = pages[i];
+                    uint8_t* o = out.data() + (i - lo) * bs;
+                    const uint8_t* in = src.view(p.data, p.size);
+                    if (!in) {
+                        src.copy(p.data, scratch.data(), p.size);
+                        in = scratch.data();
+                    }
+                    if (const char* what = dec.page(in, p.size, p.flags, o, bs)) {
+                        if (strict) return failure.record(i, what);
                         corrupt[i] = 1;
                         first_corrupt.record(i, what);
+                        std::memset(o, 0, bs);   // zeros are not stored: its image slot stays a hole
                     }
-                    return;
                 }
-                if (const char* what = image->store(i * bs, out.data(), bs)) failure.record(i, what);
+                if (const char* what = image->store(lo * bs, out.data(), (hi - lo) * bs)) failure.record(lo, what);
             });
     }
     errors.rethrow();
