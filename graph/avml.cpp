@@ -94,7 +94,7 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
             break;
         }
         if (size - trailer < kTrailerSize) {
-            if (strict) throw FormatError(trailer, "AVML range " + hex(start) + "-" + hex(last) + ": length trailer cut");
+            if (strict) throw FormatError(trailer, "AVML range " + hex(start) + "-" + hex(last) + ": its compressed-size trailer is cut");
             cut = "the length trailer of range " + hex(start) + "-" + hex(last) + " is cut";
             break;
         }

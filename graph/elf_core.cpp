@@ -114,16 +114,16 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict) {
     ElfLayout L{};
     if (b[4] == 1) L = {false, 52, 32, 40};
     else if (b[4] == 2) L = {true, 64, 56, 64};
-    else throw FormatError(4, "bad ELF class " + std::to_string(b[4]) + " (expected 1 or 2)");
-    if (b[5] != 1) throw FormatError(5, "big-endian or unknown ELF data encoding (expected ELFDATA2LSB for x86)");
+    else throw FormatError(4, "e_ident[EI_CLASS] " + std::to_string(b[4]) + " (expected ELFCLASS32 1 or ELFCLASS64 2)");
+    if (b[5] != 1) throw FormatError(5, "e_ident[EI_DATA] " + std::to_string(b[5]) + " (expected ELFDATA2LSB 1 for x86)");
     if (size < L.ehdr_size)
         throw FormatError(0, "truncated ELF header (" + std::to_string(size) + " of " +
                                  std::to_string(L.ehdr_size) + " bytes)");
     uint16_t e_type = le16(b + 16), e_machine = le16(b + 18);
     if (e_type != kEtCore)
-        throw FormatError(16, "ELF type " + std::to_string(e_type) + " is not a core file (expected ET_CORE=4)");
+        throw FormatError(16, "e_type " + std::to_string(e_type) + ": not a core file (expected ET_CORE 4)");
     if (e_machine != kEm386 && e_machine != kEmX86_64)
-        throw FormatError(18, "ELF machine " + std::to_string(e_machine) + " (expected EM_386 or EM_X86_64)");
+        throw FormatError(18, "e_machine " + std::to_string(e_machine) + " (expected EM_386 3 or EM_X86_64 62)");
 
     uint64_t phoff, shoff;
     uint32_t phentsize, phnum, shentsize, shnum;

@@ -136,9 +136,12 @@ KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::ve
     const uint64_t size = file.size();
     if (size < kFlatHeaderSize)
         throw FormatError(0, "truncated makedumpfile flattened header (" + std::to_string(size) + " of 4096 bytes)");
-    if (be64(file.data() + 16) != 1 || be64(file.data() + 24) != 1)
-        throw FormatError(16, "makedumpfile flattened header type/version " + std::to_string(be64(file.data() + 16)) +
-                                  "/" + std::to_string(be64(file.data() + 24)) + " (expected 1/1)");
+    if (be64(file.data() + 16) != 1)
+        throw FormatError(16, "makedumpfile_header type " + std::to_string(be64(file.data() + 16)) +
+                                  " (expected 1, TYPE_FLAT_HEADER)");
+    if (be64(file.data() + 24) != 1)
+        throw FormatError(24, "makedumpfile_header version " + std::to_string(be64(file.data() + 24)) +
+                                  " (expected 1, VERSION_FLAT_HEADER)");
     struct Record { uint64_t offset, size, file_offset; };
     std::vector<Record> records;
     bool ended = false;
@@ -154,9 +157,12 @@ KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::ve
             ended = true;
             break;
         }
-        if (off >> 62 || n >> 62)
-            throw FormatError(pos, "flattened record offset " + hex(off) + " size " + hex(n) +
-                                       " (expected non-negative 62-bit values, or -1/-1 at the end)");
+        if (off >> 62)
+            throw FormatError(pos, "makedumpfile_data_header offset " + hex(off) +
+                                       " (expected a non-negative 62-bit value, or -1 with buf_size -1 at the end)");
+        if (n >> 62)
+            throw FormatError(pos + 8, "makedumpfile_data_header buf_size " + hex(n) +
+                                           " (expected a non-negative 62-bit value, or -1 with offset -1 at the end)");
         const uint64_t data = pos + kFlatRecord;
         if (n > size - data) {
             cut = "the record for plain offset " + hex(off) + " has " + hex(size - data) + " of its " + hex(n) + " bytes";
