@@ -414,7 +414,8 @@ TEST_CASE("formats: decoded images in a temporary file are file-backed, sparse a
 
 namespace {
 
-// The FormatError a parse throws: {offset, message}.
+// The FormatError a parse throws: {offset, message} (callers copy them to plain locals, not a
+// structured binding, which clang 14 cannot capture in CAPTURE).
 std::pair<uint64_t, std::string> format_error(const std::function<void()>& f) {
     try {
         f();
@@ -437,7 +438,9 @@ TEST_CASE("formats: a range ending beyond 2^52 or wrapping is refused even when 
         auto lime = to_lime(f.mem.bytes, {});
         for (uint64_t e : {uint64_t{0xfffffffffffff000}, uint64_t{1} << 52}) {
             put_le(lime, 16, 8, e);
-            auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(lime, DumpFormat::Auto, strict); });
+            const auto err1 = format_error([&] { PhysicalLayer::from_bytes(lime, DumpFormat::Auto, strict); });
+            const uint64_t at = err1.first;
+            const std::string m = err1.second;
             CAPTURE(m);
             CHECK(at == 16);
             CHECK(has(m, ("e_addr " + hex(e)).c_str()));
@@ -452,7 +455,9 @@ TEST_CASE("formats: a range ending beyond 2^52 or wrapping is refused even when 
         REQUIRE(read_le(elf, ph + 24, 8) == 0x100000);
         for (uint64_t memsz : {uint64_t{0xffffffffffff0000}, (uint64_t{1} << 52) - 0x100000 + 1}) {
             put_le(elf, ph + 40, 8, memsz);
-            auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(elf, DumpFormat::Auto, strict); });
+            const auto err2 = format_error([&] { PhysicalLayer::from_bytes(elf, DumpFormat::Auto, strict); });
+            const uint64_t at = err2.first;
+            const std::string m = err2.second;
             CAPTURE(m);
             CHECK(at == ph);
             CHECK(has(m, ("p_paddr 0x100000 + p_memsz " + hex(memsz)).c_str()));
@@ -468,7 +473,9 @@ TEST_CASE("formats: refusals name the field the format's spec names, and its val
         const auto good = kdump_of(*f.phys, KdumpCompression::Zlib, false);
         auto k = good;
         put_le(k, 436, 4, 1);   // bitmap_blocks
-        auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(k); });
+        const auto err3 = format_error([&] { PhysicalLayer::from_bytes(k); });
+        const uint64_t at = err3.first;
+        const std::string m = err3.second;
         CHECK(has(m, "bitmap_blocks 1"));
         k = good;
         put_le(k, 432, 4, 0);   // sub_hdr_size
@@ -479,7 +486,9 @@ TEST_CASE("formats: refusals name the field the format's spec names, and its val
         k = good;
         const uint64_t d = kdump_desc_of(k, 0x30);
         put_le(k, d + 8, 4, 5000);
-        auto [dat, dm] = format_error([&] { PhysicalLayer::from_bytes(k); });
+        const auto err4 = format_error([&] { PhysicalLayer::from_bytes(k); });
+        const uint64_t dat = err4.first;
+        const std::string dm = err4.second;
         CHECK(dat == d + 8);
         CHECK(has(dm, "page_desc of pfn 0x30: size 5000"));
         k = good;
@@ -490,7 +499,9 @@ TEST_CASE("formats: refusals name the field the format's spec names, and its val
         auto elf = to_elf(f.mem.bytes, {{0, 0x9f000}}, {}, true, true);
         REQUIRE(PhysicalLayer::from_bytes(elf)->present_bytes() == 0x9f000);
         put_le(elf, 40, 8, 0);   // e_shoff
-        auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(elf); });
+        const auto err5 = format_error([&] { PhysicalLayer::from_bytes(elf); });
+        const uint64_t at = err5.first;
+        const std::string m = err5.second;
         CAPTURE(m);
         CHECK(at == 40);
         CHECK(has(m, "e_phnum is PN_XNUM"));
@@ -511,7 +522,9 @@ TEST_CASE("formats: refusals name the field the format's spec names, and its val
         std::memcpy(a.data() + 32, id, sizeof id);
         a[42] = 0x01;   // uncompressed chunk
         put_le(a, 43, 3, len);
-        auto [at, m] = format_error([&] { PhysicalLayer::from_bytes(a); });
+        const auto err6 = format_error([&] { PhysicalLayer::from_bytes(a); });
+        const uint64_t at = err6.first;
+        const std::string m = err6.second;
         CAPTURE(m);
         CHECK(at == 43);
         CHECK(has(m, "uncompressed snappy chunk length 70000"));
