@@ -6,6 +6,8 @@
 // Truncated files (the tail of the capture missing): unless `strict`, a parser keeps the memory
 // that is present, clipping the runs to it, and adds one warning saying what is missing.
 // Compressed formats (kdump, AVML) decompress into a DecodedImage; their runs then index the image.
+// A kdump page that does not decompress is left out of the runs (absent) with one warning, unless
+// strict; bombs (DecodedImage budget) are refused either way.
 #pragma once
 
 #include "graph/decoded_image.hpp"
