@@ -289,7 +289,7 @@ uint64_t kdump_desc_of(const std::vector<uint8_t>& k, uint64_t pfn) {
     return (1 + sub + bitmap) * bs + 24 * index;
 }
 
-TEST_CASE("formats: kdump pages that do not decompress read as absent with one warning; --strict refuses") {
+TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as absent with one warning; --strict refuses") {
     Fixture f;
     const uint64_t pfns[] = {0x10, 0x11, 0x30};   // two pages of the 0x10000 pattern, the 0x41 page
     const uint64_t K = 0xffff800000000000;          // direct map of the fixture
@@ -336,6 +336,20 @@ TEST_CASE("formats: kdump pages that do not decompress read as absent with one w
             CHECK(std::string(e.what()).find("page data of pfn 0x10") != std::string::npos);
         }
     }
+    // AVML: a snappy chunk whose bytes are flipped (CRC-32C mismatch) reads as absent, 64 KiB.
+    auto a = avml_of(*f.phys);
+    REQUIRE((a.at(42) == 0x00 || a.at(42) == 0x01));   // the first data chunk, after the stream identifier
+    a[42 + 4 + 4 + 10] ^= 0x5a;
+    auto pa = PhysicalLayer::from_bytes(a);
+    REQUIRE(pa->warnings().size() == 1);
+    CAPTURE(pa->warnings()[0]);
+    CHECK(pa->warnings()[0].find("AVML: 1 snappy chunk does not decode (0x10000 bytes") != std::string::npos);
+    CHECK(pa->warnings()[0].find("first at physical 0x0,") != std::string::npos);
+    CHECK(pa->present_bytes() == f.phys->present_bytes() - 0x10000);
+    CHECK(pa->find(0, 1) == nullptr);
+    CHECK(pa->find(0xffff, 1) == nullptr);
+    CHECK(pa->find(0x10000, 0x1000) != nullptr);
+    CHECK_THROWS_AS(PhysicalLayer::from_bytes(a, DumpFormat::Auto, true), FormatError);
     // A zlib stream with a bad header names the zlib error.
     auto k = kdump_of(*f.phys, KdumpCompression::Zlib, false);
     const uint64_t d = kdump_desc_of(k, 0x30);
