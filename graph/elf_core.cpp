@@ -126,13 +126,13 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict) {
         throw FormatError(18, "e_machine " + std::to_string(e_machine) + " (expected EM_386 3 or EM_X86_64 62)");
 
     uint64_t phoff, shoff;
-    uint32_t phentsize, phnum, shentsize, shnum;
+    uint32_t phentsize, phnum, shentsize;   // e_shnum is not needed: PN_XNUM needs only section 0
     if (L.is64) {
         phoff = le64(b + 32); shoff = le64(b + 40);
-        phentsize = le16(b + 54); phnum = le16(b + 56); shentsize = le16(b + 58); shnum = le16(b + 60);
+        phentsize = le16(b + 54); phnum = le16(b + 56); shentsize = le16(b + 58);
     } else {
         phoff = le32(b + 28); shoff = le32(b + 32);
-        phentsize = le16(b + 42); phnum = le16(b + 44); shentsize = le16(b + 46); shnum = le16(b + 48);
+        phentsize = le16(b + 42); phnum = le16(b + 44); shentsize = le16(b + 46);
     }
     // Field offsets in the ELF header (gABI "ELF Header"), for error offsets.
     const uint64_t phoff_at = L.is64 ? 32 : 28, shoff_at = L.is64 ? 40 : 32, phentsize_at = L.is64 ? 54 : 42;

@@ -201,13 +201,22 @@ KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::ve
 }
 
 // What is wrong with the disk_dump_header fields block_size, sub_hdr_size and bitmap_blocks in
-// layout L (naming the field and its value, as diskdump_mod.h names them), or "" when plausible.
-std::string implausible(const uint8_t* h, const HeaderLayout& L) {
+// layout L (naming the field and its value, as diskdump_mod.h names them; `at` its offset), or ""
+// when plausible.
+std::string implausible(const uint8_t* h, const HeaderLayout& L, uint64_t& at) {
     const uint32_t bs = le32(h + L.block_size), sub = le32(h + L.sub_hdr_size), bitmap = le32(h + L.bitmap_blocks);
-    if (!std::has_single_bit(bs) || bs < 512 || bs > (1u << 20))
+    if (!std::has_single_bit(bs) || bs < 512 || bs > (1u << 20)) {
+        at = L.block_size;
         return "block_size " + std::to_string(bs) + " (expected a power of two from 512 to 1 MiB)";
-    if (sub < 1) return "sub_hdr_size " + std::to_string(sub) + " (expected at least 1 block for kdump_sub_header)";
-    if (bitmap < 2) return "bitmap_blocks " + std::to_string(bitmap) + " (expected at least 2, for the two bitmaps)";
+    }
+    if (sub < 1) {
+        at = L.sub_hdr_size;
+        return "sub_hdr_size " + std::to_string(sub) + " (expected at least 1 block for kdump_sub_header)";
+    }
+    if (bitmap < 2) {
+        at = L.bitmap_blocks;
+        return "bitmap_blocks " + std::to_string(bitmap) + " (expected at least 2, for the two bitmaps)";
+    }
     return {};
 }
 
@@ -295,12 +304,13 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     const bool machine32 = std::memcmp(h + kUtsMachine, "i386", 4) == 0 || std::memcmp(h + kUtsMachine, "i486", 4) == 0 ||
                            std::memcmp(h + kUtsMachine, "i586", 4) == 0 || std::memcmp(h + kUtsMachine, "i686", 4) == 0;
     const HeaderLayout* L = nullptr;
-    const std::string why64 = implausible(h, kHeader64), why32 = implausible(h, kHeader32);
+    uint64_t at64 = 0, at32 = 0;
+    const std::string why64 = implausible(h, kHeader64, at64), why32 = implausible(h, kHeader32, at32);
     if (machine32 && why32.empty()) L = &kHeader32;
     else if (why64.empty()) L = &kHeader64;
     else if (why32.empty()) L = &kHeader32;
     else   // named in the layout the machine field asks for
-        throw FormatError(src.file_offset(machine32 ? kHeader32.block_size : kHeader64.block_size),
+        throw FormatError(src.file_offset(machine32 ? at32 : at64),
                           std::string(kind) + " disk_dump_header " + (machine32 ? why32 : why64));
     const SubLayout& S = L->is64 ? kSub64 : kSub32;
     const uint64_t bs = le32(h + L->block_size);
