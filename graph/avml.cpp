@@ -3,7 +3,8 @@
 // version 2, magic "AVML" (0x4c4d5641): the range's end − start + 1 bytes as a snappy framed stream
 // (graph/snappy_frame.hpp), then the stream's length in bytes as u64 LE; version 1, LiME's magic
 // 0x4C694D45: the bytes themselves. avml cuts ranges into blocks of at most 16 MiB and leaves out
-// all-zero blocks, which therefore read as absent. Little-endian throughout.
+// all-zero blocks, which therefore read as absent. Little-endian throughout. A snappy chunk that
+// does not decode (corrupt block, CRC-32C mismatch) reads as absent with one warning, unless strict.
 #include "graph/dump_formats.hpp"
 #include "graph/dump_writers.hpp"
 #include "graph/parallel_errors.hpp"
@@ -51,14 +52,16 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
         const uint8_t* h = file.data() + pos;
         const uint32_t magic = le32(h), version = le32(h + 4);
         if (!((magic == kAvmlMagic && version == 2) || (magic == kLimeMagic && version == 1)))
-            throw FormatError(pos, "bad AVML range header: magic " + hex(magic) + " version " + std::to_string(version) +
-                                       " (expected \"AVML\" 2 or LiME 1)");
-        if (le64(h + 24) != 0) throw FormatError(pos + 24, "AVML range header padding is not zero");
+            throw FormatError(pos, "AVML range header magic " + hex(magic) + " version " + std::to_string(version) +
+                                       " (expected \"AVML\" 0x4c4d5641 version 2, or LiME 0x4c694d45 version 1)");
+        if (le64(h + 24) != 0)
+            throw FormatError(pos + 24, "AVML range header padding " + hex(le64(h + 24)) + " (expected 0)");
         const uint64_t start = le64(h + 8), last = le64(h + 16);
         if (last < start) throw FormatError(pos + 16, "AVML range end " + hex(last) + " below its start " + hex(start));
-        if (last >= (uint64_t{1} << 52))
+        if (last >= kMaxPhysical)
             throw FormatError(pos + 16, "AVML range " + hex(start) + "-" + hex(last) +
-                                            " ends beyond the 52-bit physical address space");
+                                            " ends beyond the 52-bit physical address space (x86 MAXPHYADDR): "
+                                            "a corrupt range header");
         const uint64_t len = last - start + 1;
         Range r;
         r.paddr = start;
@@ -92,14 +95,15 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
             break;
         }
         if (size - trailer < kTrailerSize) {
-            if (strict) throw FormatError(trailer, "AVML range " + hex(start) + "-" + hex(last) + ": length trailer cut");
+            if (strict) throw FormatError(trailer, "AVML range " + hex(start) + "-" + hex(last) + ": its compressed-size trailer is cut");
             cut = "the length trailer of range " + hex(start) + "-" + hex(last) + " is cut";
             break;
         }
         if (le64(file.data() + trailer) != ranges.back().index.stream_bytes)
-            throw FormatError(trailer, "AVML length trailer " + std::to_string(le64(file.data() + trailer)) +
-                                           " (expected the stream's " +
-                                           std::to_string(ranges.back().index.stream_bytes) + " bytes)");
+            throw FormatError(trailer, "AVML range " + hex(start) + "-" + hex(last) + ": compressed-size trailer " +
+                                           std::to_string(le64(file.data() + trailer)) + " (expected the " +
+                                           std::to_string(ranges.back().index.stream_bytes) +
+                                           " bytes its snappy stream takes)");
         pos = trailer + kTrailerSize;
     }
     if (!cut.empty())
@@ -135,7 +139,12 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
             for (uint64_t off = 0; off < r.present; off += kPiece) items.push_back({i, off, r.image + off});
         }
     }
-    FirstFailure failure;
+    // A snappy chunk that does not decode (corrupt block, CRC-32C mismatch) is left out: its bytes
+    // read as absent, with one warning for all of them, unless strict. Store failures (the bomb
+    // budget, the temporary file) refuse the file either way.
+    FirstFailure failure;          // refusals
+    FirstFailure first_corrupt;    // the lowest chunk that does not decode, for the warning
+    std::vector<uint8_t> corrupt(items.size(), 0);   // disjoint writes
     ParallelErrors errors;   // std::bad_alloc; format failures go through `failure`
 #pragma omp parallel
     {
@@ -149,30 +158,61 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
                 const Range& r = ranges[it.range];
                 const uint8_t* bytes = nullptr;
                 uint64_t n = 0;
-                const char* what = nullptr;
                 if (r.compressed) {
                     const snappy_frame::Chunk& c = r.index.chunks[it.chunk_or_offset];
-                    what = snappy_frame::decode(file.subspan(r.data), c, buf.data());
+                    if (const char* what = snappy_frame::decode(file.subspan(r.data), c, buf.data())) {
+                        if (strict) return failure.record(k, what);
+                        corrupt[k] = 1;
+                        return first_corrupt.record(k, what);
+                    }
                     bytes = buf.data();
                     n = c.out_size;
                 } else {
                     bytes = file.data() + r.data + it.chunk_or_offset;
                     n = std::min(kPiece, r.present - it.chunk_or_offset);
                 }
-                if (!what) what = image->store(it.out, bytes, n);
-                if (what) failure.record(k, what);
+                if (const char* what = image->store(it.out, bytes, n)) failure.record(k, what);
             });
     }
     errors.rethrow();
+    auto item_offset = [&](const Item& it) {   // file offset of an item's bytes, for messages
+        const Range& r = ranges[it.range];
+        return r.data + (r.compressed ? r.index.chunks[it.chunk_or_offset].offset : it.chunk_or_offset);
+    };
+    auto item_size = [&](const Item& it) {
+        const Range& r = ranges[it.range];
+        return r.compressed ? r.index.chunks[it.chunk_or_offset].out_size : std::min(kPiece, r.present - it.chunk_or_offset);
+    };
     if (failure.failed()) {
         if (failure.bomb()) FirstFailure::throw_bomb("AVML", size);
         const Item& it = items[failure.item()];
-        const Range& r = ranges[it.range];
-        const uint64_t at = r.data + (r.compressed ? r.index.chunks[it.chunk_or_offset].offset : it.chunk_or_offset);
-        throw FormatError(at, "AVML range at physical " + hex(r.paddr) + ": " + failure.what());
+        throw FormatError(item_offset(it), "AVML range at physical " + hex(ranges[it.range].paddr) + ": " + failure.what());
+    }
+    if (first_corrupt.failed()) {
+        uint64_t n = 0, bytes = 0;
+        for (uint64_t k = 0; k < items.size(); ++k) {
+            if (!corrupt[k]) continue;
+            ++n;
+            bytes += item_size(items[k]);
+        }
+        const Item& it = items[first_corrupt.item()];
+        const uint64_t paddr = ranges[it.range].paddr + (it.out - ranges[it.range].image);
+        d.warnings.push_back("AVML: " + std::to_string(n) + " snappy chunk" + (n == 1 ? " does" : "s do") +
+                             " not decode (" + hex(bytes) + " bytes of memory; first at physical " + hex(paddr) +
+                             ", file offset " + hex(item_offset(it)) + ": " + first_corrupt.what() +
+                             "); they read as absent (--strict refuses)");
     }
     image->seal();
-    for (const Range& r : ranges) d.runs.push_back({r.paddr, r.image, r.present});
+    // Runs: each range's items, less the chunks that do not decode.
+    for (uint64_t k = 0; k < items.size(); ++k) {
+        if (corrupt[k]) continue;
+        const Item& it = items[k];
+        const uint64_t paddr = ranges[it.range].paddr + (it.out - ranges[it.range].image), n = item_size(it);
+        if (n == 0) continue;
+        PhysicalRun* last = d.runs.empty() ? nullptr : &d.runs.back();
+        if (last && last->paddr + last->size == paddr && last->file_offset + last->size == it.out) last->size += n;
+        else d.runs.push_back({paddr, it.out, n});
+    }
     d.image = std::move(image);
     return d;
 }

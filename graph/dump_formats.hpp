@@ -6,6 +6,8 @@
 // Truncated files (the tail of the capture missing): unless `strict`, a parser keeps the memory
 // that is present, clipping the runs to it, and adds one warning saying what is missing.
 // Compressed formats (kdump, AVML) decompress into a DecodedImage; their runs then index the image.
+// A kdump page that does not decompress is left out of the runs (absent) with one warning, unless
+// strict; bombs (DecodedImage budget) are refused either way.
 #pragma once
 
 #include "graph/decoded_image.hpp"
@@ -54,6 +56,15 @@ void refuse_unreadable(std::span<const uint8_t> file, const std::string& name);
 inline uint16_t le16(const uint8_t* p) noexcept { uint16_t v; std::memcpy(&v, p, 2); return v; }
 inline uint32_t le32(const uint8_t* p) noexcept { uint32_t v; std::memcpy(&v, p, 4); return v; }
 inline uint64_t le64(const uint8_t* p) noexcept { uint64_t v; std::memcpy(&v, p, 8); return v; }
+
+// x86 MAXPHYADDR is at most 52 bits (Intel SDM vol. 3A §4.1.4, AMD APM vol. 2 §5.3.3): a header
+// placing memory beyond 2^52 is corrupt (and page-rounding arithmetic near 2^64 would wrap), so
+// every parser refuses it, strict or not, naming the range.
+inline constexpr uint64_t kMaxPhysical = uint64_t{1} << 52;
+// True when the physical range [start, start+len) ends at or below 2^52, without overflowing.
+inline bool below_maxphyaddr(uint64_t start, uint64_t len) noexcept {
+    return start <= kMaxPhysical && len <= kMaxPhysical - start;
+}
 
 // True when [off, off+len) lies inside a file of `size` bytes, without overflowing.
 inline bool in_file(uint64_t off, uint64_t len, uint64_t size) noexcept {

@@ -9,6 +9,8 @@
 //            so cr[0] is at byte 392, cr[3] at 416, cr[4] at 424, and cs.flags at 160.
 //   More than 0xfffe program headers: e_phnum = PN_XNUM and the count is in section 0's sh_info
 //   (QEMU does this for guests with many RAM blocks).
+// Refusals name the field as the gABI does (e_phnum, e_shoff, p_paddr, p_memsz, n_namesz …) and its
+// value; a PT_LOAD whose p_paddr + p_memsz wraps or passes 2^52 is refused even when not strict.
 // QEMU writes ELF64/EM_X86_64 when the first vCPU is in long mode (EFER.LMA) and ELF32/EM_386
 // otherwise (ELF64/EM_386 when a 32-bit guest has RAM above 4 GiB); long_mode follows e_machine.
 #include "graph/dump_formats.hpp"
@@ -48,13 +50,13 @@ void parse_elf_notes(std::span<const uint8_t> notes, uint64_t file_offset, bool 
         uint32_t type = le32(base + pos + 8);
         uint64_t name_off = pos + 12;
         if (align4(namesz) > end - name_off)
-            throw FormatError(file_offset + pos, "ELF note name of " + std::to_string(namesz) +
-                                                     " bytes runs past its segment");
+            throw FormatError(file_offset + pos, "ELF note n_namesz " + std::to_string(namesz) +
+                                                     " runs past its segment");
         uint64_t desc_off = name_off + align4(namesz);
         if (align4(descsz) > end - desc_off) {
             if (descsz > end - desc_off)   // tolerate a missing final pad, not missing bytes
-                throw FormatError(file_offset + pos + 4, "ELF note descriptor of " + std::to_string(descsz) +
-                                                             " bytes runs past its segment");
+                throw FormatError(file_offset + pos + 4, "ELF note n_descsz " + std::to_string(descsz) +
+                                                             " runs past its segment");
         }
         // Names include their NUL: "QEMU\0" has namesz 5.
         auto name_is = [&](const char* s) {
@@ -65,8 +67,8 @@ void parse_elf_notes(std::span<const uint8_t> notes, uint64_t file_offset, bool 
         const uint8_t* desc = base + desc_off;
         if (name_is("QEMU") && type == 0) {
             if (descsz < kQemuCrEnd)
-                throw FormatError(file_offset + pos + 4, "QEMU CPU note of " + std::to_string(descsz) +
-                                               " bytes (expected at least 432 for QEMUCPUState up to cr[4])");
+                throw FormatError(file_offset + pos + 4, "QEMU CPU note n_descsz " + std::to_string(descsz) +
+                                               " (expected at least 432 for QEMUCPUState up to cr[4])");
             uint32_t state_size = le32(desc + 4);
             if (state_size < kQemuCrEnd || state_size > descsz)
                 throw FormatError(file_offset + desc_off + 4, "QEMUCPUState size field " + std::to_string(state_size) +
@@ -112,45 +114,55 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict) {
     ElfLayout L{};
     if (b[4] == 1) L = {false, 52, 32, 40};
     else if (b[4] == 2) L = {true, 64, 56, 64};
-    else throw FormatError(4, "bad ELF class " + std::to_string(b[4]) + " (expected 1 or 2)");
-    if (b[5] != 1) throw FormatError(5, "big-endian or unknown ELF data encoding (expected ELFDATA2LSB for x86)");
+    else throw FormatError(4, "e_ident[EI_CLASS] " + std::to_string(b[4]) + " (expected ELFCLASS32 1 or ELFCLASS64 2)");
+    if (b[5] != 1) throw FormatError(5, "e_ident[EI_DATA] " + std::to_string(b[5]) + " (expected ELFDATA2LSB 1 for x86)");
     if (size < L.ehdr_size)
         throw FormatError(0, "truncated ELF header (" + std::to_string(size) + " of " +
                                  std::to_string(L.ehdr_size) + " bytes)");
     uint16_t e_type = le16(b + 16), e_machine = le16(b + 18);
     if (e_type != kEtCore)
-        throw FormatError(16, "ELF type " + std::to_string(e_type) + " is not a core file (expected ET_CORE=4)");
+        throw FormatError(16, "e_type " + std::to_string(e_type) + ": not a core file (expected ET_CORE 4)");
     if (e_machine != kEm386 && e_machine != kEmX86_64)
-        throw FormatError(18, "ELF machine " + std::to_string(e_machine) + " (expected EM_386 or EM_X86_64)");
+        throw FormatError(18, "e_machine " + std::to_string(e_machine) + " (expected EM_386 3 or EM_X86_64 62)");
 
     uint64_t phoff, shoff;
-    uint32_t phentsize, phnum, shentsize, shnum;
+    uint32_t phentsize, phnum, shentsize;   // e_shnum is not needed: PN_XNUM needs only section 0
     if (L.is64) {
         phoff = le64(b + 32); shoff = le64(b + 40);
-        phentsize = le16(b + 54); phnum = le16(b + 56); shentsize = le16(b + 58); shnum = le16(b + 60);
+        phentsize = le16(b + 54); phnum = le16(b + 56); shentsize = le16(b + 58);
     } else {
         phoff = le32(b + 28); shoff = le32(b + 32);
-        phentsize = le16(b + 42); phnum = le16(b + 44); shentsize = le16(b + 46); shnum = le16(b + 48);
+        phentsize = le16(b + 42); phnum = le16(b + 44); shentsize = le16(b + 46);
     }
-    const uint64_t phentsize_off = L.is64 ? 54 : 42;
-    if (phnum == kPnXnum) {   // real count lives in section header 0's sh_info
-        if (shnum == 0 && shoff == 0)
-            throw FormatError(phentsize_off + 2, "e_phnum is PN_XNUM but there is no section header 0");
+    // Field offsets in the ELF header (gABI "ELF Header"), for error offsets.
+    const uint64_t phoff_at = L.is64 ? 32 : 28, shoff_at = L.is64 ? 40 : 32, phentsize_at = L.is64 ? 54 : 42;
+    const uint64_t phnum_at = phentsize_at + 2, shentsize_at = phentsize_at + 4;
+    uint64_t phnum_from = phnum_at;   // where the program header count was read
+    if (phnum == kPnXnum) {   // the real count lives in section header 0's sh_info
+        if (shoff == 0)
+            throw FormatError(shoff_at, "e_phnum is PN_XNUM (0xffff) but e_shoff is 0: no section header 0 "
+                                        "holds the program header count in sh_info");
         if (shentsize < L.shdr_min)
-            throw FormatError(phentsize_off + 4, "section header size " + std::to_string(shentsize) +
-                                                     " (expected at least " + std::to_string(L.shdr_min) + ")");
+            throw FormatError(shentsize_at, "e_shentsize " + std::to_string(shentsize) + " (expected at least " +
+                                                std::to_string(L.shdr_min) + " when e_phnum is PN_XNUM)");
         if (!in_file(shoff, L.shdr_min, size))
-            throw FormatError(L.is64 ? 40 : 32, "section header 0 at " + hex(shoff) + " lies past end of file");
-        phnum = le32(b + shoff + (L.is64 ? 44 : 28));
+            throw FormatError(shoff_at, "e_shoff " + hex(shoff) + ": section header 0 (" +
+                                            std::to_string(L.shdr_min) + " bytes) lies past end of file (" +
+                                            hex(size) + " bytes)");
+        phnum_from = shoff + (L.is64 ? 44 : 28);
+        phnum = le32(b + phnum_from);
     }
-    if (phnum == 0) throw FormatError(phentsize_off + 2, "ELF core has no program headers (expected PT_LOAD)");
+    if (phnum == 0)
+        throw FormatError(phnum_from, std::string(phnum_from == phnum_at ? "e_phnum" : "section header 0's sh_info") +
+                                          " is 0: the core has no program headers (expected PT_LOAD)");
     if (phentsize < L.phdr_min)
-        throw FormatError(phentsize_off, "program header size " + std::to_string(phentsize) +
-                                             " (expected at least " + std::to_string(L.phdr_min) + ")");
+        throw FormatError(phentsize_at, "e_phentsize " + std::to_string(phentsize) + " (expected at least " +
+                                            std::to_string(L.phdr_min) + ")");
     uint64_t table = uint64_t{phnum} * phentsize;   // < 2^48, cannot overflow
     if (!in_file(phoff, table, size))
-        throw FormatError(L.is64 ? 32 : 28, std::to_string(phnum) + " program headers at " + hex(phoff) +
-                                                " run past end of file (" + hex(size) + " bytes)");
+        throw FormatError(phoff_at, "e_phoff " + hex(phoff) + ": " + std::to_string(phnum) + " program headers of " +
+                                        std::to_string(phentsize) + " bytes (e_phnum × e_phentsize) run past end of file (" +
+                                        hex(size) + " bytes)");
 
     ParsedDump d;
     const bool long_mode = e_machine == kEmX86_64;
@@ -170,14 +182,19 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict) {
         if (type == kPtLoad && filesz > memsz)
             throw FormatError(at, "PT_LOAD " + std::to_string(i) + " has p_filesz " + hex(filesz) +
                                       " > p_memsz " + hex(memsz));
-        if (type == kPtLoad && paddr + filesz < paddr)
-            throw FormatError(at, "PT_LOAD " + std::to_string(i) + " physical range at " + hex(paddr) +
-                                      " wraps around 2^64");
+        // The whole p_memsz range, not only the bytes present: a corrupt end is refused even when
+        // the file is cut (p_filesz ≤ p_memsz, so this covers p_paddr + p_filesz too).
+        if (type == kPtLoad && !below_maxphyaddr(paddr, memsz))
+            throw FormatError(at, "PT_LOAD " + std::to_string(i) + " physical range p_paddr " + hex(paddr) +
+                                      " + p_memsz " + hex(memsz) + (paddr + memsz < paddr ? " wraps around 2^64" :
+                                      " ends beyond the 52-bit physical address space (x86 MAXPHYADDR)") +
+                                      ": a corrupt program header");
         const bool cut = !in_file(offset, filesz, size);
         if (cut) {
             if (strict || offset + filesz < offset)
-                throw FormatError(at, "program header " + std::to_string(i) + ": " + hex(filesz) + " bytes at " +
-                                          hex(offset) + " run past end of file (" + hex(size) + " bytes)");
+                throw FormatError(at, "program header " + std::to_string(i) + ": p_offset " + hex(offset) + " + p_filesz " +
+                                          hex(filesz) + (offset + filesz < offset ? " wraps around 2^64" :
+                                          " runs past end of file (" + hex(size) + " bytes)"));
             // A truncated file: keep what is present of this segment (nothing when it starts past the end).
             const uint64_t present = offset < size ? size - offset : 0;
             if (type == kPtLoad) {

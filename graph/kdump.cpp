@@ -43,6 +43,7 @@ constexpr uint64_t kDescSize = 24;
 constexpr uint32_t kZlib = 0x1, kLzo = 0x2, kSnappy = 0x4, kIncomplete = 0x8, kZstd = 0x20;
 constexpr uint64_t kMaxNotes = uint64_t{64} << 20;
 constexpr uint64_t kUtsMachine = 12 + 4 * 65;   // new_utsname.machine
+constexpr uint64_t kStoreBatchBytes = 256 << 10;   // decompressed pages handed to the image at once
 
 struct HeaderLayout {
     bool is64;
@@ -135,9 +136,12 @@ KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::ve
     const uint64_t size = file.size();
     if (size < kFlatHeaderSize)
         throw FormatError(0, "truncated makedumpfile flattened header (" + std::to_string(size) + " of 4096 bytes)");
-    if (be64(file.data() + 16) != 1 || be64(file.data() + 24) != 1)
-        throw FormatError(16, "makedumpfile flattened header type/version " + std::to_string(be64(file.data() + 16)) +
-                                  "/" + std::to_string(be64(file.data() + 24)) + " (expected 1/1)");
+    if (be64(file.data() + 16) != 1)
+        throw FormatError(16, "makedumpfile_header type " + std::to_string(be64(file.data() + 16)) +
+                                  " (expected 1, TYPE_FLAT_HEADER)");
+    if (be64(file.data() + 24) != 1)
+        throw FormatError(24, "makedumpfile_header version " + std::to_string(be64(file.data() + 24)) +
+                                  " (expected 1, VERSION_FLAT_HEADER)");
     struct Record { uint64_t offset, size, file_offset; };
     std::vector<Record> records;
     bool ended = false;
@@ -153,9 +157,12 @@ KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::ve
             ended = true;
             break;
         }
-        if (off >> 62 || n >> 62)
-            throw FormatError(pos, "flattened record offset " + hex(off) + " size " + hex(n) +
-                                       " (expected non-negative 62-bit values, or -1/-1 at the end)");
+        if (off >> 62)
+            throw FormatError(pos, "makedumpfile_data_header offset " + hex(off) +
+                                       " (expected a non-negative 62-bit value, or -1 with buf_size -1 at the end)");
+        if (n >> 62)
+            throw FormatError(pos + 8, "makedumpfile_data_header buf_size " + hex(n) +
+                                           " (expected a non-negative 62-bit value, or -1 with offset -1 at the end)");
         const uint64_t data = pos + kFlatRecord;
         if (n > size - data) {
             cut = "the record for plain offset " + hex(off) + " has " + hex(size - data) + " of its " + hex(n) + " bytes";
@@ -193,10 +200,24 @@ KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::ve
     return KdumpSource(file, std::move(segs));
 }
 
-bool plausible(const uint8_t* h, const HeaderLayout& L) noexcept {
-    const uint32_t bs = le32(h + L.block_size);
-    return std::has_single_bit(bs) && bs >= 512 && bs <= (1u << 20) && le32(h + L.sub_hdr_size) >= 1 &&
-           le32(h + L.bitmap_blocks) >= 2;
+// What is wrong with the disk_dump_header fields block_size, sub_hdr_size and bitmap_blocks in
+// layout L (naming the field and its value, as diskdump_mod.h names them; `at` its offset), or ""
+// when plausible.
+std::string implausible(const uint8_t* h, const HeaderLayout& L, uint64_t& at) {
+    const uint32_t bs = le32(h + L.block_size), sub = le32(h + L.sub_hdr_size), bitmap = le32(h + L.bitmap_blocks);
+    if (!std::has_single_bit(bs) || bs < 512 || bs > (1u << 20)) {
+        at = L.block_size;
+        return "block_size " + std::to_string(bs) + " (expected a power of two from 512 to 1 MiB)";
+    }
+    if (sub < 1) {
+        at = L.sub_hdr_size;
+        return "sub_hdr_size " + std::to_string(sub) + " (expected at least 1 block for kdump_sub_header)";
+    }
+    if (bitmap < 2) {
+        at = L.bitmap_blocks;
+        return "bitmap_blocks " + std::to_string(bitmap) + " (expected at least 2, for the two bitmaps)";
+    }
+    return {};
 }
 
 struct Page {
@@ -231,27 +252,33 @@ struct Decompressor {
             zs.next_out = out;
             zs.avail_out = static_cast<uInt>(bs);
             const int r = inflate(&zs, Z_FINISH);
-            if (r != Z_STREAM_END || zs.total_out != bs) return "corrupt zlib page (not one stream of block_size bytes)";
-            return nullptr;
+            if (r == Z_STREAM_END && zs.total_out == bs) return nullptr;
+            if (r == Z_DATA_ERROR) return "zlib error Z_DATA_ERROR (not a zlib stream, or a bad check value)";
+            if (r == Z_STREAM_END) return "zlib stream ends before block_size bytes";
+            if (zs.avail_out == 0) return "zlib stream holds more than block_size bytes";
+            return "zlib stream cut before its end";
         }
         case kLzo: {
             lzo_uint n = bs;
-            if (lzo1x_decompress_safe(in, size, out, &n, nullptr) != LZO_E_OK || n != bs)
-                return "corrupt lzo page (not block_size bytes)";
+            const int r = lzo1x_decompress_safe(in, size, out, &n, nullptr);
+            if (r == LZO_E_OUTPUT_OVERRUN) return "lzo1x data holds more than block_size bytes";
+            if (r != LZO_E_OK) return "lzo1x error (corrupt or cut data)";
+            if (n != bs) return "lzo1x data ends before block_size bytes";
             return nullptr;
         }
         case kSnappy: {
             size_t n = 0;
             const char* c = reinterpret_cast<const char*>(in);
-            if (!snappy::GetUncompressedLength(c, size, &n) || n != bs ||
-                !snappy::RawUncompress(c, size, reinterpret_cast<char*>(out)))
-                return "corrupt snappy page (not block_size bytes)";
+            if (!snappy::GetUncompressedLength(c, size, &n)) return "snappy length preamble unreadable";
+            if (n != bs) return "snappy length preamble is not block_size";
+            if (!snappy::RawUncompress(c, size, reinterpret_cast<char*>(out))) return "snappy error (corrupt data)";
             return nullptr;
         }
         case kZstd: {
             if (!zstd && !(zstd = ZSTD_createDCtx())) return "zstd cannot start";
             const size_t r = ZSTD_decompressDCtx(zstd, out, bs, in, size);
-            if (ZSTD_isError(r) || r != bs) return "corrupt zstd page (not block_size bytes)";
+            if (ZSTD_isError(r)) return "zstd error (corrupt data, or more than block_size bytes)";
+            if (r != bs) return "zstd frame ends before block_size bytes";
             return nullptr;
         }
         }
@@ -277,13 +304,14 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     const bool machine32 = std::memcmp(h + kUtsMachine, "i386", 4) == 0 || std::memcmp(h + kUtsMachine, "i486", 4) == 0 ||
                            std::memcmp(h + kUtsMachine, "i586", 4) == 0 || std::memcmp(h + kUtsMachine, "i686", 4) == 0;
     const HeaderLayout* L = nullptr;
-    if (machine32 && plausible(h, kHeader32)) L = &kHeader32;
-    else if (plausible(h, kHeader64)) L = &kHeader64;
-    else if (plausible(h, kHeader32)) L = &kHeader32;
-    else
-        throw FormatError(src.file_offset(kHeader64.block_size),
-                          std::string(kind) + " header with block size " + std::to_string(le32(h + kHeader64.block_size)) +
-                              " (expected a power of two from 512 to 1 MiB, sub-header and bitmap blocks ≥ 1)");
+    uint64_t at64 = 0, at32 = 0;
+    const std::string why64 = implausible(h, kHeader64, at64), why32 = implausible(h, kHeader32, at32);
+    if (machine32 && why32.empty()) L = &kHeader32;
+    else if (why64.empty()) L = &kHeader64;
+    else if (why32.empty()) L = &kHeader32;
+    else   // named in the layout the machine field asks for
+        throw FormatError(src.file_offset(machine32 ? at32 : at64),
+                          std::string(kind) + " disk_dump_header " + (machine32 ? why32 : why64));
     const SubLayout& S = L->is64 ? kSub64 : kSub32;
     const uint64_t bs = le32(h + L->block_size);
     const uint64_t sub_blocks = le32(h + L->sub_hdr_size), bitmap_blocks = le32(h + L->bitmap_blocks);
@@ -303,6 +331,10 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     } else {
         dump_level = le32(sub + S.dump_level);
         if (version >= 6 && le64(sub + S.max_mapnr_64) != 0) max_mapnr = le64(sub + S.max_mapnr_64);
+        if (max_mapnr > kMaxPhysical / bs)
+            throw FormatError(src.file_offset(bs + S.max_mapnr_64),
+                              "kdump_sub_header max_mapnr_64 " + hex(max_mapnr) + " of " + std::to_string(bs) +
+                                  "-byte pages ends beyond the 52-bit physical address space (x86 MAXPHYADDR)");
         if (version >= 2 && le32(sub + S.split) != 0) {
             pfn_lo = version >= 6 ? le64(sub + S.start_pfn_64) : le_n(sub + S.start_pfn, S.word);
             pfn_hi = version >= 6 ? le64(sub + S.end_pfn_64) : le_n(sub + S.end_pfn, S.word);
@@ -312,8 +344,8 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         const uint64_t note_off = le64(sub + S.offset_note), note_size = le_n(sub + S.size_note, S.word);
         if (version >= 4 && note_size > 0) {
             if (note_size > kMaxNotes)
-                throw FormatError(src.file_offset(bs + S.size_note), std::to_string(note_size) +
-                                                                          " bytes of ELF notes (at most 64 MiB)");
+                throw FormatError(src.file_offset(bs + S.size_note), "kdump_sub_header size_note " +
+                                                                          std::to_string(note_size) + " (at most 64 MiB of ELF notes)");
             std::vector<uint8_t> notes(note_size);
             if (src.copy(note_off, notes.data(), note_size) == note_size) {
                 parse_elf_notes(notes, src.file_offset(note_off), L->is64, d);
@@ -328,11 +360,11 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         d.warnings.push_back("makedumpfile marked this kdump file incomplete (it ran out of space); pages it did "
                              "not write read as absent");
 
-    // Bitmaps: bits beyond max_mapnr, beyond 52-bit addresses, or not in the file are not pages.
+    // Bitmaps: bits beyond max_mapnr, beyond the split range, or not in the file are not pages.
     const uint64_t bitmap_off = (1 + sub_blocks) * bs;
     const uint64_t half = bitmap_blocks / 2 * bs;
     const uint64_t want = std::min<uint64_t>(half, file.size());   // a bitmap longer than the file cannot be there
-    const uint64_t max_pfn = std::min<uint64_t>({max_mapnr, (uint64_t{1} << 52) / bs, pfn_hi});
+    const uint64_t max_pfn = std::min<uint64_t>({max_mapnr, kMaxPhysical / bs, pfn_hi});
     std::vector<uint8_t> bm1(want, 0), bm2(want, 0);
     const uint64_t got1 = src.copy(bitmap_off, bm1.data(), want), got2 = src.copy(bitmap_off + half, bm2.data(), want);
     const uint64_t nbits = std::min<uint64_t>(std::min(got1, got2) * 8, max_pfn);
@@ -379,11 +411,17 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
             continue;
         }
         const uint32_t comp = p.flags & (kZlib | kLzo | kSnappy | kZstd);
-        if (p.size > bs || std::popcount(comp) > 1 || (comp == 0 && p.size != bs))
-            throw FormatError(src.file_offset(p.desc),
-                              "page descriptor of pfn " + hex(p.pfn) + ": " + std::to_string(p.size) + " bytes, flags " +
-                                  hex(p.flags) + " (expected at most block_size " + std::to_string(bs) +
-                                  " bytes, one compression, raw pages of exactly block_size)");
+        const std::string desc = "page_desc of pfn " + hex(p.pfn) + ": ";
+        if (p.size > bs)
+            throw FormatError(src.file_offset(p.desc + 8), desc + "size " + std::to_string(p.size) +
+                                                               " (expected at most block_size " + std::to_string(bs) + ")");
+        if (std::popcount(comp) > 1)
+            throw FormatError(src.file_offset(p.desc + 12), desc + "flags " + hex(p.flags) +
+                                                                " (expected at most one compression bit)");
+        if (comp == 0 && p.size != bs)
+            throw FormatError(src.file_offset(p.desc + 8), desc + "size " + std::to_string(p.size) +
+                                                               " of an uncompressed page (expected block_size " +
+                                                               std::to_string(bs) + ")");
         p.flags = comp;
         if (!src.present(p.data, p.size)) {
             ++missing_pages;
@@ -400,9 +438,18 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
                              (cut_note.empty() ? "" : " (" + cut_note + ")") + "; they read as absent (--strict refuses)");
     }
 
-    // Decompress every page, in parallel, into the image: page i at i × block_size.
+    // Decompress every page, in parallel, into the image: page i at i × block_size. A page whose
+    // data does not decompress to exactly block_size bytes is left out (absent, like a page the
+    // bitmap leaves out) with one warning for all of them, unless strict; a store() failure (the
+    // bomb budget, the temporary file) refuses the file either way. Pages go to the image in
+    // batches of consecutive pages (one store(), so one pwrite per run of non-zero pages when the
+    // image is file-backed, instead of one per page).
     auto image = std::make_shared<DecodedImage>(pages.size() * bs, DecodedImage::kBombFactor * file.size());
-    FirstFailure failure;
+    FirstFailure failure;             // refusals
+    FirstFailure first_corrupt;       // the lowest corrupt page, for the warning (never skips pages)
+    std::vector<uint8_t> corrupt(pages.size(), 0);   // 1 = does not decompress; disjoint writes
+    const uint64_t batch = std::max<uint64_t>(1, kStoreBatchBytes / bs);
+    const uint64_t batches = (pages.size() + batch - 1) / batch;
     if (lzo_init() != LZO_E_OK) throw InputError("liblzo2 cannot start (lzo_init)");
     ParallelErrors errors;   // std::bad_alloc; format failures go through `failure`
 #pragma omp parallel
@@ -410,22 +457,30 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         Decompressor dec;   // no allocation until its first page
         std::vector<uint8_t> out, scratch;
         errors.run([&] {
-            out.resize(bs);
+            out.resize(batch * bs);
             scratch.resize(bs);
         });
-#pragma omp for schedule(dynamic, 64)
-        for (uint64_t i = 0; i < pages.size(); ++i)
+#pragma omp for schedule(dynamic, 1)
+        for (uint64_t b = 0; b < batches; ++b)
             errors.run([&] {
-                if (failure.after_failure(i)) return;
-                const Page& p = pages[i];
-                const uint8_t* in = src.view(p.data, p.size);
-                if (!in) {
-                    src.copy(p.data, scratch.data(), p.size);
-                    in = scratch.data();
+                const uint64_t lo = b * batch, hi = std::min<uint64_t>(pages.size(), lo + batch);
+                if (failure.after_failure(lo)) return;
+                for (uint64_t i = lo; i < hi; ++i) {
+                    const Page& p = pages[i];
+                    uint8_t* o = out.data() + (i - lo) * bs;
+                    const uint8_t* in = src.view(p.data, p.size);
+                    if (!in) {
+                        src.copy(p.data, scratch.data(), p.size);
+                        in = scratch.data();
+                    }
+                    if (const char* what = dec.page(in, p.size, p.flags, o, bs)) {
+                        if (strict) return failure.record(i, what);
+                        corrupt[i] = 1;
+                        first_corrupt.record(i, what);
+                        std::memset(o, 0, bs);   // zeros are not stored: its image slot stays a hole
+                    }
                 }
-                const char* what = dec.page(in, p.size, p.flags, out.data(), bs);
-                if (!what) what = image->store(i * bs, out.data(), bs);
-                if (what) failure.record(i, what);
+                if (const char* what = image->store(lo * bs, out.data(), (hi - lo) * bs)) failure.record(lo, what);
             });
     }
     errors.rethrow();
@@ -434,10 +489,27 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         const Page& p = pages[failure.item()];
         throw FormatError(src.file_offset(p.data), "page data of pfn " + hex(p.pfn) + ": " + failure.what());
     }
+    if (first_corrupt.failed()) {
+        uint64_t n = 0;
+        std::string first;
+        for (uint64_t i = 0; i < pages.size(); ++i) {
+            if (!corrupt[i]) continue;
+            if (++n <= 3) first += (n == 1 ? "" : ", ") + hex(pages[i].pfn);
+        }
+        d.warnings.push_back(std::string(kind) + ": " + std::to_string(n) + (n == 1 ? " page does" : " pages do") +
+                             " not decompress to block_size " + std::to_string(bs) + " bytes (first pfn" +
+                             (n == 1 ? " " : "s ") + first + (n > 3 ? ", …" : "") + "; pfn " +
+                             hex(pages[first_corrupt.item()].pfn) + ": " + first_corrupt.what() +
+                             "); they read as absent (--strict refuses)");
+    }
     image->seal();
     for (uint64_t i = 0; i < pages.size(); ++i) {
-        if (!d.runs.empty() && d.runs.back().paddr + d.runs.back().size == pages[i].pfn * bs) d.runs.back().size += bs;
-        else d.runs.push_back({pages[i].pfn * bs, i * bs, bs});
+        if (corrupt[i]) continue;
+        if (!d.runs.empty() && d.runs.back().paddr + d.runs.back().size == pages[i].pfn * bs &&
+            d.runs.back().file_offset + d.runs.back().size == i * bs)
+            d.runs.back().size += bs;
+        else
+            d.runs.push_back({pages[i].pfn * bs, i * bs, bs});
     }
     d.image = std::move(image);
     return d;

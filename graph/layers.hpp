@@ -88,6 +88,10 @@ public:
     //           memory is refused as a decompression bomb.
     // Truncated files (ELF, LiME, kdump, AVML whose tail is missing): the runs are clipped to the
     // bytes present and warnings() says what is missing; `strict` refuses them (FormatError).
+    // kdump pages whose data does not decompress to exactly block_size bytes likewise read as
+    // absent, with one warning (count, first pfns, the codec's error); `strict` refuses them.
+    // A header range that wraps past 2^64 or ends beyond 2^52 (x86 MAXPHYADDR; LiME e_addr, ELF
+    // p_paddr + p_memsz, AVML end, kdump max_mapnr_64) is a FormatError, strict or not.
     // Overlapping ranges: ranges placing the same file bytes at the same physical addresses merge;
     // two ranges sharing file bytes at different physical addresses are a FormatError; ranges at
     // one physical address from different file bytes must hold identical bytes (compared once

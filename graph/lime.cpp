@@ -2,7 +2,8 @@
 //   u32 magic 0x4C694D45 ("EMiL" on disk), u32 version (1), u64 s_addr, u64 e_addr (inclusive),
 //   u8 reserved[8]
 // followed by e_addr − s_addr + 1 bytes of memory, until end of file. A file cut inside a range
-// keeps the bytes present (and a cut trailing header is ignored) with a warning, unless strict.
+// keeps the bytes present (and a cut trailing header is ignored) with a warning, unless strict; a
+// range ending beyond 2^52 (dump_formats.hpp kMaxPhysical) is refused, strict or not.
 #include "graph/dump_formats.hpp"
 
 namespace deepmem::detail {
@@ -28,15 +29,17 @@ ParsedDump parse_lime(std::span<const uint8_t> file, bool strict) {
         }
         const uint8_t* h = file.data() + off;
         if (le32(h) != kLimeMagic)
-            throw FormatError(off, "bad LiME magic " + hex(le32(h)) + " (expected 0x4c694d45)");
+            throw FormatError(off, "LiME range header magic " + hex(le32(h)) + " (expected 0x4c694d45)");
         if (le32(h + 4) != 1)
-            throw FormatError(off + 4, "unsupported LiME version " + std::to_string(le32(h + 4)) +
+            throw FormatError(off + 4, "LiME range header version " + std::to_string(le32(h + 4)) +
                                            " (expected 1)");
         uint64_t s_addr = le64(h + 8), e_addr = le64(h + 16);
         if (e_addr < s_addr)
-            throw FormatError(off + 16, "LiME range end " + hex(e_addr) + " below its start " + hex(s_addr));
-        if (e_addr - s_addr == UINT64_MAX)
-            throw FormatError(off + 16, "LiME range covers all of 2^64 bytes");
+            throw FormatError(off + 16, "LiME range header e_addr " + hex(e_addr) + " below its s_addr " + hex(s_addr));
+        if (e_addr >= kMaxPhysical)
+            throw FormatError(off + 16, "LiME range header s_addr " + hex(s_addr) + " e_addr " + hex(e_addr) +
+                                            ": the range ends beyond the 52-bit physical address space (x86 MAXPHYADDR): "
+                                            "a corrupt range header");
         uint64_t len = e_addr - s_addr + 1;
         uint64_t data = off + kHeaderSize;
         if (!in_file(data, len, size)) {

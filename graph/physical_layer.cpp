@@ -218,8 +218,6 @@ struct PhysicalLayerParsers {
     //     virtual mapping) must hold identical bytes; differing copies are a FormatError. With
     //     rule 2 each file byte is compared at most once.
     // Finally runs contiguous both in physical space and in the file are merged.
-    static constexpr uint64_t kMaxPhysical = uint64_t{1} << 52;
-
     static std::vector<PhysicalRun> normalise(std::vector<PhysicalRun> runs, std::span<const uint8_t> file) {
         const uint64_t file_size = file.size();
         std::erase_if(runs, [](const PhysicalRun& r) { return r.size == 0; });
@@ -227,9 +225,8 @@ struct PhysicalLayerParsers {
             if (!detail::in_file(r.file_offset, r.size, file_size))
                 throw FormatError(r.file_offset, "memory range of " + hex(r.size) +
                                                      " bytes runs past end of file (" + hex(file_size) + ")");
-            // x86 MAXPHYADDR is at most 52 bits; a range beyond it is corrupt (and page-rounding
-            // arithmetic near 2^64 would wrap).
-            if (r.paddr + r.size < r.paddr || r.paddr + r.size > kMaxPhysical)
+            // Parsers refuse header ranges beyond MAXPHYADDR; this catches what they derive.
+            if (!detail::below_maxphyaddr(r.paddr, r.size))
                 throw FormatError(r.file_offset, "physical range at " + hex(r.paddr) + " of " + hex(r.size) +
                                                      " bytes ends beyond the 52-bit physical address space");
         }

@@ -76,7 +76,9 @@ Index index(std::span<const uint8_t> s, uint64_t base, uint64_t out_bytes) {
         } else if (type == kCompressed || type == kUncompressed) {
             if (!seen_id)
                 throw FormatError(base + pos, "snappy data chunk before the stream identifier (expected sNaPpY first)");
-            if (len < 4) throw FormatError(base + pos, "snappy data chunk shorter than its 4-byte CRC");
+            if (len < 4)
+                throw FormatError(base + pos + 1, "snappy data chunk length " + std::to_string(len) +
+                                                      " (expected at least 4, for its masked CRC-32C)");
             Chunk c;
             c.offset = payload + 4;
             c.size = len - 4;
@@ -85,17 +87,23 @@ Index index(std::span<const uint8_t> s, uint64_t base, uint64_t out_bytes) {
             if (c.compressed) {
                 size_t n = 0;
                 if (!snappy::GetUncompressedLength(reinterpret_cast<const char*>(s.data() + c.offset), c.size, &n))
-                    throw FormatError(base + c.offset, "corrupt snappy block length preamble");
+                    throw FormatError(base + c.offset, "snappy block's uncompressed-length varint unreadable "
+                                                       "(corrupt compressed chunk)");
                 c.out_size = n;
             } else {
                 c.out_size = c.size;
             }
-            if (c.out_size > kMaxChunkBytes)
-                throw FormatError(base + pos, "snappy chunk claims " + std::to_string(c.out_size) +
-                                                  " uncompressed bytes (at most 65536)");
+            if (c.out_size > kMaxChunkBytes) {
+                if (c.compressed)
+                    throw FormatError(base + c.offset, "snappy block's uncompressed length " + std::to_string(c.out_size) +
+                                                           " (at most 65536 per chunk)");
+                throw FormatError(base + pos + 1, "uncompressed snappy chunk length " + std::to_string(len) +
+                                                      " (at most 4 + 65536)");
+            }
             if (r.out_bytes + c.out_size > out_bytes)
-                throw FormatError(base + pos, "snappy stream decodes to more than the " + std::to_string(out_bytes) +
-                                                  " bytes its range holds");
+                throw FormatError(base + pos, "snappy chunk of " + std::to_string(c.out_size) + " bytes at stream byte " +
+                                                  std::to_string(pos) + " decodes past the " + std::to_string(out_bytes) +
+                                                  " bytes of its range (end − start + 1)");
             r.out_bytes += c.out_size;
             r.chunks.push_back(c);
         } else if (type < 0x80) {

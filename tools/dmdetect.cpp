@@ -174,7 +174,7 @@ int run(int argc, char** argv, Communicator& world) {
         "format", po::value<std::string>()->default_value("table"), "output: table|json|csv")(
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|kdump|avml|auto")(
-        "strict", "refuse a truncated dump instead of analysing what is present")(
+        "strict", "refuse a truncated dump, or one with compressed pages that do not decompress, instead of analysing what is present")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr")(

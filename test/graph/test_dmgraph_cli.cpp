@@ -145,6 +145,18 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     Run s = dmgraph("build " + cut + " -o " + out + " --dtb 0x1000 --paging x64 --strict", dir);
     CHECK(s.status == 1);
     CHECK(one_error_line(s.err));
+    // A LiME range header whose e_addr lies near 2^64 (the file holds far less): a corrupt header,
+    // refused with one line naming the range even without --strict.
+    {
+        auto lime = test_images::to_lime(img.bytes, {});
+        test_images::put_le(lime, 16, 8, 0xfffffffffffff000ull);
+        std::ofstream f(dir / "huge.lime", std::ios::binary);
+        f.write(reinterpret_cast<const char*>(lime.data()), static_cast<std::streamsize>(lime.size()));
+    }
+    Run h = dmgraph("build " + (dir / "huge.lime").string() + " -o " + out + " --dtb 0x1000 --paging x64", dir);
+    CHECK(h.status == 1);
+    CHECK(one_error_line(h.err));
+    CHECK(h.err.find("e_addr 0xfffffffffffff000") != std::string::npos);
     // A QEMU migration stream is refused by name.
     std::ofstream(dir / "vm.sav", std::ios::binary) << std::string("QEVM\0\0\0\3", 8) << std::string(4096, 'x');
     Run q = dmgraph("build " + (dir / "vm.sav").string() + " -o " + out, dir);

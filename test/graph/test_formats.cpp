@@ -6,6 +6,7 @@
 #include "graph/decoded_image.hpp"
 #include "graph/dump_writers.hpp"
 #include "graph/layers.hpp"
+#include "graph/memory_graph.hpp"
 #include "graph/snappy_frame.hpp"
 #include "test/graph/layer_images.hpp"
 
@@ -277,19 +278,86 @@ TEST_CASE("formats: decompression bombs are refused with the reason") {
     CHECK(m.find("decompression bomb") != std::string::npos);
 }
 
-TEST_CASE("formats: corrupt kdump page data is a FormatError at the page's bytes") {
+// The page descriptor {u64 offset, u32 size, u32 flags, u64 page_flags} of `pfn` in a plain
+// 64-bit kdump file as write_kdump() makes it (one dumped page per set bit of the 2nd bitmap).
+uint64_t kdump_desc_of(const std::vector<uint8_t>& k, uint64_t pfn) {
+    const uint64_t bs = read_le(k, 428, 4), sub = read_le(k, 432, 4), bitmap = read_le(k, 436, 4);
+    const uint64_t bm2 = (1 + sub + bitmap / 2) * bs;
+    REQUIRE(((k.at(bm2 + pfn / 8) >> (pfn % 8)) & 1) == 1);
+    uint64_t index = 0;
+    for (uint64_t q = 0; q < pfn; ++q) index += (k[bm2 + q / 8] >> (q % 8)) & 1;
+    return (1 + sub + bitmap) * bs + 24 * index;
+}
+
+TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as absent with one warning; --strict refuses") {
     Fixture f;
-    auto k = kdump_of(*f.phys, KdumpCompression::Zlib, false);
-    auto p = PhysicalLayer::from_bytes(k);
-    // Flip a byte inside the last compressed page (the random page is stored raw, the 0x41 one zlib).
-    bool flipped = false;
-    for (size_t i = k.size() - 64; i > 0 && !flipped; --i)
-        if (k[i] == 0x78 && (k[i + 1] == 0x01 || k[i + 1] == 0x9c)) {   // a zlib stream header
-            k[i + 3] ^= 0xff;
-            flipped = true;
+    const uint64_t pfns[] = {0x10, 0x11, 0x30};   // two pages of the 0x10000 pattern, the 0x41 page
+    const uint64_t K = 0xffff800000000000;          // direct map of the fixture
+    for (auto c : {KdumpCompression::Zlib, KdumpCompression::Lzo, KdumpCompression::Snappy, KdumpCompression::Zstd}) {
+        CAPTURE(int(c));
+        auto k = kdump_of(*f.phys, c, false);
+        // pfn 0x10: its data cut short; 0x11: bytes flipped; 0x30: claims one byte less than stored.
+        for (int j = 0; j < 3; ++j) {
+            const uint64_t d = kdump_desc_of(k, pfns[j]);
+            const uint64_t off = read_le(k, d, 8), size = read_le(k, d + 8, 4);
+            REQUIRE(read_le(k, d + 12, 4) != 0);   // stored compressed
+            if (j == 0) put_le(k, d + 8, 4, size / 2);
+            if (j == 1)
+                for (uint64_t i = 0; i < size; ++i) k[off + i] ^= 0x5a;
+            if (j == 2) put_le(k, d + 8, 4, size - 1);
         }
-    REQUIRE(flipped);
-    CHECK_THROWS_AS(PhysicalLayer::from_bytes(k), FormatError);
+        auto p = PhysicalLayer::from_bytes(k);
+        REQUIRE(p->warnings().size() == 1);
+        const std::string& w = p->warnings()[0];
+        CAPTURE(w);
+        CHECK(w.find("kdump: 3 pages do not decompress") != std::string::npos);
+        CHECK(w.find("first pfns 0x10, 0x11, 0x30") != std::string::npos);
+        CHECK(w.find("read as absent") != std::string::npos);
+        CHECK(p->present_bytes() == f.phys->present_bytes() - 3 * 4096);
+        for (uint64_t pfn : pfns) CHECK(p->find(pfn * 4096, 1) == nullptr);
+        // Everything else is there and the same.
+        std::vector<uint8_t> a(4096), b(4096);
+        for (uint64_t pa : {uint64_t{0x1000}, uint64_t{0x31000}, uint64_t{0x12000}}) {
+            REQUIRE(p->read(pa, a));
+            REQUIRE(f.phys->read(pa, b));
+            CHECK(a == b);
+        }
+        // The graph records the page as absent (mapped by the direct map, not in the dump).
+        auto t = TranslationLayer::detect(*p);
+        MemoryGraph g = MemoryGraph::build(t);
+        bool absent = false;
+        for (const AbsentRun& r : g.absent()) absent |= r.vaddr <= K + 0x30000 && K + 0x30000 < r.vaddr + r.size;
+        CHECK(absent);
+        // --strict refuses at the first page, naming it.
+        try {
+            PhysicalLayer::from_bytes(k, DumpFormat::Auto, true);
+            FAIL("expected a FormatError");
+        } catch (const FormatError& e) {
+            CHECK(std::string(e.what()).find("page data of pfn 0x10") != std::string::npos);
+        }
+    }
+    // AVML: a snappy chunk whose bytes are flipped (CRC-32C mismatch) reads as absent, 64 KiB.
+    auto a = avml_of(*f.phys);
+    REQUIRE((a.at(42) == 0x00 || a.at(42) == 0x01));   // the first data chunk, after the stream identifier
+    a[42 + 4 + 4 + 10] ^= 0x5a;
+    auto pa = PhysicalLayer::from_bytes(a);
+    REQUIRE(pa->warnings().size() == 1);
+    CAPTURE(pa->warnings()[0]);
+    CHECK(pa->warnings()[0].find("AVML: 1 snappy chunk does not decode (0x10000 bytes") != std::string::npos);
+    CHECK(pa->warnings()[0].find("first at physical 0x0,") != std::string::npos);
+    CHECK(pa->present_bytes() == f.phys->present_bytes() - 0x10000);
+    CHECK(pa->find(0, 1) == nullptr);
+    CHECK(pa->find(0xffff, 1) == nullptr);
+    CHECK(pa->find(0x10000, 0x1000) != nullptr);
+    CHECK_THROWS_AS(PhysicalLayer::from_bytes(a, DumpFormat::Auto, true), FormatError);
+    // A zlib stream with a bad header names the zlib error.
+    auto k = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+    const uint64_t d = kdump_desc_of(k, 0x30);
+    k[read_le(k, d, 8)] ^= 0xff;
+    auto p = PhysicalLayer::from_bytes(k);
+    REQUIRE(p->warnings().size() == 1);
+    CHECK(p->warnings()[0].find("kdump: 1 page does not decompress") != std::string::npos);
+    CHECK(p->warnings()[0].find("pfn 0x30: zlib error Z_DATA_ERROR") != std::string::npos);
 }
 
 TEST_CASE("formats: thousands of PT_LOADs over the same bytes are resolved in linear time") {
@@ -356,4 +424,130 @@ TEST_CASE("formats: decoded images in a temporary file are file-backed, sparse a
     CHECK(m.data_extents().size() == 2);
     CHECK(m.data()[4096 + 10] == 1);
     CHECK(m.data()[3 * 4096 + 5] == 1);
+}
+
+namespace {
+
+// The FormatError a parse throws: {offset, message} (callers copy them to plain locals, not a
+// structured binding, which clang 14 cannot capture in CAPTURE).
+std::pair<uint64_t, std::string> format_error(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const FormatError& e) {
+        return {e.offset(), e.what()};
+    }
+    FAIL("expected FormatError");
+    return {};
+}
+
+bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("formats: a range ending beyond 2^52 or wrapping is refused even when not strict, naming it") {
+    Fixture f;
+    for (bool strict : {false, true}) {
+        CAPTURE(strict);
+        // LiME: one range at 0 whose e_addr lies near 2^64 (today's clipping would keep the bytes present).
+        auto lime = to_lime(f.mem.bytes, {});
+        for (uint64_t e : {uint64_t{0xfffffffffffff000}, uint64_t{1} << 52}) {
+            put_le(lime, 16, 8, e);
+            const auto err1 = format_error([&] { PhysicalLayer::from_bytes(lime, DumpFormat::Auto, strict); });
+            const uint64_t at = err1.first;
+            const std::string m = err1.second;
+            CAPTURE(m);
+            CHECK(at == 16);
+            CHECK(has(m, ("e_addr " + hex(e)).c_str()));
+            CHECK(has(m, "52-bit"));
+        }
+        put_le(lime, 16, 8, (uint64_t{1} << 52) - 1);   // the last byte below 2^52: only cut
+        if (!strict) CHECK(PhysicalLayer::from_bytes(lime)->warnings().size() == 1);
+        // ELF: the PT_LOAD at physical 0x100000 with p_memsz wrapping 2^64, then ending past 2^52.
+        auto elf = f.elf;
+        const uint64_t phoff = read_le(elf, 32, 8), ph = phoff + 2 * 56;   // PT_NOTE, PT_LOAD 0, PT_LOAD 1
+        REQUIRE(read_le(elf, ph, 4) == 1);
+        REQUIRE(read_le(elf, ph + 24, 8) == 0x100000);
+        for (uint64_t memsz : {uint64_t{0xffffffffffff0000}, (uint64_t{1} << 52) - 0x100000 + 1}) {
+            put_le(elf, ph + 40, 8, memsz);
+            const auto err2 = format_error([&] { PhysicalLayer::from_bytes(elf, DumpFormat::Auto, strict); });
+            const uint64_t at = err2.first;
+            const std::string m = err2.second;
+            CAPTURE(m);
+            CHECK(at == ph);
+            CHECK(has(m, ("p_paddr 0x100000 + p_memsz " + hex(memsz)).c_str()));
+        }
+        put_le(elf, ph + 40, 8, (uint64_t{1} << 52) - 0x100000);   // ends exactly at 2^52: a filtered tail
+        CHECK(PhysicalLayer::from_bytes(elf, DumpFormat::Auto, strict)->present_bytes() == f.phys->present_bytes());
+    }
+}
+
+TEST_CASE("formats: refusals name the field the format's spec names, and its value") {
+    Fixture f;
+    SUBCASE("kdump disk_dump_header block_size, sub_hdr_size, bitmap_blocks; page_desc size and flags") {
+        const auto good = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+        auto k = good;
+        put_le(k, 436, 4, 1);   // bitmap_blocks
+        const auto err3 = format_error([&] { PhysicalLayer::from_bytes(k); });
+        CHECK(err3.first == 436);
+        CHECK(has(err3.second, "bitmap_blocks 1"));
+        k = good;
+        put_le(k, 432, 4, 0);   // sub_hdr_size
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(k); }).second, "sub_hdr_size 0"));
+        k = good;
+        put_le(k, 428, 4, 1000);   // block_size
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(k); }).second, "block_size 1000"));
+        k = good;
+        const uint64_t d = kdump_desc_of(k, 0x30);
+        put_le(k, d + 8, 4, 5000);
+        const auto err4 = format_error([&] { PhysicalLayer::from_bytes(k); });
+        const uint64_t dat = err4.first;
+        const std::string dm = err4.second;
+        CHECK(dat == d + 8);
+        CHECK(has(dm, "page_desc of pfn 0x30: size 5000"));
+        k = good;
+        put_le(k, d + 12, 4, 0x3);
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(k); }).second, "page_desc of pfn 0x30: flags 0x3"));
+    }
+    SUBCASE("ELF e_phnum = PN_XNUM without a section header table names e_shoff") {
+        auto elf = to_elf(f.mem.bytes, {{0, 0x9f000}}, {}, true, true);
+        REQUIRE(PhysicalLayer::from_bytes(elf)->present_bytes() == 0x9f000);
+        put_le(elf, 40, 8, 0);   // e_shoff
+        const auto err5 = format_error([&] { PhysicalLayer::from_bytes(elf); });
+        const uint64_t at = err5.first;
+        const std::string m = err5.second;
+        CAPTURE(m);
+        CHECK(at == 40);
+        CHECK(has(m, "e_phnum is PN_XNUM"));
+        CHECK(has(m, "e_shoff is 0"));
+        elf = to_elf(f.mem.bytes, {{0, 0x9f000}}, {}, true, true);
+        put_le(elf, 58, 2, 10);   // e_shentsize
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(elf); }).second, "e_shentsize 10"));
+        elf = to_elf(f.mem.bytes, {{0, 0x9f000}}, {}, true);
+        put_le(elf, 54, 2, 20);   // e_phentsize
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(elf); }).second, "e_phentsize 20"));
+    }
+    SUBCASE("AVML: an uncompressed snappy chunk's length, the compressed-size trailer") {
+        const uint64_t len = 70000, range = 0x20000;   // 4 + 69996 bytes: more than 65536 in one chunk
+        std::vector<uint8_t> a(32 + 10 + 4 + len + 8, 0);
+        std::memcpy(a.data(), "AVML\2\0\0\0", 8);
+        put_le(a, 16, 8, range - 1);
+        const uint8_t id[] = {0xff, 6, 0, 0, 's', 'N', 'a', 'P', 'p', 'Y'};
+        std::memcpy(a.data() + 32, id, sizeof id);
+        a[42] = 0x01;   // uncompressed chunk
+        put_le(a, 43, 3, len);
+        const auto err6 = format_error([&] { PhysicalLayer::from_bytes(a); });
+        const uint64_t at = err6.first;
+        const std::string m = err6.second;
+        CAPTURE(m);
+        CHECK(at == 43);
+        CHECK(has(m, "uncompressed snappy chunk length 70000"));
+        // The first range's trailer: the u64 right after its stream that equals the stream's length.
+        auto good = avml_of(*f.phys);
+        REQUIRE(PhysicalLayer::from_bytes(good)->warnings().empty());
+        uint64_t pos = 33;
+        while (pos + 8 <= good.size() && read_le(good, pos, 8) != pos - 32) ++pos;
+        REQUIRE(pos + 8 <= good.size());
+        good[pos] ^= 1;
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(good); }).second, "compressed-size trailer"));
+    }
 }
