@@ -230,7 +230,8 @@ public:
     const GraphParams& graph_params() const;                           // InputError without models
 
     // Opens the dump (raw/ELF/LiME/kdump/AVML), finds the page-table root and builds the memory graph with
-    // graph_params(). Throws InputError / FormatError.
+    // graph_params(). Throws InputError / FormatError; InputError too for a graph of no node
+    // (refuse_empty_graph, graph/memory_graph.hpp), which open_graph() also refuses from a .dmg.
     MemoryGraph build_graph(const std::string& dump_path, const BuildOptions& = {}) const;
     // A prebuilt .dmg (told by its magic; loaded and checked with check_graph()) or else a dump
     // given to build_graph().

@@ -68,6 +68,7 @@ MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptio
     auto layer = TranslationLayer::detect(*phys, opt.dtb);
     MemoryGraph g = MemoryGraph::build(layer, params, opt.progress);
     g.set_dump_path(dump_path);
+    refuse_empty_graph(g);
     return g;
 }
 
@@ -77,6 +78,7 @@ MemoryGraph Detector::open_graph(const std::string& path, const BuildOptions& op
     std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
     if (std::memcmp(magic, kDmgMagic, sizeof magic) != 0) return build_graph(path, opt);
     MemoryGraph g = MemoryGraph::load(path);
+    refuse_empty_graph(g);
     check_graph(g);
     return g;
 }

@@ -134,8 +134,8 @@ std::string kernel_flavour_of(std::string_view release) {
     return {};
 }
 
-std::optional<FoundBanner> find_kernel_banner(const PhysicalLayer& phys, std::span<const VirtualRun> kernel_runs,
-                                              unsigned word_size) {
+std::optional<FoundBanner> find_kernel_banner_in_image(const PhysicalLayer& phys,
+                                                       std::span<const VirtualRun> kernel_runs, unsigned word_size) {
     uint64_t lo = kImageBase64, hi = kImageEnd64;
     if (word_size == 4) {
         lo = kernel_runs.empty() ? 0 : kernel_runs.front().vaddr;
@@ -152,6 +152,12 @@ std::optional<FoundBanner> find_kernel_banner(const PhysicalLayer& phys, std::sp
             best = FoundBanner{std::move(*kb), paddr, r.vaddr + (paddr - r.paddr)};
         });
     }
+    return best;
+}
+
+std::optional<FoundBanner> find_kernel_banner(const PhysicalLayer& phys, std::span<const VirtualRun> kernel_runs,
+                                              unsigned word_size) {
+    std::optional<FoundBanner> best = find_kernel_banner_in_image(phys, kernel_runs, word_size);
     if (best) return best;
 
     struct Seen { uint64_t count = 0; FoundBanner first; };

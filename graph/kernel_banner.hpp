@@ -78,5 +78,10 @@ struct FoundBanner {
 // dump contents; nullopt when no banner of the right shape is present.
 std::optional<FoundBanner> find_kernel_banner(const PhysicalLayer& phys, std::span<const VirtualRun> kernel_runs,
                                               unsigned word_size);
+// The first step of the search alone: a banner in the kernel-image window, or nullopt (no
+// fallback scan of the whole dump). The root search (graph/root_search.cpp) asks it whether a
+// candidate root maps a kernel image; cost: one memmem pass over the window's present pages.
+std::optional<FoundBanner> find_kernel_banner_in_image(const PhysicalLayer& phys,
+                                                       std::span<const VirtualRun> kernel_runs, unsigned word_size);
 
 }  // namespace deepmem

@@ -141,8 +141,9 @@ public:
     // drop pages it is done with (MADV_DONTNEED refaults them from the page cache), which keeps
     // its peak RSS far below the dump size.
     bool file_backed() const noexcept;
-    // Drops the whole 4 KiB pages of [bytes, bytes+size) — bytes inside file_bytes() — from this
-    // process (MADV_DONTNEED) when file_backed(); a later read refaults them from the page cache.
+    // Drops the 4 KiB pages that [bytes, bytes+size) touches — bytes inside file_bytes(), partial
+    // pages at either end included — from this process (MADV_DONTNEED) when file_backed(); a
+    // later read refaults them from the page cache.
     // No-op otherwise. Used by every full pass over the dump (root search, graph scan).
     void release(const uint8_t* bytes, uint64_t size) const noexcept;
 

@@ -5,13 +5,18 @@
 
 #include "graph/layers.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace deepmem {
@@ -114,15 +119,28 @@ uint64_t parse_limit(const std::string& s) {
     return v << shift;
 }
 
+// RLIMIT_AS minus the address space already mapped (VmSize), or nullopt without a limit.
+std::optional<uint64_t> address_space_left() {
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return std::nullopt;
+    const uint64_t used = read_keyed("/proc/self/status", "VmSize").value_or(0) * 1024;
+    const uint64_t limit = rl.rlim_cur;
+    return limit > used ? limit - used : 0;
+}
+
+const MemoryStage* g_stage = nullptr;
+std::optional<std::pair<std::string, uint64_t>> g_left;   // the innermost stage an exception left
+
 }  // namespace
 
 std::optional<MemoryBudget> available_memory() {
-    if (const char* env = std::getenv("DEEPMEM_MEMORY_LIMIT"); env && *env)
-        return MemoryBudget{parse_limit(env), "DEEPMEM_MEMORY_LIMIT"};
     std::optional<MemoryBudget> best;
     auto consider = [&](std::optional<uint64_t> v, const char* source) {
         if (v && (!best || *v < best->bytes)) best = MemoryBudget{*v, source};
     };
+    if (const char* env = std::getenv("DEEPMEM_MEMORY_LIMIT"); env && *env)
+        return MemoryBudget{parse_limit(env), "DEEPMEM_MEMORY_LIMIT"};
+    consider(address_space_left(), "RLIMIT_AS (ulimit -v) minus VmSize");
     if (auto kb = read_keyed("/proc/meminfo", "MemAvailable")) consider(*kb * 1024, "MemAvailable in /proc/meminfo");
     if (auto rel = cgroup_path(""))
         consider(cgroup_available("/sys/fs/cgroup", *rel, "memory.max", "memory.current", "active_file", "inactive_file"),
@@ -138,6 +156,38 @@ std::optional<MemoryBudget> available_memory() {
                  "the cgroup's memory.limit_in_bytes");
     }
     return best;
+}
+
+MemoryStage::MemoryStage(std::string what, uint64_t need_bytes)
+    : what_(std::move(what)), need_(need_bytes), outer_(g_stage), uncaught_(std::uncaught_exceptions()) {
+    g_stage = this;
+    g_left.reset();
+}
+
+MemoryStage::~MemoryStage() {
+    g_stage = outer_;
+    if (std::uncaught_exceptions() > uncaught_ && !g_left) {
+        try {
+            g_left.emplace(what_, need_);
+        } catch (const std::exception&) {   // no memory for the copy: the report says less
+        }
+    }
+}
+
+std::string out_of_memory_message() {
+    std::string what = "running";
+    uint64_t need = 0;
+    if (g_stage) what = g_stage->what_, need = g_stage->need_;
+    else if (g_left) std::tie(what, need) = *g_left;
+    std::string msg = "out of memory while " + what + ": ";
+    msg += need ? "needs about " + format_bytes(need) : "needs an unknown amount";
+    std::optional<MemoryBudget> avail;
+    try {
+        avail = available_memory();
+    } catch (const std::exception&) {   // a malformed DEEPMEM_MEMORY_LIMIT, or no memory left to read files
+    }
+    msg += avail ? ", limit " + format_bytes(avail->bytes) + " from " + avail->source : ", no limit known";
+    return msg;
 }
 
 std::string format_bytes(uint64_t bytes) {

@@ -15,8 +15,11 @@ struct MemoryBudget {
 
 // The smallest of:
 //   DEEPMEM_MEMORY_LIMIT   when set: bytes, or with a K/M/G/T suffix (powers of 1024); it replaces
-//                          the two figures below (to force a small limit in tests, or to override
-//                          a pessimistic reading). InputError when it is not such a number.
+//                          the three figures below (to force a small limit in tests, or to override
+//                          a pessimistic reading: the estimate has a margin of 2, and the dump's own
+//                          mapping counts in VmSize). InputError when it is not such a number.
+//   RLIMIT_AS              getrlimit(RLIMIT_AS) (`ulimit -v`) minus this process's VmSize in
+//                          /proc/self/status: the address space it may still map (issue #11 item 5).
 //   MemAvailable           /proc/meminfo
 //   cgroup limits          for the process's cgroup and each ancestor with a limit: the limit minus
 //                          the usage that is not reclaimable page cache — v2 memory.max −
@@ -24,6 +27,31 @@ struct MemoryBudget {
 //                          (memory.usage_in_bytes − total_active_file − total_inactive_file).
 // nullopt when none of them can be read (then nothing is refused).
 std::optional<MemoryBudget> available_memory();
+
+// What the process is doing and how much memory that is expected to take, for the one line a
+// tool prints when std::bad_alloc reaches its main (tools/cli.hpp, out_of_memory_message). A
+// stage lasts for the scope of a MemoryStage; stages nest (the innermost is reported). A stage
+// left by an exception is remembered (the innermost such) until the next stage begins, since the
+// report is printed after the stack has unwound. Set by the main thread only.
+class MemoryStage {
+public:
+    // `what`: "building the memory graph of dump.raw"; `need_bytes`: 0 when unknown.
+    MemoryStage(std::string what, uint64_t need_bytes = 0);
+    ~MemoryStage();
+    MemoryStage(const MemoryStage&) = delete;
+    MemoryStage& operator=(const MemoryStage&) = delete;
+private:
+    std::string what_;
+    uint64_t need_ = 0;
+    const MemoryStage* outer_;
+    int uncaught_;   // std::uncaught_exceptions() at construction
+    friend std::string out_of_memory_message();
+};
+
+// "out of memory while building the memory graph of d.raw: needs about 1.2 GiB, limit 800 MiB
+// from RLIMIT_AS (ulimit -v) minus VmSize" — the stage, its need and available_memory() read now;
+// "while running" / "needs an unknown amount" / "no limit known" when those are missing.
+std::string out_of_memory_message();
 
 // "1.5 GiB", "640 MiB", "12 KiB": the one spelling of memory sizes in messages.
 std::string format_bytes(uint64_t bytes);

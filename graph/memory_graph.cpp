@@ -840,12 +840,13 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
         throw InputError("not enough memory for the graph of this dump: it needs " + figures() + ", " +
                          format_bytes(avail->bytes) + " available (" + avail->source +
                          "); free memory or raise the limit (DEEPMEM_MEMORY_LIMIT=SIZE overrides the figure)");
+    MemoryStage stage("building the memory graph of " + std::to_string(need.pages) + " kernel pages", need.bytes);
     MemoryGraphBuilder b(layer.physical(), params, progress);
     MemoryGraph g;
     try {
         g = b.run(runs, mapped);
     } catch (const std::bad_alloc&) {
-        throw InputError("out of memory while building the graph of this dump (estimated " + figures() + ")");
+        throw InputError(out_of_memory_message());
     }
     g.info_.dump_bytes = layer.physical().file_bytes().size();
     g.info_.kernel_banner = find_kernel_banner(layer.physical(), runs, params.word_size);
@@ -887,6 +888,19 @@ Neighbourhood neighbourhood(const MemoryGraph& g, uint32_t centre, unsigned hops
     }
     std::sort(out.nodes.begin(), out.nodes.end());
     return out;
+}
+
+void refuse_empty_graph(const MemoryGraph& g) {
+    if (g.node_count() > 0) return;
+    const GraphBuildInfo& i = g.info();
+    std::string why = i.kernel_pages == 0 ? "no kernel page is present in the dump"
+                      : i.pointer_fields == 0
+                          ? "none of them holds a pointer into kernel memory (are the dump's pages zeros, or another "
+                            "machine's memory behind these page tables?)"
+                          : "their " + std::to_string(i.pointer_fields) + " pointer fields leave no segment";
+    throw InputError("the memory graph has no node: " + std::to_string(i.kernel_pages) +
+                     " kernel pages scanned under the page-table root " + hex(i.dtb) + " (" + to_string(i.paging) +
+                     "), " + why + "; nothing can be detected (give --dtb and --paging if another root is right)");
 }
 
 }  // namespace deepmem

@@ -115,6 +115,13 @@ using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 // craft or patch files. The value is what load() compares with the header's checksum field.
 uint64_t dmg_checksum(std::span<const uint8_t> file) noexcept;
 
+class MemoryGraph;
+// Throws InputError when `g` has no node, with what its build saw (kernel pages scanned, pointer
+// fields, root and scheme): nothing can be detected in it, and a tool must never hand one on
+// silently (issue #11 item 2: correct page tables over pages of zeros gave 0 nodes and exit 0).
+// Called by `dmgraph build` before writing and by Detector::build_graph / open_graph.
+void refuse_empty_graph(const MemoryGraph& g);
+
 class MemoryGraph {
 public:
     static GraphEstimate estimate(const TranslationLayer& layer, const GraphParams& params = {});

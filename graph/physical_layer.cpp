@@ -293,7 +293,12 @@ struct PhysicalLayerParsers {
 std::unique_ptr<PhysicalLayer> PhysicalLayer::open(const std::string& path, DumpFormat format, bool strict) {
     auto file = std::make_shared<MappedFile>(path);
     auto bytes = file->bytes();
-    return PhysicalLayerParsers::parse(bytes, format, std::move(file), strict);
+    auto layer = PhysicalLayerParsers::parse(bytes, format, std::move(file), strict);
+    // The parser's walk over headers spread through the file (a LiME header before each of
+    // thousands of ranges, with the kernel's fault-around) maps nearly every page: drop them, so
+    // that the peak is not the file size before the first pass has begun (issue #11 item 7).
+    layer->release(layer->file_bytes().data(), layer->file_bytes().size());
+    return layer;
 }
 
 std::unique_ptr<PhysicalLayer> PhysicalLayer::from_bytes(std::span<const uint8_t> bytes, DumpFormat format,
@@ -329,9 +334,16 @@ bool PhysicalLayer::has_data(uint64_t paddr, uint64_t len) const noexcept { retu
 void PhysicalLayer::release(const uint8_t* bytes, uint64_t size) const noexcept {
     if (!file_backed() || size == 0) return;
     constexpr uintptr_t kPage = 4096;
+    // Rounded outwards, within the mapping: the mapping is read-only and file-backed, so dropping
+    // the partial pages at either end costs a neighbour at most a refault from the page cache.
+    // Rounded inwards, a range whose bytes are not page-aligned in the file (each LiME range
+    // follows a 32-byte header) kept its two end pages, and a 4 KiB range every page: 65,600
+    // one-page ranges of the 256 MiB dev dump peaked at 356 MB RSS against the ELF's 147 MB.
+    const auto base = reinterpret_cast<uintptr_t>(bytes_.data());
+    const uintptr_t end = (base + bytes_.size() + kPage - 1) & ~(kPage - 1);
     auto a = reinterpret_cast<uintptr_t>(bytes), b = a + size;
-    a = (a + kPage - 1) & ~(kPage - 1);
-    b &= ~(kPage - 1);
+    a &= ~(kPage - 1);
+    b = std::min(end, (b + kPage - 1) & ~(kPage - 1));
     if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
 }
 

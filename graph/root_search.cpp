@@ -3,6 +3,7 @@
 // for dumps without CPU state (raw, LiME), in the manner of Volatility 3's automagic/linux.py: a
 // step apart from walking the tables (graph/translation.cpp), over the same scheme tables
 // (graph/paging.hpp).
+#include "graph/kernel_banner.hpp"
 #include "graph/layers.hpp"
 #include "graph/paging.hpp"
 #include "graph/parallel_errors.hpp"
@@ -35,6 +36,7 @@ struct Mapping {
     bool ok = false;               // enumerated within the work bound
     uint64_t distinct_pages = 0;   // present physical pages mapped: the ranking key
     uint64_t direct_pages = 0;     // pages of the largest set sharing one vaddr − paddr offset
+    uint64_t direct_end = 0;       // the physical end of that set's highest page
     uint64_t text_pages = 0;       // pages mapped in the scheme's kernel-text window
     uint64_t anomalies = 0;        // looping entries + large pages with reserved bits
     uint64_t absent_tables = 0, absent_lo = ~uint64_t{0}, absent_hi = 0;
@@ -175,6 +177,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
 std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingMode>& modes) {
     constexpr uint64_t kChunk = uint64_t{8} << 20;   // the most of the dump resident at once
     std::vector<Candidate> cands;
+    uint64_t unreleased = 0;   // bytes checked since the last release
     for (const auto& r : phys.data_runs()) {
         const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
         if (end <= first || first < r.paddr) continue;
@@ -199,10 +202,16 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
                 errors.run([&] { cands.insert(cands.end(), mine.begin(), mine.end()); });
             }
             errors.rethrow();
-            // The chunk and the tables its look-alikes pointed to (anywhere in the dump).
-            phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+            // The chunks and the tables their look-alikes pointed to (anywhere in the dump), once
+            // per kChunk checked: per run, 65,600 one-page LiME ranges released the whole file
+            // 65,600 times.
+            if ((unreleased += c1 - c0) >= kChunk) {
+                phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+                unreleased = 0;
+            }
         }
     }
+    phys.release(phys.file_bytes().data(), phys.file_bytes().size());
     std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
         return a.mode != b.mode ? a.mode < b.mode : a.dtb < b.dtb;
     });
@@ -223,13 +232,16 @@ Mapping map_root(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb) {
         m.absent_tables = w.stats.absent_tables;
         m.absent_lo = w.absent_lo;
         m.absent_hi = w.absent_hi;
-        std::map<uint64_t, uint64_t> by_offset;
+        std::map<uint64_t, std::pair<uint64_t, uint64_t>> by_offset;   // offset → (pages, physical end)
         for (const auto& r : w.runs) {
-            by_offset[r.vaddr - r.paddr] += r.size / kPage;
+            auto& [pages, end] = by_offset[r.vaddr - r.paddr];
+            pages += r.size / kPage;
+            end = std::max(end, r.paddr + r.size);
             const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
             if (r.vaddr + r.size > r.vaddr && lo < hi) m.text_pages += (hi - lo) / kPage;
         }
-        for (const auto& [off, pages] : by_offset) m.direct_pages = std::max(m.direct_pages, pages);
+        for (const auto& [off, set] : by_offset)
+            if (set.first > m.direct_pages) std::tie(m.direct_pages, m.direct_end) = set;
         m.runs = std::move(w.runs);
     } catch (const InputError&) {
         m.ok = false;   // exceeded the work bound: not a sane root
@@ -237,21 +249,26 @@ Mapping map_root(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb) {
     return m;
 }
 
-// Pages a plausible root's direct map must cover: half of the dump's data pages, or of the most a
-// direct map of this scheme can hold (32-bit lowmem).
-uint64_t direct_map_needed(const Scheme& s, uint64_t data_pages) {
-    uint64_t n = data_pages;
-    if (s.direct_map_limit) n = std::min(n, s.direct_map_limit / kPage);
-    return (n + 1) / 2;
-}
-
-uint64_t data_pages_of(const PhysicalLayer& phys) {
+// Whole pages of the dump's data below physical address `below`.
+uint64_t data_pages_of(const PhysicalLayer& phys, uint64_t below = ~uint64_t{0}) {
     uint64_t n = 0;
     for (const auto& r : phys.data_runs()) {
-        const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
+        const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1);
+        const uint64_t end = std::min(r.paddr + r.size, below) & ~(kPage - 1);
         if (end > first && first >= r.paddr) n += (end - first) / kPage;
     }
     return n;
+}
+
+// Pages a root's direct map must cover to be a kernel's: half of the present pages it spans —
+// from physical 0 up to its highest page or the root table itself, whichever is higher (a
+// kernel's direct map maps all of its RAM, its own page tables included), capped at the most a
+// direct map of this scheme can hold (32-bit lowmem). Not a fraction of the file's data: filler
+// appended past the RAM, or the RAM a cut took away, would change that.
+uint64_t direct_map_needed(const Scheme& s, const PhysicalLayer& phys, const Mapping& m, uint64_t dtb) {
+    uint64_t n = data_pages_of(phys, std::max(m.direct_end, dtb + kPage));
+    if (s.direct_map_limit) n = std::min(n, s.direct_map_limit / kPage);
+    return (n + 1) / 2;
 }
 
 // "16 MiB", "5 GiB", "1.5 GiB": sizes in diagnoses.
@@ -308,9 +325,11 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
                std::to_string(b.m->distinct_pages) + " pages, ";
         if (b.m->text_pages == 0)
             msg += "no kernel text at " + hex(s.anchor_vaddr);
+        else if (!b.maps_itself)
+            msg += "not its own table (a kernel maps all its memory, its page tables included)";
         else
-            msg += "a direct map of " + std::to_string(b.m->direct_pages) + " pages where half of the dump's data (" +
-                   std::to_string(direct_map_needed(s, data_pages)) + " pages) was expected";
+            msg += "a direct map of " + std::to_string(b.m->direct_pages) + " pages where half of the present pages it spans (" +
+                   std::to_string(direct_map_needed(s, phys, *b.m, b.c->dtb)) + ") was expected, and no kernel banner";
         msg += " — a stale or partial table; " + holds + ", is memory missing?";
     } else {
         msg += "no page looks like a kernel page directory; " + holds +
@@ -403,10 +422,16 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
 //    alike: swapper_pg_dir and every process PGD share it). Groups are pre-ranked by structure
 //    (most kernel entries, most second-level entries) and the first 64 are fully enumerated.
 // 3. Plausible: a root maps a kernel — some page in the scheme's kernel-text window (x86-64
-//    [0xffffffff80000000, +1 GiB), 32-bit [0xc0000000, +512 MiB)) AND a direct map (the largest
-//    set of pages sharing one vaddr − paddr offset) covering at least half of the dump's data
-//    pages (32-bit: of at most 896 MiB of lowmem). A root that maps too little is a stale
-//    boot-time table (the early PAE PDPT maps ~3,000 pages), a copy, or a cut dump's trampoline.
+//    [0xffffffff80000000, +1 GiB), 32-bit [0xc0000000, +512 MiB)), its own table's page (a
+//    kernel maps all its memory: swapper_pg_dir through the image, process PGDs through the
+//    direct map; junk that maps page 0 a thousand times does not), AND either a direct map (the
+//    largest set of pages sharing one vaddr − paddr offset) covering at least half of the present
+//    pages below its highest page or the root table, whichever is higher (32-bit: of at most 896
+//    MiB of lowmem), or the kernel's `Linux version` banner in the image window. What a root
+//    maps is measured against the memory it spans, never against the file's data: filler
+//    appended after the RAM, or a cut that took the direct map's tables, leaves the kernel's
+//    root plausible (issue #11 item 2). A root that maps too little of what it spans is a stale
+//    boot-time table (the early PAE PDPT at 158 MiB maps the first ~12 MiB), a copy, or junk.
 // 4. Ranked uniformly across schemes by the distinct physical pages mapped (`better`), then the
 //    tie-breaks among roots that map alike. No plausible root: InputError with a diagnosis of
 //    what is missing (tables beyond the end — cut — or in holes, a root that maps too little, or
@@ -451,7 +476,13 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         phys.release(phys.file_bytes().data(), phys.file_bytes().size());
         const Mapping& m = g->mapping;
         if (!m.ok || m.distinct_pages == 0) continue;
-        const bool plausible = m.text_pages > 0 && m.direct_pages >= direct_map_needed(s, data_pages);
+        // The kernel's banner in the image window, looked for once per group and only when a
+        // member's direct map falls short.
+        std::optional<bool> banner;
+        auto has_banner = [&] {
+            if (!banner) banner = find_kernel_banner_in_image(phys, m.runs, s.sign_extend ? 8 : 4).has_value();
+            return *banner;
+        };
         // Which members' own page the kernel maps, anywhere and in the kernel-text window.
         PhysicalCover anywhere, image;
         for (const VirtualRun& r : m.runs) {
@@ -459,14 +490,17 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
             const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
             if (lo < hi) image.add(r.paddr + (lo - r.vaddr), r.paddr + (hi - r.vaddr));
         }
-        g->mapping.runs = {};
         anywhere.finish();
         image.finish();
         for (const Candidate* c : g->members) {
             Ranked r{c, &m, anywhere.covers(c->dtb), image.covers(c->dtb)};
+            const bool plausible = m.text_pages > 0 && r.maps_itself &&
+                                   (m.direct_pages >= direct_map_needed(s, phys, m, c->dtb) || has_banner());
             auto& slot = plausible ? best : best_implausible;
             if (!slot || better(r, *slot)) slot = r;
         }
+        g->mapping.runs = {};
+        if (banner) phys.release(phys.file_bytes().data(), phys.file_bytes().size());
     }
     if (!best)
         throw InputError(diagnosis(phys, data_pages, cands, best_implausible ? &*best_implausible : nullptr));

@@ -1,5 +1,7 @@
 // The error policy every command-line tool shares: a usage error (Boost.Program_options) prints one
-// line "NAME: error: … (see NAME --help)" and exits 2; any other error prints one line "NAME: error:
+// line "NAME: error: … (see NAME --help)" and exits 2; running out of memory (std::bad_alloc)
+// prints "NAME: error: out of memory while <stage>: needs about N, limit M from <source>"
+// (graph/memory_budget.hpp MemoryStage) and exits 1; any other error prints one line "NAME: error:
 // …" and exits 1. Standard output is flushed and checked before a successful exit: output lost to a
 // full disk or a closed pipe (`> /dev/full`) is an error, not exit 0.
 #pragma once
@@ -7,6 +9,7 @@
 #include "graph/errors.hpp"
 #include "graph/file_io.hpp"   // refuse_output_over_inputs, refuse_fd_over_inputs
 #include "graph/layers.hpp"   // parse_address: the one CLI number parser
+#include "graph/memory_budget.hpp"   // out_of_memory_message
 #include "train/distributed.hpp"
 
 #include <boost/program_options.hpp>
@@ -44,6 +47,12 @@ inline int finish_stdout(const char* name, int status) {
     return 1;
 }
 
+// The one line for a std::bad_alloc that reached NAME's main; returns the exit status 1.
+inline int report_out_of_memory(const char* name) {
+    std::fprintf(stderr, "%s: error: %s\n", name, out_of_memory_message().c_str());
+    return 1;
+}
+
 // `run` returns the exit status; `before_error` runs first when one is printed (e.g. to end a
 // progress line).
 template <class Run, class BeforeError = void (*)()>
@@ -54,6 +63,9 @@ int cli_main(const char* name, Run&& run, BeforeError before_error = [] {}) {
         before_error();
         std::fprintf(stderr, "%s: error: %s (see %s --help)\n", name, e.what(), name);
         return 2;
+    } catch (const std::bad_alloc&) {
+        before_error();
+        return report_out_of_memory(name);
     } catch (const std::exception& e) {
         before_error();
         std::fprintf(stderr, "%s: error: %s\n", name, e.what());

@@ -234,8 +234,12 @@ int run(int argc, char** argv, Communicator& world) {
         progress.enabled = show && !ec && size > kLargeDump;
         progress.phase("memory graph of " + dump);
         build.progress = [&](uint64_t done, uint64_t total) { progress.percent("memory graph of " + dump, done, total); };
+        std::optional<MemoryStage> stage;
+        stage.emplace("reading the memory graph of " + dump);
         MemoryGraph graph = detector.open_graph(dump, build);
         progress.end();
+        stage.emplace("detecting objects in the memory graph of " + dump + " (" +
+                      std::to_string(graph.node_count()) + " nodes)");
         const std::optional<FoundBanner>& banner = graph.info().kernel_banner;
         Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
         Detector& used = shipped.empty() ? detector : picked;
@@ -255,6 +259,7 @@ int run(int argc, char** argv, Communicator& world) {
             in.format = build.format;
             for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();
+            stage.emplace("reading the objects found in " + dump);
             progress.phase("reading the objects");
             const std::vector<std::string> notes = interpret_detections(graph, found, in);
             progress.end();

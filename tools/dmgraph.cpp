@@ -11,8 +11,6 @@
 #include "graph/memory_graph.hpp"
 #include "tools/cli.hpp"
 
-#include "tools/cli.hpp"
-
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -114,6 +112,7 @@ int cmd_build(const std::vector<std::string>& args) {
     };
     MemoryGraph g = MemoryGraph::build(layer, params, show ? progress : ProgressFn{});
     g.set_dump_path(dump);
+    refuse_empty_graph(g);
     g.save(vm["output"].as<std::string>());
     uint64_t edges = 0;
     for (int k = 0; k < kEdgeKinds; ++k) edges += g.edge_count(static_cast<EdgeKind>(k));
@@ -255,6 +254,8 @@ int main(int argc, char** argv) {
         throw InputError("unknown command '" + cmd + "' (expected build, info, nodes or dot)");
     } catch (const po::error& e) {
         std::fprintf(stderr, "dmgraph: error: %s (see dmgraph --help)\n", e.what());
+    } catch (const std::bad_alloc&) {
+        return report_out_of_memory("dmgraph");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "dmgraph: error: %s\n", e.what());
     }

@@ -106,6 +106,8 @@ int run(int argc, char** argv, Communicator& world) {
     if (vm.count("recalibrate") && world.size() > 1) throw po::error("--recalibrate runs in one process, not under mpirun -np > 1");
     if (!quiet && world.size() > 1)
         std::fprintf(stderr, "dmtrain: rank %d of %d on %s\n", world.rank(), world.size(), host_name().c_str());
+    MemoryStage stage(vm.count("recalibrate") ? "recalibrating " + vm["recalibrate"].as<std::string>()
+                                              : "training the " + cfg.object_type + " model");
     TrainResult r = vm.count("recalibrate") ? recalibrate(cfg, vm["recalibrate"].as<std::string>(), log)
                                             : train(cfg, vm.count("resume") > 0, log, world);
     if (world.rank() != 0) return 0;

@@ -3,10 +3,15 @@
 #include "detect/detect.hpp"
 #include "../engine/random_graph.hpp"
 #include "../graph/graph_fixtures.hpp"
+#include "../graph/layer_images.hpp"
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
+
+#include <unistd.h>
 
 using namespace deepmem;
 
@@ -154,4 +159,32 @@ TEST_CASE("detect: Detector refuses mismatched graph parameters, duplicate types
     CHECK_THROWS_AS(Detector().graph_params(), InputError);
     CHECK_THROWS_AS(det.build_graph("/nonexistent/dump.elf"), InputError);
     CHECK_THROWS_AS(det.add_model("/nonexistent/model.cereal"), ModelError);
+}
+
+// Issue #11 item 2: a graph of no node (page tables over pages without pointers) is refused with
+// the reason, whether built from a dump or loaded from a .dmg, never scanned into 0 detections.
+TEST_CASE("detect: Detector refuses a memory graph of no node") {
+    Detector det;
+    det.add_model(keyed_model("task_struct", {{0, 24, 1.f}}, 1), "ts.cereal");
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("dm-empty-graph-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string raw = (dir / "plain.raw").string(), dmg = (dir / "empty.dmg").string();
+    {
+        auto plain = test_images::build_x64_4level();
+        std::ofstream f(raw, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(plain.bytes.data()), static_cast<std::streamsize>(plain.bytes.size()));
+    }
+    BuildOptions opt;
+    opt.dtb = 0x1000;
+    CHECK_THROWS_WITH_AS(det.build_graph(raw, opt), doctest::Contains("the memory graph has no node"), InputError);
+    CHECK_THROWS_WITH_AS(det.open_graph(raw, opt), doctest::Contains("the memory graph has no node"), InputError);
+    test::Memory mem(1);
+    mem.map(test::K64, 0, 4096);
+    MemoryGraph empty = mem.build();
+    REQUIRE(empty.node_count() == 0);
+    empty.save(dmg);
+    CHECK_THROWS_WITH_AS(det.open_graph(dmg), doctest::Contains("the memory graph has no node"), InputError);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
 }

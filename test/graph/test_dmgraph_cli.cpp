@@ -157,6 +157,20 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     CHECK(h.status == 1);
     CHECK(one_error_line(h.err));
     CHECK(h.err.find("e_addr 0xfffffffffffff000") != std::string::npos);
+    // Page tables over pages without a pointer (issue #11 item 2): no graph of 0 nodes with exit 0,
+    // one line that says why, and no output file.
+    {
+        auto plain = test_images::build_x64_4level();
+        std::ofstream f(dir / "plain.raw", std::ios::binary);
+        f.write(reinterpret_cast<const char*>(plain.bytes.data()), static_cast<std::streamsize>(plain.bytes.size()));
+    }
+    const std::string empty_out = (dir / "empty.dmg").string();
+    Run z = dmgraph("build " + (dir / "plain.raw").string() + " -o " + empty_out + " --dtb 0x1000 --paging x64", dir);
+    CHECK(z.status == 1);
+    CHECK(one_error_line(z.err));
+    CHECK(z.err.find("the memory graph has no node: ") != std::string::npos);
+    CHECK(z.err.find("under the page-table root 0x1000 (x64)") != std::string::npos);
+    CHECK(!fs::exists(empty_out));
     // A QEMU migration stream is refused by name.
     std::ofstream(dir / "vm.sav", std::ios::binary) << std::string("QEVM\0\0\0\3", 8) << std::string(4096, 'x');
     Run q = dmgraph("build " + (dir / "vm.sav").string() + " -o " + out, dir);

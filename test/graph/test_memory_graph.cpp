@@ -12,10 +12,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <optional>
 #include <set>
 #include <string>
 #include <stdexcept>
+
+#include <sys/resource.h>
 
 using namespace deepmem;
 using namespace deepmem::test;
@@ -589,6 +592,61 @@ Neighbourhood rescanning_neighbourhood(const MemoryGraph& g, uint32_t centre, un
 }
 
 }  // namespace
+
+// Issue #11 item 5: under `ulimit -v` the address space left is a bound like MemAvailable, named in
+// refusals and in the out-of-memory line; DEEPMEM_MEMORY_LIMIT replaces it like the others.
+TEST_CASE("graph: the memory budget includes RLIMIT_AS minus VmSize, and names it") {
+    struct rlimit saved {};
+    REQUIRE(::getrlimit(RLIMIT_AS, &saved) == 0);
+    uint64_t vm_kib = 0;
+    {
+        std::ifstream in("/proc/self/status");
+        for (std::string key; in >> key;)
+            if (key == "VmSize:") { in >> vm_kib; break; }
+    }
+    REQUIRE(vm_kib > 0);
+    const uint64_t headroom = uint64_t{256} << 20;
+    struct rlimit tight = saved;
+    tight.rlim_cur = vm_kib * 1024 + headroom;
+    if (saved.rlim_max != RLIM_INFINITY && tight.rlim_cur > saved.rlim_max) tight.rlim_cur = saved.rlim_max;
+    const char* env = std::getenv("DEEPMEM_MEMORY_LIMIT");
+    const std::string keep = env ? env : "";
+    REQUIRE(::setrlimit(RLIMIT_AS, &tight) == 0);
+    std::optional<MemoryBudget> unforced, forced;
+    std::string message;
+    {
+        ::unsetenv("DEEPMEM_MEMORY_LIMIT");
+        unforced = available_memory();
+        ::setenv("DEEPMEM_MEMORY_LIMIT", "1T", 1);
+        forced = available_memory();
+        ::unsetenv("DEEPMEM_MEMORY_LIMIT");
+        MemoryStage outer("reading the dump");
+        MemoryStage stage("building the memory graph of 12 kernel pages", uint64_t{3} << 30);
+        message = out_of_memory_message();
+    }
+    const std::string after = out_of_memory_message();   // stages ended
+    // A stage an exception leaves is the one reported once the stack has unwound to main.
+    std::string unwound;
+    try {
+        MemoryStage stage("detecting objects", uint64_t{5} << 20);
+        throw std::bad_alloc();
+    } catch (const std::bad_alloc&) {
+        unwound = out_of_memory_message();
+    }
+    ::setrlimit(RLIMIT_AS, &saved);
+    if (env) ::setenv("DEEPMEM_MEMORY_LIMIT", keep.c_str(), 1);
+    else ::unsetenv("DEEPMEM_MEMORY_LIMIT");
+    REQUIRE(unforced.has_value());
+    CHECK(unforced->bytes <= headroom);
+    CHECK(unforced->source == "RLIMIT_AS (ulimit -v) minus VmSize");
+    REQUIRE(forced.has_value());
+    CHECK(forced->bytes == uint64_t{1} << 40);
+    CHECK(forced->source == "DEEPMEM_MEMORY_LIMIT");
+    CHECK(message.rfind("out of memory while building the memory graph of 12 kernel pages: needs about 3.0 GiB, limit ", 0) == 0);
+    CHECK(message.find(" from RLIMIT_AS (ulimit -v) minus VmSize") != std::string::npos);
+    CHECK(after.rfind("out of memory while running: needs an unknown amount, limit ", 0) == 0);
+    CHECK(unwound.rfind("out of memory while detecting objects: needs about 5.0 MiB", 0) == 0);
+}
 
 TEST_CASE("graph: neighbourhood() (BFS over the CSR and its transpose) equals the rescanning definition") {
     Memory m = random_memory(5, 200, 8);

@@ -44,17 +44,18 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 // PAE, 8 MiB, two PDPTs as a Linux 686-pae guest leaves them (the field case in miniature):
 //   real  PDPT 0x9000: [0] → user PD 0xb000 (one entry), [3] → PD 0xa000: 4 × 2 MiB pages with the
 //         accessed bit, the lowmem direct map of all 8 MiB at 0xc0000000
-//   stale PDPT 0x1000 (early boot): [0] and [3] → PD 0x2000 → PT 0x3000.. mapping `stale_pages`
-//         4 KiB pages from 0 at 0xc0000000 (the kernel image), no accessed bits
-Image build_pae_two_roots(uint64_t stale_pages) {
+//   stale PDPT `stale_at` (early boot; 0x1000 or, as in the field case where it lies at 158 MiB
+//         above the ≈12 MiB it maps, high up): [0] and [3] → PD 0x2000 → PT 0x3000.. mapping
+//         `stale_pages` 4 KiB pages from 0 at 0xc0000000 (the kernel image), no accessed bits
+Image build_pae_two_roots(uint64_t stale_pages, uint64_t stale_at = 0x1000) {
     Image m(0x800000);
     constexpr uint64_t A = 0x20;
     m.put64(0x9000, 0xb000 | P);
     m.put64(0xb000, 0xc000 | P | RW | US | A);
     m.put64(0x9000 + 3 * 8, 0xa000 | P);
     for (uint64_t i = 0; i < 4; ++i) m.put64(0xa000 + 8 * i, (i << 21) | P | RW | PS | A);
-    m.put64(0x1000, 0x2000 | P);
-    m.put64(0x1000 + 3 * 8, 0x2000 | P);
+    m.put64(stale_at, 0x2000 | P);
+    m.put64(stale_at + 3 * 8, 0x2000 | P);
     for (uint64_t p = 0; p < stale_pages; ++p) {
         if (p % 512 == 0) m.put64(0x2000 + 8 * (p / 512), (0x3000 + 0x1000 * (p / 512)) | P | RW);
         m.put64(0x3000 + 0x1000 * (p / 512) + 8 * (p % 512), (p << 12) | P | RW);
@@ -112,16 +113,69 @@ TEST_CASE("root search: PAE picks the root that maps the most, not a stale boot-
         CHECK(s.dtb() == 0x1000);
         CHECK(pages_of(s.kernel_runs()) == 1536);
     }
-    SUBCASE("only the stale table: refused, saying what the best candidate lacks") {
-        Image mem = build_pae_two_roots(256);
+    SUBCASE("only the stale table, far above what it maps (as in the field case): refused") {
+        Image mem = build_pae_two_roots(256, 0x7ff000);
         mem.put64(0x9000 + 3 * 8, 0);
         mem.put64(0x9000, 0);
         auto phys = PhysicalLayer::from_bytes(mem.bytes);
         std::string e = search_error(*phys);
         CHECK(contains(e, "no kernel page tables in this dump"));
-        CHECK(contains(e, "0x1000 (pae) maps 256 pages"));
-        CHECK(contains(e, "direct map of 256 pages"));
+        CHECK(contains(e, "0x7ff000 (pae) maps 256 pages"));
+        CHECK(contains(e, "not its own table"));
         CHECK_THROWS_AS(TranslationLayer::detect(*phys), InputError);
+    }
+    SUBCASE("only the stale table, its direct map full of holes: refused") {
+        // 1024 pages from 0 with all but every fourth cleared (the PDPT's page 1 kept): 257 pages
+        // spread over the 4 MiB they span, where a kernel's direct map covers all of it.
+        Image mem = build_pae_two_roots(1024);
+        mem.put64(0x9000 + 3 * 8, 0);
+        mem.put64(0x9000, 0);
+        for (uint64_t p = 0; p < 1024; ++p)
+            if (p % 4 != 0 && p != 1) mem.put64(0x3000 + 8 * p, 0);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        std::string e = search_error(*phys);
+        CHECK(contains(e, "0x1000 (pae) maps 257 pages"));
+        CHECK(contains(e, "a direct map of 257 pages where half of the present pages it spans (511) was expected"));
+    }
+}
+
+// Issue #11 item 2: what a root maps is weighed against the memory it spans, not against the
+// file's data, which filler appended after the RAM or a cut before the direct map's tables change.
+TEST_CASE("root search: the kernel's root stays plausible after filler or a cut") {
+    SUBCASE("PAE guest of 8 MiB with 24 MiB of filler appended (zeros, then a byte pattern)") {
+        Image mem = build_pae_two_roots(256);
+        mem.bytes.resize(0x2000000, 0);
+        mem.pattern(0x1800000, 0x800000, 9);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        auto t = TranslationLayer::search(*phys);
+        CHECK(t.mode() == PagingMode::X86_PAE);
+        CHECK(t.dtb() == 0x9000);
+        CHECK(pages_of(t.kernel_runs()) == 2048);
+    }
+    // x86-64, 8 MiB, cut before the direct map's tables: PML4 0x601000 (in the image):
+    //   [256] → 0x7f000000 (the direct map's PDPT, past the end), [511] → PDPT 0x602000 [510]
+    //   → PD 0x603000 [0] → 2 MiB page at 0x600000 (0xffffffff80000000), the kernel image
+    //   holding the page tables and, at 0x700000, the banner.
+    Image mem(0x800000);
+    mem.put64(0x601000 + 256 * 8, 0x7f000000 | P | RW);
+    mem.put64(0x601000 + 511 * 8, 0x602000 | P | RW);
+    mem.put64(0x602000 + 510 * 8, 0x603000 | P | RW);
+    mem.put64(0x603000, 0x600000 | P | RW | PS);
+    mem.pattern(0x10000, 0x10000, 3);
+    const std::string banner = "Linux version 6.1.0-47-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian "
+                               "12.2.0-14) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2025-11-05)\n";
+    SUBCASE("x86-64 cut before the direct map: the root that maps the kernel image and its banner") {
+        std::copy(banner.begin(), banner.end(), mem.bytes.begin() + 0x700000);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        auto t = TranslationLayer::search(*phys);
+        CHECK(t.mode() == PagingMode::X86_64_4Level);
+        CHECK(t.dtb() == 0x601000);
+        CHECK(pages_of(t.kernel_runs()) == 512);
+    }
+    SUBCASE("the same without a banner: nothing says it is a kernel, refused") {
+        std::string e = search_error(*PhysicalLayer::from_bytes(mem.bytes));
+        CHECK(contains(e, "no kernel page tables in this dump"));
+        CHECK(contains(e, "0x601000"));
     }
 }
 
