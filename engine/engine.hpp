@@ -302,7 +302,8 @@ private:
     // xw_ (v·W1 over the union of the levels) and its in-edges with sources as level t−1 rows.
     struct Level { std::vector<uint32_t> nodes, xw_row; std::array<Csr, kNeighbourKinds> in; };
     std::vector<Level> levels_;
-    std::vector<uint32_t> union_, slot_;               // union of the levels; node → row in a level
+    std::vector<uint32_t> union_, slot_, merged_;      // union of the levels; node → row in a level
+    std::vector<uint8_t> seen_;                        // N marks, all 0 between level collections
     Mat<float> whole_;                                 // N × K when the whole-graph run was cheaper
     std::vector<uint64_t> frontier_;
     uint64_t budget_ = 0, largest_block_ = 0;

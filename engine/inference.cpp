@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace deepmem {
 
@@ -213,6 +214,8 @@ void InferenceNet::release() noexcept {
     levels_ = {};
     union_ = {};
     slot_ = {};
+    merged_ = {};
+    seen_ = {};
 }
 
 void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
@@ -289,27 +292,30 @@ uint64_t InferenceNet::collect_levels(const GraphInput& g, std::span<const uint3
         std::vector<uint32_t>& below = levels_[size_t(t - 2)].nodes;
         below.clear();
         for (uint32_t n : above)
-            for (const CsrView& a : g.in) {
-                const auto r = a.row(n);
-                below.insert(below.end(), r.begin(), r.end());
-            }
-        edges += below.size();
+            for (const CsrView& a : g.in)
+                for (uint32_t m : a.row(n)) {
+                    ++edges;
+                    if (!seen_[m]) {
+                        seen_[m] = 1;
+                        below.push_back(m);
+                    }
+                }
+        for (uint32_t m : below) seen_[m] = 0;
         std::sort(below.begin(), below.end());
-        below.erase(std::unique(below.begin(), below.end()), below.end());
         pair = std::max<uint64_t>(pair, above.size() + below.size() * (reorder_ ? 1 + (wcat_.cols() + H - 1) / H : 1));
     }
     if (T == 1) pair = top.size();
     union_.clear();
     for (const Level& lv : levels_) {
-        union_.insert(union_.end(), lv.nodes.begin(), lv.nodes.end());
+        merged_.clear();
+        std::set_union(union_.begin(), union_.end(), lv.nodes.begin(), lv.nodes.end(), std::back_inserter(merged_));
+        std::swap(union_, merged_);
         level_nodes += lv.nodes.size();
     }
-    std::sort(union_.begin(), union_.end());
-    union_.erase(std::unique(union_.begin(), union_.end()), union_.end());
     // floats: v·W1 over the union, mu(t) beside mu(t − 1) (and P), the rows' outputs; 32-bit words:
-    // level nodes and v·W1 rows, renumbered CSR sources, 64-bit offsets; the neighbour list above
+    // level nodes and v·W1 rows, renumbered CSR sources, 64-bit offsets, the union and its merge copy
     return 4 * (uint64_t(union_.size()) * uint64_t(H) + pair * uint64_t(H) + top.size() * uint64_t(K)) +
-           4 * (2 * level_nodes + 2 * edges + 2 * level_nodes) + 4 * edges / uint64_t(std::max<Index>(T - 1, 1));
+           4 * (2 * level_nodes + edges + 2 * level_nodes + 2 * uint64_t(union_.size()));
 }
 
 void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<float>& probs) {
@@ -333,6 +339,7 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
         own.erase(std::unique(own.begin(), own.end()), own.end());
         distinct = own;
     }
+    seen_.assign(N, 0);
     const uint64_t ws = collect_levels(g, distinct);
     frontier_.assign(size_t(T), 0);
     for (Index t = 1; t <= T; ++t) frontier_[size_t(t - 1)] = levels_[size_t(t - 1)].nodes.size();
@@ -353,7 +360,18 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
     Mat<float> spread;
     Mat<float>& out = own.empty() ? probs : spread;
     out.resize(Index(distinct.size()), K);
-    if (!distinct.empty()) run_block(g, distinct, ws, out, 0);
+    if (!budget_ || ws <= budget_ || distinct.size() < 2) {
+        if (!distinct.empty()) run_block(g, distinct, ws, out, 0);
+    } else {
+        // blocks overlap, so their working sets add up to at least ws: start from ws / budget equal
+        // blocks (each halved further by run_block when still over the budget)
+        const uint64_t pieces = std::min<uint64_t>((ws + budget_ - 1) / budget_, distinct.size());
+        for (uint64_t i = 0; i < pieces; ++i) {
+            const size_t lo = size_t(distinct.size() * i / pieces), hi = size_t(distinct.size() * (i + 1) / pieces);
+            const auto block = distinct.subspan(lo, hi - lo);
+            run_block(g, block, collect_levels(g, block), out, Index(lo));
+        }
+    }
     if (own.empty()) return;
     for (size_t i = 0; i < distinct.size(); ++i) slot_[distinct[i]] = uint32_t(i);
     probs.resize(Index(rows.size()), K);
