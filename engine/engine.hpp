@@ -257,7 +257,7 @@ public:
     // halved until it fits or is one row (whose frontier is then run whatever its size). Nodes are
     // ordered by address, so a block's neighbour edges stay inside it; pointer edges do not, and a
     // node in several blocks' frontiers is computed once per block (last_frontier() sums them).
-    // Not counted: `probs` (|rows| × K), the graph, O(N) indices (4 bytes a node).
+    // Not counted: `probs` (|rows| × K), the graph, O(N) indices and marks (5 bytes a node).
     void run(const GraphInput& graph, std::span<const uint32_t> rows, Mat<float>& probs);
     void set_memory_budget(uint64_t bytes) noexcept { budget_ = bytes; }
     uint64_t memory_budget() const noexcept { return budget_; }
