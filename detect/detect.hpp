@@ -182,6 +182,12 @@ inline GraphInput graph_input(const MemoryGraph& g) {
             g.params().feature_bytes};
 }
 
+// The memory the GNN may work in beside the graph (InferenceNet::set_memory_budget, engine.hpp):
+// half the graph's own bytes (node arrays, features, edges), so that detection's peak stays near
+// 1.5× the graph it works on (issue 12), or half of available_memory() (graph/memory_budget.hpp)
+// when that is less.
+uint64_t inference_budget(const MemoryGraph& g);
+
 // ---- Detector: models + dump → objects, the API for embedding deepmem (in the manner of libyara)
 //   Detector d;
 //   d.add_model("data/models/task_struct.cereal");
@@ -193,7 +199,8 @@ inline GraphInput graph_input(const MemoryGraph& g) {
 //          naming the parameter and both values.
 // Work     per model: InferenceNet on voting_rows() at the threshold only (the pruned run of
 //          engine.hpp), vote(), select() at the model's threshold or the override: the same
-//          detections as the whole-graph path. Each model keeps its InferenceNet and
+//          detections as the whole-graph path, in blocks within DetectOptions::memory_budget.
+//          Each model keeps its InferenceNet and
 //          buffers across calls, so one Detector is not for concurrent use; results do not depend on
 //          the thread count.
 struct BuildOptions {
@@ -209,12 +216,16 @@ struct DetectOptions {
     std::function<void(size_t, size_t, const std::string&)> progress;
     // Measure each model's vote agreement on the graph (detect/fit.hpp; costs a few more rows).
     bool measure_agreement = false;
+    // Working memory of each model's GNN run, bytes (0 = unbounded); default inference_budget(graph).
+    std::optional<uint64_t> memory_budget;
 };
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {
     std::string type;
     uint64_t rows = 0;                      // voting rows the classifier ran on
-    std::vector<uint64_t> frontier;         // nodes computed per iteration t = 1..T
+    std::vector<uint64_t> frontier;         // nodes computed per iteration t = 1..T (summed over blocks)
+    size_t blocks = 0;                      // row blocks of the GNN run, and the largest one's working set
+    uint64_t block_bytes = 0;
     double rows_seconds = 0;                // voting_rows()
     double forward = 0, vote = 0;           // seconds: pruned GNN run; vote + select
 };

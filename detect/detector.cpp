@@ -3,6 +3,7 @@
 #include "detect/fit.hpp"
 
 #include "graph/layers.hpp"
+#include "graph/memory_budget.hpp"
 
 #include <cmath>
 #include <algorithm>
@@ -36,6 +37,14 @@ std::string describe(const Model& m, const std::string& source) {
 }
 
 }  // namespace
+
+uint64_t inference_budget(const MemoryGraph& g) {
+    uint64_t bytes = g.vaddr().size_bytes() + g.paddr().size_bytes() + g.length().size_bytes() + g.features().size_bytes();
+    for (int k = 0; k < kNeighbourKinds; ++k)
+        bytes += g.in(EdgeKind(k)).offsets.size_bytes() + g.in(EdgeKind(k)).sources.size_bytes();
+    const auto avail = available_memory();
+    return std::max<uint64_t>(1, std::min(bytes, avail ? avail->bytes : bytes) / 2);
+}
 
 void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }
 
@@ -98,6 +107,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                          " (expected a finite score ≥ 0: scores are sums of voting weights)");
     check_graph(graph);
     const GraphInput input = graph_input(graph);
+    const uint64_t budget = opt.memory_budget.value_or(inference_budget(graph));
     timings_.clear();
     agreements_.clear();
     for (size_t i = 0; i < entries_.size(); ++i) {
@@ -111,9 +121,12 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         timing.rows_seconds = since(t0);
         t0 = Clock::now();
         Mat<float> probs;   // |rows| × K, this model's only
+        e.net.set_memory_budget(budget);
         e.net.run(input, rows, probs);
         timing.rows = rows.size();
         timing.frontier = e.net.last_frontier();
+        timing.blocks = e.net.last_blocks();
+        timing.block_bytes = e.net.last_block_bytes();
         timing.forward = since(t0);
         t0 = Clock::now();
         const auto found = select(graph, e.model, vote(graph, e.model, rows, probs), threshold);

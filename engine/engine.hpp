@@ -248,12 +248,29 @@ public:
     // mu(T) on the distinct rows, mu(t−1) only on the in-neighbours of the nodes needing mu(t)
     // (mu(1) needs none), v·W1 on the union of those sets, the classifier on the rows. When the
     // frontier of iterations 2..T holds over 80% of their whole-graph work, the whole-graph run is
-    // cheaper and is done instead. Throws ModelError(BadBatch) on a malformed graph or a row ≥ N.
+    // cheaper and is done instead, if it fits the memory budget. Throws ModelError(BadBatch) on a
+    // malformed graph or a row ≥ N.
+    // Memory budget (set_memory_budget; 0 = none): the distinct rows, ascending, are run in blocks
+    // of consecutive rows, each block with its own frontier, so that a block's working set — v·W1
+    // over its frontier, mu(t) beside mu(t−1) (or P when reordered), the renumbered in-edges, its
+    // rows' outputs; 4 bytes a float or index — is at most the budget: a block over the budget is
+    // halved until it fits or is one row (whose frontier is then run whatever its size). Nodes are
+    // ordered by address, so a block's neighbour edges stay inside it; pointer edges do not, and a
+    // node in several blocks' frontiers is computed once per block (last_frontier() sums them).
+    // Not counted: `probs` (|rows| × K), the graph, O(N) indices and marks (5 bytes a node).
     void run(const GraphInput& graph, std::span<const uint32_t> rows, Mat<float>& probs);
-    // mu(T) of the last run: every node, or after a pruned row-restricted run the distinct rows
-    // ascending (embedding().rows() tells which).
+    void set_memory_budget(uint64_t bytes) noexcept { budget_ = bytes; }
+    uint64_t memory_budget() const noexcept { return budget_; }
+    // The whole-graph run's working set for `nodes` nodes: 3·N·H + N·K floats (+ N·4w when reordered).
+    uint64_t whole_graph_bytes(uint64_t nodes) const noexcept;
+    // Blocks of the last row-restricted run (1 when whole or unbounded) and the largest one's
+    // working set in bytes (as the budget counts it).
+    size_t last_blocks() const noexcept { return blocks_; }
+    uint64_t last_block_bytes() const noexcept { return largest_block_; }
+    // mu(T) of the last run: every node, or after a pruned row-restricted run its last block's
+    // distinct rows ascending (embedding().rows() tells which).
     const Mat<float>& embedding() const noexcept { return mu_; }
-    // Nodes the frontier needs mu(t) on, t = 1..T (all N after a whole-graph run).
+    // Nodes mu(t) was computed on, t = 1..T, summed over the blocks (all N after a whole-graph run).
     const std::vector<uint64_t>& last_frontier() const noexcept { return frontier_; }
     // Flops of the last run (2 per multiply-add of a GEMM, 1 per aggregation add; biases,
     // activations, tanh and softmax not counted). Executed: what the fast path did (folded layers,
@@ -285,9 +302,15 @@ private:
     // xw_ (v·W1 over the union of the levels) and its in-edges with sources as level t−1 rows.
     struct Level { std::vector<uint32_t> nodes, xw_row; std::array<Csr, kNeighbourKinds> in; };
     std::vector<Level> levels_;
-    std::vector<uint32_t> union_, slot_;               // union of the levels; node → row in a level
+    std::vector<uint32_t> union_, slot_, merged_;      // union of the levels; node → row in a level
+    std::vector<uint8_t> seen_;                        // N marks, all 0 between level collections
     Mat<float> whole_;                                 // N × K when the whole-graph run was cheaper
     std::vector<uint64_t> frontier_;
+    uint64_t budget_ = 0, largest_block_ = 0;
+    size_t blocks_ = 0;
+    uint64_t collect_levels(const GraphInput& g, std::span<const uint32_t> top);
+    void run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, Mat<float>& out,
+                   Eigen::Index out0);
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <iterator>
+
 namespace deepmem {
 
 namespace {
@@ -211,6 +214,8 @@ void InferenceNet::release() noexcept {
     levels_ = {};
     union_ = {};
     slot_ = {};
+    merged_ = {};
+    seen_ = {};
 }
 
 void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
@@ -274,52 +279,125 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
     count_classifier(cfg_, cls_, double(N), flops_, model_flops_);
 }
 
+// Levels for the distinct ascending rows `top`, from T down: T = top, t − 1 = the in-neighbours of
+// level t (each level ascending), their union, and the working set of running them (engine.hpp,
+// memory budget). O(edges of the frontier · log).
+uint64_t InferenceNet::collect_levels(const GraphInput& g, std::span<const uint32_t> top) {
+    const Index H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
+    levels_.resize(size_t(T));
+    levels_[size_t(T - 1)].nodes.assign(top.begin(), top.end());
+    uint64_t edges = 0, level_nodes = 0, pair = 0;
+    for (Index t = T; t >= 2; --t) {
+        const std::vector<uint32_t>& above = levels_[size_t(t - 1)].nodes;
+        std::vector<uint32_t>& below = levels_[size_t(t - 2)].nodes;
+        below.clear();
+        for (uint32_t n : above)
+            for (const CsrView& a : g.in)
+                for (uint32_t m : a.row(n)) {
+                    ++edges;
+                    if (!seen_[m]) {
+                        seen_[m] = 1;
+                        below.push_back(m);
+                    }
+                }
+        for (uint32_t m : below) seen_[m] = 0;
+        std::sort(below.begin(), below.end());
+        pair = std::max<uint64_t>(pair, above.size() + below.size() * (reorder_ ? 1 + (wcat_.cols() + H - 1) / H : 1));
+    }
+    if (T == 1) pair = top.size();
+    union_.clear();
+    for (const Level& lv : levels_) {
+        merged_.clear();
+        std::set_union(union_.begin(), union_.end(), lv.nodes.begin(), lv.nodes.end(), std::back_inserter(merged_));
+        std::swap(union_, merged_);
+        level_nodes += lv.nodes.size();
+    }
+    // floats: v·W1 over the union, mu(t) beside mu(t − 1) (and P), the rows' outputs; 32-bit words:
+    // level nodes and v·W1 rows, renumbered CSR sources, 64-bit offsets, the union and its merge copy
+    return 4 * (uint64_t(union_.size()) * uint64_t(H) + pair * uint64_t(H) + top.size() * uint64_t(K)) +
+           4 * (2 * level_nodes + edges + 2 * level_nodes + 2 * uint64_t(union_.size()));
+}
+
 void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<float>& probs) {
     g.validate();
-    ParallelErrors errors;
     const uint32_t N = g.nodes();
-    const Index H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
+    const Index T = cfg_.iterations, K = cfg_.classes;
     for (uint32_t r : rows)
         if (r >= N)
             throw ModelError(ModelError::Kind::BadBatch, 0,
                              "row " + std::to_string(r) + " ≥ " + std::to_string(N) + " nodes");
-
-    // ---- levels, from T down: T = the distinct rows, t − 1 = in-neighbours of level t
-    levels_.resize(size_t(T));
-    std::vector<uint32_t> level_of(N, 0);   // t when the node is in level t being collected
-    std::vector<uint8_t> in_union(N, 0);
-    for (uint32_t r : rows) level_of[r] = uint32_t(T);
-    frontier_.assign(size_t(T), 0);
-    for (Index t = T; t >= 1; --t) {
-        Level& lv = levels_[size_t(t - 1)];
-        lv.nodes.clear();
-        for (uint32_t n = 0; n < N; ++n)
-            if (level_of[n] == uint32_t(t)) {
-                lv.nodes.push_back(n);
-                in_union[n] = 1;
-            }
-        frontier_[size_t(t - 1)] = lv.nodes.size();
-        if (t > 1)
-            for (uint32_t n : lv.nodes)
-                for (const CsrView& a : g.in)
-                    for (uint32_t m : a.row(n)) level_of[m] = uint32_t(t - 1);
+    flops_ = 0;
+    model_flops_ = 0;
+    blocks_ = 0;
+    largest_block_ = 0;
+    // the distinct rows ascending; written straight into `probs` when `rows` already is that
+    std::vector<uint32_t> own;
+    std::span<const uint32_t> distinct = rows;
+    if (!std::is_sorted(rows.begin(), rows.end()) || std::adjacent_find(rows.begin(), rows.end()) != rows.end()) {
+        own.assign(rows.begin(), rows.end());
+        std::sort(own.begin(), own.end());
+        own.erase(std::unique(own.begin(), own.end()), own.end());
+        distinct = own;
     }
-    // A frontier covering most of the graph costs more pruned (gathers, renumbered CSRs) than whole.
+    seen_.assign(N, 0);
+    const uint64_t ws = collect_levels(g, distinct);
+    frontier_.assign(size_t(T), 0);
+    for (Index t = 1; t <= T; ++t) frontier_[size_t(t - 1)] = levels_[size_t(t - 1)].nodes.size();
+    // A frontier covering most of the graph costs more pruned (gathers, renumbered CSRs) than whole,
+    // when the whole-graph run fits the budget.
     uint64_t pruned = 0;
     for (Index t = 2; t <= T; ++t) pruned += frontier_[size_t(t - 1)];
-    if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4) {
+    if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4 && (!budget_ || whole_graph_bytes(N) <= budget_)) {
         run(g, whole_);
+        blocks_ = 1;
+        largest_block_ = whole_graph_bytes(N);
         probs.resize(Index(rows.size()), K);
         for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = whole_.row(rows[i]);
         return;
     }
-    union_.clear();
+    frontier_.assign(size_t(T), 0);
     slot_.resize(N);
-    for (uint32_t n = 0; n < N; ++n)
-        if (in_union[n]) {
-            slot_[n] = uint32_t(union_.size());
-            union_.push_back(n);
+    Mat<float> spread;
+    Mat<float>& out = own.empty() ? probs : spread;
+    out.resize(Index(distinct.size()), K);
+    if (!budget_ || ws <= budget_ || distinct.size() < 2) {
+        if (!distinct.empty()) run_block(g, distinct, ws, out, 0);
+    } else {
+        // blocks overlap, so their working sets add up to at least ws: start from ws / budget equal
+        // blocks (each halved further by run_block when still over the budget)
+        const uint64_t pieces = std::min<uint64_t>((ws + budget_ - 1) / budget_, distinct.size());
+        for (uint64_t i = 0; i < pieces; ++i) {
+            const size_t lo = size_t(distinct.size() * i / pieces), hi = size_t(distinct.size() * (i + 1) / pieces);
+            const auto block = distinct.subspan(lo, hi - lo);
+            run_block(g, block, collect_levels(g, block), out, Index(lo));
         }
+    }
+    if (own.empty()) return;
+    for (size_t i = 0; i < distinct.size(); ++i) slot_[distinct[i]] = uint32_t(i);
+    probs.resize(Index(rows.size()), K);
+    for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = spread.row(slot_[rows[i]]);
+}
+
+uint64_t InferenceNet::whole_graph_bytes(uint64_t nodes) const noexcept {
+    const uint64_t H = cfg_.embed_width;
+    return 4 * nodes * (3 * H + uint64_t(cfg_.classes) + (reorder_ ? uint64_t(wcat_.cols()) : 0));
+}
+
+// The rows `top` (levels already collected, working set `ws`): run at once when within the budget
+// (or a single row), else as two halves, each collecting its own levels. Writes out rows out0…
+void InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, Mat<float>& out,
+                             Index out0) {
+    if (budget_ && ws > budget_ && top.size() > 1) {
+        const auto lo = top.first(top.size() / 2), hi = top.subspan(top.size() / 2);
+        run_block(g, lo, collect_levels(g, lo), out, out0);
+        run_block(g, hi, collect_levels(g, hi), out, out0 + Index(lo.size()));
+        return;
+    }
+    ++blocks_;
+    largest_block_ = std::max(largest_block_, ws);
+    ParallelErrors errors;
+    const Index H = cfg_.embed_width, T = cfg_.iterations;
+    for (size_t i = 0; i < union_.size(); ++i) slot_[union_[i]] = uint32_t(i);
     for (Level& lv : levels_) {
         lv.xw_row.resize(lv.nodes.size());
         for (size_t i = 0; i < lv.nodes.size(); ++i) lv.xw_row[i] = slot_[lv.nodes[i]];
@@ -342,9 +420,8 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
 
     // ---- v·W1 over the union, then the iterations level by level
     std::vector<Scratch> scratch = make_scratch(cfg_.input_width, H, widest(cfg_, sigma_, cls_));
-    flops_ = 0;
-    model_flops_ = 0;
     const Index U = Index(union_.size());
+    mu_prev_.resize(0, 0);   // the last block's embeddings
     xw_.resize(U, H);
 #pragma omp parallel for schedule(dynamic, 1)
     for (Index bl = 0; bl < (U + kBlock - 1) / kBlock; ++bl)
@@ -358,6 +435,7 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
         std::swap(mu_, mu_prev_);
         const Level& lv = levels_[size_t(t - 1)];
         const Index n = Index(lv.nodes.size()), prev = mu_prev_.rows();
+        frontier_[size_t(t - 1)] += uint64_t(n);
         const std::array<CsrView, kNeighbourKinds> in{lv.in[0].view(), lv.in[1].view(), lv.in[2].view(), lv.in[3].view()};
         if (t > 1 && reorder_) {
             p_.resize(prev, wcat_.cols());
@@ -368,6 +446,7 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
                     p_.middleRows(r0, R).noalias() = mu_prev_.middleRows(r0, R) * wcat_;
                 });
             errors.rethrow();
+            mu_prev_.resize(0, 0);   // P holds all the neighbours need of mu(t − 1)
         }
         mu_.resize(n, H);
 #pragma omp parallel for schedule(dynamic, 1)
@@ -384,24 +463,20 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
         errors.rethrow();
         uint64_t nnz = 0;
         for (const auto& a : lv.in) nnz += a.sources.size();
-        count_iteration(cfg_, sigma_, reorder_, t, double(U), double(prev), double(n), double(nnz), flops_, model_flops_);
+        count_iteration(cfg_, sigma_, reorder_, t, double(U), double(prev), double(n), double(nnz),
+                        flops_, model_flops_);
     }
 
-    // ---- classifier over the distinct rows, then spread to `rows` (repeats allowed)
-    const Level& top = levels_[size_t(T - 1)];
-    const Index M = Index(top.nodes.size());
-    Mat<float> distinct(M, K);
+    // ---- classifier over the rows
+    const Index M = Index(top.size());
 #pragma omp parallel for schedule(dynamic, 1)
     for (Index bl = 0; bl < (M + kBlock - 1) / kBlock; ++bl)
         errors.run([&] {
             const Index r0 = bl * kBlock, R = std::min(kBlock, M - r0);
-            classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], distinct, r0);
+            classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], out, out0 + r0);
         });
     errors.rethrow();
     count_classifier(cfg_, cls_, double(M), flops_, model_flops_);
-    for (size_t i = 0; i < top.nodes.size(); ++i) slot_[top.nodes[i]] = uint32_t(i);
-    probs.resize(Index(rows.size()), K);
-    for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = distinct.row(slot_[rows[i]]);
 }
 
 }  // namespace deepmem

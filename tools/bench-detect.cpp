@@ -5,10 +5,13 @@
 // all models (each the best of --repeat runs), per model the voting rows, the nodes computed per GNN
 // iteration (the pruned frontier), forward and vote seconds, the whole-graph forward of the first
 // model for comparison (the largest probability difference on its rows of any key-node length, and
-// whether its detections equal the pruned ones), and peak RSS.
+// whether its detections equal the pruned ones), all models within the memory budget of
+// inference_budget() (detect.hpp) and unbounded, alternating (medians of --repeat, each run's peak
+// RSS), and the process's peak RSS.
 // Threads: --threads or OMP_NUM_THREADS.
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
+#include "graph/memory_budget.hpp"
 
 #include "tools/cli.hpp"
 
@@ -21,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +40,31 @@ double peak_rss_mib() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
     return double(u.ru_maxrss) / 1024.0;   // KiB on Linux
+}
+
+// VmHWM of /proc/self/status in MiB after `reset` restarted it at the current RSS (clear_refs 5,
+// Linux ≥ 4.0); nullopt where either is unavailable.
+bool reset_peak_rss() {
+    std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+    if (!f) return false;
+    const bool ok = std::fputs("5", f) >= 0;
+    return std::fclose(f) == 0 && ok;
+}
+std::optional<double> window_peak_rss_mib() {
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return std::nullopt;
+    char line[256];
+    std::optional<double> kib;
+    while (std::fgets(line, sizeof line, f))
+        if (unsigned long v = 0; std::sscanf(line, "VmHWM: %lu kB", &v) == 1) kib = double(v);
+    std::fclose(f);
+    if (!kib) return std::nullopt;
+    return *kib / 1024.0;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 // Best of `repeat` detect() runs; the timings of that run.
@@ -58,8 +87,9 @@ void print_timings(const std::vector<ModelTiming>& timings) {
     for (const ModelTiming& t : timings) {
         std::string frontier;
         for (uint64_t n : t.frontier) frontier += (frontier.empty() ? "" : "/") + std::to_string(n);
-        std::printf("  %-12s rows %8llu (%.3f s)  mu(t) nodes %-26s forward %.3f s  vote %.3f s\n", t.type.c_str(),
-                    static_cast<unsigned long long>(t.rows), t.rows_seconds, frontier.c_str(), t.forward, t.vote);
+        std::printf("  %-12s rows %8llu (%.3f s)  mu(t) nodes %-26s forward %.3f s  vote %.3f s  blocks %zu (largest %.1f MiB)\n",
+                    t.type.c_str(), static_cast<unsigned long long>(t.rows), t.rows_seconds, frontier.c_str(), t.forward,
+                    t.vote, t.blocks, double(t.block_bytes) / (1 << 20));
     }
 }
 
@@ -109,6 +139,36 @@ int main(int argc, char** argv) {
         double every = best_detect(all, g, opt, repeat, timings, found);
         std::printf("detect %zu types  %.3f s (%zu objects)\n", weights.size(), every, found);
         print_timings(timings);
+
+        // All types within the memory budget (the default, inference_budget()) and unbounded, alternating,
+        // medians of --repeat; peak RSS of each run over the RSS before it (graph included).
+        {
+            const uint64_t budget = inference_budget(g);
+            std::vector<double> secs[2], peaks[2];
+            std::vector<ModelTiming> last[2];
+            size_t objects[2] = {};
+            const bool windows = reset_peak_rss();
+            for (unsigned r = 0; r < repeat; ++r)
+                for (int bounded = 1; bounded >= 0; --bounded) {
+                    DetectOptions o = opt;
+                    o.memory_budget = bounded ? budget : 0;
+                    reset_peak_rss();
+                    t0 = Clock::now();
+                    objects[bounded] = all.detect(g, o).size();
+                    secs[bounded].push_back(since(t0));
+                    last[bounded] = all.last_timings();
+                    if (auto p = window_peak_rss_mib()) peaks[bounded].push_back(*p);
+                }
+            for (int bounded = 1; bounded >= 0; --bounded) {
+                std::printf("detect %zu types, %s  median %.3f s (%zu objects)", weights.size(),
+                            bounded ? ("budget " + format_bytes(budget)).c_str() : "unbounded", median(secs[bounded]),
+                            objects[bounded]);
+                if (windows && !peaks[bounded].empty()) std::printf("  peak RSS %.0f MiB", median(peaks[bounded]));
+                std::printf("\n");
+                print_timings(last[bounded]);
+            }
+            std::printf("bounded/unbounded time %.2f\n", median(secs[1]) / median(secs[0]));
+        }
 
         // The same first model over every node (no pruning), and how far the pruned run is from it.
         const Model& m = first.model(0);

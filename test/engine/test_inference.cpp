@@ -4,6 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <numeric>
+#include <random>
+#include <set>
+
 using namespace deepmem;
 
 namespace {
@@ -99,4 +103,81 @@ TEST_CASE("malformed graphs are typed errors") {
     Params<float> wrong = Params<float>::init(c, 1);
     wrong.tensors.pop_back();
     CHECK_THROWS_AS(InferenceNet(c, wrong), ModelError);
+}
+
+namespace {
+
+// max |row-restricted − whole-graph| over `rows` under `budget`.
+float blocked_vs_whole(InferenceNet& net, const GraphInput& g, const std::vector<uint32_t>& rows, uint64_t budget) {
+    Mat<float> whole, some;
+    net.set_memory_budget(0);
+    net.run(g, whole);
+    net.set_memory_budget(budget);
+    net.run(g, rows, some);
+    REQUIRE(some.rows() == Eigen::Index(rows.size()));
+    float d = 0;
+    for (size_t i = 0; i < rows.size(); ++i)
+        d = std::max(d, (some.row(Eigen::Index(i)) - whole.row(Eigen::Index(rows[i]))).cwiseAbs().maxCoeff());
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("memory budget: blocked row-restricted runs equal the whole-graph run, each block within the budget") {
+    const auto g = test::random_graph(900, 64, 21, 2.0);
+    std::mt19937_64 rng(5);
+    std::vector<uint32_t> some;   // unsorted, with repeats
+    for (int i = 0; i < 300; ++i) some.push_back(uint32_t(rng() % 900));
+    some.push_back(some.front());
+    std::vector<uint32_t> all(900);
+    std::iota(all.begin(), all.end(), 0u);
+
+    ModelConfig plain;
+    plain.classes = 5;
+    ModelConfig narrow;   // reordered: P replaces mu(t − 1)
+    narrow.embed_width = 32;
+    narrow.sigma = {{8, Activation::Relu}, {32, Activation::Relu}};
+    narrow.classifier_hidden = {};
+    narrow.classes = 3;
+    ModelConfig deep = plain;
+    deep.iterations = 4;
+    ModelConfig one = plain;
+    one.iterations = 1;
+    uint64_t seed = 30;
+    for (const ModelConfig& c : {plain, narrow, deep, one}) {
+        InferenceNet net(c, test::random_params<float>(c, ++seed, 0.3));
+        const uint64_t whole = net.whole_graph_bytes(900);
+        for (const auto* rows : {&some, &all}) {
+            const size_t distinct = std::set<uint32_t>(rows->begin(), rows->end()).size();
+            const uint32_t T = c.iterations, rows_n = uint32_t(rows->size());
+            CAPTURE(T);
+            CAPTURE(rows_n);
+            // unbounded: one block (or the whole-graph run when the frontier covers most nodes)
+            CHECK(blocked_vs_whole(net, g.input(), *rows, 0) < 1e-6f);
+            CHECK(net.last_blocks() == 1);
+            const std::vector<uint64_t> once = net.last_frontier();
+            // an eighth of the whole-graph working set: several blocks, same results, none above the
+            // budget unless it is one row (at T = 4 one row's frontier is most of this random graph)
+            const uint64_t budget = whole / 8;
+            CHECK(blocked_vs_whole(net, g.input(), *rows, budget) < 1e-6f);
+            CHECK(net.last_blocks() > 1);
+            if (T <= 3) CHECK(net.last_block_bytes() <= budget);
+            CHECK(net.embedding().rows() < 900);   // not the whole-graph fallback
+            const std::vector<uint64_t>& f = net.last_frontier();
+            REQUIRE(f.size() == T);
+            CHECK(f[T - 1] == distinct);   // each row computed once at t = T
+            if (T > 1 && once[0] < 900) CHECK(f[0] >= once[0]);   // frontiers overlap: recomputation
+            // one row per block (a budget below any block's working set): still the same
+            CHECK(blocked_vs_whole(net, g.input(), *rows, 1) < 1e-6f);
+            CHECK(net.last_blocks() == distinct);
+        }
+        // a budget the whole-graph run fits: the fallback is taken as before
+        net.set_memory_budget(whole);
+        Mat<float> p;
+        net.run(g.input(), all, p);
+        if (c.iterations > 1) CHECK(net.embedding().rows() == 900);
+    }
+    InferenceNet net(plain, Params<float>::init(plain, 1));
+    CHECK(blocked_vs_whole(net, g.input(), {}, 1) == 0.f);
+    CHECK(net.last_blocks() == 0);
 }
