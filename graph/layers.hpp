@@ -136,6 +136,10 @@ public:
 
     // The mapping the runs index: the dump file, or its decompressed image (kdump, AVML).
     std::span<const uint8_t> file_bytes() const noexcept { return bytes_; }
+    // Bytes of the dump as given (the file on disk, or from_bytes()' span): for kdump and AVML the
+    // compressed size, not file_bytes()' decompressed one. What a graph records to tell later that
+    // its dump is still the same file (GraphBuildInfo::dump_bytes).
+    uint64_t dump_size() const noexcept { return dump_size_; }
     // True when those bytes are a file mapping (open()'s read-only mmap, or a decompressed image
     // kept in a temporary file), not from_bytes() or anonymous memory: the graph builder may then
     // drop pages it is done with (MADV_DONTNEED refaults them from the page cache), which keeps
@@ -152,6 +156,7 @@ private:
     std::shared_ptr<MappedFile> file_;   // null for from_bytes
     std::shared_ptr<detail::DecodedImage> image_;   // compressed formats: what bytes_ views
     std::span<const uint8_t> bytes_;
+    uint64_t dump_size_ = 0;
     std::vector<std::string> warnings_;
     DumpFormat format_ = DumpFormat::Raw;
     std::vector<PhysicalRun> runs_;      // sorted by paddr, non-overlapping

@@ -781,7 +781,7 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
     auto t = Clock::now();
     MemoryGraphBuilder b(phys, params, progress);
     MemoryGraph g = b.run(kernel_runs, {});
-    g.info_.dump_bytes = phys.file_bytes().size();
+    g.info_.dump_bytes = phys.dump_size();
     g.info_.kernel_banner = find_kernel_banner(phys, kernel_runs, params.word_size);
     g.info_.build_seconds = seconds_since(t);
     return g;
@@ -848,7 +848,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     } catch (const std::bad_alloc&) {
         throw InputError(out_of_memory_message());
     }
-    g.info_.dump_bytes = layer.physical().file_bytes().size();
+    g.info_.dump_bytes = layer.physical().dump_size();
     g.info_.kernel_banner = find_kernel_banner(layer.physical(), runs, params.word_size);
     g.phases_.pages += enumerate;
     g.info_.dtb = layer.dtb();

@@ -79,7 +79,7 @@ struct AbsentRun {
 // Facts about how a graph was made, recorded in the file for `dmgraph info` and provenance.
 struct GraphBuildInfo {
     std::string dump_path;
-    uint64_t dump_bytes = 0;
+    uint64_t dump_bytes = 0;          // the dump's size as given (compressed for kdump/AVML): PhysicalLayer::dump_size
     uint64_t kernel_pages = 0;        // 4 KiB kernel pages scanned (after alias removal)
     uint64_t absent_pages = 0;        // 4 KiB kernel pages mapped but not in the dump (Σ absent())
     uint64_t pointer_fields = 0;

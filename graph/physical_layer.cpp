@@ -169,6 +169,7 @@ struct PhysicalLayerParsers {
         }
         std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer());
         layer->format_ = format;
+        layer->dump_size_ = bytes.size();
         layer->cpus_ = std::move(d.cpus);
         layer->warnings_ = std::move(d.warnings);
         if (d.image) {   // compressed: the runs index the decompressed image, not the file

@@ -328,6 +328,11 @@ TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as a
         bool absent = false;
         for (const AbsentRun& r : g.absent()) absent |= r.vaddr <= K + 0x30000 && K + 0x30000 < r.vaddr + r.size;
         CHECK(absent);
+        // It records the dump's own size (compressed), which the object reader compares with the
+        // file on disk before reading fields; the decompressed image is larger.
+        CHECK(p->dump_size() == k.size());
+        CHECK(g.info().dump_bytes == k.size());
+        CHECK(p->file_bytes().size() > k.size());
         // --strict refuses at the first page, naming it.
         try {
             PhysicalLayer::from_bytes(k, DumpFormat::Auto, true);
