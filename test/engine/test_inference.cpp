@@ -167,9 +167,12 @@ TEST_CASE("memory budget: blocked row-restricted runs equal the whole-graph run,
             REQUIRE(f.size() == T);
             CHECK(f[T - 1] == distinct);   // each row computed once at t = T
             if (T > 1 && once[0] < 900) CHECK(f[0] >= once[0]);   // frontiers overlap: recomputation
-            // one row per block (a budget below any block's working set): still the same
-            CHECK(blocked_vs_whole(net, g.input(), *rows, 1) < 1e-6f);
-            CHECK(net.last_blocks() == distinct);
+            // one row per block (a budget below any block's working set): still the same; on 24 of
+            // the rows (each block's frontier is most of this graph at T = 4: 900 blocks took
+            // minutes, many more under ASan)
+            const std::vector<uint32_t> few(rows->begin(), rows->begin() + 24);
+            CHECK(blocked_vs_whole(net, g.input(), few, 1) < 1e-6f);
+            CHECK(net.last_blocks() == std::set<uint32_t>(few.begin(), few.end()).size());
         }
         // a budget the whole-graph run fits: the fallback is taken as before
         net.set_memory_budget(whole);
