@@ -7,6 +7,7 @@
 //   dmgraph info G.dmg
 //   dmgraph nodes G.dmg [--from VADDR] [--to VADDR]     TSV: vaddr paddr length ln rn lp rp
 //   dmgraph dot G.dmg --around VADDR [--hops 2] [--max-nodes 400]
+// Exit status: 0 ok, 1 bad input, 2 usage error; errors are one line "dmgraph: error: …" (tools/cli.hpp).
 #include "graph/memory_budget.hpp"
 #include "graph/memory_graph.hpp"
 #include "tools/cli.hpp"
@@ -32,7 +33,8 @@ const char* kUsage =
     "                     [--neighbour-distance N] [--pointer-target-back N] [--quiet]\n"
     "       dmgraph info G.dmg\n"
     "       dmgraph nodes G.dmg [--from VADDR] [--to VADDR]\n"
-    "       dmgraph dot G.dmg --around VADDR [--hops N] [--max-nodes N]\n";
+    "       dmgraph dot G.dmg --around VADDR [--hops N] [--max-nodes N]\n"
+    "exit status: 0 ok, 1 bad input, 2 usage error (unknown option, missing argument)\n";
 
 uint32_t parse_u32(const std::string& s, const char* what) {
     uint64_t v = parse_address(s, what);
@@ -240,24 +242,17 @@ int cmd_dot(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    try {
-        if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-            std::fputs(kUsage, args.empty() ? stderr : stdout);
-            return args.empty() ? 2 : 0;
-        }
+    if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+        std::fputs(kUsage, args.empty() ? stderr : stdout);
+        return args.empty() ? 2 : finish_stdout("dmgraph", 0);
+    }
+    return cli_main("dmgraph", [&] {
         const std::string cmd = args[0];
         args.erase(args.begin());
-        if (cmd == "build") return finish_stdout("dmgraph", cmd_build(args));
-        if (cmd == "info") return finish_stdout("dmgraph", cmd_info(args));
-        if (cmd == "nodes") return finish_stdout("dmgraph", cmd_nodes(args));
-        if (cmd == "dot") return finish_stdout("dmgraph", cmd_dot(args));
+        if (cmd == "build") return cmd_build(args);
+        if (cmd == "info") return cmd_info(args);
+        if (cmd == "nodes") return cmd_nodes(args);
+        if (cmd == "dot") return cmd_dot(args);
         throw InputError("unknown command '" + cmd + "' (expected build, info, nodes or dot)");
-    } catch (const po::error& e) {
-        std::fprintf(stderr, "dmgraph: error: %s (see dmgraph --help)\n", e.what());
-    } catch (const std::bad_alloc&) {
-        return report_out_of_memory("dmgraph");
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "dmgraph: error: %s\n", e.what());
-    }
-    return 1;
+    });
 }

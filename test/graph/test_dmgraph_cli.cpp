@@ -103,7 +103,7 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     CHECK(d.out.find("n3 -> n2 [label=\"lp\"]") != std::string::npos);   // D lp→ C
     CHECK(d.out.find("n0 -> n2 [label=\"rp\"]") != std::string::npos);   // A rp→ C
 
-    // Errors: one line on stderr, exit status 1.
+    // Errors: one line on stderr, exit status 1 for bad input, 2 for a usage error.
     Run e1 = dmgraph("dot " + out + " --around 0xffff800000300078", dir);   // a pointer field
     CHECK(e1.status == 1);
     CHECK(one_error_line(e1.err));
@@ -120,8 +120,8 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     CHECK(e2.status == 1);
     CHECK(one_error_line(e2.err));
     CHECK(e2.err.find("checksum") != std::string::npos);
-    Run e3 = dmgraph("build " + dump, dir);   // no -o
-    CHECK(e3.status == 1);
+    Run e3 = dmgraph("build " + dump, dir);   // no -o: a usage error
+    CHECK(e3.status == 2);
     CHECK(one_error_line(e3.err));
     Run e4 = dmgraph("frobnicate", dir);
     CHECK(e4.status == 1);
@@ -129,6 +129,10 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     Run e5 = dmgraph("nodes " + out + " --from zz", dir);
     CHECK(e5.status == 1);
     CHECK(one_error_line(e5.err));
+    Run e6 = dmgraph("info " + out + " --bogus", dir);
+    CHECK(e6.status == 2);
+    CHECK(one_error_line(e6.err));
+    CHECK(e6.err.find("(see dmgraph --help)") != std::string::npos);
 
     // A LiME copy missing its last byte: analysed with one warning line; --strict refuses it.
     {
