@@ -45,6 +45,7 @@ po::options_description config_options(TrainConfig& c) {
         ("data.holdout_build", po::value(&c.holdout_build), "build(s) left out with split_by = build: kernel releases or prefixes, comma list (6.12, 5.10.0-46-amd64)")
         ("keys.count", whole_value(&c.key_nodes), "most frequent segment labels kept as key nodes")
         ("keys.min_frequency", po::value(&c.min_frequency)->default_value(c.min_frequency), "fraction of objects a key node must occur in")
+        ("keys.frequency", po::value(&c.key_frequency)->default_value(c.key_frequency), "overall: over all training objects; per_build: over each kernel build's objects, keys taken in rounds over the builds")
         ("model.embed_width", whole_value(&c.embed_width), "embedding width H")
         ("model.iterations", whole_value(&c.iterations), "GNN iterations T")
         ("model.sigma_layers", whole_value(&c.sigma_layers), "linear layers per σ (ReLU after the last)")

@@ -243,25 +243,60 @@ NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
     return out;
 }
 
-std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint32_t max_keys, double min_frequency) {
-    std::map<SegmentLabel, uint64_t> count;
+std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint32_t max_keys, double min_frequency,
+                                      std::span<const std::string> builds) {
+    if (!builds.empty() && builds.size() != dumps.size())
+        throw std::logic_error("select_key_nodes: one build per dump");
+    // Per group (one build, or all dumps as one group): objects and each label's count.
+    std::map<std::string, std::pair<uint64_t, std::map<SegmentLabel, uint64_t>>> groups;
     uint64_t objects = 0;
-    for (const NodeLabels& l : dumps) {
-        objects += l.objects;
+    for (size_t d = 0; d < dumps.size(); ++d) {
+        auto& [group_objects, count] = groups[builds.empty() ? std::string() : builds[d]];
+        group_objects += dumps[d].objects;
+        objects += dumps[d].objects;
         // A label occurs at most once per object (one node per offset), so counting nodes counts objects.
-        for (const SegmentLabel& s : l.label)
+        for (const SegmentLabel& s : dumps[d].label)
             if (s.offset < NodeLabels::kIgnored) ++count[s];
     }
     if (objects == 0) throw InputError("no live objects of the type in the training dumps");
-    std::vector<KeyNode> all;
-    for (const auto& [label, c] : count) {
-        double f = double(c) / double(objects);
-        if (f >= min_frequency) all.push_back({label.offset, label.length, float(std::min(f, 1.0)), label.open_end});
-    }
-    std::stable_sort(all.begin(), all.end(), [](const KeyNode& a, const KeyNode& b) {
+    const auto by_weight = [](const KeyNode& a, const KeyNode& b) {
         return a.weight != b.weight ? a.weight > b.weight : a.offset < b.offset;
-    });
-    if (all.size() > max_keys) all.resize(max_keys);
+    };
+    // Each group's qualifying labels, most frequent first, and every label's highest frequency.
+    std::vector<std::vector<KeyNode>> ranked;
+    std::map<SegmentLabel, float> weight;
+    for (const auto& [build, group] : groups) {
+        if (group.first == 0) continue;
+        std::vector<KeyNode> r;
+        for (const auto& [label, c] : group.second) {
+            const double f = double(c) / double(group.first);
+            if (f < min_frequency) continue;
+            r.push_back({label.offset, label.length, float(std::min(f, 1.0)), label.open_end});
+            float& w = weight[label];
+            w = std::max(w, r.back().weight);
+        }
+        std::stable_sort(r.begin(), r.end(), by_weight);
+        ranked.push_back(std::move(r));
+    }
+    // Rounds over the groups (one group: simply its ranking), each taking its next label not yet taken.
+    std::vector<KeyNode> all;
+    std::set<SegmentLabel> taken;
+    std::vector<size_t> next(ranked.size(), 0);
+    for (bool more = true; more && all.size() < max_keys;) {
+        more = false;
+        for (size_t g = 0; g < ranked.size() && all.size() < max_keys; ++g) {
+            while (next[g] < ranked[g].size()) {
+                KeyNode k = ranked[g][next[g]++];
+                const SegmentLabel l{k.offset, k.length, k.open_end};
+                if (!taken.insert(l).second) continue;
+                k.weight = weight[l];
+                all.push_back(k);
+                more = true;
+                break;
+            }
+        }
+    }
+    std::stable_sort(all.begin(), all.end(), by_weight);
     if (all.empty())
         throw InputError("no segment label reaches min_frequency " + std::to_string(min_frequency) + " over " +
                          std::to_string(objects) + " objects; lower [keys] min_frequency");

@@ -35,6 +35,7 @@ void TrainConfig::validate() const {
     need(!output.empty(), "run.output", "missing (path of the model file to write)");
     need(key_nodes >= 1 && key_nodes <= 4096, "keys.count", "must be in 1..4096");
     need(min_frequency > 0 && min_frequency <= 1, "keys.min_frequency", "must be in (0, 1]");
+    need(key_frequency == "overall" || key_frequency == "per_build", "keys.frequency", "must be overall or per_build");
     need(embed_width >= 1 && embed_width <= ModelConfig::kMaxWidth, "model.embed_width", "must be in 1..4096");
     need(iterations >= 1 && iterations <= ModelConfig::kMaxIterations, "model.iterations", "must be in 1..64");
     need(sigma_layers >= 1 && sigma_layers <= ModelConfig::kMaxLayers, "model.sigma_layers", "must be in 1..16");
@@ -92,7 +93,9 @@ std::string trajectory_ini(const TrainConfig& c) {
     o << "[data]\nmanifest = " << c.manifest << "\ntype = " << c.object_type
       << "\nmax_train_dumps = " << c.max_train_dumps << "\nmax_validation_dumps = " << c.max_validation_dumps;
     if (c.split_by != "dump") o << "\nsplit_by = " << c.split_by << "\nholdout_build = " << c.holdout_build;   // older models' text unchanged
-    o << "\n\n[keys]\ncount = " << c.key_nodes << "\nmin_frequency = " << num(c.min_frequency)
+    o << "\n\n[keys]\ncount = " << c.key_nodes << "\nmin_frequency = " << num(c.min_frequency);
+    if (c.key_frequency != "overall") o << "\nfrequency = " << c.key_frequency;   // older models' text unchanged
+    o
       << "\n\n[model]\nembed_width = " << c.embed_width << "\niterations = " << c.iterations
       << "\nsigma_layers = " << c.sigma_layers << "\nclassifier_width = " << c.classifier_width
       << "\nkeep_prob = " << num(c.keep_prob) << "\n\n[optimiser]\nlearning_rate = " << num(c.learning_rate)
@@ -558,7 +561,14 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
 
     std::vector<NodeLabels> labels;
     for (const auto& d : train_dumps) labels.push_back(label_nodes(d, cfg.object_type));
-    const std::vector<KeyNode> keys = select_key_nodes(labels, cfg.key_nodes, cfg.min_frequency);
+    std::vector<std::string> builds;
+    if (cfg.key_frequency == "per_build")
+        for (const auto& d : train_dumps) {
+            if (d.kernel_release.empty())
+                throw InputError("keys.frequency = per_build: train dump '" + d.name + "' has no kernel_release in its meta.json");
+            builds.push_back(d.kernel_release);
+        }
+    const std::vector<KeyNode> keys = select_key_nodes(labels, cfg.key_nodes, cfg.min_frequency, builds);
     std::vector<Pools> pools;
     uint64_t objects = 0, positives = 0, hard = 0;
     for (size_t i = 0; i < train_dumps.size(); ++i) {

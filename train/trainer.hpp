@@ -20,6 +20,13 @@
 //               fraction of objects that contain a node with it. The `key_nodes` most frequent
 //               labels with frequency ≥ `min_frequency` become classes 1..K−1 (ties: lower
 //               offset first), each with its frequency as voting weight.
+//               With `[keys] frequency = per_build` (issue #9: builds lay a struct out differently,
+//               so a label of one build's layout occurs in few objects of the whole set) the
+//               frequency is counted over each kernel build's objects apart (the dump's
+//               meta.json kernel_release); a label qualifies when it reaches min_frequency in some
+//               build, its weight is its highest frequency in a build, and the `key_nodes` keys
+//               are taken in rounds, each build's next most frequent label not yet taken (builds
+//               in name order), so that every build gets its share however many dumps it has.
 //   Batches     Step s (1-based) is a pure function of (seed, s): one training dump, up to
 //               `positives` key-node nodes of it and `negatives_per_positive` times as many class-0
 //               targets, a `hard_negative_fraction` of them drawn from nodes whose length equals
@@ -95,6 +102,7 @@ struct TrainConfig {
     // [keys]
     uint32_t key_nodes = 20;
     double min_frequency = 0.5;
+    std::string key_frequency = "overall";   // overall | per_build (see the contract)
     // [model]
     uint32_t embed_width = 64, iterations = 3, sigma_layers = 3, classifier_width = 64;
     float keep_prob = 0.8f;
@@ -166,8 +174,10 @@ struct NodeLabels {
 };
 NodeLabels label_nodes(const LabeledDump&, const std::string& type);
 
-// Key-node selection over several dumps' labels (see the contract).
-std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>&, uint32_t max_keys, double min_frequency);
+// Key-node selection over several dumps' labels (see the contract). `builds`: empty (one
+// frequency over all objects), or each dump's kernel build (per-build frequencies and rounds).
+std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>&, uint32_t max_keys, double min_frequency,
+                                      std::span<const std::string> builds = {});
 
 // Class of every node (0 = none, c ≥ 1 = key_nodes[c−1], kIgnoredClass = not a target).
 inline constexpr uint32_t kIgnoredClass = ~0u;

@@ -66,6 +66,32 @@ TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects ar
     CHECK(select_key_nodes({l}, 20, 0.2).size() == 5);
     CHECK_THROWS_AS(select_key_nodes({l}, 20, 1.0 + 1e-9), InputError);   // nothing that frequent
 
+    // Per-build frequencies (issue #9): build "b" (2 objects) lays the type out differently from
+    // build "a" (10 objects); over all 12 objects its labels occur in 1/6 and never qualify.
+    {
+        auto objects = [](uint64_t n, std::vector<SegmentLabel> per_object) {
+            NodeLabels x;
+            x.objects = n;
+            for (uint64_t i = 0; i < n; ++i) x.label.insert(x.label.end(), per_object.begin(), per_object.end());
+            x.label.push_back({NodeLabels::kNoObject, 0, false});
+            return x;
+        };
+        const std::vector<NodeLabels> two = {objects(10, {{0, 8, false}, {8, 16, false}, {24, 8, false}}),
+                                             objects(2, {{0, 8, false}, {40, 8, false}, {48, 8, false}})};
+        const auto overall = select_key_nodes(two, 3, 0.5);
+        REQUIRE(overall.size() == 3);
+        CHECK(overall[2] == KeyNode{24, 8, 10.f / 12.f});
+        const std::vector<std::string> builds = {"a", "b"};
+        const auto per_build = select_key_nodes(two, 3, 0.5, builds);
+        REQUIRE(per_build.size() == 3);   // a's 0/8, b's 40/8 (0/8 taken), a's 8/16
+        CHECK(per_build[0] == KeyNode{0, 8, 1.f});
+        CHECK(per_build[1] == KeyNode{8, 16, 1.f});
+        CHECK(per_build[2] == KeyNode{40, 8, 1.f});
+        CHECK(select_key_nodes(two, 20, 0.5, builds).size() == 5);
+        const std::vector<std::string> one = {"a"};
+        CHECK_THROWS(select_key_nodes(two, 3, 0.5, one));
+    }
+
     const auto cls = node_classes(l, keys);
     CHECK(cls[at(512 + 8)] == 1);
     CHECK(cls[at(512 + 72)] == 2);
