@@ -209,6 +209,9 @@ struct BuildOptions {
     std::function<void(const std::string&)> warn;   // each PhysicalLayer::warnings() line
     std::optional<uint64_t> dtb;   // page-table root; else the ELF notes or the search (layers.hpp)
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)
+    // Called once before the graph is built from a dump (not for a .dmg): what it will need
+    // (MemoryGraph::estimate), for a tool to print before the long step.
+    std::function<void(const GraphEstimate&)> estimate;
 };
 struct DetectOptions {
     std::optional<float> threshold;   // overrides every model's threshold; finite, ≥ 0 (else InputError)

@@ -201,4 +201,8 @@ std::string format_bytes(uint64_t bytes) {
     return buf;
 }
 
+std::string describe(const std::optional<MemoryBudget>& budget) {
+    return budget ? format_bytes(budget->bytes) + " available (" + budget->source + ")" : "available unknown";
+}
+
 }  // namespace deepmem

@@ -56,4 +56,7 @@ std::string out_of_memory_message();
 // "1.5 GiB", "640 MiB", "12 KiB": the one spelling of memory sizes in messages.
 std::string format_bytes(uint64_t bytes);
 
+// "1.2 GiB available (MemAvailable)", or "available unknown": available_memory() in messages.
+std::string describe(const std::optional<MemoryBudget>& budget);
+
 }  // namespace deepmem

@@ -823,6 +823,11 @@ GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphPa
     return e;
 }
 
+std::string describe(const GraphEstimate& e) {
+    return "about " + format_bytes(e.bytes) + " for " + std::to_string(e.pages) + " kernel pages (up to " +
+           std::to_string(e.nodes) + " nodes and " + std::to_string(e.edges) + " edges, twice the densities of real kernels)";
+}
+
 MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params, const ProgressFn& progress) {
     auto t = Clock::now();
     params.word_size = layer.word_size();
@@ -831,15 +836,9 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     double enumerate = seconds_since(t);
     const GraphEstimate need = estimate(layer, params);
     const auto avail = available_memory();
-    auto figures = [&] {
-        return "about " + format_bytes(need.bytes) + " for " + std::to_string(need.pages) + " kernel pages (up to " +
-               std::to_string(need.nodes) + " nodes and " + std::to_string(need.edges) +
-               " edges, twice the densities of real kernels)";
-    };
     if (avail && need.bytes > avail->bytes)
-        throw InputError("not enough memory for the graph of this dump: it needs " + figures() + ", " +
-                         format_bytes(avail->bytes) + " available (" + avail->source +
-                         "); free memory or raise the limit (DEEPMEM_MEMORY_LIMIT=SIZE overrides the figure)");
+        throw InputError("not enough memory for the graph of this dump: it needs " + describe(need) + ", " +
+                         describe(avail) + "; free memory or raise the limit (DEEPMEM_MEMORY_LIMIT=SIZE overrides the figure)");
     MemoryStage stage("building the memory graph of " + std::to_string(need.pages) + " kernel pages", need.bytes);
     MemoryGraphBuilder b(layer.physical(), params, progress);
     MemoryGraph g;

@@ -108,6 +108,9 @@ struct GraphBuildPhases {
 struct GraphEstimate {
     uint64_t pages = 0, pointers = 0, nodes = 0, edges = 0, bytes = 0;
 };
+// "about 150 MiB for 60000 kernel pages (up to 1200000 nodes and 2400000 edges, twice the densities
+// of real kernels)": the one wording of an estimate, in refusals and in what dmgraph/dmdetect print.
+std::string describe(const GraphEstimate&);
 
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 

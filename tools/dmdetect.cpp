@@ -234,6 +234,12 @@ int run(int argc, char** argv, Communicator& world) {
         progress.enabled = show && !ec && size > kLargeDump;
         progress.phase("memory graph of " + dump);
         build.progress = [&](uint64_t done, uint64_t total) { progress.percent("memory graph of " + dump, done, total); };
+        build.estimate = [&](const GraphEstimate& e) {   // large dumps only, as the progress
+            if (!progress.enabled) return;
+            progress.end();
+            std::fprintf(stderr, "dmdetect: %smemory graph: %s; %s\n", who.c_str(), describe(e).c_str(),
+                         describe(available_memory()).c_str());
+        };
         std::optional<MemoryStage> stage;
         stage.emplace("reading the memory graph of " + dump);
         MemoryGraph graph = detector.open_graph(dump, build);

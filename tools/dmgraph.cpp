@@ -96,11 +96,7 @@ int cmd_build(const std::vector<std::string>& args) {
     if (const std::string w = layer.warning(); !w.empty()) std::fprintf(stderr, "dmgraph: warning: %s\n", w.c_str());
     {
         const GraphEstimate e = MemoryGraph::estimate(layer, params);
-        const auto avail = available_memory();
-        std::printf("estimate: %llu kernel pages, up to %llu nodes and %llu edges, %s of memory (%s)\n",
-                    static_cast<unsigned long long>(e.pages), static_cast<unsigned long long>(e.nodes),
-                    static_cast<unsigned long long>(e.edges), format_bytes(e.bytes).c_str(),
-                    avail ? (format_bytes(avail->bytes) + " available: " + avail->source).c_str() : "available unknown");
+        std::printf("estimate: %s; %s\n", describe(e).c_str(), describe(available_memory()).c_str());
         std::fflush(stdout);
     }
     const bool show = !vm.count("quiet") && phys->file_bytes().size() > (uint64_t{256} << 20);
