@@ -224,7 +224,12 @@ public:
     //   tables          page tables read (the work bound: at most data 4 KiB pages + 4096 of
     //                   them, else kernel_runs() throws InputError — only shared/looping tables can
     //                   exceed it, since in a tree every table is a distinct present page)
-    //   absent_tables   entries pointing to a table that is not in the dump
+    //   absent_tables   entries pointing to a table that is not in the dump (not in any run: cut
+    //                   off, a page that does not decompress, a hole of an ELF/LiME/kdump capture)
+    //   absent_table_pages  distinct such tables (a lower bound when absent_pages_capped: more than
+    //                   65,536 of them)
+    //   absent_bytes    kernel virtual address space those entries would map (entries × the span
+    //                   one entry of their level covers: 1 GiB for a PUD entry, 2 MiB for a PMD's)
     //   loops           entries pointing back to a table on their own walk path (skipped)
     //   reserved        large-page entries with reserved address bits set (skipped, as the CPU would fault)
     //   aliases_skipped mappings skipped because their physical page already had 4 kernel mappings
@@ -233,11 +238,22 @@ public:
     //   distinct_pages  present physical pages that kernel_runs() maps (each once or more)
     struct WalkStats {
         uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
+        uint64_t absent_table_pages = 0, absent_bytes = 0;
+        bool absent_pages_capped = false;
     };
     WalkStats walk_stats() const;   // enumerates first if needed
-    // One line for the user when kernel_runs() skipped something they should know about (aliases
-    // beyond the bound, far more than genuine kernels have), else empty. Enumerates first if needed.
-    std::string warning() const;
+    // The lowest absent table pages (at most 3), ascending; enumerates first if needed.
+    std::span<const uint64_t> absent_table_sample() const;
+    // What the user should know about this translation, one line each, no tool prefix, in a fixed
+    // order (enumerates first if needed; the same lines whatever the thread count):
+    //  - how the root was chosen when the dump's own root was set aside (detect(): a CR3 from the
+    //    ELF note that maps nothing, replaced by the search's);
+    //  - page-table pages absent from the dump: how many, the first physical addresses, how much
+    //    kernel address space they would map ("translation: 3 page-table pages are not in the
+    //    dump …"): memory the graph silently lacks otherwise;
+    //  - aliases beyond the bound, far more than genuine kernels have (crafted or corrupt tables).
+    // Empty for a complete, honest dump. dmgraph prints them; dmdetect through BuildOptions::warn.
+    std::vector<std::string> warnings() const;
 
     const PhysicalLayer& physical() const noexcept { return *phys_; }
 
@@ -250,6 +266,8 @@ private:
     mutable std::vector<VirtualRun> mapped_runs_;
     mutable bool kernel_runs_done_ = false;
     mutable WalkStats stats_{};
+    mutable std::vector<uint64_t> absent_sample_;
+    std::vector<std::string> root_notes_;   // detect(): how the root was chosen, when the user should know
 };
 
 }  // namespace deepmem

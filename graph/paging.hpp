@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace deepmem::paging {
@@ -116,7 +117,13 @@ struct WalkResult {
     std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr
     TranslationLayer::WalkStats stats;
     uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // lowest / highest absent table address seen
+    // Distinct absent table pages, ascending (at most kMaxAbsentListed kept; stats.absent_table_pages
+    // counts them all up to that bound, then says "at least").
+    std::vector<uint64_t> absent_pages;
 };
+
+// Distinct absent table pages enumerate() tracks; beyond it the count is a lower bound.
+inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
 
 // Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
 // work bound), and with `with_mapped` every mapped page whatever its backing (large pages whole;
@@ -124,5 +131,9 @@ struct WalkResult {
 // data pages / budget_divisor + 4096 tables, past which it throws InputError.
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor = 1, bool with_mapped = false);
+
+// "16 MiB", "5 GiB", "1.5 GiB": sizes in the walker's and the root search's diagnoses
+// (graph/root_search.cpp).
+std::string size_text(uint64_t bytes);
 
 }  // namespace deepmem::paging

@@ -271,10 +271,13 @@ uint64_t direct_map_needed(const Scheme& s, const PhysicalLayer& phys, const Map
     return (n + 1) / 2;
 }
 
-// "16 MiB", "5 GiB", "1.5 GiB": sizes in diagnoses.
-std::string size_text(uint64_t bytes) {
+}  // namespace
+
+std::string paging::size_text(uint64_t bytes) {
     char buf[32];
-    if (bytes >= (uint64_t{1} << 30) && bytes % (uint64_t{1} << 30) == 0)
+    if (bytes >= (uint64_t{1} << 40))
+        std::snprintf(buf, sizeof buf, "%.1f TiB", static_cast<double>(bytes) / static_cast<double>(uint64_t{1} << 40));
+    else if (bytes >= (uint64_t{1} << 30) && bytes % (uint64_t{1} << 30) == 0)
         std::snprintf(buf, sizeof buf, "%llu GiB", static_cast<unsigned long long>(bytes >> 30));
     else if (bytes >= (uint64_t{1} << 30))
         std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1u << 30));
@@ -284,6 +287,8 @@ std::string size_text(uint64_t bytes) {
         std::snprintf(buf, sizeof buf, "%llu KiB", static_cast<unsigned long long>((bytes + 512) >> 10));
     return buf;
 }
+
+namespace {
 
 // Where the page tables a root needs went: past the end of the dump (cut) or into its holes.
 std::string missing_tables(const PhysicalLayer& phys, uint64_t count, uint64_t lo, uint64_t hi) {
@@ -402,12 +407,18 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         try {
             return checked(phys, m, cr3, "CR3 from the ELF note:");
         } catch (const InputError& note_error) {
-            // A corrupt or pre-paging note: the search may still find the kernel's root.
+            // A corrupt or pre-paging note: the search may still find the kernel's root. The user
+            // is told: the dump's own root was set aside, and a corrupt note may mean more is wrong.
+            std::optional<TranslationLayer> found;
             try {
-                return search(phys, mode_override);
+                found = search(phys, mode_override);
             } catch (const InputError& search_error) {
                 throw InputError(std::string(note_error.what()) + "; and " + search_error.what());
             }
+            found->root_notes_.push_back("translation: " + std::string(note_error.what()) +
+                                         "; using the root the page-directory search found instead, " +
+                                         hex(found->dtb()) + " (" + to_string(found->mode()) + ")");
+            return std::move(*found);
         }
     }
 
