@@ -239,6 +239,7 @@ public:
     struct WalkStats {
         uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
         uint64_t absent_table_pages = 0, absent_bytes = 0;
+        uint64_t aliases_espfix = 0;   // of aliases_skipped, those in the x86-64 espfix area (by design)
         bool absent_pages_capped = false;
     };
     WalkStats walk_stats() const;   // enumerates first if needed
@@ -251,7 +252,8 @@ public:
     //  - page-table pages absent from the dump: how many, the first physical addresses, how much
     //    kernel address space they would map ("translation: 3 page-table pages are not in the
     //    dump …"): memory the graph silently lacks otherwise;
-    //  - aliases beyond the bound, far more than genuine kernels have (crafted or corrupt tables).
+    //  - aliases beyond the bound outside the espfix area (which aliases by design), far more than
+    //    genuine kernels have: crafted or corrupt tables. A cut dump's few pages do not make it fire.
     // Empty for a complete, honest dump. dmgraph prints them; dmdetect through BuildOptions::warn.
     std::vector<std::string> warnings() const;
 

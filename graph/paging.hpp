@@ -112,6 +112,14 @@ inline const Scheme& scheme_of(PagingMode m) { return kSchemes[static_cast<int>(
 // page thousands of times would otherwise multiply all later work.
 inline constexpr unsigned kMaxAliases = 4;
 
+// The x86-64 espfix area, [0xffffff0000000000, 0xffffff8000000000) (PML4 slot 510 under 4- and
+// 5-level paging; Linux Documentation/arch/x86/x86_64/mm.rst, arch/x86/kernel/espfix_64.c): by
+// design it maps each CPU's few espfix stack pages thousands of times (Debian 6.1 under QEMU: one
+// page, 2,172 mappings). Aliases skipped there are counted apart (WalkStats::aliases_espfix) and
+// are no sign of crafted tables.
+inline constexpr uint64_t kEspfixLo = 0xffffff0000000000ull, kEspfixHi = 0xffffff8000000000ull;
+inline bool in_espfix(const Scheme& s, uint64_t va) { return s.sign_extend && va >= kEspfixLo && va < kEspfixHi; }
+
 struct WalkResult {
     std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
     std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr
