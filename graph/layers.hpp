@@ -5,8 +5,10 @@
 //                   acquisition format (raw, QEMU ELF core, LiME, kdump-compressed, AVML) is parsed
 //                   into the same thing: a sorted list of non-overlapping runs {paddr, offset, size}
 //                   over one mapping — the file, or for compressed formats the memory decompressed
-//                   once at open (graph/decoded_image.hpp). Holes read as absent (nullptr / false),
-//                   never as zeros. No run can point past its mapping, so no read can leave it.
+//                   once at open (graph/decoded_image.hpp). Memory outside the runs reads as absent
+//                   (nullptr / false), never as zeros; the holes of a sparse file are inside its
+//                   runs and read as zeros, as the dense file's bytes do (`cp` makes zero blocks
+//                   holes: the copy is the same dump). No run can point past its mapping, so no read can leave it.
 //   TranslationLayer "give me the physical address of kernel virtual address V". One page-table
 //                   walker; each paging scheme (x86 32-bit, PAE, x86-64 4-level, 5-level) is a
 //                   small table of levels. Page tables that loop or point outside the dump are
@@ -111,14 +113,6 @@ public:
     // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
     // dense files and from_bytes().
     std::span<const PhysicalRun> data_runs() const noexcept { return data_runs_; }
-    // The memory the dump holds, as far as the graph is concerned: runs() for every format but
-    // raw, which has no other way to say memory is missing than a hole of a sparse file (a raw
-    // copy of a 4 GiB address space holding 256 MiB of RAM): a raw file's holes hold nothing, so
-    // raw, ELF and LiME copies of one dump hold the same pages. A zero page of a kdump or AVML
-    // dump (a hole of its decoded image) is held; so are the holes of a sparse ELF or LiME file.
-    std::span<const PhysicalRun> held_runs() const noexcept {
-        return format_ == DumpFormat::Raw ? std::span<const PhysicalRun>(data_runs_) : std::span<const PhysicalRun>(runs_);
-    }
     // True when some byte of [paddr, paddr+len) is in runs() / in data_runs(). has_data() is false
     // for bytes that are absent or lie in a hole of a sparse file (they read as zeros: no need to
     // read, and so fault in, them).
