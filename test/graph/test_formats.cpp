@@ -8,6 +8,7 @@
 #include "graph/layers.hpp"
 #include "graph/memory_graph.hpp"
 #include "graph/snappy_frame.hpp"
+#include "test/graph/dump_images.hpp"
 #include "test/graph/layer_images.hpp"
 
 #include <doctest/doctest.h>
@@ -19,22 +20,6 @@ using namespace deepmem;
 using namespace deepmem::test_images;
 
 namespace {
-
-std::vector<uint8_t> write_to_vector(const std::function<void(const ByteSink&)>& write) {
-    std::vector<uint8_t> out;
-    write([&](uint64_t off, std::span<const uint8_t> b) {
-        if (out.size() < off + b.size()) out.resize(off + b.size());
-        std::memcpy(out.data() + off, b.data(), b.size());
-    });
-    return out;
-}
-
-std::vector<uint8_t> kdump_of(const PhysicalLayer& p, KdumpCompression c, bool flat) {
-    return write_to_vector([&](const ByteSink& s) { write_kdump(p, c, flat, s); });
-}
-std::vector<uint8_t> avml_of(const PhysicalLayer& p) {
-    return write_to_vector([&](const ByteSink& s) { write_avml(p, s); });
-}
 
 // Same runs (paddr, size) and same bytes in each.
 void check_same_memory(const PhysicalLayer& a, const PhysicalLayer& b) {
@@ -276,17 +261,6 @@ TEST_CASE("formats: decompression bombs are refused with the reason") {
     put_le(a, 32 + stream, 8, stream);
     m = input_error([&] { PhysicalLayer::from_bytes(a); });
     CHECK(m.find("decompression bomb") != std::string::npos);
-}
-
-// The page descriptor {u64 offset, u32 size, u32 flags, u64 page_flags} of `pfn` in a plain
-// 64-bit kdump file as write_kdump() makes it (one dumped page per set bit of the 2nd bitmap).
-uint64_t kdump_desc_of(const std::vector<uint8_t>& k, uint64_t pfn) {
-    const uint64_t bs = read_le(k, 428, 4), sub = read_le(k, 432, 4), bitmap = read_le(k, 436, 4);
-    const uint64_t bm2 = (1 + sub + bitmap / 2) * bs;
-    REQUIRE(((k.at(bm2 + pfn / 8) >> (pfn % 8)) & 1) == 1);
-    uint64_t index = 0;
-    for (uint64_t q = 0; q < pfn; ++q) index += (k[bm2 + q / 8] >> (q % 8)) & 1;
-    return (1 + sub + bitmap) * bs + 24 * index;
 }
 
 TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as absent with one warning; --strict refuses") {
