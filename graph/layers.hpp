@@ -109,6 +109,13 @@ public:
     // the CLI to print once; empty for a complete file.
     const std::vector<std::string>& warnings() const noexcept { return warnings_; }
     std::span<const PhysicalRun> runs() const noexcept { return runs_; }
+    // Memory the file holds that does not decode ({paddr, size}, ascending: kdump pages, AVML
+    // chunks; empty for other formats): absent like memory the file lacks, but not cut off, so
+    // that diagnoses can tell the two apart. undecodable_bytes() sums them; undecodable(paddr)
+    // says whether that byte lies in them.
+    std::span<const std::pair<uint64_t, uint64_t>> undecodable() const noexcept { return undecodable_; }
+    uint64_t undecodable_bytes() const noexcept;
+    bool undecodable(uint64_t paddr) const noexcept;
     // runs() minus the holes of a sparse dump file (e.g. a raw copy of a 4 GiB address space
     // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
     // dense files and from_bytes().
@@ -152,6 +159,7 @@ private:
     std::span<const uint8_t> bytes_;
     uint64_t dump_size_ = 0;
     std::vector<std::string> warnings_;
+    std::vector<std::pair<uint64_t, uint64_t>> undecodable_;
     DumpFormat format_ = DumpFormat::Raw;
     std::vector<PhysicalRun> runs_;      // sorted by paddr, non-overlapping
     std::vector<PhysicalRun> data_runs_; // runs_ ∩ the file's data extents

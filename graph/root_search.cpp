@@ -337,8 +337,12 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
                    std::to_string(direct_map_needed(s, phys, *b.m, b.c->dtb)) + ") was expected, and no kernel banner";
         msg += " — a stale or partial table; " + holds + ", is memory missing?";
     } else {
-        msg += "no page looks like a kernel page directory; " + holds +
-               ": it may be cut before the page tables, or not an x86 Linux memory image";
+        msg += "no page looks like a kernel page directory; " + holds;
+        if (const uint64_t lost = phys.undecodable_bytes(); lost > 0)
+            msg += ", and " + std::to_string(lost / kPage) + " pages (" + size_text(lost) +
+                   ") of it do not decompress: the page tables may be among them";
+        else
+            msg += ": it may be cut before the page tables, or not an x86 Linux memory image";
     }
     return msg + " (give --dtb and --paging if the root is known)";
 }

@@ -303,7 +303,8 @@ TranslationLayer::TranslationLayer(const PhysicalLayer& phys, PagingMode mode, u
         throw InputError("page-table root " + hex(dtb) + " has bits outside the " + to_string(mode) +
                          " CR3 address field");
     if (!phys.find(dtb_, s.table_bytes(0)))
-        throw InputError("page-table root " + hex(dtb_) + " (" + s.levels[0].name + ") is not in the dump");
+        throw InputError("page-table root " + hex(dtb_) + " (" + s.levels[0].name + ") is not in the dump" +
+                         (phys.undecodable(dtb_) ? " (its page does not decompress)" : ""));
 }
 
 std::optional<uint64_t> TranslationLayer::translate(uint64_t vaddr) const noexcept {
@@ -408,14 +409,20 @@ std::vector<std::string> TranslationLayer::warnings() const {
         std::string first;
         for (uint64_t a : absent_sample_) first += (first.empty() ? "" : ", ") + hex(a);
         if (n > absent_sample_.size()) first += ", …";
-        uint64_t beyond = 0;   // of the sample: cut off rather than lost inside the dump
-        for (uint64_t a : absent_sample_) beyond += a >= phys_->max_paddr();
+        uint64_t beyond = 0, corrupt = 0;   // of the sample: cut off / in pages that do not decompress
+        for (uint64_t a : absent_sample_) {
+            beyond += a >= phys_->max_paddr();
+            corrupt += phys_->undecodable(a);
+        }
         std::string line = "translation: " + std::string(st.absent_pages_capped ? "at least " : "") + std::to_string(n) +
                            (n == 1 ? " page-table page is" : " page-table pages are") + " not in the dump (" +
                            (n == 1 ? "paddr " : "first paddr ") + first + ")";
         if (beyond == absent_sample_.size())
             line += ", " + std::string(n == 1 ? "it lies" : "they lie") + " beyond its end at " + hex(phys_->max_paddr()) +
                     " (a cut dump?)";
+        else if (corrupt == absent_sample_.size())
+            line += ", in " + std::string(n == 1 ? "a page" : "pages") + " of the dump that do" + (n == 1 ? "es" : "") +
+                    " not decompress";
         line += "; up to " + size_text(st.absent_bytes) + " of kernel address space " +
                 (n == 1 ? "it maps" : "they map") + " cannot be read (" + std::to_string(st.absent_tables) +
                 (st.absent_tables == 1 ? " entry" : " entries") + " under " + hex(dtb_) + ")";
