@@ -14,10 +14,10 @@ struct MemoryBudget {
 };
 
 // The smallest of:
-//   DEEPMEM_MEMORY_LIMIT   when set: bytes, or with a K/M/G/T suffix (powers of 1024); it replaces
-//                          the three figures below (to force a small limit in tests, or to override
-//                          a pessimistic reading: the estimate has a margin of 2, and the dump's own
-//                          mapping counts in VmSize). InputError when it is not such a number.
+//   DEEPMEM_MEMORY_LIMIT   when set: bytes, or with a K/M/G/T suffix (powers of 1024), to lower the
+//                          limit (tests force a small one); it cannot raise it past the figures
+//                          below, which mmap and malloc enforce anyway. InputError when it is not
+//                          such a number.
 //   RLIMIT_AS              getrlimit(RLIMIT_AS) (`ulimit -v`) minus this process's VmSize in
 //                          /proc/self/status: the address space it may still map (issue #11 item 5).
 //   MemAvailable           /proc/meminfo

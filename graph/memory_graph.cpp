@@ -830,7 +830,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     if (avail && need.bytes > avail->bytes)
         throw InputError("not enough memory for the graph of this dump: it needs " + figures() + ", " +
                          format_bytes(avail->bytes) + " available (" + avail->source +
-                         "); free memory or raise the limit (DEEPMEM_MEMORY_LIMIT=SIZE overrides the figure)");
+                         "); free memory or raise the limit");
     MemoryStage stage("building the memory graph of " + std::to_string(need.pages) + " kernel pages", need.bytes);
     MemoryGraphBuilder b(layer.physical(), params, progress);
     MemoryGraph g;

@@ -3,6 +3,7 @@
 // the sorted runs. All bounds checking happens here, once: after open() no run can leave the file.
 #include "graph/dump_formats.hpp"
 #include "graph/layers.hpp"
+#include "graph/paging.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,7 +60,15 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
         if (p == MAP_FAILED) {
             int e = errno;
             ::close(fd);
-            throw InputError("cannot mmap " + path + ": " + std::strerror(e));
+            std::string why = std::strerror(e);
+            if (e == ENOMEM) {   // say what was asked against what the limit allows
+                why += " (the mapping needs " + paging::size_text(size_) + " of address space";
+                struct rlimit as {};
+                if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+                    why += "; RLIMIT_AS (ulimit -v) is " + paging::size_text(as.rlim_cur) + " for the whole process";
+                why += ")";
+            }
+            throw InputError("cannot mmap " + path + ": " + why);
         }
         data_ = static_cast<const uint8_t*>(p);
     }

@@ -339,8 +339,8 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
     } else {
         msg += "no page looks like a kernel page directory; " + holds;
         if (const uint64_t lost = phys.undecodable_bytes(); lost > 0)
-            msg += ", and " + std::to_string(lost / kPage) + " pages (" + size_text(lost) +
-                   ") of it do not decompress: the page tables may be among them";
+            msg += "; " + std::to_string(lost / kPage) + " more pages (" + size_text(lost) +
+                   ") do not decompress: the page tables may be among them";
         else
             msg += ": it may be cut before the page tables, or not an x86 Linux memory image";
     }

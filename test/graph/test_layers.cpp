@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 #include <unistd.h>
+#include <sys/resource.h>
 
 using namespace deepmem;
 using namespace deepmem::test_images;
@@ -707,4 +708,30 @@ TEST_CASE("layers: page-table pages absent from the dump are counted and said, w
         auto p3 = PhysicalLayer::from_bytes(m3.bytes);
         CHECK(TranslationLayer(*p3, PagingMode::X86_64_4Level, 0x1000).warnings().empty());
     }
+}
+
+TEST_CASE("layers: a dump that cannot be mapped under ulimit -v says what it needs against the limit") {
+    const std::string path = "/tmp/dm-layers-big-" + std::to_string(::getpid()) + ".raw";
+    {
+        std::ofstream(path, std::ios::binary).put('\1');
+    }
+    REQUIRE(::truncate(path.c_str(), off_t{4} << 30) == 0);   // 4 GiB, sparse
+    struct rlimit saved {};
+    REQUIRE(::getrlimit(RLIMIT_AS, &saved) == 0);
+    struct rlimit tight = saved;
+    tight.rlim_cur = uint64_t{2} << 30;   // below the mapping alone
+    if (saved.rlim_max != RLIM_INFINITY && tight.rlim_cur > saved.rlim_max) tight.rlim_cur = saved.rlim_max;
+    REQUIRE(::setrlimit(RLIMIT_AS, &tight) == 0);
+    std::string m;
+    try {
+        MappedFile f(path);
+    } catch (const InputError& e) {
+        m = e.what();
+    }
+    ::setrlimit(RLIMIT_AS, &saved);
+    std::remove(path.c_str());
+    CAPTURE(m);
+    CHECK(m.find("cannot mmap " + path + ": ") == 0);
+    CHECK(m.find("the mapping needs 4 GiB of address space; RLIMIT_AS (ulimit -v) is 2 GiB for the whole process") !=
+          std::string::npos);
 }
