@@ -75,6 +75,8 @@ MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptio
     if (opt.warn)
         for (const auto& w : phys->warnings()) opt.warn(w);
     auto layer = TranslationLayer::detect(*phys, opt.dtb);
+    if (opt.warn)
+        for (const auto& w : layer.warnings()) opt.warn(w);
     if (opt.estimate) opt.estimate(MemoryGraph::estimate(layer, params));
     MemoryGraph g = MemoryGraph::build(layer, params, opt.progress);
     g.set_dump_path(dump_path);

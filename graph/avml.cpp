@@ -186,7 +186,13 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
     if (failure.failed()) {
         if (failure.bomb()) FirstFailure::throw_bomb("AVML", size);
         const Item& it = items[failure.item()];
-        throw FormatError(item_offset(it), "AVML range at physical " + hex(ranges[it.range].paddr) + ": " + failure.what());
+        const Range& r = ranges[it.range];
+        const uint64_t paddr = r.paddr + (it.out - r.image);
+        if (r.compressed)   // name the chunk: its header is 8 bytes (type, length, CRC) before its block
+            throw FormatError(item_offset(it) - 8, "AVML snappy chunk at file offset " + hex(item_offset(it) - 8) +
+                                                       " (physical " + hex(paddr) + "-" + hex(paddr + item_size(it) - 1) +
+                                                       ", in the range at physical " + hex(r.paddr) + "): " + failure.what());
+        throw FormatError(item_offset(it), "AVML range at physical " + hex(r.paddr) + ": " + failure.what());
     }
     if (first_corrupt.failed()) {
         uint64_t n = 0, bytes = 0;
@@ -194,7 +200,10 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
             if (!corrupt[k]) continue;
             ++n;
             bytes += item_size(items[k]);
+            const Item& c = items[k];
+            d.undecodable.push_back({ranges[c.range].paddr + (c.out - ranges[c.range].image), item_size(c)});
         }
+        std::sort(d.undecodable.begin(), d.undecodable.end());
         const Item& it = items[first_corrupt.item()];
         const uint64_t paddr = ranges[it.range].paddr + (it.out - ranges[it.range].image);
         d.warnings.push_back("AVML: " + std::to_string(n) + " snappy chunk" + (n == 1 ? " does" : "s do") +

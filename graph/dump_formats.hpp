@@ -26,6 +26,9 @@ struct ParsedDump {
     std::vector<PhysicalRun> runs;   // any order; physical_layer.cpp validates and merges
     std::vector<CpuState> cpus;
     std::vector<std::string> warnings;     // one line each, no tool prefix
+    // {paddr, size} of memory the file holds but that does not decode (kdump pages, AVML chunks):
+    // absent like the rest, but not cut off. Ascending, disjoint.
+    std::vector<std::pair<uint64_t, uint64_t>> undecodable;
     std::shared_ptr<DecodedImage> image;   // set by compressed formats: runs' file_offset index it
 };
 

@@ -97,6 +97,8 @@ public:
         }
         return done;
     }
+    // One past the last plain byte present (the plain file's size when nothing is cut).
+    uint64_t end() const noexcept { return segs_.empty() ? 0 : segs_.back().offset + segs_.back().size; }
     bool present(uint64_t off, uint64_t len) const noexcept {
         if (view(off, len)) return true;
         const Segment* s = find(off);
@@ -132,7 +134,8 @@ private:
 // makedumpfile's flattened form → segments of the plain file. Later records overwrite earlier
 // ones: records are taken newest first and keep only the bytes no newer record covered, so the
 // work is O(n log n) in the number of records whatever they overlap.
-KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::vector<std::string>& warnings) {
+// A cut file (strict: FormatError) sets `cut` to what is missing, for parse_kdump's one warning.
+KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::string& flat_cut) {
     const uint64_t size = file.size();
     if (size < kFlatHeaderSize)
         throw FormatError(0, "truncated makedumpfile flattened header (" + std::to_string(size) + " of 4096 bytes)");
@@ -175,7 +178,7 @@ KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::ve
     if (!ended && cut.empty()) cut = "the file ends without the end-of-records marker";
     if (!ended) {
         if (strict) throw FormatError(size, "truncated flattened kdump file: " + cut);
-        warnings.push_back("truncated flattened kdump file (" + cut + "); what is missing reads as absent (--strict refuses)");
+        flat_cut = cut;
     }
     std::map<uint64_t, uint64_t> covered;   // start → end, disjoint
     std::vector<KdumpSource::Segment> segs;
@@ -291,7 +294,8 @@ struct Decompressor {
 ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     ParsedDump d;
     const bool flat = file.size() >= 13 && std::memcmp(file.data(), "makedumpfile\0", 13) == 0;
-    KdumpSource src = flat ? flattened_source(file, strict, d.warnings)
+    std::string flat_cut;   // a cut flattened file: said in the one truncation warning below
+    KdumpSource src = flat ? flattened_source(file, strict, flat_cut)
                            : KdumpSource(file, {{0, file.size(), 0}});
     const char* kind = flat ? "flattened kdump" : "kdump";
 
@@ -362,6 +366,24 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
 
     // Bitmaps: bits beyond max_mapnr, beyond the split range, or not in the file are not pages.
     const uint64_t bitmap_off = (1 + sub_blocks) * bs;
+    // A header field that puts the bitmaps past the end of the file is a cut file only when the
+    // field is plausible: makedumpfile and QEMU size the sub-header to the kdump_sub_header and its
+    // notes (at most kMaxNotes here), and the bitmaps to two of one bit per pfn below max_mapnr,
+    // in whole blocks (dump/dump.c: DIV_ROUND_UP(DIV_ROUND_UP(max_mapnr, 8), block_size) × 2).
+    if (bitmap_off > src.end() && sub_blocks * bs > kMaxNotes + 2 * bs)
+        throw FormatError(src.file_offset(L->sub_hdr_size),
+                          std::string(kind) + " disk_dump_header sub_hdr_size " + std::to_string(sub_blocks) + " (blocks of " +
+                              std::to_string(bs) + " bytes) puts the page bitmaps at offset " + hex(bitmap_off) +
+                              ", beyond the file's " + hex(src.end()) +
+                              " bytes: a corrupt header (a sub-header holds at most 64 MiB of notes)");
+    const uint64_t bitmap_need = 2 * ((max_mapnr + 8 * bs - 1) / (8 * bs));
+    if (bitmap_off + bitmap_blocks * bs > src.end() && bitmap_blocks > bitmap_need + 2)
+        throw FormatError(src.file_offset(L->bitmap_blocks),
+                          std::string(kind) + " disk_dump_header bitmap_blocks " + std::to_string(bitmap_blocks) +
+                              " (blocks of " + std::to_string(bs) + " bytes) would end the page bitmaps at offset " +
+                              hex(bitmap_off + bitmap_blocks * bs) + ", beyond the file's " + hex(src.end()) +
+                              " bytes, where max_mapnr " + hex(max_mapnr) + " needs " + std::to_string(bitmap_need) +
+                              " blocks: a corrupt header");
     const uint64_t half = bitmap_blocks / 2 * bs;
     const uint64_t want = std::min<uint64_t>(half, file.size());   // a bitmap longer than the file cannot be there
     const uint64_t max_pfn = std::min<uint64_t>({max_mapnr, kMaxPhysical / bs, pfn_hi});
@@ -430,6 +452,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         }
         pages.push_back(p);
     }
+    if (!flat_cut.empty()) cut_note = flat_cut + (cut_note.empty() ? "" : "; " + cut_note);
     if (missing_pages + unwritten > 0 || !cut_note.empty()) {
         const std::string what = std::to_string(missing_pages + unwritten) + " of " + std::to_string(pfns.size()) +
                                  " dumped pages have no data in the file";
@@ -495,6 +518,9 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         for (uint64_t i = 0; i < pages.size(); ++i) {
             if (!corrupt[i]) continue;
             if (++n <= 3) first += (n == 1 ? "" : ", ") + hex(pages[i].pfn);
+            auto& u = d.undecodable;
+            if (!u.empty() && u.back().first + u.back().second == pages[i].pfn * bs) u.back().second += bs;
+            else u.push_back({pages[i].pfn * bs, bs});
         }
         d.warnings.push_back(std::string(kind) + ": " + std::to_string(n) + (n == 1 ? " page does" : " pages do") +
                              " not decompress to block_size " + std::to_string(bs) + " bytes (first pfn" +

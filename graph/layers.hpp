@@ -5,8 +5,10 @@
 //                   acquisition format (raw, QEMU ELF core, LiME, kdump-compressed, AVML) is parsed
 //                   into the same thing: a sorted list of non-overlapping runs {paddr, offset, size}
 //                   over one mapping — the file, or for compressed formats the memory decompressed
-//                   once at open (graph/decoded_image.hpp). Holes read as absent (nullptr / false),
-//                   never as zeros. No run can point past its mapping, so no read can leave it.
+//                   once at open (graph/decoded_image.hpp). Memory outside the runs reads as absent
+//                   (nullptr / false), never as zeros; the holes of a sparse file are inside its
+//                   runs and read as zeros, as the dense file's bytes do (`cp` makes zero blocks
+//                   holes: the copy is the same dump). No run can point past its mapping, so no read can leave it.
 //   TranslationLayer "give me the physical address of kernel virtual address V". One page-table
 //                   walker; each paging scheme (x86 32-bit, PAE, x86-64 4-level, 5-level) is a
 //                   small table of levels. Page tables that loop or point outside the dump are
@@ -107,18 +109,17 @@ public:
     // the CLI to print once; empty for a complete file.
     const std::vector<std::string>& warnings() const noexcept { return warnings_; }
     std::span<const PhysicalRun> runs() const noexcept { return runs_; }
+    // Memory the file holds that does not decode ({paddr, size}, ascending: kdump pages, AVML
+    // chunks; empty for other formats): absent like memory the file lacks, but not cut off, so
+    // that diagnoses can tell the two apart. undecodable_bytes() sums them; undecodable(paddr)
+    // says whether that byte lies in them.
+    std::span<const std::pair<uint64_t, uint64_t>> undecodable() const noexcept { return undecodable_; }
+    uint64_t undecodable_bytes() const noexcept;
+    bool undecodable(uint64_t paddr) const noexcept;
     // runs() minus the holes of a sparse dump file (e.g. a raw copy of a 4 GiB address space
     // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
     // dense files and from_bytes().
     std::span<const PhysicalRun> data_runs() const noexcept { return data_runs_; }
-    // The memory the dump holds, as far as the graph is concerned: runs() for every format but
-    // raw, which has no other way to say memory is missing than a hole of a sparse file (a raw
-    // copy of a 4 GiB address space holding 256 MiB of RAM): a raw file's holes hold nothing, so
-    // raw, ELF and LiME copies of one dump hold the same pages. A zero page of a kdump or AVML
-    // dump (a hole of its decoded image) is held; so are the holes of a sparse ELF or LiME file.
-    std::span<const PhysicalRun> held_runs() const noexcept {
-        return format_ == DumpFormat::Raw ? std::span<const PhysicalRun>(data_runs_) : std::span<const PhysicalRun>(runs_);
-    }
     // True when some byte of [paddr, paddr+len) is in runs() / in data_runs(). has_data() is false
     // for bytes that are absent or lie in a hole of a sparse file (they read as zeros: no need to
     // read, and so fault in, them).
@@ -158,6 +159,7 @@ private:
     std::span<const uint8_t> bytes_;
     uint64_t dump_size_ = 0;
     std::vector<std::string> warnings_;
+    std::vector<std::pair<uint64_t, uint64_t>> undecodable_;
     DumpFormat format_ = DumpFormat::Raw;
     std::vector<PhysicalRun> runs_;      // sorted by paddr, non-overlapping
     std::vector<PhysicalRun> data_runs_; // runs_ ∩ the file's data extents
@@ -224,7 +226,12 @@ public:
     //   tables          page tables read (the work bound: at most data 4 KiB pages + 4096 of
     //                   them, else kernel_runs() throws InputError — only shared/looping tables can
     //                   exceed it, since in a tree every table is a distinct present page)
-    //   absent_tables   entries pointing to a table that is not in the dump
+    //   absent_tables   entries pointing to a table that is not in the dump (not in any run: cut
+    //                   off, a page that does not decompress, a hole of an ELF/LiME/kdump capture)
+    //   absent_table_pages  distinct such tables (a lower bound when absent_pages_capped: more than
+    //                   65,536 of them)
+    //   absent_bytes    kernel virtual address space those entries would map (entries × the span
+    //                   one entry of their level covers: 1 GiB for a PUD entry, 2 MiB for a PMD's)
     //   loops           entries pointing back to a table on their own walk path (skipped)
     //   reserved        large-page entries with reserved address bits set (skipped, as the CPU would fault)
     //   aliases_skipped mappings skipped because their physical page already had 4 kernel mappings
@@ -233,11 +240,24 @@ public:
     //   distinct_pages  present physical pages that kernel_runs() maps (each once or more)
     struct WalkStats {
         uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
+        uint64_t absent_table_pages = 0, absent_bytes = 0;
+        uint64_t aliases_espfix = 0;   // of aliases_skipped, those in the x86-64 espfix area (by design)
+        bool absent_pages_capped = false;
     };
     WalkStats walk_stats() const;   // enumerates first if needed
-    // One line for the user when kernel_runs() skipped something they should know about (aliases
-    // beyond the bound, far more than genuine kernels have), else empty. Enumerates first if needed.
-    std::string warning() const;
+    // The lowest absent table pages (at most 3), ascending; enumerates first if needed.
+    std::span<const uint64_t> absent_table_sample() const;
+    // What the user should know about this translation, one line each, no tool prefix, in a fixed
+    // order (enumerates first if needed; the same lines whatever the thread count):
+    //  - how the root was chosen when the dump's own root was set aside (detect(): a CR3 from the
+    //    ELF note that maps nothing, replaced by the search's);
+    //  - page-table pages absent from the dump: how many, the first physical addresses, how much
+    //    kernel address space they would map ("translation: 3 page-table pages are not in the
+    //    dump …"): memory the graph silently lacks otherwise;
+    //  - aliases beyond the bound outside the espfix area (which aliases by design), far more than
+    //    genuine kernels have: crafted or corrupt tables. A cut dump's few pages do not make it fire.
+    // Empty for a complete, honest dump. dmgraph prints them; dmdetect through BuildOptions::warn.
+    std::vector<std::string> warnings() const;
 
     const PhysicalLayer& physical() const noexcept { return *phys_; }
 
@@ -250,6 +270,8 @@ private:
     mutable std::vector<VirtualRun> mapped_runs_;
     mutable bool kernel_runs_done_ = false;
     mutable WalkStats stats_{};
+    mutable std::vector<uint64_t> absent_sample_;
+    std::vector<std::string> root_notes_;   // detect(): how the root was chosen, when the user should know
 };
 
 }  // namespace deepmem

@@ -18,6 +18,8 @@ ParsedDump parse_lime(std::span<const uint8_t> file, bool strict) {
     if (size == 0) throw FormatError(0, "empty file (expected a LiME range header)");
     ParsedDump d;
     uint64_t off = 0;
+    uint64_t prev = 0, prev_s = 0, prev_e = 0;   // the previous range header, for a corrupt e_addr
+    bool have_prev = false;
     while (off < size) {
         if (!in_file(off, kHeaderSize, size)) {
             if (strict || off == 0)
@@ -28,8 +30,16 @@ ParsedDump parse_lime(std::span<const uint8_t> file, bool strict) {
             break;
         }
         const uint8_t* h = file.data() + off;
-        if (le32(h) != kLimeMagic)
+        if (le32(h) != kLimeMagic) {
+            // LiME writes whole pages (System RAM ranges of /proc/iomem): when the previous range
+            // is not, its e_addr is the corrupt field, not this header's magic.
+            if (have_prev && (prev_s % 4096 != 0 || (prev_e + 1) % 4096 != 0))
+                throw FormatError(prev + 16, "LiME range header e_addr " + hex(prev_e) + " (s_addr " + hex(prev_s) +
+                                                 "): a range of " + hex(prev_e - prev_s + 1) +
+                                                 " bytes, not whole pages, after which no range header follows (magic " +
+                                                 hex(le32(h)) + " at file offset " + hex(off) + "): a corrupt e_addr");
             throw FormatError(off, "LiME range header magic " + hex(le32(h)) + " (expected 0x4c694d45)");
+        }
         if (le32(h + 4) != 1)
             throw FormatError(off + 4, "LiME range header version " + std::to_string(le32(h + 4)) +
                                            " (expected 1)");
@@ -54,6 +64,10 @@ ParsedDump parse_lime(std::span<const uint8_t> file, bool strict) {
             break;
         }
         d.runs.push_back({s_addr, data, len});
+        prev = off;
+        prev_s = s_addr;
+        prev_e = e_addr;
+        have_prev = true;
         off = data + len;
     }
     return d;

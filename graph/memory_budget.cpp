@@ -1,5 +1,5 @@
-// available_memory(): /proc/meminfo, the cgroup v2 / v1 memory controller files, or the
-// DEEPMEM_MEMORY_LIMIT override. Every read is best effort: a file that is missing or malformed
+// available_memory(): /proc/meminfo, the cgroup v2 / v1 memory controller files, RLIMIT_AS and
+// DEEPMEM_MEMORY_LIMIT, whichever is smallest. Every read is best effort: a file that is missing or malformed
 // contributes nothing.
 #include "graph/memory_budget.hpp"
 
@@ -138,8 +138,10 @@ std::optional<MemoryBudget> available_memory() {
     auto consider = [&](std::optional<uint64_t> v, const char* source) {
         if (v && (!best || *v < best->bytes)) best = MemoryBudget{*v, source};
     };
+    // The environment's limit is one bound among the others, never a way past them: a 10G limit
+    // under `ulimit -v 400000` must not promise what mmap and malloc will refuse.
     if (const char* env = std::getenv("DEEPMEM_MEMORY_LIMIT"); env && *env)
-        return MemoryBudget{parse_limit(env), "DEEPMEM_MEMORY_LIMIT"};
+        consider(parse_limit(env), "DEEPMEM_MEMORY_LIMIT");
     consider(address_space_left(), "RLIMIT_AS (ulimit -v) minus VmSize");
     if (auto kb = read_keyed("/proc/meminfo", "MemAvailable")) consider(*kb * 1024, "MemAvailable in /proc/meminfo");
     if (auto rel = cgroup_path(""))
@@ -188,17 +190,6 @@ std::string out_of_memory_message() {
     }
     msg += avail ? ", limit " + format_bytes(avail->bytes) + " from " + avail->source : ", no limit known";
     return msg;
-}
-
-std::string format_bytes(uint64_t bytes) {
-    static const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    int u = 0;
-    double v = static_cast<double>(bytes);
-    while (v >= 1024 && u < 6) { v /= 1024; ++u; }
-    char buf[32];
-    if (u == 0) std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
-    else std::snprintf(buf, sizeof buf, v < 10 ? "%.1f %s" : "%.0f %s", v, units[u]);
-    return buf;
 }
 
 std::string describe(const std::optional<MemoryBudget>& budget) {

@@ -2,6 +2,8 @@
 // multi-GiB dump) are refused up front with figures instead of failing half way.
 #pragma once
 
+#include "graph/text_lines.hpp"   // format_bytes, the one spelling of sizes in messages
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,10 +16,10 @@ struct MemoryBudget {
 };
 
 // The smallest of:
-//   DEEPMEM_MEMORY_LIMIT   when set: bytes, or with a K/M/G/T suffix (powers of 1024); it replaces
-//                          the three figures below (to force a small limit in tests, or to override
-//                          a pessimistic reading: the estimate has a margin of 2, and the dump's own
-//                          mapping counts in VmSize). InputError when it is not such a number.
+//   DEEPMEM_MEMORY_LIMIT   when set: bytes, or with a K/M/G/T suffix (powers of 1024), to lower the
+//                          limit (tests force a small one); it cannot raise it past the figures
+//                          below, which mmap and malloc enforce anyway. InputError when it is not
+//                          such a number.
 //   RLIMIT_AS              getrlimit(RLIMIT_AS) (`ulimit -v`) minus this process's VmSize in
 //                          /proc/self/status: the address space it may still map (issue #11 item 5).
 //   MemAvailable           /proc/meminfo
@@ -53,8 +55,6 @@ private:
 // "while running" / "needs an unknown amount" / "no limit known" when those are missing.
 std::string out_of_memory_message();
 
-// "1.5 GiB", "640 MiB", "12 KiB": the one spelling of memory sizes in messages.
-std::string format_bytes(uint64_t bytes);
 
 // "1.2 GiB available (MemAvailable)", or "available unknown": available_memory() in messages.
 std::string describe(const std::optional<MemoryBudget>& budget);

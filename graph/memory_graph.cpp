@@ -330,18 +330,9 @@ struct MemoryGraphBuilder {
 
     uint64_t bit_vaddr(uint64_t g) const noexcept { return page_vaddr[g / bpp] + (g % bpp) * ws; }
 
-    // The bytes of the physical page at `paddr` when the dump holds them (PhysicalLayer::held_runs:
-    // a raw copy's holes read as zeros but hold nothing, as an ELF core's missing ranges), so
-    // every format of one dump presents the same pages.
-    const uint8_t* page_bytes(uint64_t paddr) const noexcept {
-        auto data = phys.held_runs();
-        auto it = std::upper_bound(data.begin(), data.end(), paddr,
-                                   [](uint64_t p, const PhysicalRun& r) { return p < r.paddr; });
-        if (it == data.begin()) return nullptr;
-        --it;
-        if (paddr - it->paddr >= it->size || kPage > it->size - (paddr - it->paddr)) return nullptr;
-        return phys.find(paddr, kPage);
-    }
+    // The bytes of the physical page at `paddr`, or nullptr when the dump lacks it. A hole of a
+    // sparse file reads as the zeros it holds (a `cp` of a raw dump is the same dump).
+    const uint8_t* page_bytes(uint64_t paddr) const noexcept { return phys.find(paddr, kPage); }
 
     // Enumerates kernel pages, drops pages the physical layer lacks, keeps the lowest vaddr of
     // each physical page, fills the alias table, and lists the mapped pages the dump lacks.
@@ -810,7 +801,7 @@ constexpr uint64_t kBytesPerMapping = 48, kBytesPerPage = 32 + 12 + 8, kBytesPer
 GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphParams& params) {
     uint64_t kernel = 0, held = 0;
     for (const auto& r : layer.kernel_runs()) kernel += r.size / kPage;
-    for (const auto& r : layer.physical().held_runs()) held += r.size / kPage;
+    for (const auto& r : layer.physical().runs()) held += r.size / kPage;
     GraphEstimate e;
     e.pages = std::min(kernel, held);
     const uint64_t ws = layer.word_size();
@@ -838,7 +829,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     const auto avail = available_memory();
     if (avail && need.bytes > avail->bytes)
         throw InputError("not enough memory for the graph of this dump: it needs " + describe(need) + ", " +
-                         describe(avail) + "; free memory or raise the limit (DEEPMEM_MEMORY_LIMIT=SIZE overrides the figure)");
+                         describe(avail) + "; free memory or raise the limit");
     MemoryStage stage("building the memory graph of " + std::to_string(need.pages) + " kernel pages", need.bytes);
     MemoryGraphBuilder b(layer.physical(), params, progress);
     MemoryGraph g;

@@ -6,9 +6,10 @@
 //                  or not the dump holds that page: a pointer into an absent page (per-CPU areas
 //                  cut off a raw dump, MMIO, memory a capture skipped) bounds segments like any
 //                  other and only lacks a target node. So raw, ELF, LiME, kdump and AVML copies of
-//                  one dump give identical graphs. "Holds" is PhysicalLayer::held_runs(): the holes
-//                  of a sparse raw file (which read as zeros) are absent, as an ELF core's missing
-//                  ranges are; a kdump or AVML zero page is held.
+//                  one dump give identical graphs. "Holds" is PhysicalLayer::runs(): the holes of
+//                  a sparse file read as zeros and are held (a sparse copy of a raw dump gives
+//                  the dense file's graph), as a kdump or AVML zero page is; memory outside the
+//                  runs (an ELF core's missing ranges, past a raw file's end) is absent.
 //   Segment/node   the bytes between two pointer fields (or a mapping edge) inside the kernel
 //                  mappings; zero-length gaps make no node, nor do gaps of `max_segment` bytes or
 //                  more. A node keeps its true length and its first `feature_bytes` bytes

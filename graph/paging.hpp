@@ -6,12 +6,14 @@
 // arch/x86/include/asm/page_{32,64}_types.h and pgtable_{32,64}_types.h for the kernel layout.
 #pragma once
 
+#include "graph/text_lines.hpp"   // format_bytes
 #include "graph/layers.hpp"
 
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace deepmem::paging {
@@ -111,12 +113,26 @@ inline const Scheme& scheme_of(PagingMode m) { return kSchemes[static_cast<int>(
 // page thousands of times would otherwise multiply all later work.
 inline constexpr unsigned kMaxAliases = 4;
 
+// The x86-64 espfix area, [0xffffff0000000000, 0xffffff8000000000) (PML4 slot 510 under 4- and
+// 5-level paging; Linux Documentation/arch/x86/x86_64/mm.rst, arch/x86/kernel/espfix_64.c): by
+// design it maps each CPU's few espfix stack pages thousands of times (Debian 6.1 under QEMU: one
+// page, 2,172 mappings). Aliases skipped there are counted apart (WalkStats::aliases_espfix) and
+// are no sign of crafted tables.
+inline constexpr uint64_t kEspfixLo = 0xffffff0000000000ull, kEspfixHi = 0xffffff8000000000ull;
+inline bool in_espfix(const Scheme& s, uint64_t va) { return s.sign_extend && va >= kEspfixLo && va < kEspfixHi; }
+
 struct WalkResult {
     std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
     std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr
     TranslationLayer::WalkStats stats;
     uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // lowest / highest absent table address seen
+    // Distinct absent table pages, ascending (at most kMaxAbsentListed kept; stats.absent_table_pages
+    // counts them all up to that bound, then says "at least").
+    std::vector<uint64_t> absent_pages;
 };
+
+// Distinct absent table pages enumerate() tracks; beyond it the count is a lower bound.
+inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
 
 // Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
 // work bound), and with `with_mapped` every mapped page whatever its backing (large pages whole;
@@ -124,5 +140,6 @@ struct WalkResult {
 // data pages / budget_divisor + 4096 tables, past which it throws InputError.
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor = 1, bool with_mapped = false);
+
 
 }  // namespace deepmem::paging

@@ -3,6 +3,7 @@
 // the sorted runs. All bounds checking happens here, once: after open() no run can leave the file.
 #include "graph/dump_formats.hpp"
 #include "graph/layers.hpp"
+#include "graph/paging.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,7 +60,15 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
         if (p == MAP_FAILED) {
             int e = errno;
             ::close(fd);
-            throw InputError("cannot mmap " + path + ": " + std::strerror(e));
+            std::string why = std::strerror(e);
+            if (e == ENOMEM) {   // say what was asked against what the limit allows
+                why += " (the mapping needs " + format_bytes(size_) + " of address space";
+                struct rlimit as {};
+                if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+                    why += "; RLIMIT_AS (ulimit -v) is " + format_bytes(as.rlim_cur) + " for the whole process";
+                why += ")";
+            }
+            throw InputError("cannot mmap " + path + ": " + why);
         }
         data_ = static_cast<const uint8_t*>(p);
     }
@@ -172,6 +182,7 @@ struct PhysicalLayerParsers {
         layer->dump_size_ = bytes.size();
         layer->cpus_ = std::move(d.cpus);
         layer->warnings_ = std::move(d.warnings);
+        layer->undecodable_ = std::move(d.undecodable);
         if (d.image) {   // compressed: the runs index the decompressed image, not the file
             layer->image_ = std::move(d.image);
             layer->bytes_ = {layer->image_->data(), layer->image_->size()};
@@ -331,6 +342,18 @@ static bool overlaps(std::span<const PhysicalRun> runs, uint64_t paddr, uint64_t
 
 bool PhysicalLayer::any_present(uint64_t paddr, uint64_t len) const noexcept { return overlaps(runs_, paddr, len); }
 bool PhysicalLayer::has_data(uint64_t paddr, uint64_t len) const noexcept { return overlaps(data_runs_, paddr, len); }
+
+uint64_t PhysicalLayer::undecodable_bytes() const noexcept {
+    uint64_t n = 0;
+    for (const auto& u : undecodable_) n += u.second;
+    return n;
+}
+
+bool PhysicalLayer::undecodable(uint64_t paddr) const noexcept {
+    auto it = std::upper_bound(undecodable_.begin(), undecodable_.end(), paddr,
+                               [](uint64_t p, const std::pair<uint64_t, uint64_t>& u) { return p < u.first; });
+    return it != undecodable_.begin() && paddr - std::prev(it)->first < std::prev(it)->second;
+}
 
 void PhysicalLayer::release(const uint8_t* bytes, uint64_t size) const noexcept {
     if (!file_backed() || size == 0) return;

@@ -271,26 +271,16 @@ uint64_t direct_map_needed(const Scheme& s, const PhysicalLayer& phys, const Map
     return (n + 1) / 2;
 }
 
-// "16 MiB", "5 GiB", "1.5 GiB": sizes in diagnoses.
-std::string size_text(uint64_t bytes) {
-    char buf[32];
-    if (bytes >= (uint64_t{1} << 30) && bytes % (uint64_t{1} << 30) == 0)
-        std::snprintf(buf, sizeof buf, "%llu GiB", static_cast<unsigned long long>(bytes >> 30));
-    else if (bytes >= (uint64_t{1} << 30))
-        std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1u << 30));
-    else if (bytes >= (uint64_t{1} << 20))
-        std::snprintf(buf, sizeof buf, "%llu MiB", static_cast<unsigned long long>((bytes + (1u << 19)) >> 20));
-    else
-        std::snprintf(buf, sizeof buf, "%llu KiB", static_cast<unsigned long long>((bytes + 512) >> 10));
-    return buf;
-}
+}  // namespace
+
+namespace {
 
 // Where the page tables a root needs went: past the end of the dump (cut) or into its holes.
 std::string missing_tables(const PhysicalLayer& phys, uint64_t count, uint64_t lo, uint64_t hi) {
     const std::string n = std::to_string(count) + (count == 1 ? " page table" : " page tables");
     const std::string at = lo == hi ? " at " + hex(lo) : " at " + hex(lo) + ".." + hex(hi);
     if (hi >= phys.max_paddr())
-        return "it looks cut at " + size_text(phys.max_paddr()) + ": " + n + at + " lie beyond the dump's end";
+        return "it looks cut at " + format_bytes(phys.max_paddr()) + ": " + n + at + " lie beyond the dump's end";
     return "it has holes where the page tables are: " + n + at + " are absent from the dump";
 }
 
@@ -298,7 +288,7 @@ std::string missing_tables(const PhysicalLayer& phys, uint64_t count, uint64_t l
 std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std::vector<Candidate>& cands,
                       const Ranked* best_implausible) {
     std::string msg = "no kernel page tables in this dump: ";
-    const std::string holds = "the dump holds " + size_text(data_pages * kPage) + " of data in " +
+    const std::string holds = "the dump holds " + format_bytes(data_pages * kPage) + " of data in " +
                               std::to_string(phys.runs().size()) + (phys.runs().size() == 1 ? " range" : " ranges") +
                               " up to " + hex(phys.max_paddr());
     // Entries of a misread root point anywhere up to 2^52; a guest's RAM ends far below 2^46.
@@ -332,8 +322,12 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
                    std::to_string(direct_map_needed(s, phys, *b.m, b.c->dtb)) + ") was expected, and no kernel banner";
         msg += " — a stale or partial table; " + holds + ", is memory missing?";
     } else {
-        msg += "no page looks like a kernel page directory; " + holds +
-               ": it may be cut before the page tables, or not an x86 Linux memory image";
+        msg += "no page looks like a kernel page directory; " + holds;
+        if (const uint64_t lost = phys.undecodable_bytes(); lost > 0)
+            msg += "; " + std::to_string(lost / kPage) + " more pages (" + format_bytes(lost) +
+                   ") do not decompress: the page tables may be among them";
+        else
+            msg += ": it may be cut before the page tables, or not an x86 Linux memory image";
     }
     return msg + " (give --dtb and --paging if the root is known)";
 }
@@ -402,12 +396,18 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         try {
             return checked(phys, m, cr3, "CR3 from the ELF note:");
         } catch (const InputError& note_error) {
-            // A corrupt or pre-paging note: the search may still find the kernel's root.
+            // A corrupt or pre-paging note: the search may still find the kernel's root. The user
+            // is told: the dump's own root was set aside, and a corrupt note may mean more is wrong.
+            std::optional<TranslationLayer> found;
             try {
-                return search(phys, mode_override);
+                found = search(phys, mode_override);
             } catch (const InputError& search_error) {
                 throw InputError(std::string(note_error.what()) + "; and " + search_error.what());
             }
+            found->root_notes_.push_back("translation: " + std::string(note_error.what()) +
+                                         "; using the root the page-directory search found instead, " +
+                                         hex(found->dtb()) + " (" + to_string(found->mode()) + ")");
+            return std::move(*found);
         }
     }
 

@@ -63,6 +63,19 @@ Index index(std::span<const uint8_t> s, uint64_t base, uint64_t out_bytes) {
     Index r;
     bool seen_id = false;
     uint64_t pos = 0;
+    // The data chunk before `pos`, for the diagnosis of a chunk type that cannot follow it: a
+    // length that is too short leaves the next header inside the chunk's own bytes.
+    uint64_t prev_pos = 0, prev_len = 0;
+    bool prev_data = false;
+    auto after_cut_chunk = [&](const std::string& what) -> FormatError {
+        if (prev_data && s[prev_pos] == kCompressed &&
+            !snappy::IsValidCompressedBuffer(reinterpret_cast<const char*>(s.data() + prev_pos + 8), prev_len - 4))
+            return FormatError(base + prev_pos + 1, "snappy compressed chunk at file offset " + hex(base + prev_pos) +
+                                                        " is cut: its length " + std::to_string(prev_len) +
+                                                        " ends inside its snappy block (which does not decode), where " +
+                                                        what + " follows");
+        return FormatError(base + pos, what);
+    };
     while (r.out_bytes < out_bytes) {
         if (s.size() - pos < 4) break;   // cut: incomplete
         const uint8_t type = s[pos];
@@ -71,7 +84,7 @@ Index index(std::span<const uint8_t> s, uint64_t base, uint64_t out_bytes) {
         if (len > s.size() - payload) break;   // cut: incomplete
         if (type == kStreamId) {
             if (len != 6 || std::memcmp(s.data() + payload, kStreamMagic, 6) != 0)
-                throw FormatError(base + pos, "bad snappy stream identifier (expected \\xff\\x06\\0\\0sNaPpY)");
+                throw after_cut_chunk("bad snappy stream identifier (expected \\xff\\x06\\0\\0sNaPpY)");
             seen_id = true;
         } else if (type == kCompressed || type == kUncompressed) {
             if (!seen_id)
@@ -79,6 +92,10 @@ Index index(std::span<const uint8_t> s, uint64_t base, uint64_t out_bytes) {
             if (len < 4)
                 throw FormatError(base + pos + 1, "snappy data chunk length " + std::to_string(len) +
                                                       " (expected at least 4, for its masked CRC-32C)");
+            if (type == kCompressed && len > 4 + kMaxChunkBytes)
+                throw FormatError(base + pos + 1, "snappy compressed chunk length " + std::to_string(len) +
+                                                      " (at most 4 + 65536: a chunk holds at most 65536 bytes, and "
+                                                      "encoders store one uncompressed when compressing does not shrink it)");
             Chunk c;
             c.offset = payload + 4;
             c.size = len - 4;
@@ -107,8 +124,11 @@ Index index(std::span<const uint8_t> s, uint64_t base, uint64_t out_bytes) {
             r.out_bytes += c.out_size;
             r.chunks.push_back(c);
         } else if (type < 0x80) {
-            throw FormatError(base + pos, "reserved unskippable snappy chunk type " + std::to_string(type));
+            throw after_cut_chunk("reserved unskippable snappy chunk type " + std::to_string(type));
         }
+        prev_pos = pos;
+        prev_len = len;
+        prev_data = type == kCompressed || type == kUncompressed;
         pos = payload + len;
         r.stream_bytes = pos;
     }

@@ -1,7 +1,7 @@
 // Shared by the text inputs (kallsyms, the guest view, label files, the dataset manifest): a line
 // reader that yields each line without its '\n' together with the byte offset where it starts, for
-// FormatError, and the string-field lookup of the JSON this project writes itself; and the one
-// JSON string writer of the outputs.
+// FormatError, and the string-field lookup of the JSON this project writes itself; the one
+// JSON string writer of the outputs; and the one spelling of byte sizes in messages.
 #pragma once
 
 #include <cstdint>
@@ -64,6 +64,22 @@ inline std::string json_string(std::string_view s) {
         }
     }
     return o + "\"";
+}
+
+// "3 MiB", "1.5 GiB", "640 MiB", "12 KiB", "100 bytes": binary units; a whole number of the unit
+// is printed whole, else one decimal below 10 and none above.
+inline std::string format_bytes(uint64_t bytes) {
+    static const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    while (u < 6 && bytes >= (uint64_t{1} << (10 * (u + 1)))) ++u;
+    char buf[40];
+    if (u == 0 || bytes % (uint64_t{1} << (10 * u)) == 0)
+        std::snprintf(buf, sizeof buf, "%llu %s", static_cast<unsigned long long>(bytes >> (10 * u)), units[u]);
+    else {
+        const double v = static_cast<double>(bytes) / static_cast<double>(uint64_t{1} << (10 * u));
+        std::snprintf(buf, sizeof buf, v < 10 ? "%.1f %s" : "%.0f %s", v, units[u]);
+    }
+    return buf;
 }
 
 }  // namespace deepmem

@@ -61,7 +61,7 @@ int run(int argc, char** argv) {
     std::optional<uint64_t> dtb;
     if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
     const TranslationLayer tl = TranslationLayer::detect(*phys, dtb);
-    if (const std::string w = tl.warning(); !w.empty()) std::fprintf(stderr, "dmbaseline: warning: %s\n", w.c_str());
+    print_warnings("dmbaseline", tl.warnings());
     auto file = [&](const char* key) {
         return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
     };

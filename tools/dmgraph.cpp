@@ -93,7 +93,7 @@ int cmd_build(const std::vector<std::string>& args) {
     auto phys = PhysicalLayer::open(dump, parse_dump_format(vm["format"].as<std::string>()), vm.count("strict") > 0);
     print_warnings("dmgraph", phys->warnings());
     auto layer = TranslationLayer::detect(*phys, dtb, paging);
-    if (const std::string w = layer.warning(); !w.empty()) std::fprintf(stderr, "dmgraph: warning: %s\n", w.c_str());
+    print_warnings("dmgraph", layer.warnings());
     {
         const GraphEstimate e = MemoryGraph::estimate(layer, params);
         std::printf("estimate: %s; %s\n", describe(e).c_str(), describe(available_memory()).c_str());

@@ -8,33 +8,19 @@
 #include "graph/layers.hpp"
 #include "graph/memory_graph.hpp"
 #include "graph/snappy_frame.hpp"
+#include "test/graph/dump_images.hpp"
 #include "test/graph/layer_images.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <set>
 #include <string>
 
 using namespace deepmem;
 using namespace deepmem::test_images;
 
 namespace {
-
-std::vector<uint8_t> write_to_vector(const std::function<void(const ByteSink&)>& write) {
-    std::vector<uint8_t> out;
-    write([&](uint64_t off, std::span<const uint8_t> b) {
-        if (out.size() < off + b.size()) out.resize(off + b.size());
-        std::memcpy(out.data() + off, b.data(), b.size());
-    });
-    return out;
-}
-
-std::vector<uint8_t> kdump_of(const PhysicalLayer& p, KdumpCompression c, bool flat) {
-    return write_to_vector([&](const ByteSink& s) { write_kdump(p, c, flat, s); });
-}
-std::vector<uint8_t> avml_of(const PhysicalLayer& p) {
-    return write_to_vector([&](const ByteSink& s) { write_avml(p, s); });
-}
 
 // Same runs (paddr, size) and same bytes in each.
 void check_same_memory(const PhysicalLayer& a, const PhysicalLayer& b) {
@@ -276,17 +262,6 @@ TEST_CASE("formats: decompression bombs are refused with the reason") {
     put_le(a, 32 + stream, 8, stream);
     m = input_error([&] { PhysicalLayer::from_bytes(a); });
     CHECK(m.find("decompression bomb") != std::string::npos);
-}
-
-// The page descriptor {u64 offset, u32 size, u32 flags, u64 page_flags} of `pfn` in a plain
-// 64-bit kdump file as write_kdump() makes it (one dumped page per set bit of the 2nd bitmap).
-uint64_t kdump_desc_of(const std::vector<uint8_t>& k, uint64_t pfn) {
-    const uint64_t bs = read_le(k, 428, 4), sub = read_le(k, 432, 4), bitmap = read_le(k, 436, 4);
-    const uint64_t bm2 = (1 + sub + bitmap / 2) * bs;
-    REQUIRE(((k.at(bm2 + pfn / 8) >> (pfn % 8)) & 1) == 1);
-    uint64_t index = 0;
-    for (uint64_t q = 0; q < pfn; ++q) index += (k[bm2 + q / 8] >> (q % 8)) & 1;
-    return (1 + sub + bitmap) * bs + 24 * index;
 }
 
 TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as absent with one warning; --strict refuses") {
@@ -554,5 +529,104 @@ TEST_CASE("formats: refusals name the field the format's spec names, and its val
         REQUIRE(pos + 8 <= good.size());
         good[pos] ^= 1;
         CHECK(has(format_error([&] { PhysicalLayer::from_bytes(good); }).second, "compressed-size trailer"));
+    }
+}
+
+TEST_CASE("formats: hostile headers and chunks (the tester's attack 5) get one line naming the field or chunk") {
+    Fixture f;
+    SUBCASE("kdump: a huge sub_hdr_size or bitmap_blocks is a corrupt field, not a cut file") {
+        const auto good = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+        auto k = good;
+        put_le(k, 432, 4, 0x100000);   // sub_hdr_size
+        const auto e1 = format_error([&] { PhysicalLayer::from_bytes(k); });
+        CAPTURE(e1.second);
+        CHECK(e1.first == 432);
+        CHECK(has(e1.second, "sub_hdr_size 1048576 (blocks of 4096 bytes) puts the page bitmaps at offset 0x100001000, beyond the file's"));
+        k = good;
+        put_le(k, 436, 4, 0x100000);   // bitmap_blocks
+        const auto e2 = format_error([&] { PhysicalLayer::from_bytes(k); });
+        CAPTURE(e2.second);
+        CHECK(e2.first == 436);
+        CHECK(has(e2.second, "bitmap_blocks 1048576"));
+        CHECK(has(e2.second, "max_mapnr 0x400 needs 2 blocks"));
+        // A file genuinely cut before its bitmaps keeps saying so.
+        std::vector<uint8_t> head(good.begin(), good.begin() + 4096 + 200);
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(head); }).second, "truncated"));
+    }
+    SUBCASE("kdump: a cut flattened file gives one warning, with the record that is cut") {
+        auto k = kdump_of(*f.phys, KdumpCompression::Zlib, true);
+        std::vector<uint8_t> cut(k.begin(), k.end() - 3000);
+        auto p = PhysicalLayer::from_bytes(cut);
+        REQUIRE(p->warnings().size() == 1);
+        CAPTURE(p->warnings()[0]);
+        CHECK(has(p->warnings()[0], "truncated flattened kdump ("));
+        CHECK(has(p->warnings()[0], "dumped pages have no data in the file (the record for plain offset"));
+    }
+    SUBCASE("AVML: a compressed chunk longer than 4 + 65536 is refused at that chunk") {
+        auto a = avml_of(*f.phys);
+        REQUIRE(a.at(42) == 0x00);   // the first data chunk, compressed (zero pages)
+        put_le(a, 43, 3, 70000);
+        const auto e = format_error([&] { PhysicalLayer::from_bytes(a); });
+        CAPTURE(e.second);
+        CHECK(e.first == 43);
+        CHECK(has(e.second, "snappy compressed chunk length 70000 (at most 4 + 65536"));
+    }
+    SUBCASE("AVML: a compressed chunk whose length is too short is said to be cut") {
+        auto a = avml_of(*f.phys);
+        REQUIRE(a.at(42) == 0x00);
+        const uint64_t len = read_le(a, 43, 3);
+        REQUIRE(len > 20);
+        put_le(a, 43, 3, len - 10);
+        a[42 + 4 + len - 10] = 0x05;   // where the next header now starts: a reserved type
+        const auto e = format_error([&] { PhysicalLayer::from_bytes(a); });
+        CAPTURE(e.second);
+        CHECK(e.first == 43);
+        CHECK(has(e.second, "snappy compressed chunk at file offset 0x2a is cut"));
+        CHECK(has(e.second, "reserved unskippable snappy chunk type 5 follows"));
+    }
+    SUBCASE("AVML --strict names the chunk that does not decode") {
+        auto a = avml_of(*f.phys);
+        a[42 + 4 + 4 + 10] ^= 0x5a;
+        const auto e = format_error([&] { PhysicalLayer::from_bytes(a, DumpFormat::Auto, true); });
+        CAPTURE(e.second);
+        CHECK(e.first == 42);
+        CHECK(has(e.second, "AVML snappy chunk at file offset 0x2a (physical 0x0-0xffff, in the range at physical 0x0)"));
+    }
+    SUBCASE("LiME: e_addr = 0 is named, not the next header's magic") {
+        auto lime = to_lime(f.mem.bytes, {0x200000});
+        put_le(lime, 16, 8, 0);   // e_addr of the first range
+        const auto e = format_error([&] { PhysicalLayer::from_bytes(lime); });
+        CAPTURE(e.second);
+        CHECK(e.first == 16);
+        CHECK(has(e.second, "LiME range header e_addr 0x0 (s_addr 0x0)"));
+        CHECK(has(e.second, "a corrupt e_addr"));
+    }
+    SUBCASE("kdump: every page corrupt is said as pages that do not decompress, not a cut") {
+        auto k = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+        std::set<uint64_t> flipped;   // zero pages share one stored page: flip each stored page once
+        for (uint64_t pfn = 0; pfn < 0x400; ++pfn) {
+            uint64_t d = 0;
+            try {
+                d = kdump_desc_of(k, pfn);
+            } catch (const std::logic_error&) {
+                continue;
+            }
+            if (read_le(k, d + 12, 4) == 0) continue;   // stored uncompressed
+            if (flipped.insert(read_le(k, d, 8)).second) k[read_le(k, d, 8)] ^= 0xff;
+        }
+        auto p = PhysicalLayer::from_bytes(k);
+        REQUIRE(p->warnings().size() == 1);
+        CHECK(p->undecodable_bytes() > 0);
+        CHECK(p->undecodable(0x1000));
+        std::string m;
+        try {
+            TranslationLayer::detect(*p);
+        } catch (const InputError& err) {
+            m = err.what();
+        }
+        CAPTURE(m);
+        CHECK(has(m, "page-table root 0x1000 (PML4) is not in the dump (its page does not decompress)"));
+        CHECK(has(m, "do not decompress: the page tables may be among them"));
+        CHECK(!has(m, "cut before the page tables"));
     }
 }

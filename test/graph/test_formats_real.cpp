@@ -4,6 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "graph/dump_writers.hpp"
 #include "graph_fixtures.hpp"
+#include "test/graph/dump_images.hpp"
 
 #include <doctest/doctest.h>
 
@@ -80,6 +81,48 @@ TEST_CASE("formats real: kdump and AVML copies of dump.elf give the ELF's memory
     // AVML carries no CPU state: the root the ELF's notes give (as for the raw and LiME copies).
     auto al = TranslationLayer::detect(*av, layer.dtb(), layer.mode());
     check_same_graph(plain(MemoryGraph::build(al)), want);
+}
+
+TEST_CASE("formats real: a kdump page holding a direct-map page table that does not decompress is said, with what it maps") {
+    // The attack's case: one corrupt page of a zlib kdump of dump.elf, the lowest-level table on
+    // the walk of the direct map's middle (the page directory of 2 MiB pages, or the PDPT when
+    // 1 GiB pages map it). Without it most of the graph is gone; the translation must say so.
+    auto elf = PhysicalLayer::open((g_dev / "dump.elf").string());
+    auto layer = TranslationLayer::detect(*elf);
+    CHECK(layer.warnings().empty());
+    VirtualRun direct{};
+    for (const VirtualRun& r : layer.kernel_runs())
+        if (r.size > direct.size) direct = r;
+    const uint64_t va = direct.vaddr + direct.size / 2;
+    uint64_t table = layer.dtb(), victim = 0;
+    for (unsigned shift : {39u, 30u, 21u}) {   // x86-64 4-level: PML4, PDPT, page directory
+        uint64_t e = 0;
+        REQUIRE(elf->read(table + 8 * ((va >> shift) & 511), {reinterpret_cast<uint8_t*>(&e), 8}));
+        REQUIRE((e & 1) == 1);
+        if (e & 0x80) break;   // a large page: the table holding it is the victim
+        victim = table = e & 0x000ffffffffff000ull;
+    }
+    REQUIRE(victim != 0);
+    const uint64_t victim_value = victim;
+    CAPTURE(victim_value);
+    auto k = test_images::kdump_of(*elf, KdumpCompression::Zlib, false);
+    const uint64_t d = test_images::kdump_desc_of(k, victim / 4096);
+    const uint64_t off = test_images::read_le(k, d, 8), size = test_images::read_le(k, d + 8, 4);
+    for (uint64_t i = size / 2; i < size / 2 + 8; ++i) k[off + i] ^= 0xff;   // as the attack's mk.py 'flip'
+    auto kd = PhysicalLayer::from_bytes(k);
+    REQUIRE(kd->warnings().size() == 1);
+    auto kl = TranslationLayer::detect(*kd);
+    CHECK(kl.dtb() == layer.dtb());
+    const auto w = kl.warnings();
+    REQUIRE(w.size() == 1);
+    MESSAGE(w[0]);
+    CHECK(w[0].find("translation: 1 page-table page is not in the dump (paddr " + hex(victim) + ")") == 0);
+    CHECK(kl.walk_stats().absent_bytes >= uint64_t{1} << 21);
+    uint64_t kept = 0, all = 0;
+    for (const auto& r : kl.kernel_runs()) kept += r.size;
+    for (const auto& r : layer.kernel_runs()) all += r.size;
+    MESSAGE("kernel pages: " << all / 4096 << " → " << kept / 4096);
+    CHECK(kept < all);
 }
 
 int main(int argc, char** argv) {

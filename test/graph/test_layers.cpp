@@ -4,12 +4,14 @@
 #include "test/graph/layer_images.hpp"
 
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
 #include <unistd.h>
+#include <sys/resource.h>
 
 using namespace deepmem;
 using namespace deepmem::test_images;
@@ -635,7 +637,12 @@ TEST_CASE("layers: note CR3 edge cases — KPTI user copy, corrupt CR3, search()
         auto phys = PhysicalLayer::from_bytes(elf);
         auto t = TranslationLayer::detect(*phys);
         CHECK(t.dtb() == 0x1000);
+        // The note's root was set aside: said once, with the note's error and the root used.
+        REQUIRE(t.warnings().size() == 1);
+        CHECK(t.warnings()[0].find("CR3 from the ELF note: page-table root 0x300000") != std::string::npos);
+        CHECK(t.warnings()[0].find("search found instead, 0x1000 (x64)") != std::string::npos);
         CHECK(TranslationLayer::search(*phys).dtb() == 0x1000);
+        CHECK(TranslationLayer::search(*phys).warnings().empty());
         // --dtb wins over the note.
         CHECK(TranslationLayer::detect(*phys, 0x8000).dtb() == 0x8000);
     }
@@ -648,4 +655,83 @@ TEST_CASE("layers: note CR3 edge cases — KPTI user copy, corrupt CR3, search()
         CHECK(b.dtb() == 0x1000);   // lowest address among identical roots
         CHECK(operator_eq(runs_of(a), runs_of(b)));
     }
+}
+
+TEST_CASE("layers: page-table pages absent from the dump are counted and said, whatever the thread count") {
+    // build_x64_4level without the page directory at 0x3000 (PDPT[510] → PD, the kernel image's
+    // 1 GiB) and, beyond the dump's end, the PDPT of a second PML4 entry: what a corrupt kdump
+    // page or a cut dump does to the direct map's tables.
+    Image mem = build_x64_4level();
+    mem.put64(0x1000 + 300 * 8, 0x7000000 | P | RW);   // PML4[300] → PDPT at 112 MiB, past the 4 MiB end
+    auto lime = to_lime_ranges(mem.bytes, {{0, 0x3000}, {0x4000, mem.bytes.size() - 0x4000}});
+    auto phys = PhysicalLayer::from_bytes(lime);
+    std::vector<std::string> seen;
+    for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        omp_set_num_threads(threads);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        const auto st = t.walk_stats();
+        CHECK(st.absent_tables == 2);
+        CHECK(st.absent_table_pages == 2);
+        CHECK(st.absent_bytes == (uint64_t{1} << 30) + (uint64_t{1} << 39));   // one PDPT entry + one PML4 entry
+        CHECK(!st.absent_pages_capped);
+        const auto sample = t.absent_table_sample();
+        REQUIRE(sample.size() == 2);
+        CHECK(sample[0] == 0x3000);
+        CHECK(sample[1] == 0x7000000);
+        const auto w = t.warnings();
+        REQUIRE(w.size() == 1);
+        CAPTURE(w[0]);
+        CHECK(w[0].find("translation: 2 page-table pages are not in the dump (first paddr 0x3000, 0x7000000)") == 0);
+        CHECK(w[0].find("up to 513 GiB of kernel address space they map cannot be read") != std::string::npos);
+        // The kernel image's 2 MiB page under the lost directory is gone; the direct map stays.
+        CHECK(!t.translate(0xffffffff80000000ull));
+        CHECK(t.translate(0xffff800000003000ull) == std::nullopt);   // the lost page itself
+        CHECK(t.translate(0xffff800000010000ull) == 0x10000u);
+        seen.push_back(w[0]);
+    }
+    omp_set_num_threads(omp_get_num_procs());
+    CHECK(seen[0] == seen[1]);
+    SUBCASE("one table page beyond the end: said as a cut") {
+        Image m2 = build_x64_4level();
+        m2.put64(0x1000 + 300 * 8, 0x7000000 | P | RW);
+        auto p2 = PhysicalLayer::from_bytes(m2.bytes);
+        TranslationLayer t(*p2, PagingMode::X86_64_4Level, 0x1000);
+        REQUIRE(t.warnings().size() == 1);
+        CAPTURE(t.warnings()[0]);
+        CHECK(t.warnings()[0].find("1 page-table page is not in the dump (paddr 0x7000000), it lies beyond its end at 0x400000") !=
+              std::string::npos);
+        CHECK(t.warnings()[0].find("up to 512 GiB") != std::string::npos);
+    }
+    SUBCASE("a complete image says nothing") {
+        Image m3 = build_x64_4level();
+        auto p3 = PhysicalLayer::from_bytes(m3.bytes);
+        CHECK(TranslationLayer(*p3, PagingMode::X86_64_4Level, 0x1000).warnings().empty());
+    }
+}
+
+TEST_CASE("layers: a dump that cannot be mapped under ulimit -v says what it needs against the limit") {
+    const std::string path = "/tmp/dm-layers-big-" + std::to_string(::getpid()) + ".raw";
+    {
+        std::ofstream(path, std::ios::binary).put('\1');
+    }
+    REQUIRE(::truncate(path.c_str(), off_t{4} << 30) == 0);   // 4 GiB, sparse
+    struct rlimit saved {};
+    REQUIRE(::getrlimit(RLIMIT_AS, &saved) == 0);
+    struct rlimit tight = saved;
+    tight.rlim_cur = uint64_t{2} << 30;   // below the mapping alone
+    if (saved.rlim_max != RLIM_INFINITY && tight.rlim_cur > saved.rlim_max) tight.rlim_cur = saved.rlim_max;
+    REQUIRE(::setrlimit(RLIMIT_AS, &tight) == 0);
+    std::string m;
+    try {
+        MappedFile f(path);
+    } catch (const InputError& e) {
+        m = e.what();
+    }
+    ::setrlimit(RLIMIT_AS, &saved);
+    std::remove(path.c_str());
+    CAPTURE(m);
+    CHECK(m.find("cannot mmap " + path + ": ") == 0);
+    CHECK(m.find("the mapping needs 4 GiB of address space; RLIMIT_AS (ulimit -v) is 2 GiB for the whole process") !=
+          std::string::npos);
 }

@@ -41,7 +41,7 @@ TEST_CASE("field case: PAE guest with a stale boot-time PDPT") {
     uint64_t pages = 0;
     for (const auto& r : t.kernel_runs()) pages += r.size / 4096;
     CHECK(pages > 60000);   // the lowmem direct map of a 256 MiB guest, not the stale table's few thousand
-    CHECK(t.warning().empty());
+    CHECK(t.warnings().empty());
 }
 
 TEST_CASE("field case: the first 16 MiB of a 5 GiB guest are refused as cut") {
