@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace deepmem {
 
@@ -189,14 +190,16 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         }
         return 3;
     };
-    std::map<std::string, std::pair<int, size_t>> best;   // type → (rank, index)
+    std::map<std::string, std::tuple<int, int64_t, size_t>> best;   // type → (rank, tie, index), least wins
     for (size_t i = 0; i < models.size(); ++i) {
         const int r = rank(match_build(models[i], dump));
-        auto [it, fresh] = best.try_emplace(models[i].object_type, r, i);
-        if (!fresh && r < it->second.first) it->second = {r, i};
+        const auto builds = int64_t(model_builds(models[i]).size());
+        const std::tuple<int, int64_t, size_t> key{r, r == 0 ? builds : -builds, i};
+        auto [it, fresh] = best.try_emplace(models[i].object_type, key);
+        if (!fresh && key < it->second) it->second = key;
     }
     std::vector<size_t> out;
-    for (const auto& [type, ri] : best) out.push_back(ri.second);
+    for (const auto& [type, key] : best) out.push_back(std::get<2>(key));
     std::sort(out.begin(), out.end());
     return out;
 }

@@ -86,8 +86,10 @@ struct ModelFit {
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement);
 
-// Of several models, the one per object type whose builds match `dump` best (BuildMatch order;
-// ties: the earlier one): the indices kept, ascending. For `dmdetect DUMP` over a model directory.
+// Of several models, the one per object type whose builds match `dump` best (BuildMatch order).
+// Ties: on the same build, the model of fewer builds (a model made for that build); otherwise
+// the model of more builds (it saw more layouts); then the earlier one. The indices kept,
+// ascending. For `dmdetect DUMP` over the shipped models (data/models and its subfolders).
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump);
 
 // The kernel and fit lines dmdetect writes before its detections: for `Json`, one

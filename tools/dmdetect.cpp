@@ -91,10 +91,18 @@ std::vector<std::string> shipped_models() {
             throw InputError(std::string("no --weights given and no shipped models in ") + DEEPMEM_SOURCE_MODELS +
                              " or " + DEEPMEM_INSTALLED_MODELS + " (set DEEPMEM_MODELS)");
     }
+    // The folder's models and its subfolders' (e.g. multibuild/: models trained on several builds,
+    // beside the ones of one build; pick_models chooses per dump).
     std::vector<std::string> files;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec))
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
         if (e.path().extension() == ".cereal" && e.is_regular_file()) files.push_back(e.path().string());
+        if (!e.is_directory()) continue;
+        std::error_code sub;
+        for (const auto& f : fs::directory_iterator(e.path(), sub))
+            if (f.path().extension() == ".cereal" && f.is_regular_file()) files.push_back(f.path().string());
+        if (sub) throw InputError("cannot list " + e.path().string() + ": " + sub.message());
+    }
     if (ec) throw InputError("cannot list " + dir + ": " + ec.message());
     if (files.empty()) throw InputError("no models (*.cereal) in " + dir + "; give --weights");
     std::sort(files.begin(), files.end());

@@ -189,6 +189,15 @@ TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
     CHECK(pick_models(models, banner("6.12.9+deb13-cloud-amd64")) == std::vector<size_t>{2, 3});
     CHECK(pick_models(models, banner("4.19.0-27-amd64")) == std::vector<size_t>{0, 3});   // nothing better: the first
     CHECK(pick_models(models, std::nullopt) == std::vector<size_t>{0, 3});
+    // A model of several builds beside them (data/models/multibuild): on a build both were trained
+    // on, the one made for that build; elsewhere the one that saw more builds.
+    models.push_back(test::marker_model("task_struct"));
+    models.back().provenance.kernel_builds = {{"5.10.0-46-amd64", ""}, {"6.1.0-47-amd64", ""}, {"6.1.0-57-rt-amd64", ""}};
+    CHECK(pick_models(models, banner("6.1.0-47-amd64")) == std::vector<size_t>{1, 3});
+    CHECK(pick_models(models, banner("6.1.0-57-rt-amd64")) == std::vector<size_t>{3, 4});
+    CHECK(pick_models(models, banner("6.1.0-60-amd64")) == std::vector<size_t>{3, 4});      // same version: more builds
+    CHECK(pick_models(models, banner("6.12.9+deb13-cloud-amd64")) == std::vector<size_t>{2, 3});
+    CHECK(pick_models(models, banner("4.19.0-27-amd64")) == std::vector<size_t>{3, 4});     // other version: more builds
 }
 
 TEST_CASE("fit: kernel and fit records in the output, skipped when detections are read back") {
