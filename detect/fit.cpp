@@ -151,6 +151,13 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         why.push_back("the dump's kernel " + dump->banner.release + " is another build of the version the model was trained on (" +
                       releases(model) + ")");
     }
+    if (p.training_config.find("\nfrequency = per_build") != std::string::npos) {
+        if (f.build != BuildMatch::SameBuild)
+            why.push_back("its key nodes hold the layouts of " + std::to_string(model_builds(model).size()) +
+                          " builds, so its votes cannot tell a moved layout: judged by build alone");
+        for (const std::string& w : why) f.reason += (f.reason.empty() ? "" : "; ") + w;
+        return f;
+    }
     double total = 0, missing = 0;
     for (size_t c = 0; c < model.key_nodes.size(); ++c) {
         const KeyNode& k = model.key_nodes[c];

@@ -36,6 +36,11 @@
 //              without one), or missing key nodes carry at least kMissingShare of the key-node
 //              weight. SameVersion alone is reported, not a misfit: a cloud build of the trained
 //              version detects like the generic one; the votes tell a moved layout.
+//              A model whose key nodes were chosen per build (its training configuration has
+//              `[keys] frequency = per_build`, train/trainer.hpp) holds the layouts of several
+//              builds: on any one dump the other layouts' key nodes are missing or vote shifted
+//              bases by design, so neither vote check applies; it is judged by build alone (and
+//              the reason says so unless the dump's build is one it was trained on).
 //   Rows       Detector::scan measures agreement when asked (DetectOptions::measure_agreement): it
 //              then runs the network on agreement_rows() instead of the voting rows — every node
 //              that matches a key node's length within 3R of a voting row at half the threshold

@@ -178,6 +178,24 @@ TEST_CASE("fit: the model's builds against the dump's banner") {
     CHECK_FALSE(assess_fit(m, "m.cereal", banner("6.1.0-57-rt-amd64"), VoteAgreement{50, 3, {}}).fits);
 }
 
+TEST_CASE("fit: a model of per-build key nodes is judged by build alone") {
+    Model m = test::marker_model("task_struct");
+    m.provenance.kernel_builds = {{"5.10.0-46-amd64", ""}, {"6.1.0-47-amd64", ""}};
+    m.provenance.validation_objects = 100;
+    m.provenance.validation_agreeing = 90;
+    const VoteAgreement none{50, 0, std::vector<uint64_t>(m.key_nodes.size(), 0)};   // no key node agrees
+    CHECK_FALSE(assess_fit(m, "m.cereal", banner("5.10.0-46-amd64"), none).fits);   // the vote checks apply
+    m.provenance.training_config = "[keys]\ncount = 60\nmin_frequency = 0.5\nfrequency = per_build\n";
+    const ModelFit same = assess_fit(m, "m.cereal", banner("5.10.0-46-amd64"), none);
+    CHECK(same.fits);
+    CHECK(same.reason.empty());
+    const ModelFit version = assess_fit(m, "m.cereal", banner("6.1.0-57-rt-amd64"), none);
+    CHECK(version.fits);
+    CHECK(version.reason.find("layouts of 2 builds") != std::string::npos);
+    CHECK(version.reason.find("judged by build alone") != std::string::npos);
+    CHECK_FALSE(assess_fit(m, "m.cereal", banner("6.12.11+deb13-amd64"), none).fits);
+}
+
 TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
     std::vector<Model> models;
     for (const char* r : {"5.10.0-46-amd64", "6.1.0-47-amd64", "6.12.11+deb13-amd64"}) {

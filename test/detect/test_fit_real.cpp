@@ -4,7 +4,10 @@
 // and names the package version; the shipped task_struct model ($DEEPMEM_MODELS, a 6.1 generic
 // model) fits the 6.1 generic dump and does not fit the 6.1 PREEMPT_RT one (its layout moves: it
 // reports every task 64 bytes off, and four of its key nodes vanish) nor the other versions. The
-// agreement figures are printed. Exits 77 (skipped) without builds/READY.
+// agreement figures are printed. The multi-build task_struct model ($DEEPMEM_MODELS/multibuild,
+// trained on dumps of ten builds, these among them: a check of the pick and the fit, not of
+// accuracy) is what `dmdetect DUMP` picks on every build but the 6.1 model's own, and it fits each.
+// Exits 77 (skipped) without builds/READY.
 #include "detect/fit.hpp"
 #include "graph/text_lines.hpp"
 
@@ -67,5 +70,23 @@ TEST_CASE("fit: banners and the shipped task_struct model's fit on real dumps of
             CHECK(fit.agreement.objects >= kMinAgreementObjects);
             CHECK_FALSE(fit.missing.empty());
         }
+
+        const fs::path multi_path = fs::path(models ? models : "data/models") / "multibuild" / "task_struct.cereal";
+        if (!fs::exists(multi_path)) continue;
+        const std::vector<Model> both = {Model::load(model_path.string()), Model::load(multi_path.string())};
+        const std::vector<size_t> picked = pick_models(both, banner);
+        REQUIRE(picked.size() == 1);
+        CHECK(picked[0] == (fit.build == BuildMatch::SameBuild ? 0u : 1u));
+        Detector m;
+        m.add_model(multi_path.string());
+        const auto found_multi = m.detect(g, opt);
+        const ModelFit multi_fit = assess_fit(m.model(0), multi_path.string(), banner, m.last_agreements().at(0));
+        MESSAGE(name << ": multi-build model: " << found_multi.size() << " task_structs, build "
+                     << std::string(to_string(multi_fit.build)) << ", votes agree on " << multi_fit.agreement.agreeing
+                     << " of " << multi_fit.agreement.objects << ", fits " << multi_fit.fits
+                     << (multi_fit.reason.empty() ? "" : " (" + multi_fit.reason + ")"));
+        CHECK(multi_fit.build == BuildMatch::SameBuild);
+        CHECK(multi_fit.fits);
+        CHECK(found_multi.size() >= found.size());
     }
 }
