@@ -249,6 +249,6 @@ int main(int argc, char** argv) {
         if (cmd == "info") return cmd_info(args);
         if (cmd == "nodes") return cmd_nodes(args);
         if (cmd == "dot") return cmd_dot(args);
-        throw InputError("unknown command '" + cmd + "' (expected build, info, nodes or dot)");
+        throw po::error("unknown command '" + cmd + "' (expected build, info, nodes or dot)");   // a usage error: exit 2
     });
 }

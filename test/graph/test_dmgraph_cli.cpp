@@ -123,8 +123,8 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     Run e3 = dmgraph("build " + dump, dir);   // no -o: a usage error
     CHECK(e3.status == 2);
     CHECK(one_error_line(e3.err));
-    Run e4 = dmgraph("frobnicate", dir);
-    CHECK(e4.status == 1);
+    Run e4 = dmgraph("frobnicate", dir);   // an unknown command is a usage error
+    CHECK(e4.status == 2);
     CHECK(one_error_line(e4.err));
     Run e5 = dmgraph("nodes " + out + " --from zz", dir);
     CHECK(e5.status == 1);
