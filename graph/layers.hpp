@@ -242,6 +242,9 @@ public:
         uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
         uint64_t absent_table_pages = 0, absent_bytes = 0;
         uint64_t aliases_espfix = 0;   // of aliases_skipped, those in the x86-64 espfix area (by design)
+        // The 4 KiB pages those skipped mappings span (a skipped table entry: its whole span), and
+        // of them the espfix area's; what the crafted-tables warning weighs.
+        uint64_t alias_pages_skipped = 0, alias_pages_espfix = 0;
         bool absent_pages_capped = false;
     };
     WalkStats walk_stats() const;   // enumerates first if needed

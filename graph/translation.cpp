@@ -159,12 +159,15 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     // Times each (table, level) / (large page, level) was reached from kernel space; low bits of
     // the page-aligned address carry the level (tables) or 8 + level (large pages).
     std::unordered_map<uint64_t, uint8_t> reached;
-    auto one_alias_too_many = [&](uint64_t key, uint64_t va) {
+    auto one_alias_too_many = [&](uint64_t key, uint64_t va, uint64_t span) {
         if (va < kernel_base) return false;   // a range straddling kernel_base maps only part
         uint8_t& n = reached[key];
         if (n >= kMaxAliases) {
+            const bool espfix = in_espfix(s, va);
             ++res.stats.aliases_skipped;
-            res.stats.aliases_espfix += in_espfix(s, va);
+            res.stats.aliases_espfix += espfix;
+            res.stats.alias_pages_skipped += span / kPage;
+            res.stats.alias_pages_espfix += espfix ? span / kPage : 0;
             return true;
         }
         ++n;
@@ -187,14 +190,14 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
                 auto base = s.large_base(e, L.shift);
                 if (!base) { ++res.stats.reserved; continue; }
                 if (with_mapped) append_mapped(large_mapped, va, *base, span, kernel_base);
-                if (!phys.any_present(*base, span) || one_alias_too_many(*base | (8 + level), va)) continue;
+                if (!phys.any_present(*base, span) || one_alias_too_many(*base | (8 + level), va, span)) continue;
                 jobs.push_back({va, *base, span, false});
                 continue;
             }
             uint64_t next = e & s.addr_mask;
             if (std::find(path, path + level + 1, next) != path + level + 1) { ++res.stats.loops; continue; }
             if (!phys.find(next, s.table_bytes(level + 1))) { absent_table(next, va, span); continue; }
-            if (one_alias_too_many(next | (level + 1), va)) continue;
+            if (one_alias_too_many(next | (level + 1), va, span)) continue;
             if (level + 1 == last) {
                 count_table();
                 if (phys.has_data(next, s.table_bytes(level + 1))) jobs.push_back({va, next, span, true});
@@ -258,8 +261,11 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
                 for (uint64_t off = 0; off < r.size; off += kPage) {
                     uint8_t& n = aliases[present.index(r.paddr + off)];
                     if (n >= kMaxAliases) {
+                        const bool espfix = in_espfix(s, r.vaddr + off);
                         ++res.stats.aliases_skipped;
-                        res.stats.aliases_espfix += in_espfix(s, r.vaddr + off);
+                        res.stats.aliases_espfix += espfix;
+                        ++res.stats.alias_pages_skipped;
+                        res.stats.alias_pages_espfix += espfix;
                         continue;
                     }
                     res.stats.distinct_pages += n == 0;
@@ -431,13 +437,17 @@ std::vector<std::string> TranslationLayer::warnings() const {
     // A genuine kernel maps pages more than kMaxAliases times in its espfix area only (Debian 6.1
     // under QEMU: 2169 skipped mappings, all there, beside 65506 kernel pages); those are left out,
     // so a dump cut at 128 MiB (2168 beside 14220 present kernel pages) says nothing. Beyond that,
-    // only a count above an eighth of the distinct pages says the tables were made to multiply the
-    // graph. The skip itself applies either way.
+    // the pages under the skipped mappings (a skipped table entry counts every page it spans: four
+    // crafted PDPT entries cloning the direct map's page directory, below it, skip the real direct
+    // map's 1 GiB) reaching an eighth of the distinct pages says the tables were crafted or are
+    // corrupt. The skip itself applies either way.
     const uint64_t crafted = st.aliases_skipped - st.aliases_espfix;
-    if (crafted > 0 && crafted * 8 >= st.distinct_pages)
+    const uint64_t crafted_pages = st.alias_pages_skipped - st.alias_pages_espfix;
+    if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8)
         out.push_back("page tables under " + hex(dtb_) + " map some physical pages more than " + std::to_string(kMaxAliases) +
-                      " times outside the espfix area; " + std::to_string(crafted) +
-                      " further mappings skipped (crafted or corrupt page tables?)");
+                      " times outside the espfix area; " + std::to_string(crafted) + " further mappings of up to " +
+                      format_bytes(crafted_pages > (~uint64_t{0} >> 12) ? ~uint64_t{0} : crafted_pages * kPage) +
+                      " skipped, the lowest addresses kept (crafted or corrupt page tables? the graph may lack memory)");
     return out;
 }
 

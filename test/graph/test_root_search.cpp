@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <map>
 #include <string>
 
@@ -268,6 +269,23 @@ TEST_CASE("walker: at most 4 kernel mappings per physical page, whatever the tab
                 CHECK(contains(t.warnings()[0], "more than 4 times outside the espfix area"));
             }
         }
+    }
+    SUBCASE("four clones of the direct map's entry skip the real one: said, weighed by the pages it spans") {
+        // The tester's attack 6 (B1): PDPT entries written to map what the direct map maps, at lower
+        // addresses, so the alias bound keeps them and skips the real mapping. On the real dump one
+        // skipped page directory counted as one mapping against 65,000 distinct pages, and nothing
+        // was said; now it weighs the 262,144 pages its entry spans.
+        Image mem = build_x64_4level();
+        uint64_t direct = 0;   // PDPT2[0]: the 1 GiB direct-map page
+        std::memcpy(&direct, mem.bytes.data() + 0x5000, 8);
+        for (uint64_t i = 1; i <= 4; ++i) mem.put64(0x5000 + 8 * i, direct);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        const auto st = t.walk_stats();
+        CHECK(st.alias_pages_skipped >= 262144);   // the skipped entry's 1 GiB, not one mapping
+        REQUIRE(t.warnings().size() == 1);
+        CHECK(contains(t.warnings()[0], "crafted or corrupt page tables?"));
+        CHECK(contains(t.warnings()[0], "the lowest addresses kept"));
     }
     struct Case { const char* name; AliasBomb kind; PagingMode mode; uint64_t distinct; };
     for (Case c : {Case{"1 GiB pages", AliasBomb::Gib1, PagingMode::X86_64_4Level, 256},
