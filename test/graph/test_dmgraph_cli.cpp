@@ -129,6 +129,9 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     Run e5 = dmgraph("nodes " + out + " --from zz", dir);
     CHECK(e5.status == 1);
     CHECK(one_error_line(e5.err));
+    Run help = dmgraph("build --help", dir);
+    CHECK(help.status == 0);
+    CHECK(help.out.rfind("usage: dmgraph build DUMP", 0) == 0);
     Run e6 = dmgraph("info " + out + " --bogus", dir);
     CHECK(e6.status == 2);
     CHECK(one_error_line(e6.err));
