@@ -238,9 +238,14 @@ int cmd_dot(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-        std::fputs(kUsage, args.empty() ? stderr : stdout);
-        return args.empty() ? 2 : finish_stdout("dmgraph", 0);
+    if (args.empty()) {
+        std::fputs(kUsage, stderr);
+        return 2;
+    }
+    if (std::find_if(args.begin(), args.end(), [](const std::string& a) { return a == "--help" || a == "-h"; }) !=
+        args.end()) {   // dmgraph --help, dmgraph build --help, …
+        std::fputs(kUsage, stdout);
+        return finish_stdout("dmgraph", 0);
     }
     return cli_main("dmgraph", [&] {
         const std::string cmd = args[0];
