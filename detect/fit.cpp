@@ -151,15 +151,13 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         why.push_back("the dump's kernel " + dump->banner.release + " is another build of the version the model was trained on (" +
                       releases(model) + ")");
     }
-    if (p.training_config.find("\nfrequency = per_build") != std::string::npos) {
-        if (f.build != BuildMatch::SameBuild)
-            why.push_back("its key nodes hold the layouts of " + std::to_string(model_builds(model).size()) +
-                          " builds, so its votes cannot tell a moved layout: judged by build alone");
-        for (const std::string& w : why) f.reason += (f.reason.empty() ? "" : "; ") + w;
-        return f;
-    }
+    // Keys chosen per build (train/trainer.hpp, `[keys] frequency = per_build`): no vote check.
+    const bool per_build = p.training_config.find("\nfrequency = per_build") != std::string::npos;
+    if (per_build && f.build != BuildMatch::SameBuild)
+        why.push_back("its key nodes hold the layouts of " + std::to_string(model_builds(model).size()) +
+                      " builds, so its votes cannot tell a moved layout: judged by build alone");
     double total = 0, missing = 0;
-    for (size_t c = 0; c < model.key_nodes.size(); ++c) {
+    for (size_t c = 0; c < model.key_nodes.size() && !per_build; ++c) {
         const KeyNode& k = model.key_nodes[c];
         total += k.weight;
         if (agreement.objects < kMinAgreementObjects || c >= agreement.key_votes.size() || k.weight < kSureKeyWeight) continue;
@@ -176,7 +174,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
                       std::to_string(agreement.objects) + " candidate objects: the struct layout differs");
     }
     const double floor = f.expected.value_or(kExpectedAgreement) - kAgreementMargin;
-    if (agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {
+    if (!per_build && agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {
         f.fits = false;
         why.push_back("key-node votes agree on " + std::to_string(agreement.agreeing) + " of " +
                       std::to_string(agreement.objects) + " candidate objects (" + percent(agreement.fraction()) +

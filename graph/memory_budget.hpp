@@ -55,7 +55,6 @@ private:
 // "while running" / "needs an unknown amount" / "no limit known" when those are missing.
 std::string out_of_memory_message();
 
-
 // "1.2 GiB available (MemAvailable)", or "available unknown": available_memory() in messages.
 std::string describe(const std::optional<MemoryBudget>& budget);
 

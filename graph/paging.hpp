@@ -6,14 +6,12 @@
 // arch/x86/include/asm/page_{32,64}_types.h and pgtable_{32,64}_types.h for the kernel layout.
 #pragma once
 
-#include "graph/text_lines.hpp"   // format_bytes
 #include "graph/layers.hpp"
 
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
-#include <string>
 #include <vector>
 
 namespace deepmem::paging {
@@ -140,6 +138,5 @@ inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
 // data pages / budget_divisor + 4096 tables, past which it throws InputError.
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor = 1, bool with_mapped = false);
-
 
 }  // namespace deepmem::paging

@@ -3,7 +3,7 @@
 // the sorted runs. All bounds checking happens here, once: after open() no run can leave the file.
 #include "graph/dump_formats.hpp"
 #include "graph/layers.hpp"
-#include "graph/paging.hpp"
+#include "graph/text_lines.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -7,6 +7,7 @@
 #include "graph/layers.hpp"
 #include "graph/paging.hpp"
 #include "graph/parallel_errors.hpp"
+#include "graph/text_lines.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -270,10 +271,6 @@ uint64_t direct_map_needed(const Scheme& s, const PhysicalLayer& phys, const Map
     if (s.direct_map_limit) n = std::min(n, s.direct_map_limit / kPage);
     return (n + 1) / 2;
 }
-
-}  // namespace
-
-namespace {
 
 // Where the page tables a root needs went: past the end of the dump (cut) or into its holes.
 std::string missing_tables(const PhysicalLayer& phys, uint64_t count, uint64_t lo, uint64_t hi) {

@@ -6,6 +6,7 @@
 #include "graph/layers.hpp"
 #include "graph/paging.hpp"
 #include "graph/parallel_errors.hpp"
+#include "graph/text_lines.hpp"
 
 #include <algorithm>
 #include <array>
@@ -139,6 +140,14 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     // every kMaxAbsentListed additions, so memory stays bounded whatever the tables claim; the
     // walk is serial, so the list and figures do not depend on the thread count.
     bool absent_capped = false;
+    auto compact_absent = [&] {   // sorted, unique, at most kMaxAbsentListed
+        std::sort(res.absent_pages.begin(), res.absent_pages.end());
+        res.absent_pages.erase(std::unique(res.absent_pages.begin(), res.absent_pages.end()), res.absent_pages.end());
+        if (res.absent_pages.size() > kMaxAbsentListed) {
+            res.absent_pages.resize(kMaxAbsentListed);
+            absent_capped = true;
+        }
+    };
     auto absent_table = [&](uint64_t table, uint64_t va, uint64_t span) {
         ++res.stats.absent_tables;
         res.absent_lo = std::min(res.absent_lo, table);
@@ -147,14 +156,7 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
         res.stats.absent_bytes = lost > ~res.stats.absent_bytes ? ~uint64_t{0} : res.stats.absent_bytes + lost;
         if (absent_capped) return;
         res.absent_pages.push_back(table);
-        if (res.absent_pages.size() >= 2 * kMaxAbsentListed) {
-            std::sort(res.absent_pages.begin(), res.absent_pages.end());
-            res.absent_pages.erase(std::unique(res.absent_pages.begin(), res.absent_pages.end()), res.absent_pages.end());
-            if (res.absent_pages.size() > kMaxAbsentListed) {
-                res.absent_pages.resize(kMaxAbsentListed);
-                absent_capped = true;
-            }
-        }
+        if (res.absent_pages.size() >= 2 * kMaxAbsentListed) compact_absent();
     };
     // Times each (table, level) / (large page, level) was reached from kernel space; low bits of
     // the page-aligned address carry the level (tables) or 8 + level (large pages).
@@ -209,12 +211,7 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     if (s.nlevels == 1) return res;
     walk(walk, 0, dtb & s.root_mask, 0);
     reached = {};
-    std::sort(res.absent_pages.begin(), res.absent_pages.end());
-    res.absent_pages.erase(std::unique(res.absent_pages.begin(), res.absent_pages.end()), res.absent_pages.end());
-    if (res.absent_pages.size() > kMaxAbsentListed) {
-        res.absent_pages.resize(kMaxAbsentListed);
-        absent_capped = true;
-    }
+    compact_absent();
     res.stats.absent_table_pages = res.absent_pages.size();
     res.stats.absent_pages_capped = absent_capped;
 

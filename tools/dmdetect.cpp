@@ -94,16 +94,15 @@ std::vector<std::string> shipped_models() {
     // The folder's models and its subfolders' (e.g. multibuild/: models trained on several builds,
     // beside the ones of one build; pick_models chooses per dump).
     std::vector<std::string> files;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-        if (e.path().extension() == ".cereal" && e.is_regular_file()) files.push_back(e.path().string());
-        if (!e.is_directory()) continue;
-        std::error_code sub;
-        for (const auto& f : fs::directory_iterator(e.path(), sub))
-            if (f.path().extension() == ".cereal" && f.is_regular_file()) files.push_back(f.path().string());
-        if (sub) throw InputError("cannot list " + e.path().string() + ": " + sub.message());
-    }
-    if (ec) throw InputError("cannot list " + dir + ": " + ec.message());
+    auto list = [&files](const fs::path& folder, bool descend, auto&& self) -> void {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(folder, ec)) {
+            if (e.path().extension() == ".cereal" && e.is_regular_file()) files.push_back(e.path().string());
+            if (descend && e.is_directory()) self(e.path(), false, self);
+        }
+        if (ec) throw InputError("cannot list " + folder.string() + ": " + ec.message());
+    };
+    list(dir, true, list);
     if (files.empty()) throw InputError("no models (*.cereal) in " + dir + "; give --weights");
     std::sort(files.begin(), files.end());
     return files;
