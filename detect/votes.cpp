@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <numeric>
@@ -81,13 +82,17 @@ std::vector<uint64_t> split_chain_ends(const MemoryGraph& graph) {
     return chain;
 }
 
-// Per key node, the nodes that carry it (carries()), ascending: one pass over the nodes with the
-// key nodes sorted by length, so a node costs O(log K) plus its matches rather than K calls.
+// Per key node, the nodes that carry it (carries()), ascending, in parts: parts[p][c] holds key
+// c's carriers among the p-th contiguous slice of the nodes, so concatenating the parts in order
+// gives the ascending list (kept apart: joining them would hold every carrier twice at the peak).
+// One pass over the nodes with the key nodes sorted by length, so a node costs O(log K) plus its
+// matches rather than K calls.
 // carries() stops its walk at the first part end ≥ the key's end, so with L = the node's length
 // and E = its chain's end relative to its start: a fixed key of length ℓ is carried iff ℓ = L,
 // ℓ = E + word, or L < ℓ ≤ E with ℓ a part end (walked, as carries() does); an open-ended key
 // iff ℓ ≤ E (E ≥ L).
-std::vector<std::vector<uint32_t>> carriers_of(const MemoryGraph& graph, const Model& model) {
+using CarrierParts = std::vector<std::vector<std::vector<uint32_t>>>;
+CarrierParts carriers_of(const MemoryGraph& graph, const Model& model) {
     const std::vector<uint64_t> chain = split_chain_ends(graph);
     auto vaddr = graph.vaddr();
     auto length = graph.length();
@@ -102,7 +107,7 @@ std::vector<std::vector<uint32_t>> carriers_of(const MemoryGraph& graph, const M
     };
     const uint32_t n = graph.node_count();
     const int parts = std::max(1, std::min<int>(omp_get_max_threads(), int(n / 4096) + 1));
-    std::vector<std::vector<std::vector<uint32_t>>> local(size_t(parts), std::vector<std::vector<uint32_t>>(k, std::vector<uint32_t>{}));
+    CarrierParts local(size_t(parts), std::vector<std::vector<uint32_t>>(k, std::vector<uint32_t>{}));
     ParallelErrors errors;   // graph/parallel_errors.hpp: a bad_alloc in push_back is an error, not terminate
 #pragma omp parallel for schedule(static, 1) num_threads(parts)
     for (int part = 0; part < parts; ++part)
@@ -122,13 +127,7 @@ std::vector<std::vector<uint32_t>> carriers_of(const MemoryGraph& graph, const M
             }
         });
     errors.rethrow();
-    std::vector<std::vector<uint32_t>> carriers(k);
-    for (size_t c = 0; c < k; ++c)
-        for (auto& part : local) {
-            carriers[c].insert(carriers[c].end(), part[c].begin(), part[c].end());
-            std::vector<uint32_t>().swap(part[c]);
-        }
-    return carriers;
+    return local;
 }
 
 }  // namespace
@@ -142,56 +141,79 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold) {
     const uint32_t n = graph.node_count();
     auto vaddr = graph.vaddr();
-    auto length = graph.length();
     bool positive = true;
     for (const KeyNode& key : model.key_nodes) positive = positive && key.weight > 0;
     if (!positive) threshold = -INFINITY;   // the bound below needs weights > 0
     // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
     // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
-    const std::vector<std::vector<uint32_t>> carriers = carriers_of(graph, model);
-    struct Cursor { const std::vector<uint32_t>* nodes; size_t at; };
-    std::vector<Cursor> cursors;
+    const CarrierParts carriers = carriers_of(graph, model);
+    struct Cursor { size_t part, at; };
+    std::vector<Cursor> cursors(model.key_nodes.size(), Cursor{0, 0});
+    auto node_at = [&](uint32_t c) -> const uint32_t* {   // class c's current carrier, or null when done
+        Cursor& cur = cursors[c - 1];
+        while (cur.part < carriers.size() && cur.at >= carriers[cur.part][c - 1].size()) ++cur.part, cur.at = 0;
+        return cur.part < carriers.size() ? &carriers[cur.part][c - 1][cur.at] : nullptr;
+    };
     using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
     std::priority_queue<Head, std::vector<Head>, std::greater<>> heap;
     auto advance = [&](uint32_t c) {
-        Cursor& cur = cursors[c - 1];
         const uint32_t offset = model.key_nodes[c - 1].offset;
-        while (cur.at < cur.nodes->size() && vaddr[(*cur.nodes)[cur.at]] < offset) ++cur.at;
-        if (cur.at < cur.nodes->size()) heap.emplace(vaddr[(*cur.nodes)[cur.at]] - offset, c);
+        const uint32_t* node = node_at(c);
+        for (; node && vaddr[*node] < offset; node = node_at(c)) ++cursors[c - 1].at;
+        if (node) heap.emplace(vaddr[*node] - offset, c);
     };
-    for (const auto& nodes : carriers) cursors.push_back({&nodes, 0});
     for (uint32_t c = 1; c <= cursors.size(); ++c) advance(c);
     std::vector<char> keep(n, 0);
-    // Per voted base: the bound if every node proposing it voted for it, and its nodes.
-    struct Group { uint64_t base; float bound; uint32_t first, count; };
-    std::vector<Group> groups;
-    std::vector<uint32_t> members;
+    // Per voted base, in ascending order: the bound if every node proposing it voted for it, and its
+    // nodes. With a vote window W a base's score can gather every vote in [b − 2W, b + 2W] (see
+    // vote()), so a base is judged once the first base past b + 2W arrives, and only the bases within
+    // 2W of those still to judge are held: memory O(bases in a window), not O(votes).
+    struct Group { uint64_t base; float bound; uint32_t count; uint64_t first; };   // first: index into the members stream
+    const uint64_t reach = 2 * uint64_t(model.vote_window);
+    std::deque<Group> window;     // held bases; window[0, judged) are judged
+    std::deque<uint32_t> members; // their nodes; members[0] is the stream's element `dropped`
+    uint64_t dropped = 0, pushed = 0;
+    size_t judged = 0;
+    double sum = 0;               // over `window`: bounds and vote counts
+    uint64_t votes = 0;
+    auto judge = [&](const Group& g) {
+        // (the running double sum is padded against rounding: the bound only has to be an upper one)
+        const float bound = reach ? float(sum * (1 + 1e-6)) + kVoteBonus * float(votes)
+                                  : g.bound + kVoteBonus * float(g.count - 1);
+        if (bound >= threshold)
+            for (uint64_t i = g.first; i < g.first + g.count; ++i) keep[members[size_t(i - dropped)]] = 1;
+    };
+    // Judge every held base whose window closes before `next` (all of them at the end): the window
+    // then holds exactly the bases within 2W of it, after dropping those below.
+    auto judge_before = [&](std::optional<uint64_t> next) {
+        for (; judged < window.size() && (!next || *next > window[judged].base + reach); ++judged) {
+            const uint64_t b = window[judged].base;
+            while (window.front().base + reach < b) {
+                sum -= window.front().bound, votes -= window.front().count;
+                members.erase(members.begin(), members.begin() + window.front().count);
+                dropped += window.front().count;
+                window.pop_front();
+                --judged;
+            }
+            judge(window[judged]);
+        }
+    };
     while (!heap.empty()) {
-        Group g{heap.top().first, 0.f, uint32_t(members.size()), 0};
+        Group g{heap.top().first, 0.f, 0, pushed};
         while (!heap.empty() && heap.top().first == g.base) {
             const uint32_t c = heap.top().second;
             heap.pop();
-            Cursor& cur = cursors[c - 1];
             g.bound += model.key_nodes[c - 1].weight;
-            members.push_back((*cur.nodes)[cur.at++]);
-            ++g.count;
+            members.push_back(*node_at(c));
+            ++cursors[c - 1].at;
+            ++g.count, ++pushed;
             advance(c);
         }
-        groups.push_back(g);
+        judge_before(g.base);
+        window.push_back(g);
+        sum += g.bound, votes += g.count;
     }
-    // With a vote window W, a base's score can gather every vote in [b − 2W, b + 2W] (see vote()).
-    const uint64_t reach = 2 * uint64_t(model.vote_window);
-    double sum = 0;
-    uint64_t votes = 0;
-    for (size_t g = 0, lo = 0, hi = 0; g < groups.size(); ++g) {
-        for (; hi < groups.size() && groups[hi].base <= groups[g].base + reach; ++hi) sum += groups[hi].bound, votes += groups[hi].count;
-        for (; groups[lo].base + reach < groups[g].base; ++lo) sum -= groups[lo].bound, votes -= groups[lo].count;
-        // (the running double sum is padded against rounding: the bound only has to be an upper one)
-        const float bound = reach ? float(sum * (1 + 1e-6)) + kVoteBonus * float(votes)
-                                  : groups[g].bound + kVoteBonus * float(groups[g].count - 1);
-        if (bound >= threshold)
-            for (uint32_t i = groups[g].first; i < groups[g].first + groups[g].count; ++i) keep[members[i]] = 1;
-    }
+    judge_before(std::nullopt);
     std::vector<uint32_t> rows;
     for (uint32_t i = 0; i < n; ++i)
         if (keep[i]) rows.push_back(i);
