@@ -94,10 +94,16 @@ private:
         else if (out_.warnings.size() == 1000) out_.warnings.push_back("(further warnings suppressed)");
     }
 
-    // Records a label; false when (vaddr, type) was already labeled.
+    // Records a live label; false when (vaddr, type) was already labeled.
     bool add(uint64_t va, const char* type, uint64_t size, std::string found_by, std::string name = {},
              int64_t pid = -1) {
         if (!seen_[type].insert(va).second) return false;
+        record(va, type, size, std::move(found_by), std::move(name), pid, false);
+        return true;
+    }
+    // Appends a label. Freed ones (SLUB freelists) stay out of seen_: the walks do not revisit them.
+    void record(uint64_t va, const char* type, uint64_t size, std::string found_by, std::string name, int64_t pid,
+                bool freed) {
         Label l;
         l.vaddr = va;
         l.paddr = mem_.physical(va);
@@ -106,8 +112,8 @@ private:
         l.found_by = std::move(found_by);
         l.name = std::move(name);
         l.pid = pid;
+        l.freed = freed;
         out_.labels.push_back(std::move(l));
-        return true;
     }
 
     // Visits each entry of the circular list_head list at `head` (the head itself excluded),
@@ -171,20 +177,6 @@ private:
                     F&& slot);
     void freed_tasks(uint64_t init_task);
     void freed_creds(uint64_t init_task);
-    // Records a freed object (not in seen_: a live label at that address is a separate finding).
-    void add_freed(uint64_t va, const char* type, uint64_t size, std::string found_by, std::string name = {},
-                   int64_t pid = -1) {
-        Label l;
-        l.vaddr = va;
-        l.paddr = mem_.physical(va);
-        l.type = type;
-        l.size = size;
-        l.found_by = std::move(found_by);
-        l.name = std::move(name);
-        l.pid = pid;
-        l.freed = true;
-        out_.labels.push_back(std::move(l));
-    }
     std::optional<uint64_t> bits(uint64_t va, const btf::Field& f) const {
         // only the bytes the field spans (a 32-bit kernel's counters word may end its object)
         const uint64_t span = f.bitfield_size ? (f.bit_offset % 8 + f.bitfield_size + 7) / 8 : 8;
@@ -608,7 +600,7 @@ void Walker::freed_tasks(uint64_t init_task) {
             if (!u || *u != 0) return;
         }
         ++out_.task_slab.freed_intact;
-        add_freed(obj, "task_struct", L_.task_size, "freelist of task_struct slab " + hex(slab), comm, pid);
+        record(obj, "task_struct", L_.task_size, "freelist of task_struct slab " + hex(slab), comm, pid, true);
     });
 }
 
@@ -639,7 +631,7 @@ void Walker::freed_creds(uint64_t init_task) {
             if (!u || *u != 0) return;
         }
         ++out_.cred_slab.freed_intact;
-        add_freed(obj, "cred", L_.cred_size, "freelist of cred_jar slab " + hex(slab));
+        record(obj, "cred", L_.cred_size, "freelist of cred_jar slab " + hex(slab), {}, -1, true);
     });
 }
 
