@@ -32,9 +32,10 @@
 //   Truth     Labels as written by dmlabel (labels.jsonl: one object per line with "vaddr",
 //             "type", "size", "state" live|freed; or labels.tsv: vaddr TAB type TAB size, all live).
 //   Evaluate  Per type: a detection at the address of a live label of that type is a TP; at a freed
-//             label's it is counted apart (freed_found), neither TP nor FP; elsewhere inside a freed
-//             label's bytes (a dead object voted at a shifted base: a freed cred whose rcu_head.next
-//             still points moves its one key-node segment by 8) apart too (freed_inside); else FP. "At the
+//             label's it is counted apart (freed_found), neither TP nor FP; else FP, and among those the ones
+//             inside a freed label's bytes are counted also apart (freed_inside: a dead object voted
+//             at a shifted base, e.g. a freed cred whose rcu_head.next still points moves its one
+//             key-node segment by 8; its fields read shifted, so it is a wrong answer). "At the
 //             address" = same vaddr, or same paddr when both are known: the graph scans a page mapped
 //             twice (kernel image and direct map) once, at its direct-map address, while the labeler
 //             names init_task by its image address — one object, two names. Live

@@ -429,12 +429,11 @@ std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections,
         TypeScore& s = out[d.type];
         if (!seen.insert({d.type, d.vaddr}).second) continue;   // a duplicate detection counts once
         auto idx = index.count(d.type) ? index.at(d.type).find(d.vaddr, d.paddr) : std::nullopt;
-        if (!idx && index.count(d.type) && index.at(d.type).freed_containing(d.vaddr)) {
-            ++s.freed_inside;   // a freed object's bytes, voted at another base: neither TP nor FP
-            continue;
-        }
         if (!idx || matched[*idx]) {   // nothing there, or its object already claimed by an alias
             ++s.fp;
+            // A freed object's bytes voted at another base: a wrong answer (its fields read shifted),
+            // so a false positive, counted also apart to say where the false positives come from.
+            if (!idx && index.count(d.type) && index.at(d.type).freed_containing(d.vaddr)) ++s.freed_inside;
             s.spurious.push_back(d.vaddr);
             continue;
         }
@@ -456,8 +455,8 @@ std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections,
 }
 
 Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets) {
-    // Every candidate as (score, is a live truth object of `type`); freed hits (at or inside a freed
-    // object) are neutral.
+    // Every candidate as (score, is a live truth object of `type`); freed hits at a freed object's
+    // base are neutral; inside one at another base they are false positives (evaluate()).
     std::vector<std::pair<float, int>> scored;   // second: 1 TP, 0 FP, −1 neutral
     uint64_t live = 0;
     for (const auto& set : sets) {
@@ -465,7 +464,7 @@ Calibration calibrate_threshold(const std::string& type, std::span<const Calibra
         for (const auto& t : set.truth) live += t.type == type && !t.freed;
         for (const auto& c : set.candidates) {
             auto idx = index.find(c.vaddr, c.paddr);
-            scored.emplace_back(c.score, !idx ? (index.freed_containing(c.vaddr) ? -1 : 0) : set.truth[*idx].freed ? -1 : 1);
+            scored.emplace_back(c.score, !idx ? 0 : set.truth[*idx].freed ? -1 : 1);
         }
     }
     std::sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });

@@ -100,7 +100,7 @@ int run(int argc, char** argv) {
         for (const auto& [type, s] : scores) {
             if (s.freed_total || s.freed_found)   // neither TP nor FP (detect.hpp, "Evaluate")
                 out += type + " freed: found " + std::to_string(s.freed_found) + " of " + std::to_string(s.freed_total) +
-                       (s.freed_inside ? ", and " + std::to_string(s.freed_inside) + " detections inside freed objects off their base"
+                       (s.freed_inside ? ", and " + std::to_string(s.freed_inside) + " false positives inside freed objects, off their base"
                                        : std::string()) +
                        "\n";
             if (!s.missed.empty())
