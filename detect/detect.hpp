@@ -32,7 +32,10 @@
 //   Truth     Labels as written by dmlabel (labels.jsonl: one object per line with "vaddr",
 //             "type", "size", "state" live|freed; or labels.tsv: vaddr TAB type TAB size, all live).
 //   Evaluate  Per type: a detection at the address of a live label of that type is a TP; at a freed
-//             label's it is counted apart (freed_found), neither TP nor FP; else FP. "At the
+//             label's it is counted apart (freed_found), neither TP nor FP; else FP, and among those the ones
+//             inside a freed label's bytes are counted also apart (freed_inside: a dead object voted
+//             at a shifted base, e.g. a freed cred whose rcu_head.next still points moves its one
+//             key-node segment by 8; its fields read shifted, so it is a wrong answer). "At the
 //             address" = same vaddr, or same paddr when both are known: the graph scans a page mapped
 //             twice (kernel image and direct map) once, at its direct-map address, while the labeler
 //             names init_task by its image address — one object, two names. Live
@@ -146,7 +149,7 @@ std::vector<TruthObject> read_truth(const std::string& path);
 std::vector<TruthObject> parse_truth(std::span<const uint8_t> text);
 
 struct TypeScore {
-    uint64_t tp = 0, fp = 0, fn = 0, freed_found = 0, freed_total = 0;
+    uint64_t tp = 0, fp = 0, fn = 0, freed_found = 0, freed_total = 0, freed_inside = 0;
     std::vector<uint64_t> missed, spurious;   // vaddrs, ascending
     double precision() const noexcept { return tp + fp ? double(tp) / double(tp + fp) : 1.0; }
     double recall() const noexcept { return tp + fn ? double(tp) / double(tp + fn) : 1.0; }

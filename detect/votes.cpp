@@ -36,17 +36,31 @@ std::optional<uint64_t> physical_of(const MemoryGraph& graph, uint64_t vaddr) {
 // Truth objects of one type by vaddr and by paddr (see Evaluate in detect.hpp).
 struct TruthIndex {
     std::unordered_map<uint64_t, size_t> by_vaddr, by_paddr;
-    TruthIndex(std::span<const TruthObject> truth, const std::function<bool(const TruthObject&)>& wanted) {
+    TruthIndex(std::span<const TruthObject> truth, const std::function<bool(const TruthObject&)>& wanted)
+        : objects(truth) {
         for (size_t i = 0; i < truth.size(); ++i) {
             if (!wanted(truth[i])) continue;
             by_vaddr.emplace(truth[i].vaddr, i);
             if (truth[i].paddr) by_paddr.emplace(*truth[i].paddr, i);
+            if (truth[i].freed && truth[i].size) freed.emplace_back(truth[i].vaddr, i);
         }
+        std::sort(freed.begin(), freed.end());
     }
+    std::vector<std::pair<uint64_t, size_t>> freed;   // (vaddr, index) of freed objects with a size, ascending
+    std::span<const TruthObject> objects;
     std::optional<size_t> find(uint64_t vaddr, std::optional<uint64_t> paddr) const {
         if (auto it = by_vaddr.find(vaddr); it != by_vaddr.end()) return it->second;
         if (paddr)
             if (auto it = by_paddr.find(*paddr); it != by_paddr.end()) return it->second;
+        return std::nullopt;
+    }
+    // The freed object whose bytes hold vaddr (its base excluded: that is find()'s).
+    std::optional<size_t> freed_containing(uint64_t vaddr) const {
+        auto it = std::upper_bound(freed.begin(), freed.end(), std::pair{vaddr, SIZE_MAX});
+        if (it == freed.begin()) return std::nullopt;
+        --it;
+        const TruthObject& o = objects[it->second];
+        if (vaddr > o.vaddr && vaddr - o.vaddr < o.size) return it->second;
         return std::nullopt;
     }
 };
@@ -439,6 +453,9 @@ std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections,
         auto idx = index.count(d.type) ? index.at(d.type).find(d.vaddr, d.paddr) : std::nullopt;
         if (!idx || matched[*idx]) {   // nothing there, or its object already claimed by an alias
             ++s.fp;
+            // A freed object's bytes voted at another base: a wrong answer (its fields read shifted),
+            // so a false positive, counted also apart to say where the false positives come from.
+            if (!idx && index.count(d.type) && index.at(d.type).freed_containing(d.vaddr)) ++s.freed_inside;
             s.spurious.push_back(d.vaddr);
             continue;
         }
@@ -460,7 +477,8 @@ std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections,
 }
 
 Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets) {
-    // Every candidate as (score, is a live truth object of `type`); freed hits are neutral.
+    // Every candidate as (score, is a live truth object of `type`); freed hits at a freed object's
+    // base are neutral; inside one at another base they are false positives (evaluate()).
     std::vector<std::pair<float, int>> scored;   // second: 1 TP, 0 FP, −1 neutral
     uint64_t live = 0;
     for (const auto& set : sets) {

@@ -82,6 +82,7 @@ int run(int argc, char** argv) {
                    ",\"fn\":" + std::to_string(s.fn) + ",\"precision\":" + number(s.precision()) +
                    ",\"recall\":" + number(s.recall()) + ",\"f1\":" + number(s.f1()) +
                    ",\"freed_found\":" + std::to_string(s.freed_found) + ",\"freed_total\":" + std::to_string(s.freed_total) +
+                   ",\"freed_inside\":" + std::to_string(s.freed_inside) +
                    ",\"missed_count\":" + std::to_string(s.missed.size()) + ",\"missed\":[" + addresses(s.missed, limit, true) +
                    "],\"spurious_count\":" + std::to_string(s.spurious.size()) + ",\"spurious\":[" +
                    addresses(s.spurious, limit, true) + "]}\n";
@@ -98,7 +99,10 @@ int run(int argc, char** argv) {
         }
         for (const auto& [type, s] : scores) {
             if (s.freed_total || s.freed_found)   // neither TP nor FP (detect.hpp, "Evaluate")
-                out += type + " freed: found " + std::to_string(s.freed_found) + " of " + std::to_string(s.freed_total) + "\n";
+                out += type + " freed: found " + std::to_string(s.freed_found) + " of " + std::to_string(s.freed_total) +
+                       (s.freed_inside ? ", and " + std::to_string(s.freed_inside) + " false positives inside freed objects, off their base"
+                                       : std::string()) +
+                       "\n";
             if (!s.missed.empty())
                 out += type + " missed (" + std::to_string(s.missed.size()) + "): " + addresses(s.missed, limit, false) + "\n";
             if (!s.spurious.empty())

@@ -117,13 +117,17 @@ int run(int argc, char** argv) {
                     static_cast<unsigned long long>(set.counts.threads),
                     static_cast<unsigned long long>(set.counts.fds),
                     static_cast<unsigned long long>(set.counts.modules));
-        if (set.task_slab.walked)
-            std::printf("task_struct slab cache: %llu slabs reached, %llu free objects, %llu freed-but-intact, "
-                        "%llu allocated but on no task list\n",
-                        static_cast<unsigned long long>(set.task_slab.slabs),
-                        static_cast<unsigned long long>(set.task_slab.free_objects),
-                        static_cast<unsigned long long>(set.task_slab.freed_intact),
-                        static_cast<unsigned long long>(set.task_slab.unreached));
+        auto slab_line = [](const char* cache, const SlabStats& st, const char* unreached) {
+            if (st.walked)
+                std::printf("%s slab cache: %llu slabs reached, %llu free objects, %llu freed-but-intact, "
+                            "%llu allocated but %s\n",
+                            cache, static_cast<unsigned long long>(st.slabs),
+                            static_cast<unsigned long long>(st.free_objects),
+                            static_cast<unsigned long long>(st.freed_intact),
+                            static_cast<unsigned long long>(st.unreached), unreached);
+        };
+        slab_line("task_struct", set.task_slab, "on no task list");
+        slab_line("cred_jar", set.cred_slab, "reached from no task or open file");
         for (const auto& [type, n] : set.per_type())
             std::printf("%-12s %llu\n", type.c_str(), static_cast<unsigned long long>(n));
         using secs_d = std::chrono::duration<double>;

@@ -13,6 +13,7 @@ namespace deepmem {
 std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms) {
     LabelerOptions opt;
     opt.freed_tasks = false;
+    opt.freed_creds = false;
     const LabelSet set = label_kernel_objects(mem, btf, syms, opt);
     std::vector<Detection> out;
     for (const Label& l : set.labels) {

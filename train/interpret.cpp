@@ -131,6 +131,7 @@ void ObjectInterpreter::Impl::walk_views() {
     LabelerOptions o;
     o.dcache = false;
     o.freed_tasks = false;
+    o.freed_creds = false;
     LabelSet set;
     try {
         set = label_kernel_objects(mem, btf, *syms, o);

@@ -63,6 +63,9 @@ struct KernelLayout {
     std::optional<uint64_t> start_time;                       // task_struct, u64 ns since boot
     std::optional<uint64_t> cred_uid, cred_gid, cred_suid, cred_sgid, cred_euid, cred_egid,
         cred_fsuid, cred_fsgid;                               // cred, kuid_t/kgid_t (u32)
+    // cred.usage (atomic_t, 4 bytes; atomic_long_t since 6.8: its low 4 bytes) and cred.user_ns,
+    // for telling a freed cred on cred_jar's freelists from a never-used slot.
+    std::optional<uint64_t> cred_usage, cred_user_ns;
     std::optional<uint64_t> f_mnt, f_flags, f_pos, f_inode;   // file (f_path.mnt, u32, loff_t, pointer)
     std::optional<uint64_t> f_count, f_count_size;            // file.f_count (atomic_long_t), or f_ref
     std::optional<uint64_t> i_ino;                            // inode (unsigned long)
@@ -79,7 +82,7 @@ struct KernelLayout {
     std::optional<uint64_t> ns_idr_head, ns_idr_base, xa_shift, xa_slots, pid_tasks, pid_nr;
     uint64_t xa_slot_count = 0;
 
-    // SLUB, for the task_struct cache's freelists; nullopt (with slub_missing saying why) when the
+    // SLUB, for the task_struct and cred_jar caches' freelists; nullopt (with slub_missing saying why) when the
     // BTF lacks a member (e.g. SLAB kernels, or 5.x before struct slab).
     struct Slub {
         btf::Field list, name, cpu_slab, offset, size, node;   // kmem_cache

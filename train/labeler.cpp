@@ -2,7 +2,7 @@
 //   init_task.tasks (processes) → each thread group (signal->thread_head, else task->thread_group)
 //   → task->mm, ->real_cred, ->cred, ->files → fdt → fd[] (open_fds) → file → f_path.dentry;
 //   the `modules` list; the idle task of every CPU (runqueues[cpu].idle, not on any list);
-//   the freelists of the task_struct slab cache (freed-but-intact task_structs).
+//   the freelists of the task_struct and cred_jar slab caches (freed-but-intact task_structs, creds).
 #include "train/labeler.hpp"
 #include "train/kernel_layout.hpp"
 #include "graph/text_lines.hpp"
@@ -54,6 +54,13 @@ std::optional<std::string> KernelMemory::cstring(uint64_t vaddr, uint64_t max) c
     return s;
 }
 
+uint64_t slub_freelist_next(uint64_t stored, uint64_t at, uint64_t random, uint64_t pointer_size) {
+    if (!random) return stored;
+    const uint64_t swabbed =
+        pointer_size == 8 ? __builtin_bswap64(at) : __builtin_bswap32(static_cast<uint32_t>(at));
+    return stored ^ random ^ swabbed;
+}
+
 std::map<std::string, uint64_t> LabelSet::per_type() const {
     std::map<std::string, uint64_t> m;
     for (const Label& l : labels) ++m[l.freed ? l.type + " (freed)" : l.type];
@@ -87,10 +94,16 @@ private:
         else if (out_.warnings.size() == 1000) out_.warnings.push_back("(further warnings suppressed)");
     }
 
-    // Records a label; false when (vaddr, type) was already labeled.
+    // Records a live label; false when (vaddr, type) was already labeled.
     bool add(uint64_t va, const char* type, uint64_t size, std::string found_by, std::string name = {},
              int64_t pid = -1) {
         if (!seen_[type].insert(va).second) return false;
+        record(va, type, size, std::move(found_by), std::move(name), pid, false);
+        return true;
+    }
+    // Appends a label. Freed ones (SLUB freelists) stay out of seen_: the walks do not revisit them.
+    void record(uint64_t va, const char* type, uint64_t size, std::string found_by, std::string name, int64_t pid,
+                bool freed) {
         Label l;
         l.vaddr = va;
         l.paddr = mem_.physical(va);
@@ -99,8 +112,8 @@ private:
         l.found_by = std::move(found_by);
         l.name = std::move(name);
         l.pid = pid;
+        l.freed = freed;
         out_.labels.push_back(std::move(l));
-        return true;
     }
 
     // Visits each entry of the circular list_head list at `head` (the head itself excluded),
@@ -159,7 +172,11 @@ private:
     void dcache();
     void vma_files(uint64_t mm, const std::string& of);
     void idle_tasks(uint64_t init_task);
+    template <class F>
+    bool slab_slots(uint64_t init_task, const std::string& cache_name, const std::string& what, SlabStats& stats,
+                    F&& slot);
     void freed_tasks(uint64_t init_task);
+    void freed_creds(uint64_t init_task);
     std::optional<uint64_t> bits(uint64_t va, const btf::Field& f) const {
         // only the bytes the field spans (a 32-bit kernel's counters word may end its object)
         const uint64_t span = f.bitfield_size ? (f.bit_offset % 8 + f.bitfield_size + 7) / 8 : 8;
@@ -420,16 +437,24 @@ void Walker::idle_tasks(uint64_t init_task) {
 
 // SLUB (mm/slub.c, 6.x): a slab's free objects form a chain through the word at
 // kmem_cache.offset inside each object; with CONFIG_SLAB_FREELIST_HARDENED that word holds
-// next ^ kmem_cache.random ^ swab(address of the word). Chain heads: slab->freelist, and for each
-// CPU's active slab kmem_cache_cpu->freelist. Slabs are reached through kmem_cache_cpu->slab,
-// ->partial (chained by slab->next) and kmem_cache_node->partial (slab->slab_list). Object i of a
-// slab starts at page_address(slab) + red_left_pad + i * size, where page_address comes from the
-// slab's index in the array of struct page: x86-64 (SPARSEMEM_VMEMMAP) at vmemmap_base, mapped from
+// next ^ kmem_cache.random ^ swab(address of the word) (freelist_ptr()). Chain heads: slab->freelist,
+// and for each CPU's active slab kmem_cache_cpu->freelist. Slabs are reached through
+// kmem_cache_cpu->slab, ->partial (chained by slab->next) and kmem_cache_node->partial
+// (slab->slab_list); full slabs are on no list, and hold no free object. Object i of a slab starts
+// at page_address(slab) + red_left_pad + i * size, where page_address comes from the slab's index
+// in the array of struct page: x86-64 (SPARSEMEM_VMEMMAP) at vmemmap_base, mapped from
 // page_offset_base; 32-bit FLATMEM (arch/x86/include/asm/page_32.h, Debian's 686 and 686-pae) at
 // mem_map, mapped from PAGE_OFFSET, which is init_task's virtual minus physical address (the kernel
 // image lies in the lowmem direct map; slabs are lowmem too, never highmem).
-void Walker::freed_tasks(uint64_t init_task) {
-    auto fail = [&](const std::string& why) { warn("freed task_structs not labeled: " + why); };
+// Calls slot(object, slab, free) for every object of every slab reached; false (with a warning
+// "freed WHAT not labeled: …") when the cache or the walk's symbols and fields are missing.
+template <class F>
+bool Walker::slab_slots(uint64_t init_task, const std::string& cache_name, const std::string& what, SlabStats& stats,
+                        F&& slot) {
+    auto fail = [&](const std::string& why) {
+        warn("freed " + what + " not labeled: " + why);
+        return false;
+    };
     auto caches = syms_.address("slab_caches"), pob = syms_.address("page_offset_base"),
          vmb = syms_.address("vmemmap_base"), mem_map = syms_.address("mem_map"),
          offsets = syms_.address("__per_cpu_offset"), nr = syms_.address("nr_cpu_ids");
@@ -450,24 +475,23 @@ void Walker::freed_tasks(uint64_t init_task) {
                      *node = &S.node, *c_free = &S.c_freelist, *c_slab = &S.c_slab, *s_list = &S.s_slab_list,
                      *s_free = &S.s_freelist, *s_objects = &S.s_objects, *n_partial = &S.n_partial;
     const auto &random = S.random, &red = S.red_left_pad, &c_partial = S.c_partial, &s_next = S.s_next;
-    const auto& usage = L_.usage;   // refcount_t; optional
     const uint64_t page_size = S.page_size;
 
     uint64_t cache = 0;
     walk_list(*caches, list->byte_offset(), "slab_caches", [&](uint64_t c) {
         if (cache) return;
-        if (auto np = ptr(c + name->byte_offset()); np && plausible(*np) && read_string(*np, 32) == "task_struct")
+        if (auto np = ptr(c + name->byte_offset()); np && plausible(*np) && read_string(*np, 32) == cache_name)
             cache = c;
     });
-    if (!cache) return fail("no slab cache named task_struct");
+    if (!cache) return fail("no slab cache named " + cache_name);
     auto obj_off = word(cache + offset->byte_offset(), 4), obj_size = word(cache + size->byte_offset(), 4);
     auto rnd = random ? word(cache + random->byte_offset(), psize_) : std::optional<uint64_t>(0);
     auto redpad = red ? word(cache + red->byte_offset(), 4) : std::optional<uint64_t>(0);
     auto ncpu = word(*nr, 4), pcpu = ptr(cache + cpu_slab->byte_offset());
     if (!obj_off || !obj_size || !rnd || !redpad || !page_offset || !vmemmap || !ncpu || !pcpu || *obj_size == 0 ||
         *obj_off + psize_ > *obj_size || *ncpu == 0 || *ncpu > 8192)
-        return fail("task_struct kmem_cache or memory-layout variables unreadable or implausible");
-    out_.task_slab.walked = true;
+        return fail(cache_name + " kmem_cache or memory-layout variables unreadable or implausible");
+    stats.walked = true;
 
     // Slabs to visit, each with the freelist heads that apply to it.
     std::map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> slabs;
@@ -481,13 +505,14 @@ void Walker::freed_tasks(uint64_t init_task) {
     if (auto nn = syms_.address("nr_node_ids")) {
         if (auto v = word(*nn, 4); v && *v >= 1 && *v <= nodes) nodes = *v;
     } else if (nodes > 1) {
-        warn("kallsyms has no nr_node_ids: only node 0 of the task_struct cache is walked");
+        warn("kallsyms has no nr_node_ids: only node 0 of the " + cache_name + " cache is walked");
         nodes = 1;
     }
     for (uint64_t i = 0; i < nodes; ++i) {
         auto n = ptr(cache + node->byte_offset() + i * psize_);
         if (!n || !plausible(*n)) continue;
-        walk_list(*n + n_partial->byte_offset(), s_list->byte_offset(), "task_struct cache node " + std::to_string(i) + " partial",
+        walk_list(*n + n_partial->byte_offset(), s_list->byte_offset(),
+                  cache_name + " cache node " + std::to_string(i) + " partial",
                   [&](uint64_t slab) { add_slab(slab, "node " + std::to_string(i) + " partial slab"); });
     }
     for (uint64_t cpu = 0; cpu < *ncpu; ++cpu) {
@@ -511,74 +536,103 @@ void Walker::freed_tasks(uint64_t init_task) {
     const uint64_t stride = *obj_size;
     for (const auto& [slab, heads] : slabs) {
         if (slab < *vmemmap || (slab - *vmemmap) % page_size != 0) {
-            warn("task_struct slab " + hex(slab) + " is not an entry of the struct page array");
+            warn(cache_name + " slab " + hex(slab) + " is not an entry of the struct page array");
             continue;
         }
         const uint64_t base = *page_offset + (slab - *vmemmap) / page_size * 4096 + *redpad;
         auto objects = bits(slab, *s_objects);
         if (!objects || *objects == 0) continue;
-        ++out_.task_slab.slabs;
+        ++stats.slabs;
         std::unordered_set<uint64_t> free;
         for (const auto& [head, where] : heads) {
             uint64_t cur = head;
             for (uint64_t k = 0; cur != 0; ++k) {
                 if (cur < base || (cur - base) % stride != 0 || (cur - base) / stride >= *objects) {
-                    warn("task_struct freelist (" + where + ") leaves slab " + hex(slab) + " at " + hex(cur));
+                    warn(cache_name + " freelist (" + where + ") leaves slab " + hex(slab) + " at " + hex(cur));
                     break;
                 }
                 if (!free.insert(cur).second || k > *objects) {
-                    warn("task_struct freelist (" + where + ") loops at " + hex(cur));
+                    warn(cache_name + " freelist (" + where + ") loops at " + hex(cur));
                     break;
                 }
                 auto raw = ptr(cur + *obj_off);
                 if (!raw) break;
-                // swab() of an unsigned long: 8 bytes on 64-bit kernels, 4 on 32-bit ones.
-                const uint64_t at = cur + *obj_off;
-                const uint64_t swabbed = psize_ == 8 ? __builtin_bswap64(at) : __builtin_bswap32(static_cast<uint32_t>(at));
-                cur = *raw ^ *rnd ^ (*rnd ? swabbed : 0);
+                cur = slub_freelist_next(*raw, cur + *obj_off, *rnd, psize_);
             }
         }
-        auto& live = seen_["task_struct"];
         for (uint64_t i = 0; i < *objects; ++i) {
             const uint64_t obj = base + i * stride;
-            if (!free.count(obj)) {
-                if (!live.count(obj)) {
-                    ++out_.task_slab.unreached;
-                    warn("task_struct " + hex(obj) + " allocated in its slab but on no task list (PID " +
-                         std::to_string(task_pid(obj)) + ", " + task_comm(obj) + ")");
-                }
-                continue;
-            }
-            ++out_.task_slab.free_objects;
-            if (live.count(obj)) {
-                warn("task_struct " + hex(obj) + " is on a task list and on a freelist");
-                continue;
-            }
-            // Intact: still carries a task's identity (a PID, a printable name) and, when BTF has
-            // it, a reference count that dropped to zero (a never-used slot is all zeros; the
-            // stack pointer is no test: release_task_stack() clears it before the free).
-            const std::string comm = task_comm(obj);
-            const int64_t pid = task_pid(obj);
-            bool printable = !comm.empty() &&
-                             std::all_of(comm.begin(), comm.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
-            if (!printable || pid <= 0) continue;
-            if (usage) {
-                auto u = word(obj + *usage, 4);
-                if (!u || *u != 0) continue;
-            }
-            ++out_.task_slab.freed_intact;
-            Label l;
-            l.vaddr = obj;
-            l.paddr = mem_.physical(obj);
-            l.type = "task_struct";
-            l.size = L_.task_size;
-            l.found_by = "freelist of task_struct slab " + hex(slab);
-            l.name = comm;
-            l.pid = pid;
-            l.freed = true;
-            out_.labels.push_back(std::move(l));
+            const bool is_free = free.count(obj) != 0;
+            stats.free_objects += is_free;
+            slot(obj, slab, is_free);
         }
     }
+    return true;
+}
+
+// Freed task_structs: free slots of the task_struct cache that still look like a task.
+void Walker::freed_tasks(uint64_t init_task) {
+    const auto& usage = L_.usage;   // refcount_t; optional
+    auto& live = seen_["task_struct"];
+    slab_slots(init_task, "task_struct", "task_structs", out_.task_slab, [&](uint64_t obj, uint64_t slab, bool free) {
+        if (!free) {
+            if (!live.count(obj)) {
+                ++out_.task_slab.unreached;
+                warn("task_struct " + hex(obj) + " allocated in its slab but on no task list (PID " +
+                     std::to_string(task_pid(obj)) + ", " + task_comm(obj) + ")");
+            }
+            return;
+        }
+        if (live.count(obj)) {
+            warn("task_struct " + hex(obj) + " is on a task list and on a freelist");
+            return;
+        }
+        // Intact: still carries a task's identity (a PID, a printable name) and, when BTF has
+        // it, a reference count that dropped to zero (a never-used slot is all zeros; the
+        // stack pointer is no test: release_task_stack() clears it before the free).
+        const std::string comm = task_comm(obj);
+        const int64_t pid = task_pid(obj);
+        bool printable = !comm.empty() &&
+                         std::all_of(comm.begin(), comm.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
+        if (!printable || pid <= 0) return;
+        if (usage) {
+            auto u = word(obj + *usage, 4);
+            if (!u || *u != 0) return;
+        }
+        ++out_.task_slab.freed_intact;
+        record(obj, "task_struct", L_.task_size, "freelist of task_struct slab " + hex(slab), comm, pid, true);
+    });
+}
+
+// Freed creds: free slots of cred_jar (kernel/cred.c) that still hold a cred. put_cred_rcu()
+// drops the references and frees the object without clearing it, so a freed cred keeps its ids
+// and its user_ns pointer, usage 0; SLUB overwrites one word (kmem_cache.offset) with the
+// freelist pointer. A never-used slot has no user_ns. Allocated slots no task or file reaches are
+// counted, not warned: creds are also held by sockets (sk_peer_cred), keys, pending RCU frees, ….
+void Walker::freed_creds(uint64_t init_task) {
+    if (!L_.cred_user_ns) {
+        warn("freed creds not labeled: BTF lacks cred.user_ns");
+        return;
+    }
+    auto& live = seen_["cred"];
+    slab_slots(init_task, "cred_jar", "creds", out_.cred_slab, [&](uint64_t obj, uint64_t slab, bool free) {
+        if (!free) {
+            out_.cred_slab.unreached += !live.count(obj);
+            return;
+        }
+        if (live.count(obj)) {
+            warn("cred " + hex(obj) + " is reached from a task or file and on a freelist");
+            return;
+        }
+        auto ns = ptr(obj + *L_.cred_user_ns);
+        if (!ns || !plausible(*ns)) return;
+        if (L_.cred_usage) {
+            auto u = word(obj + *L_.cred_usage, 4);
+            if (!u || *u != 0) return;
+        }
+        ++out_.cred_slab.freed_intact;
+        record(obj, "cred", L_.cred_size, "freelist of cred_jar slab " + hex(slab), {}, -1, true);
+    });
 }
 
 LabelSet Walker::run() {
@@ -617,6 +671,7 @@ LabelSet Walker::run() {
     modules();
     if (opt_.dcache) dcache();
     if (opt_.freed_tasks) freed_tasks(init_task);
+    if (opt_.freed_creds) freed_creds(init_task);
 
     std::sort(out_.labels.begin(), out_.labels.end(), [](const Label& a, const Label& b) {
         return a.vaddr != b.vaddr ? a.vaddr < b.vaddr : a.type < b.type;

@@ -7,8 +7,9 @@
 //   out  LabelSet       one Label per object: task_struct, mm_struct, cred, file, dentry, module,
 //                       sorted by vaddr, one label per (vaddr, type), each with how it was reached,
 //                       plus the counts the guest view (/proc) reports, for the cross-check.
-//                       Freed-but-intact task_structs on the task_struct cache's SLUB freelists
-//                       (CONFIG_SLAB_FREELIST_HARDENED pointers decoded) are labels with freed=true.
+//                       Freed-but-intact task_structs and creds on the SLUB freelists of the
+//                       task_struct and cred_jar caches (CONFIG_SLAB_FREELIST_HARDENED pointers
+//                       decoded) are labels with freed=true.
 //   Walks are robust to a corrupt or smeared dump: visited sets stop loops, every list is bounded,
 //   and an unreadable pointer becomes a warning (the object is skipped), not a crash. Missing
 //   symbols or BTF fields the walks cannot do without are InputErrors.
@@ -116,7 +117,7 @@ struct Label {
     std::string found_by;            // e.g. "init_task.tasks", "fd 3 of PID 812"
     std::string name;                // comm of a task, name of a module/dentry; may be empty
     int64_t pid = -1;                // task_struct only
-    bool freed = false;              // on a SLUB freelist, contents still those of a task
+    bool freed = false;              // on a SLUB freelist, contents still those of its type
 };
 
 // What the guest's /proc shows, computed from the dump (see GuestView).
@@ -135,20 +136,23 @@ struct LabelCounts {
     std::vector<Process> per_process;   // in init_task.tasks order, for diagnosing a mismatch
 };
 
-// What the task_struct slab cache holds, as far as its lists reach. SLUB keeps no list of full
-// slabs (without slub_debug), so only the per-CPU and partial slabs are seen.
+// What a slab cache (task_struct, cred_jar) holds, as far as its lists reach. SLUB keeps no list
+// of full slabs (without slub_debug), so only the per-CPU and partial slabs are seen; full slabs
+// hold no free object, so every freed object is among them.
 struct SlabStats {
     bool walked = false;          // false when symbols/fields for the walk are missing
     uint64_t slabs = 0;           // distinct slabs reached (per-CPU, per-CPU partial, node partial)
     uint64_t free_objects = 0;    // objects on their freelists
-    uint64_t freed_intact = 0;    // of those, still looking like a task (labeled freed)
-    uint64_t unreached = 0;       // allocated in those slabs but on no task list (e.g. awaiting RCU free)
+    uint64_t freed_intact = 0;    // of those, still looking like their type (labeled freed)
+    uint64_t unreached = 0;       // allocated in those slabs but reached by no walk (tasks: no task
+                                  // list; creds: no task or open file, e.g. a socket's peer cred)
 };
 
 struct LabelSet {
     std::vector<Label> labels;           // sorted by (vaddr, type), unique
     LabelCounts counts;
     SlabStats task_slab;
+    SlabStats cred_slab;
     std::vector<std::string> warnings;   // unreadable pointers, truncated lists, …
     // Labels per type; freed objects under "<type> (freed)".
     std::map<std::string, uint64_t> per_type() const;
@@ -158,8 +162,15 @@ struct LabelerOptions {
     uint64_t max_list = 1u << 20;   // longest list walked before it is declared corrupt
     uint64_t max_fds = 1u << 20;    // fd tables larger than this are treated as corrupt
     bool freed_tasks = true;        // also walk the task_struct slab cache's freelists
+    bool freed_creds = true;        // also walk cred_jar's freelists
     bool dcache = true;             // also label every hashed dentry (dentry_hashtable)
 };
+
+// The next free object after the one whose free pointer is the word at `at`, read as `stored`
+// (mm/slub.c freelist_ptr): with CONFIG_SLAB_FREELIST_HARDENED (random != 0) the word holds
+// next ^ random ^ swab(at), swab of an unsigned long (pointer_size 8 or 4 bytes); else next itself.
+// 0 ends the chain.
+uint64_t slub_freelist_next(uint64_t stored, uint64_t at, uint64_t random, uint64_t pointer_size);
 
 // Walks the dumped kernel. Throws InputError when a required symbol/struct/field is missing.
 LabelSet label_kernel_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,

@@ -158,6 +158,38 @@ TEST_CASE("detect: evaluate — TP, FP, FN, freed apart, duplicates once, types"
     CHECK(f.at("file").f1() == 0.0);
 }
 
+TEST_CASE("detect: evaluate — freed creds apart at their base; inside their bytes a false positive, counted") {
+    // Two freed creds of 176 bytes (cred_jar stride 192) and one live one. A detection at a freed
+    // base is freed_found; one 8 bytes in (rcu_head.next shifted the key-node segment) is an FP
+    // and freed_inside; one at the first byte past a freed cred, or in a freed task_struct, is an FP.
+    const std::vector<TruthObject> t{{0x1000, "cred", 176, true}, {0x10c0, "cred", 176, true},
+                                     {0x1180, "cred", 176, false}, {0x3000, "task_struct", 6208, true}};
+    const std::vector<Detection> d{{"cred", 0x1000, {}, 1, 1}, {"cred", 0x10c8, {}, 1, 1},
+                                   {"cred", 0x1180, {}, 1, 1}, {"cred", 0x10b0, {}, 1, 1},
+                                   {"cred", 0x3008, {}, 1, 1}};
+    const TypeScore s = evaluate(d, t).at("cred");
+    CHECK(s.tp == 1);
+    CHECK(s.freed_found == 1);
+    CHECK(s.freed_total == 2);
+    CHECK(s.freed_inside == 1);
+    CHECK(s.fp == 3);
+    CHECK(s.spurious == std::vector<uint64_t>{0x10b0, 0x10c8, 0x3008});
+    CHECK(s.fn == 0);
+    // A freed label without a size (labels.tsv never has freed ones; an old labels.jsonl) matches
+    // at its base only.
+    const std::vector<TruthObject> sizeless{{0x1000, "cred", 0, true}};
+    const std::vector<Detection> in{{"cred", 0x1008, {}, 1, 1}};
+    CHECK(evaluate(in, sizeless).at("cred").fp == 1);
+    // Calibration: a candidate at a freed base is neutral; inside a freed object, a false positive
+    // (the threshold that keeps the live cred must accept both shifted ones above it).
+    const std::vector<Candidate> c{{0x1180, 1.0f, 1}, {0x10c8, 3.0f, 1}, {0x1008, 2.0f, 1}, {0x10c0, 4.0f, 1}};
+    const CalibrationSet set{c, t};
+    const Calibration cal = calibrate_threshold("cred", std::span(&set, 1));
+    CHECK(cal.score.tp == 1);
+    CHECK(cal.score.fp == 2);
+    CHECK(cal.threshold < 1.0f);
+}
+
 TEST_CASE("detect: calibrate_threshold — the F1 optimum and the margin midpoint") {
     // scores 3.0 TP, 2.5 TP, 2.0 FP, 1.5 TP, 1.0 FP; 4 live objects (one never a candidate), one
     // freed object scored 2.2 (neutral). Accepting the top 4: P = R = 0.75, the best F1.

@@ -60,7 +60,7 @@ struct Off {
                               rq_idle = 56, stack = 8, d_hash = 40;
     // What the interpretation reads (train/interpret.hpp)
     static constexpr uint64_t state = 0, flags = 4, exit_state = 16, real_parent = 176, start_time = 184,
-                              pid_links = 208, cred_uid = 4, cred_gid = 8, cred_euid = 20, cred_fsgid = 32,
+                              pid_links = 208, cred_uid = 4, cred_gid = 8, cred_euid = 20, cred_fsgid = 32, cred_user_ns = 56,
                               f_flags = 8, f_pos = 16, f_inode = 24, f_count = 32, i_ino = 40, d_parent = 64,
                               d_sb = 72, s_type = 8, mnt_root = 0, mount_parent = 16, mount_mountpoint = 24,
                               mount_mnt = 32, map_count = 8, exe_file = 16, core_layout = 104, init_layout = 160,
@@ -69,7 +69,8 @@ struct Off {
     static constexpr uint64_t kc_cpu_slab = 8, kc_offset = 16, kc_size = 20, kc_name = 32, kc_list = 48,
                               kc_random = 64, kc_red = 72, kc_node = 80, kc_sizeof = 128, kcc_freelist = 8,
                               kcc_slab = 0, kcc_partial = 16, slab_list = 16, slab_freelist = 0,
-                              slab_counters = 40, kcn_partial = 24, page_size = 80, free_word = 160;
+                              slab_counters = 40, kcn_partial = 24, page_size = 80, free_word = 160,
+                              cred_free_word = 40, cred_stride = 96;
 };
 
 inline btf::Btf synthetic_btf(bool with_thread_head = true) {
@@ -97,7 +98,8 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true) {
     b.struct_("mm_struct", 128, {{"mmap_base", l, 0}, {"map_count", i32, Off::map_count * 8},
                                  {"exe_file", vp, Off::exe_file * 8}});
     b.struct_("cred", 96, {{"usage", i32, 0}, {"uid", u32, Off::cred_uid * 8}, {"gid", u32, Off::cred_gid * 8},
-                           {"euid", u32, Off::cred_euid * 8}, {"fsgid", u32, Off::cred_fsgid * 8}});
+                           {"euid", u32, Off::cred_euid * 8}, {"fsgid", u32, Off::cred_fsgid * 8},
+                           {"user_ns", vp, Off::cred_user_ns * 8}});
     b.struct_("files_struct", 64, {{"fdt", vp, Off::fdt * 8}});
     b.struct_("fdtable", 56, {{"max_fds", u32, Off::max_fds * 8}, {"fd", vp, Off::fd * 8}, {"open_fds", vp, Off::open_fds * 8}});
     uint32_t path = b.struct_("path", 16, {{"mnt", vp, 0}, {"dentry", vp, 64}});
@@ -305,6 +307,11 @@ struct World {
         uint64_t slab = vmemmap + 3 * Off::page_size;
         uint64_t objs = next = (next + 4095) / 4096 * 4096;
         next += 4 * Off::task_size + 64;
+        // cred_jar: one slab of 4 creds at vmemmap index 5, CPU 0's active slab. cobj0 freed
+        // (intact: usage 0, a user_ns) on the slab's freelist before cobj1 (free, never used),
+        // cobj2 allocated but reached from no task or file, cobj3 freed on CPU 0's lockless freelist.
+        uint64_t cobjs = next = objs + 2 * 4096;
+        next += 4 * Off::cred_stride + 64;
         const uint64_t page_offset = objs - 3 * 4096;
         uint64_t pob = alloc("page_offset_base", 8), vmb = alloc("vmemmap_base", 8);
         mem.put(pob, page_offset);
@@ -322,12 +329,31 @@ struct World {
         enc(at["obj3"], 0);
         mem.put(slab + Off::slab_freelist, at["obj0"]);
         mem.put(slab + Off::slab_counters, (4u << 16) | 1u | (1u << 31), 4);   // objects 4, inuse 1, frozen
+        const uint64_t CR = 0x5a5a00ff33cc1234ull, cslab = vmemmap + 5 * Off::page_size;
+        for (int i = 0; i < 4; ++i) at["cobj" + std::to_string(i)] = cobjs + i * Off::cred_stride;
+        auto cenc = [&](uint64_t obj, uint64_t nxt) {
+            uint64_t where = obj + Off::cred_free_word;
+            mem.put(where, nxt ^ CR ^ __builtin_bswap64(where));
+        };
+        for (const char* c : {"cobj0", "cobj2", "cobj3"}) {
+            mem.put(at[c] + Off::cred_uid, 1000, 4);
+            mem.put(at[c] + Off::cred_user_ns, at["init_task"]);   // any kernel address
+        }
+        mem.put(at["cobj2"], 1, 4);   // usage
+        cenc(at["cobj0"], at["cobj1"]);
+        cenc(at["cobj1"], 0);
+        cenc(at["cobj3"], 0);
+        mem.put(cslab + Off::slab_freelist, at["cobj0"]);
+        mem.put(cslab + Off::slab_counters, (4u << 16) | 1u | (1u << 31), 4);
         uint64_t caches = alloc("slab_caches", 16), other = alloc("cred_jar", Off::kc_sizeof),
                  tcache = alloc("task_cache", Off::kc_sizeof), oname = alloc("oname", 16), tname = alloc("tname", 16);
         mem.put_str(oname, "cred_jar");
         mem.put_str(tname, "task_struct");
         mem.put(other + Off::kc_name, oname);
         mem.put(tcache + Off::kc_name, tname);
+        mem.put(other + Off::kc_offset, Off::cred_free_word, 4);
+        mem.put(other + Off::kc_size, Off::cred_stride, 4);
+        mem.put(other + Off::kc_random, CR);
         link(caches, {other + Off::kc_list, tcache + Off::kc_list});
         mem.put(tcache + Off::kc_offset, Off::free_word, 4);
         mem.put(tcache + Off::kc_size, Off::task_size, 4);
@@ -339,6 +365,13 @@ struct World {
         mem.put(tcache + Off::kc_cpu_slab, cpu_slab);
         mem.put(pcpu1 + cpu_slab + Off::kcc_slab, slab);
         mem.put(pcpu1 + cpu_slab + Off::kcc_freelist, at["obj3"]);
+        uint64_t ckcn = alloc("ckcn", 64);
+        link(ckcn + Off::kcn_partial, {});
+        mem.put(other + Off::kc_node, ckcn);
+        const uint64_t cred_cpu_slab = 0x500;
+        mem.put(other + Off::kc_cpu_slab, cred_cpu_slab);
+        mem.put(pcpu0 + cred_cpu_slab + Off::kcc_slab, cslab);
+        mem.put(pcpu0 + cred_cpu_slab + Off::kcc_freelist, at["cobj3"]);
         uint64_t nr_nodes = alloc("nr_node_ids", 8);
         mem.put(nr_nodes, 1, 4);
         mem.put(tcache + Off::kc_node + 8, 0x4141414141414141ull);   // past nr_node_ids: not a node

@@ -161,7 +161,7 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     MESSAGE(cmd);
     CHECK(run(cmd) == 0);
 
-    std::set<uint64_t> dm_tasks, runqueue_tasks, freed_tasks;
+    std::set<uint64_t> dm_tasks, runqueue_tasks, freed_tasks, freed_creds, live_creds;
     std::map<std::string, uint64_t> per_type;
     {
         std::ifstream in(tsv);
@@ -173,6 +173,7 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
             prev = a;
             ++per_type[type];
             if (type == "task_struct") dm_tasks.insert(a);
+            if (type == "cred") live_creds.insert(a);
         }
         std::ifstream js(tmp.dir / "labels.jsonl");
         std::string line;
@@ -181,7 +182,9 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
             REQUIRE(p != std::string::npos);
             const uint64_t a = std::stoull(line.substr(p + 9), nullptr, 16);
             if (line.find("\"state\":\"freed\"") != std::string::npos) {
-                freed_tasks.insert(a);
+                const bool task = line.find("\"type\":\"task_struct\"") != std::string::npos;
+                CHECK((task || line.find("\"type\":\"cred\"") != std::string::npos));
+                (task ? freed_tasks : freed_creds).insert(a);
                 CHECK(line.find("\"paddr\":null") == std::string::npos);
             }
             if (line.find("\"found_by\":\"runqueues[") != std::string::npos) runqueue_tasks.insert(a);
@@ -207,6 +210,40 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
         CHECK(!dm_tasks.count(t));
     }
     MESSAGE(freed_tasks.size() << " freed task_structs");
+    // Freed creds (JSONL only), checked from the other side: the labeler goes cache → slab lists →
+    // freelists; here each object goes to its struct page (vmemmap_base + pfn · sizeof(struct
+    // page)), whose slab_cache must be the cache named cred_jar, with the object at a multiple of the
+    // cache's size in its page, usage 0, and no task or file reaching it.
+    if (auto vmb = syms.address("vmemmap_base"); vmb && b.find("slab") && !freed_creds.empty()) {
+        auto member = [&](const char* st, const char* m) {
+            auto t = b.find(st);
+            REQUIRE(t);
+            auto f = b.member(*t, m);
+            REQUIRE_MESSAGE(f, st << "." << m << " in BTF");
+            return f->bit_offset / 8;
+        };
+        auto rd = [&](uint64_t va, uint64_t n) {
+            uint64_t v = 0;
+            REQUIRE(tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), n)));
+            return v;
+        };
+        const uint64_t vmemmap = rd(*vmb, 8), page_size = b.size_of(*b.find("page"));
+        const uint64_t slab_cache = member("slab", "slab_cache"), kc_name = member("kmem_cache", "name"),
+                       kc_size = member("kmem_cache", "size"), usage = member("cred", "usage");
+        for (uint64_t c : freed_creds) {
+            CAPTURE(c);
+            CHECK(!live_creds.count(c));
+            auto pa = tl.translate(c);
+            REQUIRE(pa);
+            const uint64_t cache = rd(vmemmap + (*pa >> 12) * page_size + slab_cache, 8);
+            char name[16] = {};
+            REQUIRE(tl.read_virtual(rd(cache + kc_name, 8), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), 15)));
+            CHECK(std::string(name) == "cred_jar");
+            CHECK((c & 4095) % rd(cache + kc_size, 4) == 0);
+            CHECK(rd(c + usage, 4) == 0);
+        }
+    }
+    MESSAGE(freed_creds.size() << " freed creds");
     // Every idle task found on a runqueue is one the list walk cannot reach.
     for (uint64_t t : runqueue_tasks) CHECK(!simple.count(t));
     // One task per thread the guest saw, plus each CPU's idle task.

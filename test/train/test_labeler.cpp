@@ -59,14 +59,22 @@ TEST_CASE("walks of a synthetic kernel find every object once") {
         CHECK(s.task_slab.free_objects == 3);
         CHECK(s.task_slab.freed_intact == 2);
         CHECK(s.task_slab.unreached == 1);
-        for (const auto& l : s.labels) CHECK(l.freed == (l.vaddr == a["obj0"] || l.vaddr == a["obj3"]));
+        CHECK(s.cred_slab.walked);
+        CHECK(s.cred_slab.slabs == 1);
+        CHECK(s.cred_slab.free_objects == 3);
+        CHECK(s.cred_slab.freed_intact == 2);
+        CHECK(s.cred_slab.unreached == 1);
+        for (const auto& l : s.labels)
+            CHECK(l.freed == (l.vaddr == a["obj0"] || l.vaddr == a["obj3"] || l.vaddr == a["cobj0"] ||
+                              l.vaddr == a["cobj3"]));
         CHECK(of_type(s, "mm_struct") == std::set<uint64_t>{a["m1"], a["m2"]});
-        CHECK(of_type(s, "cred") == std::set<uint64_t>{a["init_cred"], a["c1"], a["c2"], a["c3"]});
+        CHECK(of_type(s, "cred") ==
+              std::set<uint64_t>{a["init_cred"], a["c1"], a["c2"], a["c3"], a["cobj0"], a["cobj3"]});
         CHECK(of_type(s, "file") == std::set<uint64_t>{a["fa"], a["fb"], a["fc"], a["fd"]});
         CHECK(of_type(s, "dentry") ==
               std::set<uint64_t>{a["console"], a["log"], a["socket"], a["cached"], a["cached2"]});
         CHECK(of_type(s, "module") == std::set<uint64_t>{a["ext4"], a["loading"]});
-        CHECK(s.labels.size() == 9 + 2 + 4 + 4 + 5 + 2);
+        CHECK(s.labels.size() == 9 + 2 + 6 + 4 + 5 + 2);
         // sorted, sizes from BTF, provenance and names
         for (size_t i = 1; i < s.labels.size(); ++i) CHECK(s.labels[i - 1].vaddr < s.labels[i].vaddr);
         for (const auto& l : s.labels) {
@@ -85,7 +93,66 @@ TEST_CASE("walks of a synthetic kernel find every object once") {
         auto per = s.per_type();
         CHECK(per["task_struct"] == 7);
         CHECK(per["task_struct (freed)"] == 2);
+        CHECK(per["cred"] == 4);
+        CHECK(per["cred (freed)"] == 2);
         CHECK(per["file"] == 4);
+    }
+}
+
+TEST_CASE("SLUB hardened freelist pointers decode (mm/slub.c freelist_ptr)") {
+    // Encoded as the kernel does: next ^ random ^ swab(address of the free pointer).
+    const uint64_t at = 0xffff888012345658ull, next = 0xffff888012345700ull, r = 0x8f2c5b91025c3a17ull;
+    const uint64_t stored = next ^ r ^ 0x585634128088ffffull;   // swab(at), bytes reversed by hand
+    CHECK(slub_freelist_next(stored, at, r, 8) == next);
+    CHECK(slub_freelist_next(0 ^ r ^ 0x585634128088ffffull, at, r, 8) == 0);   // end of chain
+    CHECK(slub_freelist_next(next, at, 0, 8) == next);   // no CONFIG_SLAB_FREELIST_HARDENED: plain pointer
+    // 32-bit kernels swab a 4-byte unsigned long
+    CHECK(slub_freelist_next(0xc1234500u ^ 0x11223344u ^ 0x785634c1u, 0xc1345678u, 0x11223344u, 4) == 0xc1234500u);
+}
+
+TEST_CASE("freed creds: cred_jar's freelists, corrupt chains end in warnings") {
+    auto btf = synthetic_btf();
+    auto freed_creds = [](const LabelSet& s) {
+        std::set<uint64_t> r;
+        for (const auto& l : s.labels)
+            if (l.type == "cred" && l.freed) r.insert(l.vaddr);
+        return r;
+    };
+    SUBCASE("a freelist that loops") {
+        World w;
+        const uint64_t where = w.at["cobj1"] + Off::cred_free_word;   // cobj1 → cobj0 again
+        w.mem.put(where, w.at["cobj0"] ^ 0x5a5a00ff33cc1234ull ^ __builtin_bswap64(where));
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(freed_creds(s) == std::set<uint64_t>{w.at["cobj0"], w.at["cobj3"]});
+        CHECK(std::any_of(s.warnings.begin(), s.warnings.end(),
+                          [](const std::string& x) { return x.find("cred_jar freelist") != std::string::npos &&
+                                                            x.find("loops") != std::string::npos; }));
+    }
+    SUBCASE("a freelist that leaves its slab") {
+        World w;
+        const uint64_t where = w.at["cobj0"] + Off::cred_free_word;
+        w.mem.put(where, (w.at["cobj1"] + 8) ^ 0x5a5a00ff33cc1234ull ^ __builtin_bswap64(where));
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(freed_creds(s) == std::set<uint64_t>{w.at["cobj0"], w.at["cobj3"]});   // cobj1 was never used anyway
+        CHECK(std::any_of(s.warnings.begin(), s.warnings.end(),
+                          [](const std::string& x) { return x.find("leaves slab") != std::string::npos; }));
+    }
+    SUBCASE("a free slot still in use (usage 1) or without user_ns is not labeled") {
+        World w;
+        w.mem.put(w.at["cobj0"], 1, 4);
+        w.mem.put(w.at["cobj3"] + Off::cred_user_ns, 0);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(freed_creds(s).empty());
+        CHECK(s.cred_slab.free_objects == 3);
+        CHECK(s.cred_slab.freed_intact == 0);
+    }
+    SUBCASE("switched off") {
+        World w;
+        LabelerOptions o;
+        o.freed_creds = false;
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms(), o);
+        CHECK(freed_creds(s).empty());
+        CHECK(!s.cred_slab.walked);
     }
 }
 
@@ -158,7 +225,7 @@ TEST_CASE("label files are written atomically in both formats") {
     std::string line;
     std::vector<std::string> lines;
     while (std::getline(in, line)) lines.push_back(line);
-    REQUIRE(lines.size() == s.labels.size() - 2);   // freed objects are in the JSONL only
+    REQUIRE(lines.size() == s.labels.size() - 4);   // freed objects (2 tasks, 2 creds) are in the JSONL only
     char expect[128];
     std::snprintf(expect, sizeof expect, "0x%llx\ttask_struct\t%llu",
                   static_cast<unsigned long long>(w.at["init_task"]), static_cast<unsigned long long>(Off::task_size));
@@ -169,6 +236,8 @@ TEST_CASE("label files are written atomically in both formats") {
     CHECK(all.str().find("\"found_by\":\"fd 2 of PID 1\"") != std::string::npos);
     CHECK(all.str().find("\"name\":\"swapper/1\"") != std::string::npos);
     CHECK(all.str().find("\"state\":\"freed\"") != std::string::npos);
+    CHECK(all.str().find("\"type\":\"cred\",\"size\":96,\"state\":\"freed\",\"found_by\":\"freelist of cred_jar slab") !=
+          std::string::npos);
     CHECK_THROWS_AS(write_labels_tsv(std::string(dir) + "/no/such/dir/x.tsv", s), InputError);
     std::remove(tsv.c_str());
     std::remove((std::string(dir) + "/labels.jsonl").c_str());

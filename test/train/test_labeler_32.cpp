@@ -292,7 +292,9 @@ TEST_CASE("32-bit kernel: 4-byte pointers, 32-bit list_head, 32-slot maple nodes
     World32 w;
     const btf::Btf btf = btf32();
     REQUIRE(btf.pointer_size() == 4);
-    LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+    LabelerOptions no_creds;   // this kernel has no cred_jar: its creds are plain objects here
+    no_creds.freed_creds = false;
+    LabelSet s = label_kernel_objects(w.mem, btf, w.syms(), no_creds);
     for (const auto& warning : s.warnings) MESSAGE(warning);
     CHECK(s.warnings.empty());
     CHECK(s.counts.processes == 2);
@@ -333,7 +335,9 @@ TEST_CASE("32-bit kernel: without mem_map the freed tasks are skipped with a war
             text += line;
         }
     const Kallsyms syms = Kallsyms::parse({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
-    LabelSet s = label_kernel_objects(w.mem, btf32(), syms);
+    LabelerOptions no_creds;
+    no_creds.freed_creds = false;
+    LabelSet s = label_kernel_objects(w.mem, btf32(), syms, no_creds);
     CHECK(!s.task_slab.walked);
     REQUIRE(s.warnings.size() == 1);
     CHECK(s.warnings[0].find("freed task_structs not labeled") != std::string::npos);
