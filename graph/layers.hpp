@@ -235,8 +235,11 @@ public:
     //   loops           entries pointing back to a table on their own walk path (skipped)
     //   reserved        large-page entries with reserved address bits set (skipped, as the CPU would fault)
     //   aliases_skipped mappings skipped because their physical page already had 4 kernel mappings
-    //                   (entries whose table or large page was reached 4 times, and 4 KiB pages):
-    //                   work stays bounded by the dump's distinct pages; see warning()
+    //                   (entries whose table or large page was reached 4 times, and 4 KiB pages),
+    //                   or, under aliases_by_evidence, because no pointer of the dump uses them
+    //                   beside aliases that it does: work stays bounded by the dump's distinct
+    //                   pages, and crafted aliases cannot push the kernel's own mappings out; see
+    //                   warnings() and graph/translation.cpp
     //   distinct_pages  present physical pages that kernel_runs() maps (each once or more)
     struct WalkStats {
         uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
@@ -246,6 +249,9 @@ public:
         // of them the espfix area's; what the crafted-tables warning weighs.
         uint64_t alias_pages_skipped = 0, alias_pages_espfix = 0;
         bool absent_pages_capped = false;
+        // Aliases were chosen by the dump's pointers (paging::PointerEvidence), not by lowest
+        // address: set when aliases beyond the bound appeared outside the espfix area.
+        bool aliases_by_evidence = false;
     };
     WalkStats walk_stats() const;   // enumerates first if needed
     // The lowest absent table pages (at most 3), ascending; enumerates first if needed.
