@@ -187,9 +187,11 @@ public:
     // Root: `dtb_override` when given (scheme from `mode_override`, else the note's CPU state,
     // else whichever scheme maps most kernel pages from it); else CR3 of the first ELF-note vCPU
     // with paging on (CR4.LA57 / long mode / CR4.PAE pick the scheme unless `mode_override`; with
-    // KPTI the kernel copy of a user CR3 is preferred); else — or when that CR3 maps nothing — the
-    // automatic page-directory search (search() below). Throws InputError with the reason when
-    // none works (e.g. a DTB that maps nothing).
+    // KPTI the kernel copy of a user CR3 is preferred); else — or when that CR3 maps nothing, or
+    // maps no kernel by the search's plausibility test (kernel text, its own table, a direct map
+    // or the banner) and the search finds a root that does — the automatic page-directory search
+    // (search() below), with a warning naming the note's CR3. Throws InputError with the reason
+    // when none works (e.g. a DTB that maps nothing).
     static TranslationLayer detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override = {},
                                    std::optional<PagingMode> mode_override = {});
 
@@ -264,7 +266,9 @@ public:
     //    kernel address space they would map ("translation: 3 page-table pages are not in the
     //    dump …"): memory the graph silently lacks otherwise;
     //  - aliases beyond the bound outside the espfix area (which aliases by design), far more than
-    //    genuine kernels have: crafted or corrupt tables. A cut dump's few pages do not make it fire.
+    //    genuine kernels have, or aliases no pointer of the dump uses beside ones that pointers do
+    //    (skipped: graph/translation.cpp, enumerate): crafted or corrupt tables. A cut dump's few
+    //    pages do not make it fire.
     // Empty for a complete, honest dump. dmgraph prints them; dmdetect through BuildOptions::warn.
     std::vector<std::string> warnings() const;
 

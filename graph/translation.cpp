@@ -586,13 +586,18 @@ std::vector<std::string> TranslationLayer::warnings() const {
     // corrupt. The skip itself applies either way.
     const uint64_t crafted = st.aliases_skipped - st.aliases_espfix;
     const uint64_t crafted_pages = st.alias_pages_skipped - st.alias_pages_espfix;
-    if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8)
+    // Under aliases_by_evidence the skipped ones are those beyond the bound or that no pointer of
+    // the dump uses beside aliases that pointers do use (one clone is enough to be one).
+    const std::string skipped = std::to_string(crafted) + " further mappings of up to " +
+                                format_bytes(crafted_pages > (~uint64_t{0} >> 12) ? ~uint64_t{0} : crafted_pages * kPage) + " skipped, ";
+    if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8 && st.aliases_by_evidence)
+        out.push_back("page tables under " + hex(dtb_) + " map some physical pages at kernel addresses outside the espfix area "
+                      "that no pointer of the dump uses, beside addresses that pointers do use; " + skipped +
+                      "keeping the mappings the dump's own pointers use (crafted or corrupt page tables?)");
+    else if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8)
         out.push_back("page tables under " + hex(dtb_) + " map some physical pages more than " + std::to_string(kMaxAliases) +
-                      " times outside the espfix area; " + std::to_string(crafted) + " further mappings of up to " +
-                      format_bytes(crafted_pages > (~uint64_t{0} >> 12) ? ~uint64_t{0} : crafted_pages * kPage) +
-                      " skipped, " +
-                      (st.aliases_by_evidence ? "keeping the mappings the dump's own pointers use (crafted or corrupt page tables?)"
-                                              : "the lowest addresses kept (crafted or corrupt page tables? the graph may lack memory)"));
+                      " times outside the espfix area; " + skipped +
+                      "the lowest addresses kept (crafted or corrupt page tables? the graph may lack memory)");
     return out;
 }
 
