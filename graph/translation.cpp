@@ -120,8 +120,9 @@ constexpr uint64_t kNegligible = 256;
 enum class AliasChoice { Lowest, Record, ByEvidence };
 
 // One walk. `contested` (Lowest only): set, and the walk stops before the last-level tables,
-// when a table or large page was reached from two kernel addresses outside the espfix area or
-// an alias was skipped there. Record stops there too.
+// when a table was reached from two kernel addresses, or a large page from three, outside the
+// espfix area and the x86-64 kernel image's window, or an alias was skipped outside the espfix
+// area. Record stops there too.
 WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor, bool with_mapped, AliasChoice choice, const PointerEvidence* ev,
                      EvidenceByKey* keys, bool* contested = nullptr);
@@ -208,17 +209,18 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
 // Choice among aliases (the tester's attack 6, B1: PDPT entries written below the direct map's
 // own entry to point at its page directory made the first rule, lowest addresses kept, keep the
 // clones and skip the real direct map; the graph lost half its nodes and dmdetect found nothing).
-// When the walk (down to the last-but-one level) reaches a table or large page from two kernel
-// addresses outside the espfix area, or skips an alias there, the dump's words are counted as
+// When the walk (down to the last-but-one level) reaches a table from two kernel addresses, or a
+// large page from three, outside the espfix area and the x86-64 kernel image's window (a kernel
+// maps its image's and its vmemmap's 2 MiB pages twice, there and in the direct map), or skips an
+// alias outside the espfix area, the dump's words are counted as
 // pointers per granule of kernel space (PointerEvidence), a walk records for each table and large
 // page the evidence of the regions it is reached from, and a last walk keeps, of a table or large
 // page reached more than once, only the aliases whose region is among its kMaxAliases most
 // pointed-to and gets at least 1/kNegligible of its best one's pointers: the kernel's own
 // mappings, which its pointers use, not crafted ones, nobody's target. Ties (no pointer says
-// anything): the lowest addresses, as before. A kernel's own aliases (its image's 2 MiB pages,
-// mapped by the direct map too) are both the targets of its pointers and stay. Still at most
-// kMaxAliases mappings per page; at most three walks, one reading the last-level tables, and
-// one pass over the data.
+// anything): the lowest addresses, as before. Honest kernels never get past the first walk.
+// Still at most kMaxAliases mappings per page; at most three walks, one reading the last-level
+// tables, and one pass over the data.
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                              uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
     bool contested = false;
@@ -283,17 +285,25 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     // Times each (table, level) / (large page, level) was reached from kernel space; low bits of
     // the page-aligned address carry the level (tables) or 8 + level (large pages).
     std::unordered_map<uint64_t, uint8_t> reached;
-    bool shared = false;   // some key reached twice outside the espfix area
+    // Contested: a table reached from two addresses, or a large page from three, outside the
+    // espfix area and, under x86-64, the kernel image's window. A kernel maps its image's 2 MiB
+    // pages there and in the direct map, and its vmemmap's 2 MiB pages in the vmemmap area and in
+    // the direct map (Debian 6.1: 24 and 2 such pages): no choice needed, the direct map is lowest.
+    std::unordered_map<uint64_t, uint8_t> seen;
+    bool shared = false;
     bool unused = false;   // ByEvidence: the last alias checked is one the dump's pointers do not use, beside better ones
     auto one_alias_too_many = [&](uint64_t key, uint64_t va, uint64_t span) {
         if (va < kernel_base) return false;   // a range straddling kernel_base maps only part
         uint8_t& n = reached[key];
         const bool espfix = in_espfix(s, va);
-        shared |= n > 0 && !espfix;
+        // The espfix area and the x86-64 kernel image's window keep the lowest-address rule: no
+        // choosing there (the kernel's text must stay, pointed to or not).
+        const bool exempt = espfix || (s.sign_extend && va - s.anchor_vaddr < s.text_window);
+        if (contested && !exempt) shared |= ++seen[key] >= ((key & 0xfff) >= 8 ? 3 : 2);   // large pages: 8 + level
         unused = false;
-        if (!espfix && choice == AliasChoice::Record) {   // the espfix area keeps the lowest-address rule
+        if (!exempt && choice == AliasChoice::Record) {
             (*keys)[key].add(ev->score(va, span));
-        } else if (!espfix && choice == AliasChoice::ByEvidence) {
+        } else if (!exempt && choice == AliasChoice::ByEvidence) {
             auto it = keys->find(key);
             if (it != keys->end() && it->second.reaches > 1) {
                 const uint64_t score = ev->score(va, span);

@@ -314,15 +314,18 @@ TEST_CASE("walker: at most 4 kernel mappings per physical page, whatever the tab
 
 namespace {
 
-// The tester's attack 6 in miniature: build_x64_4level with its direct map (the 1 GiB page at 0)
-// moved from PDPT 0x5000 [0] to [9] (0xffff800240000000), 256 words at 0x300000 pointing into
-// it (a kernel's own pointers), and `clones` (at most 8) copies of the direct map's entry
-// written into the free entries below it, [8] down to [1].
+// The tester's attack 6 in miniature: build_x64_4level with its direct map moved from PDPT
+// 0x5000 [0] to [9] (0xffff800240000000) — as a page directory 0x6000 of two 2 MiB pages (the
+// real dump's layout), or as the 1 GiB page — 256 words at 0x300000 pointing into it (a
+// kernel's own pointers), and `clones` (at most 8) copies of the direct map's PDPT entry written
+// into the free entries below it, [8] down to [1].
 constexpr uint64_t kDirect = 0xffff800240000000ull;
-Image build_cloned_direct_map(unsigned clones) {
+Image build_cloned_direct_map(unsigned clones, bool gib_page = false) {
     Image mem = build_x64_4level();
-    uint64_t direct = 0;
-    std::memcpy(&direct, mem.bytes.data() + 0x5000, 8);
+    uint64_t direct = 0x6000 | P | RW | 0x60;
+    if (gib_page) std::memcpy(&direct, mem.bytes.data() + 0x5000, 8);
+    mem.put64(0x6000, 0 | P | RW | PS);
+    mem.put64(0x6008, 0x200000 | P | RW | PS);
     mem.put64(0x5000, 0);
     mem.put64(0x5000 + 9 * 8, direct);
     for (uint64_t i = 0; i < 256; ++i) mem.put64(0x300000 + 8 * i, kDirect + 0x10000 + 16 * i);
@@ -339,14 +342,19 @@ std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> runs_of(std::span<const Vi
 }  // namespace
 
 TEST_CASE("walker: crafted aliases of the direct map lose to the mapping the dump's pointers use (attack 6, B1)") {
-    const Image honest = build_cloned_direct_map(0);
-    auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
-    TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
-    REQUIRE(h.warnings().empty());
-    REQUIRE(h.translate(kDirect + 0x10000) == 0x10000u);
-    for (unsigned clones : {1u, 3u, 4u, 8u}) {
+    // A page directory cloned 1 to 8 times; the 1 GiB page from 2 clones on (a large page mapped
+    // twice is how a kernel maps its image and vmemmap: the walk looks closer from three).
+    struct Case { unsigned clones; bool gib_page; };
+    for (Case c : {Case{1, false}, Case{3, false}, Case{4, false}, Case{8, false}, Case{2, true}, Case{4, true}}) {
+        const unsigned clones = c.clones;
         CAPTURE(clones);
-        Image mem = build_cloned_direct_map(clones);
+        CAPTURE(c.gib_page);
+        const Image honest = build_cloned_direct_map(0, c.gib_page);
+        auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
+        TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
+        REQUIRE(h.warnings().empty());
+        REQUIRE(h.translate(kDirect + 0x10000) == 0x10000u);
+        Image mem = build_cloned_direct_map(clones, c.gib_page);
         auto phys = PhysicalLayer::from_bytes(mem.bytes);
         TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
         // The honest mappings exactly: the clones are nobody's target.
