@@ -212,15 +212,17 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
 // When the walk (down to the last-but-one level) reaches a table from two kernel addresses, or a
 // large page from three, outside the espfix area and the x86-64 kernel image's window (a kernel
 // maps its image's and its vmemmap's 2 MiB pages twice, there and in the direct map), or skips an
-// alias outside the espfix area, the dump's words are counted as
-// pointers per granule of kernel space (PointerEvidence), a walk records for each table and large
-// page the evidence of the regions it is reached from, and a last walk keeps, of a table or large
-// page reached more than once, only the aliases whose region is among its kMaxAliases most
-// pointed-to and gets at least 1/kNegligible of its best one's pointers: the kernel's own
-// mappings, which its pointers use, not crafted ones, nobody's target. Ties (no pointer says
-// anything): the lowest addresses, as before. Honest kernels never get past the first walk.
-// Still at most kMaxAliases mappings per page; at most three walks, one reading the last-level
-// tables, and one pass over the data.
+// alias outside the espfix area, the dump's words are counted as pointers per granule of kernel
+// space (PointerEvidence), a walk records for each table and large page the evidence of the
+// regions it is reached from, and a last walk keeps, of a table or large page reached more than
+// once, only the aliases whose region is among its kMaxAliases most pointed-to and gets at least
+// 1/kNegligible of its best one's pointers: the kernel's own mappings, which its pointers use,
+// not crafted ones, nobody's target. Ties (no pointer says anything): the lowest addresses, as
+// before. Honest kernels never get past the first walk. Still at most kMaxAliases mappings per
+// page; at most three walks, one reading the last-level tables, and one pass over the data.
+// Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
+// copies of last-level tables (aliases of 4 KiB pages through distinct tables keep the lowest
+// addresses), and LA57 clones within the direct map's 512 GiB granule.
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                              uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
     bool contested = false;
