@@ -187,9 +187,11 @@ public:
     // Root: `dtb_override` when given (scheme from `mode_override`, else the note's CPU state,
     // else whichever scheme maps most kernel pages from it); else CR3 of the first ELF-note vCPU
     // with paging on (CR4.LA57 / long mode / CR4.PAE pick the scheme unless `mode_override`; with
-    // KPTI the kernel copy of a user CR3 is preferred); else — or when that CR3 maps nothing — the
-    // automatic page-directory search (search() below). Throws InputError with the reason when
-    // none works (e.g. a DTB that maps nothing).
+    // KPTI the kernel copy of a user CR3 is preferred); else — or when that CR3 maps nothing, or
+    // maps no kernel by the search's plausibility test (kernel text, its own table, a direct map
+    // or the banner) and the search finds a root that does — the automatic page-directory search
+    // (search() below), with a warning naming the note's CR3. Throws InputError with the reason
+    // when none works (e.g. a DTB that maps nothing).
     static TranslationLayer detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override = {},
                                    std::optional<PagingMode> mode_override = {});
 
@@ -235,8 +237,11 @@ public:
     //   loops           entries pointing back to a table on their own walk path (skipped)
     //   reserved        large-page entries with reserved address bits set (skipped, as the CPU would fault)
     //   aliases_skipped mappings skipped because their physical page already had 4 kernel mappings
-    //                   (entries whose table or large page was reached 4 times, and 4 KiB pages):
-    //                   work stays bounded by the dump's distinct pages; see warning()
+    //                   (entries whose table or large page was reached 4 times, and 4 KiB pages),
+    //                   or, under aliases_by_evidence, because no pointer of the dump uses them
+    //                   beside aliases that it does: work stays bounded by the dump's distinct
+    //                   pages, and crafted aliases cannot push the kernel's own mappings out; see
+    //                   warnings() and graph/translation.cpp
     //   distinct_pages  present physical pages that kernel_runs() maps (each once or more)
     struct WalkStats {
         uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
@@ -246,6 +251,9 @@ public:
         // of them the espfix area's; what the crafted-tables warning weighs.
         uint64_t alias_pages_skipped = 0, alias_pages_espfix = 0;
         bool absent_pages_capped = false;
+        // Aliases were chosen by the dump's pointers (paging::PointerEvidence), not by lowest
+        // address: set when aliases beyond the bound appeared outside the espfix area.
+        bool aliases_by_evidence = false;
     };
     WalkStats walk_stats() const;   // enumerates first if needed
     // The lowest absent table pages (at most 3), ascending; enumerates first if needed.
@@ -258,7 +266,9 @@ public:
     //    kernel address space they would map ("translation: 3 page-table pages are not in the
     //    dump …"): memory the graph silently lacks otherwise;
     //  - aliases beyond the bound outside the espfix area (which aliases by design), far more than
-    //    genuine kernels have: crafted or corrupt tables. A cut dump's few pages do not make it fire.
+    //    genuine kernels have, or aliases no pointer of the dump uses beside ones that pointers do
+    //    (skipped: graph/translation.cpp, enumerate): crafted or corrupt tables. A cut dump's few
+    //    pages do not make it fire.
     // Empty for a complete, honest dump. dmgraph prints them; dmdetect through BuildOptions::warn.
     std::vector<std::string> warnings() const;
 

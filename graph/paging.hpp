@@ -8,6 +8,7 @@
 
 #include "graph/layers.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -119,6 +120,29 @@ inline constexpr unsigned kMaxAliases = 4;
 inline constexpr uint64_t kEspfixLo = 0xffffff0000000000ull, kEspfixHi = 0xffffff8000000000ull;
 inline bool in_espfix(const Scheme& s, uint64_t va) { return s.sign_extend && va >= kEspfixLo && va < kEspfixHi; }
 
+// Pointer evidence: how many aligned words of the dump's data (8 bytes; 4 for 32-bit schemes)
+// hold a kernel virtual address in each granule of kernel space (x86-64: 1 GiB, one PDPT entry;
+// LA57: 512 GiB; 32-bit and PAE: 2 MiB; at most 2^17 granules). A real mapping of kernel memory
+// (the direct map, the kernel image, vmalloc) is the target of the kernel's own pointers, often
+// hundreds of thousands of them; page-table entries crafted to alias memory at other addresses
+// are the target of none. enumerate() uses it to choose among aliases (see translation.cpp).
+struct PointerEvidence {
+    uint64_t base = 0;              // kernel_base rounded down to a granule
+    unsigned shift = 0;             // log2 of the granule size
+    std::vector<uint64_t> prefix;   // prefix[i]: words pointing into granules below i
+    // Words pointing into the granules [va, va + span) touches (a range inside one granule: its
+    // granule's count).
+    uint64_t score(uint64_t va, uint64_t span) const noexcept {
+        if (prefix.size() < 2 || va + (span - 1) < base) return 0;
+        const uint64_t n = prefix.size() - 1;
+        const uint64_t lo = va < base ? 0 : std::min((va - base) >> shift, n - 1);
+        const uint64_t hi = std::min((va + (span - 1) - base) >> shift, n - 1);
+        return prefix[hi + 1] - prefix[lo];
+    }
+};
+// One pass over the dump's data (chunks of 8 MiB, released once counted; parallel).
+PointerEvidence pointer_evidence(const Scheme& s, const PhysicalLayer& phys, uint64_t kernel_base);
+
 struct WalkResult {
     std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
     std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr
@@ -133,10 +157,14 @@ struct WalkResult {
 inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
 
 // Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
-// work bound), and with `with_mapped` every mapped page whatever its backing (large pages whole;
-// tables that are absent or skipped as aliases map nothing). Reading fewer tables: budget =
-// data pages / budget_divisor + 4096 tables, past which it throws InputError.
+// work bound and the choice among aliases), and with `with_mapped` every mapped page whatever its
+// backing (large pages whole; tables that are absent or skipped as aliases map nothing). Reading
+// fewer tables: budget = data pages / budget_divisor + 4096 tables, past which it throws
+// InputError. `evidence`: where to keep the pointer evidence, computed only when aliases beyond
+// the bound appear outside the espfix area, for reuse by later calls on the same dump and scheme
+// (the root search); null: computed locally when needed.
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                     uint64_t budget_divisor = 1, bool with_mapped = false);
+                     uint64_t budget_divisor = 1, bool with_mapped = false,
+                     std::optional<PointerEvidence>* evidence = nullptr);
 
 }  // namespace deepmem::paging

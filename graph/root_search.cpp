@@ -111,9 +111,12 @@ uint64_t mix(uint64_t h, uint64_t v) {   // FNV-1a over 64-bit words
 //    (x86-64) / 1 (32-bit, PAE) entries. Linux user halves are empty (swapper_pg_dir) or hold
 //    real tables (process PGDs), so one malformed entry rejects the page;
 //  - the kernel half's tables that are in the dump (the first 32) look like tables: nonzero
-//    entries present and well-formed, at most 1 bad per 4 good. Tables absent from the dump are
-//    counted (absent_children): when no kernel table is present the page is only evidence of a
-//    cut dump or of holes, for the diagnosis.
+//    entries present and well-formed, at most 1 bad per 4 good, and at least one good. Tables
+//    absent from the dump are counted (absent_children): when no kernel table is present the page
+//    is only evidence of a cut dump or of holes, for the diagnosis. An entry of those tables that
+//    points to a table absent from the dump is neither good nor bad: a cut dump, holes, or entries
+//    written to point past the end (the tester's attack 6, B2: four such PDPT entries made the
+//    kernel's own PML4 fail this test) say nothing about whether the page is a root.
 std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys, uint64_t p) {
     const uint8_t* t = phys.find(p, s.table_bytes(0));
     if (!t) return std::nullopt;
@@ -162,7 +165,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
             if (e == 0) continue;
             bool ok = (e & kPresent) != 0;
             if (ok && L1.large_ok && (e & kPageSize)) ok = s.large_base(e, L1.shift).has_value();
-            else if (ok && !leaf1) ok = phys.find(e & s.addr_mask, s.table_bytes(2)) != nullptr;
+            else if (ok && !leaf1 && !phys.find(e & s.addr_mask, s.table_bytes(2))) continue;   // absent: no evidence
             (ok ? good : bad)++;
         }
     }
@@ -219,30 +222,37 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
     return cands;
 }
 
+// The direct map (largest set of pages sharing one vaddr − paddr offset) and the kernel-text
+// pages of a root's present kernel runs, into `m`.
+void measure(const Scheme& s, std::span<const VirtualRun> runs, Mapping& m) {
+    std::map<uint64_t, std::pair<uint64_t, uint64_t>> by_offset;   // offset → (pages, physical end)
+    for (const auto& r : runs) {
+        auto& [pages, end] = by_offset[r.vaddr - r.paddr];
+        pages += r.size / kPage;
+        end = std::max(end, r.paddr + r.size);
+        const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
+        if (r.vaddr + r.size > r.vaddr && lo < hi) m.text_pages += (hi - lo) / kPage;
+    }
+    for (const auto& [off, set] : by_offset)
+        if (set.first > m.direct_pages) std::tie(m.direct_pages, m.direct_end) = set;
+}
+
 // Full enumeration of one root under a tighter work bound: data pages / 128 + 4096 tables (a
 // Linux kernel half needs about one last-level table per 2 MiB of 4 KiB-mapped memory; a misread
-// root that takes data pages for tables needs one per page).
-Mapping map_root(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb) {
+// root that takes data pages for tables needs one per page). `evidence`: the scheme's pointer
+// evidence, shared by the roots of one search (paging::enumerate).
+Mapping map_root(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, std::optional<PointerEvidence>* evidence) {
     constexpr uint64_t kSearchBudgetDivisor = 128;
     Mapping m;
     try {
-        WalkResult w = enumerate(s, phys, dtb, s.kernel_base, kSearchBudgetDivisor);
+        WalkResult w = enumerate(s, phys, dtb, s.kernel_base, kSearchBudgetDivisor, false, evidence);
         m.ok = true;
         m.distinct_pages = w.stats.distinct_pages;
         m.anomalies = w.stats.loops + w.stats.reserved;
         m.absent_tables = w.stats.absent_tables;
         m.absent_lo = w.absent_lo;
         m.absent_hi = w.absent_hi;
-        std::map<uint64_t, std::pair<uint64_t, uint64_t>> by_offset;   // offset → (pages, physical end)
-        for (const auto& r : w.runs) {
-            auto& [pages, end] = by_offset[r.vaddr - r.paddr];
-            pages += r.size / kPage;
-            end = std::max(end, r.paddr + r.size);
-            const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
-            if (r.vaddr + r.size > r.vaddr && lo < hi) m.text_pages += (hi - lo) / kPage;
-        }
-        for (const auto& [off, set] : by_offset)
-            if (set.first > m.direct_pages) std::tie(m.direct_pages, m.direct_end) = set;
+        measure(s, w.runs, m);
         m.runs = std::move(w.runs);
     } catch (const InputError&) {
         m.ok = false;   // exceeded the work bound: not a sane root
@@ -270,6 +280,23 @@ uint64_t direct_map_needed(const Scheme& s, const PhysicalLayer& phys, const Map
     uint64_t n = data_pages_of(phys, std::max(m.direct_end, dtb + kPage));
     if (s.direct_map_limit) n = std::min(n, s.direct_map_limit / kPage);
     return (n + 1) / 2;
+}
+
+// Plausible as a kernel's root (see search()): kernel text, the root table's own page mapped, and
+// a direct map covering half the present pages it spans or the kernel's banner in the image
+// window (`has_banner`, asked only when the direct map falls short).
+template <class HasBanner>
+bool maps_a_kernel(const Scheme& s, const PhysicalLayer& phys, const Mapping& m, uint64_t dtb, bool maps_itself,
+                   HasBanner&& has_banner) {
+    return m.text_pages > 0 && maps_itself && (m.direct_pages >= direct_map_needed(s, phys, m, dtb) || has_banner());
+}
+
+// Why a root that maps something is not a kernel's, for the messages: the first test it fails.
+std::string why_not_a_kernel(const Scheme& s, const PhysicalLayer& phys, const Mapping& m, uint64_t dtb, bool maps_itself) {
+    if (m.text_pages == 0) return "no kernel text at " + hex(s.anchor_vaddr);
+    if (!maps_itself) return "not its own table (a kernel maps all its memory, its page tables included)";
+    return "a direct map of " + std::to_string(m.direct_pages) + " pages where half of the present pages it spans (" +
+           std::to_string(direct_map_needed(s, phys, m, dtb)) + ") was expected, and no kernel banner";
 }
 
 // Where the page tables a root needs went: past the end of the dump (cut) or into its holes.
@@ -309,14 +336,7 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
         const Ranked& b = *best_implausible;
         const Scheme& s = scheme_of(b.c->mode);
         msg += "no root maps a kernel; the best candidate " + hex(b.c->dtb) + " (" + to_string(b.c->mode) + ") maps " +
-               std::to_string(b.m->distinct_pages) + " pages, ";
-        if (b.m->text_pages == 0)
-            msg += "no kernel text at " + hex(s.anchor_vaddr);
-        else if (!b.maps_itself)
-            msg += "not its own table (a kernel maps all its memory, its page tables included)";
-        else
-            msg += "a direct map of " + std::to_string(b.m->direct_pages) + " pages where half of the present pages it spans (" +
-                   std::to_string(direct_map_needed(s, phys, *b.m, b.c->dtb)) + ") was expected, and no kernel banner";
+               std::to_string(b.m->distinct_pages) + " pages, " + why_not_a_kernel(s, phys, *b.m, b.c->dtb, b.maps_itself);
         msg += " — a stale or partial table; " + holds + ", is memory missing?";
     } else {
         msg += "no page looks like a kernel page directory; " + holds;
@@ -390,8 +410,9 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         if ((m == PM::X86_64_4Level || m == PM::X86_64_5Level) && (cr3 & 0x1000) &&
             mapped_pages(phys, m, cr3 & ~uint64_t{0x1000}) > mapped_pages(phys, m, cr3))
             cr3 &= ~uint64_t{0x1000};
+        std::optional<TranslationLayer> note;
         try {
-            return checked(phys, m, cr3, "CR3 from the ELF note:");
+            note = checked(phys, m, cr3, "CR3 from the ELF note:");
         } catch (const InputError& note_error) {
             // A corrupt or pre-paging note: the search may still find the kernel's root. The user
             // is told: the dump's own root was set aside, and a corrupt note may mean more is wrong.
@@ -406,6 +427,30 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
                                          hex(found->dtb()) + " (" + to_string(found->mode()) + ")");
             return std::move(*found);
         }
+        // A note's root that maps pages but no kernel (the tester's attack 6, B3: the note's CR3
+        // pointed at a PDPT of the real tables, and the graph had no node): the search's root,
+        // when it finds one, with a warning naming the note's value; else the note's, as before.
+        const Scheme& s = scheme_of(m);
+        Mapping mapped;
+        measure(s, note->kernel_runs(), mapped);
+        bool maps_itself = false;
+        for (const VirtualRun& r : note->kernel_runs()) maps_itself |= note->dtb() - r.paddr < r.size;
+        auto has_banner = [&] { return find_kernel_banner_in_image(phys, note->kernel_runs(), s.sign_extend ? 8 : 4).has_value(); };
+        if (maps_a_kernel(s, phys, mapped, note->dtb(), maps_itself, has_banner)) return std::move(*note);
+        const std::string why = why_not_a_kernel(s, phys, mapped, note->dtb(), maps_itself);
+        std::optional<TranslationLayer> found;
+        try {
+            found = search(phys, mode_override);
+        } catch (const InputError& search_error) {
+            note->root_notes_.push_back("translation: the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) +
+                                        ") maps no kernel (" + why + "), and the page-directory search found none (" +
+                                        search_error.what() + "); using the note's root");
+            return std::move(*note);
+        }
+        found->root_notes_.push_back("translation: the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) +
+                                     ") maps no kernel (" + why + "); using the searched root " + hex(found->dtb()) +
+                                     " (" + to_string(found->mode()) + ")");
+        return std::move(*found);
     }
 
     return search(phys, mode_override);
@@ -465,10 +510,11 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     if (order.size() > kMaxGroups) order.resize(kMaxGroups);
 
     std::optional<Ranked> best, best_implausible;
+    std::map<PagingMode, std::optional<PointerEvidence>> evidence;   // per scheme, computed when a root aliases
     for (Group* g : order) {
         const Candidate& rep = *g->members.front();
         const Scheme& s = scheme_of(rep.mode);
-        g->mapping = map_root(s, phys, rep.dtb);
+        g->mapping = map_root(s, phys, rep.dtb, &evidence[rep.mode]);
         // A misread root may read thousands of data pages as tables: drop them before the next.
         phys.release(phys.file_bytes().data(), phys.file_bytes().size());
         const Mapping& m = g->mapping;
@@ -491,8 +537,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         image.finish();
         for (const Candidate* c : g->members) {
             Ranked r{c, &m, anywhere.covers(c->dtb), image.covers(c->dtb)};
-            const bool plausible = m.text_pages > 0 && r.maps_itself &&
-                                   (m.direct_pages >= direct_map_needed(s, phys, m, c->dtb) || has_banner());
+            const bool plausible = maps_a_kernel(s, phys, m, c->dtb, r.maps_itself, has_banner);
             auto& slot = plausible ? best : best_implausible;
             if (!slot || better(r, *slot)) slot = r;
         }

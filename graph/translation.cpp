@@ -13,6 +13,7 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <omp.h>
 #include <unordered_map>
 
 namespace deepmem {
@@ -97,7 +98,95 @@ private:
     size_t cur_ = 0;
 };
 
+// The pointer evidence of the aliases a table or large page (a walk key) is reached from: how
+// many reaches, and the kMaxAliases highest scores, descending.
+struct KeyEvidence {
+    uint32_t reaches = 0;
+    std::array<uint64_t, kMaxAliases> top{};
+    void add(uint64_t score) {
+        ++reaches;
+        for (uint64_t& t : top)
+            if (score > t) std::swap(score, t);
+    }
+};
+using EvidenceByKey = std::unordered_map<uint64_t, KeyEvidence>;
+
+// An alias whose region gets fewer than 1/kNegligible of the pointers the best alias of the same
+// table gets is nobody's memory: crafted, or a stale copy.
+constexpr uint64_t kNegligible = 256;
+
+// How a walk uses the pointer evidence: not at all (lowest addresses kept), to record each key's
+// evidence, or to choose among a key's aliases.
+enum class AliasChoice { Lowest, Record, ByEvidence };
+
+// One walk. `contested` (Lowest only): set, and the walk stops before the last-level tables,
+// when a table was reached from two kernel addresses, or a large page from three, outside the
+// espfix area and the x86-64 kernel image's window, or an alias was skipped outside the espfix
+// area. Record stops there too.
+WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                     uint64_t budget_divisor, bool with_mapped, AliasChoice choice, const PointerEvidence* ev,
+                     EvidenceByKey* keys, bool* contested = nullptr);
+
 }  // namespace
+
+PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& phys, uint64_t kernel_base) {
+    PointerEvidence ev;
+    const uint64_t top = s.sign_extend ? ~uint64_t{0} : (uint64_t{1} << s.vaddr_bits) - 1;
+    constexpr uint64_t kMaxGranules = uint64_t{1} << 17;
+    kernel_base = std::min(kernel_base, top);
+    unsigned shift = 21;   // 2 MiB: one page-directory entry under every scheme
+    while (((top - (kernel_base & ~((uint64_t{1} << shift) - 1))) >> shift) >= kMaxGranules) ++shift;
+    ev.shift = shift;
+    ev.base = kernel_base & ~((uint64_t{1} << shift) - 1);
+    const uint64_t n = ((top - ev.base) >> shift) + 1;
+    const uint64_t ws = s.vaddr_bits > 32 ? 8 : 4;
+    const int threads = std::max(1, omp_get_max_threads());
+    std::vector<std::vector<uint64_t>> counts(static_cast<size_t>(threads), std::vector<uint64_t>(n, 0));
+    constexpr uint64_t kChunk = uint64_t{8} << 20, kBlock = 16384;   // bytes resident at once; words per task
+    const uint8_t* file = phys.file_bytes().data();
+    uint64_t unreleased = 0;
+    for (const auto& r : phys.data_runs()) {
+        const uint64_t first = (r.paddr + ws - 1) & ~(ws - 1), end = (r.paddr + r.size) & ~(ws - 1);
+        if (end <= first || first < r.paddr) continue;
+        for (uint64_t c0 = first; c0 < end; c0 += std::min(kChunk, end - c0)) {
+            const uint64_t c1 = c0 + std::min(kChunk, end - c0);
+            const uint8_t* bytes = file + r.file_offset + (c0 - r.paddr);
+            const uint64_t words = (c1 - c0) / ws;
+            const int64_t blocks = static_cast<int64_t>((words + kBlock - 1) / kBlock);
+            ParallelErrors errors;
+#pragma omp parallel for schedule(static) if (blocks > 4)
+            for (int64_t b = 0; b < blocks; ++b)
+                errors.run([&] {
+                    uint64_t* mine = counts[static_cast<size_t>(omp_get_thread_num())].data();
+                    const uint64_t w1 = std::min(words, (static_cast<uint64_t>(b) + 1) * kBlock);
+                    for (uint64_t w = static_cast<uint64_t>(b) * kBlock; w < w1; ++w) {
+                        uint64_t v;
+                        if (ws == 8) {
+                            std::memcpy(&v, bytes + 8 * w, 8);
+                        } else {
+                            uint32_t v32;
+                            std::memcpy(&v32, bytes + 4 * w, 4);
+                            v = v32;
+                        }
+                        if (v >= kernel_base && s.is_canonical(v)) ++mine[(v - ev.base) >> shift];
+                    }
+                });
+            errors.rethrow();
+            if ((unreleased += c1 - c0) >= kChunk) {
+                phys.release(file, phys.file_bytes().size());
+                unreleased = 0;
+            }
+        }
+    }
+    phys.release(file, phys.file_bytes().size());
+    ev.prefix.assign(n + 1, 0);
+    for (uint64_t g = 0; g < n; ++g) {
+        uint64_t sum = 0;
+        for (const auto& c : counts) sum += c[g];
+        ev.prefix[g + 1] = ev.prefix[g] + sum;
+    }
+    return ev;
+}
 
 // Enumerates every mapped page at or above kernel_base whose backing is present.
 //
@@ -111,13 +200,50 @@ private:
 //    is skipped (everything under it already has kMaxAliases mappings), and a 4 KiB page whose
 //    physical page already has kMaxAliases kernel mappings is skipped; both are counted in
 //    stats.aliases_skipped. The lowest virtual addresses win (the walk runs in vaddr order), so the
-//    direct map, lowest in kernel space, is kept;
+//    direct map, lowest in kernel space, is kept — unless crafted aliases appear (see below);
 //  - entries pointing to a table on their own walk path (self-reference, ancestor) are loops and
 //    are skipped, so the recursion depth never exceeds the number of levels.
 // So the output holds at most kMaxAliases × present pages pages. Jobs run in parallel in batches
 // (bounded memory), merged in order.
+//
+// Choice among aliases (the tester's attack 6, B1: PDPT entries written below the direct map's
+// own entry to point at its page directory made the first rule, lowest addresses kept, keep the
+// clones and skip the real direct map; the graph lost half its nodes and dmdetect found nothing).
+// When the walk (down to the last-but-one level) reaches a table from two kernel addresses, or a
+// large page from three, outside the espfix area and the x86-64 kernel image's window (a kernel
+// maps its image's and its vmemmap's 2 MiB pages twice, there and in the direct map), or skips an
+// alias outside the espfix area, the dump's words are counted as pointers per granule of kernel
+// space (PointerEvidence), a walk records for each table and large page the evidence of the
+// regions it is reached from, and a last walk keeps, of a table or large page reached more than
+// once, only the aliases whose region is among its kMaxAliases most pointed-to and gets at least
+// 1/kNegligible of its best one's pointers: the kernel's own mappings, which its pointers use,
+// not crafted ones, nobody's target. Ties (no pointer says anything): the lowest addresses, as
+// before. Honest kernels never get past the first walk. Still at most kMaxAliases mappings per
+// page; at most three walks, one reading the last-level tables, and one pass over the data.
+// Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
+// copies of last-level tables (aliases of 4 KiB pages through distinct tables keep the lowest
+// addresses), and LA57 clones within the direct map's 512 GiB granule.
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                             uint64_t budget_divisor, bool with_mapped) {
+                             uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
+    bool contested = false;
+    WalkResult first = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::Lowest, nullptr,
+                                 nullptr, &contested);
+    if (!contested) return first;
+    std::optional<PointerEvidence> local;
+    std::optional<PointerEvidence>& ev = evidence ? *evidence : local;
+    if (!ev) ev = pointer_evidence(s, phys, kernel_base);
+    EvidenceByKey keys;
+    walk_pass(s, phys, dtb, kernel_base, budget_divisor, false, AliasChoice::Record, &*ev, &keys);
+    WalkResult chosen = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::ByEvidence, &*ev, &keys);
+    chosen.stats.aliases_by_evidence = !ev->prefix.empty() && ev->prefix.back() > 0;
+    return chosen;
+}
+
+namespace {
+
+WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                     uint64_t budget_divisor, bool with_mapped, AliasChoice choice, const PointerEvidence* ev,
+                     EvidenceByKey* keys, bool* contested) {
     struct Job {
         uint64_t vaddr, paddr, span;
         bool table;   // paddr is a last-level table; else a large page [paddr, paddr+span)
@@ -161,11 +287,32 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     // Times each (table, level) / (large page, level) was reached from kernel space; low bits of
     // the page-aligned address carry the level (tables) or 8 + level (large pages).
     std::unordered_map<uint64_t, uint8_t> reached;
+    // Contested: a table reached from two addresses, or a large page from three, outside the
+    // espfix area and, under x86-64, the kernel image's window. A kernel maps its image's 2 MiB
+    // pages there and in the direct map, and its vmemmap's 2 MiB pages in the vmemmap area and in
+    // the direct map (Debian 6.1: 24 and 2 such pages): no choice needed, the direct map is lowest.
+    std::unordered_map<uint64_t, uint8_t> seen;
+    bool shared = false;
+    bool unused = false;   // ByEvidence: the last alias checked is one the dump's pointers do not use, beside better ones
     auto one_alias_too_many = [&](uint64_t key, uint64_t va, uint64_t span) {
         if (va < kernel_base) return false;   // a range straddling kernel_base maps only part
         uint8_t& n = reached[key];
-        if (n >= kMaxAliases) {
-            const bool espfix = in_espfix(s, va);
+        const bool espfix = in_espfix(s, va);
+        // The espfix area and the x86-64 kernel image's window keep the lowest-address rule: no
+        // choosing there (the kernel's text must stay, pointed to or not).
+        const bool exempt = espfix || (s.sign_extend && va - s.anchor_vaddr < s.text_window);
+        if (contested && !exempt) shared |= ++seen[key] >= ((key & 0xfff) >= 8 ? 3 : 2);   // large pages: 8 + level
+        unused = false;
+        if (!exempt && choice == AliasChoice::Record) {
+            (*keys)[key].add(ev->score(va, span));
+        } else if (!exempt && choice == AliasChoice::ByEvidence) {
+            auto it = keys->find(key);
+            if (it != keys->end() && it->second.reaches > 1) {
+                const uint64_t score = ev->score(va, span);
+                unused = score < it->second.top[kMaxAliases - 1] || score * kNegligible < it->second.top[0];
+            }
+        }
+        if (n >= kMaxAliases || unused) {
             ++res.stats.aliases_skipped;
             res.stats.aliases_espfix += espfix;
             res.stats.alias_pages_skipped += span / kPage;
@@ -191,8 +338,12 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
             if (L.large_ok && (e & kPageSize)) {
                 auto base = s.large_base(e, L.shift);
                 if (!base) { ++res.stats.reserved; continue; }
-                if (with_mapped) append_mapped(large_mapped, va, *base, span, kernel_base);
-                if (!phys.any_present(*base, span) || one_alias_too_many(*base | (8 + level), va, span)) continue;
+                // Absent or skipped by the alias bound, a large page still maps its range (a word
+                // pointing there is a pointer); one no pointer uses beside better aliases does not.
+                unused = false;
+                const bool skip = phys.any_present(*base, span) ? one_alias_too_many(*base | (8 + level), va, span) : true;
+                if (with_mapped && !(skip && unused)) append_mapped(large_mapped, va, *base, span, kernel_base);
+                if (skip) continue;
                 jobs.push_back({va, *base, span, false});
                 continue;
             }
@@ -210,6 +361,11 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     };
     if (s.nlevels == 1) return res;
     walk(walk, 0, dtb & s.root_mask, 0);
+    if (choice == AliasChoice::Record) return res;
+    if (contested && (shared || res.stats.aliases_skipped > res.stats.aliases_espfix)) {
+        *contested = true;
+        return res;
+    }
     reached = {};
     compact_absent();
     res.stats.absent_table_pages = res.absent_pages.size();
@@ -279,6 +435,8 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     }
     return res;
 }
+
+}  // namespace
 
 const char* to_string(PagingMode m) {
     switch (m) {
@@ -440,11 +598,18 @@ std::vector<std::string> TranslationLayer::warnings() const {
     // corrupt. The skip itself applies either way.
     const uint64_t crafted = st.aliases_skipped - st.aliases_espfix;
     const uint64_t crafted_pages = st.alias_pages_skipped - st.alias_pages_espfix;
-    if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8)
+    // Under aliases_by_evidence the skipped ones are those beyond the bound or that no pointer of
+    // the dump uses beside aliases that pointers do use (one clone is enough to be one).
+    const std::string skipped = std::to_string(crafted) + " further mappings of up to " +
+                                format_bytes(crafted_pages > (~uint64_t{0} >> 12) ? ~uint64_t{0} : crafted_pages * kPage) + " skipped, ";
+    if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8 && st.aliases_by_evidence)
+        out.push_back("page tables under " + hex(dtb_) + " map some physical pages at kernel addresses outside the espfix area "
+                      "that no pointer of the dump uses, beside addresses that pointers do use; " + skipped +
+                      "keeping the mappings the dump's own pointers use (crafted or corrupt page tables?)");
+    else if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8)
         out.push_back("page tables under " + hex(dtb_) + " map some physical pages more than " + std::to_string(kMaxAliases) +
-                      " times outside the espfix area; " + std::to_string(crafted) + " further mappings of up to " +
-                      format_bytes(crafted_pages > (~uint64_t{0} >> 12) ? ~uint64_t{0} : crafted_pages * kPage) +
-                      " skipped, the lowest addresses kept (crafted or corrupt page tables? the graph may lack memory)");
+                      " times outside the espfix area; " + skipped +
+                      "the lowest addresses kept (crafted or corrupt page tables? the graph may lack memory)");
     return out;
 }
 

@@ -17,7 +17,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <tuple>
+#include <vector>
 
 using namespace deepmem;
 namespace fs = std::filesystem;
@@ -101,6 +104,121 @@ TEST_CASE("layers real: raw and LiME copies match the ELF core") {
         CHECK(pages_of(t.kernel_runs()) >= pages_of(note.kernel_runs()));
         if (phys->format() == DumpFormat::Lime) CHECK(same_runs(t.kernel_runs(), note.kernel_runs()));
         MESSAGE(name, ": ", compared >> 20, " MiB of kernel mappings identical");
+    }
+}
+
+namespace {
+
+std::vector<uint8_t> read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+using Runs = std::vector<std::tuple<uint64_t, uint64_t, uint64_t>>;
+Runs runs_of(std::span<const VirtualRun> runs) {
+    Runs out;
+    for (const auto& r : runs) out.emplace_back(r.vaddr, r.paddr, r.size);
+    return out;
+}
+
+// The file offset of physical address `pa` in an ELF core's bytes.
+uint64_t file_offset(const PhysicalLayer& phys, uint64_t pa) {
+    for (const auto& r : phys.runs())
+        if (pa - r.paddr < r.size) return r.file_offset + (pa - r.paddr);
+    FAIL("paddr " << hex(pa) << " not in the dump");
+    return 0;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+// The tester's attack 6 on the real dump's page tables, patched in a copy of dump.elf in memory:
+//   B1 PDPT entries cloning the direct map's page directory, written below its own entry (the
+//      alias bound kept the clones, lowest, and skipped the real direct map: half the graph lost);
+//   B2 the same seen by the root search, and entries pointing at page directories past the end;
+//   B3 the ELF note's CR3 pointed at the kernel image's PDPT (real tables, wrong level).
+// Each gives the honest kernel mappings, with a warning.
+TEST_CASE("layers real: crafted page tables (the tester's attack 6) give the honest mappings") {
+    std::vector<uint8_t> bytes = read_file(g_dev / "dump.elf");
+    Runs honest, honest_mapped;
+    uint64_t dtb = 0, pdpt = 0, pd_entry = 0, cr3_at = 0;
+    unsigned direct_index = 0;
+    {
+        auto phys = PhysicalLayer::from_bytes(bytes);
+        auto t = TranslationLayer::detect(*phys);
+        REQUIRE(t.mode() == PagingMode::X86_64_4Level);
+        REQUIRE(t.warnings().empty());
+        honest = runs_of(t.kernel_runs());
+        honest_mapped = runs_of(t.mapped_kernel_runs());
+        dtb = t.dtb();
+        // The direct map: the lowest kernel mapping; its PML4 and PDPT entries.
+        const uint64_t base = t.kernel_runs().front().vaddr;
+        uint64_t e4 = 0;
+        std::memcpy(&e4, bytes.data() + file_offset(*phys, dtb + 8 * ((base >> 39) & 511)), 8);
+        pdpt = e4 & 0x000ffffffffff000ull;
+        direct_index = static_cast<unsigned>((base >> 30) & 511);
+        std::memcpy(&pd_entry, bytes.data() + file_offset(*phys, pdpt + 8 * direct_index), 8);
+        REQUIRE((pd_entry & 0x81) == 0x01);   // present, a page directory (not a 1 GiB page)
+        REQUIRE(direct_index >= 4);
+        pdpt = file_offset(*phys, pdpt);
+        for (uint64_t off = 0; off + 8 <= std::min<size_t>(bytes.size(), 1 << 16) && !cr3_at; off += 4) {
+            uint64_t v;
+            std::memcpy(&v, bytes.data() + off, 8);
+            if ((v & ~uint64_t{0xfff}) == dtb) cr3_at = off;
+        }
+        MESSAGE("direct map at ", hex(base), ": PDPT entry ", direct_index, " = ", hex(pd_entry), ", note CR3 at file offset ", cr3_at);
+    }
+    auto put = [&](uint64_t off, uint64_t v) { std::memcpy(bytes.data() + off, &v, 8); };
+    auto free_below = [&](unsigned n) {   // the n free PDPT entries just below the direct map's
+        std::vector<uint64_t> out;
+        for (unsigned i = direct_index; i-- > 0 && out.size() < n;) {
+            uint64_t e;
+            std::memcpy(&e, bytes.data() + pdpt + 8 * i, 8);
+            if (e == 0) out.push_back(pdpt + 8 * i);
+        }
+        REQUIRE(out.size() == n);
+        return out;
+    };
+    const uint64_t clone = (pd_entry & 0x000ffffffffff000ull) | 0x63;
+    for (unsigned n : {3u, 4u}) {
+        CAPTURE(n);
+        const auto slots = free_below(n);
+        for (uint64_t at : slots) put(at, clone);
+        auto phys = PhysicalLayer::from_bytes(bytes);
+        auto t = TranslationLayer::detect(*phys);   // B1: the note's root
+        CHECK(t.dtb() == dtb);
+        CHECK(runs_of(t.kernel_runs()) == honest);
+        CHECK(runs_of(t.mapped_kernel_runs()) == honest_mapped);
+        REQUIRE(t.warnings().size() == 1);
+        CHECK(contains(t.warnings()[0], "keeping the mappings the dump's own pointers use"));
+        auto s = TranslationLayer::search(*phys);   // B2: the search
+        CHECK(runs_of(s.kernel_runs()) == honest);
+        for (uint64_t at : slots) put(at, 0);
+    }
+    {   // B2: four entries pointing at page directories past the dump's end
+        const auto slots = free_below(4);
+        uint64_t k = 0;
+        for (uint64_t at : slots) put(at, (0x4000000000ull + (++k << 21)) | 0x63);
+        auto phys = PhysicalLayer::from_bytes(bytes);
+        auto s = TranslationLayer::search(*phys);
+        CHECK(runs_of(s.kernel_runs()) == honest);
+        for (uint64_t at : slots) put(at, 0);
+    }
+    {   // B3: the note's CR3 at the kernel image's PDPT (PML4 entry 511)
+        REQUIRE(cr3_at != 0);
+        auto phys0 = PhysicalLayer::from_bytes(bytes);
+        uint64_t e511 = 0;
+        std::memcpy(&e511, bytes.data() + file_offset(*phys0, dtb + 8 * 511), 8);
+        const uint64_t wrong = e511 & 0x000ffffffffff000ull;
+        put(cr3_at, wrong);
+        auto phys = PhysicalLayer::from_bytes(bytes);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() != wrong);
+        CHECK(runs_of(t.kernel_runs()) == honest);
+        REQUIRE_FALSE(t.warnings().empty());
+        CHECK(contains(t.warnings()[0], "the CPU note's CR3 " + hex(wrong) + " (x64) maps no kernel"));
+        CHECK(contains(t.warnings()[0], "using the searched root " + hex(t.dtb())));
     }
 }
 

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 
 using namespace deepmem;
 using namespace deepmem::test_images;
@@ -307,5 +309,136 @@ TEST_CASE("walker: at most 4 kernel mappings per physical page, whatever the tab
                                                                                    : 0xffff800000000000ull));
         // The search over such an image ends, with a root or a reason.
         CHECK_THROWS_WITH_AS(TranslationLayer::search(*phys), doctest::Contains("no kernel page tables"), InputError);
+    }
+}
+
+namespace {
+
+// The tester's attack 6 in miniature: build_x64_4level with its direct map moved from PDPT
+// 0x5000 [0] to [9] (0xffff800240000000) — as a page directory 0x6000 of two 2 MiB pages (the
+// real dump's layout), or as the 1 GiB page — 256 words at 0x300000 pointing into it (a
+// kernel's own pointers), and `clones` (at most 8) copies of the direct map's PDPT entry written
+// into the free entries below it, [8] down to [1].
+constexpr uint64_t kDirect = 0xffff800240000000ull;
+Image build_cloned_direct_map(unsigned clones, bool gib_page = false) {
+    Image mem = build_x64_4level();
+    uint64_t direct = 0x6000 | P | RW | 0x60;
+    if (gib_page) std::memcpy(&direct, mem.bytes.data() + 0x5000, 8);
+    mem.put64(0x6000, 0 | P | RW | PS);
+    mem.put64(0x6008, 0x200000 | P | RW | PS);
+    mem.put64(0x5000, 0);
+    mem.put64(0x5000 + 9 * 8, direct);
+    for (uint64_t i = 0; i < 256; ++i) mem.put64(0x300000 + 8 * i, kDirect + 0x10000 + 16 * i);
+    for (unsigned k = 0; k < clones && k < 8; ++k) mem.put64(0x5000 + 8 * (8 - k), direct);
+    return mem;
+}
+
+std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> runs_of(std::span<const VirtualRun> runs) {
+    std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> out;
+    for (const auto& r : runs) out.emplace_back(r.vaddr, r.paddr, r.size);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("walker: crafted aliases of the direct map lose to the mapping the dump's pointers use (attack 6, B1)") {
+    // A page directory cloned 1 to 8 times; the 1 GiB page from 2 clones on (a large page mapped
+    // twice is how a kernel maps its image and vmemmap: the walk looks closer from three).
+    struct Case { unsigned clones; bool gib_page; };
+    for (Case c : {Case{1, false}, Case{3, false}, Case{4, false}, Case{8, false}, Case{2, true}, Case{4, true}}) {
+        const unsigned clones = c.clones;
+        CAPTURE(clones);
+        CAPTURE(c.gib_page);
+        const Image honest = build_cloned_direct_map(0, c.gib_page);
+        auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
+        TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
+        REQUIRE(h.warnings().empty());
+        REQUIRE(h.translate(kDirect + 0x10000) == 0x10000u);
+        Image mem = build_cloned_direct_map(clones, c.gib_page);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        // The honest mappings exactly: the clones are nobody's target.
+        CHECK(runs_of(t.kernel_runs()) == runs_of(h.kernel_runs()));
+        CHECK(runs_of(t.mapped_kernel_runs()) == runs_of(h.mapped_kernel_runs()));
+        CHECK(runs_of(t.distinct_runs()) == runs_of(h.distinct_runs()));
+        const auto st = t.walk_stats();
+        {   // said: the clones' 1 GiB each (the old rule, lowest addresses kept, skipped the real
+            // one from 4 clones on and said nothing below)
+            CHECK(st.aliases_by_evidence);
+            REQUIRE(t.warnings().size() == 1);
+            CHECK(contains(t.warnings()[0], "crafted or corrupt page tables?"));
+            CHECK(contains(t.warnings()[0], "keeping the mappings the dump's own pointers use"));
+        }
+        // The search finds the root too (with 3 clones the kernel text was the fifth mapping of
+        // its pages, skipped, and the root refused: "no kernel text").
+        auto s = TranslationLayer::search(*phys);
+        CHECK(s.dtb() == 0x1000);
+        CHECK(runs_of(s.kernel_runs()) == runs_of(h.kernel_runs()));
+    }
+    SUBCASE("with no pointer anywhere to tell them apart, the lowest addresses are kept, as before") {
+        Image mem = build_cloned_direct_map(4);
+        for (uint64_t i = 0; i < 256; ++i) mem.put64(0x300000 + 8 * i, 0);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        CHECK_FALSE(t.walk_stats().aliases_by_evidence);
+        bool real_kept = false;   // the fifth mapping, skipped
+        for (const auto& r : t.kernel_runs()) real_kept |= kDirect + 0x10000 - r.vaddr < r.size;
+        CHECK_FALSE(real_kept);
+        REQUIRE(t.warnings().size() == 1);
+        CHECK(contains(t.warnings()[0], "the lowest addresses kept"));
+    }
+}
+
+TEST_CASE("root search: entries pointing past the dump do not hide the kernel's root (attack 6, B2)") {
+    // build_x64_4level's PDPT 0x5000 with `n` more entries pointing at page directories beyond
+    // the dump's end (4 MiB): four of them made the root fail the structural test.
+    const Image honest = build_x64_4level();
+    auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
+    const TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
+    for (unsigned n : {1u, 4u, 16u, 200u}) {
+        CAPTURE(n);
+        Image mem = honest;
+        for (uint64_t i = 1; i <= n; ++i) mem.put64(0x5000 + 8 * i, (0x40000000 + 0x1000 * i) | P | RW | 0x60);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        auto t = TranslationLayer::search(*phys);
+        CHECK(t.mode() == PagingMode::X86_64_4Level);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(runs_of(t.kernel_runs()) == runs_of(h.kernel_runs()));
+        CHECK(t.walk_stats().absent_tables == n);
+        REQUIRE(t.warnings().size() == 1);
+        CHECK(contains(t.warnings()[0], "not in the dump"));
+        CHECK(contains(t.warnings()[0], "beyond its end"));
+    }
+}
+
+TEST_CASE("detect: a CPU note whose CR3 maps no kernel gives way to the searched root (attack 6, B3)") {
+    Image mem = build_x64_4level();
+    // 0x2000: the kernel image's PDPT; 0x3000: its page directory (real tables, wrong level).
+    for (uint64_t wrong : {0x2000u, 0x3000u}) {
+        CAPTURE(wrong);
+        CpuNote cpu{0x80050033, wrong, 0x3406f0, true};
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(t.mode() == PagingMode::X86_64_4Level);
+        REQUIRE(!t.warnings().empty());
+        const std::string w = t.warnings()[0];
+        CHECK(contains(w, "the CPU note's CR3 " + hex(wrong) + " (x64) maps no kernel"));
+        CHECK(contains(w, "using the searched root 0x1000 (x64)"));
+        // --dtb still overrides everything: taken when it maps something, refused when not.
+        if (wrong == 0x2000)
+            CHECK(TranslationLayer::detect(*phys, wrong, PagingMode::X86_64_4Level).dtb() == wrong);
+        else
+            CHECK_THROWS_WITH_AS(TranslationLayer::detect(*phys, wrong, PagingMode::X86_64_4Level),
+                                 doctest::Contains("--dtb: page-table root 0x3000"), InputError);
+    }
+    SUBCASE("the right note: used, nothing said") {
+        CpuNote cpu{0x80050033, 0x1000, 0x3406f0, true};
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(t.warnings().empty());
     }
 }
