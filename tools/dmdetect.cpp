@@ -257,7 +257,10 @@ int run(int argc, char** argv, Communicator& world) {
         Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
         Detector& used = shipped.empty() ? detector : picked;
         if (!shipped.empty()) {
-            for (size_t i : pick_models(shipped, banner)) picked.add_model(Model(shipped[i]), shipped_paths[i]);
+            std::vector<std::string> notes;   // which model of a type was chosen over which, and why
+            for (size_t i : pick_models(shipped, banner, &notes, shipped_paths))
+                picked.add_model(Model(shipped[i]), shipped_paths[i]);
+            for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
             picked.check_graph(graph);
         }
 
