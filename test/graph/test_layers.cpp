@@ -148,6 +148,20 @@ long resident_kib(const void* p) {
     }
     return -1;
 }
+// Writes a LiME file of `size` bytes of patterned memory, one range per 4 KiB page, to a new file
+// made from the mkstemp template `path`; returns the memory.
+Image write_one_page_lime(char* path, uint64_t size, uint8_t seed) {
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    Image mem(size);
+    mem.pattern(0, size, seed);
+    std::vector<uint64_t> splits;
+    for (uint64_t a = 0x1000; a < size; a += 0x1000) splits.push_back(a);
+    const std::vector<uint8_t> lime = to_lime(mem.bytes, splits);
+    REQUIRE(write(fd, lime.data(), lime.size()) == static_cast<ssize_t>(lime.size()));
+    close(fd);
+    return mem;
+}
 }  // namespace
 
 // Issue #11 item 7: a LiME file of many small ranges peaked at the file's size. Each range's bytes
@@ -156,15 +170,7 @@ long resident_kib(const void* p) {
 // not leave mapped what the header walk faulted in.
 TEST_CASE("layers: one-page LiME ranges are dropped from the process after open() and release()") {
     char path[] = "/tmp/dm-layers-XXXXXX";
-    int fd = mkstemp(path);
-    REQUIRE(fd >= 0);
-    Image mem(0x400000);
-    mem.pattern(0, mem.bytes.size(), 11);
-    std::vector<uint64_t> splits;
-    for (uint64_t a = 0x1000; a < mem.bytes.size(); a += 0x1000) splits.push_back(a);
-    std::vector<uint8_t> lime = to_lime(mem.bytes, splits);
-    REQUIRE(write(fd, lime.data(), lime.size()) == static_cast<ssize_t>(lime.size()));
-    close(fd);
+    const Image mem = write_one_page_lime(path, 0x400000, 11);
     {
         auto phys = PhysicalLayer::open(path);
         REQUIRE(phys->runs().size() == 1024);
@@ -232,19 +238,7 @@ long peak_kib_added_by(F&& work) {
 // against the ELF's 145 MB. The walk now drops what it has passed every 16 MiB.
 TEST_CASE("layers: parsing a LiME file of one-page ranges does not keep the file resident") {
     char path[] = "/tmp/dm-layers-XXXXXX";
-    int fd = mkstemp(path);
-    REQUIRE(fd >= 0);
-    Image mem(0x8000000);   // 128 MiB, 32,768 ranges
-    mem.pattern(0, mem.bytes.size(), 7);
-    std::vector<uint64_t> splits;
-    for (uint64_t a = 0x1000; a < mem.bytes.size(); a += 0x1000) splits.push_back(a);
-    {
-        std::vector<uint8_t> lime = to_lime(mem.bytes, splits);
-        REQUIRE(write(fd, lime.data(), lime.size()) == static_cast<ssize_t>(lime.size()));
-    }
-    close(fd);
-    mem.bytes = {};
-    mem.bytes.shrink_to_fit();
+    write_one_page_lime(path, 0x8000000, 7);   // 128 MiB, 32,768 ranges
     const long added = peak_kib_added_by([&] {
         auto phys = PhysicalLayer::open(path);
         return phys->format() == DumpFormat::Lime && phys->runs().size() == 32768 && phys->present_bytes() == 0x8000000;
