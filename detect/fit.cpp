@@ -185,7 +185,8 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     return f;
 }
 
-std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump) {
+std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
+                                std::vector<std::string>* notes, std::span<const std::string> sources) {
     auto rank = [](BuildMatch m) {
         switch (m) {
         case BuildMatch::SameBuild: return 0;
@@ -195,16 +196,50 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         }
         return 3;
     };
-    std::map<std::string, std::tuple<int, int64_t, size_t>> best;   // type → (rank, tie, index), least wins
+    struct Candidate {
+        std::tuple<int, int64_t, size_t> key;   // (rank, tie, index), least wins
+        BuildMatch match;
+        int64_t builds;
+    };
+    std::map<std::string, std::vector<Candidate>> by_type;
     for (size_t i = 0; i < models.size(); ++i) {
-        const int r = rank(match_build(models[i], dump));
+        const BuildMatch m = match_build(models[i], dump);
+        const int r = rank(m);
         const auto builds = int64_t(model_builds(models[i]).size());
-        const std::tuple<int, int64_t, size_t> key{r, r == 0 ? builds : -builds, i};
-        auto [it, fresh] = best.try_emplace(models[i].object_type, key);
-        if (!fresh && key < it->second) it->second = key;
+        by_type[models[i].object_type].push_back({{r, r == 0 ? builds : -builds, i}, m, builds});
     }
+    auto name = [&](size_t i) { return i < sources.size() ? sources[i] : "model " + std::to_string(i); };
+    auto what = [](const Candidate& c) {
+        return std::string(to_string(c.match)) + ", " + std::to_string(c.builds) + (c.builds == 1 ? " build" : " builds");
+    };
+    // Why the chosen `c` won over `o`, in the order of the key.
+    auto why = [&](const Candidate& c, const Candidate& o) -> std::string {
+        const std::string counts = " (" + std::to_string(c.builds) + " against " + std::to_string(o.builds) + ")";
+        if (std::get<0>(c.key) != std::get<0>(o.key)) {
+            if (c.match == BuildMatch::Unknown)   // a model without builds over one of another version
+                return "the chosen model records no kernel build, and this one was trained on another version than "
+                       "the dump's kernel " + dump->banner.release;
+            return "the chosen model's builds match the dump's kernel " + dump->banner.release + " better";
+        }
+        if (c.builds != o.builds) {
+            if (c.match == BuildMatch::SameBuild)
+                return "both were trained on the dump's build; the chosen model was made for fewer builds" + counts;
+            return std::string(dump ? "neither was trained on the dump's build" : "the dump has no kernel banner to match them against") +
+                   "; the chosen model was trained on more builds" + counts + ", so it saw more layouts";
+        }
+        return "they match the dump alike; the chosen model comes first in path order";
+    };
     std::vector<size_t> out;
-    for (const auto& [type, key] : best) out.push_back(std::get<2>(key));
+    for (auto& [type, cands] : by_type) {
+        std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.key < b.key; });
+        const Candidate& chosen = cands.front();
+        out.push_back(std::get<2>(chosen.key));
+        if (!notes || cands.size() < 2) continue;
+        std::string line = type + ": chose " + name(std::get<2>(chosen.key)) + " (" + what(chosen) + ")";
+        for (size_t k = 1; k < cands.size(); ++k)
+            line += "; set aside " + name(std::get<2>(cands[k].key)) + " (" + what(cands[k]) + "): " + why(chosen, cands[k]);
+        notes->push_back(std::move(line));
+    }
     std::sort(out.begin(), out.end());
     return out;
 }

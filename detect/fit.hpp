@@ -95,7 +95,13 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
 // Ties: on the same build, the model of fewer builds (a model made for that build); otherwise
 // the model of more builds (it saw more layouts); then the earlier one. The indices kept,
 // ascending. For `dmdetect DUMP` over the shipped models (data/models and its subfolders).
-std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump);
+// `notes`, when given: one line per object type that had more than one model, naming the model
+// chosen, each set aside and why, with the models named by `sources` (one per model, e.g. its
+// path; else "model N"): "task_struct: chose b.cereal (same-build, 1 build); set aside
+// a.cereal (other-version, 1 build): the chosen model's builds match the dump's kernel
+// 6.1.0-47-amd64 better". dmdetect prints them as notes.
+std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
+                                std::vector<std::string>* notes = nullptr, std::span<const std::string> sources = {});
 
 // The kernel and fit lines dmdetect writes before its detections: for `Json`, one
 // {"record":"kernel",…} line (release, banner, where found; "release":null without a banner) and

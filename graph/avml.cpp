@@ -107,8 +107,7 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
         pos = trailer + kTrailerSize;
     }
     if (!cut.empty())
-        d.warnings.push_back("truncated AVML file (" + hex(size) + " bytes): " + cut +
-                             "; what is missing reads as absent (--strict refuses)");
+        d.lacks("truncated AVML file (" + hex(size) + " bytes): " + cut, "; what is missing reads as absent");
 
     // What the headers claim must fit the bomb bound before anything is allocated.
     uint64_t total = 0, claimed = 0;
@@ -206,10 +205,10 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
         std::sort(d.undecodable.begin(), d.undecodable.end());
         const Item& it = items[first_corrupt.item()];
         const uint64_t paddr = ranges[it.range].paddr + (it.out - ranges[it.range].image);
-        d.warnings.push_back("AVML: " + std::to_string(n) + " snappy chunk" + (n == 1 ? " does" : "s do") +
-                             " not decode (" + hex(bytes) + " bytes of memory; first at physical " + hex(paddr) +
-                             ", file offset " + hex(item_offset(it)) + ": " + first_corrupt.what() +
-                             "); they read as absent (--strict refuses)");
+        d.lacks("AVML: " + std::to_string(n) + " snappy chunk" + (n == 1 ? " does" : "s do") + " not decode (" +
+                    hex(bytes) + " bytes of memory; " + (n == 1 ? "at" : "first at") + " physical " + hex(paddr) +
+                    ", file offset " + hex(item_offset(it)) + ": " + first_corrupt.what() + ")",
+                "; they read as absent");
     }
     image->seal();
     // Runs: each range's items, less the chunks that do not decode.

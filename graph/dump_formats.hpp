@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -30,11 +31,26 @@ struct ParsedDump {
     // absent like the rest, but not cut off. Ascending, disjoint.
     std::vector<std::pair<uint64_t, uint64_t>> undecodable;
     std::shared_ptr<DecodedImage> image;   // set by compressed formats: runs' file_offset index it
+    // What is wrong with the file itself, one line each, for memory it lacks or cannot decode
+    // (what --strict refuses): when no memory at all is left, the error names these, not the
+    // warnings' consequences and --strict, which the user may not have given.
+    std::vector<std::string> faults;
+    // One such warning: `fault` then `consequence` (with its own leading separator, e.g. "; they
+    // read as absent") and " (--strict refuses)"; `fault` alone goes to faults.
+    void lacks(std::string fault, const std::string& consequence) {
+        warnings.push_back(fault + consequence + " (--strict refuses)");
+        faults.push_back(std::move(fault));
+    }
 };
 
 ParsedDump parse_raw(std::span<const uint8_t> file);
 ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict);   // graph/elf_core.cpp
-ParsedDump parse_lime(std::span<const uint8_t> file, bool strict);       // graph/lime.cpp
+// `done_with(offset, len)`: file bytes the parser has walked past, called every few MiB, so that
+// a walk over headers spread through an mmapped file (a LiME header before each of 65,600
+// one-page ranges) drops what it read (MappedFile::release) instead of keeping the whole file
+// resident; empty for in-memory images.
+using DoneWith = std::function<void(uint64_t offset, uint64_t len)>;
+ParsedDump parse_lime(std::span<const uint8_t> file, bool strict, const DoneWith& done_with = {});   // graph/lime.cpp
 ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict);      // graph/kdump.cpp
 ParsedDump parse_avml(std::span<const uint8_t> file, bool strict);       // graph/avml.cpp
 

@@ -214,9 +214,10 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict) {
         d.runs.push_back({paddr, offset, filesz});
     }
     if (cut_bytes > 0)
-        d.warnings.push_back("truncated ELF core (" + hex(size) + " bytes): " + hex(cut_bytes) + " bytes of " +
-                             std::to_string(cut_segments) + " PT_LOAD segment(s), from physical " + hex(cut_from) +
-                             ", lie past the end of the file and read as absent (--strict refuses)");
+        d.lacks("truncated ELF core (" + hex(size) + " bytes): " + hex(cut_bytes) + " bytes of " +
+                    std::to_string(cut_segments) + " PT_LOAD segment(s), from physical " + hex(cut_from) +
+                    ", lie past the end of the file",
+                " and read as absent");
     if (notes_cut)
         d.warnings.push_back("truncated ELF core: the CPU notes are cut, so the page-table root is searched for");
     return d;

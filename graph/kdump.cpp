@@ -21,6 +21,7 @@
 #include "graph/dump_formats.hpp"
 #include "graph/dump_writers.hpp"
 #include "graph/parallel_errors.hpp"
+#include "graph/text_lines.hpp"
 
 #include <lzo/lzo1x.h>
 #include <omp.h>
@@ -220,6 +221,11 @@ std::string implausible(const uint8_t* h, const HeaderLayout& L, uint64_t& at) {
         at = L.bitmap_blocks;
         return "bitmap_blocks " + std::to_string(bitmap) + " (expected at least 2, for the two bitmaps)";
     }
+    if (bitmap % 2 != 0) {   // else the 2nd bitmap and the page descriptors are read a block off
+        at = L.bitmap_blocks;
+        return "bitmap_blocks " + std::to_string(bitmap) +
+               " (expected an even number: the two page bitmaps are of one length, in whole blocks)";
+    }
     return {};
 }
 
@@ -392,7 +398,12 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     const uint64_t nbits = std::min<uint64_t>(std::min(got1, got2) * 8, max_pfn);
     if (std::min(got1, got2) * 8 < std::min<uint64_t>(half * 8, max_pfn)) {
         if (strict) throw FormatError(src.file_offset(bitmap_off), std::string(kind) + " page bitmap cut at pfn " + hex(nbits));
-        if (cut_note.empty()) cut_note = "the page bitmap ends at pfn " + hex(nbits);
+        if (cut_note.empty())
+            cut_note = bitmap_off < src.end() ? "the page bitmap ends at pfn " + hex(nbits)
+                                              : "the file ends at " + hex(src.end()) + ", before the page bitmaps at offset " +
+                                                    hex(bitmap_off) + " that disk_dump_header sub_hdr_size " +
+                                                    std::to_string(sub_blocks) + " (blocks of " + std::to_string(bs) +
+                                                    " bytes) places";
     }
 
     // Dumped pages and their descriptors, in pfn order.
@@ -454,11 +465,13 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     }
     if (!flat_cut.empty()) cut_note = flat_cut + (cut_note.empty() ? "" : "; " + cut_note);
     if (missing_pages + unwritten > 0 || !cut_note.empty()) {
-        const std::string what = std::to_string(missing_pages + unwritten) + " of " + std::to_string(pfns.size()) +
-                                 " dumped pages have no data in the file";
+        const std::string what = pfns.empty() ? std::string("no dumped page can be listed")
+                                              : std::to_string(missing_pages + unwritten) + " of " + std::to_string(pfns.size()) +
+                                                    " dumped pages have no data in the file";
         if (strict) throw FormatError(file.size(), std::string("truncated ") + kind + ": " + what + " (" + cut_note + ")");
-        d.warnings.push_back(std::string("truncated ") + kind + " (" + hex(file.size()) + " bytes): " + what +
-                             (cut_note.empty() ? "" : " (" + cut_note + ")") + "; they read as absent (--strict refuses)");
+        d.lacks(std::string("truncated ") + kind + " (" + hex(file.size()) + " bytes): " + what +
+                    (cut_note.empty() ? "" : " (" + cut_note + ")"),
+                pfns.empty() ? "" : "; they read as absent");
     }
 
     // Decompress every page, in parallel, into the image: page i at i × block_size. A page whose
@@ -514,19 +527,19 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     }
     if (first_corrupt.failed()) {
         uint64_t n = 0;
-        std::string first;
+        std::vector<std::string> first;
         for (uint64_t i = 0; i < pages.size(); ++i) {
             if (!corrupt[i]) continue;
-            if (++n <= 3) first += (n == 1 ? "" : ", ") + hex(pages[i].pfn);
+            if (++n <= 3) first.push_back(hex(pages[i].pfn));
             auto& u = d.undecodable;
             if (!u.empty() && u.back().first + u.back().second == pages[i].pfn * bs) u.back().second += bs;
             else u.push_back({pages[i].pfn * bs, bs});
         }
-        d.warnings.push_back(std::string(kind) + ": " + std::to_string(n) + (n == 1 ? " page does" : " pages do") +
-                             " not decompress to block_size " + std::to_string(bs) + " bytes (first pfn" +
-                             (n == 1 ? " " : "s ") + first + (n > 3 ? ", …" : "") + "; pfn " +
-                             hex(pages[first_corrupt.item()].pfn) + ": " + first_corrupt.what() +
-                             "); they read as absent (--strict refuses)");
+        d.lacks(std::string(kind) + ": " + std::to_string(n) + (n == 1 ? " page does" : " pages do") +
+                    " not decompress to block_size " + std::to_string(bs) + " bytes (" + sample_list("pfn", "pfns", first, n) +
+                    "; pfn " + hex(pages[first_corrupt.item()].pfn) + ": " +
+                    first_corrupt.what() + ")",
+                "; they read as absent");
     }
     image->seal();
     for (uint64_t i = 0; i < pages.size(); ++i) {

@@ -52,6 +52,11 @@ public:
     // [offset, end) stretches holding data, from SEEK_DATA/SEEK_HOLE at open: a sparse file's
     // holes read as zeros without being stored. One stretch for a dense file.
     const std::vector<std::pair<uint64_t, uint64_t>>& data_extents() const noexcept { return extents_; }
+    // Drops the mapped pages of file bytes [offset, offset+len), rounded outwards to 4 KiB pages
+    // (a neighbour's partial page costs at most a refault): read-only and file-backed, they come
+    // back from the page cache when read again. For parsers that walk headers spread through
+    // the file, so that the walk does not keep the whole file resident.
+    void release(uint64_t offset, uint64_t len) const noexcept;
 private:
     std::vector<std::pair<uint64_t, uint64_t>> extents_;
     std::string path_;

@@ -11,22 +11,28 @@ namespace deepmem::detail {
 namespace {
 constexpr uint32_t kLimeMagic = 0x4C694D45u;
 constexpr uint64_t kHeaderSize = 32;
+constexpr uint64_t kDoneWithStep = uint64_t{16} << 20;   // bytes walked between done_with() calls
 }  // namespace
 
-ParsedDump parse_lime(std::span<const uint8_t> file, bool strict) {
+ParsedDump parse_lime(std::span<const uint8_t> file, bool strict, const DoneWith& done_with) {
     const uint64_t size = file.size();
     if (size == 0) throw FormatError(0, "empty file (expected a LiME range header)");
     ParsedDump d;
     uint64_t off = 0;
     uint64_t prev = 0, prev_s = 0, prev_e = 0;   // the previous range header, for a corrupt e_addr
     bool have_prev = false;
+    uint64_t done = 0;   // file bytes handed to done_with()
     while (off < size) {
+        if (done_with && off - done >= kDoneWithStep) {
+            done_with(done, off - done);
+            done = off;
+        }
         if (!in_file(off, kHeaderSize, size)) {
             if (strict || off == 0)
                 throw FormatError(off, "truncated LiME range header (expected 32 bytes, " +
                                            std::to_string(size - off) + " left)");
-            d.warnings.push_back("truncated LiME file: the last " + std::to_string(size - off) +
-                                 " bytes are a cut range header and are ignored (--strict refuses)");
+            d.lacks("truncated LiME file: the last " + std::to_string(size - off) + " bytes are a cut range header",
+                    " and are ignored");
             break;
         }
         const uint8_t* h = file.data() + off;
@@ -57,10 +63,10 @@ ParsedDump parse_lime(std::span<const uint8_t> file, bool strict) {
                 throw FormatError(off + 8, "LiME range " + hex(s_addr) + "-" + hex(e_addr) + " needs " +
                                                hex(len) + " bytes but only " + hex(size - data) + " remain");
             d.runs.push_back({s_addr, data, size - data});
-            d.warnings.push_back("truncated LiME file: range " + hex(s_addr) + "-" + hex(e_addr) + " has " +
-                                 hex(size - data) + " of its " + hex(len) + " bytes; the missing " +
-                                 hex(len - (size - data)) + " bytes from physical " + hex(s_addr + (size - data)) +
-                                 " read as absent (--strict refuses)");
+            d.lacks("truncated LiME file: range " + hex(s_addr) + "-" + hex(e_addr) + " has " + hex(size - data) +
+                        " of its " + hex(len) + " bytes; the missing " + hex(len - (size - data)) +
+                        " bytes from physical " + hex(s_addr + (size - data)),
+                    " read as absent");
             break;
         }
         d.runs.push_back({s_addr, data, len});

@@ -87,6 +87,24 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     ::close(fd);   // the mapping keeps the file alive
 }
 
+// madvise(MADV_DONTNEED) of [p, p+len) rounded outwards to pages, clipped to the mapping [base,
+// base+size) rounded up to its last page. Only for read-only file-backed mappings, whose pages
+// come back from the page cache.
+static void drop_pages(const uint8_t* base, uint64_t size, const uint8_t* p, uint64_t len) noexcept {
+    constexpr uintptr_t kPage = 4096;
+    if (len == 0) return;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(base) + size + kPage - 1) & ~(kPage - 1);
+    uintptr_t a = reinterpret_cast<uintptr_t>(p), b = a + len;
+    a &= ~(kPage - 1);
+    b = std::min(end, (b + kPage - 1) & ~(kPage - 1));
+    if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
+void MappedFile::release(uint64_t offset, uint64_t len) const noexcept {
+    if (!data_ || offset >= size_) return;
+    drop_pages(data_, size_, data_ + offset, std::min(len, size_ - offset));
+}
+
 MappedFile::~MappedFile() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
@@ -172,7 +190,11 @@ struct PhysicalLayerParsers {
         switch (format) {
         case DumpFormat::Raw: d = detail::parse_raw(bytes); break;
         case DumpFormat::Elf: d = detail::parse_elf_core(bytes, strict); break;
-        case DumpFormat::Lime: d = detail::parse_lime(bytes, strict); break;
+        case DumpFormat::Lime:
+            d = detail::parse_lime(bytes, strict, [&](uint64_t off, uint64_t len) {
+                if (file) file->release(off, len);
+            });
+            break;
         case DumpFormat::Kdump: d = detail::parse_kdump(bytes, strict); break;
         case DumpFormat::Avml: d = detail::parse_avml(bytes, strict); break;
         case DumpFormat::Auto: break;
@@ -195,8 +217,8 @@ struct PhysicalLayerParsers {
             layer->data_runs_ = layer->file_ ? data_only(layer->runs_, layer->file_->data_extents()) : layer->runs_;
         }
         if (layer->runs_.empty()) {
-            std::string why;
-            for (const auto& w : layer->warnings_) why += "; " + w;
+            std::string why;   // what is wrong with the file, else what the parser kept going past
+            for (const auto& w : d.faults.empty() ? layer->warnings_ : d.faults) why += "; " + w;
             throw FormatError(0, std::string("no physical memory in ") + to_string(format) +
                                      " dump (expected at least one non-empty range)" + why);
         }
@@ -356,19 +378,12 @@ bool PhysicalLayer::undecodable(uint64_t paddr) const noexcept {
 }
 
 void PhysicalLayer::release(const uint8_t* bytes, uint64_t size) const noexcept {
-    if (!file_backed() || size == 0) return;
-    constexpr uintptr_t kPage = 4096;
-    // Rounded outwards, within the mapping: the mapping is read-only and file-backed, so dropping
-    // the partial pages at either end costs a neighbour at most a refault from the page cache.
-    // Rounded inwards, a range whose bytes are not page-aligned in the file (each LiME range
-    // follows a 32-byte header) kept its two end pages, and a 4 KiB range every page: 65,600
-    // one-page ranges of the 256 MiB dev dump peaked at 356 MB RSS against the ELF's 147 MB.
-    const auto base = reinterpret_cast<uintptr_t>(bytes_.data());
-    const uintptr_t end = (base + bytes_.size() + kPage - 1) & ~(kPage - 1);
-    auto a = reinterpret_cast<uintptr_t>(bytes), b = a + size;
-    a &= ~(kPage - 1);
-    b = std::min(end, (b + kPage - 1) & ~(kPage - 1));
-    if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+    if (!file_backed()) return;
+    // Rounded outwards (drop_pages): rounded inwards, a range whose bytes are not page-aligned in
+    // the file (each LiME range follows a 32-byte header) kept its two end pages, and a 4 KiB
+    // range every page: 65,600 one-page ranges of the 256 MiB dev dump peaked at 356 MB RSS
+    // against the ELF's 147 MB.
+    drop_pages(bytes_.data(), bytes_.size(), bytes, size);
 }
 
 // Index of the run containing paddr, or runs_.size().

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace deepmem {
 
@@ -80,6 +81,17 @@ inline std::string format_bytes(uint64_t bytes) {
         std::snprintf(buf, sizeof buf, v < 10 ? "%.1f %s" : "%.0f %s", v, units[u]);
     }
     return buf;
+}
+
+// "pfn 0x10", "pfns 0x10, 0x11, 0x30", "first pfns 0x10, 0x11, 0x30, …": the `shown` items of a
+// list of `total`, with "first" and "…" only when some are left out — a list shown whole is
+// named whole, without "first". `one`/`many`: the noun for one item / several.
+inline std::string sample_list(std::string_view one, std::string_view many, const std::vector<std::string>& shown,
+                               uint64_t total) {
+    std::string s = total > shown.size() ? "first " : "";
+    s += total == 1 ? one : many;
+    for (size_t i = 0; i < shown.size(); ++i) s += (i == 0 ? " " : ", ") + shown[i];
+    return total > shown.size() ? s + ", …" : s;
 }
 
 }  // namespace deepmem

@@ -10,7 +10,8 @@
 // by `dmgraph build` (told by its magic; refused when built with other parameters). Without
 // --weights the shipped models are used: every *.cereal in $DEEPMEM_MODELS, else in this checkout's
 // data/models, else in the installed share/deepmem/models; of several models of one type, the one
-// whose kernel builds match the dump's banner best (detect/fit.hpp, pick_models). Every model runs
+// whose kernel builds match the dump's banner best (detect/fit.hpp, pick_models; a note on stderr
+// names the one chosen, those set aside and why). Every model runs
 // on the one graph; objects scoring at least the model's threshold (or --threshold) are written
 // sorted by (type, vaddr) to stdout or atomically to --output, after the dump's kernel and each
 // model's fit (table: "# " lines; json: {"record":…} lines; detect/fit.hpp). A model that does not
@@ -257,7 +258,10 @@ int run(int argc, char** argv, Communicator& world) {
         Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
         Detector& used = shipped.empty() ? detector : picked;
         if (!shipped.empty()) {
-            for (size_t i : pick_models(shipped, banner)) picked.add_model(Model(shipped[i]), shipped_paths[i]);
+            std::vector<std::string> notes;   // which model of a type was chosen over which, and why
+            for (size_t i : pick_models(shipped, banner, &notes, shipped_paths))
+                picked.add_model(Model(shipped[i]), shipped_paths[i]);
+            for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
             picked.check_graph(graph);
         }
 

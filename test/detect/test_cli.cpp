@@ -381,6 +381,11 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     Run j = run("DMDETECT", dump + opts + " --format json", dir, env);
     CHECK(j.status == 0);
     CHECK(without_notes(j.err) == "");
+    // Which model of the type was chosen, which set aside, and why (the tester's B5).
+    CHECK(j.err.find("dmdetect: note: task_struct: chose " + (dir / "models" / "b-6.1.cereal").string() +
+                     " (same-build, 1 build); set aside " + (dir / "models" / "a-5.10.cereal").string() +
+                     " (other-version, 1 build): the chosen model's builds match the dump's kernel 6.1.0-47-amd64 "
+                     "better\n") != std::string::npos);
     CHECK(parse_detections(bytes(j.out)).size() == 24);
     CHECK(j.out.rfind("{\"record\":\"kernel\",\"release\":\"6.1.0-47-amd64\",", 0) == 0);
     CHECK(j.out.find("\"model\":\"" + (dir / "models" / "b-6.1.cereal").string() + "\",\"fits\":true,\"build\":\"same-build\","

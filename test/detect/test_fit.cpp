@@ -218,6 +218,40 @@ TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
     CHECK(pick_models(models, banner("4.19.0-27-amd64")) == std::vector<size_t>{3, 4});     // other version: more builds
 }
 
+// The tester's B5: with two models of one type, dmdetect said nothing of the one it set aside.
+TEST_CASE("fit: pick_models says which model of a type it chose, which it set aside, and why") {
+    std::vector<Model> models;
+    for (const char* r : {"5.10.0-46-amd64", "6.1.0-47-amd64"}) {
+        models.push_back(test::marker_model("task_struct"));
+        models.back().provenance.kernel_builds = {{r, ""}};
+    }
+    models.push_back(test::marker_model("cred"));   // alone of its type: no note
+    models.push_back(test::marker_model("task_struct"));
+    models.back().provenance.kernel_builds = {{"5.10.0-46-amd64", ""}, {"6.1.0-47-amd64", ""}, {"6.1.0-57-rt-amd64", ""}};
+    const std::vector<std::string> paths = {"a.cereal", "b.cereal", "cred.cereal", "multibuild/task_struct.cereal"};
+    std::vector<std::string> notes;
+    CHECK(pick_models(models, banner("6.1.0-47-amd64"), &notes, paths) == std::vector<size_t>{1, 2});
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0] == "task_struct: chose b.cereal (same-build, 1 build); set aside multibuild/task_struct.cereal "
+                      "(same-build, 3 builds): both were trained on the dump's build; the chosen model was made for "
+                      "fewer builds (1 against 3); set aside a.cereal (other-version, 1 build): the chosen model's "
+                      "builds match the dump's kernel 6.1.0-47-amd64 better");
+    notes.clear();
+    CHECK(pick_models(models, std::nullopt, &notes, paths) == std::vector<size_t>{2, 3});
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0] == "task_struct: chose multibuild/task_struct.cereal (unknown, 3 builds); set aside a.cereal "
+                      "(unknown, 1 build): the dump has no kernel banner to match them against; the chosen model was "
+                      "trained on more builds (3 against 1), so it saw more layouts; set aside b.cereal (unknown, 1 "
+                      "build): the dump has no kernel banner to match them against; the chosen model was trained on "
+                      "more builds (3 against 1), so it saw more layouts");
+    notes.clear();
+    models.erase(models.begin() + 3);
+    CHECK(pick_models(models, banner("4.19.0-27-amd64"), &notes, paths) == std::vector<size_t>{0, 2});
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0] == "task_struct: chose a.cereal (other-version, 1 build); set aside b.cereal (other-version, 1 "
+                      "build): they match the dump alike; the chosen model comes first in path order");
+}
+
 TEST_CASE("fit: kernel and fit records in the output, skipped when detections are read back") {
     FoundBanner b = banner("6.1.0-47-amd64", "#1 SMP \"quoted\" \\ build");
     Model m = test::marker_model("task_struct");

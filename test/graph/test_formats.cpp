@@ -6,6 +6,7 @@
 #include "graph/decoded_image.hpp"
 #include "graph/dump_writers.hpp"
 #include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
 #include "graph/memory_graph.hpp"
 #include "graph/snappy_frame.hpp"
 #include "test/graph/dump_images.hpp"
@@ -286,7 +287,8 @@ TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as a
         const std::string& w = p->warnings()[0];
         CAPTURE(w);
         CHECK(w.find("kdump: 3 pages do not decompress") != std::string::npos);
-        CHECK(w.find("first pfns 0x10, 0x11, 0x30") != std::string::npos);
+        CHECK(w.find(" bytes (pfns 0x10, 0x11, 0x30; pfn 0x10: ") != std::string::npos);   // three of three: not "first"
+        CHECK(w.find("first") == std::string::npos);
         CHECK(w.find("read as absent") != std::string::npos);
         CHECK(p->present_bytes() == f.phys->present_bytes() - 3 * 4096);
         for (uint64_t pfn : pfns) CHECK(p->find(pfn * 4096, 1) == nullptr);
@@ -324,7 +326,7 @@ TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as a
     REQUIRE(pa->warnings().size() == 1);
     CAPTURE(pa->warnings()[0]);
     CHECK(pa->warnings()[0].find("AVML: 1 snappy chunk does not decode (0x10000 bytes") != std::string::npos);
-    CHECK(pa->warnings()[0].find("first at physical 0x0,") != std::string::npos);
+    CHECK(pa->warnings()[0].find("bytes of memory; at physical 0x0,") != std::string::npos);   // one: not "first"
     CHECK(pa->present_bytes() == f.phys->present_bytes() - 0x10000);
     CHECK(pa->find(0, 1) == nullptr);
     CHECK(pa->find(0xffff, 1) == nullptr);
@@ -529,6 +531,40 @@ TEST_CASE("formats: refusals name the field the format's spec names, and its val
         REQUIRE(pos + 8 <= good.size());
         good[pos] ^= 1;
         CHECK(has(format_error([&] { PhysicalLayer::from_bytes(good); }).second, "compressed-size trailer"));
+    }
+}
+
+// The tester's B5 (issue #11): errors say what is wrong with the file itself — not "--strict
+// refuses" when --strict was not given, not a page descriptor for a header field — and lists
+// shown whole are not called "first".
+TEST_CASE("formats: errors name what is wrong with the file, by the header field's name") {
+    Fixture f;
+    const auto good = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+    SUBCASE("a sub_hdr_size under the notes cap that puts the bitmaps past the end: no memory, and why") {
+        auto k = good;
+        put_le(k, 432, 4, 9000);   // sub_hdr_size: 9000 blocks, 35 MiB (under 64 MiB of notes)
+        const auto e = format_error([&] { PhysicalLayer::from_bytes(k); });
+        const std::string m = e.second;
+        CHECK(m == "at file offset 0x0: no physical memory in kdump dump (expected at least one non-empty range); "
+                   "truncated kdump (" + hex(k.size()) + " bytes): no dumped page can be listed (the file ends at " +
+                   hex(k.size()) + ", before the page bitmaps at offset 0x2329000 that disk_dump_header sub_hdr_size "
+                   "9000 (blocks of 4096 bytes) places)");
+        CHECK(!has(m, "strict"));
+    }
+    SUBCASE("an odd bitmap_blocks is refused as that header field, not through a page descriptor") {
+        auto k = good;
+        put_le(k, 436, 4, 3);   // bitmap_blocks: the fixture's 2, plus one
+        const auto e = format_error([&] { PhysicalLayer::from_bytes(k); });
+        CHECK(e.first == 436);
+        const std::string m = e.second;
+        CHECK(m == "at file offset 0x1b4: kdump disk_dump_header bitmap_blocks 3 (expected an even number: the two "
+                   "page bitmaps are of one length, in whole blocks)");
+    }
+    SUBCASE("a list of three is said whole; past three, the first three and an ellipsis") {
+        CHECK(sample_list("pfn", "pfns", {"0x10"}, 1) == "pfn 0x10");
+        CHECK(sample_list("pfn", "pfns", {"0x10", "0x11", "0x30"}, 3) == "pfns 0x10, 0x11, 0x30");
+        CHECK(sample_list("pfn", "pfns", {"0x10", "0x11", "0x30"}, 5) == "first pfns 0x10, 0x11, 0x30, …");
+        CHECK(sample_list("paddr", "paddrs", {"0x3000"}, 2) == "first paddrs 0x3000, …");
     }
 }
 

@@ -10,8 +10,10 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <cstring>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 using namespace deepmem;
 using namespace deepmem::test_images;
@@ -146,6 +148,20 @@ long resident_kib(const void* p) {
     }
     return -1;
 }
+// Writes a LiME file of `size` bytes of patterned memory, one range per 4 KiB page, to a new file
+// made from the mkstemp template `path`; returns the memory.
+Image write_one_page_lime(char* path, uint64_t size, uint8_t seed) {
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    Image mem(size);
+    mem.pattern(0, size, seed);
+    std::vector<uint64_t> splits;
+    for (uint64_t a = 0x1000; a < size; a += 0x1000) splits.push_back(a);
+    const std::vector<uint8_t> lime = to_lime(mem.bytes, splits);
+    REQUIRE(write(fd, lime.data(), lime.size()) == static_cast<ssize_t>(lime.size()));
+    close(fd);
+    return mem;
+}
 }  // namespace
 
 // Issue #11 item 7: a LiME file of many small ranges peaked at the file's size. Each range's bytes
@@ -154,15 +170,7 @@ long resident_kib(const void* p) {
 // not leave mapped what the header walk faulted in.
 TEST_CASE("layers: one-page LiME ranges are dropped from the process after open() and release()") {
     char path[] = "/tmp/dm-layers-XXXXXX";
-    int fd = mkstemp(path);
-    REQUIRE(fd >= 0);
-    Image mem(0x400000);
-    mem.pattern(0, mem.bytes.size(), 11);
-    std::vector<uint64_t> splits;
-    for (uint64_t a = 0x1000; a < mem.bytes.size(); a += 0x1000) splits.push_back(a);
-    std::vector<uint8_t> lime = to_lime(mem.bytes, splits);
-    REQUIRE(write(fd, lime.data(), lime.size()) == static_cast<ssize_t>(lime.size()));
-    close(fd);
+    const Image mem = write_one_page_lime(path, 0x400000, 11);
     {
         auto phys = PhysicalLayer::open(path);
         REQUIRE(phys->runs().size() == 1024);
@@ -181,6 +189,96 @@ TEST_CASE("layers: one-page LiME ranges are dropped from the process after open(
         CHECK(std::equal(page.begin(), page.end(), mem.bytes.begin() + 0x3ff000));
     }
     std::remove(path);
+}
+
+namespace {
+// KiB of memory `work` adds to a process at its peak: run in a forked child whose peak (VmHWM)
+// is reset first (clear_refs 5), minus its resident size then; -1 when that cannot be measured
+// (no /proc) or the child fails (`work` returns false, or throws).
+template <class F>
+long peak_kib_added_by(F&& work) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    const pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        auto status_kib = [](const char* key) {
+            std::ifstream in("/proc/self/status");
+            for (std::string line; std::getline(in, line);)
+                if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::strlen(key)));
+            return -1L;
+        };
+        long added = -1;
+        {
+            std::ofstream("/proc/self/clear_refs") << "5";
+            const long base = status_kib("VmRSS:");
+            bool ok = false;
+            try {
+                ok = work();
+            } catch (...) {
+            }
+            const long peak = status_kib("VmHWM:");
+            if (ok && base >= 0 && peak >= 0) added = peak - base;
+        }
+        (void)!write(fds[1], &added, sizeof added);
+        _exit(0);
+    }
+    close(fds[1]);
+    long added = -1;
+    if (read(fds[0], &added, sizeof added) != sizeof added) added = -1;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return added;
+}
+}  // namespace
+
+// The tester's attack (issue #11, LiME): parsing 65,600 one-page LiME ranges walked their headers
+// through the mapping and kept the whole file resident until open() released it: 275 MB peak
+// against the ELF's 145 MB. The walk now drops what it has passed every 16 MiB.
+TEST_CASE("layers: parsing a LiME file of one-page ranges does not keep the file resident") {
+    char path[] = "/tmp/dm-layers-XXXXXX";
+    write_one_page_lime(path, 0x8000000, 7);   // 128 MiB, 32,768 ranges
+    const long added = peak_kib_added_by([&] {
+        auto phys = PhysicalLayer::open(path);
+        return phys->format() == DumpFormat::Lime && phys->runs().size() == 32768 && phys->present_bytes() == 0x8000000;
+    });
+    std::remove(path);
+    REQUIRE(added >= 0);
+    CHECK(added < 48 * 1024);   // was ≥ 128 MiB: every page of the file
+}
+
+// The tester's attack B4 (issue #11): a sparse raw file of 15 TiB apparent size holding 256 MiB
+// peaked at 3.9 GB in the page-table walk, one alias-count byte per page of apparent size. The
+// counts are now dense over the file's data only; pages in its holes are counted as mapped.
+TEST_CASE("layers: the walk of a sparse raw file takes memory by its data, not its apparent size") {
+    char path[] = "/tmp/dm-layers-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    const uint64_t apparent = uint64_t{4} << 40;   // 4 TiB: 1 GiB of counts the old way
+    if (ftruncate(fd, static_cast<off_t>(apparent)) != 0) {
+        close(fd);
+        std::remove(path);
+        WARN_MESSAGE(false, "this filesystem cannot hold a 4 TiB sparse file; not tested");
+        return;
+    }
+    const Image img = build_x64_4level();   // 4 MiB; its direct map is a 1 GiB page at 0
+    REQUIRE(pwrite(fd, img.bytes.data(), img.bytes.size(), 0) == static_cast<ssize_t>(img.bytes.size()));
+    close(fd);
+    const long added = peak_kib_added_by([&] {
+        auto phys = PhysicalLayer::open(path, DumpFormat::Raw);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        uint64_t pages = 0;
+        for (const VirtualRun& r : t.kernel_runs()) pages += r.size / 4096;
+        // The 1 GiB page's 262,144 pages (in the data or the holes: all present), the kernel
+        // image's 2 MiB page and the PT's six pages (0x10000.., 0x1000, and 0x10000000, a hole
+        // here where the 4 MiB image lacks it) alias them.
+        const auto st = t.walk_stats();
+        return st.distinct_pages == 262144 && pages == 262144 + 512 + 6 && st.aliases_skipped == 0;
+    });
+    std::remove(path);
+    REQUIRE(added >= 0);
+    CHECK(added < 128 * 1024);   // was ≥ 1 GiB
 }
 
 TEST_CASE("layers: ELF64 core with holes and QEMU CPU notes") {
@@ -682,7 +780,7 @@ TEST_CASE("layers: page-table pages absent from the dump are counted and said, w
         const auto w = t.warnings();
         REQUIRE(w.size() == 1);
         CAPTURE(w[0]);
-        CHECK(w[0].find("translation: 2 page-table pages are not in the dump (first paddr 0x3000, 0x7000000)") == 0);
+        CHECK(w[0].find("translation: 2 page-table pages are not in the dump (paddrs 0x3000, 0x7000000)") == 0);
         CHECK(w[0].find("up to 513 GiB of kernel address space they map cannot be read") != std::string::npos);
         // The kernel image's 2 MiB page under the lost directory is gone; the direct map stays.
         CHECK(!t.translate(0xffffffff80000000ull));
