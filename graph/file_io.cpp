@@ -61,6 +61,18 @@ void remove_stale_temporaries(const std::string& dir, const std::string& name) {
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     const auto [dir, name] = split_path(path_);
     if (name.empty() || name == "." || name == "..") throw InputError("cannot write " + path_ + ": not a file name");
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw InputError("cannot write " + path_ + ": it is a directory");
+    if (::lstat(path_.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        // A device or FIFO (-o /dev/null, a named pipe): written in place. A rename over it would
+        // replace the node with a regular file (/dev/null for everyone after `-o /dev/null`).
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd_ < 0) throw InputError("cannot open " + path_ + ": " + errno_text(errno));
+        temp_ = path_;
+        in_place_ = true;
+        return;
+    }
     remove_stale_temporaries(dir, name);
     temp_ = dir + "." + name + kTempInfix + "XXXXXX";
     fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);   // O_CREAT|O_EXCL, 0600: never follows a symlink
@@ -69,10 +81,11 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
 
 AtomicFile::~AtomicFile() {
     if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(temp_.c_str());
+    if (!committed_ && !in_place_) ::unlink(temp_.c_str());
 }
 
 void AtomicFile::fail(const std::string& what) const {
+    if (in_place_) throw InputError(what + " " + path_ + ": " + errno_text(errno));
     throw InputError(what + " " + temp_ + " (for " + path_ + "): " + errno_text(errno));
 }
 
@@ -107,6 +120,13 @@ void AtomicFile::write_at(uint64_t offset, std::span<const uint8_t> bytes) {
 
 void AtomicFile::commit() {
     if (committed_) return;
+    if (in_place_) {
+        const int fd = fd_;
+        fd_ = -1;
+        committed_ = true;
+        if (::close(fd) != 0) fail("cannot close");
+        return;
+    }
     if (::fchmod(fd_, 0666 & ~current_umask()) != 0) fail("cannot set the mode of");
     if (::fsync(fd_) != 0) fail("cannot sync");
     const int fd = fd_;

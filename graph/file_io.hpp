@@ -10,7 +10,9 @@
 //   sees the old NAME or the new one, never a part. When commit() is not reached (an exception)
 //   the temporary is removed; after a kill -9 it stays, and the next writer of NAME removes the
 //   caller's own temporaries of NAME older than an hour. A NAME that is a symlink is replaced by the
-//   file, not written through.
+//   file, not written through. A NAME that is a device or FIFO (-o /dev/null, a named pipe) is
+//   written in place, not atomically: a rename would replace the node with a regular file. A NAME
+//   that is a directory is refused.
 //
 // Same file
 //   Two paths name the same file when device and inode agree (through symlinks and hard links).
@@ -52,6 +54,7 @@ private:
     std::string path_, temp_;
     int fd_ = -1;
     bool committed_ = false;
+    bool in_place_ = false;   // a device or FIFO: temp_ == path_, no rename
 };
 
 // `bytes` to `path` through an AtomicFile.

@@ -100,6 +100,29 @@ TEST_CASE("AtomicFile: a symlink at the target is replaced, never written throug
     CHECK(slurp(d.path / "evidence.elf") == "evidence");
 }
 
+TEST_CASE("AtomicFile: a device or FIFO is written in place, never replaced; a directory is refused") {
+    // -o /dev/null once renamed a regular file over /dev/null (apt's _apt user then failed to
+    // open it, and every later redirect wrote a file).
+    write_file_atomically("/dev/null", "detections");
+    struct stat st {};
+    REQUIRE(::stat("/dev/null", &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));
+    TempDir d("dm-file-io-fifo");
+    const fs::path fifo = d.path / "pipe";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);   // so the writer's open does not block
+    REQUIRE(reader >= 0);
+    write_file_atomically(fifo.string(), "abc");
+    char buf[8] = {};
+    CHECK(::read(reader, buf, sizeof buf) == 3);
+    CHECK(std::string(buf) == "abc");
+    ::close(reader);
+    REQUIRE(::lstat(fifo.c_str(), &st) == 0);
+    CHECK(S_ISFIFO(st.st_mode));
+    CHECK(names(d.path) == std::vector<std::string>{"pipe"});   // no temporary beside it
+    CHECK_THROWS_WITH_AS(write_file_atomically(d.path.string(), "x"), doctest::Contains("it is a directory"), InputError);
+}
+
 TEST_CASE("AtomicFile: stale temporaries of the same target older than an hour are removed, nothing else") {
     TempDir d("dm-file-io-stale");
     auto make = [&](const std::string& name, int age_seconds) {
