@@ -102,11 +102,9 @@ TEST_CASE("AtomicFile: a symlink at the target is replaced, never written throug
 
 TEST_CASE("AtomicFile: a device or FIFO is written in place, never replaced; a directory is refused") {
     // -o /dev/null once renamed a regular file over /dev/null (apt's _apt user then failed to
-    // open it, and every later redirect wrote a file).
-    write_file_atomically("/dev/null", "detections");
+    // open it, and every later redirect wrote a file). A named pipe takes the same path (a device
+    // is not written here: a regression would replace the machine's /dev/null under the suite).
     struct stat st {};
-    REQUIRE(::stat("/dev/null", &st) == 0);
-    CHECK(S_ISCHR(st.st_mode));
     TempDir d("dm-file-io-fifo");
     const fs::path fifo = d.path / "pipe";
     REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
