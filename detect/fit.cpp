@@ -288,7 +288,9 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    (f.expected ? fraction(*f.expected) : "null") + ",\"missing_key_nodes\":[" + missing(f) +
                    "],\"reason\":" + json_string(f.reason) + "}\n";
         } else {
-            out += "# fit " + f.type + ": " + (f.fits ? "yes" : "NO") + ", " + to_string(f.build) + ", votes agree on " +
+            // Without a candidate object nothing was measured: "unknown", not "yes" (a dump whose
+            // objects all went missing must not read as a good fit).
+            out += "# fit " + f.type + ": " + (!f.fits ? "NO" : measured ? "yes" : "unknown") + ", " + to_string(f.build) + ", votes agree on " +
                    (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
                                    " candidate objects (" + percent(f.agreement.fraction()) + ")"
                              : "no candidate object") +

@@ -42,7 +42,9 @@ FormatError::FormatError(uint64_t offset, const std::string& what)
     : std::runtime_error("at file offset " + hex(offset) + ": " + what), offset_(offset) {}
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a named pipe with no writer would block open() for ever; it is refused below
+    // (only regular files are mapped), and on a regular file the flag changes nothing.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw InputError("cannot open " + path + ": " + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {

@@ -274,4 +274,12 @@ TEST_CASE("fit: kernel and fit records in the output, skipped when detections ar
     CHECK(table.find("# fit task_struct: NO, other-version, votes agree on 1 of 10 candidate objects (10.0%), validation 99.0%: ") !=
           std::string::npos);
     CHECK(format_fit_report(b, fits, DetectionFormat::Csv).empty());
+    // A same-build model with no candidate object measured: "unknown", not "yes" (the tester's
+    // attack 8: a dump whose direct map was hidden read as a good fit with 0 objects).
+    Model same = test::marker_model("task_struct");
+    same.provenance.kernel_builds = {{"6.1.0-47-amd64", ""}};
+    const ModelFit unmeasured = assess_fit(same, "m.cereal", b, VoteAgreement{});
+    REQUIRE(unmeasured.fits);
+    CHECK(format_fit_report(b, std::span(&unmeasured, 1), DetectionFormat::Table)
+              .find("# fit task_struct: unknown, same-build, votes agree on no candidate object") != std::string::npos);
 }

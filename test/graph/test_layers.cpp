@@ -13,6 +13,7 @@
 #include <cstring>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 using namespace deepmem;
@@ -168,6 +169,17 @@ Image write_one_page_lime(char* path, uint64_t size, uint8_t seed) {
 // follow a 32-byte header, so they are not page-aligned in the file: release() must drop the pages
 // a range touches, not only those wholly inside it (none, for a one-page range), and open() must
 // not leave mapped what the header walk faulted in.
+TEST_CASE("layers: a named pipe with no writer is refused at once, not waited on") {
+    char dir[] = "/tmp/dm-layers-fifo-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    const std::string fifo = std::string(dir) + "/dump.raw";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    // Before: open(O_RDONLY) blocked until a writer came (dmgraph build FIFO hung).
+    CHECK_THROWS_WITH_AS(PhysicalLayer::open(fifo), (fifo + " is not a regular file").c_str(), InputError);
+    std::remove(fifo.c_str());
+    rmdir(dir);
+}
+
 TEST_CASE("layers: one-page LiME ranges are dropped from the process after open() and release()") {
     char path[] = "/tmp/dm-layers-XXXXXX";
     const Image mem = write_one_page_lime(path, 0x400000, 11);
