@@ -447,15 +447,11 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
                                         search_error.what() + "); using the note's root");
             return std::move(*note);
         }
-        // A searched root that maps no more than the note's shares its kernel half (another PGD of
-        // the same kernel): the note is right and the dump lacks tables (a page that did not
-        // decompress, a cut), which the note's walk warnings say.
-        auto bytes = [](const TranslationLayer& l) {
-            uint64_t b = 0;
-            for (const VirtualRun& r : l.kernel_runs()) b += r.size;
-            return b;
-        };
-        if (bytes(*found) <= bytes(*note)) return std::move(*note);
+        // A searched root that maps no more present pages than the note's (the search's ranking
+        // key, WalkStats::distinct_pages) shares its kernel half (another PGD of the same kernel):
+        // the note is right and the dump lacks tables (a page that did not decompress, a cut),
+        // which the note's walk warnings say.
+        if (found->walk_stats().distinct_pages <= note->walk_stats().distinct_pages) return std::move(*note);
         found->root_notes_.push_back("translation: the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) +
                                      ") maps no kernel (" + why + "); using the searched root " + hex(found->dtb()) +
                                      " (" + to_string(found->mode()) + ")");
