@@ -62,9 +62,9 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     const auto [dir, name] = split_path(path_);
     if (name.empty() || name == "." || name == "..") throw InputError("cannot write " + path_ + ": not a file name");
     struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-        throw InputError("cannot write " + path_ + ": it is a directory");
-    if (::lstat(path_.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode))) {
+    const bool exists = ::lstat(path_.c_str(), &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) throw InputError("cannot write " + path_ + ": it is a directory");
+    if (exists && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode))) {
         // A device or FIFO (-o /dev/null, a named pipe): written in place. A rename over it would
         // replace the node with a regular file (/dev/null for everyone after `-o /dev/null`).
         fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
