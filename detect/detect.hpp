@@ -209,6 +209,7 @@ uint64_t inference_budget(const MemoryGraph& g);
 struct BuildOptions {
     DumpFormat format = DumpFormat::Auto;
     bool strict = false;           // refuse truncated dumps (PhysicalLayer::open)
+    bool density_bound = true;     // MemoryGraph::build's density bound (graph/memory_graph.hpp)
     std::function<void(const std::string&)> warn;   // each PhysicalLayer::warnings() line, then each TranslationLayer::warnings() line
     std::optional<uint64_t> dtb;   // page-table root; else the ELF notes or the search (layers.hpp)
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)

@@ -79,7 +79,7 @@ MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptio
     if (opt.warn)
         for (const auto& w : layer.warnings()) opt.warn(w);
     if (opt.estimate) opt.estimate(MemoryGraph::estimate(layer, params));
-    MemoryGraph g = MemoryGraph::build(layer, params, opt.progress);
+    MemoryGraph g = MemoryGraph::build(layer, params, opt.progress, opt.density_bound);
     g.set_dump_path(dump_path);
     refuse_empty_graph(g);
     return g;

@@ -64,6 +64,42 @@ constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 constexpr uint64_t kChunkPages = 64;   // work unit; fixed so results never depend on thread count
 constexpr uint64_t kAbsentTarget = ~uint64_t{0};   // a pointer into a mapped page the dump lacks
 
+// Graph sizes per canonical kernel page. Expected (estimate()): measured on the Debian 6.1 amd64
+// QEMU dump of tools/make-dataset (--seed 1000, 256 MiB, 65,506 pages) when the graph counted
+// 44 pointer fields, 8 nodes and 37 edges per page, each times a margin of 2. Real dumps now
+// (pointer fields / nodes per page): that dump 19.4 / 8.0; Debian i386 686-pae 256 MiB 22.2 /
+// 12.5; 5.10 and 6.12 amd64 512 MiB 7.5–8.4 / 3.4–3.6.
+constexpr uint64_t kPointersPerPage = 88, kNodesPerPage = 16, kEdgesPerPage = 74;
+// The density bound (memory_graph.hpp): 128 pointer fields and one node per 16 words per page,
+// 5.8× and 2.6–4× the densest of those dumps (one node per 16 words is 32 per page for 8-byte
+// words, 64 for 4-byte ones), and never below kBoundFloor, so that small hand-made images and tiny
+// dumps are never refused. Edges are at most 2 × (pointers + nodes): a pointer run gives each of
+// its two side nodes at most one edge per pointer, and a node at most one ln and one rn edge.
+constexpr uint64_t kMaxPointersPerPage = 128, kWordsPerNode = 16, kBoundFloor = uint64_t{1} << 20;
+// Heap bytes of build() at its peak (the edges phase), read off MemoryGraphBuilder:
+//   per mapping  every present kernel page mapping, aliases included (a page mapped 1000 times
+//                counts 1000 times): the canonical-pages sort entry, vaddr map and alias-table
+//                slot (24 + 16 + 4 + 4), freed before the scan but live at once
+//   per page     page vaddr/paddr/data/stretch (32), page_ptr_first/page_node_first (12), the
+//                pointer and node-start bitmaps (2 × 4096/word size / 8), alias-table blocks (8)
+//   per pointer  targets (8), resolved target nodes (4), per-chunk copies (8) and sources (4)
+//   per node     vaddr, paddr, length (20), four CSR offsets (32), features (feature_bytes)
+//   per edge     source (4)
+constexpr uint64_t kBytesPerMapping = 48, kBytesPerPage = 32 + 12 + 8, kBytesPerPointer = 24, kBytesPerNode = 52,
+                   kBytesPerEdge = 4;
+
+uint64_t max_pointers_for(uint64_t pages, uint64_t ws) {
+    return std::max(pages * std::min(kMaxPointersPerPage, kPage / ws), kBoundFloor);
+}
+uint64_t max_nodes_for(uint64_t pages, uint64_t ws) { return std::max(pages * (kPage / ws / kWordsPerNode), kBoundFloor); }
+
+// What build() holds at its peak for these counts (see the per-item costs above).
+uint64_t bytes_for(uint64_t mappings, uint64_t pages, uint64_t ws, uint64_t pointers, uint64_t nodes, uint64_t edges,
+                   uint64_t feature_bytes) {
+    return mappings * kBytesPerMapping + pages * (kBytesPerPage + 2 * (kPage / ws / 8)) + pointers * kBytesPerPointer +
+           nodes * (kBytesPerNode + feature_bytes) + edges * kBytesPerEdge;
+}
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -312,6 +348,10 @@ struct MemoryGraphBuilder {
     MemoryGraphBuilder(const PhysicalLayer& ph, const GraphParams& pa, const ProgressFn& pr)
         : phys(ph), params(pa), progress(pr) {}
 
+    // Set by build() from a translation layer (memory_graph.hpp, Limits and Density bound); a
+    // builder over hand-made runs checks neither.
+    bool density_bound = false, memory_check = false;
+
     uint64_t ws = 8, bpp = 512;   // word size, bits (words) per page
     uint64_t P = 0;
     std::vector<uint64_t> page_vaddr, page_paddr;
@@ -423,6 +463,29 @@ struct MemoryGraphBuilder {
         }
     }
 
+    // The refusal at the density bound: `what` ("pointer fields", "nodes") passed `bound`.
+    [[noreturn]] void throw_density(const char* what, uint64_t bound) const {
+        throw InputError("refusing to build the memory graph: its " + std::to_string(P) + " kernel pages hold more than " +
+                         std::to_string(bound) + " " + what + " (" + std::to_string(kMaxPointersPerPage) +
+                         " pointer fields and one node per " + std::to_string(kWordsPerNode) +
+                         " words per page, 4 to 6 times the densest real kernels): memory crafted to inflate the "
+                         "graph; --no-density-bound builds it anyway, within the memory available");
+    }
+
+    // Before the node and edge arrays exist: what they and the edge phase still take, from the
+    // exact pointer count and node count `N` (edges at most 2 × (pointers + N)), against
+    // available_memory(), which already leaves out what this process holds.
+    void check_memory(uint64_t N) const {
+        const uint64_t p = page_ptr_first[P];
+        const uint64_t need = N * (kBytesPerNode + params.feature_bytes) + p * (kBytesPerPointer - 16) +
+                              2 * (p + N) * kBytesPerEdge;
+        const auto avail = available_memory();
+        if (avail && need > avail->bytes)
+            throw InputError("not enough memory for the graph of this dump: its " + std::to_string(p) +
+                             " pointer fields and " + std::to_string(N) + " nodes need about " + format_bytes(need) +
+                             " more, " + describe(avail) + "; free memory or raise the limit");
+    }
+
     template <typename Word>
     void scan_page(uint64_t q, std::vector<uint64_t>& out, AliasTable::Cache& cache, MappedPages::Cache& mcache) {
         const uint8_t* data = page_data[q];
@@ -443,7 +506,8 @@ struct MemoryGraphBuilder {
         bits.w.assign(P * bpp / 64, 0);
         page_ptr_first.assign(P + 1, 0);
         std::vector<std::vector<uint64_t>> chunk_targets(chunks);
-        std::atomic<uint64_t> done{0};
+        std::atomic<uint64_t> done{0}, found{0};
+        const uint64_t bound = density_bound ? max_pointers_for(P, ws) : UINT64_MAX;
         const int64_t nchunks = static_cast<int64_t>(chunks);
         ParallelErrors errors;
 #pragma omp parallel
@@ -461,6 +525,7 @@ struct MemoryGraphBuilder {
                         else scan_page<uint32_t>(q, out, cache, mcache);
                     }
                     release_pages(q0, q1);
+                    if (found.fetch_add(out.size()) + out.size() > bound) throw_density("pointer fields", bound);
                     uint64_t d = done.fetch_add(q1 - q0) + (q1 - q0);
                     if (progress && omp_get_thread_num() == 0) progress(d * kPage, P * kPage);
                 });
@@ -539,7 +604,9 @@ struct MemoryGraphBuilder {
         errors.rethrow();
         for (uint64_t c = 0; c < chunks; ++c) chunk_nodes[c + 1] += chunk_nodes[c];
         uint64_t N = chunk_nodes[chunks];
+        if (density_bound && N > max_nodes_for(P, ws)) throw_density("nodes", max_nodes_for(P, ws));
         if (N >= kNone) throw InputError("memory graph would exceed 2^32-1 nodes");
+        if (memory_check) check_memory(N);
         g.vaddr = BigArray<uint64_t>(N);
         g.paddr = BigArray<uint64_t>(N);
         g.length = BigArray<uint32_t>(N);
@@ -778,25 +845,6 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
     return g;
 }
 
-namespace {
-
-// Per canonical kernel page, measured on the Debian 6.1 amd64 QEMU dump of tools/make-dataset
-// (--seed 1000, 256 MiB: 65,506 pages, 2,883,180 pointer fields, 523,846 nodes, 2,396,613
-// edges), i.e. 44 pointers, 8 nodes and 37 edges per page, each times the margin of 2.
-constexpr uint64_t kPointersPerPage = 88, kNodesPerPage = 16, kEdgesPerPage = 74;
-// Heap bytes of build() at its peak (the edges phase), read off MemoryGraphBuilder:
-//   per mapping  every present kernel page mapping, aliases included (a page mapped 1000 times
-//                counts 1000 times): the canonical-pages sort entry, vaddr map and alias-table
-//                slot (24 + 16 + 4 + 4), freed before the scan but live at once
-//   per page     page vaddr/paddr/data/stretch (32), page_ptr_first/page_node_first (12), the
-//                pointer and node-start bitmaps (2 × 4096/word size / 8), alias-table blocks (8)
-//   per pointer  targets (8), resolved target nodes (4), per-chunk copies (8) and sources (4)
-//   per node     vaddr, paddr, length (20), four CSR offsets (32), features (feature_bytes)
-//   per edge     source (4)
-constexpr uint64_t kBytesPerMapping = 48, kBytesPerPage = 32 + 12 + 8, kBytesPerPointer = 24, kBytesPerNode = 52,
-                   kBytesPerEdge = 4;
-
-}  // namespace
 
 GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphParams& params) {
     uint64_t kernel = 0, held = 0;
@@ -808,18 +856,22 @@ GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphPa
     e.pointers = e.pages * std::min<uint64_t>(kPointersPerPage, kPage / ws);
     e.nodes = e.pages * kNodesPerPage;
     e.edges = e.pages * kEdgesPerPage;
-    e.bytes = kernel * kBytesPerMapping + e.pages * (kBytesPerPage + 2 * (kPage / ws / 8)) +
-              e.pointers * kBytesPerPointer + e.nodes * (kBytesPerNode + params.feature_bytes) +
-              e.edges * kBytesPerEdge;
+    e.bytes = bytes_for(kernel, e.pages, ws, e.pointers, e.nodes, e.edges, params.feature_bytes);
+    e.max_pointers = max_pointers_for(e.pages, ws);
+    e.max_nodes = max_nodes_for(e.pages, ws);
+    e.max_bytes = bytes_for(kernel, e.pages, ws, e.max_pointers, e.max_nodes, 2 * (e.max_pointers + e.max_nodes),
+                            params.feature_bytes);
     return e;
 }
 
 std::string describe(const GraphEstimate& e) {
     return "about " + format_bytes(e.bytes) + " for " + std::to_string(e.pages) + " kernel pages (up to " +
-           std::to_string(e.nodes) + " nodes and " + std::to_string(e.edges) + " edges, twice the densities of real kernels)";
+           std::to_string(e.nodes) + " nodes and " + std::to_string(e.edges) +
+           " edges, twice the densities of real kernels; at most " + format_bytes(e.max_bytes) + ", the density bound)";
 }
 
-MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params, const ProgressFn& progress) {
+MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params, const ProgressFn& progress,
+                               bool density_bound) {
     auto t = Clock::now();
     params.word_size = layer.word_size();
     auto runs = layer.kernel_runs();
@@ -832,6 +884,8 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
                          describe(avail) + "; free memory or raise the limit");
     MemoryStage stage("building the memory graph of " + std::to_string(need.pages) + " kernel pages", need.bytes);
     MemoryGraphBuilder b(layer.physical(), params, progress);
+    b.density_bound = density_bound;
+    b.memory_check = true;
     MemoryGraph g;
     try {
         g = b.run(runs, mapped);

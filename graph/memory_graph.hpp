@@ -39,7 +39,17 @@
 //   Limits         fewer than 2^32-1 nodes and kernel pages (InputError otherwise). build() from a
 //                  translation layer first compares estimate() with available_memory()
 //                  (graph/memory_budget.hpp) and refuses with both figures when it does not fit;
-//                  an allocation failure later is an InputError too, never an abort.
+//                  once the pointer scan and the node count are exact it compares again, before
+//                  the node and edge arrays are allocated; an allocation failure later is an
+//                  InputError too, never an abort.
+//   Density bound  build() from a translation layer also stops (InputError) as soon as the dump
+//                  holds more pointer fields or nodes than GraphEstimate::max_pointers / max_nodes:
+//                  128 pointer fields and one node per 16 words per kernel page, 4–6 times the
+//                  densest real kernels measured (graph/memory_graph.cpp), so only memory crafted
+//                  to inflate the graph meets it (a 16 MiB kdump whose every page decompresses to
+//                  alternating pointers and data: 25 M nodes, issue #15). Time and memory are then
+//                  bounded by the kernel pages alone. `density_bound = false` lifts it (the memory
+//                  checks still hold).
 #pragma once
 
 #include "graph/csr.hpp"
@@ -101,16 +111,21 @@ struct GraphBuildPhases {
 
 // What build() will need, from the number of kernel pages alone (before any scan):
 //   pages     canonical kernel pages, at most min(present kernel pages, pages the dump holds)
-//   pointers, nodes, edges   pages × densities measured on Debian 6.1 amd64 dumps (graph/memory_graph.cpp,
-//             kDensity…) times a margin of 2
-//   bytes     peak heap of build(): a fixed cost per present kernel page mapping (aliases
+//   pointers, nodes, edges   expected: pages × densities of real dumps (graph/memory_graph.cpp,
+//             k…PerPage) times a margin of 2
+//   bytes     expected peak heap of build(): a fixed cost per present kernel page mapping (aliases
 //             included), page, pointer, node (plus feature_bytes) and edge, read off the
-//             builder's arrays (graph/memory_graph.cpp, estimate())
+//             builder's arrays (graph/memory_graph.cpp, bytes_for())
+//   max_pointers, max_nodes   the density bound build() enforces (see Density bound above);
+//             edges are at most 2 × (pointers + nodes) by construction
+//   max_bytes the peak heap at the bound: what build() can take at most, unless the bound is lifted
 struct GraphEstimate {
     uint64_t pages = 0, pointers = 0, nodes = 0, edges = 0, bytes = 0;
+    uint64_t max_pointers = 0, max_nodes = 0, max_bytes = 0;
 };
-// "about 150 MiB for 60000 kernel pages (up to 1200000 nodes and 2400000 edges, twice the densities
-// of real kernels)": the one wording of an estimate, in refusals and in what dmgraph/dmdetect print.
+// "about 150 MiB for 60000 kernel pages (up to 960000 nodes and 4400000 edges, twice the densities
+// of real kernels; at most 1.9 GiB, the density bound)": the one wording of an estimate, in refusals
+// and in what dmgraph/dmdetect print.
 std::string describe(const GraphEstimate&);
 
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
@@ -133,10 +148,11 @@ public:
     // Scans every kernel page of `layer` once. Parallel (OpenMP); peak RSS is the graph itself
     // plus O(pages + pointers), never a copy of the dump: on a file-backed layer the dump pages
     // are dropped from the process (MADV_DONTNEED) chunk by chunk once read. params.word_size is
-    // taken from the layer. Throws InputError for bad params, a graph beyond the limits, or one
-    // that does not fit in memory (see Limits above).
+    // taken from the layer. Throws InputError for bad params, a graph beyond the limits or the
+    // density bound (unless `density_bound` is false), or one that does not fit in memory (see
+    // Limits and Density bound above).
     static MemoryGraph build(const TranslationLayer& layer, GraphParams params = {},
-                             const ProgressFn& progress = {});
+                             const ProgressFn& progress = {}, bool density_bound = true);
     // The same over an explicit list of kernel mappings (aliases included; pages the physical
     // layer lacks are mapped but absent) and the physical layer that backs them; used by unit
     // tests to build graphs from hand-made memory. No memory check.

@@ -2,7 +2,7 @@
 // only; the work is deepmem::Detector (detect/detect.hpp).
 //
 //   dmdetect [--weights M.cereal [--weights M2.cereal …]] DUMP… [--threshold X] [--format table|json|csv]
-//            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
+//            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--no-density-bound] [--dtb ADDR]
 //            [--threads N] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree]
 //            [--addresses-only]
 //
@@ -183,6 +183,7 @@ int run(int argc, char** argv, Communicator& world) {
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|kdump|avml|auto")(
         "strict", "refuse a truncated dump, or one with compressed pages that do not decompress, instead of analysing what is present")(
+        "no-density-bound", "build the graph of a dump denser in pointers than any real kernel (memory_graph.hpp)")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr")(
@@ -201,6 +202,7 @@ int run(int argc, char** argv, Communicator& world) {
     BuildOptions build;
     build.format = parse_dump_format(vm["format-dump"].as<std::string>());
     build.strict = vm.count("strict") > 0;
+    build.density_bound = vm.count("no-density-bound") == 0;
     if (vm.count("dtb")) build.dtb = parse_address(vm["dtb"].as<std::string>(), "dtb");
     if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
     std::vector<std::string> inputs = dumps;

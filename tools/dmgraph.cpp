@@ -1,7 +1,7 @@
 // dmgraph: build, inspect and export memory graphs (.dmg). Argument parsing and printing only;
 // the work is graph/memory_graph.hpp.
 //
-//   dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]
+//   dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--no-density-bound] [--dtb ADDR]
 //                 [--paging x86|pae|x64|la57] [--feature-bytes 64] [--max-segment 4096] [--neighbour-distance 512]
 //                 [--pointer-target-back 128]
 //   dmgraph info G.dmg
@@ -28,7 +28,8 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--dtb ADDR]\n"
+    "usage: dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--no-density-bound]\n"
+    "                     [--dtb ADDR]\n"
     "                     [--paging x86|pae|x64|la57] [--feature-bytes N] [--max-segment N]\n"
     "                     [--neighbour-distance N] [--pointer-target-back N] [--quiet]\n"
     "       dmgraph info G.dmg\n"
@@ -68,6 +69,7 @@ int cmd_build(const std::vector<std::string>& args) {
     o.add_options()("output,o", po::value<std::string>()->required(), "output .dmg")(
         "format", po::value<std::string>()->default_value("auto"), "raw|elf|lime|kdump|avml|auto")(
         "strict", "refuse a truncated dump, or one with compressed pages that do not decompress, instead of analysing what is present")(
+        "no-density-bound", "build the graph of a dump denser in pointers than any real kernel (memory_graph.hpp)")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "paging", po::value<std::string>(), "x86|pae|x64|la57")(
         "feature-bytes", po::value<std::string>(), "content bytes kept per node (64)")(
@@ -108,7 +110,7 @@ int cmd_build(const std::vector<std::string>& args) {
         std::fprintf(stderr, "dmgraph: scanning kernel pages %3d%% (%llu/%llu MiB)\n", decile * 10,
                      static_cast<unsigned long long>(done >> 20), static_cast<unsigned long long>(total >> 20));
     };
-    MemoryGraph g = MemoryGraph::build(layer, params, show ? progress : ProgressFn{});
+    MemoryGraph g = MemoryGraph::build(layer, params, show ? progress : ProgressFn{}, vm.count("no-density-bound") == 0);
     g.set_dump_path(dump);
     refuse_empty_graph(g);
     g.save(vm["output"].as<std::string>());

@@ -608,6 +608,68 @@ TEST_CASE("graph: the memory estimate refuses a build that does not fit, with bo
 
 namespace {
 
+// build_x64_4level's 4 MiB, grown to `size` bytes (the 1 GiB direct map covers it all), where from
+// 4 MiB on every word of each group of four is a pointer into the direct map when its index in the
+// group is below `pointers_per_4`, and data otherwise: pointers_per_4 × 128 pointer fields and
+// 128 nodes per page.
+std::vector<uint8_t> dense_image(uint64_t size, int pointers_per_4) {
+    auto base = test_images::build_x64_4level();
+    test_images::Image m(size);
+    std::copy(base.bytes.begin(), base.bytes.end(), m.bytes.begin());
+    for (uint64_t a = 0x400000; a < size; a += 8)
+        m.put64(a, (a / 8) % 4 < static_cast<uint64_t>(pointers_per_4) ? 0xffff800000010000 + (a % 0x3000)
+                                                                        : 0x4141414141414141 + a);
+    return std::move(m.bytes);
+}
+
+}  // namespace
+
+// Issue #15 (F3 of the last attack): a 16 MiB kdump whose pages all decompressed to alternating
+// pointers and data built 25 M nodes in 34 s and 3.66 GB against an estimate of 426 MiB.
+TEST_CASE("graph: the density bound refuses memory crafted to inflate the graph, and can be lifted") {
+    // 3 of 4 words pointers over 16 MiB: 384 pointer fields per page, 3 times the bound.
+    auto bytes = dense_image(0x1400000, 3);
+    auto phys = PhysicalLayer::from_bytes(bytes, DumpFormat::Raw);
+    TranslationLayer layer(*phys, PagingMode::X86_64_4Level, 0x1000);
+    const GraphEstimate e = MemoryGraph::estimate(layer);
+    CHECK(e.pages == 0x1400);
+    CHECK(e.max_pointers == std::max<uint64_t>(e.pages * 128, uint64_t{1} << 20));
+    CHECK(e.max_nodes == std::max<uint64_t>(e.pages * 32, uint64_t{1} << 20));
+    CHECK(e.max_bytes > e.bytes);
+    CHECK(describe(e).find("at most " + format_bytes(e.max_bytes) + ", the density bound") != std::string::npos);
+    CHECK_THROWS_WITH_AS(MemoryGraph::build(layer),
+                         ("refusing to build the memory graph: its 5120 kernel pages hold more than " +
+                          std::to_string(e.max_pointers) + " pointer fields (128 pointer fields and one node per 16 "
+                          "words per page, 4 to 6 times the densest real kernels): memory crafted to inflate the "
+                          "graph; --no-density-bound builds it anyway, within the memory available").c_str(),
+                         InputError);
+    MemoryGraph lifted = MemoryGraph::build(layer, {}, {}, /*density_bound=*/false);
+    CHECK(lifted.info().pointer_fields > e.max_pointers);
+    // The bound lifted, the memory check still holds once the counts are exact.
+    const char* saved = std::getenv("DEEPMEM_MEMORY_LIMIT");
+    std::string keep = saved ? saved : "";
+    ::setenv("DEEPMEM_MEMORY_LIMIT", std::to_string(e.bytes).c_str(), 1);   // the up-front check passes
+    CHECK_THROWS_WITH_AS(MemoryGraph::build(layer, {}, {}, false),
+                         doctest::Contains(("not enough memory for the graph of this dump: its " +
+                                            std::to_string(lifted.info().pointer_fields) + " pointer fields and " +
+                                            std::to_string(lifted.node_count()) + " nodes need about").c_str()),
+                         InputError);
+    if (saved) ::setenv("DEEPMEM_MEMORY_LIMIT", keep.c_str(), 1);
+    else ::unsetenv("DEEPMEM_MEMORY_LIMIT");
+
+    // 1 of 4 words a pointer over 36 MiB: 128 pointer fields per page, at the bound and not past it,
+    // but 128 nodes per page, 4 times the node bound: refused on the node count.
+    auto sparse = dense_image(0x2800000, 1);
+    auto phys2 = PhysicalLayer::from_bytes(sparse, DumpFormat::Raw);
+    TranslationLayer layer2(*phys2, PagingMode::X86_64_4Level, 0x1000);
+    const GraphEstimate e2 = MemoryGraph::estimate(layer2);
+    CHECK_THROWS_WITH_AS(MemoryGraph::build(layer2),
+                         doctest::Contains(("hold more than " + std::to_string(e2.max_nodes) + " nodes (").c_str()),
+                         InputError);
+}
+
+namespace {
+
 // `dmgraph dot`'s neighbourhood as it was first written: each hop rescans every row of every
 // kind for edges out of the frontier. The reference for neighbourhood().
 Neighbourhood rescanning_neighbourhood(const MemoryGraph& g, uint32_t centre, unsigned hops, uint32_t max_nodes) {
