@@ -256,7 +256,8 @@ int run(int argc, char** argv, Communicator& world) {
         progress.end();
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");
-        const std::optional<FoundBanner>& banner = graph.info().kernel_banner;
+        const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
+        const std::optional<FoundBanner>& banner = info.kernel_banner;
         Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
         Detector& used = shipped.empty() ? detector : picked;
         if (!shipped.empty()) {
@@ -273,6 +274,9 @@ int run(int argc, char** argv, Communicator& world) {
         };
         std::vector<Detection> found = used.detect(graph, detect);
         progress.end();
+        // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
+        // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → MB peak).
+        graph = MemoryGraph();
         if (!vm.count("addresses-only")) {
             InterpretInputs in;
             in.format = build.format;
@@ -280,7 +284,7 @@ int run(int argc, char** argv, Communicator& world) {
                 if (vm.count(key)) *file = vm[key].as<std::string>();
             stage.emplace("reading the objects found in " + dump);
             progress.phase("reading the objects");
-            const std::vector<std::string> notes = interpret_detections(graph, found, in);
+            const std::vector<std::string> notes = interpret_detections(info, found, in);
             progress.end();
             for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
         }

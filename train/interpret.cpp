@@ -610,9 +610,8 @@ void ObjectInterpreter::interpret(std::span<Detection> detections) {
 
 const std::vector<std::string>& ObjectInterpreter::notes() const noexcept { return impl_->notes; }
 
-std::vector<std::string> interpret_detections(const MemoryGraph& graph, std::span<Detection> detections,
+std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& in) {
-    const GraphBuildInfo& info = graph.info();
     std::error_code ec;
     const auto bytes = std::filesystem::file_size(info.dump_path, ec);
     if (info.dump_path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes))

@@ -84,12 +84,13 @@ struct InterpretInputs {
     DumpFormat format = DumpFormat::Auto;   // of the dump the graph was built from
     std::optional<std::string> kernel_file, kallsyms_file;   // dmlabel's --kernel / --kallsyms
 };
-// Opens the dump `graph` was built from (graph.info(): its path, page-table root and paging), takes
+// Opens the dump a graph was built from (`info`, its GraphBuildInfo: path, page-table root and paging; the
+// graph itself is not needed, so a caller may free it first), takes
 // types and symbols from the user's files or else the dump (train/kernel_from_dump.hpp) and fills
 // the fields of `detections`. Returns notes, one line each; with no BTF to be had, or the dump
 // gone (a .dmg whose dump moved or changed size), the detections stay addresses only and a note
 // says why. Throws only what a user-given kernel or kallsyms file that is bad throws.
-std::vector<std::string> interpret_detections(const MemoryGraph& graph, std::span<Detection> detections,
+std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& inputs);
 
 // A pstree-like view of the detected tasks (their fields from interpret()): processes under their

@@ -144,7 +144,7 @@ TEST_CASE("interpret real: pid and comm of the tasks the shipped models detect o
     std::vector<Detection> found = d.detect(g);
     const double t_detect = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
-    const std::vector<std::string> notes = interpret_detections(g, found, {});
+    const std::vector<std::string> notes = interpret_detections(g.info(), found, {});
     const double secs = seconds_since(t0);
     std::printf("dev: %zu models, %zu detections: graph %.2f s, detection %.2f s, interpretation %.2f s (%.1f%% of "
                 "the three)\n",
