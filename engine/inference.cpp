@@ -364,7 +364,12 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
         if (!distinct.empty()) run_block(g, distinct, ws, out, 0);
     } else {
         // blocks overlap, so their working sets add up to at least ws: start from ws / budget equal
-        // blocks (each halved further by run_block when still over the budget)
+        // blocks (each halved further by run_block when still over the budget). The levels of the
+        // whole row set were only for ws: give their capacity back, or every block's levels would
+        // sit in vectors sized for all the rows (26 MB of dmdetect's peak on the dev dump).
+        levels_ = {};
+        union_ = {};
+        merged_ = {};
         const uint64_t pieces = std::min<uint64_t>((ws + budget_ - 1) / budget_, distinct.size());
         for (uint64_t i = 0; i < pieces; ++i) {
             const size_t lo = size_t(distinct.size() * i / pieces), hi = size_t(distinct.size() * (i + 1) / pieces);
