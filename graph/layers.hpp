@@ -259,6 +259,14 @@ public:
         // Aliases were chosen by the dump's pointers (paging::PointerEvidence), not by lowest
         // address: set when aliases beyond the bound appeared outside the espfix area.
         bool aliases_by_evidence = false;
+        // The choice among aliases (set when it ran): the direct map's base it anchored on
+        // (paging::direct_map_anchor; 0 when none or several were found, then how many), and
+        // the skipped alias the dump's pointers used most, with its pointer count (its granule's,
+        // PointerEvidence) beside that of the best alias kept for the same table or page.
+        uint64_t direct_map = 0;
+        uint32_t direct_map_candidates = 0;
+        bool alias_choice = false;
+        uint64_t skipped_va = 0, skipped_pointers = 0, kept_va = 0, kept_pointers = 0;
     };
     WalkStats walk_stats() const;   // enumerates first if needed
     // The lowest absent table pages (at most 3), ascending; enumerates first if needed.
