@@ -818,7 +818,8 @@ std::vector<std::string> TranslationLayer::warnings() const {
         // decided it, so that a choice made on pointer counts alone — which a forged dump can
         // inflate — is never presented as the kernel's own.
         std::string line = "page tables under " + hex(dtb_) + " map physical memory at more kernel addresses than a kernel " +
-                           "does (outside the espfix area and the kernel image); ";
+                           "does (some pages more than " + std::to_string(kMaxAliases) + " times outside the espfix area, " +
+                           "or a table or large page from several addresses outside the kernel image); ";
         if (crafted == 0)
             line += "all of them kept";
         else
