@@ -336,12 +336,21 @@ Image build_cloned_direct_map(unsigned clones, bool gib_page = false, bool ancho
     return mem;
 }
 
-// Tester 8's spray (F1): `words` pointers into each clone's region, written into free memory at
-// 0x100000 — more than the 256 the real direct map gets.
-void spray_clones(Image& mem, unsigned clones, uint64_t words) {
+// An x86-64 image (root 0x1000) with the layers over it, kept together: the layers read its bytes.
+struct Layered {
+    Image mem;
+    std::unique_ptr<PhysicalLayer> phys = PhysicalLayer::from_bytes(mem.bytes);
+    TranslationLayer t{*phys, PagingMode::X86_64_4Level, 0x1000};
+};
+
+// Tester 8's spray (F1): build_cloned_direct_map and 600 pointers into each clone's region,
+// written into free memory at 0x100000 — more than the 256 the real direct map gets.
+Image build_sprayed_clones(unsigned clones, bool gib_page, bool anchor) {
+    Image mem = build_cloned_direct_map(clones, gib_page, anchor);
     uint64_t at = 0x100000;
     for (unsigned k = 0; k < clones && k < 8; ++k)
-        for (uint64_t i = 0; i < words; ++i, at += 8) mem.put64(at, kDirect - (k + 1) * kGiB + 0x10000 + 16 * (i % 256));
+        for (uint64_t i = 0; i < 600; ++i, at += 8) mem.put64(at, kDirect - (k + 1) * kGiB + 0x10000 + 16 * (i % 256));
+    return mem;
 }
 
 std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> runs_of(std::span<const VirtualRun> runs) {
@@ -413,10 +422,8 @@ TEST_CASE("walker: pointers sprayed at clones of the direct map do not make them
         auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
         TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
         SUBCASE("the kernel image holds the direct map's base: the honest mappings exactly, said") {
-            Image mem = build_cloned_direct_map(4, gib_page);
-            spray_clones(mem, 4, 600);
-            auto phys = PhysicalLayer::from_bytes(mem.bytes);
-            TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+            const Layered l{build_sprayed_clones(4, gib_page, true)};
+            const TranslationLayer& t = l.t;
             CHECK(runs_of(t.kernel_runs()) == runs_of(h.kernel_runs()));
             CHECK(runs_of(t.distinct_runs()) == runs_of(h.distinct_runs()));
             const auto st = t.walk_stats();
@@ -426,21 +433,17 @@ TEST_CASE("walker: pointers sprayed at clones of the direct map do not make them
             // The example names a sprayed clone with its pointers, beside the direct map's.
             CHECK(contains(t.warnings()[0], "(600 pointers into its region) beside 0xffff800240000000 ("));
         }
-        SUBCASE("no base in the kernel image: the real mapping is kept among the best, and the warning says a forged one may have won") {
-            Image mem = build_cloned_direct_map(4, gib_page, false);
-            spray_clones(mem, 4, 600);
-            auto phys = PhysicalLayer::from_bytes(mem.bytes);
-            TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        SUBCASE("no base in the kernel image: pointer counts decide, and the warning says a forged alias may have won") {
+            const Layered l{build_sprayed_clones(4, gib_page, false)};
+            const TranslationLayer& t = l.t;
             CHECK(t.walk_stats().direct_map == 0);
             REQUIRE(t.warnings().size() == 1);
             CHECK(contains(t.warnings()[0], "which a forged dump can inflate: a forged alias may have won"));
             CHECK_FALSE(contains(t.warnings()[0], "kept first"));
         }
         SUBCASE("three sprayed clones: the real mapping is among the four best and is kept whatever the walk meets first") {
-            Image mem = build_cloned_direct_map(3, gib_page, false);
-            spray_clones(mem, 3, 600);
-            auto phys = PhysicalLayer::from_bytes(mem.bytes);
-            TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+            const Layered l{build_sprayed_clones(3, gib_page, false)};
+            const TranslationLayer& t = l.t;
             CHECK(t.translate(kDirect + 0x10000) == 0x10000u);
             bool real_kept = false;
             for (const auto& r : t.kernel_runs()) real_kept |= kDirect + 0x10000 - r.vaddr < r.size;
