@@ -293,20 +293,30 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
 // Choice among aliases (the tester's attack 6, B1: PDPT entries written below the direct map's
 // own entry to point at its page directory made the first rule, lowest addresses kept, keep the
 // clones and skip the real direct map; the graph lost half its nodes and dmdetect found nothing).
-// When the walk (down to the last-but-one level) reaches a table from two kernel addresses, or a
-// large page from three, outside the espfix area and the x86-64 kernel image's window (a kernel
-// maps its image's and its vmemmap's 2 MiB pages twice, there and in the direct map), or skips an
-// alias outside the espfix area, the dump's words are counted as pointers per granule of kernel
-// space (PointerEvidence), a walk records for each table and large page the evidence of the
-// regions it is reached from, and a last walk keeps, of a table or large page reached more than
-// once, only the aliases whose region is among its kMaxAliases most pointed-to and gets at least
-// 1/kNegligible of its best one's pointers: the kernel's own mappings, which its pointers use,
-// not crafted ones, nobody's target. Ties (no pointer says anything): the lowest addresses, as
-// before. Honest kernels never get past the first walk. Still at most kMaxAliases mappings per
-// page; at most three walks, one reading the last-level tables, and one pass over the data.
+// When the walk reaches a table from two kernel addresses, or a large page from three, outside
+// the espfix area and the x86-64 kernel image's window (a kernel maps its image's and its
+// vmemmap's 2 MiB pages twice, there and in the direct map), or skips an alias outside the espfix
+// area (a table or large page, or a 4 KiB page mapped more than kMaxAliases times through
+// distinct tables: tester 8's F2, copies of last-level tables), the choice runs:
+//  - the direct map's base is looked for in the kernel image (direct_map_anchor: the kernel's
+//    own page_offset_base), and the dump's words are counted as pointers per granule of kernel
+//    space (PointerEvidence);
+//  - recording walks (one per level above the last, each choosing by the previous records) note
+//    for each table and large page the aliases it is reached from, ranked: the direct map's
+//    alias first, then the most pointed-to region, then the lowest address;
+//  - a last walk keeps, of a table or large page reached more than once, its kMaxAliases best
+//    aliases, minus those whose region gets under 1/kNegligible of the best one's pointers and,
+//    when the direct map is among them, those below it (nothing of a kernel maps RAM below its
+//    direct map; clones are put there to be met first); 4 KiB pages keep their aliases in the
+//    same order (direct map first, then by pointers; below the direct map, none of a page it maps).
+// So clones sprayed with more pointers than the real mapping gets (tester 8, F1: 800,000 each
+// against the direct map's 742,320) lose to the anchor; without one (no page_offset_base found, or
+// several candidates) pointer counts decide, and warnings() says a forged alias may have won.
+// Honest kernels never get past the first walk. Still at most kMaxAliases mappings per page; at
+// most nlevels + 1 walks, one reading the last-level tables, and one pass over the data.
 // Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
-// copies of last-level tables (aliases of 4 KiB pages through distinct tables keep the lowest
-// addresses), and LA57 clones within the direct map's 512 GiB granule.
+// clone bases written into the kernel image as well (no anchor then), and LA57 clones within the
+// direct map's 512 GiB granule when no anchor is found.
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                              uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
     bool contested = false;
