@@ -243,10 +243,12 @@ public:
     //   reserved        large-page entries with reserved address bits set (skipped, as the CPU would fault)
     //   aliases_skipped mappings skipped because their physical page already had 4 kernel mappings
     //                   (entries whose table or large page was reached 4 times, and 4 KiB pages),
-    //                   or, under aliases_by_evidence, because no pointer of the dump uses them
-    //                   beside aliases that it does: work stays bounded by the dump's distinct
-    //                   pages, and crafted aliases cannot push the kernel's own mappings out; see
-    //                   warnings() and graph/translation.cpp
+    //                   or, when a choice among aliases ran (alias_choice), because they rank
+    //                   below the kMaxAliases best (the direct map's first, then by the dump's
+    //                   pointers), get a negligible share of pointers, or lie below the direct map
+    //                   that maps the same: work stays bounded by the dump's distinct pages, and
+    //                   crafted aliases cannot push the kernel's own mappings out; see warnings()
+    //                   and graph/translation.cpp
     //   distinct_pages  present physical pages that kernel_runs() maps (each once or more)
     struct WalkStats {
         uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
@@ -256,9 +258,18 @@ public:
         // of them the espfix area's; what the crafted-tables warning weighs.
         uint64_t alias_pages_skipped = 0, alias_pages_espfix = 0;
         bool absent_pages_capped = false;
-        // Aliases were chosen by the dump's pointers (paging::PointerEvidence), not by lowest
-        // address: set when aliases beyond the bound appeared outside the espfix area.
+        // Aliases were chosen by the direct map's base or the dump's pointers
+        // (paging::PointerEvidence), not by lowest address: set when the choice ran and either
+        // said something.
         bool aliases_by_evidence = false;
+        // The choice among aliases (set when it ran): the direct map's base it anchored on
+        // (paging::direct_map_anchor; 0 when none or several were found, then how many), and
+        // the skipped alias the dump's pointers used most, with its pointer count (its granule's,
+        // PointerEvidence) beside that of the best alias kept for the same table or page.
+        uint64_t direct_map = 0;
+        uint32_t direct_map_candidates = 0;
+        bool alias_choice = false;
+        uint64_t skipped_va = 0, skipped_pointers = 0, kept_va = 0, kept_pointers = 0;
     };
     WalkStats walk_stats() const;   // enumerates first if needed
     // The lowest absent table pages (at most 3), ascending; enumerates first if needed.
@@ -270,10 +281,12 @@ public:
     //  - page-table pages absent from the dump: how many, the first physical addresses, how much
     //    kernel address space they would map ("translation: 3 page-table pages are not in the
     //    dump …"): memory the graph silently lacks otherwise;
-    //  - aliases beyond the bound outside the espfix area (which aliases by design), far more than
-    //    genuine kernels have, or aliases no pointer of the dump uses beside ones that pointers do
-    //    (skipped: graph/translation.cpp, enumerate): crafted or corrupt tables. A cut dump's few
-    //    pages do not make it fire.
+    //  - every choice among aliases (graph/translation.cpp, enumerate: aliases beyond the bound
+    //    outside the espfix area, which aliases by design, or tables reached from several
+    //    addresses): what decided it — the direct map's base found in the kernel image, or pointer
+    //    counts alone, "which a forged dump can inflate: a forged alias may have won" — and an
+    //    alias skipped with its pointers beside the one kept: crafted or corrupt tables. A cut
+    //    dump's espfix pages do not make it fire.
     // Empty for a complete, honest dump. dmgraph prints them; dmdetect through BuildOptions::warn.
     std::vector<std::string> warnings() const;
 

@@ -143,6 +143,20 @@ struct PointerEvidence {
 // One pass over the dump's data (chunks of 8 MiB, released once counted; parallel).
 PointerEvidence pointer_evidence(const Scheme& s, const PhysicalLayer& phys, uint64_t kernel_base);
 
+// The base of the x86-64 direct map (page_offset_base, arch/x86/kernel/head64.c; randomised in
+// 1 GiB steps by arch/x86/mm/kaslr.c), as the kernel itself holds it: a 1 GiB-aligned word of the
+// kernel image's own pages (the text window's mapping at its majority offset, which is linear)
+// whose address the tables under `dtb` map to physical 0 and to `dtb` at base + dtb (the kernel
+// reaches its page tables through its direct map). `candidates`: how many distinct words
+// qualified; `base` is set only when exactly one did. 32-bit and PAE: nothing (their direct map
+// is the bottom of kernel space, which the lowest-address rule keeps anyway). Reads at most the
+// text window's present pages (Debian 6.1: 52 MiB), released as read.
+struct DirectMapAnchor {
+    uint64_t base = 0;
+    uint32_t candidates = 0;
+};
+DirectMapAnchor direct_map_anchor(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base);
+
 struct WalkResult {
     std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
     std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr

@@ -66,6 +66,21 @@ private:
     std::vector<std::pair<uint64_t, uint64_t>> iv_;
 };
 
+// The physical memory `runs` map, anywhere and in the scheme's kernel-text window: whether a
+// root maps its own table ("maps itself"), and whether in the image (x86-64 swapper_pg_dir is).
+struct RootCover {
+    PhysicalCover anywhere, image;
+    RootCover(const Scheme& s, std::span<const VirtualRun> runs) {
+        for (const VirtualRun& r : runs) {
+            anywhere.add(r.paddr, r.paddr + r.size);
+            const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
+            if (lo < hi) image.add(r.paddr + (lo - r.vaddr), r.paddr + (hi - r.vaddr));
+        }
+        anywhere.finish();
+        image.finish();
+    }
+};
+
 struct Ranked {
     const Candidate* c;
     const Mapping* m;
@@ -349,13 +364,14 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
     return msg + " (give --dtb and --paging if the root is known)";
 }
 
-// Present kernel pages under (mode, dtb), or 0 when the walk fails.
+// Present physical pages the kernel half maps under (mode, dtb), each once whatever its aliases
+// (WalkStats::distinct_pages: aliases skipped by the walk's choice must not make a wrong scheme,
+// which reads the same tables as other levels and maps their pages many times, look better;
+// tester 8, F1), or 0 when the walk fails.
 uint64_t mapped_pages(const PhysicalLayer& phys, PagingMode mode, uint64_t dtb) {
     try {
         TranslationLayer t(phys, mode, dtb);
-        uint64_t n = 0;
-        for (const auto& r : t.kernel_runs()) n += r.size / kPage;
-        return n;
+        return t.walk_stats().distinct_pages;
     } catch (const InputError&) {
         return 0;
     }
@@ -433,8 +449,7 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         const Scheme& s = scheme_of(m);
         Mapping mapped;
         measure(s, note->kernel_runs(), mapped);
-        bool maps_itself = false;
-        for (const VirtualRun& r : note->kernel_runs()) maps_itself |= note->dtb() - r.paddr < r.size;
+        const bool maps_itself = RootCover(s, note->kernel_runs()).anywhere.covers(note->dtb());
         auto has_banner = [&] { return find_kernel_banner_in_image(phys, note->kernel_runs(), s.sign_extend ? 8 : 4).has_value(); };
         if (maps_a_kernel(s, phys, mapped, note->dtb(), maps_itself, has_banner)) return std::move(*note);
         const std::string why = why_not_a_kernel(s, phys, mapped, note->dtb(), maps_itself);
@@ -532,16 +547,9 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
             return *banner;
         };
         // Which members' own page the kernel maps, anywhere and in the kernel-text window.
-        PhysicalCover anywhere, image;
-        for (const VirtualRun& r : m.runs) {
-            anywhere.add(r.paddr, r.paddr + r.size);
-            const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
-            if (lo < hi) image.add(r.paddr + (lo - r.vaddr), r.paddr + (hi - r.vaddr));
-        }
-        anywhere.finish();
-        image.finish();
+        const RootCover cover(s, m.runs);
         for (const Candidate* c : g->members) {
-            Ranked r{c, &m, anywhere.covers(c->dtb), image.covers(c->dtb)};
+            Ranked r{c, &m, cover.anywhere.covers(c->dtb), cover.image.covers(c->dtb)};
             const bool plausible = maps_a_kernel(s, phys, m, c->dtb, r.maps_itself, has_banner);
             auto& slot = plausible ? best : best_implausible;
             if (!slot || better(r, *slot)) slot = r;

@@ -69,6 +69,55 @@ void append_mapped(std::vector<VirtualRun>& out, uint64_t va, uint64_t pa, uint6
     append(out, va, pa, size);
 }
 
+// The physical address `va` maps to under `root`, whether or not the dump holds that page, and the
+// span of the entry that decided (to step over an unmapped range: {nullopt, span}). Entries that
+// point back to a table on their own path map nothing, as in translate().
+std::pair<std::optional<uint64_t>, uint64_t> resolve(const Scheme& s, const PhysicalLayer& phys, uint64_t root,
+                                                     uint64_t va) {
+    uint64_t table = root, path[5] = {};
+    for (unsigned level = 0; level < s.nlevels; ++level) {
+        const Level& L = s.levels[level];
+        const uint64_t span = uint64_t{1} << L.shift;
+        const uint8_t* t = phys.find(table, s.table_bytes(level));
+        if (!t) return {std::nullopt, span};
+        path[level] = table;
+        const uint64_t e = s.entry(t, (va >> L.shift) & ((uint64_t{1} << L.bits) - 1));
+        if (!(e & kPresent)) return {std::nullopt, span};
+        if (L.large_ok && (e & kPageSize)) {
+            auto base = s.large_base(e, L.shift);
+            if (!base) return {std::nullopt, span};
+            return {*base + (va & (span - 1)), span};
+        }
+        if (level + 1 == s.nlevels) return {(e & s.addr_mask) + (va & (kPage - 1)), kPage};
+        table = e & s.addr_mask;
+        if (std::find(path, path + level + 1, table) != path + level + 1) return {std::nullopt, span};
+    }
+    return {std::nullopt, kPage};
+}
+
+// Whether the table `table` of `level`, reached at `va`, maps like the direct map at `base`:
+// its first present entry's first page (down to the leaf) lies at va' = base + paddr.
+bool maps_linearly(const Scheme& s, const PhysicalLayer& phys, unsigned level, uint64_t table, uint64_t va,
+                   uint64_t base) {
+    for (; level < s.nlevels; ++level) {
+        const Level& L = s.levels[level];
+        const uint8_t* t = phys.find(table, s.table_bytes(level));
+        if (!t) return false;
+        const uint64_t n = uint64_t{1} << L.bits;
+        uint64_t i = 0, e = 0;
+        for (; i < n && !((e = s.entry(t, i)) & kPresent); ++i) {}
+        if (i == n) return false;
+        va += i << L.shift;
+        if (L.large_ok && (e & kPageSize)) {
+            auto pa = s.large_base(e, L.shift);
+            return pa && va - base == *pa;
+        }
+        if (level + 1 == s.nlevels) return va - base == (e & s.addr_mask);
+        table = e & s.addr_mask;
+    }
+    return false;
+}
+
 // Kernel mappings kept per present physical page, for the alias bound of enumerate(). Proportional
 // to the memory the dump holds, not to its apparent size: the whole 4 KiB pages of data_runs() get
 // a dense byte each (lookups are mostly sequential: the last span is tried first); pages in the
@@ -109,15 +158,43 @@ private:
     size_t cur_ = 0;
 };
 
-// The pointer evidence of the aliases a table or large page (a walk key) is reached from: how
-// many reaches, and the kMaxAliases highest scores, descending.
+// One alias of a table or large page (a walk key) and what speaks for it: the pointers into its
+// region (PointerEvidence::score) and whether it is the direct map's own (direct_map_anchor).
+struct AliasEvidence {
+    uint64_t va = 0, score = 0;
+    bool direct = false;
+};
+// Better first: the direct map's alias, then the most pointed-to, then the lowest address.
+bool better(const AliasEvidence& a, const AliasEvidence& b) {
+    if (a.direct != b.direct) return a.direct;
+    if (a.score != b.score) return a.score > b.score;
+    return a.va < b.va;
+}
+// The aliases a key is reached from: how many reaches, the best score, whether the direct map is
+// among them, and the kMaxAliases best, best first — the ones a ByEvidence walk may keep, whatever
+// order the walk meets them in (tester 8, F1: four clones met below the direct map filled the
+// bound first when the kept set was decided by order).
 struct KeyEvidence {
     uint32_t reaches = 0;
-    std::array<uint64_t, kMaxAliases> top{};
-    void add(uint64_t score) {
+    uint64_t best_score = 0;
+    bool has_direct = false;
+    std::array<AliasEvidence, kMaxAliases> top{};
+    void add(const AliasEvidence& a) {
+        best_score = std::max(best_score, a.score);
+        has_direct |= a.direct;
+        size_t n = std::min<size_t>(reaches, kMaxAliases);
         ++reaches;
-        for (uint64_t& t : top)
-            if (score > t) std::swap(score, t);
+        if (n == kMaxAliases) {
+            if (!better(a, top[n - 1])) return;
+            --n;
+        }
+        top[n] = a;
+        for (; n > 0 && better(top[n], top[n - 1]); --n) std::swap(top[n], top[n - 1]);
+    }
+    const AliasEvidence* find(uint64_t va) const {
+        for (size_t i = 0; i < std::min<size_t>(reaches, kMaxAliases); ++i)
+            if (top[i].va == va) return &top[i];
+        return nullptr;
     }
 };
 using EvidenceByKey = std::unordered_map<uint64_t, KeyEvidence>;
@@ -136,7 +213,8 @@ enum class AliasChoice { Lowest, Record, ByEvidence };
 // area. Record stops there too.
 WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor, bool with_mapped, AliasChoice choice, const PointerEvidence* ev,
-                     EvidenceByKey* keys, bool* contested = nullptr);
+                     const EvidenceByKey* decided, EvidenceByKey* record, uint64_t direct_base = 0,
+                     bool* contested = nullptr);
 
 }  // namespace
 
@@ -155,7 +233,6 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
     std::vector<std::vector<uint64_t>> counts(static_cast<size_t>(threads), std::vector<uint64_t>(n, 0));
     constexpr uint64_t kChunk = uint64_t{8} << 20, kBlock = 16384;   // bytes resident at once; words per task
     const uint8_t* file = phys.file_bytes().data();
-    uint64_t unreleased = 0;
     for (const auto& r : phys.data_runs()) {
         const uint64_t first = (r.paddr + ws - 1) & ~(ws - 1), end = (r.paddr + r.size) & ~(ws - 1);
         if (end <= first || first < r.paddr) continue;
@@ -183,13 +260,9 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
                     }
                 });
             errors.rethrow();
-            if ((unreleased += c1 - c0) >= kChunk) {
-                phys.release(file, phys.file_bytes().size());
-                unreleased = 0;
-            }
+            phys.release(bytes, c1 - c0);   // this chunk only: the rest of the mapping is not ours to drop
         }
     }
-    phys.release(file, phys.file_bytes().size());
     ev.prefix.assign(n + 1, 0);
     for (uint64_t g = 0; g < n; ++g) {
         uint64_t sum = 0;
@@ -220,41 +293,114 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
 // Choice among aliases (the tester's attack 6, B1: PDPT entries written below the direct map's
 // own entry to point at its page directory made the first rule, lowest addresses kept, keep the
 // clones and skip the real direct map; the graph lost half its nodes and dmdetect found nothing).
-// When the walk (down to the last-but-one level) reaches a table from two kernel addresses, or a
-// large page from three, outside the espfix area and the x86-64 kernel image's window (a kernel
-// maps its image's and its vmemmap's 2 MiB pages twice, there and in the direct map), or skips an
-// alias outside the espfix area, the dump's words are counted as pointers per granule of kernel
-// space (PointerEvidence), a walk records for each table and large page the evidence of the
-// regions it is reached from, and a last walk keeps, of a table or large page reached more than
-// once, only the aliases whose region is among its kMaxAliases most pointed-to and gets at least
-// 1/kNegligible of its best one's pointers: the kernel's own mappings, which its pointers use,
-// not crafted ones, nobody's target. Ties (no pointer says anything): the lowest addresses, as
-// before. Honest kernels never get past the first walk. Still at most kMaxAliases mappings per
-// page; at most three walks, one reading the last-level tables, and one pass over the data.
+// When the walk reaches a table from two kernel addresses, or a large page from three, outside
+// the espfix area and the x86-64 kernel image's window (a kernel maps its image's and its
+// vmemmap's 2 MiB pages twice, there and in the direct map), or skips an alias outside the espfix
+// area (a table or large page, or a 4 KiB page mapped more than kMaxAliases times through
+// distinct tables: tester 8's F2, copies of last-level tables), the choice runs:
+//  - the direct map's base is looked for in the kernel image (direct_map_anchor: the kernel's
+//    own page_offset_base), and the dump's words are counted as pointers per granule of kernel
+//    space (PointerEvidence);
+//  - recording walks (one per level above the last, each choosing by the previous records) note
+//    for each table and large page the aliases it is reached from, ranked: the direct map's
+//    alias first, then the most pointed-to region, then the lowest address;
+//  - a last walk keeps, of a table or large page reached more than once, its kMaxAliases best
+//    aliases, minus those whose region gets under 1/kNegligible of the best one's pointers and,
+//    when the direct map is among them, those below it (nothing of a kernel maps RAM below its
+//    direct map; clones are put there to be met first); 4 KiB pages keep their aliases in the
+//    same order (direct map first, then by pointers; below the direct map, none of a page it maps).
+// So clones sprayed with more pointers than the real mapping gets (tester 8, F1: 800,000 each
+// against the direct map's 742,320) lose to the anchor; without one (no page_offset_base found, or
+// several candidates) pointer counts decide, and warnings() says a forged alias may have won.
+// Honest kernels never get past the first walk. Still at most kMaxAliases mappings per page; at
+// most nlevels + 1 walks, one reading the last-level tables, and one pass over the data.
 // Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
-// copies of last-level tables (aliases of 4 KiB pages through distinct tables keep the lowest
-// addresses), and LA57 clones within the direct map's 512 GiB granule.
+// clone bases written into the kernel image as well (no anchor then), and LA57 clones within the
+// direct map's 512 GiB granule when no anchor is found.
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                              uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
     bool contested = false;
     WalkResult first = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::Lowest, nullptr,
-                                 nullptr, &contested);
+                                 nullptr, nullptr, 0, &contested);
     if (!contested) return first;
     std::optional<PointerEvidence> local;
     std::optional<PointerEvidence>& ev = evidence ? *evidence : local;
     if (!ev) ev = pointer_evidence(s, phys, kernel_base);
-    EvidenceByKey keys;
-    walk_pass(s, phys, dtb, kernel_base, budget_divisor, false, AliasChoice::Record, &*ev, &keys);
-    WalkResult chosen = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::ByEvidence, &*ev, &keys);
-    chosen.stats.aliases_by_evidence = !ev->prefix.empty() && ev->prefix.back() > 0;
+    const DirectMapAnchor anchor = direct_map_anchor(s, phys, dtb, kernel_base);
+    // Which aliases of a key the walk reaches depends on the choice made for its parents: one
+    // recording walk per level above the last, each choosing by the previous one's records (the
+    // first by none), so that the last records hold what the kept parents reach (a page
+    // directory's fifth alias, unread while undecided, is read once chosen: tester 8, F1).
+    EvidenceByKey decided, record;
+    for (unsigned level = 1; level < s.nlevels; ++level) {
+        record.clear();
+        walk_pass(s, phys, dtb, kernel_base, budget_divisor, false, AliasChoice::Record, &*ev,
+                  level > 1 ? &decided : nullptr, &record, anchor.base);
+        std::swap(decided, record);
+    }
+    WalkResult chosen = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::ByEvidence, &*ev,
+                                  &decided, nullptr, anchor.base);
+    chosen.stats.alias_choice = true;
+    chosen.stats.direct_map = anchor.base;
+    chosen.stats.direct_map_candidates = anchor.candidates;
+    chosen.stats.aliases_by_evidence = anchor.base != 0 || (!ev->prefix.empty() && ev->prefix.back() > 0);
     return chosen;
+}
+
+DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base) {
+    DirectMapAnchor out;
+    if (!s.sign_extend) return out;
+    constexpr uint64_t kGiB = uint64_t{1} << 30;
+    const uint64_t root = dtb & s.root_mask;
+    // The text window's leaves, and the offset (vaddr − paddr) most of its pages share: the image's.
+    std::vector<VirtualRun> leaves;
+    std::map<uint64_t, uint64_t> pages_at;   // offset → pages
+    for (uint64_t va = s.anchor_vaddr; va - s.anchor_vaddr < s.text_window && va >= s.anchor_vaddr;) {
+        auto [pa, span] = resolve(s, phys, root, va);
+        const uint64_t next = (va & ~(span - 1)) + span;
+        if (pa) {
+            const uint64_t size = next - va;
+            append(leaves, va, *pa, size);
+            pages_at[va - *pa] += size / kPage;
+        }
+        if (next <= va) break;   // the top of the address space
+        va = next;
+    }
+    if (pages_at.empty()) return out;
+    const uint64_t offset = std::max_element(pages_at.begin(), pages_at.end(),
+                                             [](const auto& a, const auto& b) { return a.second < b.second; })->first;
+    std::vector<uint64_t> words;   // distinct 1 GiB-aligned kernel addresses below the image, at most 64
+    for (const VirtualRun& r : leaves) {
+        if (r.vaddr - r.paddr != offset) continue;
+        for (uint64_t pa = r.paddr & ~(kPage - 1); pa < r.paddr + r.size && words.size() <= 64; pa += kPage) {
+            if (!phys.has_data(pa, kPage)) continue;
+            const uint8_t* p = phys.find(pa, kPage);
+            if (!p) continue;
+            for (uint64_t o = 0; o < kPage; o += 8) {
+                uint64_t w;
+                std::memcpy(&w, p + o, 8);
+                if ((w & (kGiB - 1)) == 0 && w >= kernel_base && w < s.anchor_vaddr && s.is_canonical(w) &&
+                    std::find(words.begin(), words.end(), w) == words.end())
+                    words.push_back(w);
+            }
+            phys.release(p, kPage);
+        }
+    }
+    for (uint64_t w : words) {
+        if (resolve(s, phys, root, w).first != uint64_t{0}) continue;
+        if (root > ~w || resolve(s, phys, root, w + root).first != root) continue;
+        ++out.candidates;
+        out.base = w;
+    }
+    if (out.candidates != 1) out.base = 0;
+    return out;
 }
 
 namespace {
 
 WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor, bool with_mapped, AliasChoice choice, const PointerEvidence* ev,
-                     EvidenceByKey* keys, bool* contested) {
+                     const EvidenceByKey* decided, EvidenceByKey* record, uint64_t direct_base, bool* contested) {
     struct Job {
         uint64_t vaddr, paddr, span;
         bool table;   // paddr is a last-level table; else a large page [paddr, paddr+span)
@@ -305,6 +451,12 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     std::unordered_map<uint64_t, uint8_t> seen;
     bool shared = false;
     bool unused = false;   // ByEvidence: the last alias checked is one the dump's pointers do not use, beside better ones
+    // Whether a key's alias at va is the direct map's (direct_base set): a large page at base +
+    // its paddr, a table mapping linearly from there.
+    auto is_direct = [&](uint64_t key, uint64_t va) {
+        const uint64_t level = key & 0xfff, pa = key & ~uint64_t{0xfff};
+        return level >= 8 ? va - direct_base == pa : maps_linearly(s, phys, static_cast<unsigned>(level), pa, va, direct_base);
+    };
     auto one_alias_too_many = [&](uint64_t key, uint64_t va, uint64_t span) {
         if (va < kernel_base) return false;   // a range straddling kernel_base maps only part
         uint8_t& n = reached[key];
@@ -314,13 +466,26 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
         const bool exempt = espfix || (s.sign_extend && va - s.anchor_vaddr < s.text_window);
         if (contested && !exempt) shared |= ++seen[key] >= ((key & 0xfff) >= 8 ? 3 : 2);   // large pages: 8 + level
         unused = false;
-        if (!exempt && choice == AliasChoice::Record) {
-            (*keys)[key].add(ev->score(va, span));
-        } else if (!exempt && choice == AliasChoice::ByEvidence) {
-            auto it = keys->find(key);
-            if (it != keys->end() && it->second.reaches > 1) {
+        if (!exempt && record) record->operator[](key).add({va, ev->score(va, span), direct_base && is_direct(key, va)});
+        if (!exempt && decided) {
+            auto it = decided->find(key);
+            if (it != decided->end() && it->second.reaches > 1) {
+                // Kept: the key's best aliases (its direct map's first), unless negligible beside
+                // the best, or below a direct map that maps the same (nothing of a kernel maps RAM
+                // below its direct map, so clones put there to come first are skipped whatever
+                // pointers were sprayed at them).
+                const KeyEvidence& k = it->second;
+                const AliasEvidence* me = k.find(va);
                 const uint64_t score = ev->score(va, span);
-                unused = score < it->second.top[kMaxAliases - 1] || score * kNegligible < it->second.top[0];
+                const bool direct = me && me->direct;
+                unused = !me || (!direct && score * kNegligible < k.best_score) ||
+                         (!direct && k.has_direct && va < direct_base);
+                if (unused && choice == AliasChoice::ByEvidence && score >= res.stats.skipped_pointers) {
+                    res.stats.skipped_va = va;
+                    res.stats.skipped_pointers = score;
+                    res.stats.kept_va = k.top[0].va;
+                    res.stats.kept_pointers = k.top[0].score;
+                }
             }
         }
         if (n >= kMaxAliases || unused) {
@@ -382,6 +547,28 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     res.stats.absent_table_pages = res.absent_pages.size();
     res.stats.absent_pages_capped = absent_capped;
 
+    // ByEvidence: the 4 KiB pages' aliases are kept in the order of the jobs' evidence — the
+    // direct map's first, then the most pointed-to, below the direct map last (stable: vaddr order
+    // among equals) — not in vaddr order, so that copies of last-level tables hung below the
+    // direct map (tester 8, F2) do not fill the bound before it. The runs are sorted back below.
+    if (choice == AliasChoice::ByEvidence) {
+        std::vector<std::pair<uint8_t, uint64_t>> rank(jobs.size());   // (priority, score) per job
+        for (size_t j = 0; j < jobs.size(); ++j) {
+            const Job& job = jobs[j];
+            const bool direct = direct_base && (job.table ? maps_linearly(s, phys, last, job.paddr, job.vaddr, direct_base)
+                                                          : job.vaddr - direct_base == job.paddr);
+            rank[j] = {direct ? 0 : direct_base && job.vaddr < direct_base ? 2 : 1, ev->score(job.vaddr, job.span)};
+        }
+        std::vector<size_t> order(jobs.size());
+        for (size_t j = 0; j < order.size(); ++j) order[j] = j;
+        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+            return rank[a].first != rank[b].first ? rank[a].first < rank[b].first : rank[a].second > rank[b].second;
+        });
+        std::vector<Job> sorted;
+        sorted.reserve(jobs.size());
+        for (size_t j : order) sorted.push_back(jobs[j]);
+        jobs = std::move(sorted);
+    }
     AliasCounts aliases(phys);
     const uint64_t pt_entries = uint64_t{1} << s.levels[last].bits;
     const uint64_t pt_bytes = s.table_bytes(last);
@@ -423,18 +610,43 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
             for (const VirtualRun& r : out[j])
                 for (uint64_t off = 0; off < r.size; off += kPage) {
                     uint8_t& n = aliases[r.paddr + off];
-                    if (n >= kMaxAliases) {
-                        const bool espfix = in_espfix(s, r.vaddr + off);
+                    const uint64_t va = r.vaddr + off;
+                    // ByEvidence with a direct map: a page it maps (its alias came first) is not
+                    // mapped again below it.
+                    if (n >= kMaxAliases || (n > 0 && va < direct_base)) {
+                        const bool espfix = in_espfix(s, va);
                         ++res.stats.aliases_skipped;
                         res.stats.aliases_espfix += espfix;
                         ++res.stats.alias_pages_skipped;
                         res.stats.alias_pages_espfix += espfix;
+                        if (choice == AliasChoice::ByEvidence && !espfix && !res.stats.kept_va) {
+                            const uint64_t score = ev->score(va, kPage);
+                            if (score >= res.stats.skipped_pointers) {
+                                res.stats.skipped_va = va;
+                                res.stats.skipped_pointers = score;
+                            }
+                        }
                         continue;
                     }
                     res.stats.distinct_pages += n == 0;
                     ++n;
                     append(res.runs, r.vaddr + off, r.paddr + off, kPage);
                 }
+    }
+    if (contested && res.stats.aliases_skipped > res.stats.aliases_espfix) {   // 4 KiB pages mapped too often
+        *contested = true;
+        return res;
+    }
+    if (choice == AliasChoice::ByEvidence) {   // back to vaddr order (a vaddr has one leaf: no overlaps)
+        auto by_vaddr = [](std::vector<VirtualRun>& v) {
+            std::sort(v.begin(), v.end(), [](const VirtualRun& a, const VirtualRun& b) { return a.vaddr < b.vaddr; });
+            std::vector<VirtualRun> merged;
+            merged.reserve(v.size());
+            for (const VirtualRun& r : v) append(merged, r.vaddr, r.paddr, r.size);
+            v = std::move(merged);
+        };
+        by_vaddr(res.runs);
+        by_vaddr(table_mapped);
     }
     // A vaddr has one leaf: the two sorted lists are disjoint and merge into one.
     res.mapped.reserve(large_mapped.size() + table_mapped.size());
@@ -611,14 +823,39 @@ std::vector<std::string> TranslationLayer::warnings() const {
     // the dump uses beside aliases that pointers do use (one clone is enough to be one).
     const std::string skipped = std::to_string(crafted) + " further mappings of up to " +
                                 format_bytes(crafted_pages > (~uint64_t{0} >> 12) ? ~uint64_t{0} : crafted_pages * kPage) + " skipped, ";
-    if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8 && st.aliases_by_evidence)
-        out.push_back("page tables under " + hex(dtb_) + " map some physical pages at kernel addresses outside the espfix area "
-                      "that no pointer of the dump uses, beside addresses that pointers do use; " + skipped +
-                      "keeping the mappings the dump's own pointers use (crafted or corrupt page tables?)");
-    else if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8)
+    if (st.alias_choice) {
+        // A choice among aliases ran: always said (honest kernels never need one), with what
+        // decided it, so that a choice made on pointer counts alone — which a forged dump can
+        // inflate — is never presented as the kernel's own.
+        std::string line = "page tables under " + hex(dtb_) + " map physical memory at more kernel addresses than a kernel " +
+                           "does (some pages more than " + std::to_string(kMaxAliases) + " times outside the espfix area, " +
+                           "or a table or large page from several addresses outside the kernel image); ";
+        if (crafted == 0)
+            line += "all of them kept";
+        else
+            line += skipped;
+        if (st.direct_map)
+            line += std::string(crafted ? "" : ", ") + "the direct map at " + hex(st.direct_map) +
+                    " (the base the kernel image holds) kept first, and beside it the aliases the dump's pointers use most";
+        else if (st.aliases_by_evidence)
+            line += std::string(crafted ? "" : ", ") + "chosen by the dump's pointer counts alone (" +
+                    (st.direct_map_candidates ? std::to_string(st.direct_map_candidates) + " candidate direct-map bases"
+                                              : std::string("no direct-map base")) +
+                    " in the kernel image), which a forged dump can inflate: a forged alias may have won";
+        else
+            line += std::string(crafted ? "" : ", ") + "the lowest addresses kept (no pointer and no direct-map base "
+                    "to tell them apart; the graph may lack memory)";
+        if (st.skipped_va) {
+            line += "; e.g. skipped " + hex(st.skipped_va) + " (" + std::to_string(st.skipped_pointers) + " pointers into its region)";
+            if (st.kept_va)
+                line += " beside " + hex(st.kept_va) + " (" + std::to_string(st.kept_pointers) + ")";
+        }
+        out.push_back(line + " (crafted or corrupt page tables?)");
+    } else if (crafted > 0 && crafted_pages >= (st.distinct_pages + 7) / 8) {
         out.push_back("page tables under " + hex(dtb_) + " map some physical pages more than " + std::to_string(kMaxAliases) +
                       " times outside the espfix area; " + skipped +
                       "the lowest addresses kept (crafted or corrupt page tables? the graph may lack memory)");
+    }
     return out;
 }
 

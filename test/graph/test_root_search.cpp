@@ -318,9 +318,11 @@ namespace {
 // 0x5000 [0] to [9] (0xffff800240000000) — as a page directory 0x6000 of two 2 MiB pages (the
 // real dump's layout), or as the 1 GiB page — 256 words at 0x300000 pointing into it (a
 // kernel's own pointers), and `clones` (at most 8) copies of the direct map's PDPT entry written
-// into the free entries below it, [8] down to [1].
+// into the free entries below it, [8] down to [1]. `anchor`: the kernel image's page 0x3ff000
+// holds the direct map's base, as the kernel's page_offset_base does (paging::direct_map_anchor).
 constexpr uint64_t kDirect = 0xffff800240000000ull;
-Image build_cloned_direct_map(unsigned clones, bool gib_page = false) {
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+Image build_cloned_direct_map(unsigned clones, bool gib_page = false, bool anchor = true) {
     Image mem = build_x64_4level();
     uint64_t direct = 0x6000 | P | RW | 0x60;
     if (gib_page) std::memcpy(&direct, mem.bytes.data() + 0x5000, 8);
@@ -330,6 +332,24 @@ Image build_cloned_direct_map(unsigned clones, bool gib_page = false) {
     mem.put64(0x5000 + 9 * 8, direct);
     for (uint64_t i = 0; i < 256; ++i) mem.put64(0x300000 + 8 * i, kDirect + 0x10000 + 16 * i);
     for (unsigned k = 0; k < clones && k < 8; ++k) mem.put64(0x5000 + 8 * (8 - k), direct);
+    if (anchor) mem.put64(0x3ff000 + 0x28, kDirect);
+    return mem;
+}
+
+// An x86-64 image (root 0x1000) with the layers over it, kept together: the layers read its bytes.
+struct Layered {
+    Image mem;
+    std::unique_ptr<PhysicalLayer> phys = PhysicalLayer::from_bytes(mem.bytes);
+    TranslationLayer t{*phys, PagingMode::X86_64_4Level, 0x1000};
+};
+
+// Tester 8's spray (F1): build_cloned_direct_map and 600 pointers into each clone's region,
+// written into free memory at 0x100000 — more than the 256 the real direct map gets.
+Image build_sprayed_clones(unsigned clones, bool gib_page, bool anchor) {
+    Image mem = build_cloned_direct_map(clones, gib_page, anchor);
+    uint64_t at = 0x100000;
+    for (unsigned k = 0; k < clones && k < 8; ++k)
+        for (uint64_t i = 0; i < 600; ++i, at += 8) mem.put64(at, kDirect - (k + 1) * kGiB + 0x10000 + 16 * (i % 256));
     return mem;
 }
 
@@ -345,16 +365,18 @@ TEST_CASE("walker: crafted aliases of the direct map lose to the mapping the dum
     // A page directory cloned 1 to 8 times; the 1 GiB page from 2 clones on (a large page mapped
     // twice is how a kernel maps its image and vmemmap: the walk looks closer from three).
     struct Case { unsigned clones; bool gib_page; };
-    for (Case c : {Case{1, false}, Case{3, false}, Case{4, false}, Case{8, false}, Case{2, true}, Case{4, true}}) {
+    for (Case c : {Case{1, false}, Case{3, false}, Case{4, false}, Case{8, false}, Case{2, true}, Case{4, true}})
+      for (bool anchor : {true, false}) {
         const unsigned clones = c.clones;
         CAPTURE(clones);
         CAPTURE(c.gib_page);
-        const Image honest = build_cloned_direct_map(0, c.gib_page);
+        CAPTURE(anchor);
+        const Image honest = build_cloned_direct_map(0, c.gib_page, anchor);
         auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
         TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
         REQUIRE(h.warnings().empty());
         REQUIRE(h.translate(kDirect + 0x10000) == 0x10000u);
-        Image mem = build_cloned_direct_map(clones, c.gib_page);
+        Image mem = build_cloned_direct_map(clones, c.gib_page, anchor);
         auto phys = PhysicalLayer::from_bytes(mem.bytes);
         TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
         // The honest mappings exactly: the clones are nobody's target.
@@ -365,9 +387,11 @@ TEST_CASE("walker: crafted aliases of the direct map lose to the mapping the dum
         {   // said: the clones' 1 GiB each (the old rule, lowest addresses kept, skipped the real
             // one from 4 clones on and said nothing below)
             CHECK(st.aliases_by_evidence);
+            CHECK(st.direct_map == (anchor ? kDirect : 0));
             REQUIRE(t.warnings().size() == 1);
             CHECK(contains(t.warnings()[0], "crafted or corrupt page tables?"));
-            CHECK(contains(t.warnings()[0], "keeping the mappings the dump's own pointers use"));
+            CHECK(contains(t.warnings()[0], anchor ? "the direct map at 0xffff800240000000 (the base the kernel image holds) kept first"
+                                                   : "chosen by the dump's pointer counts alone (no direct-map base in the kernel image)"));
         }
         // The search finds the root too (with 3 clones the kernel text was the fifth mapping of
         // its pages, skipped, and the root refused: "no kernel text").
@@ -376,7 +400,7 @@ TEST_CASE("walker: crafted aliases of the direct map lose to the mapping the dum
         CHECK(runs_of(s.kernel_runs()) == runs_of(h.kernel_runs()));
     }
     SUBCASE("with no pointer anywhere to tell them apart, the lowest addresses are kept, as before") {
-        Image mem = build_cloned_direct_map(4);
+        Image mem = build_cloned_direct_map(4, false, false);
         for (uint64_t i = 0; i < 256; ++i) mem.put64(0x300000 + 8 * i, 0);
         auto phys = PhysicalLayer::from_bytes(mem.bytes);
         TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
@@ -386,6 +410,89 @@ TEST_CASE("walker: crafted aliases of the direct map lose to the mapping the dum
         CHECK_FALSE(real_kept);
         REQUIRE(t.warnings().size() == 1);
         CHECK(contains(t.warnings()[0], "the lowest addresses kept"));
+    }
+}
+
+TEST_CASE("walker: pointers sprayed at clones of the direct map do not make them win (tester 8, F1)") {
+    // Four clones below the direct map, each the target of 600 sprayed pointers against the real
+    // one's 256: by pointer counts alone the clones are the four best aliases.
+    for (bool gib_page : {false, true}) {
+        CAPTURE(gib_page);
+        const Image honest = build_cloned_direct_map(0, gib_page);
+        auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
+        TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
+        SUBCASE("the kernel image holds the direct map's base: the honest mappings exactly, said") {
+            const Layered l{build_sprayed_clones(4, gib_page, true)};
+            const TranslationLayer& t = l.t;
+            CHECK(runs_of(t.kernel_runs()) == runs_of(h.kernel_runs()));
+            CHECK(runs_of(t.distinct_runs()) == runs_of(h.distinct_runs()));
+            const auto st = t.walk_stats();
+            CHECK(st.direct_map == kDirect);
+            REQUIRE(t.warnings().size() == 1);
+            CHECK(contains(t.warnings()[0], "the direct map at 0xffff800240000000 (the base the kernel image holds) kept first"));
+            // The example names a sprayed clone with its pointers, beside the direct map's.
+            CHECK(contains(t.warnings()[0], "(600 pointers into its region) beside 0xffff800240000000 ("));
+        }
+        SUBCASE("no base in the kernel image: pointer counts decide, and the warning says a forged alias may have won") {
+            const Layered l{build_sprayed_clones(4, gib_page, false)};
+            const TranslationLayer& t = l.t;
+            CHECK(t.walk_stats().direct_map == 0);
+            REQUIRE(t.warnings().size() == 1);
+            CHECK(contains(t.warnings()[0], "which a forged dump can inflate: a forged alias may have won"));
+            CHECK_FALSE(contains(t.warnings()[0], "kept first"));
+        }
+        SUBCASE("three sprayed clones: the real mapping is among the four best and is kept whatever the walk meets first") {
+            const Layered l{build_sprayed_clones(3, gib_page, false)};
+            const TranslationLayer& t = l.t;
+            CHECK(t.translate(kDirect + 0x10000) == 0x10000u);
+            bool real_kept = false;
+            for (const auto& r : t.kernel_runs()) real_kept |= kDirect + 0x10000 - r.vaddr < r.size;
+            CHECK(real_kept);
+        }
+    }
+}
+
+TEST_CASE("walker: copies of last-level tables below the direct map do not push it out (tester 8, F2)") {
+    // The direct map's first 2 MiB through a page table 0x7000 (4 KiB pages, as Linux maps the
+    // first megabytes), the next 2 MiB a large page; `copies` page directories below it (PDPT
+    // [8] down), each pointing at its own copy of the page table: each low page mapped 1 + copies
+    // times through distinct tables, which no table-level rule sees.
+    auto build = [](unsigned copies) {
+        Image mem = build_cloned_direct_map(0);
+        mem.put64(0x6000, 0x7000 | P | RW);
+        for (uint64_t i = 0; i < 512; ++i) mem.put64(0x7000 + 8 * i, (i * 0x1000) | P | RW);
+        for (unsigned k = 0; k < copies; ++k) {
+            const uint64_t pd = 0x20000 + 0x2000 * k, pt = pd + 0x1000;
+            std::memcpy(mem.bytes.data() + pt, mem.bytes.data() + 0x7000, 0x1000);
+            mem.put64(pd, pt | P | RW);
+            mem.put64(0x5000 + 8 * (8 - k), pd | P | RW);
+        }
+        return mem;
+    };
+    const Image honest = build(0);
+    auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
+    TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
+    REQUIRE(h.warnings().empty());
+    REQUIRE(h.translate(kDirect + 0x10000) == 0x10000u);
+    for (unsigned copies : {3u, 4u, 6u}) {
+        CAPTURE(copies);
+        const Image mem = build(copies);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
+        if (copies == 3) {   // 4 mappings per page (5 with the image's): not contested, all kept
+            CHECK(t.translate(kDirect + 0x10000) == 0x10000u);
+            continue;
+        }
+        // The old rule kept the four lowest (the copies) and said nothing.
+        CHECK(runs_of(t.kernel_runs()) == runs_of(h.kernel_runs()));
+        CHECK(runs_of(t.distinct_runs()) == runs_of(h.distinct_runs()));
+        CHECK(t.walk_stats().direct_map == kDirect);
+        REQUIRE(t.warnings().size() == 1);
+        CHECK(contains(t.warnings()[0], "kept first"));
+        CHECK(contains(t.warnings()[0], "crafted or corrupt page tables?"));
+        auto s = TranslationLayer::search(*phys);
+        CHECK(s.dtb() == 0x1000);
+        CHECK(runs_of(s.kernel_runs()) == runs_of(h.kernel_runs()));
     }
 }
 
