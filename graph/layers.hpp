@@ -195,7 +195,10 @@ public:
     // KPTI the kernel copy of a user CR3 is preferred); else — or when that CR3 maps nothing, or
     // maps no kernel by the search's plausibility test (kernel text, its own table, a direct map
     // or the banner) and the search finds a root that does — the automatic page-directory search
-    // (search() below), with a warning naming the note's CR3. Throws InputError with the reason
+    // (search() below), with a warning naming the note's CR3. A note CR3 that passes by the
+    // banner alone (the kernel image without a direct map: a PTI-style copy of the PGD) gives way
+    // to a searched root that maps more present pages, with a warning; when none does it is kept,
+    // with a warning that memory outside the image is missing. Throws InputError with the reason
     // when none works (e.g. a DTB that maps nothing).
     static TranslationLayer detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override = {},
                                    std::optional<PagingMode> mode_override = {});

@@ -436,25 +436,44 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         bool maps_itself = false;
         for (const VirtualRun& r : note->kernel_runs()) maps_itself |= note->dtb() - r.paddr < r.size;
         auto has_banner = [&] { return find_kernel_banner_in_image(phys, note->kernel_runs(), s.sign_extend ? 8 : 4).has_value(); };
-        if (maps_a_kernel(s, phys, mapped, note->dtb(), maps_itself, has_banner)) return std::move(*note);
-        const std::string why = why_not_a_kernel(s, phys, mapped, note->dtb(), maps_itself);
+        const bool kernel = maps_a_kernel(s, phys, mapped, note->dtb(), maps_itself, has_banner);
+        // A root that maps the kernel image (its banner) but no direct map (the tester's attack 8,
+        // F4: a PTI-style copy of the PGD without the direct map's slot as the note's CR3 gave a
+        // graph of the image alone and no task_struct, silently): accepted only when no searched
+        // root maps more, and then with a warning.
+        const uint64_t direct_needed = direct_map_needed(s, phys, mapped, note->dtb());
+        if (kernel && mapped.direct_pages >= direct_needed) return std::move(*note);
+        const std::string why = kernel ? "it maps the kernel image but no direct map: its largest linear mapping holds " +
+                                             std::to_string(mapped.direct_pages) + " pages where half of the present "
+                                             "pages it spans (" + std::to_string(direct_needed) + ") were expected"
+                                       : why_not_a_kernel(s, phys, mapped, note->dtb(), maps_itself);
+        constexpr const char* kImageOnly = ": memory outside the kernel image is missing from the graph";
+        const std::string note_root = "the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) + ")";
         std::optional<TranslationLayer> found;
         try {
             found = search(phys, mode_override);
         } catch (const InputError& search_error) {
-            note->root_notes_.push_back("translation: the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) +
-                                        ") maps no kernel (" + why + "), and the page-directory search found none (" +
-                                        search_error.what() + "); using the note's root");
+            note->root_notes_.push_back("translation: " + note_root + (kernel ? " maps only part of a kernel (" : " maps no kernel (") +
+                                        why + "), and the page-directory search found none (" + search_error.what() +
+                                        "); using the note's root" + (kernel ? kImageOnly : ""));
             return std::move(*note);
         }
         // A searched root that maps no more present pages than the note's (the search's ranking
         // key, WalkStats::distinct_pages) shares its kernel half (another PGD of the same kernel):
         // the note is right and the dump lacks tables (a page that did not decompress, a cut),
-        // which the note's walk warnings say.
-        if (found->walk_stats().distinct_pages <= note->walk_stats().distinct_pages) return std::move(*note);
-        found->root_notes_.push_back("translation: the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) +
-                                     ") maps no kernel (" + why + "); using the searched root " + hex(found->dtb()) +
-                                     " (" + to_string(found->mode()) + ")");
+        // which the note's walk warnings say. A note root that maps the image alone is kept then
+        // too, but said: the graph holds the image's memory only.
+        const uint64_t note_pages = note->walk_stats().distinct_pages, found_pages = found->walk_stats().distinct_pages;
+        if (found_pages <= note_pages) {
+            if (kernel)
+                note->root_notes_.push_back("translation: " + note_root + " maps only part of a kernel (" + why +
+                                            "), and no searched root maps more; using the note's root" + kImageOnly);
+            return std::move(*note);
+        }
+        found->root_notes_.push_back("translation: " + note_root + (kernel ? " maps only part of a kernel (" : " maps no kernel (") +
+                                     why + "); using the searched root " + hex(found->dtb()) + " (" +
+                                     to_string(found->mode()) + "), which maps " + std::to_string(found_pages) +
+                                     " present pages against the note's " + std::to_string(note_pages));
         return std::move(*found);
     }
 
