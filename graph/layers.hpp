@@ -74,7 +74,9 @@ struct CpuState {
     bool long_mode = false;   // EFER.LMA, when the note carries it; else inferred from the ELF class
 };
 
-// One contiguous stretch of physical memory present in the dump.
+// One contiguous stretch of physical memory present in the dump. `file_offset` indexes the
+// layer's mapping (file_bytes()), or, from file_bytes().size() on, the pages the layer assembled
+// from ranges split mid-page: read a run's bytes through PhysicalLayer::bytes_of().
 struct PhysicalRun {
     uint64_t paddr = 0;
     uint64_t file_offset = 0;
@@ -114,6 +116,14 @@ public:
     // the CLI to print once; empty for a complete file.
     const std::vector<std::string>& warnings() const noexcept { return warnings_; }
     std::span<const PhysicalRun> runs() const noexcept { return runs_; }
+    // The first byte of run `r` (of runs() or data_runs()); its r.size bytes follow.
+    const uint8_t* bytes_of(const PhysicalRun& r) const noexcept { return at(r.file_offset); }
+    // Pages whose bytes the file splits across ranges at non-contiguous offsets (a LiME range
+    // per 2 KiB, an ELF PT_LOAD ending mid-page with other bytes before the next): at open they
+    // are copied into an image of their own (anonymous up to 64 MiB, else an unlinked file in
+    // $TMPDIR; at most the dump's size, as each needs two ranges of the file's bytes), so that
+    // they read like any page. Their count; 0 for most dumps.
+    uint64_t assembled_pages() const noexcept { return assembled_pages_; }
     // Memory the file holds that does not decode ({paddr, size}, ascending: kdump pages, AVML
     // chunks; empty for other formats): absent like memory the file lacks, but not cut off, so
     // that diagnoses can tell the two apart. undecodable_bytes() sums them; undecodable(paddr)
@@ -140,7 +150,8 @@ public:
     // Copies bytes; false when any byte is absent.
     bool read(uint64_t paddr, std::span<uint8_t> out) const noexcept;
 
-    // The mapping the runs index: the dump file, or its decompressed image (kdump, AVML).
+    // The mapping the runs index (but for assembled pages: bytes_of()): the dump file, or its
+    // decompressed image (kdump, AVML).
     std::span<const uint8_t> file_bytes() const noexcept { return bytes_; }
     // Bytes of the dump as given (the file on disk, or from_bytes()' span): for kdump and AVML the
     // compressed size, not file_bytes()' decompressed one. What a graph records to tell later that
@@ -154,8 +165,11 @@ public:
     // Drops the 4 KiB pages that [bytes, bytes+size) touches — bytes inside file_bytes(), partial
     // pages at either end included — from this process (MADV_DONTNEED) when file_backed(); a
     // later read refaults them from the page cache.
-    // No-op otherwise. Used by every full pass over the dump (root search, graph scan).
+    // No-op otherwise. Used by every full pass over the dump (root search, graph scan). Also
+    // for bytes among the assembled pages (when their image is a file).
     void release(const uint8_t* bytes, uint64_t size) const noexcept;
+    // release() of every byte the runs index.
+    void release_all() const noexcept;
 
 private:
     PhysicalLayer() = default;
@@ -169,6 +183,10 @@ private:
     std::vector<PhysicalRun> runs_;      // sorted by paddr, non-overlapping
     std::vector<PhysicalRun> data_runs_; // runs_ ∩ the file's data extents
     std::vector<CpuState> cpus_;
+    std::shared_ptr<detail::DecodedImage> assembled_;   // pages split across ranges (assembled_pages())
+    uint64_t assembled_base_ = 0;                        // run offsets from here index assembled_
+    uint64_t assembled_pages_ = 0;
+    const uint8_t* at(uint64_t offset) const noexcept;   // a run offset → its byte
     friend struct PhysicalLayerParsers;
 };
 

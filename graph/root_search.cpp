@@ -210,12 +210,12 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
             // per kChunk checked: per run, 65,600 one-page LiME ranges released the whole file
             // 65,600 times.
             if ((unreleased += c1 - c0) >= kChunk) {
-                phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+                phys.release_all();
                 unreleased = 0;
             }
         }
     }
-    phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+    phys.release_all();
     std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
         return a.mode != b.mode ? a.mode < b.mode : a.dtb < b.dtb;
     });
@@ -540,7 +540,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         const Scheme& s = scheme_of(rep.mode);
         g->mapping = map_root(s, phys, rep.dtb, &evidence[rep.mode]);
         // A misread root may read thousands of data pages as tables: drop them before the next.
-        phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+        phys.release_all();
         const Mapping& m = g->mapping;
         if (!m.ok || m.distinct_pages == 0) continue;
         // The kernel's banner in the image window, looked for once per group and only when a
@@ -566,7 +566,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
             if (!slot || better(r, *slot)) slot = r;
         }
         g->mapping.runs = {};
-        if (banner) phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+        if (banner) phys.release_all();
     }
     if (!best)
         throw InputError(diagnosis(phys, data_pages, cands, best_implausible ? &*best_implausible : nullptr));
