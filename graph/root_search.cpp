@@ -340,6 +340,16 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
         msg += " — a stale or partial table; " + holds + ", is memory missing?";
     } else {
         msg += "no page looks like a kernel page directory; " + holds;
+        // Bytes of pages only partly present (ranges that end mid-page, with no range for the
+        // rest): absent like a hole, and said, so that "0 bytes of data" is not all the user reads.
+        uint64_t whole = 0;
+        for (const auto& r : phys.runs()) {
+            const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
+            if (end > first && first >= r.paddr) whole += end - first;
+        }
+        if (const uint64_t partial = phys.present_bytes() - whole; partial > 0)
+            msg += "; " + format_bytes(partial) + " more lie in pages only partly present (ranges that do not cover "
+                   "whole 4 KiB pages), which read as absent";
         if (const uint64_t lost = phys.undecodable_bytes(); lost > 0)
             msg += "; " + std::to_string(lost / kPage) + " more pages (" + format_bytes(lost) +
                    ") do not decompress: the page tables may be among them";

@@ -492,3 +492,16 @@ TEST_CASE("detect: a CPU note whose CR3 maps the kernel image but no direct map 
         CHECK(t.warnings().empty());
     }
 }
+
+TEST_CASE("root search: pages only partly present are said in the refusal (attack 8, F5)") {
+    // The first half of every page of build_x64_4level, one LiME range each: no whole page.
+    const Image mem = build_x64_4level();
+    std::vector<std::pair<uint64_t, uint64_t>> halves;
+    for (uint64_t a = 0; a < mem.bytes.size(); a += 4096) halves.push_back({a, 2048});
+    const auto lime = to_lime_ranges(mem.bytes, halves);
+    const std::string e = search_error(*PhysicalLayer::from_bytes(lime));
+    CAPTURE(e);
+    CHECK(contains(e, "no page looks like a kernel page directory; the dump holds 0 bytes of data in 1024 ranges up to 0x3ff800; "));
+    CHECK(contains(e, "2 MiB more lie in pages only partly present (ranges that do not cover whole 4 KiB pages), "
+                      "which read as absent"));
+}
