@@ -98,7 +98,12 @@ public:
     // Truncated files (ELF, LiME, kdump, AVML whose tail is missing): the runs are clipped to the
     // bytes present and warnings() says what is missing; `strict` refuses them (FormatError).
     // kdump pages whose data does not decompress to exactly block_size bytes likewise read as
-    // absent, with one warning (count, first pfns, the codec's error); `strict` refuses them.
+    // absent, with one warning (count, first pfns, the codec's error; an unknown compression flag
+    // is such a page); `strict` refuses them. kdump descriptors of size 0, or pointing outside the
+    // file while later pages' data is present (corrupt, not cut), read as absent with a warning
+    // saying so. CPU notes (ELF PT_NOTE, kdump sub-header) that do not parse or lie past the end
+    // are skipped with a warning naming them (the root is then searched for); `strict` refuses.
+    // kdump block_size must be 4096 (the x86 page size). Pages split across ranges: assembled_pages().
     // A header range that wraps past 2^64 or ends beyond 2^52 (x86 MAXPHYADDR; LiME e_addr, ELF
     // p_paddr + p_memsz, AVML end, kdump max_mapnr_64) is a FormatError, strict or not.
     // Overlapping ranges: ranges placing the same file bytes at the same physical addresses merge;
