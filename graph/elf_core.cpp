@@ -208,7 +208,19 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict) {
         }
         if (type == kPtNote) {
             if (cut) continue;   // CPU state lost with the cut; the root search takes over
-            parse_elf_notes(file.subspan(offset, filesz), offset, long_mode, d);
+            // Notes that do not parse (a size field past their segment …) lose the CPU state, not
+            // memory: skipped with a warning naming them, as a kdump file's are; strict refuses.
+            // Only the program headers themselves being inconsistent refuses the file.
+            const size_t cpus = d.cpus.size();
+            try {
+                parse_elf_notes(file.subspan(offset, filesz), offset, long_mode, d);
+            } catch (const FormatError& e) {
+                if (strict) throw;
+                d.cpus.resize(cpus);
+                d.warnings.push_back("ELF core: the notes of program header " + std::to_string(i) + " (PT_NOTE, p_offset " +
+                                     hex(offset) + ", p_filesz " + hex(filesz) + ") do not parse (" + e.what() +
+                                     "); they are skipped, so the page-table root is searched for");
+            }
             continue;
         }
         d.runs.push_back({paddr, offset, filesz});

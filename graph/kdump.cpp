@@ -41,7 +41,9 @@ namespace {
 constexpr uint64_t kFlatHeaderSize = 4096;   // MAX_SIZE_MDF_HEADER
 constexpr uint64_t kFlatRecord = 16;
 constexpr uint64_t kDescSize = 24;
+constexpr uint32_t kX86Page = 4096;
 constexpr uint32_t kZlib = 0x1, kLzo = 0x2, kSnappy = 0x4, kIncomplete = 0x8, kZstd = 0x20;
+constexpr uint32_t kKnownFlags = kZlib | kLzo | kSnappy | kZstd;   // page_desc.flags that say how a page is stored
 constexpr uint64_t kMaxNotes = uint64_t{64} << 20;
 constexpr uint64_t kUtsMachine = 12 + 4 * 65;   // new_utsname.machine
 constexpr uint64_t kStoreBatchBytes = 256 << 10;   // decompressed pages handed to the image at once
@@ -209,9 +211,10 @@ KdumpSource flattened_source(std::span<const uint8_t> file, bool strict, std::st
 // when plausible.
 std::string implausible(const uint8_t* h, const HeaderLayout& L, uint64_t& at) {
     const uint32_t bs = le32(h + L.block_size), sub = le32(h + L.sub_hdr_size), bitmap = le32(h + L.bitmap_blocks);
-    if (!std::has_single_bit(bs) || bs < 512 || bs > (1u << 20)) {
+    if (bs != kX86Page) {   // makedumpfile and QEMU write the page size (tester 8: 512 read as "no physical memory")
         at = L.block_size;
-        return "block_size " + std::to_string(bs) + " (expected a power of two from 512 to 1 MiB)";
+        return "block_size " + std::to_string(bs) + " (expected 4096, the x86 page size, which makedumpfile and "
+                                                    "QEMU write)";
     }
     if (sub < 1) {
         at = L.sub_hdr_size;
@@ -291,7 +294,7 @@ struct Decompressor {
             return nullptr;
         }
         }
-        return "unknown compression flags";
+        return "unknown compression flags (expected 0, or zlib 0x1, lzo 0x2, snappy 0x4 or zstd 0x20)";
     }
 };
 
@@ -357,12 +360,35 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
                 throw FormatError(src.file_offset(bs + S.size_note), "kdump_sub_header size_note " +
                                                                           std::to_string(note_size) + " (at most 64 MiB of ELF notes)");
             std::vector<uint8_t> notes(note_size);
+            const std::string field = "kdump_sub_header offset_note " + hex(note_off) + ", size_note " +
+                                      std::to_string(note_size);
+            // In the sub-header's blocks, where makedumpfile and QEMU put them: missing there is a cut
+            // file; elsewhere past the end, a corrupt field. Notes too big for their bytes, or that
+            // do not parse, are skipped with a warning naming them (like an ELF core's), strict or not
+            // said as such: the CPU state is lost, not memory.
+            const uint64_t sub_end = (1 + sub_blocks) * bs;
+            const bool in_sub = note_off >= bs && note_off <= sub_end && note_size <= sub_end - note_off;
             if (src.copy(note_off, notes.data(), note_size) == note_size) {
-                parse_elf_notes(notes, src.file_offset(note_off), L->is64, d);
-            } else {
+                const size_t cpus = d.cpus.size();
+                try {
+                    parse_elf_notes(notes, src.file_offset(note_off), L->is64, d);
+                } catch (const FormatError& e) {
+                    if (strict) throw;
+                    d.cpus.resize(cpus);
+                    d.warnings.push_back(std::string(kind) + " file: the CPU notes (" + field + ") do not parse (" +
+                                         e.what() + "); they are skipped, so the page-table root is searched for");
+                }
+            } else if (in_sub || note_off < src.end()) {
                 if (strict) throw FormatError(src.file_offset(note_off), std::string(kind) + " notes missing (file cut)");
-                d.warnings.push_back(std::string("truncated ") + kind + ": the CPU notes are cut, so the page-table "
-                                     "root is searched for");
+                d.warnings.push_back("truncated " + std::string(kind) + " file: the CPU notes (" + field + ") are cut, "
+                                     "so the page-table root is searched for");
+            } else {
+                if (strict)
+                    throw FormatError(src.file_offset(bs + S.offset_note), field + " lies past the end of the file (" +
+                                                                               hex(src.end()) + " bytes)");
+                d.warnings.push_back(std::string(kind) + " file: the CPU notes (" + field + ") lie past the end of "
+                                     "the file (" + hex(src.end()) + " bytes), a corrupt sub-header; they are skipped, "
+                                     "so the page-table root is searched for");
             }
         }
     }
@@ -430,7 +456,14 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     const uint64_t ndesc = src.copy(desc_off, descs.data(), descs.size()) / kDescSize;
     std::vector<Page> pages;
     pages.reserve(ndesc);
-    uint64_t unwritten = 0;
+    // Descriptors of size 0 (makedumpfile leaves those of pages it never wrote zeroed), and those
+    // whose data lies outside the file: a cut file when the later pages' data is missing too (the
+    // data follows the descriptors in pfn order; later pages present point at earlier bytes, the
+    // one shared zero page), else corrupt descriptors (tester 8: both were called a cut file).
+    uint64_t unwritten = 0, outside = 0, present_after = 0, present_end = 0;
+    std::vector<std::string> unwritten_first;
+    const Page* first_outside = nullptr;
+    Page outside_page{};
     for (uint64_t i = 0; i < pfns.size(); ++i) {
         if (i >= ndesc) {
             missing_pages += pfns.size() - i;
@@ -439,11 +472,11 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         }
         const uint8_t* pd = descs.data() + i * kDescSize;
         Page p{pfns[i], le64(pd), desc_off + i * kDescSize, le32(pd + 8), le32(pd + 12)};
-        if (p.size == 0) {   // makedumpfile leaves descriptors of pages it never wrote zeroed
-            ++unwritten;
+        if (p.size == 0) {
+            if (++unwritten <= 3) unwritten_first.push_back(hex(p.pfn));
             continue;
         }
-        const uint32_t comp = p.flags & (kZlib | kLzo | kSnappy | kZstd);
+        const uint32_t comp = p.flags & kKnownFlags;
         const std::string desc = "page_desc of pfn " + hex(p.pfn) + ": ";
         if (p.size > bs)
             throw FormatError(src.file_offset(p.desc + 8), desc + "size " + std::to_string(p.size) +
@@ -451,25 +484,50 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         if (std::popcount(comp) > 1)
             throw FormatError(src.file_offset(p.desc + 12), desc + "flags " + hex(p.flags) +
                                                                 " (expected at most one compression bit)");
-        if (comp == 0 && p.size != bs)
+        // Bits no compression defines (tester 8: 0x80 was refused as "size 208 of an uncompressed
+        // page"): the page cannot be decoded, and reads as absent like a corrupt one (below).
+        if (p.flags == comp && comp == 0 && p.size != bs)
             throw FormatError(src.file_offset(p.desc + 8), desc + "size " + std::to_string(p.size) +
                                                                " of an uncompressed page (expected block_size " +
                                                                std::to_string(bs) + ")");
-        p.flags = comp;
         if (!src.present(p.data, p.size)) {
-            ++missing_pages;
-            if (cut_note.empty()) cut_note = "the data of pfn " + hex(p.pfn) + " onward is missing";
+            if (outside++ == 0) first_outside = &(outside_page = p);
             continue;
         }
+        if (outside == 0) present_end = std::max(present_end, p.data + p.size);
+        else if (p.data >= present_end) ++present_after;
         pages.push_back(p);
     }
+    const bool corrupt_offsets = outside > 0 && present_after > 0;
+    if (outside > 0 && !corrupt_offsets) {
+        missing_pages += outside;
+        if (cut_note.empty()) cut_note = "the data of pfn " + hex(first_outside->pfn) + " onward is missing";
+    }
+    if (corrupt_offsets) {
+        const Page& p = *first_outside;
+        const std::string fault = std::string(kind) + " file: " + std::to_string(outside) + " of " +
+                                  std::to_string(pfns.size()) + " page descriptors point outside the file (" +
+                                  hex(src.end()) + " bytes; pfn " + hex(p.pfn) + ": offset " + hex(p.data) + ", size " +
+                                  std::to_string(p.size) + ") while the data of later pages is present: corrupt "
+                                  "descriptors, not a cut file";
+        if (strict) throw FormatError(src.file_offset(p.desc), fault);
+        d.lacks(fault, "; those pages read as absent");
+    }
+    if (unwritten > 0) {
+        const std::string fault = std::string(kind) + " file: " + std::to_string(unwritten) + " of " +
+                                  std::to_string(pfns.size()) + " page descriptors have size 0 (" +
+                                  sample_list("pfn", "pfns", unwritten_first, unwritten) +
+                                  "): pages makedumpfile never wrote, or corrupt descriptors";
+        if (strict) throw FormatError(file.size(), fault);
+        d.lacks(fault, "; they read as absent");
+    }
     if (!flat_cut.empty()) cut_note = flat_cut + (cut_note.empty() ? "" : "; " + cut_note);
-    if (missing_pages + unwritten > 0 || !cut_note.empty()) {
+    if (missing_pages > 0 || !cut_note.empty()) {
         const std::string what = pfns.empty() ? std::string("no dumped page can be listed")
-                                              : std::to_string(missing_pages + unwritten) + " of " + std::to_string(pfns.size()) +
+                                              : std::to_string(missing_pages) + " of " + std::to_string(pfns.size()) +
                                                     " dumped pages have no data in the file";
-        if (strict) throw FormatError(file.size(), std::string("truncated ") + kind + ": " + what + " (" + cut_note + ")");
-        d.lacks(std::string("truncated ") + kind + " (" + hex(file.size()) + " bytes): " + what +
+        if (strict) throw FormatError(file.size(), std::string("truncated ") + kind + " file: " + what + " (" + cut_note + ")");
+        d.lacks(std::string("truncated ") + kind + " file (" + hex(file.size()) + " bytes): " + what +
                     (cut_note.empty() ? "" : " (" + cut_note + ")"),
                 pfns.empty() ? "" : "; they read as absent");
     }
@@ -535,10 +593,11 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
             if (!u.empty() && u.back().first + u.back().second == pages[i].pfn * bs) u.back().second += bs;
             else u.push_back({pages[i].pfn * bs, bs});
         }
-        d.lacks(std::string(kind) + ": " + std::to_string(n) + (n == 1 ? " page does" : " pages do") +
+        d.lacks(std::string(kind) + " file: " + std::to_string(n) + (n == 1 ? " page does" : " pages do") +
                     " not decompress to block_size " + std::to_string(bs) + " bytes (" + sample_list("pfn", "pfns", first, n) +
-                    "; pfn " + hex(pages[first_corrupt.item()].pfn) + ": " +
-                    first_corrupt.what() + ")",
+                    "; pfn " + hex(pages[first_corrupt.item()].pfn) +
+                    ((pages[first_corrupt.item()].flags & ~kKnownFlags) ? ", flags " + hex(pages[first_corrupt.item()].flags) : "") +
+                    ": " + first_corrupt.what() + ")",
                 "; they read as absent");
     }
     image->seal();

@@ -1,7 +1,6 @@
 // The kernel banner in a dump (contract: graph/kernel_banner.hpp).
 #include "graph/kernel_banner.hpp"
 
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstring>
@@ -46,7 +45,7 @@ template <class Fn> void for_each_present(const PhysicalLayer& phys, uint64_t p,
     for (const PhysicalRun& r : phys.data_runs()) {
         const uint64_t a = std::max(p, r.paddr), b = std::min(end, r.paddr + r.size);
         if (a >= b) continue;
-        fn(a, phys.file_bytes().data() + r.file_offset + (a - r.paddr), b - a);
+        fn(a, phys.bytes_of(r) + (a - r.paddr), b - a);
     }
 }
 
@@ -74,11 +73,7 @@ template <class Fn> void search(const PhysicalLayer& phys, uint64_t p, uint64_t 
                 hit(a + at + uint64_t(f - from));
                 q = uint64_t(f - from) + 1;
             }
-            if (drop && phys.file_backed()) {
-                auto lo = (reinterpret_cast<uintptr_t>(from) + 4095) & ~uintptr_t{4095};
-                auto hi = reinterpret_cast<uintptr_t>(from + std::min(n - at, kChunk)) & ~uintptr_t{4095};
-                if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-            }
+            if (drop) phys.release(from, std::min(n - at, kChunk));
         }
     });
 }

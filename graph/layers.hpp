@@ -74,7 +74,9 @@ struct CpuState {
     bool long_mode = false;   // EFER.LMA, when the note carries it; else inferred from the ELF class
 };
 
-// One contiguous stretch of physical memory present in the dump.
+// One contiguous stretch of physical memory present in the dump. `file_offset` indexes the
+// layer's mapping (file_bytes()), or, from file_bytes().size() on, the pages the layer assembled
+// from ranges split mid-page: read a run's bytes through PhysicalLayer::bytes_of().
 struct PhysicalRun {
     uint64_t paddr = 0;
     uint64_t file_offset = 0;
@@ -96,7 +98,12 @@ public:
     // Truncated files (ELF, LiME, kdump, AVML whose tail is missing): the runs are clipped to the
     // bytes present and warnings() says what is missing; `strict` refuses them (FormatError).
     // kdump pages whose data does not decompress to exactly block_size bytes likewise read as
-    // absent, with one warning (count, first pfns, the codec's error); `strict` refuses them.
+    // absent, with one warning (count, first pfns, the codec's error; an unknown compression flag
+    // is such a page); `strict` refuses them. kdump descriptors of size 0, or pointing outside the
+    // file while later pages' data is present (corrupt, not cut), read as absent with a warning
+    // saying so. CPU notes (ELF PT_NOTE, kdump sub-header) that do not parse or lie past the end
+    // are skipped with a warning naming them (the root is then searched for); `strict` refuses.
+    // kdump block_size must be 4096 (the x86 page size). Pages split across ranges: assembled_pages().
     // A header range that wraps past 2^64 or ends beyond 2^52 (x86 MAXPHYADDR; LiME e_addr, ELF
     // p_paddr + p_memsz, AVML end, kdump max_mapnr_64) is a FormatError, strict or not.
     // Overlapping ranges: ranges placing the same file bytes at the same physical addresses merge;
@@ -114,6 +121,14 @@ public:
     // the CLI to print once; empty for a complete file.
     const std::vector<std::string>& warnings() const noexcept { return warnings_; }
     std::span<const PhysicalRun> runs() const noexcept { return runs_; }
+    // The first byte of run `r` (of runs() or data_runs()); its r.size bytes follow.
+    const uint8_t* bytes_of(const PhysicalRun& r) const noexcept { return at(r.file_offset); }
+    // Pages whose bytes the file splits across ranges at non-contiguous offsets (a LiME range
+    // per 2 KiB, an ELF PT_LOAD ending mid-page with other bytes before the next): at open they
+    // are copied into an image of their own (anonymous up to 64 MiB, else an unlinked file in
+    // $TMPDIR; at most the dump's size, as each needs two ranges of the file's bytes), so that
+    // they read like any page. Their count; 0 for most dumps.
+    uint64_t assembled_pages() const noexcept { return assembled_pages_; }
     // Memory the file holds that does not decode ({paddr, size}, ascending: kdump pages, AVML
     // chunks; empty for other formats): absent like memory the file lacks, but not cut off, so
     // that diagnoses can tell the two apart. undecodable_bytes() sums them; undecodable(paddr)
@@ -140,7 +155,8 @@ public:
     // Copies bytes; false when any byte is absent.
     bool read(uint64_t paddr, std::span<uint8_t> out) const noexcept;
 
-    // The mapping the runs index: the dump file, or its decompressed image (kdump, AVML).
+    // The mapping the runs index (but for assembled pages: bytes_of()): the dump file, or its
+    // decompressed image (kdump, AVML).
     std::span<const uint8_t> file_bytes() const noexcept { return bytes_; }
     // Bytes of the dump as given (the file on disk, or from_bytes()' span): for kdump and AVML the
     // compressed size, not file_bytes()' decompressed one. What a graph records to tell later that
@@ -154,8 +170,11 @@ public:
     // Drops the 4 KiB pages that [bytes, bytes+size) touches — bytes inside file_bytes(), partial
     // pages at either end included — from this process (MADV_DONTNEED) when file_backed(); a
     // later read refaults them from the page cache.
-    // No-op otherwise. Used by every full pass over the dump (root search, graph scan).
+    // No-op otherwise. Used by every full pass over the dump (root search, graph scan). Also
+    // for bytes among the assembled pages (when their image is a file).
     void release(const uint8_t* bytes, uint64_t size) const noexcept;
+    // release() of every byte the runs index.
+    void release_all() const noexcept;
 
 private:
     PhysicalLayer() = default;
@@ -169,6 +188,10 @@ private:
     std::vector<PhysicalRun> runs_;      // sorted by paddr, non-overlapping
     std::vector<PhysicalRun> data_runs_; // runs_ ∩ the file's data extents
     std::vector<CpuState> cpus_;
+    std::shared_ptr<detail::DecodedImage> assembled_;   // pages split across ranges (assembled_pages())
+    uint64_t assembled_base_ = 0;                        // run offsets from here index assembled_
+    uint64_t assembled_pages_ = 0;
+    const uint8_t* at(uint64_t offset) const noexcept;   // a run offset → its byte
     friend struct PhysicalLayerParsers;
 };
 
@@ -195,7 +218,10 @@ public:
     // KPTI the kernel copy of a user CR3 is preferred); else — or when that CR3 maps nothing, or
     // maps no kernel by the search's plausibility test (kernel text, its own table, a direct map
     // or the banner) and the search finds a root that does — the automatic page-directory search
-    // (search() below), with a warning naming the note's CR3. Throws InputError with the reason
+    // (search() below), with a warning naming the note's CR3. A note CR3 that passes by the
+    // banner alone (the kernel image without a direct map: a PTI-style copy of the PGD) gives way
+    // to a searched root that maps more present pages, with a warning; when none does it is kept,
+    // with a warning that memory outside the image is missing. Throws InputError with the reason
     // when none works (e.g. a DTB that maps nothing).
     static TranslationLayer detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override = {},
                                    std::optional<PagingMode> mode_override = {});

@@ -225,12 +225,12 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
             // per kChunk checked: per run, 65,600 one-page LiME ranges released the whole file
             // 65,600 times.
             if ((unreleased += c1 - c0) >= kChunk) {
-                phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+                phys.release_all();
                 unreleased = 0;
             }
         }
     }
-    phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+    phys.release_all();
     std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
         return a.mode != b.mode ? a.mode < b.mode : a.dtb < b.dtb;
     });
@@ -355,6 +355,16 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
         msg += " — a stale or partial table; " + holds + ", is memory missing?";
     } else {
         msg += "no page looks like a kernel page directory; " + holds;
+        // Bytes of pages only partly present (ranges that end mid-page, with no range for the
+        // rest): absent like a hole, and said, so that "0 bytes of data" is not all the user reads.
+        uint64_t whole = 0;
+        for (const auto& r : phys.runs()) {
+            const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
+            if (end > first && first >= r.paddr) whole += end - first;
+        }
+        if (const uint64_t partial = phys.present_bytes() - whole; partial > 0)
+            msg += "; " + format_bytes(partial) + " more lie in pages only partly present (ranges that do not cover "
+                   "whole 4 KiB pages), which read as absent";
         if (const uint64_t lost = phys.undecodable_bytes(); lost > 0)
             msg += "; " + std::to_string(lost / kPage) + " more pages (" + format_bytes(lost) +
                    ") do not decompress: the page tables may be among them";
@@ -451,25 +461,44 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         measure(s, note->kernel_runs(), mapped);
         const bool maps_itself = RootCover(s, note->kernel_runs()).anywhere.covers(note->dtb());
         auto has_banner = [&] { return find_kernel_banner_in_image(phys, note->kernel_runs(), s.sign_extend ? 8 : 4).has_value(); };
-        if (maps_a_kernel(s, phys, mapped, note->dtb(), maps_itself, has_banner)) return std::move(*note);
-        const std::string why = why_not_a_kernel(s, phys, mapped, note->dtb(), maps_itself);
+        const bool kernel = maps_a_kernel(s, phys, mapped, note->dtb(), maps_itself, has_banner);
+        // A root that maps the kernel image (its banner) but no direct map (the tester's attack 8,
+        // F4: a PTI-style copy of the PGD without the direct map's slot as the note's CR3 gave a
+        // graph of the image alone and no task_struct, silently): accepted only when no searched
+        // root maps more, and then with a warning.
+        const uint64_t direct_needed = direct_map_needed(s, phys, mapped, note->dtb());
+        if (kernel && mapped.direct_pages >= direct_needed) return std::move(*note);
+        const std::string why = kernel ? "it maps the kernel image but no direct map: its largest linear mapping holds " +
+                                             std::to_string(mapped.direct_pages) + " pages where half of the present "
+                                             "pages it spans (" + std::to_string(direct_needed) + ") were expected"
+                                       : why_not_a_kernel(s, phys, mapped, note->dtb(), maps_itself);
+        constexpr const char* kImageOnly = ": memory outside the kernel image is missing from the graph";
+        const std::string note_root = "the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) + ")";
         std::optional<TranslationLayer> found;
         try {
             found = search(phys, mode_override);
         } catch (const InputError& search_error) {
-            note->root_notes_.push_back("translation: the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) +
-                                        ") maps no kernel (" + why + "), and the page-directory search found none (" +
-                                        search_error.what() + "); using the note's root");
+            note->root_notes_.push_back("translation: " + note_root + (kernel ? " maps only part of a kernel (" : " maps no kernel (") +
+                                        why + "), and the page-directory search found none (" + search_error.what() +
+                                        "); using the note's root" + (kernel ? kImageOnly : ""));
             return std::move(*note);
         }
         // A searched root that maps no more present pages than the note's (the search's ranking
         // key, WalkStats::distinct_pages) shares its kernel half (another PGD of the same kernel):
         // the note is right and the dump lacks tables (a page that did not decompress, a cut),
-        // which the note's walk warnings say.
-        if (found->walk_stats().distinct_pages <= note->walk_stats().distinct_pages) return std::move(*note);
-        found->root_notes_.push_back("translation: the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) +
-                                     ") maps no kernel (" + why + "); using the searched root " + hex(found->dtb()) +
-                                     " (" + to_string(found->mode()) + ")");
+        // which the note's walk warnings say. A note root that maps the image alone is kept then
+        // too, but said: the graph holds the image's memory only.
+        const uint64_t note_pages = note->walk_stats().distinct_pages, found_pages = found->walk_stats().distinct_pages;
+        if (found_pages <= note_pages) {
+            if (kernel)
+                note->root_notes_.push_back("translation: " + note_root + " maps only part of a kernel (" + why +
+                                            "), and no searched root maps more; using the note's root" + kImageOnly);
+            return std::move(*note);
+        }
+        found->root_notes_.push_back("translation: " + note_root + (kernel ? " maps only part of a kernel (" : " maps no kernel (") +
+                                     why + "); using the searched root " + hex(found->dtb()) + " (" +
+                                     to_string(found->mode()) + "), which maps " + std::to_string(found_pages) +
+                                     " present pages against the note's " + std::to_string(note_pages));
         return std::move(*found);
     }
 
@@ -536,7 +565,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         const Scheme& s = scheme_of(rep.mode);
         g->mapping = map_root(s, phys, rep.dtb, &evidence[rep.mode]);
         // A misread root may read thousands of data pages as tables: drop them before the next.
-        phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+        phys.release_all();
         const Mapping& m = g->mapping;
         if (!m.ok || m.distinct_pages == 0) continue;
         // The kernel's banner in the image window, looked for once per group and only when a
@@ -555,7 +584,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
             if (!slot || better(r, *slot)) slot = r;
         }
         g->mapping.runs = {};
-        if (banner) phys.release(phys.file_bytes().data(), phys.file_bytes().size());
+        if (banner) phys.release_all();
     }
     if (!best)
         throw InputError(diagnosis(phys, data_pages, cands, best_implausible ? &*best_implausible : nullptr));

@@ -232,13 +232,12 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
     const int threads = std::max(1, omp_get_max_threads());
     std::vector<std::vector<uint64_t>> counts(static_cast<size_t>(threads), std::vector<uint64_t>(n, 0));
     constexpr uint64_t kChunk = uint64_t{8} << 20, kBlock = 16384;   // bytes resident at once; words per task
-    const uint8_t* file = phys.file_bytes().data();
     for (const auto& r : phys.data_runs()) {
         const uint64_t first = (r.paddr + ws - 1) & ~(ws - 1), end = (r.paddr + r.size) & ~(ws - 1);
         if (end <= first || first < r.paddr) continue;
         for (uint64_t c0 = first; c0 < end; c0 += std::min(kChunk, end - c0)) {
             const uint64_t c1 = c0 + std::min(kChunk, end - c0);
-            const uint8_t* bytes = file + r.file_offset + (c0 - r.paddr);
+            const uint8_t* bytes = phys.bytes_of(r) + (c0 - r.paddr);
             const uint64_t words = (c1 - c0) / ws;
             const int64_t blocks = static_cast<int64_t>((words + kBlock - 1) / kBlock);
             ParallelErrors errors;
@@ -686,7 +685,7 @@ TranslationLayer::TranslationLayer(const PhysicalLayer& phys, PagingMode mode, u
         throw InputError("page-table root " + hex(dtb) + " has bits outside the " + to_string(mode) +
                          " CR3 address field");
     if (!phys.find(dtb_, s.table_bytes(0)))
-        throw InputError("page-table root " + hex(dtb_) + " (" + s.levels[0].name + ") is not in the dump" +
+        throw InputError("page-table root " + hex(dtb_) + " (" + to_string(mode) + ") is not in the dump" +
                          (phys.undecodable(dtb_) ? " (its page does not decompress)" : ""));
 }
 

@@ -107,7 +107,8 @@ public:
     const KernelMemory& mem() const { return *mem_; }
     uint8_t* at_physical(uint64_t paddr) {
         for (const PhysicalRun& r : phys_->runs())
-            if (paddr >= r.paddr && paddr < r.paddr + r.size) return data_ + r.file_offset + (paddr - r.paddr);
+            if (paddr >= r.paddr && paddr < r.paddr + r.size)   // not a page assembled from split ranges: a copy
+                return r.file_offset < size_ ? data_ + r.file_offset + (paddr - r.paddr) : nullptr;
         return nullptr;
     }
     // Writes through translation, byte by byte across pages; false when a byte is unmapped.

@@ -4,6 +4,7 @@
 
 #include "graph/layers.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -20,15 +21,24 @@ inline void check_physical(const uint8_t* data, size_t size, deepmem::DumpFormat
     } catch (const InputError&) {              // refused: decompression bomb, QEVM, archive
         return;
     }
-    // The runs index the file, or for compressed formats (kdump, AVML) the decompressed image.
+    // The runs index the file, or for compressed formats (kdump, AVML) the decompressed image;
+    // from its size on, the pages assembled from ranges split mid-page.
     const uint8_t* base = phys->file_bytes().data();
-    const uint64_t base_size = phys->file_bytes().size();
+    const uint64_t base_size = phys->file_bytes().size(), assembled = phys->assembled_pages() * 4096;
     if ((format == deepmem::DumpFormat::Kdump || format == deepmem::DumpFormat::Avml) == (base == data)) std::abort();
-    uint64_t prev_end = 0, total = 0;
+    uint64_t prev_end = 0, total = 0, contiguous_from = 0;
     for (const auto& r : phys->runs()) {
-        if (r.size == 0 || r.paddr < prev_end) std::abort();                                 // sorted, disjoint
-        if (r.file_offset > base_size || r.size > base_size - r.file_offset) std::abort();   // inside the mapping
-        if (phys->find(r.paddr, r.size) != base + r.file_offset) std::abort();
+        if (r.size == 0 || r.paddr < prev_end) std::abort();   // sorted, disjoint
+        const bool in_base = r.file_offset < base_size && r.size <= base_size - r.file_offset;
+        const uint64_t a = r.file_offset - base_size;
+        const bool in_assembled = r.file_offset >= base_size && a <= assembled && r.size <= assembled - a;
+        if (!in_base && !in_assembled) std::abort();   // inside one mapping
+        if (phys->find(r.paddr, r.size) != phys->bytes_of(r)) std::abort();
+        // Every whole 4 KiB page of physically contiguous runs reads as one piece.
+        if (r.paddr != prev_end || prev_end == 0) contiguous_from = r.paddr;
+        const uint64_t first = std::max((contiguous_from + 4095) & ~uint64_t{4095}, r.paddr & ~uint64_t{4095});
+        for (uint64_t pg = first; pg + 4096 <= r.paddr + r.size; pg += 4096)
+            if (!phys->find(pg, 4096)) std::abort();
         prev_end = r.paddr + r.size;
         total += r.size;
         uint8_t b[16];

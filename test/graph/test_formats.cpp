@@ -286,7 +286,7 @@ TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as a
         REQUIRE(p->warnings().size() == 1);
         const std::string& w = p->warnings()[0];
         CAPTURE(w);
-        CHECK(w.find("kdump: 3 pages do not decompress") != std::string::npos);
+        CHECK(w.find("kdump file: 3 pages do not decompress") != std::string::npos);
         CHECK(w.find(" bytes (pfns 0x10, 0x11, 0x30; pfn 0x10: ") != std::string::npos);   // three of three: not "first"
         CHECK(w.find("first") == std::string::npos);
         CHECK(w.find("read as absent") != std::string::npos);
@@ -338,7 +338,7 @@ TEST_CASE("formats: kdump pages and AVML chunks that do not decompress read as a
     k[read_le(k, d, 8)] ^= 0xff;
     auto p = PhysicalLayer::from_bytes(k);
     REQUIRE(p->warnings().size() == 1);
-    CHECK(p->warnings()[0].find("kdump: 1 page does not decompress") != std::string::npos);
+    CHECK(p->warnings()[0].find("kdump file: 1 page does not decompress") != std::string::npos);
     CHECK(p->warnings()[0].find("pfn 0x30: zlib error Z_DATA_ERROR") != std::string::npos);
 }
 
@@ -423,6 +423,7 @@ std::pair<uint64_t, std::string> format_error(const std::function<void()>& f) {
 }
 
 bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -545,8 +546,8 @@ TEST_CASE("formats: errors name what is wrong with the file, by the header field
         put_le(k, 432, 4, 9000);   // sub_hdr_size: 9000 blocks, 35 MiB (under 64 MiB of notes)
         const auto e = format_error([&] { PhysicalLayer::from_bytes(k); });
         const std::string m = e.second;
-        CHECK(m == "at file offset 0x0: no physical memory in kdump dump (expected at least one non-empty range); "
-                   "truncated kdump (" + hex(k.size()) + " bytes): no dumped page can be listed (the file ends at " +
+        CHECK(m == "at file offset 0x0: no physical memory in the kdump file (expected at least one non-empty range); "
+                   "truncated kdump file (" + hex(k.size()) + " bytes): no dumped page can be listed (the file ends at " +
                    hex(k.size()) + ", before the page bitmaps at offset 0x2329000 that disk_dump_header sub_hdr_size "
                    "9000 (blocks of 4096 bytes) places)");
         CHECK(!has(m, "strict"));
@@ -595,7 +596,7 @@ TEST_CASE("formats: hostile headers and chunks (the tester's attack 5) get one l
         auto p = PhysicalLayer::from_bytes(cut);
         REQUIRE(p->warnings().size() == 1);
         CAPTURE(p->warnings()[0]);
-        CHECK(has(p->warnings()[0], "truncated flattened kdump ("));
+        CHECK(has(p->warnings()[0], "truncated flattened kdump file ("));
         CHECK(has(p->warnings()[0], "dumped pages have no data in the file (the record for plain offset"));
     }
     SUBCASE("AVML: a compressed chunk longer than 4 + 65536 is refused at that chunk") {
@@ -661,8 +662,106 @@ TEST_CASE("formats: hostile headers and chunks (the tester's attack 5) get one l
             m = err.what();
         }
         CAPTURE(m);
-        CHECK(has(m, "page-table root 0x1000 (PML4) is not in the dump (its page does not decompress)"));
+        CHECK(has(m, "page-table root 0x1000 (x64) is not in the dump (its page does not decompress)"));
         CHECK(has(m, "do not decompress: the page tables may be among them"));
         CHECK(!has(m, "cut before the page tables"));
+    }
+}
+
+// The tester's attack 8, F6: each fault of a kdump file is said as what it is — a corrupt field
+// or descriptor, not a cut file or "no physical memory" — and formats are named as files.
+TEST_CASE("formats: kdump faults are worded as what they are (tester 8, F6)") {
+    Fixture f;
+    const auto good = kdump_of(*f.phys, KdumpCompression::Zlib, false);
+    const uint64_t pages = PhysicalLayer::from_bytes(good)->present_bytes() / 4096;
+    SUBCASE("block_size 512 (kcorrupt.py bs512): that header field, not \"no physical memory\"") {
+        auto k = good;
+        put_le(k, 428, 4, 512);
+        const auto e = format_error([&] { PhysicalLayer::from_bytes(k); });
+        CAPTURE(e.second);
+        CHECK(e.first == 428);
+        CHECK(has(e.second, "kdump disk_dump_header block_size 512 (expected 4096, the x86 page size"));
+        CHECK(!has(e.second, "no physical memory"));
+    }
+    SUBCASE("an unknown compression flag (kcorrupt.py flags): that page does not decompress, not a size error") {
+        auto k = good;
+        put_le(k, kdump_desc_of(k, 0x30) + 12, 4, 0x80);
+        auto p = PhysicalLayer::from_bytes(k);
+        REQUIRE(p->warnings().size() == 1);
+        const std::string w = p->warnings()[0];
+        CAPTURE(w);
+        CHECK(has(w, "kdump file: 1 page does not decompress"));
+        CHECK(has(w, "pfn 0x30, flags 0x80: unknown compression flags"));
+        CHECK(!has(w, "uncompressed page"));
+        CHECK(p->find(0x30000, 4096) == nullptr);
+        CHECK(p->find(0x31000, 4096) != nullptr);
+        CHECK(has(format_error([&] { PhysicalLayer::from_bytes(k, DumpFormat::Auto, true); }).second,
+                  "page data of pfn 0x30: unknown compression flags"));
+    }
+    SUBCASE("descriptors of size 0 (kcorrupt.py size0): said as such, not a truncated file") {
+        auto k = good;
+        put_le(k, kdump_desc_of(k, 0x30) + 8, 4, 0);
+        put_le(k, kdump_desc_of(k, 0x31) + 8, 4, 0);
+        auto p = PhysicalLayer::from_bytes(k);
+        REQUIRE(p->warnings().size() == 1);
+        CHECK(p->warnings()[0] == "kdump file: 2 of " + std::to_string(pages) + " page descriptors have size 0 (pfns "
+                                  "0x30, 0x31): pages makedumpfile never wrote, or corrupt descriptors; they read as "
+                                  "absent (--strict refuses)");
+        CHECK(p->present_bytes() == (pages - 2) * 4096);
+    }
+    SUBCASE("descriptors pointing outside the file (kcorrupt.py offneg, offhuge): corrupt, not a cut file") {
+        for (uint64_t off : {~uint64_t{0}, uint64_t{1} << 62}) {
+            CAPTURE(off);
+            auto k = good;
+            put_le(k, kdump_desc_of(k, 0x30), 8, off);
+            auto p = PhysicalLayer::from_bytes(k);
+            REQUIRE(p->warnings().size() == 1);
+            const std::string w = p->warnings()[0];
+            CAPTURE(w);
+            CHECK(w.starts_with("kdump file: 1 of " + std::to_string(pages) + " page descriptors point outside the file"));
+            CHECK(has(w, "pfn 0x30: offset " + hex(off)));
+            CHECK(has(w, "corrupt descriptors, not a cut file; those pages read as absent (--strict refuses)"));
+            CHECK(!has(w, "truncated"));
+            CHECK(p->find(0x30000, 4096) == nullptr);
+            CHECK(p->find(0x31000, 4096) != nullptr);
+            CHECK(has(format_error([&] { PhysicalLayer::from_bytes(k, DumpFormat::Auto, true); }).second,
+                      "corrupt descriptors"));
+        }
+        // A file really cut in its page data is still called truncated.
+        std::vector<uint8_t> cut(good.begin(), good.end() - 3000);
+        auto p = PhysicalLayer::from_bytes(cut);
+        REQUIRE(p->warnings().size() == 1);
+        CHECK(p->warnings()[0].starts_with("truncated kdump file (" + hex(cut.size()) + " bytes): "));
+    }
+    SUBCASE("notes too big to parse (note-huge) and notes past the end (vmci-huge): both skipped with a warning") {
+        const uint64_t note_off = read_le(good, 4096 + 48, 8);
+        auto k = good;
+        put_le(k, 4096 + 56, 8, 4200);   // size_note: the notes run into the bitmaps
+        auto p = PhysicalLayer::from_bytes(k);
+        CHECK(p->cpus().empty());
+        CHECK(p->present_bytes() == pages * 4096);
+        REQUIRE(p->warnings().size() == 1);
+        CAPTURE(p->warnings()[0]);
+        CHECK(p->warnings()[0].starts_with("kdump file: the CPU notes (kdump_sub_header offset_note " + hex(note_off) +
+                                           ", size_note 4200) do not parse ("));
+        CHECK(has(p->warnings()[0], "they are skipped, so the page-table root is searched for"));
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(k, DumpFormat::Auto, true), FormatError);
+        k = good;
+        put_le(k, 4096 + 48, 8, uint64_t{1} << 62);   // offset_note
+        p = PhysicalLayer::from_bytes(k);
+        CHECK(p->cpus().empty());
+        REQUIRE(p->warnings().size() == 1);
+        CAPTURE(p->warnings()[0]);
+        CHECK(p->warnings()[0].starts_with("kdump file: the CPU notes (kdump_sub_header offset_note 0x4000000000000000"));
+        CHECK(has(p->warnings()[0], "lie past the end of the file"));
+        CHECK(!has(p->warnings()[0], "truncated"));
+        // The good file's notes parse: one CPU.
+        CHECK(PhysicalLayer::from_bytes(good)->cpus().size() == 1);
+    }
+    SUBCASE("formats are named as files: \"ELF core\", \"kdump file\", never \"elf dump\"") {
+        auto elf = to_elf(f.mem.bytes, {}, {{0x80000011, 0x1000, 0x20, true}}, true);
+        const std::string m = format_error([&] { PhysicalLayer::from_bytes(elf); }).second;
+        CHECK(has(m, "no physical memory in the ELF core (expected at least one non-empty range)"));
+        CHECK(!has(m, "elf dump"));
     }
 }

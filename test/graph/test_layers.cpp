@@ -518,14 +518,27 @@ TEST_CASE("layers: malformed ELF files are FormatErrors with offsets") {
         auto b = good;
         auto off = read_le(b, 64 + 8, 8);   // PT_NOTE's p_offset: the first (CORE) note
         put_le(b, off + 4, 4, 0x7fffffff);
-        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+        // Refused when strict; else skipped with a warning naming them, as a kdump file's notes
+        // (tester 8, F6: kdump notes too big were refused, an ELF core's only warned).
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b, DumpFormat::Auto, true), FormatError);
+        auto p = PhysicalLayer::from_bytes(b);
+        CHECK(p->cpus().empty());
+        CHECK(p->present_bytes() == mem.bytes.size());
+        REQUIRE(p->warnings().size() == 1);
+        CHECK(p->warnings()[0].find("ELF core: the notes of program header 0 (PT_NOTE, p_offset " + hex(off)) == 0);
+        CHECK(p->warnings()[0].find("n_descsz 2147483647 runs past its segment") != std::string::npos);
+        CHECK(p->warnings()[0].find("they are skipped, so the page-table root is searched for") != std::string::npos);
     }
     SUBCASE("short QEMU note") {
         auto b = good;
         auto off = read_le(b, 64 + 8, 8) + kCoreNoteSize;   // the QEMU note follows the CORE note
         REQUIRE(read_le(b, off + 12, 4) == 0x554d4551);        // "QEMU"
         put_le(b, off + 4, 4, 100);   // descsz < 432, still inside the segment
-        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b), FormatError);
+        CHECK_THROWS_AS(PhysicalLayer::from_bytes(b, DumpFormat::Auto, true), FormatError);
+        auto p = PhysicalLayer::from_bytes(b);
+        CHECK(p->cpus().empty());
+        REQUIRE(p->warnings().size() == 1);
+        CHECK(p->warnings()[0].find("QEMU CPU note n_descsz 100") != std::string::npos);
     }
     SUBCASE("not a core file / wrong machine / big endian") {
         auto b = good;
@@ -844,4 +857,81 @@ TEST_CASE("layers: a dump that cannot be mapped under ulimit -v says what it nee
     CHECK(m.find("cannot mmap " + path + ": ") == 0);
     CHECK(m.find("the mapping needs 4 GiB of address space; RLIMIT_AS (ulimit -v) is 2 GiB for the whole process") !=
           std::string::npos);
+}
+
+TEST_CASE("layers: pages split across ranges at non-contiguous offsets read like any page (attack 8, F5)") {
+    const Image mem = build_x64_4level();
+    auto whole = PhysicalLayer::from_bytes(mem.bytes);
+    const TranslationLayer reference(*whole, PagingMode::X86_64_4Level, 0x1000);
+    auto same_kernel = [&](const TranslationLayer& t) { return operator_eq(runs_of(t), runs_of(reference)); };
+    auto reads_back = [&](const PhysicalLayer& p) {
+        for (uint64_t a = 0; a < mem.bytes.size(); a += 4096) {
+            const uint8_t* q = p.find(a, 4096);
+            if (!q || std::memcmp(q, mem.bytes.data() + a, 4096) != 0) return false;
+        }
+        return true;
+    };
+    SUBCASE("LiME, one range per 2 KiB half page (lime.py half): every page, the root search") {
+        std::vector<std::pair<uint64_t, uint64_t>> halves;
+        for (uint64_t a = 0; a < mem.bytes.size(); a += 2048) halves.push_back({a, 2048});
+        auto lime = to_lime_ranges(mem.bytes, halves);
+        auto phys = PhysicalLayer::from_bytes(lime);
+        CHECK(phys->assembled_pages() == mem.bytes.size() / 4096);
+        CHECK(phys->present_bytes() == mem.bytes.size());
+        CHECK(reads_back(*phys));
+        CHECK(phys->runs().size() == 1);   // consecutive assembled pages: one run
+        // Only the non-zero pages are data (zero pages read as zeros without being stored).
+        uint64_t data = 0;
+        for (const auto& r : phys->data_runs()) data += r.size;
+        CHECK(data > 0);
+        CHECK(data < mem.bytes.size());
+        auto t = TranslationLayer::search(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(same_kernel(t));
+    }
+    SUBCASE("ELF core, PT_LOADs split mid-page at the PML4 with the parts apart in the file (elfsplit.py)") {
+        // The second half first: the PML4's two halves lie at non-contiguous file offsets.
+        auto elf = to_elf(mem.bytes, {{0x1800, mem.bytes.size() - 0x1800}, {0, 0x1800}}, {{0x80050033, 0x1000, 0x3406f0, true}}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        CHECK(phys->assembled_pages() == 1);
+        CHECK(reads_back(*phys));
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == 0x1000);   // the note's root, no longer "not in the dump"
+        CHECK(t.warnings().empty());
+        CHECK(same_kernel(t));
+    }
+    SUBCASE("only the page-table pages split (lime.py splitpt), and a page whose halves come in reverse order") {
+        std::vector<std::pair<uint64_t, uint64_t>> ranges;
+        uint64_t at = 0;
+        for (uint64_t page : {0x1000u, 0x2000u, 0x3000u, 0x4000u, 0x5000u}) {
+            if (page > at) ranges.push_back({at, page - at});
+            ranges.push_back({page, 2048});
+            ranges.push_back({page + 2048, 2048});
+            at = page + 4096;
+        }
+        ranges.push_back({at, mem.bytes.size() - at});
+        std::swap(ranges[1], ranges[2]);   // the PML4's second half before its first
+        const auto lime = to_lime_ranges(mem.bytes, ranges);   // outlives the layer
+        auto phys = PhysicalLayer::from_bytes(lime);
+        CHECK(phys->assembled_pages() == 5);
+        CHECK(reads_back(*phys));
+        auto t = TranslationLayer::search(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(same_kernel(t));
+    }
+    SUBCASE("a page half present stays absent; one-byte ranges assemble only the whole pages") {
+        std::vector<std::pair<uint64_t, uint64_t>> ranges;
+        for (uint64_t a = 0; a < 0x2000; ++a) ranges.push_back({a, 1});   // pages 0 and 1, byte by byte
+        ranges.push_back({0x2000, 2048});                                 // half of page 2
+        ranges.push_back({0x3000, 4096});                                 // page 3, whole
+        const auto lime = to_lime_ranges(mem.bytes, ranges);
+        auto phys = PhysicalLayer::from_bytes(lime);
+        CHECK(phys->assembled_pages() == 2);
+        CHECK(phys->find(0x0, 4096) != nullptr);
+        CHECK(std::memcmp(phys->find(0x1000, 4096), mem.bytes.data() + 0x1000, 4096) == 0);
+        CHECK(phys->find(0x2000, 4096) == nullptr);
+        CHECK(phys->find(0x2000, 2048) != nullptr);
+        CHECK(std::memcmp(phys->find(0x3000, 4096), mem.bytes.data() + 0x3000, 4096) == 0);
+        CHECK(phys->present_bytes() == 0x2000 + 2048 + 4096);
+    }
 }

@@ -549,3 +549,66 @@ TEST_CASE("detect: a CPU note whose CR3 maps no kernel gives way to the searched
         CHECK(t.warnings().empty());
     }
 }
+
+TEST_CASE("detect: a CPU note whose CR3 maps the kernel image but no direct map (attack 8, F4)") {
+    // build_x64_4level grown to 16 MiB (its 1 GiB direct map covers it all) plus a PTI-style copy
+    // of the PML4 at 0xf00000 holding entry 511 only (the direct map's 256 dropped), mapped in
+    // the image (PT 0x4000 [7]) so that it maps itself, and the kernel banner in the image: the
+    // copy maps a kernel by the banner clause alone, 518 pages of the 4096.
+    Image mem = build_x64_4level();
+    mem.bytes.resize(0x1000000, 0);
+    const uint64_t copy = 0xf00000;
+    mem.put64(copy + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    mem.put64(0x4000 + 7 * 8, copy | P);
+    const std::string banner = "Linux version 6.1.0-47-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian "
+                               "12.2.0-14) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2025-11-05)\n";
+    std::copy(banner.begin(), banner.end(), mem.bytes.begin() + 0x380000);
+    CpuNote cpu{0x80050033, copy, 0x3406f0, true};
+    SUBCASE("the searched root maps more: taken, with a warning naming the note's CR3 and why") {
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == 0x1000);
+        const uint64_t found = t.walk_stats().distinct_pages;
+        const uint64_t note = TranslationLayer(*phys, PagingMode::X86_64_4Level, copy).walk_stats().distinct_pages;
+        CHECK(note < found / 4);
+        REQUIRE(!t.warnings().empty());
+        const std::string w = t.warnings()[0];
+        CHECK(contains(w, "the CPU note's CR3 " + hex(copy) + " (x64) maps only part of a kernel"));
+        CHECK(contains(w, "maps the kernel image but no direct map"));
+        CHECK(contains(w, "using the searched root 0x1000 (x64), which maps " + std::to_string(found) +
+                              " present pages against the note's " + std::to_string(note)));
+    }
+    SUBCASE("no searched root maps more: the note's root, said") {
+        for (uint64_t i = 0; i < 512; ++i) mem.put64(0x1000 + 8 * i, 0);   // the real PML4 gone
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == copy);
+        REQUIRE(!t.warnings().empty());
+        CHECK(contains(t.warnings()[0], "maps only part of a kernel"));
+        CAPTURE(t.warnings()[0]);
+        CHECK(contains(t.warnings()[0], "memory outside the kernel image is missing from the graph"));
+    }
+    SUBCASE("the real PML4 as the note's CR3: used, nothing said") {
+        cpu.cr3 = 0x1000;
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(t.warnings().empty());
+    }
+}
+
+TEST_CASE("root search: pages only partly present are said in the refusal (attack 8, F5)") {
+    // The first half of every page of build_x64_4level, one LiME range each: no whole page.
+    const Image mem = build_x64_4level();
+    std::vector<std::pair<uint64_t, uint64_t>> halves;
+    for (uint64_t a = 0; a < mem.bytes.size(); a += 4096) halves.push_back({a, 2048});
+    const auto lime = to_lime_ranges(mem.bytes, halves);
+    const std::string e = search_error(*PhysicalLayer::from_bytes(lime));
+    CAPTURE(e);
+    CHECK(contains(e, "no page looks like a kernel page directory; the dump holds 0 bytes of data in 1024 ranges up to 0x3ff800; "));
+    CHECK(contains(e, "2 MiB more lie in pages only partly present (ranges that do not cover whole 4 KiB pages), "
+                      "which read as absent"));
+}
