@@ -392,6 +392,7 @@ int run(int argc, char** argv) {
                 cands.push_back(std::move(c));
             }
             const size_t outside = cands.size();
+            const std::string comm = comm_of(mem, t, off);   // before the edits (comm is no protected field)
             cands = search.in_features(t, std::move(cands));
             const HideResult r = search.hide(t, cands, static_cast<uint32_t>(std::min<uint64_t>(budget, UINT32_MAX)),
                                              model.threshold, kbase);
@@ -418,7 +419,7 @@ int run(int argc, char** argv) {
             std::snprintf(fig, sizeof fig, "\"score_before\":%.4f,\"score_after\":%.4f,\"seconds\":%.2f", r.score_before,
                           r.score_after, r.seconds);
             add_change("{\"vaddr\":\"" + hex(t) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" +
-                       json_string(comm_of(mem, t, off)) + ",\"leader\":" + (pid == tgid ? "true" : "false") + "," + fig +
+                       json_string(comm) + ",\"leader\":" + (pid == tgid ? "true" : "false") + "," + fig +
                        ",\"hidden\":" + (r.hidden ? "true" : "false") + ",\"bytes_changed\":" + std::to_string(r.bytes_changed) +
                        ",\"words\":" + std::to_string(r.edits.size()) + ",\"candidates\":" + std::to_string(outside) +
                        ",\"candidates_in_features\":" + std::to_string(cands.size()) + ",\"model_runs\":" +
