@@ -3,6 +3,7 @@
 //   dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]
 //             [--types task_struct,…] [--mode random|plausible]
 //   dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]
+//   dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]
 //
 // DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; kallsyms and vmlinuz when
 // there: without them the BTF and symbols come from the dump, train/kernel_from_dump.hpp; dkom needs
@@ -55,6 +56,9 @@
 //           written), pslist, unlinking the task from the list pslist walks (init_task.tasks for a
 //           leader, signal->thread_head for a thread: the two neighbours' link words, 16 bytes
 //           written; dkom does this and more).
+//           --from psscan|pslist writes those cheapest edits instead, on the same tasks (the same
+//           seed draws the same sample), for dmbaseline to verify; attack.json gives each task's
+//           field, bytes written and bytes changed (bytes that differ from the original).
 #include "detect/detect.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
@@ -97,7 +101,8 @@ namespace {
 const char* kUsage =
     "usage: dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
     "                 [--types task_struct,…] [--mode random|plausible]\n"
-    "       dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]\n";
+    "       dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]\n"
+    "       dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]\n";
 
 // The output dump (an AtomicFile's temporary, renamed into place only when the attack is done),
 // mapped shared and writable: reads through the layers see earlier writes.
@@ -211,6 +216,7 @@ int run(int argc, char** argv) {
         "count", po::value<Whole<uint64_t>>(), "dkom: processes (3); tamper: tasks (10); plant: pointers per object (8); hide: tasks (20)")(
         "weights", po::value<std::string>(), "hide: the model to hide from (its threshold)")(
         "graph", po::value<std::string>(), "hide: the memory graph (.dmg) of DUMP_DIR's dump (else built)")(
+        "from", po::value<std::string>()->default_value("deepmem"), "hide: deepmem (the search), psscan or pslist (their cheapest edit)")(
         "budget", po::value<Whole<uint64_t>>()->default_value(Whole<uint64_t>{64}, "64"), "hide: words edited at most per task")(
         "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1); smear: fraction of pages (0.05)")(
         "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated")(
@@ -223,7 +229,9 @@ int run(int argc, char** argv) {
     if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant" && attack != "smear" &&
         attack != "hide")
         throw InputError("ATTACK must be dkom, tamper, noise, plant, smear or hide, not '" + attack + "'");
-    if (attack == "hide" && !vm.count("weights")) throw InputError("hide needs --weights MODEL");
+    const std::string from = vm["from"].as<std::string>();
+    if (from != "deepmem" && from != "psscan" && from != "pslist") throw InputError("--from must be deepmem, psscan or pslist");
+    if (attack == "hide" && from == "deepmem" && !vm.count("weights")) throw InputError("hide needs --weights MODEL");
     const fs::path in = vm["in"].as<std::string>(), out = vm["out"].as<std::string>();
     const uint64_t seed = vm["seed"].as<Whole<uint64_t>>().value;
     const std::string mode = vm["mode"].as<std::string>();
@@ -349,6 +357,35 @@ int run(int argc, char** argv) {
         sig.kernel_base = kbase;
         const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 20;
         const uint64_t budget = vm["budget"].as<Whole<uint64_t>>().value;
+        const std::vector<ByteRange> protect = protected_task_fields(L);
+        std::vector<uint64_t> chosen = live_tasks;
+        std::shuffle(chosen.begin(), chosen.end(), rng);
+        if (chosen.size() > count) chosen.resize(count);
+        std::sort(chosen.begin(), chosen.end());
+        params = "\"count\":" + std::to_string(count) + ",\"from\":\"" + from + "\"";
+        if (from != "deepmem") {
+            // The classic techniques' cheapest edits, written, for dmbaseline to verify.
+            for (uint64_t t : chosen) {
+                const uint32_t pid = *dump.read32(t + off.pid), tgid = *dump.read32(t + off.tgid);
+                const std::string comm = comm_of(mem, t, off);
+                std::string what;
+                uint64_t written = 0, changed = 0;
+                if (from == "psscan") {   // comm[0] = 0: psscan's Comm check fails (1 byte)
+                    const uint8_t zero = 0;
+                    if (comm.empty() || !dump.write(t + off.comm, &zero, 1)) continue;
+                    what = "comm[0]", written = changed = 1;
+                } else {   // pslist: off the list it walks (init_task.tasks for a leader, the thread list else)
+                    const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
+                    const auto next = dump.read64(node), prev = dump.read64(node + 8);
+                    if (!next || !prev || !dump.write64(*prev, *next) || !dump.write64(*next + 8, *prev)) continue;
+                    what = pid == tgid ? "tasks" : "thread_node";
+                    written = 16, changed = differing_bytes(node, *next) + differing_bytes(node, *prev);
+                }
+                add_change("{\"vaddr\":\"" + hex(t) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
+                           ",\"leader\":" + (pid == tgid ? "true" : "false") + ",\"field\":\"" + what +
+                           "\",\"bytes_written\":" + std::to_string(written) + ",\"bytes_changed\":" + std::to_string(changed) + "}");
+            }
+        } else {
         const std::string weights = vm["weights"].as<std::string>();
         Detector det;
         det.add_model(weights);
@@ -358,12 +395,7 @@ int run(int argc, char** argv) {
         const MemoryGraph graph = vm.count("graph") ? det.open_graph(vm["graph"].as<std::string>())
                                                     : det.build_graph((in / "dump.elf").string());
         const double graph_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tg0).count();
-        const std::vector<ByteRange> protect = protected_task_fields(L);
-        std::vector<uint64_t> chosen = live_tasks;
-        std::shuffle(chosen.begin(), chosen.end(), rng);
-        if (chosen.size() > count) chosen.resize(count);
-        std::sort(chosen.begin(), chosen.end());
-        params = "\"count\":" + std::to_string(count) + ",\"budget_words\":" + std::to_string(budget) + ",\"weights\":" +
+        params += ",\"budget_words\":" + std::to_string(budget) + ",\"weights\":" +
                  json_string(weights) + ",\"threshold\":" + std::to_string(model.threshold) + ",\"graph_seconds\":" +
                  std::to_string(graph_seconds);
         HideSearch search(graph, model);
@@ -430,6 +462,7 @@ int run(int argc, char** argv) {
             std::fprintf(stderr, "dm-attack: hide %s: %s after %zu words (%s, score %.3f -> %.3f, %.1f s)\n", hex(t).c_str(),
                          r.hidden ? "hidden" : "not hidden", r.edits.size(), (std::to_string(r.bytes_changed) + " bytes").c_str(),
                          r.score_before, r.score_after, r.seconds);
+        }
         }
     } else if (attack == "tamper") {
         const Offsets off{KernelLayout(kernel.require_btf("tamper"))};
