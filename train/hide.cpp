@@ -19,7 +19,8 @@ std::vector<ByteRange> protected_task_fields(const KernelLayout& L) {
     // include/linux/sched.h names; a member this build lacks is skipped (kernel versions differ).
     static const char* const kFields[] = {
         "tasks", "pid_links", "thread_node", "thread_group", "sibling", "children", "ptraced", "ptrace_entry",
-        "se.group_node", "se.run_node", "rt.run_list", "stack", "mm", "active_mm", "real_parent", "parent",
+        "se.group_node", "se.run_node", "se.on_rq", "se.load", "se.vruntime", "rt.run_list", "dl.rb_node",
+        "pushable_tasks", "pushable_dl_tasks", "wake_entry", "stack", "mm", "active_mm", "real_parent", "parent",
         "group_leader", "signal", "sighand", "cred", "real_cred", "fs", "files", "nsproxy", "thread_pid",
         "cpus_ptr", "__state", "state", "flags", "exit_state", "on_rq", "on_cpu", "usage", "pid", "tgid", "prio",
         "static_prio", "normal_prio", "policy", "nr_cpus_allowed", "cpus_mask", "stack_canary", "thread"};

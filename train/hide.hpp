@@ -5,8 +5,9 @@
 //   protected_task_fields(L)  Byte ranges [begin, end) of task_struct (offsets from BTF through
 //             KernelLayout, nothing hard-coded) the search never edits because the kernel needs them
 //             to keep running: the list links (tasks, pid_links[], thread_node / thread_group,
-//             sibling, children, ptraced, ptrace_entry), the scheduler's run-queue links
-//             (se.group_node, se.run_node, rt.run_list), the pointers to the task's resources (stack,
+//             sibling, children, ptraced, ptrace_entry), the scheduler's run-queue entries
+//             (se.group_node, se.run_node, se.on_rq, se.load, se.vruntime: the CFS tree's key,
+//             rt.run_list, dl.rb_node, pushable_tasks, pushable_dl_tasks, wake_entry), the pointers to the task's resources (stack,
 //             mm, active_mm, real_parent, parent, group_leader, signal, sighand, cred, real_cred,
 //             fs, files, nsproxy, thread_pid, cpus_ptr) and the values the scheduler and exit paths
 //             act on (__state, flags, exit_state, on_rq, on_cpu, usage, pid, tgid, prio, static_prio,
