@@ -11,6 +11,7 @@
 #include "train/btf.hpp"
 #include "train/hide.hpp"
 #include "train/kernel_layout.hpp"
+#include "train/labeler.hpp"
 
 #include "test/real_dump.hpp"
 
