@@ -2,10 +2,8 @@
 #include "train/hide.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
 #include <cstring>
-#include <limits>
 
 namespace deepmem {
 
