@@ -2,6 +2,8 @@
 //
 //   dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]
 //             [--types task_struct,…] [--mode random|plausible]
+//   dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]
+//   dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]
 //
 // DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; kallsyms and vmlinuz when
 // there: without them the BTF and symbols come from the dump, train/kernel_from_dump.hpp; dkom needs
@@ -41,11 +43,28 @@
 //           tables (every table of the kernel half reached from the dump's root) are left alone:
 //           the dump's own translation stays what it was. attack.json lists the smeared pages
 //           ("pages": physical addresses), so objects with no byte on them are the intact ones.
+//   hide    The smallest edit that hides an object from deepmem (issue #13 item 3, white-box): for
+//           --count (default 20) random live task_structs, the greedy search of train/hide.hpp with
+//           the model --weights (its threshold) over each task's non-pointer words outside the
+//           fields the kernel needs (protected_task_fields), each tried with 0 and with the same word
+//           of 3 other random live tasks; at most --budget (64) words per task. The graph is --graph
+//           (a .dmg of DUMP_DIR's dump.elf, e.g. DUMP_DIR/dump.dmg) or built from the dump. Every
+//           task's edits are written (hidden or not); attack.json lists per task the edits (offset,
+//           old, new), scores before and after, bytes changed, model runs and seconds, and what the
+//           classic techniques would need for the same task: psscan, the 1 byte comm[0] = 0 (its
+//           Comm check; verified with check_task, psscan's own predicate, on the edited bytes, not
+//           written), pslist, unlinking the task from the list pslist walks (init_task.tasks for a
+//           leader, signal->thread_head for a thread: the two neighbours' link words, 16 bytes
+//           written; dkom does this and more).
+//           --from psscan|pslist writes those cheapest edits instead, on the same tasks (the same
+//           seed draws the same sample), for dmbaseline to verify; attack.json gives each task's
+//           field, bytes written and bytes changed (bytes that differ from the original).
 #include "detect/detect.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "graph/text_lines.hpp"
 #include "train/baselines.hpp"
+#include "train/hide.hpp"
 #include "train/kernel_from_dump.hpp"
 #include "train/kernel_layout.hpp"
 #include "train/labeler.hpp"
@@ -53,6 +72,8 @@
 #include "tools/cli.hpp"
 
 #include <boost/program_options.hpp>
+
+#include <chrono>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -79,7 +100,9 @@ namespace {
 
 const char* kUsage =
     "usage: dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
-    "                 [--types task_struct,…] [--mode random|plausible]\n";
+    "                 [--types task_struct,…] [--mode random|plausible]\n"
+    "       dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]\n"
+    "       dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]\n";
 
 // The output dump (an AtomicFile's temporary, renamed into place only when the attack is done),
 // mapped shared and writable: reads through the layers see earlier writes.
@@ -191,7 +214,11 @@ int run(int argc, char** argv) {
     o.add_options()("help,h", "this text")("in", po::value<std::string>()->required(), "dataset dump directory")(
         "out", po::value<std::string>()->required(), "output directory (created)")(
         "seed", po::value<Whole<uint64_t>>()->required(), "random seed (recorded in attack.json)")(
-        "count", po::value<Whole<uint64_t>>(), "dkom: processes (3); tamper: tasks (10); plant: pointers per object (8)")(
+        "count", po::value<Whole<uint64_t>>(), "dkom: processes (3); tamper: tasks (10); plant: pointers per object (8); hide: tasks (20)")(
+        "weights", po::value<std::string>(), "hide: the model to hide from (its threshold)")(
+        "graph", po::value<std::string>(), "hide: the memory graph (.dmg) of DUMP_DIR's dump (else built)")(
+        "from", po::value<std::string>()->default_value("deepmem"), "hide: deepmem (the search), psscan or pslist (their cheapest edit)")(
+        "budget", po::value<Whole<uint64_t>>()->default_value(Whole<uint64_t>{64}, "64"), "hide: words edited at most per task")(
         "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1); smear: fraction of pages (0.05)")(
         "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated")(
         "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible");
@@ -200,8 +227,12 @@ int run(int argc, char** argv) {
     const po::variables_map& vm = *parsed;
     if (!vm.count("attack")) throw InputError("missing ATTACK argument");
     const std::string attack = vm["attack"].as<std::string>();
-    if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant" && attack != "smear")
-        throw InputError("ATTACK must be dkom, tamper, noise, plant or smear, not '" + attack + "'");
+    if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant" && attack != "smear" &&
+        attack != "hide")
+        throw InputError("ATTACK must be dkom, tamper, noise, plant, smear or hide, not '" + attack + "'");
+    const std::string from = vm["from"].as<std::string>();
+    if (from != "deepmem" && from != "psscan" && from != "pslist") throw InputError("--from must be deepmem, psscan or pslist");
+    if (attack == "hide" && from == "deepmem" && !vm.count("weights")) throw InputError("hide needs --weights MODEL");
     const fs::path in = vm["in"].as<std::string>(), out = vm["out"].as<std::string>();
     const uint64_t seed = vm["seed"].as<Whole<uint64_t>>().value;
     const std::string mode = vm["mode"].as<std::string>();
@@ -318,6 +349,121 @@ int run(int argc, char** argv) {
             }
             add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
                        ",\"hidden\":[" + tasks + "]}");
+        }
+    } else if (attack == "hide") {
+        const btf::Btf& btf = kernel.require_btf("hide");
+        const KernelLayout L(btf);
+        const Offsets off{L};
+        TaskSignature sig = TaskSignature::from_btf(btf);
+        sig.kernel_base = kbase;
+        const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 20;
+        const uint64_t budget = vm["budget"].as<Whole<uint64_t>>().value;
+        const std::vector<ByteRange> protect = protected_task_fields(L);
+        std::vector<uint64_t> chosen = live_tasks;
+        std::shuffle(chosen.begin(), chosen.end(), rng);
+        if (chosen.size() > count) chosen.resize(count);
+        std::sort(chosen.begin(), chosen.end());
+        params = "\"count\":" + std::to_string(count) + ",\"from\":\"" + from + "\"";
+        if (from != "deepmem") {
+            // The classic techniques' cheapest edits, written, for dmbaseline to verify.
+            for (uint64_t t : chosen) {
+                const uint32_t pid = *dump.read32(t + off.pid), tgid = *dump.read32(t + off.tgid);
+                const std::string comm = comm_of(mem, t, off);
+                std::string what;
+                uint64_t written = 0, changed = 0;
+                if (from == "psscan") {   // comm[0] = 0: psscan's Comm check fails (1 byte)
+                    const uint8_t zero = 0;
+                    if (comm.empty() || !dump.write(t + off.comm, &zero, 1)) continue;
+                    what = "comm[0]", written = changed = 1;
+                } else {   // pslist: off the list it walks (init_task.tasks for a leader, the thread list else)
+                    const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
+                    const auto next = dump.read64(node), prev = dump.read64(node + 8);
+                    if (!next || !prev || !dump.write64(*prev, *next) || !dump.write64(*next + 8, *prev)) continue;
+                    what = pid == tgid ? "tasks" : "thread_node";
+                    written = 16, changed = differing_bytes(node, *next) + differing_bytes(node, *prev);
+                }
+                add_change("{\"vaddr\":\"" + hex(t) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
+                           ",\"leader\":" + (pid == tgid ? "true" : "false") + ",\"field\":\"" + what +
+                           "\",\"bytes_written\":" + std::to_string(written) + ",\"bytes_changed\":" + std::to_string(changed) + "}");
+            }
+        } else {
+        const std::string weights = vm["weights"].as<std::string>();
+        Detector det;
+        det.add_model(weights);
+        const Model& model = det.model(0);
+        if (model.object_type != "task_struct") throw InputError("hide: " + weights + " is a " + model.object_type + " model, not task_struct");
+        const auto tg0 = std::chrono::steady_clock::now();
+        const MemoryGraph graph = vm.count("graph") ? det.open_graph(vm["graph"].as<std::string>())
+                                                    : det.build_graph((in / "dump.elf").string());
+        const double graph_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tg0).count();
+        params += ",\"budget_words\":" + std::to_string(budget) + ",\"weights\":" +
+                 json_string(weights) + ",\"threshold\":" + std::to_string(model.threshold) + ",\"graph_seconds\":" +
+                 std::to_string(graph_seconds);
+        HideSearch search(graph, model);
+        for (uint64_t t : chosen) {
+            std::vector<uint8_t> bytes(L.task_size);
+            if (t % 8 != 0 || !mem.read(t, bytes)) {
+                add_change("{\"vaddr\":\"" + hex(t) + "\",\"skipped\":\"unreadable or unaligned\"}");
+                continue;
+            }
+            // Replacement values: 0 and the same word of 3 other random live tasks (plausible values).
+            std::vector<uint64_t> others;
+            for (int k = 0; k < 3 && live_tasks.size() > 1; ++k) {
+                uint64_t o;
+                do o = live_tasks[rng() % live_tasks.size()];
+                while (o == t);
+                others.push_back(o);
+            }
+            std::vector<WordCandidate> cands;
+            for (uint64_t w : hide_candidates(bytes, kbase, protect)) {
+                WordCandidate c;
+                c.offset = w;
+                std::memcpy(&c.value, bytes.data() + w, 8);
+                c.replacements.push_back(0);
+                for (uint64_t o : others)
+                    if (auto v = dump.read64(o + w)) c.replacements.push_back(*v);
+                cands.push_back(std::move(c));
+            }
+            const size_t outside = cands.size();
+            const std::string comm = comm_of(mem, t, off);   // before the edits (comm is no protected field)
+            cands = search.in_features(t, std::move(cands));
+            const HideResult r = search.hide(t, cands, static_cast<uint32_t>(std::min<uint64_t>(budget, UINT32_MAX)),
+                                             model.threshold, kbase);
+            std::string edits;
+            for (const WordEdit& e : r.edits) {
+                dump.write64(t + e.offset, e.new_value);
+                edits += std::string(edits.empty() ? "" : ",") + "{\"offset\":" + std::to_string(e.offset) + ",\"old\":\"" +
+                         hex(e.old_value) + "\",\"new\":\"" + hex(e.new_value) + "\"}";
+            }
+            // The classic techniques on the same task: psscan misses it once comm[0] is 0 (1 byte).
+            const TaskCheck before = check_task(sig, mem, t, bytes);
+            std::vector<uint8_t> local = bytes;
+            local[off.comm] = 0;
+            const TaskCheck psscan_after = check_task(sig, mem, t, local);
+            const uint32_t pid = *dump.read32(t + off.pid), tgid = *dump.read32(t + off.tgid);
+            // pslist misses the task once it is off the list pslist walks: prev->next = next and
+            // next->prev = prev (16 bytes written); the bytes that differ are those of the old value
+            // (the task's own node) against the new one.
+            const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
+            const auto next = dump.read64(node), prev = dump.read64(node + 8);
+            const std::string pslist_differ =
+                next && prev ? std::to_string(differing_bytes(node, *next) + differing_bytes(node, *prev)) : std::string("null");
+            char fig[160];
+            std::snprintf(fig, sizeof fig, "\"score_before\":%.4f,\"score_after\":%.4f,\"seconds\":%.2f", r.score_before,
+                          r.score_after, r.seconds);
+            add_change("{\"vaddr\":\"" + hex(t) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" +
+                       json_string(comm) + ",\"leader\":" + (pid == tgid ? "true" : "false") + "," + fig +
+                       ",\"hidden\":" + (r.hidden ? "true" : "false") + ",\"bytes_changed\":" + std::to_string(r.bytes_changed) +
+                       ",\"words\":" + std::to_string(r.edits.size()) + ",\"candidates\":" + std::to_string(outside) +
+                       ",\"candidates_in_features\":" + std::to_string(cands.size()) + ",\"model_runs\":" +
+                       std::to_string(r.evaluations) + ",\"psscan_before\":\"" + to_string(before) +
+                       "\",\"psscan_after_comm0\":\"" + to_string(psscan_after) + "\",\"psscan_bytes\":" + (before == TaskCheck::Ok && psscan_after != TaskCheck::Ok ? "1" : "null") +
+                       ",\"pslist_bytes_written\":16,\"pslist_bytes_changed\":" + pslist_differ +
+                       ",\"edits\":[" + edits + "]}");
+            std::fprintf(stderr, "dm-attack: hide %s: %s after %zu words (%s, score %.3f -> %.3f, %.1f s)\n", hex(t).c_str(),
+                         r.hidden ? "hidden" : "not hidden", r.edits.size(), (std::to_string(r.bytes_changed) + " bytes").c_str(),
+                         r.score_before, r.score_after, r.seconds);
+        }
         }
     } else if (attack == "tamper") {
         const Offsets off{KernelLayout(kernel.require_btf("tamper"))};
