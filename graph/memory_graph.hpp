@@ -42,14 +42,17 @@
 //                  once the pointer scan and the node count are exact it compares again, before
 //                  the node and edge arrays are allocated; an allocation failure later is an
 //                  InputError too, never an abort.
-//   Density bound  build() from a translation layer also stops (InputError) as soon as the dump
-//                  holds more pointer fields or nodes than GraphEstimate::max_pointers / max_nodes:
+//   Density bound  build() from a translation layer of a compressed dump (kdump, AVML: up to 24 times
+//                  its size of memory, graph/decoded_image.hpp) also stops (InputError) as soon as the
+//                  dump holds more pointer fields or nodes than GraphEstimate::max_pointers / max_nodes:
 //                  128 pointer fields and one node per 16 words per kernel page, 4–6 times the
 //                  densest real kernels measured (graph/memory_graph.cpp), so only memory crafted
 //                  to inflate the graph meets it (a 16 MiB kdump whose every page decompresses to
 //                  alternating pointers and data: 25 M nodes, issue #15). Time and memory are then
-//                  bounded by the kernel pages alone. `density_bound = false` lifts it (the memory
-//                  checks still hold).
+//                  bounded by the kernel pages alone. Raw, ELF and LiME files are not bounded so: their
+//                  graph is bounded by the file's size, and honest memory can come near the bound (a
+//                  dentry cache filling a third of RAM passes it). `density_bound = false` lifts it
+//                  (the memory checks still hold).
 #pragma once
 
 #include "graph/csr.hpp"
