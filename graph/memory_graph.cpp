@@ -479,8 +479,9 @@ struct MemoryGraphBuilder {
     // available_memory(), which already leaves out what this process holds.
     void check_memory(uint64_t N) const {
         const uint64_t p = page_ptr_first[P];
-        const uint64_t need = N * (kBytesPerNode + params.feature_bytes) + p * (kBytesPerPointer - 16) +
-                              2 * (p + N) * kBytesPerEdge;
+        // bytes_for's peak for these counts, less what the scan already holds (targets) or has freed
+        // (the per-chunk copies): 8 + 8 bytes per pointer of kBytesPerPointer
+        const uint64_t need = bytes_for(0, 0, ws, p, N, 2 * (p + N), params.feature_bytes) - p * 16;
         const auto avail = available_memory();
         if (avail && need > avail->bytes)
             throw InputError("not enough memory for the graph of this dump: its " + std::to_string(p) +
@@ -846,7 +847,6 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
     g.info_.build_seconds = seconds_since(t);
     return g;
 }
-
 
 GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphParams& params) {
     uint64_t kernel = 0, held = 0;
