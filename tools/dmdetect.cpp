@@ -183,7 +183,7 @@ int run(int argc, char** argv, Communicator& world) {
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|kdump|avml|auto")(
         "strict", "refuse a truncated dump, or one with compressed pages that do not decompress, instead of analysing what is present")(
-        "no-density-bound", "build the graph of a dump denser in pointers than any real kernel (memory_graph.hpp)")(
+        "no-density-bound", "build the graph of a kdump or AVML file denser in pointers than any real kernel (memory_graph.hpp)")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr")(
@@ -275,7 +275,7 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<Detection> found = used.detect(graph, detect);
         progress.end();
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
-        // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → MB peak).
+        // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → 196 MB peak on the dev dump).
         graph = MemoryGraph();
         if (!vm.count("addresses-only")) {
             InterpretInputs in;

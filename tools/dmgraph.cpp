@@ -69,7 +69,7 @@ int cmd_build(const std::vector<std::string>& args) {
     o.add_options()("output,o", po::value<std::string>()->required(), "output .dmg")(
         "format", po::value<std::string>()->default_value("auto"), "raw|elf|lime|kdump|avml|auto")(
         "strict", "refuse a truncated dump, or one with compressed pages that do not decompress, instead of analysing what is present")(
-        "no-density-bound", "build the graph of a dump denser in pointers than any real kernel (memory_graph.hpp)")(
+        "no-density-bound", "build the graph of a kdump or AVML file denser in pointers than any real kernel (memory_graph.hpp)")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "paging", po::value<std::string>(), "x86|pae|x64|la57")(
         "feature-bytes", po::value<std::string>(), "content bytes kept per node (64)")(
