@@ -289,11 +289,16 @@ public:
         // said something.
         bool aliases_by_evidence = false;
         // The choice among aliases (set when it ran): the direct map's base it anchored on
-        // (paging::direct_map_anchor; 0 when none or several were found, then how many), and
+        // (paging::direct_map_anchor; 0 when none was found, several tied, or the pointers
+        // overruled it; `direct_map_candidates` says how many words qualified), and
         // the skipped alias the dump's pointers used most, with its pointer count (its granule's,
         // PointerEvidence) beside that of the best alias kept for the same table or page.
         uint64_t direct_map = 0;
         uint32_t direct_map_candidates = 0;
+        // A base the kernel image held that the dump's pointers contradicted (its aliases got
+        // fewer than 1/16 of the pointers other aliases of the same tables got: a forged
+        // page_offset_base), with both counts; pointer counts chose instead.
+        uint64_t direct_map_overruled = 0, overruled_own_pointers = 0, overruled_other_pointers = 0;
         bool alias_choice = false;
         uint64_t skipped_va = 0, skipped_pointers = 0, kept_va = 0, kept_pointers = 0;
     };

@@ -202,6 +202,9 @@ using EvidenceByKey = std::unordered_map<uint64_t, KeyEvidence>;
 // An alias whose region gets fewer than 1/kNegligible of the pointers the best alias of the same
 // table gets is nobody's memory: crafted, or a stale copy.
 constexpr uint64_t kNegligible = 256;
+// The direct map's base the kernel image holds gives way to the pointers when the other aliases
+// of its tables get more than kOverrule times the pointers its own aliases get (paging::enumerate).
+constexpr uint64_t kOverrule = 16;
 
 // How a walk uses the pointer evidence: not at all (lowest addresses kept), to record each key's
 // evidence, or to choose among a key's aliases.
@@ -325,28 +328,62 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     std::optional<PointerEvidence> local;
     std::optional<PointerEvidence>& ev = evidence ? *evidence : local;
     if (!ev) ev = pointer_evidence(s, phys, kernel_base);
-    const DirectMapAnchor anchor = direct_map_anchor(s, phys, dtb, kernel_base);
+    const DirectMapAnchor anchor = direct_map_anchor(s, phys, dtb, kernel_base, *ev);
+    uint64_t direct_base = anchor.base;
     // Which aliases of a key the walk reaches depends on the choice made for its parents: one
     // recording walk per level above the last, each choosing by the previous one's records (the
     // first by none), so that the last records hold what the kept parents reach (a page
     // directory's fifth alias, unread while undecided, is read once chosen: tester 8, F1).
     EvidenceByKey decided, record;
-    for (unsigned level = 1; level < s.nlevels; ++level) {
-        record.clear();
-        walk_pass(s, phys, dtb, kernel_base, budget_divisor, false, AliasChoice::Record, &*ev,
-                  level > 1 ? &decided : nullptr, &record, anchor.base);
-        std::swap(decided, record);
+    auto record_walks = [&] {
+        decided.clear();
+        for (unsigned level = 1; level < s.nlevels; ++level) {
+            record.clear();
+            walk_pass(s, phys, dtb, kernel_base, budget_divisor, false, AliasChoice::Record, &*ev,
+                      level > 1 ? &decided : nullptr, &record, direct_base);
+            std::swap(decided, record);
+        }
+    };
+    record_walks();
+    // The anchor against the pointers: over the tables and large pages the anchor's alias is
+    // among, the pointers into its regions and into the most pointed-to other alias of each. The
+    // kernel's own pointers go to its direct map; when other aliases of the same tables get more
+    // than kOverrule times as many, the base in the image was forged (tester 9, T9-1: both copies
+    // of page_offset_base rewritten to a clone above the direct map, 2 pointers against 742,318)
+    // and the pointers decide. Sprays at clones (tester 8, F1: 800,000 against 742,320) stay far
+    // below that: beating both needs the base forged and kOverrule times the kernel's own
+    // pointers written.
+    uint64_t anchor_own = 0, anchor_other = 0;
+    if (direct_base) {
+        for (const auto& [key, k] : decided) {
+            if (!k.has_direct) continue;
+            uint64_t own = 0, other = 0;
+            for (size_t i = 0; i < std::min<size_t>(k.reaches, kMaxAliases); ++i)
+                (k.top[i].direct ? own : other) = std::max(k.top[i].direct ? own : other, k.top[i].score);
+            anchor_own += own;
+            anchor_other += other;
+        }
+        if (anchor_other / kOverrule > anchor_own) {
+            direct_base = 0;
+            record_walks();
+        }
     }
     WalkResult chosen = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::ByEvidence, &*ev,
-                                  &decided, nullptr, anchor.base);
+                                  &decided, nullptr, direct_base);
     chosen.stats.alias_choice = true;
-    chosen.stats.direct_map = anchor.base;
+    chosen.stats.direct_map = direct_base;
     chosen.stats.direct_map_candidates = anchor.candidates;
-    chosen.stats.aliases_by_evidence = anchor.base != 0 || (!ev->prefix.empty() && ev->prefix.back() > 0);
+    if (anchor.base && !direct_base) {
+        chosen.stats.direct_map_overruled = anchor.base;
+        chosen.stats.overruled_own_pointers = anchor_own;
+        chosen.stats.overruled_other_pointers = anchor_other;
+    }
+    chosen.stats.aliases_by_evidence = direct_base != 0 || (!ev->prefix.empty() && ev->prefix.back() > 0);
     return chosen;
 }
 
-DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base) {
+DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                                          const PointerEvidence& ev) {
     DirectMapAnchor out;
     if (!s.sign_extend) return out;
     constexpr uint64_t kGiB = uint64_t{1} << 30;
@@ -385,13 +422,21 @@ DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& 
             phys.release(p, kPage);
         }
     }
+    uint64_t best = 0, second = 0;   // pointer counts of the two most pointed-to candidates' granules
     for (uint64_t w : words) {
         if (resolve(s, phys, root, w).first != uint64_t{0}) continue;
         if (root > ~w || resolve(s, phys, root, w + root).first != root) continue;
         ++out.candidates;
-        out.base = w;
+        const uint64_t score = ev.score(w, 1);
+        if (out.candidates == 1 || score > best) {
+            second = out.candidates == 1 ? 0 : best;
+            best = score;
+            out.base = w;
+        } else {
+            second = std::max(second, score);
+        }
     }
-    if (out.candidates != 1) out.base = 0;
+    if (out.candidates > 1 && best <= 2 * second) out.base = 0;
     return out;
 }
 
@@ -835,12 +880,23 @@ std::vector<std::string> TranslationLayer::warnings() const {
             line += skipped;
         if (st.direct_map)
             line += std::string(crafted ? "" : ", ") + "the direct map at " + hex(st.direct_map) +
-                    " (the base the kernel image holds) kept first, and beside it the aliases the dump's pointers use most";
+                    (st.direct_map_candidates > 1
+                         ? " (of " + std::to_string(st.direct_map_candidates) +
+                               " candidate bases the kernel image holds, the one the dump's pointers use most, which a "
+                               "forged dump can inflate)"
+                         : std::string(" (the base the kernel image holds)")) +
+                    " kept first, and beside it the aliases the dump's pointers use most";
         else if (st.aliases_by_evidence)
             line += std::string(crafted ? "" : ", ") + "chosen by the dump's pointer counts alone (" +
-                    (st.direct_map_candidates ? std::to_string(st.direct_map_candidates) + " candidate direct-map bases"
-                                              : std::string("no direct-map base")) +
-                    " in the kernel image), which a forged dump can inflate: a forged alias may have won";
+                    (st.direct_map_overruled
+                         ? "the direct-map base the kernel image holds, " + hex(st.direct_map_overruled) +
+                               ", overruled: its mappings get " + std::to_string(st.overruled_own_pointers) +
+                               " pointers against " + std::to_string(st.overruled_other_pointers) +
+                               " for other mappings of the same memory, a forged page_offset_base?"
+                     : st.direct_map_candidates ? std::to_string(st.direct_map_candidates) + " candidate direct-map bases"
+                                                    " in the kernel image, none clearly the most pointed-to"
+                                                : std::string("no direct-map base in the kernel image")) +
+                    "), which a forged dump can inflate: a forged alias may have won";
         else
             line += std::string(crafted ? "" : ", ") + "the lowest addresses kept (no pointer and no direct-map base "
                     "to tell them apart; the graph may lack memory)";
