@@ -30,6 +30,10 @@ struct Candidate {
     uint64_t absent_children = 0;  // entries whose table is not in the dump
     uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // their lowest / highest table address
     uint64_t kernel_half = 0;      // hash of the kernel half's entries: equal hashes map alike
+    // Its kernel tables look less like tables than not (more malformed tables than sound ones):
+    // walked only when no other root maps a kernel (junk written into a few of the kernel's
+    // tables must not make its own root unfindable: tester 9, T9-3).
+    bool weak = false;
 };
 
 // What a root maps (one full enumeration, shared by candidates with the same kernel half).
@@ -125,8 +129,12 @@ uint64_t mix(uint64_t h, uint64_t v) {   // FNV-1a over 64-bit words
 //    reserved bits), does not point to the page itself, and the kernel half has at least 2
 //    (x86-64) / 1 (32-bit, PAE) entries. Linux user halves are empty (swapper_pg_dir) or hold
 //    real tables (process PGDs), so one malformed entry rejects the page;
-//  - the kernel half's tables that are in the dump (the first 32) look like tables: nonzero
-//    entries present and well-formed, at most 1 bad per 4 good, and at least one good. Tables
+//  - the kernel half's tables that are in the dump (the first 32) look like tables: a table is
+//    sound when its nonzero entries are present and well-formed, at most 1 bad per 4 good, and
+//    malformed otherwise; a root with more malformed tables than sound ones is weak (walked only
+//    when no other root maps a kernel: tester 9, T9-3, three junk words in one of the kernel's
+//    empty tables rejected every root of the dump when the count was over all tables), and one
+//    with no good entry and no absent table is no root. Tables
 //    absent from the dump are counted (absent_children): when no kernel table is present the page
 //    is only evidence of a cut dump or of holes, for the diagnosis. An entry of those tables that
 //    points to a table absent from the dump is neither good nor bad: a cut dump, holes, or entries
@@ -172,20 +180,23 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
     if (c.kernel_entries < s.min_kernel_entries) return std::nullopt;
     const Level& L1 = s.levels[1];
     const bool leaf1 = s.nlevels == 2;
-    uint64_t good = 0, bad = 0;
+    uint64_t good = 0, sound = 0, malformed = 0;   // good entries of sound tables; tables by verdict
     for (size_t k = 0; k < nchildren; ++k) {
         const uint8_t* ct = phys.find(children[k], s.table_bytes(1));
+        uint64_t g = 0, b = 0;
         for (uint64_t i = 0; i < (uint64_t{1} << L1.bits); ++i) {
             uint64_t e = s.entry(ct, i);
             if (e == 0) continue;
             bool ok = (e & kPresent) != 0;
             if (ok && L1.large_ok && (e & kPageSize)) ok = s.large_base(e, L1.shift).has_value();
             else if (ok && !leaf1 && !phys.find(e & s.addr_mask, s.table_bytes(2))) continue;   // absent: no evidence
-            (ok ? good : bad)++;
+            (ok ? g : b)++;
         }
+        if (b * 4 > g) ++malformed;
+        else if (g > 0) ++sound, good += g;
     }
-    if (bad * 4 > good) return std::nullopt;
-    if (good == 0 && c.absent_children == 0) return std::nullopt;
+    if (good == 0 && malformed == 0 && c.absent_children == 0) return std::nullopt;
+    c.weak = malformed > sound;
     c.child_entries = good;
     return c;
 }
@@ -335,7 +346,7 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
     // A page directory whose kernel tables are all absent: the tables were cut off or fell in holes.
     const Candidate* cut = nullptr;
     for (const Candidate& c : cands)
-        if (c.child_entries == 0 && c.absent_children > 0 && c.absent_hi < kSanePhysical &&
+        if (c.child_entries == 0 && !c.weak && c.absent_children > 0 && c.absent_hi < kSanePhysical &&
             (!cut || c.absent_children > cut->absent_children))
             cut = &c;
     if (cut) {
@@ -539,12 +550,14 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     struct Group {
         std::vector<const Candidate*> members;
         uint64_t kernel_entries = 0, child_entries = 0;
+        bool weak = false;
         Mapping mapping;
     };
     std::map<std::pair<PagingMode, uint64_t>, Group> groups;
     for (const Candidate& c : cands) {
         if (c.child_entries == 0) continue;   // kernel tables all absent: evidence for the diagnosis only
         Group& g = groups[{c.mode, c.kernel_half}];
+        g.weak = c.weak;   // alike for the whole group: its members share their kernel tables
         g.members.push_back(&c);
         g.kernel_entries = std::max<uint64_t>(g.kernel_entries, c.kernel_entries);
         g.child_entries = std::max(g.child_entries, c.child_entries);
@@ -552,6 +565,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     std::vector<Group*> order;
     for (auto& [key, g] : groups) order.push_back(&g);
     std::stable_sort(order.begin(), order.end(), [](const Group* a, const Group* b) {
+        if (a->weak != b->weak) return b->weak;
         if (a->kernel_entries != b->kernel_entries) return a->kernel_entries > b->kernel_entries;
         return a->child_entries > b->child_entries;
     });
@@ -561,6 +575,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     std::optional<Ranked> best, best_implausible;
     std::map<PagingMode, std::optional<PointerEvidence>> evidence;   // per scheme, computed when a root aliases
     for (Group* g : order) {
+        if (g->weak && best) break;   // weak roots only when no other maps a kernel
         const Candidate& rep = *g->members.front();
         const Scheme& s = scheme_of(rep.mode);
         g->mapping = map_root(s, phys, rep.dtb, &evidence[rep.mode]);

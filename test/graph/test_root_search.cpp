@@ -556,6 +556,25 @@ TEST_CASE("walker: copies of last-level tables below the direct map do not push 
     }
 }
 
+TEST_CASE("root search: junk in a few empty kernel tables does not hide the kernel's root (tester 9, T9-3)") {
+    // Empty kernel PDPTs (as Linux preallocates for vmalloc) given three non-present junk words
+    // each, which the MMU ignores. Counted over all tables, one such table rejected the root.
+    for (unsigned tables : {1u, 2u, 3u}) {
+        CAPTURE(tables);
+        Image mem = build_x64_4level();
+        for (unsigned k = 0; k < tables; ++k) {
+            const uint64_t pdpt = 0x7000 + 0x1000 * k;
+            mem.put64(0x1000 + (300 + k) * 8, pdpt | P | RW);
+            for (int i = 0; i < 3; ++i) mem.put64(pdpt + 8 * i, 0x4141414141414140ull);
+        }
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        auto t = TranslationLayer::search(*phys);   // 3 tables: more malformed than sound, walked as the fallback
+        CHECK(t.dtb() == 0x1000);
+        CHECK(t.mode() == PagingMode::X86_64_4Level);
+        CHECK(t.translate(0xffff800000000000ull + 0x10000) == 0x10000u);
+    }
+}
+
 TEST_CASE("root search: entries pointing past the dump do not hide the kernel's root (attack 6, B2)") {
     // build_x64_4level's PDPT 0x5000 with `n` more entries pointing at page directories beyond
     // the dump's end (4 MiB): four of them made the root fail the structural test.
