@@ -679,6 +679,51 @@ TEST_CASE("detect: a CPU note whose CR3 maps the kernel image but no direct map 
     }
 }
 
+TEST_CASE("detect: a CPU note whose CR3 maps a direct map with a hole gives way to a root that maps more (tester 9, T9-2)") {
+    // build_x64_4level grown to 16 MiB, and a copy of its tables at 0xf00000 whose direct map is
+    // eight 2 MiB pages with the fourth (6–8 MiB) left out: the copy maps the kernel (its image
+    // entry, itself, a direct map of 3584 of the 4096 pages), so it was taken without a word and
+    // whatever lay in the hole was hidden.
+    Image mem = build_x64_4level();
+    mem.bytes.resize(0x1000000, 0);
+    const uint64_t copy = 0xf00000;
+    mem.put64(copy + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    mem.put64(copy + 256 * 8, (copy + 0x1000) | P | RW);
+    mem.put64(copy + 0x1000, (copy + 0x2000) | P | RW);
+    for (uint64_t i = 0; i < 8; ++i)
+        if (i != 3) mem.put64(copy + 0x2000 + 8 * i, (i << 21) | P | RW | PS);
+    CpuNote cpu{0x80050033, copy, 0x3406f0, true};
+    SUBCASE("the searched root maps more: taken, with a warning naming the hole") {
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == 0x1000);
+        REQUIRE(!t.warnings().empty());
+        CAPTURE(t.warnings()[0]);
+        CHECK(contains(t.warnings()[0], "the CPU note's CR3 " + hex(copy) + " (x64) maps only part of a kernel"));
+        CHECK(contains(t.warnings()[0], "its direct map leaves out 512 of the 4096 present pages it spans"));
+        CHECK(contains(t.warnings()[0], "using the searched root 0x1000 (x64)"));
+    }
+    SUBCASE("no searched root maps more: the note's root, said") {
+        for (uint64_t i = 0; i < 512; ++i) mem.put64(0x1000 + 8 * i, 0);   // the real PML4 gone
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == copy);
+        REQUIRE(!t.warnings().empty());
+        CAPTURE(t.warnings()[0]);
+        CHECK(contains(t.warnings()[0], "the present pages it leaves out are missing from the graph"));
+    }
+    SUBCASE("the copy whole: the note's root, nothing said") {
+        mem.put64(copy + 0x2000 + 8 * 3, (uint64_t{3} << 21) | P | RW | PS);
+        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys = PhysicalLayer::from_bytes(elf);
+        auto t = TranslationLayer::detect(*phys);
+        CHECK(t.dtb() == copy);
+        CHECK(t.warnings().empty());
+    }
+}
+
 TEST_CASE("root search: pages only partly present are said in the refusal (attack 8, F5)") {
     // The first half of every page of build_x64_4level, one LiME range each: no whole page.
     const Image mem = build_x64_4level();
