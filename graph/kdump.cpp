@@ -462,6 +462,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     // one shared zero page), else corrupt descriptors (tester 8: both were called a cut file).
     uint64_t unwritten = 0, outside = 0, present_after = 0, present_end = 0;
     std::vector<std::string> unwritten_first;
+    std::vector<uint64_t> unwritten_pfns;   // listed as dumped, no data: undecodable, not cut off
     const Page* first_outside = nullptr;
     Page outside_page{};
     for (uint64_t i = 0; i < pfns.size(); ++i) {
@@ -474,6 +475,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         Page p{pfns[i], le64(pd), desc_off + i * kDescSize, le32(pd + 8), le32(pd + 12)};
         if (p.size == 0) {
             if (++unwritten <= 3) unwritten_first.push_back(hex(p.pfn));
+            unwritten_pfns.push_back(p.pfn);
             continue;
         }
         const uint32_t comp = p.flags & kKnownFlags;
@@ -599,6 +601,22 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
                     ((pages[first_corrupt.item()].flags & ~kKnownFlags) ? ", flags " + hex(pages[first_corrupt.item()].flags) : "") +
                     ": " + first_corrupt.what() + ")",
                 "; they read as absent");
+    }
+    // Pages the descriptors list with size 0 (tester 9: 1000 at the end of the file made the
+    // translation call the dump cut at the first of them): memory the file lists and cannot
+    // decode, like corrupt pages, in one ascending list.
+    if (!unwritten_pfns.empty()) {
+        auto& u = d.undecodable;
+        for (uint64_t pfn : unwritten_pfns) u.push_back({pfn * bs, bs});
+        std::sort(u.begin(), u.end());
+        std::vector<std::pair<uint64_t, uint64_t>> merged;
+        for (const auto& r : u) {
+            if (!merged.empty() && merged.back().first + merged.back().second >= r.first)
+                merged.back().second = std::max(merged.back().first + merged.back().second, r.first + r.second) - merged.back().first;
+            else
+                merged.push_back(r);
+        }
+        u = std::move(merged);
     }
     image->seal();
     for (uint64_t i = 0; i < pages.size(); ++i) {

@@ -406,7 +406,7 @@ std::string diagnosis(const PhysicalLayer& phys, uint64_t data_pages, const std:
                    "whole 4 KiB pages), which read as absent";
         if (const uint64_t lost = phys.undecodable_bytes(); lost > 0)
             msg += "; " + std::to_string(lost / kPage) + " more pages (" + format_bytes(lost) +
-                   ") do not decompress: the page tables may be among them";
+                   ") the dump lists cannot be decoded (corrupt or never written): the page tables may be among them";
         else
             msg += ": it may be cut before the page tables, or not an x86 Linux memory image";
     }

@@ -731,7 +731,7 @@ TranslationLayer::TranslationLayer(const PhysicalLayer& phys, PagingMode mode, u
                          " CR3 address field");
     if (!phys.find(dtb_, s.table_bytes(0)))
         throw InputError("page-table root " + hex(dtb_) + " (" + to_string(mode) + ") is not in the dump" +
-                         (phys.undecodable(dtb_) ? " (its page does not decompress)" : ""));
+                         (phys.undecodable(dtb_) ? " (its page in the dump cannot be decoded)" : ""));
 }
 
 std::optional<uint64_t> TranslationLayer::translate(uint64_t vaddr) const noexcept {
@@ -835,7 +835,7 @@ std::vector<std::string> TranslationLayer::warnings() const {
         const uint64_t n = st.absent_table_pages;
         std::vector<std::string> first;
         for (uint64_t a : absent_sample_) first.push_back(hex(a));
-        uint64_t beyond = 0, corrupt = 0;   // of the sample: cut off / in pages that do not decompress
+        uint64_t beyond = 0, corrupt = 0;   // of the sample: cut off / in pages listed but not decodable
         for (uint64_t a : absent_sample_) {
             beyond += a >= phys_->max_paddr();
             corrupt += phys_->undecodable(a);
@@ -843,12 +843,12 @@ std::vector<std::string> TranslationLayer::warnings() const {
         std::string line = "translation: " + std::string(st.absent_pages_capped ? "at least " : "") + std::to_string(n) +
                            (n == 1 ? " page-table page is" : " page-table pages are") + " not in the dump (" +
                            sample_list("paddr", "paddrs", first, n) + ")";
-        if (beyond == absent_sample_.size())
+        if (corrupt == absent_sample_.size())   // first: pages listed past the last decodable one are not a cut
+            line += ", in " + std::string(n == 1 ? "a page" : "pages") + " the dump lists but cannot decode (corrupt or "
+                    "never written)";
+        else if (beyond == absent_sample_.size())
             line += ", " + std::string(n == 1 ? "it lies" : "they lie") + " beyond its end at " + hex(phys_->max_paddr()) +
                     " (a cut dump?)";
-        else if (corrupt == absent_sample_.size())
-            line += ", in " + std::string(n == 1 ? "a page" : "pages") + " of the dump that do" + (n == 1 ? "es" : "") +
-                    " not decompress";
         line += "; up to " + format_bytes(st.absent_bytes) + " of kernel address space " +
                 (n == 1 ? "it maps" : "they map") + " cannot be read (" + std::to_string(st.absent_tables) +
                 (st.absent_tables == 1 ? " entry" : " entries") + " under " + hex(dtb_) + ")";
