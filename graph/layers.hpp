@@ -295,9 +295,9 @@ public:
         // PointerEvidence) beside that of the best alias kept for the same table or page.
         uint64_t direct_map = 0;
         uint32_t direct_map_candidates = 0;
-        // A base the kernel image held that the dump's pointers contradicted (its aliases got
-        // fewer than 1/16 of the pointers other aliases of the same tables got: a forged
-        // page_offset_base), with both counts; pointer counts chose instead.
+        // A base the kernel image held that the dump's pointers contradicted (its granule got
+        // fewer than 1/16 of the pointers of another 1 GiB-aligned address the tables map to
+        // physical 0: a forged page_offset_base), with both counts; pointer counts chose instead.
         uint64_t direct_map_overruled = 0, overruled_own_pointers = 0, overruled_other_pointers = 0;
         bool alias_choice = false;
         uint64_t skipped_va = 0, skipped_pointers = 0, kept_va = 0, kept_pointers = 0;

@@ -319,6 +319,41 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
 // Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
 // clone bases written into the kernel image as well (no anchor then), and LA57 clones within the
 // direct map's 512 GiB granule when no anchor is found.
+namespace {
+
+// Of the 1 GiB-aligned kernel addresses outside the x86-64 image window, other than `except`, that
+// the tables under `root` map to physical 0: the one whose granule the dump's pointers use most,
+// and that count ({0, 0} when none). Follows present entries down to the 1 GiB level only, at most
+// 2^20 of them (LA57 tables could fan out to 2^26).
+std::pair<uint64_t, uint64_t> best_zero_alias(const Scheme& s, const PhysicalLayer& phys, uint64_t root,
+                                              uint64_t kernel_base, const PointerEvidence& ev, uint64_t except) {
+    constexpr unsigned kGiBShift = 30;
+    std::pair<uint64_t, uint64_t> best{0, 0};
+    uint64_t visits = 0;
+    auto walk = [&](auto&& self, unsigned level, uint64_t table, uint64_t vbase) -> void {
+        const Level& L = s.levels[level];
+        const uint8_t* t = phys.find(table, s.table_bytes(level));
+        if (!t) return;
+        for (uint64_t i = 0; i < (uint64_t{1} << L.bits) && ++visits <= (uint64_t{1} << 20); ++i) {
+            const uint64_t va = s.canonical(vbase + (i << L.shift));
+            if (va + ((uint64_t{1} << L.shift) - 1) < kernel_base) continue;
+            const uint64_t e = s.entry(t, i);
+            if (!(e & kPresent)) continue;
+            if (L.shift > kGiBShift) {
+                if (!(L.large_ok && (e & kPageSize))) self(self, level + 1, e & s.addr_mask, va);
+                continue;
+            }
+            if (va == except || va < kernel_base || va - s.anchor_vaddr < s.text_window) continue;
+            if (resolve(s, phys, root, va).first != uint64_t{0}) continue;
+            if (const uint64_t score = ev.score(va, 1); score > best.second || !best.first) best = {va, score};
+        }
+    };
+    if (s.sign_extend && s.levels[0].shift > kGiBShift) walk(walk, 0, root, 0);
+    return best;
+}
+
+}  // namespace
+
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                              uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
     bool contested = false;
@@ -330,43 +365,31 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     if (!ev) ev = pointer_evidence(s, phys, kernel_base);
     const DirectMapAnchor anchor = direct_map_anchor(s, phys, dtb, kernel_base, *ev);
     uint64_t direct_base = anchor.base;
+    // The anchor against the pointers: the kernel's own pointers go to its direct map, so the
+    // anchor's granule is weighed against the most pointed-to other 1 GiB-aligned address the
+    // tables map to physical 0 (a clone's start, through a copied table or a 1 GiB page). When
+    // that one gets more than kOverrule times as many, the base in the image was forged (tester 9,
+    // T9-1: both copies of page_offset_base rewritten to a clone above the direct map, 2
+    // pointers against 742,318; tester 10: the same with 1 GiB-page clones, or with 512 pointers
+    // sprayed at the clone) and the pointers decide. Sprays at clones (tester 8, F1: 800,000
+    // against 742,320) stay far below that: beating both needs the base forged and kOverrule
+    // times the kernel's own pointers written.
+    uint64_t anchor_own = 0, anchor_other = 0;
+    if (direct_base) {
+        anchor_own = ev->score(direct_base, 1);
+        anchor_other = best_zero_alias(s, phys, dtb & s.root_mask, kernel_base, *ev, direct_base).second;
+        if (anchor_other / kOverrule > anchor_own) direct_base = 0;
+    }
     // Which aliases of a key the walk reaches depends on the choice made for its parents: one
     // recording walk per level above the last, each choosing by the previous one's records (the
     // first by none), so that the last records hold what the kept parents reach (a page
     // directory's fifth alias, unread while undecided, is read once chosen: tester 8, F1).
     EvidenceByKey decided, record;
-    auto record_walks = [&] {
-        decided.clear();
-        for (unsigned level = 1; level < s.nlevels; ++level) {
-            record.clear();
-            walk_pass(s, phys, dtb, kernel_base, budget_divisor, false, AliasChoice::Record, &*ev,
-                      level > 1 ? &decided : nullptr, &record, direct_base);
-            std::swap(decided, record);
-        }
-    };
-    record_walks();
-    // The anchor against the pointers: over the tables and large pages the anchor's alias is
-    // among, the pointers into its regions and into the most pointed-to other alias of each. The
-    // kernel's own pointers go to its direct map; when other aliases of the same tables get more
-    // than kOverrule times as many, the base in the image was forged (tester 9, T9-1: both copies
-    // of page_offset_base rewritten to a clone above the direct map, 2 pointers against 742,318)
-    // and the pointers decide. Sprays at clones (tester 8, F1: 800,000 against 742,320) stay far
-    // below that: beating both needs the base forged and kOverrule times the kernel's own
-    // pointers written.
-    uint64_t anchor_own = 0, anchor_other = 0;
-    if (direct_base) {
-        for (const auto& [key, k] : decided) {
-            if (!k.has_direct) continue;
-            uint64_t own = 0, other = 0;
-            for (size_t i = 0; i < std::min<size_t>(k.reaches, kMaxAliases); ++i)
-                (k.top[i].direct ? own : other) = std::max(k.top[i].direct ? own : other, k.top[i].score);
-            anchor_own += own;
-            anchor_other += other;
-        }
-        if (anchor_other / kOverrule > anchor_own) {
-            direct_base = 0;
-            record_walks();
-        }
+    for (unsigned level = 1; level < s.nlevels; ++level) {
+        record.clear();
+        walk_pass(s, phys, dtb, kernel_base, budget_divisor, false, AliasChoice::Record, &*ev,
+                  level > 1 ? &decided : nullptr, &record, direct_base);
+        std::swap(decided, record);
     }
     WalkResult chosen = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::ByEvidence, &*ev,
                                   &decided, nullptr, direct_base);

@@ -499,6 +499,24 @@ TEST_CASE("walker: the direct-map base in the kernel image is weighed against th
             CHECK(contains(t.warnings()[0], "the direct-map base the kernel image holds, 0xffff800280000000, overruled"));
             CHECK(contains(t.warnings()[0], "a forged alias may have won"));
         }
+        SUBCASE("the base forged to the first of two 1 GiB-page clones above: overruled (tester 10)") {
+            // The clones share no table with the real direct map's page directory, so only the
+            // addresses mapping physical 0 tell them apart: the real one gets the 256 pointers.
+            Image mem = build_cloned_direct_map(0, gib_page, false);
+            const uint64_t gib = 0 | P | RW | PS;
+            mem.put64(0x5000 + 10 * 8, gib);
+            mem.put64(0x5000 + 11 * 8, gib);
+            mem.put64(0x3ff000 + 0x28, kDirect + kGiB);
+            const Layered l{std::move(mem)};
+            const TranslationLayer& t = l.t;
+            CHECK(t.translate(kDirect + 0x10000) == 0x10000u);
+            bool real_kept = false;
+            for (const auto& r : t.kernel_runs()) real_kept |= kDirect + 0x10000 - r.vaddr < r.size;
+            CHECK(real_kept);
+            // With the real direct map a 1 GiB page too, the page has three aliases: the choice
+            // runs and overrules the base (else two aliases of a large page: no contest, lowest kept).
+            CHECK(t.walk_stats().direct_map_overruled == (gib_page ? kDirect + kGiB : 0));
+        }
         SUBCASE("a clone's base planted in the image and pointers sprayed at the clones: they win, and the warning says it may be so") {
             // Not covered: an attacker who forges both the base and more pointers than the
             // kernel's own (600 against 256 here) wins; what the analyst is told is that a forged
