@@ -186,7 +186,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
 }
 
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
-                                std::vector<std::string>* notes, std::span<const std::string> sources) {
+                                std::vector<std::string>* notes, std::span<const std::string> sources, uint32_t word_size) {
     auto rank = [](BuildMatch m) {
         switch (m) {
         case BuildMatch::SameBuild: return 0;
@@ -202,7 +202,12 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         int64_t builds;
     };
     std::map<std::string, std::vector<Candidate>> by_type;
+    std::map<std::string, uint32_t> other_width;   // types with a model of another word size only: that size
     for (size_t i = 0; i < models.size(); ++i) {
+        if (word_size && models[i].graph.word_size != word_size) {
+            other_width.emplace(models[i].object_type, models[i].graph.word_size);
+            continue;
+        }
         const BuildMatch m = match_build(models[i], dump);
         const int r = rank(m);
         const auto builds = int64_t(model_builds(models[i]).size());
@@ -230,6 +235,12 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         return "they match the dump alike; the chosen model comes first in path order";
     };
     std::vector<size_t> out;
+    if (notes)
+        for (const auto& [type, width] : other_width)
+            if (!by_type.count(type))
+                notes->push_back(type + ": no model for this dump's " + std::to_string(word_size) + "-byte words (" +
+                                 (word_size == 4 ? "32-bit or PAE" : "x86-64") + " paging); its models are for " +
+                                 std::to_string(width) + "-byte words");
     for (auto& [type, cands] : by_type) {
         std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.key < b.key; });
         const Candidate& chosen = cands.front();

@@ -100,8 +100,12 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
 // path; else "model N"): "task_struct: chose b.cereal (same-build, 1 build); set aside
 // a.cereal (other-version, 1 build): the chosen model's builds match the dump's kernel
 // 6.1.0-47-amd64 better". dmdetect prints them as notes.
+// `word_size` (the graph's: 4 under 32-bit and PAE paging, 8 under x86-64; 0 for any): models
+// trained on another word size are never picked (their graphs cannot match); a type left with
+// none gets a note saying so.
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
-                                std::vector<std::string>* notes = nullptr, std::span<const std::string> sources = {});
+                                std::vector<std::string>* notes = nullptr, std::span<const std::string> sources = {},
+                                uint32_t word_size = 0);
 
 // The kernel and fit lines dmdetect writes before its detections: for `Json`, one
 // {"record":"kernel",…} line (release, banner, where found; "release":null without a banner) and

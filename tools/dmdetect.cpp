@@ -262,9 +262,13 @@ int run(int argc, char** argv, Communicator& world) {
         Detector& used = shipped.empty() ? detector : picked;
         if (!shipped.empty()) {
             std::vector<std::string> notes;   // which model of a type was chosen over which, and why
-            for (size_t i : pick_models(shipped, banner, &notes, shipped_paths))
+            for (size_t i : pick_models(shipped, banner, &notes, shipped_paths, graph.params().word_size))
                 picked.add_model(Model(shipped[i]), shipped_paths[i]);
             for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
+            if (picked.model_count() == 0)
+                throw InputError(who + "no shipped model is for this dump's " + std::to_string(graph.params().word_size) +
+                                 "-byte words (" + (graph.params().word_size == 4 ? "32-bit or PAE" : "x86-64") +
+                                 " paging); give --weights");
             picked.check_graph(graph);
         }
 

@@ -216,6 +216,18 @@ TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
     CHECK(pick_models(models, banner("6.1.0-60-amd64")) == std::vector<size_t>{3, 4});      // same version: more builds
     CHECK(pick_models(models, banner("6.12.9+deb13-cloud-amd64")) == std::vector<size_t>{2, 3});
     CHECK(pick_models(models, banner("4.19.0-27-amd64")) == std::vector<size_t>{3, 4});     // other version: more builds
+    // A 32-bit model (issue #14): picked for a dump of 4-byte words whatever the builds, never for
+    // one of 8-byte words; a type with models of the other width only is left out, with a note.
+    models.push_back(test::marker_model("task_struct"));
+    models.back().graph.word_size = 4;
+    models.back().provenance.kernel_builds = {{"6.1.0-57-686-pae", ""}};
+    CHECK(pick_models(models, banner("6.1.0-57-amd64"), nullptr, {}, 8) == std::vector<size_t>{3, 4});
+    CHECK(pick_models(models, banner("6.1.0-47-amd64"), nullptr, {}, 8) == std::vector<size_t>{1, 3});
+    std::vector<std::string> notes;
+    CHECK(pick_models(models, banner("6.1.0-47-amd64"), &notes, {}, 4) == std::vector<size_t>{5});
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0] == "cred: no model for this dump's 4-byte words (32-bit or PAE paging); its models are for 8-byte words");
+    CHECK(pick_models(models, banner("6.1.0-57-686-pae"), nullptr, {}, 4) == std::vector<size_t>{5});
 }
 
 // The tester's B5: with two models of one type, dmdetect said nothing of the one it set aside.
