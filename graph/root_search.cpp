@@ -292,6 +292,58 @@ uint64_t unmapped_by_direct_map(const PhysicalLayer& phys, std::span<const Virtu
     return n;
 }
 
+// Whether a word of the kernel image's window (the x86-64 text window's present pages) holds
+// `value`, 8-aligned: the kernel keeps its direct map's base there (page_offset_base,
+// arch/x86/kernel/head64.c, and a copy in address_markers). Reads at most the window's pages
+// (Debian 6.1: 52 MiB), released as read. 32-bit and PAE: true (a fixed PAGE_OFFSET).
+bool image_holds(const Scheme& s, const PhysicalLayer& phys, std::span<const VirtualRun> runs, uint64_t value) {
+    if (!s.sign_extend) return true;
+    for (const auto& r : runs) {
+        const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
+        if (r.vaddr + r.size <= r.vaddr || lo >= hi) continue;
+        for (uint64_t va = lo & ~(kPage - 1); va < hi; va += kPage) {
+            const uint64_t pa = r.paddr + (va - r.vaddr);
+            if (!phys.has_data(pa, kPage)) continue;
+            const uint8_t* p = phys.find(pa, kPage);
+            if (!p) continue;
+            bool hit = false;
+            for (uint64_t o = 0; o < kPage && !hit; o += 8) {
+                uint64_t w;
+                std::memcpy(&w, p + o, 8);
+                hit = w == value;
+            }
+            phys.release(p, kPage);
+            if (hit) return true;
+        }
+    }
+    return false;
+}
+
+// How whole a root's direct map is (the CPU note's check, TranslationLayer::detect): present pages
+// it leaves out below its highest one (`below`) and up to the dump's top or the 32-bit lowmem
+// limit (`gap`), and whether the kernel image holds its base.
+struct DirectMapHealth {
+    Mapping mapped;
+    uint64_t top = 0, below = 0, gap = 0, spanned = 0;
+    bool holed = false, base_held = true;
+};
+DirectMapHealth direct_map_health(const Scheme& s, const PhysicalLayer& phys, std::span<const VirtualRun> runs) {
+    // A kernel's direct map holds all of its RAM: below its highest page, 30 Debian dumps (5.10,
+    // 6.1, 6.12; amd64, rt, cloud, i386) left out no present page, and above it 96 (amd64:
+    // QEMU's ROM ranges below 4 GiB) or 32 (i386). So any page left out below, or more than
+    // kAboveGap + 1/1024 of the pages above, is a hole.
+    constexpr uint64_t kAboveGap = 256;
+    DirectMapHealth h;
+    measure(s, runs, h.mapped);
+    h.top = s.direct_map_limit ? std::min(s.direct_map_limit, phys.max_paddr()) : phys.max_paddr();
+    h.below = unmapped_by_direct_map(phys, runs, h.mapped, h.mapped.direct_end);
+    h.gap = std::max(h.below, unmapped_by_direct_map(phys, runs, h.mapped, h.top));
+    h.spanned = h.mapped.direct_pages + h.gap;
+    h.holed = h.below > 0 || h.gap - h.below > kAboveGap + h.spanned / 1024;
+    h.base_held = h.mapped.direct_pages == 0 || image_holds(s, phys, runs, h.mapped.direct_offset);
+    return h;
+}
+
 // Full enumeration of one root under a tighter work bound: data pages / 128 + 4096 tables (a
 // Linux kernel half needs about one last-level table per 2 MiB of 4 KiB-mapped memory; a misread
 // root that takes data pages for tables needs one per page). `evidence`: the scheme's pointer
@@ -497,45 +549,43 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         // pointed at a PDPT of the real tables, and the graph had no node): the search's root,
         // when it finds one, with a warning naming the note's value; else the note's, as before.
         const Scheme& s = scheme_of(m);
-        Mapping mapped;
-        measure(s, note->kernel_runs(), mapped);
+        const DirectMapHealth health = direct_map_health(s, phys, note->kernel_runs());
+        const Mapping& mapped = health.mapped;
         const bool maps_itself = RootCover(s, note->kernel_runs()).anywhere.covers(note->dtb());
         auto has_banner = [&] { return find_kernel_banner_in_image(phys, note->kernel_runs(), s.sign_extend ? 8 : 4).has_value(); };
         const bool kernel = maps_a_kernel(s, phys, mapped, note->dtb(), maps_itself, has_banner);
         // A root that maps the kernel image (its banner) but no direct map (the tester's attack 8,
         // F4: a PTI-style copy of the PGD without the direct map's slot as the note's CR3 gave a
         // graph of the image alone and no task_struct, silently): accepted only when no searched
-        // root maps more, and then with a warning.
+        // root maps more, and then with a warning. Likewise a direct map with present pages left
+        // out (tester 9, T9-2: the note's CR3 pointed at a copy of the tables with one 2 MiB
+        // direct-map entry cleared, and 61 task_structs were hidden without a word; tester 10: the
+        // copy's direct map stopped at 128 MiB of 256, or 12 MiB short, or left out 127 single
+        // pages), and a direct map at a base no word of the kernel image holds (tester 10: the
+        // copy's whole direct map moved up 1 GiB, so that no pointer of the dump reached it): the
+        // search (one pass over the dump) looks for a root that maps more, or as much with its
+        // direct map whole and at the image's base.
         const uint64_t direct_needed = direct_map_needed(s, phys, mapped, note->dtb());
-        // A direct map with present pages left out (tester 9, T9-2: the note's CR3 pointed at a
-        // copy of the tables with one 2 MiB direct-map entry cleared, and 61 task_structs were
-        // hidden without a word; tester 10: the copy's direct map stopped at 128 MiB of 256, or
-        // 12 MiB short, or left out 127 single pages). A kernel's direct map holds all of its
-        // RAM: below its highest page, 30 Debian dumps (5.10, 6.1, 6.12; amd64, rt, cloud, i386)
-        // left out no present page, and above it 96 (amd64: QEMU's ROM ranges below 4 GiB) or 32
-        // (i386). So any page left out below, or more than kAboveGap + 1/1024 of the pages above
-        // (up to the direct map's limit: 32-bit lowmem), has the search look for a root that maps
-        // more (one pass over the dump, as for a note that maps no kernel).
-        constexpr uint64_t kAboveGap = 256;
-        const uint64_t top = s.direct_map_limit ? std::min(s.direct_map_limit, phys.max_paddr()) : phys.max_paddr();
-        const uint64_t below = unmapped_by_direct_map(phys, note->kernel_runs(), mapped, mapped.direct_end);
-        const uint64_t gap = std::max(below, unmapped_by_direct_map(phys, note->kernel_runs(), mapped, top));
-        const uint64_t spanned = mapped.direct_pages + gap;
-        const bool holed = below > 0 || gap - below > kAboveGap + spanned / 1024;
-        if (kernel && mapped.direct_pages >= direct_needed && !holed) return std::move(*note);
+        const bool holed = health.holed, moved = !health.base_held;
+        const uint64_t gap = health.gap, spanned = health.spanned, top = health.top;
+        if (kernel && mapped.direct_pages >= direct_needed && !holed && !moved) return std::move(*note);
+        const bool image_only = kernel && mapped.direct_pages < direct_needed;
         const std::string why = !kernel ? why_not_a_kernel(s, phys, mapped, note->dtb(), maps_itself)
-                                : holed && mapped.direct_pages >= direct_needed
-                                    ? "its direct map leaves out " + std::to_string(gap) + " of the " +
-                                          std::to_string(spanned) + " present pages below " + hex(top)
-                                    : "it maps the kernel image but no direct map: its largest linear mapping holds " +
+                                : image_only
+                                    ? "it maps the kernel image but no direct map: its largest linear mapping holds " +
                                           std::to_string(mapped.direct_pages) + " pages where half of the present "
-                                          "pages it spans (" + std::to_string(direct_needed) + ") were expected";
+                                          "pages it spans (" + std::to_string(direct_needed) + ") were expected"
+                                : holed ? "its direct map leaves out " + std::to_string(gap) + " of the " +
+                                              std::to_string(spanned) + " present pages below " + hex(top)
+                                        : "its direct map at " + hex(mapped.direct_offset) +
+                                              " is at no base the kernel image holds";
         // What the graph lacks when the note's root is kept: a root that maps the kernel maps
         // either the image alone or a direct map with holes.
         const std::string lost = !kernel ? ""
                                  : mapped.direct_pages < direct_needed
                                      ? ": memory outside the kernel image is missing from the graph"
-                                     : ": the present pages it leaves out are missing from the graph";
+                                 : holed ? ": the present pages it leaves out are missing from the graph"
+                                         : ": the dump's pointers may not reach its direct map";
         const std::string note_root = "the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) + ")";
         std::optional<TranslationLayer> found;
         try {
@@ -551,9 +601,18 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         // the note is right and the dump lacks tables (a page that did not decompress, a cut),
         // which the note's walk warnings say. A note root that maps the image alone, or a direct
         // map with holes, is kept then too, but said: the graph lacks that memory.
+        // A searched root that maps as many is taken when its direct map is whole and at the
+        // image's base where the note's is not (tester 10: the holes mapped again elsewhere, or
+        // the whole direct map moved, tie on pages). A base the image does not hold and nothing
+        // better found: the note's root, silently (a kernel without page_offset_base).
         const uint64_t note_pages = note->walk_stats().distinct_pages, found_pages = found->walk_stats().distinct_pages;
-        if (found_pages <= note_pages) {
-            if (kernel)
+        bool take_found = found_pages > note_pages;
+        if (!take_found && found_pages == note_pages && kernel && !image_only) {
+            const DirectMapHealth fh = direct_map_health(scheme_of(found->mode()), phys, found->kernel_runs());
+            take_found = !fh.holed && fh.base_held && (holed || moved);
+        }
+        if (!take_found) {
+            if (kernel && (holed || image_only))
                 note->root_notes_.push_back("translation: " + note_root + " maps only part of a kernel (" + why +
                                             "), and no searched root maps more; using the note's root" + lost);
             return std::move(*note);
@@ -561,7 +620,8 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         found->root_notes_.push_back("translation: " + note_root + (kernel ? " maps only part of a kernel (" : " maps no kernel (") +
                                      why + "); using the searched root " + hex(found->dtb()) + " (" +
                                      to_string(found->mode()) + "), which maps " + std::to_string(found_pages) +
-                                     " present pages against the note's " + std::to_string(note_pages));
+                                     " present pages against the note's " + std::to_string(note_pages) +
+                                     (found_pages == note_pages ? ", with its direct map whole and at the base the kernel image holds" : ""));
         return std::move(*found);
     }
 

@@ -742,6 +742,38 @@ TEST_CASE("detect: a CPU note whose CR3 maps a direct map with a hole gives way 
     }
 }
 
+TEST_CASE("detect: a CPU note whose CR3 moves the direct map off the base the kernel image holds gives way (tester 10)") {
+    // build_x64_4level grown to 16 MiB, its image holding the direct map's base (as
+    // page_offset_base does), and a copy of its PML4 at 0xf00000 whose direct map sits 512 GiB
+    // higher (PML4 [257] instead of [256]): the copy maps every page, so page counts tie, but no
+    // pointer of the dump reaches its direct map.
+    Image mem = build_x64_4level();
+    mem.bytes.resize(0x1000000, 0);
+    mem.put64(0x3ff000 + 0x28, 0xffff800000000000ull);
+    const uint64_t copy = 0xf00000;
+    mem.put64(copy + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    mem.put64(copy + 257 * 8, read_le(mem.bytes, 0x1000 + 256 * 8, 8));
+    for (uint64_t pgd : {0xf10000ull, 0xf20000ull})   // two process PGDs sharing the kernel's half
+        std::memcpy(mem.bytes.data() + pgd, mem.bytes.data() + 0x1000, 0x1000);
+    CpuNote cpu{0x80050033, copy, 0x3406f0, true};
+    auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+    auto phys = PhysicalLayer::from_bytes(elf);
+    auto t = TranslationLayer::detect(*phys);
+    CHECK(t.dtb() == 0x1000);
+    REQUIRE(!t.warnings().empty());
+    CAPTURE(t.warnings()[0]);
+    CHECK(contains(t.warnings()[0], "its direct map at 0xffff808000000000 is at no base the kernel image holds"));
+    CHECK(contains(t.warnings()[0], "with its direct map whole and at the base the kernel image holds"));
+    SUBCASE("the real PML4 as the note's CR3: used, nothing said") {
+        cpu.cr3 = 0x1000;
+        auto elf2 = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
+        auto phys2 = PhysicalLayer::from_bytes(elf2);
+        auto t2 = TranslationLayer::detect(*phys2);
+        CHECK(t2.dtb() == 0x1000);
+        CHECK(t2.warnings().empty());
+    }
+}
+
 TEST_CASE("root search: pages only partly present are said in the refusal (attack 8, F5)") {
     // The first half of every page of build_x64_4level, one LiME range each: no whole page.
     const Image mem = build_x64_4level();
