@@ -615,15 +615,33 @@ TEST_CASE("root search: entries pointing past the dump do not hide the kernel's 
     }
 }
 
+// build_x64_4level grown to 16 MiB (its 1 GiB direct map covers it all) with a copy of its PML4 at
+// `copy` holding the kernel image's entry [511] only: the start of the CPU-note attacks below.
+Image with_pml4_copy(uint64_t copy) {
+    Image mem = build_x64_4level();
+    mem.bytes.resize(0x1000000, 0);
+    mem.put64(copy + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    return mem;
+}
+
+// An image as a QEMU ELF core with one CPU note, its physical layer and the root detect() chose.
+struct NoteDump {
+    std::vector<uint8_t> elf;
+    std::unique_ptr<PhysicalLayer> phys;
+    TranslationLayer t;
+    NoteDump(const Image& mem, const CpuNote& cpu)
+        : elf(to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true)), phys(PhysicalLayer::from_bytes(elf)),
+          t(TranslationLayer::detect(*phys)) {}
+};
+
 TEST_CASE("detect: a CPU note whose CR3 maps no kernel gives way to the searched root (attack 6, B3)") {
     Image mem = build_x64_4level();
     // 0x2000: the kernel image's PDPT; 0x3000: its page directory (real tables, wrong level).
     for (uint64_t wrong : {0x2000u, 0x3000u}) {
         CAPTURE(wrong);
         CpuNote cpu{0x80050033, wrong, 0x3406f0, true};
-        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys = PhysicalLayer::from_bytes(elf);
-        auto t = TranslationLayer::detect(*phys);
+        const NoteDump t_dump(mem, cpu);
+        const TranslationLayer& t = t_dump.t;
         CHECK(t.dtb() == 0x1000);
         CHECK(t.mode() == PagingMode::X86_64_4Level);
         REQUIRE(!t.warnings().empty());
@@ -632,16 +650,15 @@ TEST_CASE("detect: a CPU note whose CR3 maps no kernel gives way to the searched
         CHECK(contains(w, "using the searched root 0x1000 (x64)"));
         // --dtb still overrides everything: taken when it maps something, refused when not.
         if (wrong == 0x2000)
-            CHECK(TranslationLayer::detect(*phys, wrong, PagingMode::X86_64_4Level).dtb() == wrong);
+            CHECK(TranslationLayer::detect(*t_dump.phys, wrong, PagingMode::X86_64_4Level).dtb() == wrong);
         else
-            CHECK_THROWS_WITH_AS(TranslationLayer::detect(*phys, wrong, PagingMode::X86_64_4Level),
+            CHECK_THROWS_WITH_AS(TranslationLayer::detect(*t_dump.phys, wrong, PagingMode::X86_64_4Level),
                                  doctest::Contains("--dtb: page-table root 0x3000"), InputError);
     }
     SUBCASE("the right note: used, nothing said") {
         CpuNote cpu{0x80050033, 0x1000, 0x3406f0, true};
-        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys = PhysicalLayer::from_bytes(elf);
-        auto t = TranslationLayer::detect(*phys);
+        const NoteDump t_dump(mem, cpu);
+        const TranslationLayer& t = t_dump.t;
         CHECK(t.dtb() == 0x1000);
         CHECK(t.warnings().empty());
     }
@@ -652,22 +669,19 @@ TEST_CASE("detect: a CPU note whose CR3 maps the kernel image but no direct map 
     // of the PML4 at 0xf00000 holding entry 511 only (the direct map's 256 dropped), mapped in
     // the image (PT 0x4000 [7]) so that it maps itself, and the kernel banner in the image: the
     // copy maps a kernel by the banner clause alone, 518 pages of the 4096.
-    Image mem = build_x64_4level();
-    mem.bytes.resize(0x1000000, 0);
     const uint64_t copy = 0xf00000;
-    mem.put64(copy + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    Image mem = with_pml4_copy(copy);
     mem.put64(0x4000 + 7 * 8, copy | P);
     const std::string banner = "Linux version 6.1.0-47-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian "
                                "12.2.0-14) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2025-11-05)\n";
     std::copy(banner.begin(), banner.end(), mem.bytes.begin() + 0x380000);
     CpuNote cpu{0x80050033, copy, 0x3406f0, true};
     SUBCASE("the searched root maps more: taken, with a warning naming the note's CR3 and why") {
-        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys = PhysicalLayer::from_bytes(elf);
-        auto t = TranslationLayer::detect(*phys);
+        const NoteDump t_dump(mem, cpu);
+        const TranslationLayer& t = t_dump.t;
         CHECK(t.dtb() == 0x1000);
         const uint64_t found = t.walk_stats().distinct_pages;
-        const uint64_t note = TranslationLayer(*phys, PagingMode::X86_64_4Level, copy).walk_stats().distinct_pages;
+        const uint64_t note = TranslationLayer(*t_dump.phys, PagingMode::X86_64_4Level, copy).walk_stats().distinct_pages;
         CHECK(note < found / 4);
         REQUIRE(!t.warnings().empty());
         const std::string w = t.warnings()[0];
@@ -678,9 +692,8 @@ TEST_CASE("detect: a CPU note whose CR3 maps the kernel image but no direct map 
     }
     SUBCASE("no searched root maps more: the note's root, said") {
         for (uint64_t i = 0; i < 512; ++i) mem.put64(0x1000 + 8 * i, 0);   // the real PML4 gone
-        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys = PhysicalLayer::from_bytes(elf);
-        auto t = TranslationLayer::detect(*phys);
+        const NoteDump t_dump(mem, cpu);
+        const TranslationLayer& t = t_dump.t;
         CHECK(t.dtb() == copy);
         REQUIRE(!t.warnings().empty());
         CHECK(contains(t.warnings()[0], "maps only part of a kernel"));
@@ -689,9 +702,8 @@ TEST_CASE("detect: a CPU note whose CR3 maps the kernel image but no direct map 
     }
     SUBCASE("the real PML4 as the note's CR3: used, nothing said") {
         cpu.cr3 = 0x1000;
-        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys = PhysicalLayer::from_bytes(elf);
-        auto t = TranslationLayer::detect(*phys);
+        const NoteDump t_dump(mem, cpu);
+        const TranslationLayer& t = t_dump.t;
         CHECK(t.dtb() == 0x1000);
         CHECK(t.warnings().empty());
     }
@@ -702,19 +714,16 @@ TEST_CASE("detect: a CPU note whose CR3 maps a direct map with a hole gives way 
     // eight 2 MiB pages with the fourth (6–8 MiB) left out: the copy maps the kernel (its image
     // entry, itself, a direct map of 3584 of the 4096 pages), so it was taken without a word and
     // whatever lay in the hole was hidden.
-    Image mem = build_x64_4level();
-    mem.bytes.resize(0x1000000, 0);
     const uint64_t copy = 0xf00000;
-    mem.put64(copy + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    Image mem = with_pml4_copy(copy);
     mem.put64(copy + 256 * 8, (copy + 0x1000) | P | RW);
     mem.put64(copy + 0x1000, (copy + 0x2000) | P | RW);
     for (uint64_t i = 0; i < 8; ++i)
         if (i != 3) mem.put64(copy + 0x2000 + 8 * i, (i << 21) | P | RW | PS);
     CpuNote cpu{0x80050033, copy, 0x3406f0, true};
     SUBCASE("the searched root maps more: taken, with a warning naming the hole") {
-        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys = PhysicalLayer::from_bytes(elf);
-        auto t = TranslationLayer::detect(*phys);
+        const NoteDump t_dump(mem, cpu);
+        const TranslationLayer& t = t_dump.t;
         CHECK(t.dtb() == 0x1000);
         REQUIRE(!t.warnings().empty());
         CAPTURE(t.warnings()[0]);
@@ -724,9 +733,8 @@ TEST_CASE("detect: a CPU note whose CR3 maps a direct map with a hole gives way 
     }
     SUBCASE("no searched root maps more: the note's root, said") {
         for (uint64_t i = 0; i < 512; ++i) mem.put64(0x1000 + 8 * i, 0);   // the real PML4 gone
-        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys = PhysicalLayer::from_bytes(elf);
-        auto t = TranslationLayer::detect(*phys);
+        const NoteDump t_dump(mem, cpu);
+        const TranslationLayer& t = t_dump.t;
         CHECK(t.dtb() == copy);
         REQUIRE(!t.warnings().empty());
         CAPTURE(t.warnings()[0]);
@@ -734,9 +742,8 @@ TEST_CASE("detect: a CPU note whose CR3 maps a direct map with a hole gives way 
     }
     SUBCASE("the copy whole: the note's root, nothing said") {
         mem.put64(copy + 0x2000 + 8 * 3, (uint64_t{3} << 21) | P | RW | PS);
-        auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys = PhysicalLayer::from_bytes(elf);
-        auto t = TranslationLayer::detect(*phys);
+        const NoteDump t_dump(mem, cpu);
+        const TranslationLayer& t = t_dump.t;
         CHECK(t.dtb() == copy);
         CHECK(t.warnings().empty());
     }
@@ -747,18 +754,15 @@ TEST_CASE("detect: a CPU note whose CR3 moves the direct map off the base the ke
     // page_offset_base does), and a copy of its PML4 at 0xf00000 whose direct map sits 512 GiB
     // higher (PML4 [257] instead of [256]): the copy maps every page, so page counts tie, but no
     // pointer of the dump reaches its direct map.
-    Image mem = build_x64_4level();
-    mem.bytes.resize(0x1000000, 0);
-    mem.put64(0x3ff000 + 0x28, 0xffff800000000000ull);
     const uint64_t copy = 0xf00000;
-    mem.put64(copy + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    Image mem = with_pml4_copy(copy);
+    mem.put64(0x3ff000 + 0x28, 0xffff800000000000ull);
     mem.put64(copy + 257 * 8, read_le(mem.bytes, 0x1000 + 256 * 8, 8));
     for (uint64_t pgd : {0xf10000ull, 0xf20000ull})   // two process PGDs sharing the kernel's half
         std::memcpy(mem.bytes.data() + pgd, mem.bytes.data() + 0x1000, 0x1000);
     CpuNote cpu{0x80050033, copy, 0x3406f0, true};
-    auto elf = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-    auto phys = PhysicalLayer::from_bytes(elf);
-    auto t = TranslationLayer::detect(*phys);
+    const NoteDump t_dump(mem, cpu);
+    const TranslationLayer& t = t_dump.t;
     CHECK(t.dtb() == 0x1000);
     REQUIRE(!t.warnings().empty());
     CAPTURE(t.warnings()[0]);
@@ -766,9 +770,8 @@ TEST_CASE("detect: a CPU note whose CR3 moves the direct map off the base the ke
     CHECK(contains(t.warnings()[0], "with its direct map whole and at the base the kernel image holds"));
     SUBCASE("the real PML4 as the note's CR3: used, nothing said") {
         cpu.cr3 = 0x1000;
-        auto elf2 = to_elf(mem.bytes, {{0, mem.bytes.size()}}, {cpu}, true);
-        auto phys2 = PhysicalLayer::from_bytes(elf2);
-        auto t2 = TranslationLayer::detect(*phys2);
+        const NoteDump t2_dump(mem, cpu);
+        const TranslationLayer& t2 = t2_dump.t;
         CHECK(t2.dtb() == 0x1000);
         CHECK(t2.warnings().empty());
     }
