@@ -156,6 +156,11 @@ PointerEvidence pointer_evidence(const Scheme& s, const PhysicalLayer& phys, uin
 // else 0. 32-bit and PAE: nothing (their direct map is the bottom of kernel space, which the
 // lowest-address rule keeps anyway). Reads at most the text window's present pages (Debian 6.1:
 // 52 MiB), released as read.
+// The distinct 1 GiB-aligned kernel-half words below the image (at most 65) in the kernel image's
+// own pages under `dtb` (the text window's mapping at its majority offset, which is linear): where
+// the kernel keeps its direct map's base. Empty for 32-bit and PAE. Reads at most the text
+// window's present pages, released as read.
+std::vector<uint64_t> image_base_words(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base);
 struct DirectMapAnchor {
     uint64_t base = 0;
     uint32_t candidates = 0;

@@ -268,9 +268,10 @@ void measure(const Scheme& s, std::span<const VirtualRun> runs, Mapping& m) {
         }
 }
 
-// Present pages of the dump below the direct map's physical end that it does not map (a
-// kernel's direct map holds all of its RAM).
-uint64_t unmapped_by_direct_map(const PhysicalLayer& phys, std::span<const VirtualRun> runs, const Mapping& m, uint64_t end) {
+// Present pages of the dump that the direct map of `m` (the runs at its offset) does not map:
+// {below its own highest page, below `top`} (a kernel's direct map holds all of its RAM).
+std::pair<uint64_t, uint64_t> unmapped_by_direct_map(const PhysicalLayer& phys, std::span<const VirtualRun> runs,
+                                                     const Mapping& m, uint64_t top) {
     std::vector<std::pair<uint64_t, uint64_t>> cover;   // physical [lo, hi), sorted, merged
     for (const auto& r : runs)
         if (r.vaddr - r.paddr == m.direct_offset) {
@@ -278,69 +279,55 @@ uint64_t unmapped_by_direct_map(const PhysicalLayer& phys, std::span<const Virtu
             else cover.emplace_back(r.paddr, r.paddr + r.size);
         }
     std::sort(cover.begin(), cover.end());   // runs are in vaddr order, which is paddr order at one offset
-    uint64_t n = 0;
-    for (const auto& p : phys.runs()) {
-        const uint64_t lo = (p.paddr + kPage - 1) & ~(kPage - 1), hi = std::min(p.paddr + p.size, end) & ~(kPage - 1);
-        if (hi <= lo || lo < p.paddr) continue;
+    auto unmapped = [&](uint64_t lo, uint64_t hi) {   // whole pages of [lo, hi) that `cover` misses
+        lo = (lo + kPage - 1) & ~(kPage - 1);
+        hi &= ~(kPage - 1);
+        if (hi <= lo) return uint64_t{0};
         uint64_t covered = 0;
         auto it = std::upper_bound(cover.begin(), cover.end(), std::make_pair(lo, ~uint64_t{0}));
         if (it != cover.begin()) --it;
         for (; it != cover.end() && it->first < hi; ++it)
             if (it->second > lo) covered += std::min(hi, it->second) - std::max(lo, it->first);
-        n += (hi - lo - covered) / kPage;
+        return (hi - lo - covered) / kPage;
+    };
+    std::pair<uint64_t, uint64_t> n{0, 0};
+    for (const auto& p : phys.runs()) {
+        if (p.paddr + kPage - 1 < p.paddr) continue;   // a run at the top of the address space: no whole page
+        n.first += unmapped(p.paddr, std::min(p.paddr + p.size, m.direct_end));
+        n.second += unmapped(p.paddr, std::min(p.paddr + p.size, top));
     }
     return n;
 }
 
-// Whether a word of the kernel image's window (the x86-64 text window's present pages) holds
-// `value`, 8-aligned: the kernel keeps its direct map's base there (page_offset_base,
-// arch/x86/kernel/head64.c, and a copy in address_markers). Reads at most the window's pages
-// (Debian 6.1: 52 MiB), released as read. 32-bit and PAE: true (a fixed PAGE_OFFSET).
-bool image_holds(const Scheme& s, const PhysicalLayer& phys, std::span<const VirtualRun> runs, uint64_t value) {
-    if (!s.sign_extend) return true;
-    for (const auto& r : runs) {
-        const uint64_t lo = std::max(r.vaddr, s.anchor_vaddr), hi = std::min(r.vaddr + r.size, s.anchor_vaddr + s.text_window);
-        if (r.vaddr + r.size <= r.vaddr || lo >= hi) continue;
-        for (uint64_t va = lo & ~(kPage - 1); va < hi; va += kPage) {
-            const uint64_t pa = r.paddr + (va - r.vaddr);
-            if (!phys.has_data(pa, kPage)) continue;
-            const uint8_t* p = phys.find(pa, kPage);
-            if (!p) continue;
-            bool hit = false;
-            for (uint64_t o = 0; o < kPage && !hit; o += 8) {
-                uint64_t w;
-                std::memcpy(&w, p + o, 8);
-                hit = w == value;
-            }
-            phys.release(p, kPage);
-            if (hit) return true;
-        }
-    }
-    return false;
-}
-
 // How whole a root's direct map is (the CPU note's check, TranslationLayer::detect): present pages
 // it leaves out below its highest one (`below`) and up to the dump's top or the 32-bit lowmem
-// limit (`gap`), and whether the kernel image holds its base.
+// limit (`gap`), and whether the kernel image holds its base as a word (paging::image_base_words:
+// the kernel keeps it there, page_offset_base in arch/x86/kernel/head64.c; 32-bit and PAE: a
+// fixed PAGE_OFFSET, always held).
 struct DirectMapHealth {
     Mapping mapped;
     uint64_t top = 0, below = 0, gap = 0, spanned = 0;
     bool holed = false, base_held = true;
 };
-DirectMapHealth direct_map_health(const Scheme& s, const PhysicalLayer& phys, std::span<const VirtualRun> runs) {
+DirectMapHealth direct_map_health(const Scheme& s, const PhysicalLayer& phys, const TranslationLayer& t) {
     // A kernel's direct map holds all of its RAM: below its highest page, 30 Debian dumps (5.10,
     // 6.1, 6.12; amd64, rt, cloud, i386) left out no present page, and above it 96 (amd64:
     // QEMU's ROM ranges below 4 GiB) or 32 (i386). So any page left out below, or more than
     // kAboveGap + 1/1024 of the pages above, is a hole.
     constexpr uint64_t kAboveGap = 256;
     DirectMapHealth h;
+    const auto runs = t.kernel_runs();
     measure(s, runs, h.mapped);
     h.top = s.direct_map_limit ? std::min(s.direct_map_limit, phys.max_paddr()) : phys.max_paddr();
-    h.below = unmapped_by_direct_map(phys, runs, h.mapped, h.mapped.direct_end);
-    h.gap = std::max(h.below, unmapped_by_direct_map(phys, runs, h.mapped, h.top));
+    uint64_t upto_top = 0;
+    std::tie(h.below, upto_top) = unmapped_by_direct_map(phys, runs, h.mapped, h.top);
+    h.gap = std::max(h.below, upto_top);
     h.spanned = h.mapped.direct_pages + h.gap;
     h.holed = h.below > 0 || h.gap - h.below > kAboveGap + h.spanned / 1024;
-    h.base_held = h.mapped.direct_pages == 0 || image_holds(s, phys, runs, h.mapped.direct_offset);
+    if (s.sign_extend && h.mapped.direct_pages > 0) {
+        const auto words = image_base_words(s, phys, t.dtb(), s.kernel_base);
+        h.base_held = std::find(words.begin(), words.end(), h.mapped.direct_offset) != words.end();
+    }
     return h;
 }
 
@@ -549,7 +536,7 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         // pointed at a PDPT of the real tables, and the graph had no node): the search's root,
         // when it finds one, with a warning naming the note's value; else the note's, as before.
         const Scheme& s = scheme_of(m);
-        const DirectMapHealth health = direct_map_health(s, phys, note->kernel_runs());
+        const DirectMapHealth health = direct_map_health(s, phys, *note);
         const Mapping& mapped = health.mapped;
         const bool maps_itself = RootCover(s, note->kernel_runs()).anywhere.covers(note->dtb());
         auto has_banner = [&] { return find_kernel_banner_in_image(phys, note->kernel_runs(), s.sign_extend ? 8 : 4).has_value(); };
@@ -608,7 +595,7 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         const uint64_t note_pages = note->walk_stats().distinct_pages, found_pages = found->walk_stats().distinct_pages;
         bool take_found = found_pages > note_pages;
         if (!take_found && found_pages == note_pages && kernel && !image_only) {
-            const DirectMapHealth fh = direct_map_health(scheme_of(found->mode()), phys, found->kernel_runs());
+            const DirectMapHealth fh = direct_map_health(scheme_of(found->mode()), phys, *found);
             take_found = !fh.holed && fh.base_held && (holed || moved);
         }
         if (!take_found) {

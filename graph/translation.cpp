@@ -202,8 +202,8 @@ using EvidenceByKey = std::unordered_map<uint64_t, KeyEvidence>;
 // An alias whose region gets fewer than 1/kNegligible of the pointers the best alias of the same
 // table gets is nobody's memory: crafted, or a stale copy.
 constexpr uint64_t kNegligible = 256;
-// The direct map's base the kernel image holds gives way to the pointers when the other aliases
-// of its tables get more than kOverrule times the pointers its own aliases get (paging::enumerate).
+// The direct map's base the kernel image holds gives way to the pointers when another 1 GiB-aligned
+// address the tables map to physical 0 gets more than kOverrule times its pointers (paging::enumerate).
 constexpr uint64_t kOverrule = 16;
 
 // How a walk uses the pointer evidence: not at all (lowest addresses kept), to record each key's
@@ -274,6 +274,41 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
     return ev;
 }
 
+namespace {
+
+// Of the 1 GiB-aligned kernel addresses outside the x86-64 image window, other than `except`, that
+// the tables under `root` map to physical 0, the most pointers the dump has into one's granule (0
+// when none). Follows present entries down to the 1 GiB level only, at most 2^20 of them (LA57
+// tables could fan out to 2^26).
+uint64_t most_pointed_zero_alias(const Scheme& s, const PhysicalLayer& phys, uint64_t root, uint64_t kernel_base,
+                                 const PointerEvidence& ev, uint64_t except) {
+    constexpr unsigned kGiBShift = 30;
+    uint64_t best = 0;
+    uint64_t visits = 0;
+    auto walk = [&](auto&& self, unsigned level, uint64_t table, uint64_t vbase) -> void {
+        const Level& L = s.levels[level];
+        const uint8_t* t = phys.find(table, s.table_bytes(level));
+        if (!t) return;
+        for (uint64_t i = 0; i < (uint64_t{1} << L.bits) && ++visits <= (uint64_t{1} << 20); ++i) {
+            const uint64_t va = s.canonical(vbase + (i << L.shift));
+            if (va + ((uint64_t{1} << L.shift) - 1) < kernel_base) continue;
+            const uint64_t e = s.entry(t, i);
+            if (!(e & kPresent)) continue;
+            if (L.shift > kGiBShift) {
+                if (!(L.large_ok && (e & kPageSize))) self(self, level + 1, e & s.addr_mask, va);
+                continue;
+            }
+            if (va == except || va < kernel_base || va - s.anchor_vaddr < s.text_window) continue;
+            if (resolve(s, phys, root, va).first != uint64_t{0}) continue;
+            best = std::max(best, ev.score(va, 1));
+        }
+    };
+    if (s.sign_extend && s.levels[0].shift > kGiBShift) walk(walk, 0, root, 0);
+    return best;
+}
+
+}  // namespace
+
 // Enumerates every mapped page at or above kernel_base whose backing is present.
 //
 // Work bound, by what the dump holds rather than by what the tables claim:
@@ -319,41 +354,6 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
 // Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
 // clone bases written into the kernel image as well (no anchor then), and LA57 clones within the
 // direct map's 512 GiB granule when no anchor is found.
-namespace {
-
-// Of the 1 GiB-aligned kernel addresses outside the x86-64 image window, other than `except`, that
-// the tables under `root` map to physical 0: the one whose granule the dump's pointers use most,
-// and that count ({0, 0} when none). Follows present entries down to the 1 GiB level only, at most
-// 2^20 of them (LA57 tables could fan out to 2^26).
-std::pair<uint64_t, uint64_t> best_zero_alias(const Scheme& s, const PhysicalLayer& phys, uint64_t root,
-                                              uint64_t kernel_base, const PointerEvidence& ev, uint64_t except) {
-    constexpr unsigned kGiBShift = 30;
-    std::pair<uint64_t, uint64_t> best{0, 0};
-    uint64_t visits = 0;
-    auto walk = [&](auto&& self, unsigned level, uint64_t table, uint64_t vbase) -> void {
-        const Level& L = s.levels[level];
-        const uint8_t* t = phys.find(table, s.table_bytes(level));
-        if (!t) return;
-        for (uint64_t i = 0; i < (uint64_t{1} << L.bits) && ++visits <= (uint64_t{1} << 20); ++i) {
-            const uint64_t va = s.canonical(vbase + (i << L.shift));
-            if (va + ((uint64_t{1} << L.shift) - 1) < kernel_base) continue;
-            const uint64_t e = s.entry(t, i);
-            if (!(e & kPresent)) continue;
-            if (L.shift > kGiBShift) {
-                if (!(L.large_ok && (e & kPageSize))) self(self, level + 1, e & s.addr_mask, va);
-                continue;
-            }
-            if (va == except || va < kernel_base || va - s.anchor_vaddr < s.text_window) continue;
-            if (resolve(s, phys, root, va).first != uint64_t{0}) continue;
-            if (const uint64_t score = ev.score(va, 1); score > best.second || !best.first) best = {va, score};
-        }
-    };
-    if (s.sign_extend && s.levels[0].shift > kGiBShift) walk(walk, 0, root, 0);
-    return best;
-}
-
-}  // namespace
-
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                              uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
     bool contested = false;
@@ -377,7 +377,7 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     uint64_t anchor_own = 0, anchor_other = 0;
     if (direct_base) {
         anchor_own = ev->score(direct_base, 1);
-        anchor_other = best_zero_alias(s, phys, dtb & s.root_mask, kernel_base, *ev, direct_base).second;
+        anchor_other = most_pointed_zero_alias(s, phys, dtb & s.root_mask, kernel_base, *ev, direct_base);
         if (anchor_other / kOverrule > anchor_own) direct_base = 0;
     }
     // Which aliases of a key the walk reaches depends on the choice made for its parents: one
@@ -405,10 +405,10 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     return chosen;
 }
 
-DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                                          const PointerEvidence& ev) {
-    DirectMapAnchor out;
-    if (!s.sign_extend) return out;
+std::vector<uint64_t> paging::image_base_words(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb,
+                                               uint64_t kernel_base) {
+    std::vector<uint64_t> words;   // distinct 1 GiB-aligned kernel addresses below the image, at most 65
+    if (!s.sign_extend) return words;
     constexpr uint64_t kGiB = uint64_t{1} << 30;
     const uint64_t root = dtb & s.root_mask;
     // The text window's leaves, and the offset (vaddr − paddr) most of its pages share: the image's.
@@ -425,10 +425,9 @@ DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& 
         if (next <= va) break;   // the top of the address space
         va = next;
     }
-    if (pages_at.empty()) return out;
+    if (pages_at.empty()) return words;
     const uint64_t offset = std::max_element(pages_at.begin(), pages_at.end(),
                                              [](const auto& a, const auto& b) { return a.second < b.second; })->first;
-    std::vector<uint64_t> words;   // distinct 1 GiB-aligned kernel addresses below the image, at most 64
     for (const VirtualRun& r : leaves) {
         if (r.vaddr - r.paddr != offset) continue;
         for (uint64_t pa = r.paddr & ~(kPage - 1); pa < r.paddr + r.size && words.size() <= 64; pa += kPage) {
@@ -445,6 +444,14 @@ DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& 
             phys.release(p, kPage);
         }
     }
+    return words;
+}
+
+DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                                          const PointerEvidence& ev) {
+    DirectMapAnchor out;
+    const uint64_t root = dtb & s.root_mask;
+    const std::vector<uint64_t> words = image_base_words(s, phys, dtb, kernel_base);
     uint64_t best = 0, second = 0;   // pointer counts of the two most pointed-to candidates' granules
     for (uint64_t w : words) {
         if (resolve(s, phys, root, w).first != uint64_t{0}) continue;
@@ -452,7 +459,7 @@ DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& 
         ++out.candidates;
         const uint64_t score = ev.score(w, 1);
         if (out.candidates == 1 || score > best) {
-            second = out.candidates == 1 ? 0 : best;
+            second = best;
             best = score;
             out.base = w;
         } else {
