@@ -462,7 +462,9 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     // one shared zero page), else corrupt descriptors (tester 8: both were called a cut file).
     uint64_t unwritten = 0, outside = 0, present_after = 0, present_end = 0;
     std::vector<std::string> unwritten_first;
-    std::vector<uint64_t> unwritten_pfns;   // listed as dumped, no data: undecodable, not cut off
+    // Pages listed as dumped that cannot be decoded (size-0 descriptors, then pages that do not
+    // decompress): d.undecodable, absent but not cut off.
+    std::vector<uint64_t> undecodable_pfns;
     const Page* first_outside = nullptr;
     Page outside_page{};
     for (uint64_t i = 0; i < pfns.size(); ++i) {
@@ -475,7 +477,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         Page p{pfns[i], le64(pd), desc_off + i * kDescSize, le32(pd + 8), le32(pd + 12)};
         if (p.size == 0) {
             if (++unwritten <= 3) unwritten_first.push_back(hex(p.pfn));
-            unwritten_pfns.push_back(p.pfn);
+            undecodable_pfns.push_back(p.pfn);
             continue;
         }
         const uint32_t comp = p.flags & kKnownFlags;
@@ -591,9 +593,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         for (uint64_t i = 0; i < pages.size(); ++i) {
             if (!corrupt[i]) continue;
             if (++n <= 3) first.push_back(hex(pages[i].pfn));
-            auto& u = d.undecodable;
-            if (!u.empty() && u.back().first + u.back().second == pages[i].pfn * bs) u.back().second += bs;
-            else u.push_back({pages[i].pfn * bs, bs});
+            undecodable_pfns.push_back(pages[i].pfn);
         }
         d.lacks(std::string(kind) + " file: " + std::to_string(n) + (n == 1 ? " page does" : " pages do") +
                     " not decompress to block_size " + std::to_string(bs) + " bytes (" + sample_list("pfn", "pfns", first, n) +
@@ -602,21 +602,13 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
                     ": " + first_corrupt.what() + ")",
                 "; they read as absent");
     }
-    // Pages the descriptors list with size 0 (tester 9: 1000 at the end of the file made the
-    // translation call the dump cut at the first of them): memory the file lists and cannot
-    // decode, like corrupt pages, in one ascending list.
-    if (!unwritten_pfns.empty()) {
+    // Size-0 pages count too (tester 9: 1000 at the end of the file made the translation call the
+    // dump cut at the first of them): one ascending list of ranges (each pfn is one or the other).
+    std::sort(undecodable_pfns.begin(), undecodable_pfns.end());
+    for (uint64_t pfn : undecodable_pfns) {
         auto& u = d.undecodable;
-        for (uint64_t pfn : unwritten_pfns) u.push_back({pfn * bs, bs});
-        std::sort(u.begin(), u.end());
-        std::vector<std::pair<uint64_t, uint64_t>> merged;
-        for (const auto& r : u) {
-            if (!merged.empty() && merged.back().first + merged.back().second >= r.first)
-                merged.back().second = std::max(merged.back().first + merged.back().second, r.first + r.second) - merged.back().first;
-            else
-                merged.push_back(r);
-        }
-        u = std::move(merged);
+        if (!u.empty() && u.back().first + u.back().second == pfn * bs) u.back().second += bs;
+        else u.push_back({pfn * bs, bs});
     }
     image->seal();
     for (uint64_t i = 0; i < pages.size(); ++i) {
