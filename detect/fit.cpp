@@ -185,6 +185,10 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     return f;
 }
 
+std::string word_size_text(uint32_t word_size) {
+    return std::to_string(word_size) + "-byte words (" + (word_size == 4 ? "32-bit or PAE" : "x86-64") + " paging)";
+}
+
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
                                 std::vector<std::string>* notes, std::span<const std::string> sources, uint32_t word_size) {
     auto rank = [](BuildMatch m) {
@@ -238,9 +242,8 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
     if (notes)
         for (const auto& [type, width] : other_width)
             if (!by_type.count(type))
-                notes->push_back(type + ": no model for this dump's " + std::to_string(word_size) + "-byte words (" +
-                                 (word_size == 4 ? "32-bit or PAE" : "x86-64") + " paging); its models are for " +
-                                 std::to_string(width) + "-byte words");
+                notes->push_back(type + ": no model for this dump's " + word_size_text(word_size) +
+                                 "; its models are for " + std::to_string(width) + "-byte words");
     for (auto& [type, cands] : by_type) {
         std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.key < b.key; });
         const Candidate& chosen = cands.front();

@@ -106,6 +106,9 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
                                 std::vector<std::string>* notes = nullptr, std::span<const std::string> sources = {},
                                 uint32_t word_size = 0);
+// "4-byte words (32-bit or PAE paging)" / "8-byte words (x86-64 paging)": a graph's word size as
+// the notes and errors about it say it.
+std::string word_size_text(uint32_t word_size);
 
 // The kernel and fit lines dmdetect writes before its detections: for `Json`, one
 // {"record":"kernel",…} line (release, banner, where found; "release":null without a banner) and

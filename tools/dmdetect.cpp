@@ -266,9 +266,8 @@ int run(int argc, char** argv, Communicator& world) {
                 picked.add_model(Model(shipped[i]), shipped_paths[i]);
             for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
             if (picked.model_count() == 0)
-                throw InputError(who + "no shipped model is for this dump's " + std::to_string(graph.params().word_size) +
-                                 "-byte words (" + (graph.params().word_size == 4 ? "32-bit or PAE" : "x86-64") +
-                                 " paging); give --weights");
+                throw InputError(who + "no shipped model is for this dump's " + word_size_text(graph.params().word_size) +
+                                 "; give --weights");
             picked.check_graph(graph);
         }
 
