@@ -359,6 +359,13 @@ std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> runs_of(std::span<const Vi
     return out;
 }
 
+// Whether the real direct map's mapping of 0x10000 (kDirect + 0x10000) is among `t`'s kernel runs.
+bool real_direct_map_kept(const TranslationLayer& t) {
+    for (const auto& r : t.kernel_runs())
+        if (kDirect + 0x10000 - r.vaddr < r.size) return true;
+    return false;
+}
+
 }  // namespace
 
 TEST_CASE("walker: crafted aliases of the direct map lose to the mapping the dump's pointers use (attack 6, B1)") {
@@ -405,9 +412,7 @@ TEST_CASE("walker: crafted aliases of the direct map lose to the mapping the dum
         auto phys = PhysicalLayer::from_bytes(mem.bytes);
         TranslationLayer t(*phys, PagingMode::X86_64_4Level, 0x1000);
         CHECK_FALSE(t.walk_stats().aliases_by_evidence);
-        bool real_kept = false;   // the fifth mapping, skipped
-        for (const auto& r : t.kernel_runs()) real_kept |= kDirect + 0x10000 - r.vaddr < r.size;
-        CHECK_FALSE(real_kept);
+        CHECK_FALSE(real_direct_map_kept(t));   // the fifth mapping, skipped
         REQUIRE(t.warnings().size() == 1);
         CHECK(contains(t.warnings()[0], "the lowest addresses kept"));
     }
@@ -418,9 +423,8 @@ TEST_CASE("walker: pointers sprayed at clones of the direct map do not make them
     // one's 256: by pointer counts alone the clones are the four best aliases.
     for (bool gib_page : {false, true}) {
         CAPTURE(gib_page);
-        const Image honest = build_cloned_direct_map(0, gib_page);
-        auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
-        TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
+        const Layered honest{build_cloned_direct_map(0, gib_page)};
+        const TranslationLayer& h = honest.t;
         SUBCASE("the kernel image holds the direct map's base: the honest mappings exactly, said") {
             const Layered l{build_sprayed_clones(4, gib_page, true)};
             const TranslationLayer& t = l.t;
@@ -445,9 +449,7 @@ TEST_CASE("walker: pointers sprayed at clones of the direct map do not make them
             const Layered l{build_sprayed_clones(3, gib_page, false)};
             const TranslationLayer& t = l.t;
             CHECK(t.translate(kDirect + 0x10000) == 0x10000u);
-            bool real_kept = false;
-            for (const auto& r : t.kernel_runs()) real_kept |= kDirect + 0x10000 - r.vaddr < r.size;
-            CHECK(real_kept);
+            CHECK(real_direct_map_kept(t));
         }
     }
 }
@@ -455,9 +457,8 @@ TEST_CASE("walker: pointers sprayed at clones of the direct map do not make them
 TEST_CASE("walker: the direct-map base in the kernel image is weighed against the dump's pointers (tester 9, T9-1)") {
     for (bool gib_page : {false, true}) {
         CAPTURE(gib_page);
-        const Image honest = build_cloned_direct_map(0, gib_page);
-        auto honest_phys = PhysicalLayer::from_bytes(honest.bytes);
-        TranslationLayer h(*honest_phys, PagingMode::X86_64_4Level, 0x1000);
+        const Layered honest{build_cloned_direct_map(0, gib_page)};
+        const TranslationLayer& h = honest.t;
         SUBCASE("a clone's base beside the real one in the image (freed image pages hold any word): the pointers pick") {
             Image mem = build_cloned_direct_map(gib_page ? 2 : 4, gib_page, true);
             mem.put64(0x3ff000 + 0x30, kDirect - kGiB);
@@ -484,9 +485,7 @@ TEST_CASE("walker: the direct-map base in the kernel image is weighed against th
             const TranslationLayer& t = l.t;
             CHECK(t.translate(kDirect + 0x10000) == 0x10000u);
             CHECK(runs_of(t.distinct_runs()) == runs_of(h.distinct_runs()));
-            bool real_kept = false;
-            for (const auto& r : t.kernel_runs()) real_kept |= kDirect + 0x10000 - r.vaddr < r.size;
-            CHECK(real_kept);
+            CHECK(real_direct_map_kept(t));
             if (gib_page) {   // one alias of a large page is how kernels map their image: no contest, lowest kept
                 CHECK(t.warnings().empty());
                 return;
@@ -510,9 +509,7 @@ TEST_CASE("walker: the direct-map base in the kernel image is weighed against th
             const Layered l{std::move(mem)};
             const TranslationLayer& t = l.t;
             CHECK(t.translate(kDirect + 0x10000) == 0x10000u);
-            bool real_kept = false;
-            for (const auto& r : t.kernel_runs()) real_kept |= kDirect + 0x10000 - r.vaddr < r.size;
-            CHECK(real_kept);
+            CHECK(real_direct_map_kept(t));
             // With the real direct map a 1 GiB page too, the page has three aliases: the choice
             // runs and overrules the base (else two aliases of a large page: no contest, lowest kept).
             CHECK(t.walk_stats().direct_map_overruled == (gib_page ? kDirect + kGiB : 0));
