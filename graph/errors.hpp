@@ -10,10 +10,13 @@
 
 namespace deepmem {
 
-// A malformed input file: `offset` is the byte offset in the file where parsing failed.
+// A malformed input file: `offset` is the byte offset in the file where parsing failed, and
+// what() starts "at file offset 0x…: ". A fault of the whole file (no byte of memory in it) has
+// no offset: what() is the message alone and offset() is 0.
 class FormatError : public std::runtime_error {
 public:
     FormatError(uint64_t offset, const std::string& what);
+    explicit FormatError(const std::string& whole_file) : std::runtime_error(whole_file), offset_(0) {}
     uint64_t offset() const noexcept { return offset_; }
 private:
     uint64_t offset_;

@@ -279,6 +279,9 @@ public:
     struct WalkStats {
         uint64_t tables = 0, absent_tables = 0, loops = 0, reserved = 0, aliases_skipped = 0, distinct_pages = 0;
         uint64_t absent_table_pages = 0, absent_bytes = 0;
+        // Of absent_tables, the entries found in malformed tables (paging::TableVerdict): junk
+        // pointing anywhere, where absent tables under sound ones say the dump was cut.
+        uint64_t absent_tables_malformed = 0;
         uint64_t aliases_espfix = 0;   // of aliases_skipped, those in the x86-64 espfix area (by design)
         // The 4 KiB pages those skipped mappings span (a skipped table entry: its whole span), and
         // of them the espfix area's; what the crafted-tables warning weighs.

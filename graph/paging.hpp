@@ -168,6 +168,18 @@ struct DirectMapAnchor {
 DirectMapAnchor direct_map_anchor(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                                   const PointerEvidence& ev);
 
+// A page table's nonzero entries as the kernel writes them (Intel SDM vol. 3A §4.4–4.5): `good`
+// ones are present (a large page's base without reserved bits); `bad` ones are not present, or
+// a large page with reserved bits, which no kernel leaves in a table it uses (Linux clears
+// entries it drops: pte_clear, pmd_clear). A present entry pointing at a table absent from the
+// dump is neither (a cut dump, holes). Malformed: more than 1 bad per 4 good. The root search
+// weighs candidate roots by it; the walker tells junk from a cut by it (translation.cpp).
+struct TableVerdict {
+    uint64_t good = 0, bad = 0;
+    bool malformed() const noexcept { return bad * 4 > good; }
+};
+TableVerdict judge_table(const Scheme& s, const PhysicalLayer& phys, const uint8_t* table, unsigned level);
+
 struct WalkResult {
     std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
     std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr

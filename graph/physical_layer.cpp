@@ -236,7 +236,9 @@ struct PhysicalLayerParsers {
         if (layer->runs_.empty()) {
             std::string why;   // what is wrong with the file, else what the parser kept going past
             for (const auto& w : d.faults.empty() ? layer->warnings_ : d.faults) why += "; " + w;
-            throw FormatError(0, std::string("no physical memory in the ") + format_noun(format) +
+            // About the whole file, not one offset (tester 10: "at file offset 0x0" for a kdump
+            // whose descriptors all have size 0 pointed at nothing wrong).
+            throw FormatError(std::string("no physical memory in the ") + format_noun(format) +
                                      " (expected at least one non-empty range)" + why);
         }
         return layer;

@@ -180,26 +180,16 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
         (kernel ? c.kernel_entries : c.user_entries)++;
     }
     if (c.kernel_entries < s.min_kernel_entries) return std::nullopt;
-    const Level& L1 = s.levels[1];
-    const bool leaf1 = s.nlevels == 2;
-    uint64_t good = 0, sound = 0, malformed = 0;   // good entries of sound tables; tables by verdict
+    // Good entries of sound tables, and of malformed ones; tables by verdict.
+    uint64_t good = 0, good_malformed = 0, sound = 0, malformed = 0;
     for (size_t k = 0; k < nchildren; ++k) {
-        const uint8_t* ct = phys.find(children[k], s.table_bytes(1));
-        uint64_t g = 0, b = 0;
-        for (uint64_t i = 0; i < (uint64_t{1} << L1.bits); ++i) {
-            uint64_t e = s.entry(ct, i);
-            if (e == 0) continue;
-            bool ok = (e & kPresent) != 0;
-            if (ok && L1.large_ok && (e & kPageSize)) ok = s.large_base(e, L1.shift).has_value();
-            else if (ok && !leaf1 && !phys.find(e & s.addr_mask, s.table_bytes(2))) continue;   // absent: no evidence
-            (ok ? g : b)++;
-        }
-        if (b * 4 > g) ++malformed;
-        else if (g > 0) ++sound, good += g;
+        const TableVerdict v = judge_table(s, phys, phys.find(children[k], s.table_bytes(1)), 1);
+        if (v.malformed()) ++malformed, good_malformed += v.good;
+        else if (v.good > 0) ++sound, good += v.good;
     }
     if (good == 0 && malformed == 0 && c.absent_children == 0) return std::nullopt;
     c.weak = sound == 0 && malformed > 0;
-    c.child_entries = good;
+    c.child_entries = c.weak ? good_malformed : good;   // a weak root's good entries keep it a candidate
     return c;
 }
 
@@ -713,7 +703,12 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     }
     if (!best)
         throw InputError(diagnosis(phys, data_pages, cands, best_implausible ? &*best_implausible : nullptr));
-    return checked(phys, best->c->mode, best->c->dtb, "searched:");
+    TranslationLayer t = checked(phys, best->c->mode, best->c->dtb, "searched:");
+    if (best->c->weak)   // the fallback: say so
+        t.root_notes_.push_back("translation: root " + hex(t.dtb()) + " (" + to_string(t.mode()) +
+                                ") is used although its kernel tables are malformed (entries no kernel writes), "
+                                "because no root with sound tables maps a kernel: what it maps may be partly junk");
+    return t;
 }
 
 }  // namespace deepmem

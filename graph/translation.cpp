@@ -470,6 +470,21 @@ DirectMapAnchor paging::direct_map_anchor(const Scheme& s, const PhysicalLayer& 
     return out;
 }
 
+TableVerdict paging::judge_table(const Scheme& s, const PhysicalLayer& phys, const uint8_t* table, unsigned level) {
+    const Level& L = s.levels[level];
+    const bool leaf = level + 1u == s.nlevels;
+    TableVerdict v;
+    for (uint64_t i = 0; i < (uint64_t{1} << L.bits); ++i) {
+        const uint64_t e = s.entry(table, i);
+        if (e == 0) continue;
+        bool ok = (e & kPresent) != 0;
+        if (ok && L.large_ok && (e & kPageSize)) ok = s.large_base(e, L.shift).has_value();
+        else if (ok && !leaf && !phys.find(e & s.addr_mask, s.table_bytes(level + 1))) continue;   // absent: no evidence
+        (ok ? v.good : v.bad)++;
+    }
+    return v;
+}
+
 namespace {
 
 WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
@@ -505,8 +520,9 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
             absent_capped = true;
         }
     };
-    auto absent_table = [&](uint64_t table, uint64_t va, uint64_t span) {
+    auto absent_table = [&](uint64_t table, uint64_t va, uint64_t span, bool under_malformed) {
         ++res.stats.absent_tables;
+        res.stats.absent_tables_malformed += under_malformed;
         res.absent_lo = std::min(res.absent_lo, table);
         res.absent_hi = std::max(res.absent_hi, table);
         const uint64_t lost = va < kernel_base ? span - (kernel_base - va) : span;
@@ -574,12 +590,13 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     };
     auto walk = [&](auto&& self, unsigned level, uint64_t table, uint64_t vbase) -> void {
         const uint8_t* t = phys.find(table, s.table_bytes(level));
-        if (!t) { absent_table(table, kernel_base, 0); return; }   // the root (callers check it is present)
+        if (!t) { absent_table(table, kernel_base, 0, false); return; }   // the root (callers check it is present)
         count_table();
         if (!phys.has_data(table, s.table_bytes(level))) return;   // a hole of a sparse file: all zeros
         path[level] = table;
         const Level& L = s.levels[level];
         const uint64_t n = uint64_t{1} << L.bits, span = uint64_t{1} << L.shift;
+        std::optional<bool> malformed;   // judged once, on this table's first absent child
         for (uint64_t i = 0; i < n; ++i) {
             uint64_t va = level == 0 ? s.canonical(i << L.shift) : vbase + i * span;
             if (va + (span - 1) < kernel_base) continue;
@@ -599,7 +616,11 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
             }
             uint64_t next = e & s.addr_mask;
             if (std::find(path, path + level + 1, next) != path + level + 1) { ++res.stats.loops; continue; }
-            if (!phys.find(next, s.table_bytes(level + 1))) { absent_table(next, va, span); continue; }
+            if (!phys.find(next, s.table_bytes(level + 1))) {
+                if (!malformed) malformed = judge_table(s, phys, t, level).malformed();
+                absent_table(next, va, span, *malformed);
+                continue;
+            }
             if (one_alias_too_many(next | (level + 1), va, span)) continue;
             if (level + 1 == last) {
                 count_table();
@@ -876,9 +897,10 @@ std::vector<std::string> TranslationLayer::warnings() const {
         if (corrupt == absent_sample_.size())   // first: pages listed past the last decodable one are not a cut
             line += ", in " + std::string(n == 1 ? "a page" : "pages") + " the dump lists but cannot decode (corrupt or "
                     "never written)";
-        else if (beyond == absent_sample_.size())
+        else if (beyond == absent_sample_.size())   // a cut, unless only malformed tables point there
             line += ", " + std::string(n == 1 ? "it lies" : "they lie") + " beyond its end at " + hex(phys_->max_paddr()) +
-                    " (a cut dump?)";
+                    (st.absent_tables_malformed == st.absent_tables ? " (entries of malformed tables: junk, not a cut)"
+                                                                    : " (a cut dump?)");
         line += "; up to " + format_bytes(st.absent_bytes) + " of kernel address space " +
                 (n == 1 ? "it maps" : "they map") + " cannot be read (" + std::to_string(st.absent_tables) +
                 (st.absent_tables == 1 ? " entry" : " entries") + " under " + hex(dtb_) + ")";

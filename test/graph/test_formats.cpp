@@ -544,9 +544,8 @@ TEST_CASE("formats: errors name what is wrong with the file, by the header field
     SUBCASE("a sub_hdr_size under the notes cap that puts the bitmaps past the end: no memory, and why") {
         auto k = good;
         put_le(k, 432, 4, 9000);   // sub_hdr_size: 9000 blocks, 35 MiB (under 64 MiB of notes)
-        const auto e = format_error([&] { PhysicalLayer::from_bytes(k); });
-        const std::string m = e.second;
-        CHECK(m == "at file offset 0x0: no physical memory in the kdump file (expected at least one non-empty range); "
+        const std::string m = format_error([&] { PhysicalLayer::from_bytes(k); }).second;
+        CHECK(m == "no physical memory in the kdump file (expected at least one non-empty range); "
                    "truncated kdump file (" + hex(k.size()) + " bytes): no dumped page can be listed (the file ends at " +
                    hex(k.size()) + ", before the page bitmaps at offset 0x2329000 that disk_dump_header sub_hdr_size "
                    "9000 (blocks of 4096 bytes) places)");
@@ -714,6 +713,13 @@ TEST_CASE("formats: kdump faults are worded as what they are (tester 8, F6)") {
         CHECK(p->undecodable(0x31fff));
         CHECK(!p->undecodable(0x32000));
         CHECK(p->undecodable_bytes() == 2 * 4096);
+        // All of them size 0: refused as a whole file, at no offset (tester 10: "at file offset
+        // 0x0" pointed at the header, which is sound).
+        const uint64_t descriptors = (1 + read_le(k, 432, 4) + read_le(k, 436, 4)) * read_le(k, 428, 4);   // as kdump_desc_of
+        for (uint64_t i = 0; i < pages; ++i) put_le(k, descriptors + 24 * i + 8, 4, 0);
+        const std::string m = format_error([&] { PhysicalLayer::from_bytes(k); }).second;
+        CHECK(m.starts_with("no physical memory in the kdump file (expected at least one non-empty range); kdump file: " +
+                            std::to_string(pages) + " of " + std::to_string(pages) + " page descriptors have size 0"));
     }
     SUBCASE("descriptors pointing outside the file (kcorrupt.py offneg, offhuge): corrupt, not a cut file") {
         for (uint64_t off : {~uint64_t{0}, uint64_t{1} << 62}) {

@@ -583,11 +583,39 @@ TEST_CASE("root search: junk in a few empty kernel tables does not hide the kern
             for (int i = 0; i < 3; ++i) mem.put64(pdpt + 8 * i, 0x4141414141414140ull);
         }
         auto phys = PhysicalLayer::from_bytes(mem.bytes);
-        auto t = TranslationLayer::search(*phys);   // 3 tables: more malformed than sound, walked as the fallback
+        auto t = TranslationLayer::search(*phys);   // 3 tables: more malformed than sound, but the root has sound ones
         CHECK(t.dtb() == 0x1000);
         CHECK(t.mode() == PagingMode::X86_64_4Level);
         CHECK(t.translate(0xffff800000000000ull + 0x10000) == 0x10000u);
     }
+}
+
+TEST_CASE("root search: a root with only malformed tables is used as the fallback, and said to be (tester 10)") {
+    // Each kernel table of build_x64_4level gets two non-present junk words beside its one good
+    // entry (malformed: more than 1 bad per 4 good), and the PDPT under [511] an entry pointing at
+    // a page directory past the dump's end. No other root maps a kernel, so this weak root is
+    // walked; the table past the end is one of its junk entries, not evidence of a cut dump.
+    Image mem = build_x64_4level();
+    for (uint64_t table : {0x5000u, 0x2000u})
+        for (int i = 100; i < 102; ++i) mem.put64(table + 8 * i, 0x4141414141414140ull);
+    mem.put64(0x2000 + 7 * 8, 0x7f000000 | P | RW);
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    auto t = TranslationLayer::search(*phys);
+    CHECK(t.dtb() == 0x1000);
+    CHECK(t.translate(0xffff800000000000ull + 0x10000) == 0x10000u);
+    const auto w = t.warnings();
+    REQUIRE(w.size() == 2);
+    CHECK(contains(w[0], "root 0x1000 (x64) is used although its kernel tables are malformed"));
+    CHECK(contains(w[1], "1 page-table page is not in the dump (paddr 0x7f000000), it lies beyond its end at 0x400000 "
+                         "(entries of malformed tables: junk, not a cut)"));
+    CHECK(!contains(w[1], "a cut dump"));
+    // The same entry past the end under sound tables: a cut dump, as before.
+    Image sound = build_x64_4level();
+    sound.put64(0x2000 + 7 * 8, 0x7f000000 | P | RW);
+    auto sound_phys = PhysicalLayer::from_bytes(sound.bytes);
+    const auto ws = TranslationLayer::search(*sound_phys).warnings();
+    REQUIRE(ws.size() == 1);
+    CHECK(contains(ws[0], "(a cut dump?)"));
 }
 
 TEST_CASE("root search: entries pointing past the dump do not hide the kernel's root (attack 6, B2)") {
