@@ -161,7 +161,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         const KeyNode& k = model.key_nodes[c];
         total += k.weight;
         if (agreement.objects < kMinAgreementObjects || c >= agreement.key_votes.size() || k.weight < kSureKeyWeight) continue;
-        if (double(agreement.key_votes[c]) >= 0.5 * k.weight * double(agreement.objects)) continue;
+        if (double(agreement.key_votes[c]) >= 0.5 * k.weight * double(agreement.agreeing)) continue;
         f.missing.push_back(std::to_string(k.offset) + "/" + std::to_string(k.length));
         missing += k.weight;
     }
@@ -171,7 +171,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         for (const std::string& k : f.missing) names += (names.empty() ? "" : ", ") + k;
         why.push_back("key node" + std::string(f.missing.size() > 1 ? "s " : " ") + names + " (" + percent(missing / total) +
                       " of the key-node weight, in nearly every trained object) voted for at most half as many of the " +
-                      std::to_string(agreement.objects) + " candidate objects: the struct layout differs");
+                      std::to_string(agreement.agreeing) + " agreeing candidate objects: the struct layout differs");
     }
     const double floor = f.expected.value_or(kExpectedAgreement) - kAgreementMargin;
     if (!per_build && agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {

@@ -117,7 +117,7 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
     CHECK_FALSE(f.fits);         // ... but key node 4 is gone
     CHECK(f.missing == std::vector<std::string>{"392/120"});
     CHECK(f.reason == "key node 392/120 (25.0% of the key-node weight, in nearly every trained object) voted for at most "
-                      "half as many of the 24 candidate objects: the struct layout differs");
+                      "half as many of the 24 agreeing candidate objects: the struct layout differs");
 
     // On the layout it learned, every key node votes for every object.
     d.detect(objects_graph(24, test::Layout::Trained), opt);
@@ -127,6 +127,16 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
     Model rare = test::marker_model("thing", 2.5f);
     rare.key_nodes[3].weight = 0.6f;
     CHECK(assess_fit(rare, "rare", std::nullopt, a).fits);
+    // A model that splits votes by design (validation agreement 11 of 23, as the 32-bit module
+    // model): 12 candidate objects of which the 5 real ones agree, every key node voting for
+    // those 5. Judged against all 12, every key node looked missing.
+    Model split = test::marker_model("thing", 2.5f);
+    split.provenance.validation_objects = 23;
+    split.provenance.validation_agreeing = 11;
+    CHECK(assess_fit(split, "split", std::nullopt, VoteAgreement{12, 5, {5, 5, 5, 5}}).fits);
+    const ModelFit gone = assess_fit(split, "split", std::nullopt, VoteAgreement{12, 5, {5, 5, 5, 2}});
+    CHECK_FALSE(gone.fits);
+    CHECK(gone.missing == std::vector<std::string>{"392/120"});
 }
 
 TEST_CASE("fit: agreement rows add the competing voters that the voting rows leave out") {
