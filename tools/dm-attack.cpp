@@ -145,12 +145,14 @@ public:
         }
         return true;
     }
-    bool write64(uint64_t va, uint64_t v) { return write(va, &v, 8); }
-    std::optional<uint64_t> read64(uint64_t va) const {
-        uint64_t v;
-        if (!mem_->read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 8))) return std::nullopt;
-        return v;
+    // A kernel pointer's bytes: 8 under x86-64 paging, 4 under 32-bit and PAE paging (i386).
+    uint64_t word() const {
+        const PagingMode m = tl_->mode();
+        return m == PagingMode::X86_PAE || m == PagingMode::X86_32 ? 4 : 8;
     }
+    // A pointer (word() bytes, little-endian) at va.
+    bool write_ptr(uint64_t va, uint64_t v) { return write(va, &v, word()); }
+    std::optional<uint64_t> read_ptr(uint64_t va) const { return mem_->word(va, word()); }
     std::optional<uint32_t> read32(uint64_t va) const {
         uint32_t v;
         if (!mem_->read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4))) return std::nullopt;
@@ -209,6 +211,18 @@ std::set<uint64_t> kernel_table_pages(WritableDump& dump) {
     return tables;
 }
 
+// The direct map [base, base + span): x86-64, page_offset_base's value (arch/x86/kernel/head64.c)
+// and its 64 TiB ceiling, here 1 TiB; 32-bit and PAE, PAGE_OFFSET (the kernel's lowest address,
+// 0xc0000000 under Debian's 3G/1G split) and lowmem's 896 MiB (arch/x86/include/asm/page_32_types.h).
+// nullopt when x86-64 symbols lack page_offset_base.
+std::optional<std::pair<uint64_t, uint64_t>> direct_map(const WritableDump& dump, const KernelTypesAndSymbols& kernel) {
+    if (dump.word() == 4) return std::pair{dump.tl().kernel_base(), uint64_t{896} << 20};
+    auto pob = kernel.symbols ? kernel.symbols->address("page_offset_base") : std::nullopt;
+    auto base = pob ? dump.read_ptr(*pob) : std::nullopt;
+    if (!base) return std::nullopt;
+    return std::pair{*base, uint64_t{1} << 40};
+}
+
 int run(int argc, char** argv) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")("in", po::value<std::string>()->required(), "dataset dump directory")(
@@ -258,7 +272,8 @@ int run(int argc, char** argv) {
     if (same_file(in.string(), out.string()))
         throw InputError("refusing to write into " + out.string() + ": it is the input directory " + in.string());
     const std::string inputs[] = {(in / "dump.elf").string(), (in / "labels.jsonl").string(),
-                                  (in / "labels.tsv").string(), (in / "kallsyms").string(), (in / "vmlinuz").string()};
+                                  (in / "labels.tsv").string(), (in / "kallsyms").string(), (in / "vmlinuz").string(),
+                                  (in / "vmlinux").string(), (in / "System.map").string()};
     const std::string outputs[] = {(out / "dump.elf").string(), (out / "labels.jsonl").string(),
                                    (out / "labels.tsv").string(), (out / "attack.json").string()};
     refuse_output_over_inputs(outputs, inputs);
@@ -273,7 +288,11 @@ int run(int argc, char** argv) {
         fs::create_symlink(fs::canonical(in / f), out / f);
         return std::optional<std::string>((in / f).string());
     };
-    const std::optional<std::string> vmlinuz = beside("vmlinuz"), kallsyms_file = beside("kallsyms");
+    // The kernel's types and symbols as make-dataset labelled the dump: vmlinuz (its .BTF) and the
+    // guest's kallsyms; for a build without BTF (Debian's 686-pae) the -dbg package's vmlinux
+    // (DWARF) and System.map (its data symbols: no CONFIG_KALLSYMS_ALL there).
+    const std::optional<std::string> vmlinuz = beside("vmlinuz"), kallsyms_file = beside("kallsyms"),
+                                     vmlinux = beside("vmlinux"), system_map = beside("System.map");
     AtomicFile dump_out((out / "dump.elf").string());
     dump_out.write(MappedFile((in / "dump.elf").string()).bytes());
 
@@ -281,7 +300,10 @@ int run(int argc, char** argv) {
     WritableDump dump(dump_out.fd(), dump_out.path());
     const KernelMemory& mem = dump.mem();
     const uint64_t kbase = dump.tl().kernel_base();
-    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(dump.tl(), vmlinuz, kallsyms_file);
+    const uint64_t W = dump.word();   // list_head / hlist_node links are pointers of W bytes
+    const KernelTypesAndSymbols kernel =
+        vmlinux ? kernel_types_and_symbols(dump.tl(), vmlinux, kallsyms_file, system_map)
+                : kernel_types_and_symbols(dump.tl(), vmlinuz, kallsyms_file);
     for (const auto& n : kernel.notes) std::fprintf(stderr, "dm-attack: note: %s\n", n.c_str());
     std::mt19937_64 rng(seed);
 
@@ -310,12 +332,12 @@ int run(int argc, char** argv) {
         std::sort(leaders.begin(), leaders.end());
         // One struct pid's hlist: removes `node` (a task's pid_links[k]) the way hlist_del does.
         auto unhash = [&](uint64_t node) {
-            auto next = dump.read64(node), pprev = dump.read64(node + 8);
+            auto next = dump.read_ptr(node), pprev = dump.read_ptr(node + W);
             if (!next || !pprev || *pprev == 0) return false;
-            dump.write64(*pprev, *next);
-            if (*next) dump.write64(*next + 8, *pprev);
-            dump.write64(node, 0);
-            dump.write64(node + 8, node);
+            dump.write_ptr(*pprev, *next);
+            if (*next) dump.write_ptr(*next + W, *pprev);
+            dump.write_ptr(node, 0);
+            dump.write_ptr(node + W, node);
             return true;
         };
         for (uint64_t l : leaders) {
@@ -323,27 +345,27 @@ int run(int argc, char** argv) {
             const std::string comm = comm_of(mem, l, off);
             // Threads first, from the signal's thread list (before anything is changed).
             std::vector<uint64_t> group{l};
-            if (auto sig = dump.read64(l + off.signal)) {
+            if (auto sig = dump.read_ptr(l + off.signal)) {
                 const uint64_t head = *sig + off.thread_head;
-                auto cur = dump.read64(head);
+                auto cur = dump.read_ptr(head);
                 for (int k = 0; cur && *cur != head && *cur >= kbase && k < 100000; ++k) {
                     const uint64_t t = *cur - off.thread_node;
                     if (t != l) group.push_back(t);
-                    cur = dump.read64(*cur);
+                    cur = dump.read_ptr(*cur);
                 }
             }
             // init_task.tasks: list_del_init(&leader->tasks).
             const uint64_t node = l + off.tasks;
-            auto next = dump.read64(node), prev = dump.read64(node + 8);
+            auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
             if (!next || !prev) throw InputError("task " + hex(l) + ": tasks unreadable");
-            dump.write64(*prev, *next);
-            dump.write64(*next + 8, *prev);
-            dump.write64(node, node);
-            dump.write64(node + 8, node);
+            dump.write_ptr(*prev, *next);
+            dump.write_ptr(*next + W, *prev);
+            dump.write_ptr(node, node);
+            dump.write_ptr(node + W, node);
             std::string tasks;
             for (uint64_t t : group) {
                 uint64_t unhashed = 0;
-                for (uint64_t k = 0; k < off.pid_types; ++k) unhashed += unhash(t + off.pid_links + k * 16);
+                for (uint64_t k = 0; k < off.pid_types; ++k) unhashed += unhash(t + off.pid_links + k * 2 * W);
                 tasks += std::string(tasks.empty() ? "" : ",") + "{\"vaddr\":\"" + hex(t) + "\",\"pid\":" +
                          std::to_string(*dump.read32(t + off.pid)) + ",\"pid_links_unhashed\":" + std::to_string(unhashed) + "}";
             }
@@ -377,16 +399,18 @@ int run(int argc, char** argv) {
                     what = "comm[0]", written = changed = 1;
                 } else {   // pslist: off the list it walks (init_task.tasks for a leader, the thread list else)
                     const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
-                    const auto next = dump.read64(node), prev = dump.read64(node + 8);
-                    if (!next || !prev || !dump.write64(*prev, *next) || !dump.write64(*next + 8, *prev)) continue;
+                    const auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
+                    if (!next || !prev || !dump.write_ptr(*prev, *next) || !dump.write_ptr(*next + W, *prev)) continue;
                     what = pid == tgid ? "tasks" : "thread_node";
-                    written = 16, changed = differing_bytes(node, *next) + differing_bytes(node, *prev);
+                    written = 2 * W, changed = differing_bytes(node, *next) + differing_bytes(node, *prev);
                 }
                 add_change("{\"vaddr\":\"" + hex(t) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
                            ",\"leader\":" + (pid == tgid ? "true" : "false") + ",\"field\":\"" + what +
                            "\",\"bytes_written\":" + std::to_string(written) + ",\"bytes_changed\":" + std::to_string(changed) + "}");
             }
         } else {
+        if (W != 8) throw InputError("hide: the search (train/hide.hpp) edits 8-byte words; this dump has " + std::to_string(W) +
+                                     "-byte pointers (32-bit or PAE paging)");
         const std::string weights = vm["weights"].as<std::string>();
         Detector det;
         det.add_model(weights);
@@ -421,7 +445,7 @@ int run(int argc, char** argv) {
                 std::memcpy(&c.value, bytes.data() + w, 8);
                 c.replacements.push_back(0);
                 for (uint64_t o : others)
-                    if (auto v = dump.read64(o + w)) c.replacements.push_back(*v);
+                    if (auto v = dump.read_ptr(o + w)) c.replacements.push_back(*v);
                 cands.push_back(std::move(c));
             }
             const size_t outside = cands.size();
@@ -431,7 +455,7 @@ int run(int argc, char** argv) {
                                              model.threshold, kbase);
             std::string edits;
             for (const WordEdit& e : r.edits) {
-                dump.write64(t + e.offset, e.new_value);
+                dump.write_ptr(t + e.offset, e.new_value);
                 edits += std::string(edits.empty() ? "" : ",") + "{\"offset\":" + std::to_string(e.offset) + ",\"old\":\"" +
                          hex(e.old_value) + "\",\"new\":\"" + hex(e.new_value) + "\"}";
             }
@@ -445,7 +469,7 @@ int run(int argc, char** argv) {
             // next->prev = prev (16 bytes written); the bytes that differ are those of the old value
             // (the task's own node) against the new one.
             const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
-            const auto next = dump.read64(node), prev = dump.read64(node + 8);
+            const auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
             const std::string pslist_differ =
                 next && prev ? std::to_string(differing_bytes(node, *next) + differing_bytes(node, *prev)) : std::string("null");
             char fig[160];
@@ -508,14 +532,12 @@ int run(int argc, char** argv) {
         const std::set<uint64_t> tables = kernel_table_pages(dump);
         // Candidate pages: present, non-zero, under the direct map (the lowest kernel run start is
         // page_offset_base), not a page table; each once, by its physical address.
-        auto pob = kernel.symbols ? kernel.symbols->address("page_offset_base") : std::nullopt;
-        std::optional<uint64_t> base;
-        if (pob) base = dump.read64(*pob);
-        if (!base) throw InputError("smear: page_offset_base unknown (no kallsyms in the dump or DUMP_DIR)");
+        const auto dm = direct_map(dump, kernel);
+        if (!dm) throw InputError("smear: page_offset_base unknown (no kallsyms in the dump or DUMP_DIR)");
         std::set<uint64_t> seen;
         std::vector<uint64_t> pages;
         for (const VirtualRun& r : dump.tl().kernel_runs()) {
-            if (r.vaddr < *base || r.vaddr >= *base + (uint64_t{1} << 40)) continue;
+            if (r.vaddr < dm->first || r.vaddr >= dm->first + dm->second) continue;
             for (uint64_t p = 0; p + 4096 <= r.size; p += 4096) {
                 const uint64_t pa = r.paddr + p;
                 const uint8_t* page = dump.at_physical(pa);
@@ -554,14 +576,14 @@ int run(int argc, char** argv) {
             ++objects;
             // Candidate bytes (noise) or words (plant) outside pointer words.
             std::vector<uint64_t> cand;
-            for (uint64_t w = 0; w < t.size; w += 8) {
+            for (uint64_t w = 0; w < t.size; w += W) {
                 const uint64_t at = t.vaddr + w;
                 uint64_t v = 0;
-                const uint64_t n = std::min<uint64_t>(8, t.size - w);
+                const uint64_t n = std::min<uint64_t>(W, t.size - w);
                 std::memcpy(&v, buf.data() + w, n);
-                if (at % 8 == 0 && n == 8 && v >= kbase) continue;   // a pointer word
+                if (at % W == 0 && n == W && v >= kbase) continue;   // a pointer word
                 if (noise) for (uint64_t b = 0; b < n; ++b) cand.push_back(w + b);
-                else if (n == 8 && at % 8 == 0) cand.push_back(w);
+                else if (n == W && at % W == 0) cand.push_back(w);
             }
             if (noise) {
                 const uint64_t k = static_cast<uint64_t>(std::llround(fraction * double(cand.size())));
@@ -578,8 +600,8 @@ int run(int argc, char** argv) {
                     uint64_t target;
                     do target = live_tasks[rng() % live_tasks.size()];
                     while (target == t.vaddr);
-                    const uint64_t p = target + (rng() % (t.size / 8)) * 8;
-                    dump.write64(t.vaddr + cand[i], p);
+                    const uint64_t p = target + (rng() % (t.size / W)) * W;
+                    dump.write_ptr(t.vaddr + cand[i], p);
                     ++planted;
                 }
             }
@@ -588,25 +610,21 @@ int run(int argc, char** argv) {
             add_change("{\"objects\":" + std::to_string(objects) + ",\"non_pointer_bytes\":" + std::to_string(bytes_total) +
                        ",\"bytes_mutated\":" + std::to_string(bytes_changed) + "}");
         } else {
-            // Flood: all-zero pages of the direct map (the lowest kernel run start is page_offset_base).
+            // Flood: all-zero pages of the direct map.
             uint64_t zero_pages = 0, flooded = 0;
-            auto pob = kernel.symbols ? kernel.symbols->address("page_offset_base") : std::nullopt;
-            std::optional<uint64_t> base;
-            if (pob) base = dump.read64(*pob);
+            const auto dm = direct_map(dump, kernel);
             std::vector<uint8_t> page(4096);
             for (const VirtualRun& r : dump.tl().kernel_runs()) {
-                if (!base || r.vaddr < *base || r.vaddr >= *base + (uint64_t{1} << 40)) continue;
+                if (!dm || r.vaddr < dm->first || r.vaddr >= dm->first + dm->second) continue;
                 for (uint64_t p = 0; p < r.size; p += 4096) {
                     if (!mem.read(r.vaddr + p, page)) continue;
                     if (std::any_of(page.begin(), page.end(), [](uint8_t c) { return c != 0; })) continue;
                     ++zero_pages;
                     if (std::uniform_real_distribution<double>(0, 1)(rng) >= fraction || live_tasks.empty()) continue;
                     ++flooded;
-                    for (uint64_t w = 0; w < 4096; w += 8) {
-                        const uint64_t target = live_tasks[rng() % live_tasks.size()];
-                        std::memcpy(page.data() + w, &target, 8);
-                        const uint64_t v = target + (rng() % 64) * 8;
-                        std::memcpy(page.data() + w, &v, 8);
+                    for (uint64_t w = 0; w < 4096; w += W) {
+                        const uint64_t v = live_tasks[rng() % live_tasks.size()] + (rng() % 64) * W;
+                        std::memcpy(page.data() + w, &v, W);
                     }
                     dump.write(r.vaddr + p, page.data(), page.size());
                 }

@@ -29,7 +29,7 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmbaseline pslist|psscan DUMP [--kallsyms FILE] [--vmlinuz FILE] [--format table|json|csv]\n"
+    "usage: dmbaseline pslist|psscan DUMP [--kallsyms FILE] [--vmlinuz FILE] [--system-map FILE] [--format table|json|csv]\n"
     "                  [--output FILE] [--format-dump auto|raw|elf|lime] [--dtb ADDR] [--stats]\n";
 
 int run(int argc, char** argv) {
@@ -38,6 +38,8 @@ int run(int argc, char** argv) {
         "vmlinuz", po::value<std::string>(), "vmlinuz (bzImage) or vmlinux with .BTF, or raw BTF [the dump's own BTF]")(
         "kernel", po::value<std::string>(), "the same as --vmlinuz (dmlabel's name)")(
         "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
+        "system-map", po::value<std::string>(),
+        "the build's System.map: data symbols a kernel without CONFIG_KALLSYMS_ALL leaves out of kallsyms")(
         "format", po::value<std::string>()->default_value("table"), "table|json|csv")(
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
@@ -53,7 +55,7 @@ int run(int argc, char** argv) {
 
     {
         std::vector<std::string> inputs{vm["dump"].as<std::string>()};
-        for (const char* k : {"kallsyms", "vmlinuz", "kernel"})
+        for (const char* k : {"kallsyms", "vmlinuz", "kernel", "system-map"})
             if (vm.count(k)) inputs.push_back(vm[k].as<std::string>());
         refuse_output_or_stdout_over_inputs(vm, inputs);
     }
@@ -66,7 +68,7 @@ int run(int argc, char** argv) {
         return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
     };
     const KernelTypesAndSymbols kernel =
-        kernel_types_and_symbols(tl, vm.count("vmlinuz") ? file("vmlinuz") : file("kernel"), file("kallsyms"));
+        kernel_types_and_symbols(tl, vm.count("vmlinuz") ? file("vmlinuz") : file("kernel"), file("kallsyms"), file("system-map"));
     const btf::Btf& btf = kernel.require_btf(method);
     const Kallsyms* syms = method == "pslist" ? &kernel.require_symbols(method) : nullptr;
     for (const auto& n : kernel.notes) std::fprintf(stderr, "dmbaseline: note: %s\n", n.c_str());

@@ -49,6 +49,7 @@ TaskSignature TaskSignature::from_btf(const btf::Btf& btf) {
     s.fs = KernelLayout::need(L.fs, "task_struct.fs");
     s.files = L.files;
     s.signal = L.signal;
+    s.pointer_size = btf.pointer_size();
     return s;
 }
 
@@ -82,9 +83,10 @@ struct FieldReader {
         }
         return mem.read(base + off, std::span<uint8_t>(out, n));
     }
-    std::optional<uint64_t> u64(uint64_t off) const {
-        uint64_t v;
-        if (!bytes(off, reinterpret_cast<uint8_t*>(&v), 8)) return std::nullopt;
+    // A pointer of `size` bytes (8 or 4), little-endian.
+    std::optional<uint64_t> ptr(uint64_t off, uint64_t size) const {
+        uint64_t v = 0;
+        if (!bytes(off, reinterpret_cast<uint8_t*>(&v), size)) return std::nullopt;
         return v;
     }
     std::optional<uint32_t> u32(uint64_t off) const {
@@ -94,16 +96,11 @@ struct FieldReader {
     }
 };
 
-std::optional<uint64_t> read_u64(const KernelMemory& mem, uint64_t va) {
-    uint64_t v;
-    if (!mem.read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 8))) return std::nullopt;
-    return v;
-}
-
-// node.next->prev == &node, by virtual or physical address.
-bool list_consistent(const KernelMemory& mem, uint64_t node_va, uint64_t next, uint64_t kbase) {
-    if (next < kbase || next % 8) return false;
-    auto back = read_u64(mem, next + 8);
+// node.next->prev == &node, by virtual or physical address (list_head: next, then prev, pointers of
+// `ptr` bytes).
+bool list_consistent(const KernelMemory& mem, uint64_t node_va, uint64_t next, uint64_t kbase, uint64_t ptr) {
+    if (next < kbase || next % ptr) return false;
+    auto back = mem.word(next + ptr, ptr);
     if (!back) return false;
     if (*back == node_va) return true;
     auto a = mem.physical(*back), b = mem.physical(node_va);
@@ -133,30 +130,31 @@ TaskCheck check_task(const TaskSignature& s, const KernelMemory& mem, uint64_t v
     if (*state >= 0x10000u || (*exit_state & ~0x30u) != 0) return TaskCheck::State;
     if (*flags & kFlagHoles) return TaskCheck::Flags;
 
-    const auto kernel_ptr = [&](uint64_t v) { return v >= s.kernel_base && v % 8 == 0; };
+    const uint64_t W = s.pointer_size;
+    const auto kernel_ptr = [&](uint64_t v) { return v >= s.kernel_base && v % W == 0; };
     for (uint64_t off : {s.real_cred, s.cred, s.signal, s.group_leader, s.real_parent, s.parent}) {
-        auto v = r.u64(off);
+        auto v = r.ptr(off, W);
         if (!v) return TaskCheck::Unreadable;
         if (!kernel_ptr(*v)) return TaskCheck::Pointer;
     }
     for (uint64_t off : {s.mm, s.active_mm, s.files, s.fs}) {
-        auto v = r.u64(off);
+        auto v = r.ptr(off, W);
         if (!v) return TaskCheck::Unreadable;
         if (*v != 0 && !kernel_ptr(*v)) return TaskCheck::Pointer;
     }
-    auto stack = r.u64(s.stack);
+    auto stack = r.ptr(s.stack, W);
     if (!stack) return TaskCheck::Unreadable;
     if (*stack != 0 && (*stack < s.kernel_base || *stack % 4096)) return TaskCheck::Stack;
 
-    auto tn = r.u64(s.thread_node);
-    if (!tn || !list_consistent(mem, va + s.thread_node, *tn, s.kernel_base)) return TaskCheck::Lists;
+    auto tn = r.ptr(s.thread_node, W);
+    if (!tn || !list_consistent(mem, va + s.thread_node, *tn, s.kernel_base, W)) return TaskCheck::Lists;
     const bool leader = p == g;
     if (leader) {
-        auto tk = r.u64(s.tasks);
-        if (!tk || !list_consistent(mem, va + s.tasks, *tk, s.kernel_base)) return TaskCheck::Lists;
+        auto tk = r.ptr(s.tasks, W);
+        if (!tk || !list_consistent(mem, va + s.tasks, *tk, s.kernel_base, W)) return TaskCheck::Lists;
     }
 
-    auto gl = r.u64(s.group_leader);
+    auto gl = r.ptr(s.group_leader, W);
     if (leader) {
         if (*gl != va) {
             auto a = mem.physical(*gl), b = mem.physical(va);

@@ -56,6 +56,7 @@ struct TaskSignature {
     uint64_t state = 0, flags = 0, stack = 0, tasks = 0, mm = 0, active_mm = 0, exit_state = 0, pid = 0, tgid = 0,
              real_parent = 0, parent = 0, group_leader = 0, thread_node = 0, real_cred = 0, cred = 0, comm = 0,
              comm_len = 16, fs = 0, files = 0, signal = 0;
+    uint64_t pointer_size = 8;   // bytes of a pointer and of each list_head link: 8 (x86-64), 4 (i386)
     uint64_t kernel_base = 0xffff800000000000ull;
     // Throws InputError naming a missing struct or member.
     static TaskSignature from_btf(const btf::Btf& btf);
