@@ -1,4 +1,5 @@
-// Suite 'real-dumps': detection on $DEEPMEM_DUMPS/dev. (1) The pruned path (voting rows at the
+// Suite 'real-dumps': detection on $DEEPMEM_DUMPS/dev (and, as detect_real_i386, on the 32-bit dump
+// with data/models/i386). (1) The pruned path (voting rows at the
 // threshold, InferenceNet over rows) gives exactly the whole-graph path's detections, for a model
 // with key nodes taken from the dump's own task_struct labels; (2) when trained models exist in
 // $DEEPMEM_MODELS (data/models/*.cereal), dmdetect runs them all on dump.elf and dmeval scores the
