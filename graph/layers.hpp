@@ -175,6 +175,24 @@ public:
     void release(const uint8_t* bytes, uint64_t size) const noexcept;
     // release() of every byte the runs index.
     void release_all() const noexcept;
+    // release() of ranges that arrive in ascending order, coalesced: a range starting within a
+    // page of the previous one's end extends it (one-page LiME ranges, each after a 32-byte
+    // header, cost one madvise per page: 131,064 calls and 4.6 s of system time for the 256 MiB
+    // dev dump, tester 9), and the pending range is released once it spans kMaxPending bytes, at
+    // a gap, or at flush()/destruction. At most kMaxPending bytes stay resident beyond a caller's.
+    class Releaser {
+    public:
+        explicit Releaser(const PhysicalLayer& phys) noexcept : phys_(phys) {}
+        ~Releaser() { flush(); }
+        Releaser(const Releaser&) = delete;
+        Releaser& operator=(const Releaser&) = delete;
+        void add(const uint8_t* bytes, uint64_t size) noexcept;
+        void flush() noexcept;
+        static constexpr uint64_t kMaxPending = uint64_t{8} << 20;
+    private:
+        const PhysicalLayer& phys_;
+        const uint8_t *lo_ = nullptr, *hi_ = nullptr;
+    };
 
 private:
     PhysicalLayer() = default;

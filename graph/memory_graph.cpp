@@ -455,12 +455,8 @@ struct MemoryGraphBuilder {
     // it. Only for file mappings, where a later read simply refaults the same bytes.
     void release_pages(uint64_t q0, uint64_t q1) const noexcept {
         if (!phys.file_backed()) return;
-        for (uint64_t q = q0; q < q1;) {
-            uint64_t e = q + 1;
-            while (e < q1 && page_data[e] == page_data[e - 1] + kPage) ++e;
-            phys.release(page_data[q], (e - q) * kPage);
-            q = e;
-        }
+        PhysicalLayer::Releaser r(phys);
+        for (uint64_t q = q0; q < q1; ++q) r.add(page_data[q], kPage);
     }
 
     // The refusal at the density bound: `what` ("pointer fields", "nodes") passed `bound`.

@@ -518,6 +518,23 @@ void PhysicalLayer::release(const uint8_t* bytes, uint64_t size) const noexcept 
     if (assembled_ && assembled_->file_backed()) drop_within(assembled_->data(), assembled_->size(), bytes, size);
 }
 
+void PhysicalLayer::Releaser::add(const uint8_t* bytes, uint64_t size) noexcept {
+    constexpr uintptr_t kGap = 4096;
+    const uintptr_t b = reinterpret_cast<uintptr_t>(bytes), h = reinterpret_cast<uintptr_t>(hi_);
+    if (lo_ && b >= h && b - h <= kGap && (b + size) - reinterpret_cast<uintptr_t>(lo_) <= kMaxPending) {
+        hi_ = bytes + size;
+        return;
+    }
+    flush();
+    lo_ = bytes;
+    hi_ = bytes + size;
+}
+
+void PhysicalLayer::Releaser::flush() noexcept {
+    if (lo_) phys_.release(lo_, static_cast<uint64_t>(hi_ - lo_));
+    lo_ = hi_ = nullptr;
+}
+
 void PhysicalLayer::release_all() const noexcept {
     release(bytes_.data(), bytes_.size());
     if (assembled_) release(assembled_->data(), assembled_->size());

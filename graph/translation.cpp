@@ -235,6 +235,7 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
     const int threads = std::max(1, omp_get_max_threads());
     std::vector<std::vector<uint64_t>> counts(static_cast<size_t>(threads), std::vector<uint64_t>(n, 0));
     constexpr uint64_t kChunk = uint64_t{8} << 20, kBlock = 16384;   // bytes resident at once; words per task
+    PhysicalLayer::Releaser done(phys);   // each chunk once counted: the rest of the mapping is not ours to drop
     for (const auto& r : phys.data_runs()) {
         const uint64_t first = (r.paddr + ws - 1) & ~(ws - 1), end = (r.paddr + r.size) & ~(ws - 1);
         if (end <= first || first < r.paddr) continue;
@@ -262,7 +263,7 @@ PointerEvidence paging::pointer_evidence(const Scheme& s, const PhysicalLayer& p
                     }
                 });
             errors.rethrow();
-            phys.release(bytes, c1 - c0);   // this chunk only: the rest of the mapping is not ours to drop
+            done.add(bytes, c1 - c0);
         }
     }
     ev.prefix.assign(n + 1, 0);
@@ -428,6 +429,7 @@ std::vector<uint64_t> paging::image_base_words(const Scheme& s, const PhysicalLa
     if (pages_at.empty()) return words;
     const uint64_t offset = std::max_element(pages_at.begin(), pages_at.end(),
                                              [](const auto& a, const auto& b) { return a.second < b.second; })->first;
+    PhysicalLayer::Releaser read(phys);
     for (const VirtualRun& r : leaves) {
         if (r.vaddr - r.paddr != offset) continue;
         for (uint64_t pa = r.paddr & ~(kPage - 1); pa < r.paddr + r.size && words.size() <= 64; pa += kPage) {
@@ -441,7 +443,7 @@ std::vector<uint64_t> paging::image_base_words(const Scheme& s, const PhysicalLa
                     std::find(words.begin(), words.end(), w) == words.end())
                     words.push_back(w);
             }
-            phys.release(p, kPage);
+            read.add(p, kPage);
         }
     }
     return words;
