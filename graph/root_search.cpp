@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <iterator>
 #include <map>
+#include <set>
+#include <tuple>
 
 namespace deepmem {
 
@@ -30,9 +32,11 @@ struct Candidate {
     uint64_t absent_children = 0;  // entries whose table is not in the dump
     uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // their lowest / highest table address
     uint64_t kernel_half = 0;      // hash of the kernel half's entries: equal hashes map alike
+    uint64_t user_half = 0;        // hash of the user half's entries: process PGDs differ, copies do not
     // Its kernel tables look less like tables than not (malformed ones and no sound one):
-    // walked only when no other root maps a kernel (junk written into a few of the kernel's
-    // tables must not make its own root unfindable: tester 9, T9-3).
+    // walked only when no other root maps a kernel, or when its group outnumbers the best's
+    // (junk written into the kernel's tables must not make its own root unfindable: tester 9,
+    // T9-3; tester 11).
     bool weak = false;
 };
 
@@ -40,6 +44,7 @@ struct Candidate {
 struct Mapping {
     bool ok = false;               // enumerated within the work bound
     uint64_t distinct_pages = 0;   // present physical pages mapped: the ranking key
+    uint64_t data_pages = 0;       // of them, pages of the dump's data (not a sparse file's holes)
     uint64_t direct_pages = 0;     // pages of the largest set sharing one vaddr − paddr offset
     uint64_t direct_end = 0;       // the physical end of that set's highest page
     uint64_t direct_offset = 0;    // that set's vaddr − paddr
@@ -154,7 +159,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
     Candidate c;
     c.mode = s.mode;
     c.dtb = p;
-    c.kernel_half = 0xcbf29ce484222325ull;
+    c.kernel_half = c.user_half = 0xcbf29ce484222325ull;
     constexpr size_t kMaxChildren = 32;   // bounds the cost of page-table look-alikes
     std::array<uint64_t, kMaxChildren> children;
     size_t nchildren = 0;
@@ -177,6 +182,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
             }
         }
         if (kernel) c.kernel_half = mix(mix(c.kernel_half, i), e);
+        else c.user_half = mix(mix(c.user_half, i), e);
         (kernel ? c.kernel_entries : c.user_entries)++;
     }
     if (c.kernel_entries < s.min_kernel_entries) return std::nullopt;
@@ -321,6 +327,27 @@ DirectMapHealth direct_map_health(const Scheme& s, const PhysicalLayer& phys, co
     return h;
 }
 
+// Distinct pages of the dump's data (data_runs(): not a sparse file's holes, which read as
+// zeros) that `runs` map.
+uint64_t data_pages_mapped(const PhysicalLayer& phys, const std::vector<VirtualRun>& runs) {
+    std::vector<std::pair<uint64_t, uint64_t>> iv;
+    iv.reserve(runs.size());
+    for (const VirtualRun& r : runs) iv.emplace_back(r.paddr, r.paddr + r.size);
+    std::sort(iv.begin(), iv.end());
+    uint64_t bytes = 0, covered = 0;   // covered: the merged intervals' end so far
+    const auto data = phys.data_runs();
+    size_t d = 0;
+    for (auto [lo, hi] : iv) {
+        lo = std::max(lo, covered);
+        if (hi <= lo) continue;
+        covered = hi;
+        while (d < data.size() && data[d].paddr + data[d].size <= lo) ++d;
+        for (size_t k = d; k < data.size() && data[k].paddr < hi; ++k)
+            bytes += std::min(hi, data[k].paddr + data[k].size) - std::max(lo, data[k].paddr);
+    }
+    return bytes / kPage;
+}
+
 // Full enumeration of one root under a tighter work bound: data pages / 128 + 4096 tables (a
 // Linux kernel half needs about one last-level table per 2 MiB of 4 KiB-mapped memory; a misread
 // root that takes data pages for tables needs one per page). `evidence`: the scheme's pointer
@@ -337,6 +364,7 @@ Mapping map_root(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, std::
         m.absent_lo = w.absent_lo;
         m.absent_hi = w.absent_hi;
         measure(s, w.runs, m);
+        m.data_pages = data_pages_mapped(phys, w.runs);
         m.runs = std::move(w.runs);
     } catch (const InputError&) {
         m.ok = false;   // exceeded the work bound: not a sane root
@@ -610,9 +638,10 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
 // 1. Structure: every page of the dump's data is checked as a root of every scheme (x64, la57,
 //    pae, x86; the 32-bit ones below 4 GiB) by quick_check above, in one chunked pass.
 // 2. Survivors are grouped by their kernel half (equal top-level kernel entries map the kernel
-//    alike: swapper_pg_dir and every process PGD share it). Groups are pre-ranked (strong before
-//    weak, most members, then most kernel entries and second-level entries) and the first 64 are
-//    fully enumerated; weak ones only while no root maps a kernel.
+//    alike: swapper_pg_dir and every process PGD share it). Groups are pre-ranked (most members
+//    with distinct user halves, strong before weak, then most kernel entries and second-level
+//    entries) and the first 64 are fully enumerated; weak ones only while no root maps a kernel
+//    or when they have more distinct members than the best root's group.
 // 3. Plausible: a root maps a kernel — some page in the scheme's kernel-text window (x86-64
 //    [0xffffffff80000000, +1 GiB), 32-bit [0xc0000000, +512 MiB)), its own table's page (a
 //    kernel maps all its memory: swapper_pg_dir through the image, process PGDs through the
@@ -639,29 +668,32 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     // Groups: (scheme, kernel half) → candidates; the group's structural score is its best member's.
     struct Group {
         std::vector<const Candidate*> members;
+        uint64_t distinct = 0;   // members with distinct user halves
         uint64_t kernel_entries = 0, child_entries = 0;
         bool weak = false;
         Mapping mapping;
     };
     std::map<std::pair<PagingMode, uint64_t>, Group> groups;
+    std::set<std::tuple<PagingMode, uint64_t, uint64_t>> user_halves;
     for (const Candidate& c : cands) {
         if (c.child_entries == 0) continue;   // kernel tables all absent: evidence for the diagnosis only
         Group& g = groups[{c.mode, c.kernel_half}];
         g.weak = c.weak;   // alike for the whole group: its members share their kernel tables
         g.members.push_back(&c);
+        g.distinct += user_halves.insert({c.mode, c.kernel_half, c.user_half}).second;
         g.kernel_entries = std::max<uint64_t>(g.kernel_entries, c.kernel_entries);
         g.child_entries = std::max(g.child_entries, c.child_entries);
     }
     std::vector<Group*> order;
     for (auto& [key, g] : groups) order.push_back(&g);
-    // Pre-rank: strong before weak; then the groups of most members (every process PGD shares the
-    // kernel's half, 135 on Debian 6.1 under QEMU, while a decoy written into free pages is one
-    // page unless copied as often: tester 10, 27 decoys of 255 kernel entries each filled the
-    // first kMaxGroups by entry count and the kernel's group, of 68, was never walked); then by
-    // structure.
+    // Pre-rank: the groups of most distinct members first (every process PGD shares the kernel's
+    // half with its own user half, 135 on Debian 6.1 under QEMU; a decoy written into free pages
+    // is one, however often it is copied: tester 10, 27 decoys filled the first kMaxGroups by
+    // entry count; tester 11, 100 copies of one decoy outnumbered the kernel's group and won);
+    // then strong before weak; then by structure.
     std::stable_sort(order.begin(), order.end(), [](const Group* a, const Group* b) {
+        if (a->distinct != b->distinct) return a->distinct > b->distinct;
         if (a->weak != b->weak) return b->weak;
-        if (a->members.size() != b->members.size()) return a->members.size() > b->members.size();
         if (a->kernel_entries != b->kernel_entries) return a->kernel_entries > b->kernel_entries;
         return a->child_entries > b->child_entries;
     });
@@ -670,12 +702,19 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
 
     std::optional<Ranked> best, best_implausible;
     std::map<PagingMode, std::optional<PointerEvidence>> evidence;   // per scheme, computed when a root aliases
+    uint64_t best_distinct = 0;   // distinct members of the group that gave `best`
+    std::optional<Ranked> best_strong;   // the best plausible root with sound tables, for the warning
     for (Group* g : order) {
-        if (g->weak && best) break;   // weak roots only when no other maps a kernel
+        // Weak roots only when no other maps a kernel, or when they outnumber the best's group
+        // in distinct members (the kernel's own tables given junk the MMU ignores, beside a decoy
+        // with sound tables: tester 11).
+        if (g->weak && best && g->distinct <= best_distinct) continue;
         // A plausible root that maps all but 1/256 of the dump's data pages cannot be beaten by
         // more than that (the ranking key is present pages mapped): the rest are not walked
-        // (tester 10: 27 to 31 decoys of one page each, each walked, took 16–35 s).
-        if (best && best->m->distinct_pages + data_pages / 256 >= data_pages) break;
+        // (tester 10: 27 to 31 decoys of one page each, each walked, took 16–35 s). Data pages,
+        // not pages that are holes of a sparse file: a decoy mapping the holes of a sparse raw
+        // stopped the search while leaving half of the RAM out (tester 11).
+        if (best && best->m->data_pages + data_pages / 256 >= data_pages) break;
         const Candidate& rep = *g->members.front();
         const Scheme& s = scheme_of(rep.mode);
         g->mapping = map_root(s, phys, rep.dtb, &evidence[rep.mode]);
@@ -696,7 +735,11 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
             Ranked r{c, &m, cover.anywhere.covers(c->dtb), cover.image.covers(c->dtb)};
             const bool plausible = maps_a_kernel(s, phys, m, c->dtb, r.maps_itself, has_banner);
             auto& slot = plausible ? best : best_implausible;
-            if (!slot || better(r, *slot)) slot = r;
+            if (!slot || better(r, *slot)) {
+                slot = r;
+                if (plausible) best_distinct = g->distinct;
+            }
+            if (plausible && !g->weak && (!best_strong || better(r, *best_strong))) best_strong = r;
         }
         g->mapping.runs = {};
         if (banner) phys.release_all();
@@ -705,9 +748,14 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         throw InputError(diagnosis(phys, data_pages, cands, best_implausible ? &*best_implausible : nullptr));
     TranslationLayer t = checked(phys, best->c->mode, best->c->dtb, "searched:");
     if (best->c->weak)   // the fallback: say so
-        t.root_notes_.push_back("translation: root " + hex(t.dtb()) + " (" + to_string(t.mode()) +
-                                ") is used although its kernel tables are malformed (entries no kernel writes), "
-                                "because no root with sound tables maps a kernel: what it maps may be partly junk");
+        t.root_notes_.push_back(
+            "translation: root " + hex(t.dtb()) + " (" + to_string(t.mode()) +
+            ") is used although its kernel tables are malformed (entries no kernel writes): " +
+            (best_strong ? "the best root with sound tables, " + hex(best_strong->c->dtb) + ", maps fewer pages (" +
+                               std::to_string(best_strong->m->distinct_pages) + " against " +
+                               std::to_string(best->m->distinct_pages) + ")"
+                         : std::string("no root with sound tables was found to map as much")) +
+            "; what it maps may be partly junk");
     return t;
 }
 

@@ -590,6 +590,49 @@ TEST_CASE("root search: junk in a few empty kernel tables does not hide the kern
     }
 }
 
+TEST_CASE("root search: copies of a decoy count once, and a weak root that outnumbers a decoy is walked (tester 11)") {
+    // build_x64_4level's root 0x1000 and three process PGDs sharing its kernel half, each with its
+    // own user half (4 distinct members), mapping all 1024 pages. A decoy PML4 shares [511] (the
+    // image) and maps the direct map through its own PDPT/PD: a 2 MiB page at 0 and a page table
+    // for 2–4 MiB leaving out the page at 0x3ff000 (all but 1/256: the search's early stop).
+    // 100 identical copies of it outnumbered the kernel's group and were walked first, and the
+    // early stop hid the page.
+    const uint64_t kDecoy = 0x120000, kPgds = 0x190000;
+    Image mem = build_x64_4level();
+    for (uint64_t k = 0; k < 3; ++k) {
+        const uint64_t pgd = kPgds + 0x1000 * k;
+        std::memcpy(mem.bytes.data() + pgd, mem.bytes.data() + 0x1000, 0x1000);
+        mem.put64(pgd, (pgd + 0x10000) | P | RW);
+    }
+    mem.put64(0x110000, 0x111000 | P | RW);             // decoy PDPT [0] -> PD 0x111000
+    mem.put64(0x111000, 0 | P | RW | PS);               // 0-2 MiB
+    mem.put64(0x111000 + 8, 0x112000 | P | RW);         // 2-4 MiB through a page table ...
+    for (uint64_t i = 0; i < 511; ++i) mem.put64(0x112000 + 8 * i, (0x200000 + (i << 12)) | P | RW);   // ... but 0x3ff000
+    for (uint64_t k = 0; k < 100; ++k) {
+        mem.put64(kDecoy + 0x1000 * k + 256 * 8, 0x110000 | P | RW);
+        mem.put64(kDecoy + 0x1000 * k + 511 * 8, read_le(mem.bytes, 0x1000 + 511 * 8, 8));
+    }
+    mem.pattern(0x3ff000, 0x1000, 7);   // data the decoy would hide
+    {
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        auto t = TranslationLayer::search(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(t.translate(0xffff800000000000ull + 0x3ff000) == 0x3ff000u);
+        CHECK(t.warnings().empty());
+    }
+    // The kernel's own tables given junk the MMU ignores (two non-present words beside each
+    // one good entry: malformed, so its roots are weak), the decoy's own PDPT sound: the
+    // kernel's group, of 4 distinct members against the decoy's 1, is still walked and wins.
+    for (uint64_t table : {0x5000u, 0x2000u})
+        for (int i = 100; i < 102; ++i) mem.put64(table + 8 * i, 0x4141414141414140ull);
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    auto t = TranslationLayer::search(*phys);
+    CHECK(t.dtb() == 0x1000);
+    CHECK(t.translate(0xffff800000000000ull + 0x3ff000) == 0x3ff000u);
+    REQUIRE(!t.warnings().empty());
+    CHECK(contains(t.warnings()[0], "root 0x1000 (x64) is used although its kernel tables are malformed"));
+}
+
 TEST_CASE("root search: a root with only malformed tables is used as the fallback, and said to be (tester 10)") {
     // Each kernel table of build_x64_4level gets two non-present junk words beside its one good
     // entry (malformed: more than 1 bad per 4 good), and the PDPT under [511] an entry pointing at
@@ -605,7 +648,8 @@ TEST_CASE("root search: a root with only malformed tables is used as the fallbac
     CHECK(t.translate(0xffff800000000000ull + 0x10000) == 0x10000u);
     const auto w = t.warnings();
     REQUIRE(w.size() == 2);
-    CHECK(contains(w[0], "root 0x1000 (x64) is used although its kernel tables are malformed"));
+    CHECK(w[0] == "translation: root 0x1000 (x64) is used although its kernel tables are malformed (entries no kernel "
+                  "writes): no root with sound tables was found to map as much; what it maps may be partly junk");
     CHECK(contains(w[1], "1 page-table page is not in the dump (paddr 0x7f000000), it lies beyond its end at 0x400000 "
                          "(entries of malformed tables: junk, not a cut)"));
     CHECK(!contains(w[1], "a cut dump"));
@@ -783,8 +827,10 @@ TEST_CASE("detect: a CPU note whose CR3 moves the direct map off the base the ke
     Image mem = with_pml4_copy(copy);
     mem.put64(0x3ff000 + 0x28, 0xffff800000000000ull);
     mem.put64(copy + 257 * 8, read_le(mem.bytes, 0x1000 + 256 * 8, 8));
-    for (uint64_t pgd : {0xf10000ull, 0xf20000ull})   // two process PGDs sharing the kernel's half
+    for (uint64_t pgd : {0xf10000ull, 0xf20000ull}) {   // two process PGDs sharing the kernel's half
         std::memcpy(mem.bytes.data() + pgd, mem.bytes.data() + 0x1000, 0x1000);
+        mem.put64(pgd, (pgd + 0x1000) | P | RW);   // each with its own user half (copies count once)
+    }
     CpuNote cpu{0x80050033, copy, 0x3406f0, true};
     const NoteDump t_dump(mem, cpu);
     const TranslationLayer& t = t_dump.t;
