@@ -46,6 +46,7 @@ po::options_description config_options(TrainConfig& c) {
         ("keys.count", whole_value(&c.key_nodes), "most frequent segment labels kept as key nodes")
         ("keys.min_frequency", po::value(&c.min_frequency)->default_value(c.min_frequency), "fraction of objects a key node must occur in")
         ("keys.frequency", po::value(&c.key_frequency)->default_value(c.key_frequency), "overall: over all training objects; per_build: over each kernel build's objects, keys taken in rounds over the builds")
+        ("keys.min_per_build", whole_value(&c.min_per_build), "per_build: more keys, past keys.count, until each build has this many of its labels among them (0 = off)")
         ("model.embed_width", whole_value(&c.embed_width), "embedding width H")
         ("model.iterations", whole_value(&c.iterations), "GNN iterations T")
         ("model.sigma_layers", whole_value(&c.sigma_layers), "linear layers per σ (ReLU after the last)")

@@ -244,7 +244,7 @@ NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
 }
 
 std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint32_t max_keys, double min_frequency,
-                                      std::span<const std::string> builds) {
+                                      std::span<const std::string> builds, uint32_t min_per_build) {
     if (!builds.empty() && builds.size() != dumps.size())
         throw std::logic_error("select_key_nodes: one build per dump");
     // Per group (one build, or all dumps as one group): objects and each label's count.
@@ -294,6 +294,19 @@ std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint
                 more = true;
                 break;
             }
+        }
+    }
+    // Each build short of min_per_build of its labels among the keys takes its next ones.
+    for (size_t g = 0; g < ranked.size() && !builds.empty(); ++g) {
+        uint64_t have = 0;
+        for (const KeyNode& k : ranked[g]) have += taken.count({k.offset, k.length, k.open_end});
+        while (have < min_per_build && next[g] < ranked[g].size()) {
+            KeyNode k = ranked[g][next[g]++];
+            const SegmentLabel l{k.offset, k.length, k.open_end};
+            if (!taken.insert(l).second) continue;
+            k.weight = weight[l];
+            all.push_back(k);
+            ++have;
         }
     }
     std::stable_sort(all.begin(), all.end(), by_weight);

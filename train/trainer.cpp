@@ -36,6 +36,8 @@ void TrainConfig::validate() const {
     need(key_nodes >= 1 && key_nodes <= 4096, "keys.count", "must be in 1..4096");
     need(min_frequency > 0 && min_frequency <= 1, "keys.min_frequency", "must be in (0, 1]");
     need(key_frequency == "overall" || key_frequency == "per_build", "keys.frequency", "must be overall or per_build");
+    need(min_per_build == 0 || key_frequency == "per_build", "keys.min_per_build", "needs keys.frequency = per_build");
+    need(min_per_build <= 4096, "keys.min_per_build", "must be in 0..4096");
     need(embed_width >= 1 && embed_width <= ModelConfig::kMaxWidth, "model.embed_width", "must be in 1..4096");
     need(iterations >= 1 && iterations <= ModelConfig::kMaxIterations, "model.iterations", "must be in 1..64");
     need(sigma_layers >= 1 && sigma_layers <= ModelConfig::kMaxLayers, "model.sigma_layers", "must be in 1..16");
@@ -95,6 +97,7 @@ std::string trajectory_ini(const TrainConfig& c) {
     if (c.split_by != "dump") o << "\nsplit_by = " << c.split_by << "\nholdout_build = " << c.holdout_build;   // older models' text unchanged
     o << "\n\n[keys]\ncount = " << c.key_nodes << "\nmin_frequency = " << num(c.min_frequency);
     if (c.key_frequency != "overall") o << "\nfrequency = " << c.key_frequency;   // older models' text unchanged
+    if (c.min_per_build) o << "\nmin_per_build = " << c.min_per_build;
     o
       << "\n\n[model]\nembed_width = " << c.embed_width << "\niterations = " << c.iterations
       << "\nsigma_layers = " << c.sigma_layers << "\nclassifier_width = " << c.classifier_width
@@ -568,7 +571,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
                 throw InputError("keys.frequency = per_build: train dump '" + d.name + "' has no kernel_release in its meta.json");
             builds.push_back(d.kernel_release);
         }
-    const std::vector<KeyNode> keys = select_key_nodes(labels, cfg.key_nodes, cfg.min_frequency, builds);
+    const std::vector<KeyNode> keys = select_key_nodes(labels, cfg.key_nodes, cfg.min_frequency, builds, cfg.min_per_build);
     std::vector<Pools> pools;
     uint64_t objects = 0, positives = 0, hard = 0;
     for (size_t i = 0; i < train_dumps.size(); ++i) {

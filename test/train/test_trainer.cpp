@@ -88,6 +88,14 @@ TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects ar
         CHECK(per_build[1] == KeyNode{8, 16, 1.f});
         CHECK(per_build[2] == KeyNode{40, 8, 1.f});
         CHECK(select_key_nodes(two, 20, 0.5, builds).size() == 5);
+        // min_per_build: with 1 key (a's 0/8, shared by b) each build has one of its labels; 2
+        // takes each build's next past the count, 3 the next again; a build short of labels
+        // keeps what it has.
+        const auto b3 = select_key_nodes(two, 1, 0.5, builds, 3);
+        CHECK(b3.size() == 5);          // 0/8; a: 8/16, 24/8; b: 40/8, 48/8
+        const auto b2 = select_key_nodes(two, 1, 0.5, builds, 2);
+        CHECK(b2.size() == 3);          // 0/8; a: 8/16; b: 40/8
+        CHECK(select_key_nodes(two, 1, 0.5, builds, 100).size() == 5);   // every qualifying label, no more
         const std::vector<std::string> one = {"a"};
         CHECK_THROWS(select_key_nodes(two, 3, 0.5, one));
     }
