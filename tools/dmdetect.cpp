@@ -252,7 +252,7 @@ int run(int argc, char** argv, Communicator& world) {
         };
         std::optional<MemoryStage> stage;
         stage.emplace("reading the memory graph of " + dump);
-        MemoryGraph graph = detector.open_graph(dump, build);
+        MemoryGraph graph = detector.open_graph(dump, build, /*check=*/shipped.empty());   // shipped: checked once picked
         progress.end();
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");

@@ -452,6 +452,14 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
     KernelTypesAndSymbols r;
     if (kernel_file) {
         btf::KernelImage img = btf::load_kernel_image(*kernel_file);
+        // The types must be of this dump's architecture: an x86-64 kernel's 8-byte pointers read
+        // an i386 dump's task_structs as zeros and garbage, and the other way round (tester 11).
+        const PagingMode m = tl.mode();
+        const uint64_t word = m == PagingMode::X86_PAE || m == PagingMode::X86_32 ? 4 : 8;
+        if (img.btf.pointer_size() != word)
+            throw InputError(*kernel_file + ": its types have " + std::to_string(img.btf.pointer_size()) +
+                             "-byte pointers, this dump's kernel " + std::to_string(word) +
+                             "-byte ones (" + to_string(m) + " paging): the kernel of another architecture");
         r.btf = std::move(img.btf);
         r.banners = std::move(img.banners);
         r.btf_source = *kernel_file;
@@ -482,9 +490,10 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         r.symbols = r.symbols->with_system_map(Kallsyms::load(*system_map_file));
         r.symbols_source += " + " + std::to_string(r.symbols->size() - before) + " symbols of " + *system_map_file;
     }
-    // Symbols recovered from memory must name this kernel's init_task (comm "swapper" or
-    // "swapper/0", sched_init → init_idle).
-    if (r.btf && r.symbols && !kallsyms_file) {
+    // The symbols must name this kernel's init_task (comm "swapper" or "swapper/0", sched_init →
+    // init_idle): symbols recovered from memory, and files the user gave (another boot's kallsyms,
+    // whose KASLR offset differs, or a wrong System.map: tester 11).
+    if (r.btf && r.symbols) {
         std::string problem;
         auto task = r.btf->find("task_struct");
         auto comm = task ? r.btf->member(*task, "comm") : std::nullopt;
@@ -496,7 +505,8 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
                  std::strncmp(name, "swapper", 7) != 0)
             problem = "init_task at " + hex(*init) + " has no comm 'swapper'";
         if (!problem.empty()) {
-            r.notes.push_back("symbols from the dump dropped: " + problem);
+            r.notes.push_back("symbols from " + (kallsyms_file ? r.symbols_source : std::string("the dump")) +
+                              " dropped: " + problem + (kallsyms_file ? " (another boot's or another kernel's?)" : ""));
             r.symbols.reset();
             r.symbols_source.clear();
         }
