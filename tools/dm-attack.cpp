@@ -329,6 +329,10 @@ int run(int argc, char** argv) {
         }
         std::shuffle(leaders.begin(), leaders.end(), rng);
         if (leaders.size() > count) leaders.resize(count);
+        if (leaders.size() < count)   // the list pslist walks is short or broken: say so, do what the bytes allow
+            std::fprintf(stderr, "dm-attack: warning: dkom hides %zu of the %llu processes asked: only %zu besides init "
+                                 "are on init_task.tasks as read (a broken or short task list?)\n",
+                         leaders.size(), static_cast<unsigned long long>(count), leaders.size());
         std::sort(leaders.begin(), leaders.end());
         // One struct pid's hlist: removes `node` (a task's pid_links[k]) the way hlist_del does.
         auto unhash = [&](uint64_t node) {
@@ -348,11 +352,16 @@ int run(int argc, char** argv) {
             if (auto sig = dump.read_ptr(l + off.signal)) {
                 const uint64_t head = *sig + off.thread_head;
                 auto cur = dump.read_ptr(head);
-                for (int k = 0; cur && *cur != head && *cur >= kbase && k < 100000; ++k) {
+                std::set<uint64_t> seen;   // a list that loops short of its head ends at the repeat
+                while (cur && *cur != head && *cur >= kbase && seen.insert(*cur).second) {
                     const uint64_t t = *cur - off.thread_node;
                     if (t != l) group.push_back(t);
                     cur = dump.read_ptr(*cur);
                 }
+                if (cur && *cur != head)
+                    std::fprintf(stderr, "dm-attack: warning: the thread list of task %s does not return to its head "
+                                         "(corrupt or looping at %s): %zu threads taken\n",
+                                 hex(l).c_str(), hex(*cur).c_str(), group.size() - 1);
             }
             // init_task.tasks: list_del_init(&leader->tasks).
             const uint64_t node = l + off.tasks;
