@@ -34,6 +34,12 @@
 
 namespace deepmem {
 
+// The help of the options that name the kernel's symbol files, as dmlabel, dmdetect and dmbaseline
+// say them (train/kernel_from_dump.hpp kernel_types_and_symbols reads the files).
+inline constexpr const char* kKallsymsHelp = "the guest's /proc/kallsyms [the dump's own kallsyms tables]";
+inline constexpr const char* kSystemMapHelp =
+    "the build's System.map: data symbols a kernel without CONFIG_KALLSYMS_ALL leaves out of kallsyms";
+
 // Flushes std::cout and stdout; `status` unless something written to them was lost, else prints
 // "NAME: error: cannot write standard output: …" and returns 1.
 inline int finish_stdout(const char* name, int status) {

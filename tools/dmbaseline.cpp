@@ -37,9 +37,8 @@ int run(int argc, char** argv) {
     o.add_options()("help,h", "this text")(
         "vmlinuz", po::value<std::string>(), "vmlinuz (bzImage) or vmlinux with .BTF, or raw BTF [the dump's own BTF]")(
         "kernel", po::value<std::string>(), "the same as --vmlinuz (dmlabel's name)")(
-        "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
-        "system-map", po::value<std::string>(),
-        "the build's System.map: data symbols a kernel without CONFIG_KALLSYMS_ALL leaves out of kallsyms")(
+        "kallsyms", po::value<std::string>(), kKallsymsHelp)(
+        "system-map", po::value<std::string>(), kSystemMapHelp)(
         "format", po::value<std::string>()->default_value("table"), "table|json|csv")(
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(

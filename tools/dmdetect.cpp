@@ -189,7 +189,8 @@ int run(int argc, char** argv, Communicator& world) {
         "quiet,q", "no progress on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
-        "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
+        "kallsyms", po::value<std::string>(), kKallsymsHelp)(
+        "system-map", po::value<std::string>(), kSystemMapHelp)(
         "tree", "print the detected processes as a tree (hidden ones marked) instead of the objects")(
         "addresses-only", "do not read the objects' fields");
     const auto parsed = parse_command_line(argc, argv, o, {{"dump", -1}}, kUsage);
@@ -208,7 +209,7 @@ int run(int argc, char** argv, Communicator& world) {
     std::vector<std::string> inputs = dumps;
     if (vm.count("weights"))
         for (const auto& w : vm["weights"].as<std::vector<std::string>>()) inputs.push_back(w);
-    for (const char* key : {"kernel", "kallsyms"})
+    for (const char* key : {"kernel", "kallsyms", "system-map"})
         if (vm.count(key)) inputs.push_back(vm[key].as<std::string>());
     if (vm.count("tree") && vm.count("addresses-only")) throw po::error("--tree needs the fields --addresses-only leaves out");
     if (vm.count("tree") && format != DetectionFormat::Table) throw po::error("--tree prints text: no --format json|csv");
@@ -283,7 +284,8 @@ int run(int argc, char** argv, Communicator& world) {
         if (!vm.count("addresses-only")) {
             InterpretInputs in;
             in.format = build.format;
-            for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file}})
+            for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file},
+                                     std::pair{"system-map", &in.system_map_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();
             stage.emplace("reading the objects found in " + dump);
             progress.phase("reading the objects");

@@ -41,9 +41,8 @@ int run(int argc, char** argv) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")(
         "kernel", po::value<std::string>(), "vmlinuz (bzImage, xz) or vmlinux with .BTF, or raw BTF [the dump's own BTF]")(
-        "kallsyms", po::value<std::string>(), "the guest's /proc/kallsyms [the dump's own kallsyms tables]")(
-        "system-map", po::value<std::string>(),
-        "the build's System.map: data symbols a kernel without CONFIG_KALLSYMS_ALL leaves out of kallsyms")(
+        "kallsyms", po::value<std::string>(), kKallsymsHelp)(
+        "system-map", po::value<std::string>(), kSystemMapHelp)(
         "output,o", po::value<std::string>()->required(), "LABELS.tsv (LABELS.jsonl is written beside it)")(
         "format", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime|kdump|avml")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(

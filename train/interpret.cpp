@@ -626,7 +626,7 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
     } catch (const std::exception& e) {
         return {std::string("objects not read: ") + e.what() + "; addresses only"};
     }
-    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file);
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file, in.system_map_file);
     std::vector<std::string> notes;
     if (!kernel.btf) {   // one line: what is missing and why
         std::string why;

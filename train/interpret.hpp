@@ -83,6 +83,7 @@ private:
 struct InterpretInputs {
     DumpFormat format = DumpFormat::Auto;   // of the dump the graph was built from
     std::optional<std::string> kernel_file, kallsyms_file;   // dmlabel's --kernel / --kallsyms
+    std::optional<std::string> system_map_file;              // dmlabel's --system-map (no CONFIG_KALLSYMS_ALL)
 };
 // Opens the dump a graph was built from (`info`, its GraphBuildInfo: path, page-table root and paging; the
 // graph itself is not needed, so a caller may free it first), takes
