@@ -145,14 +145,9 @@ public:
         }
         return true;
     }
-    // A kernel pointer's bytes: 8 under x86-64 paging, 4 under 32-bit and PAE paging (i386).
-    uint64_t word() const {
-        const PagingMode m = tl_->mode();
-        return m == PagingMode::X86_PAE || m == PagingMode::X86_32 ? 4 : 8;
-    }
-    // A pointer (word() bytes, little-endian) at va.
-    bool write_ptr(uint64_t va, uint64_t v) { return write(va, &v, word()); }
-    std::optional<uint64_t> read_ptr(uint64_t va) const { return mem_->word(va, word()); }
+    // A kernel pointer (TranslationLayer::word_size() bytes, little-endian) at va.
+    bool write_ptr(uint64_t va, uint64_t v) { return write(va, &v, tl_->word_size()); }
+    std::optional<uint64_t> read_ptr(uint64_t va) const { return mem_->word(va, tl_->word_size()); }
     std::optional<uint32_t> read32(uint64_t va) const {
         uint32_t v;
         if (!mem_->read(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4))) return std::nullopt;
@@ -216,7 +211,7 @@ std::set<uint64_t> kernel_table_pages(WritableDump& dump) {
 // 0xc0000000 under Debian's 3G/1G split) and lowmem's 896 MiB (arch/x86/include/asm/page_32_types.h).
 // nullopt when x86-64 symbols lack page_offset_base.
 std::optional<std::pair<uint64_t, uint64_t>> direct_map(const WritableDump& dump, const KernelTypesAndSymbols& kernel) {
-    if (dump.word() == 4) return std::pair{dump.tl().kernel_base(), uint64_t{896} << 20};
+    if (dump.tl().word_size() == 4) return std::pair{dump.tl().kernel_base(), uint64_t{896} << 20};
     auto pob = kernel.symbols ? kernel.symbols->address("page_offset_base") : std::nullopt;
     auto base = pob ? dump.read_ptr(*pob) : std::nullopt;
     if (!base) return std::nullopt;
@@ -300,7 +295,7 @@ int run(int argc, char** argv) {
     WritableDump dump(dump_out.fd(), dump_out.path());
     const KernelMemory& mem = dump.mem();
     const uint64_t kbase = dump.tl().kernel_base();
-    const uint64_t W = dump.word();   // list_head / hlist_node links are pointers of W bytes
+    const uint64_t W = dump.tl().word_size();   // list_head / hlist_node links are pointers of W bytes
     const KernelTypesAndSymbols kernel =
         vmlinux ? kernel_types_and_symbols(dump.tl(), vmlinux, kallsyms_file, system_map)
                 : kernel_types_and_symbols(dump.tl(), vmlinuz, kallsyms_file);

@@ -454,12 +454,10 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         btf::KernelImage img = btf::load_kernel_image(*kernel_file);
         // The types must be of this dump's architecture: an x86-64 kernel's 8-byte pointers read
         // an i386 dump's task_structs as zeros and garbage, and the other way round (tester 11).
-        const PagingMode m = tl.mode();
-        const uint64_t word = m == PagingMode::X86_PAE || m == PagingMode::X86_32 ? 4 : 8;
-        if (img.btf.pointer_size() != word)
+        if (img.btf.pointer_size() != tl.word_size())
             throw InputError(*kernel_file + ": its types have " + std::to_string(img.btf.pointer_size()) +
-                             "-byte pointers, this dump's kernel " + std::to_string(word) +
-                             "-byte ones (" + to_string(m) + " paging): the kernel of another architecture");
+                             "-byte pointers, this dump's kernel " + std::to_string(tl.word_size()) +
+                             "-byte ones (" + to_string(tl.mode()) + " paging): the kernel of another architecture");
         r.btf = std::move(img.btf);
         r.banners = std::move(img.banners);
         r.btf_source = *kernel_file;
