@@ -372,7 +372,7 @@ struct Model {
     static Model load(const std::string& path);          // throws ModelError
     // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
     // moment, Adam and class weight and the threshold finite; key nodes of length 1..max_segment−1
-    // ending within kMaxObjectBytes of the object's start, with a finite weight; graph word size
+    // ending within kMaxObjectBytes of the object's start, with a positive finite weight; graph word size
     // 4 or 8; vote_window ≤ kMaxVoteWindow.
     void validate() const;
     static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct

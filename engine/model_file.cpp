@@ -222,7 +222,10 @@ void Model::validate() const {
         const KeyNode& k = key_nodes[i];
         const std::string which = "key node " + std::to_string(i + 1) + " (offset " + std::to_string(k.offset) +
                                   ", length " + std::to_string(k.length) + ")";
-        if (!std::isfinite(k.weight)) bad(which + ": weight not finite");
+        // A vote adds its key node's weight to a base (detect/votes.hpp): training gives each its
+        // label's frequency, in (0, 1]; zero or negative weights (an edited model) would let a
+        // node's vote take a base's score down, and the votes' bound needs them positive.
+        if (!(k.weight > 0.f) || !std::isfinite(k.weight)) bad(which + ": weight not positive and finite");
         if (k.length == 0 || k.length >= graph.max_segment)   // no segment is max_segment long
             bad(which + ": length outside 1.." + std::to_string(graph.max_segment - 1) + " (graph max segment)");
         if (uint64_t(k.offset) + k.length > kMaxObjectBytes)

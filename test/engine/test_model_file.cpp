@@ -235,7 +235,10 @@ TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, nam
     const auto tail = le({bits(0.75f), 8, 64, 2048});
     struct Case { const char* what; std::vector<uint8_t> b; const char* message; };
     const Case cases[] = {
-        {"NaN key-node weight", patched(bytes, key1, le({3, 0, 16, nan})), "key node 1 (offset 0, length 16): weight not finite"},
+        {"NaN key-node weight", patched(bytes, key1, le({3, 0, 16, nan})), "key node 1 (offset 0, length 16): weight not positive and finite"},
+        // tester 11: an edited model whose key node votes against the bases it is found at
+        {"negative key-node weight", patched(bytes, key1, le({3, 0, 16, bits(-1.f)})), "key node 1 (offset 0, length 16): weight not positive"},
+        {"zero key-node weight", patched(bytes, key3, le({1200, 64, bits(0.f)})), "key node 3 (offset 1200, length 64): weight not positive"},
         {"key node past any object", patched(bytes, key3, le({Model::kMaxObjectBytes, 64, bits(2.f)})), "key node 3"},
         {"key node of length 0", patched(bytes, key3, le({1200, 0, bits(2.f)})), "length outside 1..2047"},
         {"key node as long as max_segment", patched(bytes, key3, le({1200, 2048, bits(2.f)})), "length outside 1..2047"},
@@ -252,7 +255,7 @@ TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, nam
     // The same checks guard what is written.
     Model bad = m;
     bad.key_nodes[0].weight = NAN;
-    CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("weight not finite"), ModelError);
+    CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("weight not positive and finite"), ModelError);
     bad = m;
     bad.graph.word_size = 0;
     CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("word size 0"), ModelError);
