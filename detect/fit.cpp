@@ -181,6 +181,11 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
                       (f.expected ? ", " + percent(*f.expected) + " on its validation dumps" : "") +
                       "): the struct layout differs");
     }
+    // Nothing to measure (tester 11: a model of a build whose layout moved found 0 objects with
+    // no word): not a misfit the votes show, but never a silent "fits".
+    if (agreement.objects == 0)
+        why.push_back("no candidate object: no base gathered the threshold's worth of key-node votes anywhere in "
+                      "the dump (a struct layout the model does not know, or memory the dump lacks?)");
     for (const std::string& w : why) f.reason += (f.reason.empty() ? "" : "; ") + w;
     return f;
 }

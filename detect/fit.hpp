@@ -38,7 +38,9 @@
 //              kAgreementMargin below the model's validation figure (kExpectedAgreement for models
 //              without one), or missing key nodes carry at least kMissingShare of the key-node
 //              weight. SameVersion alone is reported, not a misfit: a cloud build of the trained
-//              version detects like the generic one; the votes tell a moved layout.
+//              version detects like the generic one; the votes tell a moved layout. No candidate
+//              object at all: nothing measured, so not a misfit, but the reason says so and dmdetect
+//              warns (a model that finds nothing is never silent).
 //              A model whose key nodes were chosen per build (its training configuration has
 //              `[keys] frequency = per_build`, train/trainer.hpp) holds the layouts of several
 //              builds: on any one dump the other layouts' key nodes are missing or vote shifted

@@ -297,10 +297,11 @@ int run(int argc, char** argv, Communicator& world) {
         fits_all = true;
         for (size_t i = 0; i < used.model_count(); ++i) {
             fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i)));
-            if (fits.back().fits) continue;
-            fits_all = false;
-            std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) does not fit this dump: %s\n", who.c_str(),
-                         fits.back().type.c_str(), fits.back().source.c_str(), fits.back().reason.c_str());
+            const ModelFit& f = fits.back();
+            if (f.fits && f.agreement.objects > 0) continue;
+            fits_all = fits_all && f.fits;
+            std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),
+                         f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
         }
         const std::string text =
             format_fit_report(banner, fits, format) + (vm.count("tree") ? process_tree(found) : format_detections(found, format));

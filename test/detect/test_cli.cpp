@@ -402,7 +402,9 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     Run o = run("DMDETECT", "-w " + a + " " + dump + opts + " --require-fit -o " + (dir / "o.txt").string(), dir);
     CHECK(o.status == 3);
     CHECK(without_notes(o.err) == "dmdetect: warning: model task_struct (" + a + ") does not fit this dump: the dump's kernel "
-                   "6.1.0-47-amd64 is another version than the model was trained on (5.10.0-46-amd64)\n");
+                   "6.1.0-47-amd64 is another version than the model was trained on (5.10.0-46-amd64); no candidate object: no "
+                   "base gathered the threshold's worth of key-node votes anywhere in the dump (a struct layout the model "
+                   "does not know, or memory the dump lacks?)\n");
     CHECK(slurp(dir / "o.txt").find("# fit task_struct: NO, other-version") != std::string::npos);
     CHECK(run("DMDETECT", "-w " + a + " " + dump + opts, dir).status == 0);
 
@@ -416,5 +418,12 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
           std::string::npos);
     CHECK(m.err.find("key-node votes agree on 0 of 24 candidate objects (0.0%, 99.0% on its validation dumps)") !=
           std::string::npos);
+    // Nothing found (tester 11: a model that finds no object said nothing): a warning, not a misfit.
+    Run z = run("DMDETECT", "-w " + b + " " + dump + opts + " --threshold 1e6 --require-fit", dir);
+    CHECK(z.status == 0);
+    CHECK(without_notes(z.err) == "dmdetect: warning: model task_struct (" + b + ") found nothing in this dump: no candidate "
+                   "object: no base gathered the threshold's worth of key-node votes anywhere in the dump (a struct layout "
+                   "the model does not know, or memory the dump lacks?)\n");
+    CHECK(z.out.find("# fit task_struct: unknown, same-build, votes agree on no candidate object") != std::string::npos);
     if (!std::getenv("KEEP")) fs::remove_all(dir);
 }

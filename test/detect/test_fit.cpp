@@ -302,6 +302,7 @@ TEST_CASE("fit: kernel and fit records in the output, skipped when detections ar
     same.provenance.kernel_builds = {{"6.1.0-47-amd64", ""}};
     const ModelFit unmeasured = assess_fit(same, "m.cereal", b, VoteAgreement{});
     REQUIRE(unmeasured.fits);
+    CHECK(unmeasured.reason.find("no candidate object: no base gathered") == 0);   // tester 11: never silent
     CHECK(format_fit_report(b, std::span(&unmeasured, 1), DetectionFormat::Table)
               .find("# fit task_struct: unknown, same-build, votes agree on no candidate object") != std::string::npos);
 }
