@@ -74,7 +74,9 @@ int run(int argc, char** argv) {
 
     std::vector<Detection> found;
     if (method == "pslist") {
-        found = pslist(TranslatedMemory(tl), btf, *syms);
+        std::vector<std::string> walk;
+        found = pslist(TranslatedMemory(tl), btf, *syms, &walk);
+        print_warnings("dmbaseline: pslist", walk);
     } else {
         TaskSignature sig = TaskSignature::from_btf(btf);
         sig.kernel_base = tl.kernel_base();

@@ -10,11 +10,14 @@
 
 namespace deepmem {
 
-std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms) {
+std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
+                              std::vector<std::string>* warnings) {
     LabelerOptions opt;
     opt.freed_tasks = false;
     opt.freed_creds = false;
+    opt.dcache = false;   // tasks only: the dentry hash table is not needed
     const LabelSet set = label_kernel_objects(mem, btf, syms, opt);
+    if (warnings) warnings->insert(warnings->end(), set.warnings.begin(), set.warnings.end());
     std::vector<Detection> out;
     for (const Label& l : set.labels) {
         if (l.type != "task_struct" || l.freed) continue;

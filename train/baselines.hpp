@@ -37,13 +37,18 @@
 #include <cstdint>
 #include <map>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace deepmem {
 
 class TranslationLayer;
 
-std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms);
+// `warnings`, when given, gets the walk's (train/labeler.hpp LabelSet::warnings): a list that ends
+// at a word that is no kernel address, at a loop or at an unreadable node, whose tasks beyond that
+// point are not listed (tester 11: pslist stopped at a broken list without a word).
+std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
+                              std::vector<std::string>* warnings = nullptr);
 
 // PF_* bits Linux 6.1 does not define (include/linux/sched.h: 0x4000, 0x10000, 0x800000,
 // 0x1000000, 0x2000000, 0x20000000, 0x40000000 are holes).

@@ -4,6 +4,7 @@
 #include "graph/layers.hpp"
 #include "test/train/btf_builder.hpp"
 #include "test/train/synthetic_kernel.hpp"
+#include "train/baselines.hpp"
 #include "train/labeler.hpp"
 
 #include <doctest/doctest.h>
@@ -172,6 +173,12 @@ TEST_CASE("corrupt lists end in warnings, not hangs") {
         LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
         CHECK(s.counts.processes == 1);
         CHECK(s.warnings.size() >= 1);
+        // pslist (train/baselines.hpp) stops there too, and says so (tester 11: it was silent).
+        std::vector<std::string> said;
+        const auto listed = pslist(w.mem, btf, w.syms(), &said);
+        CHECK(std::count_if(listed.begin(), listed.end(), [](const Detection& d) { return d.vaddr != 0; }) >= 1);
+        REQUIRE(!said.empty());
+        CHECK(said[0] == "init_task.tasks: pointer 0xdead000000000100 after 1 entries is not a kernel address");
     }
     SUBCASE("tasks list into unmapped memory") {
         World w;
