@@ -229,10 +229,23 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
 
 WriteStats write_avml(const PhysicalLayer& phys, const ByteSink& sink) {
     using namespace detail;
-    struct Block { uint64_t paddr, size; };
+    // Blocks of at most kMaxBlock within a run, split where a sparse file's holes begin and end: a
+    // hole's block is encoded from zeros, never read (reading it faulted in the dump's apparent size).
+    struct Block { uint64_t paddr, size; bool hole; };
     std::vector<Block> blocks;
-    for (const auto& r : phys.runs())
-        for (uint64_t off = 0; off < r.size; off += kMaxBlock) blocks.push_back({r.paddr + off, std::min(kMaxBlock, r.size - off)});
+    const auto data = phys.data_runs();
+    size_t d = 0;
+    for (const auto& r : phys.runs()) {
+        for (uint64_t at = r.paddr, end = r.paddr + r.size; at < end;) {
+            while (d < data.size() && data[d].paddr + data[d].size <= at) ++d;
+            const bool hole = d == data.size() || data[d].paddr > at;
+            const uint64_t stop = std::min({end, at + kMaxBlock, hole ? (d == data.size() ? end : data[d].paddr)
+                                                                      : data[d].paddr + data[d].size});
+            blocks.push_back({at, stop - at, hole});
+            at = stop;
+        }
+    }
+    const std::vector<uint8_t> zeros(kMaxBlock, 0);
     WriteStats st;
     uint64_t pos = 0;
     const uint64_t batch = 2 * static_cast<uint64_t>(omp_get_max_threads());
@@ -245,9 +258,10 @@ WriteStats write_avml(const PhysicalLayer& phys, const ByteSink& sink) {
             errors.run([&] {
                 streams[i].clear();
                 const Block& bl = blocks[b0 + i];
-                snappy_frame::encode({phys.find(bl.paddr, bl.size), bl.size}, streams[i]);
+                snappy_frame::encode({bl.hole ? zeros.data() : phys.find(bl.paddr, bl.size), bl.size}, streams[i]);
             });
         errors.rethrow();
+        phys.release_all();   // the batch's blocks: peak memory stays near a batch, not the dump's size
         for (uint64_t i = 0; i < n; ++i) {
             const Block& bl = blocks[b0 + i];
             uint8_t h[kHeaderSize] = {};

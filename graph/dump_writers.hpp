@@ -8,6 +8,10 @@
 // the same memory graph. Bytes go to `sink(offset, bytes)`; a kdump in plain form is written out
 // of order (headers, bitmaps, then descriptors and data in batches), the flattened form and AVML
 // strictly in order (offsets increase). Pages are compressed in parallel (OpenMP).
+// Memory: the holes of a sparse input file (PhysicalLayer::data_runs) are written as zeros without
+// being read, and each batch's pages are released once written, so the peak stays near one batch
+// (16 MiB of pages for kdump, 2 × threads × 16 MiB blocks for AVML), not the input's apparent
+// size (tester 11: a sparse 4 GiB raw of 256 MiB RAM faulted in 4 GiB).
 #pragma once
 
 #include "graph/layers.hpp"

@@ -760,6 +760,10 @@ WriteStats write_kdump(const PhysicalLayer& phys, KdumpCompression compression, 
             errors.run([&] {
                 const int t = omp_get_thread_num();
                 const uint64_t paddr = pfns[b0 + i] * bs;
+                if (!phys.has_data(paddr, bs)) {   // a hole of a sparse file reads as zeros: not touched
+                    comp_size[i] = 0;
+                    return;
+                }
                 const uint8_t* page = phys.find(paddr, bs);
                 if (!page) {
                     phys.read(paddr, page_buf[t]);   // present across two runs (checked by present_pages)
@@ -810,6 +814,7 @@ WriteStats write_kdump(const PhysicalLayer& phys, KdumpCompression compression, 
                 }
             });
         errors.rethrow();
+        phys.release_all();   // the batch's pages: peak memory stays near a batch, not the dump's size
         data.clear();
         for (uint64_t i = 0; i < n; ++i) {
             uint8_t* pd = descs.data() + i * kDescSize;
