@@ -32,7 +32,7 @@
 //           another live task (wrong but well-formed: scanners keep matching).
 //   noise   For every live labeled object of --types (default task_struct), replaces round(F · n)
 //           of its n non-pointer bytes, chosen at random, by different random bytes. A byte is a
-//           pointer byte when its aligned 8-byte word holds a kernel address (≥ the layer's kernel base).
+//           pointer byte when its aligned word (the dump's 8 or 4 bytes) holds a kernel address (≥ the layer's kernel base).
 //   plant   Writes --count (default 8) fake pointers into each live object of --types, at random
 //           aligned non-pointer words, each to a random 8-aligned offset inside another live
 //           task_struct; and floods fraction F (default 0.1) of the all-zero direct-map pages with
@@ -54,12 +54,14 @@
 //           classic techniques would need for the same task: psscan, the 1 byte comm[0] = 0 (its
 //           Comm check; verified with check_task, psscan's own predicate, on the edited bytes, not
 //           written), pslist, unlinking the task from the list pslist walks (init_task.tasks for a
-//           leader, signal->thread_head for a thread: the two neighbours' link words, 16 bytes
-//           written; dkom does this and more).
+//           leader, signal->thread_head for a thread: the two neighbours' link words, 2 pointers
+//           (16 bytes, 8 on 32-bit) written; dkom does this and more). Words are the dump's (8 or 4
+//           bytes); the model must have been trained on graphs of that word size.
 //           --from psscan|pslist writes those cheapest edits instead, on the same tasks (the same
 //           seed draws the same sample), for dmbaseline to verify; attack.json gives each task's
 //           field, bytes written and bytes changed (bytes that differ from the original).
 #include "detect/detect.hpp"
+#include "detect/fit.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "graph/text_lines.hpp"
@@ -406,20 +408,21 @@ int run(int argc, char** argv) {
                     const auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
                     if (!next || !prev || !dump.write_ptr(*prev, *next) || !dump.write_ptr(*next + W, *prev)) continue;
                     what = pid == tgid ? "tasks" : "thread_node";
-                    written = 2 * W, changed = differing_bytes(node, *next) + differing_bytes(node, *prev);
+                    written = 2 * W, changed = differing_bytes(node, *next, unsigned(W)) + differing_bytes(node, *prev, unsigned(W));
                 }
                 add_change("{\"vaddr\":\"" + hex(t) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
                            ",\"leader\":" + (pid == tgid ? "true" : "false") + ",\"field\":\"" + what +
                            "\",\"bytes_written\":" + std::to_string(written) + ",\"bytes_changed\":" + std::to_string(changed) + "}");
             }
         } else {
-        if (W != 8) throw InputError("hide: the search (train/hide.hpp) edits 8-byte words; this dump has " + std::to_string(W) +
-                                     "-byte pointers (32-bit or PAE paging)");
         const std::string weights = vm["weights"].as<std::string>();
         Detector det;
         det.add_model(weights);
         const Model& model = det.model(0);
         if (model.object_type != "task_struct") throw InputError("hide: " + weights + " is a " + model.object_type + " model, not task_struct");
+        if (model.graph.word_size != W)
+            throw InputError("hide: " + weights + " was trained on " + word_size_text(model.graph.word_size) + "; this dump has " +
+                             word_size_text(uint32_t(W)));
         const auto tg0 = std::chrono::steady_clock::now();
         const MemoryGraph graph = vm.count("graph") ? det.open_graph(vm["graph"].as<std::string>())
                                                     : det.build_graph((in / "dump.elf").string());
@@ -430,7 +433,7 @@ int run(int argc, char** argv) {
         HideSearch search(graph, model);
         for (uint64_t t : chosen) {
             std::vector<uint8_t> bytes(L.task_size);
-            if (t % 8 != 0 || !mem.read(t, bytes)) {
+            if (t % W != 0 || !mem.read(t, bytes)) {
                 add_change("{\"vaddr\":\"" + hex(t) + "\",\"skipped\":\"unreadable or unaligned\"}");
                 continue;
             }
@@ -443,10 +446,10 @@ int run(int argc, char** argv) {
                 others.push_back(o);
             }
             std::vector<WordCandidate> cands;
-            for (uint64_t w : hide_candidates(bytes, kbase, protect)) {
+            for (uint64_t w : hide_candidates(bytes, kbase, protect, unsigned(W))) {
                 WordCandidate c;
                 c.offset = w;
-                std::memcpy(&c.value, bytes.data() + w, 8);
+                std::memcpy(&c.value, bytes.data() + w, W);
                 c.replacements.push_back(0);
                 for (uint64_t o : others)
                     if (auto v = dump.read_ptr(o + w)) c.replacements.push_back(*v);
@@ -475,7 +478,8 @@ int run(int argc, char** argv) {
             const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
             const auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
             const std::string pslist_differ =
-                next && prev ? std::to_string(differing_bytes(node, *next) + differing_bytes(node, *prev)) : std::string("null");
+                next && prev ? std::to_string(differing_bytes(node, *next, unsigned(W)) + differing_bytes(node, *prev, unsigned(W)))
+                             : std::string("null");
             char fig[160];
             std::snprintf(fig, sizeof fig, "\"score_before\":%.4f,\"score_after\":%.4f,\"seconds\":%.2f", r.score_before,
                           r.score_after, r.seconds);
@@ -486,7 +490,7 @@ int run(int argc, char** argv) {
                        ",\"candidates_in_features\":" + std::to_string(cands.size()) + ",\"model_runs\":" +
                        std::to_string(r.evaluations) + ",\"psscan_before\":\"" + to_string(before) +
                        "\",\"psscan_after_comm0\":\"" + to_string(psscan_after) + "\",\"psscan_bytes\":" + (before == TaskCheck::Ok && psscan_after != TaskCheck::Ok ? "1" : "null") +
-                       ",\"pslist_bytes_written\":16,\"pslist_bytes_changed\":" + pslist_differ +
+                       ",\"pslist_bytes_written\":" + std::to_string(2 * W) + ",\"pslist_bytes_changed\":" + pslist_differ +
                        ",\"edits\":[" + edits + "]}");
             std::fprintf(stderr, "dm-attack: hide %s: %s after %zu words (%s, score %.3f -> %.3f, %.1f s)\n", hex(t).c_str(),
                          r.hidden ? "hidden" : "not hidden", r.edits.size(), (std::to_string(r.bytes_changed) + " bytes").c_str(),

@@ -7,9 +7,9 @@
 
 namespace deepmem {
 
-unsigned differing_bytes(uint64_t a, uint64_t b) {
+unsigned differing_bytes(uint64_t a, uint64_t b, unsigned word_size) {
     unsigned n = 0;
-    for (int k = 0; k < 8; ++k) n += ((a >> (8 * k)) & 0xff) != ((b >> (8 * k)) & 0xff);
+    for (unsigned k = 0; k < word_size; ++k) n += ((a >> (8 * k)) & 0xff) != ((b >> (8 * k)) & 0xff);
     return n;
 }
 
@@ -38,14 +38,14 @@ std::vector<ByteRange> protected_task_fields(const KernelLayout& L) {
 }
 
 std::vector<uint64_t> hide_candidates(std::span<const uint8_t> object, uint64_t kernel_base,
-                                      std::span<const ByteRange> protect) {
+                                      std::span<const ByteRange> protect, unsigned word_size) {
     std::vector<uint64_t> out;
-    for (uint64_t w = 0; w + 8 <= object.size(); w += 8) {
-        uint64_t v;
-        std::memcpy(&v, object.data() + w, 8);
+    for (uint64_t w = 0; w + word_size <= object.size(); w += word_size) {
+        uint64_t v = 0;
+        std::memcpy(&v, object.data() + w, word_size);
         if (v >= kernel_base) continue;
         const bool hit = std::any_of(protect.begin(), protect.end(),
-                                     [&](const ByteRange& p) { return w < p.end && p.begin < w + 8; });
+                                     [&](const ByteRange& p) { return w < p.end && p.begin < w + word_size; });
         if (!hit) out.push_back(w);
     }
     return out;
@@ -56,10 +56,10 @@ HideSearch::HideSearch(const MemoryGraph& graph, const Model& model)
       features_(graph.features().begin(), graph.features().end()) {}
 
 void HideSearch::patch(uint64_t vaddr, uint64_t value) {
-    const uint32_t fb = graph_.params().feature_bytes;
+    const uint32_t fb = graph_.params().feature_bytes, W = graph_.params().word_size;
     uint8_t bytes[8];
-    std::memcpy(bytes, &value, 8);
-    for (int i = 0; i < 8; ++i) {
+    std::memcpy(bytes, &value, 8);   // little-endian: the word's W low bytes first
+    for (uint32_t i = 0; i < W; ++i) {
         auto n = graph_.node_containing(vaddr + i);
         if (!n) continue;
         const uint64_t at = vaddr + i - graph_.vaddr()[*n];
@@ -68,9 +68,9 @@ void HideSearch::patch(uint64_t vaddr, uint64_t value) {
 }
 
 std::vector<WordCandidate> HideSearch::in_features(uint64_t base, std::vector<WordCandidate> candidates) const {
-    const uint32_t fb = graph_.params().feature_bytes;
+    const uint32_t fb = graph_.params().feature_bytes, W = graph_.params().word_size;
     std::erase_if(candidates, [&](const WordCandidate& c) {
-        for (uint64_t i = 0; i < 8; ++i) {
+        for (uint64_t i = 0; i < W; ++i) {
             auto n = graph_.node_containing(base + c.offset + i);
             if (n && base + c.offset + i - graph_.vaddr()[*n] < fb) return false;
         }
@@ -144,7 +144,7 @@ HideResult HideSearch::hide(uint64_t base, std::span<const WordCandidate> candid
     res.score_after = cur.first;
     res.hidden = cur.first < threshold;
     for (const WordEdit& e : res.edits)
-        res.bytes_changed += differing_bytes(e.old_value, e.new_value);
+        res.bytes_changed += differing_bytes(e.old_value, e.new_value, graph_.params().word_size);
     res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return res;
 }

@@ -14,10 +14,10 @@
 //             normal_prio, policy, nr_cpus_allowed, cpus_mask, stack_canary: a changed canary fails
 //             every frame on the task's stack; thread: the saved registers and FPU state). Members a
 //             kernel build lacks are skipped. Sorted, merged.
-//   hide_candidates  8-aligned word offsets w (from the object's start; the object must be
-//             8-aligned) with w + 8 ≤ size, whose value is not a pointer field (< kernel_base, so it
-//             is a kernel address of no mapping: the graph's structure does not depend on it), that
-//             overlap no protected range. Ascending.
+//   hide_candidates  Word offsets w (word_size W = the graph's: 8 under x86-64 paging, 4 under
+//             32-bit and PAE; the object W-aligned) with w + W ≤ size, whose value is not a pointer
+//             field (< kernel_base, so it is a kernel address of no mapping: the graph's structure
+//             does not depend on it), that overlap no protected range. Ascending.
 //   HideSearch  Over one memory graph and one model: a private copy of the graph's node features
 //             that edits patch. An edit of a non-pointer word into a non-pointer value leaves every
 //             segment, length and edge as it was (graph/memory_graph.hpp) and changes only the
@@ -60,13 +60,13 @@ struct ByteRange {
 std::vector<ByteRange> protected_task_fields(const KernelLayout& L);
 
 std::vector<uint64_t> hide_candidates(std::span<const uint8_t> object, uint64_t kernel_base,
-                                      std::span<const ByteRange> protect);
+                                      std::span<const ByteRange> protect, unsigned word_size = 8);
 
-// Bytes of two 8-byte words that differ (what an edit of a word costs an attacker).
-unsigned differing_bytes(uint64_t a, uint64_t b);
+// Bytes of two words of word_size bytes that differ (what an edit of a word costs an attacker).
+unsigned differing_bytes(uint64_t a, uint64_t b, unsigned word_size = 8);
 
 struct WordCandidate {
-    uint64_t offset = 0;                    // bytes from the object's start, 8-aligned
+    uint64_t offset = 0;                    // bytes from the object's start, word-aligned
     uint64_t value = 0;                     // the word as found in the dump
     std::vector<uint64_t> replacements;     // values to try (e.g. 0, the word of other live objects)
 };
@@ -93,7 +93,8 @@ public:
                     uint64_t kernel_base);
 
 private:
-    // Writes `value`'s bytes into the features of the nodes holding vaddr..vaddr+7 (those in a node's first feature_bytes).
+    // Writes `value`'s W low bytes (the graph's word size) into the features of the nodes holding
+    // vaddr..vaddr+W−1 (those in a node's first feature_bytes).
     void patch(uint64_t vaddr, uint64_t value);
     const MemoryGraph& graph_;
     const Model& model_;

@@ -71,3 +71,28 @@ TEST_CASE("hide_candidates: no protected byte, no pointer word, every other alig
     }
     CHECK(std::count(c.begin(), c.end(), Off::comm) == 1);   // comm's first word is editable
 }
+
+TEST_CASE("hide_candidates and differing_bytes on 4-byte words (32-bit and PAE dumps)") {
+    const btf::Btf btf = deepmem::test::synthetic_btf();
+    const KernelLayout L(btf);
+    const std::vector<ByteRange> p = protected_task_fields(L);
+    const uint64_t kbase = 0xc0000000u;   // PAGE_OFFSET of Debian's i386 kernels
+    std::vector<uint8_t> object(Off::task_size);
+    for (size_t i = 0; i < object.size(); ++i) object[i] = static_cast<uint8_t>(i * 7 + 1) & 0x7f;   // no word ≥ kbase
+    const uint32_t pointer = 0xc1234560u;
+    std::memcpy(object.data() + Off::start_time + 4, &pointer, 4);   // the second word of an unprotected field
+    const std::vector<uint64_t> c = hide_candidates(object, kbase, p, 4);
+    for (uint64_t w = 0; w + 4 <= object.size(); w += 4) {
+        bool prot = false;
+        for (const ByteRange& r : p) prot = prot || (w < r.end && r.begin < w + 4);
+        uint32_t v;
+        std::memcpy(&v, object.data() + w, 4);
+        CAPTURE(w);
+        CHECK(std::count(c.begin(), c.end(), w) == (!prot && v < kbase ? 1 : 0));
+    }
+    CHECK(std::count(c.begin(), c.end(), Off::start_time) == 1);       // its first word: a value
+    CHECK(std::count(c.begin(), c.end(), Off::start_time + 4) == 0);   // its second: a pointer
+    CHECK(differing_bytes(0x11223344u, 0x11003344u, 4) == 1);
+    CHECK(differing_bytes(0xaa00000011223344ull, 0x11223344u, 4) == 0);   // bytes beyond the word do not count
+    CHECK(differing_bytes(0xaa00000011223344ull, 0x11223344u) == 1);
+}
