@@ -11,6 +11,7 @@
 #include "graph/layers.hpp"   // parse_address: the one CLI number parser
 #include "graph/memory_budget.hpp"   // out_of_memory_message
 #include "train/distributed.hpp"
+#include "train/kernel_from_dump.hpp"   // dump_dir_kernel_files
 
 #include <boost/program_options.hpp>
 
@@ -39,6 +40,26 @@ namespace deepmem {
 inline constexpr const char* kKallsymsHelp = "the guest's /proc/kallsyms [the dump's own kallsyms tables]";
 inline constexpr const char* kSystemMapHelp =
     "the build's System.map: data symbols a kernel without CONFIG_KALLSYMS_ALL leaves out of kallsyms";
+inline constexpr const char* kDumpDirHelp =
+    "a tools/make-dataset dump directory: its kernel files as make-dataset labelled the dump (vmlinux and "
+    "System.map, else vmlinuz; kallsyms); --kernel, --kallsyms and --system-map given win";
+
+// The kernel files a command line names: `kernel_key` (--kernel, or dmbaseline's --vmlinuz too),
+// --kallsyms and --system-map, each taken from --dump-dir (dump_dir_kernel_files) when not given.
+inline KernelFiles kernel_files_of(const boost::program_options::variables_map& vm,
+                                   std::initializer_list<const char*> kernel_keys = {"kernel"}) {
+    KernelFiles f = vm.count("dump-dir") ? dump_dir_kernel_files(vm["dump-dir"].as<std::string>()) : KernelFiles{};
+    for (const char* k : kernel_keys)
+        if (vm.count(k)) f.kernel = vm[k].as<std::string>();
+    if (vm.count("kallsyms")) f.kallsyms = vm["kallsyms"].as<std::string>();
+    if (vm.count("system-map")) f.system_map = vm["system-map"].as<std::string>();
+    return f;
+}
+// Its files, for the check that no output overwrites an input.
+inline void add_inputs(const KernelFiles& f, std::vector<std::string>& inputs) {
+    for (const auto* file : {&f.kernel, &f.kallsyms, &f.system_map})
+        if (*file) inputs.push_back(**file);
+}
 
 // Flushes std::cout and stdout; `status` unless something written to them was lost, else prints
 // "NAME: error: cannot write standard output: …" and returns 1.

@@ -5,13 +5,13 @@
 //   dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]
 //   dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]
 //
-// DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; kallsyms and vmlinuz when
-// there: without them the BTF and symbols come from the dump, train/kernel_from_dump.hpp; dkom needs
-// both, tamper the BTF, noise and plant neither).
+// DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; its kernel files when
+// there, read by dump_dir_kernel_files: without them the BTF and symbols come from the dump,
+// train/kernel_from_dump.hpp; dkom needs both, tamper the BTF, noise and plant neither).
 // OUT_DIR (never DUMP_DIR; every file written atomically) gets dump.elf (a modified copy: bytes are
 // changed through the physical layer's runs, i.e. at the file offsets backing each physical
-// address), labels.jsonl and labels.tsv (the unchanged truth, copied), kallsyms and vmlinuz when
-// DUMP_DIR has them (symlinks to the originals' targets) and attack.json (the seed, the parameters
+// address), labels.jsonl and labels.tsv (the unchanged truth, copied), kallsyms, vmlinuz, vmlinux and
+// System.map when DUMP_DIR has them (symlinks to the originals' targets) and attack.json (the seed, the parameters
 // and every change).
 //
 // Attacks
@@ -281,15 +281,12 @@ int run(int argc, char** argv) {
     }
     auto beside = [&](const char* f) {   // OUT_DIR is not IN_DIR (checked above)
         fs::remove(out / f);
-        if (!fs::exists(in / f)) return std::optional<std::string>();
-        fs::create_symlink(fs::canonical(in / f), out / f);
-        return std::optional<std::string>((in / f).string());
+        if (fs::exists(in / f)) fs::create_symlink(fs::canonical(in / f), out / f);
     };
-    // The kernel's types and symbols as make-dataset labelled the dump: vmlinuz (its .BTF) and the
-    // guest's kallsyms; for a build without BTF (Debian's 686-pae) the -dbg package's vmlinux
-    // (DWARF) and System.map (its data symbols: no CONFIG_KALLSYMS_ALL there).
-    const std::optional<std::string> vmlinuz = beside("vmlinuz"), kallsyms_file = beside("kallsyms"),
-                                     vmlinux = beside("vmlinux"), system_map = beside("System.map");
+    // The kernel files, linked beside the output (OUT_DIR is a dump directory too), and read as
+    // make-dataset labelled the dump (train/kernel_from_dump.hpp, dump_dir_kernel_files).
+    for (const char* f : {"vmlinuz", "kallsyms", "vmlinux", "System.map"}) beside(f);
+    const KernelFiles files = dump_dir_kernel_files(in.string());
     AtomicFile dump_out((out / "dump.elf").string());
     dump_out.write(MappedFile((in / "dump.elf").string()).bytes());
 
@@ -298,9 +295,7 @@ int run(int argc, char** argv) {
     const KernelMemory& mem = dump.mem();
     const uint64_t kbase = dump.tl().kernel_base();
     const uint64_t W = dump.tl().word_size();   // list_head / hlist_node links are pointers of W bytes
-    const KernelTypesAndSymbols kernel =
-        vmlinux ? kernel_types_and_symbols(dump.tl(), vmlinux, kallsyms_file, system_map)
-                : kernel_types_and_symbols(dump.tl(), vmlinuz, kallsyms_file);
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(dump.tl(), files.kernel, files.kallsyms, files.system_map);
     for (const auto& n : kernel.notes) std::fprintf(stderr, "dm-attack: note: %s\n", n.c_str());
     std::mt19937_64 rng(seed);
 

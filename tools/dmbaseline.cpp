@@ -29,7 +29,8 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmbaseline pslist|psscan DUMP [--kallsyms FILE] [--vmlinuz FILE] [--system-map FILE] [--format table|json|csv]\n"
+    "usage: dmbaseline pslist|psscan DUMP [--kallsyms FILE] [--vmlinuz FILE] [--system-map FILE] [--dump-dir DIR]\n"
+    "                  [--format table|json|csv]\n"
     "                  [--output FILE] [--format-dump auto|raw|elf|lime] [--dtb ADDR] [--stats]\n";
 
 int run(int argc, char** argv) {
@@ -39,6 +40,7 @@ int run(int argc, char** argv) {
         "kernel", po::value<std::string>(), "the same as --vmlinuz (dmlabel's name)")(
         "kallsyms", po::value<std::string>(), kKallsymsHelp)(
         "system-map", po::value<std::string>(), kSystemMapHelp)(
+        "dump-dir", po::value<std::string>(), kDumpDirHelp)(
         "format", po::value<std::string>()->default_value("table"), "table|json|csv")(
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime")(
@@ -54,8 +56,7 @@ int run(int argc, char** argv) {
 
     {
         std::vector<std::string> inputs{vm["dump"].as<std::string>()};
-        for (const char* k : {"kallsyms", "vmlinuz", "kernel", "system-map"})
-            if (vm.count(k)) inputs.push_back(vm[k].as<std::string>());
+        add_inputs(kernel_files_of(vm, {"kernel", "vmlinuz"}), inputs);
         refuse_output_or_stdout_over_inputs(vm, inputs);
     }
     auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format-dump"].as<std::string>()));
@@ -63,11 +64,8 @@ int run(int argc, char** argv) {
     if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
     const TranslationLayer tl = TranslationLayer::detect(*phys, dtb);
     print_warnings("dmbaseline", tl.warnings());
-    auto file = [&](const char* key) {
-        return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
-    };
-    const KernelTypesAndSymbols kernel =
-        kernel_types_and_symbols(tl, vm.count("vmlinuz") ? file("vmlinuz") : file("kernel"), file("kallsyms"), file("system-map"));
+    const KernelFiles files = kernel_files_of(vm, {"kernel", "vmlinuz"});   // --vmlinuz wins over --kernel
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(tl, files.kernel, files.kallsyms, files.system_map);
     const btf::Btf& btf = kernel.require_btf(method);
     const Kallsyms* syms = method == "pslist" ? &kernel.require_symbols(method) : nullptr;
     for (const auto& n : kernel.notes) std::fprintf(stderr, "dmbaseline: note: %s\n", n.c_str());

@@ -33,7 +33,7 @@ using namespace deepmem;
 namespace {
 
 const char* kUsage =
-    "usage: dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] [--system-map FILE] DUMP -o LABELS.tsv\n"
+    "usage: dmlabel [--kernel VMLINUZ_OR_VMLINUX] [--kallsyms FILE] [--system-map FILE] [--dump-dir DIR] DUMP -o LABELS.tsv\n"
     "               [--format auto|raw|elf|lime|kdump|avml] [--dtb ADDR] [--paging x86|pae|x64|la57]\n"
     "               [--view view.txt] [--quiet] [--per-process]\n";
 
@@ -43,6 +43,7 @@ int run(int argc, char** argv) {
         "kernel", po::value<std::string>(), "vmlinuz (bzImage, xz) or vmlinux with .BTF, or raw BTF [the dump's own BTF]")(
         "kallsyms", po::value<std::string>(), kKallsymsHelp)(
         "system-map", po::value<std::string>(), kSystemMapHelp)(
+        "dump-dir", po::value<std::string>(), kDumpDirHelp)(
         "output,o", po::value<std::string>()->required(), "LABELS.tsv (LABELS.jsonl is written beside it)")(
         "format", po::value<std::string>()->default_value("auto"), "dump format: auto|raw|elf|lime|kdump|avml")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
@@ -60,8 +61,8 @@ int run(int argc, char** argv) {
     const bool quiet = vm.count("quiet") > 0;
     {
         std::vector<std::string> inputs{vm["dump"].as<std::string>()};   // --kernel and --kallsyms are optional
-        for (const char* key : {"kernel", "kallsyms", "view", "system-map"})
-            if (vm.count(key)) inputs.push_back(vm[key].as<std::string>());
+        add_inputs(kernel_files_of(vm), inputs);
+        if (vm.count("view")) inputs.push_back(vm["view"].as<std::string>());
         const std::string outputs[] = {out, jsonl_path_for(out)};
         refuse_output_over_inputs(outputs, inputs);
         refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
@@ -77,10 +78,8 @@ int run(int argc, char** argv) {
     const auto tl = TranslationLayer::detect(*phys, dtb, paging);
     const TranslatedMemory mem(tl);
     const auto t_layers = std::chrono::steady_clock::now();
-    auto file = [&](const char* key) {
-        return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
-    };
-    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(tl, file("kernel"), file("kallsyms"), file("system-map"));
+    const KernelFiles files = kernel_files_of(vm);
+    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(tl, files.kernel, files.kallsyms, files.system_map);
     const btf::Btf& btf = kernel.require_btf("labeling");
     const Kallsyms& syms = kernel.require_symbols("labeling");
     const auto t_kernel = std::chrono::steady_clock::now();

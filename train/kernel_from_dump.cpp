@@ -5,6 +5,7 @@
 #include "graph/layers.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <cstring>
 #include <tuple>
 
@@ -524,6 +525,19 @@ const Kallsyms& KernelTypesAndSymbols::require_symbols(const std::string& what) 
     for (const std::string& n : notes)
         if (n.find("symbols") != std::string::npos) throw InputError(what + " needs the kernel's symbols; " + n);
     throw InputError(what + " needs the kernel's symbols (kallsyms)");
+}
+
+KernelFiles dump_dir_kernel_files(const std::string& dir) {
+    auto in_dir = [&](const char* name) {
+        const std::filesystem::path f = std::filesystem::path(dir) / name;
+        std::error_code ec;
+        return std::filesystem::exists(f, ec) ? std::optional<std::string>(f.string()) : std::nullopt;
+    };
+    KernelFiles f;
+    f.kallsyms = in_dir("kallsyms");
+    if ((f.kernel = in_dir("vmlinux"))) f.system_map = in_dir("System.map");
+    else f.kernel = in_dir("vmlinuz");
+    return f;
 }
 
 }  // namespace deepmem

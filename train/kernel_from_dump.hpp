@@ -88,4 +88,15 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl,
                                                const std::optional<std::string>& kallsyms_file = {},
                                                const std::optional<std::string>& system_map_file = {});
 
+// The kernel files of a tools/make-dataset dump directory, as it labelled the dump (the one place
+// this rule is stated; make-dataset's labelling, dm-attack and the robustness report all go through
+// it): `vmlinux` — the -dbg package's, for builds without BTF (Debian's 686 and 686-pae) — with
+// `System.map` (its data symbols: those builds lack CONFIG_KALLSYMS_ALL) when `vmlinux` is there,
+// else `vmlinuz` (its .BTF) alone; and `kallsyms`, the guest's. A file the directory lacks is
+// nullopt; paths are DIR/name.
+struct KernelFiles {
+    std::optional<std::string> kernel, kallsyms, system_map;
+};
+KernelFiles dump_dir_kernel_files(const std::string& dir);
+
 }  // namespace deepmem

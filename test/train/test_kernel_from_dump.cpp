@@ -14,6 +14,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
 #include <map>
 
 using namespace deepmem;
@@ -348,4 +351,24 @@ TEST_CASE("corrupt tables are refused with a reason") {
         CHECK_FALSE(find_btf(d.layer(), &why));
         CHECK(why.find("no kernel's") != std::string::npos);
     }
+}
+
+TEST_CASE("dump_dir_kernel_files: vmlinux with System.map when there, else vmlinuz alone") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("dm-dump-dir-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto touch = [&](const char* name) { std::fclose(std::fopen((dir / name).string().c_str(), "w")); };
+    CHECK(dump_dir_kernel_files(dir.string()).kernel == std::nullopt);
+    touch("vmlinuz");
+    touch("kallsyms");
+    touch("System.map");   // an image's stub System.map: not read beside vmlinuz
+    KernelFiles f = dump_dir_kernel_files(dir.string());
+    CHECK(f.kernel == (dir / "vmlinuz").string());
+    CHECK(f.kallsyms == (dir / "kallsyms").string());
+    CHECK(f.system_map == std::nullopt);
+    touch("vmlinux");   // a build without BTF: the -dbg's vmlinux and System.map
+    f = dump_dir_kernel_files(dir.string());
+    CHECK(f.kernel == (dir / "vmlinux").string());
+    CHECK(f.system_map == (dir / "System.map").string());
+    fs::remove_all(dir);
 }
