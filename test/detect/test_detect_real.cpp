@@ -3,15 +3,19 @@
 // threshold, InferenceNet over rows) gives exactly the whole-graph path's detections, for a model
 // with key nodes taken from the dump's own task_struct labels; (2) when trained models exist in
 // $DEEPMEM_MODELS (data/models/*.cereal), dmdetect runs them all on dump.elf and dmeval scores the
-// output, and each model must reach its accuracy floor on this held-out dump. Exits 77 (skipped)
-// without the dump; part (2) is skipped without models.
+// output, and each model must reach its accuracy floor on this held-out dump; (3) a raw copy of the
+// dev dump cut 16 MiB short gets dmdetect's warnings that it lacks memory the kernel maps. Exits 77
+// (skipped) without the dump; parts (2) and (3) are skipped without models.
 #include "detect/detect.hpp"
+#include "graph/layers.hpp"
 #include "../real_dump.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <filesystem>
 #include <map>
 #include <unistd.h>
@@ -124,4 +128,47 @@ TEST_CASE("detect: pruned detection equals the whole-graph path on a real dump; 
             CHECK(double(s.fp) <= std::max(1.0, 0.02 * objects));
         }
     }
+}
+
+TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the kernel maps (tester 11)") {
+    const char* sub = std::getenv("DEEPMEM_REAL_DUMP");
+    const char* models_env = std::getenv("DEEPMEM_MODELS");
+    const char* dmdetect = std::getenv("DMDETECT");
+    if ((sub && *sub) || !models_env || !dmdetect || !fs::exists(fs::path(models_env) / "task_struct.cereal")) {
+        MESSAGE("the dev dump and its task_struct model only: skipped");
+        return;
+    }
+    const fs::path dev = test::real_dump_dir({"dump.elf"});
+    // The physical memory below (top of RAM − 16 MiB), as a sparse raw file: the top of RAM holds the
+    // per-CPU areas and the tables of the vmalloc area and vmemmap.
+    auto phys = PhysicalLayer::open((dev / "dump.elf").string());
+    PhysicalRun ram{};   // the largest run (the guest's RAM; a ROM sits higher, below 4 GiB)
+    for (const auto& r : phys->runs())
+        if (r.size > ram.size) ram = r;
+    const uint64_t cut = ram.paddr + ram.size - (uint64_t{16} << 20);
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-cut-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path raw = dir / "cut.raw", err = dir / "err.txt";
+    {
+        std::FILE* f = std::fopen(raw.c_str(), "wb");
+        REQUIRE(f);
+        for (const auto& r : phys->runs()) {
+            if (r.paddr >= cut) continue;
+            const uint64_t n = std::min(r.size, cut - r.paddr);
+            REQUIRE(std::fseek(f, long(r.paddr), SEEK_SET) == 0);
+            REQUIRE(std::fwrite(phys->bytes_of(r), 1, n, f) == n);
+        }
+        REQUIRE(std::fclose(f) == 0);
+    }
+    const std::string cmd = std::string(dmdetect) + " -w " + (fs::path(models_env) / "task_struct.cereal").string() + " " +
+                            raw.string() + " -o " + (dir / "out.txt").string() + " 2> " + err.string();
+    CHECK(std::system(cmd.c_str()) == 0);
+    std::ifstream in(err);
+    const std::string said((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    MESSAGE(said);
+    CHECK(said.find("(a cut dump?)") != std::string::npos);   // the translation's warning
+    // The model's warning (it finds fewer objects or none there) names the memory the dump lacks.
+    CHECK(said.find("of memory the kernel maps") != std::string::npos);
+    CHECK(said.find("a cut or partial capture?") != std::string::npos);
+    fs::remove_all(dir);
 }
