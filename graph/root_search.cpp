@@ -31,7 +31,7 @@ struct Candidate {
     uint64_t child_entries = 0;    // present entries in the kernel half's second-level tables
     uint64_t absent_children = 0;  // entries whose table is not in the dump
     uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // their lowest / highest table address
-    uint64_t kernel_half = 0;      // hash of the kernel half's entries: equal hashes map alike
+    uint64_t kernel_half = 0;      // hash of the kernel half's entries and its tables' content: equal hashes map alike
     uint64_t user_half = 0;        // hash of the user half's entries: process PGDs differ, copies do not
     // Its kernel tables look less like tables than not (malformed ones and no sound one):
     // walked only when no other root maps a kernel, or when its group outnumbers the best's
@@ -179,6 +179,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
                 c.absent_hi = std::max(c.absent_hi, next);
             } else if (kernel && nchildren < kMaxChildren && phys.has_data(next, s.table_bytes(1))) {
                 children[nchildren++] = next;
+                e &= ~s.addr_mask;   // hashed by the table's content below, not its address
             }
         }
         if (kernel) c.kernel_half = mix(mix(c.kernel_half, i), e);
@@ -186,6 +187,22 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
         (kernel ? c.kernel_entries : c.user_entries)++;
     }
     if (c.kernel_entries < s.min_kernel_entries) return std::nullopt;
+    // The kernel half's tables by content: PAE kernels with page-table isolation give every process
+    // its own copy of the kernel's page directory (SHARED_KERNEL_PMD is 0 with PTI,
+    // arch/x86/include/asm/pgtable-3level_types.h), so grouping by the tables' addresses made each
+    // process PDPT a group of one, and 4 copies of a decoy outnumbered them (tester 11). Copies
+    // of one table map alike, wherever they lie.
+    const Level& L1 = s.levels[1];
+    for (size_t k = 0; k < nchildren; ++k) {
+        const uint8_t* child = phys.find(children[k], s.table_bytes(1));
+        uint64_t h = 0;   // one multiply per nonzero entry (judge_table reads them all too)
+        for (uint64_t j = 0; j < (uint64_t{1} << L1.bits); ++j)
+            if (const uint64_t e = s.entry(child, j)) {
+                h = (h ^ (e + j * 0x9e3779b97f4a7c15ull)) * 0x100000001b3ull;
+                h ^= h >> 29;
+            }
+        c.kernel_half = mix(c.kernel_half, h);
+    }
     // Good entries of sound tables, and of malformed ones; tables by verdict.
     uint64_t good = 0, good_malformed = 0, sound = 0, malformed = 0;
     for (size_t k = 0; k < nchildren; ++k) {

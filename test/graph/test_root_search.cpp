@@ -633,6 +633,45 @@ TEST_CASE("root search: copies of a decoy count once, and a weak root that outnu
     CHECK(contains(t.warnings()[0], "root 0x1000 (x64) is used although its kernel tables are malformed"));
 }
 
+TEST_CASE("root search: PAE processes with their own copies of the kernel's page directory group as one (tester 11)") {
+    // 686-pae with page-table isolation: every process PDPT points at its own copy of the kernel
+    // PD (SHARED_KERNEL_PMD 0). Five processes, each PDPT [0] → its own user PD, [3] → its own copy
+    // of one kernel PD: 4 × 2 MiB pages, the direct map of all 8 MiB at 0xc0000000. Four decoy
+    // PDPTs, each with its own user PD, share a decoy PD that maps 0–6 MiB as 2 MiB pages and
+    // 6–8 MiB through a page table that leaves out the page at 0x7ff000 (all but 1/256 of the
+    // pages: the search's early stop). Grouped by the kernel PDs' addresses, the processes were
+    // five groups of one, the decoy a group of four, walked first, and it hid the page.
+    constexpr uint64_t A = 0x20;
+    Image mem(0x800000);
+    auto kernel_pd = [&](uint64_t pd) {
+        for (uint64_t i = 0; i < 4; ++i) mem.put64(pd + 8 * i, (i << 21) | P | RW | PS | A);
+    };
+    for (uint64_t k = 0; k < 5; ++k) {
+        const uint64_t pdpt = 0x100000 + 0x1000 * k, user = 0x110000 + 0x1000 * k, kpd = 0x120000 + 0x1000 * k;
+        mem.put64(pdpt, user | P);
+        mem.put64(user, (0x130000 + 0x1000 * k) | P | RW | US | A);
+        mem.put64(pdpt + 3 * 8, kpd | P);
+        kernel_pd(kpd);
+    }
+    const uint64_t decoy_pd = 0x140000, decoy_pt = 0x141000;
+    for (uint64_t i = 0; i < 3; ++i) mem.put64(decoy_pd + 8 * i, (i << 21) | P | RW | PS | A);
+    mem.put64(decoy_pd + 3 * 8, decoy_pt | P | RW | A);
+    for (uint64_t i = 0; i < 511; ++i) mem.put64(decoy_pt + 8 * i, (0x600000 + (i << 12)) | P | RW | A);
+    for (uint64_t k = 0; k < 4; ++k) {
+        const uint64_t pdpt = 0x150000 + 0x1000 * k, user = 0x160000 + 0x1000 * k;
+        mem.put64(pdpt, user | P);
+        mem.put64(user, (0x170000 + 0x1000 * k) | P | RW | US | A);
+        mem.put64(pdpt + 3 * 8, decoy_pd | P);
+    }
+    mem.pattern(0x7ff000, 0x1000, 9);   // data the decoy would hide
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    auto t = TranslationLayer::search(*phys);
+    CHECK(t.mode() == PagingMode::X86_PAE);
+    CHECK(t.dtb() >= 0x100000);
+    CHECK(t.dtb() < 0x105000);
+    CHECK(t.translate(0xc0000000u + 0x7ff000) == 0x7ff000u);
+}
+
 TEST_CASE("root search: a root with only malformed tables is used as the fallback, and said to be (tester 10)") {
     // Each kernel table of build_x64_4level gets two non-present junk words beside its one good
     // entry (malformed: more than 1 bad per 4 good), and the PDPT under [511] an entry pointing at
