@@ -268,15 +268,6 @@ public:
     // sorted by vaddr; large pages stay whole. What makes a word a pointer in the memory graph, so
     // that raw, ELF and LiME copies of one dump agree. Computed by the same walk as kernel_runs().
     std::span<const VirtualRun> mapped_kernel_runs() const;
-    // Kernel ranges under present entries of sound tables whose table the dump lacks (a cut dump,
-    // a kdump page that does not decode), merged, sorted by vaddr, paddr 0 (at most
-    // paging::kMaxUnknownRuns): whether and where they map is unknown. A word pointing there is a
-    // pointer field of the memory graph as a mapped address is, so that losing the vmalloc area's
-    // tables with the top of RAM does not change which words are pointers (tester 11: a raw dump
-    // cut 16 MiB short lost every task_struct), and the direct map's pages under them are not
-    // called a hole of the direct map (the walk's warning already says they cannot be read).
-    // Entries of malformed tables point anywhere: not listed.
-    std::span<const VirtualRun> unknown_kernel_runs() const;
     // kernel_runs() with each physical page once, at its lowest virtual address (the direct map
     // for most pages), sorted by vaddr: what a scan over kernel memory reads so that it reads each
     // page of the dump once, not once per alias. Computed on each call.
@@ -359,7 +350,7 @@ private:
     uint64_t dtb_;
     uint64_t kernel_base_;
     mutable std::vector<VirtualRun> kernel_runs_;
-    mutable std::vector<VirtualRun> mapped_runs_, unknown_runs_;
+    mutable std::vector<VirtualRun> mapped_runs_;
     mutable bool kernel_runs_done_ = false;
     mutable WalkStats stats_{};
     mutable std::vector<uint64_t> absent_sample_;

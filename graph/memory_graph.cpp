@@ -178,9 +178,10 @@ private:
 class MappedPages {
 public:
     // `runs` need not be sorted nor disjoint; each must be 4 KiB-aligned and not wrap.
-    void build(std::initializer_list<std::span<const VirtualRun>> lists) {
+    void build(std::span<const VirtualRun> a, std::span<const VirtualRun> b) {
         std::vector<std::pair<uint64_t, uint64_t>> iv;
-        for (auto runs : lists)
+        iv.reserve(a.size() + b.size());
+        for (auto runs : {a, b})
             for (const auto& r : runs)
                 if (r.size) iv.emplace_back(r.vaddr / kPage, r.vaddr / kPage + r.size / kPage);
         std::sort(iv.begin(), iv.end());
@@ -375,21 +376,18 @@ struct MemoryGraphBuilder {
 
     // Enumerates kernel pages, drops pages the physical layer lacks, keeps the lowest vaddr of
     // each physical page, fills the alias table, and lists the mapped pages the dump lacks.
-    void canonical_pages(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs,
-                         std::span<const VirtualRun> unknown_runs) {
+    void canonical_pages(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs) {
         struct Entry { uint64_t ppn, vpn; const uint8_t* data; };
         std::vector<Entry> entries;
         uint64_t total = 0;
-        for (auto list : {runs, mapped_runs, unknown_runs})
+        for (auto list : {runs, mapped_runs})
             for (const auto& r : list) {
                 if ((r.vaddr | r.paddr | r.size) & (kPage - 1))
                     throw InputError("kernel run at vaddr " + hex(r.vaddr) + " is not 4 KiB-aligned");
                 if (r.size != 0 && (r.size - 1 > ~r.vaddr || r.size - 1 > ~r.paddr))
                     throw InputError("kernel run at vaddr " + hex(r.vaddr) + " wraps the address space");
             }
-        mapped.build({runs, mapped_runs, unknown_runs});   // what makes a word a pointer
-        MappedPages known;   // mapped for sure: what is absent is mapped and not in the dump
-        known.build({runs, mapped_runs});
+        mapped.build(runs, mapped_runs);
         for (const auto& r : runs) total += r.size / kPage;
         entries.reserve(total);
         for (const auto& r : runs)
@@ -432,7 +430,7 @@ struct MemoryGraphBuilder {
         alias.build(vpn_map);
         // Absent = mapped minus present (every present vpn lies inside some mapped interval).
         auto v = vpn_map.begin();
-        for (auto [lo, hi] : known.intervals()) {
+        for (auto [lo, hi] : mapped.intervals()) {
             uint64_t at = lo;
             for (; v != vpn_map.end() && v->first < hi; ++v) {
                 if (v->first > at) absent.push_back({at * kPage, (v->first - at) * kPage});
@@ -800,14 +798,13 @@ struct MemoryGraphBuilder {
         phases.csr = seconds_since(t0);
     }
 
-    MemoryGraph run(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs,
-                    std::span<const VirtualRun> unknown_runs) {
+    MemoryGraph run(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs) {
         check_params(params);
         ws = params.word_size;
         bpp = kPage / ws;
         max_words = (params.max_segment + ws - 1) / ws;
         auto t = Clock::now();
-        canonical_pages(runs, mapped_runs, unknown_runs);
+        canonical_pages(runs, mapped_runs);
         phases.pages = seconds_since(t);
         t = Clock::now();
         scan();
@@ -840,7 +837,7 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
                                GraphParams params, const ProgressFn& progress) {
     auto t = Clock::now();
     MemoryGraphBuilder b(phys, params, progress);
-    MemoryGraph g = b.run(kernel_runs, {}, {});
+    MemoryGraph g = b.run(kernel_runs, {});
     g.info_.dump_bytes = phys.dump_size();
     g.info_.kernel_banner = find_kernel_banner(phys, kernel_runs, params.word_size);
     g.info_.build_seconds = seconds_since(t);
@@ -893,7 +890,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     b.memory_check = true;
     MemoryGraph g;
     try {
-        g = b.run(runs, mapped, layer.unknown_kernel_runs());
+        g = b.run(runs, mapped);
     } catch (const std::bad_alloc&) {
         throw InputError(out_of_memory_message());
     }

@@ -10,10 +10,6 @@
 //                  a sparse file read as zeros and are held (a sparse copy of a raw dump gives
 //                  the dense file's graph), as a kdump or AVML zero page is; memory outside the
 //                  runs (an ELF core's missing ranges, past a raw file's end) is absent.
-//                  An address under a page-table entry whose table the dump lacks
-//                  (TranslationLayer::unknown_kernel_runs(): the vmalloc area's tables lie in
-//                  the top of RAM a cut raw dump loses) counts as mapped too: the mapping is
-//                  unknown, and the word is what it was in the whole dump.
 //   Segment/node   the bytes between two pointer fields (or a mapping edge) inside the kernel
 //                  mappings; zero-length gaps make no node, nor do gaps of `max_segment` bytes or
 //                  more. A node keeps its true length and its first `feature_bytes` bytes

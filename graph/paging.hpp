@@ -183,10 +183,6 @@ TableVerdict judge_table(const Scheme& s, const PhysicalLayer& phys, const uint8
 struct WalkResult {
     std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
     std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr
-    // with_mapped: the kernel ranges under present entries of sound tables (not malformed) whose
-    // table is absent from the dump, merged, sorted by vaddr, paddr 0: whether and where they map
-    // is unknown (TranslationLayer::unknown_kernel_runs). At most kMaxUnknownRuns are kept.
-    std::vector<VirtualRun> unknown;
     TranslationLayer::WalkStats stats;
     uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // lowest / highest absent table address seen
     // Distinct absent table pages, ascending (at most kMaxAbsentListed kept; stats.absent_table_pages
@@ -196,7 +192,6 @@ struct WalkResult {
 
 // Distinct absent table pages enumerate() tracks; beyond it the count is a lower bound.
 inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
-inline constexpr size_t kMaxUnknownRuns = size_t{1} << 16;
 
 // Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
 // work bound and the choice among aliases), and with `with_mapped` every mapped page whatever its

@@ -282,24 +282,16 @@ void measure(const Scheme& s, std::span<const VirtualRun> runs, Mapping& m) {
 }
 
 // Present pages of the dump that the direct map of `m` (the runs at its offset) does not map:
-// {below its own highest page, below `top`} (a kernel's direct map holds all of its RAM). Pages
-// whose direct-map address lies under a table the dump lacks (`unknown`,
-// TranslationLayer::unknown_kernel_runs; empty: none) are not counted.
+// {below its own highest page, below `top`} (a kernel's direct map holds all of its RAM).
 std::pair<uint64_t, uint64_t> unmapped_by_direct_map(const PhysicalLayer& phys, std::span<const VirtualRun> runs,
-                                                     std::span<const VirtualRun> unknown, const Mapping& m, uint64_t top) {
-    std::vector<std::pair<uint64_t, uint64_t>> spans;   // physical [lo, hi)
+                                                     const Mapping& m, uint64_t top) {
+    std::vector<std::pair<uint64_t, uint64_t>> cover;   // physical [lo, hi), sorted, merged
     for (const auto& r : runs)
-        if (r.vaddr - r.paddr == m.direct_offset) spans.emplace_back(r.paddr, r.paddr + r.size);
-    for (const auto& u : unknown) {   // the physical range the direct map would give them
-        const uint64_t lo = u.vaddr - m.direct_offset;
-        if (lo + u.size > lo) spans.emplace_back(lo, lo + u.size);
-    }
-    std::sort(spans.begin(), spans.end());
-    std::vector<std::pair<uint64_t, uint64_t>> cover;   // sorted, merged
-    for (const auto& [lo, hi] : spans) {
-        if (!cover.empty() && cover.back().second >= lo) cover.back().second = std::max(cover.back().second, hi);
-        else cover.emplace_back(lo, hi);
-    }
+        if (r.vaddr - r.paddr == m.direct_offset) {
+            if (!cover.empty() && cover.back().second >= r.paddr) cover.back().second = std::max(cover.back().second, r.paddr + r.size);
+            else cover.emplace_back(r.paddr, r.paddr + r.size);
+        }
+    std::sort(cover.begin(), cover.end());   // runs are in vaddr order, which is paddr order at one offset
     auto unmapped = [&](uint64_t lo, uint64_t hi) {   // whole pages of [lo, hi) that `cover` misses
         lo = (lo + kPage - 1) & ~(kPage - 1);
         hi &= ~(kPage - 1);
@@ -325,14 +317,10 @@ std::pair<uint64_t, uint64_t> unmapped_by_direct_map(const PhysicalLayer& phys, 
 // limit (`gap`), and whether the kernel image holds its base as a word (paging::image_base_words:
 // the kernel keeps it there, page_offset_base in arch/x86/kernel/head64.c; 32-bit and PAE: a
 // fixed PAGE_OFFSET, always held).
-// `explained`: every page of the hole lies under a table the dump lacks (a corrupt kdump page
-// holding a direct-map table, a cut), which the walk's own warning reports: the root is still
-// searched for (an attacker's note may point an entry at a missing table), but a note's root kept
-// for want of a better one needs no second warning.
 struct DirectMapHealth {
     Mapping mapped;
     uint64_t top = 0, below = 0, gap = 0, spanned = 0;
-    bool holed = false, base_held = true, explained = false;
+    bool holed = false, base_held = true;
 };
 DirectMapHealth direct_map_health(const Scheme& s, const PhysicalLayer& phys, const TranslationLayer& t) {
     // A kernel's direct map holds all of its RAM: below its highest page, 30 Debian dumps (5.10,
@@ -345,15 +333,10 @@ DirectMapHealth direct_map_health(const Scheme& s, const PhysicalLayer& phys, co
     measure(s, runs, h.mapped);
     h.top = s.direct_map_limit ? std::min(s.direct_map_limit, phys.max_paddr()) : phys.max_paddr();
     uint64_t upto_top = 0;
-    std::tie(h.below, upto_top) = unmapped_by_direct_map(phys, runs, {}, h.mapped, h.top);
+    std::tie(h.below, upto_top) = unmapped_by_direct_map(phys, runs, h.mapped, h.top);
     h.gap = std::max(h.below, upto_top);
     h.spanned = h.mapped.direct_pages + h.gap;
-    auto holed = [&](uint64_t below, uint64_t gap) { return below > 0 || gap - below > kAboveGap + h.spanned / 1024; };
-    h.holed = holed(h.below, h.gap);
-    if (h.holed && !t.unknown_kernel_runs().empty()) {
-        const auto [b, u] = unmapped_by_direct_map(phys, runs, t.unknown_kernel_runs(), h.mapped, h.top);
-        h.explained = !holed(b, std::max(b, u));
-    }
+    h.holed = h.below > 0 || h.gap - h.below > kAboveGap + h.spanned / 1024;
     if (s.sign_extend && h.mapped.direct_pages > 0) {
         const auto words = image_base_words(s, phys, t.dtb(), s.kernel_base);
         h.base_held = std::find(words.begin(), words.end(), h.mapped.direct_offset) != words.end();
@@ -651,7 +634,7 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
             take_found = !fh.holed && fh.base_held && (holed || moved);
         }
         if (!take_found) {
-            if (kernel && ((holed && !health.explained) || image_only))
+            if (kernel && (holed || image_only))
                 note->root_notes_.push_back("translation: " + note_root + " maps only part of a kernel (" + why +
                                             "), and no searched root maps more; using the note's root" + lost);
             return std::move(*note);

@@ -529,13 +529,6 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
         res.absent_hi = std::max(res.absent_hi, table);
         const uint64_t lost = va < kernel_base ? span - (kernel_base - va) : span;
         res.stats.absent_bytes = lost > ~res.stats.absent_bytes ? ~uint64_t{0} : res.stats.absent_bytes + lost;
-        // In vaddr order (the walk is serial and ascending): merged with the previous range.
-        if (with_mapped && !under_malformed && lost > 0) {
-            const uint64_t lo = std::max(va, kernel_base);
-            auto& u = res.unknown;
-            if (!u.empty() && u.back().vaddr + u.back().size == lo) u.back().size += lost;
-            else if (u.size() < kMaxUnknownRuns) u.push_back({lo, 0, lost});
-        }
         if (absent_capped) return;
         res.absent_pages.push_back(table);
         if (res.absent_pages.size() >= 2 * kMaxAbsentListed) compact_absent();
@@ -843,7 +836,6 @@ std::span<const VirtualRun> TranslationLayer::kernel_runs() const {
         WalkResult r = paging::enumerate(scheme_of(mode_), *phys_, dtb_, kernel_base_, 1, true);
         kernel_runs_ = std::move(r.runs);
         mapped_runs_ = std::move(r.mapped);
-        unknown_runs_ = std::move(r.unknown);
         stats_ = r.stats;
         absent_sample_.assign(r.absent_pages.begin(), r.absent_pages.begin() + std::min<size_t>(3, r.absent_pages.size()));
         kernel_runs_done_ = true;
@@ -854,11 +846,6 @@ std::span<const VirtualRun> TranslationLayer::kernel_runs() const {
 std::span<const VirtualRun> TranslationLayer::mapped_kernel_runs() const {
     kernel_runs();
     return mapped_runs_;
-}
-
-std::span<const VirtualRun> TranslationLayer::unknown_kernel_runs() const {
-    kernel_runs();
-    return unknown_runs_;
 }
 
 std::vector<VirtualRun> TranslationLayer::distinct_runs() const {
