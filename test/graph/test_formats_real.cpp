@@ -113,10 +113,16 @@ TEST_CASE("formats real: a kdump page holding a direct-map page table that does 
     REQUIRE(kd->warnings().size() == 1);
     auto kl = TranslationLayer::detect(*kd);
     CHECK(kl.dtb() == layer.dtb());
+    // The walk's warning, last; before it, when the victim is a 4 KiB page table (a boot that split
+    // that part of the direct map), the CPU note's root is also said to leave present pages out of
+    // its direct map (graph/root_search.cpp: no searched root maps more, the note's is kept).
     const auto w = kl.warnings();
-    REQUIRE(w.size() == 1);
-    MESSAGE(w[0]);
-    CHECK(w[0].find("translation: 1 page-table page is not in the dump (paddr " + hex(victim) + ")") == 0);
+    for (const std::string& line : w) MESSAGE(line);
+    REQUIRE(!w.empty());
+    REQUIRE(w.size() <= 2);
+    CHECK(w.back().find("translation: 1 page-table page is not in the dump (paddr " + hex(victim) + ")") == 0);
+    if (w.size() == 2)
+        CHECK(w[0].find("maps only part of a kernel (its direct map leaves out ") != std::string::npos);
     CHECK(kl.walk_stats().absent_bytes >= uint64_t{1} << 21);
     uint64_t kept = 0, all = 0;
     for (const auto& r : kl.kernel_runs()) kept += r.size;
