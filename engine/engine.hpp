@@ -372,11 +372,13 @@ struct Model {
     static Model load(const std::string& path);          // throws ModelError
     // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
     // moment, Adam and class weight and the threshold finite; key nodes of length 1..max_segment−1
-    // ending within kMaxObjectBytes of the object's start, with a positive finite weight; graph word size
+    // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
     // 4 or 8; vote_window ≤ kMaxVoteWindow.
     void validate() const;
     static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
     static constexpr uint32_t kMaxVoteWindow = 1u << 16;
+    // Trained weights are label frequencies in (0, 1]; a base's score sums at most one per key node.
+    static constexpr float kMaxKeyWeight = 1e6f;
     // 2: provenance.training_config, KeyNode.open_end; 3: provenance.kernel_builds and the
     // validation vote agreement; 4: vote_window. Files of format 2 to 4 are read; 4 is written.
     static constexpr uint32_t kFormatVersion = 4;

@@ -226,6 +226,8 @@ void Model::validate() const {
         // label's frequency, in (0, 1]; zero or negative weights (an edited model) would let a
         // node's vote take a base's score down, and the votes' bound needs them positive.
         if (!(k.weight > 0.f) || !std::isfinite(k.weight)) bad(which + ": weight not positive and finite");
+        if (k.weight > kMaxKeyWeight)   // a base's score sums them: kept finite (tester 12: 3.4e38 gave "score":inf)
+            bad(which + ": weight " + std::to_string(k.weight) + " above " + std::to_string(int(kMaxKeyWeight)));
         if (k.length == 0 || k.length >= graph.max_segment)   // no segment is max_segment long
             bad(which + ": length outside 1.." + std::to_string(graph.max_segment - 1) + " (graph max segment)");
         if (uint64_t(k.offset) + k.length > kMaxObjectBytes)

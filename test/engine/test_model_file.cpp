@@ -239,6 +239,7 @@ TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, nam
         // tester 11: an edited model whose key node votes against the bases it is found at
         {"negative key-node weight", patched(bytes, key1, le({3, 0, 16, bits(-1.f)})), "key node 1 (offset 0, length 16): weight not positive"},
         {"zero key-node weight", patched(bytes, key3, le({1200, 64, bits(0.f)})), "key node 3 (offset 1200, length 64): weight not positive"},
+        {"huge key-node weight", patched(bytes, key3, le({1200, 64, bits(3.4e38f)})), "key node 3 (offset 1200, length 64): weight 3"},
         {"key node past any object", patched(bytes, key3, le({Model::kMaxObjectBytes, 64, bits(2.f)})), "key node 3"},
         {"key node of length 0", patched(bytes, key3, le({1200, 0, bits(2.f)})), "length outside 1..2047"},
         {"key node as long as max_segment", patched(bytes, key3, le({1200, 2048, bits(2.f)})), "length outside 1..2047"},
