@@ -48,7 +48,12 @@ inline constexpr const char* kDumpDirHelp =
 // --kallsyms and --system-map, each taken from --dump-dir (dump_dir_kernel_files) when not given.
 inline KernelFiles kernel_files_of(const boost::program_options::variables_map& vm,
                                    std::initializer_list<const char*> kernel_keys = {"kernel"}) {
-    KernelFiles f = vm.count("dump-dir") ? dump_dir_kernel_files(vm["dump-dir"].as<std::string>()) : KernelFiles{};
+    KernelFiles f;
+    if (vm.count("dump-dir")) {
+        const std::string dir = vm["dump-dir"].as<std::string>();
+        f = dump_dir_kernel_files(dir);
+        if (!f.kernel && !f.kallsyms) throw InputError("--dump-dir " + dir + " holds none of vmlinux, vmlinuz and kallsyms");
+    }
     for (const char* k : kernel_keys)
         if (vm.count(k)) f.kernel = vm[k].as<std::string>();
     if (vm.count("kallsyms")) f.kallsyms = vm["kallsyms"].as<std::string>();

@@ -528,10 +528,16 @@ const Kallsyms& KernelTypesAndSymbols::require_symbols(const std::string& what) 
 }
 
 KernelFiles dump_dir_kernel_files(const std::string& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) throw InputError("dump directory " + dir + ": not a directory");
     auto in_dir = [&](const char* name) {
-        const std::filesystem::path f = std::filesystem::path(dir) / name;
-        std::error_code ec;
-        return std::filesystem::exists(f, ec) ? std::optional<std::string>(f.string()) : std::nullopt;
+        const fs::path f = fs::path(dir) / name;
+        std::error_code e;
+        if (fs::exists(f, e)) return std::optional<std::string>(f.string());
+        if (fs::is_symlink(fs::symlink_status(f, e)))   // a link whose target is gone: not "absent"
+            throw InputError(f.string() + ": a symbolic link to a file that does not exist");
+        return std::optional<std::string>();
     };
     KernelFiles f;
     f.kallsyms = in_dir("kallsyms");

@@ -93,7 +93,8 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl,
 // it): `vmlinux` — the -dbg package's, for builds without BTF (Debian's 686 and 686-pae) — with
 // `System.map` (its data symbols: those builds lack CONFIG_KALLSYMS_ALL) when `vmlinux` is there,
 // else `vmlinuz` (its .BTF) alone; and `kallsyms`, the guest's. A file the directory lacks is
-// nullopt; paths are DIR/name.
+// nullopt; paths are DIR/name. InputError when DIR is not a directory or one of the names is a
+// symbolic link whose target is gone.
 struct KernelFiles {
     std::optional<std::string> kernel, kallsyms, system_map;
 };

@@ -358,7 +358,13 @@ TEST_CASE("dump_dir_kernel_files: vmlinux with System.map when there, else vmlin
     const fs::path dir = fs::temp_directory_path() / ("dm-dump-dir-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     auto touch = [&](const char* name) { std::fclose(std::fopen((dir / name).string().c_str(), "w")); };
-    CHECK(dump_dir_kernel_files(dir.string()).kernel == std::nullopt);
+    const KernelFiles none = dump_dir_kernel_files(dir.string());   // dm-attack then reads the dump's own
+    CHECK((!none.kernel && !none.kallsyms && !none.system_map));
+    CHECK_THROWS_WITH_AS(dump_dir_kernel_files((dir / "nothing").string()), doctest::Contains("not a directory"), InputError);
+    fs::create_symlink(dir / "gone", dir / "vmlinuz");
+    CHECK_THROWS_WITH_AS(dump_dir_kernel_files(dir.string()), doctest::Contains("vmlinuz: a symbolic link to a file that does not exist"),
+                         InputError);
+    fs::remove(dir / "vmlinuz");
     touch("vmlinuz");
     touch("kallsyms");
     touch("System.map");   // an image's stub System.map: not read beside vmlinuz
