@@ -255,6 +255,8 @@ public:
 
     // vaddr → paddr, or nullopt when unmapped or the backing page is absent from the dump.
     std::optional<uint64_t> translate(uint64_t vaddr) const noexcept;
+    // Under a table the dump lacks, translate() gives the direct map's linear fill
+    // (WalkStats::direct_fill_pages) once kernel_runs() has run (the fill is found by that walk).
     // Reads through translation, page by page; false when any byte is unmapped/absent.
     bool read_virtual(uint64_t vaddr, std::span<uint8_t> out) const noexcept;
 
@@ -322,6 +324,12 @@ public:
         uint64_t direct_map_overruled = 0, overruled_own_pointers = 0, overruled_other_pointers = 0;
         bool alias_choice = false;
         uint64_t skipped_va = 0, skipped_pointers = 0, kept_va = 0, kept_pointers = 0;
+        // Present pages whose direct-map address lies under an absent table (of a sound table: a
+        // cut dump loses the tables the kernel allocated at the top of RAM, a kdump page may not
+        // decode, or entries were pointed past the file), mapped at direct_fill_base + paddr: the
+        // kernel maps its lowmem linearly at one base (page_offset_base, which the kernel image
+        // holds, on x86-64; PAGE_OFFSET on 32-bit and PAE). 0 when none.
+        uint64_t direct_fill_pages = 0, direct_fill_base = 0;
     };
     WalkStats walk_stats() const;   // enumerates first if needed
     // The lowest absent table pages (at most 3), ascending; enumerates first if needed.
@@ -338,19 +346,21 @@ public:
     //    addresses): what decided it — the direct map's base found in the kernel image, or pointer
     //    counts alone, "which a forged dump can inflate: a forged alias may have won" — and an
     //    alias skipped with its pointers beside the one kept: crafted or corrupt tables. A cut
-    //    dump's espfix pages do not make it fire.
+    //    dump's espfix pages do not make it fire;
+    //  - the direct map's present pages mapped linearly under absent tables (direct_fill_pages).
     // Empty for a complete, honest dump. dmgraph prints them; dmdetect through BuildOptions::warn.
     std::vector<std::string> warnings() const;
 
     const PhysicalLayer& physical() const noexcept { return *phys_; }
 
 private:
+    std::optional<uint64_t> filled(uint64_t vaddr) const noexcept;   // the fill's paddr of vaddr
     const PhysicalLayer* phys_;
     PagingMode mode_;
     uint64_t dtb_;
     uint64_t kernel_base_;
     mutable std::vector<VirtualRun> kernel_runs_;
-    mutable std::vector<VirtualRun> mapped_runs_;
+    mutable std::vector<VirtualRun> mapped_runs_, fill_runs_;
     mutable bool kernel_runs_done_ = false;
     mutable WalkStats stats_{};
     mutable std::vector<uint64_t> absent_sample_;

@@ -183,6 +183,10 @@ TableVerdict judge_table(const Scheme& s, const PhysicalLayer& phys, const uint8
 struct WalkResult {
     std::vector<VirtualRun> runs;   // present kernel pages, sorted by vaddr, at most kMaxAliases per page
     std::vector<VirtualRun> mapped; // with_mapped: every mapped kernel page, present or not, sorted by vaddr
+    // with_mapped: the kernel ranges {vaddr, size} under present entries of sound tables whose table
+    // is absent from the dump, in vaddr order, adjacent ones merged, at most kMaxAbsentListed.
+    std::vector<std::pair<uint64_t, uint64_t>> absent_spans;
+    std::vector<VirtualRun> filled;   // the direct map's fill (translation.cpp fill_direct_map), in vaddr order
     TranslationLayer::WalkStats stats;
     uint64_t absent_lo = ~uint64_t{0}, absent_hi = 0;   // lowest / highest absent table address seen
     // Distinct absent table pages, ascending (at most kMaxAbsentListed kept; stats.absent_table_pages
@@ -195,7 +199,9 @@ inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
 
 // Every mapped page at or above kernel_base whose backing is present (see translation.cpp for the
 // work bound and the choice among aliases), and with `with_mapped` every mapped page whatever its
-// backing (large pages whole; tables that are absent or skipped as aliases map nothing). Reading
+// backing (large pages whole; tables that are absent or skipped as aliases map nothing), plus
+// the direct map's present pages under absent tables, mapped linearly (translation.cpp,
+// fill_direct_map; WalkStats::direct_fill_pages). Reading
 // fewer tables: budget = data pages / budget_divisor + 4096 tables, past which it throws
 // InputError. `evidence`: where to keep the pointer evidence, computed only when aliases beyond
 // the bound appear outside the espfix area, for reuse by later calls on the same dump and scheme
@@ -203,5 +209,9 @@ inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor = 1, bool with_mapped = false,
                      std::optional<PointerEvidence>* evidence = nullptr);
+// enumerate() without the direct-map fill: what the tables themselves map.
+WalkResult enumerate_tables(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                            uint64_t budget_divisor = 1, bool with_mapped = false,
+                            std::optional<PointerEvidence>* evidence = nullptr);
 
 }  // namespace deepmem::paging

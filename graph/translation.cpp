@@ -355,8 +355,105 @@ uint64_t most_pointed_zero_alias(const Scheme& s, const PhysicalLayer& phys, uin
 // Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
 // clone bases written into the kernel image as well (no anchor then), and LA57 clones within the
 // direct map's 512 GiB granule when no anchor is found.
+namespace {
+
+// The direct map under absent tables (WalkStats::direct_fill_pages). Its base: on 32-bit and PAE,
+// PAGE_OFFSET (the scheme's kernel_base), over lowmem; on x86-64, a 1 GiB-aligned word the kernel
+// image holds (image_base_words: page_offset_base), the one that most of the walk's pages already
+// use as their offset (vaddr − paddr), or, when none does (every direct-map table absent), of those
+// whose range meets the absent spans the one the dump's pointers use at least twice as much as any
+// other (page_offset_base beside vmalloc_base and vmemmap_base). Only present pages of the dump are added, only at
+// addresses no entry mapped (under an absent table), each once: entries pointed at tables past the
+// file no longer hide the memory they held (attacker 12: 8 redirected entries hid 365 of 451
+// tasks), and a dump cut below its direct map's tables keeps its direct map.
+void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base, WalkResult& res) {
+    if (res.absent_spans.empty()) return;
+    uint64_t base = 0;
+    if (!s.sign_extend) {
+        base = s.kernel_base;
+    } else {
+        const std::vector<uint64_t> words = image_base_words(s, phys, dtb, kernel_base);
+        if (words.empty()) return;
+        std::map<uint64_t, uint64_t> pages_at;   // offset → pages
+        for (const VirtualRun& r : res.runs) pages_at[r.vaddr - r.paddr] += r.size / kPage;
+        uint64_t best = 0;
+        for (uint64_t w : words)
+            if (auto it = pages_at.find(w); it != pages_at.end() && it->second > best) best = it->second, base = w;
+        if (!base) {
+            std::vector<uint64_t> meeting;
+            for (uint64_t w : words)
+                for (const auto& [lo, size] : res.absent_spans)
+                    if (lo < w + phys.max_paddr() && w < lo + size) {
+                        meeting.push_back(w);
+                        break;
+                    }
+            if (meeting.empty()) return;
+            base = meeting[0];
+            if (meeting.size() > 1) {   // the vmalloc and vmemmap bases too: the dump's pointers tell,
+                                        // when one gets twice the others' (its slab objects' links)
+                const PointerEvidence ev = pointer_evidence(s, phys, kernel_base);
+                std::vector<std::pair<uint64_t, uint64_t>> scored;   // (pointers, base)
+                for (uint64_t w : meeting) scored.emplace_back(ev.score(w, phys.max_paddr()), w);
+                std::sort(scored.rbegin(), scored.rend());
+                if (scored[0].first < 2 * scored[1].first) return;
+                base = scored[0].second;
+            }
+        }
+    }
+    const uint64_t limit = s.direct_map_limit ? std::min(s.direct_map_limit, phys.max_paddr()) : phys.max_paddr();
+    if (base + limit < base) return;
+    // Physical pages some run already maps (merged intervals): counted once in distinct_pages.
+    std::vector<std::pair<uint64_t, uint64_t>> spans, have;
+    for (const VirtualRun& r : res.runs) spans.emplace_back(r.paddr, r.paddr + r.size);
+    std::sort(spans.begin(), spans.end());
+    for (const auto& [lo, hi] : spans) {
+        if (!have.empty() && lo <= have.back().second) have.back().second = std::max(have.back().second, hi);
+        else have.emplace_back(lo, hi);
+    }
+    auto already = [&](uint64_t lo, uint64_t hi) {   // bytes of [lo, hi) that `have` covers
+        uint64_t n = 0;
+        auto it = std::upper_bound(have.begin(), have.end(), std::make_pair(lo, ~uint64_t{0}));
+        if (it != have.begin()) --it;
+        for (; it != have.end() && it->first < hi; ++it)
+            if (it->second > lo) n += std::min(hi, it->second) - std::max(lo, it->first);
+        return n;
+    };
+    std::vector<VirtualRun> added;
+    for (const auto& [lo, size] : res.absent_spans) {
+        const uint64_t vlo = std::max(lo, base), vhi = std::min(lo + size, base + limit);
+        if (vlo >= vhi) continue;
+        for (const PhysicalRun& r : phys.runs()) {
+            const uint64_t plo = std::max(vlo - base, (r.paddr + kPage - 1) & ~(kPage - 1));
+            const uint64_t phi = std::min(vhi - base, (r.paddr + r.size) & ~(kPage - 1));
+            if (plo >= phi) continue;
+            added.push_back({base + plo, plo, phi - plo});
+            res.stats.direct_fill_pages += (phi - plo) / kPage;
+            res.stats.distinct_pages += (phi - plo - already(plo, phi)) / kPage;
+        }
+    }
+    if (added.empty()) return;
+    res.stats.direct_fill_base = base;
+    res.filled = added;   // in vaddr order: the spans are, and each span's runs are
+    for (std::vector<VirtualRun>* list : {&res.runs, &res.mapped}) {
+        std::vector<VirtualRun> all = *list;
+        all.insert(all.end(), added.begin(), added.end());
+        std::sort(all.begin(), all.end(), [](const VirtualRun& a, const VirtualRun& b) { return a.vaddr < b.vaddr; });
+        list->clear();
+        for (const VirtualRun& r : all) append(*list, r.vaddr, r.paddr, r.size);
+    }
+}
+
+}  // namespace
+
 WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                              uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
+    WalkResult res = enumerate_tables(s, phys, dtb, kernel_base, budget_divisor, with_mapped, evidence);
+    if (with_mapped) fill_direct_map(s, phys, dtb, kernel_base, res);
+    return res;
+}
+
+WalkResult paging::enumerate_tables(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                                    uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
     bool contested = false;
     WalkResult first = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::Lowest, nullptr,
                                  nullptr, nullptr, 0, &contested);
@@ -529,6 +626,12 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
         res.absent_hi = std::max(res.absent_hi, table);
         const uint64_t lost = va < kernel_base ? span - (kernel_base - va) : span;
         res.stats.absent_bytes = lost > ~res.stats.absent_bytes ? ~uint64_t{0} : res.stats.absent_bytes + lost;
+        if (with_mapped && !under_malformed && lost > 0) {   // for fill_direct_map; the walk is in vaddr order
+            const uint64_t lo = std::max(va, kernel_base);
+            auto& a = res.absent_spans;
+            if (!a.empty() && a.back().first + a.back().second == lo) a.back().second += lost;
+            else if (a.size() < kMaxAbsentListed) a.emplace_back(lo, lost);
+        }
         if (absent_capped) return;
         res.absent_pages.push_back(table);
         if (res.absent_pages.size() >= 2 * kMaxAbsentListed) compact_absent();
@@ -787,6 +890,14 @@ TranslationLayer::TranslationLayer(const PhysicalLayer& phys, PagingMode mode, u
                          (phys.undecodable(dtb_) ? " (its page in the dump cannot be decoded)" : ""));
 }
 
+std::optional<uint64_t> TranslationLayer::filled(uint64_t vaddr) const noexcept {
+    if (!kernel_runs_done_ || fill_runs_.empty()) return std::nullopt;
+    auto it = std::upper_bound(fill_runs_.begin(), fill_runs_.end(), vaddr,
+                               [](uint64_t v, const VirtualRun& r) { return v < r.vaddr; });
+    if (it == fill_runs_.begin() || vaddr - std::prev(it)->vaddr >= std::prev(it)->size) return std::nullopt;
+    return std::prev(it)->paddr + (vaddr - std::prev(it)->vaddr);
+}
+
 std::optional<uint64_t> TranslationLayer::translate(uint64_t vaddr) const noexcept {
     const Scheme& s = scheme_of(mode_);
     if (!s.is_canonical(vaddr)) return std::nullopt;
@@ -795,7 +906,7 @@ std::optional<uint64_t> TranslationLayer::translate(uint64_t vaddr) const noexce
     for (unsigned level = 0; level < s.nlevels; ++level) {
         const Level& L = s.levels[level];
         const uint8_t* t = phys_->find(table, s.table_bytes(level));
-        if (!t) return std::nullopt;
+        if (!t) return level > 0 ? filled(vaddr) : std::nullopt;   // an absent table: the direct map's fill
         path[level] = table;
         uint64_t e = s.entry(t, (vaddr >> L.shift) & ((uint64_t{1} << L.bits) - 1));
         if (!(e & kPresent)) return std::nullopt;
@@ -836,6 +947,7 @@ std::span<const VirtualRun> TranslationLayer::kernel_runs() const {
         WalkResult r = paging::enumerate(scheme_of(mode_), *phys_, dtb_, kernel_base_, 1, true);
         kernel_runs_ = std::move(r.runs);
         mapped_runs_ = std::move(r.mapped);
+        fill_runs_ = std::move(r.filled);
         stats_ = r.stats;
         absent_sample_.assign(r.absent_pages.begin(), r.absent_pages.begin() + std::min<size_t>(3, r.absent_pages.size()));
         kernel_runs_done_ = true;
@@ -906,6 +1018,10 @@ std::vector<std::string> TranslationLayer::warnings() const {
         line += "; up to " + format_bytes(st.absent_bytes) + " of kernel address space " +
                 (n == 1 ? "it maps" : "they map") + " cannot be read (" + std::to_string(st.absent_tables) +
                 (st.absent_tables == 1 ? " entry" : " entries") + " under " + hex(dtb_) + ")";
+        if (st.direct_fill_pages)
+            line += "; of the direct map under them, the dump's " + std::to_string(st.direct_fill_pages) + " present pages (" +
+                    format_bytes(st.direct_fill_pages * kPage) + ") are read at " + hex(st.direct_fill_base) +
+                    " + their physical address, as the kernel maps its direct map";
         out.push_back(std::move(line));
     }
     // A genuine kernel maps pages more than kMaxAliases times in its espfix area only (Debian 6.1

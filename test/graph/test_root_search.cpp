@@ -454,6 +454,34 @@ TEST_CASE("walker: pointers sprayed at clones of the direct map do not make them
     }
 }
 
+TEST_CASE("walker: the direct map under a table the dump lacks is read linearly at the base the kernel image holds (attacker 12)") {
+    // build_cloned_direct_map(0): the direct map at kDirect through PDPT 0x5000 [9] → PD 0x6000
+    // (0–4 MiB), its base held by the kernel image. [9] pointed at a table past the dump's end (as
+    // entries redirected past the file, or a dump cut below the kernel's late tables) hid every page.
+    Image mem = build_cloned_direct_map(0);
+    mem.put64(0x5000 + 9 * 8, 0x10000000 | P | RW);
+    mem.put64(0x3000 + 511 * 8, 0x10001000 | P | RW);   // and the top 2 MiB (-errno values): not the direct map
+    const Layered l{std::move(mem)};
+    const TranslationLayer& t = l.t;
+    const auto st = t.walk_stats();
+    CHECK(st.absent_tables == 2);
+    CHECK(st.direct_fill_base == kDirect);
+    CHECK(st.direct_fill_pages == 1024);   // every present page, once
+    CHECK(t.translate(kDirect + 0x10000) == 0x10000u);
+    CHECK(t.translate(kDirect + 0x3ff000) == 0x3ff000u);
+    CHECK_FALSE(t.translate(kDirect + 0x400000).has_value());   // past the dump: nothing
+    CHECK_FALSE(t.translate(0xffffffffffe00000ull).has_value());
+    REQUIRE(t.warnings().size() == 1);
+    CHECK(contains(t.warnings()[0], "of the direct map under them, the dump's 1024 present pages (4 MiB) are read at "
+                                    "0xffff800240000000 + their physical address"));
+    // Without the base in the image there is no telling where the direct map was: nothing is added.
+    Image bare = build_cloned_direct_map(0, false, false);
+    bare.put64(0x5000 + 9 * 8, 0x10000000 | P | RW);
+    const Layered b{std::move(bare)};
+    CHECK(b.t.walk_stats().direct_fill_pages == 0);
+    CHECK_FALSE(b.t.translate(kDirect + 0x10000).has_value());
+}
+
 TEST_CASE("walker: the direct-map base in the kernel image is weighed against the dump's pointers (tester 9, T9-1)") {
     for (bool gib_page : {false, true}) {
         CAPTURE(gib_page);
