@@ -209,9 +209,5 @@ inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor = 1, bool with_mapped = false,
                      std::optional<PointerEvidence>* evidence = nullptr);
-// enumerate() without the direct-map fill: what the tables themselves map.
-WalkResult enumerate_tables(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                            uint64_t budget_divisor = 1, bool with_mapped = false,
-                            std::optional<PointerEvidence>* evidence = nullptr);
 
 }  // namespace deepmem::paging

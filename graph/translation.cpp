@@ -310,51 +310,6 @@ uint64_t most_pointed_zero_alias(const Scheme& s, const PhysicalLayer& phys, uin
 
 }  // namespace
 
-// Enumerates every mapped page at or above kernel_base whose backing is present.
-//
-// Work bound, by what the dump holds rather than by what the tables claim:
-//  - the walk down to the last-but-one level is serial and counts every table it reads; each
-//    last-level table becomes a job, also counted. In a tree every table is a distinct present
-//    page, so more than data pages / budget_divisor + 4096 table reads (data: not the holes of a
-//    sparse file, which read as zeros and are skipped unread) proves tables shared
-//    between entries (a DAG that could multiply work without bound); we throw InputError instead;
-//  - aliases: a table or a large page reached for the (kMaxAliases+1)-th time from kernel space
-//    is skipped (everything under it already has kMaxAliases mappings), and a 4 KiB page whose
-//    physical page already has kMaxAliases kernel mappings is skipped; both are counted in
-//    stats.aliases_skipped. The lowest virtual addresses win (the walk runs in vaddr order), so the
-//    direct map, lowest in kernel space, is kept — unless crafted aliases appear (see below);
-//  - entries pointing to a table on their own walk path (self-reference, ancestor) are loops and
-//    are skipped, so the recursion depth never exceeds the number of levels.
-// So the output holds at most kMaxAliases × present pages pages. Jobs run in parallel in batches
-// (bounded memory), merged in order.
-//
-// Choice among aliases (the tester's attack 6, B1: PDPT entries written below the direct map's
-// own entry to point at its page directory made the first rule, lowest addresses kept, keep the
-// clones and skip the real direct map; the graph lost half its nodes and dmdetect found nothing).
-// When the walk reaches a table from two kernel addresses, or a large page from three, outside
-// the espfix area and the x86-64 kernel image's window (a kernel maps its image's and its
-// vmemmap's 2 MiB pages twice, there and in the direct map), or skips an alias outside the espfix
-// area (a table or large page, or a 4 KiB page mapped more than kMaxAliases times through
-// distinct tables: tester 8's F2, copies of last-level tables), the choice runs:
-//  - the direct map's base is looked for in the kernel image (direct_map_anchor: the kernel's
-//    own page_offset_base), and the dump's words are counted as pointers per granule of kernel
-//    space (PointerEvidence);
-//  - recording walks (one per level above the last, each choosing by the previous records) note
-//    for each table and large page the aliases it is reached from, ranked: the direct map's
-//    alias first, then the most pointed-to region, then the lowest address;
-//  - a last walk keeps, of a table or large page reached more than once, its kMaxAliases best
-//    aliases, minus those whose region gets under 1/kNegligible of the best one's pointers and,
-//    when the direct map is among them, those below it (nothing of a kernel maps RAM below its
-//    direct map; clones are put there to be met first); 4 KiB pages keep their aliases in the
-//    same order (direct map first, then by pointers; below the direct map, none of a page it maps).
-// So clones sprayed with more pointers than the real mapping gets (tester 8, F1: 800,000 each
-// against the direct map's 742,320) lose to the anchor; without one (no page_offset_base found, or
-// several candidates) pointer counts decide, and warnings() says a forged alias may have won.
-// Honest kernels never get past the first walk. Still at most kMaxAliases mappings per page; at
-// most nlevels + 1 walks, one reading the last-level tables, and one pass over the data.
-// Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
-// clone bases written into the kernel image as well (no anchor then), and LA57 clones within the
-// direct map's 512 GiB granule when no anchor is found.
 namespace {
 
 // The direct map under absent tables (WalkStats::direct_fill_pages). Its base: on 32-bit and PAE,
@@ -418,11 +373,16 @@ void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
             if (it->second > lo) n += std::min(hi, it->second) - std::max(lo, it->first);
         return n;
     };
+    // The spans ascend, so their physical ranges do: one pass over the runs (sorted by paddr) for all.
     std::vector<VirtualRun> added;
+    const auto runs = phys.runs();
+    size_t first = 0;
     for (const auto& [lo, size] : res.absent_spans) {
         const uint64_t vlo = std::max(lo, base), vhi = std::min(lo + size, base + limit);
         if (vlo >= vhi) continue;
-        for (const PhysicalRun& r : phys.runs()) {
+        while (first < runs.size() && runs[first].paddr + runs[first].size <= vlo - base) ++first;
+        for (size_t i = first; i < runs.size() && runs[i].paddr < vhi - base; ++i) {
+            const PhysicalRun& r = runs[i];
             const uint64_t plo = std::max(vlo - base, (r.paddr + kPage - 1) & ~(kPage - 1));
             const uint64_t phi = std::min(vhi - base, (r.paddr + r.size) & ~(kPage - 1));
             if (plo >= phi) continue;
@@ -445,15 +405,56 @@ void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
 
 }  // namespace
 
-WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                             uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
-    WalkResult res = enumerate_tables(s, phys, dtb, kernel_base, budget_divisor, with_mapped, evidence);
-    if (with_mapped) fill_direct_map(s, phys, dtb, kernel_base, res);
-    return res;
-}
+// Enumerates every mapped page at or above kernel_base whose backing is present.
+//
+// Work bound, by what the dump holds rather than by what the tables claim:
+//  - the walk down to the last-but-one level is serial and counts every table it reads; each
+//    last-level table becomes a job, also counted. In a tree every table is a distinct present
+//    page, so more than data pages / budget_divisor + 4096 table reads (data: not the holes of a
+//    sparse file, which read as zeros and are skipped unread) proves tables shared
+//    between entries (a DAG that could multiply work without bound); we throw InputError instead;
+//  - aliases: a table or a large page reached for the (kMaxAliases+1)-th time from kernel space
+//    is skipped (everything under it already has kMaxAliases mappings), and a 4 KiB page whose
+//    physical page already has kMaxAliases kernel mappings is skipped; both are counted in
+//    stats.aliases_skipped. The lowest virtual addresses win (the walk runs in vaddr order), so the
+//    direct map, lowest in kernel space, is kept — unless crafted aliases appear (see below);
+//  - entries pointing to a table on their own walk path (self-reference, ancestor) are loops and
+//    are skipped, so the recursion depth never exceeds the number of levels.
+// So the output holds at most kMaxAliases × present pages pages. Jobs run in parallel in batches
+// (bounded memory), merged in order.
+//
+// Choice among aliases (the tester's attack 6, B1: PDPT entries written below the direct map's
+// own entry to point at its page directory made the first rule, lowest addresses kept, keep the
+// clones and skip the real direct map; the graph lost half its nodes and dmdetect found nothing).
+// When the walk reaches a table from two kernel addresses, or a large page from three, outside
+// the espfix area and the x86-64 kernel image's window (a kernel maps its image's and its
+// vmemmap's 2 MiB pages twice, there and in the direct map), or skips an alias outside the espfix
+// area (a table or large page, or a 4 KiB page mapped more than kMaxAliases times through
+// distinct tables: tester 8's F2, copies of last-level tables), the choice runs:
+//  - the direct map's base is looked for in the kernel image (direct_map_anchor: the kernel's
+//    own page_offset_base), and the dump's words are counted as pointers per granule of kernel
+//    space (PointerEvidence);
+//  - recording walks (one per level above the last, each choosing by the previous records) note
+//    for each table and large page the aliases it is reached from, ranked: the direct map's
+//    alias first, then the most pointed-to region, then the lowest address;
+//  - a last walk keeps, of a table or large page reached more than once, its kMaxAliases best
+//    aliases, minus those whose region gets under 1/kNegligible of the best one's pointers and,
+//    when the direct map is among them, those below it (nothing of a kernel maps RAM below its
+//    direct map; clones are put there to be met first); 4 KiB pages keep their aliases in the
+//    same order (direct map first, then by pointers; below the direct map, none of a page it maps).
+// So clones sprayed with more pointers than the real mapping gets (tester 8, F1: 800,000 each
+// against the direct map's 742,320) lose to the anchor; without one (no page_offset_base found, or
+// several candidates) pointer counts decide, and warnings() says a forged alias may have won.
+// Honest kernels never get past the first walk. Still at most kMaxAliases mappings per page; at
+// most nlevels + 1 walks, one reading the last-level tables, and one pass over the data.
+// Not covered: one clone of a large page (a pair is how kernels map their image and vmemmap),
+// clone bases written into the kernel image as well (no anchor then), and LA57 clones within the
+// direct map's 512 GiB granule when no anchor is found.
+namespace {
 
-WalkResult paging::enumerate_tables(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
-                                    uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
+// What the tables themselves map (enumerate() before the direct map's fill).
+WalkResult walk_tables(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                       uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
     bool contested = false;
     WalkResult first = walk_pass(s, phys, dtb, kernel_base, budget_divisor, with_mapped, AliasChoice::Lowest, nullptr,
                                  nullptr, nullptr, 0, &contested);
@@ -501,6 +502,15 @@ WalkResult paging::enumerate_tables(const Scheme& s, const PhysicalLayer& phys, 
     }
     chosen.stats.aliases_by_evidence = direct_base != 0 || (!ev->prefix.empty() && ev->prefix.back() > 0);
     return chosen;
+}
+
+}  // namespace
+
+WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
+                             uint64_t budget_divisor, bool with_mapped, std::optional<PointerEvidence>* evidence) {
+    WalkResult res = walk_tables(s, phys, dtb, kernel_base, budget_divisor, with_mapped, evidence);
+    if (with_mapped) fill_direct_map(s, phys, dtb, kernel_base, res);
+    return res;
 }
 
 std::vector<uint64_t> paging::image_base_words(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb,
