@@ -245,7 +245,8 @@ WriteStats write_avml(const PhysicalLayer& phys, const ByteSink& sink) {
             at = stop;
         }
     }
-    const std::vector<uint8_t> zeros(kMaxBlock, 0);
+    const bool any_hole = std::any_of(blocks.begin(), blocks.end(), [](const Block& b) { return b.hole; });
+    const std::vector<uint8_t> zeros(any_hole ? kMaxBlock : 0, 0);
     WriteStats st;
     uint64_t pos = 0;
     const uint64_t batch = 2 * static_cast<uint64_t>(omp_get_max_threads());
@@ -261,7 +262,12 @@ WriteStats write_avml(const PhysicalLayer& phys, const ByteSink& sink) {
                 snappy_frame::encode({bl.hole ? zeros.data() : phys.find(bl.paddr, bl.size), bl.size}, streams[i]);
             });
         errors.rethrow();
-        phys.release_all();   // the batch's blocks: peak memory stays near a batch, not the dump's size
+        {   // the batch's blocks: peak memory stays near a batch, not the dump's size
+            PhysicalLayer::Releaser done(phys);
+            for (uint64_t i = 0; i < n; ++i)
+                if (const Block& bl = blocks[b0 + i]; !bl.hole)
+                    if (const uint8_t* bytes = phys.find(bl.paddr, bl.size)) done.add(bytes, bl.size);
+        }
         for (uint64_t i = 0; i < n; ++i) {
             const Block& bl = blocks[b0 + i];
             uint8_t h[kHeaderSize] = {};

@@ -814,7 +814,11 @@ WriteStats write_kdump(const PhysicalLayer& phys, KdumpCompression compression, 
                 }
             });
         errors.rethrow();
-        phys.release_all();   // the batch's pages: peak memory stays near a batch, not the dump's size
+        {   // the batch's pages: peak memory stays near a batch, not the dump's size
+            PhysicalLayer::Releaser done(phys);
+            for (uint64_t i = 0; i < n; ++i)
+                if (const uint8_t* page = phys.find(pfns[b0 + i] * bs, bs)) done.add(page, bs);
+        }
         data.clear();
         for (uint64_t i = 0; i < n; ++i) {
             uint8_t* pd = descs.data() + i * kDescSize;
