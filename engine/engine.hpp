@@ -371,7 +371,7 @@ struct Model {
     void save(const std::string& path) const;            // atomic (graph/file_io.hpp); ModelError(Io)
     static Model load(const std::string& path);          // throws ModelError
     // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
-    // moment, Adam and class weight and the threshold finite; key nodes of length 1..max_segment−1
+    // moment, Adam and class weight and the threshold finite, the threshold > 0; key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
     // 4 or 8; vote_window ≤ kMaxVoteWindow.
     void validate() const;

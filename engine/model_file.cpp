@@ -214,6 +214,9 @@ void Model::validate() const {
     for (float f : {adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weight_decay, adam.clip_norm})
         if (!std::isfinite(f)) bad("Adam configuration: non-finite value");
     if (!std::isfinite(threshold)) bad("threshold not finite");
+    // Scores are sums of positive key-node weights: a threshold at or below 0 passes every base any
+    // node voted for (attacker 12: threshold 0 or −1 gave 127 false task_structs on the dev dump).
+    if (!(threshold > 0)) bad("threshold " + std::to_string(threshold) + " not positive");
     if (vote_window > kMaxVoteWindow)
         bad("vote window " + std::to_string(vote_window) + " bytes (at most " + std::to_string(kMaxVoteWindow) + ")");
     if (graph.word_size != 4 && graph.word_size != 8)

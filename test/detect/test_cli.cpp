@@ -86,7 +86,7 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Model m = Model::create(c, 7);
     m.object_type = "cred";
     m.key_nodes = {{0, 24, 0.5f}, {32, 24, 0.5f}};
-    m.threshold = 0.f;
+    m.threshold = 0.25f;   // one vote of weight 0.5 reaches it
     m.params.cls_b(int(c.classifier_hidden.size()))(0, 1) = 100.f;   // every node says key node 1 (offset 0)
     m.save((dir / "cred.cereal").string());
     const std::string dump = (dir / "dump.raw").string(), model = (dir / "cred.cereal").string();
@@ -210,7 +210,7 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
     Model m = Model::create(c, 7);
     m.object_type = "cred";
     m.key_nodes = {{0, 24, 0.5f}};
-    m.threshold = 0.f;
+    m.threshold = 0.25f;   // one vote of weight 0.5 reaches it
     m.save((dir / "cred.cereal").string());
     const std::string dump = (dir / "dump.raw").string(), model = (dir / "cred.cereal").string();
     const std::string link = (dir / "link.raw").string(), hard = (dir / "hard.raw").string();
@@ -421,6 +421,12 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     CHECK(m.out.find("\"fits\":false,\"build\":\"same-build\",\"agreement\":0.0000,\"objects\":24,\"agreeing\":0") !=
           std::string::npos);
     CHECK(m.err.find("key-node votes agree on 0 of 24 candidate objects (0.0%, 99.0% on its validation dumps)") !=
+          std::string::npos);
+    // Candidate objects there, none reported (attacker 12: --threshold 20.5 left one candidate object,
+    // reported none, and said nothing): the warning counts them.
+    Run split = run("DMDETECT", "-w " + b + " " + moved + opts + " --threshold 2.5", dir);
+    CHECK(split.out.find("# total: 0\n") != std::string::npos);
+    CHECK(split.err.find("the struct layout differs; 24 candidate objects scored below the threshold 2.50; the dump lacks") !=
           std::string::npos);
     // Nothing found (tester 11: a model that finds no object said nothing): a warning, not a misfit.
     Run z = run("DMDETECT", "-w " + b + " " + dump + opts + " --threshold 1e6 --require-fit", dir);

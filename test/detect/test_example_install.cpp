@@ -35,7 +35,7 @@ TEST_CASE("detect: the example builds through pkg-config against an installed li
     Model m = Model::create(c, 3);
     m.object_type = "task_struct";
     m.key_nodes = {{0, 24, 0.5f}, {32, 24, 0.5f}};
-    m.threshold = 0.f;
+    m.threshold = 0.25f;   // one vote of weight 0.5 reaches it
     m.params.cls_b(int(c.classifier_hidden.size()))(0, 1) = 100.f;   // every node says key node 1
     m.save((dir / "task_struct.cereal").string());
 

@@ -244,6 +244,9 @@ TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, nam
         {"key node of length 0", patched(bytes, key3, le({1200, 0, bits(2.f)})), "length outside 1..2047"},
         {"key node as long as max_segment", patched(bytes, key3, le({1200, 2048, bits(2.f)})), "length outside 1..2047"},
         {"NaN threshold", patched(bytes, tail, le({nan, 8, 64, 2048})), "threshold not finite"},
+        // attacker 12: a threshold of 0 or below accepts every base with one vote
+        {"zero threshold", patched(bytes, tail, le({bits(0.f), 8, 64, 2048})), "threshold 0.000000 not positive"},
+        {"negative threshold", patched(bytes, tail, le({bits(-1.f), 8, 64, 2048})), "threshold -1.000000 not positive"},
         {"word size 5", patched(bytes, tail, le({bits(0.75f), 5, 64, 2048})), "graph word size 5 (expected 4 or 8)"},
         {"infinite weight", patched(bytes, le({bits(m.params.tensors[0](0, 0))}), le({inf})), "weights W1: non-finite value"},
     };

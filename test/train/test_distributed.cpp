@@ -209,7 +209,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
     Model m = Model::create(c, 7);
     m.object_type = "obj";
     m.key_nodes = {{0, 56, 1.f}};
-    m.threshold = 0.f;
+    m.threshold = 0.5f;   // one vote of weight 1 reaches it
     m.params.cls_b(int(c.classifier_hidden.size()))(0, 1) = 100.f;
     const std::string model = (d.dir / "obj.cereal").string();
     m.save(model);
