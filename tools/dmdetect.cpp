@@ -306,10 +306,20 @@ int run(int argc, char** argv, Communicator& world) {
         for (size_t i = 0; i < used.model_count(); ++i) {
             fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i)));
             const ModelFit& f = fits.back();
-            if (f.fits && f.agreement.objects > 0) continue;
+            // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
+            // candidate object, reported none, and no word was said).
+            const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
+            if (f.fits && !none) continue;
             fits_all = fits_all && f.fits;
+            std::string reason = f.reason;
+            if (none && f.agreement.objects > 0) {
+                char t[32];
+                std::snprintf(t, sizeof t, "%.2f", detect.threshold.value_or(used.model(i).threshold));
+                reason += (reason.empty() ? "" : "; ") + std::to_string(f.agreement.objects) + " candidate object" +
+                          (f.agreement.objects > 1 ? "s" : "") + " scored below the threshold " + t;
+            }
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s%s\n", who.c_str(), f.type.c_str(),
-                         f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str(),
+                         f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", reason.c_str(),
                          lacking.c_str());
         }
         const std::string text =
