@@ -210,7 +210,7 @@ struct BuildOptions {
     DumpFormat format = DumpFormat::Auto;
     bool strict = false;           // refuse truncated dumps (PhysicalLayer::open)
     bool density_bound = true;     // MemoryGraph::build's density bound (graph/memory_graph.hpp)
-    std::function<void(const std::string&)> warn;   // each PhysicalLayer::warnings() line, then each TranslationLayer::warnings() line
+    std::function<void(const std::string&)> warn;   // each PhysicalLayer::warnings() line, then each TranslationLayer::warnings() line (a .dmg: the lines it recorded, GraphBuildInfo::warnings)
     std::optional<uint64_t> dtb;   // page-table root; else the ELF notes or the search (layers.hpp)
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)
     // Called once before the graph is built from a dump (not for a .dmg): what it will need

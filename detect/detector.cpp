@@ -94,6 +94,9 @@ MemoryGraph Detector::open_graph(const std::string& path, const BuildOptions& op
     std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
     if (std::memcmp(magic, kDmgMagic, sizeof magic) != 0) return build_graph(path, opt);
     MemoryGraph g = MemoryGraph::load(path);
+    // What the layers said when the graph was built (a .dmg of version 4 keeps it).
+    if (opt.warn)
+        for (const auto& w : g.info().warnings) opt.warn(w);
     refuse_empty_graph(g);
     if (check) check_graph(g);
     return g;

@@ -2,14 +2,15 @@
 //
 // Layout (little-endian; every section starts on a 64-byte boundary, zero padding between):
 //   [0, 512)   DmgHeader below: magic "DMGRAPH\0", version, header size, checksum, file size,
-//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of 15 sections
+//              GraphParams, paging, counts, GraphBuildInfo numbers, and a table of 16 sections
 //              {offset, size}: vaddr u64[N], paddr u64[N], length u32[N], features u8[N×F],
 //              offsets u64[N+1] ×4 kinds (ln, rn, lp, rp), sources u32[E_k] ×4, dump path bytes,
 //              kernel banner (empty when none was found; else u64 paddr, u64 vaddr in the kernel
 //              image or 0 when found outside it, then the banner text without its '\n', which must
 //              pass KernelBanner::parse), absent runs {vaddr u64, size u64}[A] (mapped kernel pages
-//              the dump lacks: sorted, page-aligned, neither overlapping nor adjacent).
-//   Versions   3: the 15 sections above. Older files read with the same header struct: a section a
+//              the dump lacks: sorted, page-aligned, neither overlapping nor adjacent), warnings
+//              (GraphBuildInfo::warnings: the lines joined by '\n', no trailing '\n'; empty when none).
+//   Versions   4: the 16 sections above. 3: no warnings section. Older files read with the same header struct: a section a
 //              version lacks sits in what its header kept zero (reserved) and reads as empty.
 //              1: 13 sections (no banner, no absent runs). 2: 14 sections, the 14th the kernel
 //              banner; pre-release builds of the absent runs also wrote version 2 with the absent
@@ -27,6 +28,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <string_view>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <type_traits>
@@ -40,7 +42,7 @@ static_assert(std::endian::native == std::endian::little, "the .dmg format is li
 namespace {
 
 constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
-constexpr uint32_t kVersion = 3;   // the only place the format version is written
+constexpr uint32_t kVersion = 4;   // the only place the format version is written
 constexpr uint64_t kAlign = 64;
 
 enum Section : int {
@@ -48,10 +50,13 @@ enum Section : int {
     kOffsets0, kSources0 = kOffsets0 + kEdgeKinds, kDumpPath = kSources0 + kEdgeKinds,
     kKernelBanner,               // since version 2
     kAbsent,                     // since version 3
+    kWarnings,                   // since version 4
     kSections
 };
 // Header slots a file of `version` fills; the rest must be zero.
-int sections_in(uint32_t version) { return version == 1 ? kKernelBanner : version == 2 ? kAbsent : kSections; }
+int sections_in(uint32_t version) {
+    return version == 1 ? kKernelBanner : version == 2 ? kAbsent : version == 3 ? kWarnings : kSections;
+}
 static_assert(sizeof(AbsentRun) == 16 && std::is_trivially_copyable_v<AbsentRun>);
 
 // Whether the 14th section of a version-2 file holds absent runs (pre-release builds) rather than
@@ -191,6 +196,31 @@ struct MemoryGraphIo {
         return FoundBanner{std::move(*kb), at[0], at[1] ? std::optional<uint64_t>(at[1]) : std::nullopt};
     }
 
+    // The warnings section: lines as set_warnings() leaves them (printable, bounded, none empty), so
+    // that printing a crafted file's warnings cannot drive the terminal.
+    static std::vector<std::string> warnings_from(std::span<const uint8_t> sec, uint64_t offset) {
+        std::vector<std::string> out;
+        if (sec.empty()) return out;
+        const std::string_view text(reinterpret_cast<const char*>(sec.data()), sec.size());
+        for (size_t at = 0;;) {
+            const size_t end = std::min(text.find('\n', at), text.size());
+            const std::string_view line = text.substr(at, end - at);
+            const std::string which = "warning " + std::to_string(out.size() + 1);
+            if (out.size() == GraphBuildInfo::kMaxWarnings)
+                throw FormatError(offset + at, "more than " + std::to_string(GraphBuildInfo::kMaxWarnings) + " warnings");
+            if (line.empty()) throw FormatError(offset + at, which + " is empty");
+            if (line.size() > GraphBuildInfo::kMaxWarningBytes)
+                throw FormatError(offset + at, which + " is longer than " + std::to_string(GraphBuildInfo::kMaxWarningBytes) + " bytes");
+            for (size_t i = 0; i < line.size(); ++i)
+                if (static_cast<unsigned char>(line[i]) < 0x20 || line[i] == 0x7f)
+                    throw FormatError(offset + at + i, which + " holds control byte " +
+                                                           std::to_string(static_cast<unsigned char>(line[i])));
+            out.emplace_back(line);
+            if (end == text.size()) return out;
+            at = end + 1;
+        }
+    }
+
     static void save(const MemoryGraph& g, const std::string& path) {
         DmgHeader h{};
         std::memcpy(h.magic, kMagic, sizeof kMagic);
@@ -212,6 +242,9 @@ struct MemoryGraphIo {
         auto secs = sections(g);
         const std::string banner = banner_section(g.info_.kernel_banner);
         secs[kKernelBanner] = {reinterpret_cast<const uint8_t*>(banner.data()), banner.size()};
+        std::string warnings;
+        for (const std::string& w : g.info_.warnings) warnings += (warnings.empty() ? "" : "\n") + w;
+        secs[kWarnings] = {reinterpret_cast<const uint8_t*>(warnings.data()), warnings.size()};
         // A graph with no nodes still has one offset per kind (offsets[0] == 0).
         static const uint64_t zero_offset = 0;
         for (int k = 0; k < kEdgeKinds; ++k)
@@ -322,7 +355,7 @@ struct MemoryGraphIo {
             if (i == kAbsent && s.size % sizeof(AbsentRun) != 0)
                 throw FormatError(at, "absent-runs section is " + std::to_string(s.size) +
                                           " bytes, not a multiple of 16");
-            if (i != kDumpPath && i != kKernelBanner && i != kAbsent && s.size != expect[i])
+            if (i != kDumpPath && i != kKernelBanner && i != kAbsent && i != kWarnings && s.size != expect[i])
                 throw FormatError(at, "section " + std::to_string(i) + " is " + std::to_string(s.size) +
                                           " bytes, expected " + std::to_string(expect[i]));
             prev_end = s.offset + s.size;
@@ -345,6 +378,7 @@ struct MemoryGraphIo {
         g.info_.paging = static_cast<PagingMode>(h.paging);
         g.info_.build_seconds = h.build_seconds;
         g.info_.kernel_banner = banner_from(sec[kKernelBanner], h.sections[kKernelBanner].offset);
+        g.info_.warnings = warnings_from(sec[kWarnings], h.sections[kWarnings].offset);
         auto u64 = [](std::span<const uint8_t> s) {
             return std::span<const uint64_t>(reinterpret_cast<const uint64_t*>(s.data()), s.size() / 8);
         };

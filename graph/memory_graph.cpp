@@ -899,8 +899,26 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     g.phases_.pages += enumerate;
     g.info_.dtb = layer.dtb();
     g.info_.paging = layer.mode();
+    std::vector<std::string> warnings = layer.physical().warnings();
+    for (std::string& w : layer.warnings()) warnings.push_back(std::move(w));
+    g.set_warnings(std::move(warnings));
     g.info_.build_seconds = seconds_since(t);
     return g;
+}
+
+void MemoryGraph::set_warnings(std::vector<std::string> lines) {
+    if (lines.size() > GraphBuildInfo::kMaxWarnings) lines.resize(GraphBuildInfo::kMaxWarnings);
+    for (std::string& w : lines) {
+        if (w.size() > GraphBuildInfo::kMaxWarningBytes) {   // cut on a UTF-8 character boundary
+            size_t n = GraphBuildInfo::kMaxWarningBytes;
+            while (n > 0 && (static_cast<unsigned char>(w[n]) & 0xc0) == 0x80) --n;
+            w.resize(n);
+        }
+        for (char& c : w)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    std::erase_if(lines, [](const std::string& w) { return w.empty(); });
+    info_.warnings = std::move(lines);
 }
 
 Neighbourhood neighbourhood(const MemoryGraph& g, uint32_t centre, unsigned hops, uint32_t max_nodes) {

@@ -101,6 +101,12 @@ struct GraphBuildInfo {
     PagingMode paging = PagingMode::X86_64_4Level;
     double build_seconds = 0;
     std::optional<FoundBanner> kernel_banner;   // the dump's `Linux version …` (kernel_banner.hpp)
+    // What the layers said about the dump (PhysicalLayer::warnings, then TranslationLayer::warnings:
+    // a truncated file, tables it lacks, a root that maps part of the kernel), one line each, so that
+    // a tool reading the .dmg says them too (attacker 12: `dmdetect G.dmg` was silent about them).
+    // At most kMaxWarnings lines of kMaxWarningBytes, printable text (no control character).
+    std::vector<std::string> warnings;
+    static constexpr size_t kMaxWarnings = 256, kMaxWarningBytes = 4096;
 };
 
 // Wall-clock seconds of each build phase, for tools/bench-graph. Not stored in the file.
@@ -173,6 +179,9 @@ public:
     const GraphBuildPhases& phases() const noexcept { return phases_; }   // zero after load()
     // Provenance only (the layers do not know file names); recorded by save().
     void set_dump_path(std::string path) { info_.dump_path = std::move(path); }
+    // The layers' warnings (GraphBuildInfo::warnings; build(layer) records them): lines beyond the
+    // limits are cut, control characters become '?'.
+    void set_warnings(std::vector<std::string> lines);
     uint32_t node_count() const noexcept { return static_cast<uint32_t>(vaddr_.size()); }
     uint64_t edge_count(EdgeKind k) const noexcept { return in(k).sources.size(); }
 

@@ -149,6 +149,8 @@ int cmd_info(const std::vector<std::string>& args) {
     } else {
         std::printf("kernel              unknown (no `Linux version` banner in the dump)\n");
     }
+    std::printf("warnings            %zu%s\n", i.warnings.size(), i.warnings.empty() ? "" : " (the layers', when the graph was built):");
+    for (const std::string& w : i.warnings) std::printf("  %s\n", w.c_str());
     std::printf("params              word_size=%u feature_bytes=%u max_segment=%u neighbour_distance=%u "
                 "pointer_target_back=%u\n",
                 p.word_size, p.feature_bytes, p.max_segment, p.neighbour_distance, p.pointer_target_back);

@@ -41,7 +41,7 @@ void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
 // Header offsets (graph/graph_file.cpp).
 constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136;
 uint64_t section_offset(const std::vector<uint8_t>& f, int i) { return get64(f, kSectionsAt + 16 * i); }
-enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4, kDumpPath = kSources0 + 4, kKernelBanner, kAbsent };
+enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4, kDumpPath = kSources0 + 4, kKernelBanner, kAbsent, kWarnings };
 
 MemoryGraph sample_graph() {
     Memory m = random_memory(11, 40, 8);
@@ -145,7 +145,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
         }
         CHECK(threw);
     };
-    for (uint32_t v : {0u, 4u}) {
+    for (uint32_t v : {0u, 5u}) {
         auto c = f;
         put32(c, kVersionAt, v);
         reseal(c);
@@ -225,6 +225,7 @@ TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner r
     put32(v1, kVersionAt, 1);
     clear_slot(v1, kKernelBanner);   // an empty section still has an offset in version 3
     clear_slot(v1, kAbsent);
+    clear_slot(v1, kWarnings);
     reseal(v1);
     MemoryGraph old = MemoryGraph::from_bytes(v1);
     CHECK(old.absent().empty());
@@ -251,12 +252,52 @@ TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner r
     put64(pre, kSectionsAt + 16 * kKernelBanner, section_offset(f, kAbsent));
     put64(pre, kSectionsAt + 16 * kKernelBanner + 8, get64(f, kSectionsAt + 16 * kAbsent + 8));
     clear_slot(pre, kAbsent);
+    clear_slot(pre, kWarnings);
     reseal(pre);
     MemoryGraph pre_graph = MemoryGraph::from_bytes(pre);
     REQUIRE(pre_graph.absent().size() == 1);
     CHECK(pre_graph.absent()[0] == g.absent()[0]);
     CHECK_FALSE(pre_graph.info().kernel_banner.has_value());
     same_graph(pre_graph);
+}
+
+TEST_CASE("graph: the layers' warnings round-trip in version 4; version 3 files have none; crafted ones are refused") {
+    MemoryGraph g = sample_graph();
+    // set_warnings bounds what is kept: control bytes become '?', empty lines go, long ones are cut
+    // on a UTF-8 boundary.
+    const std::string long_line = std::string(GraphBuildInfo::kMaxWarningBytes - 1, 'x') + "\xe2\x80\xa6 tail";
+    g.set_warnings({"8 page-table pages are not in the dump … (a cut dump?)", "", "bell\a and \x1b[31mred", long_line});
+    REQUIRE(g.info().warnings.size() == 3);
+    CHECK(g.info().warnings[1] == "bell? and ?[31mred");
+    CHECK(g.info().warnings[2] == std::string(GraphBuildInfo::kMaxWarningBytes - 1, 'x'));
+    TempDir dir;
+    g.save(dir / "w.dmg");
+    auto f = slurp(dir / "w.dmg");
+    CHECK(MemoryGraph::from_bytes(f).info().warnings == g.info().warnings);
+    const uint64_t at = section_offset(f, kWarnings), size = get64(f, kSectionsAt + 16 * kWarnings + 8);
+    REQUIRE(size > 0);
+    // A version-3 file: the warnings slot is zero and reads as none.
+    g.set_warnings({});
+    g.save(dir / "v3.dmg");
+    auto v3 = slurp(dir / "v3.dmg");
+    put32(v3, kVersionAt, 3);
+    put64(v3, kSectionsAt + 16 * kWarnings, 0);
+    reseal(v3);
+    CHECK(MemoryGraph::from_bytes(v3).info().warnings.empty());
+    CHECK(MemoryGraph::from_bytes(v3).node_count() == g.node_count());
+    auto rejects = [](std::vector<uint8_t> c, const char* message) {
+        reseal(c);
+        INFO(message);
+        CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains(message), FormatError);
+    };
+    auto c = f; c[at + 3] = 0x1b;
+    rejects(c, "warning 1 holds control byte 27");
+    c = f; c[at] = '\n';
+    rejects(c, "warning 1 is empty");
+    c = f; c[at + size - 1] = '\n';   // a trailing newline: an empty last line
+    rejects(c, "warning 4 is empty");
+    c = f; put32(c, kVersionAt, 3);
+    rejects(c, "reserved header bytes are not zero");
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {
