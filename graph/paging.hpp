@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace deepmem::paging {
@@ -209,5 +210,42 @@ inline constexpr size_t kMaxAbsentListed = size_t{1} << 16;
 WalkResult enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base,
                      uint64_t budget_divisor = 1, bool with_mapped = false,
                      std::optional<PointerEvidence>* evidence = nullptr);
+
+// A union of physical address intervals [lo, hi): add() them, finish() once (sort and merge), then
+// ask which addresses and how many bytes of a range it covers. The walk's direct-map fill (pages a
+// run already maps), the root check (present pages a direct map leaves out) and the root search
+// (whether a root maps its own table; the dump's data pages a root maps) share it.
+class PhysicalCover {
+public:
+    void add(uint64_t lo, uint64_t hi) {
+        if (lo < hi) iv_.emplace_back(lo, hi);
+    }
+    void finish() {
+        std::sort(iv_.begin(), iv_.end());
+        size_t k = 0;
+        for (const auto& v : iv_) {
+            if (k && v.first <= iv_[k - 1].second) iv_[k - 1].second = std::max(iv_[k - 1].second, v.second);
+            else iv_[k++] = v;
+        }
+        iv_.resize(k);
+    }
+    bool covers(uint64_t p) const {
+        auto it = std::upper_bound(iv_.begin(), iv_.end(), p,
+                                   [](uint64_t x, const std::pair<uint64_t, uint64_t>& v) { return x < v.first; });
+        return it != iv_.begin() && p < std::prev(it)->second;
+    }
+    // Bytes of [lo, hi) covered: O(log n + intervals met).
+    uint64_t bytes_in(uint64_t lo, uint64_t hi) const {
+        uint64_t n = 0;
+        auto it = std::upper_bound(iv_.begin(), iv_.end(), lo,
+                                   [](uint64_t x, const std::pair<uint64_t, uint64_t>& v) { return x < v.first; });
+        if (it != iv_.begin()) --it;
+        for (; it != iv_.end() && it->first < hi; ++it)
+            if (it->second > lo) n += std::min(hi, it->second) - std::max(lo, it->first);
+        return n;
+    }
+private:
+    std::vector<std::pair<uint64_t, uint64_t>> iv_;   // after finish(): sorted, disjoint, not adjacent
+};
 
 }  // namespace deepmem::paging

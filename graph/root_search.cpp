@@ -54,28 +54,6 @@ struct Mapping {
     std::vector<VirtualRun> runs;
 };
 
-// A union of physical address intervals, for "is this page mapped" over many pages.
-class PhysicalCover {
-public:
-    void add(uint64_t lo, uint64_t hi) { iv_.emplace_back(lo, hi); }
-    void finish() {
-        std::sort(iv_.begin(), iv_.end());
-        size_t k = 0;
-        for (const auto& v : iv_) {
-            if (k && v.first <= iv_[k - 1].second) iv_[k - 1].second = std::max(iv_[k - 1].second, v.second);
-            else iv_[k++] = v;
-        }
-        iv_.resize(k);
-    }
-    bool covers(uint64_t p) const {
-        auto it = std::upper_bound(iv_.begin(), iv_.end(), p,
-                                   [](uint64_t x, const std::pair<uint64_t, uint64_t>& v) { return x < v.first; });
-        return it != iv_.begin() && p < std::prev(it)->second;
-    }
-private:
-    std::vector<std::pair<uint64_t, uint64_t>> iv_;
-};
-
 // The physical memory `runs` map, anywhere and in the scheme's kernel-text window: whether a
 // root maps its own table ("maps itself"), and whether in the image (x86-64 swapper_pg_dir is).
 struct RootCover {
@@ -285,23 +263,14 @@ void measure(const Scheme& s, std::span<const VirtualRun> runs, Mapping& m) {
 // {below its own highest page, below `top`} (a kernel's direct map holds all of its RAM).
 std::pair<uint64_t, uint64_t> unmapped_by_direct_map(const PhysicalLayer& phys, std::span<const VirtualRun> runs,
                                                      const Mapping& m, uint64_t top) {
-    std::vector<std::pair<uint64_t, uint64_t>> cover;   // physical [lo, hi), sorted, merged
+    PhysicalCover cover;
     for (const auto& r : runs)
-        if (r.vaddr - r.paddr == m.direct_offset) {
-            if (!cover.empty() && cover.back().second >= r.paddr) cover.back().second = std::max(cover.back().second, r.paddr + r.size);
-            else cover.emplace_back(r.paddr, r.paddr + r.size);
-        }
-    std::sort(cover.begin(), cover.end());   // runs are in vaddr order, which is paddr order at one offset
+        if (r.vaddr - r.paddr == m.direct_offset) cover.add(r.paddr, r.paddr + r.size);
+    cover.finish();
     auto unmapped = [&](uint64_t lo, uint64_t hi) {   // whole pages of [lo, hi) that `cover` misses
         lo = (lo + kPage - 1) & ~(kPage - 1);
         hi &= ~(kPage - 1);
-        if (hi <= lo) return uint64_t{0};
-        uint64_t covered = 0;
-        auto it = std::upper_bound(cover.begin(), cover.end(), std::make_pair(lo, ~uint64_t{0}));
-        if (it != cover.begin()) --it;
-        for (; it != cover.end() && it->first < hi; ++it)
-            if (it->second > lo) covered += std::min(hi, it->second) - std::max(lo, it->first);
-        return (hi - lo - covered) / kPage;
+        return hi <= lo ? 0 : (hi - lo - cover.bytes_in(lo, hi)) / kPage;
     };
     std::pair<uint64_t, uint64_t> n{0, 0};
     for (const auto& p : phys.runs()) {
@@ -347,21 +316,11 @@ DirectMapHealth direct_map_health(const Scheme& s, const PhysicalLayer& phys, co
 // Distinct pages of the dump's data (data_runs(): not a sparse file's holes, which read as
 // zeros) that `runs` map.
 uint64_t data_pages_mapped(const PhysicalLayer& phys, const std::vector<VirtualRun>& runs) {
-    std::vector<std::pair<uint64_t, uint64_t>> iv;
-    iv.reserve(runs.size());
-    for (const VirtualRun& r : runs) iv.emplace_back(r.paddr, r.paddr + r.size);
-    std::sort(iv.begin(), iv.end());
-    uint64_t bytes = 0, covered = 0;   // covered: the merged intervals' end so far
-    const auto data = phys.data_runs();
-    size_t d = 0;
-    for (auto [lo, hi] : iv) {
-        lo = std::max(lo, covered);
-        if (hi <= lo) continue;
-        covered = hi;
-        while (d < data.size() && data[d].paddr + data[d].size <= lo) ++d;
-        for (size_t k = d; k < data.size() && data[k].paddr < hi; ++k)
-            bytes += std::min(hi, data[k].paddr + data[k].size) - std::max(lo, data[k].paddr);
-    }
+    PhysicalCover cover;
+    for (const VirtualRun& r : runs) cover.add(r.paddr, r.paddr + r.size);
+    cover.finish();
+    uint64_t bytes = 0;
+    for (const PhysicalRun& d : phys.data_runs()) bytes += cover.bytes_in(d.paddr, d.paddr + d.size);
     return bytes / kPage;
 }
 

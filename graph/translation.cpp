@@ -358,21 +358,9 @@ void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     const uint64_t limit = s.direct_map_limit ? std::min(s.direct_map_limit, phys.max_paddr()) : phys.max_paddr();
     if (base + limit < base) return;
     // Physical pages some run already maps (merged intervals): counted once in distinct_pages.
-    std::vector<std::pair<uint64_t, uint64_t>> spans, have;
-    for (const VirtualRun& r : res.runs) spans.emplace_back(r.paddr, r.paddr + r.size);
-    std::sort(spans.begin(), spans.end());
-    for (const auto& [lo, hi] : spans) {
-        if (!have.empty() && lo <= have.back().second) have.back().second = std::max(have.back().second, hi);
-        else have.emplace_back(lo, hi);
-    }
-    auto already = [&](uint64_t lo, uint64_t hi) {   // bytes of [lo, hi) that `have` covers
-        uint64_t n = 0;
-        auto it = std::upper_bound(have.begin(), have.end(), std::make_pair(lo, ~uint64_t{0}));
-        if (it != have.begin()) --it;
-        for (; it != have.end() && it->first < hi; ++it)
-            if (it->second > lo) n += std::min(hi, it->second) - std::max(lo, it->first);
-        return n;
-    };
+    PhysicalCover have;
+    for (const VirtualRun& r : res.runs) have.add(r.paddr, r.paddr + r.size);
+    have.finish();
     // The spans ascend, so their physical ranges do: one pass over the runs (sorted by paddr) for all.
     std::vector<VirtualRun> added;
     const auto runs = phys.runs();
@@ -388,7 +376,7 @@ void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
             if (plo >= phi) continue;
             added.push_back({base + plo, plo, phi - plo});
             res.stats.direct_fill_pages += (phi - plo) / kPage;
-            res.stats.distinct_pages += (phi - plo - already(plo, phi)) / kPage;
+            res.stats.distinct_pages += (phi - plo - have.bytes_in(plo, phi)) / kPage;
         }
     }
     if (added.empty()) return;
