@@ -277,6 +277,42 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
         Run neg = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "o2").string() + " --seed 1 --count -3", dir);
         CHECK(neg.status == 2);
         CHECK(neg.err.find("'-3'") != std::string::npos);
+
+        // A refused run leaves no OUT_DIR, and no temporary directory beside it (attacker 12: labels,
+        // kallsyms and a vmlinux link to /dev/zero were left, without dump.elf).
+        auto beside = [&](const std::string& name) {   // entries of `dir` named NAME or .NAME.tmp-…
+            int n = 0;
+            for (const auto& e : fs::directory_iterator(dir)) {
+                const std::string f = e.path().filename().string();
+                n += f == name || f.rfind("." + name + ".tmp-", 0) == 0;
+            }
+            return n;
+        };
+        Run notadump = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "o3").string() + " --seed 1", dir);
+        CHECK(notadump.status == 1);   // refused after the output directory was started: it is removed
+        CHECK(one_error_line(notadump.err, "dm-attack"));
+        CHECK(beside("o3") == 0);
+        for (const char* kind : {"/dev/zero", "fifo"}) {
+            INFO("vmlinux: " << kind);
+            const fs::path bad = dir / ("ds-" + std::string(kind[0] == '/' ? "zero" : "fifo"));
+            fs::create_directories(bad);
+            for (const char* f : {"dump.elf", "labels.jsonl", "kallsyms"}) fs::copy_file(in / f, bad / f);
+            if (kind[0] == '/') fs::create_symlink(kind, bad / "vmlinux");
+            else REQUIRE(::mkfifo((bad / "vmlinux").c_str(), 0600) == 0);
+            Run r = run("DM_ATTACK", "dkom --in " + bad.string() + " --out " + (dir / "o4").string() + " --seed 1", dir);
+            CHECK(r.status == 1);
+            CHECK(one_error_line(r.err, "dm-attack"));
+            CHECK(r.err.find("not a regular file") != std::string::npos);
+            CHECK(beside("o4") == 0);
+        }
+        fs::create_directories(dir / "o5");
+        write(dir / "o5" / "keep", "mine");
+        Run full = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "o5").string() + " --seed 1", dir);
+        CHECK(full.status == 1);
+        CHECK(full.err.find("exists and is not empty") != std::string::npos);
+        CHECK(slurp(dir / "o5" / "keep") == "mine");
+        CHECK(std::distance(fs::directory_iterator(dir / "o5"), fs::directory_iterator()) == 1);
+        CHECK(beside("o5") == 1);
     }
     CHECK(evidence_intact());
 
