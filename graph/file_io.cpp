@@ -57,6 +57,14 @@ void remove_stale_temporaries(const std::string& dir, const std::string& name) {
     ::closedir(d);
 }
 
+// fsync of a directory ("" = current): best effort, some filesystems refuse it.
+void sync_directory(const std::string& dir) {
+    const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    ::fsync(fd);
+    ::close(fd);
+}
+
 }  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
@@ -135,14 +143,7 @@ void AtomicFile::commit() {
     if (::close(fd) != 0) fail("cannot close");
     if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
     committed_ = true;
-    // The rename itself is durable once the directory is synced (best effort: some filesystems
-    // refuse fsync on a directory).
-    const std::string dir = split_path(path_).first;
-    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    sync_directory(split_path(path_).first);   // the rename itself is durable once its directory is synced
 }
 
 void write_file_atomically(const std::string& path, std::string_view bytes) {
@@ -191,19 +192,10 @@ void AtomicDirectory::commit() {
         throw InputError(what + " " + temp_ + " (for " + path_ + "): " + errno_text(errno));
     };
     if (::chmod(temp_.c_str(), 0777 & ~current_umask()) != 0) fail("cannot set the mode of");
-    const int fd = ::open(temp_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {   // best effort, as for AtomicFile's directory
-        ::fsync(fd);
-        ::close(fd);
-    }
+    sync_directory(temp_);   // its entries
     if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
     committed_ = true;
-    const std::string parent = split_path(path_).first;
-    const int dfd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    sync_directory(split_path(path_).first);
 }
 
 void require_regular_file(const std::string& path, const char* what) {
