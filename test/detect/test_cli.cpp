@@ -120,6 +120,16 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run evj = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels.jsonl").string() + " --format json --list", dir);
     CHECK(evj.status == 0);
     CHECK(evj.out.rfind("{\"type\":\"cred\",\"tp\":" + std::string(found.empty() ? "0" : "1"), 0) == 0);
+    // dmbaseline pslist's warnings in its output (a task list cut short) change nothing for dmeval
+    const std::vector<std::string> cut{"init_task.tasks: loop at 0xffff800000300020 after 3 entries"};
+    write(dir / "w.jsonl", format_warnings(cut, DetectionFormat::Json) + json.out);
+    write(dir / "w.csv", format_warnings(cut, DetectionFormat::Csv) + slurp(dir / "d.csv"));
+    for (const char* f : {"w.jsonl", "w.csv"}) {
+        INFO(f);
+        Run ew = run("DMEVAL", (dir / f).string() + " " + (dir / "labels.jsonl").string(), dir);
+        CHECK(ew.status == 0);
+        CHECK(ew.out == ev.out);
+    }
 
     // ---- bad input: one line, exit 1 (2 for usage errors)
     Run e1 = run("DMDETECT", "-w " + model + " " + (dir / "missing.elf").string(), dir);
