@@ -287,6 +287,7 @@ int run(int argc, char** argv) {
     for (const char* f : kernel_file_names)
         if (fs::exists(fs::symlink_status(in / f))) require_regular_file((in / f).string(), "kernel file");
     const KernelFiles files = dump_dir_kernel_files(in.string());
+    const std::vector<TruthObject> truth = read_truth((in / "labels.jsonl").string());   // a bad line: refused here
     Detector det;   // hide's model, loaded and checked against the dump before anything is copied
     if (attack == "hide" && from == "deepmem") {
         const std::string weights = vm["weights"].as<std::string>();
@@ -320,7 +321,6 @@ int run(int argc, char** argv) {
     AtomicFile dump_out((work / "dump.elf").string());
     dump_out.write(MappedFile((in / "dump.elf").string()).bytes());
 
-    const std::vector<TruthObject> truth = read_truth((in / "labels.jsonl").string());
     WritableDump dump(dump_out.fd(), dump_out.path());
     const KernelMemory& mem = dump.mem();
     const uint64_t kbase = dump.tl().kernel_base();

@@ -298,7 +298,12 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
             }
             return n;
         };
-        Run notadump = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "o3").string() + " --seed 1", dir);
+        const fs::path ds = dir / "ds-labels";   // labels that parse, a dump that does not
+        fs::create_directories(ds);
+        write(ds / "dump.elf", "not a dump");
+        write(ds / "labels.jsonl", "{\"vaddr\":\"0xffff888000001000\",\"type\":\"task_struct\",\"state\":\"live\"}\n");
+        Run notadump = run("DM_ATTACK", "noise --in " + ds.string() + " --out " + (dir / "o3").string() + " --seed 1", dir);
+        CHECK(notadump.err.find("labels") == std::string::npos);   // refused for the dump, once o3's temporary existed
         CHECK(notadump.status == 1);   // refused after the output directory was started: it is removed
         CHECK(one_error_line(notadump.err, "dm-attack"));
         CHECK(beside("o3") == 0);
@@ -317,7 +322,7 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
         }
         fs::create_directories(dir / "o5");
         write(dir / "o5" / "keep", "mine");
-        Run full = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "o5").string() + " --seed 1", dir);
+        Run full = run("DM_ATTACK", "noise --in " + ds.string() + " --out " + (dir / "o5").string() + " --seed 1", dir);
         CHECK(full.status == 1);
         CHECK(full.err.find("exists and is not empty") != std::string::npos);
         CHECK(slurp(dir / "o5" / "keep") == "mine");
