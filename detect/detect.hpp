@@ -293,6 +293,12 @@ private:
 enum class DetectionFormat : uint8_t { Table, Json, Csv };
 DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format);
+// Warnings about the analysis, written into its output so that a file records an incomplete
+// result, not only stderr (dmbaseline pslist: a task list cut short): for `Json`, one line
+// {"record":"warning","message":"…"} each (json_string); for `Table` and `Csv`, one line
+// "# warning: …" each (line breaks shown as ' '). Put before the detections; "" for none.
+// parse_detections skips both.
+std::string format_warnings(std::span<const std::string> warnings, DetectionFormat format);
 // One dump's part of an output over several dumps (dmdetect DUMP DUMP…): `text` is what dmdetect
 // writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then
 // format_detections); every record then names `dump`. JSON: every line gets a first field "dump"
@@ -305,7 +311,7 @@ struct DumpRecords {
 };
 std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch);
 // JSON Lines or CSV as above, told apart by content (first non-blank byte '{' → JSON Lines);
-// JSON lines with a "record" key are skipped. Records naming their dump (name_dump_records) are
+// JSON lines with a "record" key and "# warning: " lines (format_warnings) are skipped. Records naming their dump (name_dump_records) are
 // read when they all name the same one; records of several dumps are a FormatError (keep one
 // dump's lines: detections are compared with one dump's labels).
 // Throws FormatError (byte offset of the bad line, what was expected) or InputError (unreadable).

@@ -21,6 +21,7 @@ namespace deepmem {
 namespace {
 
 constexpr std::string_view kCsvHeader = "type,vaddr,paddr,score,votes";
+constexpr std::string_view kWarningLine = "# warning: ";   // format_warnings, table and CSV
 
 std::string score_text(float s) {
     char buf[32];
@@ -213,6 +214,20 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
     return out;
 }
 
+std::string format_warnings(std::span<const std::string> warnings, DetectionFormat format) {
+    std::string out;
+    for (const std::string& w : warnings) {
+        if (format == DetectionFormat::Json) {
+            out += "{\"record\":\"warning\",\"message\":" + json_string(w) + "}\n";
+            continue;
+        }
+        std::string line(kWarningLine);
+        for (char c : w) line += c == '\n' || c == '\r' ? ' ' : c;
+        out += line + "\n";
+    }
+    return out;
+}
+
 std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch) {
     std::string out, name(batch.dump);
     if (format == DetectionFormat::Table) {
@@ -230,7 +245,9 @@ std::string name_dump_records(std::string_view text, DetectionFormat format, con
     while (auto tl = lines.next()) {
         const std::string_view line = tl->text;
         if (line.empty()) continue;
-        if (format == DetectionFormat::Csv && is_csv_header(line)) {
+        if (format == DetectionFormat::Csv && line.starts_with(kWarningLine)) {
+            out += std::string(line) + "\n";   // a warning names no dump (parse_detections skips it)
+        } else if (format == DetectionFormat::Csv && is_csv_header(line)) {
             out += "dump," + std::string(line) + "\n";
         } else if (format == DetectionFormat::Json && line.front() == '{') {
             out += prefix;
@@ -260,6 +277,7 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
         const uint64_t offset = tl->at;
         while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
         if (line.empty()) continue;
+        if (kind != Json && line.starts_with(kWarningLine)) continue;   // format_warnings
         if (kind == Unknown) {
             if (line.front() == '{') {
                 kind = Json;

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sys/stat.h>
@@ -54,6 +55,14 @@ void remove_stale_temporaries(const std::string& dir, const std::string& name) {
         ::unlinkat(::dirfd(d), e->d_name, 0);
     }
     ::closedir(d);
+}
+
+// fsync of a directory ("" = current): best effort, some filesystems refuse it.
+void sync_directory(const std::string& dir) {
+    const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    ::fsync(fd);
+    ::close(fd);
 }
 
 }  // namespace
@@ -134,20 +143,71 @@ void AtomicFile::commit() {
     if (::close(fd) != 0) fail("cannot close");
     if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
     committed_ = true;
-    // The rename itself is durable once the directory is synced (best effort: some filesystems
-    // refuse fsync on a directory).
-    const std::string dir = split_path(path_).first;
-    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    sync_directory(split_path(path_).first);   // the rename itself is durable once its directory is synced
 }
 
 void write_file_atomically(const std::string& path, std::string_view bytes) {
     AtomicFile f(path);
     f.write(bytes);
     f.commit();
+}
+
+AtomicDirectory::AtomicDirectory(std::string path) : path_(std::move(path)) {
+    while (path_.size() > 1 && path_.back() == '/') path_.pop_back();   // "out/" names "out"
+    const auto [dir, name] = split_path(path_);
+    if (name.empty() || name == "." || name == ".." || path_ == "/")
+        throw InputError("cannot write directory " + path_ + ": not a directory name");
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            throw InputError("refusing to write directory " + path_ + ": it exists and is not a directory");
+        DIR* d = ::opendir(path_.c_str());
+        if (!d) throw InputError("cannot read directory " + path_ + ": " + errno_text(errno));
+        bool empty = true;
+        while (const dirent* e = ::readdir(d)) {
+            const std::string_view n = e->d_name;
+            if (n != "." && n != "..") empty = false;
+        }
+        ::closedir(d);
+        if (!empty)
+            throw InputError("refusing to write directory " + path_ + ": it exists and is not empty (remove it, "
+                             "or name a new one)");
+    } else if (errno != ENOENT) {
+        throw InputError("cannot write directory " + path_ + ": " + errno_text(errno));
+    }
+    temp_ = dir + "." + name + AtomicFile::kTempInfix + "XXXXXX";
+    if (!::mkdtemp(temp_.data()))
+        throw InputError("cannot create a temporary directory beside " + path_ + ": " + errno_text(errno));
+}
+
+AtomicDirectory::~AtomicDirectory() {
+    if (committed_) return;
+    std::error_code ec;
+    std::filesystem::remove_all(temp_, ec);   // symlinks are removed, not followed
+}
+
+void AtomicDirectory::commit() {
+    if (committed_) return;
+    auto fail = [&](const std::string& what) {
+        throw InputError(what + " " + temp_ + " (for " + path_ + "): " + errno_text(errno));
+    };
+    if (::chmod(temp_.c_str(), 0777 & ~current_umask()) != 0) fail("cannot set the mode of");
+    sync_directory(temp_);   // its entries
+    if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
+    committed_ = true;
+    sync_directory(split_path(path_).first);
+}
+
+void require_regular_file(const std::string& path, const char* what) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw InputError(std::string(what) + " " + path + ": " + errno_text(errno));
+    if (!S_ISREG(st.st_mode))
+        throw InputError(std::string(what) + " " + path + ": not a regular file (" +
+                         (S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                           : S_ISDIR(st.st_mode)                        ? "a directory"
+                                                                                                        : "a special file") +
+                         ")");
+    if (::access(path.c_str(), R_OK) != 0) throw InputError(std::string(what) + " " + path + ": " + errno_text(errno));
 }
 
 std::vector<uint8_t> read_whole_file(const std::string& path, const char* what) {

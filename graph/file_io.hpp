@@ -14,6 +14,16 @@
 //   written in place, not atomically: a rename would replace the node with a regular file. A NAME
 //   that is a directory is refused.
 //
+// Atomic output directory
+//   A directory of outputs (dm-attack's OUT_DIR) is built in a temporary ".NAME.tmp-XXXXXX" beside
+//   NAME (mkdtemp: created 0700, same parent, so the rename stays on one filesystem), and commit()
+//   sets its mode to 0777 & ~umask, fsyncs it, renames it onto NAME and fsyncs the parent: NAME
+//   appears whole or not at all. Without commit() (an exception, a refusal) the temporary is
+//   removed with all it holds (symlinks inside are removed, not followed); after a kill -9 it stays.
+//   NAME must not exist or be an empty directory (rename(2) replaces only those): anything else,
+//   a symlink included, is refused when the AtomicDirectory is made, before any work. The parent
+//   must exist.
+//
 // Same file
 //   Two paths name the same file when device and inode agree (through symlinks and hard links).
 //   An output that is the same file as an input is refused before any work: `-o dump.elf` must not
@@ -56,6 +66,27 @@ private:
     bool committed_ = false;
     bool in_place_ = false;   // a device or FIFO: temp_ == path_, no rename
 };
+
+class AtomicDirectory {
+public:
+    // Refuses a `path` that exists and is not an empty directory; creates the temporary.
+    explicit AtomicDirectory(std::string path);
+    ~AtomicDirectory();   // removes the temporary and its contents unless committed
+    AtomicDirectory(const AtomicDirectory&) = delete;
+    AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+
+    const std::string& path() const noexcept { return path_; }        // the target
+    const std::string& temp_path() const noexcept { return temp_; }   // where the outputs go until commit()
+    void commit();   // mode, fsync, rename onto path(), fsync of the parent
+
+private:
+    std::string path_, temp_;
+    bool committed_ = false;
+};
+
+// InputError "WHAT PATH: …" unless `path` (symlinks followed) is a regular file this process may
+// read: a kernel file linked to /dev/zero would be read without end, a FIFO would block.
+void require_regular_file(const std::string& path, const char* what);
 
 // `bytes` to `path` through an AtomicFile.
 void write_file_atomically(const std::string& path, std::string_view bytes);

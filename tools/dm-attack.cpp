@@ -8,7 +8,11 @@
 // DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; its kernel files when
 // there, read by dump_dir_kernel_files: without them the BTF and symbols come from the dump,
 // train/kernel_from_dump.hpp; dkom needs both, tamper the BTF, noise and plant neither).
-// OUT_DIR (never DUMP_DIR; every file written atomically) gets dump.elf (a modified copy: bytes are
+// OUT_DIR (never DUMP_DIR; absent or an empty directory, else refused) is built in a temporary
+// directory beside it and renamed into place when the attack is done, so a refused or failed run
+// leaves none (graph/file_io.hpp AtomicDirectory); the input files are checked first (regular files:
+// a kernel file linked to /dev/zero or a FIFO is refused; hide's model against the dump's word
+// size), before the dump is copied. It gets dump.elf (a modified copy: bytes are
 // changed through the physical layer's runs, i.e. at the file offsets backing each physical
 // address), labels.jsonl and labels.tsv (the unchanged truth, copied), kallsyms, vmlinuz, vmlinux and
 // System.map when DUMP_DIR has them (symlinks to the originals' targets) and attack.json (the seed, the parameters
@@ -104,7 +108,8 @@ const char* kUsage =
     "usage: dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
     "                 [--types task_struct,…] [--mode random|plausible]\n"
     "       dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]\n"
-    "       dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]\n";
+    "       dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]\n"
+    "OUT_DIR must not exist or be empty; it appears only when the attack succeeds.\n";
 
 // The output dump (an AtomicFile's temporary, renamed into place only when the attack is done),
 // mapped shared and writable: reads through the layers see earlier writes.
@@ -223,7 +228,7 @@ std::optional<std::pair<uint64_t, uint64_t>> direct_map(const WritableDump& dump
 int run(int argc, char** argv) {
     po::options_description o("options");
     o.add_options()("help,h", "this text")("in", po::value<std::string>()->required(), "dataset dump directory")(
-        "out", po::value<std::string>()->required(), "output directory (created)")(
+        "out", po::value<std::string>()->required(), "output directory (created; refused when it exists and is not empty)")(
         "seed", po::value<Whole<uint64_t>>()->required(), "random seed (recorded in attack.json)")(
         "count", po::value<Whole<uint64_t>>(), "dkom: processes (3); tamper: tasks (10); plant: pointers per object (8); hide: tasks (20)")(
         "weights", po::value<std::string>(), "hide: the model to hide from (its threshold)")(
@@ -264,8 +269,7 @@ int run(int argc, char** argv) {
     for (const char* f : {"dump.elf", "labels.jsonl"})
         if (!fs::exists(in / f)) throw InputError((in / f).string() + " missing");
     // The source dump directory is evidence: never written, not even through a hard link or a
-    // symlinked OUT_DIR. Every output is written atomically, the dump last of all.
-    fs::create_directories(out);
+    // symlinked OUT_DIR.
     if (same_file(in.string(), out.string()))
         throw InputError("refusing to write into " + out.string() + ": it is the input directory " + in.string());
     const std::string inputs[] = {(in / "dump.elf").string(), (in / "labels.jsonl").string(),
@@ -274,23 +278,49 @@ int run(int argc, char** argv) {
     const std::string outputs[] = {(out / "dump.elf").string(), (out / "labels.jsonl").string(),
                                    (out / "labels.tsv").string(), (out / "attack.json").string()};
     refuse_output_over_inputs(outputs, inputs);
+    // The cheap checks before the expensive work (the copy of the dump, its translation, the BTF):
+    // the input files are regular files (a kernel file linked to /dev/zero or a FIFO is refused,
+    // not read without end), and hide's model was trained on the dump's word size.
+    const char* kernel_file_names[] = {"vmlinuz", "kallsyms", "vmlinux", "System.map"};
+    for (const char* f : {"dump.elf", "labels.jsonl", "labels.tsv"})
+        if (fs::exists(fs::symlink_status(in / f))) require_regular_file((in / f).string(), "input");
+    for (const char* f : kernel_file_names)
+        if (fs::exists(fs::symlink_status(in / f))) require_regular_file((in / f).string(), "kernel file");
+    const KernelFiles files = dump_dir_kernel_files(in.string());
+    const std::vector<TruthObject> truth = read_truth((in / "labels.jsonl").string());   // a bad line: refused here
+    Detector det;   // hide's model, loaded and checked against the dump before anything is copied
+    if (attack == "hide" && from == "deepmem") {
+        const std::string weights = vm["weights"].as<std::string>();
+        det.add_model(weights);
+        const Model& model = det.model(0);
+        if (model.object_type != "task_struct") throw InputError("hide: " + weights + " is a " + model.object_type + " model, not task_struct");
+        const auto phys = PhysicalLayer::open((in / "dump.elf").string());
+        const uint64_t dump_word = TranslationLayer::detect(*phys).word_size();
+        if (model.graph.word_size != dump_word)
+            throw InputError("hide: " + weights + " was trained on " + word_size_text(model.graph.word_size) + "; this dump has " +
+                             word_size_text(uint32_t(dump_word)));
+    }
+    // Every output goes into a fresh directory beside OUT_DIR, renamed onto it when the attack is
+    // done (graph/file_io.hpp AtomicDirectory): a refused or failed run leaves no OUT_DIR. An
+    // existing OUT_DIR that is not empty is refused here.
+    std::string out_name = out.string();
+    while (out_name.size() > 1 && out_name.back() == '/') out_name.pop_back();   // "x/out/": the parent is x
+    const fs::path parent = fs::absolute(out_name).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+    AtomicDirectory staging(out.string());
+    const fs::path work = staging.temp_path();
     for (const char* f : {"labels.jsonl", "labels.tsv"}) {
         if (!fs::exists(in / f)) continue;
         const auto bytes = read_whole_file((in / f).string(), "labels");
-        write_file_atomically((out / f).string(), {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+        write_file_atomically((work / f).string(), {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
     }
-    auto beside = [&](const char* f) {   // OUT_DIR is not IN_DIR (checked above)
-        fs::remove(out / f);
-        if (fs::exists(in / f)) fs::create_symlink(fs::canonical(in / f), out / f);
-    };
     // The kernel files, linked beside the output (OUT_DIR is a dump directory too), and read as
     // make-dataset labelled the dump (train/kernel_from_dump.hpp, dump_dir_kernel_files).
-    for (const char* f : {"vmlinuz", "kallsyms", "vmlinux", "System.map"}) beside(f);
-    const KernelFiles files = dump_dir_kernel_files(in.string());
-    AtomicFile dump_out((out / "dump.elf").string());
+    for (const char* f : kernel_file_names)
+        if (fs::exists(in / f)) fs::create_symlink(fs::canonical(in / f), work / f);
+    AtomicFile dump_out((work / "dump.elf").string());
     dump_out.write(MappedFile((in / "dump.elf").string()).bytes());
 
-    const std::vector<TruthObject> truth = read_truth((in / "labels.jsonl").string());
     WritableDump dump(dump_out.fd(), dump_out.path());
     const KernelMemory& mem = dump.mem();
     const uint64_t kbase = dump.tl().kernel_base();
@@ -345,7 +375,7 @@ int run(int argc, char** argv) {
                 const uint64_t head = *sig + off.thread_head;
                 auto cur = dump.read_ptr(head);
                 std::set<uint64_t> seen;   // a list that loops short of its head ends at the repeat
-                while (cur && *cur != head && *cur >= kbase && seen.insert(*cur).second) {
+                while (cur && *cur != head && plausible_list_pointer(*cur, kbase, W) && seen.insert(*cur).second) {
                     const uint64_t t = *cur - off.thread_node;
                     if (t != l) group.push_back(t);
                     cur = dump.read_ptr(*cur);
@@ -411,13 +441,7 @@ int run(int argc, char** argv) {
             }
         } else {
         const std::string weights = vm["weights"].as<std::string>();
-        Detector det;
-        det.add_model(weights);
-        const Model& model = det.model(0);
-        if (model.object_type != "task_struct") throw InputError("hide: " + weights + " is a " + model.object_type + " model, not task_struct");
-        if (model.graph.word_size != W)
-            throw InputError("hide: " + weights + " was trained on " + word_size_text(model.graph.word_size) + "; this dump has " +
-                             word_size_text(uint32_t(W)));
+        const Model& model = det.model(0);   // loaded and checked against the dump's word size above
         const auto tg0 = std::chrono::steady_clock::now();
         const MemoryGraph graph = vm.count("graph") ? det.open_graph(vm["graph"].as<std::string>())
                                                     : det.build_graph((in / "dump.elf").string());
@@ -641,7 +665,8 @@ int run(int argc, char** argv) {
                              json_string(fs::absolute(in).string()) + "," + params + ",\"changes\":[" + changes + "\n]}\n";
     dump.sync();
     dump_out.commit();
-    write_file_atomically((out / "attack.json").string(), json);
+    write_file_atomically((work / "attack.json").string(), json);
+    staging.commit();
     std::printf("%s", json.c_str());
     return 0;
 }

@@ -9,6 +9,9 @@
 //
 // Output is dmdetect's (detect/detect.hpp, format_detections): type "task_struct", score 1, votes 0,
 // so dmeval scores it unchanged. --stats prints psscan's candidates and rejections per check to stderr.
+// A task list that pslist's walk found cut short is a warning on stderr and in the output, before the
+// detections (detect/detect.hpp format_warnings: a {"record":"warning",…} line, or "# warning: …"),
+// which dmeval skips; the exit status stays 0 (the best listing the bytes allow).
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 #include "train/baselines.hpp"
@@ -31,7 +34,10 @@ namespace {
 const char* kUsage =
     "usage: dmbaseline pslist|psscan DUMP [--kallsyms FILE] [--vmlinuz FILE] [--system-map FILE] [--dump-dir DIR]\n"
     "                  [--format table|json|csv]\n"
-    "                  [--output FILE] [--format-dump auto|raw|elf|lime] [--dtb ADDR] [--stats]\n";
+    "                  [--output FILE] [--format-dump auto|raw|elf|lime] [--dtb ADDR] [--stats]\n"
+    "pslist: a task list cut short (a broken link) is walked back from its head along prev; the warning\n"
+    "goes to stderr and into the output before the detections ({\"record\":\"warning\",\"message\":...} in\n"
+    "json, \"# warning: ...\" lines in table and csv; dmeval skips them); the exit status stays 0.\n";
 
 int run(int argc, char** argv) {
     po::options_description o("options");
@@ -71,8 +77,8 @@ int run(int argc, char** argv) {
     for (const auto& n : kernel.notes) std::fprintf(stderr, "dmbaseline: note: %s\n", n.c_str());
 
     std::vector<Detection> found;
+    std::vector<std::string> walk;   // pslist's: also written into the output
     if (method == "pslist") {
-        std::vector<std::string> walk;
         found = pslist(TranslatedMemory(tl), btf, *syms, &walk);
         print_warnings("dmbaseline: pslist", walk);
     } else {
@@ -89,7 +95,7 @@ int run(int argc, char** argv) {
             std::fprintf(stderr, "\n");
         }
     }
-    const std::string text = format_detections(found, format);
+    const std::string text = format_warnings(walk, format) + format_detections(found, format);
     if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
     else std::fwrite(text.data(), 1, text.size(), stdout);   // checked by cli_main (finish_stdout)
     return 0;

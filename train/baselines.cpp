@@ -15,7 +15,8 @@ std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, cons
     LabelerOptions opt;
     opt.freed_tasks = false;
     opt.freed_creds = false;
-    opt.dcache = false;   // tasks only: the dentry hash table is not needed
+    opt.dcache = false;
+    opt.tasks_only = true;   // so every warning is about the task lists (dmbaseline puts them in its output)
     const LabelSet set = label_kernel_objects(mem, btf, syms, opt);
     if (warnings) warnings->insert(warnings->end(), set.warnings.begin(), set.warnings.end());
     std::vector<Detection> out;
@@ -102,7 +103,7 @@ struct FieldReader {
 // node.next->prev == &node, by virtual or physical address (list_head: next, then prev, pointers of
 // `ptr` bytes).
 bool list_consistent(const KernelMemory& mem, uint64_t node_va, uint64_t next, uint64_t kbase, uint64_t ptr) {
-    if (next < kbase || next % ptr) return false;
+    if (!plausible_list_pointer(next, kbase, ptr)) return false;
     auto back = mem.word(next + ptr, ptr);
     if (!back) return false;
     if (*back == node_va) return true;

@@ -44,9 +44,12 @@ namespace deepmem {
 
 class TranslationLayer;
 
-// `warnings`, when given, gets the walk's (train/labeler.hpp LabelSet::warnings): a list that ends
-// at a word that is no kernel address, at a loop or at an unreadable node, whose tasks beyond that
-// point are not listed (tester 11: pslist stopped at a broken list without a word).
+// `warnings`, when given, gets the walk's (train/labeler.hpp LabelSet::warnings, the task lists
+// only: LabelerOptions::tasks_only), one per list cut short: a link that is no kernel address or
+// not pointer-aligned, a loop or an unreadable node. The tasks found walking back from the head
+// along `prev` are listed too, so only those between the two breaks are missing; the warning says
+// how far each direction got (tester 11: pslist stopped at a broken list without a word; attacker
+// 12: an unaligned link made a bogus task, and everything past one broken link was lost).
 std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
                               std::vector<std::string>* warnings = nullptr);
 

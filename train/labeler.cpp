@@ -81,11 +81,14 @@ public:
     }
 
     LabelSet run();
+    LabelSet finish();
 
 private:
     std::optional<uint64_t> word(uint64_t va, uint64_t size) const { return mem_.word(va, size); }
     std::optional<uint64_t> ptr(uint64_t va) const { return word(va, psize_); }
     bool plausible(uint64_t p) const { return p != 0 && p >= kbase_; }
+    // A link a list walk follows (labeler.hpp plausible_list_pointer).
+    bool plausible_link(uint64_t p) const { return plausible_list_pointer(p, kbase_, psize_); }
     // Names in kernel objects (comm, module name, dentry and slab names) are NUL-terminated within
     // their buffer; an unreadable or unterminated one is "".
     std::string read_string(uint64_t va, uint64_t max) const { return mem_.cstring(va, max).value_or(""); }
@@ -117,40 +120,59 @@ private:
     }
 
     // Visits each entry of the circular list_head list at `head` (the head itself excluded),
-    // calling f(entry) with entry = node - link. Stops at loops, non-kernel pointers, unreadable
-    // nodes (not visited) and after max_list entries, each with a warning.
+    // calling f(entry) with entry = node - link, in list order. A walk along `next` that breaks (a
+    // link that is no plausible_list_pointer, a loop, an unreadable node: not visited) is followed
+    // by a walk from the head back along `prev` until it meets the forward walk's nodes (or breaks
+    // too); both together end in one warning saying how far each got. Stops after max_list entries
+    // (no walk back: the list is long, not broken).
     template <class F>
     uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f) {
-        auto next = ptr(head);
-        if (!next) {
-            warn(what + ": list head " + hex(head) + " unreadable");
-            return 0;
+        std::unordered_set<uint64_t> forward_seen, back_seen;
+        std::vector<uint64_t> forward, back;
+        const ListEnd end = follow_list(head, 0, forward_seen, nullptr, opt_.max_list, forward);
+        if (end.kind == ListEnd::TooLong) warn(what + ": longer than " + std::to_string(opt_.max_list) + " entries, truncated");
+        if (end.kind == ListEnd::Broken) {
+            const ListEnd b = follow_list(head, psize_, back_seen, &forward_seen, opt_.max_list - forward.size(), back);
+            std::string w = what + ": " + end.why + "; walked back along prev from the head: " +
+                            std::to_string(back.size()) + " entries";
+            if (b.kind == ListEnd::Met) w += ", up to the forward walk";
+            else if (b.kind == ListEnd::Head) w += ", back to the head";
+            else if (b.kind == ListEnd::TooLong) w += ", then the list limit of " + std::to_string(opt_.max_list);
+            else w += ", then " + b.why;
+            warn(w);
         }
-        std::unordered_set<uint64_t> visited;
-        uint64_t n = 0, cur = *next;
+        for (uint64_t node : forward) f(node - link);
+        for (auto it = back.rbegin(); it != back.rend(); ++it) f(*it - link);
+        return forward.size() + back.size();
+    }
+    // How one direction of walk_list ended: at the head, at a node the other direction saw, after
+    // `limit` nodes, or broken (`why`, e.g. "pointer 0x… after 3 entries is not a kernel address").
+    struct ListEnd {
+        enum Kind { Head, Met, TooLong, Broken } kind = Head;
+        std::string why;
+    };
+    // Follows the link at byte `dir` of each list_head (0 next, pointer size prev) from `head`'s,
+    // appending the nodes to `nodes`.
+    ListEnd follow_list(uint64_t head, uint64_t dir, std::unordered_set<uint64_t>& seen,
+                        const std::unordered_set<uint64_t>* other, uint64_t limit, std::vector<uint64_t>& nodes) const {
+        const char* link = dir ? "prev" : "next";
+        auto first = ptr(head + dir);
+        if (!first) return {ListEnd::Broken, std::string("list head ") + hex(head) + " " + link + " unreadable"};
+        uint64_t cur = *first;
         while (cur != head) {
-            if (!plausible(cur)) {
-                warn(what + ": pointer " + hex(cur) + " after " + std::to_string(n) + " entries is not a kernel address");
-                break;
-            }
-            if (!visited.insert(cur).second) {
-                warn(what + ": loop at " + hex(cur) + " after " + std::to_string(n) + " entries");
-                break;
-            }
-            if (n >= opt_.max_list) {
-                warn(what + ": longer than " + std::to_string(opt_.max_list) + " entries, truncated");
-                break;
-            }
-            auto nx = ptr(cur);   // an entry whose node is not in the dump is not visited
-            if (!nx) {
-                warn(what + ": node " + hex(cur) + " unreadable after " + std::to_string(n) + " entries");
-                break;
-            }
-            f(cur - link);
-            ++n;
+            const std::string after = " after " + std::to_string(nodes.size()) + " entries";
+            if (!plausible(cur)) return {ListEnd::Broken, "pointer " + hex(cur) + after + " is not a kernel address"};
+            if (!plausible_link(cur))
+                return {ListEnd::Broken, "pointer " + hex(cur) + after + " is not pointer-aligned"};
+            if (other && other->count(cur)) return {ListEnd::Met, {}};
+            if (!seen.insert(cur).second) return {ListEnd::Broken, "loop at " + hex(cur) + after};
+            if (nodes.size() >= limit) return {ListEnd::TooLong, {}};
+            auto nx = ptr(cur + dir);   // an entry whose node is not in the dump is not visited
+            if (!nx) return {ListEnd::Broken, "node " + hex(cur) + " unreadable" + after};
+            nodes.push_back(cur);
             cur = *nx;
         }
-        return n;
+        return {ListEnd::Head, {}};
     }
 
     int64_t task_pid(uint64_t t) const {
@@ -240,7 +262,7 @@ void Walker::dcache() {
         }
         uint64_t node = *head & ~uint64_t{1};
         for (uint64_t n = 0; node && n < opt_.max_list; ++n) {
-            if (!plausible(node) || !visited.insert(node).second) break;
+            if (!plausible_link(node) || !visited.insert(node).second) break;
             add(node - *L_.d_hash, "dentry", L_.dentry_size, "dcache hash bucket " + std::to_string(b));
             auto next = ptr(node);
             if (!next) break;
@@ -526,7 +548,7 @@ bool Walker::slab_slots(uint64_t init_task, const std::string& cache_name, const
         }
         if (c_partial && s_next) {
             auto p = ptr(c + c_partial->byte_offset());
-            for (uint64_t k = 0; p && plausible(*p) && k < 4096; ++k) {
+            for (uint64_t k = 0; p && plausible_link(*p) && k < 4096; ++k) {
                 add_slab(*p, where + " partial slab");
                 p = ptr(*p + s_next->byte_offset());
             }
@@ -657,6 +679,7 @@ LabelSet Walker::run() {
         ++out_.counts.processes;
         out_.counts.per_process.push_back({pid, task_comm(t), threads_of(t, pid), 0, {}});
     }
+    if (opt_.tasks_only) return finish();
     idle_tasks(init_task);
     for (auto [t, pid] : all_tasks_) task_objects(t, pid);
     // /proc/PID/fd lists the leader's table: count each thread group once, through its leader.
@@ -672,7 +695,11 @@ LabelSet Walker::run() {
     if (opt_.dcache) dcache();
     if (opt_.freed_tasks) freed_tasks(init_task);
     if (opt_.freed_creds) freed_creds(init_task);
+    return finish();
+}
 
+// The labels sorted by (vaddr, type), with a warning for each address labeled twice.
+LabelSet Walker::finish() {
     std::sort(out_.labels.begin(), out_.labels.end(), [](const Label& a, const Label& b) {
         return a.vaddr != b.vaddr ? a.vaddr < b.vaddr : a.type < b.type;
     });

@@ -11,7 +11,11 @@
 //                       task_struct and cred_jar caches (CONFIG_SLAB_FREELIST_HARDENED pointers
 //                       decoded) are labels with freed=true.
 //   Walks are robust to a corrupt or smeared dump: visited sets stop loops, every list is bounded,
-//   and an unreadable pointer becomes a warning (the object is skipped), not a crash. Missing
+//   and an unreadable pointer becomes a warning (the object is skipped), not a crash. A circular
+//   list whose walk along `next` breaks (a link that is no kernel address, unaligned, unreadable, or
+//   a loop) is walked back from its head along `prev` up to the break, so one broken link loses only
+//   the entries between the two breaks; the one warning says how far each direction got. On an
+//   intact list nothing changes (no walk back). Missing
 //   symbols or BTF fields the walks cannot do without are InputErrors.
 #pragma once
 
@@ -87,6 +91,15 @@ public:
     // A NUL-terminated string of at most `max` bytes (NUL included); nullopt when unreadable or unterminated.
     std::optional<std::string> cstring(uint64_t vaddr, uint64_t max) const;
 };
+
+// A pointer a list walk may follow: a kernel address (at least `kernel_base`, not 0) that is a
+// multiple of the pointer size (4 or 8). list_head and hlist nodes are pointer-aligned members in
+// every kernel struct (include/linux/types.h), so an unaligned link is a corrupt or forged list,
+// never a node (attacker 12: an unaligned tasks.next made a bogus task). The one rule for every walk
+// of the labeler and pslist/psscan's list checks (train/baselines.hpp).
+constexpr bool plausible_list_pointer(uint64_t p, uint64_t kernel_base, uint64_t pointer_size) {
+    return p != 0 && p >= kernel_base && pointer_size != 0 && p % pointer_size == 0;
+}
 
 // KernelMemory over a translation layer (which must outlive it).
 class TranslatedMemory final : public KernelMemory {
@@ -164,6 +177,8 @@ struct LabelerOptions {
     bool freed_tasks = true;        // also walk the task_struct slab cache's freelists
     bool freed_creds = true;        // also walk cred_jar's freelists
     bool dcache = true;             // also label every hashed dentry (dentry_hashtable)
+    bool tasks_only = false;        // pslist: init_task, init_task.tasks and the thread groups only
+                                    // (no idle tasks, task objects, modules, dcache, slab caches)
 };
 
 // The next free object after the one whose free pointer is the word at `at`, read as `stored`

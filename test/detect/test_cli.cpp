@@ -120,6 +120,16 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run evj = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels.jsonl").string() + " --format json --list", dir);
     CHECK(evj.status == 0);
     CHECK(evj.out.rfind("{\"type\":\"cred\",\"tp\":" + std::string(found.empty() ? "0" : "1"), 0) == 0);
+    // dmbaseline pslist's warnings in its output (a task list cut short) change nothing for dmeval
+    const std::vector<std::string> cut{"init_task.tasks: loop at 0xffff800000300020 after 3 entries"};
+    write(dir / "w.jsonl", format_warnings(cut, DetectionFormat::Json) + json.out);
+    write(dir / "w.csv", format_warnings(cut, DetectionFormat::Csv) + slurp(dir / "d.csv"));
+    for (const char* f : {"w.jsonl", "w.csv"}) {
+        INFO(f);
+        Run ew = run("DMEVAL", (dir / f).string() + " " + (dir / "labels.jsonl").string(), dir);
+        CHECK(ew.status == 0);
+        CHECK(ew.out == ev.out);
+    }
 
     // ---- bad input: one line, exit 1 (2 for usage errors)
     Run e1 = run("DMDETECT", "-w " + model + " " + (dir / "missing.elf").string(), dir);
@@ -277,6 +287,47 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
         Run neg = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "o2").string() + " --seed 1 --count -3", dir);
         CHECK(neg.status == 2);
         CHECK(neg.err.find("'-3'") != std::string::npos);
+
+        // A refused run leaves no OUT_DIR, and no temporary directory beside it (attacker 12: labels,
+        // kallsyms and a vmlinux link to /dev/zero were left, without dump.elf).
+        auto beside = [&](const std::string& name) {   // entries of `dir` named NAME or .NAME.tmp-…
+            int n = 0;
+            for (const auto& e : fs::directory_iterator(dir)) {
+                const std::string f = e.path().filename().string();
+                n += f == name || f.rfind("." + name + ".tmp-", 0) == 0;
+            }
+            return n;
+        };
+        const fs::path ds = dir / "ds-labels";   // labels that parse, a dump that does not
+        fs::create_directories(ds);
+        write(ds / "dump.elf", "not a dump");
+        write(ds / "labels.jsonl", "{\"vaddr\":\"0xffff888000001000\",\"type\":\"task_struct\",\"state\":\"live\"}\n");
+        Run notadump = run("DM_ATTACK", "noise --in " + ds.string() + " --out " + (dir / "o3").string() + " --seed 1", dir);
+        CHECK(notadump.err.find("labels") == std::string::npos);   // refused for the dump, once o3's temporary existed
+        CHECK(notadump.status == 1);   // refused after the output directory was started: it is removed
+        CHECK(one_error_line(notadump.err, "dm-attack"));
+        CHECK(beside("o3") == 0);
+        for (const char* kind : {"/dev/zero", "fifo"}) {
+            INFO("vmlinux: " << kind);
+            const fs::path bad = dir / ("ds-" + std::string(kind[0] == '/' ? "zero" : "fifo"));
+            fs::create_directories(bad);
+            for (const char* f : {"dump.elf", "labels.jsonl", "kallsyms"}) fs::copy_file(in / f, bad / f);
+            if (kind[0] == '/') fs::create_symlink(kind, bad / "vmlinux");
+            else REQUIRE(::mkfifo((bad / "vmlinux").c_str(), 0600) == 0);
+            Run r = run("DM_ATTACK", "dkom --in " + bad.string() + " --out " + (dir / "o4").string() + " --seed 1", dir);
+            CHECK(r.status == 1);
+            CHECK(one_error_line(r.err, "dm-attack"));
+            CHECK(r.err.find("not a regular file") != std::string::npos);
+            CHECK(beside("o4") == 0);
+        }
+        fs::create_directories(dir / "o5");
+        write(dir / "o5" / "keep", "mine");
+        Run full = run("DM_ATTACK", "noise --in " + ds.string() + " --out " + (dir / "o5").string() + " --seed 1", dir);
+        CHECK(full.status == 1);
+        CHECK(full.err.find("exists and is not empty") != std::string::npos);
+        CHECK(slurp(dir / "o5" / "keep") == "mine");
+        CHECK(std::distance(fs::directory_iterator(dir / "o5"), fs::directory_iterator()) == 1);
+        CHECK(beside("o5") == 1);
     }
     CHECK(evidence_intact());
 

@@ -269,6 +269,33 @@ TEST_CASE("detect: detections as JSON Lines and CSV round-trip; reader errors ca
     CHECK_THROWS_AS(read_detections("/nonexistent/detections.jsonl"), InputError);
 }
 
+TEST_CASE("detect: warnings in the output (dmbaseline pslist's cut lists) are skipped when read back") {
+    const std::vector<Detection> d{{"task_struct", 0xffff888000001000ull, 0x1000, 1.0f, 0},
+                                   {"task_struct", 0xffff888000002000ull, std::nullopt, 1.0f, 0}};
+    const std::vector<std::string> w{"init_task.tasks: pointer 0xffff888000002043 after 1 entries is not pointer-aligned",
+                                     "a \"quoted\" one,\nover two lines"};
+    CHECK(format_warnings({}, DetectionFormat::Json).empty());
+    const std::string json = format_warnings(w, DetectionFormat::Json);
+    CHECK(json.rfind("{\"record\":\"warning\",\"message\":\"init_task.tasks: pointer 0xffff888000002043", 0) == 0);
+    CHECK(std::count(json.begin(), json.end(), '\n') == 2);   // the line break is escaped: one record per warning
+    CHECK(parse_detections(bytes(json + format_detections(d, DetectionFormat::Json))) == d);
+    CHECK(parse_detections(bytes(json)).empty());
+    const std::string csv = format_warnings(w, DetectionFormat::Csv);
+    CHECK(csv.rfind("# warning: init_task.tasks:", 0) == 0);
+    CHECK(csv.find("# warning: a \"quoted\" one, over two lines\n") != std::string::npos);
+    CHECK(parse_detections(bytes(csv + format_detections(d, DetectionFormat::Csv))) == d);
+    CHECK(format_warnings(w, DetectionFormat::Table) == csv);
+    // named records of one dump (dmdetect over several dumps) keep the warnings readable
+    for (DetectionFormat f : {DetectionFormat::Json, DetectionFormat::Csv}) {
+        const std::string text = format_warnings(w, f) + format_detections(d, f);
+        CHECK(parse_detections(bytes(name_dump_records(text, f, {"a.elf"}))) == d);
+    }
+    // a warning line among CSV rows is skipped too; other comment lines are still errors
+    const std::string rows = format_detections(d, DetectionFormat::Csv);
+    CHECK(parse_detections(bytes(rows + csv)) == d);
+    CHECK_THROWS_AS(parse_detections(bytes(rows + "# note\n")), FormatError);
+}
+
 TEST_CASE("detect: vote window — shifted key nodes count once for one object, the earliest key's base wins") {
     Model m = three_keys();   // (0,24,.5) (32,24,.8) (64,32,1): R = 64
     using Votes = std::vector<std::pair<uint64_t, uint32_t>>;

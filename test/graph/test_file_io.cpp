@@ -139,6 +139,64 @@ TEST_CASE("AtomicFile: stale temporaries of the same target older than an hour a
                                                    ".other.tmp-Ij56Kl", "m.dmm", "m.dmm.tmp-Mn78Op"});
 }
 
+TEST_CASE("AtomicDirectory: built beside the target, renamed whole on commit, removed with its contents otherwise") {
+    TempDir d("deepmem-atomic-dir");
+    const fs::path out = d.path / "out";
+    fs::path temp;
+    {
+        AtomicDirectory a((out.string() + "//"));   // trailing slashes name the same directory
+        temp = a.temp_path();
+        CHECK(a.path() == out.string());
+        CHECK(temp.parent_path() == d.path);
+        CHECK(temp.filename().string().rfind(".out.tmp-", 0) == 0);
+        CHECK(!fs::exists(out));
+        std::ofstream(temp / "f") << "x";
+        fs::create_symlink(d.path / "precious", temp / "link");
+        std::ofstream(d.path / "precious") << "keep";
+    }   // not committed
+    CHECK(!fs::exists(temp));
+    CHECK(!fs::exists(out));
+    CHECK(slurp(d.path / "precious") == "keep");   // the symlink was removed, not followed
+    const mode_t old = ::umask(027);
+    {
+        AtomicDirectory a(out.string());
+        std::ofstream(fs::path(a.temp_path()) / "f") << "new";
+        a.commit();
+        a.commit();   // once is enough
+    }
+    ::umask(old);
+    CHECK(slurp(out / "f") == "new");
+    CHECK((fs::status(out).permissions() & fs::perms::all) ==
+          (fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec));
+    CHECK(names(d.path) == std::vector<std::string>{"out", "precious"});
+    // An existing directory that is not empty, or a file, is refused before anything is made.
+    CHECK_THROWS_WITH_AS(AtomicDirectory(out.string()), doctest::Contains("exists and is not empty"), InputError);
+    CHECK_THROWS_WITH_AS(AtomicDirectory((d.path / "precious").string()), doctest::Contains("not a directory"), InputError);
+    CHECK(names(d.path) == std::vector<std::string>{"out", "precious"});
+    // An empty one is replaced.
+    fs::create_directory(d.path / "empty");
+    {
+        AtomicDirectory a((d.path / "empty").string());
+        std::ofstream(fs::path(a.temp_path()) / "g") << "g";
+        a.commit();
+    }
+    CHECK(slurp(d.path / "empty" / "g") == "g");
+}
+
+TEST_CASE("require_regular_file: regular readable files pass; devices, FIFOs, directories, absent files do not") {
+    TempDir d("deepmem-regular");
+    std::ofstream(d.path / "f") << "x";
+    fs::create_symlink(d.path / "f", d.path / "link");
+    CHECK_NOTHROW(require_regular_file((d.path / "f").string(), "kernel file"));
+    CHECK_NOTHROW(require_regular_file((d.path / "link").string(), "kernel file"));
+    fs::create_symlink("/dev/zero", d.path / "zero");
+    REQUIRE(::mkfifo((d.path / "fifo").c_str(), 0600) == 0);
+    CHECK_THROWS_WITH_AS(require_regular_file((d.path / "zero").string(), "kernel file"), doctest::Contains("a device"), InputError);
+    CHECK_THROWS_WITH_AS(require_regular_file((d.path / "fifo").string(), "kernel file"), doctest::Contains("a FIFO"), InputError);
+    CHECK_THROWS_WITH_AS(require_regular_file(d.path.string(), "kernel file"), doctest::Contains("a directory"), InputError);
+    CHECK_THROWS_AS(require_regular_file((d.path / "absent").string(), "kernel file"), InputError);
+}
+
 TEST_CASE("same_file and the output-over-input refusals: by device and inode, through links") {
     TempDir d("dm-file-io-same");
     const std::string dump = (d.path / "dump.elf").string(), other = (d.path / "other").string();

@@ -171,21 +171,24 @@ TEST_CASE("corrupt lists end in warnings, not hangs") {
         World w;
         w.mem.put(w.at["p1"] + Off::tasks, 0xdead000000000100ull);   // LIST_POISON1
         LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
-        CHECK(s.counts.processes == 1);
+        CHECK(s.counts.processes == 3);   // p1 forward; p3, p2 back along prev
         CHECK(s.warnings.size() >= 1);
-        // pslist (train/baselines.hpp) stops there too, and says so (tester 11: it was silent).
+        // pslist (train/baselines.hpp) walks the same way, and says so (tester 11: it was silent).
         std::vector<std::string> said;
         const auto listed = pslist(w.mem, btf, w.syms(), &said);
-        CHECK(std::count_if(listed.begin(), listed.end(), [](const Detection& d) { return d.vaddr != 0; }) >= 1);
-        REQUIRE(!said.empty());
-        CHECK(said[0] == "init_task.tasks: pointer 0xdead000000000100 after 1 entries is not a kernel address");
+        CHECK(listed.size() == 6);   // init_task, 3 processes, 2 threads
+        REQUIRE(said.size() == 1);
+        CHECK(said[0] == "init_task.tasks: pointer 0xdead000000000100 after 1 entries is not a kernel address; "
+                         "walked back along prev from the head: 2 entries, up to the forward walk");
     }
     SUBCASE("tasks list into unmapped memory") {
         World w;
         w.mem.put(w.at["p2"] + Off::tasks, kBase + kSize + 0x1000);
         LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
-        CHECK(s.counts.processes == 2);   // the walk stops before the unreadable node
-        CHECK(!s.warnings.empty());
+        CHECK(s.counts.processes == 3);   // the unreadable node is not visited; p3 is found walking back
+        REQUIRE(!s.warnings.empty());
+        CHECK(s.warnings[0].find("unreadable after 2 entries; walked back along prev from the head: 1 entries") !=
+              std::string::npos);
     }
     SUBCASE("bounded list length") {
         World w;
@@ -202,6 +205,92 @@ TEST_CASE("corrupt lists end in warnings, not hangs") {
         CHECK(s.counts.fds == 2);
         CHECK(!s.warnings.empty());
     }
+}
+
+// A broken init_task.tasks (attacker 12): an unaligned link is a break, not a task; the walk back
+// along prev finds the tasks past the break; only those between two breaks are lost.
+TEST_CASE("pslist: broken task lists are walked back along prev, each task once") {
+    auto btf = synthetic_btf();
+    auto vaddrs = [](const std::vector<Detection>& d) {
+        std::vector<uint64_t> v;
+        for (const auto& x : d) v.push_back(x.vaddr);
+        return v;
+    };
+    World clean;
+    std::vector<std::string> none;
+    const std::vector<uint64_t> all = vaddrs(pslist(clean.mem, btf, clean.syms(), &none));
+    CHECK(none.empty());
+    REQUIRE(all.size() == 6);   // init_task, p1, p2 (+ t1, t2), p3; not idle1 (runqueues only)
+    SUBCASE("an unaligned next is a break, not a task; the walk back finds the rest") {
+        World w;
+        const uint64_t p2 = w.at["p2"];
+        w.mem.put(w.at["p1"] + Off::tasks, p2 + Off::tasks + 3);
+        std::vector<std::string> said;
+        const std::vector<uint64_t> got = vaddrs(pslist(w.mem, btf, w.syms(), &said));
+        CHECK(got == all);   // sorted, each once, no task at p2 + 3
+        REQUIRE(said.size() == 1);
+        CHECK(said[0] == "init_task.tasks: pointer " + hex(p2 + Off::tasks + 3) +
+                             " after 1 entries is not pointer-aligned; walked back along prev from the head: 2 "
+                             "entries, up to the forward walk");
+        // The labeler's ground truth: the same tasks, in list order for the per-process counts.
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        REQUIRE(s.counts.per_process.size() == 3);
+        CHECK(s.counts.per_process[0].pid == 1);
+        CHECK(s.counts.per_process[1].pid == 100);
+        CHECK(s.counts.per_process[2].pid == 2);
+        CHECK(s.counts.threads == 5);
+    }
+    SUBCASE("an unaligned thread-list link: the thread group is walked back too") {
+        World w;
+        w.mem.put(w.at["p2"] + Off::thread_node, w.at["t1"] + Off::thread_node + 4);
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
+        REQUIRE(said.size() == 1);
+        CHECK(said[0].rfind("thread group of PID 100: pointer ", 0) == 0);
+        CHECK(said[0].find("not pointer-aligned; walked back along prev from the head: 2 entries, up to the forward walk") !=
+              std::string::npos);
+    }
+    SUBCASE("two breaks: only the tasks between them are lost, the warning says how far each way got") {
+        World w;
+        const uint64_t p2 = w.at["p2"], p3 = w.at["p3"];
+        w.mem.put(w.at["p1"] + Off::tasks, 0x4141414141414141ull);   // next of p1
+        w.mem.put(p3 + Off::tasks + 8, p3 + 0x10000 + 5);           // prev of p3: kernel, unaligned
+        std::vector<std::string> said;
+        const std::vector<uint64_t> got = vaddrs(pslist(w.mem, btf, w.syms(), &said));
+        CHECK(got == std::vector<uint64_t>{w.at["init_task"], w.at["p1"], p3});   // p2 and its threads lost
+        CHECK(std::find(got.begin(), got.end(), p2) == got.end());
+        REQUIRE(said.size() == 1);
+        CHECK(said[0] == "init_task.tasks: pointer 0x4141414141414141 after 1 entries is not a kernel address; walked "
+                         "back along prev from the head: 1 entries, then pointer " + hex(p3 + 0x10000 + 5) +
+                             " after 1 entries is not pointer-aligned");
+    }
+    SUBCASE("a loop back to an earlier task: every task once") {
+        World w;
+        w.mem.put(w.at["p2"] + Off::tasks, w.at["p1"] + Off::tasks);
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
+        REQUIRE(said.size() == 1);
+        CHECK(said[0].find("loop at " + hex(w.at["p1"] + Off::tasks) + " after 2 entries; walked back along prev from "
+                           "the head: 1 entries, up to the forward walk") != std::string::npos);
+    }
+    SUBCASE("the head's next unreadable from the start: the whole list back along prev") {
+        World w;
+        w.mem.put(w.at["init_task"] + Off::tasks, 0);
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
+        REQUIRE(said.size() == 1);
+        CHECK(said[0].find("walked back along prev from the head: 3 entries, back to the head") != std::string::npos);
+    }
+}
+
+TEST_CASE("plausible_list_pointer: kernel addresses that are multiples of the pointer size") {
+    CHECK(plausible_list_pointer(0xffff888000001040ull, 0xffff800000000000ull, 8));
+    CHECK(!plausible_list_pointer(0xffff888000001043ull, 0xffff800000000000ull, 8));
+    CHECK(!plausible_list_pointer(0xffff888000001044ull, 0xffff800000000000ull, 8));
+    CHECK(plausible_list_pointer(0xc1001044ull, 0xc0000000ull, 4));
+    CHECK(!plausible_list_pointer(0xc1001046ull, 0xc0000000ull, 4));
+    CHECK(!plausible_list_pointer(0x00007fff00001000ull, 0xffff800000000000ull, 8));   // user space
+    CHECK(!plausible_list_pointer(0, 0, 8));
 }
 
 TEST_CASE("missing symbols and fields are InputErrors") {
