@@ -23,6 +23,7 @@
 // never decrease and end at E_k, every source < N), all before any span is exposed.
 #include "graph/file_io.hpp"
 #include "graph/memory_graph.hpp"
+#include "graph/text_lines.hpp"
 
 #include <bit>
 #include <cerrno>
@@ -212,7 +213,7 @@ struct MemoryGraphIo {
             if (line.size() > GraphBuildInfo::kMaxWarningBytes)
                 throw FormatError(offset + at, which + " is longer than " + std::to_string(GraphBuildInfo::kMaxWarningBytes) + " bytes");
             for (size_t i = 0; i < line.size(); ++i)
-                if (static_cast<unsigned char>(line[i]) < 0x20 || line[i] == 0x7f)
+                if (is_control_byte(static_cast<unsigned char>(line[i])))
                     throw FormatError(offset + at + i, which + " holds control byte " +
                                                            std::to_string(static_cast<unsigned char>(line[i])));
             out.emplace_back(line);

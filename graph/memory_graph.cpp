@@ -19,6 +19,7 @@
 
 #include "graph/memory_budget.hpp"
 #include "graph/parallel_errors.hpp"
+#include "graph/text_lines.hpp"
 
 #include <omp.h>
 #include <sys/mman.h>
@@ -915,7 +916,7 @@ void MemoryGraph::set_warnings(std::vector<std::string> lines) {
             w.resize(n);
         }
         for (char& c : w)
-            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+            if (is_control_byte(static_cast<unsigned char>(c))) c = '?';
     }
     std::erase_if(lines, [](const std::string& w) { return w.empty(); });
     info_.warnings = std::move(lines);

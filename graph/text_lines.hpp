@@ -48,6 +48,10 @@ inline std::optional<std::string_view> json_string_field(std::string_view json, 
     return json.substr(p, e - p);
 }
 
+// A C0 control byte or DEL: what text shown on a terminal must not hold (a kernel string, a warning
+// read from a file). Bytes ≥ 0x80 are judged by the caller (UTF-8 or not).
+constexpr bool is_control_byte(unsigned char c) noexcept { return c < 0x20 || c == 0x7f; }
+
 // `s` as a quoted JSON string: '"' and '\\' escaped, bytes outside printable ASCII as \u00XX (kernel
 // strings are raw bytes, not UTF-8: each byte is escaped on its own).
 inline std::string json_string(std::string_view s) {

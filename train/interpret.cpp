@@ -36,7 +36,7 @@ bool printable(std::string_view s) {
     for (size_t i = 0; i < s.size();) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
         if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f) return false;
+            if (is_control_byte(c)) return false;
             ++i;
             continue;
         }
