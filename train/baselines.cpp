@@ -13,10 +13,7 @@ namespace deepmem {
 std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
                               std::vector<std::string>* warnings) {
     LabelerOptions opt;
-    opt.freed_tasks = false;
-    opt.freed_creds = false;
-    opt.dcache = false;
-    opt.tasks_only = true;   // so every warning is about the task lists (dmbaseline puts them in its output)
+    opt.tasks_only = true;   // no freelists, dcache or slabs; every warning is about the task lists (dmbaseline puts them in its output)
     const LabelSet set = label_kernel_objects(mem, btf, syms, opt);
     if (warnings) warnings->insert(warnings->end(), set.warnings.begin(), set.warnings.end());
     std::vector<Detection> out;
