@@ -46,10 +46,11 @@ class TranslationLayer;
 
 // `warnings`, when given, gets the walk's (train/labeler.hpp LabelSet::warnings, the task lists
 // only: LabelerOptions::tasks_only), one per list cut short: a link that is no kernel address or
-// not pointer-aligned, a loop or an unreadable node. The tasks found walking back from the head
+// not pointer-aligned, a loop, an unreadable node or a step whose back link disagrees. The tasks found walking back from the head
 // along `prev` are listed too, so only those between the two breaks are missing; the warning says
 // how far each direction got (tester 11: pslist stopped at a broken list without a word; attacker
-// 12: an unaligned link made a bogus task, and everything past one broken link was lost).
+// 12: an unaligned link made a bogus task, and everything past one broken link was lost; attacker
+// 13: a forged prev chain cost quadratic time, a next back to the head hid tasks silently).
 std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
                               std::vector<std::string>* warnings = nullptr);
 

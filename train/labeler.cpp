@@ -120,57 +120,107 @@ private:
     }
 
     // Visits each entry of the circular list_head list at `head` (the head itself excluded),
-    // calling f(entry) with entry = node - link, in list order. A walk along `next` that breaks (a
-    // link that is no plausible_list_pointer, a loop, an unreadable node: not visited) is followed
-    // by a walk from the head back along `prev` until it meets the forward walk's nodes (or breaks
-    // too); both together end in one warning saying how far each got. Stops after max_list entries
-    // (no walk back: the list is long, not broken).
+    // calling f(entry) with entry = node - link, in list order. Each step is checked as
+    // CONFIG_DEBUG_LIST does (lib/list_debug.c): the node reached along `next` must point back
+    // along `prev` to the node it was reached from, and the walk must end at a head whose prev is
+    // its last node. A walk along `next` that breaks (a link that is no plausible_list_pointer, a
+    // loop, an unreadable node, a step whose back link disagrees, a node an earlier walk took) is
+    // followed by a walk from the head back along `prev`, checked the same way, until it reaches
+    // the forward walk's last node (nothing lost), an earlier forward node (the entries between
+    // the two walks are lost) or breaks too; one warning says how far each direction got. A node
+    // is walked once per Walker (a list walked again gives the same entries, without warnings): all
+    // walks together visit at most max_list_total nodes, so forged
+    // lists cost linear time and bounded memory (attacker 13: a fake prev chain of K nodes cost
+    // K² steps through the thread-group walks of its fake tasks). One walk stops after max_list
+    // entries (no walk back: the list is long, not broken).
     template <class F>
     uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f) {
-        std::unordered_set<uint64_t> forward_seen, back_seen;
+        if (auto done = walked_.find(head); done != walked_.end()) {   // the same list again: same entries
+            for (uint64_t node : done->second) f(node - link);
+            return done->second.size();
+        }
+        const uint32_t id = static_cast<uint32_t>(walk_names_.size());
+        walk_names_.push_back(what);
         std::vector<uint64_t> forward, back;
-        const ListEnd end = follow_list(head, 0, forward_seen, nullptr, opt_.max_list, forward);
-        if (end.kind == ListEnd::TooLong) warn(what + ": longer than " + std::to_string(opt_.max_list) + " entries, truncated");
+        const ListEnd end = follow_list(head, 0, 2 * id, nullptr, opt_.max_list, forward);
+        if (end.kind == ListEnd::TooLong && !(total_limit_said_ && claimed_.size() >= opt_.max_list_total)) {
+            total_limit_said_ = claimed_.size() >= opt_.max_list_total;
+            warn(what + ": " + end.why + ", truncated" + (total_limit_said_ ? "; later list walks too" : ""));
+        }
         if (end.kind == ListEnd::Broken) {
-            const ListEnd b = follow_list(head, psize_, back_seen, &forward_seen, opt_.max_list - forward.size(), back);
+            const ListEnd b = follow_list(head, psize_, 2 * id + 1, &forward, opt_.max_list - forward.size(), back);
             std::string w = what + ": " + end.why + "; walked back along prev from the head: " +
                             std::to_string(back.size()) + " entries";
             if (b.kind == ListEnd::Met) w += ", up to the forward walk";
             else if (b.kind == ListEnd::Head) w += ", back to the head";
-            else if (b.kind == ListEnd::TooLong) w += ", then the list limit of " + std::to_string(opt_.max_list);
             else w += ", then " + b.why;
             warn(w);
         }
-        for (uint64_t node : forward) f(node - link);
-        for (auto it = back.rbegin(); it != back.rend(); ++it) f(*it - link);
-        return forward.size() + back.size();
+        std::vector<uint64_t>& nodes = walked_[head];
+        nodes = std::move(forward);
+        nodes.insert(nodes.end(), back.rbegin(), back.rend());
+        for (uint64_t node : nodes) f(node - link);
+        return nodes.size();
     }
-    // How one direction of walk_list ended: at the head, at a node the other direction saw, after
-    // `limit` nodes, or broken (`why`, e.g. "pointer 0x… after 3 entries is not a kernel address").
+    // How one direction of walk_list ended: at the head, at the forward walk's last node (the
+    // back walk), after a limit, or broken (`why`, e.g. "pointer 0x… after 3 entries is not a
+    // kernel address").
     struct ListEnd {
         enum Kind { Head, Met, TooLong, Broken } kind = Head;
         std::string why;
     };
     // Follows the link at byte `dir` of each list_head (0 next, pointer size prev) from `head`'s,
-    // appending the nodes to `nodes`.
-    ListEnd follow_list(uint64_t head, uint64_t dir, std::unordered_set<uint64_t>& seen,
-                        const std::unordered_set<uint64_t>* other, uint64_t limit, std::vector<uint64_t>& nodes) const {
+    // appending the nodes to `nodes` and claiming each for walk direction `owner` (claimed_). The
+    // back walk passes the forward walk's nodes as `forward`.
+    ListEnd follow_list(uint64_t head, uint64_t dir, uint32_t owner, const std::vector<uint64_t>* forward,
+                        uint64_t limit, std::vector<uint64_t>& nodes) {
         const char* link = dir ? "prev" : "next";
+        const char* other_link = dir ? "next" : "prev";
+        const uint64_t other_dir = dir ? 0 : psize_;
         auto first = ptr(head + dir);
         if (!first) return {ListEnd::Broken, std::string("list head ") + hex(head) + " " + link + " unreadable"};
-        uint64_t cur = *first;
+        uint64_t from = head, cur = *first;
+        auto from_name = [&] {
+            return nodes.empty() ? std::string("the head") : "entry " + std::to_string(nodes.size()) + " (" + hex(from) + ")";
+        };
         while (cur != head) {
             const std::string after = " after " + std::to_string(nodes.size()) + " entries";
             if (!plausible(cur)) return {ListEnd::Broken, "pointer " + hex(cur) + after + " is not a kernel address"};
             if (!plausible_link(cur))
                 return {ListEnd::Broken, "pointer " + hex(cur) + after + " is not pointer-aligned"};
-            if (other && other->count(cur)) return {ListEnd::Met, {}};
-            if (!seen.insert(cur).second) return {ListEnd::Broken, "loop at " + hex(cur) + after};
-            if (nodes.size() >= limit) return {ListEnd::TooLong, {}};
+            if (auto c = claimed_.find(cur); c != claimed_.end()) {
+                if (forward && c->second + 1 == owner) {   // a node of this list's forward walk
+                    if (cur == forward->back()) return {ListEnd::Met, {}};
+                    const auto i = std::find(forward->begin(), forward->end(), cur) - forward->begin();
+                    return {ListEnd::Broken, "entry " + std::to_string(i + 1) + " of the forward walk's " +
+                                                 std::to_string(forward->size()) +
+                                                 ", not its last: the entries between the two walks, if any, are lost"};
+                }
+                if (c->second == owner) return {ListEnd::Broken, "loop at " + hex(cur) + after};
+                return {ListEnd::Broken, "node " + hex(cur) + after + " is already on " + walk_names_[c->second / 2]};
+            }
+            if (nodes.size() >= limit) return {ListEnd::TooLong, "longer than " + std::to_string(opt_.max_list) + " entries"};
+            if (claimed_.size() >= opt_.max_list_total)
+                return {ListEnd::TooLong, "the list walks' limit of " + std::to_string(opt_.max_list_total) +
+                                              " entries in all reached" + after};
             auto nx = ptr(cur + dir);   // an entry whose node is not in the dump is not visited
-            if (!nx) return {ListEnd::Broken, "node " + hex(cur) + " unreadable" + after};
+            auto back_link = ptr(cur + other_dir);
+            if (!nx || !back_link) return {ListEnd::Broken, "node " + hex(cur) + " unreadable" + after};
+            if (*back_link != from)
+                return {ListEnd::Broken, std::string(link) + " of " + from_name() + " is " + hex(cur) + ", whose " +
+                                             other_link + " is " + hex(*back_link)};
+            claimed_.emplace(cur, owner);
             nodes.push_back(cur);
+            from = cur;
             cur = *nx;
+        }
+        // The head closes the list: its other link must be the last node (the back walk reaches the
+        // head only when the forward walk broke at the head's next, so it is not checked).
+        if (!dir) {
+            auto head_back = ptr(head + other_dir);
+            if (!head_back || *head_back != from)
+                return {ListEnd::Broken, "next of " + from_name() + " is the head, whose prev is " +
+                                             (head_back ? hex(*head_back) : std::string("unreadable"))};
         }
         return {ListEnd::Head, {}};
     }
@@ -216,6 +266,10 @@ private:
     uint64_t psize_, kbase_;
     LabelSet out_;
     std::unordered_map<std::string, std::unordered_set<uint64_t>> seen_;
+    std::unordered_map<uint64_t, uint32_t> claimed_;   // list node → 2 × walk + direction (walk_list)
+    std::vector<std::string> walk_names_;              // walk → what it walked, for warnings
+    std::unordered_map<uint64_t, std::vector<uint64_t>> walked_;   // list head → its nodes, in list order
+    bool total_limit_said_ = false;                    // max_list_total reached and warned about
     std::unordered_map<uint64_t, uint64_t> fd_count_;   // files_struct → open fds
     std::unordered_map<uint64_t, std::vector<uint64_t>> fd_numbers_;   // files_struct → open fd numbers
     std::vector<std::pair<uint64_t, int64_t>> all_tasks_;

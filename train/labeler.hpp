@@ -12,10 +12,12 @@
 //                       decoded) are labels with freed=true.
 //   Walks are robust to a corrupt or smeared dump: visited sets stop loops, every list is bounded,
 //   and an unreadable pointer becomes a warning (the object is skipped), not a crash. A circular
-//   list whose walk along `next` breaks (a link that is no kernel address, unaligned, unreadable, or
-//   a loop) is walked back from its head along `prev` up to the break, so one broken link loses only
-//   the entries between the two breaks; the one warning says how far each direction got. On an
-//   intact list nothing changes (no walk back). Missing
+//   list whose walk along `next` breaks (a link that is no kernel address, unaligned, unreadable, a
+//   loop, a node whose prev is not the node it was reached from, or a last node the head's prev
+//   disagrees with: lib/list_debug.c's checks) is walked back from its head along `prev`, checked
+//   the same way, up to the break, so one broken link loses only the entries between the two
+//   breaks; the one warning says how far each direction got. On an intact list nothing changes
+//   (no walk back). Each list node is walked once in all (max_list_total). Missing
 //   symbols or BTF fields the walks cannot do without are InputErrors.
 #pragma once
 
@@ -172,7 +174,9 @@ struct LabelSet {
 };
 
 struct LabelerOptions {
-    uint64_t max_list = 1u << 20;   // longest list walked before it is declared corrupt
+    uint64_t max_list = 1u << 20;         // longest list walked before it is declared corrupt
+    uint64_t max_list_total = 1u << 22;   // list nodes all walks together visit (each once): bounds
+                                          // time and memory on forged lists (about 50 B per node)
     uint64_t max_fds = 1u << 20;    // fd tables larger than this are treated as corrupt
     bool freed_tasks = true;        // also walk the task_struct slab cache's freelists
     bool freed_creds = true;        // also walk cred_jar's freelists

@@ -281,6 +281,66 @@ TEST_CASE("pslist: broken task lists are walked back along prev, each task once"
         REQUIRE(said.size() == 1);
         CHECK(said[0].find("walked back along prev from the head: 3 entries, back to the head") != std::string::npos);
     }
+    // Each step is checked both ways, as CONFIG_DEBUG_LIST does (attacker 13).
+    SUBCASE("a next that skips a task (unlinked one way only): the walk back finds it") {
+        World w;
+        const uint64_t p1 = w.at["p1"], p2 = w.at["p2"], p3 = w.at["p3"];
+        w.mem.put(p1 + Off::tasks, p3 + Off::tasks);   // p3's prev still p2
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
+        REQUIRE(said.size() == 1);
+        CHECK(said[0] == "init_task.tasks: next of entry 1 (" + hex(p1 + Off::tasks) + ") is " + hex(p3 + Off::tasks) +
+                             ", whose prev is " + hex(p2 + Off::tasks) +
+                             "; walked back along prev from the head: 2 entries, up to the forward walk");
+    }
+    SUBCASE("a next straight back to the head, the head's prev elsewhere: the walk back finds the rest") {
+        World w;
+        const uint64_t p1 = w.at["p1"], p3 = w.at["p3"];
+        w.mem.put(p1 + Off::tasks, w.at["init_task"] + Off::tasks);
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
+        REQUIRE(said.size() == 1);
+        CHECK(said[0] == "init_task.tasks: next of entry 1 (" + hex(p1 + Off::tasks) + ") is the head, whose prev is " +
+                             hex(p3 + Off::tasks) + "; walked back along prev from the head: 2 entries, up to the forward walk");
+    }
+    SUBCASE("a forged prev chain (its nodes' next disagree) is not walked") {
+        World w;
+        const uint64_t head = w.at["init_task"] + Off::tasks;
+        w.mem.put(head, 0x4141414141414141ull);
+        const uint64_t fake = w.alloc("fake", 64 * 16);
+        for (uint64_t i = 0; i < 64; ++i) w.mem.put(fake + 16 * i + 8, i + 1 < 64 ? fake + 16 * (i + 1) : head);
+        w.mem.put(head + 8, fake);
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == std::vector<uint64_t>{w.at["init_task"]});
+        REQUIRE(said.size() == 1);
+        CHECK(said[0] == "init_task.tasks: pointer 0x4141414141414141 after 0 entries is not a kernel address; walked "
+                         "back along prev from the head: 0 entries, then prev of the head is " + hex(fake) +
+                             ", whose next is 0x0");
+    }
+    SUBCASE("prev into an earlier task than the forward walk's last: the loss is said") {
+        World w;
+        const uint64_t p1 = w.at["p1"], p3 = w.at["p3"];
+        w.mem.put(w.at["p2"] + Off::tasks, 0x4141414141414141ull);   // forward: p1, p2
+        w.mem.put(p3 + Off::tasks + 8, p1 + Off::tasks);             // back: p3, then p1
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
+        REQUIRE(said.size() == 1);
+        CHECK(said[0] == "init_task.tasks: pointer 0x4141414141414141 after 2 entries is not a kernel address; walked "
+                         "back along prev from the head: 1 entries, then entry 1 of the forward walk's 2, not its "
+                         "last: the entries between the two walks, if any, are lost");
+    }
+    SUBCASE("all walks together stop at max_list_total nodes") {
+        World w;
+        LabelerOptions o;
+        o.tasks_only = true;
+        o.max_list_total = 4;   // p1, p2, p3 and p1's thread; then nothing
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms(), o);
+        CHECK(s.counts.processes == 3);
+        REQUIRE(s.warnings.size() == 3);   // the limit once; two thread groups without their leader
+        CHECK(s.warnings[0] == "thread group of PID 100: the list walks' limit of 4 entries in all reached after 0 "
+                               "entries, truncated; later list walks too");
+        CHECK(s.warnings[1] == "thread group of PID 100: leader not on its thread list");
+    }
 }
 
 TEST_CASE("plausible_list_pointer: kernel addresses that are multiples of the pointer size") {
