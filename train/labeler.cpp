@@ -225,6 +225,25 @@ private:
         return {ListEnd::Head, {}};
     }
 
+    // Drops the tasks of `tasks` whose task_struct bytes overlap another's (or init_task's), with
+    // one warning: slab objects do not overlap, so such a list was forged (attacker 13: a
+    // consistent fake list of 2^20 list_heads 16 bytes apart listed 2^20 "tasks").
+    void drop_overlapping(std::vector<uint64_t>& tasks, uint64_t init_task, const std::string& what) {
+        std::vector<uint64_t> sorted = tasks;
+        sorted.push_back(init_task);
+        std::sort(sorted.begin(), sorted.end());
+        std::unordered_set<uint64_t> bad;
+        for (size_t i = 1; i < sorted.size(); ++i)
+            if (sorted[i] - sorted[i - 1] < L_.task_size) bad.insert({sorted[i - 1], sorted[i]});
+        bad.erase(init_task);   // the symbol's task is real
+        if (bad.empty()) return;
+        const size_t before = tasks.size();
+        std::erase_if(tasks, [&](uint64_t t) { return bad.count(t) != 0; });
+        warn(what + ": " + std::to_string(before - tasks.size()) + " of " + std::to_string(before) +
+             " entries overlap another task_struct (" + std::to_string(L_.task_size) +
+             " bytes each; slab objects do not overlap): not listed");
+    }
+
     int64_t task_pid(uint64_t t) const {
         auto v = word(t + L_.pid, 4);
         return v ? static_cast<int32_t>(*v) : -1;
@@ -724,6 +743,7 @@ LabelSet Walker::run() {
 
     std::vector<uint64_t> leaders;
     walk_list(init_task + L_.tasks, L_.tasks, "init_task.tasks", [&](uint64_t t) { leaders.push_back(t); });
+    drop_overlapping(leaders, init_task, "init_task.tasks");
     for (uint64_t t : leaders) {
         const int64_t pid = task_pid(t);
         add_task(t, "init_task.tasks");

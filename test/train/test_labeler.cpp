@@ -329,6 +329,19 @@ TEST_CASE("pslist: broken task lists are walked back along prev, each task once"
                          "back along prev from the head: 1 entries, then entry 1 of the forward walk's 2, not its "
                          "last: the entries between the two walks, if any, are lost");
     }
+    SUBCASE("a consistent forged list of overlapping 'tasks' is not listed") {
+        World w;
+        const uint64_t head = w.at["init_task"] + Off::tasks, p1 = w.at["p1"];
+        const uint64_t fake = w.alloc("fake", 64 * 16);
+        std::vector<uint64_t> nodes = {p1 + Off::tasks};   // p1, then 64 list_heads 16 bytes apart
+        for (uint64_t i = 0; i < 64; ++i) nodes.push_back(fake + 16 * i);
+        w.link(head, nodes);
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == std::vector<uint64_t>{w.at["init_task"], p1});
+        REQUIRE(said.size() == 1);
+        CHECK(said[0] == "init_task.tasks: 64 of 65 entries overlap another task_struct (" +
+                             std::to_string(Off::task_size) + " bytes each; slab objects do not overlap): not listed");
+    }
     SUBCASE("all walks together stop at max_list_total nodes") {
         World w;
         LabelerOptions o;
