@@ -62,6 +62,7 @@ po::options_description config_options(TrainConfig& c) {
         ("batch.mined_fraction", po::value(&c.mined_fraction)->default_value(c.mined_fraction), "negatives drawn among nodes the last checkpoint's model lets vote (0 = off)")
         ("batch.content_noise", po::value(&c.content_noise)->default_value(c.content_noise), "up to this fraction of content bytes randomised per step (0 = off)")
         ("batch.plant_rate", po::value(&c.plant_rate)->default_value(c.plant_rate), "up to this fraction of a batch's words turned into planted pointers per step (0 = off; train/trainer.hpp Planting)")
+        ("batch.absent_rate", po::value(&c.absent_rate)->default_value(c.absent_rate), "up to this fraction of a batch's pages made absent per step, as in a cut or partial dump (0 = off; train/trainer.hpp Absence)")
         ("run.steps", whole_value(&c.steps), "training steps")
         ("run.validate_every", whole_value(&c.validate_every), "steps between validations")
         ("run.checkpoint_every", whole_value(&c.checkpoint_every), "steps between checkpoints")

@@ -53,6 +53,7 @@ void TrainConfig::validate() const {
     need(mined_fraction >= 0 && mined_fraction <= 1, "batch.mined_fraction", "must be in [0, 1]");
     need(content_noise >= 0 && content_noise <= 1, "batch.content_noise", "must be in [0, 1]");
     need(plant_rate >= 0 && plant_rate <= 1, "batch.plant_rate", "must be in [0, 1]");
+    need(absent_rate >= 0 && absent_rate <= 1, "batch.absent_rate", "must be in [0, 1]");
     need(hard_negative_fraction + mined_fraction <= 1, "batch.mined_fraction",
          "hard_negative_fraction + mined_fraction must be ≤ 1");
     need(steps >= 1 && steps <= kMaxSteps, "run.steps", "must be in 1..1000000000");
@@ -107,6 +108,7 @@ std::string trajectory_ini(const TrainConfig& c) {
       << "\nhard_negative_fraction = " << num(c.hard_negative_fraction) << "\nnone_weight = " << num(c.none_weight)
       << "\nmined_fraction = " << num(c.mined_fraction) << "\ncontent_noise = " << num(c.content_noise);
     if (c.plant_rate > 0) o << "\nplant_rate = " << num(c.plant_rate);   // older models' text unchanged
+    if (c.absent_rate > 0) o << "\nabsent_rate = " << num(c.absent_rate);
     o << "\n\n[run]\nseed = " << c.seed << "\n";
     if (c.mined_fraction > 0) o << "checkpoint_every = " << c.checkpoint_every << "\n";   // mining steps
     return o.str();
@@ -354,6 +356,30 @@ void plant_pointers(GraphBatch& b, std::span<const uint32_t> length, uint32_t wo
     }
 }
 
+void drop_absent_pages(GraphBatch& b, std::span<const uint64_t> vaddr, double rate, uint64_t& rng) {
+    const double f = uniform(rng) * rate;
+    uint64_t salt = splitmix(rng);
+    const uint64_t cut = f >= 1 ? ~uint64_t{0} : uint64_t(f * 0x1.0p64);
+    const uint32_t n = b.nodes(), targets = uint32_t(b.targets.size());
+    std::vector<char> absent(n, 0);
+    for (uint32_t r = targets; r < n; ++r) {
+        uint64_t h = (vaddr[b.node_ids[r]] >> 12) ^ salt;   // one draw per page: a page is absent whole
+        absent[r] = splitmix(h) < cut;
+    }
+    for (Csr& csr : b.in) {
+        std::vector<uint64_t> offsets{0};
+        std::vector<uint32_t> sources;
+        const CsrView v = csr.view();
+        for (uint32_t r = 0; r < n; ++r) {
+            for (uint32_t s : v.row(r))
+                if (!absent[s]) sources.push_back(s);
+            offsets.push_back(sources.size());
+        }
+        csr.offsets = std::move(offsets);
+        csr.sources = std::move(sources);
+    }
+}
+
 namespace {
 
 GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& dumps, const std::vector<Pools>& pools,
@@ -382,6 +408,8 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
     GraphBatch b = extract_batch(graph_input(dumps[d].graph), targets, labels, iterations);
     if (cfg.plant_rate > 0)   // see Planting in the contract
         plant_pointers(b, dumps[d].graph.length(), dumps[d].graph.params().word_size, cfg.plant_rate, rng);
+    if (cfg.absent_rate > 0)   // see Absence in the contract
+        drop_absent_pages(b, dumps[d].graph.vaddr(), cfg.absent_rate, rng);
     if (cfg.content_noise > 0) {   // see Noise in the contract
         const double f = uniform(rng) * cfg.content_noise;
         const uint64_t cut = uint64_t(f * 0x1.0p64 >= 0x1.0p64 ? ~uint64_t{0} : uint64_t(f * 0x1.0p64));

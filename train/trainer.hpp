@@ -48,6 +48,13 @@
 //               follow the votes (detect/detect.hpp): a key-node target cut short keeps its class
 //               (its first part still carries the key node); one whose first word was planted
 //               starts a word later and becomes class 0. Drawn after the batch, before noise.
+//   Absence     With absent_rate > 0 (issue #11: a dump cut short, or lacking pages, has no nodes
+//               there, so segments pointing into them lose those neighbours' messages: a raw dump
+//               without its top 10 MiB of per-CPU areas gave 0 of 451 task_structs at the model's
+//               threshold), each step draws a rate f ∈ [0, absent_rate] and makes each 4 KiB page
+//               of the batch's non-target nodes absent with probability f: every edge out of a node
+//               starting in such a page is dropped, as if the dump lacked the page
+//               (drop_absent_pages). Drawn after planting, before noise.
 //   Mining      With mined_fraction > 0, at every checkpoint step the current model classifies every
 //               node of the training dumps; class-0 nodes it would let vote become that dump's
 //               "mined" negatives until the next checkpoint, and that fraction of each step's
@@ -119,6 +126,7 @@ struct TrainConfig {
     float mined_fraction = 0.f;      // 0 = no hard-negative mining
     float content_noise = 0.f;       // up to this fraction of a batch's content bytes randomised
     float plant_rate = 0.f;          // up to this fraction of a batch's words made planted pointers
+    float absent_rate = 0.f;         // up to this fraction of a batch's pages made absent (Absence)
     // [run]
     uint64_t steps = 2000, validate_every = 500, checkpoint_every = 200, seed = 1;
     static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
@@ -208,6 +216,8 @@ std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>&);
 // from D; the right neighbour's ln now comes from it. Pointers into the split segment keep their
 // edge to the first part. Rows stay sorted and distinct.
 void plant_pointers(GraphBatch& b, std::span<const uint32_t> length, uint32_t word, double rate, uint64_t& rng);
+// Absence (see the contract): `vaddr` of the batch's source graph; rows 0..|targets|−1 are never absent.
+void drop_absent_pages(GraphBatch& b, std::span<const uint64_t> vaddr, double rate, uint64_t& rng);
 
 // The training loop. `log` receives progress and validation lines.
 struct TrainResult {

@@ -133,10 +133,10 @@ double max_relative_difference(const Model& a, const Model& b) {
 
 }  // namespace
 
-TEST_CASE("train: --resume is exact with planted-pointer augmentation (batch.plant_rate, one process)") {
+TEST_CASE("train: --resume is exact with planted-pointer and absent-page augmentation (batch.plant_rate, absent_rate, one process)") {
     const Dataset d;
     const std::string plain = (d.dir / "plain.cereal").string(), full = (d.dir / "full.cereal").string(),
-                      split = (d.dir / "split.cereal").string(), plant = " --batch.plant_rate 0.05";
+                      split = (d.dir / "split.cereal").string(), plant = " --batch.plant_rate 0.05 --batch.absent_rate 0.3";
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + plain + " --run.steps 10") == 0, slurp(d.dir / "err.txt"));
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + full + " --run.steps 10" + plant) == 0, slurp(d.dir / "err.txt"));
     // "killed" after the step-5 checkpoint, then resumed to 10
@@ -151,9 +151,12 @@ TEST_CASE("train: --resume is exact with planted-pointer augmentation (batch.pla
     }
     CHECK(max_relative_difference(f, p) > 0);   // the augmentation changed the trajectory
     CHECK(f.provenance.training_config.find("plant_rate = 0.05") != std::string::npos);
+    CHECK(f.provenance.training_config.find("absent_rate = 0.3") != std::string::npos);
     CHECK(p.provenance.training_config.find("plant_rate") == std::string::npos);   // older models' text
+    CHECK(p.provenance.training_config.find("absent_rate") == std::string::npos);
     // a changed rate is another trajectory: refused on --resume
-    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.1") != 0);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.1 --batch.absent_rate 0.3") != 0);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.05") != 0);
 }
 
 TEST_CASE("train-mpi: two ranks train the single process's weights; --resume on two ranks is exact") {

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <map>
+#include <tuple>
 
 using namespace deepmem;
 using namespace deepmem::test;
@@ -345,4 +347,55 @@ TEST_CASE("train: planted-pointer augmentation — a pure function of its draws,
     }
     CHECK(none > 0);
     CHECK(several > 0);
+}
+
+TEST_CASE("train: absent-page augmentation — whole pages lose their edges, targets never, a pure function of its draws") {
+    // Four pages of 88-byte segments with pointers into each other page: edges cross pages.
+    Memory m(4);
+    m.map(K64, 0, 4 * 4096);
+    for (uint64_t a = 0; a < 4 * 4096; ++a) m.image[a] = uint8_t(1 + a * 7 % 255);
+    for (uint64_t p = 88; p < 4 * 4096; p += 96) m.word(p, K64 + (p + 4096 + 96 * (p % 5)) % (4 * 4096) / 96 * 96);
+    const MemoryGraph g = m.build();
+    REQUIRE(g.node_count() > 150);
+    const std::vector<uint32_t> targets{3, 10, 50, 90}, labels{1, 2, 0, 1};
+    const GraphBatch clean = extract_batch(graph_input(g), targets, labels, 3);
+    auto dropped = [&](uint64_t seed, double rate) {
+        GraphBatch b = clean;
+        uint64_t rng = seed;
+        drop_absent_pages(b, g.vaddr(), rate, rng);
+        return b;
+    };
+    auto edges = [](const GraphBatch& b) {
+        std::vector<std::tuple<int, uint32_t, uint32_t>> e;
+        for (int k = 0; k < kNeighbourKinds; ++k)
+            for (uint32_t r = 0; r < b.nodes(); ++r)
+                for (uint32_t s : b.in[size_t(k)].view().row(r)) e.emplace_back(k, r, s);
+        return e;
+    };
+    const auto all = edges(clean);
+    CHECK(edges(dropped(7, 0.8)) == edges(dropped(7, 0.8)));   // (seed, step) → the same batch: --resume exact
+    CHECK(edges(dropped(7, 0.0)) == all);
+    size_t some = 0;
+    for (uint64_t seed = 1; seed <= 30; ++seed) {
+        const GraphBatch b = dropped(seed, 1.0);
+        CAPTURE(seed);
+        CHECK(b.features == clean.features);
+        CHECK(b.node_ids == clean.node_ids);
+        CHECK(b.labels == clean.labels);
+        const auto kept = edges(b);
+        CHECK(std::includes(all.begin(), all.end(), kept.begin(), kept.end()));
+        some += kept.size() < all.size();
+        // A page is absent whole: the edges out of a page's non-target nodes are all kept or all gone;
+        // targets keep theirs.
+        const size_t M = clean.targets.size();
+        std::map<uint64_t, std::pair<size_t, size_t>> by_page;   // page → (edges in clean, edges kept)
+        for (const auto& e : all)
+            if (std::get<2>(e) >= M) ++by_page[g.vaddr()[clean.node_ids[std::get<2>(e)]] >> 12].first;
+        for (const auto& e : kept)
+            if (std::get<2>(e) >= M) ++by_page[g.vaddr()[clean.node_ids[std::get<2>(e)]] >> 12].second;
+        for (const auto& p : by_page) CHECK((p.second.second == 0 || p.second.second == p.second.first));
+        for (const auto& e : all)
+            if (std::get<2>(e) < M) CHECK(std::binary_search(kept.begin(), kept.end(), e));
+    }
+    CHECK(some > 0);
 }
