@@ -134,7 +134,7 @@ std::string percent(double f) {
 }  // namespace
 
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
-                    const VoteAgreement& agreement) {
+                    const VoteAgreement& agreement, bool lacks_memory) {
     ModelFit f;
     f.type = model.object_type;
     f.source = source;
@@ -166,12 +166,15 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         missing += k.weight;
     }
     if (!f.missing.empty() && missing >= kMissingShare * total) {
-        f.fits = false;
+        const bool absence = lacks_memory && f.build == BuildMatch::SameBuild;
+        if (!absence) f.fits = false;
         std::string names;
         for (const std::string& k : f.missing) names += (names.empty() ? "" : ", ") + k;
         why.push_back("key node" + std::string(f.missing.size() > 1 ? "s " : " ") + names + " (" + percent(missing / total) +
                       " of the key-node weight, in nearly every trained object) voted for at most half as many of the " +
-                      std::to_string(agreement.agreeing) + " agreeing candidate objects: the struct layout differs");
+                      std::to_string(agreement.agreeing) + " agreeing candidate objects: " +
+                      (absence ? "the memory their edges lead to is missing from the dump (the model's own build)"
+                               : "the struct layout differs"));
     }
     const double floor = f.expected.value_or(kExpectedAgreement) - kAgreementMargin;
     if (!per_build && agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {

@@ -130,7 +130,7 @@ TEST_CASE("detect: pruned detection equals the whole-graph path on a real dump; 
     }
 }
 
-TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the kernel maps (tester 11)") {
+TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the kernel maps (tester 11), and its tasks are found") {
     const char* sub = std::getenv("DEEPMEM_REAL_DUMP");
     const char* models_env = std::getenv("DEEPMEM_MODELS");
     const char* dmdetect = std::getenv("DMDETECT");
@@ -161,14 +161,29 @@ TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the ke
         REQUIRE(std::fclose(f) == 0);
     }
     const std::string cmd = std::string(dmdetect) + " -w " + (fs::path(models_env) / "task_struct.cereal").string() + " " +
-                            raw.string() + " -o " + (dir / "out.txt").string() + " 2> " + err.string();
+                            raw.string() + " --format json -o " + (dir / "out.jsonl").string() + " 2> " + err.string();
     CHECK(std::system(cmd.c_str()) == 0);
     std::ifstream in(err);
     const std::string said((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     MESSAGE(said);
     CHECK(said.find("(a cut dump?)") != std::string::npos);   // the translation's warning
-    // The model's warning (it finds fewer objects or none there) names the memory the dump lacks.
+    // One warning names the memory the dump lacks; the shipped model (trained with absent pages,
+    // issue 11) still finds the tasks and is not called a misfit for the key nodes the cut silenced.
     CHECK(said.find("of memory the kernel maps") != std::string::npos);
     CHECK(said.find("a cut or partial capture?") != std::string::npos);
+    CHECK(said.find("does not fit") == std::string::npos);
+    CHECK(said.find("found nothing") == std::string::npos);
+    auto count = [](const fs::path& file, const std::string& a, const std::string& b) {
+        std::ifstream f(file);
+        size_t n = 0;
+        for (std::string line; std::getline(f, line);)
+            n += line.find(a) != std::string::npos && line.find(b) != std::string::npos;
+        return n;
+    };
+    const size_t live = count(dev / "labels.jsonl", "\"type\":\"task_struct\"", "\"state\":\"live\"");
+    const size_t found = count(dir / "out.jsonl", "\"type\":\"task_struct\"", "\"vaddr\"");
+    CAPTURE(live);
+    CAPTURE(found);
+    CHECK(double(found) >= 0.95 * double(live));   // 450 of 451 on the dev dump (init_task's neighbours are cut)
     fs::remove_all(dir);
 }

@@ -137,6 +137,19 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
     const ModelFit gone = assess_fit(split, "split", std::nullopt, VoteAgreement{12, 5, {5, 5, 5, 2}});
     CHECK_FALSE(gone.fits);
     CHECK(gone.missing == std::vector<std::string>{"392/120"});
+
+    // A dump that lacks memory the kernel maps (a cut capture) silences key nodes whose edges lead
+    // into it: on the model's own build that is said, not a misfit; on an unknown build it still is.
+    Model own = test::marker_model("thing", 2.5f);
+    own.provenance.kernel_build = "linux-image-6.1.0-47-amd64-unsigned 6.1.170-3";
+    const ModelFit lacking = assess_fit(own, "own", banner("6.1.0-47-amd64"), a, true);
+    CHECK(lacking.fits);
+    CHECK(lacking.missing == std::vector<std::string>{"392/120"});
+    CHECK(lacking.reason == "key node 392/120 (25.0% of the key-node weight, in nearly every trained object) voted for at "
+                        "most half as many of the 24 agreeing candidate objects: the memory their edges lead to is "
+                        "missing from the dump (the model's own build)");
+    CHECK_FALSE(assess_fit(own, "own", banner("6.1.0-47-amd64"), a, false).fits);
+    CHECK_FALSE(assess_fit(own, "own", std::nullopt, a, true).fits);
 }
 
 TEST_CASE("fit: agreement rows add the competing voters that the voting rows leave out") {
