@@ -58,6 +58,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -231,6 +232,19 @@ int run(int argc, char** argv, Communicator& world) {
         detector.add_model(shipped.front(), shipped_paths.front());
     }
 
+    // A --threshold at or below one key node's vote (Model::single_vote_bound, which a model file may
+    // not have) is allowed, to list every candidate, but said once per model (attacker 13: 0 and 1e-45
+    // gave 127 false task_structs on the dev dump, silently).
+    std::set<std::string> warned;
+    auto warn_low_threshold = [&](const Model& m, const std::string& source) {
+        const float bound = m.single_vote_bound();
+        if (!detect.threshold || *detect.threshold > bound || !warned.insert(source).second || world.rank() != 0) return;
+        std::fprintf(stderr,
+                     "dmdetect: warning: --threshold %g is at or below one key node's vote for model %s (%s: weight %g): "
+                     "every base that key node voted for is reported\n",
+                     double(*detect.threshold), m.object_type.c_str(), source.c_str(), double(bound));
+    };
+
     progress.tty = ::isatty(STDERR_FILENO) == 1;
     const bool show = !vm.count("quiet") && world.rank() == 0;
     // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
@@ -272,6 +286,7 @@ int run(int argc, char** argv, Communicator& world) {
             picked.check_graph(graph);
         }
 
+        for (size_t i = 0; i < used.model_count(); ++i) warn_low_threshold(used.model(i), used.source(i));
         progress.enabled = show && graph.node_count() > kLargeGraph;
         detect.progress = [&](size_t i, size_t n, const std::string& type) {
             progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
@@ -304,22 +319,16 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<ModelFit> fits;
         fits_all = true;
         for (size_t i = 0; i < used.model_count(); ++i) {
-            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i)));
-            const ModelFit& f = fits.back();
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
-            // candidate object, reported none, and no word was said).
+            // candidate object, reported none, and no word was said): the reason says why in scores.
+            const ScoreReach reach{detect.threshold.value_or(used.model(i).threshold), used.last_best_scores().at(i)};
+            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach));
+            const ModelFit& f = fits.back();
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !none) continue;
             fits_all = fits_all && f.fits;
-            std::string reason = f.reason;
-            if (none && f.agreement.objects > 0) {
-                char t[32];
-                std::snprintf(t, sizeof t, "%.2f", detect.threshold.value_or(used.model(i).threshold));
-                reason += (reason.empty() ? "" : "; ") + std::to_string(f.agreement.objects) + " candidate object" +
-                          (f.agreement.objects > 1 ? "s" : "") + " scored below the threshold " + t;
-            }
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s%s\n", who.c_str(), f.type.c_str(),
-                         f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", reason.c_str(),
+                         f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str(),
                          lacking.c_str());
         }
         const std::string text =

@@ -141,7 +141,7 @@ std::vector<Calibration> validate_windows(const Model& model, const std::vector<
     for (size_t w = 0; w < windows.size(); ++w) {
         std::vector<CalibrationSet> sets;
         for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[w][i], dumps[i].truth});
-        out.push_back(calibrate_threshold(model.object_type, sets));
+        out.push_back(calibrate_threshold(model.object_type, sets, model.single_vote_bound()));
     }
     return out;
 }
@@ -156,7 +156,7 @@ Calibration validate_model(const Model& model, const std::vector<LabeledDump>& d
         cands[i] = vote(dumps[i].graph, model, probs);
     }
     for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
-    Calibration cal = calibrate_threshold(model.object_type, sets);
+    Calibration cal = calibrate_threshold(model.object_type, sets, model.single_vote_bound());
     if (agreement) {   // at the calibrated threshold: a second pass rather than every dump's probabilities kept
         *agreement = {};
         agreement->key_votes.assign(model.key_nodes.size(), 0);

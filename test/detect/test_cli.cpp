@@ -82,11 +82,12 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     for (uint64_t off = 24; off < 4096; off += 32) img.put64(P0 + off, V + off - 24);
     write(dir / "dump.raw", std::string(img.bytes.begin(), img.bytes.end()));
     ModelConfig c;
-    c.classes = 3;
+    c.classes = 2;
     Model m = Model::create(c, 7);
     m.object_type = "cred";
-    m.key_nodes = {{0, 24, 0.5f}, {32, 24, 0.5f}};
-    m.threshold = 0.25f;   // one vote of weight 0.5 reaches it
+    m.key_nodes = {{0, 24, 0.5f}};
+    m.threshold = 0.25f;   // one key node: every object is its one vote (a model of two
+                           // refuses a threshold one vote reaches, Model::validate)
     m.params.cls_b(int(c.classifier_hidden.size()))(0, 1) = 100.f;   // every node says key node 1 (offset 0)
     m.save((dir / "cred.cereal").string());
     const std::string dump = (dir / "dump.raw").string(), model = (dir / "cred.cereal").string();
@@ -457,9 +458,9 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     Run o = run("DMDETECT", "-w " + a + " " + dump + opts + " --require-fit -o " + (dir / "o.txt").string(), dir);
     CHECK(o.status == 3);
     CHECK(without_notes(o.err) == "dmdetect: warning: model task_struct (" + a + ") does not fit this dump: the dump's kernel "
-                   "6.1.0-47-amd64 is another version than the model was trained on (5.10.0-46-amd64); no candidate object: no "
-                   "base gathered the threshold's worth of key-node votes anywhere in the dump (a struct layout the model "
-                   "does not know, or memory the dump lacks?)" + lacks + "\n");
+                   "6.1.0-47-amd64 is another version than the model was trained on (5.10.0-46-amd64); no candidate object; "
+                   "the threshold 1e+09 is above the highest score the model can give (4.03, all 4 key nodes voting)" +
+                   lacks + "\n");
     CHECK(slurp(dir / "o.txt").find("# fit task_struct: NO, other-version") != std::string::npos);
     CHECK(run("DMDETECT", "-w " + a + " " + dump + opts, dir).status == 0);
 
@@ -474,17 +475,31 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     CHECK(m.err.find("key-node votes agree on 0 of 24 candidate objects (0.0%, 99.0% on its validation dumps)") !=
           std::string::npos);
     // Candidate objects there, none reported (attacker 12: --threshold 20.5 left one candidate object,
-    // reported none, and said nothing): the warning counts them.
+    // reported none, and said nothing): the warning counts them as what they are, and gives the
+    // highest score seen (attacker 13: the user's threshold just above every score).
     Run split = run("DMDETECT", "-w " + b + " " + moved + opts + " --threshold 2.5", dir);
     CHECK(split.out.find("# total: 0\n") != std::string::npos);
-    CHECK(split.err.find("the struct layout differs; 24 candidate objects scored below the threshold 2.50; the dump lacks") !=
-          std::string::npos);
-    // Nothing found (tester 11: a model that finds no object said nothing): a warning, not a misfit.
+    CHECK(split.err.find("the struct layout differs; 24 candidate objects had the threshold's worth of votes only split "
+                         "between nearby bases; the highest score seen is 2.01, below the threshold 2.50 (bases the run "
+                         "skipped may score more, still below it); the dump lacks") != std::string::npos);
+    // Nothing found (tester 11: a model that finds no object said nothing): a warning, not a misfit;
+    // a threshold no base can reach is named as the cause (attacker 13: --threshold 25 on the dev dump
+    // blamed the layout or the dump).
     Run z = run("DMDETECT", "-w " + b + " " + dump + opts + " --threshold 1e6 --require-fit", dir);
     CHECK(z.status == 0);
     CHECK(without_notes(z.err) == "dmdetect: warning: model task_struct (" + b + ") found nothing in this dump: no candidate "
-                   "object: no base gathered the threshold's worth of key-node votes anywhere in the dump (a struct layout "
-                   "the model does not know, or memory the dump lacks?)" + lacks + "\n");
+                   "object; the threshold 1e+06 is above the highest score the model can give (4.03, all 4 key nodes "
+                   "voting)" + lacks + "\n");
+    // A --threshold a lone key node's vote reaches (attacker 13: 1e-45 and 0 gave 127 false task_structs
+    // on the dev dump, silently): allowed, with one warning line; above it, none.
+    Run lone = run("DMDETECT", "-w " + b + " " + dump + opts + " --threshold 0.001 --format json", dir);
+    CHECK(lone.status == 0);
+    CHECK(without_notes(lone.err) == "dmdetect: warning: --threshold 0.001 is at or below one key node's vote for model "
+                   "task_struct (" + b + ": weight 1): every base that key node voted for is reported\n");
+    CHECK(parse_detections(bytes(lone.out)).size() == 24);
+    Run two = run("DMDETECT", "-w " + b + " " + dump + opts + " --threshold 1.5", dir);
+    CHECK(two.status == 0);
+    CHECK(without_notes(two.err) == "");
     CHECK(z.out.find("# fit task_struct: unknown, same-build, votes agree on no candidate object") != std::string::npos);
     if (!std::getenv("KEEP")) fs::remove_all(dir);
 }
