@@ -238,7 +238,9 @@ int run(int argc, char** argv, Communicator& world) {
     std::set<std::string> warned;
     auto warn_low_threshold = [&](const Model& m, const std::string& source) {
         const float bound = m.single_vote_bound();
-        if (!detect.threshold || *detect.threshold > bound || !warned.insert(source).second || world.rank() != 0) return;
+        if (!detect.threshold || *detect.threshold > bound || !(*detect.threshold >= 0) || !warned.insert(source).second ||
+            world.rank() != 0)
+            return;   // (a negative or NaN one is the Detector's error)
         std::fprintf(stderr,
                      "dmdetect: warning: --threshold %g is at or below one key node's vote for model %s (%s: weight %g): "
                      "every base that key node voted for is reported\n",
