@@ -617,6 +617,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             model.adam.clip_norm = cfg.clip_norm;
             model.object_type = cfg.object_type;
             model.key_nodes = keys;
+            // Until calibrate_votes: a placeholder a checkpoint may hold (Model::validate refuses one
+            // key node's vote, the default 0.5 under a key node of weight ≥ 0.5).
+            model.threshold = std::max(model.threshold, std::nextafter(model.single_vote_bound(), INFINITY));
             model.graph = train_dumps.front().graph.params();
             model.class_weights.assign(mc.classes, 1.f);
             model.class_weights[0] = cfg.none_weight;
