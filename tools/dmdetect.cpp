@@ -15,7 +15,10 @@
 // on the one graph; objects scoring at least the model's threshold (or --threshold) are written
 // sorted by (type, vaddr) to stdout or atomically to --output, after the dump's kernel and each
 // model's fit (table: "# " lines; json: {"record":…} lines; detect/fit.hpp). A model that does not
-// fit the dump is also a warning line on stderr. Each object carries its fields read from the dump
+// fit the dump, or finds nothing, is also a warning line on stderr (for nothing found: the highest
+// score seen, or the threshold above any score the model can give; detect/fit.hpp assess_fit). A
+// --threshold at or below one key node's vote (Model::single_vote_bound) is one warning line per
+// model: every base that key node voted for is reported. Each object carries its fields read from the dump
 // with the kernel's types (pid, comm, path … and whether the kernel's own lists hide it:
 // train/interpret.hpp); types and symbols from --kernel/--kallsyms (as dmlabel), else from the
 // dump; with none, a note on stderr and addresses only. --tree prints the process tree instead of
