@@ -60,6 +60,11 @@ namespace deepmem {
 
 inline constexpr float kVoteBonus = 0.01f;
 
+// The highest score a base can get from `model` (Score, Window): every key node voting, Σ weights
+// + kVoteBonus · (K − 2) for its K − 1 key nodes, summed as vote() sums them. A threshold above it
+// reports nothing on any dump.
+float max_score(const Model& model);
+
 // One value read from a detected object's memory (filled by train/interpret.hpp; detect/ only
 // prints them): `key` as the JSON key ("pid", "comm", "hidden", "bad" …), `json` the value as a JSON
 // literal (null when it failed a sanity check), `text` the same for the table and CSV ("" for null).
@@ -168,7 +173,11 @@ std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections,
 // graphs (each element pairs one graph's candidates with its truth). Among thresholds with equal
 // F1 the midpoint between the lowest accepted score and the highest rejected one is returned, so
 // the margin is largest on both sides. With no live truth object, the lowest threshold above
-// every candidate.
+// every candidate. The threshold is always above `floor` (pass model.single_vote_bound(): a model
+// file refuses a threshold at or below it, Model::validate): thresholds that would accept a
+// candidate scoring ≤ floor are not considered, and the midpoint is taken from floor when the
+// highest rejected score is below it; when every candidate scores ≤ floor, the result is the
+// lowest threshold above floor (with score: nothing accepted) — dmtrain prints that score.
 struct CalibrationSet {
     std::span<const Candidate> candidates;
     std::span<const TruthObject> truth;
@@ -177,7 +186,7 @@ struct Calibration {
     float threshold = 0;
     TypeScore score;   // summed over the sets at that threshold (addresses not filled)
 };
-Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets);
+Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets, float floor);
 
 // The engine's view of a memory graph (GraphInput, engine.hpp): its four in-edge CSRs and features.
 inline GraphInput graph_input(const MemoryGraph& g) {
@@ -218,7 +227,9 @@ struct BuildOptions {
     std::function<void(const GraphEstimate&)> estimate;
 };
 struct DetectOptions {
-    std::optional<float> threshold;   // overrides every model's threshold; finite, ≥ 0 (else InputError)
+    // Overrides every model's threshold; finite, ≥ 0 (else InputError). Unlike a model file's, it may
+    // be at or below Model::single_vote_bound() (every voted base); dmdetect warns then.
+    std::optional<float> threshold;
     // Called before each model runs: (index, model count, object type).
     std::function<void(size_t, size_t, const std::string&)> progress;
     // Measure each model's vote agreement on the graph (detect/fit.hpp; costs a few more rows).
@@ -267,6 +278,11 @@ public:
     // Per model (model() order), of the last detect()/scan() with measure_agreement; else empty.
     // (VoteAgreement: detect/fit.hpp.)
     const std::vector<VoteAgreement>& last_agreements() const noexcept { return agreements_; }
+    // Per model (model() order), of the last detect()/scan(): the highest score of a candidate its
+    // run voted for, or none without a candidate. Exact when it reaches the threshold; below it, a
+    // lower bound (the run scores only the rows that can matter at the threshold, voting_rows or
+    // agreement_rows: a base it skipped scores less than the threshold, maybe more than this).
+    const std::vector<std::optional<float>>& last_best_scores() const noexcept { return best_scores_; }
     const std::string& source(size_t i) const { return entries_.at(i).source; }
 
 private:
@@ -278,6 +294,7 @@ private:
     std::vector<Entry> entries_;
     std::vector<ModelTiming> timings_;
     std::vector<VoteAgreement> agreements_;
+    std::vector<std::optional<float>> best_scores_;
 };
 
 // ---- detections as text: what dmdetect writes and dmeval reads ------------------------------

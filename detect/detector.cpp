@@ -120,6 +120,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     const uint64_t budget = opt.memory_budget.value_or(inference_budget(graph));
     timings_.clear();
     agreements_.clear();
+    best_scores_.clear();
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];
         if (opt.progress) opt.progress(i, entries_.size(), e.model.object_type);
@@ -139,7 +140,11 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         timing.block_bytes = e.net.last_block_bytes();
         timing.forward = since(t0);
         t0 = Clock::now();
-        const auto found = select(graph, e.model, vote(graph, e.model, rows, probs), threshold);
+        const std::vector<Candidate> candidates = vote(graph, e.model, rows, probs);
+        std::optional<float> best;
+        for (const Candidate& c : candidates) best = std::max(best.value_or(c.score), c.score);
+        best_scores_.push_back(best);
+        const auto found = select(graph, e.model, candidates, threshold);
         if (opt.measure_agreement)
             agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, probs), threshold));
         timing.vote = since(t0);

@@ -131,10 +131,17 @@ std::string percent(double f) {
     return b;
 }
 
+// A score or threshold as the reasons print it: two decimals, or %g where those would hide it.
+std::string score_text(float x) {
+    char b[32];
+    std::snprintf(b, sizeof b, std::fabs(x) >= 0.01f && std::fabs(x) < 1e6f ? "%.2f" : "%g", double(x));
+    return b;
+}
+
 }  // namespace
 
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
-                    const VoteAgreement& agreement, bool lacks_memory) {
+                    const VoteAgreement& agreement, const std::optional<ScoreReach>& reach, bool lacks_memory) {
     ModelFit f;
     f.type = model.object_type;
     f.source = source;
@@ -186,9 +193,26 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     }
     // Nothing to measure (tester 11: a model of a build whose layout moved found 0 objects with
     // no word): not a misfit the votes show, but never a silent "fits".
+    const bool nothing = reach && !(reach->best && *reach->best >= reach->threshold);
+    const bool unreachable = nothing && reach->threshold > max_score(model);
     if (agreement.objects == 0)
-        why.push_back("no candidate object: no base gathered the threshold's worth of key-node votes anywhere in "
-                      "the dump (a struct layout the model does not know, or memory the dump lacks?)");
+        why.push_back(unreachable ? "no candidate object"
+                                  : "no candidate object: no base gathered the threshold's worth of key-node votes anywhere in "
+                                    "the dump (a struct layout the model does not know, or memory the dump lacks?)");
+    if (nothing) {
+        const std::string t = score_text(reach->threshold);
+        // A candidate object's group reaches the threshold (Agreement), no base of it alone did.
+        if (agreement.objects > 0)
+            why.push_back(std::to_string(agreement.objects) + " candidate object" + (agreement.objects > 1 ? "s" : "") +
+                          " had the threshold's worth of votes only split between nearby bases");
+        if (unreachable)
+            why.push_back("the threshold " + t + " is above the highest score the model can give (" +
+                          score_text(max_score(model)) + ", all " + std::to_string(model.key_nodes.size()) +
+                          " key nodes voting)");
+        else if (reach->best)   // a lower bound: the run skipped rows that cannot reach the threshold
+            why.push_back("the highest score seen is " + score_text(*reach->best) + ", below the threshold " + t +
+                          " (bases the run skipped may score more, still below it)");
+    }
     for (const std::string& w : why) f.reason += (f.reason.empty() ? "" : "; ") + w;
     return f;
 }

@@ -40,7 +40,7 @@
 //              weight. SameVersion alone is reported, not a misfit: a cloud build of the trained
 //              version detects like the generic one; the votes tell a moved layout. No candidate
 //              object at all: nothing measured, so not a misfit, but the reason says so and dmdetect
-//              warns (a model that finds nothing is never silent).
+//              warns (a model that finds nothing is never silent; assess_fit's `reach` says why).
 //              A model whose key nodes were chosen per build (its training configuration has
 //              `[keys] frequency = per_build`, train/trainer.hpp) holds the layouts of several
 //              builds: on any one dump the other layouts' key nodes are missing or vote shifted
@@ -93,13 +93,26 @@ struct ModelFit {
     bool fits = true;
     std::string reason;                 // why not, or what is worth knowing ("" when nothing)
 };
+// What a detection run saw of a model's scores: the threshold it used and the highest candidate
+// score (Detector::last_best_scores: none without a candidate; below the threshold, a lower bound).
+struct ScoreReach {
+    float threshold = 0;
+    std::optional<float> best;
+};
+// With `reach` of a run that reported nothing (best absent or below the threshold), the reason says
+// why in scores (attacker 13: "found nothing" blamed the model when the user's threshold was just
+// above every score): a threshold above max_score(model) is named as such, in place of the guess
+// at a layout or memory it lacks; otherwise the highest score seen. Candidate objects (Agreement)
+// there had the threshold's worth of votes only split between nearby bases: the reason says so.
+//
 // `lacks_memory`: the dump lacks memory the kernel maps (a cut or partial capture: dmdetect's rule,
 // absent pages ≥ 1/64 of the kernel's and ≥ 256). Key nodes whose edges lead into it lose their
 // votes with no layout change (issue #11: a raw dump cut 16 MiB short, 450 of 451 task_structs
 // found, 3 key nodes of 15% of the weight silent); on the model's own build such missing key nodes
 // are then reported in the reason, not a misfit.
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
-                    const VoteAgreement& agreement, bool lacks_memory = false);
+                    const VoteAgreement& agreement, const std::optional<ScoreReach>& reach = std::nullopt,
+                    bool lacks_memory = false);
 
 // Of several models, the one per object type whose builds match `dump` best (BuildMatch order).
 // Ties: on the same build, the model of fewer builds (a model made for that build); otherwise

@@ -272,6 +272,12 @@ std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model,
     return cands;
 }
 
+float max_score(const Model& model) {
+    float score = 0;   // in class order, as bases_of() sums a base voted for by every key node
+    for (const KeyNode& k : model.key_nodes) score += k.weight;
+    return model.key_nodes.empty() ? 0.f : score + kVoteBonus * float(model.key_nodes.size() - 1);
+}
+
 std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes) {
     return bases_of(model, votes, model.vote_window);
 }
@@ -476,7 +482,7 @@ std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections,
     return out;
 }
 
-Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets) {
+Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets, float floor) {
     // Every candidate as (score, is a live truth object of `type`); freed hits at a freed object's
     // base are neutral; inside one at another base they are false positives (evaluate()).
     std::vector<std::pair<float, int>> scored;   // second: 1 TP, 0 FP, −1 neutral
@@ -491,7 +497,8 @@ Calibration calibrate_threshold(const std::string& type, std::span<const Calibra
     }
     std::sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });
     Calibration best;
-    best.threshold = scored.empty() ? 1.f : std::nextafter(scored.front().first, INFINITY);
+    const float above_floor = std::nextafter(std::max(floor, 0.f), INFINITY);
+    best.threshold = std::max(scored.empty() ? 1.f : std::nextafter(scored.front().first, INFINITY), above_floor);
     best.score.fn = live;
     double best_f1 = -1;
     uint64_t tp = 0, fp = 0;
@@ -504,11 +511,11 @@ Calibration calibrate_threshold(const std::string& type, std::span<const Calibra
         s.tp = tp;
         s.fp = fp;
         s.fn = live - tp;
-        if (live == 0) break;
+        if (live == 0 || !(scored[i].first > floor)) break;   // accepting scored[i] needs a threshold ≤ floor
         double f1 = s.f1();
         if (f1 > best_f1) {
             best_f1 = f1;
-            float lo = i + 1 < scored.size() ? scored[i + 1].first : 0.f;
+            float lo = std::max(i + 1 < scored.size() ? scored[i + 1].first : 0.f, floor);
             best.threshold = 0.5f * (lo + scored[i].first);
             if (!(best.threshold > lo)) best.threshold = scored[i].first;
             best.score = s;

@@ -371,10 +371,18 @@ struct Model {
     void save(const std::string& path) const;            // atomic (graph/file_io.hpp); ModelError(Io)
     static Model load(const std::string& path);          // throws ModelError
     // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
-    // moment, Adam and class weight and the threshold finite, the threshold > 0; key nodes of length 1..max_segment−1
+    // moment, Adam and class weight and the threshold finite, the threshold > single_vote_bound() (a lone
+    // vote must not make an object: attacker 13, thresholds 1e-45..1 gave the 127 false task_structs of
+    // threshold 0 on the dev dump); key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
     // 4 or 8; vote_window ≤ kMaxVoteWindow.
     void validate() const;
+    // The highest score one key node's vote alone gives a base (a score is the sum of its voters'
+    // weights plus a bonus per further vote, detect/detect.hpp): the largest key-node weight; 0 for a
+    // model of one key node (its every object is one vote). A threshold at or below it reports every
+    // base that node voted for, like a threshold of 0: validate() refuses it in a model file,
+    // dmdetect warns when --threshold is at or below it.
+    float single_vote_bound() const noexcept;
     static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
     static constexpr uint32_t kMaxVoteWindow = 1u << 16;
     // Trained weights are label frequencies in (0, 1]; a base's score sums at most one per key node.

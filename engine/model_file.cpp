@@ -6,6 +6,8 @@
 
 #include <cereal/archives/portable_binary.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +21,13 @@
 namespace deepmem {
 
 namespace {
+
+// The shortest text that reads back as `f` (std::to_string wrote −1e-45 as "-0.000000").
+std::string shortest(float f) {
+    char b[32];
+    const auto r = std::to_chars(b, b + sizeof b, f);
+    return std::string(b, r.ptr);
+}
 
 constexpr char kMagic[8] = {'D', 'M', 'M', 'O', 'D', 'E', 'L', '\0'};
 constexpr size_t kHeaderBytes = 32;   // magic, u32 version, u32 flags, u64 payload bytes, u64 checksum
@@ -216,7 +225,7 @@ void Model::validate() const {
     if (!std::isfinite(threshold)) bad("threshold not finite");
     // Scores are sums of positive key-node weights: a threshold at or below 0 passes every base any
     // node voted for (attacker 12: threshold 0 or −1 gave 127 false task_structs on the dev dump).
-    if (!(threshold > 0)) bad("threshold " + std::to_string(threshold) + " not positive");
+    if (!(threshold > 0)) bad("threshold " + shortest(threshold) + " not positive");
     if (vote_window > kMaxVoteWindow)
         bad("vote window " + std::to_string(vote_window) + " bytes (at most " + std::to_string(kMaxVoteWindow) + ")");
     if (graph.word_size != 4 && graph.word_size != 8)
@@ -236,6 +245,18 @@ void Model::validate() const {
         if (uint64_t(k.offset) + k.length > kMaxObjectBytes)
             bad(which + ": ends past " + std::to_string(kMaxObjectBytes) + " bytes, outside any object");
     }
+    // … and at or below one key node's weight, that node's lone votes pass (attacker 13: 1e-45 to 1
+    // gave the same 127). Checked after the weights, which it reads.
+    if (const float bound = single_vote_bound(); !(threshold > bound))
+        bad("threshold " + shortest(threshold) + " at or below one key node's vote (weight " + shortest(bound) +
+            "): every base that key node voted for would be reported");
+}
+
+float Model::single_vote_bound() const noexcept {
+    if (key_nodes.size() < 2) return 0.f;
+    float bound = 0.f;
+    for (const KeyNode& k : key_nodes) bound = std::max(bound, k.weight);
+    return bound;
 }
 
 std::vector<uint8_t> Model::to_bytes() const {

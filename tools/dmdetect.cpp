@@ -15,7 +15,10 @@
 // on the one graph; objects scoring at least the model's threshold (or --threshold) are written
 // sorted by (type, vaddr) to stdout or atomically to --output, after the dump's kernel and each
 // model's fit (table: "# " lines; json: {"record":…} lines; detect/fit.hpp). A model that does not
-// fit the dump is also a warning line on stderr. Each object carries its fields read from the dump
+// fit the dump, or finds nothing, is also a warning line on stderr (for nothing found: the highest
+// score seen, or the threshold above any score the model can give; detect/fit.hpp assess_fit). A
+// --threshold at or below one key node's vote (Model::single_vote_bound) is one warning line per
+// model: every base that key node voted for is reported. Each object carries its fields read from the dump
 // with the kernel's types (pid, comm, path … and whether the kernel's own lists hide it:
 // train/interpret.hpp); types and symbols from --kernel/--kallsyms (as dmlabel), else from the
 // dump; with none, a note on stderr and addresses only. --tree prints the process tree instead of
@@ -58,6 +61,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -231,6 +235,21 @@ int run(int argc, char** argv, Communicator& world) {
         detector.add_model(shipped.front(), shipped_paths.front());
     }
 
+    // A --threshold at or below one key node's vote (Model::single_vote_bound, which a model file may
+    // not have) is allowed, to list every candidate, but said once per model (attacker 13: 0 and 1e-45
+    // gave 127 false task_structs on the dev dump, silently).
+    std::set<std::string> warned;
+    auto warn_low_threshold = [&](const Model& m, const std::string& source) {
+        const float bound = m.single_vote_bound();
+        if (!detect.threshold || *detect.threshold > bound || !(*detect.threshold >= 0) || !warned.insert(source).second ||
+            world.rank() != 0)
+            return;   // (a negative or NaN one is the Detector's error)
+        std::fprintf(stderr,
+                     "dmdetect: warning: --threshold %g is at or below one key node's vote for model %s (%s: weight %g): "
+                     "every base that key node voted for is reported\n",
+                     double(*detect.threshold), m.object_type.c_str(), source.c_str(), double(bound));
+    };
+
     progress.tty = ::isatty(STDERR_FILENO) == 1;
     const bool show = !vm.count("quiet") && world.rank() == 0;
     // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
@@ -272,6 +291,7 @@ int run(int argc, char** argv, Communicator& world) {
             picked.check_graph(graph);
         }
 
+        for (size_t i = 0; i < used.model_count(); ++i) warn_low_threshold(used.model(i), used.source(i));
         progress.enabled = show && graph.node_count() > kLargeGraph;
         detect.progress = [&](size_t i, size_t n, const std::string& type) {
             progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
@@ -309,22 +329,16 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<ModelFit> fits;
         fits_all = true;
         for (size_t i = 0; i < used.model_count(); ++i) {
-            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), lacking));
-            const ModelFit& f = fits.back();
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
-            // candidate object, reported none, and no word was said).
+            // candidate object, reported none, and no word was said): the reason says why in scores.
+            const ScoreReach reach{detect.threshold.value_or(used.model(i).threshold), used.last_best_scores().at(i)};
+            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach, lacking));
+            const ModelFit& f = fits.back();
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !none) continue;
             fits_all = fits_all && f.fits;
-            std::string reason = f.reason;
-            if (none && f.agreement.objects > 0) {
-                char t[32];
-                std::snprintf(t, sizeof t, "%.2f", detect.threshold.value_or(used.model(i).threshold));
-                reason += (reason.empty() ? "" : "; ") + std::to_string(f.agreement.objects) + " candidate object" +
-                          (f.agreement.objects > 1 ? "s" : "") + " scored below the threshold " + t;
-            }
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),
-                         f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", reason.c_str());
+                         f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
         }
         const std::string text =
             format_fit_report(banner, fits, format) + (vm.count("tree") ? process_tree(found) : format_detections(found, format));

@@ -143,7 +143,7 @@ std::vector<Calibration> validate_windows(const Model& model, const std::vector<
     for (size_t w = 0; w < windows.size(); ++w) {
         std::vector<CalibrationSet> sets;
         for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[w][i], dumps[i].truth});
-        out.push_back(calibrate_threshold(model.object_type, sets));
+        out.push_back(calibrate_threshold(model.object_type, sets, model.single_vote_bound()));
     }
     return out;
 }
@@ -158,7 +158,7 @@ Calibration validate_model(const Model& model, const std::vector<LabeledDump>& d
         cands[i] = vote(dumps[i].graph, model, probs);
     }
     for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
-    Calibration cal = calibrate_threshold(model.object_type, sets);
+    Calibration cal = calibrate_threshold(model.object_type, sets, model.single_vote_bound());
     if (agreement) {   // at the calibrated threshold: a second pass rather than every dump's probabilities kept
         *agreement = {};
         agreement->key_votes.assign(model.key_nodes.size(), 0);
@@ -645,6 +645,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             model.adam.clip_norm = cfg.clip_norm;
             model.object_type = cfg.object_type;
             model.key_nodes = keys;
+            // Until calibrate_votes: a placeholder a checkpoint may hold (Model::validate refuses one
+            // key node's vote, the default 0.5 under a key node of weight ≥ 0.5).
+            model.threshold = std::max(model.threshold, std::nextafter(model.single_vote_bound(), INFINITY));
             model.graph = train_dumps.front().graph.params();
             model.class_weights.assign(mc.classes, 1.f);
             model.class_weights[0] = cfg.none_weight;

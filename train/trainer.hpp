@@ -76,7 +76,9 @@
 //               to an uninterrupted run with the same rank and thread counts (tested on 2 ranks).
 //   Validation  Every `validate_every` steps and at the end: the full-graph inference on every
 //               validation dump, votes, and the threshold maximising F1 of detected objects over
-//               all validation dumps; precision/recall/F1 at that threshold are printed. The final
+//               all validation dumps, above the largest key-node weight (Model::single_vote_bound: a
+//               lone vote never makes an object; calibrate_threshold); precision/recall/F1 at that
+//               threshold are printed. The final
 //               model carries that threshold, the vote agreement on the validation dumps at it
 //               (detect/fit.hpp) and the kernel builds of the train and validation dumps
 //               (kernel_builds_of). Validation changes no training state.

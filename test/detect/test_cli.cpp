@@ -82,11 +82,12 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     for (uint64_t off = 24; off < 4096; off += 32) img.put64(P0 + off, V + off - 24);
     write(dir / "dump.raw", std::string(img.bytes.begin(), img.bytes.end()));
     ModelConfig c;
-    c.classes = 3;
+    c.classes = 2;
     Model m = Model::create(c, 7);
     m.object_type = "cred";
-    m.key_nodes = {{0, 24, 0.5f}, {32, 24, 0.5f}};
-    m.threshold = 0.25f;   // one vote of weight 0.5 reaches it
+    m.key_nodes = {{0, 24, 0.5f}};
+    m.threshold = 0.25f;   // one key node: every object is its one vote (a model of two
+                           // refuses a threshold one vote reaches, Model::validate)
     m.params.cls_b(int(c.classifier_hidden.size()))(0, 1) = 100.f;   // every node says key node 1 (offset 0)
     m.save((dir / "cred.cereal").string());
     const std::string dump = (dir / "dump.raw").string(), model = (dir / "cred.cereal").string();
@@ -96,7 +97,8 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(json.status == 0);
     // A synthetic dump has no BTF: one note, addresses only.
     CHECK(json.err.rfind("dmdetect: note: objects not read, addresses only: no types: ", 0) == 0);
-    CHECK(std::count(json.err.begin(), json.err.end(), '\n') == 1);
+    CHECK(std::count(json.err.begin(), json.err.end(), '\n') == 2);   // and the memory it lacks
+    CHECK(json.err.find("dmdetect: warning: the dump lacks ") != std::string::npos);
     const auto found = parse_detections(bytes(json.out));
     REQUIRE(found.size() == 127);   // one per 24-byte segment (the first one runs on into the page before)
     CHECK(found.front() == Detection{"cred", V + 32, P0 + 32, 0.5f, 1});
@@ -429,9 +431,14 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     const std::string opts = " --dtb 0x1000 --format-dump raw --threads 1";
     const std::string dump = (dir / "dump.raw").string(), moved = (dir / "moved.raw").string();
 
+    // The fixture maps 1 GiB of which the dump holds a few pages: one warning says what it lacks,
+    // whatever the models found.
+    const std::string lacks = "dmdetect: warning: the dump lacks 1020 MiB of memory the kernel maps (261121 pages: a cut "
+                              "or partial capture?); objects beside it score lower: a lower --threshold may find more, "
+                              "at a cost in precision\n";
     Run j = run("DMDETECT", dump + opts + " --format json", dir, env);
     CHECK(j.status == 0);
-    CHECK(without_notes(j.err) == "");
+    CHECK(without_notes(j.err) == lacks);
     // Which model of the type was chosen, which set aside, and why (the tester's B5).
     CHECK(j.err.find("dmdetect: note: task_struct: chose " + (dir / "models" / "b-6.1.cereal").string() +
                      " (same-build, 1 build); set aside " + (dir / "models" / "a-5.10.cereal").string() +
@@ -448,18 +455,13 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
           std::string::npos);
     CHECK(t.out.find("# task_struct: 24\n") != std::string::npos);
 
-    // The fixture maps 1 GiB of which the dump holds a few pages: the warnings say what it lacks.
-    const std::string lacks = "; the dump lacks 1020 MiB of memory the kernel maps (261121 pages: a cut or partial "
-                              "capture?), and objects beside it score lower: a lower --threshold may find them, at a "
-                              "cost in precision";
     // A model of another version: a warning, exit 3 only with --require-fit, output written anyway.
     const std::string a = (dir / "models" / "a-5.10.cereal").string();
     Run o = run("DMDETECT", "-w " + a + " " + dump + opts + " --require-fit -o " + (dir / "o.txt").string(), dir);
     CHECK(o.status == 3);
-    CHECK(without_notes(o.err) == "dmdetect: warning: model task_struct (" + a + ") does not fit this dump: the dump's kernel "
-                   "6.1.0-47-amd64 is another version than the model was trained on (5.10.0-46-amd64); no candidate object: no "
-                   "base gathered the threshold's worth of key-node votes anywhere in the dump (a struct layout the model "
-                   "does not know, or memory the dump lacks?)" + lacks + "\n");
+    CHECK(without_notes(o.err) == lacks + "dmdetect: warning: model task_struct (" + a + ") does not fit this dump: the dump's kernel "
+                   "6.1.0-47-amd64 is another version than the model was trained on (5.10.0-46-amd64); no candidate object; "
+                   "the threshold 1e+09 is above the highest score the model can give (4.03, all 4 key nodes voting)\n");
     CHECK(slurp(dir / "o.txt").find("# fit task_struct: NO, other-version") != std::string::npos);
     CHECK(run("DMDETECT", "-w " + a + " " + dump + opts, dir).status == 0);
 
@@ -474,17 +476,31 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     CHECK(m.err.find("key-node votes agree on 0 of 24 candidate objects (0.0%, 99.0% on its validation dumps)") !=
           std::string::npos);
     // Candidate objects there, none reported (attacker 12: --threshold 20.5 left one candidate object,
-    // reported none, and said nothing): the warning counts them.
+    // reported none, and said nothing): the warning counts them as what they are, and gives the
+    // highest score seen (attacker 13: the user's threshold just above every score).
     Run split = run("DMDETECT", "-w " + b + " " + moved + opts + " --threshold 2.5", dir);
     CHECK(split.out.find("# total: 0\n") != std::string::npos);
-    CHECK(split.err.find("the struct layout differs; 24 candidate objects scored below the threshold 2.50; the dump lacks") !=
-          std::string::npos);
-    // Nothing found (tester 11: a model that finds no object said nothing): a warning, not a misfit.
+    CHECK(split.err.find("the struct layout differs; 24 candidate objects had the threshold's worth of votes only split "
+                         "between nearby bases; the highest score seen is 2.01, below the threshold 2.50 (bases the run "
+                         "skipped may score more, still below it)\n") != std::string::npos);
+    // Nothing found (tester 11: a model that finds no object said nothing): a warning, not a misfit;
+    // a threshold no base can reach is named as the cause (attacker 13: --threshold 25 on the dev dump
+    // blamed the layout or the dump).
     Run z = run("DMDETECT", "-w " + b + " " + dump + opts + " --threshold 1e6 --require-fit", dir);
     CHECK(z.status == 0);
-    CHECK(without_notes(z.err) == "dmdetect: warning: model task_struct (" + b + ") found nothing in this dump: no candidate "
-                   "object: no base gathered the threshold's worth of key-node votes anywhere in the dump (a struct layout "
-                   "the model does not know, or memory the dump lacks?)" + lacks + "\n");
+    CHECK(without_notes(z.err) == lacks + "dmdetect: warning: model task_struct (" + b + ") found nothing in this dump: no candidate "
+                   "object; the threshold 1e+06 is above the highest score the model can give (4.03, all 4 key nodes "
+                   "voting)\n");
+    // A --threshold a lone key node's vote reaches (attacker 13: 1e-45 and 0 gave 127 false task_structs
+    // on the dev dump, silently): allowed, with one warning line; above it, none.
+    Run lone = run("DMDETECT", "-w " + b + " " + dump + opts + " --threshold 0.001 --format json", dir);
+    CHECK(lone.status == 0);
+    CHECK(without_notes(lone.err) == "dmdetect: warning: --threshold 0.001 is at or below one key node's vote for model "
+                   "task_struct (" + b + ": weight 1): every base that key node voted for is reported\n" + lacks);
+    CHECK(parse_detections(bytes(lone.out)).size() == 24);
+    Run two = run("DMDETECT", "-w " + b + " " + dump + opts + " --threshold 1.5", dir);
+    CHECK(two.status == 0);
+    CHECK(without_notes(two.err) == lacks);
     CHECK(z.out.find("# fit task_struct: unknown, same-build, votes agree on no candidate object") != std::string::npos);
     if (!std::getenv("KEEP")) fs::remove_all(dir);
 }

@@ -96,6 +96,7 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
         keyed_model("task_struct", {{0, common[0].second, 0.6f}, {64, common[1].second, 0.9f}, {128, common[2].second, 0.7f}}, 1),
         keyed_model("cred", {{0, common[1].second, 0.5f}, {32, common[3].second, 0.5f}}, 2)};
     for (auto& m : models) m.graph = g.params();
+    models[0].threshold = 1.2f;   // two votes at least (Model::validate refuses one key node's, 0.9)
     models[1].threshold = 0.9f;
     for (const auto& m : models) det.add_model(m);
     CHECK(det.model(0).object_type == "cred");   // kept in type order

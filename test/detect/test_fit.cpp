@@ -94,6 +94,51 @@ TEST_CASE("fit: agreement is high on the layout the model learned and collapses 
     CHECK(assess_fit(d.model(0), "marker", std::nullopt, VoteAgreement{4, 0, {}}).fits);
 }
 
+TEST_CASE("fit: a run that reported nothing says why in scores (attacker 13 finding 5)") {
+    std::vector<uint64_t> bases;
+    const MemoryGraph moved = objects_graph(24, test::Layout::Moved, &bases);
+    Detector d;
+    d.add_model(test::marker_model("thing"), "marker");   // 4 key nodes of weight 1, threshold 3.5
+    const Model& m = d.model(0);
+    CHECK(max_score(m) == 4.f + 3 * kVoteBonus);
+    CHECK(m.single_vote_bound() == 1.f);
+    DetectOptions opt;
+    opt.measure_agreement = true;
+    // Each moved object's votes split two and two: its bases score 2.01, below 3.5.
+    CHECK(d.detect(moved, opt).empty());
+    REQUIRE(d.last_best_scores().size() == 1);
+    REQUIRE(d.last_best_scores()[0].has_value());
+    const float best = *d.last_best_scores()[0];
+    CHECK(best == 2.f + kVoteBonus);
+    const ModelFit split = assess_fit(m, "marker", std::nullopt, d.last_agreements()[0], ScoreReach{3.5f, best});
+    // The candidate objects are counted as what they are: groups whose votes reach the threshold
+    // only together (not "scored below the threshold").
+    CHECK(split.reason.find("; 24 candidate objects had the threshold's worth of votes only split between nearby "
+                            "bases; the highest score seen is 2.01, below the threshold 3.50 (bases the run skipped "
+                            "may score more, still below it)") != std::string::npos);
+    // Above the highest score the model can give (dmdetect --threshold 25 on the dev dump, the real
+    // task_structs scoring 20.19): the threshold is named, the layout and the dump are not blamed.
+    opt.threshold = 25.f;
+    CHECK(d.detect(moved, opt).empty());
+    CHECK_FALSE(d.last_best_scores()[0].has_value());   // no row can matter: no candidate
+    const ModelFit above = assess_fit(m, "marker", std::nullopt, d.last_agreements()[0], ScoreReach{25.f, std::nullopt});
+    CHECK(above.fits);
+    CHECK(above.reason == "no candidate object; the threshold 25.00 is above the highest score the model can give "
+                          "(4.03, all 4 key nodes voting)");
+    // Reachable, no candidate object, a best score seen: the guess stays, the score is added.
+    const ModelFit low = assess_fit(m, "marker", std::nullopt, VoteAgreement{}, ScoreReach{4.f, 1.f});
+    CHECK(low.reason == "no candidate object: no base gathered the threshold's worth of key-node votes anywhere in the "
+                        "dump (a struct layout the model does not know, or memory the dump lacks?); the highest score "
+                        "seen is 1.00, below the threshold 4.00 (bases the run skipped may score more, still below it)");
+    // A run that reported objects: nothing about scores.
+    opt.threshold = 1.5f;
+    CHECK(d.detect(moved, opt).size() == 24);
+    CHECK(*d.last_best_scores()[0] == best);
+    const ModelFit found = assess_fit(m, "marker", std::nullopt, d.last_agreements()[0], ScoreReach{1.5f, best});
+    CHECK(found.reason.find("highest score") == std::string::npos);
+    CHECK(found.reason.find("split between") == std::string::npos);
+}
+
 TEST_CASE("fit: a key node that never votes on the dump means its layout changed") {
     std::vector<uint64_t> bases;
     const MemoryGraph cut = objects_graph(24, test::Layout::Cut, &bases);
@@ -142,14 +187,14 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
     // into it: on the model's own build that is said, not a misfit; on an unknown build it still is.
     Model own = test::marker_model("thing", 2.5f);
     own.provenance.kernel_build = "linux-image-6.1.0-47-amd64-unsigned 6.1.170-3";
-    const ModelFit lacking = assess_fit(own, "own", banner("6.1.0-47-amd64"), a, true);
+    const ModelFit lacking = assess_fit(own, "own", banner("6.1.0-47-amd64"), a, std::nullopt, true);
     CHECK(lacking.fits);
     CHECK(lacking.missing == std::vector<std::string>{"392/120"});
     CHECK(lacking.reason == "key node 392/120 (25.0% of the key-node weight, in nearly every trained object) voted for at "
                         "most half as many of the 24 agreeing candidate objects: the memory their edges lead to is "
                         "missing from the dump (the model's own build)");
-    CHECK_FALSE(assess_fit(own, "own", banner("6.1.0-47-amd64"), a, false).fits);
-    CHECK_FALSE(assess_fit(own, "own", std::nullopt, a, true).fits);
+    CHECK_FALSE(assess_fit(own, "own", banner("6.1.0-47-amd64"), a, std::nullopt, false).fits);
+    CHECK_FALSE(assess_fit(own, "own", std::nullopt, a, std::nullopt, true).fits);
 }
 
 TEST_CASE("fit: agreement rows add the competing voters that the voting rows leave out") {

@@ -184,7 +184,7 @@ TEST_CASE("detect: evaluate — freed creds apart at their base; inside their by
     // (the threshold that keeps the live cred must accept both shifted ones above it).
     const std::vector<Candidate> c{{0x1180, 1.0f, 1}, {0x10c8, 3.0f, 1}, {0x1008, 2.0f, 1}, {0x10c0, 4.0f, 1}};
     const CalibrationSet set{c, t};
-    const Calibration cal = calibrate_threshold("cred", std::span(&set, 1));
+    const Calibration cal = calibrate_threshold("cred", std::span(&set, 1), 0.f);
     CHECK(cal.score.tp == 1);
     CHECK(cal.score.fp == 2);
     CHECK(cal.threshold < 1.0f);
@@ -198,14 +198,28 @@ TEST_CASE("detect: calibrate_threshold — the F1 optimum and the margin midpoin
     const std::vector<TruthObject> t{{0x1000, "cred"}, {0x2000, "cred"}, {0x4000, "cred"}, {0x9000, "cred"},
                                      {0x6000, "cred", 0, true}, {0x3000, "file"}};
     const CalibrationSet set{c, t};
-    Calibration cal = calibrate_threshold("cred", std::span(&set, 1));
+    Calibration cal = calibrate_threshold("cred", std::span(&set, 1), 0.f);
     CHECK(cal.threshold == doctest::Approx(1.25));
     CHECK(cal.score.tp == 3);
     CHECK(cal.score.fp == 1);
     CHECK(cal.score.fn == 1);
     // no live object: a threshold above every candidate
-    Calibration none = calibrate_threshold("module", std::span(&set, 1));
+    Calibration none = calibrate_threshold("module", std::span(&set, 1), 0.f);
     CHECK(none.threshold > 3.0f);
+    // Above a floor (a model's single_vote_bound: Model::validate refuses a threshold at or below
+    // it): the F1 optimum at 1.25 is out of reach (it accepts 1.5); the best above 1.6 accepts the
+    // top two (TP 2, FP 0; the next, 2.0, is a false positive), between 2.5 and 2.2.
+    Calibration floored = calibrate_threshold("cred", std::span(&set, 1), 1.6f);
+    CHECK(floored.threshold == doctest::Approx(2.35));
+    CHECK(floored.score.tp == 2);
+    CHECK(floored.score.fp == 0);
+    // A floor above the highest rejected score (2.2): the midpoint is taken from the floor.
+    CHECK(calibrate_threshold("cred", std::span(&set, 1), 2.4f).threshold == doctest::Approx(2.45));
+    // Every candidate at or below the floor: the lowest threshold above it, nothing accepted.
+    Calibration above = calibrate_threshold("cred", std::span(&set, 1), 3.0f);
+    CHECK(above.threshold == std::nextafter(3.0f, INFINITY));
+    CHECK(above.score.tp == 0);
+    CHECK(above.score.fn == 4);
 }
 
 TEST_CASE("detect: parse_truth — both formats, errors at the offending line") {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -33,7 +34,7 @@ Model sample_model() {
     m.class_weights = {0.1f, 1.f, 2.f, 3.f};
     m.object_type = "task_struct";
     m.key_nodes = {{0, 16, 1.f}, {24, 8, 0.5f}, {1200, 64, 2.f}};
-    m.threshold = 0.75f;
+    m.threshold = 2.25f;   // above the heaviest key node's lone vote (2)
     m.graph.max_segment = 2048;
     m.provenance = {"ab12cd", "Linux 6.1.0-13-amd64 #1 SMP Debian 6.1.55-1", "2026-11-22T23:00:00Z", 77};
     m.provenance.kernel_builds = {{"6.1.0-13-amd64", "Linux version 6.1.0-13-amd64 (x@y) (gcc) #1 SMP Debian 6.1.55-1"},
@@ -232,7 +233,7 @@ TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, nam
     const auto key1 = le({3, 0, 16, bits(1.f)});
     const auto key3 = le({1200, 64, bits(2.f)});
     // threshold, then graph parameters: word size, feature bytes, max segment, …
-    const auto tail = le({bits(0.75f), 8, 64, 2048});
+    const auto tail = le({bits(2.25f), 8, 64, 2048});
     struct Case { const char* what; std::vector<uint8_t> b; const char* message; };
     const Case cases[] = {
         {"NaN key-node weight", patched(bytes, key1, le({3, 0, 16, nan})), "key node 1 (offset 0, length 16): weight not positive and finite"},
@@ -245,9 +246,17 @@ TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, nam
         {"key node as long as max_segment", patched(bytes, key3, le({1200, 2048, bits(2.f)})), "length outside 1..2047"},
         {"NaN threshold", patched(bytes, tail, le({nan, 8, 64, 2048})), "threshold not finite"},
         // attacker 12: a threshold of 0 or below accepts every base with one vote
-        {"zero threshold", patched(bytes, tail, le({bits(0.f), 8, 64, 2048})), "threshold 0.000000 not positive"},
-        {"negative threshold", patched(bytes, tail, le({bits(-1.f), 8, 64, 2048})), "threshold -1.000000 not positive"},
-        {"word size 5", patched(bytes, tail, le({bits(0.75f), 5, 64, 2048})), "graph word size 5 (expected 4 or 8)"},
+        {"zero threshold", patched(bytes, tail, le({bits(0.f), 8, 64, 2048})), "threshold 0 not positive"},
+        {"negative threshold", patched(bytes, tail, le({bits(-1.f), 8, 64, 2048})), "threshold -1 not positive"},
+        // attacker 13: std::to_string wrote −1e-45 as "-0.000000"
+        {"negative denormal threshold", patched(bytes, tail, le({bits(-1e-45f), 8, 64, 2048})), "threshold -1e-45 not positive"},
+        // attacker 13: a positive threshold a lone vote reaches is threshold 0 again (1e-45 … 1 gave
+        // the same 127 false task_structs); the bound is the heaviest key node's weight, 2
+        {"denormal threshold", patched(bytes, tail, le({bits(1e-45f), 8, 64, 2048})),
+         "threshold 1e-45 at or below one key node's vote (weight 2): every base that key node voted for would be reported"},
+        {"threshold of the lightest key node", patched(bytes, tail, le({bits(0.5f), 8, 64, 2048})), "threshold 0.5 at or below"},
+        {"threshold of the heaviest key node", patched(bytes, tail, le({bits(2.f), 8, 64, 2048})), "threshold 2 at or below"},
+        {"word size 5", patched(bytes, tail, le({bits(2.25f), 5, 64, 2048})), "graph word size 5 (expected 4 or 8)"},
         {"infinite weight", patched(bytes, le({bits(m.params.tensors[0](0, 0))}), le({inf})), "weights W1: non-finite value"},
     };
     for (const Case& c : cases) {
@@ -258,6 +267,9 @@ TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, nam
     }
     // The same checks guard what is written.
     Model bad = m;
+    bad.threshold = 1.f;
+    CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("threshold 1 at or below one key node's vote (weight 2)"), ModelError);
+    bad = m;
     bad.key_nodes[0].weight = NAN;
     CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("weight not positive and finite"), ModelError);
     bad = m;
@@ -266,6 +278,43 @@ TEST_CASE("a checksum-valid model that means nothing is refused as BadValue, nam
     bad = m;
     bad.adam_state.v.tensors[3](0, 0) = INFINITY;
     CHECK_THROWS_WITH_AS(bad.to_bytes(), doctest::Contains("Adam second moment"), ModelError);
+}
+
+TEST_CASE("the threshold bound: one key node's lone vote, 0 for a model of one key node") {
+    Model m = sample_model();   // weights 1, 0.5, 2
+    CHECK(m.single_vote_bound() == 2.f);
+    m.threshold = std::nextafter(2.f, INFINITY);   // two votes at least: accepted
+    CHECK(Model::from_bytes(m.to_bytes()).threshold == m.threshold);
+    // One key node (the shipped cred model): every object is one vote, any positive threshold.
+    Model one = sample_model();
+    one.config.classes = 2;
+    one = Model::create(one.config, 5);
+    one.object_type = "cred";
+    one.graph.max_segment = 2048;
+    one.key_nodes = {{160, 16, 1.f}};
+    CHECK(one.single_vote_bound() == 0.f);
+    one.threshold = 1e-45f;
+    CHECK(Model::from_bytes(one.to_bytes()).threshold == 1e-45f);
+}
+
+// Every model shipped in data/models (and its subfolders) still loads under the rules above.
+TEST_CASE("every shipped model loads") {
+    const char* dir = std::getenv("DEEPMEM_MODELS");
+    if (!dir) {
+        MESSAGE("DEEPMEM_MODELS not set: shipped models not checked");
+        return;
+    }
+    size_t n = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+        if (e.path().extension() != ".cereal") continue;
+        const std::string path = e.path().string();
+        INFO(path);
+        Model m;
+        CHECK_NOTHROW(m = Model::load(path));
+        CHECK(m.threshold > m.single_vote_bound());
+        ++n;
+    }
+    CHECK(n >= 13);   // 6 amd64, 6 i386, 1 multi-build
 }
 
 TEST_CASE("Model::save honours the umask and replaces a symlink instead of writing through it") {

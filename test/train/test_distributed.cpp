@@ -249,7 +249,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
     CHECK(slurp(d.dir / "err.txt").find("dmdetect: error: refusing to write") == 0);
     CHECK(slurp(dumps / "d-2.elf") == before);
     CHECK(run("DMDETECT", 0, w + dumps.string() + " --format json >/dev/full", d.dir) == 1);
-    CHECK(slurp(d.dir / "err.txt").find("dmdetect: error: cannot write standard output") == 0);
+    CHECK(slurp(d.dir / "err.txt").find("dmdetect: error: cannot write standard output") != std::string::npos);
     const std::vector<int> ranks = have_mpi() ? std::vector<int>{0, 2} : std::vector<int>{0};
     // (Under mpirun the ranks' stdout is a pipe to mpirun, which drops what it cannot write: the
     // ranks never see the error. The README says to use -o there.)
@@ -280,10 +280,10 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
     for (int np : ranks) {
         CHECK(run("DMDETECT", np, w + dumps.string() + " --format json", d.dir) == 1);
         const std::string err = slurp(d.dir / "err.txt");
-        CHECK(err.rfind("dmdetect: error: " + (dumps / "d-0.raw").string() + ": ", 0) == 0);
+        CHECK(err.find("dmdetect: error: " + (dumps / "d-0.raw").string() + ": ") != std::string::npos);
         CHECK(err.find("\ndmdetect: error: 1 of 4 dumps failed\n") != std::string::npos);
-        size_t ours = 0;   // mpirun adds its own note on a non-zero exit
-        for (size_t at = 0; (at = err.find("dmdetect: ", at)) != std::string::npos; ++at) ++ours;
+        size_t ours = 0;   // mpirun adds its own note on a non-zero exit; the fixtures' warnings say what they lack
+        for (size_t at = 0; (at = err.find("dmdetect: error: ", at)) != std::string::npos; ++at) ++ours;
         CHECK_MESSAGE(ours == 2, err);
         CHECK(slurp(d.dir / "out.txt") == one);
     }
