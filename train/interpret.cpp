@@ -597,7 +597,7 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
     const auto bytes = std::filesystem::file_size(info.dump_path, ec);
     if (info.dump_path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes))
         return {"objects not read: the dump the graph was built from (" +
-                (info.dump_path.empty() ? std::string("unknown") : info.dump_path) +
+                (info.dump_path.empty() ? std::string("unknown") : terminal_text(info.dump_path)) +
                 ") is not there or changed size; addresses only"};
     std::unique_ptr<PhysicalLayer> phys;
     std::optional<TranslationLayer> tl;
