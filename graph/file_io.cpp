@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <iterator>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -91,8 +92,9 @@ void remove_tree_at(int dirfd, const char* name, dev_t dev, int depth) {
 
 // The stale-temporary rule of AtomicFile and AtomicDirectory: a ".NAME.tmp-XXXXXX" in `dir` that is
 // a regular file or a directory (not a symlink) of this user, on the directory's filesystem, in
-// which nothing was modified for kStaleSeconds, was left by a writer of NAME killed before commit
-// (a live writer keeps writing into its temporary). It is removed with all it holds.
+// which nothing was modified for kStaleSeconds and that no live writer holds locked (each keeps an
+// flock on its temporary until it is done; a kill releases it), was left by a writer of NAME killed
+// before commit. It is removed with all it holds.
 void remove_stale_temporaries(const std::string& dir, const std::string& name) {
     DIR* d = ::opendir(dir.empty() ? "." : dir.c_str());
     if (!d) return;
@@ -114,7 +116,13 @@ void remove_stale_temporaries(const std::string& dir, const std::string& name) {
         if (now - newest_mtime_at(::dirfd(d), e->d_name, parent.st_dev, 0, now) >= AtomicFile::kStaleSeconds)
             stale.emplace_back(n);
     }
-    for (const std::string& n : stale) remove_tree_at(::dirfd(d), n.c_str(), parent.st_dev, 0);
+    for (const std::string& n : stale) {
+        const int fd = ::openat(::dirfd(d), n.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) continue;
+        const bool live = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        if (!live) remove_tree_at(::dirfd(d), n.c_str(), parent.st_dev, 0);
+        ::close(fd);   // releases our lock
+    }
     ::closedir(d);
 }
 
@@ -147,6 +155,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     temp_ = dir + "." + name + kTempInfix + "XXXXXX";
     fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);   // O_CREAT|O_EXCL, 0600: never follows a symlink
     if (fd_ < 0) throw InputError("cannot create a temporary file beside " + path_ + ": " + errno_text(errno));
+    ::flock(fd_, LOCK_EX | LOCK_NB);   // "a live writer's": best effort (a filesystem without locks has the hour)
 }
 
 AtomicFile::~AtomicFile() {
@@ -240,12 +249,14 @@ AtomicDirectory::AtomicDirectory(std::string path) : path_(std::move(path)) {
     temp_ = dir + "." + name + AtomicFile::kTempInfix + "XXXXXX";
     if (!::mkdtemp(temp_.data()))
         throw InputError("cannot create a temporary directory beside " + path_ + ": " + errno_text(errno));
+    lock_fd_ = ::open(temp_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (lock_fd_ >= 0) ::flock(lock_fd_, LOCK_EX | LOCK_NB);   // held until destroyed: see remove_stale_temporaries
 }
 
 AtomicDirectory::~AtomicDirectory() {
-    if (committed_) return;
     struct stat st {};
-    if (::lstat(temp_.c_str(), &st) == 0) remove_tree_at(AT_FDCWD, temp_.c_str(), st.st_dev, 0);
+    if (!committed_ && ::lstat(temp_.c_str(), &st) == 0) remove_tree_at(AT_FDCWD, temp_.c_str(), st.st_dev, 0);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void AtomicDirectory::commit() {

@@ -10,7 +10,8 @@
 //   sees the old NAME or the new one, never a part. When commit() is not reached (an exception)
 //   the temporary is removed; after a kill -9 it stays, and the next writer of NAME removes the
 //   caller's own temporaries of NAME (files, and directories left by AtomicDirectory) in which
-//   nothing was modified for an hour. A NAME that is a symlink is replaced by the
+//   nothing was modified for an hour and that no live writer holds locked (each writer keeps an
+//   flock on its temporary; a kill releases it). A NAME that is a symlink is replaced by the
 //   file, not written through. A NAME that is a device or FIFO (-o /dev/null, a named pipe) is
 //   written in place, not atomically: a rename would replace the node with a regular file. A NAME
 //   that is a directory is refused.
@@ -24,9 +25,10 @@
 //   attributes are not carried over). Without commit() (an exception, a refusal) the temporary is
 //   removed with all it holds (symlinks inside are removed, not followed); after a kill -9 it
 //   stays, and the next AtomicDirectory or AtomicFile of NAME removes it once nothing in it was
-//   modified for an hour (the same rule as for files). NAME must not exist or be an empty
-//   directory (rename(2) replaces only those): anything else, a symlink included, is refused when
-//   the AtomicDirectory is made, before any work. The parent must exist.
+//   modified for an hour and no live writer holds its flock (the same rule as for files). NAME
+//   must not exist or be an empty directory (rename(2) replaces only those): anything else, a
+//   symlink included, is refused when the AtomicDirectory is made, before any work. The parent
+//   must exist.
 //
 // Same file
 //   Two paths name the same file when device and inode agree (through symlinks and hard links).
@@ -86,6 +88,7 @@ public:
 
 private:
     std::string path_, temp_;
+    int lock_fd_ = -1;   // the temporary, flock'ed: a live writer's is never taken for stale
     bool committed_ = false;
 };
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -209,6 +210,13 @@ TEST_CASE("AtomicDirectory: a killed run's temporary is removed once nothing in 
     fs::create_directory(live);
     std::ofstream(live / "dump.elf") << "growing";
     age(live, 2 * 3600);
+    // A run at work that wrote nothing for two hours (a long detection): its flock keeps it.
+    const fs::path quiet = d.path / ".out.tmp-Uv12Wx";
+    fs::create_directory(quiet);
+    age(quiet, 2 * 3600);
+    const int lock = ::open(quiet.c_str(), O_RDONLY | O_DIRECTORY);
+    REQUIRE(lock >= 0);
+    REQUIRE(::flock(lock, LOCK_EX) == 0);
     // Not ours: another target's, a name off the pattern, a symlink to an old directory.
     fs::create_directory(d.path / ".other.tmp-Ij56Kl");
     fs::create_directory(d.path / ".out.tmp-toolongname");
@@ -221,7 +229,11 @@ TEST_CASE("AtomicDirectory: a killed run's temporary is removed once nothing in 
         a.commit();
     }
     CHECK(names(d.path) == std::vector<std::string>{".other.tmp-Ij56Kl", ".out.tmp-Ef34Gh", ".out.tmp-Mn78Op",
-                                                   ".out.tmp-toolongname", "out", "precious"});
+                                                   ".out.tmp-Uv12Wx", ".out.tmp-toolongname", "out", "precious"});
+    ::close(lock);   // the writer killed: the next run takes it for stale
+    fs::remove_all(d.path / "out");
+    AtomicDirectory((d.path / "out").string());
+    CHECK(!fs::exists(quiet));
     CHECK(slurp(d.path / "precious" / "evidence") == "keep");   // the symlinks were removed or kept, never followed
     CHECK(slurp(live / "dump.elf") == "growing");
     // An AtomicFile of the same name applies the same rule to directories.
