@@ -8,11 +8,12 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace deepmem {
 
@@ -38,21 +39,89 @@ mode_t current_umask() {
     return m;
 }
 
-// This user's regular files ".NAME.tmp-XXXXXX" in `dir` older than kStaleSeconds: left by a
-// writer killed before commit (a live writer's temporary is younger: it is written in one go).
+// Temporaries are one level deep; a deeper tree is not ours (not judged stale, not removed).
+constexpr int kMaxTreeDepth = 8;
+
+// The newest modification time in the tree at `name` in directory `dirfd`: the entry itself and,
+// for a directory, all below it (symlinks not followed, other filesystems not entered). A tree
+// deeper than kMaxTreeDepth or one that cannot be read counts as modified `now`.
+time_t newest_mtime_at(int dirfd, const char* name, dev_t dev, int depth, time_t now) {
+    struct stat st {};
+    if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return now;
+    time_t newest = st.st_mtime;
+    if (!S_ISDIR(st.st_mode)) return newest;
+    if (st.st_dev != dev || depth >= kMaxTreeDepth) return now;
+    const int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+    if (!d) {
+        if (fd >= 0) ::close(fd);
+        return now;
+    }
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view n = e->d_name;
+        if (n != "." && n != "..") newest = std::max(newest, newest_mtime_at(::dirfd(d), e->d_name, dev, depth + 1, now));
+    }
+    ::closedir(d);
+    return newest;
+}
+
+// Removes the entry `name` of directory `dirfd` and, for a directory, all it holds: a symlink is
+// removed, never followed (each directory is opened O_NOFOLLOW and read through its descriptor, so
+// a directory swapped for a symlink meanwhile is not entered); other filesystems and trees deeper
+// than kMaxTreeDepth are not entered. Best effort: what cannot be removed stays.
+void remove_tree_at(int dirfd, const char* name, dev_t dev, int depth) {
+    if (::unlinkat(dirfd, name, 0) == 0 || (errno != EISDIR && errno != EPERM)) return;
+    if (depth >= kMaxTreeDepth) return;
+    const int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st {};
+    DIR* d = ::fstat(fd, &st) == 0 && st.st_dev == dev ? ::fdopendir(fd) : nullptr;
+    if (!d) {
+        ::close(fd);
+        return;
+    }
+    std::vector<std::string> names;   // read whole before removing: readdir during unlinks is unspecified
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view n = e->d_name;
+        if (n != "." && n != "..") names.emplace_back(n);
+    }
+    for (const std::string& n : names) remove_tree_at(::dirfd(d), n.c_str(), dev, depth + 1);
+    ::closedir(d);
+    ::unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+// The stale-temporary rule of AtomicFile and AtomicDirectory: a ".NAME.tmp-XXXXXX" in `dir` that is
+// a regular file or a directory (not a symlink) of this user, on the directory's filesystem, in
+// which nothing was modified for kStaleSeconds and that no live writer holds locked (each keeps an
+// flock on its temporary until it is done; a kill releases it), was left by a writer of NAME killed
+// before commit. It is removed with all it holds.
 void remove_stale_temporaries(const std::string& dir, const std::string& name) {
     DIR* d = ::opendir(dir.empty() ? "." : dir.c_str());
     if (!d) return;
+    struct stat parent {};
+    if (::fstat(::dirfd(d), &parent) != 0) {
+        ::closedir(d);
+        return;
+    }
     const std::string prefix = "." + name + AtomicFile::kTempInfix;
     const time_t now = ::time(nullptr);
+    std::vector<std::string> stale;
     while (const dirent* e = ::readdir(d)) {
         const std::string_view n = e->d_name;
         if (n.size() != prefix.size() + 6 || !n.starts_with(prefix)) continue;
         struct stat st {};
         if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-        if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) continue;
-        if (now - st.st_mtime < AtomicFile::kStaleSeconds) continue;
-        ::unlinkat(::dirfd(d), e->d_name, 0);
+        if (!(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) || st.st_uid != ::geteuid() || st.st_dev != parent.st_dev)
+            continue;
+        if (now - newest_mtime_at(::dirfd(d), e->d_name, parent.st_dev, 0, now) >= AtomicFile::kStaleSeconds)
+            stale.emplace_back(n);
+    }
+    for (const std::string& n : stale) {
+        const int fd = ::openat(::dirfd(d), n.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) continue;
+        const bool live = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        if (!live) remove_tree_at(::dirfd(d), n.c_str(), parent.st_dev, 0);
+        ::close(fd);   // releases our lock
     }
     ::closedir(d);
 }
@@ -86,6 +155,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     temp_ = dir + "." + name + kTempInfix + "XXXXXX";
     fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);   // O_CREAT|O_EXCL, 0600: never follows a symlink
     if (fd_ < 0) throw InputError("cannot create a temporary file beside " + path_ + ": " + errno_text(errno));
+    ::flock(fd_, LOCK_EX | LOCK_NB);   // "a live writer's": best effort (a filesystem without locks has the hour)
 }
 
 AtomicFile::~AtomicFile() {
@@ -175,15 +245,18 @@ AtomicDirectory::AtomicDirectory(std::string path) : path_(std::move(path)) {
     } else if (errno != ENOENT) {
         throw InputError("cannot write directory " + path_ + ": " + errno_text(errno));
     }
+    remove_stale_temporaries(dir, name);
     temp_ = dir + "." + name + AtomicFile::kTempInfix + "XXXXXX";
     if (!::mkdtemp(temp_.data()))
         throw InputError("cannot create a temporary directory beside " + path_ + ": " + errno_text(errno));
+    lock_fd_ = ::open(temp_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (lock_fd_ >= 0) ::flock(lock_fd_, LOCK_EX | LOCK_NB);   // held until destroyed: see remove_stale_temporaries
 }
 
 AtomicDirectory::~AtomicDirectory() {
-    if (committed_) return;
-    std::error_code ec;
-    std::filesystem::remove_all(temp_, ec);   // symlinks are removed, not followed
+    struct stat st {};
+    if (!committed_ && ::lstat(temp_.c_str(), &st) == 0) remove_tree_at(AT_FDCWD, temp_.c_str(), st.st_dev, 0);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void AtomicDirectory::commit() {
@@ -191,7 +264,18 @@ void AtomicDirectory::commit() {
     auto fail = [&](const std::string& what) {
         throw InputError(what + " " + temp_ + " (for " + path_ + "): " + errno_text(errno));
     };
-    if (::chmod(temp_.c_str(), 0777 & ~current_umask()) != 0) fail("cannot set the mode of");
+    // An empty directory the user made keeps its mode (0700 for a dump's secrets) and, where this
+    // process may give it, its owner and group; a new one gets what mkdir(2) would have given.
+    mode_t mode = 0777 & ~current_umask();
+    struct stat target {};
+    if (::lstat(path_.c_str(), &target) == 0 && S_ISDIR(target.st_mode)) {
+        mode = target.st_mode & 07777;
+        if (target.st_uid != ::geteuid() || target.st_gid != ::getegid())
+            if (::lchown(temp_.c_str(), target.st_uid, target.st_gid) != 0) {
+                // best effort: only root, or a group of ours, may give it; the mode is kept either way
+            }
+    }
+    if (::chmod(temp_.c_str(), mode) != 0) fail("cannot set the mode of");   // after chown, which clears set-id bits
     sync_directory(temp_);   // its entries
     if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
     committed_ = true;

@@ -9,7 +9,9 @@
 //   umask decides who reads it), fsyncs it, renames it over NAME and fsyncs the directory. A reader
 //   sees the old NAME or the new one, never a part. When commit() is not reached (an exception)
 //   the temporary is removed; after a kill -9 it stays, and the next writer of NAME removes the
-//   caller's own temporaries of NAME older than an hour. A NAME that is a symlink is replaced by the
+//   caller's own temporaries of NAME (files, and directories left by AtomicDirectory) in which
+//   nothing was modified for an hour and that no live writer holds locked (each writer keeps an
+//   flock on its temporary; a kill releases it). A NAME that is a symlink is replaced by the
 //   file, not written through. A NAME that is a device or FIFO (-o /dev/null, a named pipe) is
 //   written in place, not atomically: a rename would replace the node with a regular file. A NAME
 //   that is a directory is refused.
@@ -17,11 +19,15 @@
 // Atomic output directory
 //   A directory of outputs (dm-attack's OUT_DIR) is built in a temporary ".NAME.tmp-XXXXXX" beside
 //   NAME (mkdtemp: created 0700, same parent, so the rename stays on one filesystem), and commit()
-//   sets its mode to 0777 & ~umask, fsyncs it, renames it onto NAME and fsyncs the parent: NAME
-//   appears whole or not at all. Without commit() (an exception, a refusal) the temporary is
-//   removed with all it holds (symlinks inside are removed, not followed); after a kill -9 it stays.
-//   NAME must not exist or be an empty directory (rename(2) replaces only those): anything else,
-//   a symlink included, is refused when the AtomicDirectory is made, before any work. The parent
+//   sets its mode (an existing empty NAME's mode, and its owner and group where this process may
+//   set them; else 0777 & ~umask), fsyncs it, renames it onto NAME and fsyncs the parent: NAME
+//   appears whole or not at all (an existing NAME is replaced by a new inode: its ACLs and extended
+//   attributes are not carried over). Without commit() (an exception, a refusal) the temporary is
+//   removed with all it holds (symlinks inside are removed, not followed); after a kill -9 it
+//   stays, and the next AtomicDirectory or AtomicFile of NAME removes it once nothing in it was
+//   modified for an hour and no live writer holds its flock (the same rule as for files). NAME
+//   must not exist or be an empty directory (rename(2) replaces only those): anything else, a
+//   symlink included, is refused when the AtomicDirectory is made, before any work. The parent
 //   must exist.
 //
 // Same file
@@ -69,7 +75,8 @@ private:
 
 class AtomicDirectory {
 public:
-    // Refuses a `path` that exists and is not an empty directory; creates the temporary.
+    // Refuses a `path` that exists and is not an empty directory; removes stale temporaries of ours
+    // (see above); creates the temporary.
     explicit AtomicDirectory(std::string path);
     ~AtomicDirectory();   // removes the temporary and its contents unless committed
     AtomicDirectory(const AtomicDirectory&) = delete;
@@ -81,6 +88,7 @@ public:
 
 private:
     std::string path_, temp_;
+    int lock_fd_ = -1;   // the temporary, flock'ed: a live writer's is never taken for stale
     bool committed_ = false;
 };
 

@@ -28,6 +28,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 #include <fcntl.h>
@@ -197,8 +198,8 @@ struct MemoryGraphIo {
         return FoundBanner{std::move(*kb), at[0], at[1] ? std::optional<uint64_t>(at[1]) : std::nullopt};
     }
 
-    // The warnings section: lines as set_warnings() leaves them (printable, bounded, none empty), so
-    // that printing a crafted file's warnings cannot drive the terminal.
+    // The warnings section: lines as set_warnings() leaves them (terminal text, bounded, none empty),
+    // so that printing a crafted file's warnings cannot drive the terminal.
     static std::vector<std::string> warnings_from(std::span<const uint8_t> sec, uint64_t offset) {
         std::vector<std::string> out;
         if (sec.empty()) return out;
@@ -212,10 +213,12 @@ struct MemoryGraphIo {
             if (line.empty()) throw FormatError(offset + at, which + " is empty");
             if (line.size() > GraphBuildInfo::kMaxWarningBytes)
                 throw FormatError(offset + at, which + " is longer than " + std::to_string(GraphBuildInfo::kMaxWarningBytes) + " bytes");
-            for (size_t i = 0; i < line.size(); ++i)
-                if (is_control_byte(static_cast<unsigned char>(line[i])))
-                    throw FormatError(offset + at + i, which + " holds control byte " +
-                                                           std::to_string(static_cast<unsigned char>(line[i])));
+            if (const size_t i = first_unsafe_terminal_byte(line); i != std::string_view::npos) {
+                char byte[8];
+                std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(line[i]));
+                throw FormatError(offset + at + i, which + " is not terminal text at byte " + byte +
+                                                       " (a control or bidi character, or not UTF-8)");
+            }
             out.emplace_back(line);
             if (end == text.size()) return out;
             at = end + 1;
@@ -349,6 +352,9 @@ struct MemoryGraphIo {
             const SectionRef s = h.sections[i];
             if (s.offset % kAlign != 0)
                 throw FormatError(at, "section " + std::to_string(i) + " is not 64-byte aligned");
+            if (s.offset < sizeof(DmgHeader))   // {0, 0}: a writer that left this section's slot empty
+                throw FormatError(at, "section " + std::to_string(i) + " starts at offset " + std::to_string(s.offset) +
+                                          ", inside the header (an empty slot?)");
             if (s.offset < prev_end)
                 throw FormatError(at, "section " + std::to_string(i) + " overlaps the previous one");
             if (s.offset > file.size() || s.size > file.size() - s.offset)

@@ -908,17 +908,21 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
 }
 
 void MemoryGraph::set_warnings(std::vector<std::string> lines) {
-    if (lines.size() > GraphBuildInfo::kMaxWarnings) lines.resize(GraphBuildInfo::kMaxWarnings);
+    const size_t limit = GraphBuildInfo::kMaxWarnings;
+    const size_t left_out = lines.size() > limit ? lines.size() - (limit - 1) : 0;
+    if (left_out > 0) lines.resize(limit - 1);
     for (std::string& w : lines) {
-        if (w.size() > GraphBuildInfo::kMaxWarningBytes) {   // cut on a UTF-8 character boundary
+        w = terminal_text(w);
+        if (w.size() > GraphBuildInfo::kMaxWarningBytes) {   // valid UTF-8 now: cut on a character boundary
             size_t n = GraphBuildInfo::kMaxWarningBytes;
             while (n > 0 && (static_cast<unsigned char>(w[n]) & 0xc0) == 0x80) --n;
             w.resize(n);
         }
-        for (char& c : w)
-            if (is_control_byte(static_cast<unsigned char>(c))) c = '?';
+        if (w.empty()) w = "(empty warning)";
     }
-    std::erase_if(lines, [](const std::string& w) { return w.empty(); });
+    if (left_out > 0)
+        lines.push_back("… and " + std::to_string(left_out) + " more warnings, left out (at most " +
+                        std::to_string(limit) + " lines are kept)");
     info_.warnings = std::move(lines);
 }
 

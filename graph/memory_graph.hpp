@@ -104,7 +104,8 @@ struct GraphBuildInfo {
     // What the layers said about the dump (PhysicalLayer::warnings, then TranslationLayer::warnings:
     // a truncated file, tables it lacks, a root that maps part of the kernel), one line each, so that
     // a tool reading the .dmg says them too (attacker 12: `dmdetect G.dmg` was silent about them).
-    // At most kMaxWarnings lines of kMaxWarningBytes, printable text (no control character).
+    // At most kMaxWarnings lines of 1 to kMaxWarningBytes bytes, each terminal text (text_lines.hpp:
+    // valid UTF-8, no control or bidi character).
     std::vector<std::string> warnings;
     static constexpr size_t kMaxWarnings = 256, kMaxWarningBytes = 4096;
 };
@@ -179,8 +180,10 @@ public:
     const GraphBuildPhases& phases() const noexcept { return phases_; }   // zero after load()
     // Provenance only (the layers do not know file names); recorded by save().
     void set_dump_path(std::string path) { info_.dump_path = std::move(path); }
-    // The layers' warnings (GraphBuildInfo::warnings; build(layer) records them): lines beyond the
-    // limits are cut, control characters become '?'.
+    // The layers' warnings (GraphBuildInfo::warnings; build(layer) records them), made what the
+    // .dmg accepts: what is not terminal text becomes '?' (terminal_text), a long line is cut on a
+    // character boundary, an empty line becomes "(empty warning)", and beyond kMaxWarnings - 1
+    // lines the last kept one says how many were left out. Nothing is dropped without a word.
     void set_warnings(std::vector<std::string> lines);
     uint32_t node_count() const noexcept { return static_cast<uint32_t>(vaddr_.size()); }
     uint64_t edge_count(EdgeKind k) const noexcept { return in(k).sources.size(); }

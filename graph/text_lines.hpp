@@ -1,7 +1,8 @@
 // Shared by the text inputs (kallsyms, the guest view, label files, the dataset manifest): a line
 // reader that yields each line without its '\n' together with the byte offset where it starts, for
 // FormatError, and the string-field lookup of the JSON this project writes itself; the one
-// JSON string writer of the outputs; and the one spelling of byte sizes in messages.
+// JSON string writer of the outputs; the one rule for text safe to print on a terminal; and the one
+// spelling of byte sizes in messages.
 #pragma once
 
 #include <cstdint>
@@ -48,9 +49,62 @@ inline std::optional<std::string_view> json_string_field(std::string_view json, 
     return json.substr(p, e - p);
 }
 
-// A C0 control byte or DEL: what text shown on a terminal must not hold (a kernel string, a warning
-// read from a file). Bytes ≥ 0x80 are judged by the caller (UTF-8 or not).
-constexpr bool is_control_byte(unsigned char c) noexcept { return c < 0x20 || c == 0x7f; }
+// Terminal text: the one rule for a string read from a file or a dump that is printed (a .dmg's
+// warnings, a kernel string): valid UTF-8 (no overlong form, surrogate or code point above
+// U+10FFFF) holding no C0 control or DEL, no C1 control (U+0080–U+009F: CSI and OSC on terminals
+// that honour them) and no bidi control (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069:
+// text that reads differently from its bytes). Such text cannot drive the terminal.
+struct TerminalChar {
+    size_t length = 1;   // bytes: 1–4 for a UTF-8 character, 1 for a byte that starts none
+    bool safe = false;
+};
+
+// The character (or invalid byte) at s[i], i < s.size().
+constexpr TerminalChar terminal_char_at(std::string_view s, size_t i) noexcept {
+    const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = byte(i);
+    if (c < 0x80) return {1, c >= 0x20 && c != 0x7f};
+    const size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return {1, false};
+    uint32_t cp = c & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
+    for (size_t k = 1; k < n; ++k) {
+        if ((byte(i + k) & 0xc0) != 0x80) return {1, false};
+        cp = cp << 6 | (byte(i + k) & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+        return {1, false};   // overlong, above U+10FFFF, a surrogate
+    const bool control = cp <= 0x9f || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+                         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    return {n, !control};
+}
+
+// Offset of the first byte of `s` that is not terminal text; npos when all of it is.
+constexpr size_t first_unsafe_terminal_byte(std::string_view s) noexcept {
+    for (size_t i = 0; i < s.size();) {
+        const TerminalChar ch = terminal_char_at(s, i);
+        if (!ch.safe) return i;
+        i += ch.length;
+    }
+    return std::string_view::npos;
+}
+
+constexpr bool is_terminal_text(std::string_view s) noexcept {
+    return first_unsafe_terminal_byte(s) == std::string_view::npos;
+}
+
+// `s` made terminal text: each unsafe character (its whole UTF-8 sequence) and each byte that is
+// not UTF-8 becomes one '?'; the rest is kept.
+inline std::string terminal_text(std::string_view s) {
+    std::string o;
+    o.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        const TerminalChar ch = terminal_char_at(s, i);
+        if (ch.safe) o.append(s.substr(i, ch.length));
+        else o += '?';
+        i += ch.length;
+    }
+    return o;
+}
 
 // `s` as a quoted JSON string: '"' and '\\' escaped, bytes outside printable ASCII as \u00XX (kernel
 // strings are raw bytes, not UTF-8: each byte is escaped on its own).

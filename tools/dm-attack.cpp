@@ -10,7 +10,8 @@
 // train/kernel_from_dump.hpp; dkom needs both, tamper the BTF, noise and plant neither).
 // OUT_DIR (never DUMP_DIR; absent or an empty directory, else refused) is built in a temporary
 // directory beside it and renamed into place when the attack is done, so a refused or failed run
-// leaves none (graph/file_io.hpp AtomicDirectory); the input files are checked first (regular files:
+// leaves none (graph/file_io.hpp AtomicDirectory: a killed run's temporary is removed by a later run
+// once an hour old; an existing empty OUT_DIR keeps its mode); the input files are checked first (regular files:
 // a kernel file linked to /dev/zero or a FIFO is refused; hide's model against the dump's word
 // size), before the dump is copied. It gets dump.elf (a modified copy: bytes are
 // changed through the physical layer's runs, i.e. at the file offsets backing each physical
@@ -250,6 +251,8 @@ int run(int argc, char** argv) {
     if (from != "deepmem" && from != "psscan" && from != "pslist") throw InputError("--from must be deepmem, psscan or pslist");
     if (attack == "hide" && from == "deepmem" && !vm.count("weights")) throw InputError("hide needs --weights MODEL");
     const fs::path in = vm["in"].as<std::string>(), out = vm["out"].as<std::string>();
+    if (in.empty()) throw InputError("--in is empty: name the dump directory");
+    if (out.empty()) throw InputError("--out is empty: name the output directory");
     const uint64_t seed = vm["seed"].as<Whole<uint64_t>>().value;
     const std::string mode = vm["mode"].as<std::string>();
     if (mode != "random" && mode != "plausible") throw InputError("--mode must be random or plausible");

@@ -10,6 +10,7 @@
 // Exit status: 0 ok, 1 bad input, 2 usage error; errors are one line "dmgraph: error: …" (tools/cli.hpp).
 #include "graph/memory_budget.hpp"
 #include "graph/memory_graph.hpp"
+#include "graph/text_lines.hpp"
 #include "tools/cli.hpp"
 
 #include <boost/program_options.hpp>
@@ -136,7 +137,8 @@ int cmd_info(const std::vector<std::string>& args) {
     std::printf("kernel pages        %llu\n", static_cast<unsigned long long>(i.kernel_pages));
     std::printf("absent pages        %llu (mapped, not in the dump)\n", static_cast<unsigned long long>(i.absent_pages));
     std::printf("pointer fields      %llu\n", static_cast<unsigned long long>(i.pointer_fields));
-    std::printf("dump                %s (%llu bytes)\n", i.dump_path.empty() ? "-" : i.dump_path.c_str(),
+    // The dump path is the builder's file name, read back from a file: shown as terminal text.
+    std::printf("dump                %s (%llu bytes)\n", i.dump_path.empty() ? "-" : terminal_text(i.dump_path).c_str(),
                 static_cast<unsigned long long>(i.dump_bytes));
     std::printf("paging              %s\n", to_string(i.paging));
     std::printf("dtb                 %s\n", hex(i.dtb).c_str());

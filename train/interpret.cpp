@@ -30,25 +30,6 @@ constexpr uint32_t kTaskIdle = 0x402;              // TASK_UNINTERRUPTIBLE | TAS
 constexpr uint32_t kTaskDead = 0x80;               // TASK_DEAD
 constexpr uint64_t kMaxComponents = 256, kMaxMounts = 64, kMaxName = 255, kMaxChain = 4096;
 
-// A string the kernel holds as bytes: shown when printable ASCII or valid UTF-8 without control
-// bytes, else nullopt.
-bool printable(std::string_view s) {
-    for (size_t i = 0; i < s.size();) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            if (is_control_byte(c)) return false;
-            ++i;
-            continue;
-        }
-        const size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        if (n == 0 || i + n > s.size()) return false;
-        for (size_t k = 1; k < n; ++k)
-            if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-        i += n;
-    }
-    return true;
-}
-
 // The fields of one object, and the reasons of the bad ones.
 struct FieldList {
     std::vector<ObjectField> out;
@@ -248,7 +229,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     std::optional<std::string> comm = cstring(t + L.comm, L.comm_len);
     bool comm_ok = false;
     if (!comm) fl.null("comm", "unreadable or without its NUL");
-    else if (comm->empty() || !printable(*comm)) fl.null("comm", "not printable");
+    else if (comm->empty() || !is_terminal_text(*comm)) fl.null("comm", "not printable");
     else {
         fl.str("comm", *comm);
         comm_ok = true;
@@ -346,7 +327,7 @@ std::optional<std::string> ObjectInterpreter::Impl::dentry_name(uint64_t d, std:
         why = "name of dentry " + hex(d) + " unreadable";
         return std::nullopt;
     }
-    if (!printable(s)) {
+    if (!is_terminal_text(s)) {
         why = "name of dentry " + hex(d) + " not printable";
         return std::nullopt;
     }
@@ -362,7 +343,7 @@ std::optional<std::string> ObjectInterpreter::Impl::fs_name(uint64_t d) {
     auto np = ptr(*type + *L.fs_type_name);
     if (!np || !kernel(*np)) return std::nullopt;
     auto n = cstring(*np, 64);
-    if (!n || !printable(*n)) return std::nullopt;
+    if (!n || !is_terminal_text(*n)) return std::nullopt;
     return n;
 }
 
@@ -548,7 +529,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
     FieldList fl;
     auto name = cstring(m + L.mod_name, L.mod_name_len);
     if (!name) fl.null("name", "unreadable or without its NUL");
-    else if (name->empty() || !printable(*name)) fl.null("name", "not printable");
+    else if (name->empty() || !is_terminal_text(*name)) fl.null("name", "not printable");
     else fl.str("name", *name);
     std::optional<uint64_t> size;
     if (L.mod_core_size) {
@@ -616,7 +597,7 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
     const auto bytes = std::filesystem::file_size(info.dump_path, ec);
     if (info.dump_path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes))
         return {"objects not read: the dump the graph was built from (" +
-                (info.dump_path.empty() ? std::string("unknown") : info.dump_path) +
+                (info.dump_path.empty() ? std::string("unknown") : terminal_text(info.dump_path)) +
                 ") is not there or changed size; addresses only"};
     std::unique_ptr<PhysicalLayer> phys;
     std::optional<TranslationLayer> tl;

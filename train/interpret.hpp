@@ -23,8 +23,8 @@
 //             anonymous memory), as /proc shows them. At most 256 components and 64 mounts.
 //   Bad       A value that is unreadable (page not in the dump), out of range (pid/tgid beyond
 //             PID_MAX_LIMIT 4194304 or negative, uid (u32)−1, unknown state bits, a negative file
-//             position), not printable (comm or a name with control bytes or invalid UTF-8, or
-//             without its NUL), or whose chain loops or runs past the bounds is JSON null, and a
+//             position), not printable (comm or a name that is not terminal text — text_lines.hpp:
+//             control or bidi characters, invalid UTF-8 — or without its NUL), or whose chain loops or runs past the bounds is JSON null, and a
 //             "bad" field lists "key: reason" for each. A BTF member missing for a key is
 //             "key: not in this kernel's BTF". Nothing is made up.
 //   Cross-view (needs the kernel's symbols; without them these keys are absent and a note says so)

@@ -330,6 +330,10 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
         CHECK(slurp(dir / "o5" / "keep") == "mine");
         CHECK(std::distance(fs::directory_iterator(dir / "o5"), fs::directory_iterator()) == 1);
         CHECK(beside("o5") == 1);
+        Run empty = run("DM_ATTACK", "noise --in " + ds.string() + " --out '' --seed 1", dir);   // attacker 13 #9
+        CHECK(empty.status == 1);
+        CHECK(one_error_line(empty.err, "dm-attack"));
+        CHECK(empty.err.find("--out is empty") != std::string::npos);
     }
     CHECK(evidence_intact());
 

@@ -96,6 +96,16 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     CHECK(i.out.find("paging              x64\n") != std::string::npos);
     CHECK(i.out.find("dtb                 0x1000\n") != std::string::npos);
     CHECK(i.out.find("max_segment=4096") != std::string::npos);
+    {   // the dump path is read back from the file: shown as terminal text (attacker 13 #8)
+        const fs::path odd = dir / "d\x1b[31mred\xc2\x9b.raw";
+        fs::create_symlink(dump, odd);
+        const std::string odd_out = (dir / "odd.dmg").string();
+        REQUIRE(dmgraph("build '" + odd.string() + "' -o " + odd_out + " --dtb 0x1000 --paging x64 --format raw", dir).status == 0);
+        Run oi = dmgraph("info " + odd_out, dir);
+        CHECK(oi.status == 0);
+        CHECK(oi.out.find("d?[31mred?.raw (") != std::string::npos);
+        CHECK(oi.out.find('\x1b') == std::string::npos);
+    }
 
     Run d = dmgraph("dot " + out + " --around 0xffff800000300050 --hops 1", dir);
     CHECK(d.status == 0);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -133,7 +134,7 @@ TEST_CASE("AtomicFile: stale temporaries of the same target older than an hour a
     make(".other.tmp-Ij56Kl", 2 * 3600);    // another target's: kept
     make(".m.dmm.tmp-toolongname", 2 * 3600);
     make("m.dmm.tmp-Mn78Op", 2 * 3600);     // not our pattern (no leading dot): kept
-    fs::create_directory(d.path / ".m.dmm.tmp-Qr90St");   // not a regular file: kept
+    fs::create_directory(d.path / ".m.dmm.tmp-Qr90St");   // a fresh directory (an AtomicDirectory at work): kept
     write_file_atomically((d.path / "m.dmm").string(), "model");
     CHECK(names(d.path) == std::vector<std::string>{".m.dmm.tmp-Ef34Gh", ".m.dmm.tmp-Qr90St", ".m.dmm.tmp-toolongname",
                                                    ".other.tmp-Ij56Kl", "m.dmm", "m.dmm.tmp-Mn78Op"});
@@ -181,6 +182,96 @@ TEST_CASE("AtomicDirectory: built beside the target, renamed whole on commit, re
         a.commit();
     }
     CHECK(slurp(d.path / "empty" / "g") == "g");
+}
+
+namespace {
+
+void age(const fs::path& p, int seconds) {   // mtime `seconds` ago; a symlink itself, not its target
+    const timespec t[2] = {{::time(nullptr) - seconds, 0}, {::time(nullptr) - seconds, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, p.c_str(), t, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("AtomicDirectory: a killed run's temporary is removed once nothing in it changed for an hour") {
+    TempDir d("dm-file-io-stale-dir");
+    fs::create_directory(d.path / "precious");
+    std::ofstream(d.path / "precious" / "evidence") << "keep";
+    // kill -9 two hours ago: a copy of a dump, a nested directory, a symlink out of the tree.
+    const fs::path stale = d.path / ".out.tmp-Ab12Cd";
+    fs::create_directories(stale / "sub");
+    std::ofstream(stale / "dump.elf") << "dump";
+    std::ofstream(stale / "sub" / ".dump.elf.tmp-Zz99Yy") << "part";
+    fs::create_directory_symlink(d.path / "precious", stale / "link");
+    for (const fs::path& p : {stale / "sub" / ".dump.elf.tmp-Zz99Yy", stale / "sub", stale / "dump.elf", stale / "link", stale})
+        age(p, 2 * 3600);
+    // A run still at work: the directory is old but a file in it is being written.
+    const fs::path live = d.path / ".out.tmp-Ef34Gh";
+    fs::create_directory(live);
+    std::ofstream(live / "dump.elf") << "growing";
+    age(live, 2 * 3600);
+    // A run at work that wrote nothing for two hours (a long detection): its flock keeps it.
+    const fs::path quiet = d.path / ".out.tmp-Uv12Wx";
+    fs::create_directory(quiet);
+    age(quiet, 2 * 3600);
+    const int lock = ::open(quiet.c_str(), O_RDONLY | O_DIRECTORY);
+    REQUIRE(lock >= 0);
+    REQUIRE(::flock(lock, LOCK_EX) == 0);
+    // Not ours: another target's, a name off the pattern, a symlink to an old directory.
+    fs::create_directory(d.path / ".other.tmp-Ij56Kl");
+    fs::create_directory(d.path / ".out.tmp-toolongname");
+    fs::create_directory_symlink(d.path / "precious", d.path / ".out.tmp-Mn78Op");
+    for (const char* n : {".other.tmp-Ij56Kl", ".out.tmp-toolongname", ".out.tmp-Mn78Op"}) age(d.path / n, 2 * 3600);
+    age(d.path / "precious", 2 * 3600);
+    {
+        AtomicDirectory a((d.path / "out").string());
+        CHECK(!fs::exists(stale));
+        a.commit();
+    }
+    CHECK(names(d.path) == std::vector<std::string>{".other.tmp-Ij56Kl", ".out.tmp-Ef34Gh", ".out.tmp-Mn78Op",
+                                                   ".out.tmp-Uv12Wx", ".out.tmp-toolongname", "out", "precious"});
+    ::close(lock);   // the writer killed: the next run takes it for stale
+    fs::remove_all(d.path / "out");
+    AtomicDirectory((d.path / "out").string());
+    CHECK(!fs::exists(quiet));
+    CHECK(slurp(d.path / "precious" / "evidence") == "keep");   // the symlinks were removed or kept, never followed
+    CHECK(slurp(live / "dump.elf") == "growing");
+    // An AtomicFile of the same name applies the same rule to directories.
+    age(live / "dump.elf", 2 * 3600);
+    age(live, 2 * 3600);
+    write_file_atomically((d.path / "out2").string(), "x");   // another name: the temporary of "out" stays
+    CHECK(fs::exists(live));
+    fs::remove_all(d.path / "out");
+    write_file_atomically((d.path / "out").string(), "x");
+    CHECK(!fs::exists(live));
+}
+
+TEST_CASE("AtomicDirectory: an existing empty directory keeps its mode (0700 stays 0700 under umask 022)") {
+    TempDir d("dm-file-io-dir-mode");
+    const fs::path out = d.path / "secret";
+    REQUIRE(::mkdir(out.c_str(), 0700) == 0);
+    REQUIRE(::chmod(out.c_str(), 0700) == 0);
+    const mode_t old = ::umask(022);
+    {
+        AtomicDirectory a(out.string());
+        std::ofstream(fs::path(a.temp_path()) / "dump.elf") << "secrets";
+        a.commit();
+    }
+    {   // a new one gets 0777 & ~umask
+        AtomicDirectory a((d.path / "new").string());
+        a.commit();
+    }
+    ::umask(old);
+    CHECK(slurp(out / "dump.elf") == "secrets");
+    CHECK(mode_of(out) == 0700);
+    CHECK(mode_of(d.path / "new") == 0755);
+    REQUIRE(::mkdir((d.path / "shared").c_str(), 0750) == 0);
+    REQUIRE(::chmod((d.path / "shared").c_str(), 02751) == 0);   // setgid and an odd mode survive too
+    {
+        AtomicDirectory a((d.path / "shared").string());
+        a.commit();
+    }
+    CHECK(mode_of(d.path / "shared") == 02751);
 }
 
 TEST_CASE("require_regular_file: regular readable files pass; devices, FIFOs, directories, absent files do not") {

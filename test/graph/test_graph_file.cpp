@@ -263,13 +263,30 @@ TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner r
 
 TEST_CASE("graph: the layers' warnings round-trip in version 4; version 3 files have none; crafted ones are refused") {
     MemoryGraph g = sample_graph();
-    // set_warnings bounds what is kept: control bytes become '?', empty lines go, long ones are cut
-    // on a UTF-8 boundary.
+    // set_warnings makes them what the loader accepts: what is not terminal text becomes '?', an
+    // empty line a placeholder, long ones are cut on a UTF-8 boundary.
     const std::string long_line = std::string(GraphBuildInfo::kMaxWarningBytes - 1, 'x') + "\xe2\x80\xa6 tail";
-    g.set_warnings({"8 page-table pages are not in the dump … (a cut dump?)", "", "bell\a and \x1b[31mred", long_line});
-    REQUIRE(g.info().warnings.size() == 3);
-    CHECK(g.info().warnings[1] == "bell? and ?[31mred");
-    CHECK(g.info().warnings[2] == std::string(GraphBuildInfo::kMaxWarningBytes - 1, 'x'));
+    g.set_warnings({"8 page-table pages are not in the dump … (a cut dump?)", "", "bell\a and \x1b[31mred", long_line,
+                    "c1 \xc2\x9b""31m, raw \x9b, rlo \xe2\x80\xae, cut \xe2\x80"});
+    REQUIRE(g.info().warnings.size() == 5);
+    CHECK(g.info().warnings[1] == "(empty warning)");
+    CHECK(g.info().warnings[2] == "bell? and ?[31mred");
+    CHECK(g.info().warnings[3] == std::string(GraphBuildInfo::kMaxWarningBytes - 1, 'x'));
+    CHECK(g.info().warnings[4] == "c1 ?31m, raw ?, rlo ?, cut ??");
+    // A line of 5000 continuation bytes is not cut to nothing: each becomes '?'.
+    g.set_warnings({std::string(5000, '\x80')});
+    CHECK(g.info().warnings == std::vector<std::string>{std::string(GraphBuildInfo::kMaxWarningBytes, '?')});
+    // More than kMaxWarnings: the last line kept says how many were left out.
+    std::vector<std::string> many;
+    for (size_t i = 0; i < GraphBuildInfo::kMaxWarnings + 10; ++i) many.push_back("warning " + std::to_string(i));
+    g.set_warnings(many);
+    REQUIRE(g.info().warnings.size() == GraphBuildInfo::kMaxWarnings);
+    CHECK(g.info().warnings[GraphBuildInfo::kMaxWarnings - 2] == many[GraphBuildInfo::kMaxWarnings - 2]);
+    CHECK(g.info().warnings.back().find("and 11 more warnings, left out") != std::string::npos);
+    g.set_warnings(std::vector<std::string>(many.begin(), many.begin() + GraphBuildInfo::kMaxWarnings));   // exactly at the limit: all kept
+    CHECK(g.info().warnings.back() == many[GraphBuildInfo::kMaxWarnings - 1]);
+    g.set_warnings({"8 page-table pages are not in the dump … (a cut dump?)", "", "bell\a and \x1b[31mred", long_line,
+                    "c1 \xc2\x9b""31m, raw \x9b, rlo \xe2\x80\xae, cut \xe2\x80"});
     TempDir dir;
     g.save(dir / "w.dmg");
     auto f = slurp(dir / "w.dmg");
@@ -291,11 +308,19 @@ TEST_CASE("graph: the layers' warnings round-trip in version 4; version 3 files 
         CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains(message), FormatError);
     };
     auto c = f; c[at + 3] = 0x1b;
-    rejects(c, "warning 1 holds control byte 27");
+    rejects(c, "warning 1 is not terminal text at byte 0x1b");
+    c = f; c[at + 3] = static_cast<char>(0x9b);   // raw C1 (CSI on an 8-bit terminal), not UTF-8
+    rejects(c, "warning 1 is not terminal text at byte 0x9b");
+    c = f; c[at + 2] = static_cast<char>(0xc2); c[at + 3] = static_cast<char>(0x9d);   // U+009D, OSC
+    rejects(c, "warning 1 is not terminal text at byte 0xc2");
+    c = f; c[at + 2] = static_cast<char>(0xe2); c[at + 3] = static_cast<char>(0x80); c[at + 4] = static_cast<char>(0xae);
+    rejects(c, "warning 1 is not terminal text at byte 0xe2");   // U+202E, right-to-left override
     c = f; c[at] = '\n';
     rejects(c, "warning 1 is empty");
     c = f; c[at + size - 1] = '\n';   // a trailing newline: an empty last line
-    rejects(c, "warning 4 is empty");
+    rejects(c, "warning 6 is empty");
+    c = f; put64(c, kSectionsAt + 16 * kWarnings, 0); put64(c, kSectionsAt + 16 * kWarnings + 8, 0);
+    rejects(c, "section 15 starts at offset 0, inside the header (an empty slot?)");
     c = f; put32(c, kVersionAt, 3);
     rejects(c, "reserved header bytes are not zero");
 }
