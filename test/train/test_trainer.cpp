@@ -37,6 +37,24 @@ LabeledDump objects_dump() {
     return d;
 }
 
+// `pages` 4 KiB pages at K64 of distinct non-zero bytes, with a pointer every 96 bytes (at 88, 184,
+// …: segments of 88 bytes) to target(offset of the pointer).
+MemoryGraph patterned_pages(uint64_t pages, const std::function<uint64_t(uint64_t)>& target) {
+    Memory m(pages);
+    m.map(K64, 0, pages * 4096);
+    for (uint64_t a = 0; a < pages * 4096; ++a) m.image[a] = uint8_t(1 + a * 7 % 255);   // never 0
+    for (uint64_t p = 88; p < pages * 4096; p += 96) m.word(p, target(p));
+    return m.build();
+}
+
+// A copy of `clean` after one augmentation step drawing from a generator seeded with `seed`.
+GraphBatch augmented(const GraphBatch& clean, uint64_t seed, const std::function<void(GraphBatch&, uint64_t&)>& step) {
+    GraphBatch b = clean;
+    uint64_t rng = seed;
+    step(b, rng);
+    return b;
+}
+
 }  // namespace
 
 TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects are not targets") {
@@ -276,19 +294,12 @@ TEST_CASE("train: the kernel builds of dumps, from their banners, else their met
 
 TEST_CASE("train: planted-pointer augmentation — a pure function of its draws, graph surgery as documented") {
     // Every word of a 4 KiB page filled with distinct bytes, pointers every 96 bytes: segments of 88.
-    Memory m(1);
-    m.map(K64, 0, 4096);
-    for (uint64_t a = 0; a < 4096; ++a) m.image[a] = uint8_t(1 + a * 7 % 255);   // never 0
-    for (uint64_t p = 88; p < 4096; p += 96) m.word(p, K64 + 8 * (p % 7) + 96);
-    const MemoryGraph g = m.build();
+    const MemoryGraph g = patterned_pages(1, [](uint64_t p) { return K64 + 8 * (p % 7) + 96; });
     REQUIRE(g.node_count() > 30);
     const std::vector<uint32_t> targets{3, 10, 17, 24}, labels{1, 2, 0, 1};
     const GraphBatch clean = extract_batch(graph_input(g), targets, labels, 3);
     auto planted = [&](uint64_t seed, double rate) {
-        GraphBatch b = clean;
-        uint64_t rng = seed;
-        plant_pointers(b, g.length(), 8, rate, rng);
-        return b;
+        return augmented(clean, seed, [&](GraphBatch& b, uint64_t& rng) { plant_pointers(b, g.length(), 8, rate, rng); });
     };
     auto same = [](const GraphBatch& a, const GraphBatch& b) {
         bool s = a.features == b.features && a.labels == b.labels && a.targets == b.targets && a.node_ids == b.node_ids;
@@ -351,19 +362,12 @@ TEST_CASE("train: planted-pointer augmentation — a pure function of its draws,
 
 TEST_CASE("train: absent-page augmentation — whole pages lose their edges, targets never, a pure function of its draws") {
     // Four pages of 88-byte segments with pointers into each other page: edges cross pages.
-    Memory m(4);
-    m.map(K64, 0, 4 * 4096);
-    for (uint64_t a = 0; a < 4 * 4096; ++a) m.image[a] = uint8_t(1 + a * 7 % 255);
-    for (uint64_t p = 88; p < 4 * 4096; p += 96) m.word(p, K64 + (p + 4096 + 96 * (p % 5)) % (4 * 4096) / 96 * 96);
-    const MemoryGraph g = m.build();
+    const MemoryGraph g = patterned_pages(4, [](uint64_t p) { return K64 + (p + 4096 + 96 * (p % 5)) % (4 * 4096) / 96 * 96; });
     REQUIRE(g.node_count() > 150);
     const std::vector<uint32_t> targets{3, 10, 50, 90}, labels{1, 2, 0, 1};
     const GraphBatch clean = extract_batch(graph_input(g), targets, labels, 3);
     auto dropped = [&](uint64_t seed, double rate) {
-        GraphBatch b = clean;
-        uint64_t rng = seed;
-        drop_absent_pages(b, g.vaddr(), rate, rng);
-        return b;
+        return augmented(clean, seed, [&](GraphBatch& b, uint64_t& rng) { drop_absent_pages(b, g.vaddr(), rate, rng); });
     };
     auto edges = [](const GraphBatch& b) {
         std::vector<std::tuple<int, uint32_t, uint32_t>> e;
