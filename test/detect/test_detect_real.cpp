@@ -35,6 +35,7 @@ TEST_CASE("detect: pruned detection equals the whole-graph path on a real dump; 
         Model m = Model::create(c, 1);
         m.object_type = "probe";
         for (auto& k : m.key_nodes) k = KeyNode{0, 8, 1.f};   // a valid placeholder (Model::validate)
+        m.threshold = 2.f;                                     // above one key node's vote (Model::validate)
         probe.add_model(m);
         return probe.build_graph((dev / "dump.elf").string());
     }();
@@ -62,6 +63,7 @@ TEST_CASE("detect: pruned detection equals the whole-graph path on a real dump; 
         m.key_nodes.push_back({k.first, k.second, float(n) / float(objects)});
         total += m.key_nodes.back().weight;
     }
+    m.threshold = 0.5f * total;   // above one key node's vote (Model::validate); the checks below set their own
     // the untrained classifier says "not a key node" almost everywhere: favour the key classes
     for (uint32_t k = 1; k < c.classes; ++k) m.params.cls_b(int(c.classifier_hidden.size()))(0, k) += 2.f;
 
