@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <functional>
+#include <map>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -128,27 +130,33 @@ private:
     // followed by a walk from the head back along `prev`, checked the same way, until it reaches
     // the forward walk's last node (nothing lost), an earlier forward node (the entries between
     // the two walks are lost) or breaks too; one warning says how far each direction got. A node
-    // is walked once per Walker (a list walked again gives the same entries, without warnings): all
+    // is walked once per Walker (a list walked again with the same link offset gives the same
+    // entries, without warnings; with another, its nodes are another walk's: a break): all
     // walks together visit at most max_list_total nodes, so forged
     // lists cost linear time and bounded memory (attacker 13: a fake prev chain of K nodes cost
     // K² steps through the thread-group walks of its fake tasks). One walk stops after max_list
     // entries (no walk back: the list is long, not broken).
+    // `accept(entry)`, when given, returns why an entry does not belong to this list ("" when it
+    // does): such a node is a break, not claimed (a forged head into another list's nodes must not
+    // take them from that list's own walk).
+    using Accept = std::function<std::string(uint64_t entry)>;
     template <class F>
-    uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f) {
-        if (auto done = walked_.find(head); done != walked_.end()) {   // the same list again: same entries
+    uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f, const Accept& accept = {}) {
+        if (auto done = walked_.find({head, link}); done != walked_.end()) {   // the same list again: same entries
             for (uint64_t node : done->second) f(node - link);
             return done->second.size();
         }
         const uint32_t id = static_cast<uint32_t>(walk_names_.size());
         walk_names_.push_back(what);
         std::vector<uint64_t> forward, back;
-        const ListEnd end = follow_list(head, 0, 2 * id, nullptr, opt_.max_list, forward);
+        const ListEnd end = follow_list(head, 0, 2 * id, nullptr, opt_.max_list, forward, link, accept);
         if (end.kind == ListEnd::TooLong && !(total_limit_said_ && claimed_.size() >= opt_.max_list_total)) {
             total_limit_said_ = claimed_.size() >= opt_.max_list_total;
             warn(what + ": " + end.why + ", truncated" + (total_limit_said_ ? "; later list walks too" : ""));
         }
         if (end.kind == ListEnd::Broken) {
-            const ListEnd b = follow_list(head, psize_, 2 * id + 1, &forward, opt_.max_list - forward.size(), back);
+            const ListEnd b =
+                follow_list(head, psize_, 2 * id + 1, &forward, opt_.max_list - forward.size(), back, link, accept);
             std::string w = what + ": " + end.why + "; walked back along prev from the head: " +
                             std::to_string(back.size()) + " entries";
             if (b.kind == ListEnd::Met) w += ", up to the forward walk";
@@ -156,7 +164,7 @@ private:
             else w += ", then " + b.why;
             warn(w);
         }
-        std::vector<uint64_t>& nodes = walked_[head];
+        std::vector<uint64_t>& nodes = walked_[{head, link}];
         nodes = std::move(forward);
         nodes.insert(nodes.end(), back.rbegin(), back.rend());
         for (uint64_t node : nodes) f(node - link);
@@ -173,7 +181,7 @@ private:
     // appending the nodes to `nodes` and claiming each for walk direction `owner` (claimed_). The
     // back walk passes the forward walk's nodes as `forward`.
     ListEnd follow_list(uint64_t head, uint64_t dir, uint32_t owner, const std::vector<uint64_t>* forward,
-                        uint64_t limit, std::vector<uint64_t>& nodes) {
+                        uint64_t limit, std::vector<uint64_t>& nodes, uint64_t link_offset, const Accept& accept) {
         const char* link = dir ? "prev" : "next";
         const char* other_link = dir ? "next" : "prev";
         const uint64_t other_dir = dir ? 0 : psize_;
@@ -209,6 +217,9 @@ private:
             if (*back_link != from)
                 return {ListEnd::Broken, std::string(link) + " of " + from_name() + " is " + hex(cur) + ", whose " +
                                              other_link + " is " + hex(*back_link)};
+            if (accept)
+                if (std::string why = accept(cur - link_offset); !why.empty())
+                    return {ListEnd::Broken, "entry " + hex(cur - link_offset) + after + " " + why};
             claimed_.emplace(cur, owner);
             nodes.push_back(cur);
             from = cur;
@@ -225,23 +236,34 @@ private:
         return {ListEnd::Head, {}};
     }
 
-    // Drops the tasks of `tasks` whose task_struct bytes overlap another's (or init_task's), with
-    // one warning: slab objects do not overlap, so such a list was forged (attacker 13: a
-    // consistent fake list of 2^20 list_heads 16 bytes apart listed 2^20 "tasks").
-    void drop_overlapping(std::vector<uint64_t>& tasks, uint64_t init_task, const std::string& what) {
+    // Drops the tasks of `tasks` whose task_struct bytes overlap another's (or init_task's) and whose
+    // group_leader is not `leader_of(t)`, with one warning: slab objects do not overlap, so such a list
+    // was forged (attacker 13: a consistent fake list of 2^20 list_heads 16 bytes apart listed 2^20
+    // "tasks"). An overlapping entry that is its own group leader (threads: points to the leader) is
+    // kept and counted in the warning: a fake entry planted inside a real task must not hide the
+    // real one (attacker 14).
+    template <class LeaderOf>
+    void drop_overlapping(std::vector<uint64_t>& tasks, uint64_t init_task, const std::string& what, LeaderOf&& leader_of) {
         std::vector<uint64_t> sorted = tasks;
         sorted.push_back(init_task);
         std::sort(sorted.begin(), sorted.end());
-        std::unordered_set<uint64_t> bad;
+        std::unordered_set<uint64_t> overlapping;
         for (size_t i = 1; i < sorted.size(); ++i)
-            if (sorted[i] - sorted[i - 1] < L_.task_size) bad.insert({sorted[i - 1], sorted[i]});
-        bad.erase(init_task);   // the symbol's task is real
-        if (bad.empty()) return;
+            if (sorted[i] - sorted[i - 1] < L_.task_size) overlapping.insert({sorted[i - 1], sorted[i]});
+        overlapping.erase(init_task);   // the symbol's task is real
+        if (overlapping.empty()) return;
         const size_t before = tasks.size();
-        std::erase_if(tasks, [&](uint64_t t) { return bad.count(t) != 0; });
-        warn(what + ": " + std::to_string(before - tasks.size()) + " of " + std::to_string(before) +
+        std::erase_if(tasks, [&](uint64_t t) {
+            if (!overlapping.count(t)) return false;
+            auto gl = ptr(t + L_.group_leader);
+            return !gl || *gl != leader_of(t);
+        });
+        const size_t dropped = before - tasks.size(), kept = overlapping.size() - dropped;
+        warn(what + ": " + std::to_string(overlapping.size()) + " of " + std::to_string(before) +
              " entries overlap another task_struct (" + std::to_string(L_.task_size) +
-             " bytes each; slab objects do not overlap): not listed");
+             " bytes each; slab objects do not overlap): " + std::to_string(dropped) +
+             " whose group_leader disagrees not listed" +
+             (kept ? ", " + std::to_string(kept) + " kept (their group_leader agrees)" : std::string()));
     }
 
     int64_t task_pid(uint64_t t) const {
@@ -287,7 +309,9 @@ private:
     std::unordered_map<std::string, std::unordered_set<uint64_t>> seen_;
     std::unordered_map<uint64_t, uint32_t> claimed_;   // list node → 2 × walk + direction (walk_list)
     std::vector<std::string> walk_names_;              // walk → what it walked, for warnings
-    std::unordered_map<uint64_t, std::vector<uint64_t>> walked_;   // list head → its nodes, in list order
+    // (list head, link offset) → its nodes, in list order: the same head walked for another entry
+    // type is another walk (attacker 14: a task's signal pointed at init_task.tasks)
+    std::map<std::pair<uint64_t, uint64_t>, std::vector<uint64_t>> walked_;
     bool total_limit_said_ = false;                    // max_list_total reached and warned about
     std::unordered_map<uint64_t, uint64_t> fd_count_;   // files_struct → open fds
     std::unordered_map<uint64_t, std::vector<uint64_t>> fd_numbers_;   // files_struct → open fd numbers
@@ -460,10 +484,18 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
 uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
     std::vector<uint64_t> group;
     const std::string what = "thread group of PID " + std::to_string(pid);
+    // A thread of another thread group (tgid) is not this group's (attacker 14: a leader's signal
+    // pointed at another list's head took its nodes).
+    const Accept same_group = [&](uint64_t t) -> std::string {
+        auto tg = word(t + L_.tgid, 4);
+        if (!tg) return "has no readable tgid";
+        if (static_cast<int32_t>(*tg) != pid) return "has tgid " + std::to_string(static_cast<int32_t>(*tg));
+        return {};
+    };
     bool walked = false;
     if (L_.thread_head && L_.thread_node) {
         if (auto sig = ptr(leader + L_.signal); sig && plausible(*sig)) {
-            walk_list(*sig + *L_.thread_head, *L_.thread_node, what, [&](uint64_t t) { group.push_back(t); });
+            walk_list(*sig + *L_.thread_head, *L_.thread_node, what, [&](uint64_t t) { group.push_back(t); }, same_group);
             walked = true;
         } else {
             warn("task " + hex(leader) + " (PID " + std::to_string(pid) + "): signal unreadable");
@@ -471,19 +503,34 @@ uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
     }
     if (!walked && L_.thread_group) {
         group.push_back(leader);
-        walk_list(leader + *L_.thread_group, *L_.thread_group, what, [&](uint64_t t) { group.push_back(t); });
+        walk_list(leader + *L_.thread_group, *L_.thread_group, what, [&](uint64_t t) { group.push_back(t); }, same_group);
     }
     if (std::find(group.begin(), group.end(), leader) == group.end()) {
         warn(what + ": leader not on its thread list");
         group.push_back(leader);
     }
+    // A thread of another thread group (tgid) is not this group's: listing it would make a task hidden
+    // from init_task.tasks look listed (attacker 14: one leader's signal pointed at a hidden
+    // process's signal_struct), and a forged thread list of fake entries would each be a task.
+    // (A list walked before for another group is replayed, not walked: its entries are checked here.)
+    size_t foreign = 0;
+    std::string first_foreign;
+    std::erase_if(group, [&](uint64_t t) {
+        if (t == leader) return false;
+        std::string why = same_group(t);
+        if (why.empty()) return false;
+        if (!foreign++) first_foreign = hex(t) + " " + why;
+        return true;
+    });
+    if (foreign)
+        warn(what + ": " + std::to_string(foreign) + " entr" + (foreign > 1 ? "ies" : "y") +
+             " of another thread group not listed (task " + first_foreign + ")");
+    drop_overlapping(group, leader, what, [leader](uint64_t) { return leader; });
     out_.counts.threads += group.size();
     for (uint64_t t : group) {
         if (t == leader) continue;
         add_task(t, what);
         all_tasks_.push_back({t, task_pid(t)});
-        if (auto tg = word(t + L_.tgid, 4); tg && static_cast<int32_t>(*tg) != pid)
-            warn("task " + hex(t) + " in " + what + " has tgid " + std::to_string(static_cast<int32_t>(*tg)));
     }
     return group.size();
 }
@@ -743,7 +790,7 @@ LabelSet Walker::run() {
 
     std::vector<uint64_t> leaders;
     walk_list(init_task + L_.tasks, L_.tasks, "init_task.tasks", [&](uint64_t t) { leaders.push_back(t); });
-    drop_overlapping(leaders, init_task, "init_task.tasks");
+    drop_overlapping(leaders, init_task, "init_task.tasks", [](uint64_t t) { return t; });
     for (uint64_t t : leaders) {
         const int64_t pid = task_pid(t);
         add_task(t, "init_task.tasks");

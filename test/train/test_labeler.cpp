@@ -340,7 +340,52 @@ TEST_CASE("pslist: broken task lists are walked back along prev, each task once"
         CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == std::vector<uint64_t>{w.at["init_task"], p1});
         REQUIRE(said.size() == 1);
         CHECK(said[0] == "init_task.tasks: 64 of 65 entries overlap another task_struct (" +
-                             std::to_string(Off::task_size) + " bytes each; slab objects do not overlap): not listed");
+                             std::to_string(Off::task_size) + " bytes each; slab objects do not overlap): 64 whose "
+                             "group_leader disagrees not listed");
+    }
+    // Attacker 14.
+    SUBCASE("a fake entry planted inside a real task does not hide the real one") {
+        World w;
+        const uint64_t p1 = w.at["p1"], p2 = w.at["p2"], p3 = w.at["p3"];
+        const uint64_t fake = p2 + 240;   // its list_head inside p2's bytes (past its fields the walk reads)
+        w.link(w.at["init_task"] + Off::tasks, {p1 + Off::tasks, p2 + Off::tasks, fake, p3 + Off::tasks});
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
+        REQUIRE(said.size() == 1);
+        CHECK(said[0].find(": 2 of 4 entries overlap another task_struct") != std::string::npos);
+        CHECK(said[0].find("1 whose group_leader disagrees not listed, 1 kept (their group_leader agrees)") !=
+              std::string::npos);
+    }
+    SUBCASE("a leader's signal borrowed from a hidden process does not list that process") {
+        World w;
+        const uint64_t p1 = w.at["p1"], p2 = w.at["p2"], p3 = w.at["p3"];
+        w.link(w.at["init_task"] + Off::tasks, {p1 + Off::tasks, p3 + Off::tasks});   // p2 unlinked (DKOM)
+        w.mem.put(p3 + Off::signal, *w.mem.word(p2 + Off::signal, 8));
+        std::vector<std::string> said;
+        const std::vector<uint64_t> got = vaddrs(pslist(w.mem, btf, w.syms(), &said));
+        CHECK(got == std::vector<uint64_t>{w.at["init_task"], p1, p3});
+        REQUIRE(said.size() == 2);
+        CHECK(said[0].rfind("thread group of PID 2: entry ", 0) == 0);
+        CHECK(said[0].find(" after 0 entries has tgid 100; walked back along prev from the head: 0 entries, then entry ") !=
+              std::string::npos);
+        CHECK(said[1] == "thread group of PID 2: leader not on its thread list");
+        // p2 still listed: its thread list, walked for it, is replayed for p3 and checked there.
+        World v;
+        v.mem.put(v.at["p3"] + Off::signal, *v.mem.word(v.at["p2"] + Off::signal, 8));
+        std::vector<std::string> again;
+        CHECK(vaddrs(pslist(v.mem, btf, v.syms(), &again)) == all);
+        REQUIRE(again.size() == 2);
+        CHECK(again[0] == "thread group of PID 2: leader not on its thread list");
+        CHECK(again[1].rfind("thread group of PID 2: 3 entries of another thread group not listed (task ", 0) == 0);
+        CHECK(again[1].find(" has tgid 100)") != std::string::npos);
+    }
+    SUBCASE("a signal pointed at init_task.tasks: its nodes are not walked again as threads") {
+        World w;
+        w.mem.put(w.at["p3"] + Off::signal, w.at["init_task"] + Off::tasks - Off::thread_head);
+        std::vector<std::string> said;
+        CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
+        REQUIRE(!said.empty());
+        CHECK(said[0].find("is already on init_task.tasks") != std::string::npos);
     }
     SUBCASE("all walks together stop at max_list_total nodes") {
         World w;
