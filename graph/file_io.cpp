@@ -264,18 +264,14 @@ void AtomicDirectory::commit() {
     auto fail = [&](const std::string& what) {
         throw InputError(what + " " + temp_ + " (for " + path_ + "): " + errno_text(errno));
     };
-    // An empty directory the user made keeps its mode (0700 for a dump's secrets) and, where this
-    // process may give it, its owner and group; a new one gets what mkdir(2) would have given.
+    // An empty directory the user made keeps its restrictions (0700 for a dump's secrets): the mode is
+    // what mkdir(2) would give, narrowed by the existing one's permission bits, never widened (no
+    // set-id, sticky or write bits the umask takes away) and never handed to another owner
+    // (attacker 14: an empty 2777 directory another user made got root's output, theirs to replace).
     mode_t mode = 0777 & ~current_umask();
     struct stat target {};
-    if (::lstat(path_.c_str(), &target) == 0 && S_ISDIR(target.st_mode)) {
-        mode = target.st_mode & 07777;
-        if (target.st_uid != ::geteuid() || target.st_gid != ::getegid())
-            if (::lchown(temp_.c_str(), target.st_uid, target.st_gid) != 0) {
-                // best effort: only root, or a group of ours, may give it; the mode is kept either way
-            }
-    }
-    if (::chmod(temp_.c_str(), mode) != 0) fail("cannot set the mode of");   // after chown, which clears set-id bits
+    if (::lstat(path_.c_str(), &target) == 0 && S_ISDIR(target.st_mode)) mode &= target.st_mode & 0777;
+    if (::chmod(temp_.c_str(), mode) != 0) fail("cannot set the mode of");
     sync_directory(temp_);   // its entries
     if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
     committed_ = true;

@@ -19,8 +19,8 @@
 // Atomic output directory
 //   A directory of outputs (dm-attack's OUT_DIR) is built in a temporary ".NAME.tmp-XXXXXX" beside
 //   NAME (mkdtemp: created 0700, same parent, so the rename stays on one filesystem), and commit()
-//   sets its mode (an existing empty NAME's mode, and its owner and group where this process may
-//   set them; else 0777 & ~umask), fsyncs it, renames it onto NAME and fsyncs the parent: NAME
+//   sets its mode (0777 & ~umask, narrowed by an existing empty NAME's permission bits, e.g. 0700;
+//   never set-id, sticky or another owner's), fsyncs it, renames it onto NAME and fsyncs the parent: NAME
 //   appears whole or not at all (an existing NAME is replaced by a new inode: its ACLs and extended
 //   attributes are not carried over). Without commit() (an exception, a refusal) the temporary is
 //   removed with all it holds (symlinks inside are removed, not followed); after a kill -9 it

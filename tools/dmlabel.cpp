@@ -12,6 +12,7 @@
 // dump's process/thread/fd/module counts must equal the guest's; differences are printed and the
 // exit status is 1 (the label files are still written, for inspection).
 #include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
 #include "train/kernel_from_dump.hpp"
 #include "train/labeler.hpp"
 
@@ -106,7 +107,7 @@ int run(int argc, char** argv) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     if (!quiet) {
-        for (const auto& w : set.warnings) std::fprintf(stderr, "dmlabel: warning: %s\n", w.c_str());
+        for (const auto& w : set.warnings) std::fprintf(stderr, "dmlabel: warning: %s\n", terminal_text(w).c_str());
         std::printf("%s\n", banner.empty() ? "(banner not checked)" : banner.c_str());
         std::printf("paging %s, dtb %s\n", to_string(tl.mode()), hex(tl.dtb()).c_str());
         std::printf("types from %s; symbols from %s\n", kernel.btf_source.c_str(), kernel.symbols_source.c_str());
@@ -141,12 +142,12 @@ int run(int argc, char** argv) {
             for (uint64_t fd : p.fd_numbers) fds += (fds.empty() ? "" : ",") + std::to_string(fd);
             std::printf("%lld\t%llu\t%llu\t%s\t%s\n", static_cast<long long>(p.pid),
                         static_cast<unsigned long long>(p.threads), static_cast<unsigned long long>(p.fds),
-                        fds.empty() ? "-" : fds.c_str(), p.comm.c_str());
+                        fds.empty() ? "-" : fds.c_str(), terminal_text(p.comm).c_str());   // a dump's bytes
         }
     }
     if (view) {
         auto diff = compare_with_view(set.counts, *view);
-        for (const auto& d : diff) std::printf("%s\n", d.c_str());
+        for (const auto& d : diff) std::printf("%s\n", terminal_text(d).c_str());
         if (!diff.empty()) {
             std::fprintf(stderr, "dmlabel: error: dump disagrees with the guest view (%zu differences)\n", diff.size());
             return 1;

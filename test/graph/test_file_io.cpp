@@ -265,13 +265,20 @@ TEST_CASE("AtomicDirectory: an existing empty directory keeps its mode (0700 sta
     CHECK(slurp(out / "dump.elf") == "secrets");
     CHECK(mode_of(out) == 0700);
     CHECK(mode_of(d.path / "new") == 0755);
+    // Only narrowed, never widened: no set-id or sticky bit, no write bit the umask takes away
+    // (attacker 14: another user's empty 2777 directory got root's output).
+    const mode_t mask = ::umask(022);
     REQUIRE(::mkdir((d.path / "shared").c_str(), 0750) == 0);
-    REQUIRE(::chmod((d.path / "shared").c_str(), 02751) == 0);   // setgid and an odd mode survive too
-    {
-        AtomicDirectory a((d.path / "shared").string());
+    REQUIRE(::chmod((d.path / "shared").c_str(), 02751) == 0);
+    REQUIRE(::mkdir((d.path / "open").c_str(), 0700) == 0);
+    REQUIRE(::chmod((d.path / "open").c_str(), 03777) == 0);
+    for (const char* n : {"shared", "open"}) {
+        AtomicDirectory a((d.path / n).string());
         a.commit();
     }
-    CHECK(mode_of(d.path / "shared") == 02751);
+    ::umask(mask);
+    CHECK(mode_of(d.path / "shared") == 0751);
+    CHECK(mode_of(d.path / "open") == 0755);
 }
 
 TEST_CASE("require_regular_file: regular readable files pass; devices, FIFOs, directories, absent files do not") {
