@@ -484,12 +484,13 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
 uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
     std::vector<uint64_t> group;
     const std::string what = "thread group of PID " + std::to_string(pid);
-    // A thread of another thread group (tgid) is not this group's (attacker 14: a leader's signal
-    // pointed at another list's head took its nodes).
+    // A thread whose group_leader is another task is not this group's (attacker 14: a leader's
+    // signal pointed at another process's thread list, or at another list's head, took its nodes).
+    // group_leader, not tgid: tampering with pid/tgid (dm-attack tamper) must not unlist a thread.
     const Accept same_group = [&](uint64_t t) -> std::string {
-        auto tg = word(t + L_.tgid, 4);
-        if (!tg) return "has no readable tgid";
-        if (static_cast<int32_t>(*tg) != pid) return "has tgid " + std::to_string(static_cast<int32_t>(*tg));
+        auto gl = ptr(t + L_.group_leader);
+        if (!gl) return "has no readable group_leader";
+        if (*gl != leader) return "has group_leader " + hex(*gl);
         return {};
     };
     bool walked = false;
@@ -509,7 +510,7 @@ uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
         warn(what + ": leader not on its thread list");
         group.push_back(leader);
     }
-    // A thread of another thread group (tgid) is not this group's: listing it would make a task hidden
+    // A thread of another thread group is not this group's: listing it would make a task hidden
     // from init_task.tasks look listed (attacker 14: one leader's signal pointed at a hidden
     // process's signal_struct), and a forged thread list of fake entries would each be a task.
     // (A list walked before for another group is replayed, not walked: its entries are checked here.)
@@ -531,6 +532,8 @@ uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
         if (t == leader) continue;
         add_task(t, what);
         all_tasks_.push_back({t, task_pid(t)});
+        if (auto tg = word(t + L_.tgid, 4); tg && static_cast<int32_t>(*tg) != pid)   // tampered?
+            warn("task " + hex(t) + " in " + what + " has tgid " + std::to_string(static_cast<int32_t>(*tg)));
     }
     return group.size();
 }
