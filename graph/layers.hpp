@@ -270,6 +270,14 @@ public:
     // sorted by vaddr; large pages stay whole. What makes a word a pointer in the memory graph, so
     // that raw, ELF and LiME copies of one dump agree. Computed by the same walk as kernel_runs().
     std::span<const VirtualRun> mapped_kernel_runs() const;
+    // Kernel address ranges {vaddr, size} under present entries of sound tables whose table the
+    // dump lacks (WalkStats::absent_tables; a dump cut below the tables the kernel allocated at the
+    // top of RAM loses those of vmalloc, vmemmap and the direct map), ascending, disjoint, at most
+    // 65,536. The kernel may map any page in them: a word pointing there is a pointer field of the
+    // memory graph whose target the dump lacks, as under a present table, so that cutting the
+    // tables does not turn stack, struct page and per-CPU pointers into data (issue #11 item 4).
+    // Not mapped memory the dump lacks (they may map far less than they span). Same walk as kernel_runs().
+    std::span<const std::pair<uint64_t, uint64_t>> absent_table_spans() const;
     // kernel_runs() with each physical page once, at its lowest virtual address (the direct map
     // for most pages), sorted by vaddr: what a scan over kernel memory reads so that it reads each
     // page of the dump once, not once per alias. Computed on each call.
@@ -361,6 +369,7 @@ private:
     uint64_t kernel_base_;
     mutable std::vector<VirtualRun> kernel_runs_;
     mutable std::vector<VirtualRun> mapped_runs_, fill_runs_;
+    mutable std::vector<std::pair<uint64_t, uint64_t>> absent_spans_;
     mutable bool kernel_runs_done_ = false;
     mutable WalkStats stats_{};
     mutable std::vector<uint64_t> absent_sample_;

@@ -178,13 +178,17 @@ private:
 // no node can be its target.
 class MappedPages {
 public:
-    // `runs` need not be sorted nor disjoint; each must be 4 KiB-aligned and not wrap.
-    void build(std::span<const VirtualRun> a, std::span<const VirtualRun> b) {
+    // `runs` need not be sorted nor disjoint; each must be 4 KiB-aligned and not wrap. `spans`
+    // {vaddr, size}: ranges under absent tables (TranslationLayer::absent_table_spans), whole pages.
+    void build(std::span<const VirtualRun> a, std::span<const VirtualRun> b,
+               std::span<const std::pair<uint64_t, uint64_t>> spans = {}) {
         std::vector<std::pair<uint64_t, uint64_t>> iv;
-        iv.reserve(a.size() + b.size());
+        iv.reserve(a.size() + b.size() + spans.size());
         for (auto runs : {a, b})
             for (const auto& r : runs)
                 if (r.size) iv.emplace_back(r.vaddr / kPage, r.vaddr / kPage + r.size / kPage);
+        for (const auto& [lo, size] : spans)
+            if (size / kPage) iv.emplace_back(lo / kPage, lo / kPage + size / kPage);
         std::sort(iv.begin(), iv.end());
         for (const auto& [lo, hi] : iv) {
             if (!iv_.empty() && lo <= iv_.back().second) iv_.back().second = std::max(iv_.back().second, hi);
@@ -376,8 +380,10 @@ struct MemoryGraphBuilder {
     const uint8_t* page_bytes(uint64_t paddr) const noexcept { return phys.find(paddr, kPage); }
 
     // Enumerates kernel pages, drops pages the physical layer lacks, keeps the lowest vaddr of
-    // each physical page, fills the alias table, and lists the mapped pages the dump lacks.
-    void canonical_pages(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs) {
+    // each physical page, fills the alias table, and lists the mapped pages the dump lacks (not
+    // those of the absent tables' `spans`, which only make pointer fields).
+    void canonical_pages(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs,
+                         std::span<const std::pair<uint64_t, uint64_t>> spans) {
         struct Entry { uint64_t ppn, vpn; const uint8_t* data; };
         std::vector<Entry> entries;
         uint64_t total = 0;
@@ -388,7 +394,12 @@ struct MemoryGraphBuilder {
                 if (r.size != 0 && (r.size - 1 > ~r.vaddr || r.size - 1 > ~r.paddr))
                     throw InputError("kernel run at vaddr " + hex(r.vaddr) + " wraps the address space");
             }
-        mapped.build(runs, mapped_runs);
+        for (const auto& [lo, size] : spans)
+            if ((lo | size) & (kPage - 1) || size - 1 > ~lo)
+                throw InputError("kernel span at vaddr " + hex(lo) + " is not 4 KiB-aligned or wraps");
+        mapped.build(runs, mapped_runs, spans);
+        MappedPages known;   // what the tables map, for the absent pages
+        known.build(runs, mapped_runs);
         for (const auto& r : runs) total += r.size / kPage;
         entries.reserve(total);
         for (const auto& r : runs)
@@ -431,7 +442,7 @@ struct MemoryGraphBuilder {
         alias.build(vpn_map);
         // Absent = mapped minus present (every present vpn lies inside some mapped interval).
         auto v = vpn_map.begin();
-        for (auto [lo, hi] : mapped.intervals()) {
+        for (auto [lo, hi] : known.intervals()) {
             uint64_t at = lo;
             for (; v != vpn_map.end() && v->first < hi; ++v) {
                 if (v->first > at) absent.push_back({at * kPage, (v->first - at) * kPage});
@@ -799,13 +810,14 @@ struct MemoryGraphBuilder {
         phases.csr = seconds_since(t0);
     }
 
-    MemoryGraph run(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs) {
+    MemoryGraph run(std::span<const VirtualRun> runs, std::span<const VirtualRun> mapped_runs,
+                    std::span<const std::pair<uint64_t, uint64_t>> spans = {}) {
         check_params(params);
         ws = params.word_size;
         bpp = kPage / ws;
         max_words = (params.max_segment + ws - 1) / ws;
         auto t = Clock::now();
-        canonical_pages(runs, mapped_runs);
+        canonical_pages(runs, mapped_runs, spans);
         phases.pages = seconds_since(t);
         t = Clock::now();
         scan();
@@ -891,7 +903,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     b.memory_check = true;
     MemoryGraph g;
     try {
-        g = b.run(runs, mapped);
+        g = b.run(runs, mapped, layer.absent_table_spans());
     } catch (const std::bad_alloc&) {
         throw InputError(out_of_memory_message());
     }

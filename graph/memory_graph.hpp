@@ -5,7 +5,9 @@
 //                  address the page tables map (TranslationLayer::mapped_kernel_runs()), whether
 //                  or not the dump holds that page: a pointer into an absent page (per-CPU areas
 //                  cut off a raw dump, MMIO, memory a capture skipped) bounds segments like any
-//                  other and only lacks a target node. So raw, ELF, LiME, kdump and AVML copies of
+//                  other and only lacks a target node. So does a value under a page table the
+//                  dump lacks (TranslationLayer::absent_table_spans(): a dump cut below the
+//                  tables of vmalloc, vmemmap and the direct map). So raw, ELF, LiME, kdump and AVML copies of
 //                  one dump give identical graphs. "Holds" is PhysicalLayer::runs(): the holes of
 //                  a sparse file read as zeros and are held (a sparse copy of a raw dump gives
 //                  the dense file's graph), as a kdump or AVML zero page is; memory outside the

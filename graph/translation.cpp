@@ -946,6 +946,7 @@ std::span<const VirtualRun> TranslationLayer::kernel_runs() const {
         kernel_runs_ = std::move(r.runs);
         mapped_runs_ = std::move(r.mapped);
         fill_runs_ = std::move(r.filled);
+        absent_spans_ = std::move(r.absent_spans);
         stats_ = r.stats;
         absent_sample_.assign(r.absent_pages.begin(), r.absent_pages.begin() + std::min<size_t>(3, r.absent_pages.size()));
         kernel_runs_done_ = true;
@@ -956,6 +957,11 @@ std::span<const VirtualRun> TranslationLayer::kernel_runs() const {
 std::span<const VirtualRun> TranslationLayer::mapped_kernel_runs() const {
     kernel_runs();
     return mapped_runs_;
+}
+
+std::span<const std::pair<uint64_t, uint64_t>> TranslationLayer::absent_table_spans() const {
+    kernel_runs();
+    return absent_spans_;
 }
 
 std::vector<VirtualRun> TranslationLayer::distinct_runs() const {

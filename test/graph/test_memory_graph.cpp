@@ -513,6 +513,38 @@ TEST_CASE("graph: pointer-ness follows the page tables, so ELF and LiME copies g
     fs::remove_all(dir);
 }
 
+// Issue #11 (attacker 14 #8): a raw dump cut below the tables the kernel allocated at the top of
+// RAM loses those of vmalloc, vmemmap and the direct map; words pointing there (stacks, struct
+// page, per-CPU data) were data, segments merged, and task_struct was not found in a 128 MiB cut.
+TEST_CASE("graph: a word under a page table the dump lacks is a pointer field without a target") {
+    namespace ti = test_images;
+    constexpr uint64_t Direct = 0xffff800000000000ull, Span = 0xffff960000000000ull;   // PML4[300]
+    constexpr uint64_t Data = 0x300000;
+    auto img = ti::build_x64_4level();
+    img.put64(0x1000 + 300 * 8, 0x7000000 | 0x3);   // PML4[300] → a PDPT past the 4 MiB end (present, RW)
+    for (uint64_t i = 0; i < 4096; ++i) img.bytes[Data + i] = 0x5a;
+    img.put64(Data, Direct + Data + 2048);             // guards: the zero pages around make no node
+    img.put64(Data + 4088, Direct + Data + 2048);
+    img.put64(Data + 64, Span + 0x12345678);           // under the absent table: a pointer field
+    img.put64(Data + 400, Span + (uint64_t{1} << 39) + 8);   // PML4[301], not present: data
+    auto phys = PhysicalLayer::from_bytes(img.bytes, DumpFormat::Raw);
+    TranslationLayer layer(*phys, PagingMode::X86_64_4Level, 0x1000);
+    const auto spans = layer.absent_table_spans();
+    REQUIRE(spans.size() == 1);
+    CHECK(spans[0] == std::pair<uint64_t, uint64_t>{Span, uint64_t{1} << 39});
+    MemoryGraph g = MemoryGraph::build(layer);
+    auto [a, b] = g.nodes_between(Direct + Data, Direct + Data + 4096);
+    REQUIRE(b - a == 2);
+    CHECK(g.vaddr()[a] == Direct + Data + 8);
+    CHECK(g.length()[a] == 56);
+    CHECK(g.vaddr()[a + 1] == Direct + Data + 72);
+    CHECK(g.length()[a + 1] == 4088 - 72);
+    CHECK(row(g, RP, a).empty());       // the pointer at 64 has no target node
+    CHECK(row(g, LP, a + 1).empty());
+    // The span may map far less than it covers: not counted as memory the dump lacks.
+    for (const AbsentRun& r : g.absent()) CHECK((r.vaddr < Span || r.vaddr >= Span + (uint64_t{1} << 39)));
+}
+
 TEST_CASE("graph: a sparse copy of a raw dump (holes where the dense file has zeros) gives the dense file's graph") {
     // `cp` (coreutils 9.1) turns zero blocks into holes. The image of layer_images.hpp with a data
     // page of pointers, zero pages around it, and zero page-table pages: each whole zero page of
