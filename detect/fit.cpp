@@ -214,6 +214,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
                           " (bases the run skipped may score more, still below it)");
     }
     for (const std::string& w : why) f.reason += (f.reason.empty() ? "" : "; ") + w;
+    f.checked = f.fits && (f.build == BuildMatch::SameBuild || (!per_build && agreement.objects >= kMinAgreementObjects));
     return f;
 }
 

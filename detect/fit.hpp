@@ -46,6 +46,7 @@
 //              builds: on any one dump the other layouts' key nodes are missing or vote shifted
 //              bases by design, so neither vote check applies; it is judged by build alone (and
 //              the reason says so unless the dump's build is one it was trained on).
+//              Checked (ModelFit::checked): SameBuild, or the votes measured; what --require-fit asks.
 //   Rows       Detector::scan measures agreement when asked (DetectOptions::measure_agreement): it
 //              then runs the network on agreement_rows() instead of the voting rows — every node
 //              that matches a key node's length within 3R of a voting row at half the threshold
@@ -91,6 +92,12 @@ struct ModelFit {
     std::optional<double> expected;     // the model's validation agreement, when recorded
     std::vector<std::string> missing;   // key nodes missing on the dump, "offset/length"
     bool fits = true;
+    // The fit was checked, not just not refuted: the dump's build is one the model was trained on
+    // (SameBuild), or the votes were measured (at least kMinAgreementObjects candidate objects, a
+    // model not per_build). A dump with no banner and nothing found, or another build whose objects
+    // are too few to vote on, is neither: `--require-fit` fails on it (attacker 14 #11: the 6.1
+    // model on a cut 6.12 dump whose banner was lost found 0 objects, and --require-fit exited 0).
+    bool checked = false;
     std::string reason;                 // why not, or what is worth knowing ("" when nothing)
 };
 // What a detection run saw of a model's scores: the threshold it used and the highest candidate

@@ -26,7 +26,8 @@
 // --quiet: a live percentage on a terminal, else one line per phase.
 // Exit status: 0 success, 1 bad input (unreadable or malformed dump, model or graph, mismatched
 // graph parameters, no models), 2 usage error (unknown option, missing argument), 3 with
-// --require-fit when a model does not fit the dump (the output is written all the same); an error
+// --require-fit when a model does not fit the dump or its fit cannot be checked (no banner and
+// too few candidate objects: detect/fit.hpp, Checked; the output is written all the same); an error
 // is one line "dmdetect: error: …" on stderr.
 //
 // Several dumps, or a directory (its files named *.elf, *.raw, *.lime, *.kdump, *.avml, *.dmg or
@@ -75,7 +76,7 @@ const char* kUsage =
     "  DUMP: raw/ELF/LiME/kdump/AVML memory dump, or a .dmg from `dmgraph build`; several, or a\n"
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
-    "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump (--require-fit)\n";
+    "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit)\n";
 
 namespace fs = std::filesystem;
 
@@ -191,7 +192,7 @@ int run(int argc, char** argv, Communicator& world) {
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "quiet,q", "no progress on stderr")(
-        "require-fit", "exit 3 when a model does not fit the dump's kernel (detect/fit.hpp)")(
+        "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
         "kallsyms", po::value<std::string>(), kKallsymsHelp)(
         "system-map", po::value<std::string>(), kSystemMapHelp)(
@@ -335,6 +336,15 @@ int run(int argc, char** argv, Communicator& world) {
             fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach, lacking));
             const ModelFit& f = fits.back();
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
+            if (f.fits && !f.checked && vm.count("require-fit")) {
+                fits_all = false;
+                std::fprintf(stderr,
+                             "dmdetect: warning: %smodel %s (%s): its fit to this dump cannot be checked (build %s, %llu "
+                             "candidate object%s, %llu needed to measure the votes): --require-fit fails\n",
+                             who.c_str(), f.type.c_str(), f.source.c_str(), to_string(f.build),
+                             static_cast<unsigned long long>(f.agreement.objects), f.agreement.objects == 1 ? "" : "s",
+                             static_cast<unsigned long long>(kMinAgreementObjects));
+            }
             if (f.fits && !none) continue;
             fits_all = fits_all && f.fits;
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),

@@ -423,6 +423,7 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
         auto img = test_images::build_x64_4level();
         test::put_objects([&](uint64_t p, uint64_t v) { img.put64(p, v); }, [&](uint64_t p, uint8_t v) { img.bytes[p] = v; },
                           P0, V, 24, shifted ? test::Layout::Moved : test::Layout::Trained);
+        if (!shifted) write(dir / "nobanner.raw", std::string(img.bytes.begin(), img.bytes.end()));
         std::memcpy(&img.bytes[0x201000], banner.data(), banner.size());
         write(dir / (shifted ? "moved.raw" : "dump.raw"), std::string(img.bytes.begin(), img.bytes.end()));
     }
@@ -506,5 +507,16 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     CHECK(two.status == 0);
     CHECK(without_notes(two.err) == lacks);
     CHECK(z.out.find("# fit task_struct: unknown, same-build, votes agree on no candidate object") != std::string::npos);
+    // No banner and nothing found (attacker 14 #11: a cut 6.12 dump's banner lost, the 6.1 model found
+    // nothing, --require-fit exited 0): the fit is unknown, not vouched for by the build: exit 3, and why.
+    const std::string nobanner = (dir / "nobanner.raw").string();
+    Run u = run("DMDETECT", "-w " + b + " " + nobanner + opts + " --threshold 1e6 --require-fit", dir);
+    CHECK(u.status == 3);
+    CHECK(u.err.find("dmdetect: warning: model task_struct (" + b + "): its fit to this dump cannot be checked (build "
+                     "unknown, 0 candidate objects, 5 needed to measure the votes): --require-fit fails\n") != std::string::npos);
+    CHECK(u.out.find("# fit task_struct: unknown, unknown, votes agree on no candidate object") != std::string::npos);
+    CHECK(run("DMDETECT", "-w " + b + " " + nobanner + opts + " --threshold 1e6", dir).status == 0);
+    // Without a banner, votes measured on 24 candidate objects check the fit.
+    CHECK(run("DMDETECT", "-w " + b + " " + nobanner + opts + " --require-fit", dir).status == 0);
     if (!std::getenv("KEEP")) fs::remove_all(dir);
 }
