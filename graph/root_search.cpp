@@ -478,6 +478,28 @@ TranslationLayer checked(const PhysicalLayer& phys, PagingMode mode, uint64_t dt
     return t;
 }
 
+// Search step 5 (see search() below): the group of x86-64 4-level candidates with sound tables
+// whose absent tables all lie beyond the dump's end, of most distinct members (user halves), when
+// it has at least kMinCutMembers: its first member and that count. (Some kernel tables may remain:
+// Debian 6.1's page directories keep the vmalloc area's empty PDPTs, allocated low.)
+std::optional<std::pair<const Candidate*, size_t>> cut_kernel_group(const PhysicalLayer& phys,
+                                                                    const std::vector<Candidate>& cands) {
+    constexpr size_t kMinCutMembers = 2;
+    constexpr uint64_t kSanePhysical = uint64_t{1} << 46;
+    std::map<uint64_t, std::pair<const Candidate*, std::set<uint64_t>>> groups;   // kernel half → (first, user halves)
+    for (const Candidate& c : cands)
+        if (c.mode == PagingMode::X86_64_4Level && !c.weak && c.absent_children > 0 && c.absent_lo >= phys.max_paddr() &&
+            c.absent_hi < kSanePhysical) {
+            auto& g = groups[c.kernel_half];
+            if (!g.first) g.first = &c;
+            g.second.insert(c.user_half);
+        }
+    std::optional<std::pair<const Candidate*, size_t>> best;
+    for (const auto& [half, g] : groups)
+        if (g.second.size() >= kMinCutMembers && (!best || g.second.size() > best->second)) best = {g.first, g.second.size()};
+    return best;
+}
+
 }  // namespace
 
 TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override,
@@ -633,6 +655,12 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
 //    tie-breaks among roots that map alike. No plausible root: InputError with a diagnosis of
 //    what is missing (tables beyond the end — cut — or in holes, a root that maps too little, or
 //    nothing like a page directory), never a root that maps no kernel.
+// 5. Except a dump cut below every table of the kernel (the kernel allocates its early page
+//    tables at the top of RAM: a 256 MiB Debian 6.1 guest cut at 160 MiB keeps its page
+//    directories, but the tables under their kernel halves all lie beyond the end): the group of
+//    cut_kernel_group gives the root when the direct map read linearly under its absent tables
+//    (translation.cpp, fill_direct_map: at the base the dump's pointers use) covers at least half
+//    of the dump's data pages; a note says so. A misread table is one member, never a group.
 TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::optional<PagingMode> mode_override) {
     using PM = PagingMode;
     std::vector<PagingMode> modes;
@@ -720,8 +748,24 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         g->mapping.runs = {};
         if (banner) phys.release_all();
     }
-    if (!best)
+    if (!best) {
+        if (auto cut = cut_kernel_group(phys, cands)) {
+            TranslationLayer t(phys, cut->first->mode, cut->first->dtb);
+            const uint64_t filled = t.kernel_runs().empty() ? 0 : t.walk_stats().direct_fill_pages;
+            if (filled > 0 && filled * 2 >= data_pages) {
+                t.root_notes_.push_back(
+                    "translation: no page-table root maps a kernel in this dump: the kernel's tables lie beyond its "
+                    "end at " + hex(phys.max_paddr()) + " (a cut dump); root " + hex(t.dtb()) + " (" +
+                    to_string(t.mode()) + "), shared by " + std::to_string(cut->second) +
+                    " page directories, is used, and its direct map is read linearly at " +
+                    hex(t.walk_stats().direct_fill_base) + ", the base the dump's pointers use most: the kernel "
+                    "image, vmalloc (stacks) and vmemmap cannot be read, and objects that point there score lower: a lower "
+                    "--threshold may find more");
+                return t;
+            }
+        }
         throw InputError(diagnosis(phys, data_pages, cands, best_implausible ? &*best_implausible : nullptr));
+    }
     TranslationLayer t = checked(phys, best->c->mode, best->c->dtb, "searched:");
     if (best->c->weak)   // the fallback: say so
         t.root_notes_.push_back(

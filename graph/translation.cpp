@@ -312,6 +312,43 @@ uint64_t most_pointed_zero_alias(const Scheme& s, const PhysicalLayer& phys, uin
 
 namespace {
 
+// The direct map's base when the kernel image cannot be read either (every kernel table under the
+// root absent: a dump cut below all of them, as the kernel allocates its early tables at the top
+// of RAM; e.g. a 256 MiB Debian 6.1 guest cut at 160 MiB): of the 1 GiB-aligned addresses inside
+// the absent spans, the one whose [base, base + the dump's end) the dump's pointers use most (slab
+// objects link each other through the direct map), when it gets at least twice the best range that
+// does not overlap it (vmemmap's struct page links, vmalloc); never at or above the kernel image's
+// window (the image and modules, whose granules the image's own pointers fill: 291,144 against the
+// direct map's 556,704 on a Debian 6.1 dump cut at 128 MiB). Shifts of the true base by whole GiB
+// overlap it and score less: the kernel leaves the GiB below its direct map unused (KASLR places
+// the regions apart, arch/x86/mm/kaslr.c). x86-64 4-level only (1 GiB evidence granules); 0 when
+// the pointers do not tell.
+uint64_t base_by_pointers(const Scheme& s, const PhysicalLayer& phys, uint64_t kernel_base, const WalkResult& res) {
+    constexpr unsigned kGiB = 30;
+    const PointerEvidence ev = pointer_evidence(s, phys, kernel_base);
+    if (ev.shift != kGiB || ev.prefix.size() < 2) return 0;
+    const uint64_t limit = (phys.max_paddr() + (uint64_t{1} << kGiB) - 1) & ~((uint64_t{1} << kGiB) - 1);
+    if (!limit) return 0;
+    auto in_spans = [&](uint64_t w) {
+        auto it = std::upper_bound(res.absent_spans.begin(), res.absent_spans.end(), w,
+                                   [](uint64_t v, const std::pair<uint64_t, uint64_t>& a) { return v < a.first; });
+        return it != res.absent_spans.begin() && w - std::prev(it)->first < std::prev(it)->second;
+    };
+    std::vector<std::pair<uint64_t, uint64_t>> scored;   // (pointers, base), granules holding pointers only
+    for (uint64_t i = 0; i + 1 < ev.prefix.size(); ++i) {
+        if (ev.prefix[i + 1] == ev.prefix[i]) continue;
+        const uint64_t w = ev.base + (i << kGiB);
+        if (w < s.anchor_vaddr && in_spans(w)) scored.emplace_back(ev.score(w, limit), w);
+    }
+    if (scored.empty()) return 0;
+    std::sort(scored.rbegin(), scored.rend());
+    const auto [top, base] = scored.front();
+    uint64_t rival = 0;
+    for (const auto& [n, w] : scored)
+        if (w + limit <= base || base + limit <= w) { rival = n; break; }
+    return top >= 2 * rival ? base : 0;
+}
+
 // The direct map under absent tables (WalkStats::direct_fill_pages). Its base: on 32-bit and PAE,
 // PAGE_OFFSET (the scheme's kernel_base), over lowmem; on x86-64, a 1 GiB-aligned word the kernel
 // image holds (image_base_words: page_offset_base), the one that most of the walk's pages already
@@ -320,7 +357,9 @@ namespace {
 // other (page_offset_base beside vmalloc_base and vmemmap_base). Only present pages of the dump are added, only at
 // addresses no entry mapped (under an absent table), each once: entries pointed at tables past the
 // file no longer hide the memory they held (attacker 12: 8 redirected entries hid 365 of 451
-// tasks), and a dump cut below its direct map's tables keeps its direct map.
+// tasks), and a dump cut below its direct map's tables keeps its direct map. When no page of the
+// kernel image can be read either (its tables absent too), base_by_pointers; when the image is
+// read but holds no base, nothing is added.
 void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base, WalkResult& res) {
     if (res.absent_spans.empty()) return;
     uint64_t base = 0;
@@ -328,13 +367,22 @@ void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
         base = s.kernel_base;
     } else {
         const std::vector<uint64_t> words = image_base_words(s, phys, dtb, kernel_base);
-        if (words.empty()) return;
+        if (words.empty()) {
+            // An image that can be read but holds no base: no telling (a forged one may have been
+            // erased); an image the dump cannot reach: the pointers tell.
+            const bool image_read = std::any_of(res.runs.begin(), res.runs.end(), [&](const VirtualRun& r) {
+                return r.vaddr + r.size > s.anchor_vaddr && r.vaddr < s.anchor_vaddr + s.text_window;
+            });
+            if (image_read) return;
+            base = base_by_pointers(s, phys, kernel_base, res);
+            if (!base) return;
+        }
         std::map<uint64_t, uint64_t> pages_at;   // offset → pages
         for (const VirtualRun& r : res.runs) pages_at[r.vaddr - r.paddr] += r.size / kPage;
         uint64_t best = 0;
         for (uint64_t w : words)
             if (auto it = pages_at.find(w); it != pages_at.end() && it->second > best) best = it->second, base = w;
-        if (!base) {
+        if (!base && !words.empty()) {
             std::vector<uint64_t> meeting;
             for (uint64_t w : words)
                 for (const auto& [lo, size] : res.absent_spans)

@@ -217,6 +217,55 @@ TEST_CASE("root search: refusals diagnose what is missing") {
     }
 }
 
+// Issue #11 (a 256 MiB Debian 6.1 guest cut at 160 MiB: every kernel table allocated above the cut,
+// "no kernel page tables" on 3 of 4 validation dumps): the kernel's page directories share a kernel
+// half whose tables all lie beyond the end; their group gives the root, the dump's pointers the
+// direct map's base.
+TEST_CASE("root search: a dump cut below every kernel table keeps its direct map, read at the base its pointers use") {
+    constexpr uint64_t Direct = 0xffff888000000000ull;   // PML4[273]
+    auto cut_dump = [](int directories, uint64_t direct_words, uint64_t text_words, uint64_t vmemmap_words = 0) {
+        Image mem(0x400000);
+        for (int d = 0; d < directories; ++d) {
+            const uint64_t pgd = 0x1000 * (d + 1);
+            mem.put64(pgd + 273 * 8, 0x100000000ull | P | RW);
+            mem.put64(pgd + 511 * 8, 0x100005000ull | P | RW);
+            mem.put64(pgd + 468 * 8, 0x100009000ull | P | RW);   // vmemmap's, 0xffffea0000000000
+            if (d > 0) mem.put64(pgd, (0x10000 + 0x1000 * d) | P | RW | US);   // its own user half
+        }
+        for (uint64_t i = 0; i < direct_words; ++i) mem.put64(0x100000 + 8 * i, Direct + 0x200000 + 64 * i);
+        for (uint64_t i = 0; i < text_words; ++i) mem.put64(0x180000 + 8 * i, 0xffffffff81000000ull + 64 * i);
+        for (uint64_t i = 0; i < vmemmap_words; ++i) mem.put64(0x1c0000 + 8 * i, 0xffffea0000000000ull + 64 * i);
+        return mem;
+    };
+    SUBCASE("two page directories, the pointers clear (the image's own pointers, however many, never make a base)") {
+        Image mem = cut_dump(2, 1000, 3000, 400);
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t = TranslationLayer::search(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(t.mode() == PagingMode::X86_64_4Level);
+        const auto st = t.walk_stats();
+        CHECK(st.direct_fill_base == Direct);
+        CHECK(st.direct_fill_pages == 1024);
+        CHECK(t.translate(Direct + 0x100000) == 0x100000u);
+        CHECK_FALSE(t.translate(0xffffffff81000000ull).has_value());
+        const auto w = t.warnings();
+        REQUIRE(!w.empty());
+        CHECK(contains(w[0], "translation: no page-table root maps a kernel in this dump: the kernel's tables lie beyond "
+                             "its end at 0x400000 (a cut dump); root 0x1000 (x64), shared by 2 page directories, is used, "
+                             "and its direct map is read linearly at 0xffff888000000000"));
+        // Words into the text's lost tables are pointer fields (absent_table_spans), not data.
+        REQUIRE(t.absent_table_spans().size() == 3);
+    }
+    SUBCASE("one page directory: a misread table, refused as cut") {
+        Image mem = cut_dump(1, 1000, 100);
+        CHECK(contains(search_error(*PhysicalLayer::from_bytes(mem.bytes)), "it looks cut at 4 MiB"));
+    }
+    SUBCASE("pointers that do not tell the direct map from vmemmap: refused as cut") {
+        Image mem = cut_dump(2, 1000, 0, 600);
+        CHECK(contains(search_error(*PhysicalLayer::from_bytes(mem.bytes)), "it looks cut at 4 MiB"));
+    }
+}
+
 TEST_CASE("walker: at most 4 kernel mappings per physical page, whatever the tables claim") {
     SUBCASE("a Linux-like image keeps its aliases and warns about nothing") {
         Image mem = build_x64_4level();
