@@ -4,8 +4,9 @@
 // with key nodes taken from the dump's own task_struct labels; (2) when trained models exist in
 // $DEEPMEM_MODELS (data/models/*.cereal), dmdetect runs them all on dump.elf and dmeval scores the
 // output, and each model must reach its accuracy floor on this held-out dump; (3) a raw copy of the
-// dev dump cut 16 MiB short gets dmdetect's warnings that it lacks memory the kernel maps. Exits 77
-// (skipped) without the dump; parts (2) and (3) are skipped without models.
+// dev dump cut 16 MiB short gets dmdetect's warnings that it lacks memory the kernel maps; (4) one
+// cut to 96 MiB is analysed and its task_structs below the cut found. Exits 77 (skipped) without the
+// dump; parts (2) to (4) are skipped without models.
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 #include "../real_dump.hpp"
@@ -18,6 +19,7 @@
 #include <iterator>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <unistd.h>
 
@@ -170,17 +172,28 @@ std::string slurp(const fs::path& file) {
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-}  // namespace
-
-TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the kernel maps (tester 11), and its tasks are found") {
+// The dev dump, the task_struct model in $DEEPMEM_MODELS and $DMDETECT; nullopt (said) otherwise.
+struct DevTaskModel {
+    fs::path dev, model;
+    std::string dmdetect;
+};
+std::optional<DevTaskModel> dev_task_model() {
     const char* sub = std::getenv("DEEPMEM_REAL_DUMP");
     const char* models_env = std::getenv("DEEPMEM_MODELS");
     const char* dmdetect = std::getenv("DMDETECT");
     if ((sub && *sub) || !models_env || !dmdetect || !fs::exists(fs::path(models_env) / "task_struct.cereal")) {
         MESSAGE("the dev dump and its task_struct model only: skipped");
-        return;
+        return std::nullopt;
     }
-    const fs::path dev = test::real_dump_dir({"dump.elf"});
+    return DevTaskModel{test::real_dump_dir({"dump.elf"}), fs::path(models_env) / "task_struct.cereal", dmdetect};
+}
+
+}  // namespace
+
+TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the kernel maps (tester 11), and its tasks are found") {
+    const auto setup = dev_task_model();
+    if (!setup) return;
+    const auto& [dev, model, dmdetect] = *setup;
     // The physical memory below (top of RAM − 16 MiB), as a sparse raw file: the top of RAM holds the
     // per-CPU areas and the tables of the vmalloc area and vmemmap.
     auto phys = PhysicalLayer::open((dev / "dump.elf").string());
@@ -190,7 +203,7 @@ TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the ke
     fs::create_directories(dir);
     const fs::path raw = dir / "cut.raw", err = dir / "err.txt";
     write_cut_raw(*phys, cut, raw);
-    const std::string cmd = std::string(dmdetect) + " -w " + (fs::path(models_env) / "task_struct.cereal").string() + " " +
+    const std::string cmd = dmdetect + " -w " + model.string() + " " +
                             raw.string() + " --format json -o " + (dir / "out.jsonl").string() + " 2> " + err.string();
     CHECK(std::system(cmd.c_str()) == 0);
     const std::string said = slurp(err);
@@ -218,21 +231,16 @@ TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the ke
 // edges into the image are lost, and at --threshold 6 (chosen on validation dumps cut at 160–64
 // MiB: 0 false positives, every task but init_task and at most one more per dump).
 TEST_CASE("detect: a raw copy cut to 96 MiB is analysed, and the task_structs below the cut are found") {
-    const char* sub = std::getenv("DEEPMEM_REAL_DUMP");
-    const char* models_env = std::getenv("DEEPMEM_MODELS");
-    const char* dmdetect = std::getenv("DMDETECT");
-    if ((sub && *sub) || !models_env || !dmdetect || !fs::exists(fs::path(models_env) / "task_struct.cereal")) {
-        MESSAGE("the dev dump and its task_struct model only: skipped");
-        return;
-    }
-    const fs::path dev = test::real_dump_dir({"dump.elf"});
+    const auto setup = dev_task_model();
+    if (!setup) return;
+    const auto& [dev, model, dmdetect] = *setup;
     auto phys = PhysicalLayer::open((dev / "dump.elf").string());
     const uint64_t cut = ram_of(*phys).paddr + (uint64_t{96} << 20);
     const fs::path dir = fs::temp_directory_path() / ("dmdetect-cut96-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     const fs::path raw = dir / "cut.raw", err = dir / "err.txt", out = dir / "out.jsonl";
     write_cut_raw(*phys, cut, raw);
-    const std::string base = std::string(dmdetect) + " -w " + (fs::path(models_env) / "task_struct.cereal").string() + " " +
+    const std::string base = dmdetect + " -w " + model.string() + " " +
                              raw.string() + " --addresses-only --format json -o " + out.string() + " 2> " + err.string();
     REQUIRE(std::system(base.c_str()) == 0);
     std::string said = slurp(err);
