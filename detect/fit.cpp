@@ -164,6 +164,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         why.push_back("its key nodes hold the layouts of " + std::to_string(model_builds(model).size()) +
                       " builds, so its votes cannot tell a moved layout: judged by build alone");
     double total = 0, missing = 0;
+    bool unsure = false;   // missing key nodes excused by absent memory on an unknown build
     for (size_t c = 0; c < model.key_nodes.size() && !per_build; ++c) {
         const KeyNode& k = model.key_nodes[c];
         total += k.weight;
@@ -173,15 +174,22 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         missing += k.weight;
     }
     if (!f.missing.empty() && missing >= kMissingShare * total) {
-        const bool absence = lacks_memory && f.build == BuildMatch::SameBuild;
+        // On the model's own build, key nodes a lacking dump silenced are absence, not a moved layout.
+        // With no banner (a cut that took the kernel image) the two cannot be told apart: not a misfit,
+        // and not checked either (--require-fit fails).
+        const bool absence = lacks_memory && (f.build == BuildMatch::SameBuild || f.build == BuildMatch::Unknown);
         if (!absence) f.fits = false;
+        unsure = absence && f.build == BuildMatch::Unknown;
         std::string names;
         for (const std::string& k : f.missing) names += (names.empty() ? "" : ", ") + k;
         why.push_back("key node" + std::string(f.missing.size() > 1 ? "s " : " ") + names + " (" + percent(missing / total) +
                       " of the key-node weight, in nearly every trained object) voted for at most half as many of the " +
                       std::to_string(agreement.agreeing) + " agreeing candidate objects: " +
-                      (absence ? "the memory their edges lead to is missing from the dump (the model's own build)"
-                               : "the struct layout differs"));
+                      (!absence ? "the struct layout differs"
+                       : f.build == BuildMatch::SameBuild
+                           ? "the memory their edges lead to is missing from the dump (the model's own build)"
+                           : "the memory their edges lead to is missing from the dump, or the struct layout differs "
+                             "(the dump's build is unknown)"));
     }
     const double floor = f.expected.value_or(kExpectedAgreement) - kAgreementMargin;
     if (!per_build && agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {
@@ -214,7 +222,8 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
                           " (bases the run skipped may score more, still below it)");
     }
     for (const std::string& w : why) f.reason += (f.reason.empty() ? "" : "; ") + w;
-    f.checked = f.fits && (f.build == BuildMatch::SameBuild || (!per_build && agreement.objects >= kMinAgreementObjects));
+    f.checked = f.fits && !unsure &&
+                (f.build == BuildMatch::SameBuild || (!per_build && agreement.objects >= kMinAgreementObjects));
     return f;
 }
 
@@ -333,11 +342,11 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    ",\"objects\":" + std::to_string(f.agreement.objects) + ",\"agreeing\":" +
                    std::to_string(f.agreement.agreeing) + ",\"validation_agreement\":" +
                    (f.expected ? fraction(*f.expected) : "null") + ",\"missing_key_nodes\":[" + missing(f) +
-                   "],\"reason\":" + json_string(f.reason) + "}\n";
+                   "],\"reason\":" + json_string(f.reason) + ",\"checked\":" + (f.checked ? "true" : "false") + "}\n";
         } else {
             // Without a candidate object nothing was measured: "unknown", not "yes" (a dump whose
-            // objects all went missing must not read as a good fit).
-            out += "# fit " + f.type + ": " + (!f.fits ? "NO" : measured ? "yes" : "unknown") + ", " + to_string(f.build) + ", votes agree on " +
+            // objects all went missing must not read as a good fit); nor is a fit not Checked a "yes".
+            out += "# fit " + f.type + ": " + (!f.fits ? "NO" : measured && f.checked ? "yes" : "unknown") + ", " + to_string(f.build) + ", votes agree on " +
                    (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
                                    " candidate objects (" + percent(f.agreement.fraction()) + ")"
                              : "no candidate object") +

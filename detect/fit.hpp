@@ -37,7 +37,9 @@
 //              kMinAgreementObjects candidate objects, when agreement falls more than
 //              kAgreementMargin below the model's validation figure (kExpectedAgreement for models
 //              without one), or missing key nodes carry at least kMissingShare of the key-node
-//              weight. SameVersion alone is reported, not a misfit: a cloud build of the trained
+//              weight — unless the dump lacks memory the kernel maps (dmdetect's rule) and its build is
+//              the model's (the missing memory silenced them) or unknown (a cut that took the kernel
+//              image and its banner: either, said so, and not Checked). SameVersion alone is reported, not a misfit: a cloud build of the trained
 //              version detects like the generic one; the votes tell a moved layout. No candidate
 //              object at all: nothing measured, so not a misfit, but the reason says so and dmdetect
 //              warns (a model that finds nothing is never silent; assess_fit's `reach` says why).
@@ -96,7 +98,8 @@ struct ModelFit {
     // (SameBuild), or the votes were measured (at least kMinAgreementObjects candidate objects, a
     // model not per_build). A dump with no banner and nothing found, or another build whose objects
     // are too few to vote on, is neither: `--require-fit` fails on it (attacker 14 #11: the 6.1
-    // model on a cut 6.12 dump whose banner was lost found 0 objects, and --require-fit exited 0).
+    // model on a cut 6.12 dump whose banner was lost found 0 objects, and --require-fit exited 0);
+    // nor is one with no banner whose missing key nodes the memory it lacks may explain.
     bool checked = false;
     std::string reason;                 // why not, or what is worth knowing ("" when nothing)
 };
@@ -113,10 +116,10 @@ struct ScoreReach {
 // there had the threshold's worth of votes only split between nearby bases: the reason says so.
 //
 // `lacks_memory`: the dump lacks memory the kernel maps (a cut or partial capture: dmdetect's rule,
-// absent pages ≥ 1/64 of the kernel's and ≥ 256). Key nodes whose edges lead into it lose their
-// votes with no layout change (issue #11: a raw dump cut 16 MiB short, 450 of 451 task_structs
-// found, 3 key nodes of 15% of the weight silent); on the model's own build such missing key nodes
-// are then reported in the reason, not a misfit.
+// absent pages ≥ 1/64 of the kernel's and ≥ 256, or any page tables it lacks). Key nodes whose edges
+// lead into it lose their votes with no layout change (issue #11: a raw dump cut 16 MiB short, 450
+// of 451 task_structs found, 3 key nodes of 15% of the weight silent); on the model's own build, or
+// an unknown one, such missing key nodes are then reported in the reason, not a misfit.
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement, const std::optional<ScoreReach>& reach = std::nullopt,
                     bool lacks_memory = false);

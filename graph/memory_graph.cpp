@@ -908,6 +908,8 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
         throw InputError(out_of_memory_message());
     }
     g.info_.dump_bytes = layer.physical().dump_size();
+    for (const auto& [lo, size] : layer.absent_table_spans())
+        g.info_.absent_table_bytes = size > ~g.info_.absent_table_bytes ? ~uint64_t{0} : g.info_.absent_table_bytes + size;
     g.info_.kernel_banner = find_kernel_banner(layer.physical(), runs, params.word_size);
     g.phases_.pages += enumerate;
     g.info_.dtb = layer.dtb();

@@ -98,6 +98,10 @@ struct GraphBuildInfo {
     uint64_t dump_bytes = 0;          // the dump's size as given (compressed for kdump/AVML): PhysicalLayer::dump_size
     uint64_t kernel_pages = 0;        // 4 KiB kernel pages scanned (after alias removal)
     uint64_t absent_pages = 0;        // 4 KiB kernel pages mapped but not in the dump (Σ absent())
+    // Kernel virtual address space, bytes, under page-table entries whose table the dump lacks
+    // (Σ TranslationLayer::absent_table_spans sizes, saturating): memory the dump may lack beyond
+    // absent_pages, which only counts what surviving tables map. 0 in .dmg files before version 5.
+    uint64_t absent_table_bytes = 0;
     uint64_t pointer_fields = 0;
     uint64_t dtb = 0;
     PagingMode paging = PagingMode::X86_64_4Level;

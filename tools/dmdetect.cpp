@@ -319,14 +319,21 @@ int run(int argc, char** argv, Communicator& world) {
         // the model's threshold, 451 at 3/4 of it; models trained with [batch] absent_rate find them).
         // Said once, whatever the models found; the fit check then does not read silent key nodes
         // as a moved layout (detect/fit.hpp).
-        const bool lacking = info.absent_pages * 64 >= info.kernel_pages && info.absent_pages >= 256;
+        // Page tables the dump lacks count too (a cut below the kernel's tables: absent_pages then
+        // counts only what the surviving tables map, 15 MiB where 128 MiB were cut).
+        const bool lacks_pages = info.absent_pages * 64 >= info.kernel_pages && info.absent_pages >= 256;
+        const bool lacking = lacks_pages || info.absent_table_bytes > 0;
         if (lacking)
             std::fprintf(stderr,
-                         "dmdetect: warning: %sthe dump lacks %s of memory the kernel maps (%llu pages: a cut or partial "
+                         "dmdetect: warning: %sthe dump lacks %s of memory the kernel maps (%llu pages%s: a cut or partial "
                          "capture?); objects beside it score lower: a lower --threshold may find more, at a cost in "
                          "precision\n",
                          who.c_str(), format_bytes(info.absent_pages * 4096).c_str(),
-                         static_cast<unsigned long long>(info.absent_pages));
+                         static_cast<unsigned long long>(info.absent_pages),
+                         info.absent_table_bytes ? (", and the page tables of up to " + format_bytes(info.absent_table_bytes) +
+                                                    " of kernel address space")
+                                                       .c_str()
+                                                 : "");
         std::vector<ModelFit> fits;
         fits_all = true;
         for (size_t i = 0; i < used.model_count(); ++i) {
@@ -338,12 +345,15 @@ int run(int argc, char** argv, Communicator& world) {
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !f.checked && vm.count("require-fit")) {
                 fits_all = false;
-                std::fprintf(stderr,
-                             "dmdetect: warning: %smodel %s (%s): its fit to this dump cannot be checked (build %s, %llu "
-                             "candidate object%s, %llu needed to measure the votes): --require-fit fails\n",
-                             who.c_str(), f.type.c_str(), f.source.c_str(), to_string(f.build),
-                             static_cast<unsigned long long>(f.agreement.objects), f.agreement.objects == 1 ? "" : "s",
-                             static_cast<unsigned long long>(kMinAgreementObjects));
+                const std::string why =
+                    f.agreement.objects >= kMinAgreementObjects
+                        ? "build " + std::string(to_string(f.build)) + ": the key nodes it misses may be the memory the "
+                          "dump lacks or a moved layout"
+                        : "build " + std::string(to_string(f.build)) + ", " + std::to_string(f.agreement.objects) +
+                              " candidate object" + (f.agreement.objects == 1 ? "" : "s") + ", " +
+                              std::to_string(kMinAgreementObjects) + " needed to measure the votes";
+                std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s): its fit to this dump cannot be checked (%s): "
+                             "--require-fit fails\n", who.c_str(), f.type.c_str(), f.source.c_str(), why.c_str());
             }
             if (f.fits && !none) continue;
             fits_all = fits_all && f.fits;

@@ -136,6 +136,9 @@ int cmd_info(const std::vector<std::string>& args) {
                     static_cast<unsigned long long>(g.edge_count(static_cast<EdgeKind>(k))));
     std::printf("kernel pages        %llu\n", static_cast<unsigned long long>(i.kernel_pages));
     std::printf("absent pages        %llu (mapped, not in the dump)\n", static_cast<unsigned long long>(i.absent_pages));
+    if (i.absent_table_bytes)
+        std::printf("absent tables       up to %s of kernel address space under page tables not in the dump\n",
+                    format_bytes(i.absent_table_bytes).c_str());
     std::printf("pointer fields      %llu\n", static_cast<unsigned long long>(i.pointer_fields));
     // The dump path is the builder's file name, read back from a file: shown as terminal text.
     std::printf("dump                %s (%llu bytes)\n", i.dump_path.empty() ? "-" : terminal_text(i.dump_path).c_str(),

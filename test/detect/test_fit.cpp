@@ -184,7 +184,9 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
     CHECK(gone.missing == std::vector<std::string>{"392/120"});
 
     // A dump that lacks memory the kernel maps (a cut capture) silences key nodes whose edges lead
-    // into it: on the model's own build that is said, not a misfit; on an unknown build it still is.
+    // into it: on the model's own build that is said, not a misfit; on an unknown build (a cut that
+    // took the kernel image and its banner) absence and a moved layout cannot be told apart: said,
+    // not a misfit, and not checked (--require-fit fails).
     Model own = test::marker_model("thing", 2.5f);
     own.provenance.kernel_build = "linux-image-6.1.0-47-amd64-unsigned 6.1.170-3";
     const ModelFit lacking = assess_fit(own, "own", banner("6.1.0-47-amd64"), a, std::nullopt, true);
@@ -194,7 +196,13 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
                         "most half as many of the 24 agreeing candidate objects: the memory their edges lead to is "
                         "missing from the dump (the model's own build)");
     CHECK_FALSE(assess_fit(own, "own", banner("6.1.0-47-amd64"), a, std::nullopt, false).fits);
-    CHECK_FALSE(assess_fit(own, "own", std::nullopt, a, std::nullopt, true).fits);
+    CHECK(lacking.checked);
+    const ModelFit unknown = assess_fit(own, "own", std::nullopt, a, std::nullopt, true);
+    CHECK(unknown.fits);
+    CHECK_FALSE(unknown.checked);
+    CHECK(unknown.reason.find("the memory their edges lead to is missing from the dump, or the struct layout differs (the "
+                              "dump's build is unknown)") != std::string::npos);
+    CHECK_FALSE(assess_fit(own, "own", std::nullopt, a, std::nullopt, false).fits);   // not lacking: a misfit
 }
 
 TEST_CASE("fit: agreement rows add the competing voters that the voting rows leave out") {

@@ -145,7 +145,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
         }
         CHECK(threw);
     };
-    for (uint32_t v : {0u, 5u}) {
+    for (uint32_t v : {0u, 6u}) {
         auto c = f;
         put32(c, kVersionAt, v);
         reseal(c);
@@ -323,6 +323,30 @@ TEST_CASE("graph: the layers' warnings round-trip in version 4; version 3 files 
     rejects(c, "section 15 starts at offset 0, inside the header (an empty slot?)");
     c = f; put32(c, kVersionAt, 3);
     rejects(c, "reserved header bytes are not zero");
+}
+
+// Version 5: the address space under page tables the dump lacks (GraphBuildInfo::absent_table_bytes),
+// which dmdetect counts as memory the dump lacks; a version-4 file reads 0 and may not set it.
+TEST_CASE("graph: absent_table_bytes round-trips in version 5; version 4 files read 0") {
+    MemoryGraph g = sample_graph();
+    CHECK(g.info().absent_table_bytes == 0);   // sample_graph's tables are all present
+    TempDir dir;
+    g.save(dir / "v5.dmg");
+    auto f = slurp(dir / "v5.dmg");
+    // The field sits right after the 16 section slots.
+    constexpr uint64_t kAbsentTableBytesAt = kSectionsAt + 16 * 16;
+    CHECK(get64(f, kAbsentTableBytesAt) == 0);
+    put64(f, kAbsentTableBytesAt, uint64_t{5} << 40);
+    reseal(f);
+    CHECK(MemoryGraph::from_bytes(f).info().absent_table_bytes == uint64_t{5} << 40);
+    auto v4 = f;
+    put32(v4, kVersionAt, 4);
+    reseal(v4);
+    CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(v4), doctest::Contains("reserved header bytes are not zero"), FormatError);
+    put64(v4, kAbsentTableBytesAt, 0);
+    reseal(v4);
+    CHECK(MemoryGraph::from_bytes(v4).info().absent_table_bytes == 0);
+    CHECK(MemoryGraph::from_bytes(v4).node_count() == g.node_count());
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {
