@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -162,6 +163,21 @@ PointerEvidence pointer_evidence(const Scheme& s, const PhysicalLayer& phys, uin
 // the kernel keeps its direct map's base. Empty for 32-bit and PAE. Reads at most the text
 // window's present pages, released as read.
 std::vector<uint64_t> image_base_words(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base);
+// The x86-64 direct map's base from the dump's pointers alone, for a dump whose kernel image and
+// tables are lost (a cut below all of them: translation.cpp fill_direct_map, root_search.cpp step
+// 5): of the 1 GiB-aligned addresses below the kernel image's window (the image and modules, whose
+// granules the image's own pointers fill: 291,144 against the direct map's 556,704 on a Debian 6.1
+// dump cut at 128 MiB) that `allowed` accepts, the one whose [base, base + the dump's end rounded
+// to 1 GiB) the dump's words point into most (slab objects link each other through the direct
+// map), when it gets at least twice the best such range that does not overlap it (vmemmap's struct
+// page links, vmalloc). Shifts of the true base by whole GiB overlap it and score less: the kernel
+// leaves the GiB below its direct map unused (KASLR places the regions apart, arch/x86/mm/kaslr.c).
+// Words are counted, not distinct values: a spray of 1.48 M words at another granule wins
+// (attacker 15, F2), which the warnings of its callers say ("the base the dump's pointers use
+// most"). 4-level only (1 GiB evidence granules); 0 when the pointers do not tell. One pass over
+// the dump's data (pointer_evidence).
+uint64_t direct_base_by_pointers(const Scheme& s, const PhysicalLayer& phys, uint64_t kernel_base,
+                                 const std::function<bool(uint64_t)>& allowed);
 struct DirectMapAnchor {
     uint64_t base = 0;
     uint32_t candidates = 0;

@@ -478,25 +478,44 @@ TranslationLayer checked(const PhysicalLayer& phys, PagingMode mode, uint64_t dt
     return t;
 }
 
-// Search step 5 (see search() below): the group of x86-64 4-level candidates with sound tables
-// whose absent tables all lie beyond the dump's end, of most distinct members (user halves), when
-// it has at least kMinCutMembers: its first member and that count. (Some kernel tables may remain:
-// Debian 6.1's page directories keep the vmalloc area's empty PDPTs, allocated low.)
-std::optional<std::pair<const Candidate*, size_t>> cut_kernel_group(const PhysicalLayer& phys,
-                                                                    const std::vector<Candidate>& cands) {
+// Search step 5 (see search() below): the direct map's base, from the dump's pointers alone
+// (paging::direct_base_by_pointers over the whole kernel half: fake page directories cannot steer it
+// by leaving the true slot out, attacker 15 F1), then the group of x86-64 4-level candidates with
+// sound tables, of most distinct members (user halves) and at least kMinCutMembers, whose PML4
+// entry for that base is present and points past the dump's end, as do all its absent tables: its
+// first member, that count and the base. (Some kernel tables may remain: Debian 6.1's page
+// directories keep the vmalloc area's empty PDPTs, allocated low.)
+struct CutRoot {
+    const Candidate* root = nullptr;
+    size_t members = 0;
+    uint64_t base = 0;
+};
+std::optional<CutRoot> cut_kernel_root(const PhysicalLayer& phys, const std::vector<Candidate>& cands) {
     constexpr size_t kMinCutMembers = 2;
     constexpr uint64_t kSanePhysical = uint64_t{1} << 46;
+    const Scheme& s = scheme_of(PagingMode::X86_64_4Level);
+    const uint64_t end = phys.max_paddr();
+    // Candidates first (cheap); the pointers' pass only when a group could qualify.
     std::map<uint64_t, std::pair<const Candidate*, std::set<uint64_t>>> groups;   // kernel half → (first, user halves)
     for (const Candidate& c : cands)
-        if (c.mode == PagingMode::X86_64_4Level && !c.weak && c.absent_children > 0 && c.absent_lo >= phys.max_paddr() &&
+        if (c.mode == PagingMode::X86_64_4Level && !c.weak && c.absent_children > 0 && c.absent_lo >= end &&
             c.absent_hi < kSanePhysical) {
             auto& g = groups[c.kernel_half];
             if (!g.first) g.first = &c;
             g.second.insert(c.user_half);
         }
-    std::optional<std::pair<const Candidate*, size_t>> best;
-    for (const auto& [half, g] : groups)
-        if (g.second.size() >= kMinCutMembers && (!best || g.second.size() > best->second)) best = {g.first, g.second.size()};
+    if (std::none_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.second.size() >= kMinCutMembers; }))
+        return std::nullopt;
+    const uint64_t base = direct_base_by_pointers(s, phys, s.kernel_base, [](uint64_t) { return true; });
+    if (!base) return std::nullopt;
+    const uint64_t slot = (base >> s.levels[0].shift) & ((uint64_t{1} << s.levels[0].bits) - 1);
+    std::optional<CutRoot> best;
+    for (const auto& [half, g] : groups) {
+        if (g.second.size() < kMinCutMembers || (best && g.second.size() <= best->members)) continue;
+        const uint8_t* table = phys.find(g.first->dtb, s.table_bytes(0));
+        const uint64_t e = table ? s.entry(table, slot) : 0;
+        if ((e & kPresent) && (e & s.addr_mask) >= end) best = CutRoot{g.first, g.second.size(), base};
+    }
     return best;
 }
 
@@ -658,9 +677,10 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
 // 5. Except a dump cut below every table of the kernel (the kernel allocates its early page
 //    tables at the top of RAM: a 256 MiB Debian 6.1 guest cut at 160 MiB keeps its page
 //    directories, but the tables under their kernel halves all lie beyond the end): the group of
-//    cut_kernel_group gives the root when the direct map read linearly under its absent tables
-//    (translation.cpp, fill_direct_map: at the base the dump's pointers use) covers at least half
-//    of the dump's data pages; a note says so. A misread table is one member, never a group.
+//    cut_kernel_root (the base the dump's pointers use most, then the largest group of page
+//    directories whose entry for it points past the end) gives the root when the direct map read
+//    linearly under its absent tables (translation.cpp, fill_direct_map) is at that base and covers
+//    at least half of the dump's data pages; a note says so. A misread table is one member, never a group.
 TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::optional<PagingMode> mode_override) {
     using PM = PagingMode;
     std::vector<PagingMode> modes;
@@ -749,14 +769,14 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         if (banner) phys.release_all();
     }
     if (!best) {
-        if (auto cut = cut_kernel_group(phys, cands)) {
-            TranslationLayer t(phys, cut->first->mode, cut->first->dtb);
+        if (auto cut = cut_kernel_root(phys, cands)) {
+            TranslationLayer t(phys, cut->root->mode, cut->root->dtb);
             const uint64_t filled = t.kernel_runs().empty() ? 0 : t.walk_stats().direct_fill_pages;
-            if (filled > 0 && filled * 2 >= data_pages) {
+            if (filled > 0 && filled * 2 >= data_pages && t.walk_stats().direct_fill_base == cut->base) {
                 t.root_notes_.push_back(
                     "translation: no page-table root maps a kernel in this dump: the kernel's tables lie beyond its "
                     "end at " + hex(phys.max_paddr()) + " (a cut dump); root " + hex(t.dtb()) + " (" +
-                    to_string(t.mode()) + "), shared by " + std::to_string(cut->second) +
+                    to_string(t.mode()) + "), shared by " + std::to_string(cut->members) +
                     " page directories, is used, and its direct map is read linearly at " +
                     hex(t.walk_stats().direct_fill_base) + ", the base the dump's pointers use most: the kernel "
                     "image, vmalloc (stacks) and vmemmap cannot be read, and objects that point there score lower: a lower "

@@ -312,43 +312,6 @@ uint64_t most_pointed_zero_alias(const Scheme& s, const PhysicalLayer& phys, uin
 
 namespace {
 
-// The direct map's base when the kernel image cannot be read either (every kernel table under the
-// root absent: a dump cut below all of them, as the kernel allocates its early tables at the top
-// of RAM; e.g. a 256 MiB Debian 6.1 guest cut at 160 MiB): of the 1 GiB-aligned addresses inside
-// the absent spans, the one whose [base, base + the dump's end) the dump's pointers use most (slab
-// objects link each other through the direct map), when it gets at least twice the best range that
-// does not overlap it (vmemmap's struct page links, vmalloc); never at or above the kernel image's
-// window (the image and modules, whose granules the image's own pointers fill: 291,144 against the
-// direct map's 556,704 on a Debian 6.1 dump cut at 128 MiB). Shifts of the true base by whole GiB
-// overlap it and score less: the kernel leaves the GiB below its direct map unused (KASLR places
-// the regions apart, arch/x86/mm/kaslr.c). x86-64 4-level only (1 GiB evidence granules); 0 when
-// the pointers do not tell.
-uint64_t base_by_pointers(const Scheme& s, const PhysicalLayer& phys, uint64_t kernel_base, const WalkResult& res) {
-    constexpr unsigned kGiB = 30;
-    const PointerEvidence ev = pointer_evidence(s, phys, kernel_base);
-    if (ev.shift != kGiB || ev.prefix.size() < 2) return 0;
-    const uint64_t limit = (phys.max_paddr() + (uint64_t{1} << kGiB) - 1) & ~((uint64_t{1} << kGiB) - 1);
-    if (!limit) return 0;
-    auto in_spans = [&](uint64_t w) {
-        auto it = std::upper_bound(res.absent_spans.begin(), res.absent_spans.end(), w,
-                                   [](uint64_t v, const std::pair<uint64_t, uint64_t>& a) { return v < a.first; });
-        return it != res.absent_spans.begin() && w - std::prev(it)->first < std::prev(it)->second;
-    };
-    std::vector<std::pair<uint64_t, uint64_t>> scored;   // (pointers, base), granules holding pointers only
-    for (uint64_t i = 0; i + 1 < ev.prefix.size(); ++i) {
-        if (ev.prefix[i + 1] == ev.prefix[i]) continue;
-        const uint64_t w = ev.base + (i << kGiB);
-        if (w < s.anchor_vaddr && in_spans(w)) scored.emplace_back(ev.score(w, limit), w);
-    }
-    if (scored.empty()) return 0;
-    std::sort(scored.rbegin(), scored.rend());
-    const auto [top, base] = scored.front();
-    uint64_t rival = 0;
-    for (const auto& [n, w] : scored)
-        if (w + limit <= base || base + limit <= w) { rival = n; break; }
-    return top >= 2 * rival ? base : 0;
-}
-
 // The direct map under absent tables (WalkStats::direct_fill_pages). Its base: on 32-bit and PAE,
 // PAGE_OFFSET (the scheme's kernel_base), over lowmem; on x86-64, a 1 GiB-aligned word the kernel
 // image holds (image_base_words: page_offset_base), the one that most of the walk's pages already
@@ -358,7 +321,8 @@ uint64_t base_by_pointers(const Scheme& s, const PhysicalLayer& phys, uint64_t k
 // addresses no entry mapped (under an absent table), each once: entries pointed at tables past the
 // file no longer hide the memory they held (attacker 12: 8 redirected entries hid 365 of 451
 // tasks), and a dump cut below its direct map's tables keeps its direct map. When no page of the
-// kernel image can be read either (its tables absent too), base_by_pointers; when the image is
+// kernel image can be read either (its tables absent too), paging::direct_base_by_pointers inside
+// the absent spans; when the image is
 // read but holds no base, nothing is added.
 void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base, WalkResult& res) {
     if (res.absent_spans.empty()) return;
@@ -374,7 +338,11 @@ void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
                 return r.vaddr + r.size > s.anchor_vaddr && r.vaddr < s.anchor_vaddr + s.text_window;
             });
             if (image_read) return;
-            base = base_by_pointers(s, phys, kernel_base, res);
+            base = direct_base_by_pointers(s, phys, kernel_base, [&](uint64_t w) {
+                auto it = std::upper_bound(res.absent_spans.begin(), res.absent_spans.end(), w,
+                                           [](uint64_t v, const std::pair<uint64_t, uint64_t>& a) { return v < a.first; });
+                return it != res.absent_spans.begin() && w - std::prev(it)->first < std::prev(it)->second;
+            });
             if (!base) return;
         }
         std::map<uint64_t, uint64_t> pages_at;   // offset → pages
@@ -414,8 +382,10 @@ void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
     const auto runs = phys.runs();
     size_t first = 0;
     for (const auto& [lo, size] : res.absent_spans) {
-        const uint64_t vlo = std::max(lo, base), vhi = std::min(lo + size, base + limit);
-        if (vlo >= vhi) continue;
+        // Inclusive ends: a span may end at 2^64 (attacker 15, F6: lo + size wrapped to 0).
+        const uint64_t vlo = std::max(lo, base), vlast = std::min(lo + (size - 1), base + (limit - 1));
+        if (size == 0 || vlo > vlast) continue;
+        const uint64_t vhi = vlast + 1;
         while (first < runs.size() && runs[first].paddr + runs[first].size <= vlo - base) ++first;
         for (size_t i = first; i < runs.size() && runs[i].paddr < vhi - base; ++i) {
             const PhysicalRun& r = runs[i];
@@ -547,6 +517,31 @@ WalkResult paging::enumerate(const Scheme& s, const PhysicalLayer& phys, uint64_
     WalkResult res = walk_tables(s, phys, dtb, kernel_base, budget_divisor, with_mapped, evidence);
     if (with_mapped) fill_direct_map(s, phys, dtb, kernel_base, res);
     return res;
+}
+
+uint64_t paging::direct_base_by_pointers(const Scheme& s, const PhysicalLayer& phys, uint64_t kernel_base,
+                                        const std::function<bool(uint64_t)>& allowed) {
+    constexpr unsigned kGiB = 30;
+    const PointerEvidence ev = pointer_evidence(s, phys, kernel_base);
+    if (ev.shift != kGiB || ev.prefix.size() < 2) return 0;
+    const uint64_t limit = (phys.max_paddr() + (uint64_t{1} << kGiB) - 1) & ~((uint64_t{1} << kGiB) - 1);
+    if (!limit) return 0;
+    std::vector<std::pair<uint64_t, uint64_t>> scored;   // (pointers, base), granules holding pointers only
+    for (uint64_t i = 0; i + 1 < ev.prefix.size(); ++i) {
+        if (ev.prefix[i + 1] == ev.prefix[i]) continue;
+        const uint64_t w = ev.base + (i << kGiB);
+        if (w < s.anchor_vaddr && allowed(w)) scored.emplace_back(ev.score(w, limit), w);
+    }
+    if (scored.empty()) return 0;
+    std::sort(scored.rbegin(), scored.rend());
+    const auto [top, base] = scored.front();
+    uint64_t rival = 0;
+    for (const auto& [n, w] : scored)
+        if (w + limit <= base || base + limit <= w) {
+            rival = n;
+            break;
+        }
+    return top >= 2 * rival ? base : 0;
 }
 
 std::vector<uint64_t> paging::image_base_words(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb,

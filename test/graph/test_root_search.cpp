@@ -256,6 +256,20 @@ TEST_CASE("root search: a dump cut below every kernel table keeps its direct map
         // Words into the text's lost tables are pointer fields (absent_table_spans), not data.
         REQUIRE(t.absent_table_spans().size() == 3);
     }
+    SUBCASE("fake page directories that leave the direct map's slot out steer neither the base nor the root (attacker 15, F1)") {
+        Image mem = cut_dump(2, 1000, 3000, 400);
+        for (int d = 0; d < 3; ++d) {   // a larger group: vmemmap's and the image's slots only, own user halves
+            const uint64_t pgd = 0x20000 + 0x1000 * d;
+            mem.put64(pgd + 468 * 8, 0x100009000ull | P | RW);
+            mem.put64(pgd + 511 * 8, 0x100005000ull | P | RW);
+            mem.put64(pgd, (0x30000 + 0x1000 * d) | P | RW | US);
+        }
+        auto phys = PhysicalLayer::from_bytes(mem.bytes);
+        TranslationLayer t = TranslationLayer::search(*phys);
+        CHECK(t.dtb() == 0x1000);
+        CHECK(t.walk_stats().direct_fill_base == Direct);
+        CHECK(t.translate(Direct + 0x100000) == 0x100000u);
+    }
     SUBCASE("one page directory: a misread table, refused as cut") {
         Image mem = cut_dump(1, 1000, 100);
         CHECK(contains(search_error(*PhysicalLayer::from_bytes(mem.bytes)), "it looks cut at 4 MiB"));
