@@ -13,6 +13,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -158,15 +159,6 @@ PhysicalRun ram_of(const PhysicalLayer& phys) {
     return ram;
 }
 
-// Lines of `file` holding both `a` and `b`.
-size_t count_lines(const fs::path& file, const std::string& a, const std::string& b) {
-    std::ifstream f(file);
-    size_t n = 0;
-    for (std::string line; std::getline(f, line);)
-        n += line.find(a) != std::string::npos && line.find(b) != std::string::npos;
-    return n;
-}
-
 std::string slurp(const fs::path& file) {
     std::ifstream in(file);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -215,8 +207,12 @@ TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the ke
     CHECK(said.find("a cut or partial capture?") != std::string::npos);
     CHECK(said.find("does not fit") == std::string::npos);
     CHECK(said.find("found nothing") == std::string::npos);
-    const size_t live = count_lines(dev / "labels.jsonl", "\"type\":\"task_struct\"", "\"state\":\"live\"");
-    const size_t found = count_lines(dir / "out.jsonl", "\"type\":\"task_struct\"", "\"vaddr\"");
+    const auto truth = read_truth((dev / "labels.jsonl").string());
+    const auto detections = read_detections((dir / "out.jsonl").string());
+    const size_t live = std::count_if(truth.begin(), truth.end(),
+                                      [](const TruthObject& t) { return t.type == "task_struct" && !t.freed; });
+    const size_t found = std::count_if(detections.begin(), detections.end(),
+                                       [](const Detection& d) { return d.type == "task_struct"; });
     CAPTURE(live);
     CAPTURE(found);
     CHECK(double(found) >= 0.95 * double(live));   // 450 of 451 on the dev dump (init_task's neighbours are cut)
@@ -250,34 +246,19 @@ TEST_CASE("detect: a raw copy cut to 96 MiB is analysed, and the task_structs be
         CHECK(said.find("its direct map is read linearly at") != std::string::npos);
         REQUIRE(std::system((base + " --threshold 6").c_str()) == 0);
     }
-    // Live task_structs wholly below the cut, by their labels' physical addresses.
-    std::set<std::string> labelled, live_below;   // every task_struct's vaddr; the live ones below the cut
-    {
-        std::ifstream f(dev / "labels.jsonl");
-        for (std::string line; std::getline(f, line);) {
-            if (line.find("\"type\":\"task_struct\"") == std::string::npos) continue;
-            auto field = [&](const std::string& key) {
-                const auto at = line.find("\"" + key + "\":\"");
-                return at == std::string::npos ? std::string() : line.substr(at + key.size() + 4, line.find('"', at + key.size() + 4) - at - key.size() - 4);
-            };
-            labelled.insert(field("vaddr"));
-            const std::string pa = field("paddr");
-            if (line.find("\"state\":\"live\"") != std::string::npos && !pa.empty() &&
-                std::stoull(pa, nullptr, 16) + 8192 <= cut)
-                live_below.insert(field("vaddr"));
-        }
+    // Live task_structs wholly below the cut, by their labels' physical addresses (read_truth, as dmeval).
+    std::set<uint64_t> labelled, live_below;   // every task_struct's vaddr; the live ones below the cut
+    for (const TruthObject& t : read_truth((dev / "labels.jsonl").string())) {
+        if (t.type != "task_struct") continue;
+        labelled.insert(t.vaddr);
+        if (!t.freed && t.paddr && *t.paddr + 8192 <= cut) live_below.insert(t.vaddr);
     }
     const size_t below = live_below.size();
     size_t found = 0, spurious = 0;   // of the live task_structs below the cut; not a task_struct at all
-    {
-        std::ifstream f(out);
-        for (std::string line; std::getline(f, line);) {
-            const auto at = line.find("\"vaddr\":\"");
-            if (line.find("\"type\":\"task_struct\"") == std::string::npos || at == std::string::npos) continue;
-            const std::string v = line.substr(at + 9, line.find('"', at + 9) - at - 9);
-            found += live_below.count(v);
-            spurious += !labelled.count(v);
-        }
+    for (const Detection& d : read_detections(out.string())) {
+        if (d.type != "task_struct") continue;
+        found += live_below.count(d.vaddr);
+        spurious += !labelled.count(d.vaddr);
     }
     MESSAGE("cut at " << cut << ": image lost " << image_lost << ", " << below << " live task_structs below the cut, "
                       << found << " of them found, " << spurious << " found that are no task_struct");
