@@ -322,8 +322,7 @@ namespace {
 // file no longer hide the memory they held (attacker 12: 8 redirected entries hid 365 of 451
 // tasks), and a dump cut below its direct map's tables keeps its direct map. When no page of the
 // kernel image can be read either (its tables absent too), paging::direct_base_by_pointers inside
-// the absent spans; when the image is
-// read but holds no base, nothing is added.
+// the absent spans; when the image is read but holds no base, nothing is added.
 void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, uint64_t kernel_base, WalkResult& res) {
     if (res.absent_spans.empty()) return;
     uint64_t base = 0;
@@ -350,7 +349,7 @@ void fill_direct_map(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
         uint64_t best = 0;
         for (uint64_t w : words)
             if (auto it = pages_at.find(w); it != pages_at.end() && it->second > best) best = it->second, base = w;
-        if (!base && !words.empty()) {
+        if (!base) {   // words were found (else base came from the pointers, or we returned)
             std::vector<uint64_t> meeting;
             for (uint64_t w : words)
                 for (const auto& [lo, size] : res.absent_spans)

@@ -346,12 +346,12 @@ int run(int argc, char** argv, Communicator& world) {
             if (f.fits && !f.checked && vm.count("require-fit")) {
                 fits_all = false;
                 const std::string why =
-                    f.agreement.objects >= kMinAgreementObjects
-                        ? "build " + std::string(to_string(f.build)) + ": the key nodes it misses may be the memory the "
-                          "dump lacks or a moved layout"
-                        : "build " + std::string(to_string(f.build)) + ", " + std::to_string(f.agreement.objects) +
-                              " candidate object" + (f.agreement.objects == 1 ? "" : "s") + ", " +
-                              std::to_string(kMinAgreementObjects) + " needed to measure the votes";
+                    "build " + std::string(to_string(f.build)) +
+                    (f.agreement.objects >= kMinAgreementObjects
+                         ? ": the key nodes it misses may be the memory the dump lacks or a moved layout"
+                         : ", " + std::to_string(f.agreement.objects) + " candidate object" +
+                               (f.agreement.objects == 1 ? "" : "s") + ", " + std::to_string(kMinAgreementObjects) +
+                               " needed to measure the votes");
                 std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s): its fit to this dump cannot be checked (%s): "
                              "--require-fit fails\n", who.c_str(), f.type.c_str(), f.source.c_str(), why.c_str());
             }
