@@ -10,8 +10,9 @@
 //              pass KernelBanner::parse), absent runs {vaddr u64, size u64}[A] (mapped kernel pages
 //              the dump lacks: sorted, page-aligned, neither overlapping nor adjacent), warnings
 //              (GraphBuildInfo::warnings: the lines joined by '\n', no trailing '\n'; empty when none).
-//   Versions   5: the 16 sections above and GraphBuildInfo::absent_table_bytes in the header.
-//              4: the same without it (the header's bytes there zero, read as 0). 3: no warnings section. Older files read with the same header struct: a section a
+//   Versions   6: the 16 sections above, GraphBuildInfo::absent_table_bytes and
+//              kernel_image_bytes (plus one; 0 when unknown) in the header. 5: without
+//              kernel_image_bytes (its header bytes zero, read as unknown). 4: without either (zero, absent_table_bytes read as 0). 3: no warnings section. Older files read with the same header struct: a section a
 //              version lacks sits in what its header kept zero (reserved) and reads as empty.
 //              1: 13 sections (no banner, no absent runs). 2: 14 sections, the 14th the kernel
 //              banner; pre-release builds of the absent runs also wrote version 2 with the absent
@@ -24,6 +25,7 @@
 // never decrease and end at E_k, every source < N), all before any span is exposed.
 #include "graph/file_io.hpp"
 #include "graph/memory_graph.hpp"
+#include "graph/paging.hpp"
 #include "graph/text_lines.hpp"
 
 #include <bit>
@@ -45,7 +47,7 @@ static_assert(std::endian::native == std::endian::little, "the .dmg format is li
 namespace {
 
 constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
-constexpr uint32_t kVersion = 5;   // the only place the format version is written
+constexpr uint32_t kVersion = 6;   // the only place the format version is written
 constexpr uint64_t kAlign = 64;
 
 enum Section : int {
@@ -86,7 +88,8 @@ struct DmgHeader {
     double build_seconds;
     SectionRef sections[kSections];
     uint64_t absent_table_bytes;   // since version 5 (GraphBuildInfo::absent_table_bytes); zero before
-    uint8_t reserved[144 - 16 * (kSections - kKernelBanner - 1)];
+    uint64_t kernel_image_bytes;   // since version 6: GraphBuildInfo::kernel_image_bytes + 1, 0 when unknown (as before)
+    uint8_t reserved[136 - 16 * (kSections - kKernelBanner - 1)];
 };
 static_assert(std::is_trivially_copyable_v<DmgHeader> && std::is_standard_layout_v<DmgHeader>);
 static_assert(sizeof(DmgHeader) == 512);
@@ -246,6 +249,7 @@ struct MemoryGraphIo {
         h.dtb = g.info_.dtb;
         h.build_seconds = g.info_.build_seconds;
         h.absent_table_bytes = g.info_.absent_table_bytes;
+        h.kernel_image_bytes = g.info_.kernel_image_bytes ? *g.info_.kernel_image_bytes + 1 : 0;
         auto secs = sections(g);
         const std::string banner = banner_section(g.info_.kernel_banner);
         secs[kKernelBanner] = {reinterpret_cast<const uint8_t*>(banner.data()), banner.size()};
@@ -323,6 +327,8 @@ struct MemoryGraphIo {
             if (b) throw FormatError(offsetof(DmgHeader, reserved), "reserved header bytes are not zero");
         if (h.version < 5 && h.absent_table_bytes)
             throw FormatError(offsetof(DmgHeader, absent_table_bytes), "reserved header bytes are not zero");
+        if (h.version < 6 && h.kernel_image_bytes)
+            throw FormatError(offsetof(DmgHeader, kernel_image_bytes), "reserved header bytes are not zero");
         for (uint8_t b : h.pad)
             if (b) throw FormatError(offsetof(DmgHeader, pad), "reserved header bytes are not zero");
         GraphParams p{h.word_size, h.feature_bytes, h.max_segment, h.neighbour_distance, h.pointer_target_back};
@@ -390,6 +396,15 @@ struct MemoryGraphIo {
         g.info_.paging = static_cast<PagingMode>(h.paging);
         g.info_.build_seconds = h.build_seconds;
         g.info_.absent_table_bytes = h.absent_table_bytes;
+        if (h.kernel_image_bytes) {   // (zero before version 6: checked above)
+            const paging::Scheme& s = paging::scheme_of(g.info_.paging);
+            if (!s.sign_extend)
+                throw FormatError(offsetof(DmgHeader, kernel_image_bytes), "a kernel image window in a 32-bit or PAE graph");
+            if (h.kernel_image_bytes - 1 > s.text_window)
+                throw FormatError(offsetof(DmgHeader, kernel_image_bytes),
+                                  "kernel image bytes " + std::to_string(h.kernel_image_bytes - 1) + " exceed its window");
+            g.info_.kernel_image_bytes = h.kernel_image_bytes - 1;
+        }
         g.info_.kernel_banner = banner_from(sec[kKernelBanner], h.sections[kKernelBanner].offset);
         g.info_.warnings = warnings_from(sec[kWarnings], h.sections[kWarnings].offset);
         auto u64 = [](std::span<const uint8_t> s) {

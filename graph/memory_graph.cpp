@@ -18,6 +18,7 @@
 #include "graph/memory_graph.hpp"
 
 #include "graph/memory_budget.hpp"
+#include "graph/paging.hpp"
 #include "graph/parallel_errors.hpp"
 #include "graph/text_lines.hpp"
 
@@ -910,6 +911,13 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     g.info_.dump_bytes = layer.physical().dump_size();
     for (const auto& [lo, size] : layer.absent_table_spans())
         g.info_.absent_table_bytes = size > ~g.info_.absent_table_bytes ? ~uint64_t{0} : g.info_.absent_table_bytes + size;
+    if (const paging::Scheme& s = paging::scheme_of(layer.mode()); s.sign_extend) {
+        const uint64_t lo = s.anchor_vaddr, hi = s.anchor_vaddr + s.text_window;
+        uint64_t image = 0;
+        for (const VirtualRun& r : runs)
+            if (r.vaddr < hi && r.vaddr + r.size > lo) image += std::min(hi, r.vaddr + r.size) - std::max(lo, r.vaddr);
+        g.info_.kernel_image_bytes = image;
+    }
     g.info_.kernel_banner = find_kernel_banner(layer.physical(), runs, params.word_size);
     g.phases_.pages += enumerate;
     g.info_.dtb = layer.dtb();

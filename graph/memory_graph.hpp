@@ -102,6 +102,13 @@ struct GraphBuildInfo {
     // (Σ TranslationLayer::absent_table_spans sizes, saturating): memory the dump may lack beyond
     // absent_pages, which only counts what surviving tables map. 0 in .dmg files before version 5.
     uint64_t absent_table_bytes = 0;
+    // Bytes of present memory the page tables map in the kernel image's window (x86-64
+    // [0xffffffff80000000, +1 GiB): __START_KERNEL_map, KERNEL_IMAGE_SIZE,
+    // arch/x86/include/asm/page_64_types.h; paging::Scheme anchor_vaddr, text_window), aliases
+    // included: the graph keeps those pages at their direct-map addresses, so this is where their
+    // loss shows (a capture cut below the image: 0). None for 32-bit and PAE (the image lies in the
+    // direct map) and in .dmg files before version 6.
+    std::optional<uint64_t> kernel_image_bytes;
     uint64_t pointer_fields = 0;
     uint64_t dtb = 0;
     PagingMode paging = PagingMode::X86_64_4Level;

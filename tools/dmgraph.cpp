@@ -139,6 +139,9 @@ int cmd_info(const std::vector<std::string>& args) {
     if (i.absent_table_bytes)
         std::printf("absent tables       up to %s of kernel address space under page tables not in the dump\n",
                     format_bytes(i.absent_table_bytes).c_str());
+    if (i.kernel_image_bytes)
+        std::printf("kernel image        %s present in its window%s\n", format_bytes(*i.kernel_image_bytes).c_str(),
+                    *i.kernel_image_bytes ? "" : " (the dump lacks it)");
     std::printf("pointer fields      %llu\n", static_cast<unsigned long long>(i.pointer_fields));
     // The dump path is the builder's file name, read back from a file: shown as terminal text.
     std::printf("dump                %s (%llu bytes)\n", i.dump_path.empty() ? "-" : terminal_text(i.dump_path).c_str(),

@@ -145,7 +145,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
         }
         CHECK(threw);
     };
-    for (uint32_t v : {0u, 6u}) {
+    for (uint32_t v : {0u, 7u}) {
         auto c = f;
         put32(c, kVersionAt, v);
         reseal(c);
@@ -183,7 +183,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
     rejects(c, "feature bytes 0");
     c = f; c[52] = 9;
     rejects(c, "paging mode 9");
-    c = f; c[400] = 1;
+    c = f; c[408] = 1;   // past kernel_image_bytes (version 6)
     rejects(c, "reserved byte");
     REQUIRE(g.absent().size() == 1);
     const uint64_t absent_at = section_offset(f, kAbsent);
@@ -347,6 +347,36 @@ TEST_CASE("graph: absent_table_bytes round-trips in version 5; version 4 files r
     reseal(v4);
     CHECK(MemoryGraph::from_bytes(v4).info().absent_table_bytes == 0);
     CHECK(MemoryGraph::from_bytes(v4).node_count() == g.node_count());
+}
+
+// Version 6: the present bytes of the kernel image's window (GraphBuildInfo::kernel_image_bytes), by
+// which a dump cut below the image is told (detect.hpp lacks_kernel_image); stored plus one, 0 when
+// unknown (as in every older file).
+TEST_CASE("graph: kernel_image_bytes round-trips in version 6, unknown stays unknown, version 5 files read unknown") {
+    MemoryGraph g = sample_graph();
+    CHECK_FALSE(g.info().kernel_image_bytes);   // built from runs, not page tables
+    TempDir dir;
+    g.save(dir / "v6.dmg");
+    auto f = slurp(dir / "v6.dmg");
+    constexpr uint64_t kImageAt = kSectionsAt + 16 * 16 + 8;   // after absent_table_bytes
+    CHECK(get64(f, kImageAt) == 0);
+    CHECK_FALSE(MemoryGraph::from_bytes(f).info().kernel_image_bytes);
+    for (uint64_t bytes : {uint64_t{0}, uint64_t{54} << 20}) {
+        put64(f, kImageAt, bytes + 1);
+        reseal(f);
+        CHECK(MemoryGraph::from_bytes(f).info().kernel_image_bytes == bytes);
+    }
+    auto c = f;
+    put64(c, kImageAt, (uint64_t{1} << 30) + 2);   // more than the 1 GiB window holds
+    reseal(c);
+    CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("exceed its window"), FormatError);
+    auto v5 = f;
+    put32(v5, kVersionAt, 5);
+    reseal(v5);
+    CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(v5), doctest::Contains("reserved header bytes are not zero"), FormatError);
+    put64(v5, kImageAt, 0);
+    reseal(v5);
+    CHECK_FALSE(MemoryGraph::from_bytes(v5).info().kernel_image_bytes);
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {

@@ -513,6 +513,24 @@ TEST_CASE("graph: pointer-ness follows the page tables, so ELF and LiME copies g
     fs::remove_all(dir);
 }
 
+// Issue #11: the graph keeps the kernel image's pages at their direct-map addresses only, so a
+// capture cut below the image is told by the page tables: the present bytes of its window.
+TEST_CASE("graph: the kernel image's present bytes are counted, 0 when the dump lacks them, none for PAE") {
+    namespace ti = test_images;
+    auto img = ti::build_x64_4level();
+    auto image_bytes = [](const std::vector<uint8_t>& bytes, PagingMode mode) {
+        auto phys = PhysicalLayer::from_bytes(bytes, DumpFormat::Raw);
+        TranslationLayer layer(*phys, mode, 0x1000);
+        return MemoryGraph::build(layer).info().kernel_image_bytes;
+    };
+    // the 2 MiB page at 0x200000, and PT[0..3] and PT[5]; PT[6]'s page lies beyond the dump
+    CHECK(image_bytes(img.bytes, PagingMode::X86_64_4Level) == uint64_t{0x200000 + 5 * 4096});
+    img.put64(0x3000, 0x10000000 | ti::P | ti::RW | ti::PS);   // the 2 MiB page beyond the end too
+    img.put64(0x3000 + 8, 0);                                  // and no page table
+    CHECK(image_bytes(img.bytes, PagingMode::X86_64_4Level) == uint64_t{0});
+    CHECK_FALSE(image_bytes(ti::build_pae().bytes, PagingMode::X86_PAE));   // the image lies in the direct map
+}
+
 // Issue #11 (attacker 14 #8): a raw dump cut below the tables the kernel allocated at the top of
 // RAM loses those of vmalloc, vmemmap and the direct map; words pointing there (stacks, struct
 // page, per-CPU data) were data, segments merged, and task_struct was not found in a 128 MiB cut.
