@@ -187,12 +187,25 @@ struct Calibration {
     TypeScore score;   // summed over the sets at that threshold (addresses not filled)
 };
 Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets, float floor);
+// The score calibrate_threshold() counts at a given threshold: the candidates scoring at or above it
+// against the live truth objects of `type`, summed over the sets.
+TypeScore score_at_threshold(const std::string& type, std::span<const CalibrationSet> sets, float threshold);
 
 // The engine's view of a memory graph (GraphInput, engine.hpp): its four in-edge CSRs and features.
 inline GraphInput graph_input(const MemoryGraph& g) {
     return {{g.in(EdgeKind(0)), g.in(EdgeKind(1)), g.in(EdgeKind(2)), g.in(EdgeKind(3))}, g.features(),
             g.params().feature_bytes};
 }
+
+// Whether the dump lacks the kernel image: the page tables map no present page in the image's
+// window (GraphBuildInfo::kernel_image_bytes 0, x86-64), as when a capture is cut below the image
+// (graph/root_search.cpp, the cut rule) or its pages are absent. False where that is unknown: 32-bit
+// and PAE graphs (the image lies inside the direct map), .dmg files before version 6.
+bool lacks_kernel_image(const MemoryGraph& graph);
+// The threshold `model` detects with on `graph`: `override` when given (dmdetect --threshold), else
+// Model::image_absent_threshold when the model has one and lacks_kernel_image(graph), else
+// Model::threshold.
+float detection_threshold(const Model& model, const MemoryGraph& graph, std::optional<float> override = {});
 
 // The memory the GNN may work in beside the graph (InferenceNet::set_memory_budget, engine.hpp):
 // half the graph's own bytes (node arrays, features, edges), so that detection's peak stays near
@@ -210,7 +223,7 @@ uint64_t inference_budget(const MemoryGraph& g);
 // Graphs   detect() and scan() refuse (InputError) a graph whose GraphParams differ from the models',
 //          naming the parameter and both values.
 // Work     per model: InferenceNet on voting_rows() at the threshold only (the pruned run of
-//          engine.hpp), vote(), select() at the model's threshold or the override: the same
+//          engine.hpp), vote(), select() at detection_threshold() (the model's, or the override): the same
 //          detections as the whole-graph path, in blocks within DetectOptions::memory_budget.
 //          Each model keeps its InferenceNet and
 //          buffers across calls, so one Detector is not for concurrent use; results do not depend on
@@ -227,8 +240,8 @@ struct BuildOptions {
     std::function<void(const GraphEstimate&)> estimate;
 };
 struct DetectOptions {
-    // Overrides every model's threshold; finite, ≥ 0 (else InputError). Unlike a model file's, it may
-    // be at or below Model::single_vote_bound() (every voted base); dmdetect warns then.
+    // Overrides every model's threshold (detection_threshold); finite, ≥ 0 (else InputError). Unlike a
+    // model file's, it may be at or below Model::single_vote_bound() (every voted base); dmdetect warns then.
     std::optional<float> threshold;
     // Called before each model runs: (index, model count, object type).
     std::function<void(size_t, size_t, const std::string&)> progress;
@@ -283,6 +296,9 @@ public:
     // lower bound (the run scores only the rows that can matter at the threshold, voting_rows or
     // agreement_rows: a base it skipped scores less than the threshold, maybe more than this).
     const std::vector<std::optional<float>>& last_best_scores() const noexcept { return best_scores_; }
+    // Per model (model() order), of the last detect()/scan(): the threshold it detected with
+    // (detection_threshold).
+    const std::vector<float>& last_thresholds() const noexcept { return thresholds_; }
     const std::string& source(size_t i) const { return entries_.at(i).source; }
 
 private:
@@ -295,6 +311,7 @@ private:
     std::vector<ModelTiming> timings_;
     std::vector<VoteAgreement> agreements_;
     std::vector<std::optional<float>> best_scores_;
+    std::vector<float> thresholds_;
 };
 
 // ---- detections as text: what dmdetect writes and dmeval reads ------------------------------

@@ -39,6 +39,13 @@ std::string describe(const Model& m, const std::string& source) {
 
 }  // namespace
 
+bool lacks_kernel_image(const MemoryGraph& graph) { return graph.info().kernel_image_bytes == uint64_t{0}; }
+
+float detection_threshold(const Model& model, const MemoryGraph& graph, std::optional<float> override) {
+    if (override) return *override;
+    return model.image_absent_threshold > 0 && lacks_kernel_image(graph) ? model.image_absent_threshold : model.threshold;
+}
+
 uint64_t inference_budget(const MemoryGraph& g) {
     uint64_t bytes = g.vaddr().size_bytes() + g.paddr().size_bytes() + g.length().size_bytes() + g.features().size_bytes();
     for (int k = 0; k < kNeighbourKinds; ++k)
@@ -121,12 +128,14 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     timings_.clear();
     agreements_.clear();
     best_scores_.clear();
+    thresholds_.clear();
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];
         if (opt.progress) opt.progress(i, entries_.size(), e.model.object_type);
         ModelTiming timing{e.model.object_type, 0, {}, 0, 0, 0};
         auto t0 = Clock::now();
-        const float threshold = opt.threshold.value_or(e.model.threshold);
+        const float threshold = detection_threshold(e.model, graph, opt.threshold);
+        thresholds_.push_back(threshold);
         const std::vector<uint32_t> rows = opt.measure_agreement ? agreement_rows(graph, e.model, threshold)
                                                                  : voting_rows(graph, e.model, threshold);
         timing.rows_seconds = since(t0);

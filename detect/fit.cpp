@@ -131,14 +131,13 @@ std::string percent(double f) {
     return b;
 }
 
-// A score or threshold as the reasons print it: two decimals, or %g where those would hide it.
+}  // namespace
+
 std::string score_text(float x) {
     char b[32];
     std::snprintf(b, sizeof b, std::fabs(x) >= 0.01f && std::fabs(x) < 1e6f ? "%.2f" : "%g", double(x));
     return b;
 }
-
-}  // namespace
 
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement, const std::optional<ScoreReach>& reach, bool lacks_memory) {
@@ -232,7 +231,8 @@ std::string word_size_text(uint32_t word_size) {
 }
 
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
-                                std::vector<std::string>* notes, std::span<const std::string> sources, uint32_t word_size) {
+                                std::vector<std::string>* notes, std::span<const std::string> sources, uint32_t word_size,
+                                bool lacks_image) {
     auto rank = [](BuildMatch m) {
         switch (m) {
         case BuildMatch::SameBuild: return 0;
@@ -243,7 +243,7 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         return 3;
     };
     struct Candidate {
-        std::tuple<int, int64_t, size_t> key;   // (rank, tie, index), least wins
+        std::tuple<int, int, int64_t, size_t> key;   // (rank, no threshold for a dump lacking the image, tie, index), least wins
         BuildMatch match;
         int64_t builds;
     };
@@ -257,7 +257,8 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         const BuildMatch m = match_build(models[i], dump);
         const int r = rank(m);
         const auto builds = int64_t(model_builds(models[i]).size());
-        by_type[models[i].object_type].push_back({{r, r == 0 ? builds : -builds, i}, m, builds});
+        const int unready = lacks_image && !(models[i].image_absent_threshold > 0);
+        by_type[models[i].object_type].push_back({{r, unready, r == 0 ? builds : -builds, i}, m, builds});
     }
     auto name = [&](size_t i) { return i < sources.size() ? sources[i] : "model " + std::to_string(i); };
     auto what = [](const Candidate& c) {
@@ -272,6 +273,8 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
                        "the dump's kernel " + dump->banner.release;
             return "the chosen model's builds match the dump's kernel " + dump->banner.release + " better";
         }
+        if (std::get<1>(c.key) != std::get<1>(o.key))
+            return "the dump lacks the kernel image, and only the chosen model has a threshold for such dumps";
         if (c.builds != o.builds) {
             if (c.match == BuildMatch::SameBuild)
                 return "both were trained on the dump's build; the chosen model was made for fewer builds" + counts;
@@ -289,11 +292,11 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
     for (auto& [type, cands] : by_type) {
         std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.key < b.key; });
         const Candidate& chosen = cands.front();
-        out.push_back(std::get<2>(chosen.key));
+        out.push_back(std::get<3>(chosen.key));
         if (!notes || cands.size() < 2) continue;
-        std::string line = type + ": chose " + name(std::get<2>(chosen.key)) + " (" + what(chosen) + ")";
+        std::string line = type + ": chose " + name(std::get<3>(chosen.key)) + " (" + what(chosen) + ")";
         for (size_t k = 1; k < cands.size(); ++k)
-            line += "; set aside " + name(std::get<2>(cands[k].key)) + " (" + what(cands[k]) + "): " + why(chosen, cands[k]);
+            line += "; set aside " + name(std::get<3>(cands[k].key)) + " (" + what(cands[k]) + "): " + why(chosen, cands[k]);
         notes->push_back(std::move(line));
     }
     std::sort(out.begin(), out.end());

@@ -109,6 +109,8 @@ struct ScoreReach {
     float threshold = 0;
     std::optional<float> best;
 };
+// A score or threshold as messages print it: two decimals, or %g where those would hide it.
+std::string score_text(float x);
 // With `reach` of a run that reported nothing (best absent or below the threshold), the reason says
 // why in scores (attacker 13: "found nothing" blamed the model when the user's threshold was just
 // above every score): a threshold above max_score(model) is named as such, in place of the guess
@@ -136,9 +138,12 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
 // `word_size` (the graph's: 4 under 32-bit and PAE paging, 8 under x86-64; 0 for any): models
 // trained on another word size are never picked (their graphs cannot match); a type left with
 // none gets a note saying so.
+// `lacks_image` (the dump lacks the kernel image, detect.hpp lacks_kernel_image; its banner went with
+// it, as a rule): among models that match the dump's builds alike, one with a threshold for such
+// dumps (Model::image_absent_threshold) comes before the build counts.
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
                                 std::vector<std::string>* notes = nullptr, std::span<const std::string> sources = {},
-                                uint32_t word_size = 0);
+                                uint32_t word_size = 0, bool lacks_image = false);
 // "4-byte words (32-bit or PAE paging)" / "8-byte words (x86-64 paging)": a graph's word size as
 // the notes and errors about it say it.
 std::string word_size_text(uint32_t word_size);

@@ -482,11 +482,15 @@ std::map<std::string, TypeScore> evaluate(std::span<const Detection> detections,
     return out;
 }
 
-Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets, float floor) {
-    // Every candidate as (score, is a live truth object of `type`); freed hits at a freed object's
-    // base are neutral; inside one at another base they are false positives (evaluate()).
+namespace {
+
+// Every candidate as (score, is a live truth object of `type`), by descending score; freed hits at
+// a freed object's base are neutral; inside one at another base they are false positives
+// (evaluate()). `live` counts the live truth objects.
+std::vector<std::pair<float, int>> scored_candidates(const std::string& type, std::span<const CalibrationSet> sets,
+                                                     uint64_t& live) {
     std::vector<std::pair<float, int>> scored;   // second: 1 TP, 0 FP, −1 neutral
-    uint64_t live = 0;
+    live = 0;
     for (const auto& set : sets) {
         TruthIndex index(set.truth, [&](const TruthObject& o) { return o.type == type; });
         for (const auto& t : set.truth) live += t.type == type && !t.freed;
@@ -496,6 +500,26 @@ Calibration calibrate_threshold(const std::string& type, std::span<const Calibra
         }
     }
     std::sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    return scored;
+}
+
+}  // namespace
+
+TypeScore score_at_threshold(const std::string& type, std::span<const CalibrationSet> sets, float threshold) {
+    uint64_t live = 0;
+    TypeScore s;
+    for (const auto& [score, kind] : scored_candidates(type, sets, live)) {
+        if (!(score >= threshold)) break;
+        s.tp += kind == 1;
+        s.fp += kind == 0;
+    }
+    s.fn = live - s.tp;
+    return s;
+}
+
+Calibration calibrate_threshold(const std::string& type, std::span<const CalibrationSet> sets, float floor) {
+    uint64_t live = 0;
+    const std::vector<std::pair<float, int>> scored = scored_candidates(type, sets, live);
     Calibration best;
     const float above_floor = std::nextafter(std::max(floor, 0.f), INFINITY);
     best.threshold = std::max(scored.empty() ? 1.f : std::nextafter(scored.front().first, INFINITY), above_floor);

@@ -359,6 +359,12 @@ struct Model {
     // for it (detect/detect.hpp, Window): tolerates fields shifted by another kernel build's layout.
     // 0 = exact bases only (formats 2 and 3).
     uint32_t vote_window = 0;
+    // Format 5. The threshold on a dump that lacks the kernel image (lacks_kernel_image,
+    // detect/detect.hpp): a capture cut below the image loses the image's data, every edge into it,
+    // and the votes of key nodes that had them, so its objects score lower (task_struct: at most 8.07
+    // against 13.63 on validation cuts). 0 = none: the threshold applies there too. Chosen on
+    // validation dumps cut that way (dmtrain --recalibrate … --image-absent, train/trainer.hpp).
+    float image_absent_threshold = 0;
     GraphParams graph;                    // graph-construction parameters it was trained with
     Provenance provenance;
 
@@ -375,7 +381,7 @@ struct Model {
     // vote must not make an object: attacker 13, thresholds 1e-45..1 gave the 127 false task_structs of
     // threshold 0 on the dev dump); key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
-    // 4 or 8; vote_window ≤ kMaxVoteWindow.
+    // 4 or 8; vote_window ≤ kMaxVoteWindow; image_absent_threshold 0 or held to the threshold's rules.
     void validate() const;
     // The highest score one key node's vote alone gives a base (a score is the sum of its voters'
     // weights plus a bonus per further vote, detect/detect.hpp): the largest key-node weight; 0 for a
@@ -388,8 +394,9 @@ struct Model {
     // Trained weights are label frequencies in (0, 1]; a base's score sums at most one per key node.
     static constexpr float kMaxKeyWeight = 1e6f;
     // 2: provenance.training_config, KeyNode.open_end; 3: provenance.kernel_builds and the
-    // validation vote agreement; 4: vote_window. Files of format 2 to 4 are read; 4 is written.
-    static constexpr uint32_t kFormatVersion = 4;
+    // validation vote agreement; 4: vote_window; 5: image_absent_threshold. Files of format 2 to 5
+    // are read; 5 is written.
+    static constexpr uint32_t kFormatVersion = 5;
     static constexpr uint32_t kOldestFormatVersion = 2;
 };
 

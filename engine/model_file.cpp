@@ -250,6 +250,13 @@ void Model::validate() const {
     if (const float bound = single_vote_bound(); !(threshold > bound))
         bad("threshold " + shortest(threshold) + " at or below one key node's vote (weight " + shortest(bound) +
             "): every base that key node voted for would be reported");
+    // The threshold for dumps without the kernel image: none (0), or one that passes the same rules.
+    if (image_absent_threshold != 0.f) {
+        const std::string t = "threshold for dumps without the kernel image " + shortest(image_absent_threshold);
+        if (!std::isfinite(image_absent_threshold) || !(image_absent_threshold > 0)) bad(t + " not positive and finite");
+        if (const float bound = single_vote_bound(); !(image_absent_threshold > bound))
+            bad(t + " at or below one key node's vote (weight " + shortest(bound) + ")");
+    }
 }
 
 float Model::single_vote_bound() const noexcept {
@@ -297,6 +304,7 @@ std::vector<uint8_t> Model::to_bytes() const {
         w.u64(provenance.validation_objects);
         w.u64(provenance.validation_agreeing);
         w.u32(vote_window);
+        w.f32(image_absent_threshold);
     }
     const std::string payload = os.str();
     std::vector<uint8_t> out(kHeaderBytes + payload.size());
@@ -395,6 +403,7 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
             m.provenance.validation_agreeing = r.u64("validation agreement");
         }
         if (version >= 4) m.vote_window = r.u32("vote window");
+        if (version >= 5) m.image_absent_threshold = r.f32("threshold for dumps without the kernel image");
         if (buf.remaining() != 0)
             r.fail(Kind::BadShape, std::to_string(buf.remaining()) + " unexpected bytes after the payload");
     } catch (const cereal::Exception& e) {

@@ -283,7 +283,8 @@ int run(int argc, char** argv, Communicator& world) {
         Detector& used = shipped.empty() ? detector : picked;
         if (!shipped.empty()) {
             std::vector<std::string> notes;   // which model of a type was chosen over which, and why
-            for (size_t i : pick_models(shipped, banner, &notes, shipped_paths, graph.params().word_size))
+            for (size_t i : pick_models(shipped, banner, &notes, shipped_paths, graph.params().word_size,
+                                        lacks_kernel_image(graph)))
                 picked.add_model(Model(shipped[i]), shipped_paths[i]);
             for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
             if (picked.model_count() == 0)
@@ -334,12 +335,21 @@ int run(int argc, char** argv, Communicator& world) {
                                                     " of kernel address space")
                                                        .c_str()
                                                  : "");
+        // A model with a threshold for dumps without the kernel image used it (detect.hpp,
+        // detection_threshold): said once per such model.
+        for (size_t i = 0; i < used.model_count(); ++i)
+            if (const Model& m = used.model(i); !detect.threshold && m.image_absent_threshold > 0 && used.last_thresholds().at(i) != m.threshold)
+                std::fprintf(stderr,
+                             "dmdetect: note: %sthe dump lacks the kernel image: model %s detects at %s, its threshold "
+                             "for such dumps (%s otherwise)\n",
+                             who.c_str(), m.object_type.c_str(), score_text(used.last_thresholds().at(i)).c_str(),
+                             score_text(m.threshold).c_str());
         std::vector<ModelFit> fits;
         fits_all = true;
         for (size_t i = 0; i < used.model_count(); ++i) {
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
             // candidate object, reported none, and no word was said): the reason says why in scores.
-            const ScoreReach reach{detect.threshold.value_or(used.model(i).threshold), used.last_best_scores().at(i)};
+            const ScoreReach reach{used.last_thresholds().at(i), used.last_best_scores().at(i)};
             fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach, lacking));
             const ModelFit& f = fits.back();
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });

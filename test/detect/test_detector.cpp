@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <random>
 
@@ -126,6 +127,52 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
     CHECK_FALSE(finished);
     CHECK(seen.size() == 3);
     CHECK(std::equal(seen.begin(), seen.end(), many.begin()));
+}
+
+// Issue #11: on a dump cut below the kernel image (its window maps no present page) a model detects
+// at its threshold for such dumps, where it has one; --threshold still overrides.
+TEST_CASE("detect: the threshold for dumps without the kernel image applies where the image is lacking") {
+    namespace ti = test_images;
+    auto img = ti::build_x64_4level();
+    std::mt19937_64 rng(7);
+    for (uint64_t a = 0x300000; a < 0x380000; a += 8)   // data and direct-map pointers for some nodes
+        img.put64(a, rng() % 3 ? rng() : 0xffff800000300000ull + (rng() % 0x80000 & ~uint64_t{7}));
+    auto graph_of = [](const std::vector<uint8_t>& bytes) {
+        auto phys = PhysicalLayer::from_bytes(bytes, DumpFormat::Raw);
+        TranslationLayer layer(*phys, PagingMode::X86_64_4Level, 0x1000);
+        return MemoryGraph::build(layer);
+    };
+    const MemoryGraph with = graph_of(img.bytes);
+    img.put64(0x1000 + 511 * 8, 0);   // the kernel image's PML4 entry: its window maps nothing
+    const MemoryGraph without = graph_of(img.bytes);
+    CHECK_FALSE(lacks_kernel_image(with));
+    CHECK(lacks_kernel_image(without));
+    CHECK_FALSE(lacks_kernel_image(test::random_memory(5, 8, 8).build()));   // built from runs: unknown
+    REQUIRE(without.node_count() > 100);
+
+    std::map<uint32_t, uint32_t> freq;
+    for (uint32_t len : without.length()) ++freq[len];
+    std::vector<std::pair<uint32_t, uint32_t>> common;
+    for (auto [len, n] : freq) common.push_back({n, len});
+    std::sort(common.rbegin(), common.rend());
+    REQUIRE(common.size() >= 2);
+    Model m = keyed_model("task_struct", {{0, common[0].second, 0.6f}, {64, common[1].second, 0.9f}}, 3, without.params());
+    m.threshold = 1.4f;
+    CHECK(detection_threshold(m, without) == 1.4f);   // none of its own
+    m.image_absent_threshold = 1.0f;
+    CHECK(detection_threshold(m, with) == 1.4f);
+    CHECK(detection_threshold(m, without) == 1.0f);
+    CHECK(detection_threshold(m, without, 2.5f) == 2.5f);
+    Detector det;
+    det.add_model(m);
+    DetectOptions at;
+    at.threshold = 1.0f;
+    CHECK(det.detect(without) == det.detect(without, at));
+    REQUIRE(det.last_thresholds() == std::vector<float>{1.0f});
+    det.detect(without);
+    CHECK(det.last_thresholds() == std::vector<float>{1.0f});
+    det.detect(with);
+    CHECK(det.last_thresholds() == std::vector<float>{1.4f});
 }
 
 TEST_CASE("detect: Detector refuses mismatched graph parameters, duplicate types, and works without dumps") {

@@ -306,6 +306,27 @@ TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
     CHECK(pick_models(models, banner("6.1.0-57-686-pae"), nullptr, {}, 4) == std::vector<size_t>{5});
 }
 
+// Issue #11: a dump without the kernel image lost its banner with it; a model with a threshold for
+// such dumps is picked over one of more builds, never over a better build match.
+TEST_CASE("fit: on a dump lacking the kernel image, the model with a threshold for such dumps is picked") {
+    std::vector<Model> models;
+    models.push_back(test::marker_model("task_struct"));
+    models.back().provenance.kernel_builds = {{"6.1.0-47-amd64", ""}};
+    models.back().image_absent_threshold = models.back().threshold / 2;
+    models.push_back(test::marker_model("task_struct"));
+    models.back().provenance.kernel_builds = {{"5.10.0-46-amd64", ""}, {"6.1.0-47-amd64", ""}, {"6.12.11+deb13-amd64", ""}};
+    CHECK(pick_models(models, std::nullopt) == std::vector<size_t>{1});   // more builds
+    std::vector<std::string> notes;
+    CHECK(pick_models(models, std::nullopt, &notes, std::vector<std::string>{"a.cereal", "b.cereal"}, 8, true) ==
+          std::vector<size_t>{0});
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0].find("the dump lacks the kernel image, and only the chosen model has a threshold for such dumps") !=
+          std::string::npos);
+    CHECK(pick_models(models, banner("6.12.9+deb13-amd64"), nullptr, {}, 8, true) == std::vector<size_t>{1});   // build first
+    models.back().image_absent_threshold = models.back().threshold / 2;   // both have one: more builds again
+    CHECK(pick_models(models, std::nullopt, nullptr, {}, 8, true) == std::vector<size_t>{1});
+}
+
 // The tester's B5: with two models of one type, dmdetect said nothing of the one it set aside.
 TEST_CASE("fit: pick_models says which model of a type it chose, which it set aside, and why") {
     std::vector<Model> models;

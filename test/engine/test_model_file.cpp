@@ -342,8 +342,8 @@ TEST_CASE("format 2 files (no kernel builds, no validation agreement) are still 
     m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
     auto b = m.to_bytes();
     // format 3 appends u32 build count + u64 objects + u64 agreeing to the payload of format 2,
-    // format 4 a u32 vote window
-    b.resize(b.size() - 24);
+    // format 4 a u32 vote window, format 5 an f32 threshold
+    b.resize(b.size() - 28);
     b[8] = 2;
     for (int k = 0; k < 8; ++k) b[16 + k] = uint8_t((b.size() - 32) >> (8 * k));
     b = rechecksum(b);
@@ -361,15 +361,15 @@ TEST_CASE("format 3 provenance that cannot be right is rejected") {
     m.provenance.kernel_builds.clear();
     m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
     auto b = m.to_bytes();
-    // the build count (24 bytes before the end) claims more builds than the payload holds
-    const size_t at = b.size() - 24;
+    // the build count (28 bytes before the end) claims more builds than the payload holds
+    const size_t at = b.size() - 28;
     b[at] = 0xff;
     b[at + 1] = 0x0f;
     CHECK(kind_of(rechecksum(b)) == ModelError::Kind::Truncated);
     b[at + 2] = 0x01;   // past the limit
     CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadShape);
     b = m.to_bytes();
-    b[b.size() - 5] = 1;   // agreeing ≫ objects
+    b[b.size() - 9] = 1;   // agreeing ≫ objects
     CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadConfig);
 }
 
@@ -378,17 +378,42 @@ TEST_CASE("format 4: the vote window round-trips, format 3 files read as window 
     m.vote_window = 64;
     auto b = m.to_bytes();
     CHECK(Model::from_bytes(b).vote_window == 64);
-    // the same payload without its last u32, marked format 3
+    // the same payload without its last u32 and f32 (formats 4 and 5), marked format 3
     auto old = b;
-    old.resize(old.size() - 4);
+    old.resize(old.size() - 8);
     old[8] = 3;
     for (int k = 0; k < 8; ++k) old[16 + k] = uint8_t((old.size() - 32) >> (8 * k));
     const Model l = Model::from_bytes(rechecksum(old));
     CHECK(l.vote_window == 0);
     CHECK(l.provenance == m.provenance);
     // a window past kMaxVoteWindow
-    b[b.size() - 2] = 0x10;
+    b[b.size() - 6] = 0x10;
     CHECK(kind_of(rechecksum(b)) == ModelError::Kind::BadValue);
     m.vote_window = Model::kMaxVoteWindow + 1;
     CHECK_THROWS_AS(m.to_bytes(), ModelError);
+}
+
+TEST_CASE("format 5: the threshold for dumps without the kernel image round-trips, format 4 files read 0, bad ones are refused") {
+    Model m = sample_model();
+    CHECK(Model::from_bytes(m.to_bytes()).image_absent_threshold == 0.f);
+    m.image_absent_threshold = m.threshold / 2 + m.single_vote_bound() / 2;
+    auto b = m.to_bytes();
+    CHECK(b[8] == 5);
+    CHECK(Model::from_bytes(b).image_absent_threshold == m.image_absent_threshold);
+    // the same payload without its last f32, marked format 4
+    auto old = b;
+    old.resize(old.size() - 4);
+    old[8] = 4;
+    for (int k = 0; k < 8; ++k) old[16 + k] = uint8_t((old.size() - 32) >> (8 * k));
+    const Model l = Model::from_bytes(rechecksum(old));
+    CHECK(l.image_absent_threshold == 0.f);
+    CHECK(l.vote_window == m.vote_window);
+    // in a file: NaN, negative, and at or below one key node's vote (BadValue, named)
+    for (float bad : {std::nanf(""), -1.f, m.single_vote_bound(), INFINITY}) {
+        auto e = b;
+        std::memcpy(e.data() + e.size() - 4, &bad, 4);
+        CHECK(kind_of(rechecksum(e)) == ModelError::Kind::BadValue);
+        m.image_absent_threshold = bad;
+        CHECK_THROWS_WITH_AS(m.to_bytes(), doctest::Contains("threshold for dumps without the kernel image"), ModelError);
+    }
 }
