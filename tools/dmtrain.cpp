@@ -79,7 +79,9 @@ int run(int argc, char** argv, Communicator& world) {
     po::options_description cli("options");
     cli.add_options()("help,h", "this text")("resume", "continue from OUTPUT.ckpt")("quiet,q", "only the final line")(
         "recalibrate", po::value<std::string>(),
-        "MODEL: no training; choose MODEL's vote window (votes.windows) and threshold on the manifest's validation dumps, write run.output");
+        "MODEL: no training; choose MODEL's vote window (votes.windows) and threshold on the manifest's validation dumps, write run.output")(
+        "image-absent",
+        "with --recalibrate: choose instead MODEL's threshold for dumps without the kernel image, on validation dumps cut below it (tools/make-cut-set)");
     po::options_description all;
     all.add(cli).add(keys).add_options()("config", po::value<std::string>(), "INI file");
     po::positional_options_description pos;
@@ -106,13 +108,15 @@ int run(int argc, char** argv, Communicator& world) {
         if (!quiet) std::fprintf(stderr, "dmtrain: %s\n", line.c_str());
     };
     if (vm.count("recalibrate") && vm.count("resume")) throw po::error("--recalibrate and --resume exclude each other");
+    if (vm.count("image-absent") && !vm.count("recalibrate")) throw po::error("--image-absent needs --recalibrate MODEL");
     if (vm.count("recalibrate") && world.size() > 1) throw po::error("--recalibrate runs in one process, not under mpirun -np > 1");
     if (!quiet && world.size() > 1)
         std::fprintf(stderr, "dmtrain: rank %d of %d on %s\n", world.rank(), world.size(), host_name().c_str());
     MemoryStage stage(vm.count("recalibrate") ? "recalibrating " + vm["recalibrate"].as<std::string>()
                                               : "training the " + cfg.object_type + " model");
-    TrainResult r = vm.count("recalibrate") ? recalibrate(cfg, vm["recalibrate"].as<std::string>(), log)
-                                            : train(cfg, vm.count("resume") > 0, log, world);
+    TrainResult r = !vm.count("recalibrate")   ? train(cfg, vm.count("resume") > 0, log, world)
+                    : vm.count("image-absent") ? recalibrate_image_absent(cfg, vm["recalibrate"].as<std::string>(), log)
+                                               : recalibrate(cfg, vm["recalibrate"].as<std::string>(), log);
     if (world.rank() != 0) return 0;
     const auto& s = r.validation.score;
     std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "

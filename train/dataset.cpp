@@ -200,7 +200,8 @@ std::vector<LabeledDump> load_dumps(const Manifest& m, const std::vector<std::st
         const std::string dir = m.dump_dir(names[i]);
         if (!fs::exists(fs::path(dir) / "DONE"))
             throw InputError("dump '" + dir + "' is incomplete (no DONE marker; rerun tools/make-dataset)");
-        auto phys = PhysicalLayer::open(dir + "/dump.elf");
+        const bool elf = fs::exists(fs::path(dir) / "dump.elf") || !fs::exists(fs::path(dir) / "dump.raw");
+        auto phys = PhysicalLayer::open(dir + (elf ? "/dump.elf" : "/dump.raw"));
         auto layer = TranslationLayer::detect(*phys);
         LabeledDump d{names[i], MemoryGraph::build(layer), read_truth(dir + "/labels.jsonl"), {}};
         if (fs::exists(fs::path(dir) / "meta.json")) {

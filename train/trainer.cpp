@@ -148,7 +148,8 @@ std::vector<Calibration> validate_windows(const Model& model, const std::vector<
     return out;
 }
 
-Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement) {
+Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement,
+                           TypeScore* at_model_threshold) {
     InferenceNet net(model.config, model.params);
     std::vector<std::vector<Candidate>> cands(dumps.size());
     std::vector<CalibrationSet> sets;
@@ -159,6 +160,7 @@ Calibration validate_model(const Model& model, const std::vector<LabeledDump>& d
     }
     for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
     Calibration cal = calibrate_threshold(model.object_type, sets, model.single_vote_bound());
+    if (at_model_threshold) *at_model_threshold = score_at_threshold(model.object_type, sets, model.threshold);
     if (agreement) {   // at the calibrated threshold: a second pass rather than every dump's probabilities kept
         *agreement = {};
         agreement->key_votes.assign(model.key_nodes.size(), 0);
@@ -521,39 +523,93 @@ Manifest manifest_of(const TrainConfig& cfg) {
 
 }  // namespace
 
-TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
-                        const std::function<void(const std::string&)>& log) {
+namespace {
+
+// What both recalibrations start from: the model (of the configuration's type) and the graphs and
+// labels of the manifest's validation dumps, checked against its graph parameters.
+struct Recalibration {
+    Model model;
+    Manifest manifest;
+    std::vector<LabeledDump> val_dumps;
+    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+};
+Recalibration start_recalibration(const TrainConfig& cfg, const std::string& model_path,
+                                  const std::function<void(const std::string&)>& log) {
     cfg.validate();
     if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
-    const auto t0 = std::chrono::steady_clock::now();
+    Recalibration r;
     {
         const std::string outputs[] = {cfg.output}, inputs[] = {cfg.manifest};
         refuse_output_over_inputs(outputs, inputs);
     }
-    Model model = Model::load(model_path);
-    if (model.object_type != cfg.object_type)
-        throw InputError("model '" + model_path + "' detects " + model.object_type + ", the configuration names " + cfg.object_type);
-    const Manifest m = manifest_of(cfg);
-    std::vector<std::string> val_names = m.validation;
+    r.model = Model::load(model_path);
+    if (r.model.object_type != cfg.object_type)
+        throw InputError("model '" + model_path + "' detects " + r.model.object_type + ", the configuration names " + cfg.object_type);
+    r.manifest = manifest_of(cfg);
+    std::vector<std::string> val_names = r.manifest.validation;
     if (cfg.max_validation_dumps && val_names.size() > cfg.max_validation_dumps) val_names.resize(cfg.max_validation_dumps);
     if (val_names.empty()) throw InputError("manifest '" + cfg.manifest + "' has no validation dumps");
-    log("recalibrating " + model_path + " on " + std::to_string(val_names.size()) + " validation dumps of " + m.path);
-    const auto val_dumps = load_dumps(m, val_names);
-    {
-        Detector check;   // the one comparison of graph parameters (InputError naming the parameter)
-        check.add_model(model, model_path);
-        for (const LabeledDump& d : val_dumps) check.check_graph(d.graph);
-    }
-    TrainResult result;
-    calibrate_votes(cfg, val_dumps, model, result, log);
-    model.provenance.training_config += "\n[recalibrated]\nmanifest = " + cfg.manifest + "\nmanifest_sha256 = " + m.sha256 +
-                                        "\nwindows = " + cfg.vote_windows + "\n";
-    log("recalibrated (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
-        "; vote window " + std::to_string(model.vote_window) + " bytes");
-    model.save(cfg.output);
-    result.model = std::move(model);
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log("recalibrating " + model_path + " on " + std::to_string(val_names.size()) + " validation dumps of " + r.manifest.path);
+    r.val_dumps = load_dumps(r.manifest, val_names);
+    Detector check;   // the one comparison of graph parameters (InputError naming the parameter)
+    check.add_model(r.model, model_path);
+    for (const LabeledDump& d : r.val_dumps) check.check_graph(d.graph);
+    return r;
+}
+
+TrainResult finish_recalibration(const TrainConfig& cfg, Recalibration& r, TrainResult result, const std::string& what) {
+    r.model.provenance.training_config += "\n[recalibrated]\nmanifest = " + cfg.manifest +
+                                          "\nmanifest_sha256 = " + r.manifest.sha256 + "\n" + what + "\n";
+    r.model.save(cfg.output);
+    result.model = std::move(r.model);
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - r.t0).count();
     return result;
+}
+
+}  // namespace
+
+TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
+                        const std::function<void(const std::string&)>& log) {
+    Recalibration r = start_recalibration(cfg, model_path, log);
+    TrainResult result;
+    calibrate_votes(cfg, r.val_dumps, r.model, result, log);
+    log("recalibrated (" + std::to_string(r.val_dumps.size()) + " dumps): " + score_line(result.validation) +
+        "; vote window " + std::to_string(r.model.vote_window) + " bytes");
+    return finish_recalibration(cfg, r, std::move(result), "windows = " + cfg.vote_windows);
+}
+
+TrainResult recalibrate_image_absent(const TrainConfig& cfg, const std::string& model_path,
+                                     const std::function<void(const std::string&)>& log) {
+    Recalibration r = start_recalibration(cfg, model_path, log);
+    const size_t all = r.val_dumps.size();
+    std::erase_if(r.val_dumps, [](const LabeledDump& d) { return !lacks_kernel_image(d.graph); });
+    if (r.val_dumps.empty())
+        throw InputError("every validation dump of " + r.manifest.path +
+                         " holds the kernel image: the threshold for dumps without it is chosen on dumps cut below it "
+                         "(tools/make-cut-set)");
+    if (r.val_dumps.size() < all)
+        log(std::to_string(all - r.val_dumps.size()) + " of " + std::to_string(all) +
+            " validation dumps hold the kernel image (their cut left it): left out");
+    TrainResult result;
+    TypeScore own;   // the model's threshold on the same dumps
+    result.validation = validate_model(r.model, r.val_dumps, nullptr, &own);
+    const std::string dumps = std::to_string(r.val_dumps.size()) + " validation dumps without the kernel image";
+    if (!(result.validation.score.f1() > 0))
+        throw InputError("no threshold finds a " + r.model.object_type + " on the " + dumps + " (" +
+                         score_line(result.validation) + "): the model keeps no threshold for such dumps");
+    log("on the " + dumps + ": " + score_line(Calibration{r.model.threshold, own}) + " (the model's threshold); " +
+        score_line(result.validation) + " (the best)");
+    // A tie keeps the one threshold: a second one must earn its place on validation.
+    if (result.validation.score.f1() > own.f1()) {
+        r.model.image_absent_threshold = result.validation.threshold;
+        log("threshold for dumps without the kernel image: " + std::to_string(r.model.image_absent_threshold));
+    } else {
+        r.model.image_absent_threshold = 0;
+        result.validation = {r.model.threshold, own};
+        log("the model's threshold does as well there: no threshold of its own for dumps without the kernel image");
+    }
+    return finish_recalibration(cfg, r, std::move(result),
+                                "image_absent_threshold = " + std::to_string(r.model.image_absent_threshold));
 }
 
 // ---- the loop -------------------------------------------------------------------------------

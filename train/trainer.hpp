@@ -171,7 +171,8 @@ struct Manifest {
     Manifest holding_out(const std::string& holdout) const;
 };
 
-// Builds the graphs (default GraphParams) of the named dumps; progress(i, n) per dump.
+// Builds the graphs (default GraphParams) of the named dumps — each directory's dump.elf, else its
+// dump.raw (a cut copy: tools/make-cut-set) — with their labels; progress(i, n) per dump.
 std::vector<LabeledDump> load_dumps(const Manifest&, const std::vector<std::string>& names,
                                     const std::function<void(size_t, size_t)>& progress = {});
 
@@ -199,8 +200,10 @@ inline constexpr uint32_t kIgnoredClass = ~0u;
 std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>&);
 
 // Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores;
-// with `agreement`, also the vote agreement (detect/fit.hpp) over all dumps at that threshold.
-Calibration validate_model(const Model&, const std::vector<LabeledDump>&, VoteAgreement* agreement = nullptr);
+// with `agreement`, also the vote agreement (detect/fit.hpp) over all dumps at that threshold; with
+// `at_model_threshold`, the scores at Model::threshold.
+Calibration validate_model(const Model&, const std::vector<LabeledDump>&, VoteAgreement* agreement = nullptr,
+                           TypeScore* at_model_threshold = nullptr);
 // The calibration of the model under each vote window (the model's own vote_window ignored), one
 // inference pass per dump: what votes.windows chooses from.
 std::vector<Calibration> validate_windows(const Model&, const std::vector<LabeledDump>&, std::span<const uint32_t> windows);
@@ -239,6 +242,16 @@ TrainResult train(const TrainConfig&, bool resume, const std::function<void(cons
 // gains a [recalibrated] section naming the manifest. `steps` of the result is 0. Throws
 // InputError (another object type, graph parameters unlike the dumps', no validation dump).
 TrainResult recalibrate(const TrainConfig&, const std::string& model_path, const std::function<void(const std::string&)>& log);
+// The threshold for dumps without the kernel image (Model::image_absent_threshold) chosen afresh on
+// the validation dumps of the configuration's manifest that lack it (lacks_kernel_image,
+// detect/detect.hpp: a dataset cut below the image, tools/make-cut-set; the others are left out,
+// and said), as calibrate_threshold chooses a model's threshold (best F1); weights, key nodes, vote
+// window and threshold kept, written to run.output with a [recalibrated] section naming the
+// manifest. `validation` of the result is at the chosen threshold. Throws InputError as
+// recalibrate(), when no validation dump lacks the image, and for a best F1 of 0 (no threshold
+// finds any object: the model keeps none).
+TrainResult recalibrate_image_absent(const TrainConfig&, const std::string& model_path,
+                                     const std::function<void(const std::string&)>& log);
 
 // SHA-256 of a byte string, lowercase hex (manifest provenance).
 std::string sha256_hex(std::span<const uint8_t>);
