@@ -43,6 +43,18 @@ Model keyed_model(const std::string& type, std::vector<KeyNode> keys, uint64_t s
     return m;
 }
 
+// The graph's segment lengths, most frequent first (key nodes that vote somewhere).
+std::vector<uint32_t> common_lengths(const MemoryGraph& g) {
+    std::map<uint32_t, uint32_t> freq;
+    for (uint32_t len : g.length()) ++freq[len];
+    std::vector<std::pair<uint32_t, uint32_t>> common;
+    for (auto [len, n] : freq) common.push_back({n, len});
+    std::sort(common.rbegin(), common.rend());
+    std::vector<uint32_t> out;
+    for (auto [n, len] : common) out.push_back(len);
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("detect: pruned inference equals the whole-graph run on its rows") {
@@ -86,16 +98,12 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
     const test::Memory mem = test::random_memory(5, 96, 8);
     MemoryGraph g = mem.build();
     // key nodes from lengths that occur, at offsets inside a 256-byte object
-    std::map<uint32_t, uint32_t> freq;
-    for (uint32_t len : g.length()) ++freq[len];
-    std::vector<std::pair<uint32_t, uint32_t>> common;
-    for (auto [len, n] : freq) common.push_back({n, len});
-    std::sort(common.rbegin(), common.rend());
+    const std::vector<uint32_t> common = common_lengths(g);
     REQUIRE(common.size() >= 4);
     Detector det;
     std::vector<Model> models{
-        keyed_model("task_struct", {{0, common[0].second, 0.6f}, {64, common[1].second, 0.9f}, {128, common[2].second, 0.7f}}, 1),
-        keyed_model("cred", {{0, common[1].second, 0.5f}, {32, common[3].second, 0.5f}}, 2)};
+        keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1),
+        keyed_model("cred", {{0, common[1], 0.5f}, {32, common[3], 0.5f}}, 2)};
     for (auto& m : models) m.graph = g.params();
     models[0].threshold = 1.2f;   // two votes at least (Model::validate refuses one key node's, 0.9)
     models[1].threshold = 0.9f;
@@ -150,13 +158,9 @@ TEST_CASE("detect: the threshold for dumps without the kernel image applies wher
     CHECK_FALSE(lacks_kernel_image(test::random_memory(5, 8, 8).build()));   // built from runs: unknown
     REQUIRE(without.node_count() > 100);
 
-    std::map<uint32_t, uint32_t> freq;
-    for (uint32_t len : without.length()) ++freq[len];
-    std::vector<std::pair<uint32_t, uint32_t>> common;
-    for (auto [len, n] : freq) common.push_back({n, len});
-    std::sort(common.rbegin(), common.rend());
+    const std::vector<uint32_t> common = common_lengths(without);
     REQUIRE(common.size() >= 2);
-    Model m = keyed_model("task_struct", {{0, common[0].second, 0.6f}, {64, common[1].second, 0.9f}}, 3, without.params());
+    Model m = keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}}, 3, without.params());
     m.threshold = 1.4f;
     CHECK(detection_threshold(m, without) == 1.4f);   // none of its own
     m.image_absent_threshold = 1.0f;

@@ -43,6 +43,17 @@ constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectio
 uint64_t section_offset(const std::vector<uint8_t>& f, int i) { return get64(f, kSectionsAt + 16 * i); }
 enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4, kDumpPath = kSources0 + 4, kKernelBanner, kAbsent, kWarnings };
 
+// The file `f` marked `version`, which lacks the header field at `field_at`: refused while that field
+// is set, then loaded with it zeroed.
+MemoryGraph as_older_version(std::vector<uint8_t> f, uint32_t version, uint64_t field_at) {
+    put32(f, kVersionAt, version);
+    reseal(f);
+    CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(f), doctest::Contains("reserved header bytes are not zero"), FormatError);
+    put64(f, field_at, 0);
+    reseal(f);
+    return MemoryGraph::from_bytes(f);
+}
+
 MemoryGraph sample_graph() {
     Memory m = random_memory(11, 40, 8);
     MemoryGraph g = m.build();
@@ -339,14 +350,9 @@ TEST_CASE("graph: absent_table_bytes round-trips in version 5; version 4 files r
     put64(f, kAbsentTableBytesAt, uint64_t{5} << 40);
     reseal(f);
     CHECK(MemoryGraph::from_bytes(f).info().absent_table_bytes == uint64_t{5} << 40);
-    auto v4 = f;
-    put32(v4, kVersionAt, 4);
-    reseal(v4);
-    CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(v4), doctest::Contains("reserved header bytes are not zero"), FormatError);
-    put64(v4, kAbsentTableBytesAt, 0);
-    reseal(v4);
-    CHECK(MemoryGraph::from_bytes(v4).info().absent_table_bytes == 0);
-    CHECK(MemoryGraph::from_bytes(v4).node_count() == g.node_count());
+    const MemoryGraph v4 = as_older_version(f, 4, kAbsentTableBytesAt);
+    CHECK(v4.info().absent_table_bytes == 0);
+    CHECK(v4.node_count() == g.node_count());
 }
 
 // Version 6: the present bytes of the kernel image's window (GraphBuildInfo::kernel_image_bytes), by
@@ -370,13 +376,7 @@ TEST_CASE("graph: kernel_image_bytes round-trips in version 6, unknown stays unk
     put64(c, kImageAt, (uint64_t{1} << 30) + 2);   // more than the 1 GiB window holds
     reseal(c);
     CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("exceed its window"), FormatError);
-    auto v5 = f;
-    put32(v5, kVersionAt, 5);
-    reseal(v5);
-    CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(v5), doctest::Contains("reserved header bytes are not zero"), FormatError);
-    put64(v5, kImageAt, 0);
-    reseal(v5);
-    CHECK_FALSE(MemoryGraph::from_bytes(v5).info().kernel_image_bytes);
+    CHECK_FALSE(as_older_version(f, 5, kImageAt).info().kernel_image_bytes);
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {
