@@ -197,10 +197,16 @@ inline GraphInput graph_input(const MemoryGraph& g) {
             g.params().feature_bytes};
 }
 
-// Whether the dump lacks the kernel image: the page tables map no present page in the image's
-// window (GraphBuildInfo::kernel_image_bytes 0, x86-64), as when a capture is cut below the image
-// (graph/root_search.cpp, the cut rule) or its pages are absent. False where that is unknown: 32-bit
-// and PAE graphs (the image lies inside the direct map), .dmg files before version 6.
+// Whether the dump lacks the kernel image (x86-64): the page tables map less than
+// kMinKernelImageBytes of present memory in the image's window (GraphBuildInfo::kernel_image_bytes),
+// as when a capture is cut below the image (graph/root_search.cpp, the cut rule) or its pages are
+// absent; or the dump's `Linux version` banner was found, but outside that window (the window holds
+// something else). False where that is unknown: 32-bit and PAE graphs (the image lies inside the
+// direct map), .dmg files before version 6.
+// kMinKernelImageBytes: Debian's 6.1 image maps 54 MiB (text, rodata, data, bss); a smaller present
+// share is a cut's leftover or a planted mapping (attacker 16: one 2 MiB page planted in the window of
+// a cut dump kept every model at its full threshold and hid its 140 task_structs).
+inline constexpr uint64_t kMinKernelImageBytes = uint64_t{8} << 20;
 bool lacks_kernel_image(const MemoryGraph& graph);
 // The threshold `model` detects with on `graph`: `override` when given (dmdetect --threshold), else
 // Model::image_absent_threshold when the model has one and lacks_kernel_image(graph), else
@@ -220,6 +226,7 @@ uint64_t inference_budget(const MemoryGraph& g);
 //   for (const Detection& x : d.detect(g)) …        or   d.scan(g, [](const Detection& x) { …; return true; });
 // Models   at most one per object type, all trained on one GraphParams (InputError naming both
 //          models otherwise); build_graph() uses those parameters (word size from the dump's paging).
+//          Kept without their Adam moments (model(i).adam_state is empty): detection does not train.
 // Graphs   detect() and scan() refuse (InputError) a graph whose GraphParams differ from the models',
 //          naming the parameter and both values.
 // Work     per model: InferenceNet on voting_rows() at the threshold only (the pruned run of

@@ -39,7 +39,12 @@ std::string describe(const Model& m, const std::string& source) {
 
 }  // namespace
 
-bool lacks_kernel_image(const MemoryGraph& graph) { return graph.info().kernel_image_bytes == uint64_t{0}; }
+bool lacks_kernel_image(const MemoryGraph& graph) {
+    const GraphBuildInfo& i = graph.info();
+    if (!i.kernel_image_bytes) return false;   // unknown: 32-bit, PAE, a .dmg before version 6
+    if (*i.kernel_image_bytes < kMinKernelImageBytes) return true;
+    return i.kernel_banner && !i.kernel_banner->in_kernel_image();   // the window holds something else
+}
 
 float detection_threshold(const Model& model, const MemoryGraph& graph, std::optional<float> override) {
     if (override) return *override;
@@ -58,6 +63,7 @@ void Detector::add_model(const std::string& path) { add_model(Model::load(path),
 
 void Detector::add_model(Model model, std::string source) {
     model.validate();
+    model.adam_state = {};   // detection needs no optimiser state: Adam's moments are twice the weights
     for (const Entry& e : entries_) {
         if (e.model.object_type == model.object_type)
             throw InputError("two models for " + model.object_type + ": " + describe(e.model, e.source) + " and " +

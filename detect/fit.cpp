@@ -142,6 +142,7 @@ std::string score_text(float x) {
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement, const std::optional<ScoreReach>& reach, bool lacks_memory) {
     ModelFit f;
+    if (reach) f.threshold = reach->threshold;
     f.type = model.object_type;
     f.source = source;
     f.build = match_build(model, dump);
@@ -304,7 +305,7 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
 }
 
 std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,
-                              DetectionFormat format) {
+                              DetectionFormat format, std::optional<bool> lacks_image) {
     if (format == DetectionFormat::Csv) return {};
     std::string out;
     auto missing = [](const ModelFit& f) {
@@ -324,10 +325,12 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
             out += json_string(dump->banner.release) + ",\"banner\":" + json_string(dump->banner.text) +
                    ",\"found\":\"" + (dump->in_kernel_image() ? "kernel image" : "outside the kernel image") +
                    "\",\"vaddr\":" + (dump->vaddr ? "\"" + hex(*dump->vaddr) + "\"" : "null") + ",\"paddr\":\"" +
-                   hex(dump->paddr) + "\"}\n";
+                   hex(dump->paddr) + "\"";
         } else {
-            out += "null,\"banner\":null}\n";
+            out += "null,\"banner\":null";
         }
+        if (lacks_image) out += std::string(",\"kernel_image\":\"") + (*lacks_image ? "lacking" : "present") + "\"";
+        out += "}\n";
     } else if (dump) {
         out += "# kernel: " + dump->banner.release + " (" +
                (dump->in_kernel_image() ? "banner in the kernel image at " + hex(*dump->vaddr)
@@ -336,6 +339,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
     } else {
         out += "# kernel: unknown (no `Linux version` banner in the dump)\n";
     }
+    if (!json && lacks_image && *lacks_image) out += "# kernel image: lacking (models detect at their thresholds for such dumps)\n";
     for (const ModelFit& f : fits) {
         const bool measured = f.agreement.objects > 0;
         if (json) {
@@ -345,7 +349,8 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    ",\"objects\":" + std::to_string(f.agreement.objects) + ",\"agreeing\":" +
                    std::to_string(f.agreement.agreeing) + ",\"validation_agreement\":" +
                    (f.expected ? fraction(*f.expected) : "null") + ",\"missing_key_nodes\":[" + missing(f) +
-                   "],\"reason\":" + json_string(f.reason) + ",\"checked\":" + (f.checked ? "true" : "false") + "}\n";
+                   "],\"reason\":" + json_string(f.reason) + ",\"checked\":" + (f.checked ? "true" : "false") +
+                   (f.threshold ? ",\"threshold\":" + score_text(*f.threshold) : "") + "}\n";
         } else {
             // Without a candidate object nothing was measured: "unknown", not "yes" (a dump whose
             // objects all went missing must not read as a good fit); nor is a fit not Checked a "yes".
@@ -354,6 +359,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                                    " candidate objects (" + percent(f.agreement.fraction()) + ")"
                              : "no candidate object") +
                    (f.expected ? ", validation " + percent(*f.expected) : "") +
+                   (f.threshold ? ", threshold " + score_text(*f.threshold) : "") +
                    (f.reason.empty() ? "" : ": " + f.reason) + "\n";
         }
     }

@@ -102,6 +102,7 @@ struct ModelFit {
     // nor is one with no banner whose missing key nodes the memory it lacks may explain.
     bool checked = false;
     std::string reason;                 // why not, or what is worth knowing ("" when nothing)
+    std::optional<float> threshold;     // the threshold the run used (ScoreReach), when given
 };
 // What a detection run saw of a model's scores: the threshold it used and the highest candidate
 // score (Detector::last_best_scores: none without a candidate; below the threshold, a lower bound).
@@ -149,11 +150,12 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
 std::string word_size_text(uint32_t word_size);
 
 // The kernel and fit lines dmdetect writes before its detections: for `Json`, one
-// {"record":"kernel",…} line (release, banner, where found; "release":null without a banner) and
-// one {"record":"fit",…} line per model; for `Table`, the same as "# " comment lines; for `Csv`,
-// nothing (its one header line stays the only non-detection line). parse_detections() skips lines
-// with a "record" key.
+// {"record":"kernel",…} line (release, banner, where found; "release":null without a banner; with
+// `lacks_image` given, "kernel_image":"lacking"|"present", detect.hpp lacks_kernel_image) and one
+// {"record":"fit",…} line per model (with "threshold" when the run's is known); for `Table`, the
+// same as "# " comment lines; for `Csv`, nothing (its one header line stays the only non-detection
+// line). parse_detections() skips lines with a "record" key.
 std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,
-                              DetectionFormat format);
+                              DetectionFormat format, std::optional<bool> lacks_image = {});
 
 }  // namespace deepmem

@@ -406,6 +406,9 @@ struct MemoryGraphIo {
             g.info_.kernel_image_bytes = h.kernel_image_bytes - 1;
         }
         g.info_.kernel_banner = banner_from(sec[kKernelBanner], h.sections[kKernelBanner].offset);
+        if (g.info_.kernel_image_bytes == uint64_t{0} && g.info_.kernel_banner && g.info_.kernel_banner->in_kernel_image())
+            throw FormatError(offsetof(DmgHeader, kernel_image_bytes),
+                              "the banner lies in the kernel image, which the header says maps no present byte");
         g.info_.warnings = warnings_from(sec[kWarnings], h.sections[kWarnings].offset);
         auto u64 = [](std::span<const uint8_t> s) {
             return std::span<const uint64_t>(reinterpret_cast<const uint64_t*>(s.data()), s.size() / 8);

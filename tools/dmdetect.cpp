@@ -116,7 +116,9 @@ std::vector<std::string> shipped_models() {
 
 Model load_model(const std::string& path) {
     try {
-        return Model::load(path);
+        Model m = Model::load(path);
+        m.adam_state = {};   // (as Detector::add_model: every shipped model is held, moments are twice the weights)
+        return m;
     } catch (const ModelError& e) {
         throw InputError(path + ": " + e.what());
     }
@@ -278,13 +280,14 @@ int run(int argc, char** argv, Communicator& world) {
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
+        const bool image_lacking = lacks_kernel_image(graph);
         const std::optional<FoundBanner>& banner = info.kernel_banner;
         Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
         Detector& used = shipped.empty() ? detector : picked;
         if (!shipped.empty()) {
             std::vector<std::string> notes;   // which model of a type was chosen over which, and why
             for (size_t i : pick_models(shipped, banner, &notes, shipped_paths, graph.params().word_size,
-                                        lacks_kernel_image(graph)))
+                                        image_lacking))
                 picked.add_model(Model(shipped[i]), shipped_paths[i]);
             for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
             if (picked.model_count() == 0)
@@ -335,6 +338,24 @@ int run(int argc, char** argv, Communicator& world) {
                                                     " of kernel address space")
                                                        .c_str()
                                                  : "");
+        // The image's window maps (next to) nothing present although the banner lies in memory: the
+        // image is in the dump and its page tables do not map it (attacker 16: one bit of the image's
+        // PDPT entry cleared on an intact dump read as a cut).
+        if (image_lacking && banner && !banner->in_kernel_image())
+            std::fprintf(stderr,
+                         "dmdetect: warning: %sthe kernel image's window maps %s of present memory, yet its banner lies in "
+                         "the dump at paddr %s: the image is there but its page tables do not map it (edited page "
+                         "tables?); the models detect as on a dump without the image\n",
+                         who.c_str(), format_bytes(info.kernel_image_bytes.value_or(0)).c_str(), hex(banner->paddr).c_str());
+        // A .dmg before version 6 does not say whether the image is there: a cut dump's graph then
+        // gets the models' full thresholds (attacker 16: 0 of 140 task_structs, silently).
+        if (!info.kernel_image_bytes && info.paging != PagingMode::X86_32 && info.paging != PagingMode::X86_PAE &&
+            info.absent_table_bytes > 0)
+            std::fprintf(stderr,
+                         "dmdetect: note: %sthis .dmg does not record whether the dump holds the kernel image (made before "
+                         "version 6): rebuild it from the dump (dmgraph build) for the models' thresholds of dumps without "
+                         "it\n",
+                         who.c_str());
         // A model with a threshold for dumps without the kernel image used it (detect.hpp,
         // detection_threshold): said once per such model.
         for (size_t i = 0; i < used.model_count(); ++i)
@@ -371,7 +392,9 @@ int run(int argc, char** argv, Communicator& world) {
                          f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
         }
         const std::string text =
-            format_fit_report(banner, fits, format) + (vm.count("tree") ? process_tree(found) : format_detections(found, format));
+            format_fit_report(banner, fits, format,
+                              info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +
+            (vm.count("tree") ? process_tree(found) : format_detections(found, format));
         return batch ? name_dump_records(text, format, DumpRecords{dump}) : text;
     };
 

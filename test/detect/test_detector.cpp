@@ -141,7 +141,7 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
 // at its threshold for such dumps, where it has one; --threshold still overrides.
 TEST_CASE("detect: the threshold for dumps without the kernel image applies where the image is lacking") {
     namespace ti = test_images;
-    auto img = ti::build_x64_4level();
+    auto img = ti::build_x64_with_image();
     std::mt19937_64 rng(7);
     for (uint64_t a = 0x300000; a < 0x380000; a += 8)   // data and direct-map pointers for some nodes
         img.put64(a, rng() % 3 ? rng() : 0xffff800000300000ull + (rng() % 0x80000 & ~uint64_t{7}));
@@ -157,6 +157,19 @@ TEST_CASE("detect: the threshold for dumps without the kernel image applies wher
     CHECK(lacks_kernel_image(without));
     CHECK_FALSE(lacks_kernel_image(test::random_memory(5, 8, 8).build()));   // built from runs: unknown
     REQUIRE(without.node_count() > 100);
+    // Too little for an image (attacker 16: one planted 2 MiB page hid every task_struct of a cut
+    // dump), or a banner that lies outside the window: lacking.
+    CHECK(lacks_kernel_image(graph_of(ti::build_x64_4level().bytes)));   // 2 MiB + 20 KiB
+    const std::string banner = "Linux version 6.1.0-47-amd64 (x@y) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld 2.40) "
+                               "#1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2026-05-08)\n";
+    const MemoryGraph in = graph_of(ti::build_x64_with_image(banner, 0x400100).bytes);
+    REQUIRE(in.info().kernel_banner);
+    CHECK(in.info().kernel_banner->in_kernel_image());
+    CHECK_FALSE(lacks_kernel_image(in));
+    const MemoryGraph out = graph_of(ti::build_x64_with_image(banner, 0xe00100).bytes);
+    REQUIRE(out.info().kernel_banner);
+    CHECK_FALSE(out.info().kernel_banner->in_kernel_image());
+    CHECK(lacks_kernel_image(out));
 
     const std::vector<uint32_t> common = common_lengths(without);
     REQUIRE(common.size() >= 2);

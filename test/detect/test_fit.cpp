@@ -378,6 +378,17 @@ TEST_CASE("fit: kernel and fit records in the output, skipped when detections ar
 
     const std::string none = format_fit_report(std::nullopt, {}, DetectionFormat::Json);
     CHECK(none == "{\"record\":\"kernel\",\"release\":null,\"banner\":null}\n");
+    // Whether the dump lacks the kernel image, and the threshold each model used (attacker 16: only
+    // stderr said so, and a pipeline keeping the JSON could not tell).
+    const ModelFit reached = assess_fit(m, "m.cereal", b, VoteAgreement{10, 1, {}}, ScoreReach{4.535f, 9.f});
+    const std::string lacking = format_fit_report(std::nullopt, std::span(&reached, 1), DetectionFormat::Json, true);
+    CHECK(lacking.rfind("{\"record\":\"kernel\",\"release\":null,\"banner\":null,\"kernel_image\":\"lacking\"}\n", 0) == 0);
+    CHECK(lacking.find(",\"checked\":false,\"threshold\":4.53}\n") != std::string::npos);   // score_text: two decimals
+    CHECK(format_fit_report(b, {}, DetectionFormat::Json, false).find(",\"kernel_image\":\"present\"}") != std::string::npos);
+    CHECK(format_fit_report(b, std::span(&reached, 1), DetectionFormat::Table, true)
+              .find("# kernel image: lacking (models detect at their thresholds for such dumps)\n# fit task_struct: NO") !=
+          std::string::npos);
+    CHECK(format_fit_report(b, std::span(&reached, 1), DetectionFormat::Table).find(", threshold 4.53") != std::string::npos);
     const std::string table = format_fit_report(b, fits, DetectionFormat::Table);
     CHECK(table.rfind("# kernel: 6.1.0-47-amd64 (banner in the kernel image at 0xffffffff82000100)\n# banner: Linux version", 0) == 0);
     CHECK(table.find("# fit task_struct: NO, other-version, votes agree on 1 of 10 candidate objects (10.0%), validation 99.0%: ") !=

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -51,6 +52,19 @@ inline Image build_x64_4level() {
     m.put64(0x4000 + 6 * 8, 0x10000000 | P);
     m.pattern(0x10000, 0x4000, 1);
     m.pattern(0x200000, 0x2000, 2);
+    return m;
+}
+
+// build_x64_4level grown to 16 MiB (the direct map's 1 GiB page covers it), with 2 MiB pages at
+// 0x400000..0xbfffff in PD[2..5] of the kernel image's window: 10 MiB present there in all, as much
+// as a kernel image needs to count as one (detect.hpp lacks_kernel_image). `banner` ("" for none) is
+// written at physical `banner_at`: 0x400100 lies in the window (0xffffffff80400100), 0xe00100 only
+// in the direct map.
+inline Image build_x64_with_image(const std::string& banner = "", uint64_t banner_at = 0x400100) {
+    Image m = build_x64_4level();
+    m.bytes.resize(0x1000000, 0);
+    for (uint64_t i = 0; i < 4; ++i) m.put64(0x3000 + (2 + i) * 8, (0x400000 + 0x200000 * i) | P | RW | PS | NX);
+    std::copy(banner.begin(), banner.end(), m.bytes.begin() + long(banner_at));
     return m;
 }
 

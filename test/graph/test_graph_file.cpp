@@ -1,6 +1,7 @@
 // The .dmg file: bit-identical round trips, and rejection of every truncated, corrupted,
 // wrong-version or crafted (valid checksum, bad contents) file with a FormatError.
 #include "graph_fixtures.hpp"
+#include "layer_images.hpp"
 
 #include <doctest/doctest.h>
 
@@ -377,6 +378,19 @@ TEST_CASE("graph: kernel_image_bytes round-trips in version 6, unknown stays unk
     reseal(c);
     CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("exceed its window"), FormatError);
     CHECK_FALSE(as_older_version(f, 5, kImageAt).info().kernel_image_bytes);
+    // A banner found in the kernel image beside a header saying the image maps nothing (attacker 16).
+    const std::string banner = "Linux version 6.1.0-47-amd64 (x@y) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld 2.40) "
+                               "#1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2026-05-08)\n";
+    auto img = test_images::build_x64_with_image(banner, 0x400100);
+    auto phys = PhysicalLayer::from_bytes(img.bytes, DumpFormat::Raw);
+    const MemoryGraph with_banner = MemoryGraph::build(TranslationLayer(*phys, PagingMode::X86_64_4Level, 0x1000));
+    REQUIRE(with_banner.info().kernel_banner);
+    REQUIRE(with_banner.info().kernel_image_bytes >= uint64_t{10} << 20);
+    with_banner.save(dir / "banner.dmg");
+    auto b = slurp(dir / "banner.dmg");
+    put64(b, kImageAt, 1);   // "0 bytes"
+    reseal(b);
+    CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(b), doctest::Contains("the banner lies in the kernel image"), FormatError);
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {
