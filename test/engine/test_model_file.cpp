@@ -50,6 +50,15 @@ std::vector<uint8_t> rechecksum(std::vector<uint8_t> b) {
     return b;
 }
 
+// `b` as an older format wrote it: the payload without its last `drop` bytes (the fields later formats
+// appended), marked `version`, with its length and checksum fixed.
+std::vector<uint8_t> as_format(std::vector<uint8_t> b, uint8_t version, size_t drop) {
+    b.resize(b.size() - drop);
+    b[8] = version;
+    for (int k = 0; k < 8; ++k) b[16 + k] = uint8_t((b.size() - 32) >> (8 * k));
+    return rechecksum(b);
+}
+
 ModelError::Kind kind_of(std::span<const uint8_t> bytes) {
     try {
         Model::from_bytes(bytes);
@@ -343,11 +352,7 @@ TEST_CASE("format 2 files (no kernel builds, no validation agreement) are still 
     auto b = m.to_bytes();
     // format 3 appends u32 build count + u64 objects + u64 agreeing to the payload of format 2,
     // format 4 a u32 vote window, format 5 an f32 threshold
-    b.resize(b.size() - 28);
-    b[8] = 2;
-    for (int k = 0; k < 8; ++k) b[16 + k] = uint8_t((b.size() - 32) >> (8 * k));
-    b = rechecksum(b);
-    const Model l = Model::from_bytes(b);
+    const Model l = Model::from_bytes(as_format(b, 2, 28));
     CHECK(l.provenance == m.provenance);
     CHECK(l.key_nodes == m.key_nodes);
     CHECK(l.params.tensors == m.params.tensors);
@@ -379,11 +384,7 @@ TEST_CASE("format 4: the vote window round-trips, format 3 files read as window 
     auto b = m.to_bytes();
     CHECK(Model::from_bytes(b).vote_window == 64);
     // the same payload without its last u32 and f32 (formats 4 and 5), marked format 3
-    auto old = b;
-    old.resize(old.size() - 8);
-    old[8] = 3;
-    for (int k = 0; k < 8; ++k) old[16 + k] = uint8_t((old.size() - 32) >> (8 * k));
-    const Model l = Model::from_bytes(rechecksum(old));
+    const Model l = Model::from_bytes(as_format(b, 3, 8));
     CHECK(l.vote_window == 0);
     CHECK(l.provenance == m.provenance);
     // a window past kMaxVoteWindow
@@ -401,11 +402,7 @@ TEST_CASE("format 5: the threshold for dumps without the kernel image round-trip
     CHECK(b[8] == 5);
     CHECK(Model::from_bytes(b).image_absent_threshold == m.image_absent_threshold);
     // the same payload without its last f32, marked format 4
-    auto old = b;
-    old.resize(old.size() - 4);
-    old[8] = 4;
-    for (int k = 0; k < 8; ++k) old[16 + k] = uint8_t((old.size() - 32) >> (8 * k));
-    const Model l = Model::from_bytes(rechecksum(old));
+    const Model l = Model::from_bytes(as_format(b, 4, 4));
     CHECK(l.image_absent_threshold == 0.f);
     CHECK(l.vote_window == m.vote_window);
     // in a file: NaN, negative, and at or below one key node's vote (BadValue, named)
