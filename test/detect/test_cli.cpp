@@ -456,7 +456,7 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     Run t = run("DMDETECT", dump + opts + " --require-fit", dir, env);
     CHECK(t.status == 0);
     CHECK(t.out.rfind("# kernel: 6.1.0-47-amd64 (banner in the kernel image at 0xffffffff80001000)\n", 0) == 0);
-    CHECK(t.out.find("# fit task_struct: yes, same-build, votes agree on 24 of 24 candidate objects (100.0%), validation 99.0%\n") !=
+    CHECK(t.out.find("# fit task_struct: yes, same-build, votes agree on 24 of 24 candidate objects (100.0%), validation 99.0%, threshold 3.50\n") !=
           std::string::npos);
     CHECK(t.out.find("# task_struct: 24\n") != std::string::npos);
 
