@@ -44,6 +44,7 @@
 #include "detect/fit.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
+#include "graph/paging.hpp"
 #include "train/distributed.hpp"
 #include "train/interpret.hpp"
 
@@ -349,8 +350,7 @@ int run(int argc, char** argv, Communicator& world) {
                          who.c_str(), format_bytes(info.kernel_image_bytes.value_or(0)).c_str(), hex(banner->paddr).c_str());
         // A .dmg before version 6 does not say whether the image is there: a cut dump's graph then
         // gets the models' full thresholds (attacker 16: 0 of 140 task_structs, silently).
-        if (!info.kernel_image_bytes && info.paging != PagingMode::X86_32 && info.paging != PagingMode::X86_PAE &&
-            info.absent_table_bytes > 0)
+        if (!info.kernel_image_bytes && paging::scheme_of(info.paging).sign_extend && info.absent_table_bytes > 0)
             std::fprintf(stderr,
                          "dmdetect: note: %sthis .dmg does not record whether the dump holds the kernel image (made before "
                          "version 6): rebuild it from the dump (dmgraph build) for the models' thresholds of dumps without "
