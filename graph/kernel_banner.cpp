@@ -16,7 +16,7 @@ constexpr std::string_view kPrefix = "Linux version ";
 constexpr size_t kMaxRelease = 64;   // __NEW_UTS_LEN
 constexpr uint64_t kImageBase64 = 0xffffffff80000000ull, kImageEnd64 = 0xffffffffc0000000ull;   // __START_KERNEL_map, + KERNEL_IMAGE_SIZE (1 GiB)
 constexpr uint64_t kImageWindow32 = uint64_t{128} << 20;
-constexpr uint64_t kChunk = uint64_t{64} << 20;   // fallback scan: bytes read before they are dropped
+constexpr uint64_t kChunk = uint64_t{4} << 20;   // bytes a scan reads before it drops them
 
 bool release_char(char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '_' ||
@@ -58,10 +58,11 @@ std::string bytes_from(const PhysicalLayer& phys, uint64_t paddr) {
     return out;
 }
 
-// Calls hit(paddr) for every occurrence of the prefix in [p, p+len). When `drop` is set, each
-// kChunk of a file-backed layer is dropped from the process once searched (MADV_DONTNEED: a later
-// read refaults it from the page cache), so peak RSS stays a few chunks.
-template <class Fn> void search(const PhysicalLayer& phys, uint64_t p, uint64_t len, bool drop, Fn&& hit) {
+// Calls hit(paddr) for every occurrence of the prefix in [p, p+len). Each kChunk of a file-backed
+// layer is dropped from the process once searched (MADV_DONTNEED: a later read refaults it from
+// the page cache), so peak RSS stays a chunk: the image window alone held 36 MiB of the dev dump
+// beside its graph, dmdetect's peak.
+template <class Fn> void search(const PhysicalLayer& phys, uint64_t p, uint64_t len, Fn&& hit) {
     for_each_present(phys, p, len, [&](uint64_t a, const uint8_t* d, uint64_t n) {
         for (uint64_t at = 0; at < n; at += kChunk) {
             // overlap the next chunk by the prefix so no occurrence is cut between two
@@ -73,7 +74,7 @@ template <class Fn> void search(const PhysicalLayer& phys, uint64_t p, uint64_t 
                 hit(a + at + uint64_t(f - from));
                 q = uint64_t(f - from) + 1;
             }
-            if (drop) phys.release(from, std::min(n - at, kChunk));
+            phys.release(from, std::min(n - at, kChunk));
         }
     });
 }
@@ -141,7 +142,7 @@ std::optional<FoundBanner> find_kernel_banner_in_image(const PhysicalLayer& phys
     for (const VirtualRun& r : kernel_runs) {
         const uint64_t a = std::max(lo, r.vaddr), b = std::min(hi, r.vaddr + r.size);
         if (a >= b) continue;
-        search(phys, r.paddr + (a - r.vaddr), b - a, false, [&](uint64_t paddr) {
+        search(phys, r.paddr + (a - r.vaddr), b - a, [&](uint64_t paddr) {
             auto kb = KernelBanner::parse(bytes_from(phys, paddr));
             if (!kb || (best && best->banner.numbered() >= kb->numbered())) return;   // hits ascend by vaddr
             best = FoundBanner{std::move(*kb), paddr, r.vaddr + (paddr - r.paddr)};
@@ -158,7 +159,7 @@ std::optional<FoundBanner> find_kernel_banner(const PhysicalLayer& phys, std::sp
     struct Seen { uint64_t count = 0; FoundBanner first; };
     std::map<std::string, Seen> seen;   // by text
     for (const PhysicalRun& r : phys.data_runs())
-        search(phys, r.paddr, r.size, true, [&](uint64_t paddr) {
+        search(phys, r.paddr, r.size, [&](uint64_t paddr) {
             auto kb = KernelBanner::parse(bytes_from(phys, paddr));
             if (!kb) return;
             auto it = seen.try_emplace(kb->text, Seen{0, FoundBanner{*kb, paddr, std::nullopt}}).first;
