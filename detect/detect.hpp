@@ -121,13 +121,21 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                             const Mat<float>& probs);
+// The same from each row's class (argmax_classes(probs), engine.hpp; what InferenceNet::run(graph,
+// rows, classes) keeps): a class 0..K−1 per row, ModelError(BadBatch) on a count or class out of range.
+std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                            std::span<const uint32_t> classes);
 // vote() in its steps: every vote (base, class) of a node among `rows`, sorted; every base that
 // received a vote, with its score (sorted by vaddr); the Overlap rule over them with
 // R = overlap_radius(model), the max key-node offset.
 std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, const Model& model,
                                                     std::span<const uint32_t> rows, const Mat<float>& probs);
+std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, const Model& model,
+                                                    std::span<const uint32_t> rows, std::span<const uint32_t> classes);
 std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                                    const Mat<float>& probs);
+std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                                   std::span<const uint32_t> classes);
 // Scored bases (no paddr) under the model's vote window, or under `window` bytes (0 = exact).
 std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes);
 std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes,
@@ -214,9 +222,10 @@ bool lacks_kernel_image(const MemoryGraph& graph);
 float detection_threshold(const Model& model, const MemoryGraph& graph, std::optional<float> override = {});
 
 // The memory the GNN may work in beside the graph (InferenceNet::set_memory_budget, engine.hpp):
-// half the graph's own bytes (node arrays, features, edges), so that detection's peak stays near
-// 1.5× the graph it works on (issue 12), or half of available_memory() (graph/memory_budget.hpp)
-// when that is less.
+// 1/16 of the graph's own bytes (MemoryGraph::array_bytes), so that dmdetect's peak RSS with every
+// type stays within 1.5× the graph it works on (issue 12: 1.45× on the dev dump's .dmg; a larger
+// budget was not faster — 1/2: 1.23 s, 1/8: 1.01 s for all six models, tools/bench-detect), or
+// half of available_memory() (graph/memory_budget.hpp) when that is less.
 uint64_t inference_budget(const MemoryGraph& g);
 
 // ---- Detector: models + dump → objects, the API for embedding deepmem (in the manner of libyara)

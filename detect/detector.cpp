@@ -52,11 +52,9 @@ float detection_threshold(const Model& model, const MemoryGraph& graph, std::opt
 }
 
 uint64_t inference_budget(const MemoryGraph& g) {
-    uint64_t bytes = g.vaddr().size_bytes() + g.paddr().size_bytes() + g.length().size_bytes() + g.features().size_bytes();
-    for (int k = 0; k < kNeighbourKinds; ++k)
-        bytes += g.in(EdgeKind(k)).offsets.size_bytes() + g.in(EdgeKind(k)).sources.size_bytes();
+    const uint64_t bytes = g.array_bytes();
     const auto avail = available_memory();
-    return std::max<uint64_t>(1, std::min(bytes, avail ? avail->bytes : bytes) / 2);
+    return std::max<uint64_t>(1, std::min(bytes / 16, avail ? avail->bytes / 2 : bytes));
 }
 
 void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }
@@ -146,25 +144,26 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                                                                  : voting_rows(graph, e.model, threshold);
         timing.rows_seconds = since(t0);
         t0 = Clock::now();
-        Mat<float> probs;   // |rows| × K, this model's only
+        std::vector<uint32_t> classes;   // each row's class: all its vote needs
         e.net.set_memory_budget(budget);
-        e.net.run(input, rows, probs);
+        e.net.run(input, rows, classes);
         timing.rows = rows.size();
         timing.frontier = e.net.last_frontier();
         timing.blocks = e.net.last_blocks();
         timing.block_bytes = e.net.last_block_bytes();
         timing.forward = since(t0);
         t0 = Clock::now();
-        const std::vector<Candidate> candidates = vote(graph, e.model, rows, probs);
+        const std::vector<Candidate> candidates = vote(graph, e.model, rows, classes);
         std::optional<float> best;
         for (const Candidate& c : candidates) best = std::max(best.value_or(c.score), c.score);
         best_scores_.push_back(best);
         const auto found = select(graph, e.model, candidates, threshold);
         if (opt.measure_agreement)
-            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, probs), threshold));
+            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, classes), threshold));
         timing.vote = since(t0);
         timings_.push_back(std::move(timing));
         e.net.release();   // the next model's run starts from nothing: peak memory = the largest model's
+        return_free_heap();
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;
     }

@@ -82,18 +82,20 @@ bool carries(const MemoryGraph& graph, uint32_t node, const KeyNode& key) {
 
 namespace {
 
-// Per node, the end of its chain of split parts: follow nodes that start one pointer word past the
-// previous part's end (carries()' walk, not bounded by a key's end). One backward pass, O(N).
-std::vector<uint64_t> split_chain_ends(const MemoryGraph& graph) {
+// Per node, the bytes from its start to the end of its chain of split parts: follow nodes that
+// start one pointer word past the previous part's end (carries()' walk, not bounded by a key's
+// end). Saturates at 2^32 − 1, far past any key node's length. One backward pass, O(N).
+std::vector<uint32_t> split_chain_extents(const MemoryGraph& graph) {
     auto vaddr = graph.vaddr();
     auto length = graph.length();
     const uint64_t word = graph.params().word_size;
-    std::vector<uint64_t> chain(vaddr.size());
+    std::vector<uint32_t> extent(vaddr.size());
     for (size_t i = vaddr.size(); i-- > 0;) {
         const uint64_t end = vaddr[i] + length[i];
-        chain[i] = i + 1 < vaddr.size() && vaddr[i + 1] == end + word ? chain[i + 1] : end;
+        const bool split = i + 1 < vaddr.size() && vaddr[i + 1] == end + word;
+        extent[i] = uint32_t(std::min<uint64_t>(UINT32_MAX, split ? vaddr[i + 1] - vaddr[i] + extent[i + 1] : length[i]));
     }
-    return chain;
+    return extent;
 }
 
 // Per key node, the nodes that carry it (carries()), ascending, in parts: parts[p][c] holds key
@@ -107,7 +109,7 @@ std::vector<uint64_t> split_chain_ends(const MemoryGraph& graph) {
 // iff ℓ ≤ E (E ≥ L).
 using CarrierParts = std::vector<std::vector<std::vector<uint32_t>>>;
 CarrierParts carriers_of(const MemoryGraph& graph, const Model& model) {
-    const std::vector<uint64_t> chain = split_chain_ends(graph);
+    const std::vector<uint32_t> extent = split_chain_extents(graph);
     auto vaddr = graph.vaddr();
     auto length = graph.length();
     const uint64_t word = graph.params().word_size;
@@ -129,14 +131,25 @@ CarrierParts carriers_of(const MemoryGraph& graph, const Model& model) {
             auto& mine = local[size_t(part)];
             const uint32_t lo = uint32_t(uint64_t(n) * uint64_t(part) / uint64_t(parts));
             const uint32_t hi = uint32_t(uint64_t(n) * uint64_t(part + 1) / uint64_t(parts));
-            for (uint32_t i = lo; i < hi; ++i) {
-                const uint64_t len = length[i], last = chain[i] - vaddr[i];
-                for (auto it = open.begin(); it != open.end() && it->first <= last; ++it) mine[it->second].push_back(i);
-                for (auto it = from(fixed, len); it != fixed.end() && it->first <= last + word; ++it) {
-                    const uint64_t l = it->first;
-                    if (l == len || l == last || l == last + word ||
-                        (l > len && l < last && carries(graph, i, model.key_nodes[it->second])))
-                        mine[it->second].push_back(i);
+            // Twice over the slice: count, then fill vectors of exactly that size (grown by push_back
+            // they held up to twice it: 17 MB of dmdetect's peak on the dev dump, task_struct's keys).
+            std::vector<size_t> count(k, 0);
+            for (int fill = 0; fill < 2; ++fill) {
+                if (fill)
+                    for (size_t c = 0; c < k; ++c) mine[c].reserve(count[c]);
+                auto keep = [&](uint32_t c, uint32_t i) {
+                    if (fill) mine[c].push_back(i);
+                    else ++count[c];
+                };
+                for (uint32_t i = lo; i < hi; ++i) {
+                    const uint64_t len = length[i], last = extent[i];
+                    for (auto it = open.begin(); it != open.end() && it->first <= last; ++it) keep(it->second, i);
+                    for (auto it = from(fixed, len); it != fixed.end() && it->first <= last + word; ++it) {
+                        const uint64_t l = it->first;
+                        if (l == len || l == last || l == last + word ||
+                            (l > len && l < last && carries(graph, i, model.key_nodes[it->second])))
+                            keep(it->second, i);
+                    }
                 }
             }
         });
@@ -239,27 +252,41 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::s
     return apply_overlap_rule(model, voted_bases(graph, model, rows, probs));
 }
 
+std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                            std::span<const uint32_t> classes) {
+    return apply_overlap_rule(model, voted_bases(graph, model, rows, classes));
+}
+
 std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, const Model& model,
                                                     std::span<const uint32_t> rows, const Mat<float>& probs) {
-    const uint32_t n = graph.node_count();
     const auto k = static_cast<Eigen::Index>(model.key_nodes.size() + 1);
     if (probs.rows() != Eigen::Index(rows.size()) || probs.cols() != k)
         throw ModelError(ModelError::Kind::BadBatch, 0,
                          "probabilities are " + std::to_string(probs.rows()) + "×" + std::to_string(probs.cols()) +
                              ", expected " + std::to_string(rows.size()) + "×" + std::to_string(k) + " (rows × classes)");
+    return votes_of(graph, model, rows, argmax_classes(probs));
+}
+
+std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, const Model& model,
+                                                    std::span<const uint32_t> rows, std::span<const uint32_t> classes) {
+    const uint32_t n = graph.node_count();
+    if (classes.size() != rows.size())
+        throw ModelError(ModelError::Kind::BadBatch, 0,
+                         std::to_string(classes.size()) + " classes for " + std::to_string(rows.size()) + " rows");
     auto vaddr = graph.vaddr();
-    auto length = graph.length();
     // bases below the offset (impossible in kernel space) skipped
     std::vector<std::pair<uint64_t, uint32_t>> votes;
     for (size_t r = 0; r < rows.size(); ++r) {
-        const uint32_t i = rows[r];
+        const uint32_t i = rows[r], c = classes[r];
         if (i >= n) throw ModelError(ModelError::Kind::BadBatch, 0, "row " + std::to_string(i) + " ≥ " + std::to_string(n) + " nodes");
-        Eigen::Index c = 0;
-        probs.row(Eigen::Index(r)).maxCoeff(&c);
+        if (c > model.key_nodes.size())
+            throw ModelError(ModelError::Kind::BadBatch, 0,
+                             "class " + std::to_string(c) + " of row " + std::to_string(i) + " > " +
+                                 std::to_string(model.key_nodes.size()) + " key nodes");
         if (c == 0) continue;
         const KeyNode& key = model.key_nodes[size_t(c) - 1];
         if (!carries(graph, i, key) || vaddr[i] < key.offset) continue;
-        votes.emplace_back(vaddr[i] - key.offset, uint32_t(c));
+        votes.emplace_back(vaddr[i] - key.offset, c);
     }
     std::sort(votes.begin(), votes.end());
     return votes;
@@ -268,6 +295,13 @@ std::vector<std::pair<uint64_t, uint32_t>> votes_of(const MemoryGraph& graph, co
 std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                                    const Mat<float>& probs) {
     std::vector<Candidate> cands = bases_of(model, votes_of(graph, model, rows, probs));
+    for (Candidate& c : cands) c.paddr = physical_of(graph, c.vaddr);
+    return cands;
+}
+
+std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
+                                   std::span<const uint32_t> classes) {
+    std::vector<Candidate> cands = bases_of(model, votes_of(graph, model, rows, classes));
     for (Candidate& c : cands) c.paddr = physical_of(graph, c.vaddr);
     return cands;
 }

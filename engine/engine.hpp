@@ -44,6 +44,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -253,12 +254,19 @@ public:
     // Memory budget (set_memory_budget; 0 = none): the distinct rows, ascending, are run in blocks
     // of consecutive rows, each block with its own frontier, so that a block's working set — v·W1
     // over its frontier, mu(t) beside mu(t−1) (or P when reordered), the renumbered in-edges, its
-    // rows' outputs; 4 bytes a float or index — is at most the budget: a block over the budget is
-    // halved until it fits or is one row (whose frontier is then run whatever its size). Nodes are
+    // rows' outputs; 4 bytes a float or index — is at most the budget: the first block is 1024 rows,
+    // each next one as many as the last one's bytes per row let 7/8 of the budget hold, and a block
+    // over the budget is halved until it fits or is one row (whose frontier is then run whatever
+    // its size). The levels of all the rows at once are collected only when the whole-graph run
+    // fits the budget (to choose between the two). Nodes are
     // ordered by address, so a block's neighbour edges stay inside it; pointer edges do not, and a
     // node in several blocks' frontiers is computed once per block (last_frontier() sums them).
     // Not counted: `probs` (|rows| × K), the graph, O(N) indices and marks (5 bytes a node).
     void run(const GraphInput& graph, std::span<const uint32_t> rows, Mat<float>& probs);
+    // The same run, keeping of each row only its class: the argmax of its probabilities (the first
+    // of equal maxima), all a node's vote needs (paper §3.4). 4 bytes a row instead of 4·K, held
+    // outside the budget (the cred model's agreement rows on the dev dump: 25 MB of probabilities).
+    void run(const GraphInput& graph, std::span<const uint32_t> rows, std::vector<uint32_t>& classes);
     void set_memory_budget(uint64_t bytes) noexcept { budget_ = bytes; }
     uint64_t memory_budget() const noexcept { return budget_; }
     // The whole-graph run's working set for `nodes` nodes: 3·N·H + N·K floats (+ N·4w when reordered).
@@ -308,10 +316,17 @@ private:
     std::vector<uint64_t> frontier_;
     uint64_t budget_ = 0, largest_block_ = 0;
     size_t blocks_ = 0;
+    // Receives the probabilities of distinct rows i0, i0 + 1, … (one block's rows).
+    using RowSink = std::function<void(Eigen::Index i0, const Mat<float>& probs)>;
     uint64_t collect_levels(const GraphInput& g, std::span<const uint32_t> top);
-    void run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, Mat<float>& out,
+    void run_distinct(const GraphInput& g, std::span<const uint32_t> rows, std::span<const uint32_t> distinct,
+                      const RowSink& sink);
+    void run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, const RowSink& sink,
                    Eigen::Index out0);
 };
+// Each row's class: the index of its largest probability, the first of equal maxima (Eigen's
+// maxCoeff), as InferenceNet::run(graph, rows, classes) keeps it. `probs` is M × K.
+std::vector<uint32_t> argmax_classes(const Mat<float>& probs);
 
 // ---------------------------------------------------------------------------------------------
 // The model file: everything needed to detect one object type and to resume training.

@@ -50,6 +50,12 @@ struct Scratch {
 
 constexpr Index kBlock = 512;
 
+// Empties `v` and gives its storage back.
+template <class V>
+void free_storage(V& v) noexcept {
+    V().swap(v);
+}
+
 // Per-thread scratch for blocks of kBlock rows, allocated once per run.
 std::vector<Scratch> make_scratch(Index D, Index H, Index max_w) {
     std::vector<Scratch> scratch(static_cast<size_t>(omp_get_max_threads()));
@@ -211,11 +217,11 @@ InferenceNet::InferenceNet(const ModelConfig& cfg, const Params<float>& p) : cfg
 
 void InferenceNet::release() noexcept {
     for (Mat<float>* m : {&mu_, &mu_prev_, &xw_, &p_, &whole_}) m->resize(0, 0);
-    levels_ = {};
-    union_ = {};
-    slot_ = {};
-    merged_ = {};
-    seen_ = {};
+    // (`v = {}` would keep a vector's capacity: the initializer-list assignment; 3.1 MB a model,
+    // kept across all six of dmdetect's on the dev dump)
+    for (auto* v : {&union_, &slot_, &merged_}) free_storage(*v);
+    free_storage(levels_);
+    free_storage(seen_);
 }
 
 void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
@@ -318,10 +324,63 @@ uint64_t InferenceNet::collect_levels(const GraphInput& g, std::span<const uint3
            4 * (2 * level_nodes + edges + 2 * level_nodes + 2 * uint64_t(union_.size()));
 }
 
+namespace {
+
+// The distinct rows ascending of `rows` (a copy only when `rows` is not that already).
+std::span<const uint32_t> distinct_rows(std::span<const uint32_t> rows, std::vector<uint32_t>& own) {
+    if (std::is_sorted(rows.begin(), rows.end()) && std::adjacent_find(rows.begin(), rows.end()) == rows.end())
+        return rows;
+    own.assign(rows.begin(), rows.end());
+    std::sort(own.begin(), own.end());
+    own.erase(std::unique(own.begin(), own.end()), own.end());
+    return own;
+}
+
+}  // namespace
+
 void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<float>& probs) {
+    std::vector<uint32_t> own;
+    const auto distinct = distinct_rows(rows, own);
+    Mat<float> spread;
+    Mat<float>& out = own.empty() ? probs : spread;   // written straight into `probs` when rows are distinct
+    out.resize(Index(distinct.size()), cfg_.classes);
+    run_distinct(g, rows, distinct, [&](Index i0, const Mat<float>& p) { out.middleRows(i0, p.rows()) = p; });
+    if (own.empty()) return;
+    for (size_t i = 0; i < distinct.size(); ++i) slot_[distinct[i]] = uint32_t(i);
+    probs.resize(Index(rows.size()), cfg_.classes);
+    for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = spread.row(slot_[rows[i]]);
+}
+
+void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, std::vector<uint32_t>& classes) {
+    std::vector<uint32_t> own, spread;
+    const auto distinct = distinct_rows(rows, own);
+    std::vector<uint32_t>& out = own.empty() ? classes : spread;
+    out.resize(distinct.size());
+    run_distinct(g, rows, distinct, [&](Index i0, const Mat<float>& p) {
+        const std::vector<uint32_t> block = argmax_classes(p);
+        std::copy(block.begin(), block.end(), out.begin() + i0);
+    });
+    if (own.empty()) return;
+    for (size_t i = 0; i < distinct.size(); ++i) slot_[distinct[i]] = uint32_t(i);
+    classes.resize(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) classes[i] = spread[slot_[rows[i]]];
+}
+
+std::vector<uint32_t> argmax_classes(const Mat<float>& probs) {
+    std::vector<uint32_t> classes(size_t(probs.rows()));
+    for (Index r = 0; r < probs.rows(); ++r) {
+        Index c = 0;
+        probs.row(r).maxCoeff(&c);
+        classes[size_t(r)] = uint32_t(c);
+    }
+    return classes;
+}
+
+void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> rows,
+                                std::span<const uint32_t> distinct, const RowSink& sink) {
     g.validate();
     const uint32_t N = g.nodes();
-    const Index T = cfg_.iterations, K = cfg_.classes;
+    const Index T = cfg_.iterations;
     for (uint32_t r : rows)
         if (r >= N)
             throw ModelError(ModelError::Kind::BadBatch, 0,
@@ -330,57 +389,44 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
     model_flops_ = 0;
     blocks_ = 0;
     largest_block_ = 0;
-    // the distinct rows ascending; written straight into `probs` when `rows` already is that
-    std::vector<uint32_t> own;
-    std::span<const uint32_t> distinct = rows;
-    if (!std::is_sorted(rows.begin(), rows.end()) || std::adjacent_find(rows.begin(), rows.end()) != rows.end()) {
-        own.assign(rows.begin(), rows.end());
-        std::sort(own.begin(), own.end());
-        own.erase(std::unique(own.begin(), own.end()), own.end());
-        distinct = own;
-    }
     seen_.assign(N, 0);
-    const uint64_t ws = collect_levels(g, distinct);
-    frontier_.assign(size_t(T), 0);
-    for (Index t = 1; t <= T; ++t) frontier_[size_t(t - 1)] = levels_[size_t(t - 1)].nodes.size();
-    // A frontier covering most of the graph costs more pruned (gathers, renumbered CSRs) than whole,
-    // when the whole-graph run fits the budget.
-    uint64_t pruned = 0;
-    for (Index t = 2; t <= T; ++t) pruned += frontier_[size_t(t - 1)];
-    if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4 && (!budget_ || whole_graph_bytes(N) <= budget_)) {
-        run(g, whole_);
-        blocks_ = 1;
-        largest_block_ = whole_graph_bytes(N);
-        probs.resize(Index(rows.size()), K);
-        for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = whole_.row(rows[i]);
-        return;
-    }
-    frontier_.assign(size_t(T), 0);
     slot_.resize(N);
-    Mat<float> spread;
-    Mat<float>& out = own.empty() ? probs : spread;
-    out.resize(Index(distinct.size()), K);
-    if (!budget_ || ws <= budget_ || distinct.size() < 2) {
-        if (!distinct.empty()) run_block(g, distinct, ws, out, 0);
-    } else {
-        // blocks overlap, so their working sets add up to at least ws: start from ws / budget equal
-        // blocks (each halved further by run_block when still over the budget). The levels of the
-        // whole row set were only for ws: give their capacity back, or every block's levels would
-        // sit in vectors sized for all the rows (26 MB of dmdetect's peak on the dev dump).
-        levels_ = {};
-        union_ = {};
-        merged_ = {};
-        const uint64_t pieces = std::min<uint64_t>((ws + budget_ - 1) / budget_, distinct.size());
-        for (uint64_t i = 0; i < pieces; ++i) {
-            const size_t lo = size_t(distinct.size() * i / pieces), hi = size_t(distinct.size() * (i + 1) / pieces);
-            const auto block = distinct.subspan(lo, hi - lo);
-            run_block(g, block, collect_levels(g, block), out, Index(lo));
+    frontier_.assign(size_t(T), 0);
+    size_t done = 0;   // distinct rows run so far
+    // A frontier covering most of the graph costs more pruned (gathers, renumbered CSRs) than whole,
+    // when the whole-graph run fits the budget; only then are the levels of every row collected at
+    // once (for the cred model's 458 k rows on the dev dump they alone were 15 MB of dmdetect's peak).
+    if (!budget_ || (T > 1 && whole_graph_bytes(N) <= budget_)) {
+        const uint64_t ws = collect_levels(g, distinct);
+        uint64_t pruned = 0;
+        for (Index t = 2; t <= T; ++t) pruned += levels_[size_t(t - 1)].nodes.size();
+        if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4) {
+            run(g, whole_);
+            blocks_ = 1;
+            largest_block_ = whole_graph_bytes(N);
+            Mat<float> picked(Index(distinct.size()), cfg_.classes);
+            for (size_t i = 0; i < distinct.size(); ++i) picked.row(Index(i)) = whole_.row(distinct[i]);
+            sink(0, picked);
+            return;
         }
+        if (!budget_ || ws <= budget_) {
+            if (!distinct.empty()) run_block(g, distinct, ws, sink, 0);
+            done = distinct.size();
+        }
+        free_storage(levels_);   // sized for every row: give the capacity back before the blocks
+        free_storage(union_);
+        free_storage(merged_);
     }
-    if (own.empty()) return;
-    for (size_t i = 0; i < distinct.size(); ++i) slot_[distinct[i]] = uint32_t(i);
-    probs.resize(Index(rows.size()), K);
-    for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = spread.row(slot_[rows[i]]);
+    // Blocks of consecutive rows, each as many as the last block's working set per row says fit the
+    // budget (7/8 of it: frontiers vary), the first 1024; run_block halves a block still over it.
+    for (size_t step = std::min<size_t>(distinct.size(), 1024); done < distinct.size();) {
+        const auto block = distinct.subspan(done, std::min(step, distinct.size() - done));
+        const uint64_t ws = collect_levels(g, block);
+        run_block(g, block, ws, sink, Index(done));
+        done += block.size();
+        const double per_row = std::max(1.0, double(ws) / double(block.size()));
+        step = size_t(std::clamp(0.875 * double(budget_) / per_row, 1.0, double(distinct.size())));
+    }
 }
 
 uint64_t InferenceNet::whole_graph_bytes(uint64_t nodes) const noexcept {
@@ -390,12 +436,12 @@ uint64_t InferenceNet::whole_graph_bytes(uint64_t nodes) const noexcept {
 
 // The rows `top` (levels already collected, working set `ws`): run at once when within the budget
 // (or a single row), else as two halves, each collecting its own levels. Writes out rows out0…
-void InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, Mat<float>& out,
+void InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, const RowSink& sink,
                              Index out0) {
     if (budget_ && ws > budget_ && top.size() > 1) {
         const auto lo = top.first(top.size() / 2), hi = top.subspan(top.size() / 2);
-        run_block(g, lo, collect_levels(g, lo), out, out0);
-        run_block(g, hi, collect_levels(g, hi), out, out0 + Index(lo.size()));
+        run_block(g, lo, collect_levels(g, lo), sink, out0);
+        run_block(g, hi, collect_levels(g, hi), sink, out0 + Index(lo.size()));
         return;
     }
     ++blocks_;
@@ -474,14 +520,16 @@ void InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
 
     // ---- classifier over the rows
     const Index M = Index(top.size());
+    Mat<float> out(M, cfg_.classes);
 #pragma omp parallel for schedule(dynamic, 1)
     for (Index bl = 0; bl < (M + kBlock - 1) / kBlock; ++bl)
         errors.run([&] {
             const Index r0 = bl * kBlock, R = std::min(kBlock, M - r0);
-            classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], out, out0 + r0);
+            classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], out, r0);
         });
     errors.rethrow();
     count_classifier(cfg_, cls_, double(M), flops_, model_flops_);
+    sink(out0, out);
 }
 
 }  // namespace deepmem

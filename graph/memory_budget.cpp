@@ -6,6 +6,9 @@
 #include "graph/layers.hpp"
 
 #include <sys/resource.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -194,6 +197,12 @@ std::string out_of_memory_message() {
 
 std::string describe(const std::optional<MemoryBudget>& budget) {
     return budget ? format_bytes(budget->bytes) + " available (" + budget->source + ")" : "available unknown";
+}
+
+void return_free_heap() noexcept {
+#if defined(__GLIBC__)
+    ::malloc_trim(0);
+#endif
 }
 
 }  // namespace deepmem

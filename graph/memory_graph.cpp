@@ -44,6 +44,12 @@ const char* to_string(EdgeKind k) {
     return "?";
 }
 
+uint64_t MemoryGraph::array_bytes() const noexcept {
+    uint64_t bytes = vaddr().size_bytes() + paddr().size_bytes() + length().size_bytes() + features().size_bytes();
+    for (const CsrView& c : in_) bytes += c.offsets.size_bytes() + c.sources.size_bytes();
+    return bytes;
+}
+
 std::optional<uint32_t> MemoryGraph::node_containing(uint64_t v) const noexcept {
     auto it = std::upper_bound(vaddr_.begin(), vaddr_.end(), v);
     if (it == vaddr_.begin()) return std::nullopt;

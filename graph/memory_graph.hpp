@@ -200,6 +200,9 @@ public:
     void set_warnings(std::vector<std::string> lines);
     uint32_t node_count() const noexcept { return static_cast<uint32_t>(vaddr_.size()); }
     uint64_t edge_count(EdgeKind k) const noexcept { return in(k).sources.size(); }
+    // Bytes of the node arrays, features and in-edge CSRs: the graph's own size, what a `.dmg`
+    // holds beside its header, info and absent runs (the measure of issue 12's memory target).
+    uint64_t array_bytes() const noexcept;
 
     std::span<const uint64_t> vaddr() const noexcept { return vaddr_; }     // sorted ascending
     std::span<const uint64_t> paddr() const noexcept { return paddr_; }

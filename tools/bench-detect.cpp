@@ -7,7 +7,8 @@
 // model for comparison (the largest probability difference on its rows of any key-node length, and
 // whether its detections equal the pruned ones), all models within the memory budget of
 // inference_budget() (detect.hpp) and unbounded, alternating (medians of --repeat, each run's peak
-// RSS), and the process's peak RSS.
+// RSS, graph included, and its ratio to the graph's bytes, MemoryGraph::array_bytes: issue 12's
+// target is ≤ 1.5), and the process's peak RSS.
 // Threads: --threads or OMP_NUM_THREADS.
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
@@ -129,7 +130,8 @@ int main(int argc, char** argv) {
 
         auto t0 = Clock::now();
         MemoryGraph g = all.open_graph(dump);
-        std::printf("graph           %.3f s (%u nodes)\n", since(t0), g.node_count());
+        const double graph_mib = double(g.array_bytes()) / double(1 << 20);
+        std::printf("graph           %.3f s (%u nodes, %.1f MiB)\n", since(t0), g.node_count(), graph_mib);
 
         std::vector<ModelTiming> timings;
         size_t found = 0;
@@ -163,7 +165,9 @@ int main(int argc, char** argv) {
                 std::printf("detect %zu types, %s  median %.3f s (%zu objects)", weights.size(),
                             bounded ? ("budget " + format_bytes(budget)).c_str() : "unbounded", median(secs[bounded]),
                             objects[bounded]);
-                if (windows && !peaks[bounded].empty()) std::printf("  peak RSS %.0f MiB", median(peaks[bounded]));
+                if (windows && !peaks[bounded].empty())
+                    std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[bounded]),
+                                median(peaks[bounded]) / graph_mib);
                 std::printf("\n");
                 print_timings(last[bounded]);
             }

@@ -81,6 +81,22 @@ TEST_CASE("detect: votes — length check, offsets, weights, bonus, overlap rule
         CHECK(select(g, m, c, 1.0f).size() == 2);
         CHECK(select(g, m, c, 2.0f).empty());
     }
+    SUBCASE("each row's class votes as its probabilities do (what dmdetect keeps of a row)") {
+        const std::vector<uint32_t> rows{0, 1, 2, 3, 4, 5, 6, 7, 8};
+        for (const auto& cls : {std::vector<int>{1, 2, 3, 1, 0, 1, 1, 3, 2}, std::vector<int>{1, 1, 3, 0, 0, 1, 2, 0, 0}}) {
+            const Mat<float> p = probs_for(cls);
+            const std::vector<uint32_t> classes(cls.begin(), cls.end());
+            const auto a = vote(g, m, rows, classes), b = vote(g, m, p);
+            REQUIRE(a.size() == b.size());
+            for (size_t i = 0; i < a.size(); ++i) {
+                CHECK(a[i].vaddr == b[i].vaddr);
+                CHECK(a[i].score == b[i].score);
+                CHECK(a[i].votes == b[i].votes);
+            }
+        }
+        CHECK_THROWS_AS(vote(g, m, rows, std::vector<uint32_t>(8, 0)), ModelError);    // a class per row
+        CHECK_THROWS_AS(vote(g, m, rows, std::vector<uint32_t>(9, 4)), ModelError);    // 3 key nodes: K = 4
+    }
     SUBCASE("shape mismatch is a typed error") {
         CHECK_THROWS_AS(vote(g, m, Mat<float>::Zero(9, 3)), ModelError);
         CHECK_THROWS_AS(vote(g, m, Mat<float>::Zero(8, 4)), ModelError);

@@ -167,6 +167,13 @@ TEST_CASE("memory budget: blocked row-restricted runs equal the whole-graph run,
             REQUIRE(f.size() == T);
             CHECK(f[T - 1] == distinct);   // each row computed once at t = T
             if (T > 1 && once[0] < 900) CHECK(f[0] >= once[0]);   // frontiers overlap: recomputation
+            // each row's class (all a vote reads) equals the argmax of its probabilities, in blocks too
+            std::vector<uint32_t> classes;
+            Mat<float> probs;
+            net.run(g.input(), *rows, classes);
+            net.run(g.input(), *rows, probs);
+            CHECK(classes == argmax_classes(probs));
+            CHECK(classes.size() == rows->size());
             // one row per block (a budget below any block's working set): still the same; on 24 of
             // the rows (each block's frontier is most of this graph at T = 4: 900 blocks took
             // minutes, many more under ASan)
@@ -183,4 +190,17 @@ TEST_CASE("memory budget: blocked row-restricted runs equal the whole-graph run,
     InferenceNet net(plain, Params<float>::init(plain, 1));
     CHECK(blocked_vs_whole(net, g.input(), {}, 1) == 0.f);
     CHECK(net.last_blocks() == 0);
+    std::vector<uint32_t> none{7};
+    net.run(g.input(), std::vector<uint32_t>{}, none);
+    CHECK(none.empty());
+    CHECK_THROWS_AS(net.run(g.input(), std::vector<uint32_t>{900}, none), ModelError);
+}
+
+TEST_CASE("argmax_classes: the largest probability's class, the first of equal ones") {
+    Mat<float> p(3, 3);
+    p << 0.2f, 0.5f, 0.3f,
+         0.4f, 0.2f, 0.4f,
+         0.1f, 0.1f, 0.8f;
+    CHECK(argmax_classes(p) == std::vector<uint32_t>{1, 0, 2});
+    CHECK(argmax_classes(Mat<float>(0, 3)).empty());
 }
