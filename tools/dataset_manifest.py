@@ -1,8 +1,20 @@
 """The dataset manifest as dmtrain reads it (train/dataset.cpp, Manifest::load): the format line, header
 fields, the train/validation/test name arrays written compact, and "dumps" with one meta.json record a
-line. make-dataset writes the same shape in bash; tools/lobo and tools/make-cut-set write it through here.
+line. The one writer of it: tools/lobo and tools/make-cut-set import write_manifest; tools/make-dataset
+(bash) runs this file:
+
+  python3 tools/dataset_manifest.py OUT [--field KEY=VALUE]... [--object KEY=JSON]...
+      [--split NAME=DUMP,DUMP...]... [--build RELEASE PACKAGE VERSION MODULES DUMP,DUMP...]... [--meta FILE]...
+
+--field: a number when VALUE is an unsigned integer, else a string; --object: a JSON value as given;
+--build: one entry of the "builds" object (after the other fields); --meta: a dump's meta.json, in order.
+OUT is written atomically (a temporary file beside it, then renamed).
 """
+import argparse
 import json
+import os
+import sys
+import tempfile
 
 
 def manifest_text(header, splits, records):
@@ -17,3 +29,76 @@ def manifest_text(header, splits, records):
         lines.append(",\n".join("    " + json.dumps(r, separators=(",", ":")) for r in records))
     lines += ['  ]', '}']
     return "\n".join(lines) + "\n"
+
+
+def write_manifest(path, header, splits, records):
+    """manifest_text written to `path` atomically: a temporary file beside it (mode 0666 less the umask,
+    as open() would make it), then renamed over it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=directory)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "w") as f:
+            f.write(manifest_text(header, splits, records))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def main(argv):
+    p = argparse.ArgumentParser(prog="dataset_manifest.py", description="write a deepmem dataset manifest")
+    p.add_argument("out")
+    p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--object", action="append", default=[], metavar="KEY=JSON")
+    p.add_argument("--split", action="append", default=[], metavar="NAME=DUMP,DUMP...")
+    p.add_argument("--build", action="append", nargs=5, default=[],
+                   metavar=("RELEASE", "PACKAGE", "VERSION", "MODULES", "DUMPS"))
+    p.add_argument("--meta", action="append", default=[], metavar="FILE")
+    a = p.parse_args(argv)
+
+    def pair(text, what):
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            p.error(f"{what} '{text}': expected KEY=VALUE")
+        return key, value
+
+    header = []
+    for text in a.field:
+        key, value = pair(text, "--field")
+        header.append((key, int(value) if value.isascii() and value.isdigit() else value))
+    for text in a.object:
+        key, value = pair(text, "--object")
+        try:
+            header.append((key, json.loads(value)))
+        except ValueError as e:
+            p.error(f"--object {key}: not JSON ({e})")
+    if a.build:
+        header.append(("builds", {release: {"kernel_package": package, "kernel_version": version, "modules": modules,
+                                            "dumps": [d for d in dumps.split(",") if d]}
+                                  for release, package, version, modules, dumps in a.build}))
+    splits = {}
+    for text in a.split:
+        name, dumps = pair(text, "--split")
+        if name not in ("train", "validation", "test"):
+            p.error(f"--split {name}: expected train, validation or test")
+        splits[name] = [d for d in dumps.split(",") if d]
+    records = []
+    for path in a.meta:
+        try:
+            with open(path) as f:
+                records.append(json.load(f))
+        except (OSError, ValueError) as e:
+            print(f"dataset_manifest.py: error: {path}: {e}", file=sys.stderr)
+            return 1
+    write_manifest(a.out, header, splits, records)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
