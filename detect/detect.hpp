@@ -235,7 +235,7 @@ uint64_t inference_budget(const MemoryGraph& g);
 //   for (const Detection& x : d.detect(g)) …        or   d.scan(g, [](const Detection& x) { …; return true; });
 // Models   at most one per object type, all trained on one GraphParams (InputError naming both
 //          models otherwise); build_graph() uses those parameters (word size from the dump's paging).
-//          Kept without their Adam moments (model(i).adam_state is empty): detection does not train.
+//          Kept without their Adam moments (Model::drop_optimiser_state): detection does not train.
 // Graphs   detect() and scan() refuse (InputError) a graph whose GraphParams differ from the models',
 //          naming the parameter and both values.
 // Work     per model: InferenceNet on voting_rows() at the threshold only (the pruned run of

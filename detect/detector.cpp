@@ -61,7 +61,7 @@ void Detector::add_model(const std::string& path) { add_model(Model::load(path),
 
 void Detector::add_model(Model model, std::string source) {
     model.validate();
-    model.adam_state = {};   // detection needs no optimiser state: Adam's moments are twice the weights
+    model.drop_optimiser_state();
     for (const Entry& e : entries_) {
         if (e.model.object_type == model.object_type)
             throw InputError("two models for " + model.object_type + ": " + describe(e.model, e.source) + " and " +

@@ -391,6 +391,9 @@ struct Model {
     static Model from_bytes(std::span<const uint8_t>);   // throws ModelError, never crashes
     void save(const std::string& path) const;            // atomic (graph/file_io.hpp); ModelError(Io)
     static Model load(const std::string& path);          // throws ModelError
+    // Frees Adam's moments (adam_state: twice the weights), which detection never reads; the model
+    // can no longer resume training exactly. Detector::add_model and dmdetect's shipped list do it.
+    void drop_optimiser_state() noexcept { adam_state = AdamState{}; }
     // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
     // moment, Adam and class weight and the threshold finite, the threshold > single_vote_bound() (a lone
     // vote must not make an object: attacker 13, thresholds 1e-45..1 gave the 127 false task_structs of

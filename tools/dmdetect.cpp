@@ -118,7 +118,7 @@ std::vector<std::string> shipped_models() {
 Model load_model(const std::string& path) {
     try {
         Model m = Model::load(path);
-        m.adam_state = {};   // (as Detector::add_model: every shipped model is held, moments are twice the weights)
+        m.drop_optimiser_state();   // every shipped model is held for the whole run
         return m;
     } catch (const ModelError& e) {
         throw InputError(path + ": " + e.what());
