@@ -223,9 +223,9 @@ float detection_threshold(const Model& model, const MemoryGraph& graph, std::opt
 
 // The memory the GNN may work in beside the graph (InferenceNet::set_memory_budget, engine.hpp):
 // 1/16 of the graph's own bytes (MemoryGraph::array_bytes), so that dmdetect's peak RSS with every
-// type stays within 1.5× the graph it works on (issue 12: 1.45× on the dev dump's .dmg; a larger
-// budget was not faster — 1/2: 1.23 s, 1/8: 1.01 s for all six models, tools/bench-detect), or
-// half of available_memory() (graph/memory_budget.hpp) when that is less.
+// type stays within 1.5× the graph it works on (issue 12: 1.45× on the dev dump's .dmg), or half
+// of available_memory() (graph/memory_budget.hpp) when that is less; at least 1 MiB. Each OpenMP
+// thread runs its own blocks within its share (engine.hpp), so small blocks cost no barriers.
 uint64_t inference_budget(const MemoryGraph& g);
 
 // ---- Detector: models + dump → objects, the API for embedding deepmem (in the manner of libyara)

@@ -54,7 +54,9 @@ float detection_threshold(const Model& model, const MemoryGraph& graph, std::opt
 uint64_t inference_budget(const MemoryGraph& g) {
     const uint64_t bytes = g.array_bytes();
     const auto avail = available_memory();
-    return std::max<uint64_t>(1, std::min(bytes / 16, avail ? avail->bytes / 2 : bytes));
+    // at least 1 MiB: a budget of bytes runs every row alone (DEEPMEM_MEMORY_LIMIT=1: 457 k blocks,
+    // past 2 minutes, attacker 17)
+    return std::max<uint64_t>(uint64_t{1} << 20, std::min(bytes / 16, avail ? avail->bytes / 2 : bytes));
 }
 
 void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }

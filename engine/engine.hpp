@@ -254,14 +254,18 @@ public:
     // Memory budget (set_memory_budget; 0 = none): the distinct rows, ascending, are run in blocks
     // of consecutive rows, each block with its own frontier, so that a block's working set — v·W1
     // over its frontier, mu(t) beside mu(t−1) (or P when reordered), the renumbered in-edges, its
-    // rows' outputs; 4 bytes a float or index — is at most the budget: the first block is 1024 rows,
-    // each next one as many as the last one's bytes per row let 7/8 of the budget hold, and a block
-    // over the budget is halved until it fits or is one row (whose frontier is then run whatever
-    // its size). The levels of all the rows at once are collected only when the whole-graph run
-    // fits the budget (to choose between the two). Nodes are
-    // ordered by address, so a block's neighbour edges stay inside it; pointer edges do not, and a
-    // node in several blocks' frontiers is computed once per block (last_frontier() sums them).
-    // Not counted: `probs` (|rows| × K), the graph, O(N) indices and marks (5 bytes a node).
+    // rows' outputs; 4 bytes a float or index — is at most the budget's share of one OpenMP
+    // thread: each thread runs whole blocks, one at a time, serially inside (no barrier per block);
+    // a thread's first block is 1024 rows, each next one as many as its last one's bytes per row
+    // let 7/8 of the share hold, and a block over the share is halved until it fits or is one row
+    // (whose frontier is then run whatever its size), or until halving would keep over 7/8 of its
+    // working set (rows sharing a frontier over the share run together, over it). The levels of all the rows at once are
+    // collected only when the whole-graph run fits the budget (to choose between the two), and
+    // all the rows within the budget run as one block, parallel inside. Nodes are ordered by
+    // address, so a block's neighbour edges stay inside it; pointer edges do not, and a node in
+    // several blocks' frontiers is computed once per block (last_frontier() sums them). Results do
+    // not depend on the blocks or the thread count. Not counted: `probs` (|rows| × K), the graph,
+    // O(N) indices and marks (5 bytes a node per thread).
     void run(const GraphInput& graph, std::span<const uint32_t> rows, Mat<float>& probs);
     // The same run, keeping of each row only its class: the argmax of its probabilities (the first
     // of equal maxima), all a node's vote needs (paper §3.4). 4 bytes a row instead of 4·K, held
@@ -275,9 +279,9 @@ public:
     // working set in bytes (as the budget counts it).
     size_t last_blocks() const noexcept { return blocks_; }
     uint64_t last_block_bytes() const noexcept { return largest_block_; }
-    // mu(T) of the last run: every node, or after a pruned row-restricted run its last block's
-    // distinct rows ascending (embedding().rows() tells which).
-    const Mat<float>& embedding() const noexcept { return mu_; }
+    // mu(T) of the last run: every node, or after a pruned row-restricted run the last block of
+    // one of the threads, its distinct rows ascending (embedding().rows() tells which).
+    const Mat<float>& embedding() const noexcept { return blocked_ && last_work_ < work_.size() ? work_[last_work_].mu : mu_; }
     // Nodes mu(t) was computed on, t = 1..T, summed over the blocks (all N after a whole-graph run).
     const std::vector<uint64_t>& last_frontier() const noexcept { return frontier_; }
     // Flops of the last run (2 per multiply-add of a GEMM, 1 per aggregation add; biases,
@@ -304,25 +308,38 @@ private:
     Mat<float> sigma_zero_;                            // Σ_k σ_k(0): 1×H
     Mat<float> wcat_;                                  // H × 4w when reordered
     bool reorder_ = false;
-    Mat<float> mu_, mu_prev_, xw_, p_;                 // xw_ = v·W1 (N × H), kept over t
+    Mat<float> mu_, mu_prev_, xw_, p_;                 // whole-graph run: xw_ = v·W1 (N × H), kept over t
     double flops_ = 0, model_flops_ = 0;
     // Row-restricted runs: level t holds the nodes needing mu(t) (ascending), the row of each in
-    // xw_ (v·W1 over the union of the levels) and its in-edges with sources as level t−1 rows.
+    // xw (v·W1 over the union of the levels) and its in-edges with sources as level t−1 rows.
     struct Level { std::vector<uint32_t> nodes, xw_row; std::array<Csr, kNeighbourKinds> in; };
-    std::vector<Level> levels_;
-    std::vector<uint32_t> union_, slot_, merged_;      // union of the levels; node → row in a level
-    std::vector<uint8_t> seen_;                        // N marks, all 0 between level collections
+    // One thread's blocks: their levels, buffers and counts (run_distinct sums the counts).
+    struct Work {
+        Mat<float> mu, mu_prev, xw, p;
+        std::vector<Level> levels;
+        std::vector<uint32_t> union_nodes, slot, merged;   // union of the levels; node → row in a level (N)
+        std::vector<uint8_t> seen;                          // N marks, all 0 between level collections
+        std::vector<uint64_t> frontier;
+        size_t blocks = 0;
+        uint64_t largest = 0;
+        double flops = 0, model_flops = 0;
+        void reset(size_t iterations);   // the counts only
+    };
+    std::vector<Work> work_;                           // one per thread
+    bool blocked_ = false;                             // the last run was row-restricted, in blocks
+    size_t last_work_ = 0;                             // … and this thread's Work ran its last block
     Mat<float> whole_;                                 // N × K when the whole-graph run was cheaper
     std::vector<uint64_t> frontier_;
     uint64_t budget_ = 0, largest_block_ = 0;
     size_t blocks_ = 0;
-    // Receives the probabilities of distinct rows i0, i0 + 1, … (one block's rows).
+    // Receives the probabilities of distinct rows i0, i0 + 1, … (one block's rows); called from
+    // several threads at once, for disjoint rows.
     using RowSink = std::function<void(Eigen::Index i0, const Mat<float>& probs)>;
-    uint64_t collect_levels(const GraphInput& g, std::span<const uint32_t> top);
+    uint64_t collect_levels(const GraphInput& g, std::span<const uint32_t> top, Work& w) const;
     void run_distinct(const GraphInput& g, std::span<const uint32_t> rows, std::span<const uint32_t> distinct,
                       const RowSink& sink);
-    void run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, const RowSink& sink,
-                   Eigen::Index out0);
+    bool run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, uint64_t budget,
+                   const RowSink& sink, Eigen::Index out0, Work& w) const;
 };
 // Each row's class: the index of its largest probability, the first of equal maxima (Eigen's
 // maxCoeff), as InferenceNet::run(graph, rows, classes) keeps it. `probs` is M × K.

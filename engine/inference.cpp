@@ -3,12 +3,14 @@
 // once per run.
 #include "engine/engine.hpp"
 #include "engine/kernels.hpp"
+#include "graph/memory_budget.hpp"   // free_storage
 #include "graph/parallel_errors.hpp"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <iterator>
+#include <mutex>
 
 namespace deepmem {
 
@@ -50,15 +52,11 @@ struct Scratch {
 
 constexpr Index kBlock = 512;
 
-// Empties `v` and gives its storage back.
-template <class V>
-void free_storage(V& v) noexcept {
-    V().swap(v);
-}
 
 // Per-thread scratch for blocks of kBlock rows, allocated once per run.
 std::vector<Scratch> make_scratch(Index D, Index H, Index max_w) {
-    std::vector<Scratch> scratch(static_cast<size_t>(omp_get_max_threads()));
+    // one set per thread of a region run from here: 1 inside another region (nested regions are serial)
+    std::vector<Scratch> scratch(static_cast<size_t>(omp_in_parallel() ? 1 : omp_get_max_threads()));
     for (auto& s : scratch) {
         s.x.resize(size_t(kBlock * D));
         s.s.resize(size_t(kBlock * H));
@@ -217,11 +215,8 @@ InferenceNet::InferenceNet(const ModelConfig& cfg, const Params<float>& p) : cfg
 
 void InferenceNet::release() noexcept {
     for (Mat<float>* m : {&mu_, &mu_prev_, &xw_, &p_, &whole_}) m->resize(0, 0);
-    // (`v = {}` would keep a vector's capacity: the initializer-list assignment; 3.1 MB a model,
-    // kept across all six of dmdetect's on the dev dump)
-    for (auto* v : {&union_, &slot_, &merged_}) free_storage(*v);
-    free_storage(levels_);
-    free_storage(seen_);
+    free_storage(work_);   // (`v = {}` kept the capacity: 3.1 MB a model, across all six of dmdetect's)
+    blocked_ = false;
 }
 
 void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
@@ -238,6 +233,7 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
     uint64_t nnz = 0;
     for (const auto& a : g.in) nnz += a.sources.size();
     frontier_.assign(size_t(T), uint64_t(N));
+    blocked_ = false;
     flops_ = 0;
     model_flops_ = 0;
 
@@ -288,40 +284,42 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
 // Levels for the distinct ascending rows `top`, from T down: T = top, t − 1 = the in-neighbours of
 // level t (each level ascending), their union, and the working set of running them (engine.hpp,
 // memory budget). O(edges of the frontier · log).
-uint64_t InferenceNet::collect_levels(const GraphInput& g, std::span<const uint32_t> top) {
+uint64_t InferenceNet::collect_levels(const GraphInput& g, std::span<const uint32_t> top, Work& w) const {
     const Index H = cfg_.embed_width, T = cfg_.iterations, K = cfg_.classes;
-    levels_.resize(size_t(T));
-    levels_[size_t(T - 1)].nodes.assign(top.begin(), top.end());
+    if (w.seen.size() != g.nodes()) w.seen.assign(g.nodes(), 0);
+    w.levels.resize(size_t(T));
+    w.levels[size_t(T - 1)].nodes.assign(top.begin(), top.end());
     uint64_t edges = 0, level_nodes = 0, pair = 0;
     for (Index t = T; t >= 2; --t) {
-        const std::vector<uint32_t>& above = levels_[size_t(t - 1)].nodes;
-        std::vector<uint32_t>& below = levels_[size_t(t - 2)].nodes;
+        const std::vector<uint32_t>& above = w.levels[size_t(t - 1)].nodes;
+        std::vector<uint32_t>& below = w.levels[size_t(t - 2)].nodes;
         below.clear();
         for (uint32_t n : above)
             for (const CsrView& a : g.in)
                 for (uint32_t m : a.row(n)) {
                     ++edges;
-                    if (!seen_[m]) {
-                        seen_[m] = 1;
+                    if (!w.seen[m]) {
+                        w.seen[m] = 1;
                         below.push_back(m);
                     }
                 }
-        for (uint32_t m : below) seen_[m] = 0;
+        for (uint32_t m : below) w.seen[m] = 0;
         std::sort(below.begin(), below.end());
         pair = std::max<uint64_t>(pair, above.size() + below.size() * (reorder_ ? 1 + (wcat_.cols() + H - 1) / H : 1));
     }
     if (T == 1) pair = top.size();
-    union_.clear();
-    for (const Level& lv : levels_) {
-        merged_.clear();
-        std::set_union(union_.begin(), union_.end(), lv.nodes.begin(), lv.nodes.end(), std::back_inserter(merged_));
-        std::swap(union_, merged_);
+    w.union_nodes.clear();
+    for (const Level& lv : w.levels) {
+        w.merged.clear();
+        std::set_union(w.union_nodes.begin(), w.union_nodes.end(), lv.nodes.begin(), lv.nodes.end(),
+                       std::back_inserter(w.merged));
+        std::swap(w.union_nodes, w.merged);
         level_nodes += lv.nodes.size();
     }
     // floats: v·W1 over the union, mu(t) beside mu(t − 1) (and P), the rows' outputs; 32-bit words:
     // level nodes and v·W1 rows, renumbered CSR sources, 64-bit offsets, the union and its merge copy
-    return 4 * (uint64_t(union_.size()) * uint64_t(H) + pair * uint64_t(H) + top.size() * uint64_t(K)) +
-           4 * (2 * level_nodes + edges + 2 * level_nodes + 2 * uint64_t(union_.size()));
+    return 4 * (uint64_t(w.union_nodes.size()) * uint64_t(H) + pair * uint64_t(H) + top.size() * uint64_t(K)) +
+           4 * (2 * level_nodes + edges + 2 * level_nodes + 2 * uint64_t(w.union_nodes.size()));
 }
 
 namespace {
@@ -336,6 +334,11 @@ std::span<const uint32_t> distinct_rows(std::span<const uint32_t> rows, std::vec
     return own;
 }
 
+// Index of `row` in `distinct` (ascending, holding it).
+size_t index_of(std::span<const uint32_t> distinct, uint32_t row) {
+    return size_t(std::lower_bound(distinct.begin(), distinct.end(), row) - distinct.begin());
+}
+
 }  // namespace
 
 void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<float>& probs) {
@@ -346,9 +349,8 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, Mat<
     out.resize(Index(distinct.size()), cfg_.classes);
     run_distinct(g, rows, distinct, [&](Index i0, const Mat<float>& p) { out.middleRows(i0, p.rows()) = p; });
     if (own.empty()) return;
-    for (size_t i = 0; i < distinct.size(); ++i) slot_[distinct[i]] = uint32_t(i);
     probs.resize(Index(rows.size()), cfg_.classes);
-    for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = spread.row(slot_[rows[i]]);
+    for (size_t i = 0; i < rows.size(); ++i) probs.row(Index(i)) = spread.row(Index(index_of(distinct, rows[i])));
 }
 
 void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, std::vector<uint32_t>& classes) {
@@ -361,9 +363,8 @@ void InferenceNet::run(const GraphInput& g, std::span<const uint32_t> rows, std:
         std::copy(block.begin(), block.end(), out.begin() + i0);
     });
     if (own.empty()) return;
-    for (size_t i = 0; i < distinct.size(); ++i) slot_[distinct[i]] = uint32_t(i);
     classes.resize(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) classes[i] = spread[slot_[rows[i]]];
+    for (size_t i = 0; i < rows.size(); ++i) classes[i] = spread[index_of(distinct, rows[i])];
 }
 
 std::vector<uint32_t> argmax_classes(const Mat<float>& probs) {
@@ -385,21 +386,32 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
         if (r >= N)
             throw ModelError(ModelError::Kind::BadBatch, 0,
                              "row " + std::to_string(r) + " ≥ " + std::to_string(N) + " nodes");
-    flops_ = 0;
-    model_flops_ = 0;
-    blocks_ = 0;
-    largest_block_ = 0;
-    seen_.assign(N, 0);
-    slot_.resize(N);
-    frontier_.assign(size_t(T), 0);
+    blocked_ = false;
+    const int threads = std::max(1, omp_get_max_threads());
+    work_.resize(size_t(threads));
+    for (Work& w : work_) w.reset(size_t(T));
     size_t done = 0;   // distinct rows run so far
+    auto finish = [&] {
+        flops_ = model_flops_ = 0;
+        blocks_ = 0;
+        largest_block_ = 0;
+        frontier_.assign(size_t(T), 0);
+        for (const Work& w : work_) {
+            flops_ += w.flops;
+            model_flops_ += w.model_flops;
+            blocks_ += w.blocks;
+            largest_block_ = std::max(largest_block_, w.largest);
+            for (size_t t = 0; t < size_t(T); ++t) frontier_[t] += w.frontier[t];
+        }
+    };
     // A frontier covering most of the graph costs more pruned (gathers, renumbered CSRs) than whole,
     // when the whole-graph run fits the budget; only then are the levels of every row collected at
     // once (for the cred model's 458 k rows on the dev dump they alone were 15 MB of dmdetect's peak).
     if (!budget_ || (T > 1 && whole_graph_bytes(N) <= budget_)) {
-        const uint64_t ws = collect_levels(g, distinct);
+        Work& w = work_[0];
+        const uint64_t ws = collect_levels(g, distinct, w);
         uint64_t pruned = 0;
-        for (Index t = 2; t <= T; ++t) pruned += levels_[size_t(t - 1)].nodes.size();
+        for (Index t = 2; t <= T; ++t) pruned += w.levels[size_t(t - 1)].nodes.size();
         if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4) {
             run(g, whole_);
             blocks_ = 1;
@@ -410,23 +422,48 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
             return;
         }
         if (!budget_ || ws <= budget_) {
-            if (!distinct.empty()) run_block(g, distinct, ws, sink, 0);
-            done = distinct.size();
+            if (!distinct.empty()) run_block(g, distinct, ws, budget_, sink, 0, w);   // parallel inside
+            blocked_ = true;
+            last_work_ = 0;
+            finish();
+            return;
         }
-        free_storage(levels_);   // sized for every row: give the capacity back before the blocks
-        free_storage(union_);
-        free_storage(merged_);
+        w = Work{};   // sized for every row: give the capacity back before the blocks
+        w.reset(size_t(T));
     }
-    // Blocks of consecutive rows, each as many as the last block's working set per row says fit the
-    // budget (7/8 of it: frontiers vary), the first 1024; run_block halves a block still over it.
-    for (size_t step = std::min<size_t>(distinct.size(), 1024); done < distinct.size();) {
-        const auto block = distinct.subspan(done, std::min(step, distinct.size() - done));
-        const uint64_t ws = collect_levels(g, block);
-        run_block(g, block, ws, sink, Index(done));
-        done += block.size();
-        const double per_row = std::max(1.0, double(ws) / double(block.size()));
-        step = size_t(std::clamp(0.875 * double(budget_) / per_row, 1.0, double(distinct.size())));
+    // Blocks of consecutive rows, each thread running whole blocks within its share of the budget
+    // (no barrier inside a block: 250 blocks × 8 parallel regions each cost 18 s against 6 s on a
+    // loaded 2-core machine). A thread's next block holds as many rows as its last one's bytes per
+    // row let 7/8 of its share hold, the first 1024; run_block halves a block still over the share
+    // (the step is kept when its rows ran over it together, sharing their frontier).
+    const uint64_t share = std::max<uint64_t>(1, budget_ / uint64_t(threads));
+    std::mutex next;   // hands out [done, done + step)
+    ParallelErrors errors;
+#pragma omp parallel num_threads(threads)
+    {
+        Work& w = work_[size_t(omp_get_thread_num())];
+        errors.run([&] {
+            for (size_t step = std::min<size_t>(distinct.size(), 1024);;) {
+                size_t lo, hi;
+                {
+                    std::lock_guard<std::mutex> lock(next);
+                    lo = done;
+                    hi = done = std::min(distinct.size(), done + step);
+                }
+                if (lo >= hi || errors.failed()) break;
+                const auto block = distinct.subspan(lo, hi - lo);
+                const uint64_t ws = collect_levels(g, block, w);
+                if (run_block(g, block, ws, share, sink, Index(lo), w)) continue;   // shared frontier: same step
+                const double per_row = std::max(1.0, double(ws) / double(block.size()));
+                step = size_t(std::clamp(0.875 * double(share) / per_row, 1.0, double(distinct.size())));
+            }
+        });
     }
+    errors.rethrow();
+    blocked_ = true;
+    last_work_ = 0;
+    while (last_work_ + 1 < work_.size() && work_[last_work_].blocks == 0) ++last_work_;
+    finish();
 }
 
 uint64_t InferenceNet::whole_graph_bytes(uint64_t nodes) const noexcept {
@@ -434,36 +471,55 @@ uint64_t InferenceNet::whole_graph_bytes(uint64_t nodes) const noexcept {
     return 4 * nodes * (3 * H + uint64_t(cfg_.classes) + (reorder_ ? uint64_t(wcat_.cols()) : 0));
 }
 
-// The rows `top` (levels already collected, working set `ws`): run at once when within the budget
-// (or a single row), else as two halves, each collecting its own levels. Writes out rows out0…
-void InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, const RowSink& sink,
-                             Index out0) {
-    if (budget_ && ws > budget_ && top.size() > 1) {
+void InferenceNet::Work::reset(size_t iterations) {
+    frontier.assign(iterations, 0);
+    blocks = 0;
+    largest = 0;
+    flops = model_flops = 0;
+}
+
+// The rows `top` (levels already collected in `w`, working set `ws`): run at once when within
+// `budget` (0 = none) or a single row, else as two halves, each collecting its own levels — unless
+// the first half's working set is over 7/8 of the whole's: the rows then share most of their
+// frontier, and they run together, over the budget, instead of that frontier once per row
+// (attacker 17: rows pointing at one hub whose frontier alone is over the budget ran as 12,055
+// one-row blocks, 83× the unbounded time). Returns whether it ran rows over the budget. Gives the
+// rows' probabilities to `sink` at out0… Parallel inside when called outside a parallel region;
+// serial inside one (nested regions are inactive).
+bool InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, uint64_t budget,
+                             const RowSink& sink, Index out0, Work& w) const {
+    bool over = budget && ws > budget;
+    if (over && top.size() > 1) {
         const auto lo = top.first(top.size() / 2), hi = top.subspan(top.size() / 2);
-        run_block(g, lo, collect_levels(g, lo), sink, out0);
-        run_block(g, hi, collect_levels(g, hi), sink, out0 + Index(lo.size()));
-        return;
+        const uint64_t half = collect_levels(g, lo, w);
+        if (half * 8 <= ws * 7) {
+            const bool a = run_block(g, lo, half, budget, sink, out0, w);
+            const bool b = run_block(g, hi, collect_levels(g, hi, w), budget, sink, out0 + Index(lo.size()), w);
+            return a || b;
+        }
+        ws = collect_levels(g, top, w);
     }
-    ++blocks_;
-    largest_block_ = std::max(largest_block_, ws);
+    ++w.blocks;
+    w.largest = std::max(w.largest, ws);
     ParallelErrors errors;
     const Index H = cfg_.embed_width, T = cfg_.iterations;
-    for (size_t i = 0; i < union_.size(); ++i) slot_[union_[i]] = uint32_t(i);
-    for (Level& lv : levels_) {
+    if (w.slot.size() != g.nodes()) w.slot.resize(g.nodes());
+    for (size_t i = 0; i < w.union_nodes.size(); ++i) w.slot[w.union_nodes[i]] = uint32_t(i);
+    for (Level& lv : w.levels) {
         lv.xw_row.resize(lv.nodes.size());
-        for (size_t i = 0; i < lv.nodes.size(); ++i) lv.xw_row[i] = slot_[lv.nodes[i]];
+        for (size_t i = 0; i < lv.nodes.size(); ++i) lv.xw_row[i] = w.slot[lv.nodes[i]];
     }
     // in-edges of level t with sources renumbered as rows of level t − 1 (order kept: same sums)
     for (Index t = T; t >= 2; --t) {
-        const Level& below = levels_[size_t(t - 2)];
-        for (size_t i = 0; i < below.nodes.size(); ++i) slot_[below.nodes[i]] = uint32_t(i);
-        Level& lv = levels_[size_t(t - 1)];
+        const Level& below = w.levels[size_t(t - 2)];
+        for (size_t i = 0; i < below.nodes.size(); ++i) w.slot[below.nodes[i]] = uint32_t(i);
+        Level& lv = w.levels[size_t(t - 1)];
         for (int k = 0; k < kNeighbourKinds; ++k) {
             Csr& c = lv.in[k];
             c.offsets.assign(1, 0);
             c.sources.clear();
             for (uint32_t n : lv.nodes) {
-                for (uint32_t m : g.in[k].row(n)) c.sources.push_back(slot_[m]);
+                for (uint32_t m : g.in[k].row(n)) c.sources.push_back(w.slot[m]);
                 c.offsets.push_back(c.sources.size());
             }
         }
@@ -471,51 +527,51 @@ void InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
 
     // ---- v·W1 over the union, then the iterations level by level
     std::vector<Scratch> scratch = make_scratch(cfg_.input_width, H, widest(cfg_, sigma_, cls_));
-    const Index U = Index(union_.size());
-    mu_prev_.resize(0, 0);   // the last block's embeddings
-    xw_.resize(U, H);
+    const Index U = Index(w.union_nodes.size());
+    w.mu_prev.resize(0, 0);   // the last block's embeddings
+    w.xw.resize(U, H);
 #pragma omp parallel for schedule(dynamic, 1)
     for (Index bl = 0; bl < (U + kBlock - 1) / kBlock; ++bl)
         errors.run([&] {
             const Index r0 = bl * kBlock, R = std::min(kBlock, U - r0);
-            input_product(g, w1_, R, [&](Index r) { return union_[size_t(r0 + r)]; },
-                          scratch[size_t(omp_get_thread_num())], Map(xw_.data() + r0 * H, R, H));
+            input_product(g, w1_, R, [&](Index r) { return w.union_nodes[size_t(r0 + r)]; },
+                          scratch[size_t(omp_get_thread_num())], Map(w.xw.data() + r0 * H, R, H));
         });
     errors.rethrow();
     for (Index t = 1; t <= T; ++t) {
-        std::swap(mu_, mu_prev_);
-        const Level& lv = levels_[size_t(t - 1)];
-        const Index n = Index(lv.nodes.size()), prev = mu_prev_.rows();
-        frontier_[size_t(t - 1)] += uint64_t(n);
+        std::swap(w.mu, w.mu_prev);
+        const Level& lv = w.levels[size_t(t - 1)];
+        const Index n = Index(lv.nodes.size()), prev = w.mu_prev.rows();
+        w.frontier[size_t(t - 1)] += uint64_t(n);
         const std::array<CsrView, kNeighbourKinds> in{lv.in[0].view(), lv.in[1].view(), lv.in[2].view(), lv.in[3].view()};
         if (t > 1 && reorder_) {
-            p_.resize(prev, wcat_.cols());
+            w.p.resize(prev, wcat_.cols());
 #pragma omp parallel for schedule(dynamic, 1)
             for (Index bl = 0; bl < (prev + kBlock - 1) / kBlock; ++bl)
                 errors.run([&] {
                     const Index r0 = bl * kBlock, R = std::min(kBlock, prev - r0);
-                    p_.middleRows(r0, R).noalias() = mu_prev_.middleRows(r0, R) * wcat_;
+                    w.p.middleRows(r0, R).noalias() = w.mu_prev.middleRows(r0, R) * wcat_;
                 });
             errors.rethrow();
-            mu_prev_.resize(0, 0);   // P holds all the neighbours need of mu(t − 1)
+            w.mu_prev.resize(0, 0);   // P holds all the neighbours need of mu(t − 1)
         }
-        mu_.resize(n, H);
+        w.mu.resize(n, H);
 #pragma omp parallel for schedule(dynamic, 1)
         for (Index bl = 0; bl < (n + kBlock - 1) / kBlock; ++bl)
             errors.run([&] {
                 Scratch& sc = scratch[size_t(omp_get_thread_num())];
                 const Index r0 = bl * kBlock, R = std::min(kBlock, n - r0);
                 Map beta(sc.beta.data(), R, H);
-                for (Index r = 0; r < R; ++r) beta.row(r) = xw_.row(lv.xw_row[size_t(r0 + r)]);
+                for (Index r = 0; r < R; ++r) beta.row(r) = w.xw.row(lv.xw_row[size_t(r0 + r)]);
                 if (t == 1) beta.rowwise() += sigma_zero_.row(0);
-                else add_sigma(sigma_, reorder_, in, r0, R, reorder_ ? p_ : mu_prev_, sc, beta);
-                mu_.middleRows(r0, R) = beta.array().tanh().matrix();
+                else add_sigma(sigma_, reorder_, in, r0, R, reorder_ ? w.p : w.mu_prev, sc, beta);
+                w.mu.middleRows(r0, R) = beta.array().tanh().matrix();
             });
         errors.rethrow();
         uint64_t nnz = 0;
         for (const auto& a : lv.in) nnz += a.sources.size();
-        count_iteration(cfg_, sigma_, reorder_, t, double(U), double(prev), double(n), double(nnz),
-                        flops_, model_flops_);
+        count_iteration(cfg_, sigma_, reorder_, t, double(U), double(prev), double(n), double(nnz), w.flops,
+                        w.model_flops);
     }
 
     // ---- classifier over the rows
@@ -525,11 +581,12 @@ void InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
     for (Index bl = 0; bl < (M + kBlock - 1) / kBlock; ++bl)
         errors.run([&] {
             const Index r0 = bl * kBlock, R = std::min(kBlock, M - r0);
-            classify(cls_, mu_, r0, R, scratch[size_t(omp_get_thread_num())], out, r0);
+            classify(cls_, w.mu, r0, R, scratch[size_t(omp_get_thread_num())], out, r0);
         });
     errors.rethrow();
-    count_classifier(cfg_, cls_, double(M), flops_, model_flops_);
+    count_classifier(cfg_, cls_, double(M), w.flops, w.model_flops);
     sink(out0, out);
+    return over;
 }
 
 }  // namespace deepmem

@@ -5,6 +5,7 @@
 // (graph/paging.hpp).
 #include "graph/kernel_banner.hpp"
 #include "graph/layers.hpp"
+#include "graph/memory_budget.hpp"   // free_storage
 #include "graph/paging.hpp"
 #include "graph/parallel_errors.hpp"
 #include "graph/text_lines.hpp"
@@ -765,7 +766,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
             }
             if (plausible && !g->weak && (!best_strong || better(r, *best_strong))) best_strong = r;
         }
-        g->mapping.runs = {};
+        free_storage(g->mapping.runs);
         if (banner) phys.release_all();
     }
     if (!best) {

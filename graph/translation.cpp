@@ -4,6 +4,7 @@
 // layers/intel.py. translate() walks one address; kernel_runs() enumerates the kernel half.
 // Choosing the scheme and root (ELF note, override, search) is graph/root_search.cpp.
 #include "graph/layers.hpp"
+#include "graph/memory_budget.hpp"   // free_storage
 #include "graph/paging.hpp"
 #include "graph/parallel_errors.hpp"
 #include "graph/text_lines.hpp"
@@ -782,7 +783,7 @@ WalkResult walk_pass(const Scheme& s, const PhysicalLayer& phys, uint64_t dtb, u
         *contested = true;
         return res;
     }
-    reached = {};
+    free_storage(reached);
     compact_absent();
     res.stats.absent_table_pages = res.absent_pages.size();
     res.stats.absent_pages_capped = absent_capped;

@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,9 @@ int main(int argc, char** argv) {
             "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default OMP_NUM_THREADS)")(
             "repeat", po::value<unsigned>()->default_value(3), "detection runs; the best is reported")(
             "threshold", po::value<float>(), "override every model's threshold (pruning depends on it)")(
+            "budget-divisors", po::value<std::string>(),
+            "also run all types within the graph's bytes / D for each D of this comma list (e.g. 2,8), "
+            "alternating with the default budget and unbounded")(
             "dump", po::value<std::string>()->required(), "raw/ELF/LiME dump or .dmg");
         po::positional_options_description pos;
         pos.add("dump", 1);
@@ -142,36 +146,49 @@ int main(int argc, char** argv) {
         std::printf("detect %zu types  %.3f s (%zu objects)\n", weights.size(), every, found);
         print_timings(timings);
 
-        // All types within the memory budget (the default, inference_budget()) and unbounded, alternating,
-        // medians of --repeat; peak RSS of each run over the RSS before it (graph included).
+        // All types within the memory budget (the default, inference_budget()), within graph bytes / D for
+        // each --budget-divisors D, and unbounded, alternating, medians of --repeat; peak RSS of each run
+        // over the RSS before it (graph included).
         {
-            const uint64_t budget = inference_budget(g);
-            std::vector<double> secs[2], peaks[2];
-            std::vector<ModelTiming> last[2];
-            size_t objects[2] = {};
+            std::vector<std::pair<std::string, uint64_t>> budgets{{"budget " + format_bytes(inference_budget(g)),
+                                                                   inference_budget(g)}};
+            if (vm.count("budget-divisors")) {
+                std::stringstream list(vm["budget-divisors"].as<std::string>());
+                for (std::string d; std::getline(list, d, ',');) {
+                    if (d.empty() || d.size() > 6 || d.find_first_not_of("0123456789") != std::string::npos ||
+                        std::stoul(d) == 0)
+                        throw po::error("--budget-divisors: '" + d + "' is not a whole number from 1 to 999999");
+                    const uint64_t div = std::stoul(d);
+                    const uint64_t b = std::max<uint64_t>(1, g.array_bytes() / div);
+                    budgets.emplace_back("budget 1/" + d + " " + format_bytes(b), b);
+                }
+            }
+            budgets.emplace_back("unbounded", 0);
+            const size_t B = budgets.size();
+            std::vector<std::vector<double>> secs(B), peaks(B);
+            std::vector<std::vector<ModelTiming>> last(B);
+            std::vector<size_t> objects(B);
             const bool windows = reset_peak_rss();
             for (unsigned r = 0; r < repeat; ++r)
-                for (int bounded = 1; bounded >= 0; --bounded) {
+                for (size_t i = 0; i < B; ++i) {
                     DetectOptions o = opt;
-                    o.memory_budget = bounded ? budget : 0;
+                    o.memory_budget = budgets[i].second;
                     reset_peak_rss();
                     t0 = Clock::now();
-                    objects[bounded] = all.detect(g, o).size();
-                    secs[bounded].push_back(since(t0));
-                    last[bounded] = all.last_timings();
-                    if (auto p = window_peak_rss_mib()) peaks[bounded].push_back(*p);
+                    objects[i] = all.detect(g, o).size();
+                    secs[i].push_back(since(t0));
+                    last[i] = all.last_timings();
+                    if (auto p = window_peak_rss_mib()) peaks[i].push_back(*p);
                 }
-            for (int bounded = 1; bounded >= 0; --bounded) {
-                std::printf("detect %zu types, %s  median %.3f s (%zu objects)", weights.size(),
-                            bounded ? ("budget " + format_bytes(budget)).c_str() : "unbounded", median(secs[bounded]),
-                            objects[bounded]);
-                if (windows && !peaks[bounded].empty())
-                    std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[bounded]),
-                                median(peaks[bounded]) / graph_mib);
+            for (size_t i = 0; i < B; ++i) {
+                std::printf("detect %zu types, %s  median %.3f s (%zu objects)", weights.size(), budgets[i].first.c_str(),
+                            median(secs[i]), objects[i]);
+                if (windows && !peaks[i].empty())
+                    std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[i]), median(peaks[i]) / graph_mib);
                 std::printf("\n");
-                print_timings(last[bounded]);
+                print_timings(last[i]);
             }
-            std::printf("bounded/unbounded time %.2f\n", median(secs[1]) / median(secs[0]));
+            std::printf("bounded/unbounded time %.2f\n", median(secs[0]) / median(secs[B - 1]));
         }
 
         // The same first model over every node (no pruning), and how far the pruned run is from it.
