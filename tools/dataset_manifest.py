@@ -21,12 +21,12 @@ def manifest_text(header, splits, records):
     """header: (key, value) pairs after "format", each value as json.dumps writes it; splits: "train",
     "validation", "test" → dump names (a missing split is empty); records: the dumps' meta.json records."""
     lines = ['{', '  "format":"deepmem dataset manifest v1",']
-    lines += [f'  "{key}":{json.dumps(value)},' for key, value in header]
+    lines += [f'  {json.dumps(key)}:{json.dumps(value, allow_nan=False)},' for key, value in header]
     lines += [f'  "{split}":{json.dumps(list(splits.get(split, [])), separators=(",", ":"))},'
               for split in ("train", "validation", "test")]
     lines.append('  "dumps":[')
     if records:
-        lines.append(",\n".join("    " + json.dumps(r, separators=(",", ":")) for r in records))
+        lines.append(",\n".join("    " + json.dumps(r, separators=(",", ":"), allow_nan=False) for r in records))
     lines += ['  ]', '}']
     return "\n".join(lines) + "\n"
 
@@ -92,11 +92,20 @@ def main(argv):
     for path in a.meta:
         try:
             with open(path) as f:
-                records.append(json.load(f))
+                record = json.load(f)
         except (OSError, ValueError) as e:
             print(f"dataset_manifest.py: error: {path}: {e}", file=sys.stderr)
             return 1
-    write_manifest(a.out, header, splits, records)
+        if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+            print(f"dataset_manifest.py: error: {path}: not a dump's meta.json (an object with a \"name\")",
+                  file=sys.stderr)
+            return 1
+        records.append(record)
+    try:
+        write_manifest(a.out, header, splits, records)
+    except (OSError, ValueError) as e:   # ValueError: NaN or infinity, which JSON lacks
+        print(f"dataset_manifest.py: error: cannot write {a.out}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
