@@ -655,6 +655,7 @@ std::string process_tree(std::span<const Detection> detections) {
     };
     std::vector<Proc> procs;
     std::vector<std::string> unreadable;
+    std::vector<std::pair<int64_t, std::string>> exited;   // (pid, line)
     std::vector<std::pair<int64_t, const Detection*>> threads;
     for (const Detection& d : detections) {
         if (d.type != "task_struct" || d.fields.empty()) continue;
@@ -663,6 +664,17 @@ std::string process_tree(std::span<const Detection> detections) {
         if (!pid || !tgid || !comm || comm->json == "null") {
             unreadable.push_back(hex(d.vaddr) + " pid " + (pid ? std::to_string(*pid) : "?") + " comm " +
                                  (comm && comm->json != "null" ? comm->text : "?"));
+            continue;
+        }
+        // EXIT_DEAD (ps's X): released by its parent, its task_struct not yet reused. Not a process
+        // any more; listed apart, and marked when the kernel's task list still holds it (a task in
+        // the middle of release_task(), or a live one disguised as dead).
+        if (const ObjectField* st = field(d, "state"); st && st->text == "X") {
+            const ObjectField* m = field(d, "missing_from");
+            std::string line = std::to_string(*pid) + " " + comm->text;
+            if (*pid != *tgid) line += " (thread of " + std::to_string(*tgid) + ")";
+            if (m && m->json.find("\"tasks\"") == std::string::npos) line += "  [still on the task list]";
+            exited.emplace_back(*pid, std::move(line));
             continue;
         }
         if (*pid != *tgid) {
@@ -726,10 +738,12 @@ std::string process_tree(std::span<const Detection> detections) {
     for (size_t r : roots) show(r, "", true, true);
     for (size_t i = 0; i < procs.size(); ++i)   // a parent loop (corrupt ppids) or a cut chain leaves some unshown
         if (!shown[i]) show(i, "(parent not shown) ", true, true);
+    std::sort(exited.begin(), exited.end());
+    for (const auto& [pid, line] : exited) out += "(exited) " + line + "\n";
     for (const std::string& u : unreadable) out += "(unreadable) " + u + "\n";
     out += "# processes: " + std::to_string(procs.size()) + ", threads: " + std::to_string(threads.size()) +
            (orphan_threads ? " (" + std::to_string(orphan_threads) + " without a detected leader)" : "") +
-           ", hidden tasks: " + std::to_string(hidden) + ", unreadable: " + std::to_string(unreadable.size()) + "\n";
+           ", exited tasks: " + std::to_string(exited.size()) + ", hidden tasks: " + std::to_string(hidden) + ", unreadable: " + std::to_string(unreadable.size()) + "\n";
     return out;
 }
 

@@ -96,8 +96,10 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
 
 // A pstree-like view of the detected tasks (their fields from interpret()): processes under their
 // parent by ppid, sorted by PID, each "PID comm", threads counted after it, hidden ones marked
-// "[HIDDEN: missing from …]"; tasks whose pid or comm is bad listed at the end. Ends with a line
-// per count (processes, threads, hidden).
+// "[HIDDEN: missing from …]"; exited tasks (state X, EXIT_DEAD: released, memory not yet reused)
+// are not processes and are listed apart, "(exited) PID comm", marked when still on the task list;
+// tasks whose pid or comm is bad listed at the end. Ends with a line of counts (processes,
+// threads, exited tasks, hidden tasks, unreadable).
 std::string process_tree(std::span<const Detection> detections);
 
 }  // namespace deepmem

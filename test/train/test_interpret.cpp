@@ -152,6 +152,18 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
                     "`-- 2 kthreadd\n0 swapper/1\n") == 0);
     CHECK(tree.find("# processes: 5, threads: 2") != std::string::npos);
     CHECK(tree.find("hidden tasks: 3") != std::string::npos);
+
+    // Exited tasks (EXIT_DEAD) are not processes: listed apart, counted apart, marked when the
+    // task list still holds one (PID 1 here: a disguise, or a task inside release_task()).
+    for (const char* t : {"obj2", "p1"}) w.mem.put(w.at[t] + Off::exit_state, 16, 4);
+    ds.push_back(detection("task_struct", w.at["obj2"]));
+    ObjectInterpreter in2(w.mem, w.btf, &syms);
+    in2.interpret(ds);
+    const std::string tree2 = process_tree(ds);
+    CAPTURE(tree2);
+    CHECK(tree2.find("0 swapper/0\n`-- 2 kthreadd\n0 swapper/1\n100 worker {2 threads}") == 0);
+    CHECK(tree2.find("\n(exited) 1 init  [still on the task list]\n(exited) 88 ") != std::string::npos);
+    CHECK(tree2.find("# processes: 4, threads: 2, exited tasks: 2, hidden tasks: 3") != std::string::npos);
 }
 
 TEST_CASE("interpret: planted and inconsistent values are marked bad, never made up") {
