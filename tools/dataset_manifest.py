@@ -9,12 +9,24 @@ line. The one writer of it: tools/lobo and tools/make-cut-set import write_manif
 --field: a number when VALUE is an unsigned integer, else a string; --object: a JSON value as given;
 --build: one entry of the "builds" object (after the other fields); --meta: a dump's meta.json, in order.
 OUT is written atomically (a temporary file beside it, then renamed).
+A dump name is one directory name in the POSIX portable filename set (letters, digits, '.', '_', '-';
+not "." or ".."), the rule dmtrain's reader applies: bad_dump_name says what is wrong with one.
 """
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
+
+_PORTABLE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def bad_dump_name(name):
+    """Why `name` cannot name a dump (train/dataset.cpp, Manifest::load), or None when it can."""
+    if not isinstance(name, str) or not _PORTABLE_NAME.fullmatch(name) or name in (".", ".."):
+        return f"bad dump name {name!r}: a dump name is letters, digits, '.', '_' and '-' (not . or ..)"
+    return None
 
 
 def manifest_text(header, splits, records):
@@ -33,7 +45,11 @@ def manifest_text(header, splits, records):
 
 def write_manifest(path, header, splits, records):
     """manifest_text written to `path` atomically: a temporary file beside it (mode 0666 less the umask,
-    as open() would make it), then renamed over it."""
+    as open() would make it), then renamed over it. ValueError when a split or record names a dump
+    badly (bad_dump_name), or a value is NaN or infinite."""
+    for name in [n for names in splits.values() for n in names] + [r.get("name") for r in records]:
+        if why := bad_dump_name(name):
+            raise ValueError(why)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=directory)
     try:
@@ -103,7 +119,7 @@ def main(argv):
         records.append(record)
     try:
         write_manifest(a.out, header, splits, records)
-    except (OSError, ValueError) as e:   # ValueError: NaN or infinity, which JSON lacks
+    except (OSError, ValueError) as e:   # ValueError: a bad dump name, NaN or infinity
         print(f"dataset_manifest.py: error: cannot write {a.out}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -66,6 +66,16 @@ std::string sha256_hex(std::span<const uint8_t> data) {
 namespace {
 
 
+// tools/dataset_manifest.py's rule (bad_dump_name): a dump name is one directory name of the POSIX
+// portable filename set, so no JSON escape can occur in it.
+void check_dump_name(std::string_view name, size_t at, std::string_view where) {
+    if (!name.empty() && name != "." && name != ".." &&
+        name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == std::string_view::npos)
+        return;
+    throw FormatError(at, "bad dump name '" + terminal_text(name) + "' in \"" + std::string(where) +
+                              "\": a dump name is letters, digits, '.', '_' and '-' (not . or ..)");
+}
+
 // The string array "key":["a","b",…] of a JSON document (the manifest is written by make-dataset).
 std::vector<std::string> json_string_array(std::string_view doc, std::string_view key) {
     std::string pat = "\"" + std::string(key) + "\":[";
@@ -81,8 +91,7 @@ std::vector<std::string> json_string_array(std::string_view doc, std::string_vie
         size_t b = doc.find('"', a + 1);
         if (b == std::string_view::npos || b > end) throw FormatError(a, "unterminated string in \"" + std::string(key) + "\"");
         std::string name(doc.substr(a + 1, b - a - 1));
-        if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-            throw FormatError(a, "bad dump name '" + name + "' in \"" + std::string(key) + "\"");
+        check_dump_name(name, a, key);
         out.push_back(std::move(name));
         q = b + 1;
     }
@@ -112,7 +121,8 @@ Manifest Manifest::load(const std::string& path) {
             const size_t next = doc.find(kRecord, p + 1);
             const std::string_view rec = doc.substr(p, next == std::string_view::npos ? std::string_view::npos : next - p);
             const auto name = json_string_field(rec, "name");
-            if (!name || name->empty()) throw FormatError(p, "a dump name in \"dumps\"");
+            if (!name) throw FormatError(p, "a dump record without a name in \"dumps\"");
+            check_dump_name(*name, p, "dumps");
             const std::string build(json_string_field(rec, "kernel_release").value_or(""));
             if (!m.build_of.emplace(std::string(*name), build).second)
                 throw FormatError(p, "dump '" + std::string(*name) + "' listed once in \"dumps\"");

@@ -215,6 +215,14 @@ TEST_CASE("train: manifest reader") {
     CHECK_THROWS_AS(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[\"../x\"],"
                                          "\"validation\":[],\"test\":[]}")),
                     FormatError);   // a name that leaves the dataset
+    // Names outside the portable filename set (what tools/dataset_manifest.py refuses to write):
+    // an escaped quote, a backslash, é as JSON's \u00e9 or as UTF-8.
+    for (const char* name : {"d\\\"x", "d\\\\x", "d\\u00e9", "d\xc3\xa9", "..", ""}) {
+        CAPTURE(name);
+        const std::string doc = std::string("{\"format\":\"deepmem dataset manifest v1\",\"train\":[\"") + name +
+                                "\"],\"validation\":[],\"test\":[]}";
+        CHECK_THROWS_WITH_AS(Manifest::load(write(doc)), doctest::Contains("a dump name is letters"), FormatError);
+    }
     CHECK_THROWS_AS(Manifest::load((dir / "absent.json").string()), InputError);
 }
 
