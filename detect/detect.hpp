@@ -364,8 +364,10 @@ std::string name_dump_records(std::string_view text, DetectionFormat format, con
 // JSON lines with a "record" key and "# warning: " lines (format_warnings) are skipped. Records naming their dump (name_dump_records) are
 // read when they all name the same one; records of several dumps are a FormatError (keep one
 // dump's lines: detections are compared with one dump's labels).
+// `run_types`, when given, receives the types of the JSON fit records (detect/fit.hpp: one per
+// model dmdetect ran, found something or not), each once, in order; CSV has none.
 // Throws FormatError (byte offset of the bad line, what was expected) or InputError (unreadable).
-std::vector<Detection> parse_detections(std::span<const uint8_t> text);
-std::vector<Detection> read_detections(const std::string& path);
+std::vector<Detection> parse_detections(std::span<const uint8_t> text, std::vector<std::string>* run_types = nullptr);
+std::vector<Detection> read_detections(const std::string& path, std::vector<std::string>* run_types = nullptr);
 
 }  // namespace deepmem

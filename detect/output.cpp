@@ -260,7 +260,7 @@ std::string name_dump_records(std::string_view text, DetectionFormat format, con
     return out;
 }
 
-std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
+std::vector<Detection> parse_detections(std::span<const uint8_t> text, std::vector<std::string>* run_types) {
     std::vector<Detection> out;
     TextLines lines(text);
     enum { Unknown, Json, Csv } kind = Unknown;
@@ -303,7 +303,15 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
                 if (after >= line.size() || line[after] != ',') throw FormatError(offset, "expected ',' after \"dump\"");
                 rest = line.substr(after + 1);
             }
-            if (rest.starts_with("\"record\"")) continue;
+            if (rest.starts_with("\"record\"")) {
+                if (run_types && rest.starts_with("\"record\":\"fit\"")) {
+                    const auto t = json_value(rest, "type", offset);
+                    if (!t || t->empty()) throw FormatError(offset, "fit record without a \"type\"");
+                    if (std::find(run_types->begin(), run_types->end(), *t) == run_types->end())
+                        run_types->emplace_back(*t);
+                }
+                continue;
+            }
             auto type = json_value(line, "type", offset), vaddr = json_value(line, "vaddr", offset),
                  score = json_value(line, "score", offset), votes = json_value(line, "votes", offset);
             if (!type || !vaddr || !score || !votes)
@@ -341,8 +349,8 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text) {
     return out;
 }
 
-std::vector<Detection> read_detections(const std::string& path) {
-    return parse_detections(read_whole_file(path, "detections"));
+std::vector<Detection> read_detections(const std::string& path, std::vector<std::string>* run_types) {
+    return parse_detections(read_whole_file(path, "detections"), run_types);
 }
 
 

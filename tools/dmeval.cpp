@@ -7,9 +7,12 @@
 // labels.tsv (dmlabel). Per type: TP, FP, FN, precision, recall, F1 (detect.hpp, "Evaluate"); freed
 // labels apart ("freed: found X of Y"); the missed labels and spurious detections by address, the
 // first 10 per type unless --list. --format json: one JSON object per type per line.
+// Types scored: --types; else, for JSON detections, the types dmdetect ran (its fit records; a note
+// names the labeled types left out); else every type in the detections or the labels.
 // Exit status: 0 success, 1 bad input, 2 usage error; errors are one line "dmeval: error: …".
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
+#include "graph/text_lines.hpp"
 
 #include "tools/cli.hpp"
 
@@ -18,6 +21,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -68,8 +72,26 @@ int run(int argc, char** argv) {
     }
     const std::string inputs[] = {vm["detections"].as<std::string>(), vm["labels"].as<std::string>()};
     refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
-    std::vector<Detection> detections = read_detections(vm["detections"].as<std::string>());
+    std::vector<std::string> run_types;
+    std::vector<Detection> detections = read_detections(vm["detections"].as<std::string>(), &run_types);
     const std::vector<TruthObject> truth = read_truth(vm["labels"].as<std::string>());
+    // Without --types, JSON detections say which types dmdetect ran (its fit records): labels of
+    // other types are not scored as missed. CSV does not say: every labeled type is scored.
+    if (types.empty() && !run_types.empty()) {
+        types = run_types;
+        std::set<std::string> skipped;
+        for (const TruthObject& t : truth)
+            if (std::find(types.begin(), types.end(), t.type) == types.end()) skipped.insert(t.type);
+        if (!skipped.empty()) {
+            auto list = [](const auto& names) {
+                std::string l;
+                for (const std::string& n : names) l += (l.empty() ? "" : ", ") + terminal_text(n);
+                return l;
+            };
+            std::fprintf(stderr, "dmeval: note: the detections come from models of %s only; labels of %s not scored (--types to choose)\n",
+                         list(types).c_str(), list(skipped).c_str());
+        }
+    }
     if (!types.empty())
         std::erase_if(detections, [&](const Detection& d) { return std::find(types.begin(), types.end(), d.type) == types.end(); });
     const auto scores = evaluate(detections, truth, types);

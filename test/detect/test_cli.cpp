@@ -122,6 +122,15 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run evj = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels.jsonl").string() + " --format json --list", dir);
     CHECK(evj.status == 0);
     CHECK(evj.out.rfind("{\"type\":\"cred\",\"tp\":" + std::string(found.empty() ? "0" : "1"), 0) == 0);
+    // A labeled type the run had no model of: JSON's fit records say which types ran, so it is not
+    // scored as missed (a note says so); CSV cannot say, so it is.
+    write(dir / "labels2.jsonl", slurp(dir / "labels.jsonl") + "{\"vaddr\":\"0x20\",\"type\":\"task_struct\",\"state\":\"live\"}\n");
+    Run ev2 = run("DMEVAL", (dir / "d.jsonl").string() + " " + (dir / "labels2.jsonl").string(), dir);
+    CHECK(ev2.status == 0);
+    CHECK(ev2.out == ev.out);
+    CHECK(ev2.err == "dmeval: note: the detections come from models of cred only; labels of task_struct not scored (--types to choose)\n");
+    Run ev3 = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels2.jsonl").string(), dir);
+    CHECK(ev3.out.find("\ntask_struct          0       0       1") != std::string::npos);
     // dmbaseline pslist's warnings in its output (a task list cut short) change nothing for dmeval
     const std::vector<std::string> cut{"init_task.tasks: loop at 0xffff800000300020 after 3 entries"};
     write(dir / "w.jsonl", format_warnings(cut, DetectionFormat::Json) + json.out);
