@@ -140,7 +140,7 @@ std::string score_text(float x) {
 }
 
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
-                    const VoteAgreement& agreement, const std::optional<ScoreReach>& reach, bool lacks_memory) {
+                    const VoteAgreement& agreement, const std::optional<ScoreReach>& reach, MemoryLack lack) {
     ModelFit f;
     if (reach) f.threshold = reach->threshold;
     f.type = model.object_type;
@@ -177,7 +177,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         // On the model's own build, key nodes a lacking dump silenced are absence, not a moved layout.
         // With no banner (a cut that took the kernel image) the two cannot be told apart: not a misfit,
         // and not checked either (--require-fit fails).
-        const bool absence = lacks_memory && (f.build == BuildMatch::SameBuild || f.build == BuildMatch::Unknown);
+        const bool absence = lack != MemoryLack::None && (f.build == BuildMatch::SameBuild || f.build == BuildMatch::Unknown);
         if (!absence) f.fits = false;
         unsure = absence && f.build == BuildMatch::Unknown;
         std::string names;
@@ -193,11 +193,19 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     }
     const double floor = f.expected.value_or(kExpectedAgreement) - kAgreementMargin;
     if (!per_build && agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {
-        f.fits = false;
+        // As for silenced key nodes, when whole address ranges are gone with their page tables
+        // (modules live in vmalloc space): on an unknown build the two causes cannot be told apart.
+        const bool absence = lack == MemoryLack::Tables && (f.build == BuildMatch::SameBuild || f.build == BuildMatch::Unknown);
+        if (!absence) f.fits = false;
+        unsure = unsure || (absence && f.build == BuildMatch::Unknown);
         why.push_back("key-node votes agree on " + std::to_string(agreement.agreeing) + " of " +
                       std::to_string(agreement.objects) + " candidate objects (" + percent(agreement.fraction()) +
-                      (f.expected ? ", " + percent(*f.expected) + " on its validation dumps" : "") +
-                      "): the struct layout differs");
+                      (f.expected ? ", " + percent(*f.expected) + " on its validation dumps" : "") + "): " +
+                      (!absence ? "the struct layout differs"
+                       : f.build == BuildMatch::SameBuild
+                           ? "the memory their votes come from is missing from the dump (the model's own build)"
+                           : "the memory their votes come from is missing from the dump, or the struct layout differs "
+                             "(the dump's build is unknown)"));
     }
     // Nothing to measure (tester 11: a model of a build whose layout moved found 0 objects with
     // no word): not a misfit the votes show, but never a silent "fits".

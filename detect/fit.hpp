@@ -118,14 +118,18 @@ std::string score_text(float x);
 // at a layout or memory it lacks; otherwise the highest score seen. Candidate objects (Agreement)
 // there had the threshold's worth of votes only split between nearby bases: the reason says so.
 //
-// `lacks_memory`: the dump lacks memory the kernel maps (a cut or partial capture: dmdetect's rule,
-// absent pages ≥ 1/64 of the kernel's and ≥ 256, or any page tables it lacks). Key nodes whose edges
-// lead into it lose their votes with no layout change (issue #11: a raw dump cut 16 MiB short, 450
-// of 451 task_structs found, 3 key nodes of 15% of the weight silent); on the model's own build, or
-// an unknown one, such missing key nodes are then reported in the reason, not a misfit.
+// `lack`: what the dump lacks of the memory the kernel maps (a cut or partial capture; dmdetect's
+// rule): Pages, absent pages ≥ 1/64 of the kernel's and ≥ 256; Tables, page tables too (whole
+// address ranges gone: vmalloc's, where modules live, on a dump cut below its tables). Key nodes
+// whose edges lead into it lose their votes with no layout change (issue #11: a raw dump cut 16 MiB
+// short, 450 of 451 task_structs found, 3 key nodes of 15% of the weight silent); on the model's
+// own build, or an unknown one, such missing key nodes are then reported in the reason, not a
+// misfit. With Tables, so is an agreement below the validation's (the module model on the dev dump
+// cut to 160 MiB: 1 of 11); with Pages alone that still reads as a moved layout.
+enum class MemoryLack { None, Pages, Tables };
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement, const std::optional<ScoreReach>& reach = std::nullopt,
-                    bool lacks_memory = false);
+                    MemoryLack lack = MemoryLack::None);
 
 // Of several models, the one per object type whose builds match `dump` best (BuildMatch order).
 // Ties: on the same build, the model of fewer builds (a model made for that build); otherwise

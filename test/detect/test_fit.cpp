@@ -189,20 +189,33 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
     // not a misfit, and not checked (--require-fit fails).
     Model own = test::marker_model("thing", 2.5f);
     own.provenance.kernel_build = "linux-image-6.1.0-47-amd64-unsigned 6.1.170-3";
-    const ModelFit lacking = assess_fit(own, "own", banner("6.1.0-47-amd64"), a, std::nullopt, true);
+    const ModelFit lacking = assess_fit(own, "own", banner("6.1.0-47-amd64"), a, std::nullopt, MemoryLack::Pages);
     CHECK(lacking.fits);
     CHECK(lacking.missing == std::vector<std::string>{"392/120"});
     CHECK(lacking.reason == "key node 392/120 (25.0% of the key-node weight, in nearly every trained object) voted for at "
                         "most half as many of the 24 agreeing candidate objects: the memory their edges lead to is "
                         "missing from the dump (the model's own build)");
-    CHECK_FALSE(assess_fit(own, "own", banner("6.1.0-47-amd64"), a, std::nullopt, false).fits);
+    CHECK_FALSE(assess_fit(own, "own", banner("6.1.0-47-amd64"), a, std::nullopt, MemoryLack::None).fits);
     CHECK(lacking.checked);
-    const ModelFit unknown = assess_fit(own, "own", std::nullopt, a, std::nullopt, true);
+    const ModelFit unknown = assess_fit(own, "own", std::nullopt, a, std::nullopt, MemoryLack::Pages);
     CHECK(unknown.fits);
     CHECK_FALSE(unknown.checked);
     CHECK(unknown.reason.find("the memory their edges lead to is missing from the dump, or the struct layout differs (the "
                               "dump's build is unknown)") != std::string::npos);
-    CHECK_FALSE(assess_fit(own, "own", std::nullopt, a, std::nullopt, false).fits);   // not lacking: a misfit
+    CHECK_FALSE(assess_fit(own, "own", std::nullopt, a, std::nullopt, MemoryLack::None).fits);   // not lacking: a misfit
+    // Low agreement (1 of 11, the module model on a dump cut below vmalloc's tables) reads the same
+    // when page tables are lost, whole address ranges with them; absent pages alone do not excuse it.
+    const VoteAgreement low{11, 1, {1, 1, 1, 1}};
+    const ModelFit cut_fit = assess_fit(own, "own", banner("6.1.0-47-amd64"), low, std::nullopt, MemoryLack::Tables);
+    CHECK(cut_fit.fits);
+    CHECK(cut_fit.checked);
+    CHECK(cut_fit.reason == "key-node votes agree on 1 of 11 candidate objects (9.1%, 99.0% on its validation dumps): the memory "
+                            "their votes come from is "
+                        "missing from the dump (the model's own build)");
+    CHECK_FALSE(assess_fit(own, "own", banner("6.1.0-47-amd64"), low, std::nullopt, MemoryLack::Pages).fits);
+    const ModelFit cut_unknown = assess_fit(own, "own", std::nullopt, low, std::nullopt, MemoryLack::Tables);
+    CHECK(cut_unknown.fits);
+    CHECK_FALSE(cut_unknown.checked);
 }
 
 TEST_CASE("fit: agreement rows add the competing voters that the voting rows leave out") {
