@@ -205,4 +205,10 @@ void return_free_heap() noexcept {
 #endif
 }
 
+void share_one_heap_arena() noexcept {
+#if defined(__GLIBC__)
+    ::mallopt(M_ARENA_MAX, 1);
+#endif
+}
+
 }  // namespace deepmem

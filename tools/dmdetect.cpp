@@ -44,6 +44,7 @@
 #include "detect/fit.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
+#include "graph/memory_budget.hpp"
 #include "graph/paging.hpp"
 #include "train/distributed.hpp"
 #include "train/interpret.hpp"
@@ -468,6 +469,7 @@ int run(int argc, char** argv, Communicator& world) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    share_one_heap_arena();
     return cli_main_ranks("dmdetect", argc, argv, [&](Communicator& world) { return run(argc, argv, world); },
                           [] { progress.end(); });
 }

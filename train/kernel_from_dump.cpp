@@ -56,6 +56,32 @@ std::vector<ImageSpan> image_spans(const TranslationLayer& tl) {
     return out;
 }
 
+// Drops what a forward scan of one span has passed from the process (PhysicalLayer::Releaser;
+// reads behind it refault from the page cache): the image window is tens of MiB of file pages
+// (54 MiB of the dev dump), which dmdetect's field reading otherwise kept beside its own data.
+// The span's rest goes when the scan leaves it (its end, a break or a return).
+class ScanRelease {
+public:
+    ScanRelease(const PhysicalLayer& phys, std::span<const uint8_t> span) noexcept
+        : releaser_(phys), done_(span.data()), end_(span.data() + span.size()) {}
+    ~ScanRelease() {
+        if (end_ > done_) releaser_.add(done_, static_cast<uint64_t>(end_ - done_));
+    }
+    ScanRelease(const ScanRelease&) = delete;
+    ScanRelease& operator=(const ScanRelease&) = delete;
+    void passed(const uint8_t* p) noexcept {   // every byte before p is scanned
+        if (p - done_ >= kStep) {
+            releaser_.add(done_, static_cast<uint64_t>(p - done_));
+            done_ = p;
+        }
+    }
+private:
+    static constexpr ptrdiff_t kStep = ptrdiff_t{1} << 20;
+    PhysicalLayer::Releaser releaser_;
+    const uint8_t* done_;
+    const uint8_t* const end_;
+};
+
 uint64_t searched_bytes(const std::vector<ImageSpan>& spans) {
     uint64_t n = 0;
     for (const auto& s : spans) n += s.bytes.size();
@@ -104,9 +130,11 @@ std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why) {
     for (const ImageSpan& s : spans) {
         const uint8_t* const begin = s.bytes.data();
         const uint8_t* const end = begin + s.bytes.size();
+        ScanRelease scanned(tl.physical(), s.bytes);
         for (const uint8_t* p = begin; end - p >= 4; ++p) {
             p = static_cast<const uint8_t*>(std::memchr(p, 0x9f, static_cast<size_t>(end - p - 3)));
             if (!p) break;
+            scanned.passed(p);
             if (p[1] != 0xeb || p[2] != 1 || p[3] != 0) continue;   // magic 0xeb9f LE, version 1, flags 0
             const uint64_t va = s.vaddr + static_cast<uint64_t>(p - begin);
             uint32_t h[6];
@@ -423,7 +451,9 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
     for (const ImageSpan& s : spans) {
         const uint8_t* b = s.bytes.data();
         const uint64_t n = s.bytes.size();
+        ScanRelease scanned(tl.physical(), s.bytes);
         for (uint64_t o = (8 - s.vaddr % 8) % 8; o + 512 <= n; o += 8) {
+            scanned.passed(b + o);
             // kallsyms_token_index: 256 u16, the first 0, each next one 2..256 bytes further.
             uint16_t idx[256];
             std::memcpy(idx, b + o, 4);
