@@ -317,8 +317,8 @@ private:
     struct Work {
         Mat<float> mu, mu_prev, xw, p;
         std::vector<Level> levels;
-        std::vector<uint32_t> union_nodes, slot, merged;   // union of the levels; node → row in a level (N)
-        std::vector<uint8_t> seen;                          // N marks, all 0 between level collections
+        std::vector<uint32_t> union_nodes, merged;          // union of the levels (ascending)
+        std::vector<uint64_t> seen;                          // N bits, all 0 between level collections
         std::vector<uint64_t> frontier;
         size_t blocks = 0;
         uint64_t largest = 0;
