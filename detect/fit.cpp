@@ -364,7 +364,11 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
             // objects all went missing must not read as a good fit); nor is a fit not Checked a "yes".
             out += "# fit " + f.type + ": " + (!f.fits ? "NO" : measured && f.checked ? "yes" : "unknown") + ", " + to_string(f.build) + ", votes agree on " +
                    (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
-                                   " candidate objects (" + percent(f.agreement.fraction()) + ")"
+                                   " candidate objects (" + percent(f.agreement.fraction()) +
+                                   (f.agreement.objects < kMinAgreementObjects
+                                        ? "; fewer than " + std::to_string(kMinAgreementObjects) + ": not judged"
+                                        : "") +
+                                   ")"
                              : "no candidate object") +
                    (f.expected ? ", validation " + percent(*f.expected) : "") +
                    (f.threshold ? ", threshold " + score_text(*f.threshold) : "") +

@@ -899,9 +899,10 @@ GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphPa
 }
 
 std::string describe(const GraphEstimate& e) {
-    return "about " + format_bytes(e.bytes) + " for " + std::to_string(e.pages) + " kernel pages (up to " +
+    return "a budget of " + format_bytes(e.bytes) + " for " + std::to_string(e.pages) + " kernel pages (" +
            std::to_string(e.nodes) + " nodes and " + std::to_string(e.edges) +
-           " edges, twice the densities of real kernels; at most " + format_bytes(e.max_bytes) + ", the density bound)";
+           " edges, twice the densities of real kernels, which take about half; at most " + format_bytes(e.max_bytes) +
+           ", the density bound)";
 }
 
 MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params, const ProgressFn& progress,

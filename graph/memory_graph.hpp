@@ -146,9 +146,10 @@ struct GraphEstimate {
     uint64_t pages = 0, pointers = 0, nodes = 0, edges = 0, bytes = 0;
     uint64_t max_pointers = 0, max_nodes = 0, max_bytes = 0;
 };
-// "about 150 MiB for 60000 kernel pages (up to 960000 nodes and 4400000 edges, twice the densities
-// of real kernels; at most 1.9 GiB, the density bound)": the one wording of an estimate, in refusals
-// and in what dmgraph/dmdetect print.
+// "a budget of 150 MiB for 60000 kernel pages (960000 nodes and 4400000 edges, twice the densities
+// of real kernels, which take about half; at most 1.9 GiB, the density bound)": the one wording of
+// an estimate, in refusals and in what dmgraph/dmdetect print (newcomer 17 read "about 282 MiB" as
+// a forecast of a run that peaked at 116 MiB).
 std::string describe(const GraphEstimate&);
 
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;

@@ -407,6 +407,11 @@ TEST_CASE("fit: kernel and fit records in the output, skipped when detections ar
     CHECK(table.find("# fit task_struct: NO, other-version, votes agree on 1 of 10 candidate objects (10.0%), validation 99.0%: ") !=
           std::string::npos);
     CHECK(format_fit_report(b, fits, DetectionFormat::Csv).empty());
+    // Under kMinAgreementObjects candidate objects the agreement is shown, not judged (newcomer 17:
+    // "yes" at 1 of 2 read as a pass at 50%).
+    const ModelFit few = assess_fit(m, "m.cereal", b, VoteAgreement{2, 1, {}});
+    CHECK(format_fit_report(b, std::span(&few, 1), DetectionFormat::Table)
+              .find("votes agree on 1 of 2 candidate objects (50.0%; fewer than 5: not judged)") != std::string::npos);
     // A same-build model with no candidate object measured: "unknown", not "yes" (the tester's
     // attack 8: a dump whose direct map was hidden read as a good fit with 0 objects).
     Model same = test::marker_model("task_struct");
