@@ -99,13 +99,10 @@ MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptio
 }
 
 MemoryGraph Detector::open_graph(const std::string& path, const BuildOptions& opt, bool check) const {
-    static constexpr char kDmgMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};   // graph/graph_file.cpp
-    // Only regular files are read (a named pipe with no writer would block the read below).
+    // Only regular files are read (a named pipe with no writer would block).
     if (std::error_code ec; std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
         throw InputError(path + " is not a regular file");
-    char magic[8] = {};
-    std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
-    if (std::memcmp(magic, kDmgMagic, sizeof magic) != 0) return build_graph(path, opt);
+    if (!MemoryGraph::is_graph_file(path)) return build_graph(path, opt);
     MemoryGraph g = MemoryGraph::load(path);
     // What the layers said when the graph was built (a .dmg of version 4 keeps it).
     if (opt.warn)

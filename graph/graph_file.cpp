@@ -33,6 +33,8 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string_view>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -481,6 +483,14 @@ uint64_t dmg_checksum(std::span<const uint8_t> file) noexcept {
 }
 
 void MemoryGraph::save(const std::string& path) const { MemoryGraphIo::save(*this, path); }
+
+bool MemoryGraph::is_graph_file(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return false;   // a FIFO would block the read
+    char magic[sizeof kMagic] = {};
+    std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
+    return std::memcmp(magic, kMagic, sizeof kMagic) == 0;
+}
 
 MemoryGraph MemoryGraph::load(const std::string& path) {
     auto file = std::make_shared<MappedFile>(path);

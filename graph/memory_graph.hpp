@@ -187,6 +187,9 @@ public:
     void save(const std::string& path) const;
     // mmaps and validates magic, version, sizes and checksum; throws FormatError on any mismatch.
     static MemoryGraph load(const std::string& path);
+    // True when `path` is a regular file that begins with a .dmg's magic ("DMGRAPH\0"); false for
+    // anything else, a file that cannot be read included. Reads 8 bytes.
+    static bool is_graph_file(const std::string& path);
     static MemoryGraph from_bytes(std::span<const uint8_t> bytes);   // for fuzzers/tests; copies
 
     const GraphParams& params() const noexcept { return params_; }

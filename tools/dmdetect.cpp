@@ -3,7 +3,7 @@
 //
 //   dmdetect [--weights M.cereal [--weights M2.cereal …]] DUMP… [--threshold X] [--format table|json|csv]
 //            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--no-density-bound] [--dtb ADDR]
-//            [--threads N] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree]
+//            [--threads N] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree] [--dump-file FILE]
 //            [--addresses-only]
 //
 // DUMP is a raw/ELF/LiME/kdump/AVML dump (its graph is built once with the models' parameters) or a .dmg built
@@ -201,6 +201,7 @@ int run(int argc, char** argv, Communicator& world) {
         "kallsyms", po::value<std::string>(), kKallsymsHelp)(
         "system-map", po::value<std::string>(), kSystemMapHelp)(
         "tree", "print the detected processes as a tree (hidden ones marked) instead of the objects")(
+        "dump-file", po::value<std::string>(), "with a .dmg DUMP: read the objects from this copy of its dump (moved since; same size)")(
         "addresses-only", "do not read the objects' fields");
     const auto parsed = parse_command_line(argc, argv, o, {{"dump", -1}}, kUsage);
     if (!parsed) return 0;
@@ -222,6 +223,12 @@ int run(int argc, char** argv, Communicator& world) {
         if (vm.count(key)) inputs.push_back(vm[key].as<std::string>());
     if (vm.count("tree") && vm.count("addresses-only")) throw po::error("--tree needs the fields --addresses-only leaves out");
     if (vm.count("tree") && format != DetectionFormat::Table) throw po::error("--tree prints text: no --format json|csv");
+    if (vm.count("dump-file")) {
+        if (vm.count("addresses-only")) throw po::error("--dump-file is read for the fields --addresses-only leaves out");
+        if (dumps.size() != 1 || !MemoryGraph::is_graph_file(dumps.front()))
+            throw po::error("--dump-file goes with one .dmg DUMP (dmgraph build's output): the dump it was built from, moved since");
+        inputs.push_back(vm["dump-file"].as<std::string>());
+    }
     refuse_output_or_stdout_over_inputs(vm, inputs);
     DetectOptions detect;
     if (vm.count("threshold")) detect.threshold = vm["threshold"].as<float>();
@@ -318,6 +325,7 @@ int run(int argc, char** argv, Communicator& world) {
         if (!vm.count("addresses-only")) {
             InterpretInputs in;
             in.format = build.format;
+            if (vm.count("dump-file")) in.dump_file = vm["dump-file"].as<std::string>();
             for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file},
                                      std::pair{"system-map", &in.system_map_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();

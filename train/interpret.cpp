@@ -594,15 +594,20 @@ const std::vector<std::string>& ObjectInterpreter::notes() const noexcept { retu
 std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& in) {
     std::error_code ec;
-    const auto bytes = std::filesystem::file_size(info.dump_path, ec);
-    if (info.dump_path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes))
-        return {"objects not read: the dump the graph was built from (" +
-                (info.dump_path.empty() ? std::string("unknown") : terminal_text(info.dump_path)) +
-                ") is not there or changed size; addresses only"};
+    const std::string& path = in.dump_file ? *in.dump_file : info.dump_path;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    if (path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes))
+        return {"objects not read: " +
+                (in.dump_file ? "--dump-file " + terminal_text(path) + " is not there or is not the size of the dump the graph was built from (" +
+                                    std::to_string(info.dump_bytes) + " bytes)"
+                              : "the dump the graph was built from (" +
+                                    (path.empty() ? std::string("unknown") : terminal_text(path)) +
+                                    ") is not there or changed size (--dump-file names where it is now)") +
+                "; addresses only"};
     std::unique_ptr<PhysicalLayer> phys;
     std::optional<TranslationLayer> tl;
     try {
-        phys = PhysicalLayer::open(info.dump_path, in.format);
+        phys = PhysicalLayer::open(path, in.format);
         tl.emplace(TranslationLayer::detect(*phys, info.dtb, info.paging));
     } catch (const std::exception& e) {
         return {std::string("objects not read: ") + e.what() + "; addresses only"};

@@ -84,6 +84,10 @@ struct InterpretInputs {
     DumpFormat format = DumpFormat::Auto;   // of the dump the graph was built from
     std::optional<std::string> kernel_file, kallsyms_file;   // dmlabel's --kernel / --kallsyms
     std::optional<std::string> system_map_file;              // dmlabel's --system-map (no CONFIG_KALLSYMS_ALL)
+    // The dump to read in place of the one the graph records (GraphBuildInfo::dump_path): a .dmg's
+    // dump moved or copied elsewhere. It must have the recorded size (dump_bytes), as the recorded
+    // path must.
+    std::optional<std::string> dump_file;
 };
 // Opens the dump a graph was built from (`info`, its GraphBuildInfo: path, page-table root and paging; the
 // graph itself is not needed, so a caller may free it first), takes

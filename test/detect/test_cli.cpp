@@ -171,6 +171,11 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run e4 = run("DMDETECT", base + " --frobnicate", dir);
     CHECK(e4.status == 2);
     CHECK(one_error_line(e4.err, "dmdetect"));
+    // --dump-file names where a .dmg's dump went: with a dump (no .dmg) it is a usage error.
+    Run e4b = run("DMDETECT", base + " --dump-file " + dump, dir);
+    CHECK(e4b.status == 2);
+    CHECK(one_error_line(e4b.err, "dmdetect"));
+    CHECK(e4b.err.find("--dump-file goes with one .dmg DUMP") != std::string::npos);
     fs::create_directories(dir / "no-models");
     Run e5 = run("DMDETECT", dump, dir, "DEEPMEM_MODELS=" + (dir / "no-models").string() + " ");   // no model
     CHECK(e5.status == 1);

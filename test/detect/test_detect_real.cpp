@@ -219,6 +219,39 @@ TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the ke
     fs::remove_all(dir);
 }
 
+// A .dmg outlives where its dump was (evidence copied to another machine, renamed): the fields are
+// then not read, and a note says so and names --dump-file; --dump-file gives the dump's new place
+// (newcomer 17), and a file of another size there is refused the same way.
+TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") {
+    const auto setup = dev_task_model();
+    if (!setup) return;
+    const auto& [dev, model, dmdetect] = *setup;
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-moved-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path link = dir / "moved.elf", dmg = dir / "g.dmg", out = dir / "out.jsonl", err = dir / "err.txt";
+    fs::create_symlink(dev / "dump.elf", link);
+    Detector d;
+    d.add_model(model.string());
+    d.build_graph(link.string()).save(dmg.string());
+    fs::remove(link);
+    auto run = [&](const std::string& extra) {
+        const std::string cmd = dmdetect + " -w " + model.string() + " " + dmg.string() + " --quiet --format json -o " +
+                                out.string() + extra + " 2> " + err.string();
+        CHECK(std::system(cmd.c_str()) == 0);
+        return std::pair{slurp(out), slurp(err)};
+    };
+    auto [gone, gone_err] = run("");
+    CHECK(gone_err.find("is not there or changed size (--dump-file names where it is now); addresses only") != std::string::npos);
+    CHECK(gone.find("\"pid\":") == std::string::npos);
+    auto [read, read_err] = run(" --dump-file " + (dev / "dump.elf").string());
+    CHECK(read_err.find("objects not read") == std::string::npos);
+    CHECK(read.find("\"pid\":1,") != std::string::npos);
+    auto [other, other_err] = run(" --dump-file " + (dev / "labels.jsonl").string());
+    CHECK(other_err.find("is not there or is not the size of the dump the graph was built from") != std::string::npos);
+    CHECK(other.find("\"pid\":") == std::string::npos);
+    fs::remove_all(dir);
+}
+
 // Issue 11: a raw copy cut to its first 96 MiB. The kernel allocates its early page tables at the top
 // of RAM and its image lies at a random physical address (KASLR): the cut may keep the image and
 // some tables, or keep neither (then the search's cut rule gives the root and the dump's pointers the
