@@ -58,6 +58,34 @@ std::optional<uint32_t> MemoryGraph::node_containing(uint64_t v) const noexcept 
     return std::nullopt;
 }
 
+SegmentSample sample_segments(const MemoryGraph& graph, size_t count) {
+    constexpr uint64_t kPage = 4096;
+    SegmentSample out;
+    const uint64_t N = graph.node_count(), fb = graph.params().feature_bytes;
+    uint64_t next = 0;
+    for (size_t i = 0; i < count && N; ++i) {
+        for (uint64_t n = std::max<uint64_t>(next, i * N / count); n < N && n < (i + 1) * N / count; ++n) {
+            const uint64_t pa = graph.paddr()[n];
+            const uint64_t len = std::min<uint64_t>({graph.length()[n], fb, kPage - pa % kPage});
+            const auto f = graph.features().subspan(n * fb, len);
+            if (std::all_of(f.begin(), f.end(), [](uint8_t b) { return b == 0; })) continue;
+            out.segments.emplace_back(pa, std::vector<uint8_t>(f.begin(), f.end()));
+            next = n + 1;
+            break;
+        }
+    }
+    return out;
+}
+
+size_t sample_mismatches(const PhysicalLayer& phys, const SegmentSample& sample) {
+    size_t bad = 0;
+    for (const auto& [pa, bytes] : sample.segments) {
+        const uint8_t* at = phys.find(pa, bytes.size());
+        bad += !at || std::memcmp(at, bytes.data(), bytes.size()) != 0;
+    }
+    return bad;
+}
+
 std::pair<uint32_t, uint32_t> MemoryGraph::nodes_between(uint64_t from, uint64_t to) const noexcept {
     if (to <= from) return {0, 0};
     auto a = std::lower_bound(vaddr_.begin(), vaddr_.end(), from);

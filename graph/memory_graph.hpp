@@ -152,6 +152,7 @@ struct GraphEstimate {
 // a forecast of a run that peaked at 116 MiB).
 std::string describe(const GraphEstimate&);
 
+
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
 // The .dmg checksum over a whole file image (it covers bytes [24, size)); for tests and tools that
@@ -236,6 +237,17 @@ private:
     friend struct MemoryGraphIo;
     friend struct MemoryGraphBuilder;
 };
+
+// Bytes of a graph's segments as its dump held them: which dump a graph was built from, told by
+// content (a file's size alone does not tell two raw dumps of one guest apart). Up to `count`
+// segments spread over the graph (node i·N/count, or the next with a non-zero byte), each its
+// first bytes up to feature_bytes and its page's end, at its paddr.
+struct SegmentSample {
+    std::vector<std::pair<uint64_t, std::vector<uint8_t>>> segments;   // (paddr, bytes)
+};
+SegmentSample sample_segments(const MemoryGraph& graph, size_t count = 64);
+// How many of `sample`'s segments `phys` does not hold byte for byte (absent pages count).
+size_t sample_mismatches(const PhysicalLayer& phys, const SegmentSample& sample);
 
 // Nodes within `hops` edges of `centre`, edges of any kind followed in either direction: a BFS
 // over the incoming CSRs and their transposes (made once), so each hop costs the edges of its

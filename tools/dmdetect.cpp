@@ -201,7 +201,7 @@ int run(int argc, char** argv, Communicator& world) {
         "kallsyms", po::value<std::string>(), kKallsymsHelp)(
         "system-map", po::value<std::string>(), kSystemMapHelp)(
         "tree", "print the detected processes as a tree (hidden ones marked) instead of the objects")(
-        "dump-file", po::value<std::string>(), "with a .dmg DUMP: read the objects from this copy of its dump (moved since; same size)")(
+        "dump-file", po::value<std::string>(), "with a .dmg DUMP: read the objects from this copy of its dump (moved or converted since; its bytes are checked)")(
         "addresses-only", "do not read the objects' fields");
     const auto parsed = parse_command_line(argc, argv, o, {{"dump", -1}}, kUsage);
     if (!parsed) return 0;
@@ -321,9 +321,10 @@ int run(int argc, char** argv, Communicator& world) {
         progress.end();
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
         // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → 196 MB peak on the dev dump).
+        InterpretInputs in;
+        if (!vm.count("addresses-only")) in.sample = sample_segments(graph);   // the dump read next must hold them
         graph = MemoryGraph();
         if (!vm.count("addresses-only")) {
-            InterpretInputs in;
             in.format = build.format;
             if (vm.count("dump-file")) in.dump_file = vm["dump-file"].as<std::string>();
             for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file},

@@ -596,18 +596,20 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
     std::error_code ec;
     const std::string& path = in.dump_file ? *in.dump_file : info.dump_path;
     const auto bytes = std::filesystem::file_size(path, ec);
-    if (path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes))
-        return {"objects not read: " +
-                (in.dump_file ? "--dump-file " + terminal_text(path) + " is not there or is not the size of the dump the graph was built from (" +
-                                    std::to_string(info.dump_bytes) + " bytes)"
-                              : "the dump the graph was built from (" +
-                                    (path.empty() ? std::string("unknown") : terminal_text(path)) +
-                                    ") is not there or changed size (--dump-file names where it is now)") +
-                "; addresses only"};
+    if (in.dump_file && ec)
+        return {"objects not read: --dump-file " + terminal_text(path) + ": " + ec.message() + "; addresses only"};
+    if (!in.dump_file && (path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes)))
+        return {"objects not read: the dump the graph was built from (" +
+                (path.empty() ? std::string("unknown") : terminal_text(path)) +
+                ") is not there or changed size (--dump-file names where it is now); addresses only"};
     std::unique_ptr<PhysicalLayer> phys;
     std::optional<TranslationLayer> tl;
     try {
         phys = PhysicalLayer::open(path, in.format);
+        if (const size_t bad = sample_mismatches(*phys, in.sample))
+            return {"objects not read: " + terminal_text(path) + " is not the dump the graph was built from (" +
+                    std::to_string(bad) + " of " + std::to_string(in.sample.segments.size()) +
+                    " sampled segments differ); addresses only"};
         tl.emplace(TranslationLayer::detect(*phys, info.dtb, info.paging));
     } catch (const std::exception& e) {
         return {std::string("objects not read: ") + e.what() + "; addresses only"};

@@ -84,17 +84,21 @@ struct InterpretInputs {
     DumpFormat format = DumpFormat::Auto;   // of the dump the graph was built from
     std::optional<std::string> kernel_file, kallsyms_file;   // dmlabel's --kernel / --kallsyms
     std::optional<std::string> system_map_file;              // dmlabel's --system-map (no CONFIG_KALLSYMS_ALL)
-    // The dump to read in place of the one the graph records (GraphBuildInfo::dump_path): a .dmg's
-    // dump moved or copied elsewhere. It must have the recorded size (dump_bytes), as the recorded
-    // path must.
+    // The dump to read in place of the one the graph records (GraphBuildInfo::dump_path, which must
+    // still have the recorded size, dump_bytes): a .dmg's dump moved, copied or converted to another
+    // format; `sample` tells whether it holds the same memory.
     std::optional<std::string> dump_file;
+    // Segments of the graph (sample_segments, taken before the graph is freed): the dump opened
+    // must hold them byte for byte, else it is not the graph's dump and nothing is read. Empty:
+    // not checked.
+    SegmentSample sample;
 };
 // Opens the dump a graph was built from (`info`, its GraphBuildInfo: path, page-table root and paging; the
 // graph itself is not needed, so a caller may free it first), takes
 // types and symbols from the user's files or else the dump (train/kernel_from_dump.hpp) and fills
-// the fields of `detections`. Returns notes, one line each; with no BTF to be had, or the dump
-// gone (a .dmg whose dump moved or changed size), the detections stay addresses only and a note
-// says why. Throws only what a user-given kernel or kallsyms file that is bad throws.
+// the fields of `detections`. Returns notes, one line each; with no BTF to be had, the dump gone
+// (a .dmg whose dump moved or changed size) or another dump in its place (inputs.sample), the
+// detections stay addresses only and a note says why. Throws only what a user-given kernel or kallsyms file that is bad throws.
 std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& inputs);
 

@@ -221,7 +221,7 @@ TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the ke
 
 // A .dmg outlives where its dump was (evidence copied to another machine, renamed): the fields are
 // then not read, and a note says so and names --dump-file; --dump-file gives the dump's new place
-// (newcomer 17), and a file of another size there is refused the same way.
+// (newcomer 17) or the same memory in another format; a file whose bytes differ is refused.
 TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") {
     const auto setup = dev_task_model();
     if (!setup) return;
@@ -246,9 +246,26 @@ TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") 
     auto [read, read_err] = run(" --dump-file " + (dev / "dump.elf").string());
     CHECK(read_err.find("objects not read") == std::string::npos);
     CHECK(read.find("\"pid\":1,") != std::string::npos);
-    auto [other, other_err] = run(" --dump-file " + (dev / "labels.jsonl").string());
-    CHECK(other_err.find("is not there or is not the size of the dump the graph was built from") != std::string::npos);
-    CHECK(other.find("\"pid\":") == std::string::npos);
+    // The same memory in another format is the same dump; another file is not, whatever its size.
+    auto [raw, raw_err] = run(" --dump-file " + (dev / "dump.raw").string());
+    CHECK(raw_err.find("objects not read") == std::string::npos);
+    CHECK(raw.find("\"pid\":1,") != std::string::npos);
+    const fs::path other = dir / "other.elf";   // the dump with one byte of one sampled segment changed
+    fs::copy_file(dev / "dump.elf", other);
+    const SegmentSample sample = sample_segments(MemoryGraph::load(dmg.string()));
+    REQUIRE(sample.segments.size() == 64);
+    {
+        const auto phys = PhysicalLayer::open(other.string());
+        const uint8_t* at = phys->find(sample.segments[10].first, 1);
+        REQUIRE(at);
+        std::fstream f(other, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(std::streamoff(at - phys->file_bytes().data()));
+        f.put(char(sample.segments[10].second[0] ^ 0xff));
+    }
+    auto [wrong, wrong_err] = run(" --dump-file " + other.string());
+    CHECK(wrong_err.find("is not the dump the graph was built from (1 of 64 sampled segments differ); addresses only") !=
+          std::string::npos);
+    CHECK(wrong.find("\"pid\":") == std::string::npos);
     fs::remove_all(dir);
 }
 
