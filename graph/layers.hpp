@@ -278,6 +278,10 @@ public:
     // tables does not turn stack, struct page and per-CPU pointers into data (issue #11 item 4).
     // Not mapped memory the dump lacks (they may map far less than they span). Same walk as kernel_runs().
     std::span<const std::pair<uint64_t, uint64_t>> absent_table_spans() const;
+    // True when a word holding `value` is a pointer field of the memory graph: `value` lies in
+    // mapped_kernel_runs() or absent_table_spans() (two binary searches). What the graph builder's
+    // own per-word test (graph/memory_graph.cpp, MappedPages) answers, for one word at a time.
+    bool pointer_field_value(uint64_t value) const;
     // kernel_runs() with each physical page once, at its lowest virtual address (the direct map
     // for most pages), sorted by vaddr: what a scan over kernel memory reads so that it reads each
     // page of the dump once, not once per alias. Computed on each call.

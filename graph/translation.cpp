@@ -1007,6 +1007,16 @@ std::span<const std::pair<uint64_t, uint64_t>> TranslationLayer::absent_table_sp
     return absent_spans_;
 }
 
+bool TranslationLayer::pointer_field_value(uint64_t v) const {
+    const auto runs = mapped_kernel_runs();
+    auto r = std::upper_bound(runs.begin(), runs.end(), v, [](uint64_t x, const VirtualRun& a) { return x < a.vaddr; });
+    if (r != runs.begin() && v - std::prev(r)->vaddr < std::prev(r)->size) return true;
+    const auto spans = absent_table_spans();
+    auto s = std::upper_bound(spans.begin(), spans.end(), v,
+                              [](uint64_t x, const std::pair<uint64_t, uint64_t>& a) { return x < a.first; });
+    return s != spans.begin() && v - std::prev(s)->first < std::prev(s)->second;
+}
+
 std::vector<VirtualRun> TranslationLayer::distinct_runs() const {
     // In vaddr order, each run minus the physical ranges earlier runs covered (kept merged).
     std::map<uint64_t, uint64_t> covered;   // paddr → end, disjoint, not touching

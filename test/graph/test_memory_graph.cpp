@@ -550,6 +550,11 @@ TEST_CASE("graph: a word under a page table the dump lacks is a pointer field wi
     const auto spans = layer.absent_table_spans();
     REQUIRE(spans.size() == 1);
     CHECK(spans[0] == std::pair<uint64_t, uint64_t>{Span, uint64_t{1} << 39});
+    // The one-word test answers as the builder does: mapped, under the absent table, or neither.
+    CHECK(layer.pointer_field_value(Direct + Data + 2048));
+    CHECK(layer.pointer_field_value(Span + 0x12345678));
+    CHECK_FALSE(layer.pointer_field_value(Span + (uint64_t{1} << 39) + 8));
+    CHECK_FALSE(layer.pointer_field_value(0x5a5a5a5a5a5a5a5aull));
     MemoryGraph g = MemoryGraph::build(layer);
     CHECK(g.info().absent_table_bytes == uint64_t{1} << 39);   // dmdetect counts it as memory the dump lacks
     auto [a, b] = g.nodes_between(Direct + Data, Direct + Data + 4096);

@@ -230,24 +230,12 @@ TEST_CASE("graph real: cutting the top 10 MiB of RAM leaves the graph of the mem
     // 10 MiB) and of the cpu_entry_area. A word pointing under such a lost table is a pointer field
     // (TranslationLayer::absent_table_spans), as it was; but one pointing into a hole those tables
     // did not map (unmapped in the full dump) becomes one, and its node legitimately splits.
-    auto mapped_in = [](std::span<const VirtualRun> runs, uint64_t v) {
-        auto it = std::upper_bound(runs.begin(), runs.end(), v,
-                                   [](uint64_t x, const VirtualRun& r) { return x < r.vaddr; });
-        return it != runs.begin() && v - std::prev(it)->vaddr < std::prev(it)->size;
-    };
-    // A word under a table the dump lacks is a pointer field too (TranslationLayer::absent_table_spans).
-    auto pointer_in = [&](const TranslationLayer& t, uint64_t v) {
-        if (mapped_in(t.mapped_kernel_runs(), v)) return true;
-        const auto spans = t.absent_table_spans();
-        auto it = std::upper_bound(spans.begin(), spans.end(), v,
-                                   [](uint64_t x, const std::pair<uint64_t, uint64_t>& a) { return x < a.first; });
-        return it != spans.begin() && v - std::prev(it)->first < std::prev(it)->second;
-    };
+    // A word under a table the dump lacks is a pointer field too (TranslationLayer::pointer_field_value).
     const uint32_t W = full.params().word_size;
     auto pointerness_changed = [&](uint64_t at) {
         uint64_t value = 0;
         if (!layer.read_virtual(at, {reinterpret_cast<uint8_t*>(&value), W})) return false;
-        return pointer_in(layer, value) != pointer_in(cut_layer, value);
+        return layer.pointer_field_value(value) != cut_layer.pointer_field_value(value);
     };
     uint64_t below = 0, same = 0, mapped_gone = 0, next_to_changed = 0;
     const uint32_t F = full.params().feature_bytes;
