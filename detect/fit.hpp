@@ -125,7 +125,8 @@ std::string score_text(float x);
 // short, 450 of 451 task_structs found, 3 key nodes of 15% of the weight silent); on the model's
 // own build, or an unknown one, such missing key nodes are then reported in the reason, not a
 // misfit. With Tables, so is an agreement below the validation's (the module model on the dev dump
-// cut to 160 MiB: 1 of 11); with Pages alone that still reads as a moved layout.
+// cut to 160 MiB: 1 of 11), but the fit is then not Checked (one planted entry makes a dump lack
+// tables); with Pages alone that still reads as a moved layout.
 enum class MemoryLack { None, Pages, Tables };
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement, const std::optional<ScoreReach>& reach = std::nullopt,

@@ -278,9 +278,15 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
             if (!in_thread_list(t)) missing.push_back("threads");
             if (auto h = in_pid_hash(t, *pid); h && !*h) missing.push_back("pid_hash");
         }
-        const bool exiting = (exit_state && *exit_state) || (state_raw && (*state_raw & kTaskDead));
+        // Off the task list is normal for a task that has died: do_task_dead() leaves TASK_DEAD in
+        // __state once exit_notify() is done, and a task with it is never woken again, so a live
+        // process cannot wear it and run. exit_state alone (EXIT_DEAD, EXIT_ZOMBIE) is one word a
+        // DKOM rootkit can write (attacker 18: a hidden process with exit_state 0x10 read as exited,
+        // not hidden); a task unlinked while still inside do_exit() is called hidden (a few at most,
+        // one per CPU).
+        const bool dead = state_raw && (*state_raw & kTaskDead);
         if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
-        else fl.boolean("hidden", !listed && !exiting, "HIDDEN", "no");
+        else fl.boolean("hidden", !listed && !dead, "HIDDEN", "no");
         fl.list("missing_from", missing);
     }
     return fl.finish();
@@ -675,8 +681,10 @@ std::string process_tree(std::span<const Detection> detections) {
         }
         // EXIT_DEAD (ps's X): released by its parent, its task_struct not yet reused. Not a process
         // any more; listed apart, and marked when the kernel's task list still holds it (a task in
-        // the middle of release_task(), or a live one disguised as dead).
-        if (const ObjectField* st = field(d, "state"); st && st->text == "X") {
+        // the middle of release_task(), or a live one disguised as dead). One called hidden (its
+        // X from exit_state alone, without TASK_DEAD) stays in the tree, marked.
+        const ObjectField* hid = field(d, "hidden");
+        if (const ObjectField* st = field(d, "state"); st && st->text == "X" && !(hid && hid->json == "true")) {
             const ObjectField* m = field(d, "missing_from");
             std::string line = std::to_string(*pid) + " " + comm->text;
             if (*pid != *tgid) line += " (thread of " + std::to_string(*tgid) + ")";

@@ -115,10 +115,16 @@ TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
     CHECK(f["pid"] == "88");
     CHECK(f["hidden"] == "true");
     CHECK(f["missing_from"] == "[\"tasks\",\"threads\",\"pid_hash\"]");
-    // A dead task off the lists is not hidden, only unlisted.
+    // A dead task off the lists is not hidden, only unlisted; exit_state alone is a disguise
+    // (attacker 18): without TASK_DEAD in __state the task can still run, and it is hidden.
     w.mem.put(w.at["obj2"] + Off::exit_state, 16, 4);   // EXIT_DEAD
     ObjectInterpreter in2(w.mem, w.btf, &syms);
     f = json_of(in2.fields("task_struct", w.at["obj2"]));
+    CHECK(f["hidden"] == "true");
+    CHECK(f["state"] == "\"X\"");
+    w.mem.put(w.at["obj2"] + Off::state, 0x80, 4);      // TASK_DEAD: do_task_dead() was reached
+    ObjectInterpreter in3(w.mem, w.btf, &syms);
+    f = json_of(in3.fields("task_struct", w.at["obj2"]));
     CHECK(f["hidden"] == "false");
     CHECK(f["state"] == "\"X\"");
     CHECK(in.notes().empty());
@@ -155,7 +161,10 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
 
     // Exited tasks (EXIT_DEAD) are not processes: listed apart, counted apart, marked when the
     // task list still holds one (PID 1 here: a disguise, or a task inside release_task()).
-    for (const char* t : {"obj2", "p1"}) w.mem.put(w.at[t] + Off::exit_state, 16, 4);
+    for (const char* t : {"obj2", "p1"}) {
+        w.mem.put(w.at[t] + Off::exit_state, 16, 4);   // EXIT_DEAD
+        w.mem.put(w.at[t] + Off::state, 0x80, 4);      // TASK_DEAD
+    }
     ds.push_back(detection("task_struct", w.at["obj2"]));
     ObjectInterpreter in2(w.mem, w.btf, &syms);
     in2.interpret(ds);
@@ -164,6 +173,15 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
     CHECK(tree2.find("0 swapper/0\n`-- 2 kthreadd\n0 swapper/1\n100 worker {2 threads}") == 0);
     CHECK(tree2.find("\n(exited) 1 init  [still on the task list]\n(exited) 88 ") != std::string::npos);
     CHECK(tree2.find("# processes: 4, threads: 2, exited tasks: 2, hidden tasks: 3") != std::string::npos);
+    // A hidden process disguised as exited (exit_state only) stays in the tree, marked.
+    w.mem.put(w.at["obj2"] + Off::state, 1, 4);   // TASK_INTERRUPTIBLE: alive
+    ObjectInterpreter in3(w.mem, w.btf, &syms);
+    in3.interpret(ds);
+    const std::string tree3 = process_tree(ds);
+    CAPTURE(tree3);
+    CHECK(tree3.find("\n88 ") != std::string::npos);
+    CHECK(tree3.find("(exited) 88 ") == std::string::npos);
+    CHECK(tree3.find("exited tasks: 1, hidden tasks: 4") != std::string::npos);
 }
 
 TEST_CASE("interpret: planted and inconsistent values are marked bad, never made up") {
