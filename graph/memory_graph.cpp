@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -42,6 +43,12 @@ const char* to_string(EdgeKind k) {
     case EdgeKind::RightPointer: return "rp";
     }
     return "?";
+}
+
+void MemoryGraph::set_dump_path(const std::string& path) {
+    std::error_code ec;
+    const std::filesystem::path abs = path.empty() ? std::filesystem::path() : std::filesystem::absolute(path, ec);
+    info_.dump_path = ec ? path : abs.lexically_normal().string();
 }
 
 uint64_t MemoryGraph::array_bytes() const noexcept {

@@ -94,7 +94,7 @@ struct AbsentRun {
 
 // Facts about how a graph was made, recorded in the file for `dmgraph info` and provenance.
 struct GraphBuildInfo {
-    std::string dump_path;
+    std::string dump_path;            // absolute (set_dump_path); older .dmg files: as it was typed
     uint64_t dump_bytes = 0;          // the dump's size as given (compressed for kdump/AVML): PhysicalLayer::dump_size
     uint64_t kernel_pages = 0;        // 4 KiB kernel pages scanned (after alias removal)
     uint64_t absent_pages = 0;        // 4 KiB kernel pages mapped but not in the dump (Σ absent())
@@ -196,8 +196,10 @@ public:
     const GraphParams& params() const noexcept { return params_; }
     const GraphBuildInfo& info() const noexcept { return info_; }
     const GraphBuildPhases& phases() const noexcept { return phases_; }   // zero after load()
-    // Provenance only (the layers do not know file names); recorded by save().
-    void set_dump_path(std::string path) { info_.dump_path = std::move(path); }
+    // Provenance, and where dmdetect reads a .dmg's objects from (the layers do not know file
+    // names); recorded by save(). Made absolute: a relative path would be looked up from wherever
+    // the .dmg is used (newcomer 18: `dmgraph build n18/d.elf`, then dmdetect from inside n18).
+    void set_dump_path(const std::string& path);
     // The layers' warnings (GraphBuildInfo::warnings; build(layer) records them), made what the
     // .dmg accepts: what is not terminal text becomes '?' (terminal_text), a long line is cut on a
     // character boundary, an empty line becomes "(empty warning)", and beyond kMaxWarnings - 1

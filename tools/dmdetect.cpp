@@ -296,6 +296,30 @@ int run(int argc, char** argv, Communicator& world) {
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
+        // The .dmg's segments the dump read next must hold (interpret_detections); --dump-file's
+        // copy is checked now, before the models run: a file that is not the graph's dump is an
+        // error, not a note, since the user named it (newcomer 18, attacker 18).
+        InterpretInputs in;
+        if (!vm.count("addresses-only")) in.sample = sample_segments(graph);
+        if (vm.count("dump-file")) {
+            const std::string file = vm["dump-file"].as<std::string>();
+            if (in.sample.segments.empty())
+                throw InputError("--dump-file " + file + ": the graph has no segment to compare it with");
+            std::unique_ptr<PhysicalLayer> phys;
+            try {
+                phys = PhysicalLayer::open(file, build.format);
+            } catch (const std::exception& e) {
+                throw InputError("--dump-file " + file + ": " + e.what());
+            }
+            if (const size_t bad = sample_mismatches(*phys, in.sample))
+                throw InputError("--dump-file " + file + " is not the dump " + dump + " was built from (" + std::to_string(bad) +
+                                 " of " + std::to_string(in.sample.segments.size()) + " sampled segments differ)");
+            in.dump_file = file;
+            if (!vm.count("quiet"))
+                std::fprintf(stderr, "dmdetect: note: %sobjects read from %s: %zu sampled segments of the graph match it (a "
+                                     "check against another dump, not against edits: compare its hash with the acquisition's)\n",
+                             who.c_str(), terminal_text(file).c_str(), in.sample.segments.size());
+        }
         const bool image_lacking = lacks_kernel_image(graph);
         const std::optional<FoundBanner>& banner = info.kernel_banner;
         Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
@@ -313,6 +337,11 @@ int run(int argc, char** argv, Communicator& world) {
         }
 
         for (size_t i = 0; i < used.model_count(); ++i) warn_low_threshold(used.model(i), used.source(i));
+        if (vm.count("tree")) {   // newcomer 18: `-w cred.cereal --tree` printed "processes: 0"
+            bool tasks = false;
+            for (size_t i = 0; i < used.model_count(); ++i) tasks = tasks || used.model(i).object_type == "task_struct";
+            if (!tasks) throw InputError("--tree shows tasks: no task_struct model among the models used");
+        }
         progress.enabled = show && graph.node_count() > kLargeGraph;
         detect.progress = [&](size_t i, size_t n, const std::string& type) {
             progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
@@ -321,12 +350,9 @@ int run(int argc, char** argv, Communicator& world) {
         progress.end();
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
         // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → 196 MB peak on the dev dump).
-        InterpretInputs in;
-        if (!vm.count("addresses-only")) in.sample = sample_segments(graph);   // the dump read next must hold them
         graph = MemoryGraph();
         if (!vm.count("addresses-only")) {
             in.format = build.format;
-            if (vm.count("dump-file")) in.dump_file = vm["dump-file"].as<std::string>();
             for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file},
                                      std::pair{"system-map", &in.system_map_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();
@@ -334,6 +360,14 @@ int run(int argc, char** argv, Communicator& world) {
             progress.phase("reading the objects");
             const std::vector<std::string> notes = interpret_detections(info, found, in);
             progress.end();
+            // --tree is made of the fields: without them it would print an empty tree (newcomer 18:
+            // "processes: 0" and exit 0 for 487 detected tasks).
+            const bool unread = std::any_of(found.begin(), found.end(), [](const Detection& d) {
+                return d.type == "task_struct" && d.fields.empty();
+            });
+            if (vm.count("tree") && unread)
+                throw InputError(who + "--tree needs the tasks' fields, which were not read: " +
+                                 (notes.empty() ? std::string("no reason given") : notes.front()));
             for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
         }
         // Memory the kernel maps that the dump lacks (a cut or partial capture, MMIO): objects beside it

@@ -22,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace deepmem;
@@ -221,7 +222,7 @@ TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the ke
 
 // A .dmg outlives where its dump was (evidence copied to another machine, renamed): the fields are
 // then not read, and a note says so and names --dump-file; --dump-file gives the dump's new place
-// (newcomer 17) or the same memory in another format; a file whose bytes differ is refused.
+// (newcomer 17) or the same memory in another format; a file whose bytes differ is an error.
 TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") {
     const auto setup = dev_task_model();
     if (!setup) return;
@@ -234,22 +235,31 @@ TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") 
     d.add_model(model.string());
     d.build_graph(link.string()).save(dmg.string());
     fs::remove(link);
-    auto run = [&](const std::string& extra) {
-        const std::string cmd = dmdetect + " -w " + model.string() + " " + dmg.string() + " --quiet --format json -o " +
+    struct Result { int status; std::string out, err; };
+    auto run = [&](const std::string& extra, const std::string& format = " --format json") {
+        fs::remove(out);
+        const std::string cmd = dmdetect + " -w " + model.string() + " " + dmg.string() + " --quiet" + format + " -o " +
                                 out.string() + extra + " 2> " + err.string();
-        CHECK(std::system(cmd.c_str()) == 0);
-        return std::pair{slurp(out), slurp(err)};
+        const int status = std::system(cmd.c_str());
+        return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, fs::exists(out) ? slurp(out) : "", slurp(err)};
     };
-    auto [gone, gone_err] = run("");
-    CHECK(gone_err.find("is not there or changed size (--dump-file names where it is now); addresses only") != std::string::npos);
-    CHECK(gone.find("\"pid\":") == std::string::npos);
-    auto [read, read_err] = run(" --dump-file " + (dev / "dump.elf").string());
-    CHECK(read_err.find("objects not read") == std::string::npos);
-    CHECK(read.find("\"pid\":1,") != std::string::npos);
-    // The same memory in another format is the same dump; another file is not, whatever its size.
-    auto [raw, raw_err] = run(" --dump-file " + (dev / "dump.raw").string());
-    CHECK(raw_err.find("objects not read") == std::string::npos);
-    CHECK(raw.find("\"pid\":1,") != std::string::npos);
+    const Result gone = run("");
+    CHECK(gone.status == 0);
+    CHECK(gone.err.find("is not there or changed size (--dump-file names where it is now); addresses only") != std::string::npos);
+    CHECK(gone.out.find("\"pid\":") == std::string::npos);
+    // The tree is made of the fields: without them it is an error, not an empty tree.
+    const Result tree = run(" --tree", "");
+    CHECK(tree.status == 1);
+    CHECK(tree.err.find("--tree needs the tasks' fields, which were not read") != std::string::npos);
+    const Result read = run(" --dump-file " + (dev / "dump.elf").string());
+    CHECK(read.status == 0);
+    CHECK(read.err.find("objects not read") == std::string::npos);
+    CHECK(read.out.find("\"pid\":1,") != std::string::npos);
+    // The same memory in another format is the same dump; another file is not, whatever its size,
+    // and naming it is an error (nothing written).
+    const Result raw = run(" --dump-file " + (dev / "dump.raw").string());
+    CHECK(raw.status == 0);
+    CHECK(raw.out == read.out);
     const fs::path other = dir / "other.elf";   // the dump with one byte of one sampled segment changed
     fs::copy_file(dev / "dump.elf", other);
     const SegmentSample sample = sample_segments(MemoryGraph::load(dmg.string()));
@@ -262,10 +272,12 @@ TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") 
         f.seekp(std::streamoff(at - phys->file_bytes().data()));
         f.put(char(sample.segments[10].second[0] ^ 0xff));
     }
-    auto [wrong, wrong_err] = run(" --dump-file " + other.string());
-    CHECK(wrong_err.find("is not the dump the graph was built from (1 of 64 sampled segments differ); addresses only") !=
-          std::string::npos);
-    CHECK(wrong.find("\"pid\":") == std::string::npos);
+    const Result wrong = run(" --dump-file " + other.string());
+    CHECK(wrong.status == 1);
+    CHECK(wrong.err.find("is not the dump " + dmg.string() + " was built from (1 of 64 sampled segments differ)") != std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+    const Result missing = run(" --dump-file " + (dir / "absent.elf").string());
+    CHECK(missing.status == 1);
     fs::remove_all(dir);
 }
 

@@ -72,7 +72,12 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     CHECK(b.status == 0);
     CHECK(b.err == "");
     MemoryGraph g = MemoryGraph::load(out);
-    CHECK(g.info().dump_path == dump);
+    CHECK(g.info().dump_path == dump);   // absolute already
+    // A relative path is recorded absolute: the .dmg is used from other directories.
+    const std::string rel = "cd '" + dir.string() + "' && " + std::getenv("DMGRAPH") +
+                            " build dump.raw -o rel.dmg --dtb 0x1000 --paging x64 --format raw";
+    CHECK(std::system(rel.c_str()) == 0);
+    CHECK(MemoryGraph::load((dir / "rel.dmg").string()).info().dump_path == fs::absolute(dir / "dump.raw").lexically_normal().string());
     CHECK(g.info().dtb == 0x1000);
     CHECK(g.info().paging == PagingMode::X86_64_4Level);
     CHECK(g.node_count() == 4);   // patterned and zero pages hold no pointers: no other nodes
