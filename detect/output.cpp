@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <set>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -262,6 +263,7 @@ std::string name_dump_records(std::string_view text, DetectionFormat format, con
 
 std::vector<Detection> parse_detections(std::span<const uint8_t> text, std::vector<std::string>* run_types) {
     std::vector<Detection> out;
+    std::set<std::string, std::less<>> run_seen;   // run_types, for finding
     TextLines lines(text);
     enum { Unknown, Json, Csv } kind = Unknown;
     bool named = false;                  // CSV: the dump column (name_dump_records)
@@ -307,8 +309,7 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text, std::vect
                 if (run_types && rest.starts_with("\"record\":\"fit\"")) {
                     const auto t = json_value(rest, "type", offset);
                     if (!t || t->empty()) throw FormatError(offset, "fit record without a \"type\"");
-                    if (std::find(run_types->begin(), run_types->end(), *t) == run_types->end())
-                        run_types->emplace_back(*t);
+                    if (run_seen.emplace(*t).second) run_types->emplace_back(*t);   // a set: 50 k records took 13 s
                 }
                 continue;
             }

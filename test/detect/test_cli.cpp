@@ -129,6 +129,14 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(ev2.status == 0);
     CHECK(ev2.out == ev.out);
     CHECK(ev2.err == "dmeval: note: the detections come from models of cred only; labels of task_struct not scored (--types to choose)\n");
+    // A fit record naming another type does not drop the detections from the score (attacker 18).
+    std::string odd = slurp(dir / "d.jsonl");
+    REQUIRE(odd.find("\"record\":\"fit\",\"type\":\"cred\"") != std::string::npos);
+    odd.replace(odd.find("\"record\":\"fit\",\"type\":\"cred\""), 28, "\"record\":\"fit\",\"type\":\"c\\u0072ed\"");
+    write(dir / "odd.jsonl", odd);
+    Run ev4 = run("DMEVAL", (dir / "odd.jsonl").string() + " " + (dir / "labels.jsonl").string(), dir);
+    CHECK(ev4.status == 0);
+    CHECK(ev4.out == ev.out);
     Run ev3 = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels2.jsonl").string(), dir);
     CHECK(ev3.out.find("\ntask_struct          0       0       1") != std::string::npos);
     // dmbaseline pslist's warnings in its output (a task list cut short) change nothing for dmeval
