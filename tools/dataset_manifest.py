@@ -20,6 +20,8 @@ import sys
 import tempfile
 
 _PORTABLE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+# Keys manifest_text writes itself; "builds" is the one header key with its own meaning (--build).
+RESERVED_KEYS = ("format", "train", "validation", "test", "dumps")
 
 
 def bad_dump_name(name):
@@ -45,11 +47,26 @@ def manifest_text(header, splits, records):
 
 def write_manifest(path, header, splits, records):
     """manifest_text written to `path` atomically: a temporary file beside it (mode 0666 less the umask,
-    as open() would make it), then renamed over it. ValueError when a split or record names a dump
-    badly (bad_dump_name), or a value is NaN or infinite."""
-    for name in [n for names in splits.values() for n in names] + [r.get("name") for r in records]:
+    as open() would make it), then renamed over it. ValueError when a header key is reserved or
+    repeated, a dump is named badly (bad_dump_name), has two records or, with records, a split names a
+    dump without one, or a value is NaN or infinite."""
+    keys = [key for key, _ in header]
+    for key in keys:
+        if key in RESERVED_KEYS or keys.count(key) > 1:
+            raise ValueError(f"header key {key!r} is {'reserved' if key in RESERVED_KEYS else 'given twice'}"
+                             " (a JSON reader would take one of two values)")
+    builds = dict(header).get("builds", {})
+    for name in ([n for names in splits.values() for n in names] + [r.get("name") for r in records] +
+                 [n for b in (builds.values() if isinstance(builds, dict) else []) for n in b.get("dumps", [])]):
         if why := bad_dump_name(name):
             raise ValueError(why)
+    names = [r["name"] for r in records]
+    for name in set(n for n in names if names.count(n) > 1):
+        raise ValueError(f"dump {name!r} has two records")
+    for split, listed in splits.items():
+        for name in listed:
+            if records and name not in names:
+                raise ValueError(f"the {split} split names dump {name!r}, which has no record")
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=directory)
     try:

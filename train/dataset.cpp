@@ -5,6 +5,9 @@
 #include "graph/layers.hpp"
 #include "graph/text_lines.hpp"
 
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -76,58 +79,75 @@ void check_dump_name(std::string_view name, size_t at, std::string_view where) {
                               "\": a dump name is letters, digits, '.', '_' and '-' (not . or ..)");
 }
 
-// The string array "key":["a","b",…] of a JSON document (the manifest is written by make-dataset).
-std::vector<std::string> json_string_array(std::string_view doc, std::string_view key) {
-    std::string pat = "\"" + std::string(key) + "\":[";
-    size_t p = doc.find(pat);
-    if (p == std::string_view::npos) throw FormatError(0, "manifest has no \"" + std::string(key) + "\" array");
-    p += pat.size();
-    size_t end = doc.find(']', p);
-    if (end == std::string_view::npos) throw FormatError(p, "unterminated \"" + std::string(key) + "\" array");
+// The members of a JSON object, each name once (a second "train" or "kernel_release" would be
+// read one way here and another way by Python's json: attacker 18).
+void unique_members(const rapidjson::Value& object, const std::string& what) {
+    std::set<std::string_view> names;
+    for (const auto& m : object.GetObject())
+        if (!names.emplace(m.name.GetString(), m.name.GetStringLength()).second)
+            throw FormatError(0, what + " names \"" + terminal_text(std::string(m.name.GetString(), m.name.GetStringLength())) +
+                                     "\" twice");
+}
+
+std::string string_member(const rapidjson::Value& object, const char* key, const std::string& what, bool required) {
+    const auto it = object.FindMember(key);
+    if (it == object.MemberEnd()) {
+        if (required) throw FormatError(0, what + " has no \"" + key + "\"");
+        return "";
+    }
+    if (!it->value.IsString()) throw FormatError(0, what + "'s \"" + key + "\" is not a string");
+    return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+// The dump names of the array `key` (train, validation, test).
+std::vector<std::string> dump_names(const rapidjson::Value& doc, const char* key) {
+    const auto it = doc.FindMember(key);
+    if (it == doc.MemberEnd() || !it->value.IsArray())
+        throw FormatError(0, std::string("manifest has no \"") + key + "\" array");
     std::vector<std::string> out;
-    for (size_t q = p; q < end;) {
-        size_t a = doc.find('"', q);
-        if (a == std::string_view::npos || a >= end) break;
-        size_t b = doc.find('"', a + 1);
-        if (b == std::string_view::npos || b > end) throw FormatError(a, "unterminated string in \"" + std::string(key) + "\"");
-        std::string name(doc.substr(a + 1, b - a - 1));
-        check_dump_name(name, a, key);
-        out.push_back(std::move(name));
-        q = b + 1;
+    for (const auto& v : it->value.GetArray()) {
+        if (!v.IsString()) throw FormatError(0, std::string("a dump name in \"") + key + "\" is not a string");
+        out.emplace_back(v.GetString(), v.GetStringLength());
+        check_dump_name(out.back(), 0, key);
     }
     return out;
 }
 
-
 }  // namespace
 
+// Read with a JSON parser (rapidjson, cereal's own JSON dependency) and checked by shape: a
+// reader that looked for substrings took the first "kernel_release" of a record even inside a
+// nested object (attacker 18: a 6.12 dump trained on with 6.12 held out), the first of two
+// "train" keys, and escaped names as other names.
 Manifest Manifest::load(const std::string& path) {
     auto bytes = read_whole_file(path, "dataset manifest");
-    std::string_view doc(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (doc.find("\"deepmem dataset manifest v1\"") == std::string_view::npos)
+    rapidjson::Document doc;
+    doc.Parse(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (doc.HasParseError())
+        throw FormatError(doc.GetErrorOffset(), "'" + path + "' is not JSON: " + rapidjson::GetParseError_En(doc.GetParseError()));
+    if (!doc.IsObject() || string_member(doc, "format", "the manifest", false) != "deepmem dataset manifest v1")
         throw FormatError(0, "'" + path + "' is not a deepmem dataset manifest (expected \"format\":\"deepmem dataset manifest v1\")");
+    unique_members(doc, "the manifest");
     Manifest m;
     m.path = path;
     m.sha256 = sha256_hex(bytes);
-    m.kernel = std::string(json_string_field(doc, "kernel_package").value_or("")) + " " +
-               std::string(json_string_field(doc, "kernel_version").value_or(""));
-    m.train = json_string_array(doc, "train");
-    m.validation = json_string_array(doc, "validation");
-    m.test = json_string_array(doc, "test");
-    // Each dump's record in "dumps" is one flat line starting {"name":"…" (make-dataset's meta.json).
-    if (size_t p = doc.find("\"dumps\":["); p != std::string_view::npos) {
-        static constexpr std::string_view kRecord = "{\"name\":\"";
-        for (p = doc.find(kRecord, p); p != std::string_view::npos;) {
-            const size_t next = doc.find(kRecord, p + 1);
-            const std::string_view rec = doc.substr(p, next == std::string_view::npos ? std::string_view::npos : next - p);
-            const auto name = json_string_field(rec, "name");
-            if (!name) throw FormatError(p, "a dump record without a name in \"dumps\"");
-            check_dump_name(*name, p, "dumps");
-            const std::string build(json_string_field(rec, "kernel_release").value_or(""));
-            if (!m.build_of.emplace(std::string(*name), build).second)
-                throw FormatError(p, "dump '" + std::string(*name) + "' listed once in \"dumps\"");
-            m.by_build[build].emplace_back(*name);
-            p = next;
+    m.kernel = string_member(doc, "kernel_package", "the manifest", false) + " " +
+               string_member(doc, "kernel_version", "the manifest", false);
+    m.train = dump_names(doc, "train");
+    m.validation = dump_names(doc, "validation");
+    m.test = dump_names(doc, "test");
+    // Each dump's record in "dumps" (make-dataset's meta.json): its name and kernel_release.
+    if (const auto d = doc.FindMember("dumps"); d != doc.MemberEnd()) {
+        if (!d->value.IsArray()) throw FormatError(0, "the manifest's \"dumps\" is not an array");
+        for (const auto& rec : d->value.GetArray()) {
+            if (!rec.IsObject()) throw FormatError(0, "a record in \"dumps\" is not an object");
+            unique_members(rec, "a record in \"dumps\"");
+            const std::string name = string_member(rec, "name", "a record in \"dumps\"", true);
+            check_dump_name(name, 0, "dumps");
+            const std::string build = string_member(rec, "kernel_release", "dump '" + name + "'", false);
+            if (!m.build_of.emplace(name, build).second)
+                throw FormatError(0, "dump '" + name + "' is listed twice in \"dumps\"");
+            m.by_build[build].push_back(name);
         }
     }
     return m;

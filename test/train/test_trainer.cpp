@@ -268,6 +268,21 @@ TEST_CASE("train: manifest builds and leave-one-build-out") {
     CHECK_THROWS_AS(Manifest::load(write(doc.substr(0, doc.rfind("\n  ]")) + ",\n" + rec("d6", "x") + "\n  ]\n}\n")), FormatError);
     CHECK(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[],\"validation\":[],\"test\":[]}"))
               .by_build.empty());
+    // Read as JSON (attacker 18): a nested "kernel_release" before the record's own is not its
+    // build; a key given twice, at the top or in a record, and text that is not JSON are errors.
+    const std::string nested = std::string("{\"format\":\"deepmem dataset manifest v1\",\"train\":[\"d0\"],\"validation\":[],"
+                                           "\"test\":[],\"dumps\":[{\"name\":\"d0\",\"note\":{\"kernel_release\":\"6.1.0-57-amd64\"},"
+                                           "\"kernel_release\":\"6.12.118+deb13-amd64\"}]}");
+    CHECK(Manifest::load(write(nested)).build_of.at("d0") == "6.12.118+deb13-amd64");
+    CHECK_THROWS_WITH_AS(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[\"d1\"],\"train\":[\"d0\"],"
+                                              "\"validation\":[],\"test\":[]}")),
+                         doctest::Contains("names \"train\" twice"), FormatError);
+    CHECK_THROWS_AS(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[],\"validation\":[],\"test\":[],"
+                                         "\"dumps\":[{\"name\":\"d0\",\"name\":\"d1\"}]}")),
+                    FormatError);
+    CHECK_THROWS_AS(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[d0],\"validation\":[],\"test\":[]}")),
+                    FormatError);
+    CHECK_THROWS_AS(Manifest::load(write("{\"format\":\"deepmem dataset manifest v1\",\"train\":[\"d0\"")), FormatError);
 }
 
 TEST_CASE("train: SHA-256 test vectors") {
