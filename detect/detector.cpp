@@ -59,7 +59,15 @@ uint64_t inference_budget(const MemoryGraph& g) {
     return std::max<uint64_t>(uint64_t{1} << 20, std::min(bytes / 16, avail ? avail->bytes / 2 : bytes));
 }
 
-void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }
+void Detector::add_model(const std::string& path) {
+    Model model = Model::load(path);   // its errors name the file; so do validate()'s here
+    try {
+        model.validate();
+    } catch (const ModelError& e) {
+        throw e.in_file(path);
+    }
+    add_model(std::move(model), path);
+}
 
 void Detector::add_model(Model model, std::string source) {
     model.validate();

@@ -163,6 +163,9 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     if (per_build && f.build != BuildMatch::SameBuild)
         why.push_back("its key nodes hold the layouts of " + std::to_string(model_builds(model).size()) +
                       " builds, so its votes cannot tell a moved layout: judged by build alone");
+    if (per_build) f.not_judged = "key nodes chosen per build";
+    else if (agreement.objects < kMinAgreementObjects)
+        f.not_judged = "fewer than " + std::to_string(kMinAgreementObjects) + " candidate objects";
     double total = 0, missing = 0;
     bool unsure = false;   // missing key nodes excused by absent memory on an unknown build
     for (size_t c = 0; c < model.key_nodes.size() && !per_build; ++c) {
@@ -368,9 +371,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
             out += "# fit " + f.type + ": " + (!f.fits ? "NO" : measured && f.checked ? "yes" : "unknown") + ", " + to_string(f.build) + ", votes agree on " +
                    (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
                                    " candidate objects (" + percent(f.agreement.fraction()) +
-                                   (f.agreement.objects < kMinAgreementObjects
-                                        ? "; fewer than " + std::to_string(kMinAgreementObjects) + ": not judged"
-                                        : "") +
+                                   (f.not_judged.empty() ? "" : "; not judged: " + f.not_judged) +
                                    ")"
                              : "no candidate object") +
                    (f.expected ? ", validation " + percent(*f.expected) : "") +

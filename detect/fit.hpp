@@ -101,6 +101,9 @@ struct ModelFit {
     // model on a cut 6.12 dump whose banner was lost found 0 objects, and --require-fit exited 0);
     // nor is one with no banner whose missing key nodes the memory it lacks may explain.
     bool checked = false;
+    // Why the vote agreement was not judged ("" when it was): too few candidate objects, or a model
+    // whose key nodes were chosen per build (its votes cannot show a moved layout).
+    std::string not_judged;
     std::string reason;                 // why not, or what is worth knowing ("" when nothing)
     std::optional<float> threshold;     // the threshold the run used (ScoreReach), when given
 };

@@ -64,6 +64,8 @@ class ModelError : public std::runtime_error {
 public:
     enum class Kind { Io, Truncated, BadMagic, BadVersion, BadChecksum, BadShape, BadConfig, BadBatch, BadValue };
     ModelError(Kind kind, uint64_t offset, const std::string& what);
+    // The same error, its message naming the model file: "model bad magic: PATH: …".
+    ModelError in_file(const std::string& path) const;
     Kind kind;
     uint64_t offset;   // byte offset in the model file where the problem was found (0 otherwise)
 };

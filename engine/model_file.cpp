@@ -439,7 +439,11 @@ Model Model::load(const std::string& path) {
         bytes.insert(bytes.end(), chunk, chunk + r);
     }
     ::close(fd);
-    return from_bytes(bytes);
+    try {
+        return from_bytes(bytes);
+    } catch (const ModelError& e) {   // the file's name in the message (newcomer 18: "model bad magic: …", which file?)
+        throw e.in_file(path);
+    }
 }
 
 }  // namespace deepmem

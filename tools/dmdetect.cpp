@@ -122,7 +122,7 @@ Model load_model(const std::string& path) {
         m.drop_optimiser_state();   // every shipped model is held for the whole run
         return m;
     } catch (const ModelError& e) {
-        throw InputError(path + ": " + e.what());
+        throw InputError(e.what());   // Model::load names the file
     }
 }
 
@@ -445,6 +445,12 @@ int run(int argc, char** argv, Communicator& world) {
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),
                          f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
         }
+        // A model that does not fit may have read another object's bytes: its objects' "hidden" is
+        // not a verdict (newcomer 18: 32 files and a module marked hidden on a clean 5.10 dump).
+        for (const ModelFit& f : fits)
+            if (!f.fits)
+                for (Detection& d : found)
+                    if (d.type == f.type) withdraw_hidden(d, "not judged, the model does not fit this dump");
         const std::string text =
             format_fit_report(banner, fits, format,
                               info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +

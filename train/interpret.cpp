@@ -658,6 +658,17 @@ std::optional<int64_t> int_field(const Detection& d, std::string_view key) {
 
 }  // namespace
 
+void withdraw_hidden(Detection& d, const std::string& why) {
+    auto hidden = std::find_if(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.key == "hidden"; });
+    if (hidden == d.fields.end()) return;
+    *hidden = {"hidden", "null", ""};
+    auto bad = std::find_if(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.key == "bad"; });
+    if (bad == d.fields.end()) bad = d.fields.insert(d.fields.end(), ObjectField{"bad", "[]", ""});
+    const std::string entry = "hidden: " + why;
+    bad->json.insert(bad->json.size() - 1, std::string(bad->json.size() > 2 ? "," : "") + json_string(entry));
+    bad->text += (bad->text.empty() ? "" : ",") + entry;
+}
+
 std::string process_tree(std::span<const Detection> detections) {
     struct Proc {
         int64_t pid, ppid;

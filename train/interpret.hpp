@@ -102,6 +102,12 @@ struct InterpretInputs {
 std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& inputs);
 
+// Takes back a detection's "hidden" verdict (null, and "hidden: <why>" added to "bad"): for objects
+// of a model that does not fit the dump (detect/fit.hpp), whose bytes may be another object's
+// (newcomer 18: the 6.1 file and module models on a 5.10 dump marked 32 files and a misread module
+// hidden). No-op for a detection without a "hidden" field.
+void withdraw_hidden(Detection& detection, const std::string& why);
+
 // A pstree-like view of the detected tasks (their fields from interpret()): processes under their
 // parent by ppid, sorted by PID, each "PID comm", threads counted after it, hidden ones marked
 // "[HIDDEN: missing from …]"; exited tasks (state X, EXIT_DEAD: released, memory not yet reused)

@@ -277,6 +277,10 @@ TEST_CASE("fit: a model of per-build key nodes is judged by build alone") {
     const ModelFit same = assess_fit(m, "m.cereal", banner("5.10.0-46-amd64"), none);
     CHECK(same.fits);
     CHECK(same.reason.empty());
+    // The fit line shows its 0% agreement as not judged (newcomer 18 read "yes … 0 of 50" as a pass).
+    CHECK(same.not_judged == "key nodes chosen per build");
+    CHECK(format_fit_report(banner("5.10.0-46-amd64"), std::span(&same, 1), DetectionFormat::Table)
+              .find("votes agree on 0 of 50 candidate objects (0.0%; not judged: key nodes chosen per build)") != std::string::npos);
     const ModelFit version = assess_fit(m, "m.cereal", banner("6.1.0-57-rt-amd64"), none);
     CHECK(version.fits);
     CHECK(version.reason.find("layouts of 2 builds") != std::string::npos);
@@ -410,7 +414,7 @@ TEST_CASE("fit: kernel and fit records in the output, skipped when detections ar
     // "yes" at 1 of 2 read as a pass at 50%).
     const ModelFit few = assess_fit(m, "m.cereal", b, VoteAgreement{2, 1, {}});
     CHECK(format_fit_report(b, std::span(&few, 1), DetectionFormat::Table)
-              .find("votes agree on 1 of 2 candidate objects (50.0%; fewer than 5: not judged)") != std::string::npos);
+              .find("votes agree on 1 of 2 candidate objects (50.0%; not judged: fewer than 5 candidate objects)") != std::string::npos);
     // A same-build model with no candidate object measured: "unknown", not "yes" (the tester's
     // attack 8: a dump whose direct map was hidden read as a good fit with 0 objects).
     Model same = test::marker_model("task_struct");

@@ -361,3 +361,20 @@ TEST_CASE("interpret: fields in every output format; readers keep the five detec
         CHECK(parse_detections(bytes) == plain);
     }
 }
+
+TEST_CASE("interpret: a hidden verdict taken back is null and says why in bad") {
+    Detection d{"file", 0x1000, std::nullopt, 1.f, 1, {{"path", "\"/x\"", "/x"}, {"hidden", "true", "HIDDEN"}}};
+    withdraw_hidden(d, "not judged, the model does not fit this dump");
+    auto f = json_of(d.fields);
+    CHECK(f["hidden"] == "null");
+    CHECK(f["bad"] == "[\"hidden: not judged, the model does not fit this dump\"]");
+    d.fields = {{"hidden", "false", "no"}, {"bad", "[\"pos: unreadable\"]", "pos: unreadable"}};
+    withdraw_hidden(d, "x");
+    f = json_of(d.fields);
+    CHECK(f["hidden"] == "null");
+    CHECK(f["bad"] == "[\"pos: unreadable\",\"hidden: x\"]");
+    CHECK(d.fields.back().text == "pos: unreadable,hidden: x");
+    d.fields = {{"path", "\"/x\"", "/x"}};   // nothing to take back
+    withdraw_hidden(d, "x");
+    CHECK(d.fields.size() == 1);
+}
