@@ -85,14 +85,16 @@ def write_manifest(path, header, splits, records):
 
 
 def main(argv):
-    p = argparse.ArgumentParser(prog="dataset_manifest.py", description="write a deepmem dataset manifest")
-    p.add_argument("out")
-    p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--object", action="append", default=[], metavar="KEY=JSON")
-    p.add_argument("--split", action="append", default=[], metavar="NAME=DUMP,DUMP...")
+    p = argparse.ArgumentParser(prog="dataset_manifest.py", description="write a deepmem dataset manifest, as dmtrain reads it")
+    p.add_argument("out", help="the manifest to write (atomically)")
+    p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE",
+                   help="a header field: a number when VALUE is an unsigned integer, else a string")
+    p.add_argument("--object", action="append", default=[], metavar="KEY=JSON", help="a header field given as JSON")
+    p.add_argument("--split", action="append", default=[], metavar="NAME=DUMP,DUMP...",
+                   help="the dumps of split NAME (train, validation or test); a missing split is empty")
     p.add_argument("--build", action="append", nargs=5, default=[],
-                   metavar=("RELEASE", "PACKAGE", "VERSION", "MODULES", "DUMPS"))
-    p.add_argument("--meta", action="append", default=[], metavar="FILE")
+                   metavar=("RELEASE", "PACKAGE", "VERSION", "MODULES", "DUMPS"), help="one entry of \"builds\"")
+    p.add_argument("--meta", action="append", default=[], metavar="FILE", help="a dump's meta.json, its record in \"dumps\"")
     a = p.parse_args(argv)
 
     def pair(text, what):
