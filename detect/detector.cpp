@@ -59,18 +59,15 @@ uint64_t inference_budget(const MemoryGraph& g) {
     return std::max<uint64_t>(uint64_t{1} << 20, std::min(bytes / 16, avail ? avail->bytes / 2 : bytes));
 }
 
-void Detector::add_model(const std::string& path) {
-    Model model = Model::load(path);   // its errors name the file; so do validate()'s here
-    try {
-        model.validate();
-    } catch (const ModelError& e) {
-        throw e.in_file(path);
-    }
-    add_model(std::move(model), path);
-}
+void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }   // load's errors name the file
 
 void Detector::add_model(Model model, std::string source) {
-    model.validate();
+    try {
+        model.validate();
+    } catch (const ModelError& e) {   // and so do validate()'s, when there is a source to name
+        if (source.empty()) throw;
+        throw e.in_file(source);
+    }
     model.drop_optimiser_state();
     for (const Entry& e : entries_) {
         if (e.model.object_type == model.object_type)

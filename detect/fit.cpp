@@ -166,6 +166,8 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     if (per_build) f.not_judged = "key nodes chosen per build";
     else if (agreement.objects < kMinAgreementObjects)
         f.not_judged = "fewer than " + std::to_string(kMinAgreementObjects) + " candidate objects";
+    // Memory the dump lacks may explain missing votes only on the model's own build, or an unknown one.
+    const bool own_or_unknown = f.build == BuildMatch::SameBuild || f.build == BuildMatch::Unknown;
     double total = 0, missing = 0;
     bool unsure = false;   // missing key nodes excused by absent memory on an unknown build
     for (size_t c = 0; c < model.key_nodes.size() && !per_build; ++c) {
@@ -180,7 +182,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         // On the model's own build, key nodes a lacking dump silenced are absence, not a moved layout.
         // With no banner (a cut that took the kernel image) the two cannot be told apart: not a misfit,
         // and not checked either (--require-fit fails).
-        const bool absence = lack != MemoryLack::None && (f.build == BuildMatch::SameBuild || f.build == BuildMatch::Unknown);
+        const bool absence = lack != MemoryLack::None && own_or_unknown;
         if (!absence) f.fits = false;
         unsure = absence && f.build == BuildMatch::Unknown;
         std::string names;
@@ -200,7 +202,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         // the missing memory may explain it: not called a misfit, and not checked either, on any
         // build — one planted page-table entry pointing past the dump makes a dump "lack tables"
         // (attacker 18: a 6.12 dump under a 6.1 banner, agreement 0 of 251, passed --require-fit).
-        const bool absence = lack == MemoryLack::Tables && (f.build == BuildMatch::SameBuild || f.build == BuildMatch::Unknown);
+        const bool absence = lack == MemoryLack::Tables && own_or_unknown;
         if (!absence) f.fits = false;
         unsure = unsure || absence;
         why.push_back("key-node votes agree on " + std::to_string(agreement.agreeing) + " of " +

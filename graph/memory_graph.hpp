@@ -152,7 +152,6 @@ struct GraphEstimate {
 // a forecast of a run that peaked at 116 MiB).
 std::string describe(const GraphEstimate&);
 
-
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
 // The .dmg checksum over a whole file image (it covers bytes [24, size)); for tests and tools that

@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+from collections import Counter
 
 _PORTABLE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 # Keys manifest_text writes itself; "builds" is the one header key with its own meaning (--build).
@@ -50,9 +51,9 @@ def write_manifest(path, header, splits, records):
     as open() would make it), then renamed over it. ValueError when a header key is reserved or
     repeated, a dump is named badly (bad_dump_name), has two records or, with records, a split names a
     dump without one, or a value is NaN or infinite."""
-    keys = [key for key, _ in header]
-    for key in keys:
-        if key in RESERVED_KEYS or keys.count(key) > 1:
+    keys = Counter(key for key, _ in header)
+    for key, n in keys.items():
+        if key in RESERVED_KEYS or n > 1:
             raise ValueError(f"header key {key!r} is {'reserved' if key in RESERVED_KEYS else 'given twice'}"
                              " (a JSON reader would take one of two values)")
     builds = dict(header).get("builds", {})
@@ -60,9 +61,10 @@ def write_manifest(path, header, splits, records):
                  [n for b in (builds.values() if isinstance(builds, dict) else []) for n in b.get("dumps", [])]):
         if why := bad_dump_name(name):
             raise ValueError(why)
-    names = [r["name"] for r in records]
-    for name in set(n for n in names if names.count(n) > 1):
-        raise ValueError(f"dump {name!r} has two records")
+    names = Counter(r["name"] for r in records)
+    for name, n in names.items():
+        if n > 1:
+            raise ValueError(f"dump {name!r} has two records")
     for split, listed in splits.items():
         for name in listed:
             if records and name not in names:

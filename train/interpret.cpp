@@ -694,8 +694,9 @@ std::string process_tree(std::span<const Detection> detections) {
         // any more; listed apart, and marked when the kernel's task list still holds it (a task in
         // the middle of release_task(), or a live one disguised as dead). One called hidden (its
         // X from exit_state alone, without TASK_DEAD) stays in the tree, marked.
-        const ObjectField* hid = field(d, "hidden");
-        if (const ObjectField* st = field(d, "state"); st && st->text == "X" && !(hid && hid->json == "true")) {
+        const ObjectField* h = field(d, "hidden");
+        const bool hidden_task = h && h->json == "true";
+        if (const ObjectField* st = field(d, "state"); st && st->text == "X" && !hidden_task) {
             const ObjectField* m = field(d, "missing_from");
             std::string line = std::to_string(*pid) + " " + comm->text;
             if (*pid != *tgid) line += " (thread of " + std::to_string(*tgid) + ")";
@@ -707,9 +708,8 @@ std::string process_tree(std::span<const Detection> detections) {
             threads.push_back({*tgid, &d});
             continue;
         }
-        const ObjectField* h = field(d, "hidden");
         const ObjectField* m = field(d, "missing_from");
-        procs.push_back({*pid, ppid ? *ppid : -1, comm->text, h && h->json == "true", m ? m->text : "", 0, 0});
+        procs.push_back({*pid, ppid ? *ppid : -1, comm->text, hidden_task, m ? m->text : "", 0, 0});
     }
     std::sort(procs.begin(), procs.end(), [](const Proc& a, const Proc& b) {
         return a.pid != b.pid ? a.pid < b.pid : a.comm < b.comm;
