@@ -238,12 +238,15 @@ uint64_t inference_budget(const MemoryGraph& g);
 //          Kept without their Adam moments (Model::drop_optimiser_state): detection does not train.
 // Graphs   detect() and scan() refuse (InputError) a graph whose GraphParams differ from the models',
 //          naming the parameter and both values.
-// Work     per model: InferenceNet on voting_rows() at the threshold only (the pruned run of
-//          engine.hpp), vote(), select() at detection_threshold() (the model's, or the override): the same
-//          detections as the whole-graph path, in blocks within DetectOptions::memory_budget.
-//          Each model keeps its InferenceNet and
-//          buffers across calls, so one Detector is not for concurrent use; results do not depend on
-//          the thread count.
+// Joint    a joint model (Model::parts, engine.hpp) is added as its type models (Model::type_models):
+//          model(i) is one type, source(i) the joint file; their network runs once for all of them.
+// Work     per network: InferenceNet on the union of its types' voting_rows() at their thresholds
+//          (the pruned run of engine.hpp); then per type: each of its rows' joint class made the
+//          type's (a key node of another type is class 0 for this one), vote(), select() at
+//          detection_threshold() (the model's, or the override): the same detections as the
+//          whole-graph path, in blocks within DetectOptions::memory_budget. Each network keeps its
+//          InferenceNet and buffers across calls, so one Detector is not for concurrent use; results
+//          do not depend on the thread count.
 struct BuildOptions {
     DumpFormat format = DumpFormat::Auto;
     bool strict = false;           // refuse truncated dumps (PhysicalLayer::open)
@@ -269,22 +272,25 @@ struct DetectOptions {
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {
     std::string type;
-    uint64_t rows = 0;                      // voting rows the classifier ran on
+    uint64_t rows = 0;                      // voting rows the classifier ran on (a joint model: this type's)
+    uint64_t network_rows = 0;              // rows of the network's run (a joint model: its types' union; 0 for
+                                            // its types after the first, whose run it was)
     std::vector<uint64_t> frontier;         // nodes computed per iteration t = 1..T (summed over blocks)
     size_t blocks = 0;                      // row blocks of the GNN run, and the largest one's working set
     uint64_t block_bytes = 0;
     double rows_seconds = 0;                // voting_rows()
-    double forward = 0, vote = 0;           // seconds: pruned GNN run; vote + select
+    double forward = 0, vote = 0;           // seconds: pruned GNN run (0 for a joint model's later types); vote + select
 };
 
 class Detector {
 public:
-    // Model::load (ModelError) or a Model in memory; InputError on a second model of one type or
-    // GraphParams unlike the models already added.
+    // Model::load (ModelError) or a Model in memory; InputError on a second model of one type (a
+    // joint model: of one of its types) or GraphParams unlike the models already added.
     void add_model(const std::string& path);
     void add_model(Model model, std::string source = {});
-    size_t model_count() const noexcept { return entries_.size(); }
-    const Model& model(size_t i) const { return entries_.at(i).model; }   // in object-type order
+    size_t model_count() const noexcept { return entries_.size(); }   // object types
+    // One type's model, in object-type order (a joint model's part: its type model, no weights).
+    const Model& model(size_t i) const { return entries_.at(i).model; }
     const GraphParams& graph_params() const;                           // InputError without models
 
     // Opens the dump (raw/ELF/LiME/kdump/AVML), finds the page-table root and builds the memory graph with
@@ -321,9 +327,15 @@ private:
     struct Entry {
         Model model;
         std::string source;   // file name or caller's label, for messages
+        size_t network = 0;   // in networks_
+        uint32_t first_class = 1;   // the network's class of the model's first key node
+    };
+    struct Network {
         InferenceNet net;
+        uint32_t classes = 0;   // K of the network
     };
     std::vector<Entry> entries_;
+    std::vector<Network> networks_;
     std::vector<ModelTiming> timings_;
     std::vector<VoteAgreement> agreements_;
     std::vector<std::optional<float>> best_scores_;

@@ -66,21 +66,30 @@ void Detector::add_model(Model model, std::string source) {
         model.validate();
     } catch (const ModelError& e) {   // and so do validate()'s, when there is a source to name
         if (source.empty()) throw;
-        throw e.in_file(source);
+        throw e.naming(source);
     }
     model.drop_optimiser_state();
-    for (const Entry& e : entries_) {
-        if (e.model.object_type == model.object_type)
-            throw InputError("two models for " + model.object_type + ": " + describe(e.model, e.source) + " and " +
-                             describe(model, source));
-        if (std::string d = first_difference(e.model.graph, model.graph); !d.empty())
-            throw InputError("models " + describe(e.model, e.source) + " and " + describe(model, source) +
-                             " were trained on different memory graphs: " + d);
+    std::vector<uint32_t> first;
+    std::vector<Model> types = model.joint() ? model.type_models(&first) : std::vector<Model>{};
+    if (!model.joint()) first = {1};
+    for (size_t t = 0; t < first.size(); ++t) {
+        const Model& m = model.joint() ? types[t] : model;
+        for (const Entry& e : entries_) {
+            if (e.model.object_type == m.object_type)
+                throw InputError("two models for " + m.object_type + ": " + describe(e.model, e.source) + " and " +
+                                 describe(m, source));
+            if (std::string d = first_difference(e.model.graph, m.graph); !d.empty())
+                throw InputError("models " + describe(e.model, e.source) + " and " + describe(m, source) +
+                                 " were trained on different memory graphs: " + d);
+        }
     }
-    InferenceNet net(model.config, model.params);
-    auto at = std::find_if(entries_.begin(), entries_.end(),
-                           [&](const Entry& e) { return e.model.object_type > model.object_type; });
-    entries_.insert(at, Entry{std::move(model), std::move(source), std::move(net)});
+    networks_.push_back(Network{InferenceNet(model.config, model.params), model.config.classes});
+    if (!model.joint()) types.push_back(std::move(model));   // the network keeps its weights (InferenceNet's copy)
+    for (size_t t = 0; t < types.size(); ++t) {
+        auto at = std::find_if(entries_.begin(), entries_.end(),
+                               [&](const Entry& e) { return e.model.object_type > types[t].object_type; });
+        entries_.insert(at, Entry{std::move(types[t]), source, networks_.size() - 1, first[t]});
+    }
 }
 
 const GraphParams& Detector::graph_params() const {
@@ -137,37 +146,71 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     agreements_.clear();
     best_scores_.clear();
     thresholds_.clear();
+    for (const Entry& e : entries_) thresholds_.push_back(detection_threshold(e.model, graph, opt.threshold));
+    // Each entry's rows and their classes (its own: a joint class of another type is its class 0),
+    // filled when its network runs: at its first entry, for all of the network's entries.
+    std::vector<std::vector<uint32_t>> rows(entries_.size()), classes(entries_.size());
+    std::vector<char> ran(networks_.size(), 0);
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];
         if (opt.progress) opt.progress(i, entries_.size(), e.model.object_type);
-        ModelTiming timing{e.model.object_type, 0, {}, 0, 0, 0};
+        ModelTiming timing{e.model.object_type, 0, 0, {}, 0, 0, 0, 0, 0};
         auto t0 = Clock::now();
-        const float threshold = detection_threshold(e.model, graph, opt.threshold);
-        thresholds_.push_back(threshold);
-        const std::vector<uint32_t> rows = opt.measure_agreement ? agreement_rows(graph, e.model, threshold)
-                                                                 : voting_rows(graph, e.model, threshold);
-        timing.rows_seconds = since(t0);
+        if (!ran[e.network]) {
+            ran[e.network] = 1;
+            std::vector<size_t> members;
+            for (size_t j = i; j < entries_.size(); ++j)
+                if (entries_[j].network == e.network) members.push_back(j);
+            for (size_t j : members)
+                rows[j] = opt.measure_agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
+                                                : voting_rows(graph, entries_[j].model, thresholds_[j]);
+            std::vector<uint32_t> all;   // the union, ascending
+            if (members.size() == 1) {
+                all = rows[i];
+            } else {
+                for (size_t j : members) all.insert(all.end(), rows[j].begin(), rows[j].end());
+                std::sort(all.begin(), all.end());
+                all.erase(std::unique(all.begin(), all.end()), all.end());
+            }
+            timing.rows_seconds = since(t0);
+            t0 = Clock::now();
+            Network& n = networks_[e.network];
+            std::vector<uint32_t> joint;   // each row's class: all its vote needs
+            n.net.set_memory_budget(budget);
+            n.net.run(input, all, joint);
+            timing.network_rows = all.size();
+            timing.frontier = n.net.last_frontier();
+            timing.blocks = n.net.last_blocks();
+            timing.block_bytes = n.net.last_block_bytes();
+            n.net.release();   // the next network's run starts from nothing: peak memory = the largest one's
+            return_free_heap();
+            for (size_t j : members) {
+                if (members.size() == 1) {
+                    classes[j] = std::move(joint);
+                    break;
+                }
+                const uint32_t first = entries_[j].first_class, keys = uint32_t(entries_[j].model.key_nodes.size());
+                classes[j].resize(rows[j].size());
+                for (size_t r = 0; r < rows[j].size(); ++r) {
+                    const size_t at = size_t(std::lower_bound(all.begin(), all.end(), rows[j][r]) - all.begin());
+                    classes[j][r] = Model::type_class(joint[at], first, keys);
+                }
+            }
+            timing.forward = since(t0);
+        }
         t0 = Clock::now();
-        std::vector<uint32_t> classes;   // each row's class: all its vote needs
-        e.net.set_memory_budget(budget);
-        e.net.run(input, rows, classes);
-        timing.rows = rows.size();
-        timing.frontier = e.net.last_frontier();
-        timing.blocks = e.net.last_blocks();
-        timing.block_bytes = e.net.last_block_bytes();
-        timing.forward = since(t0);
-        t0 = Clock::now();
-        const std::vector<Candidate> candidates = vote(graph, e.model, rows, classes);
+        timing.rows = rows[i].size();
+        const std::vector<Candidate> candidates = vote(graph, e.model, rows[i], classes[i]);
         std::optional<float> best;
         for (const Candidate& c : candidates) best = std::max(best.value_or(c.score), c.score);
         best_scores_.push_back(best);
-        const auto found = select(graph, e.model, candidates, threshold);
+        const auto found = select(graph, e.model, candidates, thresholds_[i]);
         if (opt.measure_agreement)
-            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows, classes), threshold));
+            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows[i], classes[i]), thresholds_[i]));
+        rows[i] = {};
+        classes[i] = {};
         timing.vote = since(t0);
         timings_.push_back(std::move(timing));
-        e.net.release();   // the next model's run starts from nothing: peak memory = the largest model's
-        return_free_heap();
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;
     }

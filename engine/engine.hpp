@@ -64,8 +64,9 @@ class ModelError : public std::runtime_error {
 public:
     enum class Kind { Io, Truncated, BadMagic, BadVersion, BadChecksum, BadShape, BadConfig, BadBatch, BadValue };
     ModelError(Kind kind, uint64_t offset, const std::string& what);
-    // The same error, its message naming the model file: "model bad magic: PATH: …".
-    ModelError in_file(const std::string& path) const;
+    // The same error, its message naming what it is about — the model file, or a joint model's
+    // part: "model bad magic: PATH: …".
+    ModelError naming(const std::string& subject) const;
     Kind kind;
     uint64_t offset;   // byte offset in the model file where the problem was found (0 otherwise)
 };
@@ -380,6 +381,19 @@ struct Provenance {
     bool operator==(const Provenance&) const = default;
 };
 
+// Format 6. One object type's part of a joint model (Model::parts): its key nodes are the next
+// `key_count` entries of Model::key_nodes (parts in order), and its detection settings are its own,
+// as a single-type model's (Model::threshold, image_absent_threshold, vote_window, the provenance's
+// validation agreement).
+struct TypePart {
+    std::string object_type;
+    uint32_t key_count = 0;
+    float threshold = 0, image_absent_threshold = 0;
+    uint32_t vote_window = 0;
+    uint64_t validation_objects = 0, validation_agreeing = 0;
+    bool operator==(const TypePart&) const = default;
+};
+
 struct Model {
     ModelConfig config;
     Params<float> params;
@@ -401,6 +415,27 @@ struct Model {
     float image_absent_threshold = 0;
     GraphParams graph;                    // graph-construction parameters it was trained with
     Provenance provenance;
+    // Format 6. A joint model (issue 12: one pass for every type): several object types share the
+    // whole network — embedding and classifier — its classes 1..K−1 being the key nodes of all of
+    // them, part 0's first (paper §3.3's classifier over key nodes, with the key nodes of several
+    // types); the detector runs it once for all its types (Detector). Empty for a model of one
+    // type. In a joint model object_type is the parts' types joined by '+' (what messages name), and
+    // threshold, image_absent_threshold, vote_window and provenance.validation_* are 0: each part has
+    // its own.
+    std::vector<TypePart> parts;
+    bool joint() const noexcept { return !parts.empty(); }
+    // The single-type models this model detects as, in parts order (a single-type model: itself):
+    // part i's type, key nodes, thresholds, vote window and validation agreement with the shared
+    // config (classes = its key nodes + 1), graph parameters and provenance; a joint model's parts
+    // carry no weights (params, Adam state and class weights empty: the network is the joint
+    // model's). `first_class`, when given, receives the joint class of each one's first key node
+    // (1 for a single-type model): joint class c is that model's class c − first + 1.
+    std::vector<Model> type_models(std::vector<uint32_t>* first_class = nullptr) const;
+    // A type model's class of a node from its joint class: c − first + 1 for the type's key nodes
+    // (first ≤ c < first + keys), else 0 (no key node, or another type's).
+    static uint32_t type_class(uint32_t joint_class, uint32_t first, uint32_t keys) noexcept {
+        return joint_class >= first && joint_class - first < keys ? joint_class - first + 1 : 0;
+    }
 
     // A fresh model with initialised parameters and zeroed Adam moments.
     static Model create(const ModelConfig&, uint64_t seed);
@@ -419,6 +454,9 @@ struct Model {
     // threshold 0 on the dev dump); key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
     // 4 or 8; vote_window ≤ kMaxVoteWindow; image_absent_threshold 0 or held to the threshold's rules.
+    // A joint model: at most kMaxParts parts of distinct, non-empty types without '+', each of ≥ 1
+    // key node, together every key node; object_type their join; each part held to the rules above
+    // (over its own key nodes); the joint model's own threshold, window and agreement 0.
     void validate() const;
     // The highest score one key node's vote alone gives a base (a score is the sum of its voters'
     // weights plus a bonus per further vote, detect/detect.hpp): the largest key-node weight; 0 for a
@@ -426,14 +464,19 @@ struct Model {
     // base that node voted for, like a threshold of 0: validate() refuses it in a model file,
     // dmdetect warns when --threshold is at or below it.
     float single_vote_bound() const noexcept;
+    // validate()'s rules of meaning for detection (threshold, key nodes, vote window) on a
+    // single-type model or a joint model's part (type_models()); BadValue.
+    static void validate_detection(const Model&);
     static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
     static constexpr uint32_t kMaxVoteWindow = 1u << 16;
     // Trained weights are label frequencies in (0, 1]; a base's score sums at most one per key node.
     static constexpr float kMaxKeyWeight = 1e6f;
     // 2: provenance.training_config, KeyNode.open_end; 3: provenance.kernel_builds and the
-    // validation vote agreement; 4: vote_window; 5: image_absent_threshold. Files of format 2 to 5
-    // are read; 5 is written.
-    static constexpr uint32_t kFormatVersion = 5;
+    // validation vote agreement; 4: vote_window; 5: image_absent_threshold; 6: parts. Files of
+    // format 2 to 6 are read; a single-type model is written as format 5 (older builds read it),
+    // a joint one as 6.
+    static constexpr uint32_t kFormatVersion = 6;
+    static constexpr uint32_t kMaxParts = 256;
     static constexpr uint32_t kOldestFormatVersion = 2;
 };
 

@@ -204,9 +204,6 @@ void Model::validate() const {
     for (const KernelBuild& b : provenance.kernel_builds)
         if (b.release.size() > kMaxString || b.banner.size() > kMaxString)
             throw ModelError(Kind::BadConfig, 0, "string longer than 64 KiB");
-    if (provenance.validation_agreeing > provenance.validation_objects)
-        throw ModelError(Kind::BadConfig, 0, "validation agreement: " + std::to_string(provenance.validation_agreeing) +
-                                                 " agreeing of " + std::to_string(provenance.validation_objects) + " objects");
 
     // Meaning: what a checksum cannot vouch for.
     auto bad = [](const std::string& what) { throw ModelError(Kind::BadValue, 0, what); };
@@ -222,14 +219,53 @@ void Model::validate() const {
     }
     for (float f : {adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weight_decay, adam.clip_norm})
         if (!std::isfinite(f)) bad("Adam configuration: non-finite value");
+    if (graph.word_size != 4 && graph.word_size != 8)
+        bad("graph word size " + std::to_string(graph.word_size) + " (expected 4 or 8)");
+    if (!joint()) return validate_detection(*this);
+    if (parts.size() > kMaxParts)
+        throw ModelError(Kind::BadConfig, 0, std::to_string(parts.size()) + " object types (at most " + std::to_string(kMaxParts) + ")");
+    std::string joined;
+    uint64_t keys = 0;
+    for (const TypePart& t : parts) {
+        if (t.object_type.empty() || t.object_type.find('+') != std::string::npos)
+            throw ModelError(Kind::BadConfig, 0, "joint model part '" + t.object_type + "': not an object type name");
+        for (const TypePart& u : parts)
+            if (&u != &t && u.object_type == t.object_type)
+                throw ModelError(Kind::BadConfig, 0, "joint model: two parts for " + t.object_type);
+        if (t.key_count == 0) throw ModelError(Kind::BadConfig, 0, "joint model part " + t.object_type + ": no key node");
+        joined += (joined.empty() ? "" : "+") + t.object_type;
+        keys += t.key_count;
+    }
+    if (joined != object_type)
+        throw ModelError(Kind::BadConfig, 0, "joint model of " + object_type + ": its parts are " + joined);
+    if (keys != key_nodes.size())
+        throw ModelError(Kind::BadShape, 0, "joint model: its parts have " + std::to_string(keys) + " key nodes, the table " +
+                                                std::to_string(key_nodes.size()));
+    if (threshold != 0 || image_absent_threshold != 0 || vote_window != 0 || provenance.validation_objects ||
+        provenance.validation_agreeing)
+        bad("joint model: a threshold, vote window or agreement of its own (each part has its own; expected 0)");
+    for (const Model& m : type_models()) {
+        try {
+            validate_detection(m);
+        } catch (const ModelError& e) {
+            throw e.naming(m.object_type);
+        }
+    }
+}
+
+void Model::validate_detection(const Model& m) {
+    const float threshold = m.threshold, image_absent_threshold = m.image_absent_threshold;
+    const std::vector<KeyNode>& key_nodes = m.key_nodes;
+    if (m.provenance.validation_agreeing > m.provenance.validation_objects)
+        throw ModelError(Kind::BadConfig, 0, "validation agreement: " + std::to_string(m.provenance.validation_agreeing) +
+                                                 " agreeing of " + std::to_string(m.provenance.validation_objects) + " objects");
+    auto bad = [](const std::string& what) { throw ModelError(Kind::BadValue, 0, what); };
     if (!std::isfinite(threshold)) bad("threshold not finite");
     // Scores are sums of positive key-node weights: a threshold at or below 0 passes every base any
     // node voted for (attacker 12: threshold 0 or −1 gave 127 false task_structs on the dev dump).
     if (!(threshold > 0)) bad("threshold " + shortest(threshold) + " not positive");
-    if (vote_window > kMaxVoteWindow)
-        bad("vote window " + std::to_string(vote_window) + " bytes (at most " + std::to_string(kMaxVoteWindow) + ")");
-    if (graph.word_size != 4 && graph.word_size != 8)
-        bad("graph word size " + std::to_string(graph.word_size) + " (expected 4 or 8)");
+    if (m.vote_window > kMaxVoteWindow)
+        bad("vote window " + std::to_string(m.vote_window) + " bytes (at most " + std::to_string(kMaxVoteWindow) + ")");
     for (size_t i = 0; i < key_nodes.size(); ++i) {
         const KeyNode& k = key_nodes[i];
         const std::string which = "key node " + std::to_string(i + 1) + " (offset " + std::to_string(k.offset) +
@@ -240,23 +276,54 @@ void Model::validate() const {
         if (!(k.weight > 0.f) || !std::isfinite(k.weight)) bad(which + ": weight not positive and finite");
         if (k.weight > kMaxKeyWeight)   // a base's score sums them: kept finite (tester 12: 3.4e38 gave "score":inf)
             bad(which + ": weight " + std::to_string(k.weight) + " above " + std::to_string(int(kMaxKeyWeight)));
-        if (k.length == 0 || k.length >= graph.max_segment)   // no segment is max_segment long
-            bad(which + ": length outside 1.." + std::to_string(graph.max_segment - 1) + " (graph max segment)");
+        if (k.length == 0 || k.length >= m.graph.max_segment)   // no segment is max_segment long
+            bad(which + ": length outside 1.." + std::to_string(m.graph.max_segment - 1) + " (graph max segment)");
         if (uint64_t(k.offset) + k.length > kMaxObjectBytes)
             bad(which + ": ends past " + std::to_string(kMaxObjectBytes) + " bytes, outside any object");
     }
     // … and at or below one key node's weight, that node's lone votes pass (attacker 13: 1e-45 to 1
     // gave the same 127). Checked after the weights, which it reads.
-    if (const float bound = single_vote_bound(); !(threshold > bound))
+    if (const float bound = m.single_vote_bound(); !(threshold > bound))
         bad("threshold " + shortest(threshold) + " at or below one key node's vote (weight " + shortest(bound) +
             "): every base that key node voted for would be reported");
     // The threshold for dumps without the kernel image: none (0), or one that passes the same rules.
     if (image_absent_threshold != 0.f) {
         const std::string t = "threshold for dumps without the kernel image " + shortest(image_absent_threshold);
         if (!std::isfinite(image_absent_threshold) || !(image_absent_threshold > 0)) bad(t + " not positive and finite");
-        if (const float bound = single_vote_bound(); !(image_absent_threshold > bound))
+        if (const float bound = m.single_vote_bound(); !(image_absent_threshold > bound))
             bad(t + " at or below one key node's vote (weight " + shortest(bound) + ")");
     }
+}
+
+std::vector<Model> Model::type_models(std::vector<uint32_t>* first_class) const {
+    if (first_class) first_class->clear();
+    if (!joint()) {
+        if (first_class) first_class->push_back(1);
+        return {*this};
+    }
+    std::vector<Model> out;
+    uint32_t first = 1;
+    for (const TypePart& t : parts) {
+        Model m;
+        m.config = config;
+        m.config.classes = t.key_count + 1;
+        m.adam = adam;
+        m.object_type = t.object_type;
+        const size_t from = std::min<size_t>(first - 1, key_nodes.size());
+        m.key_nodes.assign(key_nodes.begin() + ptrdiff_t(from),
+                           key_nodes.begin() + ptrdiff_t(std::min<size_t>(from + t.key_count, key_nodes.size())));
+        m.threshold = t.threshold;
+        m.vote_window = t.vote_window;
+        m.image_absent_threshold = t.image_absent_threshold;
+        m.graph = graph;
+        m.provenance = provenance;
+        m.provenance.validation_objects = t.validation_objects;
+        m.provenance.validation_agreeing = t.validation_agreeing;
+        if (first_class) first_class->push_back(first);
+        first += t.key_count;
+        out.push_back(std::move(m));
+    }
+    return out;
 }
 
 float Model::single_vote_bound() const noexcept {
@@ -305,11 +372,23 @@ std::vector<uint8_t> Model::to_bytes() const {
         w.u64(provenance.validation_agreeing);
         w.u32(vote_window);
         w.f32(image_absent_threshold);
+        if (joint()) {
+            w.u32(uint32_t(parts.size()));
+            for (const TypePart& t : parts) {
+                w.str(t.object_type);
+                w.u32(t.key_count);
+                w.f32(t.threshold);
+                w.f32(t.image_absent_threshold);
+                w.u32(t.vote_window);
+                w.u64(t.validation_objects);
+                w.u64(t.validation_agreeing);
+            }
+        }
     }
     const std::string payload = os.str();
     std::vector<uint8_t> out(kHeaderBytes + payload.size());
     std::memcpy(out.data(), kMagic, 8);
-    put_u32(out.data() + 8, kFormatVersion);
+    put_u32(out.data() + 8, joint() ? kFormatVersion : 5);   // format 5 holds every single-type model
     put_u32(out.data() + 12, 0);
     put_u64(out.data() + 16, payload.size());
     std::memcpy(out.data() + kHeaderBytes, payload.data(), payload.size());
@@ -404,6 +483,23 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
         }
         if (version >= 4) m.vote_window = r.u32("vote window");
         if (version >= 5) m.image_absent_threshold = r.f32("threshold for dumps without the kernel image");
+        if (version >= 6) {
+            const uint32_t np = r.u32("joint model parts");
+            if (np == 0 || np > kMaxParts)
+                r.fail(Kind::BadShape, std::to_string(np) + " joint model parts (1.." + std::to_string(kMaxParts) + ")");
+            r.need(uint64_t(np) * 36, "joint model parts");
+            for (uint32_t i = 0; i < np; ++i) {
+                TypePart t;
+                t.object_type = r.str("joint model part type");
+                t.key_count = r.u32("joint model part");
+                t.threshold = r.f32("joint model part");
+                t.image_absent_threshold = r.f32("joint model part");
+                t.vote_window = r.u32("joint model part");
+                t.validation_objects = r.u64("joint model part");
+                t.validation_agreeing = r.u64("joint model part");
+                m.parts.push_back(std::move(t));
+            }
+        }
         if (buf.remaining() != 0)
             r.fail(Kind::BadShape, std::to_string(buf.remaining()) + " unexpected bytes after the payload");
     } catch (const cereal::Exception& e) {
@@ -442,7 +538,7 @@ Model Model::load(const std::string& path) {
     try {
         return from_bytes(bytes);
     } catch (const ModelError& e) {   // the file's name in the message (newcomer 18: "model bad magic: …", which file?)
-        throw e.in_file(path);
+        throw e.naming(path);
     }
 }
 

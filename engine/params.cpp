@@ -31,10 +31,10 @@ ModelError::ModelError(Kind k, uint64_t off, const std::string& what)
                          ": " + what),
       kind(k), offset(off) {}
 
-ModelError ModelError::in_file(const std::string& path) const {
+ModelError ModelError::naming(const std::string& subject) const {
     const std::string w = what();
     const size_t colon = w.find(": ");   // after "model <kind>[ at byte N]"
-    return ModelError(kind, offset, path + ": " + (colon == std::string::npos ? w : w.substr(colon + 2)));
+    return ModelError(kind, offset, subject + ": " + (colon == std::string::npos ? w : w.substr(colon + 2)));
 }
 
 const char* to_string(ModelError::Kind k) {

@@ -118,12 +118,14 @@ int run(int argc, char** argv, Communicator& world) {
                     : vm.count("image-absent") ? recalibrate_image_absent(cfg, vm["recalibrate"].as<std::string>(), log)
                                                : recalibrate(cfg, vm["recalibrate"].as<std::string>(), log);
     if (world.rank() != 0) return 0;
-    const auto& s = r.validation.score;
-    std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "
-                "vote agreement %llu of %llu candidate objects\n",
-                cfg.output.c_str(), cfg.object_type.c_str(), (unsigned long long)r.steps_run, r.seconds, s.precision(),
-                s.recall(), s.f1(), r.validation.threshold, (unsigned long long)r.agreement.agreeing,
-                (unsigned long long)r.agreement.objects);
+    for (const TypeValidation& v : r.types) {   // one line per type (a joint model: several)
+        const auto& s = v.validation.score;
+        std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "
+                    "vote agreement %llu of %llu candidate objects\n",
+                    cfg.output.c_str(), v.type.c_str(), (unsigned long long)r.steps_run, r.seconds, s.precision(),
+                    s.recall(), s.f1(), v.validation.threshold, (unsigned long long)v.agreement.agreeing,
+                    (unsigned long long)v.agreement.objects);
+    }
     return 0;
 }
 

@@ -62,6 +62,28 @@ void TrainConfig::validate() const {
     need(threads >= 0 && threads <= kMaxThreads, "run.threads",
          "must be in 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
     (void)vote_window_list();
+    (void)object_types();
+}
+
+std::vector<std::string> TrainConfig::object_types() const {
+    std::vector<std::string> out;
+    for (size_t a = 0; a <= object_type.size();) {
+        const size_t b = std::min(object_type.find(',', a), object_type.size());
+        std::string item = object_type.substr(a, b - a);
+        while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        if (item.empty() || item.find('+') != std::string::npos)
+            throw InputError("config key data.type: '" + object_type +
+                             "' must be an object type or a comma list of them (e.g. task_struct,cred)");
+        if (std::find(out.begin(), out.end(), item) != out.end())
+            throw InputError("config key data.type: " + item + " named twice");
+        out.push_back(std::move(item));
+        a = b + 1;
+    }
+    if (out.size() > Model::kMaxParts)
+        throw InputError("config key data.type: " + std::to_string(out.size()) + " types (at most " +
+                         std::to_string(Model::kMaxParts) + ")");
+    return out;
 }
 
 std::vector<uint32_t> TrainConfig::vote_window_list() const {
@@ -126,56 +148,110 @@ std::string TrainConfig::to_ini() const {
 }
 
 // ---- validation -----------------------------------------------------------------------------
-std::vector<Calibration> validate_windows(const Model& model, const std::vector<LabeledDump>& dumps,
-                                          std::span<const uint32_t> windows) {
+namespace {
+
+// Every node's class under the model's network (the argmax of its probabilities, all a vote needs:
+// detect/detect.hpp), one vector per dump; a joint model's are joint classes.
+std::vector<std::vector<uint32_t>> dump_classes(const Model& model, const std::vector<LabeledDump>& dumps) {
     InferenceNet net(model.config, model.params);
-    Model m = model;
-    std::vector<std::vector<std::vector<Candidate>>> cands(windows.size(), std::vector<std::vector<Candidate>>(dumps.size()));
+    std::vector<std::vector<uint32_t>> out;
     Mat<float> probs;
-    for (size_t i = 0; i < dumps.size(); ++i) {
-        net.run(graph_input(dumps[i].graph), probs);
-        for (size_t w = 0; w < windows.size(); ++w) {
-            m.vote_window = windows[w];
-            cands[w][i] = vote(dumps[i].graph, m, probs);
-        }
+    for (const LabeledDump& d : dumps) {
+        net.run(graph_input(d.graph), probs);
+        out.push_back(argmax_classes(probs));
     }
+    return out;
+}
+
+// One type model's classes (Model::type_class) from the joint ones.
+std::vector<std::vector<uint32_t>> own_classes(const std::vector<std::vector<uint32_t>>& joint, uint32_t first, uint32_t keys) {
+    std::vector<std::vector<uint32_t>> out;
+    for (const auto& v : joint) {
+        out.emplace_back(v.size());
+        for (size_t n = 0; n < v.size(); ++n) out.back()[n] = Model::type_class(v[n], first, keys);
+    }
+    return out;
+}
+
+std::vector<uint32_t> all_nodes(const MemoryGraph& g) {
+    std::vector<uint32_t> all(g.node_count());
+    std::iota(all.begin(), all.end(), 0u);
+    return all;
+}
+
+// validate_windows and validate_model over each dump's node classes (a single-type model's, or a
+// joint model's part's own: own_classes).
+std::vector<Calibration> windows_of(const Model& model, const std::vector<LabeledDump>& dumps,
+                                    const std::vector<std::vector<uint32_t>>& classes, std::span<const uint32_t> windows) {
+    Model m = model;
     std::vector<Calibration> out;
-    for (size_t w = 0; w < windows.size(); ++w) {
+    for (uint32_t w : windows) {
+        m.vote_window = w;
+        std::vector<std::vector<Candidate>> cands(dumps.size());
         std::vector<CalibrationSet> sets;
-        for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[w][i], dumps[i].truth});
+        for (size_t i = 0; i < dumps.size(); ++i) {
+            cands[i] = vote(dumps[i].graph, m, all_nodes(dumps[i].graph), classes[i]);
+            sets.push_back({cands[i], dumps[i].truth});
+        }
         out.push_back(calibrate_threshold(model.object_type, sets, model.single_vote_bound()));
     }
     return out;
 }
 
-Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement,
+Calibration calibration_of(const Model& model, const std::vector<LabeledDump>& dumps,
+                           const std::vector<std::vector<uint32_t>>& classes, VoteAgreement* agreement,
                            TypeScore* at_model_threshold) {
-    InferenceNet net(model.config, model.params);
     std::vector<std::vector<Candidate>> cands(dumps.size());
     std::vector<CalibrationSet> sets;
-    Mat<float> probs;
     for (size_t i = 0; i < dumps.size(); ++i) {
-        net.run(graph_input(dumps[i].graph), probs);
-        cands[i] = vote(dumps[i].graph, model, probs);
+        cands[i] = vote(dumps[i].graph, model, all_nodes(dumps[i].graph), classes[i]);
+        sets.push_back({cands[i], dumps[i].truth});
     }
-    for (size_t i = 0; i < dumps.size(); ++i) sets.push_back({cands[i], dumps[i].truth});
     Calibration cal = calibrate_threshold(model.object_type, sets, model.single_vote_bound());
     if (at_model_threshold) *at_model_threshold = score_at_threshold(model.object_type, sets, model.threshold);
-    if (agreement) {   // at the calibrated threshold: a second pass rather than every dump's probabilities kept
+    if (agreement) {   // at the calibrated threshold
         *agreement = {};
         agreement->key_votes.assign(model.key_nodes.size(), 0);
-        std::vector<uint32_t> all;
-        for (const LabeledDump& d : dumps) {
-            net.run(graph_input(d.graph), probs);
-            all.resize(d.graph.node_count());
-            std::iota(all.begin(), all.end(), 0u);
-            const VoteAgreement a = vote_agreement(model, votes_of(d.graph, model, all, probs), cal.threshold);
+        for (size_t i = 0; i < dumps.size(); ++i) {
+            const VoteAgreement a =
+                vote_agreement(model, votes_of(dumps[i].graph, model, all_nodes(dumps[i].graph), classes[i]), cal.threshold);
             agreement->objects += a.objects;
             agreement->agreeing += a.agreeing;
             for (size_t c = 0; c < a.key_votes.size(); ++c) agreement->key_votes[c] += a.key_votes[c];
         }
     }
     return cal;
+}
+
+void refuse_joint(const Model& model, const char* what) {
+    if (model.joint())
+        throw InputError(std::string(what) + ": model of " + model.object_type +
+                         " is joint (several types): validate its type models (Model::type_models)");
+}
+
+}  // namespace
+
+std::vector<Calibration> validate_windows(const Model& model, const std::vector<LabeledDump>& dumps,
+                                          std::span<const uint32_t> windows) {
+    refuse_joint(model, "validate_windows");
+    return windows_of(model, dumps, dump_classes(model, dumps), windows);
+}
+
+Calibration validate_model(const Model& model, const std::vector<LabeledDump>& dumps, VoteAgreement* agreement,
+                           TypeScore* at_model_threshold) {
+    refuse_joint(model, "validate_model");
+    return calibration_of(model, dumps, dump_classes(model, dumps), agreement, at_model_threshold);
+}
+
+std::vector<TypeValidation> validate_types(const Model& model, const std::vector<LabeledDump>& dumps) {
+    const auto joint = dump_classes(model, dumps);
+    std::vector<uint32_t> first;
+    std::vector<TypeValidation> out;
+    for (const Model& m : model.type_models(&first)) {
+        const auto own = own_classes(joint, first[out.size()], uint32_t(m.key_nodes.size()));
+        out.push_back({m.object_type, calibration_of(m, dumps, own, nullptr, nullptr), {}});
+    }
+    return out;
 }
 
 std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>& dumps) {
@@ -208,6 +284,7 @@ struct Pools {
     std::vector<uint32_t> positives;  // nodes of class ≥ 1
     std::vector<uint32_t> hard;       // class-0 nodes whose length equals a key node's
     std::vector<uint32_t> mined;      // class-0 nodes the model of the last checkpoint lets vote
+    std::vector<std::vector<uint32_t>> type_positives;   // a joint model's: the positives of each type
 };
 
 // See Mining and Ranks in the contract. Returns the number of mined nodes.
@@ -242,17 +319,43 @@ uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::ve
     return total;
 }
 
-Pools make_pools(const LabeledDump& d, const NodeLabels& labels, const std::vector<KeyNode>& keys) {
+// Each type's labels of one dump and key nodes (one type, or a joint model's: see Joint in the
+// contract); `keys` is every type's key nodes in order.
+Pools make_pools(const LabeledDump& d, std::span<const NodeLabels> labels, std::span<const std::vector<KeyNode>> type_keys,
+                 const std::vector<KeyNode>& keys) {
     Pools p;
-    p.classes = node_classes(labels, keys);
+    if (labels.size() == 1) {
+        p.classes = node_classes(labels[0], type_keys[0]);
+    } else {   // a key node of some type wins; else ignored in a freed object of some type; else 0
+        p.classes.assign(d.graph.node_count(), 0);
+        std::vector<char> ignored(d.graph.node_count(), 0);
+        uint32_t first = 1;
+        for (size_t t = 0; t < labels.size(); ++t) {
+            const std::vector<uint32_t> c = node_classes(labels[t], type_keys[t]);
+            for (size_t n = 0; n < c.size(); ++n) {
+                if (c[n] == kIgnoredClass) ignored[n] = 1;
+                else if (c[n] >= 1 && p.classes[n] == 0) p.classes[n] = first + c[n] - 1;
+            }
+            first += uint32_t(type_keys[t].size());
+        }
+        for (size_t n = 0; n < ignored.size(); ++n)
+            if (ignored[n] && p.classes[n] == 0) p.classes[n] = kIgnoredClass;
+        p.type_positives.resize(labels.size());
+    }
     auto length = d.graph.length();
     auto can_vote = [&](uint32_t len) {
         return std::any_of(keys.begin(), keys.end(), [&](const KeyNode& k) { return k.matches(len); });
     };
+    std::vector<uint32_t> type_of;   // joint class → its type
+    for (size_t t = 0; t < type_keys.size() && labels.size() > 1; ++t) type_of.insert(type_of.end(), type_keys[t].size(), uint32_t(t));
     for (uint32_t n = 0; n < p.classes.size(); ++n) {
         if (p.classes[n] == kIgnoredClass) continue;
-        if (p.classes[n] >= 1) p.positives.push_back(n);
-        else if (can_vote(length[n])) p.hard.push_back(n);
+        if (p.classes[n] >= 1) {
+            p.positives.push_back(n);
+            if (!type_of.empty()) p.type_positives[type_of[p.classes[n] - 1]].push_back(n);
+        } else if (can_vote(length[n])) {
+            p.hard.push_back(n);
+        }
     }
     return p;
 }
@@ -395,8 +498,14 @@ GraphBatch sample_batch(const TrainConfig& cfg, const std::vector<LabeledDump>& 
     const Pools& p = pools[d];
     std::set<uint32_t> taken;
     std::vector<uint32_t> targets;
-    draw(rng, &p.positives, 0, std::min<size_t>(cfg.positives, p.positives.size()), taken, targets,
-         [](uint32_t) { return true; });
+    if (p.type_positives.empty()) {
+        draw(rng, &p.positives, 0, std::min<size_t>(cfg.positives, p.positives.size()), taken, targets,
+             [](uint32_t) { return true; });
+    } else {   // a share of each type's (Joint in the contract)
+        const size_t share = (cfg.positives + p.type_positives.size() - 1) / p.type_positives.size();
+        for (const std::vector<uint32_t>& pool : p.type_positives)
+            draw(rng, &pool, 0, std::min(share, pool.size()), taken, targets, [](uint32_t) { return true; });
+    }
     const size_t pos = targets.size();
     const size_t neg = size_t(std::lround(double(pos) * cfg.negatives_per_positive));
     const size_t hard = size_t(std::lround(double(neg) * cfg.hard_negative_fraction));
@@ -495,26 +604,50 @@ std::string score_line(const Calibration& c) {
 
 namespace {
 
-// See Windows in the contract: the vote window of best validation F1 (the smallest of equal F1),
-// then the threshold and vote agreement at it.
+// See Windows in the contract: per object type (a joint model's every part), the vote window of
+// best validation F1 (the smallest of equal F1), then the threshold and vote agreement at it; one
+// inference pass per dump for all the types.
 void calibrate_votes(const TrainConfig& cfg, const std::vector<LabeledDump>& val_dumps, Model& model, TrainResult& result,
                      const std::function<void(const std::string&)>& log) {
-    model.vote_window = 0;
-    if (const std::vector<uint32_t> windows = cfg.vote_window_list(); windows != std::vector<uint32_t>{0}) {
-        const std::vector<Calibration> cals = validate_windows(model, val_dumps, windows);
-        size_t best = 0;
-        for (size_t w = 0; w < windows.size(); ++w) {
-            log("vote window " + std::to_string(windows[w]) + " bytes: " + score_line(cals[w]));
-            const double f = cals[w].score.f1(), fb = cals[best].score.f1();
-            if (f > fb || (f == fb && windows[w] < windows[best])) best = w;
+    const auto joint = dump_classes(model, val_dumps);
+    std::vector<uint32_t> first;
+    const std::vector<Model> types = model.type_models(&first);
+    const std::vector<uint32_t> windows = cfg.vote_window_list();
+    result.types.clear();
+    for (size_t t = 0; t < types.size(); ++t) {
+        Model m = types[t];
+        const auto classes = model.joint() ? own_classes(joint, first[t], uint32_t(m.key_nodes.size())) : joint;
+        const std::string who = model.joint() ? m.object_type + ": " : "";
+        m.vote_window = 0;
+        if (windows != std::vector<uint32_t>{0}) {
+            const std::vector<Calibration> cals = windows_of(m, val_dumps, classes, windows);
+            size_t best = 0;
+            for (size_t w = 0; w < windows.size(); ++w) {
+                log(who + "vote window " + std::to_string(windows[w]) + " bytes: " + score_line(cals[w]));
+                const double f = cals[w].score.f1(), fb = cals[best].score.f1();
+                if (f > fb || (f == fb && windows[w] < windows[best])) best = w;
+            }
+            m.vote_window = windows[best];
+            log(who + "vote window chosen on the validation dumps: " + std::to_string(m.vote_window) + " bytes");
         }
-        model.vote_window = windows[best];
-        log("vote window chosen on the validation dumps: " + std::to_string(model.vote_window) + " bytes");
+        TypeValidation v{m.object_type, {}, {}};
+        v.validation = calibration_of(m, val_dumps, classes, &v.agreement, nullptr);
+        if (model.joint()) {
+            TypePart& part = model.parts[t];
+            part.vote_window = m.vote_window;
+            part.threshold = v.validation.threshold;
+            part.validation_objects = v.agreement.objects;
+            part.validation_agreeing = v.agreement.agreeing;
+        } else {
+            model.vote_window = m.vote_window;
+            model.threshold = v.validation.threshold;
+            model.provenance.validation_objects = v.agreement.objects;
+            model.provenance.validation_agreeing = v.agreement.agreeing;
+            result.validation = v.validation;
+            result.agreement = v.agreement;
+        }
+        result.types.push_back(std::move(v));
     }
-    result.validation = validate_model(model, val_dumps, &result.agreement);
-    model.threshold = result.validation.threshold;
-    model.provenance.validation_objects = result.agreement.objects;
-    model.provenance.validation_agreeing = result.agreement.agreeing;
 }
 
 Manifest manifest_of(const TrainConfig& cfg) {
@@ -543,7 +676,9 @@ Recalibration start_recalibration(const TrainConfig& cfg, const std::string& mod
         refuse_output_over_inputs(outputs, inputs);
     }
     r.model = Model::load(model_path);
-    if (r.model.object_type != cfg.object_type)
+    std::string named;   // data.type's list as a joint model names its types
+    for (const std::string& t : cfg.object_types()) named += (named.empty() ? "" : "+") + t;
+    if (r.model.object_type != named)
         throw InputError("model '" + model_path + "' detects " + r.model.object_type + ", the configuration names " + cfg.object_type);
     r.manifest = manifest_of(cfg);
     std::vector<std::string> val_names = r.manifest.validation;
@@ -573,14 +708,20 @@ TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
     Recalibration r = start_recalibration(cfg, model_path, log);
     TrainResult result;
     calibrate_votes(cfg, r.val_dumps, r.model, result, log);
-    log("recalibrated (" + std::to_string(r.val_dumps.size()) + " dumps): " + score_line(result.validation) +
-        "; vote window " + std::to_string(r.model.vote_window) + " bytes");
+    const std::vector<Model> types = r.model.type_models();
+    for (size_t t = 0; t < types.size(); ++t)
+        log("recalibrated (" + std::to_string(r.val_dumps.size()) + " dumps): " +
+            (r.model.joint() ? types[t].object_type + ": " : "") + score_line(result.types[t].validation) +
+            "; vote window " + std::to_string(types[t].vote_window) + " bytes");
     return finish_recalibration(cfg, r, std::move(result), "windows = " + cfg.vote_windows);
 }
 
 TrainResult recalibrate_image_absent(const TrainConfig& cfg, const std::string& model_path,
                                      const std::function<void(const std::string&)>& log) {
     Recalibration r = start_recalibration(cfg, model_path, log);
+    if (r.model.joint())
+        throw InputError("--image-absent: model '" + model_path + "' is joint (" + r.model.object_type +
+                         "); a threshold for dumps without the kernel image is chosen for single-type models");
     const size_t all = r.val_dumps.size();
     std::erase_if(r.val_dumps, [](const LabeledDump& d) { return !lacks_kernel_image(d.graph); });
     if (r.val_dumps.empty())
@@ -608,6 +749,7 @@ TrainResult recalibrate_image_absent(const TrainConfig& cfg, const std::string& 
         result.validation = {r.model.threshold, own};
         log("the model's threshold does as well there: no threshold of its own for dumps without the kernel image");
     }
+    result.types = {{r.model.object_type, result.validation, {}}};
     return finish_recalibration(cfg, r, std::move(result),
                                 "image_absent_threshold = " + std::to_string(r.model.image_absent_threshold));
 }
@@ -646,8 +788,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     const auto train_dumps = load_dumps(m, train_names);
     const auto val_dumps = root ? load_dumps(m, val_names) : std::vector<LabeledDump>{};
 
-    std::vector<NodeLabels> labels;
-    for (const auto& d : train_dumps) labels.push_back(label_nodes(d, cfg.object_type));
+    const std::vector<std::string> types = cfg.object_types();
     std::vector<std::string> builds;
     if (cfg.key_frequency == "per_build")
         for (const auto& d : train_dumps) {
@@ -655,20 +796,38 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
                 throw InputError("keys.frequency = per_build: train dump '" + d.name + "' has no kernel_release in its meta.json");
             builds.push_back(d.kernel_release);
         }
-    const std::vector<KeyNode> keys = select_key_nodes(labels, cfg.key_nodes, cfg.min_frequency, builds, cfg.min_per_build);
+    // labels[d][t]: dump d's labels of type t; each type's key nodes chosen apart (Joint)
+    std::vector<std::vector<NodeLabels>> labels(train_dumps.size());
+    std::vector<std::vector<KeyNode>> type_keys;
+    std::vector<KeyNode> keys;
+    for (size_t t = 0; t < types.size(); ++t) {
+        std::vector<NodeLabels> of_type;
+        for (const auto& d : train_dumps) of_type.push_back(label_nodes(d, types[t]));
+        try {
+            type_keys.push_back(select_key_nodes(of_type, cfg.key_nodes, cfg.min_frequency, builds, cfg.min_per_build));
+        } catch (const InputError& e) {
+            if (types.size() == 1) throw;
+            throw InputError(types[t] + ": " + e.what());
+        }
+        keys.insert(keys.end(), type_keys.back().begin(), type_keys.back().end());
+        for (size_t d = 0; d < train_dumps.size(); ++d) labels[d].push_back(std::move(of_type[d]));
+    }
     std::vector<Pools> pools;
-    uint64_t objects = 0, positives = 0, hard = 0;
+    std::vector<uint64_t> objects(types.size(), 0);
+    uint64_t positives = 0, hard = 0;
     for (size_t i = 0; i < train_dumps.size(); ++i) {
-        pools.push_back(make_pools(train_dumps[i], labels[i], keys));
-        objects += labels[i].objects;
+        pools.push_back(make_pools(train_dumps[i], labels[i], type_keys, keys));
+        for (size_t t = 0; t < types.size(); ++t) objects[t] += labels[i][t].objects;
         positives += pools.back().positives.size();
         hard += pools.back().hard.size();
     }
-    {
+    labels = {};
+    for (size_t t = 0; t < types.size(); ++t) {
         std::ostringstream o;
-        o << objects << " " << cfg.object_type << " objects, " << keys.size() << " key nodes (offset/length[+ = open end]/weight):";
-        for (const auto& k : keys) o << " " << k.offset << "/" << k.length << (k.open_end ? "+" : "") << "/" << num(k.weight);
-        o << "; " << positives << " key-node nodes, " << hard << " same-length negatives (" << duration(since()) << ")";
+        o << objects[t] << " " << types[t] << " objects, " << type_keys[t].size() << " key nodes (offset/length[+ = open end]/weight):";
+        for (const auto& k : type_keys[t]) o << " " << k.offset << "/" << k.length << (k.open_end ? "+" : "") << "/" << num(k.weight);
+        if (t + 1 == types.size())
+            o << "; " << positives << " key-node nodes, " << hard << " same-length negatives (" << duration(since()) << ")";
         log(o.str());
     }
 
@@ -691,7 +850,10 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             if (was.substr(0, was.find("steps = ")) != identity)
                 throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps, "
                                  "validate_every, checkpoint_every, threads and output may change on --resume)");
-            if (model.key_nodes != keys || !(model.config == mc))
+            bool parts_match = model.parts.size() == (types.size() > 1 ? types.size() : 0);
+            for (size_t t = 0; parts_match && t < model.parts.size(); ++t)
+                parts_match = model.parts[t].object_type == types[t] && model.parts[t].key_count == type_keys[t].size();
+            if (model.key_nodes != keys || !(model.config == mc) || !parts_match)
                 throw InputError("checkpoint '" + ckpt + "' does not match the dataset's key nodes or model shape");
             log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
         } else {
@@ -699,11 +861,22 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             model.adam.lr = cfg.learning_rate;
             model.adam.weight_decay = cfg.weight_decay;
             model.adam.clip_norm = cfg.clip_norm;
-            model.object_type = cfg.object_type;
+            model.object_type = types.front();
             model.key_nodes = keys;
             // Until calibrate_votes: a placeholder a checkpoint may hold (Model::validate refuses one
             // key node's vote, the default 0.5 under a key node of weight ≥ 0.5).
             model.threshold = std::max(model.threshold, std::nextafter(model.single_vote_bound(), INFINITY));
+            if (types.size() > 1) {   // a joint model (Joint): each type's placeholder likewise
+                model.object_type.clear();
+                model.threshold = 0;
+                for (size_t t = 0; t < types.size(); ++t) {
+                    model.object_type += (t ? "+" : "") + types[t];
+                    Model part;
+                    part.key_nodes = type_keys[t];
+                    model.parts.push_back(TypePart{types[t], uint32_t(type_keys[t].size()),
+                                                   std::max(0.5f, std::nextafter(part.single_vote_bound(), INFINITY))});
+                }
+            }
             model.graph = train_dumps.front().graph.params();
             model.class_weights.assign(mc.classes, 1.f);
             model.class_weights[0] = cfg.none_weight;
@@ -776,7 +949,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             mining(step);
         }
         if (root && step % cfg.validate_every == 0 && step != cfg.steps)
-            log("validation at step " + std::to_string(step) + ": " + score_line(validate_model(model, val_dumps)));
+            for (const TypeValidation& v : validate_types(model, val_dumps))
+                log("validation at step " + std::to_string(step) + ": " + (model.joint() ? v.type + ": " : "") +
+                    score_line(v.validation));
     }
     if (root) {   // rank 0 alone validates and writes (Ranks in the contract)
         calibrate_votes(cfg, val_dumps, model, result, log);
@@ -786,9 +961,10 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==
                 model.provenance.kernel_builds.end())
                 model.provenance.kernel_builds.push_back(std::move(b));
-        log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + score_line(result.validation) +
-            "; vote agreement " + std::to_string(result.agreement.agreeing) + " of " + std::to_string(result.agreement.objects) +
-            " candidate objects");
+        for (const TypeValidation& v : result.types)
+            log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + (model.joint() ? v.type + ": " : "") +
+                score_line(v.validation) + "; vote agreement " + std::to_string(v.agreement.agreeing) + " of " +
+                std::to_string(v.agreement.objects) + " candidate objects");
         std::string builds;
         for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
         log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));

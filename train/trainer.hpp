@@ -82,6 +82,16 @@
 //               model carries that threshold, the vote agreement on the validation dumps at it
 //               (detect/fit.hpp) and the kernel builds of the train and validation dumps
 //               (kernel_builds_of). Validation changes no training state.
+//   Joint       data.type = a comma list of object types (issue 12: one pass for every type) trains
+//               one joint model (Model::parts, engine.hpp): the types' key nodes are chosen apart, as
+//               above, and become the classes of one classifier, the first type's first; a node is
+//               class c of the type whose key node it carries, ignored when it lies in a freed
+//               object of some type and carries no key node, else class 0. A step draws ⌈positives /
+//               types⌉ key-node targets of each type (all of a type's when it has fewer), so that
+//               types of many objects (dentry) do not crowd out types of few (module); negatives as
+//               above, over the key nodes of every type. Validation, vote windows and thresholds
+//               are chosen per type, from one inference pass per dump. --recalibrate chooses a joint
+//               model's windows and thresholds afresh; --image-absent is for single-type models.
 //   Windows     votes.windows lists vote windows (Model::vote_window, detect/detect.hpp Window) to
 //               choose from: at the end each is tried on the validation dumps (one inference pass,
 //               votes and calibration per window) and the one of highest F1 is kept, the smallest
@@ -107,7 +117,7 @@ namespace deepmem {
 struct TrainConfig {
     // [data]
     std::string manifest;            // dataset manifest.json
-    std::string object_type;         // e.g. task_struct
+    std::string object_type;         // e.g. task_struct; a comma list trains one joint model (Joint)
     uint32_t max_train_dumps = 0;    // 0 = every train dump (first N in manifest order otherwise)
     uint32_t max_validation_dumps = 0;
     std::string split_by = "dump";   // dump: the manifest's splits; build: leave holdout_build out
@@ -137,6 +147,7 @@ struct TrainConfig {
     // [votes]
     std::string vote_windows = "0";  // comma list of vote windows (bytes) to choose from; see Windows
     std::vector<uint32_t> vote_window_list() const;   // parsed, distinct, in order; InputError when bad
+    std::vector<std::string> object_types() const;    // data.type's list, in order; InputError when bad
 
     // Throws InputError naming the key when a value is out of range. train() also refuses, before
     // any work, an output that is the manifest and a run.output whose directory takes no file.
@@ -199,7 +210,7 @@ std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>&, uint32_t m
 inline constexpr uint32_t kIgnoredClass = ~0u;
 std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>&);
 
-// Validation of a model on labeled dumps: votes on every dump, calibrated threshold and scores;
+// Validation of a single-type model on labeled dumps: votes on every dump, calibrated threshold and scores;
 // with `agreement`, also the vote agreement (detect/fit.hpp) over all dumps at that threshold; with
 // `at_model_threshold`, the scores at Model::threshold.
 Calibration validate_model(const Model&, const std::vector<LabeledDump>&, VoteAgreement* agreement = nullptr,
@@ -207,6 +218,16 @@ Calibration validate_model(const Model&, const std::vector<LabeledDump>&, VoteAg
 // The calibration of the model under each vote window (the model's own vote_window ignored), one
 // inference pass per dump: what votes.windows chooses from.
 std::vector<Calibration> validate_windows(const Model&, const std::vector<LabeledDump>&, std::span<const uint32_t> windows);
+// (Both throw InputError for a joint model.) One object type's validation: its calibration (threshold
+// and scores) and, at the end of training, its vote agreement at that threshold.
+struct TypeValidation {
+    std::string type;
+    Calibration validation;
+    VoteAgreement agreement;
+};
+// Each type model's calibration (Model::type_models) from one inference pass per dump: a joint
+// model's every type, or the one type of a single-type model; no agreement.
+std::vector<TypeValidation> validate_types(const Model&, const std::vector<LabeledDump>&);
 
 // The kernel builds of dumps, distinct, in order: each dump's banner (graph/kernel_banner.hpp)
 // with its release, else its meta.json release with no banner; dumps with neither are skipped.
@@ -227,8 +248,9 @@ void drop_absent_pages(GraphBatch& b, std::span<const uint64_t> vaddr, double ra
 // The training loop. `log` receives progress and validation lines.
 struct TrainResult {
     Model model;
-    Calibration validation;
+    Calibration validation;    // a single-type model's (a joint model: 0, see types)
     VoteAgreement agreement;   // on the validation dumps at the final threshold (also in the model)
+    std::vector<TypeValidation> types;   // per object type, in the model's order (train and recalibrate)
     uint64_t steps_run = 0;
     double seconds = 0;
 };

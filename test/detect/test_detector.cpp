@@ -11,6 +11,9 @@
 #include <map>
 #include <fstream>
 #include <random>
+#include <numeric>
+#include <optional>
+#include <set>
 
 #include <unistd.h>
 
@@ -135,6 +138,88 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
     CHECK_FALSE(finished);
     CHECK(seen.size() == 3);
     CHECK(std::equal(seen.begin(), seen.end(), many.begin()));
+}
+
+// Issue #12 item 1: a joint model (several types, one network) runs once for all its types, and
+// each type's detections are those of its type model from the whole-graph run's joint classes.
+TEST_CASE("detect: a joint model — one network run for its types, each type's votes from its own classes") {
+    const test::Memory mem = test::random_memory(7, 96, 8);
+    MemoryGraph g = mem.build();
+    const std::vector<uint32_t> common = common_lengths(g);
+    REQUIRE(common.size() >= 4);
+    Model joint = keyed_model("", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f},   // task_struct
+                                   {0, common[1], 0.5f}, {32, common[3], 0.5f},                          // cred
+                                   {0, common[2], 0.8f}, {16, common[0], 0.4f}},                         // file
+                              5, g.params());
+    {   // output biases that spread the nodes over the classes (a random layer puts nearly all in one):
+        // each class's mean log-probability over the nodes taken off its logit
+        InferenceNet spread(joint.config, joint.params);
+        Mat<float> p;
+        spread.run(graph_input(g), p);
+        const Mat<float> mean = p.array().max(1e-30f).log().matrix().colwise().mean();
+        joint.params.cls_b(int(joint.params.classifier_depth) - 1) -= mean;
+    }
+    joint.object_type = "task_struct+cred+file";
+    joint.threshold = 0;
+    joint.parts = {{"task_struct", 3, 1.2f}, {"cred", 2, 0.9f}, {"file", 2, 0.85f}};
+    joint.parts[2].vote_window = 16;
+    joint.validate();
+    Detector det;
+    det.add_model(joint, "joint.cereal");
+    REQUIRE(det.model_count() == 3);
+    CHECK(det.model(0).object_type == "cred");   // type order
+    CHECK(det.model(0).key_nodes == std::vector<KeyNode>(joint.key_nodes.begin() + 3, joint.key_nodes.begin() + 5));
+    CHECK(det.model(1).vote_window == 16);
+    CHECK(det.source(2) == "joint.cereal");
+
+    // the reference: every node's joint class from the whole-graph run, each type's own class of it
+    InferenceNet net(joint.config, joint.params);
+    Mat<float> probs;
+    net.run(graph_input(g), probs);
+    const std::vector<uint32_t> joint_classes = argmax_classes(probs);
+    std::vector<uint32_t> all(g.node_count());
+    std::iota(all.begin(), all.end(), 0u);
+    std::vector<uint32_t> first;
+    std::vector<Model> types = joint.type_models(&first);
+    CHECK(first == std::vector<uint32_t>{1, 4, 6});
+    auto expected_at = [&](std::optional<float> threshold) {
+        std::map<std::string, std::vector<Detection>> by_type;
+        for (size_t t = 0; t < types.size(); ++t) {
+            std::vector<uint32_t> own(all.size());
+            for (size_t n = 0; n < all.size(); ++n)
+                own[n] = Model::type_class(joint_classes[n], first[t], uint32_t(types[t].key_nodes.size()));
+            by_type[types[t].object_type] =
+                select(g, types[t], vote(g, types[t], all, own), threshold.value_or(types[t].threshold));
+        }
+        std::vector<Detection> out;
+        for (auto& [type, found] : by_type) out.insert(out.end(), found.begin(), found.end());
+        return out;
+    };
+    const std::vector<Detection> expected = expected_at({});
+    std::set<std::string> found_types;
+    for (const Detection& d : expected) found_types.insert(d.type);
+    REQUIRE(found_types.size() >= 2);   // the test sees the classes of more than one type
+    CHECK(det.detect(g) == expected);
+    DetectOptions low;
+    low.threshold = 0.f;
+    CHECK(det.detect(g, low) == expected_at(0.f));
+    // one run: the first type (cred) ran the network over its types' rows, the others reused it
+    REQUIRE(det.last_timings().size() == 3);
+    CHECK(det.last_timings()[0].network_rows >= det.last_timings()[0].rows);
+    CHECK(det.last_timings()[0].network_rows > 0);
+    CHECK(det.last_timings()[1].network_rows == 0);
+    CHECK(det.last_timings()[2].network_rows == 0);
+    CHECK(det.last_timings()[2].rows > 0);
+
+    // a type of the joint model given again, by a single-type model, is refused naming both
+    Model cred = keyed_model("cred", {{0, common[1], 0.5f}, {32, common[3], 0.5f}}, 2, g.params());
+    cred.threshold = 0.9f;
+    try {
+        det.add_model(cred, "cred.cereal");
+        FAIL("a second cred model was accepted");
+    } catch (const InputError& e) {
+        CHECK(std::string(e.what()).find("two models for cred: cred (joint.cereal) and cred (cred.cereal)") != std::string::npos);
+    }
 }
 
 // Issue #11: on a dump cut below the kernel image (its window maps no present page) a model detects

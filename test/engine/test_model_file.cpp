@@ -414,3 +414,83 @@ TEST_CASE("format 5: the threshold for dumps without the kernel image round-trip
         CHECK_THROWS_WITH_AS(m.to_bytes(), doctest::Contains("threshold for dumps without the kernel image"), ModelError);
     }
 }
+
+// Issue #12 item 1: a joint model (several types, one network).
+namespace {
+Model joint_model() {
+    Model m = sample_model();   // 3 key nodes: task_struct's first two, cred's the third
+    m.object_type = "task_struct+cred";
+    m.threshold = 0;
+    m.provenance.validation_objects = m.provenance.validation_agreeing = 0;
+    m.parts = {{"task_struct", 2, 1.25f, 1.1f, 32, 50, 49}, {"cred", 1, 0.5f, 0, 0, 10, 10}};
+    return m;
+}
+}  // namespace
+
+TEST_CASE("format 6: a joint model round-trips, splits into its type models, and its parts are held to the rules") {
+    const Model j = joint_model();
+    const auto b = j.to_bytes();
+    CHECK(b[8] == 6);
+    CHECK(sample_model().to_bytes()[8] == 5);   // a single-type model stays readable by older builds
+    const Model l = Model::from_bytes(b);
+    CHECK(l.parts == j.parts);
+    CHECK(l.key_nodes == j.key_nodes);
+    std::vector<uint32_t> first;
+    const std::vector<Model> t = l.type_models(&first);
+    REQUIRE(t.size() == 2);
+    CHECK(first == std::vector<uint32_t>{1, 3});
+    CHECK(t[0].object_type == "task_struct");
+    CHECK(t[0].key_nodes == std::vector<KeyNode>(j.key_nodes.begin(), j.key_nodes.begin() + 2));
+    CHECK(t[0].config.classes == 3);
+    CHECK(t[0].threshold == 1.25f);
+    CHECK(t[0].image_absent_threshold == 1.1f);
+    CHECK(t[0].vote_window == 32);
+    CHECK(t[0].provenance.validation_agreeing == 49);
+    CHECK(t[0].params.tensors.empty());   // the network is the joint model's
+    CHECK(t[1].key_nodes == std::vector<KeyNode>{j.key_nodes[2]});
+    CHECK(t[1].single_vote_bound() == 0.f);   // one key node: every object is one vote
+    CHECK(Model::type_class(3, first[1], 1) == 1);
+    CHECK(Model::type_class(2, first[1], 1) == 0);   // task_struct's key node: no cred key node
+    CHECK(Model::type_class(2, first[0], 2) == 2);
+    CHECK(Model::type_class(0, first[0], 2) == 0);
+    // a single-type model is its own type model
+    CHECK(sample_model().type_models(&first).front().to_bytes() == sample_model().to_bytes());
+    CHECK(first == std::vector<uint32_t>{1});
+
+    auto refused = [](Model m, const char* what) {
+        CHECK_THROWS_WITH_AS(m.validate(), doctest::Contains(what), ModelError);
+    };
+    Model m = joint_model();
+    m.parts[1].key_count = 2;
+    refused(m, "its parts have 4 key nodes, the table 3");
+    m = joint_model();
+    m.parts[1].object_type = "task_struct";
+    refused(m, "two parts for task_struct");
+    m = joint_model();
+    m.object_type = "task_struct+file";
+    refused(m, "joint model of task_struct+file: its parts are task_struct+cred");
+    m = joint_model();
+    m.parts[0].key_count = 0;
+    m.parts[1].key_count = 3;
+    refused(m, "part task_struct: no key node");
+    m = joint_model();
+    m.threshold = 2.25f;
+    refused(m, "a threshold, vote window or agreement of its own");
+    m = joint_model();
+    m.parts[0].threshold = 1.f;   // task_struct's heaviest key node alone (weight 1)
+    refused(m, "task_struct: threshold 1 at or below one key node's vote");
+    m = joint_model();
+    m.parts[1].threshold = std::nanf("");
+    refused(m, "cred: threshold not finite");
+    m = joint_model();
+    m.parts[0].validation_agreeing = 51;
+    refused(m, "task_struct: validation agreement");
+    // in a file: a parts count of 0 or past the bound
+    for (uint32_t n : {0u, Model::kMaxParts + 1}) {
+        auto e = b;
+        const size_t at = e.size() - (4 + 2 * (4 + 4 + 4 + 4 + 4 + 8 + 8) + 11 + 4);   // the u32 before the parts
+        e[at] = uint8_t(n);
+        e[at + 1] = uint8_t(n >> 8);
+        CHECK(kind_of(rechecksum(e)) == ModelError::Kind::BadShape);
+    }
+}

@@ -32,8 +32,8 @@ namespace {
 constexpr uint64_t kRegion = 0x300000, kRegionEnd = 0x400000, kDirectMap = 0xffff800000000000ull;
 
 // A dataset dump: kRegion holds 256-byte slots, 40% of them "obj" objects (pointers at +0, +64,
-// +128 to other objects, random bytes between), the others random bytes with 0–3 pointers at
-// random aligned offsets. Writes dump.elf (CR3 in the QEMU note), labels.jsonl and DONE.
+// +128 to other objects, random bytes between), every third other one a "rec" object (pointers at
+// +0 and +96), the others random bytes with 0–3 pointers at random aligned offsets. Writes dump.elf (CR3 in the QEMU note), labels.jsonl and DONE.
 void write_dump(const fs::path& dir, uint64_t seed) {
     fs::create_directories(dir);
     auto img = test_images::build_x64_4level();
@@ -44,8 +44,15 @@ void write_dump(const fs::path& dir, uint64_t seed) {
     auto target = [&] { return kDirectMap + objects[rng() % objects.size()] + 8 * (rng() % 4); };
     for (uint64_t o : objects)
         for (uint64_t off : {0, 64, 128}) img.put64(o + off, target());
-    for (uint64_t s : slots)
-        for (uint64_t i = rng() % 4; i > 0; --i) img.put64(s + 8 * (rng() % 32), target());
+    std::vector<uint64_t> records;   // a second type for joint models: every third other slot
+    for (size_t i = 0; i < slots.size(); ++i) {
+        if (i % 3 == 0) {
+            records.push_back(slots[i]);
+            for (uint64_t off : {0, 96}) img.put64(slots[i] + off, target());
+            continue;
+        }
+        for (uint64_t k = rng() % 4; k > 0; --k) img.put64(slots[i] + 8 * (rng() % 32), target());
+    }
     const std::string elf = [&] {
         auto b = test_images::to_elf(img.bytes, {{0, img.bytes.size()}}, {{0x80050033, 0x1000, 0x3406f0, true}}, true);
         return std::string(b.begin(), b.end());
@@ -53,11 +60,12 @@ void write_dump(const fs::path& dir, uint64_t seed) {
     std::ofstream(dir / "dump.elf", std::ios::binary) << elf;
     std::ofstream labels(dir / "labels.jsonl");
     char line[200];
-    for (uint64_t o : objects) {
-        std::snprintf(line, sizeof line, "{\"vaddr\":\"0x%llx\",\"type\":\"obj\",\"size\":256,\"paddr\":\"0x%llx\",\"state\":\"live\"}\n",
-                      (unsigned long long)(kDirectMap + o), (unsigned long long)o);
-        labels << line;
-    }
+    for (const auto& [type, of_type] : {std::pair{"obj", &objects}, std::pair{"rec", &records}})
+        for (uint64_t o : *of_type) {
+            std::snprintf(line, sizeof line, "{\"vaddr\":\"0x%llx\",\"type\":\"%s\",\"size\":256,\"paddr\":\"0x%llx\",\"state\":\"live\"}\n",
+                          (unsigned long long)(kDirectMap + o), type, (unsigned long long)o);
+            labels << line;
+        }
     std::ofstream(dir / "DONE") << "";
 }
 
@@ -157,6 +165,43 @@ TEST_CASE("train: --resume is exact with planted-pointer and absent-page augment
     // a changed rate is another trajectory: refused on --resume
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.1 --batch.absent_rate 0.3") != 0);
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.05") != 0);
+}
+
+// Issue #12 item 1: data.type = a list trains one joint model; --resume is exact for it too; dmdetect
+// runs it (both types' fit records, one network).
+TEST_CASE("train: a joint model of two types (data.type = obj,rec), --resume exact, detected in one pass") {
+    const Dataset d;
+    const std::string full = (d.dir / "joint.cereal").string(), split = (d.dir / "split.cereal").string(),
+                      both = " --data.type obj,rec";
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + full + " --run.steps 10" + both) == 0, slurp(d.dir / "err.txt"));
+    const std::string printed = slurp(d.dir / "out.txt");
+    CHECK(printed.find(full + ": obj model, 10 steps") != std::string::npos);
+    CHECK(printed.find(full + ": rec model, 10 steps") != std::string::npos);
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 5" + both) == 0, slurp(d.dir / "err.txt"));
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 10 --resume" + both) == 0, slurp(d.dir / "err.txt"));
+    const Model f = Model::load(full), r = Model::load(split);
+    CHECK(max_relative_difference(f, r) == 0);
+    REQUIRE(f.joint());
+    CHECK(f.object_type == "obj+rec");
+    REQUIRE(f.parts.size() == 2);
+    CHECK(f.parts[0].object_type == "obj");
+    CHECK(f.parts[1].object_type == "rec");
+    CHECK(f.parts[0].key_count + f.parts[1].key_count == f.key_nodes.size());
+    CHECK(f.config.classes == f.key_nodes.size() + 1);
+    CHECK(f.parts[1].validation_objects > 0);   // each type calibrated and its agreement measured
+    // a single-type checkpoint does not resume as the joint run, nor the joint one as a single type
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume") != 0);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --data.type rec,obj") != 0);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --data.type obj,,rec") != 0);
+    CHECK(slurp(d.dir / "err.txt").find("data.type") != std::string::npos);
+
+    const std::string dump = (d.dir / "d-3" / "dump.elf").string();
+    REQUIRE_MESSAGE(run("DMDETECT", 0, "-w " + full + " -q --threads 1 --addresses-only --format json " + dump, d.dir) == 0,
+                    slurp(d.dir / "err.txt"));
+    const std::string out = slurp(d.dir / "out.txt");
+    std::vector<std::string> types;
+    parse_detections({reinterpret_cast<const uint8_t*>(out.data()), out.size()}, &types);
+    CHECK(types == std::vector<std::string>{"obj", "rec"});
 }
 
 TEST_CASE("train-mpi: two ranks train the single process's weights; --resume on two ranks is exact") {
