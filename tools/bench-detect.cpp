@@ -9,6 +9,10 @@
 // inference_budget() (detect.hpp) and unbounded, alternating (medians of --repeat, each run's peak
 // RSS, graph included, and its ratio to the graph's bytes, MemoryGraph::array_bytes: issue 12's
 // target is ≤ 1.5), and the process's peak RSS.
+// With --joint J.cereal (a joint model, engine.hpp Model::parts: one network for several types,
+// issue 12 item 1): the first model alone, every --weights model and the joint model, alternating
+// (medians of --repeat, default budget, peak RSS of each run), and the ratios of the per-type and the
+// joint paths to the first model's time (issue 12's target: the joint path ≤ 1.3× one type).
 // Threads: --threads or OMP_NUM_THREADS.
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
@@ -89,9 +93,11 @@ void print_timings(const std::vector<ModelTiming>& timings) {
     for (const ModelTiming& t : timings) {
         std::string frontier;
         for (uint64_t n : t.frontier) frontier += (frontier.empty() ? "" : "/") + std::to_string(n);
-        std::printf("  %-12s rows %8llu (%.3f s)  mu(t) nodes %-26s forward %.3f s  vote %.3f s  blocks %zu (largest %.1f MiB)\n",
-                    t.type.c_str(), static_cast<unsigned long long>(t.rows), t.rows_seconds, frontier.c_str(), t.forward,
-                    t.vote, t.blocks, double(t.block_bytes) / (1 << 20));
+        std::printf("  %-12s rows %8llu (%.3f s)  network rows %8llu  mu(t) nodes %-26s forward %.3f s  vote %.3f s  blocks %zu "
+                    "(largest %.1f MiB)\n",
+                    t.type.c_str(), static_cast<unsigned long long>(t.rows), t.rows_seconds,
+                    static_cast<unsigned long long>(t.network_rows), frontier.c_str(), t.forward, t.vote, t.blocks,
+                    double(t.block_bytes) / (1 << 20));
     }
 }
 
@@ -108,6 +114,8 @@ int main(int argc, char** argv) {
             "budget-divisors", po::value<std::string>(),
             "also run all types within the graph's bytes / D for each D of this comma list (e.g. 2,8), "
             "alternating with the default budget and unbounded")(
+            "joint", po::value<std::string>(),
+            "a joint model (several types, one network): timed beside the first model alone and every --weights model")(
             "dump", po::value<std::string>()->required(), "raw/ELF/LiME dump or .dmg");
         po::positional_options_description pos;
         pos.add("dump", 1);
@@ -191,8 +199,40 @@ int main(int argc, char** argv) {
             std::printf("bounded/unbounded time %.2f\n", median(secs[0]) / median(secs[B - 1]));
         }
 
+        if (vm.count("joint")) {   // one type, every type apart, every type in one network: alternating
+            Detector joint;
+            joint.add_model(vm["joint"].as<std::string>());
+            const std::pair<const char*, Detector*> paths[] = {{"1 type", &first}, {"per-type models", &all}, {"joint model", &joint}};
+            std::vector<std::vector<double>> secs(3), peaks(3);
+            std::vector<size_t> objects(3);
+            std::vector<std::vector<ModelTiming>> last(3);
+            for (unsigned r = 0; r < repeat; ++r)
+                for (size_t i = 0; i < 3; ++i) {
+                    reset_peak_rss();
+                    t0 = Clock::now();
+                    objects[i] = paths[i].second->detect(g, opt).size();
+                    secs[i].push_back(since(t0));
+                    last[i] = paths[i].second->last_timings();
+                    if (auto p = window_peak_rss_mib()) peaks[i].push_back(*p);
+                }
+            for (size_t i = 0; i < 3; ++i) {
+                std::printf("%-16s %zu types  median %.3f s (%zu objects)", paths[i].first, paths[i].second->model_count(),
+                            median(secs[i]), objects[i]);
+                if (!peaks[i].empty())
+                    std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[i]), median(peaks[i]) / graph_mib);
+                std::printf("\n");
+                print_timings(last[i]);
+            }
+            std::printf("per-type/1 type %.2f  joint/1 type %.2f  joint/per-type %.2f\n", median(secs[1]) / median(secs[0]),
+                        median(secs[2]) / median(secs[0]), median(secs[2]) / median(secs[1]));
+        }
+
         // The same first model over every node (no pruning), and how far the pruned run is from it.
         const Model& m = first.model(0);
+        if (m.params.tensors.empty()) {   // a joint model's part: its network is not this model's
+            std::printf("full forward    (not measured: the first model is joint)\npeak RSS        %.0f MiB\n", peak_rss_mib());
+            return 0;
+        }
         InferenceNet net(m.config, m.params);
         const GraphInput input = graph_input(g);
         Mat<float> full, pruned;

@@ -244,6 +244,12 @@ int run(int argc, char** argv, Communicator& world) {
     } else {
         for (const auto& p : shipped_models()) {
             Model m = load_model(p);
+            if (m.joint()) {   // picked per type among single-type models (pick_models): a joint one is given with -w
+                if (!vm.count("quiet") && world.rank() == 0)
+                    std::fprintf(stderr, "dmdetect: note: joint model %s (%s) not used without --weights\n",
+                                 terminal_text(p).c_str(), m.object_type.c_str());
+                continue;
+            }
             // --tree shows tasks only: the other types' models would run for nothing (newcomer 17:
             // 29.6 s with all six against 3.6 s with the task_struct model alone).
             if (vm.count("tree") && m.object_type != "task_struct") continue;
