@@ -330,12 +330,8 @@ private:
         size_t network = 0;   // in networks_
         uint32_t first_class = 1;   // the network's class of the model's first key node
     };
-    struct Network {
-        InferenceNet net;
-        uint32_t classes = 0;   // K of the network
-    };
     std::vector<Entry> entries_;
-    std::vector<Network> networks_;
+    std::vector<InferenceNet> networks_;   // one per model added (a joint model's types share theirs)
     std::vector<ModelTiming> timings_;
     std::vector<VoteAgreement> agreements_;
     std::vector<std::optional<float>> best_scores_;

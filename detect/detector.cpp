@@ -83,7 +83,7 @@ void Detector::add_model(Model model, std::string source) {
                                  " were trained on different memory graphs: " + d);
         }
     }
-    networks_.push_back(Network{InferenceNet(model.config, model.params), model.config.classes});
+    networks_.emplace_back(model.config, model.params);
     if (!model.joint()) types.push_back(std::move(model));   // the network keeps its weights (InferenceNet's copy)
     for (size_t t = 0; t < types.size(); ++t) {
         auto at = std::find_if(entries_.begin(), entries_.end(),
@@ -174,15 +174,15 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             }
             timing.rows_seconds = since(t0);
             t0 = Clock::now();
-            Network& n = networks_[e.network];
+            InferenceNet& net = networks_[e.network];
             std::vector<uint32_t> joint;   // each row's class: all its vote needs
-            n.net.set_memory_budget(budget);
-            n.net.run(input, all, joint);
+            net.set_memory_budget(budget);
+            net.run(input, all, joint);
             timing.network_rows = all.size();
-            timing.frontier = n.net.last_frontier();
-            timing.blocks = n.net.last_blocks();
-            timing.block_bytes = n.net.last_block_bytes();
-            n.net.release();   // the next network's run starts from nothing: peak memory = the largest one's
+            timing.frontier = net.last_frontier();
+            timing.blocks = net.last_blocks();
+            timing.block_bytes = net.last_block_bytes();
+            net.release();   // the next network's run starts from nothing: peak memory = the largest one's
             return_free_heap();
             for (size_t j : members) {
                 if (members.size() == 1) {
