@@ -195,7 +195,7 @@ int run(int argc, char** argv, Communicator& world) {
         "no-density-bound", "build the graph of a kdump or AVML file denser in pointers than any real kernel (memory_graph.hpp)")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
-        "quiet,q", "no progress on stderr")(
+        "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
         "kallsyms", po::value<std::string>(), kKallsymsHelp)(
@@ -335,7 +335,8 @@ int run(int argc, char** argv, Communicator& world) {
             for (size_t i : pick_models(shipped, banner, &notes, shipped_paths, graph.params().word_size,
                                         image_lacking))
                 picked.add_model(Model(shipped[i]), shipped_paths[i]);
-            for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
+            if (!vm.count("quiet"))   // which model was picked is not news to a script (newcomer 18: -q still printed it)
+                for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
             if (picked.model_count() == 0)
                 throw InputError(who + "no shipped model is for this dump's " + word_size_text(graph.params().word_size) +
                                  "; give --weights");
@@ -416,7 +417,8 @@ int run(int argc, char** argv, Communicator& world) {
         // A model with a threshold for dumps without the kernel image used it (detect.hpp,
         // detection_threshold): said once per such model.
         for (size_t i = 0; i < used.model_count(); ++i)
-            if (const Model& m = used.model(i); !detect.threshold && m.image_absent_threshold > 0 && used.last_thresholds().at(i) != m.threshold)
+            if (const Model& m = used.model(i);
+                !vm.count("quiet") && !detect.threshold && m.image_absent_threshold > 0 && used.last_thresholds().at(i) != m.threshold)
                 std::fprintf(stderr,
                              "dmdetect: note: %sthe dump lacks the kernel image: model %s detects at %s, its threshold "
                              "for such dumps (%s otherwise)\n",

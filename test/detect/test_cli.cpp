@@ -473,6 +473,11 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
                      "better\n") != std::string::npos);
     CHECK(parse_detections(bytes(j.out)).size() == 24);
     CHECK(j.out.rfind("{\"record\":\"kernel\",\"release\":\"6.1.0-47-amd64\",", 0) == 0);
+    // -q: the same output, no note on the choice (newcomer 18); the warning stays
+    Run q = run("DMDETECT", dump + opts + " --format json -q", dir, env);
+    CHECK(q.out == j.out);
+    CHECK(q.err.find("dmdetect: note: task_struct: chose") == std::string::npos);
+    CHECK(without_notes(q.err) == lacks);
     CHECK(j.out.find("\"model\":\"" + (dir / "models" / "b-6.1.cereal").string() + "\",\"fits\":true,\"build\":\"same-build\","
                      "\"agreement\":1.0000,\"objects\":24,\"agreeing\":24") != std::string::npos);
     Run t = run("DMDETECT", dump + opts + " --require-fit", dir, env);
