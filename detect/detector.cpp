@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -148,8 +149,11 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     thresholds_.clear();
     for (const Entry& e : entries_) thresholds_.push_back(detection_threshold(e.model, graph, opt.threshold));
     // Each entry's rows and their classes (its own: a joint class of another type is its class 0),
-    // filled when its network runs: at its first entry, for all of the network's entries.
+    // made when its network has run. A joint network keeps its rows' union and their joint classes, and
+    // each type's rows as a bit per node (N/8 bytes a type, at most Model::kMaxParts), until the type votes.
     std::vector<std::vector<uint32_t>> rows(entries_.size()), classes(entries_.size());
+    std::vector<std::vector<uint64_t>> own(entries_.size());
+    std::vector<uint32_t> all, joint;   // the last joint network's union of rows (ascending) and their classes
     std::vector<char> ran(networks_.size(), 0);
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];
@@ -161,42 +165,43 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             std::vector<size_t> members;
             for (size_t j = i; j < entries_.size(); ++j)
                 if (entries_[j].network == e.network) members.push_back(j);
-            for (size_t j : members)
+            const bool single = members.size() == 1;
+            all.clear();
+            std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
+            for (size_t j : members) {
                 rows[j] = opt.measure_agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
                                                 : voting_rows(graph, entries_[j].model, thresholds_[j]);
-            std::vector<uint32_t> all;   // the union, ascending
-            if (members.size() == 1) {
-                all = rows[i];
-            } else {
-                for (size_t j : members) all.insert(all.end(), rows[j].begin(), rows[j].end());
-                std::sort(all.begin(), all.end());
-                all.erase(std::unique(all.begin(), all.end()), all.end());
+                if (single) break;
+                own[j].assign((graph.node_count() + 63) / 64, 0);   // each type's rows, a bit per node
+                for (uint32_t r : rows[j]) own[j][r / 64] |= uint64_t{1} << (r % 64);
+                rows[j] = {};   // one type's row list at a time (attacker 20: 256 types held 1.2 GB)
+                if (any.empty()) any.assign(own[j].size(), 0);
+                for (size_t w = 0; w < any.size(); ++w) any[w] |= own[j][w];
             }
+            for (size_t w = 0; w < any.size(); ++w)
+                for (uint64_t bits = any[w]; bits; bits &= bits - 1)
+                    all.push_back(uint32_t(w * 64 + uint64_t(std::countr_zero(bits))));
             timing.rows_seconds = since(t0);
             t0 = Clock::now();
             InferenceNet& net = networks_[e.network];
-            std::vector<uint32_t> joint;   // each row's class: all its vote needs
             net.set_memory_budget(budget);
-            net.run(input, all, joint);
-            timing.network_rows = all.size();
+            net.run(input, single ? rows[i] : all, single ? classes[i] : joint);
+            timing.network_rows = single ? rows[i].size() : all.size();
             timing.frontier = net.last_frontier();
             timing.blocks = net.last_blocks();
             timing.block_bytes = net.last_block_bytes();
             net.release();   // the next network's run starts from nothing: peak memory = the largest one's
             return_free_heap();
-            for (size_t j : members) {
-                if (members.size() == 1) {
-                    classes[j] = std::move(joint);
-                    break;
-                }
-                const uint32_t first = entries_[j].first_class, keys = uint32_t(entries_[j].model.key_nodes.size());
-                classes[j].resize(rows[j].size());
-                for (size_t r = 0; r < rows[j].size(); ++r) {
-                    const size_t at = size_t(std::lower_bound(all.begin(), all.end(), rows[j][r]) - all.begin());
-                    classes[j][r] = Model::type_class(joint[at], first, keys);
-                }
-            }
             timing.forward = since(t0);
+        }
+        if (!own[i].empty()) {   // a joint network's type: its rows and own classes from the union's
+            const uint32_t first = e.first_class, keys = uint32_t(e.model.key_nodes.size());
+            for (size_t at = 0; at < all.size(); ++at)
+                if (own[i][all[at] / 64] >> (all[at] % 64) & 1) {
+                    rows[i].push_back(all[at]);
+                    classes[i].push_back(Model::type_class(joint[at], first, keys));
+                }
+            own[i] = {};
         }
         t0 = Clock::now();
         timing.rows = rows[i].size();

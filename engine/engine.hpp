@@ -48,6 +48,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace deepmem {
@@ -454,9 +455,11 @@ struct Model {
     // threshold 0 on the dev dump); key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
     // 4 or 8; vote_window ≤ kMaxVoteWindow; image_absent_threshold 0 or held to the threshold's rules.
-    // A joint model: at most kMaxParts parts of distinct, non-empty types without '+', each of ≥ 1
-    // key node, together every key node; object_type their join; each part held to the rules above
-    // (over its own key nodes); the joint model's own threshold, window and agreement 0.
+    // The object type a C identifier of at most 256 characters (a kernel struct's name: it is
+    // written into CSV and JSON output). A joint model: at most kMaxParts parts of distinct types, each
+    // of ≥ 1 key node, together every key node; object_type their join; each part held to the rules
+    // above (over its own key nodes); the joint model's own threshold, window and agreement 0; its
+    // provenance's bytes × parts ≤ kMaxJointProvenance.
     void validate() const;
     // The highest score one key node's vote alone gives a base (a score is the sum of its voters'
     // weights plus a bonus per further vote, detect/detect.hpp): the largest key-node weight; 0 for a
@@ -476,10 +479,14 @@ struct Model {
     // format 2 to 6 are read; a single-type model is written as format 5 (older builds read it),
     // a joint one as 6.
     static constexpr uint32_t kFormatVersion = 6;
-    static constexpr uint32_t kMaxParts = 256;
+    static constexpr uint32_t kMaxParts = 64;   // the detector keeps a bit per node for each
+    static constexpr uint64_t kMaxJointProvenance = uint64_t{64} << 20;   // provenance bytes × parts
     static constexpr uint32_t kOldestFormatVersion = 2;
 };
 
 uint64_t fnv1a64(std::span<const uint8_t>) noexcept;
+// An object type's name as model files and dmtrain take it: a C identifier (a kernel struct's name),
+// 1..256 characters.
+bool is_object_type_name(std::string_view) noexcept;
 
 }  // namespace deepmem

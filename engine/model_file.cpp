@@ -7,6 +7,8 @@
 #include <cereal/archives/portable_binary.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -179,6 +181,40 @@ Model Model::create(const ModelConfig& cfg, uint64_t seed) {
     return m;
 }
 
+namespace {
+}  // namespace
+
+bool is_object_type_name(std::string_view s) noexcept {
+    if (s.empty() || s.size() > 256 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+namespace {
+
+// Part i of a joint model as a type model (Model::type_models) without its provenance but the
+// validation agreement; `first` receives the joint class of its first key node.
+Model part_model(const Model& j, size_t i, uint32_t* first = nullptr) {
+    uint64_t from = 0;
+    for (size_t k = 0; k < i; ++k) from += j.parts[k].key_count;
+    const TypePart& t = j.parts[i];
+    Model m;
+    m.config = j.config;
+    m.config.classes = t.key_count + 1;
+    m.adam = j.adam;
+    m.object_type = t.object_type;
+    const uint64_t a = std::min<uint64_t>(from, j.key_nodes.size()), b = std::min<uint64_t>(from + t.key_count, j.key_nodes.size());
+    m.key_nodes.assign(j.key_nodes.begin() + ptrdiff_t(a), j.key_nodes.begin() + ptrdiff_t(b));
+    m.threshold = t.threshold;
+    m.vote_window = t.vote_window;
+    m.image_absent_threshold = t.image_absent_threshold;
+    m.graph = j.graph;
+    m.provenance.validation_objects = t.validation_objects;
+    m.provenance.validation_agreeing = t.validation_agreeing;
+    if (first) *first = uint32_t(from + 1);
+    return m;
+}
+}  // namespace
+
 void Model::validate() const {
     config.validate();
     check_shapes(config, params, "weights");
@@ -227,8 +263,6 @@ void Model::validate() const {
     std::string joined;
     uint64_t keys = 0;
     for (const TypePart& t : parts) {
-        if (t.object_type.empty() || t.object_type.find('+') != std::string::npos)
-            throw ModelError(Kind::BadConfig, 0, "joint model part '" + t.object_type + "': not an object type name");
         for (const TypePart& u : parts)
             if (&u != &t && u.object_type == t.object_type)
                 throw ModelError(Kind::BadConfig, 0, "joint model: two parts for " + t.object_type);
@@ -238,13 +272,23 @@ void Model::validate() const {
     }
     if (joined != object_type)
         throw ModelError(Kind::BadConfig, 0, "joint model of " + object_type + ": its parts are " + joined);
+    // Each of its type models carries the provenance (Model::type_models): bounded, so that no file
+    // makes the detector hold many copies of a large one.
+    uint64_t provenance_bytes = provenance.dataset_manifest_sha256.size() + provenance.kernel_build.size() +
+                                provenance.date.size() + provenance.training_config.size();
+    for (const KernelBuild& b : provenance.kernel_builds) provenance_bytes += b.release.size() + b.banner.size();
+    if (provenance_bytes * parts.size() > kMaxJointProvenance)
+        throw ModelError(Kind::BadConfig, 0, "joint model: its provenance (" + std::to_string(provenance_bytes) + " bytes) times its " +
+                                                 std::to_string(parts.size()) + " types is over " +
+                                                 std::to_string(kMaxJointProvenance >> 20) + " MiB");
     if (keys != key_nodes.size())
         throw ModelError(Kind::BadShape, 0, "joint model: its parts have " + std::to_string(keys) + " key nodes, the table " +
                                                 std::to_string(key_nodes.size()));
     if (threshold != 0 || image_absent_threshold != 0 || vote_window != 0 || provenance.validation_objects ||
         provenance.validation_agreeing)
         bad("joint model: a threshold, vote window or agreement of its own (each part has its own; expected 0)");
-    for (const Model& m : type_models()) {
+    for (size_t i = 0; i < parts.size(); ++i) {   // each part as its type model, without a copy of the provenance
+        Model m = part_model(*this, i);           // (attacker 20: 256 copies of a 4 MB provenance took 1 GB)
         try {
             validate_detection(m);
         } catch (const ModelError& e) {
@@ -254,6 +298,9 @@ void Model::validate() const {
 }
 
 void Model::validate_detection(const Model& m) {
+    if (!is_object_type_name(m.object_type))
+        throw ModelError(Kind::BadConfig, 0, "object type '" + m.object_type.substr(0, 64) +
+                                                 "' is not a C identifier of at most 256 characters (a kernel struct's name)");
     const float threshold = m.threshold, image_absent_threshold = m.image_absent_threshold;
     const std::vector<KeyNode>& key_nodes = m.key_nodes;
     if (m.provenance.validation_agreeing > m.provenance.validation_objects)
@@ -295,6 +342,7 @@ void Model::validate_detection(const Model& m) {
     }
 }
 
+
 std::vector<Model> Model::type_models(std::vector<uint32_t>* first_class) const {
     if (first_class) first_class->clear();
     if (!joint()) {
@@ -302,25 +350,14 @@ std::vector<Model> Model::type_models(std::vector<uint32_t>* first_class) const 
         return {*this};
     }
     std::vector<Model> out;
-    uint32_t first = 1;
-    for (const TypePart& t : parts) {
-        Model m;
-        m.config = config;
-        m.config.classes = t.key_count + 1;
-        m.adam = adam;
-        m.object_type = t.object_type;
-        const size_t from = std::min<size_t>(first - 1, key_nodes.size());
-        m.key_nodes.assign(key_nodes.begin() + ptrdiff_t(from),
-                           key_nodes.begin() + ptrdiff_t(std::min<size_t>(from + t.key_count, key_nodes.size())));
-        m.threshold = t.threshold;
-        m.vote_window = t.vote_window;
-        m.image_absent_threshold = t.image_absent_threshold;
-        m.graph = graph;
-        m.provenance = provenance;
-        m.provenance.validation_objects = t.validation_objects;
-        m.provenance.validation_agreeing = t.validation_agreeing;
+    for (size_t i = 0; i < parts.size(); ++i) {
+        uint32_t first = 0;
+        Model m = part_model(*this, i, &first);
+        const uint64_t objects = m.provenance.validation_objects, agreeing = m.provenance.validation_agreeing;
+        m.provenance = provenance;   // parts × provenance ≤ kMaxJointProvenance (validate)
+        m.provenance.validation_objects = objects;
+        m.provenance.validation_agreeing = agreeing;
         if (first_class) first_class->push_back(first);
-        first += t.key_count;
         out.push_back(std::move(m));
     }
     return out;

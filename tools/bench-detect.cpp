@@ -137,8 +137,8 @@ int main(int argc, char** argv) {
         for (const auto& w : weights) all.add_model(w);
         Detector first;
         first.add_model(weights.front());
-        std::printf("dump            %s\nthreads         %d\nmodels          %zu\n", dump.c_str(), omp_get_max_threads(),
-                    weights.size());
+        std::printf("dump            %s\nthreads         %d\nmodels          %zu (%zu types)\n", dump.c_str(), omp_get_max_threads(),
+                    weights.size(), all.model_count());
 
         auto t0 = Clock::now();
         MemoryGraph g = all.open_graph(dump);
@@ -148,10 +148,10 @@ int main(int argc, char** argv) {
         std::vector<ModelTiming> timings;
         size_t found = 0;
         double one = best_detect(first, g, opt, repeat, timings, found);
-        std::printf("detect 1 type   %.3f s (%s, %zu objects)\n", one, first.model(0).object_type.c_str(), found);
+        std::printf("detect 1 model  %.3f s (%s, %zu objects)\n", one, first.model(0).object_type.c_str(), found);
         print_timings(timings);
         double every = best_detect(all, g, opt, repeat, timings, found);
-        std::printf("detect %zu types  %.3f s (%zu objects)\n", weights.size(), every, found);
+        std::printf("detect %zu types  %.3f s (%zu objects)\n", all.model_count(), every, found);
         print_timings(timings);
 
         // All types within the memory budget (the default, inference_budget()), within graph bytes / D for
@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
                     if (auto p = window_peak_rss_mib()) peaks[i].push_back(*p);
                 }
             for (size_t i = 0; i < B; ++i) {
-                std::printf("detect %zu types, %s  median %.3f s (%zu objects)", weights.size(), budgets[i].first.c_str(),
+                std::printf("detect %zu types, %s  median %.3f s (%zu objects)", all.model_count(), budgets[i].first.c_str(),
                             median(secs[i]), objects[i]);
                 if (windows && !peaks[i].empty())
                     std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[i]), median(peaks[i]) / graph_mib);
@@ -202,7 +202,15 @@ int main(int argc, char** argv) {
         if (vm.count("joint")) {   // one type, every type apart, every type in one network: alternating
             Detector joint;
             joint.add_model(vm["joint"].as<std::string>());
-            const std::pair<const char*, Detector*> paths[] = {{"1 type", &first}, {"per-type models", &all}, {"joint model", &joint}};
+            if (joint.model_count() < 2 || !joint.model(0).params.tensors.empty())
+                throw po::error("--joint " + vm["joint"].as<std::string>() + " is not a joint model (several types, one network)");
+            for (size_t i = 0; i < std::max(joint.model_count(), all.model_count()); ++i)
+                if (i >= joint.model_count() || i >= all.model_count() || joint.model(i).object_type != all.model(i).object_type) {
+                    std::printf("note            the joint model's types differ from the --weights models': ratios compare "
+                                "different work\n");
+                    break;
+                }
+            const std::pair<const char*, Detector*> paths[] = {{"first model", &first}, {"--weights models", &all}, {"joint model", &joint}};
             std::vector<std::vector<double>> secs(3), peaks(3);
             std::vector<size_t> objects(3);
             std::vector<std::vector<ModelTiming>> last(3);
@@ -216,15 +224,17 @@ int main(int argc, char** argv) {
                     if (auto p = window_peak_rss_mib()) peaks[i].push_back(*p);
                 }
             for (size_t i = 0; i < 3; ++i) {
-                std::printf("%-16s %zu types  median %.3f s (%zu objects)", paths[i].first, paths[i].second->model_count(),
+                std::printf("%-16s (%zu type%s)  median %.3f s (%zu objects)", paths[i].first, paths[i].second->model_count(),
+                            paths[i].second->model_count() == 1 ? "" : "s",
                             median(secs[i]), objects[i]);
                 if (!peaks[i].empty())
                     std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[i]), median(peaks[i]) / graph_mib);
                 std::printf("\n");
                 print_timings(last[i]);
             }
-            std::printf("per-type/1 type %.2f  joint/1 type %.2f  joint/per-type %.2f\n", median(secs[1]) / median(secs[0]),
-                        median(secs[2]) / median(secs[0]), median(secs[2]) / median(secs[1]));
+            std::printf("--weights/first %.2f  joint/first %.2f  joint/--weights %.2f  (a joint model's network runs once: its "
+                        "rows' time and forward are its first type's)\n",
+                        median(secs[1]) / median(secs[0]), median(secs[2]) / median(secs[0]), median(secs[2]) / median(secs[1]));
         }
 
         // The same first model over every node (no pruning), and how far the pruned run is from it.

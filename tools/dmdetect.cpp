@@ -256,7 +256,9 @@ int run(int argc, char** argv, Communicator& world) {
             shipped.push_back(std::move(m));
             shipped_paths.push_back(p);
         }
-        if (shipped.empty()) throw InputError("--tree: no shipped task_struct model; give --weights");
+        if (shipped.empty())
+            throw InputError(vm.count("tree") ? "--tree: no shipped task_struct model; give --weights"
+                                              : "no shipped single-type model (a joint model is given with --weights)");
         detector.add_model(shipped.front(), shipped_paths.front());
     }
 
@@ -266,7 +268,7 @@ int run(int argc, char** argv, Communicator& world) {
     std::set<std::string> warned;
     auto warn_low_threshold = [&](const Model& m, const std::string& source) {
         const float bound = m.single_vote_bound();
-        if (!detect.threshold || *detect.threshold > bound || !(*detect.threshold >= 0) || !warned.insert(source).second ||
+        if (!detect.threshold || *detect.threshold > bound || !(*detect.threshold >= 0) || !warned.insert(source + '\n' + m.object_type).second ||
             world.rank() != 0)
             return;   // (a negative or NaN one is the Detector's error)
         std::fprintf(stderr,

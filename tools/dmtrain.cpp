@@ -38,7 +38,9 @@ po::options_description config_options(TrainConfig& c) {
     po::options_description o("configuration (INI sections and keys; also accepted as --section.key)");
     o.add_options()
         ("data.manifest", po::value(&c.manifest), "dataset manifest.json (tools/make-dataset)")
-        ("data.type", po::value(&c.object_type), "object type: task_struct, mm_struct, cred, file, dentry, module")
+        ("data.type", po::value(&c.object_type),
+         "object type: task_struct, mm_struct, cred, file, dentry, module; a comma list trains one joint model of them "
+         "(one network, model format 6)")
         ("data.max_train_dumps", whole_value(&c.max_train_dumps), "use the first N train dumps (0 = all)")
         ("data.max_validation_dumps", whole_value(&c.max_validation_dumps), "use the first N validation dumps (0 = all)")
         ("data.split_by", po::value(&c.split_by)->default_value(c.split_by), "dump: the manifest's splits; build: leave data.holdout_build out of training")
@@ -120,9 +122,11 @@ int run(int argc, char** argv, Communicator& world) {
     if (world.rank() != 0) return 0;
     for (const TypeValidation& v : r.types) {   // one line per type (a joint model: several)
         const auto& s = v.validation.score;
-        std::printf("%s: %s model, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "
+        const std::string what = r.model.joint() ? "joint model of " + std::to_string(r.types.size()) + " types, " + v.type
+                                                 : v.type + " model";
+        std::printf("%s: %s, %llu steps in %.0f s; validation precision %.4f recall %.4f F1 %.4f at threshold %.4f, "
                     "vote agreement %llu of %llu candidate objects\n",
-                    cfg.output.c_str(), v.type.c_str(), (unsigned long long)r.steps_run, r.seconds, s.precision(),
+                    cfg.output.c_str(), what.c_str(), (unsigned long long)r.steps_run, r.seconds, s.precision(),
                     s.recall(), s.f1(), v.validation.threshold, (unsigned long long)v.agreement.agreeing,
                     (unsigned long long)v.agreement.objects);
     }

@@ -70,11 +70,11 @@ std::vector<std::string> TrainConfig::object_types() const {
     for (size_t a = 0; a <= object_type.size();) {
         const size_t b = std::min(object_type.find(',', a), object_type.size());
         std::string item = object_type.substr(a, b - a);
-        while (!item.empty() && item.front() == ' ') item.erase(0, 1);
-        while (!item.empty() && item.back() == ' ') item.pop_back();
-        if (item.empty() || item.find('+') != std::string::npos)
-            throw InputError("config key data.type: '" + object_type +
-                             "' must be an object type or a comma list of them (e.g. task_struct,cred)");
+        const size_t from = item.find_first_not_of(" \t"), to = item.find_last_not_of(" \t");
+        item = from == std::string::npos ? "" : item.substr(from, to - from + 1);
+        if (!is_object_type_name(item))
+            throw InputError("config key data.type: '" + object_type.substr(0, 200) +
+                             "' must be an object type (a C identifier) or a comma list of them (e.g. task_struct,cred)");
         if (std::find(out.begin(), out.end(), item) != out.end())
             throw InputError("config key data.type: " + item + " named twice");
         out.push_back(std::move(item));
@@ -115,7 +115,9 @@ std::string num(double v) {
 // The keys that define the training trajectory (what --resume must find unchanged).
 std::string trajectory_ini(const TrainConfig& c) {
     std::ostringstream o;
-    o << "[data]\nmanifest = " << c.manifest << "\ntype = " << c.object_type
+    std::string types;   // the list as parsed: "a, b" and "a,b" are one trajectory
+    for (const std::string& t : c.object_types()) types += (types.empty() ? "" : ",") + t;
+    o << "[data]\nmanifest = " << c.manifest << "\ntype = " << types
       << "\nmax_train_dumps = " << c.max_train_dumps << "\nmax_validation_dumps = " << c.max_validation_dumps;
     if (c.split_by != "dump") o << "\nsplit_by = " << c.split_by << "\nholdout_build = " << c.holdout_build;   // older models' text unchanged
     o << "\n\n[keys]\ncount = " << c.key_nodes << "\nmin_frequency = " << num(c.min_frequency);
@@ -285,6 +287,7 @@ struct Pools {
     std::vector<uint32_t> hard;       // class-0 nodes whose length equals a key node's
     std::vector<uint32_t> mined;      // class-0 nodes the model of the last checkpoint lets vote
     std::vector<std::vector<uint32_t>> type_positives;   // a joint model's: the positives of each type
+    std::vector<uint64_t> taken;      // … and of each type, its key-node nodes that are an earlier type's
 };
 
 // See Mining and Ranks in the contract. Returns the number of mined nodes.
@@ -328,6 +331,7 @@ Pools make_pools(const LabeledDump& d, std::span<const NodeLabels> labels, std::
         p.classes = node_classes(labels[0], type_keys[0]);
     } else {   // a key node of some type wins; else ignored in a freed object of some type; else 0
         p.classes.assign(d.graph.node_count(), 0);
+        p.taken.assign(labels.size(), 0);
         std::vector<char> ignored(d.graph.node_count(), 0);
         uint32_t first = 1;
         for (size_t t = 0; t < labels.size(); ++t) {
@@ -335,6 +339,7 @@ Pools make_pools(const LabeledDump& d, std::span<const NodeLabels> labels, std::
             for (size_t n = 0; n < c.size(); ++n) {
                 if (c[n] == kIgnoredClass) ignored[n] = 1;
                 else if (c[n] >= 1 && p.classes[n] == 0) p.classes[n] = first + c[n] - 1;
+                else if (c[n] >= 1) ++p.taken[t];   // an earlier type's key node already
             }
             first += uint32_t(type_keys[t].size());
         }
@@ -667,7 +672,7 @@ struct Recalibration {
     std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
 };
 Recalibration start_recalibration(const TrainConfig& cfg, const std::string& model_path,
-                                  const std::function<void(const std::string&)>& log) {
+                                  const std::function<void(const std::string&)>& log, bool single_type = false) {
     cfg.validate();
     if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
     Recalibration r;
@@ -676,6 +681,9 @@ Recalibration start_recalibration(const TrainConfig& cfg, const std::string& mod
         refuse_output_over_inputs(outputs, inputs);
     }
     r.model = Model::load(model_path);
+    if (single_type && r.model.joint())
+        throw InputError("--image-absent: model '" + model_path + "' is joint (" + r.model.object_type +
+                         "); a threshold for dumps without the kernel image is chosen for single-type models");
     std::string named;   // data.type's list as a joint model names its types
     for (const std::string& t : cfg.object_types()) named += (named.empty() ? "" : "+") + t;
     if (r.model.object_type != named)
@@ -718,10 +726,7 @@ TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
 
 TrainResult recalibrate_image_absent(const TrainConfig& cfg, const std::string& model_path,
                                      const std::function<void(const std::string&)>& log) {
-    Recalibration r = start_recalibration(cfg, model_path, log);
-    if (r.model.joint())
-        throw InputError("--image-absent: model '" + model_path + "' is joint (" + r.model.object_type +
-                         "); a threshold for dumps without the kernel image is chosen for single-type models");
+    Recalibration r = start_recalibration(cfg, model_path, log, /*single_type=*/true);
     const size_t all = r.val_dumps.size();
     std::erase_if(r.val_dumps, [](const LabeledDump& d) { return !lacks_kernel_image(d.graph); });
     if (r.val_dumps.empty())
@@ -805,9 +810,14 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         for (const auto& d : train_dumps) of_type.push_back(label_nodes(d, types[t]));
         try {
             type_keys.push_back(select_key_nodes(of_type, cfg.key_nodes, cfg.min_frequency, builds, cfg.min_per_build));
-        } catch (const InputError& e) {
-            if (types.size() == 1) throw;
-            throw InputError(types[t] + ": " + e.what());
+        } catch (const InputError& e) {   // e.g. no live object of the type: name it, and the types there are
+            std::set<std::string> labeled;
+            for (const auto& d : train_dumps)
+                for (const TruthObject& o : d.truth) labeled.insert(o.type);
+            std::string list;
+            for (const std::string& l : labeled) list += (list.empty() ? "" : ", ") + l;
+            throw InputError("config key data.type: " + types[t] + ": " + e.what() + " (labeled types: " +
+                             (list.empty() ? "none" : list) + ")");
         }
         keys.insert(keys.end(), type_keys.back().begin(), type_keys.back().end());
         for (size_t d = 0; d < train_dumps.size(); ++d) labels[d].push_back(std::move(of_type[d]));
@@ -826,10 +836,25 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         std::ostringstream o;
         o << objects[t] << " " << types[t] << " objects, " << type_keys[t].size() << " key nodes (offset/length[+ = open end]/weight):";
         for (const auto& k : type_keys[t]) o << " " << k.offset << "/" << k.length << (k.open_end ? "+" : "") << "/" << num(k.weight);
-        if (t + 1 == types.size())
+        if (types.size() == 1)
             o << "; " << positives << " key-node nodes, " << hard << " same-length negatives (" << duration(since()) << ")";
         log(o.str());
     }
+    for (size_t t = 0; t < types.size() && types.size() > 1; ++t) {   // attacker 20: a type lost every positive, silently
+        uint64_t taken = 0, own = 0;
+        for (const Pools& p : pools) {
+            taken += p.taken[t];
+            own += p.type_positives[t].size();
+        }
+        if (taken)
+            log("warning: " + types[t] + ": " + std::to_string(taken) + " of its " + std::to_string(taken + own) +
+                " key-node nodes are key nodes of a type listed before it, and train as that type's" +
+                (own ? "" : ": it has none left and will detect nothing; train it apart"));
+    }
+    if (types.size() > 1)
+        log("joint model of " + std::to_string(types.size()) + " types, " + std::to_string(keys.size()) + " key nodes: " +
+            std::to_string(positives) + " key-node nodes, " + std::to_string(hard) + " same-length negatives (" +
+            duration(since()) + ")");
 
     ModelConfig mc;
     mc.input_width = train_dumps.front().graph.params().feature_bytes;
@@ -961,10 +986,14 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             if (std::find(model.provenance.kernel_builds.begin(), model.provenance.kernel_builds.end(), b) ==
                 model.provenance.kernel_builds.end())
                 model.provenance.kernel_builds.push_back(std::move(b));
-        for (const TypeValidation& v : result.types)
+        for (const TypeValidation& v : result.types) {
             log("final validation (" + std::to_string(val_dumps.size()) + " dumps): " + (model.joint() ? v.type + ": " : "") +
                 score_line(v.validation) + "; vote agreement " + std::to_string(v.agreement.agreeing) + " of " +
                 std::to_string(v.agreement.objects) + " candidate objects");
+            if (v.validation.score.tp == 0)   // newcomer 19: a type that will detect nothing, said at once
+                log("warning: " + v.type + ": no validation object found at any threshold: the model detects none "
+                    "(train longer, or check the type's labels)");
+        }
         std::string builds;
         for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
         log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));

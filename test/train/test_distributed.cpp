@@ -175,8 +175,8 @@ TEST_CASE("train: a joint model of two types (data.type = obj,rec), --resume exa
                       both = " --data.type obj,rec";
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + full + " --run.steps 10" + both) == 0, slurp(d.dir / "err.txt"));
     const std::string printed = slurp(d.dir / "out.txt");
-    CHECK(printed.find(full + ": obj model, 10 steps") != std::string::npos);
-    CHECK(printed.find(full + ": rec model, 10 steps") != std::string::npos);
+    CHECK(printed.find(full + ": joint model of 2 types, obj, 10 steps") != std::string::npos);
+    CHECK(printed.find(full + ": joint model of 2 types, rec, 10 steps") != std::string::npos);
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 5" + both) == 0, slurp(d.dir / "err.txt"));
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 10 --resume" + both) == 0, slurp(d.dir / "err.txt"));
     const Model f = Model::load(full), r = Model::load(split);
@@ -194,6 +194,9 @@ TEST_CASE("train: a joint model of two types (data.type = obj,rec), --resume exa
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --data.type rec,obj") != 0);
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --data.type obj,,rec") != 0);
     CHECK(slurp(d.dir / "err.txt").find("data.type") != std::string::npos);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --data.type obj,task_struct") != 0);
+    CHECK(slurp(d.dir / "err.txt").find("config key data.type: task_struct: no live objects of the type in the training "
+                                        "dumps (labeled types: obj, rec)") != std::string::npos);
 
     const std::string dump = (d.dir / "d-3" / "dump.elf").string();
     REQUIRE_MESSAGE(run("DMDETECT", 0, "-w " + full + " -q --threads 1 --addresses-only --format json " + dump, d.dir) == 0,
