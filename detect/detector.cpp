@@ -4,6 +4,7 @@
 
 #include "graph/layers.hpp"
 #include "graph/memory_budget.hpp"
+#include "graph/parallel_errors.hpp"
 
 #include <cmath>
 #include <algorithm>
@@ -167,16 +168,28 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 if (entries_[j].network == e.network) members.push_back(j);
             const bool single = members.size() == 1;
             all.clear();
+            auto rows_of = [&](size_t j) {
+                return opt.measure_agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
+                                             : voting_rows(graph, entries_[j].model, thresholds_[j]);
+            };
             std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
-            for (size_t j : members) {
-                rows[j] = opt.measure_agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
-                                                : voting_rows(graph, entries_[j].model, thresholds_[j]);
-                if (single) break;
-                own[j].assign((graph.node_count() + 63) / 64, 0);   // each type's rows, a bit per node
-                for (uint32_t r : rows[j]) own[j][r / 64] |= uint64_t{1} << (r % 64);
-                rows[j] = {};   // one type's row list at a time (attacker 20: 256 types held 1.2 GB)
-                if (any.empty()) any.assign(own[j].size(), 0);
-                for (size_t w = 0; w < any.size(); ++w) any[w] |= own[j][w];
+            if (single) {
+                rows[i] = rows_of(i);
+            } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
+                       // 256 types' lists held 1.2 GB), each kept as a bit per node
+                ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1)
+                for (size_t m = 0; m < members.size(); ++m)
+                    errors.run([&] {
+                        const size_t j = members[m];
+                        const std::vector<uint32_t> r = rows_of(j);
+                        own[j].assign((graph.node_count() + 63) / 64, 0);
+                        for (uint32_t n : r) own[j][n / 64] |= uint64_t{1} << (n % 64);
+                    });
+                errors.rethrow();
+                any.assign((graph.node_count() + 63) / 64, 0);
+                for (size_t j : members)
+                    for (size_t w = 0; w < any.size(); ++w) any[w] |= own[j][w];
             }
             for (size_t w = 0; w < any.size(); ++w)
                 for (uint64_t bits = any[w]; bits; bits &= bits - 1)
