@@ -154,7 +154,11 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     // each type's rows as a bit per node (N/8 bytes a type, at most Model::kMaxParts), until the type votes.
     std::vector<std::vector<uint32_t>> rows(entries_.size()), classes(entries_.size());
     std::vector<std::vector<uint64_t>> own(entries_.size());
-    std::vector<uint32_t> all, joint;   // the last joint network's union of rows (ascending) and their classes
+    // per joint network: the union of its types' rows (ascending) and their joint classes, kept until its
+    // last type has voted (another network's types may vote in between: types vote in name order)
+    std::vector<std::vector<uint32_t>> union_rows(networks_.size()), joint_classes(networks_.size());
+    std::vector<size_t> to_vote(networks_.size(), 0);
+    for (const Entry& e : entries_) ++to_vote[e.network];
     std::vector<char> ran(networks_.size(), 0);
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];
@@ -167,7 +171,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             for (size_t j = i; j < entries_.size(); ++j)
                 if (entries_[j].network == e.network) members.push_back(j);
             const bool single = members.size() == 1;
-            all.clear();
+            std::vector<uint32_t>& all = union_rows[e.network];
             auto rows_of = [&](size_t j) {
                 return opt.measure_agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
                                              : voting_rows(graph, entries_[j].model, thresholds_[j]);
@@ -198,7 +202,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             t0 = Clock::now();
             InferenceNet& net = networks_[e.network];
             net.set_memory_budget(budget);
-            net.run(input, single ? rows[i] : all, single ? classes[i] : joint);
+            net.run(input, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network]);
             timing.network_rows = single ? rows[i].size() : all.size();
             timing.frontier = net.last_frontier();
             timing.blocks = net.last_blocks();
@@ -209,12 +213,18 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         }
         if (!own[i].empty()) {   // a joint network's type: its rows and own classes from the union's
             const uint32_t first = e.first_class, keys = uint32_t(e.model.key_nodes.size());
+            const std::vector<uint32_t>& all = union_rows[e.network];
+            const std::vector<uint32_t>& joint = joint_classes[e.network];
             for (size_t at = 0; at < all.size(); ++at)
                 if (own[i][all[at] / 64] >> (all[at] % 64) & 1) {
                     rows[i].push_back(all[at]);
                     classes[i].push_back(Model::type_class(joint[at], first, keys));
                 }
             own[i] = {};
+        }
+        if (--to_vote[e.network] == 0) {   // the network's last type: its union is done with
+            union_rows[e.network] = {};
+            joint_classes[e.network] = {};
         }
         t0 = Clock::now();
         timing.rows = rows[i].size();

@@ -211,6 +211,19 @@ TEST_CASE("detect: a joint model — one network run for its types, each type's 
     CHECK(det.last_timings()[2].network_rows == 0);
     CHECK(det.last_timings()[2].rows > 0);
 
+    // a single-type model whose type sorts between the joint model's (cred < dentry < file): each
+    // network's types keep their own rows (a shared union was cleared by the dentry run: no file found)
+    Model dentry = keyed_model("dentry", {{0, common[2], 0.5f}, {16, common[1], 0.5f}}, 3, g.params());
+    dentry.threshold = 0.9f;
+    Detector alone, mixed;
+    alone.add_model(dentry);
+    mixed.add_model(joint, "joint.cereal");
+    mixed.add_model(dentry);
+    std::vector<Detection> joint_part, dentry_part;
+    for (const Detection& d : mixed.detect(g)) (d.type == "dentry" ? dentry_part : joint_part).push_back(d);
+    CHECK(joint_part == expected);
+    CHECK(dentry_part == alone.detect(g));
+
     // a type of the joint model given again, by a single-type model, is refused naming both
     Model cred = keyed_model("cred", {{0, common[1], 0.5f}, {32, common[3], 0.5f}}, 2, g.params());
     cred.threshold = 0.9f;
