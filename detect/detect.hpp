@@ -289,6 +289,10 @@ public:
     void add_model(const std::string& path);
     void add_model(Model model, std::string source = {});
     size_t model_count() const noexcept { return entries_.size(); }   // object types
+    // Keeps the models of these object types only: a joint model's other types are dropped, and its
+    // network then runs over the kept types' rows alone (`dmdetect --types`). InputError naming a type
+    // no model detects.
+    void keep_types(std::span<const std::string> types);
     // One type's model, in object-type order (a joint model's part: its type model, no weights).
     const Model& model(size_t i) const { return entries_.at(i).model; }
     const GraphParams& graph_params() const;                           // InputError without models
@@ -329,6 +333,7 @@ private:
         std::string source;   // file name or caller's label, for messages
         size_t network = 0;   // in networks_
         uint32_t first_class = 1;   // the network's class of the model's first key node
+        bool joint_part = false;    // a joint model's type: the network's classes are not its own
     };
     std::vector<Entry> entries_;
     std::vector<InferenceNet> networks_;   // one per model added (a joint model's types share theirs)

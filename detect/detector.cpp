@@ -86,12 +86,23 @@ void Detector::add_model(Model model, std::string source) {
         }
     }
     networks_.emplace_back(model.config, model.params);
-    if (!model.joint()) types.push_back(std::move(model));   // the network keeps its weights (InferenceNet's copy)
+    const bool joint = model.joint();
+    if (!joint) types.push_back(std::move(model));   // the network keeps its weights (InferenceNet's copy)
     for (size_t t = 0; t < types.size(); ++t) {
         auto at = std::find_if(entries_.begin(), entries_.end(),
                                [&](const Entry& e) { return e.model.object_type > types[t].object_type; });
-        entries_.insert(at, Entry{std::move(types[t]), source, networks_.size() - 1, first[t]});
+        entries_.insert(at, Entry{std::move(types[t]), source, networks_.size() - 1, first[t], joint});
     }
+}
+
+void Detector::keep_types(std::span<const std::string> types) {
+    for (const std::string& t : types)
+        if (std::none_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.model.object_type == t; })) {
+            std::string have;
+            for (const Entry& e : entries_) have += (have.empty() ? "" : ", ") + e.model.object_type;
+            throw InputError("no model detects " + t + " (the models detect: " + (have.empty() ? "nothing" : have) + ")");
+        }
+    std::erase_if(entries_, [&](const Entry& e) { return std::find(types.begin(), types.end(), e.model.object_type) == types.end(); });
 }
 
 const GraphParams& Detector::graph_params() const {
@@ -170,7 +181,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             std::vector<size_t> members;
             for (size_t j = i; j < entries_.size(); ++j)
                 if (entries_[j].network == e.network) members.push_back(j);
-            const bool single = members.size() == 1;
+            const bool single = !e.joint_part;   // else its classes are mapped, even for one type kept (keep_types)
             std::vector<uint32_t>& all = union_rows[e.network];
             auto rows_of = [&](size_t j) {
                 return opt.measure_agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])

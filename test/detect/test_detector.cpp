@@ -224,6 +224,27 @@ TEST_CASE("detect: a joint model — one network run for its types, each type's 
     CHECK(joint_part == expected);
     CHECK(dentry_part == alone.detect(g));
 
+    // keep_types (dmdetect --types): the joint network runs for the kept types alone, their detections unchanged
+    Detector some;
+    some.add_model(joint, "joint.cereal");
+    const std::vector<std::string> keep{"file", "cred"};
+    some.keep_types(keep);
+    REQUIRE(some.model_count() == 2);
+    std::vector<Detection> kept;
+    for (const Detection& d : expected)
+        if (d.type != "task_struct") kept.push_back(d);
+    CHECK(some.detect(g) == kept);
+    det.detect(g);   // the whole joint model at the same thresholds: its network ran over more rows
+    CHECK(some.last_timings()[0].network_rows > 0);
+    CHECK(some.last_timings()[0].network_rows < det.last_timings()[0].network_rows);
+    some.keep_types(std::vector<std::string>{"file"});   // one type of a joint model left: its classes still mapped
+    std::vector<Detection> files;
+    for (const Detection& d : expected)
+        if (d.type == "file") files.push_back(d);
+    CHECK(some.detect(g) == files);
+    CHECK_THROWS_WITH_AS(some.keep_types(std::vector<std::string>{"module"}),
+                         doctest::Contains("no model detects module (the models detect: file)"), InputError);
+
     // a type of the joint model given again, by a single-type model, is refused naming both
     Model cred = keyed_model("cred", {{0, common[1], 0.5f}, {32, common[3], 0.5f}}, 2, g.params());
     cred.threshold = 0.9f;

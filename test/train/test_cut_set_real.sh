@@ -46,7 +46,7 @@ cat "$t/log"
 if "$build/tools/dmgraph" info "$t/cut.dmg" | grep -q "^kernel image .*(the dump lacks it)"; then
   [ "$rc" -eq 0 ] || fail "dmtrain refused a cut that lacks the kernel image (rc $rc)"
   grep -q "threshold for dumps without the kernel image: " "$t/log" || fail "no threshold chosen"
-  "$dmdetect" -w "$t/m.cereal" "$c/dump.raw" --addresses-only -q --format json -o "$t/det.jsonl" 2> "$t/det.err" \
+  "$dmdetect" -w "$t/m.cereal" "$c/dump.raw" --addresses-only --format json -o "$t/det.jsonl" 2> "$t/det.err" \
     || fail "dmdetect: $(cat "$t/det.err")"
   grep -q "the dump lacks the kernel image: model task_struct detects at" "$t/det.err" || fail "dmdetect: $(cat "$t/det.err")"
   echo "the cut lacks the kernel image: $(grep -o 'threshold for dumps without the kernel image: [0-9.]*' "$t/log")"
