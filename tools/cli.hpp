@@ -15,6 +15,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -160,6 +161,22 @@ inline void refuse_output_or_stdout_over_inputs(const boost::program_options::va
                                                 std::span<const std::string> inputs) {
     if (vm.count("output")) refuse_output_over_inputs(std::vector{vm["output"].as<std::string>()}, inputs);
     else refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
+}
+
+// The object types an option names as a comma list (dmdetect and dmeval --types): its non-empty items,
+// each once, in order; a usage error when it names none.
+inline std::vector<std::string> type_list_option(const boost::program_options::variables_map& vm, const char* key) {
+    std::vector<std::string> out;
+    if (!vm.count(key)) return out;
+    const std::string list = vm[key].as<std::string>();
+    for (size_t p = 0; p <= list.size();) {
+        const size_t c = std::min(list.find(',', p), list.size());
+        if (std::string t = list.substr(p, c - p); !t.empty() && std::find(out.begin(), out.end(), t) == out.end())
+            out.push_back(std::move(t));
+        p = c + 1;
+    }
+    if (out.empty()) throw boost::program_options::error(std::string("--") + key + " names no type");
+    return out;
 }
 
 // A whole-number option value: decimal or 0x hex (parse_address). Boost's own parser reads "-5" as

@@ -65,7 +65,6 @@
 #include <iostream>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -233,15 +232,9 @@ int run(int argc, char** argv, Communicator& world) {
         inputs.push_back(vm["dump-file"].as<std::string>());
     }
     refuse_output_or_stdout_over_inputs(vm, inputs);
-    std::vector<std::string> only;   // --types
-    if (vm.count("types")) {
-        std::stringstream list(vm["types"].as<std::string>());
-        for (std::string t; std::getline(list, t, ',');)
-            if (!t.empty() && std::find(only.begin(), only.end(), t) == only.end()) only.push_back(t);
-        if (only.empty()) throw po::error("--types names no type");
-        if (vm.count("tree") && only != std::vector<std::string>{"task_struct"})
-            throw po::error("--tree shows tasks: --types task_struct, or no --types");
-    }
+    const std::vector<std::string> only = type_list_option(vm, "types");
+    if (vm.count("tree") && !only.empty() && only != std::vector<std::string>{"task_struct"})
+        throw po::error("--tree shows tasks: --types task_struct, or no --types");
     DetectOptions detect;
     if (vm.count("threshold")) detect.threshold = vm["threshold"].as<float>();
     detect.measure_agreement = true;

@@ -60,16 +60,7 @@ int run(int argc, char** argv) {
     if (!vm.count("detections") || !vm.count("labels")) throw po::error("DETECTIONS and LABELS are required");
     const std::string fmt = vm["format"].as<std::string>();
     if (fmt != "table" && fmt != "json") throw po::error("--format must be table or json");
-    std::vector<std::string> types;
-    if (vm.count("types")) {
-        const std::string list = vm["types"].as<std::string>();
-        for (size_t p = 0; p <= list.size();) {
-            size_t c = std::min(list.find(',', p), list.size());
-            if (c > p) types.push_back(list.substr(p, c - p));
-            p = c + 1;
-        }
-        if (types.empty()) throw po::error("--types names no type");
-    }
+    std::vector<std::string> types = type_list_option(vm, "types");
     const std::string inputs[] = {vm["detections"].as<std::string>(), vm["labels"].as<std::string>()};
     refuse_fd_over_inputs(STDOUT_FILENO, "standard output", inputs);
     std::vector<std::string> run_types;

@@ -249,8 +249,8 @@ std::vector<TypeValidation> validate_types(const Model& model, const std::vector
     const auto joint = dump_classes(model, dumps);
     std::vector<uint32_t> first;
     std::vector<TypeValidation> out;
-    for (const Model& m : model.type_models(&first)) {
-        const auto own = own_classes(joint, first[out.size()], uint32_t(m.key_nodes.size()));
+    for (const Model& m : model.type_models(&first)) {   // a single-type model's classes are its own
+        const auto own = model.joint() ? own_classes(joint, first[out.size()], uint32_t(m.key_nodes.size())) : joint;
         out.push_back({m.object_type, calibration_of(m, dumps, own, nullptr, nullptr), {}});
     }
     return out;
