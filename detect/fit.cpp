@@ -247,6 +247,47 @@ std::string word_size_text(uint32_t word_size) {
     return std::to_string(word_size) + "-byte words (" + (word_size == 4 ? "32-bit or PAE" : "x86-64") + " paging)";
 }
 
+std::string format_model_list(std::span<const Model> models, std::span<const std::string> sources,
+                              DetectionFormat format) {
+    if (format == DetectionFormat::Csv) throw InputError("--list-models writes table or json, not csv");
+    const bool json = format == DetectionFormat::Json;
+    std::string out;
+    for (size_t f = 0; f < models.size(); ++f) {
+        const std::vector<Model> types = models[f].joint() ? models[f].type_models() : std::vector<Model>{};
+        for (const Model& m : models[f].joint() ? std::span<const Model>(types) : models.subspan(f, 1)) {
+            std::string builds, keys;
+            for (const KernelBuild& b : model_builds(m))
+                builds += (builds.empty() ? "" : json ? "," : ", ") + (json ? json_string(b.release) : b.release);
+            for (const KeyNode& k : m.key_nodes) keys += (keys.empty() ? "" : json ? "," : " ") + (json ? json_string(k.text()) : k.text());
+            const Provenance& p = m.provenance;
+            const bool measured = p.validation_objects > 0, absent = m.image_absent_threshold > 0;
+            auto num = [](float x) {   // six digits: the threshold the model holds, not the 2 decimals of a fit line
+                char b[32];
+                std::snprintf(b, sizeof b, "%.6g", double(x));
+                return std::string(b);
+            };
+            if (json) {
+                out += "{\"record\":\"model\",\"type\":" + json_string(m.object_type) + ",\"model\":" + json_string(sources[f]) +
+                       ",\"joint\":" + (models[f].joint() ? "true" : "false") + ",\"word_size\":" + std::to_string(m.graph.word_size) +
+                       ",\"builds\":[" + builds + "],\"threshold\":" + num(m.threshold) + ",\"image_absent_threshold\":" +
+                       (absent ? num(m.image_absent_threshold) : "null") + ",\"vote_window\":" + std::to_string(m.vote_window) +
+                       ",\"validation_objects\":" + std::to_string(p.validation_objects) + ",\"validation_agreeing\":" +
+                       std::to_string(p.validation_agreeing) + ",\"key_nodes\":[" + keys + "],\"trained\":" + json_string(p.date) + "}\n";
+            } else {
+                out += m.object_type + ": " + sources[f] + (models[f].joint() ? " (joint model of " + std::to_string(types.size()) + " types)" : "") +
+                       "\n  " + word_size_text(m.graph.word_size) + "; builds: " + (builds.empty() ? "not recorded" : builds) +
+                       "\n  threshold " + num(m.threshold) +
+                       (absent ? ", " + num(m.image_absent_threshold) + " on dumps without the kernel image" : "") +
+                       "; vote window " + std::to_string(m.vote_window) + " bytes; validation vote agreement " +
+                       (measured ? std::to_string(p.validation_agreeing) + " of " + std::to_string(p.validation_objects) : "not measured") +
+                       "; trained " + (p.date.empty() ? "(no date)" : p.date) + "\n  " + std::to_string(m.key_nodes.size()) +
+                       (m.key_nodes.size() == 1 ? " key node" : " key nodes") + " (offset/length[+ = open end]/weight): " + keys + "\n";
+            }
+        }
+    }
+    return out;
+}
+
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
                                 std::vector<std::string>* notes, std::span<const std::string> sources, uint32_t word_size,
                                 bool lacks_image) {

@@ -153,6 +153,17 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
 std::vector<size_t> pick_models(std::span<const Model> models, const std::optional<FoundBanner>& dump,
                                 std::vector<std::string>* notes = nullptr, std::span<const std::string> sources = {},
                                 uint32_t word_size = 0, bool lacks_image = false);
+// `dmdetect --list-models`: what each model file holds, read from the file alone (no dump): `models`
+// as loaded, `sources` their paths (one each). One entry per object type (a joint model's types one
+// each, Model::type_models, marked joint), giving the word size, the kernel builds it was trained on (model_builds),
+// the detection threshold and the one for dumps without the kernel image (json null when it has
+// none), the vote window (bytes), the validation vote agreement (0 of 0: not measured), the key
+// nodes (KeyNode::text: offset/length[+]/weight, bytes from the object's start) and the training
+// date. Json: one {"record":"model",…} line each; Table: a few text lines each; Csv: refused
+// (InputError) — key-node lists are not one column.
+std::string format_model_list(std::span<const Model> models, std::span<const std::string> sources,
+                              DetectionFormat format);
+
 // "4-byte words (32-bit or PAE paging)" / "8-byte words (x86-64 paging)": a graph's word size as
 // the notes and errors about it say it.
 std::string word_size_text(uint32_t word_size);

@@ -360,6 +360,9 @@ struct KeyNode {
     bool matches(uint32_t segment_length) const noexcept {
         return open_end ? segment_length >= length : segment_length == length;
     }
+    // "offset/length[+]/weight" (+: open end; the weight in its shortest exact text): how dmtrain's
+    // log and dmdetect --list-models write a key node.
+    std::string text() const;
     bool operator==(const KeyNode&) const = default;
 };
 // One kernel build a model was trained on: its release (`uname -r`, from the dump's meta.json or

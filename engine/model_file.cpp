@@ -363,6 +363,10 @@ std::vector<Model> Model::type_models(std::vector<uint32_t>* first_class) const 
     return out;
 }
 
+std::string KeyNode::text() const {
+    return std::to_string(offset) + "/" + std::to_string(length) + (open_end ? "+/" : "/") + shortest(weight);
+}
+
 float Model::single_vote_bound() const noexcept {
     if (key_nodes.size() < 2) return 0.f;
     float bound = 0.f;

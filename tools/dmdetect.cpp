@@ -5,6 +5,7 @@
 //            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--no-density-bound] [--dtb ADDR]
 //            [--threads N] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree] [--dump-file FILE]
 //            [--addresses-only]
+//   dmdetect --list-models [--weights M.cereal …] [--format table|json] [--output FILE]
 //
 // DUMP is a raw/ELF/LiME/kdump/AVML dump (its graph is built once with the models' parameters) or a .dmg built
 // by `dmgraph build` (told by its magic; refused when built with other parameters). Without
@@ -75,6 +76,7 @@ namespace {
 
 const char* kUsage =
     "usage: dmdetect [--weights M.cereal [--weights M2.cereal ...]] DUMP... [options]\n"
+    "       dmdetect --list-models [--weights M.cereal ...] [--format table|json]\n"
     "  DUMP: raw/ELF/LiME/kdump/AVML memory dump, or a .dmg from `dmgraph build`; several, or a\n"
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
@@ -204,10 +206,25 @@ int run(int argc, char** argv, Communicator& world) {
         "types", po::value<std::string>(),
         "detect only these object types (comma list, e.g. task_struct,file); a joint model runs for those alone")(
         "dump-file", po::value<std::string>(), "with a .dmg DUMP: read the objects from this copy of its dump (moved or converted since; its bytes are checked)")(
-        "addresses-only", "do not read the objects' fields");
+        "addresses-only", "do not read the objects' fields")(
+        "list-models", "print what each model holds (the shipped ones, or --weights: type, builds, word size, thresholds, "
+                       "vote window, key nodes) and exit; no DUMP");
     const auto parsed = parse_command_line(argc, argv, o, {{"dump", -1}}, kUsage);
     if (!parsed) return 0;
     const po::variables_map& vm = *parsed;
+    if (vm.count("list-models")) {
+        if (vm.count("dump")) throw po::error("--list-models reads model files only: no DUMP");
+        const std::vector<std::string> paths =
+            vm.count("weights") ? vm["weights"].as<std::vector<std::string>>() : shipped_models();
+        if (paths.empty()) throw InputError("no shipped models; give --weights");
+        std::vector<Model> models;
+        for (const std::string& p : paths) models.push_back(load_model(p));
+        const std::string text = format_model_list(models, paths, parse_detection_format(vm["format"].as<std::string>()));
+        refuse_output_or_stdout_over_inputs(vm, paths);
+        if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
+        else std::fwrite(text.data(), 1, text.size(), stdout);   // errors: finish_stdout (tools/cli.hpp)
+        return 0;
+    }
     if (!vm.count("dump")) throw po::error("no DUMP given");
     bool batch = false;
     const std::vector<std::string> dumps = dump_list(vm["dump"].as<std::vector<std::string>>(), batch);

@@ -835,7 +835,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     for (size_t t = 0; t < types.size(); ++t) {
         std::ostringstream o;
         o << objects[t] << " " << types[t] << " objects, " << type_keys[t].size() << " key nodes (offset/length[+ = open end]/weight):";
-        for (const auto& k : type_keys[t]) o << " " << k.offset << "/" << k.length << (k.open_end ? "+" : "") << "/" << num(k.weight);
+        for (const auto& k : type_keys[t]) o << " " << k.text();
         if (types.size() == 1)
             o << "; " << positives << " key-node nodes, " << hard << " same-length negatives (" << duration(since()) << ")";
         log(o.str());
