@@ -326,6 +326,9 @@ public:
     // (detection_threshold).
     const std::vector<float>& last_thresholds() const noexcept { return thresholds_; }
     const std::string& source(size_t i) const { return entries_.at(i).source; }
+    // Model i is one type of a joint model (add_model of a format-6 file): its network and weights are
+    // the joint model's, not in model(i) (whose params are empty).
+    bool is_joint_part(size_t i) const { return entries_.at(i).joint_part; }
 
 private:
     struct Entry {

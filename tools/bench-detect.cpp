@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
         if (vm.count("joint")) {   // one type, every type apart, every type in one network: alternating
             Detector joint;
             joint.add_model(vm["joint"].as<std::string>());
-            if (joint.model_count() < 2 || !joint.model(0).params.tensors.empty())
+            if (joint.model_count() < 2 || !joint.is_joint_part(0))
                 throw po::error("--joint " + vm["joint"].as<std::string>() + " is not a joint model (several types, one network)");
             for (size_t i = 0; i < std::max(joint.model_count(), all.model_count()); ++i)
                 if (i >= joint.model_count() || i >= all.model_count() || joint.model(i).object_type != all.model(i).object_type) {
@@ -239,7 +239,7 @@ int main(int argc, char** argv) {
 
         // The same first model over every node (no pruning), and how far the pruned run is from it.
         const Model& m = first.model(0);
-        if (m.params.tensors.empty()) {   // a joint model's part: its network is not this model's
+        if (first.is_joint_part(0)) {   // its network is not this model's
             std::printf("full forward    (not measured: the first model is joint)\npeak RSS        %.0f MiB\n", peak_rss_mib());
             return 0;
         }

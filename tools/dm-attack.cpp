@@ -296,7 +296,7 @@ int run(int argc, char** argv) {
         const std::string weights = vm["weights"].as<std::string>();
         det.add_model(weights);
         const Model& model = det.model(0);
-        if (det.model_count() > 1 || model.params.tensors.empty())   // its search runs the task_struct model's own network
+        if (det.model_count() > 1 || det.is_joint_part(0))   // its search runs the task_struct model's own network
             throw InputError("hide: " + weights + " is a joint model (several types, one network): give a task_struct model");
         if (model.object_type != "task_struct") throw InputError("hide: " + weights + " is a " + model.object_type + " model, not task_struct");
         const auto phys = PhysicalLayer::open((in / "dump.elf").string());
