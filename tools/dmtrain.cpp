@@ -71,6 +71,8 @@ po::options_description config_options(TrainConfig& c) {
         ("run.seed", whole_value(&c.seed), "seed of initialisation, sampling and dropout")
         ("run.threads", po::value(&c.threads)->default_value(c.threads), "OpenMP threads (0 = all)")
         ("run.output", po::value(&c.output), "model file to write (checkpoint: OUTPUT.ckpt)")
+        ("run.optimiser_state", po::value(&c.optimiser_state)->default_value(c.optimiser_state),
+         "keep Adam's moments in run.output (false: a third of the size, as shipped; the checkpoint keeps them)")
         ("votes.windows", po::value(&c.vote_windows)->default_value(c.vote_windows), "vote windows in bytes to choose from on validation, comma list (0 = exact bases; e.g. 0,32,64,128 tolerates fields shifted by another build)");
     return o;
 }

@@ -145,6 +145,7 @@ std::string TrainConfig::to_ini() const {
     o << trajectory_ini(*this) << "steps = " << steps << "\nvalidate_every = " << validate_every;
     if (mined_fraction == 0) o << "\ncheckpoint_every = " << checkpoint_every;
     o << "\nthreads = " << threads << "\noutput = " << output << "\n";
+    if (!optimiser_state) o << "optimiser_state = false\n";   // older models' text unchanged
     if (vote_windows != "0") o << "\n[votes]\nwindows = " << vote_windows << "\n";   // older models' text unchanged
     return o.str();
 }
@@ -700,10 +701,19 @@ Recalibration start_recalibration(const TrainConfig& cfg, const std::string& mod
     return r;
 }
 
+// run.output: the model, without Adam's moments when run.optimiser_state is false.
+void save_output(const TrainConfig& cfg, const Model& model) {
+    if (cfg.optimiser_state) return model.save(cfg.output);
+    Model shipped = model;
+    shipped.adam_state.m = {};
+    shipped.adam_state.v = {};
+    shipped.save(cfg.output);
+}
+
 TrainResult finish_recalibration(const TrainConfig& cfg, Recalibration& r, TrainResult result, const std::string& what) {
     r.model.provenance.training_config += "\n[recalibrated]\nmanifest = " + cfg.manifest +
                                           "\nmanifest_sha256 = " + r.manifest.sha256 + "\n" + what + "\n";
-    r.model.save(cfg.output);
+    save_output(cfg, r.model);
     result.model = std::move(r.model);
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - r.t0).count();
     return result;
@@ -997,7 +1007,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         std::string builds;
         for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
         log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));
-        model.save(cfg.output);
+        save_output(cfg, model);
         model.save(ckpt);
     }
     result.model = std::move(model);

@@ -144,6 +144,9 @@ struct TrainConfig {
     static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
     int threads = 0;                 // 0 = OpenMP default
     std::string output;              // final model path; checkpoint = output + ".ckpt"
+    // Adam's moments in `output` (false: they are left out, the file is a third of the size, as the
+    // shipped models; the checkpoint keeps them, --resume is unchanged). Also what --recalibrate writes.
+    bool optimiser_state = true;
     // [votes]
     std::string vote_windows = "0";  // comma list of vote windows (bytes) to choose from; see Windows
     std::vector<uint32_t> vote_window_list() const;   // parsed, distinct, in order; InputError when bad

@@ -162,6 +162,19 @@ TEST_CASE("train: --resume is exact with planted-pointer and absent-page augment
     CHECK(f.provenance.training_config.find("absent_rate = 0.3") != std::string::npos);
     CHECK(p.provenance.training_config.find("plant_rate") == std::string::npos);   // older models' text
     CHECK(p.provenance.training_config.find("absent_rate") == std::string::npos);
+    // run.optimiser_state = false: the same weights without Adam's moments (the shipped models'
+    // form, a third of the size); the checkpoint keeps them
+    const std::string lean = (d.dir / "lean.cereal").string();
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + lean + " --run.steps 10 --run.optimiser_state false" + plant) == 0,
+                    slurp(d.dir / "err.txt"));
+    const Model l = Model::load(lean), lc = Model::load(lean + ".ckpt");
+    CHECK(max_relative_difference(f, l) == 0);
+    CHECK(l.adam_state.m.tensors.empty());
+    CHECK(l.adam_state.v.tensors.empty());
+    CHECK(lc.adam_state.m.tensors.size() == f.adam_state.m.tensors.size());
+    CHECK(2 * fs::file_size(lean) < fs::file_size(full));
+    CHECK(l.provenance.training_config.find("optimiser_state = false") != std::string::npos);
+    CHECK(f.provenance.training_config.find("optimiser_state") == std::string::npos);   // older models' text
     // a changed rate is another trajectory: refused on --resume
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.1 --batch.absent_rate 0.3") != 0);
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.05") != 0);
