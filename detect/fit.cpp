@@ -407,6 +407,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    std::to_string(f.agreement.agreeing) + ",\"validation_agreement\":" +
                    (f.expected ? fraction(*f.expected) : "null") + ",\"missing_key_nodes\":[" + missing(f) +
                    "],\"reason\":" + json_string(f.reason) + ",\"checked\":" + (f.checked ? "true" : "false") +
+                   ",\"not_judged\":" + (f.not_judged.empty() ? "null" : json_string(f.not_judged)) +
                    (f.threshold ? ",\"threshold\":" + score_text(*f.threshold) : "") + "}\n";
         } else {
             // Without a candidate object nothing was measured: "unknown", not "yes" (a dump whose

@@ -281,6 +281,9 @@ TEST_CASE("fit: a model of per-build key nodes is judged by build alone") {
     CHECK(same.not_judged == "key nodes chosen per build");
     CHECK(format_fit_report(banner("5.10.0-46-amd64"), std::span(&same, 1), DetectionFormat::Table)
               .find("votes agree on 0 of 50 candidate objects (0.0%; not judged: key nodes chosen per build)") != std::string::npos);
+    // and the JSON record says it too (newcomer 21: "fits":true,"checked":true beside 0 of 150 agreeing)
+    CHECK(format_fit_report(banner("5.10.0-46-amd64"), std::span(&same, 1), DetectionFormat::Json)
+              .find("\"checked\":true,\"not_judged\":\"key nodes chosen per build\"") != std::string::npos);
     const ModelFit version = assess_fit(m, "m.cereal", banner("6.1.0-57-rt-amd64"), none);
     CHECK(version.fits);
     CHECK(version.reason.find("layouts of 2 builds") != std::string::npos);
@@ -399,7 +402,7 @@ TEST_CASE("fit: kernel and fit records in the output, skipped when detections ar
     const ModelFit reached = assess_fit(m, "m.cereal", b, VoteAgreement{10, 1, {}}, ScoreReach{4.535f, 9.f});
     const std::string lacking = format_fit_report(std::nullopt, std::span(&reached, 1), DetectionFormat::Json, true);
     CHECK(lacking.rfind("{\"record\":\"kernel\",\"release\":null,\"banner\":null,\"kernel_image\":\"lacking\"}\n", 0) == 0);
-    CHECK(lacking.find(",\"checked\":false,\"threshold\":4.53}\n") != std::string::npos);   // score_text: two decimals
+    CHECK(lacking.find(",\"checked\":false,\"not_judged\":null,\"threshold\":4.53}\n") != std::string::npos);   // score_text: two decimals
     CHECK(format_fit_report(b, {}, DetectionFormat::Json, false).find(",\"kernel_image\":\"present\"}") != std::string::npos);
     CHECK(format_fit_report(b, std::span(&reached, 1), DetectionFormat::Table, true)
               .find("# kernel image: lacking (models detect at their thresholds for such dumps)\n# fit task_struct: NO") !=
