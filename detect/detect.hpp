@@ -164,6 +164,11 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text);
 struct TypeScore {
     uint64_t tp = 0, fp = 0, fn = 0, freed_found = 0, freed_total = 0, freed_inside = 0;
     std::vector<uint64_t> missed, spurious;   // vaddrs, ascending
+    // Precision is undefined with no detection (tp + fp == 0), recall with no object (tp + fn == 0):
+    // precision()/recall() return 1.0 there (the threshold calibration's convention, F1 then 0 or 1);
+    // reports print "n/a" / null where has_precision()/has_recall() is false.
+    bool has_precision() const noexcept { return tp + fp > 0; }
+    bool has_recall() const noexcept { return tp + fn > 0; }
     double precision() const noexcept { return tp + fp ? double(tp) / double(tp + fp) : 1.0; }
     double recall() const noexcept { return tp + fn ? double(tp) / double(tp + fn) : 1.0; }
     double f1() const noexcept {

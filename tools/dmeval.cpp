@@ -43,7 +43,10 @@ std::string addresses(const std::vector<uint64_t>& v, size_t limit, bool json) {
     return s;
 }
 
-std::string number(double v) {
+// "0.1234"; a measure that is undefined (no detection for precision, no object for recall) is JSON's
+// null and the table's "n/a", never 1.0 (newcomer 19: precision 1.0000 beside 0 detections).
+std::string number(double v, bool defined, bool json) {
+    if (!defined) return json ? "null" : "n/a";
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.4f", v);
     return buf;
@@ -102,8 +105,8 @@ int run(int argc, char** argv) {
     if (fmt == "json") {
         for (const auto& [type, s] : scores)
             out += "{\"type\":\"" + type + "\",\"tp\":" + std::to_string(s.tp) + ",\"fp\":" + std::to_string(s.fp) +
-                   ",\"fn\":" + std::to_string(s.fn) + ",\"precision\":" + number(s.precision()) +
-                   ",\"recall\":" + number(s.recall()) + ",\"f1\":" + number(s.f1()) +
+                   ",\"fn\":" + std::to_string(s.fn) + ",\"precision\":" + number(s.precision(), s.has_precision(), true) +
+                   ",\"recall\":" + number(s.recall(), s.has_recall(), true) + ",\"f1\":" + number(s.f1(), true, true) +
                    ",\"freed_found\":" + std::to_string(s.freed_found) + ",\"freed_total\":" + std::to_string(s.freed_total) +
                    ",\"freed_inside\":" + std::to_string(s.freed_inside) +
                    ",\"missed_count\":" + std::to_string(s.missed.size()) + ",\"missed\":[" + addresses(s.missed, limit, true) +
@@ -115,9 +118,10 @@ int run(int argc, char** argv) {
                       "recall", "F1");
         out += buf;
         for (const auto& [type, s] : scores) {
-            std::snprintf(buf, sizeof buf, "%-14s %7llu %7llu %7llu %9.4f %7.4f %7.4f\n", type.c_str(),
+            std::snprintf(buf, sizeof buf, "%-14s %7llu %7llu %7llu %9s %7s %7s\n", type.c_str(),
                           static_cast<unsigned long long>(s.tp), static_cast<unsigned long long>(s.fp),
-                          static_cast<unsigned long long>(s.fn), s.precision(), s.recall(), s.f1());
+                          static_cast<unsigned long long>(s.fn), number(s.precision(), s.has_precision(), false).c_str(),
+                          number(s.recall(), s.has_recall(), false).c_str(), number(s.f1(), true, false).c_str());
             out += buf;
         }
         for (const auto& [type, s] : scores) {

@@ -138,7 +138,10 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(ev4.status == 0);
     CHECK(ev4.out == ev.out);
     Run ev3 = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels2.jsonl").string(), dir);
-    CHECK(ev3.out.find("\ntask_struct          0       0       1") != std::string::npos);
+    CHECK(ev3.out.find("\ntask_struct          0       0       1       n/a  0.0000  0.0000\n") != std::string::npos);
+    Run ev3j = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels2.jsonl").string() + " --format json", dir);
+    CHECK(ev3j.out.find("{\"type\":\"task_struct\",\"tp\":0,\"fp\":0,\"fn\":1,\"precision\":null,\"recall\":0.0000,") !=
+          std::string::npos);
     // dmbaseline pslist's warnings in its output (a task list cut short) change nothing for dmeval
     const std::vector<std::string> cut{"init_task.tasks: loop at 0xffff800000300020 after 3 entries"};
     write(dir / "w.jsonl", format_warnings(cut, DetectionFormat::Json) + json.out);
