@@ -248,9 +248,45 @@ std::string word_size_text(uint32_t word_size) {
 }
 
 std::string format_model_list(std::span<const Model> models, std::span<const std::string> sources,
-                              DetectionFormat format) {
+                              DetectionFormat format, bool picks) {
     if (format == DetectionFormat::Csv) throw InputError("--list-models writes table or json, not csv");
     const bool json = format == DetectionFormat::Json;
+    // What dmdetect DUMP would pick, per single-type model: for each build a listed model records
+    // (the dump's banner being that build's), and for a dump without a banner.
+    std::vector<std::vector<std::string>> picked_for(models.size());
+    std::vector<char> picked_bannerless(models.size(), 0);
+    if (picks) {
+        std::vector<Model> single;
+        std::vector<size_t> index;   // single[i] is models[index[i]]
+        std::vector<std::pair<KernelBuild, uint32_t>> builds;   // distinct, first-seen order, with a word size
+        for (size_t f = 0; f < models.size(); ++f) {
+            if (models[f].joint()) continue;
+            single.push_back(models[f]);
+            index.push_back(f);
+            for (const KernelBuild& b : model_builds(models[f]))
+                if (std::find(builds.begin(), builds.end(), std::pair{b, models[f].graph.word_size}) == builds.end())
+                    builds.emplace_back(b, models[f].graph.word_size);
+        }
+        // A build recorded without its banner (format-2 files) stands for any banner of its release:
+        // where another model records that release's banner, a dump carries that one.
+        std::erase_if(builds, [&](const std::pair<KernelBuild, uint32_t>& e) {
+            return e.first.banner.empty() && std::any_of(builds.begin(), builds.end(), [&](const auto& o) {
+                       return !o.first.banner.empty() && o.first.release == e.first.release && o.second == e.second;
+                   });
+        });
+        std::stable_sort(builds.begin(), builds.end(), [](const auto& a, const auto& b) { return a.first.release < b.first.release; });
+        for (const auto& [b, width] : builds) {
+            FoundBanner dump;
+            dump.banner.text = b.banner;
+            dump.banner.release = b.release;
+            for (size_t i : pick_models(single, dump, nullptr, {}, width))
+                if (auto& l = picked_for[index[i]]; std::find(l.begin(), l.end(), b.release) == l.end()) l.push_back(b.release);
+        }
+        std::set<uint32_t> widths;
+        for (const Model& m : single) widths.insert(m.graph.word_size);
+        for (uint32_t width : widths)
+            for (size_t i : pick_models(single, std::nullopt, nullptr, {}, width)) picked_bannerless[index[i]] = 1;
+    }
     std::string out;
     for (size_t f = 0; f < models.size(); ++f) {
         const std::vector<Model> types = models[f].joint() ? models[f].type_models() : std::vector<Model>{};
@@ -272,7 +308,13 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                        ",\"builds\":[" + builds + "],\"threshold\":" + num(m.threshold) + ",\"image_absent_threshold\":" +
                        (absent ? num(m.image_absent_threshold) : "null") + ",\"vote_window\":" + std::to_string(m.vote_window) +
                        ",\"validation_objects\":" + std::to_string(p.validation_objects) + ",\"validation_agreeing\":" +
-                       std::to_string(p.validation_agreeing) + ",\"key_nodes\":[" + keys + "],\"trained\":" + json_string(p.date) + "}\n";
+                       std::to_string(p.validation_agreeing) + ",\"key_nodes\":[" + keys + "],\"trained\":" + json_string(p.date);
+                if (picks) {
+                    std::string list;
+                    for (const std::string& r : picked_for[f]) list += (list.empty() ? "" : ",") + json_string(r);
+                    out += ",\"picked_for\":[" + list + "],\"picked_without_banner\":" + (picked_bannerless[f] ? "true" : "false");
+                }
+                out += "}\n";
             } else {
                 out += m.object_type + ": " + sources[f] + (models[f].joint() ? " (joint model of " + std::to_string(types.size()) + " types)" : "") +
                        "\n  " + word_size_text(m.graph.word_size) + "; builds: " + (builds.empty() ? "not recorded" : builds) +
@@ -282,6 +324,16 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                        (measured ? std::to_string(p.validation_agreeing) + " of " + std::to_string(p.validation_objects) : "not measured") +
                        "; trained " + (p.date.empty() ? "(no date)" : p.date) + "\n  " + std::to_string(m.key_nodes.size()) +
                        (m.key_nodes.size() == 1 ? " key node" : " key nodes") + " (offset/length[+ = open end]/weight): " + keys + "\n";
+                if (picks) {
+                    std::string list;
+                    for (const std::string& r : picked_for[f]) list += (list.empty() ? "" : ", ") + r;
+                    out += std::string("  dmdetect DUMP picks it for: ") +
+                           (models[f].joint() ? "no dump (a joint model is given with --weights)"
+                                              : list.empty() && !picked_bannerless[f] ? "no build (another model of its type fits each better)"
+                                              : list.empty() ? "dumps without a kernel banner"
+                                                             : list + (picked_bannerless[f] ? "; dumps without a kernel banner" : "")) +
+                           "\n";
+                }
             }
         }
     }

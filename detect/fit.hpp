@@ -161,8 +161,12 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
 // nodes (KeyNode::text: offset/length[+]/weight, bytes from the object's start) and the training
 // date. Json: one {"record":"model",…} line each; Table: a few text lines each; Csv: refused
 // (InputError) — key-node lists are not one column.
+// `picks` (the shipped models, which `dmdetect DUMP` chooses among): also, per single-type model,
+// the kernel builds it would be picked for (pick_models over the listed single-type models, for
+// each build any of them records, at that model's word size) and whether it is picked for a dump
+// with no kernel banner ("picked_for", "picked_without_banner"; a joint model: not picked).
 std::string format_model_list(std::span<const Model> models, std::span<const std::string> sources,
-                              DetectionFormat format);
+                              DetectionFormat format, bool picks = false);
 
 // "4-byte words (32-bit or PAE paging)" / "8-byte words (x86-64 paging)": a graph's word size as
 // the notes and errors about it say it.

@@ -114,7 +114,9 @@ std::vector<std::string> shipped_models() {
     };
     list(dir, true, list);
     if (files.empty()) throw InputError("no models (*.cereal) in " + dir + "; give --weights");
-    std::sort(files.begin(), files.end());
+    // Folder by folder (fs::path compares element-wise): 6.1/ before 6.1-rt/ before 6.12/, as a
+    // reader expects (byte order put 6.1-rt/ first). The order only breaks pick_models' last tie.
+    std::sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) { return fs::path(a) < fs::path(b); });
     return files;
 }
 
@@ -219,7 +221,8 @@ int run(int argc, char** argv, Communicator& world) {
         if (paths.empty()) throw InputError("no shipped models; give --weights");
         std::vector<Model> models;
         for (const std::string& p : paths) models.push_back(load_model(p));
-        const std::string text = format_model_list(models, paths, parse_detection_format(vm["format"].as<std::string>()));
+        const std::string text = format_model_list(models, paths, parse_detection_format(vm["format"].as<std::string>()),
+                                                   !vm.count("weights"));
         refuse_output_or_stdout_over_inputs(vm, paths);
         if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
         else std::fwrite(text.data(), 1, text.size(), stdout);   // errors: finish_stdout (tools/cli.hpp)

@@ -577,7 +577,29 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
                        "\n  8-byte words (x86-64 paging); builds: 6.1.0-47-amd64, 5.10.0-46-amd64"
                        "\n  threshold 3.25, 2.5 on dumps without the kernel image; vote window 64 bytes; validation vote "
                        "agreement 99 of 100; trained (no date)"
-                       "\n  4 key nodes (offset/length[+ = open end]/weight): 8/120/1 136/120/1 264/120/0.75 392/120+/1\n");
+                       "\n  4 key nodes (offset/length[+ = open end]/weight): 8/120/1 136/120/1 264/120/0.75 392/120+/1"
+                       "\n  dmdetect DUMP picks it for: 5.10.0-46-amd64, 6.1.0-47-amd64; dumps without a kernel banner\n");
+    // Which model dmdetect DUMP picks for which build (newcomer 21: the listing did not say): a model
+    // made for 6.1.0-47 alone takes that build (fewer builds, pick_models); a joint one is never
+    // picked; the folders listed element-wise (6.1/ before 6.1-rt/, byte order had it after).
+    Model one = test::marker_model("task_struct", 3.25f);
+    one.provenance.kernel_builds = {{"6.1.0-47-amd64", ""}};
+    fs::create_directories(dir / "models" / "6.1-rt");
+    fs::create_directories(dir / "models" / "6.1");
+    one.save((dir / "models" / "6.1" / "task.cereal").string());
+    joint.save((dir / "models" / "6.1-rt" / "joint.cereal").string());
+    Run picks = run("DMDETECT", "--list-models --format json", dir, env);
+    CHECK(picks.status == 0);
+    CHECK(picks.out.find("\"model\":\"" + (dir / "models" / "6.1" / "task.cereal").string() + "\"") <
+          picks.out.find("\"model\":\"" + (dir / "models" / "6.1-rt" / "joint.cereal").string() + "\""));
+    CHECK(picks.out.find("\"picked_for\":[\"6.1.0-47-amd64\"],\"picked_without_banner\":false}\n") != std::string::npos);
+    CHECK(picks.out.find("\"picked_for\":[\"5.10.0-46-amd64\"],\"picked_without_banner\":true}\n") != std::string::npos);
+    CHECK(picks.out.find("\"joint\":true,") != std::string::npos);
+    CHECK(picks.out.find("\"picked_for\":[],\"picked_without_banner\":false}\n") != std::string::npos);
+    Run pickt = run("DMDETECT", "--list-models", dir, env);
+    CHECK(pickt.out.find("\n  dmdetect DUMP picks it for: no dump (a joint model is given with --weights)\n") != std::string::npos);
+    // with --weights nothing is picked: no such line
+    CHECK(run("DMDETECT", "--list-models -w " + (dir / "joint.cereal").string(), dir).out.find("picks it") == std::string::npos);
     const std::string j = (dir / "joint.cereal").string();
     Run js = run("DMDETECT", "--list-models --format json -w " + j, dir);
     CHECK(js.status == 0);
