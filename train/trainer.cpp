@@ -972,11 +972,14 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         if (t - last_log >= 10 || step == cfg.steps || step == first) {
             last_log = t;
             const double el = t - loop_start, rate = double(step - first + 1) / std::max(el, 1e-9);
-            char line[240];
-            std::snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  %.2f steps/s  %.0f targets/s  %.0f nodes/s  ETA %s%s",
+            char line[320];
+            // loss: a moving average (weight 0.05 per step) from this run's first step; the checkpoint
+            // does not keep it, so after --resume it starts again (newcomer 19 read the jump as a change).
+            std::snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  %.2f steps/s  %.0f targets/s  %.0f nodes/s  ETA %s%s%s",
                           (unsigned long long)step, (unsigned long long)cfg.steps, loss_avg, rate, targets_done / el,
                           nodes_done / el, duration(double(cfg.steps - step) / rate).c_str(),
-                          comm.size() > 1 ? ("  (" + std::to_string(comm.size()) + " ranks)").c_str() : "");
+                          comm.size() > 1 ? ("  (" + std::to_string(comm.size()) + " ranks)").c_str() : "",
+                          resume && first > 1 ? ("  (loss averaged from step " + std::to_string(first) + ", the resume)").c_str() : "");
             log(line);
         }
         if (step % cfg.checkpoint_every == 0 && step != cfg.steps) {

@@ -149,7 +149,11 @@ TEST_CASE("train: --resume is exact with planted-pointer and absent-page augment
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + full + " --run.steps 10" + plant) == 0, slurp(d.dir / "err.txt"));
     // "killed" after the step-5 checkpoint, then resumed to 10
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 5" + plant) == 0, slurp(d.dir / "err.txt"));
-    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 10 --resume" + plant) == 0, slurp(d.dir / "err.txt"));
+    REQUIRE_MESSAGE(run("DMTRAIN", 0, d.config.string() + " --run.output " + split + " --run.steps 10 --resume" + plant, d.dir) == 0,
+                    slurp(d.dir / "err.txt"));   // (not -q: the log is read below)
+    // the log's loss average is this run's (not in the checkpoint): the resumed run says where it starts
+    CHECK(slurp(d.dir / "err.txt").find("step 6/10  loss ") != std::string::npos);
+    CHECK(slurp(d.dir / "err.txt").find("(loss averaged from step 6, the resume)") != std::string::npos);
     const Model f = Model::load(full), r = Model::load(split), p = Model::load(plain);
     CHECK(r.adam_state.step == 10);
     CHECK(max_relative_difference(f, r) == 0);
