@@ -31,6 +31,9 @@
 //               as with a task being reaped: find_task_by_vpid()/pid_task() now return NULL, so /proc,
 //               kill() and every pid lookup miss the task.
 //           Threads stay on their signal->thread_head list (the process keeps running).
+//           With --types module (or task_struct,module): hides --count modules (default 3, random)
+//           by list_del_init(&mod->list) on the `modules` list (kernel/module/main.c), what lsmod
+//           and /proc/modules walk; attack.json lists them under "hidden" with "type":"module".
 //   tamper  Overwrites comm, pid, tgid, __state and flags of --count live task_structs (default 10,
 //           random): --mode random (default) with random values (comm bytes ≥ 0x80, pid/tgid beyond
 //           PID_MAX_LIMIT, __state and flags random 32-bit words), --mode plausible with values of
@@ -237,7 +240,7 @@ int run(int argc, char** argv) {
         "from", po::value<std::string>()->default_value("deepmem"), "hide: deepmem (the search), psscan or pslist (their cheapest edit)")(
         "budget", po::value<Whole<uint64_t>>()->default_value(Whole<uint64_t>{64}, "64"), "hide: words edited at most per task")(
         "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1); smear: fraction of pages (0.05)")(
-        "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated")(
+        "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated; dkom: task_struct and/or module")(
         "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible");
     const auto parsed = parse_command_line(argc, argv, o, {{"attack", 1}}, kUsage);
     if (!parsed) return 0;
@@ -266,6 +269,9 @@ int run(int argc, char** argv) {
             p = c + 1;
         }
     }
+    if (attack == "dkom")
+        for (const std::string& t : types)
+            if (t != "task_struct" && t != "module") throw InputError("dkom hides task_struct and module objects, not " + t);
     double fraction = vm.count("fraction") ? vm["fraction"].as<double>() : (attack == "plant" ? 0.1 : 0.05);
     if (!(fraction >= 0 && fraction <= 1)) throw InputError("--fraction must be in [0, 1]");
 
@@ -342,13 +348,50 @@ int run(int argc, char** argv) {
     auto add_change = [&](const std::string& obj) { changes += (changes.empty() ? "\n  " : ",\n  ") + obj; };
     std::string params;
 
-    if (attack == "dkom") {
+    if (attack == "dkom" && types.count("module")) {
+        // Modules: list_del_init(&mod->list) on the `modules` list (kernel/module/main.c), what
+        // rootkits do to leave lsmod and /proc/modules; nothing else refers to the list node.
+        const btf::Btf& btf = kernel.require_btf("dkom");
+        const Kallsyms& syms = kernel.require_symbols("dkom");
+        const KernelLayout L(btf);
+        const uint64_t head = syms.require("modules");
+        const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
+        std::vector<uint64_t> mods;
+        std::set<uint64_t> seen;   // a list that loops short of its head ends at the repeat
+        for (auto cur = dump.read_ptr(head); cur && *cur != head && plausible_list_pointer(*cur, kbase, W) &&
+                                             seen.insert(*cur).second && mods.size() < (1u << 16);
+             cur = dump.read_ptr(*cur))
+            mods.push_back(*cur - L.mod_list);
+        std::shuffle(mods.begin(), mods.end(), rng);
+        if (mods.size() > count) mods.resize(count);
+        if (mods.size() < count)
+            std::fprintf(stderr, "dm-attack: warning: dkom hides %zu of the %llu modules asked: the modules list holds no more\n",
+                         mods.size(), static_cast<unsigned long long>(count));
+        std::sort(mods.begin(), mods.end());
+        std::string hidden;
+        for (uint64_t m : mods) {
+            const uint64_t node = m + L.mod_list;
+            auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
+            if (!next || !prev) throw InputError("module " + hex(m) + ": list unreadable");
+            dump.write_ptr(*prev, *next);
+            dump.write_ptr(*next + W, *prev);
+            dump.write_ptr(node, node);
+            dump.write_ptr(node + W, node);
+            std::string name(L.mod_name_len, '\0');
+            if (!mem.read(m + L.mod_name, std::span<uint8_t>(reinterpret_cast<uint8_t*>(name.data()), name.size()))) name.clear();
+            name.resize(std::strlen(name.c_str()));
+            add_change("{\"module\":\"" + hex(m) + "\",\"name\":" + json_string(name) + ",\"hidden\":[{\"type\":\"module\",\"vaddr\":\"" +
+                       hex(m) + "\"}]}");
+        }
+        params = "\"count\":" + std::to_string(count) + ",\"types\":[\"module\"]";
+    }
+    if (attack == "dkom" && types.count("task_struct")) {
         const btf::Btf& btf = kernel.require_btf("dkom");
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const Offsets off{KernelLayout(btf)};
         const uint64_t init_task = syms.require("init_task");
         const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
-        params = "\"count\":" + std::to_string(count);
+        params = "\"count\":" + std::to_string(count) + (types.count("module") ? ",\"types\":[\"module\",\"task_struct\"]" : "");
         std::vector<uint64_t> leaders;
         for (const Detection& d : pslist(mem, btf, syms)) {
             auto pid = dump.read32(d.vaddr + off.pid), tgid = dump.read32(d.vaddr + off.tgid);
@@ -402,12 +445,14 @@ int run(int argc, char** argv) {
             for (uint64_t t : group) {
                 uint64_t unhashed = 0;
                 for (uint64_t k = 0; k < off.pid_types; ++k) unhashed += unhash(t + off.pid_links + k * 2 * W);
-                tasks += std::string(tasks.empty() ? "" : ",") + "{\"vaddr\":\"" + hex(t) + "\",\"pid\":" +
+                tasks += std::string(tasks.empty() ? "" : ",") + "{\"type\":\"task_struct\",\"vaddr\":\"" + hex(t) + "\",\"pid\":" +
                          std::to_string(*dump.read32(t + off.pid)) + ",\"pid_links_unhashed\":" + std::to_string(unhashed) + "}";
             }
             add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
                        ",\"hidden\":[" + tasks + "]}");
         }
+    } else if (attack == "dkom") {
+        // modules alone: done above
     } else if (attack == "hide") {
         const btf::Btf& btf = kernel.require_btf("hide");
         const KernelLayout L(btf);

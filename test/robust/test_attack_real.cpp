@@ -1,7 +1,8 @@
 // dm-attack on the real dev dump ($DEEPMEM_DUMPS/dev), checked against the truth, the baselines and
 // the shipped task_struct model:
 //   dkom    pslist misses exactly the hidden tasks, psscan and dmdetect find every one; the hidden
-//           tasks' pid links are emptied
+//           tasks' pid links are emptied; with --types module the modules list walk misses exactly
+//           the hidden module, the module model finds it
 //   tamper  psscan misses every tampered task, pslist and dmdetect still find them
 //   noise   every changed byte lies in a live task_struct, outside pointer words, and as many as
 //           attack.json says
@@ -202,6 +203,50 @@ TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan nor 
         CHECK(node[0] == 0);
         CHECK(node[1] == h + links);
     }
+    fs::remove_all(out.parent_path());
+}
+
+// Issue #13 item 2: DKOM for modules. The labeler's walk of the `modules` list (what lsmod and
+// /proc/modules read) misses exactly the unlinked modules; the shipped module model picked for
+// the dump still finds each; the unlinked node points at itself (list_del_init).
+TEST_CASE("dkom --types module hides exactly the chosen modules from the modules list, not from dmdetect") {
+    const fs::path out = attack("dkom --types module --count 1 --seed 12");
+    const auto hidden = vaddrs_in(out / "attack.json");
+    REQUIRE(hidden.size() == 1);
+    const auto btf = btf::load_kernel_btf((out / "vmlinuz").string());
+    const auto syms = Kallsyms::load((out / "kallsyms").string());
+    const auto truth = read_truth((out / "labels.jsonl").string());
+    Opened d(out / "dump.elf");
+    const TranslatedMemory mem(*d.tl);
+    std::set<uint64_t> modules, listed;
+    for (const auto& t : truth)
+        if (t.type == "module" && !t.freed) modules.insert(t.vaddr);
+    REQUIRE(modules.count(hidden[0]) == 1);
+    LabelerOptions opt;
+    opt.dcache = false;
+    for (const Label& l : label_kernel_objects(mem, btf, syms, opt).labels)
+        if (l.type == "module") listed.insert(l.vaddr);
+    std::set<uint64_t> missing;
+    for (uint64_t m : modules)
+        if (!listed.count(m)) missing.insert(m);
+    CHECK(missing == std::set<uint64_t>{hidden[0]});
+    const uint64_t list = btf.member(*btf.find("module"), "list")->byte_offset();
+    uint64_t node[2] = {0, 0};
+    REQUIRE(mem.read(hidden[0] + list, std::span<uint8_t>(reinterpret_cast<uint8_t*>(node), 16)));
+    CHECK(node[0] == hidden[0] + list);
+    CHECK(node[1] == hidden[0] + list);
+    Detector det;
+    det.add_model((fs::path(std::getenv("DEEPMEM_MODELS")) / "module.cereal").string());
+    // (found at the direct-map alias of its module-area address: evaluate matches either)
+    const auto score = evaluate(det.detect(det.build_graph((out / "dump.elf").string())), truth, std::vector<std::string>{"module"}).at("module");
+    CHECK(score.fn == 0);
+    CHECK(score.tp == modules.size());
+    // anything but task_struct and module is refused
+    const char* tool = std::getenv("DM_ATTACK");
+    const std::string bad = std::string(tool) + " dkom --types file --seed 1 --in " + dev().string() + " --out " +
+                            (out.parent_path() / "bad").string() + " 2> /dev/null";
+    CHECK(std::system(bad.c_str()) != 0);
+    CHECK(!fs::exists(out.parent_path() / "bad"));
     fs::remove_all(out.parent_path());
 }
 
