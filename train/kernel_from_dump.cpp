@@ -520,19 +520,41 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         r.symbols_source += " + " + std::to_string(r.symbols->size() - before) + " symbols of " + *system_map_file;
     }
     // The symbols must name this kernel's init_task (comm "swapper" or "swapper/0", sched_init →
-    // init_idle): symbols recovered from memory, and files the user gave (another boot's kallsyms,
-    // whose KASLR offset differs, or a wrong System.map: tester 11).
+    // init_idle; or, its comm overwritten, a task list that links back to it): symbols recovered
+    // from memory, and files the user gave (another boot's kallsyms, whose KASLR offset differs, or
+    // a wrong System.map: tester 11).
     if (r.btf && r.symbols) {
         std::string problem;
         auto task = r.btf->find("task_struct");
         auto comm = task ? r.btf->member(*task, "comm") : std::nullopt;
         auto init = r.symbols->address("init_task");
         char name[16] = {};
+        // Its task list: &init_task.tasks's neighbours point back at it (list_head, 2 words). An
+        // attacker's or noise's bytes in init_task's comm alone do not make right symbols wrong.
+        auto list_consistent = [&]() {
+            auto tasks = task ? r.btf->member(*task, "tasks") : std::nullopt;
+            if (!tasks) return false;
+            const uint64_t W = tl.word_size(), node = *init + tasks->byte_offset();
+            auto word = [&](uint64_t va) -> std::optional<uint64_t> {
+                uint64_t v = 0;
+                if (!tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), W))) return std::nullopt;
+                return v;
+            };
+            auto next = word(node), prev = word(node + W);
+            if (!next || !prev || *next == node) return false;   // (a running kernel's list is never empty)
+            auto next_prev = word(*next + W), prev_next = word(*prev);
+            return next_prev && prev_next && *next_prev == node && *prev_next == node;
+        };
         if (!init) problem = "no init_task symbol";
         else if (!comm) problem = "task_struct has no comm";
         else if (!tl.read_virtual(*init + comm->byte_offset(), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), sizeof name)) ||
-                 std::strncmp(name, "swapper", 7) != 0)
-            problem = "init_task at " + hex(*init) + " has no comm 'swapper'";
+                 std::strncmp(name, "swapper", 7) != 0) {
+            if (list_consistent())
+                r.notes.push_back("init_task at " + hex(*init) + " has no comm 'swapper' (its bytes changed?), but its task "
+                                  "list links back to it: symbols kept");
+            else
+                problem = "init_task at " + hex(*init) + " has no comm 'swapper' and its task list does not link back to it";
+        }
         if (!problem.empty()) {
             r.notes.push_back("symbols from " + (kallsyms_file ? r.symbols_source : std::string("the dump")) +
                               " dropped: " + problem + (kallsyms_file ? " (another boot's or another kernel's?)" : ""));

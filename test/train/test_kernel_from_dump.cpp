@@ -281,6 +281,30 @@ TEST_CASE("kernel_types_and_symbols: from the dump, and the user's files win") {
     REQUIRE(b.notes.size() == 1);
     CHECK(b.notes[0].find("swapper") != std::string::npos);
     CHECK_THROWS_AS(b.require_symbols("labeling"), InputError);
+
+    // The same comm overwritten (noise, an attacker's byte) in a kernel whose init_task.tasks links
+    // to another task and back: the symbols are still this kernel's, kept with a note.
+    Dump noised = kernel_dump(Layout::After64);
+    noised.put(kInitTask + kTaskComm, {'b', 'a', 'd', 0});
+    auto le = [](uint64_t v) {
+        std::vector<uint8_t> b(8);
+        for (int i = 0; i < 8; ++i) b[size_t(i)] = uint8_t(v >> (8 * i));
+        return b;
+    };
+    const uint64_t init_tasks = kImage + kInitTask, other_tasks = kImage + kInitTask + 0x100;   // tasks at offset 0
+    for (auto [at, v] : std::vector<std::pair<uint64_t, uint64_t>>{{kInitTask, other_tasks}, {kInitTask + 8, other_tasks},
+                                                                    {kInitTask + 0x100, init_tasks}, {kInitTask + 0x108, init_tasks}})
+        noised.put(at, le(v));
+    const auto n = kernel_types_and_symbols(noised.layer());
+    CHECK(n.symbols);
+    REQUIRE(n.notes.size() == 1);
+    CHECK(n.notes[0].find("task list links back to it: symbols kept") != std::string::npos);
+    // one link not back: dropped
+    noised.put(kInitTask + 0x108, le(other_tasks));
+    const auto n2 = kernel_types_and_symbols(noised.layer());
+    CHECK_FALSE(n2.symbols);
+    REQUIRE(n2.notes.size() == 1);
+    CHECK(n2.notes[0].find("does not link back") != std::string::npos);
 }
 
 TEST_CASE("no BTF or kallsyms in the image: nullopt with a reason; outside the image: ignored") {
