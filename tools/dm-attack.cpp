@@ -31,9 +31,11 @@
 //               as with a task being reaped: find_task_by_vpid()/pid_task() now return NULL, so /proc,
 //               kill() and every pid lookup miss the task.
 //           Threads stay on their signal->thread_head list (the process keeps running).
-//           With --types module (or task_struct,module): hides --count modules (default 3, random)
+//           With --types module (or task_struct,module,…): hides --count modules (default 3, random)
 //           by list_del_init(&mod->list) on the `modules` list (kernel/module/main.c), what lsmod
-//           and /proc/modules walk; attack.json lists them under "hidden" with "type":"module".
+//           and /proc/modules walk. With file: hides --count open files held by fds alone (not
+//           mapped): every fd table slot holding one set to NULL, its open_fds bit cleared, as lsof
+//           and /proc/PID/fd read them. attack.json lists each under "hidden" with its "type".
 //   tamper  Overwrites comm, pid, tgid, __state and flags of --count live task_structs (default 10,
 //           random): --mode random (default) with random values (comm bytes ≥ 0x80, pid/tgid beyond
 //           PID_MAX_LIMIT, __state and flags random 32-bit words), --mode plausible with values of
@@ -240,7 +242,7 @@ int run(int argc, char** argv) {
         "from", po::value<std::string>()->default_value("deepmem"), "hide: deepmem (the search), psscan or pslist (their cheapest edit)")(
         "budget", po::value<Whole<uint64_t>>()->default_value(Whole<uint64_t>{64}, "64"), "hide: words edited at most per task")(
         "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1); smear: fraction of pages (0.05)")(
-        "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated; dkom: task_struct and/or module")(
+        "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated; dkom: task_struct, module, file")(
         "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible");
     const auto parsed = parse_command_line(argc, argv, o, {{"attack", 1}}, kUsage);
     if (!parsed) return 0;
@@ -271,7 +273,7 @@ int run(int argc, char** argv) {
     }
     if (attack == "dkom")
         for (const std::string& t : types)
-            if (t != "task_struct" && t != "module") throw InputError("dkom hides task_struct and module objects, not " + t);
+            if (t != "task_struct" && t != "module" && t != "file") throw InputError("dkom hides task_struct, module and file objects, not " + t);
     double fraction = vm.count("fraction") ? vm["fraction"].as<double>() : (attack == "plant" ? 0.1 : 0.05);
     if (!(fraction >= 0 && fraction <= 1)) throw InputError("--fraction must be in [0, 1]");
 
@@ -348,6 +350,11 @@ int run(int argc, char** argv) {
     auto add_change = [&](const std::string& obj) { changes += (changes.empty() ? "\n  " : ",\n  ") + obj; };
     std::string params;
 
+    if (attack == "dkom") {
+        std::string tl;
+        for (const auto& t : types) tl += std::string(tl.empty() ? "" : ",") + "\"" + t + "\"";
+        params = "\"count\":" + std::to_string(vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3) + ",\"types\":[" + tl + "]";
+    }
     if (attack == "dkom" && types.count("module")) {
         // Modules: list_del_init(&mod->list) on the `modules` list (kernel/module/main.c), what
         // rootkits do to leave lsmod and /proc/modules; nothing else refers to the list node.
@@ -368,7 +375,6 @@ int run(int argc, char** argv) {
             std::fprintf(stderr, "dm-attack: warning: dkom hides %zu of the %llu modules asked: the modules list holds no more\n",
                          mods.size(), static_cast<unsigned long long>(count));
         std::sort(mods.begin(), mods.end());
-        std::string hidden;
         for (uint64_t m : mods) {
             const uint64_t node = m + L.mod_list;
             auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
@@ -383,7 +389,81 @@ int run(int argc, char** argv) {
             add_change("{\"module\":\"" + hex(m) + "\",\"name\":" + json_string(name) + ",\"hidden\":[{\"type\":\"module\",\"vaddr\":\"" +
                        hex(m) + "\"}]}");
         }
-        params = "\"count\":" + std::to_string(count) + ",\"types\":[\"module\"]";
+    }
+    if (attack == "dkom" && types.count("file")) {
+        // Open files: every fd table slot that holds the file (files_struct.fdt → fdtable.fd[i],
+        // include/linux/fdtable.h) set to NULL and its open_fds bit cleared, in every task's table:
+        // what lsof and /proc/PID/fd (and the labeler's fd walk) read. A file also mapped (vm_file,
+        // exe_file) stays reachable there; only files held by fds alone are chosen.
+        const btf::Btf& btf = kernel.require_btf("dkom");
+        const Kallsyms& syms = kernel.require_symbols("dkom");
+        const KernelLayout L(btf);
+        const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
+        std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> slots;   // file → (fd[] slot address, open_fds bit address·8 + bit)
+        std::set<uint64_t> tables;
+        for (const Detection& d : pslist(mem, btf, syms)) {
+            auto files = dump.read_ptr(d.vaddr + L.files);
+            if (!files || !*files || !plausible_list_pointer(*files, kbase, W) || !tables.insert(*files).second) continue;
+            auto fdt = dump.read_ptr(*files + L.fdt);
+            if (!fdt || !plausible_list_pointer(*fdt, kbase, W)) continue;
+            uint64_t max = 0;
+            if (!mem.read(*fdt + L.max_fds, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&max), std::min<uint64_t>(L.max_fds_size, 8)))) continue;
+            auto fd_array = dump.read_ptr(*fdt + L.fd), bitmap = dump.read_ptr(*fdt + L.open_fds);
+            if (!fd_array || !bitmap || max > (1u << 20)) continue;
+            for (uint64_t fd = 0; fd < max; ++fd) {
+                uint8_t byte = 0;
+                if (!mem.read(*bitmap + fd / 8, std::span<uint8_t>(&byte, 1))) break;
+                if (!(byte >> (fd % 8) & 1)) continue;
+                auto file = dump.read_ptr(*fd_array + fd * W);
+                if (file && *file) slots[*file].emplace_back(*fd_array + fd * W, (*bitmap + fd / 8) * 8 + fd % 8);
+            }
+        }
+        // Files the labeler reaches with every fd slot read as NULL (a VMA's vm_file, an mm's
+        // exe_file): mapped, so not hidden by this edit; left out.
+        class NoFds final : public KernelMemory {
+        public:
+            NoFds(const KernelMemory& base, std::set<uint64_t> slots, uint64_t w) : base_(base), slots_(std::move(slots)), w_(w) {}
+            bool read(uint64_t va, std::span<uint8_t> out) const override {
+                if (!base_.read(va, out)) return false;
+                for (auto it = slots_.lower_bound(va >= w_ ? va - w_ + 1 : 0); it != slots_.end() && *it < va + out.size(); ++it)
+                    for (uint64_t i = 0; i < w_; ++i)
+                        if (*it + i >= va && *it + i < va + out.size()) out[*it + i - va] = 0;
+                return true;
+            }
+            std::optional<uint64_t> physical(uint64_t va) const override { return base_.physical(va); }
+            uint64_t kernel_base() const override { return base_.kernel_base(); }
+        private:
+            const KernelMemory& base_;
+            std::set<uint64_t> slots_;
+            uint64_t w_;
+        };
+        std::set<uint64_t> all_slots, mapped;
+        for (const auto& [f, list] : slots)
+            for (const auto& sl : list) all_slots.insert(sl.first);
+        LabelerOptions fast;
+        fast.dcache = fast.freed_tasks = fast.freed_creds = false;
+        for (const Label& l : label_kernel_objects(NoFds(mem, all_slots, W), btf, syms, fast).labels)
+            if (l.type == "file") mapped.insert(l.vaddr);
+        std::vector<uint64_t> files;
+        for (const TruthObject& t : truth)
+            if (t.type == "file" && !t.freed && slots.count(t.vaddr) && !mapped.count(t.vaddr)) files.push_back(t.vaddr);
+        std::shuffle(files.begin(), files.end(), rng);
+        if (files.size() > count) files.resize(count);
+        if (files.size() < count)
+            std::fprintf(stderr, "dm-attack: warning: dkom hides %zu of the %llu files asked: no more open files held by fds alone\n",
+                         files.size(), static_cast<unsigned long long>(count));
+        std::sort(files.begin(), files.end());
+        for (uint64_t f : files) {
+            for (const auto& [slot, bit] : slots[f]) {
+                dump.write_ptr(slot, 0);
+                uint8_t byte = 0;
+                mem.read(bit / 8, std::span<uint8_t>(&byte, 1));
+                byte = uint8_t(byte & ~(1u << (bit % 8)));
+                dump.write(bit / 8, &byte, 1);
+            }
+            add_change("{\"file\":\"" + hex(f) + "\",\"fd_slots\":" + std::to_string(slots[f].size()) +
+                       ",\"hidden\":[{\"type\":\"file\",\"vaddr\":\"" + hex(f) + "\"}]}");
+        }
     }
     if (attack == "dkom" && types.count("task_struct")) {
         const btf::Btf& btf = kernel.require_btf("dkom");
@@ -391,7 +471,6 @@ int run(int argc, char** argv) {
         const Offsets off{KernelLayout(btf)};
         const uint64_t init_task = syms.require("init_task");
         const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
-        params = "\"count\":" + std::to_string(count) + (types.count("module") ? ",\"types\":[\"module\",\"task_struct\"]" : "");
         std::vector<uint64_t> leaders;
         for (const Detection& d : pslist(mem, btf, syms)) {
             auto pid = dump.read32(d.vaddr + off.pid), tgid = dump.read32(d.vaddr + off.tgid);
@@ -452,7 +531,7 @@ int run(int argc, char** argv) {
                        ",\"hidden\":[" + tasks + "]}");
         }
     } else if (attack == "dkom") {
-        // modules alone: done above
+        // modules and files alone: done above
     } else if (attack == "hide") {
         const btf::Btf& btf = kernel.require_btf("hide");
         const KernelLayout L(btf);

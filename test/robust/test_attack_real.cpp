@@ -2,7 +2,8 @@
 // the shipped task_struct model:
 //   dkom    pslist misses exactly the hidden tasks, psscan and dmdetect find every one; the hidden
 //           tasks' pid links are emptied; with --types module the modules list walk misses exactly
-//           the hidden module, the module model finds it
+//           the hidden module, with --types file the labeler misses exactly the hidden files; the
+//           module and file models find them
 //   tamper  psscan misses every tampered task, pslist and dmdetect still find them
 //   noise   every changed byte lies in a live task_struct, outside pointer words, and as many as
 //           attack.json says
@@ -243,10 +244,39 @@ TEST_CASE("dkom --types module hides exactly the chosen modules from the modules
     CHECK(score.tp == modules.size());
     // anything but task_struct and module is refused
     const char* tool = std::getenv("DM_ATTACK");
-    const std::string bad = std::string(tool) + " dkom --types file --seed 1 --in " + dev().string() + " --out " +
+    const std::string bad = std::string(tool) + " dkom --types cred --seed 1 --in " + dev().string() + " --out " +
                             (out.parent_path() / "bad").string() + " 2> /dev/null";
     CHECK(std::system(bad.c_str()) != 0);
     CHECK(!fs::exists(out.parent_path() / "bad"));
+    fs::remove_all(out.parent_path());
+}
+
+// DKOM for open files: the fd table slots holding the chosen files emptied; the labeler (fd walk,
+// VMAs, exe_file) then misses exactly those files, and the shipped file model still finds them.
+TEST_CASE("dkom --types file hides exactly the chosen files from every fd table, not from dmdetect") {
+    const fs::path out = attack("dkom --types file --count 3 --seed 13");
+    const auto hidden = vaddrs_in(out / "attack.json");
+    REQUIRE(hidden.size() == 3);
+    const auto btf = btf::load_kernel_btf((out / "vmlinuz").string());
+    const auto syms = Kallsyms::load((out / "kallsyms").string());
+    const auto truth = read_truth((out / "labels.jsonl").string());
+    Opened d(out / "dump.elf");
+    const TranslatedMemory mem(*d.tl);
+    std::set<uint64_t> files, listed;
+    for (const auto& t : truth)
+        if (t.type == "file" && !t.freed) files.insert(t.vaddr);
+    LabelerOptions opt;
+    opt.dcache = false;
+    for (const Label& l : label_kernel_objects(mem, btf, syms, opt).labels)
+        if (l.type == "file") listed.insert(l.vaddr);
+    std::set<uint64_t> missing;
+    for (uint64_t f : files)
+        if (!listed.count(f)) missing.insert(f);
+    CHECK(missing == std::set<uint64_t>(hidden.begin(), hidden.end()));
+    Detector det;
+    det.add_model((fs::path(std::getenv("DEEPMEM_MODELS")) / "file.cereal").string());
+    const auto found = vaddr_set(det.detect(det.build_graph((out / "dump.elf").string())));
+    for (uint64_t h : hidden) CHECK(found.count(h) == 1);
     fs::remove_all(out.parent_path());
 }
 
