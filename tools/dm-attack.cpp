@@ -194,6 +194,32 @@ std::string comm_of(const KernelMemory& mem, uint64_t t, const Offsets& o) {
     return s;
 }
 
+// list_del_init(node) (include/linux/list.h): the neighbours relinked, the node pointing at itself
+// (so the kernel's own later list_del stays harmless). `what` names the node in the error when its
+// links are unreadable.
+void list_del_init(WritableDump& dump, uint64_t node, const std::string& what) {
+    const uint64_t W = dump.tl().word_size();
+    auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
+    if (!next || !prev) throw InputError(what + ": list links unreadable");
+    dump.write_ptr(*prev, *next);
+    dump.write_ptr(*next + W, *prev);
+    dump.write_ptr(node, node);
+    dump.write_ptr(node + W, node);
+}
+
+// `count` of `candidates` drawn at random (all when fewer, with a warning naming `what` and
+// `why`), ascending.
+std::vector<uint64_t> draw(std::vector<uint64_t> candidates, uint64_t count, std::mt19937_64& rng, const char* what,
+                           const std::string& why) {
+    std::shuffle(candidates.begin(), candidates.end(), rng);
+    if (candidates.size() > count) candidates.resize(count);
+    if (candidates.size() < count)   // say so, do what the bytes allow
+        std::fprintf(stderr, "dm-attack: warning: dkom hides %zu of the %llu %s asked: %s\n", candidates.size(),
+                     static_cast<unsigned long long>(count), what, why.c_str());
+    std::sort(candidates.begin(), candidates.end());
+    return candidates;
+}
+
 // The physical pages of the page tables that map the kernel half (x86-64 4- or 5-level paging from
 // the dump's root): smear leaves them alone.
 std::set<uint64_t> kernel_table_pages(WritableDump& dump) {
@@ -369,20 +395,8 @@ int run(int argc, char** argv) {
                                              seen.insert(*cur).second && mods.size() < (1u << 16);
              cur = dump.read_ptr(*cur))
             mods.push_back(*cur - L.mod_list);
-        std::shuffle(mods.begin(), mods.end(), rng);
-        if (mods.size() > count) mods.resize(count);
-        if (mods.size() < count)
-            std::fprintf(stderr, "dm-attack: warning: dkom hides %zu of the %llu modules asked: the modules list holds no more\n",
-                         mods.size(), static_cast<unsigned long long>(count));
-        std::sort(mods.begin(), mods.end());
-        for (uint64_t m : mods) {
-            const uint64_t node = m + L.mod_list;
-            auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
-            if (!next || !prev) throw InputError("module " + hex(m) + ": list unreadable");
-            dump.write_ptr(*prev, *next);
-            dump.write_ptr(*next + W, *prev);
-            dump.write_ptr(node, node);
-            dump.write_ptr(node + W, node);
+        for (uint64_t m : draw(std::move(mods), count, rng, "modules", "the modules list holds no more")) {
+            list_del_init(dump, m + L.mod_list, "module " + hex(m));
             std::string name(L.mod_name_len, '\0');
             if (!mem.read(m + L.mod_name, std::span<uint8_t>(reinterpret_cast<uint8_t*>(name.data()), name.size()))) name.clear();
             name.resize(std::strlen(name.c_str()));
@@ -447,13 +461,7 @@ int run(int argc, char** argv) {
         std::vector<uint64_t> files;
         for (const TruthObject& t : truth)
             if (t.type == "file" && !t.freed && slots.count(t.vaddr) && !mapped.count(t.vaddr)) files.push_back(t.vaddr);
-        std::shuffle(files.begin(), files.end(), rng);
-        if (files.size() > count) files.resize(count);
-        if (files.size() < count)
-            std::fprintf(stderr, "dm-attack: warning: dkom hides %zu of the %llu files asked: no more open files held by fds alone\n",
-                         files.size(), static_cast<unsigned long long>(count));
-        std::sort(files.begin(), files.end());
-        for (uint64_t f : files) {
+        for (uint64_t f : draw(std::move(files), count, rng, "files", "no more open files held by fds alone")) {
             for (const auto& [slot, bit] : slots[f]) {
                 dump.write_ptr(slot, 0);
                 uint8_t byte = 0;
@@ -476,13 +484,9 @@ int run(int argc, char** argv) {
             auto pid = dump.read32(d.vaddr + off.pid), tgid = dump.read32(d.vaddr + off.tgid);
             if (pid && tgid && *pid == *tgid && *pid > 1 && d.vaddr != init_task) leaders.push_back(d.vaddr);
         }
-        std::shuffle(leaders.begin(), leaders.end(), rng);
-        if (leaders.size() > count) leaders.resize(count);
-        if (leaders.size() < count)   // the list pslist walks is short or broken: say so, do what the bytes allow
-            std::fprintf(stderr, "dm-attack: warning: dkom hides %zu of the %llu processes asked: only %zu besides init "
-                                 "are on init_task.tasks as read (a broken or short task list?)\n",
-                         leaders.size(), static_cast<unsigned long long>(count), leaders.size());
-        std::sort(leaders.begin(), leaders.end());
+        const size_t listed = leaders.size();
+        leaders = draw(std::move(leaders), count, rng, "processes",
+                       "only " + std::to_string(listed) + " besides init are on init_task.tasks as read (a broken or short task list?)");
         // One struct pid's hlist: removes `node` (a task's pid_links[k]) the way hlist_del does.
         auto unhash = [&](uint64_t node) {
             auto next = dump.read_ptr(node), pprev = dump.read_ptr(node + W);
@@ -513,13 +517,7 @@ int run(int argc, char** argv) {
                                  hex(l).c_str(), hex(*cur).c_str(), group.size() - 1);
             }
             // init_task.tasks: list_del_init(&leader->tasks).
-            const uint64_t node = l + off.tasks;
-            auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
-            if (!next || !prev) throw InputError("task " + hex(l) + ": tasks unreadable");
-            dump.write_ptr(*prev, *next);
-            dump.write_ptr(*next + W, *prev);
-            dump.write_ptr(node, node);
-            dump.write_ptr(node + W, node);
+            list_del_init(dump, l + off.tasks, "task " + hex(l) + ": tasks");
             std::string tasks;
             for (uint64_t t : group) {
                 uint64_t unhashed = 0;

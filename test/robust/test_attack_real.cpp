@@ -207,6 +207,25 @@ TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan nor 
     fs::remove_all(out.parent_path());
 }
 
+namespace {
+// The live objects of `type` in an attacked copy's truth (the dump before the attack) that the
+// labeler's walks (lists, fd tables, VMAs; no dcache) no longer reach in its dump.
+std::set<uint64_t> unreached(const fs::path& out, const std::string& type) {
+    const auto btf = btf::load_kernel_btf((out / "vmlinuz").string());
+    const auto syms = Kallsyms::load((out / "kallsyms").string());
+    Opened d(out / "dump.elf");
+    const TranslatedMemory mem(*d.tl);
+    LabelerOptions opt;
+    opt.dcache = false;
+    std::set<uint64_t> listed, missing;
+    for (const Label& l : label_kernel_objects(mem, btf, syms, opt).labels)
+        if (l.type == type) listed.insert(l.vaddr);
+    for (const auto& t : read_truth((out / "labels.jsonl").string()))
+        if (t.type == type && !t.freed && !listed.count(t.vaddr)) missing.insert(t.vaddr);
+    return missing;
+}
+}  // namespace
+
 // Issue #13 item 2: DKOM for modules. The labeler's walk of the `modules` list (what lsmod and
 // /proc/modules read) misses exactly the unlinked modules; the shipped module model picked for
 // the dump still finds each; the unlinked node points at itself (list_del_init).
@@ -214,23 +233,13 @@ TEST_CASE("dkom --types module hides exactly the chosen modules from the modules
     const fs::path out = attack("dkom --types module --count 1 --seed 12");
     const auto hidden = vaddrs_in(out / "attack.json");
     REQUIRE(hidden.size() == 1);
+    CHECK(unreached(out, "module") == std::set<uint64_t>{hidden[0]});
     const auto btf = btf::load_kernel_btf((out / "vmlinuz").string());
-    const auto syms = Kallsyms::load((out / "kallsyms").string());
     const auto truth = read_truth((out / "labels.jsonl").string());
     Opened d(out / "dump.elf");
     const TranslatedMemory mem(*d.tl);
-    std::set<uint64_t> modules, listed;
-    for (const auto& t : truth)
-        if (t.type == "module" && !t.freed) modules.insert(t.vaddr);
-    REQUIRE(modules.count(hidden[0]) == 1);
-    LabelerOptions opt;
-    opt.dcache = false;
-    for (const Label& l : label_kernel_objects(mem, btf, syms, opt).labels)
-        if (l.type == "module") listed.insert(l.vaddr);
-    std::set<uint64_t> missing;
-    for (uint64_t m : modules)
-        if (!listed.count(m)) missing.insert(m);
-    CHECK(missing == std::set<uint64_t>{hidden[0]});
+    size_t modules = 0;
+    for (const auto& t : truth) modules += t.type == "module" && !t.freed;
     const uint64_t list = btf.member(*btf.find("module"), "list")->byte_offset();
     uint64_t node[2] = {0, 0};
     REQUIRE(mem.read(hidden[0] + list, std::span<uint8_t>(reinterpret_cast<uint8_t*>(node), 16)));
@@ -241,8 +250,8 @@ TEST_CASE("dkom --types module hides exactly the chosen modules from the modules
     // (found at the direct-map alias of its module-area address: evaluate matches either)
     const auto score = evaluate(det.detect(det.build_graph((out / "dump.elf").string())), truth, std::vector<std::string>{"module"}).at("module");
     CHECK(score.fn == 0);
-    CHECK(score.tp == modules.size());
-    // anything but task_struct and module is refused
+    CHECK(score.tp == modules);
+    // anything but task_struct, module and file is refused
     const char* tool = std::getenv("DM_ATTACK");
     const std::string bad = std::string(tool) + " dkom --types cred --seed 1 --in " + dev().string() + " --out " +
                             (out.parent_path() / "bad").string() + " 2> /dev/null";
@@ -257,22 +266,7 @@ TEST_CASE("dkom --types file hides exactly the chosen files from every fd table,
     const fs::path out = attack("dkom --types file --count 3 --seed 13");
     const auto hidden = vaddrs_in(out / "attack.json");
     REQUIRE(hidden.size() == 3);
-    const auto btf = btf::load_kernel_btf((out / "vmlinuz").string());
-    const auto syms = Kallsyms::load((out / "kallsyms").string());
-    const auto truth = read_truth((out / "labels.jsonl").string());
-    Opened d(out / "dump.elf");
-    const TranslatedMemory mem(*d.tl);
-    std::set<uint64_t> files, listed;
-    for (const auto& t : truth)
-        if (t.type == "file" && !t.freed) files.insert(t.vaddr);
-    LabelerOptions opt;
-    opt.dcache = false;
-    for (const Label& l : label_kernel_objects(mem, btf, syms, opt).labels)
-        if (l.type == "file") listed.insert(l.vaddr);
-    std::set<uint64_t> missing;
-    for (uint64_t f : files)
-        if (!listed.count(f)) missing.insert(f);
-    CHECK(missing == std::set<uint64_t>(hidden.begin(), hidden.end()));
+    CHECK(unreached(out, "file") == std::set<uint64_t>(hidden.begin(), hidden.end()));
     Detector det;
     det.add_model((fs::path(std::getenv("DEEPMEM_MODELS")) / "file.cereal").string());
     const auto found = vaddr_set(det.detect(det.build_graph((out / "dump.elf").string())));
