@@ -169,6 +169,7 @@ struct TypeScore {
     // reports print "n/a" / null where has_precision()/has_recall() is false.
     bool has_precision() const noexcept { return tp + fp > 0; }
     bool has_recall() const noexcept { return tp + fn > 0; }
+    bool has_f1() const noexcept { return tp + fp + fn > 0; }   // (nothing found, nothing to find: undefined)
     double precision() const noexcept { return tp + fp ? double(tp) / double(tp + fp) : 1.0; }
     double recall() const noexcept { return tp + fn ? double(tp) / double(tp + fn) : 1.0; }
     double f1() const noexcept {

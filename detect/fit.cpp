@@ -327,9 +327,9 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                 if (picks) {
                     std::string list;
                     for (const std::string& r : picked_for[f]) list += (list.empty() ? "" : ", ") + r;
-                    out += std::string("  dmdetect DUMP picks it for: ") +
+                    out += std::string("  dmdetect DUMP picks it for (among the builds the models record): ") +
                            (models[f].joint() ? "no dump (a joint model is given with --weights)"
-                                              : list.empty() && !picked_bannerless[f] ? "no build (another model of its type fits each better)"
+                                              : list.empty() && !picked_bannerless[f] ? "none (another model of its type fits each better)"
                                               : list.empty() ? "dumps without a kernel banner"
                                                              : list + (picked_bannerless[f] ? "; dumps without a kernel banner" : "")) +
                            "\n";

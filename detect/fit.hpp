@@ -163,8 +163,11 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
 // (InputError) — key-node lists are not one column.
 // `picks` (the shipped models, which `dmdetect DUMP` chooses among): also, per single-type model,
 // the kernel builds it would be picked for (pick_models over the listed single-type models, for
-// each build any of them records, at that model's word size) and whether it is picked for a dump
-// with no kernel banner ("picked_for", "picked_without_banner"; a joint model: not picked).
+// each build any of them records, at that model's word size, the dump holding its kernel image)
+// and whether it is picked for a dump with no kernel banner ("picked_for", "picked_without_banner";
+// a joint model: not picked). Builds no model records (another ABI of a recorded version, …) and
+// dumps lacking the kernel image (whose picks prefer models with image_absent_threshold) are not
+// listed; two builds of one release with different banners are one entry.
 std::string format_model_list(std::span<const Model> models, std::span<const std::string> sources,
                               DetectionFormat format, bool picks = false);
 

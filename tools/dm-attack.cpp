@@ -93,6 +93,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -201,10 +202,13 @@ void list_del_init(WritableDump& dump, uint64_t node, const std::string& what) {
     const uint64_t W = dump.tl().word_size();
     auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
     if (!next || !prev) throw InputError(what + ": list links unreadable");
-    dump.write_ptr(*prev, *next);
-    dump.write_ptr(*next + W, *prev);
-    dump.write_ptr(node, node);
-    dump.write_ptr(node + W, node);
+    // Its neighbours must link back (a node half-linked in a corrupt dump is not hidden by this).
+    auto next_prev = dump.read_ptr(*next + W), prev_next = dump.read_ptr(*prev);
+    if (!next_prev || !prev_next || *next_prev != node || *prev_next != node)
+        throw InputError(what + ": its list neighbours do not link back to it (a corrupt list?)");
+    if (!dump.write_ptr(*prev, *next) || !dump.write_ptr(*next + W, *prev) || !dump.write_ptr(node, node) ||
+        !dump.write_ptr(node + W, node))
+        throw InputError(what + ": list links unwritable");
 }
 
 // `count` of `candidates` drawn at random (all when fewer, with a warning naming `what` and
@@ -297,6 +301,7 @@ int run(int argc, char** argv) {
             p = c + 1;
         }
     }
+    if (types.empty()) throw InputError("--types names no object type ('" + vm["types"].as<std::string>() + "')");
     if (attack == "dkom")
         for (const std::string& t : types)
             if (t != "task_struct" && t != "module" && t != "file") throw InputError("dkom hides task_struct, module and file objects, not " + t);
@@ -413,23 +418,39 @@ int run(int argc, char** argv) {
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const KernelLayout L(btf);
         const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
-        std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> slots;   // file → (fd[] slot address, open_fds bit address·8 + bit)
+        struct Slot {
+            uint64_t entry, bitmap_byte;   // the fd[] word; the open_fds byte holding its bit
+            uint8_t bit;
+        };
+        std::map<uint64_t, std::vector<Slot>> slots;   // file → the fd table slots holding it
+        // Bounded on forged tables (attacker 22): each fdtable once (threads and forged files_structs
+        // may share one), the bitmap read in 64-bit words with empty ones skipped, at most 2^22 open
+        // slots over all tables.
+        constexpr uint64_t kMaxSlots = 1u << 22;
+        uint64_t open_slots = 0;
         std::set<uint64_t> tables;
         for (const Detection& d : pslist(mem, btf, syms)) {
             auto files = dump.read_ptr(d.vaddr + L.files);
-            if (!files || !*files || !plausible_list_pointer(*files, kbase, W) || !tables.insert(*files).second) continue;
+            if (!files || !*files || !plausible_list_pointer(*files, kbase, W)) continue;
             auto fdt = dump.read_ptr(*files + L.fdt);
-            if (!fdt || !plausible_list_pointer(*fdt, kbase, W)) continue;
+            if (!fdt || !plausible_list_pointer(*fdt, kbase, W) || !tables.insert(*fdt).second) continue;
             uint64_t max = 0;
             if (!mem.read(*fdt + L.max_fds, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&max), std::min<uint64_t>(L.max_fds_size, 8)))) continue;
             auto fd_array = dump.read_ptr(*fdt + L.fd), bitmap = dump.read_ptr(*fdt + L.open_fds);
             if (!fd_array || !bitmap || max > (1u << 20)) continue;
-            for (uint64_t fd = 0; fd < max; ++fd) {
-                uint8_t byte = 0;
-                if (!mem.read(*bitmap + fd / 8, std::span<uint8_t>(&byte, 1))) break;
-                if (!(byte >> (fd % 8) & 1)) continue;
-                auto file = dump.read_ptr(*fd_array + fd * W);
-                if (file && *file) slots[*file].emplace_back(*fd_array + fd * W, (*bitmap + fd / 8) * 8 + fd % 8);
+            for (uint64_t word = 0; word * 64 < max; ++word) {
+                uint64_t bits = 0;   // little-endian: fd's bit is bit fd % 8 of byte fd / 8 whatever the word size
+                const uint64_t bytes = std::min<uint64_t>(8, (max - word * 64 + 7) / 8);
+                if (!mem.read(*bitmap + word * 8, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&bits), bytes))) break;
+                for (; bits; bits &= bits - 1) {
+                    const uint64_t fd = word * 64 + uint64_t(std::countr_zero(bits));
+                    if (fd >= max) break;
+                    auto file = dump.read_ptr(*fd_array + fd * W);
+                    if (!file || !*file) continue;
+                    if (++open_slots > kMaxSlots)
+                        throw InputError("dkom: more than " + std::to_string(kMaxSlots) + " open fd slots over the fd tables (forged tables?)");
+                    slots[*file].push_back({*fd_array + fd * W, *bitmap + fd / 8, uint8_t(fd % 8)});
+                }
             }
         }
         // Files the labeler reaches with every fd slot read as NULL (a VMA's vm_file, an mm's
@@ -453,7 +474,7 @@ int run(int argc, char** argv) {
         };
         std::set<uint64_t> all_slots, mapped;
         for (const auto& [f, list] : slots)
-            for (const auto& sl : list) all_slots.insert(sl.first);
+            for (const Slot& sl : list) all_slots.insert(sl.entry);
         LabelerOptions fast;
         fast.dcache = fast.freed_tasks = fast.freed_creds = false;
         for (const Label& l : label_kernel_objects(NoFds(mem, all_slots, W), btf, syms, fast).labels)
@@ -462,12 +483,13 @@ int run(int argc, char** argv) {
         for (const TruthObject& t : truth)
             if (t.type == "file" && !t.freed && slots.count(t.vaddr) && !mapped.count(t.vaddr)) files.push_back(t.vaddr);
         for (uint64_t f : draw(std::move(files), count, rng, "files", "no more open files held by fds alone")) {
-            for (const auto& [slot, bit] : slots[f]) {
-                dump.write_ptr(slot, 0);
+            for (const Slot& sl : slots[f]) {
                 uint8_t byte = 0;
-                mem.read(bit / 8, std::span<uint8_t>(&byte, 1));
-                byte = uint8_t(byte & ~(1u << (bit % 8)));
-                dump.write(bit / 8, &byte, 1);
+                if (!mem.read(sl.bitmap_byte, std::span<uint8_t>(&byte, 1)) || !dump.write_ptr(sl.entry, 0))
+                    throw InputError("dkom: file " + hex(f) + ": fd slot " + hex(sl.entry) + " or its open_fds bit unwritable");
+                byte = uint8_t(byte & ~(1u << sl.bit));
+                if (!dump.write(sl.bitmap_byte, &byte, 1))
+                    throw InputError("dkom: file " + hex(f) + ": open_fds byte " + hex(sl.bitmap_byte) + " unwritable");
             }
             add_change("{\"file\":\"" + hex(f) + "\",\"fd_slots\":" + std::to_string(slots[f].size()) +
                        ",\"hidden\":[{\"type\":\"file\",\"vaddr\":\"" + hex(f) + "\"}]}");

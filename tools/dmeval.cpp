@@ -106,7 +106,7 @@ int run(int argc, char** argv) {
         for (const auto& [type, s] : scores)
             out += "{\"type\":\"" + type + "\",\"tp\":" + std::to_string(s.tp) + ",\"fp\":" + std::to_string(s.fp) +
                    ",\"fn\":" + std::to_string(s.fn) + ",\"precision\":" + number(s.precision(), s.has_precision(), true) +
-                   ",\"recall\":" + number(s.recall(), s.has_recall(), true) + ",\"f1\":" + number(s.f1(), true, true) +
+                   ",\"recall\":" + number(s.recall(), s.has_recall(), true) + ",\"f1\":" + number(s.f1(), s.has_f1(), true) +
                    ",\"freed_found\":" + std::to_string(s.freed_found) + ",\"freed_total\":" + std::to_string(s.freed_total) +
                    ",\"freed_inside\":" + std::to_string(s.freed_inside) +
                    ",\"missed_count\":" + std::to_string(s.missed.size()) + ",\"missed\":[" + addresses(s.missed, limit, true) +
@@ -121,7 +121,7 @@ int run(int argc, char** argv) {
             std::snprintf(buf, sizeof buf, "%-14s %7llu %7llu %7llu %9s %7s %7s\n", type.c_str(),
                           static_cast<unsigned long long>(s.tp), static_cast<unsigned long long>(s.fp),
                           static_cast<unsigned long long>(s.fn), number(s.precision(), s.has_precision(), false).c_str(),
-                          number(s.recall(), s.has_recall(), false).c_str(), number(s.f1(), true, false).c_str());
+                          number(s.recall(), s.has_recall(), false).c_str(), number(s.f1(), s.has_f1(), false).c_str());
             out += buf;
         }
         for (const auto& [type, s] : scores) {

@@ -520,7 +520,7 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         r.symbols_source += " + " + std::to_string(r.symbols->size() - before) + " symbols of " + *system_map_file;
     }
     // The symbols must name this kernel's init_task (comm "swapper" or "swapper/0", sched_init →
-    // init_idle; or, its comm overwritten, a task list that links back to it): symbols recovered
+    // init_idle; or, its comm overwritten, its own fields: init/init_task.c): symbols recovered
     // from memory, and files the user gave (another boot's kallsyms, whose KASLR offset differs, or
     // a wrong System.map: tester 11).
     if (r.btf && r.symbols) {
@@ -529,31 +529,38 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         auto comm = task ? r.btf->member(*task, "comm") : std::nullopt;
         auto init = r.symbols->address("init_task");
         char name[16] = {};
-        // Its task list: &init_task.tasks's neighbours point back at it (list_head, 2 words). An
-        // attacker's or noise's bytes in init_task's comm alone do not make right symbols wrong.
-        auto list_consistent = [&]() {
-            auto tasks = task ? r.btf->member(*task, "tasks") : std::nullopt;
-            if (!tasks) return false;
-            const uint64_t W = tl.word_size(), node = *init + tasks->byte_offset();
-            auto word = [&](uint64_t va) -> std::optional<uint64_t> {
+        // Its own pointers: group_leader and real_parent at init_task itself, and &init_task.tasks's
+        // neighbours linking back (list_head, 2 words). Noise or an attacker's bytes in init_task's
+        // comm (or pid: not a pointer either) do not make right symbols wrong; a wrong address passes
+        // all three only by chance (any list node passes the last alone: attacker 22).
+        auto own_fields = [&]() {
+            const uint64_t W = tl.word_size();
+            auto word = [&](uint64_t va, uint64_t n) -> std::optional<uint64_t> {
                 uint64_t v = 0;
-                if (!tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), W))) return std::nullopt;
+                if (!tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), n))) return std::nullopt;
                 return v;
             };
-            auto next = word(node), prev = word(node + W);
+            auto member = [&](const char* name) { return task ? r.btf->member(*task, name) : std::nullopt; };
+            auto tasks = member("tasks");
+            if (!tasks) return false;
+            for (const char* self : {"group_leader", "real_parent"})
+                if (auto m = member(self); !m || word(*init + m->byte_offset(), W) != *init) return false;
+            const uint64_t node = *init + tasks->byte_offset();
+            auto next = word(node, W), prev = word(node + W, W);
             if (!next || !prev || *next == node) return false;   // (a running kernel's list is never empty)
-            auto next_prev = word(*next + W), prev_next = word(*prev);
+            auto next_prev = word(*next + W, W), prev_next = word(*prev, W);
             return next_prev && prev_next && *next_prev == node && *prev_next == node;
         };
         if (!init) problem = "no init_task symbol";
         else if (!comm) problem = "task_struct has no comm";
         else if (!tl.read_virtual(*init + comm->byte_offset(), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), sizeof name)) ||
                  std::strncmp(name, "swapper", 7) != 0) {
-            if (list_consistent())
-                r.notes.push_back("init_task at " + hex(*init) + " has no comm 'swapper' (its bytes changed?), but its task "
-                                  "list links back to it: symbols kept");
+            if (own_fields())
+                r.notes.push_back("init_task at " + hex(*init) + " has no comm 'swapper' (its bytes changed?), but its "
+                                  "group_leader and real_parent are itself and its task list links back: symbols kept");
             else
-                problem = "init_task at " + hex(*init) + " has no comm 'swapper' and its task list does not link back to it";
+                problem = "init_task at " + hex(*init) + " has no comm 'swapper', nor group_leader, real_parent "
+                          "and a task list pointing back at it";
         }
         if (!problem.empty()) {
             r.notes.push_back("symbols from " + (kallsyms_file ? r.symbols_source : std::string("the dump")) +

@@ -142,6 +142,12 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run ev3j = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels2.jsonl").string() + " --format json", dir);
     CHECK(ev3j.out.find("{\"type\":\"task_struct\",\"tp\":0,\"fp\":0,\"fn\":1,\"precision\":null,\"recall\":0.0000,") !=
           std::string::npos);
+    // nothing found and nothing live to find (a freed task only): F1 is n/a too, not 1.0 (attacker 22)
+    write(dir / "labels3.jsonl", slurp(dir / "labels.jsonl") + "{\"vaddr\":\"0x20\",\"type\":\"task_struct\",\"state\":\"freed\"}\n");
+    Run ev5 = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels3.jsonl").string() + " --types task_struct", dir);
+    CHECK(ev5.out.find("\ntask_struct          0       0       0       n/a     n/a     n/a\n") != std::string::npos);
+    Run ev5j = run("DMEVAL", (dir / "d.csv").string() + " " + (dir / "labels3.jsonl").string() + " --types task_struct --format json", dir);
+    CHECK(ev5j.out.find("\"precision\":null,\"recall\":null,\"f1\":null") != std::string::npos);
     // dmbaseline pslist's warnings in its output (a task list cut short) change nothing for dmeval
     const std::vector<std::string> cut{"init_task.tasks: loop at 0xffff800000300020 after 3 entries"};
     write(dir / "w.jsonl", format_warnings(cut, DetectionFormat::Json) + json.out);
@@ -578,7 +584,7 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
                        "\n  threshold 3.25, 2.5 on dumps without the kernel image; vote window 64 bytes; validation vote "
                        "agreement 99 of 100; trained (no date)"
                        "\n  4 key nodes (offset/length[+ = open end]/weight): 8/120/1 136/120/1 264/120/0.75 392/120+/1"
-                       "\n  dmdetect DUMP picks it for: 5.10.0-46-amd64, 6.1.0-47-amd64; dumps without a kernel banner\n");
+                       "\n  dmdetect DUMP picks it for (among the builds the models record): 5.10.0-46-amd64, 6.1.0-47-amd64; dumps without a kernel banner\n");
     // Which model dmdetect DUMP picks for which build (newcomer 21: the listing did not say): a model
     // made for 6.1.0-47 alone takes that build (fewer builds, pick_models); a joint one is never
     // picked; the folders listed element-wise (6.1/ before 6.1-rt/, byte order had it after).
@@ -597,7 +603,7 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
     CHECK(picks.out.find("\"joint\":true,") != std::string::npos);
     CHECK(picks.out.find("\"picked_for\":[],\"picked_without_banner\":false}\n") != std::string::npos);
     Run pickt = run("DMDETECT", "--list-models", dir, env);
-    CHECK(pickt.out.find("\n  dmdetect DUMP picks it for: no dump (a joint model is given with --weights)\n") != std::string::npos);
+    CHECK(pickt.out.find("\n  dmdetect DUMP picks it for (among the builds the models record): no dump (a joint model is given with --weights)\n") != std::string::npos);
     // with --weights nothing is picked: no such line
     CHECK(run("DMDETECT", "--list-models -w " + (dir / "joint.cereal").string(), dir).out.find("picks it") == std::string::npos);
     const std::string j = (dir / "joint.cereal").string();

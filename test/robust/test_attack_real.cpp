@@ -16,6 +16,7 @@
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 #include "train/baselines.hpp"
+#include "train/kernel_layout.hpp"
 #include "train/labeler.hpp"
 
 #include "test/real_dump.hpp"
@@ -267,6 +268,29 @@ TEST_CASE("dkom --types file hides exactly the chosen files from every fd table,
     const auto hidden = vaddrs_in(out / "attack.json");
     REQUIRE(hidden.size() == 3);
     CHECK(unreached(out, "file") == std::set<uint64_t>(hidden.begin(), hidden.end()));
+    // No fd table still marks a slot open whose file pointer was taken (attacker 22: the open_fds
+    // bit stayed set, a tell for any tool comparing the bitmap with the slots).
+    const auto btf = btf::load_kernel_btf((out / "vmlinuz").string());
+    const auto syms = Kallsyms::load((out / "kallsyms").string());
+    Opened d(out / "dump.elf");
+    const TranslatedMemory mem(*d.tl);
+    const KernelLayout L(btf);
+    uint64_t open_null = 0, tables = 0;
+    std::set<uint64_t> seen;
+    for (const Detection& t : pslist(mem, btf, syms)) {
+        auto files = mem.word(t.vaddr + L.files, 8);
+        auto fdt = files && *files ? mem.word(*files + L.fdt, 8) : std::nullopt;
+        if (!fdt || !seen.insert(*fdt).second) continue;
+        auto max = mem.word(*fdt + L.max_fds, L.max_fds_size);
+        auto fd = mem.word(*fdt + L.fd, 8), bitmap = mem.word(*fdt + L.open_fds, 8);
+        REQUIRE((max && fd && bitmap));
+        ++tables;
+        for (uint64_t i = 0; i < *max; ++i)
+            if (auto byte = mem.word(*bitmap + i / 8, 1); byte && (*byte >> (i % 8) & 1) && mem.word(*fd + i * 8, 8) == uint64_t{0})
+                ++open_null;
+    }
+    CHECK(tables > 10);
+    CHECK(open_null == 0);
     Detector det;
     det.add_model((fs::path(std::getenv("DEEPMEM_MODELS")) / "file.cereal").string());
     const auto found = vaddr_set(det.detect(det.build_graph((out / "dump.elf").string())));

@@ -31,7 +31,7 @@ namespace {
 constexpr uint64_t kImage = 0xffffffff80000000ull, kImagePhys = 0x200000, kDirect = 0xffff800000000000ull;
 constexpr uint64_t kBtfAt = 0x50003;          // image offsets; BTF need not be aligned
 constexpr uint64_t kInitTask = 0x80000, kBanner = 0x90000, kTables = 0x100000;
-constexpr uint64_t kTaskPid = 0x10, kTaskComm = 0x40;
+constexpr uint64_t kTaskPid = 0x10, kTaskComm = 0x40, kTaskLeader = 0x58, kTaskParent = 0x60;
 
 Image page_tables() {
     Image m(0x800000);
@@ -53,7 +53,8 @@ std::vector<uint8_t> kernel_btf() {
     uint32_t list = b.struct_("list_head", 16, {{"next", vp, 0}, {"prev", vp, 64}});
     uint32_t comm = b.array(ch, i32, 16);
     b.struct_("task_struct", 0x100, {{"tasks", list, 0}, {"pid", i32, kTaskPid * 8}, {"tgid", i32, (kTaskPid + 4) * 8},
-                                     {"comm", comm, kTaskComm * 8}});
+                                     {"comm", comm, kTaskComm * 8}, {"group_leader", vp, kTaskLeader * 8},
+                                     {"real_parent", vp, kTaskParent * 8}});
     b.struct_("cred", 96, {{"usage", i32, 0}});
     b.struct_("mm_struct", 128, {{"pgd", vp, 0}});
     b.struct_("file", 232, {{"f_count", i32, 0}});
@@ -282,29 +283,43 @@ TEST_CASE("kernel_types_and_symbols: from the dump, and the user's files win") {
     CHECK(b.notes[0].find("swapper") != std::string::npos);
     CHECK_THROWS_AS(b.require_symbols("labeling"), InputError);
 
-    // The same comm overwritten (noise, an attacker's byte) in a kernel whose init_task.tasks links
-    // to another task and back: the symbols are still this kernel's, kept with a note.
-    Dump noised = kernel_dump(Layout::After64);
-    noised.put(kInitTask + kTaskComm, {'b', 'a', 'd', 0});
+    // The same comm overwritten (noise, an attacker's byte) in a kernel whose init_task has
+    // group_leader and real_parent itself and a task list linking to another task and back: the
+    // symbols are still this kernel's, kept with a note (pid, not a pointer, may be noise too).
     auto le = [](uint64_t v) {
         std::vector<uint8_t> b(8);
         for (int i = 0; i < 8; ++i) b[size_t(i)] = uint8_t(v >> (8 * i));
         return b;
     };
     const uint64_t init_tasks = kImage + kInitTask, other_tasks = kImage + kInitTask + 0x100;   // tasks at offset 0
-    for (auto [at, v] : std::vector<std::pair<uint64_t, uint64_t>>{{kInitTask, other_tasks}, {kInitTask + 8, other_tasks},
-                                                                    {kInitTask + 0x100, init_tasks}, {kInitTask + 0x108, init_tasks}})
-        noised.put(at, le(v));
+    auto linked = [&](Dump& d) {
+        for (auto [at, v] : std::vector<std::pair<uint64_t, uint64_t>>{
+                 {kInitTask, other_tasks}, {kInitTask + 8, other_tasks}, {kInitTask + 0x100, init_tasks},
+                 {kInitTask + 0x108, init_tasks}, {kInitTask + kTaskLeader, init_tasks}, {kInitTask + kTaskParent, init_tasks}})
+            d.put(at, le(v));
+    };
+    Dump noised = kernel_dump(Layout::After64);
+    noised.put(kInitTask + kTaskComm, {'b', 'a', 'd', 0});
+    linked(noised);
+    noised.put(kInitTask + kTaskPid, {7, 0, 0, 0});
     const auto n = kernel_types_and_symbols(noised.layer());
     CHECK(n.symbols);
     REQUIRE(n.notes.size() == 1);
-    CHECK(n.notes[0].find("task list links back to it: symbols kept") != std::string::npos);
-    // one link not back: dropped
-    noised.put(kInitTask + 0x108, le(other_tasks));
-    const auto n2 = kernel_types_and_symbols(noised.layer());
-    CHECK_FALSE(n2.symbols);
-    REQUIRE(n2.notes.size() == 1);
-    CHECK(n2.notes[0].find("does not link back") != std::string::npos);
+    CHECK(n.notes[0].find("symbols kept") != std::string::npos);
+    // Each of the fields alone wrong: dropped. (Another boot's symbols name an address that is some
+    // other object: a list node there links back, but its pid, leader and parent are not its own.)
+    for (auto [at, v] : std::vector<std::pair<uint64_t, uint64_t>>{{kInitTask + 0x108, other_tasks},
+                                                                    {kInitTask + kTaskLeader, other_tasks},
+                                                                    {kInitTask + kTaskParent, other_tasks}}) {
+        Dump wrong = kernel_dump(Layout::After64);
+        wrong.put(kInitTask + kTaskComm, {'b', 'a', 'd', 0});
+        linked(wrong);
+        wrong.put(at, le(v));
+        const auto w = kernel_types_and_symbols(wrong.layer());
+        CHECK_FALSE(w.symbols);
+        REQUIRE(w.notes.size() == 1);
+        CHECK(w.notes[0].find("nor group_leader, real_parent and a task list pointing back") != std::string::npos);
+    }
 }
 
 TEST_CASE("no BTF or kallsyms in the image: nullopt with a reason; outside the image: ignored") {
