@@ -51,6 +51,10 @@ TaskSignature TaskSignature::from_btf(const btf::Btf& btf) {
     s.files = L.files;
     s.signal = L.signal;
     s.pointer_size = btf.pointer_size();
+    if (auto t = btf.find("task_struct"); t && !btf.member(*t, "__state")) {   // before 5.14 (Comm, Flags)
+        s.flag_holes = kFlagHolesBefore514;
+        s.comm_padded = false;
+    }
     return s;
 }
 
@@ -123,13 +127,13 @@ TaskCheck check_task(const TaskSignature& s, const KernelMemory& mem, uint64_t v
     uint64_t n = 0;
     while (n < clen && comm[n] >= 0x20 && comm[n] < 0x7f) ++n;
     if (n == 0 || n == clen || comm[n] != 0) return TaskCheck::Comm;
-    for (uint64_t i = n + 1; i < clen; ++i)
+    for (uint64_t i = n + 1; s.comm_padded && i < clen; ++i)
         if (comm[i] != 0) return TaskCheck::Comm;
 
     auto state = r.u32(s.state), exit_state = r.u32(s.exit_state), flags = r.u32(s.flags);
     if (!state || !exit_state || !flags) return TaskCheck::Unreadable;
     if (*state >= 0x10000u || (*exit_state & ~0x30u) != 0) return TaskCheck::State;
-    if (*flags & kFlagHoles) return TaskCheck::Flags;
+    if (*flags & s.flag_holes) return TaskCheck::Flags;
 
     const uint64_t W = s.pointer_size;
     const auto kernel_ptr = [&](uint64_t v) { return v >= s.kernel_base && v % W == 0; };

@@ -12,9 +12,13 @@
 //            A candidate is a task when every check of check_task() passes, cheapest first:
 //              Pid      0 ≤ pid, tgid ≤ PID_MAX_LIMIT (2^22); pid 0 ⇔ tgid 0 (idle tasks)
 //              Comm     NUL within comm[], ≥ 1 printable ASCII byte before it, zeros after it
-//                       (__set_task_comm pads with strscpy_pad)
+//                       (__set_task_comm pads with strscpy_pad; kernels before 5.14, whose
+//                       task_struct has `state` rather than `__state`, copied with strlcpy and leave
+//                       the old name's bytes after the NUL: not required there)
 //              State    __state only TASK_* bits (< 0x10000); exit_state ∈ {0, EXIT_DEAD, EXIT_ZOMBIE, both}
-//              Flags    no PF_* bit Linux 6.1 leaves unused (kFlagHoles)
+//              Flags    no PF_* bit the kernel leaves unused: Linux 6.1's holes (kFlagHoles); before
+//                       5.14 only 0x20000000 (5.10 sets PF_FREEZER_SKIP 0x40000000 in freezable
+//                       sleeps and PF_SWAPWRITE 0x800000 in kswapd, holes of 6.1)
 //              Pointer  real_cred, cred, signal, group_leader, real_parent, parent: 8-aligned kernel
 //                       addresses; mm, active_mm, files, fs: NULL or 8-aligned kernel addresses
 //              Stack    NULL (released after exit) or a page-aligned kernel address
@@ -57,6 +61,7 @@ std::vector<Detection> pslist(const KernelMemory& mem, const btf::Btf& btf, cons
 // PF_* bits Linux 6.1 does not define (include/linux/sched.h: 0x4000, 0x10000, 0x800000,
 // 0x1000000, 0x2000000, 0x20000000, 0x40000000 are holes).
 inline constexpr uint32_t kFlagHoles = 0x4000u | 0x10000u | 0x800000u | 0x1000000u | 0x2000000u | 0x20000000u | 0x40000000u;
+inline constexpr uint32_t kFlagHolesBefore514 = 0x20000000u;
 inline constexpr int64_t kPidMaxLimit = 4 * 1024 * 1024;
 
 // Byte offsets of the task_struct fields the scanner reads (from BTF, or by hand in tests).
@@ -67,7 +72,10 @@ struct TaskSignature {
              comm_len = 16, fs = 0, files = 0, signal = 0;
     uint64_t pointer_size = 8;   // bytes of a pointer and of each list_head link: 8 (x86-64), 4 (i386)
     uint64_t kernel_base = 0xffff800000000000ull;
-    // Throws InputError naming a missing struct or member.
+    uint32_t flag_holes = kFlagHoles;   // PF_* bits no task of this kernel has (Flags check)
+    bool comm_padded = true;            // zeros after comm's NUL (Comm check)
+    // Throws InputError naming a missing struct or member. A task_struct with `state` (before
+    // 5.14) gets kFlagHolesBefore514 and comm_padded false.
     static TaskSignature from_btf(const btf::Btf& btf);
 };
 

@@ -137,6 +137,10 @@ TEST_CASE("each constraint rejects its field") {
         CHECK(check_task(s, m, kTask) == TaskCheck::Comm);
         m.put(kTask + s.comm, "sshd\0x", 6);
         CHECK(check_task(s, m, kTask) == TaskCheck::Comm);
+        // before 5.14 (strlcpy: the old name's tail stays after the NUL) that is a task
+        TaskSignature old = s;
+        old.comm_padded = false;
+        CHECK(check_task(old, m, kTask) == TaskCheck::Ok);
     }
     SUBCASE("state and exit_state") {
         BufferMemory m = world(s);
@@ -152,6 +156,14 @@ TEST_CASE("each constraint rejects its field") {
         BufferMemory m = world(s);
         m.put32(kTask + s.flags, 0x4000);
         CHECK(check_task(s, m, kTask) == TaskCheck::Flags);
+        // 5.10 sets PF_FREEZER_SKIP (a hole of 6.1); 0x20000000 is a hole there too
+        TaskSignature old = s;
+        old.flag_holes = kFlagHolesBefore514;
+        m.put32(kTask + s.flags, 0x40000000);
+        CHECK(check_task(s, m, kTask) == TaskCheck::Flags);
+        CHECK(check_task(old, m, kTask) == TaskCheck::Ok);
+        m.put32(kTask + s.flags, 0x20000000);
+        CHECK(check_task(old, m, kTask) == TaskCheck::Flags);
     }
     SUBCASE("pointers: required ones non-NULL, all kernel and aligned") {
         BufferMemory m = world(s);
