@@ -381,10 +381,12 @@ int run(int argc, char** argv) {
     auto add_change = [&](const std::string& obj) { changes += (changes.empty() ? "\n  " : ",\n  ") + obj; };
     std::string params;
 
+    // dkom's kinds share the count (objects per kind) and the kernel's types and symbols.
+    const uint64_t dkom_count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
     if (attack == "dkom") {
         std::string tl;
         for (const auto& t : types) tl += std::string(tl.empty() ? "" : ",") + "\"" + t + "\"";
-        params = "\"count\":" + std::to_string(vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3) + ",\"types\":[" + tl + "]";
+        params = "\"count\":" + std::to_string(dkom_count) + ",\"types\":[" + tl + "]";
     }
     if (attack == "dkom" && types.count("module")) {
         // Modules: list_del_init(&mod->list) on the `modules` list (kernel/module/main.c), what
@@ -393,7 +395,7 @@ int run(int argc, char** argv) {
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const KernelLayout L(btf);
         const uint64_t head = syms.require("modules");
-        const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
+        const uint64_t count = dkom_count;
         std::vector<uint64_t> mods;
         std::set<uint64_t> seen;   // a list that loops short of its head ends at the repeat
         for (auto cur = dump.read_ptr(head); cur && *cur != head && plausible_list_pointer(*cur, kbase, W) &&
@@ -417,7 +419,7 @@ int run(int argc, char** argv) {
         const btf::Btf& btf = kernel.require_btf("dkom");
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const KernelLayout L(btf);
-        const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
+        const uint64_t count = dkom_count;
         struct Slot {
             uint64_t entry, bitmap_byte;   // the fd[] word; the open_fds byte holding its bit
             uint8_t bit;
@@ -500,7 +502,7 @@ int run(int argc, char** argv) {
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const Offsets off{KernelLayout(btf)};
         const uint64_t init_task = syms.require("init_task");
-        const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
+        const uint64_t count = dkom_count;
         std::vector<uint64_t> leaders;
         for (const Detection& d : pslist(mem, btf, syms)) {
             auto pid = dump.read32(d.vaddr + off.pid), tgid = dump.read32(d.vaddr + off.tgid);

@@ -535,11 +535,8 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         // all three only by chance (any list node passes the last alone: attacker 22).
         auto own_fields = [&]() {
             const uint64_t W = tl.word_size();
-            auto word = [&](uint64_t va, uint64_t n) -> std::optional<uint64_t> {
-                uint64_t v = 0;
-                if (!tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), n))) return std::nullopt;
-                return v;
-            };
+            const TranslatedMemory mem(tl);
+            auto word = [&](uint64_t va, uint64_t n) { return mem.word(va, n); };
             auto member = [&](const char* name) { return task ? r.btf->member(*task, name) : std::nullopt; };
             auto tasks = member("tasks");
             if (!tasks) return false;
