@@ -203,8 +203,7 @@ void list_del_init(WritableDump& dump, uint64_t node, const std::string& what) {
     auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
     if (!next || !prev) throw InputError(what + ": list links unreadable");
     // Its neighbours must link back (a node half-linked in a corrupt dump is not hidden by this).
-    auto next_prev = dump.read_ptr(*next + W), prev_next = dump.read_ptr(*prev);
-    if (!next_prev || !prev_next || *next_prev != node || *prev_next != node)
+    if (!list_links_back(dump.mem(), node, W))
         throw InputError(what + ": its list neighbours do not link back to it (a corrupt list?)");
     if (!dump.write_ptr(*prev, *next) || !dump.write_ptr(*next + W, *prev) || !dump.write_ptr(node, node) ||
         !dump.write_ptr(node + W, node))
@@ -420,14 +419,10 @@ int run(int argc, char** argv) {
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const KernelLayout L(btf);
         const uint64_t count = dkom_count;
-        struct Slot {
-            uint64_t entry, bitmap_byte;   // the fd[] word; the open_fds byte holding its bit
-            uint8_t bit;
-        };
-        std::map<uint64_t, std::vector<Slot>> slots;   // file → the fd table slots holding it
+        std::map<uint64_t, std::vector<FdSlot>> slots;   // file → the fd table slots holding it
         // Bounded on forged tables (attacker 22): each fdtable once (threads and forged files_structs
-        // may share one), the bitmap read in 64-bit words with empty ones skipped, at most 2^22 open
-        // slots over all tables.
+        // may share one), read by the labeler's read_fd_table (max_fds within its limit), at most
+        // 2^22 open slots over all tables.
         constexpr uint64_t kMaxSlots = 1u << 22;
         uint64_t open_slots = 0;
         std::set<uint64_t> tables;
@@ -435,24 +430,12 @@ int run(int argc, char** argv) {
             auto files = dump.read_ptr(d.vaddr + L.files);
             if (!files || !*files || !plausible_list_pointer(*files, kbase, W)) continue;
             auto fdt = dump.read_ptr(*files + L.fdt);
-            if (!fdt || !plausible_list_pointer(*fdt, kbase, W) || !tables.insert(*fdt).second) continue;
-            uint64_t max = 0;
-            if (!mem.read(*fdt + L.max_fds, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&max), std::min<uint64_t>(L.max_fds_size, 8)))) continue;
-            auto fd_array = dump.read_ptr(*fdt + L.fd), bitmap = dump.read_ptr(*fdt + L.open_fds);
-            if (!fd_array || !bitmap || max > (1u << 20)) continue;
-            for (uint64_t word = 0; word * 64 < max; ++word) {
-                uint64_t bits = 0;   // little-endian: fd's bit is bit fd % 8 of byte fd / 8 whatever the word size
-                const uint64_t bytes = std::min<uint64_t>(8, (max - word * 64 + 7) / 8);
-                if (!mem.read(*bitmap + word * 8, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&bits), bytes))) break;
-                for (; bits; bits &= bits - 1) {
-                    const uint64_t fd = word * 64 + uint64_t(std::countr_zero(bits));
-                    if (fd >= max) break;
-                    auto file = dump.read_ptr(*fd_array + fd * W);
-                    if (!file || !*file) continue;
-                    if (++open_slots > kMaxSlots)
-                        throw InputError("dkom: more than " + std::to_string(kMaxSlots) + " open fd slots over the fd tables (forged tables?)");
-                    slots[*file].push_back({*fd_array + fd * W, *bitmap + fd / 8, uint8_t(fd % 8)});
-                }
+            if (!fdt || !tables.insert(*fdt).second) continue;
+            for (const FdSlot& sl : read_fd_table(mem, L, *files, W, LabelerOptions{}.max_fds).open) {
+                if (!sl.file || !*sl.file) continue;
+                if (++open_slots > kMaxSlots)
+                    throw InputError("dkom: more than " + std::to_string(kMaxSlots) + " open fd slots over the fd tables (forged tables?)");
+                slots[*sl.file].push_back(sl);
             }
         }
         // Files the labeler reaches with every fd slot read as NULL (a VMA's vm_file, an mm's
@@ -476,7 +459,7 @@ int run(int argc, char** argv) {
         };
         std::set<uint64_t> all_slots, mapped;
         for (const auto& [f, list] : slots)
-            for (const Slot& sl : list) all_slots.insert(sl.entry);
+            for (const FdSlot& sl : list) all_slots.insert(sl.entry);
         LabelerOptions fast;
         fast.dcache = fast.freed_tasks = fast.freed_creds = false;
         for (const Label& l : label_kernel_objects(NoFds(mem, all_slots, W), btf, syms, fast).labels)
@@ -485,11 +468,11 @@ int run(int argc, char** argv) {
         for (const TruthObject& t : truth)
             if (t.type == "file" && !t.freed && slots.count(t.vaddr) && !mapped.count(t.vaddr)) files.push_back(t.vaddr);
         for (uint64_t f : draw(std::move(files), count, rng, "files", "no more open files held by fds alone")) {
-            for (const Slot& sl : slots[f]) {
+            for (const FdSlot& sl : slots[f]) {
                 uint8_t byte = 0;
                 if (!mem.read(sl.bitmap_byte, std::span<uint8_t>(&byte, 1)) || !dump.write_ptr(sl.entry, 0))
                     throw InputError("dkom: file " + hex(f) + ": fd slot " + hex(sl.entry) + " or its open_fds bit unwritable");
-                byte = uint8_t(byte & ~(1u << sl.bit));
+                byte = uint8_t(byte & ~(1u << sl.fd % 8));
                 if (!dump.write(sl.bitmap_byte, &byte, 1))
                     throw InputError("dkom: file " + hex(f) + ": open_fds byte " + hex(sl.bitmap_byte) + " unwritable");
             }

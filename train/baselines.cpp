@@ -101,17 +101,6 @@ struct FieldReader {
     }
 };
 
-// node.next->prev == &node, by virtual or physical address (list_head: next, then prev, pointers of
-// `ptr` bytes).
-bool list_consistent(const KernelMemory& mem, uint64_t node_va, uint64_t next, uint64_t kbase, uint64_t ptr) {
-    if (!plausible_list_pointer(next, kbase, ptr)) return false;
-    auto back = mem.word(next + ptr, ptr);
-    if (!back) return false;
-    if (*back == node_va) return true;
-    auto a = mem.physical(*back), b = mem.physical(node_va);
-    return a && b && *a == *b;
-}
-
 }  // namespace
 
 TaskCheck check_task(const TaskSignature& s, const KernelMemory& mem, uint64_t va, std::span<const uint8_t> local) {
@@ -152,11 +141,11 @@ TaskCheck check_task(const TaskSignature& s, const KernelMemory& mem, uint64_t v
     if (*stack != 0 && (*stack < s.kernel_base || *stack % 4096)) return TaskCheck::Stack;
 
     auto tn = r.ptr(s.thread_node, W);
-    if (!tn || !list_consistent(mem, va + s.thread_node, *tn, s.kernel_base, W)) return TaskCheck::Lists;
+    if (!tn || !list_next_links_back(mem, va + s.thread_node, *tn, s.kernel_base, W)) return TaskCheck::Lists;
     const bool leader = p == g;
     if (leader) {
         auto tk = r.ptr(s.tasks, W);
-        if (!tk || !list_consistent(mem, va + s.tasks, *tk, s.kernel_base, W)) return TaskCheck::Lists;
+        if (!tk || !list_next_links_back(mem, va + s.tasks, *tk, s.kernel_base, W)) return TaskCheck::Lists;
     }
 
     auto gl = r.ptr(s.group_leader, W);

@@ -543,10 +543,8 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
             for (const char* self : {"group_leader", "real_parent"})
                 if (auto m = member(self); !m || word(*init + m->byte_offset(), W) != *init) return false;
             const uint64_t node = *init + tasks->byte_offset();
-            auto next = word(node, W), prev = word(node + W, W);
-            if (!next || !prev || *next == node) return false;   // (a running kernel's list is never empty)
-            auto next_prev = word(*next + W, W), prev_next = word(*prev, W);
-            return next_prev && prev_next && *next_prev == node && *prev_next == node;
+            if (word(node, W) == node) return false;   // (a running kernel's list is never empty)
+            return list_links_back(mem, node, W);
         };
         if (!init) problem = "no init_task symbol";
         else if (!comm) problem = "task_struct has no comm";

@@ -10,6 +10,7 @@
 #include "graph/layers.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -54,6 +55,65 @@ std::optional<std::string> KernelMemory::cstring(uint64_t vaddr, uint64_t max) c
     if (z == std::string::npos) return std::nullopt;
     s.resize(z);
     return s;
+}
+
+bool list_next_links_back(const KernelMemory& mem, uint64_t node, uint64_t next, uint64_t kernel_base,
+                          uint64_t pointer_size) {
+    if (!plausible_list_pointer(next, kernel_base, pointer_size)) return false;
+    auto back = mem.word(next + pointer_size, pointer_size);
+    if (!back) return false;
+    if (*back == node) return true;
+    auto a = mem.physical(*back), b = mem.physical(node);
+    return a && b && *a == *b;
+}
+
+bool list_links_back(const KernelMemory& mem, uint64_t node, uint64_t pointer_size) {
+    auto next = mem.word(node, pointer_size), prev = mem.word(node + pointer_size, pointer_size);
+    if (!next || !prev || !list_next_links_back(mem, node, *next, mem.kernel_base(), pointer_size) ||
+        !plausible_list_pointer(*prev, mem.kernel_base(), pointer_size))
+        return false;
+    auto forward = mem.word(*prev, pointer_size);
+    if (!forward) return false;
+    if (*forward == node) return true;
+    auto a = mem.physical(*forward), b = mem.physical(node);
+    return a && b && *a == *b;
+}
+
+FdTable read_fd_table(const KernelMemory& mem, const KernelLayout& L, uint64_t files, uint64_t pointer_size,
+                      uint64_t max_fds_limit) {
+    FdTable t;
+    const uint64_t kbase = mem.kernel_base();
+    const auto kernel_address = [&](const std::optional<uint64_t>& p) { return p && *p != 0 && *p >= kbase; };
+    auto fdt = mem.word(files + L.fdt, pointer_size);
+    if (!kernel_address(fdt)) {
+        t.error = "files_struct " + hex(files) + ": fdt unreadable";
+        return t;
+    }
+    t.fdt = *fdt;
+    auto max = mem.word(*fdt + L.max_fds, L.max_fds_size);
+    auto fd_array = mem.word(*fdt + L.fd, pointer_size), bitmap = mem.word(*fdt + L.open_fds, pointer_size);
+    if (!max || !kernel_address(fd_array) || !kernel_address(bitmap)) {
+        t.error = "fdtable " + hex(*fdt) + ": unreadable";
+        return t;
+    }
+    t.max_fds = *max;
+    if (*max > max_fds_limit) {
+        t.error = "fdtable " + hex(*fdt) + ": max_fds " + std::to_string(*max) + " above the limit, skipped";
+        return t;
+    }
+    std::vector<uint64_t> bits((*max + 63) / 64);
+    if (!mem.read(*bitmap, std::span<uint8_t>(reinterpret_cast<uint8_t*>(bits.data()), (*max + 7) / 8))) {
+        t.error = "fdtable " + hex(*fdt) + ": open_fds bitmap unreadable";
+        return t;
+    }
+    for (uint64_t w = 0; w < bits.size(); ++w)
+        for (uint64_t b = bits[w]; b; b &= b - 1) {
+            const uint64_t fd = w * 64 + uint64_t(std::countr_zero(b));
+            if (fd >= *max) break;
+            const uint64_t entry = *fd_array + fd * pointer_size;
+            t.open.push_back({fd, entry, *bitmap + fd / 8, mem.word(entry, pointer_size)});
+        }
+    return t;
 }
 
 uint64_t slub_freelist_next(uint64_t stored, uint64_t at, uint64_t random, uint64_t pointer_size) {
@@ -436,46 +496,26 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
     if (auto it = fd_count_.find(files); it != fd_count_.end()) return it->second;
     fd_count_[files] = 0;
     const std::string of = " of PID " + std::to_string(pid);
-    auto fdt = ptr(files + L_.fdt);
-    if (!fdt || !plausible(*fdt)) {
-        warn("files_struct " + hex(files) + of + ": fdt unreadable");
-        return 0;
-    }
-    auto max = word(*fdt + L_.max_fds, L_.max_fds_size);
-    auto fd_array = ptr(*fdt + L_.fd), bitmap = ptr(*fdt + L_.open_fds);
-    if (!max || !fd_array || !bitmap || !plausible(*fd_array) || !plausible(*bitmap)) {
-        warn("fdtable " + hex(*fdt) + of + ": unreadable");
-        return 0;
-    }
-    if (*max > opt_.max_fds) {
-        warn("fdtable " + hex(*fdt) + of + ": max_fds " + std::to_string(*max) + " above the limit, skipped");
-        return 0;
-    }
-    // The bitmap is max_fds bits in unsigned longs (4 bytes on 32-bit kernels, where the initial
-    // table's open_fds_init is one 4-byte word): read only the bytes that hold them. Little-endian,
-    // so bit fd is bit fd % 64 of 64-bit word fd / 64 whatever the kernel's word size.
-    const uint64_t words = (*max + 63) / 64;
-    std::vector<uint64_t> bits(words);
-    if (!mem_.read(*bitmap, std::span<uint8_t>(reinterpret_cast<uint8_t*>(bits.data()), (*max + 7) / 8))) {
-        warn("fdtable " + hex(*fdt) + of + ": open_fds bitmap unreadable");
+    const FdTable table = read_fd_table(mem_, L_, files, psize_, opt_.max_fds);
+    if (!table.error.empty()) {
+        const auto colon = table.error.find(':');
+        warn(table.error.substr(0, colon) + of + table.error.substr(colon));
         return 0;
     }
     uint64_t n = 0;
-    for (uint64_t fd = 0; fd < *max; ++fd) {
-        if (!(bits[fd / 64] >> (fd % 64) & 1)) continue;
-        auto file = ptr(*fd_array + fd * psize_);
-        if (!file) {
-            warn("fd " + std::to_string(fd) + of + ": fd[] slot unreadable");
+    for (const FdSlot& slot : table.open) {
+        if (!slot.file) {
+            warn("fd " + std::to_string(slot.fd) + of + ": fd[] slot unreadable");
             continue;
         }
-        if (*file == 0) continue;   // reserved by get_unused_fd, not yet installed: /proc skips it
-        if (!plausible(*file)) {
-            warn("fd " + std::to_string(fd) + of + ": file " + hex(*file) + " is not a kernel address");
+        if (*slot.file == 0) continue;   // reserved by get_unused_fd, not yet installed: /proc skips it
+        if (!plausible(*slot.file)) {
+            warn("fd " + std::to_string(slot.fd) + of + ": file " + hex(*slot.file) + " is not a kernel address");
             continue;
         }
         ++n;
-        fd_numbers_[files].push_back(fd);
-        file_objects(*file, "fd " + std::to_string(fd) + of);
+        fd_numbers_[files].push_back(slot.fd);
+        file_objects(*slot.file, "fd " + std::to_string(slot.fd) + of);
     }
     fd_count_[files] = n;
     return n;

@@ -103,6 +103,45 @@ constexpr bool plausible_list_pointer(uint64_t p, uint64_t kernel_base, uint64_t
     return p != 0 && p >= kernel_base && pointer_size != 0 && p % pointer_size == 0;
 }
 
+// Whether the list_head at `node` is linked both ways, lib/list_debug.c's __list_del_entry_valid:
+// its next and prev are plausible links (above) and next->prev and prev->next name `node` — or
+// another virtual alias of node's page (the kernel image and the direct map name one page twice).
+// A node half-linked in a corrupt or forged dump fails. The one rule for psscan's list checks
+// (train/baselines.cpp), the init_task self-check (train/kernel_from_dump.cpp) and dm-attack's
+// list_del_init.
+bool list_links_back(const KernelMemory& mem, uint64_t node, uint64_t pointer_size);
+// Its `next` half alone, with next already read: next is a plausible link above `kernel_base` and
+// next->prev names `node` (or an alias of it).
+bool list_next_links_back(const KernelMemory& mem, uint64_t node, uint64_t next, uint64_t kernel_base,
+                          uint64_t pointer_size);
+
+struct KernelLayout;
+
+// A task's fd table as /proc/PID/fd reads it (include/linux/fdtable.h, fs/file.c):
+// files_struct.fdt → fdtable {max_fds, fd: struct file *[max_fds], open_fds: bitmap of max_fds
+// bits}. The bitmap is unsigned longs (4 bytes on a 32-bit kernel, whose initial table's
+// open_fds_init is one such word) read as little-endian bytes, so fd's bit is bit fd % 8 of byte
+// fd / 8 whatever the word size; only the (max_fds + 7) / 8 bytes that hold the bits are read.
+struct FdSlot {
+    uint64_t fd = 0;
+    uint64_t entry = 0;                // vaddr of fd[fd]
+    uint64_t bitmap_byte = 0;          // vaddr of the open_fds byte holding fd's bit
+    std::optional<uint64_t> file;      // fd[fd]; nullopt when unreadable, 0 when reserved by
+                                       // get_unused_fd and not yet installed (/proc skips it)
+};
+struct FdTable {
+    uint64_t fdt = 0, max_fds = 0;
+    std::vector<FdSlot> open;          // every fd whose open_fds bit is set, ascending
+    // Empty when read; else why not, naming the object ("files_struct 0x…: fdt unreadable",
+    // "fdtable 0x…: max_fds N above the limit, skipped"), and `open` is empty.
+    std::string error;
+};
+// The fd table of files_struct `files`: fdt, fd and open_fds must be kernel addresses (≥
+// mem.kernel_base()), max_fds at most `max_fds_limit` (a forged table's 2^32 bits is refused, not
+// read). Never throws on dump bytes.
+FdTable read_fd_table(const KernelMemory& mem, const KernelLayout& L, uint64_t files, uint64_t pointer_size,
+                      uint64_t max_fds_limit);
+
 // KernelMemory over a translation layer (which must outlive it).
 class TranslatedMemory final : public KernelMemory {
 public:

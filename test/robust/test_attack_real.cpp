@@ -298,13 +298,10 @@ TEST_CASE("dkom --types file hides exactly the chosen files from every fd table,
         auto files = mem.word(t.vaddr + L.files, 8);
         auto fdt = files && *files ? mem.word(*files + L.fdt, 8) : std::nullopt;
         if (!fdt || !seen.insert(*fdt).second) continue;
-        auto max = mem.word(*fdt + L.max_fds, L.max_fds_size);
-        auto fd = mem.word(*fdt + L.fd, 8), bitmap = mem.word(*fdt + L.open_fds, 8);
-        REQUIRE((max && fd && bitmap));
+        const FdTable table = read_fd_table(mem, L, *files, 8, LabelerOptions{}.max_fds);
+        REQUIRE(table.error.empty());
         ++tables;
-        for (uint64_t i = 0; i < *max; ++i)
-            if (auto byte = mem.word(*bitmap + i / 8, 1); byte && (*byte >> (i % 8) & 1) && mem.word(*fd + i * 8, 8) == uint64_t{0})
-                ++open_null;
+        for (const FdSlot& slot : table.open) open_null += slot.file == uint64_t{0};
     }
     CHECK(tables > 10);
     CHECK(open_null == 0);

@@ -6,6 +6,7 @@
 #include "test/train/synthetic_kernel.hpp"
 #include "train/baselines.hpp"
 #include "train/labeler.hpp"
+#include "train/kernel_layout.hpp"
 
 #include <doctest/doctest.h>
 
@@ -409,6 +410,49 @@ TEST_CASE("plausible_list_pointer: kernel addresses that are multiples of the po
     CHECK(!plausible_list_pointer(0xc1001046ull, 0xc0000000ull, 4));
     CHECK(!plausible_list_pointer(0x00007fff00001000ull, 0xffff800000000000ull, 8));   // user space
     CHECK(!plausible_list_pointer(0, 0, 8));
+}
+
+TEST_CASE("list_links_back: both neighbours name the node, by address or physical alias") {
+    World w;
+    const uint64_t head = w.alloc("head", 16), a = w.alloc("a", 16), b = w.alloc("b", 16);
+    w.link(head, {a, b});
+    CHECK(list_links_back(w.mem, a, 8));
+    CHECK(list_next_links_back(w.mem, a, b, w.mem.kernel_base(), 8));
+    w.mem.put(b + 8, head);   // b.prev skips a: a is half-linked (its next no longer links back)
+    CHECK(!list_links_back(w.mem, a, 8));
+    CHECK(!list_next_links_back(w.mem, a, b, w.mem.kernel_base(), 8));
+    w.mem.put(b + 8, a);
+    w.mem.put(head, b);       // head.next skips a: its prev no longer links back
+    CHECK(!list_links_back(w.mem, a, 8));
+    CHECK(list_next_links_back(w.mem, a, b, w.mem.kernel_base(), 8));
+    w.mem.put(head, a);
+    w.mem.put(a, b + 3);      // an unaligned next is no link
+    CHECK(!list_links_back(w.mem, a, 8));
+}
+
+TEST_CASE("read_fd_table: open slots from the open_fds bitmap, forged tables refused with a reason") {
+    World w;
+    const auto btf = synthetic_btf();
+    const KernelLayout L(btf);
+    const uint64_t f1 = w.alloc("file1", 64), f9 = w.alloc("file9", 64);
+    const uint64_t files = w.files("files", {{1, f1}, {9, f9}}, 1ull << 5);   // fd 5: bit set, slot 0
+    const FdTable t = read_fd_table(w.mem, L, files, 8, 1u << 20);
+    REQUIRE(t.error.empty());
+    CHECK(t.max_fds == 64);
+    REQUIRE(t.open.size() == 3);
+    CHECK(t.open[0].fd == 1);
+    CHECK(t.open[0].file == f1);
+    CHECK(t.open[0].entry == w.at["files.fd"] + 8);
+    CHECK(t.open[0].bitmap_byte == w.at["files.bits"]);
+    CHECK(t.open[1].fd == 5);
+    CHECK(t.open[1].file == uint64_t{0});
+    CHECK(t.open[2].fd == 9);
+    CHECK(t.open[2].bitmap_byte == w.at["files.bits"] + 1);
+    const FdTable small = read_fd_table(w.mem, L, files, 8, 63);
+    CHECK(small.open.empty());
+    CHECK(small.error == "fdtable " + hex(t.fdt) + ": max_fds 64 above the limit, skipped");
+    w.mem.put(files + test::Off::fdt, 0);
+    CHECK(read_fd_table(w.mem, L, files, 8, 1u << 20).error == "files_struct " + hex(files) + ": fdt unreadable");
 }
 
 TEST_CASE("missing symbols and fields are InputErrors") {
