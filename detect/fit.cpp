@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <iterator>
 #include <set>
 #include <tuple>
 
@@ -69,10 +70,17 @@ std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& mode
         if (lo >= hi) continue;
         auto [first, last] = graph.nodes_between(lo, hi);
         for (uint32_t n = first; n < last; ++n)
-            if (length[n] >= open_min || exact.count(length[n])) out.push_back(n);
+            if (length[n] >= open_min || exact.count(length[n]) ||
+                std::any_of(model.key_nodes.begin(), model.key_nodes.end(),   // the first part of a split key node
+                            [&](const KeyNode& k) { return length[n] < k.length && carries(graph, n, k); }))
+                out.push_back(n);
         covered = hi;
     }
-    return out;
+    // (every seed is in a window and carries a key node, so it is in `out`: the union only states it)
+    std::vector<uint32_t> rows;
+    rows.reserve(out.size());
+    std::set_union(out.begin(), out.end(), seeds.begin(), seeds.end(), std::back_inserter(rows));
+    return rows;
 }
 
 const char* to_string(BuildMatch m) {

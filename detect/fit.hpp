@@ -51,7 +51,8 @@
 //              Checked (ModelFit::checked): SameBuild, or the votes measured; what --require-fit asks.
 //   Rows       Detector::scan measures agreement when asked (DetectOptions::measure_agreement): it
 //              then runs the network on agreement_rows() instead of the voting rows — every node
-//              that matches a key node's length within 3R of a voting row at half the threshold
+//              that carries a key node (detect.hpp carries(): its length, or the first part of a key
+//              node split by planted pointers) within 3R of a voting row at half the threshold
 //              (of two bases splitting a candidate object's votes, one holds at least half; the
 //              window covers every base within R of it and their voters) — so that the bases that
 //              compete with a candidate get their votes too, even when none reaches the threshold

@@ -6,7 +6,9 @@
 // 120-byte segment; the segment at 8 + 128·(c − 1) is key node c (c = 1..4) and carries the marker
 // byte 0xff at its byte c. Moved (576 bytes): one more pointer word at 256 and a 56-byte segment
 // with no marker, so key nodes 3 and 4 sit at 328 and 456 and vote for base + 64. Cut (512 bytes):
-// one more pointer word at 448 cuts key node 4's segment to 56 bytes, so it never votes.
+// two more pointer words at 448 and 456 cut key node 4's segment to 56 bytes, so it never votes (one
+// word would make it the first part of a key node split by a planted pointer, which still votes:
+// detect.hpp carries()).
 #pragma once
 
 #include "engine/engine.hpp"
@@ -50,7 +52,7 @@ inline std::vector<uint64_t> put_objects(const std::function<void(uint64_t, uint
     const bool moved = layout == Layout::Moved;
     const uint64_t size = moved ? kMovedObject : kObject;
     const std::vector<uint64_t> pointers = moved                    ? std::vector<uint64_t>{0, 128, 256, 320, 448}
-                                           : layout == Layout::Cut ? std::vector<uint64_t>{0, 128, 256, 384, 448}
+                                           : layout == Layout::Cut ? std::vector<uint64_t>{0, 128, 256, 384, 448, 456}
                                                                    : std::vector<uint64_t>{0, 128, 256, 384};
     const uint64_t key_at[4] = {8, 136, moved ? 328u : 264u, moved ? 456u : 392u};
     std::vector<uint64_t> bases;

@@ -1,6 +1,7 @@
 // Votes, candidates and detections on a hand-built memory graph with crafted probabilities; the
 // row-restricted votes; evaluation, threshold calibration, and the text readers' errors.
 #include "detect/detect.hpp"
+#include "detect/fit.hpp"
 #include "../graph/graph_fixtures.hpp"
 
 #include <doctest/doctest.h>
@@ -438,6 +439,11 @@ TEST_CASE("detect: a key node split by pointers planted inside it still votes (i
             // voting_rows keeps it at the full score's threshold
             const auto rows = voting_rows(g, m, 2.3f);
             CHECK(std::find(rows.begin(), rows.end(), n) != rows.end());
+            // and so do the rows dmdetect runs when it measures vote agreement (detect/fit.hpp Rows):
+            // they held only length matches, so dmdetect lost split objects the trainer's validation found
+            const auto wide = agreement_rows(g, m, 2.3f);
+            CHECK(std::find(wide.begin(), wide.end(), n) != wide.end());
+            CHECK(std::includes(wide.begin(), wide.end(), rows.begin(), rows.end()));
         }
     }
     SUBCASE("a shorter node whose parts do not end where the key node ends does not carry it") {
