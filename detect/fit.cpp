@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <iterator>
 #include <set>
 #include <tuple>
 
@@ -52,35 +51,25 @@ VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint6
 std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold) {
     const std::vector<uint32_t> seeds = voting_rows(graph, model, std::min(threshold, threshold / 2));
     const uint64_t reach = 3 * overlap_radius(model);
-    if (reach == 0) return seeds;
-    std::set<uint32_t> exact;
-    uint32_t open_min = UINT32_MAX;
-    for (const KeyNode& k : model.key_nodes) {
-        if (k.open_end) open_min = std::min(open_min, k.length);
-        else exact.insert(k.length);
-    }
+    if (reach == 0 || seeds.empty()) return seeds;
+    // Every node that carries a key node (its length, or the first part of a split one): voting_rows
+    // at −∞ is exactly that set (detect.hpp), found in O(N log K), never by a walk per node and key.
+    const std::vector<uint32_t> carriers = voting_rows(graph, model, -INFINITY);
     auto vaddr = graph.vaddr();
-    auto length = graph.length();
     std::vector<uint32_t> out;   // ascending: the windows ascend with the seeds
     uint64_t covered = 0;        // [0, covered) is done
+    auto at = carriers.begin();
     for (uint32_t r : seeds) {
         const uint64_t v = vaddr[r];
         const uint64_t lo = std::max(covered, v > reach ? v - reach : 0);
         const uint64_t hi = v + reach + 1 < v ? UINT64_MAX : v + reach + 1;
         if (lo >= hi) continue;
         auto [first, last] = graph.nodes_between(lo, hi);
-        for (uint32_t n = first; n < last; ++n)
-            if (length[n] >= open_min || exact.count(length[n]) ||
-                std::any_of(model.key_nodes.begin(), model.key_nodes.end(),   // the first part of a split key node
-                            [&](const KeyNode& k) { return length[n] < k.length && carries(graph, n, k); }))
-                out.push_back(n);
+        at = std::lower_bound(at, carriers.end(), first);
+        for (; at != carriers.end() && *at < last; ++at) out.push_back(*at);
         covered = hi;
     }
-    // (every seed is in a window and carries a key node, so it is in `out`: the union only states it)
-    std::vector<uint32_t> rows;
-    rows.reserve(out.size());
-    std::set_union(out.begin(), out.end(), seeds.begin(), seeds.end(), std::back_inserter(rows));
-    return rows;
+    return out;   // ⊇ seeds: a seed carries a key node and lies in its own window
 }
 
 const char* to_string(BuildMatch m) {
