@@ -105,7 +105,7 @@ std::vector<uint32_t> split_chain_extents(const MemoryGraph& graph) {
 // matches rather than K calls.
 // carries() stops its walk at the first part end ≥ the key's end, so with L = the node's length
 // and E = its chain's end relative to its start: a fixed key of length ℓ is carried iff ℓ = L,
-// ℓ = E + word, or L < ℓ ≤ E with ℓ a part end (walked, as carries() does); an open-ended key
+// ℓ = E + word, or L < ℓ ≤ E with ℓ a part end (part_end: a binary search); an open-ended key
 // iff ℓ ≤ E (E ≥ L).
 using CarrierParts = std::vector<std::vector<std::vector<uint32_t>>>;
 CarrierParts carriers_of(const MemoryGraph& graph, const Model& model) {
@@ -122,6 +122,16 @@ CarrierParts carriers_of(const MemoryGraph& graph, const Model& model) {
         return std::lower_bound(keys.begin(), keys.end(), std::pair{len, uint32_t(0)});
     };
     const uint32_t n = graph.node_count();
+    // Whether a part of node i's chain ends ℓ bytes past its start (ℓ inside the chain): what carries()
+    // walks to, found by binary search, since the chain is nodes i, i+1, … and each part takes at least
+    // a word and a byte, the part holding byte ℓ − 1 is among the next ℓ / word nodes (never a walk per
+    // node and key: on memory crafted into long chains that was nodes × keys × chain length).
+    auto part_end = [&](uint32_t i, uint64_t l) {
+        const uint64_t x = vaddr[i] + l;
+        const auto end = vaddr.begin() + std::min<uint64_t>(n, uint64_t(i) + l / word + 2);
+        const auto j = size_t(std::lower_bound(vaddr.begin() + i, end, x) - vaddr.begin()) - 1;   // ≥ i: vaddr[i] < x
+        return vaddr[j] + length[j] == x;
+    };
     const int parts = std::max(1, std::min<int>(omp_get_max_threads(), int(n / 4096) + 1));
     CarrierParts local(size_t(parts), std::vector<std::vector<uint32_t>>(k, std::vector<uint32_t>{}));
     ParallelErrors errors;   // graph/parallel_errors.hpp: a bad_alloc in push_back is an error, not terminate
@@ -146,8 +156,7 @@ CarrierParts carriers_of(const MemoryGraph& graph, const Model& model) {
                     for (auto it = open.begin(); it != open.end() && it->first <= last; ++it) keep(it->second, i);
                     for (auto it = from(fixed, len); it != fixed.end() && it->first <= last + word; ++it) {
                         const uint64_t l = it->first;
-                        if (l == len || l == last || l == last + word ||
-                            (l > len && l < last && carries(graph, i, model.key_nodes[it->second])))
+                        if (l == len || l == last || l == last + word || (l > len && l < last && part_end(i, l)))
                             keep(it->second, i);
                     }
                 }

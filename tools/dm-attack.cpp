@@ -565,7 +565,9 @@ int run(int argc, char** argv) {
                 } else {   // pslist: off the list it walks (init_task.tasks for a leader, the thread list else)
                     const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
                     const auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
-                    if (!next || !prev || !dump.write_ptr(*prev, *next) || !dump.write_ptr(*next + W, *prev)) continue;
+                    if (!next || !prev || !list_links_back(mem, node, W) || !dump.write_ptr(*prev, *next) ||
+                        !dump.write_ptr(*next + W, *prev))
+                        continue;
                     what = pid == tgid ? "tasks" : "thread_node";
                     written = 2 * W, changed = differing_bytes(node, *next, unsigned(W)) + differing_bytes(node, *prev, unsigned(W));
                 }

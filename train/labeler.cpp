@@ -86,24 +86,29 @@ FdTable read_fd_table(const KernelMemory& mem, const KernelLayout& L, uint64_t f
     const auto kernel_address = [&](const std::optional<uint64_t>& p) { return p && *p != 0 && *p >= kbase; };
     auto fdt = mem.word(files + L.fdt, pointer_size);
     if (!kernel_address(fdt)) {
-        t.error = "files_struct " + hex(files) + ": fdt unreadable";
+        t.object = "files_struct " + hex(files), t.error = "fdt unreadable";
         return t;
     }
     t.fdt = *fdt;
     auto max = mem.word(*fdt + L.max_fds, L.max_fds_size);
     auto fd_array = mem.word(*fdt + L.fd, pointer_size), bitmap = mem.word(*fdt + L.open_fds, pointer_size);
+    t.object = "fdtable " + hex(*fdt);
     if (!max || !kernel_address(fd_array) || !kernel_address(bitmap)) {
-        t.error = "fdtable " + hex(*fdt) + ": unreadable";
+        t.error = "unreadable";
         return t;
     }
     t.max_fds = *max;
     if (*max > max_fds_limit) {
-        t.error = "fdtable " + hex(*fdt) + ": max_fds " + std::to_string(*max) + " above the limit, skipped";
+        t.error = "max_fds " + std::to_string(*max) + " above the limit, skipped";
+        return t;
+    }
+    if (*max && *fd_array > UINT64_MAX - (*max - 1) * pointer_size) {
+        t.error = "fd array wraps around the address space";
         return t;
     }
     std::vector<uint64_t> bits((*max + 63) / 64);
     if (!mem.read(*bitmap, std::span<uint8_t>(reinterpret_cast<uint8_t*>(bits.data()), (*max + 7) / 8))) {
-        t.error = "fdtable " + hex(*fdt) + ": open_fds bitmap unreadable";
+        t.error = "open_fds bitmap unreadable";
         return t;
     }
     for (uint64_t w = 0; w < bits.size(); ++w)
@@ -498,8 +503,7 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
     const std::string of = " of PID " + std::to_string(pid);
     const FdTable table = read_fd_table(mem_, L_, files, psize_, opt_.max_fds);
     if (!table.error.empty()) {
-        const auto colon = table.error.find(':');
-        warn(table.error.substr(0, colon) + of + table.error.substr(colon));
+        warn(table.object + of + ": " + table.error);
         return 0;
     }
     uint64_t n = 0;

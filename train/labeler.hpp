@@ -108,7 +108,8 @@ constexpr bool plausible_list_pointer(uint64_t p, uint64_t kernel_base, uint64_t
 // another virtual alias of node's page (the kernel image and the direct map name one page twice).
 // A node half-linked in a corrupt or forged dump fails. The one rule for psscan's list checks
 // (train/baselines.cpp), the init_task self-check (train/kernel_from_dump.cpp) and dm-attack's
-// list_del_init.
+// list edits. (The labeler's own walks check each step exactly instead: a node's back link must be
+// the very address the walk came from, so a list reached through an alias is walked under one name.)
 bool list_links_back(const KernelMemory& mem, uint64_t node, uint64_t pointer_size);
 // Its `next` half alone, with next already read: next is a plausible link above `kernel_base` and
 // next->prev names `node` (or an alias of it).
@@ -132,13 +133,14 @@ struct FdSlot {
 struct FdTable {
     uint64_t fdt = 0, max_fds = 0;
     std::vector<FdSlot> open;          // every fd whose open_fds bit is set, ascending
-    // Empty when read; else why not, naming the object ("files_struct 0x…: fdt unreadable",
-    // "fdtable 0x…: max_fds N above the limit, skipped"), and `open` is empty.
-    std::string error;
+    // Empty when read; else why not: `object` names it ("files_struct 0x…", "fdtable 0x…") and
+    // `error` says what ("fdt unreadable", "max_fds N above the limit, skipped", "fd array wraps
+    // around the address space"); `open` is then empty.
+    std::string object, error;
 };
 // The fd table of files_struct `files`: fdt, fd and open_fds must be kernel addresses (≥
 // mem.kernel_base()), max_fds at most `max_fds_limit` (a forged table's 2^32 bits is refused, not
-// read). Never throws on dump bytes.
+// read), fd[max_fds − 1] below 2^64. Never throws on dump bytes.
 FdTable read_fd_table(const KernelMemory& mem, const KernelLayout& L, uint64_t files, uint64_t pointer_size,
                       uint64_t max_fds_limit);
 

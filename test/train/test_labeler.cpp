@@ -428,6 +428,26 @@ TEST_CASE("list_links_back: both neighbours name the node, by address or physica
     w.mem.put(head, a);
     w.mem.put(a, b + 3);      // an unaligned next is no link
     CHECK(!list_links_back(w.mem, a, 8));
+    w.mem.put(a, b);
+    // A second name for the same page (the kernel image and the direct map): neighbours that link
+    // back to a's alias still link back to a, on either side; another page's address does not.
+    constexpr uint64_t kShift = 0x100000000ull;   // alias = address + kShift
+    struct Aliased final : KernelMemory {
+        const FakeMemory& m;
+        explicit Aliased(const FakeMemory& f) : m(f) {}
+        uint64_t base(uint64_t va) const { return va >= kBase + kShift ? va - kShift : va; }
+        bool read(uint64_t va, std::span<uint8_t> out) const override { return m.read(base(va), out); }
+        std::optional<uint64_t> physical(uint64_t va) const override { return m.physical(base(va)); }
+        uint64_t kernel_base() const override { return m.kernel_base(); }
+    } alias(w.mem);
+    CHECK(list_links_back(alias, a, 8));
+    w.mem.put(b + 8, a + kShift);      // b.prev names a by its alias
+    CHECK(list_links_back(alias, a, 8));
+    CHECK(list_next_links_back(alias, a, b, alias.kernel_base(), 8));
+    w.mem.put(head, a + kShift);       // head.next too
+    CHECK(list_links_back(alias, a, 8));
+    w.mem.put(head, b);                         // head.next another node: a is half-linked again
+    CHECK(!list_links_back(alias, a, 8));
 }
 
 TEST_CASE("read_fd_table: open slots from the open_fds bitmap, forged tables refused with a reason") {
@@ -450,9 +470,14 @@ TEST_CASE("read_fd_table: open slots from the open_fds bitmap, forged tables ref
     CHECK(t.open[2].bitmap_byte == w.at["files.bits"] + 1);
     const FdTable small = read_fd_table(w.mem, L, files, 8, 63);
     CHECK(small.open.empty());
-    CHECK(small.error == "fdtable " + hex(t.fdt) + ": max_fds 64 above the limit, skipped");
+    CHECK(small.object == "fdtable " + hex(t.fdt));
+    CHECK(small.error == "max_fds 64 above the limit, skipped");
+    w.mem.put(t.fdt + test::Off::fd, 0xfffffffffffffff8ull);   // fd[63] past 2^64
+    CHECK(read_fd_table(w.mem, L, files, 8, 1u << 20).error == "fd array wraps around the address space");
     w.mem.put(files + test::Off::fdt, 0);
-    CHECK(read_fd_table(w.mem, L, files, 8, 1u << 20).error == "files_struct " + hex(files) + ": fdt unreadable");
+    const FdTable none = read_fd_table(w.mem, L, files, 8, 1u << 20);
+    CHECK(none.object == "files_struct " + hex(files));
+    CHECK(none.error == "fdt unreadable");
 }
 
 TEST_CASE("missing symbols and fields are InputErrors") {
