@@ -380,7 +380,7 @@ int run(int argc, char** argv) {
     auto add_change = [&](const std::string& obj) { changes += (changes.empty() ? "\n  " : ",\n  ") + obj; };
     std::string params;
 
-    // dkom's kinds share the count (objects per kind) and the kernel's types and symbols.
+    // dkom's kinds share the count (objects per kind).
     const uint64_t dkom_count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 3;
     if (attack == "dkom") {
         std::string tl;
@@ -394,14 +394,13 @@ int run(int argc, char** argv) {
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const KernelLayout L(btf);
         const uint64_t head = syms.require("modules");
-        const uint64_t count = dkom_count;
         std::vector<uint64_t> mods;
         std::set<uint64_t> seen;   // a list that loops short of its head ends at the repeat
         for (auto cur = dump.read_ptr(head); cur && *cur != head && plausible_list_pointer(*cur, kbase, W) &&
                                              seen.insert(*cur).second && mods.size() < (1u << 16);
              cur = dump.read_ptr(*cur))
             mods.push_back(*cur - L.mod_list);
-        for (uint64_t m : draw(std::move(mods), count, rng, "modules", "the modules list holds no more")) {
+        for (uint64_t m : draw(std::move(mods), dkom_count, rng, "modules", "the modules list holds no more")) {
             list_del_init(dump, m + L.mod_list, "module " + hex(m));
             std::string name(L.mod_name_len, '\0');
             if (!mem.read(m + L.mod_name, std::span<uint8_t>(reinterpret_cast<uint8_t*>(name.data()), name.size()))) name.clear();
@@ -418,7 +417,6 @@ int run(int argc, char** argv) {
         const btf::Btf& btf = kernel.require_btf("dkom");
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const KernelLayout L(btf);
-        const uint64_t count = dkom_count;
         std::map<uint64_t, std::vector<FdSlot>> slots;   // file → the fd table slots holding it
         // Bounded on forged tables (attacker 22): each fdtable once (threads and forged files_structs
         // may share one), read by the labeler's read_fd_table (max_fds within its limit), at most
@@ -467,7 +465,7 @@ int run(int argc, char** argv) {
         std::vector<uint64_t> files;
         for (const TruthObject& t : truth)
             if (t.type == "file" && !t.freed && slots.count(t.vaddr) && !mapped.count(t.vaddr)) files.push_back(t.vaddr);
-        for (uint64_t f : draw(std::move(files), count, rng, "files", "no more open files held by fds alone")) {
+        for (uint64_t f : draw(std::move(files), dkom_count, rng, "files", "no more open files held by fds alone")) {
             for (const FdSlot& sl : slots[f]) {
                 uint8_t byte = 0;
                 if (!mem.read(sl.bitmap_byte, std::span<uint8_t>(&byte, 1)) || !dump.write_ptr(sl.entry, 0))
@@ -485,14 +483,13 @@ int run(int argc, char** argv) {
         const Kallsyms& syms = kernel.require_symbols("dkom");
         const Offsets off{KernelLayout(btf)};
         const uint64_t init_task = syms.require("init_task");
-        const uint64_t count = dkom_count;
         std::vector<uint64_t> leaders;
         for (const Detection& d : pslist(mem, btf, syms)) {
             auto pid = dump.read32(d.vaddr + off.pid), tgid = dump.read32(d.vaddr + off.tgid);
             if (pid && tgid && *pid == *tgid && *pid > 1 && d.vaddr != init_task) leaders.push_back(d.vaddr);
         }
         const size_t listed = leaders.size();
-        leaders = draw(std::move(leaders), count, rng, "processes",
+        leaders = draw(std::move(leaders), dkom_count, rng, "processes",
                        "only " + std::to_string(listed) + " besides init are on init_task.tasks as read (a broken or short task list?)");
         // One struct pid's hlist: removes `node` (a task's pid_links[k]) the way hlist_del does.
         auto unhash = [&](uint64_t node) {

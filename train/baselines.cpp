@@ -150,10 +150,7 @@ TaskCheck check_task(const TaskSignature& s, const KernelMemory& mem, uint64_t v
 
     auto gl = r.ptr(s.group_leader, W);
     if (leader) {
-        if (*gl != va) {
-            auto a = mem.physical(*gl), b = mem.physical(va);
-            if (!a || !b || *a != *b) return TaskCheck::Leader;
-        }
+        if (!mem.same_byte(*gl, va)) return TaskCheck::Leader;
     } else {
         uint32_t lt = 0;
         if (!mem.read(*gl + s.tgid, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&lt), 4)) || lt != *tgid)

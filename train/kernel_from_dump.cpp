@@ -536,14 +536,13 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         auto own_fields = [&]() {
             const uint64_t W = tl.word_size();
             const TranslatedMemory mem(tl);
-            auto word = [&](uint64_t va, uint64_t n) { return mem.word(va, n); };
             auto member = [&](const char* name) { return task ? r.btf->member(*task, name) : std::nullopt; };
             auto tasks = member("tasks");
             if (!tasks) return false;
             for (const char* self : {"group_leader", "real_parent"})
-                if (auto m = member(self); !m || word(*init + m->byte_offset(), W) != *init) return false;
+                if (auto m = member(self); !m || mem.word(*init + m->byte_offset(), W) != *init) return false;
             const uint64_t node = *init + tasks->byte_offset();
-            if (word(node, W) == node) return false;   // (a running kernel's list is never empty)
+            if (mem.word(node, W) == node) return false;   // (a running kernel's list is never empty)
             return list_links_back(mem, node, W);
         };
         if (!init) problem = "no init_task symbol";

@@ -57,14 +57,17 @@ std::optional<std::string> KernelMemory::cstring(uint64_t vaddr, uint64_t max) c
     return s;
 }
 
+bool KernelMemory::same_byte(uint64_t a, uint64_t b) const {
+    if (a == b) return true;
+    auto pa = physical(a), pb = physical(b);
+    return pa && pb && *pa == *pb;
+}
+
 bool list_next_links_back(const KernelMemory& mem, uint64_t node, uint64_t next, uint64_t kernel_base,
                           uint64_t pointer_size) {
     if (!plausible_list_pointer(next, kernel_base, pointer_size)) return false;
     auto back = mem.word(next + pointer_size, pointer_size);
-    if (!back) return false;
-    if (*back == node) return true;
-    auto a = mem.physical(*back), b = mem.physical(node);
-    return a && b && *a == *b;
+    return back && mem.same_byte(*back, node);
 }
 
 bool list_links_back(const KernelMemory& mem, uint64_t node, uint64_t pointer_size) {
@@ -73,10 +76,7 @@ bool list_links_back(const KernelMemory& mem, uint64_t node, uint64_t pointer_si
         !plausible_list_pointer(*prev, mem.kernel_base(), pointer_size))
         return false;
     auto forward = mem.word(*prev, pointer_size);
-    if (!forward) return false;
-    if (*forward == node) return true;
-    auto a = mem.physical(*forward), b = mem.physical(node);
-    return a && b && *a == *b;
+    return forward && mem.same_byte(*forward, node);
 }
 
 FdTable read_fd_table(const KernelMemory& mem, const KernelLayout& L, uint64_t files, uint64_t pointer_size,

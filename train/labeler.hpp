@@ -92,6 +92,9 @@ public:
     std::optional<uint64_t> word(uint64_t vaddr, uint64_t size) const;
     // A NUL-terminated string of at most `max` bytes (NUL included); nullopt when unreadable or unterminated.
     std::optional<std::string> cstring(uint64_t vaddr, uint64_t max) const;
+    // Whether two kernel addresses name the same byte: equal, or aliases mapped to one physical
+    // address (the kernel image and the direct map name one page twice).
+    bool same_byte(uint64_t a, uint64_t b) const;
 };
 
 // A pointer a list walk may follow: a kernel address (at least `kernel_base`, not 0) that is a
