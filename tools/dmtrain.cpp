@@ -45,6 +45,7 @@ po::options_description config_options(TrainConfig& c) {
         ("data.max_validation_dumps", whole_value(&c.max_validation_dumps), "use the first N validation dumps (0 = all)")
         ("data.split_by", po::value(&c.split_by)->default_value(c.split_by), "dump: the manifest's splits; build: leave data.holdout_build out of training")
         ("data.holdout_build", po::value(&c.holdout_build), "build(s) left out with split_by = build: kernel releases or prefixes, comma list (6.12, 5.10.0-46-amd64)")
+        ("data.freed_off_base", po::value(&c.freed_off_base)->default_value(c.freed_off_base), "ignore: nodes in freed objects are no targets; negative: those carrying no key node at their own offset are class 0 (train/trainer.hpp Freed)")
         ("keys.count", whole_value(&c.key_nodes), "most frequent segment labels kept as key nodes")
         ("keys.min_frequency", po::value(&c.min_frequency)->default_value(c.min_frequency), "fraction of objects a key node must occur in")
         ("keys.frequency", po::value(&c.key_frequency)->default_value(c.key_frequency), "overall: over all training objects; per_build: over each kernel build's objects, keys taken in rounds over the builds")
@@ -71,6 +72,7 @@ po::options_description config_options(TrainConfig& c) {
         ("run.seed", whole_value(&c.seed), "seed of initialisation, sampling and dropout")
         ("run.threads", po::value(&c.threads)->default_value(c.threads), "OpenMP threads (0 = all)")
         ("run.output", po::value(&c.output), "model file to write (checkpoint: OUTPUT.ckpt)")
+        ("run.keep", po::value(&c.keep)->default_value(c.keep), "last: the last step's model; best: the model of the highest validation F1 among the validations and the last step (snapshot: OUTPUT.best)")
         ("run.optimiser_state", po::value(&c.optimiser_state)->default_value(c.optimiser_state),
          "keep Adam's moments in run.output (false: a third of the size, as shipped; the checkpoint keeps them)")
         ("votes.windows", po::value(&c.vote_windows)->default_value(c.vote_windows), "vote windows in bytes to choose from on validation, comma list (0 = exact bases; e.g. 0,32,64,128 tolerates fields shifted by another build)");

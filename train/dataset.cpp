@@ -251,6 +251,7 @@ NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
     const MemoryGraph& g = d.graph;
     NodeLabels out;
     out.label.assign(g.node_count(), {NodeLabels::kNoObject, 0, false});
+    out.freed.assign(g.node_count(), {NodeLabels::kNoObject, 0, false});
     auto vaddr = g.vaddr();
     auto length = g.length();
     for (const TruthObject& o : d.truth) {
@@ -260,15 +261,16 @@ NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
         out.objects += !o.freed;
         auto [first, last] = g.nodes_between(o.vaddr, o.vaddr + o.size);
         for (uint32_t n = first; n < last; ++n) {
+            const auto offset = uint32_t(vaddr[n] - o.vaddr);
+            const SegmentLabel label = offset + uint64_t(length[n]) > o.size
+                                           ? SegmentLabel{offset, uint32_t(o.size - offset), true}
+                                           : SegmentLabel{offset, length[n], false};
             if (o.freed) {
                 out.label[n] = {NodeLabels::kIgnored, 0, false};
-                continue;
+                out.freed[n] = label;
+            } else if (out.label[n].offset == NodeLabels::kNoObject) {
+                out.label[n] = label;
             }
-            if (out.label[n].offset != NodeLabels::kNoObject) continue;
-            const auto offset = uint32_t(vaddr[n] - o.vaddr);
-            out.label[n] = offset + uint64_t(length[n]) > o.size
-                               ? SegmentLabel{offset, uint32_t(o.size - offset), true}
-                               : SegmentLabel{offset, length[n], false};
         }
     }
     return out;
@@ -347,13 +349,14 @@ std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint
     return all;
 }
 
-std::vector<uint32_t> node_classes(const NodeLabels& labels, const std::vector<KeyNode>& keys) {
+std::vector<uint32_t> node_classes(const NodeLabels& labels, const std::vector<KeyNode>& keys, bool freed_off_base_negative) {
     std::map<SegmentLabel, uint32_t> cls;
     for (size_t i = 0; i < keys.size(); ++i) cls[{keys[i].offset, keys[i].length, keys[i].open_end}] = uint32_t(i + 1);
     std::vector<uint32_t> out(labels.label.size(), 0);
     for (size_t n = 0; n < out.size(); ++n) {
         const SegmentLabel& l = labels.label[n];
-        if (l.offset == NodeLabels::kIgnored) out[n] = kIgnoredClass;
+        if (l.offset == NodeLabels::kIgnored)   // see Freed in the contract
+            out[n] = freed_off_base_negative && n < labels.freed.size() && !cls.count(labels.freed[n]) ? 0 : kIgnoredClass;
         else if (l.offset != NodeLabels::kNoObject) {
             auto it = cls.find(l);
             if (it != cls.end()) out[n] = it->second;

@@ -16,6 +16,7 @@
 #include <exception>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -29,6 +30,7 @@ void TrainConfig::validate() const {
     need(!manifest.empty(), "data.manifest", "missing (path of a dataset manifest.json)");
     need(!object_type.empty(), "data.type", "missing (e.g. task_struct)");
     need(split_by == "dump" || split_by == "build", "data.split_by", "must be dump or build");
+    need(freed_off_base == "ignore" || freed_off_base == "negative", "data.freed_off_base", "must be ignore or negative");
     need((split_by == "build") == !holdout_build.empty(), "data.holdout_build",
          split_by == "build" ? "missing (the build(s) to leave out, e.g. 6.12 or 5.10.0-46-amd64)"
                              : "needs data.split_by = build");
@@ -59,6 +61,7 @@ void TrainConfig::validate() const {
     need(steps >= 1 && steps <= kMaxSteps, "run.steps", "must be in 1..1000000000");
     need(validate_every >= 1 && validate_every <= kMaxSteps, "run.validate_every", "must be in 1..1000000000");
     need(checkpoint_every >= 1 && checkpoint_every <= kMaxSteps, "run.checkpoint_every", "must be in 1..1000000000");
+    need(keep == "last" || keep == "best", "run.keep", "must be last or best");
     need(threads >= 0 && threads <= kMaxThreads, "run.threads",
          "must be in 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
     (void)vote_window_list();
@@ -120,6 +123,7 @@ std::string trajectory_ini(const TrainConfig& c) {
     o << "[data]\nmanifest = " << c.manifest << "\ntype = " << types
       << "\nmax_train_dumps = " << c.max_train_dumps << "\nmax_validation_dumps = " << c.max_validation_dumps;
     if (c.split_by != "dump") o << "\nsplit_by = " << c.split_by << "\nholdout_build = " << c.holdout_build;   // older models' text unchanged
+    if (c.freed_off_base != "ignore") o << "\nfreed_off_base = " << c.freed_off_base;
     o << "\n\n[keys]\ncount = " << c.key_nodes << "\nmin_frequency = " << num(c.min_frequency);
     if (c.key_frequency != "overall") o << "\nfrequency = " << c.key_frequency;   // older models' text unchanged
     if (c.min_per_build) o << "\nmin_per_build = " << c.min_per_build;
@@ -145,6 +149,7 @@ std::string TrainConfig::to_ini() const {
     o << trajectory_ini(*this) << "steps = " << steps << "\nvalidate_every = " << validate_every;
     if (mined_fraction == 0) o << "\ncheckpoint_every = " << checkpoint_every;
     o << "\nthreads = " << threads << "\noutput = " << output << "\n";
+    if (keep != "last") o << "keep = " << keep << "\n";   // older models' text unchanged
     if (!optimiser_state) o << "optimiser_state = false\n";   // older models' text unchanged
     if (vote_windows != "0") o << "\n[votes]\nwindows = " << vote_windows << "\n";   // older models' text unchanged
     return o.str();
@@ -326,17 +331,17 @@ uint64_t mine(const Model& model, const std::vector<LabeledDump>& dumps, std::ve
 // Each type's labels of one dump and key nodes (one type, or a joint model's: see Joint in the
 // contract); `keys` is every type's key nodes in order.
 Pools make_pools(const LabeledDump& d, std::span<const NodeLabels> labels, std::span<const std::vector<KeyNode>> type_keys,
-                 const std::vector<KeyNode>& keys) {
+                 const std::vector<KeyNode>& keys, bool freed_off_base_negative) {
     Pools p;
     if (labels.size() == 1) {
-        p.classes = node_classes(labels[0], type_keys[0]);
+        p.classes = node_classes(labels[0], type_keys[0], freed_off_base_negative);
     } else {   // a key node of some type wins; else ignored in a freed object of some type; else 0
         p.classes.assign(d.graph.node_count(), 0);
         p.taken.assign(labels.size(), 0);
         std::vector<char> ignored(d.graph.node_count(), 0);
         uint32_t first = 1;
         for (size_t t = 0; t < labels.size(); ++t) {
-            const std::vector<uint32_t> c = node_classes(labels[t], type_keys[t]);
+            const std::vector<uint32_t> c = node_classes(labels[t], type_keys[t], freed_off_base_negative);
             for (size_t n = 0; n < c.size(); ++n) {
                 if (c[n] == kIgnoredClass) ignored[n] = 1;
                 else if (c[n] >= 1 && p.classes[n] == 0) p.classes[n] = first + c[n] - 1;
@@ -836,7 +841,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     std::vector<uint64_t> objects(types.size(), 0);
     uint64_t positives = 0, hard = 0;
     for (size_t i = 0; i < train_dumps.size(); ++i) {
-        pools.push_back(make_pools(train_dumps[i], labels[i], type_keys, keys));
+        pools.push_back(make_pools(train_dumps[i], labels[i], type_keys, keys, cfg.freed_off_base == "negative"));
         for (size_t t = 0; t < types.size(); ++t) objects[t] += labels[i][t].objects;
         positives += pools.back().positives.size();
         hard += pools.back().hard.size();
@@ -955,6 +960,33 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         log("mined " + std::to_string(n) + " confusable class-0 nodes at step " + std::to_string(step));
     };
     if (resume) mining(model.adam_state.step);
+    // run.keep = best (Keep in the contract): the snapshot of the best validation F1 so far, rank 0's.
+    const bool keep_best = cfg.keep == "best";
+    const std::string best_file = cfg.output + ".best";
+    std::optional<Model> best;
+    double best_f1 = -1;
+    auto validate_at = [&](uint64_t step, const Model* snapshot) {   // rank 0: log, and keep the best
+        const Model& m = snapshot ? *snapshot : model;
+        double f1 = 0;
+        const std::vector<TypeValidation> vs = validate_types(m, val_dumps);
+        for (const TypeValidation& v : vs) {
+            if (!snapshot)
+                log("validation at step " + std::to_string(step) + ": " + (m.joint() ? v.type + ": " : "") + score_line(v.validation));
+            f1 += v.validation.score.f1() / double(vs.size());
+        }
+        if (!keep_best || f1 <= best_f1) return;
+        best_f1 = f1;
+        best = m;
+        if (!snapshot) best->save(best_file);
+    };
+    if (root && keep_best && resume && std::filesystem::exists(best_file)) {   // the run's best before the resume
+        Model b = Model::load(best_file);
+        const std::string& was = b.provenance.training_config;
+        if (was.substr(0, was.find("steps = ")) == identity && b.adam_state.step < first && b.key_nodes == model.key_nodes) {
+            validate_at(b.adam_state.step, &b);
+            log("best so far: the model of step " + std::to_string(b.adam_state.step) + " (" + best_file + ")");
+        }
+    }
     for (uint64_t step = first; step <= cfg.steps; ++step) {
         GraphBatch b = sample_batch(cfg, train_dumps, pools, step, mc.iterations);
         StepOptions opt;
@@ -986,12 +1018,18 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             if (root) model.save(ckpt);
             mining(step);
         }
-        if (root && step % cfg.validate_every == 0 && step != cfg.steps)
-            for (const TypeValidation& v : validate_types(model, val_dumps))
-                log("validation at step " + std::to_string(step) + ": " + (model.joint() ? v.type + ": " : "") +
-                    score_line(v.validation));
+        if (root && ((step % cfg.validate_every == 0 && step != cfg.steps) || (keep_best && step == cfg.steps)))
+            validate_at(step, nullptr);
     }
     if (root) {   // rank 0 alone validates and writes (Ranks in the contract)
+        const bool kept_earlier = keep_best && best && best->adam_state.step != model.adam_state.step;
+        if (kept_earlier) {
+            model.save(ckpt);   // the last step's state stays the one --resume continues from
+            log("keeping the model of step " + std::to_string(best->adam_state.step) + " (run.keep = best: the highest validation F1, " +
+                num(best_f1) + ")");
+            model = std::move(*best);
+            model.provenance.training_config = cfg.to_ini();
+        }
         calibrate_votes(cfg, val_dumps, model, result, log);
         model.provenance.date = now_utc();
         model.provenance.kernel_builds = kernel_builds_of(train_dumps);
@@ -1011,7 +1049,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;
         log("kernel builds: " + (builds.empty() ? std::string("unknown (no banner, no meta.json release)") : builds));
         save_output(cfg, model);
-        model.save(ckpt);
+        if (!kept_earlier) model.save(ckpt);
     }
     result.model = std::move(model);
     result.seconds = since();

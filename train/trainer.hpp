@@ -16,6 +16,13 @@
 //               o.vaddr, length = node.length), or, when the segment runs past the object's end,
 //               (offset, o.size − offset, open end). Nodes in freed objects are ignored (neither
 //               key node nor "none"); every other node is class 0 unless its label is a key node.
+//   Freed       With data.freed_off_base = negative (issue #13 item 4), a node in a freed object
+//               whose label (its offset in that object) is no key node is class 0 instead of
+//               ignored: it would vote for a base inside the dead object, a shifted answer (a
+//               freed cred whose rcu_head.next still points starts its one key segment at 168,
+//               not 160, and voted 8 bytes past its base: most of the cred model's false
+//               positives). Nodes that carry a key node at their own offset stay ignored (a
+//               detection at a freed object's base is neither TP nor FP: detect.hpp Evaluate).
 //   Key nodes   Over the live training objects of the type, the frequency of a label is the
 //               fraction of objects that contain a node with it. The `key_nodes` most frequent
 //               labels with frequency ≥ `min_frequency` become classes 1..K−1 (ties: lower
@@ -92,6 +99,15 @@
 //               above, over the key nodes of every type. Validation, vote windows and thresholds
 //               are chosen per type, from one inference pass per dump. --recalibrate chooses a joint
 //               model's windows and thresholds afresh; --image-absent is for single-type models.
+//   Keep        With run.keep = best, the model also validates at the last step, and the output is
+//               the model of the highest validation F1 (a joint model: the mean over its types) among
+//               the validations (validate_every) and the last step, the earliest of equal F1; its
+//               snapshot is written to <output>.best at each new best, and --resume loads it (when
+//               its configuration matches) so a resumed run keeps what it had. The checkpoint stays
+//               the last step's state. A single-type model's F1 can swing between validations when
+//               one node class decides every vote (cred: one key node, 10⁷ candidate nodes):
+//               validation P 0.94 at step 1000, 0.66 at 1500. The choice is a validation choice:
+//               the test split is never opened here.
 //   Windows     votes.windows lists vote windows (Model::vote_window, detect/detect.hpp Window) to
 //               choose from: at the end each is tried on the validation dumps (one inference pass,
 //               votes and calibration per window) and the one of highest F1 is kept, the smallest
@@ -122,6 +138,7 @@ struct TrainConfig {
     uint32_t max_validation_dumps = 0;
     std::string split_by = "dump";   // dump: the manifest's splits; build: leave holdout_build out
     std::string holdout_build;       // with split_by = build (see Manifest::holding_out)
+    std::string freed_off_base = "ignore";   // ignore | negative: see Freed in the contract
     // [keys]
     uint32_t key_nodes = 20;
     double min_frequency = 0.5;
@@ -144,6 +161,7 @@ struct TrainConfig {
     static constexpr uint64_t kMaxSteps = 1000000000;   // bound of steps and the *_every keys
     int threads = 0;                 // 0 = OpenMP default
     std::string output;              // final model path; checkpoint = output + ".ckpt"
+    std::string keep = "last";       // last | best: see Keep in the contract
     // Adam's moments in `output` (false: they are left out, the file is a third of the size, as the
     // shipped models; the checkpoint keeps them, --resume is unchanged). Also what --recalibrate writes.
     bool optimiser_state = true;
@@ -199,7 +217,8 @@ struct SegmentLabel {
 };
 struct NodeLabels {
     static constexpr uint32_t kNoObject = ~0u, kIgnored = ~0u - 1;
-    std::vector<SegmentLabel> label;
+    std::vector<SegmentLabel> label;   // kIgnored: in a freed object
+    std::vector<SegmentLabel> freed;   // per node: its label in the freed object holding it (kNoObject: none)
     uint64_t objects = 0;   // live objects of the type
 };
 NodeLabels label_nodes(const LabeledDump&, const std::string& type);
@@ -209,9 +228,10 @@ NodeLabels label_nodes(const LabeledDump&, const std::string& type);
 std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>&, uint32_t max_keys, double min_frequency,
                                       std::span<const std::string> builds = {}, uint32_t min_per_build = 0);
 
-// Class of every node (0 = none, c ≥ 1 = key_nodes[c−1], kIgnoredClass = not a target).
+// Class of every node (0 = none, c ≥ 1 = key_nodes[c−1], kIgnoredClass = not a target);
+// `freed_off_base_negative`: see Freed in the contract.
 inline constexpr uint32_t kIgnoredClass = ~0u;
-std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>&);
+std::vector<uint32_t> node_classes(const NodeLabels&, const std::vector<KeyNode>&, bool freed_off_base_negative = false);
 
 // Validation of a single-type model on labeled dumps: votes on every dump, calibrated threshold and scores;
 // with `agreement`, also the vote agreement (detect/fit.hpp) over all dumps at that threshold; with

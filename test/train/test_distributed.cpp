@@ -184,6 +184,56 @@ TEST_CASE("train: --resume is exact with planted-pointer and absent-page augment
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.05") != 0);
 }
 
+// run.keep = best (train/trainer.hpp Keep): the output is the validated model of the highest F1, the
+// earliest of equal F1; the checkpoint stays the last step's; --resume keeps the best of before.
+TEST_CASE("train: run.keep = best writes the model of the best validation F1, and --resume keeps it") {
+    const Dataset d;
+    const std::string full = (d.dir / "best.cereal").string(), split = (d.dir / "split.cereal").string(),
+                      keep = " --run.keep best --run.validate_every 30 --batch.mined_fraction 0 --optimiser.learning_rate 0.01";
+    REQUIRE_MESSAGE(run("DMTRAIN", 0, d.config.string() + " --run.output " + full + " --run.steps 300" + keep, d.dir) == 0,
+                    slurp(d.dir / "err.txt"));
+    const std::string log = slurp(d.dir / "err.txt");
+    // The validations the run logged (steps 30, 60, …, 300), and the earliest of the highest F1.
+    std::vector<std::pair<uint64_t, double>> seen;
+    for (size_t at = log.find("validation at step "); at != std::string::npos; at = log.find("validation at step ", at + 1)) {
+        const uint64_t step = std::stoull(log.substr(at + 19));
+        const size_t f = log.find(" F1 ", at);
+        REQUIRE(f != std::string::npos);
+        seen.emplace_back(step, std::stod(log.substr(f + 4)));
+    }
+    REQUIRE(seen.size() == 10);
+    CHECK(seen.back().first == 300);
+    // the model learns over these steps: the choice is among different scores
+    CHECK(std::any_of(seen.begin(), seen.end(), [&](const auto& v) { return v.second != seen.front().second; }));
+    auto chosen = seen.front();
+    for (const auto& v : seen)
+        if (v.second > chosen.second) chosen = v;
+    const Model out = Model::load(full), snapshot = Model::load(full + ".best"), last = Model::load(full + ".ckpt");
+    CHECK(out.adam_state.step == chosen.first);
+    CHECK(max_relative_difference(out, snapshot) == 0);
+    CHECK(last.adam_state.step == 300);
+    CHECK((chosen.first == 300) == (log.find("keeping the model of step") == std::string::npos));
+    CHECK(out.provenance.training_config.find("keep = best") != std::string::npos);
+    CHECK(out.provenance.training_config.find("steps = 300") != std::string::npos);
+    // "killed" after a validation step (after the best one, on this data), resumed: the same choice
+    // among the same validations, the snapshot of before the resume included
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 270" + keep) == 0, slurp(d.dir / "err.txt"));
+    CHECK(Model::load(split + ".ckpt").adam_state.step == 270);
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 300 --resume" + keep) == 0, slurp(d.dir / "err.txt"));
+    const Model resumed = Model::load(split);
+    CHECK(resumed.adam_state.step == out.adam_state.step);
+    CHECK(max_relative_difference(out, resumed) == 0);
+    // run.keep = last (the default): the last step's model, the trajectory unchanged by the choice
+    const std::string plain = (d.dir / "last.cereal").string();
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + plain + " --run.steps 300 --run.validate_every 30 --batch.mined_fraction 0 --optimiser.learning_rate 0.01") == 0,
+                    slurp(d.dir / "err.txt"));
+    const Model l = Model::load(plain);
+    CHECK(l.adam_state.step == 300);
+    CHECK(max_relative_difference(l, last) == 0);
+    CHECK(l.provenance.training_config.find("keep =") == std::string::npos);   // older models' text
+    CHECK(dmtrain(d, 0, "--run.output " + plain + " --run.steps 300 --run.keep worst") != 0);
+}
+
 // Issue #12 item 1: data.type = a list trains one joint model; --resume is exact for it too; dmdetect
 // runs it (both types' fit records, one network).
 TEST_CASE("train: a joint model of two types (data.type = obj,rec), --resume exact, detected in one pass") {

@@ -21,7 +21,8 @@ namespace {
 // at +0, +64, +128 (segments 8/56, 72/56, 136/120); object 3 at +0, +64, +160 (8/56, 72/88,
 // 168/88); the freed one like objects 0–2, then a pointer at 1280; a 100-byte "tail" object at 1288
 // whose only segment runs to the end of the page.
-LabeledDump objects_dump() {
+// `extra`: offsets of more pointer words.
+LabeledDump objects_dump(std::initializer_list<uint64_t> extra = {}) {
     Memory m(1);
     m.map(K64, 0, 4096);
     m.fill(0, 4096, 0x5a);
@@ -29,6 +30,7 @@ LabeledDump objects_dump() {
         for (uint64_t off : {0, 64, 128}) m.word(base + off, K64 + 2048);
     for (uint64_t off : {0, 64, 160}) m.word(768 + off, K64 + 2048);
     m.word(1280, K64 + 2048);   // ends the freed object's last segment
+    for (uint64_t at : extra) m.word(at, K64 + 2048);
     LabeledDump d{"synthetic", m.build(), {}, {}};
     for (uint64_t base : {0, 256, 512, 768}) d.truth.push_back({K64 + base, "obj", 256, false});
     d.truth.push_back({K64 + 1024, "obj", 256, true});
@@ -127,6 +129,27 @@ TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects ar
     CHECK(cls[at(1024 + 8)] == kIgnoredClass);     // freed
     CHECK(cls[at(2000)] == 0);
 
+    // Freed off base (issue #13 item 4): a pointer at 136 of the freed object moves its last segment
+    // to 144, as a freed cred's rcu_head.next moves its one key segment 8 bytes on.
+    {
+        const LabeledDump shifted = objects_dump({1024 + 136});
+        const NodeLabels f = label_nodes(shifted, "obj");
+        auto node = [&](uint64_t off) { return *shifted.graph.node_containing(K64 + off); };
+        CHECK(f.label[node(1024 + 144)].offset == NodeLabels::kIgnored);
+        CHECK(f.freed[node(1024 + 144)] == SegmentLabel{144, 112, false});
+        CHECK(f.freed[node(512 + 8)].offset == NodeLabels::kNoObject);
+        CHECK(select_key_nodes({f}, 20, 0.5) == keys);   // freed objects never count
+        const auto ignore = node_classes(f, keys);
+        const auto negative = node_classes(f, keys, true);
+        CHECK(ignore[node(1024 + 144)] == kIgnoredClass);
+        CHECK(negative[node(1024 + 144)] == 0);             // would vote for base + 8: a negative
+        CHECK(ignore[node(1024 + 8)] == kIgnoredClass);
+        CHECK(negative[node(1024 + 8)] == kIgnoredClass);   // a key node at its own offset: still no target
+        CHECK(negative[node(1024 + 72)] == kIgnoredClass);
+        for (size_t n = 0; n < ignore.size(); ++n)
+            if (n != node(1024 + 144)) CHECK(ignore[n] == negative[n]);
+    }
+
     LabeledDump none = objects_dump();
     CHECK_THROWS_AS(select_key_nodes({label_nodes(none, "absent")}, 20, 0.5), InputError);
     none.truth[0].size = 0;   // labels without sizes cannot be used
@@ -159,6 +182,13 @@ TEST_CASE("train: configuration checks name the key") {
     b = c;
     b.steps = 0;
     CHECK(fails_with(b, "run.steps"));
+    b = c;
+    b.freed_off_base = "negatives";
+    CHECK(fails_with(b, "data.freed_off_base"));
+    b.freed_off_base = "negative";
+    CHECK_NOTHROW(b.validate());
+    CHECK(b.to_ini().find("freed_off_base = negative") != std::string::npos);   // a trajectory key
+    CHECK(c.to_ini().find("freed_off_base") == std::string::npos);              // older models' text
     const std::string ini = c.to_ini();
     for (const char* key : {"[data]", "manifest = m.json", "type = task_struct", "[keys]", "[model]", "[optimiser]",
                             "[batch]", "[run]", "seed = 1", "output = out.cereal"})
