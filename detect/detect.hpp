@@ -115,8 +115,10 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 // select(vote(all nodes), threshold), and vote(rows) lacks only below-threshold candidates. With
 // threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept. With a vote
 // window W the bound of b sums the key nodes of every base in [b − 2W, b + 2W] (a superset of any
-// window that holds b), so the equality holds as well.
-std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY);
+// window that holds b), so the equality holds as well. `all_carriers`, when given, receives the
+// rows at −∞ (every node that carries some key node, ascending) from the same pass over the nodes.
+std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY,
+                                  std::vector<uint32_t>* all_carriers = nullptr);
 // vote() over the probabilities of distinct `rows` only (|rows| × K, row i for node rows[i]);
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,

@@ -174,7 +174,8 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
     return vote(graph, model, all, probs);
 }
 
-std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold) {
+std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold,
+                                  std::vector<uint32_t>* all_carriers) {
     const uint32_t n = graph.node_count();
     auto vaddr = graph.vaddr();
     bool positive = true;
@@ -183,6 +184,15 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
     // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
     // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
     const CarrierParts carriers = carriers_of(graph, model);
+    if (all_carriers) {   // every node carrying some key node, ascending: the rows at −∞
+        std::vector<char> carries_one(n, 0);
+        for (const auto& part : carriers)
+            for (const auto& of_key : part)
+                for (uint32_t i : of_key) carries_one[i] = 1;
+        all_carriers->clear();
+        for (uint32_t i = 0; i < n; ++i)
+            if (carries_one[i]) all_carriers->push_back(i);
+    }
     struct Cursor { size_t part, at; };
     std::vector<Cursor> cursors(model.key_nodes.size(), Cursor{0, 0});
     auto node_at = [&](uint32_t c) -> const uint32_t* {   // class c's current carrier, or null when done

@@ -385,7 +385,9 @@ TEST_CASE("detect: voting rows under a vote window give the same detections as e
                                 std::vector<int>{0, 1, 0, 0, 0, 1, 2, 0, 0}, std::vector<int>{2, 1, 1, 0, 0, 3, 2, 0, 0}}) {
             const Mat<float> all = probs_for(cls);
             for (float t : {0.4f, 1.0f, 1.4f, 2.0f, 2.5f, 3.0f}) {
-                const V rows = voting_rows(g, m, t);
+                V carriers{99};
+                const V rows = voting_rows(g, m, t, &carriers);
+                CHECK(carriers == voting_rows(g, m));   // the rows at −∞, from the same pass
                 Mat<float> some(Eigen::Index(rows.size()), 4);
                 for (size_t i = 0; i < rows.size(); ++i) some.row(Eigen::Index(i)) = all.row(rows[i]);
                 INFO("window " << w << " threshold " << t);
