@@ -58,6 +58,8 @@ po::options_description config_options(TrainConfig& c) {
         ("optimiser.learning_rate", po::value(&c.learning_rate)->default_value(c.learning_rate), "Adam learning rate")
         ("optimiser.weight_decay", po::value(&c.weight_decay)->default_value(c.weight_decay), "decoupled weight decay (0 = off)")
         ("optimiser.clip_norm", po::value(&c.clip_norm)->default_value(c.clip_norm), "gradient norm clip (0 = off)")
+        ("optimiser.schedule", po::value(&c.schedule)->default_value(c.schedule), "learning rate over the steps: constant, or cosine (from learning_rate down to near 0 at the horizon)")
+        ("optimiser.schedule_steps", whole_value(&c.schedule_steps), "the cosine schedule's horizon in steps (0 = run.steps; set it to stop a run early and --resume it)")
         ("batch.positives", whole_value(&c.positives), "key-node targets per step")
         ("batch.negatives_per_positive", po::value(&c.negatives_per_positive)->default_value(c.negatives_per_positive), "class-0 targets per key-node target")
         ("batch.hard_negative_fraction", po::value(&c.hard_negative_fraction)->default_value(c.hard_negative_fraction), "negatives drawn among key-length nodes")

@@ -47,6 +47,8 @@ void TrainConfig::validate() const {
     need(keep_prob > 0 && keep_prob <= 1, "model.keep_prob", "must be in (0, 1]");
     need(learning_rate > 0 && std::isfinite(learning_rate), "optimiser.learning_rate", "must be > 0");
     need(weight_decay >= 0 && std::isfinite(weight_decay), "optimiser.weight_decay", "must be ≥ 0");
+    need(schedule == "constant" || schedule == "cosine", "optimiser.schedule", "must be constant or cosine");
+    need(schedule_steps <= kMaxSteps, "optimiser.schedule_steps", "must be in 0..1000000000 (0 = run.steps)");
     need(clip_norm >= 0 && std::isfinite(clip_norm), "optimiser.clip_norm", "must be ≥ 0 (0 = off)");
     need(positives >= 1 && positives <= (1u << 20), "batch.positives", "must be in 1..1048576");
     need(negatives_per_positive >= 0 && negatives_per_positive <= 1000, "batch.negatives_per_positive", "must be in 0..1000");
@@ -132,6 +134,8 @@ std::string trajectory_ini(const TrainConfig& c) {
       << "\nsigma_layers = " << c.sigma_layers << "\nclassifier_width = " << c.classifier_width
       << "\nkeep_prob = " << num(c.keep_prob) << "\n\n[optimiser]\nlearning_rate = " << num(c.learning_rate)
       << "\nweight_decay = " << num(c.weight_decay) << "\nclip_norm = " << num(c.clip_norm)
+      << (c.schedule == "constant" ? std::string()   // older models' text unchanged
+                                   : "\nschedule = " + c.schedule + "\nschedule_horizon = " + std::to_string(c.schedule_horizon()))
       << "\n\n[batch]\npositives = " << c.positives << "\nnegatives_per_positive = " << num(c.negatives_per_positive)
       << "\nhard_negative_fraction = " << num(c.hard_negative_fraction) << "\nnone_weight = " << num(c.none_weight)
       << "\nmined_fraction = " << num(c.mined_fraction) << "\ncontent_noise = " << num(c.content_noise);
@@ -153,6 +157,15 @@ std::string TrainConfig::to_ini() const {
     if (!optimiser_state) o << "optimiser_state = false\n";   // older models' text unchanged
     if (vote_windows != "0") o << "\n[votes]\nwindows = " << vote_windows << "\n";   // older models' text unchanged
     return o.str();
+}
+
+uint64_t TrainConfig::schedule_horizon() const { return schedule_steps ? schedule_steps : steps; }
+
+float learning_rate_at(const TrainConfig& c, uint64_t step) {
+    const uint64_t horizon = c.schedule_horizon();
+    if (c.schedule != "cosine" || horizon == 0) return c.learning_rate;
+    const double t = double(std::min(step, horizon) - (step > 0)) / double(horizon);   // 0 at step 1
+    return float(0.5 * double(c.learning_rate) * (1 + std::cos(3.14159265358979323846 * t)));
 }
 
 // ---- validation -----------------------------------------------------------------------------
@@ -888,8 +901,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             model = Model::load(ckpt);
             const std::string& was = model.provenance.training_config;
             if (was.substr(0, was.find("steps = ")) != identity)
-                throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps, "
-                                 "validate_every, checkpoint_every, threads and output may change on --resume)");
+                throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps — under "
+                                 "optimiser.schedule = cosine when optimiser.schedule_steps keeps the horizon —, validate_every, "
+                                 "checkpoint_every, threads, output and keep may change on --resume)");
             bool parts_match = model.parts.size() == (types.size() > 1 ? types.size() : 0);
             for (size_t t = 0; parts_match && t < model.parts.size(); ++t)
                 parts_match = model.parts[t].object_type == types[t] && model.parts[t].key_count == type_keys[t].size();
@@ -994,6 +1008,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         opt.dropout_seed = cfg.seed * 1000003ull + step;
         opt.class_weights = model.class_weights;
         const float loss = batch_gradient(net, model, b, opt, comm, grad, flat);
+        model.adam.lr = learning_rate_at(cfg, step);
         adam_step(mc, model.adam, model.params, grad, model.adam_state);
         if (!std::isfinite(loss)) throw InputError("training diverged at step " + std::to_string(step) + " (loss " + num(loss) + "); lower optimiser.learning_rate");
         loss_avg = step == first ? loss : 0.95 * loss_avg + 0.05 * loss;

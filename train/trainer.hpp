@@ -99,6 +99,11 @@
 //               above, over the key nodes of every type. Validation, vote windows and thresholds
 //               are chosen per type, from one inference pass per dump. --recalibrate chooses a joint
 //               model's windows and thresholds afresh; --image-absent is for single-type models.
+//   Schedule    optimiser.schedule = cosine: step s (1-based) uses the learning rate
+//               lr · ½(1 + cos(π (min(s, S) − 1) / S)), S = optimiser.schedule_steps or else run.steps:
+//               from lr at the first step to near 0 at step S, so the last steps settle instead of
+//               moving the model as much as the first (learning_rate_at). S is part of the
+//               trajectory: a run stopped early and resumed keeps it with schedule_steps.
 //   Keep        With run.keep = best, the model also validates at the last step, and the output is
 //               the model of the highest validation F1 (a joint model: the mean over its types) among
 //               the validations (validate_every) and the last step, the earliest of equal F1; its
@@ -149,6 +154,9 @@ struct TrainConfig {
     float keep_prob = 0.8f;
     // [optimiser]
     float learning_rate = 1e-3f, weight_decay = 0.f, clip_norm = 5.f;
+    std::string schedule = "constant";   // constant | cosine: see Schedule in the contract
+    uint64_t schedule_steps = 0;         // the schedule's horizon S (0 = run.steps)
+    uint64_t schedule_horizon() const;   // S
     // [batch]
     uint32_t positives = 128;
     float negatives_per_positive = 3.f, hard_negative_fraction = 0.5f, none_weight = 1.f;
@@ -227,6 +235,9 @@ NodeLabels label_nodes(const LabeledDump&, const std::string& type);
 // frequency over all objects), or each dump's kernel build (per-build frequencies and rounds).
 std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>&, uint32_t max_keys, double min_frequency,
                                       std::span<const std::string> builds = {}, uint32_t min_per_build = 0);
+
+// The learning rate of step `step` (1-based) under optimiser.schedule (Schedule in the contract).
+float learning_rate_at(const TrainConfig&, uint64_t step);
 
 // Class of every node (0 = none, c ≥ 1 = key_nodes[c−1], kIgnoredClass = not a target);
 // `freed_off_base_negative`: see Freed in the contract.

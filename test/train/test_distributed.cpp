@@ -234,6 +234,30 @@ TEST_CASE("train: run.keep = best writes the model of the best validation F1, an
     CHECK(dmtrain(d, 0, "--run.output " + plain + " --run.steps 300 --run.keep worst") != 0);
 }
 
+// optimiser.schedule = cosine: --resume exact with the horizon kept (optimiser.schedule_steps); a resume
+// that would change the horizon is refused.
+TEST_CASE("train: --resume is exact under optimiser.schedule = cosine, and keeps its horizon") {
+    const Dataset d;
+    const std::string full = (d.dir / "cos.cereal").string(), split = (d.dir / "split.cereal").string(),
+                      plain = (d.dir / "plain.cereal").string(), cosine = " --optimiser.schedule cosine";
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + full + " --run.steps 10" + cosine) == 0, slurp(d.dir / "err.txt"));
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + plain + " --run.steps 10") == 0, slurp(d.dir / "err.txt"));
+    const Model f = Model::load(full), p = Model::load(plain);
+    CHECK(max_relative_difference(f, p) > 0);   // the schedule changed the trajectory
+    CHECK(f.provenance.training_config.find("schedule = cosine\nschedule_horizon = 10") != std::string::npos);
+    CHECK(p.provenance.training_config.find("schedule") == std::string::npos);   // older models' text
+    // stopped at 5 with the horizon of 10, resumed to 10: the uninterrupted run, bit for bit
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 5 --optimiser.schedule_steps 10" + cosine) == 0,
+                    slurp(d.dir / "err.txt"));
+    CHECK(max_relative_difference(f, Model::load(split)) > 0);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 10 --resume" + cosine) == 0);   // horizon 10 again
+    CHECK(max_relative_difference(f, Model::load(split)) == 0);
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 5 --optimiser.schedule_steps 10" + cosine) == 0,
+                    slurp(d.dir / "err.txt"));
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume" + cosine) != 0);   // horizon 12: refused
+    CHECK(slurp(d.dir / "err.txt").find("optimiser.schedule_steps keeps the horizon") != std::string::npos);
+}
+
 // Issue #12 item 1: data.type = a list trains one joint model; --resume is exact for it too; dmdetect
 // runs it (both types' fit records, one network).
 TEST_CASE("train: a joint model of two types (data.type = obj,rec), --resume exact, detected in one pass") {

@@ -189,6 +189,22 @@ TEST_CASE("train: configuration checks name the key") {
     CHECK_NOTHROW(b.validate());
     CHECK(b.to_ini().find("freed_off_base = negative") != std::string::npos);   // a trajectory key
     CHECK(c.to_ini().find("freed_off_base") == std::string::npos);              // older models' text
+    b = c;
+    b.schedule = "linear";
+    CHECK(fails_with(b, "optimiser.schedule"));
+    // optimiser.schedule = cosine: lr at step 1, half at the middle, near 0 at the last; its horizon
+    // (run.steps) is a trajectory key
+    b.schedule = "cosine";
+    b.steps = 1000;
+    CHECK_NOTHROW(b.validate());
+    CHECK(learning_rate_at(b, 1) == b.learning_rate);
+    CHECK(learning_rate_at(b, 501) == doctest::Approx(b.learning_rate / 2));
+    CHECK(learning_rate_at(b, 1000) < b.learning_rate * 1e-4f);
+    CHECK(learning_rate_at(b, 1000) > 0);
+    for (uint64_t s = 1; s < 1000; ++s) CHECK(learning_rate_at(b, s + 1) <= learning_rate_at(b, s));
+    CHECK(learning_rate_at(c, 1000) == c.learning_rate);   // constant (the default)
+    CHECK(b.to_ini().find("schedule = cosine\nschedule_horizon = 1000") < b.to_ini().find("steps = 1000"));
+    CHECK(c.to_ini().find("schedule") == std::string::npos);   // older models' text
     const std::string ini = c.to_ini();
     for (const char* key : {"[data]", "manifest = m.json", "type = task_struct", "[keys]", "[model]", "[optimiser]",
                             "[batch]", "[run]", "seed = 1", "output = out.cereal"})
