@@ -9,12 +9,15 @@ namespace deepmem {
 
 namespace {
 
-// SLUB's structures (mm/slab.h struct slab since 5.17; slub_def.h kmem_cache, kmem_cache_cpu;
-// kmem_cache_node in mm/slab.h), all or nothing.
+// SLUB's structures (mm/slab.h struct slab since 5.17; before it, the same fields in struct page's
+// SLUB union, include/linux/mm_types.h, and kmem_cache_cpu.page for .slab; slub_def.h kmem_cache,
+// kmem_cache_cpu; kmem_cache_node in mm/slab.h), all or nothing.
 std::optional<KernelLayout::Slub> find_slub(const KernelLayout& L, std::string& missing) {
     const btf::Btf& b = L.btf;
     auto kc = b.find("kmem_cache"), kcc = b.find("kmem_cache_cpu"), sl = b.find("slab"),
          kcn = b.find("kmem_cache_node"), page = b.find("page");
+    const char* cpu_slab_member = "slab";
+    if (!sl && page) sl = page, cpu_slab_member = "page";   // before 5.17 (Debian 11's 5.10)
     if (!kc || !kcc || !sl || !kcn || !page) {
         missing = "BTF lacks kmem_cache/kmem_cache_cpu/slab/kmem_cache_node/page";
         return std::nullopt;
@@ -22,7 +25,7 @@ std::optional<KernelLayout::Slub> find_slub(const KernelLayout& L, std::string& 
     auto f = [&](uint32_t t, const char* m) { return b.member(t, m); };
     auto list = f(*kc, "list"), name = f(*kc, "name"), cpu_slab = f(*kc, "cpu_slab"), offset = f(*kc, "offset"),
          size = f(*kc, "size"), node = f(*kc, "node");
-    auto c_free = f(*kcc, "freelist"), c_slab = f(*kcc, "slab");
+    auto c_free = f(*kcc, "freelist"), c_slab = f(*kcc, cpu_slab_member);
     auto s_list = f(*sl, "slab_list"), s_free = f(*sl, "freelist"), s_objects = f(*sl, "objects");
     auto n_partial = f(*kcn, "partial");
     if (!list || !name || !cpu_slab || !offset || !size || !node || !c_free || !c_slab || !s_list || !s_free ||

@@ -351,7 +351,8 @@ private:
     void vma_files(uint64_t mm, const std::string& of);
     void idle_tasks(uint64_t init_task);
     template <class F>
-    bool slab_slots(uint64_t init_task, const std::string& cache_name, const std::string& what, SlabStats& stats,
+    bool slab_slots(uint64_t init_task, const std::string& cache_name, const std::string& cache_var,
+                    const std::string& what, SlabStats& stats,
                     F&& slot);
     void freed_tasks(uint64_t init_task);
     void freed_creds(uint64_t init_task);
@@ -629,7 +630,8 @@ void Walker::idle_tasks(uint64_t init_task) {
 // next ^ kmem_cache.random ^ swab(address of the word) (freelist_ptr()). Chain heads: slab->freelist,
 // and for each CPU's active slab kmem_cache_cpu->freelist. Slabs are reached through
 // kmem_cache_cpu->slab, ->partial (chained by slab->next) and kmem_cache_node->partial
-// (slab->slab_list); full slabs are on no list, and hold no free object. Object i of a slab starts
+// (slab->slab_list); full slabs are on no list, and hold no free object. Before 5.17 the slab is
+// its first struct page (the same fields, kmem_cache_cpu->page: KernelLayout::Slub). Object i of a slab starts
 // at page_address(slab) + red_left_pad + i * size, where page_address comes from the slab's index
 // in the array of struct page: x86-64 (SPARSEMEM_VMEMMAP) at vmemmap_base, mapped from
 // page_offset_base; 32-bit FLATMEM (arch/x86/include/asm/page_32.h, Debian's 686 and 686-pae) at
@@ -638,7 +640,8 @@ void Walker::idle_tasks(uint64_t init_task) {
 // Calls slot(object, slab, free) for every object of every slab reached; false (with a warning
 // "freed WHAT not labeled: …") when the cache or the walk's symbols and fields are missing.
 template <class F>
-bool Walker::slab_slots(uint64_t init_task, const std::string& cache_name, const std::string& what, SlabStats& stats,
+bool Walker::slab_slots(uint64_t init_task, const std::string& cache_name, const std::string& cache_var,
+                        const std::string& what, SlabStats& stats,
                         F&& slot) {
     auto fail = [&](const std::string& why) {
         warn("freed " + what + " not labeled: " + why);
@@ -666,13 +669,20 @@ bool Walker::slab_slots(uint64_t init_task, const std::string& cache_name, const
     const auto &random = S.random, &red = S.red_left_pad, &c_partial = S.c_partial, &s_next = S.s_next;
     const uint64_t page_size = S.page_size;
 
+    // The cache: the kernel's pointer to it (cache_var, kallsyms), else the one of that name on
+    // slab_caches. The pointer finds it whatever its name (6.12's kernel/cred.c makes cred_jar with
+    // KMEM_CACHE(cred, …): named "cred") and when it is merged into another cache of the same size
+    // and flags (its slots then also hold other types' objects, which `slot` tells apart).
     uint64_t cache = 0;
-    walk_list(*caches, list->byte_offset(), "slab_caches", [&](uint64_t c) {
-        if (cache) return;
-        if (auto np = ptr(c + name->byte_offset()); np && plausible(*np) && read_string(*np, 32) == cache_name)
-            cache = c;
-    });
-    if (!cache) return fail("no slab cache named " + cache_name);
+    if (auto v = syms_.address(cache_var))
+        if (auto c = ptr(*v); c && plausible(*c)) cache = *c;
+    if (!cache)
+        walk_list(*caches, list->byte_offset(), "slab_caches", [&](uint64_t c) {
+            if (cache) return;
+            if (auto np = ptr(c + name->byte_offset()); np && plausible(*np) && read_string(*np, 32) == cache_name)
+                cache = c;
+        });
+    if (!cache) return fail("no slab cache named " + cache_name + " and no readable " + cache_var);
     auto obj_off = word(cache + offset->byte_offset(), 4), obj_size = word(cache + size->byte_offset(), 4);
     auto rnd = random ? word(cache + random->byte_offset(), psize_) : std::optional<uint64_t>(0);
     auto redpad = red ? word(cache + red->byte_offset(), 4) : std::optional<uint64_t>(0);
@@ -763,7 +773,7 @@ bool Walker::slab_slots(uint64_t init_task, const std::string& cache_name, const
 void Walker::freed_tasks(uint64_t init_task) {
     const auto& usage = L_.usage;   // refcount_t; optional
     auto& live = seen_["task_struct"];
-    slab_slots(init_task, "task_struct", "task_structs", out_.task_slab, [&](uint64_t obj, uint64_t slab, bool free) {
+    slab_slots(init_task, "task_struct", "task_struct_cachep", "task_structs", out_.task_slab, [&](uint64_t obj, uint64_t slab, bool free) {
         if (!free) {
             if (!live.count(obj)) {
                 ++out_.task_slab.unreached;
@@ -804,7 +814,7 @@ void Walker::freed_creds(uint64_t init_task) {
         return;
     }
     auto& live = seen_["cred"];
-    slab_slots(init_task, "cred_jar", "creds", out_.cred_slab, [&](uint64_t obj, uint64_t slab, bool free) {
+    slab_slots(init_task, "cred_jar", "cred_jar", "creds", out_.cred_slab, [&](uint64_t obj, uint64_t slab, bool free) {
         if (!free) {
             out_.cred_slab.unreached += !live.count(obj);
             return;

@@ -212,9 +212,10 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     MESSAGE(freed_tasks.size() << " freed task_structs");
     // Freed creds (JSONL only), checked from the other side: the labeler goes cache → slab lists →
     // freelists; here each object goes to its struct page (vmemmap_base + pfn · sizeof(struct
-    // page)), whose slab_cache must be the cache named cred_jar, with the object at a multiple of the
-    // cache's size in its page, usage 0, and no task or file reaching it.
-    if (auto vmb = syms.address("vmemmap_base"); vmb && b.find("slab") && !freed_creds.empty()) {
+    // page)), whose slab_cache (struct slab's, or before 5.17 struct page's own) must be the cache the
+    // kernel's cred_jar variable points to (6.12 names it "cred"), else the one named cred_jar, with
+    // the object at a multiple of the cache's size in its page, usage 0, and no task or file reaching it.
+    if (auto vmb = syms.address("vmemmap_base"); vmb && !freed_creds.empty()) {
         auto member = [&](const char* st, const char* m) {
             auto t = b.find(st);
             REQUIRE(t);
@@ -228,7 +229,7 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
             return v;
         };
         const uint64_t vmemmap = rd(*vmb, 8), page_size = b.size_of(*b.find("page"));
-        const uint64_t slab_cache = member("slab", "slab_cache"), kc_name = member("kmem_cache", "name"),
+        const uint64_t slab_cache = member(b.find("slab") ? "slab" : "page", "slab_cache"), kc_name = member("kmem_cache", "name"),
                        kc_size = member("kmem_cache", "size"), usage = member("cred", "usage");
         for (uint64_t c : freed_creds) {
             CAPTURE(c);
@@ -236,9 +237,13 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
             auto pa = tl.translate(c);
             REQUIRE(pa);
             const uint64_t cache = rd(vmemmap + (*pa >> 12) * page_size + slab_cache, 8);
-            char name[16] = {};
-            REQUIRE(tl.read_virtual(rd(cache + kc_name, 8), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), 15)));
-            CHECK(std::string(name) == "cred_jar");
+            if (auto jar = syms.address("cred_jar")) {
+                CHECK(cache == rd(*jar, 8));
+            } else {
+                char name[16] = {};
+                REQUIRE(tl.read_virtual(rd(cache + kc_name, 8), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), 15)));
+                CHECK(std::string(name) == "cred_jar");
+            }
             CHECK((c & 4095) % rd(cache + kc_size, 4) == 0);
             CHECK(rd(c + usage, 4) == 0);
         }

@@ -37,7 +37,9 @@ struct O {   // offsets of the synthetic 32-bit build
                               kcn_partial = 8, page_size = 32, free_word = 100;
 };
 
-btf::Btf btf32() {
+// page_slub: a kernel before 5.17, whose SLUB fields live in struct page (no struct slab) and
+// kmem_cache_cpu names its slab `page`.
+btf::Btf btf32(bool page_slub = false) {
     BtfBuilder b;
     uint32_t i32 = b.int_type("int", 4, 32);
     uint32_t u32 = b.int_type("unsigned int", 4, 32, false);
@@ -81,13 +83,22 @@ btf::Btf btf32() {
                {"name", vp, O::kc_name * 8}, {"list", list, O::kc_list * 8}, {"random", ul, O::kc_random * 8},
                {"red_left_pad", u32, O::kc_red * 8}, {"node", b.array(vp, i32, 2), O::kc_node * 8}});
     b.struct_("kmem_cache_cpu", 16, {{"freelist", vp, O::kcc_freelist * 8}, {"tid", ul, 32},
-                                      {"slab", vp, O::kcc_slab * 8}, {"partial", vp, O::kcc_partial * 8}});
+                                      {page_slub ? "page" : "slab", vp, O::kcc_slab * 8}, {"partial", vp, O::kcc_partial * 8}});
     uint32_t counters = b.struct_("", 4, {{"inuse", u32, 0, 16}, {"objects", u32, 16, 15}, {"frozen", u32, 31, 1}});
     uint32_t links = b.union_("", 8, {{"slab_list", list, 0}, {"next", vp, 0}});
-    b.struct_("slab", O::page_size, {{"__page_flags", ul, 0}, {"", links, O::slab_list * 8},
-                                     {"freelist", vp, O::slab_freelist * 8}, {"", counters, O::slab_counters * 8}});
+    if (!page_slub)
+        b.struct_("slab", O::page_size, {{"__page_flags", ul, 0}, {"", links, O::slab_list * 8},
+                                         {"freelist", vp, O::slab_freelist * 8}, {"", counters, O::slab_counters * 8}});
     b.struct_("kmem_cache_node", 24, {{"partial", list, O::kcn_partial * 8}});
-    b.struct_("page", O::page_size, {{"flags", ul, 0}});
+    if (page_slub) {   // the slab variant of struct page's union (include/linux/mm_types.h before 5.17)
+        uint32_t slub = b.struct_("", O::page_size - 4, {{"", links, (O::slab_list - 4) * 8},
+                                                         {"freelist", vp, (O::slab_freelist - 4) * 8},
+                                                         {"", counters, (O::slab_counters - 4) * 8}});
+        uint32_t variants = b.union_("", O::page_size - 4, {{"", slub, 0}, {"private", ul, 0}});
+        b.struct_("page", O::page_size, {{"flags", ul, 0}, {"", variants, 32}});
+    } else {
+        b.struct_("page", O::page_size, {{"flags", ul, 0}});
+    }
     return btf::Btf::parse(b.blob());
 }
 
@@ -145,7 +156,9 @@ struct World32 {
         return Kallsyms::parse({reinterpret_cast<const uint8_t*>(kallsyms.data()), kallsyms.size()});
     }
 
-    World32() {
+    // renamed: the task_struct cache is named otherwise, found through task_struct_cachep (when
+    // cachep) only.
+    explicit World32(bool renamed = false, bool cachep = true) {
         uint64_t init = task("init_task", 0, 0, "swapper/0"), p1 = task("p1", 1, 1, "init"),
                  p50 = task("p50", 50, 50, "daemon"), t51 = task("t51", 51, 50, "daemon-w"),
                  idle1 = task("idle1", 0, 0, "swapper/1");
@@ -248,7 +261,12 @@ struct World32 {
         p(slab + O::slab_counters, (4u << 16) | 1u | (1u << 31));
         uint64_t caches = alloc("slab_caches", 8), tcache = alloc("task_cache", O::kc_sizeof),
                  tname = alloc("tname", 16), kcn = alloc("kcn", 24), nr_nodes = alloc("nr_node_ids", 4);
-        mem.put_str(tname, "task_struct");
+        mem.put_str(tname, renamed ? "task_struct_v2" : "task_struct");
+        if (renamed && cachep) {
+            const uint64_t var = alloc("task_struct_cachep", 4);
+            p(var, tcache);
+            sym("task_struct_cachep", var);
+        }
         p(tcache + O::kc_name, tname);
         link(caches, {tcache + O::kc_list});
         p(tcache + O::kc_offset, O::free_word);
@@ -320,6 +338,32 @@ TEST_CASE("32-bit kernel: 4-byte pointers, 32-bit list_head, 32-slot maple nodes
         CHECK(l.vaddr < (uint64_t{1} << 32));
         CHECK(l.paddr == l.vaddr - kBase32 + 0x100000);
         if (l.type == "task_struct") CHECK(l.size == O::task_size);
+    }
+}
+
+// Before 5.17 (Debian 11's 5.10) SLUB keeps its fields in struct page; a cache is found through the
+// kernel's pointer to it whatever its name (6.12's cred_jar is named "cred").
+TEST_CASE("32-bit kernel: freed tasks of a pre-5.17 SLUB (struct page), the cache found by its variable") {
+    LabelerOptions no_creds;
+    no_creds.freed_creds = false;
+    for (bool renamed : {false, true}) {
+        CAPTURE(renamed);
+        World32 w(renamed);
+        const btf::Btf old = btf32(true);
+        REQUIRE(!old.find("slab"));
+        LabelSet s = label_kernel_objects(w.mem, old, w.syms(), no_creds);
+        for (const auto& warning : s.warnings) MESSAGE(warning);
+        CHECK(s.warnings.empty());
+        CHECK(s.task_slab.walked);
+        CHECK(of_type(s, "task_struct", true) == std::set<uint64_t>{w.at["obj0"], w.at["obj3"]});
+        // the name alone no longer finds the renamed cache
+        if (renamed) {
+            World32 nameless(true, false);
+            LabelSet n = label_kernel_objects(nameless.mem, old, nameless.syms(), no_creds);
+            CHECK(!n.task_slab.walked);
+            REQUIRE(n.warnings.size() == 1);
+            CHECK(n.warnings[0].find("no slab cache named task_struct and no readable task_struct_cachep") != std::string::npos);
+        }
     }
 }
 
