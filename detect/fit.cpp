@@ -51,9 +51,9 @@ VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint6
 std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold) {
     // carriers: every node that carries a key node (its length, or the first part of a split one),
     // voting_rows' rows at −∞ (detect.hpp), from the same O(N log K) pass as the seeds.
-    std::vector<uint32_t> carriers;
-    const std::vector<uint32_t> seeds = voting_rows(graph, model, std::min(threshold, threshold / 2), &carriers);
     const uint64_t reach = 3 * overlap_radius(model);
+    std::vector<uint32_t> carriers;
+    const std::vector<uint32_t> seeds = voting_rows(graph, model, std::min(threshold, threshold / 2), reach ? &carriers : nullptr);
     if (reach == 0 || seeds.empty()) return seeds;
     auto vaddr = graph.vaddr();
     std::vector<uint32_t> out;   // ascending: the windows ascend with the seeds

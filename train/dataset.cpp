@@ -352,11 +352,13 @@ std::vector<KeyNode> select_key_nodes(const std::vector<NodeLabels>& dumps, uint
 std::vector<uint32_t> node_classes(const NodeLabels& labels, const std::vector<KeyNode>& keys, bool freed_off_base_negative) {
     std::map<SegmentLabel, uint32_t> cls;
     for (size_t i = 0; i < keys.size(); ++i) cls[{keys[i].offset, keys[i].length, keys[i].open_end}] = uint32_t(i + 1);
+    std::set<uint32_t> key_offsets;   // a freed node at one votes for its own object's base (Freed)
+    for (const KeyNode& k : keys) key_offsets.insert(k.offset);
     std::vector<uint32_t> out(labels.label.size(), 0);
     for (size_t n = 0; n < out.size(); ++n) {
         const SegmentLabel& l = labels.label[n];
         if (l.offset == NodeLabels::kIgnored)   // see Freed in the contract
-            out[n] = freed_off_base_negative && n < labels.freed.size() && !cls.count(labels.freed[n]) ? 0 : kIgnoredClass;
+            out[n] = freed_off_base_negative && n < labels.freed.size() && !key_offsets.count(labels.freed[n].offset) ? 0 : kIgnoredClass;
         else if (l.offset != NodeLabels::kNoObject) {
             auto it = cls.find(l);
             if (it != cls.end()) out[n] = it->second;

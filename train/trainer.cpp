@@ -48,7 +48,9 @@ void TrainConfig::validate() const {
     need(learning_rate > 0 && std::isfinite(learning_rate), "optimiser.learning_rate", "must be > 0");
     need(weight_decay >= 0 && std::isfinite(weight_decay), "optimiser.weight_decay", "must be ≥ 0");
     need(schedule == "constant" || schedule == "cosine", "optimiser.schedule", "must be constant or cosine");
-    need(schedule_steps <= kMaxSteps, "optimiser.schedule_steps", "must be in 0..1000000000 (0 = run.steps)");
+    need(schedule_steps <= kMaxSteps && (schedule_steps == 0 || schedule_steps >= steps), "optimiser.schedule_steps",
+         "must be 0 (= run.steps) or in run.steps..1000000000: the horizon the run is stopped before or at");
+    need(schedule_steps == 0 || schedule == "cosine", "optimiser.schedule_steps", "needs optimiser.schedule = cosine");
     need(clip_norm >= 0 && std::isfinite(clip_norm), "optimiser.clip_norm", "must be ≥ 0 (0 = off)");
     need(positives >= 1 && positives <= (1u << 20), "batch.positives", "must be in 1..1048576");
     need(negatives_per_positive >= 0 && negatives_per_positive <= 1000, "batch.negatives_per_positive", "must be in 0..1000");
@@ -135,7 +137,7 @@ std::string trajectory_ini(const TrainConfig& c) {
       << "\nkeep_prob = " << num(c.keep_prob) << "\n\n[optimiser]\nlearning_rate = " << num(c.learning_rate)
       << "\nweight_decay = " << num(c.weight_decay) << "\nclip_norm = " << num(c.clip_norm)
       << (c.schedule == "constant" ? std::string()   // older models' text unchanged
-                                   : "\nschedule = " + c.schedule + "\nschedule_horizon = " + std::to_string(c.schedule_horizon()))
+                                   : "\nschedule = " + c.schedule + "\nschedule_steps = " + std::to_string(c.schedule_horizon()))
       << "\n\n[batch]\npositives = " << c.positives << "\nnegatives_per_positive = " << num(c.negatives_per_positive)
       << "\nhard_negative_fraction = " << num(c.hard_negative_fraction) << "\nnone_weight = " << num(c.none_weight)
       << "\nmined_fraction = " << num(c.mined_fraction) << "\ncontent_noise = " << num(c.content_noise);
@@ -144,6 +146,19 @@ std::string trajectory_ini(const TrainConfig& c) {
     o << "\n\n[run]\nseed = " << c.seed << "\n";
     if (c.mined_fraction > 0) o << "checkpoint_every = " << c.checkpoint_every << "\n";   // mining steps
     return o.str();
+}
+
+// Whether a model's configuration text (to_ini) has the trajectory `identity` (trajectory_ini): the
+// text up to run.steps. "" when it has; else the first line that differs, as "was X, now Y".
+std::string trajectory_difference(const std::string& text, const std::string& identity) {
+    if (text.starts_with(identity) && text.compare(identity.size(), 8, "steps = ") == 0) return "";
+    std::istringstream a(text), b(identity);
+    std::string la, lb;
+    while (true) {
+        const bool ha = bool(std::getline(a, la)), hb = bool(std::getline(b, lb));
+        if (!hb) return "was '" + (ha ? la : std::string()) + "', now the end of the trajectory";
+        if (!ha || la != lb) return "was '" + (ha ? la : std::string("(nothing)")) + "', now '" + lb + "'";
+    }
 }
 
 }  // namespace
@@ -900,10 +915,10 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         if (resume) {
             model = Model::load(ckpt);
             const std::string& was = model.provenance.training_config;
-            if (was.substr(0, was.find("steps = ")) != identity)
-                throw InputError("checkpoint '" + ckpt + "' was written with a different configuration (only run.steps — under "
-                                 "optimiser.schedule = cosine when optimiser.schedule_steps keeps the horizon —, validate_every, "
-                                 "checkpoint_every, threads, output and keep may change on --resume)");
+            if (const std::string diff = trajectory_difference(was, identity); !diff.empty())
+                throw InputError("checkpoint '" + ckpt + "' was written with a different training configuration (" + diff +
+                                 "); --resume may change run.steps, validate_every, threads, output, keep and votes.windows"
+                                 " only (under optimiser.schedule = cosine, keep the horizon with optimiser.schedule_steps)");
             bool parts_match = model.parts.size() == (types.size() > 1 ? types.size() : 0);
             for (size_t t = 0; parts_match && t < model.parts.size(); ++t)
                 parts_match = model.parts[t].object_type == types[t] && model.parts[t].key_count == type_keys[t].size();
@@ -994,12 +1009,24 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         if (!snapshot) best->save(best_file);
     };
     if (root && keep_best && resume && std::filesystem::exists(best_file)) {   // the run's best before the resume
-        Model b = Model::load(best_file);
-        const std::string& was = b.provenance.training_config;
-        if (was.substr(0, was.find("steps = ")) == identity && b.adam_state.step < first && b.key_nodes == model.key_nodes) {
-            validate_at(b.adam_state.step, &b);
-            log("best so far: the model of step " + std::to_string(b.adam_state.step) + " (" + best_file + ")");
+        std::string why;
+        try {
+            Model b = Model::load(best_file);
+            if (const std::string diff = trajectory_difference(b.provenance.training_config, identity); !diff.empty())
+                why = "another training configuration (" + diff + ")";
+            else if (b.adam_state.step >= first)
+                why = "its step " + std::to_string(b.adam_state.step) + " is not before the checkpoint's next step " + std::to_string(first);
+            else if (b.key_nodes != model.key_nodes || !(b.config == model.config) || !(b.graph == model.graph))
+                why = "other key nodes, model shape or graph parameters";
+            else {
+                validate_at(b.adam_state.step, &b);
+                log("best so far: the model of step " + std::to_string(b.adam_state.step) + ", validation F1 " + num(best_f1) +
+                    " (" + best_file + ")");
+            }
+        } catch (const std::exception& e) {
+            why = e.what();
         }
+        if (!why.empty()) log("warning: ignoring " + best_file + ": " + why);
     }
     for (uint64_t step = first; step <= cfg.steps; ++step) {
         GraphBatch b = sample_batch(cfg, train_dumps, pools, step, mc.iterations);
@@ -1008,8 +1035,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         opt.dropout_seed = cfg.seed * 1000003ull + step;
         opt.class_weights = model.class_weights;
         const float loss = batch_gradient(net, model, b, opt, comm, grad, flat);
-        model.adam.lr = learning_rate_at(cfg, step);
+        model.adam.lr = learning_rate_at(cfg, step);   // (the model file keeps optimiser.learning_rate)
         adam_step(mc, model.adam, model.params, grad, model.adam_state);
+        model.adam.lr = cfg.learning_rate;
         if (!std::isfinite(loss)) throw InputError("training diverged at step " + std::to_string(step) + " (loss " + num(loss) + "); lower optimiser.learning_rate");
         loss_avg = step == first ? loss : 0.95 * loss_avg + 0.05 * loss;
         nodes_done += b.nodes();
@@ -1042,8 +1070,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             model.save(ckpt);   // the last step's state stays the one --resume continues from
             log("keeping the model of step " + std::to_string(best->adam_state.step) + " (run.keep = best: the highest validation F1, " +
                 num(best_f1) + ")");
+            Provenance now = model.provenance;   // this run's (a snapshot reloaded on --resume may carry an older date or sha)
             model = std::move(*best);
-            model.provenance.training_config = cfg.to_ini();
+            model.provenance = std::move(now);
         }
         calibrate_votes(cfg, val_dumps, model, result, log);
         model.provenance.date = now_utc();

@@ -17,12 +17,13 @@
 //               (offset, o.size − offset, open end). Nodes in freed objects are ignored (neither
 //               key node nor "none"); every other node is class 0 unless its label is a key node.
 //   Freed       With data.freed_off_base = negative (issue #13 item 4), a node in a freed object
-//               whose label (its offset in that object) is no key node is class 0 instead of
-//               ignored: it would vote for a base inside the dead object, a shifted answer (a
+//               whose offset in that object is no key node's offset is class 0 instead of ignored:
+//               were it to vote, it would be for a base inside the dead object, a shifted answer (a
 //               freed cred whose rcu_head.next still points starts its one key segment at 168,
 //               not 160, and voted 8 bytes past its base: most of the cred model's false
-//               positives). Nodes that carry a key node at their own offset stay ignored (a
-//               detection at a freed object's base is neither TP nor FP: detect.hpp Evaluate).
+//               positives). Nodes at a key node's offset stay ignored, whatever their length (a
+//               split key's first part included): their votes go to the freed object's own base,
+//               neither TP nor FP (detect.hpp Evaluate).
 //   Key nodes   Over the live training objects of the type, the frequency of a label is the
 //               fraction of objects that contain a node with it. The `key_nodes` most frequent
 //               labels with frequency ≥ `min_frequency` become classes 1..K−1 (ties: lower
@@ -93,23 +94,28 @@
 //               one joint model (Model::parts, engine.hpp): the types' key nodes are chosen apart, as
 //               above, and become the classes of one classifier, the first type's first; a node is
 //               class c of the type whose key node it carries, ignored when it lies in a freed
-//               object of some type and carries no key node, else class 0. A step draws ⌈positives /
+//               object of some type and carries no key node (under freed_off_base = negative: and
+//               lies at a key node's offset of that type), else class 0. A step draws ⌈positives /
 //               types⌉ key-node targets of each type (all of a type's when it has fewer), so that
 //               types of many objects (dentry) do not crowd out types of few (module); negatives as
 //               above, over the key nodes of every type. Validation, vote windows and thresholds
 //               are chosen per type, from one inference pass per dump. --recalibrate chooses a joint
 //               model's windows and thresholds afresh; --image-absent is for single-type models.
 //   Schedule    optimiser.schedule = cosine: step s (1-based) uses the learning rate
-//               lr · ½(1 + cos(π (min(s, S) − 1) / S)), S = optimiser.schedule_steps or else run.steps:
-//               from lr at the first step to near 0 at step S, so the last steps settle instead of
-//               moving the model as much as the first (learning_rate_at). S is part of the
-//               trajectory: a run stopped early and resumed keeps it with schedule_steps.
+//               lr · ½(1 + cos(π (s − 1) / S)), S = optimiser.schedule_steps (≥ run.steps) or else
+//               run.steps: lr at the first step, lr · ½(1 + cos(π (S − 1) / S)) at step S (2.5e-6 lr at
+//               S = 1000), so the last steps settle instead of moving the model as much as the first
+//               (learning_rate_at). S is part of the trajectory: a run stopped early (run.steps < S)
+//               and resumed keeps it with schedule_steps. The model file keeps learning_rate.
 //   Keep        With run.keep = best, the model also validates at the last step, and the output is
 //               the model of the highest validation F1 (a joint model: the mean over its types) among
-//               the validations (validate_every) and the last step, the earliest of equal F1; its
-//               snapshot is written to <output>.best at each new best, and --resume loads it (when
-//               its configuration matches) so a resumed run keeps what it had. The checkpoint stays
-//               the last step's state. A single-type model's F1 can swing between validations when
+//               the validations (validate_every) and the last step, the earliest of equal F1: its
+//               parameters and adam_state.step (the kept step; the configuration text still says
+//               the run's steps). Its snapshot is written to <output>.best at each new best (with
+//               Adam's moments, whatever optimiser_state says), and --resume loads it when its
+//               trajectory, key nodes, shape and graph parameters match (a warning says why not
+//               otherwise), so a resumed run keeps what it had; a snapshot of another thread or rank
+//               count is of another float trajectory. The checkpoint stays the last step's state. A single-type model's F1 can swing between validations when
 //               one node class decides every vote (cred: one key node, 10⁷ candidate nodes):
 //               validation P 0.94 at step 1000, 0.66 at 1500. The choice is a validation choice:
 //               the test split is never opened here.

@@ -132,7 +132,8 @@ TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects ar
     // Freed off base (issue #13 item 4): a pointer at 136 of the freed object moves its last segment
     // to 144, as a freed cred's rcu_head.next moves its one key segment 8 bytes on.
     {
-        const LabeledDump shifted = objects_dump({1024 + 136});
+        // (and one at 96 splits the key segment at 72: its first part, 72/24, still votes the freed base)
+        const LabeledDump shifted = objects_dump({1024 + 136, 1024 + 96});
         const NodeLabels f = label_nodes(shifted, "obj");
         auto node = [&](uint64_t off) { return *shifted.graph.node_containing(K64 + off); };
         CHECK(f.label[node(1024 + 144)].offset == NodeLabels::kIgnored);
@@ -145,9 +146,11 @@ TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects ar
         CHECK(negative[node(1024 + 144)] == 0);             // would vote for base + 8: a negative
         CHECK(ignore[node(1024 + 8)] == kIgnoredClass);
         CHECK(negative[node(1024 + 8)] == kIgnoredClass);   // a key node at its own offset: still no target
-        CHECK(negative[node(1024 + 72)] == kIgnoredClass);
+        CHECK(f.freed[node(1024 + 72)] == SegmentLabel{72, 24, false});
+        CHECK(negative[node(1024 + 72)] == kIgnoredClass);  // at a key node's offset, split: still no target
+        CHECK(negative[node(1024 + 104)] == 0);             // 104/32: at no key node's offset
         for (size_t n = 0; n < ignore.size(); ++n)
-            if (n != node(1024 + 144)) CHECK(ignore[n] == negative[n]);
+            if (n != node(1024 + 144) && n != node(1024 + 104)) CHECK(ignore[n] == negative[n]);
     }
 
     LabeledDump none = objects_dump();
@@ -203,7 +206,14 @@ TEST_CASE("train: configuration checks name the key") {
     CHECK(learning_rate_at(b, 1000) > 0);
     for (uint64_t s = 1; s < 1000; ++s) CHECK(learning_rate_at(b, s + 1) <= learning_rate_at(b, s));
     CHECK(learning_rate_at(c, 1000) == c.learning_rate);   // constant (the default)
-    CHECK(b.to_ini().find("schedule = cosine\nschedule_horizon = 1000") < b.to_ini().find("steps = 1000"));
+    CHECK(b.to_ini().find("schedule = cosine\nschedule_steps = 1000") < b.to_ini().find("\nsteps = 1000"));
+    b.schedule_steps = 999;   // a horizon before the run's end
+    CHECK(fails_with(b, "optimiser.schedule_steps"));
+    b.schedule_steps = 2000;  // stopped at half way
+    CHECK_NOTHROW(b.validate());
+    CHECK(learning_rate_at(b, 1001) == doctest::Approx(b.learning_rate / 2));
+    b.schedule = "constant";  // a horizon without a schedule
+    CHECK(fails_with(b, "optimiser.schedule_steps"));
     CHECK(c.to_ini().find("schedule") == std::string::npos);   // older models' text
     const std::string ini = c.to_ini();
     for (const char* key : {"[data]", "manifest = m.json", "type = task_struct", "[keys]", "[model]", "[optimiser]",
