@@ -149,16 +149,32 @@ std::string trajectory_ini(const TrainConfig& c) {
 }
 
 // Whether a model's configuration text (to_ini) has the trajectory `identity` (trajectory_ini): the
-// text up to run.steps. "" when it has; else the first line that differs, as "was X, now Y".
+// text up to run.steps. "" when it has; else the first key whose value differs, "section.key: was X,
+// now Y" (a key left out of one text, as older or default values are, is "the default" there).
 std::string trajectory_difference(const std::string& text, const std::string& identity) {
     if (text.starts_with(identity) && text.compare(identity.size(), 8, "steps = ") == 0) return "";
-    std::istringstream a(text), b(identity);
-    std::string la, lb;
-    while (true) {
-        const bool ha = bool(std::getline(a, la)), hb = bool(std::getline(b, lb));
-        if (!hb) return "was '" + (ha ? la : std::string()) + "', now the end of the trajectory";
-        if (!ha || la != lb) return "was '" + (ha ? la : std::string("(nothing)")) + "', now '" + lb + "'";
-    }
+    auto keys = [](const std::string& t, bool cut) {   // section.key → value, in order
+        std::vector<std::pair<std::string, std::string>> out;
+        std::istringstream in(t);
+        std::string line, section;
+        while (std::getline(in, line)) {
+            if (cut && line.starts_with("steps = ")) break;
+            if (line.starts_with("[")) section = line.substr(1, line.find(']') - 1);
+            else if (const size_t eq = line.find(" = "); eq != std::string::npos)
+                out.emplace_back(section + "." + line.substr(0, eq), line.substr(eq + 3));
+        }
+        return out;
+    };
+    const auto was = keys(text, true), now = keys(identity, false);
+    auto value = [](const auto& kv, const std::string& k) {
+        for (const auto& [key, v] : kv)
+            if (key == k) return v;
+        return std::string("the default");
+    };
+    for (const auto* side : {&now, &was})
+        for (const auto& [k, v] : *side)
+            if (value(was, k) != value(now, k)) return k + ": was " + value(was, k) + ", now " + value(now, k);
+    return "the text differs";
 }
 
 }  // namespace
@@ -816,10 +832,12 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     const std::string ckpt = cfg.output + ".ckpt";
     {   // Before hours of training: the outputs are not inputs, and their directory takes a file
         // (the probe's temporary is removed at once).
-        const std::string outputs[] = {cfg.output, ckpt}, inputs[] = {cfg.manifest};
-        refuse_output_over_inputs(outputs, inputs);
+        const std::string outputs[] = {cfg.output, ckpt, cfg.output + ".best"}, inputs[] = {cfg.manifest};
+        refuse_output_over_inputs(std::span(outputs, cfg.keep == "best" ? 3 : 2), inputs);
         if (root) {
             AtomicFile probe(cfg.output);
+            if (cfg.keep == "best" && std::filesystem::is_directory(cfg.output + ".best"))
+                throw InputError("run.keep = best: '" + cfg.output + ".best' (the best model's snapshot) is a directory");
         }
     }
 
@@ -1008,6 +1026,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         best = m;
         if (!snapshot) best->save(best_file);
     };
+    if (root && keep_best && resume && !std::filesystem::exists(best_file))
+        log("warning: no " + best_file + ": the best is chosen among the validations from step " + std::to_string(first) +
+            " on (a run before the resume with run.keep = last leaves none)");
     if (root && keep_best && resume && std::filesystem::exists(best_file)) {   // the run's best before the resume
         std::string why;
         try {

@@ -239,6 +239,16 @@ TEST_CASE("train: run.keep = best writes the model of the best validation F1, an
     CHECK(max_relative_difference(l, last) == 0);
     CHECK(l.provenance.training_config.find("keep =") == std::string::npos);   // older models' text
     CHECK(dmtrain(d, 0, "--run.output " + plain + " --run.steps 300 --run.keep worst") != 0);
+    // a directory where the snapshot goes: refused before any training
+    fs::create_directories(d.dir / "dir.cereal.best");
+    CHECK(dmtrain(d, 0, "--run.output " + (d.dir / "dir.cereal").string() + " --run.steps 300" + keep) != 0);
+    CHECK(slurp(d.dir / "err.txt").find("dir.cereal.best' (the best model's snapshot) is a directory") != std::string::npos);
+    CHECK(!fs::exists(d.dir / "dir.cereal.ckpt"));
+    // resumed with keep = best after a run without it: no snapshot of before, said
+    REQUIRE(dmtrain(d, 0, "--run.output " + plain + " --run.steps 270 --run.validate_every 30 --batch.mined_fraction 0 --optimiser.learning_rate 0.01") == 0);
+    REQUIRE(run("DMTRAIN", 0, d.config.string() + " --run.output " + plain + " --run.steps 300 --resume" + keep, d.dir) == 0);
+    CHECK(slurp(d.dir / "err.txt").find("warning: no " + plain + ".best: the best is chosen among the validations from step 271 on") !=
+          std::string::npos);
 }
 
 // optimiser.schedule = cosine: --resume exact with the horizon kept (optimiser.schedule_steps); a resume
@@ -261,7 +271,9 @@ TEST_CASE("train: --resume is exact under optimiser.schedule = cosine, and keeps
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + split + " --run.steps 5 --optimiser.schedule_steps 10" + cosine) == 0,
                     slurp(d.dir / "err.txt"));
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume" + cosine) != 0);   // horizon 12: refused
-    CHECK(slurp(d.dir / "err.txt").find("(was 'schedule_steps = 10', now 'schedule_steps = 12')") != std::string::npos);
+    CHECK(slurp(d.dir / "err.txt").find("(optimiser.schedule_steps: was 10, now 12)") != std::string::npos);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 10 --resume") != 0);   // cosine → constant
+    CHECK(slurp(d.dir / "err.txt").find("(optimiser.schedule: was cosine, now the default)") != std::string::npos);
 }
 
 // Issue #12 item 1: data.type = a list trains one joint model; --resume is exact for it too; dmdetect
