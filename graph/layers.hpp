@@ -35,7 +35,8 @@ namespace deepmem {
 
 // "0x1a2b": the one spelling of addresses in messages and tool output.
 std::string hex(uint64_t v);
-// Parses a CLI number ("0x1ad000", "4096"); throws InputError naming `what` on anything else.
+// Parses a CLI number: decimal ("4096") or hex after 0x ("0x1ad000"). Throws InputError naming `what`
+// on anything else: a sign, spaces, a value past 2^64 − 1, or a leading 0 ("010": octal in C, refused).
 uint64_t parse_address(const std::string& s, const char* what);
 
 // Small files (labels, manifests, detections), atomic writes, same-file checks: graph/file_io.hpp.

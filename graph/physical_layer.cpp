@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -20,15 +21,17 @@
 namespace deepmem {
 
 uint64_t parse_address(const std::string& s, const char* what) {
-    size_t used = 0;
+    // Decimal, or hex after 0x/0X; nothing else. std::stoull's base 0 would read "010" as octal 8
+    // (a silently wrong step count or address) and skip leading spaces and a '+'.
+    const bool is_hex = s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    const char* first = s.data() + (is_hex ? 2 : 0);
+    const char* last = s.data() + s.size();
     uint64_t v = 0;
-    try {
-        v = std::stoull(s, &used, 0);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used == 0 || used != s.size() || s[0] == '-')
+    const auto [end, ec] = std::from_chars(first, last, v, is_hex ? 16 : 10);
+    if (first == last || *first == '-' || *first == '+' || ec != std::errc{} || end != last)
         throw InputError(std::string("bad ") + what + " '" + s + "' (expected a number such as 0x1ad000)");
+    if (!is_hex && s.size() > 1 && s[0] == '0')
+        throw InputError(std::string("bad ") + what + " '" + s + "' (a leading 0: octal is not read; write the number without it, or 0x… for hex)");
     return v;
 }
 

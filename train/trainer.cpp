@@ -942,6 +942,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
                 parts_match = model.parts[t].object_type == types[t] && model.parts[t].key_count == type_keys[t].size();
             if (model.key_nodes != keys || !(model.config == mc) || !parts_match)
                 throw InputError("checkpoint '" + ckpt + "' does not match the dataset's key nodes or model shape");
+            if (model.adam_state.step > cfg.steps)   // else the loop would not run and the output be the checkpoint's later step
+                throw InputError("checkpoint '" + ckpt + "' is at step " + std::to_string(model.adam_state.step) + ", past run.steps " +
+                                 std::to_string(cfg.steps) + ": --resume continues a run to a run.steps at or after its checkpoint");
             log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
         } else {
             model = Model::create(mc, cfg.seed);

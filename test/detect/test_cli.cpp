@@ -419,6 +419,8 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
     const std::string ini = (dir / "t.ini").string();
     for (const auto& row : std::vector<std::tuple<std::string, std::string, int>>{
              {"--run.steps -5", "run.steps", 2},
+             {"--run.steps 010", "run.steps", 2},   // octal 8 in C: refused, not read as 8 or 10
+             {"--run.steps +5", "run.steps", 2},
              {"--run.checkpoint_every -1", "run.checkpoint_every", 2},
              {"--run.steps 2000000000", "run.steps", 1},
              {"--keys.count 99999999999999999999", "keys.count", 2},

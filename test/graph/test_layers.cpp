@@ -59,6 +59,26 @@ TEST_CASE("layers: hex and enum spellings") {
     CHECK_THROWS_AS(parse_paging_mode("arm64"), InputError);
 }
 
+TEST_CASE("layers: parse_address reads decimal and 0x hex only") {
+    CHECK(parse_address("0", "n") == 0);
+    CHECK(parse_address("4096", "n") == 4096);
+    CHECK(parse_address("0x1ad000", "n") == 0x1ad000);
+    CHECK(parse_address("0XFFFFFFFFFFFFFFFF", "n") == ~uint64_t{0});
+    CHECK(parse_address("18446744073709551615", "n") == ~uint64_t{0});
+    // C's spellings that would give another number than the analyst meant, and the rest of strtoull's leniency
+    for (const char* bad : {"010", "00", "0x", "", " 5", "5 ", "+5", "-5", "0x-1", "0x+1", "1e3", "5k", "0b101",
+                            "18446744073709551616", "0x10000000000000000"}) {
+        INFO("'" << bad << "'");
+        CHECK_THROWS_AS(parse_address(bad, "n"), InputError);
+    }
+    try {
+        parse_address("010", "run.steps");
+        FAIL("no error");
+    } catch (const InputError& e) {
+        CHECK(std::string(e.what()).find("octal is not read") != std::string::npos);
+    }
+}
+
 TEST_CASE("layers: raw image reads, holes and bounds") {
     Image mem(3 * 4096 + 100);
     for (size_t i = 0; i < mem.bytes.size(); ++i) mem.bytes[i] = static_cast<uint8_t>(i * 7);

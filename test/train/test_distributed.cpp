@@ -125,6 +125,20 @@ std::string slurp(const fs::path& p) {
     return {std::istreambuf_iterator<char>(f), {}};
 }
 
+// The (step, F1) of each "validation at step N: … (TP a FP b FN c)" line of a dmtrain log, F1 from the
+// counts (the printed F1 has 4 digits).
+std::vector<std::pair<uint64_t, double>> logged_validations(const std::string& log) {
+    std::vector<std::pair<uint64_t, double>> seen;
+    for (size_t at = log.find("validation at step "); at != std::string::npos; at = log.find("validation at step ", at + 1)) {
+        const size_t counts = log.find("(TP ", at);
+        REQUIRE(counts != std::string::npos);
+        unsigned long tp = 0, fp = 0, fn = 0;
+        REQUIRE(std::sscanf(log.c_str() + counts, "(TP %lu FP %lu FN %lu)", &tp, &fp, &fn) == 3);
+        seen.emplace_back(std::stoull(log.substr(at + 19)), tp + fp + fn ? 2.0 * double(tp) / double(2 * tp + fp + fn) : 0.0);
+    }
+    return seen;
+}
+
 // max |a − b| / max(1, |a|) over every parameter.
 double max_relative_difference(const Model& a, const Model& b) {
     REQUIRE(a.params.tensors.size() == b.params.tensors.size());
@@ -183,6 +197,13 @@ TEST_CASE("train: --resume is exact with planted-pointer and absent-page augment
     // a changed rate is another trajectory: refused on --resume
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.1 --batch.absent_rate 0.3") != 0);
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.05") != 0);
+    // a run.steps before the checkpoint's step is refused (the output would be the checkpoint's step 10)
+    const auto before = fs::last_write_time(split);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 7 --resume" + plant) != 0);
+    CHECK(slurp(d.dir / "err.txt").find("is at step 10, past run.steps 7") != std::string::npos);
+    CHECK(fs::last_write_time(split) == before);
+    CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 10 --resume" + plant) == 0);   // at its step: allowed
+    CHECK(max_relative_difference(f, Model::load(split)) == 0);
 }
 
 // run.keep = best (train/trainer.hpp Keep): the output is the validated model of the highest F1, the
@@ -195,23 +216,12 @@ TEST_CASE("train: run.keep = best writes the model of the best validation F1, an
                     slurp(d.dir / "err.txt"));
     const std::string log = slurp(d.dir / "err.txt");
     // The validations the run logged (steps 30, 60, …, 300), and the earliest of the highest F1.
-    // F1 from the logged counts (the printed F1 has 4 digits).
-    std::vector<std::pair<uint64_t, double>> seen;
-    for (size_t at = log.find("validation at step "); at != std::string::npos; at = log.find("validation at step ", at + 1)) {
-        const uint64_t step = std::stoull(log.substr(at + 19));
-        const size_t counts = log.find("(TP ", at);
-        REQUIRE(counts != std::string::npos);
-        unsigned long tp = 0, fp = 0, fn = 0;
-        REQUIRE(std::sscanf(log.c_str() + counts, "(TP %lu FP %lu FN %lu)", &tp, &fp, &fn) == 3);
-        seen.emplace_back(step, tp + fp + fn ? 2.0 * double(tp) / double(2 * tp + fp + fn) : 0.0);
-    }
+    const std::vector<std::pair<uint64_t, double>> seen = logged_validations(log);
     REQUIRE(seen.size() == 10);
     CHECK(seen.back().first == 300);
     // the model learns over these steps: the choice is among different scores
     CHECK(std::any_of(seen.begin(), seen.end(), [&](const auto& v) { return v.second != seen.front().second; }));
-    auto chosen = seen.front();
-    for (const auto& v : seen)
-        if (v.second > chosen.second) chosen = v;
+    const auto chosen = *std::max_element(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.second < b.second; });   // the earliest of the highest
     const Model out = Model::load(full), snapshot = Model::load(full + ".best"), last = Model::load(full + ".ckpt");
     REQUIRE(chosen.first < 270);   // on this data: so the kept-earlier path and the resume below are exercised
     CHECK(out.adam_state.step == chosen.first);
@@ -351,6 +361,18 @@ TEST_CASE("train-mpi: two ranks train the single process's weights; --resume on 
         CHECK(r.adam_state.m.tensors[i] == m2.adam_state.m.tensors[i]);
         CHECK(r.adam_state.v.tensors[i] == m2.adam_state.v.tensors[i]);
     }
+
+    // run.keep = best on two ranks: rank 0 validates and keeps; the output is the step of the best F1
+    // its log shows (the earliest of equal ones), the checkpoint the last step's.
+    const std::string best = (d.dir / "best.cereal").string();
+    REQUIRE_MESSAGE(run("DMTRAIN", 2, d.config.string() + " --run.output " + best + " --run.keep best --run.validate_every 5", d.dir) == 0,
+                    slurp(d.dir / "err.txt"));
+    const std::vector<std::pair<uint64_t, double>> seen = logged_validations(slurp(d.dir / "err.txt"));
+    REQUIRE(seen.size() == 4);   // steps 5, 10, 15, 20, logged once (by rank 0)
+    const auto chosen = *std::max_element(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.second < b.second; });   // the earliest of the highest
+    CHECK(Model::load(best).adam_state.step == chosen.first);
+    CHECK(max_relative_difference(Model::load(best), Model::load(best + ".best")) == 0);
+    CHECK(Model::load(best + ".ckpt").adam_state.step == 20);
 
     // An error on the ranks (no checkpoint to resume from) ends the job, non-zero, with the error line.
     CHECK(dmtrain(d, 2, "--run.output " + (d.dir / "absent.cereal").string() + " --resume") != 0);
