@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -102,14 +103,10 @@ std::optional<uint64_t> cgroup_available(const char* root, const std::string& re
 }
 
 uint64_t parse_limit(const std::string& s) {
-    size_t used = 0;
-    uint64_t v = 0;
-    try {
-        v = std::stoull(s, &used, 10);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used == 0 || s[0] == '-') throw InputError("DEEPMEM_MEMORY_LIMIT '" + s + "' is not a size (e.g. 512M, 4G)");
+    uint64_t v = 0;   // digits first: no space or sign (stoull would read " -5" as 2^64 − 5, no limit)
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
+    const size_t used = ec == std::errc{} ? size_t(end - s.data()) : 0;
+    if (used == 0) throw InputError("DEEPMEM_MEMORY_LIMIT '" + s + "' is not a size (e.g. 512M, 4G)");
     std::string unit = s.substr(used);
     if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
     if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();

@@ -189,9 +189,10 @@ template <class T>
 void validate(boost::any& v, const std::vector<std::string>& tokens, Whole<T>*, int) {
     namespace po = boost::program_options;
     struct NotWhole : po::validation_error {
-        NotWhole(const std::string& token) : po::validation_error(po::validation_error::invalid_option_value) {
+        NotWhole(const std::string& token, const std::string& why = "")
+            : po::validation_error(po::validation_error::invalid_option_value) {
             m_error_template = "the argument ('%value%') for option '%canonical_option%' is not a whole number in 0.." +
-                               std::to_string(std::numeric_limits<T>::max());
+                               std::to_string(std::numeric_limits<T>::max()) + why;
             set_substitute("value", token);
         }
     };
@@ -200,8 +201,10 @@ void validate(boost::any& v, const std::vector<std::string>& tokens, Whole<T>*, 
     uint64_t n = 0;
     try {
         n = parse_address(s, "number");
-    } catch (const InputError&) {
-        throw NotWhole(s);
+    } catch (const InputError& e) {   // its reason in brackets, e.g. "(a leading 0: octal is not read; …)"
+        const std::string what = e.what();
+        const size_t why = what.rfind(" (");
+        throw NotWhole(s, why == std::string::npos ? "" : what.substr(why));
     }
     if (n > std::numeric_limits<T>::max()) throw NotWhole(s);
     v = Whole<T>{static_cast<T>(n)};

@@ -1088,6 +1088,8 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         if (root && ((step % cfg.validate_every == 0 && step != cfg.steps) || (keep_best && step == cfg.steps)))
             validate_at(step, nullptr);
     }
+    if (root && keep_best && first > cfg.steps)   // resumed at its last step: the loop did not validate it
+        validate_at(model.adam_state.step, nullptr);
     if (root) {   // rank 0 alone validates and writes (Ranks in the contract)
         const bool kept_earlier = keep_best && best && best->adam_state.step != model.adam_state.step;
         if (kept_earlier) {

@@ -434,6 +434,8 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
         CHECK(r.err.find(key) != std::string::npos);
     }
     write(dir / "neg.ini", slurp(dir / "t.ini") + "steps = -5\n");
+    Run octal = run("DMTRAIN", ini + " --run.steps 010", dir);   // the reason, not only "not a whole number"
+    CHECK(octal.err.find("octal is not read") != std::string::npos);
     Run neg = run("DMTRAIN", (dir / "neg.ini").string(), dir);
     CHECK(neg.status == 2);
     CHECK(neg.err.find("run.steps") != std::string::npos);

@@ -63,6 +63,8 @@ TEST_CASE("layers: parse_address reads decimal and 0x hex only") {
     CHECK(parse_address("0", "n") == 0);
     CHECK(parse_address("4096", "n") == 4096);
     CHECK(parse_address("0x1ad000", "n") == 0x1ad000);
+    CHECK(parse_address("0x0", "n") == 0);
+    CHECK(parse_address("0x00001aD000", "n") == 0x1ad000);   // leading zeros after 0x are hex's, not octal's
     CHECK(parse_address("0XFFFFFFFFFFFFFFFF", "n") == ~uint64_t{0});
     CHECK(parse_address("18446744073709551615", "n") == ~uint64_t{0});
     // C's spellings that would give another number than the analyst meant, and the rest of strtoull's leniency

@@ -642,7 +642,7 @@ TEST_CASE("graph: the memory estimate refuses a build that does not fit, with bo
     CHECK_THROWS_AS(MemoryGraph::build(layer), InputError);
     ::setenv("DEEPMEM_MEMORY_LIMIT", "2G", 1);
     CHECK(available_memory()->bytes <= uint64_t{2} << 30);   // a bound among the others, never above them
-    for (const char* bad : {"lots", "-5", "12Q", "99999999999T"}) {
+    for (const char* bad : {"lots", "-5", " -5", "+5", " 5G", "12Q", "99999999999T"}) {
         ::setenv("DEEPMEM_MEMORY_LIMIT", bad, 1);
         CHECK_THROWS_AS(available_memory(), InputError);
     }

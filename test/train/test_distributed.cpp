@@ -198,10 +198,11 @@ TEST_CASE("train: --resume is exact with planted-pointer and absent-page augment
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.1 --batch.absent_rate 0.3") != 0);
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.05") != 0);
     // a run.steps before the checkpoint's step is refused (the output would be the checkpoint's step 10)
-    const auto before = fs::last_write_time(split);
+    const std::string output_before = slurp(split), ckpt_before = slurp(split + ".ckpt");
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 7 --resume" + plant) != 0);
     CHECK(slurp(d.dir / "err.txt").find("is at step 10, past run.steps 7") != std::string::npos);
-    CHECK(fs::last_write_time(split) == before);
+    CHECK(slurp(split) == output_before);
+    CHECK(slurp(split + ".ckpt") == ckpt_before);
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 10 --resume" + plant) == 0);   // at its step: allowed
     CHECK(max_relative_difference(f, Model::load(split)) == 0);
 }
@@ -240,6 +241,17 @@ TEST_CASE("train: run.keep = best writes the model of the best validation F1, an
     const Model resumed = Model::load(split);
     CHECK(resumed.adam_state.step == out.adam_state.step);
     CHECK(max_relative_difference(out, resumed) == 0);
+    // resumed at the checkpoint's own step (run.steps = its step, after a keep = last stretch that left
+    // the snapshot of before): that step is validated too, as an uninterrupted run validates its last
+    const std::string at = (d.dir / "at.cereal").string(), whole = (d.dir / "whole.cereal").string();
+    REQUIRE(dmtrain(d, 0, "--run.output " + whole + " --run.steps 285" + keep) == 0);
+    REQUIRE(dmtrain(d, 0, "--run.output " + at + " --run.steps 270" + keep) == 0);
+    REQUIRE(dmtrain(d, 0, "--run.output " + at + " --run.steps 285 --resume --run.keep last --run.validate_every 30 --batch.mined_fraction 0 "
+                         "--optimiser.learning_rate 0.01") == 0);
+    REQUIRE(run("DMTRAIN", 0, d.config.string() + " --run.output " + at + " --run.steps 285 --resume" + keep, d.dir) == 0);
+    CHECK(slurp(d.dir / "err.txt").find("validation at step 285: ") != std::string::npos);
+    CHECK(max_relative_difference(Model::load(whole), Model::load(at)) == 0);
+    CHECK(Model::load(whole).adam_state.step == Model::load(at).adam_state.step);
     // run.keep = last (the default): the last step's model, the trajectory unchanged by the choice
     const std::string plain = (d.dir / "last.cereal").string();
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + plain + " --run.steps 300 --run.validate_every 30 --batch.mined_fraction 0 --optimiser.learning_rate 0.01") == 0,
