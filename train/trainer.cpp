@@ -829,15 +829,16 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
     const auto t0 = std::chrono::steady_clock::now();
     auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-    const std::string ckpt = cfg.output + ".ckpt";
+    const std::string ckpt = cfg.output + ".ckpt", best_file = cfg.output + ".best";
+    const bool keep_best = cfg.keep == "best";   // run.keep = best: see Keep in the contract
     {   // Before hours of training: the outputs are not inputs, and their directory takes a file
         // (the probe's temporary is removed at once).
-        const std::string outputs[] = {cfg.output, ckpt, cfg.output + ".best"}, inputs[] = {cfg.manifest};
-        refuse_output_over_inputs(std::span(outputs, cfg.keep == "best" ? 3 : 2), inputs);
+        const std::string outputs[] = {cfg.output, ckpt, best_file}, inputs[] = {cfg.manifest};
+        refuse_output_over_inputs(std::span(outputs, keep_best ? 3 : 2), inputs);
         if (root) {
             AtomicFile probe(cfg.output);
-            if (cfg.keep == "best" && std::filesystem::is_directory(cfg.output + ".best"))
-                throw InputError("run.keep = best: '" + cfg.output + ".best' (the best model's snapshot) is a directory");
+            if (keep_best && std::filesystem::is_directory(best_file))
+                throw InputError("run.keep = best: '" + best_file + "' (the best model's snapshot) is a directory");
         }
     }
 
@@ -1011,8 +1012,6 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     };
     if (resume) mining(model.adam_state.step);
     // run.keep = best (Keep in the contract): the snapshot of the best validation F1 so far, rank 0's.
-    const bool keep_best = cfg.keep == "best";
-    const std::string best_file = cfg.output + ".best";
     std::optional<Model> best;
     double best_f1 = -1;
     auto validate_at = [&](uint64_t step, const Model* snapshot) {   // rank 0: log, and keep the best
@@ -1059,9 +1058,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         opt.dropout_seed = cfg.seed * 1000003ull + step;
         opt.class_weights = model.class_weights;
         const float loss = batch_gradient(net, model, b, opt, comm, grad, flat);
-        model.adam.lr = learning_rate_at(cfg, step);   // (the model file keeps optimiser.learning_rate)
-        adam_step(mc, model.adam, model.params, grad, model.adam_state);
-        model.adam.lr = cfg.learning_rate;
+        AdamConfig adam = model.adam;   // this step's rate (the model file keeps optimiser.learning_rate)
+        adam.lr = learning_rate_at(cfg, step);
+        adam_step(mc, adam, model.params, grad, model.adam_state);
         if (!std::isfinite(loss)) throw InputError("training diverged at step " + std::to_string(step) + " (loss " + num(loss) + "); lower optimiser.learning_rate");
         loss_avg = step == first ? loss : 0.95 * loss_avg + 0.05 * loss;
         nodes_done += b.nodes();
