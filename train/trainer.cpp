@@ -4,6 +4,7 @@
 #include "detect/fit.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
+#include "graph/memory_budget.hpp"
 
 #include <omp.h>
 
@@ -275,6 +276,18 @@ Calibration calibration_of(const Model& model, const std::vector<LabeledDump>& d
     return cal;
 }
 
+// validate_types over the classes of dump_classes (kept by train() for calibrate_votes).
+std::vector<TypeValidation> types_of(const Model& model, const std::vector<LabeledDump>& dumps,
+                                     const std::vector<std::vector<uint32_t>>& joint) {
+    std::vector<uint32_t> first;
+    std::vector<TypeValidation> out;
+    for (const Model& m : model.type_models(&first)) {   // a single-type model's classes are its own
+        const auto own = model.joint() ? own_classes(joint, first[out.size()], uint32_t(m.key_nodes.size())) : joint;
+        out.push_back({m.object_type, calibration_of(m, dumps, own, nullptr, nullptr), {}});
+    }
+    return out;
+}
+
 void refuse_joint(const Model& model, const char* what) {
     if (model.joint())
         throw InputError(std::string(what) + ": model of " + model.object_type +
@@ -296,14 +309,7 @@ Calibration validate_model(const Model& model, const std::vector<LabeledDump>& d
 }
 
 std::vector<TypeValidation> validate_types(const Model& model, const std::vector<LabeledDump>& dumps) {
-    const auto joint = dump_classes(model, dumps);
-    std::vector<uint32_t> first;
-    std::vector<TypeValidation> out;
-    for (const Model& m : model.type_models(&first)) {   // a single-type model's classes are its own
-        const auto own = model.joint() ? own_classes(joint, first[out.size()], uint32_t(m.key_nodes.size())) : joint;
-        out.push_back({m.object_type, calibration_of(m, dumps, own, nullptr, nullptr), {}});
-    }
-    return out;
+    return types_of(model, dumps, dump_classes(model, dumps));
 }
 
 std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>& dumps) {
@@ -661,10 +667,10 @@ namespace {
 
 // See Windows in the contract: per object type (a joint model's every part), the vote window of
 // best validation F1 (the smallest of equal F1), then the threshold and vote agreement at it; one
-// inference pass per dump for all the types.
+// inference pass per dump for all the types, none when `classes` holds the model's (dump_classes).
 void calibrate_votes(const TrainConfig& cfg, const std::vector<LabeledDump>& val_dumps, Model& model, TrainResult& result,
-                     const std::function<void(const std::string&)>& log) {
-    const auto joint = dump_classes(model, val_dumps);
+                     const std::function<void(const std::string&)>& log, std::vector<std::vector<uint32_t>> classes = {}) {
+    const auto joint = classes.empty() ? dump_classes(model, val_dumps) : std::move(classes);
     std::vector<uint32_t> first;
     const std::vector<Model> types = model.type_models(&first);
     const std::vector<uint32_t> windows = cfg.vote_window_list();
@@ -819,6 +825,36 @@ TrainResult recalibrate_image_absent(const TrainConfig& cfg, const std::string& 
 }
 
 // ---- the loop -------------------------------------------------------------------------------
+namespace {
+
+// Rank 0's error, when it has one, thrown on every rank ("rank 0: …" on the others), so that no
+// rank waits in a collective the others left (Ranks in the contract).
+void rethrow_on_every_rank(Communicator& comm, const std::exception_ptr& failed) {
+    if (comm.size() > 1) {
+        std::string error;
+        if (failed) try { std::rethrow_exception(failed); } catch (const std::exception& e) { error = e.what(); }
+        error = broadcast_text(comm, error, 0);
+        if (comm.rank() != 0 && !error.empty()) throw InputError("rank 0: " + error);
+    }
+    if (failed) std::rethrow_exception(failed);
+}
+
+// What keeps `saved` (a checkpoint, or run.keep = best's snapshot) from continuing a run whose new
+// model would be `fresh`: other key nodes, object types, network shape or graph parameters (the
+// dataset's); empty when it can continue it. The trajectory keys are trajectory_difference's.
+std::string continuation_difference(const Model& saved, const Model& fresh) {
+    bool parts = saved.parts.size() == fresh.parts.size();
+    for (size_t t = 0; parts && t < saved.parts.size(); ++t)
+        parts = saved.parts[t].object_type == fresh.parts[t].object_type && saved.parts[t].key_count == fresh.parts[t].key_count;
+    if (saved.key_nodes != fresh.key_nodes) return "other key nodes than the dataset's";
+    if (!parts) return "other object types than the run's";
+    if (!(saved.config == fresh.config)) return "another network shape";
+    if (!(saved.graph == fresh.graph)) return "other graph parameters than the dataset's";
+    return "";
+}
+
+}  // namespace
+
 TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(const std::string&)>& log_rank0,
                   Communicator& comm) {
     auto log = [&](const std::string& line) {
@@ -840,6 +876,28 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             if (keep_best && std::filesystem::is_directory(best_file))
                 throw InputError("run.keep = best: '" + best_file + "' (the best model's snapshot) is a directory");
         }
+    }
+
+    // --resume: the checkpoint's trajectory and step are checked before the dumps load (minutes on a
+    // real dataset); its key nodes and shape after (they come from the dumps).
+    const std::string identity = trajectory_ini(cfg);
+    std::optional<Model> checkpoint;   // rank 0's
+    if (resume) {
+        std::exception_ptr failed;
+        if (root) try {
+            checkpoint = Model::load(ckpt);
+            if (const std::string diff = trajectory_difference(checkpoint->provenance.training_config, identity); !diff.empty())
+                throw InputError("checkpoint '" + ckpt + "' was written with a different training configuration (" + diff +
+                                 "); --resume may change run.steps, validate_every, threads, output, keep and votes.windows"
+                                 " only (under optimiser.schedule = cosine, keep the horizon with optimiser.schedule_steps)");
+            if (checkpoint->adam_state.step > cfg.steps)   // else the loop would not run and the output be the checkpoint's later step
+                throw InputError("checkpoint '" + ckpt + "' is at step " + std::to_string(checkpoint->adam_state.step) +
+                                 ", past run.steps " + std::to_string(cfg.steps) +
+                                 ": --resume continues a run to a run.steps at or after its checkpoint");
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        rethrow_on_every_rank(comm, failed);
     }
 
     const Manifest m = manifest_of(cfg);
@@ -928,49 +986,37 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     mc.classes = uint32_t(keys.size() + 1);
     mc.keep_prob = cfg.keep_prob;
 
-    const std::string identity = trajectory_ini(cfg);
-    auto start_model = [&] {   // rank 0: a new model, or the checkpoint's
-        Model model;
-        if (resume) {
-            model = Model::load(ckpt);
-            const std::string& was = model.provenance.training_config;
-            if (const std::string diff = trajectory_difference(was, identity); !diff.empty())
-                throw InputError("checkpoint '" + ckpt + "' was written with a different training configuration (" + diff +
-                                 "); --resume may change run.steps, validate_every, threads, output, keep and votes.windows"
-                                 " only (under optimiser.schedule = cosine, keep the horizon with optimiser.schedule_steps)");
-            bool parts_match = model.parts.size() == (types.size() > 1 ? types.size() : 0);
-            for (size_t t = 0; parts_match && t < model.parts.size(); ++t)
-                parts_match = model.parts[t].object_type == types[t] && model.parts[t].key_count == type_keys[t].size();
-            if (model.key_nodes != keys || !(model.config == mc) || !parts_match)
-                throw InputError("checkpoint '" + ckpt + "' does not match the dataset's key nodes or model shape");
-            if (model.adam_state.step > cfg.steps)   // else the loop would not run and the output be the checkpoint's later step
-                throw InputError("checkpoint '" + ckpt + "' is at step " + std::to_string(model.adam_state.step) + ", past run.steps " +
-                                 std::to_string(cfg.steps) + ": --resume continues a run to a run.steps at or after its checkpoint");
-            log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
-        } else {
-            model = Model::create(mc, cfg.seed);
-            model.adam.lr = cfg.learning_rate;
-            model.adam.weight_decay = cfg.weight_decay;
-            model.adam.clip_norm = cfg.clip_norm;
-            model.object_type = types.front();
-            model.key_nodes = keys;
-            // Until calibrate_votes: a placeholder a checkpoint may hold (Model::validate refuses one
-            // key node's vote, the default 0.5 under a key node of weight ≥ 0.5).
-            model.threshold = std::max(model.threshold, std::nextafter(model.single_vote_bound(), INFINITY));
-            if (types.size() > 1) {   // a joint model (Joint): each type's placeholder likewise
-                model.object_type.clear();
-                model.threshold = 0;
-                for (size_t t = 0; t < types.size(); ++t) {
-                    model.object_type += (t ? "+" : "") + types[t];
-                    Model part;
-                    part.key_nodes = type_keys[t];
-                    model.parts.push_back(TypePart{types[t], uint32_t(type_keys[t].size()),
-                                                   std::max(0.5f, std::nextafter(part.single_vote_bound(), INFINITY))});
-                }
+    // Rank 0: a new model, or the checkpoint when it continues the new one (continuation_difference).
+    auto start_model = [&] {
+        Model model = Model::create(mc, cfg.seed);
+        model.adam.lr = cfg.learning_rate;
+        model.adam.weight_decay = cfg.weight_decay;
+        model.adam.clip_norm = cfg.clip_norm;
+        model.object_type = types.front();
+        model.key_nodes = keys;
+        // Until calibrate_votes: a placeholder a checkpoint may hold (Model::validate refuses one
+        // key node's vote, the default 0.5 under a key node of weight ≥ 0.5).
+        model.threshold = std::max(model.threshold, std::nextafter(model.single_vote_bound(), INFINITY));
+        if (types.size() > 1) {   // a joint model (Joint): each type's placeholder likewise
+            model.object_type.clear();
+            model.threshold = 0;
+            for (size_t t = 0; t < types.size(); ++t) {
+                model.object_type += (t ? "+" : "") + types[t];
+                Model part;
+                part.key_nodes = type_keys[t];
+                model.parts.push_back(TypePart{types[t], uint32_t(type_keys[t].size()),
+                                               std::max(0.5f, std::nextafter(part.single_vote_bound(), INFINITY))});
             }
-            model.graph = train_dumps.front().graph.params();
-            model.class_weights.assign(mc.classes, 1.f);
-            model.class_weights[0] = cfg.none_weight;
+        }
+        model.graph = train_dumps.front().graph.params();
+        model.class_weights.assign(mc.classes, 1.f);
+        model.class_weights[0] = cfg.none_weight;
+        if (resume) {
+            if (const std::string why = continuation_difference(*checkpoint, model); !why.empty())
+                throw InputError("checkpoint '" + ckpt + "' does not continue this run: " + why);
+            model = std::move(*checkpoint);
+            checkpoint.reset();
+            log("resuming from " + ckpt + " at step " + std::to_string(model.adam_state.step));
         }
         return model;
     };
@@ -981,17 +1027,13 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     } catch (...) {
         failed = std::current_exception();
     }
-    if (comm.size() > 1) {   // rank 0's model (or its error) on every rank
-        std::string error;
-        if (failed) try { std::rethrow_exception(failed); } catch (const std::exception& e) { error = e.what(); }
-        error = broadcast_text(comm, error, 0);
-        if (!root && !error.empty()) throw InputError("rank 0: " + error);
+    rethrow_on_every_rank(comm, failed);
+    if (comm.size() > 1) {   // rank 0's model on every rank
         std::vector<uint8_t> bytes;
-        if (root && !failed) bytes = model.to_bytes();
-        if (error.empty()) comm.broadcast(bytes, 0);
+        if (root) bytes = model.to_bytes();
+        comm.broadcast(bytes, 0);
         if (!root) model = Model::from_bytes(bytes);
     }
-    if (failed) std::rethrow_exception(failed);
     model.provenance.dataset_manifest_sha256 = m.sha256;
     model.provenance.kernel_build = m.kernel;
     model.provenance.seed = cfg.seed;
@@ -1014,10 +1056,13 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     // run.keep = best (Keep in the contract): the snapshot of the best validation F1 so far, rank 0's.
     std::optional<Model> best;
     double best_f1 = -1;
+    std::vector<std::vector<uint32_t>> last_classes;   // the last step's validation classes, for calibrate_votes
     auto validate_at = [&](uint64_t step, const Model* snapshot) {   // rank 0: log, and keep the best
         const Model& m = snapshot ? *snapshot : model;
         double f1 = 0;
-        const std::vector<TypeValidation> vs = validate_types(m, val_dumps);
+        auto classes = dump_classes(m, val_dumps);
+        const std::vector<TypeValidation> vs = types_of(m, val_dumps, classes);
+        if (!snapshot && step == cfg.steps) last_classes = std::move(classes);
         for (const TypeValidation& v : vs) {
             if (!snapshot)
                 log("validation at step " + std::to_string(step) + ": " + (m.joint() ? v.type + ": " : "") + score_line(v.validation));
@@ -1039,8 +1084,8 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
                 why = "another training configuration (" + diff + ")";
             else if (b.adam_state.step >= first)
                 why = "its step " + std::to_string(b.adam_state.step) + " is not before the checkpoint's next step " + std::to_string(first);
-            else if (b.key_nodes != model.key_nodes || !(b.config == model.config) || !(b.graph == model.graph))
-                why = "other key nodes, model shape or graph parameters";
+            else if (const std::string diff = continuation_difference(b, model); !diff.empty())
+                why = diff;
             else {
                 validate_at(b.adam_state.step, &b);
                 log("best so far: the model of step " + std::to_string(b.adam_state.step) + ", validation F1 " + num(best_f1) +
@@ -1098,8 +1143,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             Provenance now = model.provenance;   // this run's (a snapshot reloaded on --resume may carry an older date or sha)
             model = std::move(*best);
             model.provenance = std::move(now);
+            free_storage(last_classes);   // the last step's: not the kept model's
         }
-        calibrate_votes(cfg, val_dumps, model, result, log);
+        calibrate_votes(cfg, val_dumps, model, result, log, std::move(last_classes));   // none (keep = last): computed there
         model.provenance.date = now_utc();
         model.provenance.kernel_builds = kernel_builds_of(train_dumps);
         for (KernelBuild& b : kernel_builds_of(val_dumps))

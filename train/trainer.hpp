@@ -71,8 +71,11 @@
 //   Checkpoint  Every `checkpoint_every` steps the model (parameters, Adam moments, step count,
 //               config text) is written atomically to <output>.ckpt. --resume loads it, checks the
 //               configuration is the same, and continues at the next step; the result is
-//               bit-identical to an uninterrupted run with the same thread count. A run.steps
-//               before the checkpoint's step is refused (InputError).
+//               bit-identical to an uninterrupted run with the same thread count. Refused
+//               (InputError): before the dumps load, another trajectory (the first differing key
+//               named) or a run.steps before the checkpoint's step; after, other key nodes, types,
+//               network shape or graph parameters than the dataset gives (the same check for
+//               run.keep = best's snapshot, which is then ignored with a warning).
 //   Ranks       Under mpirun (train/distributed.hpp) every rank loads the training dumps and draws
 //               the same batch; rank r trains on the targets i ≡ r (mod ranks) with the loss
 //               normalised by the whole batch's target weights and dropout masks drawn for each
