@@ -172,9 +172,16 @@ std::string trajectory_difference(const std::string& text, const std::string& id
             if (key == k) return v;
         return std::string("the default");
     };
+    auto shown = [](const std::string& v) {   // a float key's text (num: 0.0500000007) as written (0.05)
+        float f = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), f);
+        if (ec != std::errc() || end != v.data() + v.size() || num(f) != v) return v;
+        char b[32];
+        return std::string(b, std::to_chars(b, b + sizeof b, f).ptr);
+    };
     for (const auto* side : {&now, &was})
         for (const auto& [k, v] : *side)
-            if (value(was, k) != value(now, k)) return k + ": was " + value(was, k) + ", now " + value(now, k);
+            if (value(was, k) != value(now, k)) return k + ": was " + shown(value(was, k)) + ", now " + shown(value(now, k));
     return "the text differs";
 }
 

@@ -201,7 +201,7 @@ TEST_CASE("train: --resume is exact with planted-pointer and absent-page augment
         return slurp(d.dir / "err.txt");
     };
     std::string refused = resume_log("--run.steps 12 --batch.plant_rate 0.1 --batch.absent_rate 0.3");
-    CHECK_MESSAGE(refused.find("(batch.plant_rate: was 0.05") != std::string::npos, refused);
+    CHECK_MESSAGE(refused.find("(batch.plant_rate: was 0.05, now 0.1)") != std::string::npos, refused);
     CHECK(refused.find("loading ") == std::string::npos);
     CHECK(dmtrain(d, 0, "--run.output " + split + " --run.steps 12 --resume --batch.plant_rate 0.05") != 0);
     // a run.steps before the checkpoint's step is refused (the output would be the checkpoint's step 10)
