@@ -347,6 +347,34 @@ TEST_CASE("train: a joint model of two types (data.type = obj,rec), --resume exa
     CHECK(slurp(d.dir / "err.txt").find("config key data.type: task_struct: no live objects of the type in the training "
                                         "dumps (labeled types: obj, rec)") != std::string::npos);
 
+    // run.keep = best for a joint model: the step of the best mean F1 over its types (each
+    // validation logs one line per type), the earliest of equal ones; the checkpoint the last step's
+    const std::string best = (d.dir / "joint-best.cereal").string();
+    REQUIRE_MESSAGE(run("DMTRAIN", 0, d.config.string() + " --run.output " + best + " --run.steps 400 --run.keep best --run.validate_every 40 "
+                                      "--batch.mined_fraction 0 --optimiser.learning_rate 0.01" + both, d.dir) == 0,
+                    slurp(d.dir / "err.txt"));
+    const std::vector<std::pair<uint64_t, double>> lines = logged_validations(slurp(d.dir / "err.txt"));
+    REQUIRE(lines.size() == 20);   // steps 40, 80, …, 400, two types each
+    std::vector<std::pair<uint64_t, double>> mean;
+    for (size_t i = 0; i + 1 < lines.size(); i += 2) {
+        REQUIRE(lines[i].first == lines[i + 1].first);
+        mean.emplace_back(lines[i].first, (lines[i].second + lines[i + 1].second) / 2);
+    }
+    double top = 0;
+    for (const auto& [step, f1] : mean) top = std::max(top, f1);
+    const uint64_t chosen = std::find_if(mean.begin(), mean.end(), [&](const auto& v) { return v.second >= top - 1e-9; })->first;
+    CHECK(std::any_of(mean.begin(), mean.end(), [&](const auto& v) { return v.second < top - 1e-9; }));   // a choice among different scores
+    const Model kept = Model::load(best);
+    std::string means;
+    for (const auto& [step, f1] : mean) means += " " + std::to_string(step) + ":" + std::to_string(f1);
+    MESSAGE("joint keep = best: kept step " << kept.adam_state.step << " of 400, mean validation F1 by step" << means);
+    REQUIRE(chosen < 400);   // on this data: the kept-earlier path (the model swapped, then calibrated)
+    CHECK(kept.adam_state.step == chosen);
+    CHECK(kept.joint());
+    CHECK(max_relative_difference(kept, Model::load(best + ".best")) == 0);
+    CHECK(Model::load(best + ".ckpt").adam_state.step == 400);
+    CHECK(kept.parts[0].validation_objects > 0);   // the kept model calibrated (rec is not learned in these steps)
+
     const std::string dump = (d.dir / "d-3" / "dump.elf").string();
     REQUIRE_MESSAGE(run("DMDETECT", 0, "-w " + full + " -q --threads 1 --addresses-only --format json " + dump, d.dir) == 0,
                     slurp(d.dir / "err.txt"));
