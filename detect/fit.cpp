@@ -159,7 +159,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     const bool per_build = p.training_config.find("\nfrequency = per_build") != std::string::npos;
     if (per_build && f.build != BuildMatch::SameBuild)
         why.push_back("its key nodes hold the layouts of " + std::to_string(model_builds(model).size()) +
-                      " builds, so its votes cannot tell a moved layout: judged by build alone");
+                      " builds, so its votes cannot tell a moved layout: judged by build (and by its objects' fields when they are read)");
     if (per_build) f.not_judged = "key nodes chosen per build";
     else if (agreement.objects < kMinAgreementObjects)
         f.not_judged = "fewer than " + std::to_string(kMinAgreementObjects) + " candidate objects";
@@ -238,6 +238,36 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     f.checked = f.fits && !unsure &&
                 (f.build == BuildMatch::SameBuild || (!per_build && agreement.objects >= kMinAgreementObjects));
     return f;
+}
+
+void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLack lack) {
+    fit.fields_read = fit.fields_bad = 0;
+    std::string example;   // the first bad value's reason
+    for (const Detection& d : detections) {
+        if (d.type != fit.type || d.fields.empty()) continue;
+        ++fit.fields_read;
+        const auto bad = std::find_if(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.key == "bad"; });
+        if (bad == d.fields.end()) continue;
+        // its text: the reasons, comma-joined; a member the kernel's BTF lacks is the build's, not a misread
+        for (size_t at = 0; at <= bad->text.size();) {
+            const size_t end = std::min(bad->text.find(',', at), bad->text.size());
+            const std::string_view reason = std::string_view(bad->text).substr(at, end - at);
+            if (!reason.empty() && !reason.ends_with(": not in this kernel's BTF")) {
+                ++fit.fields_bad;
+                if (example.empty()) example = reason;
+                break;
+            }
+            at = end + 1;
+        }
+    }
+    if (fit.fields_read < kMinAgreementObjects || double(fit.fields_bad) <= kBadFieldShare * double(fit.fields_read)) return;
+    const bool absence = lack != MemoryLack::None;
+    if (!absence) fit.fits = false;
+    fit.checked = fit.checked && !absence && fit.fits;
+    fit.reason += (fit.reason.empty() ? "" : "; ") + std::to_string(fit.fields_bad) + " of the " + std::to_string(fit.fields_read) +
+                  " detections read with the dump's own types have a bad field (" + example + "): " +
+                  (absence ? "the memory the dump lacks, or objects reported off their base (not checked)"
+                           : "objects reported off their base, or not objects of the type");
 }
 
 std::string word_size_text(uint32_t word_size) {
@@ -457,7 +487,9 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    (f.expected ? fraction(*f.expected) : "null") + ",\"missing_key_nodes\":[" + missing(f) +
                    "],\"reason\":" + json_string(f.reason) + ",\"checked\":" + (f.checked ? "true" : "false") +
                    ",\"not_judged\":" + (f.not_judged.empty() ? "null" : json_string(f.not_judged)) +
-                   (f.threshold ? ",\"threshold\":" + score_text(*f.threshold) : "") + "}\n";
+                   (f.threshold ? ",\"threshold\":" + score_text(*f.threshold) : "") +
+                   (f.fields_read ? ",\"fields_read\":" + std::to_string(f.fields_read) + ",\"fields_bad\":" + std::to_string(f.fields_bad) : "") +
+                   "}\n";
         } else {
             // Without a candidate object nothing was measured: "unknown", not "yes" (a dump whose
             // objects all went missing must not read as a good fit); nor is a fit not Checked a "yes".
@@ -469,6 +501,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                              : "no candidate object") +
                    (f.expected ? ", validation " + percent(*f.expected) : "") +
                    (f.threshold ? ", threshold " + score_text(*f.threshold) : "") +
+                   (f.fields_read ? ", a bad field in " + std::to_string(f.fields_bad) + " of " + std::to_string(f.fields_read) + " read" : "") +
                    (f.reason.empty() ? "" : ": " + f.reason) + "\n";
         }
     }

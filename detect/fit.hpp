@@ -46,9 +46,24 @@
 //              A model whose key nodes were chosen per build (its training configuration has
 //              `[keys] frequency = per_build`, train/trainer.hpp) holds the layouts of several
 //              builds: on any one dump the other layouts' key nodes are missing or vote shifted
-//              bases by design, so neither vote check applies; it is judged by build alone (and
-//              the reason says so unless the dump's build is one it was trained on).
+//              bases by design, so neither vote check applies; it is judged by build and by
+//              Fields (the reason says so unless the dump's build is one it was trained on). Its
+//              validation agreement does not help: measured over dumps of all its builds, it is no
+//              figure for one build's (6.1 mm_struct: 54% at validation, 0 of 51 on 6.1.0-53 with
+//              every object found; the 6.12 one 100%, 0 of 24 with every object off its base).
 //              Checked (ModelFit::checked): SameBuild, or the votes measured; what --require-fit asks.
+//   Fields     A third check, none of the model's: when the detections' fields were read with
+//              the dump's own types (train/interpret.hpp, the kernel's BTF), a model does not fit
+//              when at least kMinAgreementObjects of its detections were read and more than
+//              kBadFieldShare of them have a bad value (a reason other than a member missing from
+//              the BTF): an object reported off its base reads its neighbours' bytes as its
+//              pointers and names. On 16 validation dumps of 8 builds no model was trained on,
+//              the 6.12 mm_struct model reported every mm_struct of 6.12.90 and 6.12.107 off its
+//              base, "fits" (its key nodes are per build: no vote check), and every one read
+//              "exe: f_path.dentry unreadable"; the correct detections had bad fields in at most
+//              18% (task_struct: exited tasks, creds freed), ≤ 2% for the other types. Unless the dump
+//              lacks memory the kernel maps (unreadable values are then expected): said, not a
+//              misfit, not Checked. judge_fields(); not Checked by itself either.
 //   Rows       Detector::scan measures agreement when asked (DetectOptions::measure_agreement): it
 //              then runs the network on agreement_rows() instead of the voting rows — every node
 //              that carries a key node (detect.hpp carries(): its length, or the first part of a key
@@ -75,6 +90,7 @@ inline constexpr double kAgreementMargin = 0.15;
 inline constexpr double kExpectedAgreement = 0.95;
 inline constexpr double kSureKeyWeight = 0.9;
 inline constexpr double kMissingShare = 0.1;
+inline constexpr double kBadFieldShare = 0.5;
 
 // See Agreement: over every vote of a graph (votes_of(), sorted).
 VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold);
@@ -107,6 +123,8 @@ struct ModelFit {
     std::string not_judged;
     std::string reason;                 // why not, or what is worth knowing ("" when nothing)
     std::optional<float> threshold;     // the threshold the run used (ScoreReach), when given
+    // Fields: detections of the type whose fields were read, and those of them with a bad value.
+    uint64_t fields_read = 0, fields_bad = 0;
 };
 // What a detection run saw of a model's scores: the threshold it used and the highest candidate
 // score (Detector::last_best_scores: none without a candidate; below the threshold, a lower bound).
@@ -135,6 +153,9 @@ enum class MemoryLack { None, Pages, Tables };
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement, const std::optional<ScoreReach>& reach = std::nullopt,
                     MemoryLack lack = MemoryLack::None);
+// See Fields: counts the interpreted detections of fit.type (Detection::fields not empty; a "bad"
+// field lists "key: reason" texts, train/interpret.hpp) and amends fit (fits, checked, reason).
+void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLack lack = MemoryLack::None);
 
 // Of several models, the one per object type whose builds match `dump` best (BuildMatch order).
 // Ties: on the same build, the model of fewer builds (a model made for that build); otherwise

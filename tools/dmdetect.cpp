@@ -460,10 +460,11 @@ int run(int argc, char** argv, Communicator& world) {
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
             // candidate object, reported none, and no word was said): the reason says why in scores.
             const ScoreReach reach{used.last_thresholds().at(i), used.last_best_scores().at(i)};
-            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach,
-                                      info.absent_table_bytes > 0 ? MemoryLack::Tables
-                                      : lacking                   ? MemoryLack::Pages
-                                                                  : MemoryLack::None));
+            const MemoryLack lack = info.absent_table_bytes > 0 ? MemoryLack::Tables
+                                    : lacking                   ? MemoryLack::Pages
+                                                                : MemoryLack::None;
+            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach, lack));
+            judge_fields(fits.back(), found, lack);   // the objects' fields, read above (none with --addresses-only)
             const ModelFit& f = fits.back();
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !f.checked && vm.count("require-fit")) {

@@ -287,8 +287,73 @@ TEST_CASE("fit: a model of per-build key nodes is judged by build alone") {
     const ModelFit version = assess_fit(m, "m.cereal", banner("6.1.0-57-rt-amd64"), none);
     CHECK(version.fits);
     CHECK(version.reason.find("layouts of 2 builds") != std::string::npos);
-    CHECK(version.reason.find("judged by build alone") != std::string::npos);
+    CHECK(version.reason.find("judged by build (and by its objects' fields when they are read)") != std::string::npos);
     CHECK_FALSE(assess_fit(m, "m.cereal", banner("6.12.11+deb13-amd64"), none).fits);
+}
+
+// Fields: read with the dump's own types, objects off their base have bad values (the 6.12 mm_struct
+// model on 6.12.90, per-build key nodes, "fits" by build: every mm_struct "exe: f_path.dentry unreadable").
+TEST_CASE("fit: detections whose fields read bad values mean objects off their base") {
+    Model m = test::marker_model("mm_struct");
+    m.provenance.kernel_builds = {{"6.12.118+deb13-amd64", ""}};
+    m.provenance.training_config = "[keys]\ncount = 60\nmin_frequency = 0.5\nfrequency = per_build\n";
+    auto detections = [](size_t n, size_t bad, const std::string& reason) {
+        std::vector<Detection> out;
+        for (size_t i = 0; i < n; ++i) {
+            Detection d{"mm_struct", 0x1000 * (i + 1), std::nullopt, 10.f, 10, {{"mappings", "7", "7"}}};
+            if (i < bad) d.fields.push_back({"bad", "[]", reason});
+            out.push_back(d);
+        }
+        out.push_back({"cred", 0x900000, std::nullopt, 1.f, 1, {{"bad", "[]", "uid: out of range"}}});   // another type's
+        out.push_back({"mm_struct", 0x800000, std::nullopt, 1.f, 1, {}});   // not read (--addresses-only)
+        return out;
+    };
+    const VoteAgreement none{24, 0, {}};
+    ModelFit off = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
+    REQUIRE(off.fits);   // by build alone
+    judge_fields(off, detections(24, 24, "exe: f_path.dentry unreadable"));
+    CHECK_FALSE(off.fits);
+    CHECK_FALSE(off.checked);
+    CHECK(off.fields_read == 24);
+    CHECK(off.fields_bad == 24);
+    CHECK(off.reason.find("; 24 of the 24 detections read with the dump's own types have a bad field (exe: f_path.dentry "
+                          "unreadable): objects reported off their base, or not objects of the type") != std::string::npos);
+    CHECK(format_fit_report(banner("6.12.90+deb13-amd64"), std::span(&off, 1), DetectionFormat::Json)
+              .find(",\"fields_read\":24,\"fields_bad\":24}") != std::string::npos);
+    const std::string table = format_fit_report(banner("6.12.90+deb13-amd64"), std::span(&off, 1), DetectionFormat::Table);
+    CHECK_MESSAGE(table.find("# fit mm_struct: NO, same-version, votes agree on 0 of 24 candidate objects (0.0%; not judged: key nodes "
+                             "chosen per build), validation 99.0%, a bad field in 24 of 24 read: ") != std::string::npos, table);
+    // at most half bad (exiting tasks read bad values too): no change
+    ModelFit half = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
+    judge_fields(half, detections(24, 12, "exe: f_path.dentry unreadable"));
+    CHECK(half.fits);
+    CHECK(half.fields_bad == 12);
+    CHECK(half.reason.find("bad field") == std::string::npos);
+    // members the kernel's BTF lacks are the build's, not misreadings
+    ModelFit btf = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
+    judge_fields(btf, detections(24, 24, "exe: not in this kernel's BTF,mappings: not in this kernel's BTF"));
+    CHECK(btf.fits);
+    CHECK(btf.fields_bad == 0);
+    ModelFit mixed = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
+    judge_fields(mixed, detections(24, 24, "exe: not in this kernel's BTF,mappings: out of range"));
+    CHECK_FALSE(mixed.fits);
+    CHECK(mixed.reason.find("have a bad field (mappings: out of range)") != std::string::npos);
+    // fewer than kMinAgreementObjects read: not judged
+    ModelFit few = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
+    judge_fields(few, detections(kMinAgreementObjects - 1, kMinAgreementObjects - 1, "exe: f_path.dentry unreadable"));
+    CHECK(few.fits);
+    // a dump lacking memory the kernel maps: said, not a misfit, not checked (even on the model's own build)
+    ModelFit lacking = assess_fit(m, "m.cereal", banner("6.12.118+deb13-amd64"), none, std::nullopt, MemoryLack::Pages);
+    REQUIRE(lacking.checked);
+    judge_fields(lacking, detections(24, 24, "exe: f_path.dentry unreadable"), MemoryLack::Pages);
+    CHECK(lacking.fits);
+    CHECK_FALSE(lacking.checked);
+    CHECK(lacking.reason.find("the memory the dump lacks, or objects reported off their base (not checked)") != std::string::npos);
+    // nothing read: the record as before
+    ModelFit unread = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
+    judge_fields(unread, {});
+    CHECK(format_fit_report(banner("6.12.90+deb13-amd64"), std::span(&unread, 1), DetectionFormat::Json).find("fields_read") ==
+          std::string::npos);
 }
 
 TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
