@@ -380,10 +380,14 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         return 3;
     };
     struct Candidate {
-        std::tuple<int, int, int64_t, size_t> key;   // (rank, no threshold for a dump lacking the image, tie, index), least wins
+        // (rank, no threshold for a dump lacking the image, −builds of the dump's version and flavour,
+        // builds of its version and another flavour (both 0 unless SameVersion), tie, index): least wins
+        std::tuple<int, int, int64_t, int64_t, int64_t, size_t> key;
         BuildMatch match;
-        int64_t builds;
+        int64_t builds, flavour = 0, other_flavour = 0;
     };
+    const std::string version = dump ? kernel_version_of(dump->banner.release) : "",
+                      flavour = dump ? kernel_flavour_of(dump->banner.release) : "";
     std::map<std::string, std::vector<Candidate>> by_type;
     std::map<std::string, uint32_t> other_width;   // types with a model of another word size only: that size
     for (size_t i = 0; i < models.size(); ++i) {
@@ -395,7 +399,11 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         const int r = rank(m);
         const auto builds = int64_t(model_builds(models[i]).size());
         const int unready = lacks_image && !(models[i].image_absent_threshold > 0);
-        by_type[models[i].object_type].push_back({{r, unready, r == 0 ? builds : -builds, i}, m, builds});
+        int64_t same = 0, other = 0;
+        if (m == BuildMatch::SameVersion)
+            for (const KernelBuild& k : model_builds(models[i]))
+                if (kernel_version_of(k.release) == version) ++(kernel_flavour_of(k.release) == flavour ? same : other);
+        by_type[models[i].object_type].push_back({{r, unready, -same, other, r == 0 ? builds : -builds, i}, m, builds, same, other});
     }
     auto name = [&](size_t i) { return i < sources.size() ? sources[i] : "model " + std::to_string(i); };
     auto what = [](const Candidate& c) {
@@ -412,6 +420,13 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         }
         if (std::get<1>(c.key) != std::get<1>(o.key))
             return "the dump lacks the kernel image, and only the chosen model has a threshold for such dumps";
+        if (c.flavour != o.flavour)
+            return "neither was trained on the dump's build; the chosen model saw more builds of its version and flavour " +
+                   flavour + " (" + std::to_string(c.flavour) + " against " + std::to_string(o.flavour) + ")";
+        if (c.other_flavour != o.other_flavour)
+            return "neither was trained on the dump's build; both saw " + std::to_string(c.flavour) + " of its version and flavour " +
+                   flavour + ", the chosen model fewer of other flavours (" + std::to_string(c.other_flavour) + " against " +
+                   std::to_string(o.other_flavour) + ": a model made for this flavour)";
         if (c.builds != o.builds) {
             if (c.match == BuildMatch::SameBuild)
                 return "both were trained on the dump's build; the chosen model was made for fewer builds" + counts;
@@ -429,11 +444,11 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
     for (auto& [type, cands] : by_type) {
         std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.key < b.key; });
         const Candidate& chosen = cands.front();
-        out.push_back(std::get<3>(chosen.key));
+        out.push_back(std::get<5>(chosen.key));
         if (!notes || cands.size() < 2) continue;
-        std::string line = type + ": chose " + name(std::get<3>(chosen.key)) + " (" + what(chosen) + ")";
+        std::string line = type + ": chose " + name(std::get<5>(chosen.key)) + " (" + what(chosen) + ")";
         for (size_t k = 1; k < cands.size(); ++k)
-            line += "; set aside " + name(std::get<3>(cands[k].key)) + " (" + what(cands[k]) + "): " + why(chosen, cands[k]);
+            line += "; set aside " + name(std::get<5>(cands[k].key)) + " (" + what(cands[k]) + "): " + why(chosen, cands[k]);
         notes->push_back(std::move(line));
     }
     std::sort(out.begin(), out.end());

@@ -158,8 +158,12 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
 void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLack lack = MemoryLack::None);
 
 // Of several models, the one per object type whose builds match `dump` best (BuildMatch order).
-// Ties: on the same build, the model of fewer builds (a model made for that build); otherwise
-// the model of more builds (it saw more layouts); then the earlier one. The indices kept,
+// Ties: on the same build, the model of fewer builds (a model made for that build); on another
+// build of a trained version, the model of more builds of the dump's version and flavour
+// (kernel_flavour_of: rt-amd64, cloud-amd64, amd64 …), then of fewer builds of its version and
+// other flavours (a model made for the flavour: the 6.1/ cred model, not 6.1-rt/'s that also saw
+// the rt build, for 6.1.0-53-amd64); otherwise the model of more builds (it saw more layouts);
+// then the earlier one. The indices kept,
 // ascending. For `dmdetect DUMP` over the shipped models (data/models and its subfolders).
 // `notes`, when given: one line per object type that had more than one model, naming the model
 // chosen, each set aside and why, with the models named by `sources` (one per model, e.g. its

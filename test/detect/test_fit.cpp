@@ -368,12 +368,17 @@ TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
     CHECK(pick_models(models, banner("4.19.0-27-amd64")) == std::vector<size_t>{0, 3});   // nothing better: the first
     CHECK(pick_models(models, std::nullopt) == std::vector<size_t>{0, 3});
     // A model of several builds beside them (data/models/multibuild): on a build both were trained
-    // on, the one made for that build; elsewhere the one that saw more builds.
+    // on, the one made for that build; on another build of the version, the one that saw more builds
+    // of the dump's flavour, then fewer of other flavours; elsewhere the one that saw more builds.
     models.push_back(test::marker_model("task_struct"));
     models.back().provenance.kernel_builds = {{"5.10.0-46-amd64", ""}, {"6.1.0-47-amd64", ""}, {"6.1.0-57-rt-amd64", ""}};
     CHECK(pick_models(models, banner("6.1.0-47-amd64")) == std::vector<size_t>{1, 3});
     CHECK(pick_models(models, banner("6.1.0-57-rt-amd64")) == std::vector<size_t>{3, 4});
-    CHECK(pick_models(models, banner("6.1.0-60-amd64")) == std::vector<size_t>{3, 4});      // same version: more builds
+    CHECK(pick_models(models, banner("6.1.0-60-amd64")) == std::vector<size_t>{1, 3});      // 1 generic 6.1 build each; 4 saw rt too
+    CHECK(pick_models(models, banner("6.1.0-60-rt-amd64")) == std::vector<size_t>{3, 4});   // 4 saw the flavour
+    models[4].provenance.kernel_builds.push_back({"6.1.0-57-amd64", ""});   // now 2 generic 6.1 builds: more of the flavour
+    CHECK(pick_models(models, banner("6.1.0-60-amd64")) == std::vector<size_t>{3, 4});
+    models[4].provenance.kernel_builds.pop_back();
     CHECK(pick_models(models, banner("6.12.9+deb13-cloud-amd64")) == std::vector<size_t>{2, 3});
     CHECK(pick_models(models, banner("4.19.0-27-amd64")) == std::vector<size_t>{3, 4});     // other version: more builds
     // A 32-bit model (issue #14): picked for a dump of 4-byte words whatever the builds, never for
@@ -381,7 +386,7 @@ TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
     models.push_back(test::marker_model("task_struct"));
     models.back().graph.word_size = 4;
     models.back().provenance.kernel_builds = {{"6.1.0-57-686-pae", ""}};
-    CHECK(pick_models(models, banner("6.1.0-57-amd64"), nullptr, {}, 8) == std::vector<size_t>{3, 4});
+    CHECK(pick_models(models, banner("6.1.0-57-rt-amd64"), nullptr, {}, 8) == std::vector<size_t>{3, 4});
     CHECK(pick_models(models, banner("6.1.0-47-amd64"), nullptr, {}, 8) == std::vector<size_t>{1, 3});
     std::vector<std::string> notes;
     CHECK(pick_models(models, banner("6.1.0-47-amd64"), &notes, {}, 4) == std::vector<size_t>{5});
@@ -422,27 +427,34 @@ TEST_CASE("fit: pick_models says which model of a type it chose, which it set as
     models.push_back(test::marker_model("task_struct"));
     models.back().provenance.kernel_builds = {{"5.10.0-46-amd64", ""}, {"6.1.0-47-amd64", ""}, {"6.1.0-57-rt-amd64", ""}};
     const std::vector<std::string> paths = {"a.cereal", "b.cereal", "cred.cereal", "multibuild/task_struct.cereal"};
-    std::vector<std::string> notes;
-    CHECK(pick_models(models, banner("6.1.0-47-amd64"), &notes, paths) == std::vector<size_t>{1, 2});
-    REQUIRE(notes.size() == 1);
-    CHECK(notes[0] == "task_struct: chose b.cereal (same-build, 1 build); set aside multibuild/task_struct.cereal "
-                      "(same-build, 3 builds): both were trained on the dump's build; the chosen model was made for "
-                      "fewer builds (1 against 3); set aside a.cereal (other-version, 1 build): the chosen model's "
-                      "builds match the dump's kernel 6.1.0-47-amd64 better");
-    notes.clear();
-    CHECK(pick_models(models, std::nullopt, &notes, paths) == std::vector<size_t>{2, 3});
-    REQUIRE(notes.size() == 1);
-    CHECK(notes[0] == "task_struct: chose multibuild/task_struct.cereal (unknown, 3 builds); set aside a.cereal "
-                      "(unknown, 1 build): the dump has no kernel banner to match them against; the chosen model was "
-                      "trained on more builds (3 against 1), so it saw more layouts; set aside b.cereal (unknown, 1 "
-                      "build): the dump has no kernel banner to match them against; the chosen model was trained on "
-                      "more builds (3 against 1), so it saw more layouts");
-    notes.clear();
+    // The one note (task_struct's) of picking for `dump`, after checking the models picked.
+    auto note = [&](const std::optional<FoundBanner>& dump, const std::vector<size_t>& picked) {
+        std::vector<std::string> notes;
+        CHECK(pick_models(models, dump, &notes, paths) == picked);
+        REQUIRE(notes.size() == 1);
+        return notes[0];
+    };
+    CHECK(note(banner("6.1.0-47-amd64"), {1, 2}) ==
+          "task_struct: chose b.cereal (same-build, 1 build); set aside multibuild/task_struct.cereal (same-build, 3 builds): "
+          "both were trained on the dump's build; the chosen model was made for fewer builds (1 against 3); set aside "
+          "a.cereal (other-version, 1 build): the chosen model's builds match the dump's kernel 6.1.0-47-amd64 better");
+    CHECK(note(banner("6.1.0-60-amd64"), {1, 2}) ==
+          "task_struct: chose b.cereal (same-version, 1 build); set aside multibuild/task_struct.cereal (same-version, 3 "
+          "builds): neither was trained on the dump's build; both saw 1 of its version and flavour amd64, the chosen model "
+          "fewer of other flavours (0 against 1: a model made for this flavour); set aside a.cereal (other-version, 1 "
+          "build): the chosen model's builds match the dump's kernel 6.1.0-60-amd64 better");
+    CHECK(note(banner("6.1.0-60-rt-amd64"), {2, 3}).find("set aside b.cereal (same-version, 1 build): neither was trained on the "
+                                                         "dump's build; the chosen model saw more builds of its version and "
+                                                         "flavour rt-amd64 (1 against 0)") != std::string::npos);
+    CHECK(note(std::nullopt, {2, 3}) ==
+          "task_struct: chose multibuild/task_struct.cereal (unknown, 3 builds); set aside a.cereal (unknown, 1 build): the "
+          "dump has no kernel banner to match them against; the chosen model was trained on more builds (3 against 1), so "
+          "it saw more layouts; set aside b.cereal (unknown, 1 build): the dump has no kernel banner to match them against; "
+          "the chosen model was trained on more builds (3 against 1), so it saw more layouts");
     models.erase(models.begin() + 3);
-    CHECK(pick_models(models, banner("4.19.0-27-amd64"), &notes, paths) == std::vector<size_t>{0, 2});
-    REQUIRE(notes.size() == 1);
-    CHECK(notes[0] == "task_struct: chose a.cereal (other-version, 1 build); set aside b.cereal (other-version, 1 "
-                      "build): they match the dump alike; the chosen model comes first in path order");
+    CHECK(note(banner("4.19.0-27-amd64"), {0, 2}) ==
+          "task_struct: chose a.cereal (other-version, 1 build); set aside b.cereal (other-version, 1 build): they match "
+          "the dump alike; the chosen model comes first in path order");
 }
 
 TEST_CASE("fit: kernel and fit records in the output, skipped when detections are read back") {
