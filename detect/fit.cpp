@@ -160,6 +160,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     if (per_build && f.build != BuildMatch::SameBuild)
         why.push_back("its key nodes hold the layouts of " + std::to_string(model_builds(model).size()) +
                       " builds, so its votes cannot tell a moved layout: judged by build (and by its objects' fields when they are read)");
+    f.per_build = per_build;
     if (per_build) f.not_judged = "key nodes chosen per build";
     else if (agreement.objects < kMinAgreementObjects)
         f.not_judged = "fewer than " + std::to_string(kMinAgreementObjects) + " candidate objects";
@@ -252,7 +253,7 @@ void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLa
         for (size_t at = 0; at <= bad->text.size();) {
             const size_t end = std::min(bad->text.find(',', at), bad->text.size());
             const std::string_view reason = std::string_view(bad->text).substr(at, end - at);
-            if (!reason.empty() && !reason.ends_with(": not in this kernel's BTF")) {
+            if (!reason.empty() && !reason.ends_with(" not in this kernel's BTF")) {
                 ++fit.fields_bad;
                 if (example.empty()) example = reason;
                 break;
@@ -261,11 +262,18 @@ void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLa
         }
     }
     if (fit.fields_read < kMinAgreementObjects || double(fit.fields_bad) <= kBadFieldShare * double(fit.fields_read)) return;
+    const std::string counts = std::to_string(fit.fields_bad) + " of the " + std::to_string(fit.fields_read) +
+                               " detections read with the dump's own types have a bad field (" + example + ")";
+    if (!fit.per_build || fit.build == BuildMatch::SameBuild) {   // the votes judged: reported only
+        fit.reason += (fit.reason.empty() ? "" : "; ") + counts + ": values read through other objects, or edited ones; "
+                      "the key-node votes judge this model's fit";
+        return;
+    }
     const bool absence = lack != MemoryLack::None;
+    if (!absence && fit.fits) fit.misfit_by_fields = true;
     if (!absence) fit.fits = false;
     fit.checked = fit.checked && !absence && fit.fits;
-    fit.reason += (fit.reason.empty() ? "" : "; ") + std::to_string(fit.fields_bad) + " of the " + std::to_string(fit.fields_read) +
-                  " detections read with the dump's own types have a bad field (" + example + "): " +
+    fit.reason += (fit.reason.empty() ? "" : "; ") + counts + ": " +
                   (absence ? "the memory the dump lacks, or objects reported off their base (not checked)"
                            : "objects reported off their base, or not objects of the type");
 }

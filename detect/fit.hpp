@@ -53,17 +53,23 @@
 //              every object found; the 6.12 one 100%, 0 of 24 with every object off its base).
 //              Checked (ModelFit::checked): SameBuild, or the votes measured; what --require-fit asks.
 //   Fields     A third check, none of the model's: when the detections' fields were read with
-//              the dump's own types (train/interpret.hpp, the kernel's BTF), a model does not fit
+//              the dump's own types (train/interpret.hpp, the kernel's BTF), a model the votes
+//              could not judge (per-build key nodes, the dump not of its builds) does not fit
 //              when at least kMinAgreementObjects of its detections were read and more than
 //              kBadFieldShare of them have a bad value (a reason other than a member missing from
 //              the BTF): an object reported off its base reads its neighbours' bytes as its
-//              pointers and names. On 16 validation dumps of 8 builds no model was trained on,
+//              pointers and names. Elsewhere the count is reported, not a verdict: values read
+//              through objects many detections share (a parent's tgid, a cred, a dentry) let one
+//              write spoil hundreds (helper 60: one tgid of −1 made the same-build task_struct
+//              model, 487 of 487 votes agreeing, a misfit, and so withdrew a hidden task's verdict). On 16 validation dumps of 8 builds no model was trained on,
 //              the 6.12 mm_struct model reported every mm_struct of 6.12.90 and 6.12.107 off its
 //              base, "fits" (its key nodes are per build: no vote check), and every one read
 //              "exe: f_path.dentry unreadable"; the correct detections had bad fields in at most
 //              18% (task_struct: exited tasks, creds freed), ≤ 2% for the other types. Unless the dump
 //              lacks memory the kernel maps (unreadable values are then expected): said, not a
-//              misfit, not Checked. judge_fields(); not Checked by itself either.
+//              misfit, not Checked. judge_fields(); not Checked by itself either. After a misfit
+//              of this check alone, only the detections with a bad field lose their "hidden"
+//              verdict.
 //   Rows       Detector::scan measures agreement when asked (DetectOptions::measure_agreement): it
 //              then runs the network on agreement_rows() instead of the voting rows — every node
 //              that carries a key node (detect.hpp carries(): its length, or the first part of a key
@@ -125,6 +131,10 @@ struct ModelFit {
     std::optional<float> threshold;     // the threshold the run used (ScoreReach), when given
     // Fields: detections of the type whose fields were read, and those of them with a bad value.
     uint64_t fields_read = 0, fields_bad = 0;
+    // Fields decided this misfit (the votes could not judge): a detection whose fields read clean
+    // keeps its "hidden" verdict (dmdetect withdraws the others'; train/interpret.hpp withdraw_hidden).
+    bool misfit_by_fields = false;
+    bool per_build = false;   // key nodes chosen per build (the vote checks do not apply)
 };
 // What a detection run saw of a model's scores: the threshold it used and the highest candidate
 // score (Detector::last_best_scores: none without a candidate; below the threshold, a lower bound).

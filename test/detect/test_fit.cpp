@@ -313,6 +313,7 @@ TEST_CASE("fit: detections whose fields read bad values mean objects off their b
     REQUIRE(off.fits);   // by build alone
     judge_fields(off, detections(24, 24, "exe: f_path.dentry unreadable"));
     CHECK_FALSE(off.fits);
+    CHECK(off.misfit_by_fields);
     CHECK_FALSE(off.checked);
     CHECK(off.fields_read == 24);
     CHECK(off.fields_bad == 24);
@@ -329,9 +330,9 @@ TEST_CASE("fit: detections whose fields read bad values mean objects off their b
     CHECK(half.fits);
     CHECK(half.fields_bad == 12);
     CHECK(half.reason.find("bad field") == std::string::npos);
-    // members the kernel's BTF lacks are the build's, not misreadings
+    // members the kernel's BTF lacks are the build's, not misreadings (both forms of the reason)
     ModelFit btf = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
-    judge_fields(btf, detections(24, 24, "exe: not in this kernel's BTF,mappings: not in this kernel's BTF"));
+    judge_fields(btf, detections(24, 24, "exe: not in this kernel's BTF,name: dentry.d_name not in this kernel's BTF"));
     CHECK(btf.fits);
     CHECK(btf.fields_bad == 0);
     ModelFit mixed = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
@@ -342,13 +343,31 @@ TEST_CASE("fit: detections whose fields read bad values mean objects off their b
     ModelFit few = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
     judge_fields(few, detections(kMinAgreementObjects - 1, kMinAgreementObjects - 1, "exe: f_path.dentry unreadable"));
     CHECK(few.fits);
-    // a dump lacking memory the kernel maps: said, not a misfit, not checked (even on the model's own build)
-    ModelFit lacking = assess_fit(m, "m.cereal", banner("6.12.118+deb13-amd64"), none, std::nullopt, MemoryLack::Pages);
-    REQUIRE(lacking.checked);
+    // a dump lacking memory the kernel maps: said, not a misfit, not checked
+    ModelFit lacking = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none, std::nullopt, MemoryLack::Pages);
     judge_fields(lacking, detections(24, 24, "exe: f_path.dentry unreadable"), MemoryLack::Pages);
     CHECK(lacking.fits);
+    CHECK_FALSE(lacking.misfit_by_fields);
     CHECK_FALSE(lacking.checked);
     CHECK(lacking.reason.find("the memory the dump lacks, or objects reported off their base (not checked)") != std::string::npos);
+    // Where the votes judged (the model's own build, or key nodes not per build), the count is
+    // reported, not a verdict: one edited parent's tgid spoils every child's ppid (helper 60: 404 of
+    // 487 tasks, the same-build model with 487 of 487 votes agreeing)
+    ModelFit own = assess_fit(m, "m.cereal", banner("6.12.118+deb13-amd64"), none);
+    REQUIRE(own.checked);
+    judge_fields(own, detections(24, 24, "ppid: -1 out of range"));
+    CHECK(own.fits);
+    CHECK(own.checked);
+    CHECK(own.fields_bad == 24);
+    CHECK(own.reason.find("24 of the 24 detections read with the dump's own types have a bad field (ppid: -1 out of range): "
+                          "values read through other objects, or edited ones; the key-node votes judge this model's fit") !=
+          std::string::npos);
+    Model voted = m;
+    voted.provenance.training_config.clear();   // key nodes by overall frequency: the vote checks apply
+    ModelFit judged = assess_fit(voted, "m.cereal", banner("6.12.90+deb13-amd64"), VoteAgreement{24, 24, {}});
+    judge_fields(judged, detections(24, 24, "ppid: -1 out of range"));
+    CHECK(judged.fits);
+    CHECK_FALSE(judged.misfit_by_fields);
     // nothing read: the record as before
     ModelFit unread = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
     judge_fields(unread, {});
