@@ -77,6 +77,8 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     mm_mt_root = opt("mm_struct", "mm_mt.ma_root");
     vm_file = opt("vm_area_struct", "vm_file");
     vm_mm = opt("vm_area_struct", "vm_mm");
+    mm_mmap = opt("mm_struct", "mmap");
+    vm_next = opt("vm_area_struct", "vm_next");
     mr64_slot = opt("maple_range_64", "slot");
     ma64_slot = opt("maple_arange_64", "slot");
     if (mr64_slot) mr64_slots = array_length("maple_range_64", "slot");

@@ -49,7 +49,8 @@ struct KernelLayout {
     std::optional<uint64_t> f_cred, d_hash, d_name_name, d_name_len;
     // mm_struct, VMAs in the maple tree (6.1+). Slot counts per node type (maple_tree.h: 16 and
     // 10 on 64-bit kernels, 32 and 21 on 32-bit ones, where a 256-byte node holds 4-byte slots).
-    std::optional<uint64_t> exe_file, mm_mt_root, vm_file, vm_mm, mr64_slot, ma64_slot;
+    // Before 6.1 (5.10), a list: mm->mmap, vm_area_struct.vm_next (mm_types.h).
+    std::optional<uint64_t> exe_file, mm_mt_root, vm_file, vm_mm, mr64_slot, ma64_slot, mm_mmap, vm_next;
     uint64_t mr64_slots = 0, ma64_slots = 0;
     // module
     uint64_t mod_list, mod_name, mod_name_len;

@@ -434,13 +434,31 @@ void Walker::dcache() {
     }
 }
 
-// The files mapped by an mm's VMAs (executables, libraries, mmap'ed files: open without an fd).
+// The files mapped by an mm's VMAs (executables, libraries, mmap'ed files, shared anonymous
+// memory's "/dev/zero": open without an fd). Before 6.1 the VMAs are a list (mm->mmap, vm_next;
+// 5.10 had none labeled: its shared mappings' files were unlabeled detections and "hidden").
 // Linux 6.1 keeps VMAs in a maple tree (mm->mm_mt): a node entry is a node pointer with its type
 // in bits 3–6 (0 dense, 1 leaf_64, 2 range_64, 3 arange_64) and its address in the bits above 8;
 // leaves' slots are vm_area_struct pointers. Every VMA must name this mm in vm_mm, so a stale slot
 // cannot smuggle in a foreign object.
 void Walker::vma_files(uint64_t mm, const std::string& of) {
-    if (!L_.mm_mt_root || !L_.vm_file || !L_.vm_mm || !L_.mr64_slot || !L_.ma64_slot) return;
+    if (!L_.vm_file || !L_.vm_mm) return;
+    auto mapped = [&](uint64_t vma) {   // a VMA of this mm: its file
+        auto owner = ptr(vma + *L_.vm_mm);
+        if (!owner || *owner != mm) return false;
+        if (auto f = ptr(vma + *L_.vm_file); f && *f && plausible(*f)) file_objects(*f, "vm_file of a VMA of mm" + of);
+        return true;
+    };
+    if (!L_.mm_mt_root && L_.mm_mmap && L_.vm_next) {   // the list, bounded, each VMA once, ended by a foreign one
+        std::unordered_set<uint64_t> visited;
+        auto vma = ptr(mm + *L_.mm_mmap);
+        for (uint64_t n = 0; vma && *vma && n < opt_.max_list; ++n) {
+            if (!plausible(*vma) || !visited.insert(*vma).second || !mapped(*vma)) break;
+            vma = ptr(*vma + *L_.vm_next);
+        }
+        return;
+    }
+    if (!L_.mm_mt_root || !L_.mr64_slot || !L_.ma64_slot) return;
     auto root = ptr(mm + *L_.mm_mt_root);
     if (!root || !*root) return;
     std::vector<std::pair<uint64_t, int>> stack{{*root, 0}};
@@ -464,9 +482,7 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
                 continue;
             }
             if (!plausible(*slot) || ++vmas > opt_.max_list) continue;
-            auto owner = ptr(*slot + *L_.vm_mm);
-            if (!owner || *owner != mm) continue;
-            if (auto f = ptr(*slot + *L_.vm_file); f && *f && plausible(*f)) file_objects(*f, "vm_file of a VMA of mm" + of);
+            mapped(*slot);
         }
     }
 }
