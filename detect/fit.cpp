@@ -265,8 +265,8 @@ void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLa
     const std::string counts = std::to_string(fit.fields_bad) + " of the " + std::to_string(fit.fields_read) +
                                " detections read with the dump's own types have a bad field (" + example + ")";
     if (!fit.per_build || fit.build == BuildMatch::SameBuild) {   // the votes judged: reported only
-        fit.reason += (fit.reason.empty() ? "" : "; ") + counts + ": values read through other objects, or edited ones; "
-                      "the key-node votes judge this model's fit";
+        fit.reason += (fit.reason.empty() ? "" : "; ") + counts +
+                      (fit.fits ? ": values read through other objects, or edited ones; the key-node votes judge this model's fit" : "");
         return;
     }
     const bool absence = lack != MemoryLack::None;

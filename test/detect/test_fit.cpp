@@ -368,6 +368,11 @@ TEST_CASE("fit: detections whose fields read bad values mean objects off their b
     judge_fields(judged, detections(24, 24, "ppid: -1 out of range"));
     CHECK(judged.fits);
     CHECK_FALSE(judged.misfit_by_fields);
+    ModelFit other = assess_fit(voted, "m.cereal", banner("5.10.0-46-amd64"), VoteAgreement{24, 24, {}});   // a misfit by build
+    judge_fields(other, detections(24, 24, "ppid: -1 out of range"));
+    CHECK_FALSE(other.fits);
+    CHECK_FALSE(other.misfit_by_fields);
+    CHECK(other.reason.ends_with("; 24 of the 24 detections read with the dump's own types have a bad field (ppid: -1 out of range)"));
     // nothing read: the record as before
     ModelFit unread = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
     judge_fields(unread, {});
