@@ -289,8 +289,9 @@ std::vector<TypeValidation> types_of(const Model& model, const std::vector<Label
     std::vector<uint32_t> first;
     std::vector<TypeValidation> out;
     for (const Model& m : model.type_models(&first)) {   // a single-type model's classes are its own
-        const auto own = model.joint() ? own_classes(joint, first[out.size()], uint32_t(m.key_nodes.size())) : joint;
-        out.push_back({m.object_type, calibration_of(m, dumps, own, nullptr, nullptr), {}});
+        std::vector<std::vector<uint32_t>> part;   // a joint model's part's own classes (a single type's: `joint`, not copied)
+        if (model.joint()) part = own_classes(joint, first[out.size()], uint32_t(m.key_nodes.size()));
+        out.push_back({m.object_type, calibration_of(m, dumps, model.joint() ? part : joint, nullptr, nullptr), {}});
     }
     return out;
 }
@@ -684,7 +685,9 @@ void calibrate_votes(const TrainConfig& cfg, const std::vector<LabeledDump>& val
     result.types.clear();
     for (size_t t = 0; t < types.size(); ++t) {
         Model m = types[t];
-        const auto classes = model.joint() ? own_classes(joint, first[t], uint32_t(m.key_nodes.size())) : joint;
+        std::vector<std::vector<uint32_t>> part;   // as in types_of: a single type's classes are `joint`, not copied
+        if (model.joint()) part = own_classes(joint, first[t], uint32_t(m.key_nodes.size()));
+        const auto& classes = model.joint() ? part : joint;
         const std::string who = model.joint() ? m.object_type + ": " : "";
         m.vote_window = 0;
         if (windows != std::vector<uint32_t>{0}) {
