@@ -68,8 +68,12 @@ float max_score(const Model& model);
 // One value read from a detected object's memory (filled by train/interpret.hpp; detect/ only
 // prints them): `key` as the JSON key ("pid", "comm", "hidden", "bad" …), `json` the value as a JSON
 // literal (null when it failed a sanity check), `text` the same for the table and CSV ("" for null).
+// `misread`: null because the bytes read failed (unreadable, out of range, not printable, a loop);
+// false for a value the kernel's BTF has no member for, which says nothing about the object
+// (detect/fit.hpp judge_fields counts the misread ones).
 struct ObjectField {
     std::string key, json, text;
+    bool misread = false;
     bool operator==(const ObjectField&) const = default;
 };
 
@@ -82,6 +86,10 @@ struct Detection {
     std::vector<ObjectField> fields;   // empty unless interpreted (train/interpret.hpp)
     bool operator==(const Detection&) const = default;
 };
+
+// The field of `d` named `key`, or nullptr (a detection has each key at most once).
+const ObjectField* field_of(const Detection& d, std::string_view key);
+ObjectField* field_of(Detection& d, std::string_view key);
 
 // A scored base address before thresholding (what calibration sweeps over).
 struct Candidate {

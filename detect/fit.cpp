@@ -247,18 +247,16 @@ void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLa
     for (const Detection& d : detections) {
         if (d.type != fit.type || d.fields.empty()) continue;
         ++fit.fields_read;
-        const auto bad = std::find_if(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.key == "bad"; });
-        if (bad == d.fields.end()) continue;
-        // its text: the reasons, comma-joined; a member the kernel's BTF lacks is the build's, not a misread
-        for (size_t at = 0; at <= bad->text.size();) {
-            const size_t end = std::min(bad->text.find(',', at), bad->text.size());
-            const std::string_view reason = std::string_view(bad->text).substr(at, end - at);
-            if (!reason.empty() && !reason.ends_with(" not in this kernel's BTF")) {
-                ++fit.fields_bad;
-                if (example.empty()) example = reason;
-                break;
-            }
-            at = end + 1;
+        const auto misread = std::find_if(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.misread; });
+        if (misread == d.fields.end()) continue;   // a member the kernel's BTF lacks is the build's, not a misread
+        ++fit.fields_bad;
+        if (const ObjectField* bad = field_of(d, "bad"); bad && example.empty()) {   // "key: reason", comma-joined
+            const std::string entry = misread->key + ": ";
+            for (size_t at = bad->text.find(entry); at != std::string::npos; at = bad->text.find(entry, at + 1))
+                if (at == 0 || bad->text[at - 1] == ',') {   // "uid: " not inside "euid: "
+                    example = bad->text.substr(at, bad->text.find(',', at) - at);
+                    break;
+                }
         }
     }
     if (fit.fields_read < kMinAgreementObjects || double(fit.fields_bad) <= kBadFieldShare * double(fit.fields_read)) return;

@@ -163,8 +163,9 @@ enum class MemoryLack { None, Pages, Tables };
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement, const std::optional<ScoreReach>& reach = std::nullopt,
                     MemoryLack lack = MemoryLack::None);
-// See Fields: counts the interpreted detections of fit.type (Detection::fields not empty; a "bad"
-// field lists "key: reason" texts, train/interpret.hpp) and amends fit (fits, checked, reason).
+// See Fields: counts the interpreted detections of fit.type (Detection::fields not empty) and those
+// with a misread field (ObjectField::misread; its "key: reason" from the "bad" field, train/
+// interpret.hpp, is quoted as the example) and amends fit (fits, checked, reason).
 void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLack lack = MemoryLack::None);
 
 // Of several models, the one per object type whose builds match `dump` best (BuildMatch order).

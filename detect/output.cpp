@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <utility>
 
 namespace deepmem {
 
@@ -84,6 +85,15 @@ DetectionFormat parse_detection_format(const std::string& s) {
     throw InputError("unknown output format '" + s + "' (expected table, json or csv)");
 }
 
+const ObjectField* field_of(const Detection& d, std::string_view key) {
+    for (const ObjectField& f : d.fields)
+        if (f.key == key) return &f;
+    return nullptr;
+}
+ObjectField* field_of(Detection& d, std::string_view key) {
+    return const_cast<ObjectField*>(field_of(std::as_const(d), key));
+}
+
 namespace {
 
 // A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
@@ -101,12 +111,6 @@ std::vector<std::string> field_keys(std::span<const Detection> ds) {
         for (const ObjectField& f : d.fields)
             if (std::find(keys.begin(), keys.end(), f.key) == keys.end()) keys.push_back(f.key);
     return keys;
-}
-
-const ObjectField* field_of(const Detection& d, const std::string& key) {
-    for (const ObjectField& f : d.fields)
-        if (f.key == key) return &f;
-    return nullptr;
 }
 
 std::string table_cell(const ObjectField* f) {

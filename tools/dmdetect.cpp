@@ -492,7 +492,7 @@ int run(int argc, char** argv, Communicator& world) {
             if (!f.fits)
                 for (Detection& d : found)
                     if (d.type == f.type && (!f.misfit_by_fields || std::any_of(d.fields.begin(), d.fields.end(), [](const ObjectField& x) {
-                                                 return x.key == "bad";
+                                                 return x.misread;
                                              })))
                         withdraw_hidden(d, "not judged, the model does not fit this dump");
         const std::string text =

@@ -30,6 +30,19 @@ constexpr uint32_t kTaskIdle = 0x402;              // TASK_UNINTERRUPTIBLE | TAS
 constexpr uint32_t kTaskDead = 0x80;               // TASK_DEAD
 constexpr uint64_t kMaxComponents = 256, kMaxMounts = 64, kMaxName = 255, kMaxChain = 4096;
 
+// Why a value is null: a misread (the bytes failed a check), or a member this kernel's BTF lacks
+// (`absent`: says nothing about the object; ObjectField::misread stays false).
+struct Why {
+    std::string text;
+    bool absent = false;
+    Why& operator=(std::string misread) {
+        text = std::move(misread);
+        absent = false;
+        return *this;
+    }
+    static Why not_in_btf(const std::string& member) { return {member + " not in this kernel's BTF", true}; }
+};
+
 // The fields of one object, and the reasons of the bad ones.
 struct FieldList {
     std::vector<ObjectField> out;
@@ -39,10 +52,13 @@ struct FieldList {
     void boolean(const char* key, bool v, const char* yes = "yes", const char* no = "no") {
         out.push_back({key, v ? "true" : "false", v ? yes : no});
     }
-    void null(const char* key, const std::string& why) {
-        out.push_back({key, "null", ""});
-        bad.push_back(std::string(key) + ": " + why);
+    void null(const char* key, const Why& why) {
+        out.push_back({key, "null", "", !why.absent});
+        bad.push_back(std::string(key) + ": " + why.text);
     }
+    void null(const char* key, const std::string& misread) { null(key, Why{misread, false}); }
+    // The kernel's BTF has no member for `key`: "key: not in this kernel's BTF".
+    void absent(const char* key) { null(key, Why{"not in this kernel's BTF", true}); }
     void list(const char* key, const std::vector<std::string>& v) {
         std::string j = "[", t;
         for (const auto& s : v) {
@@ -97,8 +113,8 @@ struct ObjectInterpreter::Impl {
     std::vector<ObjectField> module(uint64_t m);
     void cred_ids(FieldList& fl, uint64_t c, std::initializer_list<std::pair<const char*, std::optional<uint64_t>>> ids);
     // A file's path; nullopt with `why` set when it cannot be read.
-    std::optional<std::string> file_path(uint64_t f, std::string& why);
-    std::optional<std::string> dentry_name(uint64_t d, std::string& why);
+    std::optional<std::string> file_path(uint64_t f, Why& why);
+    std::optional<std::string> dentry_name(uint64_t d, Why& why);
     std::optional<std::string> fs_name(uint64_t d);
 };
 
@@ -221,7 +237,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     };
     const auto pid = id_field("pid", word(t + L.pid, 4));
     id_field("tgid", word(t + L.tgid, 4));
-    if (!L.real_parent) fl.null("ppid", "not in this kernel's BTF");
+    if (!L.real_parent) fl.absent("ppid");
     else if (pid && *pid == 0) fl.num("ppid", 0);
     else if (auto parent = ptr(t + *L.real_parent); !parent || !kernel(*parent)) fl.null("ppid", "real_parent unreadable");
     else id_field("ppid", word(*parent + L.tgid, 4));
@@ -240,7 +256,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         cred_ids(fl, *c, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"euid", L.cred_euid}});
     }
     std::optional<uint64_t> state_raw, exit_state;
-    if (!L.state) fl.null("state", "not in this kernel's BTF");
+    if (!L.state) fl.absent("state");
     else if (!(state_raw = word(t + *L.state, 4))) fl.null("state", "unreadable");
     if (L.exit_state) exit_state = word(t + *L.exit_state, 4);
     if (state_raw) {
@@ -254,7 +270,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
             fl.str("state", std::string(1, letter));
         }
     }
-    if (!L.start_time) fl.null("start_time", "not in this kernel's BTF");
+    if (!L.start_time) fl.absent("start_time");
     else if (auto st = word(t + *L.start_time, 8); !st) fl.null("start_time", "unreadable");
     else if (*st > uint64_t{100} * 365 * 86400 * 1000000000) fl.null("start_time", std::to_string(*st) + " ns is past 100 years");
     else {
@@ -263,7 +279,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
                       static_cast<unsigned long long>(*st % 1000000000 / 1000));
         fl.out.push_back({"start_time", b, b});
     }
-    if (!L.flags) fl.null("kernel_thread", "not in this kernel's BTF");
+    if (!L.flags) fl.absent("kernel_thread");
     else if (auto f = word(t + *L.flags, 4); !f) fl.null("kernel_thread", "unreadable");
     else fl.boolean("kernel_thread", *f & kPfKthread);
     if (auto gl = ptr(t + L.group_leader); !gl || !kernel(*gl)) fl.null("group_leader", "unreadable");
@@ -296,7 +312,7 @@ void ObjectInterpreter::Impl::cred_ids(FieldList& fl, uint64_t c,
                                        std::initializer_list<std::pair<const char*, std::optional<uint64_t>>> ids) {
     for (const auto& [key, off] : ids) {
         if (!off) {
-            fl.null(key, "not in this kernel's BTF");
+            fl.absent(key);
             continue;
         }
         auto v = word(c + *off, 4);
@@ -313,9 +329,9 @@ std::vector<ObjectField> ObjectInterpreter::Impl::cred(uint64_t c) {
     return fl.finish();
 }
 
-std::optional<std::string> ObjectInterpreter::Impl::dentry_name(uint64_t d, std::string& why) {
+std::optional<std::string> ObjectInterpreter::Impl::dentry_name(uint64_t d, Why& why) {
     if (!L.d_name_name || !L.d_name_len) {
-        why = "dentry.d_name not in this kernel's BTF";
+        why = Why::not_in_btf("dentry.d_name");
         return std::nullopt;
     }
     auto np = ptr(d + *L.d_name_name);
@@ -356,14 +372,14 @@ std::optional<std::string> ObjectInterpreter::Impl::fs_name(uint64_t d) {
 // prepend_path (fs/d_path.c): up d_parent to the mount's root, then to the mountpoint in the
 // parent mount, until the root mount (its own parent). A filesystem root that is no mount's root
 // (pseudo files: pipes, sockets, anonymous inodes) ends the walk and is named like d_dname does.
-std::optional<std::string> ObjectInterpreter::Impl::file_path(uint64_t f, std::string& why) {
+std::optional<std::string> ObjectInterpreter::Impl::file_path(uint64_t f, Why& why) {
     auto d = ptr(f + L.f_dentry);
     if (!d || !kernel(*d)) {
         why = "f_path.dentry unreadable";
         return std::nullopt;
     }
     if (!L.d_parent) {
-        why = "dentry.d_parent not in this kernel's BTF";
+        why = Why::not_in_btf("dentry.d_parent");
         return std::nullopt;
     }
     std::optional<uint64_t> mnt;
@@ -437,21 +453,21 @@ std::optional<std::string> ObjectInterpreter::Impl::file_path(uint64_t f, std::s
 
 std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
     FieldList fl;
-    std::string why;
+    Why why;
     if (auto p = file_path(f, why)) fl.str("path", *p);
     else fl.null("path", why);
-    if (!L.f_flags) fl.null("flags", "not in this kernel's BTF");
+    if (!L.f_flags) fl.absent("flags");
     else if (auto v = word(f + *L.f_flags, 4); !v) fl.null("flags", "unreadable");
     else {
         char b[16];
         std::snprintf(b, sizeof b, "0%o", static_cast<unsigned>(*v));   // octal, as /proc/PID/fdinfo
         fl.out.push_back({"flags", std::to_string(*v), b});
     }
-    if (!L.f_pos) fl.null("pos", "not in this kernel's BTF");
+    if (!L.f_pos) fl.absent("pos");
     else if (auto v = word(f + *L.f_pos, 8); !v) fl.null("pos", "unreadable");
     else if (static_cast<int64_t>(*v) < 0) fl.null("pos", "negative");
     else fl.num("pos", static_cast<int64_t>(*v));
-    if (!L.f_inode || !L.i_ino) fl.null("inode", "not in this kernel's BTF");
+    if (!L.f_inode || !L.i_ino) fl.absent("inode");
     else if (auto in = ptr(f + *L.f_inode); !in) fl.null("inode", "f_inode unreadable");
     else if (*in == 0) fl.null("inode", "no inode");
     else if (auto ino = kernel(*in) ? word(*in + *L.i_ino, psize) : std::nullopt; !ino) fl.null("inode", "inode unreadable");
@@ -476,7 +492,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
 
 std::vector<ObjectField> ObjectInterpreter::Impl::dentry(uint64_t d) {
     FieldList fl;
-    std::string why;
+    Why why;
     auto name = dentry_name(d, why);
     if (name) fl.str("name", *name);
     else fl.null("name", why);
@@ -485,7 +501,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::dentry(uint64_t d) {
     std::unordered_set<uint64_t> seen;
     uint64_t cur = d;
     bool ok = L.d_parent.has_value();
-    if (!ok) why = "dentry.d_parent not in this kernel's BTF";
+    if (!ok) why = Why::not_in_btf("dentry.d_parent");
     while (ok) {
         auto parent = ptr(cur + *L.d_parent);
         if (!parent || !kernel(*parent)) {
@@ -510,21 +526,22 @@ std::vector<ObjectField> ObjectInterpreter::Impl::dentry(uint64_t d) {
     } else {
         fl.null("path", why);
     }
-    if (auto fs = fs_name(d)) fl.str("fs", *fs);
+    if (!L.d_sb || !L.s_type || !L.fs_type_name) fl.absent("fs");
+    else if (auto fs = fs_name(d)) fl.str("fs", *fs);
     else fl.null("fs", "d_sb->s_type->name unreadable");
     return fl.finish();
 }
 
 std::vector<ObjectField> ObjectInterpreter::Impl::mm(uint64_t m) {
     FieldList fl;
-    std::string why;
-    if (!L.exe_file) fl.null("exe", "not in this kernel's BTF");
+    Why why;
+    if (!L.exe_file) fl.absent("exe");
     else if (auto f = ptr(m + *L.exe_file); !f) fl.null("exe", "exe_file unreadable");
     else if (*f == 0) fl.str("exe", "");   // kernel-internal mm (no executable)
     else if (!kernel(*f)) fl.null("exe", "exe_file " + hex(*f) + " is not a kernel address");
     else if (auto p = file_path(*f, why)) fl.str("exe", *p);
     else fl.null("exe", why);
-    if (!L.map_count) fl.null("mappings", "not in this kernel's BTF");
+    if (!L.map_count) fl.absent("mappings");
     else if (auto n = word(m + *L.map_count, 4); !n) fl.null("mappings", "unreadable");
     else if (static_cast<int32_t>(*n) < 0 || *n > (1u << 24)) fl.null("mappings", std::to_string(static_cast<int32_t>(*n)) + " out of range");
     else fl.num("mappings", static_cast<int64_t>(*n));
@@ -550,11 +567,11 @@ std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
             else size.reset();
         }
     }
-    if (!L.mod_core_size && !L.mod_mem) fl.null("size", "not in this kernel's BTF");
+    if (!L.mod_core_size && !L.mod_mem) fl.absent("size");
     else if (!size) fl.null("size", "unreadable");
     else if (*size > (uint64_t{1} << 31)) fl.null("size", std::to_string(*size) + " bytes is no module");
     else fl.num("size", static_cast<int64_t>(*size));
-    if (!L.mod_state) fl.null("state", "not in this kernel's BTF");
+    if (!L.mod_state) fl.absent("state");
     else if (auto st = word(m + *L.mod_state, *L.mod_state_size); !st) fl.null("state", "unreadable");
     else {
         const int64_t v = static_cast<int32_t>(*st);
@@ -645,13 +662,8 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
 
 namespace {
 
-const ObjectField* field(const Detection& d, std::string_view key) {
-    for (const ObjectField& f : d.fields)
-        if (f.key == key) return &f;
-    return nullptr;
-}
 std::optional<int64_t> int_field(const Detection& d, std::string_view key) {
-    const ObjectField* f = field(d, key);
+    const ObjectField* f = field_of(d, key);
     if (!f || f->json == "null") return std::nullopt;
     return std::stoll(f->json);
 }
@@ -659,11 +671,11 @@ std::optional<int64_t> int_field(const Detection& d, std::string_view key) {
 }  // namespace
 
 void withdraw_hidden(Detection& d, const std::string& why) {
-    auto hidden = std::find_if(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.key == "hidden"; });
-    if (hidden == d.fields.end()) return;
-    *hidden = {"hidden", "null", ""};
-    auto bad = std::find_if(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.key == "bad"; });
-    if (bad == d.fields.end()) bad = d.fields.insert(d.fields.end(), ObjectField{"bad", "[]", ""});
+    ObjectField* hidden = field_of(d, "hidden");
+    if (!hidden) return;
+    *hidden = {"hidden", "null", ""};   // not a misread: the verdict is withdrawn
+    ObjectField* bad = field_of(d, "bad");
+    if (!bad) bad = &d.fields.emplace_back(ObjectField{"bad", "[]", ""});
     const std::string entry = "hidden: " + why;
     bad->json.insert(bad->json.size() - 1, std::string(bad->json.size() > 2 ? "," : "") + json_string(entry));
     bad->text += (bad->text.empty() ? "" : ",") + entry;
@@ -684,7 +696,7 @@ std::string process_tree(std::span<const Detection> detections) {
     for (const Detection& d : detections) {
         if (d.type != "task_struct" || d.fields.empty()) continue;
         auto pid = int_field(d, "pid"), tgid = int_field(d, "tgid"), ppid = int_field(d, "ppid");
-        const ObjectField* comm = field(d, "comm");
+        const ObjectField* comm = field_of(d, "comm");
         if (!pid || !tgid || !comm || comm->json == "null") {
             unreadable.push_back(hex(d.vaddr) + " pid " + (pid ? std::to_string(*pid) : "?") + " comm " +
                                  (comm && comm->json != "null" ? comm->text : "?"));
@@ -694,10 +706,10 @@ std::string process_tree(std::span<const Detection> detections) {
         // any more; listed apart, and marked when the kernel's task list still holds it (a task in
         // the middle of release_task(), or a live one disguised as dead). One called hidden (its
         // X from exit_state alone, without TASK_DEAD) stays in the tree, marked.
-        const ObjectField* h = field(d, "hidden");
+        const ObjectField* h = field_of(d, "hidden");
         const bool hidden_task = h && h->json == "true";
-        if (const ObjectField* st = field(d, "state"); st && st->text == "X" && !hidden_task) {
-            const ObjectField* m = field(d, "missing_from");
+        if (const ObjectField* st = field_of(d, "state"); st && st->text == "X" && !hidden_task) {
+            const ObjectField* m = field_of(d, "missing_from");
             std::string line = std::to_string(*pid) + " " + comm->text;
             if (*pid != *tgid) line += " (thread of " + std::to_string(*tgid) + ")";
             if (m && m->json.find("\"tasks\"") == std::string::npos) line += "  [still on the task list]";
@@ -708,7 +720,7 @@ std::string process_tree(std::span<const Detection> detections) {
             threads.push_back({*tgid, &d});
             continue;
         }
-        const ObjectField* m = field(d, "missing_from");
+        const ObjectField* m = field_of(d, "missing_from");
         procs.push_back({*pid, ppid ? *ppid : -1, comm->text, hidden_task, m ? m->text : "", 0, 0});
     }
     std::sort(procs.begin(), procs.end(), [](const Proc& a, const Proc& b) {
@@ -718,7 +730,7 @@ std::string process_tree(std::span<const Detection> detections) {
     for (size_t i = 0; i < procs.size(); ++i) by_pid.emplace(procs[i].pid, i);
     uint64_t hidden = 0, orphan_threads = 0;
     for (const auto& [tgid, d] : threads) {
-        const ObjectField* h = field(*d, "hidden");
+        const ObjectField* h = field_of(*d, "hidden");
         const bool hid = h && h->json == "true";
         hidden += hid;
         if (auto it = by_pid.find(tgid); it != by_pid.end()) {

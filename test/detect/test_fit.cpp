@@ -301,10 +301,18 @@ TEST_CASE("fit: detections whose fields read bad values mean objects off their b
         std::vector<Detection> out;
         for (size_t i = 0; i < n; ++i) {
             Detection d{"mm_struct", 0x1000 * (i + 1), std::nullopt, 10.f, 10, {{"mappings", "7", "7"}}};
-            if (i < bad) d.fields.push_back({"bad", "[]", reason});
+            if (i < bad) {   // each "key: why" of the reason a null field, as the interpreter writes them
+                for (size_t at = 0; at < reason.size();) {
+                    const size_t end = std::min(reason.find(',', at), reason.size());
+                    const std::string entry = reason.substr(at, end - at);
+                    d.fields.push_back({entry.substr(0, entry.find(':')), "null", "", !entry.ends_with("not in this kernel's BTF")});
+                    at = end + 1;
+                }
+                d.fields.push_back({"bad", "[]", reason});
+            }
             out.push_back(d);
         }
-        out.push_back({"cred", 0x900000, std::nullopt, 1.f, 1, {{"bad", "[]", "uid: out of range"}}});   // another type's
+        out.push_back({"cred", 0x900000, std::nullopt, 1.f, 1, {{"uid", "null", "", true}, {"bad", "[]", "uid: out of range"}}});   // another type's
         out.push_back({"mm_struct", 0x800000, std::nullopt, 1.f, 1, {}});   // not read (--addresses-only)
         return out;
     };
@@ -339,6 +347,9 @@ TEST_CASE("fit: detections whose fields read bad values mean objects off their b
     judge_fields(mixed, detections(24, 24, "exe: not in this kernel's BTF,mappings: out of range"));
     CHECK_FALSE(mixed.fits);
     CHECK(mixed.reason.find("have a bad field (mappings: out of range)") != std::string::npos);
+    ModelFit suffix = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);   // the example by key, whole
+    judge_fields(suffix, detections(24, 24, "euid: not in this kernel's BTF,uid: out of range"));
+    CHECK(suffix.reason.find("have a bad field (uid: out of range)") != std::string::npos);
     // fewer than kMinAgreementObjects read: not judged
     ModelFit few = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
     judge_fields(few, detections(kMinAgreementObjects - 1, kMinAgreementObjects - 1, "exe: f_path.dentry unreadable"));

@@ -199,6 +199,8 @@ TEST_CASE("interpret: planted and inconsistent values are marked bad, never made
     CHECK(f["hidden"] == "null");   // not enough identity to call it hidden
     CHECK(f["bad"].find("pid: 5000000 out of range") != std::string::npos);
     CHECK(f["bad"].find("comm: not printable") != std::string::npos);
+    for (const ObjectField& x : in.fields("task_struct", t))   // misread: what detect/fit.hpp judge_fields counts
+        CHECK_MESSAGE(x.misread == (x.key == "pid" || x.key == "comm" || x.key == "state"), x.key);
     // An address outside the dump: every value unreadable.
     f = json_of(in.fields("task_struct", kBase + (uint64_t{1} << 30)));
     CHECK(f["pid"] == "null");
@@ -368,6 +370,7 @@ TEST_CASE("interpret: a hidden verdict taken back is null and says why in bad") 
     auto f = json_of(d.fields);
     CHECK(f["hidden"] == "null");
     CHECK(f["bad"] == "[\"hidden: not judged, the model does not fit this dump\"]");
+    CHECK_FALSE(field_of(d, "hidden")->misread);   // a verdict withdrawn, not a value misread
     d.fields = {{"hidden", "false", "no"}, {"bad", "[\"pos: unreadable\"]", "pos: unreadable"}};
     withdraw_hidden(d, "x");
     f = json_of(d.fields);
