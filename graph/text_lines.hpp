@@ -106,21 +106,38 @@ inline std::string terminal_text(std::string_view s) {
     return o;
 }
 
-// `s` as a quoted JSON string: '"' and '\\' escaped, bytes outside printable ASCII as \u00XX (kernel
-// strings are raw bytes, not UTF-8: each byte is escaped on its own).
+// `s` as a quoted JSON string of printable ASCII: '"' and '\\' escaped, control bytes as \u00XX,
+// each valid UTF-8 character above U+007F as its code point (\uXXXX; above U+FFFF a surrogate
+// pair: our own text's "…" is \u2026), and each byte that starts no valid UTF-8 character (kernel
+// strings are raw bytes) as \u00XX, its Latin-1 reading.
 inline std::string json_string(std::string_view s) {
     std::string o = "\"";
-    for (unsigned char c : s) {
+    const auto escape = [&](uint32_t unit) {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(unit));
+        o += b;
+    };
+    for (size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        const size_t n = c < 0x80 ? 1 : terminal_char_at(s, i).length;
         if (c == '"' || c == '\\') {
             o += '\\';
             o += static_cast<char>(c);
-        } else if (c < 0x20 || c >= 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
-            o += b;
-        } else {
+        } else if (c >= 0x20 && c < 0x7f) {
             o += static_cast<char>(c);
+        } else if (n == 1) {
+            escape(c);
+        } else {   // a valid UTF-8 sequence of n bytes (terminal_char_at checked it)
+            uint32_t cp = c & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
+            for (size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+            if (cp > 0xffff) {
+                escape(0xd800 + ((cp - 0x10000) >> 10));
+                escape(0xdc00 + ((cp - 0x10000) & 0x3ff));
+            } else {
+                escape(cp);
+            }
         }
+        i += n;
     }
     return o + "\"";
 }

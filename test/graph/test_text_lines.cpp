@@ -46,3 +46,18 @@ TEST_CASE("terminal text: printable ASCII and UTF-8 pass; controls, bidi and inv
 }
 
 }  // TEST_SUITE
+
+// JSON of printable ASCII: our own UTF-8 text by code point (helper's attack: "…" came out as the
+// three bytes \u00e2\u0080\u00a6, 'â' and two C1 controls to any JSON reader), raw bytes by byte.
+TEST_CASE("json_string: UTF-8 characters as code points, other bytes as \\u00XX") {
+    CHECK(json_string("a\"b\\c") == "\"a\\\"b\\\\c\"");
+    CHECK(json_string("x\n\x7f") == "\"x\\u000a\\u007f\"");
+    CHECK(json_string("\xe2\x80\xa6") == "\"\\u2026\"");                 // …
+    CHECK(json_string("caf\xc3\xa9") == "\"caf\\u00e9\"");               // é
+    CHECK(json_string("\xf0\x9f\x98\x80") == "\"\\ud83d\\ude00\"");      // U+1F600, a surrogate pair
+    CHECK(json_string("\xe2\x80\xae") == "\"\\u202e\"");                 // a bidi control: escaped, harmless
+    CHECK(json_string("\xe2\x80") == "\"\\u00e2\\u0080\"");              // cut sequence: byte by byte
+    CHECK(json_string("\xc0\xaf") == "\"\\u00c0\\u00af\"");              // overlong '/'
+    CHECK(json_string("\xed\xa0\x80") == "\"\\u00ed\\u00a0\\u0080\"");   // an encoded surrogate
+    CHECK(json_string("\xff") == "\"\\u00ff\"");
+}
