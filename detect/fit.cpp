@@ -393,7 +393,7 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         int64_t builds, flavour = 0, other_flavour = 0;
     };
     const std::string version = dump ? kernel_version_of(dump->banner.release) : "",
-                      flavour = dump ? kernel_flavour_of(dump->banner.release) : "";
+                      flavour = dump ? kernel_flavour_of(dump->banner) : "";
     std::map<std::string, std::vector<Candidate>> by_type;
     std::map<std::string, uint32_t> other_width;   // types with a model of another word size only: that size
     for (size_t i = 0; i < models.size(); ++i) {
@@ -442,6 +442,9 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         return "they match the dump alike; the chosen model comes first in path order";
     };
     std::vector<size_t> out;
+    if (notes && dump && flavour != kernel_flavour_of(dump->banner.release))
+        notes->push_back("the banner's release " + dump->banner.release + " and its version \"" + dump->banner.version +
+                         "\" disagree on PREEMPT_RT (an edited banner?): models are picked for the version's flavour " + flavour);
     if (notes)
         for (const auto& [type, width] : other_width)
             if (!by_type.count(type))

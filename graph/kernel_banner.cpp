@@ -130,6 +130,27 @@ std::string kernel_flavour_of(std::string_view release) {
     return {};
 }
 
+std::string kernel_flavour_of(const KernelBanner& banner) {
+    std::string flavour = kernel_flavour_of(banner.release);
+    const auto has_word = [](std::string_view text, std::string_view word, char sep) {
+        for (size_t p = text.find(word); p != std::string_view::npos; p = text.find(word, p + 1))
+            if ((p == 0 || text[p - 1] == sep) && (p + word.size() == text.size() || text[p + word.size()] == sep)) return true;
+        return false;
+    };
+    const bool named_rt = has_word(flavour, "rt", '-'), built_rt = has_word(banner.version, "PREEMPT_RT", ' ');
+    if (built_rt && !named_rt) return flavour.empty() ? "rt" : "rt-" + flavour;
+    if (!built_rt && named_rt) {   // drop the "rt" part
+        std::string out;
+        for (size_t at = 0; at <= flavour.size();) {
+            const size_t end = std::min(flavour.find('-', at), flavour.size());
+            if (const std::string part = flavour.substr(at, end - at); part != "rt") out += (out.empty() ? "" : "-") + part;
+            at = end + 1;
+        }
+        return out;
+    }
+    return flavour;
+}
+
 std::optional<FoundBanner> find_kernel_banner_in_image(const PhysicalLayer& phys,
                                                        std::span<const VirtualRun> kernel_runs, unsigned word_size) {
     uint64_t lo = kImageBase64, hi = kImageEnd64;

@@ -14,7 +14,10 @@ using namespace deepmem;
 
 namespace {
 
-FoundBanner banner(const std::string& release, const std::string& version = "#1 SMP PREEMPT_DYNAMIC Debian") {
+// A Debian banner of `release`; its version says PREEMPT_RT for an rt release, as Debian's do.
+FoundBanner banner(const std::string& release, std::string version = "") {
+    if (version.empty())
+        version = release.find("-rt-") != std::string::npos ? "#1 SMP PREEMPT_RT Debian" : "#1 SMP PREEMPT_DYNAMIC Debian";
     auto b = KernelBanner::parse("Linux version " + release + " (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0) " +
                                  version + "\n");
     REQUIRE(b.has_value());
@@ -414,6 +417,10 @@ TEST_CASE("fit: one model per type, the one whose builds match the dump best") {
     models[4].provenance.kernel_builds.push_back({"6.1.0-57-amd64", ""});   // now 2 generic 6.1 builds: more of the flavour
     CHECK(pick_models(models, banner("6.1.0-60-amd64")) == std::vector<size_t>{3, 4});
     models[4].provenance.kernel_builds.pop_back();
+    // A release edited to rt's while the version keeps PREEMPT_DYNAMIC (stop 32's helper: the cred
+    // pick moved to 6.1-rt/), and the reverse: the version's PREEMPT_RT decides the flavour.
+    CHECK(pick_models(models, banner("6.1.0-60-rt-amd64", "#1 SMP PREEMPT_DYNAMIC Debian")) == std::vector<size_t>{1, 3});
+    CHECK(pick_models(models, banner("6.1.0-60-amd64", "#1 SMP PREEMPT_RT Debian")) == std::vector<size_t>{3, 4});
     CHECK(pick_models(models, banner("6.12.9+deb13-cloud-amd64")) == std::vector<size_t>{2, 3});
     CHECK(pick_models(models, banner("4.19.0-27-amd64")) == std::vector<size_t>{3, 4});     // other version: more builds
     // A 32-bit model (issue #14): picked for a dump of 4-byte words whatever the builds, never for
