@@ -379,6 +379,9 @@ private:
     // type is another walk (attacker 14: a task's signal pointed at init_task.tasks)
     std::map<std::pair<uint64_t, uint64_t>, std::vector<uint64_t>> walked_;
     bool total_limit_said_ = false;                    // max_list_total reached and warned about
+    std::unordered_set<uint64_t> vma_walked_;          // mms whose VMAs were walked (vma_files)
+    uint64_t vma_visits_ = 0;                          // VMA-walk steps of all mms, ≤ max_list_total
+    bool vma_limit_said_ = false;
     std::unordered_map<uint64_t, uint64_t> fd_count_;   // files_struct → open fds
     std::unordered_map<uint64_t, std::vector<uint64_t>> fd_numbers_;   // files_struct → open fd numbers
     std::vector<std::pair<uint64_t, int64_t>> all_tasks_;
@@ -443,6 +446,16 @@ void Walker::dcache() {
 // cannot smuggle in a foreign object.
 void Walker::vma_files(uint64_t mm, const std::string& of) {
     if (!L_.vm_file || !L_.vm_mm) return;
+    if (!vma_walked_.insert(mm).second) return;   // the threads of a process share its mm: walked once
+    // All mms' VMA walks together visit at most max_list_total entries (forged trees or lists
+    // shared by many fake tasks' mms cost linear time).
+    auto budget = [&] {
+        if (vma_visits_ < opt_.max_list_total) return ++vma_visits_, true;
+        if (!vma_limit_said_) warn("VMA walks: the limit of " + std::to_string(opt_.max_list_total) +
+                                   " VMAs in all reached at mm" + of + "; later mms' mapped files are not labeled");
+        vma_limit_said_ = true;
+        return false;
+    };
     auto mapped = [&](uint64_t vma) {   // a VMA of this mm: its file
         auto owner = ptr(vma + *L_.vm_mm);
         if (!owner || *owner != mm) return false;
@@ -452,7 +465,7 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
     if (!L_.mm_mt_root && L_.mm_mmap && L_.vm_next) {   // the list, bounded, each VMA once, ended by a foreign one
         std::unordered_set<uint64_t> visited;
         auto vma = ptr(mm + *L_.mm_mmap);
-        for (uint64_t n = 0; vma && *vma && n < opt_.max_list; ++n) {
+        for (uint64_t n = 0; vma && *vma && n < opt_.max_list && budget(); ++n) {
             if (!plausible(*vma) || !visited.insert(*vma).second || !mapped(*vma)) break;
             vma = ptr(*vma + *L_.vm_next);
         }
@@ -464,7 +477,7 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
     std::vector<std::pair<uint64_t, int>> stack{{*root, 0}};
     std::unordered_set<uint64_t> visited;
     uint64_t vmas = 0;
-    while (!stack.empty()) {
+    while (!stack.empty() && budget()) {   // a node or a VMA: one visit each
         auto [entry, depth] = stack.back();
         stack.pop_back();
         // The root entry of a tree with nodes is tagged internal (low bits 10); child entries are not.
@@ -481,7 +494,7 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
                 stack.push_back({*slot, depth + 1});
                 continue;
             }
-            if (!plausible(*slot) || ++vmas > opt_.max_list) continue;
+            if (!plausible(*slot) || ++vmas > opt_.max_list || !budget()) continue;
             mapped(*slot);
         }
     }

@@ -220,7 +220,8 @@ struct LabelSet {
 struct LabelerOptions {
     uint64_t max_list = 1u << 20;         // longest list walked before it is declared corrupt
     uint64_t max_list_total = 1u << 22;   // list nodes all walks together visit (each once): bounds
-                                          // time and memory on forged lists (about 50 B per node)
+                                          // time and memory on forged lists (about 50 B per node);
+                                          // the VMA walks (each mm once) have a budget of their own
     uint64_t max_fds = 1u << 20;    // fd tables larger than this are treated as corrupt
     bool freed_tasks = true;        // also walk the task_struct slab cache's freelists
     bool freed_creds = true;        // also walk cred_jar's freelists
