@@ -883,8 +883,9 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
         refuse_output_over_inputs(std::span(outputs, keep_best ? 3 : 2), inputs);
         if (root) {
             AtomicFile probe(cfg.output);
-            if (keep_best && std::filesystem::is_directory(best_file))
-                throw InputError("run.keep = best: '" + best_file + "' (the best model's snapshot) is a directory");
+            const char* roles[] = {"run.output: '", "the checkpoint '", "run.keep = best: the best model's snapshot '"};
+            for (size_t i = 0; i < (keep_best ? 3u : 2u); ++i)   // a rename over a directory fails only at the end
+                if (std::filesystem::is_directory(outputs[i])) throw InputError(roles[i] + outputs[i] + "' is a directory");
         }
     }
 

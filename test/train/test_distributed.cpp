@@ -282,8 +282,13 @@ TEST_CASE("train: run.keep = best writes the model of the best validation F1, an
     // a directory where the snapshot goes: refused before any training
     fs::create_directories(d.dir / "dir.cereal.best");
     CHECK(dmtrain(d, 0, "--run.output " + (d.dir / "dir.cereal").string() + " --run.steps 300" + keep) != 0);
-    CHECK(slurp(d.dir / "err.txt").find("dir.cereal.best' (the best model's snapshot) is a directory") != std::string::npos);
+    CHECK(slurp(d.dir / "err.txt").find("run.keep = best: the best model's snapshot '" + (d.dir / "dir.cereal.best").string() +
+                                        "' is a directory") != std::string::npos);
     CHECK(!fs::exists(d.dir / "dir.cereal.ckpt"));
+    fs::create_directories(d.dir / "cdir.cereal.ckpt");   // the checkpoint's place, with either keep
+    CHECK(dmtrain(d, 0, "--run.output " + (d.dir / "cdir.cereal").string() + " --run.steps 300") != 0);
+    CHECK(slurp(d.dir / "err.txt").find("the checkpoint '" + (d.dir / "cdir.cereal.ckpt").string() + "' is a directory") !=
+          std::string::npos);
     // resumed with keep = best after a run without it: no snapshot of before, said
     REQUIRE(dmtrain(d, 0, "--run.output " + plain + " --run.steps 270 --run.validate_every 30 --batch.mined_fraction 0 --optimiser.learning_rate 0.01") == 0);
     REQUIRE(run("DMTRAIN", 0, d.config.string() + " --run.output " + plain + " --run.steps 300 --resume" + keep, d.dir) == 0);
