@@ -406,7 +406,7 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         const auto builds = int64_t(model_builds(models[i]).size());
         const int unready = lacks_image && !(models[i].image_absent_threshold > 0);
         int64_t same = 0, other = 0;
-        if (m == BuildMatch::SameVersion)
+        if (m == BuildMatch::SameVersion && !flavour.empty())   // no flavour known: the build counts decide
             for (const KernelBuild& k : model_builds(models[i]))
                 if (kernel_version_of(k.release) == version) ++(kernel_flavour_of(k.release) == flavour ? same : other);
         by_type[models[i].object_type].push_back({{r, unready, -same, other, r == 0 ? builds : -builds, i}, m, builds, same, other});
@@ -444,7 +444,7 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
     std::vector<size_t> out;
     if (notes && dump && flavour != kernel_flavour_of(dump->banner.release))
         notes->push_back("the banner's release " + dump->banner.release + " and its version \"" + dump->banner.version +
-                         "\" disagree on PREEMPT_RT (an edited banner?): models are picked for the version's flavour " + flavour);
+                         "\" disagree on PREEMPT_RT (an edited banner?): no model is preferred for a flavour");
     if (notes)
         for (const auto& [type, width] : other_width)
             if (!by_type.count(type))

@@ -171,7 +171,8 @@ void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLa
 // Of several models, the one per object type whose builds match `dump` best (BuildMatch order).
 // Ties: on the same build, the model of fewer builds (a model made for that build); on another
 // build of a trained version, the model of more builds of the dump's version and flavour
-// (kernel_flavour_of: rt-amd64, cloud-amd64, amd64 …), then of fewer builds of its version and
+// (kernel_flavour_of(banner): rt-amd64, cloud-amd64, amd64 …; none, so neither count decides, when
+// the banner's release and version disagree on PREEMPT_RT), then of fewer builds of its version and
 // other flavours (a model made for the flavour: the 6.1/ cred model, not 6.1-rt/'s that also saw
 // the rt build, for 6.1.0-53-amd64); otherwise the model of more builds (it saw more layouts);
 // then the earlier one. The indices kept,

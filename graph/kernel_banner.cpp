@@ -132,23 +132,19 @@ std::string kernel_flavour_of(std::string_view release) {
 
 std::string kernel_flavour_of(const KernelBanner& banner) {
     std::string flavour = kernel_flavour_of(banner.release);
-    const auto has_word = [](std::string_view text, std::string_view word, char sep) {
-        for (size_t p = text.find(word); p != std::string_view::npos; p = text.find(word, p + 1))
-            if ((p == 0 || text[p - 1] == sep) && (p + word.size() == text.size() || text[p + word.size()] == sep)) return true;
-        return false;
-    };
-    const bool named_rt = has_word(flavour, "rt", '-'), built_rt = has_word(banner.version, "PREEMPT_RT", ' ');
-    if (built_rt && !named_rt) return flavour.empty() ? "rt" : "rt-" + flavour;
-    if (!built_rt && named_rt) {   // drop the "rt" part
-        std::string out;
-        for (size_t at = 0; at <= flavour.size();) {
-            const size_t end = std::min(flavour.find('-', at), flavour.size());
-            if (const std::string part = flavour.substr(at, end - at); part != "rt") out += (out.empty() ? "" : "-") + part;
-            at = end + 1;
-        }
-        return out;
+    bool named_rt = false;   // a part "rt" or "rt" and digits
+    for (size_t at = 0; at <= flavour.size();) {
+        const size_t end = std::min(flavour.find('-', at), flavour.size());
+        const std::string_view part = std::string_view(flavour).substr(at, end - at);
+        named_rt = named_rt || (part.starts_with("rt") &&
+                                part.find_first_not_of("0123456789", 2) == std::string_view::npos);
+        at = end + 1;
     }
-    return flavour;
+    bool built_rt = false;   // the word PREEMPT_RT
+    const std::string_view v = banner.version, word = "PREEMPT_RT";
+    for (size_t p = v.find(word); p != std::string_view::npos && !built_rt; p = v.find(word, p + 1))
+        built_rt = (p == 0 || v[p - 1] == ' ') && (p + word.size() == v.size() || v[p + word.size()] == ' ');
+    return named_rt == built_rt ? flavour : std::string();
 }
 
 std::optional<FoundBanner> find_kernel_banner_in_image(const PhysicalLayer& phys,

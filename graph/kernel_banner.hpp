@@ -65,11 +65,13 @@ std::string kernel_version_of(std::string_view release);
 // that start with a letter, "rt-amd64" of "6.1.0-57-rt-amd64", "amd64" of "6.12.11+deb12-amd64";
 // empty when there are none.
 std::string kernel_flavour_of(std::string_view release);
-// The flavour of a banner's kernel: kernel_flavour_of(release), its "rt" part set by UTS_VERSION
-// where the two disagree — include/generated/compile.h writes the word "PREEMPT_RT" into the
-// version of a kernel built with CONFIG_PREEMPT_RT (Debian's rt builds read "#1 SMP PREEMPT_RT
-// Debian …", the others "SMP" or "SMP PREEMPT_DYNAMIC"), while the release is only a name: "6.1.0-53-
-// rt-amd64" with a PREEMPT_DYNAMIC version is "amd64", "6.1.0-53-amd64" with PREEMPT_RT "rt-amd64".
+// The flavour of a banner's kernel: kernel_flavour_of(release) when the release and UTS_VERSION
+// agree on PREEMPT_RT, else empty (an edited banner names no flavour). include/generated/compile.h
+// writes the word "PREEMPT_RT" into the version of a kernel built with CONFIG_PREEMPT_RT (Debian's
+// rt builds read "#1 SMP PREEMPT_RT Debian …", the others "SMP" or "SMP PREEMPT_DYNAMIC"); the
+// release says rt by a part "rt" or "rtN" ("6.1.0-57-rt-amd64", upstream's "6.1.33-rt11"). Either
+// part alone is one edit away, so neither decides alone: a version edited to PREEMPT_RT must not
+// move a generic dump to an rt model (helper 61), nor a release edited to "-rt-" (helper 60).
 std::string kernel_flavour_of(const KernelBanner& banner);
 
 struct FoundBanner {

@@ -84,7 +84,7 @@ TEST_CASE("graph: kernel version and flavour of a release") {
     CHECK(kernel_flavour_of("6.1.0-47-cloud-amd64") == "cloud-amd64");
     CHECK(kernel_flavour_of("6.12.11+deb12-amd64") == "amd64");
     CHECK(kernel_flavour_of("6.1.0") == "");
-    // the banner's flavour: UTS_VERSION's PREEMPT_RT decides the "rt" part
+    // the banner's flavour: the release's and UTS_VERSION's PREEMPT_RT must agree
     auto flavour = [](const std::string& release, const std::string& version) {
         auto b = KernelBanner::parse("Linux version " + release + " (b@h) (gcc 12) " + version + "\n");
         REQUIRE(b.has_value());
@@ -93,10 +93,11 @@ TEST_CASE("graph: kernel version and flavour of a release") {
     CHECK(flavour("6.1.0-57-rt-amd64", "#1 SMP PREEMPT_RT Debian 6.1.192-3") == "rt-amd64");
     CHECK(flavour("6.1.0-57-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3") == "amd64");
     CHECK(flavour("5.10.0-46-amd64", "#1 SMP Debian 5.10.262-1") == "amd64");
-    CHECK(flavour("6.1.0-57-rt-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3") == "amd64");   // edited release
-    CHECK(flavour("6.1.0-57-amd64", "#1 SMP PREEMPT_RT Debian 6.1.192-3") == "rt-amd64");        // edited version
-    CHECK(flavour("6.1.0-57-cloud-amd64", "#1 SMP PREEMPT_RTX") == "cloud-amd64");               // not the word
-    CHECK(flavour("6.1.0", "#1 SMP PREEMPT_RT") == "rt");
+    CHECK(flavour("6.1.33-rt11", "#1 SMP PREEMPT_RT") == "rt11");                          // upstream's rt release
+    CHECK(flavour("6.1.0-57-rt-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3") == "");  // edited release
+    CHECK(flavour("6.1.0-57-amd64", "#1 SMP PREEMPT_RT DYNA Debian 6.1.192-3") == "");     // edited version
+    CHECK(flavour("6.1.0-57-cloud-amd64", "#1 SMP PREEMPT_RTX") == "cloud-amd64");         // not the word
+    CHECK(flavour("6.1.0-57-rtx-amd64", "#1 SMP") == "rtx-amd64");                          // not an rt part
 }
 
 TEST_CASE("graph: the banner in the kernel image wins over decoys and truncated copies") {
