@@ -447,12 +447,21 @@ void Walker::dcache() {
 void Walker::vma_files(uint64_t mm, const std::string& of) {
     if (!L_.vm_file || !L_.vm_mm) return;
     if (!vma_walked_.insert(mm).second) return;   // the threads of a process share its mm: walked once
-    // All mms' VMA walks together visit at most max_list_total entries (forged trees or lists
-    // shared by many fake tasks' mms cost linear time).
+    // One mm's walk takes at most kMaxMmWalk steps (tree nodes and VMAs: a real mm has at most
+    // vm.max_map_count VMAs, DEFAULT_MAX_MAP_COUNT 65530 in include/linux/mm.h, in fewer nodes), and
+    // all mms' walks together at most max_list_total (forged trees or lists cost linear time; one
+    // forged mm cannot spend the others' share: helper 61).
+    constexpr uint64_t kMaxMmWalk = 2 * 65536;
+    uint64_t steps = 0;
     auto budget = [&] {
-        if (vma_visits_ < opt_.max_list_total) return ++vma_visits_, true;
+        if (steps >= kMaxMmWalk) {
+            if (steps++ == kMaxMmWalk) warn("mm" + of + ": its VMA walk passed " + std::to_string(kMaxMmWalk) +
+                                            " steps (a real mm has at most 65530 VMAs); the rest is not labeled");
+            return false;
+        }
+        if (vma_visits_ < opt_.max_list_total) return ++steps, ++vma_visits_, true;
         if (!vma_limit_said_) warn("VMA walks: the limit of " + std::to_string(opt_.max_list_total) +
-                                   " VMAs in all reached at mm" + of + "; later mms' mapped files are not labeled");
+                                   " steps in all reached at mm" + of + "; later mms' mapped files are not labeled");
         vma_limit_said_ = true;
         return false;
     };
