@@ -69,11 +69,14 @@ float max_score(const Model& model);
 // prints them): `key` as the JSON key ("pid", "comm", "hidden", "bad" …), `json` the value as a JSON
 // literal (null when it failed a sanity check), `text` the same for the table and CSV ("" for null).
 // `misread`: null because the bytes read failed (unreadable, out of range, not printable, a loop);
-// false for a value the kernel's BTF has no member for, which says nothing about the object
-// (detect/fit.hpp judge_fields counts the misread ones).
+// false for a value the kernel's BTF has no member for, which says nothing about the object.
+// `through`: with misread, the other object whose bytes failed when they are not the detection's
+// own (a task's parent or real_cred, a file's dentry, an mm's executable file, a dentry's parent or
+// superblock); 0 for the detection's own bytes. detect/fit.hpp judge_fields counts the misread ones.
 struct ObjectField {
     std::string key, json, text;
     bool misread = false;
+    uint64_t through = 0;
     bool operator==(const ObjectField&) const = default;
 };
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_set>
 
 namespace deepmem {
 
@@ -244,11 +245,23 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
 void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLack lack) {
     fit.fields_read = fit.fields_bad = 0;
     std::string example;   // the first bad value's reason
+    // A misread through an object that is itself one of the detections (a parent task found by the
+    // task_struct model, a file, a dentry, a cred) counts once per such object: one edited parent's
+    // tgid spoils its hundreds of children's ppid (helper 61: 378 of 460, a fitting model made a
+    // misfit). Through anything else — an object reported off its base reads a neighbour's word as its
+    // pointer, e.g. 113 off-base mm_structs all took &init_user_ns for exe_file — once per detection.
+    std::unordered_set<uint64_t> detected, counted;
+    for (const Detection& d : detections) detected.insert(d.vaddr);
     for (const Detection& d : detections) {
         if (d.type != fit.type || d.fields.empty()) continue;
         ++fit.fields_read;
-        const auto misread = std::find_if(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.misread; });
-        if (misread == d.fields.end()) continue;   // a member the kernel's BTF lacks is the build's, not a misread
+        const ObjectField* misread = nullptr;   // a member the kernel's BTF lacks is the build's, not a misread
+        for (const ObjectField& f : d.fields) {
+            if (!f.misread) continue;
+            const bool counts = f.through == 0 || !detected.count(f.through) || counted.insert(f.through).second;
+            if (counts && !misread) misread = &f;
+        }
+        if (!misread) continue;
         ++fit.fields_bad;
         if (const ObjectField* bad = field_of(d, "bad"); bad && example.empty()) {   // "key: reason", comma-joined
             const std::string entry = misread->key + ": ";

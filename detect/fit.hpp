@@ -56,8 +56,10 @@
 //              the dump's own types (train/interpret.hpp, the kernel's BTF), a model the votes
 //              could not judge (per-build key nodes, the dump not of its builds) does not fit
 //              when at least kMinAgreementObjects of its detections were read and more than
-//              kBadFieldShare of them have a bad value (a reason other than a member missing from
-//              the BTF): an object reported off its base reads its neighbours' bytes as its
+//              kBadFieldShare of them have a bad value (ObjectField::misread: not a member missing
+//              from the BTF; one read through another detected object — a parent task, a file, a
+//              dentry, a cred — counts once per such object, helper 61: one parent's tgid made 378
+//              children's ppid bad): an object reported off its base reads its neighbours' bytes as its
 //              pointers and names. Elsewhere the count is reported, not a verdict: values read
 //              through objects many detections share (a parent's tgid, a cred, a dentry) let one
 //              write spoil hundreds (helper 60: one tgid of −1 made the same-build task_struct

@@ -32,9 +32,12 @@ constexpr uint64_t kMaxComponents = 256, kMaxMounts = 64, kMaxName = 255, kMaxCh
 
 // Why a value is null: a misread (the bytes failed a check), or a member this kernel's BTF lacks
 // (`absent`: says nothing about the object; ObjectField::misread stays false).
+// `through`: the other object the failed bytes were read through (ObjectField::through); a new
+// misread text keeps it.
 struct Why {
     std::string text;
     bool absent = false;
+    uint64_t through = 0;
     Why& operator=(std::string misread) {
         text = std::move(misread);
         absent = false;
@@ -53,10 +56,10 @@ struct FieldList {
         out.push_back({key, v ? "true" : "false", v ? yes : no});
     }
     void null(const char* key, const Why& why) {
-        out.push_back({key, "null", "", !why.absent});
+        out.push_back({key, "null", "", !why.absent, why.absent ? 0 : why.through});
         bad.push_back(std::string(key) + ": " + why.text);
     }
-    void null(const char* key, const std::string& misread) { null(key, Why{misread, false}); }
+    void null(const char* key, const std::string& misread, uint64_t through = 0) { null(key, Why{misread, false, through}); }
     // The kernel's BTF has no member for `key`: "key: not in this kernel's BTF".
     void absent(const char* key) { null(key, Why{"not in this kernel's BTF", true}); }
     void list(const char* key, const std::vector<std::string>& v) {
@@ -111,7 +114,9 @@ struct ObjectInterpreter::Impl {
     std::vector<ObjectField> cred(uint64_t c);
     std::vector<ObjectField> mm(uint64_t m);
     std::vector<ObjectField> module(uint64_t m);
-    void cred_ids(FieldList& fl, uint64_t c, std::initializer_list<std::pair<const char*, std::optional<uint64_t>>> ids);
+    // `through`: c when it is not the detected object itself (a task's real_cred)
+    void cred_ids(FieldList& fl, uint64_t c, std::initializer_list<std::pair<const char*, std::optional<uint64_t>>> ids,
+                  uint64_t through = 0);
     // A file's path; nullopt with `why` set when it cannot be read.
     std::optional<std::string> file_path(uint64_t f, Why& why);
     std::optional<std::string> dentry_name(uint64_t d, Why& why);
@@ -222,14 +227,14 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
 
 std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     FieldList fl;
-    auto id_field = [&](const char* key, std::optional<uint64_t> raw) -> std::optional<int64_t> {
+    auto id_field = [&](const char* key, std::optional<uint64_t> raw, uint64_t through = 0) -> std::optional<int64_t> {
         if (!raw) {
-            fl.null(key, "unreadable");
+            fl.null(key, "unreadable", through);
             return std::nullopt;
         }
         const int64_t v = static_cast<int32_t>(*raw);
         if (v < 0 || v > kPidMaxLimit) {
-            fl.null(key, std::to_string(v) + " out of range 0.." + std::to_string(kPidMaxLimit));
+            fl.null(key, std::to_string(v) + " out of range 0.." + std::to_string(kPidMaxLimit), through);
             return std::nullopt;
         }
         fl.num(key, v);
@@ -240,7 +245,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     if (!L.real_parent) fl.absent("ppid");
     else if (pid && *pid == 0) fl.num("ppid", 0);
     else if (auto parent = ptr(t + *L.real_parent); !parent || !kernel(*parent)) fl.null("ppid", "real_parent unreadable");
-    else id_field("ppid", word(*parent + L.tgid, 4));
+    else id_field("ppid", word(*parent + L.tgid, 4), *parent);
 
     std::optional<std::string> comm = cstring(t + L.comm, L.comm_len);
     bool comm_ok = false;
@@ -253,7 +258,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     if (auto c = ptr(t + L.real_cred); !c || !kernel(*c)) {
         for (const char* k : {"uid", "gid", "euid"}) fl.null(k, "real_cred unreadable");
     } else {
-        cred_ids(fl, *c, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"euid", L.cred_euid}});
+        cred_ids(fl, *c, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"euid", L.cred_euid}}, *c);
     }
     std::optional<uint64_t> state_raw, exit_state;
     if (!L.state) fl.absent("state");
@@ -309,15 +314,16 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
 }
 
 void ObjectInterpreter::Impl::cred_ids(FieldList& fl, uint64_t c,
-                                       std::initializer_list<std::pair<const char*, std::optional<uint64_t>>> ids) {
+                                       std::initializer_list<std::pair<const char*, std::optional<uint64_t>>> ids,
+                                       uint64_t through) {
     for (const auto& [key, off] : ids) {
         if (!off) {
             fl.absent(key);
             continue;
         }
         auto v = word(c + *off, 4);
-        if (!v) fl.null(key, "unreadable");
-        else if (*v == 0xffffffffu) fl.null(key, "(uid_t)-1 is no id");
+        if (!v) fl.null(key, "unreadable", through);
+        else if (*v == 0xffffffffu) fl.null(key, "(uid_t)-1 is no id", through);
         else fl.num(key, static_cast<int64_t>(*v));
     }
 }
@@ -382,6 +388,7 @@ std::optional<std::string> ObjectInterpreter::Impl::file_path(uint64_t f, Why& w
         why = Why::not_in_btf("dentry.d_parent");
         return std::nullopt;
     }
+    why.through = *d;   // what fails from here on is the dentry's (shared by the files opened on it)
     std::optional<uint64_t> mnt;
     if (L.f_mnt && L.mnt_root && L.mount_mnt && L.mnt_parent && L.mnt_mountpoint)
         if (auto m = ptr(f + *L.f_mnt); m && kernel(*m)) mnt = *m;
@@ -500,6 +507,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::dentry(uint64_t d) {
     std::vector<std::string> parts;
     std::unordered_set<uint64_t> seen;
     uint64_t cur = d;
+    why.through = 0;   // the path's failure is d's own until the walk leaves d: then its parent's
     bool ok = L.d_parent.has_value();
     if (!ok) why = Why::not_in_btf("dentry.d_parent");
     while (ok) {
@@ -514,6 +522,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::dentry(uint64_t d) {
             ok = false;
         } else if (auto n = dentry_name(cur, why)) {
             parts.push_back(*n);
+            if (cur == d) why.through = *parent;   // shared by the dentries of one directory
             cur = *parent;
         } else {
             ok = false;
@@ -528,6 +537,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::dentry(uint64_t d) {
     }
     if (!L.d_sb || !L.s_type || !L.fs_type_name) fl.absent("fs");
     else if (auto fs = fs_name(d)) fl.str("fs", *fs);
+    else if (auto sb = ptr(d + *L.d_sb); sb && kernel(*sb)) fl.null("fs", "d_sb->s_type->name unreadable", *sb);   // the superblock's
     else fl.null("fs", "d_sb->s_type->name unreadable");
     return fl.finish();
 }
@@ -540,7 +550,10 @@ std::vector<ObjectField> ObjectInterpreter::Impl::mm(uint64_t m) {
     else if (*f == 0) fl.str("exe", "");   // kernel-internal mm (no executable)
     else if (!kernel(*f)) fl.null("exe", "exe_file " + hex(*f) + " is not a kernel address");
     else if (auto p = file_path(*f, why)) fl.str("exe", *p);
-    else fl.null("exe", why);
+    else {
+        why.through = *f;   // the executable's file, shared by the mms forked from one process
+        fl.null("exe", why);
+    }
     if (!L.map_count) fl.absent("mappings");
     else if (auto n = word(m + *L.map_count, 4); !n) fl.null("mappings", "unreadable");
     else if (static_cast<int32_t>(*n) < 0 || *n > (1u << 24)) fl.null("mappings", std::to_string(static_cast<int32_t>(*n)) + " out of range");

@@ -350,6 +350,26 @@ TEST_CASE("fit: detections whose fields read bad values mean objects off their b
     judge_fields(mixed, detections(24, 24, "exe: not in this kernel's BTF,mappings: out of range"));
     CHECK_FALSE(mixed.fits);
     CHECK(mixed.reason.find("have a bad field (mappings: out of range)") != std::string::npos);
+    // read through one detected object (a parent task the model found: helper 61), misreads count
+    // once; through an object no model found (off-base mm_structs all reading &init_user_ns as their
+    // exe_file, the 6.12.90 case), once per detection
+    auto through = [&](size_t n, uint64_t shared, bool found) {
+        std::vector<Detection> out;
+        for (size_t i = 0; i < n; ++i)
+            out.push_back({"mm_struct", 0x1000 * (i + 1), std::nullopt, 10.f, 10,
+                           {{"exe", "null", "", true, shared}, {"bad", "[]", "exe: f_path.dentry unreadable"}}});
+        if (found) out.push_back({"file", shared, std::nullopt, 3.f, 3, {{"path", "\"/bin/x\"", "/bin/x"}}});
+        return out;
+    };
+    ModelFit once = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
+    judge_fields(once, through(24, 0xabc000, true));
+    CHECK(once.fits);
+    CHECK(once.fields_read == 24);
+    CHECK(once.fields_bad == 1);
+    ModelFit each = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
+    judge_fields(each, through(24, 0xabc000, false));
+    CHECK_FALSE(each.fits);
+    CHECK(each.fields_bad == 24);
     ModelFit suffix = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);   // the example by key, whole
     judge_fields(suffix, detections(24, 24, "euid: not in this kernel's BTF,uid: out of range"));
     CHECK(suffix.reason.find("have a bad field (uid: out of range)") != std::string::npos);

@@ -199,8 +199,21 @@ TEST_CASE("interpret: planted and inconsistent values are marked bad, never made
     CHECK(f["hidden"] == "null");   // not enough identity to call it hidden
     CHECK(f["bad"].find("pid: 5000000 out of range") != std::string::npos);
     CHECK(f["bad"].find("comm: not printable") != std::string::npos);
-    for (const ObjectField& x : in.fields("task_struct", t))   // misread: what detect/fit.hpp judge_fields counts
+    for (const ObjectField& x : in.fields("task_struct", t)) {   // misread: what detect/fit.hpp judge_fields counts
         CHECK_MESSAGE(x.misread == (x.key == "pid" || x.key == "comm" || x.key == "state"), x.key);
+        CHECK(x.through == 0);   // the task's own bytes
+    }
+    {   // a ppid read through the parent: misread through the parent
+        const uint64_t p1 = w.at["p1"];
+        w.mem.put(p1 + Off::tgid, 5000000, 4);   // the tgid of t1's real_parent
+        ObjectInterpreter again(w.mem, w.btf, &syms);
+        const auto fs = again.fields("task_struct", w.at["t1"]);
+        const auto ppid = std::find_if(fs.begin(), fs.end(), [](const ObjectField& x) { return x.key == "ppid"; });
+        REQUIRE(ppid != fs.end());
+        CHECK(ppid->misread);
+        CHECK(ppid->through == p1);
+        w.mem.put(p1 + Off::tgid, 1, 4);
+    }
     // An address outside the dump: every value unreadable.
     f = json_of(in.fields("task_struct", kBase + (uint64_t{1} << 30)));
     CHECK(f["pid"] == "null");
