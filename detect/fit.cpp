@@ -286,7 +286,7 @@ void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLa
     fit.checked = fit.checked && !absence && fit.fits;
     fit.reason += (fit.reason.empty() ? "" : "; ") + counts + ": " +
                   (absence ? "the memory the dump lacks, or objects reported off their base (not checked)"
-                           : "objects reported off their base, or not objects of the type");
+                           : "objects reported off their base, not objects of the type, or an edited object that many of them point to");
 }
 
 std::string word_size_text(uint32_t word_size) {
