@@ -57,25 +57,26 @@ inline std::optional<std::string_view> json_string_field(std::string_view json, 
 struct TerminalChar {
     size_t length = 1;   // bytes: 1–4 for a UTF-8 character, 1 for a byte that starts none
     bool safe = false;
+    uint32_t code_point = 0;   // the character's; for a byte that starts none, the byte
 };
 
 // The character (or invalid byte) at s[i], i < s.size().
 constexpr TerminalChar terminal_char_at(std::string_view s, size_t i) noexcept {
     const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
     const unsigned char c = byte(i);
-    if (c < 0x80) return {1, c >= 0x20 && c != 0x7f};
+    if (c < 0x80) return {1, c >= 0x20 && c != 0x7f, c};
     const size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return {1, false};
+    if (n == 0 || i + n > s.size()) return {1, false, c};
     uint32_t cp = c & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
     for (size_t k = 1; k < n; ++k) {
-        if ((byte(i + k) & 0xc0) != 0x80) return {1, false};
+        if ((byte(i + k) & 0xc0) != 0x80) return {1, false, c};
         cp = cp << 6 | (byte(i + k) & 0x3f);
     }
     if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-        return {1, false};   // overlong, above U+10FFFF, a surrogate
+        return {1, false, c};   // overlong, above U+10FFFF, a surrogate
     const bool control = cp <= 0x9f || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
                          (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
-    return {n, !control};
+    return {n, !control, cp};
 }
 
 // Offset of the first byte of `s` that is not terminal text; npos when all of it is.
@@ -118,26 +119,20 @@ inline std::string json_string(std::string_view s) {
         o += b;
     };
     for (size_t i = 0; i < s.size();) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        const size_t n = c < 0x80 ? 1 : terminal_char_at(s, i).length;
-        if (c == '"' || c == '\\') {
+        const TerminalChar ch = terminal_char_at(s, i);   // a valid UTF-8 character, or one byte
+        const uint32_t cp = ch.code_point;
+        if (cp == '"' || cp == '\\') {
             o += '\\';
-            o += static_cast<char>(c);
-        } else if (c >= 0x20 && c < 0x7f) {
-            o += static_cast<char>(c);
-        } else if (n == 1) {
-            escape(c);
-        } else {   // a valid UTF-8 sequence of n bytes (terminal_char_at checked it)
-            uint32_t cp = c & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
-            for (size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3f);
-            if (cp > 0xffff) {
-                escape(0xd800 + ((cp - 0x10000) >> 10));
-                escape(0xdc00 + ((cp - 0x10000) & 0x3ff));
-            } else {
-                escape(cp);
-            }
+            o += static_cast<char>(cp);
+        } else if (cp >= 0x20 && cp < 0x7f) {
+            o += static_cast<char>(cp);
+        } else if (cp > 0xffff) {
+            escape(0xd800 + ((cp - 0x10000) >> 10));
+            escape(0xdc00 + ((cp - 0x10000) & 0x3ff));
+        } else {
+            escape(cp);
         }
-        i += n;
+        i += ch.length;
     }
     return o + "\"";
 }

@@ -43,7 +43,9 @@ struct Why {
         absent = false;
         return *this;
     }
-    static Why not_in_btf(const std::string& member) { return {member + " not in this kernel's BTF", true}; }
+    static Why not_in_btf(const std::string& member = "") {
+        return {(member.empty() ? "" : member + " ") + "not in this kernel's BTF", true};
+    }
 };
 
 // The fields of one object, and the reasons of the bad ones.
@@ -61,7 +63,7 @@ struct FieldList {
     }
     void null(const char* key, const std::string& misread, uint64_t through = 0) { null(key, Why{misread, false, through}); }
     // The kernel's BTF has no member for `key`: "key: not in this kernel's BTF".
-    void absent(const char* key) { null(key, Why{"not in this kernel's BTF", true}); }
+    void absent(const char* key) { null(key, Why::not_in_btf()); }
     void list(const char* key, const std::vector<std::string>& v) {
         std::string j = "[", t;
         for (const auto& s : v) {
