@@ -23,6 +23,12 @@
 //             received a vote. Of overlapping candidates of equal score the one whose own votes
 //             include the key node of smallest offset is kept (fields near an object's start move
 //             least between builds), then the lower address. W = 0 is the exact rule above.
+//   Alignment With model.base_alignment = A > 0 (every training object began at a multiple of A: its
+//             slab cache's alignment, engine.hpp), a base that is not a multiple of A is no object:
+//             with W = 0 its votes make no candidate; with W > 0 a voted base b proposes instead the
+//             multiple of A nearest to it (the lower one on a tie) when that lies within W of b, and
+//             that base is scored by the Window rule. So a dead cred whose one key segment moved by
+//             a word is not reported, and a build whose fields moved by a word still is at its true base.
 //   Overlap   Two objects of one type never overlap, and every key-node offset lies inside the
 //             object, so true objects of one type are more than R = max key-node offset apart.
 //             Of candidates closer than R the higher score is kept (ties: lower address), greedily
@@ -124,12 +130,15 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 // bases has bound ≥ threshold. The others' votes go to bases scoring below threshold, which never
 // displace (Overlap) one at or above it: select(vote(rows), threshold) equals
 // select(vote(all nodes), threshold), and vote(rows) lacks only below-threshold candidates. With
-// threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept. With a vote
+// threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept, but for a
+// model with a base alignment and no window, nodes whose every base is unaligned (Alignment). With a vote
 // window W the bound of b sums the key nodes of every base in [b − 2W, b + 2W] (a superset of any
 // window that holds b), so the equality holds as well. `all_carriers`, when given, receives the
 // rows at −∞ (every node that carries some key node, ascending) from the same pass over the nodes.
+// `aligned` = false ignores model.base_alignment (Alignment): the fit check's votes (detect/fit.hpp)
+// count the bases a shifted layout votes, aligned or not.
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY,
-                                  std::vector<uint32_t>* all_carriers = nullptr);
+                                  std::vector<uint32_t>* all_carriers = nullptr, bool aligned = true);
 // vote() over the probabilities of distinct `rows` only (|rows| × K, row i for node rows[i]);
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
@@ -149,10 +158,11 @@ std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model,
                                    const Mat<float>& probs);
 std::vector<Candidate> voted_bases(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
                                    std::span<const uint32_t> classes);
-// Scored bases (no paddr) under the model's vote window, or under `window` bytes (0 = exact).
+// Scored bases (no paddr) under the model's vote window and base alignment, or under `window` bytes
+// (0 = exact) and `alignment` (0 = any base).
 std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes);
 std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes,
-                                uint32_t window);
+                                uint32_t window, uint32_t alignment);
 std::vector<Candidate> apply_overlap_rule(const Model& model, std::span<const Candidate> bases);
 uint64_t overlap_radius(const Model& model);
 

@@ -15,7 +15,7 @@
 namespace deepmem {
 
 VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold) {
-    const std::vector<Candidate> bases = bases_of(model, votes, 0);   // exact bases: a shift splits them
+    const std::vector<Candidate> bases = bases_of(model, votes, 0, 0);   // exact bases, aligned or not: a shift splits them
     const std::vector<Candidate> kept = apply_overlap_rule(model, bases);   // sorted by vaddr
     const uint64_t radius = overlap_radius(model);
     std::vector<double> sum(kept.size());
@@ -54,7 +54,8 @@ std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& mode
     // voting_rows' rows at −∞ (detect.hpp), from the same O(N log K) pass as the seeds.
     const uint64_t reach = 3 * overlap_radius(model);
     std::vector<uint32_t> carriers;
-    const std::vector<uint32_t> seeds = voting_rows(graph, model, std::min(threshold, threshold / 2), reach ? &carriers : nullptr);
+    const std::vector<uint32_t> seeds =
+        voting_rows(graph, model, std::min(threshold, threshold / 2), reach ? &carriers : nullptr, /*aligned=*/false);
     if (reach == 0 || seeds.empty()) return seeds;
     auto vaddr = graph.vaddr();
     std::vector<uint32_t> out;   // ascending: the windows ascend with the seeds
@@ -353,6 +354,7 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                        ",\"joint\":" + (models[f].joint() ? "true" : "false") + ",\"word_size\":" + std::to_string(m.graph.word_size) +
                        ",\"builds\":[" + builds + "],\"threshold\":" + num(m.threshold) + ",\"image_absent_threshold\":" +
                        (absent ? num(m.image_absent_threshold) : "null") + ",\"vote_window\":" + std::to_string(m.vote_window) +
+                       ",\"base_alignment\":" + std::to_string(m.base_alignment) +
                        ",\"validation_objects\":" + std::to_string(p.validation_objects) + ",\"validation_agreeing\":" +
                        std::to_string(p.validation_agreeing) + ",\"key_nodes\":[" + keys + "],\"trained\":" + json_string(p.date);
                 if (picks) {
@@ -366,7 +368,9 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                        "\n  " + word_size_text(m.graph.word_size) + "; builds: " + (builds.empty() ? "not recorded" : builds) +
                        "\n  threshold " + num(m.threshold) +
                        (absent ? ", " + num(m.image_absent_threshold) + " on dumps without the kernel image" : "") +
-                       "; vote window " + std::to_string(m.vote_window) + " bytes; validation vote agreement " +
+                       "; vote window " + std::to_string(m.vote_window) + " bytes" +
+                       (m.base_alignment ? "; bases aligned to " + std::to_string(m.base_alignment) + " bytes" : "") +
+                       "; validation vote agreement " +
                        (measured ? std::to_string(p.validation_agreeing) + " of " + std::to_string(p.validation_objects) : "not measured") +
                        "; trained " + (p.date.empty() ? "(no date)" : p.date) + "\n  " + std::to_string(m.key_nodes.size()) +
                        (m.key_nodes.size() == 1 ? " key node" : " key nodes") + " (offset/length[+ = open end]/weight): " + keys + "\n";

@@ -175,7 +175,7 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 }
 
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold,
-                                  std::vector<uint32_t>* all_carriers) {
+                                  std::vector<uint32_t>* all_carriers, bool aligned) {
     const uint32_t n = graph.node_count();
     auto vaddr = graph.vaddr();
     bool positive = true;
@@ -222,7 +222,9 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
     size_t judged = 0;
     double sum = 0;               // over `window`: bounds and vote counts
     uint64_t votes = 0;
+    const uint64_t align = aligned ? model.base_alignment : 0;
     auto judge = [&](const Group& g) {
+        if (reach == 0 && align > 1 && g.base % align != 0) return;   // Alignment: no candidate
         // (the running double sum is padded against rounding: the bound only has to be an upper one)
         const float bound = reach ? float(sum * (1 + 1e-6)) + kVoteBonus * float(votes)
                                   : g.bound + kVoteBonus * float(g.count - 1);
@@ -332,11 +334,12 @@ float max_score(const Model& model) {
 }
 
 std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes) {
-    return bases_of(model, votes, model.vote_window);
+    return bases_of(model, votes, model.vote_window, model.base_alignment);
 }
 
 std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes,
-                                uint32_t window) {
+                                uint32_t window, uint32_t alignment) {
+    const uint64_t align = alignment > 1 ? alignment : 1;
     std::vector<Candidate> cands;
     for (size_t i = 0; i < votes.size();) {
         Candidate c{votes[i].first, 0.f, 0, std::nullopt, UINT32_MAX};
@@ -347,9 +350,24 @@ std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<ui
             ++c.votes;
         }
         c.score += kVoteBonus * float(c.votes - 1);
-        cands.push_back(c);
+        if (align == 1 || c.vaddr % align == 0) {
+            cands.push_back(c);
+        } else if (window > 0) {   // Alignment: the nearest multiple of A within W, scored below
+            const uint64_t below = c.vaddr - c.vaddr % align, off = c.vaddr - below;
+            const bool up = align - off < off && below <= UINT64_MAX - align;
+            const uint64_t to = up ? below + align : below;
+            if ((up ? align - off : off) <= window) cands.push_back(Candidate{to, 0.f, 0, std::nullopt, UINT32_MAX});
+        }
     }
     if (window == 0) return cands;
+    if (align > 1) {   // proposed bases among the voted ones: sorted, once, with the lead offset of their own votes
+        std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+            return a.vaddr != b.vaddr ? a.vaddr < b.vaddr : a.lead_offset < b.lead_offset;
+        });
+        cands.erase(std::unique(cands.begin(), cands.end(),
+                                [](const Candidate& a, const Candidate& b) { return a.vaddr == b.vaddr; }),
+                    cands.end());
+    }
     // See Window in detect.hpp: a sliding window [b − W, b + W] over the sorted votes, with a count
     // per class so that each class scores once. The score is summed in class order for every
     // candidate (K is small), so it does not depend on the order votes entered the window.
@@ -358,7 +376,7 @@ std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<ui
     uint32_t classes = 0;
     for (Candidate& c : cands) {
         for (; hi < votes.size() && votes[hi].first <= c.vaddr + window; ++hi) classes += in_window[votes[hi].second]++ == 0;
-        for (; votes[lo].first + window < c.vaddr; ++lo) classes -= --in_window[votes[lo].second] == 0;   // c's own votes stop lo
+        for (; lo < hi && votes[lo].first + window < c.vaddr; ++lo) classes -= --in_window[votes[lo].second] == 0;   // a vote within W of c stops lo
         float score = 0;
         for (size_t k = 1; k < in_window.size(); ++k)
             if (in_window[k]) score += model.key_nodes[k - 1].weight;

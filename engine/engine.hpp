@@ -395,6 +395,7 @@ struct TypePart {
     float threshold = 0, image_absent_threshold = 0;
     uint32_t vote_window = 0;
     uint64_t validation_objects = 0, validation_agreeing = 0;
+    uint32_t base_alignment = 0;   // format 7 (Model::base_alignment)
     bool operator==(const TypePart&) const = default;
 };
 
@@ -417,6 +418,14 @@ struct Model {
     // against 13.63 on validation cuts). 0 = none: the threshold applies there too. Chosen on
     // validation dumps cut that way (dmtrain --recalibrate … --image-absent, train/trainer.hpp).
     float image_absent_threshold = 0;
+    // Format 7. Every object of this type the training labels held began at a multiple of this many
+    // bytes (a power of two, 2..4096; 0 = not learned: any base). It is the slab cache's alignment:
+    // a cache made with SLAB_HWCACHE_ALIGN (cred_jar, kernel/cred.c; filp, fs/file_table.c) or an
+    // explicit align (task_struct, kernel/fork.c) starts every object on a cache line, whatever the
+    // struct's size; a dead object whose segments moved by a word (a freed cred's rcu_head.next)
+    // votes a base between two lines. Detection drops such bases (detect/detect.hpp Alignment).
+    // Learned from labels (train/trainer.hpp Alignment); a model trained without it reads 0.
+    uint32_t base_alignment = 0;
     GraphParams graph;                    // graph-construction parameters it was trained with
     Provenance provenance;
     // Format 6. A joint model (issue 12: one pass for every type): several object types share the
@@ -457,7 +466,8 @@ struct Model {
     // vote must not make an object: attacker 13, thresholds 1e-45..1 gave the 127 false task_structs of
     // threshold 0 on the dev dump); key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
-    // 4 or 8; vote_window ≤ kMaxVoteWindow; image_absent_threshold 0 or held to the threshold's rules.
+    // 4 or 8; vote_window ≤ kMaxVoteWindow; image_absent_threshold 0 or held to the threshold's rules;
+    // base_alignment 0 or a power of two in [2, kMaxBaseAlignment].
     // The object type a C identifier of at most 256 characters (a kernel struct's name: it is
     // written into CSV and JSON output). A joint model: at most kMaxParts parts of distinct types, each
     // of ≥ 1 key node, together every key node; object_type their join; each part held to the rules
@@ -475,13 +485,15 @@ struct Model {
     static void validate_detection(const Model&);
     static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
     static constexpr uint32_t kMaxVoteWindow = 1u << 16;
+    static constexpr uint32_t kMaxBaseAlignment = 4096;   // a page: no slab cache aligns objects more
     // Trained weights are label frequencies in (0, 1]; a base's score sums at most one per key node.
     static constexpr float kMaxKeyWeight = 1e6f;
     // 2: provenance.training_config, KeyNode.open_end; 3: provenance.kernel_builds and the
-    // validation vote agreement; 4: vote_window; 5: image_absent_threshold; 6: parts. Files of
-    // format 2 to 6 are read; a single-type model is written as format 5 (older builds read it),
-    // a joint one as 6.
-    static constexpr uint32_t kFormatVersion = 6;
+    // validation vote agreement; 4: vote_window; 5: image_absent_threshold; 6: parts; 7:
+    // base_alignment (the model's and each part's; parts count 0 for a single-type model). Files of
+    // format 2 to 7 are read; a model with no base alignment anywhere is written as before (single
+    // type: 5, joint: 6), so older builds read it; one with an alignment as 7.
+    static constexpr uint32_t kFormatVersion = 7;
     static constexpr uint32_t kMaxParts = 64;   // the detector keeps a bit per node for each
     static constexpr uint64_t kMaxJointProvenance = uint64_t{64} << 20;   // provenance bytes × parts
     static constexpr uint32_t kOldestFormatVersion = 2;

@@ -207,6 +207,7 @@ Model part_model(const Model& j, size_t i, uint32_t* first = nullptr) {
     m.threshold = t.threshold;
     m.vote_window = t.vote_window;
     m.image_absent_threshold = t.image_absent_threshold;
+    m.base_alignment = t.base_alignment;
     m.graph = j.graph;
     m.provenance.validation_objects = t.validation_objects;
     m.provenance.validation_agreeing = t.validation_agreeing;
@@ -284,9 +285,9 @@ void Model::validate() const {
     if (keys != key_nodes.size())
         throw ModelError(Kind::BadShape, 0, "joint model: its parts have " + std::to_string(keys) + " key nodes, the table " +
                                                 std::to_string(key_nodes.size()));
-    if (threshold != 0 || image_absent_threshold != 0 || vote_window != 0 || provenance.validation_objects ||
-        provenance.validation_agreeing)
-        bad("joint model: a threshold, vote window or agreement of its own (each part has its own; expected 0)");
+    if (threshold != 0 || image_absent_threshold != 0 || vote_window != 0 || base_alignment != 0 ||
+        provenance.validation_objects || provenance.validation_agreeing)
+        bad("joint model: a threshold, vote window, base alignment or agreement of its own (each part has its own; expected 0)");
     for (size_t i = 0; i < parts.size(); ++i) {   // each part as its type model, without a copy of the provenance
         Model m = part_model(*this, i);           // (attacker 20: 256 copies of a 4 MB provenance took 1 GB)
         try {
@@ -313,6 +314,9 @@ void Model::validate_detection(const Model& m) {
     if (!(threshold > 0)) bad("threshold " + shortest(threshold) + " not positive");
     if (m.vote_window > kMaxVoteWindow)
         bad("vote window " + std::to_string(m.vote_window) + " bytes (at most " + std::to_string(kMaxVoteWindow) + ")");
+    if (const uint32_t a = m.base_alignment; a != 0 && (a < 2 || a > kMaxBaseAlignment || (a & (a - 1)) != 0))
+        bad("base alignment " + std::to_string(a) + " bytes (0, or a power of two from 2 to " +
+            std::to_string(kMaxBaseAlignment) + ")");
     for (size_t i = 0; i < key_nodes.size(); ++i) {
         const KeyNode& k = key_nodes[i];
         const std::string which = "key node " + std::to_string(i + 1) + " (offset " + std::to_string(k.offset) +
@@ -376,6 +380,9 @@ float Model::single_vote_bound() const noexcept {
 
 std::vector<uint8_t> Model::to_bytes() const {
     validate();
+    bool aligned = base_alignment != 0;
+    for (const TypePart& t : parts) aligned = aligned || t.base_alignment != 0;
+    const uint32_t format = aligned ? kFormatVersion : joint() ? 6 : 5;   // older builds read 5 and 6
     std::ostringstream os(std::ios::binary);
     {
         cereal::PortableBinaryOutputArchive ar(os);
@@ -413,8 +420,12 @@ std::vector<uint8_t> Model::to_bytes() const {
         w.u64(provenance.validation_agreeing);
         w.u32(vote_window);
         w.f32(image_absent_threshold);
-        if (joint()) {
+        if (format >= 7) {
+            w.u32(base_alignment);
             w.u32(uint32_t(parts.size()));
+        }
+        if (joint()) {
+            if (format < 7) w.u32(uint32_t(parts.size()));   // format 7 wrote it above
             for (const TypePart& t : parts) {
                 w.str(t.object_type);
                 w.u32(t.key_count);
@@ -423,13 +434,14 @@ std::vector<uint8_t> Model::to_bytes() const {
                 w.u32(t.vote_window);
                 w.u64(t.validation_objects);
                 w.u64(t.validation_agreeing);
+                if (format >= 7) w.u32(t.base_alignment);
             }
         }
     }
     const std::string payload = os.str();
     std::vector<uint8_t> out(kHeaderBytes + payload.size());
     std::memcpy(out.data(), kMagic, 8);
-    put_u32(out.data() + 8, joint() ? kFormatVersion : 5);   // format 5 holds every single-type model
+    put_u32(out.data() + 8, format);
     put_u32(out.data() + 12, 0);
     put_u64(out.data() + 16, payload.size());
     std::memcpy(out.data() + kHeaderBytes, payload.data(), payload.size());
@@ -524,11 +536,19 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
         }
         if (version >= 4) m.vote_window = r.u32("vote window");
         if (version >= 5) m.image_absent_threshold = r.f32("threshold for dumps without the kernel image");
-        if (version >= 6) {
-            const uint32_t np = r.u32("joint model parts");
+        uint32_t np = 0;
+        if (version >= 7) {
+            m.base_alignment = r.u32("base alignment");
+            np = r.u32("joint model parts");
+            if (np > kMaxParts)
+                r.fail(Kind::BadShape, std::to_string(np) + " joint model parts (0.." + std::to_string(kMaxParts) + ")");
+        } else if (version == 6) {
+            np = r.u32("joint model parts");
             if (np == 0 || np > kMaxParts)
                 r.fail(Kind::BadShape, std::to_string(np) + " joint model parts (1.." + std::to_string(kMaxParts) + ")");
-            r.need(uint64_t(np) * 36, "joint model parts");
+        }
+        if (np > 0) {
+            r.need(uint64_t(np) * (version >= 7 ? 40 : 36), "joint model parts");
             for (uint32_t i = 0; i < np; ++i) {
                 TypePart t;
                 t.object_type = r.str("joint model part type");
@@ -538,6 +558,7 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
                 t.vote_window = r.u32("joint model part");
                 t.validation_objects = r.u64("joint model part");
                 t.validation_agreeing = r.u64("joint model part");
+                if (version >= 7) t.base_alignment = r.u32("joint model part");
                 m.parts.push_back(std::move(t));
             }
         }

@@ -69,6 +69,7 @@ void TrainConfig::validate() const {
     need(keep == "last" || keep == "best", "run.keep", "must be last or best");
     need(threads >= 0 && threads <= kMaxThreads, "run.threads",
          "must be in 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
+    need(alignment == "none" || alignment == "learned", "votes.alignment", "must be none or learned");
     (void)vote_window_list();
     (void)object_types();
 }
@@ -194,7 +195,11 @@ std::string TrainConfig::to_ini() const {
     o << "\nthreads = " << threads << "\noutput = " << output << "\n";
     if (keep != "last") o << "keep = " << keep << "\n";   // older models' text unchanged
     if (!optimiser_state) o << "optimiser_state = false\n";   // older models' text unchanged
-    if (vote_windows != "0") o << "\n[votes]\nwindows = " << vote_windows << "\n";   // older models' text unchanged
+    if (vote_windows != "0" || alignment != "none") {   // older models' text unchanged
+        o << "\n[votes]\n";
+        if (vote_windows != "0") o << "windows = " << vote_windows << "\n";
+        if (alignment != "none") o << "alignment = " << alignment << "\n";
+    }
     return o.str();
 }
 
@@ -329,6 +334,18 @@ std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>& dumps)
         out.push_back(std::move(b));
     }
     return out;
+}
+
+uint32_t learned_alignment(const std::vector<LabeledDump>& dumps, const std::string& type, uint32_t word_size,
+                           uint64_t* objects) {
+    uint64_t bits = 0, n = 0;   // OR of the bases: its lowest set bit is the largest power of two dividing all
+    for (const LabeledDump& d : dumps)
+        for (const TruthObject& o : d.truth)
+            if (o.type == type) bits |= o.vaddr, ++n;
+    if (objects) *objects = n;
+    if (n < kMinAlignmentObjects) return 0;
+    const uint64_t a = bits ? std::min<uint64_t>(bits & -bits, Model::kMaxBaseAlignment) : Model::kMaxBaseAlignment;
+    return a > word_size ? uint32_t(a) : 0;
 }
 
 // ---- sampling -------------------------------------------------------------------------------
@@ -721,6 +738,23 @@ void calibrate_votes(const TrainConfig& cfg, const std::vector<LabeledDump>& val
     }
 }
 
+// votes.alignment = learned (Alignment in the contract): each type's base alignment from `dumps`' labels.
+void learn_alignment(const TrainConfig& cfg, const std::vector<LabeledDump>& dumps, Model& model,
+                     const std::function<void(const std::string&)>& log, const char* which) {
+    if (cfg.alignment != "learned") return;
+    const std::vector<Model> types = model.type_models();
+    for (size_t t = 0; t < types.size(); ++t) {
+        uint64_t objects = 0;
+        const uint32_t a = learned_alignment(dumps, types[t].object_type, model.graph.word_size, &objects);
+        (model.joint() ? model.parts[t].base_alignment : model.base_alignment) = a;
+        log(types[t].object_type + ": base alignment " +
+            (a ? std::to_string(a) + " bytes" : std::string("none")) + " (learned from " + std::to_string(objects) +
+            " labeled objects of the " + which + " dumps" +
+            (objects < kMinAlignmentObjects ? ", too few: at least " + std::to_string(kMinAlignmentObjects) : std::string()) +
+            ")");
+    }
+}
+
 Manifest manifest_of(const TrainConfig& cfg) {
     return cfg.split_by == "build" ? Manifest::load(cfg.manifest).holding_out(cfg.holdout_build) : Manifest::load(cfg.manifest);
 }
@@ -790,13 +824,15 @@ TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
                         const std::function<void(const std::string&)>& log) {
     Recalibration r = start_recalibration(cfg, model_path, log);
     TrainResult result;
+    learn_alignment(cfg, r.val_dumps, r.model, log, "validation");
     calibrate_votes(cfg, r.val_dumps, r.model, result, log);
     const std::vector<Model> types = r.model.type_models();
     for (size_t t = 0; t < types.size(); ++t)
         log("recalibrated (" + std::to_string(r.val_dumps.size()) + " dumps): " +
             (r.model.joint() ? types[t].object_type + ": " : "") + score_line(result.types[t].validation) +
             "; vote window " + std::to_string(types[t].vote_window) + " bytes");
-    return finish_recalibration(cfg, r, std::move(result), "windows = " + cfg.vote_windows);
+    return finish_recalibration(cfg, r, std::move(result),
+                                "windows = " + cfg.vote_windows + (cfg.alignment != "none" ? "\nalignment = " + cfg.alignment : ""));
 }
 
 TrainResult recalibrate_image_absent(const TrainConfig& cfg, const std::string& model_path,
@@ -1035,6 +1071,11 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     std::exception_ptr failed;   // rank 0's, sent to every rank
     if (root) try {
         model = start_model();
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    if (root) try {   // not part of the trajectory: set on a resumed checkpoint too
+        learn_alignment(cfg, train_dumps, model, log, "train");
     } catch (...) {
         failed = std::current_exception();
     }

@@ -123,6 +123,17 @@
 //               one node class decides every vote (cred: one key node, 10⁷ candidate nodes):
 //               validation P 0.94 at step 1000, 0.66 at 1500. The choice is a validation choice:
 //               the test split is never opened here.
+//   Alignment   votes.alignment = learned sets each type's Model::base_alignment (detect/detect.hpp
+//               Alignment) from the labels before the first step: the largest power of two A ≤ 4096
+//               that divides the address of every labeled object of the type, live and freed, in the
+//               train dumps (--recalibrate: in the manifest's validation dumps), when they hold at
+//               least kMinAlignmentObjects of them (fewer leave 0: eight objects of a 64-byte aligned
+//               cache are all page-aligned once in 2^48 draws, but one object is in 64); A = the word
+//               size (no filter) is stored as 0. Validation, keep = best and the thresholds are then
+//               judged with it. `none` (the default) leaves 0. Learn it only for a type whose cache is
+//               aligned by flag or by an explicit align (cred, file, task_struct, mm_struct): a cache
+//               aligned only by the struct's size (dentry's 192 bytes on x86-64) would teach an
+//               alignment another build's size breaks. Not part of the trajectory: --resume may change it.
 //   Windows     votes.windows lists vote windows (Model::vote_window, detect/detect.hpp Window) to
 //               choose from: at the end each is tried on the validation dumps (one inference pass,
 //               votes and calibration per window) and the one of highest F1 is kept, the smallest
@@ -185,6 +196,7 @@ struct TrainConfig {
     bool optimiser_state = true;
     // [votes]
     std::string vote_windows = "0";  // comma list of vote windows (bytes) to choose from; see Windows
+    std::string alignment = "none";  // none | learned: see Alignment
     std::vector<uint32_t> vote_window_list() const;   // parsed, distinct, in order; InputError when bad
     std::vector<std::string> object_types() const;    // data.type's list, in order; InputError when bad
 
@@ -197,6 +209,14 @@ struct TrainConfig {
 };
 
 // One dump of the dataset: its graph and its live/freed objects of every type.
+// Alignment in the contract: the largest power of two ≤ Model::kMaxBaseAlignment dividing the vaddr
+// of every object of `type` in `dumps`' labels (live and freed), 0 when they hold fewer than
+// kMinAlignmentObjects or it is no more than `word_size`; `objects` receives their count.
+inline constexpr uint64_t kMinAlignmentObjects = 16;
+struct LabeledDump;
+uint32_t learned_alignment(const std::vector<LabeledDump>& dumps, const std::string& type, uint32_t word_size,
+                           uint64_t* objects = nullptr);
+
 struct LabeledDump {
     std::string name;
     MemoryGraph graph;

@@ -571,12 +571,13 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
     task.provenance.kernel_builds = {{"6.1.0-47-amd64", ""}, {"5.10.0-46-amd64", ""}};
     task.image_absent_threshold = 2.5f;
     task.vote_window = 64;
+    task.base_alignment = 64;
     task.key_nodes[3].open_end = true;
     task.key_nodes[2].weight = 0.75f;
     task.save((dir / "models" / "task.cereal").string());
     Model joint = test::marker_model("task_struct+cred", 0);   // 4 key nodes: 3 of task_struct, 1 of cred
     joint.provenance.validation_objects = joint.provenance.validation_agreeing = 0;
-    joint.parts = {{"task_struct", 3, 2.5f}, {"cred", 1, 0.5f, 0, 16, 7, 6}};
+    joint.parts = {{"task_struct", 3, 2.5f}, {"cred", 1, 0.5f, 0, 16, 7, 6, 32}};   // format 7 (a part's base alignment)
     joint.save((dir / "joint.cereal").string());
     const std::string env = "DEEPMEM_MODELS=" + (dir / "models").string() + " ";
 
@@ -585,7 +586,7 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
     CHECK(t.err.empty());
     CHECK(t.out == "task_struct: " + (dir / "models" / "task.cereal").string() +
                        "\n  8-byte words (x86-64 paging); builds: 6.1.0-47-amd64, 5.10.0-46-amd64"
-                       "\n  threshold 3.25, 2.5 on dumps without the kernel image; vote window 64 bytes; validation vote "
+                       "\n  threshold 3.25, 2.5 on dumps without the kernel image; vote window 64 bytes; bases aligned to 64 bytes; validation vote "
                        "agreement 99 of 100; trained (no date)"
                        "\n  4 key nodes (offset/length[+ = open end]/weight): 8/120/1 136/120/1 264/120/0.75 392/120+/1"
                        "\n  dmdetect DUMP picks it for (among the builds the models record): 5.10.0-46-amd64, 6.1.0-47-amd64; dumps without a kernel banner\n");
@@ -614,10 +615,10 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
     Run js = run("DMDETECT", "--list-models --format json -w " + j, dir);
     CHECK(js.status == 0);
     CHECK(js.out == "{\"record\":\"model\",\"type\":\"task_struct\",\"model\":\"" + j + "\",\"joint\":true,\"word_size\":8,"
-                    "\"builds\":[],\"threshold\":2.5,\"image_absent_threshold\":null,\"vote_window\":0,\"validation_objects\":0,"
+                    "\"builds\":[],\"threshold\":2.5,\"image_absent_threshold\":null,\"vote_window\":0,\"base_alignment\":0,\"validation_objects\":0,"
                     "\"validation_agreeing\":0,\"key_nodes\":[\"8/120/1\",\"136/120/1\",\"264/120/1\"],\"trained\":\"\"}\n"
                     "{\"record\":\"model\",\"type\":\"cred\",\"model\":\"" + j + "\",\"joint\":true,\"word_size\":8,"
-                    "\"builds\":[],\"threshold\":0.5,\"image_absent_threshold\":null,\"vote_window\":16,\"validation_objects\":7,"
+                    "\"builds\":[],\"threshold\":0.5,\"image_absent_threshold\":null,\"vote_window\":16,\"base_alignment\":32,\"validation_objects\":7,"
                     "\"validation_agreeing\":6,\"key_nodes\":[\"392/120/1\"],\"trained\":\"\"}\n");
     // to a file, atomically; the listing never takes a dump or csv, nor writes over a model
     CHECK(run("DMDETECT", "--list-models -w " + j + " -o " + (dir / "l.txt").string(), dir).status == 0);

@@ -357,7 +357,7 @@ TEST_CASE("detect: vote window — shifted key nodes count once for one object, 
         REQUIRE(far.size() == 1);
         CHECK(far[0].score == doctest::Approx(1.3 + kVoteBonus));
         // bases_of with an explicit window 0 ignores the model's
-        CHECK(bases_of(m, v, 0)[0].score == doctest::Approx(1.3 + kVoteBonus));
+        CHECK(bases_of(m, v, 0, 0)[0].score == doctest::Approx(1.3 + kVoteBonus));
     }
     SUBCASE("of equal window scores the base voted by the key node nearest the object's start wins, not the lower address") {
         m.vote_window = 8;
@@ -491,4 +491,68 @@ TEST_CASE("detect: voting rows at −∞ are exactly the nodes that carry some k
         INFO("trial " << t << ", " << g.node_count() << " nodes");
         CHECK(voting_rows(g, m) == expected);
     }
+}
+
+TEST_CASE("detect: base alignment — unaligned bases are no object; under a window they move to the nearest aligned base") {
+    Model m = three_keys();   // (0,24,.5) (32,24,.8) (64,32,1): R = 64
+    using Votes = std::vector<std::pair<uint64_t, uint32_t>>;
+    const uint64_t b = K64 + 4096;
+    m.base_alignment = 64;
+    SUBCASE("window 0: a base 8 bytes past an aligned one is dropped, the aligned one kept") {
+        const auto c = bases_of(m, Votes{{b, 1}, {b, 2}, {b + 8, 3}, {b + 200, 3}});
+        REQUIRE(c.size() == 1);
+        CHECK(c[0].vaddr == b);
+        CHECK(c[0].score == doctest::Approx(1.3 + kVoteBonus));
+        // without the alignment (what the fit check counts) the shifted bases stay
+        CHECK(bases_of(m, Votes{{b, 1}, {b, 2}, {b + 8, 3}, {b + 200, 3}}, 0, 0).size() == 3);
+    }
+    SUBCASE("window 8: a vote at b + 8 scores b, one candidate; one 32 bytes from every aligned base makes none") {
+        m.vote_window = 8;
+        const auto c = bases_of(m, Votes{{b, 1}, {b, 2}, {b + 8, 3}, {b + 224, 1}});
+        REQUIRE(c.size() == 1);
+        CHECK(c[0].vaddr == b);
+        CHECK(c[0].votes == 3);
+        CHECK(c[0].score == doctest::Approx(2.3 + 2 * kVoteBonus));
+        CHECK(c[0].lead_offset == 0);
+        // every vote shifted (another build): the aligned base is proposed and scored by all three
+        const auto s = bases_of(m, Votes{{b + 8, 1}, {b + 8, 2}, {b + 8, 3}});
+        REQUIRE(s.size() == 1);
+        CHECK(s[0].vaddr == b);
+        CHECK(s[0].votes == 3);
+        CHECK(s[0].lead_offset == UINT32_MAX);   // no vote at exactly b
+        // a tie between two aligned bases goes to the lower one
+        m.base_alignment = 16;
+        const auto t = bases_of(m, Votes{{b + 8, 1}});
+        REQUIRE(t.size() == 1);
+        CHECK(t[0].vaddr == b);
+    }
+}
+
+TEST_CASE("detect: voting rows under a base alignment give the same detections as every node, and drop unaligned voters") {
+    MemoryGraph g = nine_nodes();   // base K64 (key nodes of n0, n1, n2) is page-aligned, base K64 + 304 (n5, n6) 16-aligned
+    Model m = three_keys();
+    using V = std::vector<uint32_t>;
+    m.base_alignment = 64;
+    CHECK(voting_rows(g, m) == V{0, 1, 2});
+    CHECK(voting_rows(g, m, -INFINITY, nullptr, /*aligned=*/false) == V{0, 1, 2, 5, 6});
+    m.base_alignment = 16;
+    CHECK(voting_rows(g, m) == V{0, 1, 2, 5, 6});
+    for (uint32_t a : {16u, 32u, 64u, 4096u})
+        for (uint32_t w : {0u, 8u, 32u, 300u}) {
+            m.base_alignment = a;
+            m.vote_window = w;
+            for (const auto& cls : {std::vector<int>{1, 2, 3, 1, 0, 1, 1, 3, 2}, std::vector<int>{1, 1, 3, 0, 0, 1, 2, 0, 0},
+                                    std::vector<int>{0, 1, 0, 0, 0, 1, 2, 0, 0}, std::vector<int>{2, 1, 1, 0, 0, 3, 2, 0, 0}}) {
+                const Mat<float> all = probs_for(cls);
+                for (float t : {0.4f, 1.0f, 1.4f, 2.0f, 2.5f, 3.0f}) {
+                    const V rows = voting_rows(g, m, t);
+                    Mat<float> some(Eigen::Index(rows.size()), 4);
+                    for (size_t i = 0; i < rows.size(); ++i) some.row(Eigen::Index(i)) = all.row(rows[i]);
+                    INFO("alignment " << a << " window " << w << " threshold " << t);
+                    const auto want = select(g, m, vote(g, m, all), t);
+                    CHECK(select(g, m, vote(g, m, rows, some), t) == want);
+                    for (const Detection& d : want) CHECK(d.vaddr % a == 0);
+                }
+            }
+        }
 }

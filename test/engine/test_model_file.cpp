@@ -475,7 +475,7 @@ TEST_CASE("format 6: a joint model round-trips, splits into its type models, and
     refused(m, "part task_struct: no key node");
     m = joint_model();
     m.threshold = 2.25f;
-    refused(m, "a threshold, vote window or agreement of its own");
+    refused(m, "a threshold, vote window, base alignment or agreement of its own");
     m = joint_model();
     m.parts[0].threshold = 1.f;   // task_struct's heaviest key node alone (weight 1)
     refused(m, "task_struct: threshold 1 at or below one key node's vote");
@@ -493,4 +493,41 @@ TEST_CASE("format 6: a joint model round-trips, splits into its type models, and
         e[at + 1] = uint8_t(n >> 8);
         CHECK(kind_of(rechecksum(e)) == ModelError::Kind::BadShape);
     }
+}
+
+TEST_CASE("format 7: the base alignment (a model's, a joint model's parts') round-trips; without one the file stays 5 or 6; bad ones are refused") {
+    Model m = sample_model();
+    m.base_alignment = 64;
+    auto b = m.to_bytes();
+    CHECK(b[8] == 7);
+    const Model l = Model::from_bytes(b);
+    CHECK(l.base_alignment == 64);
+    CHECK(l.parts.empty());
+    CHECK(l.to_bytes() == b);
+    // the same payload without the alignment and the parts count, marked format 5: alignment 0
+    CHECK(Model::from_bytes(as_format(b, 5, 8)).base_alignment == 0);
+    Model j = joint_model();
+    CHECK(j.to_bytes()[8] == 6);
+    j.parts[1].base_alignment = 64;
+    const auto jb = j.to_bytes();
+    CHECK(jb[8] == 7);
+    const Model jl = Model::from_bytes(jb);
+    CHECK(jl.parts == j.parts);
+    CHECK(jl.type_models()[1].base_alignment == 64);
+    CHECK(jl.type_models()[0].base_alignment == 0);
+    // not a power of two, 1, past a page: refused in memory and in a file (the u32 after the f32)
+    for (uint32_t bad : {1u, 48u, 8192u}) {
+        Model x = sample_model();
+        x.base_alignment = bad;
+        CHECK_THROWS_WITH_AS(x.to_bytes(), doctest::Contains("base alignment"), ModelError);
+        auto e = b;
+        std::memcpy(e.data() + e.size() - 8, &bad, 4);   // little endian here, as the archive
+        CHECK(kind_of(rechecksum(e)) == ModelError::Kind::BadValue);
+    }
+    Model x = joint_model();
+    x.base_alignment = 64;   // a joint model's own: each part has its own
+    CHECK_THROWS_WITH_AS(x.validate(), doctest::Contains("base alignment"), ModelError);
+    x = joint_model();
+    x.parts[0].base_alignment = 3;
+    CHECK_THROWS_WITH_AS(x.validate(), doctest::Contains("task_struct: base alignment 3"), ModelError);
 }

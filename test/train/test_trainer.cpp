@@ -238,6 +238,43 @@ TEST_CASE("train: votes.windows — a comma list of byte counts, distinct, in or
     }
 }
 
+TEST_CASE("train: votes.alignment — learned from every labeled object's address, only from enough of them") {
+    TrainConfig c;
+    c.manifest = "m.json";
+    c.object_type = "task_struct";
+    c.output = "out.cereal";
+    CHECK(c.to_ini().find("alignment") == std::string::npos);   // older models' text unchanged
+    c.alignment = "learned";
+    CHECK(c.to_ini().find("[votes]\nalignment = learned\n") != std::string::npos);
+    c.alignment = "64";
+    CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("votes.alignment"), InputError);
+
+    std::vector<LabeledDump> dumps;
+    dumps.push_back(LabeledDump{"a", objects_dump().graph, {}, {}});
+    auto add = [&](uint64_t vaddr, const char* type, bool freed = false) {
+        dumps.back().truth.push_back({vaddr, type, 176, freed});
+    };
+    const uint64_t slab = 0xffff888001230000;
+    for (uint64_t i = 0; i < 15; ++i) add(slab + 192 * i, "cred");   // 64-aligned (192 = 3 · 64)
+    uint64_t n = 0;
+    CHECK(learned_alignment(dumps, "cred", 8, &n) == 0);   // 15 < kMinAlignmentObjects
+    CHECK(n == 15);
+    add(slab + 192 * 15, "cred", /*freed=*/true);          // freed objects count: they sit in the same slabs
+    CHECK(learned_alignment(dumps, "cred", 8, &n) == 64);
+    CHECK(n == 16);
+    add(slab + 4096 + 8, "task_struct");   // other types do not count
+    CHECK(learned_alignment(dumps, "cred", 8) == 64);
+    add(slab + 0x2020, "cred");            // one object at 32 mod 64 halves it
+    CHECK(learned_alignment(dumps, "cred", 8) == 32);
+    add(slab + 0x3008, "cred");            // word-aligned only: no filter, stored as 0
+    CHECK(learned_alignment(dumps, "cred", 8) == 0);
+    CHECK(learned_alignment(dumps, "cred", 4) == 8);   // a 32-bit model: 8 is above its word
+    std::vector<LabeledDump> pages;        // page-aligned objects: capped at a page
+    pages.push_back(LabeledDump{"b", objects_dump().graph, {}, {}});
+    for (uint64_t i = 0; i < 20; ++i) pages.back().truth.push_back({slab + (i << 16), "module", 1024, false});
+    CHECK(learned_alignment(pages, "module", 8) == Model::kMaxBaseAlignment);
+}
+
 namespace {
 // A scratch dataset directory; write(text) replaces its manifest.json and returns the path.
 struct ManifestDir {
