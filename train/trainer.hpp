@@ -133,7 +133,10 @@
 //               judged with it. `none` (the default) leaves 0. Learn it only for a type whose cache is
 //               aligned by flag or by an explicit align (cred, file, task_struct, mm_struct): a cache
 //               aligned only by the struct's size (dentry's 192 bytes on x86-64) would teach an
-//               alignment another build's size breaks. Not part of the trajectory: --resume may change it.
+//               alignment another build's size breaks. Learn it over several builds: a static object
+//               (init_cred) lies where the link put it, the same in every dump of one build
+//               (6.1.0-57-686-pae's dumps alone teach 128 bytes; 6.1.0-47-686-pae's init_cred is on
+//               a 32-byte line). Not part of the trajectory: --resume may change it.
 //   Windows     votes.windows lists vote windows (Model::vote_window, detect/detect.hpp Window) to
 //               choose from: at the end each is tried on the validation dumps (one inference pass,
 //               votes and calibration per window) and the one of highest F1 is kept, the smallest
