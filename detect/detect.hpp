@@ -27,8 +27,10 @@
 //             slab cache's alignment, engine.hpp), a base that is not a multiple of A is no object:
 //             with W = 0 its votes make no candidate; with W > 0 a voted base b proposes instead the
 //             multiple of A nearest to it (the lower one on a tie) when that lies within W of b, and
-//             that base is scored by the Window rule. So a dead cred whose one key segment moved by
-//             a word is not reported, and a build whose fields moved by a word still is at its true base.
+//             that base is scored by the Window rule (a base so proposed with no vote of its own has
+//             no lead offset: of equal scores, an overlapping voted base wins). So a dead cred whose
+//             one key segment moved by a word is not reported, and a build whose fields moved by a
+//             word still is at its true base.
 //   Overlap   Two objects of one type never overlap, and every key-node offset lies inside the
 //             object, so true objects of one type are more than R = max key-node offset apart.
 //             Of candidates closer than R the higher score is kept (ties: lower address), greedily

@@ -375,8 +375,11 @@ std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<ui
     size_t lo = 0, hi = 0;
     uint32_t classes = 0;
     for (Candidate& c : cands) {
-        for (; hi < votes.size() && votes[hi].first <= c.vaddr + window; ++hi) classes += in_window[votes[hi].second]++ == 0;
-        for (; lo < hi && votes[lo].first + window < c.vaddr; ++lo) classes -= --in_window[votes[lo].second] == 0;   // a vote within W of c stops lo
+        // [c − W, c + W] clipped to the address space (a base near 2^64 must not wrap the window)
+        const uint64_t top = c.vaddr > UINT64_MAX - window ? UINT64_MAX : c.vaddr + window;
+        const uint64_t bottom = c.vaddr < window ? 0 : c.vaddr - window;
+        for (; hi < votes.size() && votes[hi].first <= top; ++hi) classes += in_window[votes[hi].second]++ == 0;
+        for (; lo < hi && votes[lo].first < bottom; ++lo) classes -= --in_window[votes[lo].second] == 0;   // a vote within W of c stops lo
         float score = 0;
         for (size_t k = 1; k < in_window.size(); ++k)
             if (in_window[k]) score += model.key_nodes[k - 1].weight;

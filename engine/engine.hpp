@@ -418,13 +418,13 @@ struct Model {
     // against 13.63 on validation cuts). 0 = none: the threshold applies there too. Chosen on
     // validation dumps cut that way (dmtrain --recalibrate … --image-absent, train/trainer.hpp).
     float image_absent_threshold = 0;
-    // Format 7. Every object of this type the training labels held began at a multiple of this many
-    // bytes (a power of two, 2..4096; 0 = not learned: any base). It is the slab cache's alignment:
-    // a cache made with SLAB_HWCACHE_ALIGN (cred_jar, kernel/cred.c; filp, fs/file_table.c) or an
-    // explicit align (task_struct, kernel/fork.c) starts every object on a cache line, whatever the
-    // struct's size; a dead object whose segments moved by a word (a freed cred's rcu_head.next)
-    // votes a base between two lines. Detection drops such bases (detect/detect.hpp Alignment).
-    // Learned from labels (train/trainer.hpp Alignment); a model trained without it reads 0.
+    // Format 7. Every object of this type the labels held began at a multiple of this many bytes (a
+    // power of two above the word size, at most 4096; 0 = not learned: any base): its slab cache's
+    // alignment. A cache made with SLAB_HWCACHE_ALIGN (cred_jar, kernel/cred.c) or an explicit align
+    // (task_struct, kernel/fork.c) starts every object on a cache line, whatever the struct's size; a
+    // dead object whose segments moved by a word (a freed cred's rcu_head.next) votes a base between
+    // two lines. Detection drops such bases (detect/detect.hpp Alignment). Learned from labels
+    // (train/trainer.hpp Alignment, at most 64 bytes); a model trained without it reads 0.
     uint32_t base_alignment = 0;
     GraphParams graph;                    // graph-construction parameters it was trained with
     Provenance provenance;
@@ -467,7 +467,7 @@ struct Model {
     // threshold 0 on the dev dump); key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
     // 4 or 8; vote_window ≤ kMaxVoteWindow; image_absent_threshold 0 or held to the threshold's rules;
-    // base_alignment 0 or a power of two in [2, kMaxBaseAlignment].
+    // base_alignment 0 or a power of two in (graph word size, kMaxBaseAlignment].
     // The object type a C identifier of at most 256 characters (a kernel struct's name: it is
     // written into CSV and JSON output). A joint model: at most kMaxParts parts of distinct types, each
     // of ≥ 1 key node, together every key node; object_type their join; each part held to the rules

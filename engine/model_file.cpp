@@ -314,9 +314,10 @@ void Model::validate_detection(const Model& m) {
     if (!(threshold > 0)) bad("threshold " + shortest(threshold) + " not positive");
     if (m.vote_window > kMaxVoteWindow)
         bad("vote window " + std::to_string(m.vote_window) + " bytes (at most " + std::to_string(kMaxVoteWindow) + ")");
-    if (const uint32_t a = m.base_alignment; a != 0 && (a < 2 || a > kMaxBaseAlignment || (a & (a - 1)) != 0))
-        bad("base alignment " + std::to_string(a) + " bytes (0, or a power of two from 2 to " +
-            std::to_string(kMaxBaseAlignment) + ")");
+    // Every base is word-aligned already: an alignment of a word or less filters nothing (0 says so).
+    if (const uint32_t a = m.base_alignment; a != 0 && (a <= m.graph.word_size || a > kMaxBaseAlignment || (a & (a - 1)) != 0))
+        bad("base alignment " + std::to_string(a) + " bytes (0, or a power of two above the " +
+            std::to_string(m.graph.word_size) + "-byte word, at most " + std::to_string(kMaxBaseAlignment) + ")");
     for (size_t i = 0; i < key_nodes.size(); ++i) {
         const KeyNode& k = key_nodes[i];
         const std::string which = "key node " + std::to_string(i + 1) + " (offset " + std::to_string(k.offset) +

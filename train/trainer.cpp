@@ -344,7 +344,7 @@ uint32_t learned_alignment(const std::vector<LabeledDump>& dumps, const std::str
             if (o.type == type) bits |= o.vaddr, ++n;
     if (objects) *objects = n;
     if (n < kMinAlignmentObjects) return 0;
-    const uint64_t a = bits ? std::min<uint64_t>(bits & -bits, Model::kMaxBaseAlignment) : Model::kMaxBaseAlignment;
+    const uint64_t a = bits ? std::min<uint64_t>(bits & -bits, kMaxLearnedAlignment) : kMaxLearnedAlignment;
     return a > word_size ? uint32_t(a) : 0;
 }
 
@@ -739,19 +739,39 @@ void calibrate_votes(const TrainConfig& cfg, const std::vector<LabeledDump>& val
 }
 
 // votes.alignment = learned (Alignment in the contract): each type's base alignment from `dumps`' labels.
+// The base alignment of `from` (and its parts') onto `to`, of the same types.
+void copy_alignment(const Model& from, Model& to) {
+    to.base_alignment = from.base_alignment;
+    for (size_t t = 0; t < to.parts.size() && t < from.parts.size(); ++t) to.parts[t].base_alignment = from.parts[t].base_alignment;
+}
+
+// `none` sets 0: a checkpoint or a recalibrated model loses the alignment it had.
 void learn_alignment(const TrainConfig& cfg, const std::vector<LabeledDump>& dumps, Model& model,
                      const std::function<void(const std::string&)>& log, const char* which) {
-    if (cfg.alignment != "learned") return;
     const std::vector<Model> types = model.type_models();
     for (size_t t = 0; t < types.size(); ++t) {
+        uint32_t& to = model.joint() ? model.parts[t].base_alignment : model.base_alignment;
+        if (cfg.alignment != "learned") {
+            if (to != 0) log(types[t].object_type + ": base alignment " + std::to_string(to) + " bytes dropped (votes.alignment = none)");
+            to = 0;
+            continue;
+        }
         uint64_t objects = 0;
-        const uint32_t a = learned_alignment(dumps, types[t].object_type, model.graph.word_size, &objects);
-        (model.joint() ? model.parts[t].base_alignment : model.base_alignment) = a;
-        log(types[t].object_type + ": base alignment " +
-            (a ? std::to_string(a) + " bytes" : std::string("none")) + " (learned from " + std::to_string(objects) +
-            " labeled objects of the " + which + " dumps" +
-            (objects < kMinAlignmentObjects ? ", too few: at least " + std::to_string(kMinAlignmentObjects) : std::string()) +
-            ")");
+        std::set<std::string> builds;
+        for (const LabeledDump& d : dumps)
+            for (const TruthObject& o : d.truth)
+                if (o.type == types[t].object_type) {
+                    builds.insert(d.kernel_release);
+                    break;
+                }
+        to = learned_alignment(dumps, types[t].object_type, model.graph.word_size, &objects);
+        log(types[t].object_type + ": base alignment " + (to ? std::to_string(to) + " bytes" : std::string("none")) +
+            " (learned from " + std::to_string(objects) + " labeled objects of the " + which + " dumps, " +
+            std::to_string(builds.size()) + (builds.size() == 1 ? " build" : " builds") +
+            (objects < kMinAlignmentObjects ? "; too few: at least " + std::to_string(kMinAlignmentObjects) : std::string()) + ")");
+        if (to && builds.size() < 2)
+            log("warning: " + types[t].object_type + ": base alignment learned from one kernel build: a static object "
+                "(init_cred) lies on the line that build's link gave it, another build's may not (train/trainer.hpp Alignment)");
     }
 }
 
@@ -1139,6 +1159,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             else if (const std::string diff = continuation_difference(b, model); !diff.empty())
                 why = diff;
             else {
+                copy_alignment(model, b);   // judged as this run's model is (votes.alignment may have changed)
                 validate_at(b.adam_state.step, &b);
                 log("best so far: the model of step " + std::to_string(b.adam_state.step) + ", validation F1 " + num(best_f1) +
                     " (" + best_file + ")");

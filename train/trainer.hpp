@@ -124,16 +124,18 @@
 //               validation P 0.94 at step 1000, 0.66 at 1500. The choice is a validation choice:
 //               the test split is never opened here.
 //   Alignment   votes.alignment = learned sets each type's Model::base_alignment (detect/detect.hpp
-//               Alignment) from the labels before the first step: the largest power of two A ≤ 4096
-//               that divides the address of every labeled object of the type, live and freed, in the
+//               Alignment) from the labels before the first step: the largest power of two A ≤ 64
+//               (kMaxLearnedAlignment) that divides the address of every labeled object of the type, live and freed, in the
 //               train dumps (--recalibrate: in the manifest's validation dumps), when they hold at
 //               least kMinAlignmentObjects of them (fewer leave 0: eight objects of a 64-byte aligned
 //               cache are all page-aligned once in 2^48 draws, but one object is in 64); A = the word
-//               size (no filter) is stored as 0. Validation, keep = best and the thresholds are then
-//               judged with it. `none` (the default) leaves 0. Learn it only for a type whose cache is
-//               aligned by flag or by an explicit align (cred, file, task_struct, mm_struct): a cache
-//               aligned only by the struct's size (dentry's 192 bytes on x86-64) would teach an
-//               alignment another build's size breaks. Learn it over several builds: a static object
+//               size (no filter) is stored as 0. Validation, keep = best (a snapshot from before a
+//               --resume too) and the thresholds are then judged with it. `none` (the default) sets 0,
+//               also on a resumed checkpoint or a recalibrated model that had one. Below 64 the labels
+//               can still show a size's accident: a cache aligned to a word whose slots are 192 bytes
+//               (dentry on x86-64) or 16 (dentry on rt builds) teaches what another build's struct size
+//               breaks; cred_jar (SLAB_HWCACHE_ALIGN, 64) and init_cred (32) do not. Learn it over several
+//               builds (a warning says when the labels hold one): a static object
 //               (init_cred) lies where the link put it, the same in every dump of one build
 //               (6.1.0-57-686-pae's dumps alone teach 128 bytes; 6.1.0-47-686-pae's init_cred is on
 //               a 32-byte line). Not part of the trajectory: --resume may change it.
@@ -216,6 +218,12 @@ struct TrainConfig {
 // of every object of `type` in `dumps`' labels (live and freed), 0 when they hold fewer than
 // kMinAlignmentObjects or it is no more than `word_size`; `objects` receives their count.
 inline constexpr uint64_t kMinAlignmentObjects = 16;
+// A slab cache aligns its objects at most to a cache line (SLAB_HWCACHE_ALIGN: L1_CACHE_BYTES, 64 on
+// x86-64 and Debian's 686-pae; mm/slab_common.c calculate_alignment) or to an explicit `align`
+// (task_struct's, kernel/fork.c: L1 as well); labels show more when the slot size is a multiple of
+// a larger power of two (file's 256-byte slots, mm_struct's 1536-byte ones), which another build's
+// struct size changes. Learning stops here.
+inline constexpr uint64_t kMaxLearnedAlignment = 64;
 struct LabeledDump;
 uint32_t learned_alignment(const std::vector<LabeledDump>& dumps, const std::string& type, uint32_t word_size,
                            uint64_t* objects = nullptr);

@@ -515,8 +515,10 @@ TEST_CASE("format 7: the base alignment (a model's, a joint model's parts') roun
     CHECK(jl.parts == j.parts);
     CHECK(jl.type_models()[1].base_alignment == 64);
     CHECK(jl.type_models()[0].base_alignment == 0);
-    // not a power of two, 1, past a page: refused in memory and in a file (the u32 after the f32)
-    for (uint32_t bad : {1u, 48u, 8192u}) {
+    // not a power of two, 1, the word size or less (filters nothing), past a page: refused in memory
+    // and in a file (the u32 after the f32)
+    REQUIRE(sample_model().graph.word_size == 8);
+    for (uint32_t bad : {1u, 4u, 8u, 48u, 8192u}) {
         Model x = sample_model();
         x.base_alignment = bad;
         CHECK_THROWS_WITH_AS(x.to_bytes(), doctest::Contains("base alignment"), ModelError);

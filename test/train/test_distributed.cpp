@@ -390,7 +390,7 @@ TEST_CASE("train: a joint model of two types (data.type = obj,rec), --resume exa
 }
 
 TEST_CASE("train: votes.alignment = learned — from the train labels, by --recalibrate from the validation labels, per part; --resume may change it") {
-    const Dataset d;   // every object sits on a 256-byte slot of kRegion
+    const Dataset d;   // every object sits on a 256-byte slot of kRegion: learned as a cache line, 64
     const std::string plain = (d.dir / "plain.cereal").string(), aligned = (d.dir / "aligned.cereal").string();
     const std::string fast = " --batch.mined_fraction 0 --optimiser.learning_rate 0.01";   // detects after 150 steps
     REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + plain + " --run.steps 5" + fast) == 0, slurp(d.dir / "err.txt"));
@@ -398,9 +398,10 @@ TEST_CASE("train: votes.alignment = learned — from the train labels, by --reca
     // the checkpoint of a run without it resumes with it: not part of the trajectory
     REQUIRE_MESSAGE(run("DMTRAIN", 0, d.config.string() + " --run.output " + plain + " --run.steps 150 --resume --votes.alignment learned" + fast, d.dir) == 0,
                     slurp(d.dir / "err.txt"));
-    CHECK(slurp(d.dir / "err.txt").find("obj: base alignment 256 bytes (learned from ") != std::string::npos);
+    CHECK(slurp(d.dir / "err.txt").find("obj: base alignment 64 bytes (learned from ") != std::string::npos);
+    CHECK(slurp(d.dir / "err.txt").find("warning: obj: base alignment learned from one kernel build") != std::string::npos);
     const Model resumed = Model::load(plain);
-    CHECK(resumed.base_alignment == 256);
+    CHECK(resumed.base_alignment == 64);
     CHECK(resumed.provenance.training_config.find("[votes]\nalignment = learned\n") != std::string::npos);
     // --recalibrate learns it from the validation dump's labels; a joint model per part
     const std::string joint = (d.dir / "joint.cereal").string(), joint_aligned = (d.dir / "joint-aligned.cereal").string();
@@ -409,11 +410,17 @@ TEST_CASE("train: votes.alignment = learned — from the train labels, by --reca
                     slurp(d.dir / "err.txt"));
     const Model j = Model::load(joint_aligned);
     REQUIRE(j.parts.size() == 2);
-    CHECK(j.parts[0].base_alignment == 256);
-    CHECK(j.parts[1].base_alignment == 256);
+    CHECK(j.parts[0].base_alignment == 64);
+    CHECK(j.parts[1].base_alignment == 64);
     CHECK(j.base_alignment == 0);
-    CHECK(slurp(d.dir / "err.txt").find("rec: base alignment 256 bytes (learned from ") != std::string::npos);
+    CHECK(slurp(d.dir / "err.txt").find("rec: base alignment 64 bytes (learned from ") != std::string::npos);
     CHECK(j.provenance.training_config.find("[recalibrated]") != std::string::npos);
+    // votes.alignment = none drops an alignment a model had: on --recalibrate and on --resume
+    const std::string dropped = (d.dir / "joint-dropped.cereal").string();
+    REQUIRE_MESSAGE(run("DMTRAIN", 0, d.config.string() + " --data.type obj,rec --recalibrate " + joint_aligned + " --run.output " + dropped, d.dir) == 0,
+                    slurp(d.dir / "err.txt"));
+    CHECK(Model::load(dropped).parts[0].base_alignment == 0);
+    CHECK(slurp(d.dir / "err.txt").find("obj: base alignment 64 bytes dropped (votes.alignment = none)") != std::string::npos);
     // a bad value is refused before any work, naming the key
     CHECK(dmtrain(d, 0, "--run.output " + aligned + " --votes.alignment 64") != 0);
     CHECK(slurp(d.dir / "err.txt").find("votes.alignment") != std::string::npos);
@@ -425,7 +432,11 @@ TEST_CASE("train: votes.alignment = learned — from the train labels, by --reca
     const std::string out = slurp(d.dir / "out.txt");
     const std::vector<Detection> found = parse_detections({reinterpret_cast<const uint8_t*>(out.data()), out.size()});
     CHECK(!found.empty());
-    for (const Detection& x : found) CHECK(x.vaddr % 256 == 0);
+    for (const Detection& x : found) CHECK(x.vaddr % 64 == 0);
+    const std::string resumed_none = (d.dir / "none.cereal").string();
+    fs::copy_file(plain + ".ckpt", resumed_none + ".ckpt");
+    REQUIRE_MESSAGE(dmtrain(d, 0, "--run.output " + resumed_none + " --run.steps 155 --resume" + fast) == 0, slurp(d.dir / "err.txt"));
+    CHECK(Model::load(resumed_none).base_alignment == 0);
 }
 
 TEST_CASE("train-mpi: two ranks train the single process's weights; --resume on two ranks is exact") {

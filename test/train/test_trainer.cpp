@@ -269,10 +269,13 @@ TEST_CASE("train: votes.alignment — learned from every labeled object's addres
     add(slab + 0x3008, "cred");            // word-aligned only: no filter, stored as 0
     CHECK(learned_alignment(dumps, "cred", 8) == 0);
     CHECK(learned_alignment(dumps, "cred", 4) == 8);   // a 32-bit model: 8 is above its word
-    std::vector<LabeledDump> pages;        // page-aligned objects: capped at a page
+    // page-aligned objects, or 256-byte slots (file): no more than a cache line, a size's accident above it
+    std::vector<LabeledDump> pages;
     pages.push_back(LabeledDump{"b", objects_dump().graph, {}, {}});
     for (uint64_t i = 0; i < 20; ++i) pages.back().truth.push_back({slab + (i << 16), "module", 1024, false});
-    CHECK(learned_alignment(pages, "module", 8) == Model::kMaxBaseAlignment);
+    for (uint64_t i = 0; i < 20; ++i) pages.back().truth.push_back({slab + 256 * i, "file", 232, false});
+    CHECK(learned_alignment(pages, "module", 8) == kMaxLearnedAlignment);
+    CHECK(learned_alignment(pages, "file", 8) == 64);
 }
 
 namespace {
