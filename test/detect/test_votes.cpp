@@ -520,6 +520,22 @@ TEST_CASE("detect: base alignment — unaligned bases are no object; under a win
         CHECK(s[0].vaddr == b);
         CHECK(s[0].votes == 3);
         CHECK(s[0].lead_offset == UINT32_MAX);   // no vote at exactly b
+        // near the top of the address space the window is clipped, not wrapped (helper 63: a base
+        // rounded up to …ffe0 under W = 32 scored 4.29e7 from 0 votes)
+        m.vote_window = 32;
+        m.base_alignment = 32;
+        const auto top = bases_of(m, Votes{{0xffffffffffffffd8ull, 1}});
+        REQUIRE(top.size() == 1);
+        CHECK(top[0].vaddr == 0xffffffffffffffe0ull);
+        CHECK(top[0].votes == 1);
+        CHECK(top[0].score == doctest::Approx(0.5));
+        m.base_alignment = 0;
+        const auto top0 = bases_of(m, Votes{{0xfffffffffffffff0ull, 1}, {0xfffffffffffffff8ull, 2}});
+        REQUIRE(top0.size() == 2);
+        CHECK(top0[1].votes == 2);
+        CHECK(top0[1].score == doctest::Approx(1.3 + kVoteBonus));
+        m.vote_window = 8;
+        m.base_alignment = 64;
         // a tie between two aligned bases goes to the lower one
         m.base_alignment = 16;
         const auto t = bases_of(m, Votes{{b + 8, 1}});
