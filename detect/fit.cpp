@@ -343,6 +343,16 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                 builds += (builds.empty() ? "" : json ? "," : ", ") + (json ? json_string(b.release) : b.release);
             for (const KeyNode& k : m.key_nodes) keys += (keys.empty() ? "" : json ? "," : " ") + (json ? json_string(k.text()) : k.text());
             const Provenance& p = m.provenance;
+            // dmtrain --recalibrate appends "[recalibrated]\nmanifest = M" to the configuration text: its
+            // threshold, window and alignment came from M's validation dumps, not only the builds above
+            std::string recal;
+            const std::string& text = models[f].provenance.training_config;
+            const std::string tag = "[recalibrated]\nmanifest = ";
+            for (size_t at = text.find(tag); at != std::string::npos; at = text.find(tag, at)) {
+                at += tag.size();
+                const std::string manifest = text.substr(at, text.find('\n', at) - at);
+                recal += (recal.empty() ? "" : json ? "," : ", ") + (json ? json_string(manifest) : manifest);
+            }
             const bool measured = p.validation_objects > 0, absent = m.image_absent_threshold > 0;
             auto num = [](float x) {   // six digits: the threshold the model holds, not the 2 decimals of a fit line
                 char b[32];
@@ -356,7 +366,8 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                        (absent ? num(m.image_absent_threshold) : "null") + ",\"vote_window\":" + std::to_string(m.vote_window) +
                        ",\"base_alignment\":" + std::to_string(m.base_alignment) +
                        ",\"validation_objects\":" + std::to_string(p.validation_objects) + ",\"validation_agreeing\":" +
-                       std::to_string(p.validation_agreeing) + ",\"key_nodes\":[" + keys + "],\"trained\":" + json_string(p.date);
+                       std::to_string(p.validation_agreeing) + ",\"key_nodes\":[" + keys + "],\"trained\":" + json_string(p.date) +
+                       ",\"recalibrated_on\":[" + recal + "]";
                 if (picks) {
                     std::string list;
                     for (const std::string& r : picked_for[f]) list += (list.empty() ? "" : ",") + json_string(r);
@@ -372,7 +383,8 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                        (m.base_alignment ? "; bases aligned to " + std::to_string(m.base_alignment) + " bytes" : "") +
                        "; validation vote agreement " +
                        (measured ? std::to_string(p.validation_agreeing) + " of " + std::to_string(p.validation_objects) : "not measured") +
-                       "; trained " + (p.date.empty() ? "(no date)" : p.date) + "\n  " + std::to_string(m.key_nodes.size()) +
+                       "; trained " + (p.date.empty() ? "(no date)" : p.date) +
+                       (recal.empty() ? "" : "; recalibrated on " + recal) + "\n  " + std::to_string(m.key_nodes.size()) +
                        (m.key_nodes.size() == 1 ? " key node" : " key nodes") + " (offset/length[+ = open end]/weight): " + keys + "\n";
                 if (picks) {
                     std::string list;

@@ -572,6 +572,7 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
     task.image_absent_threshold = 2.5f;
     task.vote_window = 64;
     task.base_alignment = 64;
+    task.provenance.training_config += "\n[recalibrated]\nmanifest = /d/val.json\nmanifest_sha256 = 00\nwindows = 64\n";
     task.key_nodes[3].open_end = true;
     task.key_nodes[2].weight = 0.75f;
     task.save((dir / "models" / "task.cereal").string());
@@ -587,7 +588,7 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
     CHECK(t.out == "task_struct: " + (dir / "models" / "task.cereal").string() +
                        "\n  8-byte words (x86-64 paging); builds: 6.1.0-47-amd64, 5.10.0-46-amd64"
                        "\n  threshold 3.25, 2.5 on dumps without the kernel image; vote window 64 bytes; bases aligned to 64 bytes; validation vote "
-                       "agreement 99 of 100; trained (no date)"
+                       "agreement 99 of 100; trained (no date); recalibrated on /d/val.json"
                        "\n  4 key nodes (offset/length[+ = open end]/weight): 8/120/1 136/120/1 264/120/0.75 392/120+/1"
                        "\n  dmdetect DUMP picks it for (among the builds the models record): 5.10.0-46-amd64, 6.1.0-47-amd64; dumps without a kernel banner\n");
     // Which model dmdetect DUMP picks for which build (newcomer 21: the listing did not say): a model
@@ -616,10 +617,10 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
     CHECK(js.status == 0);
     CHECK(js.out == "{\"record\":\"model\",\"type\":\"task_struct\",\"model\":\"" + j + "\",\"joint\":true,\"word_size\":8,"
                     "\"builds\":[],\"threshold\":2.5,\"image_absent_threshold\":null,\"vote_window\":0,\"base_alignment\":0,\"validation_objects\":0,"
-                    "\"validation_agreeing\":0,\"key_nodes\":[\"8/120/1\",\"136/120/1\",\"264/120/1\"],\"trained\":\"\"}\n"
+                    "\"validation_agreeing\":0,\"key_nodes\":[\"8/120/1\",\"136/120/1\",\"264/120/1\"],\"trained\":\"\",\"recalibrated_on\":[]}\n"
                     "{\"record\":\"model\",\"type\":\"cred\",\"model\":\"" + j + "\",\"joint\":true,\"word_size\":8,"
                     "\"builds\":[],\"threshold\":0.5,\"image_absent_threshold\":null,\"vote_window\":16,\"base_alignment\":32,\"validation_objects\":7,"
-                    "\"validation_agreeing\":6,\"key_nodes\":[\"392/120/1\"],\"trained\":\"\"}\n");
+                    "\"validation_agreeing\":6,\"key_nodes\":[\"392/120/1\"],\"trained\":\"\",\"recalibrated_on\":[]}\n");
     // to a file, atomically; the listing never takes a dump or csv, nor writes over a model
     CHECK(run("DMDETECT", "--list-models -w " + j + " -o " + (dir / "l.txt").string(), dir).status == 0);
     CHECK(slurp(dir / "l.txt").rfind("task_struct: " + j + " (joint model of 2 types)\n", 0) == 0);
