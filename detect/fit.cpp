@@ -14,6 +14,23 @@
 
 namespace deepmem {
 
+double agreement_by_chance(const VoteAgreement& a, double expected) {
+    const uint64_t n = a.objects, k = a.agreeing;
+    if (n == 0 || k >= n) return 1.0;
+    const double p = std::clamp(expected, 0.0, kMaxChanceAgreement);
+    if (p <= 0) return 1.0;   // nothing expected to agree: any count is likely
+    // Σ_{i ≤ k} C(n, i) p^i (1 − p)^(n − i), each term from logarithms (n may be 10^5 candidates)
+    const double lp = std::log(p), lq = std::log1p(-p), ln1 = std::lgamma(double(n) + 1);
+    double sum = 0;
+    for (uint64_t i = 0; i <= k; ++i) {
+        const double term = std::exp(ln1 - std::lgamma(double(i) + 1) - std::lgamma(double(n - i) + 1) + double(i) * lp +
+                                     double(n - i) * lq);
+        sum += term;
+        if (sum >= 1) return 1.0;
+    }
+    return sum;
+}
+
 VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold) {
     const std::vector<Candidate> bases = bases_of(model, votes, 0, 0);   // exact bases, aligned or not: a shift splits them
     const std::vector<Candidate> kept = apply_overlap_rule(model, bases);   // sorted by vaddr
@@ -197,7 +214,8 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
                              "(the dump's build is unknown)"));
     }
     const double floor = f.expected.value_or(kExpectedAgreement) - kAgreementMargin;
-    if (!per_build && agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor) {
+    if (!per_build && agreement.objects >= kMinAgreementObjects && agreement.fraction() < floor &&
+        agreement_by_chance(agreement, f.expected.value_or(kExpectedAgreement)) < kAgreementChance) {
         // When whole address ranges are gone with their page tables (modules live in vmalloc space)
         // the missing memory may explain it: not called a misfit, and not checked either, on any
         // build — one planted page-table entry pointing past the dump makes a dump "lack tables"

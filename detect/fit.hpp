@@ -36,7 +36,11 @@
 //   Fit        A model does not fit when the build is OtherVersion; or, with at least
 //              kMinAgreementObjects candidate objects, when agreement falls more than
 //              kAgreementMargin below the model's validation figure (kExpectedAgreement for models
-//              without one), or missing key nodes carry at least kMissingShare of the key-node
+//              without one) and so far that `objects` draws agreeing each with that figure (at most
+//              kMaxChanceAgreement) give at most `agreeing` with probability under kAgreementChance
+//              (agreement_by_chance: a handful of candidates are no evidence — the 32-bit module model,
+//              48% at validation, had 1 of 5 agreeing on a dump of its own build, a 21% draw; 0 of 251
+//              is not chance), or missing key nodes carry at least kMissingShare of the key-node
 //              weight — unless the dump lacks memory the kernel maps (dmdetect's rule) and its build is
 //              the model's (the missing memory silenced them) or unknown (a cut that took the kernel
 //              image and its banner: either, said so, and not Checked). SameVersion alone is reported, not a misfit: a cloud build of the trained
@@ -98,8 +102,13 @@ inline constexpr double kAgreementMargin = 0.15;
 inline constexpr double kExpectedAgreement = 0.95;
 inline constexpr double kSureKeyWeight = 0.9;
 inline constexpr double kMissingShare = 0.1;
+inline constexpr double kAgreementChance = 0.01;     // see Fit: a lower agreement is chance above this
+inline constexpr double kMaxChanceAgreement = 0.99;  // the expected share a chance draw is measured at, at most
 inline constexpr double kBadFieldShare = 0.5;
 
+// See Fit: P(X ≤ a.agreeing) for X ~ Binomial(a.objects, min(expected, kMaxChanceAgreement)); 1 when
+// every object agreed or none was measured.
+double agreement_by_chance(const VoteAgreement& a, double expected);
 // See Agreement: over every vote of a graph (votes_of(), sorted).
 VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold);
 // See Rows: ascending, a superset of voting_rows(graph, model, threshold).

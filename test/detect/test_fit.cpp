@@ -95,6 +95,23 @@ TEST_CASE("fit: agreement is high on the layout the model learned and collapses 
 
     // Too few candidate objects to judge: no verdict from agreement.
     CHECK(assess_fit(d.model(0), "marker", std::nullopt, VoteAgreement{4, 0, {}}).fits);
+
+    // A low agreement that chance explains is no verdict (the 32-bit module model: 48% at validation,
+    // 1 of 5 on a dump of its build, a 21% draw); the same share of many candidates is one.
+    Model split = d.model(0);
+    split.provenance.validation_objects = 100;
+    split.provenance.validation_agreeing = 48;
+    CHECK(agreement_by_chance(VoteAgreement{5, 1, {}}, 0.48) == doctest::Approx(0.52 * 0.52 * 0.52 * 0.52 * (0.52 + 5 * 0.48)));
+    CHECK(assess_fit(split, "split", std::nullopt, VoteAgreement{5, 1, {}}).fits);
+    CHECK_FALSE(assess_fit(split, "split", std::nullopt, VoteAgreement{50, 10, {}}).fits);   // P ≈ 1e-5
+    CHECK_FALSE(assess_fit(split, "split", std::nullopt, VoteAgreement{251, 0, {}}).fits);
+    // at 99% expected, one split object of five is already unlikely (P ≈ 1e-3), and every share
+    // in between follows the binomial tail
+    CHECK_FALSE(assess_fit(d.model(0), "marker", std::nullopt, VoteAgreement{5, 1, {}}).fits);
+    CHECK(agreement_by_chance(VoteAgreement{5, 5, {}}, 0.5) == 1.0);
+    CHECK(agreement_by_chance(VoteAgreement{0, 0, {}}, 0.5) == 1.0);
+    CHECK(agreement_by_chance(VoteAgreement{100000, 40000, {}}, 0.5) < 1e-100);   // large counts stay finite
+    CHECK(agreement_by_chance(VoteAgreement{10, 0, {}}, 1.0) == doctest::Approx(std::pow(0.01, 10)));   // capped at 0.99
 }
 
 TEST_CASE("fit: a run that reported nothing says why in scores (attacker 13 finding 5)") {
