@@ -738,14 +738,14 @@ void calibrate_votes(const TrainConfig& cfg, const std::vector<LabeledDump>& val
     }
 }
 
-// votes.alignment = learned (Alignment in the contract): each type's base alignment from `dumps`' labels.
 // The base alignment of `from` (and its parts') onto `to`, of the same types.
 void copy_alignment(const Model& from, Model& to) {
     to.base_alignment = from.base_alignment;
     for (size_t t = 0; t < to.parts.size() && t < from.parts.size(); ++t) to.parts[t].base_alignment = from.parts[t].base_alignment;
 }
 
-// `none` sets 0: a checkpoint or a recalibrated model loses the alignment it had.
+// votes.alignment (Alignment in the contract): each type's base alignment from `dumps`' labels when
+// learned; `none` sets 0, so a checkpoint or a recalibrated model loses the alignment it had.
 void learn_alignment(const TrainConfig& cfg, const std::vector<LabeledDump>& dumps, Model& model,
                      const std::function<void(const std::string&)>& log, const char* which) {
     const std::vector<Model> types = model.type_models();
@@ -852,7 +852,7 @@ TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
             (r.model.joint() ? types[t].object_type + ": " : "") + score_line(result.types[t].validation) +
             "; vote window " + std::to_string(types[t].vote_window) + " bytes");
     return finish_recalibration(cfg, r, std::move(result),
-                                "windows = " + cfg.vote_windows + (cfg.alignment != "none" ? "\nalignment = " + cfg.alignment : ""));
+                                "windows = " + cfg.vote_windows + "\nalignment = " + cfg.alignment);
 }
 
 TrainResult recalibrate_image_absent(const TrainConfig& cfg, const std::string& model_path,
@@ -1094,7 +1094,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
     } catch (...) {
         failed = std::current_exception();
     }
-    if (root) try {   // not part of the trajectory: set on a resumed checkpoint too
+    if (root && !failed) try {   // not part of the trajectory: set on a resumed checkpoint too
         learn_alignment(cfg, train_dumps, model, log, "train");
     } catch (...) {
         failed = std::current_exception();
