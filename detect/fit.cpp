@@ -361,16 +361,10 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                 builds += (builds.empty() ? "" : json ? "," : ", ") + (json ? json_string(b.release) : b.release);
             for (const KeyNode& k : m.key_nodes) keys += (keys.empty() ? "" : json ? "," : " ") + (json ? json_string(k.text()) : k.text());
             const Provenance& p = m.provenance;
-            // dmtrain --recalibrate appends "[recalibrated]\nmanifest = M" to the configuration text: its
-            // threshold, window and alignment came from M's validation dumps, not only the builds above
+            // its threshold, window and alignment came from these manifests' validation dumps too
             std::string recal;
-            const std::string& text = models[f].provenance.training_config;
-            const std::string tag = "[recalibrated]\nmanifest = ";
-            for (size_t at = text.find(tag); at != std::string::npos; at = text.find(tag, at)) {
-                at += tag.size();
-                const std::string manifest = text.substr(at, text.find('\n', at) - at);
+            for (const std::string& manifest : models[f].provenance.recalibrated_on())
                 recal += (recal.empty() ? "" : json ? "," : ", ") + (json ? json_string(manifest) : manifest);
-            }
             const bool measured = p.validation_objects > 0, absent = m.image_absent_threshold > 0;
             auto num = [](float x) {   // six digits: the threshold the model holds, not the 2 decimals of a fit line
                 char b[32];

@@ -382,6 +382,11 @@ struct Provenance {
     // one base (detect/fit.hpp); 0 of 0 when not measured.
     std::vector<KernelBuild> kernel_builds;
     uint64_t validation_objects = 0, validation_agreeing = 0;
+    // dmtrain --recalibrate (train/trainer.hpp) chose the threshold, vote window and base alignment
+    // anew on a manifest's validation dumps: add_recalibration appends "[recalibrated]\nmanifest = M\n"
+    // and `details` (key = value lines) to training_config; recalibrated_on lists those M, in order.
+    void add_recalibration(const std::string& manifest, const std::string& details);
+    std::vector<std::string> recalibrated_on() const;
     bool operator==(const Provenance&) const = default;
 };
 

@@ -450,6 +450,23 @@ std::vector<uint8_t> Model::to_bytes() const {
     return out;
 }
 
+namespace {
+constexpr std::string_view kRecalibrated = "\n[recalibrated]\nmanifest = ";
+}
+
+void Provenance::add_recalibration(const std::string& manifest, const std::string& details) {
+    training_config += std::string(kRecalibrated) + manifest + "\n" + details + "\n";
+}
+
+std::vector<std::string> Provenance::recalibrated_on() const {
+    std::vector<std::string> out;
+    for (size_t at = training_config.find(kRecalibrated); at != std::string::npos; at = training_config.find(kRecalibrated, at)) {
+        at += kRecalibrated.size();
+        out.push_back(training_config.substr(at, training_config.find('\n', at) - at));
+    }
+    return out;
+}
+
 Model Model::from_bytes(std::span<const uint8_t> bytes) {
     if (bytes.size() < kHeaderBytes)
         throw ModelError(Kind::Truncated, bytes.size(), "header needs 32 bytes, file has " + std::to_string(bytes.size()));

@@ -830,8 +830,7 @@ void save_output(const TrainConfig& cfg, const Model& model) {
 }
 
 TrainResult finish_recalibration(const TrainConfig& cfg, Recalibration& r, TrainResult result, const std::string& what) {
-    r.model.provenance.training_config += "\n[recalibrated]\nmanifest = " + cfg.manifest +
-                                          "\nmanifest_sha256 = " + r.manifest.sha256 + "\n" + what + "\n";
+    r.model.provenance.add_recalibration(cfg.manifest, "manifest_sha256 = " + r.manifest.sha256 + "\n" + what);
     save_output(cfg, r.model);
     result.model = std::move(r.model);
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - r.t0).count();

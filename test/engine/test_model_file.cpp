@@ -533,3 +533,18 @@ TEST_CASE("format 7: the base alignment (a model's, a joint model's parts') roun
     x.parts[0].base_alignment = 3;
     CHECK_THROWS_WITH_AS(x.validate(), doctest::Contains("task_struct: base alignment 3"), ModelError);
 }
+
+TEST_CASE("provenance: recalibrations are appended to the configuration text and read back in order") {
+    Provenance p;
+    p.training_config = "[data]\ntype = cred\n";
+    CHECK(p.recalibrated_on().empty());
+    p.add_recalibration("/d/a.json", "manifest_sha256 = 01\nwindows = 0");
+    p.add_recalibration("/d/b.json", "manifest_sha256 = 02\nwindows = 0\nalignment = learned");
+    CHECK(p.training_config ==
+          "[data]\ntype = cred\n\n[recalibrated]\nmanifest = /d/a.json\nmanifest_sha256 = 01\nwindows = 0\n"
+          "\n[recalibrated]\nmanifest = /d/b.json\nmanifest_sha256 = 02\nwindows = 0\nalignment = learned\n");
+    CHECK(p.recalibrated_on() == std::vector<std::string>{"/d/a.json", "/d/b.json"});
+    Model m = sample_model();
+    m.provenance.add_recalibration("/d/c.json", "windows = 0");
+    CHECK(Model::from_bytes(m.to_bytes()).provenance.recalibrated_on() == std::vector<std::string>{"/d/c.json"});
+}
