@@ -78,7 +78,7 @@ po::options_description config_options(TrainConfig& c) {
         ("run.optimiser_state", po::value(&c.optimiser_state)->default_value(c.optimiser_state),
          "keep Adam's moments in run.output (false: a third of the size, as shipped; the checkpoint keeps them)")
         ("votes.windows", po::value(&c.vote_windows)->default_value(c.vote_windows), "vote windows in bytes to choose from on validation, comma list (0 = exact bases; e.g. 0,32,64,128 tolerates fields shifted by another build)")
-        ("votes.alignment", po::value(&c.alignment)->default_value(c.alignment), "none, or learned: objects of the type start at the largest power of two dividing every labeled base (its slab cache's alignment; train/trainer.hpp Alignment), bases between are dropped");
+        ("votes.alignment", po::value(&c.alignment)->default_value(c.alignment), "none, or learned: objects of the type start at the largest power of two, at most 64, dividing every labeled base (its slab cache's alignment; train/trainer.hpp Alignment), bases between are dropped");
     return o;
 }
 

@@ -337,12 +337,17 @@ std::vector<KernelBuild> kernel_builds_of(const std::vector<LabeledDump>& dumps)
 }
 
 uint32_t learned_alignment(const std::vector<LabeledDump>& dumps, const std::string& type, uint32_t word_size,
-                           uint64_t* objects) {
+                           uint64_t* objects, size_t* builds) {
     uint64_t bits = 0, n = 0;   // OR of the bases: its lowest set bit is the largest power of two dividing all
+    std::set<std::string> releases;
     for (const LabeledDump& d : dumps)
         for (const TruthObject& o : d.truth)
-            if (o.type == type) bits |= o.vaddr, ++n;
+            if (o.type == type) {
+                bits |= o.vaddr, ++n;
+                releases.insert(d.kernel_release);
+            }
     if (objects) *objects = n;
+    if (builds) *builds = releases.size();
     if (n < kMinAlignmentObjects) return 0;
     const uint64_t a = bits ? std::min<uint64_t>(bits & -bits, kMaxLearnedAlignment) : kMaxLearnedAlignment;
     return a > word_size ? uint32_t(a) : 0;
@@ -748,29 +753,23 @@ void copy_alignment(const Model& from, Model& to) {
 // learned; `none` sets 0, so a checkpoint or a recalibrated model loses the alignment it had.
 void learn_alignment(const TrainConfig& cfg, const std::vector<LabeledDump>& dumps, Model& model,
                      const std::function<void(const std::string&)>& log, const char* which) {
-    const std::vector<Model> types = model.type_models();
-    for (size_t t = 0; t < types.size(); ++t) {
+    for (size_t t = 0; t < std::max<size_t>(model.parts.size(), 1); ++t) {   // each part, or the model itself
+        const std::string& type = model.joint() ? model.parts[t].object_type : model.object_type;
         uint32_t& to = model.joint() ? model.parts[t].base_alignment : model.base_alignment;
         if (cfg.alignment != "learned") {
-            if (to != 0) log(types[t].object_type + ": base alignment " + std::to_string(to) + " bytes dropped (votes.alignment = none)");
+            if (to != 0) log(type + ": base alignment " + std::to_string(to) + " bytes dropped (votes.alignment = none)");
             to = 0;
             continue;
         }
         uint64_t objects = 0;
-        std::set<std::string> builds;
-        for (const LabeledDump& d : dumps)
-            for (const TruthObject& o : d.truth)
-                if (o.type == types[t].object_type) {
-                    builds.insert(d.kernel_release);
-                    break;
-                }
-        to = learned_alignment(dumps, types[t].object_type, model.graph.word_size, &objects);
-        log(types[t].object_type + ": base alignment " + (to ? std::to_string(to) + " bytes" : std::string("none")) +
-            " (learned from " + std::to_string(objects) + " labeled objects of the " + which + " dumps, " +
-            std::to_string(builds.size()) + (builds.size() == 1 ? " build" : " builds") +
+        size_t builds = 0;
+        to = learned_alignment(dumps, type, model.graph.word_size, &objects, &builds);
+        log(type + ": base alignment " + (to ? std::to_string(to) + " bytes" : std::string("none")) + " (learned from " +
+            std::to_string(objects) + " labeled objects of the " + which + " dumps, " + std::to_string(builds) +
+            (builds == 1 ? " build" : " builds") +
             (objects < kMinAlignmentObjects ? "; too few: at least " + std::to_string(kMinAlignmentObjects) : std::string()) + ")");
-        if (to && builds.size() < 2)
-            log("warning: " + types[t].object_type + ": base alignment learned from one kernel build: a static object "
+        if (to && builds < 2)
+            log("warning: " + type + ": base alignment learned from one kernel build: a static object "
                 "(init_cred) lies on the line that build's link gave it, another build's may not (train/trainer.hpp Alignment)");
     }
 }

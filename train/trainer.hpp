@@ -213,10 +213,6 @@ struct TrainConfig {
     std::string to_ini() const;
 };
 
-// One dump of the dataset: its graph and its live/freed objects of every type.
-// Alignment in the contract: the largest power of two ≤ Model::kMaxBaseAlignment dividing the vaddr
-// of every object of `type` in `dumps`' labels (live and freed), 0 when they hold fewer than
-// kMinAlignmentObjects or it is no more than `word_size`; `objects` receives their count.
 inline constexpr uint64_t kMinAlignmentObjects = 16;
 // A slab cache aligns its objects at most to a cache line (SLAB_HWCACHE_ALIGN: L1_CACHE_BYTES, 64 on
 // x86-64 and Debian's 686-pae; mm/slab_common.c calculate_alignment) or to an explicit `align`
@@ -224,16 +220,21 @@ inline constexpr uint64_t kMinAlignmentObjects = 16;
 // a larger power of two (file's 256-byte slots, mm_struct's 1536-byte ones), which another build's
 // struct size changes. Learning stops here.
 inline constexpr uint64_t kMaxLearnedAlignment = 64;
-struct LabeledDump;
-uint32_t learned_alignment(const std::vector<LabeledDump>& dumps, const std::string& type, uint32_t word_size,
-                           uint64_t* objects = nullptr);
 
+// One dump of the dataset: its graph and its live/freed objects of every type.
 struct LabeledDump {
     std::string name;
     MemoryGraph graph;
     std::vector<TruthObject> truth;
     std::string kernel_release;   // meta.json's "kernel_release" (`uname -r` in the guest); "" when absent
 };
+
+// Alignment in the contract: the largest power of two ≤ kMaxLearnedAlignment dividing the vaddr of
+// every object of `type` in `dumps`' labels (live and freed), 0 when they hold fewer than
+// kMinAlignmentObjects or it is no more than `word_size`; `objects` receives their count and
+// `builds` the number of distinct kernel releases of the dumps holding them, from the same pass.
+uint32_t learned_alignment(const std::vector<LabeledDump>& dumps, const std::string& type, uint32_t word_size,
+                           uint64_t* objects = nullptr, size_t* builds = nullptr);
 
 struct Manifest {
     std::string path, sha256, kernel;   // kernel: "<package> <version>" (comma lists for several builds)
