@@ -6,10 +6,10 @@
 #include "graph/text_lines.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <deque>
 #include <fstream>
 #include <iterator>
 #include <numeric>
@@ -174,6 +174,115 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
     return vote(graph, model, all, probs);
 }
 
+// voting_rows' merge over the bases in [lo, hi) (hi absent: to the end of the address space): keeps
+// (keep[node] = 1) the nodes voting for a base there whose bound reaches `threshold`. The merge starts
+// at lo − reach and runs to hi + reach, so a base's window is whole; only bases in [lo, hi) are judged.
+void mark_voting_rows(const MemoryGraph& graph, const Model& model, const CarrierParts& carriers,
+                      float threshold, uint64_t reach, uint64_t align, uint64_t lo,
+                      std::optional<uint64_t> hi, std::vector<char>& keep) {
+    auto vaddr = graph.vaddr();
+    const uint64_t from = lo > reach ? lo - reach : 0;
+    // the last base merged (the end of the address space when hi + reach passes it)
+    const uint64_t to = hi && *hi - 1 <= UINT64_MAX - reach ? *hi - 1 + reach : UINT64_MAX;
+    // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
+    // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
+    // Each cursor starts at its first base ≥ from (found per part by binary search).
+    struct Cursor { size_t part, at; };
+    std::vector<Cursor> cursors(model.key_nodes.size(), Cursor{carriers.size(), 0});
+    for (size_t c = 0; c < cursors.size(); ++c) {
+        const uint64_t offset = model.key_nodes[c].offset;
+        auto before = [&](uint32_t node) { return vaddr[node] < offset || vaddr[node] - offset < from; };
+        for (size_t part = 0; part < carriers.size(); ++part) {
+            const std::vector<uint32_t>& list = carriers[part][c];
+            const auto it = std::partition_point(list.begin(), list.end(), before);
+            if (it != list.end()) {
+                cursors[c] = Cursor{part, size_t(it - list.begin())};
+                break;
+            }
+        }
+    }
+    auto node_at = [&](uint32_t c) -> const uint32_t* {   // class c's current carrier, or null when done
+        Cursor& cur = cursors[c - 1];
+        while (cur.part < carriers.size() && cur.at >= carriers[cur.part][c - 1].size()) ++cur.part, cur.at = 0;
+        return cur.part < carriers.size() ? &carriers[cur.part][c - 1][cur.at] : nullptr;
+    };
+    using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
+    std::priority_queue<Head, std::vector<Head>, std::greater<>> heap;
+    auto advance = [&](uint32_t c) {
+        const uint32_t* node = node_at(c);
+        if (node && vaddr[*node] - model.key_nodes[c - 1].offset <= to)
+            heap.emplace(vaddr[*node] - model.key_nodes[c - 1].offset, c);
+    };
+    for (uint32_t c = 1; c <= cursors.size(); ++c) advance(c);
+    // Per voted base, in ascending order: the bound if every node proposing it voted for it, and its
+    // nodes. With a vote window W a base's score can gather the classes voting in [b − 2W, b + 2W],
+    // each once (see vote()), so a base is judged once the first base past b + 2W arrives, and only the
+    // bases within 2W of those still to judge are held: memory O(bases in a window), not O(votes).
+    // Held votes (node, class) are a vector whose judged-and-dropped head is cut off now and then.
+    struct Group { uint64_t base; float bound; uint32_t count; };
+    std::vector<Group> window;   // held bases, window[head, …); window[head, judged) are judged
+    std::vector<std::pair<uint32_t, uint32_t>> members;   // their votes, members[vote_head, …)
+    size_t head = 0, vote_head = 0, judged = 0;
+    // Over the held bases: the classes voting and how many votes each has; `sum` is the distinct
+    // classes' weights, `distinct` their count (Window scores a class once).
+    std::vector<uint32_t> class_votes(model.key_nodes.size() + 1, 0);
+    double sum = 0;
+    uint64_t distinct = 0;
+    auto hold = [&](uint32_t c) {
+        if (class_votes[c]++ == 0) sum += model.key_nodes[c - 1].weight, ++distinct;
+    };
+    auto release = [&](uint32_t c) {
+        if (--class_votes[c] == 0 && --distinct == 0) sum = 0;   // no drift past an empty window
+        else if (class_votes[c] == 0) sum -= model.key_nodes[c - 1].weight;
+    };
+    size_t first_vote = 0;   // members index of window[judged]'s first vote
+    auto judge = [&](const Group& g, size_t first) {
+        if (g.base < lo || (hi && g.base >= *hi)) return;                 // another range's base
+        if (reach == 0 && align > 1 && g.base % align != 0) return;   // Alignment: no candidate
+        // (the running double sum is padded against rounding: the bound only has to be an upper one)
+        const float bound = reach ? float(sum * (1 + 1e-6)) + kVoteBonus * float(distinct)
+                                  : g.bound + kVoteBonus * float(g.count - 1);
+        if (bound >= threshold)
+            for (size_t i = first; i < first + g.count; ++i)
+                std::atomic_ref<char>(keep[members[i].first]).store(1, std::memory_order_relaxed);
+    };
+    // Judge every held base whose window closes before `next` (all of them at the end): the window
+    // then holds exactly the bases within 2W of it, after dropping those below.
+    auto judge_before = [&](std::optional<uint64_t> next) {
+        for (; judged < window.size() && (!next || *next > window[judged].base + reach); ++judged) {
+            const uint64_t b = window[judged].base;
+            for (; window[head].base + reach < b; ++head) {
+                for (uint32_t i = 0; i < window[head].count; ++i) release(members[vote_head + i].second);
+                vote_head += window[head].count;
+            }
+            judge(window[judged], first_vote);
+            first_vote += window[judged].count;
+        }
+        if (head > 4096 && head * 2 > window.size()) {   // cut the dropped head off (amortised O(1))
+            window.erase(window.begin(), window.begin() + ptrdiff_t(head));
+            judged -= head, head = 0;
+            members.erase(members.begin(), members.begin() + ptrdiff_t(vote_head));
+            first_vote -= vote_head, vote_head = 0;
+        }
+    };
+    while (!heap.empty()) {
+        Group g{heap.top().first, 0.f, 0};
+        while (!heap.empty() && heap.top().first == g.base) {
+            const uint32_t c = heap.top().second;
+            heap.pop();
+            g.bound += model.key_nodes[c - 1].weight;
+            members.emplace_back(*node_at(c), c);
+            ++cursors[c - 1].at;
+            ++g.count;
+            advance(c);
+        }
+        judge_before(g.base);   // g's votes are past the windows judged here: held after
+        for (size_t i = members.size() - g.count; i < members.size(); ++i) hold(members[i].second);
+        window.push_back(g);
+    }
+    judge_before(std::nullopt);
+}
+
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold,
                                   std::vector<uint32_t>* all_carriers, bool aligned) {
     const uint32_t n = graph.node_count();
@@ -193,75 +302,25 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
         for (uint32_t i = 0; i < n; ++i)
             if (carries_one[i]) all_carriers->push_back(i);
     }
-    struct Cursor { size_t part, at; };
-    std::vector<Cursor> cursors(model.key_nodes.size(), Cursor{0, 0});
-    auto node_at = [&](uint32_t c) -> const uint32_t* {   // class c's current carrier, or null when done
-        Cursor& cur = cursors[c - 1];
-        while (cur.part < carriers.size() && cur.at >= carriers[cur.part][c - 1].size()) ++cur.part, cur.at = 0;
-        return cur.part < carriers.size() ? &carriers[cur.part][c - 1][cur.at] : nullptr;
-    };
-    using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
-    std::priority_queue<Head, std::vector<Head>, std::greater<>> heap;
-    auto advance = [&](uint32_t c) {
-        const uint32_t offset = model.key_nodes[c - 1].offset;
-        const uint32_t* node = node_at(c);
-        for (; node && vaddr[*node] < offset; node = node_at(c)) ++cursors[c - 1].at;
-        if (node) heap.emplace(vaddr[*node] - offset, c);
-    };
-    for (uint32_t c = 1; c <= cursors.size(); ++c) advance(c);
+    // The bases are cut into ranges of kRowRangeNodes nodes' addresses (the cut depends on the graph
+    // alone, never on the thread count); each thread merges a range's bases and, around it, the 2W of
+    // context a window needs, and judges only the range's own bases. A node voting for bases in two
+    // ranges may be kept by both: the byte is written atomically.
     std::vector<char> keep(n, 0);
-    // Per voted base, in ascending order: the bound if every node proposing it voted for it, and its
-    // nodes. With a vote window W a base's score can gather every vote in [b − 2W, b + 2W] (see
-    // vote()), so a base is judged once the first base past b + 2W arrives, and only the bases within
-    // 2W of those still to judge are held: memory O(bases in a window), not O(votes).
-    struct Group { uint64_t base; float bound; uint32_t count; uint64_t first; };   // first: index into the members stream
     const uint64_t reach = 2 * uint64_t(model.vote_window);
-    std::deque<Group> window;     // held bases; window[0, judged) are judged
-    std::deque<uint32_t> members; // their nodes; members[0] is the stream's element `dropped`
-    uint64_t dropped = 0, pushed = 0;
-    size_t judged = 0;
-    double sum = 0;               // over `window`: bounds and vote counts
-    uint64_t votes = 0;
     const uint64_t align = aligned ? model.base_alignment : 0;
-    auto judge = [&](const Group& g) {
-        if (reach == 0 && align > 1 && g.base % align != 0) return;   // Alignment: no candidate
-        // (the running double sum is padded against rounding: the bound only has to be an upper one)
-        const float bound = reach ? float(sum * (1 + 1e-6)) + kVoteBonus * float(votes)
-                                  : g.bound + kVoteBonus * float(g.count - 1);
-        if (bound >= threshold)
-            for (uint64_t i = g.first; i < g.first + g.count; ++i) keep[members[size_t(i - dropped)]] = 1;
-    };
-    // Judge every held base whose window closes before `next` (all of them at the end): the window
-    // then holds exactly the bases within 2W of it, after dropping those below.
-    auto judge_before = [&](std::optional<uint64_t> next) {
-        for (; judged < window.size() && (!next || *next > window[judged].base + reach); ++judged) {
-            const uint64_t b = window[judged].base;
-            while (window.front().base + reach < b) {
-                sum -= window.front().bound, votes -= window.front().count;
-                members.erase(members.begin(), members.begin() + window.front().count);
-                dropped += window.front().count;
-                window.pop_front();
-                --judged;
-            }
-            judge(window[judged]);
-        }
-    };
-    while (!heap.empty()) {
-        Group g{heap.top().first, 0.f, 0, pushed};
-        while (!heap.empty() && heap.top().first == g.base) {
-            const uint32_t c = heap.top().second;
-            heap.pop();
-            g.bound += model.key_nodes[c - 1].weight;
-            members.push_back(*node_at(c));
-            ++cursors[c - 1].at;
-            ++g.count, ++pushed;
-            advance(c);
-        }
-        judge_before(g.base);
-        window.push_back(g);
-        sum += g.bound, votes += g.count;
-    }
-    judge_before(std::nullopt);
+    constexpr uint32_t kRowRangeNodes = 4096;
+    const int ranges = int(n / kRowRangeNodes) + 1;
+    ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int r = 0; r < ranges; ++r)
+        errors.run([&] {
+            const uint64_t lo = r == 0 ? 0 : vaddr[size_t(uint64_t(n) * uint64_t(r) / uint64_t(ranges))];
+            const std::optional<uint64_t> hi = r + 1 == ranges ? std::nullopt
+                : std::optional(vaddr[size_t(uint64_t(n) * uint64_t(r + 1) / uint64_t(ranges))]);
+            mark_voting_rows(graph, model, carriers, threshold, reach, align, lo, hi, keep);
+        });
+    errors.rethrow();
     std::vector<uint32_t> rows;
     for (uint32_t i = 0; i < n; ++i)
         if (keep[i]) rows.push_back(i);

@@ -400,6 +400,85 @@ TEST_CASE("detect: voting rows under a vote window give the same detections as e
     CHECK(voting_rows(g, m, 2.0f) == V{0, 1, 2});
     m.vote_window = 160;
     CHECK(voting_rows(g, m, 2.0f) == V{0, 1, 2, 5, 6});
+    // ... but a class counts once, as Window scores it: k1 votes 0, 32, 304, 336 and k2 0, 272, 304,
+    // all within one window, and no base can score more than 0.5 + 0.8 + 1 (+ bonus): at 2.5 nothing
+    // votes (summing every vote, 5.4, kept all nine nodes' votes)
+    CHECK(voting_rows(g, m, 2.32f) == V{0, 1, 2, 5, 6});
+    CHECK(voting_rows(g, m, 2.5f).empty());
+}
+
+TEST_CASE("detect: voting rows on a graph of many base ranges equal the bound computed vote by vote") {
+    // ~110 k nodes (segments of 8–64 bytes between pointer words, from a fixed generator): voting_rows
+    // cuts the bases into ranges of 4 Ki nodes, each merged with its window's context. The reference
+    // here lists every vote (each key node's carriers: a one-key model's rows at −∞) and applies the
+    // bound of detect.hpp base by base: W = 0, the base's own votes; W > 0, the classes voting within
+    // 2W, each once; under an alignment at W = 0, unaligned bases keep nothing.
+    const uint64_t pages = 1200;
+    Memory mem(pages);
+    mem.map(K64, 0, pages * 4096);
+    uint64_t state = 12345;
+    auto next = [&] { state = state * 6364136223846793005ull + 1442695040888963407ull; return state >> 33; };
+    for (uint64_t at = 0; at + 8 <= pages * 4096; at += 16 + 8 * (next() % 8)) mem.word(at, K64 + 8 * (next() % 4096));
+    const MemoryGraph g = mem.build();
+    REQUIRE(g.node_count() > 24 * 4096);
+    Model m = three_keys();
+    struct Vote { uint64_t base; uint32_t cls, node; };
+    std::vector<Vote> votes;
+    for (uint32_t c = 1; c <= 3; ++c) {
+        Model one = m;
+        one.key_nodes = {m.key_nodes[c - 1]};
+        for (uint32_t node : voting_rows(g, one)) votes.push_back({g.vaddr()[node] - one.key_nodes[0].offset, c, node});
+    }
+    std::sort(votes.begin(), votes.end(), [](const Vote& x, const Vote& y) { return x.base < y.base; });
+    auto reference = [&](uint32_t window, uint32_t align, float t) {
+        std::vector<char> keep(g.node_count(), 0);
+        const uint64_t reach = 2 * uint64_t(window);
+        for (size_t i = 0, j; i < votes.size(); i = j) {
+            const uint64_t b = votes[i].base;
+            float own = 0;
+            for (j = i; j < votes.size() && votes[j].base == b; ++j) own += m.key_nodes[votes[j].cls - 1].weight;
+            float bound = own + kVoteBonus * float(j - i - 1);
+            if (reach) {
+                bool seen[4] = {};
+                auto at = [&](uint64_t x) {
+                    return std::lower_bound(votes.begin(), votes.end(), x, [](const Vote& v, uint64_t y) { return v.base < y; });
+                };
+                for (auto v = at(b - reach); v != at(b + reach + 1); ++v) seen[v->cls] = true;
+                double sum = 0;
+                int distinct = 0;
+                for (uint32_t c = 1; c <= 3; ++c)
+                    if (seen[c]) sum += m.key_nodes[c - 1].weight, ++distinct;
+                bound = float(sum) + kVoteBonus * float(distinct);
+            } else if (align > 1 && b % align != 0) {
+                continue;
+            }
+            if (bound >= t)
+                for (size_t k = i; k < j; ++k) keep[votes[k].node] = 1;
+        }
+        std::vector<uint32_t> rows;
+        for (uint32_t n = 0; n < g.node_count(); ++n)
+            if (keep[n]) rows.push_back(n);
+        return rows;
+    };
+    std::vector<int> cls(g.node_count());
+    for (int& c : cls) c = int(next() % 4);
+    const Mat<float> all = probs_for(cls);
+    using V = std::vector<uint32_t>;
+    for (uint32_t w : {0u, 8u, 64u}) {
+        m.vote_window = w;
+        for (uint32_t align : {0u, 16u}) {
+            m.base_alignment = w == 0 ? align : 0;
+            for (float t : {1.0f, 1.4f, 1.9f, 2.31f}) {
+                INFO("window " << w << " alignment " << m.base_alignment << " threshold " << t);
+                const V rows = voting_rows(g, m, t);
+                CHECK(rows == reference(w, m.base_alignment, t));
+                CHECK(!rows.empty());
+                Mat<float> some(Eigen::Index(rows.size()), 4);
+                for (size_t i = 0; i < rows.size(); ++i) some.row(Eigen::Index(i)) = all.row(rows[i]);
+                CHECK(select(g, m, vote(g, m, rows, some), t) == select(g, m, vote(g, m, all), t));
+            }
+        }
+    }
 }
 
 TEST_CASE("detect: a key node split by pointers planted inside it still votes (issue #13)") {
