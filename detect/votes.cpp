@@ -98,18 +98,15 @@ std::vector<uint32_t> split_chain_extents(const MemoryGraph& graph) {
     return extent;
 }
 
-// Per key node, the nodes that carry it (carries()), ascending, in parts: parts[p][c] holds key
-// c's carriers among the p-th contiguous slice of the nodes, so concatenating the parts in order
-// gives the ascending list (kept apart: joining them would hold every carrier twice at the peak).
-// One pass over the nodes with the key nodes sorted by length, so a node costs O(log K) plus its
-// matches rather than K calls.
+// Per key node, the nodes among [first, last) that carry it (carries()), ascending. One pass over the
+// nodes with the key nodes sorted by length, so a node costs O(log K) plus its matches rather than K
+// calls; `extent` is split_chain_extents(graph).
 // carries() stops its walk at the first part end ≥ the key's end, so with L = the node's length
 // and E = its chain's end relative to its start: a fixed key of length ℓ is carried iff ℓ = L,
 // ℓ = E + word, or L < ℓ ≤ E with ℓ a part end (part_end: a binary search); an open-ended key
 // iff ℓ ≤ E (E ≥ L).
-using CarrierParts = std::vector<std::vector<std::vector<uint32_t>>>;
-CarrierParts carriers_of(const MemoryGraph& graph, const Model& model) {
-    const std::vector<uint32_t> extent = split_chain_extents(graph);
+std::vector<std::vector<uint32_t>> carriers_in(const MemoryGraph& graph, const Model& model,
+                                               std::span<const uint32_t> extent, uint32_t first, uint32_t last) {
     auto vaddr = graph.vaddr();
     auto length = graph.length();
     const uint64_t word = graph.params().word_size;
@@ -132,38 +129,17 @@ CarrierParts carriers_of(const MemoryGraph& graph, const Model& model) {
         const auto j = size_t(std::lower_bound(vaddr.begin() + i, end, x) - vaddr.begin()) - 1;   // ≥ i: vaddr[i] < x
         return vaddr[j] + length[j] == x;
     };
-    const int parts = std::max(1, std::min<int>(omp_get_max_threads(), int(n / 4096) + 1));
-    CarrierParts local(size_t(parts), std::vector<std::vector<uint32_t>>(k, std::vector<uint32_t>{}));
-    ParallelErrors errors;   // graph/parallel_errors.hpp: a bad_alloc in push_back is an error, not terminate
-#pragma omp parallel for schedule(static, 1) num_threads(parts)
-    for (int part = 0; part < parts; ++part)
-        errors.run([&] {
-            auto& mine = local[size_t(part)];
-            const uint32_t lo = uint32_t(uint64_t(n) * uint64_t(part) / uint64_t(parts));
-            const uint32_t hi = uint32_t(uint64_t(n) * uint64_t(part + 1) / uint64_t(parts));
-            // Twice over the slice: count, then fill vectors of exactly that size (grown by push_back
-            // they held up to twice it: 17 MB of dmdetect's peak on the dev dump, task_struct's keys).
-            std::vector<size_t> count(k, 0);
-            for (int fill = 0; fill < 2; ++fill) {
-                if (fill)
-                    for (size_t c = 0; c < k; ++c) mine[c].reserve(count[c]);
-                auto keep = [&](uint32_t c, uint32_t i) {
-                    if (fill) mine[c].push_back(i);
-                    else ++count[c];
-                };
-                for (uint32_t i = lo; i < hi; ++i) {
-                    const uint64_t len = length[i], last = extent[i];
-                    for (auto it = open.begin(); it != open.end() && it->first <= last; ++it) keep(it->second, i);
-                    for (auto it = from(fixed, len); it != fixed.end() && it->first <= last + word; ++it) {
-                        const uint64_t l = it->first;
-                        if (l == len || l == last || l == last + word || (l > len && l < last && part_end(i, l)))
-                            keep(it->second, i);
-                    }
-                }
-            }
-        });
-    errors.rethrow();
-    return local;
+    std::vector<std::vector<uint32_t>> carriers(k);
+    for (uint32_t i = first; i < last; ++i) {
+        const uint64_t len = length[i], end = extent[i];
+        for (auto it = open.begin(); it != open.end() && it->first <= end; ++it) carriers[it->second].push_back(i);
+        for (auto it = from(fixed, len); it != fixed.end() && it->first <= end + word; ++it) {
+            const uint64_t l = it->first;
+            if (l == len || l == end || l == end + word || (l > len && l < end && part_end(i, l)))
+                carriers[it->second].push_back(i);
+        }
+    }
+    return carriers;
 }
 
 }  // namespace
@@ -174,37 +150,44 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
     return vote(graph, model, all, probs);
 }
 
-// voting_rows' merge over the bases in [lo, hi) (hi absent: to the end of the address space): keeps
-// (keep[node] = 1) the nodes voting for a base there whose bound reaches `threshold`. The merge starts
-// at lo − reach and runs to hi + reach, so a base's window is whole; only bases in [lo, hi) are judged.
-void mark_voting_rows(const MemoryGraph& graph, const Model& model, const CarrierParts& carriers,
-                      float threshold, uint64_t reach, uint64_t align, uint64_t lo,
-                      std::optional<uint64_t> hi, std::vector<char>& keep) {
+// voting_rows' merge over the bases in [lo, hi) (hi absent: to the end of the address space; lo and
+// hi the addresses of nodes first and last, the range's own nodes [first, last)): keeps (keep[node] = 1) the nodes voting for a base there
+// whose bound reaches `threshold`, and, with `carrying`, marks the own nodes that carry a key node.
+// The merge starts at lo − reach and runs to hi + reach, so a base's window is whole; only bases in
+// [lo, hi) are judged. The carriers are found here, among the nodes those bases' key nodes can lie
+// at (never all of the graph's at once: task_struct's 60 key nodes had 5.9 M carriers, 22 MiB, on a
+// 556 k-node graph).
+void mark_voting_rows(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> extent,
+                      float threshold, uint64_t reach, uint64_t align, uint32_t first, uint32_t last,
+                      uint64_t lo, std::optional<uint64_t> hi, std::vector<char>& keep, std::vector<char>* carrying) {
     auto vaddr = graph.vaddr();
     const uint64_t from = lo > reach ? lo - reach : 0;
     // the last base merged (the end of the address space when hi + reach passes it)
     const uint64_t to = hi && *hi - 1 <= UINT64_MAX - reach ? *hi - 1 + reach : UINT64_MAX;
+    uint64_t min_offset = UINT64_MAX, max_offset = 0;
+    for (const KeyNode& key : model.key_nodes)
+        min_offset = std::min<uint64_t>(min_offset, key.offset), max_offset = std::max<uint64_t>(max_offset, key.offset);
+    const auto node_from = uint32_t(std::lower_bound(vaddr.begin(), vaddr.end(),
+                                                     from > UINT64_MAX - min_offset ? UINT64_MAX : from + min_offset) - vaddr.begin());
+    const auto node_to = uint32_t(std::upper_bound(vaddr.begin(), vaddr.end(),
+                                                   to > UINT64_MAX - max_offset ? UINT64_MAX : to + max_offset) - vaddr.begin());
+    const std::vector<std::vector<uint32_t>> carriers =
+        carriers_in(graph, model, extent, std::min(first, node_from), std::max(last, node_to));
+    if (carrying)
+        for (const auto& of_key : carriers)
+            for (uint32_t i : of_key)
+                if (i >= first && i < last) (*carrying)[i] = 1;   // own nodes: no other range writes them
     // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
     // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
     // Each cursor starts at its first base ≥ from (found per part by binary search).
-    struct Cursor { size_t part, at; };
-    std::vector<Cursor> cursors(model.key_nodes.size(), Cursor{carriers.size(), 0});
+    std::vector<size_t> cursors(model.key_nodes.size());
     for (size_t c = 0; c < cursors.size(); ++c) {
         const uint64_t offset = model.key_nodes[c].offset;
         auto before = [&](uint32_t node) { return vaddr[node] < offset || vaddr[node] - offset < from; };
-        for (size_t part = 0; part < carriers.size(); ++part) {
-            const std::vector<uint32_t>& list = carriers[part][c];
-            const auto it = std::partition_point(list.begin(), list.end(), before);
-            if (it != list.end()) {
-                cursors[c] = Cursor{part, size_t(it - list.begin())};
-                break;
-            }
-        }
+        cursors[c] = size_t(std::partition_point(carriers[c].begin(), carriers[c].end(), before) - carriers[c].begin());
     }
     auto node_at = [&](uint32_t c) -> const uint32_t* {   // class c's current carrier, or null when done
-        Cursor& cur = cursors[c - 1];
-        while (cur.part < carriers.size() && cur.at >= carriers[cur.part][c - 1].size()) ++cur.part, cur.at = 0;
-        return cur.part < carriers.size() ? &carriers[cur.part][c - 1][cur.at] : nullptr;
+        return cursors[c - 1] < carriers[c - 1].size() ? &carriers[c - 1][cursors[c - 1]] : nullptr;
     };
     using Head = std::pair<uint64_t, uint32_t>;   // (base, class)
     std::priority_queue<Head, std::vector<Head>, std::greater<>> heap;
@@ -272,7 +255,7 @@ void mark_voting_rows(const MemoryGraph& graph, const Model& model, const Carrie
             heap.pop();
             g.bound += model.key_nodes[c - 1].weight;
             members.emplace_back(*node_at(c), c);
-            ++cursors[c - 1].at;
+            ++cursors[c - 1];
             ++g.count;
             advance(c);
         }
@@ -290,18 +273,8 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
     bool positive = true;
     for (const KeyNode& key : model.key_nodes) positive = positive && key.weight > 0;
     if (!positive) threshold = -INFINITY;   // the bound below needs weights > 0
-    // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
-    // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
-    const CarrierParts carriers = carriers_of(graph, model);
-    if (all_carriers) {   // every node carrying some key node, ascending: the rows at −∞
-        std::vector<char> carries_one(n, 0);
-        for (const auto& part : carriers)
-            for (const auto& of_key : part)
-                for (uint32_t i : of_key) carries_one[i] = 1;
-        all_carriers->clear();
-        for (uint32_t i = 0; i < n; ++i)
-            if (carries_one[i]) all_carriers->push_back(i);
-    }
+    const std::vector<uint32_t> extent = split_chain_extents(graph);
+    std::vector<char> carries_one(all_carriers ? n : 0, 0);   // the rows at −∞, when asked for
     // The bases are cut into ranges of kRowRangeNodes nodes' addresses (the cut depends on the graph
     // alone, never on the thread count); each thread merges a range's bases and, around it, the 2W of
     // context a window needs, and judges only the range's own bases. A node voting for bases in two
@@ -315,12 +288,19 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
 #pragma omp parallel for schedule(dynamic, 1)
     for (int r = 0; r < ranges; ++r)
         errors.run([&] {
-            const uint64_t lo = r == 0 ? 0 : vaddr[size_t(uint64_t(n) * uint64_t(r) / uint64_t(ranges))];
-            const std::optional<uint64_t> hi = r + 1 == ranges ? std::nullopt
-                : std::optional(vaddr[size_t(uint64_t(n) * uint64_t(r + 1) / uint64_t(ranges))]);
-            mark_voting_rows(graph, model, carriers, threshold, reach, align, lo, hi, keep);
+            const auto first = uint32_t(uint64_t(n) * uint64_t(r) / uint64_t(ranges));
+            const auto last = uint32_t(uint64_t(n) * uint64_t(r + 1) / uint64_t(ranges));
+            const uint64_t lo = r == 0 ? 0 : vaddr[first];
+            const std::optional<uint64_t> hi = r + 1 == ranges ? std::nullopt : std::optional(vaddr[last]);
+            mark_voting_rows(graph, model, extent, threshold, reach, align, first, last, lo, hi, keep,
+                             all_carriers ? &carries_one : nullptr);
         });
     errors.rethrow();
+    if (all_carriers) {   // every node carrying some key node, ascending
+        all_carriers->clear();
+        for (uint32_t i = 0; i < n; ++i)
+            if (carries_one[i]) all_carriers->push_back(i);
+    }
     std::vector<uint32_t> rows;
     for (uint32_t i = 0; i < n; ++i)
         if (keep[i]) rows.push_back(i);
