@@ -362,9 +362,13 @@ int run(int argc, char** argv, Communicator& world) {
         Detector& used = shipped.empty() ? detector : picked;
         if (!shipped.empty()) {
             std::vector<std::string> notes;   // which model of a type was chosen over which, and why
-            for (size_t i : pick_models(shipped, banner, &notes, shipped_paths, graph.params().word_size,
-                                        image_lacking))
-                picked.add_model(Model(shipped[i]), shipped_paths[i]);
+            const std::vector<size_t> chosen = pick_models(shipped, banner, &notes, shipped_paths,
+                                                           graph.params().word_size, image_lacking);
+            // One dump: the models not picked are done with (every shipped model, 15 MB on disk, held
+            // beside the graph through detection: issue #12 item 2); a batch picks again per dump.
+            const bool last_use = dumps.size() == 1;
+            for (size_t i : chosen) picked.add_model(last_use ? std::move(shipped[i]) : Model(shipped[i]), shipped_paths[i]);
+            if (last_use) shipped = std::vector<Model>();
             if (!vm.count("quiet"))   // which model was picked is not news to a script (newcomer 18: -q still printed it)
                 for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
             if (picked.model_count() == 0)
