@@ -295,7 +295,9 @@ struct DetectOptions {
     std::optional<float> threshold;
     // Called before each model runs: (index, model count, object type).
     std::function<void(size_t, size_t, const std::string&)> progress;
-    // Measure each model's vote agreement on the graph (detect/fit.hpp; costs a few more rows).
+    // Measure each model's vote agreement on the graph (detect/fit.hpp Rows: the network runs on more
+    // rows, up to every key-node carrier near a candidate; a per-build-keys model's only when it
+    // finds nothing).
     bool measure_agreement = false;
     // Working memory of each model's GNN run, bytes (0 = unbounded); default inference_budget(graph).
     std::optional<uint64_t> memory_budget;

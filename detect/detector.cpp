@@ -171,6 +171,17 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     std::vector<size_t> to_vote(networks_.size(), 0);
     for (const Entry& e : entries_) ++to_vote[e.network];
     std::vector<char> ran(networks_.size(), 0);
+    auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out, ModelTiming& timing) {
+        InferenceNet& net = networks_[network];
+        net.set_memory_budget(budget);
+        net.run(input, on, out);
+        timing.network_rows = on.size();
+        timing.frontier = net.last_frontier();
+        timing.blocks = net.last_blocks();
+        timing.block_bytes = net.last_block_bytes();
+        net.release();   // the next network's run starts from nothing: peak memory = the largest one's
+        return_free_heap();
+    };
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];
         if (opt.progress) opt.progress(i, entries_.size(), e.model.object_type);
@@ -183,9 +194,10 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 if (entries_[j].network == e.network) members.push_back(j);
             const bool single = !e.joint_part;   // else its classes are mapped, even for one type kept (keep_types)
             std::vector<uint32_t>& all = union_rows[e.network];
-            auto rows_of = [&](size_t j) {
-                return opt.measure_agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
-                                             : voting_rows(graph, entries_[j].model, thresholds_[j]);
+            auto rows_of = [&](size_t j) {   // fit.hpp Rows: a single per-build-keys model votes on its own rows
+                const bool agreement = opt.measure_agreement && !(single && keys_per_build(entries_[j].model));
+                return agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
+                                 : voting_rows(graph, entries_[j].model, thresholds_[j]);
             };
             std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
             if (single) {
@@ -211,15 +223,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                     all.push_back(uint32_t(w * 64 + uint64_t(std::countr_zero(bits))));
             timing.rows_seconds = since(t0);
             t0 = Clock::now();
-            InferenceNet& net = networks_[e.network];
-            net.set_memory_budget(budget);
-            net.run(input, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network]);
-            timing.network_rows = single ? rows[i].size() : all.size();
-            timing.frontier = net.last_frontier();
-            timing.blocks = net.last_blocks();
-            timing.block_bytes = net.last_block_bytes();
-            net.release();   // the next network's run starts from nothing: peak memory = the largest one's
-            return_free_heap();
+            run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network], timing);
             timing.forward = since(t0);
         }
         if (!own[i].empty()) {   // a joint network's type: its rows and own classes from the union's
@@ -239,11 +243,21 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         }
         t0 = Clock::now();
         timing.rows = rows[i].size();
-        const std::vector<Candidate> candidates = vote(graph, e.model, rows[i], classes[i]);
+        std::vector<Candidate> candidates = vote(graph, e.model, rows[i], classes[i]);
+        const auto found = select(graph, e.model, candidates, thresholds_[i]);
+        if (opt.measure_agreement && found.empty() && !e.joint_part && keys_per_build(e.model)) {
+            // fit.hpp Rows: found nothing on its voting rows; the diagnosis needs every competing base
+            const size_t voting = timing.network_rows;
+            const auto t1 = Clock::now();
+            rows[i] = agreement_rows(graph, e.model, thresholds_[i]);
+            run_network(e.network, rows[i], classes[i], timing);
+            timing.network_rows += voting;   // both runs
+            timing.forward += since(t1);
+            candidates = vote(graph, e.model, rows[i], classes[i]);
+        }
         std::optional<float> best;
         for (const Candidate& c : candidates) best = std::max(best.value_or(c.score), c.score);
         best_scores_.push_back(best);
-        const auto found = select(graph, e.model, candidates, thresholds_[i]);
         if (opt.measure_agreement)
             agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows[i], classes[i]), thresholds_[i]));
         rows[i] = {};

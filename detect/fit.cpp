@@ -91,6 +91,10 @@ std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& mode
     return out;   // ⊇ seeds: a seed carries a key node and lies in its own window
 }
 
+bool keys_per_build(const Model& model) {
+    return model.provenance.training_config.find("\nfrequency = per_build") != std::string::npos;
+}
+
 const char* to_string(BuildMatch m) {
     switch (m) {
     case BuildMatch::SameBuild: return "same-build";
@@ -174,8 +178,8 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         why.push_back("the dump's kernel " + dump->banner.release + " is another build of the version the model was trained on (" +
                       releases(model) + ")");
     }
-    // Keys chosen per build (train/trainer.hpp, `[keys] frequency = per_build`): no vote check.
-    const bool per_build = p.training_config.find("\nfrequency = per_build") != std::string::npos;
+    // Keys chosen per build: no vote check.
+    const bool per_build = keys_per_build(model);
     if (per_build && f.build != BuildMatch::SameBuild)
         why.push_back("its key nodes hold the layouts of " + std::to_string(model_builds(model).size()) +
                       " builds, so its votes cannot tell a moved layout: judged by build (and by its objects' fields when they are read)");

@@ -237,6 +237,31 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
     CHECK_FALSE(cut_unknown.checked);
 }
 
+TEST_CASE("fit: a per-build-keys model votes on its voting rows, and on the agreement rows only when it finds nothing") {
+    // fit.hpp Rows: no vote check judges such a model, so its network runs on the voting rows alone;
+    // when it finds nothing, the agreement rows are run too, for the diagnosis of split votes.
+    Model m = test::marker_model("thing");
+    m.provenance.training_config = "[keys]\ncount = 60\nmin_frequency = 0.5\nfrequency = per_build\n";
+    REQUIRE(keys_per_build(m));
+    CHECK_FALSE(keys_per_build(test::marker_model("thing")));
+    Detector d;
+    d.add_model(m, "per-build");
+    DetectOptions opt;
+    opt.measure_agreement = true;
+    const MemoryGraph same = objects_graph(24, test::Layout::Trained);
+    CHECK(d.detect(same, opt).size() == 24);
+    CHECK(d.last_timings().at(0).network_rows == voting_rows(same, m, m.threshold).size());
+    CHECK(d.last_agreements().at(0).objects == 24);
+    const MemoryGraph moved = objects_graph(24, test::Layout::Moved);
+    CHECK(d.detect(moved, opt).empty());
+    CHECK(d.last_timings().at(0).network_rows ==
+          voting_rows(moved, m, m.threshold).size() + agreement_rows(moved, m, m.threshold).size());
+    const ModelFit split = assess_fit(m, "per-build", std::nullopt, d.last_agreements().at(0),
+                                      ScoreReach{m.threshold, d.last_best_scores().at(0)});
+    CHECK(split.reason.find("24 candidate objects had the threshold's worth of votes only split between nearby bases") !=
+          std::string::npos);
+}
+
 TEST_CASE("fit: agreement rows add the competing voters that the voting rows leave out") {
     const MemoryGraph moved = objects_graph(8, test::Layout::Moved);
     const Model m = test::marker_model("thing");
