@@ -154,12 +154,15 @@ int main(int argc, char** argv) {
         std::printf("detect %zu types  %.3f s (%zu objects)\n", all.model_count(), every, found);
         print_timings(timings);
 
-        // All types within the memory budget (the default, inference_budget()), within graph bytes / D for
-        // each --budget-divisors D, and unbounded, alternating, medians of --repeat; peak RSS of each run
-        // over the RSS before it (graph included).
+        // All types within the memory budget (the default, inference_budget()), the same with the fit
+        // check's vote agreement measured (what dmdetect runs: detect/fit.hpp Rows), within graph bytes / D
+        // for each --budget-divisors D, and unbounded, alternating, medians of --repeat; peak RSS of each
+        // run over the RSS before it (graph included).
         {
+            const std::string fit_row = "budget " + format_bytes(inference_budget(g)) + ", fit check";
             std::vector<std::pair<std::string, uint64_t>> budgets{{"budget " + format_bytes(inference_budget(g)),
-                                                                   inference_budget(g)}};
+                                                                   inference_budget(g)},
+                                                                  {fit_row, inference_budget(g)}};
             if (vm.count("budget-divisors")) {
                 std::stringstream list(vm["budget-divisors"].as<std::string>());
                 for (std::string d; std::getline(list, d, ',');) {
@@ -181,6 +184,7 @@ int main(int argc, char** argv) {
                 for (size_t i = 0; i < B; ++i) {
                     DetectOptions o = opt;
                     o.memory_budget = budgets[i].second;
+                    o.measure_agreement = budgets[i].first == fit_row;
                     reset_peak_rss();
                     t0 = Clock::now();
                     objects[i] = all.detect(g, o).size();
