@@ -253,6 +253,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             run_network(e.network, rows[i], classes[i], timing);
             timing.network_rows += voting;   // both runs
             timing.forward += since(t1);
+            timing.rows = rows[i].size();   // the rows that voted
             candidates = vote(graph, e.model, rows[i], classes[i]);
         }
         std::optional<float> best;

@@ -151,12 +151,13 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 }
 
 // voting_rows' merge over the bases in [lo, hi) (hi absent: to the end of the address space; lo and
-// hi the addresses of nodes first and last, the range's own nodes [first, last)): keeps (keep[node] = 1) the nodes voting for a base there
-// whose bound reaches `threshold`, and, with `carrying`, marks the own nodes that carry a key node.
-// The merge starts at lo − reach and runs to hi + reach, so a base's window is whole; only bases in
-// [lo, hi) are judged. The carriers are found here, among the nodes those bases' key nodes can lie
-// at (never all of the graph's at once: task_struct's 60 key nodes had 5.9 M carriers, 22 MiB, on a
-// 556 k-node graph).
+// hi are the addresses of nodes first and last, the range's own nodes [first, last)): keeps
+// (keep[node] = 1) the nodes voting for a base there whose bound reaches `threshold`, and, with
+// `carrying`, marks the own nodes that carry a key node. The merge starts at lo − reach and runs to
+// hi + reach, so a base's window is whole; only bases in [lo, hi) are judged. The carriers are found
+// here, among the nodes those bases' key nodes can lie at (never all of the graph's at once:
+// task_struct's 60 key nodes had 5.9 M carriers, 22 MiB, on a 556 k-node graph). Work: the range's
+// nodes plus those within the key offsets' spread and 2 · reach around them.
 void mark_voting_rows(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> extent,
                       float threshold, uint64_t reach, uint64_t align, uint32_t first, uint32_t last,
                       uint64_t lo, std::optional<uint64_t> hi, std::vector<char>& keep, std::vector<char>* carrying) {
@@ -179,7 +180,7 @@ void mark_voting_rows(const MemoryGraph& graph, const Model& model, std::span<co
                 if (i >= first && i < last) (*carrying)[i] = 1;   // own nodes: no other range writes them
     // Per key node, its cursor in the nodes that can carry it: the bases vaddr − offset it proposes
     // come in ascending order, so a K-way merge visits every (base, class) pair in vote()'s sort order.
-    // Each cursor starts at its first base ≥ from (found per part by binary search).
+    // Each cursor starts at its first base ≥ from (a binary search).
     std::vector<size_t> cursors(model.key_nodes.size());
     for (size_t c = 0; c < cursors.size(); ++c) {
         const uint64_t offset = model.key_nodes[c].offset;
@@ -222,8 +223,9 @@ void mark_voting_rows(const MemoryGraph& graph, const Model& model, std::span<co
     auto judge = [&](const Group& g, size_t first) {
         if (g.base < lo || (hi && g.base >= *hi)) return;                 // another range's base
         if (reach == 0 && align > 1 && g.base % align != 0) return;   // Alignment: no candidate
-        // (the running double sum is padded against rounding: the bound only has to be an upper one)
-        const float bound = reach ? float(sum * (1 + 1e-6)) + kVoteBonus * float(distinct)
+        // The bound only has to be an upper one: the exact (double) sum is padded by what vote()'s
+        // float sum over up to K classes can round up, K · 2^-24 of it, and the conversion's 2^-24.
+        const float bound = reach ? float(sum * (1 + double(distinct + 1) * 0x1p-23)) + kVoteBonus * float(distinct)
                                   : g.bound + kVoteBonus * float(g.count - 1);
         if (bound >= threshold)
             for (size_t i = first; i < first + g.count; ++i)
@@ -232,9 +234,10 @@ void mark_voting_rows(const MemoryGraph& graph, const Model& model, std::span<co
     // Judge every held base whose window closes before `next` (all of them at the end): the window
     // then holds exactly the bases within 2W of it, after dropping those below.
     auto judge_before = [&](std::optional<uint64_t> next) {
-        for (; judged < window.size() && (!next || *next > window[judged].base + reach); ++judged) {
+        // (differences, not sums: a base within 2W of 2^64 must not wrap; bases ascend)
+        for (; judged < window.size() && (!next || *next - window[judged].base > reach); ++judged) {
             const uint64_t b = window[judged].base;
-            for (; window[head].base + reach < b; ++head) {
+            for (; b - window[head].base > reach; ++head) {
                 for (uint32_t i = 0; i < window[head].count; ++i) release(members[vote_head + i].second);
                 vote_head += window[head].count;
             }

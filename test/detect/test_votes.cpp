@@ -481,6 +481,64 @@ TEST_CASE("detect: voting rows on a graph of many base ranges equal the bound co
     }
 }
 
+TEST_CASE("detect: voting rows near the top of the address space and under large weights (helper 64)") {
+    SUBCASE("a base within 2W of 2^64: the window's arithmetic does not wrap") {
+        // (it read past the held bases and crashed, before this change as well)
+        Memory mem(1);
+        const uint64_t top = 0xffffffffffff0000ull;   // the page 64 KiB below 2^64
+        mem.map(top, 0, 4096);
+        for (uint64_t p : {24, 56, 96}) mem.word(p, top + 8);
+        const MemoryGraph g = mem.build();
+        Model m = three_keys();
+        m.key_nodes = {{0, 24, 1.f}};
+        m.threshold = 0.5f;
+        using V = std::vector<uint32_t>;
+        for (uint32_t w : {0u, 8u, 40000u, 65535u}) {
+            m.vote_window = w;
+            INFO("window " << w);
+            CHECK(voting_rows(g, m, 0.5f) == V{0, 1});
+        }
+    }
+    SUBCASE("the window's bound stays above vote()'s float score with 60 large weights") {
+        // Weights up to 1e6 (a model file may hold them): the float sum vote() scores a window with
+        // rounds up by more than a fixed 1e-6 of it; the bound is padded by K · 2^-23.
+        const float w[] = {546377.125f, 633557.812f, 960315.875f, 691674.375f, 423549.875f, 965677.25f, 324564.75f,
+                           401460.75f,  783126.75f,  900611.75f,  846503.75f,  975841.5f,   170457.5f,  786237.5f,
+                           895163.5f,   598831.5f,   807789.5f,   525501.5f,   676919.5f,   559385.5f,  611443.5f,
+                           558055.5f,   997403.5f,   777263.5f,   860729,      892487,      862003,     873995,
+                           636703,      282007,      225407,      947663,      661255,      903443,     543899,
+                           330795,      770443,      994591,      725483,      554359,      550547,     385271,
+                           889971,      610239,      812591,      350051,      633247,      353535,     856911,
+                           909666,      553654,      539606,      608846,      743230,      682558,     996558,
+                           910470,      916134,      229438,      995710};
+        Memory mem(1);
+        mem.map(K64, 0, 4096);
+        for (int i = 0; i < 60; ++i) mem.word(uint64_t(24 * i + 16), K64 + 8);   // 60 nodes of 16 bytes at 24 i
+        const MemoryGraph g = mem.build();
+        ModelConfig c;
+        c.classes = 61;
+        Model m = Model::create(c, 1);
+        m.object_type = "thing";
+        m.key_nodes.clear();
+        for (int i = 0; i < 60; ++i) m.key_nodes.push_back({uint32_t(24 * i), 16, w[i]});
+        m.vote_window = 8;
+        Mat<float> all = Mat<float>::Constant(Eigen::Index(g.node_count()), 61, 0.f);
+        for (uint32_t i = 0; i < g.node_count(); ++i)
+            all(Eigen::Index(i), g.vaddr()[i] < K64 + 1440 && g.length()[i] == 16 ? Eigen::Index((g.vaddr()[i] - K64) / 24 + 1) : 0) = 1.f;
+        const auto scored = vote(g, m, all);
+        REQUIRE(!scored.empty());
+        const float t = scored[0].score;   // the threshold at the object's own score
+        m.threshold = t;
+        REQUIRE_NOTHROW(Model::validate_detection(m));
+        const auto rows = voting_rows(g, m, t);
+        CHECK(rows.size() == 60);
+        Mat<float> some(Eigen::Index(rows.size()), 61);
+        for (size_t i = 0; i < rows.size(); ++i) some.row(Eigen::Index(i)) = all.row(rows[i]);
+        CHECK(select(g, m, vote(g, m, all), t).size() == 1);
+        CHECK(select(g, m, vote(g, m, rows, some), t) == select(g, m, vote(g, m, all), t));
+    }
+}
+
 TEST_CASE("detect: a key node split by pointers planted inside it still votes (issue #13)") {
     // Key nodes (0,24) (32,24) (64,32) over nodes made by pointer words at the given offsets (the
     // clean layout of nine_nodes(): 24, 56, 96, …); `extra` are the planted ones.
