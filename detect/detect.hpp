@@ -135,8 +135,9 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 // threshold −∞ (or a key-node weight ≤ 0) every node matching some key node is kept, but for a
 // model with a base alignment and no window, nodes whose every base is unaligned (Alignment). With a vote
 // window W the bound of b sums, each class once as Window scores them, the key nodes voting for
-// any base in [b − 2W, b + 2W] (a superset of any window that holds b), so the equality holds as well. `all_carriers`, when given, receives the
-// rows at −∞ (every node that carries some key node, ascending) from the same pass over the nodes.
+// any base in [b − 2W, b + 2W] (a superset of any window that holds b), so the equality holds as
+// well. `all_carriers`, when given, receives the rows at −∞ (every node that carries some key node,
+// ascending) from the same pass over the nodes.
 // `aligned` = false ignores model.base_alignment (Alignment): the fit check's votes (detect/fit.hpp)
 // count the bases a shifted layout votes, aligned or not.
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY,

@@ -23,6 +23,9 @@ namespace deepmem {
 
 namespace {
 
+// a + b, or 2^64 − 1 when that passes the end of the address space
+uint64_t add_saturating(uint64_t a, uint64_t b) noexcept { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
 // The graph keeps whole 4 KiB pages: any node starting in vaddr's page gives its physical page
 // (a base often lies in a gap no node covers, e.g. a page-aligned module struct).
 std::optional<uint64_t> physical_of(const MemoryGraph& graph, uint64_t vaddr) {
@@ -164,14 +167,12 @@ void mark_voting_rows(const MemoryGraph& graph, const Model& model, std::span<co
     auto vaddr = graph.vaddr();
     const uint64_t from = lo > reach ? lo - reach : 0;
     // the last base merged (the end of the address space when hi + reach passes it)
-    const uint64_t to = hi && *hi - 1 <= UINT64_MAX - reach ? *hi - 1 + reach : UINT64_MAX;
+    const uint64_t to = hi ? add_saturating(*hi - 1, reach) : UINT64_MAX;
     uint64_t min_offset = UINT64_MAX, max_offset = 0;
     for (const KeyNode& key : model.key_nodes)
         min_offset = std::min<uint64_t>(min_offset, key.offset), max_offset = std::max<uint64_t>(max_offset, key.offset);
-    const auto node_from = uint32_t(std::lower_bound(vaddr.begin(), vaddr.end(),
-                                                     from > UINT64_MAX - min_offset ? UINT64_MAX : from + min_offset) - vaddr.begin());
-    const auto node_to = uint32_t(std::upper_bound(vaddr.begin(), vaddr.end(),
-                                                   to > UINT64_MAX - max_offset ? UINT64_MAX : to + max_offset) - vaddr.begin());
+    const auto node_from = uint32_t(std::lower_bound(vaddr.begin(), vaddr.end(), add_saturating(from, min_offset)) - vaddr.begin());
+    const auto node_to = uint32_t(std::upper_bound(vaddr.begin(), vaddr.end(), add_saturating(to, max_offset)) - vaddr.begin());
     const std::vector<std::vector<uint32_t>> carriers =
         carriers_in(graph, model, extent, std::min(first, node_from), std::max(last, node_to));
     if (carrying)
@@ -418,7 +419,7 @@ std::vector<Candidate> bases_of(const Model& model, std::span<const std::pair<ui
     uint32_t classes = 0;
     for (Candidate& c : cands) {
         // [c − W, c + W] clipped to the address space (a base near 2^64 must not wrap the window)
-        const uint64_t top = c.vaddr > UINT64_MAX - window ? UINT64_MAX : c.vaddr + window;
+        const uint64_t top = add_saturating(c.vaddr, window);
         const uint64_t bottom = c.vaddr < window ? 0 : c.vaddr - window;
         for (; hi < votes.size() && votes[hi].first <= top; ++hi) classes += in_window[votes[hi].second]++ == 0;
         for (; lo < hi && votes[lo].first < bottom; ++lo) classes -= --in_window[votes[lo].second] == 0;   // a vote within W of c stops lo

@@ -159,10 +159,9 @@ int main(int argc, char** argv) {
         // for each --budget-divisors D, and unbounded, alternating, medians of --repeat; peak RSS of each
         // run over the RSS before it (graph included).
         {
-            const std::string fit_row = "budget " + format_bytes(inference_budget(g)) + ", fit check";
-            std::vector<std::pair<std::string, uint64_t>> budgets{{"budget " + format_bytes(inference_budget(g)),
-                                                                   inference_budget(g)},
-                                                                  {fit_row, inference_budget(g)}};
+            struct Row { std::string name; uint64_t budget; bool fit_check; };
+            std::vector<Row> budgets{{"budget " + format_bytes(inference_budget(g)), inference_budget(g), false},
+                                     {"budget " + format_bytes(inference_budget(g)) + ", fit check", inference_budget(g), true}};
             if (vm.count("budget-divisors")) {
                 std::stringstream list(vm["budget-divisors"].as<std::string>());
                 for (std::string d; std::getline(list, d, ',');) {
@@ -171,10 +170,10 @@ int main(int argc, char** argv) {
                         throw po::error("--budget-divisors: '" + d + "' is not a whole number from 1 to 999999");
                     const uint64_t div = std::stoul(d);
                     const uint64_t b = std::max<uint64_t>(1, g.array_bytes() / div);
-                    budgets.emplace_back("budget 1/" + d + " " + format_bytes(b), b);
+                    budgets.push_back({"budget 1/" + d + " " + format_bytes(b), b, false});
                 }
             }
-            budgets.emplace_back("unbounded", 0);
+            budgets.push_back({"unbounded", 0, false});
             const size_t B = budgets.size();
             std::vector<std::vector<double>> secs(B), peaks(B);
             std::vector<std::vector<ModelTiming>> last(B);
@@ -183,8 +182,8 @@ int main(int argc, char** argv) {
             for (unsigned r = 0; r < repeat; ++r)
                 for (size_t i = 0; i < B; ++i) {
                     DetectOptions o = opt;
-                    o.memory_budget = budgets[i].second;
-                    o.measure_agreement = budgets[i].first == fit_row;
+                    o.memory_budget = budgets[i].budget;
+                    o.measure_agreement = budgets[i].fit_check;
                     reset_peak_rss();
                     t0 = Clock::now();
                     objects[i] = all.detect(g, o).size();
@@ -193,7 +192,7 @@ int main(int argc, char** argv) {
                     if (auto p = window_peak_rss_mib()) peaks[i].push_back(*p);
                 }
             for (size_t i = 0; i < B; ++i) {
-                std::printf("detect %zu types, %s  median %.3f s (%zu objects)", all.model_count(), budgets[i].first.c_str(),
+                std::printf("detect %zu types, %s  median %.3f s (%zu objects)", all.model_count(), budgets[i].name.c_str(),
                             median(secs[i]), objects[i]);
                 if (windows && !peaks[i].empty())
                     std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[i]), median(peaks[i]) / graph_mib);
