@@ -332,6 +332,13 @@ public:
     const T* end() const noexcept { return p_ + n_; }
     uint64_t size() const noexcept { return n_; }
     std::span<const T> view() const noexcept { return {p_, n_}; }
+    // Gives the whole pages inside elements [lo, hi) back to the system once they are read for
+    // the last time (they read as zero after).
+    void release(uint64_t lo, uint64_t hi) noexcept {
+        const uintptr_t a = (reinterpret_cast<uintptr_t>(p_ + lo) + 4095) & ~uintptr_t{4095};
+        const uintptr_t b = reinterpret_cast<uintptr_t>(p_ + hi) & ~uintptr_t{4095};
+        if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+    }
 private:
     void swap(BigArray& o) noexcept { std::swap(p_, o.p_); std::swap(n_, o.n_); std::swap(bytes_, o.bytes_); }
     T* p_ = nullptr;
@@ -759,24 +766,32 @@ struct MemoryGraphBuilder {
         auto t0 = Clock::now();
         // Every pointer's target node, in one flat pass: the lookups are random reads of the
         // target page's lines in `starts`, `bits` and `page_node_first`, so prefetch them ahead.
+        // Each block's targets are given back once resolved, so that the targets (8 bytes a
+        // pointer) and their nodes (4) are not held whole at once; `starts` goes after the pass.
         const uint64_t M = targets.size();
         BigArray<uint32_t> resolved(M);
-        const int64_t m = static_cast<int64_t>(M);
-        constexpr int64_t kAhead = 12;
+        constexpr uint64_t kBlock = 1 << 14;   // 128 KiB of targets: whole pages
+        const int64_t blocks = static_cast<int64_t>((M + kBlock - 1) / kBlock);
+        constexpr uint64_t kAhead = 12;
         ParallelErrors errors;
-#pragma omp parallel for schedule(static, 1 << 14)
-        for (int64_t i = 0; i < m; ++i)
+#pragma omp parallel for schedule(static, 1)
+        for (int64_t b = 0; b < blocks; ++b)
             errors.run([&] {
-                if (i + kAhead < m && targets[i + kAhead] != kAbsentTarget) {
-                    uint64_t q = targets[i + kAhead] / kPage;
-                    __builtin_prefetch(&starts.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
-                    __builtin_prefetch(&bits.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
-                    __builtin_prefetch(&page_node_first[q]);
+                const uint64_t lo = static_cast<uint64_t>(b) * kBlock, hi = std::min(M, lo + kBlock);
+                for (uint64_t i = lo; i < hi; ++i) {
+                    if (i + kAhead < hi && targets[i + kAhead] != kAbsentTarget) {
+                        uint64_t q = targets[i + kAhead] / kPage;
+                        __builtin_prefetch(&starts.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
+                        __builtin_prefetch(&bits.w[q * bpp / 64 + (targets[i + kAhead] % kPage) / ws / 64]);
+                        __builtin_prefetch(&page_node_first[q]);
+                    }
+                    resolved[i] = target_node(g, targets[i]);
                 }
-                resolved[i] = target_node(g, targets[i]);
+                targets.release(lo, hi);
             });
         errors.rethrow();
         targets = {};
+        free_storage(starts.w);
         // Pass 1: each run's distinct target nodes, kept per chunk in run order; row sizes.
         std::vector<std::vector<uint32_t>> chunk_srcs(chunks);
         const int64_t nchunks = static_cast<int64_t>(chunks);
@@ -807,7 +822,6 @@ struct MemoryGraphBuilder {
             });
         errors.rethrow();
         resolved = {};
-        free_storage(starts.w);
         phases.edges = seconds_since(t0);
         t0 = Clock::now();
         prefix_sum(lpo.begin(), N + 1);
