@@ -335,10 +335,13 @@ public:
     // graph_params(). Throws InputError / FormatError; InputError too for a graph of no node
     // (refuse_empty_graph, graph/memory_graph.hpp), which open_graph() also refuses from a .dmg.
     MemoryGraph build_graph(const std::string& dump_path, const BuildOptions& = {}) const;
-    // A prebuilt .dmg (told by its magic; loaded and, with `check`, checked with check_graph())
-    // or else a dump given to build_graph(). `check` false: the caller checks the graph against
-    // the models it picks for it (dmdetect over the shipped models, picked by the graph's word size).
-    MemoryGraph open_graph(const std::string& path, const BuildOptions& = {}, bool check = true) const;
+    // A prebuilt .dmg (told by its magic; loaded and checked with check_graph()) or else a dump
+    // given to build_graph().
+    MemoryGraph open_graph(const std::string& path, const BuildOptions& = {}) const;
+    // The same with `params` for a dump, and no check of a .dmg's: for a caller that picks its
+    // models after seeing the graph (dmdetect over the shipped models, picked by the graph's word
+    // size and kernel banner) and checks it against them then.
+    static MemoryGraph open_graph(const std::string& path, const GraphParams& params, const BuildOptions& = {});
     // Throws InputError when `graph` was built with other GraphParams than the models.
     void check_graph(const MemoryGraph& graph) const;
     // Every detection of every model, sorted by (type, vaddr).

@@ -110,8 +110,9 @@ const GraphParams& Detector::graph_params() const {
     return entries_.front().model.graph;
 }
 
-MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptions& opt) const {
-    const GraphParams params = graph_params();
+namespace {
+
+MemoryGraph build_graph_with(const std::string& dump_path, const GraphParams& params, const BuildOptions& opt) {
     auto phys = PhysicalLayer::open(dump_path, opt.format, opt.strict);
     if (opt.warn)
         for (const auto& w : phys->warnings()) opt.warn(w);
@@ -125,17 +126,28 @@ MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptio
     return g;
 }
 
-MemoryGraph Detector::open_graph(const std::string& path, const BuildOptions& opt, bool check) const {
+}  // namespace
+
+MemoryGraph Detector::build_graph(const std::string& dump_path, const BuildOptions& opt) const {
+    return build_graph_with(dump_path, graph_params(), opt);
+}
+
+MemoryGraph Detector::open_graph(const std::string& path, const GraphParams& params, const BuildOptions& opt) {
     // Only regular files are read (a named pipe with no writer would block).
     if (std::error_code ec; std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
         throw InputError(path + " is not a regular file");
-    if (!MemoryGraph::is_graph_file(path)) return build_graph(path, opt);
+    if (!MemoryGraph::is_graph_file(path)) return build_graph_with(path, params, opt);
     MemoryGraph g = MemoryGraph::load(path);
     // What the layers said when the graph was built (a .dmg of version 4 keeps it).
     if (opt.warn)
         for (const auto& w : g.info().warnings) opt.warn(w);
     refuse_empty_graph(g);
-    if (check) check_graph(g);
+    return g;
+}
+
+MemoryGraph Detector::open_graph(const std::string& path, const BuildOptions& opt) const {
+    MemoryGraph g = open_graph(path, graph_params(), opt);
+    if (MemoryGraph::is_graph_file(path)) check_graph(g);   // a dump's was built with them
     return g;
 }
 

@@ -466,6 +466,15 @@ struct Model {
     // Frees Adam's moments (adam_state: twice the weights), which detection never reads; the model
     // can no longer resume training exactly. Detector::add_model and dmdetect's shipped list do it.
     void drop_optimiser_state() noexcept { adam_state = AdamState{}; }
+    // Frees the network's weights too (params, Adam state, class weights): what is left describes
+    // the model (type, key nodes, thresholds, graph parameters, provenance) for choosing among
+    // models (dmdetect's shipped list, detect/fit.hpp pick_models). Such a model no longer runs or
+    // passes validate(): load its file again for that.
+    void drop_weights() noexcept {
+        drop_optimiser_state();
+        params = Params<float>{};
+        class_weights = {};
+    }
     // Shapes vs config, table sizes (BadShape/BadConfig), then meaning (BadValue): every weight,
     // moment, Adam and class weight and the threshold finite, the threshold > single_vote_bound() (a lone
     // vote must not make an object: attacker 13, thresholds 1e-45..1 gave the 127 false task_structs of

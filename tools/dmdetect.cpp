@@ -32,15 +32,16 @@
 // is one line "dmdetect: error: …" on stderr.
 //
 // Several dumps, or a directory (its files named *.elf, *.raw, *.lime, *.kdump, *.avml, *.dmg or
-// *.mem, sorted by name): the models are loaded once (shipped models: picked per dump by its
-// banner) and each dump gets what one dump would (kernel and fit records, detections, warnings
-// naming the dump), every record naming its dump (detect.hpp, name_dump_records), in the order
-// given, written to stdout as each dump is done (to --output: streamed into its temporary,
-// renamed at the end). A dump that fails is one line "dmdetect: error: DUMP: …" and the batch goes
-// on; at the end "dmdetect: error: N of M dumps failed" and exit status 1. An output that is one
-// of the dumps is refused before any work; a write error ends the batch (status 1). Under
-// `mpirun -np N` rank r takes the dumps i ≡ r (mod N) (train/distributed.hpp) and rank 0 writes
-// every record, in the same order and bytes as one process.
+// *.mem, sorted by name): the models are loaded once (shipped models: read once without their
+// weights, picked per dump by its banner, the picked ones' weights read per dump) and each dump
+// gets what one dump would (kernel and fit records, detections, warnings naming the dump), every
+// record naming its dump (detect.hpp, name_dump_records), in the order given, written to stdout as
+// each dump is done (to --output: streamed into its temporary, renamed at the end). A dump that
+// fails is one line "dmdetect: error: DUMP: …" and the batch goes on; at the end "dmdetect: error:
+// N of M dumps failed" and exit status 1. An output that is one of the dumps is refused before any
+// work; a write error ends the batch (status 1). Under `mpirun -np N` rank r takes the dumps i ≡ r
+// (mod N) (train/distributed.hpp) and rank 0 writes every record, in the same order and bytes as
+// one process.
 #include "detect/detect.hpp"
 #include "detect/fit.hpp"
 #include "graph/file_io.hpp"
@@ -123,11 +124,25 @@ std::vector<std::string> shipped_models() {
 Model load_model(const std::string& path) {
     try {
         Model m = Model::load(path);
-        m.drop_optimiser_state();   // every shipped model is held for the whole run
+        m.drop_optimiser_state();   // detection never reads it
         return m;
     } catch (const ModelError& e) {
         throw InputError(e.what());   // Model::load names the file
     }
+}
+
+// A picked shipped model with its weights: its file read again (the shipped list holds every model
+// without weights, Model::drop_weights: 40 models' weights beside the graph were ≈ 8 MiB of
+// dmdetect's peak, issue #12 item 2), refused when the file no longer holds the model picked.
+Model load_picked(const Model& picked, const std::string& path) {
+    Model m = load_model(path);
+    auto header = [](const Model& x) {
+        return std::tie(x.config, x.object_type, x.key_nodes, x.threshold, x.image_absent_threshold, x.vote_window,
+                        x.base_alignment, x.graph, x.provenance, x.parts);
+    };
+    if (header(m) != header(picked))
+        throw InputError(path + " changed while dmdetect ran: it no longer holds the model picked for the dump");
+    return m;
 }
 
 constexpr uint64_t kLargeDump = uint64_t{256} << 20;   // progress only for work that takes a while
@@ -280,6 +295,7 @@ int run(int argc, char** argv, Communicator& world) {
             // 29.6 s with all six against 3.6 s with the task_struct model alone).
             if (vm.count("tree") && m.object_type != "task_struct") continue;
             if (!only.empty() && std::find(only.begin(), only.end(), m.object_type) == only.end()) continue;
+            m.drop_weights();   // the picked ones are read again (load_picked)
             shipped.push_back(std::move(m));
             shipped_paths.push_back(p);
         }
@@ -287,7 +303,6 @@ int run(int argc, char** argv, Communicator& world) {
             throw InputError(vm.count("tree")   ? "--tree: no shipped task_struct model; give --weights"
                              : !only.empty()    ? "--types " + vm["types"].as<std::string>() + ": no shipped model of these types"
                                                 : "no shipped single-type model (a joint model is given with --weights)");
-        detector.add_model(shipped.front(), shipped_paths.front());
     }
 
     // A --threshold at or below one key node's vote (Model::single_vote_bound, which a model file may
@@ -327,7 +342,9 @@ int run(int argc, char** argv, Communicator& world) {
         };
         std::optional<MemoryStage> stage;
         stage.emplace("reading the memory graph of " + dump);
-        MemoryGraph graph = detector.open_graph(dump, build, /*check=*/shipped.empty());   // shipped: checked once picked
+        // Shipped models: the graph is built with the first one's parameters and checked once they
+        // are picked.
+        MemoryGraph graph = shipped.empty() ? detector.open_graph(dump, build) : Detector::open_graph(dump, shipped.front().graph, build);
         progress.end();
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");
@@ -358,17 +375,13 @@ int run(int argc, char** argv, Communicator& world) {
         }
         const bool image_lacking = lacks_kernel_image(graph);
         const std::optional<FoundBanner>& banner = info.kernel_banner;
-        Detector picked;   // the shipped models that fit this dump's banner best (copies: a batch picks per dump)
+        Detector picked;   // the shipped models that fit this dump's banner best, with their weights (per dump in a batch)
         Detector& used = shipped.empty() ? detector : picked;
         if (!shipped.empty()) {
             std::vector<std::string> notes;   // which model of a type was chosen over which, and why
             const std::vector<size_t> chosen = pick_models(shipped, banner, &notes, shipped_paths,
                                                            graph.params().word_size, image_lacking);
-            // One dump: the models not picked are done with (every shipped model, 15 MB on disk, held
-            // beside the graph through detection: issue #12 item 2); a batch picks again per dump.
-            const bool last_use = dumps.size() == 1;
-            for (size_t i : chosen) picked.add_model(last_use ? std::move(shipped[i]) : Model(shipped[i]), shipped_paths[i]);
-            if (last_use) shipped = std::vector<Model>();
+            for (size_t i : chosen) picked.add_model(load_picked(shipped[i], shipped_paths[i]), shipped_paths[i]);
             if (!vm.count("quiet"))   // which model was picked is not news to a script (newcomer 18: -q still printed it)
                 for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
             if (picked.model_count() == 0)

@@ -113,6 +113,22 @@ TEST_CASE("a model without Adam moments round-trips") {
     CHECK(l.params.tensors == m.params.tensors);
 }
 
+TEST_CASE("drop_weights keeps what describes the model and frees the network; such a model no longer validates") {
+    const Model m = sample_model();
+    Model h = m;
+    h.drop_weights();
+    CHECK(h.params.tensors.empty());
+    CHECK(h.adam_state.m.tensors.empty());
+    CHECK(h.class_weights.empty());
+    CHECK(h.object_type == m.object_type);
+    CHECK(h.key_nodes == m.key_nodes);
+    CHECK(h.threshold == m.threshold);
+    CHECK(h.graph == m.graph);
+    CHECK(h.provenance == m.provenance);
+    CHECK(h.config == m.config);
+    CHECK_THROWS_AS(h.validate(), ModelError);
+}
+
 TEST_CASE("every truncation, every corrupted byte, wrong magic and version are rejected") {
     const auto bytes = sample_model().to_bytes();
     for (size_t n = 0; n < bytes.size(); n += (n < 64 ? 1 : 97)) {
