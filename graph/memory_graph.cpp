@@ -119,6 +119,13 @@ constexpr uint64_t kPointersPerPage = 88, kNodesPerPage = 16, kEdgesPerPage = 74
 // dumps are never refused. Edges are at most 2 × (pointers + nodes): a pointer run gives each of
 // its two side nodes at most one edge per pointer, and a node at most one ln and one rn edge.
 constexpr uint64_t kMaxPointersPerPage = 128, kWordsPerNode = 16, kBoundFloor = uint64_t{1} << 20;
+// A compressed file's bound is also held to the file's size (issue #15, T9-4: a 62.5 MiB kdump whose
+// pages decoded to 1.3 GiB at the per-page bound made 11.0 M nodes, 172 per KiB of file; dmdetect
+// 43 s, 1.85 GB): 128 pointer fields and 64 nodes per KiB of the file. Kdumps of real kernels, as
+// QEMU writes them (zstd; zlib within 0.1): 6.1 amd64 256 MiB 39.3 / 16.2 per KiB, 1 GiB 34.8 /
+// 15.1, i386 686-pae 256 MiB 59.4 / 33.3 (5.10 and 6.12 amd64, zlib: 11–13 nodes per KiB); the bound
+// is about twice the densest.
+constexpr uint64_t kMaxPointersPerFileKiB = 128, kMaxNodesPerFileKiB = 64;
 // Heap bytes of build() at its peak (the edges phase), read off MemoryGraphBuilder:
 //   per mapping  every present kernel page mapping, aliases included (a page mapped 1000 times
 //                counts 1000 times): the canonical-pages sort entry, vaddr map and alias-table
@@ -131,10 +138,23 @@ constexpr uint64_t kMaxPointersPerPage = 128, kWordsPerNode = 16, kBoundFloor = 
 constexpr uint64_t kBytesPerMapping = 48, kBytesPerPage = 32 + 12 + 8, kBytesPerPointer = 24, kBytesPerNode = 52,
                    kBytesPerEdge = 4;
 
-uint64_t max_pointers_for(uint64_t pages, uint64_t ws) {
-    return std::max(pages * std::min(kMaxPointersPerPage, kPage / ws), kBoundFloor);
+// The density bound for `pages` kernel pages of `ws`-byte words from a compressed file of
+// `file_bytes` (0: no file bound).
+uint64_t file_bound(uint64_t file_bytes, uint64_t per_kib) {
+    return file_bytes ? file_bytes / 1024 * per_kib : UINT64_MAX;
 }
-uint64_t max_nodes_for(uint64_t pages, uint64_t ws) { return std::max(pages * (kPage / ws / kWordsPerNode), kBoundFloor); }
+uint64_t max_pointers_for(uint64_t pages, uint64_t ws, uint64_t file_bytes) {
+    return std::max(std::min(pages * std::min(kMaxPointersPerPage, kPage / ws), file_bound(file_bytes, kMaxPointersPerFileKiB)),
+                    kBoundFloor);
+}
+uint64_t max_nodes_for(uint64_t pages, uint64_t ws, uint64_t file_bytes) {
+    return std::max(std::min(pages * (kPage / ws / kWordsPerNode), file_bound(file_bytes, kMaxNodesPerFileKiB)), kBoundFloor);
+}
+// The file size a dump's density bound is held to: a compressed one's (kdump, AVML), else 0.
+uint64_t compressed_bytes(const PhysicalLayer& phys) {
+    const DumpFormat f = phys.format();
+    return f == DumpFormat::Kdump || f == DumpFormat::Avml ? phys.dump_size() : 0;
+}
 
 // What build() holds at its peak for these counts (see the per-item costs above).
 uint64_t bytes_for(uint64_t mappings, uint64_t pages, uint64_t ws, uint64_t pointers, uint64_t nodes, uint64_t edges,
@@ -403,8 +423,10 @@ struct MemoryGraphBuilder {
         : phys(ph), params(pa), progress(pr) {}
 
     // Set by build() from a translation layer (memory_graph.hpp, Limits and Density bound); a
-    // builder over hand-made runs checks neither.
+    // builder over hand-made runs checks neither. `file_bytes`: the compressed file's size the
+    // bound is also held to.
     bool density_bound = false, memory_check = false;
+    uint64_t file_bytes = 0;
 
     uint64_t ws = 8, bpp = 512;   // word size, bits (words) per page
     uint64_t P = 0;
@@ -522,11 +544,13 @@ struct MemoryGraphBuilder {
 
     // The refusal at the density bound: `what` ("pointer fields", "nodes") passed `bound`.
     [[noreturn]] void throw_density(const char* what, uint64_t bound) const {
-        throw InputError("refusing to build the memory graph: its " + std::to_string(P) + " kernel pages hold more than " +
-                         std::to_string(bound) + " " + what + " (" + std::to_string(kMaxPointersPerPage) +
-                         " pointer fields and one node per " + std::to_string(kWordsPerNode) +
-                         " words per page, 4 to 6 times the densest real kernels measured): a compressed dump "
-                         "decoding to memory this dense is likely crafted to inflate the graph (a dentry cache "
+        throw InputError("refusing to build the memory graph: its " + std::to_string(P) + " kernel pages from a " +
+                         std::to_string(file_bytes) + "-byte compressed file hold more than " + std::to_string(bound) +
+                         " " + what + " (" + std::to_string(kMaxPointersPerPage) + " pointer fields and one node per " +
+                         std::to_string(kWordsPerNode) + " words per page, and " + std::to_string(kMaxPointersPerFileKiB) +
+                         " pointer fields and " + std::to_string(kMaxNodesPerFileKiB) +
+                         " nodes per KiB of the file: 2 to 6 times the densest real kernels measured): a compressed "
+                         "dump decoding to memory this dense is likely crafted to inflate the graph (a dentry cache "
                          "filling a third of memory comes close); --no-density-bound builds it anyway, within the "
                          "memory available");
     }
@@ -567,7 +591,7 @@ struct MemoryGraphBuilder {
         page_ptr_first.assign(P + 1, 0);
         std::vector<std::vector<uint64_t>> chunk_targets(chunks);
         std::atomic<uint64_t> done{0}, found{0};
-        const uint64_t bound = density_bound ? max_pointers_for(P, ws) : UINT64_MAX;
+        const uint64_t bound = density_bound ? max_pointers_for(P, ws, file_bytes) : UINT64_MAX;
         const int64_t nchunks = static_cast<int64_t>(chunks);
         ParallelErrors errors;
 #pragma omp parallel
@@ -664,7 +688,7 @@ struct MemoryGraphBuilder {
         errors.rethrow();
         for (uint64_t c = 0; c < chunks; ++c) chunk_nodes[c + 1] += chunk_nodes[c];
         uint64_t N = chunk_nodes[chunks];
-        if (density_bound && N > max_nodes_for(P, ws)) throw_density("nodes", max_nodes_for(P, ws));
+        if (const uint64_t bound = max_nodes_for(P, ws, file_bytes); density_bound && N > bound) throw_density("nodes", bound);
         if (N >= kNone) throw InputError("memory graph would exceed 2^32-1 nodes");
         if (memory_check) check_memory(N);
         g.vaddr = BigArray<uint64_t>(N);
@@ -936,12 +960,13 @@ GraphEstimate MemoryGraph::estimate(const TranslationLayer& layer, const GraphPa
     GraphEstimate e;
     e.pages = std::min(kernel, held);
     const uint64_t ws = layer.word_size();
-    e.pointers = e.pages * std::min<uint64_t>(kPointersPerPage, kPage / ws);
-    e.nodes = e.pages * kNodesPerPage;
-    e.edges = e.pages * kEdgesPerPage;
+    e.max_pointers = max_pointers_for(e.pages, ws, compressed_bytes(layer.physical()));
+    e.max_nodes = max_nodes_for(e.pages, ws, compressed_bytes(layer.physical()));
+    // the expected counts, never above the bound (a compressed file's may be the lower)
+    e.pointers = std::min(e.pages * std::min<uint64_t>(kPointersPerPage, kPage / ws), e.max_pointers);
+    e.nodes = std::min(e.pages * kNodesPerPage, e.max_nodes);
+    e.edges = std::min(e.pages * kEdgesPerPage, 2 * (e.max_pointers + e.max_nodes));
     e.bytes = bytes_for(kernel, e.pages, ws, e.pointers, e.nodes, e.edges, params.feature_bytes);
-    e.max_pointers = max_pointers_for(e.pages, ws);
-    e.max_nodes = max_nodes_for(e.pages, ws);
     e.max_bytes = bytes_for(kernel, e.pages, ws, e.max_pointers, e.max_nodes, 2 * (e.max_pointers + e.max_nodes),
                             params.feature_bytes);
     return e;
@@ -973,8 +998,8 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
         // Only a compressed file can hold more memory than its size (kdump, AVML: up to DecodedImage's
         // 24×); the graph of a raw, ELF or LiME file is bounded by the file itself, so dense honest
         // memory (a dentry cache filling a third of RAM passes the bound: tester 9) is never refused there.
-        const DumpFormat format = layer.physical().format();
-        b.density_bound = density_bound && (format == DumpFormat::Kdump || format == DumpFormat::Avml);
+        b.file_bytes = compressed_bytes(layer.physical());
+        b.density_bound = density_bound && b.file_bytes != 0;
         b.memory_check = true;
         try {
             g = b.run(runs, mapped, layer.absent_table_spans());

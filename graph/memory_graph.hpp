@@ -48,10 +48,12 @@
 //                  its size of memory, graph/decoded_image.hpp) also stops (InputError) as soon as the
 //                  dump holds more pointer fields or nodes than GraphEstimate::max_pointers / max_nodes:
 //                  128 pointer fields and one node per 16 words per kernel page, 4–6 times the
-//                  densest real kernels measured (graph/memory_graph.cpp), so only memory crafted
-//                  to inflate the graph meets it (a 16 MiB kdump whose every page decompresses to
-//                  alternating pointers and data: 25 M nodes, issue #15). Time and memory are then
-//                  bounded by the kernel pages alone. Raw, ELF and LiME files are not bounded so: their
+//                  densest real kernels measured (graph/memory_graph.cpp), and 128 pointer fields
+//                  and 64 nodes per KiB of the compressed file, twice the densest real kdumps, so
+//                  only memory crafted to inflate the graph meets it (a 16 MiB kdump whose every
+//                  page decompresses to alternating pointers and data: 25 M nodes; a 62.5 MiB one
+//                  at the per-page bound: 11 M nodes; issue #15). Time and memory are then bounded
+//                  by the kernel pages and the file's size. Raw, ELF and LiME files are not bounded so: their
 //                  graph is bounded by the file's size, and honest memory can come near the bound (a
 //                  dentry cache filling a third of RAM passes it). `density_bound = false` lifts it
 //                  (the memory checks still hold).
@@ -135,7 +137,7 @@ struct GraphBuildPhases {
 // What build() will need, from the number of kernel pages alone (before any scan):
 //   pages     canonical kernel pages, at most min(present kernel pages, pages the dump holds)
 //   pointers, nodes, edges   expected: pages × densities of real dumps (graph/memory_graph.cpp,
-//             k…PerPage) times a margin of 2
+//             k…PerPage) times a margin of 2, at most the density bound
 //   bytes     expected peak heap of build(): a fixed cost per present kernel page mapping (aliases
 //             included), page, pointer, node (plus feature_bytes) and edge, read off the
 //             builder's arrays (graph/memory_graph.cpp, bytes_for())
