@@ -462,7 +462,9 @@ struct Model {
     std::vector<uint8_t> to_bytes() const;
     static Model from_bytes(std::span<const uint8_t>);   // throws ModelError, never crashes
     void save(const std::string& path) const;            // atomic (graph/file_io.hpp); ModelError(Io)
-    static Model load(const std::string& path);          // throws ModelError
+    // Throws ModelError. `checksum`, when given, receives the file's payload checksum (verified):
+    // two reads of one path that give the same checksum read the same model.
+    static Model load(const std::string& path, uint64_t* checksum = nullptr);
     // Frees Adam's moments (adam_state: twice the weights), which detection never reads; the model
     // can no longer resume training exactly. Detector::add_model and dmdetect's shipped list do it.
     void drop_optimiser_state() noexcept { adam_state = AdamState{}; }

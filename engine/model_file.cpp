@@ -13,12 +13,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <istream>
 #include <ostream>
 #include <sstream>
 #include <streambuf>
-#include <unistd.h>
 
 namespace deepmem {
 
@@ -598,25 +596,17 @@ void Model::save(const std::string& path) const {
     }
 }
 
-Model Model::load(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw ModelError(Kind::Io, 0, "cannot open " + path + ": " + std::strerror(errno));
+Model Model::load(const std::string& path, uint64_t* checksum) {
     std::vector<uint8_t> bytes;
-    uint8_t chunk[1 << 16];
-    for (;;) {
-        const ssize_t r = ::read(fd, chunk, sizeof chunk);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            const int err = errno;
-            ::close(fd);
-            throw ModelError(Kind::Io, bytes.size(), "cannot read " + path + ": " + std::strerror(err));
-        }
-        if (r == 0) break;
-        bytes.insert(bytes.end(), chunk, chunk + r);
-    }
-    ::close(fd);
     try {
-        return from_bytes(bytes);
+        bytes = read_whole_file(path, "model");   // a FIFO or device is refused, not read
+    } catch (const InputError& e) {
+        throw ModelError(Kind::Io, 0, e.what());
+    }
+    try {
+        Model m = from_bytes(bytes);   // the header's 32 bytes are there once it parsed
+        if (checksum) *checksum = get_u64(bytes.data() + 24);
+        return m;
     } catch (const ModelError& e) {   // the file's name in the message (newcomer 18: "model bad magic: …", which file?)
         throw e.naming(path);
     }

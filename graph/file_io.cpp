@@ -278,23 +278,51 @@ void AtomicDirectory::commit() {
     sync_directory(split_path(path_).first);
 }
 
-void require_regular_file(const std::string& path, const char* what) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw InputError(std::string(what) + " " + path + ": " + errno_text(errno));
+namespace {
+
+// InputError "WHAT PATH: not a regular file (a FIFO)" unless `st` is a regular file's.
+void refuse_irregular(const struct stat& st, const std::string& path, const char* what) {
     if (!S_ISREG(st.st_mode))
         throw InputError(std::string(what) + " " + path + ": not a regular file (" +
                          (S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
                                                            : S_ISDIR(st.st_mode)                        ? "a directory"
                                                                                                         : "a special file") +
                          ")");
+}
+
+}  // namespace
+
+void require_regular_file(const std::string& path, const char* what) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw InputError(std::string(what) + " " + path + ": " + errno_text(errno));
+    refuse_irregular(st, path, what);
     if (::access(path.c_str(), R_OK) != 0) throw InputError(std::string(what) + " " + path + ": " + errno_text(errno));
 }
 
 std::vector<uint8_t> read_whole_file(const std::string& path, const char* what) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) throw InputError(std::string("cannot read ") + what + " '" + path + "': read error");
+    // Opened without blocking and checked on the descriptor: a FIFO swapped in for the file would
+    // block the open, and a device would be read without end.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
+    std::vector<uint8_t> bytes;
+    try {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
+        refuse_irregular(st, path, what);
+        bytes.reserve(static_cast<size_t>(st.st_size));
+        uint8_t chunk[1 << 16];
+        for (;;) {
+            const ssize_t r = ::read(fd, chunk, sizeof chunk);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
+            if (r == 0) break;
+            bytes.insert(bytes.end(), chunk, chunk + r);
+        }
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
     return bytes;
 }
 

@@ -121,9 +121,9 @@ std::vector<std::string> shipped_models() {
     return files;
 }
 
-Model load_model(const std::string& path) {
+Model load_model(const std::string& path, uint64_t* checksum = nullptr) {
     try {
-        Model m = Model::load(path);
+        Model m = Model::load(path, checksum);
         m.drop_optimiser_state();   // detection never reads it
         return m;
     } catch (const ModelError& e) {
@@ -133,14 +133,12 @@ Model load_model(const std::string& path) {
 
 // A picked shipped model with its weights: its file read again (the shipped list holds every model
 // without weights, Model::drop_weights: 40 models' weights beside the graph were ≈ 8 MiB of
-// dmdetect's peak, issue #12 item 2), refused when the file no longer holds the model picked.
-Model load_picked(const Model& picked, const std::string& path) {
-    Model m = load_model(path);
-    auto header = [](const Model& x) {
-        return std::tie(x.config, x.object_type, x.key_nodes, x.threshold, x.image_absent_threshold, x.vote_window,
-                        x.base_alignment, x.graph, x.provenance, x.parts);
-    };
-    if (header(m) != header(picked))
+// dmdetect's peak, issue #12 item 2), refused unless it holds the file's payload read first
+// (`checksum`: weights edited in place were read silently, helper 65).
+Model load_picked(const std::string& path, uint64_t checksum) {
+    uint64_t now = 0;
+    Model m = load_model(path, &now);
+    if (now != checksum)
         throw InputError(path + " changed while dmdetect ran: it no longer holds the model picked for the dump");
     return m;
 }
@@ -279,12 +277,15 @@ int run(int argc, char** argv, Communicator& world) {
     Detector detector;
     std::vector<Model> shipped;
     std::vector<std::string> shipped_paths;
+    std::vector<uint64_t> shipped_checksums;   // each file's payload checksum when read (load_picked)
+    GraphParams shipped_params;                // the graph parameters most of them share
     if (vm.count("weights")) {
         for (const auto& w : vm["weights"].as<std::vector<std::string>>()) detector.add_model(w);
         if (!only.empty()) detector.keep_types(only);
     } else {
         for (const auto& p : shipped_models()) {
-            Model m = load_model(p);
+            uint64_t checksum = 0;
+            Model m = load_model(p, &checksum);
             if (m.joint()) {   // picked per type among single-type models (pick_models): a joint one is given with -w
                 if (!vm.count("quiet") && world.rank() == 0)
                     std::fprintf(stderr, "dmdetect: note: joint model %s (%s) not used without --weights\n",
@@ -298,7 +299,22 @@ int run(int argc, char** argv, Communicator& world) {
             m.drop_weights();   // the picked ones are read again (load_picked)
             shipped.push_back(std::move(m));
             shipped_paths.push_back(p);
+            shipped_checksums.push_back(checksum);
         }
+        // The graph parameters most shipped models share (the word size is the dump's): one model
+        // with others in the folder would otherwise build every dump's graph with them.
+        std::vector<std::pair<GraphParams, size_t>> counts;
+        for (const Model& m : shipped) {
+            GraphParams g = m.graph;
+            g.word_size = 8;
+            auto at = std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == g; });
+            if (at == counts.end()) counts.push_back({g, 1});
+            else ++at->second;
+        }
+        if (!counts.empty())
+            shipped_params = std::max_element(counts.begin(), counts.end(), [](const auto& a, const auto& b) {
+                                 return a.second < b.second;
+                             })->first;
         if (shipped.empty())
             throw InputError(vm.count("tree")   ? "--tree: no shipped task_struct model; give --weights"
                              : !only.empty()    ? "--types " + vm["types"].as<std::string>() + ": no shipped model of these types"
@@ -342,13 +358,35 @@ int run(int argc, char** argv, Communicator& world) {
         };
         std::optional<MemoryStage> stage;
         stage.emplace("reading the memory graph of " + dump);
-        // Shipped models: the graph is built with the first one's parameters and checked once they
-        // are picked.
-        MemoryGraph graph = shipped.empty() ? detector.open_graph(dump, build) : Detector::open_graph(dump, shipped.front().graph, build);
+        // Shipped models: the graph is built with the parameters most of them share, and checked
+        // once they are picked (a dump's built again when the picked ones' differ: helper 65).
+        MemoryGraph graph = shipped.empty() ? detector.open_graph(dump, build) : Detector::open_graph(dump, shipped_params, build);
         progress.end();
+        const bool image_lacking = lacks_kernel_image(graph);
+        Detector picked;   // the shipped models that fit this dump's banner best, with their weights (per dump in a batch)
+        Detector& used = shipped.empty() ? detector : picked;
+        if (!shipped.empty()) {
+            std::vector<std::string> notes;   // which model of a type was chosen over which, and why
+            const std::vector<size_t> chosen = pick_models(shipped, graph.info().kernel_banner, &notes, shipped_paths,
+                                                           graph.params().word_size, image_lacking);
+            for (size_t i : chosen) picked.add_model(load_picked(shipped_paths[i], shipped_checksums[i]), shipped_paths[i]);
+            if (!vm.count("quiet"))   // which model was picked is not news to a script (newcomer 18: -q still printed it)
+                for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
+            if (picked.model_count() == 0)
+                throw InputError(who + "no shipped model is for this dump's " + word_size_text(graph.params().word_size) +
+                                 "; give --weights");
+            // (the word sizes agree: the models were picked by the graph's)
+            if (picked.graph_params() != graph.params() && !MemoryGraph::is_graph_file(dump)) {
+                graph = MemoryGraph();
+                graph = Detector::open_graph(dump, picked.graph_params(), build);
+                progress.end();
+            }
+            picked.check_graph(graph);
+        }
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
+        const std::optional<FoundBanner>& banner = info.kernel_banner;
         // The .dmg's segments the dump read next must hold (interpret_detections); --dump-file's
         // copy is checked now, before the models run: a file that is not the graph's dump is an
         // error, not a note, since the user named it (newcomer 18, attacker 18).
@@ -372,22 +410,6 @@ int run(int argc, char** argv, Communicator& world) {
                 std::fprintf(stderr, "dmdetect: note: %sobjects read from %s: %zu sampled segments of the graph match it (a "
                                      "check against another dump, not against edits: compare its hash with the acquisition's)\n",
                              who.c_str(), terminal_text(file).c_str(), in.sample.segments.size());
-        }
-        const bool image_lacking = lacks_kernel_image(graph);
-        const std::optional<FoundBanner>& banner = info.kernel_banner;
-        Detector picked;   // the shipped models that fit this dump's banner best, with their weights (per dump in a batch)
-        Detector& used = shipped.empty() ? detector : picked;
-        if (!shipped.empty()) {
-            std::vector<std::string> notes;   // which model of a type was chosen over which, and why
-            const std::vector<size_t> chosen = pick_models(shipped, banner, &notes, shipped_paths,
-                                                           graph.params().word_size, image_lacking);
-            for (size_t i : chosen) picked.add_model(load_picked(shipped[i], shipped_paths[i]), shipped_paths[i]);
-            if (!vm.count("quiet"))   // which model was picked is not news to a script (newcomer 18: -q still printed it)
-                for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
-            if (picked.model_count() == 0)
-                throw InputError(who + "no shipped model is for this dump's " + word_size_text(graph.params().word_size) +
-                                 "; give --weights");
-            picked.check_graph(graph);
         }
 
         for (size_t i = 0; i < used.model_count(); ++i) warn_low_threshold(used.model(i), used.source(i));

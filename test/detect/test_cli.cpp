@@ -493,6 +493,24 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     CHECK(without_notes(q.err) == lacks);
     CHECK(j.out.find("\"model\":\"" + (dir / "models" / "b-6.1.cereal").string() + "\",\"fits\":true,\"build\":\"same-build\","
                      "\"agreement\":1.0000,\"objects\":24,\"agreeing\":24") != std::string::npos);
+    // A model with other graph parameters first in the folder, set aside for this dump: the graph
+    // is built with the parameters most models share, the same output (helper 65: the first
+    // model's built every dump's graph, and the picked model refused it).
+    {
+        Model stray = test::marker_model("task_struct");
+        stray.graph.feature_bytes = 32;
+        stray.provenance.kernel_builds = {{"5.10.0-46-amd64", ""}};
+        stray.save((dir / "models" / "0-stray.cereal").string());
+        Run s2 = run("DMDETECT", dump + opts + " --format json -q", dir, env);
+        CHECK(s2.status == 0);
+        CHECK(s2.out == j.out);
+        fs::remove(dir / "models" / "0-stray.cereal");
+    }
+    // A model file that is a FIFO: one error line, no hang (helper 65).
+    REQUIRE(::mkfifo((dir / "fifo.cereal").c_str(), 0600) == 0);
+    Run ff = run("DMDETECT", "-w " + (dir / "fifo.cereal").string() + " " + dump + opts, dir, "timeout 60 ");
+    CHECK(ff.status == 1);
+    CHECK(ff.err.find("not a regular file (a FIFO)") != std::string::npos);
     Run t = run("DMDETECT", dump + opts + " --require-fit", dir, env);
     CHECK(t.status == 0);
     CHECK(t.out.rfind("# kernel: 6.1.0-47-amd64 (banner in the kernel image at 0xffffffff80001000)\n", 0) == 0);

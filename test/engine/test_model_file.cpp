@@ -102,6 +102,22 @@ TEST_CASE("save/load round trip gives identical fields and bit-identical outputs
     CHECK(std::memcmp(a.data(), b.data(), size_t(a.size()) * sizeof(float)) == 0);
     std::filesystem::remove_all(dir);
     CHECK_THROWS_AS(Model::load((dir / "missing.dmm").string()), ModelError);
+    {   // the payload checksum a load reads: the header's, and another once a weight changes
+        std::filesystem::create_directories(dir);
+        const std::string path = (dir / "sum.dmm").string();
+        m.save(path);
+        const std::vector<uint8_t> bytes = m.to_bytes();
+        uint64_t header = 0, sum = 0, again = 0;
+        std::memcpy(&header, bytes.data() + 24, 8);
+        CHECK(Model::load(path, &sum).object_type == m.object_type);
+        CHECK(sum == header);
+        Model w = m;
+        w.params.tensors[0](0, 0) += 1.f;
+        w.save(path);
+        Model::load(path, &again);
+        CHECK(again != sum);
+        std::filesystem::remove_all(dir);
+    }
     CHECK_THROWS_AS(m.save((dir / "no-such-dir" / "x.dmm").string()), ModelError);
 }
 

@@ -293,6 +293,14 @@ TEST_CASE("require_regular_file: regular readable files pass; devices, FIFOs, di
     CHECK_THROWS_WITH_AS(require_regular_file((d.path / "fifo").string(), "kernel file"), doctest::Contains("a FIFO"), InputError);
     CHECK_THROWS_WITH_AS(require_regular_file(d.path.string(), "kernel file"), doctest::Contains("a directory"), InputError);
     CHECK_THROWS_AS(require_regular_file((d.path / "absent").string(), "kernel file"), InputError);
+    // read_whole_file checks the opened descriptor, and opens without blocking (helper 65: a model
+    // file swapped for a FIFO hung dmdetect in the open)
+    CHECK(read_whole_file((d.path / "link").string(), "model") == std::vector<uint8_t>{'x'});
+    CHECK_THROWS_WITH_AS(read_whole_file((d.path / "fifo").string(), "model"),
+                         ("model " + (d.path / "fifo").string() + ": not a regular file (a FIFO)").c_str(), InputError);
+    CHECK_THROWS_WITH_AS(read_whole_file((d.path / "zero").string(), "model"), doctest::Contains("a device"), InputError);
+    CHECK_THROWS_WITH_AS(read_whole_file(d.path.string(), "model"), doctest::Contains("a directory"), InputError);
+    CHECK_THROWS_WITH_AS(read_whole_file((d.path / "absent").string(), "model"), doctest::Contains("No such file"), InputError);
 }
 
 TEST_CASE("same_file and the output-over-input refusals: by device and inode, through links") {
