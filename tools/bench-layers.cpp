@@ -7,6 +7,7 @@
 //   bench-layers --synthetic MiB
 //   bench-layers --alias-bomb MiB [--kind gib1|la57|spray] [--write FILE]
 //   bench-layers --overlap-elf MiB
+//   bench-layers --dense-kdump MiB [--kind nodes|pointers|pages] --write FILE
 // --search ignores the ELF CPU notes and runs the page-directory search, then reports whether it
 // translates every kernel page exactly as the note's CR3 does.
 // --formats writes the dump as kdump (zlib flattened, lzo, snappy, zstd) and AVML into $TMPDIR and
@@ -16,9 +17,17 @@
 // --alias-bomb builds page tables that
 // map the same memory millions of times (test/graph/layer_images.hpp) and times the walk and the
 // search on it, or writes it as a raw dump for timing the tools (/usr/bin/time -v dmgraph build …).
+// --dense-kdump writes a zstd kdump of about that many MiB whose memory is as dense as the density
+// bound of a compressed dump allows (graph/memory_graph.hpp; issue #15 T9-4), for timing the tools
+// (/usr/bin/time dmdetect FILE --dtb 0x1000): --kind nodes, one pointer field per 16 words (32
+// nodes and 32 pointer fields a page) up to 64 nodes per KiB of the file; pointers, four per 16
+// words (32 nodes, 128 pointer fields) up to 128 pointer fields per KiB; each at 98 % of that bound,
+// padded to the size with random pages (incompressible, no pointer field); pages, four per 16 words
+// over 24 times the file's size (the decoder's limit), the per-page bound alone: refused by the
+// file's bound.
 #include "graph/dump_writers.hpp"
 #include "graph/layers.hpp"
-#include "test/graph/layer_images.hpp"
+#include "test/graph/dump_images.hpp"
 
 #include <omp.h>
 #include <sys/resource.h>
@@ -33,6 +42,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <random>
 
 using namespace deepmem;
 namespace po = boost::program_options;
@@ -101,6 +111,55 @@ void write_file(const std::string& path, const std::function<void(const ByteSink
     if (!out) throw InputError("cannot write " + path);
 }
 
+// The memory of --dense-kdump: a 4-level image whose 2 GiB direct map (0xffff800000000000) holds
+// `dense` pages from 4 MiB on, each word of a group of 16 a pointer into the first such page when
+// its index is below `per16`, then `random` random pages.
+std::vector<uint8_t> dense_memory(uint64_t dense, uint64_t random, int per16) {
+    auto m = test_images::build_x64_4level();
+    m.put64(0x5000 + 8, (uint64_t{1} << 30) | test_images::P | test_images::RW | test_images::PS);
+    const uint64_t size = 0x400000 + (dense + random) * 4096;
+    if (size > uint64_t{2} << 30) throw InputError("--dense-kdump: more than the image's 2 GiB of memory");
+    m.bytes.resize(size, 0);
+    for (uint64_t a = 0x400000; a < 0x400000 + dense * 4096; a += 8)
+        m.put64(a, (a / 8) % 16 < static_cast<uint64_t>(per16) ? 0xffff800000400000 + 8 * static_cast<uint64_t>(per16)
+                                                                : 0x4141414141414141 + (a / 8) % 16);
+    std::mt19937_64 rng(15);
+    for (uint64_t a = 0x400000 + dense * 4096; a < size; a += 8) m.put64(a, rng());
+    return std::move(m.bytes);
+}
+
+// The zstd kdump of that memory, in memory.
+std::vector<uint8_t> kdump_of(const std::vector<uint8_t>& mem) {
+    return test_images::kdump_of(*PhysicalLayer::from_bytes(mem, DumpFormat::Raw), KdumpCompression::Zstd, false);
+}
+
+void dense_kdump(uint64_t mib, const std::string& kind, const std::string& path) {
+    const double target = double(mib << 20);
+    const int per16 = kind == "nodes" ? 1 : 4;
+    const double per_page = 32.0 * per16;   // pointer fields a dense page holds (and 32 nodes)
+    // What a dense page takes in the file (compressed, with its descriptor), from 1,024 of them,
+    // and a random one (4,096 bytes stored as they are, and its descriptor).
+    const double c = double(kdump_of(dense_memory(1024, 0, per16)).size() - kdump_of(dense_memory(0, 0, per16)).size()) / 1024,
+                 r = 4096 + 24;
+    uint64_t dense = 0, random = 0;
+    if (kind == "pages") {   // 23.5 times the file's size of memory (the decoder allows 24)
+        const double pages = 23.5 * target / 4096 - 1024;
+        dense = uint64_t((pages - target / r) / (1 - c / r));
+    } else {   // 98 % of the file's bound: 64 nodes (nodes) or 128 pointer fields (pointers) per KiB
+        dense = uint64_t(target / 1024 * (kind == "nodes" ? 64 / 32.0 : 128 / per_page) * 0.98);
+    }
+    random = target > dense * c ? uint64_t((target - dense * c) / r) : 0;
+    std::vector<uint8_t> file = kdump_of(dense_memory(dense, random, per16));
+    write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(file.data()), file.size()));
+    std::printf("%s: %.1f MiB zstd kdump of %.0f MiB of memory: %llu dense pages (%llu pointer fields, %llu nodes at "
+                "most), %llu random pages; the file's bound: %llu pointer fields, %llu nodes\n",
+                path.c_str(), double(file.size()) / (1 << 20), double(0x400000 + (dense + random) * 4096) / (1 << 20),
+                static_cast<unsigned long long>(dense), static_cast<unsigned long long>(dense * 32 * per16),
+                static_cast<unsigned long long>(dense * 32), static_cast<unsigned long long>(random),
+                static_cast<unsigned long long>(file.size() / 1024 * 128),
+                static_cast<unsigned long long>(file.size() / 1024 * 64));
+}
+
 void bench_formats(const PhysicalLayer& phys) {
     const std::string base = (std::filesystem::temp_directory_path() / ("bench-layers-" + std::to_string(::getpid()))).string();
     const double mib = static_cast<double>(phys.present_bytes()) / (1 << 20);
@@ -162,8 +221,9 @@ int main(int argc, char** argv) try {
         ("search", "ignore CPU notes: search for the root and compare with the note's CR3")
         ("synthetic", po::value<uint64_t>(), "benchmark an in-memory image of this many MiB")
         ("alias-bomb", po::value<uint64_t>(), "an aliasing page-table image of this many MiB (1..1024)")
-        ("kind", po::value<std::string>()->default_value("gib1"), "alias bomb: gib1|la57|spray")
-        ("write", po::value<std::string>(), "write the alias bomb as a raw dump to FILE and stop")
+        ("kind", po::value<std::string>(), "alias bomb: gib1|la57|spray [gib1]; dense kdump: nodes|pointers|pages [nodes]")
+        ("write", po::value<std::string>(), "write the alias bomb as a raw dump (the dense kdump: required) to FILE and stop")
+        ("dense-kdump", po::value<uint64_t>(), "a zstd kdump of about this many MiB at the density bound (1..80)")
         ("formats", "also time reading kdump and AVML copies of the dump")
         ("overlap-elf", po::value<uint64_t>(), "time opening a crafted ELF of this many MiB of overlapping PT_LOADs");
     po::positional_options_description pos;
@@ -186,8 +246,18 @@ int main(int argc, char** argv) try {
         }
         return 0;
     }
+    if (vm.count("dense-kdump")) {
+        const uint64_t mib = vm["dense-kdump"].as<uint64_t>();
+        const std::string kind = vm.count("kind") ? vm["kind"].as<std::string>() : "nodes";
+        if (mib < 1 || mib > 80) throw InputError("--dense-kdump needs 1..80 MiB");
+        if (kind != "nodes" && kind != "pointers" && kind != "pages") throw InputError("--kind must be nodes, pointers or pages");
+        if (!vm.count("write")) throw InputError("--dense-kdump needs --write FILE");
+        dense_kdump(mib, kind, vm["write"].as<std::string>());
+        return 0;
+    }
     if (vm.count("help") || (!vm.count("dump") && !vm.count("synthetic") && !vm.count("alias-bomb"))) {
-        std::cout << "usage: bench-layers DUMP [options] | --synthetic MiB | --alias-bomb MiB | --overlap-elf MiB\n" << opts;
+        std::cout << "usage: bench-layers DUMP [options] | --synthetic MiB | --alias-bomb MiB | --overlap-elf MiB"
+                     " | --dense-kdump MiB --write FILE\n" << opts;
         return vm.count("help") ? 0 : 2;
     }
     std::optional<PagingMode> mode;
@@ -209,7 +279,7 @@ int main(int argc, char** argv) try {
     if (vm.count("alias-bomb")) {
         using test_images::AliasBomb;
         const uint64_t mib = vm["alias-bomb"].as<uint64_t>();
-        const std::string kind = vm["kind"].as<std::string>();
+        const std::string kind = vm.count("kind") ? vm["kind"].as<std::string>() : "gib1";
         if (mib < 1 || mib > 1024) throw InputError("--alias-bomb needs 1..1024 MiB");
         if (kind != "gib1" && kind != "la57" && kind != "spray") throw InputError("--kind must be gib1, la57 or spray");
         const AliasBomb k = kind == "gib1" ? AliasBomb::Gib1 : kind == "la57" ? AliasBomb::La57 : AliasBomb::Spray;

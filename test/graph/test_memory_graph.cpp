@@ -1,10 +1,9 @@
 // Memory graph construction: the paper's Figure 2 exactly, segmentation edge cases, the target
 // rules, aliases, and agreement with a word-by-word reference builder on random memory.
+#include "dump_images.hpp"
 #include "graph_fixtures.hpp"
-#include "graph/dump_writers.hpp"
 #include "graph/memory_budget.hpp"
 #include "graph/parallel_errors.hpp"
-#include "layer_images.hpp"
 
 #include <doctest/doctest.h>
 #include <omp.h>
@@ -680,14 +679,8 @@ std::vector<uint8_t> dense_image(uint64_t size, int pointers_per_4) {
 }
 
 // The same memory as a kdump file (uncompressed pages): the density bound is for compressed formats.
-std::vector<uint8_t> as_kdump(const std::vector<uint8_t>& raw) {
-    auto phys = PhysicalLayer::from_bytes(raw, DumpFormat::Raw);
-    std::vector<uint8_t> out;
-    write_kdump(*phys, KdumpCompression::None, false, [&](uint64_t off, std::span<const uint8_t> b) {
-        if (out.size() < off + b.size()) out.resize(off + b.size());
-        std::copy(b.begin(), b.end(), out.begin() + static_cast<std::ptrdiff_t>(off));
-    });
-    return out;
+std::vector<uint8_t> as_kdump(const std::vector<uint8_t>& raw, KdumpCompression c = KdumpCompression::None) {
+    return test_images::kdump_of(*PhysicalLayer::from_bytes(raw, DumpFormat::Raw), c, false);
 }
 
 }  // namespace
@@ -765,11 +758,7 @@ TEST_CASE("graph: a compressed dump's density bound is also held to its file's s
             m.put64(a, (a / 8) % 16 == 0 ? 0xffff800000400008 : 0x4141414141414141 + (a / 8) % 16);
         std::mt19937_64 rng(15);
         for (uint64_t a = 0x400000 + kDense; a < m.bytes.size(); a += 8) m.put64(a, rng());
-        auto phys = PhysicalLayer::from_bytes(m.bytes, DumpFormat::Raw);
-        write_kdump(*phys, KdumpCompression::Zstd, false, [&](uint64_t off, std::span<const uint8_t> b) {
-            if (bytes.size() < off + b.size()) bytes.resize(off + b.size());
-            std::copy(b.begin(), b.end(), bytes.begin() + static_cast<std::ptrdiff_t>(off));
-        });
+        bytes = as_kdump(m.bytes, KdumpCompression::Zstd);
     }
     auto phys = PhysicalLayer::from_bytes(bytes, DumpFormat::Kdump);
     TranslationLayer layer(*phys, PagingMode::X86_64_4Level, 0x1000);
