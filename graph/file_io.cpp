@@ -1,5 +1,6 @@
 // File output and same-file checks (contract: graph/file_io.hpp).
 #include "graph/file_io.hpp"
+#include "graph/text_lines.hpp"   // format_bytes
 
 #include <algorithm>
 #include <cerrno>
@@ -299,7 +300,7 @@ void require_regular_file(const std::string& path, const char* what) {
     if (::access(path.c_str(), R_OK) != 0) throw InputError(std::string(what) + " " + path + ": " + errno_text(errno));
 }
 
-std::vector<uint8_t> read_whole_file(const std::string& path, const char* what) {
+std::vector<uint8_t> read_whole_file(const std::string& path, const char* what, uint64_t max_bytes) {
     // Opened without blocking and checked on the descriptor: a FIFO swapped in for the file would
     // block the open, and a device would be read without end.
     const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -309,6 +310,9 @@ std::vector<uint8_t> read_whole_file(const std::string& path, const char* what) 
         struct stat st {};
         if (::fstat(fd, &st) != 0) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
         refuse_irregular(st, path, what);
+        if (static_cast<uint64_t>(st.st_size) > max_bytes)
+            throw InputError(std::string(what) + " " + path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
+                             format_bytes(max_bytes) + " such a file is read up to");
         bytes.reserve(static_cast<size_t>(st.st_size));
         uint8_t chunk[1 << 16];
         for (;;) {
@@ -316,6 +320,9 @@ std::vector<uint8_t> read_whole_file(const std::string& path, const char* what) 
             if (r < 0 && errno == EINTR) continue;
             if (r < 0) throw InputError(std::string("cannot read ") + what + " '" + path + "': " + std::strerror(errno));
             if (r == 0) break;
+            if (bytes.size() + static_cast<uint64_t>(r) > max_bytes)   // grown since fstat
+                throw InputError(std::string(what) + " " + path + ": more than the " + format_bytes(max_bytes) +
+                                 " such a file is read up to");
             bytes.insert(bytes.end(), chunk, chunk + r);
         }
     } catch (...) {

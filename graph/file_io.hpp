@@ -99,8 +99,10 @@ void require_regular_file(const std::string& path, const char* what);
 // `bytes` to `path` through an AtomicFile.
 void write_file_atomically(const std::string& path, std::string_view bytes);
 
-// Small files (labels, manifests, detections): the whole file, or InputError naming `what`.
-std::vector<uint8_t> read_whole_file(const std::string& path, const char* what);
+// Small files (labels, manifests, detections, models): the whole file, or InputError naming `what`
+// and `path` — also for one that is not a regular file (a FIFO would block, a device never end) or
+// holds more than `max_bytes` (a sparse file of 1 TiB was read until memory ran out: helper 66).
+std::vector<uint8_t> read_whole_file(const std::string& path, const char* what, uint64_t max_bytes = uint64_t{1} << 30);
 
 // Device and inode of `a` and `b` (symlinks followed) agree; false when either does not exist.
 bool same_file(const std::string& a, const std::string& b);

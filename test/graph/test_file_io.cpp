@@ -301,6 +301,17 @@ TEST_CASE("require_regular_file: regular readable files pass; devices, FIFOs, di
     CHECK_THROWS_WITH_AS(read_whole_file((d.path / "zero").string(), "model"), doctest::Contains("a device"), InputError);
     CHECK_THROWS_WITH_AS(read_whole_file(d.path.string(), "model"), doctest::Contains("a directory"), InputError);
     CHECK_THROWS_WITH_AS(read_whole_file((d.path / "absent").string(), "model"), doctest::Contains("No such file"), InputError);
+    // past the limit (a sparse 1 TiB file was read until memory ran out: helper 66), refused before reading
+    {
+        std::ofstream(d.path / "big");
+        fs::resize_file(d.path / "big", uint64_t{1} << 40);
+        CHECK_THROWS_WITH_AS(read_whole_file((d.path / "big").string(), "model"),
+                             ("model " + (d.path / "big").string() + ": 1099511627776 bytes, more than the 1 GiB such a "
+                              "file is read up to").c_str(),
+                             InputError);
+        CHECK_THROWS_AS(read_whole_file((d.path / "f").string(), "model", 0), InputError);
+        CHECK(read_whole_file((d.path / "f").string(), "model", 1).size() == 1);
+    }
 }
 
 TEST_CASE("same_file and the output-over-input refusals: by device and inode, through links") {
