@@ -132,17 +132,18 @@ constexpr uint64_t kMaxPointersPerFileKiB = 128, kMaxNodesPerFileKiB = 64;
 //                slot (24 + 16 + 4 + 4), freed before the scan but live at once
 //   per page     page vaddr/paddr/data/stretch (32), page_ptr_first/page_node_first (12), the
 //                pointer and node-start bitmaps (2 × 4096/word size / 8), alias-table blocks (8)
-//   per pointer  targets (8), resolved target nodes (4), per-chunk copies (8) and sources (4)
+//   per pointer  targets (8; given back block by block as they are resolved), resolved target
+//                nodes (4), per-chunk copies (8) and sources (4): more than is held at once
 //   per node     vaddr, paddr, length (20), four CSR offsets (32), features (feature_bytes)
 //   per edge     source (4)
 constexpr uint64_t kBytesPerMapping = 48, kBytesPerPage = 32 + 12 + 8, kBytesPerPointer = 24, kBytesPerNode = 52,
                    kBytesPerEdge = 4;
 
-// The density bound for `pages` kernel pages of `ws`-byte words from a compressed file of
-// `file_bytes` (0: no file bound).
 uint64_t file_bound(uint64_t file_bytes, uint64_t per_kib) {
     return file_bytes ? file_bytes / 1024 * per_kib : UINT64_MAX;
 }
+// The density bound for `pages` kernel pages of `ws`-byte words from a compressed file of
+// `file_bytes` (0: no file bound).
 uint64_t max_pointers_for(uint64_t pages, uint64_t ws, uint64_t file_bytes) {
     return std::max(std::min(pages * std::min(kMaxPointersPerPage, kPage / ws), file_bound(file_bytes, kMaxPointersPerFileKiB)),
                     kBoundFloor);

@@ -21,10 +21,10 @@
 // bound of a compressed dump allows (graph/memory_graph.hpp; issue #15 T9-4), for timing the tools
 // (/usr/bin/time dmdetect FILE --dtb 0x1000): --kind nodes, one pointer field per 16 words (32
 // nodes and 32 pointer fields a page) up to 64 nodes per KiB of the file; pointers, four per 16
-// words (32 nodes, 128 pointer fields) up to 128 pointer fields per KiB; each at 98 % of that bound,
-// padded to the size with random pages (incompressible, no pointer field); pages, four per 16 words
-// over 24 times the file's size (the decoder's limit), the per-page bound alone: refused by the
-// file's bound.
+// words (32 nodes, 128 pointer fields) up to 128 pointer fields per KiB; each at 98 % of that bound
+// with distinct targets, padded to the size with random pages (incompressible, no pointer field);
+// pages, four per 16 words into one page over 24 times the file's size (the decoder's limit), the
+// per-page bound alone: refused by the file's bound.
 #include "graph/dump_writers.hpp"
 #include "graph/layers.hpp"
 #include "test/graph/dump_images.hpp"
@@ -112,17 +112,21 @@ void write_file(const std::string& path, const std::function<void(const ByteSink
 }
 
 // The memory of --dense-kdump: a 4-level image whose 2 GiB direct map (0xffff800000000000) holds
-// `dense` pages from 4 MiB on, each word of a group of 16 a pointer into the first such page when
-// its index is below `per16`, then `random` random pages.
-std::vector<uint8_t> dense_memory(uint64_t dense, uint64_t random, int per16) {
+// `dense` pages from 4 MiB on, each word of a group of 16 a pointer when its index is below
+// `per16`, then `random` random pages. With `distinct`, each pointer leads to the first node of a
+// dense page of its own (pseudo-random: pointers into one page were 4 times cheaper to detect on,
+// helper 66); else all into the first.
+std::vector<uint8_t> dense_memory(uint64_t dense, uint64_t random, int per16, bool distinct) {
     auto m = test_images::build_x64_4level();
     m.put64(0x5000 + 8, (uint64_t{1} << 30) | test_images::P | test_images::RW | test_images::PS);
     const uint64_t size = 0x400000 + (dense + random) * 4096;
     if (size > uint64_t{2} << 30) throw InputError("--dense-kdump: more than the image's 2 GiB of memory");
     m.bytes.resize(size, 0);
-    for (uint64_t a = 0x400000; a < 0x400000 + dense * 4096; a += 8)
-        m.put64(a, (a / 8) % 16 < static_cast<uint64_t>(per16) ? 0xffff800000400000 + 8 * static_cast<uint64_t>(per16)
-                                                                : 0x4141414141414141 + (a / 8) % 16);
+    for (uint64_t a = 0x400000; a < 0x400000 + dense * 4096; a += 8) {
+        const uint64_t page = distinct ? (a * 0x9e3779b97f4a7c15 >> 40) % dense : 0;
+        const uint64_t target = 0x400000 + page * 4096 + 8 * static_cast<uint64_t>(per16);
+        m.put64(a, (a / 8) % 16 < static_cast<uint64_t>(per16) ? 0xffff800000000000 + target : 0x4141414141414141 + (a / 8) % 16);
+    }
     std::mt19937_64 rng(15);
     for (uint64_t a = 0x400000 + dense * 4096; a < size; a += 8) m.put64(a, rng());
     return std::move(m.bytes);
@@ -139,7 +143,9 @@ void dense_kdump(uint64_t mib, const std::string& kind, const std::string& path)
     const double per_page = 32.0 * per16;   // pointer fields a dense page holds (and 32 nodes)
     // What a dense page takes in the file (compressed, with its descriptor), from 1,024 of them,
     // and a random one (4,096 bytes stored as they are, and its descriptor).
-    const double c = double(kdump_of(dense_memory(1024, 0, per16)).size() - kdump_of(dense_memory(0, 0, per16)).size()) / 1024,
+    const bool distinct = kind != "pages";   // the per-page bound alone needs pages that compress 24 times
+    const double c = double(kdump_of(dense_memory(1024, 0, per16, distinct)).size() -
+                            kdump_of(dense_memory(0, 0, per16, distinct)).size()) / 1024,
                  r = 4096 + 24;
     uint64_t dense = 0, random = 0;
     if (kind == "pages") {   // 23.5 times the file's size of memory (the decoder allows 24)
@@ -149,7 +155,11 @@ void dense_kdump(uint64_t mib, const std::string& kind, const std::string& path)
         dense = uint64_t(target / 1024 * (kind == "nodes" ? 64 / 32.0 : 128 / per_page) * 0.98);
     }
     random = target > dense * c ? uint64_t((target - dense * c) / r) : 0;
-    std::vector<uint8_t> file = kdump_of(dense_memory(dense, random, per16));
+    std::vector<uint8_t> file = kdump_of(dense_memory(dense, random, per16, distinct));
+    if (file.size() > target && random > 0) {   // the sample's pages compressed better: fewer random ones
+        random -= std::min<uint64_t>(random, uint64_t((double(file.size()) - target) / r) + 1);
+        file = kdump_of(dense_memory(dense, random, per16, distinct));
+    }
     write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(file.data()), file.size()));
     std::printf("%s: %.1f MiB zstd kdump of %.0f MiB of memory: %llu dense pages (%llu pointer fields, %llu nodes at "
                 "most), %llu random pages; the file's bound: %llu pointer fields, %llu nodes\n",
