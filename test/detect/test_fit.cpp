@@ -254,8 +254,9 @@ TEST_CASE("fit: a per-build-keys model votes on its voting rows, and on the agre
     CHECK(d.last_agreements().at(0).objects == 24);
     const MemoryGraph moved = objects_graph(24, test::Layout::Moved);
     CHECK(d.detect(moved, opt).empty());
-    CHECK(d.last_timings().at(0).network_rows ==
-          voting_rows(moved, m, m.threshold).size() + agreement_rows(moved, m, m.threshold).size());
+    // the rerun runs the network on the agreement rows it has not run on (they hold the voting rows)
+    CHECK(voting_rows(moved, m, m.threshold).size() > 0);
+    CHECK(d.last_timings().at(0).network_rows == agreement_rows(moved, m, m.threshold).size());
     const ModelFit split = assess_fit(m, "per-build", std::nullopt, d.last_agreements().at(0),
                                       ScoreReach{m.threshold, d.last_best_scores().at(0)});
     CHECK(split.reason.find("24 candidate objects had the threshold's worth of votes only split between nearby bases") !=
