@@ -19,6 +19,15 @@ using namespace deepmem;
 
 namespace {
 
+// What describes a model, beside its weights: the same in `a` and `b`.
+void check_same_description(const Model& a, const Model& b) {
+    CHECK(a.object_type == b.object_type);
+    CHECK(a.key_nodes == b.key_nodes);
+    CHECK(a.threshold == b.threshold);
+    CHECK(a.graph == b.graph);
+    CHECK(a.provenance == b.provenance);
+}
+
 Model sample_model() {
     ModelConfig c;
     c.embed_width = 16;
@@ -88,11 +97,7 @@ TEST_CASE("save/load round trip gives identical fields and bit-identical outputs
         CHECK(l.adam_state.v.tensors[i] == m.adam_state.v.tensors[i]);
     }
     CHECK(l.class_weights == m.class_weights);
-    CHECK(l.object_type == m.object_type);
-    CHECK(l.key_nodes == m.key_nodes);
-    CHECK(l.threshold == m.threshold);
-    CHECK(l.graph == m.graph);
-    CHECK(l.provenance == m.provenance);
+    check_same_description(l, m);
     CHECK(l.to_bytes() == m.to_bytes());
 
     const auto g = test::random_graph(300, 64, 9);
@@ -136,11 +141,7 @@ TEST_CASE("drop_weights keeps what describes the model and frees the network; su
     CHECK(h.params.tensors.empty());
     CHECK(h.adam_state.m.tensors.empty());
     CHECK(h.class_weights.empty());
-    CHECK(h.object_type == m.object_type);
-    CHECK(h.key_nodes == m.key_nodes);
-    CHECK(h.threshold == m.threshold);
-    CHECK(h.graph == m.graph);
-    CHECK(h.provenance == m.provenance);
+    check_same_description(h, m);
     CHECK(h.config == m.config);
     CHECK_THROWS_AS(h.validate(), ModelError);
 }
