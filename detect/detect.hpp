@@ -276,7 +276,10 @@ uint64_t inference_budget(const MemoryGraph& g);
 //          (the pruned run of engine.hpp); then per type: each of its rows' joint class made the
 //          type's (a key node of another type is class 0 for this one), vote(), select() at
 //          detection_threshold() (the model's, or the override): the same detections as the
-//          whole-graph path, in blocks within DetectOptions::memory_budget. Each network keeps its
+//          whole-graph path, in blocks within DetectOptions::memory_budget — unless the blocks would
+//          repeat more than DetectOptions::work_limit whole graphs' work: then the agreement rows
+//          fall back to the voting rows, and past the limit again the network is not run (its types
+//          detect nothing; last_not_run() says why and the memory that runs it whole). Each network keeps its
 //          InferenceNet and buffers across calls, so one Detector is not for concurrent use; results
 //          do not depend on the thread count.
 struct BuildOptions {
@@ -302,6 +305,12 @@ struct DetectOptions {
     bool measure_agreement = false;
     // Working memory of each model's GNN run, bytes (0 = unbounded); default inference_budget(graph).
     std::optional<uint64_t> memory_budget;
+    // Work limit of each network run in blocks under that budget, in whole-graph runs (0 = none;
+    // InferenceNet::set_work_limit, engine.hpp): past it a model is not run (last_not_run()), and a
+    // fit check's second run on the agreement rows is skipped (last_unmeasured()). Real kernels'
+    // graphs take 0.5–1.5; a 62 MiB kdump crafted with no pointer locality took 16 (76 s) before.
+    double work_limit = kDetectWorkLimit;
+    static constexpr double kDetectWorkLimit = 4;
 };
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {
@@ -314,6 +323,7 @@ struct ModelTiming {
     uint64_t block_bytes = 0;
     double rows_seconds = 0;                // voting_rows()
     double forward = 0, vote = 0;           // seconds: pruned GNN run (0 for a joint model's later types); vote + select
+    bool not_run = false, unmeasured = false;   // past the work limit (Detector::last_not_run, last_unmeasured)
 };
 
 class Detector {
@@ -362,6 +372,11 @@ public:
     // Per model (model() order), of the last detect()/scan(): the threshold it detected with
     // (detection_threshold).
     const std::vector<float>& last_thresholds() const noexcept { return thresholds_; }
+    // Per model (model() order), of the last detect()/scan(): why its network was not run ("" when
+    // it ran): DetectOptions::work_limit; it then detected nothing. And why the fit check's second
+    // run over its agreement rows was skipped ("" when not): its agreement is over its voting rows.
+    const std::vector<std::string>& last_not_run() const noexcept { return not_run_; }
+    const std::vector<std::string>& last_unmeasured() const noexcept { return unmeasured_; }
     const std::string& source(size_t i) const { return entries_.at(i).source; }
     // Model i is one type of a joint model (add_model of a format-6 file): its network and weights are
     // the joint model's, not in model(i) (whose params are empty).
@@ -381,6 +396,7 @@ private:
     std::vector<VoteAgreement> agreements_;
     std::vector<std::optional<float>> best_scores_;
     std::vector<float> thresholds_;
+    std::vector<std::string> not_run_, unmeasured_;
 };
 
 // ---- detections as text: what dmdetect writes and dmeval reads ------------------------------

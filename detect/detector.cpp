@@ -172,6 +172,8 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     agreements_.clear();
     best_scores_.clear();
     thresholds_.clear();
+    not_run_.assign(entries_.size(), {});
+    unmeasured_.assign(entries_.size(), {});
     for (const Entry& e : entries_) thresholds_.push_back(detection_threshold(e.model, graph, opt.threshold));
     // Each entry's rows and their classes (its own: a joint class of another type is its class 0),
     // made when its network has run. A joint network keeps its rows' union and their joint classes, and
@@ -184,16 +186,29 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     std::vector<size_t> to_vote(networks_.size(), 0);
     for (const Entry& e : entries_) ++to_vote[e.network];
     std::vector<char> ran(networks_.size(), 0);
-    auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out, ModelTiming& timing) {
+    // Runs a network on rows `on`; "" or, past the work limit, why it gave nothing.
+    auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
+                           ModelTiming& timing) -> std::string {
         InferenceNet& net = networks_[network];
         net.set_memory_budget(budget);
-        net.run(input, on, out);
-        timing.network_rows = on.size();
-        timing.frontier = net.last_frontier();
-        timing.blocks = net.last_blocks();
-        timing.block_bytes = net.last_block_bytes();
+        net.set_work_limit(opt.work_limit);
+        std::string refused;
+        try {
+            net.run(input, on, out);
+        } catch (const WorkLimitError& e) {
+            refused = std::string(e.what()) + "; within a memory budget of " + format_bytes(e.whole_bytes) +
+                      " (" + format_bytes(budget) + " now) the whole graph runs at once";
+            out.clear();
+        }
+        if (refused.empty()) {   // else the counts are another run's
+            timing.network_rows = on.size();
+            timing.frontier = net.last_frontier();
+            timing.blocks = net.last_blocks();
+            timing.block_bytes = net.last_block_bytes();
+        }
         net.release();   // the next network's run starts from nothing: peak memory = the largest one's
         return_free_heap();
+        return refused;
     };
     for (size_t i = 0; i < entries_.size(); ++i) {
         Entry& e = entries_[i];
@@ -207,37 +222,64 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 if (entries_[j].network == e.network) members.push_back(j);
             const bool single = !e.joint_part;   // else its classes are mapped, even for one type kept (keep_types)
             std::vector<uint32_t>& all = union_rows[e.network];
-            auto rows_of = [&](size_t j) {   // fit.hpp Rows: a single per-build-keys model votes on its own rows
-                const bool agreement = opt.measure_agreement && !(single && keys_per_build(entries_[j].model));
-                return agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
-                                 : voting_rows(graph, entries_[j].model, thresholds_[j]);
-            };
-            std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
-            if (single) {
-                rows[i] = rows_of(i);
-            } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
-                       // 256 types' lists held 1.2 GB), each kept as a bit per node
-                ParallelErrors errors;
+            // fit.hpp Rows: the agreement rows when measuring (a single per-build-keys model: its voting
+            // rows, and the others only if it finds nothing, below). Past the work limit, the voting rows:
+            // the same detections, the votes measured on them alone (unmeasured_); past it again, nothing
+            // (not_run_).
+            std::string refused;
+            for (const bool measure : {opt.measure_agreement, false}) {
+                const bool agreement = measure && !(single && keys_per_build(e.model));   // every member's
+                auto rows_of = [&](size_t j) {
+                    return agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
+                                     : voting_rows(graph, entries_[j].model, thresholds_[j]);
+                };
+                std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
+                all.clear();
+                if (single) {
+                    rows[i] = rows_of(i);
+                } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
+                           // 256 types' lists held 1.2 GB), each kept as a bit per node
+                    ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-                for (size_t m = 0; m < members.size(); ++m)
-                    errors.run([&] {
-                        const size_t j = members[m];
-                        const std::vector<uint32_t> r = rows_of(j);
-                        own[j].assign((graph.node_count() + 63) / 64, 0);
-                        for (uint32_t n : r) own[j][n / 64] |= uint64_t{1} << (n % 64);
-                    });
-                errors.rethrow();
-                any.assign((graph.node_count() + 63) / 64, 0);
-                for (size_t j : members)
-                    for (size_t w = 0; w < any.size(); ++w) any[w] |= own[j][w];
+                    for (size_t m = 0; m < members.size(); ++m)
+                        errors.run([&] {
+                            const size_t j = members[m];
+                            const std::vector<uint32_t> r = rows_of(j);
+                            own[j].assign((graph.node_count() + 63) / 64, 0);
+                            for (uint32_t n : r) own[j][n / 64] |= uint64_t{1} << (n % 64);
+                        });
+                    errors.rethrow();
+                    any.assign((graph.node_count() + 63) / 64, 0);
+                    for (size_t j : members)
+                        for (size_t w = 0; w < any.size(); ++w) any[w] |= own[j][w];
+                }
+                for (size_t w = 0; w < any.size(); ++w)
+                    for (uint64_t bits = any[w]; bits; bits &= bits - 1)
+                        all.push_back(uint32_t(w * 64 + uint64_t(std::countr_zero(bits))));
+                timing.rows_seconds += since(t0);
+                t0 = Clock::now();
+                refused = run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network], timing);
+                timing.forward += since(t0);
+                t0 = Clock::now();
+                if (refused.empty() || !agreement) break;
+                for (size_t j : members) unmeasured_[j] = refused;
             }
-            for (size_t w = 0; w < any.size(); ++w)
-                for (uint64_t bits = any[w]; bits; bits &= bits - 1)
-                    all.push_back(uint32_t(w * 64 + uint64_t(std::countr_zero(bits))));
-            timing.rows_seconds = since(t0);
-            t0 = Clock::now();
-            run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network], timing);
-            timing.forward = since(t0);
+            if (!refused.empty()) {   // none of the network's types votes
+                for (size_t j : members) not_run_[j] = refused, unmeasured_[j].clear();
+                if (single) rows[i].clear();
+                else all.clear();
+                for (size_t j : members) own[j] = {};
+            }
+        }
+        if (!not_run_[i].empty()) {
+            if (--to_vote[e.network] == 0) union_rows[e.network] = {}, joint_classes[e.network] = {};
+            rows[i] = {};
+            classes[i] = {};
+            best_scores_.push_back(std::nullopt);
+            if (opt.measure_agreement) agreements_.push_back(VoteAgreement{});
+            timing.not_run = true;
+            timings_.push_back(std::move(timing));
+            continue;
         }
         if (!own[i].empty()) {   // a joint network's type: its rows and own classes from the union's
             const uint32_t first = e.first_class, keys = uint32_t(e.model.key_nodes.size());
@@ -267,8 +309,13 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             const auto t1 = Clock::now();
             std::vector<uint32_t> agreeing = agreement_rows(graph, e.model, thresholds_[i]), fresh, fresh_classes;
             std::set_difference(agreeing.begin(), agreeing.end(), rows[i].begin(), rows[i].end(), std::back_inserter(fresh));
-            if (!fresh.empty()) run_network(e.network, fresh, fresh_classes, timing);
+            if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing);
             else timing.network_rows = 0;
+            if (!unmeasured_[i].empty()) {   // the voting rows' votes are all there is
+                fresh.clear();
+                agreeing = rows[i];
+                fresh_classes.clear();
+            }
             std::vector<uint32_t> merged(agreeing.size());
             for (size_t a = 0, v = 0, f = 0; a < agreeing.size(); ++a) {
                 while (v < rows[i].size() && rows[i][v] < agreeing[a]) ++v;
@@ -289,6 +336,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         rows[i] = {};
         classes[i] = {};
         timing.vote = since(t0);
+        timing.unmeasured = !unmeasured_[i].empty();
         timings_.push_back(std::move(timing));
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;

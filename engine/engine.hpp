@@ -43,6 +43,7 @@
 #include <Eigen/Core>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -243,6 +244,16 @@ float adam_step(const ModelConfig& cfg, const AdamConfig& adam, Params<float>& p
 // products then being one GEMM mu·[W_ln|W_rn|W_lp|W_rp]. v·W1 does not depend on t: it is computed
 // once (at t = 1) and kept. Work is split into row blocks over OpenMP threads; memory is 2·N·H
 // floats (3·N·H when T > 1) plus N·K outputs (plus N·4·w when reordered).
+// A row-restricted run in blocks refused for the work its blocks would repeat
+// (InferenceNet::set_work_limit). what() says the figures, and the memory budget under which
+// the whole graph runs at once instead: `whole_bytes`.
+class WorkLimitError : public std::runtime_error {
+public:
+    WorkLimitError(const std::string& what, uint64_t whole_bytes)
+        : std::runtime_error(what), whole_bytes(whole_bytes) {}
+    uint64_t whole_bytes;   // InferenceNet::whole_graph_bytes(N)
+};
+
 class InferenceNet {
 public:
     InferenceNet(const ModelConfig&, const Params<float>&);
@@ -277,6 +288,20 @@ public:
     void run(const GraphInput& graph, std::span<const uint32_t> rows, std::vector<uint32_t>& classes);
     void set_memory_budget(uint64_t bytes) noexcept { budget_ = bytes; }
     uint64_t memory_budget() const noexcept { return budget_; }
+    // Work limit (0 = none): a run in blocks evaluates mu(t) on at most `times` × T·N nodes,
+    // summed over its blocks and iterations (the whole-graph run does T·N). Blocks repeat the
+    // nodes their frontiers share: on real kernels' graphs 0.5–1.5 × T·N in all (neighbours lie
+    // at nearby addresses); where pointers have no locality (a crafted dump: every pointer to a
+    // page of its own) 16 × at a 19 MiB budget and 7.7 × at 148 MiB. Before the blocks run the
+    // work is estimated from kWorkSamples blocks spread over the rows (levels collected, nothing
+    // computed; `samples` = 0: no estimate, the blocks' count alone); over the limit, or when the
+    // blocks reach it anyway, run() throws WorkLimitError and gives nothing. The single-block and
+    // whole-graph runs do at most T·N: never refused.
+    static constexpr size_t kWorkSamples = 8;
+    void set_work_limit(double times, size_t samples = kWorkSamples) noexcept {
+        work_limit_ = times;
+        work_samples_ = samples;
+    }
     // The whole-graph run's working set for `nodes` nodes: 3·N·H + N·K floats (+ N·4w when reordered).
     uint64_t whole_graph_bytes(uint64_t nodes) const noexcept;
     // Blocks of the last row-restricted run (1 when whole or unbounded) and the largest one's
@@ -327,6 +352,10 @@ private:
         size_t blocks = 0;
         uint64_t largest = 0;
         double flops = 0, model_flops = 0;
+        // the run's work limit, in node-iterations (0 = none), and the work its blocks have done
+        // (shared by the threads)
+        uint64_t work_limit = 0;
+        std::atomic<uint64_t>* work_done = nullptr;
         void reset(size_t iterations);   // the counts only
     };
     std::vector<Work> work_;                           // one per thread
@@ -335,6 +364,8 @@ private:
     Mat<float> whole_;                                 // N × K when the whole-graph run was cheaper
     std::vector<uint64_t> frontier_;
     uint64_t budget_ = 0, largest_block_ = 0;
+    double work_limit_ = 0;
+    size_t work_samples_ = kWorkSamples;
     size_t blocks_ = 0;
     // Receives the probabilities of distinct rows i0, i0 + 1, … (one block's rows); called from
     // several threads at once, for disjoint rows.
@@ -342,6 +373,10 @@ private:
     uint64_t collect_levels(const GraphInput& g, std::span<const uint32_t> top, Work& w) const;
     void run_distinct(const GraphInput& g, std::span<const uint32_t> rows, std::span<const uint32_t> distinct,
                       const RowSink& sink);
+    static constexpr size_t kFirstBlockRows = 1024;   // a thread's first block
+    static size_t next_block_rows(uint64_t ws, size_t rows, uint64_t share, size_t total);
+    uint64_t limit_work(const GraphInput& g, std::span<const uint32_t> distinct, uint64_t share);
+    std::string work_limit_message(double times, bool reached) const;
     bool run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, uint64_t budget,
                    const RowSink& sink, Eigen::Index out0, Work& w) const;
 };

@@ -474,13 +474,19 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
     // row let 7/8 of its share hold, the first 1024; run_block halves a block still over the share
     // (the step is kept when its rows ran over it together, sharing their frontier).
     const uint64_t share = std::max<uint64_t>(1, budget_ / uint64_t(threads));
+    std::atomic<uint64_t> work_done{0};
+    const uint64_t work_limit = limit_work(g, distinct, share);
+    for (Work& w : work_) {
+        w.work_limit = work_limit;
+        w.work_done = &work_done;
+    }
     std::mutex next;   // hands out [done, done + step)
     ParallelErrors errors;
 #pragma omp parallel num_threads(threads)
     {
         Work& w = work_[size_t(omp_get_thread_num())];
         errors.run([&] {
-            for (size_t step = std::min<size_t>(distinct.size(), 1024);;) {
+            for (size_t step = std::min<size_t>(distinct.size(), kFirstBlockRows);;) {
                 size_t lo, hi;
                 {
                     std::lock_guard<std::mutex> lock(next);
@@ -491,16 +497,64 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
                 const auto block = distinct.subspan(lo, hi - lo);
                 const uint64_t ws = collect_levels(g, block, w);
                 if (run_block(g, block, ws, share, sink, Index(lo), w)) continue;   // shared frontier: same step
-                const double per_row = std::max(1.0, double(ws) / double(block.size()));
-                step = size_t(std::clamp(0.875 * double(share) / per_row, 1.0, double(distinct.size())));
+                step = next_block_rows(ws, block.size(), share, distinct.size());
             }
         });
     }
+    for (Work& w : work_) w.work_limit = 0, w.work_done = nullptr;
     errors.rethrow();
     blocked_ = true;
     last_work_ = 0;
     while (last_work_ + 1 < work_.size() && work_[last_work_].blocks == 0) ++last_work_;
     finish();
+}
+
+// Rows of a thread's next block: as many as the last block's working set per row lets 7/8 of
+// the thread's share hold.
+size_t InferenceNet::next_block_rows(uint64_t ws, size_t rows, uint64_t share, size_t total) {
+    const double per_row = std::max(1.0, double(ws) / double(rows));
+    return size_t(std::clamp(0.875 * double(share) / per_row, 1.0, double(total)));
+}
+
+// engine.hpp, work limit: the limit in node-iterations (0 = none) after checking the estimate —
+// the blocks' work per row in work_samples_ blocks spread evenly over `distinct`, each as many rows
+// as the first block's working set gives its successors — times the rows. Throws WorkLimitError.
+uint64_t InferenceNet::limit_work(const GraphInput& g, std::span<const uint32_t> distinct, uint64_t share) {
+    if (!(work_limit_ > 0) || distinct.empty()) return 0;
+    const double whole = double(cfg_.iterations) * double(g.nodes());
+    const double limit = std::clamp(work_limit_ * whole, 1.0, 0x1p63);
+    if (work_samples_ == 0) return uint64_t(limit);
+    Work& w = work_[0];
+    auto level_nodes = [&] {
+        uint64_t n = 0;
+        for (const Level& lv : w.levels) n += lv.nodes.size();
+        return n;
+    };
+    const size_t first = std::min<size_t>(distinct.size(), kFirstBlockRows);
+    const size_t step = next_block_rows(collect_levels(g, distinct.first(first), w), first, share, distinct.size());
+    const size_t samples = std::min<size_t>(work_samples_, (distinct.size() + step - 1) / step);
+    uint64_t rows = 0, work = 0;
+    for (size_t s = 0; s < samples; ++s) {
+        const size_t lo = distinct.size() / samples * s, n = std::min(step, distinct.size() - lo);
+        collect_levels(g, distinct.subspan(lo, n), w);
+        rows += n;
+        work += level_nodes();
+    }
+    const double estimate = double(work) / double(rows) * double(distinct.size());
+    if (estimate > limit) throw WorkLimitError(work_limit_message(estimate / whole, false), whole_graph_bytes(g.nodes()));
+    return uint64_t(limit);
+}
+
+std::string InferenceNet::work_limit_message(double times, bool reached) const {
+    char text[160];
+    if (reached)
+        std::snprintf(text, sizeof text, "evaluated more than %g times the whole graph's node-iterations (the limit)",
+                      work_limit_);
+    else
+        std::snprintf(text, sizeof text, "would evaluate about %.1f times the whole graph's node-iterations (limit %g)",
+                      times, work_limit_);
+    return std::string("its row blocks under the memory budget ") + text +
+           ": their neighbourhoods share few nodes, as where pointers lack locality (a crafted dump?)";
 }
 
 uint64_t InferenceNet::whole_graph_bytes(uint64_t nodes) const noexcept {
@@ -535,6 +589,12 @@ bool InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
             return a || b;
         }
         ws = collect_levels(g, top, w);
+    }
+    if (w.work_limit) {   // engine.hpp, work limit: the estimate can be short of the blocks' real work
+        uint64_t work = 0;
+        for (const Level& lv : w.levels) work += lv.nodes.size();
+        if (w.work_done->fetch_add(work) + work > w.work_limit)
+            throw WorkLimitError(work_limit_message(0, true), whole_graph_bytes(g.nodes()));
     }
     ++w.blocks;
     w.largest = std::max(w.largest, ws);

@@ -102,23 +102,6 @@ std::optional<uint64_t> cgroup_available(const char* root, const std::string& re
     return best;
 }
 
-uint64_t parse_limit(const std::string& s) {
-    uint64_t v = 0;   // digits first: no space or sign (stoull would read " -5" as 2^64 − 5, no limit)
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
-    const size_t used = ec == std::errc{} ? size_t(end - s.data()) : 0;
-    if (used == 0) throw InputError("DEEPMEM_MEMORY_LIMIT '" + s + "' is not a size (e.g. 512M, 4G)");
-    std::string unit = s.substr(used);
-    if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-    if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
-    int shift = 0;
-    if (unit.empty()) shift = 0;
-    else if (unit.size() == 1 && std::string_view("kKmMgGtT").find(unit[0]) != std::string_view::npos)
-        shift = 10 * (1 + static_cast<int>(std::string_view("kmgt").find(static_cast<char>(std::tolower(unit[0])))));
-    else throw InputError("DEEPMEM_MEMORY_LIMIT '" + s + "' has an unknown unit (use K, M, G or T)");
-    if (shift && v > (~uint64_t{0} >> shift)) throw InputError("DEEPMEM_MEMORY_LIMIT '" + s + "' is too large");
-    return v << shift;
-}
-
 // RLIMIT_AS minus the address space already mapped (VmSize), or nullopt without a limit.
 std::optional<uint64_t> address_space_left() {
     struct rlimit rl {};
@@ -133,6 +116,23 @@ std::optional<std::pair<std::string, uint64_t>> g_left;   // the innermost stage
 
 }  // namespace
 
+uint64_t parse_size(const std::string& s, const std::string& what) {
+    uint64_t v = 0;   // digits first: no space or sign (stoull would read " -5" as 2^64 − 5, no limit)
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
+    const size_t used = ec == std::errc{} ? size_t(end - s.data()) : 0;
+    if (used == 0) throw InputError(what + " '" + s + "' is not a size (e.g. 512M, 4G)");
+    std::string unit = s.substr(used);
+    if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+    if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
+    int shift = 0;
+    if (unit.empty()) shift = 0;
+    else if (unit.size() == 1 && std::string_view("kKmMgGtT").find(unit[0]) != std::string_view::npos)
+        shift = 10 * (1 + static_cast<int>(std::string_view("kmgt").find(static_cast<char>(std::tolower(unit[0])))));
+    else throw InputError(what + " '" + s + "' has an unknown unit (use K, M, G or T)");
+    if (shift && v > (~uint64_t{0} >> shift)) throw InputError(what + " '" + s + "' is too large");
+    return v << shift;
+}
+
 std::optional<MemoryBudget> available_memory() {
     std::optional<MemoryBudget> best;
     auto consider = [&](std::optional<uint64_t> v, const char* source) {
@@ -141,7 +141,7 @@ std::optional<MemoryBudget> available_memory() {
     // The environment's limit is one bound among the others, never a way past them: a 10G limit
     // under `ulimit -v 400000` must not promise what mmap and malloc will refuse.
     if (const char* env = std::getenv("DEEPMEM_MEMORY_LIMIT"); env && *env)
-        consider(parse_limit(env), "DEEPMEM_MEMORY_LIMIT");
+        consider(parse_size(env, "DEEPMEM_MEMORY_LIMIT"), "DEEPMEM_MEMORY_LIMIT");
     consider(address_space_left(), "RLIMIT_AS (ulimit -v) minus VmSize");
     if (auto kb = read_keyed("/proc/meminfo", "MemAvailable")) consider(*kb * 1024, "MemAvailable in /proc/meminfo");
     if (auto rel = cgroup_path(""))

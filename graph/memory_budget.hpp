@@ -30,6 +30,10 @@ struct MemoryBudget {
 // nullopt when none of them can be read (then nothing is refused).
 std::optional<MemoryBudget> available_memory();
 
+// A size as DEEPMEM_MEMORY_LIMIT and the tools' memory options spell it: decimal bytes, or with a
+// K/M/G/T suffix (powers of 1024; "KiB", "KB", "k" alike). InputError naming `what` otherwise.
+uint64_t parse_size(const std::string& s, const std::string& what);
+
 // Empties `v` (a std::vector, unordered_map …) and gives its storage back: `v = {}` would keep a
 // vector's capacity (the initializer-list assignment assigns no elements and frees nothing).
 template <class V>

@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -94,10 +95,11 @@ void print_timings(const std::vector<ModelTiming>& timings) {
         std::string frontier;
         for (uint64_t n : t.frontier) frontier += (frontier.empty() ? "" : "/") + std::to_string(n);
         std::printf("  %-12s rows %8llu (%.3f s)  network rows %8llu  mu(t) nodes %-26s forward %.3f s  vote %.3f s  blocks %zu "
-                    "(largest %.1f MiB)\n",
+                    "(largest %.1f MiB)%s\n",
                     t.type.c_str(), static_cast<unsigned long long>(t.rows), t.rows_seconds,
                     static_cast<unsigned long long>(t.network_rows), frontier.c_str(), t.forward, t.vote, t.blocks,
-                    double(t.block_bytes) / (1 << 20));
+                    double(t.block_bytes) / (1 << 20),
+                    t.not_run ? "  NOT RUN (work limit)" : t.unmeasured ? "  agreement rows not run (work limit)" : "");
     }
 }
 
@@ -111,6 +113,8 @@ int main(int argc, char** argv) {
             "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default OMP_NUM_THREADS)")(
             "repeat", po::value<unsigned>()->default_value(3), "detection runs; the best is reported")(
             "threshold", po::value<float>(), "override every model's threshold (pruning depends on it)")(
+            "work-limit", po::value<double>(), "a network run in blocks may do this many times the whole graph's work "
+                                               "(detect.hpp DetectOptions::work_limit; 0 = none)")(
             "budget-divisors", po::value<std::string>(),
             "also run all types within the graph's bytes / D for each D of this comma list (e.g. 2,8), "
             "alternating with the default budget and unbounded")(
@@ -132,6 +136,10 @@ int main(int argc, char** argv) {
         const std::string dump = vm["dump"].as<std::string>();
         DetectOptions opt;
         if (vm.count("threshold")) opt.threshold = vm["threshold"].as<float>();
+        if (vm.count("work-limit")) {
+            opt.work_limit = vm["work-limit"].as<double>();
+            if (!(opt.work_limit >= 0 && std::isfinite(opt.work_limit))) throw po::error("--work-limit: a finite number ≥ 0");
+        }
 
         Detector all;
         for (const auto& w : weights) all.add_model(w);
@@ -264,7 +272,9 @@ int main(int argc, char** argv) {
         const bool same = select(g, m, vote(g, m, full), threshold) == first.detect(g, opt);
         std::printf("full forward    %.3f s (%s over all %u nodes; pruned/full max |Δp| %.2g on %zu rows; "
                     "detections %s)\n", best_full, m.object_type.c_str(), g.node_count(), double(diff), rows.size(),
-                    same ? "identical" : "DIFFER");
+                    !first.last_not_run().at(0).empty() ? "not compared: the pruned run is past the work limit"
+                    : same                                ? "identical"
+                                                          : "DIFFER");
         std::printf("peak RSS        %.0f MiB\n", peak_rss_mib());
         return 0;
     } catch (const po::error& e) {

@@ -3,8 +3,8 @@
 //
 //   dmdetect [--weights M.cereal [--weights M2.cereal …]] DUMP… [--threshold X] [--format table|json|csv]
 //            [--output FILE] [--format-dump raw|elf|lime|kdump|avml|auto] [--strict] [--no-density-bound] [--dtb ADDR]
-//            [--threads N] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree] [--dump-file FILE]
-//            [--addresses-only]
+//            [--threads N] [--network-memory SIZE] [--quiet] [--require-fit] [--kernel FILE] [--kallsyms FILE] [--tree]
+//            [--dump-file FILE] [--addresses-only]
 //   dmdetect --list-models [--weights M.cereal …] [--format table|json] [--output FILE]
 //
 // DUMP is a raw/ELF/LiME/kdump/AVML dump (its graph is built once with the models' parameters) or a .dmg built
@@ -212,6 +212,9 @@ int run(int argc, char** argv, Communicator& world) {
         "no-density-bound", "build the graph of a kdump or AVML file denser in pointers than any real kernel (memory_graph.hpp)")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
+        "network-memory", po::value<std::string>(),
+        "memory each model's network may work in, e.g. 512M or 2G; 0 = no limit (default: 1/16 of the graph, at most "
+        "half the available memory); within it a network runs in row blocks, refused past 4 times the whole graph's work")(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
@@ -271,6 +274,11 @@ int run(int argc, char** argv, Communicator& world) {
     DetectOptions detect;
     if (vm.count("threshold")) detect.threshold = vm["threshold"].as<float>();
     detect.measure_agreement = true;
+    if (vm.count("network-memory")) try {
+            detect.memory_budget = parse_size(vm["network-memory"].as<std::string>(), "--network-memory");
+        } catch (const InputError& e) {
+            throw po::error(e.what());
+        }
 
     // Explicit models, or every shipped one: the graph is built with the first one's parameters
     // and the models that fit its kernel banner best are picked after.
@@ -504,6 +512,25 @@ int run(int argc, char** argv, Communicator& world) {
                                                                 : MemoryLack::None;
             fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach, lack));
             judge_fields(fits.back(), found, lack);   // the objects' fields, read above (none with --addresses-only)
+            // Past the network's work limit (detect.hpp DetectOptions::work_limit): not run, so neither
+            // found nothing nor checked; or its fit check saw the voting rows' votes only.
+            const std::string& not_run = used.last_not_run().at(i);
+            const std::string& unmeasured = used.last_unmeasured().at(i);
+            if (!not_run.empty()) {
+                ModelFit& nr = fits.back();
+                nr.checked = false;
+                nr.reason = "not run: " + not_run + " (--network-memory)";
+                fits_all = false;
+                std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s\n", who.c_str(), nr.type.c_str(),
+                             nr.source.c_str(), nr.reason.c_str());
+                continue;
+            }
+            if (!unmeasured.empty()) {
+                ModelFit& um = fits.back();
+                um.reason += std::string(um.reason.empty() ? "" : "; ") +
+                             "its votes were measured on its voting rows only, the agreement rows not run: " + unmeasured +
+                             " (--network-memory)";
+            }
             const ModelFit& f = fits.back();
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !f.checked && vm.count("require-fit")) {

@@ -5,6 +5,7 @@
 #include "../graph/graph_fixtures.hpp"
 #include "../graph/layer_images.hpp"
 #include "fit_fixtures.hpp"
+#include "../engine/random_graph.hpp"
 
 #include <doctest/doctest.h>
 
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -582,6 +584,60 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
 // What a model file holds, without a dump (newcomer 20: no command said a model's types,
 // thresholds and key nodes): every model of the shipped folder, or the --weights ones, a joint
 // model's types one entry each.
+// Issue #15 item 1: a network whose row blocks would repeat the graph past the work limit
+// (DetectOptions::work_limit) is not run, or its fit check's agreement rows are not, and dmdetect
+// says so on stderr and in the fit record; --network-memory gives the memory to run it whole.
+TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-memory runs the whole graph") {
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-work-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const MemoryGraph g = test::random_memory(5, 96, 8).build();   // pointers anywhere: no locality
+    g.save((dir / "g.dmg").string());
+    std::map<uint32_t, uint32_t> freq;
+    for (uint32_t len : g.length()) ++freq[len];
+    std::vector<std::pair<uint32_t, uint32_t>> common;
+    for (auto [len, n] : freq) common.push_back({n, len});
+    std::sort(common.rbegin(), common.rend());
+    ModelConfig c;
+    c.classes = 4;
+    Model m = Model::create(c, 1);
+    m.params = test::random_params<float>(c, 1, 0.5);
+    m.object_type = "task_struct";
+    m.key_nodes = {{0, common[0].second, 0.6f}, {64, common[1].second, 0.9f}, {128, common[2].second, 0.7f}};
+    m.graph = g.params();
+    m.threshold = 1.2f;
+    m.save((dir / "ts.cereal").string());
+    const std::string base = "-w " + (dir / "ts.cereal").string() + " " + (dir / "g.dmg").string() + " -q --format json";
+
+    const Run whole = run("DMDETECT", base + " --network-memory 0", dir);
+    REQUIRE(whole.status == 0);
+    CHECK(whole.err.find("not run") == std::string::npos);
+    const auto found = parse_detections(bytes(whole.out));
+    REQUIRE(!found.empty());
+    // blocks of a few rows: the agreement rows past the limit, the voting rows within it
+    const Run some = run("DMDETECT", base + " --network-memory 16K", dir);
+    CHECK(some.status == 0);
+    CHECK(parse_detections(bytes(some.out)) == found);
+    CHECK(some.err.find("its votes were measured on its voting rows only, the agreement rows not run: its row blocks under "
+                        "the memory budget would evaluate about ") != std::string::npos);
+    CHECK(some.out.find("the agreement rows not run") != std::string::npos);   // the fit record's reason
+    // every carrier votes (a threshold one key node reaches): not run at all; --require-fit fails
+    const Run none = run("DMDETECT", base + " --network-memory 16K --threshold 0.5 --require-fit", dir);
+    CHECK(none.status == 3);
+    CHECK(parse_detections(bytes(none.out)).empty());
+    CHECK(none.err.find("dmdetect: warning: model task_struct (" + (dir / "ts.cereal").string() +
+                        ") not run: its row blocks under the memory budget ") != std::string::npos);
+    CHECK(none.err.find("the whole graph runs at once (--network-memory)") != std::string::npos);
+    CHECK(none.out.find("\"reason\":\"not run: ") != std::string::npos);
+    const Run all = run("DMDETECT", base + " --network-memory 0 --threshold 0.5", dir);
+    CHECK(all.status == 0);
+    CHECK(parse_detections(bytes(all.out)).size() > found.size());
+    CHECK(all.err.find("not run") == std::string::npos);
+    const Run bad = run("DMDETECT", base + " --network-memory 12X", dir);
+    CHECK(bad.status == 2);
+    CHECK(bad.err.find("--network-memory '12X' has an unknown unit") != std::string::npos);
+    fs::remove_all(dir);
+}
+
 TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresholds and key nodes") {
     const fs::path dir = fs::temp_directory_path() / ("dmdetect-list-" + std::to_string(::getpid()));
     fs::create_directories(dir / "models");

@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -138,6 +139,66 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
     CHECK_FALSE(finished);
     CHECK(seen.size() == 3);
     CHECK(std::equal(seen.begin(), seen.end(), many.begin()));
+}
+
+// Issue #15 item 1: past DetectOptions::work_limit a model is not run and says why; a fit check's
+// agreement rows past it fall back to the voting rows (the same detections, the votes measured on
+// them alone).
+TEST_CASE("detect: the work limit — a model past it is not run, agreement rows past it fall back to the voting rows") {
+    const test::Memory mem = test::random_memory(5, 96, 8);   // pointers anywhere: no locality
+    MemoryGraph g = mem.build();
+    const std::vector<uint32_t> common = common_lengths(g);
+    Model m = keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1);
+    m.graph = g.params();
+    m.threshold = 1.2f;   // two key nodes at least: fewer voting rows than carriers (agreement rows)
+    Detector det;
+    det.add_model(m, "ts.cereal");
+    DetectOptions opt;
+    opt.memory_budget = 16 << 10;   // blocks of a few rows
+    opt.work_limit = 0;
+    auto work = [&] {   // the last run's node-iterations, in whole-graph runs
+        const auto& f = det.last_timings().at(0).frontier;
+        return double(std::accumulate(f.begin(), f.end(), uint64_t{0})) / (double(m.config.iterations) * g.node_count());
+    };
+    const auto expected = det.detect(g, opt);
+    const double voting = work();
+    opt.measure_agreement = true;
+    REQUIRE(det.detect(g, opt) == expected);
+    const VoteAgreement agreed = det.last_agreements().at(0);
+    const double agreement = work();
+    CAPTURE(voting);
+    CAPTURE(agreement);
+    REQUIRE(agreement > 2 * voting);
+    REQUIRE(voting > 0);
+    REQUIRE(!expected.empty());
+    CHECK(det.last_not_run().at(0).empty());
+    CHECK(det.last_unmeasured().at(0).empty());
+
+    opt.work_limit = std::sqrt(voting * agreement);
+    CHECK(det.detect(g, opt) == expected);
+    CHECK(det.last_not_run().at(0).empty());
+    CHECK(det.last_unmeasured().at(0).find("would evaluate about") != std::string::npos);
+    CHECK(det.last_timings().at(0).unmeasured);
+    CHECK(det.last_agreements().at(0).objects <= agreed.objects);
+    opt.measure_agreement = false;   // nothing to fall back from
+    CHECK(det.detect(g, opt) == expected);
+    CHECK(det.last_unmeasured().at(0).empty());
+
+    opt.work_limit = voting / 4;
+    for (bool measure : {false, true}) {
+        opt.measure_agreement = measure;
+        CHECK(det.detect(g, opt).empty());
+        const std::string why = det.last_not_run().at(0);
+        CHECK(why.find("times the whole graph's node-iterations") != std::string::npos);
+        CHECK(why.find("within a memory budget of") != std::string::npos);
+        CHECK(det.last_unmeasured().at(0).empty());
+        CHECK(det.last_timings().at(0).not_run);
+        CHECK_FALSE(det.last_best_scores().at(0).has_value());
+        CHECK(det.last_agreements().size() == (measure ? 1u : 0u));
+    }
+    opt.memory_budget = 0;   // unbounded: the whole graph at once, never refused
+    CHECK(det.detect(g, opt) == expected);
+    CHECK(det.last_not_run().at(0).empty());
 }
 
 // Issue #12 item 1: a joint model (several types, one network) runs once for all its types, and

@@ -198,6 +198,59 @@ TEST_CASE("memory budget: blocked row-restricted runs equal the whole-graph run,
     CHECK_THROWS_AS(net.run(g.input(), std::vector<uint32_t>{900}, none), ModelError);
 }
 
+TEST_CASE("work limit: blocks that would repeat most of the graph are refused, local ones run") {
+    // chain: ln/rn only, a block's frontier is its rows and their neighbours; pointers: ~4 random lp/rp
+    // in-edges a node, every block's two-hop frontier most of the graph (a crafted dump's shape)
+    const uint32_t n = 20000;
+    const auto chain = test::random_graph(n, 64, 3, 0.0), pointers = test::random_graph(n, 64, 3, 2.0);
+    std::vector<uint32_t> all(n);
+    std::iota(all.begin(), all.end(), 0u);
+    ModelConfig cfg;
+    cfg.classes = 3;
+    InferenceNet net(cfg, test::random_params<float>(cfg, 4));
+    const uint64_t budget = 512 << 10;   // under the whole-graph run's 16 MB: blocks
+    REQUIRE(net.whole_graph_bytes(n) > 4 * budget);
+    const double whole = double(cfg.iterations) * n;
+    auto work = [&] {
+        const auto& f = net.last_frontier();
+        return double(std::accumulate(f.begin(), f.end(), uint64_t{0})) / whole;
+    };
+    std::vector<uint32_t> classes;
+
+    net.set_memory_budget(budget);
+    net.run(pointers.input(), all, classes);   // no limit: runs, repeating the graph many times
+    const double unlimited = work();
+    CHECK(unlimited > 3);
+    net.run(chain.input(), all, classes);
+    CHECK(work() < 1.5);
+
+    for (size_t samples : {InferenceNet::kWorkSamples, size_t{0}}) {   // the estimate, and the blocks' own count
+        CAPTURE(samples);
+        net.set_work_limit(2, samples);
+        try {
+            net.run(pointers.input(), all, classes);
+            FAIL("not refused");
+        } catch (const WorkLimitError& e) {
+            const std::string what = e.what();
+            CHECK(what.find(samples ? "would evaluate about " : "evaluated more than 2 times") != std::string::npos);
+            CHECK(what.find("the whole graph's node-iterations") != std::string::npos);
+            CHECK(e.whole_bytes == net.whole_graph_bytes(n));
+        }
+        // the local graph runs within the limit, as without it
+        CHECK(blocked_vs_whole(net, chain.input(), all, budget) < 1e-6f);
+        CHECK(work() <= 2);
+        CHECK(net.last_blocks() > 4);
+        // within the budget the whole graph runs at once: never refused
+        net.set_memory_budget(net.whole_graph_bytes(n));
+        CHECK_NOTHROW(net.run(pointers.input(), all, classes));
+        net.set_memory_budget(budget);
+    }
+    net.set_work_limit(unlimited + 1, 0);   // a limit above the work: the same run
+    CHECK(blocked_vs_whole(net, pointers.input(), all, budget) < 1e-6f);
+    net.set_work_limit(0);
+    CHECK_NOTHROW(net.run(pointers.input(), all, classes));
+}
+
 TEST_CASE("argmax_classes: the largest probability's class, the first of equal ones") {
     Mat<float> p(3, 3);
     p << 0.2f, 0.5f, 0.3f,
