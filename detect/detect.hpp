@@ -259,6 +259,13 @@ float detection_threshold(const Model& model, const MemoryGraph& graph, std::opt
 // of available_memory() (graph/memory_budget.hpp) when that is less; at least 1 MiB. Each OpenMP
 // thread runs its own blocks within its share (engine.hpp), so small blocks cost no barriers.
 uint64_t inference_budget(const MemoryGraph& g);
+// The memory a network past the work limit may take to run the whole graph at once
+// (DetectOptions::whole_graph_ceiling): 16 times the dump's file (GraphBuildInfo::dump_bytes,
+// compressed for kdump/AVML), at least DetectOptions::kWholeGraphCeiling, at most half of
+// available_memory() — issue 15's bound of 1 GiB for inputs up to 64 MiB, scaled. A 62 MiB kdump
+// crafted without pointer locality (1.4 GiB whole) stays refused; a real 256 MiB dump with 23 MiB
+// of such pointers planted in free pages (helper 67: 1.1 GiB whole) runs.
+uint64_t whole_graph_ceiling(const MemoryGraph& g);
 
 // ---- Detector: models + dump → objects, the API for embedding deepmem (in the manner of libyara)
 //   Detector d;
@@ -306,11 +313,17 @@ struct DetectOptions {
     // Working memory of each model's GNN run, bytes (0 = unbounded); default inference_budget(graph).
     std::optional<uint64_t> memory_budget;
     // Work limit of each network run in blocks under that budget, in whole-graph runs (0 = none;
-    // InferenceNet::set_work_limit, engine.hpp): past it a model is not run (last_not_run()), and a
-    // fit check's second run on the agreement rows is skipped (last_unmeasured()). Real kernels'
+    // InferenceNet::set_work_limit, engine.hpp): past it the whole graph runs at once if it fits
+    // whole_graph_ceiling, else a model is not run (last_not_run()), and a fit check's second run on
+    // the agreement rows is skipped (last_unmeasured()). Real kernels'
     // graphs take 0.5–1.5; a 62 MiB kdump crafted with no pointer locality took 16 (76 s) before.
     double work_limit = kDetectWorkLimit;
     static constexpr double kDetectWorkLimit = 4;
+    // Past the work limit, the whole graph runs at once instead when that takes at most this many
+    // bytes (InferenceNet::whole_graph_bytes; last_ran_whole() says so); default
+    // whole_graph_ceiling(graph). 0: never.
+    std::optional<uint64_t> whole_graph_ceiling;
+    static constexpr uint64_t kWholeGraphCeiling = uint64_t{1} << 30;
 };
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {
@@ -377,6 +390,9 @@ public:
     // run over its agreement rows was skipped ("" when not): its agreement is over its voting rows.
     const std::vector<std::string>& last_not_run() const noexcept { return not_run_; }
     const std::vector<std::string>& last_unmeasured() const noexcept { return unmeasured_; }
+    // … and, when its network ran the whole graph at once in place of blocks past the work limit
+    // (DetectOptions::whole_graph_ceiling), why ("" when not): the same results, more memory.
+    const std::vector<std::string>& last_ran_whole() const noexcept { return ran_whole_; }
     const std::string& source(size_t i) const { return entries_.at(i).source; }
     // Model i is one type of a joint model (add_model of a format-6 file): its network and weights are
     // the joint model's, not in model(i) (whose params are empty).
@@ -396,7 +412,7 @@ private:
     std::vector<VoteAgreement> agreements_;
     std::vector<std::optional<float>> best_scores_;
     std::vector<float> thresholds_;
-    std::vector<std::string> not_run_, unmeasured_;
+    std::vector<std::string> not_run_, unmeasured_, ran_whole_;
 };
 
 // ---- detections as text: what dmdetect writes and dmeval reads ------------------------------

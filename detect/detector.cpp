@@ -62,6 +62,14 @@ uint64_t inference_budget(const MemoryGraph& g) {
     return std::max<uint64_t>(uint64_t{1} << 20, std::min(bytes / 16, avail ? avail->bytes / 2 : bytes));
 }
 
+uint64_t whole_graph_ceiling(const MemoryGraph& g) {
+    const uint64_t dump = g.info().dump_bytes;
+    const uint64_t scaled = dump > (~uint64_t{0} >> 4) ? ~uint64_t{0} : dump * 16;
+    const uint64_t ceiling = std::max(DetectOptions::kWholeGraphCeiling, scaled);
+    const auto avail = available_memory();
+    return avail ? std::min(ceiling, avail->bytes / 2) : ceiling;
+}
+
 void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }   // load's errors name the file
 
 void Detector::add_model(Model model, std::string source) {
@@ -174,6 +182,11 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     thresholds_.clear();
     not_run_.assign(entries_.size(), {});
     unmeasured_.assign(entries_.size(), {});
+    ran_whole_.assign(entries_.size(), {});
+    const uint64_t ceiling = opt.whole_graph_ceiling.value_or(whole_graph_ceiling(graph));
+    // why the blocks gave way: locality is suspect only under the default budget (helper 67: a budget
+    // of 1 byte on a real dump was blamed on "a crafted dump?")
+    const std::string cause = opt.memory_budget ? "" : ", as where pointers lack locality (a crafted dump?)";
     for (const Entry& e : entries_) thresholds_.push_back(detection_threshold(e.model, graph, opt.threshold));
     // Each entry's rows and their classes (its own: a joint class of another type is its class 0),
     // made when its network has run. A joint network keeps its rows' union and their joint classes, and
@@ -186,9 +199,10 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     std::vector<size_t> to_vote(networks_.size(), 0);
     for (const Entry& e : entries_) ++to_vote[e.network];
     std::vector<char> ran(networks_.size(), 0);
-    // Runs a network on rows `on`; "" or, past the work limit, why it gave nothing.
+    // Runs a network on rows `on`; "" or, past the work limit, why it gave nothing. `whole`: why it
+    // ran the whole graph at once instead, within the ceiling.
     auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
-                           ModelTiming& timing) -> std::string {
+                           ModelTiming& timing, std::string& whole) -> std::string {
         InferenceNet& net = networks_[network];
         net.set_memory_budget(budget);
         net.set_work_limit(opt.work_limit);
@@ -196,9 +210,19 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         try {
             net.run(input, on, out);
         } catch (const WorkLimitError& e) {
-            refused = std::string(e.what()) + "; within a memory budget of " + format_bytes(e.whole_bytes) +
-                      " (" + format_bytes(budget) + " now) the whole graph runs at once";
-            out.clear();
+            const std::string why = e.what() + cause;
+            if (e.whole_bytes <= ceiling) {   // at most T·N node-iterations
+                net.release();
+                net.set_memory_budget(e.whole_bytes);   // the rows' frontier in one block, or the whole graph
+                net.set_work_limit(0);
+                net.run(input, on, out);
+                whole = why + "; the whole graph ran at once instead, in " + format_bytes(e.whole_bytes);
+            } else {
+                refused = why + "; within a memory budget of " + format_bytes(e.whole_bytes) + " (" +
+                          format_bytes(budget) + " now, " + format_bytes(ceiling) +
+                          " at most past the limit) the whole graph runs at once";
+                out.clear();
+            }
         }
         if (refused.empty()) {   // else the counts are another run's
             timing.network_rows = on.size();
@@ -258,7 +282,11 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                         all.push_back(uint32_t(w * 64 + uint64_t(std::countr_zero(bits))));
                 timing.rows_seconds += since(t0);
                 t0 = Clock::now();
-                refused = run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network], timing);
+                std::string whole;
+                refused = run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network],
+                                      timing, whole);
+                if (!whole.empty())
+                    for (size_t j : members) ran_whole_[j] = whole;
                 timing.forward += since(t0);
                 t0 = Clock::now();
                 if (refused.empty() || !agreement) break;
@@ -309,8 +337,10 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             const auto t1 = Clock::now();
             std::vector<uint32_t> agreeing = agreement_rows(graph, e.model, thresholds_[i]), fresh, fresh_classes;
             std::set_difference(agreeing.begin(), agreeing.end(), rows[i].begin(), rows[i].end(), std::back_inserter(fresh));
-            if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing);
-            else timing.network_rows = 0;
+            std::string whole;
+            timing.network_rows = 0;   // run_network sets it when the network runs
+            if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing, whole);
+            if (!whole.empty()) ran_whole_[i] = whole;
             if (!unmeasured_[i].empty()) {   // the voting rows' votes are all there is
                 fresh.clear();
                 agreeing = rows[i];

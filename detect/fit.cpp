@@ -558,7 +558,9 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    ",\"not_judged\":" + (f.not_judged.empty() ? "null" : json_string(f.not_judged)) +
                    (f.threshold ? ",\"threshold\":" + score_text(*f.threshold) : "") +
                    (f.fields_read ? ",\"fields_read\":" + std::to_string(f.fields_read) + ",\"fields_bad\":" + std::to_string(f.fields_bad) : "") +
-                   "}\n";
+                   (f.not_run.empty() ? "" : ",\"not_run\":" + json_string(f.not_run)) + "}\n";
+        } else if (!f.not_run.empty()) {
+            out += "# fit " + f.type + ": NOT RUN, " + to_string(f.build) + ": " + f.not_run + "\n";
         } else {
             // Without a candidate object nothing was measured: "unknown", not "yes" (a dump whose
             // objects all went missing must not read as a good fit); nor is a fit not Checked a "yes".

@@ -154,6 +154,9 @@ struct ModelFit {
     // keeps its "hidden" verdict (dmdetect withdraws the others'; train/interpret.hpp withdraw_hidden).
     bool misfit_by_fields = false;
     bool per_build = false;   // key nodes chosen per build (the vote checks do not apply)
+    // Why its network was not run (Detector::last_not_run, past the work limit): it detected
+    // nothing and measured nothing — not "found nothing". "" when it ran. The caller sets it.
+    std::string not_run;
 };
 // What a detection run saw of a model's scores: the threshold it used and the highest candidate
 // score (Detector::last_best_scores: none without a candidate; below the threshold, a lower bound).
@@ -235,8 +238,9 @@ std::string word_size_text(uint32_t word_size);
 // The kernel and fit lines dmdetect writes before its detections: for `Json`, one
 // {"record":"kernel",…} line (release, banner, where found; "release":null without a banner; with
 // `lacks_image` given, "kernel_image":"lacking"|"present", detect.hpp lacks_kernel_image) and one
-// {"record":"fit",…} line per model (with "threshold" when the run's is known); for `Table`, the
-// same as "# " comment lines; for `Csv`, nothing (its one header line stays the only non-detection
+// {"record":"fit",…} line per model (with "threshold" when the run's is known, "not_run" when it
+// was not run: ModelFit::not_run); for `Table`, the same as "# " comment lines ("# fit TYPE: NOT
+// RUN, BUILD: why" for a model not run); for `Csv`, nothing (its one header line stays the only non-detection
 // line). parse_detections() skips lines with a "record" key.
 std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,
                               DetectionFormat format, std::optional<bool> lacks_image = {});

@@ -553,8 +553,7 @@ std::string InferenceNet::work_limit_message(double times, bool reached) const {
     else
         std::snprintf(text, sizeof text, "would evaluate about %.1f times the whole graph's node-iterations (limit %g)",
                       times, work_limit_);
-    return std::string("its row blocks under the memory budget ") + text +
-           ": their neighbourhoods share few nodes, as where pointers lack locality (a crafted dump?)";
+    return std::string("its row blocks under the memory budget ") + text + ": their neighbourhoods share few nodes";
 }
 
 uint64_t InferenceNet::whole_graph_bytes(uint64_t nodes) const noexcept {

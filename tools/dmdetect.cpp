@@ -28,7 +28,9 @@
 // Exit status: 0 success, 1 bad input (unreadable or malformed dump, model or graph, mismatched
 // graph parameters, no models), 2 usage error (unknown option, missing argument), 3 with
 // --require-fit when a model does not fit the dump or its fit cannot be checked (no banner and
-// too few candidate objects: detect/fit.hpp, Checked; the output is written all the same); an error
+// too few candidate objects: detect/fit.hpp, Checked; the output is written all the same), 4 when a
+// model was not run (its network past the work limit, detect.hpp DetectOptions::work_limit: a warning
+// on stderr and in the output, the other models' detections written; 3 with --require-fit); an error
 // is one line "dmdetect: error: …" on stderr.
 //
 // Several dumps, or a directory (its files named *.elf, *.raw, *.lime, *.kdump, *.avml, *.dmg or
@@ -81,7 +83,8 @@ const char* kUsage =
     "  DUMP: raw/ELF/LiME/kdump/AVML memory dump, or a .dmg from `dmgraph build`; several, or a\n"
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
-    "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit)\n";
+    "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
+    "4 a model was not run (its network past the work limit: --network-memory); the others' detections are written\n";
 
 namespace fs = std::filesystem;
 
@@ -214,7 +217,8 @@ int run(int argc, char** argv, Communicator& world) {
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "network-memory", po::value<std::string>(),
         "memory each model's network may work in, e.g. 512M or 2G; 0 = no limit (default: 1/16 of the graph, at most "
-        "half the available memory); within it a network runs in row blocks, refused past 4 times the whole graph's work")(
+        "half the available memory); within it a network runs in row blocks, and past 4 times the whole graph's work "
+        "the whole graph at once if that fits 16 times the dump's file (at least 1 GiB), else not at all (exit 4)")(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
@@ -347,7 +351,7 @@ int run(int argc, char** argv, Communicator& world) {
     progress.tty = ::isatty(STDERR_FILENO) == 1;
     const bool show = !vm.count("quiet") && world.rank() == 0;
     // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
-    auto analyse = [&](const std::string& dump, bool& fits_all) {
+    auto analyse = [&](const std::string& dump, bool& fits_all, bool& complete) {
         const std::string who = batch ? dump + ": " : "";   // warnings name the dump in a batch
         build.warn = [&who](const std::string& w) {
             progress.end();
@@ -503,6 +507,8 @@ int run(int argc, char** argv, Communicator& world) {
                              score_text(m.threshold).c_str());
         std::vector<ModelFit> fits;
         fits_all = true;
+        complete = true;
+        std::vector<std::string> incomplete;   // written into the output too (format_warnings)
         for (size_t i = 0; i < used.model_count(); ++i) {
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
             // candidate object, reported none, and no word was said): the reason says why in scores.
@@ -516,14 +522,22 @@ int run(int argc, char** argv, Communicator& world) {
             // found nothing nor checked; or its fit check saw the voting rows' votes only.
             const std::string& not_run = used.last_not_run().at(i);
             const std::string& unmeasured = used.last_unmeasured().at(i);
-            if (!not_run.empty()) {
+            if (!not_run.empty()) {   // exit status 4 (3 with --require-fit)
                 ModelFit& nr = fits.back();
                 nr.checked = false;
-                nr.reason = "not run: " + not_run + " (--network-memory)";
+                nr.not_run = not_run + " (--network-memory)";
+                nr.reason = "not run";
                 fits_all = false;
-                std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s\n", who.c_str(), nr.type.c_str(),
-                             nr.source.c_str(), nr.reason.c_str());
+                complete = false;
+                incomplete.push_back("model " + nr.type + " (" + nr.source + ") not run: " + nr.not_run);
+                std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
                 continue;
+            }
+            if (const std::string& whole = used.last_ran_whole().at(i); !whole.empty()) {
+                ModelFit& w = fits.back();
+                w.reason += (w.reason.empty() ? "" : "; ") + whole;
+                std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s): %s\n", who.c_str(), w.type.c_str(),
+                             w.source.c_str(), whole.c_str());
             }
             if (!unmeasured.empty()) {
                 ModelFit& um = fits.back();
@@ -564,6 +578,7 @@ int run(int argc, char** argv, Communicator& world) {
         const std::string text =
             format_fit_report(banner, fits, format,
                               info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +
+            format_warnings(incomplete, format) +
             (vm.count("tree") ? process_tree(found) : format_detections(found, format));
         return batch ? name_dump_records(text, format, DumpRecords{dump}) : text;
     };
@@ -593,24 +608,25 @@ int run(int argc, char** argv, Communicator& world) {
     // Each round, rank r analyses dump round + r; the results go to rank 0 in dump order, as
     // 'R' + records (all models fit), 'M' + records (a model does not fit) or 'E' + the error.
     size_t failed = 0;
-    bool all_fit = true;
+    bool all_fit = true, all_ran = true;
     const size_t ranks = size_t(world.size());
     for (size_t round = 0; round < dumps.size(); round += ranks) {
         std::string mine;
         if (const size_t i = round + size_t(world.rank()); i < dumps.size()) {
-            bool fits = true;
+            bool fits = true, complete = true;
             if (!batch) {
-                mine = analyse(dumps[i], fits);   // one dump: its error is the tool's
+                mine = analyse(dumps[i], fits, complete);   // one dump: its error is the tool's
             } else {
                 try {
-                    mine = analyse(dumps[i], fits);
+                    mine = analyse(dumps[i], fits, complete);
                 } catch (const std::exception& e) {
                     progress.end();
                     mine = "E" + std::string(e.what());
                     fits = true;
                 }
             }
-            if (mine.empty() || mine.front() != 'E') mine.insert(0, fits ? "R" : "M");
+            // R: every model fits and ran; M: one does not fit; N: one was not run; B: both
+            if (mine.empty() || mine.front() != 'E') mine.insert(0, fits ? (complete ? "R" : "N") : (complete ? "M" : "B"));
         }
         for (size_t j = round; j < std::min(dumps.size(), round + ranks); ++j) {   // in dump order
             const std::string got = broadcast_text(world, mine, int(j - round));
@@ -619,7 +635,8 @@ int run(int argc, char** argv, Communicator& world) {
                 if (world.rank() == 0) std::fprintf(stderr, "dmdetect: error: %s: %s\n", dumps[j].c_str(), got.c_str() + 1);
                 continue;
             }
-            all_fit = all_fit && got.front() == 'R';
+            all_fit = all_fit && (got.front() == 'R' || got.front() == 'N');
+            all_ran = all_ran && (got.front() == 'R' || got.front() == 'M');
             emit(without_repeated_header(got.substr(1)));
         }
     }
@@ -629,7 +646,7 @@ int run(int argc, char** argv, Communicator& world) {
             std::fprintf(stderr, "dmdetect: error: %zu of %zu dumps failed\n", failed, dumps.size());
         return 1;
     }
-    return vm.count("require-fit") && !all_fit ? 3 : 0;
+    return vm.count("require-fit") && !all_fit ? 3 : !all_ran ? 4 : 0;
 }
 
 }  // namespace

@@ -613,22 +613,43 @@ TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-
     CHECK(whole.err.find("not run") == std::string::npos);
     const auto found = parse_detections(bytes(whole.out));
     REQUIRE(!found.empty());
-    // blocks of a few rows: the agreement rows past the limit, the voting rows within it
-    const Run some = run("DMDETECT", base + " --network-memory 16K", dir);
+    // blocks of a few rows past the limit: the whole graph runs at once instead, within 1 GiB and half
+    // the available memory
+    const Run whole_instead = run("DMDETECT", base + " --network-memory 16K", dir);
+    CHECK(whole_instead.status == 0);
+    CHECK(parse_detections(bytes(whole_instead.out)) == found);
+    CHECK(whole_instead.err.find("dmdetect: warning: model task_struct (" + (dir / "ts.cereal").string() +
+                                 "): its row blocks under the memory budget would evaluate about ") != std::string::npos);
+    CHECK(whole_instead.err.find("; the whole graph ran at once instead, in ") != std::string::npos);
+    CHECK(whole_instead.err.find("crafted") == std::string::npos);   // the budget was the user's
+    // less memory than the whole run takes: the agreement rows past the limit, the voting rows within it
+    const std::string small = "DEEPMEM_MEMORY_LIMIT=2M ";
+    const Run some = run("DMDETECT", base + " --network-memory 16K", dir, small);
     CHECK(some.status == 0);
     CHECK(parse_detections(bytes(some.out)) == found);
     CHECK(some.err.find("its votes were measured on its voting rows only, the agreement rows not run: its row blocks under "
                         "the memory budget would evaluate about ") != std::string::npos);
     CHECK(some.out.find("the agreement rows not run") != std::string::npos);   // the fit record's reason
-    // every carrier votes (a threshold one key node reaches): not run at all; --require-fit fails
-    const Run none = run("DMDETECT", base + " --network-memory 16K --threshold 0.5 --require-fit", dir);
-    CHECK(none.status == 3);
+    CHECK(some.out.find("\"not_run\"") == std::string::npos);   // only for a model not run
+    // every carrier votes (a threshold one key node reaches): not run at all, exit 4 (3 with --require-fit)
+    const Run none = run("DMDETECT", base + " --network-memory 16K --threshold 0.5", dir, small);
+    CHECK(none.status == 4);
     CHECK(parse_detections(bytes(none.out)).empty());
     CHECK(none.err.find("dmdetect: warning: model task_struct (" + (dir / "ts.cereal").string() +
                         ") not run: its row blocks under the memory budget ") != std::string::npos);
     CHECK(none.err.find("the whole graph runs at once (--network-memory)") != std::string::npos);
-    CHECK(none.out.find("\"reason\":\"not run: ") != std::string::npos);
-    const Run all = run("DMDETECT", base + " --network-memory 0 --threshold 0.5", dir);
+    CHECK(none.out.find("\"reason\":\"not run\"") != std::string::npos);
+    CHECK(none.out.find("\"not_run\":\"its row blocks under the memory budget ") != std::string::npos);
+    CHECK(none.out.find("{\"record\":\"warning\",\"message\":\"model task_struct (") != std::string::npos);
+    CHECK(run("DMDETECT", base + " --network-memory 16K --threshold 0.5 --require-fit", dir, small).status == 3);
+    for (const char* format : {"table", "csv"}) {   // said in the output whatever its format
+        const Run f = run("DMDETECT", "-w " + (dir / "ts.cereal").string() + " " + (dir / "g.dmg").string() +
+                                          " -q --network-memory 16K --threshold 0.5 --format " + format, dir, small);
+        CHECK(f.status == 4);
+        CHECK(f.out.find("# warning: model task_struct (") != std::string::npos);
+        if (std::string(format) == "table") CHECK(f.out.find("# fit task_struct: NOT RUN, ") != std::string::npos);
+    }
+    const Run all = run("DMDETECT", base + " --network-memory 0 --threshold 0.5", dir, small);
     CHECK(all.status == 0);
     CHECK(parse_detections(bytes(all.out)).size() > found.size());
     CHECK(all.err.find("not run") == std::string::npos);

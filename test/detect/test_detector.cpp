@@ -156,6 +156,7 @@ TEST_CASE("detect: the work limit — a model past it is not run, agreement rows
     DetectOptions opt;
     opt.memory_budget = 16 << 10;   // blocks of a few rows
     opt.work_limit = 0;
+    opt.whole_graph_ceiling = 0;    // past the limit, never the whole graph at once (below, it does)
     auto work = [&] {   // the last run's node-iterations, in whole-graph runs
         const auto& f = det.last_timings().at(0).frontier;
         return double(std::accumulate(f.begin(), f.end(), uint64_t{0})) / (double(m.config.iterations) * g.node_count());
@@ -196,9 +197,16 @@ TEST_CASE("detect: the work limit — a model past it is not run, agreement rows
         CHECK_FALSE(det.last_best_scores().at(0).has_value());
         CHECK(det.last_agreements().size() == (measure ? 1u : 0u));
     }
+    // a ceiling the whole-graph run fits: it runs at once instead, the same detections
+    opt.whole_graph_ceiling.reset();
+    CHECK(det.detect(g, opt) == expected);
+    CHECK(det.last_not_run().at(0).empty());
+    CHECK(det.last_ran_whole().at(0).find("; the whole graph ran at once instead, in ") != std::string::npos);
+    CHECK(det.last_ran_whole().at(0).find("crafted") == std::string::npos);   // the budget was the caller's
     opt.memory_budget = 0;   // unbounded: the whole graph at once, never refused
     CHECK(det.detect(g, opt) == expected);
     CHECK(det.last_not_run().at(0).empty());
+    CHECK(det.last_ran_whole().at(0).empty());
 }
 
 // Issue #12 item 1: a joint model (several types, one network) runs once for all its types, and
