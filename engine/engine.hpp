@@ -244,16 +244,6 @@ float adam_step(const ModelConfig& cfg, const AdamConfig& adam, Params<float>& p
 // products then being one GEMM mu·[W_ln|W_rn|W_lp|W_rp]. v·W1 does not depend on t: it is computed
 // once (at t = 1) and kept. Work is split into row blocks over OpenMP threads; memory is 2·N·H
 // floats (3·N·H when T > 1) plus N·K outputs (plus N·4·w when reordered).
-// A row-restricted run in blocks refused for the work its blocks would repeat
-// (InferenceNet::set_work_limit). what() says the figures, and the memory budget under which
-// the whole graph runs at once instead: `whole_bytes`.
-class WorkLimitError : public std::runtime_error {
-public:
-    WorkLimitError(const std::string& what, uint64_t whole_bytes)
-        : std::runtime_error(what), whole_bytes(whole_bytes) {}
-    uint64_t whole_bytes;   // InferenceNet::whole_graph_bytes(N)
-};
-
 class InferenceNet {
 public:
     InferenceNet(const ModelConfig&, const Params<float>&);
@@ -380,6 +370,17 @@ private:
     bool run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, uint64_t budget,
                    const RowSink& sink, Eigen::Index out0, Work& w) const;
 };
+
+// A row-restricted run in blocks refused for the work its blocks would repeat
+// (InferenceNet::set_work_limit). what() says the figures, and the memory budget under which
+// the whole graph runs at once instead: `whole_bytes`.
+class WorkLimitError : public std::runtime_error {
+public:
+    WorkLimitError(const std::string& what, uint64_t whole_bytes)
+        : std::runtime_error(what), whole_bytes(whole_bytes) {}
+    uint64_t whole_bytes;   // InferenceNet::whole_graph_bytes(N)
+};
+
 // Each row's class: the index of its largest probability, the first of equal maxima (Eigen's
 // maxCoeff), as InferenceNet::run(graph, rows, classes) keeps it. `probs` is M × K.
 std::vector<uint32_t> argmax_classes(const Mat<float>& probs);

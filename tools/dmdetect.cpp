@@ -606,7 +606,8 @@ int run(int argc, char** argv, Communicator& world) {
         return records;
     };
     // Each round, rank r analyses dump round + r; the results go to rank 0 in dump order, as
-    // 'R' + records (all models fit), 'M' + records (a model does not fit) or 'E' + the error.
+    // 'R' + records (all models fit and ran), 'M' + records (a model does not fit), 'N' (a model was
+    // not run), 'B' (both) or 'E' + the error.
     size_t failed = 0;
     bool all_fit = true, all_ran = true;
     const size_t ranks = size_t(world.size());
@@ -625,7 +626,6 @@ int run(int argc, char** argv, Communicator& world) {
                     fits = true;
                 }
             }
-            // R: every model fits and ran; M: one does not fit; N: one was not run; B: both
             if (mine.empty() || mine.front() != 'E') mine.insert(0, fits ? (complete ? "R" : "N") : (complete ? "M" : "B"));
         }
         for (size_t j = round; j < std::min(dumps.size(), round + ranks); ++j) {   // in dump order
