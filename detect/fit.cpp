@@ -259,7 +259,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
             why.push_back("the highest score seen is " + score_text(*reach->best) + ", below the threshold " + t +
                           " (bases the run skipped may score more, still below it)");
     }
-    for (const std::string& w : why) f.reason += (f.reason.empty() ? "" : "; ") + w;
+    for (const std::string& w : why) add_reason(f, w);
     f.checked = f.fits && !unsure &&
                 (f.build == BuildMatch::SameBuild || (!per_build && agreement.objects >= kMinAgreementObjects));
     return f;
@@ -299,18 +299,21 @@ void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLa
     const std::string counts = std::to_string(fit.fields_bad) + " of the " + std::to_string(fit.fields_read) +
                                " detections read with the dump's own types have a bad field (" + example + ")";
     if (!fit.per_build || fit.build == BuildMatch::SameBuild) {   // the votes judged: reported only
-        fit.reason += (fit.reason.empty() ? "" : "; ") + counts +
-                      (fit.fits ? ": values read through other objects, or edited ones; the key-node votes judge this model's fit" : "");
+        add_reason(fit, counts + (fit.fits ? ": values read through other objects, or edited ones; the key-node votes "
+                                             "judge this model's fit"
+                                           : ""));
         return;
     }
     const bool absence = lack != MemoryLack::None;
     if (!absence && fit.fits) fit.misfit_by_fields = true;
     if (!absence) fit.fits = false;
     fit.checked = fit.checked && !absence && fit.fits;
-    fit.reason += (fit.reason.empty() ? "" : "; ") + counts + ": " +
-                  (absence ? "the memory the dump lacks, or objects reported off their base (not checked)"
-                           : "objects reported off their base, not objects of the type, or an edited object that many of them point to");
+    add_reason(fit, counts + ": " +
+                        (absence ? "the memory the dump lacks, or objects reported off their base (not checked)"
+                                 : "objects reported off their base, not objects of the type, or an edited object that many of them point to"));
 }
+
+void add_reason(ModelFit& fit, const std::string& clause) { fit.reason += (fit.reason.empty() ? "" : "; ") + clause; }
 
 std::string word_size_text(uint32_t word_size) {
     return std::to_string(word_size) + "-byte words (" + (word_size == 4 ? "32-bit or PAE" : "x86-64") + " paging)";

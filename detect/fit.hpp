@@ -158,6 +158,8 @@ struct ModelFit {
     // nothing and measured nothing — not "found nothing". "" when it ran. The caller sets it.
     std::string not_run;
 };
+// Appends a clause to `fit.reason` ("; " between clauses).
+void add_reason(ModelFit& fit, const std::string& clause);
 // What a detection run saw of a model's scores: the threshold it used and the highest candidate
 // score (Detector::last_best_scores: none without a candidate; below the threshold, a lower bound).
 struct ScoreReach {

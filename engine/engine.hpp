@@ -339,6 +339,7 @@ private:
         std::vector<uint32_t> union_nodes, merged;          // union of the levels (ascending)
         std::vector<uint64_t> seen;                          // N bits, all 0 between level collections
         std::vector<uint64_t> frontier;
+        uint64_t level_nodes = 0;                            // Σ_t |level t| of the last collect_levels
         size_t blocks = 0;
         uint64_t largest = 0;
         double flops = 0, model_flops = 0;

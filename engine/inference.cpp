@@ -325,7 +325,7 @@ uint64_t InferenceNet::collect_levels(const GraphInput& g, std::span<const uint3
     if (w.seen.size() != (g.nodes() + 63) / 64) w.seen.assign((g.nodes() + 63) / 64, 0);
     w.levels.resize(size_t(T));
     w.levels[size_t(T - 1)].nodes.assign(top.begin(), top.end());
-    uint64_t edges = 0, level_nodes = 0, pair = 0;
+    uint64_t edges = 0, pair = 0;
     for (Index t = T; t >= 2; --t) {
         const std::vector<uint32_t>& above = w.levels[size_t(t - 1)].nodes;
         std::vector<uint32_t>& below = w.levels[size_t(t - 2)].nodes;
@@ -346,17 +346,18 @@ uint64_t InferenceNet::collect_levels(const GraphInput& g, std::span<const uint3
     }
     if (T == 1) pair = top.size();
     w.union_nodes.clear();
+    w.level_nodes = 0;
     for (const Level& lv : w.levels) {
         w.merged.clear();
         std::set_union(w.union_nodes.begin(), w.union_nodes.end(), lv.nodes.begin(), lv.nodes.end(),
                        std::back_inserter(w.merged));
         std::swap(w.union_nodes, w.merged);
-        level_nodes += lv.nodes.size();
+        w.level_nodes += lv.nodes.size();
     }
     // floats: v·W1 over the union, mu(t) beside mu(t − 1) (and P), the rows' outputs; 32-bit words:
     // level nodes and v·W1 rows, renumbered CSR sources, 64-bit offsets, the union and its merge copy
     return 4 * (uint64_t(w.union_nodes.size()) * uint64_t(H) + pair * uint64_t(H) + top.size() * uint64_t(K)) +
-           4 * (2 * level_nodes + edges + 2 * level_nodes + 2 * uint64_t(w.union_nodes.size()));
+           4 * (2 * w.level_nodes + edges + 2 * w.level_nodes + 2 * uint64_t(w.union_nodes.size()));
 }
 
 namespace {
@@ -525,11 +526,6 @@ uint64_t InferenceNet::limit_work(const GraphInput& g, std::span<const uint32_t>
     const double limit = std::clamp(work_limit_ * whole, 1.0, 0x1p63);
     if (work_samples_ == 0) return uint64_t(limit);
     Work& w = work_[0];
-    auto level_nodes = [&] {
-        uint64_t n = 0;
-        for (const Level& lv : w.levels) n += lv.nodes.size();
-        return n;
-    };
     const size_t first = std::min<size_t>(distinct.size(), kFirstBlockRows);
     const size_t step = next_block_rows(collect_levels(g, distinct.first(first), w), first, share, distinct.size());
     const size_t samples = std::min<size_t>(work_samples_, (distinct.size() + step - 1) / step);
@@ -538,7 +534,7 @@ uint64_t InferenceNet::limit_work(const GraphInput& g, std::span<const uint32_t>
         const size_t lo = distinct.size() / samples * s, n = std::min(step, distinct.size() - lo);
         collect_levels(g, distinct.subspan(lo, n), w);
         rows += n;
-        work += level_nodes();
+        work += w.level_nodes;
     }
     const double estimate = double(work) / double(rows) * double(distinct.size());
     if (estimate > limit) throw WorkLimitError(work_limit_message(estimate / whole, false), whole_graph_bytes(g.nodes()));
@@ -589,12 +585,9 @@ bool InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
         }
         ws = collect_levels(g, top, w);
     }
-    if (w.work_limit) {   // engine.hpp, work limit: the estimate can be short of the blocks' real work
-        uint64_t work = 0;
-        for (const Level& lv : w.levels) work += lv.nodes.size();
-        if (w.work_done->fetch_add(work) + work > w.work_limit)
-            throw WorkLimitError(work_limit_message(0, true), whole_graph_bytes(g.nodes()));
-    }
+    // engine.hpp, work limit: the estimate can be short of the blocks' real work
+    if (w.work_limit && w.work_done->fetch_add(w.level_nodes) + w.level_nodes > w.work_limit)
+        throw WorkLimitError(work_limit_message(0, true), whole_graph_bytes(g.nodes()));
     ++w.blocks;
     w.largest = std::max(w.largest, ws);
     ParallelErrors errors;

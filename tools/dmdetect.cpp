@@ -520,32 +520,25 @@ int run(int argc, char** argv, Communicator& world) {
             judge_fields(fits.back(), found, lack);   // the objects' fields, read above (none with --addresses-only)
             // Past the network's work limit (detect.hpp DetectOptions::work_limit): not run, so neither
             // found nothing nor checked; or its fit check saw the voting rows' votes only.
-            const std::string& not_run = used.last_not_run().at(i);
-            const std::string& unmeasured = used.last_unmeasured().at(i);
-            if (!not_run.empty()) {   // exit status 4 (3 with --require-fit)
-                ModelFit& nr = fits.back();
-                nr.checked = false;
-                nr.not_run = not_run + " (--network-memory)";
-                nr.reason = "not run";
+            ModelFit& f = fits.back();
+            if (const std::string& not_run = used.last_not_run().at(i); !not_run.empty()) {   // exit status 4 (3 with --require-fit)
+                f.checked = false;
+                f.not_run = not_run + " (--network-memory)";
+                f.reason = "not run";
                 fits_all = false;
                 complete = false;
-                incomplete.push_back("model " + nr.type + " (" + nr.source + ") not run: " + nr.not_run);
+                incomplete.push_back("model " + f.type + " (" + f.source + ") not run: " + f.not_run);
                 std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
                 continue;
             }
             if (const std::string& whole = used.last_ran_whole().at(i); !whole.empty()) {
-                ModelFit& w = fits.back();
-                w.reason += (w.reason.empty() ? "" : "; ") + whole;
-                std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s): %s\n", who.c_str(), w.type.c_str(),
-                             w.source.c_str(), whole.c_str());
+                add_reason(f, whole);
+                std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s): %s\n", who.c_str(), f.type.c_str(),
+                             f.source.c_str(), whole.c_str());
             }
-            if (!unmeasured.empty()) {
-                ModelFit& um = fits.back();
-                um.reason += std::string(um.reason.empty() ? "" : "; ") +
-                             "its votes were measured on its voting rows only, the agreement rows not run: " + unmeasured +
-                             " (--network-memory)";
-            }
-            const ModelFit& f = fits.back();
+            if (const std::string& unmeasured = used.last_unmeasured().at(i); !unmeasured.empty())
+                add_reason(f, "its votes were measured on its voting rows only, the agreement rows not run: " + unmeasured +
+                                  " (--network-memory)");
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !f.checked && vm.count("require-fit")) {
                 fits_all = false;
