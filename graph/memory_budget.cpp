@@ -122,7 +122,10 @@ uint64_t parse_size(const std::string& s, const std::string& what) {
     const size_t used = ec == std::errc{} ? size_t(end - s.data()) : 0;
     if (used == 0) throw InputError(what + " '" + s + "' is not a size (e.g. 512M, 4G)");
     std::string unit = s.substr(used);
-    if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+    // "b" is bits in "512Kb" or "1Gb" (helper 67: read as bytes, eight times the size meant): only B.
+    if (!unit.empty() && unit.back() == 'b')
+        throw InputError(what + " '" + s + "': 'b' is bits; sizes are in bytes (e.g. 512K, 512KB, 512KiB)");
+    if (!unit.empty() && unit.back() == 'B') unit.pop_back();
     if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
     int shift = 0;
     if (unit.empty()) shift = 0;

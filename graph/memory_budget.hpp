@@ -31,7 +31,8 @@ struct MemoryBudget {
 std::optional<MemoryBudget> available_memory();
 
 // A size as DEEPMEM_MEMORY_LIMIT and the tools' memory options spell it: decimal bytes, or with a
-// K/M/G/T suffix (powers of 1024; "KiB", "KB", "k" alike). InputError naming `what` otherwise.
+// K/M/G/T suffix (powers of 1024; "KiB", "KB", "k" alike; a lower-case "b", bits, is refused).
+// InputError naming `what` otherwise.
 uint64_t parse_size(const std::string& s, const std::string& what);
 
 // Empties `v` (a std::vector, unordered_map …) and gives its storage back: `v = {}` would keep a

@@ -872,6 +872,30 @@ TEST_CASE("graph: the memory budget includes RLIMIT_AS minus VmSize, and names i
     CHECK(unwound.rfind("out of memory while detecting objects: needs about 5 MiB", 0) == 0);
 }
 
+TEST_CASE("graph: parse_size reads bytes and K/M/G/T (powers of 1024) and refuses bits and strangers") {
+    CHECK(parse_size("0", "x") == 0);
+    CHECK(parse_size("4096", "x") == 4096);
+    for (const char* s : {"512K", "512k", "512KB", "512KiB", "512kiB"}) CHECK(parse_size(s, "x") == 512u << 10);
+    CHECK(parse_size("3G", "x") == uint64_t{3} << 30);
+    CHECK(parse_size("2T", "x") == uint64_t{2} << 40);
+    CHECK(parse_size("100B", "x") == 100);
+    // helper 67 F5: a lower-case b is bits, eight times smaller than what it was read as.
+    for (const char* s : {"512Kb", "1Gb", "512b", "4Mib"}) {
+        INFO(s);
+        try {
+            (void)parse_size(s, "--network-memory");
+            FAIL("accepted");
+        } catch (const InputError& e) {
+            CHECK(std::string(e.what()) == std::string("--network-memory '") + s +
+                                               "': 'b' is bits; sizes are in bytes (e.g. 512K, 512KB, 512KiB)");
+        }
+    }
+    CHECK_THROWS_WITH_AS(parse_size("5P", "x"), "x '5P' has an unknown unit (use K, M, G or T)", InputError);
+    CHECK_THROWS_WITH_AS(parse_size(" 5", "x"), "x ' 5' is not a size (e.g. 512M, 4G)", InputError);
+    CHECK_THROWS_WITH_AS(parse_size("-5", "x"), "x '-5' is not a size (e.g. 512M, 4G)", InputError);
+    CHECK_THROWS_WITH_AS(parse_size("99999999999T", "x"), "x '99999999999T' is too large", InputError);
+}
+
 TEST_CASE("graph: neighbourhood() (BFS over the CSR and its transpose) equals the rescanning definition") {
     Memory m = random_memory(5, 200, 8);
     MemoryGraph g = m.build();
