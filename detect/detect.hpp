@@ -352,6 +352,11 @@ public:
     void keep_types(std::span<const std::string> types);
     // One type's model, in object-type order (a joint model's part: its type model, no weights).
     const Model& model(size_t i) const { return entries_.at(i).model; }
+    // Replaces model(i)'s key nodes by `keys`, as many and in the same order (their classes): the
+    // same key nodes at other offsets and lengths, e.g. placed in a dump's layout by their anchors
+    // (train/key_anchors.hpp). Weights, thresholds and the network are unchanged. InputError when
+    // the count differs; ModelError (BadValue) when a key node breaks Model::validate_detection.
+    void set_key_nodes(size_t i, std::vector<KeyNode> keys);
     const GraphParams& graph_params() const;                           // InputError without models
 
     // Opens the dump (raw/ELF/LiME/kdump/AVML), finds the page-table root and builds the memory graph with

@@ -104,6 +104,17 @@ void Detector::add_model(Model model, std::string source) {
     }
 }
 
+void Detector::set_key_nodes(size_t i, std::vector<KeyNode> keys) {
+    Model& m = entries_.at(i).model;
+    if (keys.size() != m.key_nodes.size())
+        throw InputError("model " + m.object_type + ": " + std::to_string(keys.size()) + " key nodes given for its " +
+                         std::to_string(m.key_nodes.size()));
+    Model copy = m;   // (its weights too: under a MiB)
+    copy.key_nodes = std::move(keys);
+    Model::validate_detection(copy);
+    m.key_nodes = std::move(copy.key_nodes);
+}
+
 void Detector::keep_types(std::span<const std::string> types) {
     for (const std::string& t : types)
         if (std::none_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.model.object_type == t; })) {

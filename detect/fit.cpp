@@ -378,12 +378,13 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                 std::snprintf(b, sizeof b, "%.6g", double(x));
                 return std::string(b);
             };
+            const size_t anchored = size_t(std::count_if(m.key_nodes.begin(), m.key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); }));
             if (json) {
                 out += "{\"record\":\"model\",\"type\":" + json_string(m.object_type) + ",\"model\":" + json_string(sources[f]) +
                        ",\"joint\":" + (models[f].joint() ? "true" : "false") + ",\"word_size\":" + std::to_string(m.graph.word_size) +
                        ",\"builds\":[" + builds + "],\"threshold\":" + num(m.threshold) + ",\"image_absent_threshold\":" +
                        (absent ? num(m.image_absent_threshold) : "null") + ",\"vote_window\":" + std::to_string(m.vote_window) +
-                       ",\"base_alignment\":" + std::to_string(m.base_alignment) +
+                       ",\"base_alignment\":" + std::to_string(m.base_alignment) + ",\"anchored_key_nodes\":" + std::to_string(anchored) +
                        ",\"validation_objects\":" + std::to_string(p.validation_objects) + ",\"validation_agreeing\":" +
                        std::to_string(p.validation_agreeing) + ",\"key_nodes\":[" + keys + "],\"trained\":" + json_string(p.date) +
                        ",\"recalibrated_on\":[" + recal + "]";
@@ -400,6 +401,7 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                        (absent ? ", " + num(m.image_absent_threshold) + " on dumps without the kernel image" : "") +
                        "; vote window " + std::to_string(m.vote_window) + " bytes" +
                        (m.base_alignment ? "; bases aligned to " + std::to_string(m.base_alignment) + " bytes" : "") +
+                       (anchored ? "; " + std::to_string(anchored) + " key nodes anchored at struct members (placed by the dump's BTF on other builds)" : "") +
                        "; validation vote agreement " +
                        (measured ? std::to_string(p.validation_agreeing) + " of " + std::to_string(p.validation_objects) : "not measured") +
                        "; trained " + (p.date.empty() ? "(no date)" : p.date) +

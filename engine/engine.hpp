@@ -46,6 +46,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -388,12 +389,28 @@ std::vector<uint32_t> argmax_classes(const Mat<float>& probs);
 
 // ---------------------------------------------------------------------------------------------
 // The model file: everything needed to detect one object type and to resume training.
+// Where a key node lies in its object's struct, by member rather than byte offset
+// (train/key_anchors.hpp; issue #9 item 5): the leaf member (dotted path) holding its first byte
+// and the bytes into it; its end likewise ("" = the struct's end); no end for an open-ended key.
+struct KeyAnchor {
+    std::string start;
+    uint32_t start_delta = 0;
+    std::optional<std::string> end;
+    uint32_t end_delta = 0;
+    bool operator==(const KeyAnchor&) const = default;
+};
 struct KeyNode {
     uint32_t offset = 0, length = 0;   // bytes from the object's start
     float weight = 1.f;                // voting weight
     // The segment runs past the object's end (its length depends on what follows the object):
     // `length` is its part inside the object, and a node of any length ≥ `length` matches.
     bool open_end = false;
+    // Format 8: the members it lies in (train/key_anchors.hpp), so that a dump of another build
+    // can place it by its own BTF: one reading per layout of the builds its class was learned from,
+    // the most common first (at most kMaxAnchors); none in models made before, or without the
+    // builds' BTF.
+    std::vector<KeyAnchor> anchors;
+    static constexpr uint32_t kMaxAnchors = 16;
     bool matches(uint32_t segment_length) const noexcept {
         return open_end ? segment_length >= length : segment_length == length;
     }
@@ -520,7 +537,9 @@ struct Model {
     // threshold 0 on the dev dump); key nodes of length 1..max_segment−1
     // ending within kMaxObjectBytes of the object's start, with a weight in (0, kMaxKeyWeight]; graph word size
     // 4 or 8; vote_window ≤ kMaxVoteWindow; image_absent_threshold 0 or held to the threshold's rules;
-    // base_alignment 0 or a power of two in (graph word size, kMaxBaseAlignment].
+    // base_alignment 0 or a power of two in (graph word size, kMaxBaseAlignment]; a key node's anchors:
+    // at most KeyNode::kMaxAnchors, each with member paths of 1..kMaxAnchorPath characters [A-Za-z0-9_.[]], deltas below
+    // kMaxObjectBytes, an end exactly when the key node is not open-ended ("" = the struct's end).
     // The object type a C identifier of at most 256 characters (a kernel struct's name: it is
     // written into CSV and JSON output). A joint model: at most kMaxParts parts of distinct types, each
     // of ≥ 1 key node, together every key node; object_type their join; each part held to the rules
@@ -538,15 +557,17 @@ struct Model {
     static void validate_detection(const Model&);
     static constexpr uint32_t kMaxObjectBytes = 1u << 20;   // far above any kernel struct
     static constexpr uint32_t kMaxVoteWindow = 1u << 16;
+    static constexpr uint32_t kMaxAnchorPath = 512;   // task_struct's longest member path is under 100
     static constexpr uint32_t kMaxBaseAlignment = 4096;   // a page: no slab cache aligns objects more
     // Trained weights are label frequencies in (0, 1]; a base's score sums at most one per key node.
     static constexpr float kMaxKeyWeight = 1e6f;
     // 2: provenance.training_config, KeyNode.open_end; 3: provenance.kernel_builds and the
     // validation vote agreement; 4: vote_window; 5: image_absent_threshold; 6: parts; 7:
-    // base_alignment (the model's and each part's; parts count 0 for a single-type model). Files of
-    // format 2 to 7 are read; a model with no base alignment anywhere is written as before (single
-    // type: 5, joint: 6), so older builds read it; one with an alignment as 7.
-    static constexpr uint32_t kFormatVersion = 7;
+    // base_alignment (the model's and each part's; parts count 0 for a single-type model); 8: key-node
+    // anchors (KeyNode::anchors). Files of format 2 to 8 are read; a model is written in the oldest
+    // format that holds it (single type: 5, joint: 6, an alignment: 7, anchors: 8), so older builds
+    // read what they can.
+    static constexpr uint32_t kFormatVersion = 8;
     static constexpr uint32_t kMaxParts = 64;   // the detector keeps a bit per node for each
     static constexpr uint64_t kMaxJointProvenance = uint64_t{64} << 20;   // provenance bytes × parts
     static constexpr uint32_t kOldestFormatVersion = 2;

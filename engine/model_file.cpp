@@ -330,6 +330,22 @@ void Model::validate_detection(const Model& m) {
             bad(which + ": length outside 1.." + std::to_string(m.graph.max_segment - 1) + " (graph max segment)");
         if (uint64_t(k.offset) + k.length > kMaxObjectBytes)
             bad(which + ": ends past " + std::to_string(kMaxObjectBytes) + " bytes, outside any object");
+        if (k.anchors.size() > KeyNode::kMaxAnchors)
+            bad(which + ": " + std::to_string(k.anchors.size()) + " anchors (at most " + std::to_string(KeyNode::kMaxAnchors) + ")");
+        for (const KeyAnchor& a : k.anchors) {
+            auto path = [](const std::string& p, bool end) {
+                if (p.empty()) return end;   // "" ends at the struct's end; no member is nameless
+                return p.size() <= kMaxAnchorPath && std::all_of(p.begin(), p.end(), [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '[' || c == ']';
+                       });
+            };
+            if (!path(a.start, false) || (a.end && !path(*a.end, true)))
+                bad(which + ": anchor member path not 1.." + std::to_string(kMaxAnchorPath) + " characters of [A-Za-z0-9_.[]]");
+            if (a.start_delta >= kMaxObjectBytes || a.end_delta >= kMaxObjectBytes)
+                bad(which + ": anchor delta past " + std::to_string(kMaxObjectBytes) + " bytes");
+            if (a.end.has_value() == k.open_end)
+                bad(which + (k.open_end ? ": open-ended, yet its anchor has an end" : ": its anchor has no end"));
+        }
     }
     // … and at or below one key node's weight, that node's lone votes pass (attacker 13: 1e-45 to 1
     // gave the same 127). Checked after the weights, which it reads.
@@ -381,7 +397,8 @@ std::vector<uint8_t> Model::to_bytes() const {
     validate();
     bool aligned = base_alignment != 0;
     for (const TypePart& t : parts) aligned = aligned || t.base_alignment != 0;
-    const uint32_t format = aligned ? kFormatVersion : joint() ? 6 : 5;   // older builds read 5 and 6
+    const bool anchored = std::any_of(key_nodes.begin(), key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); });
+    const uint32_t format = anchored ? 8 : aligned ? 7 : joint() ? 6 : 5;   // older builds read 5, 6 and 7
     std::ostringstream os(std::ios::binary);
     {
         cereal::PortableBinaryOutputArchive ar(os);
@@ -436,6 +453,16 @@ std::vector<uint8_t> Model::to_bytes() const {
                 if (format >= 7) w.u32(t.base_alignment);
             }
         }
+        if (format >= 8)
+            for (const KeyNode& k : key_nodes) {
+                w.u32(uint32_t(k.anchors.size()));
+                for (const KeyAnchor& a : k.anchors) {
+                    w.str(a.start);
+                    w.u32(a.start_delta);
+                    w.u8(a.end.has_value());
+                    if (a.end) { w.str(*a.end); w.u32(a.end_delta); }
+                }
+            }
     }
     const std::string payload = os.str();
     std::vector<uint8_t> out(kHeaderBytes + payload.size());
@@ -578,6 +605,24 @@ Model Model::from_bytes(std::span<const uint8_t> bytes) {
                 m.parts.push_back(std::move(t));
             }
         }
+        if (version >= 8)
+            for (KeyNode& k : m.key_nodes) {
+                const uint32_t n = r.u32("key-node anchors");
+                if (n > KeyNode::kMaxAnchors)
+                    r.fail(Kind::BadShape, std::to_string(n) + " anchors of a key node (at most " + std::to_string(KeyNode::kMaxAnchors) + ")");
+                for (uint32_t j = 0; j < n; ++j) {
+                    KeyAnchor a;
+                    a.start = r.str("key-node anchor");
+                    a.start_delta = r.u32("key-node anchor");
+                    const uint8_t end = r.u8("key-node anchor");
+                    if (end > 1) r.fail(Kind::BadShape, "key-node anchor end flag " + std::to_string(end) + " (expected 0 or 1)");
+                    if (end) {
+                        a.end = r.str("key-node anchor");
+                        a.end_delta = r.u32("key-node anchor");
+                    }
+                    k.anchors.push_back(std::move(a));
+                }
+            }
         if (buf.remaining() != 0)
             r.fail(Kind::BadShape, std::to_string(buf.remaining()) + " unexpected bytes after the payload");
     } catch (const cereal::Exception& e) {

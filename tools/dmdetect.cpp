@@ -52,6 +52,7 @@
 #include "graph/paging.hpp"
 #include "train/distributed.hpp"
 #include "train/interpret.hpp"
+#include "train/key_anchors.hpp"
 
 #include "tools/cli.hpp"
 
@@ -430,6 +431,45 @@ int run(int argc, char** argv, Communicator& world) {
             for (size_t i = 0; i < used.model_count(); ++i) tasks = tasks || used.model(i).object_type == "task_struct";
             if (!tasks) throw InputError("--tree shows tasks: no task_struct model among the models used");
         }
+        // Key nodes anchored at struct members (model format 8) are placed in this dump's layout by
+        // its own BTF, or --kernel's, when its build is not one the model was trained on
+        // (train/key_anchors.hpp): a moved field then still votes for its object's base.
+        std::vector<std::string> placed(used.model_count());
+        {
+            std::vector<size_t> todo;
+            for (size_t i = 0; i < used.model_count(); ++i) {
+                const Model& m = used.model(i);
+                const BuildMatch b = match_build(m, banner);
+                if ((b == BuildMatch::SameVersion || b == BuildMatch::OtherVersion) &&
+                    std::any_of(m.key_nodes.begin(), m.key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); }))
+                    todo.push_back(i);
+            }
+            std::optional<btf::Btf> btf;
+            std::string why;
+            if (!todo.empty()) {
+                InterpretInputs from = in;
+                from.format = build.format;
+                if (vm.count("kernel")) from.kernel_file = vm["kernel"].as<std::string>();
+                stage.emplace("reading the kernel's types from " + dump);
+                btf = graph_dump_btf(info, from, why);
+            }
+            for (size_t i : todo) {
+                Model m = used.model(i);
+                const std::string build_text = std::string(to_string(match_build(m, banner)));
+                try {
+                    if (!btf) throw InputError("no BTF: " + why);
+                    const Placement p = place_model(m, flat_members(*btf, m.object_type));
+                    used.set_key_nodes(i, std::move(m.key_nodes));
+                    placed[i] = "key nodes placed in this dump's layout by its kernel's BTF (" + build_text + "): " + p.text();
+                } catch (const InputError& e) {
+                    placed[i] = std::string("key nodes not placed in this dump's layout (") + build_text + "): " + e.what();
+                }
+                if (!vm.count("quiet"))
+                    std::fprintf(stderr, "dmdetect: note: %smodel %s (%s): %s\n", who.c_str(), used.model(i).object_type.c_str(),
+                                 terminal_text(used.source(i)).c_str(), placed[i].c_str());
+            }
+        }
+        stage.emplace("detecting objects in the memory graph of " + dump + " (" + std::to_string(graph.node_count()) + " nodes)");
         progress.enabled = show && graph.node_count() > kLargeGraph;
         detect.progress = [&](size_t i, size_t n, const std::string& type) {
             progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
@@ -521,6 +561,7 @@ int run(int argc, char** argv, Communicator& world) {
             // Past the network's work limit (detect.hpp DetectOptions::work_limit): not run, so neither
             // found nothing nor checked; or its fit check saw the voting rows' votes only.
             ModelFit& f = fits.back();
+            if (!placed[i].empty()) add_reason(f, placed[i]);
             if (const std::string& not_run = used.last_not_run().at(i); !not_run.empty()) {   // exit status 4 (3 with --require-fit)
                 f.checked = false;
                 f.not_run = not_run + " (--network-memory)";

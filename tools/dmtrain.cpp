@@ -2,6 +2,7 @@
 // loop is train/trainer.hpp).
 //
 //   dmtrain CONFIG.ini [--resume] [--SECTION.KEY VALUE …]
+//   dmtrain CONFIG.ini --recalibrate MODEL | --anchor MODEL [--kernel FILE …] [--run.output OUT …]
 // Every key of the INI file can be given on the command line as --section.key, which overrides
 // the file. Unknown keys (in the file or on the command line) are an error.
 //
@@ -90,7 +91,11 @@ int run(int argc, char** argv, Communicator& world) {
         "recalibrate", po::value<std::string>(),
         "MODEL: no training; choose MODEL's vote window (votes.windows) and threshold on the manifest's validation dumps, write run.output")(
         "image-absent",
-        "with --recalibrate: choose instead MODEL's threshold for dumps without the kernel image, on validation dumps cut below it (tools/make-cut-set)");
+        "with --recalibrate: choose instead MODEL's threshold for dumps without the kernel image, on validation dumps cut below it (tools/make-cut-set)")(
+        "anchor", po::value<std::string>(),
+        "MODEL: no training; name its key nodes by the struct members they lie in (model format 8), from the --kernel files or "
+        "the manifest's dumps' kernels, so dmdetect can place them on other builds by the dump's BTF; write run.output")(
+        "kernel", po::value<std::vector<std::string>>(), "with --anchor: a kernel file (vmlinuz, vmlinux, raw BTF) of a build MODEL was trained on (repeatable)");
     po::options_description all;
     all.add(cli).add(keys).add_options()("config", po::value<std::string>(), "INI file");
     po::positional_options_description pos;
@@ -119,6 +124,19 @@ int run(int argc, char** argv, Communicator& world) {
     if (vm.count("recalibrate") && vm.count("resume")) throw po::error("--recalibrate and --resume exclude each other");
     if (vm.count("image-absent") && !vm.count("recalibrate")) throw po::error("--image-absent needs --recalibrate MODEL");
     if (vm.count("recalibrate") && world.size() > 1) throw po::error("--recalibrate runs in one process, not under mpirun -np > 1");
+    if (vm.count("anchor") && (vm.count("recalibrate") || vm.count("resume") || world.size() > 1))
+        throw po::error("--anchor runs alone: without --recalibrate or --resume, in one process");
+    if (vm.count("kernel") && !vm.count("anchor")) throw po::error("--kernel needs --anchor MODEL");
+    if (vm.count("anchor")) {
+        MemoryStage stage("anchoring " + vm["anchor"].as<std::string>());
+        const std::vector<std::string> kernels = vm.count("kernel") ? vm["kernel"].as<std::vector<std::string>>() : std::vector<std::string>{};
+        const TrainResult r = anchor(cfg, vm["anchor"].as<std::string>(), kernels, log);
+        size_t n = 0;
+        for (const KeyNode& k : r.model.key_nodes) n += !k.anchors.empty();
+        std::printf("%s: %s model, %zu of %zu key nodes anchored\n", cfg.output.c_str(), r.model.object_type.c_str(), n,
+                    r.model.key_nodes.size());
+        return 0;
+    }
     if (!quiet && world.size() > 1)
         std::fprintf(stderr, "dmtrain: rank %d of %d on %s\n", world.rank(), world.size(), host_name().c_str());
     MemoryStage stage(vm.count("recalibrate") ? "recalibrating " + vm["recalibrate"].as<std::string>()

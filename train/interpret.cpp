@@ -629,29 +629,55 @@ void ObjectInterpreter::interpret(std::span<Detection> detections) {
 
 const std::vector<std::string>& ObjectInterpreter::notes() const noexcept { return impl_->notes; }
 
-std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
-                                              const InterpretInputs& in) {
+namespace {
+
+// The dump a graph was built from, opened as interpret_detections and graph_dump_btf need it: its
+// layers, or why not (one line, the caller's words after it).
+struct OpenedDump {
+    std::unique_ptr<PhysicalLayer> phys;
+    std::optional<TranslationLayer> tl;
+    std::string why;   // empty when opened
+};
+OpenedDump open_graph_dump(const GraphBuildInfo& info, const InterpretInputs& in) {
+    OpenedDump d;
     std::error_code ec;
     const std::string& path = in.dump_file ? *in.dump_file : info.dump_path;
     const auto bytes = std::filesystem::file_size(path, ec);
-    if (in.dump_file && ec)
-        return {"objects not read: --dump-file " + terminal_text(path) + ": " + ec.message() + "; addresses only"};
+    if (in.dump_file && ec) return {{}, {}, "--dump-file " + terminal_text(path) + ": " + ec.message()};
     if (!in.dump_file && (path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes)))
-        return {"objects not read: the dump the graph was built from (" +
-                (path.empty() ? std::string("unknown") : terminal_text(path)) +
-                ") is not there or changed size (--dump-file names where it is now); addresses only"};
-    std::unique_ptr<PhysicalLayer> phys;
-    std::optional<TranslationLayer> tl;
+        return {{}, {}, "the dump the graph was built from (" + (path.empty() ? std::string("unknown") : terminal_text(path)) +
+                            ") is not there or changed size (--dump-file names where it is now)"};
     try {
-        phys = PhysicalLayer::open(path, in.format);
-        if (const size_t bad = sample_mismatches(*phys, in.sample))
-            return {"objects not read: " + terminal_text(path) + " is not the dump the graph was built from (" +
-                    std::to_string(bad) + " of " + std::to_string(in.sample.segments.size()) +
-                    " sampled segments differ); addresses only"};
-        tl.emplace(TranslationLayer::detect(*phys, info.dtb, info.paging));
+        d.phys = PhysicalLayer::open(path, in.format);
+        if (const size_t bad = sample_mismatches(*d.phys, in.sample))
+            return {{}, {}, terminal_text(path) + " is not the dump the graph was built from (" + std::to_string(bad) + " of " +
+                                std::to_string(in.sample.segments.size()) + " sampled segments differ)"};
+        d.tl.emplace(TranslationLayer::detect(*d.phys, info.dtb, info.paging));
     } catch (const std::exception& e) {
-        return {std::string("objects not read: ") + e.what() + "; addresses only"};
+        return {{}, {}, e.what()};
     }
+    return d;
+}
+
+}  // namespace
+
+std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const InterpretInputs& in, std::string& why) {
+    if (in.kernel_file) return btf::load_kernel_btf(*in.kernel_file);   // the user's file: its errors are theirs
+    const OpenedDump d = open_graph_dump(info, in);
+    if (!d.tl) {
+        why = d.why;
+        return std::nullopt;
+    }
+    std::optional<DumpBtf> found = find_btf(*d.tl, &why);
+    if (!found) return std::nullopt;
+    return std::move(found->btf);
+}
+
+std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
+                                              const InterpretInputs& in) {
+    OpenedDump d = open_graph_dump(info, in);
+    if (!d.tl) return {"objects not read: " + d.why + "; addresses only"};
+    std::optional<TranslationLayer>& tl = d.tl;
     const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file, in.system_map_file);
     std::vector<std::string> notes;
     if (!kernel.btf) {   // one line: what is missing and why

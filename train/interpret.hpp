@@ -102,6 +102,12 @@ struct InterpretInputs {
 std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& inputs);
 
+// The kernel's BTF for a graph's dump, before its objects are read (dmdetect places anchored key
+// nodes with it, train/key_anchors.hpp): the user's kernel file (`inputs.kernel_file`; what
+// btf::load_kernel_btf throws), else the dump's own .BTF (find_btf), opened as
+// interpret_detections opens it; nullopt with `why` (one line) when there is none to be had.
+std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const InterpretInputs& inputs, std::string& why);
+
 // Takes back a detection's "hidden" verdict (null, and "hidden: <why>" added to "bad"): for objects
 // of a model that does not fit the dump (detect/fit.hpp), whose bytes may be another object's
 // (newcomer 18: the 6.1 file and module models on a 5.10 dump marked 32 files and a misread module

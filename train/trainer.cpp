@@ -5,6 +5,8 @@
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "graph/memory_budget.hpp"
+#include "train/kernel_from_dump.hpp"
+#include "train/key_anchors.hpp"
 
 #include <omp.h>
 
@@ -20,6 +22,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 namespace deepmem {
 
@@ -838,6 +841,88 @@ TrainResult finish_recalibration(const TrainConfig& cfg, Recalibration& r, Train
 
 }  // namespace
 
+namespace {
+
+// One layout of `type` per build of `names` (the builds' first dump whose directory names a kernel
+// file that gives one), only builds among `releases` when it is not empty; what could not be had is
+// logged.
+std::vector<StructLayout> manifest_layouts(const Manifest& m, const std::vector<std::string>& names, const std::string& type,
+                                           const std::vector<std::string>& releases,
+                                           const std::function<void(const std::string&)>& log) {
+    std::vector<StructLayout> out;
+    std::set<std::string> done, failed;
+    for (const std::string& name : names) {
+        auto b = m.build_of.find(name);
+        const std::string release = b == m.build_of.end() ? "" : b->second;
+        if (release.empty() || done.count(release) ||
+            (!releases.empty() && std::find(releases.begin(), releases.end(), release) == releases.end()))
+            continue;
+        try {
+            const KernelFiles files = dump_dir_kernel_files(m.dump_dir(name));
+            if (!files.kernel) throw InputError("its directory names no kernel file");
+            out.push_back(flat_members(btf::load_kernel_btf(*files.kernel), type));
+            done.insert(release);
+        } catch (const std::exception& e) {
+            if (failed.insert(release).second) log("key-node anchors: build " + release + " (" + name + "): " + e.what());
+        }
+    }
+    return out;
+}
+
+void log_anchors(const Model& model, size_t anchored, size_t layouts, const std::function<void(const std::string&)>& log) {
+    log("key-node anchors: " + std::to_string(anchored) + " of " + std::to_string(model.key_nodes.size()) +
+        " key nodes anchored at members of " + model.object_type + " in " + std::to_string(layouts) + " build layout" +
+        (layouts == 1 ? "" : "s"));
+}
+
+}  // namespace
+
+TrainResult anchor(const TrainConfig& cfg, const std::string& model_path, const std::vector<std::string>& kernel_files,
+                   const std::function<void(const std::string&)>& log) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (cfg.output.empty()) throw InputError("--anchor: run.output names no file to write");
+    Model model = Model::load(model_path);
+    if (model.joint()) throw InputError("--anchor: model '" + model_path + "' is joint (" + model.object_type + "): its key nodes are of several types");
+    std::vector<std::string> releases;
+    for (const KernelBuild& b : model.provenance.kernel_builds) releases.push_back(b.release);
+    std::vector<StructLayout> layouts;
+    std::string from;
+    if (!kernel_files.empty()) {
+        for (const std::string& f : kernel_files) {
+            btf::KernelImage k = btf::load_kernel_image(f);
+            std::optional<KernelBanner> banner;
+            for (const std::string& text : k.banners)
+                if ((banner = KernelBanner::parse(text + "\n")) && !releases.empty() &&   // (find_linux_banners: lines without it)
+                    std::find(releases.begin(), releases.end(), banner->release) != releases.end())
+                    break;
+            if (!releases.empty() && (!banner || std::find(releases.begin(), releases.end(), banner->release) == releases.end()))
+                throw InputError("--kernel " + f + ": " + (banner ? "kernel " + banner->release : std::string("no kernel banner (raw BTF?)")) +
+                                 ", not one of the builds model '" + model_path + "' was trained on");
+            layouts.push_back(flat_members(k.btf, model.object_type));
+            from += (from.empty() ? "" : ", ") + f;
+        }
+    } else {
+        const Manifest m = manifest_of(cfg);
+        std::vector<std::string> names = m.train;
+        names.insert(names.end(), m.validation.begin(), m.validation.end());
+        layouts = manifest_layouts(m, names, model.object_type, releases, log);
+        from = m.path;
+    }
+    if (layouts.empty()) throw InputError("--anchor: no layout of struct " + model.object_type + " from any of the model's builds");
+    {
+        const std::string outputs[] = {cfg.output}, inputs[] = {model_path};
+        refuse_output_over_inputs(outputs, inputs);
+    }
+    const size_t n = anchor_model(model, layouts);
+    log_anchors(model, n, layouts.size(), log);
+    model.provenance.training_config += "\n[anchored]\nfrom = " + from + "\n";
+    save_output(cfg, model);
+    TrainResult r;
+    r.model = std::move(model);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
 TrainResult recalibrate(const TrainConfig& cfg, const std::string& model_path,
                         const std::function<void(const std::string&)>& log) {
     Recalibration r = start_recalibration(cfg, model_path, log);
@@ -910,7 +995,13 @@ std::string continuation_difference(const Model& saved, const Model& fresh) {
     bool parts = saved.parts.size() == fresh.parts.size();
     for (size_t t = 0; parts && t < saved.parts.size(); ++t)
         parts = saved.parts[t].object_type == fresh.parts[t].object_type && saved.parts[t].key_count == fresh.parts[t].key_count;
-    if (saved.key_nodes != fresh.key_nodes) return "other key nodes than the dataset's";
+    // (their anchors aside: the written model has them, a checkpoint of the loop not yet)
+    auto ranges = [](const Model& m) {
+        std::vector<std::tuple<uint32_t, uint32_t, float, bool>> r;
+        for (const KeyNode& k : m.key_nodes) r.emplace_back(k.offset, k.length, k.weight, k.open_end);
+        return r;
+    };
+    if (ranges(saved) != ranges(fresh)) return "other key nodes than the dataset's";
     if (!parts) return "other object types than the run's";
     if (!(saved.config == fresh.config)) return "another network shape";
     if (!(saved.graph == fresh.graph)) return "other graph parameters than the dataset's";
@@ -1230,6 +1321,12 @@ TrainResult train(const TrainConfig& cfg, bool resume, const std::function<void(
             if (v.validation.score.tp == 0)   // newcomer 19: a type that will detect nothing, said at once
                 log("warning: " + v.type + ": no validation object found at any threshold: the model detects none "
                     "(train longer, or check the type's labels)");
+        }
+        if (!model.joint()) {   // the key nodes' places by member, for dumps of other builds (anchor())
+            std::vector<std::string> names = train_names;
+            names.insert(names.end(), val_names.begin(), val_names.end());
+            const std::vector<StructLayout> layouts = manifest_layouts(m, names, model.object_type, {}, log);
+            log_anchors(model, layouts.empty() ? 0 : anchor_model(model, layouts), layouts.size(), log);
         }
         std::string builds;
         for (const KernelBuild& b : model.provenance.kernel_builds) builds += (builds.empty() ? "" : ", ") + b.release;

@@ -351,6 +351,17 @@ TrainResult recalibrate(const TrainConfig&, const std::string& model_path, const
 TrainResult recalibrate_image_absent(const TrainConfig&, const std::string& model_path,
                                      const std::function<void(const std::string&)>& log);
 
+// Key-node anchors (train/key_anchors.hpp) for the model at `model_path`, no training: from
+// `kernel_files` (one kernel file per build: vmlinuz, vmlinux or raw BTF, each's banner a release
+// among the model's builds) or, when none is given, from the kernel file of the first train or
+// validation dump of each of the manifest's builds (dump_dir_kernel_files), only the model's
+// builds; written to run.output, all else as read, with an [anchored] section in its configuration
+// text. train() anchors the model it writes the same way from its dumps (a build whose kernel file
+// gives no layout is logged and left out). Throws InputError (no layout of the model's type from
+// any build, a joint model, a kernel file of another build).
+TrainResult anchor(const TrainConfig&, const std::string& model_path, const std::vector<std::string>& kernel_files,
+                   const std::function<void(const std::string&)>& log);
+
 // SHA-256 of a byte string, lowercase hex (manifest provenance).
 std::string sha256_hex(std::span<const uint8_t>);
 

@@ -711,10 +711,10 @@ TEST_CASE("detect: dmdetect --list-models says each model's type, builds, thresh
     Run js = run("DMDETECT", "--list-models --format json -w " + j, dir);
     CHECK(js.status == 0);
     CHECK(js.out == "{\"record\":\"model\",\"type\":\"task_struct\",\"model\":\"" + j + "\",\"joint\":true,\"word_size\":8,"
-                    "\"builds\":[],\"threshold\":2.5,\"image_absent_threshold\":null,\"vote_window\":0,\"base_alignment\":0,\"validation_objects\":0,"
+                    "\"builds\":[],\"threshold\":2.5,\"image_absent_threshold\":null,\"vote_window\":0,\"base_alignment\":0,\"anchored_key_nodes\":0,\"validation_objects\":0,"
                     "\"validation_agreeing\":0,\"key_nodes\":[\"8/120/1\",\"136/120/1\",\"264/120/1\"],\"trained\":\"\",\"recalibrated_on\":[]}\n"
                     "{\"record\":\"model\",\"type\":\"cred\",\"model\":\"" + j + "\",\"joint\":true,\"word_size\":8,"
-                    "\"builds\":[],\"threshold\":0.5,\"image_absent_threshold\":null,\"vote_window\":16,\"base_alignment\":32,\"validation_objects\":7,"
+                    "\"builds\":[],\"threshold\":0.5,\"image_absent_threshold\":null,\"vote_window\":16,\"base_alignment\":32,\"anchored_key_nodes\":0,\"validation_objects\":7,"
                     "\"validation_agreeing\":6,\"key_nodes\":[\"392/120/1\"],\"trained\":\"\",\"recalibrated_on\":[]}\n");
     // to a file, atomically; the listing never takes a dump or csv, nor writes over a model
     CHECK(run("DMDETECT", "--list-models -w " + j + " -o " + (dir / "l.txt").string(), dir).status == 0);

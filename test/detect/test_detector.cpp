@@ -141,6 +141,37 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
     CHECK(std::equal(seen.begin(), seen.end(), many.begin()));
 }
 
+TEST_CASE("detect: set_key_nodes moves a model's key nodes (as placed in a dump's layout): votes follow, classes and weights stay") {
+    const test::Memory mem = test::random_memory(5, 96, 8);
+    MemoryGraph g = mem.build();
+    const std::vector<uint32_t> common = common_lengths(g);
+    REQUIRE(common.size() >= 3);
+    Model m = keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1);
+    m.graph = g.params();
+    m.threshold = 1.2f;
+    Model shifted = m;   // the same network with every key node 8 bytes later: every base 8 bytes lower
+    for (KeyNode& k : shifted.key_nodes) k.offset += 8;
+    Detector a, b;
+    a.add_model(m);
+    b.add_model(m);
+    b.set_key_nodes(0, shifted.key_nodes);
+    CHECK(b.model(0).key_nodes == shifted.key_nodes);
+    CHECK(b.model(0).threshold == m.threshold);
+    Detector c;
+    c.add_model(shifted);
+    const auto moved = b.detect(g), expected = c.detect(g), before = a.detect(g);
+    REQUIRE(!before.empty());
+    CHECK(moved == expected);
+    CHECK(moved.size() == before.size());
+    CHECK(moved.front().vaddr + 8 == before.front().vaddr);
+    // as many key nodes, each valid for detection
+    CHECK_THROWS_WITH_AS(b.set_key_nodes(0, {{0, 8, 1.f}}), "model task_struct: 1 key nodes given for its 3", InputError);
+    std::vector<KeyNode> bad = shifted.key_nodes;
+    bad[1].length = 0;
+    CHECK_THROWS_AS(b.set_key_nodes(0, bad), ModelError);
+    CHECK(b.model(0).key_nodes == shifted.key_nodes);   // unchanged by a refused call
+}
+
 // Issue #15 item 1: past DetectOptions::work_limit a model is not run and says why; a fit check's
 // agreement rows past it fall back to the voting rows (the same detections, the votes measured on
 // them alone).

@@ -567,6 +567,57 @@ TEST_CASE("format 7: the base alignment (a model's, a joint model's parts') roun
     CHECK_THROWS_WITH_AS(x.validate(), doctest::Contains("task_struct: base alignment 3"), ModelError);
 }
 
+TEST_CASE("format 8: key-node anchors round-trip; without them the file stays as before; bad ones are refused") {
+    Model m = sample_model();
+    REQUIRE(m.key_nodes.size() == 3);
+    REQUIRE(!m.key_nodes[1].open_end);
+    const auto plain = m.to_bytes();
+    CHECK(plain[8] == 5);
+    m.key_nodes[0].anchors = {{"se.run_node.rb_left", 0, std::string("tasks.next"), 0}, {"pushable_tasks.prio", 4, std::string(""), 0}};
+    m.key_nodes[2].anchors = {{"comm[1]", 3, std::string("pid_links[2].next"), 8}};
+    const auto b = m.to_bytes();
+    CHECK(b[8] == 8);
+    const Model l = Model::from_bytes(b);
+    CHECK(l.key_nodes == m.key_nodes);
+    CHECK(l.key_nodes[1].anchors.empty());
+    CHECK(l.key_nodes[0].anchors[1].end == std::string(""));   // the struct's end
+    CHECK(l.to_bytes() == b);
+    // a format-7 payload (alignment, parts count) marked 8 reads the anchor counts after it: none
+    Model a = sample_model();
+    a.base_alignment = 64;
+    const auto ab = a.to_bytes();
+    CHECK(ab[8] == 7);
+    a.key_nodes[1].anchors = {{"f_flags", 0, std::string("f_cred"), 0}};
+    CHECK(Model::from_bytes(a.to_bytes()).base_alignment == 64);
+    CHECK(Model::from_bytes(a.to_bytes()).key_nodes[1].anchors == a.key_nodes[1].anchors);
+    struct Case { const char* what; std::vector<KeyAnchor> anchors; bool open_end; const char* message; };
+    const Case cases[] = {
+        {"no member", {{"", 0, std::string("x"), 0}}, false, "key node 2 (offset 24, length 8): anchor member path"},
+        {"a path with a space", {{"se run", 0, std::string("x"), 0}}, false, "anchor member path not 1..512 characters"},
+        {"a path with a newline", {{"a", 0, std::string("b\nc"), 0}}, false, "anchor member path"},
+        {"a path too long", {{std::string(513, 'a'), 0, std::string("b"), 0}}, false, "anchor member path"},
+        {"a delta past any object", {{"a", Model::kMaxObjectBytes, std::string("b"), 0}}, false, "anchor delta past 1048576 bytes"},
+        {"no end for a fixed-length key node", {{"a", 0, std::nullopt, 0}}, false, "its anchor has no end"},
+        {"an end for an open-ended one", {{"a", 0, std::string("b"), 0}}, true, "open-ended, yet its anchor has an end"},
+        {"too many readings", std::vector<KeyAnchor>(KeyNode::kMaxAnchors + 1, KeyAnchor{"a", 0, std::string("b"), 0}), false, "17 anchors (at most 16)"},
+    };
+    for (const Case& c : cases) {
+        INFO(c.what);
+        Model x = sample_model();
+        x.key_nodes[1].anchors = c.anchors;
+        x.key_nodes[1].open_end = c.open_end;
+        CHECK_THROWS_WITH_AS(x.validate(), doctest::Contains(c.message), ModelError);
+    }
+    // in a file: the anchor count of key node 1 set past the bound, the checksum recomputed
+    auto e = b;
+    const std::string needle = "se.run_node.rb_left";
+    const auto at = std::search(e.begin() + 32, e.end(), needle.begin(), needle.end());
+    REQUIRE(at != e.end());
+    const uint32_t many = 99;
+    std::memcpy(&*(at - 8), &many, 4);   // the count precedes the first reading's u32 length
+    CHECK(kind_of(rechecksum(e)) == ModelError::Kind::BadShape);
+}
+
 TEST_CASE("provenance: recalibrations are appended to the configuration text and read back in order") {
     Provenance p;
     p.training_config = "[data]\ntype = cred\n";
