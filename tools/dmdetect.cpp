@@ -431,51 +431,83 @@ int run(int argc, char** argv, Communicator& world) {
             for (size_t i = 0; i < used.model_count(); ++i) tasks = tasks || used.model(i).object_type == "task_struct";
             if (!tasks) throw InputError("--tree shows tasks: no task_struct model among the models used");
         }
-        // Key nodes anchored at struct members (model format 8) are placed in this dump's layout by
-        // its own BTF, or --kernel's, when its build is not one the model was trained on
-        // (train/key_anchors.hpp): a moved field then still votes for its object's base.
-        std::vector<std::string> placed(used.model_count());
-        {
-            std::vector<size_t> todo;
-            for (size_t i = 0; i < used.model_count(); ++i) {
-                const Model& m = used.model(i);
-                const BuildMatch b = match_build(m, banner);
-                if ((b == BuildMatch::SameVersion || b == BuildMatch::OtherVersion) &&
-                    std::any_of(m.key_nodes.begin(), m.key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); }))
-                    todo.push_back(i);
-            }
-            std::optional<btf::Btf> btf;
-            std::string why;
-            if (!todo.empty()) {
-                InterpretInputs from = in;
-                from.format = build.format;
-                if (vm.count("kernel")) from.kernel_file = vm["kernel"].as<std::string>();
-                stage.emplace("reading the kernel's types from " + dump);
-                btf = graph_dump_btf(info, from, why);
-            }
-            for (size_t i : todo) {
-                Model m = used.model(i);
-                const std::string build_text = std::string(to_string(match_build(m, banner)));
-                try {
-                    if (!btf) throw InputError("no BTF: " + why);
-                    const Placement p = place_model(m, flat_members(*btf, m.object_type));
-                    used.set_key_nodes(i, std::move(m.key_nodes));
-                    placed[i] = "key nodes placed in this dump's layout by its kernel's BTF (" + build_text + "): " + p.text();
-                } catch (const InputError& e) {
-                    placed[i] = std::string("key nodes not placed in this dump's layout (") + build_text + "): " + e.what();
-                }
-                if (!vm.count("quiet"))
-                    std::fprintf(stderr, "dmdetect: note: %smodel %s (%s): %s\n", who.c_str(), used.model(i).object_type.c_str(),
-                                 terminal_text(used.source(i)).c_str(), placed[i].c_str());
-            }
-        }
-        stage.emplace("detecting objects in the memory graph of " + dump + " (" + std::to_string(graph.node_count()) + " nodes)");
         progress.enabled = show && graph.node_count() > kLargeGraph;
         detect.progress = [&](size_t i, size_t n, const std::string& type) {
             progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
         };
         std::vector<Detection> found = used.detect(graph, detect);
         progress.end();
+        // A model with key nodes anchored at struct members (model format 8) that does not fit this
+        // dump as trained, or finds nothing — another build moved its fields — is placed in the dump's layout by the
+        // kernel's own BTF, or --kernel's (train/key_anchors.hpp), and the models run again: a moved
+        // field then still votes for its object's base. One that fits as trained is never moved, so
+        // a dump whose BTF or banner was edited cannot move the votes of a model that works without
+        // them (attacker 68: both edited, every task reported 8 bytes off); where placement is used,
+        // the model did not fit without it.
+        std::vector<std::string> placed(used.model_count());
+        {
+            const MemoryLack lack = info.absent_table_bytes > 0 ? MemoryLack::Tables
+                                    : info.absent_pages * 64 >= info.kernel_pages && info.absent_pages >= 256 ? MemoryLack::Pages
+                                                                                                               : MemoryLack::None;
+            std::vector<size_t> todo;
+            for (size_t i = 0; i < used.model_count(); ++i) {
+                const Model& m = used.model(i);
+                if (std::none_of(m.key_nodes.begin(), m.key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); }) ||
+                    !used.last_not_run().at(i).empty())
+                    continue;
+                const ScoreReach reach{used.last_thresholds().at(i), used.last_best_scores().at(i)};
+                const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == m.object_type; });
+                if (none || !assess_fit(m, used.source(i), banner, used.last_agreements().at(i), reach, lack).fits) todo.push_back(i);
+            }
+            std::optional<btf::Btf> btf;
+            std::string why;
+            if (!todo.empty()) {
+                stage.emplace("reading the kernel's types from " + dump);
+                InterpretInputs from = in;
+                from.format = build.format;
+                try {
+                    if (vm.count("kernel")) {   // the user's file: its banner must be the dump's kernel's
+                        const std::string file = vm["kernel"].as<std::string>();
+                        btf::KernelImage k = btf::load_kernel_image(file);
+                        std::optional<KernelBanner> theirs;
+                        for (const std::string& text : k.banners)
+                            if ((theirs = KernelBanner::parse(text + "\n"))) break;
+                        if (banner && theirs && theirs->release != banner->banner.release)
+                            why = "--kernel " + terminal_text(file) + " is kernel " + theirs->release + ", the dump's is " +
+                                  banner->banner.release;
+                        else btf = std::move(k.btf);
+                    } else {
+                        btf = graph_dump_btf(info, from, why);
+                    }
+                } catch (const std::exception& e) {
+                    why = e.what();
+                }
+            }
+            bool moved = false;
+            for (size_t i : todo) {
+                Model m = used.model(i);
+                const std::string build_text = std::string(to_string(match_build(m, banner)));
+                try {   // a crafted BTF (a struct containing itself …) is this model's failure, not the run's
+                    if (!btf) throw InputError("no BTF: " + why);
+                    const Placement p = place_model(m, flat_members(*btf, m.object_type));
+                    if (p.moved) used.set_key_nodes(i, std::move(m.key_nodes));
+                    moved = moved || p.moved;
+                    placed[i] = "it does not fit as trained, or found nothing: key nodes placed in this dump's layout by the kernel's BTF (" +
+                                build_text + (vm.count("kernel") ? ", --kernel" : ", from the dump") + "): " + p.text();
+                } catch (const std::exception& e) {
+                    placed[i] = std::string("it does not fit as trained, or found nothing, and its key nodes were not placed in this dump's layout: ") +
+                                e.what();
+                }
+                if (!vm.count("quiet"))
+                    std::fprintf(stderr, "dmdetect: note: %smodel %s (%s): %s\n", who.c_str(), used.model(i).object_type.c_str(),
+                                 terminal_text(used.source(i)).c_str(), placed[i].c_str());
+            }
+            if (moved) {
+                stage.emplace("detecting objects in the memory graph of " + dump + " with placed key nodes");
+                found = used.detect(graph, detect);
+                progress.end();
+            }
+        }
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
         // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → 196 MB peak on the dev dump).
         graph = MemoryGraph();

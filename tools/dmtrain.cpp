@@ -133,8 +133,8 @@ int run(int argc, char** argv, Communicator& world) {
         const TrainResult r = anchor(cfg, vm["anchor"].as<std::string>(), kernels, log);
         size_t n = 0;
         for (const KeyNode& k : r.model.key_nodes) n += !k.anchors.empty();
-        std::printf("%s: %s model, %zu of %zu key nodes anchored\n", cfg.output.c_str(), r.model.object_type.c_str(), n,
-                    r.model.key_nodes.size());
+        std::printf("%s: %s model, %zu of %zu key node%s anchored\n", cfg.output.c_str(), r.model.object_type.c_str(), n,
+                    r.model.key_nodes.size(), r.model.key_nodes.size() == 1 ? "" : "s");
         return 0;
     }
     if (!quiet && world.size() > 1)

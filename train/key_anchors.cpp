@@ -10,19 +10,23 @@ namespace {
 
 constexpr unsigned kMaxDepth = 32;     // nesting of named and anonymous members
 constexpr size_t kMaxLeaves = 1 << 16; // task_struct has about 1,500
+constexpr size_t kMaxVisits = 1 << 20; // members visited: arrays of empty structs make no leaf
+constexpr size_t kMaxPathBytes = 4096;
 
 void flatten(const btf::Btf& btf, uint32_t id, uint64_t base, const std::string& prefix, unsigned depth,
-             std::vector<MemberLeaf>& out) {
+             std::vector<MemberLeaf>& out, size_t& visits) {
     if (depth > kMaxDepth) throw FormatError(btf.type(id).blob_offset, "struct nesting deeper than 32");
     const btf::Type& t = btf.type(btf.resolve(id));
     for (const btf::Member& m : t.members) {
-        if (out.size() >= kMaxLeaves) throw FormatError(t.blob_offset, "more than 65,536 members in one struct");
+        if (out.size() >= kMaxLeaves || ++visits > kMaxVisits)
+            throw FormatError(t.blob_offset, "more than 65,536 members, or 2^20 visited, in one struct");
         const uint64_t at = base + m.bit_offset / 8;
         const std::string name = m.name.empty() ? prefix : prefix.empty() ? std::string(m.name) : prefix + "." + std::string(m.name);
+        if (name.size() > kMaxPathBytes) throw FormatError(t.blob_offset, "a member path longer than 4096 bytes");
         const uint32_t r = btf.resolve(m.type);
         const btf::Type& mt = btf.type(r);
         if (mt.kind == btf::Kind::Struct || mt.kind == btf::Kind::Union) {
-            flatten(btf, r, at, name, depth + 1, out);
+            flatten(btf, r, at, name, depth + 1, out, visits);
             continue;
         }
         if (mt.kind == btf::Kind::Array && mt.nelems > 0 && mt.nelems <= kMaxArrayElements) {
@@ -31,7 +35,7 @@ void flatten(const btf::Btf& btf, uint32_t id, uint64_t base, const std::string&
             if (ek == btf::Kind::Struct || ek == btf::Kind::Union) {
                 const uint64_t stride = btf.size_of(e);
                 for (uint32_t i = 0; i < mt.nelems; ++i)
-                    flatten(btf, e, at + i * stride, name + "[" + std::to_string(i) + "]", depth + 1, out);
+                    flatten(btf, e, at + i * stride, name + "[" + std::to_string(i) + "]", depth + 1, out, visits);
                 continue;
             }
         }
@@ -71,7 +75,8 @@ StructLayout flat_members(const btf::Btf& btf, std::string_view struct_name) {
     StructLayout s;
     s.name = std::string(struct_name);
     s.size = btf.size_of(*id);
-    flatten(btf, *id, 0, "", 0, s.leaves);
+    size_t visits = 0;
+    flatten(btf, *id, 0, "", 0, s.leaves, visits);
     return s;
 }
 

@@ -13,7 +13,9 @@
 //                  of scalars are one leaf). Byte offset from the struct's start and byte size (a
 //                  bitfield: the bytes it touches); `pointer` when the member is a pointer. In
 //                  declaration order, so overlapping union members keep the compiler's order.
-//                  InputError when the struct is not in the BTF; FormatError from a malformed BTF.
+//                  InputError when the struct is not in the BTF; FormatError from a malformed BTF,
+//                  and past 65,536 leaves or 2^20 members visited (a crafted BTF of nested arrays of
+//                  empty structs would otherwise visit 64^32 members).
 //   anchor_key_node  Where key node k lies in one build's layout: its first byte in the first
 //                  leaf (declaration order) that holds it, and its end (offset + length) likewise,
 //                  or at the struct's end ("" with delta 0); an open-ended key node has no end.
@@ -32,9 +34,11 @@
 //                  Open-ended key nodes keep their length. Offsets and lengths are bytes.
 //   Where used     dmtrain anchors a model's key nodes in the layouts of the builds it was trained on
 //                  (the train and validation dumps' kernels; `dmtrain --anchor` for a model made
-//                  before format 8); dmdetect places them by the dump's BTF when the dump's build is
-//                  not one of the model's (detect/fit.hpp BuildMatch SameVersion, OtherVersion) and
-//                  says so in the model's fit reason. Measured: data/models/README.md.
+//                  before format 8); dmdetect places them by the dump's BTF when the model does not
+//                  fit the dump as trained or finds nothing there (detect/fit.hpp), runs it again and
+//                  says so in the model's fit reason; a model that fits as trained is never moved
+//                  (the dump's BTF is memory the suspect's kernel controls). Measured:
+//                  data/models/README.md.
 #pragma once
 
 #include "engine/engine.hpp"

@@ -871,7 +871,7 @@ std::vector<StructLayout> manifest_layouts(const Manifest& m, const std::vector<
 
 void log_anchors(const Model& model, size_t anchored, size_t layouts, const std::function<void(const std::string&)>& log) {
     log("key-node anchors: " + std::to_string(anchored) + " of " + std::to_string(model.key_nodes.size()) +
-        " key nodes anchored at members of " + model.object_type + " in " + std::to_string(layouts) + " build layout" +
+        (model.key_nodes.size() == 1 ? " key node" : " key nodes") + " anchored at members of " + model.object_type + " in " + std::to_string(layouts) + " build layout" +
         (layouts == 1 ? "" : "s"));
 }
 

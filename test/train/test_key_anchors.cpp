@@ -92,6 +92,18 @@ TEST_CASE("flat_members: leaves by dotted path, anonymous unions unnamed, struct
     CHECK_THROWS_WITH_AS(flat_members(thing(0), "nothing"), "struct nothing is not in the kernel's BTF", InputError);
 }
 
+TEST_CASE("flat_members: a crafted BTF of nested arrays of empty structs is refused, not walked 64^6 times") {
+    BtfBuilder b;
+    const uint32_t i32 = b.int_type("int", 4, 32);
+    uint32_t inner = b.struct_("empty", 0, {});
+    for (int level = 0; level < 6; ++level) {
+        const uint32_t arr = b.array(inner, i32, 64);
+        inner = b.struct_(level == 5 ? "thing" : "nest" + std::to_string(level), 0, {{"e", arr, 0}});
+    }
+    const btf::Btf btf = btf::Btf::parse(b.blob());
+    CHECK_THROWS_WITH_AS(flat_members(btf, "thing"), doctest::Contains("2^20 visited"), FormatError);
+}
+
 TEST_CASE("a key node's reading in one layout, placed in another: fields moved, ends at the struct's end, members gone") {
     const StructLayout a = layout(0), b = layout(1), d = layout(0, false);
     const KeyNode counter{24, 8, 1.f};   // counter, up to the union
