@@ -465,20 +465,9 @@ int run(int argc, char** argv, Communicator& world) {
                 stage.emplace("reading the kernel's types from " + dump);
                 InterpretInputs from = in;
                 from.format = build.format;
+                if (vm.count("kernel")) from.kernel_file = vm["kernel"].as<std::string>();
                 try {
-                    if (vm.count("kernel")) {   // the user's file: its banner must be the dump's kernel's
-                        const std::string file = vm["kernel"].as<std::string>();
-                        btf::KernelImage k = btf::load_kernel_image(file);
-                        std::optional<KernelBanner> theirs;
-                        for (const std::string& text : k.banners)
-                            if ((theirs = KernelBanner::parse(text + "\n"))) break;
-                        if (banner && theirs && theirs->release != banner->banner.release)
-                            why = "--kernel " + terminal_text(file) + " is kernel " + theirs->release + ", the dump's is " +
-                                  banner->banner.release;
-                        else btf = std::move(k.btf);
-                    } else {
-                        btf = graph_dump_btf(info, from, why);
-                    }
+                    btf = graph_dump_btf(info, from, why);
                 } catch (const std::exception& e) {
                     why = e.what();
                 }

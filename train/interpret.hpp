@@ -104,8 +104,9 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
 
 // The kernel's BTF for a graph's dump, before its objects are read (dmdetect places anchored key
 // nodes with it, train/key_anchors.hpp): the user's kernel file (`inputs.kernel_file`; what
-// btf::load_kernel_btf throws), else the dump's own .BTF (find_btf), opened as
-// interpret_detections opens it; nullopt with `why` (one line) when there is none to be had.
+// btf::load_kernel_image throws; nullopt when its banner names another release than the dump's),
+// else the dump's own .BTF (find_btf), opened as interpret_detections opens it; nullopt with `why`
+// (one line) when there is none to be had.
 std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const InterpretInputs& inputs, std::string& why);
 
 // Takes back a detection's "hidden" verdict (null, and "hidden: <why>" added to "bad"): for objects

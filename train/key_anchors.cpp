@@ -3,7 +3,6 @@
 #include "graph/errors.hpp"
 
 #include <algorithm>
-#include <map>
 
 namespace deepmem {
 namespace {
