@@ -604,13 +604,15 @@ int run(int argc, char** argv, Communicator& world) {
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !f.checked && vm.count("require-fit")) {
                 fits_all = false;
+                // (helper 69: a per-build model with 193 of 193 agreeing was blamed on missing key nodes)
                 const std::string why =
                     "build " + std::string(to_string(f.build)) +
-                    (f.agreement.objects >= kMinAgreementObjects
-                         ? ": the key nodes it misses may be the memory the dump lacks or a moved layout"
-                         : ", " + std::to_string(f.agreement.objects) + " candidate object" +
+                    (f.agreement.objects < kMinAgreementObjects
+                         ? ", " + std::to_string(f.agreement.objects) + " candidate object" +
                                (f.agreement.objects == 1 ? "" : "s") + ", " + std::to_string(kMinAgreementObjects) +
-                               " needed to measure the votes");
+                               " needed to measure the votes"
+                     : !f.not_judged.empty() ? ": its votes are not judged: " + f.not_judged + " (they cannot show a moved layout)"
+                                             : ": the key nodes it misses may be the memory the dump lacks or a moved layout");
                 std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s): its fit to this dump cannot be checked (%s): "
                              "--require-fit fails\n", who.c_str(), f.type.c_str(), f.source.c_str(), why.c_str());
             }
