@@ -378,7 +378,7 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
                 std::snprintf(b, sizeof b, "%.6g", double(x));
                 return std::string(b);
             };
-            const size_t anchored = size_t(std::count_if(m.key_nodes.begin(), m.key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); }));
+            const size_t anchored = m.anchored_key_nodes();
             if (json) {
                 out += "{\"record\":\"model\",\"type\":" + json_string(m.object_type) + ",\"model\":" + json_string(sources[f]) +
                        ",\"joint\":" + (models[f].joint() ? "true" : "false") + ",\"word_size\":" + std::to_string(m.graph.word_size) +

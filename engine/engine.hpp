@@ -552,6 +552,8 @@ struct Model {
     // base that node voted for, like a threshold of 0: validate() refuses it in a model file,
     // dmdetect warns when --threshold is at or below it.
     float single_vote_bound() const noexcept;
+    // Key nodes with anchors (KeyNode::anchors, format 8): what dmdetect can place in another build's layout.
+    size_t anchored_key_nodes() const noexcept;
     // validate()'s rules of meaning for detection (threshold, key nodes, vote window) on a
     // single-type model or a joint model's part (type_models()); BadValue.
     static void validate_detection(const Model&);

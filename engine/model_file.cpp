@@ -382,6 +382,10 @@ std::vector<Model> Model::type_models(std::vector<uint32_t>* first_class) const 
     return out;
 }
 
+size_t Model::anchored_key_nodes() const noexcept {
+    return size_t(std::count_if(key_nodes.begin(), key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); }));
+}
+
 std::string KeyNode::text() const {
     return std::to_string(offset) + "/" + std::to_string(length) + (open_end ? "+/" : "/") + shortest(weight);
 }
@@ -397,8 +401,7 @@ std::vector<uint8_t> Model::to_bytes() const {
     validate();
     bool aligned = base_alignment != 0;
     for (const TypePart& t : parts) aligned = aligned || t.base_alignment != 0;
-    const bool anchored = std::any_of(key_nodes.begin(), key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); });
-    const uint32_t format = anchored ? 8 : aligned ? 7 : joint() ? 6 : 5;   // older builds read 5, 6 and 7
+    const uint32_t format = anchored_key_nodes() ? 8 : aligned ? 7 : joint() ? 6 : 5;   // older builds read 5, 6 and 7
     std::ostringstream os(std::ios::binary);
     {
         cereal::PortableBinaryOutputArchive ar(os);

@@ -444,16 +444,20 @@ int run(int argc, char** argv, Communicator& world) {
         // a dump whose BTF or banner was edited cannot move the votes of a model that works without
         // them (attacker 68: both edited, every task reported 8 bytes off); where placement is used,
         // the model did not fit without it.
+        // Memory the kernel maps that the dump lacks (a cut or partial capture, MMIO): objects beside it
+        // lose their neighbours' votes, which the fit check then does not read as a moved layout
+        // (detect/fit.hpp). Page tables the dump lacks count too (a cut below the kernel's tables:
+        // absent_pages then counts only what the surviving tables map, 15 MiB where 128 MiB were cut).
+        const bool lacks_pages = info.absent_pages * 64 >= info.kernel_pages && info.absent_pages >= 256;
+        const MemoryLack lack = info.absent_table_bytes > 0 ? MemoryLack::Tables
+                                : lacks_pages               ? MemoryLack::Pages
+                                                            : MemoryLack::None;
         std::vector<std::string> placed(used.model_count());
         {
-            const MemoryLack lack = info.absent_table_bytes > 0 ? MemoryLack::Tables
-                                    : info.absent_pages * 64 >= info.kernel_pages && info.absent_pages >= 256 ? MemoryLack::Pages
-                                                                                                               : MemoryLack::None;
             std::vector<size_t> todo;
             for (size_t i = 0; i < used.model_count(); ++i) {
                 const Model& m = used.model(i);
-                if (std::none_of(m.key_nodes.begin(), m.key_nodes.end(), [](const KeyNode& k) { return !k.anchors.empty(); }) ||
-                    !used.last_not_run().at(i).empty())
+                if (m.anchored_key_nodes() == 0 || !used.last_not_run().at(i).empty())
                     continue;
                 const ScoreReach reach{used.last_thresholds().at(i), used.last_best_scores().at(i)};
                 const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == m.object_type; });
@@ -519,16 +523,10 @@ int run(int argc, char** argv, Communicator& world) {
                                  (notes.empty() ? std::string("no reason given") : notes.front()));
             for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
         }
-        // Memory the kernel maps that the dump lacks (a cut or partial capture, MMIO): objects beside it
-        // lose their neighbours' votes (tester 11: a raw dump cut 16 MiB short, 0 of 451 task_structs at
-        // the model's threshold, 451 at 3/4 of it; models trained with [batch] absent_rate find them).
-        // Said once, whatever the models found; the fit check then does not read silent key nodes
-        // as a moved layout (detect/fit.hpp).
-        // Page tables the dump lacks count too (a cut below the kernel's tables: absent_pages then
-        // counts only what the surviving tables map, 15 MiB where 128 MiB were cut).
-        const bool lacks_pages = info.absent_pages * 64 >= info.kernel_pages && info.absent_pages >= 256;
-        const bool lacking = lacks_pages || info.absent_table_bytes > 0;
-        if (lacking)
+        // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
+        // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
+        // it; models trained with [batch] absent_rate find them).
+        if (lack != MemoryLack::None)
             std::fprintf(stderr,
                          "dmdetect: warning: %sthe dump lacks %s of memory the kernel maps (%llu pages%s: a cut or partial "
                          "capture?); objects beside it score lower: a lower --threshold may find more, at a cost in "
@@ -574,9 +572,6 @@ int run(int argc, char** argv, Communicator& world) {
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
             // candidate object, reported none, and no word was said): the reason says why in scores.
             const ScoreReach reach{used.last_thresholds().at(i), used.last_best_scores().at(i)};
-            const MemoryLack lack = info.absent_table_bytes > 0 ? MemoryLack::Tables
-                                    : lacking                   ? MemoryLack::Pages
-                                                                : MemoryLack::None;
             fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach, lack));
             judge_fields(fits.back(), found, lack);   // the objects' fields, read above (none with --addresses-only)
             // Past the network's work limit (detect.hpp DetectOptions::work_limit): not run, so neither

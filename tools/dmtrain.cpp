@@ -131,9 +131,8 @@ int run(int argc, char** argv, Communicator& world) {
         MemoryStage stage("anchoring " + vm["anchor"].as<std::string>());
         const std::vector<std::string> kernels = vm.count("kernel") ? vm["kernel"].as<std::vector<std::string>>() : std::vector<std::string>{};
         const TrainResult r = anchor(cfg, vm["anchor"].as<std::string>(), kernels, log);
-        size_t n = 0;
-        for (const KeyNode& k : r.model.key_nodes) n += !k.anchors.empty();
-        std::printf("%s: %s model, %zu of %zu key node%s anchored\n", cfg.output.c_str(), r.model.object_type.c_str(), n,
+        std::printf("%s: %s model, %zu of %zu key node%s anchored\n", cfg.output.c_str(), r.model.object_type.c_str(),
+                    r.model.anchored_key_nodes(),
                     r.model.key_nodes.size(), r.model.key_nodes.size() == 1 ? "" : "s");
         return 0;
     }
