@@ -664,11 +664,9 @@ OpenedDump open_graph_dump(const GraphBuildInfo& info, const InterpretInputs& in
 std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const InterpretInputs& in, std::string& why) {
     if (in.kernel_file) {   // the user's file: its errors are theirs; its banner must be the dump's kernel's
         btf::KernelImage k = btf::load_kernel_image(*in.kernel_file);
-        std::optional<KernelBanner> theirs;
-        for (const std::string& text : k.banners)
-            if ((theirs = KernelBanner::parse(text + "\n"))) break;   // (find_linux_banners: lines without it)
-        if (info.kernel_banner && theirs && theirs->release != info.kernel_banner->banner.release) {
-            why = "--kernel " + terminal_text(*in.kernel_file) + " is kernel " + theirs->release + ", the dump's is " +
+        const std::vector<KernelBanner> theirs = kernel_file_banners(k);
+        if (info.kernel_banner && !theirs.empty() && theirs.front().release != info.kernel_banner->banner.release) {
+            why = "--kernel " + terminal_text(*in.kernel_file) + " is kernel " + theirs.front().release + ", the dump's is " +
                   info.kernel_banner->banner.release;
             return std::nullopt;
         }

@@ -599,4 +599,11 @@ KernelFiles dump_dir_kernel_files(const std::string& dir) {
     return f;
 }
 
+std::vector<KernelBanner> kernel_file_banners(const btf::KernelImage& image) {
+    std::vector<KernelBanner> out;
+    for (const std::string& text : image.banners)
+        if (auto b = KernelBanner::parse(text + "\n")) out.push_back(std::move(*b));
+    return out;
+}
+
 }  // namespace deepmem

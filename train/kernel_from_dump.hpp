@@ -39,6 +39,7 @@
 //              built without CONFIG_KALLSYMS_ALL, whose kallsyms hold no data symbols.
 #pragma once
 
+#include "graph/kernel_banner.hpp"
 #include "train/btf.hpp"
 #include "train/labeler.hpp"
 
@@ -99,5 +100,10 @@ struct KernelFiles {
     std::optional<std::string> kernel, kallsyms, system_map;
 };
 KernelFiles dump_dir_kernel_files(const std::string& dir);
+
+// The banners of a kernel file (btf::KernelImage::banners: lines without their newline) that
+// KernelBanner::parse accepts, in file order — what the file says its kernel is (dmtrain --anchor
+// and the placement's --kernel check them against a model's builds and the dump's banner).
+std::vector<KernelBanner> kernel_file_banners(const btf::KernelImage&);
 
 }  // namespace deepmem

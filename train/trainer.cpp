@@ -890,13 +890,13 @@ TrainResult anchor(const TrainConfig& cfg, const std::string& model_path, const 
     if (!kernel_files.empty()) {
         for (const std::string& f : kernel_files) {
             btf::KernelImage k = btf::load_kernel_image(f);
-            std::optional<KernelBanner> banner;
-            for (const std::string& text : k.banners)
-                if ((banner = KernelBanner::parse(text + "\n")) && !releases.empty() &&   // (find_linux_banners: lines without it)
-                    std::find(releases.begin(), releases.end(), banner->release) != releases.end())
-                    break;
-            if (!releases.empty() && (!banner || std::find(releases.begin(), releases.end(), banner->release) == releases.end()))
-                throw InputError("--kernel " + f + ": " + (banner ? "kernel " + banner->release : std::string("no kernel banner (raw BTF?)")) +
+            const std::vector<KernelBanner> banners = kernel_file_banners(k);
+            const bool ours = std::any_of(banners.begin(), banners.end(), [&](const KernelBanner& b) {
+                return std::find(releases.begin(), releases.end(), b.release) != releases.end();
+            });
+            if (!releases.empty() && !ours)
+                throw InputError("--kernel " + f + ": " +
+                                 (banners.empty() ? std::string("no kernel banner (raw BTF?)") : "kernel " + banners.front().release) +
                                  ", not one of the builds model '" + model_path + "' was trained on");
             layouts.push_back(flat_members(k.btf, model.object_type));
             from += (from.empty() ? "" : ", ") + f;
