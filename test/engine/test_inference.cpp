@@ -108,6 +108,10 @@ TEST_CASE("malformed graphs are typed errors") {
 namespace {
 
 // max |row-restricted − whole-graph| over `rows` under `budget`.
+// Blocked and whole runs sum in another order (Eigen's GEMM blocking follows the row count and the
+// CPU's vector width: 1.8e-6 seen on an AVX-512 machine); a wrong row or edge differs by far more.
+constexpr float kSameRun = 1e-5f;
+
 float blocked_vs_whole(InferenceNet& net, const GraphInput& g, const std::vector<uint32_t>& rows, uint64_t budget) {
     Mat<float> whole, some;
     net.set_memory_budget(0);
@@ -155,13 +159,13 @@ TEST_CASE("memory budget: blocked row-restricted runs equal the whole-graph run,
             CAPTURE(T);
             CAPTURE(rows_n);
             // unbounded: one block (or the whole-graph run when the frontier covers most nodes)
-            CHECK(blocked_vs_whole(net, g.input(), *rows, 0) < 1e-6f);
+            CHECK(blocked_vs_whole(net, g.input(), *rows, 0) < kSameRun);
             CHECK(net.last_blocks() == 1);
             const std::vector<uint64_t> once = net.last_frontier();
             // an eighth of the whole-graph working set: several blocks, same results, none above the
             // budget unless it is one row (at T = 4 one row's frontier is most of this random graph)
             const uint64_t budget = whole / 8;
-            CHECK(blocked_vs_whole(net, g.input(), *rows, budget) < 1e-6f);
+            CHECK(blocked_vs_whole(net, g.input(), *rows, budget) < kSameRun);
             CHECK(net.last_blocks() > 1);
             if (T <= 3) CHECK(net.last_block_bytes() <= budget);
             CHECK(net.embedding().rows() < 900);   // not the whole-graph fallback
@@ -180,7 +184,7 @@ TEST_CASE("memory budget: blocked row-restricted runs equal the whole-graph run,
             // the rows (each block's frontier is most of this graph at T = 4: 900 blocks took
             // minutes, many more under ASan)
             const std::vector<uint32_t> few(rows->begin(), rows->begin() + 24);
-            CHECK(blocked_vs_whole(net, g.input(), few, 1) < 1e-6f);
+            CHECK(blocked_vs_whole(net, g.input(), few, 1) < kSameRun);
             CHECK(net.last_blocks() == std::set<uint32_t>(few.begin(), few.end()).size());
         }
         // a budget the whole-graph run fits: the fallback is taken as before
@@ -237,7 +241,7 @@ TEST_CASE("work limit: blocks that would repeat most of the graph are refused, l
             CHECK(e.whole_bytes == net.whole_graph_bytes(n));
         }
         // the local graph runs within the limit, as without it
-        CHECK(blocked_vs_whole(net, chain.input(), all, budget) < 1e-6f);
+        CHECK(blocked_vs_whole(net, chain.input(), all, budget) < kSameRun);
         CHECK(work() <= 2);
         CHECK(net.last_blocks() > 4);
         // within the budget the whole graph runs at once: never refused
@@ -246,7 +250,7 @@ TEST_CASE("work limit: blocks that would repeat most of the graph are refused, l
         net.set_memory_budget(budget);
     }
     net.set_work_limit(unlimited + 1, 0);   // a limit above the work: the same run
-    CHECK(blocked_vs_whole(net, pointers.input(), all, budget) < 1e-6f);
+    CHECK(blocked_vs_whole(net, pointers.input(), all, budget) < kSameRun);
     net.set_work_limit(0);
     CHECK_NOTHROW(net.run(pointers.input(), all, classes));
 }
