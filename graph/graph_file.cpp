@@ -10,8 +10,10 @@
 //              pass KernelBanner::parse), absent runs {vaddr u64, size u64}[A] (mapped kernel pages
 //              the dump lacks: sorted, page-aligned, neither overlapping nor adjacent), warnings
 //              (GraphBuildInfo::warnings: the lines joined by '\n', no trailing '\n'; empty when none).
-//   Versions   6: the 16 sections above, GraphBuildInfo::absent_table_bytes and
-//              kernel_image_bytes (plus one; 0 when unknown) in the header. 5: without
+//   Versions   7: the 16 sections above, GraphBuildInfo::absent_table_bytes and
+//              kernel_image_bytes (plus one; 0 when unknown) and GraphParams::long_gap_nodes in the
+//              header. 6: without long_gap_nodes (its byte zero: read as false, the graph has no
+//              long gap's node). 5: without
 //              kernel_image_bytes (its header bytes zero, read as unknown). 4: without either (zero, absent_table_bytes read as 0). 3: no warnings section. Older files read with the same header struct: a section a
 //              version lacks sits in what its header kept zero (reserved) and reads as empty.
 //              1: 13 sections (no banner, no absent runs). 2: 14 sections, the 14th the kernel
@@ -49,7 +51,7 @@ static_assert(std::endian::native == std::endian::little, "the .dmg format is li
 namespace {
 
 constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
-constexpr uint32_t kVersion = 6;   // the only place the format version is written
+constexpr uint32_t kVersion = 7;   // the only place the format version is written
 constexpr uint64_t kAlign = 64;
 
 enum Section : int {
@@ -83,7 +85,8 @@ struct DmgHeader {
     uint64_t file_size;
     uint32_t word_size, feature_bytes, max_segment, neighbour_distance, pointer_target_back;
     uint8_t paging;
-    uint8_t pad[3];
+    uint8_t long_gap_nodes;   // since version 7: GraphParams::long_gap_nodes (0 or 1); zero before
+    uint8_t pad[2];
     uint64_t node_count;
     uint64_t edge_count[kEdgeKinds];
     uint64_t dump_bytes, kernel_pages, pointer_fields, dtb;
@@ -242,6 +245,7 @@ struct MemoryGraphIo {
         h.max_segment = g.params_.max_segment;
         h.neighbour_distance = g.params_.neighbour_distance;
         h.pointer_target_back = g.params_.pointer_target_back;
+        h.long_gap_nodes = g.params_.long_gap_nodes;
         h.paging = static_cast<uint8_t>(g.info_.paging);
         h.node_count = g.node_count();
         for (int k = 0; k < kEdgeKinds; ++k) h.edge_count[k] = g.in_[k].sources.size();
@@ -333,7 +337,12 @@ struct MemoryGraphIo {
             throw FormatError(offsetof(DmgHeader, kernel_image_bytes), "reserved header bytes are not zero");
         for (uint8_t b : h.pad)
             if (b) throw FormatError(offsetof(DmgHeader, pad), "reserved header bytes are not zero");
-        GraphParams p{h.word_size, h.feature_bytes, h.max_segment, h.neighbour_distance, h.pointer_target_back};
+        if (h.long_gap_nodes > 1 || (h.version < 7 && h.long_gap_nodes))
+            throw FormatError(offsetof(DmgHeader, long_gap_nodes),
+                              h.version < 7 ? "reserved header bytes are not zero"
+                                            : "long-gap nodes flag " + std::to_string(h.long_gap_nodes) + ", expected 0 or 1");
+        GraphParams p{h.word_size, h.feature_bytes, h.max_segment, h.neighbour_distance, h.pointer_target_back,
+                      h.long_gap_nodes == 1};
         if (p.word_size != 4 && p.word_size != 8)
             throw FormatError(offsetof(DmgHeader, word_size), "word size " + std::to_string(p.word_size) +
                                                                     ", expected 4 or 8");

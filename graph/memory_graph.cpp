@@ -648,9 +648,9 @@ struct MemoryGraphBuilder {
                 if (!bits.test(g)) {
                     uint64_t lim = std::min(se, g + max_words);
                     uint64_t e = bits.next_set(g, lim);
-                    bool node = e - g < max_words;
-                    on_segment(g, e, node);
-                    g = node ? e : bits.next_set(e, b);
+                    bool whole = e - g < max_words;   // ends at a pointer or the mapping's edge
+                    on_segment(g, e, whole || (params.long_gap_nodes && g != sb));   // else: a long gap's node
+                    g = whole ? e : bits.next_set(e, b);
                 } else {
                     uint64_t e = bits.next_clear(g, se);
                     on_run(g, e, sb);
@@ -743,6 +743,7 @@ struct MemoryGraphBuilder {
         uint64_t s = starts.last_set(g0, gw + 1);
         if (s != gw + 1) {
             auto n = static_cast<uint32_t>(page_node_first[q] + starts.count(g0, s));
+            if (g.length[n] >= params.max_segment) return kNone;   // a long gap's node is no target
             if (!bits.test(gw)) return bits.count(s, gw) == 0 ? n : kNone;
             return (gw - s) * ws + off % ws <= params.pointer_target_back ? n : kNone;
         }
@@ -753,6 +754,7 @@ struct MemoryGraphBuilder {
         auto it = std::upper_bound(first, last, v);
         if (it == g.vaddr.begin()) return kNone;
         auto n = static_cast<uint32_t>(it - g.vaddr.begin() - 1);
+        if (g.length[n] >= params.max_segment) return kNone;
         uint64_t d = v - g.vaddr[n];
         if (d < g.length[n]) return n;
         if (bits.test(q * bpp + off / ws) && d <= params.pointer_target_back) return n;
@@ -888,8 +890,9 @@ struct MemoryGraphBuilder {
         for (int64_t a = 0; a < nn - 1; ++a)
             errors.run([&] {
                 if (g.vaddr[a + 1] - (g.vaddr[a] + g.length[a]) < params.neighbour_distance) {
-                    lno[a + 2] = 1;   // row a+1 gets a
-                    rno[a + 1] = 1;   // row a gets a+1
+                    // a long gap's node (length ≥ max_segment) is a sink: it feeds no node
+                    if (g.length[a] < params.max_segment) lno[a + 2] = 1;       // row a+1 gets a
+                    if (g.length[a + 1] < params.max_segment) rno[a + 1] = 1;   // row a gets a+1
                 }
             });
         errors.rethrow();

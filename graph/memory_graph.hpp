@@ -13,9 +13,19 @@
 //                  the dense file's graph), as a kdump or AVML zero page is; memory outside the
 //                  runs (an ELF core's missing ranges, past a raw file's end) is absent.
 //   Segment/node   the bytes between two pointer fields (or a mapping edge) inside the kernel
-//                  mappings; zero-length gaps make no node, nor do gaps of `max_segment` bytes or
-//                  more. A node keeps its true length and its first `feature_bytes` bytes
-//                  (zero-padded) as its input vector.
+//                  mappings; zero-length gaps make no node. A node keeps its true length and its
+//                  first `feature_bytes` bytes (zero-padded) as its input vector.
+//   Long gaps      a gap of `max_segment` bytes or more makes no ordinary node. When
+//                  `long_gap_nodes` is set and the gap follows a pointer field, it makes one node at
+//                  its start, of length max_segment rounded up to whole words (so `length ≥
+//                  max_segment` tells it; its true length is not known), its first feature_bytes as
+//                  input: the tail of the last object before a pointer-free stretch (a slab page's
+//                  last slot followed by a page without pointers: its object's last segment was no
+//                  node). Such a node is a sink: it receives ln, rn, lp and rp edges as any node but
+//                  is no edge's source (never a pointer's target, nobody's neighbour), so every other
+//                  node's rows, and so its embedding (paper §3.3), are the same with or without it;
+//                  a model trained without them runs unchanged on a graph with them (only the nodes
+//                  that can vote are more). Not a model parameter; the .dmg records it (version 7).
 //   Edges          stored per kind as CSR over *incoming* edges (row n lists the sources m of the
 //                  edges m→n), so the GNN's Σ over a neighbour set is a row sum. Directions follow
 //                  information flow:
@@ -84,6 +94,7 @@ struct GraphParams {
     uint32_t max_segment = 4096;         // a gap this long or longer between pointers makes no node
     uint32_t neighbour_distance = 512;   // ln/rn only when B.vaddr − (A.vaddr + A.length) < this
     uint32_t pointer_target_back = 128;  // see "target is itself a pointer field" above
+    bool long_gap_nodes = true;          // see "Long gaps" above
     bool operator==(const GraphParams&) const = default;
 };
 

@@ -399,6 +399,7 @@ int run(int argc, char** argv, Communicator& world) {
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
+        const bool long_gap_nodes = graph.params().long_gap_nodes;
         const std::optional<FoundBanner>& banner = info.kernel_banner;
         // The .dmg's segments the dump read next must hold (interpret_detections); --dump-file's
         // copy is checked now, before the models run: a file that is not the graph's dump is an
@@ -553,6 +554,14 @@ int run(int argc, char** argv, Communicator& world) {
                          "dmdetect: note: %sthis .dmg does not record whether the dump holds the kernel image (made before "
                          "version 6): rebuild it from the dump (dmgraph build) for the models' thresholds of dumps without "
                          "it\n",
+                         who.c_str());
+        // A graph without long gaps' nodes (memory_graph.hpp) has no node for an object whose last
+        // segment runs into memory without pointers (a slab page's last cred): those cannot vote.
+        if (!long_gap_nodes)
+            std::fprintf(stderr,
+                         "dmdetect: note: %sthis .dmg has no long gaps' nodes (made before version 7, or with "
+                         "--no-long-gap-nodes): objects whose last segment runs into memory without pointers (a slab "
+                         "page's last cred) cannot vote; rebuild it from the dump (dmgraph build) to find them\n",
                          who.c_str());
         // A model with a threshold for dumps without the kernel image used it (detect.hpp,
         // detection_threshold): said once per such model.

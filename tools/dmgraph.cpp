@@ -77,6 +77,7 @@ int cmd_build(const std::vector<std::string>& args) {
         "max-segment", po::value<std::string>(), "longest gap that still makes a node, exclusive (4096)")(
         "neighbour-distance", po::value<std::string>(), "ln/rn only for gaps below this (512)")(
         "pointer-target-back", po::value<std::string>(), "pointer-to-pointer-field reach (128)")(
+        "no-long-gap-nodes", "no node at the start of a gap of max-segment bytes or more (memory_graph.hpp: Long gaps)")(
         "quiet,q", "no progress on stderr");
     auto vm = parse(args, o, "dump");
     const std::string dump = vm["dump"].as<std::string>();
@@ -88,6 +89,7 @@ int cmd_build(const std::vector<std::string>& args) {
         params.neighbour_distance = parse_u32(vm["neighbour-distance"].as<std::string>(), "neighbour distance");
     if (vm.count("pointer-target-back"))
         params.pointer_target_back = parse_u32(vm["pointer-target-back"].as<std::string>(), "pointer target back");
+    params.long_gap_nodes = vm.count("no-long-gap-nodes") == 0;
     std::optional<uint64_t> dtb;
     if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "dtb");
     std::optional<PagingMode> paging;
@@ -160,8 +162,9 @@ int cmd_info(const std::vector<std::string>& args) {
     std::printf("warnings            %zu%s\n", i.warnings.size(), i.warnings.empty() ? "" : " (the layers', when the graph was built):");
     for (const std::string& w : i.warnings) std::printf("  %s\n", w.c_str());
     std::printf("params              word_size=%u feature_bytes=%u max_segment=%u neighbour_distance=%u "
-                "pointer_target_back=%u\n",
-                p.word_size, p.feature_bytes, p.max_segment, p.neighbour_distance, p.pointer_target_back);
+                "pointer_target_back=%u long_gap_nodes=%s\n",
+                p.word_size, p.feature_bytes, p.max_segment, p.neighbour_distance, p.pointer_target_back,
+                p.long_gap_nodes ? "yes" : "no");
     // In-degree histograms, power-of-two buckets: 0, 1, 2-3, 4-7, …
     for (int k = 0; k < kEdgeKinds; ++k) {
         std::vector<uint64_t> buckets(34, 0);

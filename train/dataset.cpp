@@ -262,9 +262,13 @@ NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
         auto [first, last] = g.nodes_between(o.vaddr, o.vaddr + o.size);
         for (uint32_t n = first; n < last; ++n) {
             const auto offset = uint32_t(vaddr[n] - o.vaddr);
-            const SegmentLabel label = offset + uint64_t(length[n]) > o.size
-                                           ? SegmentLabel{offset, uint32_t(o.size - offset), true}
-                                           : SegmentLabel{offset, length[n], false};
+            // A long gap's node (length ≥ max_segment, memory_graph.hpp) is open-ended: the gap's true
+            // length is not known, and a key node is shorter than max_segment (model_file.cpp).
+            const bool long_gap = length[n] >= g.params().max_segment;
+            const SegmentLabel label =
+                offset + uint64_t(length[n]) > o.size || long_gap
+                    ? SegmentLabel{offset, uint32_t(std::min<uint64_t>({o.size - offset, length[n], g.params().max_segment - 1})), true}
+                    : SegmentLabel{offset, length[n], false};
             if (o.freed) {
                 out.label[n] = {NodeLabels::kIgnored, 0, false};
                 out.freed[n] = label;

@@ -212,6 +212,19 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
         mem.build(p).save((dir / "other.dmg").string());
         std::string dmg = slurp(dir / "other.dmg");
         write(dir / "cut.dmg", dmg.substr(0, dmg.size() - 100));
+        GraphParams no_long_gaps;
+        no_long_gaps.long_gap_nodes = false;
+        mem.build(no_long_gaps).save((dir / "no-long-gaps.dmg").string());
+        mem.build().save((dir / "long-gaps.dmg").string());
+    }
+    {   // a graph without long gaps' nodes (an older .dmg) runs, and says what it cannot find
+        const std::string note = "dmdetect: note: this .dmg has no long gaps' nodes";
+        Run without = run("DMDETECT", "-w " + model + " " + (dir / "no-long-gaps.dmg").string(), dir);
+        CHECK(without.status == 0);
+        CHECK(without.err.find(note) != std::string::npos);
+        Run with = run("DMDETECT", "-w " + model + " " + (dir / "long-gaps.dmg").string(), dir);
+        CHECK(with.status == 0);
+        CHECK(with.err.find(note) == std::string::npos);
     }
     Run e6 = run("DMDETECT", "-w " + model + " " + (dir / "other.dmg").string(), dir);
     CHECK(e6.status == 1);

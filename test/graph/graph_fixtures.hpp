@@ -99,8 +99,13 @@ inline PlainGraph reference_graph(const Memory& m, GraphParams prm) {
             words[v + o] = w;
         }
     std::map<uint64_t, uint32_t> node_at;
-    auto close_segment = [&](uint64_t start, uint64_t end) {
-        if (end == start || end - start >= prm.max_segment) return;
+    const uint64_t long_gap = (prm.max_segment + ws - 1) / ws * ws;   // a long gap's node's length
+    auto close_segment = [&](uint64_t start, uint64_t end, bool after_pointer) {
+        if (end == start) return;
+        if (end - start >= prm.max_segment) {
+            if (!prm.long_gap_nodes || !after_pointer) return;
+            end = start + long_gap;
+        }
         node_at[start] = static_cast<uint32_t>(g.vaddr.size());
         g.vaddr.push_back(start);
         g.paddr.push_back(words[start].paddr);
@@ -114,21 +119,24 @@ inline PlainGraph reference_graph(const Memory& m, GraphParams prm) {
             g.features.push_back(b);
         }
     };
-    bool in_seg = false;
+    bool in_seg = false, seg_after_pointer = false, prev_ptr = false;
     uint64_t seg_start = 0, prev = 0;
     for (auto& [v, w] : words) {
         bool contiguous = !words.empty() && v == prev + ws && v != words.begin()->first;
-        if (in_seg && (!contiguous || w.ptr)) { close_segment(seg_start, prev + ws); in_seg = false; }
-        if (!w.ptr && !in_seg) { in_seg = true; seg_start = v; }
+        if (in_seg && (!contiguous || w.ptr)) { close_segment(seg_start, prev + ws, seg_after_pointer); in_seg = false; }
+        if (!w.ptr && !in_seg) { in_seg = true; seg_start = v; seg_after_pointer = contiguous && prev_ptr; }
         prev = v;
+        prev_ptr = w.ptr;
     }
-    if (in_seg) close_segment(seg_start, prev + ws);
+    if (in_seg) close_segment(seg_start, prev + ws, seg_after_pointer);
+    auto sink = [&](int64_t n) { return g.length[n] >= prm.max_segment; };   // a long gap's node feeds none
 
     auto target_node = [&](uint64_t t) -> int64_t {
         auto it = node_at.upper_bound(t);
         if (it == node_at.begin()) return -1;
         --it;
         uint32_t n = it->second;
+        if (sink(n)) return -1;
         if (t < g.vaddr[n] + g.length[n]) return n;
         auto w = words.find(t & ~(ws - 1));
         if (w != words.end() && w->second.ptr && t - g.vaddr[n] <= prm.pointer_target_back) return n;
@@ -160,8 +168,8 @@ inline PlainGraph reference_graph(const Memory& m, GraphParams prm) {
     }
     for (uint32_t b = 1; b < g.vaddr.size(); ++b)
         if (g.vaddr[b] - (g.vaddr[b - 1] + g.length[b - 1]) < prm.neighbour_distance) {
-            g.edges[int(EdgeKind::LeftNeighbour)].insert({b, b - 1});
-            g.edges[int(EdgeKind::RightNeighbour)].insert({b - 1, b});
+            if (!sink(b - 1)) g.edges[int(EdgeKind::LeftNeighbour)].insert({b, b - 1});
+            if (!sink(b)) g.edges[int(EdgeKind::RightNeighbour)].insert({b - 1, b});
         }
     return g;
 }

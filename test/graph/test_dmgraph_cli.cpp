@@ -52,6 +52,7 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     fs::path dir = fs::temp_directory_path() / ("dmgraph-cli-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     // p→A | A [0,32) | p→C | B [40,72) | p→D (via the alias) | C [80,120) | p→A p→B | D [136,1000) | p→A
+    // | S [1008, …): no pointer follows, a long gap's node (memory_graph.hpp).
     // Memory is contiguous around the page, so the outer pointers are what bound A and D.
     auto img = test_images::build_x64_4level();
     const uint64_t P0 = 0x300000;
@@ -80,7 +81,8 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     CHECK(MemoryGraph::load((dir / "rel.dmg").string()).info().dump_path == fs::absolute(dir / "dump.raw").lexically_normal().string());
     CHECK(g.info().dtb == 0x1000);
     CHECK(g.info().paging == PagingMode::X86_64_4Level);
-    CHECK(g.node_count() == 4);   // patterned and zero pages hold no pointers: no other nodes
+    CHECK(g.node_count() == 5);   // patterned and zero pages hold no pointers: no other nodes
+    CHECK(g.params().long_gap_nodes);
 
     Run n = dmgraph("nodes " + out + " --from 0xffff800000300000 --to 0xffff800000301000", dir);
     CHECK(n.status == 0);
@@ -91,16 +93,26 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
           "0xffff800000300050\t0x300050\t40\t0xffff800000300028\t0xffff800000300088\t0xffff800000300088\t"
           "0xffff800000300000,0xffff800000300028\n"
           "0xffff800000300088\t0x300088\t864\t0xffff800000300050\t\t0xffff800000300000,0xffff800000300028\t"
-          "0xffff800000300000\n");
+          "0xffff800000300000\n"
+          "0xffff8000003003f0\t0x3003f0\t4096\t0xffff800000300088\t\t0xffff800000300000\t\n");   // S: edges in, none out
 
     Run i = dmgraph("info " + out, dir);
     CHECK(i.status == 0);
-    CHECK(i.out.find("nodes               4\n") != std::string::npos);
-    CHECK(i.out.find("edges lp            5\n") != std::string::npos);
+    CHECK(i.out.find("nodes               5\n") != std::string::npos);
+    CHECK(i.out.find("edges lp            6\n") != std::string::npos);
     CHECK(i.out.find("pointer fields      6\n") != std::string::npos);
     CHECK(i.out.find("paging              x64\n") != std::string::npos);
     CHECK(i.out.find("dtb                 0x1000\n") != std::string::npos);
     CHECK(i.out.find("max_segment=4096") != std::string::npos);
+    CHECK(i.out.find("long_gap_nodes=yes") != std::string::npos);
+    {   // --no-long-gap-nodes: the graph without S, the other nodes' rows unchanged
+        const std::string without = (dir / "without.dmg").string();
+        REQUIRE(dmgraph("build " + dump + " -o " + without + " --dtb 0x1000 --paging x64 --format raw --no-long-gap-nodes", dir).status == 0);
+        CHECK(MemoryGraph::load(without).node_count() == 4);
+        Run wn = dmgraph("nodes " + without + " --from 0xffff800000300000 --to 0xffff800000301000", dir);
+        CHECK(wn.out == n.out.substr(0, n.out.rfind("0xffff8000003003f0")));
+        CHECK(dmgraph("info " + without, dir).out.find("long_gap_nodes=no") != std::string::npos);
+    }
     {   // the dump path is read back from the file: shown as terminal text (attacker 13 #8)
         const fs::path odd = dir / "d\x1b[31mred\xc2\x9b.raw";
         fs::create_symlink(dump, odd);
@@ -163,7 +175,7 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     CHECK(w.status == 0);
     CHECK(w.err.rfind("dmgraph: warning: truncated LiME file", 0) == 0);
     CHECK(w.err.find('\n') == w.err.size() - 1);
-    CHECK(MemoryGraph::load(out).node_count() == 4);
+    CHECK(MemoryGraph::load(out).node_count() == 5);   // A, B, C, D and S
     Run s = dmgraph("build " + cut + " -o " + out + " --dtb 0x1000 --paging x64 --strict", dir);
     CHECK(s.status == 1);
     CHECK(one_error_line(s.err));

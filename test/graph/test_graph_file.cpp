@@ -40,14 +40,19 @@ uint64_t get64(const std::vector<uint8_t>& f, uint64_t at) { uint64_t v; std::me
 void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
 
 // Header offsets (graph/graph_file.cpp).
-constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136;
+constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136, kLongGapAt = 53;
+// The header of `version` as its writer made it: before version 7 the long-gap byte was zero.
+void set_version(std::vector<uint8_t>& f, uint32_t version) {
+    put32(f, kVersionAt, version);
+    if (version < 7) f[kLongGapAt] = 0;
+}
 uint64_t section_offset(const std::vector<uint8_t>& f, int i) { return get64(f, kSectionsAt + 16 * i); }
 enum { kVaddr, kPaddr, kLength, kFeatures, kOffsets0, kSources0 = kOffsets0 + 4, kDumpPath = kSources0 + 4, kKernelBanner, kAbsent, kWarnings };
 
 // The file `f` marked `version`, which lacks the header field at `field_at`: refused while that field
 // is set, then loaded with it zeroed.
 MemoryGraph as_older_version(std::vector<uint8_t> f, uint32_t version, uint64_t field_at) {
-    put32(f, kVersionAt, version);
+    set_version(f, version);
     reseal(f);
     CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(f), doctest::Contains("reserved header bytes are not zero"), FormatError);
     put64(f, field_at, 0);
@@ -157,7 +162,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
         }
         CHECK(threw);
     };
-    for (uint32_t v : {0u, 7u}) {
+    for (uint32_t v : {0u, 8u}) {
         auto c = f;
         put32(c, kVersionAt, v);
         reseal(c);
@@ -234,7 +239,7 @@ TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner r
     };
     // As version 1 wrote it: neither a banner nor an absent-runs section (their header slots zero).
     auto v1 = f;
-    put32(v1, kVersionAt, 1);
+    set_version(v1, 1);
     clear_slot(v1, kKernelBanner);   // an empty section still has an offset in version 3
     clear_slot(v1, kAbsent);
     clear_slot(v1, kWarnings);
@@ -249,7 +254,7 @@ TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner r
     const std::pair<uint32_t, int> wrong_slots[] = {{1, kKernelBanner}, {1, kAbsent}, {2, kAbsent}};
     for (const auto& [version, slot] : wrong_slots) {
         auto bad = v1;
-        put32(bad, kVersionAt, version);
+        set_version(bad, version);
         put64(bad, kSectionsAt + 16 * slot, section_offset(f, kAbsent));
         put64(bad, kSectionsAt + 16 * slot + 8, 16);
         reseal(bad);
@@ -260,7 +265,7 @@ TEST_CASE("graph: .dmg versions 1 and 2 still load; absent runs and the banner r
     }
     // As pre-release builds wrote version 2: the absent runs in the 14th slot (the banner's).
     auto pre = f;
-    put32(pre, kVersionAt, 2);
+    set_version(pre, 2);
     put64(pre, kSectionsAt + 16 * kKernelBanner, section_offset(f, kAbsent));
     put64(pre, kSectionsAt + 16 * kKernelBanner + 8, get64(f, kSectionsAt + 16 * kAbsent + 8));
     clear_slot(pre, kAbsent);
@@ -309,7 +314,7 @@ TEST_CASE("graph: the layers' warnings round-trip in version 4; version 3 files 
     g.set_warnings({});
     g.save(dir / "v3.dmg");
     auto v3 = slurp(dir / "v3.dmg");
-    put32(v3, kVersionAt, 3);
+    set_version(v3, 3);
     put64(v3, kSectionsAt + 16 * kWarnings, 0);
     reseal(v3);
     CHECK(MemoryGraph::from_bytes(v3).info().warnings.empty());
@@ -333,7 +338,7 @@ TEST_CASE("graph: the layers' warnings round-trip in version 4; version 3 files 
     rejects(c, "warning 6 is empty");
     c = f; put64(c, kSectionsAt + 16 * kWarnings, 0); put64(c, kSectionsAt + 16 * kWarnings + 8, 0);
     rejects(c, "section 15 starts at offset 0, inside the header (an empty slot?)");
-    c = f; put32(c, kVersionAt, 3);
+    c = f; set_version(c, 3);
     rejects(c, "reserved header bytes are not zero");
 }
 
@@ -391,6 +396,34 @@ TEST_CASE("graph: kernel_image_bytes round-trips in version 6, unknown stays unk
     put64(b, kImageAt, 1);   // "0 bytes"
     reseal(b);
     CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(b), doctest::Contains("the banner lies in the kernel image"), FormatError);
+}
+
+// Version 7: GraphParams::long_gap_nodes (memory_graph.hpp, Long gaps), one header byte after paging.
+TEST_CASE("graph: long_gap_nodes round-trips in version 7; version 6 files read false; other values are refused") {
+    TempDir dir;
+    for (bool on : {true, false}) {
+        GraphParams p;
+        p.long_gap_nodes = on;
+        const MemoryGraph g = random_memory(11, 40, 8).build(p);
+        g.save(dir / "v7.dmg");
+        const auto f = slurp(dir / "v7.dmg");
+        CHECK(f[kLongGapAt] == on);
+        const MemoryGraph back = MemoryGraph::from_bytes(f);
+        CHECK(back.params() == g.params());
+        CHECK(back.node_count() == g.node_count());
+        auto c = f;
+        c[kLongGapAt] = 2;
+        reseal(c);
+        CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("long-gap nodes flag 2, expected 0 or 1"), FormatError);
+        c = f;
+        put32(c, kVersionAt, 6);
+        reseal(c);
+        if (on) {
+            CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("reserved header bytes are not zero"), FormatError);
+        } else {
+            CHECK_FALSE(MemoryGraph::from_bytes(c).params().long_gap_nodes);   // a version-6 graph has none
+        }
+    }
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {

@@ -148,14 +148,16 @@ TEST_CASE("graph: duplicate targets in one pointer run count once; self edges st
     CHECK(g.edge_count(RP) == 2);
 }
 
-TEST_CASE("graph: gaps of max_segment bytes or more make no node; shorter ones do") {
+TEST_CASE("graph: gaps of max_segment bytes or more make no ordinary node; shorter ones do") {
     Memory m(2);
     m.map(K64, 0, 8192);
     m.fill(0, 8192, 0x55);
     m.word(0, K64 + 4096);          // pointer at the mapping's first word: no zero-length node
     m.word(4096 + 8, K64);          // gap [8, 4104) is exactly 4096 bytes: no node
     m.word(4096 + 16, K64);         // consecutive: no zero-length node between
-    MemoryGraph g = m.build();
+    GraphParams no_long_gaps;       // (a long gap's node: the next test)
+    no_long_gaps.long_gap_nodes = false;
+    MemoryGraph g = m.build(no_long_gaps);
     REQUIRE(g.node_count() == 1);
     CHECK(g.vaddr()[0] == K64 + 4096 + 24);
     CHECK(g.length()[0] == 4096 - 24);   // bounded by the mapping's end
@@ -163,7 +165,8 @@ TEST_CASE("graph: gaps of max_segment bytes or more make no node; shorter ones d
 
     m.word(4096 + 8, 0x5555555555555555ull);
     m.word(4096, K64);              // gap [8, 4096) is 4088 bytes: a node up to page 2's start
-    MemoryGraph h = m.build();
+    MemoryGraph h = m.build(no_long_gaps);
+    CHECK(plain(m.build()).length == plain(h).length);   // no gap of 4096 bytes left
     REQUIRE(h.node_count() == 3);
     CHECK(h.vaddr()[0] == K64 + 8);
     CHECK(h.length()[0] == 4088);
@@ -171,12 +174,59 @@ TEST_CASE("graph: gaps of max_segment bytes or more make no node; shorter ones d
     CHECK(h.length()[1] == 8);
     CHECK(h.length()[2] == 4096 - 24);
 
-    GraphParams p;
+    GraphParams p = no_long_gaps;
     p.max_segment = 4088;
     MemoryGraph s = m.build(p);
     REQUIRE(s.node_count() == 2);   // 4088 ≥ max_segment
     CHECK(s.vaddr()[0] == K64 + 4096 + 8);
     CHECK(s.params().max_segment == 4088);
+}
+
+TEST_CASE("graph: a long gap after a pointer makes one node at its start, which feeds no other node") {
+    // A [0,32) | p→B | S [40, …): 4160 bytes without a pointer | p at 4200 → S+8 | B [4208,4240)
+    // | p→S, p→A | C [4256,8192) | p at 8192 → A | D [8200,12288); then a separate mapping whose
+    // first 4104 bytes hold no pointer (a long gap at a mapping's edge, after no pointer).
+    Memory m(5);
+    m.map(K64, 0, 3 * 4096);
+    m.map(K64 + 0x100000, 3 * 4096, 2 * 4096);
+    m.fill(0, 5 * 4096, 0x55);
+    for (int i = 0; i < 64; ++i) m.image[40 + i] = static_cast<uint8_t>(i);
+    m.word(32, K64 + 4208);
+    m.word(4200, K64 + 48);
+    m.word(4240, K64 + 40);
+    m.word(4248, K64);
+    m.word(8192, K64);
+    m.word(3 * 4096 + 4104, K64);
+    GraphParams off;
+    off.long_gap_nodes = false;
+    const MemoryGraph with = m.build(), without = m.build(off);
+    CHECK(with.params().long_gap_nodes);
+    REQUIRE(without.node_count() == 5);   // A, B, C, D, and the separate mapping's tail
+    REQUIRE(with.node_count() == 6);
+    CHECK(with.vaddr()[1] == K64 + 40);
+    CHECK(with.length()[1] == 4096);      // max_segment: "this long or longer"
+    for (int i = 0; i < 64; ++i) CHECK(with.features()[64 + i] == i);
+    CHECK(row(with, LN, 1) == V{0});      // A is its left neighbour
+    CHECK(row(with, RN, 1) == V{2});      // B starts 72 bytes past its nominal end
+    CHECK(row(with, LP, 1) == V{2});      // the pointer on its left boundary points into B
+    CHECK(row(with, RP, 1) == V{});
+    // Nothing comes from it: pointers into it (at 4200, 4240) have no target, it is nobody's
+    // neighbour, and every other node's rows are those of the graph without it.
+    for (uint32_t n = 0; n < with.node_count(); ++n) {
+        if (n == 1) continue;
+        const uint32_t o = n == 0 ? 0 : n - 1;
+        CHECK(with.vaddr()[n] == without.vaddr()[o]);
+        for (int k = 0; k < kEdgeKinds; ++k) {
+            V mapped;
+            for (uint32_t src : row(with, static_cast<EdgeKind>(k), n)) {
+                CHECK(src != 1);
+                mapped.push_back(src == 0 ? 0 : src - 1);
+            }
+            CHECK(mapped == row(without, static_cast<EdgeKind>(k), o));
+        }
+    }
+    CHECK(row(with, RP, 2) == V{0});   // p→S has no target, p→A has
+    CHECK(with.vaddr()[5] == K64 + 0x100000 + 4112);   // no node at the separate mapping's start
 }
 
 TEST_CASE("graph: segments at mapping edges and across physically scattered pages") {
@@ -371,17 +421,22 @@ TEST_CASE("graph: bad kernel runs and parameters are InputErrors") {
 
 TEST_CASE("graph: matches the word-by-word reference on random memory (8- and 4-byte words)") {
     for (unsigned ws : {8u, 4u})
-        for (uint64_t seed : {1, 2, 3}) {
-            INFO("word size " << ws << ", seed " << seed);
-            Memory m = random_memory(seed, 300, ws);
-            GraphParams p;
-            p.word_size = ws;
-            if (seed == 3) { p.feature_bytes = 24; p.max_segment = 1000; p.neighbour_distance = 64; p.pointer_target_back = 40; }
-            MemoryGraph g = m.build(p);
-            CHECK(g.node_count() > 100);
-            CHECK(g.edge_count(LP) > 100);
-            check_same(plain(g), reference_graph(m, p));
-        }
+        for (uint64_t seed : {1, 2, 3})
+            for (bool long_gaps : {true, false}) {
+                INFO("word size " << ws << ", seed " << seed << ", long-gap nodes " << long_gaps);
+                Memory m = random_memory(seed, 300, ws);
+                GraphParams p;
+                p.word_size = ws;
+                p.long_gap_nodes = long_gaps;
+                if (seed == 3) { p.feature_bytes = 24; p.max_segment = 1001; p.neighbour_distance = 64; p.pointer_target_back = 40; }
+                MemoryGraph g = m.build(p);
+                CHECK(g.node_count() > 100);
+                CHECK(g.edge_count(LP) > 100);
+                const auto sinks = std::count_if(g.length().begin(), g.length().end(),
+                                                 [&](uint32_t l) { return l >= p.max_segment; });
+                CHECK((sinks > 10) == long_gaps);   // the random memory's zero pages follow pointers
+                check_same(plain(g), reference_graph(m, p));
+            }
 }
 
 TEST_CASE("graph: output does not depend on the number of threads") {

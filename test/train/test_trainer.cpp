@@ -78,6 +78,20 @@ TEST_CASE("train: node labels, key nodes by frequency, classes; freed objects ar
     CHECK(open.matches(2808));
     CHECK_FALSE(open.matches(99));
     CHECK_FALSE(KeyNode{0, 100, 1.f, false}.matches(2808));
+    {   // A long gap's node (memory_graph.hpp) is open-ended, within the object and shorter than max_segment.
+        Memory m(3);
+        m.map(K64, 0, 3 * 4096);
+        m.fill(0, 3 * 4096, 0x33);
+        m.word(0, K64 + 8);
+        m.word(8192, K64 + 8);   // the gap [8, 8192) is 8184 bytes
+        LabeledDump g{"long gap", m.build(), {}, {}};
+        g.truth.push_back({K64, "big", 8192, false});
+        g.truth.push_back({K64, "small", 200, false});
+        const uint32_t n = *g.graph.node_containing(K64 + 8);
+        REQUIRE(g.graph.length()[n] == 4096);
+        CHECK(label_nodes(g, "big").label[n] == SegmentLabel{8, 4095, true});
+        CHECK(label_nodes(g, "small").label[n] == SegmentLabel{8, 192, true});
+    }
 
     const auto keys = select_key_nodes({l}, 20, 0.5);
     REQUIRE(keys.size() == 3);   // 72/88 and 168/88 occur in 1 of 4 objects
