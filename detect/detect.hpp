@@ -8,8 +8,8 @@
 //             key node) — a key node label is the pair (offset, length) — or n is the first part
 //             of k_c's segment split by pointers planted inside it (issue #13: one 8-byte write
 //             into a counter splits a segment): n is shorter, and n with the nodes that follow it,
-//             each one pointer word after the one before, ends where k_c ends (open-ended: at or
-//             past it), or one word before (the planted pointer is k_c's last word). The vote is
+//             each one pointer word after the one before (never a long gap's node,
+//             graph/memory_graph.hpp), ends where k_c ends (open-ended: at or past it), or one word before (the planted pointer is k_c's last word). The vote is
 //             for the base address vaddr[n] − k_c.offset. A base's votes come from distinct
 //             classes by construction (one node per address).
 //   Score     score(base) = Σ_{votes} k_c.weight + kVoteBonus · (votes − 1); weights are the

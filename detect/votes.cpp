@@ -78,7 +78,8 @@ bool carries(const MemoryGraph& graph, uint32_t node, const KeyNode& key) {
     // Split by planted pointers (Votes in detect.hpp): follow the parts one pointer word apart.
     const uint64_t word = graph.params().word_size, key_end = vaddr[node] + key.length;
     uint64_t end = vaddr[node] + length[node];
-    for (uint32_t j = node + 1; j < vaddr.size() && end < key_end && vaddr[j] == end + word; ++j) end = vaddr[j] + length[j];
+    for (uint32_t j = node + 1; j < vaddr.size() && end < key_end && vaddr[j] == end + word && !graph.params().long_gap(length[j]); ++j)
+        end = vaddr[j] + length[j];   // (a long gap's node is no part: memory_graph.hpp)
     if (key.open_end) return end >= key_end;
     return end == key_end || end + word == key_end;
 }
@@ -86,8 +87,8 @@ bool carries(const MemoryGraph& graph, uint32_t node, const KeyNode& key) {
 namespace {
 
 // Per node, the bytes from its start to the end of its chain of split parts: follow nodes that
-// start one pointer word past the previous part's end (carries()' walk, not bounded by a key's
-// end). Saturates at 2^32 − 1, far past any key node's length. One backward pass, O(N).
+// start one pointer word past the previous part's end, never a long gap's node (carries()' walk, not
+// bounded by a key's end). Saturates at 2^32 − 1, far past any key node's length. One backward pass, O(N).
 std::vector<uint32_t> split_chain_extents(const MemoryGraph& graph) {
     auto vaddr = graph.vaddr();
     auto length = graph.length();
@@ -95,7 +96,7 @@ std::vector<uint32_t> split_chain_extents(const MemoryGraph& graph) {
     std::vector<uint32_t> extent(vaddr.size());
     for (size_t i = vaddr.size(); i-- > 0;) {
         const uint64_t end = vaddr[i] + length[i];
-        const bool split = i + 1 < vaddr.size() && vaddr[i + 1] == end + word;
+        const bool split = i + 1 < vaddr.size() && vaddr[i + 1] == end + word && !graph.params().long_gap(length[i + 1]);
         extent[i] = uint32_t(std::min<uint64_t>(UINT32_MAX, split ? vaddr[i + 1] - vaddr[i] + extent[i + 1] : length[i]));
     }
     return extent;

@@ -351,6 +351,7 @@ struct MemoryGraphIo {
                                                                         std::to_string(p.feature_bytes) +
                                                                         ", expected 1..4096");
         if (p.max_segment == 0) throw FormatError(offsetof(DmgHeader, max_segment), "max segment is 0");
+        if (std::string why = p.long_gap_conflict(); !why.empty()) throw FormatError(offsetof(DmgHeader, long_gap_nodes), why);
         if (h.paging > static_cast<uint8_t>(PagingMode::X86_64_5Level))
             throw FormatError(offsetof(DmgHeader, paging), "unknown paging mode " + std::to_string(h.paging));
         const uint64_t N = h.node_count;
@@ -438,6 +439,11 @@ struct MemoryGraphIo {
                 throw FormatError(h.sections[kVaddr].offset + 8 * (n + 1),
                                   "node " + std::to_string(n + 1) + " is not after node " + std::to_string(n) +
                                       " (vaddrs must ascend without overlap)");
+            if (p.long_gap(length[n]) && (!p.long_gap_nodes || length[n] != p.long_gap_length()))
+                throw FormatError(at, "node " + std::to_string(n) + " has length " + std::to_string(length[n]) +
+                                          (p.long_gap_nodes ? ", expected below max_segment or a long gap's " +
+                                                                  std::to_string(p.long_gap_length())
+                                                            : ", not below max_segment (the header says no long gaps' nodes)"));
         }
         for (int k = 0; k < kEdgeKinds; ++k) {
             auto offsets = u64(sec[kOffsets0 + k]);
@@ -453,11 +459,16 @@ struct MemoryGraphIo {
                 throw FormatError(base + 8 * N, std::string(kind) + " CSR offsets end at " +
                                                     std::to_string(offsets[N]) + ", expected " +
                                                     std::to_string(h.edge_count[k]) + " edges");
-            for (uint64_t e = 0; e < sources.size(); ++e)
+            for (uint64_t e = 0; e < sources.size(); ++e) {
                 if (sources[e] >= N)
                     throw FormatError(h.sections[kSources0 + k].offset + 4 * e,
                                       std::string(kind) + " edge source " + std::to_string(sources[e]) +
                                           " is not a node (" + std::to_string(N) + " nodes)");
+                if (p.long_gap(length[sources[e]]))   // a sink (memory_graph.hpp, Long gaps)
+                    throw FormatError(h.sections[kSources0 + k].offset + 4 * e,
+                                      std::string(kind) + " edge source " + std::to_string(sources[e]) +
+                                          " is a long gap's node, which feeds no node");
+            }
             g.in_[k] = {offsets, sources};
         }
         std::span<const AbsentRun> absent(reinterpret_cast<const AbsentRun*>(sec[kAbsent].data()),

@@ -403,6 +403,22 @@ void prefix_sum(uint64_t* a, uint64_t n) {
     errors.rethrow();
 }
 
+}  // namespace
+
+std::string GraphParams::long_gap_conflict() const {
+    if (!long_gap_nodes) return {};
+    if (neighbour_distance > max_segment)
+        return "neighbour_distance " + std::to_string(neighbour_distance) + " > max_segment " + std::to_string(max_segment) +
+               ": a long gap's node would part neighbours (lower the neighbour distance, or no long gaps' nodes)";
+    if (pointer_target_back >= max_segment)
+        return "pointer_target_back " + std::to_string(pointer_target_back) + " ≥ max_segment " +
+               std::to_string(max_segment) +
+               ": a long gap's node would shadow pointer fields' targets (lower it, or no long gaps' nodes)";
+    return {};
+}
+
+namespace {
+
 void check_params(const GraphParams& p) {
     if (p.word_size != 4 && p.word_size != 8)
         throw InputError("graph parameter word_size must be 4 or 8, got " + std::to_string(p.word_size));
@@ -410,6 +426,7 @@ void check_params(const GraphParams& p) {
         throw InputError("graph parameter feature_bytes must be in [1, 4096], got " + std::to_string(p.feature_bytes));
     if (p.max_segment == 0)
         throw InputError("graph parameter max_segment must be positive");
+    if (std::string why = p.long_gap_conflict(); !why.empty()) throw InputError("graph parameters: " + why);
 }
 
 }  // namespace
@@ -743,7 +760,7 @@ struct MemoryGraphBuilder {
         uint64_t s = starts.last_set(g0, gw + 1);
         if (s != gw + 1) {
             auto n = static_cast<uint32_t>(page_node_first[q] + starts.count(g0, s));
-            if (g.length[n] >= params.max_segment) return kNone;   // a long gap's node is no target
+            if (params.long_gap(g.length[n])) return kNone;   // a long gap's node is no target
             if (!bits.test(gw)) return bits.count(s, gw) == 0 ? n : kNone;
             return (gw - s) * ws + off % ws <= params.pointer_target_back ? n : kNone;
         }
@@ -754,7 +771,7 @@ struct MemoryGraphBuilder {
         auto it = std::upper_bound(first, last, v);
         if (it == g.vaddr.begin()) return kNone;
         auto n = static_cast<uint32_t>(it - g.vaddr.begin() - 1);
-        if (g.length[n] >= params.max_segment) return kNone;
+        if (params.long_gap(g.length[n])) return kNone;
         uint64_t d = v - g.vaddr[n];
         if (d < g.length[n]) return n;
         if (bits.test(q * bpp + off / ws) && d <= params.pointer_target_back) return n;
@@ -767,7 +784,8 @@ struct MemoryGraphBuilder {
                                             uint64_t next) const noexcept {
         uint32_t C = kNone, D = kNone;
         uint64_t rv = bit_vaddr(r);
-        if (r != sb && next > 0 && g.vaddr[next - 1] + g.length[next - 1] == rv) C = static_cast<uint32_t>(next - 1);
+        if (r != sb && next > 0 && g.vaddr[next - 1] + g.length[next - 1] == rv && !params.long_gap(g.length[next - 1]))
+            C = static_cast<uint32_t>(next - 1);   // (a long gap's node has no right boundary)
         if (next < g.vaddr.size() && g.vaddr[next] == rv + (e - r) * ws) D = static_cast<uint32_t>(next);
         return {C, D};
     }
@@ -890,9 +908,9 @@ struct MemoryGraphBuilder {
         for (int64_t a = 0; a < nn - 1; ++a)
             errors.run([&] {
                 if (g.vaddr[a + 1] - (g.vaddr[a] + g.length[a]) < params.neighbour_distance) {
-                    // a long gap's node (length ≥ max_segment) is a sink: it feeds no node
-                    if (g.length[a] < params.max_segment) lno[a + 2] = 1;       // row a+1 gets a
-                    if (g.length[a + 1] < params.max_segment) rno[a + 1] = 1;   // row a gets a+1
+                    // a long gap's node is a sink: it feeds no node
+                    if (!params.long_gap(g.length[a])) lno[a + 2] = 1;       // row a+1 gets a
+                    if (!params.long_gap(g.length[a + 1])) rno[a + 1] = 1;   // row a gets a+1
                 }
             });
         errors.rethrow();

@@ -25,7 +25,11 @@
 //                  is no edge's source (never a pointer's target, nobody's neighbour), so every other
 //                  node's rows, and so its embedding (paper §3.3), are the same with or without it;
 //                  a model trained without them runs unchanged on a graph with them (only the nodes
-//                  that can vote are more). Not a model parameter; the .dmg records it (version 7).
+//                  that can vote are more: nor does one extend a chain of split parts, detect.hpp
+//                  Votes). It has no right boundary (no rp edge). This needs neighbour_distance ≤
+//                  max_segment and pointer_target_back < max_segment (the defaults are 512, 128, 4096;
+//                  InputError otherwise, GraphParams::long_gap_conflict). Not a model parameter; the
+//                  .dmg records it (version 7), and its loader checks all of the above.
 //   Edges          stored per kind as CSR over *incoming* edges (row n lists the sources m of the
 //                  edges m→n), so the GNN's Σ over a neighbour set is a row sum. Directions follow
 //                  information flow:
@@ -91,11 +95,19 @@ const char* to_string(EdgeKind);   // "ln", "rn", "lp", "rp"
 struct GraphParams {
     uint32_t word_size = 8;              // set from the translation layer by build()
     uint32_t feature_bytes = 64;         // content bytes kept per node
-    uint32_t max_segment = 4096;         // a gap this long or longer between pointers makes no node
+    uint32_t max_segment = 4096;         // a gap this long or longer between pointers makes no ordinary node
     uint32_t neighbour_distance = 512;   // ln/rn only when B.vaddr − (A.vaddr + A.length) < this
     uint32_t pointer_target_back = 128;  // see "target is itself a pointer field" above
     bool long_gap_nodes = true;          // see "Long gaps" above
     bool operator==(const GraphParams&) const = default;
+    // Whether a node of this length is a long gap's node (no ordinary node is max_segment long).
+    bool long_gap(uint32_t length) const noexcept { return length >= max_segment; }
+    // The length of a long gap's node: max_segment rounded up to whole words.
+    uint32_t long_gap_length() const noexcept { return (max_segment + word_size - 1) / word_size * word_size; }
+    // Empty, or why these parameters cannot make long gaps' nodes sinks: a long gap parts two nodes
+    // that are neighbours only when neighbour_distance > max_segment, and shadows a pointer field's
+    // target node only when pointer_target_back ≥ max_segment.
+    std::string long_gap_conflict() const;
 };
 
 // Kernel virtual pages [vaddr, vaddr + size) the page tables map but the dump does not hold.

@@ -264,7 +264,7 @@ NodeLabels label_nodes(const LabeledDump& d, const std::string& type) {
             const auto offset = uint32_t(vaddr[n] - o.vaddr);
             // A long gap's node (length ≥ max_segment, memory_graph.hpp) is open-ended: the gap's true
             // length is not known, and a key node is shorter than max_segment (model_file.cpp).
-            const bool long_gap = length[n] >= g.params().max_segment;
+            const bool long_gap = g.params().long_gap(length[n]);
             const SegmentLabel label =
                 offset + uint64_t(length[n]) > o.size || long_gap
                     ? SegmentLabel{offset, uint32_t(std::min<uint64_t>({o.size - offset, length[n], g.params().max_segment - 1})), true}

@@ -595,6 +595,29 @@ TEST_CASE("detect: a key node split by pointers planted inside it still votes (i
         CHECK(carries(h, node_at(h, 32), m.key_nodes[1]));
         CHECK_FALSE(carries(h, node_at(h, 0), k3));   // 24 < 32, but its parts end at 56 + …, not 32
     }
+    SUBCASE("a long gap's node is no part of a chain: the node before it carries only what it did without it") {
+        Memory mem(2);
+        mem.map(K64, 0, 8192);
+        mem.word(24, K64 + 8);     // [0,24) | p | a long gap from 32 to the pointer at 4232
+        mem.word(4232, K64 + 8);
+        const KeyNode open{0, 100, 1.f, true};
+        Model om = three_keys();
+        om.key_nodes = {{0, 16, 1.f}, {8, 16, 1.f}, open};
+        om.threshold = 0.5f;
+        for (bool long_gaps : {true, false}) {
+            GraphParams p;
+            p.long_gap_nodes = long_gaps;
+            const MemoryGraph g = mem.build(p);
+            CAPTURE(long_gaps);
+            CHECK_FALSE(carries(g, node_at(g, 0), open));   // 24 bytes, then one word, then the sink
+            const auto rows = voting_rows(g, om, -std::numeric_limits<float>::infinity());
+            CHECK(std::find(rows.begin(), rows.end(), node_at(g, 0)) == rows.end());
+            if (long_gaps) {
+                CHECK(carries(g, node_at(g, 32), open));    // the sink itself: 4096 ≥ 100
+                CHECK(std::find(rows.begin(), rows.end(), node_at(g, 32)) != rows.end());
+            }
+        }
+    }
     SUBCASE("the first word planted: the key node starts a word later and is not carried") {
         const MemoryGraph g = graph_with({64});
         CHECK(!g.node_containing(K64 + 64));

@@ -157,7 +157,7 @@ inline PlainGraph reference_graph(const Memory& m, GraphParams prm) {
         auto c = node_at.lower_bound(start);
         if (c != node_at.begin()) {
             --c;
-            if (g.vaddr[c->second] + g.length[c->second] == start) C = c->second;
+            if (g.vaddr[c->second] + g.length[c->second] == start && !sink(c->second)) C = c->second;
         }
         if (node_at.count(end)) D = node_at[end];
         for (int64_t t : tg) {

@@ -60,9 +60,13 @@ MemoryGraph as_older_version(std::vector<uint8_t> f, uint32_t version, uint64_t 
     return MemoryGraph::from_bytes(f);
 }
 
+// Without long gaps' nodes, as every version before 7 wrote it (the tests below mark it older);
+// version 7's own test builds both.
 MemoryGraph sample_graph() {
     Memory m = random_memory(11, 40, 8);
-    MemoryGraph g = m.build();
+    GraphParams p;
+    p.long_gap_nodes = false;
+    MemoryGraph g = m.build(p);
     g.set_dump_path("/dumps/sample.raw");
     return g;
 }
@@ -424,6 +428,32 @@ TEST_CASE("graph: long_gap_nodes round-trips in version 7; version 6 files read 
             CHECK_FALSE(MemoryGraph::from_bytes(c).params().long_gap_nodes);   // a version-6 graph has none
         }
     }
+    // Crafted files (valid checksums) whose long gaps' nodes break what the header says (helper 70 F2).
+    GraphParams p;
+    const MemoryGraph g = random_memory(11, 40, 8).build(p);
+    const auto len = g.length();
+    const auto sink = std::find_if(len.begin(), len.end(), [](uint32_t l) { return l >= 4096; });
+    REQUIRE(sink != len.end());
+    const uint64_t n = uint64_t(sink - len.begin());
+    g.save(dir / "g.dmg");
+    const auto f = slurp(dir / "g.dmg");
+    auto refused = [](std::vector<uint8_t> c, const char* what) {
+        reseal(c);
+        CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains(what), FormatError);
+    };
+    auto c = f;
+    c[kLongGapAt] = 0;   // "none", yet one is there
+    refused(c, "not below max_segment (the header says no long gaps' nodes)");
+    c = f;
+    put32(c, section_offset(f, kLength) + 4 * n, 4097);
+    refused(c, "expected below max_segment or a long gap's 4096");
+    c = f;   // an ln edge from it: the first ln source rewritten
+    REQUIRE(get64(f, kEdgeCountAt) > 0);
+    put32(c, section_offset(f, kSources0), uint32_t(n));
+    refused(c, "is a long gap's node, which feeds no node");
+    c = f;   // parameters under which it would not be a sink
+    put32(c, 44, 8192);   // neighbour_distance
+    refused(c, "a long gap's node would part neighbours");
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {

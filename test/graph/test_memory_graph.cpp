@@ -415,6 +415,15 @@ TEST_CASE("graph: bad kernel runs and parameters are InputErrors") {
     p.word_size = 8;
     p.feature_bytes = 0;
     CHECK_THROWS_AS(MemoryGraph::build(m.runs, *ph, p), InputError);
+    // Parameters under which a long gap's node would change other nodes' rows (helper 70 F1)
+    for (auto [nd, back] : {std::pair{4097u, 128u}, std::pair{512u, 4096u}}) {
+        GraphParams q;
+        q.neighbour_distance = nd;
+        q.pointer_target_back = back;
+        CHECK_THROWS_WITH_AS(MemoryGraph::build(m.runs, *ph, q), doctest::Contains("a long gap's node would"), InputError);
+        q.long_gap_nodes = false;
+        CHECK_NOTHROW(MemoryGraph::build(m.runs, *ph, q));
+    }
     m.runs = {};
     CHECK(m.build().node_count() == 0);
 }
