@@ -136,6 +136,7 @@ void ObjectInterpreter::Impl::walk_views() {
     o.dcache = false;
     o.freed_tasks = false;
     o.freed_creds = false;
+    o.freed_files = false;
     LabelSet set;
     try {
         set = label_kernel_objects(mem, btf, *syms, o);

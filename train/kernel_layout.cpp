@@ -123,7 +123,10 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     f_pos = opt("file", "f_pos");
     f_inode = opt("file", "f_inode");
     for (const char* count : {"f_count", "f_ref"})   // f_ref: file_ref_t (6.13+)
-        if (!f_count && (f_count = opt("file", count))) f_count_size = member_size("file", count);
+        if (!f_count && (f_count = opt("file", count))) {
+            f_count_size = member_size("file", count);
+            f_count_is_ref = std::string_view(count) == "f_ref";
+        }
     i_ino = opt("inode", "i_ino");
     d_parent = opt("dentry", "d_parent");
     d_sb = opt("dentry", "d_sb");

@@ -69,6 +69,7 @@ struct KernelLayout {
     std::optional<uint64_t> cred_usage, cred_user_ns;
     std::optional<uint64_t> f_mnt, f_flags, f_pos, f_inode;   // file (f_path.mnt, u32, loff_t, pointer)
     std::optional<uint64_t> f_count, f_count_size;            // file.f_count (atomic_long_t), or f_ref
+    bool f_count_is_ref = false;   // f_ref (include/linux/file_ref.h): 0 is one reference, not none
     std::optional<uint64_t> i_ino;                            // inode (unsigned long)
     std::optional<uint64_t> d_parent, d_sb, d_inode;          // dentry
     std::optional<uint64_t> s_type, fs_type_name;             // super_block.s_type, file_system_type.name

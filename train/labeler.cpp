@@ -2,7 +2,8 @@
 //   init_task.tasks (processes) → each thread group (signal->thread_head, else task->thread_group)
 //   → task->mm, ->real_cred, ->cred, ->files → fdt → fd[] (open_fds) → file → f_path.dentry;
 //   the `modules` list; the idle task of every CPU (runqueues[cpu].idle, not on any list);
-//   the freelists of the task_struct and cred_jar slab caches (freed-but-intact task_structs, creds).
+//   the freelists of the task_struct, cred_jar and filp slab caches (freed-but-intact task_structs,
+//   creds, files).
 #include "train/labeler.hpp"
 #include "train/kernel_layout.hpp"
 #include "graph/text_lines.hpp"
@@ -354,8 +355,13 @@ private:
     bool slab_slots(uint64_t init_task, const std::string& cache_name, const std::string& cache_var,
                     const std::string& what, SlabStats& stats,
                     F&& slot);
+    template <class Intact>
+    void freed_objects(uint64_t init_task, const char* type, uint64_t size, const std::string& cache_name,
+                       const std::string& cache_var, const std::string& what, SlabStats& stats,
+                       const std::string& live_by, Intact&& intact);
     void freed_tasks(uint64_t init_task);
     void freed_creds(uint64_t init_task);
+    void freed_files(uint64_t init_task);
     std::optional<uint64_t> bits(uint64_t va, const btf::Field& f) const {
         // only the bytes the field spans (a 32-bit kernel's counters word may end its object)
         const uint64_t span = f.bitfield_size ? (f.bit_offset % 8 + f.bitfield_size + 7) / 8 : 8;
@@ -841,35 +847,68 @@ void Walker::freed_tasks(uint64_t init_task) {
     });
 }
 
+// Labels the free slots of a slab cache (slab_slots) that still hold a `type` (`intact`) as freed,
+// and counts the allocated ones no walk reached (stats.unreached), not warned: objects are also
+// held by what the walks do not follow. A slot both live and free is a warning (`live_by`: what
+// reached it). Freed labels stay out of seen_.
+template <class Intact>
+void Walker::freed_objects(uint64_t init_task, const char* type, uint64_t size, const std::string& cache_name,
+                           const std::string& cache_var, const std::string& what, SlabStats& stats,
+                           const std::string& live_by, Intact&& intact) {
+    auto& live = seen_[type];
+    slab_slots(init_task, cache_name, cache_var, what, stats, [&](uint64_t obj, uint64_t slab, bool free) {
+        if (!free) {
+            stats.unreached += !live.count(obj);
+            return;
+        }
+        if (live.count(obj)) {
+            warn(std::string(type) + " " + hex(obj) + " is reached from " + live_by + " and on a freelist");
+            return;
+        }
+        if (!intact(obj)) return;
+        ++stats.freed_intact;
+        record(obj, type, size, "freelist of " + cache_name + " slab " + hex(slab), {}, -1, true);
+    });
+}
+
 // Freed creds: free slots of cred_jar (kernel/cred.c) that still hold a cred. put_cred_rcu()
 // drops the references and frees the object without clearing it, so a freed cred keeps its ids
 // and its user_ns pointer, usage 0; SLUB overwrites one word (kmem_cache.offset) with the
-// freelist pointer. A never-used slot has no user_ns. Allocated slots no task or file reaches are
-// counted, not warned: creds are also held by sockets (sk_peer_cred), keys, pending RCU frees, ….
+// freelist pointer. A never-used slot has no user_ns. Creds no task or file reaches are also held
+// by sockets (sk_peer_cred), keys, pending RCU frees, ….
 void Walker::freed_creds(uint64_t init_task) {
     if (!L_.cred_user_ns) {
         warn("freed creds not labeled: BTF lacks cred.user_ns");
         return;
     }
-    auto& live = seen_["cred"];
-    slab_slots(init_task, "cred_jar", "cred_jar", "creds", out_.cred_slab, [&](uint64_t obj, uint64_t slab, bool free) {
-        if (!free) {
-            out_.cred_slab.unreached += !live.count(obj);
-            return;
-        }
-        if (live.count(obj)) {
-            warn("cred " + hex(obj) + " is reached from a task or file and on a freelist");
-            return;
-        }
-        auto ns = ptr(obj + *L_.cred_user_ns);
-        if (!ns || !plausible(*ns)) return;
-        if (L_.cred_usage) {
-            auto u = word(obj + *L_.cred_usage, 4);
-            if (!u || *u != 0) return;
-        }
-        ++out_.cred_slab.freed_intact;
-        record(obj, "cred", L_.cred_size, "freelist of cred_jar slab " + hex(slab), {}, -1, true);
-    });
+    freed_objects(init_task, "cred", L_.cred_size, "cred_jar", "cred_jar", "creds", out_.cred_slab, "a task or file",
+                  [&](uint64_t obj) {
+                      auto ns = ptr(obj + *L_.cred_user_ns);
+                      if (!ns || !plausible(*ns)) return false;
+                      if (!L_.cred_usage) return true;
+                      auto u = word(obj + *L_.cred_usage, 4);
+                      return u && *u == 0;
+                  });
+}
+
+// Freed files: free slots of filp (fs/file_table.c) that still hold a file. __fput() drops the
+// dentry and mount references and file_free() returns the object to filp without clearing it, so
+// a freed file keeps its f_path and f_inode pointers and f_count 0; SLUB overwrites one word with
+// the freelist pointer. A never-used slot has no inode. (A cache merged with another's slots: the
+// three checks tell files apart.) Files no fd table or mapping reaches are also held by sockets
+// and pipes in flight, the kernel's own users, ….
+void Walker::freed_files(uint64_t init_task) {
+    if (!L_.f_inode || !L_.f_mnt || !L_.f_count || L_.f_count_is_ref) {   // (a dead f_ref is not 0: not read here)
+        warn("freed files not labeled: BTF lacks file.f_inode, file.f_path.mnt or file.f_count");
+        return;
+    }
+    freed_objects(init_task, "file", L_.file_size, "filp", "filp_cachep", "files", out_.file_slab,
+                  "an fd table or a mapping", [&](uint64_t obj) {
+                      auto inode = ptr(obj + *L_.f_inode), mnt = ptr(obj + *L_.f_mnt);
+                      if (!inode || !plausible(*inode) || !mnt || !plausible(*mnt)) return false;
+                      auto count = word(obj + *L_.f_count, *L_.f_count_size);
+                      return count && *count == 0;
+                  });
 }
 
 LabelSet Walker::run() {
@@ -911,6 +950,7 @@ LabelSet Walker::run() {
     if (opt_.dcache) dcache();
     if (opt_.freed_tasks) freed_tasks(init_task);
     if (opt_.freed_creds) freed_creds(init_task);
+    if (opt_.freed_files) freed_files(init_task);
     return finish();
 }
 

@@ -195,7 +195,7 @@ struct LabelCounts {
     std::vector<Process> per_process;   // in init_task.tasks order, for diagnosing a mismatch
 };
 
-// What a slab cache (task_struct, cred_jar) holds, as far as its lists reach. SLUB keeps no list
+// What a slab cache (task_struct, cred_jar, filp) holds, as far as its lists reach. SLUB keeps no list
 // of full slabs (without slub_debug), so only the per-CPU and partial slabs are seen; full slabs
 // hold no free object, so every freed object is among them.
 struct SlabStats {
@@ -212,6 +212,7 @@ struct LabelSet {
     LabelCounts counts;
     SlabStats task_slab;
     SlabStats cred_slab;
+    SlabStats file_slab;   // filp
     std::vector<std::string> warnings;   // unreadable pointers, truncated lists, …
     // Labels per type; freed objects under "<type> (freed)".
     std::map<std::string, uint64_t> per_type() const;
@@ -225,6 +226,7 @@ struct LabelerOptions {
     uint64_t max_fds = 1u << 20;    // fd tables larger than this are treated as corrupt
     bool freed_tasks = true;        // also walk the task_struct slab cache's freelists
     bool freed_creds = true;        // also walk cred_jar's freelists
+    bool freed_files = true;        // also walk filp's freelists
     bool dcache = true;             // also label every hashed dentry (dentry_hashtable)
     bool tasks_only = false;        // pslist: init_task, init_task.tasks and the thread groups only
                                     // (no idle tasks, task objects, modules, dcache, slab caches)

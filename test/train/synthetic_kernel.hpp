@@ -70,7 +70,7 @@ struct Off {
                               kc_random = 64, kc_red = 72, kc_node = 80, kc_sizeof = 128, kcc_freelist = 8,
                               kcc_slab = 0, kcc_partial = 16, slab_list = 16, slab_freelist = 0,
                               slab_counters = 40, kcn_partial = 24, page_size = 80, free_word = 160,
-                              cred_free_word = 40, cred_stride = 96;
+                              cred_free_word = 40, cred_stride = 96, file_free_word = 128, file_stride = 256;
 };
 
 inline btf::Btf synthetic_btf(bool with_thread_head = true) {
@@ -345,8 +345,37 @@ struct World {
         cenc(at["cobj3"], 0);
         mem.put(cslab + Off::slab_freelist, at["cobj0"]);
         mem.put(cslab + Off::slab_counters, (4u << 16) | 1u | (1u << 31), 4);
+        // filp: one slab of 3 files at vmemmap index 6, on node 0's partial list. fobj0 freed
+        // (intact: f_count 0, an inode and a mount) on the slab's freelist before fobj1 (free, never
+        // used); fobj2 allocated and reached from no fd table.
+        const uint64_t FR = 0x7777000011112222ull, fslab = vmemmap + 6 * Off::page_size;
+        const uint64_t fobjs = objs + 3 * 4096;
+        next = fobjs + 3 * Off::file_stride + 64;
+        for (int i = 0; i < 3; ++i) at["fobj" + std::to_string(i)] = fobjs + i * Off::file_stride;
+        for (const char* f : {"fobj0", "fobj2"}) {
+            mem.put(at[f] + Off::f_path, at["init_task"]);    // f_path.mnt: any kernel address
+            mem.put(at[f] + Off::f_inode, at["init_task"]);
+        }
+        mem.put(at["fobj2"] + Off::f_count, 1);
+        auto fenc = [&](uint64_t obj, uint64_t nxt) {
+            uint64_t where = obj + Off::file_free_word;
+            mem.put(where, nxt ^ FR ^ __builtin_bswap64(where));
+        };
+        fenc(at["fobj0"], at["fobj1"]);
+        fenc(at["fobj1"], 0);
+        mem.put(fslab + Off::slab_freelist, at["fobj0"]);
+        mem.put(fslab + Off::slab_counters, (3u << 16) | 1u, 4);
         uint64_t caches = alloc("slab_caches", 16), other = alloc("cred_jar", Off::kc_sizeof),
-                 tcache = alloc("task_cache", Off::kc_sizeof), oname = alloc("oname", 16), tname = alloc("tname", 16);
+                 tcache = alloc("task_cache", Off::kc_sizeof), oname = alloc("oname", 16), tname = alloc("tname", 16),
+                 fcache = alloc("filp_cache", Off::kc_sizeof), fname = alloc("fname", 16), fkcn = alloc("fkcn", 64);
+        mem.put_str(fname, "filp");
+        mem.put(fcache + Off::kc_name, fname);
+        mem.put(fcache + Off::kc_offset, Off::file_free_word, 4);
+        mem.put(fcache + Off::kc_size, Off::file_stride, 4);
+        mem.put(fcache + Off::kc_random, FR);
+        mem.put(fcache + Off::kc_cpu_slab, 0x600);   // an empty kmem_cache_cpu on every CPU
+        link(fkcn + Off::kcn_partial, {fslab + Off::slab_list});
+        mem.put(fcache + Off::kc_node, fkcn);
         mem.put_str(oname, "cred_jar");
         mem.put_str(tname, "task_struct");
         mem.put(other + Off::kc_name, oname);
@@ -354,7 +383,7 @@ struct World {
         mem.put(other + Off::kc_offset, Off::cred_free_word, 4);
         mem.put(other + Off::kc_size, Off::cred_stride, 4);
         mem.put(other + Off::kc_random, CR);
-        link(caches, {other + Off::kc_list, tcache + Off::kc_list});
+        link(caches, {other + Off::kc_list, tcache + Off::kc_list, fcache + Off::kc_list});
         mem.put(tcache + Off::kc_offset, Off::free_word, 4);
         mem.put(tcache + Off::kc_size, Off::task_size, 4);
         mem.put(tcache + Off::kc_random, R);

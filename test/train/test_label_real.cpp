@@ -161,7 +161,7 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     MESSAGE(cmd);
     CHECK(run(cmd) == 0);
 
-    std::set<uint64_t> dm_tasks, runqueue_tasks, freed_tasks, freed_creds, live_creds;
+    std::set<uint64_t> dm_tasks, runqueue_tasks, freed_tasks, freed_creds, live_creds, freed_files, live_files;
     std::map<std::string, uint64_t> per_type;
     uint64_t mapped_files = 0;   // files reached only through a VMA (shared anonymous memory's /dev/zero, mmap'ed files)
     {
@@ -175,6 +175,7 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
             ++per_type[type];
             if (type == "task_struct") dm_tasks.insert(a);
             if (type == "cred") live_creds.insert(a);
+            if (type == "file") live_files.insert(a);
         }
         std::ifstream js(tmp.dir / "labels.jsonl");
         std::string line;
@@ -183,9 +184,11 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
             REQUIRE(p != std::string::npos);
             const uint64_t a = std::stoull(line.substr(p + 9), nullptr, 16);
             if (line.find("\"state\":\"freed\"") != std::string::npos) {
-                const bool task = line.find("\"type\":\"task_struct\"") != std::string::npos;
-                CHECK((task || line.find("\"type\":\"cred\"") != std::string::npos));
-                (task ? freed_tasks : freed_creds).insert(a);
+                const bool task = line.find("\"type\":\"task_struct\"") != std::string::npos,
+                           cred = line.find("\"type\":\"cred\"") != std::string::npos,
+                           file = line.find("\"type\":\"file\"") != std::string::npos;
+                CHECK((task || cred || file));
+                (task ? freed_tasks : cred ? freed_creds : freed_files).insert(a);
                 CHECK(line.find("\"paddr\":null") == std::string::npos);
             }
             if (line.find("\"found_by\":\"runqueues[") != std::string::npos) runqueue_tasks.insert(a);
@@ -216,12 +219,13 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
         CHECK(!dm_tasks.count(t));
     }
     MESSAGE(freed_tasks.size() << " freed task_structs");
-    // Freed creds (JSONL only), checked from the other side: the labeler goes cache → slab lists →
-    // freelists; here each object goes to its struct page (vmemmap_base + pfn · sizeof(struct
+    // Freed creds and files (JSONL only), checked from the other side: the labeler goes cache → slab
+    // lists → freelists; here each object goes to its struct page (vmemmap_base + pfn · sizeof(struct
     // page)), whose slab_cache (struct slab's, or before 5.17 struct page's own) must be the cache the
-    // kernel's cred_jar variable points to (6.12 names it "cred"), else the one named cred_jar, with
-    // the object at a multiple of the cache's size in its page, usage 0, and no task or file reaching it.
-    if (auto vmb = syms.address("vmemmap_base"); vmb && !freed_creds.empty()) {
+    // kernel's variable points to (cred_jar, which 6.12 names "cred"; filp_cachep), else the one of
+    // that name, with the object at a multiple of the cache's size in its page, its count 0 (cred
+    // usage, file f_count), and no walk reaching it.
+    if (auto vmb = syms.address("vmemmap_base"); vmb && !(freed_creds.empty() && freed_files.empty())) {
         auto member = [&](const char* st, const char* m) {
             auto t = b.find(st);
             REQUIRE(t);
@@ -236,25 +240,30 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
         };
         const uint64_t vmemmap = rd(*vmb, 8), page_size = b.size_of(*b.find("page"));
         const uint64_t slab_cache = member(b.find("slab") ? "slab" : "page", "slab_cache"), kc_name = member("kmem_cache", "name"),
-                       kc_size = member("kmem_cache", "size"), usage = member("cred", "usage");
-        for (uint64_t c : freed_creds) {
-            CAPTURE(c);
-            CHECK(!live_creds.count(c));
-            auto pa = tl.translate(c);
-            REQUIRE(pa);
-            const uint64_t cache = rd(vmemmap + (*pa >> 12) * page_size + slab_cache, 8);
-            if (auto jar = syms.address("cred_jar")) {
-                CHECK(cache == rd(*jar, 8));
-            } else {
-                char name[16] = {};
-                REQUIRE(tl.read_virtual(rd(cache + kc_name, 8), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), 15)));
-                CHECK(std::string(name) == "cred_jar");
+                       kc_size = member("kmem_cache", "size");
+        auto check_freed = [&](const std::set<uint64_t>& freed, const std::set<uint64_t>& live, const char* var,
+                               const char* name, uint64_t count_at, uint64_t count_bytes) {
+            for (uint64_t c : freed) {
+                CAPTURE(c);
+                CHECK(!live.count(c));
+                auto pa = tl.translate(c);
+                REQUIRE(pa);
+                const uint64_t cache = rd(vmemmap + (*pa >> 12) * page_size + slab_cache, 8);
+                if (auto v = syms.address(var)) {
+                    CHECK(cache == rd(*v, 8));
+                } else {
+                    char text[16] = {};
+                    REQUIRE(tl.read_virtual(rd(cache + kc_name, 8), std::span<uint8_t>(reinterpret_cast<uint8_t*>(text), 15)));
+                    CHECK(std::string(text) == name);
+                }
+                CHECK((c & 4095) % rd(cache + kc_size, 4) == 0);
+                CHECK(rd(c + count_at, count_bytes) == 0);
             }
-            CHECK((c & 4095) % rd(cache + kc_size, 4) == 0);
-            CHECK(rd(c + usage, 4) == 0);
-        }
+        };
+        check_freed(freed_creds, live_creds, "cred_jar", "cred_jar", member("cred", "usage"), 4);
+        check_freed(freed_files, live_files, "filp_cachep", "filp", member("file", "f_count"), b.pointer_size());   // atomic_long_t
     }
-    MESSAGE(freed_creds.size() << " freed creds");
+    MESSAGE(freed_creds.size() << " freed creds, " << freed_files.size() << " freed files");
     // Every idle task found on a runqueue is one the list walk cannot reach.
     for (uint64_t t : runqueue_tasks) CHECK(!simple.count(t));
     // One task per thread the guest saw, plus each CPU's idle task.

@@ -66,17 +66,22 @@ TEST_CASE("walks of a synthetic kernel find every object once") {
         CHECK(s.cred_slab.free_objects == 3);
         CHECK(s.cred_slab.freed_intact == 2);
         CHECK(s.cred_slab.unreached == 1);
+        CHECK(s.file_slab.walked);
+        CHECK(s.file_slab.slabs == 1);
+        CHECK(s.file_slab.free_objects == 2);
+        CHECK(s.file_slab.freed_intact == 1);
+        CHECK(s.file_slab.unreached == 1);
         for (const auto& l : s.labels)
             CHECK(l.freed == (l.vaddr == a["obj0"] || l.vaddr == a["obj3"] || l.vaddr == a["cobj0"] ||
-                              l.vaddr == a["cobj3"]));
+                              l.vaddr == a["cobj3"] || l.vaddr == a["fobj0"]));
         CHECK(of_type(s, "mm_struct") == std::set<uint64_t>{a["m1"], a["m2"]});
         CHECK(of_type(s, "cred") ==
               std::set<uint64_t>{a["init_cred"], a["c1"], a["c2"], a["c3"], a["cobj0"], a["cobj3"]});
-        CHECK(of_type(s, "file") == std::set<uint64_t>{a["fa"], a["fb"], a["fc"], a["fd"]});
+        CHECK(of_type(s, "file") == std::set<uint64_t>{a["fa"], a["fb"], a["fc"], a["fd"], a["fobj0"]});
         CHECK(of_type(s, "dentry") ==
               std::set<uint64_t>{a["console"], a["log"], a["socket"], a["cached"], a["cached2"]});
         CHECK(of_type(s, "module") == std::set<uint64_t>{a["ext4"], a["loading"]});
-        CHECK(s.labels.size() == 9 + 2 + 6 + 4 + 5 + 2);
+        CHECK(s.labels.size() == 9 + 2 + 6 + 5 + 5 + 2);
         // sorted, sizes from BTF, provenance and names
         for (size_t i = 1; i < s.labels.size(); ++i) CHECK(s.labels[i - 1].vaddr < s.labels[i].vaddr);
         for (const auto& l : s.labels) {
@@ -148,13 +153,41 @@ TEST_CASE("freed creds: cred_jar's freelists, corrupt chains end in warnings") {
         CHECK(s.cred_slab.free_objects == 3);
         CHECK(s.cred_slab.freed_intact == 0);
     }
-    SUBCASE("switched off") {
+    SUBCASE("switched off (and freed files too)") {
         World w;
         LabelerOptions o;
         o.freed_creds = false;
+        o.freed_files = false;
         LabelSet s = label_kernel_objects(w.mem, btf, w.syms(), o);
         CHECK(freed_creds(s).empty());
         CHECK(!s.cred_slab.walked);
+        CHECK(std::none_of(s.labels.begin(), s.labels.end(), [](const Label& l) { return l.type == "file" && l.freed; }));
+        CHECK(!s.file_slab.walked);
+    }
+}
+
+TEST_CASE("freed files: filp's freelists; a slot with a reference, no inode or no mount is not labeled") {
+    const auto btf = synthetic_btf();
+    auto freed_files = [](const LabelSet& s) {
+        std::set<uint64_t> out;
+        for (const auto& l : s.labels)
+            if (l.type == "file" && l.freed) out.insert(l.vaddr);
+        return out;
+    };
+    {
+        World w;
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(freed_files(s) == std::set<uint64_t>{w.at["fobj0"]});
+        CHECK(std::none_of(s.labels.begin(), s.labels.end(), [&](const Label& l) { return l.vaddr == w.at["fobj2"]; }));
+    }
+    for (uint64_t field : {Off::f_count, Off::f_inode, Off::f_path}) {
+        CAPTURE(field);
+        World w;
+        w.mem.put(w.at["fobj0"] + field, field == Off::f_count ? 1 : 0);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(freed_files(s).empty());
+        CHECK(s.file_slab.free_objects == 2);
+        CHECK(s.file_slab.freed_intact == 0);
     }
 }
 
@@ -508,7 +541,7 @@ TEST_CASE("label files are written atomically in both formats") {
     std::string line;
     std::vector<std::string> lines;
     while (std::getline(in, line)) lines.push_back(line);
-    REQUIRE(lines.size() == s.labels.size() - 4);   // freed objects (2 tasks, 2 creds) are in the JSONL only
+    REQUIRE(lines.size() == s.labels.size() - 5);   // freed objects (2 tasks, 2 creds, 1 file) are in the JSONL only
     char expect[128];
     std::snprintf(expect, sizeof expect, "0x%llx\ttask_struct\t%llu",
                   static_cast<unsigned long long>(w.at["init_task"]), static_cast<unsigned long long>(Off::task_size));
@@ -520,6 +553,8 @@ TEST_CASE("label files are written atomically in both formats") {
     CHECK(all.str().find("\"name\":\"swapper/1\"") != std::string::npos);
     CHECK(all.str().find("\"state\":\"freed\"") != std::string::npos);
     CHECK(all.str().find("\"type\":\"cred\",\"size\":96,\"state\":\"freed\",\"found_by\":\"freelist of cred_jar slab") !=
+          std::string::npos);
+    CHECK(all.str().find("\"type\":\"file\",\"size\":232,\"state\":\"freed\",\"found_by\":\"freelist of filp slab") !=
           std::string::npos);
     CHECK_THROWS_AS(write_labels_tsv(std::string(dir) + "/no/such/dir/x.tsv", s), InputError);
     std::remove(tsv.c_str());

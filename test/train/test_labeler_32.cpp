@@ -312,6 +312,7 @@ TEST_CASE("32-bit kernel: 4-byte pointers, 32-bit list_head, 32-slot maple nodes
     REQUIRE(btf.pointer_size() == 4);
     LabelerOptions no_creds;   // this kernel has no cred_jar: its creds are plain objects here
     no_creds.freed_creds = false;
+    no_creds.freed_files = false;   // nor a filp cache
     LabelSet s = label_kernel_objects(w.mem, btf, w.syms(), no_creds);
     for (const auto& warning : s.warnings) MESSAGE(warning);
     CHECK(s.warnings.empty());
@@ -346,6 +347,7 @@ TEST_CASE("32-bit kernel: 4-byte pointers, 32-bit list_head, 32-slot maple nodes
 TEST_CASE("32-bit kernel: freed tasks of a pre-5.17 SLUB (struct page), the cache found by its variable") {
     LabelerOptions no_creds;
     no_creds.freed_creds = false;
+    no_creds.freed_files = false;   // nor a filp cache
     for (bool renamed : {false, true}) {
         CAPTURE(renamed);
         World32 w(renamed);
@@ -381,6 +383,7 @@ TEST_CASE("32-bit kernel: without mem_map the freed tasks are skipped with a war
     const Kallsyms syms = Kallsyms::parse({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
     LabelerOptions no_creds;
     no_creds.freed_creds = false;
+    no_creds.freed_files = false;   // nor a filp cache
     LabelSet s = label_kernel_objects(w.mem, btf32(), syms, no_creds);
     CHECK(!s.task_slab.walked);
     REQUIRE(s.warnings.size() == 1);
