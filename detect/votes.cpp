@@ -528,6 +528,7 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
                 throw FormatError(offset, "label state '" + std::string(*st) + "' (expected live|freed)");
             t.freed = st && *st == "freed";
         } else {
+            t.tsv = true;
             size_t tab = line.find('\t');
             if (tab == std::string_view::npos) throw FormatError(offset, "label line without a tab (expected vaddr<TAB>type)");
             t.vaddr = parse_hex_vaddr(line.substr(0, tab), offset);
@@ -546,6 +547,14 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
         out.push_back(std::move(t));
     }
     return out;
+}
+
+std::string jsonl_path_for(const std::string& tsv) {
+    auto slash = tsv.find_last_of('/');
+    auto dot = tsv.find_last_of('.');
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash) || dot == slash + 1)
+        return tsv + ".jsonl";
+    return tsv.substr(0, dot) + ".jsonl";
 }
 
 std::vector<TruthObject> read_truth(const std::string& path) {

@@ -408,12 +408,14 @@ void prefix_sum(uint64_t* a, uint64_t n) {
 std::string GraphParams::long_gap_conflict() const {
     if (!long_gap_nodes) return {};
     if (neighbour_distance > max_segment)
-        return "neighbour_distance " + std::to_string(neighbour_distance) + " > max_segment " + std::to_string(max_segment) +
-               ": a long gap's node would part neighbours (lower the neighbour distance, or no long gaps' nodes)";
+        return "max_segment " + std::to_string(max_segment) + " is below neighbour_distance " + std::to_string(neighbour_distance) +
+               ": a long gap's node would stand between two nodes that are neighbours; raise max_segment, lower "
+               "neighbour_distance, or turn long gaps' nodes off (dmgraph --no-long-gap-nodes)";
     if (pointer_target_back >= max_segment)
-        return "pointer_target_back " + std::to_string(pointer_target_back) + " ≥ max_segment " +
-               std::to_string(max_segment) +
-               ": a long gap's node would shadow pointer fields' targets (lower it, or no long gaps' nodes)";
+        return "max_segment " + std::to_string(max_segment) + " is not above pointer_target_back " +
+               std::to_string(pointer_target_back) +
+               ": a long gap's node would hide the node a pointer to a pointer field leads to; raise max_segment, lower "
+               "pointer_target_back, or turn long gaps' nodes off (dmgraph --no-long-gap-nodes)";
     return {};
 }
 

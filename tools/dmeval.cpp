@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <set>
 #include <string>
@@ -69,6 +70,18 @@ int run(int argc, char** argv) {
     std::vector<std::string> run_types;
     std::vector<Detection> detections = read_detections(vm["detections"].as<std::string>(), &run_types);
     const std::vector<TruthObject> truth = read_truth(vm["labels"].as<std::string>());
+    // labels.tsv holds live objects by virtual address only (newcomer 71: modules 0 TP / 5 FP, 14
+    // false task_structs on a dump the JSONL scores right): say so, and name the JSONL beside it.
+    if (std::any_of(truth.begin(), truth.end(), [](const TruthObject& t) { return t.tsv; })) {
+        const std::string jsonl = jsonl_path_for(vm["labels"].as<std::string>());
+        std::error_code ec;
+        const bool beside = jsonl != vm["labels"].as<std::string>() && std::filesystem::is_regular_file(jsonl, ec);
+        std::fprintf(stderr,
+                     "dmeval: warning: labels.tsv gives no physical address and no freed object: a "
+                     "detection at another virtual address of a labeled object (a module, init_task) or at a freed "
+                     "one counts as a false positive; score against the labels.jsonl dmlabel writes%s\n",
+                     beside ? (" beside it: " + terminal_text(jsonl)).c_str() : "");
+    }
     // Without --types, JSON detections say which types dmdetect ran (its fit records): labels of
     // other types are not scored as missed. CSV does not say: every labeled type is scored. Types
     // detected are scored whatever the fit records say (attacker 18: a record naming an odd type

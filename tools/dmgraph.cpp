@@ -32,7 +32,7 @@ const char* kUsage =
     "usage: dmgraph build DUMP -o G.dmg [--format raw|elf|lime|kdump|avml|auto] [--strict] [--no-density-bound]\n"
     "                     [--dtb ADDR]\n"
     "                     [--paging x86|pae|x64|la57] [--feature-bytes N] [--max-segment N]\n"
-    "                     [--neighbour-distance N] [--pointer-target-back N] [--quiet]\n"
+    "                     [--neighbour-distance N] [--pointer-target-back N] [--no-long-gap-nodes] [--quiet]\n"
     "       dmgraph info G.dmg\n"
     "       dmgraph nodes G.dmg [--from VADDR] [--to VADDR]\n"
     "       dmgraph dot G.dmg --around VADDR [--hops N] [--max-nodes N]\n"
@@ -74,7 +74,7 @@ int cmd_build(const std::vector<std::string>& args) {
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
         "paging", po::value<std::string>(), "x86|pae|x64|la57")(
         "feature-bytes", po::value<std::string>(), "content bytes kept per node (64)")(
-        "max-segment", po::value<std::string>(), "longest gap that still makes a node, exclusive (4096)")(
+        "max-segment", po::value<std::string>(), "gaps this long or longer make no ordinary node, one long gap's node at most (4096)")(
         "neighbour-distance", po::value<std::string>(), "ln/rn only for gaps below this (512)")(
         "pointer-target-back", po::value<std::string>(), "pointer-to-pointer-field reach (128)")(
         "no-long-gap-nodes", "no node at the start of a gap of max-segment bytes or more (memory_graph.hpp: Long gaps)")(
@@ -133,6 +133,12 @@ int cmd_info(const std::vector<std::string>& args) {
     const auto& i = g.info();
     const auto& p = g.params();
     std::printf("nodes               %u\n", g.node_count());
+    if (p.long_gap_nodes) {   // memory_graph.hpp, Long gaps: length max_segment, "at least that long"
+        const auto len = g.length();
+        std::printf("long gaps' nodes    %zu (length %u: a gap at least that long after a pointer; they feed no node)\n",
+                    static_cast<size_t>(std::count_if(len.begin(), len.end(), [&](uint32_t l) { return p.long_gap(l); })),
+                    p.long_gap_length());
+    }
     for (int k = 0; k < kEdgeKinds; ++k)
         std::printf("edges %-13s %llu\n", to_string(static_cast<EdgeKind>(k)),
                     static_cast<unsigned long long>(g.edge_count(static_cast<EdgeKind>(k))));

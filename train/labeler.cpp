@@ -999,13 +999,6 @@ void write_labels_jsonl(const std::string& path, const LabelSet& set) {
     write_file_atomically(path, s);
 }
 
-std::string jsonl_path_for(const std::string& tsv) {
-    auto slash = tsv.find_last_of('/');
-    auto dot = tsv.find_last_of('.');
-    if (dot == std::string::npos || (slash != std::string::npos && dot < slash) || dot == slash + 1)
-        return tsv + ".jsonl";
-    return tsv.substr(0, dot) + ".jsonl";
-}
 
 // ---- guest view -------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@
 //   symbols or BTF fields the walks cannot do without are InputErrors.
 #pragma once
 
+#include "detect/detect.hpp"
 #include "train/btf.hpp"
 
 #include <cstdint>
@@ -251,7 +252,6 @@ std::vector<std::string> compare_with_view(const LabelCounts& dump, const GuestV
 // same directory, then rename). Throws InputError.
 void write_labels_tsv(const std::string& path, const LabelSet& labels);
 void write_labels_jsonl(const std::string& path, const LabelSet& labels);
-// "x/labels.tsv" → "x/labels.jsonl" (any extension replaced; appended when none).
-std::string jsonl_path_for(const std::string& tsv_path);
+// (Its JSONL's path: jsonl_path_for, detect/detect.hpp.)
 
 }  // namespace deepmem

@@ -131,6 +131,13 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(ev2.status == 0);
     CHECK(ev2.out == ev.out);
     CHECK(ev2.err == "dmeval: note: the detections come from models of cred only; labels of task_struct not scored (--types to choose)\n");
+    // labels.tsv holds live objects by virtual address only: said, naming the JSONL beside it (newcomer 71)
+    write(dir / "labels.tsv", "0x10\tcred\t176\n");
+    Run evt = run("DMEVAL", (dir / "d.jsonl").string() + " " + (dir / "labels.tsv").string(), dir);
+    CHECK(evt.status == 0);
+    CHECK(evt.err.find("dmeval: warning: labels.tsv gives no physical address and no freed object") != std::string::npos);
+    CHECK(evt.err.find("beside it: " + (dir / "labels.jsonl").string() + "\n") != std::string::npos);
+    CHECK(ev.err.find("labels.tsv") == std::string::npos);
     // A fit record naming another type does not drop the detections from the score (attacker 18).
     std::string odd = slurp(dir / "d.jsonl");
     REQUIRE(odd.find("\"record\":\"fit\",\"type\":\"cred\"") != std::string::npos);

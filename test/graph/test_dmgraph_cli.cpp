@@ -105,13 +105,16 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     CHECK(i.out.find("dtb                 0x1000\n") != std::string::npos);
     CHECK(i.out.find("max_segment=4096") != std::string::npos);
     CHECK(i.out.find("long_gap_nodes=yes") != std::string::npos);
+    CHECK(i.out.find("long gaps' nodes    1 (length 4096") != std::string::npos);
     {   // --no-long-gap-nodes: the graph without S, the other nodes' rows unchanged
         const std::string without = (dir / "without.dmg").string();
         REQUIRE(dmgraph("build " + dump + " -o " + without + " --dtb 0x1000 --paging x64 --format raw --no-long-gap-nodes", dir).status == 0);
         CHECK(MemoryGraph::load(without).node_count() == 4);
         Run wn = dmgraph("nodes " + without + " --from 0xffff800000300000 --to 0xffff800000301000", dir);
         CHECK(wn.out == n.out.substr(0, n.out.rfind("0xffff8000003003f0")));
-        CHECK(dmgraph("info " + without, dir).out.find("long_gap_nodes=no") != std::string::npos);
+        const std::string wi = dmgraph("info " + without, dir).out;
+        CHECK(wi.find("long_gap_nodes=no") != std::string::npos);
+        CHECK(wi.find("long gaps' nodes") == std::string::npos);
     }
     {   // the dump path is read back from the file: shown as terminal text (attacker 13 #8)
         const fs::path odd = dir / "d\x1b[31mred\xc2\x9b.raw";

@@ -453,7 +453,7 @@ TEST_CASE("graph: long_gap_nodes round-trips in version 7; version 6 files read 
     refused(c, "is a long gap's node, which feeds no node");
     c = f;   // parameters under which it would not be a sink
     put32(c, 44, 8192);   // neighbour_distance
-    refused(c, "a long gap's node would part neighbours");
+    refused(c, "a long gap's node would stand between two nodes that are neighbours");
 }
 
 TEST_CASE("graph: save to an unwritable place is an InputError") {
