@@ -186,8 +186,6 @@ struct TruthObject {
 // labels.jsonl or labels.tsv (by content: a line starting with '{' is JSON). Throws FormatError
 // (byte offset of the bad line) or InputError (unreadable file; read_truth: a file with no label).
 std::vector<TruthObject> read_truth(const std::string& path);
-// dmlabel writes both: "x/labels.tsv" → "x/labels.jsonl" (any extension replaced; appended when none).
-std::string jsonl_path_for(const std::string& tsv_path);
 std::vector<TruthObject> parse_truth(std::span<const uint8_t> text);
 
 struct TypeScore {

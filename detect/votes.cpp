@@ -549,14 +549,6 @@ std::vector<TruthObject> parse_truth(std::span<const uint8_t> text) {
     return out;
 }
 
-std::string jsonl_path_for(const std::string& tsv) {
-    auto slash = tsv.find_last_of('/');
-    auto dot = tsv.find_last_of('.');
-    if (dot == std::string::npos || (slash != std::string::npos && dot < slash) || dot == slash + 1)
-        return tsv + ".jsonl";
-    return tsv.substr(0, dot) + ".jsonl";
-}
-
 std::vector<TruthObject> read_truth(const std::string& path) {
     std::vector<TruthObject> truth = parse_truth(read_whole_file(path, "labels"));
     // Nothing to score against is an error, not recall 1.0 (a truncated or wrong file).

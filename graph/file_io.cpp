@@ -362,4 +362,12 @@ void refuse_fd_over_inputs(int fd, const char* name, std::span<const std::string
     }
 }
 
+std::string jsonl_path_for(const std::string& tsv) {
+    auto slash = tsv.find_last_of('/');
+    auto dot = tsv.find_last_of('.');
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash) || dot == slash + 1)
+        return tsv + ".jsonl";
+    return tsv.substr(0, dot) + ".jsonl";
+}
+
 }  // namespace deepmem

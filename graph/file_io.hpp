@@ -114,4 +114,8 @@ void refuse_output_over_inputs(std::span<const std::string> outputs, std::span<c
 // `name` names it in the message. A descriptor that is not a regular file passes.
 void refuse_fd_over_inputs(int fd, const char* name, std::span<const std::string> inputs);
 
+// dmlabel writes labels.tsv and labels.jsonl side by side: "x/labels.tsv" → "x/labels.jsonl" (any
+// extension replaced; appended when none).
+std::string jsonl_path_for(const std::string& tsv_path);
+
 }  // namespace deepmem

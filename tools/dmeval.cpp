@@ -10,6 +10,7 @@
 // Types scored: --types; else, for JSON detections, the types dmdetect ran (its fit records; a note
 // names the labeled types left out); else every type in the detections or the labels.
 // Exit status: 0 success, 1 bad input, 2 usage error; errors are one line "dmeval: error: …".
+#include "graph/file_io.hpp"
 #include "detect/detect.hpp"
 #include "graph/layers.hpp"
 #include "graph/text_lines.hpp"

@@ -11,6 +11,7 @@
 // Writes LABELS.tsv (vaddr<TAB>type<TAB>size) and LABELS.jsonl beside it. With --view, the
 // dump's process/thread/fd/module counts must equal the guest's; differences are printed and the
 // exit status is 1 (the label files are still written, for inspection).
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "graph/text_lines.hpp"
 #include "train/kernel_from_dump.hpp"

@@ -21,7 +21,6 @@
 //   symbols or BTF fields the walks cannot do without are InputErrors.
 #pragma once
 
-#include "detect/detect.hpp"
 #include "train/btf.hpp"
 
 #include <cstdint>
@@ -252,6 +251,6 @@ std::vector<std::string> compare_with_view(const LabelCounts& dump, const GuestV
 // same directory, then rename). Throws InputError.
 void write_labels_tsv(const std::string& path, const LabelSet& labels);
 void write_labels_jsonl(const std::string& path, const LabelSet& labels);
-// (Its JSONL's path: jsonl_path_for, detect/detect.hpp.)
+// (Its JSONL's path: jsonl_path_for, graph/file_io.hpp.)
 
 }  // namespace deepmem

@@ -1,4 +1,5 @@
 // /proc/kallsyms parsing and the guest view file.
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "train/labeler.hpp"
 

@@ -1,6 +1,7 @@
 // The labeler's walks on a synthetic kernel: hand-built BTF (offsets unlike any real build, so
 // nothing can be hard-coded), a fake memory of kernel objects, and corruptions (loops, wild
 // pointers, unreadable objects) that must become warnings, not hangs or crashes.
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "test/train/btf_builder.hpp"
 #include "test/train/synthetic_kernel.hpp"
