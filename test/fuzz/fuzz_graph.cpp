@@ -4,8 +4,8 @@
 // raw physical image (seeds in corpus/graph: 64–128 KiB images whose page tables map them and
 // whose pages hold pointers, so mutations reach the scan and edge code). Anything but an
 // InputError must be a graph that keeps the memory_graph.hpp contract: nodes ascending and
-// disjoint, lengths in (0, max_segment), no node inside an absent run, absent runs ascending with
-// gaps, CSR rows sorted without duplicates and sources < N.
+// disjoint, lengths in (0, max_segment) or a long gap's node's, no node inside an absent run, absent
+// runs ascending with gaps, CSR rows sorted without duplicates, sources < N and never a long gap's node.
 #include "fuzz_physical.hpp"
 #include "graph/memory_graph.hpp"
 
@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         require(g.params().word_size == layer.word_size());
         require(g.info().pointer_fields <= g.info().kernel_pages * (4096 / layer.word_size()));
         for (uint32_t i = 0; i < n; ++i) {
-            require(g.length()[i] > 0 && g.length()[i] < g.params().max_segment);
+            require(g.length()[i] > 0 &&
+                    (!g.params().long_gap(g.length()[i]) || g.length()[i] == g.params().long_gap_length()));
             if (i + 1 < n) require(g.vaddr()[i] + g.length()[i] <= g.vaddr()[i + 1]);
         }
         uint64_t absent_pages = 0;
@@ -58,6 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 auto row = v.row(i);
                 for (size_t j = 0; j < row.size(); ++j) {
                     require(row[j] < n);
+                    require(!g.params().long_gap(g.length()[row[j]]));   // a sink feeds no node
                     if (j) require(row[j - 1] < row[j]);
                 }
             }
