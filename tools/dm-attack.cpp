@@ -458,9 +458,7 @@ int run(int argc, char** argv) {
         std::set<uint64_t> all_slots, mapped;
         for (const auto& [f, list] : slots)
             for (const FdSlot& sl : list) all_slots.insert(sl.entry);
-        LabelerOptions fast;
-        fast.dcache = fast.freed_tasks = fast.freed_creds = fast.freed_files = false;
-        for (const Label& l : label_kernel_objects(NoFds(mem, all_slots, W), btf, syms, fast).labels)
+        for (const Label& l : label_kernel_objects(NoFds(mem, all_slots, W), btf, syms, LabelerOptions::reached_only()).labels)
             if (l.type == "file") mapped.insert(l.vaddr);
         std::vector<uint64_t> files;
         for (const TruthObject& t : truth)

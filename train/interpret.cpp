@@ -132,11 +132,7 @@ void ObjectInterpreter::Impl::walk_views() {
         notes.push_back("no kernel symbols (none in the dump, no --kallsyms): hidden objects not looked for");
         return;
     }
-    LabelerOptions o;
-    o.dcache = false;
-    o.freed_tasks = false;
-    o.freed_creds = false;
-    o.freed_files = false;
+    const LabelerOptions o = LabelerOptions::reached_only();
     LabelSet set;
     try {
         set = label_kernel_objects(mem, btf, *syms, o);

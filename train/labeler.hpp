@@ -230,6 +230,13 @@ struct LabelerOptions {
     bool dcache = true;             // also label every hashed dentry (dentry_hashtable)
     bool tasks_only = false;        // pslist: init_task, init_task.tasks and the thread groups only
                                     // (no idle tasks, task objects, modules, dcache, slab caches)
+    // The live objects the kernel's lists and tables reach, no dcache and no freelist: what the
+    // interpreter's views and dm-attack's mapped files need (a freelist walk added here is off there).
+    static LabelerOptions reached_only() {
+        LabelerOptions o;
+        o.dcache = o.freed_tasks = o.freed_creds = o.freed_files = false;
+        return o;
+    }
 };
 
 // The next free object after the one whose free pointer is the word at `at`, read as `stored`
