@@ -5,7 +5,7 @@
 //                 [--paging x86|pae|x64|la57] [--feature-bytes 64] [--max-segment 4096] [--neighbour-distance 512]
 //                 [--pointer-target-back 128]
 //   dmgraph info G.dmg
-//   dmgraph nodes G.dmg [--from VADDR] [--to VADDR]     TSV: vaddr paddr length ln rn lp rp
+//   dmgraph nodes G.dmg [--from VADDR] [--to VADDR]     TSV: vaddr paddr length ln rn lp rp kind
 //   dmgraph dot G.dmg --around VADDR [--hops 2] [--max-nodes 400]
 // Exit status: 0 ok, 1 bad input, 2 usage error; errors are one line "dmgraph: error: …" (tools/cli.hpp).
 #include "graph/memory_budget.hpp"
@@ -203,7 +203,10 @@ int cmd_nodes(const std::vector<std::string>& args) {
     uint64_t from = vm.count("from") ? parse_address(vm["from"].as<std::string>(), "--from") : 0;
     uint64_t to = vm.count("to") ? parse_address(vm["to"].as<std::string>(), "--to") : ~uint64_t{0};
     auto [first, last] = g.nodes_between(from, to);
-    std::string out = "vaddr\tpaddr\tlength\tln\trn\tlp\trp\n";
+    // kind: "segment", or "long_gap" — a long gap's node (memory_graph.hpp, Long gaps): its length is
+    // the least the gap runs, and it feeds no node.
+    const GraphParams& p = g.params();
+    std::string out = "vaddr\tpaddr\tlength\tln\trn\tlp\trp\tkind\n";
     for (uint32_t n = first; n < last; ++n) {
         out += hex(g.vaddr()[n]);
         out += '\t';
@@ -214,7 +217,7 @@ int cmd_nodes(const std::vector<std::string>& args) {
             out += '\t';
             out += sources_vaddrs(g, static_cast<EdgeKind>(k), n);
         }
-        out += '\n';
+        out += p.long_gap(g.length()[n]) ? "\tlong_gap\n" : "\tsegment\n";
         if (out.size() > (1u << 20)) {
             std::fwrite(out.data(), 1, out.size(), stdout);
             out.clear();
@@ -242,8 +245,8 @@ int cmd_dot(const std::vector<std::string>& args) {
     std::printf("digraph memory_graph {\n  node [shape=box, fontname=\"monospace\"];\n");
     if (around_centre.truncated) std::printf("  // truncated at %u nodes (--max-nodes)\n", max_nodes);
     for (uint32_t n : picked)
-        std::printf("  n%u [label=\"%s\\nlen %u\"%s];\n", n, hex(g.vaddr()[n]).c_str(), g.length()[n],
-                    n == *centre ? ", style=bold, color=red" : "");
+        std::printf("  n%u [label=\"%s\\nlen %u%s\"%s];\n", n, hex(g.vaddr()[n]).c_str(), g.length()[n],
+                    g.params().long_gap(g.length()[n]) ? "+ (long gap)" : "", n == *centre ? ", style=bold, color=red" : "");
     for (int k = 0; k < kEdgeKinds; ++k) {
         CsrView v = g.in(static_cast<EdgeKind>(k));
         for (uint32_t n : picked)

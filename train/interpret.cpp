@@ -327,10 +327,26 @@ void ObjectInterpreter::Impl::cred_ids(FieldList& fl, uint64_t c,
     }
 }
 
+// `freed` (Fields): true when `count` is 0 — no reference left, on its cache's freelist or on its way
+// there — null when the count was not read.
+static void references(FieldList& fl, const char* key, const std::optional<uint64_t>& member,
+                const std::optional<int64_t>& count, const char* unread) {
+    if (!member) fl.absent(key);
+    else if (!count) fl.null(key, unread);
+    else if (*count < 0) fl.null(key, "negative");
+    else fl.num(key, *count);
+    if (count && *count >= 0) fl.boolean("freed", *count == 0, "FREED", "no");
+    else fl.out.push_back({"freed", "null", ""});
+}
+
 std::vector<ObjectField> ObjectInterpreter::Impl::cred(uint64_t c) {
     FieldList fl;
     cred_ids(fl, c, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"suid", L.cred_suid}, {"sgid", L.cred_sgid},
                      {"euid", L.cred_euid}, {"egid", L.cred_egid}, {"fsuid", L.cred_fsuid}, {"fsgid", L.cred_fsgid}});
+    std::optional<int64_t> usage;   // atomic_t; atomic_long_t since 6.8, whose low 4 bytes (x86 is little-endian)
+    if (L.cred_usage)
+        if (auto v = word(c + *L.cred_usage, 4)) usage = static_cast<int32_t>(*v);
+    references(fl, "usage", L.cred_usage, usage, "unreadable");
     return fl.finish();
 }
 
@@ -478,6 +494,13 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
     else if (*in == 0) fl.null("inode", "no inode");
     else if (auto ino = kernel(*in) ? word(*in + *L.i_ino, psize) : std::nullopt; !ino) fl.null("inode", "inode unreadable");
     else fl.out.push_back({"inode", std::to_string(*ino), std::to_string(*ino)});
+    std::optional<int64_t> refs;   // file_count(): KernelLayout::file_references
+    if (L.f_count)
+        if (auto v = word(f + *L.f_count, *L.f_count_size)) {
+            const uint64_t r = L.file_references(*v);
+            refs = !L.f_count_is_ref && *L.f_count_size < 8 ? int64_t(int32_t(r)) : int64_t(r);
+        }
+    references(fl, "refs", L.f_count, refs, "f_count unreadable");
 
     walk_views();
     if (have_view) {
@@ -487,10 +510,8 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
         const bool reached = fd_files.count(p) || mapped_files.count(p);
         const std::vector<std::string> missing =
             reached ? std::vector<std::string>{} : std::vector<std::string>{"fd_tables", "mappings"};
-        std::optional<uint64_t> count;
-        if (L.f_count) count = word(f + *L.f_count, *L.f_count_size);
-        if (!count) fl.out.push_back({"hidden", "null", ""});
-        else fl.boolean("hidden", !reached && *count != 0, "HIDDEN", "no");
+        if (!refs || *refs < 0) fl.out.push_back({"hidden", "null", ""});
+        else fl.boolean("hidden", !reached && *refs != 0, "HIDDEN", "no");
         fl.list("missing_from", missing);
     }
     return fl.finish();

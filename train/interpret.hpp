@@ -10,9 +10,15 @@
 //               task_struct  pid, tgid, ppid (real_parent's tgid), comm, uid, gid, euid (real_cred),
 //                            state (ps letter R S D T t X Z P I), start_time (s since boot),
 //                            kernel_thread (PF_KTHREAD), group_leader, then the cross-view
-//               file         path, flags (f_flags), pos (f_pos), inode (i_ino), then the cross-view
+//               file         path, flags (f_flags), pos (f_pos), inode (i_ino), refs (file_count():
+//                            f_count, or 6.13's f_ref read as file_ref_read() does,
+//                            KernelLayout::file_references), freed, then the cross-view
 //               dentry       name, path (up to its filesystem's root), fs
-//               cred         uid, gid, suid, sgid, euid, egid, fsuid, fsgid
+//               cred         uid, gid, suid, sgid, euid, egid, fsuid, fsgid, usage, freed
+//             freed: true when refs or usage is 0 — no reference left: an object put for the last
+//             time, on its slab's freelist or on its way there (put_cred_rcu, __fput), whose bytes
+//             the allocator has not reused; what dmlabel labels "freed" (train/labeler.hpp). null
+//             when the count was not read.
 //               mm_struct    exe (exe_file's path), mappings (map_count)
 //               module       name, size (bytes, as /proc/modules), state (live coming going unformed),
 //                            then the cross-view
@@ -40,7 +46,7 @@
 //             module       view "modules" (the modules list); hidden when it misses the module.
 //             file         views "fd_tables" (an fd of a task that "tasks" reaches), "mappings"
 //                          (a VMA's vm_file or an mm's exe_file of such a task); hidden when both
-//                          miss a file still referenced (f_count > 0).
+//                          miss a file still referenced (refs > 0).
 //             Objects are compared by physical address (a detection names the direct-map alias,
 //             a list may name the kernel-image one, e.g. init_task).
 //   Bounds    Every list and chain is bounded and loop-checked; a corrupt or planted value ends

@@ -70,6 +70,12 @@ struct KernelLayout {
     std::optional<uint64_t> f_mnt, f_flags, f_pos, f_inode;   // file (f_path.mnt, u32, loff_t, pointer)
     std::optional<uint64_t> f_count, f_count_size;            // file.f_count (atomic_long_t), or f_ref
     bool f_count_is_ref = false;   // f_ref (include/linux/file_ref.h): 0 is one reference, not none
+    // The file's references from the f_count_size-byte word read at f_count, as the kernel's
+    // file_count() gives them: f_count as it is; f_ref (6.13+, include/linux/file_ref.h
+    // file_ref_read()) the word + 1 below FILE_REF_RELEASED (the top three bits 110: released,
+    // 111: dead or no reference — a freed file), else 0. 0: no reference, the file is freed or
+    // being freed (__fput).
+    uint64_t file_references(uint64_t raw) const noexcept;
     std::optional<uint64_t> i_ino;                            // inode (unsigned long)
     std::optional<uint64_t> d_parent, d_sb, d_inode;          // dentry
     std::optional<uint64_t> s_type, fs_type_name;             // super_block.s_type, file_system_type.name

@@ -893,13 +893,14 @@ void Walker::freed_creds(uint64_t init_task) {
 
 // Freed files: free slots of filp (fs/file_table.c) that still hold a file. __fput() drops the
 // dentry and mount references and file_free() returns the object to filp without clearing it, so
-// a freed file keeps its f_path and f_inode pointers and f_count 0; SLUB overwrites one word with
+// a freed file keeps its f_path and f_inode pointers and no reference (f_count 0; f_ref dead,
+// KernelLayout::file_references); SLUB overwrites one word with
 // the freelist pointer. A never-used slot has no inode. (A cache merged with another's slots: the
 // three checks tell files apart.) Files no fd table or mapping reaches are also held by sockets
 // and pipes in flight, the kernel's own users, ….
 void Walker::freed_files(uint64_t init_task) {
-    if (!L_.f_inode || !L_.f_mnt || !L_.f_count || L_.f_count_is_ref) {   // (a dead f_ref is not 0: not read here)
-        warn("freed files not labeled: BTF lacks file.f_inode, file.f_path.mnt or file.f_count");
+    if (!L_.f_inode || !L_.f_mnt || !L_.f_count) {
+        warn("freed files not labeled: BTF lacks file.f_inode, file.f_path.mnt or file.f_count (f_ref)");
         return;
     }
     freed_objects(init_task, "file", L_.file_size, "filp", "filp_cachep", "files", out_.file_slab,
@@ -907,7 +908,7 @@ void Walker::freed_files(uint64_t init_task) {
                       auto inode = ptr(obj + *L_.f_inode), mnt = ptr(obj + *L_.f_mnt);
                       if (!inode || !plausible(*inode) || !mnt || !plausible(*mnt)) return false;
                       auto count = word(obj + *L_.f_count, *L_.f_count_size);
-                      return count && *count == 0;
+                      return count && L_.file_references(*count) == 0;
                   });
 }
 

@@ -87,14 +87,14 @@ TEST_CASE("graph: dmgraph build, info, nodes and dot on a raw dump with page tab
     Run n = dmgraph("nodes " + out + " --from 0xffff800000300000 --to 0xffff800000301000", dir);
     CHECK(n.status == 0);
     CHECK(n.out ==
-          "vaddr\tpaddr\tlength\tln\trn\tlp\trp\n"
-          "0xffff800000300000\t0x300000\t32\t\t0xffff800000300028\t0xffff800000300000\t0xffff800000300050\n"
-          "0xffff800000300028\t0x300028\t32\t0xffff800000300000\t0xffff800000300050\t0xffff800000300050\t0xffff800000300088\n"
+          "vaddr\tpaddr\tlength\tln\trn\tlp\trp\tkind\n"
+          "0xffff800000300000\t0x300000\t32\t\t0xffff800000300028\t0xffff800000300000\t0xffff800000300050\tsegment\n"
+          "0xffff800000300028\t0x300028\t32\t0xffff800000300000\t0xffff800000300050\t0xffff800000300050\t0xffff800000300088\tsegment\n"
           "0xffff800000300050\t0x300050\t40\t0xffff800000300028\t0xffff800000300088\t0xffff800000300088\t"
-          "0xffff800000300000,0xffff800000300028\n"
+          "0xffff800000300000,0xffff800000300028\tsegment\n"
           "0xffff800000300088\t0x300088\t864\t0xffff800000300050\t\t0xffff800000300000,0xffff800000300028\t"
-          "0xffff800000300000\n"
-          "0xffff8000003003f0\t0x3003f0\t4096\t0xffff800000300088\t\t0xffff800000300000\t\n");   // S: edges in, none out
+          "0xffff800000300000\tsegment\n"
+          "0xffff8000003003f0\t0x3003f0\t4096\t0xffff800000300088\t\t0xffff800000300000\t\tlong_gap\n");   // S: edges in, none out
 
     Run i = dmgraph("info " + out, dir);
     CHECK(i.status == 0);

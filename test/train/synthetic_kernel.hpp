@@ -73,7 +73,8 @@ struct Off {
                               cred_free_word = 40, cred_stride = 96, file_free_word = 128, file_stride = 256;
 };
 
-inline btf::Btf synthetic_btf(bool with_thread_head = true) {
+// f_ref: the file's count is 6.13's file_ref_t f_ref (include/linux/file_ref.h) in place of f_count.
+inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false) {
     BtfBuilder b;
     uint32_t i32 = b.int_type("int", 4, 32);
     uint32_t u32 = b.int_type("unsigned int", 4, 32, false);
@@ -105,7 +106,7 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true) {
     uint32_t path = b.struct_("path", 16, {{"mnt", vp, 0}, {"dentry", vp, 64}});
     b.struct_("file", 232, {{"f_path", path, Off::f_path * 8}, {"f_flags", u32, Off::f_flags * 8},
                             {"f_pos", l, Off::f_pos * 8}, {"f_inode", vp, Off::f_inode * 8},
-                            {"f_count", l, Off::f_count * 8}});
+                            {f_ref ? "f_ref" : "f_count", l, Off::f_count * 8}});
     b.struct_("inode", 64, {{"i_ino", l, Off::i_ino * 8}});
     b.struct_("super_block", 64, {{"s_type", vp, Off::s_type * 8}});
     b.struct_("file_system_type", 16, {{"name", vp, 0}});

@@ -223,6 +223,20 @@ TEST_CASE("interpret: planted and inconsistent values are marked bad, never made
     f = json_of(in.fields("cred", w.at["init_cred"]));
     CHECK(f["fsgid"] == "null");
     CHECK(f["uid"] == "0");
+    {   // usage: 0 is a freed cred (put for the last time), anything above is live.
+        const uint64_t usage0 = w.mem.word(w.at["init_cred"], 4).value();
+        w.mem.put(w.at["init_cred"], 3, 4);
+        ObjectInterpreter live(w.mem, w.btf, &syms);
+        auto g = json_of(live.fields("cred", w.at["init_cred"]));
+        CHECK(g["usage"] == "3");
+        CHECK(g["freed"] == "false");
+        w.mem.put(w.at["init_cred"], 0, 4);
+        ObjectInterpreter freed(w.mem, w.btf, &syms);
+        g = json_of(freed.fields("cred", w.at["init_cred"]));
+        CHECK(g["usage"] == "0");
+        CHECK(g["freed"] == "true");
+        w.mem.put(w.at["init_cred"], usage0, 4);
+    }
     // A dentry chain that loops (a → b → a) ends in "bad", not a hang.
     const uint64_t a = w.dentry("a"), b = w.dentry("b");
     w.mem.put(a + Off::d_name + 4, 1, 4);   // d_name.len
@@ -299,6 +313,25 @@ TEST_CASE("interpret: file paths across mounts, pseudo files, mm and modules") {
     // Not reached by any fd table or mapping, still referenced: hidden.
     CHECK(f["hidden"] == "true");
     CHECK(f["missing_from"] == "[\"fd_tables\",\"mappings\"]");
+    CHECK(f["refs"] == "1");
+    CHECK(f["freed"] == "false");
+    {   // No reference left (a freed file on filp's freelist): freed, and not hidden though no view reaches it.
+        w.mem.put(f1 + Off::f_count, 0);
+        ObjectInterpreter again(w.mem, w.btf, &syms);
+        auto g = json_of(again.fields("file", f1));
+        CHECK(g["refs"] == "0");
+        CHECK(g["freed"] == "true");
+        CHECK(g["hidden"] == "false");
+        CHECK(g["path"] == "\"/etc/passwd\"");   // its f_path still reads
+        w.mem.put(f1 + Off::f_count, uint64_t(-3));   // a corrupt count: null, in "bad", neither freed nor hidden
+        ObjectInterpreter bad(w.mem, w.btf, &syms);
+        auto h = json_of(bad.fields("file", f1));
+        CHECK(h["refs"] == "null");
+        CHECK(h["freed"] == "null");
+        CHECK(h["hidden"] == "null");
+        CHECK(h["bad"].find("refs: negative") != std::string::npos);
+        w.mem.put(f1 + Off::f_count, 1);
+    }
     CHECK(json_of(in.fields("file", f2))["path"] == "\"/data/x\"");
     CHECK(json_of(in.fields("file", f3))["path"] == "\"pipe:[4242]\"");
     f = json_of(in.fields("dentry", passwd));

@@ -167,14 +167,16 @@ TEST_CASE("freed creds: cred_jar's freelists, corrupt chains end in warnings") {
     }
 }
 
+// The vaddrs of the freed files labeled.
+static std::set<uint64_t> freed_files(const LabelSet& s) {
+    std::set<uint64_t> out;
+    for (const auto& l : s.labels)
+        if (l.type == "file" && l.freed) out.insert(l.vaddr);
+    return out;
+}
+
 TEST_CASE("freed files: filp's freelists; a slot with a reference, no inode or no mount is not labeled") {
     const auto btf = synthetic_btf();
-    auto freed_files = [](const LabelSet& s) {
-        std::set<uint64_t> out;
-        for (const auto& l : s.labels)
-            if (l.type == "file" && l.freed) out.insert(l.vaddr);
-        return out;
-    };
     {
         World w;
         LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
@@ -190,6 +192,29 @@ TEST_CASE("freed files: filp's freelists; a slot with a reference, no inode or n
         CHECK(s.file_slab.free_objects == 2);
         CHECK(s.file_slab.freed_intact == 0);
     }
+}
+
+TEST_CASE("freed files on a 6.13+ kernel: f_ref counts from 0, a freed file's is dead (include/linux/file_ref.h)") {
+    const auto btf = synthetic_btf(true, true);
+    const KernelLayout L(btf);
+    CHECK(L.f_count_is_ref);
+    CHECK(L.file_references(0) == 1);                        // FILE_REF_ONEREF
+    CHECK(L.file_references(0x7fffffffffffffffull) == 0x8000000000000000ull);   // FILE_REF_MAXREF
+    CHECK(L.file_references(0xa000000000000000ull) == 0xa000000000000001ull);   // saturated: still referenced
+    CHECK(L.file_references(0xc000000000000000ull) == 0);   // FILE_REF_RELEASED
+    CHECK(L.file_references(0xe000000000000000ull) == 0);   // FILE_REF_DEAD
+    CHECK(L.file_references(~0ull) == 0);                    // FILE_REF_NOREF
+    CHECK(KernelLayout(synthetic_btf()).file_references(0) == 0);   // f_count: 0 is none
+    World w;
+    {   // fobj0's count 0: one reference under f_ref, so not freed
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(freed_files(s).empty());
+        CHECK(std::none_of(s.warnings.begin(), s.warnings.end(),
+                           [](const std::string& x) { return x.find("freed files not labeled") != std::string::npos; }));
+    }
+    w.mem.put(w.at["fobj0"] + Off::f_count, 0xe000000000000000ull);   // what file_ref_put leaves: dead
+    LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+    CHECK(freed_files(s) == std::set<uint64_t>{w.at["fobj0"]});
 }
 
 TEST_CASE("corrupt lists end in warnings, not hangs") {
