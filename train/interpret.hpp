@@ -15,10 +15,14 @@
 //                            KernelLayout::file_references), freed, then the cross-view
 //               dentry       name, path (up to its filesystem's root), fs
 //               cred         uid, gid, suid, sgid, euid, egid, fsuid, fsgid, usage, freed
-//             freed: true when refs or usage is 0 — no reference left: an object put for the last
-//             time, on its slab's freelist or on its way there (put_cred_rcu, __fput), whose bytes
-//             the allocator has not reused; what dmlabel labels "freed" (train/labeler.hpp). null
-//             when the count was not read.
+//             refs and usage are the kernel's counts (cred.usage is 4 bytes, 8 since 6.8; a signed
+//             count below 0 is null, "negative"). freed: true for a count of 0 on its cache's
+//             freelist (cred_jar, filp: the object dmlabel labels "freed", put for the last time,
+//             its bytes not yet reused), or when the kernel's symbols are missing and nothing can
+//             corroborate it; false for a count above 0; null when the count was not read, and,
+//             with the reason in "bad", for a count of 0 on an object the kernel's lists reach or
+//             on no freelist (an RCU free still pending, or a written count: one word must not
+//             make a live object read as freed).
 //               mm_struct    exe (exe_file's path), mappings (map_count)
 //               module       name, size (bytes, as /proc/modules), state (live coming going unformed),
 //                            then the cross-view
@@ -46,7 +50,9 @@
 //             module       view "modules" (the modules list); hidden when it misses the module.
 //             file         views "fd_tables" (an fd of a task that "tasks" reaches), "mappings"
 //                          (a VMA's vm_file or an mm's exe_file of such a task); hidden when both
-//                          miss a file still referenced (refs > 0).
+//                          miss a file still referenced (refs > 0, or an f_count below 0:
+//                          the kernel never frees it); null for a count of 0 on no freelist
+//                          (freed above).
 //             Objects are compared by physical address (a detection names the direct-map alias,
 //             a list may name the kernel-image one, e.g. init_task).
 //   Bounds    Every list and chain is bounded and loop-checked; a corrupt or planted value ends

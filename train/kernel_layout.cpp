@@ -116,7 +116,7 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     cred_egid = opt("cred", "egid");
     cred_fsuid = opt("cred", "fsuid");
     cred_fsgid = opt("cred", "fsgid");
-    cred_usage = opt("cred", "usage");
+    if ((cred_usage = opt("cred", "usage"))) cred_usage_size = member_size("cred", "usage");
     cred_user_ns = opt("cred", "user_ns");
     f_mnt = opt("file", "f_path.mnt");
     f_flags = opt("file", "f_flags");

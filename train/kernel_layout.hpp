@@ -64,9 +64,9 @@ struct KernelLayout {
     std::optional<uint64_t> start_time;                       // task_struct, u64 ns since boot
     std::optional<uint64_t> cred_uid, cred_gid, cred_suid, cred_sgid, cred_euid, cred_egid,
         cred_fsuid, cred_fsgid;                               // cred, kuid_t/kgid_t (u32)
-    // cred.usage (atomic_t, 4 bytes; atomic_long_t since 6.8: its low 4 bytes) and cred.user_ns,
+    // cred.usage (atomic_t, 4 bytes; atomic_long_t since 6.8, cred_usage_size 8) and cred.user_ns,
     // for telling a freed cred on cred_jar's freelists from a never-used slot.
-    std::optional<uint64_t> cred_usage, cred_user_ns;
+    std::optional<uint64_t> cred_usage, cred_usage_size, cred_user_ns;
     std::optional<uint64_t> f_mnt, f_flags, f_pos, f_inode;   // file (f_path.mnt, u32, loff_t, pointer)
     std::optional<uint64_t> f_count, f_count_size;            // file.f_count (atomic_long_t), or f_ref
     bool f_count_is_ref = false;   // f_ref (include/linux/file_ref.h): 0 is one reference, not none

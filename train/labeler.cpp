@@ -886,7 +886,7 @@ void Walker::freed_creds(uint64_t init_task) {
                       auto ns = ptr(obj + *L_.cred_user_ns);
                       if (!ns || !plausible(*ns)) return false;
                       if (!L_.cred_usage) return true;
-                      auto u = word(obj + *L_.cred_usage, 4);
+                      auto u = word(obj + *L_.cred_usage, *L_.cred_usage_size);
                       return u && *u == 0;
                   });
 }

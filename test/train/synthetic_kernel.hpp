@@ -73,8 +73,9 @@ struct Off {
                               cred_free_word = 40, cred_stride = 96, file_free_word = 128, file_stride = 256;
 };
 
-// f_ref: the file's count is 6.13's file_ref_t f_ref (include/linux/file_ref.h) in place of f_count.
-inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false) {
+// f_ref: the file's count is 6.13's file_ref_t f_ref (include/linux/file_ref.h) in place of f_count;
+// long_usage: cred.usage is 6.8's atomic_long_t (8 bytes) in place of atomic_t.
+inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false, bool long_usage = false) {
     BtfBuilder b;
     uint32_t i32 = b.int_type("int", 4, 32);
     uint32_t u32 = b.int_type("unsigned int", 4, 32, false);
@@ -98,7 +99,7 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false) 
     b.struct_("signal_struct", 64, {{"thread_head", list, Off::thread_head * 8}});
     b.struct_("mm_struct", 128, {{"mmap_base", l, 0}, {"map_count", i32, Off::map_count * 8},
                                  {"exe_file", vp, Off::exe_file * 8}});
-    b.struct_("cred", 96, {{"usage", i32, 0}, {"uid", u32, Off::cred_uid * 8}, {"gid", u32, Off::cred_gid * 8},
+    b.struct_("cred", 96, {{"usage", long_usage ? l : i32, 0}, {"uid", u32, Off::cred_uid * 8}, {"gid", u32, Off::cred_gid * 8},
                            {"euid", u32, Off::cred_euid * 8}, {"fsgid", u32, Off::cred_fsgid * 8},
                            {"user_ns", vp, Off::cred_user_ns * 8}});
     b.struct_("files_struct", 64, {{"fdt", vp, Off::fdt * 8}});

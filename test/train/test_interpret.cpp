@@ -223,19 +223,36 @@ TEST_CASE("interpret: planted and inconsistent values are marked bad, never made
     f = json_of(in.fields("cred", w.at["init_cred"]));
     CHECK(f["fsgid"] == "null");
     CHECK(f["uid"] == "0");
-    {   // usage: 0 is a freed cred (put for the last time), anything above is live.
+    {   // usage: 0 is a freed cred only on cred_jar's freelist (cobj0); on a cred a task uses, a contradiction.
+        auto g = json_of(in.fields("cred", w.at["cobj0"]));
+        CHECK(g["usage"] == "0");
+        CHECK(g["freed"] == "true");
         const uint64_t usage0 = w.mem.word(w.at["init_cred"], 4).value();
         w.mem.put(w.at["init_cred"], 3, 4);
         ObjectInterpreter live(w.mem, w.btf, &syms);
-        auto g = json_of(live.fields("cred", w.at["init_cred"]));
+        g = json_of(live.fields("cred", w.at["init_cred"]));
         CHECK(g["usage"] == "3");
         CHECK(g["freed"] == "false");
-        w.mem.put(w.at["init_cred"], 0, 4);
-        ObjectInterpreter freed(w.mem, w.btf, &syms);
-        g = json_of(freed.fields("cred", w.at["init_cred"]));
+        w.mem.put(w.at["init_cred"], 0, 4);   // init_task's real_cred
+        ObjectInterpreter zero(w.mem, w.btf, &syms);
+        g = json_of(zero.fields("cred", w.at["init_cred"]));
         CHECK(g["usage"] == "0");
-        CHECK(g["freed"] == "true");
+        CHECK(g["freed"] == "null");
+        CHECK(g["bad"].find("freed: usage 0 but a listed task or a reached file uses it") != std::string::npos);
+        w.mem.put(w.at["init_cred"], 0xfffffffeu, 4);
+        ObjectInterpreter neg(w.mem, w.btf, &syms);
+        g = json_of(neg.fields("cred", w.at["init_cred"]));
+        CHECK(g["usage"] == "null");
+        CHECK(g["bad"].find("usage: negative") != std::string::npos);
         w.mem.put(w.at["init_cred"], usage0, 4);
+        // 6.8+: usage is 8 bytes; 2^32 references are 2^32, not 0 (attacker 72 F4).
+        const btf::Btf long_usage = synthetic_btf(true, false, true);
+        w.mem.put(w.at["init_cred"], uint64_t{1} << 32);
+        ObjectInterpreter wide(w.mem, long_usage, &syms);
+        g = json_of(wide.fields("cred", w.at["init_cred"]));
+        CHECK(g["usage"] == "4294967296");
+        CHECK(g["freed"] == "false");
+        w.mem.put(w.at["init_cred"], usage0);
     }
     // A dentry chain that loops (a → b → a) ends in "bad", not a hang.
     const uint64_t a = w.dentry("a"), b = w.dentry("b");
@@ -315,20 +332,30 @@ TEST_CASE("interpret: file paths across mounts, pseudo files, mm and modules") {
     CHECK(f["missing_from"] == "[\"fd_tables\",\"mappings\"]");
     CHECK(f["refs"] == "1");
     CHECK(f["freed"] == "false");
-    {   // No reference left (a freed file on filp's freelist): freed, and not hidden though no view reaches it.
-        w.mem.put(f1 + Off::f_count, 0);
-        ObjectInterpreter again(w.mem, w.btf, &syms);
-        auto g = json_of(again.fields("file", f1));
+    {   // refs 0: freed only on filp's freelist (fobj0, as the labeler finds it); elsewhere a contradiction in "bad"
+        auto g = json_of(in.fields("file", w.at["fobj0"]));
         CHECK(g["refs"] == "0");
         CHECK(g["freed"] == "true");
-        CHECK(g["hidden"] == "false");
+        w.mem.put(f1 + Off::f_count, 0);   // a live file's count written to 0: no freelist holds it
+        ObjectInterpreter again(w.mem, w.btf, &syms);
+        g = json_of(again.fields("file", f1));
+        CHECK(g["refs"] == "0");
+        CHECK(g["freed"] == "null");
+        CHECK(g["bad"].find("freed: refs 0 but on no freelist of filp") != std::string::npos);
+        CHECK(g["hidden"] == "null");   // not judged: the count contradicts itself
         CHECK(g["path"] == "\"/etc/passwd\"");   // its f_path still reads
-        w.mem.put(f1 + Off::f_count, uint64_t(-3));   // a corrupt count: null, in "bad", neither freed nor hidden
+        w.mem.put(w.at["fa"] + Off::f_count, 0);   // fd 0 of PID 1 holds it
+        g = json_of(again.fields("file", w.at["fa"]));
+        CHECK(g["freed"] == "null");
+        CHECK(g["bad"].find("freed: refs 0 but an fd table or a mapping holds it") != std::string::npos);
+        w.mem.put(w.at["fa"] + Off::f_count, 1);
+        // A negative count (one byte: the sign bit) is shown null, and still keeps the file alive: hidden.
+        w.mem.put(f1 + Off::f_count, 0x8000000000000001ull);
         ObjectInterpreter bad(w.mem, w.btf, &syms);
         auto h = json_of(bad.fields("file", f1));
         CHECK(h["refs"] == "null");
         CHECK(h["freed"] == "null");
-        CHECK(h["hidden"] == "null");
+        CHECK(h["hidden"] == "true");
         CHECK(h["bad"].find("refs: negative") != std::string::npos);
         w.mem.put(f1 + Off::f_count, 1);
     }
