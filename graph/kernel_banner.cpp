@@ -120,14 +120,18 @@ std::string kernel_version_of(std::string_view release) {
 }
 
 std::string kernel_flavour_of(std::string_view release) {
-    // The first '-'-separated part (the version, e.g. "6.1.0" or "6.12.11+deb12") never counts.
-    size_t p = release.find('-');
-    while (p != std::string_view::npos) {
-        const char c = p + 1 < release.size() ? release[p + 1] : '\0';
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return std::string(release.substr(p + 1));
-        p = release.find('-', p + 1);
+    // "<version>[-<abi>][-<flavour>]": the version never counts; the ABI is the part after it when it
+    // starts with a digit and more follows ("47", "0.deb11.50"); the flavour is the rest, which may
+    // start with a digit itself (Debian's i386 "686", "686-pae").
+    const size_t v = release.find('-');
+    if (v == std::string_view::npos) return {};
+    std::string_view rest = release.substr(v + 1);
+    const size_t a = rest.find('-');
+    if (!rest.empty() && rest[0] >= '0' && rest[0] <= '9') {
+        if (a == std::string_view::npos) return {};   // an ABI alone
+        rest = rest.substr(a + 1);
     }
-    return {};
+    return std::string(rest);
 }
 
 std::string kernel_flavour_of(const KernelBanner& banner) {

@@ -61,9 +61,10 @@ struct KernelBanner {
 // "6.1" of "6.1.0-47-amd64" (major.minor, the kernel version that decides struct layouts first);
 // empty when the release does not start with "N.N".
 std::string kernel_version_of(std::string_view release);
-// The build flavour of a Debian-style release: the '-'-separated parts after the version and ABI
-// that start with a letter, "rt-amd64" of "6.1.0-57-rt-amd64", "amd64" of "6.12.11+deb12-amd64";
-// empty when there are none.
+// The build flavour of a Debian-style release "<version>[-<abi>][-<flavour>]": the parts after the
+// version and the ABI (a part starting with a digit, followed by more), "rt-amd64" of
+// "6.1.0-57-rt-amd64", "amd64" of "6.12.11+deb12-amd64", "686-pae" of "6.1.0-50-686-pae", "686" of
+// "6.1.0-0.deb11.50-686"; empty when there are none.
 std::string kernel_flavour_of(std::string_view release);
 // The flavour of a banner's kernel: kernel_flavour_of(release) when the release and UTS_VERSION
 // agree on PREEMPT_RT, else empty (an edited banner names no flavour). include/generated/compile.h

@@ -84,6 +84,12 @@ TEST_CASE("graph: kernel version and flavour of a release") {
     CHECK(kernel_flavour_of("6.1.0-47-cloud-amd64") == "cloud-amd64");
     CHECK(kernel_flavour_of("6.12.11+deb12-amd64") == "amd64");
     CHECK(kernel_flavour_of("6.1.0") == "");
+    CHECK(kernel_flavour_of("6.1.0-47") == "");   // an ABI alone
+    // Debian's i386 flavours start with a digit: the part after the ABI is the flavour all the same.
+    CHECK(kernel_flavour_of("6.1.0-50-686-pae") == "686-pae");
+    CHECK(kernel_flavour_of("6.1.0-50-686") == "686");
+    CHECK(kernel_flavour_of("6.1.0-0.deb11.50-686-pae") == "686-pae");
+    CHECK(kernel_flavour_of("6.1.0-57-rt-686-pae") == "rt-686-pae");
     // the banner's flavour: the release's and UTS_VERSION's PREEMPT_RT must agree
     auto flavour = [](const std::string& release, const std::string& version) {
         auto b = KernelBanner::parse("Linux version " + release + " (b@h) (gcc 12) " + version + "\n");
