@@ -198,7 +198,8 @@ uint64_t KernelLayout::member_size(const char* s, const char* path) const {
 
 uint64_t KernelLayout::file_references(uint64_t raw) const noexcept {
     if (!f_count_is_ref) return raw;
-    const unsigned bits = f_count_size && *f_count_size < 8 ? unsigned(*f_count_size) * 8 : 64;
+    // A BTF's member size (the dump's own BTF may be planted): 1 to 7 bytes as they are, else 8.
+    const unsigned bits = f_count_size && *f_count_size >= 1 && *f_count_size < 8 ? unsigned(*f_count_size) * 8 : 64;
     const uint64_t released = uint64_t(0xC) << (bits - 4);   // FILE_REF_RELEASED: 0xC000…
     if (bits < 64) raw &= (uint64_t(1) << bits) - 1;
     return raw >= released ? 0 : raw + 1;

@@ -205,6 +205,14 @@ TEST_CASE("freed files on a 6.13+ kernel: f_ref counts from 0, a freed file's is
     CHECK(L.file_references(0xe000000000000000ull) == 0);   // FILE_REF_DEAD
     CHECK(L.file_references(~0ull) == 0);                    // FILE_REF_NOREF
     CHECK(KernelLayout(synthetic_btf()).file_references(0) == 0);   // f_count: 0 is none
+    {   // a planted BTF's sizes: 4 bytes (32-bit f_ref), and 0 (no shift past the word)
+        KernelLayout odd(btf);
+        odd.f_count_size = 4;
+        CHECK(odd.file_references(0xe0000000u) == 0);
+        CHECK(odd.file_references(1) == 2);
+        odd.f_count_size = 0;
+        CHECK(odd.file_references(0xe000000000000000ull) == 0);
+    }
     World w;
     {   // fobj0's count 0: one reference under f_ref, so not freed
         LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
