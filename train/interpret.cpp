@@ -337,11 +337,17 @@ void ObjectInterpreter::Impl::cred_ids(FieldList& fl, uint64_t c,
     }
 }
 
+// Whether a signed count of `size` bytes (atomic_t 4, atomic_long_t 8) read as `v` is below 0.
+static bool below_zero(uint64_t v, uint64_t size) {
+    return size < 8 ? static_cast<int32_t>(v) < 0 : static_cast<int64_t>(v) < 0;
+}
+
 // A reference count as Fields shows it (`key`, then `freed`). `count`: the references (nullopt when
 // not read); `negative`: a signed count below 0 (shown null, "negative"). `freed` is true for a count
 // of 0 on its cache's freelist, or with no view of the kernel to check it against; null otherwise:
 // a count of 0 on an object the kernel's lists reach (`user` says which) or on no freelist is no
 // freed object but a contradiction (an RCU free still pending, or a written count), listed in "bad".
+// Called after walk_views(): the caller's `user` comes from the views too.
 void ObjectInterpreter::Impl::references(FieldList& fl, const char* key, bool in_btf, std::optional<uint64_t> count,
                                           bool negative, uint64_t obj, const char* user, const char* cache) {
     if (!in_btf) fl.absent(key);
@@ -353,7 +359,6 @@ void ObjectInterpreter::Impl::references(FieldList& fl, const char* key, bool in
         return;
     }
     if (*count != 0) return fl.boolean("freed", false, "FREED", "no");
-    walk_views();
     if (!have_view) return fl.boolean("freed", true, "FREED", "no");
     const char* why = user ? user : freelisted.count(phys(obj)) ? nullptr : cache;
     if (!why) return fl.boolean("freed", true, "FREED", "no");
@@ -368,7 +373,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::cred(uint64_t c) {
     bool negative = false;
     if (L.cred_usage)
         if ((usage = word(c + *L.cred_usage, *L.cred_usage_size)))
-            negative = *L.cred_usage_size < 8 ? static_cast<int32_t>(*usage) < 0 : static_cast<int64_t>(*usage) < 0;
+            negative = below_zero(*usage, *L.cred_usage_size);
     walk_views();
     references(fl, "usage", L.cred_usage.has_value(), usage, negative, c,
                used_creds.count(phys(c)) ? "a listed task or a reached file uses it" : nullptr,
@@ -527,7 +532,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
     if (L.f_count)
         if (auto v = word(f + *L.f_count, *L.f_count_size)) {
             refs = L.file_references(*v);
-            negative = !L.f_count_is_ref && (*L.f_count_size < 8 ? static_cast<int32_t>(*v) < 0 : static_cast<int64_t>(*v) < 0);
+            negative = !L.f_count_is_ref && below_zero(*v, *L.f_count_size);
         }
     walk_views();
     const uint64_t p = phys(f);
