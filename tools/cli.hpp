@@ -129,6 +129,23 @@ inline void print_warnings(const char* name, const std::vector<std::string>& war
     for (const auto& w : warnings) std::fprintf(stderr, "%s: warning: %s\n", name, w.c_str());
 }
 
+// Every tool's option syntax: Boost's default without guessing, so an option is spelled out in full
+// (`--weight` is no `--weights`: an abbreviation that one day matches two options would change meaning).
+inline constexpr int kCommandLineStyle =
+    boost::program_options::command_line_style::default_style & ~boost::program_options::command_line_style::allow_guessing;
+
+// An option's value through its parser (parse_detection_format, parse_dump_format, parse_paging_mode,
+// parse_address …): a value the parser refuses (InputError) is a usage error (exit 2) naming the option.
+template <class Parse>
+auto option_value(const boost::program_options::variables_map& vm, const char* key, Parse&& parse) {
+    const std::string& value = vm[key].as<std::string>();
+    try {
+        return parse(value);
+    } catch (const InputError& e) {
+        throw boost::program_options::error(std::string("--") + key + ": " + e.what());
+    }
+}
+
 // Parses the command line: `visible` options (shown by --help, which must be one of them) plus the
 // positional arguments, each (name, count; −1 = all the rest), stored as hidden string options.
 // On --help prints `usage` and the options and returns nullopt (exit 0); throws
@@ -146,7 +163,7 @@ inline std::optional<boost::program_options::variables_map> parse_command_line(
         pos.add(name, count);
     }
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(kCommandLineStyle).run(), vm);
     if (vm.count("help")) {
         std::cout << usage << visible;
         return std::nullopt;

@@ -58,16 +58,16 @@ int run(int argc, char** argv) {
     if (!vm.count("method") || !vm.count("dump")) throw InputError("missing METHOD or DUMP argument");
     const std::string method = vm["method"].as<std::string>();
     if (method != "pslist" && method != "psscan") throw InputError("METHOD must be pslist or psscan, not '" + method + "'");
-    const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
+    const DetectionFormat format = option_value(vm, "format", parse_detection_format);
 
     {
         std::vector<std::string> inputs{vm["dump"].as<std::string>()};
         add_inputs(kernel_files_of(vm, {"kernel", "vmlinuz"}), inputs);
         refuse_output_or_stdout_over_inputs(vm, inputs);
     }
-    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), parse_dump_format(vm["format-dump"].as<std::string>()));
+    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), option_value(vm, "format-dump", [](const std::string& v) { return parse_dump_format(v); }));
     std::optional<uint64_t> dtb;
-    if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "--dtb");
+    if (vm.count("dtb")) dtb = option_value(vm, "dtb", [](const std::string& v) { return parse_address(v, "--dtb"); });
     const TranslationLayer tl = TranslationLayer::detect(*phys, dtb);
     print_warnings("dmbaseline", tl.warnings());
     const KernelFiles files = kernel_files_of(vm, {"kernel", "vmlinuz"});   // --vmlinuz wins over --kernel

@@ -242,7 +242,7 @@ int run(int argc, char** argv, Communicator& world) {
         if (paths.empty()) throw InputError("no shipped models; give --weights");
         std::vector<Model> models;
         for (const std::string& p : paths) models.push_back(load_model(p));
-        const std::string text = format_model_list(models, paths, parse_detection_format(vm["format"].as<std::string>()),
+        const std::string text = format_model_list(models, paths, option_value(vm, "format", parse_detection_format),
                                                    !vm.count("weights"));
         refuse_output_or_stdout_over_inputs(vm, paths);
         if (vm.count("output")) write_file_atomically(vm["output"].as<std::string>(), text);
@@ -252,12 +252,12 @@ int run(int argc, char** argv, Communicator& world) {
     if (!vm.count("dump")) throw po::error("no DUMP given");
     bool batch = false;
     const std::vector<std::string> dumps = dump_list(vm["dump"].as<std::vector<std::string>>(), batch);
-    const DetectionFormat format = parse_detection_format(vm["format"].as<std::string>());
+    const DetectionFormat format = option_value(vm, "format", parse_detection_format);
     BuildOptions build;
-    build.format = parse_dump_format(vm["format-dump"].as<std::string>());
+    build.format = option_value(vm, "format-dump", [](const std::string& v) { return parse_dump_format(v); });
     build.strict = vm.count("strict") > 0;
     build.density_bound = vm.count("no-density-bound") == 0;
-    if (vm.count("dtb")) build.dtb = parse_address(vm["dtb"].as<std::string>(), "dtb");
+    if (vm.count("dtb")) build.dtb = option_value(vm, "dtb", [](const std::string& v) { return parse_address(v, "dtb"); });
     if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
     std::vector<std::string> inputs = dumps;
     if (vm.count("weights"))

@@ -51,7 +51,7 @@ po::variables_map parse(const std::vector<std::string>& args, po::options_descri
     po::options_description all;
     all.add(opts).add_options()(positional, po::value<std::string>()->required(), positional);
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::store(po::command_line_parser(args).options(all).positional(pos).style(kCommandLineStyle).run(), vm);
     po::notify(vm);
     return vm;
 }
@@ -91,11 +91,11 @@ int cmd_build(const std::vector<std::string>& args) {
         params.pointer_target_back = parse_u32(vm["pointer-target-back"].as<std::string>(), "pointer target back");
     params.long_gap_nodes = vm.count("no-long-gap-nodes") == 0;
     std::optional<uint64_t> dtb;
-    if (vm.count("dtb")) dtb = parse_address(vm["dtb"].as<std::string>(), "dtb");
+    if (vm.count("dtb")) dtb = option_value(vm, "dtb", [](const std::string& v) { return parse_address(v, "dtb"); });
     std::optional<PagingMode> paging;
-    if (vm.count("paging")) paging = parse_paging_mode(vm["paging"].as<std::string>());
+    if (vm.count("paging")) paging = option_value(vm, "paging", [](const std::string& v) { return parse_paging_mode(v); });
 
-    auto phys = PhysicalLayer::open(dump, parse_dump_format(vm["format"].as<std::string>()), vm.count("strict") > 0);
+    auto phys = PhysicalLayer::open(dump, option_value(vm, "format", [](const std::string& v) { return parse_dump_format(v); }), vm.count("strict") > 0);
     print_warnings("dmgraph", phys->warnings());
     auto layer = TranslationLayer::detect(*phys, dtb, paging);
     print_warnings("dmgraph", layer.warnings());

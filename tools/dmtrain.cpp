@@ -101,7 +101,7 @@ int run(int argc, char** argv, Communicator& world) {
     po::positional_options_description pos;
     pos.add("config", 1);
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(kCommandLineStyle).run(), vm);
     if (vm.count("help")) {
         if (world.rank() != 0) return 0;
         std::cout << kUsage << cli << keys;

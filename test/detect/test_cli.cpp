@@ -241,8 +241,12 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(e7.status == 1);
     CHECK(one_error_line(e7.err, "dmdetect"));
     Run e8 = run("DMDETECT", base + " --format xml", dir);
-    CHECK(e8.status == 1);
+    CHECK(e8.status == 2);   // a bad option value is a usage error, naming the option
     CHECK(one_error_line(e8.err, "dmdetect"));
+    CHECK(e8.err.find("--format: unknown output format 'xml'") != std::string::npos);
+    Run e8b = run("DMDETECT", "--weight " + model + " " + dump + " --dtb 0x1000 --format-dump raw", dir);   // no abbreviations
+    CHECK(e8b.status == 2);
+    CHECK(e8b.err.find("unrecognised option '--weight'") != std::string::npos);
 
     Run v1 = run("DMEVAL", (dir / "missing.jsonl").string() + " " + (dir / "labels.jsonl").string(), dir);
     CHECK(v1.status == 1);
