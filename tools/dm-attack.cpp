@@ -54,18 +54,22 @@
 //           the dump's own translation stays what it was. attack.json lists the smeared pages
 //           ("pages": physical addresses), so objects with no byte on them are the intact ones.
 //   hide    The smallest edit that hides an object from deepmem (issue #13 item 3, white-box): for
-//           --count (default 20) random live task_structs, the greedy search of train/hide.hpp with
-//           the model --weights (its threshold) over each task's non-pointer words outside the
-//           fields the kernel needs (protected_task_fields), each tried with 0 and with the same word
-//           of 3 other random live tasks; at most --budget (64) words per task. The graph is --graph
-//           (a .dmg of DUMP_DIR's dump.elf, e.g. DUMP_DIR/dump.dmg) or built from the dump. Every
-//           task's edits are written (hidden or not); attack.json lists per task the edits (offset,
-//           old, new), scores before and after, bytes changed, model runs and seconds, and what the
-//           classic techniques would need for the same task: psscan, the 1 byte comm[0] = 0 (its
-//           Comm check; verified with check_task, psscan's own predicate, on the edited bytes, not
-//           written), pslist, unlinking the task from the list pslist walks (init_task.tasks for a
-//           leader, signal->thread_head for a thread: the two neighbours' link words, 2 pointers
-//           (16 bytes, 8 on 32-bit) written; dkom does this and more). Words are the dump's (8 or 4
+//           --count (default 20) random live objects of the type of the model --weights (any of the
+//           six), the greedy search of train/hide.hpp with that model (its threshold) over each
+//           object's non-pointer words outside the fields the kernel needs (protected_fields), each
+//           tried with 0, with its lowest bit flipped (1 byte), with a random value below the kernel
+//           base and with the same word of 3 other random live objects of the type; at most --budget
+//           (64) words per object, each on the original graph (what hiding it alone costs; every
+//           object's edits are written). An object is searched at its graph address (a module in the
+//           module area at its direct-map alias: "graph_vaddr"), where dmdetect reports it. The graph is --graph (a .dmg of DUMP_DIR's dump.elf, e.g.
+//           DUMP_DIR/dump.dmg) or built from the dump. Every object's edits are written (hidden or
+//           not); attack.json lists per object the edits (offset, old, new), scores before and after,
+//           bytes changed, model runs and seconds, and what the classic techniques would need for the
+//           same object: for a task, psscan's 1 byte comm[0] = 0 (its Comm check; verified with
+//           check_task, psscan's own predicate, on the edited bytes, not written) and pslist's unlink
+//           from the list it walks (init_task.tasks for a leader, signal->thread_head for a thread);
+//           for a module, lsmod's unlink from `modules`: the two neighbours' link words, 2 pointers
+//           (16 bytes, 8 on 32-bit) written (dkom does this and more). Words are the dump's (8 or 4
 //           bytes); the model must have been trained on graphs of that word size.
 //           --from psscan|pslist writes those cheapest edits instead, on the same tasks (the same
 //           seed draws the same sample), for dmbaseline to verify; attack.json gives each task's
@@ -334,9 +338,10 @@ int run(int argc, char** argv) {
         const std::string weights = vm["weights"].as<std::string>();
         det.add_model(weights);
         const Model& model = det.model(0);
-        if (det.model_count() > 1 || det.is_joint_part(0))   // its search runs the task_struct model's own network
-            throw InputError("hide: " + weights + " is a joint model (several types, one network): give a task_struct model");
-        if (model.object_type != "task_struct") throw InputError("hide: " + weights + " is a " + model.object_type + " model, not task_struct");
+        if (det.model_count() > 1 || det.is_joint_part(0))   // its search runs the model's own network
+            throw InputError("hide: " + weights + " is a joint model (several types, one network): give a single-type model");
+        if (!has_protected_fields(model.object_type))
+            throw InputError("hide: " + weights + " is a " + model.object_type + " model; hide knows task_struct, mm_struct, cred, file, dentry and module");
         const auto phys = PhysicalLayer::open((in / "dump.elf").string());
         const uint64_t dump_word = TranslationLayer::detect(*phys).word_size();
         if (model.graph.word_size != dump_word)
@@ -535,20 +540,37 @@ int run(int argc, char** argv) {
     } else if (attack == "hide") {
         const btf::Btf& btf = kernel.require_btf("hide");
         const KernelLayout L(btf);
-        const Offsets off{L};
-        TaskSignature sig = TaskSignature::from_btf(btf);
-        sig.kernel_base = kbase;
         const uint64_t count = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 20;
         const uint64_t budget = vm["budget"].as<Whole<uint64_t>>().value;
-        const std::vector<ByteRange> protect = protected_task_fields(L);
-        std::vector<uint64_t> chosen = live_tasks;
+        // The searched type: the model's (any of the six); psscan and pslist hide tasks.
+        const std::string type = from == "deepmem" ? det.model(0).object_type : std::string("task_struct");
+        const std::vector<ByteRange> protect = protected_fields(L, type);   // InputError for a type it does not know
+        std::vector<const TruthObject*> live;
+        for (const TruthObject& t : truth)
+            if (t.type == type && !t.freed) live.push_back(&t);
+        std::vector<const TruthObject*> chosen = live;
         std::shuffle(chosen.begin(), chosen.end(), rng);
         if (chosen.size() > count) chosen.resize(count);
-        std::sort(chosen.begin(), chosen.end());
-        params = "\"count\":" + std::to_string(count) + ",\"from\":\"" + from + "\"";
+        std::sort(chosen.begin(), chosen.end(), [](const TruthObject* x, const TruthObject* y) { return x->vaddr < y->vaddr; });
+        params = "\"count\":" + std::to_string(count) + ",\"from\":\"" + from + "\",\"type\":\"" + type + "\"";
+        // The list a classic walk reads for this type, and the object's node on it: pslist's
+        // (init_task.tasks for a leader, signal->thread_head for a thread) and lsmod's (`modules`,
+        // module.list, kernel/module/main.c). Unlinking writes the two neighbours' link words.
+        std::optional<Offsets> task_off;
+        if (type == "task_struct") task_off.emplace(L);
+        auto list_node = [&](uint64_t v) -> std::optional<uint64_t> {
+            if (task_off) {
+                const uint32_t pid = *dump.read32(v + task_off->pid), tgid = *dump.read32(v + task_off->tgid);
+                return v + (pid == tgid ? task_off->tasks : task_off->thread_node);
+            }
+            if (type == "module") return v + L.mod_list;
+            return std::nullopt;
+        };
         if (from != "deepmem") {
+            const Offsets& off = *task_off;
             // The classic techniques' cheapest edits, written, for dmbaseline to verify.
-            for (uint64_t t : chosen) {
+            for (const TruthObject* o : chosen) {
+                const uint64_t t = o->vaddr;
                 const uint32_t pid = *dump.read32(t + off.pid), tgid = *dump.read32(t + off.tgid);
                 const std::string comm = comm_of(mem, t, off);
                 std::string what;
@@ -558,7 +580,7 @@ int run(int argc, char** argv) {
                     if (comm.empty() || !dump.write(t + off.comm, &zero, 1)) continue;
                     what = "comm[0]", written = changed = 1;
                 } else {   // pslist: off the list it walks (init_task.tasks for a leader, the thread list else)
-                    const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
+                    const uint64_t node = *list_node(t);
                     const auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
                     if (!next || !prev || !list_links_back(mem, node, W) || !dump.write_ptr(*prev, *next) ||
                         !dump.write_ptr(*next + W, *prev))
@@ -581,19 +603,31 @@ int run(int argc, char** argv) {
                  json_string(weights) + ",\"threshold\":" + std::to_string(model.threshold) + ",\"graph_seconds\":" +
                  std::to_string(graph_seconds);
         HideSearch search(graph, model);
-        for (uint64_t t : chosen) {
-            std::vector<uint8_t> bytes(L.task_size);
-            if (t % W != 0 || !mem.read(t, bytes)) {
-                add_change("{\"vaddr\":\"" + hex(t) + "\",\"skipped\":\"unreadable or unaligned\"}");
+        // The object's base in the graph: the graph scans a physical page once, at its lowest kernel
+        // vaddr (graph/memory_graph.hpp, Aliases), so a module in the module area is searched at its
+        // direct-map alias, where dmdetect reports it.
+        auto graph_base = [&](const TruthObject& o) -> uint64_t {
+            if (!o.paddr || graph.node_containing(o.vaddr)) return o.vaddr;
+            const auto pa = graph.paddr(), va = graph.vaddr();
+            for (size_t n = 0; n < pa.size(); ++n)
+                if (pa[n] >> 12 == *o.paddr >> 12) return va[n] - pa[n] + *o.paddr;
+            return o.vaddr;
+        };
+        for (const TruthObject* o : chosen) {
+            const uint64_t t = o->vaddr, g = graph_base(*o);
+            std::vector<uint8_t> bytes(o->size);
+            if (o->size == 0 || t % W != 0 || !mem.read(t, bytes)) {
+                add_change("{\"vaddr\":\"" + hex(t) + "\",\"skipped\":\"unreadable, unaligned or of no size\"}");
                 continue;
             }
-            // Replacement values: 0 and the same word of 3 other random live tasks (plausible values).
+            // Replacement values: 0, the word with its lowest bit flipped (1 byte), a random value below
+            // the kernel base, and the same word of 3 other random live objects of the type (plausible values).
             std::vector<uint64_t> others;
-            for (int k = 0; k < 3 && live_tasks.size() > 1; ++k) {
-                uint64_t o;
-                do o = live_tasks[rng() % live_tasks.size()];
-                while (o == t);
-                others.push_back(o);
+            for (int k = 0; k < 3 && live.size() > 1; ++k) {
+                uint64_t x;
+                do x = live[rng() % live.size()]->vaddr;
+                while (x == t);
+                others.push_back(x);
             }
             std::vector<WordCandidate> cands;
             for (uint64_t w : hide_candidates(bytes, kbase, protect, unsigned(W))) {
@@ -601,50 +635,71 @@ int run(int argc, char** argv) {
                 c.offset = w;
                 std::memcpy(&c.value, bytes.data() + w, W);
                 c.replacements.push_back(0);
-                for (uint64_t o : others)
-                    if (auto v = dump.read_ptr(o + w)) c.replacements.push_back(*v);
+                c.replacements.push_back(c.value ^ 1);
+                c.replacements.push_back(rng() % kbase);
+                for (uint64_t x : others)
+                    if (auto v = dump.read_ptr(x + w)) c.replacements.push_back(*v);
                 cands.push_back(std::move(c));
             }
             const size_t outside = cands.size();
-            const std::string comm = comm_of(mem, t, off);   // before the edits (comm is no protected field)
-            cands = search.in_features(t, std::move(cands));
-            const HideResult r = search.hide(t, cands, static_cast<uint32_t>(std::min<uint64_t>(budget, UINT32_MAX)),
+            std::string who;   // a task's pid, comm and role, a module's name (before the edits: neither is protected)
+            if (task_off) {
+                const uint32_t pid = *dump.read32(t + task_off->pid), tgid = *dump.read32(t + task_off->tgid);
+                who = ",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm_of(mem, t, *task_off)) +
+                      ",\"leader\":" + (pid == tgid ? "true" : "false");
+            } else if (type == "module") {
+                std::string name(L.mod_name_len, '\0');
+                if (!mem.read(t + L.mod_name, std::span<uint8_t>(reinterpret_cast<uint8_t*>(name.data()), name.size()))) name.clear();
+                name.resize(std::strlen(name.c_str()));
+                who = ",\"name\":" + json_string(name);
+            }
+            cands = search.in_features(g, std::move(cands));
+            std::string searched;
+            for (const WordCandidate& c : cands) searched += (searched.empty() ? "" : ",") + std::to_string(c.offset);
+            const HideResult r = search.hide(g, cands, static_cast<uint32_t>(std::min<uint64_t>(budget, UINT32_MAX)),
                                              model.threshold, kbase);
+            search.revert(g, r.edits);   // the next object is searched on the original graph
             std::string edits;
             for (const WordEdit& e : r.edits) {
                 dump.write_ptr(t + e.offset, e.new_value);
                 edits += std::string(edits.empty() ? "" : ",") + "{\"offset\":" + std::to_string(e.offset) + ",\"old\":\"" +
                          hex(e.old_value) + "\",\"new\":\"" + hex(e.new_value) + "\"}";
             }
-            // The classic techniques on the same task: psscan misses it once comm[0] is 0 (1 byte).
-            const TaskCheck before = check_task(sig, mem, t, bytes);
-            std::vector<uint8_t> local = bytes;
-            local[off.comm] = 0;
-            const TaskCheck psscan_after = check_task(sig, mem, t, local);
-            const uint32_t pid = *dump.read32(t + off.pid), tgid = *dump.read32(t + off.tgid);
-            // pslist misses the task once it is off the list pslist walks: prev->next = next and
-            // next->prev = prev (16 bytes written); the bytes that differ are those of the old value
-            // (the task's own node) against the new one.
-            const uint64_t node = t + (pid == tgid ? off.tasks : off.thread_node);
-            const auto next = dump.read_ptr(node), prev = dump.read_ptr(node + W);
-            const std::string pslist_differ =
-                next && prev ? std::to_string(differing_bytes(node, *next, unsigned(W)) + differing_bytes(node, *prev, unsigned(W)))
-                             : std::string("null");
+            // The classic techniques on the same object. psscan (tasks): it misses a task once
+            // comm[0] is 0 (1 byte; check_task, its own predicate, on the bytes before the edits).
+            std::string classic;
+            if (task_off) {
+                TaskSignature sig = TaskSignature::from_btf(btf);
+                sig.kernel_base = kbase;
+                const TaskCheck before = check_task(sig, mem, t, bytes);
+                std::vector<uint8_t> local = bytes;
+                local[task_off->comm] = 0;
+                const TaskCheck psscan_after = check_task(sig, mem, t, local);
+                classic = std::string(",\"psscan_before\":\"") + to_string(before) + "\",\"psscan_after_comm0\":\"" + to_string(psscan_after) +
+                          "\",\"psscan_bytes\":" + (before == TaskCheck::Ok && psscan_after != TaskCheck::Ok ? "1" : "null");
+            }
+            // The list walk (pslist, lsmod) misses the object once it is off the list: prev->next =
+            // next and next->prev = prev (2 words written); the bytes that differ are those of the
+            // old value (the object's own node) against the new one.
+            const std::string list_name = task_off ? "pslist" : "lsmod";
+            if (const auto node = list_node(t)) {
+                const auto next = dump.read_ptr(*node), prev = dump.read_ptr(*node + W);
+                const std::string differ =
+                    next && prev ? std::to_string(differing_bytes(*node, *next, unsigned(W)) + differing_bytes(*node, *prev, unsigned(W)))
+                                 : std::string("null");
+                classic += ",\"" + list_name + "_bytes_written\":" + std::to_string(2 * W) + ",\"" + list_name +
+                           "_bytes_changed\":" + differ;
+            }
             char fig[160];
             std::snprintf(fig, sizeof fig, "\"score_before\":%.4f,\"score_after\":%.4f,\"seconds\":%.2f", r.score_before,
                           r.score_after, r.seconds);
-            add_change("{\"vaddr\":\"" + hex(t) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" +
-                       json_string(comm) + ",\"leader\":" + (pid == tgid ? "true" : "false") + "," + fig +
-                       ",\"hidden\":" + (r.hidden ? "true" : "false") + ",\"bytes_changed\":" + std::to_string(r.bytes_changed) +
-                       ",\"words\":" + std::to_string(r.edits.size()) + ",\"candidates\":" + std::to_string(outside) +
-                       ",\"candidates_in_features\":" + std::to_string(cands.size()) + ",\"model_runs\":" +
-                       std::to_string(r.evaluations) + ",\"psscan_before\":\"" + to_string(before) +
-                       "\",\"psscan_after_comm0\":\"" + to_string(psscan_after) + "\",\"psscan_bytes\":" + (before == TaskCheck::Ok && psscan_after != TaskCheck::Ok ? "1" : "null") +
-                       ",\"pslist_bytes_written\":" + std::to_string(2 * W) + ",\"pslist_bytes_changed\":" + pslist_differ +
-                       ",\"edits\":[" + edits + "]}");
-            std::fprintf(stderr, "dm-attack: hide %s: %s after %zu words (%s, score %.3f -> %.3f, %.1f s)\n", hex(t).c_str(),
-                         r.hidden ? "hidden" : "not hidden", r.edits.size(), (std::to_string(r.bytes_changed) + " bytes").c_str(),
-                         r.score_before, r.score_after, r.seconds);
+            add_change("{\"vaddr\":\"" + hex(t) + "\"" + (g != t ? ",\"graph_vaddr\":\"" + hex(g) + "\"" : std::string()) + who + "," + fig + ",\"hidden\":" + (r.hidden ? "true" : "false") +
+                       ",\"bytes_changed\":" + std::to_string(r.bytes_changed) + ",\"words\":" + std::to_string(r.edits.size()) +
+                       ",\"candidates\":" + std::to_string(outside) + ",\"candidates_in_features\":" + std::to_string(cands.size()) +
+                       ",\"model_runs\":" + std::to_string(r.evaluations) + classic + ",\"searched\":[" + searched + "],\"edits\":[" + edits + "]}");
+            std::fprintf(stderr, "dm-attack: hide %s %s: %s after %zu words (%s, score %.3f -> %.3f, %.1f s)\n", type.c_str(),
+                         hex(t).c_str(), r.hidden ? "hidden" : "not hidden", r.edits.size(),
+                         (std::to_string(r.bytes_changed) + " bytes").c_str(), r.score_before, r.score_after, r.seconds);
         }
         }
     } else if (attack == "tamper") {

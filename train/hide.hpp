@@ -2,18 +2,40 @@
 // over content edits of an object's non-pointer words, each scored exactly by the model.
 //
 // Contract
-//   protected_task_fields(L)  Byte ranges [begin, end) of task_struct (offsets from BTF through
-//             KernelLayout, nothing hard-coded) the search never edits because the kernel needs them
-//             to keep running: the list links (tasks, pid_links[], thread_node / thread_group,
-//             sibling, children, ptraced, ptrace_entry), the scheduler's run-queue entries
-//             (se.group_node, se.run_node, se.on_rq, se.load, se.vruntime: the CFS tree's key,
-//             rt.run_list, dl.rb_node, pushable_tasks, pushable_dl_tasks, wake_entry), the pointers to the task's resources (stack,
-//             mm, active_mm, real_parent, parent, group_leader, signal, sighand, cred, real_cred,
-//             fs, files, nsproxy, thread_pid, cpus_ptr) and the values the scheduler and exit paths
-//             act on (__state, flags, exit_state, on_rq, on_cpu, usage, pid, tgid, prio, static_prio,
-//             normal_prio, policy, nr_cpus_allowed, cpus_mask, stack_canary: a changed canary fails
-//             every frame on the task's stack; thread: the saved registers and FPU state). Members a
-//             kernel build lacks are skipped. Sorted, merged.
+//   protected_fields(L, type)  Byte ranges [begin, end) of one of the six object types (offsets from
+//             BTF through KernelLayout, nothing hard-coded) the search never edits because the kernel
+//             needs them to keep running the object; members a build lacks are skipped. Sorted, merged.
+//             InputError for another type (has_protected_fields says which). Per type (the lists: hide.cpp):
+//             task_struct  the list links (tasks, pid_links[], thread_node / thread_group, sibling,
+//                          children, ptraced, ptrace_entry), the scheduler's run-queue entries
+//                          (se.group_node, se.run_node, se.on_rq, se.load, se.vruntime: the CFS tree's
+//                          key, rt.run_list, dl.rb_node, pushable_tasks, pushable_dl_tasks, wake_entry),
+//                          the pointers to the task's resources (stack, mm, active_mm, real_parent,
+//                          parent, group_leader, signal, sighand, cred, real_cred, fs, files, nsproxy,
+//                          thread_pid, cpus_ptr) and the values the scheduler and exit paths act on
+//                          (__state, flags, exit_state, on_rq, on_cpu, usage, pid, tgid, prio,
+//                          static_prio, normal_prio, policy, nr_cpus_allowed, cpus_mask, stack_canary: a
+//                          changed canary fails every frame on the task's stack; thread: the saved
+//                          registers and FPU state). Editable: comm, times, counters.
+//             mm_struct    the VMA tree or list (mm_mt; mmap, mm_rb before 6.1), pgd, the reference
+//                          counts, locks and sequence counts, mmlist, the address-space layout the
+//                          kernel maps by (mmap_base, task_size, start_brk, brk, def_flags), the
+//                          accounting checked at exit (rss_stat, pgtables_bytes, map_count,
+//                          locked_vm, pinned_vm), context (x86: LDT, TLB generation), flags, owner,
+//                          exe_file, cpu_bitmap. Editable: hiwater_*, total_vm, data/exec/stack_vm,
+//                          start_code … env_end (what /proc shows), saved_auxv.
+//             cred         every member the kernel reads to decide access: usage, the eight ids,
+//                          securebits, the five capability sets, jit_keyring, the keyrings, security,
+//                          user, user_ns, ucounts, group_info. Editable: padding, non_rcu.
+//             file         f_u, f_path, f_inode, f_op, f_lock, f_count / f_ref, f_flags, f_mode,
+//                          f_iocb_flags, f_pos_lock, f_pos, f_owner, f_cred, f_version, f_security,
+//                          private_data, f_ep, f_mapping, f_wb_err, f_sb_err. Editable: f_ra
+//                          (read-ahead state), padding.
+//             dentry       every member but d_time (d_iname / d_shortname too: the name lookups compare).
+//             module       state, list, mkobj, param_lock, the layout (core_layout, init_layout or
+//                          mem[]), arch, refcnt, source_list, target_list, init, exit, and every table
+//                          pointer with its count (syms, num_syms, kp, num_kp, …). Editable: name,
+//                          taints, the flags (sig_ok, using_gplonly_symbols, …).
 //   hide_candidates  Word offsets w (word_size W = the graph's: 8 under x86-64 paging, 4 under
 //             32-bit and PAE; the object W-aligned) with w + W ≤ size, whose value is not a pointer
 //             field (< kernel_base, so it is a kernel address of no mapping: the graph's structure
@@ -31,8 +53,10 @@
 //             values (those equal to the current value or ≥ kernel_base, i.e. pointers, are skipped) and applies
 //             the one edit of lowest (exact score, smooth part), lexicographically; each word at most
 //             once. Stops when the exact score is below `threshold` (hidden) or after `max_words`
-//             edits, or when no edit lowers the pair. The edits stay applied to the features (the
-//             next object is searched on the edited graph). bytes_changed counts bytes whose final
+//             edits, or when no edit lowers the pair. The edits stay applied to the features (a
+//             next object is searched on the edited graph) until revert(base, edits) writes the old
+//             values back (each object then costs what hiding it alone costs: an edit to one object
+//             also changes its graph neighbours' embeddings, e.g. the next module on `modules`). bytes_changed counts bytes whose final
 //             value differs from the original. A score below threshold at b means no detection at b
 //             (select() keeps score ≥ threshold only); the Overlap rule can only remove more.
 //   Not covered: edits that move pointers or change the graph's structure (planting, unlinking),
@@ -48,6 +72,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -57,7 +82,8 @@ struct ByteRange {
     uint64_t begin = 0, end = 0;   // [begin, end), bytes from the struct's start
     bool operator==(const ByteRange&) const = default;
 };
-std::vector<ByteRange> protected_task_fields(const KernelLayout& L);
+std::vector<ByteRange> protected_fields(const KernelLayout& L, std::string_view type);
+bool has_protected_fields(std::string_view type);   // one of the six types above
 
 std::vector<uint64_t> hide_candidates(std::span<const uint8_t> object, uint64_t kernel_base,
                                       std::span<const ByteRange> protect, unsigned word_size = 8);
@@ -91,6 +117,8 @@ public:
     std::vector<WordCandidate> in_features(uint64_t base, std::vector<WordCandidate> candidates) const;
     HideResult hide(uint64_t base, std::span<const WordCandidate> candidates, uint32_t max_words, float threshold,
                     uint64_t kernel_base);
+    // Undoes hide()'s edits at `base` (the old values, in reverse order).
+    void revert(uint64_t base, std::span<const WordEdit> edits);
 
 private:
     // Writes `value`'s W low bytes (the graph's word size) into the features of the nodes holding

@@ -3,6 +3,8 @@
 // other aligned word of the object is.
 #include "train/hide.hpp"
 
+#include "graph/errors.hpp"
+
 #include "test/train/synthetic_kernel.hpp"
 
 #include <doctest/doctest.h>
@@ -15,7 +17,7 @@ using deepmem::test::Off;
 TEST_CASE("protected task_struct fields come from the BTF, sorted and merged") {
     const btf::Btf btf = deepmem::test::synthetic_btf();
     const KernelLayout L(btf);
-    const std::vector<ByteRange> p = protected_task_fields(L);
+    const std::vector<ByteRange> p = protected_fields(L, "task_struct");
     REQUIRE(!p.empty());
     for (size_t i = 1; i < p.size(); ++i) CHECK(p[i - 1].end < p[i].begin);   // disjoint, not touching
     auto covered = [&](uint64_t at, uint64_t n) {
@@ -41,10 +43,58 @@ TEST_CASE("protected task_struct fields come from the BTF, sorted and merged") {
     CHECK(!covered(Off::start_time, 1));
 }
 
+// The other five types: each member of the synthetic BTF the list names is covered, over its BTF
+// size; what the lists leave editable is not; a type with no list is an InputError.
+TEST_CASE("protected fields of mm_struct, cred, file, dentry and module come from the BTF") {
+    const btf::Btf btf = deepmem::test::synthetic_btf();
+    const KernelLayout L(btf);
+    auto covered = [](const std::vector<ByteRange>& p, uint64_t at, uint64_t n) {
+        for (const ByteRange& r : p)
+            if (r.begin <= at && at + n <= r.end) return true;
+        return false;
+    };
+    auto touched = [](const std::vector<ByteRange>& p, uint64_t at, uint64_t n) {
+        for (const ByteRange& r : p)
+            if (at < r.end && r.begin < at + n) return true;
+        return false;
+    };
+    const auto mm = protected_fields(L, "mm_struct");
+    CHECK(covered(mm, 0, 8));   // mmap_base
+    CHECK(covered(mm, Off::map_count, 4));
+    CHECK(covered(mm, Off::exe_file, 8));
+    CHECK(!touched(mm, Off::exe_file + 8, 128 - Off::exe_file - 8));   // nothing past the last member
+    const auto cred = protected_fields(L, "cred");
+    for (uint64_t f : {uint64_t{0}, Off::cred_uid, Off::cred_gid, Off::cred_euid, Off::cred_fsgid}) CHECK(covered(cred, f, 4));
+    CHECK(covered(cred, Off::cred_user_ns, 8));
+    CHECK(!touched(cred, 64, 32));
+    const auto file = protected_fields(L, "file");
+    CHECK(covered(file, Off::f_path, 16));   // the whole struct path, by its BTF size
+    CHECK(covered(file, Off::f_flags, 4));
+    CHECK(covered(file, Off::f_pos, 8));
+    CHECK(covered(file, Off::f_inode, 8));
+    CHECK(covered(file, Off::f_count, 8));
+    CHECK(covered(protected_fields(KernelLayout(deepmem::test::synthetic_btf(true, true)), "file"), Off::f_count, 8));   // f_ref
+    CHECK(!touched(file, 0, Off::f_flags));
+    const auto dentry = protected_fields(L, "dentry");
+    CHECK(covered(dentry, Off::d_name, 16));
+    CHECK(covered(dentry, Off::d_hash, 16));
+    CHECK(covered(dentry, Off::d_parent, 8));
+    CHECK(covered(dentry, Off::d_sb, 8));
+    const auto module = protected_fields(L, "module");
+    CHECK(covered(module, Off::mod_state, 4));
+    CHECK(covered(module, Off::mod_list, 16));
+    CHECK(covered(module, Off::core_layout, 56));
+    CHECK(covered(module, Off::init_layout, 56));
+    CHECK(!touched(module, Off::mod_name, 56));   // a module's name is editable, like a task's comm
+    CHECK(has_protected_fields("dentry"));
+    CHECK(!has_protected_fields("inode"));
+    CHECK_THROWS_WITH_AS(protected_fields(L, "inode"), "no protected fields known for object type 'inode'", InputError);
+}
+
 TEST_CASE("hide_candidates: no protected byte, no pointer word, every other aligned word") {
     const btf::Btf btf = deepmem::test::synthetic_btf();
     const KernelLayout L(btf);
-    const std::vector<ByteRange> p = protected_task_fields(L);
+    const std::vector<ByteRange> p = protected_fields(L, "task_struct");
     const uint64_t kbase = 0xffff800000000000ull;
     std::vector<uint8_t> object(Off::task_size);
     for (size_t i = 0; i < object.size(); ++i) object[i] = static_cast<uint8_t>(i * 7 + 1);   // no word ≥ kbase
@@ -75,7 +125,7 @@ TEST_CASE("hide_candidates: no protected byte, no pointer word, every other alig
 TEST_CASE("hide_candidates and differing_bytes on 4-byte words (32-bit and PAE dumps)") {
     const btf::Btf btf = deepmem::test::synthetic_btf();
     const KernelLayout L(btf);
-    const std::vector<ByteRange> p = protected_task_fields(L);
+    const std::vector<ByteRange> p = protected_fields(L, "task_struct");
     const uint64_t kbase = 0xc0000000u;   // PAGE_OFFSET of Debian's i386 kernels
     std::vector<uint8_t> object(Off::task_size);
     for (size_t i = 0; i < object.size(); ++i) object[i] = static_cast<uint8_t>(i * 7 + 1) & 0x7f;   // no word ≥ kbase

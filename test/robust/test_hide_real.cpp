@@ -1,10 +1,11 @@
 // dm-attack hide (train/hide.hpp) on the real dev dump ($DEEPMEM_DUMPS/dev) with the shipped
-// task_struct model, on 2 tasks: its claims hold on the written dump —
-//   * every byte that differs from the original lies in a searched task and the count per task is
-//     attack.json's bytes_changed (so the figure reported is the bytes an attacker writes);
+// task_struct, mm_struct and module models, on 2 objects of each: its claims hold on the written dump —
+//   * every byte that differs from the original lies in a searched object and the count per object
+//     is attack.json's bytes_changed (so the figure reported is the bytes an attacker writes);
 //   * no byte of a protected field (train/hide.hpp) and no pointer word changed;
 //   * the real pipeline (graph built from the edited dump, the model's pruned detection) does not
-//     detect a task reported hidden, and still detects every other live task it detected before.
+//     detect an object reported hidden (at its graph address: a module's direct-map alias), and
+//     still detects every other live object of the type it detected before.
 #include "detect/detect.hpp"
 #include "graph/file_io.hpp"
 #include "graph/layers.hpp"
@@ -30,7 +31,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Hidden {
-    uint64_t vaddr = 0, bytes = 0;
+    uint64_t vaddr = 0, graph_vaddr = 0, bytes = 0;
     bool hidden = false;
 };
 
@@ -38,9 +39,12 @@ std::vector<Hidden> results(const fs::path& attack_json) {
     const auto bytes = read_whole_file(attack_json.string(), "attack.json");
     const std::string s(bytes.begin(), bytes.end());
     std::vector<Hidden> v;
-    const std::regex re("\"vaddr\":\"(0x[0-9a-f]+)\"[^\\n]*?\"hidden\":(true|false),\"bytes_changed\":([0-9]+)");
-    for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator(); ++it)
-        v.push_back({std::stoull((*it)[1].str(), nullptr, 16), std::stoull((*it)[3].str()), (*it)[2].str() == "true"});
+    const std::regex re("\"vaddr\":\"(0x[0-9a-f]+)\"(,\"graph_vaddr\":\"(0x[0-9a-f]+)\")?[^\\n]*?\"hidden\":(true|false),\"bytes_changed\":([0-9]+)");
+    for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator(); ++it) {
+        const uint64_t va = std::stoull((*it)[1].str(), nullptr, 16);
+        const uint64_t ga = (*it)[3].matched ? std::stoull((*it)[3].str(), nullptr, 16) : va;
+        v.push_back({va, ga, std::stoull((*it)[5].str()), (*it)[4].str() == "true"});
+    }
     return v;
 }
 
@@ -50,15 +54,12 @@ struct Opened {
     explicit Opened(const fs::path& dump) : phys(PhysicalLayer::open(dump.string())) { tl.emplace(TranslationLayer::detect(*phys)); }
 };
 
-}  // namespace
-
-TEST_CASE("hide: the tasks reported hidden are not detected on the edited dump, bytes counted are bytes changed") {
-    const fs::path dev = test::real_dump_dir({"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"});
+void check_hide(const fs::path& dev, const std::string& type) {
     const char* tool = std::getenv("DM_ATTACK");
     const char* models = std::getenv("DEEPMEM_MODELS");
     REQUIRE(tool);
     REQUIRE(models);
-    const std::string weights = (fs::path(models) / "task_struct.cereal").string();
+    const std::string weights = (fs::path(models) / (type + ".cereal")).string();
     char tmpl[] = "/tmp/deepmem-hide-XXXXXX";
     REQUIRE(mkdtemp(tmpl));
     const fs::path out = fs::path(tmpl) / "out";
@@ -69,16 +70,17 @@ TEST_CASE("hide: the tasks reported hidden are not detected on the edited dump, 
     const std::vector<Hidden> res = results(out / "attack.json");
     REQUIRE(res.size() == 2);
 
-    // Bytes: every differing byte of the file lies in a searched task; per task, as many as reported.
+    // Bytes: every differing byte of the file lies in a searched object; per object, as many as reported.
     const auto btf = btf::load_kernel_btf((dev / "vmlinuz").string());
     const KernelLayout L(btf);
-    const std::vector<ByteRange> protect = protected_task_fields(L);
+    const std::vector<ByteRange> protect = protected_fields(L, type);
+    const uint64_t size = type == "task_struct" ? L.task_size : type == "mm_struct" ? L.mm_size : L.module_size;
     Opened a(dev / "dump.elf"), b(out / "dump.elf");
     const TranslatedMemory ma(*a.tl), mb(*b.tl);
     const uint64_t kbase = a.tl->kernel_base();
-    uint64_t in_tasks = 0;
+    uint64_t in_objects = 0;
     for (const Hidden& h : res) {
-        std::vector<uint8_t> x(L.task_size), y(L.task_size);
+        std::vector<uint8_t> x(size), y(size);
         REQUIRE(ma.read(h.vaddr, x));
         REQUIRE(mb.read(h.vaddr, y));
         uint64_t diff = 0;
@@ -94,15 +96,15 @@ TEST_CASE("hide: the tasks reported hidden are not detected on the edited dump, 
             CHECK(after < kbase);
         }
         CHECK(diff == h.bytes);
-        in_tasks += diff;
+        in_objects += diff;
     }
     const MappedFile fa((dev / "dump.elf").string()), fb((out / "dump.elf").string());
     REQUIRE(fa.bytes().size() == fb.bytes().size());
     uint64_t file_diff = 0;
     for (uint64_t i = 0; i < fa.bytes().size(); ++i) file_diff += fa.bytes()[i] != fb.bytes()[i];
-    CHECK(file_diff == in_tasks);
+    CHECK(file_diff == in_objects);
 
-    // The real pipeline on both dumps.
+    // The real pipeline on both dumps, at the graph's addresses.
     Detector det;
     det.add_model(weights);
     std::set<uint64_t> before, after;
@@ -112,13 +114,24 @@ TEST_CASE("hide: the tasks reported hidden are not detected on the edited dump, 
     for (const Hidden& h : res) {
         searched.insert(h.vaddr);
         CAPTURE(h.vaddr);
-        if (h.hidden) CHECK(after.count(h.vaddr) == 0);
-        else CHECK(after.count(h.vaddr) == before.count(h.vaddr));
+        CHECK(before.count(h.graph_vaddr) == 1);   // the search's address is where dmdetect reports it
+        if (h.hidden) CHECK(after.count(h.graph_vaddr) == 0);
+        else CHECK(after.count(h.graph_vaddr) == 1);
     }
     for (const TruthObject& t : read_truth((dev / "labels.jsonl").string())) {
-        if (t.type != "task_struct" || t.freed || searched.count(t.vaddr)) continue;
+        if (t.type != type || t.freed || searched.count(t.vaddr)) continue;
         CAPTURE(t.vaddr);
         CHECK(after.count(t.vaddr) == before.count(t.vaddr));
     }
     fs::remove_all(tmpl);
+}
+
+}  // namespace
+
+TEST_CASE("hide: the objects reported hidden are not detected on the edited dump, bytes counted are bytes changed") {
+    const fs::path dev = test::real_dump_dir({"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"});
+    for (const char* type : {"task_struct", "mm_struct", "module"}) {
+        CAPTURE(type);
+        check_hide(dev, type);
+    }
 }
