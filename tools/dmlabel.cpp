@@ -129,6 +129,7 @@ int run(int argc, char** argv) {
         slab_line("task_struct", set.task_slab, "on no task list");
         slab_line("cred_jar", set.cred_slab, "reached from no task or open file");
         slab_line("filp", set.file_slab, "reached from no fd table or mapping");
+        slab_line("mm_struct", set.mm_slab, "reached from no task");
         for (const auto& [type, n] : set.per_type())
             std::printf("%-12s %llu\n", type.c_str(), static_cast<unsigned long long>(n));
         using secs_d = std::chrono::duration<double>;

@@ -73,6 +73,9 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     f_dentry = req("file", "f_path.dentry");
     f_cred = opt("file", "f_cred");
     exe_file = opt("mm_struct", "exe_file");
+    mm_pgd = opt("mm_struct", "pgd");
+    mm_users = opt("mm_struct", "mm_users");
+    mm_count = opt("mm_struct", "mm_count");
     d_hash = opt("dentry", "d_hash");
     mm_mt_root = opt("mm_struct", "mm_mt.ma_root");
     vm_file = opt("vm_area_struct", "vm_file");

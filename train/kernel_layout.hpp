@@ -51,6 +51,9 @@ struct KernelLayout {
     // 10 on 64-bit kernels, 32 and 21 on 32-bit ones, where a 256-byte node holds 4-byte slots).
     // Before 6.1 (5.10), a list: mm->mmap, vm_area_struct.vm_next (mm_types.h).
     std::optional<uint64_t> exe_file, mm_mt_root, vm_file, vm_mm, mr64_slot, ma64_slot, mm_mmap, vm_next;
+    // mm_struct.pgd and its reference counts (atomic_t, 4 bytes), for telling a freed mm_struct on
+    // its cache's freelists from a never-used slot.
+    std::optional<uint64_t> mm_pgd, mm_users, mm_count;
     uint64_t mr64_slots = 0, ma64_slots = 0;
     // module
     uint64_t mod_list, mod_name, mod_name_len;

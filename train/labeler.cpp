@@ -2,8 +2,8 @@
 //   init_task.tasks (processes) → each thread group (signal->thread_head, else task->thread_group)
 //   → task->mm, ->real_cred, ->cred, ->files → fdt → fd[] (open_fds) → file → f_path.dentry;
 //   the `modules` list; the idle task of every CPU (runqueues[cpu].idle, not on any list);
-//   the freelists of the task_struct, cred_jar and filp slab caches (freed-but-intact task_structs,
-//   creds, files).
+//   the freelists of the task_struct, cred_jar, filp and mm_struct slab caches (freed-but-intact task_structs,
+//   creds, files, mm_structs).
 #include "train/labeler.hpp"
 #include "train/kernel_layout.hpp"
 #include "graph/text_lines.hpp"
@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
+#include <type_traits>
 
 namespace deepmem {
 
@@ -355,13 +356,14 @@ private:
     bool slab_slots(uint64_t init_task, const std::string& cache_name, const std::string& cache_var,
                     const std::string& what, SlabStats& stats,
                     F&& slot);
-    template <class Intact>
+    template <class Intact, class Held = std::nullptr_t>
     void freed_objects(uint64_t init_task, const char* type, uint64_t size, const std::string& cache_name,
                        const std::string& cache_var, const std::string& what, SlabStats& stats,
-                       const std::string& live_by, Intact&& intact);
+                       const std::string& live_by, Intact&& intact, Held&& held = nullptr);
     void freed_tasks(uint64_t init_task);
     void freed_creds(uint64_t init_task);
     void freed_files(uint64_t init_task);
+    void freed_mms(uint64_t init_task);
     std::optional<uint64_t> bits(uint64_t va, const btf::Field& f) const {
         // only the bytes the field spans (a 32-bit kernel's counters word may end its object)
         const uint64_t span = f.bitfield_size ? (f.bit_offset % 8 + f.bitfield_size + 7) / 8 : 8;
@@ -849,16 +851,22 @@ void Walker::freed_tasks(uint64_t init_task) {
 
 // Labels the free slots of a slab cache (slab_slots) that still hold a `type` (`intact`) as freed,
 // and counts the allocated ones no walk reached (stats.unreached), not warned: objects are also
-// held by what the walks do not follow. A slot both live and free is a warning (`live_by`: what
-// reached it). Freed labels stay out of seen_.
-template <class Intact>
+// held by what the walks do not follow. With `held` (a predicate, not nullptr), such an allocated
+// slot that holds a `type` in use is labeled live ("allocated in <cache> slab …, not reached from
+// <live_by>"). A slot both live and free is a warning (`live_by`: what reached it). Freed labels
+// stay out of seen_.
+template <class Intact, class Held>
 void Walker::freed_objects(uint64_t init_task, const char* type, uint64_t size, const std::string& cache_name,
                            const std::string& cache_var, const std::string& what, SlabStats& stats,
-                           const std::string& live_by, Intact&& intact) {
+                           const std::string& live_by, Intact&& intact, Held&& held) {
     auto& live = seen_[type];
+    std::vector<std::pair<uint64_t, uint64_t>> held_slots;   // (object, slab), labeled after the walk
     slab_slots(init_task, cache_name, cache_var, what, stats, [&](uint64_t obj, uint64_t slab, bool free) {
         if (!free) {
-            stats.unreached += !live.count(obj);
+            if (live.count(obj)) return;
+            ++stats.unreached;
+            if constexpr (!std::is_same_v<std::decay_t<Held>, std::nullptr_t>)
+                if (held(obj)) held_slots.push_back({obj, slab});
             return;
         }
         if (live.count(obj)) {
@@ -869,6 +877,8 @@ void Walker::freed_objects(uint64_t init_task, const char* type, uint64_t size, 
         ++stats.freed_intact;
         record(obj, type, size, "freelist of " + cache_name + " slab " + hex(slab), {}, -1, true);
     });
+    for (const auto& [obj, slab] : held_slots)
+        record(obj, type, size, "allocated in " + cache_name + " slab " + hex(slab) + ", not reached from " + live_by, {}, -1, false);
 }
 
 // Freed creds: free slots of cred_jar (kernel/cred.c) that still hold a cred. put_cred_rcu()
@@ -912,6 +922,32 @@ void Walker::freed_files(uint64_t init_task) {
                   });
 }
 
+// Freed mm_structs: free slots of the mm_struct cache (kernel/fork.c mm_cachep) that still hold
+// one. __mmdrop() frees the page tables (mm_free_pgd leaves the pointer) and returns the object
+// without clearing it once mm_count drops to 0 (mm_users is 0 before), so a freed mm_struct keeps
+// its pgd pointer and both counts 0; SLUB overwrites one word with the freelist pointer. A
+// never-used slot has no pgd. Allocated mm_structs no task reaches (x86's poking_mm, arch/x86/mm/
+// init.c; one held by an exec in progress, a task leaving the lists, …) are mm_structs in use,
+// labeled live when they look it (a pgd, mm_count ≥ 1): found only here.
+void Walker::freed_mms(uint64_t init_task) {
+    if (!L_.mm_pgd || !L_.mm_users || !L_.mm_count) {
+        warn("freed mm_structs not labeled: BTF lacks mm_struct.pgd, mm_users or mm_count");
+        return;
+    }
+    freed_objects(init_task, "mm_struct", L_.mm_size, "mm_struct", "mm_cachep", "mm_structs", out_.mm_slab, "a task",
+                  [&](uint64_t obj) {
+                      auto pgd = ptr(obj + *L_.mm_pgd);
+                      if (!pgd || !plausible(*pgd)) return false;
+                      auto users = word(obj + *L_.mm_users, 4), count = word(obj + *L_.mm_count, 4);
+                      return users && count && *users == 0 && *count == 0;
+                  },
+                  [&](uint64_t obj) {
+                      auto pgd = ptr(obj + *L_.mm_pgd);
+                      auto count = word(obj + *L_.mm_count, 4);
+                      return pgd && plausible(*pgd) && count && *count >= 1 && *count < (1u << 31);
+                  });
+}
+
 LabelSet Walker::run() {
     const uint64_t init_task = syms_.require("init_task");
     if (!plausible(init_task)) throw InputError("kallsyms: init_task " + hex(init_task) + " is not a kernel address");
@@ -952,6 +988,7 @@ LabelSet Walker::run() {
     if (opt_.freed_tasks) freed_tasks(init_task);
     if (opt_.freed_creds) freed_creds(init_task);
     if (opt_.freed_files) freed_files(init_task);
+    if (opt_.freed_mms) freed_mms(init_task);
     return finish();
 }
 

@@ -7,9 +7,9 @@
 //   out  LabelSet       one Label per object: task_struct, mm_struct, cred, file, dentry, module,
 //                       sorted by vaddr, one label per (vaddr, type), each with how it was reached,
 //                       plus the counts the guest view (/proc) reports, for the cross-check.
-//                       Freed-but-intact task_structs and creds on the SLUB freelists of the
-//                       task_struct and cred_jar caches (CONFIG_SLAB_FREELIST_HARDENED pointers
-//                       decoded) are labels with freed=true.
+//                       Freed-but-intact task_structs, creds, files and mm_structs on the SLUB
+//                       freelists of the task_struct, cred_jar, filp and mm_struct caches
+//                       (CONFIG_SLAB_FREELIST_HARDENED pointers decoded) are labels with freed=true.
 //   Walks are robust to a corrupt or smeared dump: visited sets stop loops, every list is bounded,
 //   and an unreadable pointer becomes a warning (the object is skipped), not a crash. A circular
 //   list whose walk along `next` breaks (a link that is no kernel address, unaligned, unreadable, a
@@ -195,7 +195,7 @@ struct LabelCounts {
     std::vector<Process> per_process;   // in init_task.tasks order, for diagnosing a mismatch
 };
 
-// What a slab cache (task_struct, cred_jar, filp) holds, as far as its lists reach. SLUB keeps no list
+// What a slab cache (task_struct, cred_jar, filp, mm_struct) holds, as far as its lists reach. SLUB keeps no list
 // of full slabs (without slub_debug), so only the per-CPU and partial slabs are seen; full slabs
 // hold no free object, so every freed object is among them.
 struct SlabStats {
@@ -213,6 +213,7 @@ struct LabelSet {
     SlabStats task_slab;
     SlabStats cred_slab;
     SlabStats file_slab;   // filp
+    SlabStats mm_slab;     // mm_struct
     std::vector<std::string> warnings;   // unreadable pointers, truncated lists, …
     // Labels per type; freed objects under "<type> (freed)".
     std::map<std::string, uint64_t> per_type() const;
@@ -227,6 +228,7 @@ struct LabelerOptions {
     bool freed_tasks = true;        // also walk the task_struct slab cache's freelists
     bool freed_creds = true;        // also walk cred_jar's freelists
     bool freed_files = true;        // also walk filp's freelists
+    bool freed_mms = true;          // also walk the mm_struct cache's freelists
     bool dcache = true;             // also label every hashed dentry (dentry_hashtable)
     bool tasks_only = false;        // pslist: init_task, init_task.tasks and the thread groups only
                                     // (no idle tasks, task objects, modules, dcache, slab caches)
@@ -234,7 +236,7 @@ struct LabelerOptions {
     // interpreter's views and dm-attack's mapped files need (a freelist walk added here is off there).
     static LabelerOptions reached_only() {
         LabelerOptions o;
-        o.dcache = o.freed_tasks = o.freed_creds = o.freed_files = false;
+        o.dcache = o.freed_tasks = o.freed_creds = o.freed_files = o.freed_mms = false;
         return o;
     }
 };

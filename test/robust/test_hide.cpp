@@ -62,7 +62,8 @@ TEST_CASE("protected fields of mm_struct, cred, file, dentry and module come fro
     CHECK(covered(mm, 0, 8));   // mmap_base
     CHECK(covered(mm, Off::map_count, 4));
     CHECK(covered(mm, Off::exe_file, 8));
-    CHECK(!touched(mm, Off::exe_file + 8, 128 - Off::exe_file - 8));   // nothing past the last member
+    CHECK(covered(mm, Off::mm_pgd, 8));
+    CHECK(!touched(mm, Off::mm_count + 4, 128 - Off::mm_count - 4));   // nothing past the last member
     const auto cred = protected_fields(L, "cred");
     for (uint64_t f : {uint64_t{0}, Off::cred_uid, Off::cred_gid, Off::cred_euid, Off::cred_fsgid}) CHECK(covered(cred, f, 4));
     CHECK(covered(cred, Off::cred_user_ns, 8));

@@ -70,7 +70,8 @@ struct Off {
                               kc_random = 64, kc_red = 72, kc_node = 80, kc_sizeof = 128, kcc_freelist = 8,
                               kcc_slab = 0, kcc_partial = 16, slab_list = 16, slab_freelist = 0,
                               slab_counters = 40, kcn_partial = 24, page_size = 80, free_word = 160,
-                              cred_free_word = 40, cred_stride = 96, file_free_word = 128, file_stride = 256;
+                              cred_free_word = 40, cred_stride = 96, file_free_word = 128, file_stride = 256,
+                              mm_pgd = 24, mm_users = 32, mm_count = 36, mm_free_word = 64, mm_stride = 128;
 };
 
 // f_ref: the file's count is 6.13's file_ref_t f_ref (include/linux/file_ref.h) in place of f_count;
@@ -98,7 +99,8 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false, 
     b.struct_("task_struct", Off::task_size, task);
     b.struct_("signal_struct", 64, {{"thread_head", list, Off::thread_head * 8}});
     b.struct_("mm_struct", 128, {{"mmap_base", l, 0}, {"map_count", i32, Off::map_count * 8},
-                                 {"exe_file", vp, Off::exe_file * 8}});
+                                 {"exe_file", vp, Off::exe_file * 8}, {"pgd", vp, Off::mm_pgd * 8},
+                                 {"mm_users", i32, Off::mm_users * 8}, {"mm_count", i32, Off::mm_count * 8}});
     b.struct_("cred", 96, {{"usage", long_usage ? l : i32, 0}, {"uid", u32, Off::cred_uid * 8}, {"gid", u32, Off::cred_gid * 8},
                            {"euid", u32, Off::cred_euid * 8}, {"fsgid", u32, Off::cred_fsgid * 8},
                            {"user_ns", vp, Off::cred_user_ns * 8}});
@@ -350,34 +352,59 @@ struct World {
         // filp: one slab of 3 files at vmemmap index 6, on node 0's partial list. fobj0 freed
         // (intact: f_count 0, an inode and a mount) on the slab's freelist before fobj1 (free, never
         // used); fobj2 allocated and reached from no fd table.
+        // A slab of 3 objects <p>0..2 of `stride` bytes at `objs`: <p>0 then <p>1 on its freelist (the
+        // hardened word at `free_word`, key `random`), 1 in use; and its cache (offset, size, random,
+        // an empty kmem_cache_cpu on every CPU, the slab on node 0's partial list).
+        auto three_object_slab = [&](const std::string& p, uint64_t slab, uint64_t objs_at, uint64_t stride,
+                                     uint64_t free_word, uint64_t random) {
+            for (int i = 0; i < 3; ++i) at[p + std::to_string(i)] = objs_at + i * stride;
+            auto enc = [&](uint64_t obj, uint64_t nxt) {
+                uint64_t where = obj + free_word;
+                mem.put(where, nxt ^ random ^ __builtin_bswap64(where));
+            };
+            enc(at[p + "0"], at[p + "1"]);
+            enc(at[p + "1"], 0);
+            mem.put(slab + Off::slab_freelist, at[p + "0"]);
+            mem.put(slab + Off::slab_counters, (3u << 16) | 1u, 4);
+        };
+        auto partial_cache = [&](uint64_t cache, uint64_t kcn, uint64_t slab, uint64_t stride, uint64_t free_word,
+                                 uint64_t random) {
+            mem.put(cache + Off::kc_offset, free_word, 4);
+            mem.put(cache + Off::kc_size, stride, 4);
+            mem.put(cache + Off::kc_random, random);
+            mem.put(cache + Off::kc_cpu_slab, 0x600);   // an empty kmem_cache_cpu on every CPU
+            link(kcn + Off::kcn_partial, {slab + Off::slab_list});
+            mem.put(cache + Off::kc_node, kcn);
+        };
         const uint64_t FR = 0x7777000011112222ull, fslab = vmemmap + 6 * Off::page_size;
         const uint64_t fobjs = objs + 3 * 4096;
         next = fobjs + 3 * Off::file_stride + 64;
-        for (int i = 0; i < 3; ++i) at["fobj" + std::to_string(i)] = fobjs + i * Off::file_stride;
+        three_object_slab("fobj", fslab, fobjs, Off::file_stride, Off::file_free_word, FR);
         for (const char* f : {"fobj0", "fobj2"}) {
             mem.put(at[f] + Off::f_path, at["init_task"]);    // f_path.mnt: any kernel address
             mem.put(at[f] + Off::f_inode, at["init_task"]);
         }
         mem.put(at["fobj2"] + Off::f_count, 1);
-        auto fenc = [&](uint64_t obj, uint64_t nxt) {
-            uint64_t where = obj + Off::file_free_word;
-            mem.put(where, nxt ^ FR ^ __builtin_bswap64(where));
-        };
-        fenc(at["fobj0"], at["fobj1"]);
-        fenc(at["fobj1"], 0);
-        mem.put(fslab + Off::slab_freelist, at["fobj0"]);
-        mem.put(fslab + Off::slab_counters, (3u << 16) | 1u, 4);
+        // mm_struct: one slab of 3 at vmemmap index 7, on node 0's partial list. mobj0 freed (intact:
+        // a pgd, mm_users and mm_count 0) on the slab's freelist before mobj1 (free, never used);
+        // mobj2 allocated (counts 1) and reached from no task. Found by the kernel's mm_cachep.
+        const uint64_t MR = 0x1357924680aceb0full, mslab = vmemmap + 7 * Off::page_size;
+        const uint64_t mobjs = objs + 4 * 4096;
+        next = mobjs + 3 * Off::mm_stride + 64;
+        three_object_slab("mobj", mslab, mobjs, Off::mm_stride, Off::mm_free_word, MR);
+        for (const char* m : {"mobj0", "mobj2"}) mem.put(at[m] + Off::mm_pgd, at["init_task"]);   // any kernel address
+        mem.put(at["mobj2"] + Off::mm_users, 1, 4);
+        mem.put(at["mobj2"] + Off::mm_count, 1, 4);
+        uint64_t mcache = alloc("mm_cache", Off::kc_sizeof), mm_cachep = alloc("mm_cachep", 8);
+        partial_cache(mcache, alloc("mkcn", 64), mslab, Off::mm_stride, Off::mm_free_word, MR);
+        mem.put(mm_cachep, mcache);
+        sym("mm_cachep", mm_cachep);
         uint64_t caches = alloc("slab_caches", 16), other = alloc("cred_jar", Off::kc_sizeof),
                  tcache = alloc("task_cache", Off::kc_sizeof), oname = alloc("oname", 16), tname = alloc("tname", 16),
                  fcache = alloc("filp_cache", Off::kc_sizeof), fname = alloc("fname", 16), fkcn = alloc("fkcn", 64);
         mem.put_str(fname, "filp");
         mem.put(fcache + Off::kc_name, fname);
-        mem.put(fcache + Off::kc_offset, Off::file_free_word, 4);
-        mem.put(fcache + Off::kc_size, Off::file_stride, 4);
-        mem.put(fcache + Off::kc_random, FR);
-        mem.put(fcache + Off::kc_cpu_slab, 0x600);   // an empty kmem_cache_cpu on every CPU
-        link(fkcn + Off::kcn_partial, {fslab + Off::slab_list});
-        mem.put(fcache + Off::kc_node, fkcn);
+        partial_cache(fcache, fkcn, fslab, Off::file_stride, Off::file_free_word, FR);
         mem.put_str(oname, "cred_jar");
         mem.put_str(tname, "task_struct");
         mem.put(other + Off::kc_name, oname);

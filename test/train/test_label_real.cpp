@@ -161,7 +161,8 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
     MESSAGE(cmd);
     CHECK(run(cmd) == 0);
 
-    std::set<uint64_t> dm_tasks, runqueue_tasks, freed_tasks, freed_creds, live_creds, freed_files, live_files;
+    std::set<uint64_t> dm_tasks, runqueue_tasks, freed_tasks, freed_creds, live_creds, freed_files, live_files, freed_mms,
+        live_mms, held_mms;
     std::map<std::string, uint64_t> per_type;
     uint64_t mapped_files = 0;   // files reached only through a VMA (shared anonymous memory's /dev/zero, mmap'ed files)
     {
@@ -176,6 +177,7 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
             if (type == "task_struct") dm_tasks.insert(a);
             if (type == "cred") live_creds.insert(a);
             if (type == "file") live_files.insert(a);
+            if (type == "mm_struct") live_mms.insert(a);
         }
         std::ifstream js(tmp.dir / "labels.jsonl");
         std::string line;
@@ -186,13 +188,18 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
             if (line.find("\"state\":\"freed\"") != std::string::npos) {
                 const bool task = line.find("\"type\":\"task_struct\"") != std::string::npos,
                            cred = line.find("\"type\":\"cred\"") != std::string::npos,
-                           file = line.find("\"type\":\"file\"") != std::string::npos;
-                CHECK((task || cred || file));
-                (task ? freed_tasks : cred ? freed_creds : freed_files).insert(a);
+                           file = line.find("\"type\":\"file\"") != std::string::npos,
+                           mm = line.find("\"type\":\"mm_struct\"") != std::string::npos;
+                CHECK((task || cred || file || mm));
+                (task ? freed_tasks : cred ? freed_creds : file ? freed_files : freed_mms).insert(a);
                 CHECK(line.find("\"paddr\":null") == std::string::npos);
             }
             if (line.find("\"found_by\":\"runqueues[") != std::string::npos) runqueue_tasks.insert(a);
             mapped_files += line.find("\"found_by\":\"vm_file of a VMA") != std::string::npos;
+            if (line.find("\"found_by\":\"allocated in ") != std::string::npos) {   // an mm_struct no task reaches
+                CHECK(line.find("\"type\":\"mm_struct\"") != std::string::npos);
+                held_mms.insert(a);
+            }
         }
     }
     // Every build's VMAs are walked: the maple tree (6.1+) or the mm->mmap list (5.10, where none was
@@ -264,6 +271,42 @@ TEST_CASE("dmlabel agrees with the guest view and with an independent task walk"
         check_freed(freed_files, live_files, "filp_cachep", "filp", member("file", "f_count"), b.pointer_size());   // atomic_long_t
     }
     MESSAGE(freed_creds.size() << " freed creds, " << freed_files.size() << " freed files");
+    // Freed mm_structs (JSONL only) and the allocated ones no task reaches, read here from BTF offsets:
+    // no task's mm is a freed one; a freed one has mm_users and mm_count 0 and a pgd; one in use has
+    // mm_count ≥ 1 (the cache's slabs are of several pages: no per-page stride check as above).
+    {
+        auto off = [&](const char* m) {
+            auto t = b.find("mm_struct");
+            REQUIRE(t);
+            auto f = b.member(*t, m);
+            REQUIRE_MESSAGE(f, "mm_struct." << m << " in BTF");
+            return f->bit_offset / 8;
+        };
+        auto rd = [&](uint64_t va, uint64_t n) {
+            uint64_t v = 0;
+            REQUIRE(tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), n)));
+            return v;
+        };
+        const uint64_t users = off("mm_users"), count = off("mm_count"), pgd = off("pgd"), W = b.pointer_size();
+        std::set<uint64_t> task_mms;   // every task's mm, read here
+        for (uint64_t t : simple)
+            if (uint64_t m = rd(t + b.member(*b.find("task_struct"), "mm")->bit_offset / 8, W)) task_mms.insert(m);
+        for (uint64_t m : freed_mms) {
+            CAPTURE(m);
+            CHECK(!live_mms.count(m));
+            CHECK(!task_mms.count(m));
+            CHECK(rd(m + users, 4) == 0);
+            CHECK(rd(m + count, 4) == 0);
+            CHECK(rd(m + pgd, W) != 0);
+        }
+        for (uint64_t m : held_mms) {
+            CAPTURE(m);
+            CHECK(!task_mms.count(m));
+            CHECK(rd(m + count, 4) >= 1);
+        }
+        for (uint64_t m : task_mms) CHECK(live_mms.count(m));
+        MESSAGE(freed_mms.size() << " freed mm_structs, " << held_mms.size() << " in use that no task reaches");
+    }
     // Every idle task found on a runqueue is one the list walk cannot reach.
     for (uint64_t t : runqueue_tasks) CHECK(!simple.count(t));
     // One task per thread the guest saw, plus each CPU's idle task.

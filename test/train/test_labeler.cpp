@@ -72,17 +72,22 @@ TEST_CASE("walks of a synthetic kernel find every object once") {
         CHECK(s.file_slab.free_objects == 2);
         CHECK(s.file_slab.freed_intact == 1);
         CHECK(s.file_slab.unreached == 1);
+        CHECK(s.mm_slab.walked);   // by mm_cachep: the cache is on no slab_caches list here
+        CHECK(s.mm_slab.slabs == 1);
+        CHECK(s.mm_slab.free_objects == 2);
+        CHECK(s.mm_slab.freed_intact == 1);   // mobj0; mobj1 has no pgd
+        CHECK(s.mm_slab.unreached == 1);      // mobj2: a pgd, in use (labeled live, found here only)
         for (const auto& l : s.labels)
             CHECK(l.freed == (l.vaddr == a["obj0"] || l.vaddr == a["obj3"] || l.vaddr == a["cobj0"] ||
-                              l.vaddr == a["cobj3"] || l.vaddr == a["fobj0"]));
-        CHECK(of_type(s, "mm_struct") == std::set<uint64_t>{a["m1"], a["m2"]});
+                              l.vaddr == a["cobj3"] || l.vaddr == a["fobj0"] || l.vaddr == a["mobj0"]));
+        CHECK(of_type(s, "mm_struct") == std::set<uint64_t>{a["m1"], a["m2"], a["mobj0"], a["mobj2"]});
         CHECK(of_type(s, "cred") ==
               std::set<uint64_t>{a["init_cred"], a["c1"], a["c2"], a["c3"], a["cobj0"], a["cobj3"]});
         CHECK(of_type(s, "file") == std::set<uint64_t>{a["fa"], a["fb"], a["fc"], a["fd"], a["fobj0"]});
         CHECK(of_type(s, "dentry") ==
               std::set<uint64_t>{a["console"], a["log"], a["socket"], a["cached"], a["cached2"]});
         CHECK(of_type(s, "module") == std::set<uint64_t>{a["ext4"], a["loading"]});
-        CHECK(s.labels.size() == 9 + 2 + 6 + 5 + 5 + 2);
+        CHECK(s.labels.size() == 9 + 4 + 6 + 5 + 5 + 2);
         // sorted, sizes from BTF, provenance and names
         for (size_t i = 1; i < s.labels.size(); ++i) CHECK(s.labels[i - 1].vaddr < s.labels[i].vaddr);
         for (const auto& l : s.labels) {
@@ -95,6 +100,7 @@ TEST_CASE("walks of a synthetic kernel find every object once") {
                 CHECK(l.pid == 102);
             }
             if (l.vaddr == a["idle1"]) CHECK(l.found_by == "runqueues[1].idle");
+            if (l.vaddr == a["mobj2"]) CHECK(l.found_by.find(", not reached from a task") != std::string::npos);
             if (l.vaddr == a["fc"]) CHECK(l.found_by == "fd 2 of PID 1");
             if (l.vaddr == a["log"]) CHECK(l.name == "log");
         }
@@ -103,6 +109,7 @@ TEST_CASE("walks of a synthetic kernel find every object once") {
         CHECK(per["task_struct (freed)"] == 2);
         CHECK(per["cred"] == 4);
         CHECK(per["cred (freed)"] == 2);
+        CHECK(per["mm_struct (freed)"] == 1);
         CHECK(per["file"] == 4);
     }
 }
@@ -575,7 +582,7 @@ TEST_CASE("label files are written atomically in both formats") {
     std::string line;
     std::vector<std::string> lines;
     while (std::getline(in, line)) lines.push_back(line);
-    REQUIRE(lines.size() == s.labels.size() - 5);   // freed objects (2 tasks, 2 creds, 1 file) are in the JSONL only
+    REQUIRE(lines.size() == s.labels.size() - 6);   // freed objects (2 tasks, 2 creds, 1 file, 1 mm_struct) are in the JSONL only
     char expect[128];
     std::snprintf(expect, sizeof expect, "0x%llx\ttask_struct\t%llu",
                   static_cast<unsigned long long>(w.at["init_task"]), static_cast<unsigned long long>(Off::task_size));

@@ -313,6 +313,7 @@ TEST_CASE("32-bit kernel: 4-byte pointers, 32-bit list_head, 32-slot maple nodes
     LabelerOptions no_creds;   // this kernel has no cred_jar: its creds are plain objects here
     no_creds.freed_creds = false;
     no_creds.freed_files = false;   // nor a filp cache
+    no_creds.freed_mms = false;    // nor an mm_struct cache
     LabelSet s = label_kernel_objects(w.mem, btf, w.syms(), no_creds);
     for (const auto& warning : s.warnings) MESSAGE(warning);
     CHECK(s.warnings.empty());
@@ -348,6 +349,7 @@ TEST_CASE("32-bit kernel: freed tasks of a pre-5.17 SLUB (struct page), the cach
     LabelerOptions no_creds;
     no_creds.freed_creds = false;
     no_creds.freed_files = false;   // nor a filp cache
+    no_creds.freed_mms = false;    // nor an mm_struct cache
     for (bool renamed : {false, true}) {
         CAPTURE(renamed);
         World32 w(renamed);
@@ -384,6 +386,7 @@ TEST_CASE("32-bit kernel: without mem_map the freed tasks are skipped with a war
     LabelerOptions no_creds;
     no_creds.freed_creds = false;
     no_creds.freed_files = false;   // nor a filp cache
+    no_creds.freed_mms = false;    // nor an mm_struct cache
     LabelSet s = label_kernel_objects(w.mem, btf32(), syms, no_creds);
     CHECK(!s.task_slab.walked);
     REQUIRE(s.warnings.size() == 1);
