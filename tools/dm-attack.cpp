@@ -8,7 +8,7 @@
 // DUMP_DIR is a tools/make-dataset dump directory (dump.elf, labels.jsonl; its kernel files when
 // there, read by dump_dir_kernel_files: without them the BTF and symbols come from the dump,
 // train/kernel_from_dump.hpp; dkom needs both, tamper the BTF, noise and plant neither).
-// OUT_DIR (never DUMP_DIR; absent or an empty directory, else refused) is built in a temporary
+// OUT_DIR (never DUMP_DIR nor inside it; absent or an empty directory, else refused) is built in a temporary
 // directory beside it and renamed into place when the attack is done, so a refused or failed run
 // leaves none (graph/file_io.hpp AtomicDirectory: a killed run's temporary is removed by a later run
 // once an hour old; an existing empty OUT_DIR keeps its mode); the input files are checked first (regular files:
@@ -61,11 +61,14 @@
 //           base and with the same word of 3 other random live objects of the type; at most --budget
 //           (64) words per object, each on the original graph (what hiding it alone costs; every
 //           object's edits are written). An object is searched at its graph address (a module in the
-//           module area at its direct-map alias: "graph_vaddr"), where dmdetect reports it. The graph is --graph (a .dmg of DUMP_DIR's dump.elf, e.g.
-//           DUMP_DIR/dump.dmg) or built from the dump. Every object's edits are written (hidden or
-//           not); attack.json lists per object the edits (offset, old, new), scores before and after,
-//           bytes changed, model runs and seconds, and what the classic techniques would need for the
-//           same object: for a task, psscan's 1 byte comm[0] = 0 (its Comm check; verified with
+//           module area at its direct-map alias: "graph_vaddr"), where dmdetect reports it, over its
+//           BTF size (its words up to the labels' size when smaller: x86's task_struct). An object the
+//           model does not detect before any edit is skipped ("not detected before any edit" and its
+//           score; a warning counts them: a model of another build?). The graph is --graph (a .dmg of
+//           DUMP_DIR's dump.elf, e.g. DUMP_DIR/dump.dmg: 64 of its nodes' bytes are compared with the
+//           dump's) or built from the dump. attack.json lists per object the edits (offset, old, new),
+//           scores before and after, bytes changed, model runs and seconds, and what the classic
+//           techniques would need for the same object: for a task, psscan's 1 byte comm[0] = 0 (its Comm check; verified with
 //           check_task, psscan's own predicate, on the edited bytes, not written) and pslist's unlink
 //           from the list it walks (init_task.tasks for a leader, signal->thread_head for a thread);
 //           for a module, lsmod's unlink from `modules`: the two neighbours' link words, 2 pointers
@@ -284,16 +287,16 @@ int run(int argc, char** argv) {
     const std::string attack = vm["attack"].as<std::string>();
     if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant" && attack != "smear" &&
         attack != "hide")
-        throw InputError("ATTACK must be dkom, tamper, noise, plant, smear or hide, not '" + attack + "'");
+        throw po::error("ATTACK must be dkom, tamper, noise, plant, smear or hide, not '" + attack + "'");
     const std::string from = vm["from"].as<std::string>();
-    if (from != "deepmem" && from != "psscan" && from != "pslist") throw InputError("--from must be deepmem, psscan or pslist");
+    if (from != "deepmem" && from != "psscan" && from != "pslist") throw po::error("--from must be deepmem, psscan or pslist");
     if (attack == "hide" && from == "deepmem" && !vm.count("weights")) throw InputError("hide needs --weights MODEL");
     const fs::path in = vm["in"].as<std::string>(), out = vm["out"].as<std::string>();
     if (in.empty()) throw InputError("--in is empty: name the dump directory");
     if (out.empty()) throw InputError("--out is empty: name the output directory");
     const uint64_t seed = vm["seed"].as<Whole<uint64_t>>().value;
     const std::string mode = vm["mode"].as<std::string>();
-    if (mode != "random" && mode != "plausible") throw InputError("--mode must be random or plausible");
+    if (mode != "random" && mode != "plausible") throw po::error("--mode must be random or plausible");
     std::set<std::string> types;
     {
         std::string t = vm["types"].as<std::string>();
@@ -309,7 +312,7 @@ int run(int argc, char** argv) {
         for (const std::string& t : types)
             if (t != "task_struct" && t != "module" && t != "file") throw InputError("dkom hides task_struct, module and file objects, not " + t);
     double fraction = vm.count("fraction") ? vm["fraction"].as<double>() : (attack == "plant" ? 0.1 : 0.05);
-    if (!(fraction >= 0 && fraction <= 1)) throw InputError("--fraction must be in [0, 1]");
+    if (!(fraction >= 0 && fraction <= 1)) throw po::error("--fraction must be in [0, 1]");
 
     for (const char* f : {"dump.elf", "labels.jsonl"})
         if (!fs::exists(in / f)) throw InputError((in / f).string() + " missing");
@@ -317,6 +320,9 @@ int run(int argc, char** argv) {
     // symlinked OUT_DIR.
     if (same_file(in.string(), out.string()))
         throw InputError("refusing to write into " + out.string() + ": it is the input directory " + in.string());
+    for (fs::path up = fs::absolute(out).lexically_normal(); up.has_relative_path(); up = up.parent_path())
+        if (fs::exists(up) && same_file(in.string(), up.string()))
+            throw InputError("refusing to write into " + out.string() + ": it lies inside the input directory " + in.string());
     const std::string inputs[] = {(in / "dump.elf").string(), (in / "labels.jsonl").string(),
                                   (in / "labels.tsv").string(), (in / "kallsyms").string(), (in / "vmlinuz").string(),
                                   (in / "vmlinux").string(), (in / "System.map").string()};
@@ -376,6 +382,12 @@ int run(int argc, char** argv) {
     const KernelTypesAndSymbols kernel = kernel_types_and_symbols(dump.tl(), files.kernel, files.kallsyms, files.system_map);
     for (const auto& n : kernel.notes) std::fprintf(stderr, "dm-attack: note: %s\n", n.c_str());
     std::mt19937_64 rng(seed);
+    // A 4-byte field of an object the labels name: a label the dump does not hold is bad input.
+    auto need32 = [&](uint64_t va) -> uint32_t {
+        const auto v = dump.read32(va);
+        if (!v) throw InputError("labels.jsonl names an object whose bytes at " + hex(va) + " the dump does not hold");
+        return *v;
+    };
 
     std::vector<uint64_t> live_tasks;
     for (const TruthObject& t : truth)
@@ -505,7 +517,7 @@ int run(int argc, char** argv) {
             return true;
         };
         for (uint64_t l : leaders) {
-            const uint32_t pid = *dump.read32(l + off.pid);
+            const uint32_t pid = need32(l + off.pid);
             const std::string comm = comm_of(mem, l, off);
             // Threads first, from the signal's thread list (before anything is changed).
             std::vector<uint64_t> group{l};
@@ -530,7 +542,7 @@ int run(int argc, char** argv) {
                 uint64_t unhashed = 0;
                 for (uint64_t k = 0; k < off.pid_types; ++k) unhashed += unhash(t + off.pid_links + k * 2 * W);
                 tasks += std::string(tasks.empty() ? "" : ",") + "{\"type\":\"task_struct\",\"vaddr\":\"" + hex(t) + "\",\"pid\":" +
-                         std::to_string(*dump.read32(t + off.pid)) + ",\"pid_links_unhashed\":" + std::to_string(unhashed) + "}";
+                         std::to_string(need32(t + off.pid)) + ",\"pid_links_unhashed\":" + std::to_string(unhashed) + "}";
             }
             add_change("{\"leader\":\"" + hex(l) + "\",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm) +
                        ",\"hidden\":[" + tasks + "]}");
@@ -560,8 +572,9 @@ int run(int argc, char** argv) {
         if (type == "task_struct") task_off.emplace(L);
         auto list_node = [&](uint64_t v) -> std::optional<uint64_t> {
             if (task_off) {
-                const uint32_t pid = *dump.read32(v + task_off->pid), tgid = *dump.read32(v + task_off->tgid);
-                return v + (pid == tgid ? task_off->tasks : task_off->thread_node);
+                const auto pid = dump.read32(v + task_off->pid), tgid = dump.read32(v + task_off->tgid);
+                if (!pid || !tgid) return std::nullopt;
+                return v + (*pid == *tgid ? task_off->tasks : task_off->thread_node);
             }
             if (type == "module") return v + L.mod_list;
             return std::nullopt;
@@ -571,7 +584,12 @@ int run(int argc, char** argv) {
             // The classic techniques' cheapest edits, written, for dmbaseline to verify.
             for (const TruthObject* o : chosen) {
                 const uint64_t t = o->vaddr;
-                const uint32_t pid = *dump.read32(t + off.pid), tgid = *dump.read32(t + off.tgid);
+                const auto pid_read = dump.read32(t + off.pid), tgid_read = dump.read32(t + off.tgid);
+                if (!pid_read || !tgid_read) {   // a label outside the dump's memory
+                    add_change("{\"vaddr\":\"" + hex(t) + "\",\"skipped\":\"unreadable\"}");
+                    continue;
+                }
+                const uint32_t pid = *pid_read, tgid = *tgid_read;
                 const std::string comm = comm_of(mem, t, off);
                 std::string what;
                 uint64_t written = 0, changed = 0;
@@ -596,13 +614,35 @@ int run(int argc, char** argv) {
         const std::string weights = vm["weights"].as<std::string>();
         const Model& model = det.model(0);   // loaded and checked against the dump's word size above
         const auto tg0 = std::chrono::steady_clock::now();
+        if (vm.count("graph") && !MemoryGraph::is_graph_file(vm["graph"].as<std::string>()))
+            throw InputError("--graph " + vm["graph"].as<std::string>() + " is no .dmg (dmgraph build DUMP_DIR/dump.elf -o G.dmg)");
         const MemoryGraph graph = vm.count("graph") ? det.open_graph(vm["graph"].as<std::string>())
                                                     : det.build_graph((in / "dump.elf").string());
+        if (vm.count("graph")) {
+            // The graph must be this dump's (its edits are written at the labels' addresses): the
+            // feature bytes of 64 nodes spread over it, read back from the dump, agree.
+            const auto va = graph.vaddr();
+            const auto len = graph.length();
+            const auto feats = graph.features();
+            const uint64_t fb = graph.params().feature_bytes;
+            uint64_t checked = 0, differ = 0;
+            for (uint64_t k = 0; k < 64 && !va.empty(); ++k) {
+                const uint64_t i = va.size() * k / 64;
+                const uint64_t n = std::min<uint64_t>({fb, len[i], 4096 - va[i] % 4096});
+                std::vector<uint8_t> b(n);
+                ++checked;
+                if (!mem.read(va[i], b) || !std::equal(b.begin(), b.end(), feats.begin() + i * fb)) ++differ;
+            }
+            if (differ * 4 > checked)
+                throw InputError("--graph " + vm["graph"].as<std::string>() + " is not the graph of " + (in / "dump.elf").string() +
+                                 ": " + std::to_string(differ) + " of " + std::to_string(checked) + " nodes sampled differ from the dump's bytes");
+        }
         const double graph_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tg0).count();
         params += ",\"budget_words\":" + std::to_string(budget) + ",\"weights\":" +
                  json_string(weights) + ",\"threshold\":" + std::to_string(model.threshold) + ",\"graph_seconds\":" +
                  std::to_string(graph_seconds);
         HideSearch search(graph, model);
+        uint64_t undetected = 0;
         // The object's base in the graph: the graph scans a physical page once, at its lowest kernel
         // vaddr (graph/memory_graph.hpp, Aliases), so a module in the module area is searched at its
         // direct-map alias, where dmdetect reports it.
@@ -615,22 +655,21 @@ int run(int argc, char** argv) {
         };
         for (const TruthObject* o : chosen) {
             const uint64_t t = o->vaddr, g = graph_base(*o);
-            std::vector<uint8_t> bytes(o->size);
-            if (o->size == 0 || t % W != 0 || !mem.read(t, bytes)) {
-                add_change("{\"vaddr\":\"" + hex(t) + "\",\"skipped\":\"unreadable, unaligned or of no size\"}");
+            std::vector<uint8_t> bytes(*L.object_size(type));   // the BTF's size, not the labels file's
+            if (t % W != 0 || !mem.read(t, bytes)) {
+                add_change("{\"vaddr\":\"" + hex(t) + "\",\"skipped\":\"unreadable or unaligned\"}");
                 continue;
             }
             // Replacement values: 0, the word with its lowest bit flipped (1 byte), a random value below
             // the kernel base, and the same word of 3 other random live objects of the type (plausible values).
-            std::vector<uint64_t> others;
-            for (int k = 0; k < 3 && live.size() > 1; ++k) {
-                uint64_t x;
-                do x = live[rng() % live.size()]->vaddr;
-                while (x == t);
-                others.push_back(x);
-            }
+            std::vector<uint64_t> others;   // up to 3, in at most 64 draws (a labels file may list one address twice)
+            for (int draw = 0; draw < 64 && others.size() < 3 && live.size() > 1; ++draw)
+                if (const uint64_t x = live[rng() % live.size()]->vaddr; x != t) others.push_back(x);
             std::vector<WordCandidate> cands;
-            for (uint64_t w : hide_candidates(bytes, kbase, protect, unsigned(W))) {
+            // Words up to the labels' size when it is smaller (x86 allocates a task_struct of
+            // arch_task_struct_size, less than BTF's sizeof: the rest is the next object's).
+            const uint64_t extent = o->size > 0 && o->size < bytes.size() ? o->size : bytes.size();
+            for (uint64_t w : hide_candidates(std::span<const uint8_t>(bytes).first(extent), kbase, protect, unsigned(W))) {
                 WordCandidate c;
                 c.offset = w;
                 std::memcpy(&c.value, bytes.data() + w, W);
@@ -644,7 +683,7 @@ int run(int argc, char** argv) {
             const size_t outside = cands.size();
             std::string who;   // a task's pid, comm and role, a module's name (before the edits: neither is protected)
             if (task_off) {
-                const uint32_t pid = *dump.read32(t + task_off->pid), tgid = *dump.read32(t + task_off->tgid);
+                const uint32_t pid = dump.read32(t + task_off->pid).value_or(0), tgid = dump.read32(t + task_off->tgid).value_or(0);
                 who = ",\"pid\":" + std::to_string(pid) + ",\"comm\":" + json_string(comm_of(mem, t, *task_off)) +
                       ",\"leader\":" + (pid == tgid ? "true" : "false");
             } else if (type == "module") {
@@ -656,6 +695,15 @@ int run(int argc, char** argv) {
             cands = search.in_features(g, std::move(cands));
             std::string searched;
             for (const WordCandidate& c : cands) searched += (searched.empty() ? "" : ",") + std::to_string(c.offset);
+            // An object the model does not detect before any edit is no hiding (a model of another
+            // build, a label the model misses): said apart, not counted hidden.
+            if (const float before = search.score(g).first; before < model.threshold) {
+                char fig[96];
+                std::snprintf(fig, sizeof fig, "%.4f below the threshold %.4f", before, model.threshold);
+                add_change("{\"vaddr\":\"" + hex(t) + "\"" + who + ",\"skipped\":\"not detected before any edit: score " + fig + "\"}");
+                ++undetected;
+                continue;
+            }
             const HideResult r = search.hide(g, cands, static_cast<uint32_t>(std::min<uint64_t>(budget, UINT32_MAX)),
                                              model.threshold, kbase);
             search.revert(g, r.edits);   // the next object is searched on the original graph
@@ -701,6 +749,9 @@ int run(int argc, char** argv) {
                          hex(t).c_str(), r.hidden ? "hidden" : "not hidden", r.edits.size(),
                          (std::to_string(r.bytes_changed) + " bytes").c_str(), r.score_before, r.score_after, r.seconds);
         }
+        if (undetected)
+            std::fprintf(stderr, "dm-attack: warning: %llu of %zu %s objects were not detected before any edit (skipped): is %s a model of this build?\n",
+                         static_cast<unsigned long long>(undetected), chosen.size(), type.c_str(), weights.c_str());
         }
     } else if (attack == "tamper") {
         const Offsets off{KernelLayout(kernel.require_btf("tamper"))};
@@ -723,13 +774,13 @@ int run(int argc, char** argv) {
                 const uint64_t other = live_tasks[rng() % live_tasks.size()];
                 std::string name = comm_of(mem, other, off);
                 std::copy(name.begin(), name.end(), comm.begin());
-                pid = *dump.read32(other + off.pid) + 1;
+                pid = need32(other + off.pid) + 1;
                 tgid = pid;
-                state = *dump.read32(other + off.state);
-                flags = *dump.read32(other + off.flags);
+                state = need32(other + off.state);
+                flags = need32(other + off.flags);
             }
             const std::string old = comm_of(mem, t, off);
-            const uint32_t old_pid = *dump.read32(t + off.pid);
+            const uint32_t old_pid = need32(t + off.pid);
             dump.write(t + off.comm, comm.data(), comm.size());
             dump.write(t + off.pid, &pid, 4);
             dump.write(t + off.tgid, &tgid, 4);

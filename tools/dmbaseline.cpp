@@ -55,9 +55,9 @@ int run(int argc, char** argv) {
     const auto parsed = parse_command_line(argc, argv, o, {{"method", 1}, {"dump", 1}}, kUsage);
     if (!parsed) return 0;
     const po::variables_map& vm = *parsed;
-    if (!vm.count("method") || !vm.count("dump")) throw InputError("missing METHOD or DUMP argument");
+    if (!vm.count("method") || !vm.count("dump")) throw po::error("missing METHOD or DUMP argument");
     const std::string method = vm["method"].as<std::string>();
-    if (method != "pslist" && method != "psscan") throw InputError("METHOD must be pslist or psscan, not '" + method + "'");
+    if (method != "pslist" && method != "psscan") throw po::error("METHOD must be pslist or psscan, not '" + method + "'");
     const DetectionFormat format = option_value(vm, "format", parse_detection_format);
 
     {

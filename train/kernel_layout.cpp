@@ -208,4 +208,14 @@ uint64_t KernelLayout::file_references(uint64_t raw) const noexcept {
     return raw >= released ? 0 : raw + 1;
 }
 
+std::optional<uint64_t> KernelLayout::object_size(std::string_view type) const noexcept {
+    if (type == "task_struct") return task_size;
+    if (type == "mm_struct") return mm_size;
+    if (type == "cred") return cred_size;
+    if (type == "file") return file_size;
+    if (type == "dentry") return dentry_size;
+    if (type == "module") return module_size;
+    return std::nullopt;
+}
+
 }  // namespace deepmem

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace deepmem {
 
@@ -31,6 +32,8 @@ struct KernelLayout {
 
     // sizeof (BTF). task_size is the largest task_struct; x86 allocates arch_task_struct_size.
     uint64_t task_size, mm_size, cred_size, file_size, dentry_size, module_size;
+    // The size above of one of the six labeled types by its name; nullopt for another name.
+    std::optional<uint64_t> object_size(std::string_view type) const noexcept;
 
     // task_struct
     uint64_t tasks, pid, tgid, group_leader, signal, mm, real_cred, cred, files, comm, comm_len;

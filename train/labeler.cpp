@@ -925,8 +925,8 @@ void Walker::freed_files(uint64_t init_task) {
 // Freed mm_structs: free slots of the mm_struct cache (kernel/fork.c mm_cachep) that still hold
 // one. __mmdrop() frees the page tables (mm_free_pgd leaves the pointer) and returns the object
 // without clearing it once mm_count drops to 0 (mm_users is 0 before), so a freed mm_struct keeps
-// its pgd pointer and both counts 0; SLUB overwrites one word with the freelist pointer. A
-// never-used slot has no pgd. Allocated mm_structs no task reaches (x86's poking_mm, arch/x86/mm/
+// its pgd pointer (page-aligned; 32-byte under PAE) and both counts 0; SLUB overwrites one word
+// with the freelist pointer. A never-used slot has no pgd. Allocated mm_structs no task reaches (x86's poking_mm, arch/x86/mm/
 // init.c; one held by an exec in progress, a task leaving the lists, …) are mm_structs in use,
 // labeled live when they look it (a pgd, mm_count ≥ 1): found only here.
 void Walker::freed_mms(uint64_t init_task) {
@@ -934,17 +934,21 @@ void Walker::freed_mms(uint64_t init_task) {
         warn("freed mm_structs not labeled: BTF lacks mm_struct.pgd, mm_users or mm_count");
         return;
     }
+    // A pgd is a page-table page (x86-64, non-PAE i386), or 32 bytes of pgd_cache under PAE.
+    const uint64_t pgd_align = psize_ == 8 ? 4096 : 32;
+    auto has_pgd = [&](uint64_t obj) {
+        auto pgd = ptr(obj + *L_.mm_pgd);
+        return pgd && plausible(*pgd) && *pgd % pgd_align == 0;
+    };
     freed_objects(init_task, "mm_struct", L_.mm_size, "mm_struct", "mm_cachep", "mm_structs", out_.mm_slab, "a task",
                   [&](uint64_t obj) {
-                      auto pgd = ptr(obj + *L_.mm_pgd);
-                      if (!pgd || !plausible(*pgd)) return false;
+                      if (!has_pgd(obj)) return false;
                       auto users = word(obj + *L_.mm_users, 4), count = word(obj + *L_.mm_count, 4);
                       return users && count && *users == 0 && *count == 0;
                   },
                   [&](uint64_t obj) {
-                      auto pgd = ptr(obj + *L_.mm_pgd);
                       auto count = word(obj + *L_.mm_count, 4);
-                      return pgd && plausible(*pgd) && count && *count >= 1 && *count < (1u << 31);
+                      return has_pgd(obj) && count && *count >= 1 && *count < (1u << 31);
                   });
 }
 

@@ -346,6 +346,19 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
         Run neg = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (dir / "o2").string() + " --seed 1 --count -3", dir);
         CHECK(neg.status == 2);
         CHECK(neg.err.find("'-3'") != std::string::npos);
+        for (const char* inside : {"sub", "sub/deeper"}) {   // nor inside it (attacker 74)
+            Run r = run("DM_ATTACK", "noise --in " + in.string() + " --out " + (in / inside).string() + " --seed 1", dir);
+            CHECK(r.status == 1);
+            CHECK(r.err.find("it lies inside the input directory") != std::string::npos);
+            CHECK(!fs::exists(in / "sub"));
+        }
+        for (const char* bad : {"hid", "noise --mode bogus", "noise --fraction nan", "hide --from bogus"}) {   // usage errors
+            CAPTURE(bad);
+            Run r = run("DM_ATTACK", std::string(bad) + " --in " + in.string() + " --out " + (dir / "o9").string() + " --seed 1", dir);
+            CHECK(r.status == 2);
+            CHECK(one_error_line(r.err, "dm-attack"));
+        }
+        CHECK(run("DMBASELINE", "pscan " + dump, dir).status == 2);
 
         // A refused run leaves no OUT_DIR, and no temporary directory beside it (attacker 12: labels,
         // kallsyms and a vmlinux link to /dev/zero were left, without dump.elf).

@@ -74,7 +74,7 @@ void check_hide(const fs::path& dev, const std::string& type) {
     const auto btf = btf::load_kernel_btf((dev / "vmlinuz").string());
     const KernelLayout L(btf);
     const std::vector<ByteRange> protect = protected_fields(L, type);
-    const uint64_t size = type == "task_struct" ? L.task_size : type == "mm_struct" ? L.mm_size : L.module_size;
+    const uint64_t size = *L.object_size(type);
     Opened a(dev / "dump.elf"), b(out / "dump.elf");
     const TranslatedMemory ma(*a.tl), mb(*b.tl);
     const uint64_t kbase = a.tl->kernel_base();
@@ -134,4 +134,31 @@ TEST_CASE("hide: the objects reported hidden are not detected on the edited dump
         CAPTURE(type);
         check_hide(dev, type);
     }
+}
+
+// A model that detects none of the sampled objects before any edit (5.10's mm_struct on this 6.1 dump)
+// hides nothing: each is skipped with its score, none is counted hidden (attacker 74).
+TEST_CASE("hide: objects the model does not detect before any edit are skipped, not hidden") {
+    const fs::path dev = test::real_dump_dir({"dump.elf", "labels.jsonl", "kallsyms", "vmlinuz"});
+    const char* tool = std::getenv("DM_ATTACK");
+    const char* models = std::getenv("DEEPMEM_MODELS");
+    REQUIRE(tool);
+    REQUIRE(models);
+    char tmpl[] = "/tmp/deepmem-hide-XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    const fs::path out = fs::path(tmpl) / "out";
+    const std::string graph = fs::exists(dev / "dump.dmg") ? " --graph " + (dev / "dump.dmg").string() : "";
+    const std::string cmd = std::string(tool) + " hide --count 3 --seed 7 --budget 4 --weights " +
+                            (fs::path(models) / "5.10" / "mm_struct.cereal").string() + graph + " --in " + dev.string() +
+                            " --out " + out.string() + " > /dev/null 2> " + (fs::path(tmpl) / "err").string();
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    const auto bytes = read_whole_file((out / "attack.json").string(), "attack.json");
+    const std::string s(bytes.begin(), bytes.end());
+    size_t skipped = 0;
+    for (size_t p = 0; (p = s.find("\"skipped\":\"not detected before any edit", p)) != std::string::npos; ++p) ++skipped;
+    CHECK(skipped == 3);
+    CHECK(s.find("\"hidden\":true") == std::string::npos);
+    const auto err = read_whole_file((fs::path(tmpl) / "err").string(), "stderr");
+    CHECK(std::string(err.begin(), err.end()).find("3 of 3 mm_struct objects were not detected before any edit") != std::string::npos);
+    fs::remove_all(tmpl);
 }
