@@ -146,6 +146,18 @@ auto option_value(const boost::program_options::variables_map& vm, const char* k
     }
 }
 
+// The options several tools share, through option_value: a dump format (--format or --format-dump),
+// --paging and --dtb.
+inline auto dump_format_option(const boost::program_options::variables_map& vm, const char* key) {
+    return option_value(vm, key, [](const std::string& v) { return parse_dump_format(v); });
+}
+inline auto paging_option(const boost::program_options::variables_map& vm) {
+    return option_value(vm, "paging", [](const std::string& v) { return parse_paging_mode(v); });
+}
+inline uint64_t dtb_option(const boost::program_options::variables_map& vm) {
+    return option_value(vm, "dtb", [](const std::string& v) { return parse_address(v, "value"); });
+}
+
 // Parses the command line: `visible` options (shown by --help, which must be one of them) plus the
 // positional arguments, each (name, count; −1 = all the rest), stored as hidden string options.
 // On --help prints `usage` and the options and returns nullopt (exit 0); throws

@@ -65,9 +65,9 @@ int run(int argc, char** argv) {
         add_inputs(kernel_files_of(vm, {"kernel", "vmlinuz"}), inputs);
         refuse_output_or_stdout_over_inputs(vm, inputs);
     }
-    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), option_value(vm, "format-dump", [](const std::string& v) { return parse_dump_format(v); }));
+    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), dump_format_option(vm, "format-dump"));
     std::optional<uint64_t> dtb;
-    if (vm.count("dtb")) dtb = option_value(vm, "dtb", [](const std::string& v) { return parse_address(v, "--dtb"); });
+    if (vm.count("dtb")) dtb = dtb_option(vm);
     const TranslationLayer tl = TranslationLayer::detect(*phys, dtb);
     print_warnings("dmbaseline", tl.warnings());
     const KernelFiles files = kernel_files_of(vm, {"kernel", "vmlinuz"});   // --vmlinuz wins over --kernel

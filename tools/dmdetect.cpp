@@ -254,10 +254,10 @@ int run(int argc, char** argv, Communicator& world) {
     const std::vector<std::string> dumps = dump_list(vm["dump"].as<std::vector<std::string>>(), batch);
     const DetectionFormat format = option_value(vm, "format", parse_detection_format);
     BuildOptions build;
-    build.format = option_value(vm, "format-dump", [](const std::string& v) { return parse_dump_format(v); });
+    build.format = dump_format_option(vm, "format-dump");
     build.strict = vm.count("strict") > 0;
     build.density_bound = vm.count("no-density-bound") == 0;
-    if (vm.count("dtb")) build.dtb = option_value(vm, "dtb", [](const std::string& v) { return parse_address(v, "dtb"); });
+    if (vm.count("dtb")) build.dtb = dtb_option(vm);
     if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
     std::vector<std::string> inputs = dumps;
     if (vm.count("weights"))

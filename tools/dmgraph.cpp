@@ -91,11 +91,11 @@ int cmd_build(const std::vector<std::string>& args) {
         params.pointer_target_back = parse_u32(vm["pointer-target-back"].as<std::string>(), "pointer target back");
     params.long_gap_nodes = vm.count("no-long-gap-nodes") == 0;
     std::optional<uint64_t> dtb;
-    if (vm.count("dtb")) dtb = option_value(vm, "dtb", [](const std::string& v) { return parse_address(v, "dtb"); });
+    if (vm.count("dtb")) dtb = dtb_option(vm);
     std::optional<PagingMode> paging;
-    if (vm.count("paging")) paging = option_value(vm, "paging", [](const std::string& v) { return parse_paging_mode(v); });
+    if (vm.count("paging")) paging = paging_option(vm);
 
-    auto phys = PhysicalLayer::open(dump, option_value(vm, "format", [](const std::string& v) { return parse_dump_format(v); }), vm.count("strict") > 0);
+    auto phys = PhysicalLayer::open(dump, dump_format_option(vm, "format"), vm.count("strict") > 0);
     print_warnings("dmgraph", phys->warnings());
     auto layer = TranslationLayer::detect(*phys, dtb, paging);
     print_warnings("dmgraph", layer.warnings());

@@ -72,11 +72,11 @@ int run(int argc, char** argv) {
 
     std::optional<GuestView> view;
     if (vm.count("view")) view = GuestView::load(vm["view"].as<std::string>());
-    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), option_value(vm, "format", [](const std::string& v) { return parse_dump_format(v); }));
+    auto phys = PhysicalLayer::open(vm["dump"].as<std::string>(), dump_format_option(vm, "format"));
     std::optional<uint64_t> dtb;
-    if (vm.count("dtb")) dtb = option_value(vm, "dtb", [](const std::string& v) { return parse_address(v, "--dtb"); });
+    if (vm.count("dtb")) dtb = dtb_option(vm);
     std::optional<PagingMode> paging;
-    if (vm.count("paging")) paging = option_value(vm, "paging", [](const std::string& v) { return parse_paging_mode(v); });
+    if (vm.count("paging")) paging = paging_option(vm);
     const auto tl = TranslationLayer::detect(*phys, dtb, paging);
     const TranslatedMemory mem(tl);
     const auto t_layers = std::chrono::steady_clock::now();

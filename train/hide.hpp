@@ -30,7 +30,8 @@
 //             file         f_u, f_path, f_inode, f_op, f_lock, f_count / f_ref, f_flags, f_mode,
 //                          f_iocb_flags, f_pos_lock, f_pos, f_owner, f_cred, f_version, f_security,
 //                          private_data, f_ep, f_mapping, f_wb_err, f_sb_err. Editable: f_ra
-//                          (read-ahead state), padding.
+//                          (read-ahead state), padding, and on 6.1 the second word of the union of
+//                          f_llist, f_rcuhead and f_iocb_flags (used once the file is put).
 //             dentry       every member but d_time (d_iname / d_shortname too: the name lookups compare).
 //             module       state, list, mkobj, param_lock, the layout (core_layout, init_layout or
 //                          mem[]), arch, refcnt, source_list, target_list, init, exit, and every table
@@ -56,7 +57,8 @@
 //             edits, or when no edit lowers the pair. The edits stay applied to the features (a
 //             next object is searched on the edited graph) until revert(base, edits) writes the old
 //             values back (each object then costs what hiding it alone costs: an edit to one object
-//             also changes its graph neighbours' embeddings, e.g. the next module on `modules`). bytes_changed counts bytes whose final
+//             also changes its graph neighbours' embeddings, e.g. the next module on `modules`).
+//             bytes_changed counts bytes whose final
 //             value differs from the original. A score below threshold at b means no detection at b
 //             (select() keeps score ≥ threshold only); the Overlap rule can only remove more.
 //   Not covered: edits that move pointers or change the graph's structure (planting, unlinking),

@@ -2,8 +2,8 @@
 //   init_task.tasks (processes) → each thread group (signal->thread_head, else task->thread_group)
 //   → task->mm, ->real_cred, ->cred, ->files → fdt → fd[] (open_fds) → file → f_path.dentry;
 //   the `modules` list; the idle task of every CPU (runqueues[cpu].idle, not on any list);
-//   the freelists of the task_struct, cred_jar, filp and mm_struct slab caches (freed-but-intact task_structs,
-//   creds, files, mm_structs).
+//   the freelists of the task_struct, cred_jar, filp and mm_struct slab caches (freed-but-intact
+//   task_structs, creds, files, mm_structs).
 #include "train/labeler.hpp"
 #include "train/kernel_layout.hpp"
 #include "graph/text_lines.hpp"
@@ -926,9 +926,10 @@ void Walker::freed_files(uint64_t init_task) {
 // one. __mmdrop() frees the page tables (mm_free_pgd leaves the pointer) and returns the object
 // without clearing it once mm_count drops to 0 (mm_users is 0 before), so a freed mm_struct keeps
 // its pgd pointer (page-aligned; 32-byte under PAE) and both counts 0; SLUB overwrites one word
-// with the freelist pointer. A never-used slot has no pgd. Allocated mm_structs no task reaches (x86's poking_mm, arch/x86/mm/
-// init.c; one held by an exec in progress, a task leaving the lists, …) are mm_structs in use,
-// labeled live when they look it (a pgd, mm_count ≥ 1): found only here.
+// with the freelist pointer. A never-used slot has no pgd. Allocated mm_structs no task reaches
+// (x86's poking_mm, arch/x86/mm/init.c; one held by an exec in progress, a task leaving the
+// lists, …) are mm_structs in use, labeled live when they look it (a pgd, mm_count ≥ 1): found
+// only here.
 void Walker::freed_mms(uint64_t init_task) {
     if (!L_.mm_pgd || !L_.mm_users || !L_.mm_count) {
         warn("freed mm_structs not labeled: BTF lacks mm_struct.pgd, mm_users or mm_count");

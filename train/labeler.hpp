@@ -195,9 +195,9 @@ struct LabelCounts {
     std::vector<Process> per_process;   // in init_task.tasks order, for diagnosing a mismatch
 };
 
-// What a slab cache (task_struct, cred_jar, filp, mm_struct) holds, as far as its lists reach. SLUB keeps no list
-// of full slabs (without slub_debug), so only the per-CPU and partial slabs are seen; full slabs
-// hold no free object, so every freed object is among them.
+// What a slab cache (task_struct, cred_jar, filp, mm_struct) holds, as far as its lists reach.
+// SLUB keeps no list of full slabs (without slub_debug), so only the per-CPU and partial slabs are
+// seen; full slabs hold no free object, so every freed object is among them.
 struct SlabStats {
     bool walked = false;          // false when symbols/fields for the walk are missing
     uint64_t slabs = 0;           // distinct slabs reached (per-CPU, per-CPU partial, node partial)
