@@ -643,6 +643,11 @@ int run(int argc, char** argv) {
                  std::to_string(graph_seconds);
         HideSearch search(graph, model);
         uint64_t undetected = 0;
+        std::optional<TaskSignature> sig;   // psscan's, for a task's classic figure
+        if (task_off) {
+            sig = TaskSignature::from_btf(btf);
+            sig->kernel_base = kbase;
+        }
         // The object's base in the graph: the graph scans a physical page once, at its lowest kernel
         // vaddr (graph/memory_graph.hpp, Aliases), so a module in the module area is searched at its
         // direct-map alias, where dmdetect reports it.
@@ -695,18 +700,18 @@ int run(int argc, char** argv) {
             cands = search.in_features(g, std::move(cands));
             std::string searched;
             for (const WordCandidate& c : cands) searched += (searched.empty() ? "" : ",") + std::to_string(c.offset);
+            const HideResult r = search.hide(g, cands, static_cast<uint32_t>(std::min<uint64_t>(budget, UINT32_MAX)),
+                                             model.threshold, kbase);
+            search.revert(g, r.edits);   // the next object is searched on the original graph
             // An object the model does not detect before any edit is no hiding (a model of another
-            // build, a label the model misses): said apart, not counted hidden.
-            if (const float before = search.score(g).first; before < model.threshold) {
+            // build, a label the model misses): said apart, not counted hidden (hide() made no edit).
+            if (r.score_before < model.threshold) {
                 char fig[96];
-                std::snprintf(fig, sizeof fig, "%.4f below the threshold %.4f", before, model.threshold);
+                std::snprintf(fig, sizeof fig, "%.4f below the threshold %.4f", r.score_before, model.threshold);
                 add_change("{\"vaddr\":\"" + hex(t) + "\"" + who + ",\"skipped\":\"not detected before any edit: score " + fig + "\"}");
                 ++undetected;
                 continue;
             }
-            const HideResult r = search.hide(g, cands, static_cast<uint32_t>(std::min<uint64_t>(budget, UINT32_MAX)),
-                                             model.threshold, kbase);
-            search.revert(g, r.edits);   // the next object is searched on the original graph
             std::string edits;
             for (const WordEdit& e : r.edits) {
                 dump.write_ptr(t + e.offset, e.new_value);
@@ -717,12 +722,10 @@ int run(int argc, char** argv) {
             // comm[0] is 0 (1 byte; check_task, its own predicate, on the bytes before the edits).
             std::string classic;
             if (task_off) {
-                TaskSignature sig = TaskSignature::from_btf(btf);
-                sig.kernel_base = kbase;
-                const TaskCheck before = check_task(sig, mem, t, bytes);
+                const TaskCheck before = check_task(*sig, mem, t, bytes);
                 std::vector<uint8_t> local = bytes;
                 local[task_off->comm] = 0;
-                const TaskCheck psscan_after = check_task(sig, mem, t, local);
+                const TaskCheck psscan_after = check_task(*sig, mem, t, local);
                 classic = std::string(",\"psscan_before\":\"") + to_string(before) + "\",\"psscan_after_comm0\":\"" + to_string(psscan_after) +
                           "\",\"psscan_bytes\":" + (before == TaskCheck::Ok && psscan_after != TaskCheck::Ok ? "1" : "null");
             }
