@@ -204,6 +204,22 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     // each type's rows as a bit per node (N/8 bytes a type, at most Model::kMaxParts), until the type votes.
     std::vector<std::vector<uint32_t>> rows(entries_.size()), classes(entries_.size());
     std::vector<std::vector<uint64_t>> own(entries_.size());
+    // fit.hpp Sample: the sample each model's agreement was measured on
+    std::vector<AgreementSample> samples(entries_.size());
+    // The agreement rows `all` (ascending, ⊇ `voting`) to run: `voting` and, when the others pass the
+    // budget, those of them near the sample (set in `sample`).
+    auto sample_rows = [&](const Model& model, std::vector<uint32_t> all, std::span<const uint32_t> voting,
+                           AgreementSample& sample) {
+        sample = agreement_sample(model, all.size() - voting.size(), opt.agreement_rows_budget);
+        if (sample.chunk == 0) return all;
+        auto vaddr = graph.vaddr();
+        std::vector<uint32_t> out;
+        for (size_t a = 0, v = 0; a < all.size(); ++a) {
+            while (v < voting.size() && voting[v] < all[a]) ++v;
+            if ((v < voting.size() && voting[v] == all[a]) || sample.runs(vaddr[all[a]])) out.push_back(all[a]);
+        }
+        return out;
+    };
     // per joint network: the union of its types' rows (ascending) and their joint classes, kept until its
     // last type has voted (another network's types may vote in between: types vote in name order)
     std::vector<std::vector<uint32_t>> union_rows(networks_.size()), joint_classes(networks_.size());
@@ -270,7 +286,11 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 };
                 std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
                 all.clear();
-                if (single) {
+                if (single && agreement) {   // fit.hpp Sample: past the budget, a sample of the extra rows
+                    rows[i] = agreement_rows(graph, e.model, thresholds_[i]);
+                    if (rows[i].size() > opt.agreement_rows_budget)
+                        rows[i] = sample_rows(e.model, std::move(rows[i]), voting_rows(graph, e.model, thresholds_[i]), samples[i]);
+                } else if (single) {
                     rows[i] = rows_of(i);
                 } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
                            // 256 types' lists held 1.2 GB), each kept as a bit per node
@@ -301,6 +321,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 timing.forward += since(t0);
                 t0 = Clock::now();
                 if (refused.empty() || !agreement) break;
+                samples[i] = {};
                 for (size_t j : members) unmeasured_[j] = refused;
             }
             if (!refused.empty()) {   // none of the network's types votes
@@ -340,13 +361,14 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         std::vector<Candidate> candidates = vote(graph, e.model, rows[i], classes[i]);
         const auto found = select(graph, e.model, candidates, thresholds_[i]);
         if (opt.measure_agreement && found.empty() && !e.joint_part && keys_per_build(e.model)) {
-            // fit.hpp Rows: found nothing on its voting rows; the diagnosis needs every competing base.
-            // The agreement rows hold the voting rows (both ascending), whose classes are known: the
-            // network runs on the others only (on a crafted dump whose every node voted it ran twice
-            // over all 2 M nodes, 24 s each: helper 66).
+            // fit.hpp Rows: found nothing on its voting rows; the diagnosis needs every competing base
+            // (past the budget: Sample). The agreement rows hold the voting rows (both ascending), whose
+            // classes are known: the network runs on the others only (on a crafted dump whose every
+            // node voted it ran twice over all 2 M nodes, 24 s each: helper 66).
             const size_t voting = timing.network_rows;
             const auto t1 = Clock::now();
-            std::vector<uint32_t> agreeing = agreement_rows(graph, e.model, thresholds_[i]), fresh, fresh_classes;
+            const std::vector<uint32_t> agreeing = sample_rows(e.model, agreement_rows(graph, e.model, thresholds_[i]), rows[i], samples[i]);
+            std::vector<uint32_t> fresh, fresh_classes;
             std::set_difference(agreeing.begin(), agreeing.end(), rows[i].begin(), rows[i].end(), std::back_inserter(fresh));
             std::string whole;
             timing.network_rows = 0;   // run_network sets it when the network runs
@@ -354,16 +376,19 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             if (!whole.empty()) ran_whole_[i] = whole;
             if (!unmeasured_[i].empty()) {   // the voting rows' votes are all there is
                 fresh.clear();
-                agreeing = rows[i];
                 fresh_classes.clear();
+                samples[i] = {};
             }
-            std::vector<uint32_t> merged(agreeing.size());
-            for (size_t a = 0, v = 0, f = 0; a < agreeing.size(); ++a) {
-                while (v < rows[i].size() && rows[i][v] < agreeing[a]) ++v;
-                merged[a] = v < rows[i].size() && rows[i][v] == agreeing[a] ? classes[i][v] : fresh_classes[f++];
+            std::vector<uint32_t> merged_rows, merged_classes;   // rows[i] ∪ fresh, ascending
+            merged_rows.reserve(rows[i].size() + fresh.size());
+            merged_classes.reserve(rows[i].size() + fresh.size());
+            for (size_t v = 0, f = 0; v < rows[i].size() || f < fresh.size();) {
+                const bool take_fresh = v == rows[i].size() || (f < fresh.size() && fresh[f] < rows[i][v]);
+                merged_rows.push_back(take_fresh ? fresh[f] : rows[i][v]);
+                merged_classes.push_back(take_fresh ? fresh_classes[f++] : classes[i][v++]);
             }
-            rows[i] = std::move(agreeing);
-            classes[i] = std::move(merged);
+            rows[i] = std::move(merged_rows);
+            classes[i] = std::move(merged_classes);
             timing.network_rows += voting;   // both runs
             timing.forward += since(t1);
             timing.rows = rows[i].size();   // the rows that voted
@@ -373,7 +398,8 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         for (const Candidate& c : candidates) best = std::max(best.value_or(c.score), c.score);
         best_scores_.push_back(best);
         if (opt.measure_agreement)
-            agreements_.push_back(vote_agreement(e.model, votes_of(graph, e.model, rows[i], classes[i]), thresholds_[i]));
+            agreements_.push_back(
+                vote_agreement(e.model, votes_of(graph, e.model, rows[i], classes[i]), thresholds_[i], samples[i]));
         rows[i] = {};
         classes[i] = {};
         timing.vote = since(t0);

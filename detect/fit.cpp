@@ -1,6 +1,7 @@
 // Does a model fit this dump? (contract: detect/fit.hpp)
 #include "detect/fit.hpp"
 
+#include "engine/kernels.hpp"
 #include "graph/layers.hpp"
 #include "graph/text_lines.hpp"
 
@@ -31,7 +32,39 @@ double agreement_by_chance(const VoteAgreement& a, double expected) {
     return sum;
 }
 
-VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold) {
+namespace {
+
+bool kept_region(uint64_t region, double share) noexcept {
+    constexpr uint64_t kSalt = 0x6a09e667f3bcc909ull;   // a fixed sample: the same counts on every run
+    return double(kernels::mix64(region ^ kSalt)) < share * 0x1p64;
+}
+
+}  // namespace
+
+bool AgreementSample::counts(uint64_t base) const noexcept {
+    return chunk == 0 || kept_region(base / chunk, share);
+}
+
+bool AgreementSample::runs(uint64_t vaddr) const noexcept {
+    if (chunk == 0) return true;
+    const uint64_t lo = vaddr > margin ? vaddr - margin : 0, hi = vaddr + margin < vaddr ? UINT64_MAX : vaddr + margin;
+    for (uint64_t r = lo / chunk; r <= hi / chunk; ++r)   // at most two regions: chunk ≥ 2 margin
+        if (kept_region(r, share)) return true;
+    return false;
+}
+
+AgreementSample agreement_sample(const Model& model, uint64_t extra, uint64_t budget) {
+    AgreementSample s;
+    if (extra <= budget) return s;
+    s.share = double(budget) / double(extra);
+    s.margin = 3 * overlap_radius(model);
+    s.chunk = uint64_t{1} << 16;   // ≥ 8 margins: a kept region's rows span at most 1.25× it
+    while (s.chunk < 8 * s.margin && s.chunk < (uint64_t{1} << 40)) s.chunk <<= 1;
+    return s;
+}
+
+VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold,
+                             const AgreementSample& sample) {
     const std::vector<Candidate> bases = bases_of(model, votes, 0, 0);   // exact bases, aligned or not: a shift splits them
     const std::vector<Candidate> kept = apply_overlap_rule(model, bases);   // sorted by vaddr
     const uint64_t radius = overlap_radius(model);
@@ -53,8 +86,9 @@ VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint6
     VoteAgreement a;
     a.key_votes.assign(model.key_nodes.size(), 0);
     std::vector<char> candidate(kept.size(), 0);
+    a.share = sample.share;
     for (size_t i = 0; i < kept.size(); ++i) {
-        if (!(sum[i] >= double(threshold))) continue;
+        if (!(sum[i] >= double(threshold)) || !sample.counts(kept[i].vaddr)) continue;
         candidate[i] = 1;
         ++a.objects;
         a.agreeing += double(kept[i].score) >= kAgreeShare * sum[i];
@@ -229,6 +263,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         unsure = unsure || absence;
         why.push_back("key-node votes agree on " + std::to_string(agreement.agreeing) + " of " +
                       std::to_string(agreement.objects) + " candidate objects (" + percent(agreement.fraction()) +
+                      (agreement.share < 1 ? " in the sampled " + percent(agreement.share) + " of the address space" : "") +
                       (f.expected ? ", " + percent(*f.expected) + " on its validation dumps" : "") + "): " +
                       (!absence ? "the struct layout differs"
                        : f.build == BuildMatch::SameBuild
@@ -241,10 +276,11 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     // no word): not a misfit the votes show, but never a silent "fits".
     const bool nothing = reach && !(reach->best && *reach->best >= reach->threshold);
     const bool unreachable = nothing && reach->threshold > max_score(model);
+    const std::string where = agreement.share < 1 ? "in the sampled " + percent(agreement.share) + " of the address space" : "anywhere in the dump";
     if (agreement.objects == 0)
         why.push_back(unreachable ? "no candidate object"
-                                  : "no candidate object: no base gathered the threshold's worth of key-node votes anywhere in "
-                                    "the dump (a struct layout the model does not know, or memory the dump lacks?)");
+                                  : "no candidate object: no base gathered the threshold's worth of key-node votes " + where +
+                                        " (a struct layout the model does not know, or memory the dump lacks?)");
     if (nothing) {
         const std::string t = score_text(reach->threshold);
         // A candidate object's group reaches the threshold (Agreement), no base of it alone did.
@@ -557,7 +593,8 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    ",\"fits\":" + (f.fits ? "true" : "false") + ",\"build\":\"" + to_string(f.build) +
                    "\",\"agreement\":" + (measured ? fraction(f.agreement.fraction()) : "null") +
                    ",\"objects\":" + std::to_string(f.agreement.objects) + ",\"agreeing\":" +
-                   std::to_string(f.agreement.agreeing) + ",\"validation_agreement\":" +
+                   std::to_string(f.agreement.agreeing) +
+                   (f.agreement.share < 1 ? ",\"sampled\":" + fraction(f.agreement.share) : "") + ",\"validation_agreement\":" +
                    (f.expected ? fraction(*f.expected) : "null") + ",\"missing_key_nodes\":[" + missing(f) +
                    "],\"reason\":" + json_string(f.reason) + ",\"checked\":" + (f.checked ? "true" : "false") +
                    ",\"not_judged\":" + (f.not_judged.empty() ? "null" : json_string(f.not_judged)) +
@@ -572,9 +609,9 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
             out += "# fit " + f.type + ": " + (!f.fits ? "NO" : measured && f.checked ? "yes" : "unknown") + ", " + to_string(f.build) + ", votes agree on " +
                    (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
                                    " candidate objects (" + percent(f.agreement.fraction()) +
-                                   (f.not_judged.empty() ? "" : "; not judged: " + f.not_judged) +
-                                   ")"
+                                   (f.not_judged.empty() ? "" : "; not judged: " + f.not_judged) + ")"
                              : "no candidate object") +
+                   (f.agreement.share < 1 ? " in the sampled " + percent(f.agreement.share) + " of the address space" : "") +
                    (f.expected ? ", validation " + percent(*f.expected) : "") +
                    (f.threshold ? ", threshold " + score_text(*f.threshold) : "") +
                    (f.fields_read ? ", a bad field in " + std::to_string(f.fields_bad) + " of " + std::to_string(f.fields_read) + " read" : "") +

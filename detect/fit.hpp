@@ -89,6 +89,17 @@
 //              unless it finds nothing: then again on agreement_rows(), for the diagnosis (split
 //              votes, no candidate). On a 556 k-node graph the six per-version models' rows for
 //              file fell from 409,834 to 4,872 so.
+//   Sample     (issue 15: a 62 MiB kdump crafted so that 4 M nodes carry cred's and file's key nodes
+//              ran 15 s of agreement rows, its voting rows none.) When the agreement rows exceed the
+//              voting rows by more than DetectOptions::agreement_rows_budget, the network runs on the
+//              voting rows (the detections) and on the others only near a sample of the virtual
+//              address space: regions of `chunk` bytes, each kept with probability `share` = budget /
+//              extra rows by a fixed hash of its index (the same sample on every run), and the rows
+//              within `margin` = 3R of a kept region. Only candidate objects whose kept base lies in a
+//              kept region are counted: every base within R of it and their voters lie within 3R, so
+//              each one counted has the votes the whole run would give it (up to Overlap chains across
+//              a region's edge), and which objects are counted does not depend on whether their votes
+//              split. VoteAgreement::share says it; the counts are the sample's.
 #pragma once
 
 #include "detect/detect.hpp"
@@ -111,11 +122,24 @@ inline constexpr double kAgreementChance = 0.01;     // see Fit: a lower agreeme
 inline constexpr double kMaxChanceAgreement = 0.99;  // the expected share a chance draw is measured at, at most
 inline constexpr double kBadFieldShare = 0.5;
 
+// See Sample. Default (chunk 0): nothing sampled, every row runs and every candidate object counts.
+struct AgreementSample {
+    uint64_t chunk = 0;    // bytes of virtual address space a region spans (a power of two); 0: no sample
+    uint64_t margin = 0;   // 3R: rows this close to a kept region run too
+    double share = 1;      // the probability a region is kept
+    bool counts(uint64_t base) const noexcept;   // a candidate object whose kept base is here is counted
+    bool runs(uint64_t vaddr) const noexcept;    // a row here runs (in a kept region or within margin)
+};
+// See Sample: for agreement rows `extra` beyond the voting rows; no sample when extra ≤ budget.
+AgreementSample agreement_sample(const Model& model, uint64_t extra, uint64_t budget);
+
 // See Fit: P(X ≤ a.agreeing) for X ~ Binomial(a.objects, min(expected, kMaxChanceAgreement)); 1 when
 // every object agreed or none was measured.
 double agreement_by_chance(const VoteAgreement& a, double expected);
 // See Agreement: over every vote of a graph (votes_of(), sorted).
-VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold);
+// With a sample (Sample), only the candidate objects it counts, and `share` set from it.
+VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold,
+                             const AgreementSample& sample = {});
 // See Rows: ascending, a superset of voting_rows(graph, model, threshold).
 std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold);
 // Whether the model's key nodes were chosen per build (its training configuration has `[keys]
@@ -241,7 +265,7 @@ std::string word_size_text(uint32_t word_size);
 // {"record":"kernel",…} line (release, banner, where found; "release":null without a banner; with
 // `lacks_image` given, "kernel_image":"lacking"|"present", detect.hpp lacks_kernel_image) and one
 // {"record":"fit",…} line per model (with "threshold" when the run's is known, "not_run" when it
-// was not run: ModelFit::not_run); for `Table`, the same as "# " comment lines ("# fit TYPE: NOT
+// was not run: ModelFit::not_run, "sampled" when its agreement was measured on a sample: Sample); for `Table`, the same as "# " comment lines ("# fit TYPE: NOT
 // RUN, BUILD: why" for a model not run); for `Csv`, nothing (its one header line stays the only non-detection
 // line). parse_detections() skips lines with a "record" key.
 std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,

@@ -118,6 +118,9 @@ int main(int argc, char** argv) {
             "budget-divisors", po::value<std::string>(),
             "also run all types within the graph's bytes / D for each D of this comma list (e.g. 2,8), "
             "alternating with the default budget and unbounded")(
+            "agreement-budgets", po::value<std::string>(),
+            "also run the fit check with each of these agreement-row budgets (comma list of row counts; "
+            "detect.hpp DetectOptions::agreement_rows_budget, detect/fit.hpp Sample)")(
             "joint", po::value<std::string>(),
             "a joint model (several types, one network): timed beside the first model alone and every --weights model")(
             "dump", po::value<std::string>()->required(), "raw/ELF/LiME dump or .dmg");
@@ -167,9 +170,18 @@ int main(int argc, char** argv) {
         // for each --budget-divisors D, and unbounded, alternating, medians of --repeat; peak RSS of each
         // run over the RSS before it (graph included).
         {
-            struct Row { std::string name; uint64_t budget; bool fit_check; };
+            struct Row { std::string name; uint64_t budget; bool fit_check; std::optional<uint64_t> agreement_rows = {}; };
             std::vector<Row> budgets{{"budget " + format_bytes(inference_budget(g)), inference_budget(g), false},
                                      {"budget " + format_bytes(inference_budget(g)) + ", fit check", inference_budget(g), true}};
+            if (vm.count("agreement-budgets")) {
+                std::stringstream list(vm["agreement-budgets"].as<std::string>());
+                for (std::string d; std::getline(list, d, ',');) {
+                    if (d.empty() || d.size() > 10 || d.find_first_not_of("0123456789") != std::string::npos)
+                        throw po::error("--agreement-budgets: '" + d + "' is not a whole number of rows");
+                    budgets.push_back({"budget " + format_bytes(inference_budget(g)) + ", fit check, agreement rows " + d,
+                                       inference_budget(g), true, std::stoull(d)});
+                }
+            }
             if (vm.count("budget-divisors")) {
                 std::stringstream list(vm["budget-divisors"].as<std::string>());
                 for (std::string d; std::getline(list, d, ',');) {
@@ -192,6 +204,7 @@ int main(int argc, char** argv) {
                     DetectOptions o = opt;
                     o.memory_budget = budgets[i].budget;
                     o.measure_agreement = budgets[i].fit_check;
+                    if (budgets[i].agreement_rows) o.agreement_rows_budget = *budgets[i].agreement_rows;
                     reset_peak_rss();
                     t0 = Clock::now();
                     objects[i] = all.detect(g, o).size();

@@ -26,8 +26,9 @@ FoundBanner banner(const std::string& release, std::string version = "") {
 
 // A dump of `count` objects (shifted or not) in the direct map, and its graph.
 MemoryGraph objects_graph(int count, test::Layout layout, std::vector<uint64_t>* bases = nullptr) {
-    test::Memory m(64);
-    m.map(test::K64, 0, 64 * 4096);
+    const uint64_t pages = std::max<uint64_t>(64, (uint64_t(count) * test::kMovedObject + 0x2000) / 4096 + 1);
+    test::Memory m(pages);
+    m.map(test::K64, 0, pages * 4096);
     auto b = test::put_objects([&](uint64_t p, uint64_t v) { m.word(p, v); }, [&](uint64_t p, uint8_t v) { m.image[p] = v; },
                                0x1000, test::K64 + 0x1000, count, layout);
     if (bases) *bases = b;
@@ -276,6 +277,70 @@ TEST_CASE("fit: agreement rows add the competing voters that the voting rows lea
     const MemoryGraph same = objects_graph(8, test::Layout::Trained);
     const auto vs = voting_rows(same, m, 3.5f), a = agreement_rows(same, m, 3.5f);
     CHECK(std::includes(a.begin(), a.end(), vs.begin(), vs.end()));
+}
+
+TEST_CASE("fit: the sample of the address space the agreement is measured on") {
+    const Model m = test::marker_model("thing");   // R = 392: margin 1176, chunk 64 KiB
+    CHECK(agreement_sample(m, 100, 100).chunk == 0);   // within the budget: no sample
+    const AgreementSample none = agreement_sample(m, 400, 100);
+    CHECK(none.share == doctest::Approx(0.25));
+    CHECK(none.margin == 3 * 392);
+    CHECK(none.chunk == 65536);
+    Model wide = m;
+    wide.key_nodes.push_back({5000, 8, 1.f});   // R = 5000: margin 15000, chunk ≥ 8 margins
+    CHECK(agreement_sample(wide, 400, 100).chunk == 131072);
+    // kept regions are a fixed draw near the share; a row runs wherever a counted base may be near
+    int kept = 0, runs_only = 0;
+    for (uint64_t r = 0; r < 4000; ++r) {
+        const uint64_t base = test::K64 + r * none.chunk;
+        kept += none.counts(base);
+        CHECK(none.counts(base) == none.counts(base + none.chunk - 1));
+        if (none.counts(base)) CHECK((none.runs(base - none.margin) && none.runs(base + none.chunk - 1 + none.margin)));
+        runs_only += none.runs(base - 1) && !none.counts(base - 1);
+    }
+    CHECK(kept > 850);
+    CHECK(kept < 1150);
+    CHECK(runs_only > 0);   // the margin before a kept region
+}
+
+TEST_CASE("fit: past the budget the agreement is measured on a sample, the detections unchanged") {
+    // 2,000 moved objects over 1.1 MiB (18 regions of 64 KiB) and a model whose bases are aligned to
+    // 1 KiB: one object in 16 has an aligned base, so the agreement rows (any base) are 16 times the
+    // voting rows, as on a crafted dump whose nodes carry key nodes at unaligned bases.
+    std::vector<uint64_t> bases;
+    const MemoryGraph moved = objects_graph(2000, test::Layout::Moved, &bases);
+    Model m = test::marker_model("thing");
+    m.base_alignment = 1024;
+    Detector d;
+    d.add_model(m, "marker");
+    DetectOptions opt;
+    opt.measure_agreement = true;
+    const auto whole = d.detect(moved, opt);
+    const VoteAgreement all = d.last_agreements().at(0);
+    const size_t all_rows = d.last_timings().at(0).network_rows;
+    CHECK(all.share == 1);
+    REQUIRE(all.objects >= 1900);
+    const uint64_t extra = agreement_rows(moved, m, m.threshold).size() - voting_rows(moved, m, m.threshold).size();
+    opt.agreement_rows_budget = extra / 3;
+    CHECK(d.detect(moved, opt).size() == whole.size());
+    const VoteAgreement part = d.last_agreements().at(0);
+    const std::optional<float> best = d.last_best_scores().at(0);
+    const AgreementSample s = agreement_sample(m, extra, extra / 3);
+    CHECK(part.share == doctest::Approx(s.share));
+    CHECK(part.share < 1);
+    CHECK(d.last_timings().at(0).network_rows < all_rows / 2);   // 2,106 of 8,000
+    CHECK(d.detect(moved).size() == whole.size());                // and without measuring
+    // counted: the objects whose kept base lies in a kept region, with the whole run's votes
+    uint64_t expected = 0;
+    for (uint64_t b : bases) expected += s.counts(b);
+    CHECK(part.objects > 0);
+    CHECK(part.objects < all.objects);
+    CHECK(std::abs(double(part.objects) - double(expected)) <= 2);   // a kept base may sit a few bytes off the object's
+    CHECK(part.fraction() == doctest::Approx(all.fraction()).epsilon(0.05));
+    const ModelFit f = assess_fit(m, "marker", std::nullopt, part, ScoreReach{m.threshold, best});
+    CHECK_FALSE(f.fits);   // the sample shows the moved layout as the whole run does
+    CHECK(f.reason.find(" in the sampled ") != std::string::npos);
+    CHECK_FALSE(assess_fit(m, "marker", std::nullopt, all).fits);
 }
 
 TEST_CASE("fit: the model's builds against the dump's banner") {
