@@ -233,7 +233,9 @@ void validate(boost::any& v, const std::vector<std::string>& tokens, Whole<T>*, 
     } catch (const InputError& e) {   // its reason in brackets, e.g. "(a leading 0: octal is not read; …)"
         const std::string what = e.what();
         const size_t why = what.rfind(" (");
-        throw NotWhole(s, why == std::string::npos ? "" : what.substr(why));
+        // parse_address's example is an address's (attacker 74: "--run.steps -5 … such as 0x1ad000")
+        const bool generic = what.find("(expected a number such as") != std::string::npos;
+        throw NotWhole(s, generic ? " (decimal digits, or hex after 0x; no sign)" : why == std::string::npos ? "" : what.substr(why));
     }
     if (n > std::numeric_limits<T>::max()) throw NotWhole(s);
     v = Whole<T>{static_cast<T>(n)};

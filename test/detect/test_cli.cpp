@@ -475,6 +475,9 @@ TEST_CASE("evidence: every CLI refuses to write over an input, reports lost outp
     write(dir / "neg.ini", slurp(dir / "t.ini") + "steps = -5\n");
     Run octal = run("DMTRAIN", ini + " --run.steps 010", dir);   // the reason, not only "not a whole number"
     CHECK(octal.err.find("octal is not read") != std::string::npos);
+    Run minus = run("DMTRAIN", ini + " --run.steps -5", dir);   // a count's hint, not an address's (attacker 74)
+    CHECK(minus.err.find("(decimal digits, or hex after 0x; no sign)") != std::string::npos);
+    CHECK(minus.err.find("0x1ad000") == std::string::npos);
     Run neg = run("DMTRAIN", (dir / "neg.ini").string(), dir);
     CHECK(neg.status == 2);
     CHECK(neg.err.find("run.steps") != std::string::npos);
