@@ -1,6 +1,7 @@
 // The pruned inference run (InferenceNet::run over rows) against the whole-graph run, and the
 // Detector: its refusals, its order, early stop, and equality with the unpruned path.
 #include "detect/detect.hpp"
+#include "graph/memory_budget.hpp"
 #include "../engine/random_graph.hpp"
 #include "../graph/graph_fixtures.hpp"
 #include "../graph/layer_images.hpp"
@@ -238,6 +239,16 @@ TEST_CASE("detect: the work limit — a model past it is not run, agreement rows
     CHECK(det.detect(g, opt) == expected);
     CHECK(det.last_not_run().at(0).empty());
     CHECK(det.last_ran_whole().at(0).empty());
+}
+
+TEST_CASE("detect: the whole-graph ceiling leaves room for the graph and the rest of the process") {
+    // issue 15: 1 GiB for the process on inputs up to 64 MiB (attacker 75: a network run whole in
+    // 1,005 MiB beside a 183 MiB graph peaked at 1.26 GiB)
+    const MemoryGraph g = test::Memory(16).build();
+    const uint64_t expected = DetectOptions::kWholeGraphCeiling - g.array_bytes() - DetectOptions::kBesideNetwork;
+    const auto avail = available_memory();
+    CHECK(whole_graph_ceiling(g) == (avail ? std::min(expected, avail->bytes / 2) : expected));
+    CHECK(whole_graph_ceiling(g) < DetectOptions::kWholeGraphCeiling);
 }
 
 // Issue #12 item 1: a joint model (several types, one network) runs once for all its types, and
