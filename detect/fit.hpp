@@ -99,7 +99,11 @@
 //              kept region are counted: every base within R of it and their voters lie within 3R, so
 //              each one counted has the votes the whole run would give it (up to Overlap chains across
 //              a region's edge), and which objects are counted does not depend on whether their votes
-//              split. VoteAgreement::share says it; the counts are the sample's.
+//              split. VoteAgreement::share says it (the probability, not the share of regions a
+//              dump's draw kept); the counts are the sample's. Single-type models only: a joint
+//              network's agreement rows run whole. The budget bounds the rows in expectation over
+//              regions, not for every input: the hash is fixed, so a crafted dump may put its extra
+//              rows in kept regions (helper 76; a cap by hash order is not built).
 #pragma once
 
 #include "detect/detect.hpp"

@@ -304,43 +304,59 @@ TEST_CASE("fit: the sample of the address space the agreement is measured on") {
 }
 
 TEST_CASE("fit: past the budget the agreement is measured on a sample, the detections unchanged") {
-    // 2,000 moved objects over 1.1 MiB (18 regions of 64 KiB) and a model whose bases are aligned to
-    // 1 KiB: one object in 16 has an aligned base, so the agreement rows (any base) are 16 times the
-    // voting rows, as on a crafted dump whose nodes carry key nodes at unaligned bases.
-    std::vector<uint64_t> bases;
-    const MemoryGraph moved = objects_graph(2000, test::Layout::Moved, &bases);
+    // 2,000 objects over 1 MiB (16 regions of 64 KiB) and a model whose bases are aligned to 1 KiB: every
+    // other object has an aligned base and is detected on the voting rows; the others' rows are
+    // agreement rows only (any base), as on a crafted dump whose nodes carry key nodes at unaligned
+    // bases. Then the same objects moved: their votes split, nothing is detected.
     Model m = test::marker_model("thing");
     m.base_alignment = 1024;
     Detector d;
     d.add_model(m, "marker");
-    DetectOptions opt;
-    opt.measure_agreement = true;
-    const auto whole = d.detect(moved, opt);
-    const VoteAgreement all = d.last_agreements().at(0);
-    const size_t all_rows = d.last_timings().at(0).network_rows;
-    CHECK(all.share == 1);
-    REQUIRE(all.objects >= 1900);
-    const uint64_t extra = agreement_rows(moved, m, m.threshold).size() - voting_rows(moved, m, m.threshold).size();
-    opt.agreement_rows_budget = extra / 3;
-    CHECK(d.detect(moved, opt).size() == whole.size());
-    const VoteAgreement part = d.last_agreements().at(0);
-    const std::optional<float> best = d.last_best_scores().at(0);
-    const AgreementSample s = agreement_sample(m, extra, extra / 3);
-    CHECK(part.share == doctest::Approx(s.share));
-    CHECK(part.share < 1);
-    CHECK(d.last_timings().at(0).network_rows < all_rows / 2);   // 2,106 of 8,000
-    CHECK(d.detect(moved).size() == whole.size());                // and without measuring
-    // counted: the objects whose kept base lies in a kept region, with the whole run's votes
-    uint64_t expected = 0;
-    for (uint64_t b : bases) expected += s.counts(b);
-    CHECK(part.objects > 0);
-    CHECK(part.objects < all.objects);
-    CHECK(std::abs(double(part.objects) - double(expected)) <= 2);   // a kept base may sit a few bytes off the object's
-    CHECK(part.fraction() == doctest::Approx(all.fraction()).epsilon(0.05));
-    const ModelFit f = assess_fit(m, "marker", std::nullopt, part, ScoreReach{m.threshold, best});
-    CHECK_FALSE(f.fits);   // the sample shows the moved layout as the whole run does
-    CHECK(f.reason.find(" in the sampled ") != std::string::npos);
-    CHECK_FALSE(assess_fit(m, "marker", std::nullopt, all).fits);
+    for (const test::Layout layout : {test::Layout::Trained, test::Layout::Moved}) {
+        INFO("layout " << int(layout));
+        std::vector<uint64_t> bases;
+        const MemoryGraph g = objects_graph(2000, layout, &bases);
+        DetectOptions opt;
+        opt.measure_agreement = true;
+        const std::vector<Detection> whole = d.detect(g, opt);
+        const VoteAgreement all = d.last_agreements().at(0);
+        const size_t all_rows = d.last_timings().at(0).network_rows;
+        CHECK(all.share == 1);
+        REQUIRE(all.objects >= 1900);
+        CHECK(whole.size() == (layout == test::Layout::Trained ? 1000u : 0u));
+        const size_t voting = voting_rows(g, m, m.threshold).size();
+        const uint64_t extra = agreement_rows(g, m, m.threshold).size() - voting;
+        opt.agreement_rows_budget = extra / 3;
+        CHECK(d.detect(g, opt) == whole);   // the voting rows always run: the same detections, element by element
+        const VoteAgreement part = d.last_agreements().at(0);
+        const std::optional<float> best = d.last_best_scores().at(0);
+        const size_t part_rows = d.last_timings().at(0).network_rows;
+        CHECK(d.detect(g) == whole);   // and without measuring
+        const AgreementSample s = agreement_sample(m, extra, extra / 3);
+        CHECK(part.share == doctest::Approx(s.share));
+        CHECK(part.share < 1);
+        CHECK(part_rows >= voting);
+        CHECK(part_rows < voting + (all_rows - voting) / 2);   // Trained 4,000 + 795 of 4,000; Moved 500 + 1,606 of 7,500
+        // counted: the objects whose kept base lies in a kept region, with the whole run's votes
+        uint64_t expected = 0;
+        for (uint64_t b : bases) expected += s.counts(b);
+        CHECK(part.objects > 0);
+        CHECK(part.objects < all.objects);
+        CHECK(std::abs(double(part.objects) - double(expected)) <= 2);   // a kept base may sit a few bytes off the object's
+        CHECK(part.fraction() == doctest::Approx(all.fraction()).epsilon(0.05));
+        const ModelFit f = assess_fit(m, "marker", std::nullopt, part, ScoreReach{m.threshold, best});
+        CHECK(f.fits == assess_fit(m, "marker", std::nullopt, all).fits);   // the sample's verdict is the whole run's
+        CHECK(f.fits == (layout == test::Layout::Trained));
+        if (!f.fits) CHECK(f.reason.find(" in the sampled ") != std::string::npos);
+        // the report says it: JSON "sampled", the table's "in the sampled N% of the address space"
+        const std::string json = format_fit_report(std::nullopt, std::vector<ModelFit>{f}, DetectionFormat::Json);
+        CHECK(json.find("\"sampled\":0.") != std::string::npos);
+        const std::string table = format_fit_report(std::nullopt, std::vector<ModelFit>{f}, DetectionFormat::Table);
+        CHECK(table.find(" in the sampled ") != std::string::npos);
+        CHECK(format_fit_report(std::nullopt, std::vector<ModelFit>{assess_fit(m, "marker", std::nullopt, all)},
+                                DetectionFormat::Json)
+                  .find("sampled") == std::string::npos);
+    }
 }
 
 TEST_CASE("fit: the model's builds against the dump's banner") {
