@@ -290,12 +290,10 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 };
                 std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
                 all.clear();
-                if (single && agreement) {   // fit.hpp Sample: past the budget, a sample of the extra rows
-                    rows[i] = agreement_rows(graph, e.model, thresholds_[i]);
-                    if (rows[i].size() > opt.agreement_rows_budget)
-                        rows[i] = sample_rows(e.model, std::move(rows[i]), voting_rows(graph, e.model, thresholds_[i]), samples[i]);
-                } else if (single) {
+                if (single) {
                     rows[i] = rows_of(i);
+                    if (agreement && rows[i].size() > opt.agreement_rows_budget)   // fit.hpp Sample
+                        rows[i] = sample_rows(e.model, std::move(rows[i]), voting_rows(graph, e.model, thresholds_[i]), samples[i]);
                 } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
                            // 256 types' lists held 1.2 GB), each kept as a bit per node
                     ParallelErrors errors;

@@ -185,6 +185,11 @@ std::string percent(double f) {
     return b;
 }
 
+// Sample: where the candidate objects were counted, "" when everywhere
+std::string sampled_where(const VoteAgreement& a) {
+    return a.share < 1 ? "in the sampled " + percent(a.share) + " of the address space" : "";
+}
+
 }  // namespace
 
 std::string score_text(float x) {
@@ -263,7 +268,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
         unsure = unsure || absence;
         why.push_back("key-node votes agree on " + std::to_string(agreement.agreeing) + " of " +
                       std::to_string(agreement.objects) + " candidate objects (" + percent(agreement.fraction()) +
-                      (agreement.share < 1 ? " in the sampled " + percent(agreement.share) + " of the address space" : "") +
+                      (agreement.share < 1 ? " " + sampled_where(agreement) : "") +
                       (f.expected ? ", " + percent(*f.expected) + " on its validation dumps" : "") + "): " +
                       (!absence ? "the struct layout differs"
                        : f.build == BuildMatch::SameBuild
@@ -276,7 +281,7 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     // no word): not a misfit the votes show, but never a silent "fits".
     const bool nothing = reach && !(reach->best && *reach->best >= reach->threshold);
     const bool unreachable = nothing && reach->threshold > max_score(model);
-    const std::string where = agreement.share < 1 ? "in the sampled " + percent(agreement.share) + " of the address space" : "anywhere in the dump";
+    const std::string where = agreement.share < 1 ? sampled_where(agreement) : "anywhere in the dump";
     if (agreement.objects == 0)
         why.push_back(unreachable ? "no candidate object"
                                   : "no candidate object: no base gathered the threshold's worth of key-node votes " + where +
@@ -611,7 +616,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                                    " candidate objects (" + percent(f.agreement.fraction()) +
                                    (f.not_judged.empty() ? "" : "; not judged: " + f.not_judged) + ")"
                              : "no candidate object") +
-                   (f.agreement.share < 1 ? " in the sampled " + percent(f.agreement.share) + " of the address space" : "") +
+                   (f.agreement.share < 1 ? " " + sampled_where(f.agreement) : "") +
                    (f.expected ? ", validation " + percent(*f.expected) : "") +
                    (f.threshold ? ", threshold " + score_text(*f.threshold) : "") +
                    (f.fields_read ? ", a bad field in " + std::to_string(f.fields_bad) + " of " + std::to_string(f.fields_read) + " read" : "") +

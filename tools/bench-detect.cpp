@@ -173,9 +173,15 @@ int main(int argc, char** argv) {
             struct Row { std::string name; uint64_t budget; bool fit_check; std::optional<uint64_t> agreement_rows = {}; };
             std::vector<Row> budgets{{"budget " + format_bytes(inference_budget(g)), inference_budget(g), false},
                                      {"budget " + format_bytes(inference_budget(g)) + ", fit check", inference_budget(g), true}};
+            // a comma list option's items, empty ones kept (each list below refuses them)
+            auto items = [&](const char* key) {
+                std::vector<std::string> out;
+                std::stringstream list(vm[key].as<std::string>());
+                for (std::string d; std::getline(list, d, ',');) out.push_back(d);
+                return out;
+            };
             if (vm.count("agreement-budgets")) {
-                std::stringstream list(vm["agreement-budgets"].as<std::string>());
-                for (std::string d; std::getline(list, d, ',');) {
+                for (const std::string& d : items("agreement-budgets")) {
                     if (d.empty() || d.size() > 10 || d.find_first_not_of("0123456789") != std::string::npos)
                         throw po::error("--agreement-budgets: '" + d + "' is not a whole number of rows");
                     budgets.push_back({"budget " + format_bytes(inference_budget(g)) + ", fit check, agreement rows " + d,
@@ -183,8 +189,7 @@ int main(int argc, char** argv) {
                 }
             }
             if (vm.count("budget-divisors")) {
-                std::stringstream list(vm["budget-divisors"].as<std::string>());
-                for (std::string d; std::getline(list, d, ',');) {
+                for (const std::string& d : items("budget-divisors")) {
                     if (d.empty() || d.size() > 6 || d.find_first_not_of("0123456789") != std::string::npos ||
                         std::stoul(d) == 0)
                         throw po::error("--budget-divisors: '" + d + "' is not a whole number from 1 to 999999");
