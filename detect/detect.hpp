@@ -271,6 +271,22 @@ uint64_t inference_budget(const MemoryGraph& g);
 // crafted without pointer locality (1.4 GiB whole) stays refused; a real 256 MiB dump with 23 MiB
 // of such pointers planted in free pages (helper 67: 1.1 GiB whole) runs.
 uint64_t whole_graph_ceiling(const MemoryGraph& g);
+// The same for `available` bytes of memory (none: unknown, no half-of-available cap).
+uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> available);
+// 4 KiB virtual pages holding at least one node of `g` (its segments; MemoryGraph::vaddr): what the
+// dump's content is, which a kdump's zero pages or a raw file's empty ones do not add to.
+uint64_t content_pages(const MemoryGraph& g);
+// The pages the network work bound counts: content_pages(g), at most kContentPagesPerFilePage per
+// 4 KiB of the dump's file (GraphBuildInfo::dump_bytes, when known) — a compressed kdump's pages of
+// one pattern would otherwise buy work its file does not hold (attacker 75's 64 MiB kdump: 120 k
+// content pages, 7.5 per file page). Real kdumps (dm-dump-formats, zstd, of real guests): 1.6 (i386,
+// 256 MiB) and 0.65 (6.12, 512 MiB) content pages per file page; makedumpfile leaving out free
+// pages raises that by the pages' compression ratio, about 2–4 for kernel data.
+uint64_t counted_pages(const MemoryGraph& g);
+constexpr uint64_t kContentPagesPerFilePage = 4;
+// The node-iterations each network may do in one detect()/scan() (DetectOptions::network_work):
+// `per_page` × counted_pages(g), saturating, at least 1; 0 when per_page is 0 (no cap).
+uint64_t network_work_cap(const MemoryGraph& g, double per_page);
 
 // ---- Detector: models + dump → objects, the API for embedding deepmem (in the manner of libyara)
 //   Detector d;
@@ -291,7 +307,9 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g);
 //          whole-graph path, in blocks within DetectOptions::memory_budget — unless the blocks would
 //          repeat more than DetectOptions::work_limit whole graphs' work: then the agreement rows
 //          fall back to the voting rows, and past the limit again the network is not run (its types
-//          detect nothing; last_not_run() says why and the memory that runs it whole). Each network keeps its
+//          detect nothing; last_not_run() says why and the memory that runs it whole). Whatever the
+//          memory, a network's runs in one scan together stay within DetectOptions::network_work
+//          (node-iterations per page of content): past it the same fall-back, then not run. Each network keeps its
 //          InferenceNet and buffers across calls, so one Detector is not for concurrent use; results
 //          do not depend on the thread count.
 struct BuildOptions {
@@ -337,6 +355,19 @@ struct DetectOptions {
     // of the 1,292 MiB peak when attacker 75's 44.6 MiB raw file ran a network whole in 1,005 MiB
     // beside its 183 MiB graph.
     static constexpr uint64_t kBesideNetwork = uint64_t{128} << 20;
+    // Network work bound, in node-iterations (mu(t) evaluations, engine.hpp) per counted page
+    // (counted_pages): each network's runs in one scan — voting rows, the fit check's agreement rows —
+    // together do at most network_work_cap(graph, this) (InferenceNet::set_work_cap); past it a run
+    // is refused whatever the memory (a fit check's: last_unmeasured(); the voting rows': its types
+    // not run, last_not_run(); ModelTiming::capped). Finite, ≥ 0; 0 = none. Unlike work_limit
+    // (relative to the graph's nodes) it bounds graphs crafted so that every node is a voting row
+    // (issue 15: 2–4 M nodes in a 64 MiB file, 720–980 a page, 18–68 s).
+    // kNetworkWork: real kernels' graphs with the fit check (tools/bench-detect, ten dumps of 6.1,
+    // 6.1-rt, 5.10, 6.12, 6.12-rt, i386, 256 MiB–2 GiB guests, each with the models dmdetect picks)
+    // need at most 328 a page (i386 file; x86-64 at most 292, dev cred), their voting rows alone
+    // at most 134.
+    double network_work = kNetworkWork;
+    static constexpr double kNetworkWork = 512;
 };
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {
@@ -350,6 +381,8 @@ struct ModelTiming {
     double rows_seconds = 0;                // voting_rows()
     double forward = 0, vote = 0;           // seconds: pruned GNN run (0 for a joint model's later types); vote + select
     bool not_run = false, unmeasured = false;   // past the work limit (Detector::last_not_run, last_unmeasured)
+    bool capped = false;                    // … a refusal among its runs was DetectOptions::network_work's
+    uint64_t work = 0;                      // node-iterations its network's runs did (Σ frontier over runs)
 };
 
 class Detector {

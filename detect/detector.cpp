@@ -63,6 +63,11 @@ uint64_t inference_budget(const MemoryGraph& g) {
 }
 
 uint64_t whole_graph_ceiling(const MemoryGraph& g) {
+    const auto avail = available_memory();
+    return whole_graph_ceiling(g, avail ? std::optional<uint64_t>(avail->bytes) : std::nullopt);
+}
+
+uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> available) {
     const uint64_t dump = g.info().dump_bytes;
     const uint64_t scaled = dump > (~uint64_t{0} >> 4) ? ~uint64_t{0} : dump * 16;
     // the whole process's: the graph and the rest of dmdetect beside the network (attacker 75: a
@@ -70,8 +75,27 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g) {
     const uint64_t beside = g.array_bytes() + DetectOptions::kBesideNetwork;
     const uint64_t total = std::max(DetectOptions::kWholeGraphCeiling, scaled);
     const uint64_t ceiling = total > beside ? total - beside : 0;
-    const auto avail = available_memory();
-    return avail ? std::min(ceiling, avail->bytes / 2) : ceiling;
+    return available ? std::min(ceiling, *available / 2) : ceiling;
+}
+
+uint64_t content_pages(const MemoryGraph& g) {
+    uint64_t pages = 0, last = ~uint64_t{0};
+    for (uint64_t v : g.vaddr())   // ascending
+        if (v >> 12 != last) ++pages, last = v >> 12;
+    return pages;
+}
+
+uint64_t counted_pages(const MemoryGraph& g) {
+    const uint64_t content = content_pages(g), file = g.info().dump_bytes;
+    if (file == 0) return content;   // unknown
+    const uint64_t file_pages = file / 4096 + (file % 4096 != 0);
+    return file_pages > content / kContentPagesPerFilePage ? content : file_pages * kContentPagesPerFilePage;
+}
+
+uint64_t network_work_cap(const MemoryGraph& g, double per_page) {
+    if (!(per_page > 0)) return 0;
+    const double cap = per_page * double(counted_pages(g));
+    return cap >= 0x1p63 ? uint64_t{1} << 63 : std::max<uint64_t>(1, uint64_t(cap));
 }
 
 void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }   // load's errors name the file
@@ -188,6 +212,9 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     if (opt.threshold && !(std::isfinite(*opt.threshold) && *opt.threshold >= 0))
         throw InputError("detection threshold " + std::to_string(*opt.threshold) +
                          " (expected a finite score ≥ 0: scores are sums of voting weights)");
+    if (!(std::isfinite(opt.network_work) && opt.network_work >= 0))
+        throw InputError("network work bound " + std::to_string(opt.network_work) +
+                         " (expected a finite count ≥ 0 of node-iterations per content page; 0 = none)");
     check_graph(graph);
     const GraphInput input = graph_input(graph);
     const uint64_t budget = opt.memory_budget.value_or(inference_budget(graph));
@@ -230,24 +257,51 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     std::vector<size_t> to_vote(networks_.size(), 0);
     for (const Entry& e : entries_) ++to_vote[e.network];
     std::vector<char> ran(networks_.size(), 0);
-    // Runs a network on rows `on`; "" or, past the work limit, why it gave nothing. `whole`: why it
-    // ran the whole graph at once instead, within the ceiling.
+    // DetectOptions::network_work: what each network's runs may still do (0 = no cap)
+    const uint64_t cap = network_work_cap(graph, opt.network_work);
+    std::vector<uint64_t> work_left(networks_.size(), cap);
+    auto capped_why = [&](const WorkLimitError& e) {
+        char per_page[32];
+        std::snprintf(per_page, sizeof per_page, "%g", opt.network_work);
+        const uint64_t content = content_pages(graph), counted = counted_pages(graph);
+        return std::string(e.what()) + ": the network work bound of this dump, " + per_page + " per page of its " +
+               std::to_string(content) + " pages holding segments" +
+               (counted < content ? " (counted as " + std::to_string(counted) + ", " +
+                                        std::to_string(kContentPagesPerFilePage) + " per 4 KiB of its file)"
+                                  : "") +
+               " (real kernels' graphs need at most about 330 a page: a crafted dump?)";
+    };
+    // Runs a network on rows `on`; "" or, past the work limit or the work bound, why it gave nothing.
+    // `whole`: why it ran the whole graph at once instead, within the ceiling.
     auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
                            ModelTiming& timing, std::string& whole) -> std::string {
         InferenceNet& net = networks_[network];
         net.set_memory_budget(budget);
         net.set_work_limit(opt.work_limit);
+        net.set_work_cap(cap ? std::max<uint64_t>(1, work_left[network]) : 0);
         std::string refused;
+        auto capped = [&](const WorkLimitError& e) {   // no memory budget lets it run
+            refused = capped_why(e);
+            timing.capped = true;
+            whole.clear();
+            out.clear();
+        };
         try {
             net.run(input, on, out);
         } catch (const WorkLimitError& e) {
             const std::string why = e.what() + cause;
-            if (e.whole_bytes <= ceiling) {   // at most T·N node-iterations
+            if (e.capped) {
+                capped(e);
+            } else if (e.whole_bytes <= ceiling) {   // at most T·N node-iterations, within the cap
                 net.release();
                 net.set_memory_budget(e.whole_bytes);   // the rows' frontier in one block, or the whole graph
                 net.set_work_limit(0);
-                net.run(input, on, out);
-                whole = why + "; the whole graph ran at once instead, in " + format_bytes(e.whole_bytes);
+                try {
+                    net.run(input, on, out);
+                    whole = why + "; the whole graph ran at once instead, in " + format_bytes(e.whole_bytes);
+                } catch (const WorkLimitError& again) {   // the cap's, on the frontier in blocks after all
+                    capped(again);
+                }
             } else {
                 refused = why + "; within a memory budget of " + format_bytes(e.whole_bytes) + " (" +
                           format_bytes(budget) + " now, " + format_bytes(ceiling) +
@@ -260,6 +314,10 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             timing.frontier = net.last_frontier();
             timing.blocks = net.last_blocks();
             timing.block_bytes = net.last_block_bytes();
+            uint64_t done = 0;
+            for (uint64_t n : timing.frontier) done += n;
+            timing.work += done;
+            work_left[network] -= std::min(work_left[network], done);
         }
         net.release();   // the next network's run starts from nothing: peak memory = the largest one's
         return_free_heap();

@@ -103,7 +103,9 @@
 //              dump's draw kept); the counts are the sample's. Single-type models only: a joint
 //              network's agreement rows run whole. The budget bounds the rows in expectation over
 //              regions, not for every input: the hash is fixed, so a crafted dump may put its extra
-//              rows in kept regions (helper 76; a cap by hash order is not built).
+//              rows in kept regions (helper 76; a cap by hash order is not built); what their run
+//              costs is bounded by DetectOptions::network_work, past which the agreement falls back
+//              to the voting rows' votes, unsampled.
 #pragma once
 
 #include "detect/detect.hpp"

@@ -293,6 +293,16 @@ public:
         work_limit_ = times;
         work_samples_ = samples;
     }
+    // Work cap (0 = none): an absolute bound, in node-iterations, on any row-restricted run, whatever
+    // its path: the whole-graph run does T·N, the single block its levels' nodes (known before it
+    // computes), the blocks their estimate and, when the estimate falls short, what they reach. Past
+    // it run() throws WorkLimitError (`capped` set) before computing, or at the block that reaches it
+    // (a refused run does at most the cap); blocks past it are refused even where the whole graph's
+    // T·N would be within it. What a dump's content can justify (detect.hpp
+    // DetectOptions::network_work) where the work limit above, relative to the graph, cannot bound
+    // a graph crafted with ten times a kernel's nodes per page (issue 15: 2–4 M nodes in 64 MiB).
+    void set_work_cap(uint64_t node_iterations) noexcept { work_cap_ = node_iterations; }
+    uint64_t work_cap() const noexcept { return work_cap_; }
     // The whole-graph run's working set for `nodes` nodes: 3·N·H + N·K floats (+ N·4w when reordered).
     uint64_t whole_graph_bytes(uint64_t nodes) const noexcept;
     // Blocks of the last row-restricted run (1 when whole or unbounded) and the largest one's
@@ -358,6 +368,7 @@ private:
     uint64_t budget_ = 0, largest_block_ = 0;
     double work_limit_ = 0;
     size_t work_samples_ = kWorkSamples;
+    uint64_t work_cap_ = 0;
     size_t blocks_ = 0;
     // Receives the probabilities of distinct rows i0, i0 + 1, … (one block's rows); called from
     // several threads at once, for disjoint rows.
@@ -369,18 +380,20 @@ private:
     static size_t next_block_rows(uint64_t ws, size_t rows, uint64_t share, size_t total);
     uint64_t limit_work(const GraphInput& g, std::span<const uint32_t> distinct, uint64_t share);
     std::string work_limit_message(double times, bool reached) const;
+    void check_cap(uint64_t work, const GraphInput& g) const;   // WorkLimitError past work_cap_
     bool run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, uint64_t budget,
                    const RowSink& sink, Eigen::Index out0, Work& w) const;
 };
 
-// A row-restricted run in blocks refused for the work its blocks would repeat
-// (InferenceNet::set_work_limit). what() says the figures, and the memory budget under which
-// the whole graph runs at once instead: `whole_bytes`.
+// A row-restricted run refused for the work its blocks would repeat (InferenceNet::set_work_limit),
+// or for work past the cap (set_work_cap: `capped`, whatever the memory). what() says the figures,
+// and the memory budget under which the whole graph runs at once instead: `whole_bytes`.
 class WorkLimitError : public std::runtime_error {
 public:
-    WorkLimitError(const std::string& what, uint64_t whole_bytes)
-        : std::runtime_error(what), whole_bytes(whole_bytes) {}
+    WorkLimitError(const std::string& what, uint64_t whole_bytes, bool capped = false)
+        : std::runtime_error(what), whole_bytes(whole_bytes), capped(capped) {}
     uint64_t whole_bytes;   // InferenceNet::whole_graph_bytes(N)
+    bool capped;            // past the work cap (set_work_cap): no budget lets it run
 };
 
 // Each row's class: the index of its largest probability, the first of equal maxima (Eigen's

@@ -451,6 +451,7 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
         uint64_t pruned = 0;
         for (Index t = 2; t <= T; ++t) pruned += w.levels[size_t(t - 1)].nodes.size();
         if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4) {
+            check_cap(uint64_t(T) * N, g);
             run(g, whole_);
             blocks_ = 1;
             largest_block_ = whole_graph_bytes(N);
@@ -460,6 +461,7 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
             return;
         }
         if (!budget_ || ws <= budget_) {
+            check_cap(w.level_nodes, g);
             if (!distinct.empty()) run_block(g, distinct, ws, budget_, sink, 0, w);   // parallel inside
             blocked_ = true;
             last_work_ = 0;
@@ -521,9 +523,10 @@ size_t InferenceNet::next_block_rows(uint64_t ws, size_t rows, uint64_t share, s
 // the blocks' work per row in work_samples_ blocks spread evenly over `distinct`, each as many rows
 // as the first block's working set gives its successors — times the rows. Throws WorkLimitError.
 uint64_t InferenceNet::limit_work(const GraphInput& g, std::span<const uint32_t> distinct, uint64_t share) {
-    if (!(work_limit_ > 0) || distinct.empty()) return 0;
+    if (!(work_limit_ > 0 || work_cap_) || distinct.empty()) return 0;
     const double whole = double(cfg_.iterations) * double(g.nodes());
-    const double limit = std::clamp(work_limit_ * whole, 1.0, 0x1p63);
+    const double relative = work_limit_ > 0 ? std::clamp(work_limit_ * whole, 1.0, 0x1p63) : 0x1p63;
+    const double limit = work_cap_ ? std::min(relative, double(work_cap_)) : relative;
     if (work_samples_ == 0) return uint64_t(limit);
     Work& w = work_[0];
     const size_t first = std::min<size_t>(distinct.size(), kFirstBlockRows);
@@ -537,8 +540,20 @@ uint64_t InferenceNet::limit_work(const GraphInput& g, std::span<const uint32_t>
         work += w.level_nodes;
     }
     const double estimate = double(work) / double(rows) * double(distinct.size());
+    // past the cap: refused whatever the memory — even where the whole graph at once would be within it
+    // (a crafted graph's whole run costs far more a node-iteration, and the ceiling's memory: attacker
+    // 75's 32 MiB raw file ran five models whole in 12 s and 1 GB, against 5 s refused)
+    if (work_cap_ && estimate > double(work_cap_)) check_cap(uint64_t(std::min(estimate, 0x1p63)), g);
     if (estimate > limit) throw WorkLimitError(work_limit_message(estimate / whole, false), whole_graph_bytes(g.nodes()));
     return uint64_t(limit);
+}
+
+void InferenceNet::check_cap(uint64_t work, const GraphInput& g) const {
+    if (!work_cap_ || work <= work_cap_) return;
+    throw WorkLimitError("it would evaluate " + std::to_string(work) + " node-iterations, past the cap of " +
+                             std::to_string(work_cap_) + " (" + std::to_string(g.nodes()) + " nodes, " +
+                             std::to_string(cfg_.iterations) + " iterations)",
+                         whole_graph_bytes(g.nodes()), true);
 }
 
 std::string InferenceNet::work_limit_message(double times, bool reached) const {
@@ -585,9 +600,14 @@ bool InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
         }
         ws = collect_levels(g, top, w);
     }
-    // engine.hpp, work limit: the estimate can be short of the blocks' real work
-    if (w.work_limit && w.work_done->fetch_add(w.level_nodes) + w.level_nodes > w.work_limit)
+    // engine.hpp, work limit and cap: the estimate can be short of the blocks' real work
+    if (w.work_limit && w.work_done->fetch_add(w.level_nodes) + w.level_nodes > w.work_limit) {
+        if (work_cap_ && w.work_limit >= work_cap_)
+            throw WorkLimitError("its row blocks evaluated more than the cap of " + std::to_string(work_cap_) +
+                                     " node-iterations (their estimate fell short)",
+                                 whole_graph_bytes(g.nodes()), true);
         throw WorkLimitError(work_limit_message(0, true), whole_graph_bytes(g.nodes()));
+    }
     ++w.blocks;
     w.largest = std::max(w.largest, ws);
     ParallelErrors errors;

@@ -90,16 +90,19 @@ double best_detect(Detector& d, const MemoryGraph& g, const DetectOptions& opt, 
     return best;
 }
 
-void print_timings(const std::vector<ModelTiming>& timings) {
+// `pages`: content_pages() of the graph, for each network's work per page (DetectOptions::network_work)
+void print_timings(const std::vector<ModelTiming>& timings, uint64_t pages) {
     for (const ModelTiming& t : timings) {
         std::string frontier;
         for (uint64_t n : t.frontier) frontier += (frontier.empty() ? "" : "/") + std::to_string(n);
+        const char* limit = t.capped ? "work bound" : "work limit";
         std::printf("  %-12s rows %8llu (%.3f s)  network rows %8llu  mu(t) nodes %-26s forward %.3f s  vote %.3f s  blocks %zu "
-                    "(largest %.1f MiB)%s\n",
+                    "(largest %.1f MiB)  work %.1f/page%s%s\n",
                     t.type.c_str(), static_cast<unsigned long long>(t.rows), t.rows_seconds,
                     static_cast<unsigned long long>(t.network_rows), frontier.c_str(), t.forward, t.vote, t.blocks,
-                    double(t.block_bytes) / (1 << 20),
-                    t.not_run ? "  NOT RUN (work limit)" : t.unmeasured ? "  agreement rows not run (work limit)" : "");
+                    double(t.block_bytes) / (1 << 20), pages ? double(t.work) / double(pages) : 0.0,
+                    t.not_run ? "  NOT RUN: " : t.unmeasured ? "  agreement rows not run: " : "",
+                    t.not_run || t.unmeasured ? limit : "");
     }
 }
 
@@ -121,6 +124,8 @@ int main(int argc, char** argv) {
             "agreement-budgets", po::value<std::string>(),
             "also run the fit check with each of these agreement-row budgets (comma list of row counts; "
             "detect.hpp DetectOptions::agreement_rows_budget, detect/fit.hpp Sample)")(
+            "network-work", po::value<double>(),
+            "node-iterations each network may do per content page (detect.hpp DetectOptions::network_work; 0 = none)")(
             "joint", po::value<std::string>(),
             "a joint model (several types, one network): timed beside the first model alone and every --weights model")(
             "dump", po::value<std::string>()->required(), "raw/ELF/LiME dump or .dmg");
@@ -143,6 +148,7 @@ int main(int argc, char** argv) {
             opt.work_limit = vm["work-limit"].as<double>();
             if (!(opt.work_limit >= 0 && std::isfinite(opt.work_limit))) throw po::error("--work-limit: a finite number ≥ 0");
         }
+        if (vm.count("network-work")) opt.network_work = vm["network-work"].as<double>();   // detect() checks it
 
         Detector all;
         for (const auto& w : weights) all.add_model(w);
@@ -154,16 +160,19 @@ int main(int argc, char** argv) {
         auto t0 = Clock::now();
         MemoryGraph g = all.open_graph(dump);
         const double graph_mib = double(g.array_bytes()) / double(1 << 20);
-        std::printf("graph           %.3f s (%u nodes, %.1f MiB)\n", since(t0), g.node_count(), graph_mib);
+        const double graph_seconds = since(t0);
+        const uint64_t pages = content_pages(g);
+        std::printf("graph           %.3f s (%u nodes, %.1f MiB, %llu content pages)\n", graph_seconds, g.node_count(),
+                    graph_mib, static_cast<unsigned long long>(pages));
 
         std::vector<ModelTiming> timings;
         size_t found = 0;
         double one = best_detect(first, g, opt, repeat, timings, found);
         std::printf("detect 1 model  %.3f s (%s, %zu objects)\n", one, first.model(0).object_type.c_str(), found);
-        print_timings(timings);
+        print_timings(timings, pages);
         double every = best_detect(all, g, opt, repeat, timings, found);
         std::printf("detect %zu types  %.3f s (%zu objects)\n", all.model_count(), every, found);
-        print_timings(timings);
+        print_timings(timings, pages);
 
         // All types within the memory budget (the default, inference_budget()), the same with the fit
         // check's vote agreement measured (what dmdetect runs: detect/fit.hpp Rows), within graph bytes / D
@@ -223,7 +232,7 @@ int main(int argc, char** argv) {
                 if (windows && !peaks[i].empty())
                     std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[i]), median(peaks[i]) / graph_mib);
                 std::printf("\n");
-                print_timings(last[i]);
+                print_timings(last[i], pages);
             }
             std::printf("bounded/unbounded time %.2f\n", median(secs[0]) / median(secs[B - 1]));
         }
@@ -259,7 +268,7 @@ int main(int argc, char** argv) {
                 if (!peaks[i].empty())
                     std::printf("  peak RSS %.0f MiB (%.2f× the graph)", median(peaks[i]), median(peaks[i]) / graph_mib);
                 std::printf("\n");
-                print_timings(last[i]);
+                print_timings(last[i], pages);
             }
             std::printf("--weights/first %.2f  joint/first %.2f  joint/--weights %.2f  (a joint model's network runs once: its "
                         "rows' time and forward are its first type's)\n",

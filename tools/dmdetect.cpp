@@ -85,7 +85,7 @@ const char* kUsage =
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
-    "4 a model was not run (its network past the work limit: --network-memory); the others' detections are written\n";
+    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work); the others' detections are written\n";
 
 namespace fs = std::filesystem;
 
@@ -220,6 +220,11 @@ int run(int argc, char** argv, Communicator& world) {
         "memory each model's network may work in, e.g. 512M or 2G; 0 = no limit (default: 1/16 of the graph, at most "
         "half the available memory); within it a network runs in row blocks, and past 4 times the whole graph's work "
         "the whole graph at once if that fits 16 times the dump's file (at least 1 GiB), else not at all (exit 4)")(
+        "network-work", po::value<Whole<uint32_t>>(),
+        ("the GNN work each model may do, in node-iterations per 4 KiB page of the dump holding segments (at most 4 "
+         "such pages per 4 KiB of its file); 0 = no bound (default " +
+         std::to_string(uint32_t(DetectOptions::kNetworkWork)) +
+         "; real kernels need at most about 330); past it a model is not run (exit 4)").c_str())(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
@@ -284,6 +289,7 @@ int run(int argc, char** argv, Communicator& world) {
         } catch (const InputError& e) {
             throw po::error(e.what());
         }
+    if (vm.count("network-work")) detect.network_work = vm["network-work"].as<Whole<uint32_t>>().value;
 
     // Explicit models, or every shipped one: the graph is built with the first one's parameters
     // and the models that fit its kernel banner best are picked after.
@@ -589,7 +595,7 @@ int run(int argc, char** argv, Communicator& world) {
             if (!placed[i].empty()) add_reason(f, placed[i]);
             if (const std::string& not_run = used.last_not_run().at(i); !not_run.empty()) {   // exit status 4 (3 with --require-fit)
                 f.checked = false;
-                f.not_run = not_run + " (--network-memory)";
+                f.not_run = not_run + (used.last_timings().at(i).capped ? " (--network-work)" : " (--network-memory)");
                 f.reason = "not run";
                 fits_all = false;
                 complete = false;
@@ -604,7 +610,7 @@ int run(int argc, char** argv, Communicator& world) {
             }
             if (const std::string& unmeasured = used.last_unmeasured().at(i); !unmeasured.empty())
                 add_reason(f, "its votes were measured on its voting rows only, the agreement rows not run: " + unmeasured +
-                                  " (--network-memory)");
+                                  (used.last_timings().at(i).capped ? " (--network-work)" : " (--network-memory)"));
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !f.checked && vm.count("require-fit")) {
                 fits_all = false;

@@ -696,6 +696,19 @@ TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-
     const Run bad = run("DMDETECT", base + " --network-memory 12X", dir);
     CHECK(bad.status == 2);
     CHECK(bad.err.find("--network-memory '12X' has an unknown unit") != std::string::npos);
+    // the network work bound (DetectOptions::network_work): no memory lifts it, its own option does
+    const Run bound = run("DMDETECT", base + " --network-memory 0 --network-work 1", dir);
+    CHECK(bound.status == 4);
+    CHECK(parse_detections(bytes(bound.out)).empty());
+    CHECK(bound.err.find("the network work bound of this dump, 1 per page of its ") != std::string::npos);
+    CHECK(bound.err.find("(--network-work)") != std::string::npos);
+    CHECK(bound.err.find("(--network-memory)") == std::string::npos);
+    CHECK(bound.out.find("\"not_run\":\"it would evaluate ") != std::string::npos);
+    const Run unbounded = run("DMDETECT", base + " --network-memory 0 --network-work 0", dir);
+    CHECK(unbounded.status == 0);
+    CHECK(parse_detections(bytes(unbounded.out)) == found);
+    CHECK(run("DMDETECT", base + " --network-work -1", dir).status == 2);
+    CHECK(run("DMDETECT", base + " --network-work 1.5", dir).status == 2);
     fs::remove_all(dir);
 }
 

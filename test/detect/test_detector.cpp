@@ -189,6 +189,7 @@ TEST_CASE("detect: the work limit — a model past it is not run, agreement rows
     opt.memory_budget = 16 << 10;   // blocks of a few rows
     opt.work_limit = 0;
     opt.whole_graph_ceiling = 0;    // past the limit, never the whole graph at once (below, it does)
+    opt.network_work = 0;           // the relative limit alone (the bound: the next test)
     auto work = [&] {   // the last run's node-iterations, in whole-graph runs
         const auto& f = det.last_timings().at(0).frontier;
         return double(std::accumulate(f.begin(), f.end(), uint64_t{0})) / (double(m.config.iterations) * g.node_count());
@@ -241,14 +242,78 @@ TEST_CASE("detect: the work limit — a model past it is not run, agreement rows
     CHECK(det.last_ran_whole().at(0).empty());
 }
 
+// Issue #15 item 1: DetectOptions::network_work bounds each network's node-iterations per content
+// page, whatever the memory: a voting run past it is not run, a fit check's agreement run past it
+// falls back to the voting rows; within it, the same run.
+TEST_CASE("detect: the network work bound — per content page, no memory lifts it") {
+    const test::Memory mem = test::random_memory(5, 96, 8);
+    MemoryGraph g = mem.build();
+    std::set<uint64_t> pages;
+    for (uint64_t v : g.vaddr()) pages.insert(v >> 12);
+    REQUIRE(content_pages(g) == pages.size());
+    REQUIRE(pages.size() > 1);
+    CHECK(network_work_cap(g, 0) == 0);
+    CHECK(network_work_cap(g, 2.5) == uint64_t(2.5 * double(pages.size())));
+    const std::vector<uint32_t> common = common_lengths(g);
+    Model m = keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1);
+    m.graph = g.params();
+    m.threshold = 1.2f;
+    Detector det;
+    det.add_model(m, "ts.cereal");
+    DetectOptions opt;
+    const auto expected = det.detect(g, opt);
+    REQUIRE(!expected.empty());
+    for (const std::optional<uint64_t> memory : {std::optional<uint64_t>{}, std::optional<uint64_t>{0}}) {
+        opt.memory_budget = memory;   // the default budget (blocks), and none (one block)
+        opt.network_work = 0;
+        opt.measure_agreement = false;
+        REQUIRE(det.detect(g, opt) == expected);
+        const double voting = double(det.last_timings().at(0).work) / double(pages.size());
+        opt.measure_agreement = true;
+        REQUIRE(det.detect(g, opt) == expected);
+        const double agreement = double(det.last_timings().at(0).work) / double(pages.size());
+        CAPTURE(voting);
+        CAPTURE(agreement);
+        REQUIRE(agreement > 1.5 * voting);
+        REQUIRE(voting > 1);
+        CHECK_FALSE(det.last_timings().at(0).capped);
+        opt.network_work = agreement + 0.5 / double(pages.size());   // the work it does (not rounded below): runs
+        opt.measure_agreement = true;
+        CHECK(det.detect(g, opt) == expected);
+        CHECK(det.last_unmeasured().at(0).empty());
+        opt.network_work = std::sqrt(voting * agreement);   // the voting rows' run fits, the agreement rows' not
+        CHECK(det.detect(g, opt) == expected);
+        CHECK(det.last_not_run().at(0).empty());
+        CHECK(det.last_unmeasured().at(0).find("the network work bound of this dump") != std::string::npos);
+        CHECK(det.last_timings().at(0).capped);
+        CHECK(det.last_timings().at(0).unmeasured);
+        opt.network_work = voting / 2;
+        for (bool measure : {false, true}) {
+            opt.measure_agreement = measure;
+            CHECK(det.detect(g, opt).empty());
+            const std::string why = det.last_not_run().at(0);
+            CHECK(why.find("past the cap of") != std::string::npos);
+            CHECK(why.find(std::to_string(pages.size()) + " pages holding segments") != std::string::npos);
+            CHECK(det.last_ran_whole().at(0).empty());
+            CHECK(det.last_timings().at(0).not_run);
+            CHECK(det.last_timings().at(0).capped);
+        }
+    }
+    for (double bad : {-1.0, std::nan(""), double(INFINITY)}) {
+        opt.network_work = bad;
+        CHECK_THROWS_AS(det.detect(g, opt), InputError);
+    }
+}
+
 TEST_CASE("detect: the whole-graph ceiling leaves room for the graph and the rest of the process") {
     // issue 15: 1 GiB for the process on inputs up to 64 MiB (attacker 75: a network run whole in
     // 1,005 MiB beside a 183 MiB graph peaked at 1.26 GiB)
     const MemoryGraph g = test::Memory(16).build();
     const uint64_t expected = DetectOptions::kWholeGraphCeiling - g.array_bytes() - DetectOptions::kBesideNetwork;
-    const auto avail = available_memory();
-    CHECK(whole_graph_ceiling(g) == (avail ? std::min(expected, avail->bytes / 2) : expected));
-    CHECK(whole_graph_ceiling(g) < DetectOptions::kWholeGraphCeiling);
+    CHECK(whole_graph_ceiling(g, std::nullopt) == expected);
+    CHECK(whole_graph_ceiling(g, uint64_t{64} << 30) == expected);
+    CHECK(whole_graph_ceiling(g, uint64_t{1} << 30) == uint64_t{1} << 29);   // half the available memory
+    CHECK(whole_graph_ceiling(g) <= expected);   // this machine's available memory
 }
 
 // Issue #12 item 1: a joint model (several types, one network) runs once for all its types, and

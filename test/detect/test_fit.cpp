@@ -329,6 +329,7 @@ TEST_CASE("fit: past the budget the agreement is measured on a sample, the detec
         opt.agreement_rows_budget = extra / 3;
         CHECK(d.detect(g, opt) == whole);   // the voting rows always run: the same detections, element by element
         const VoteAgreement part = d.last_agreements().at(0);
+        const double sampled_work = double(d.last_timings().at(0).work);
         const std::optional<float> best = d.last_best_scores().at(0);
         const size_t part_rows = d.last_timings().at(0).network_rows;
         CHECK(d.detect(g) == whole);   // and without measuring
@@ -356,7 +357,61 @@ TEST_CASE("fit: past the budget the agreement is measured on a sample, the detec
         CHECK(format_fit_report(std::nullopt, std::vector<ModelFit>{assess_fit(m, "marker", std::nullopt, all)},
                                 DetectionFormat::Json)
                   .find("sampled") == std::string::npos);
+        // the sampled run refused (DetectOptions::network_work between the voting rows' work and its):
+        // the votes are the voting rows' alone, not called a sample (helper 76)
+        const double pages = double(counted_pages(g));
+        (void)d.detect(g, DetectOptions{});
+        const double voting_work = double(d.last_timings().at(0).work);
+        REQUIRE(sampled_work > voting_work + 2);
+        opt.network_work = (voting_work + sampled_work) / 2 / pages;
+        CHECK(d.detect(g, opt) == whole);
+        CHECK(d.last_timings().at(0).capped);
+        CHECK(d.last_unmeasured().at(0).find("network work bound") != std::string::npos);
+        CHECK(d.last_agreements().at(0).share == 1);
+        CHECK(d.last_agreements().at(0).objects <= part.objects + (layout == test::Layout::Trained ? 1000u : 0u));
     }
+}
+
+TEST_CASE("fit: a per-build-keys model that finds nothing is diagnosed on the sample past the budget") {
+    // fit.hpp Rows and Sample on the found-nothing path (helper 76): the rerun's agreement rows are
+    // sampled like a single model's; refused, the sample is dropped with them
+    Model m = test::marker_model("thing");
+    m.provenance.training_config = "[keys]\ncount = 60\nmin_frequency = 0.5\nfrequency = per_build\n";
+    m.base_alignment = 1024;   // as above: most carriers are agreement rows only
+    REQUIRE(keys_per_build(m));
+    Detector d;
+    d.add_model(m, "per-build");
+    const MemoryGraph moved = objects_graph(2000, test::Layout::Moved);
+    DetectOptions opt;
+    opt.measure_agreement = true;
+    REQUIRE(d.detect(moved, opt).empty());
+    const VoteAgreement all = d.last_agreements().at(0);
+    const size_t all_rows = d.last_timings().at(0).network_rows;
+    const size_t voting = voting_rows(moved, m, m.threshold).size();
+    const uint64_t extra = agreement_rows(moved, m, m.threshold).size() - voting;
+    REQUIRE(all_rows == voting + extra);
+    CHECK(all.share == 1);
+    REQUIRE(all.objects >= 1900);
+    opt.agreement_rows_budget = extra / 3;
+    CHECK(d.detect(moved, opt).empty());
+    const VoteAgreement part = d.last_agreements().at(0);
+    CHECK(part.share == doctest::Approx(agreement_sample(m, extra, extra / 3).share));
+    CHECK(part.share < 1);
+    CHECK(d.last_timings().at(0).network_rows < voting + extra / 2);
+    CHECK(part.objects > 0);
+    CHECK(part.objects < all.objects);
+    CHECK(part.fraction() == doctest::Approx(all.fraction()).epsilon(0.05));
+    const double sampled_work = double(d.last_timings().at(0).work);
+    // the rerun past the network work bound: the voting rows' votes alone, unsampled
+    (void)d.detect(moved, DetectOptions{});
+    const double voting_work = double(d.last_timings().at(0).work);
+    REQUIRE(sampled_work > voting_work + 2);
+    opt.network_work = (voting_work + sampled_work) / 2 / double(counted_pages(moved));
+    CHECK(d.detect(moved, opt).empty());
+    CHECK(d.last_timings().at(0).capped);
+    CHECK(d.last_unmeasured().at(0).find("network work bound") != std::string::npos);
+    CHECK(d.last_agreements().at(0).share == 1);
+    CHECK(d.last_timings().at(0).network_rows == voting);
 }
 
 TEST_CASE("fit: the model's builds against the dump's banner") {

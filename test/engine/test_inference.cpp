@@ -255,6 +255,80 @@ TEST_CASE("work limit: blocks that would repeat most of the graph are refused, l
     CHECK_NOTHROW(net.run(pointers.input(), all, classes));
 }
 
+TEST_CASE("work cap: past it any run is refused before it computes, whatever the memory; within it the same run") {
+    // issue 15: a bound in node-iterations that no memory budget lifts (DetectOptions::network_work)
+    const uint32_t n = 20000;
+    const auto pointers = test::random_graph(n, 64, 3, 2.0);
+    std::vector<uint32_t> all(n), few{5, 17, 900, 12000};
+    std::iota(all.begin(), all.end(), 0u);
+    ModelConfig cfg;
+    cfg.classes = 3;
+    InferenceNet net(cfg, test::random_params<float>(cfg, 4));
+    const uint64_t T = uint64_t(cfg.iterations), budget = 512 << 10;
+    auto done = [&] {
+        const auto& f = net.last_frontier();
+        return std::accumulate(f.begin(), f.end(), uint64_t{0});
+    };
+    auto refused = [&](std::span<const uint32_t> rows, const char* what) {
+        std::vector<uint32_t> classes{7};
+        try {
+            net.run(pointers.input(), rows, classes);
+        } catch (const WorkLimitError& e) {
+            CHECK(e.capped);
+            CHECK(std::string(e.what()).find(what) != std::string::npos);
+            return true;
+        }
+        return false;
+    };
+    std::vector<uint32_t> expected, classes;
+    // one block (no budget): its levels' nodes, known before it computes
+    net.set_memory_budget(0);
+    net.run(pointers.input(), few, expected);
+    const uint64_t one_block = done();
+    REQUIRE(one_block > few.size());
+    net.set_work_cap(one_block - 1);
+    CHECK(refused(few, "past the cap of"));
+    net.set_work_cap(one_block);
+    net.run(pointers.input(), few, classes);
+    CHECK(classes == expected);
+    // the whole graph at once: T·N
+    net.set_work_cap(0);
+    net.set_memory_budget(net.whole_graph_bytes(n));
+    net.run(pointers.input(), all, expected);
+    REQUIRE(done() == T * n);
+    net.set_work_cap(T * n - 1);
+    CHECK(refused(all, "past the cap of"));
+    net.set_work_cap(T * n);
+    net.run(pointers.input(), all, classes);
+    CHECK(classes == expected);
+    // blocks: their estimate, or (no samples) the block that reaches the cap; no relative work limit set
+    net.set_work_cap(0);
+    net.set_memory_budget(budget);
+    net.run(pointers.input(), all, classes);
+    CHECK(classes == expected);
+    const uint64_t blocked = done();
+    REQUIRE(blocked > 3 * T * n);
+    for (size_t samples : {InferenceNet::kWorkSamples, size_t{0}}) {
+        CAPTURE(samples);
+        net.set_work_limit(0, samples);
+        net.set_work_cap(blocked / 2);   // over T·N, which the whole graph at once would be within: refused too
+        REQUIRE(blocked / 2 > T * n);
+        CHECK(refused(all, samples ? "past the cap of" : "evaluated more than the cap of"));
+        net.set_work_cap(blocked + blocked / 4);   // the estimate may exceed the work a little
+        net.run(pointers.input(), all, classes);
+        CHECK(classes == expected);
+    }
+    // the relative limit's refusal is not the cap's
+    net.set_work_limit(2);
+    net.set_work_cap(blocked * 2);
+    try {
+        net.run(pointers.input(), all, classes);
+        FAIL("not refused");
+    } catch (const WorkLimitError& e) {
+        CHECK_FALSE(e.capped);
+    }
+}
+
 TEST_CASE("argmax_classes: the largest probability's class, the first of equal ones") {
     Mat<float> p(3, 3);
     p << 0.2f, 0.5f, 0.3f,
