@@ -282,10 +282,16 @@ uint64_t content_pages(const MemoryGraph& g);
 // content pages, 7.5 per file page). Real kdumps (dm-dump-formats, zstd, of real guests): 1.6 (i386,
 // 256 MiB) and 0.65 (6.12, 512 MiB) content pages per file page; makedumpfile leaving out free
 // pages raises that by the pages' compression ratio, about 2–4 for kernel data.
+// At 4, a real compressed dump loses a model's fit check to the bound only past about 6 content
+// pages per file page (4 × 512 / 328) and its detections past about 15 (4 × 512 / 134).
 uint64_t counted_pages(const MemoryGraph& g);
-constexpr uint64_t kContentPagesPerFilePage = 4;
+inline constexpr uint64_t kContentPagesPerFilePage = 4;
+// The most node-iterations per content page a network needed on real kernels' graphs, fit check
+// included (DetectOptions::kNetworkWork says where it was measured): what messages compare with.
+inline constexpr uint32_t kRealKernelNetworkWork = 328;
 // The node-iterations each network may do in one detect()/scan() (DetectOptions::network_work):
-// `per_page` × counted_pages(g), saturating, at least 1; 0 when per_page is 0 (no cap).
+// `per_page` × counted_pages(g), saturating, at least 1; 0 when per_page is 0 (no cap). InputError
+// unless per_page is finite and ≥ 0.
 uint64_t network_work_cap(const MemoryGraph& g, double per_page);
 
 // ---- Detector: models + dump → objects, the API for embedding deepmem (in the manner of libyara)
@@ -341,8 +347,8 @@ struct DetectOptions {
     std::optional<uint64_t> memory_budget;
     // Work limit of each network run in blocks under that budget, in whole-graph runs (0 = none;
     // InferenceNet::set_work_limit, engine.hpp): past it the whole graph runs at once if it fits
-    // whole_graph_ceiling, else a model is not run (last_not_run()), and a fit check's second run on
-    // the agreement rows is skipped (last_unmeasured()). Real kernels'
+    // whole_graph_ceiling (and network_work below), else a model is not run (last_not_run()), and a
+    // fit check's second run on the agreement rows is skipped (last_unmeasured()). Real kernels'
     // graphs take 0.5–1.5; a 62 MiB kdump crafted with no pointer locality took 16 (76 s) before.
     double work_limit = kDetectWorkLimit;
     static constexpr double kDetectWorkLimit = 4;
@@ -364,8 +370,8 @@ struct DetectOptions {
     // (issue 15: 2–4 M nodes in a 64 MiB file, 720–980 a page, 18–68 s).
     // kNetworkWork: real kernels' graphs with the fit check (tools/bench-detect, ten dumps of 6.1,
     // 6.1-rt, 5.10, 6.12, 6.12-rt, i386, 256 MiB–2 GiB guests, each with the models dmdetect picks)
-    // need at most 328 a page (i386 file; x86-64 at most 292, dev cred), their voting rows alone
-    // at most 134.
+    // need at most kRealKernelNetworkWork = 328 a page (i386 file; x86-64 at most 292, dev cred),
+    // their voting rows alone at most 134 (dev cred): 512 is 1.56 times the most.
     double network_work = kNetworkWork;
     static constexpr double kNetworkWork = 512;
 };
@@ -382,7 +388,8 @@ struct ModelTiming {
     double forward = 0, vote = 0;           // seconds: pruned GNN run (0 for a joint model's later types); vote + select
     bool not_run = false, unmeasured = false;   // past the work limit (Detector::last_not_run, last_unmeasured)
     bool capped = false;                    // … a refusal among its runs was DetectOptions::network_work's
-    uint64_t work = 0;                      // node-iterations its network's runs did (Σ frontier over runs)
+    uint64_t work = 0;                      // node-iterations its network's runs did, refused ones' part
+                                            // included (0 for a joint model's types after the first)
 };
 
 class Detector {

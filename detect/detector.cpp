@@ -1,5 +1,6 @@
 // Detector: models + dump → objects (contract: detect/detect.hpp, "Detector").
 #include "detect/detect.hpp"
+#include "graph/paging.hpp"   // paging::kPage
 #include "detect/fit.hpp"
 
 #include "graph/layers.hpp"
@@ -81,19 +82,22 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> avail
 uint64_t content_pages(const MemoryGraph& g) {
     uint64_t pages = 0, last = ~uint64_t{0};
     for (uint64_t v : g.vaddr())   // ascending
-        if (v >> 12 != last) ++pages, last = v >> 12;
+        if (v / paging::kPage != last) ++pages, last = v / paging::kPage;
     return pages;
 }
 
 uint64_t counted_pages(const MemoryGraph& g) {
     const uint64_t content = content_pages(g), file = g.info().dump_bytes;
     if (file == 0) return content;   // unknown
-    const uint64_t file_pages = file / 4096 + (file % 4096 != 0);
-    return file_pages > content / kContentPagesPerFilePage ? content : file_pages * kContentPagesPerFilePage;
+    const uint64_t file_pages = file / paging::kPage + (file % paging::kPage != 0);   // ≤ 2^52: no overflow below
+    return std::min(content, file_pages * kContentPagesPerFilePage);
 }
 
 uint64_t network_work_cap(const MemoryGraph& g, double per_page) {
-    if (!(per_page > 0)) return 0;
+    if (!(std::isfinite(per_page) && per_page >= 0))
+        throw InputError("network work bound " + std::to_string(per_page) +
+                         " (expected a finite count ≥ 0 of node-iterations per content page; 0 = none)");
+    if (per_page == 0) return 0;
     const double cap = per_page * double(counted_pages(g));
     return cap >= 0x1p63 ? uint64_t{1} << 63 : std::max<uint64_t>(1, uint64_t(cap));
 }
@@ -212,9 +216,6 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     if (opt.threshold && !(std::isfinite(*opt.threshold) && *opt.threshold >= 0))
         throw InputError("detection threshold " + std::to_string(*opt.threshold) +
                          " (expected a finite score ≥ 0: scores are sums of voting weights)");
-    if (!(std::isfinite(opt.network_work) && opt.network_work >= 0))
-        throw InputError("network work bound " + std::to_string(opt.network_work) +
-                         " (expected a finite count ≥ 0 of node-iterations per content page; 0 = none)");
     check_graph(graph);
     const GraphInput input = graph_input(graph);
     const uint64_t budget = opt.memory_budget.value_or(inference_budget(graph));
@@ -258,50 +259,69 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     for (const Entry& e : entries_) ++to_vote[e.network];
     std::vector<char> ran(networks_.size(), 0);
     // DetectOptions::network_work: what each network's runs may still do (0 = no cap)
-    const uint64_t cap = network_work_cap(graph, opt.network_work);
+    const uint64_t cap = network_work_cap(graph, opt.network_work), counted = counted_pages(graph);
     std::vector<uint64_t> work_left(networks_.size(), cap);
-    auto capped_why = [&](const WorkLimitError& e) {
-        char per_page[32];
-        std::snprintf(per_page, sizeof per_page, "%g", opt.network_work);
-        const uint64_t content = content_pages(graph), counted = counted_pages(graph);
-        return std::string(e.what()) + ": the network work bound of this dump, " + per_page + " per page of its " +
-               std::to_string(content) + " pages holding segments" +
+    std::vector<char> capped(entries_.size(), 0);   // ModelTiming::capped: its refusal was the bound's
+    auto capped_why = [&](const WorkLimitError& e, uint64_t left) {
+        char text[64];
+        std::snprintf(text, sizeof text, "%g", opt.network_work);
+        const std::string per_page = text;
+        const uint64_t content = content_pages(graph);
+        std::snprintf(text, sizeof text, "%.0f", std::ceil(double(e.work + (cap - left)) / double(std::max<uint64_t>(1, counted))));
+        return std::string(e.what()) + (left < cap ? " (" + std::to_string(cap - left) + " done before it)" : "") +
+               ": the network work bound of this dump, " + per_page + " per page of its " + std::to_string(content) +
+               " pages holding segments" +
                (counted < content ? " (counted as " + std::to_string(counted) + ", " +
                                         std::to_string(kContentPagesPerFilePage) + " per 4 KiB of its file)"
                                   : "") +
-               " (real kernels' graphs need at most about 330 a page: a crafted dump?)";
+               "; it needs about " + text + " a page, real kernels' graphs at most " +
+               std::to_string(uint32_t(kRealKernelNetworkWork)) + ": a crafted dump?";
     };
-    // Runs a network on rows `on`; "" or, past the work limit or the work bound, why it gave nothing.
-    // `whole`: why it ran the whole graph at once instead, within the ceiling.
+    // Runs a network on rows `on`; "" or, past the work limit or the work bound (`was_capped`), why it
+    // gave nothing. `whole`: why it ran the whole graph at once instead, within the ceiling. Every
+    // attempt's work, refused or not, is charged to the network's bound (ModelTiming::work).
     auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
-                           ModelTiming& timing, std::string& whole) -> std::string {
+                           ModelTiming& timing, std::string& whole, bool& was_capped) -> std::string {
         InferenceNet& net = networks_[network];
         net.set_memory_budget(budget);
         net.set_work_limit(opt.work_limit);
-        net.set_work_cap(cap ? std::max<uint64_t>(1, work_left[network]) : 0);
         std::string refused;
-        auto capped = [&](const WorkLimitError& e) {   // no memory budget lets it run
-            refused = capped_why(e);
-            timing.capped = true;
+        was_capped = false;
+        auto charge = [&] {
+            uint64_t done = 0;
+            for (uint64_t n : net.last_frontier()) done += n;
+            timing.work += done;
+            work_left[network] -= std::min(work_left[network], done);
+        };
+        auto refuse_capped = [&](const WorkLimitError& e, uint64_t left) {   // no memory budget lets it run
+            refused = capped_why(e, left);
+            was_capped = true;
             whole.clear();
             out.clear();
         };
+        auto attempt = [&] {   // within what the network has left of the bound
+            const uint64_t left = work_left[network];
+            net.set_work_cap(cap ? std::max<uint64_t>(1, left) : 0);
+            try {
+                net.run(input, on, out);
+            } catch (const WorkLimitError& e) {
+                charge();
+                if (!e.capped) throw;
+                refuse_capped(e, left);
+                return false;
+            }
+            charge();
+            return true;
+        };
         try {
-            net.run(input, on, out);
-        } catch (const WorkLimitError& e) {
+            attempt();
+        } catch (const WorkLimitError& e) {   // the relative work limit's
             const std::string why = e.what() + cause;
-            if (e.capped) {
-                capped(e);
-            } else if (e.whole_bytes <= ceiling) {   // at most T·N node-iterations, within the cap
+            if (e.whole_bytes <= ceiling) {   // at most T·N node-iterations
                 net.release();
                 net.set_memory_budget(e.whole_bytes);   // the rows' frontier in one block, or the whole graph
                 net.set_work_limit(0);
-                try {
-                    net.run(input, on, out);
-                    whole = why + "; the whole graph ran at once instead, in " + format_bytes(e.whole_bytes);
-                } catch (const WorkLimitError& again) {   // the cap's, on the frontier in blocks after all
-                    capped(again);
-                }
+                if (attempt()) whole = why + "; the whole graph ran at once instead, in " + format_bytes(e.whole_bytes);
             } else {
                 refused = why + "; within a memory budget of " + format_bytes(e.whole_bytes) + " (" +
                           format_bytes(budget) + " now, " + format_bytes(ceiling) +
@@ -314,10 +334,6 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             timing.frontier = net.last_frontier();
             timing.blocks = net.last_blocks();
             timing.block_bytes = net.last_block_bytes();
-            uint64_t done = 0;
-            for (uint64_t n : timing.frontier) done += n;
-            timing.work += done;
-            work_left[network] -= std::min(work_left[network], done);
         }
         net.release();   // the next network's run starts from nothing: peak memory = the largest one's
         return_free_heap();
@@ -374,10 +390,13 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 timing.rows_seconds += since(t0);
                 t0 = Clock::now();
                 std::string whole;
+                bool was_capped = false;
                 refused = run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network],
-                                      timing, whole);
+                                      timing, whole, was_capped);
                 if (!whole.empty())
                     for (size_t j : members) ran_whole_[j] = whole;
+                if (!refused.empty())   // the last refusal's kind: the unmeasured one's, or the not-run one's
+                    for (size_t j : members) capped[j] = was_capped;
                 timing.forward += since(t0);
                 t0 = Clock::now();
                 if (refused.empty() || !agreement) break;
@@ -398,6 +417,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             best_scores_.push_back(std::nullopt);
             if (opt.measure_agreement) agreements_.push_back(VoteAgreement{});
             timing.not_run = true;
+            timing.capped = capped[i];
             timings_.push_back(std::move(timing));
             continue;
         }
@@ -431,8 +451,10 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             std::vector<uint32_t> fresh, fresh_classes;
             std::set_difference(agreeing.begin(), agreeing.end(), rows[i].begin(), rows[i].end(), std::back_inserter(fresh));
             std::string whole;
+            bool was_capped = false;
             timing.network_rows = 0;   // run_network sets it when the network runs
-            if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing, whole);
+            if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing, whole, was_capped);
+            if (!unmeasured_[i].empty()) capped[i] = was_capped;
             if (!whole.empty()) ran_whole_[i] = whole;
             if (!unmeasured_[i].empty()) {   // the voting rows' votes are all there is
                 fresh.clear();
@@ -464,6 +486,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         classes[i] = {};
         timing.vote = since(t0);
         timing.unmeasured = !unmeasured_[i].empty();
+        timing.capped = timing.unmeasured && capped[i];
         timings_.push_back(std::move(timing));
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;

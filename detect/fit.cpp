@@ -595,7 +595,8 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
         const bool measured = f.agreement.objects > 0;
         if (json) {
             out += "{\"record\":\"fit\",\"type\":" + json_string(f.type) + ",\"model\":" + json_string(f.source) +
-                   ",\"fits\":" + (f.fits ? "true" : "false") + ",\"build\":\"" + to_string(f.build) +
+                   // not run: neither fits nor misfits (newcomer 79: "fits":true beside "reason":"not run")
+                   ",\"fits\":" + (!f.not_run.empty() ? "null" : f.fits ? "true" : "false") + ",\"build\":\"" + to_string(f.build) +
                    "\",\"agreement\":" + (measured ? fraction(f.agreement.fraction()) : "null") +
                    ",\"objects\":" + std::to_string(f.agreement.objects) + ",\"agreeing\":" +
                    std::to_string(f.agreement.agreeing) +

@@ -287,7 +287,7 @@ public:
     // work is estimated from kWorkSamples blocks spread over the rows (levels collected, nothing
     // computed; `samples` = 0: no estimate, the blocks' count alone); over the limit, or when the
     // blocks reach it anyway, run() throws WorkLimitError and gives nothing. The single-block and
-    // whole-graph runs do at most T·N: never refused.
+    // whole-graph runs do at most T·N: never refused by this limit (by the cap below, they may be).
     static constexpr size_t kWorkSamples = 8;
     void set_work_limit(double times, size_t samples = kWorkSamples) noexcept {
         work_limit_ = times;
@@ -297,10 +297,12 @@ public:
     // its path: the whole-graph run does T·N, the single block its levels' nodes (known before it
     // computes), the blocks their estimate and, when the estimate falls short, what they reach. Past
     // it run() throws WorkLimitError (`capped` set) before computing, or at the block that reaches it
-    // (a refused run does at most the cap); blocks past it are refused even where the whole graph's
-    // T·N would be within it. What a dump's content can justify (detect.hpp
-    // DetectOptions::network_work) where the work limit above, relative to the graph, cannot bound
-    // a graph crafted with ten times a kernel's nodes per page (issue 15: 2–4 M nodes in 64 MiB).
+    // (a refused run does at most the cap; last_frontier() says what it did, zeros when refused
+    // before computing); blocks past it are refused even where the whole graph's T·N would be within
+    // it, and where the whole graph is past it and the pruned single block within, the single block
+    // runs. What a dump's content can justify (detect.hpp DetectOptions::network_work), where the
+    // work limit above, relative to the graph, cannot bound a graph whose every node is a voting row
+    // (issue 15: 2–4 M nodes in 64 MiB, 720–980 node-iterations a page against real kernels' ≤ 328).
     void set_work_cap(uint64_t node_iterations) noexcept { work_cap_ = node_iterations; }
     uint64_t work_cap() const noexcept { return work_cap_; }
     // The whole-graph run's working set for `nodes` nodes: 3·N·H + N·K floats (+ N·4w when reordered).
@@ -312,7 +314,8 @@ public:
     // mu(T) of the last run: every node, or after a pruned row-restricted run the last block of
     // one of the threads, its distinct rows ascending (embedding().rows() tells which).
     const Mat<float>& embedding() const noexcept { return blocked_ && last_work_ < work_.size() ? work_[last_work_].mu : mu_; }
-    // Nodes mu(t) was computed on, t = 1..T, summed over the blocks (all N after a whole-graph run).
+    // Nodes mu(t) was computed on, t = 1..T, summed over the blocks (all N after a whole-graph run);
+    // after a WorkLimitError, what the refused run computed.
     const std::vector<uint64_t>& last_frontier() const noexcept { return frontier_; }
     // Flops of the last run (2 per multiply-add of a GEMM, 1 per aggregation add; biases,
     // activations, tanh and softmax not counted). Executed: what the fast path did (folded layers,
@@ -381,6 +384,7 @@ private:
     uint64_t limit_work(const GraphInput& g, std::span<const uint32_t> distinct, uint64_t share);
     std::string work_limit_message(double times, bool reached) const;
     void check_cap(uint64_t work, const GraphInput& g) const;   // WorkLimitError past work_cap_
+    [[noreturn]] void throw_capped(uint64_t work, const GraphInput& g) const;
     bool run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, uint64_t budget,
                    const RowSink& sink, Eigen::Index out0, Work& w) const;
 };
@@ -390,10 +394,11 @@ private:
 // and the memory budget under which the whole graph runs at once instead: `whole_bytes`.
 class WorkLimitError : public std::runtime_error {
 public:
-    WorkLimitError(const std::string& what, uint64_t whole_bytes, bool capped = false)
-        : std::runtime_error(what), whole_bytes(whole_bytes), capped(capped) {}
+    WorkLimitError(const std::string& what, uint64_t whole_bytes, bool capped = false, uint64_t work = 0)
+        : std::runtime_error(what), whole_bytes(whole_bytes), capped(capped), work(work) {}
     uint64_t whole_bytes;   // InferenceNet::whole_graph_bytes(N)
     bool capped;            // past the work cap (set_work_cap): no budget lets it run
+    uint64_t work;          // capped: the node-iterations it would take (at least; 0 otherwise)
 };
 
 // Each row's class: the index of its largest probability, the first of equal maxima (Eigen's

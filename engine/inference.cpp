@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <mutex>
 #include <stdexcept>
@@ -429,6 +430,7 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
     work_.resize(size_t(threads));
     for (Work& w : work_) w.reset(size_t(T));
     size_t done = 0;   // distinct rows run so far
+    // the counts of the blocks run (last_frontier: also after a refusal, what it did)
     auto finish = [&] {
         flops_ = model_flops_ = 0;
         blocks_ = 0;
@@ -442,6 +444,7 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
             for (size_t t = 0; t < size_t(T); ++t) frontier_[t] += w.frontier[t];
         }
     };
+    finish();   // nothing done yet: a refusal before computing leaves zeros
     // A frontier covering most of the graph costs more pruned (gathers, renumbered CSRs) than whole,
     // when the whole-graph run fits the budget; only then are the levels of every row collected at
     // once (for the cred model's 458 k rows on the dev dump they alone were 15 MB of dmdetect's peak).
@@ -450,7 +453,9 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
         const uint64_t ws = collect_levels(g, distinct, w);
         uint64_t pruned = 0;
         for (Index t = 2; t <= T; ++t) pruned += w.levels[size_t(t - 1)].nodes.size();
-        if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4) {
+        // the whole graph is cheaper, unless only the pruned single block is within the cap
+        if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4 &&
+            !(work_cap_ && uint64_t(T) * N > work_cap_ && w.level_nodes <= work_cap_ && (!budget_ || ws <= budget_))) {
             check_cap(uint64_t(T) * N, g);
             run(g, whole_);
             blocks_ = 1;
@@ -478,7 +483,7 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
     // (the step is kept when its rows ran over it together, sharing their frontier).
     const uint64_t share = std::max<uint64_t>(1, budget_ / uint64_t(threads));
     std::atomic<uint64_t> work_done{0};
-    const uint64_t work_limit = limit_work(g, distinct, share);
+    const uint64_t work_limit = limit_work(g, distinct, share);   // its sample blocks compute nothing
     for (Work& w : work_) {
         w.work_limit = work_limit;
         w.work_done = &work_done;
@@ -505,6 +510,7 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
         });
     }
     for (Work& w : work_) w.work_limit = 0, w.work_done = nullptr;
+    if (errors.failed()) finish();   // a refusal part-way: what its blocks did
     errors.rethrow();
     blocked_ = true;
     last_work_ = 0;
@@ -543,17 +549,19 @@ uint64_t InferenceNet::limit_work(const GraphInput& g, std::span<const uint32_t>
     // past the cap: refused whatever the memory — even where the whole graph at once would be within it
     // (a crafted graph's whole run costs far more a node-iteration, and the ceiling's memory: attacker
     // 75's 32 MiB raw file ran five models whole in 12 s and 1 GB, against 5 s refused)
-    if (work_cap_ && estimate > double(work_cap_)) check_cap(uint64_t(std::min(estimate, 0x1p63)), g);
+    if (work_cap_ && estimate > double(work_cap_)) throw_capped(uint64_t(std::min(std::ceil(estimate), 0x1p63)), g);
     if (estimate > limit) throw WorkLimitError(work_limit_message(estimate / whole, false), whole_graph_bytes(g.nodes()));
     return uint64_t(limit);
 }
 
 void InferenceNet::check_cap(uint64_t work, const GraphInput& g) const {
-    if (!work_cap_ || work <= work_cap_) return;
+    if (work_cap_ && work > work_cap_) throw_capped(work, g);
+}
+
+void InferenceNet::throw_capped(uint64_t work, const GraphInput& g) const {
     throw WorkLimitError("it would evaluate " + std::to_string(work) + " node-iterations, past the cap of " +
-                             std::to_string(work_cap_) + " (" + std::to_string(g.nodes()) + " nodes, " +
-                             std::to_string(cfg_.iterations) + " iterations)",
-                         whole_graph_bytes(g.nodes()), true);
+                             std::to_string(work_cap_),
+                         whole_graph_bytes(g.nodes()), true, work);
 }
 
 std::string InferenceNet::work_limit_message(double times, bool reached) const {
@@ -605,7 +613,7 @@ bool InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
         if (work_cap_ && w.work_limit >= work_cap_)
             throw WorkLimitError("its row blocks evaluated more than the cap of " + std::to_string(work_cap_) +
                                      " node-iterations (their estimate fell short)",
-                                 whole_graph_bytes(g.nodes()), true);
+                                 whole_graph_bytes(g.nodes()), true, w.work_limit + 1);
         throw WorkLimitError(work_limit_message(0, true), whole_graph_bytes(g.nodes()));
     }
     ++w.blocks;

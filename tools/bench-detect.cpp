@@ -90,7 +90,7 @@ double best_detect(Detector& d, const MemoryGraph& g, const DetectOptions& opt, 
     return best;
 }
 
-// `pages`: content_pages() of the graph, for each network's work per page (DetectOptions::network_work)
+// `pages`: counted_pages() of the graph, for each network's work per page (DetectOptions::network_work)
 void print_timings(const std::vector<ModelTiming>& timings, uint64_t pages) {
     for (const ModelTiming& t : timings) {
         std::string frontier;
@@ -161,9 +161,10 @@ int main(int argc, char** argv) {
         MemoryGraph g = all.open_graph(dump);
         const double graph_mib = double(g.array_bytes()) / double(1 << 20);
         const double graph_seconds = since(t0);
-        const uint64_t pages = content_pages(g);
-        std::printf("graph           %.3f s (%u nodes, %.1f MiB, %llu content pages)\n", graph_seconds, g.node_count(),
-                    graph_mib, static_cast<unsigned long long>(pages));
+        const uint64_t pages = counted_pages(g);   // what the network work bound counts
+        std::printf("graph           %.3f s (%u nodes, %.1f MiB, %llu content pages, %llu counted)\n", graph_seconds,
+                    g.node_count(), graph_mib, static_cast<unsigned long long>(content_pages(g)),
+                    static_cast<unsigned long long>(pages));
 
         std::vector<ModelTiming> timings;
         size_t found = 0;

@@ -85,7 +85,7 @@ const char* kUsage =
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
-    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work); the others' detections are written\n";
+    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work); the others' detections are written (3 instead with --require-fit)\n";
 
 namespace fs = std::filesystem;
 
@@ -221,10 +221,13 @@ int run(int argc, char** argv, Communicator& world) {
         "half the available memory); within it a network runs in row blocks, and past 4 times the whole graph's work "
         "the whole graph at once if that fits 16 times the dump's file (at least 1 GiB), else not at all (exit 4)")(
         "network-work", po::value<Whole<uint32_t>>(),
-        ("the GNN work each model may do, in node-iterations per 4 KiB page of the dump holding segments (at most 4 "
-         "such pages per 4 KiB of its file); 0 = no bound (default " +
-         std::to_string(uint32_t(DetectOptions::kNetworkWork)) +
-         "; real kernels need at most about 330); past it a model is not run (exit 4)").c_str())(
+        ("the GNN work each model may do, in node-iterations per 4 KiB page of the dump holding segments (at most " +
+         std::to_string(kContentPagesPerFilePage) + " such pages per 4 KiB of its file); 0 = no bound (default " +
+         std::to_string(uint32_t(DetectOptions::kNetworkWork)) + "; real kernels need at most " +
+         std::to_string(kRealKernelNetworkWork) +
+         "). Past it a model is not run (exit 4): a guard against dumps crafted to stall the analysis. More "
+         "--network-memory lets a network repeat less work in row blocks, so it may then run within the bound, "
+         "in more memory").c_str())(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(

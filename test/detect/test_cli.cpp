@@ -679,6 +679,8 @@ TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-
                         ") not run: its row blocks under the memory budget ") != std::string::npos);
     CHECK(none.err.find("the whole graph runs at once (--network-memory)") != std::string::npos);
     CHECK(none.out.find("\"reason\":\"not run\"") != std::string::npos);
+    CHECK(none.out.find("\"fits\":null") != std::string::npos);   // neither fits nor misfits
+    CHECK(none.out.find("\"fits\":true") == std::string::npos);
     CHECK(none.out.find("\"not_run\":\"its row blocks under the memory budget ") != std::string::npos);
     CHECK(none.out.find("{\"record\":\"warning\",\"message\":\"model task_struct (") != std::string::npos);
     CHECK(run("DMDETECT", base + " --network-memory 16K --threshold 0.5 --require-fit", dir, small).status == 3);

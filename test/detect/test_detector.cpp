@@ -5,6 +5,7 @@
 #include "../engine/random_graph.hpp"
 #include "../graph/graph_fixtures.hpp"
 #include "../graph/layer_images.hpp"
+#include "../graph/dump_images.hpp"
 
 #include <doctest/doctest.h>
 
@@ -173,16 +174,28 @@ TEST_CASE("detect: set_key_nodes moves a model's key nodes (as placed in a dump'
     CHECK(b.model(0).key_nodes == shifted.key_nodes);   // unchanged by a refused call
 }
 
+// A graph whose pointers lead anywhere (no locality, as a crafted dump's) and a task_struct model of
+// three key nodes at its commonest lengths, threshold 1.2: two key nodes at least, so fewer voting
+// rows than carriers (agreement rows). For the work limit's and the network work bound's tests.
+struct Unlocal {
+    MemoryGraph g;
+    Model m;
+    std::vector<uint32_t> common;
+};
+Unlocal unlocal_task_model() {
+    Unlocal u{test::random_memory(5, 96, 8).build(), {}, {}};
+    u.common = common_lengths(u.g);
+    u.m = keyed_model("task_struct", {{0, u.common[0], 0.6f}, {64, u.common[1], 0.9f}, {128, u.common[2], 0.7f}}, 1);
+    u.m.graph = u.g.params();
+    u.m.threshold = 1.2f;
+    return u;
+}
+
 // Issue #15 item 1: past DetectOptions::work_limit a model is not run and says why; a fit check's
 // agreement rows past it fall back to the voting rows (the same detections, the votes measured on
 // them alone).
 TEST_CASE("detect: the work limit — a model past it is not run, agreement rows past it fall back to the voting rows") {
-    const test::Memory mem = test::random_memory(5, 96, 8);   // pointers anywhere: no locality
-    MemoryGraph g = mem.build();
-    const std::vector<uint32_t> common = common_lengths(g);
-    Model m = keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1);
-    m.graph = g.params();
-    m.threshold = 1.2f;   // two key nodes at least: fewer voting rows than carriers (agreement rows)
+    auto [g, m, common] = unlocal_task_model();
     Detector det;
     det.add_model(m, "ts.cereal");
     DetectOptions opt;
@@ -246,18 +259,13 @@ TEST_CASE("detect: the work limit — a model past it is not run, agreement rows
 // page, whatever the memory: a voting run past it is not run, a fit check's agreement run past it
 // falls back to the voting rows; within it, the same run.
 TEST_CASE("detect: the network work bound — per content page, no memory lifts it") {
-    const test::Memory mem = test::random_memory(5, 96, 8);
-    MemoryGraph g = mem.build();
+    auto [g, m, common] = unlocal_task_model();
     std::set<uint64_t> pages;
     for (uint64_t v : g.vaddr()) pages.insert(v >> 12);
     REQUIRE(content_pages(g) == pages.size());
     REQUIRE(pages.size() > 1);
     CHECK(network_work_cap(g, 0) == 0);
     CHECK(network_work_cap(g, 2.5) == uint64_t(2.5 * double(pages.size())));
-    const std::vector<uint32_t> common = common_lengths(g);
-    Model m = keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1);
-    m.graph = g.params();
-    m.threshold = 1.2f;
     Detector det;
     det.add_model(m, "ts.cereal");
     DetectOptions opt;
@@ -303,6 +311,84 @@ TEST_CASE("detect: the network work bound — per content page, no memory lifts 
         opt.network_work = bad;
         CHECK_THROWS_AS(det.detect(g, opt), InputError);
     }
+}
+
+TEST_CASE("detect: the network work bound — which refusal it was, for every type of a joint model") {
+    auto [g, m, common] = unlocal_task_model();
+    Detector det;
+    det.add_model(m, "ts.cereal");
+    DetectOptions opt;
+    opt.memory_budget = 16 << 10;
+    opt.whole_graph_ceiling = 0;
+    opt.work_limit = 0;
+    opt.network_work = 0;
+    const double pages = double(counted_pages(g)), TN = double(m.config.iterations) * g.node_count();
+    (void)det.detect(g, opt);
+    const double voting = double(det.last_timings().at(0).work);
+    opt.measure_agreement = true;
+    (void)det.detect(g, opt);
+    const double agreement = double(det.last_timings().at(0).work);
+    REQUIRE(agreement > 2 * voting);
+    // the agreement run past the bound, then the voting run past the relative limit: not run, and
+    // not for the bound (reviewer 78: the first refusal's flag was kept)
+    opt.network_work = std::sqrt(voting * agreement) / pages;
+    opt.work_limit = voting / TN / 4;
+    CHECK(det.detect(g, opt).empty());
+    CHECK(det.last_not_run().at(0).find("times the whole graph") != std::string::npos);
+    CHECK_FALSE(det.last_timings().at(0).capped);
+    CHECK(det.last_timings().at(0).not_run);
+    // and the other way round: the relative limit's agreement refusal, the bound's voting one
+    opt.work_limit = std::sqrt(voting * agreement) / TN;
+    opt.network_work = voting / 2 / pages;
+    CHECK(det.detect(g, opt).empty());
+    CHECK(det.last_not_run().at(0).find("the network work bound of this dump") != std::string::npos);
+    CHECK(det.last_timings().at(0).capped);
+
+    // a joint model: each of its types says the bound stopped it
+    Model joint = keyed_model("", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f},
+                                   {0, common[1], 0.5f}, {32, common[3], 0.5f}},
+                              5, g.params());
+    joint.object_type = "task_struct+cred";
+    joint.threshold = 0;
+    joint.parts = {{"task_struct", 3, 1.2f}, {"cred", 2, 0.9f}};
+    joint.validate();
+    Detector both;
+    both.add_model(joint, "joint.cereal");
+    DetectOptions tiny;
+    tiny.network_work = 1e-6;   // a cap of 1
+    (void)both.detect(g, tiny);
+    REQUIRE(both.model_count() == 2);
+    for (size_t i = 0; i < 2; ++i) {
+        CAPTURE(i);
+        CHECK(both.last_timings().at(i).not_run);
+        CHECK(both.last_timings().at(i).capped);
+        CHECK(both.last_not_run().at(i).find("the network work bound") != std::string::npos);
+    }
+}
+
+TEST_CASE("detect: counted pages — at most kContentPagesPerFilePage per 4 KiB of a compressed file") {
+    // 160 pages alike (a pointer every 64 bytes to the next page): a kdump holds them in a few pages
+    test::Memory mem(200);
+    mem.map(test::K64, 0, 200 * 4096);
+    for (uint64_t p = 8; p < 168; ++p)
+        for (uint64_t o = 0; o < 4096; o += 64) mem.word(p * 4096 + o, test::K64 + (p + 1) * 4096);
+    const MemoryGraph raw = mem.build();
+    REQUIRE(content_pages(raw) >= 160);
+    CHECK(counted_pages(raw) == content_pages(raw));   // a raw file holds every page it maps
+    const std::vector<uint8_t> k = test_images::kdump_of(*mem.phys(), KdumpCompression::Zlib, false);
+    const auto kphys = PhysicalLayer::from_bytes(k, DumpFormat::Kdump);
+    const MemoryGraph g = MemoryGraph::build(mem.runs, *kphys, raw.params());
+    REQUIRE(g.info().dump_bytes == k.size());
+    REQUIRE(content_pages(g) == content_pages(raw));
+    const uint64_t file_pages = (k.size() + 4095) / 4096;
+    REQUIRE(content_pages(g) > kContentPagesPerFilePage * file_pages);
+    CHECK(counted_pages(g) == kContentPagesPerFilePage * file_pages);
+    CHECK(network_work_cap(g, 2) == 2 * counted_pages(g));
+    CHECK(network_work_cap(g, 1e300) == uint64_t{1} << 63);   // saturating
+    CHECK(network_work_cap(g, 1e-300) == 1);                  // at least 1: 0 would mean no cap
+    CHECK(network_work_cap(g, 0) == 0);
+    CHECK_THROWS_AS(network_work_cap(g, std::nan("")), InputError);
+    CHECK_THROWS_AS(network_work_cap(g, -1), InputError);
 }
 
 TEST_CASE("detect: the whole-graph ceiling leaves room for the graph and the rest of the process") {

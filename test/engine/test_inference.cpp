@@ -275,6 +275,7 @@ TEST_CASE("work cap: past it any run is refused before it computes, whatever the
             net.run(pointers.input(), rows, classes);
         } catch (const WorkLimitError& e) {
             CHECK(e.capped);
+            CHECK(e.work > net.work_cap());
             CHECK(std::string(e.what()).find(what) != std::string::npos);
             return true;
         }
@@ -288,6 +289,7 @@ TEST_CASE("work cap: past it any run is refused before it computes, whatever the
     REQUIRE(one_block > few.size());
     net.set_work_cap(one_block - 1);
     CHECK(refused(few, "past the cap of"));
+    CHECK(done() == 0);   // refused before it computed
     net.set_work_cap(one_block);
     net.run(pointers.input(), few, classes);
     CHECK(classes == expected);
@@ -314,6 +316,8 @@ TEST_CASE("work cap: past it any run is refused before it computes, whatever the
         net.set_work_cap(blocked / 2);   // over T·N, which the whole graph at once would be within: refused too
         REQUIRE(blocked / 2 > T * n);
         CHECK(refused(all, samples ? "past the cap of" : "evaluated more than the cap of"));
+        if (samples) CHECK(done() == 0);   // the estimate: before any block computed
+        else CHECK((done() > 0 && done() <= blocked / 2 + blocked / 8));   // the blocks up to the cap, said
         net.set_work_cap(blocked + blocked / 4);   // the estimate may exceed the work a little
         net.run(pointers.input(), all, classes);
         CHECK(classes == expected);
