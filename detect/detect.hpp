@@ -280,10 +280,13 @@ uint64_t content_pages(const MemoryGraph& g);
 // 4 KiB of the dump's file (GraphBuildInfo::dump_bytes, when known) — a compressed kdump's pages of
 // one pattern would otherwise buy work its file does not hold (attacker 75's 64 MiB kdump: 120 k
 // content pages, 7.5 per file page). Real kdumps (dm-dump-formats, zstd, of real guests): 1.6 (i386,
-// 256 MiB) and 0.65 (6.12, 512 MiB) content pages per file page; makedumpfile leaving out free
-// pages raises that by the pages' compression ratio, about 2–4 for kernel data.
-// At 4, a real compressed dump loses a model's fit check to the bound only past about 6 content
-// pages per file page (4 × 512 / 328) and its detections past about 15 (4 × 512 / 134).
+// 256 MiB) and 0.65 (6.12, 512 MiB) content pages per file page. makedumpfile leaving out free and
+// cache pages raises that toward the content pages' compression ratio: the 6.12 dump's compress
+// (zlib level 1, as `makedumpfile -c`) to 630 bytes in the median, 1,107 at the 95th percentile,
+// so a file of content pages alone would hold about 6 per 4 KiB; the kernel image and the other
+// kernel pages it keeps bring that down. At 4, a real compressed dump loses a model's fit check to
+// the bound only past about 6 content pages per file page (4 × 512 / 328) and its detections past
+// about 15 (4 × 512 / 134), beyond what kernel pages compress to.
 uint64_t counted_pages(const MemoryGraph& g);
 inline constexpr uint64_t kContentPagesPerFilePage = 4;
 // The most node-iterations per content page a network needed on real kernels' graphs, fit check
