@@ -86,21 +86,31 @@ uint64_t content_pages(const MemoryGraph& g) {
     return pages;
 }
 
-uint64_t counted_pages(const MemoryGraph& g) {
-    const uint64_t content = content_pages(g), file = g.info().dump_bytes;
+namespace {
+
+// counted_pages() of a graph with `content` content pages
+uint64_t counted_of(const MemoryGraph& g, uint64_t content) {
+    const uint64_t file = g.info().dump_bytes;
     if (file == 0) return content;   // unknown
     const uint64_t file_pages = file / paging::kPage + (file % paging::kPage != 0);   // ≤ 2^52: no overflow below
     return std::min(content, file_pages * kContentPagesPerFilePage);
 }
 
-uint64_t network_work_cap(const MemoryGraph& g, double per_page) {
+// network_work_cap() for `counted` counted pages
+uint64_t cap_of(uint64_t counted, double per_page) {
     if (!(std::isfinite(per_page) && per_page >= 0))
         throw InputError("network work bound " + std::to_string(per_page) +
                          " (expected a finite count ≥ 0 of node-iterations per content page; 0 = none)");
     if (per_page == 0) return 0;
-    const double cap = per_page * double(counted_pages(g));
+    const double cap = per_page * double(counted);
     return cap >= 0x1p63 ? uint64_t{1} << 63 : std::max<uint64_t>(1, uint64_t(cap));
 }
+
+}  // namespace
+
+uint64_t counted_pages(const MemoryGraph& g) { return counted_of(g, content_pages(g)); }
+
+uint64_t network_work_cap(const MemoryGraph& g, double per_page) { return cap_of(counted_pages(g), per_page); }
 
 void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }   // load's errors name the file
 
@@ -259,14 +269,15 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     for (const Entry& e : entries_) ++to_vote[e.network];
     std::vector<char> ran(networks_.size(), 0);
     // DetectOptions::network_work: what each network's runs may still do (0 = no cap)
-    const uint64_t cap = network_work_cap(graph, opt.network_work), counted = counted_pages(graph);
+    // (the graph's pages counted once: each count is a pass over its nodes)
+    const uint64_t content = content_pages(graph), counted = counted_of(graph, content);
+    const uint64_t cap = cap_of(counted, opt.network_work);
     std::vector<uint64_t> work_left(networks_.size(), cap);
     std::vector<char> capped(entries_.size(), 0);   // ModelTiming::capped: its refusal was the bound's
     auto capped_why = [&](const WorkLimitError& e, uint64_t left) {
         char text[64];
         std::snprintf(text, sizeof text, "%g", opt.network_work);
         const std::string per_page = text;
-        const uint64_t content = content_pages(graph);
         std::snprintf(text, sizeof text, "%.0f", std::ceil(double(e.work + (cap - left)) / double(std::max<uint64_t>(1, counted))));
         return std::string(e.what()) + (left < cap ? " (" + std::to_string(cap - left) + " done before it)" : "") +
                ": the network work bound of this dump, " + per_page + " per page of its " + std::to_string(content) +

@@ -454,8 +454,9 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
         uint64_t pruned = 0;
         for (Index t = 2; t <= T; ++t) pruned += w.levels[size_t(t - 1)].nodes.size();
         // the whole graph is cheaper, unless only the pruned single block is within the cap
-        if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4 &&
-            !(work_cap_ && uint64_t(T) * N > work_cap_ && w.level_nodes <= work_cap_ && (!budget_ || ws <= budget_))) {
+        const bool block_within_cap_only =
+            work_cap_ && uint64_t(T) * N > work_cap_ && w.level_nodes <= work_cap_ && (!budget_ || ws <= budget_);
+        if (T > 1 && pruned * 5 > uint64_t(T - 1) * N * 4 && !block_within_cap_only) {
             check_cap(uint64_t(T) * N, g);
             run(g, whole_);
             blocks_ = 1;

@@ -596,9 +596,11 @@ int run(int argc, char** argv, Communicator& world) {
             // found nothing nor checked; or its fit check saw the voting rows' votes only.
             ModelFit& f = fits.back();
             if (!placed[i].empty()) add_reason(f, placed[i]);
+            // the option that lifts the refusal: the work bound's, or the memory budget's
+            const char* lift = used.last_timings().at(i).capped ? " (--network-work)" : " (--network-memory)";
             if (const std::string& not_run = used.last_not_run().at(i); !not_run.empty()) {   // exit status 4 (3 with --require-fit)
                 f.checked = false;
-                f.not_run = not_run + (used.last_timings().at(i).capped ? " (--network-work)" : " (--network-memory)");
+                f.not_run = not_run + lift;
                 f.reason = "not run";
                 fits_all = false;
                 complete = false;
@@ -612,8 +614,7 @@ int run(int argc, char** argv, Communicator& world) {
                              f.source.c_str(), whole.c_str());
             }
             if (const std::string& unmeasured = used.last_unmeasured().at(i); !unmeasured.empty())
-                add_reason(f, "its votes were measured on its voting rows only, the agreement rows not run: " + unmeasured +
-                                  (used.last_timings().at(i).capped ? " (--network-work)" : " (--network-memory)"));
+                add_reason(f, "its votes were measured on its voting rows only, the agreement rows not run: " + unmeasured + lift);
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !f.checked && vm.count("require-fit")) {
                 fits_all = false;
