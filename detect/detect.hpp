@@ -276,19 +276,22 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> avail
 // 4 KiB virtual pages holding at least one node of `g` (its segments; MemoryGraph::vaddr): what the
 // dump's content is, which a kdump's zero pages or a raw file's empty ones do not add to.
 uint64_t content_pages(const MemoryGraph& g);
-// The pages the network work bound counts: content_pages(g), at most kContentPagesPerFilePage per
-// 4 KiB of the dump's file (GraphBuildInfo::dump_bytes, when known) — a compressed kdump's pages of
-// one pattern would otherwise buy work its file does not hold (attacker 75's 64 MiB kdump: 120 k
-// content pages, 7.5 per file page). Real kdumps (dm-dump-formats, zstd, of real guests): 1.6 (i386,
-// 256 MiB) and 0.65 (6.12, 512 MiB) content pages per file page. makedumpfile leaving out free and
-// cache pages raises that toward the content pages' compression ratio: the 6.12 dump's compress
-// (zlib level 1, as `makedumpfile -c`) to 630 bytes in the median, 1,107 at the 95th percentile,
-// so a file of content pages alone would hold about 6 per 4 KiB; the kernel image and the other
-// kernel pages it keeps bring that down. At 4, a real compressed dump loses a model's fit check to
-// the bound only past about 6 content pages per file page (4 × 512 / 328) and its detections past
-// about 15 (4 × 512 / 134), beyond what kernel pages compress to.
+// The pages the network work bound counts: content_pages(g), at most one per
+// PhysicalLayer::kCountedPageBytes (1 KiB) of the dump's file — of its size
+// (GraphBuildInfo::dump_bytes, when known: kContentPagesPerFilePage per 4 KiB) and, for kdump and
+// AVML, of what their non-zero pages take of it (GraphBuildInfo::stored_page_bytes: each page's
+// compressed bytes, at most 1 KiB a page). A compressed file's pages of one pattern would otherwise
+// buy work its file does not hold: attacker 75's 64 MiB kdump, 120 k content pages (7.5 per file
+// page); attacker 77's, 92 k content pages, 66 k of them one pointer each in about 50 bytes of zstd,
+// ran every model for 57–127 s at the 4-per-file-page limit alone. Real kernel pages compress (zlib
+// level 1, as `makedumpfile -c`) to 630 bytes in the median, 1,107 at the 95th percentile (6.12
+// dump's content pages), 1,868 (i386): most count whole. Real kdumps (dm-dump-formats, zstd, of real
+// guests): 1.6 (i386, 256 MiB) and 0.65 (6.12, 512 MiB) content pages per file page; makedumpfile
+// leaving out free and cache pages raises that toward the content pages' compression ratio. A real
+// compressed dump loses a model's fit check to the bound only where its content pages take on
+// average less than kCountedPageBytes × 328 / 512 = 656 bytes of file each (its detections: 268).
 uint64_t counted_pages(const MemoryGraph& g);
-inline constexpr uint64_t kContentPagesPerFilePage = 4;
+inline constexpr uint64_t kContentPagesPerFilePage = 4096 / PhysicalLayer::kCountedPageBytes;   // 4 KiB pages: 4
 // The most node-iterations per content page a network needed on real kernels' graphs, fit check
 // included (DetectOptions::kNetworkWork says where it was measured): what messages compare with.
 inline constexpr uint32_t kRealKernelNetworkWork = 328;

@@ -90,10 +90,16 @@ namespace {
 
 // counted_pages() of a graph with `content` content pages
 uint64_t counted_of(const MemoryGraph& g, uint64_t content) {
-    const uint64_t file = g.info().dump_bytes;
-    if (file == 0) return content;   // unknown
-    const uint64_t file_pages = file / paging::kPage + (file % paging::kPage != 0);   // ≤ 2^52: no overflow below
-    return std::min(content, file_pages * kContentPagesPerFilePage);
+    const GraphBuildInfo& info = g.info();
+    uint64_t counted = content;
+    if (const uint64_t file = info.dump_bytes; file != 0) {   // else unknown
+        const uint64_t file_pages = file / paging::kPage + (file % paging::kPage != 0);   // ≤ 2^52: no overflow below
+        counted = std::min(counted, file_pages * kContentPagesPerFilePage);
+    }
+    if (const auto stored = info.stored_page_bytes)   // ≤ 2^64 - 2 (a .dmg stores it plus one)
+        counted = std::min(counted, *stored / PhysicalLayer::kCountedPageBytes +
+                                        (*stored % PhysicalLayer::kCountedPageBytes != 0));
+    return counted;
 }
 
 // network_work_cap() for `counted` counted pages
@@ -282,8 +288,9 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         return std::string(e.what()) + (left < cap ? " (" + std::to_string(cap - left) + " done before it)" : "") +
                ": the network work bound of this dump, " + per_page + " per page of its " + std::to_string(content) +
                " pages holding segments" +
-               (counted < content ? " (counted as " + std::to_string(counted) + ", " +
-                                        std::to_string(kContentPagesPerFilePage) + " per 4 KiB of its file)"
+               (counted < content ? " (counted as " + std::to_string(counted) + ", one per " +
+                                        std::to_string(PhysicalLayer::kCountedPageBytes / 1024) +
+                                        " KiB of file its pages take)"
                                   : "") +
                "; it needs about " + text + " a page, real kernels' graphs at most " +
                std::to_string(uint32_t(kRealKernelNetworkWork)) + ": a crafted dump?";

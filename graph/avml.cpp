@@ -144,6 +144,9 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
     FirstFailure failure;          // refusals
     FirstFailure first_corrupt;    // the lowest chunk that does not decode, for the warning
     std::vector<uint8_t> corrupt(items.size(), 0);   // disjoint writes
+    // Per item: min(its file bytes, kCountedPageBytes × its non-zero 4 KiB blocks), for
+    // ParsedDump::stored_page_bytes (a chunk's compressed bytes shared among the pages it holds).
+    std::vector<uint64_t> stored(items.size(), 0);
     ParallelErrors errors;   // std::bad_alloc; format failures go through `failure`
 #pragma omp parallel
     {
@@ -170,6 +173,10 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
                     bytes = file.data() + r.data + it.chunk_or_offset;
                     n = std::min(kPiece, r.present - it.chunk_or_offset);
                 }
+                uint64_t nonzero = 0;
+                for (uint64_t at = 0; at < n; at += 4096) nonzero += !all_zero(bytes + at, std::min<uint64_t>(4096, n - at));
+                const uint64_t file_bytes = r.compressed ? r.index.chunks[it.chunk_or_offset].size : n;
+                stored[k] = std::min(file_bytes, nonzero * PhysicalLayer::kCountedPageBytes);
                 if (const char* what = image->store(it.out, bytes, n)) failure.record(k, what);
             });
     }
@@ -211,6 +218,8 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
                 "; they read as absent");
     }
     image->seal();
+    d.stored_page_bytes = 0;
+    for (uint64_t k = 0; k < items.size(); ++k) *d.stored_page_bytes += stored[k];   // corrupt ones: 0
     // Runs: each range's items, less the chunks that do not decode.
     for (uint64_t k = 0; k < items.size(); ++k) {
         if (corrupt[k]) continue;

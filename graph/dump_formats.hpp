@@ -17,6 +17,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ struct ParsedDump {
     // absent like the rest, but not cut off. Ascending, disjoint.
     std::vector<std::pair<uint64_t, uint64_t>> undecodable;
     std::shared_ptr<DecodedImage> image;   // set by compressed formats: runs' file_offset index it
+    // Compressed formats: Σ over the non-zero 4 KiB pages they store of min(kCountedPageBytes, the
+    // file bytes the page's stored form takes) (PhysicalLayer::stored_page_bytes). Unset for the
+    // formats that store every page whole (raw, ELF, LiME).
+    std::optional<uint64_t> stored_page_bytes;
     // What is wrong with the file itself, one line each, for memory it lacks or cannot decode
     // (what --strict refuses): when no memory at all is left, the error names these, not the
     // warnings' consequences and --strict, which the user may not have given.

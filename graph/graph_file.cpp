@@ -10,9 +10,10 @@
 //              pass KernelBanner::parse), absent runs {vaddr u64, size u64}[A] (mapped kernel pages
 //              the dump lacks: sorted, page-aligned, neither overlapping nor adjacent), warnings
 //              (GraphBuildInfo::warnings: the lines joined by '\n', no trailing '\n'; empty when none).
-//   Versions   7: the 16 sections above, GraphBuildInfo::absent_table_bytes and
-//              kernel_image_bytes (plus one; 0 when unknown) and GraphParams::long_gap_nodes in the
-//              header. 6: without long_gap_nodes (its byte zero: read as false, the graph has no
+//   Versions   8: the 16 sections above, GraphBuildInfo::absent_table_bytes,
+//              kernel_image_bytes and stored_page_bytes (each of the last two plus one; 0 when
+//              unknown) and GraphParams::long_gap_nodes in the header. 7: without stored_page_bytes
+//              (zero: none, so the network work bound counts pages as before). 6: without long_gap_nodes (its byte zero: read as false, the graph has no
 //              long gap's node). 5: without
 //              kernel_image_bytes (its header bytes zero, read as unknown). 4: without either (zero, absent_table_bytes read as 0). 3: no warnings section. Older files read with the same header struct: a section a
 //              version lacks sits in what its header kept zero (reserved) and reads as empty.
@@ -51,7 +52,7 @@ static_assert(std::endian::native == std::endian::little, "the .dmg format is li
 namespace {
 
 constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
-constexpr uint32_t kVersion = 7;   // the only place the format version is written
+constexpr uint32_t kVersion = 8;   // the only place the format version is written
 constexpr uint64_t kAlign = 64;
 
 enum Section : int {
@@ -94,7 +95,8 @@ struct DmgHeader {
     SectionRef sections[kSections];
     uint64_t absent_table_bytes;   // since version 5 (GraphBuildInfo::absent_table_bytes); zero before
     uint64_t kernel_image_bytes;   // since version 6: GraphBuildInfo::kernel_image_bytes + 1, 0 when unknown (as before)
-    uint8_t reserved[136 - 16 * (kSections - kKernelBanner - 1)];
+    uint64_t stored_page_bytes;    // since version 8: GraphBuildInfo::stored_page_bytes + 1, 0 when none (as before)
+    uint8_t reserved[128 - 16 * (kSections - kKernelBanner - 1)];
 };
 static_assert(std::is_trivially_copyable_v<DmgHeader> && std::is_standard_layout_v<DmgHeader>);
 static_assert(sizeof(DmgHeader) == 512);
@@ -256,6 +258,7 @@ struct MemoryGraphIo {
         h.build_seconds = g.info_.build_seconds;
         h.absent_table_bytes = g.info_.absent_table_bytes;
         h.kernel_image_bytes = g.info_.kernel_image_bytes ? *g.info_.kernel_image_bytes + 1 : 0;
+        h.stored_page_bytes = g.info_.stored_page_bytes ? *g.info_.stored_page_bytes + 1 : 0;
         auto secs = sections(g);
         const std::string banner = banner_section(g.info_.kernel_banner);
         secs[kKernelBanner] = {reinterpret_cast<const uint8_t*>(banner.data()), banner.size()};
@@ -335,6 +338,12 @@ struct MemoryGraphIo {
             throw FormatError(offsetof(DmgHeader, absent_table_bytes), "reserved header bytes are not zero");
         if (h.version < 6 && h.kernel_image_bytes)
             throw FormatError(offsetof(DmgHeader, kernel_image_bytes), "reserved header bytes are not zero");
+        if (h.version < 8 && h.stored_page_bytes)
+            throw FormatError(offsetof(DmgHeader, stored_page_bytes), "reserved header bytes are not zero");
+        if (h.stored_page_bytes && h.stored_page_bytes - 1 > h.dump_bytes)   // PhysicalLayer::stored_page_bytes ≤ the file
+            throw FormatError(offsetof(DmgHeader, stored_page_bytes),
+                              "stored page bytes " + std::to_string(h.stored_page_bytes - 1) + " exceed the dump's " +
+                                  std::to_string(h.dump_bytes));
         for (uint8_t b : h.pad)
             if (b) throw FormatError(offsetof(DmgHeader, pad), "reserved header bytes are not zero");
         if (h.long_gap_nodes > 1 || (h.version < 7 && h.long_gap_nodes))
@@ -408,6 +417,7 @@ struct MemoryGraphIo {
         g.info_.paging = static_cast<PagingMode>(h.paging);
         g.info_.build_seconds = h.build_seconds;
         g.info_.absent_table_bytes = h.absent_table_bytes;
+        if (h.stored_page_bytes) g.info_.stored_page_bytes = h.stored_page_bytes - 1;
         if (h.kernel_image_bytes) {   // (zero before version 6: checked above)
             const paging::Scheme& s = paging::scheme_of(g.info_.paging);
             if (!s.sign_extend)

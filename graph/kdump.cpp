@@ -546,6 +546,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     FirstFailure failure;             // refusals
     FirstFailure first_corrupt;       // the lowest corrupt page, for the warning (never skips pages)
     std::vector<uint8_t> corrupt(pages.size(), 0);   // 1 = does not decompress; disjoint writes
+    std::vector<uint8_t> nonzero(pages.size(), 0);   // 1 = decompresses to something other than zeros
     const uint64_t batch = std::max<uint64_t>(1, kStoreBatchBytes / bs);
     const uint64_t batches = (pages.size() + batch - 1) / batch;
     if (lzo_init() != LZO_E_OK) throw InputError("liblzo2 cannot start (lzo_init)");
@@ -576,6 +577,8 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
                         corrupt[i] = 1;
                         first_corrupt.record(i, what);
                         std::memset(o, 0, bs);   // zeros are not stored: its image slot stays a hole
+                    } else {
+                        nonzero[i] = !all_zero(o, bs);
                     }
                 }
                 if (const char* what = image->store(lo * bs, out.data(), (hi - lo) * bs)) failure.record(lo, what);
@@ -611,6 +614,17 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         else u.push_back({pfn * bs, bs});
     }
     image->seal();
+    // What the file spends on its non-zero pages (ParsedDump::stored_page_bytes): data that
+    // descriptors share (makedumpfile's one zero page; a crafted file's one pattern) counted once.
+    {
+        std::vector<std::pair<uint64_t, uint32_t>> stored;   // {data offset, size}
+        for (uint64_t i = 0; i < pages.size(); ++i)
+            if (nonzero[i]) stored.push_back({pages[i].data, pages[i].size});
+        std::sort(stored.begin(), stored.end());
+        stored.erase(std::unique(stored.begin(), stored.end()), stored.end());
+        d.stored_page_bytes = 0;
+        for (const auto& [offset, size] : stored) *d.stored_page_bytes += std::min<uint64_t>(size, PhysicalLayer::kCountedPageBytes);
+    }
     for (uint64_t i = 0; i < pages.size(); ++i) {
         if (corrupt[i]) continue;
         if (!d.runs.empty() && d.runs.back().paddr + d.runs.back().size == pages[i].pfn * bs &&

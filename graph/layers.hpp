@@ -163,6 +163,16 @@ public:
     // compressed size, not file_bytes()' decompressed one. What a graph records to tell later that
     // its dump is still the same file (GraphBuildInfo::dump_bytes).
     uint64_t dump_size() const noexcept { return dump_size_; }
+    // What a compressed dump (kdump, AVML) spends on the memory it holds: Σ over its non-zero
+    // 4 KiB pages of min(kCountedPageBytes, the file bytes the page's stored form takes — a kdump
+    // page's compressed size, data that descriptors share counted once; an AVML snappy chunk's
+    // compressed size shared among its pages); nullopt for raw, ELF and LiME, which store every page
+    // whole. A page of one pointer compresses to tens of bytes, real kernel pages to 630 bytes
+    // (median, zlib level 1, 6.12) and more: content counts by the file it takes, so a small file
+    // of cheap pages cannot claim the work of a real dump's content (detect.hpp counted_pages,
+    // issue 15, attacker 77). Bytes.
+    std::optional<uint64_t> stored_page_bytes() const noexcept { return stored_page_bytes_; }
+    static constexpr uint64_t kCountedPageBytes = 1024;
     // True when those bytes are a file mapping (open()'s read-only mmap, or a decompressed image
     // kept in a temporary file), not from_bytes() or anonymous memory: the graph builder may then
     // drop pages it is done with (MADV_DONTNEED refaults them from the page cache), which keeps
@@ -201,6 +211,7 @@ private:
     std::shared_ptr<detail::DecodedImage> image_;   // compressed formats: what bytes_ views
     std::span<const uint8_t> bytes_;
     uint64_t dump_size_ = 0;
+    std::optional<uint64_t> stored_page_bytes_;
     std::vector<std::string> warnings_;
     std::vector<std::pair<uint64_t, uint64_t>> undecodable_;
     DumpFormat format_ = DumpFormat::Raw;

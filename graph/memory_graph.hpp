@@ -121,6 +121,9 @@ struct AbsentRun {
 struct GraphBuildInfo {
     std::string dump_path;            // absolute (set_dump_path); older .dmg files: as it was typed
     uint64_t dump_bytes = 0;          // the dump's size as given (compressed for kdump/AVML): PhysicalLayer::dump_size
+    // PhysicalLayer::stored_page_bytes: for kdump and AVML, the file bytes their non-zero pages
+    // take, at most 1 KiB a page; none for other formats and in .dmg files before version 8.
+    std::optional<uint64_t> stored_page_bytes;
     uint64_t kernel_pages = 0;        // 4 KiB kernel pages scanned (after alias removal)
     uint64_t absent_pages = 0;        // 4 KiB kernel pages mapped but not in the dump (Σ absent())
     // Kernel virtual address space, bytes, under page-table entries whose table the dump lacks

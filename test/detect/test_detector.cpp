@@ -6,6 +6,7 @@
 #include "../graph/graph_fixtures.hpp"
 #include "../graph/layer_images.hpp"
 #include "../graph/dump_images.hpp"
+#include "../graph/dmg_bytes.hpp"
 
 #include <doctest/doctest.h>
 
@@ -366,7 +367,7 @@ TEST_CASE("detect: the network work bound — which refusal it was, for every ty
     }
 }
 
-TEST_CASE("detect: counted pages — at most kContentPagesPerFilePage per 4 KiB of a compressed file") {
+TEST_CASE("detect: counted pages — a compressed file's pages count by the file bytes they take, 1 KiB a page") {
     // 160 pages alike (a pointer every 64 bytes to the next page): a kdump holds them in a few pages
     test::Memory mem(200);
     mem.map(test::K64, 0, 200 * 4096);
@@ -382,7 +383,22 @@ TEST_CASE("detect: counted pages — at most kContentPagesPerFilePage per 4 KiB 
     REQUIRE(content_pages(g) == content_pages(raw));
     const uint64_t file_pages = (k.size() + 4095) / 4096;
     REQUIRE(content_pages(g) > kContentPagesPerFilePage * file_pages);
-    CHECK(counted_pages(g) == kContentPagesPerFilePage * file_pages);
+    // each page compresses to tens of bytes: what they take of the file counts, not the file's size
+    REQUIRE(g.info().stored_page_bytes == kphys->stored_page_bytes());
+    const uint64_t stored = g.info().stored_page_bytes.value();
+    CHECK(stored < 160 * 256);
+    CHECK(counted_pages(g) == (stored + 1023) / 1024);
+    CHECK(counted_pages(g) < kContentPagesPerFilePage * file_pages);
+    // A .dmg from before stored_page_bytes (version 7, none recorded): the file's size bounds them.
+    test::TempDir dir;
+    g.save(dir / "g.dmg");
+    auto f = test::slurp(dir / "g.dmg");
+    test::put32(f, 8, 7);                         // version
+    test::put64(f, 136 + 16 * 16 + 16, 0);        // stored_page_bytes: none
+    test::reseal(f);
+    const MemoryGraph v7 = MemoryGraph::from_bytes(f);
+    REQUIRE_FALSE(v7.info().stored_page_bytes);
+    CHECK(counted_pages(v7) == kContentPagesPerFilePage * file_pages);
     CHECK(network_work_cap(g, 2) == 2 * counted_pages(g));
     CHECK(network_work_cap(g, 1e300) == uint64_t{1} << 63);   // saturating
     CHECK(network_work_cap(g, 1e-300) == 1);                  // at least 1: 0 would mean no cap

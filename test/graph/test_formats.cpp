@@ -382,6 +382,50 @@ TEST_CASE("formats: thousands of PT_LOADs over the same bytes are resolved in li
     }
 }
 
+// PhysicalLayer::stored_page_bytes: what a compressed file spends on its non-zero pages, at most
+// kCountedPageBytes a page (the network work bound counts pages by it, detect.hpp counted_pages).
+TEST_CASE("formats: stored page bytes — a kdump page's compressed size up to 1 KiB, shared data once, AVML chunks shared") {
+    constexpr uint64_t KiB = PhysicalLayer::kCountedPageBytes;
+    static_assert(KiB == 1024);
+    // 64 pages: zeros but for two pages of random bytes (0x10, 0x11) and 16 pages of 0x41 (0x20–0x2f)
+    std::vector<uint8_t> mem(64 * 4096, 0);
+    uint32_t x = 777;
+    for (uint64_t i = 0x10000; i < 0x12000; ++i) mem[i] = static_cast<uint8_t>((x = x * 1103515245 + 12345) >> 16);
+    std::memset(mem.data() + 0x20000, 0x41, 16 * 4096);
+    const auto raw = PhysicalLayer::from_bytes(mem, DumpFormat::Raw);
+    CHECK_FALSE(raw->stored_page_bytes());   // raw, ELF, LiME store every page whole
+    CHECK_FALSE(PhysicalLayer::from_bytes(to_elf(mem, {{0, mem.size()}}, {}, true))->stored_page_bytes());
+    for (auto c : {KdumpCompression::Zlib, KdumpCompression::Zstd, KdumpCompression::None}) {
+        CAPTURE(int(c));
+        auto k = kdump_of(*raw, c, false);
+        const auto p = PhysicalLayer::from_bytes(k);
+        REQUIRE(p->stored_page_bytes());
+        const uint64_t stored = *p->stored_page_bytes();
+        // the random pages: 1 KiB each; the 0x41 pages a few bytes each compressed, 1 KiB stored whole
+        uint64_t alike = 0;
+        for (uint64_t pfn = 0x20; pfn < 0x30; ++pfn) alike += std::min<uint64_t>(KiB, read_le(k, kdump_desc_of(k, pfn) + 8, 4));
+        CHECK(stored == 2 * KiB + alike);
+        if (c == KdumpCompression::None) CHECK(alike == 16 * KiB);
+        else CHECK(alike < 16 * 64);
+        // pfn 0x11 pointed at pfn 0x10's data: one stored page, counted once
+        const uint64_t d10 = kdump_desc_of(k, 0x10), d11 = kdump_desc_of(k, 0x11);
+        for (int b = 0; b < 16; ++b) k[d11 + b] = k[d10 + b];   // offset, size, flags
+        const auto shared = PhysicalLayer::from_bytes(k);
+        CHECK(shared->stored_page_bytes() == stored - KiB);
+        std::vector<uint8_t> a(4096), b(4096);
+        REQUIRE(shared->read(0x10000, a));
+        REQUIRE(shared->read(0x11000, b));
+        CHECK(a == b);
+    }
+    // AVML: a snappy chunk (64 KiB of memory) counts its compressed bytes, at most 1 KiB per non-zero
+    // page in it: the random pages' chunk 2 KiB, the 0x41 pages' chunk what snappy makes of 64 KiB
+    // alike (about 1/21), far below their 16 KiB.
+    const auto a = PhysicalLayer::from_bytes(avml_of(*raw));
+    REQUIRE(a->stored_page_bytes());
+    CHECK(*a->stored_page_bytes() > 2 * KiB);
+    CHECK(*a->stored_page_bytes() < 2 * KiB + 4 * KiB);
+}
+
 TEST_CASE("formats: a sparse raw file converts to kdump and AVML with its holes as zeros, page for page") {
     // tester 11: converting a sparse raw (4 GiB apparent, 256 MiB RAM) faulted in its apparent
     // size; the writers now never read a hole (graph/dump_writers.hpp). Same memory either way.

@@ -2,6 +2,7 @@
 // wrong-version or crafted (valid checksum, bad contents) file with a FormatError.
 #include "graph_fixtures.hpp"
 #include "layer_images.hpp"
+#include "dmg_bytes.hpp"
 
 #include <doctest/doctest.h>
 
@@ -18,26 +19,6 @@ using namespace deepmem::test;
 
 namespace {
 
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        std::string t = (std::filesystem::temp_directory_path() / "dmg-test-XXXXXX").string();
-        REQUIRE(::mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-    std::string operator/(const char* name) const { return (path / name).string(); }
-};
-
-std::vector<uint8_t> slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
-
-void put64(std::vector<uint8_t>& f, uint64_t at, uint64_t v) { std::memcpy(&f[at], &v, 8); }
-void put32(std::vector<uint8_t>& f, uint64_t at, uint32_t v) { std::memcpy(&f[at], &v, 4); }
-uint64_t get64(const std::vector<uint8_t>& f, uint64_t at) { uint64_t v; std::memcpy(&v, &f[at], 8); return v; }
-void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
 
 // Header offsets (graph/graph_file.cpp).
 constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136, kLongGapAt = 53;
@@ -166,7 +147,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
         }
         CHECK(threw);
     };
-    for (uint32_t v : {0u, 8u}) {
+    for (uint32_t v : {0u, 9u}) {
         auto c = f;
         put32(c, kVersionAt, v);
         reseal(c);
@@ -204,7 +185,7 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
     rejects(c, "feature bytes 0");
     c = f; c[52] = 9;
     rejects(c, "paging mode 9");
-    c = f; c[408] = 1;   // past kernel_image_bytes (version 6)
+    c = f; c[416] = 1;   // past stored_page_bytes (version 8)
     rejects(c, "reserved byte");
     REQUIRE(g.absent().size() == 1);
     const uint64_t absent_at = section_offset(f, kAbsent);
@@ -363,6 +344,32 @@ TEST_CASE("graph: absent_table_bytes round-trips in version 5; version 4 files r
     const MemoryGraph v4 = as_older_version(f, 4, kAbsentTableBytesAt);
     CHECK(v4.info().absent_table_bytes == 0);
     CHECK(v4.node_count() == g.node_count());
+}
+
+// Version 8: what a compressed dump's non-zero pages take of its file
+// (GraphBuildInfo::stored_page_bytes, PhysicalLayer::stored_page_bytes), by which the network work
+// bound counts pages; stored plus one, 0 when none (raw, ELF, LiME, and every older file). At most the
+// dump's size: a crafted header claiming more is refused.
+TEST_CASE("graph: stored_page_bytes round-trips in version 8, none stays none, version 7 files read none") {
+    MemoryGraph g = sample_graph();
+    CHECK_FALSE(g.info().stored_page_bytes);
+    TempDir dir;
+    g.save(dir / "v8.dmg");
+    auto f = slurp(dir / "v8.dmg");
+    constexpr uint64_t kStoredAt = kSectionsAt + 16 * 16 + 16;   // after kernel_image_bytes
+    constexpr uint64_t kDumpBytesAt = 96;
+    CHECK(get64(f, kStoredAt) == 0);
+    put64(f, kDumpBytesAt, 5000);
+    for (uint64_t bytes : {uint64_t{0}, uint64_t{4000}, uint64_t{5000}}) {
+        put64(f, kStoredAt, bytes + 1);
+        reseal(f);
+        CHECK(MemoryGraph::from_bytes(f).info().stored_page_bytes == bytes);
+    }
+    auto c = f;
+    put64(c, kStoredAt, 5002);   // 5001 bytes of a 5000-byte dump
+    reseal(c);
+    CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("exceed the dump's 5000"), FormatError);
+    CHECK_FALSE(as_older_version(f, 7, kStoredAt).info().stored_page_bytes);
 }
 
 // Version 6: the present bytes of the kernel image's window (GraphBuildInfo::kernel_image_bytes), by
