@@ -122,6 +122,9 @@ uint64_t parse_size(const std::string& s, const std::string& what) {
     const size_t used = ec == std::errc{} ? size_t(end - s.data()) : 0;
     if (used == 0) throw InputError(what + " '" + s + "' is not a size (e.g. 512M, 4G)");
     std::string unit = s.substr(used);
+    // "1.5G" (newcomer 79: was "an unknown unit", though G is one): whole numbers only
+    if (!unit.empty() && (unit[0] == '.' || unit[0] == ','))
+        throw InputError(what + " '" + s + "' is not a whole number of bytes or units (e.g. 1536M for 1.5G)");
     // "b" is bits in "512Kb" or "1Gb" (helper 67: read as bytes, eight times the size meant): only B.
     if (!unit.empty() && unit.back() == 'b')
         throw InputError(what + " '" + s + "': 'b' is bits; sizes are in bytes (e.g. 512K, 512KB, 512KiB)");

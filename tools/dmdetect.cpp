@@ -221,8 +221,9 @@ int run(int argc, char** argv, Communicator& world) {
         "half the available memory); within it a network runs in row blocks, and past 4 times the whole graph's work "
         "the whole graph at once if that fits 16 times the dump's file (at least 1 GiB), else not at all (exit 4)")(
         "network-work", po::value<Whole<uint32_t>>(),
-        ("the GNN work each model may do, in node-iterations per 4 KiB page of the dump holding segments (at most " +
-         std::to_string(kContentPagesPerFilePage) + " such pages per 4 KiB of its file); 0 = no bound (default " +
+        ("the GNN work each model may do, in node-iterations per 4 KiB page of the dump holding segments (at most "
+         "one such page per " + std::to_string(PhysicalLayer::kCountedPageBytes / 1024) +
+         " KiB of its file, or for kdump and AVML per KiB its pages take compressed); 0 = no bound (default " +
          std::to_string(uint32_t(DetectOptions::kNetworkWork)) + "; real kernels need at most " +
          std::to_string(kRealKernelNetworkWork) +
          "). Past it a model is not run (exit 4): a guard against dumps crafted to stall the analysis. More "
@@ -513,6 +514,7 @@ int run(int argc, char** argv, Communicator& world) {
         }
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
         // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → 196 MB peak on the dev dump).
+        const uint64_t counted = counted_pages(graph);   // the pages the network work bound counted
         graph = MemoryGraph();
         if (!vm.count("addresses-only")) {
             in.format = build.format;
@@ -536,17 +538,29 @@ int run(int argc, char** argv, Communicator& world) {
         // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
         // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
         // it; models trained with [batch] absent_rate find them).
+        // Models whose network needed more work a page than the default bound allows (refused by it,
+        // or run because it was lifted or raised): what real kernels' graphs never need (detect.hpp
+        // kRealKernelNetworkWork), so a dump crafted to stall the analysis — said even when the bound
+        // let them run (newcomer 79: --network-work 0 gave a clean-looking empty report), and then
+        // no advice to lower the threshold on it.
+        std::vector<double> work_per_page(used.model_count());
+        bool heavy = false;
+        for (size_t i = 0; i < used.model_count(); ++i) {
+            const ModelTiming& t = used.last_timings().at(i);
+            work_per_page[i] = double(t.work) / double(std::max<uint64_t>(1, counted));
+            heavy = heavy || t.capped || work_per_page[i] > DetectOptions::kNetworkWork;
+        }
         if (lack != MemoryLack::None)
             std::fprintf(stderr,
                          "dmdetect: warning: %sthe dump lacks %s of memory the kernel maps (%llu pages%s: a cut or partial "
-                         "capture?); objects beside it score lower: a lower --threshold may find more, at a cost in "
-                         "precision\n",
+                         "capture?); objects beside it score lower%s\n",
                          who.c_str(), format_bytes(info.absent_pages * 4096).c_str(),
                          static_cast<unsigned long long>(info.absent_pages),
                          info.absent_table_bytes ? (", and the page tables of up to " + format_bytes(info.absent_table_bytes) +
                                                     " of kernel address space")
                                                        .c_str()
-                                                 : "");
+                                                 : "",
+                         heavy ? "" : ": a lower --threshold may find more, at a cost in precision");
         // The image's window maps (next to) nothing present although the banner lies in memory: the
         // image is in the dump and its page tables do not map it (attacker 16: one bit of the image's
         // PDPT entry cleared on an intact dump read as a cut).
@@ -607,6 +621,19 @@ int run(int argc, char** argv, Communicator& world) {
                 incomplete.push_back("model " + f.type + " (" + f.source + ") not run: " + f.not_run);
                 std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
                 continue;
+            }
+            if (!used.last_timings().at(i).capped && work_per_page[i] > DetectOptions::kNetworkWork) {
+                char per_page[32];
+                std::snprintf(per_page, sizeof per_page, "%.0f", std::ceil(work_per_page[i]));
+                incomplete.push_back("model " + f.type + " (" + f.source + ") needed " + per_page +
+                                     " node-iterations per counted page of this dump (" + std::to_string(counted) +
+                                     " pages), past the default network work bound of " +
+                                     std::to_string(uint32_t(DetectOptions::kNetworkWork)) + ", which --network-work " +
+                                     std::to_string(uint64_t(detect.network_work)) +
+                                     (detect.network_work == 0 ? " lifted" : " raised") +
+                                     "; real kernels' graphs need at most " + std::to_string(kRealKernelNetworkWork) +
+                                     ": a dump crafted to stall the analysis?");
+                std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
             }
             if (const std::string& whole = used.last_ran_whole().at(i); !whole.empty()) {
                 add_reason(f, whole);

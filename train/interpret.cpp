@@ -298,6 +298,13 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     else fl.boolean("kernel_thread", *f & kPfKthread);
     if (auto gl = ptr(t + L.group_leader); !gl || !kernel(*gl)) fl.null("group_leader", "unreadable");
     else fl.boolean("group_leader", phys(*gl) == phys(t));
+    // TASK_DEAD in __state: do_task_dead() left it once exit_notify() was done (kernel/exit.c,
+    // kernel/sched/core.c); the task never runs again, and is off the lists by right (newcomer 79:
+    // `hidden no` beside `missing_from tasks,threads,pid_hash` read as the DKOM signature).
+    const bool dead = state_raw && (*state_raw & kTaskDead);
+    if (!L.state) fl.absent("exited");
+    else if (!state_raw) fl.out.push_back({"exited", "null", ""});   // `state` says why
+    else fl.boolean("exited", dead, "EXITED", "no");
 
     walk_views();
     if (have_view) {
@@ -314,7 +321,6 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         // DKOM rootkit can write (attacker 18: a hidden process with exit_state 0x10 read as exited,
         // not hidden); a task unlinked while still inside do_exit() is called hidden (a few at most,
         // one per CPU).
-        const bool dead = state_raw && (*state_raw & kTaskDead);
         if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
         else fl.boolean("hidden", !listed && !dead, "HIDDEN", "no");
         fl.list("missing_from", missing);

@@ -709,8 +709,54 @@ TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-
     const Run unbounded = run("DMDETECT", base + " --network-memory 0 --network-work 0", dir);
     CHECK(unbounded.status == 0);
     CHECK(parse_detections(bytes(unbounded.out)) == found);
+    CHECK(unbounded.err.find(" needed ") == std::string::npos);   // within the default bound: nothing to say
     CHECK(run("DMDETECT", base + " --network-work -1", dir).status == 2);
     CHECK(run("DMDETECT", base + " --network-work 1.5", dir).status == 2);
+    fs::remove_all(dir);
+}
+
+// A run the network work bound would refuse, forced by --network-work 0 or a higher bound, says that
+// the dump needed more than real kernels' graphs, in the output too (newcomer 79: a forced run of a
+// crafted dump read as a clean, empty report); refused by the default bound, only the refusal is said.
+TEST_CASE("detect: dmdetect past the default network work bound by --network-work says the dump needed it") {
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-heavy-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    // every other word a pointer to another page's word: 256 segments of 8 bytes a page
+    test::Memory mem(24);
+    mem.map(test::K64, 0, 24 * 4096);
+    for (uint64_t p = 0; p < 24; ++p)
+        for (uint64_t o = 0; o < 4096; o += 16) {
+            mem.word(p * 4096 + o, test::K64 + ((p * 7 + 3) % 24) * 4096 + ((o * 5) % 4096 & ~uint64_t{15}));
+            mem.word(p * 4096 + o + 8, 0x1111111111111111 * (1 + (o / 16) % 7));
+        }
+    const MemoryGraph g = mem.build();
+    g.save((dir / "g.dmg").string());
+    ModelConfig c;
+    c.classes = 4;
+    Model m = Model::create(c, 1);
+    m.params = test::random_params<float>(c, 1, 0.5);
+    m.object_type = "task_struct";
+    m.key_nodes = {{8, 8, 0.6f}, {24, 8, 0.9f}, {40, 8, 0.7f}};
+    m.graph = g.params();
+    m.threshold = 1.2f;
+    m.save((dir / "ts.cereal").string());
+    const double whole_per_page = double(m.config.iterations) * g.node_count() / double(counted_pages(g));
+    REQUIRE(whole_per_page > DetectOptions::kNetworkWork);
+    const std::string base = "-w " + (dir / "ts.cereal").string() + " " + (dir / "g.dmg").string() + " -q --format json";
+    const Run bounded = run("DMDETECT", base, dir);
+    CHECK(bounded.status == 4);
+    CHECK(bounded.err.find("not run: it would evaluate ") != std::string::npos);
+    CHECK(bounded.err.find(" needed ") == std::string::npos);
+    for (const char* work : {"0", "100000"}) {
+        const Run r = run("DMDETECT", base + " --network-work " + work, dir);
+        CAPTURE(r.err);
+        CHECK(r.status == 0);
+        CHECK(r.err.find("dmdetect: warning: model task_struct (" + (dir / "ts.cereal").string() + ") needed ") != std::string::npos);
+        CHECK(r.err.find(" node-iterations per counted page of this dump (" + std::to_string(counted_pages(g)) +
+                         " pages), past the default network work bound of 512, which --network-work " + work +
+                         (std::string(work) == "0" ? " lifted" : " raised")) != std::string::npos);
+        CHECK(r.out.find("{\"record\":\"warning\",\"message\":\"model task_struct (") != std::string::npos);
+    }
     fs::remove_all(dir);
 }
 

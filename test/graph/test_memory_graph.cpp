@@ -955,6 +955,7 @@ TEST_CASE("graph: parse_size reads bytes and K/M/G/T (powers of 1024) and refuse
         }
     }
     CHECK_THROWS_WITH_AS(parse_size("5P", "x"), "x '5P' has an unknown unit (use K, M, G or T)", InputError);
+    CHECK_THROWS_WITH_AS(parse_size("1.5G", "x"), "x '1.5G' is not a whole number of bytes or units (e.g. 1536M for 1.5G)", InputError);
     CHECK_THROWS_WITH_AS(parse_size(" 5", "x"), "x ' 5' is not a size (e.g. 512M, 4G)", InputError);
     CHECK_THROWS_WITH_AS(parse_size("-5", "x"), "x '-5' is not a size (e.g. 512M, 4G)", InputError);
     CHECK_THROWS_WITH_AS(parse_size("99999999999T", "x"), "x '99999999999T' is too large", InputError);

@@ -83,6 +83,7 @@ TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
     CHECK(f["start_time"] == "12.345678");
     CHECK(f["kernel_thread"] == "false");
     CHECK(f["group_leader"] == "true");
+    CHECK(f["exited"] == "false");
     CHECK(f["hidden"] == "false");
     CHECK(f["missing_from"] == "[]");
     CHECK(f.count("bad") == 0);
@@ -121,11 +122,13 @@ TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
     ObjectInterpreter in2(w.mem, w.btf, &syms);
     f = json_of(in2.fields("task_struct", w.at["obj2"]));
     CHECK(f["hidden"] == "true");
+    CHECK(f["exited"] == "false");
     CHECK(f["state"] == "\"X\"");
     w.mem.put(w.at["obj2"] + Off::state, 0x80, 4);      // TASK_DEAD: do_task_dead() was reached
     ObjectInterpreter in3(w.mem, w.btf, &syms);
     f = json_of(in3.fields("task_struct", w.at["obj2"]));
     CHECK(f["hidden"] == "false");
+    CHECK(f["exited"] == "true");                       // why it is off the lists, said
     CHECK(f["state"] == "\"X\"");
     CHECK(in.notes().empty());
 }
