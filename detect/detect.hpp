@@ -295,6 +295,8 @@ inline constexpr uint64_t kContentPagesPerFilePage = 4096 / PhysicalLayer::kCoun
 // The most node-iterations per content page a network needed on real kernels' graphs, fit check
 // included (DetectOptions::kNetworkWork says where it was measured): what messages compare with.
 inline constexpr uint32_t kRealKernelNetworkWork = 328;
+// ... and all of a scan's networks together (DetectOptions::kScanNetworks says where it was measured)
+inline constexpr uint32_t kRealKernelScanWork = 1131;
 // The node-iterations each network may do in one detect()/scan() (DetectOptions::network_work):
 // `per_page` × counted_pages(g), saturating, at least 1; 0 when per_page is 0 (no cap). InputError
 // unless per_page is finite and ≥ 0.
@@ -378,8 +380,16 @@ struct DetectOptions {
     // 6.1-rt, 5.10, 6.12, 6.12-rt, i386, 256 MiB–2 GiB guests, each with the models dmdetect picks)
     // need at most kRealKernelNetworkWork = 328 a page (i386 file; x86-64 at most 292, dev cred),
     // their voting rows alone at most 134 (dev cred): 512 is 1.56 times the most.
+    // All networks of one scan together do at most kScanNetworks times as much (network_work_cap(graph,
+    // network_work × kScanNetworks)); a run past what the networks before it left is refused in the same
+    // way, the types running in name order. Real kernels' graphs need at most kRealKernelScanWork = 1,131
+    // a page for six models, fit check included (the dev dump: cred 292, file 265, dentry 224, mm_struct
+    // 160, module 157, task_struct 33; i386 1,067): 3.5 × 512 = 1,792 is 1.58 times that. Without it six
+    // models could do 6 × 512 = 3,072 a page (attacker 77's raw file, tuned to just under 512 in every
+    // model, 2,105 a page in five).
     double network_work = kNetworkWork;
     static constexpr double kNetworkWork = 512;
+    static constexpr double kScanNetworks = 3.5;
 };
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {

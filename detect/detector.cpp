@@ -279,21 +279,35 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     const uint64_t content = content_pages(graph), counted = counted_of(graph, content);
     const uint64_t cap = cap_of(counted, opt.network_work);
     std::vector<uint64_t> work_left(networks_.size(), cap);
+    // ... and what all of them together may still do (DetectOptions::kScanNetworks)
+    const uint64_t scan_cap = cap_of(counted, opt.network_work * DetectOptions::kScanNetworks);
+    uint64_t scan_left = scan_cap;
     std::vector<char> capped(entries_.size(), 0);   // ModelTiming::capped: its refusal was the bound's
-    auto capped_why = [&](const WorkLimitError& e, uint64_t left) {
-        char text[64];
-        std::snprintf(text, sizeof text, "%g", opt.network_work);
-        const std::string per_page = text;
-        std::snprintf(text, sizeof text, "%.0f", std::ceil(double(e.work + (cap - left)) / double(std::max<uint64_t>(1, counted))));
-        return std::string(e.what()) + (left < cap ? " (" + std::to_string(cap - left) + " done before it)" : "") +
-               ": the network work bound of this dump, " + per_page + " per page of its " + std::to_string(content) +
-               " pages holding segments" +
-               (counted < content ? " (counted as " + std::to_string(counted) + ", one per " +
-                                        std::to_string(PhysicalLayer::kCountedPageBytes / 1024) +
-                                        " KiB of file its pages take)"
-                                  : "") +
-               "; it needs about " + text + " a page, real kernels' graphs at most " +
-               std::to_string(uint32_t(kRealKernelNetworkWork)) + ": a crafted dump?";
+    // why a run was refused: past its network's part of the bound (`left` of `cap`), or past what
+    // the networks before it left of the scan's (`scan`: `left` of `scan_cap`)
+    auto capped_why = [&](const WorkLimitError& e, uint64_t left, bool scan) {
+        auto number = [](const char* format, double v) {
+            char text[64];
+            std::snprintf(text, sizeof text, format, v);
+            return std::string(text);
+        };
+        const uint64_t of = scan ? scan_cap : cap;
+        const std::string pages =
+            " per page of its " + std::to_string(content) + " pages holding segments" +
+            (counted < content ? " (counted as " + std::to_string(counted) + ", one per " +
+                                     std::to_string(PhysicalLayer::kCountedPageBytes / 1024) + " KiB of file its pages take)"
+                               : "");
+        const std::string needs = number("%.0f", std::ceil(double(e.work + (of - left)) / double(std::max<uint64_t>(1, counted))));
+        if (scan)
+            return std::string(e.what()) + " (" + std::to_string(of - left) + " done before it by the models run before it)" +
+                   ": the network work bound of this dump for all models together, " +
+                   number("%g", opt.network_work * DetectOptions::kScanNetworks) + pages + "; they need about " + needs +
+                   " a page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelScanWork)) +
+                   ": a crafted dump?";
+        return std::string(e.what()) + (left < of ? " (" + std::to_string(of - left) + " done before it)" : "") +
+               ": the network work bound of this dump, " + number("%g", opt.network_work) + pages + "; it needs about " +
+               needs + " a page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelNetworkWork)) +
+               ": a crafted dump?";
     };
     // Runs a network on rows `on`; "" or, past the work limit or the work bound (`was_capped`), why it
     // gave nothing. `whole`: why it ran the whole graph at once instead, within the ceiling. Every
@@ -310,22 +324,24 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             for (uint64_t n : net.last_frontier()) done += n;
             timing.work += done;
             work_left[network] -= std::min(work_left[network], done);
+            scan_left -= std::min(scan_left, done);
         };
-        auto refuse_capped = [&](const WorkLimitError& e, uint64_t left) {   // no memory budget lets it run
-            refused = capped_why(e, left);
+        auto refuse_capped = [&](const WorkLimitError& e, uint64_t left, bool scan) {   // no memory budget lets it run
+            refused = capped_why(e, left, scan);
             was_capped = true;
             whole.clear();
             out.clear();
         };
         auto attempt = [&] {   // within what the network has left of the bound
-            const uint64_t left = work_left[network];
+            const bool scan = scan_left < work_left[network];   // the scan's bound binds first
+            const uint64_t left = scan ? scan_left : work_left[network];
             net.set_work_cap(cap ? std::max<uint64_t>(1, left) : 0);
             try {
                 net.run(input, on, out);
             } catch (const WorkLimitError& e) {
                 charge();
                 if (!e.capped) throw;
-                refuse_capped(e, left);
+                refuse_capped(e, left, scan);
                 return false;
             }
             charge();

@@ -32,8 +32,8 @@ struct ParsedDump {
     // absent like the rest, but not cut off. Ascending, disjoint.
     std::vector<std::pair<uint64_t, uint64_t>> undecodable;
     std::shared_ptr<DecodedImage> image;   // set by compressed formats: runs' file_offset index it
-    // Compressed formats: Σ over the non-zero 4 KiB pages they store of min(kCountedPageBytes, the
-    // file bytes the page's stored form takes) (PhysicalLayer::stored_page_bytes). Unset for the
+    // Compressed formats: the file bytes their non-zero 4 KiB pages take, at most kCountedPageBytes
+    // a page, each byte once (PhysicalLayer::stored_page_bytes). Unset for the
     // formats that store every page whole (raw, ELF, LiME).
     std::optional<uint64_t> stored_page_bytes;
     // What is wrong with the file itself, one line each, for memory it lacks or cannot decode

@@ -165,8 +165,8 @@ public:
     uint64_t dump_size() const noexcept { return dump_size_; }
     // What a compressed dump (kdump, AVML) spends on the memory it holds: Σ over its non-zero
     // 4 KiB pages of min(kCountedPageBytes, the file bytes the page's stored form takes — a kdump
-    // page's compressed size, data that descriptors share counted once; an AVML snappy chunk's
-    // compressed size shared among its pages); nullopt for raw, ELF and LiME, which store every page
+    // page's compressed size, each byte of the file once however many descriptors' data cover it;
+    // an AVML snappy chunk's compressed size shared among its pages); nullopt for raw, ELF and LiME, which store every page
     // whole. A page of one pointer compresses to tens of bytes, real kernel pages to 630 bytes
     // (median, zlib level 1, 6.12) and more: content counts by the file it takes, so a small file
     // of cheap pages cannot claim the work of a real dump's content (detect.hpp counted_pages,

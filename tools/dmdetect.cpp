@@ -223,7 +223,8 @@ int run(int argc, char** argv, Communicator& world) {
         "network-work", po::value<Whole<uint32_t>>(),
         ("the GNN work each model may do, in node-iterations per 4 KiB page of the dump holding segments (at most "
          "one such page per " + std::to_string(PhysicalLayer::kCountedPageBytes / 1024) +
-         " KiB of its file, or for kdump and AVML per KiB its pages take compressed); 0 = no bound (default " +
+         " KiB of its file, or for kdump and AVML per KiB its pages take compressed), all models together 3.5 times "
+         "it; 0 = no bound (default " +
          std::to_string(uint32_t(DetectOptions::kNetworkWork)) + "; real kernels need at most " +
          std::to_string(kRealKernelNetworkWork) +
          "). Past it a model is not run (exit 4): a guard against dumps crafted to stall the analysis. More "

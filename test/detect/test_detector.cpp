@@ -367,6 +367,52 @@ TEST_CASE("detect: the network work bound — which refusal it was, for every ty
     }
 }
 
+// DetectOptions::kScanNetworks: all networks of a scan together at most 3.5 times one network's part
+// of the bound; a network that would pass what the ones before it left is refused, and says so.
+TEST_CASE("detect: the network work bound for all models together — of six alike, the last two are refused") {
+    auto [g, m, common] = unlocal_task_model();
+    Detector det;
+    const std::vector<std::string> types = {"a_type", "b_type", "c_type", "d_type", "e_type", "f_type"};
+    for (const std::string& type : types) {
+        Model copy = m;
+        copy.object_type = type;
+        det.add_model(copy, type + ".cereal");
+    }
+    DetectOptions opt;
+    opt.memory_budget = 16 << 10;
+    opt.whole_graph_ceiling = 0;
+    opt.work_limit = 0;
+    opt.network_work = 0;
+    const auto expected = det.detect(g, opt);
+    REQUIRE(!expected.empty());
+    const uint64_t each = det.last_timings().at(0).work;
+    for (size_t i = 0; i < types.size(); ++i) REQUIRE(det.last_timings().at(i).work == each);
+    const double pages = double(counted_pages(g));
+    // each within its own part (its estimate before it runs is up to a fifth above what it does);
+    // together 3.5 × 1.3 = 4.55 of them: four run, the fifth and sixth find less than their estimate left
+    opt.network_work = 1.3 * double(each) / pages;
+    const auto found = det.detect(g, opt);
+    for (size_t i = 0; i < types.size(); ++i) {
+        CAPTURE(i);
+        const std::string why = det.last_not_run().at(i);
+        CAPTURE(why);
+        CHECK(det.last_timings().at(i).capped == (i >= 4));
+        CHECK(det.last_timings().at(i).not_run == (i >= 4));
+        if (i < 4) continue;
+        CHECK(why.find(" done before it by the models run before it): the network work bound of this dump for all "
+                       "models together, ") != std::string::npos);
+        CHECK(why.find("real kernels' graphs at most 1131: a crafted dump?") != std::string::npos);
+    }
+    std::vector<Detection> first_four;
+    for (const Detection& d : expected)
+        if (d.type < "e_type") first_four.push_back(d);
+    REQUIRE(!first_four.empty());
+    CHECK(found == first_four);
+    opt.network_work = 2 * double(each) / pages;   // together 7 of them: room for all six
+    CHECK(det.detect(g, opt) == expected);
+    for (size_t i = 0; i < types.size(); ++i) CHECK(det.last_not_run().at(i).empty());
+}
+
 TEST_CASE("detect: counted pages — a compressed file's pages count by the file bytes they take, 1 KiB a page") {
     // 160 pages alike (a pointer every 64 bytes to the next page): a kdump holds them in a few pages
     test::Memory mem(200);

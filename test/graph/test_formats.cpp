@@ -409,13 +409,33 @@ TEST_CASE("formats: stored page bytes — a kdump page's compressed size up to 1
         else CHECK(alike < 16 * 64);
         // pfn 0x11 pointed at pfn 0x10's data: one stored page, counted once
         const uint64_t d10 = kdump_desc_of(k, 0x10), d11 = kdump_desc_of(k, 0x11);
-        for (int b = 0; b < 16; ++b) k[d11 + b] = k[d10 + b];   // offset, size, flags
-        const auto shared = PhysicalLayer::from_bytes(k);
+        auto k2 = k;
+        for (int b = 0; b < 16; ++b) k2[d11 + b] = k2[d10 + b];   // offset, size, flags
+        const auto shared = PhysicalLayer::from_bytes(k2);
         CHECK(shared->stored_page_bytes() == stored - KiB);
         std::vector<uint8_t> a(4096), b(4096);
         REQUIRE(shared->read(0x10000, a));
         REQUIRE(shared->read(0x11000, b));
         CHECK(a == b);
+        // ... or at it 8 bytes on (attacker 80: uncompressed windows 8 bytes apart over one blob;
+        // a zlib stream with a larger size likewise): the bytes both cover count once
+        if (c == KdumpCompression::None) {
+            put_le(k2, d11, 8, read_le(k, d10, 8) + 8);
+            const auto shifted = PhysicalLayer::from_bytes(k2);
+            REQUIRE(shifted->warnings().empty());
+            CHECK(shifted->stored_page_bytes() == stored - KiB + 8);
+        } else {   // pfn 0x21 given pfn 0x20's stream and 100 bytes more, which zlib never reads
+            auto k3 = k;
+            const uint64_t d20 = kdump_desc_of(k, 0x20), d21 = kdump_desc_of(k, 0x21);
+            const uint64_t size20 = read_le(k, d20 + 8, 4), size21 = read_le(k, d21 + 8, 4);
+            for (int b = 0; b < 16; ++b) k3[d21 + b] = k3[d20 + b];
+            put_le(k3, d21 + 8, 4, size20 + 100);
+            const auto longer = PhysicalLayer::from_bytes(k3);
+            if (longer->warnings().empty()) {   // (zstd refuses bytes past its frame: the page reads as absent)
+                CHECK(*longer->stored_page_bytes() >= stored - size21);
+                CHECK(*longer->stored_page_bytes() <= stored - size21 + 100);   // not size20 + 100 more
+            }
+        }
     }
     // AVML: a snappy chunk (64 KiB of memory) counts its compressed bytes, at most 1 KiB per non-zero
     // page in it: the random pages' chunk 2 KiB, the 0x41 pages' chunk what snappy makes of 64 KiB
