@@ -291,11 +291,11 @@ uint64_t content_pages(const MemoryGraph& g);
 // compressed dump loses a model's fit check to the bound only where its content pages take on
 // average less than kCountedPageBytes × 328 / 512 = 656 bytes of file each (its detections: 268).
 uint64_t counted_pages(const MemoryGraph& g);
-inline constexpr uint64_t kContentPagesPerFilePage = 4096 / PhysicalLayer::kCountedPageBytes;   // 4 KiB pages: 4
+inline constexpr uint64_t kContentPagesPerFilePage = 4096 / PhysicalLayer::kCountedPageBytes;   // 4 (x86 pages; graph/paging.hpp is not installed)
 // The most node-iterations per content page a network needed on real kernels' graphs, fit check
 // included (DetectOptions::kNetworkWork says where it was measured): what messages compare with.
 inline constexpr uint32_t kRealKernelNetworkWork = 328;
-// ... and all of a scan's networks together (DetectOptions::kScanNetworks says where it was measured)
+// ... and all of a scan's networks together (DetectOptions::scan_work_factor says where it was measured)
 inline constexpr uint32_t kRealKernelScanWork = 1131;
 // The node-iterations each network may do in one detect()/scan() (DetectOptions::network_work):
 // `per_page` × counted_pages(g), saturating, at least 1; 0 when per_page is 0 (no cap). InputError
@@ -380,16 +380,20 @@ struct DetectOptions {
     // 6.1-rt, 5.10, 6.12, 6.12-rt, i386, 256 MiB–2 GiB guests, each with the models dmdetect picks)
     // need at most kRealKernelNetworkWork = 328 a page (i386 file; x86-64 at most 292, dev cred),
     // their voting rows alone at most 134 (dev cred): 512 is 1.56 times the most.
-    // All networks of one scan together do at most kScanNetworks times as much (network_work_cap(graph,
-    // network_work × kScanNetworks)); a run past what the networks before it left is refused in the same
-    // way, the types running in name order. Real kernels' graphs need at most kRealKernelScanWork = 1,131
-    // a page for six models, fit check included (the dev dump: cred 292, file 265, dentry 224, mm_struct
-    // 160, module 157, task_struct 33; i386 1,067): 3.5 × 512 = 1,792 is 1.58 times that. Without it six
-    // models could do 6 × 512 = 3,072 a page (attacker 77's raw file, tuned to just under 512 in every
-    // model, 2,105 a page in five).
     double network_work = kNetworkWork;
     static constexpr double kNetworkWork = 512;
-    static constexpr double kScanNetworks = 3.5;
+    // All networks of one scan together do at most scan_work_factor times as much
+    // (network_work_cap(graph, network_work × scan_work_factor), saturating); a run past what the runs
+    // before it left is refused in the same way (the types run in name order, so the last ones are
+    // the first refused). Finite, ≥ 0; 0 = none. Real kernels' graphs need at most kRealKernelScanWork = 1,131 a
+    // page for six models, fit check included (the dev dump: cred 292, file 265, dentry 224, mm_struct
+    // 160, module 157, task_struct 33; i386 1,067, i386t4 1,077, 6.12 581, 5.10 412). A kdump that
+    // makedumpfile -d 31 filtered down to kernel pages holds them at about 0.67 of a counted page each
+    // (the dev dump's content pages at zlib level 1: counted_pages), so 1,131 / 0.67 = 1,688 a counted
+    // page: 4 × 512 = 2,048 is 1.21 times that, 1.81 times the raw dumps' need. Without it six models
+    // could do 6 × 512 = 3,072 a page (attacker 77's raw file: 2,105 in five).
+    double scan_work_factor = kScanWorkFactor;
+    static constexpr double kScanWorkFactor = 4;
 };
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {
@@ -448,6 +452,9 @@ public:
     bool scan(const MemoryGraph& graph, const std::function<bool(const Detection&)>& on_detection,
               const DetectOptions& = {});
     const std::vector<ModelTiming>& last_timings() const noexcept { return timings_; }
+    // The last detect()'s counted_pages(graph): what the network work bound and ModelTiming::work
+    // per page are counted against.
+    uint64_t last_counted_pages() const noexcept { return counted_; }
     // Per model (model() order), of the last detect()/scan() with measure_agreement; else empty.
     // (VoteAgreement: detect/fit.hpp.)
     const std::vector<VoteAgreement>& last_agreements() const noexcept { return agreements_; }
@@ -483,6 +490,7 @@ private:
     std::vector<Entry> entries_;
     std::vector<InferenceNet> networks_;   // one per model added (a joint model's types share theirs)
     std::vector<ModelTiming> timings_;
+    uint64_t counted_ = 0;
     std::vector<VoteAgreement> agreements_;
     std::vector<std::optional<float>> best_scores_;
     std::vector<float> thresholds_;

@@ -8,6 +8,7 @@
 #include "graph/parallel_errors.hpp"
 
 #include <cmath>
+#include <limits>
 #include <algorithm>
 #include <iterator>
 #include <bit>
@@ -279,9 +280,13 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     const uint64_t content = content_pages(graph), counted = counted_of(graph, content);
     const uint64_t cap = cap_of(counted, opt.network_work);
     std::vector<uint64_t> work_left(networks_.size(), cap);
-    // ... and what all of them together may still do (DetectOptions::kScanNetworks)
-    const uint64_t scan_cap = cap_of(counted, opt.network_work * DetectOptions::kScanNetworks);
+    // ... and what all of them together may still do (DetectOptions::scan_work_factor)
+    if (!(std::isfinite(opt.scan_work_factor) && opt.scan_work_factor >= 0))
+        throw InputError("scan work factor " + std::to_string(opt.scan_work_factor) + " (expected a finite number ≥ 0)");
+    const double scan_per_page = std::min(opt.network_work * opt.scan_work_factor, std::numeric_limits<double>::max());
+    const uint64_t scan_cap = cap_of(counted, scan_per_page);
     uint64_t scan_left = scan_cap;
+    counted_ = counted;
     std::vector<char> capped(entries_.size(), 0);   // ModelTiming::capped: its refusal was the bound's
     // why a run was refused: past its network's part of the bound (`left` of `cap`), or past what
     // the networks before it left of the scan's (`scan`: `left` of `scan_cap`)
@@ -294,14 +299,15 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         const uint64_t of = scan ? scan_cap : cap;
         const std::string pages =
             " per page of its " + std::to_string(content) + " pages holding segments" +
-            (counted < content ? " (counted as " + std::to_string(counted) + ", one per " +
-                                     std::to_string(PhysicalLayer::kCountedPageBytes / 1024) + " KiB of file its pages take)"
+            (counted < content ? " (counted as " + std::to_string(counted) + ": at most one per " +
+                                     std::to_string(PhysicalLayer::kCountedPageBytes) +
+                                     " bytes of its file, or of what a compressed file's pages take)"
                                : "");
         const std::string needs = number("%.0f", std::ceil(double(e.work + (of - left)) / double(std::max<uint64_t>(1, counted))));
         if (scan)
-            return std::string(e.what()) + " (" + std::to_string(of - left) + " done before it by the models run before it)" +
+            return std::string(e.what()) + " (" + std::to_string(of - left) + " done before it in this scan)" +
                    ": the network work bound of this dump for all models together, " +
-                   number("%g", opt.network_work * DetectOptions::kScanNetworks) + pages + "; they need about " + needs +
+                   number("%g", scan_per_page) + pages + "; they need about " + needs +
                    " a page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelScanWork)) +
                    ": a crafted dump?";
         return std::string(e.what()) + (left < of ? " (" + std::to_string(of - left) + " done before it)" : "") +
@@ -333,7 +339,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             out.clear();
         };
         auto attempt = [&] {   // within what the network has left of the bound
-            const bool scan = scan_left < work_left[network];   // the scan's bound binds first
+            const bool scan = scan_cap && scan_left < work_left[network];   // the scan's bound binds first (0: none)
             const uint64_t left = scan ? scan_left : work_left[network];
             net.set_work_cap(cap ? std::max<uint64_t>(1, left) : 0);
             try {

@@ -7,6 +7,7 @@
 // does not decode (corrupt block, CRC-32C mismatch) reads as absent with one warning, unless strict.
 #include "graph/dump_formats.hpp"
 #include "graph/dump_writers.hpp"
+#include "graph/paging.hpp"
 #include "graph/parallel_errors.hpp"
 #include "graph/snappy_frame.hpp"
 
@@ -174,7 +175,8 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
                     n = std::min(kPiece, r.present - it.chunk_or_offset);
                 }
                 uint64_t nonzero = 0;
-                for (uint64_t at = 0; at < n; at += 4096) nonzero += !all_zero(bytes + at, std::min<uint64_t>(4096, n - at));
+                for (uint64_t at = 0; at < n; at += paging::kPage)
+                    nonzero += !all_zero(bytes + at, std::min<uint64_t>(paging::kPage, n - at));
                 const uint64_t file_bytes = r.compressed ? r.index.chunks[it.chunk_or_offset].size : n;
                 stored[k] = std::min(file_bytes, nonzero * PhysicalLayer::kCountedPageBytes);
                 if (const char* what = image->store(it.out, bytes, n)) failure.record(k, what);

@@ -624,7 +624,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
         for (uint64_t i = 0; i < pages.size(); ++i)
             if (nonzero[i])
                 stored.push_back({pages[i].data, pages[i].data + std::min<uint64_t>(pages[i].size, PhysicalLayer::kCountedPageBytes)});
-        std::sort(stored.begin(), stored.end());
+        if (!std::is_sorted(stored.begin(), stored.end())) std::sort(stored.begin(), stored.end());   // data follow pfns, mostly
         uint64_t total = 0, reached = 0;
         for (const auto& [begin, end] : stored) {
             if (end > std::max(begin, reached)) total += end - std::max(begin, reached);

@@ -163,15 +163,19 @@ public:
     // compressed size, not file_bytes()' decompressed one. What a graph records to tell later that
     // its dump is still the same file (GraphBuildInfo::dump_bytes).
     uint64_t dump_size() const noexcept { return dump_size_; }
-    // What a compressed dump (kdump, AVML) spends on the memory it holds: Σ over its non-zero
-    // 4 KiB pages of min(kCountedPageBytes, the file bytes the page's stored form takes — a kdump
-    // page's compressed size, each byte of the file once however many descriptors' data cover it;
-    // an AVML snappy chunk's compressed size shared among its pages); nullopt for raw, ELF and LiME, which store every page
+    // What a compressed dump (kdump, AVML) spends on the memory it holds, in bytes of the file, each
+    // byte once: kdump, the union over its non-zero pages of the first kCountedPageBytes of each
+    // page's data (its compressed bytes; data that descriptors share, or windows over one blob,
+    // count once); AVML, per snappy chunk its compressed bytes, at most kCountedPageBytes per non-zero
+    // 4 KiB block of the chunk's memory. nullopt for raw, ELF and LiME, which store every page
     // whole. A page of one pointer compresses to tens of bytes, real kernel pages to 630 bytes
-    // (median, zlib level 1, 6.12) and more: content counts by the file it takes, so a small file
-    // of cheap pages cannot claim the work of a real dump's content (detect.hpp counted_pages,
-    // issue 15, attacker 77). Bytes.
+    // (median, zlib level 1, 6.12) and more: content counts by the file it takes, so a small file of
+    // cheap pages cannot claim the work of a real dump's content (detect.hpp counted_pages, issue 15,
+    // attackers 77 and 80). At most dump_size().
     std::optional<uint64_t> stored_page_bytes() const noexcept { return stored_page_bytes_; }
+    // The file bytes a page must take to count whole toward the network work bound (detect.hpp
+    // counted_pages): a quarter of a 4 KiB page, the most real kernel pages compress to at the 95th
+    // percentile (1,107 bytes, zlib level 1, the 6.12 dump) rounded down.
     static constexpr uint64_t kCountedPageBytes = 1024;
     // True when those bytes are a file mapping (open()'s read-only mmap, or a decompressed image
     // kept in a temporary file), not from_bytes() or anonymous memory: the graph builder may then

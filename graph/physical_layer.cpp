@@ -220,7 +220,8 @@ struct PhysicalLayerParsers {
         std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer());
         layer->format_ = format;
         layer->dump_size_ = bytes.size();
-        // at most the file (descriptors whose data overlap could sum past it)
+        // at most the file: each byte counts once (the parsers count the union of what pages take);
+        // the .dmg loader relies on it (GraphBuildInfo::stored_page_bytes ≤ dump_bytes)
         if (d.stored_page_bytes) layer->stored_page_bytes_ = std::min<uint64_t>(*d.stored_page_bytes, bytes.size());
         layer->cpus_ = std::move(d.cpus);
         layer->warnings_ = std::move(d.warnings);

@@ -223,8 +223,8 @@ int run(int argc, char** argv, Communicator& world) {
         "network-work", po::value<Whole<uint32_t>>(),
         ("the GNN work each model may do, in node-iterations per 4 KiB page of the dump holding segments (at most "
          "one such page per " + std::to_string(PhysicalLayer::kCountedPageBytes / 1024) +
-         " KiB of its file, or for kdump and AVML per KiB its pages take compressed), all models together 3.5 times "
-         "it; 0 = no bound (default " +
+         " KiB of its file, or for kdump and AVML per KiB its pages take compressed), all models together " +
+         std::to_string(uint32_t(DetectOptions::kScanWorkFactor)) + " times it; 0 = no bound (default " +
          std::to_string(uint32_t(DetectOptions::kNetworkWork)) + "; real kernels need at most " +
          std::to_string(kRealKernelNetworkWork) +
          "). Past it a model is not run (exit 4): a guard against dumps crafted to stall the analysis. More "
@@ -515,7 +515,6 @@ int run(int argc, char** argv, Communicator& world) {
         }
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
         // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → 196 MB peak on the dev dump).
-        const uint64_t counted = counted_pages(graph);   // the pages the network work bound counted
         graph = MemoryGraph();
         if (!vm.count("addresses-only")) {
             in.format = build.format;
@@ -544,13 +543,18 @@ int run(int argc, char** argv, Communicator& world) {
         // kRealKernelNetworkWork), so a dump crafted to stall the analysis — said even when the bound
         // let them run (newcomer 79: --network-work 0 gave a clean-looking empty report), and then
         // no advice to lower the threshold on it.
+        const uint64_t counted = used.last_counted_pages();   // the pages the network work bound counted
         std::vector<double> work_per_page(used.model_count());
+        double scan_per_page = 0;   // all models together (DetectOptions::scan_work_factor)
         bool heavy = false;
         for (size_t i = 0; i < used.model_count(); ++i) {
             const ModelTiming& t = used.last_timings().at(i);
             work_per_page[i] = double(t.work) / double(std::max<uint64_t>(1, counted));
+            scan_per_page += work_per_page[i];
             heavy = heavy || t.capped || work_per_page[i] > DetectOptions::kNetworkWork;
         }
+        const double default_scan = DetectOptions::kNetworkWork * DetectOptions::kScanWorkFactor;
+        heavy = heavy || scan_per_page > default_scan;
         if (lack != MemoryLack::None)
             std::fprintf(stderr,
                          "dmdetect: warning: %sthe dump lacks %s of memory the kernel maps (%llu pages%s: a cut or partial "
@@ -662,6 +666,22 @@ int run(int argc, char** argv, Communicator& world) {
             fits_all = fits_all && f.fits;
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),
                          f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
+        }
+        // ... and all of them together past the default bound for a scan, each within its own part
+        if (scan_per_page > default_scan &&
+            std::none_of(work_per_page.begin(), work_per_page.end(), [](double w) { return w > DetectOptions::kNetworkWork; }) &&
+            std::none_of(used.last_timings().begin(), used.last_timings().end(), [](const ModelTiming& t) { return t.capped; })) {
+            char per_page[32];
+            std::snprintf(per_page, sizeof per_page, "%.0f", std::ceil(scan_per_page));
+            incomplete.push_back("the models together needed " + std::string(per_page) +
+                                 " node-iterations per counted page of this dump (" + std::to_string(counted) +
+                                 " pages), past the default network work bound for all models together of " +
+                                 std::to_string(uint32_t(default_scan)) + ", which --network-work " +
+                                 std::to_string(uint64_t(detect.network_work)) +
+                                 (detect.network_work == 0 ? " lifted" : " raised") +
+                                 "; real kernels' graphs need at most " + std::to_string(kRealKernelScanWork) +
+                                 ": a dump crafted to stall the analysis?");
+            std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
         }
         // A model that does not fit may have read another object's bytes: its objects' "hidden" is
         // not a verdict (newcomer 18: 32 files and a module marked hidden on a clean 5.10 dump).

@@ -9,7 +9,8 @@
 //   Fields    per type, JSON keys in this order (values read at the detection's vaddr):
 //               task_struct  pid, tgid, ppid (real_parent's tgid), comm, uid, gid, euid (real_cred),
 //                            state (ps letter R S D T t X Z P I), start_time (s since boot),
-//                            kernel_thread (PF_KTHREAD), group_leader, then the cross-view
+//                            kernel_thread (PF_KTHREAD), group_leader, exited (TASK_DEAD in
+//                            __state: off the lists by right), then the cross-view
 //               file         path, flags (f_flags), pos (f_pos), inode (i_ino), refs (file_count():
 //                            f_count, or 6.13's f_ref read as file_ref_read() does,
 //                            KernelLayout::file_references), freed, then the cross-view

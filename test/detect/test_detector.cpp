@@ -367,9 +367,9 @@ TEST_CASE("detect: the network work bound — which refusal it was, for every ty
     }
 }
 
-// DetectOptions::kScanNetworks: all networks of a scan together at most 3.5 times one network's part
-// of the bound; a network that would pass what the ones before it left is refused, and says so.
-TEST_CASE("detect: the network work bound for all models together — of six alike, the last two are refused") {
+// DetectOptions::scan_work_factor: all networks of a scan together at most 4 times one network's part
+// of the bound; a network that would pass what the runs before it left is refused, and says so.
+TEST_CASE("detect: the network work bound for all models together — of six alike, the sixth is refused") {
     auto [g, m, common] = unlocal_task_model();
     Detector det;
     const std::vector<std::string> types = {"a_type", "b_type", "c_type", "d_type", "e_type", "f_type"};
@@ -388,29 +388,40 @@ TEST_CASE("detect: the network work bound for all models together — of six ali
     const uint64_t each = det.last_timings().at(0).work;
     for (size_t i = 0; i < types.size(); ++i) REQUIRE(det.last_timings().at(i).work == each);
     const double pages = double(counted_pages(g));
-    // each within its own part (its estimate before it runs is up to a fifth above what it does);
-    // together 3.5 × 1.3 = 4.55 of them: four run, the fifth and sixth find less than their estimate left
-    opt.network_work = 1.3 * double(each) / pages;
+    CHECK(det.last_counted_pages() == counted_pages(g));
+    // each within its own part (its estimate before it runs is about a sixth above what it does);
+    // together 4 × 1.5 = 6 of them: five run, the sixth finds one left, short of its estimate
+    REQUIRE(DetectOptions::kScanWorkFactor == 4);
+    opt.network_work = 1.5 * double(each) / pages;
     const auto found = det.detect(g, opt);
     for (size_t i = 0; i < types.size(); ++i) {
         CAPTURE(i);
         const std::string why = det.last_not_run().at(i);
         CAPTURE(why);
-        CHECK(det.last_timings().at(i).capped == (i >= 4));
-        CHECK(det.last_timings().at(i).not_run == (i >= 4));
-        if (i < 4) continue;
-        CHECK(why.find(" done before it by the models run before it): the network work bound of this dump for all "
-                       "models together, ") != std::string::npos);
+        CHECK(det.last_timings().at(i).capped == (i == 5));
+        CHECK(det.last_timings().at(i).not_run == (i == 5));
+        if (i < 5) continue;
+        CHECK(why.find(" done before it in this scan): the network work bound of this dump for all models together, ") !=
+              std::string::npos);
         CHECK(why.find("real kernels' graphs at most 1131: a crafted dump?") != std::string::npos);
     }
-    std::vector<Detection> first_four;
+    std::vector<Detection> first_five;
     for (const Detection& d : expected)
-        if (d.type < "e_type") first_four.push_back(d);
-    REQUIRE(!first_four.empty());
-    CHECK(found == first_four);
-    opt.network_work = 2 * double(each) / pages;   // together 7 of them: room for all six
+        if (d.type != "f_type") first_five.push_back(d);
+    REQUIRE(first_five.size() < expected.size());
+    CHECK(found == first_five);
+    opt.scan_work_factor = 7;   // room for all six
     CHECK(det.detect(g, opt) == expected);
     for (size_t i = 0; i < types.size(); ++i) CHECK(det.last_not_run().at(i).empty());
+    opt.scan_work_factor = 0;   // none
+    CHECK(det.detect(g, opt) == expected);
+    for (size_t i = 0; i < types.size(); ++i) CHECK(det.last_not_run().at(i).empty());
+    opt.scan_work_factor = 4;
+    opt.network_work = 1e308;   // saturates: no overflow to infinity
+    CHECK(det.detect(g, opt) == expected);
+    for (size_t i = 0; i < types.size(); ++i) CHECK(det.last_not_run().at(i) == "");
+    opt.scan_work_factor = -1;
+    CHECK_THROWS_AS(det.detect(g, opt), InputError);
 }
 
 TEST_CASE("detect: counted pages — a compressed file's pages count by the file bytes they take, 1 KiB a page") {
@@ -439,8 +450,8 @@ TEST_CASE("detect: counted pages — a compressed file's pages count by the file
     test::TempDir dir;
     g.save(dir / "g.dmg");
     auto f = test::slurp(dir / "g.dmg");
-    test::put32(f, 8, 7);                         // version
-    test::put64(f, 136 + 16 * 16 + 16, 0);        // stored_page_bytes: none
+    test::put32(f, test::kVersionAt, 7);
+    test::put64(f, test::kStoredPageBytesAt, 0);   // none
     test::reseal(f);
     const MemoryGraph v7 = MemoryGraph::from_bytes(f);
     REQUIRE_FALSE(v7.info().stored_page_bytes);

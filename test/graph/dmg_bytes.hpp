@@ -39,4 +39,9 @@ inline void put32(std::vector<uint8_t>& f, uint64_t at, uint32_t v) { std::memcp
 inline uint64_t get64(const std::vector<uint8_t>& f, uint64_t at) { uint64_t v; std::memcpy(&v, &f[at], 8); return v; }
 inline void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
 
+// Header offsets (graph/graph_file.cpp DmgHeader).
+constexpr uint64_t kVersionAt = 8, kLongGapAt = 53, kNodeCountAt = 56, kEdgeCountAt = 64, kDumpBytesAt = 96,
+                   kSectionsAt = 136;
+constexpr uint64_t kStoredPageBytesAt = kSectionsAt + 16 * 16 + 16;   // after absent_table_bytes, kernel_image_bytes
+
 }  // namespace deepmem::test

@@ -431,6 +431,7 @@ TEST_CASE("formats: stored page bytes — a kdump page's compressed size up to 1
             for (int b = 0; b < 16; ++b) k3[d21 + b] = k3[d20 + b];
             put_le(k3, d21 + 8, 4, size20 + 100);
             const auto longer = PhysicalLayer::from_bytes(k3);
+            if (c == KdumpCompression::Zlib) REQUIRE(longer->warnings().empty());   // zlib stops at its stream's end
             if (longer->warnings().empty()) {   // (zstd refuses bytes past its frame: the page reads as absent)
                 CHECK(*longer->stored_page_bytes() >= stored - size21);
                 CHECK(*longer->stored_page_bytes() <= stored - size21 + 100);   // not size20 + 100 more

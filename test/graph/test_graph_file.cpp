@@ -3,6 +3,7 @@
 #include "graph_fixtures.hpp"
 #include "layer_images.hpp"
 #include "dmg_bytes.hpp"
+#include "dump_images.hpp"
 
 #include <doctest/doctest.h>
 
@@ -19,9 +20,6 @@ using namespace deepmem::test;
 
 namespace {
 
-
-// Header offsets (graph/graph_file.cpp).
-constexpr uint64_t kVersionAt = 8, kNodeCountAt = 56, kEdgeCountAt = 64, kSectionsAt = 136, kLongGapAt = 53;
 // The header of `version` as its writer made it: before version 7 the long-gap byte was zero.
 void set_version(std::vector<uint8_t>& f, uint32_t version) {
     put32(f, kVersionAt, version);
@@ -356,8 +354,7 @@ TEST_CASE("graph: stored_page_bytes round-trips in version 8, none stays none, v
     TempDir dir;
     g.save(dir / "v8.dmg");
     auto f = slurp(dir / "v8.dmg");
-    constexpr uint64_t kStoredAt = kSectionsAt + 16 * 16 + 16;   // after kernel_image_bytes
-    constexpr uint64_t kDumpBytesAt = 96;
+    constexpr uint64_t kStoredAt = kStoredPageBytesAt;
     CHECK(get64(f, kStoredAt) == 0);
     put64(f, kDumpBytesAt, 5000);
     for (uint64_t bytes : {uint64_t{0}, uint64_t{4000}, uint64_t{5000}}) {
@@ -370,6 +367,19 @@ TEST_CASE("graph: stored_page_bytes round-trips in version 8, none stays none, v
     reseal(c);
     CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains("exceed the dump's 5000"), FormatError);
     CHECK_FALSE(as_older_version(f, 7, kStoredAt).info().stored_page_bytes);
+    // A graph of a kdump: what its layer says, written and read back
+    Memory mem(40);
+    mem.map(K64, 0, 40 * 4096);
+    for (uint64_t p = 2; p < 30; ++p)
+        for (uint64_t o = 0; o < 4096; o += 64) mem.word(p * 4096 + o, K64 + (p + 1) * 4096 + o);
+    const std::vector<uint8_t> k = test_images::kdump_of(*mem.phys(), KdumpCompression::Zlib, false);
+    const auto kphys = PhysicalLayer::from_bytes(k, DumpFormat::Kdump);
+    REQUIRE(kphys->stored_page_bytes());
+    const MemoryGraph kg = MemoryGraph::build(mem.runs, *kphys, g.params());
+    REQUIRE(kg.info().stored_page_bytes == kphys->stored_page_bytes());
+    kg.save(dir / "k.dmg");
+    CHECK(get64(slurp(dir / "k.dmg"), kStoredAt) == *kphys->stored_page_bytes() + 1);
+    CHECK(MemoryGraph::load(dir / "k.dmg").info().stored_page_bytes == kphys->stored_page_bytes());
 }
 
 // Version 6: the present bytes of the kernel image's window (GraphBuildInfo::kernel_image_bytes), by
