@@ -298,21 +298,21 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         };
         const uint64_t of = scan ? scan_cap : cap;
         const std::string pages =
-            " per page of its " + std::to_string(content) + " pages holding segments" +
-            (counted < content ? " (counted as " + std::to_string(counted) + ": at most one per " +
+            " per counted page (its " + std::to_string(content) + " pages holding segments" +
+            (counted < content ? ", counted as " + std::to_string(counted) + ": at most one per " +
                                      std::to_string(PhysicalLayer::kCountedPageBytes) +
                                      " bytes of its file, or of what a compressed file's pages take)"
-                               : "");
+                               : ")");
         const std::string needs = number("%.0f", std::ceil(double(e.work + (of - left)) / double(std::max<uint64_t>(1, counted))));
         if (scan)
             return std::string(e.what()) + " (" + std::to_string(of - left) + " done before it in this scan)" +
                    ": the network work bound of this dump for all models together, " +
                    number("%g", scan_per_page) + pages + "; they need about " + needs +
-                   " a page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelScanWork)) +
+                   " a counted page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelScanWork)) +
                    ": a crafted dump?";
         return std::string(e.what()) + (left < of ? " (" + std::to_string(of - left) + " done before it)" : "") +
                ": the network work bound of this dump, " + number("%g", opt.network_work) + pages + "; it needs about " +
-               needs + " a page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelNetworkWork)) +
+               needs + " a counted page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelNetworkWork)) +
                ": a crafted dump?";
     };
     // Runs a network on rows `on`; "" or, past the work limit or the work bound (`was_capped`), why it

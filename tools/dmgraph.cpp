@@ -155,8 +155,10 @@ int cmd_info(const std::vector<std::string>& args) {
     std::printf("dump                %s (%llu bytes)\n", i.dump_path.empty() ? "-" : terminal_text(i.dump_path).c_str(),
                 static_cast<unsigned long long>(i.dump_bytes));
     if (i.stored_page_bytes)   // kdump, AVML: what the network work bound counts pages by (detect.hpp counted_pages)
-        std::printf("stored page bytes   %llu (what its non-zero pages take of the file, at most %llu a page)\n",
+        std::printf("stored page bytes   %llu (bytes its non-zero pages take of the compressed file, at most %llu a page: "
+                    "dmdetect's network work bound counts one page per %llu)\n",
                     static_cast<unsigned long long>(*i.stored_page_bytes),
+                    static_cast<unsigned long long>(PhysicalLayer::kCountedPageBytes),
                     static_cast<unsigned long long>(PhysicalLayer::kCountedPageBytes));
     std::printf("paging              %s\n", to_string(i.paging));
     std::printf("dtb                 %s\n", hex(i.dtb).c_str());

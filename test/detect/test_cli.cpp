@@ -702,7 +702,7 @@ TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-
     const Run bound = run("DMDETECT", base + " --network-memory 0 --network-work 1", dir);
     CHECK(bound.status == 4);
     CHECK(parse_detections(bytes(bound.out)).empty());
-    CHECK(bound.err.find("the network work bound of this dump, 1 per page of its ") != std::string::npos);
+    CHECK(bound.err.find("the network work bound of this dump, 1 per counted page (its ") != std::string::npos);
     CHECK(bound.err.find("(--network-work)") != std::string::npos);
     CHECK(bound.err.find("(--network-memory)") == std::string::npos);
     CHECK(bound.out.find("\"not_run\":\"it would evaluate ") != std::string::npos);
