@@ -47,6 +47,9 @@ public:
     void seal();
     // [begin, end) byte ranges holding stored data, page-granular and sorted.
     std::vector<std::pair<uint64_t, uint64_t>> data_extents() const;
+    // Whether 4 KiB page `page` of the image holds stored data (store() met a non-zero byte in it);
+    // false past the end. After the stores (seal()).
+    bool stored(uint64_t page) const noexcept { return page < written_.size() && written_[page]; }
 
 private:
     uint8_t* data_ = nullptr;

@@ -546,7 +546,6 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     FirstFailure failure;             // refusals
     FirstFailure first_corrupt;       // the lowest corrupt page, for the warning (never skips pages)
     std::vector<uint8_t> corrupt(pages.size(), 0);   // 1 = does not decompress; disjoint writes
-    std::vector<uint8_t> nonzero(pages.size(), 0);   // 1 = decompresses to something other than zeros
     const uint64_t batch = std::max<uint64_t>(1, kStoreBatchBytes / bs);
     const uint64_t batches = (pages.size() + batch - 1) / batch;
     if (lzo_init() != LZO_E_OK) throw InputError("liblzo2 cannot start (lzo_init)");
@@ -577,8 +576,6 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
                         corrupt[i] = 1;
                         first_corrupt.record(i, what);
                         std::memset(o, 0, bs);   // zeros are not stored: its image slot stays a hole
-                    } else {
-                        nonzero[i] = !all_zero(o, bs);
                     }
                 }
                 if (const char* what = image->store(lo * bs, out.data(), (hi - lo) * bs)) failure.record(lo, what);
@@ -622,7 +619,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     {
         std::vector<std::pair<uint64_t, uint64_t>> stored;   // [begin, end) in plain offsets
         for (uint64_t i = 0; i < pages.size(); ++i)
-            if (nonzero[i])
+            if (image->stored(i))   // page i at i × block_size (= 4 KiB): non-zero, decoded
                 stored.push_back({pages[i].data, pages[i].data + std::min<uint64_t>(pages[i].size, PhysicalLayer::kCountedPageBytes)});
         if (!std::is_sorted(stored.begin(), stored.end())) std::sort(stored.begin(), stored.end());   // data follow pfns, mostly
         uint64_t total = 0, reached = 0;

@@ -535,9 +535,6 @@ int run(int argc, char** argv, Communicator& world) {
                                  (notes.empty() ? std::string("no reason given") : notes.front()));
             for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
         }
-        // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
-        // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
-        // it; models trained with [batch] absent_rate find them).
         // Models whose network needed more work a page than the default bound allows (refused by it,
         // or run because it was lifted or raised): what real kernels' graphs never need (detect.hpp
         // kRealKernelNetworkWork), so a dump crafted to stall the analysis — said even when the bound
@@ -546,15 +543,31 @@ int run(int argc, char** argv, Communicator& world) {
         const uint64_t counted = used.last_counted_pages();   // the pages the network work bound counted
         std::vector<double> work_per_page(used.model_count());
         double scan_per_page = 0;   // all models together (DetectOptions::scan_work_factor)
-        bool heavy = false;
+        bool model_heavy = false;   // one model refused by the bound, or past the default's part
         for (size_t i = 0; i < used.model_count(); ++i) {
             const ModelTiming& t = used.last_timings().at(i);
             work_per_page[i] = double(t.work) / double(std::max<uint64_t>(1, counted));
             scan_per_page += work_per_page[i];
-            heavy = heavy || t.capped || work_per_page[i] > DetectOptions::kNetworkWork;
+            model_heavy = model_heavy || t.capped || work_per_page[i] > DetectOptions::kNetworkWork;
         }
         const double default_scan = DetectOptions::kNetworkWork * DetectOptions::kScanWorkFactor;
-        heavy = heavy || scan_per_page > default_scan;
+        const bool heavy = model_heavy || scan_per_page > default_scan;
+        // What needed `per_page` past the default bound, one model's or (`together`) all models', run
+        // because --network-work lifted or raised it.
+        auto past_default = [&](const std::string& what, double per_page, bool together) {
+            const double bound = together ? default_scan : DetectOptions::kNetworkWork;
+            const uint32_t real = together ? kRealKernelScanWork : kRealKernelNetworkWork;
+            char text[32];
+            std::snprintf(text, sizeof text, "%.0f", std::ceil(per_page));
+            return what + " needed " + text + " node-iterations per counted page of this dump (" + std::to_string(counted) +
+                   " pages), past the default network work bound" + (together ? " for all models together" : "") +
+                   " of " + std::to_string(uint32_t(bound)) + ", which --network-work " +
+                   std::to_string(uint64_t(detect.network_work)) + (detect.network_work == 0 ? " lifted" : " raised") +
+                   "; real kernels' graphs need at most " + std::to_string(real) + ": a dump crafted to stall the analysis?";
+        };
+        // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
+        // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
+        // it; models trained with [batch] absent_rate find them).
         if (lack != MemoryLack::None)
             std::fprintf(stderr,
                          "dmdetect: warning: %sthe dump lacks %s of memory the kernel maps (%llu pages%s: a cut or partial "
@@ -605,6 +618,10 @@ int run(int argc, char** argv, Communicator& world) {
         fits_all = true;
         complete = true;
         std::vector<std::string> incomplete;   // written into the output too (format_warnings)
+        auto warn = [&](std::string line) {    // ... and on stderr
+            incomplete.push_back(std::move(line));
+            std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
+        };
         for (size_t i = 0; i < used.model_count(); ++i) {
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
             // candidate object, reported none, and no word was said): the reason says why in scores.
@@ -623,23 +640,11 @@ int run(int argc, char** argv, Communicator& world) {
                 f.reason = "not run";
                 fits_all = false;
                 complete = false;
-                incomplete.push_back("model " + f.type + " (" + f.source + ") not run: " + f.not_run);
-                std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
+                warn("model " + f.type + " (" + f.source + ") not run: " + f.not_run);
                 continue;
             }
-            if (!used.last_timings().at(i).capped && work_per_page[i] > DetectOptions::kNetworkWork) {
-                char per_page[32];
-                std::snprintf(per_page, sizeof per_page, "%.0f", std::ceil(work_per_page[i]));
-                incomplete.push_back("model " + f.type + " (" + f.source + ") needed " + per_page +
-                                     " node-iterations per counted page of this dump (" + std::to_string(counted) +
-                                     " pages), past the default network work bound of " +
-                                     std::to_string(uint32_t(DetectOptions::kNetworkWork)) + ", which --network-work " +
-                                     std::to_string(uint64_t(detect.network_work)) +
-                                     (detect.network_work == 0 ? " lifted" : " raised") +
-                                     "; real kernels' graphs need at most " + std::to_string(kRealKernelNetworkWork) +
-                                     ": a dump crafted to stall the analysis?");
-                std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
-            }
+            if (!used.last_timings().at(i).capped && work_per_page[i] > DetectOptions::kNetworkWork)
+                warn(past_default("model " + f.type + " (" + f.source + ")", work_per_page[i], false));
             if (const std::string& whole = used.last_ran_whole().at(i); !whole.empty()) {
                 add_reason(f, whole);
                 std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s): %s\n", who.c_str(), f.type.c_str(),
@@ -649,11 +654,9 @@ int run(int argc, char** argv, Communicator& world) {
                 add_reason(f, "its votes were measured on its voting rows only, the agreement rows not run: " + unmeasured + lift);
                 // the work bound's (real kernels' graphs never reach it): said as a warning, in the output
                 // too (newcomer 82: a run past the bound for all models together exited 0 with no record)
-                if (used.last_timings().at(i).capped) {
-                    incomplete.push_back("model " + f.type + " (" + f.source + "): its fit check's agreement rows not run, "
-                                         "its votes measured on its voting rows only: " + unmeasured + lift);
-                    std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
-                }
+                if (used.last_timings().at(i).capped)
+                    warn("model " + f.type + " (" + f.source + "): its fit check's agreement rows not run, "
+                         "its votes measured on its voting rows only: " + unmeasured + lift);
             }
             const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
             if (f.fits && !f.checked && vm.count("require-fit")) {
@@ -676,21 +679,8 @@ int run(int argc, char** argv, Communicator& world) {
                          f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
         }
         // ... and all of them together past the default bound for a scan, each within its own part
-        if (scan_per_page > default_scan &&
-            std::none_of(work_per_page.begin(), work_per_page.end(), [](double w) { return w > DetectOptions::kNetworkWork; }) &&
-            std::none_of(used.last_timings().begin(), used.last_timings().end(), [](const ModelTiming& t) { return t.capped; })) {
-            char per_page[32];
-            std::snprintf(per_page, sizeof per_page, "%.0f", std::ceil(scan_per_page));
-            incomplete.push_back("the models together needed " + std::string(per_page) +
-                                 " node-iterations per counted page of this dump (" + std::to_string(counted) +
-                                 " pages), past the default network work bound for all models together of " +
-                                 std::to_string(uint32_t(default_scan)) + ", which --network-work " +
-                                 std::to_string(uint64_t(detect.network_work)) +
-                                 (detect.network_work == 0 ? " lifted" : " raised") +
-                                 "; real kernels' graphs need at most " + std::to_string(kRealKernelScanWork) +
-                                 ": a dump crafted to stall the analysis?");
-            std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
-        }
+        if (!model_heavy && scan_per_page > default_scan)
+            warn(past_default("the models together", scan_per_page, true));
         // A model that does not fit may have read another object's bytes: its objects' "hidden" is
         // not a verdict (newcomer 18: 32 files and a module marked hidden on a clean 5.10 dump).
         // After a misfit of the fields check alone (detect/fit.hpp Fields), an object whose fields read

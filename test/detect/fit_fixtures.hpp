@@ -12,14 +12,44 @@
 #pragma once
 
 #include "engine/engine.hpp"
+#include "graph/memory_graph.hpp"
+#include "../engine/random_graph.hpp"
 
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace deepmem::test {
+
+// A model with random parameters (seed `seed`) voting with `keys`, one class per key node, at
+// threshold 0.5 (tests set their own).
+inline Model keyed_model(const std::string& type, std::vector<KeyNode> keys, uint64_t seed, GraphParams params = {}) {
+    ModelConfig c;
+    c.classes = uint32_t(keys.size() + 1);
+    Model m = Model::create(c, seed);
+    m.params = random_params<float>(c, seed, 0.5);
+    m.object_type = type;
+    m.key_nodes = std::move(keys);
+    m.graph = params;
+    m.threshold = 0.5f;
+    return m;
+}
+
+// The graph's segment lengths, most frequent first (key nodes that vote somewhere).
+inline std::vector<uint32_t> common_lengths(const MemoryGraph& g) {
+    std::map<uint32_t, uint32_t> freq;
+    for (uint32_t len : g.length()) ++freq[len];
+    std::vector<std::pair<uint32_t, uint32_t>> common;
+    for (auto [len, n] : freq) common.push_back({n, len});
+    std::sort(common.rbegin(), common.rend());
+    std::vector<uint32_t> out;
+    for (auto [n, len] : common) out.push_back(len);
+    return out;
+}
 
 inline constexpr uint64_t kObject = 512, kMovedObject = 576;
 enum class Layout { Trained, Moved, Cut };

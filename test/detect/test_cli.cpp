@@ -632,18 +632,8 @@ TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-
     fs::create_directories(dir);
     const MemoryGraph g = test::random_memory(5, 96, 8).build();   // pointers anywhere: no locality
     g.save((dir / "g.dmg").string());
-    std::map<uint32_t, uint32_t> freq;
-    for (uint32_t len : g.length()) ++freq[len];
-    std::vector<std::pair<uint32_t, uint32_t>> common;
-    for (auto [len, n] : freq) common.push_back({n, len});
-    std::sort(common.rbegin(), common.rend());
-    ModelConfig c;
-    c.classes = 4;
-    Model m = Model::create(c, 1);
-    m.params = test::random_params<float>(c, 1, 0.5);
-    m.object_type = "task_struct";
-    m.key_nodes = {{0, common[0].second, 0.6f}, {64, common[1].second, 0.9f}, {128, common[2].second, 0.7f}};
-    m.graph = g.params();
+    const std::vector<uint32_t> common = test::common_lengths(g);
+    Model m = test::keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1, g.params());
     m.threshold = 1.2f;
     m.save((dir / "ts.cereal").string());
     const std::string base = "-w " + (dir / "ts.cereal").string() + " " + (dir / "g.dmg").string() + " -q --format json";
@@ -731,13 +721,7 @@ TEST_CASE("detect: dmdetect past the default network work bound by --network-wor
         }
     const MemoryGraph g = mem.build();
     g.save((dir / "g.dmg").string());
-    ModelConfig c;
-    c.classes = 4;
-    Model m = Model::create(c, 1);
-    m.params = test::random_params<float>(c, 1, 0.5);
-    m.object_type = "task_struct";
-    m.key_nodes = {{8, 8, 0.6f}, {24, 8, 0.9f}, {40, 8, 0.7f}};
-    m.graph = g.params();
+    Model m = test::keyed_model("task_struct", {{8, 8, 0.6f}, {24, 8, 0.9f}, {40, 8, 0.7f}}, 1, g.params());
     m.threshold = 1.2f;
     m.save((dir / "ts.cereal").string());
     const double whole_per_page = double(m.config.iterations) * g.node_count() / double(counted_pages(g));

@@ -7,6 +7,7 @@
 #include "../graph/layer_images.hpp"
 #include "../graph/dump_images.hpp"
 #include "../graph/dmg_bytes.hpp"
+#include "fit_fixtures.hpp"
 
 #include <doctest/doctest.h>
 
@@ -36,30 +37,6 @@ float pruned_vs_full(const ModelConfig& c, const GraphInput& g, const std::vecto
     float d = 0;
     for (size_t i = 0; i < rows.size(); ++i) d = std::max(d, (some.row(Eigen::Index(i)) - full.row(rows[i])).cwiseAbs().maxCoeff());
     return d;
-}
-
-Model keyed_model(const std::string& type, std::vector<KeyNode> keys, uint64_t seed, GraphParams params = {}) {
-    ModelConfig c;
-    c.classes = uint32_t(keys.size() + 1);
-    Model m = Model::create(c, seed);
-    m.params = test::random_params<float>(c, seed, 0.5);
-    m.object_type = type;
-    m.key_nodes = std::move(keys);
-    m.graph = params;
-    m.threshold = 0.5f;
-    return m;
-}
-
-// The graph's segment lengths, most frequent first (key nodes that vote somewhere).
-std::vector<uint32_t> common_lengths(const MemoryGraph& g) {
-    std::map<uint32_t, uint32_t> freq;
-    for (uint32_t len : g.length()) ++freq[len];
-    std::vector<std::pair<uint32_t, uint32_t>> common;
-    for (auto [len, n] : freq) common.push_back({n, len});
-    std::sort(common.rbegin(), common.rend());
-    std::vector<uint32_t> out;
-    for (auto [n, len] : common) out.push_back(len);
-    return out;
 }
 
 }  // namespace
@@ -105,12 +82,12 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
     const test::Memory mem = test::random_memory(5, 96, 8);
     MemoryGraph g = mem.build();
     // key nodes from lengths that occur, at offsets inside a 256-byte object
-    const std::vector<uint32_t> common = common_lengths(g);
+    const std::vector<uint32_t> common = test::common_lengths(g);
     REQUIRE(common.size() >= 4);
     Detector det;
     std::vector<Model> models{
-        keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1),
-        keyed_model("cred", {{0, common[1], 0.5f}, {32, common[3], 0.5f}}, 2)};
+        test::keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1),
+        test::keyed_model("cred", {{0, common[1], 0.5f}, {32, common[3], 0.5f}}, 2)};
     for (auto& m : models) m.graph = g.params();
     models[0].threshold = 1.2f;   // two votes at least (Model::validate refuses one key node's, 0.9)
     models[1].threshold = 0.9f;
@@ -147,9 +124,9 @@ TEST_CASE("detect: Detector — same detections as the unpruned path, sorted by 
 TEST_CASE("detect: set_key_nodes moves a model's key nodes (as placed in a dump's layout): votes follow, classes and weights stay") {
     const test::Memory mem = test::random_memory(5, 96, 8);
     MemoryGraph g = mem.build();
-    const std::vector<uint32_t> common = common_lengths(g);
+    const std::vector<uint32_t> common = test::common_lengths(g);
     REQUIRE(common.size() >= 3);
-    Model m = keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1);
+    Model m = test::keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f}}, 1);
     m.graph = g.params();
     m.threshold = 1.2f;
     Model shifted = m;   // the same network with every key node 8 bytes later: every base 8 bytes lower
@@ -185,8 +162,8 @@ struct Unlocal {
 };
 Unlocal unlocal_task_model() {
     Unlocal u{test::random_memory(5, 96, 8).build(), {}, {}};
-    u.common = common_lengths(u.g);
-    u.m = keyed_model("task_struct", {{0, u.common[0], 0.6f}, {64, u.common[1], 0.9f}, {128, u.common[2], 0.7f}}, 1);
+    u.common = test::common_lengths(u.g);
+    u.m = test::keyed_model("task_struct", {{0, u.common[0], 0.6f}, {64, u.common[1], 0.9f}, {128, u.common[2], 0.7f}}, 1);
     u.m.graph = u.g.params();
     u.m.threshold = 1.2f;
     return u;
@@ -346,7 +323,7 @@ TEST_CASE("detect: the network work bound — which refusal it was, for every ty
     CHECK(det.last_timings().at(0).capped);
 
     // a joint model: each of its types says the bound stopped it
-    Model joint = keyed_model("", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f},
+    Model joint = test::keyed_model("", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f},
                                    {0, common[1], 0.5f}, {32, common[3], 0.5f}},
                               5, g.params());
     joint.object_type = "task_struct+cred";
@@ -480,9 +457,9 @@ TEST_CASE("detect: the whole-graph ceiling leaves room for the graph and the res
 TEST_CASE("detect: a joint model — one network run for its types, each type's votes from its own classes") {
     const test::Memory mem = test::random_memory(7, 96, 8);
     MemoryGraph g = mem.build();
-    const std::vector<uint32_t> common = common_lengths(g);
+    const std::vector<uint32_t> common = test::common_lengths(g);
     REQUIRE(common.size() >= 4);
-    Model joint = keyed_model("", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f},   // task_struct
+    Model joint = test::keyed_model("", {{0, common[0], 0.6f}, {64, common[1], 0.9f}, {128, common[2], 0.7f},   // task_struct
                                    {0, common[1], 0.5f}, {32, common[3], 0.5f},                          // cred
                                    {0, common[2], 0.8f}, {16, common[0], 0.4f}},                         // file
                               5, g.params());
@@ -548,7 +525,7 @@ TEST_CASE("detect: a joint model — one network run for its types, each type's 
 
     // a single-type model whose type sorts between the joint model's (cred < dentry < file): each
     // network's types keep their own rows (a shared union was cleared by the dentry run: no file found)
-    Model dentry = keyed_model("dentry", {{0, common[2], 0.5f}, {16, common[1], 0.5f}}, 3, g.params());
+    Model dentry = test::keyed_model("dentry", {{0, common[2], 0.5f}, {16, common[1], 0.5f}}, 3, g.params());
     dentry.threshold = 0.9f;
     Detector alone, mixed;
     alone.add_model(dentry);
@@ -581,7 +558,7 @@ TEST_CASE("detect: a joint model — one network run for its types, each type's 
                          doctest::Contains("no model detects module (the models detect: file)"), InputError);
 
     // a type of the joint model given again, by a single-type model, is refused naming both
-    Model cred = keyed_model("cred", {{0, common[1], 0.5f}, {32, common[3], 0.5f}}, 2, g.params());
+    Model cred = test::keyed_model("cred", {{0, common[1], 0.5f}, {32, common[3], 0.5f}}, 2, g.params());
     cred.threshold = 0.9f;
     try {
         det.add_model(cred, "cred.cereal");
@@ -625,9 +602,9 @@ TEST_CASE("detect: the threshold for dumps without the kernel image applies wher
     CHECK_FALSE(out.info().kernel_banner->in_kernel_image());
     CHECK(lacks_kernel_image(out));
 
-    const std::vector<uint32_t> common = common_lengths(without);
+    const std::vector<uint32_t> common = test::common_lengths(without);
     REQUIRE(common.size() >= 2);
-    Model m = keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}}, 3, without.params());
+    Model m = test::keyed_model("task_struct", {{0, common[0], 0.6f}, {64, common[1], 0.9f}}, 3, without.params());
     m.threshold = 1.4f;
     CHECK(detection_threshold(m, without) == 1.4f);   // none of its own
     m.image_absent_threshold = 1.0f;
@@ -650,9 +627,9 @@ TEST_CASE("detect: Detector refuses mismatched graph parameters, duplicate types
     GraphParams p32;
     p32.feature_bytes = 32;
     Detector det;
-    det.add_model(keyed_model("task_struct", {{0, 24, 1.f}}, 1), "ts.cereal");
+    det.add_model(test::keyed_model("task_struct", {{0, 24, 1.f}}, 1), "ts.cereal");
     try {
-        det.add_model(keyed_model("cred", {{0, 24, 1.f}}, 2, p32), "cred.cereal");
+        det.add_model(test::keyed_model("cred", {{0, 24, 1.f}}, 2, p32), "cred.cereal");
         FAIL("no InputError");
     } catch (const InputError& e) {
         const std::string w = e.what();
@@ -660,7 +637,7 @@ TEST_CASE("detect: Detector refuses mismatched graph parameters, duplicate types
         CHECK(w.find("cred (cred.cereal)") != std::string::npos);
         CHECK(w.find("feature_bytes 64 vs 32") != std::string::npos);
     }
-    CHECK_THROWS_AS(det.add_model(keyed_model("task_struct", {{0, 24, 1.f}}, 3)), InputError);
+    CHECK_THROWS_AS(det.add_model(test::keyed_model("task_struct", {{0, 24, 1.f}}, 3)), InputError);
     CHECK(det.model_count() == 1);
 
     test::Memory mem(1);
@@ -684,7 +661,7 @@ TEST_CASE("detect: Detector refuses mismatched graph parameters, duplicate types
 // the reason, whether built from a dump or loaded from a .dmg, never scanned into 0 detections.
 TEST_CASE("detect: Detector refuses a memory graph of no node") {
     Detector det;
-    det.add_model(keyed_model("task_struct", {{0, 24, 1.f}}, 1), "ts.cereal");
+    det.add_model(test::keyed_model("task_struct", {{0, 24, 1.f}}, 1), "ts.cereal");
     const std::filesystem::path dir =
         std::filesystem::temp_directory_path() / ("dm-empty-graph-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
