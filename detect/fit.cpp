@@ -555,6 +555,22 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
     return out;
 }
 
+FitVerdict fit_verdict(const ModelFit& f) {
+    if (!f.not_run.empty()) return FitVerdict::NotRun;
+    if (!f.fits) return FitVerdict::No;
+    return f.agreement.objects > 0 && f.checked ? FitVerdict::Yes : FitVerdict::Unknown;
+}
+
+const char* to_string(FitVerdict v) {
+    switch (v) {
+        case FitVerdict::Yes: return "yes";
+        case FitVerdict::No: return "no";
+        case FitVerdict::Unknown: return "unknown";
+        case FitVerdict::NotRun: return "not run";
+    }
+    return "?";
+}
+
 std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,
                               DetectionFormat format, std::optional<bool> lacks_image) {
     if (format == DetectionFormat::Csv) return {};
@@ -593,10 +609,13 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
     if (!json && lacks_image && *lacks_image) out += "# kernel image: lacking (models detect at their thresholds for such dumps)\n";
     for (const ModelFit& f : fits) {
         const bool measured = f.agreement.objects > 0;
+        const FitVerdict verdict = fit_verdict(f);
         if (json) {
+            // "fits" true only where the table says "yes"; null where it says "unknown" or "not run"
+            // (newcomer 79: "fits":true beside "reason":"not run"; newcomer 82: beside "checked":false)
             out += "{\"record\":\"fit\",\"type\":" + json_string(f.type) + ",\"model\":" + json_string(f.source) +
-                   // not run: neither fits nor misfits (newcomer 79: "fits":true beside "reason":"not run")
-                   ",\"fits\":" + (!f.not_run.empty() ? "null" : f.fits ? "true" : "false") + ",\"build\":\"" + to_string(f.build) +
+                   ",\"fits\":" + (verdict == FitVerdict::Yes ? "true" : verdict == FitVerdict::No ? "false" : "null") +
+                   ",\"verdict\":\"" + to_string(verdict) + "\",\"build\":\"" + to_string(f.build) +
                    "\",\"agreement\":" + (measured ? fraction(f.agreement.fraction()) : "null") +
                    ",\"objects\":" + std::to_string(f.agreement.objects) + ",\"agreeing\":" +
                    std::to_string(f.agreement.agreeing) +
@@ -607,12 +626,10 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    (f.threshold ? ",\"threshold\":" + score_text(*f.threshold) : "") +
                    (f.fields_read ? ",\"fields_read\":" + std::to_string(f.fields_read) + ",\"fields_bad\":" + std::to_string(f.fields_bad) : "") +
                    (f.not_run.empty() ? "" : ",\"not_run\":" + json_string(f.not_run)) + "}\n";
-        } else if (!f.not_run.empty()) {
+        } else if (verdict == FitVerdict::NotRun) {
             out += "# fit " + f.type + ": NOT RUN, " + to_string(f.build) + ": " + f.not_run + "\n";
         } else {
-            // Without a candidate object nothing was measured: "unknown", not "yes" (a dump whose
-            // objects all went missing must not read as a good fit); nor is a fit not Checked a "yes".
-            out += "# fit " + f.type + ": " + (!f.fits ? "NO" : measured && f.checked ? "yes" : "unknown") + ", " + to_string(f.build) + ", votes agree on " +
+            out += "# fit " + f.type + ": " + (verdict == FitVerdict::No ? "NO" : to_string(verdict)) + ", " + to_string(f.build) + ", votes agree on " +
                    (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
                                    " candidate objects (" + percent(f.agreement.fraction()) +
                                    (f.not_judged.empty() ? "" : "; not judged: " + f.not_judged) + ")"

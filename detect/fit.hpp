@@ -267,10 +267,19 @@ std::string format_model_list(std::span<const Model> models, std::span<const std
 // the notes and errors about it say it.
 std::string word_size_text(uint32_t word_size);
 
+// What the output says of a model's fit, one word (the table's "# fit TYPE: WORD", JSON "verdict"):
+// NotRun — its network was not run (ModelFit::not_run); No — a misfit (!fits); Yes — fits and the fit
+// was Checked on at least one candidate object; Unknown — neither refuted nor checked (no candidate
+// object, no banner, per-build key nodes on another build…). JSON "fits" is true for Yes, false
+// for No, null otherwise (newcomer 82: "fits":true beside "checked":false on a crafted dump).
+enum class FitVerdict : uint8_t { Yes, No, Unknown, NotRun };
+FitVerdict fit_verdict(const ModelFit& fit);
+const char* to_string(FitVerdict);   // "yes", "no", "unknown", "not run"
+
 // The kernel and fit lines dmdetect writes before its detections: for `Json`, one
 // {"record":"kernel",…} line (release, banner, where found; "release":null without a banner; with
 // `lacks_image` given, "kernel_image":"lacking"|"present", detect.hpp lacks_kernel_image) and one
-// {"record":"fit",…} line per model (with "threshold" when the run's is known, "not_run" when it
+// {"record":"fit",…} line per model ("fits" and "verdict": FitVerdict; with "threshold" when the run's is known, "not_run" when it
 // was not run: ModelFit::not_run, "sampled" when its agreement was measured on a sample: Sample); for `Table`, the same as "# " comment lines ("# fit TYPE: NOT
 // RUN, BUILD: why" for a model not run); for `Csv`, nothing (its one header line stays the only non-detection
 // line). parse_detections() skips lines with a "record" key.

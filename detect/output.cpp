@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <utility>
 
 namespace deepmem {
@@ -24,6 +26,12 @@ namespace {
 
 constexpr std::string_view kCsvHeader = "type,vaddr,paddr,score,votes";
 constexpr std::string_view kWarningLine = "# warning: ";   // format_warnings, table and CSV
+// The boolean fields that are a verdict on an object (train/interpret.hpp), counted per type in a
+// table's footer (newcomer 82: EXITED and FREED rows with no legend, "# task_struct: 276" alone).
+constexpr std::array<std::string_view, 3> kVerdictKeys = {"exited", "freed", "hidden"};
+constexpr std::string_view kVerdictLegend =
+    "# exited: TASK_DEAD in __state, off the kernel's lists by right; freed: on its slab cache's freelist, "
+    "its bytes not yet reused; hidden: alive but missing from a list the kernel keeps it on (missing_from)";
 
 std::string score_text(float s) {
     char buf[32];
@@ -184,6 +192,9 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
         out += buf;
     }
     std::vector<std::pair<std::string, uint64_t>> counts;   // per type, in the detections' order
+    // per type, the detections whose verdict fields (kVerdictKeys) are true, and whether it has them
+    std::map<std::string, std::array<uint64_t, kVerdictKeys.size()>> marked;
+    std::map<std::string, std::array<bool, kVerdictKeys.size()>> has;
     for (const Detection& d : detections) {
         const std::string paddr = d.paddr ? hex(*d.paddr) : "";
         switch (format) {
@@ -211,10 +222,23 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
         }
         if (counts.empty() || counts.back().first != d.type) counts.emplace_back(d.type, 0);
         ++counts.back().second;
+        for (size_t k = 0; k < kVerdictKeys.size(); ++k)
+            if (const ObjectField* f = field_of(d, std::string(kVerdictKeys[k]))) {
+                has[d.type][k] = true;
+                marked[d.type][k] += f->json == "true";
+            }
     }
     if (format == DetectionFormat::Table) {
-        for (const auto& [type, n] : counts) out += "# " + type + ": " + std::to_string(n) + "\n";
+        bool any = false;
+        for (const auto& [type, n] : counts) {
+            std::string verdicts;
+            for (size_t k = 0; k < kVerdictKeys.size(); ++k)
+                if (has[type][k]) verdicts += (verdicts.empty() ? " (" : ", ") + std::string(kVerdictKeys[k]) + " " + std::to_string(marked[type][k]);
+            any = any || !verdicts.empty();
+            out += "# " + type + ": " + std::to_string(n) + (verdicts.empty() ? "" : verdicts + ")") + "\n";
+        }
         out += "# total: " + std::to_string(detections.size()) + "\n";
+        if (any) out += std::string(kVerdictLegend) + "\n";
     }
     return out;
 }

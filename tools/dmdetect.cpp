@@ -565,29 +565,34 @@ int run(int argc, char** argv, Communicator& world) {
                    std::to_string(uint64_t(detect.network_work)) + (detect.network_work == 0 ? " lifted" : " raised") +
                    "; real kernels' graphs need at most " + std::to_string(real) + ": a dump crafted to stall the analysis?";
         };
+        // Warnings on stderr and in the output too (format_warnings): the models' (a run incomplete or
+        // forced) in every format, the dump's (memory it lacks) in tables and JSON only: a CSV of a
+        // cut dump keeps its header first (newcomer 82: neither was a JSON record)
+        std::vector<std::string> warnings, dump_warnings;
+        auto say = [&](std::vector<std::string>& into, std::string line) {
+            into.push_back(std::move(line));
+            std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), into.back().c_str());
+        };
+        auto warn = [&](std::string line) { say(warnings, std::move(line)); };
         // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
         // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
-        // it; models trained with [batch] absent_rate find them).
+        // it; models trained with [batch] absent_rate find them). In the output too (newcomer 82).
         if (lack != MemoryLack::None)
-            std::fprintf(stderr,
-                         "dmdetect: warning: %sthe dump lacks %s of memory the kernel maps (%llu pages%s: a cut or partial "
-                         "capture?); objects beside it score lower%s\n",
-                         who.c_str(), format_bytes(info.absent_pages * 4096).c_str(),
-                         static_cast<unsigned long long>(info.absent_pages),
-                         info.absent_table_bytes ? (", and the page tables of up to " + format_bytes(info.absent_table_bytes) +
-                                                    " of kernel address space")
-                                                       .c_str()
-                                                 : "",
-                         heavy ? "" : ": a lower --threshold may find more, at a cost in precision");
+            say(dump_warnings, "the dump lacks " + format_bytes(info.absent_pages * 4096) + " of memory the kernel maps (" +
+                 std::to_string(info.absent_pages) + " pages" +
+                 (info.absent_table_bytes ? ", and the page tables of up to " + format_bytes(info.absent_table_bytes) +
+                                                " of kernel address space"
+                                          : "") +
+                 ": a cut or partial capture?); objects beside it score lower" +
+                 (heavy ? "" : ": a lower --threshold may find more, at a cost in precision"));
         // The image's window maps (next to) nothing present although the banner lies in memory: the
         // image is in the dump and its page tables do not map it (attacker 16: one bit of the image's
         // PDPT entry cleared on an intact dump read as a cut).
         if (image_lacking && banner && !banner->in_kernel_image())
-            std::fprintf(stderr,
-                         "dmdetect: warning: %sthe kernel image's window maps %s of present memory, yet its banner lies in "
-                         "the dump at paddr %s: the image is there but its page tables do not map it (edited page "
-                         "tables?); the models detect as on a dump without the image\n",
-                         who.c_str(), format_bytes(info.kernel_image_bytes.value_or(0)).c_str(), hex(banner->paddr).c_str());
+            say(dump_warnings, "the kernel image's window maps " + format_bytes(info.kernel_image_bytes.value_or(0)) +
+                 " of present memory, yet its banner lies in the dump at paddr " + hex(banner->paddr) +
+                 ": the image is there but its page tables do not map it (edited page tables?); the models detect "
+                 "as on a dump without the image");
         // A .dmg before version 6 does not say whether the image is there: a cut dump's graph then
         // gets the models' full thresholds (attacker 16: 0 of 140 task_structs, silently).
         if (!info.kernel_image_bytes && paging::scheme_of(info.paging).sign_extend && info.absent_table_bytes > 0)
@@ -617,11 +622,6 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<ModelFit> fits;
         fits_all = true;
         complete = true;
-        std::vector<std::string> incomplete;   // written into the output too (format_warnings)
-        auto warn = [&](std::string line) {    // ... and on stderr
-            incomplete.push_back(std::move(line));
-            std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), incomplete.back().c_str());
-        };
         for (size_t i = 0; i < used.model_count(); ++i) {
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
             // candidate object, reported none, and no word was said): the reason says why in scores.
@@ -695,7 +695,7 @@ int run(int argc, char** argv, Communicator& world) {
         const std::string text =
             format_fit_report(banner, fits, format,
                               info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +
-            format_warnings(incomplete, format) +
+            (format == DetectionFormat::Csv ? "" : format_warnings(dump_warnings, format)) + format_warnings(warnings, format) +
             (vm.count("tree") ? process_tree(found) : format_detections(found, format));
         return batch ? name_dump_records(text, format, DumpRecords{dump}) : text;
     };

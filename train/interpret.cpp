@@ -62,6 +62,12 @@ struct FieldList {
         bad.push_back(std::string(key) + ": " + why.text);
     }
     void null(const char* key, const std::string& misread, uint64_t through = 0) { null(key, Why{misread, false, through}); }
+    // A value the kernel itself took away (a freed object's released pointer): null, the reason in
+    // "bad", no misread (ObjectField::misread false: nothing says the object is read off its base).
+    void released(const char* key, const std::string& why) {
+        out.push_back({key, "null", "", false, 0});
+        bad.push_back(std::string(key) + ": " + why);
+    }
     // The kernel's BTF has no member for `key`: "key: not in this kernel's BTF".
     void absent(const char* key) { null(key, Why::not_in_btf()); }
     void list(const char* key, const std::vector<std::string>& v) {
@@ -94,7 +100,7 @@ struct ObjectInterpreter::Impl {
     // The kernel's own view (the labeler's walk), by physical address.
     bool walked = false, have_view = false;
     std::unordered_set<uint64_t> listed_tasks, listed_modules, fd_files, mapped_files;
-    // Creds a listed task or a reached file uses (real_cred, cred, f_cred); creds and files the
+    // Creds a listed task or a reached file uses (real_cred, cred, f_cred); tasks, creds and files the
     // labeler found freed on their caches' freelists (count 0, contents intact).
     std::unordered_set<uint64_t> used_creds, freelisted;
     std::unordered_map<uint64_t, std::unordered_set<uint64_t>> thread_lists;   // signal/leader → members
@@ -138,7 +144,7 @@ void ObjectInterpreter::Impl::walk_views() {
         return;
     }
     LabelerOptions o = LabelerOptions::reached_only();
-    o.freed_creds = o.freed_files = true;   // the freelists: what corroborates a count of 0 (Fields, freed)
+    o.freed_tasks = o.freed_creds = o.freed_files = true;   // the freelists: what corroborates a count of 0 (Fields, freed)
     LabelSet set;
     try {
         set = label_kernel_objects(mem, btf, *syms, o);
@@ -150,7 +156,7 @@ void ObjectInterpreter::Impl::walk_views() {
     for (const Label& l : set.labels) {
         const uint64_t p = l.paddr ? *l.paddr : l.vaddr ^ (uint64_t{1} << 63);
         if (l.freed) {
-            if (l.type == "cred" || l.type == "file") freelisted.insert(p);
+            if (l.type == "task_struct" || l.type == "cred" || l.type == "file") freelisted.insert(p);
             continue;
         }
         if (l.type == "task_struct") listed_tasks.insert(p);
@@ -264,14 +270,26 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         fl.str("comm", *comm);
         comm_ok = true;
     }
-    if (auto c = ptr(t + L.real_cred); !c || !kernel(*c)) {
+    std::optional<uint64_t> state_raw = L.state ? word(t + *L.state, 4) : std::nullopt, exit_state;
+    // TASK_DEAD in __state: do_task_dead() left it once exit_notify() was done (kernel/exit.c,
+    // kernel/sched/core.c); the task never runs again, and is off the lists by right (newcomer 79:
+    // `hidden no` beside `missing_from tasks,threads,pid_hash` read as the DKOM signature).
+    const bool dead = state_raw && (*state_raw & kTaskDead);
+    walk_views();
+    // On the task_struct cache's freelist (the labeler's walk: dmlabel's "freed" labels).
+    const bool freed = have_view && freelisted.count(phys(t)) > 0;
+    if (auto c = ptr(t + L.real_cred); c && *c == 0 && (dead || freed)) {
+        // exit_creds() (kernel/cred.c) NULLs real_cred and cred when the last reference to a task
+        // that has exited goes: nothing misread (newcomer 82: 22 exited tasks' "real_cred
+        // unreadable" read as 22 misreads in the fit line)
+        for (const char* k : {"uid", "gid", "euid"}) fl.released(k, "real_cred released: the task exited (exit_creds)");
+    } else if (!c || !kernel(*c)) {
         for (const char* k : {"uid", "gid", "euid"}) fl.null(k, "real_cred unreadable");
     } else {
         cred_ids(fl, *c, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"euid", L.cred_euid}}, *c);
     }
-    std::optional<uint64_t> state_raw, exit_state;
     if (!L.state) fl.absent("state");
-    else if (!(state_raw = word(t + *L.state, 4))) fl.null("state", "unreadable");
+    else if (!state_raw) fl.null("state", "unreadable");
     if (L.exit_state) exit_state = word(t + *L.exit_state, 4);
     if (state_raw) {
         const uint32_t s = static_cast<uint32_t>(*state_raw);
@@ -298,15 +316,12 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     else fl.boolean("kernel_thread", *f & kPfKthread);
     if (auto gl = ptr(t + L.group_leader); !gl || !kernel(*gl)) fl.null("group_leader", "unreadable");
     else fl.boolean("group_leader", phys(*gl) == phys(t));
-    // TASK_DEAD in __state: do_task_dead() left it once exit_notify() was done (kernel/exit.c,
-    // kernel/sched/core.c); the task never runs again, and is off the lists by right (newcomer 79:
-    // `hidden no` beside `missing_from tasks,threads,pid_hash` read as the DKOM signature).
-    const bool dead = state_raw && (*state_raw & kTaskDead);
     if (!L.state) fl.absent("exited");
     else if (!state_raw) fl.out.push_back({"exited", "null", ""});   // `state` says why
     else fl.boolean("exited", dead, "EXITED", "no");
+    if (!have_view) fl.out.push_back({"freed", "null", ""});   // no symbols: no freelist walked (notes() says)
+    else fl.boolean("freed", freed, "FREED", "no");
 
-    walk_views();
     if (have_view) {
         std::vector<std::string> missing;
         const bool listed = listed_tasks.count(phys(t)) > 0;
@@ -322,7 +337,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         // not hidden); a task unlinked while still inside do_exit() is called hidden (a few at most,
         // one per CPU).
         if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
-        else fl.boolean("hidden", !listed && !dead, "HIDDEN", "no");
+        else fl.boolean("hidden", !listed && !dead && !freed, "HIDDEN", "no");
         fl.list("missing_from", missing);
     }
     return fl.finish();
@@ -819,10 +834,14 @@ std::string process_tree(std::span<const Detection> detections) {
         // X from exit_state alone, without TASK_DEAD) stays in the tree, marked.
         const ObjectField* h = field_of(d, "hidden");
         const bool hidden_task = h && h->json == "true";
-        if (const ObjectField* st = field_of(d, "state"); st && st->text == "X" && !hidden_task) {
+        // A task on its cache's freelist (freed) is listed apart likewise, whatever its state says.
+        const ObjectField *st = field_of(d, "state"), *fr = field_of(d, "freed");
+        const bool freed = fr && fr->json == "true";
+        if (((st && st->text == "X") || freed) && !hidden_task) {
             const ObjectField* m = field_of(d, "missing_from");
             std::string line = std::to_string(*pid) + " " + comm->text;
             if (*pid != *tgid) line += " (thread of " + std::to_string(*tgid) + ")";
+            if (freed) line += "  [freed]";
             if (m && m->json.find("\"tasks\"") == std::string::npos) line += "  [still on the task list]";
             exited.emplace_back(*pid, std::move(line));
             continue;

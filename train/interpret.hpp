@@ -10,7 +10,11 @@
 //               task_struct  pid, tgid, ppid (real_parent's tgid), comm, uid, gid, euid (real_cred),
 //                            state (ps letter R S D T t X Z P I), start_time (s since boot),
 //                            kernel_thread (PF_KTHREAD), group_leader, exited (TASK_DEAD in
-//                            __state: off the lists by right), then the cross-view
+//                            __state: off the lists by right), freed (on the task_struct cache's
+//                            freelist, as dmlabel's "freed" labels; null without kernel symbols),
+//                            then the cross-view. A task that exited (exited or freed) whose
+//                            real_cred is NULL — exit_creds(), kernel/cred.c — has uid, gid, euid
+//                            null with "real_cred released" in "bad", not counted as misreads
 //               file         path, flags (f_flags), pos (f_pos), inode (i_ino), refs (file_count():
 //                            f_count, or 6.13's f_ref read as file_ref_read() does,
 //                            KernelLayout::file_references), freed, then the cross-view
@@ -130,8 +134,9 @@ void withdraw_hidden(Detection& detection, const std::string& why);
 
 // A pstree-like view of the detected tasks (their fields from interpret()): processes under their
 // parent by ppid, sorted by PID, each "PID comm", threads counted after it, hidden ones marked
-// "[HIDDEN: missing from …]"; exited tasks (state X, EXIT_DEAD: released, memory not yet reused)
-// are not processes and are listed apart, "(exited) PID comm", marked when still on the task list;
+// "[HIDDEN: missing from …]"; exited tasks (state X, EXIT_DEAD: released, memory not yet reused;
+// or freed: on the task_struct cache's freelist, marked "[freed]") are not processes and are listed
+// apart, "(exited) PID comm", marked when still on the task list;
 // tasks whose pid or comm is bad listed at the end. Ends with a line of counts (processes,
 // threads, exited tasks, hidden tasks, unreadable).
 std::string process_tree(std::span<const Detection> detections);

@@ -101,6 +101,8 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(json.err.rfind("dmdetect: note: objects not read, addresses only: no types: ", 0) == 0);
     CHECK(std::count(json.err.begin(), json.err.end(), '\n') == 2);   // and the memory it lacks
     CHECK(json.err.find("dmdetect: warning: the dump lacks ") != std::string::npos);
+    // ... and in the output, a record (newcomer 82: only on stderr); never in CSV (its header first)
+    CHECK(json.out.find("{\"record\":\"warning\",\"message\":\"the dump lacks ") != std::string::npos);
     const auto found = parse_detections(bytes(json.out));
     REQUIRE(found.size() == 127);   // one per 24-byte segment (the first one runs on into the page before)
     CHECK(found.front() == Detection{"cred", V + 32, P0 + 32, 0.5f, 1});
@@ -108,6 +110,7 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(csv.status == 0);
     CHECK(csv.out == "");
     CHECK(parse_detections(bytes(slurp(dir / "d.csv"))) == found);
+    CHECK(slurp(dir / "d.csv").rfind("type,vaddr,paddr,score,votes\n", 0) == 0);
     Run table = run("DMDETECT", base + " --threshold 1e9", dir);
     CHECK(table.status == 0);
     CHECK(table.out.find("# total: 0\n") != std::string::npos);
@@ -533,7 +536,7 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     CHECK(q.out == j.out);
     CHECK(q.err.find("dmdetect: note: task_struct: chose") == std::string::npos);
     CHECK(without_notes(q.err) == lacks);
-    CHECK(j.out.find("\"model\":\"" + (dir / "models" / "b-6.1.cereal").string() + "\",\"fits\":true,\"build\":\"same-build\","
+    CHECK(j.out.find("\"model\":\"" + (dir / "models" / "b-6.1.cereal").string() + "\",\"fits\":true,\"verdict\":\"yes\",\"build\":\"same-build\","
                      "\"agreement\":1.0000,\"objects\":24,\"agreeing\":24") != std::string::npos);
     // A model with other graph parameters first in the folder, set aside for this dump: the graph
     // is built with the parameters most models share, the same output (helper 65: the first
@@ -576,7 +579,7 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     Run m = run("DMDETECT", "-w " + b + " " + moved + opts + " --format json --threshold 1.5 --require-fit", dir);
     CHECK(m.status == 3);
     CHECK(parse_detections(bytes(m.out)).size() == 24);
-    CHECK(m.out.find("\"fits\":false,\"build\":\"same-build\",\"agreement\":0.0000,\"objects\":24,\"agreeing\":0") !=
+    CHECK(m.out.find("\"fits\":false,\"verdict\":\"no\",\"build\":\"same-build\",\"agreement\":0.0000,\"objects\":24,\"agreeing\":0") !=
           std::string::npos);
     CHECK(m.err.find("key-node votes agree on 0 of 24 candidate objects (0.0%, 99.0% on its validation dumps)") !=
           std::string::npos);

@@ -727,10 +727,17 @@ TEST_CASE("fit: kernel and fit records in the output, skipped when detections ar
     CHECK(json.rfind("{\"record\":\"kernel\",\"release\":\"6.1.0-47-amd64\",\"banner\":\"Linux version", 0) == 0);
     CHECK(json.find("#1 SMP \\\"quoted\\\" \\\\ build\",\"found\":\"kernel image\",\"vaddr\":\"0xffffffff82000100\"") != std::string::npos);
     CHECK(json.find("{\"record\":\"fit\",\"type\":\"task_struct\",\"model\":\"models/task_struct.cereal\",\"fits\":false,"
-                    "\"build\":\"other-version\",\"agreement\":0.1000,\"objects\":10,\"agreeing\":1,"
+                    "\"verdict\":\"no\",\"build\":\"other-version\",\"agreement\":0.1000,\"objects\":10,\"agreeing\":1,"
                     "\"validation_agreement\":0.9900,\"missing_key_nodes\":[],\"reason\":\"the dump's kernel") !=
           std::string::npos);
     CHECK(parse_detections({reinterpret_cast<const uint8_t*>(json.data()), json.size()}) == det);
+    // Neither refuted nor checked (no banner, no candidate object): "fits" null, as the table's
+    // "unknown" (newcomer 82: "fits":true beside "checked":false on a crafted dump)
+    const std::vector<ModelFit> unchecked = {assess_fit(m, "models/task_struct.cereal", std::nullopt, VoteAgreement{0, 0, {}})};
+    CHECK(unchecked[0].fits);
+    CHECK_FALSE(unchecked[0].checked);
+    CHECK(format_fit_report(std::nullopt, unchecked, DetectionFormat::Json).find("\"fits\":null,\"verdict\":\"unknown\",") != std::string::npos);
+    CHECK(format_fit_report(std::nullopt, unchecked, DetectionFormat::Table).find("# fit task_struct: unknown, unknown, votes agree on no candidate object") != std::string::npos);
 
     const std::string none = format_fit_report(std::nullopt, {}, DetectionFormat::Json);
     CHECK(none == "{\"record\":\"kernel\",\"release\":null,\"banner\":null}\n");

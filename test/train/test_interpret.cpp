@@ -130,7 +130,38 @@ TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
     CHECK(f["hidden"] == "false");
     CHECK(f["exited"] == "true");                       // why it is off the lists, said
     CHECK(f["state"] == "\"X\"");
+    CHECK(f["freed"] == "false");                       // allocated in its slab
     CHECK(in.notes().empty());
+
+    // obj0: on the task_struct cache's freelist (dmlabel's "freed" label): freed, never hidden,
+    // even with a live state; its real_cred NULLed by exit_creds() is said, not a misread
+    // (newcomer 82: 22 exited tasks' "real_cred unreadable" counted as 22 misreads in the fit line).
+    f = json_of(in.fields("task_struct", w.at["obj0"]));
+    CHECK(f["freed"] == "true");
+    CHECK(f["hidden"] == "false");
+    CHECK(f["missing_from"] == "[\"tasks\",\"threads\",\"pid_hash\"]");
+    w.mem.put(w.at["obj0"] + Off::real_cred, 0);
+    ObjectInterpreter in4(w.mem, w.btf, &syms);
+    f = json_of(in4.fields("task_struct", w.at["obj0"]));
+    CHECK(f["uid"] == "null");
+    CHECK(f["bad"].find("uid: real_cred released: the task exited (exit_creds)") != std::string::npos);
+    for (const ObjectField& x : in4.fields("task_struct", w.at["obj0"]))   // (its ppid: no real_parent in this world)
+        if (x.key == "uid" || x.key == "gid" || x.key == "euid") CHECK_MESSAGE(!x.misread, x.key);
+    // the same NULL on a task neither dead nor freed is a misread
+    w.mem.put(w.at["obj2"] + Off::real_cred, 0);
+    w.mem.put(w.at["obj2"] + Off::state, 1, 4);
+    ObjectInterpreter in5(w.mem, w.btf, &syms);
+    f = json_of(in5.fields("task_struct", w.at["obj2"]));
+    CHECK(f["bad"].find("uid: real_cred unreadable") != std::string::npos);
+    CHECK(f["hidden"] == "true");
+    bool misread = false;
+    for (const ObjectField& x : in5.fields("task_struct", w.at["obj2"])) misread = misread || (x.key == "uid" && x.misread);
+    CHECK(misread);
+    // exited too (TASK_DEAD): released, not misread
+    w.mem.put(w.at["obj2"] + Off::state, 0x80, 4);
+    ObjectInterpreter in6(w.mem, w.btf, &syms);
+    for (const ObjectField& x : in6.fields("task_struct", w.at["obj2"]))
+        if (x.key == "uid" || x.key == "gid" || x.key == "euid") CHECK_MESSAGE(!x.misread, x.key);
 }
 
 TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is not") {
@@ -405,6 +436,7 @@ TEST_CASE("interpret: without symbols, fields but no cross-view and a note") {
     CHECK(f["pid"] == "100");
     CHECK(f.count("hidden") == 0);
     CHECK(f.count("missing_from") == 0);
+    CHECK(f["freed"] == "null");   // no freelist walked
     REQUIRE(in.notes().size() == 1);
     CHECK(in.notes()[0].find("no kernel symbols") != std::string::npos);
 }
@@ -431,9 +463,13 @@ TEST_CASE("interpret: fields in every output format; readers keep the five detec
     CAPTURE(table);
     CHECK(table.find("votes  name") != std::string::npos);   // the module section's header
     CHECK(table.find("votes  pid") != std::string::npos);    // the task section's header
-    CHECK(table.find("# task_struct: 2\n# total: 3\n") != std::string::npos);
+    // counts, with the verdict fields' (newcomer 82: EXITED and FREED rows with no legend)
+    CHECK(table.find("# module: 1 (hidden 0)\n# task_struct: 2 (exited 0, freed 0, hidden 0)\n# total: 3\n# exited: TASK_DEAD") != std::string::npos);
     std::vector<Detection> plain = ds;
     for (Detection& d : plain) d.fields.clear();
+    const std::string bare = format_detections(plain, DetectionFormat::Table);   // no fields: counts alone, no legend
+    CHECK(bare.find("# task_struct: 2\n# total: 3\n") != std::string::npos);
+    CHECK(bare.find("# exited:") == std::string::npos);
     for (const std::string& text : {json, csv}) {
         const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
         CHECK(parse_detections(bytes) == plain);
