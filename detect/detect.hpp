@@ -501,8 +501,9 @@ private:
 //   table  aligned columns type, vaddr, paddr, score, votes, then "# type: count" per type. With
 //          fields: one section per type, its header naming that type's field keys as further
 //          columns (a null value is "?", an empty string "-"); a type with verdict fields (exited,
-//          freed, hidden) counts the true ones, "# task_struct: 276 (exited 22, freed 22, hidden 0)",
-//          and one "# exited: …" line after the total says what each means.
+//          freed, hidden) counts the true ones, "# task_struct: 276 (exited 22, freed 22, hidden 0)"
+//          ("hidden 0 (3 null)" when some are null), and one line after the total says what each
+//          key shown means ("# exited: …; freed: …; hidden: …").
 //   json   JSON Lines {"type":"task_struct","vaddr":"0xffff…","paddr":"0x…"|null,"score":1.234,"votes":12}
 //          then each field as "key":value in its order
 //          (dmdetect puts {"record":…} lines about the kernel and the models' fit first: detect/fit.hpp)

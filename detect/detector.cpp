@@ -303,17 +303,24 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                                      std::to_string(PhysicalLayer::kCountedPageBytes) +
                                      " bytes of its file, or of what a compressed file's pages take)"
                                : ")");
-        const std::string needs = number("%.0f", std::ceil(double(e.work + (of - left)) / double(std::max<uint64_t>(1, counted))));
+        const double per_page = std::ceil(double(e.work + (of - left)) / double(std::max<uint64_t>(1, counted)));
+        const std::string needs = number("%.0f", per_page);
+        // what lifts it (newcomer 82: the warning said neither the value nor the cost): the network
+        // work bound that covers this need, the all-models part being scan_work_factor times it
+        const double lift = std::ceil(scan ? per_page / std::max(opt.scan_work_factor, 1.0) : per_page);
+        const std::string run_anyway = "; --network-work " + number("%.0f", lift) + " (0: no bound) runs it, at about " +
+                                       number("%.1f", double(e.work) / double(std::max<uint64_t>(1, left))) +
+                                       " times the work this bound left it";
         if (scan)
             return std::string(e.what()) + " (" + std::to_string(of - left) + " done before it in this scan)" +
                    ": the network work bound of this dump for all models together, " +
                    number("%g", scan_per_page) + pages + "; they need about " + needs +
-                   " a counted page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelScanWork)) +
-                   ": a crafted dump?";
+                   " per counted page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelScanWork)) +
+                   ": a crafted dump?" + run_anyway;
         return std::string(e.what()) + (left < of ? " (" + std::to_string(of - left) + " done before it)" : "") +
                ": the network work bound of this dump, " + number("%g", opt.network_work) + pages + "; it needs about " +
-               needs + " a counted page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelNetworkWork)) +
-               ": a crafted dump?";
+               needs + " per counted page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelNetworkWork)) +
+               ": a crafted dump?" + run_anyway;
     };
     // Runs a network on rows `on`; "" or, past the work limit or the work bound (`was_capped`), why it
     // gave nothing. `whole`: why it ran the whole graph at once instead, within the ceiling. Every

@@ -546,9 +546,17 @@ std::vector<size_t> pick_models(std::span<const Model> models, const std::option
         const Candidate& chosen = cands.front();
         out.push_back(std::get<5>(chosen.key));
         if (!notes || cands.size() < 2) continue;
+        // the models set aside for one reason together, the reason said once (newcomer 82: a 1–2 kB
+        // line per type, "the chosen model's builds match … better" five times)
+        std::vector<std::pair<std::string, std::string>> aside;   // (why, the models), first-seen order
+        for (size_t k = 1; k < cands.size(); ++k) {
+            const std::string reason = why(chosen, cands[k]), model = name(std::get<5>(cands[k].key)) + " (" + what(cands[k]) + ")";
+            auto it = std::find_if(aside.begin(), aside.end(), [&](const auto& a) { return a.first == reason; });
+            if (it == aside.end()) aside.emplace_back(reason, model);
+            else it->second += ", " + model;
+        }
         std::string line = type + ": chose " + name(std::get<5>(chosen.key)) + " (" + what(chosen) + ")";
-        for (size_t k = 1; k < cands.size(); ++k)
-            line += "; set aside " + name(std::get<5>(cands[k].key)) + " (" + what(cands[k]) + "): " + why(chosen, cands[k]);
+        for (const auto& [reason, models_aside] : aside) line += "; set aside " + models_aside + ": " + reason;
         notes->push_back(std::move(line));
     }
     std::sort(out.begin(), out.end());

@@ -235,7 +235,8 @@ void judge_fields(ModelFit& fit, std::span<const Detection> detections, MemoryLa
 // chosen, each set aside and why, with the models named by `sources` (one per model, e.g. its
 // path; else "model N"): "task_struct: chose b.cereal (same-build, 1 build); set aside
 // a.cereal (other-version, 1 build): the chosen model's builds match the dump's kernel
-// 6.1.0-47-amd64 better". dmdetect prints them as notes.
+// 6.1.0-47-amd64 better"; models set aside for the same reason are listed together before it
+// ("set aside a.cereal (…), c.cereal (…): …"). dmdetect prints them as notes.
 // `word_size` (the graph's: 4 under 32-bit and PAE paging, 8 under x86-64; 0 for any): models
 // trained on another word size are never picked (their graphs cannot match); a type left with
 // none gets a note saying so.

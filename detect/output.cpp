@@ -28,10 +28,11 @@ constexpr std::string_view kCsvHeader = "type,vaddr,paddr,score,votes";
 constexpr std::string_view kWarningLine = "# warning: ";   // format_warnings, table and CSV
 // The boolean fields that are a verdict on an object (train/interpret.hpp), counted per type in a
 // table's footer (newcomer 82: EXITED and FREED rows with no legend, "# task_struct: 276" alone).
+// Each with what it means, for the legend line (only the keys the table has).
 constexpr std::array<std::string_view, 3> kVerdictKeys = {"exited", "freed", "hidden"};
-constexpr std::string_view kVerdictLegend =
-    "# exited: TASK_DEAD in __state, off the kernel's lists by right; freed: on its slab cache's freelist, "
-    "its bytes not yet reused; hidden: alive but missing from a list the kernel keeps it on (missing_from)";
+constexpr std::array<std::string_view, 3> kVerdictMeaning = {
+    "TASK_DEAD in __state, off the kernel's lists by right", "on its slab cache's freelist, its bytes not yet reused",
+    "alive but missing from a list the kernel keeps it on (missing_from)"};
 
 std::string score_text(float s) {
     char buf[32];
@@ -193,7 +194,7 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
     }
     std::vector<std::pair<std::string, uint64_t>> counts;   // per type, in the detections' order
     // per type, the detections whose verdict fields (kVerdictKeys) are true, and whether it has them
-    std::map<std::string, std::array<uint64_t, kVerdictKeys.size()>> marked;
+    std::map<std::string, std::array<uint64_t, kVerdictKeys.size()>> marked, unsaid;   // true, null
     std::map<std::string, std::array<bool, kVerdictKeys.size()>> has;
     for (const Detection& d : detections) {
         const std::string paddr = d.paddr ? hex(*d.paddr) : "";
@@ -226,19 +227,26 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
             if (const ObjectField* f = field_of(d, std::string(kVerdictKeys[k]))) {
                 has[d.type][k] = true;
                 marked[d.type][k] += f->json == "true";
+                unsaid[d.type][k] += f->json == "null";
             }
     }
     if (format == DetectionFormat::Table) {
-        bool any = false;
+        std::array<bool, kVerdictKeys.size()> shown{};
         for (const auto& [type, n] : counts) {
             std::string verdicts;
             for (size_t k = 0; k < kVerdictKeys.size(); ++k)
-                if (has[type][k]) verdicts += (verdicts.empty() ? " (" : ", ") + std::string(kVerdictKeys[k]) + " " + std::to_string(marked[type][k]);
-            any = any || !verdicts.empty();
+                if (has[type][k]) {
+                    shown[k] = true;
+                    verdicts += (verdicts.empty() ? " (" : ", ") + std::string(kVerdictKeys[k]) + " " + std::to_string(marked[type][k]);
+                    if (unsaid[type][k]) verdicts += " (" + std::to_string(unsaid[type][k]) + " null)";   // not said: neither
+                }
             out += "# " + type + ": " + std::to_string(n) + (verdicts.empty() ? "" : verdicts + ")") + "\n";
         }
         out += "# total: " + std::to_string(detections.size()) + "\n";
-        if (any) out += std::string(kVerdictLegend) + "\n";
+        std::string legend;
+        for (size_t k = 0; k < kVerdictKeys.size(); ++k)
+            if (shown[k]) legend += (legend.empty() ? "# " : "; ") + std::string(kVerdictKeys[k]) + ": " + std::string(kVerdictMeaning[k]);
+        if (!legend.empty()) out += legend + "\n";
     }
     return out;
 }

@@ -122,9 +122,19 @@ uint64_t parse_size(const std::string& s, const std::string& what) {
     const size_t used = ec == std::errc{} ? size_t(end - s.data()) : 0;
     if (used == 0) throw InputError(what + " '" + s + "' is not a size (e.g. 512M, 4G)");
     std::string unit = s.substr(used);
-    // "1.5G" (newcomer 79: was "an unknown unit", though G is one): whole numbers only
-    if (!unit.empty() && (unit[0] == '.' || unit[0] == ','))
-        throw InputError(what + " '" + s + "' is not a whole number of bytes or units (e.g. 1536M for 1.5G)");
+    // "1.5G" (newcomer 79: was "an unknown unit", though G is one): whole numbers only, the example
+    // the input's own size in the next smaller unit when that is whole ("0.5T": 512G), else 1.5G's
+    if (!unit.empty() && (unit[0] == '.' || unit[0] == ',')) {
+        std::string example = "1536M for 1.5G";
+        uint64_t frac = 0, scale = 1;
+        size_t i = 1;
+        for (; i < unit.size() && i <= 9 && unit[i] >= '0' && unit[i] <= '9'; ++i) frac = frac * 10 + uint64_t(unit[i] - '0'), scale *= 10;
+        const std::string_view units = "KMGT";
+        const size_t u = i < unit.size() ? units.find(char(std::toupper(static_cast<unsigned char>(unit[i])))) : std::string_view::npos;
+        if (i > 1 && u != std::string_view::npos && u > 0 && v < (uint64_t{1} << 40) && frac * 1024 % scale == 0)
+            example = std::to_string(v * 1024 + frac * 1024 / scale) + units[u - 1] + " for " + s;
+        throw InputError(what + " '" + s + "' is not a whole number of bytes or units (e.g. " + example + ")");
+    }
     // "b" is bits in "512Kb" or "1Gb" (helper 67: read as bytes, eight times the size meant): only B.
     if (!unit.empty() && unit.back() == 'b')
         throw InputError(what + " '" + s + "': 'b' is bits; sizes are in bytes (e.g. 512K, 512KB, 512KiB)");

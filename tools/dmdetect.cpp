@@ -566,8 +566,9 @@ int run(int argc, char** argv, Communicator& world) {
                    "; real kernels' graphs need at most " + std::to_string(real) + ": a dump crafted to stall the analysis?";
         };
         // Warnings on stderr and in the output too (format_warnings): the models' (a run incomplete or
-        // forced) in every format, the dump's (memory it lacks) in tables and JSON only: a CSV of a
-        // cut dump keeps its header first (newcomer 82: neither was a JSON record)
+        // forced) in every format, before a CSV's header too; the dump's (memory it lacks) in tables
+        // and JSON only, so that a CSV of a cut dump, the common case, starts with its header
+        // (newcomer 82: the dump's were no JSON record)
         std::vector<std::string> warnings, dump_warnings;
         auto say = [&](std::vector<std::string>& into, std::string line) {
             into.push_back(std::move(line));

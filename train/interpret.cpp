@@ -270,31 +270,38 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         fl.str("comm", *comm);
         comm_ok = true;
     }
-    std::optional<uint64_t> state_raw = L.state ? word(t + *L.state, 4) : std::nullopt, exit_state;
+    const std::optional<uint64_t> state_raw = L.state ? word(t + *L.state, 4) : std::nullopt;
+    const std::optional<uint64_t> exit_state = L.exit_state ? word(t + *L.exit_state, 4) : std::nullopt;
+    // __state and exit_state hold only the kernel's task state bits (include/linux/sched.h): others
+    // make `state` null, and `exited` with it (reviewer 81: "exited" beside "unknown state bits")
+    const uint32_t exit_bits = exit_state ? static_cast<uint32_t>(*exit_state) : 0;
+    const bool state_known = state_raw && *state_raw <= 0xffff && (exit_bits & ~0x30u) == 0;
     // TASK_DEAD in __state: do_task_dead() left it once exit_notify() was done (kernel/exit.c,
     // kernel/sched/core.c); the task never runs again, and is off the lists by right (newcomer 79:
     // `hidden no` beside `missing_from tasks,threads,pid_hash` read as the DKOM signature).
-    const bool dead = state_raw && (*state_raw & kTaskDead);
+    // exit_notify() set exit_state (EXIT_ZOMBIE, or EXIT_DEAD) before: TASK_DEAD without it is one
+    // word written over a live task (reviewer 83: a DKOM-hidden task read "R", exited, not hidden).
+    const bool dead = state_known && (*state_raw & kTaskDead) && (exit_bits & 0x30u);
     walk_views();
     // On the task_struct cache's freelist (the labeler's walk: dmlabel's "freed" labels).
     const bool freed = have_view && freelisted.count(phys(t)) > 0;
-    if (auto c = ptr(t + L.real_cred); c && *c == 0 && (dead || freed)) {
+    const auto real_cred = ptr(t + L.real_cred), cred = ptr(t + L.cred);
+    if (dead && real_cred == 0u && cred == 0u) {
         // exit_creds() (kernel/cred.c) NULLs real_cred and cred when the last reference to a task
         // that has exited goes: nothing misread (newcomer 82: 22 exited tasks' "real_cred
-        // unreadable" read as 22 misreads in the fit line)
+        // unreadable" read as 22 misreads in the fit line); both, on a dead task (reviewer 83: a
+        // NULL real_cred beside a live cred is no released task)
         for (const char* k : {"uid", "gid", "euid"}) fl.released(k, "real_cred released: the task exited (exit_creds)");
-    } else if (!c || !kernel(*c)) {
+    } else if (!real_cred || !kernel(*real_cred)) {
         for (const char* k : {"uid", "gid", "euid"}) fl.null(k, "real_cred unreadable");
     } else {
-        cred_ids(fl, *c, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"euid", L.cred_euid}}, *c);
+        cred_ids(fl, *real_cred, {{"uid", L.cred_uid}, {"gid", L.cred_gid}, {"euid", L.cred_euid}}, *real_cred);
     }
     if (!L.state) fl.absent("state");
     else if (!state_raw) fl.null("state", "unreadable");
-    if (L.exit_state) exit_state = word(t + *L.exit_state, 4);
     if (state_raw) {
-        const uint32_t s = static_cast<uint32_t>(*state_raw);
-        const uint32_t x = exit_state ? static_cast<uint32_t>(*exit_state) : 0;
-        if (s > 0xffff || (x & ~0x30u) != 0) {
+        const uint32_t s = static_cast<uint32_t>(*state_raw), x = exit_bits;
+        if (!state_known) {
             fl.null("state", "unknown state bits " + hex(s) + (x ? " exit_state " + hex(x) : ""));
         } else {
             const uint32_t r = ((s & kTaskReport) | x) & kTaskReport;
@@ -317,7 +324,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     if (auto gl = ptr(t + L.group_leader); !gl || !kernel(*gl)) fl.null("group_leader", "unreadable");
     else fl.boolean("group_leader", phys(*gl) == phys(t));
     if (!L.state) fl.absent("exited");
-    else if (!state_raw) fl.out.push_back({"exited", "null", ""});   // `state` says why
+    else if (!state_known) fl.out.push_back({"exited", "null", ""});   // `state` says why
     else fl.boolean("exited", dead, "EXITED", "no");
     if (!have_view) fl.out.push_back({"freed", "null", ""});   // no symbols: no freelist walked (notes() says)
     else fl.boolean("freed", freed, "FREED", "no");
@@ -337,7 +344,9 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         // not hidden); a task unlinked while still inside do_exit() is called hidden (a few at most,
         // one per CPU).
         if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
-        else fl.boolean("hidden", !listed && !dead && !freed, "HIDDEN", "no");
+        // freed alone does not excuse: a task is freed only after it died (reviewer 83: a forged
+        // freelist entry would take a live task out of "hidden")
+        else fl.boolean("hidden", !listed && !dead, "HIDDEN", "no");
         fl.list("missing_from", missing);
     }
     return fl.finish();

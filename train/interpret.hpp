@@ -10,11 +10,12 @@
 //               task_struct  pid, tgid, ppid (real_parent's tgid), comm, uid, gid, euid (real_cred),
 //                            state (ps letter R S D T t X Z P I), start_time (s since boot),
 //                            kernel_thread (PF_KTHREAD), group_leader, exited (TASK_DEAD in
-//                            __state: off the lists by right), freed (on the task_struct cache's
-//                            freelist, as dmlabel's "freed" labels; null without kernel symbols),
-//                            then the cross-view. A task that exited (exited or freed) whose
-//                            real_cred is NULL — exit_creds(), kernel/cred.c — has uid, gid, euid
-//                            null with "real_cred released" in "bad", not counted as misreads
+//                            __state with EXIT_ZOMBIE or EXIT_DEAD in exit_state: off the lists by
+//                            right), freed (on the task_struct cache's freelist, as dmlabel's
+//                            "freed" labels; null without kernel symbols; no excuse for being off
+//                            the lists by itself), then the cross-view. An exited task whose
+//                            real_cred and cred are NULL — exit_creds(), kernel/cred.c — has uid,
+//                            gid, euid null with "real_cred released" in "bad", not misreads
 //               file         path, flags (f_flags), pos (f_pos), inode (i_ino), refs (file_count():
 //                            f_count, or 6.13's f_ref read as file_ref_read() does,
 //                            KernelLayout::file_references), freed, then the cross-view

@@ -380,7 +380,17 @@ TEST_CASE("detect: the network work bound for all models together — of six ali
         if (i < 5) continue;
         CHECK(why.find(" done before it in this scan): the network work bound of this dump for all models together, ") !=
               std::string::npos);
-        CHECK(why.find("real kernels' graphs at most 1131: a crafted dump?") != std::string::npos);
+        CHECK(why.find("real kernels' graphs at most 1131: a crafted dump?; --network-work ") != std::string::npos);
+    }
+    {   // the value the refusal names runs every model (newcomer 82: the warning said neither value nor cost)
+        const std::string why = det.last_not_run().at(5);
+        const size_t at = why.find("; --network-work ");
+        REQUIRE(at != std::string::npos);
+        DetectOptions lifted = opt;
+        lifted.network_work = std::stod(why.substr(at + 17));
+        CHECK(lifted.network_work > opt.network_work);
+        CHECK(det.detect(g, lifted) == expected);
+        for (size_t i = 0; i < types.size(); ++i) CHECK(det.last_not_run().at(i).empty());
     }
     std::vector<Detection> first_five;
     for (const Detection& d : expected)

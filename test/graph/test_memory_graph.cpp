@@ -956,6 +956,11 @@ TEST_CASE("graph: parse_size reads bytes and K/M/G/T (powers of 1024) and refuse
     }
     CHECK_THROWS_WITH_AS(parse_size("5P", "x"), "x '5P' has an unknown unit (use K, M, G or T)", InputError);
     CHECK_THROWS_WITH_AS(parse_size("1.5G", "x"), "x '1.5G' is not a whole number of bytes or units (e.g. 1536M for 1.5G)", InputError);
+    // the example is the input's own size when whole in the next smaller unit (reviewer 81)
+    CHECK_THROWS_WITH_AS(parse_size("0.5T", "x"), "x '0.5T' is not a whole number of bytes or units (e.g. 512G for 0.5T)", InputError);
+    CHECK_THROWS_WITH_AS(parse_size("2,5g", "x"), "x '2,5g' is not a whole number of bytes or units (e.g. 2560M for 2,5g)", InputError);
+    CHECK_THROWS_WITH_AS(parse_size("1.3G", "x"), "x '1.3G' is not a whole number of bytes or units (e.g. 1536M for 1.5G)", InputError);
+    CHECK_THROWS_WITH_AS(parse_size("1.5", "x"), "x '1.5' is not a whole number of bytes or units (e.g. 1536M for 1.5G)", InputError);
     CHECK_THROWS_WITH_AS(parse_size(" 5", "x"), "x ' 5' is not a size (e.g. 512M, 4G)", InputError);
     CHECK_THROWS_WITH_AS(parse_size("-5", "x"), "x '-5' is not a size (e.g. 512M, 4G)", InputError);
     CHECK_THROWS_WITH_AS(parse_size("99999999999T", "x"), "x '99999999999T' is too large", InputError);

@@ -133,35 +133,65 @@ TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
     CHECK(f["freed"] == "false");                       // allocated in its slab
     CHECK(in.notes().empty());
 
-    // obj0: on the task_struct cache's freelist (dmlabel's "freed" label): freed, never hidden,
-    // even with a live state; its real_cred NULLed by exit_creds() is said, not a misread
-    // (newcomer 82: 22 exited tasks' "real_cred unreadable" counted as 22 misreads in the fit line).
-    f = json_of(in.fields("task_struct", w.at["obj0"]));
+    // TASK_DEAD without exit_state is one word over a live task: not exited, still hidden
+    // (reviewer 83: a DKOM-hidden task read "R", exited, not hidden)
+    w.mem.put(w.at["obj2"] + Off::exit_state, 0, 4);
+    ObjectInterpreter in3b(w.mem, w.btf, &syms);
+    f = json_of(in3b.fields("task_struct", w.at["obj2"]));
+    CHECK(f["exited"] == "false");
+    CHECK(f["hidden"] == "true");
+    w.mem.put(w.at["obj2"] + Off::exit_state, 16, 4);   // EXIT_DEAD again
+
+    // obj0: on the task_struct cache's freelist (dmlabel's "freed" label), its bytes as a task
+    // leaves them: TASK_DEAD, EXIT_DEAD, real_cred and cred NULLed by exit_creds() — freed, exited,
+    // not hidden, its ids null with the reason in "bad" and no misread (newcomer 82: 22 exited
+    // tasks' "real_cred unreadable" counted as 22 misreads in the fit line).
+    const uint64_t o0 = w.at["obj0"];
+    w.mem.put(o0 + Off::state, 0x80, 4);
+    w.mem.put(o0 + Off::exit_state, 16, 4);
+    w.mem.put(o0 + Off::real_cred, 0);
+    w.mem.put(o0 + Off::cred, 0);
+    ObjectInterpreter in4(w.mem, w.btf, &syms);
+    f = json_of(in4.fields("task_struct", o0));
     CHECK(f["freed"] == "true");
+    CHECK(f["exited"] == "true");
     CHECK(f["hidden"] == "false");
     CHECK(f["missing_from"] == "[\"tasks\",\"threads\",\"pid_hash\"]");
-    w.mem.put(w.at["obj0"] + Off::real_cred, 0);
-    ObjectInterpreter in4(w.mem, w.btf, &syms);
-    f = json_of(in4.fields("task_struct", w.at["obj0"]));
     CHECK(f["uid"] == "null");
     CHECK(f["bad"].find("uid: real_cred released: the task exited (exit_creds)") != std::string::npos);
-    for (const ObjectField& x : in4.fields("task_struct", w.at["obj0"]))   // (its ppid: no real_parent in this world)
-        if (x.key == "uid" || x.key == "gid" || x.key == "euid") CHECK_MESSAGE(!x.misread, x.key);
-    // the same NULL on a task neither dead nor freed is a misread
-    w.mem.put(w.at["obj2"] + Off::real_cred, 0);
-    w.mem.put(w.at["obj2"] + Off::state, 1, 4);
+    auto ids_misread = [&](ObjectInterpreter& in_, uint64_t t) {
+        bool any = false;   // (not ppid: no real_parent in this world)
+        for (const ObjectField& x : in_.fields("task_struct", t))
+            any = any || ((x.key == "uid" || x.key == "gid" || x.key == "euid") && x.misread);
+        return any;
+    };
+    CHECK_FALSE(ids_misread(in4, o0));
+    // a NULL real_cred beside a cred still set: no released task, a misread (reviewer 83)
+    w.mem.put(o0 + Off::cred, w.at["c1"]);
     ObjectInterpreter in5(w.mem, w.btf, &syms);
-    f = json_of(in5.fields("task_struct", w.at["obj2"]));
-    CHECK(f["bad"].find("uid: real_cred unreadable") != std::string::npos);
-    CHECK(f["hidden"] == "true");
-    bool misread = false;
-    for (const ObjectField& x : in5.fields("task_struct", w.at["obj2"])) misread = misread || (x.key == "uid" && x.misread);
-    CHECK(misread);
-    // exited too (TASK_DEAD): released, not misread
-    w.mem.put(w.at["obj2"] + Off::state, 0x80, 4);
+    CHECK(json_of(in5.fields("task_struct", o0))["bad"].find("uid: real_cred unreadable") != std::string::npos);
+    CHECK(ids_misread(in5, o0));
+    // on the freelist with a live state: freed, and hidden all the same — a task is freed only after
+    // it died, so freed alone (a forged freelist entry) takes no task out of "hidden" (reviewer 83)
+    w.mem.put(o0 + Off::cred, 0);
+    w.mem.put(o0 + Off::state, 1, 4);
+    w.mem.put(o0 + Off::exit_state, 0, 4);
     ObjectInterpreter in6(w.mem, w.btf, &syms);
-    for (const ObjectField& x : in6.fields("task_struct", w.at["obj2"]))
-        if (x.key == "uid" || x.key == "gid" || x.key == "euid") CHECK_MESSAGE(!x.misread, x.key);
+    f = json_of(in6.fields("task_struct", o0));
+    CHECK(f["freed"] == "true");
+    CHECK(f["exited"] == "false");
+    CHECK(f["hidden"] == "true");
+    CHECK(f["bad"].find("uid: real_cred unreadable") != std::string::npos);   // not dead: no release said
+    CHECK(ids_misread(in6, o0));
+    // TASK_DEAD among bits no task state has: state and exited null, and a hidden task stays hidden
+    // (reviewer 81: "exited" beside "unknown state bits")
+    w.mem.put(w.at["obj2"] + Off::state, 0x10080, 4);
+    ObjectInterpreter in7(w.mem, w.btf, &syms);
+    f = json_of(in7.fields("task_struct", w.at["obj2"]));
+    CHECK(f["state"] == "null");
+    CHECK(f["exited"] == "null");
+    CHECK(f["hidden"] == "true");
+    CHECK(f["bad"].find("state: unknown state bits 0x10080") != std::string::npos);
 }
 
 TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is not") {
@@ -465,6 +495,16 @@ TEST_CASE("interpret: fields in every output format; readers keep the five detec
     CHECK(table.find("votes  pid") != std::string::npos);    // the task section's header
     // counts, with the verdict fields' (newcomer 82: EXITED and FREED rows with no legend)
     CHECK(table.find("# module: 1 (hidden 0)\n# task_struct: 2 (exited 0, freed 0, hidden 0)\n# total: 3\n# exited: TASK_DEAD") != std::string::npos);
+    CHECK(table.find("; freed: on its slab cache's freelist, its bytes not yet reused; hidden: alive but missing") != std::string::npos);
+    {   // a null verdict is counted apart; the legend names only the keys shown
+        std::vector<Detection> one = {ds[0]};
+        for (ObjectField& x : one[0].fields)
+            if (x.key == "hidden") x.json = "null", x.text = "";
+        const std::string t = format_detections(one, DetectionFormat::Table);
+        CAPTURE(t);
+        CHECK(t.find("# module: 1 (hidden 0 (1 null))\n# total: 1\n# hidden: alive but missing") != std::string::npos);
+        CHECK(t.find("exited:") == std::string::npos);
+    }
     std::vector<Detection> plain = ds;
     for (Detection& d : plain) d.fields.clear();
     const std::string bare = format_detections(plain, DetectionFormat::Table);   // no fields: counts alone, no legend
