@@ -633,6 +633,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    ",\"not_judged\":" + (f.not_judged.empty() ? "null" : json_string(f.not_judged)) +
                    (f.threshold ? ",\"threshold\":" + score_text(*f.threshold) : "") +
                    (f.fields_read ? ",\"fields_read\":" + std::to_string(f.fields_read) + ",\"fields_bad\":" + std::to_string(f.fields_bad) : "") +
+                   (f.found ? ",\"found\":" + std::to_string(*f.found) : "") +
                    (f.not_run.empty() ? "" : ",\"not_run\":" + json_string(f.not_run)) + "}\n";
         } else if (verdict == FitVerdict::NotRun) {
             out += "# fit " + f.type + ": NOT RUN, " + to_string(f.build) + ": " + f.not_run + "\n";
@@ -646,6 +647,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    (f.expected ? ", validation " + percent(*f.expected) : "") +
                    (f.threshold ? ", threshold " + score_text(*f.threshold) : "") +
                    (f.fields_read ? ", a bad field in " + std::to_string(f.fields_bad) + " of " + std::to_string(f.fields_read) + " read" : "") +
+                   (f.found ? ", " + std::to_string(*f.found) + " found" : "") +
                    (f.reason.empty() ? "" : ": " + f.reason) + "\n";
         }
     }

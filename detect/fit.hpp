@@ -187,6 +187,9 @@ struct ModelFit {
     // Why its network was not run (Detector::last_not_run, past the work limit): it detected
     // nothing and measured nothing — not "found nothing". "" when it ran. The caller sets it.
     std::string not_run;
+    // The objects of its type the run reported, when the caller says (dmdetect: after its overlap
+    // rules; none when not run): a "yes" beside 0 found reads as what it is (reviewer 83).
+    std::optional<uint64_t> found;
 };
 // Appends a clause to `fit.reason` ("; " between clauses).
 void add_reason(ModelFit& fit, const std::string& clause);
@@ -280,7 +283,7 @@ const char* to_string(FitVerdict);   // "yes", "no", "unknown", "not run"
 // The kernel and fit lines dmdetect writes before its detections: for `Json`, one
 // {"record":"kernel",…} line (release, banner, where found; "release":null without a banner; with
 // `lacks_image` given, "kernel_image":"lacking"|"present", detect.hpp lacks_kernel_image) and one
-// {"record":"fit",…} line per model ("fits" and "verdict": FitVerdict; with "threshold" when the run's is known, "not_run" when it
+// {"record":"fit",…} line per model ("fits" and "verdict": FitVerdict; "found" when ModelFit::found is set; with "threshold" when the run's is known, "not_run" when it
 // was not run: ModelFit::not_run, "sampled" when its agreement was measured on a sample: Sample); for `Table`, the same as "# " comment lines ("# fit TYPE: NOT
 // RUN, BUILD: why" for a model not run); for `Csv`, nothing (its one header line stays the only non-detection
 // line). parse_detections() skips lines with a "record" key.

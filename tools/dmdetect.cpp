@@ -365,8 +365,13 @@ int run(int argc, char** argv, Communicator& world) {
     // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
     auto analyse = [&](const std::string& dump, bool& fits_all, bool& complete) {
         const std::string who = batch ? dump + ": " : "";   // warnings name the dump in a batch
-        build.warn = [&who](const std::string& w) {
+        // The dump's warnings, on stderr and in a table's or JSON output too (format_warnings): its
+        // layers' and page tables' (a truncated file, tables past its end …), the memory it lacks
+        // (reviewer 83: those of the graph build only on stderr)
+        std::vector<std::string> dump_warnings;
+        build.warn = [&who, &dump_warnings](const std::string& w) {
             progress.end();
+            dump_warnings.push_back(w);
             print_warnings("dmdetect", {who + w});
         };
         std::error_code ec;
@@ -566,10 +571,10 @@ int run(int argc, char** argv, Communicator& world) {
                    "; real kernels' graphs need at most " + std::to_string(real) + ": a dump crafted to stall the analysis?";
         };
         // Warnings on stderr and in the output too (format_warnings): the models' (a run incomplete or
-        // forced) in every format, before a CSV's header too; the dump's (memory it lacks) in tables
-        // and JSON only, so that a CSV of a cut dump, the common case, starts with its header
-        // (newcomer 82: the dump's were no JSON record)
-        std::vector<std::string> warnings, dump_warnings;
+        // forced) in every format, before a CSV's header too; the dump's (dump_warnings above: its
+        // layers', the memory it lacks) in tables and JSON only, so that a CSV of a cut dump, the
+        // common case, starts with its header (newcomer 82: the dump's were no JSON record)
+        std::vector<std::string> warnings;
         auto say = [&](std::vector<std::string>& into, std::string line) {
             into.push_back(std::move(line));
             std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), into.back().c_str());
@@ -659,7 +664,8 @@ int run(int argc, char** argv, Communicator& world) {
                     warn("model " + f.type + " (" + f.source + "): its fit check's agreement rows not run, "
                          "its votes measured on its voting rows only: " + unmeasured + lift);
             }
-            const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; });
+            f.found = uint64_t(std::count_if(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type; }));
+            const bool none = *f.found == 0;
             if (f.fits && !f.checked && vm.count("require-fit")) {
                 fits_all = false;
                 // (helper 69: a per-build model with 193 of 193 agreeing was blamed on missing key nodes)

@@ -189,6 +189,12 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     INFO("truncated ELF without --strict: " << e2w.err);
     CHECK(e2w.status == 0);
     CHECK(e2w.err.rfind("dmdetect: warning: ", 0) == 0);
+    {   // ... in the output too, the stderr line's text (reviewer 83: a layer's warnings on stderr only)
+        const std::string first = e2w.err.substr(19, e2w.err.find('\n') - 19);
+        CHECK(e2w.out.find("# warning: " + first + "\n") != std::string::npos);
+        const Run csv = run("DMDETECT", "-w " + model + " " + (dir / "short.elf").string() + " --format csv", dir);
+        CHECK(csv.out.rfind("type,vaddr,paddr,score,votes", 0) == 0);   // a CSV starts with its header
+    }
     {
         std::string bad = slurp(model);
         bad[bad.size() / 2] ^= 0x40;
@@ -538,6 +544,7 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     CHECK(without_notes(q.err) == lacks);
     CHECK(j.out.find("\"model\":\"" + (dir / "models" / "b-6.1.cereal").string() + "\",\"fits\":true,\"verdict\":\"yes\",\"build\":\"same-build\","
                      "\"agreement\":1.0000,\"objects\":24,\"agreeing\":24") != std::string::npos);
+    CHECK(j.out.find(",\"found\":24}") != std::string::npos);   // the model's detections, in its fit record
     // A model with other graph parameters first in the folder, set aside for this dump: the graph
     // is built with the parameters most models share, the same output (helper 65: the first
     // model's built every dump's graph, and the picked model refused it).
@@ -559,7 +566,7 @@ TEST_CASE("detect: dmdetect without --weights picks the shipped model of the dum
     Run t = run("DMDETECT", dump + opts + " --require-fit", dir, env);
     CHECK(t.status == 0);
     CHECK(t.out.rfind("# kernel: 6.1.0-47-amd64 (banner in the kernel image at 0xffffffff80001000)\n", 0) == 0);
-    CHECK(t.out.find("# fit task_struct: yes, same-build, votes agree on 24 of 24 candidate objects (100.0%), validation 99.0%, threshold 3.50\n") !=
+    CHECK(t.out.find("# fit task_struct: yes, same-build, votes agree on 24 of 24 candidate objects (100.0%), validation 99.0%, threshold 3.50, 24 found\n") !=
           std::string::npos);
     CHECK(t.out.find("# task_struct: 24\n") != std::string::npos);
 

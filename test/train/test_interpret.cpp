@@ -166,6 +166,13 @@ TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
         return any;
     };
     CHECK_FALSE(ids_misread(in4, o0));
+    {   // --tree lists it apart, marked (reviewer 83: the marker untested)
+        std::vector<Detection> ds{detection("task_struct", o0)};
+        in4.interpret(ds);
+        const std::string tree = process_tree(ds);
+        CAPTURE(tree);
+        CHECK(tree.find("(exited) 77 oldproc  [freed]\n") != std::string::npos);
+    }
     // a NULL real_cred beside a cred still set: no released task, a misread (reviewer 83)
     w.mem.put(o0 + Off::cred, w.at["c1"]);
     ObjectInterpreter in5(w.mem, w.btf, &syms);
