@@ -365,7 +365,7 @@ int run(int argc, char** argv, Communicator& world) {
     // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
     auto analyse = [&](const std::string& dump, bool& fits_all, bool& complete) {
         const std::string who = batch ? dump + ": " : "";   // warnings name the dump in a batch
-        // The dump's warnings, on stderr and in a table's or JSON output too (format_warnings): its
+        // The dump's warnings, on stderr and in the output too (format_warnings): its
         // layers' and page tables' (a truncated file, tables past its end …), the memory it lacks
         // (reviewer 83: those of the graph build only on stderr)
         std::vector<std::string> dump_warnings;
@@ -564,16 +564,18 @@ int run(int argc, char** argv, Communicator& world) {
             const uint32_t real = together ? kRealKernelScanWork : kRealKernelNetworkWork;
             char text[32];
             std::snprintf(text, sizeof text, "%.0f", std::ceil(per_page));
+            // (done, not the estimate the bound is checked against before a run, which can be higher:
+            // newcomer 84 ran --network-work with a forced run's "needed 723" and was refused at 772)
             return what + " needed " + text + " node-iterations per counted page of this dump (" + std::to_string(counted) +
-                   " pages), past the default network work bound" + (together ? " for all models together" : "") +
+                   " pages; the bound is checked before the run against an estimate, which can be higher), past the default network work bound" + (together ? " for all models together" : "") +
                    " of " + std::to_string(uint32_t(bound)) + ", which --network-work " +
                    std::to_string(uint64_t(detect.network_work)) + (detect.network_work == 0 ? " lifted" : " raised") +
                    "; real kernels' graphs need at most " + std::to_string(real) + ": a dump crafted to stall the analysis?";
         };
-        // Warnings on stderr and in the output too (format_warnings): the models' (a run incomplete or
-        // forced) in every format, before a CSV's header too; the dump's (dump_warnings above: its
-        // layers', the memory it lacks) in tables and JSON only, so that a CSV of a cut dump, the
-        // common case, starts with its header (newcomer 82: the dump's were no JSON record)
+        // Warnings on stderr and in the output too (format_warnings), in every format (a CSV's before
+        // its header, "# warning: " lines): the dump's (dump_warnings above: its layers', the memory it
+        // lacks), then the models' (a run incomplete or forced) (newcomer 82: the dump's were no JSON
+        // record; newcomer 84: a CSV of a cut dump said nothing of the cut)
         std::vector<std::string> warnings;
         auto say = [&](std::vector<std::string>& into, std::string line) {
             into.push_back(std::move(line));
@@ -681,6 +683,11 @@ int run(int argc, char** argv, Communicator& world) {
                              "--require-fit fails\n", who.c_str(), f.type.c_str(), f.source.c_str(), why.c_str());
             }
             if (f.fits && !none) continue;
+            // found nothing where memory is missing: said in its reason (newcomer 84: a cut
+            // dump's module model, "yes" and 0 found, its reason only hedged guesses)
+            if (f.fits && lack != MemoryLack::None)
+                add_reason(f, "the dump lacks " + format_bytes(info.absent_pages * 4096) +
+                                  " of the memory the kernel maps: its objects may lie there");
             fits_all = fits_all && f.fits;
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),
                          f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
@@ -699,10 +706,17 @@ int run(int argc, char** argv, Communicator& world) {
                                                  return x.misread;
                                              })))
                         withdraw_hidden(d, "not judged, the model does not fit this dump");
+        // a CSV's warning lines name no dump (name_dump_records): in a batch, their text does
+        auto said = [&](const std::vector<std::string>& lines) {
+            if (!batch || format != DetectionFormat::Csv) return lines;
+            std::vector<std::string> named;
+            for (const std::string& l : lines) named.push_back(who + l);
+            return named;
+        };
         const std::string text =
             format_fit_report(banner, fits, format,
                               info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +
-            (format == DetectionFormat::Csv ? "" : format_warnings(dump_warnings, format)) + format_warnings(warnings, format) +
+            format_warnings(said(dump_warnings), format) + format_warnings(said(warnings), format) +
             (vm.count("tree") ? process_tree(found) : format_detections(found, format));
         return batch ? name_dump_records(text, format, DumpRecords{dump}) : text;
     };
@@ -722,10 +736,13 @@ int run(int argc, char** argv, Communicator& world) {
     std::string csv_header;
     auto without_repeated_header = [&](std::string records) {
         if (!batch || format != DetectionFormat::Csv) return records;
-        const size_t nl = records.find('\n');
-        const std::string head = records.substr(0, nl == std::string::npos ? records.size() : nl + 1);
+        size_t at = 0;   // the header: after the dump's "# warning: " lines
+        while (records.compare(at, 11, "# warning: ") == 0 && records.find('\n', at) != std::string::npos)
+            at = records.find('\n', at) + 1;
+        const size_t nl = records.find('\n', at);
+        const std::string head = records.substr(at, nl == std::string::npos ? std::string::npos : nl + 1 - at);
         if (!head.starts_with("dump,")) return records;
-        if (head == csv_header) records.erase(0, head.size());
+        if (head == csv_header) records.erase(at, head.size());
         else csv_header = head;
         return records;
     };
