@@ -516,8 +516,9 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
 // Warnings about the analysis, written into its output so that a file records an incomplete
 // result, not only stderr (dmbaseline pslist: a task list cut short): for `Json`, one line
 // {"record":"warning","message":"…"} each (json_string); for `Table` and `Csv`, one line
-// "# warning: …" each (line breaks shown as ' '). Put before the detections; "" for none.
-// parse_detections skips both.
+// "# warning: …" each (kWarningLine; line breaks shown as ' '). Put before the detections; "" for
+// none. parse_detections skips both.
+inline constexpr std::string_view kWarningLine = "# warning: ";
 std::string format_warnings(std::span<const std::string> warnings, DetectionFormat format);
 // One dump's part of an output over several dumps (dmdetect DUMP DUMP…): `text` is what dmdetect
 // writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then

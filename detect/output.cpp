@@ -25,7 +25,6 @@ namespace deepmem {
 namespace {
 
 constexpr std::string_view kCsvHeader = "type,vaddr,paddr,score,votes";
-constexpr std::string_view kWarningLine = "# warning: ";   // format_warnings, table and CSV
 // The boolean fields that are a verdict on an object (train/interpret.hpp), counted per type in a
 // table's footer (newcomer 82: EXITED and FREED rows with no legend, "# task_struct: 276" alone).
 // Each with what it means, for the legend line (only the keys the table has).
@@ -193,9 +192,12 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
         out += buf;
     }
     std::vector<std::pair<std::string, uint64_t>> counts;   // per type, in the detections' order
-    // per type, the detections whose verdict fields (kVerdictKeys) are true, and whether it has them
-    std::map<std::string, std::array<uint64_t, kVerdictKeys.size()>> marked, unsaid;   // true, null
-    std::map<std::string, std::array<bool, kVerdictKeys.size()>> has;
+    // per type and verdict field (kVerdictKeys): whether the type has it, and its true and null values
+    struct VerdictCounts {
+        std::array<bool, kVerdictKeys.size()> has{};
+        std::array<uint64_t, kVerdictKeys.size()> marked{}, unsaid{};
+    };
+    std::map<std::string, VerdictCounts> verdicts_of;
     for (const Detection& d : detections) {
         const std::string paddr = d.paddr ? hex(*d.paddr) : "";
         switch (format) {
@@ -225,20 +227,22 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
         ++counts.back().second;
         for (size_t k = 0; k < kVerdictKeys.size(); ++k)
             if (const ObjectField* f = field_of(d, std::string(kVerdictKeys[k]))) {
-                has[d.type][k] = true;
-                marked[d.type][k] += f->json == "true";
-                unsaid[d.type][k] += f->json == "null";
+                VerdictCounts& c = verdicts_of[d.type];
+                c.has[k] = true;
+                c.marked[k] += f->json == "true";
+                c.unsaid[k] += f->json == "null";
             }
     }
     if (format == DetectionFormat::Table) {
         std::array<bool, kVerdictKeys.size()> shown{};
         for (const auto& [type, n] : counts) {
             std::string verdicts;
+            const VerdictCounts& c = verdicts_of[type];
             for (size_t k = 0; k < kVerdictKeys.size(); ++k)
-                if (has[type][k]) {
+                if (c.has[k]) {
                     shown[k] = true;
-                    verdicts += (verdicts.empty() ? " (" : ", ") + std::string(kVerdictKeys[k]) + " " + std::to_string(marked[type][k]);
-                    if (unsaid[type][k]) verdicts += " (" + std::to_string(unsaid[type][k]) + " null)";   // not said: neither
+                    verdicts += (verdicts.empty() ? " (" : ", ") + std::string(kVerdictKeys[k]) + " " + std::to_string(c.marked[k]);
+                    if (c.unsaid[k]) verdicts += " (" + std::to_string(c.unsaid[k]) + " null)";   // not said: neither
                 }
             out += "# " + type + ": " + std::to_string(n) + (verdicts.empty() ? "" : verdicts + ")") + "\n";
         }

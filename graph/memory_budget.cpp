@@ -116,6 +116,9 @@ std::optional<std::pair<std::string, uint64_t>> g_left;   // the innermost stage
 
 }  // namespace
 
+// parse_size's units, each 1024 times the one before it (either case)
+constexpr std::string_view kUnits = "kmgt";
+
 uint64_t parse_size(const std::string& s, const std::string& what) {
     uint64_t v = 0;   // digits first: no space or sign (stoull would read " -5" as 2^64 − 5, no limit)
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
@@ -129,10 +132,9 @@ uint64_t parse_size(const std::string& s, const std::string& what) {
         uint64_t frac = 0, scale = 1;
         size_t i = 1;
         for (; i < unit.size() && i <= 9 && unit[i] >= '0' && unit[i] <= '9'; ++i) frac = frac * 10 + uint64_t(unit[i] - '0'), scale *= 10;
-        const std::string_view units = "KMGT";
-        const size_t u = i < unit.size() ? units.find(char(std::toupper(static_cast<unsigned char>(unit[i])))) : std::string_view::npos;
+        const size_t u = i < unit.size() ? kUnits.find(char(std::tolower(static_cast<unsigned char>(unit[i])))) : std::string_view::npos;
         if (i > 1 && u != std::string_view::npos && u > 0 && v < (uint64_t{1} << 40) && frac * 1024 % scale == 0)
-            example = std::to_string(v * 1024 + frac * 1024 / scale) + units[u - 1] + " for " + s;
+            example = std::to_string(v * 1024 + frac * 1024 / scale) + char(std::toupper(static_cast<unsigned char>(kUnits[u - 1]))) + " for " + s;
         throw InputError(what + " '" + s + "' is not a whole number of bytes or units (e.g. " + example + ")");
     }
     // "b" is bits in "512Kb" or "1Gb" (helper 67: read as bytes, eight times the size meant): only B.
@@ -142,8 +144,9 @@ uint64_t parse_size(const std::string& s, const std::string& what) {
     if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
     int shift = 0;
     if (unit.empty()) shift = 0;
-    else if (unit.size() == 1 && std::string_view("kKmMgGtT").find(unit[0]) != std::string_view::npos)
-        shift = 10 * (1 + static_cast<int>(std::string_view("kmgt").find(static_cast<char>(std::tolower(unit[0])))));
+    else if (const size_t u = unit.size() == 1 ? kUnits.find(char(std::tolower(static_cast<unsigned char>(unit[0])))) : std::string_view::npos;
+             u != std::string_view::npos)
+        shift = 10 * (1 + static_cast<int>(u));
     else throw InputError(what + " '" + s + "' has an unknown unit (use K, M, G or T)");
     if (shift && v > (~uint64_t{0} >> shift)) throw InputError(what + " '" + s + "' is too large");
     return v << shift;

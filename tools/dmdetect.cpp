@@ -582,11 +582,12 @@ int run(int argc, char** argv, Communicator& world) {
             std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), into.back().c_str());
         };
         auto warn = [&](std::string line) { say(warnings, std::move(line)); };
+        const std::string lacking = format_bytes(info.absent_pages * 4096);   // the memory the dump lacks (`lack`)
         // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
         // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
         // it; models trained with [batch] absent_rate find them). In the output too (newcomer 82).
         if (lack != MemoryLack::None)
-            say(dump_warnings, "the dump lacks " + format_bytes(info.absent_pages * 4096) + " of memory the kernel maps (" +
+            say(dump_warnings, "the dump lacks " + lacking + " of memory the kernel maps (" +
                  std::to_string(info.absent_pages) + " pages" +
                  (info.absent_table_bytes ? ", and the page tables of up to " + format_bytes(info.absent_table_bytes) +
                                                 " of kernel address space"
@@ -686,8 +687,7 @@ int run(int argc, char** argv, Communicator& world) {
             // found nothing where memory is missing: said in its reason (newcomer 84: a cut
             // dump's module model, "yes" and 0 found, its reason only hedged guesses)
             if (f.fits && lack != MemoryLack::None)
-                add_reason(f, "the dump lacks " + format_bytes(info.absent_pages * 4096) +
-                                  " of the memory the kernel maps: its objects may lie there");
+                add_reason(f, "the dump lacks " + lacking + " of the memory the kernel maps: its objects may lie there");
             fits_all = fits_all && f.fits;
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),
                          f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
@@ -737,7 +737,7 @@ int run(int argc, char** argv, Communicator& world) {
     auto without_repeated_header = [&](std::string records) {
         if (!batch || format != DetectionFormat::Csv) return records;
         size_t at = 0;   // the header: after the dump's "# warning: " lines
-        while (records.compare(at, 11, "# warning: ") == 0 && records.find('\n', at) != std::string::npos)
+        while (records.compare(at, kWarningLine.size(), kWarningLine) == 0 && records.find('\n', at) != std::string::npos)
             at = records.find('\n', at) + 1;
         const size_t nl = records.find('\n', at);
         const std::string head = records.substr(at, nl == std::string::npos ? std::string::npos : nl + 1 - at);
