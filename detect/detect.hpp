@@ -430,6 +430,16 @@ public:
     // (train/key_anchors.hpp). Weights, thresholds and the network are unchanged. InputError when
     // the count differs; ModelError (BadValue) when a key node breaks Model::validate_detection.
     void set_key_nodes(size_t i, std::vector<KeyNode> keys);
+    // Sets model(i)'s thresholds (Model::threshold, image_absent_threshold) to the ones it was added
+    // with times `factor` in (0, 1] (never compounding): a model placed in a dump's layout whose
+    // silent key nodes cannot add to any score there (detect/fit.hpp placed_threshold_scale).
+    // InputError for a factor outside (0, 1].
+    void scale_threshold(size_t i, double factor);
+    // Undoes set_key_nodes and scale_threshold for every model: the key nodes and thresholds it was
+    // added with. Both are for one dump: a caller running one Detector over several dumps calls this
+    // before each (reviewer 85: a 5.10 dump's placement and scaling carried over to the next dump in
+    // a batch, the model's own build, which then ran at 9.54 for 13.63 and still read "fits").
+    void reset_to_trained();
     const GraphParams& graph_params() const;                           // InputError without models
 
     // Opens the dump (raw/ELF/LiME/kdump/AVML), finds the page-table root and builds the memory graph with
@@ -486,6 +496,9 @@ private:
         size_t network = 0;   // in networks_
         uint32_t first_class = 1;   // the network's class of the model's first key node
         bool joint_part = false;    // a joint model's type: the network's classes are not its own
+        // as added (reset_to_trained)
+        std::vector<KeyNode> trained_keys;
+        float trained_threshold = 0, trained_image_absent = 0;
     };
     std::vector<Entry> entries_;
     std::vector<InferenceNet> networks_;   // one per model added (a joint model's types share theirs)

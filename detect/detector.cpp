@@ -149,7 +149,10 @@ void Detector::add_model(Model model, std::string source) {
     for (size_t t = 0; t < types.size(); ++t) {
         auto at = std::find_if(entries_.begin(), entries_.end(),
                                [&](const Entry& e) { return e.model.object_type > types[t].object_type; });
-        entries_.insert(at, Entry{std::move(types[t]), source, networks_.size() - 1, first[t], joint});
+        const auto e = entries_.insert(at, Entry{std::move(types[t]), source, networks_.size() - 1, first[t], joint});
+        e->trained_keys = e->model.key_nodes;
+        e->trained_threshold = e->model.threshold;
+        e->trained_image_absent = e->model.image_absent_threshold;
     }
 }
 
@@ -162,6 +165,22 @@ void Detector::set_key_nodes(size_t i, std::vector<KeyNode> keys) {
     copy.key_nodes = std::move(keys);
     Model::validate_detection(copy);
     m.key_nodes = std::move(copy.key_nodes);
+}
+
+void Detector::scale_threshold(size_t i, double factor) {
+    Model& m = entries_.at(i).model;
+    if (!(factor > 0 && factor <= 1))
+        throw InputError("model " + m.object_type + ": threshold factor " + std::to_string(factor) + " is not in (0, 1]");
+    m.threshold = float(entries_[i].trained_threshold * factor);
+    m.image_absent_threshold = float(entries_[i].trained_image_absent * factor);
+}
+
+void Detector::reset_to_trained() {
+    for (Entry& e : entries_) {
+        e.model.key_nodes = e.trained_keys;
+        e.model.threshold = e.trained_threshold;
+        e.model.image_absent_threshold = e.trained_image_absent;
+    }
 }
 
 void Detector::keep_types(std::span<const std::string> types) {

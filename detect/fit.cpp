@@ -198,6 +198,28 @@ std::string score_text(float x) {
     return b;
 }
 
+std::vector<size_t> missing_key_nodes(const Model& model, const VoteAgreement& agreement) {
+    std::vector<size_t> missing;
+    if (keys_per_build(model) || agreement.objects < kMinAgreementObjects) return missing;
+    for (size_t c = 0; c < model.key_nodes.size() && c < agreement.key_votes.size(); ++c) {
+        const KeyNode& k = model.key_nodes[c];
+        if (k.weight >= kSureKeyWeight && double(agreement.key_votes[c]) < 0.5 * k.weight * double(agreement.agreeing))
+            missing.push_back(c);
+    }
+    return missing;
+}
+
+std::optional<double> placed_threshold_scale(const Model& model, const VoteAgreement& placed, float threshold) {
+    double total = 0, missing = 0;
+    for (const KeyNode& k : model.key_nodes) total += k.weight;
+    for (size_t c : missing_key_nodes(model, placed)) missing += model.key_nodes[c].weight;
+    if (missing == 0 || total <= 0 || missing > kMaxPlacedMissingShare * total) return std::nullopt;
+    const double scale = 1 - missing / total;
+    // never down to one key node's vote (every base it voted for would be reported)
+    if (!(double(threshold) * scale > double(model.single_vote_bound()))) return std::nullopt;
+    return scale;
+}
+
 ModelFit assess_fit(const Model& model, const std::string& source, const std::optional<FoundBanner>& dump,
                     const VoteAgreement& agreement, const std::optional<ScoreReach>& reach, MemoryLack lack) {
     ModelFit f;
@@ -230,11 +252,10 @@ ModelFit assess_fit(const Model& model, const std::string& source, const std::op
     const bool own_or_unknown = f.build == BuildMatch::SameBuild || f.build == BuildMatch::Unknown;
     double total = 0, missing = 0;
     bool unsure = false;   // missing key nodes excused by absent memory on an unknown build
-    for (size_t c = 0; c < model.key_nodes.size() && !per_build; ++c) {
+    if (!per_build)
+        for (const KeyNode& k : model.key_nodes) total += k.weight;
+    for (size_t c : missing_key_nodes(model, agreement)) {
         const KeyNode& k = model.key_nodes[c];
-        total += k.weight;
-        if (agreement.objects < kMinAgreementObjects || c >= agreement.key_votes.size() || k.weight < kSureKeyWeight) continue;
-        if (double(agreement.key_votes[c]) >= 0.5 * k.weight * double(agreement.agreeing)) continue;
         f.missing.push_back(std::to_string(k.offset) + "/" + std::to_string(k.length));
         missing += k.weight;
     }

@@ -127,6 +127,7 @@ inline constexpr double kMissingShare = 0.1;
 inline constexpr double kAgreementChance = 0.01;     // see Fit: a lower agreement is chance above this
 inline constexpr double kMaxChanceAgreement = 0.99;  // the expected share a chance draw is measured at, at most
 inline constexpr double kBadFieldShare = 0.5;
+inline constexpr double kMaxPlacedMissingShare = 0.5;
 
 // See Sample. Default (chunk 0): nothing sampled, every row runs and every candidate object counts.
 struct AgreementSample {
@@ -146,6 +147,24 @@ double agreement_by_chance(const VoteAgreement& a, double expected);
 // With a sample (Sample), only the candidate objects it counts, and `share` set from it.
 VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint64_t, uint32_t>> votes, float threshold,
                              const AgreementSample& sample = {});
+// See Agreement, missing: the indices of the key nodes missing on the dump (none for a per_build
+// model or under kMinAgreementObjects candidate objects), ascending.
+std::vector<size_t> missing_key_nodes(const Model& model, const VoteAgreement& agreement);
+// Placed threshold (issue #9 item 5): a model whose key nodes were placed in another build's layout
+// (train/key_anchors.hpp) and run again, `placed` that run's agreement. Key nodes still missing there
+// (a field the build dropped, so its anchor places nothing and the node keeps its trained range, or
+// a segment the build cut otherwise) add nothing to any object's score on this dump, so the
+// threshold keeps its share of the weight that can vote: the factor 1 − missing weight / total
+// weight to multiply it by. nullopt when none is missing, when more than kMaxPlacedMissingShare
+// of the weight is (what is left is too little to tell objects apart at any share: the threshold
+// stays, and the fit check says the layout differs), or when `threshold`, the one the placed run
+// detected at (the trained one, or the model's for dumps without the kernel image), so scaled would
+// be at or below one key node's vote (Model::single_vote_bound). Measured on the placed run's candidate objects,
+// so at least kMinAgreementObjects must reach the trained threshold there. The 6.1 task_struct model
+// on two 5.10 dumps: 6 of its 20 key nodes silent, 13.63 → 9.54; their live tasks scored 11.1–15.1
+// (67 of 151 on one dump 13.1, under 13.63: a placed key node silent on those), other memory at most
+// 10.1 (init_task's direct-map alias) and 9.1 (freed task_structs).
+std::optional<double> placed_threshold_scale(const Model& model, const VoteAgreement& placed, float threshold);
 // See Rows: ascending, a superset of voting_rows(graph, model, threshold).
 std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold);
 // Whether the model's key nodes were chosen per build (its training configuration has `[keys]

@@ -394,6 +394,7 @@ int run(int argc, char** argv, Communicator& world) {
         const bool image_lacking = lacks_kernel_image(graph);
         Detector picked;   // the shipped models that fit this dump's banner best, with their weights (per dump in a batch)
         Detector& used = shipped.empty() ? detector : picked;
+        used.reset_to_trained();   // the models as given: a placement or scaling is one dump's (reviewer 85)
         if (!shipped.empty()) {
             std::vector<std::string> notes;   // which model of a type was chosen over which, and why
             const std::vector<size_t> chosen = pick_models(shipped, graph.info().kernel_banner, &notes, shipped_paths,
@@ -470,6 +471,11 @@ int run(int argc, char** argv, Communicator& world) {
                                 : lacks_pages               ? MemoryLack::Pages
                                                             : MemoryLack::None;
         std::vector<std::string> placed(used.model_count());
+        std::vector<std::string> scaled_thresholds;   // warnings, said with the others below
+        // A scaled model's fit is judged on the placed run's votes, at the threshold it was calibrated
+        // at: the scaled run's candidate objects include bases its lower threshold lets half-voted
+        // groups reach (reviewer 85: 6.12's agreement read 146 of 263 for 146 of 146)
+        std::vector<std::optional<VoteAgreement>> placed_agreements(used.model_count());
         {
             std::vector<size_t> todo;
             for (size_t i = 0; i < used.model_count(); ++i) {
@@ -494,13 +500,14 @@ int run(int argc, char** argv, Communicator& world) {
                 }
             }
             bool moved = false;
+            std::vector<size_t> moved_models;
             for (size_t i : todo) {
                 Model m = used.model(i);
                 const std::string build_text = std::string(to_string(match_build(m, banner)));
                 try {   // a crafted BTF (a struct containing itself …) is this model's failure, not the run's
                     if (!btf) throw InputError("no BTF: " + why);
                     const Placement p = place_model(m, flat_members(*btf, m.object_type));
-                    if (p.moved) used.set_key_nodes(i, std::move(m.key_nodes));
+                    if (p.moved) used.set_key_nodes(i, std::move(m.key_nodes)), moved_models.push_back(i);
                     moved = moved || p.moved;
                     placed[i] = "it does not fit as trained, or found nothing: key nodes placed in this dump's layout by the kernel's BTF (" +
                                 build_text + (vm.count("kernel") ? ", --kernel" : ", from the dump") + "): " + p.text();
@@ -516,6 +523,35 @@ int run(int argc, char** argv, Communicator& world) {
                 stage.emplace("detecting objects in the memory graph of " + dump + " with placed key nodes");
                 found = used.detect(graph, detect);
                 progress.end();
+                // Placed key nodes still silent on this dump add nothing to any score here: the
+                // threshold keeps its share of the weight that can vote (detect/fit.hpp Placed
+                // threshold), unless the user chose it (--threshold).
+                bool scaled = false;
+                for (size_t i : moved_models) {   // (reset_to_trained above: the model's trained thresholds)
+                    const std::optional<double> scale =
+                        vm.count("threshold") || !used.last_not_run().at(i).empty()
+                            ? std::nullopt
+                            : placed_threshold_scale(used.model(i), used.last_agreements().at(i), used.last_thresholds().at(i));
+                    if (!scale) continue;
+                    const float before = used.last_thresholds().at(i);
+                    used.scale_threshold(i, *scale);
+                    scaled = true;
+                    char share[16];
+                    std::snprintf(share, sizeof share, "%.0f%%", 100 * (1 - *scale));
+                    const std::string text = "threshold " + score_text(before) + " scaled to " + score_text(float(before * *scale)) +
+                                             ", the share of the key-node weight that votes here: key nodes of " + share +
+                                             " of it, placed or kept, vote for at most half its candidate objects";
+                    placed[i] += "; its threshold " + score_text(before) + " scaled to " + score_text(float(before * *scale)) +
+                                 " (warning), its votes judged at " + score_text(before);
+                    placed_agreements[i] = used.last_agreements().at(i);
+                    // in the output too, whatever the format and -q: a script's detections are made at it
+                    scaled_thresholds.push_back("model " + used.model(i).object_type + " (" + used.source(i) + "), placed in this dump's layout: " + text);
+                }
+                if (scaled) {
+                    stage.emplace("detecting objects in the memory graph of " + dump + " at the placed models' thresholds");
+                    found = used.detect(graph, detect);
+                    progress.end();
+                }
             }
         }
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
@@ -582,6 +618,7 @@ int run(int argc, char** argv, Communicator& world) {
             std::fprintf(stderr, "dmdetect: warning: %s%s\n", who.c_str(), into.back().c_str());
         };
         auto warn = [&](std::string line) { say(warnings, std::move(line)); };
+        for (std::string& line : scaled_thresholds) warn(std::move(line));
         const std::string lacking = format_bytes(info.absent_pages * 4096);   // the memory the dump lacks (`lack`)
         // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
         // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
@@ -635,7 +672,8 @@ int run(int argc, char** argv, Communicator& world) {
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
             // candidate object, reported none, and no word was said): the reason says why in scores.
             const ScoreReach reach{used.last_thresholds().at(i), used.last_best_scores().at(i)};
-            fits.push_back(assess_fit(used.model(i), used.source(i), banner, used.last_agreements().at(i), reach, lack));
+            fits.push_back(assess_fit(used.model(i), used.source(i), banner,
+                                      placed_agreements[i].value_or(used.last_agreements().at(i)), reach, lack));
             judge_fields(fits.back(), found, lack);   // the objects' fields, read above (none with --addresses-only)
             // Past the network's work limit (detect.hpp DetectOptions::work_limit): not run, so neither
             // found nothing nor checked; or its fit check saw the voting rows' votes only.

@@ -36,7 +36,8 @@
 //                  (the train and validation dumps' kernels; `dmtrain --anchor` for a model made
 //                  before format 8); dmdetect places them by the dump's BTF when the model does not
 //                  fit the dump as trained or finds nothing there (detect/fit.hpp), runs it again and
-//                  says so in the model's fit reason; a model that fits as trained is never moved
+//                  says so in the model's fit reason (with its threshold scaled to the key-node weight
+//                  that still votes there, detect/fit.hpp Placed threshold, and run a third time); a model that fits as trained is never moved
 //                  (the dump's BTF is memory the suspect's kernel controls). Measured:
 //                  data/models/README.md.
 #pragma once

@@ -22,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -347,5 +348,62 @@ TEST_CASE("detect: a raw copy cut to 96 MiB is analysed, and the task_structs be
     CHECK(below > 50);
     CHECK(double(found) >= 0.95 * double(below));
     CHECK(spurious == 0);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("detect: a placement and a scaled threshold are one dump's; the next dump of a batch gets the model as trained (reviewer 85)") {
+    const auto setup = dev_task_model();
+    if (!setup) return;
+    const auto& [dev, model, dmdetect] = *setup;
+    std::vector<fs::path> others = test::real_dump_dirs({"dump.elf"});
+    others.erase(others.begin());   // the dev dump is first; the others are other versions (builds/READY)
+    if (others.empty()) {
+        MESSAGE("no dump of another build: skipped");
+        return;
+    }
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-batch-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path out = dir / "out.jsonl";
+    auto run = [&](const std::string& dumps) {
+        const std::string cmd = dmdetect + " -w " + model.string() + " " + dumps + " --addresses-only --quiet --format json -o " +
+                                out.string() + " 2> " + (dir / "err.txt").string();
+        CHECK(std::system(cmd.c_str()) == 0);
+        return slurp(out);
+    };
+    // per dump: its detections, its fit record's threshold, and whether a warning said a threshold was scaled
+    struct Seen { uint64_t objects = 0; std::string threshold; bool scaled = false; };
+    auto per_dump = [](const std::string& text) {
+        std::map<std::string, Seen> seen;
+        std::istringstream lines(text);
+        for (std::string line; std::getline(lines, line);) {
+            const size_t d = line.find("\"dump\":\"");
+            const std::string dump = d == std::string::npos ? "" : line.substr(d + 8, line.find('"', d + 8) - d - 8);
+            Seen& s = seen[dump];
+            if (line.find("\"record\":\"fit\"") != std::string::npos) {
+                const size_t t = line.find("\"threshold\":");
+                s.threshold = line.substr(t + 12, line.find_first_of(",}", t) - t - 12);
+            } else if (line.find("\"record\":\"warning\"") != std::string::npos) {
+                s.scaled = s.scaled || line.find("scaled to") != std::string::npos;
+            } else if (line.find("\"record\"") == std::string::npos) {
+                ++s.objects;
+            }
+        }
+        return seen;
+    };
+    const std::string own = (dev / "dump.elf").string();
+    const Seen alone = per_dump(run(own))[""];
+    std::string dumps;
+    for (const fs::path& o : others) dumps += (o / "dump.elf").string() + " ";
+    const auto batch = per_dump(run(dumps + own));
+    for (const fs::path& o : others) {
+        CAPTURE(o.string());
+        const Seen& s = batch.at((o / "dump.elf").string());
+        CHECK(s.scaled);
+        CHECK(s.threshold != alone.threshold);
+    }
+    const Seen& last = batch.at(own);
+    CHECK_FALSE(last.scaled);
+    CHECK(last.threshold == alone.threshold);
+    CHECK(last.objects == alone.objects);
     fs::remove_all(dir);
 }

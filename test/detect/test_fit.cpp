@@ -238,6 +238,79 @@ TEST_CASE("fit: a key node that never votes on the dump means its layout changed
     CHECK_FALSE(cut_unknown.checked);
 }
 
+// A VoteAgreement of `objects` candidate objects, all agreeing, with these votes per key node, built
+// one element at a time: GCC 12.2 at -O2 with AVX-512 miscompiles a braced {24, 24, 24, 0} here into
+// four 24s (its SLP vectoriser, as noted above).
+[[gnu::noinline]] VoteAgreement all_agreeing(uint64_t objects, std::initializer_list<uint64_t> per_key) {
+    VoteAgreement a;
+    a.objects = a.agreeing = objects;
+    for (uint64_t v : per_key) a.key_votes.push_back(v);
+    return a;
+}
+
+TEST_CASE("fit: a placed model's threshold keeps its share of the key-node weight that votes") {
+    // The rule of Missing, per key node: weight ≥ kSureKeyWeight and fewer votes than half its share
+    // of the agreeing candidate objects.
+    const Model m = test::marker_model("thing", 2.5f);
+    CHECK(missing_key_nodes(m, all_agreeing(24, {24, 24, 24, 0})) == std::vector<size_t>{3});
+    CHECK(missing_key_nodes(m, all_agreeing(24, {24, 11, 24, 12})) == std::vector<size_t>{1});
+    CHECK(missing_key_nodes(m, all_agreeing(4, {4, 4, 4, 0})).empty());   // under kMinAgreementObjects
+    const std::optional<double> one = placed_threshold_scale(m, all_agreeing(24, {24, 24, 24, 0}), 2.5f);
+    REQUIRE(one);
+    CHECK(*one == doctest::Approx(0.75));
+    const std::optional<double> two = placed_threshold_scale(m, all_agreeing(24, {0, 24, 24, 0}), 2.5f);
+    REQUIRE(two);
+    CHECK(*two == doctest::Approx(0.5));   // kMaxPlacedMissingShare: half may be silent, not more
+    CHECK_FALSE(placed_threshold_scale(m, all_agreeing(24, {0, 0, 24, 0}), 2.5f));
+    CHECK_FALSE(placed_threshold_scale(m, all_agreeing(24, {24, 24, 24, 24}), 2.5f));   // every key node votes
+    CHECK_FALSE(placed_threshold_scale(m, VoteAgreement{}, 2.5f));                           // nothing measured
+    Model rare = m;
+    rare.key_nodes[3].weight = 0.6f;   // not expected on every object: never missing
+    CHECK_FALSE(placed_threshold_scale(rare, all_agreeing(24, {24, 24, 24, 0}), 2.5f));
+    Model weighted = m;
+    weighted.key_nodes[0].weight = 0.3f;   // the weight's share, not the count's: 1 of 3.3
+    const std::optional<double> w = placed_threshold_scale(weighted, all_agreeing(24, {24, 24, 24, 0}), 2.5f);
+    REQUIRE(w);
+    CHECK(*w == doctest::Approx(1 - 1 / 3.3));
+
+    // The detector's threshold scaled, as dmdetect does after a placed run: key node 4 is silent on
+    // the cut layout, so 2.5 becomes 1.875; the image-absent threshold scales with it.
+    Detector d;
+    Model cut_model = m;
+    cut_model.image_absent_threshold = 2.f;
+    d.add_model(cut_model, "marker");
+    DetectOptions opt;
+    opt.measure_agreement = true;
+    const MemoryGraph cut = objects_graph(24, test::Layout::Cut);
+    CHECK(d.detect(cut, opt).size() == 24);
+    const std::optional<double> scale = placed_threshold_scale(d.model(0), d.last_agreements().at(0), d.last_thresholds().at(0));
+    REQUIRE(scale);
+    d.scale_threshold(0, *scale);
+    CHECK(d.model(0).threshold == doctest::Approx(1.875f));
+    CHECK(d.model(0).image_absent_threshold == doctest::Approx(1.5f));
+    CHECK(d.detect(cut, opt).size() == 24);
+    CHECK(d.last_thresholds().at(0) == doctest::Approx(1.875f));
+    CHECK_THROWS_AS(d.scale_threshold(0, 0), InputError);
+    CHECK_THROWS_AS(d.scale_threshold(0, 1.5), InputError);
+    CHECK_THROWS_AS(d.scale_threshold(0, std::nan("")), InputError);
+    CHECK(d.model(0).threshold == doctest::Approx(1.875f));   // unchanged by a refused factor
+    d.scale_threshold(0, *scale);   // of the trained threshold, never compounding (reviewer 85: 13.63 → 10.90 → 7.63 in a batch)
+    CHECK(d.model(0).threshold == doctest::Approx(1.875f));
+    // A dump's placement and scaling undone for the next dump
+    std::vector<KeyNode> moved = d.model(0).key_nodes;
+    moved[3].offset += 8;
+    d.set_key_nodes(0, moved);
+    d.reset_to_trained();
+    CHECK(d.model(0).key_nodes[3].offset == m.key_nodes[3].offset);
+    CHECK(d.model(0).threshold == 2.5f);
+    CHECK(d.model(0).image_absent_threshold == 2.f);
+    // Never down to one key node's vote: the threshold the placed run used (the trained one, or the
+    // one for dumps without the kernel image), 1.5 × 3/4 is above it, 1.5 × 1/2 is not
+    CHECK(placed_threshold_scale(m, all_agreeing(24, {24, 24, 24, 0}), 1.5f));
+    CHECK_FALSE(placed_threshold_scale(m, all_agreeing(24, {0, 24, 24, 0}), 1.5f));
+    CHECK(placed_threshold_scale(m, all_agreeing(24, {0, 24, 24, 0}), 2.5f));
+}
+
 TEST_CASE("fit: a per-build-keys model votes on its voting rows, and on the agreement rows only when it finds nothing") {
     // fit.hpp Rows: no vote check judges such a model, so its network runs on the voting rows alone;
     // when it finds nothing, the agreement rows are run too, for the diagnosis of split votes.
