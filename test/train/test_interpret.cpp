@@ -496,6 +496,32 @@ TEST_CASE("interpret: fields in every output format; readers keep the five detec
     CAPTURE(csv);
     CHECK(csv.rfind("type,vaddr,paddr,score,votes,name,size,state,hidden,missing_from,pid,tgid,ppid,comm,", 0) == 0);
     CHECK(csv.find(",\"record\"\",x\",") != std::string::npos);
+    {   // booleans as JSON spells them, whatever the table's word (newcomer 84: EXITED/FREED beside no)
+        std::vector<std::string> header;
+        std::string line = csv.substr(0, csv.find('\n'));
+        for (size_t at = 0; at != std::string::npos;) {
+            const size_t comma = line.find(',', at);
+            header.push_back(line.substr(at, comma == std::string::npos ? comma : comma - at));
+            at = comma == std::string::npos ? comma : comma + 1;
+        }
+        const auto column = [&](const std::string& key) { return size_t(std::find(header.begin(), header.end(), key) - header.begin()); };
+        const std::string task_row = csv.substr(csv.find("\ntask_struct,") + 1);
+        std::vector<std::string> cells;
+        for (size_t at = 0, end = task_row.find('\n'); at <= end;) {   // the p1 row: no quoted cell in it
+            const size_t comma = std::min(task_row.find(',', at), end);
+            cells.push_back(task_row.substr(at, comma - at));
+            at = comma + 1;
+        }
+        for (const char* key : {"exited", "freed", "kernel_thread", "hidden"}) {
+            CAPTURE(key);
+            REQUIRE(column(key) < cells.size());
+            const std::string value = json_of(ds[1].fields)[key];
+            CHECK((value == "true" || value == "false"));
+            CHECK(cells[column(key)] == value);
+        }
+        CHECK(csv.find(",no,") == std::string::npos);
+        CHECK(csv.find(",EXITED") == std::string::npos);
+    }
     const std::string table = format_detections(ds, DetectionFormat::Table);
     CAPTURE(table);
     CHECK(table.find("votes  name") != std::string::npos);   // the module section's header
