@@ -472,6 +472,7 @@ int run(int argc, char** argv, Communicator& world) {
                                                             : MemoryLack::None;
         std::vector<std::string> placed(used.model_count());
         std::vector<std::string> scaled_thresholds;   // warnings, said with the others below
+        std::vector<std::string> unread_why;          // why the objects were not read: output warnings, notes on stderr
         // A scaled model's fit is judged on the placed run's votes, at the threshold it was calibrated
         // at: the scaled run's candidate objects include bases its lower threshold lets half-voted
         // groups reach (reviewer 85: 6.12's agreement read 146 of 263 for 146 of 146)
@@ -574,7 +575,12 @@ int run(int argc, char** argv, Communicator& world) {
             if (vm.count("tree") && unread)
                 throw InputError(who + "--tree needs the tasks' fields, which were not read: " +
                                  (notes.empty() ? std::string("no reason given") : notes.front()));
-            for (const auto& n : notes) std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
+            for (const auto& n : notes) {
+                std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
+                // objects left unread (no BTF, a dump that moved …): a warning in the output too, a file of
+                // bare addresses said nowhere why (newcomer 84 M4: the i386 dump's 13,391 rows)
+                if (n.starts_with("objects not read")) unread_why.push_back(n);
+            }
         }
         // Models whose network needed more work a page than the default bound allows (refused by it,
         // or run because it was lifted or raised): what real kernels' graphs never need (detect.hpp
@@ -619,6 +625,7 @@ int run(int argc, char** argv, Communicator& world) {
         };
         auto warn = [&](std::string line) { say(warnings, std::move(line)); };
         for (std::string& line : scaled_thresholds) warn(std::move(line));
+        for (std::string& line : unread_why) warnings.push_back(std::move(line));   // (a note on stderr, above)
         const std::string lacking = format_bytes(info.absent_pages * 4096);   // the memory the dump lacks (`lack`)
         // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
         // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
