@@ -410,6 +410,8 @@ struct ModelTiming {
     bool capped = false;                    // … a refusal among its runs was DetectOptions::network_work's
     uint64_t work = 0;                      // node-iterations its network's runs did, refused ones' part
                                             // included (0 for a joint model's types after the first)
+    uint64_t needed = 0;                    // refused by the work bound: its network's runs' work had it run,
+                                            // estimated (`work` + the refused run's estimate); else 0
 };
 
 class Detector {

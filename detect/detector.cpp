@@ -360,6 +360,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         };
         auto refuse_capped = [&](const WorkLimitError& e, uint64_t left, bool scan) {   // no memory budget lets it run
             refused = capped_why(e, left, scan);
+            timing.needed = timing.work + e.work;
             was_capped = true;
             whole.clear();
             out.clear();

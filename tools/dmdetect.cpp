@@ -737,6 +737,31 @@ int run(int argc, char** argv, Communicator& world) {
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),
                          f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
         }
+        // Several models refused by the work bound: the one value that runs them all (newcomer 84 M2:
+        // three warnings, three values, and none said which runs all of them), each model's need and
+        // the scan's (all models together, scan_work_factor times it) — an estimate, as each one is.
+        {
+            uint64_t refused = 0;
+            double per_page = 0, together = 0;
+            for (size_t i = 0; i < used.model_count(); ++i) {
+                const ModelTiming& t = used.last_timings().at(i);
+                const bool capped = t.capped && !used.last_not_run().at(i).empty();
+                refused += capped;
+                const double need = double(capped ? std::max(t.needed, t.work) : t.work) / double(std::max<uint64_t>(1, counted));
+                if (capped) per_page = std::max(per_page, need);
+                together += need;
+            }
+            if (refused >= 2 && detect.network_work > 0) {
+                const double all = std::ceil(std::max(per_page, together / std::max(detect.scan_work_factor, 1.0)));
+                char text[256];
+                std::snprintf(text, sizeof text, "%llu models not run by the network work bound: --network-work %.0f runs them "
+                              "all (an estimate: the networks did %.0f node-iterations a counted page, the refused ones "
+                              "need about %.0f more, %.1f times the network work of this run)",
+                              (unsigned long long)refused, all, scan_per_page, std::max(0.0, together - scan_per_page),
+                              together / std::max(scan_per_page, 1.0));
+                warn(text);
+            }
+        }
         // ... and all of them together past the default bound for a scan, each within its own part
         if (!model_heavy && scan_per_page > default_scan)
             warn(past_default("the models together", scan_per_page, true));

@@ -720,6 +720,24 @@ TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-
     CHECK(unbounded.err.find(" needed ") == std::string::npos);   // within the default bound: nothing to say
     CHECK(run("DMDETECT", base + " --network-work -1", dir).status == 2);
     CHECK(run("DMDETECT", base + " --network-work 1.5", dir).status == 2);
+    // Two models refused: one line names the value that runs both (newcomer 84 M2), and it does
+    Model other = m;
+    other.object_type = "cred";
+    other.save((dir / "cred.cereal").string());
+    const std::string both = "-w " + (dir / "ts.cereal").string() + " -w " + (dir / "cred.cereal").string() + " " +
+                             (dir / "g.dmg").string() + " -q --format json --network-memory 0";
+    const Run two = run("DMDETECT", both + " --network-work 1", dir);
+    CHECK(two.status == 4);
+    const std::string line = "2 models not run by the network work bound: --network-work ";
+    const size_t at = two.err.find(line);
+    REQUIRE(at != std::string::npos);
+    CHECK(two.out.find(line) != std::string::npos);   // a warning record too
+    const std::string lift = two.err.substr(at + line.size(), two.err.find(' ', at + line.size()) - at - line.size());
+    CAPTURE(lift);
+    const Run lifted = run("DMDETECT", both + " --network-work " + lift, dir);
+    CHECK(lifted.status == 0);
+    CHECK(lifted.err.find(") not run: ") == std::string::npos);   // (their fit checks' agreement rows may still be refused)
+    CHECK(run("DMDETECT", base + " --network-memory 0 --network-work 1", dir).err.find(line.substr(2)) == std::string::npos);   // one model: its own line says it
     fs::remove_all(dir);
 }
 
