@@ -547,7 +547,7 @@ TEST_CASE("fit: a model of per-build key nodes is judged by build alone") {
     // The fit line shows its 0% agreement as not judged (newcomer 18 read "yes … 0 of 50" as a pass).
     CHECK(same.not_judged == "key nodes chosen per build");
     CHECK(format_fit_report(banner("5.10.0-46-amd64"), std::span(&same, 1), DetectionFormat::Table)
-              .find("votes agree on 0 of 50 candidate objects (0.0%; not judged: key nodes chosen per build)") != std::string::npos);
+              .find(": yes by build, same-build, votes agree on 0 of 50 candidate objects (0.0%; not judged: key nodes chosen per build)") != std::string::npos);
     // and the JSON record says it too (newcomer 21: "fits":true,"checked":true beside 0 of 150 agreeing)
     CHECK(format_fit_report(banner("5.10.0-46-amd64"), std::span(&same, 1), DetectionFormat::Json)
               .find("\"checked\":true,\"not_judged\":\"key nodes chosen per build\"") != std::string::npos);
