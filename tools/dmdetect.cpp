@@ -752,8 +752,9 @@ int run(int argc, char** argv, Communicator& world) {
                 together += need;
             }
             if (refused >= 2 && detect.network_work > 0) {
-                const double all = std::ceil(std::max(per_page, together / std::max(detect.scan_work_factor, 1.0)));
-                char text[256];
+                // (scan_work_factor 0: no bound for all models together)
+                const double all = std::ceil(detect.scan_work_factor > 0 ? std::max(per_page, together / detect.scan_work_factor) : per_page);
+                char text[512];
                 std::snprintf(text, sizeof text, "%llu models not run by the network work bound: --network-work %.0f runs them "
                               "all (an estimate: the networks did %.0f node-iterations a counted page, the refused ones "
                               "need about %.0f more, %.1f times the network work of this run)",
