@@ -500,7 +500,6 @@ int run(int argc, char** argv, Communicator& world) {
                     why = e.what();
                 }
             }
-            bool moved = false;
             std::vector<size_t> moved_models;
             for (size_t i : todo) {
                 Model m = used.model(i);
@@ -509,7 +508,6 @@ int run(int argc, char** argv, Communicator& world) {
                     if (!btf) throw InputError("no BTF: " + why);
                     const Placement p = place_model(m, flat_members(*btf, m.object_type));
                     if (p.moved) used.set_key_nodes(i, std::move(m.key_nodes)), moved_models.push_back(i);
-                    moved = moved || p.moved;
                     placed[i] = "it does not fit as trained, or found nothing: key nodes placed in this dump's layout by the kernel's BTF (" +
                                 build_text + (vm.count("kernel") ? ", --kernel" : ", from the dump") + "): " + p.text();
                 } catch (const std::exception& e) {
@@ -520,7 +518,7 @@ int run(int argc, char** argv, Communicator& world) {
                     std::fprintf(stderr, "dmdetect: note: %smodel %s (%s): %s\n", who.c_str(), used.model(i).object_type.c_str(),
                                  terminal_text(used.source(i)).c_str(), placed[i].c_str());
             }
-            if (moved) {
+            if (!moved_models.empty()) {
                 stage.emplace("detecting objects in the memory graph of " + dump + " with placed key nodes");
                 found = used.detect(graph, detect);
                 progress.end();
@@ -539,11 +537,10 @@ int run(int argc, char** argv, Communicator& world) {
                     scaled = true;
                     char share[16];
                     std::snprintf(share, sizeof share, "%.0f%%", 100 * (1 - *scale));
-                    const std::string text = "threshold " + score_text(before) + " scaled to " + score_text(float(before * *scale)) +
-                                             ", the share of the key-node weight that votes here: key nodes of " + share +
+                    const std::string scaled_to = "threshold " + score_text(before) + " scaled to " + score_text(float(before * *scale));
+                    const std::string text = scaled_to + ", the share of the key-node weight that votes here: key nodes of " + share +
                                              " of it, placed or kept, vote for at most half its candidate objects";
-                    placed[i] += "; its threshold " + score_text(before) + " scaled to " + score_text(float(before * *scale)) +
-                                 " (warning), its votes judged at " + score_text(before);
+                    placed[i] += "; its " + scaled_to + " (warning), its votes judged at " + score_text(before);
                     placed_agreements[i] = used.last_agreements().at(i);
                     // in the output too, whatever the format and -q: a script's detections are made at it
                     scaled_thresholds.push_back("model " + used.model(i).object_type + " (" + used.source(i) + "), placed in this dump's layout: " + text);
@@ -742,14 +739,14 @@ int run(int argc, char** argv, Communicator& world) {
         // the scan's (all models together, scan_work_factor times it) — an estimate, as each one is.
         {
             uint64_t refused = 0;
-            double per_page = 0, together = 0;
+            double per_page = 0, together = scan_per_page;   // (work_per_page above: what each did)
             for (size_t i = 0; i < used.model_count(); ++i) {
                 const ModelTiming& t = used.last_timings().at(i);
-                const bool capped = t.capped && !used.last_not_run().at(i).empty();
-                refused += capped;
-                const double need = double(capped ? std::max(t.needed, t.work) : t.work) / double(std::max<uint64_t>(1, counted));
-                if (capped) per_page = std::max(per_page, need);
-                together += need;
+                if (!t.capped || used.last_not_run().at(i).empty()) continue;
+                ++refused;
+                const double need = std::max(double(t.needed) / double(std::max<uint64_t>(1, counted)), work_per_page[i]);
+                per_page = std::max(per_page, need);
+                together += need - work_per_page[i];
             }
             if (refused >= 2 && detect.network_work > 0) {
                 // (scan_work_factor 0: no bound for all models together)

@@ -497,21 +497,19 @@ TEST_CASE("interpret: fields in every output format; readers keep the five detec
     CHECK(csv.rfind("type,vaddr,paddr,score,votes,name,size,state,hidden,missing_from,pid,tgid,ppid,comm,", 0) == 0);
     CHECK(csv.find(",\"record\"\",x\",") != std::string::npos);
     {   // booleans as JSON spells them, whatever the table's word (newcomer 84: EXITED/FREED beside no)
-        std::vector<std::string> header;
-        std::string line = csv.substr(0, csv.find('\n'));
-        for (size_t at = 0; at != std::string::npos;) {
-            const size_t comma = line.find(',', at);
-            header.push_back(line.substr(at, comma == std::string::npos ? comma : comma - at));
-            at = comma == std::string::npos ? comma : comma + 1;
-        }
+        const auto cells_of = [](const std::string& line) {   // a line with no quoted cell
+            std::vector<std::string> cells;
+            for (size_t at = 0; at != std::string::npos;) {
+                const size_t comma = line.find(',', at);
+                cells.push_back(line.substr(at, comma == std::string::npos ? comma : comma - at));
+                at = comma == std::string::npos ? comma : comma + 1;
+            }
+            return cells;
+        };
+        const std::vector<std::string> header = cells_of(csv.substr(0, csv.find('\n')));
         const auto column = [&](const std::string& key) { return size_t(std::find(header.begin(), header.end(), key) - header.begin()); };
-        const std::string task_row = csv.substr(csv.find("\ntask_struct,") + 1);
-        std::vector<std::string> cells;
-        for (size_t at = 0, end = task_row.find('\n'); at <= end;) {   // the p1 row: no quoted cell in it
-            const size_t comma = std::min(task_row.find(',', at), end);
-            cells.push_back(task_row.substr(at, comma - at));
-            at = comma + 1;
-        }
+        const size_t row = csv.find("\ntask_struct,") + 1;   // p1's
+        const std::vector<std::string> cells = cells_of(csv.substr(row, csv.find('\n', row) - row));
         for (const char* key : {"exited", "freed", "kernel_thread", "hidden"}) {
             CAPTURE(key);
             REQUIRE(column(key) < cells.size());
