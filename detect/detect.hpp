@@ -518,7 +518,8 @@ private:
 //          columns (a null value is "?", an empty string "-"); a type with verdict fields (exited,
 //          freed, hidden) counts the true ones, "# task_struct: 276 (exited 22, freed 22, hidden 0)"
 //          ("hidden 0 (3 null)" when some are null), and one line after the total says what each
-//          key shown means ("# exited: …; freed: …; hidden: …").
+//          key shown means ("# exited: …; freed: …; hidden: …"). below_trained_threshold is one
+//          too (mark_below_trained).
 //   json   JSON Lines {"type":"task_struct","vaddr":"0xffff…","paddr":"0x…"|null,"score":1.234,"votes":12}
 //          then each field as "key":value in its order
 //          (dmdetect puts {"record":…} lines about the kernel and the models' fit first: detect/fit.hpp)
@@ -526,6 +527,12 @@ private:
 //          detection (first-seen order; RFC 4180 quoting); an absent paddr or value is an empty field
 //   Reading back (parse_detections) keeps the five detection columns; fields are not read.
 enum class DetectionFormat : uint8_t { Table, Json, Csv };
+// The detections of `type` get the verdict field below_trained_threshold: true ("BELOW") where the
+// score is under `trained` — the threshold the model was calibrated at, before dmdetect scaled it
+// for a placed model (detect/fit.hpp, Placed threshold) — so an object reported only at the lower
+// threshold is told from one its model would report as trained (reviewer 85). Appended after
+// any fields already read.
+void mark_below_trained(std::span<Detection> detections, std::string_view type, float trained);
 DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format);
 // Warnings about the analysis, written into its output so that a file records an incomplete

@@ -28,10 +28,12 @@ constexpr std::string_view kCsvHeader = "type,vaddr,paddr,score,votes";
 // The boolean fields that are a verdict on an object (train/interpret.hpp), counted per type in a
 // table's footer (newcomer 82: EXITED and FREED rows with no legend, "# task_struct: 276" alone).
 // Each with what it means, for the legend line (only the keys the table has).
-constexpr std::array<std::string_view, 3> kVerdictKeys = {"exited", "freed", "hidden"};
-constexpr std::array<std::string_view, 3> kVerdictMeaning = {
+constexpr std::array<std::string_view, 4> kVerdictKeys = {"exited", "freed", "hidden", "below_trained_threshold"};
+constexpr std::array<std::string_view, 4> kVerdictMeaning = {
     "TASK_DEAD in __state, off the kernel's lists by right", "on its slab cache's freelist, its bytes not yet reused",
-    "alive but missing from a list the kernel keeps it on (missing_from)"};
+    "alive but missing from a list the kernel keeps it on (missing_from)",
+    "scored under the threshold its model was calibrated at, reported at the threshold scaled for its placed key "
+    "nodes (the warning says why)"};
 
 std::string score_text(float s) {
     char buf[32];
@@ -100,6 +102,14 @@ const ObjectField* field_of(const Detection& d, std::string_view key) {
 }
 ObjectField* field_of(Detection& d, std::string_view key) {
     return const_cast<ObjectField*>(field_of(std::as_const(d), key));
+}
+
+void mark_below_trained(std::span<Detection> detections, std::string_view type, float trained) {
+    for (Detection& d : detections)
+        if (d.type == type) {
+            const bool below = d.score < trained;
+            d.fields.push_back({std::string(kVerdictKeys[3]), below ? "true" : "false", below ? "BELOW" : "no"});
+        }
 }
 
 namespace {

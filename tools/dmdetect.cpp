@@ -209,6 +209,10 @@ int run(int argc, char** argv, Communicator& world) {
     o.add_options()("help,h", "this text")(
         "weights,w", po::value<std::vector<std::string>>(), "model file (repeatable; default: the shipped models)")(
         "threshold", po::value<float>(), "report scores at or above this for every model (default: each model's)")(
+        "no-placed-threshold",
+        "keep a placed model's trained threshold where some of its placed key nodes vote for nothing in the dump (by "
+        "default it is scaled to the share of the key-node weight that votes, and objects found only below it are "
+        "marked below_trained_threshold)")(
         "format", po::value<std::string>()->default_value("table"), "output: table|json|csv")(
         "output,o", po::value<std::string>(), "write here (atomically) instead of stdout")(
         "format-dump", po::value<std::string>()->default_value("auto"), "dump format: raw|elf|lime|kdump|avml|auto")(
@@ -472,6 +476,7 @@ int run(int argc, char** argv, Communicator& world) {
                                                             : MemoryLack::None;
         std::vector<std::string> placed(used.model_count());
         std::vector<std::string> scaled_thresholds;   // warnings, said with the others below
+        std::vector<std::pair<std::string, float>> trained_at;   // a scaled model's type, its threshold before
         std::vector<std::string> unread_why;          // why the objects were not read: output warnings, notes on stderr
         // A scaled model's fit is judged on the placed run's votes, at the threshold it was calibrated
         // at: the scaled run's candidate objects include bases its lower threshold lets half-voted
@@ -528,7 +533,7 @@ int run(int argc, char** argv, Communicator& world) {
                 bool scaled = false;
                 for (size_t i : moved_models) {   // (reset_to_trained above: the model's trained thresholds)
                     const std::optional<double> scale =
-                        vm.count("threshold") || !used.last_not_run().at(i).empty()
+                        vm.count("threshold") || vm.count("no-placed-threshold") || !used.last_not_run().at(i).empty()
                             ? std::nullopt
                             : placed_threshold_scale(used.model(i), used.last_agreements().at(i), used.last_thresholds().at(i));
                     if (!scale) continue;
@@ -539,9 +544,12 @@ int run(int argc, char** argv, Communicator& world) {
                     std::snprintf(share, sizeof share, "%.0f%%", 100 * (1 - *scale));
                     const std::string scaled_to = "threshold " + score_text(before) + " scaled to " + score_text(float(before * *scale));
                     const std::string text = scaled_to + ", the share of the key-node weight that votes here: key nodes of " + share +
-                                             " of it, placed or kept, vote for at most half its candidate objects";
+                                             " of it, placed or kept, vote for at most half its candidate objects; its objects scoring under " +
+                                             score_text(before) + " are marked below_trained_threshold (--no-placed-threshold keeps " +
+                                             score_text(before) + ")";
                     placed[i] += "; its " + scaled_to + " (warning), its votes judged at " + score_text(before);
                     placed_agreements[i] = used.last_agreements().at(i);
+                    trained_at.emplace_back(used.model(i).object_type, before);
                     // in the output too, whatever the format and -q: a script's detections are made at it
                     scaled_thresholds.push_back("model " + used.model(i).object_type + " (" + used.source(i) + "), placed in this dump's layout: " + text);
                 }
@@ -579,6 +587,8 @@ int run(int argc, char** argv, Communicator& world) {
                 if (n.starts_with("objects not read")) unread_why.push_back(n);
             }
         }
+        // after the fields read (--tree tells unread tasks by their empty fields, above)
+        for (const auto& [type, before] : trained_at) mark_below_trained(found, type, before);
         // Models whose network needed more work a page than the default bound allows (refused by it,
         // or run because it was lifted or raised): what real kernels' graphs never need (detect.hpp
         // kRealKernelNetworkWork), so a dump crafted to stall the analysis — said even when the bound

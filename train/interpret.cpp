@@ -823,8 +823,10 @@ std::string process_tree(std::span<const Detection> detections) {
         bool hidden;
         std::string missing;
         uint64_t threads = 0, hidden_threads = 0;
+        bool below = false;   // found only at a placed model's scaled threshold (mark_below_trained)
     };
     std::vector<Proc> procs;
+    uint64_t below = 0;   // processes marked below_trained_threshold
     std::vector<std::string> unreadable;
     std::vector<std::pair<int64_t, std::string>> exited;   // (pid, line)
     std::vector<std::pair<int64_t, const Detection*>> threads;
@@ -860,7 +862,9 @@ std::string process_tree(std::span<const Detection> detections) {
             continue;
         }
         const ObjectField* m = field_of(d, "missing_from");
-        procs.push_back({*pid, ppid ? *ppid : -1, comm->text, hidden_task, m ? m->text : "", 0, 0});
+        const ObjectField* b = field_of(d, "below_trained_threshold");
+        below += b && b->json == "true";
+        procs.push_back({*pid, ppid ? *ppid : -1, comm->text, hidden_task, m ? m->text : "", 0, 0, b && b->json == "true"});
     }
     std::sort(procs.begin(), procs.end(), [](const Proc& a, const Proc& b) {
         return a.pid != b.pid ? a.pid < b.pid : a.comm < b.comm;
@@ -903,6 +907,7 @@ std::string process_tree(std::span<const Detection> detections) {
         if (p.threads) out += " {" + std::to_string(p.threads) + " thread" + (p.threads > 1 ? "s" : "") + "}";
         if (p.hidden) out += "  [HIDDEN: missing from " + p.missing + "]";
         if (p.hidden_threads) out += "  [" + std::to_string(p.hidden_threads) + " hidden thread(s)]";
+        if (p.below) out += "  [below the trained threshold]";
         out += "\n";
         // Only the idle task of CPU 0 (swapper/0) parents PID 0's children.
         if (p.pid == 0 && p.comm != "swapper/0" && p.comm != "swapper") return;
@@ -920,7 +925,8 @@ std::string process_tree(std::span<const Detection> detections) {
     for (const std::string& u : unreadable) out += "(unreadable) " + u + "\n";
     out += "# processes: " + std::to_string(procs.size()) + ", threads: " + std::to_string(threads.size()) +
            (orphan_threads ? " (" + std::to_string(orphan_threads) + " without a detected leader)" : "") +
-           ", exited tasks: " + std::to_string(exited.size()) + ", hidden tasks: " + std::to_string(hidden) + ", unreadable: " + std::to_string(unreadable.size()) + "\n";
+           ", exited tasks: " + std::to_string(exited.size()) + ", hidden tasks: " + std::to_string(hidden) + ", unreadable: " + std::to_string(unreadable.size()) +
+           (below ? ", processes below the trained threshold: " + std::to_string(below) : "") + "\n";
     return out;
 }
 

@@ -364,14 +364,15 @@ TEST_CASE("detect: a placement and a scaled threshold are one dump's; the next d
     const fs::path dir = fs::temp_directory_path() / ("dmdetect-batch-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     const fs::path out = dir / "out.jsonl";
-    auto run = [&](const std::string& dumps) {
-        const std::string cmd = dmdetect + " -w " + model.string() + " " + dumps + " --addresses-only --quiet --format json -o " +
+    auto run = [&](const std::string& dumps, const std::string& options = "") {
+        const std::string cmd = dmdetect + " -w " + model.string() + " " + dumps + options + " --addresses-only --quiet --format json -o " +
                                 out.string() + " 2> " + (dir / "err.txt").string();
         CHECK(std::system(cmd.c_str()) == 0);
         return slurp(out);
     };
     // per dump: its detections, its fit record's threshold, and whether a warning said a threshold was scaled
-    struct Seen { uint64_t objects = 0; std::string threshold; bool scaled = false; };
+    // (and its objects marked below_trained_threshold: true, and false)
+    struct Seen { uint64_t objects = 0; std::string threshold; bool scaled = false; uint64_t below = 0, above = 0; };
     auto per_dump = [](const std::string& text) {
         std::map<std::string, Seen> seen;
         std::istringstream lines(text);
@@ -386,6 +387,8 @@ TEST_CASE("detect: a placement and a scaled threshold are one dump's; the next d
                 s.scaled = s.scaled || line.find("scaled to") != std::string::npos;
             } else if (line.find("\"record\"") == std::string::npos) {
                 ++s.objects;
+                s.below += line.find("\"below_trained_threshold\":true") != std::string::npos;
+                s.above += line.find("\"below_trained_threshold\":false") != std::string::npos;
             }
         }
         return seen;
@@ -405,5 +408,26 @@ TEST_CASE("detect: a placement and a scaled threshold are one dump's; the next d
     CHECK_FALSE(last.scaled);
     CHECK(last.threshold == alone.threshold);
     CHECK(last.objects == alone.objects);
+    CHECK(last.below + last.above == 0);   // its model was not scaled: no mark
+    // Every object of a scaled model says whether it needed the scaled threshold (reviewer 85 MED 3);
+    // --no-placed-threshold (MED 6) and --threshold keep the trained or given one: no scaling, no mark
+    // (LOW 9; -q above: the warning is in the output all the same).
+    const auto kept = per_dump(run(dumps, " --no-placed-threshold"));
+    const auto given = per_dump(run(dumps, " --threshold " + alone.threshold));
+    for (const fs::path& o : others) {
+        const std::string d = (o / "dump.elf").string();
+        CAPTURE(d);
+        const Seen &s = batch.at(d), &k = kept.at(d), &g = given.at(d);
+        CHECK(s.below + s.above == s.objects);
+        MESSAGE("scaled: " << s.objects << " objects (" << s.below << " below the trained threshold); trained: " << k.objects
+                           << "; --threshold: " << g.objects);
+        for (const Seen* x : {&k, &g}) {
+            CHECK_FALSE(x->scaled);
+            CHECK(x->below + x->above == 0);
+            CHECK(x->threshold == alone.threshold);
+            CHECK(x->objects <= s.objects);
+        }
+        CHECK(s.above <= k.objects);   // those not marked: what the trained threshold finds (equal on the 5.10 and 6.12 dumps tried: 137, 248)
+    }
     fs::remove_all(dir);
 }

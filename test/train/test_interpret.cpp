@@ -536,6 +536,26 @@ TEST_CASE("interpret: fields in every output format; readers keep the five detec
         CHECK(t.find("# module: 1 (hidden 0 (1 null))\n# total: 1\n# hidden: alive but missing") != std::string::npos);
         CHECK(t.find("exited:") == std::string::npos);
     }
+    {   // objects found only at a placed model's scaled threshold are marked, counted and explained (reviewer 85 MED 3)
+        std::vector<Detection> marked = ds;
+        REQUIRE(marked[1].type == "task_struct");
+        marked[2].score = marked[1].score + 1;
+        mark_below_trained(marked, "task_struct", marked[1].score + 0.5f);   // p1 below, the other task not
+        mark_below_trained(marked, "cred", 1e9f);                            // no cred: nothing marked
+        const auto f = json_of(marked[1].fields);
+        CHECK(f.at("below_trained_threshold") == "true");
+        CHECK_FALSE(field_of(marked[0], "below_trained_threshold"));         // the module's model was not scaled
+        const std::string t = format_detections(marked, DetectionFormat::Table);
+        CAPTURE(t);
+        CHECK(field_of(marked[2], "below_trained_threshold")->json == "false");
+        CHECK(t.find("# task_struct: 2 (exited 0, freed 0, hidden 0, below_trained_threshold 1)") != std::string::npos);
+        CHECK(t.find("; below_trained_threshold: scored under the threshold its model was calibrated at") != std::string::npos);
+        CHECK(t.find("BELOW") != std::string::npos);
+        const std::string c = format_detections(marked, DetectionFormat::Csv);
+        CHECK(c.find(",below_trained_threshold\n") != std::string::npos);   // the last column, as JSON spells it
+        CHECK(c.find(",BELOW") == std::string::npos);
+        CHECK(process_tree(marked).find("[below the trained threshold]") != std::string::npos);
+    }
     std::vector<Detection> plain = ds;
     for (Detection& d : plain) d.fields.clear();
     const std::string bare = format_detections(plain, DetectionFormat::Table);   // no fields: counts alone, no legend
