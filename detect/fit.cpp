@@ -680,4 +680,64 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
     return out;
 }
 
+uint64_t DumpVerdict::hidden_total() const noexcept {
+    uint64_t n = 0;
+    for (const auto& [type, count] : hidden) n += count;
+    return n;
+}
+
+DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking) {
+    DumpVerdict v;
+    std::map<std::string, uint64_t> null_of, unread_of;   // per type
+    for (const Detection& d : found) {
+        if (d.fields.empty()) {
+            ++unread_of[d.type];
+            continue;
+        }
+        const ObjectField* h = field_of(d, "hidden");
+        if (!h) continue;   // a type the cross-view does not judge (cred, dentry, mm_struct)
+        if (h->json == "null") {
+            ++null_of[d.type];
+            continue;
+        }
+        ++v.judged;
+        if (h->json != "true") continue;
+        auto it = std::find_if(v.hidden.begin(), v.hidden.end(), [&](const auto& p) { return p.first == d.type; });
+        if (it == v.hidden.end()) v.hidden.emplace_back(d.type, 1);
+        else ++it->second;
+    }
+    for (const ModelFit& f : fits) {
+        const FitVerdict fv = fit_verdict(f);
+        if (fv == FitVerdict::NotRun) v.incomplete.push_back("model " + f.type + " not run");
+        else if (fv == FitVerdict::No) v.incomplete.push_back("model " + f.type + " does not fit this dump");
+        else if (f.found && *f.found == 0) v.incomplete.push_back("model " + f.type + " found nothing");
+    }
+    for (const auto& [type, n] : null_of)
+        v.incomplete.push_back(std::to_string(n) + " " + type + " with no hidden verdict (null: their bad field says why)");
+    for (const auto& [type, n] : unread_of) v.incomplete.push_back(std::to_string(n) + " " + type + " not read (no fields)");
+    if (!lacking.empty()) v.incomplete.push_back("the dump lacks " + lacking + " of the memory the kernel maps");
+    return v;
+}
+
+std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
+    if (format == DetectionFormat::Csv) return {};
+    std::string by_type, incomplete;
+    for (const auto& [type, n] : v.hidden)
+        by_type += (by_type.empty() ? "" : format == DetectionFormat::Json ? "," : ", ") +
+                   (format == DetectionFormat::Json ? json_string(type) + ":" + std::to_string(n) : std::to_string(n) + " " + type);
+    for (const std::string& why : v.incomplete)
+        incomplete += (incomplete.empty() ? "" : format == DetectionFormat::Json ? "," : "; ") +
+                      (format == DetectionFormat::Json ? json_string(why) : why);
+    const std::string judged = std::to_string(v.judged) + " object" + (v.judged == 1 ? "" : "s") + " judged";
+    if (format == DetectionFormat::Json)
+        return "{\"record\":\"verdict\",\"hidden\":" + std::to_string(v.hidden_total()) + ",\"hidden_by_type\":{" + by_type +
+               "},\"judged\":" + std::to_string(v.judged) + ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") +
+               ",\"incomplete\":[" + incomplete + "]}\n";
+    std::string line = v.hidden_total()  ? "# verdict: HIDDEN: " + by_type + " (of " + judged + ")"
+                       : v.judged        ? "# verdict: none hidden among " + judged
+                                         : std::string("# verdict: not judged: no object's hidden verdict was read");
+    if (!incomplete.empty()) line += (v.judged || v.hidden_total() ? "; incomplete: " : " (") + incomplete + (v.judged ? "" : ")");
+    return line + "\n";
+}
+
 }  // namespace deepmem

@@ -309,4 +309,24 @@ const char* to_string(FitVerdict);   // "yes", "no", "unknown", "not run"
 std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,
                               DetectionFormat format, std::optional<bool> lacks_image = {});
 
+// The dump's one verdict on hiding (newcomer 82 MED 5: hidden objects were counted per type in a
+// footer, the models' fit apart, and nothing said in one place whether the dump shows hiding).
+// Made of the detections' "hidden" fields (train/interpret.hpp: the cross-view of task_struct,
+// module and file against the kernel's lists, after dmdetect withdrew a misfit model's) and of
+// what leaves it incomplete, one phrase each: a model not run, not fitting or finding nothing;
+// objects whose verdict is null; objects not read (no fields); memory the dump lacks.
+struct DumpVerdict {
+    uint64_t judged = 0;                                     // detections with a true/false "hidden"
+    std::vector<std::pair<std::string, uint64_t>> hidden;   // per type with any, its "hidden": true ones
+    std::vector<std::string> incomplete;
+    uint64_t hidden_total() const noexcept;
+};
+// `lacking`: how much memory the kernel maps the dump lacks ("22 MiB"), empty when none.
+DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking);
+// `Table`: "# verdict: HIDDEN: 3 task_struct, 1 module (of 450 objects judged); incomplete: …",
+// "# verdict: none hidden among 450 objects judged[; incomplete: …]", or "# verdict: not judged: …";
+// `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"judged":N,"complete":bool (some
+// object judged, nothing incomplete),"incomplete":[…]}; `Csv`: nothing (as format_fit_report).
+std::string format_dump_verdict(const DumpVerdict& verdict, DetectionFormat format);
+
 }  // namespace deepmem

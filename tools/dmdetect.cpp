@@ -477,7 +477,7 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<std::string> placed(used.model_count());
         std::vector<std::string> scaled_thresholds;   // warnings, said with the others below
         std::vector<std::pair<std::string, float>> trained_at;   // a scaled model's type, its threshold before
-        std::vector<std::string> unread_why;          // why the objects were not read: output warnings, notes on stderr
+        std::vector<std::string> unread_why;          // why objects were not read, or not judged hidden: output warnings, notes on stderr
         // A scaled model's fit is judged on the placed run's votes, at the threshold it was calibrated
         // at: the scaled run's candidate objects include bases its lower threshold lets half-voted
         // groups reach (reviewer 85: 6.12's agreement read 146 of 263 for 146 of 146)
@@ -585,6 +585,13 @@ int run(int argc, char** argv, Communicator& world) {
                 // objects left unread (no BTF, a dump that moved …): a warning in the output too, a file of
                 // bare addresses said nowhere why (newcomer 84 M4: the i386 dump's 13,391 rows)
                 if (n.starts_with("objects not read")) unread_why.push_back(n);
+                // a list broken at memory the dump lacks, or, where it lacks none, at memory the kernel
+                // does not map: a list no running kernel could walk
+                if (n.starts_with(kViewsCutNote))
+                    unread_why.push_back(n + (info.absent_pages == 0 && info.absent_table_bytes == 0
+                                                  ? "; the dump lacks no memory the kernel maps, so a list links into memory "
+                                                    "it does not map: corrupt, smeared or tampered with?"
+                                                  : ""));
             }
         }
         // after the fields read (--tree tells unread tasks by their empty fields, above)
@@ -794,6 +801,7 @@ int run(int argc, char** argv, Communicator& world) {
         const std::string text =
             format_fit_report(banner, fits, format,
                               info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +
+            format_dump_verdict(dump_verdict(found, fits, lack != MemoryLack::None ? lacking : ""), format) +
             format_warnings(said(dump_warnings), format) + format_warnings(said(warnings), format) +
             (vm.count("tree") ? process_tree(found) : format_detections(found, format));
         return batch ? name_dump_records(text, format, DumpRecords{dump}) : text;

@@ -119,6 +119,9 @@ struct InterpretInputs {
 // detections stay addresses only and a note says why. Throws only what a user-given kernel or kallsyms file that is bad throws.
 std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& inputs);
+// The note that starts with this names the kernel's views (train/labeler.hpp LabelSet::views_cut)
+// whose walks lost entries at memory the dump cannot read: objects they miss have a null "hidden".
+inline constexpr std::string_view kViewsCutNote = "the kernel's lists were not read whole: ";
 
 // The kernel's BTF for a graph's dump, before its objects are read (dmdetect places anchored key
 // nodes with it, train/key_anchors.hpp): the user's kernel file (`inputs.kernel_file`; what

@@ -161,6 +161,11 @@ private:
     // Names in kernel objects (comm, module name, dentry and slab names) are NUL-terminated within
     // their buffer; an unreadable or unterminated one is "".
     std::string read_string(uint64_t va, uint64_t max) const { return mem_.cstring(va, max).value_or(""); }
+    // warn(), and the view `view` was not read whole (LabelSet::views_cut): its first such warning kept
+    void warn_cut(const char* view, std::string w) {
+        out_.views_cut.try_emplace(view, w);
+        warn(std::move(w));
+    }
     void warn(std::string w) {
         if (out_.warnings.size() < 1000) out_.warnings.push_back(std::move(w));
         else if (out_.warnings.size() == 1000) out_.warnings.push_back("(further warnings suppressed)");
@@ -208,7 +213,8 @@ private:
     // take them from that list's own walk).
     using Accept = std::function<std::string(uint64_t entry)>;
     template <class F>
-    uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f, const Accept& accept = {}) {
+    uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f, const Accept& accept = {},
+                       const char* view = nullptr) {
         if (auto done = walked_.find({head, link}); done != walked_.end()) {   // the same list again: same entries
             for (uint64_t node : done->second) f(node - link);
             return done->second.size();
@@ -229,7 +235,10 @@ private:
             if (b.kind == ListEnd::Met) w += ", up to the forward walk";
             else if (b.kind == ListEnd::Head) w += ", back to the head";
             else w += ", then " + b.why;
-            warn(w);
+            // entries lost where a node could not be read: the view misses them for want of memory
+            const bool lost = b.kind != ListEnd::Met && b.kind != ListEnd::Head;
+            if (view && lost && (end.unreadable || b.unreadable)) warn_cut(view, w);
+            else warn(w);
         }
         std::vector<uint64_t>& nodes = walked_[{head, link}];
         nodes = std::move(forward);
@@ -243,6 +252,7 @@ private:
     struct ListEnd {
         enum Kind { Head, Met, TooLong, Broken } kind = Head;
         std::string why;
+        bool unreadable = false;   // Broken at a node (or the head's link) that could not be read
     };
     // Follows the link at byte `dir` of each list_head (0 next, pointer size prev) from `head`'s,
     // appending the nodes to `nodes` and claiming each for walk direction `owner` (claimed_). The
@@ -253,7 +263,7 @@ private:
         const char* other_link = dir ? "next" : "prev";
         const uint64_t other_dir = dir ? 0 : psize_;
         auto first = ptr(head + dir);
-        if (!first) return {ListEnd::Broken, std::string("list head ") + hex(head) + " " + link + " unreadable"};
+        if (!first) return {ListEnd::Broken, std::string("list head ") + hex(head) + " " + link + " unreadable", true};
         uint64_t from = head, cur = *first;
         auto from_name = [&] {
             return nodes.empty() ? std::string("the head") : "entry " + std::to_string(nodes.size()) + " (" + hex(from) + ")";
@@ -280,7 +290,7 @@ private:
                                               " entries in all reached" + after};
             auto nx = ptr(cur + dir);   // an entry whose node is not in the dump is not visited
             auto back_link = ptr(cur + other_dir);
-            if (!nx || !back_link) return {ListEnd::Broken, "node " + hex(cur) + " unreadable" + after};
+            if (!nx || !back_link) return {ListEnd::Broken, "node " + hex(cur) + " unreadable" + after, true};
             if (*back_link != from)
                 return {ListEnd::Broken, std::string(link) + " of " + from_name() + " is " + hex(cur) + ", whose " +
                                              other_link + " is " + hex(*back_link)};
@@ -540,7 +550,7 @@ void Walker::task_objects(uint64_t t, int64_t pid) {
         if (plausible(*f)) open_files(*f, pid);
         else warn("task " + hex(t) + of + ": files " + hex(*f) + " is not a kernel address");
     } else if (!f) {
-        warn("task " + hex(t) + of + ": files unreadable");
+        warn_cut("files", "task " + hex(t) + of + ": files unreadable");
     }
 }
 
@@ -550,13 +560,13 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
     const std::string of = " of PID " + std::to_string(pid);
     const FdTable table = read_fd_table(mem_, L_, files, psize_, opt_.max_fds);
     if (!table.error.empty()) {
-        warn(table.object + of + ": " + table.error);
+        warn_cut("files", table.object + of + ": " + table.error);
         return 0;
     }
     uint64_t n = 0;
     for (const FdSlot& slot : table.open) {
         if (!slot.file) {
-            warn("fd " + std::to_string(slot.fd) + of + ": fd[] slot unreadable");
+            warn_cut("files", "fd " + std::to_string(slot.fd) + of + ": fd[] slot unreadable");
             continue;
         }
         if (*slot.file == 0) continue;   // reserved by get_unused_fd, not yet installed: /proc skips it
@@ -587,7 +597,7 @@ uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
     bool walked = false;
     if (L_.thread_head && L_.thread_node) {
         if (auto sig = ptr(leader + L_.signal); sig && plausible(*sig)) {
-            walk_list(*sig + *L_.thread_head, *L_.thread_node, what, [&](uint64_t t) { group.push_back(t); }, same_group);
+            walk_list(*sig + *L_.thread_head, *L_.thread_node, what, [&](uint64_t t) { group.push_back(t); }, same_group, "tasks");
             walked = true;
         } else {
             warn("task " + hex(leader) + " (PID " + std::to_string(pid) + "): signal unreadable");
@@ -595,7 +605,7 @@ uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
     }
     if (!walked && L_.thread_group) {
         group.push_back(leader);
-        walk_list(leader + *L_.thread_group, *L_.thread_group, what, [&](uint64_t t) { group.push_back(t); }, same_group);
+        walk_list(leader + *L_.thread_group, *L_.thread_group, what, [&](uint64_t t) { group.push_back(t); }, same_group, "tasks");
     }
     if (std::find(group.begin(), group.end(), leader) == group.end()) {
         warn(what + ": leader not on its thread list");
@@ -642,7 +652,7 @@ void Walker::modules() {
         }
         ++out_.counts.modules;
         out_.counts.module_names.push_back(std::move(name));
-    });
+    }, {}, "modules");
 }
 
 void Walker::idle_tasks(uint64_t init_task) {
@@ -965,7 +975,7 @@ LabelSet Walker::run() {
     all_tasks_.push_back({init_task, task_pid(init_task)});
 
     std::vector<uint64_t> leaders;
-    walk_list(init_task + L_.tasks, L_.tasks, "init_task.tasks", [&](uint64_t t) { leaders.push_back(t); });
+    walk_list(init_task + L_.tasks, L_.tasks, "init_task.tasks", [&](uint64_t t) { leaders.push_back(t); }, {}, "tasks");
     drop_overlapping(leaders, init_task, "init_task.tasks", [](uint64_t t) { return t; });
     for (uint64_t t : leaders) {
         const int64_t pid = task_pid(t);

@@ -215,6 +215,12 @@ struct LabelSet {
     SlabStats file_slab;   // filp
     SlabStats mm_slab;     // mm_struct
     std::vector<std::string> warnings;   // unreadable pointers, truncated lists, …
+    // Views the walks could not read whole, each with its first warning: "tasks" (init_task.tasks
+    // or a thread group whose walk lost entries at an unreadable node: memory the dump lacks, or a
+    // link into memory it does not map), "modules" (the modules list, likewise), "files" (a task's
+    // files, fd table or fd slot unreadable). An object such a view misses is not thereby hidden
+    // (train/interpret.hpp); a DKOM unlink leaves a list whole.
+    std::map<std::string, std::string> views_cut;
     // Labels per type; freed objects under "<type> (freed)".
     std::map<std::string, uint64_t> per_type() const;
 };

@@ -431,3 +431,93 @@ TEST_CASE("detect: a placement and a scaled threshold are one dump's; the next d
     }
     fs::remove_all(dir);
 }
+
+// A LiME file of `phys` without its bytes in [lo, hi) (LiME v1, graph/lime.cpp: per range a 32-byte
+// header — magic 0x4C694D45, version 1, first and inclusive last address — then its bytes).
+void write_lime_without(const PhysicalLayer& phys, uint64_t lo, uint64_t hi, const fs::path& out) {
+    std::ofstream o(out, std::ios::binary | std::ios::trunc);
+    auto range = [&](const uint8_t* bytes, uint64_t start, uint64_t n) {
+        if (n == 0) return;
+        char h[32] = {};
+        auto put = [&](size_t at, uint64_t v, int width) {
+            for (int i = 0; i < width; ++i) h[at + size_t(i)] = char(uint8_t(v >> (8 * i)));
+        };
+        put(0, 0x4C694D45, 4), put(4, 1, 4), put(8, start, 8), put(16, start + n - 1, 8);
+        o.write(h, sizeof h);
+        o.write(reinterpret_cast<const char*>(bytes), std::streamsize(n));
+    };
+    for (const auto& r : phys.runs()) {
+        const uint8_t* b = phys.bytes_of(r);
+        const uint64_t end = r.paddr + r.size, a = std::clamp(lo, r.paddr, end), z = std::clamp(hi, r.paddr, end);
+        range(b, r.paddr, a - r.paddr);
+        range(b + (z - r.paddr), z, end - z);
+    }
+    o.close();
+    REQUIRE(o.good());
+}
+
+// A capture lacking the pages of one multi-threaded process's task_struct: the walk of
+// init_task.tasks breaks there both ways and that process's thread group is never walked, so its
+// threads (intact, detected) are on no list the walks read — and were called hidden, as on a 5.10
+// dump cut at 400 MiB (59 tasks and 200 files "HIDDEN" on an untouched system). Now their "hidden"
+// is null, saying why, a warning names the lists not read whole, and the dump's verdict says none
+// hidden and incomplete.
+TEST_CASE("detect: tasks missing from a list whose walk broke at memory the dump lacks are not called hidden") {
+    const auto setup = dev_task_model();
+    if (!setup) return;
+    const auto& [dev, model, dmdetect] = *setup;
+    // the leader with most threads (labels: "found_by":"thread group of PID N"), and its task_struct
+    std::map<int64_t, int> threads_of;
+    std::map<int64_t, std::pair<uint64_t, uint64_t>> leader_at;   // pid → (paddr, size) of init_task.tasks' labels
+    {
+        std::ifstream in(dev / "labels.jsonl");
+        auto value = [](const std::string& line, const std::string& key) {
+            const size_t at = line.find("\"" + key + "\":");
+            if (at == std::string::npos) return std::string();
+            size_t v = at + key.size() + 3;
+            if (line[v] == '"') ++v;
+            return line.substr(v, line.find_first_of("\",}", v) - v);
+        };
+        for (std::string line; std::getline(in, line);) {
+            if (value(line, "type") != "task_struct" || value(line, "state") != "live") continue;
+            const std::string by = value(line, "found_by");
+            if (by.starts_with("thread group of PID ")) ++threads_of[std::stoll(by.substr(20))];
+            else if (by == "init_task.tasks")
+                leader_at[std::stoll(value(line, "pid"))] = {std::stoull(value(line, "paddr"), nullptr, 16),
+                                                            std::stoull(value(line, "size"))};
+        }
+    }
+    int64_t leader = -1;
+    for (const auto& [pid, n] : threads_of)
+        if (leader_at.count(pid) && (leader < 0 || n > threads_of[leader])) leader = pid;
+    REQUIRE(leader > 0);
+    const auto [paddr, size] = leader_at[leader];
+    const uint64_t lo = paddr & ~uint64_t{4095}, hi = (paddr + size + 4095) & ~uint64_t{4095};
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-listcut-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path lime = dir / "holed.lime", out = dir / "out.jsonl";
+    write_lime_without(*PhysicalLayer::open((dev / "dump.elf").string()), lo, hi, lime);
+    const std::string cmd = dmdetect + " -w " + model.string() + " " + lime.string() + " -q --format json -o " + out.string() +
+                            " 2> " + (dir / "err.txt").string();
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    const std::string text = slurp(out);
+    uint64_t unjudged = 0, hidden = 0;   // the leader's threads: hidden null saying why; any task hidden
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        hidden += line.find("\"hidden\":true") != std::string::npos;
+        unjudged += line.find("\"tgid\":" + std::to_string(leader) + ",") != std::string::npos &&
+                    line.find("\"hidden\":null") != std::string::npos &&
+                    line.find("hidden: not judged, the kernel's tasks could not be read whole (init_task.tasks: ") != std::string::npos;
+    }
+    const size_t v = text.find("{\"record\":\"verdict\"");
+    REQUIRE(v != std::string::npos);
+    const std::string verdict = text.substr(v, text.find('\n', v) - v);
+    MESSAGE("PID " << leader << " (" << threads_of[leader] << " threads) without paddr " << lo << ".." << hi << ": " << unjudged
+                   << " of its threads not judged; " << verdict);
+    CHECK(unjudged >= 1);
+    CHECK(hidden == 0);
+    CHECK(verdict.find("\"hidden\":0,") != std::string::npos);
+    CHECK(verdict.find("\"complete\":false") != std::string::npos);
+    CHECK(text.find("the kernel's lists were not read whole: tasks (init_task.tasks: ") != std::string::npos);
+    fs::remove_all(dir);
+}

@@ -4,6 +4,7 @@
 // process tree and the three output formats.
 #include "test/train/synthetic_kernel.hpp"
 #include "train/interpret.hpp"
+#include "detect/fit.hpp"
 
 #include <doctest/doctest.h>
 
@@ -229,6 +230,29 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
                     "`-- 2 kthreadd\n0 swapper/1\n") == 0);
     CHECK(tree.find("# processes: 5, threads: 2") != std::string::npos);
     CHECK(tree.find("hidden tasks: 3") != std::string::npos);
+    {   // the dump's one verdict (newcomer 82 MED 5), and what leaves it incomplete
+        ModelFit not_run, misfit, empty;
+        not_run.type = "module", not_run.not_run = "past the work limit";
+        misfit.type = "file", misfit.fits = false;
+        empty.type = "cred", empty.found = 0;
+        std::vector<Detection> with_unread = ds;
+        with_unread.push_back(detection("dentry", w.at["p1"]));   // no fields: not read
+        const std::vector<ModelFit> fits{not_run, misfit, empty};
+        const DumpVerdict v = dump_verdict(with_unread, fits, "22 MiB");
+        CHECK(v.hidden_total() == 3);
+        const std::string t = format_dump_verdict(v, DetectionFormat::Table);
+        CHECK(t == "# verdict: HIDDEN: 3 task_struct (of " + std::to_string(v.judged) + " objects judged); incomplete: model module "
+                   "not run; model file does not fit this dump; model cred found nothing; 1 dentry not read (no fields); "
+                   "the dump lacks 22 MiB of the memory the kernel maps\n");
+        const std::string j = format_dump_verdict(v, DetectionFormat::Json);
+        CHECK(j.starts_with("{\"record\":\"verdict\",\"hidden\":3,\"hidden_by_type\":{\"task_struct\":3},\"judged\":"));
+        CHECK(j.find("\"complete\":false,\"incomplete\":[\"model module not run\",") != std::string::npos);
+        CHECK(format_dump_verdict(v, DetectionFormat::Csv).empty());
+        CHECK(format_dump_verdict(dump_verdict(std::vector<Detection>{}, {}, ""), DetectionFormat::Table) ==
+              "# verdict: not judged: no object's hidden verdict was read\n");
+        const std::string none_json = format_dump_verdict(dump_verdict(std::vector<Detection>{}, {}, ""), DetectionFormat::Json);
+        CHECK(none_json == "{\"record\":\"verdict\",\"hidden\":0,\"hidden_by_type\":{},\"judged\":0,\"complete\":false,\"incomplete\":[]}\n");
+    }
 
     // Exited tasks (EXIT_DEAD) are not processes: listed apart, counted apart, marked when the
     // task list still holds one (PID 1 here: a disguise, or a task inside release_task()).
@@ -253,6 +277,44 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
     CHECK(tree3.find("\n88 ") != std::string::npos);
     CHECK(tree3.find("(exited) 88 ") == std::string::npos);
     CHECK(tree3.find("exited tasks: 1, hidden tasks: 4") != std::string::npos);
+}
+
+TEST_CASE("interpret: a task off a list whose walk lost entries at memory the dump lacks is not judged hidden") {
+    InterpretWorld w;
+    const Kallsyms syms = w.syms();
+    // init_task.tasks as the world links it (init_task → p1 → p2 → p3), cut: p1's next and p3's
+    // prev lead into memory the dump does not hold, so both walks lose p2 (and its threads with it)
+    const uint64_t gone = kBase + 2 * deepmem::test::kSize;
+    w.link(w.at["init_task"] + Off::tasks, {w.at["p1"] + Off::tasks, w.at["p2"] + Off::tasks, w.at["p3"] + Off::tasks});
+    w.mem.put(w.at["p1"] + Off::tasks, gone);
+    w.mem.put(w.at["p3"] + Off::tasks + 8, gone);
+    ObjectInterpreter in(w.mem, w.btf, &syms);
+    for (const char* t : {"p2", "t1", "t2"}) {
+        CAPTURE(t);
+        auto f = json_of(in.fields("task_struct", w.at[t]));
+        CHECK(f["hidden"] == "null");
+        CHECK(f["missing_from"] == "[\"tasks\"]");
+        CHECK(f["bad"].find("hidden: not judged, the kernel's tasks could not be read whole (init_task.tasks: node 0x") != std::string::npos);
+    }
+    for (const char* t : {"p1", "p3"}) CHECK(json_of(in.fields("task_struct", w.at[t]))["hidden"] == "false");
+    std::vector<Detection> ds;
+    for (const char* t : {"init_task", "p1", "p2", "p3"}) ds.push_back(detection("task_struct", w.at[t]));
+    in.interpret(ds);
+    const DumpVerdict v = dump_verdict(ds, {}, "");
+    CHECK(v.judged == 3);
+    CHECK(v.hidden_total() == 0);
+    CHECK(format_dump_verdict(v, DetectionFormat::Table) ==
+          "# verdict: none hidden among 3 objects judged; incomplete: 1 task_struct with no hidden verdict (null: their bad field says why)\n");
+
+    // The same walk back reaching the forward walk (only p1's next cut): nothing lost, a verdict;
+    // and a DKOM unlink on that list is hidden as before.
+    InterpretWorld whole;
+    whole.link(whole.at["init_task"] + Off::tasks, {whole.at["p1"] + Off::tasks, whole.at["p3"] + Off::tasks});
+    whole.link(whole.at["p2"] + Off::tasks, {});
+    whole.mem.put(whole.at["p1"] + Off::tasks, gone);
+    ObjectInterpreter in2(whole.mem, whole.btf, &syms);
+    CHECK(json_of(in2.fields("task_struct", whole.at["p2"]))["hidden"] == "true");
+    CHECK(json_of(in2.fields("task_struct", whole.at["p3"]))["hidden"] == "false");
 }
 
 TEST_CASE("interpret: planted and inconsistent values are marked bad, never made up") {
