@@ -54,6 +54,7 @@
 #include "engine/engine.hpp"
 #include "graph/memory_graph.hpp"
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -87,6 +88,10 @@ struct ObjectField {
     uint64_t through = 0;
     bool operator==(const ObjectField&) const = default;
 };
+
+// The types whose objects get a "hidden" verdict, the cross-view against the kernel's own lists
+// (train/interpret.hpp: init_task.tasks and thread groups; the modules list; fd tables and mappings).
+inline constexpr std::array<std::string_view, 3> kCrossViewTypes = {"task_struct", "module", "file"};
 
 struct Detection {
     std::string type;
@@ -533,6 +538,7 @@ enum class DetectionFormat : uint8_t { Table, Json, Csv };
 // threshold is told from one its model would report as trained (reviewer 85). Appended after
 // any fields already read.
 void mark_below_trained(std::span<Detection> detections, std::string_view type, float trained);
+inline constexpr std::string_view kBelowTrainedKey = "below_trained_threshold";
 DetectionFormat parse_detection_format(const std::string&);   // "table|json|csv"; throws InputError
 std::string format_detections(std::span<const Detection> detections, DetectionFormat format);
 // Warnings about the analysis, written into its output so that a file records an incomplete
@@ -541,6 +547,13 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
 // "# warning: …" each (kWarningLine; line breaks shown as ' '). Put before the detections; "" for
 // none. parse_detections skips both.
 inline constexpr std::string_view kWarningLine = "# warning: ";
+// A comment line of a CSV output: "# warning: " (format_warnings) and "# verdict: " (detect/fit.hpp
+// format_dump_verdict) lines, which name no dump in a batch and which readers skip (any other line
+// is a row, or an error).
+inline constexpr std::string_view kVerdictLine = "# verdict: ";
+inline bool is_comment_line(std::string_view line) noexcept {
+    return line.starts_with(kWarningLine) || line.starts_with(kVerdictLine);
+}
 std::string format_warnings(std::span<const std::string> warnings, DetectionFormat format);
 // One dump's part of an output over several dumps (dmdetect DUMP DUMP…): `text` is what dmdetect
 // writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then

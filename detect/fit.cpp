@@ -653,6 +653,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    "],\"reason\":" + json_string(f.reason) + ",\"checked\":" + (f.checked ? "true" : "false") +
                    ",\"not_judged\":" + (f.not_judged.empty() ? "null" : json_string(f.not_judged)) +
                    (f.threshold ? ",\"threshold\":" + score_text(*f.threshold) : "") +
+                   (f.trained_threshold ? ",\"trained_threshold\":" + score_text(*f.trained_threshold) : "") +
                    (f.fields_read ? ",\"fields_read\":" + std::to_string(f.fields_read) + ",\"fields_bad\":" + std::to_string(f.fields_bad) : "") +
                    (f.found ? ",\"found\":" + std::to_string(*f.found) : "") +
                    (f.not_run.empty() ? "" : ",\"not_run\":" + json_string(f.not_run)) + "}\n";
@@ -672,6 +673,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
                    (f.agreement.share < 1 ? " " + sampled_where(f.agreement) : "") +
                    (f.expected ? ", validation " + percent(*f.expected) : "") +
                    (f.threshold ? ", threshold " + score_text(*f.threshold) : "") +
+                   (f.trained_threshold ? " (trained " + score_text(*f.trained_threshold) + ")" : "") +
                    (f.fields_read ? ", a bad field in " + std::to_string(f.fields_bad) + " of " + std::to_string(f.fields_read) + " read" : "") +
                    (f.found ? ", " + std::to_string(*f.found) + " found" : "") +
                    (f.reason.empty() ? "" : ": " + f.reason) + "\n";
@@ -686,18 +688,17 @@ uint64_t DumpVerdict::hidden_total() const noexcept {
     return n;
 }
 
-DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking) {
+DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking,
+                         std::span<const std::string> why) {
     DumpVerdict v;
-    std::map<std::string, uint64_t> null_of, unread_of;   // per type
+    v.incomplete.assign(why.begin(), why.end());
+    std::map<std::string, uint64_t> null_of, unread_of;   // per cross-view type
     for (const Detection& d : found) {
-        if (d.fields.empty()) {
-            ++unread_of[d.type];
-            continue;
-        }
+        if (std::find(kCrossViewTypes.begin(), kCrossViewTypes.end(), d.type) == kCrossViewTypes.end()) continue;
         const ObjectField* h = field_of(d, "hidden");
-        if (!h) continue;   // a type the cross-view does not judge (cred, dentry, mm_struct)
-        if (h->json == "null") {
-            ++null_of[d.type];
+        if (!h || h->json == "null") {
+            ++(d.fields.empty() ? unread_of : null_of)[d.type];
+            ++v.not_judged;
             continue;
         }
         ++v.judged;
@@ -720,24 +721,31 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
 }
 
 std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
-    if (format == DetectionFormat::Csv) return {};
+    const bool json = format == DetectionFormat::Json;
     std::string by_type, incomplete;
     for (const auto& [type, n] : v.hidden)
-        by_type += (by_type.empty() ? "" : format == DetectionFormat::Json ? "," : ", ") +
-                   (format == DetectionFormat::Json ? json_string(type) + ":" + std::to_string(n) : std::to_string(n) + " " + type);
-    for (const std::string& why : v.incomplete)
-        incomplete += (incomplete.empty() ? "" : format == DetectionFormat::Json ? "," : "; ") +
-                      (format == DetectionFormat::Json ? json_string(why) : why);
-    const std::string judged = std::to_string(v.judged) + " object" + (v.judged == 1 ? "" : "s") + " judged";
-    if (format == DetectionFormat::Json)
+        by_type += (by_type.empty() ? "" : json ? "," : ", ") + (json ? json_string(type) + ":" + std::to_string(n) : std::to_string(n) + " " + type);
+    for (const std::string& why : v.incomplete) incomplete += (incomplete.empty() ? "" : json ? "," : "; ") + (json ? json_string(why) : why);
+    if (json)
         return "{\"record\":\"verdict\",\"hidden\":" + std::to_string(v.hidden_total()) + ",\"hidden_by_type\":{" + by_type +
-               "},\"judged\":" + std::to_string(v.judged) + ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") +
-               ",\"incomplete\":[" + incomplete + "]}\n";
-    std::string line = v.hidden_total()  ? "# verdict: HIDDEN: " + by_type + " (of " + judged + ")"
-                       : v.judged        ? "# verdict: none hidden among " + judged
-                                         : std::string("# verdict: not judged: no object's hidden verdict was read");
-    if (!incomplete.empty()) line += (v.judged || v.hidden_total() ? "; incomplete: " : " (") + incomplete + (v.judged ? "" : ")");
-    return line + "\n";
+               "},\"judged\":" + std::to_string(v.judged) + ",\"not_judged\":" + std::to_string(v.not_judged) +
+               ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "]}\n";
+    auto objects = [](uint64_t n) { return std::to_string(n) + " object" + (n == 1 ? "" : "s"); };
+    std::string types;
+    for (std::string_view t : kCrossViewTypes) types += (types.empty() ? "" : ", ") + std::string(t);
+    std::string line;
+    if (v.hidden_total())
+        line = "HIDDEN: " + by_type + " (of " + objects(v.judged) + " judged" +
+               (v.not_judged ? ", " + std::to_string(v.not_judged) + " not judged" : "") + ")" +
+               (incomplete.empty() ? "" : "; incomplete: " + incomplete);
+    else if (v.judged && incomplete.empty())
+        line = "none hidden among " + objects(v.judged) + " judged";
+    else if (v.judged)
+        line = "INCOMPLETE: none hidden among " + std::to_string(v.judged) + " of " + objects(v.judged + v.not_judged) + " (" +
+               types + ")" + (v.not_judged ? "; " + std::to_string(v.not_judged) + " not judged" : "") + ": " + incomplete;
+    else
+        line = "not judged: " + (incomplete.empty() ? "no " + types + " found" : incomplete);
+    return std::string(kVerdictLine) + line + "\n";
 }
 
 }  // namespace deepmem

@@ -197,6 +197,7 @@ struct ModelFit {
     std::string not_judged;
     std::string reason;                 // why not, or what is worth knowing ("" when nothing)
     std::optional<float> threshold;     // the threshold the run used (ScoreReach), when given
+    std::optional<float> trained_threshold;   // the one it was calibrated at, when dmdetect scaled it (Placed threshold)
     // Fields: detections of the type whose fields were read, and those of them with a bad value.
     uint64_t fields_read = 0, fields_bad = 0;
     // Fields decided this misfit (the votes could not judge): a detection whose fields read clean
@@ -311,22 +312,29 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
 
 // The dump's one verdict on hiding (newcomer 82 MED 5: hidden objects were counted per type in a
 // footer, the models' fit apart, and nothing said in one place whether the dump shows hiding).
-// Made of the detections' "hidden" fields (train/interpret.hpp: the cross-view of task_struct,
-// module and file against the kernel's lists, after dmdetect withdrew a misfit model's) and of
-// what leaves it incomplete, one phrase each: a model not run, not fitting or finding nothing;
-// objects whose verdict is null; objects not read (no fields); memory the dump lacks.
+// Made of the "hidden" fields of the detections of kCrossViewTypes (train/interpret.hpp: the
+// cross-view against the kernel's lists, after dmdetect withdrew a misfit model's) and of what
+// leaves it incomplete, one phrase each: a model not run, not fitting or finding nothing; objects
+// whose verdict is null; objects not read (no fields); memory the dump lacks; the caller's reasons.
 struct DumpVerdict {
     uint64_t judged = 0;                                     // detections with a true/false "hidden"
+    uint64_t not_judged = 0;                                 // of kCrossViewTypes, the others (null, not read)
     std::vector<std::pair<std::string, uint64_t>> hidden;   // per type with any, its "hidden": true ones
     std::vector<std::string> incomplete;
     uint64_t hidden_total() const noexcept;
 };
-// `lacking`: how much memory the kernel maps the dump lacks ("22 MiB"), empty when none.
-DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking);
-// `Table`: "# verdict: HIDDEN: 3 task_struct, 1 module (of 450 objects judged); incomplete: …",
-// "# verdict: none hidden among 450 objects judged[; incomplete: …]", or "# verdict: not judged: …";
-// `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"judged":N,"complete":bool (some
-// object judged, nothing incomplete),"incomplete":[…]}; `Csv`: nothing (as format_fit_report).
+// `lacking`: how much memory the kernel maps the dump lacks ("22 MiB"), empty when none; `why`: the
+// caller's reasons, first (dmdetect: --tree judges tasks alone; no kernel symbols to walk lists with).
+DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking,
+                         std::span<const std::string> why = {});
+// `Table` and `Csv` (before the CSV header, a comment line: is_comment_line), one line:
+//   "# verdict: HIDDEN: 3 task_struct, 1 module (of 450 objects judged[, 12 not judged])[; incomplete: …]"
+//   "# verdict: none hidden among 450 objects judged"                     (complete)
+//   "# verdict: INCOMPLETE: none hidden among 22 of 281 objects (task_struct, module, file); 259 not
+//    judged: …"                                                          (some judged, not all)
+//   "# verdict: not judged: …"                                            (none judged)
+// `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"judged":N,"not_judged":N,"complete":bool
+// (some object judged, nothing incomplete),"incomplete":[…]}.
 std::string format_dump_verdict(const DumpVerdict& verdict, DetectionFormat format);
 
 }  // namespace deepmem

@@ -28,7 +28,7 @@ constexpr std::string_view kCsvHeader = "type,vaddr,paddr,score,votes";
 // The boolean fields that are a verdict on an object (train/interpret.hpp), counted per type in a
 // table's footer (newcomer 82: EXITED and FREED rows with no legend, "# task_struct: 276" alone).
 // Each with what it means, for the legend line (only the keys the table has).
-constexpr std::array<std::string_view, 4> kVerdictKeys = {"exited", "freed", "hidden", "below_trained_threshold"};
+constexpr std::array<std::string_view, 4> kVerdictKeys = {"exited", "freed", "hidden", kBelowTrainedKey};
 constexpr std::array<std::string_view, 4> kVerdictMeaning = {
     "TASK_DEAD in __state, off the kernel's lists by right", "on its slab cache's freelist, its bytes not yet reused",
     "alive but missing from a list the kernel keeps it on (missing_from)",
@@ -108,7 +108,7 @@ void mark_below_trained(std::span<Detection> detections, std::string_view type, 
     for (Detection& d : detections)
         if (d.type == type) {
             const bool below = d.score < trained;
-            d.fields.push_back({std::string(kVerdictKeys[3]), below ? "true" : "false", below ? "BELOW" : "no"});
+            d.fields.push_back({std::string(kBelowTrainedKey), below ? "true" : "false", below ? "BELOW" : "no"});
         }
 }
 
@@ -300,8 +300,8 @@ std::string name_dump_records(std::string_view text, DetectionFormat format, con
     while (auto tl = lines.next()) {
         const std::string_view line = tl->text;
         if (line.empty()) continue;
-        if (format == DetectionFormat::Csv && line.starts_with(kWarningLine)) {
-            out += std::string(line) + "\n";   // a warning names no dump (parse_detections skips it)
+        if (format == DetectionFormat::Csv && is_comment_line(line)) {
+            out += std::string(line) + "\n";   // a warning or verdict names no dump (parse_detections skips it)
         } else if (format == DetectionFormat::Csv && is_csv_header(line)) {
             out += "dump," + std::string(line) + "\n";
         } else if (format == DetectionFormat::Json && line.front() == '{') {
@@ -333,7 +333,7 @@ std::vector<Detection> parse_detections(std::span<const uint8_t> text, std::vect
         const uint64_t offset = tl->at;
         while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
         if (line.empty()) continue;
-        if (kind != Json && line.starts_with(kWarningLine)) continue;   // format_warnings
+        if (kind != Json && is_comment_line(line)) continue;   // format_warnings, format_dump_verdict
         if (kind == Unknown) {
             if (line.front() == '{') {
                 kind = Json;

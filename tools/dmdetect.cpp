@@ -477,7 +477,9 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<std::string> placed(used.model_count());
         std::vector<std::string> scaled_thresholds;   // warnings, said with the others below
         std::vector<std::pair<std::string, float>> trained_at;   // a scaled model's type, its threshold before
-        std::vector<std::string> unread_why;          // why objects were not read, or not judged hidden: output warnings, notes on stderr
+        std::vector<std::string> note_warnings;          // notes said in the output too (warnings there): objects not read, lists not read whole
+        std::vector<std::string> verdict_why;         // why the dump's verdict on hiding is incomplete (dump_verdict)
+        if (vm.count("tree")) verdict_why.push_back("modules and files not looked at (--tree runs the task_struct models alone)");
         // A scaled model's fit is judged on the placed run's votes, at the threshold it was calibrated
         // at: the scaled run's candidate objects include bases its lower threshold lets half-voted
         // groups reach (reviewer 85: 6.12's agreement read 146 of 263 for 146 of 146)
@@ -565,6 +567,7 @@ int run(int argc, char** argv, Communicator& world) {
         graph = MemoryGraph();
         if (!vm.count("addresses-only")) {
             in.format = build.format;
+            in.memory_lacking = lack != MemoryLack::None;
             for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file},
                                      std::pair{"system-map", &in.system_map_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();
@@ -584,18 +587,12 @@ int run(int argc, char** argv, Communicator& world) {
                 std::fprintf(stderr, "dmdetect: note: %s%s\n", who.c_str(), n.c_str());
                 // objects left unread (no BTF, a dump that moved …): a warning in the output too, a file of
                 // bare addresses said nowhere why (newcomer 84 M4: the i386 dump's 13,391 rows)
-                if (n.starts_with("objects not read")) unread_why.push_back(n);
-                // a list broken at memory the dump lacks, or, where it lacks none, at memory the kernel
-                // does not map: a list no running kernel could walk
-                if (n.starts_with(kViewsCutNote))
-                    unread_why.push_back(n + (info.absent_pages == 0 && info.absent_table_bytes == 0
-                                                  ? "; the dump lacks no memory the kernel maps, so a list links into memory "
-                                                    "it does not map: corrupt, smeared or tampered with?"
-                                                  : ""));
+                if (n.starts_with("objects not read")) note_warnings.push_back(n);
+                if (n.find(kNoCrossView) != std::string::npos) verdict_why.push_back(n);
+                // a kernel list broken at memory the dump lacks, or, where it lacks none, broken in memory
+                if (n.starts_with(kViewsCutNote)) note_warnings.push_back(n);
             }
         }
-        // after the fields read (--tree tells unread tasks by their empty fields, above)
-        for (const auto& [type, before] : trained_at) mark_below_trained(found, type, before);
         // Models whose network needed more work a page than the default bound allows (refused by it,
         // or run because it was lifted or raised): what real kernels' graphs never need (detect.hpp
         // kRealKernelNetworkWork), so a dump crafted to stall the analysis — said even when the bound
@@ -639,7 +636,7 @@ int run(int argc, char** argv, Communicator& world) {
         };
         auto warn = [&](std::string line) { say(warnings, std::move(line)); };
         for (std::string& line : scaled_thresholds) warn(std::move(line));
-        for (std::string& line : unread_why) warnings.push_back(std::move(line));   // (a note on stderr, above)
+        for (std::string& line : note_warnings) warnings.push_back(std::move(line));   // (a note on stderr, above)
         const std::string lacking = format_bytes(info.absent_pages * 4096);   // the memory the dump lacks (`lack`)
         // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
         // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
@@ -700,6 +697,8 @@ int run(int argc, char** argv, Communicator& world) {
             // found nothing nor checked; or its fit check saw the voting rows' votes only.
             ModelFit& f = fits.back();
             if (!placed[i].empty()) add_reason(f, placed[i]);
+            for (const auto& [type, before] : trained_at)
+                if (type == f.type) f.trained_threshold = before;
             // the option that lifts the refusal: the work bound's, or the memory budget's
             const char* lift = used.last_timings().at(i).capped ? " (--network-work)" : " (--network-memory)";
             if (const std::string& not_run = used.last_not_run().at(i); !not_run.empty()) {   // exit status 4 (3 with --require-fit)
@@ -798,11 +797,16 @@ int run(int argc, char** argv, Communicator& world) {
             for (const std::string& l : lines) named.push_back(who + l);
             return named;
         };
+        // last, after every reader of the fields (--tree and the fit check tell unread objects by their empty fields)
+        for (const auto& [type, before] : trained_at) mark_below_trained(found, type, before);
+        std::string verdict_text = format_dump_verdict(dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why), format);
+        if (batch && format == DetectionFormat::Csv) verdict_text.insert(kVerdictLine.size(), who);   // (as `said`)
         const std::string text =
             format_fit_report(banner, fits, format,
                               info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +
-            format_dump_verdict(dump_verdict(found, fits, lack != MemoryLack::None ? lacking : ""), format) +
+            (format == DetectionFormat::Csv ? "" : verdict_text) +
             format_warnings(said(dump_warnings), format) + format_warnings(said(warnings), format) +
+            (format == DetectionFormat::Csv ? verdict_text : "") +   // a CSV's warnings first, as before; the verdict last before its header
             (vm.count("tree") ? process_tree(found) : format_detections(found, format));
         return batch ? name_dump_records(text, format, DumpRecords{dump}) : text;
     };
@@ -822,8 +826,8 @@ int run(int argc, char** argv, Communicator& world) {
     std::string csv_header;
     auto without_repeated_header = [&](std::string records) {
         if (!batch || format != DetectionFormat::Csv) return records;
-        size_t at = 0;   // the header: after the dump's "# warning: " lines
-        while (records.compare(at, kWarningLine.size(), kWarningLine) == 0 && records.find('\n', at) != std::string::npos)
+        size_t at = 0;   // the header: after the dump's "# warning: " and "# verdict: " lines
+        while (is_comment_line(std::string_view(records).substr(at)) && records.find('\n', at) != std::string::npos)
             at = records.find('\n', at) + 1;
         const size_t nl = records.find('\n', at);
         const std::string head = records.substr(at, nl == std::string::npos ? std::string::npos : nl + 1 - at);

@@ -103,8 +103,11 @@ struct ObjectInterpreter::Impl {
     bool walked = false, have_view = false;
     std::unordered_set<uint64_t> listed_tasks, listed_modules, fd_files, mapped_files;
     std::map<std::string, std::string> views_cut;   // LabelSet::views_cut: views not read whole
-    // The first of `views` not read whole: why an object they miss is not judged hidden ("" when all were).
+    bool memory_lacking = false;                    // set_memory_lacking
+    // The first of `views` not read whole: why an object they miss is not judged hidden ("" when all
+    // were, or when the dump lacks no memory: set_memory_lacking).
     std::string cut_view(std::initializer_list<const char*> views) const {
+        if (!memory_lacking) return {};
         for (const char* v : views)
             if (auto it = views_cut.find(v); it != views_cut.end())
                 return std::string("not judged, the kernel's ") + v + " could not be read whole (" + it->second + ")";
@@ -130,6 +133,14 @@ struct ObjectInterpreter::Impl {
     void references(FieldList& fl, const char* key, bool in_btf, std::optional<uint64_t> count, bool negative,
                     uint64_t obj, const char* user, const char* cache);
     bool in_thread_list(uint64_t t);
+    // Task t's group leader is off init_task.tasks by an unlink: its node points at itself
+    // (list_del_init) or holds no kernel address (list_del's poison). False when unreadable.
+    bool unlinked_leader(uint64_t t) {
+        auto leader = ptr(t + L.group_leader);
+        const uint64_t node = (leader && kernel(*leader) ? *leader : t) + L.tasks;
+        auto next = ptr(node), prev = ptr(node + psize);
+        return next && prev && (*next == node || *prev == node || !kernel(*next) || !kernel(*prev));
+    }
     std::optional<bool> in_pid_hash(uint64_t t, int64_t pid);
     std::vector<ObjectField> task(uint64_t t);
     std::vector<ObjectField> file(uint64_t f);
@@ -150,7 +161,7 @@ void ObjectInterpreter::Impl::walk_views() {
     if (walked) return;
     walked = true;
     if (!syms) {
-        notes.push_back("no kernel symbols (none in the dump, no --kallsyms): hidden objects not looked for");
+        notes.push_back("no kernel symbols (none in the dump, no --kallsyms): " + std::string(kNoCrossView));
         return;
     }
     LabelerOptions o = LabelerOptions::reached_only();
@@ -159,7 +170,7 @@ void ObjectInterpreter::Impl::walk_views() {
     try {
         set = label_kernel_objects(mem, btf, *syms, o);
     } catch (const std::exception& e) {
-        notes.push_back(std::string("the kernel's own lists could not be walked, hidden objects not looked for: ") + e.what());
+        notes.push_back("the kernel's own lists could not be walked, " + std::string(kNoCrossView) + ": " + e.what());
         return;
     }
     have_view = true;
@@ -167,7 +178,11 @@ void ObjectInterpreter::Impl::walk_views() {
     if (!views_cut.empty()) {
         std::string cut(kViewsCutNote);
         for (const auto& [view, why] : views_cut) cut += (cut.size() == kViewsCutNote.size() ? "" : "; ") + view + " (" + why + ")";
-        notes.push_back(cut + "; the objects they miss are not judged hidden");
+        notes.push_back(cut + (memory_lacking ? "; the objects they miss are not judged hidden (the dump lacks memory), "
+                                                "but for tasks whose leader was unlinked"
+                                              : "; the dump lacks no memory the kernel maps, so the lists are broken in "
+                                                "memory (corrupt, smeared or tampered with?): the objects they miss are "
+                                                "judged hidden all the same"));
     }
     for (const Label& l : set.labels) {
         const uint64_t p = l.paddr ? *l.paddr : l.vaddr ^ (uint64_t{1} << 63);
@@ -362,7 +377,8 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
         // off a list whose walk lost entries at memory it could not read (a cut dump): not a verdict
         // (a 5.10 dump cut at 400 MiB: 59 tasks called hidden)
-        else if (const std::string cut = cut_view({"tasks"}); !listed && !dead && !cut.empty()) fl.not_judged("hidden", cut);
+        else if (const std::string cut = cut_view({"tasks"}); !listed && !dead && !cut.empty() && !unlinked_leader(t))
+            fl.not_judged("hidden", cut);
         // freed alone does not excuse: a task is freed only after it died (reviewer 83: a forged
         // freelist entry would take a live task out of "hidden")
         else fl.boolean("hidden", !listed && !dead, "HIDDEN", "no");
@@ -736,6 +752,7 @@ void ObjectInterpreter::interpret(std::span<Detection> detections) {
 }
 
 const std::vector<std::string>& ObjectInterpreter::notes() const noexcept { return impl_->notes; }
+void ObjectInterpreter::set_memory_lacking(bool lacking) noexcept { impl_->memory_lacking = lacking; }
 
 namespace {
 
@@ -806,6 +823,7 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
     const TranslatedMemory mem(*tl);
     try {
         ObjectInterpreter interp(mem, *kernel.btf, kernel.symbols ? &*kernel.symbols : nullptr);
+        interp.set_memory_lacking(in.memory_lacking);
         interp.interpret(detections);
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());
         notes.insert(notes.end(), interp.notes().begin(), interp.notes().end());
@@ -847,9 +865,13 @@ std::string process_tree(std::span<const Detection> detections) {
         std::string missing;
         uint64_t threads = 0, hidden_threads = 0;
         bool below = false;   // found only at a placed model's scaled threshold (mark_below_trained)
+        bool unjudged = false;   // its "hidden" is null
     };
     std::vector<Proc> procs;
     uint64_t below = 0;   // processes marked below_trained_threshold
+    uint64_t unjudged = 0;   // tasks whose "hidden" is null (newcomer 87: "hidden tasks: 0" beside 151 not judged)
+    for (const Detection& d : detections)
+        if (const ObjectField* h = field_of(d, "hidden"); d.type == "task_struct" && h && h->json == "null") ++unjudged;
     std::vector<std::string> unreadable;
     std::vector<std::pair<int64_t, std::string>> exited;   // (pid, line)
     std::vector<std::pair<int64_t, const Detection*>> threads;
@@ -885,9 +907,10 @@ std::string process_tree(std::span<const Detection> detections) {
             continue;
         }
         const ObjectField* m = field_of(d, "missing_from");
-        const ObjectField* b = field_of(d, "below_trained_threshold");
+        const ObjectField* b = field_of(d, kBelowTrainedKey);
         below += b && b->json == "true";
-        procs.push_back({*pid, ppid ? *ppid : -1, comm->text, hidden_task, m ? m->text : "", 0, 0, b && b->json == "true"});
+        procs.push_back({*pid, ppid ? *ppid : -1, comm->text, hidden_task, m ? m->text : "", 0, 0, b && b->json == "true",
+                         h && h->json == "null"});
     }
     std::sort(procs.begin(), procs.end(), [](const Proc& a, const Proc& b) {
         return a.pid != b.pid ? a.pid < b.pid : a.comm < b.comm;
@@ -930,6 +953,7 @@ std::string process_tree(std::span<const Detection> detections) {
         if (p.threads) out += " {" + std::to_string(p.threads) + " thread" + (p.threads > 1 ? "s" : "") + "}";
         if (p.hidden) out += "  [HIDDEN: missing from " + p.missing + "]";
         if (p.hidden_threads) out += "  [" + std::to_string(p.hidden_threads) + " hidden thread(s)]";
+        if (p.unjudged) out += "  [hidden: not judged]";
         if (p.below) out += "  [below the trained threshold]";
         out += "\n";
         // Only the idle task of CPU 0 (swapper/0) parents PID 0's children.
@@ -948,7 +972,8 @@ std::string process_tree(std::span<const Detection> detections) {
     for (const std::string& u : unreadable) out += "(unreadable) " + u + "\n";
     out += "# processes: " + std::to_string(procs.size()) + ", threads: " + std::to_string(threads.size()) +
            (orphan_threads ? " (" + std::to_string(orphan_threads) + " without a detected leader)" : "") +
-           ", exited tasks: " + std::to_string(exited.size()) + ", hidden tasks: " + std::to_string(hidden) + ", unreadable: " + std::to_string(unreadable.size()) +
+           ", exited tasks: " + std::to_string(exited.size()) + ", hidden tasks: " + std::to_string(hidden) +
+           (unjudged ? " (" + std::to_string(unjudged) + " not judged)" : "") + ", unreadable: " + std::to_string(unreadable.size()) +
            (below ? ", processes below the trained threshold: " + std::to_string(below) : "") + "\n";
     return out;
 }

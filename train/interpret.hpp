@@ -91,6 +91,14 @@ public:
     void interpret(std::span<Detection> detections);
     // One line per thing the interpretation could not do (no symbols, a view not walked …).
     const std::vector<std::string>& notes() const noexcept;
+    // Whether the dump lacks memory the kernel maps (a cut or partial capture): then an object missing
+    // from a view whose walk lost entries at an unreadable node (train/labeler.hpp LabelSet::views_cut)
+    // gets a null "hidden" — unless it is a task whose group leader's init_task.tasks node was
+    // unlinked (pointing at itself, or poisoned: list_del_init, list_del), a DKOM unlink, which stays
+    // hidden. Without it (the default), lists broken at unreadable nodes are named in a note as
+    // broken in memory (corrupt, smeared or tampered with: an attacker's few words must not turn a
+    // DKOM unlink into "not judged", attacker 86) and the verdicts stand. Call before interpret().
+    void set_memory_lacking(bool lacking) noexcept;
 
 private:
     struct Impl;
@@ -110,6 +118,10 @@ struct InterpretInputs {
     // must hold them byte for byte, else it is not the graph's dump and nothing is read. Empty:
     // not checked.
     SegmentSample sample;
+    // The dump lacks memory the kernel maps (dmdetect's MemoryLack: a cut or partial capture). Only
+    // then may a list whose walk lost entries at an unreadable node excuse an object it misses from
+    // being called hidden (ObjectInterpreter::set_memory_lacking).
+    bool memory_lacking = false;
 };
 // Opens the dump a graph was built from (`info`, its GraphBuildInfo: path, page-table root and paging; the
 // graph itself is not needed, so a caller may free it first), takes
@@ -120,8 +132,10 @@ struct InterpretInputs {
 std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& inputs);
 // The note that starts with this names the kernel's views (train/labeler.hpp LabelSet::views_cut)
-// whose walks lost entries at memory the dump cannot read: objects they miss have a null "hidden".
+// whose walks lost entries at memory the dump cannot read (ObjectInterpreter::set_memory_lacking).
 inline constexpr std::string_view kViewsCutNote = "the kernel's lists were not read whole: ";
+// In the note said when no list could be walked at all (no kernel symbols, the walk failed).
+inline constexpr std::string_view kNoCrossView = "hidden objects not looked for";
 
 // The kernel's BTF for a graph's dump, before its objects are read (dmdetect places anchored key
 // nodes with it, train/key_anchors.hpp): the user's kernel file (`inputs.kernel_file`; what

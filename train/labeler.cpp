@@ -210,7 +210,8 @@ private:
     // entries (no walk back: the list is long, not broken).
     // `accept(entry)`, when given, returns why an entry does not belong to this list ("" when it
     // does): such a node is a break, not claimed (a forged head into another list's nodes must not
-    // take them from that list's own walk).
+    // take them from that list's own walk). `view`, when given, names the view the list feeds
+    // (LabelSet::views_cut): entries lost where a direction ended at an unreadable node cut it.
     using Accept = std::function<std::string(uint64_t entry)>;
     template <class F>
     uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f, const Accept& accept = {},

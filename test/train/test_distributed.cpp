@@ -565,6 +565,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
         const size_t end = csv.find('\n', at) + 1;
         const std::string line = csv.substr(at, end - at);
         if (line.starts_with("# warning: ")) CHECK(line.starts_with("# warning: " + dumps.string() + "/d-"));
+        else if (line.starts_with("# verdict: ")) CHECK(line.starts_with("# verdict: " + dumps.string() + "/d-"));   // one per dump
         else rows += line;
         at = end;
     }

@@ -242,16 +242,28 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
         CHECK(v.hidden_total() == 3);
         const std::string t = format_dump_verdict(v, DetectionFormat::Table);
         CHECK(t == "# verdict: HIDDEN: 3 task_struct (of " + std::to_string(v.judged) + " objects judged); incomplete: model module "
-                   "not run; model file does not fit this dump; model cred found nothing; 1 dentry not read (no fields); "
-                   "the dump lacks 22 MiB of the memory the kernel maps\n");
+                   "not run; model file does not fit this dump; model cred found nothing; "
+                   "the dump lacks 22 MiB of the memory the kernel maps\n");   // (a dentry has no hidden verdict to miss)
+        CHECK(format_dump_verdict(v, DetectionFormat::Csv) == t);   // a comment line before the CSV header
+        CHECK(is_comment_line(t));
         const std::string j = format_dump_verdict(v, DetectionFormat::Json);
         CHECK(j.starts_with("{\"record\":\"verdict\",\"hidden\":3,\"hidden_by_type\":{\"task_struct\":3},\"judged\":"));
         CHECK(j.find("\"complete\":false,\"incomplete\":[\"model module not run\",") != std::string::npos);
-        CHECK(format_dump_verdict(v, DetectionFormat::Csv).empty());
         CHECK(format_dump_verdict(dump_verdict(std::vector<Detection>{}, {}, ""), DetectionFormat::Table) ==
-              "# verdict: not judged: no object's hidden verdict was read\n");
+              "# verdict: not judged: no task_struct, module, file found\n");
         const std::string none_json = format_dump_verdict(dump_verdict(std::vector<Detection>{}, {}, ""), DetectionFormat::Json);
-        CHECK(none_json == "{\"record\":\"verdict\",\"hidden\":0,\"hidden_by_type\":{},\"judged\":0,\"complete\":false,\"incomplete\":[]}\n");
+        CHECK(none_json == "{\"record\":\"verdict\",\"hidden\":0,\"hidden_by_type\":{},\"judged\":0,\"not_judged\":0,"
+                           "\"complete\":false,\"incomplete\":[]}\n");
+        // the caller's reasons first (--tree: tasks alone), and a clean dump's verdict
+        std::vector<Detection> clean;
+        for (const Detection& d : ds)
+            if (field_of(d, "hidden") && field_of(d, "hidden")->json == "false") clean.push_back(d);
+        const std::vector<std::string> tree_only{"modules and files not looked at (--tree)"};
+        CHECK(format_dump_verdict(dump_verdict(clean, {}, ""), DetectionFormat::Table) ==
+              "# verdict: none hidden among " + std::to_string(clean.size()) + " objects judged\n");
+        CHECK(format_dump_verdict(dump_verdict(clean, {}, "", tree_only), DetectionFormat::Table) ==
+              "# verdict: INCOMPLETE: none hidden among " + std::to_string(clean.size()) + " of " + std::to_string(clean.size()) +
+                  " objects (task_struct, module, file): modules and files not looked at (--tree)\n");
     }
 
     // Exited tasks (EXIT_DEAD) are not processes: listed apart, counted apart, marked when the
@@ -288,7 +300,14 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
     w.link(w.at["init_task"] + Off::tasks, {w.at["p1"] + Off::tasks, w.at["p2"] + Off::tasks, w.at["p3"] + Off::tasks});
     w.mem.put(w.at["p1"] + Off::tasks, gone);
     w.mem.put(w.at["p3"] + Off::tasks + 8, gone);
+    {   // a dump that lacks no memory: the list is broken in memory (an attacker's words), the verdicts stand
+        ObjectInterpreter whole(w.mem, w.btf, &syms);
+        CHECK(json_of(whole.fields("task_struct", w.at["p2"]))["hidden"] == "true");
+        REQUIRE(whole.notes().size() >= 1);
+        CHECK(whole.notes().back().find("so the lists are broken in memory (corrupt, smeared or tampered with?)") != std::string::npos);
+    }
     ObjectInterpreter in(w.mem, w.btf, &syms);
+    in.set_memory_lacking(true);
     for (const char* t : {"p2", "t1", "t2"}) {
         CAPTURE(t);
         auto f = json_of(in.fields("task_struct", w.at[t]));
@@ -304,7 +323,18 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
     CHECK(v.judged == 3);
     CHECK(v.hidden_total() == 0);
     CHECK(format_dump_verdict(v, DetectionFormat::Table) ==
-          "# verdict: none hidden among 3 objects judged; incomplete: 1 task_struct with no hidden verdict (null: their bad field says why)\n");
+          "# verdict: INCOMPLETE: none hidden among 3 of 4 objects (task_struct, module, file); 1 not judged: 1 task_struct with "
+          "no hidden verdict (null: their bad field says why)\n");
+    // A leader DKOM-unlinked (list_del_init: its node points at itself) stays hidden on a cut list
+    // (attacker 86: five words breaking unrelated lists turned a real unlink into "none hidden")
+    w.mem.put(w.at["p2"] + Off::tasks, w.at["p2"] + Off::tasks);
+    w.mem.put(w.at["p2"] + Off::tasks + 8, w.at["p2"] + Off::tasks);
+    ObjectInterpreter unlinked(w.mem, w.btf, &syms);
+    unlinked.set_memory_lacking(true);
+    for (const char* t : {"p2", "t1", "t2"}) {   // the leader and its threads
+        CAPTURE(t);
+        CHECK(json_of(unlinked.fields("task_struct", w.at[t]))["hidden"] == "true");
+    }
 
     // The same walk back reaching the forward walk (only p1's next cut): nothing lost, a verdict;
     // and a DKOM unlink on that list is hidden as before.
