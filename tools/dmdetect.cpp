@@ -479,7 +479,13 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<std::pair<std::string, float>> trained_at;   // a scaled model's type, its threshold before
         std::vector<std::string> note_warnings;          // notes said in the output too (warnings there): objects not read, lists not read whole
         std::vector<std::string> verdict_why;         // why the dump's verdict on hiding is incomplete (dump_verdict)
-        if (vm.count("tree")) verdict_why.push_back("modules and files not looked at (--tree runs the task_struct models alone)");
+        bool other_views = false;   // a module or file model among those run (--tree runs shipped task_struct ones alone)
+        for (size_t i = 0; i < used.model_count(); ++i)
+            other_views = other_views || (used.model(i).object_type != "task_struct" &&
+                                          std::find(kCrossViewTypes.begin(), kCrossViewTypes.end(), used.model(i).object_type) !=
+                                              kCrossViewTypes.end());
+        if (vm.count("tree") && !other_views)
+            verdict_why.push_back("modules and files not looked at (--tree runs the task_struct models alone)");
         // A scaled model's fit is judged on the placed run's votes, at the threshold it was calibrated
         // at: the scaled run's candidate objects include bases its lower threshold lets half-voted
         // groups reach (reviewer 85: 6.12's agreement read 146 of 263 for 146 of 146)
@@ -800,7 +806,11 @@ int run(int argc, char** argv, Communicator& world) {
         // last, after every reader of the fields (--tree and the fit check tell unread objects by their empty fields)
         for (const auto& [type, before] : trained_at) mark_below_trained(found, type, before);
         std::string verdict_text = format_dump_verdict(dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why), format);
-        if (batch && format == DetectionFormat::Csv) verdict_text.insert(kVerdictLine.size(), who);   // (as `said`)
+        if (batch && format == DetectionFormat::Csv) {   // (as `said`; one line whatever the dump's name)
+            std::string name = who;
+            std::replace_if(name.begin(), name.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+            verdict_text.insert(kVerdictLine.size(), name);
+        }
         const std::string text =
             format_fit_report(banner, fits, format,
                               info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +

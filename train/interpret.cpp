@@ -133,13 +133,24 @@ struct ObjectInterpreter::Impl {
     void references(FieldList& fl, const char* key, bool in_btf, std::optional<uint64_t> count, bool negative,
                     uint64_t obj, const char* user, const char* cache);
     bool in_thread_list(uint64_t t);
-    // Task t's group leader is off init_task.tasks by an unlink: its node points at itself
-    // (list_del_init) or holds no kernel address (list_del's poison). False when unreadable.
-    bool unlinked_leader(uint64_t t) {
-        auto leader = ptr(t + L.group_leader);
-        const uint64_t node = (leader && kernel(*leader) ? *leader : t) + L.tasks;
+    // Whether the list node at `node` was taken off its list: it points at itself (list_del_init),
+    // holds no kernel address (list_del's poison), or a neighbour it points at does not point back
+    // (an unlink by hand). False when it or a neighbour cannot be read: a member lost with memory the
+    // dump lacks looks so (reviewer 88: the self-pointing test alone let a hand-made unlink through).
+    bool unlinked(uint64_t node) {
         auto next = ptr(node), prev = ptr(node + psize);
-        return next && prev && (*next == node || *prev == node || !kernel(*next) || !kernel(*prev));
+        if (!next || !prev) return false;
+        if (*next == node || *prev == node || !kernel(*next) || !kernel(*prev)) return true;
+        auto back = ptr(*next + psize), forth = ptr(*prev);
+        return (back && *back != node) || (forth && *forth != node);
+    }
+    // Task t, or its group leader, taken off its list (unlinked): its group leader's init_task.tasks
+    // node, or its own node on its thread group's list.
+    bool task_unlinked(uint64_t t) {
+        auto leader = ptr(t + L.group_leader);
+        if (unlinked((leader && kernel(*leader) ? *leader : t) + L.tasks)) return true;
+        const std::optional<uint64_t> thread = L.thread_node ? L.thread_node : L.thread_group;
+        return thread && unlinked(t + *thread);
     }
     std::optional<bool> in_pid_hash(uint64_t t, int64_t pid);
     std::vector<ObjectField> task(uint64_t t);
@@ -179,7 +190,7 @@ void ObjectInterpreter::Impl::walk_views() {
         std::string cut(kViewsCutNote);
         for (const auto& [view, why] : views_cut) cut += (cut.size() == kViewsCutNote.size() ? "" : "; ") + view + " (" + why + ")";
         notes.push_back(cut + (memory_lacking ? "; the objects they miss are not judged hidden (the dump lacks memory), "
-                                                "but for tasks whose leader was unlinked"
+                                                "but for tasks and modules taken off their lists"
                                               : "; the dump lacks no memory the kernel maps, so the lists are broken in "
                                                 "memory (corrupt, smeared or tampered with?): the objects they miss are "
                                                 "judged hidden all the same"));
@@ -377,7 +388,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
         // off a list whose walk lost entries at memory it could not read (a cut dump): not a verdict
         // (a 5.10 dump cut at 400 MiB: 59 tasks called hidden)
-        else if (const std::string cut = cut_view({"tasks"}); !listed && !dead && !cut.empty() && !unlinked_leader(t))
+        else if (const std::string cut = cut_view({"tasks"}); !listed && !dead && !cut.empty() && !task_unlinked(t))
             fl.not_judged("hidden", cut);
         // freed alone does not excuse: a task is freed only after it died (reviewer 83: a forged
         // freelist entry would take a live task out of "hidden")
@@ -725,7 +736,8 @@ std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
     walk_views();
     if (have_view) {
         const bool listed = listed_modules.count(phys(m)) > 0;
-        if (const std::string cut = cut_view({"modules"}); !listed && !cut.empty()) fl.not_judged("hidden", cut);
+        if (const std::string cut = cut_view({"modules"}); !listed && !cut.empty() && !unlinked(m + L.mod_list))
+            fl.not_judged("hidden", cut);
         else fl.boolean("hidden", !listed, "HIDDEN", "no");
         fl.list("missing_from", listed ? std::vector<std::string>{} : std::vector<std::string>{"modules"});
     }

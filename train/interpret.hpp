@@ -93,9 +93,9 @@ public:
     const std::vector<std::string>& notes() const noexcept;
     // Whether the dump lacks memory the kernel maps (a cut or partial capture): then an object missing
     // from a view whose walk lost entries at an unreadable node (train/labeler.hpp LabelSet::views_cut)
-    // gets a null "hidden" — unless it is a task whose group leader's init_task.tasks node was
-    // unlinked (pointing at itself, or poisoned: list_del_init, list_del), a DKOM unlink, which stays
-    // hidden. Without it (the default), lists broken at unreadable nodes are named in a note as
+    // gets a null "hidden" — unless it, or a task's group leader, was taken off its list (its node
+    // points at itself, is poisoned, or a neighbour does not point back: list_del_init, list_del, an
+    // unlink by hand), a DKOM unlink, which stays hidden. Without it (the default), lists broken at unreadable nodes are named in a note as
     // broken in memory (corrupt, smeared or tampered with: an attacker's few words must not turn a
     // DKOM unlink into "not judged", attacker 86) and the verdicts stand. Call before interpret().
     void set_memory_lacking(bool lacking) noexcept;

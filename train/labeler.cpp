@@ -211,7 +211,7 @@ private:
     // `accept(entry)`, when given, returns why an entry does not belong to this list ("" when it
     // does): such a node is a break, not claimed (a forged head into another list's nodes must not
     // take them from that list's own walk). `view`, when given, names the view the list feeds
-    // (LabelSet::views_cut): entries lost where a direction ended at an unreadable node cut it.
+    // (LabelSet::views_cut): entries lost where both directions ended at an unreadable node cut it.
     using Accept = std::function<std::string(uint64_t entry)>;
     template <class F>
     uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f, const Accept& accept = {},
@@ -236,9 +236,10 @@ private:
             if (b.kind == ListEnd::Met) w += ", up to the forward walk";
             else if (b.kind == ListEnd::Head) w += ", back to the head";
             else w += ", then " + b.why;
-            // entries lost where a node could not be read: the view misses them for want of memory
+            // entries lost between two nodes that could not be read: the view misses them for want of
+            // memory (a walk ending at a link that does not point back is a broken list, not a cut)
             const bool lost = b.kind != ListEnd::Met && b.kind != ListEnd::Head;
-            if (view && lost && (end.unreadable || b.unreadable)) warn_cut(view, w);
+            if (view && lost && end.unreadable && b.unreadable) warn_cut(view, w);
             else warn(w);
         }
         std::vector<uint64_t>& nodes = walked_[{head, link}];

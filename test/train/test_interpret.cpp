@@ -241,19 +241,19 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
         const DumpVerdict v = dump_verdict(with_unread, fits, "22 MiB");
         CHECK(v.hidden_total() == 3);
         const std::string t = format_dump_verdict(v, DetectionFormat::Table);
+        // (cred and dentry have no hidden verdict: their models and objects leave it whole)
         CHECK(t == "# verdict: HIDDEN: 3 task_struct (of " + std::to_string(v.judged) + " objects judged); incomplete: model module "
-                   "not run; model file does not fit this dump; model cred found nothing; "
-                   "the dump lacks 22 MiB of the memory the kernel maps\n");   // (a dentry has no hidden verdict to miss)
+                   "not run; model file does not fit this dump; the dump lacks 22 MiB of the memory the kernel maps\n");
         CHECK(format_dump_verdict(v, DetectionFormat::Csv) == t);   // a comment line before the CSV header
         CHECK(is_comment_line(t));
         const std::string j = format_dump_verdict(v, DetectionFormat::Json);
         CHECK(j.starts_with("{\"record\":\"verdict\",\"hidden\":3,\"hidden_by_type\":{\"task_struct\":3},\"judged\":"));
         CHECK(j.find("\"complete\":false,\"incomplete\":[\"model module not run\",") != std::string::npos);
         CHECK(format_dump_verdict(dump_verdict(std::vector<Detection>{}, {}, ""), DetectionFormat::Table) ==
-              "# verdict: not judged: no task_struct, module, file found\n");
+              "# verdict: not judged: no task_struct, module, file found\n");   // (in JSON's incomplete too)
         const std::string none_json = format_dump_verdict(dump_verdict(std::vector<Detection>{}, {}, ""), DetectionFormat::Json);
         CHECK(none_json == "{\"record\":\"verdict\",\"hidden\":0,\"hidden_by_type\":{},\"judged\":0,\"not_judged\":0,"
-                           "\"complete\":false,\"incomplete\":[]}\n");
+                           "\"complete\":false,\"incomplete\":[\"no task_struct, module, file found\"]}\n");
         // the caller's reasons first (--tree: tasks alone), and a clean dump's verdict
         std::vector<Detection> clean;
         for (const Detection& d : ds)
@@ -262,7 +262,7 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
         CHECK(format_dump_verdict(dump_verdict(clean, {}, ""), DetectionFormat::Table) ==
               "# verdict: none hidden among " + std::to_string(clean.size()) + " objects judged\n");
         CHECK(format_dump_verdict(dump_verdict(clean, {}, "", tree_only), DetectionFormat::Table) ==
-              "# verdict: INCOMPLETE: none hidden among " + std::to_string(clean.size()) + " of " + std::to_string(clean.size()) +
+              "# verdict: INCOMPLETE: 0 hidden among " + std::to_string(clean.size()) + " of " + std::to_string(clean.size()) +
                   " objects (task_struct, module, file): modules and files not looked at (--tree)\n");
     }
 
@@ -294,12 +294,15 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; an unhashed listed one is
 TEST_CASE("interpret: a task off a list whose walk lost entries at memory the dump lacks is not judged hidden") {
     InterpretWorld w;
     const Kallsyms syms = w.syms();
-    // init_task.tasks as the world links it (init_task → p1 → p2 → p3), cut: p1's next and p3's
-    // prev lead into memory the dump does not hold, so both walks lose p2 (and its threads with it)
-    const uint64_t gone = kBase + 2 * deepmem::test::kSize;
+    // init_task.tasks through two nodes of memory the dump does not hold (init_task → p1 → g1 → p2 →
+    // g2 → p3): both walks break there and lose p2 (and its threads with it), whose own links point
+    // at the missing nodes, as a cut leaves a lost member
+    const uint64_t gone = kBase + 2 * deepmem::test::kSize, g1 = gone, g2 = gone + 0x100;
     w.link(w.at["init_task"] + Off::tasks, {w.at["p1"] + Off::tasks, w.at["p2"] + Off::tasks, w.at["p3"] + Off::tasks});
-    w.mem.put(w.at["p1"] + Off::tasks, gone);
-    w.mem.put(w.at["p3"] + Off::tasks + 8, gone);
+    w.mem.put(w.at["p1"] + Off::tasks, g1);
+    w.mem.put(w.at["p2"] + Off::tasks + 8, g1);
+    w.mem.put(w.at["p2"] + Off::tasks, g2);
+    w.mem.put(w.at["p3"] + Off::tasks + 8, g2);
     {   // a dump that lacks no memory: the list is broken in memory (an attacker's words), the verdicts stand
         ObjectInterpreter whole(w.mem, w.btf, &syms);
         CHECK(json_of(whole.fields("task_struct", w.at["p2"]))["hidden"] == "true");
@@ -323,7 +326,7 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
     CHECK(v.judged == 3);
     CHECK(v.hidden_total() == 0);
     CHECK(format_dump_verdict(v, DetectionFormat::Table) ==
-          "# verdict: INCOMPLETE: none hidden among 3 of 4 objects (task_struct, module, file); 1 not judged: 1 task_struct with "
+          "# verdict: INCOMPLETE: 0 hidden among 3 of 4 objects (task_struct, module, file); 1 not judged: 1 task_struct with "
           "no hidden verdict (null: their bad field says why)\n");
     // A leader DKOM-unlinked (list_del_init: its node points at itself) stays hidden on a cut list
     // (attacker 86: five words breaking unrelated lists turned a real unlink into "none hidden")
@@ -334,6 +337,20 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
     for (const char* t : {"p2", "t1", "t2"}) {   // the leader and its threads
         CAPTURE(t);
         CHECK(json_of(unlinked.fields("task_struct", w.at[t]))["hidden"] == "true");
+    }
+    // ... and one unlinked by hand (reviewer 88): p2's own links point at p1 and p3, which point past it
+    {
+        InterpretWorld h;
+        h.link(h.at["init_task"] + Off::tasks, {h.at["p1"] + Off::tasks, h.at["p3"] + Off::tasks});
+        h.mem.put(h.at["p2"] + Off::tasks, h.at["p3"] + Off::tasks);
+        h.mem.put(h.at["p2"] + Off::tasks + 8, h.at["p1"] + Off::tasks);
+        h.mem.put(h.at["p3"] + Off::tasks, gone);   // and a cut elsewhere, both ways
+        h.mem.put(h.at["init_task"] + Off::tasks + 8, gone + 0x200);
+        ObjectInterpreter in3(h.mem, h.btf, &syms);
+        in3.set_memory_lacking(true);
+        CHECK(json_of(in3.fields("task_struct", h.at["p2"]))["hidden"] == "true");
+        REQUIRE(!in3.notes().empty());
+        CHECK(in3.notes().back().starts_with(kViewsCutNote));
     }
 
     // The same walk back reaching the forward walk (only p1's next cut): nothing lost, a verdict;
