@@ -330,7 +330,7 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
 // `Table` and `Csv` (before the CSV header, a comment line: is_comment_line), one line:
 //   "# verdict: HIDDEN: 3 task_struct, 1 module (of 450 objects judged[, 12 not judged])[; incomplete: …]"
 //   "# verdict: none hidden among 450 objects judged"                     (complete)
-//   "# verdict: INCOMPLETE: none hidden among 22 of 281 objects (task_struct, module, file); 259 not
+//   "# verdict: INCOMPLETE: 0 hidden among 22 of 281 objects (task_struct, module, file); 259 not
 //    judged: …"                                                          (some judged, not all)
 //   "# verdict: not judged: …"                                            (none judged)
 // `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"judged":N,"not_judged":N,"complete":bool

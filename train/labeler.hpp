@@ -216,9 +216,9 @@ struct LabelSet {
     SlabStats mm_slab;     // mm_struct
     std::vector<std::string> warnings;   // unreadable pointers, truncated lists, …
     // Views the walks could not read whole, each with its first warning: "tasks" (init_task.tasks
-    // or a thread group whose walk lost entries at an unreadable node: memory the dump lacks, or a
-    // link into memory it does not map), "modules" (the modules list, likewise), "files" (a task's
-    // files, fd table or fd slot unreadable). An object such a view misses is not thereby hidden
+    // or a thread group whose walk lost entries between unreadable nodes, both directions ending at
+    // one: memory the dump lacks, or links into memory it does not map), "modules" (the modules list,
+    // likewise), "files" (a task's files, fd table or fd slot unreadable). An object such a view misses is not thereby hidden
     // (train/interpret.hpp); a DKOM unlink leaves a list whole.
     std::map<std::string, std::string> views_cut;
     // Labels per type; freed objects under "<type> (freed)".
