@@ -54,6 +54,7 @@
 #include "engine/engine.hpp"
 #include "graph/memory_graph.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -92,6 +93,9 @@ struct ObjectField {
 // The types whose objects get a "hidden" verdict, the cross-view against the kernel's own lists
 // (train/interpret.hpp: init_task.tasks and thread groups; the modules list; fd tables and mappings).
 inline constexpr std::array<std::string_view, 3> kCrossViewTypes = {"task_struct", "module", "file"};
+inline bool is_cross_view_type(std::string_view type) noexcept {
+    return std::find(kCrossViewTypes.begin(), kCrossViewTypes.end(), type) != kCrossViewTypes.end();
+}
 
 struct Detection {
     std::string type;

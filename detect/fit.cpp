@@ -682,6 +682,15 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
     return out;
 }
 
+namespace {
+// "task_struct, module, file" (kCrossViewTypes)
+std::string cross_view_types_text() {
+    std::string types;
+    for (std::string_view t : kCrossViewTypes) types += (types.empty() ? "" : ", ") + std::string(t);
+    return types;
+}
+}  // namespace
+
 uint64_t DumpVerdict::hidden_total() const noexcept {
     uint64_t n = 0;
     for (const auto& [type, count] : hidden) n += count;
@@ -694,7 +703,7 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
     v.incomplete.assign(why.begin(), why.end());
     std::map<std::string, uint64_t> null_of, unread_of;   // per cross-view type
     for (const Detection& d : found) {
-        if (std::find(kCrossViewTypes.begin(), kCrossViewTypes.end(), d.type) == kCrossViewTypes.end()) continue;
+        if (!is_cross_view_type(d.type)) continue;
         const ObjectField* h = field_of(d, "hidden");
         if (!h || h->json == "null") {   // no "hidden": not read (other fields, a BELOW mark, may be there)
             ++(h ? null_of : unread_of)[d.type];
@@ -708,7 +717,7 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
         else ++it->second;
     }
     for (const ModelFit& f : fits) {
-        if (std::find(kCrossViewTypes.begin(), kCrossViewTypes.end(), f.type) == kCrossViewTypes.end()) continue;
+        if (!is_cross_view_type(f.type)) continue;
         const FitVerdict fv = fit_verdict(f);
         if (fv == FitVerdict::NotRun) v.incomplete.push_back("model " + f.type + " not run");
         else if (fv == FitVerdict::No) v.incomplete.push_back("model " + f.type + " does not fit this dump");
@@ -718,11 +727,7 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
         v.incomplete.push_back(std::to_string(n) + " " + type + " with no hidden verdict (null: their bad field says why)");
     for (const auto& [type, n] : unread_of) v.incomplete.push_back(std::to_string(n) + " " + type + " not read (no fields)");
     if (!lacking.empty()) v.incomplete.push_back("the dump lacks " + lacking + " of the memory the kernel maps");
-    if (!v.judged && v.incomplete.empty()) {
-        std::string types;
-        for (std::string_view t : kCrossViewTypes) types += (types.empty() ? "" : ", ") + std::string(t);
-        v.incomplete.push_back("no " + types + " found");
-    }
+    if (!v.judged && v.incomplete.empty()) v.incomplete.push_back("no " + cross_view_types_text() + " found");
     return v;
 }
 
@@ -737,8 +742,7 @@ std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
                "},\"judged\":" + std::to_string(v.judged) + ",\"not_judged\":" + std::to_string(v.not_judged) +
                ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "]}\n";
     auto objects = [](uint64_t n) { return std::to_string(n) + " object" + (n == 1 ? "" : "s"); };
-    std::string types;   // (a grep for "none hidden" must not match an incomplete verdict: reviewer 88)
-    for (std::string_view t : kCrossViewTypes) types += (types.empty() ? "" : ", ") + std::string(t);
+    const std::string types = cross_view_types_text();   // (a grep for "none hidden" must not match an incomplete verdict: reviewer 88)
     std::string line;
     if (v.hidden_total())
         line = "HIDDEN: " + by_type + " (of " + objects(v.judged) + " judged" +

@@ -476,14 +476,12 @@ int run(int argc, char** argv, Communicator& world) {
                                                             : MemoryLack::None;
         std::vector<std::string> placed(used.model_count());
         std::vector<std::string> scaled_thresholds;   // warnings, said with the others below
-        std::vector<std::pair<std::string, float>> trained_at;   // a scaled model's type, its threshold before
+        std::vector<std::optional<float>> trained_at(used.model_count());   // a scaled model's threshold before
         std::vector<std::string> note_warnings;          // notes said in the output too (warnings there): objects not read, lists not read whole
         std::vector<std::string> verdict_why;         // why the dump's verdict on hiding is incomplete (dump_verdict)
         bool other_views = false;   // a module or file model among those run (--tree runs shipped task_struct ones alone)
         for (size_t i = 0; i < used.model_count(); ++i)
-            other_views = other_views || (used.model(i).object_type != "task_struct" &&
-                                          std::find(kCrossViewTypes.begin(), kCrossViewTypes.end(), used.model(i).object_type) !=
-                                              kCrossViewTypes.end());
+            other_views = other_views || (used.model(i).object_type != "task_struct" && is_cross_view_type(used.model(i).object_type));
         if (vm.count("tree") && !other_views)
             verdict_why.push_back("modules and files not looked at (--tree runs the task_struct models alone)");
         // A scaled model's fit is judged on the placed run's votes, at the threshold it was calibrated
@@ -557,7 +555,7 @@ int run(int argc, char** argv, Communicator& world) {
                                              score_text(before) + ")";
                     placed[i] += "; its " + scaled_to + " (warning), its votes judged at " + score_text(before);
                     placed_agreements[i] = used.last_agreements().at(i);
-                    trained_at.emplace_back(used.model(i).object_type, before);
+                    trained_at[i] = before;
                     // in the output too, whatever the format and -q: a script's detections are made at it
                     scaled_thresholds.push_back("model " + used.model(i).object_type + " (" + used.source(i) + "), placed in this dump's layout: " + text);
                 }
@@ -703,8 +701,7 @@ int run(int argc, char** argv, Communicator& world) {
             // found nothing nor checked; or its fit check saw the voting rows' votes only.
             ModelFit& f = fits.back();
             if (!placed[i].empty()) add_reason(f, placed[i]);
-            for (const auto& [type, before] : trained_at)
-                if (type == f.type) f.trained_threshold = before;
+            f.trained_threshold = trained_at[i];
             // the option that lifts the refusal: the work bound's, or the memory budget's
             const char* lift = used.last_timings().at(i).capped ? " (--network-work)" : " (--network-memory)";
             if (const std::string& not_run = used.last_not_run().at(i); !not_run.empty()) {   // exit status 4 (3 with --require-fit)
@@ -804,7 +801,8 @@ int run(int argc, char** argv, Communicator& world) {
             return named;
         };
         // last, after every reader of the fields (--tree and the fit check tell unread objects by their empty fields)
-        for (const auto& [type, before] : trained_at) mark_below_trained(found, type, before);
+        for (size_t i = 0; i < used.model_count(); ++i)
+            if (trained_at[i]) mark_below_trained(found, used.model(i).object_type, *trained_at[i]);
         std::string verdict_text = format_dump_verdict(dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why), format);
         if (batch && format == DetectionFormat::Csv) {   // (as `said`; one line whatever the dump's name)
             std::string name = who;
