@@ -711,6 +711,7 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
             continue;
         }
         ++v.judged;
+        if (field_of(d, kHeldByHiddenKey)) ++v.held_by_hidden;
         if (h->json != "true") continue;
         auto it = std::find_if(v.hidden.begin(), v.hidden.end(), [&](const auto& p) { return p.first == d.type; });
         if (it == v.hidden.end()) v.hidden.emplace_back(d.type, 1);
@@ -726,7 +727,7 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
     for (const auto& [type, n] : null_of)
         v.incomplete.push_back(std::to_string(n) + " " + type + " with no hidden verdict (null: their bad field says why)");
     for (const auto& [type, n] : unread_of) v.incomplete.push_back(std::to_string(n) + " " + type + " not read (no fields)");
-    if (!lacking.empty()) v.incomplete.push_back("the dump lacks " + lacking + " of the memory the kernel maps");
+    if (!lacking.empty()) v.incomplete.push_back("the dump lacks " + lacking);
     if (!v.judged && v.incomplete.empty()) v.incomplete.push_back("no " + cross_view_types_text() + " found");
     return v;
 }
@@ -739,7 +740,7 @@ std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
     for (const std::string& why : v.incomplete) incomplete += (incomplete.empty() ? "" : json ? "," : "; ") + (json ? json_string(why) : why);
     if (json)
         return "{\"record\":\"verdict\",\"hidden\":" + std::to_string(v.hidden_total()) + ",\"hidden_by_type\":{" + by_type +
-               "},\"judged\":" + std::to_string(v.judged) + ",\"not_judged\":" + std::to_string(v.not_judged) +
+               "},\"held_by_hidden\":" + std::to_string(v.held_by_hidden) + ",\"judged\":" + std::to_string(v.judged) + ",\"not_judged\":" + std::to_string(v.not_judged) +
                ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "]}\n";
     auto objects = [](uint64_t n) { return std::to_string(n) + " object" + (n == 1 ? "" : "s"); };
     const std::string types = cross_view_types_text();   // (a grep for "none hidden" must not match an incomplete verdict: reviewer 88)
@@ -747,6 +748,9 @@ std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
     if (v.hidden_total())
         line = "HIDDEN: " + by_type + " (of " + objects(v.judged) + " judged" +
                (v.not_judged ? ", " + std::to_string(v.not_judged) + " not judged" : "") + ")" +
+               (v.held_by_hidden ? "; " + std::to_string(v.held_by_hidden) + " file" + (v.held_by_hidden == 1 ? "" : "s") +
+                                       " held by the hidden tasks"
+                                 : "") +
                (incomplete.empty() ? "" : "; incomplete: " + incomplete);
     else if (v.judged && incomplete.empty())
         line = "none hidden among " + objects(v.judged) + " judged";

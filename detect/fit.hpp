@@ -321,19 +321,21 @@ struct DumpVerdict {
     uint64_t not_judged = 0;                                 // of kCrossViewTypes, the others (null, not read)
     std::vector<std::pair<std::string, uint64_t>> hidden;   // per type with any, its "hidden": true ones
     std::vector<std::string> incomplete;
+    uint64_t held_by_hidden = 0;                             // files with kHeldByHiddenKey
     uint64_t hidden_total() const noexcept;
 };
-// `lacking`: how much memory the kernel maps the dump lacks ("22 MiB"), empty when none; `why`: the
+// `lacking`: what the dump lacks ("22 MiB of the memory the kernel maps"), empty when nothing; `why`: the
 // caller's reasons, first (dmdetect: --tree judges tasks alone; no kernel symbols to walk lists with).
 DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking,
                          std::span<const std::string> why = {});
 // `Table` and `Csv` (before the CSV header, a comment line: is_comment_line), one line:
-//   "# verdict: HIDDEN: 3 task_struct, 1 module (of 450 objects judged[, 12 not judged])[; incomplete: …]"
+//   "# verdict: HIDDEN: 3 task_struct, 1 module (of 450 objects judged[, 12 not judged])[; 5 files held
+//    by the hidden tasks][; incomplete: …]"
 //   "# verdict: none hidden among 450 objects judged"                     (complete)
 //   "# verdict: INCOMPLETE: 0 hidden among 22 of 281 objects (task_struct, module, file); 259 not
 //    judged: …"                                                          (some judged, not all)
 //   "# verdict: not judged: …"                                            (none judged)
-// `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"judged":N,"not_judged":N,"complete":bool
+// `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"held_by_hidden":N,"judged":N,"not_judged":N,"complete":bool
 // (some object judged, nothing incomplete),"incomplete":[…]}.
 std::string format_dump_verdict(const DumpVerdict& verdict, DetectionFormat format);
 

@@ -283,6 +283,24 @@ std::string format_warnings(std::span<const std::string> warnings, DetectionForm
     return out;
 }
 
+std::string format_batch_error(std::string_view dump, std::string_view message, DetectionFormat format) {
+    if (format == DetectionFormat::Json)
+        return "{\"dump\":" + json_string(dump) + ",\"record\":\"error\",\"message\":" + json_string(message) + "}\n";
+    std::string line = std::string(kErrorLine) + (format == DetectionFormat::Csv ? std::string(dump) + ": " : "");
+    line += message;
+    std::replace_if(line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    line += '\n';
+    return format == DetectionFormat::Table ? name_dump_records(line, format, DumpRecords{dump}) : line;
+}
+
+std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidden, DetectionFormat format) {
+    if (format == DetectionFormat::Json)
+        return "{\"record\":\"batch\",\"dumps\":" + std::to_string(dumps) + ",\"failed\":" + std::to_string(failed) +
+               ",\"hidden\":" + std::to_string(hidden) + "}\n";
+    return std::string(kBatchLine) + std::to_string(dumps) + " dump" + (dumps == 1 ? "" : "s") + ", " + std::to_string(failed) +
+           " failed, " + std::to_string(hidden) + " with hidden objects\n";
+}
+
 std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch) {
     std::string out, name(batch.dump);
     if (format == DetectionFormat::Table) {

@@ -14,6 +14,7 @@
 // QEMU writes ELF64/EM_X86_64 when the first vCPU is in long mode (EFER.LMA) and ELF32/EM_386
 // otherwise (ELF64/EM_386 when a 32-bit guest has RAM above 4 GiB); long_mode follows e_machine.
 #include "graph/dump_formats.hpp"
+#include "graph/text_lines.hpp"
 
 #include <cstring>
 
@@ -226,7 +227,7 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict) {
         d.runs.push_back({paddr, offset, filesz});
     }
     if (cut_bytes > 0)
-        d.lacks("truncated ELF core (" + hex(size) + " bytes): " + hex(cut_bytes) + " bytes of " +
+        d.lacks("truncated ELF core (" + hex(size) + " bytes): " + hex(cut_bytes) + " bytes (" + format_bytes(cut_bytes) + ") of " +
                     std::to_string(cut_segments) + " PT_LOAD segment(s), from physical " + hex(cut_from) +
                     ", lie past the end of the file",
                 " and read as absent");

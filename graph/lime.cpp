@@ -5,6 +5,7 @@
 // keeps the bytes present (and a cut trailing header is ignored) with a warning, unless strict; a
 // range ending beyond 2^52 (dump_formats.hpp kMaxPhysical) is refused, strict or not.
 #include "graph/dump_formats.hpp"
+#include "graph/text_lines.hpp"
 
 namespace deepmem::detail {
 
@@ -64,8 +65,8 @@ ParsedDump parse_lime(std::span<const uint8_t> file, bool strict, const DoneWith
                                                hex(len) + " bytes but only " + hex(size - data) + " remain");
             d.runs.push_back({s_addr, data, size - data});
             d.lacks("truncated LiME file: range " + hex(s_addr) + "-" + hex(e_addr) + " has " + hex(size - data) +
-                        " of its " + hex(len) + " bytes; the missing " + hex(len - (size - data)) +
-                        " bytes from physical " + hex(s_addr + (size - data)),
+                        " of its " + hex(len) + " bytes; the missing " + hex(len - (size - data)) + " bytes (" +
+                        format_bytes(len - (size - data)) + ") from physical " + hex(s_addr + (size - data)),
                     " read as absent");
             break;
         }

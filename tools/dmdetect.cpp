@@ -30,8 +30,9 @@
 // --require-fit when a model does not fit the dump or its fit cannot be checked (no banner and
 // too few candidate objects: detect/fit.hpp, Checked; the output is written all the same), 4 when a
 // model was not run (its network past the work limit, detect.hpp DetectOptions::work_limit: a warning
-// on stderr and in the output, the other models' detections written; 3 with --require-fit); an error
-// is one line "dmdetect: error: …" on stderr.
+// on stderr and in the output, the other models' detections written; 3 with --require-fit), 5 with
+// --fail-on-hidden when a dump's verdict is HIDDEN (detect/fit.hpp dump_verdict; before 3 and 4); an
+// error is one line "dmdetect: error: …" on stderr.
 //
 // Several dumps, or a directory (its files named *.elf, *.raw, *.lime, *.kdump, *.avml, *.dmg or
 // *.mem, sorted by name): the models are loaded once (shipped models: read once without their
@@ -39,8 +40,10 @@
 // gets what one dump would (kernel and fit records, detections, warnings naming the dump), every
 // record naming its dump (detect.hpp, name_dump_records), in the order given, written to stdout as
 // each dump is done (to --output: streamed into its temporary, renamed at the end). A dump that
-// fails is one line "dmdetect: error: DUMP: …" and the batch goes on; at the end "dmdetect: error:
-// N of M dumps failed" and exit status 1. An output that is one of the dumps is refused before any
+// fails is one line "dmdetect: error: DUMP: …" on stderr and an error record in its place in the
+// output (detect.hpp format_batch_error), and the batch goes on; the output ends with a batch record
+// (format_batch_summary: dumps, failed, with hidden objects); at the end "dmdetect: error: N of M
+// dumps failed" and exit status 1. An output that is one of the dumps is refused before any
 // work; a write error ends the batch (status 1). Under `mpirun -np N` rank r takes the dumps i ≡ r
 // (mod N) (train/distributed.hpp) and rank 0 writes every record, in the same order and bytes as
 // one process.
@@ -85,7 +88,8 @@ const char* kUsage =
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
-    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work); the others' detections are written (3 instead with --require-fit)\n";
+    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work); the others' detections are written (3 instead with --require-fit),\n"
+    "5 with --fail-on-hidden a dump's verdict is HIDDEN (before 3 and 4; 1 when a dump of a batch failed)\n";
 
 namespace fs = std::filesystem;
 
@@ -236,6 +240,7 @@ int run(int argc, char** argv, Communicator& world) {
          "in more memory").c_str())(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
+        "fail-on-hidden", "exit 5 when a dump's verdict is HIDDEN (an object the kernel's own lists miss), before 3 and 4")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
         "kallsyms", po::value<std::string>(), kKallsymsHelp)(
         "system-map", po::value<std::string>(), kSystemMapHelp)(
@@ -367,7 +372,7 @@ int run(int argc, char** argv, Communicator& world) {
     progress.tty = ::isatty(STDERR_FILENO) == 1;
     const bool show = !vm.count("quiet") && world.rank() == 0;
     // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
-    auto analyse = [&](const std::string& dump, bool& fits_all, bool& complete) {
+    auto analyse = [&](const std::string& dump, bool& fits_all, bool& complete, bool& hidden) {
         const std::string who = batch ? dump + ": " : "";   // warnings name the dump in a batch
         // The dump's warnings, on stderr and in the output too (format_warnings): its
         // layers' and page tables' (a truncated file, tables past its end …), the memory it lacks
@@ -572,6 +577,7 @@ int run(int argc, char** argv, Communicator& world) {
         if (!vm.count("addresses-only")) {
             in.format = build.format;
             in.memory_lacking = lack != MemoryLack::None;
+            in.absent_pages = info.absent_pages;
             for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file},
                                      std::pair{"system-map", &in.system_map_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();
@@ -641,12 +647,18 @@ int run(int argc, char** argv, Communicator& world) {
         auto warn = [&](std::string line) { say(warnings, std::move(line)); };
         for (std::string& line : scaled_thresholds) warn(std::move(line));
         for (std::string& line : note_warnings) warnings.push_back(std::move(line));   // (a note on stderr, above)
-        const std::string lacking = format_bytes(info.absent_pages * 4096);   // the memory the dump lacks (`lack`)
+        // the memory the dump lacks (`lack`): what the surviving page tables map; with tables lost, more
+        // (newcomer 87: "lacks 2.3 MiB" of a file cut 212 MiB short)
+        const std::string lacking = (info.absent_table_bytes ? "at least " : "") + format_bytes(info.absent_pages * 4096) +
+                                    " of the memory the kernel maps" +
+                                    (info.absent_table_bytes ? ", and the page tables of up to " + format_bytes(info.absent_table_bytes) +
+                                                                   " of kernel address space"
+                                                             : "");
         // The memory the dump lacks (`lack` above), said once, whatever the models found (tester 11: a
         // raw dump cut 16 MiB short, 0 of 451 task_structs at the model's threshold, 451 at 3/4 of
         // it; models trained with [batch] absent_rate find them). In the output too (newcomer 82).
         if (lack != MemoryLack::None)
-            say(dump_warnings, "the dump lacks " + lacking + " of memory the kernel maps (" +
+            say(dump_warnings, "the dump lacks " + format_bytes(info.absent_pages * 4096) + " of memory the kernel maps (" +
                  std::to_string(info.absent_pages) + " pages" +
                  (info.absent_table_bytes ? ", and the page tables of up to " + format_bytes(info.absent_table_bytes) +
                                                 " of kernel address space"
@@ -748,7 +760,7 @@ int run(int argc, char** argv, Communicator& world) {
             // found nothing where memory is missing: said in its reason (newcomer 84: a cut
             // dump's module model, "yes" and 0 found, its reason only hedged guesses)
             if (f.fits && lack != MemoryLack::None)
-                add_reason(f, "the dump lacks " + lacking + " of the memory the kernel maps: its objects may lie there");
+                add_reason(f, "the dump lacks " + lacking + ": its objects may lie there");
             fits_all = fits_all && f.fits;
             std::fprintf(stderr, "dmdetect: warning: %smodel %s (%s) %s: %s\n", who.c_str(), f.type.c_str(),
                          f.source.c_str(), f.fits ? "found nothing in this dump" : "does not fit this dump", f.reason.c_str());
@@ -803,7 +815,9 @@ int run(int argc, char** argv, Communicator& world) {
         // last, after every reader of the fields (--tree and the fit check tell unread objects by their empty fields)
         for (size_t i = 0; i < used.model_count(); ++i)
             if (trained_at[i]) mark_below_trained(found, used.model(i).object_type, *trained_at[i]);
-        std::string verdict_text = format_dump_verdict(dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why), format);
+        const DumpVerdict verdict = dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why);
+        hidden = verdict.hidden_total() > 0;
+        std::string verdict_text = format_dump_verdict(verdict, format);
         if (batch && format == DetectionFormat::Csv) {   // (as `said`; one line whatever the dump's name)
             std::string name = who;
             std::replace_if(name.begin(), name.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
@@ -846,45 +860,50 @@ int run(int argc, char** argv, Communicator& world) {
     };
     // Each round, rank r analyses dump round + r; the results go to rank 0 in dump order, as
     // 'R' + records (all models fit and ran), 'M' + records (a model does not fit), 'N' (a model was
-    // not run), 'B' (both) or 'E' + the error.
-    size_t failed = 0;
+    // not run), 'B' (both), each then 'H' (its verdict is HIDDEN) or '-', or 'E' + the error.
+    size_t failed = 0, hidden_dumps = 0;
     bool all_fit = true, all_ran = true;
     const size_t ranks = size_t(world.size());
     for (size_t round = 0; round < dumps.size(); round += ranks) {
         std::string mine;
         if (const size_t i = round + size_t(world.rank()); i < dumps.size()) {
-            bool fits = true, complete = true;
+            bool fits = true, complete = true, hidden = false;
             if (!batch) {
-                mine = analyse(dumps[i], fits, complete);   // one dump: its error is the tool's
+                mine = analyse(dumps[i], fits, complete, hidden);   // one dump: its error is the tool's
             } else {
                 try {
-                    mine = analyse(dumps[i], fits, complete);
+                    mine = analyse(dumps[i], fits, complete, hidden);
                 } catch (const std::exception& e) {
                     progress.end();
                     mine = "E" + std::string(e.what());
                     fits = true;
                 }
             }
-            if (mine.empty() || mine.front() != 'E') mine.insert(0, fits ? (complete ? "R" : "N") : (complete ? "M" : "B"));
+            if (mine.empty() || mine.front() != 'E')
+                mine.insert(0, std::string(fits ? (complete ? "R" : "N") : (complete ? "M" : "B")) + (hidden ? "H" : "-"));
         }
         for (size_t j = round; j < std::min(dumps.size(), round + ranks); ++j) {   // in dump order
             const std::string got = broadcast_text(world, mine, int(j - round));
             if (got.front() == 'E') {
                 ++failed;
                 if (world.rank() == 0) std::fprintf(stderr, "dmdetect: error: %s: %s\n", dumps[j].c_str(), got.c_str() + 1);
+                emit(format_batch_error(dumps[j], std::string_view(got).substr(1), format));   // (a batch: one dump's error is the tool's)
                 continue;
             }
             all_fit = all_fit && (got.front() == 'R' || got.front() == 'N');
             all_ran = all_ran && (got.front() == 'R' || got.front() == 'M');
-            emit(without_repeated_header(got.substr(1)));
+            hidden_dumps += got[1] == 'H';
+            emit(without_repeated_header(got.substr(2)));
         }
     }
+    if (batch) emit(format_batch_summary(dumps.size(), failed, hidden_dumps, format));
     if (file) file->commit();
     if (failed) {
         if (world.rank() == 0)
             std::fprintf(stderr, "dmdetect: error: %zu of %zu dumps failed\n", failed, dumps.size());
         return 1;
     }
+    if (vm.count("fail-on-hidden") && hidden_dumps) return 5;
     return vm.count("require-fit") && !all_fit ? 3 : !all_ran ? 4 : 0;
 }
 

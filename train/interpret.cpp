@@ -104,6 +104,7 @@ struct ObjectInterpreter::Impl {
     std::unordered_set<uint64_t> listed_tasks, listed_modules, fd_files, mapped_files;
     std::map<std::string, std::string> views_cut;   // LabelSet::views_cut: views not read whole
     bool memory_lacking = false;                    // set_memory_lacking
+    uint64_t absent_pages = 0;
     // The first of `views` not read whole: why an object they miss is not judged hidden ("" when all
     // were, or when the dump lacks no memory: set_memory_lacking).
     std::string cut_view(std::initializer_list<const char*> views) const {
@@ -113,9 +114,12 @@ struct ObjectInterpreter::Impl {
                 return std::string("not judged, the kernel's ") + v + " could not be read whole (" + it->second + ")";
         return {};
     }
-    // Creds a listed task or a reached file uses (real_cred, cred, f_cred); tasks, creds and files the
+    // Creds a listed or hidden task (hold()) or a reached file uses (real_cred, cred, f_cred); tasks, creds and files the
     // labeler found freed on their caches' freelists (count 0, contents intact).
     std::unordered_set<uint64_t> used_creds, freelisted;
+    // Files a task judged hidden holds (its fd table, its mappings), by physical address → that
+    // task's PID: reached through a task the scan found, not hidden on their own (hold()).
+    std::unordered_map<uint64_t, int64_t> held_by_hidden;
     std::unordered_map<uint64_t, std::unordered_set<uint64_t>> thread_lists;   // signal/leader → members
     std::optional<uint64_t> idr_head, idr_base;   // init_pid_ns's IDR
 
@@ -130,6 +134,9 @@ struct ObjectInterpreter::Impl {
     std::optional<std::string> cstring(uint64_t va, uint64_t max) const { return mem.cstring(va, max); }
 
     void walk_views();
+    // What the tasks at `hidden` (judged hidden) hold: their files into held_by_hidden, their creds
+    // into used_creds (train/labeler.hpp label_task_objects).
+    void hold(std::span<const uint64_t> hidden);
     void references(FieldList& fl, const char* key, bool in_btf, std::optional<uint64_t> count, bool negative,
                     uint64_t obj, const char* user, const char* cache);
     bool in_thread_list(uint64_t t);
@@ -189,9 +196,12 @@ void ObjectInterpreter::Impl::walk_views() {
     if (!views_cut.empty()) {
         std::string cut(kViewsCutNote);
         for (const auto& [view, why] : views_cut) cut += (cut.size() == kViewsCutNote.size() ? "" : "; ") + view + " (" + why + ")";
+        const std::string lacks = absent_pages ? "lacks only " + std::to_string(absent_pages) +
+                                                     " pages of the memory the kernel maps (too few for a cut capture)"
+                                               : std::string("lacks no memory the kernel maps");
         notes.push_back(cut + (memory_lacking ? "; the objects they miss are not judged hidden (the dump lacks memory), "
                                                 "but for tasks and modules taken off their lists"
-                                              : "; the dump lacks no memory the kernel maps, so the lists are broken in "
+                                              : "; the dump " + lacks + ", so the lists are broken in "
                                                 "memory (corrupt, smeared or tampered with?): the objects they miss are "
                                                 "judged hidden all the same"));
     }
@@ -452,7 +462,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::cred(uint64_t c) {
             negative = below_zero(*usage, *L.cred_usage_size);
     walk_views();
     references(fl, "usage", L.cred_usage.has_value(), usage, negative, c,
-               used_creds.count(phys(c)) ? "a listed task or a reached file uses it" : nullptr,
+               used_creds.count(phys(c)) ? "a listed or hidden task or a reached file uses it" : nullptr,
                "on no freelist of cred_jar");
     return fl.finish();
 }
@@ -612,8 +622,12 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
         }
     walk_views();
     const uint64_t p = phys(f);
-    const bool reached = fd_files.count(p) || mapped_files.count(p);
-    references(fl, "refs", L.f_count.has_value(), refs, negative, f, reached ? "an fd table or a mapping holds it" : nullptr,
+    const bool listed = fd_files.count(p) || mapped_files.count(p);
+    // held by a task judged hidden (hold()): reached through that task, which carries the verdict
+    const auto holder = listed ? held_by_hidden.end() : held_by_hidden.find(p);
+    const bool reached = listed || holder != held_by_hidden.end();
+    references(fl, "refs", L.f_count.has_value(), refs, negative, f,
+               listed ? "an fd table or a mapping holds it" : reached ? "a hidden task's fd table or mapping holds it" : nullptr,
                "on no freelist of filp");
 
     if (have_view) {
@@ -629,6 +643,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
             fl.not_judged("hidden", cut);
         else fl.boolean("hidden", !reached && *refs != 0, "HIDDEN", "no");
         fl.list("missing_from", missing);
+        if (holder != held_by_hidden.end()) fl.num(kHeldByHiddenKey.data(), holder->second);
     }
     return fl.finish();
 }
@@ -759,12 +774,44 @@ std::vector<ObjectField> ObjectInterpreter::fields(const std::string& type, uint
     return {};
 }
 
+void ObjectInterpreter::Impl::hold(std::span<const uint64_t> hidden) {
+    if (!have_view || hidden.empty()) return;
+    LabelSet set;
+    try {
+        set = label_task_objects(mem, btf, *syms, hidden, LabelerOptions::reached_only());
+    } catch (const std::exception& e) {
+        notes.push_back(std::string("the files of the hidden tasks could not be walked (they may read hidden on their "
+                                    "own): ") + e.what());
+        return;
+    }
+    for (const Label& l : set.labels) {
+        const uint64_t p = l.paddr ? *l.paddr : l.vaddr ^ (uint64_t{1} << 63);
+        if (l.type == "file") held_by_hidden.try_emplace(p, l.pid);
+        else if (l.type == "cred") used_creds.insert(p);
+    }
+}
+
 void ObjectInterpreter::interpret(std::span<Detection> detections) {
-    for (Detection& d : detections) d.fields = fields(d.type, d.vaddr);
+    // Tasks first: the files a hidden task holds are reached through it, in its fd table and
+    // mappings, not hidden on their own (newcomer 87: a DKOM unlink of 19 tasks read "HIDDEN: 45 file,
+    // 19 task_struct", each of those files "missing from fd_tables").
+    std::vector<uint64_t> hidden;
+    for (Detection& d : detections)
+        if (d.type == "task_struct") {
+            d.fields = fields(d.type, d.vaddr);
+            for (const ObjectField& f : d.fields)
+                if (f.key == "hidden" && f.json == "true") hidden.push_back(d.vaddr);
+        }
+    impl_->hold(hidden);
+    for (Detection& d : detections)
+        if (d.type != "task_struct") d.fields = fields(d.type, d.vaddr);
 }
 
 const std::vector<std::string>& ObjectInterpreter::notes() const noexcept { return impl_->notes; }
-void ObjectInterpreter::set_memory_lacking(bool lacking) noexcept { impl_->memory_lacking = lacking; }
+void ObjectInterpreter::set_memory_lacking(bool lacking, uint64_t absent_pages) noexcept {
+    impl_->memory_lacking = lacking;
+    impl_->absent_pages = absent_pages;
+}
 
 namespace {
 
@@ -835,7 +882,7 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
     const TranslatedMemory mem(*tl);
     try {
         ObjectInterpreter interp(mem, *kernel.btf, kernel.symbols ? &*kernel.symbols : nullptr);
-        interp.set_memory_lacking(in.memory_lacking);
+        interp.set_memory_lacking(in.memory_lacking, in.absent_pages);
         interp.interpret(detections);
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());
         notes.insert(notes.end(), interp.notes().begin(), interp.notes().end());

@@ -58,7 +58,10 @@
 //                          (a VMA's vm_file or an mm's exe_file of such a task); hidden when both
 //                          miss a file still referenced (refs > 0, or an f_count below 0:
 //                          the kernel never frees it); null for a count of 0 on no freelist
-//                          (freed above).
+//                          (freed above). interpret() reads the tasks first: a file the fd table
+//                          or mappings of a task judged hidden hold is reached through it, not
+//                          hidden, missing from none, and "held_by_hidden_task" names that task's
+//                          PID (detect.hpp kHeldByHiddenKey); fields() alone cannot tell.
 //             Objects are compared by physical address (a detection names the direct-map alias,
 //             a list may name the kernel-image one, e.g. init_task).
 //   Bounds    Every list and chain is bounded and loop-checked; a corrupt or planted value ends
@@ -98,7 +101,9 @@ public:
     // unlink by hand), a DKOM unlink, which stays hidden. Without it (the default), lists broken at unreadable nodes are named in a note as
     // broken in memory (corrupt, smeared or tampered with: an attacker's few words must not turn a
     // DKOM unlink into "not judged", attacker 86) and the verdicts stand. Call before interpret().
-    void set_memory_lacking(bool lacking) noexcept;
+    // `absent_pages`: the kernel pages the dump lacks all the same (too few to count as a cut; the
+    // note says so rather than "lacks no memory", reviewer 88 M5).
+    void set_memory_lacking(bool lacking, uint64_t absent_pages = 0) noexcept;
 
 private:
     struct Impl;
@@ -122,6 +127,7 @@ struct InterpretInputs {
     // then may a list whose walk lost entries at an unreadable node excuse an object it misses from
     // being called hidden (ObjectInterpreter::set_memory_lacking).
     bool memory_lacking = false;
+    uint64_t absent_pages = 0;   // GraphBuildInfo::absent_pages, for the note when not memory_lacking
 };
 // Opens the dump a graph was built from (`info`, its GraphBuildInfo: path, page-table root and paging; the
 // graph itself is not needed, so a caller may free it first), takes

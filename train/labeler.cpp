@@ -88,7 +88,8 @@ FdTable read_fd_table(const KernelMemory& mem, const KernelLayout& L, uint64_t f
     const auto kernel_address = [&](const std::optional<uint64_t>& p) { return p && *p != 0 && *p >= kbase; };
     auto fdt = mem.word(files + L.fdt, pointer_size);
     if (!kernel_address(fdt)) {
-        t.object = "files_struct " + hex(files), t.error = "fdt unreadable";
+        t.object = "files_struct " + hex(files), t.error = fdt ? "fdt " + hex(*fdt) + " is not a kernel address" : "fdt unreadable";
+        t.unreadable = !fdt;
         return t;
     }
     t.fdt = *fdt;
@@ -96,7 +97,8 @@ FdTable read_fd_table(const KernelMemory& mem, const KernelLayout& L, uint64_t f
     auto fd_array = mem.word(*fdt + L.fd, pointer_size), bitmap = mem.word(*fdt + L.open_fds, pointer_size);
     t.object = "fdtable " + hex(*fdt);
     if (!max || !kernel_address(fd_array) || !kernel_address(bitmap)) {
-        t.error = "unreadable";
+        t.unreadable = !max || !fd_array || !bitmap;
+        t.error = t.unreadable ? "unreadable" : "fd or open_fds is not a kernel address";
         return t;
     }
     t.max_fds = *max;
@@ -111,6 +113,7 @@ FdTable read_fd_table(const KernelMemory& mem, const KernelLayout& L, uint64_t f
     std::vector<uint64_t> bits((*max + 63) / 64);
     if (!mem.read(*bitmap, std::span<uint8_t>(reinterpret_cast<uint8_t*>(bits.data()), (*max + 7) / 8))) {
         t.error = "open_fds bitmap unreadable";
+        t.unreadable = true;
         return t;
     }
     for (uint64_t w = 0; w < bits.size(); ++w)
@@ -150,6 +153,7 @@ public:
     }
 
     LabelSet run();
+    LabelSet held(std::span<const uint64_t> tasks);   // label_task_objects
     LabelSet finish();
 
 private:
@@ -188,7 +192,7 @@ private:
         l.size = size;
         l.found_by = std::move(found_by);
         l.name = std::move(name);
-        l.pid = pid;
+        l.pid = pid < 0 ? holder_ : pid;
         l.freed = freed;
         out_.labels.push_back(std::move(l));
     }
@@ -405,6 +409,7 @@ private:
     std::unordered_map<uint64_t, uint64_t> fd_count_;   // files_struct → open fds
     std::unordered_map<uint64_t, std::vector<uint64_t>> fd_numbers_;   // files_struct → open fd numbers
     std::vector<std::pair<uint64_t, int64_t>> all_tasks_;
+    int64_t holder_ = -1;                              // held(): the PID of the task being walked
 };
 
 // A file, the credentials it was opened with and its dentry.
@@ -562,7 +567,8 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
     const std::string of = " of PID " + std::to_string(pid);
     const FdTable table = read_fd_table(mem_, L_, files, psize_, opt_.max_fds);
     if (!table.error.empty()) {
-        warn_cut("files", table.object + of + ": " + table.error);
+        if (table.unreadable) warn_cut("files", table.object + of + ": " + table.error);
+        else warn(table.object + of + ": " + table.error);
         return 0;
     }
     uint64_t n = 0;
@@ -1010,6 +1016,16 @@ LabelSet Walker::run() {
 }
 
 // The labels sorted by (vaddr, type), with a warning for each address labeled twice.
+LabelSet Walker::held(std::span<const uint64_t> tasks) {
+    for (uint64_t t : tasks) {
+        if (!plausible(t)) continue;
+        holder_ = task_pid(t);
+        task_objects(t, holder_);
+    }
+    holder_ = -1;
+    return finish();
+}
+
 LabelSet Walker::finish() {
     std::sort(out_.labels.begin(), out_.labels.end(), [](const Label& a, const Label& b) {
         return a.vaddr != b.vaddr ? a.vaddr < b.vaddr : a.type < b.type;
@@ -1030,6 +1046,11 @@ LabelSet Walker::finish() {
 LabelSet label_kernel_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
                               const LabelerOptions& opt) {
     return Walker(mem, btf, syms, opt).run();
+}
+
+LabelSet label_task_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
+                            std::span<const uint64_t> tasks, const LabelerOptions& opt) {
+    return Walker(mem, btf, syms, opt).held(tasks);
 }
 
 void write_labels_tsv(const std::string& path, const LabelSet& set) {

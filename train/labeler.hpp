@@ -140,6 +140,10 @@ struct FdTable {
     // `error` says what ("fdt unreadable", "max_fds N above the limit, skipped", "fd array wraps
     // around the address space"); `open` is then empty.
     std::string object, error;
+    // The error is a read that failed (memory the dump lacks, or does not map), not a value no table
+    // holds (a NULL or user-space fdt, a max_fds past the limit): only such a table cuts the files view
+    // (LabelSet::views_cut; reviewer 88 M3).
+    bool unreadable = false;
 };
 // The fd table of files_struct `files`: fdt, fd and open_fds must be kernel addresses (≥
 // mem.kernel_base()), max_fds at most `max_fds_limit` (a forged table's 2^32 bits is refused, not
@@ -175,7 +179,7 @@ struct Label {
     uint64_t size = 0;               // BTF struct size
     std::string found_by;            // e.g. "init_task.tasks", "fd 3 of PID 812"
     std::string name;                // comm of a task, name of a module/dentry; may be empty
-    int64_t pid = -1;                // task_struct only
+    int64_t pid = -1;                // task_struct; the holder's (label_task_objects)
     bool freed = false;              // on a SLUB freelist, contents still those of its type
 };
 
@@ -256,6 +260,15 @@ uint64_t slub_freelist_next(uint64_t stored, uint64_t at, uint64_t random, uint6
 // Walks the dumped kernel. Throws InputError when a required symbol/struct/field is missing.
 LabelSet label_kernel_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
                               const LabelerOptions& opt = {});
+
+// The objects the tasks at `tasks` (task_struct vaddrs) hold, walked as for a task the lists reach:
+// its mm (and the files its VMAs map, its exe_file), real_cred and cred, and the files its fd table
+// holds. For tasks no list reaches (a DKOM-hidden task found by scanning, train/interpret.hpp):
+// what they hold is reached through them. Each label's `pid` is the PID of the first of `tasks`
+// that holds it. Bounded as label_kernel_objects (opt.max_list_total, opt.max_fds); never throws
+// on dump bytes (an unreadable table is a warning).
+LabelSet label_task_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
+                            std::span<const uint64_t> tasks, const LabelerOptions& opt = {});
 
 // Differences between the dump's counts and the guest's view, one line each
 // ("processes: dump 57, guest 58", "module missing in dump: nf_tables"); empty when they agree.

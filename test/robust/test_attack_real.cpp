@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <sys/wait.h>
 #include <set>
 #include <string>
 
@@ -213,6 +214,32 @@ TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan nor 
     for (uint64_t h : hidden) CHECK(vaddr_set(scanned).count(h) == 1);
     const auto detected = dmdetect_tasks(out / "dump.elf");
     for (uint64_t h : hidden) CHECK(detected.count(h) == 1);
+
+    // dmdetect's verdict: the hidden tasks, their open files held by them, not hidden on their own
+    // (newcomer 87: "HIDDEN: 45 file, 19 task_struct"), and exit 5 with --fail-on-hidden (0 on the dump
+    // before the attack).
+    const char* dmdetect = std::getenv("DMDETECT");
+    REQUIRE(dmdetect);
+    const std::string models = std::getenv("DEEPMEM_MODELS"), verdict = (out.parent_path() / "found.txt").string();
+    auto detect = [&](const fs::path& dump) {
+        const std::string cmd = std::string(dmdetect) + " -q --fail-on-hidden -w " + models + "/task_struct.cereal -w " + models +
+                                "/file.cereal " + dump.string() + " -o " + verdict;
+        const int st = std::system(cmd.c_str());
+        auto bytes = read_whole_file(verdict, "output");
+        const std::string text(bytes.begin(), bytes.end());
+        const size_t at = text.find("# verdict: ");
+        return std::pair{WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                         at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at)};
+    };
+    const auto [status, line] = detect(out / "dump.elf");
+    CAPTURE(line);
+    CHECK(line.starts_with("# verdict: HIDDEN: " + std::to_string(hidden.size()) + " task_struct (of "));
+    CHECK(line.find(" file, ") == std::string::npos);   // no file among the hidden types
+    CHECK(line.find("files held by the hidden tasks") != std::string::npos);
+    CHECK(status == 5);
+    const auto [clean_status, clean_line] = detect(dev() / "dump.elf");
+    CHECK(clean_line.starts_with("# verdict: none hidden among "));
+    CHECK(clean_status == 0);
 
     // pid hash: pid_links[PIDTYPE_PID] of each hidden task is an empty node (next NULL, pprev → itself).
     const uint64_t links = btf.member(*btf.find("task_struct"), "pid_links")->byte_offset();

@@ -9,6 +9,7 @@
 // an output over a dump is refused, a write error is exit status 1.
 #include "detect/detect.hpp"
 #include "engine/engine.hpp"
+#include "graph/text_lines.hpp"
 #include "../graph/layer_images.hpp"
 
 #include <doctest/doctest.h>
@@ -525,7 +526,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
     }
     REQUIRE(run("DMDETECT", 0, w + dumps.string() + " --format json", d.dir) == 0);
     const std::string one = slurp(d.dir / "out.txt");
-    CHECK(one == each);
+    CHECK(one == each + "{\"record\":\"batch\",\"dumps\":3,\"failed\":0,\"hidden\":0}\n");   // the batch's last record
     CHECK(one.find("{\"dump\":\"" + (dumps / "d-2.elf").string() + "\",\"type\":\"obj\"") != std::string::npos);
     CHECK(one.find("{\"dump\":\"" + (dumps / "d-3.elf").string() + "\",\"record\":\"fit\"") != std::string::npos);
     // Records of several dumps are not read as one dump's; one dump's (named) are.
@@ -566,6 +567,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
         const std::string line = csv.substr(at, end - at);
         if (line.starts_with("# warning: ")) CHECK(line.starts_with("# warning: " + dumps.string() + "/d-"));
         else if (line.starts_with("# verdict: ")) CHECK(line.starts_with("# verdict: " + dumps.string() + "/d-"));   // one per dump
+        else if (line.starts_with("# batch: ")) CHECK(line == "# batch: 3 dumps, 0 failed, 0 with hidden objects\n");
         else rows += line;
         at = end;
     }
@@ -576,9 +578,11 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
     CHECK(table.rfind("# dump: " + (dumps / "d-1.elf").string() + "\n# kernel: ", 0) == 0);   // then its kernel and fit lines
     CHECK(table.find("\n# dump: " + (dumps / "d-3.elf").string() + "\n# kernel: ") != std::string::npos);
 
-    // A bad dump among good ones: one error line naming it, the others' records, a count of the
-    // failed dumps at the end, exit status 1.
+    // A bad dump among good ones: one error line naming it, an error record in its place in the
+    // output (newcomer 87: no trace of it there), the others' records, a count of the failed dumps at
+    // the end, exit status 1.
     std::ofstream(dumps / "d-0.raw") << "short";
+    const std::string error_record = "{\"dump\":" + json_string((dumps / "d-0.raw").string()) + ",\"record\":\"error\",\"message\":";
     for (int np : ranks) {
         CHECK(run("DMDETECT", np, w + dumps.string() + " --format json", d.dir) == 1);
         const std::string err = slurp(d.dir / "err.txt");
@@ -587,8 +591,14 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
         size_t ours = 0;   // mpirun adds its own note on a non-zero exit; the fixtures' warnings say what they lack
         for (size_t at = 0; (at = err.find("dmdetect: error: ", at)) != std::string::npos; ++at) ++ours;
         CHECK_MESSAGE(ours == 2, err);
-        CHECK(slurp(d.dir / "out.txt") == one);
+        const std::string out = slurp(d.dir / "out.txt");
+        CHECK(out.rfind(error_record, 0) == 0);
+        CHECK(out.substr(out.find('\n') + 1) == each + "{\"record\":\"batch\",\"dumps\":4,\"failed\":1,\"hidden\":0}\n");
     }
+    REQUIRE(run("DMDETECT", 0, w + dumps.string() + " --format csv", d.dir) == 1);
+    const std::string bad_csv = slurp(d.dir / "out.txt");
+    CHECK(bad_csv.rfind("# error: " + (dumps / "d-0.raw").string() + ": ", 0) == 0);
+    CHECK(bad_csv.ends_with("\n# batch: 4 dumps, 1 failed, 0 with hidden objects\n"));
     fs::create_directories(d.dir / "empty");
     CHECK(run("DMDETECT", 0, w + (d.dir / "empty").string() + " --format json", d.dir) == 1);
     CHECK(slurp(d.dir / "err.txt").find("no dumps") != std::string::npos);

@@ -546,12 +546,21 @@ TEST_CASE("read_fd_table: open slots from the open_fds bitmap, forged tables ref
     CHECK(small.open.empty());
     CHECK(small.object == "fdtable " + hex(t.fdt));
     CHECK(small.error == "max_fds 64 above the limit, skipped");
+    CHECK(!small.unreadable);   // a value, not memory the dump lacks: no cut of the files view (reviewer 88 M3)
+    CHECK(!t.unreadable);
     w.mem.put(t.fdt + test::Off::fd, 0xfffffffffffffff8ull);   // fd[63] past 2^64
-    CHECK(read_fd_table(w.mem, L, files, 8, 1u << 20).error == "fd array wraps around the address space");
+    const FdTable wraps = read_fd_table(w.mem, L, files, 8, 1u << 20);
+    CHECK(wraps.error == "fd array wraps around the address space");
+    CHECK(!wraps.unreadable);
     w.mem.put(files + test::Off::fdt, 0);
     const FdTable none = read_fd_table(w.mem, L, files, 8, 1u << 20);
     CHECK(none.object == "files_struct " + hex(files));
-    CHECK(none.error == "fdt unreadable");
+    CHECK(none.error == "fdt 0x0 is not a kernel address");
+    CHECK(!none.unreadable);
+    w.mem.put(files + test::Off::fdt, 0xffff888077700000ull);   // a kernel address the dump does not hold
+    const FdTable lost = read_fd_table(w.mem, L, files, 8, 1u << 20);
+    CHECK(lost.error == "unreadable");
+    CHECK(lost.unreadable);
 }
 
 TEST_CASE("missing symbols and fields are InputErrors") {
