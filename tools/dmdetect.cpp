@@ -484,6 +484,7 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<std::optional<float>> trained_at(used.model_count());   // a scaled model's threshold before
         std::vector<std::string> note_warnings;          // notes said in the output too (warnings there): objects not read, lists not read whole
         std::vector<std::string> verdict_why;         // why the dump's verdict on hiding is incomplete (dump_verdict)
+        std::vector<char> moved(used.model_count(), 0);   // key nodes placed in this dump's layout (and moved)
         bool other_views = false;   // a module or file model among those run (--tree runs shipped task_struct ones alone)
         for (size_t i = 0; i < used.model_count(); ++i)
             other_views = other_views || (used.model(i).object_type != "task_struct" && is_cross_view_type(used.model(i).object_type));
@@ -523,7 +524,7 @@ int run(int argc, char** argv, Communicator& world) {
                 try {   // a crafted BTF (a struct containing itself …) is this model's failure, not the run's
                     if (!btf) throw InputError("no BTF: " + why);
                     const Placement p = place_model(m, flat_members(*btf, m.object_type));
-                    if (p.moved) used.set_key_nodes(i, std::move(m.key_nodes)), moved_models.push_back(i);
+                    if (p.moved) used.set_key_nodes(i, std::move(m.key_nodes)), moved_models.push_back(i), moved[i] = 1;
                     placed[i] = "it does not fit as trained, or found nothing: key nodes placed in this dump's layout by the kernel's BTF (" +
                                 build_text + (vm.count("kernel") ? ", --kernel" : ", from the dump") + "): " + p.text();
                 } catch (const std::exception& e) {
@@ -798,13 +799,19 @@ int run(int argc, char** argv, Communicator& world) {
         // not a verdict (newcomer 18: 32 files and a module marked hidden on a clean 5.10 dump).
         // After a misfit of the fields check alone (detect/fit.hpp Fields), an object whose fields read
         // clean keeps its verdict: one edited parent's tgid must not unjudge a hidden task (helper 60).
-        for (const ModelFit& f : fits)
-            if (!f.fits)
-                for (Detection& d : found)
-                    if (d.type == f.type && (!f.misfit_by_fields || std::any_of(d.fields.begin(), d.fields.end(), [](const ObjectField& x) {
-                                                 return x.misread;
-                                             })))
-                        withdraw_hidden(d, "not judged, the model does not fit this dump");
+        // So does one of a model whose key nodes the dump's own BTF placed (a build it was not trained
+        // on): its fields, read at its base with that BTF, say whether the base is an object's, and the
+        // cross-view does not depend on the model (newcomer 87 MED 7: every 5.10 task "not judged").
+        for (size_t i = 0; i < fits.size(); ++i) {
+            const ModelFit& f = fits[i];
+            if (f.fits) continue;
+            const bool by_fields = f.misfit_by_fields || (i < moved.size() && moved[i]);
+            for (Detection& d : found)
+                if (d.type == f.type && (!by_fields || d.fields.empty() || std::any_of(d.fields.begin(), d.fields.end(), [](const ObjectField& x) {
+                                             return x.misread;
+                                         })))
+                    withdraw_hidden(d, "not judged, the model does not fit this dump");
+        }
         // a CSV's warning lines name no dump (name_dump_records): in a batch, their text does
         auto said = [&](const std::vector<std::string>& lines) {
             if (!batch || format != DetectionFormat::Csv) return lines;

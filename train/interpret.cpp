@@ -873,11 +873,13 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
     std::optional<TranslationLayer>& tl = d.tl;
     const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file, in.system_map_file);
     std::vector<std::string> notes;
-    if (!kernel.btf) {   // one line: what is missing and why
-        std::string why;
+    if (!kernel.btf) {   // one line: what is missing and why — the symbols too, needed next (newcomer 87 MED 9)
+        std::string why, symbols;
         for (const auto& n : kernel.notes)
             if (n.starts_with("no types")) why = n;
-        return {"objects not read, addresses only: " + (why.empty() ? std::string("no BTF") : why)};
+            else if (n.starts_with("no symbols")) symbols = n;
+        return {"objects not read, addresses only: " + (why.empty() ? std::string("no BTF") : why) +
+                (symbols.empty() ? "" : "; and " + symbols + ", to look for hidden objects")};
     }
     const TranslatedMemory mem(*tl);
     try {

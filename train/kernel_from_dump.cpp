@@ -498,7 +498,7 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
             r.btf_source = "dump: .BTF at " + hex(b->vaddr) + " (" + std::to_string(b->size) + " bytes)";
             r.btf = std::move(b->btf);
         } else {
-            r.notes.push_back("no types: " + why + "; pass the kernel file (vmlinux, vmlinuz or BTF)");
+            r.notes.push_back("no types: " + why + "; pass the kernel file (--kernel: vmlinux, vmlinuz or BTF)");
         }
     }
     if (kallsyms_file) {
@@ -511,7 +511,7 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
                                std::to_string(k->tables.count) + " symbols)";
             r.symbols = std::move(k->symbols);
         } else {
-            r.notes.push_back("no symbols: " + why + "; pass the guest's /proc/kallsyms");
+            r.notes.push_back("no symbols: " + why + "; pass the guest's /proc/kallsyms (--kallsyms) or System.map (--system-map)");
         }
     }
     if (system_map_file && r.symbols) {

@@ -429,6 +429,27 @@ TEST_CASE("detect: a placement and a scaled threshold are one dump's; the next d
         }
         CHECK(s.above == k.objects);   // those not marked: what the trained threshold finds (5.10: 137, 6.12: 248)
     }
+    // The objects of a placed model whose fields read clean keep their hidden verdict (newcomer 87 MED 7:
+    // every task of the 5.10 dump "not judged"): the cross-view reads the dump's own lists, whatever
+    // the model; none of these untouched systems' tasks is hidden.
+    for (const fs::path& o : others) {
+        CAPTURE(o.string());
+        const std::string cmd = dmdetect + " -w " + model.string() + " " + (o / "dump.elf").string() + " --quiet --format json -o " +
+                                out.string() + " 2> " + (dir / "err.txt").string();
+        CHECK(std::system(cmd.c_str()) == 0);
+        std::istringstream lines(slurp(out));
+        uint64_t objects = 0, judged = 0, hidden = 0;
+        for (std::string line; std::getline(lines, line);) {
+            if (line.find("\"record\"") != std::string::npos) continue;
+            ++objects;
+            judged += line.find("\"hidden\":false") != std::string::npos;
+            hidden += line.find("\"hidden\":true") != std::string::npos;
+        }
+        MESSAGE("placed model: " << judged << " of " << objects << " objects judged, " << hidden << " hidden");
+        CHECK(objects > 100);
+        CHECK(judged >= objects * 9 / 10);
+        CHECK(hidden == 0);
+    }
     fs::remove_all(dir);
 }
 
