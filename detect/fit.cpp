@@ -665,13 +665,19 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
             const std::string word = verdict == FitVerdict::No ? "NO"
                                      : verdict == FitVerdict::Yes && !f.not_judged.empty() ? "yes by build"
                                                                                            : to_string(verdict);
-            out += "# fit " + f.type + ": " + word + ", " + to_string(f.build) + ", votes agree on " +
-                   (measured ? std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
-                                   " candidate objects (" + percent(f.agreement.fraction()) +
-                                   (f.not_judged.empty() ? "" : "; not judged: " + f.not_judged) + ")"
-                             : "no candidate object") +
+            // votes not judged are not evidence: said first, their figures after (newcomer 87 MED 8:
+            // "yes" beside 2.7 %, read as a contradiction)
+            const std::string counted = std::to_string(f.agreement.agreeing) + " of " + std::to_string(f.agreement.objects) +
+                                        " candidate objects";
+            const std::string votes =
+                !measured             ? "votes agree on no candidate object"
+                : f.not_judged.empty() ? "votes agree on " + counted + " (" + percent(f.agreement.fraction()) + ")"
+                                       : "votes not judged (" + f.not_judged + "): " + counted + " agree (" +
+                                             percent(f.agreement.fraction()) +
+                                             (f.expected ? ", validation " + percent(*f.expected) : "") + ")";
+            out += "# fit " + f.type + ": " + word + ", " + to_string(f.build) + ", " + votes +
                    (f.agreement.share < 1 ? " " + sampled_where(f.agreement) : "") +
-                   (f.expected ? ", validation " + percent(*f.expected) : "") +
+                   (f.expected && (f.not_judged.empty() || !measured) ? ", validation " + percent(*f.expected) : "") +
                    (f.threshold ? ", threshold " + score_text(*f.threshold) : "") +
                    (f.trained_threshold ? " (trained " + score_text(*f.trained_threshold) + ")" : "") +
                    (f.fields_read ? ", a bad field in " + std::to_string(f.fields_bad) + " of " + std::to_string(f.fields_read) + " read" : "") +

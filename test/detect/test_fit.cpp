@@ -547,7 +547,7 @@ TEST_CASE("fit: a model of per-build key nodes is judged by build alone") {
     // The fit line shows its 0% agreement as not judged (newcomer 18 read "yes … 0 of 50" as a pass).
     CHECK(same.not_judged == "key nodes chosen per build");
     CHECK(format_fit_report(banner("5.10.0-46-amd64"), std::span(&same, 1), DetectionFormat::Table)
-              .find(": yes by build, same-build, votes agree on 0 of 50 candidate objects (0.0%; not judged: key nodes chosen per build)") != std::string::npos);
+              .find(": yes by build, same-build, votes not judged (key nodes chosen per build): 0 of 50 candidate objects agree (0.0%") != std::string::npos);
     // and the JSON record says it too (newcomer 21: "fits":true,"checked":true beside 0 of 150 agreeing)
     CHECK(format_fit_report(banner("5.10.0-46-amd64"), std::span(&same, 1), DetectionFormat::Json)
               .find("\"checked\":true,\"not_judged\":\"key nodes chosen per build\"") != std::string::npos);
@@ -597,8 +597,8 @@ TEST_CASE("fit: detections whose fields read bad values mean objects off their b
     CHECK(format_fit_report(banner("6.12.90+deb13-amd64"), std::span(&off, 1), DetectionFormat::Json)
               .find(",\"fields_read\":24,\"fields_bad\":24}") != std::string::npos);
     const std::string table = format_fit_report(banner("6.12.90+deb13-amd64"), std::span(&off, 1), DetectionFormat::Table);
-    CHECK_MESSAGE(table.find("# fit mm_struct: NO, same-version, votes agree on 0 of 24 candidate objects (0.0%; not judged: key nodes "
-                             "chosen per build), validation 99.0%, a bad field in 24 of 24 read: ") != std::string::npos, table);
+    CHECK_MESSAGE(table.find("# fit mm_struct: NO, same-version, votes not judged (key nodes chosen per build): 0 of 24 candidate "
+                             "objects agree (0.0%, validation 99.0%), a bad field in 24 of 24 read: ") != std::string::npos, table);
     // at most half bad (exiting tasks read bad values too): no change
     ModelFit half = assess_fit(m, "m.cereal", banner("6.12.90+deb13-amd64"), none);
     judge_fields(half, detections(24, 12, "exe: f_path.dentry unreadable"));
@@ -833,7 +833,7 @@ TEST_CASE("fit: kernel and fit records in the output, skipped when detections ar
     // "yes" at 1 of 2 read as a pass at 50%).
     const ModelFit few = assess_fit(m, "m.cereal", b, VoteAgreement{2, 1, {}});
     CHECK(format_fit_report(b, std::span(&few, 1), DetectionFormat::Table)
-              .find("votes agree on 1 of 2 candidate objects (50.0%; not judged: fewer than 5 candidate objects)") != std::string::npos);
+              .find("votes not judged (fewer than 5 candidate objects): 1 of 2 candidate objects agree (50.0%") != std::string::npos);
     // A same-build model with no candidate object measured: "unknown", not "yes" (the tester's
     // attack 8: a dump whose direct map was hidden read as a good fit with 0 objects).
     Model same = test::marker_model("task_struct");
