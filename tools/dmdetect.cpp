@@ -460,7 +460,7 @@ int run(int argc, char** argv, Communicator& world) {
         }
         progress.enabled = show && graph.node_count() > kLargeGraph;
         detect.progress = [&](size_t i, size_t n, const std::string& type) {
-            progress.phase("model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
+            progress.phase(who + "model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
         };
         std::vector<Detection> found = used.detect(graph, detect);
         progress.end();
@@ -583,7 +583,7 @@ int run(int argc, char** argv, Communicator& world) {
                                      std::pair{"system-map", &in.system_map_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();
             stage.emplace("reading the objects found in " + dump);
-            progress.phase("reading the objects");
+            progress.phase("reading the objects" + (batch ? " of " + dump : std::string()));   // (newcomer 87: a batch line without its dump)
             const std::vector<std::string> notes = interpret_detections(info, found, in);
             progress.end();
             // --tree is made of the fields: without them it would print an empty tree (newcomer 18:

@@ -159,6 +159,9 @@ struct ObjectInterpreter::Impl {
         const std::optional<uint64_t> thread = L.thread_node ? L.thread_node : L.thread_group;
         return thread && unlinked(t + *thread);
     }
+    // Whether init_pid_ns's IDR maps `pid` to task t (idr_find, then the pid's PIDTYPE_PID tasks):
+    // false when every node on the way was read and it does not; nullopt when the IDR or a node on
+    // the way cannot be read (memory the dump lacks: no witness either way).
     std::optional<bool> in_pid_hash(uint64_t t, int64_t pid);
     std::vector<ObjectField> task(uint64_t t);
     std::vector<ObjectField> file(uint64_t f);
@@ -270,10 +273,11 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
             if (depth > 12) return false;
             const uint64_t node = entry - 2;
             auto shift = word(node + *L.xa_shift, 1);
-            if (!shift || *shift > 60) return false;
+            if (!shift) return std::nullopt;
+            if (*shift > 60) return false;
             if (depth == 0 && (index >> *shift) >= slots) return false;
             auto next = ptr(node + *L.xa_slots + ((index >> *shift) & (slots - 1)) * psize);
-            if (!next) return false;
+            if (!next) return std::nullopt;
             entry = *next;
             continue;
         }
@@ -281,14 +285,18 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
         break;
     }
     if (!kernel(entry) || (entry & 3) != 0) return false;
-    if (L.pid_nr)
-        if (auto nr = word(entry + *L.pid_nr, 4); !nr || static_cast<int64_t>(static_cast<int32_t>(*nr)) != pid) return false;
+    if (L.pid_nr) {
+        auto nr = word(entry + *L.pid_nr, 4);
+        if (!nr) return std::nullopt;
+        if (static_cast<int64_t>(static_cast<int32_t>(*nr)) != pid) return false;
+    }
     auto node = ptr(entry + *L.pid_tasks);   // tasks[PIDTYPE_PID].first
     const uint64_t target = phys(t + *L.pid_links);
     for (uint64_t n = 0; node && kernel(*node) && n < 64; ++n) {
         if (phys(*node) == target) return true;
         node = ptr(*node);
     }
+    if (!node) return std::nullopt;   // a link on the way unreadable
     return false;
 }
 
@@ -385,9 +393,11 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         std::vector<std::string> missing;
         const bool listed = listed_tasks.count(phys(t)) > 0;
         if (!listed) missing.push_back("tasks");
+        std::optional<bool> hashed;   // the IDR's witness, nullopt when unread or unreadable
         if (pid && *pid != 0) {
             if (!in_thread_list(t)) missing.push_back("threads");
-            if (auto h = in_pid_hash(t, *pid); h && !*h) missing.push_back("pid_hash");
+            hashed = in_pid_hash(t, *pid);
+            if (hashed && !*hashed) missing.push_back("pid_hash");
         }
         // Off the task list is normal for a task that has died: do_task_dead() leaves TASK_DEAD in
         // __state once exit_notify() is done, and a task with it is never woken again, so a live
@@ -398,7 +408,11 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
         // off a list whose walk lost entries at memory it could not read (a cut dump): not a verdict
         // (a 5.10 dump cut at 400 MiB: 59 tasks called hidden)
-        else if (const std::string cut = cut_view({"tasks"}); !listed && !dead && !cut.empty() && !task_unlinked(t))
+        // — unless the PID IDR, a second witness the cut list does not touch, was read along the
+        // task's PID and does not have it either (attacker 86: a task "missing from tasks,pid_hash"
+        // was excused by a cut task list)
+        else if (const std::string cut = cut_view({"tasks"});
+                 !listed && !dead && !cut.empty() && !task_unlinked(t) && !(hashed && !*hashed))
             fl.not_judged("hidden", cut);
         // freed alone does not excuse: a task is freed only after it died (reviewer 83: a forged
         // freelist entry would take a live task out of "hidden")

@@ -98,7 +98,8 @@ public:
     // from a view whose walk lost entries at an unreadable node (train/labeler.hpp LabelSet::views_cut)
     // gets a null "hidden" — unless it, or a task's group leader, was taken off its list (its node
     // points at itself, is poisoned, or a neighbour does not point back: list_del_init, list_del, an
-    // unlink by hand), a DKOM unlink, which stays hidden. Without it (the default), lists broken at unreadable nodes are named in a note as
+    // unlink by hand), a DKOM unlink, or is a task the PID IDR, read along its PID, does not map
+    // either (a second witness), which stays hidden. Without it (the default), lists broken at unreadable nodes are named in a note as
     // broken in memory (corrupt, smeared or tampered with: an attacker's few words must not turn a
     // DKOM unlink into "not judged", attacker 86) and the verdicts stand. Call before interpret().
     // `absent_pages`: the kernel pages the dump lacks all the same (too few to count as a cut; the

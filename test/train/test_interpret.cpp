@@ -345,6 +345,24 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
     CHECK(format_dump_verdict(v, DetectionFormat::Table) ==
           "# verdict: INCOMPLETE: 0 hidden among 3 of 4 objects (task_struct, module, file); 1 not judged: 1 task_struct with "
           "no hidden verdict (null: their bad field says why)\n");
+    {   // The PID IDR is a second witness the cut list does not touch (attacker 86): p2 unhashed too is
+        // hidden; with the IDR leaf unreadable there is no witness, and it stays not judged.
+        w.mem.put(w.at["pid100"] + Off::pid_tasks, 0);
+        ObjectInterpreter unhashed(w.mem, w.btf, &syms);
+        unhashed.set_memory_lacking(true);
+        auto f = json_of(unhashed.fields("task_struct", w.at["p2"]));
+        CHECK(f["hidden"] == "true");
+        CHECK(f["missing_from"] == "[\"tasks\",\"pid_hash\"]");
+        CHECK(json_of(unhashed.fields("task_struct", w.at["t1"]))["hidden"] == "null");   // still hashed
+        w.mem.put(w.at["xa_root"] + Off::xa_slots + 8, gone + 0x300 + 2);   // the leaf of PIDs 64-127 not in the dump
+        ObjectInterpreter unread(w.mem, w.btf, &syms);
+        unread.set_memory_lacking(true);
+        auto g = json_of(unread.fields("task_struct", w.at["p2"]));
+        CHECK(g["hidden"] == "null");
+        CHECK(g["missing_from"] == "[\"tasks\"]");   // the IDR could not say
+        w.mem.put(w.at["xa_root"] + Off::xa_slots + 8, w.at["xa_leaf1"] + 2);
+        w.mem.put(w.at["pid100"] + Off::pid_tasks, w.at["p2"] + Off::pid_links);
+    }
     // A leader DKOM-unlinked (list_del_init: its node points at itself) stays hidden on a cut list
     // (attacker 86: five words breaking unrelated lists turned a real unlink into "none hidden")
     w.mem.put(w.at["p2"] + Off::tasks, w.at["p2"] + Off::tasks);
