@@ -97,7 +97,8 @@ inline bool is_cross_view_type(std::string_view type) noexcept {
     return std::find(kCrossViewTypes.begin(), kCrossViewTypes.end(), type) != kCrossViewTypes.end();
 }
 
-// A file's field: the PID of a task judged hidden whose fd table or mappings hold it. Reached
+// A file's field: the address (vaddr, as its detection names it) of a task judged hidden whose fd
+// table or mappings hold it. Reached
 // through that task, the file is not hidden on its own ("hidden": false); the task carries the
 // verdict (train/interpret.hpp; the dump's verdict counts these files beside it, detect/fit.hpp).
 inline constexpr std::string_view kHeldByHiddenKey = "held_by_hidden_task";
@@ -571,16 +572,17 @@ std::string format_warnings(std::span<const std::string> warnings, DetectionForm
 // the output file), in its place among the dumps: JSON {"dump":"…","record":"error","message":"…"};
 // table "# dump: NAME" then "# error: message"; CSV "# error: NAME: message" (line breaks shown as ' ').
 std::string format_batch_error(std::string_view dump, std::string_view message, DetectionFormat format);
-// A batch's last record: JSON {"record":"batch","dumps":N,"failed":F,"hidden":H} (H: dumps whose
-// verdict is HIDDEN); table and CSV "# batch: N dumps, F failed, H with hidden objects".
-std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidden, DetectionFormat format);
+// A batch's last record: JSON {"record":"batch","dumps":N,"failed":F,"hidden":H,"incomplete":I} (H:
+// dumps whose verdict is HIDDEN, I: INCOMPLETE or not judged, detect/fit.hpp format_dump_verdict);
+// table and CSV "# batch: N dumps, F failed, H with hidden objects, I not judged whole".
+std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidden, uint64_t incomplete, DetectionFormat format);
 // One dump's part of an output over several dumps (dmdetect DUMP DUMP…): `text` is what dmdetect
 // writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then
 // format_detections); every record then names `dump`. JSON: every line gets a first field "dump"
-// (json_string). CSV: every row gets a first column "dump" (quoted, '"' doubled, when it holds ',',
-// '"' or a line break); the header becomes "dump," + its header (dmdetect writes it again only when
-// a dump's columns differ from the one before). Table: a line "# dump: NAME" (line breaks in
-// NAME shown as '?') before the dump's lines.
+// (json_string). CSV: every row gets a first column "dump" (line breaks shown as '?', so that a row
+// is one line; quoted, '"' doubled, when it holds ',' or '"'); the header becomes "dump," + its
+// header (dmdetect writes it again only when a dump's columns differ from the one before). Table: a
+// line "# dump: NAME" (line breaks in NAME shown as '?') before the dump's lines.
 struct DumpRecords {
     std::string_view dump;
 };

@@ -723,6 +723,11 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
         if (it == v.hidden.end()) v.hidden.emplace_back(d.type, 1);
         else ++it->second;
     }
+    std::string unrun;   // cross-view types no model was run for (newcomer 90: `--types module` read "none hidden")
+    for (std::string_view t : kCrossViewTypes)
+        if (!fits.empty() && std::none_of(fits.begin(), fits.end(), [&](const ModelFit& f) { return f.type == t; }))
+            unrun += (unrun.empty() ? "" : ", ") + std::string(t);
+    if (!unrun.empty()) v.incomplete.push_back(unrun + " not looked for: no model of theirs was run");
     for (const ModelFit& f : fits) {
         if (!is_cross_view_type(f.type)) continue;
         const FitVerdict fv = fit_verdict(f);

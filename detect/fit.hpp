@@ -324,6 +324,8 @@ struct DumpVerdict {
     uint64_t held_by_hidden = 0;                             // files with kHeldByHiddenKey
     uint64_t hidden_total() const noexcept;
 };
+// Incomplete, among others, when `fits` (if any) holds no model of a type of kCrossViewTypes ("module,
+// file not looked for: no model of theirs was run": --types, --weights, --tree).
 // `lacking`: what the dump lacks ("22 MiB of the memory the kernel maps"), empty when nothing; `why`: the
 // caller's reasons, first (dmdetect: --tree judges tasks alone; no kernel symbols to walk lists with).
 DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking,

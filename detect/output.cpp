@@ -293,21 +293,19 @@ std::string format_batch_error(std::string_view dump, std::string_view message, 
     return format == DetectionFormat::Table ? name_dump_records(line, format, DumpRecords{dump}) : line;
 }
 
-std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidden, DetectionFormat format) {
+std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidden, uint64_t incomplete, DetectionFormat format) {
     if (format == DetectionFormat::Json)
         return "{\"record\":\"batch\",\"dumps\":" + std::to_string(dumps) + ",\"failed\":" + std::to_string(failed) +
-               ",\"hidden\":" + std::to_string(hidden) + "}\n";
+               ",\"hidden\":" + std::to_string(hidden) + ",\"incomplete\":" + std::to_string(incomplete) + "}\n";
     return std::string(kBatchLine) + std::to_string(dumps) + " dump" + (dumps == 1 ? "" : "s") + ", " + std::to_string(failed) +
-           " failed, " + std::to_string(hidden) + " with hidden objects\n";
+           " failed, " + std::to_string(hidden) + " with hidden objects, " + std::to_string(incomplete) + " not judged whole\n";
 }
 
 std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch) {
     std::string out, name(batch.dump);
-    if (format == DetectionFormat::Table) {
-        for (char& c : name)
-            if (c == '\n' || c == '\r') c = '?';
-        return "# dump: " + name + "\n" + std::string(text);
-    }
+    for (char& c : name)   // one record a line whatever the file's name (attacker 89: a name holding "\n# batch: …")
+        if (c == '\n' || c == '\r') c = '?';
+    if (format == DetectionFormat::Table) return "# dump: " + name + "\n" + std::string(text);
     std::string prefix;   // what each record starts with
     if (format == DetectionFormat::Json) {
         prefix = "{\"dump\":" + json_string(batch.dump) + ",";

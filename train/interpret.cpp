@@ -11,6 +11,7 @@
 #include "train/kernel_layout.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -102,11 +103,12 @@ struct ObjectInterpreter::Impl {
     // The kernel's own view (the labeler's walk), by physical address.
     bool walked = false, have_view = false;
     std::unordered_set<uint64_t> listed_tasks, listed_modules, fd_files, mapped_files;
-    std::map<std::string, std::string> views_cut;   // LabelSet::views_cut: views not read whole
-    bool memory_lacking = false;                    // set_memory_lacking
+    std::map<std::string, std::string> views_cut;      // LabelSet::views_cut: views not read whole
+    std::map<std::string, std::string> views_broken;   // LabelSet::views_broken: lists broken in memory
+    bool memory_lacking = false;                       // set_memory_lacking
     uint64_t absent_pages = 0;
-    // The first of `views` not read whole: why an object they miss is not judged hidden ("" when all
-    // were, or when the dump lacks no memory: set_memory_lacking).
+    // The first of `views` not read whole for want of memory: why an object they miss is not judged
+    // hidden ("" when all were, or when the dump lacks no memory: set_memory_lacking).
     std::string cut_view(std::initializer_list<const char*> views) const {
         if (!memory_lacking) return {};
         for (const char* v : views)
@@ -114,12 +116,27 @@ struct ObjectInterpreter::Impl {
                 return std::string("not judged, the kernel's ") + v + " could not be read whole (" + it->second + ")";
         return {};
     }
+    // The first of `views` broken in memory: walks that lost entries between links that do not point
+    // back, or at unreadable links on a dump that lacks no memory (a smeared capture, corruption or
+    // tampering: newcomer 90, a 5 % smear read "HIDDEN: 205 task_struct, 64 file"). An object such a
+    // list misses is not judged either, when nothing else says it was taken off (train/interpret.hpp).
+    std::string broken_view(std::initializer_list<const char*> views) const {
+        for (const char* v : views) {
+            const std::string* why = nullptr;
+            if (auto it = views_broken.find(v); it != views_broken.end()) why = &it->second;
+            else if (auto c = views_cut.find(v); c != views_cut.end() && !memory_lacking) why = &c->second;
+            if (why)
+                return std::string("not judged, the kernel's ") + v + " list is broken in memory (a smeared capture or tampering: " +
+                       *why + ")";
+        }
+        return {};
+    }
     // Creds a listed or hidden task (hold()) or a reached file uses (real_cred, cred, f_cred); tasks, creds and files the
     // labeler found freed on their caches' freelists (count 0, contents intact).
     std::unordered_set<uint64_t> used_creds, freelisted;
     // Files a task judged hidden holds (its fd table, its mappings), by physical address → that
-    // task's PID: reached through a task the scan found, not hidden on their own (hold()).
-    std::unordered_map<uint64_t, int64_t> held_by_hidden;
+    // task's address: reached through a task the scan found, not hidden on their own (hold()).
+    std::unordered_map<uint64_t, uint64_t> held_by_hidden;
     std::unordered_map<uint64_t, std::unordered_set<uint64_t>> thread_lists;   // signal/leader → members
     std::optional<uint64_t> idr_head, idr_base;   // init_pid_ns's IDR
 
@@ -141,15 +158,23 @@ struct ObjectInterpreter::Impl {
                     uint64_t obj, const char* user, const char* cache);
     bool in_thread_list(uint64_t t);
     // Whether the list node at `node` was taken off its list: it points at itself (list_del_init),
-    // holds no kernel address (list_del's poison), or a neighbour it points at does not point back
-    // (an unlink by hand). False when it or a neighbour cannot be read: a member lost with memory the
-    // dump lacks looks so (reviewer 88: the self-pointing test alone let a hand-made unlink through).
+    // holds list_del's poison, or the neighbours it points at were joined around
+    // it, prev->next == next and next->prev == prev (__list_del, by the kernel or by hand: reviewer 88,
+    // the self-pointing test alone let a hand-made unlink through). False when it or a neighbour
+    // cannot be read (a member lost with memory the dump lacks looks so), and when a neighbour merely
+    // does not point back (a smeared capture's neighbours hold other moments' links: newcomer 90).
     bool unlinked(uint64_t node) {
         auto next = ptr(node), prev = ptr(node + psize);
         if (!next || !prev) return false;
-        if (*next == node || *prev == node || !kernel(*next) || !kernel(*prev)) return true;
+        // LIST_POISON1 and 2 (include/linux/poison.h: 0x100 and 0x122 above POISON_POINTER_DELTA,
+        // 0xdead000000000000 on x86-64, 0 on i386); other words that are no kernel address are a page
+        // of something else (a smeared capture), not an unlink
+        const uint64_t delta = *next - 0x100;
+        const bool poisoned = *prev - 0x122 == delta && (delta == 0 || delta == 0xdead000000000000ull);
+        if (*next == node || *prev == node || poisoned) return true;
+        if (!kernel(*next) || !kernel(*prev)) return false;
         auto back = ptr(*next + psize), forth = ptr(*prev);
-        return (back && *back != node) || (forth && *forth != node);
+        return back && forth && *back == *prev && *forth == *next && *back != node;
     }
     // Task t, or its group leader, taken off its list (unlinked): its group leader's init_task.tasks
     // node, or its own node on its thread group's list.
@@ -163,6 +188,15 @@ struct ObjectInterpreter::Impl {
     // false when every node on the way was read and it does not; nullopt when the IDR or a node on
     // the way cannot be read (memory the dump lacks: no witness either way).
     std::optional<bool> in_pid_hash(uint64_t t, int64_t pid);
+    // The task the last in_pid_hash found the PID's struct pid naming first (tasks[PIDTYPE_PID].first),
+    // whether or not it was t; nullopt when it reached none.
+    std::optional<uint64_t> pid_task;
+    // The task that task t, which the lists and the IDR miss, is a copy of: the one the IDR names for
+    // its PID, or a listed task of its PID, whose init_task.tasks links are t's, word for word (a
+    // smeared capture copies a page, links and all: newcomer 90, "HIDDEN … missing from
+    // tasks,threads,pid_hash" for copies of other tasks). Call after in_pid_hash(t, pid).
+    std::optional<uint64_t> stale_copy(uint64_t t, int64_t pid) const;
+    std::unordered_multimap<int64_t, uint64_t> listed_pids;   // PID → the listed tasks of it (walk_views)
     std::vector<ObjectField> task(uint64_t t);
     std::vector<ObjectField> file(uint64_t f);
     std::vector<ObjectField> dentry(uint64_t d);
@@ -196,17 +230,21 @@ void ObjectInterpreter::Impl::walk_views() {
     }
     have_view = true;
     views_cut = std::move(set.views_cut);
-    if (!views_cut.empty()) {
+    views_broken = std::move(set.views_broken);
+    if (!views_cut.empty() || !views_broken.empty()) {
         std::string cut(kViewsCutNote);
-        for (const auto& [view, why] : views_cut) cut += (cut.size() == kViewsCutNote.size() ? "" : "; ") + view + " (" + why + ")";
+        for (const auto* views : {&views_cut, &views_broken})
+            for (const auto& [view, why] : *views) cut += (cut.size() == kViewsCutNote.size() ? "" : "; ") + view + " (" + why + ")";
         const std::string lacks = absent_pages ? "lacks only " + std::to_string(absent_pages) +
                                                      " pages of the memory the kernel maps (too few for a cut capture)"
                                                : std::string("lacks no memory the kernel maps");
-        notes.push_back(cut + (memory_lacking ? "; the objects they miss are not judged hidden (the dump lacks memory), "
-                                                "but for tasks and modules taken off their lists"
-                                              : "; the dump " + lacks + ", so the lists are broken in "
-                                                "memory (corrupt, smeared or tampered with?): the objects they miss are "
-                                                "judged hidden all the same"));
+        const bool all_cut = memory_lacking && views_broken.empty();
+        notes.push_back(cut + (all_cut ? "; the objects they miss are not judged hidden (the dump lacks memory), "
+                                         "but for tasks and modules taken off their lists and tasks the PID IDR does not map"
+                                       : std::string("; ") + (memory_lacking ? "some are" : "the dump " + lacks + ", so they are") +
+                                             " broken in memory (a smeared capture, corruption or tampering?): the objects "
+                                             "they miss are not judged hidden, but for tasks and modules taken off their "
+                                             "lists and tasks the PID IDR does not map"));
     }
     for (const Label& l : set.labels) {
         const uint64_t p = l.paddr ? *l.paddr : l.vaddr ^ (uint64_t{1} << 63);
@@ -214,7 +252,7 @@ void ObjectInterpreter::Impl::walk_views() {
             if (l.type == "task_struct" || l.type == "cred" || l.type == "file") freelisted.insert(p);
             continue;
         }
-        if (l.type == "task_struct") listed_tasks.insert(p);
+        if (l.type == "task_struct") listed_tasks.insert(p), listed_pids.emplace(l.pid, l.vaddr);
         else if (l.type == "cred") used_creds.insert(p);
         else if (l.type == "module") listed_modules.insert(p);
         else if (l.type == "file") {
@@ -264,40 +302,68 @@ bool ObjectInterpreter::Impl::in_thread_list(uint64_t t) {
 // idr_find(&init_pid_ns.idr, pid) (an xarray: internal node entries are node | 2, each node holds
 // xa_slot_count slots indexed by (index >> shift) & (count − 1)), then pid->tasks[PIDTYPE_PID].
 std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid) {
+    pid_task.reset();
     if (!idr_head || !idr_base) return std::nullopt;
     if (pid < static_cast<int64_t>(*idr_base)) return false;
+    // A witness only where the IDR reads as the kernel keeps it: each node's shift XA_CHUNK_SHIFT below
+    // its parent's, the entry NULL (no such PID) or a struct pid of this number, its hlist of tasks
+    // ending in NULL. Anything else is a page of something else (a smeared capture: newcomer 90) or
+    // an edit — no witness (nullopt), as for memory the dump lacks.
     const uint64_t index = static_cast<uint64_t>(pid) - *idr_base, slots = L.xa_slot_count;
+    const uint64_t chunk = static_cast<uint64_t>(std::countr_zero(slots));
     uint64_t entry = *idr_head;
+    std::optional<uint64_t> parent_shift;
+    uint64_t parent = 0;
     for (int depth = 0;; ++depth) {
         if ((entry & 3) == 2 && entry > 4096) {   // xa_is_node
-            if (depth > 12) return false;
+            if (depth > 12) return std::nullopt;
             const uint64_t node = entry - 2;
             auto shift = word(node + *L.xa_shift, 1);
-            if (!shift) return std::nullopt;
-            if (*shift > 60) return false;
-            if (depth == 0 && (index >> *shift) >= slots) return false;
+            if (!shift || *shift > 60 || *shift % chunk || (parent_shift && *shift + chunk != *parent_shift)) return std::nullopt;
+            if (L.xa_parent)   // the node names the one above it (a page of something else does not)
+                if (auto up = ptr(node + *L.xa_parent); !up || *up != parent) return std::nullopt;
+            parent = node;
+            if (depth == 0 && (index >> *shift) >= slots) return false;   // past the tree's reach: no such PID
             auto next = ptr(node + *L.xa_slots + ((index >> *shift) & (slots - 1)) * psize);
             if (!next) return std::nullopt;
             entry = *next;
+            parent_shift = *shift;
             continue;
         }
         if (depth == 0 && index != 0) return false;   // a lone entry at the head is index 0
+        if (parent_shift && *parent_shift != 0) return entry == 0 ? std::optional<bool>(false) : std::nullopt;   // a node's slot, above the leaves
         break;
     }
-    if (!kernel(entry) || (entry & 3) != 0) return false;
+    if (entry == 0) return false;   // no struct pid for this number
+    if (!kernel(entry) || (entry & 3) != 0) return std::nullopt;
     if (L.pid_nr) {
         auto nr = word(entry + *L.pid_nr, 4);
-        if (!nr) return std::nullopt;
-        if (static_cast<int64_t>(static_cast<int32_t>(*nr)) != pid) return false;
+        if (!nr || static_cast<int64_t>(static_cast<int32_t>(*nr)) != pid) return std::nullopt;
     }
     auto node = ptr(entry + *L.pid_tasks);   // tasks[PIDTYPE_PID].first
     const uint64_t target = phys(t + *L.pid_links);
+    pid_task = node && kernel(*node) ? std::optional<uint64_t>(*node - *L.pid_links) : std::nullopt;
     for (uint64_t n = 0; node && kernel(*node) && n < 64; ++n) {
         if (phys(*node) == target) return true;
         node = ptr(*node);
     }
-    if (!node) return std::nullopt;   // a link on the way unreadable
+    if (!node || *node != 0) return std::nullopt;   // a link on the way unreadable, or not a kernel address
     return false;
+}
+
+std::optional<uint64_t> ObjectInterpreter::Impl::stale_copy(uint64_t t, int64_t pid) const {
+    auto same_links = [&](uint64_t x) {
+        if (phys(x) == phys(t)) return false;
+        for (uint64_t off : {L.tasks, L.tasks + psize}) {
+            auto mine = ptr(t + off), theirs = ptr(x + off);
+            if (!mine || !theirs || *mine != *theirs) return false;
+        }
+        return true;
+    };
+    if (pid_task && same_links(*pid_task)) return pid_task;
+    for (auto [it, end] = listed_pids.equal_range(pid); it != end; ++it)
+        if (same_links(it->second)) return it->second;
+    return std::nullopt;
 }
 
 std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
@@ -414,6 +480,15 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         else if (const std::string cut = cut_view({"tasks"});
                  !listed && !dead && !cut.empty() && !task_unlinked(t) && !(hashed && !*hashed))
             fl.not_judged("hidden", cut);
+        // off a list broken in memory (a smeared capture): not a verdict either, unless its own node was
+        // taken off or the PID IDR, read as the kernel keeps it, does not map it
+        else if (const std::string broken = broken_view({"tasks"});
+                 !listed && !dead && !broken.empty() && !(hashed && !*hashed) && !task_unlinked(t))
+            fl.not_judged("hidden", broken + (hashed ? "; the PID IDR maps it" : "; the PID IDR cannot say"));
+        // a copy of a listed task, its links and all (a page a smeared capture copied): not a task of its own
+        else if (const auto original = !listed && !dead && hashed && !*hashed ? stale_copy(t, *pid) : std::nullopt)
+            fl.not_judged("hidden", "not judged, a copy of task " + hex(*original) + " (PID " + std::to_string(*pid) +
+                                        "): its list links are that task's, word for word (a smeared capture?)");
         // freed alone does not excuse: a task is freed only after it died (reviewer 83: a forged
         // freelist entry would take a live task out of "hidden")
         else fl.boolean("hidden", !listed && !dead, "HIDDEN", "no");
@@ -655,9 +730,12 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
         // the fd tables and mappings of tasks not reached, or not read, are not looked in (200 files on that dump)
         else if (const std::string cut = cut_view({"tasks", "files"}); !reached && *refs != 0 && !cut.empty())
             fl.not_judged("hidden", cut);
+        // ... or broken in memory: the fd tables of the tasks it misses were not looked in either
+        else if (const std::string broken = broken_view({"tasks", "files"}); !reached && *refs != 0 && !broken.empty())
+            fl.not_judged("hidden", broken);
         else fl.boolean("hidden", !reached && *refs != 0, "HIDDEN", "no");
         fl.list("missing_from", missing);
-        if (holder != held_by_hidden.end()) fl.num(kHeldByHiddenKey.data(), holder->second);
+        if (holder != held_by_hidden.end()) fl.str(kHeldByHiddenKey.data(), hex(holder->second));
     }
     return fl.finish();
 }
@@ -765,7 +843,8 @@ std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
     walk_views();
     if (have_view) {
         const bool listed = listed_modules.count(phys(m)) > 0;
-        if (const std::string cut = cut_view({"modules"}); !listed && !cut.empty() && !unlinked(m + L.mod_list))
+        if (const std::string cut = cut_view({"modules"}).empty() ? broken_view({"modules"}) : cut_view({"modules"});
+            !listed && !cut.empty() && !unlinked(m + L.mod_list))
             fl.not_judged("hidden", cut);
         else fl.boolean("hidden", !listed, "HIDDEN", "no");
         fl.list("missing_from", listed ? std::vector<std::string>{} : std::vector<std::string>{"modules"});
@@ -800,7 +879,7 @@ void ObjectInterpreter::Impl::hold(std::span<const uint64_t> hidden) {
     }
     for (const Label& l : set.labels) {
         const uint64_t p = l.paddr ? *l.paddr : l.vaddr ^ (uint64_t{1} << 63);
-        if (l.type == "file") held_by_hidden.try_emplace(p, l.pid);
+        if (l.type == "file") held_by_hidden.try_emplace(p, l.holder);
         else if (l.type == "cred") used_creds.insert(p);
     }
 }

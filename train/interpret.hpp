@@ -60,8 +60,9 @@
 //                          the kernel never frees it); null for a count of 0 on no freelist
 //                          (freed above). interpret() reads the tasks first: a file the fd table
 //                          or mappings of a task judged hidden hold is reached through it, not
-//                          hidden, missing from none, and "held_by_hidden_task" names that task's
-//                          PID (detect.hpp kHeldByHiddenKey); fields() alone cannot tell.
+//                          hidden, missing from none, and "held_by_hidden_task" names that task by
+//                          its address as detected (detect.hpp kHeldByHiddenKey; not its PID, a word
+//                          its owner may write); fields() alone cannot tell.
 //             Objects are compared by physical address (a detection names the direct-map alias,
 //             a list may name the kernel-image one, e.g. init_task).
 //   Bounds    Every list and chain is bounded and loop-checked; a corrupt or planted value ends
@@ -94,14 +95,15 @@ public:
     void interpret(std::span<Detection> detections);
     // One line per thing the interpretation could not do (no symbols, a view not walked …).
     const std::vector<std::string>& notes() const noexcept;
-    // Whether the dump lacks memory the kernel maps (a cut or partial capture): then an object missing
-    // from a view whose walk lost entries at an unreadable node (train/labeler.hpp LabelSet::views_cut)
-    // gets a null "hidden" — unless it, or a task's group leader, was taken off its list (its node
-    // points at itself, is poisoned, or a neighbour does not point back: list_del_init, list_del, an
-    // unlink by hand), a DKOM unlink, or is a task the PID IDR, read along its PID, does not map
-    // either (a second witness), which stays hidden. Without it (the default), lists broken at unreadable nodes are named in a note as
-    // broken in memory (corrupt, smeared or tampered with: an attacker's few words must not turn a
-    // DKOM unlink into "not judged", attacker 86) and the verdicts stand. Call before interpret().
+    // Whether the dump lacks memory the kernel maps (a cut or partial capture). An object missing from
+    // a view whose walk lost entries gets a null "hidden": at unreadable nodes on a dump that lacks
+    // memory (train/labeler.hpp LabelSet::views_cut, "could not be read whole"), or at links that do
+    // not point back, or unreadable ones on a dump that lacks none (LabelSet::views_broken, "broken in
+    // memory": a smeared capture, corruption, tampering) — unless it, or a task's group leader, was taken
+    // off its list (its node points at itself, holds list_del's poison, or its neighbours were joined
+    // around it), or is a task the PID IDR, read as the kernel keeps it, does not map (a second
+    // witness), which stays hidden; a task that is a copy of another of its PID, list links and all (a
+    // page a smeared capture copied), gets a null "hidden" too. Call before interpret().
     // `absent_pages`: the kernel pages the dump lacks all the same (too few to count as a cut; the
     // note says so rather than "lacks no memory", reviewer 88 M5).
     void set_memory_lacking(bool lacking, uint64_t absent_pages = 0) noexcept;

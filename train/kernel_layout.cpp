@@ -151,6 +151,7 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     ns_idr_head = opt("pid_namespace", "idr.idr_rt.xa_head");
     ns_idr_base = opt("pid_namespace", "idr.idr_base");
     xa_shift = opt("xa_node", "shift");
+    xa_parent = opt("xa_node", "parent");
     xa_slots = opt("xa_node", "slots");
     if (xa_slots) xa_slot_count = array_length("xa_node", "slots");
     pid_tasks = opt("pid", "tasks");

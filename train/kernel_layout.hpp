@@ -94,6 +94,7 @@ struct KernelLayout {
     // PID IDR: pid_namespace.idr (.idr_rt.xa_head, .idr_base), xa_node.shift (u8) and .slots[],
     // struct pid.tasks[] (hlist_head per pid type) and .numbers[0].nr (upid).
     std::optional<uint64_t> ns_idr_head, ns_idr_base, xa_shift, xa_slots, pid_tasks, pid_nr;
+    std::optional<uint64_t> xa_parent;   // xa_node.parent: the node above (NULL at the root)
     uint64_t xa_slot_count = 0;
 
     // SLUB, for the task_struct and cred_jar caches' freelists; nullopt (with slub_missing saying why) when the

@@ -179,7 +179,8 @@ struct Label {
     uint64_t size = 0;               // BTF struct size
     std::string found_by;            // e.g. "init_task.tasks", "fd 3 of PID 812"
     std::string name;                // comm of a task, name of a module/dentry; may be empty
-    int64_t pid = -1;                // task_struct; the holder's (label_task_objects)
+    int64_t pid = -1;                // task_struct only
+    uint64_t holder = 0;             // label_task_objects: the vaddr of the first given task holding it
     bool freed = false;              // on a SLUB freelist, contents still those of its type
 };
 
@@ -225,6 +226,10 @@ struct LabelSet {
     // likewise), "files" (a task's files, fd table or fd slot unreadable). An object such a view misses is not thereby hidden
     // (train/interpret.hpp); a DKOM unlink leaves a list whole.
     std::map<std::string, std::string> views_cut;
+    // Views whose walks lost entries between links that do not point back, both directions ending at
+    // readable nodes: a list broken in memory (a smeared capture, corruption or tampering), each with its
+    // first warning. An object such a view misses is not thereby hidden either (train/interpret.hpp).
+    std::map<std::string, std::string> views_broken;
     // Labels per type; freed objects under "<type> (freed)".
     std::map<std::string, uint64_t> per_type() const;
 };
@@ -264,9 +269,11 @@ LabelSet label_kernel_objects(const KernelMemory& mem, const btf::Btf& btf, cons
 // The objects the tasks at `tasks` (task_struct vaddrs) hold, walked as for a task the lists reach:
 // its mm (and the files its VMAs map, its exe_file), real_cred and cred, and the files its fd table
 // holds. For tasks no list reaches (a DKOM-hidden task found by scanning, train/interpret.hpp):
-// what they hold is reached through them. Each label's `pid` is the PID of the first of `tasks`
-// that holds it. Bounded as label_kernel_objects (opt.max_list_total, opt.max_fds); never throws
-// on dump bytes (an unreadable table is a warning).
+// what they hold is reached through them. Each label's `holder` is the first of `tasks` that holds
+// it (its address, not its PID: a word the task's owner may write). Bounded as label_kernel_objects
+// (opt.max_list_total: list and VMA walks, and all fd tables' open slots, each table read once
+// whichever files_structs name it; opt.max_fds); never throws on dump bytes (an unreadable table is
+// a warning).
 LabelSet label_task_objects(const KernelMemory& mem, const btf::Btf& btf, const Kallsyms& syms,
                             std::span<const uint64_t> tasks, const LabelerOptions& opt = {});
 

@@ -120,7 +120,7 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false, 
     uint32_t idr = b.struct_("idr", 24, {{"idr_rt", xa, 0}, {"idr_base", u32, 128}, {"idr_next", u32, 160}});
     b.struct_("pid_namespace", 64, {{"idr", idr, 0}});
     uint32_t u8 = b.int_type("unsigned char", 1, 8, false);
-    b.struct_("xa_node", 16 + 64 * 8, {{"shift", u8, 0}, {"slots", b.array(vp, i32, 64), Off::xa_slots * 8}});
+    b.struct_("xa_node", 16 + 64 * 8, {{"shift", u8, 0}, {"parent", vp, 64}, {"slots", b.array(vp, i32, 64), Off::xa_slots * 8}});
     uint32_t upid = b.struct_("upid", 16, {{"nr", i32, 0}, {"ns", vp, 64}});
     b.struct_("pid", 64, {{"tasks", b.array(vp, i32, 4), Off::pid_tasks * 8},
                           {"numbers", b.array(upid, i32, 1), Off::pid_numbers * 8}});

@@ -256,6 +256,16 @@ TEST_CASE("corrupt lists end in warnings, not hangs") {
         CHECK(said[0] == "init_task.tasks: pointer 0xdead000000000100 after 1 entries is not a kernel address; "
                          "walked back along prev from the head: 2 entries, up to the forward walk");
     }
+    SUBCASE("tasks list broken both ways at readable nodes: a view broken in memory, not cut") {
+        World w;   // init_task → p1 → p2 → p3: p1.next and p3.prev point at p2, whose links name others
+        w.mem.put(w.at["p2"] + Off::tasks, w.at["t1"] + Off::tasks);
+        w.mem.put(w.at["p2"] + Off::tasks + 8, w.at["t2"] + Off::tasks);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(s.counts.processes == 2);   // p2 lost between the two walks
+        CHECK(s.views_cut.empty());
+        REQUIRE(s.views_broken.count("tasks") == 1);
+        CHECK(s.views_broken.at("tasks").starts_with("init_task.tasks: "));
+    }
     SUBCASE("tasks list into unmapped memory") {
         World w;
         w.mem.put(w.at["p2"] + Off::tasks, kBase + kSize + 0x1000);
@@ -522,6 +532,46 @@ TEST_CASE("list_links_back: both neighbours name the node, by address or physica
     CHECK(list_links_back(alias, a, 8));
     w.mem.put(head, b);                         // head.next another node: a is half-linked again
     CHECK(!list_links_back(alias, a, 8));
+}
+
+TEST_CASE("label_task_objects: what given tasks hold, each fd table read once, all tables within one bound") {
+    World w;
+    const auto btf = synthetic_btf();
+    const Kallsyms syms = w.syms();
+    // p1 holds fa, fb, fc (fds 0-2); p2 fa and fd: their holders, the first of the tasks given
+    const LabelSet held = label_task_objects(w.mem, btf, syms, std::vector<uint64_t>{w.at["p1"], w.at["p2"]});
+    std::map<uint64_t, uint64_t> files;
+    for (const Label& l : held.labels)
+        if (l.type == "file") files[l.vaddr] = l.holder;
+    CHECK(files == std::map<uint64_t, uint64_t>{{w.at["fa"], w.at["p1"]}, {w.at["fb"], w.at["p1"]}, {w.at["fc"], w.at["p1"]},
+                                                {w.at["fd"], w.at["p2"]}});
+    // Forged files_structs naming one table (attacker 89: one 2^20-slot table behind each hidden
+    // task's own files_struct): the table is read once; past max_list_total no table is read.
+    std::vector<uint64_t> tasks;
+    const uint64_t fdt = w.mem.word(w.at["f1"] + Off::fdt, 8).value();
+    for (int i = 0; i < 40; ++i) {
+        const uint64_t t = w.alloc("forged" + std::to_string(i), 0x600), f = w.alloc("forged_files" + std::to_string(i), 64);
+        w.mem.put(t + Off::pid, 500 + i, 4);
+        w.mem.put(t + Off::files, f);
+        w.mem.put(f + Off::fdt, fdt);
+        tasks.push_back(t);
+    }
+    LabelerOptions tight;
+    tight.max_list_total = 6;   // the shared table: 3 open slots and its one bitmap word
+    const LabelSet forged = label_task_objects(w.mem, btf, syms, tasks, tight);
+    std::set<uint64_t> got;
+    for (const Label& l : forged.labels)
+        if (l.type == "file") got.insert(l.vaddr);
+    CHECK(got == std::set<uint64_t>{w.at["fa"], w.at["fb"], w.at["fc"]});
+    CHECK(std::none_of(forged.warnings.begin(), forged.warnings.end(),
+                       [](const std::string& x) { return x.starts_with("fd tables: the limit"); }));
+    const uint64_t other = w.files("other", {{0, w.at["fd"]}});   // a second table past the bound
+    w.mem.put(tasks.back() + Off::files, other);
+    tight.max_list_total = 4;
+    const LabelSet capped = label_task_objects(w.mem, btf, syms, tasks, tight);
+    CHECK(std::any_of(capped.warnings.begin(), capped.warnings.end(),
+                      [](const std::string& x) { return x.starts_with("fd tables: the limit of 4 open slots in all reached"); }));
+    for (const Label& l : capped.labels) CHECK(l.vaddr != w.at["fd"]);
 }
 
 TEST_CASE("read_fd_table: open slots from the open_fds bitmap, forged tables refused with a reason") {
