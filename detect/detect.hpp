@@ -347,6 +347,7 @@ struct BuildOptions {
     bool density_bound = true;     // MemoryGraph::build's density bound (graph/memory_graph.hpp)
     std::function<void(const std::string&)> warn;   // each PhysicalLayer::warnings() line, then each TranslationLayer::warnings() line (a .dmg: the lines it recorded, GraphBuildInfo::warnings)
     std::optional<uint64_t> dtb;   // page-table root; else the ELF notes or the search (layers.hpp)
+    std::optional<PagingMode> paging;   // with dtb: its paging mode; else found with the root
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)
     // Called once before the graph is built from a dump (not for a .dmg): what it will need
     // (MemoryGraph::estimate), for a tool to print before the long step.
@@ -557,16 +558,15 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
 // "# warning: …" each (kWarningLine; line breaks shown as ' '). Put before the detections; "" for
 // none. parse_detections skips both.
 inline constexpr std::string_view kWarningLine = "# warning: ";
-// A comment line of a CSV output: "# warning: " (format_warnings), "# verdict: " (detect/fit.hpp
-// format_dump_verdict), "# error: " and "# batch: " (format_batch_error, format_batch_summary) lines,
-// which name no dump in a batch and which readers skip (any other line is a row, or an error).
+// A comment line of a CSV output, one that starts with "# ": the kernel and fit lines (detect/fit.hpp
+// format_fit_report), "# warning: " (format_warnings), "# verdict: " (format_dump_verdict), and in a
+// batch "# dump: " (name_dump_records), "# error: " and "# batch: " (format_batch_error,
+// format_batch_summary). Readers skip them; any other line is a row (whose first field never starts
+// with '#' unquoted), or an error.
 inline constexpr std::string_view kVerdictLine = "# verdict: ";
 inline constexpr std::string_view kErrorLine = "# error: ";
 inline constexpr std::string_view kBatchLine = "# batch: ";
-inline bool is_comment_line(std::string_view line) noexcept {
-    return line.starts_with(kWarningLine) || line.starts_with(kVerdictLine) || line.starts_with(kErrorLine) ||
-           line.starts_with(kBatchLine);
-}
+inline bool is_comment_line(std::string_view line) noexcept { return line.starts_with("# "); }
 std::string format_warnings(std::span<const std::string> warnings, DetectionFormat format);
 // A batch's record of a dump that could not be analysed (newcomer 87: a failed dump left no trace in
 // the output file), in its place among the dumps: JSON {"dump":"…","record":"error","message":"…"};
@@ -579,10 +579,11 @@ std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidde
 // One dump's part of an output over several dumps (dmdetect DUMP DUMP…): `text` is what dmdetect
 // writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then
 // format_detections); every record then names `dump`. JSON: every line gets a first field "dump"
-// (json_string). CSV: every row gets a first column "dump" (line breaks shown as '?', so that a row
-// is one line; quoted, '"' doubled, when it holds ',' or '"'); the header becomes "dump," + its
-// header (dmdetect writes it again only when a dump's columns differ from the one before). Table: a
-// line "# dump: NAME" (line breaks in NAME shown as '?') before the dump's lines.
+// (json_string). CSV: a line "# dump: NAME" first, then every row gets a first column "dump" (line
+// breaks shown as '?', so that a row is one line; quoted, '"' doubled, when it holds ',' or '"' or
+// starts with '#'); the header becomes "dump," + its header (dmdetect writes it again only when a
+// dump's columns differ from the one before). Table: a line "# dump: NAME" (line breaks in NAME
+// shown as '?') before the dump's lines.
 struct DumpRecords {
     std::string_view dump;
 };

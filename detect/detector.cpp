@@ -204,7 +204,7 @@ MemoryGraph build_graph_with(const std::string& dump_path, const GraphParams& pa
     auto phys = PhysicalLayer::open(dump_path, opt.format, opt.strict);
     if (opt.warn)
         for (const auto& w : phys->warnings()) opt.warn(w);
-    auto layer = TranslationLayer::detect(*phys, opt.dtb);
+    auto layer = TranslationLayer::detect(*phys, opt.dtb, opt.paging);
     if (opt.warn)
         for (const auto& w : layer.warnings()) opt.warn(w);
     if (opt.estimate) opt.estimate(MemoryGraph::estimate(layer, params));

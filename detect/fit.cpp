@@ -602,8 +602,7 @@ const char* to_string(FitVerdict v) {
 
 std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<const ModelFit> fits,
                               DetectionFormat format, std::optional<bool> lacks_image) {
-    if (format == DetectionFormat::Csv) return {};
-    std::string out;
+    std::string out;   // (CSV: the table's lines, comment lines before its header: newcomer 90, no fit line in a CSV)
     auto missing = [](const ModelFit& f) {
         std::string s;
         for (const std::string& k : f.missing) s += (s.empty() ? "\"" : ",\"") + k + "\"";
@@ -707,12 +706,13 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
                          std::span<const std::string> why) {
     DumpVerdict v;
     v.incomplete.assign(why.begin(), why.end());
-    std::map<std::string, uint64_t> null_of, unread_of;   // per cross-view type
+    std::map<std::string, uint64_t> null_of, unread_of, unwalked_of;   // per cross-view type
     for (const Detection& d : found) {
         if (!is_cross_view_type(d.type)) continue;
         const ObjectField* h = field_of(d, "hidden");
-        if (!h || h->json == "null") {   // no "hidden": not read (other fields, a BELOW mark, may be there)
-            ++(h ? null_of : unread_of)[d.type];
+        if (!h || h->json == "null") {   // no "hidden": not read, or read with no list walked
+            const bool read = std::any_of(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.key != kBelowTrainedKey; });
+            ++(h ? null_of : read ? unwalked_of : unread_of)[d.type];
             ++v.not_judged;
             continue;
         }
@@ -738,6 +738,8 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
     for (const auto& [type, n] : null_of)
         v.incomplete.push_back(std::to_string(n) + " " + type + " with no hidden verdict (null: their bad field says why)");
     for (const auto& [type, n] : unread_of) v.incomplete.push_back(std::to_string(n) + " " + type + " not read (no fields)");
+    for (const auto& [type, n] : unwalked_of)   // (newcomer 90: "not read" for tasks read with --kernel and no symbols)
+        v.incomplete.push_back(std::to_string(n) + " " + type + " read, no kernel list walked to judge them by");
     if (!lacking.empty()) v.incomplete.push_back("the dump lacks " + lacking);
     if (!v.judged && v.incomplete.empty()) v.incomplete.push_back("no " + cross_view_types_text() + " found");
     return v;

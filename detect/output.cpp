@@ -116,7 +116,7 @@ namespace {
 
 // A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
 std::string csv_field(const std::string& v) {
-    if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+    if (v.find_first_of(",\"\r\n") == std::string::npos && !v.starts_with('#')) return v;   // (a row is never a comment line)
     std::string q = "\"";
     for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
     return q + "\"";
@@ -306,6 +306,7 @@ std::string name_dump_records(std::string_view text, DetectionFormat format, con
     for (char& c : name)   // one record a line whatever the file's name (attacker 89: a name holding "\n# batch: …")
         if (c == '\n' || c == '\r') c = '?';
     if (format == DetectionFormat::Table) return "# dump: " + name + "\n" + std::string(text);
+    if (format == DetectionFormat::Csv) out = "# dump: " + name + "\n";
     std::string prefix;   // what each record starts with
     if (format == DetectionFormat::Json) {
         prefix = "{\"dump\":" + json_string(batch.dump) + ",";

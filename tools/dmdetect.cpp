@@ -197,8 +197,11 @@ std::vector<std::string> dump_list(const std::vector<std::string>& args, bool& b
         std::vector<std::string> found;
         for (fs::directory_iterator it(a, ec), end; !ec && it != end; it.increment(ec)) {
             const std::string ext = it->path().extension().string();
+            // a regular file, or a link that does not lead to one (dangling, to a directory …): it fails
+            // in its place with an error record rather than vanish from the batch (newcomer 90)
+            std::error_code type_ec;   // (the entry's own errors are its failure later, not the listing's)
             if (std::find(std::begin(kDumpNames), std::end(kDumpNames), ext) != std::end(kDumpNames) &&
-                it->is_regular_file(ec))
+                (it->is_regular_file(type_ec) || it->is_symlink(type_ec)))
                 found.push_back(it->path().string());
         }
         if (ec) throw InputError("cannot list directory '" + a + "': " + ec.message());
@@ -224,6 +227,7 @@ int run(int argc, char** argv, Communicator& world) {
         "strict", "refuse a truncated dump, or one with compressed pages that do not decompress, instead of analysing what is present")(
         "no-density-bound", "build the graph of a kdump or AVML file denser in pointers than any real kernel (memory_graph.hpp)")(
         "dtb", po::value<std::string>(), "page-table root (physical address)")(
+        "paging", po::value<std::string>(), "with --dtb: its paging mode, x86|pae|x64|la57 (as dmgraph)")(
         "threads", po::value<Whole<uint32_t>>(), "OpenMP threads (default: OMP_NUM_THREADS or all cores)")(
         "network-memory", po::value<std::string>(),
         "memory each model's network may work in, e.g. 512M or 2G; 0 = no limit (default: 1/16 of the graph, at most "
@@ -279,6 +283,7 @@ int run(int argc, char** argv, Communicator& world) {
     build.strict = vm.count("strict") > 0;
     build.density_bound = vm.count("no-density-bound") == 0;
     if (vm.count("dtb")) build.dtb = dtb_option(vm);
+    if (vm.count("paging")) build.paging = paging_option(vm);   // (newcomer 90: the root search's advice names it)
     if (auto t = whole_option<uint32_t>(vm, "threads")) set_thread_count(*t, "--threads");
     std::vector<std::string> inputs = dumps;
     if (vm.count("weights"))

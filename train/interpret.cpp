@@ -106,6 +106,7 @@ struct ObjectInterpreter::Impl {
     std::map<std::string, std::string> views_cut;      // LabelSet::views_cut: views not read whole
     std::map<std::string, std::string> views_broken;   // LabelSet::views_broken: lists broken in memory
     bool memory_lacking = false;                       // set_memory_lacking
+    std::string no_symbols_why = "none in the dump, no --kallsyms";   // set_no_symbols_why
     uint64_t absent_pages = 0;
     // The first of `views` not read whole for want of memory: why an object they miss is not judged
     // hidden ("" when all were, or when the dump lacks no memory: set_memory_lacking).
@@ -216,7 +217,7 @@ void ObjectInterpreter::Impl::walk_views() {
     if (walked) return;
     walked = true;
     if (!syms) {
-        notes.push_back("no kernel symbols (none in the dump, no --kallsyms): " + std::string(kNoCrossView));
+        notes.push_back("no kernel symbols (" + no_symbols_why + "): " + std::string(kNoCrossView));
         return;
     }
     LabelerOptions o = LabelerOptions::reached_only();
@@ -901,6 +902,8 @@ void ObjectInterpreter::interpret(std::span<Detection> detections) {
 }
 
 const std::vector<std::string>& ObjectInterpreter::notes() const noexcept { return impl_->notes; }
+void ObjectInterpreter::set_no_symbols_why(std::string why) { impl_->no_symbols_why = std::move(why); }
+
 void ObjectInterpreter::set_memory_lacking(bool lacking, uint64_t absent_pages) noexcept {
     impl_->memory_lacking = lacking;
     impl_->absent_pages = absent_pages;
@@ -978,6 +981,9 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
     try {
         ObjectInterpreter interp(mem, *kernel.btf, kernel.symbols ? &*kernel.symbols : nullptr);
         interp.set_memory_lacking(in.memory_lacking, in.absent_pages);
+        if (in.kallsyms_file || in.system_map_file)
+            for (const auto& n : kernel.notes)
+                if (n.starts_with("symbols from ") && n.find(" dropped: ") != std::string::npos) interp.set_no_symbols_why(n);
         interp.interpret(detections);
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());
         notes.insert(notes.end(), interp.notes().begin(), interp.notes().end());

@@ -107,6 +107,9 @@ public:
     // `absent_pages`: the kernel pages the dump lacks all the same (too few to count as a cut; the
     // note says so rather than "lacks no memory", reviewer 88 M5).
     void set_memory_lacking(bool lacking, uint64_t absent_pages = 0) noexcept;
+    // Why `syms` is null, for the note that no hidden object was looked for (default "none in the
+    // dump, no --kallsyms"; interpret_detections gives the note that dropped the user's symbols).
+    void set_no_symbols_why(std::string why);
 
 private:
     struct Impl;

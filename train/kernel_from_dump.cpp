@@ -545,10 +545,18 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
             if (mem.word(node, W) == node) return false;   // (a running kernel's list is never empty)
             return list_links_back(mem, node, W);
         };
-        if (!init) problem = "no init_task symbol";
-        else if (!comm) problem = "task_struct has no comm";
-        else if (!tl.read_virtual(*init + comm->byte_offset(), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), sizeof name)) ||
-                 std::strncmp(name, "swapper", 7) != 0) {
+        // (newcomer 90: "another boot's?" for a right kallsyms whose init_task lay past a cut, or which
+        // lacked data symbols)
+        std::string hint = kallsyms_file ? " (another boot's or another kernel's?)" : "";
+        if (!init) {
+            problem = "no init_task symbol";
+            if (!system_map_file) hint = " (a kallsyms without data symbols, no CONFIG_KALLSYMS_ALL? add --system-map)";
+        } else if (!comm) {
+            problem = "task_struct has no comm";
+        } else if (!tl.read_virtual(*init + comm->byte_offset(), std::span<uint8_t>(reinterpret_cast<uint8_t*>(name), sizeof name))) {
+            problem = "init_task at " + hex(*init) + " cannot be read";
+            hint = " (the dump lacks the kernel image, or another boot's symbols?)";
+        } else if (std::strncmp(name, "swapper", 7) != 0) {
             if (own_fields())
                 r.notes.push_back("init_task at " + hex(*init) + " has no comm 'swapper' (its bytes changed?), but its "
                                   "group_leader and real_parent are itself and its task list links back: symbols kept");
@@ -558,7 +566,7 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         }
         if (!problem.empty()) {
             r.notes.push_back("symbols from " + (kallsyms_file ? r.symbols_source : std::string("the dump")) +
-                              " dropped: " + problem + (kallsyms_file ? " (another boot's or another kernel's?)" : ""));
+                              " dropped: " + problem + hint);
             r.symbols.reset();
             r.symbols_source.clear();
         }

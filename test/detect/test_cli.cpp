@@ -113,7 +113,9 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(parse_detections(bytes(slurp(dir / "d.csv"))) == found);
     {   // the memory it lacks, before the header (newcomer 84: a CSV of a cut dump said nothing of it)
         const std::string c = slurp(dir / "d.csv");
-        CHECK(c.rfind("# warning: the dump lacks ", 0) == 0);
+        CHECK(c.rfind("# kernel: ", 0) == 0);   // the kernel and fit lines first (newcomer 90)
+        CHECK(c.find("\n# fit ") != std::string::npos);
+        CHECK(c.find("\n# warning: the dump lacks ") != std::string::npos);
         CHECK(c.find("\ntype,vaddr,paddr,score,votes\n") != std::string::npos);
     }
     Run table = run("DMDETECT", base + " --threshold 1e9", dir);
@@ -198,7 +200,7 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
         const std::string first = e2w.err.substr(19, e2w.err.find('\n') - 19);
         CHECK(e2w.out.find("# warning: " + first + "\n") != std::string::npos);
         const Run csv = run("DMDETECT", "-w " + model + " " + (dir / "short.elf").string() + " --format csv", dir);
-        CHECK(csv.out.rfind("# warning: " + first + "\n", 0) == 0);   // a CSV's before its header
+        CHECK(csv.out.find("\n# warning: " + first + "\n") < csv.out.find("\ntype,"));   // a CSV's before its header
         const Run json = run("DMDETECT", "-w " + model + " " + (dir / "short.elf").string() + " --format json", dir);
         CHECK(json.out.find("{\"record\":\"warning\",\"message\":\"truncated ELF core ") != std::string::npos);
         CHECK(parse_detections(bytes(csv.out)) == parse_detections(bytes(json.out)));

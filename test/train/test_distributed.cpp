@@ -568,7 +568,8 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
         if (line.starts_with("# warning: ")) CHECK(line.starts_with("# warning: " + dumps.string() + "/d-"));
         else if (line.starts_with("# verdict: ")) CHECK(line.starts_with("# verdict: " + dumps.string() + "/d-"));   // one per dump
         else if (line.starts_with("# batch: ")) CHECK(line == "# batch: 3 dumps, 0 failed, 0 with hidden objects, 3 not judged whole\n");
-        else rows += line;
+        else if (line.starts_with("# dump: ")) CHECK(line.starts_with("# dump: " + dumps.string() + "/d-"));   // each dump's first line
+        else if (!line.starts_with("# kernel") && !line.starts_with("# fit ")) rows += line;   // (and its kernel and fit lines)
         at = end;
     }
     CHECK(rows.rfind("dump,type,vaddr,paddr,score,votes\n", 0) == 0);
@@ -598,6 +599,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
     REQUIRE(run("DMDETECT", 0, w + dumps.string() + " --format csv", d.dir) == 1);
     const std::string bad_csv = slurp(d.dir / "out.txt");
     CHECK(bad_csv.rfind("# error: " + (dumps / "d-0.raw").string() + ": ", 0) == 0);
+    CHECK(bad_csv.find("\n# dump: " + (dumps / "d-1.elf").string() + "\n# kernel: ") != std::string::npos);   // fit lines in a CSV too
     CHECK(bad_csv.ends_with("\n# batch: 4 dumps, 1 failed, 0 with hidden objects, 3 not judged whole\n"));
     fs::create_directories(d.dir / "empty");
     CHECK(run("DMDETECT", 0, w + (d.dir / "empty").string() + " --format json", d.dir) == 1);
