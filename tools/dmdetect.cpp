@@ -836,6 +836,13 @@ int run(int argc, char** argv, Communicator& world) {
         // last, after every reader of the fields (--tree and the fit check tell unread objects by their empty fields)
         for (size_t i = 0; i < used.model_count(); ++i)
             if (trained_at[i]) mark_below_trained(found, used.model(i).object_type, *trained_at[i]);
+        // a file cut short says how much it lost, which the page tables that survive may not (newcomer
+        // 90: "lacks at least 2.3 MiB" for a file 212 MiB short): its truncation warning, up to what follows
+        for (const std::string& w : dump_warnings)
+            if (w.starts_with("truncated ")) {
+                const size_t end = std::min({w.find(" and read as absent"), w.find(" read as absent"), w.find("; they read")});
+                verdict_why.push_back(w.substr(0, end));
+            }
         const DumpVerdict verdict = dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why);
         judged = verdict.hidden_total() ? 'H' : verdict.judged && verdict.incomplete.empty() ? '-' : 'I';
         std::string verdict_text = format_dump_verdict(verdict, format);
