@@ -97,6 +97,11 @@ inline bool is_cross_view_type(std::string_view type) noexcept {
     return std::find(kCrossViewTypes.begin(), kCrossViewTypes.end(), type) != kCrossViewTypes.end();
 }
 
+// In the reason ("bad": "hidden: not judged, the kernel's tasks list is broken in memory (…)") of an
+// object a kernel list broken in memory misses (train/interpret.hpp): a smeared capture, or tampering.
+// The dump's verdict counts them apart (detect/fit.hpp DumpVerdict::broken).
+inline constexpr std::string_view kBrokenListReason = "list is broken in memory";
+
 // A file's field: the address (vaddr, as its detection names it) of a task judged hidden whose fd
 // table or mappings hold it. Reached
 // through that task, the file is not hidden on its own ("hidden": false); the task carries the

@@ -322,6 +322,7 @@ struct DumpVerdict {
     std::vector<std::pair<std::string, uint64_t>> hidden;   // per type with any, its "hidden": true ones
     std::vector<std::string> incomplete;
     uint64_t held_by_hidden = 0;                             // files with kHeldByHiddenKey
+    uint64_t broken = 0;   // of not_judged, those a kernel list broken in memory misses (kBrokenListReason)
     uint64_t hidden_total() const noexcept;
 };
 // Incomplete, among others, when `fits` (if any) holds no model of a type of kCrossViewTypes ("module,
@@ -337,7 +338,9 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
 //   "# verdict: INCOMPLETE: 0 hidden among 22 of 281 objects (task_struct, module, file); 259 not
 //    judged: …"                                                          (some judged, not all)
 //   "# verdict: not judged: …"                                            (none judged)
-// `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"held_by_hidden":N,"judged":N,"not_judged":N,"complete":bool
+// with "; N not judged on kernel lists broken in memory (a smeared capture, or tampering)" after the
+// counts when `broken` (dmdetect --fail-on-hidden: exit 7 rather than 6);
+// `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"held_by_hidden":N,"judged":N,"not_judged":N,"broken":N,"complete":bool
 // (some object judged, nothing incomplete),"incomplete":[…]}.
 std::string format_dump_verdict(const DumpVerdict& verdict, DetectionFormat format);
 

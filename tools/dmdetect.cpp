@@ -32,8 +32,9 @@
 // model was not run (its network past the work limit, detect.hpp DetectOptions::work_limit: a warning
 // on stderr and in the output, the other models' detections written; 3 with --require-fit), 5 with
 // --fail-on-hidden when a dump's verdict is HIDDEN (detect/fit.hpp dump_verdict; before 1, 3 and 4),
-// 6 with it when none is HIDDEN and one is INCOMPLETE or not judged (after 1 and 3); an error is
-// one line "dmdetect: error: …" on stderr.
+// 7 with it when none is and objects were not judged on kernel lists broken in memory (a smeared
+// capture, or tampering), 6 when one is INCOMPLETE or not judged (7 and 6 after 1 and 3, before 4); an
+// error is one line "dmdetect: error: …" on stderr.
 //
 // Several dumps, or a directory (its files named *.elf, *.raw, *.lime, *.kdump, *.avml, *.dmg or
 // *.mem, sorted by name): the models are loaded once (shipped models: read once without their
@@ -90,7 +91,8 @@ const char* kUsage =
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
     "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work); the others' detections are written (3 instead with --require-fit),\n"
-    "5 with --fail-on-hidden a dump's verdict is HIDDEN (before 1, 3 and 4), 6 with it a verdict is INCOMPLETE or not judged (after 1 and 3)\n";
+    "5 with --fail-on-hidden a dump's verdict is HIDDEN (before 1, 3 and 4), 7 with it objects not judged on kernel lists broken in memory\n"
+    "(a smeared capture, or tampering), 6 with it a verdict INCOMPLETE or not judged (7 and 6 after 1 and 3, before 4)\n";
 
 namespace fs = std::filesystem;
 
@@ -246,7 +248,8 @@ int run(int argc, char** argv, Communicator& world) {
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "fail-on-hidden", "exit 5 when a dump's verdict is HIDDEN (an object the kernel's own lists miss), before 1, 3 and 4; "
-        "else 6 when a verdict is INCOMPLETE or not judged (some objects were not judged), after 1 and 3")(
+        "else 7 when objects were not judged on kernel lists broken in memory (a smeared capture, or tampering), else 6 when a "
+        "verdict is INCOMPLETE or not judged (some objects were not judged); 7 and 6 after 1 and 3, before 4")(
         "kernel", po::value<std::string>(), "vmlinuz/vmlinux with .BTF, or raw BTF, to read objects with [the dump's own BTF]")(
         "kallsyms", po::value<std::string>(), kKallsymsHelp)(
         "system-map", po::value<std::string>(), kSystemMapHelp)(
@@ -379,7 +382,8 @@ int run(int argc, char** argv, Communicator& world) {
     progress.tty = ::isatty(STDERR_FILENO) == 1;
     const bool show = !vm.count("quiet") && world.rank() == 0;
     // One dump: what dmdetect writes for it (named in a batch); `fits` false when a model does not fit.
-    // `judged`: the dump's verdict on hiding: 'H' HIDDEN, 'I' incomplete (INCOMPLETE or not judged), '-' complete and clean
+    // `judged`: the dump's verdict on hiding: 'H' HIDDEN, 'S' objects not judged on lists broken in memory (a
+    // smeared capture, or tampering), 'I' incomplete (INCOMPLETE or not judged), '-' complete and clean
     auto analyse = [&](const std::string& dump, bool& fits_all, bool& complete, char& judged) {
         const std::string who = batch ? dump + ": " : "";   // warnings name the dump in a batch
         // The dump's warnings, on stderr and in the output too (format_warnings): its
@@ -839,12 +843,12 @@ int run(int argc, char** argv, Communicator& world) {
         // a file cut short says how much it lost, which the page tables that survive may not (newcomer
         // 90: "lacks at least 2.3 MiB" for a file 212 MiB short): its truncation warning, up to what follows
         for (const std::string& w : dump_warnings)
-            if (w.starts_with("truncated ")) {
+            if (lack != MemoryLack::None && w.starts_with("truncated ")) {   // (a file short of a BIOS ROM lacks nothing the kernel maps)
                 const size_t end = std::min({w.find(" and read as absent"), w.find(" read as absent"), w.find("; they read")});
                 verdict_why.push_back(w.substr(0, end));
             }
         const DumpVerdict verdict = dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why);
-        judged = verdict.hidden_total() ? 'H' : verdict.judged && verdict.incomplete.empty() ? '-' : 'I';
+        judged = verdict.hidden_total() ? 'H' : verdict.broken ? 'S' : verdict.judged && verdict.incomplete.empty() ? '-' : 'I';
         std::string verdict_text = format_dump_verdict(verdict, format);
         if (batch && format == DetectionFormat::Csv) {   // (as `said`; one line whatever the dump's name)
             std::string name = who;
@@ -889,7 +893,7 @@ int run(int argc, char** argv, Communicator& world) {
     // Each round, rank r analyses dump round + r; the results go to rank 0 in dump order, as
     // 'R' + records (all models fit and ran), 'M' + records (a model does not fit), 'N' (a model was
     // not run), 'B' (both), each then its verdict ('H' HIDDEN, 'I' incomplete, '-' clean), or 'E' + the error.
-    size_t failed = 0, hidden_dumps = 0, incomplete_dumps = 0;
+    size_t failed = 0, hidden_dumps = 0, incomplete_dumps = 0, broken_dumps = 0;
     bool all_fit = true, all_ran = true;
     const size_t ranks = size_t(world.size());
     for (size_t round = 0; round < dumps.size(); round += ranks) {
@@ -922,7 +926,8 @@ int run(int argc, char** argv, Communicator& world) {
             all_fit = all_fit && (got.front() == 'R' || got.front() == 'N');
             all_ran = all_ran && (got.front() == 'R' || got.front() == 'M');
             hidden_dumps += got[1] == 'H';
-            incomplete_dumps += got[1] == 'I';
+            incomplete_dumps += got[1] == 'I' || got[1] == 'S';
+            broken_dumps += got[1] == 'S';
             emit(without_repeated_header(got.substr(2)));
         }
     }
@@ -935,6 +940,7 @@ int run(int argc, char** argv, Communicator& world) {
     if (gate && hidden_dumps) return 5;
     if (failed) return 1;
     if (vm.count("require-fit") && !all_fit) return 3;
+    if (gate && broken_dumps) return 7;
     if (gate && incomplete_dumps) return 6;
     return !all_ran ? 4 : 0;
 }

@@ -127,8 +127,8 @@ struct ObjectInterpreter::Impl {
             if (auto it = views_broken.find(v); it != views_broken.end()) why = &it->second;
             else if (auto c = views_cut.find(v); c != views_cut.end() && !memory_lacking) why = &c->second;
             if (why)
-                return std::string("not judged, the kernel's ") + v + " list is broken in memory (a smeared capture or tampering: " +
-                       *why + ")";
+                return std::string("not judged, the kernel's ") + v + " " + std::string(kBrokenListReason) +
+                       " (a smeared capture or tampering: " + *why + ")";
         }
         return {};
     }
@@ -170,8 +170,9 @@ struct ObjectInterpreter::Impl {
         // LIST_POISON1 and 2 (include/linux/poison.h: 0x100 and 0x122 above POISON_POINTER_DELTA,
         // 0xdead000000000000 on x86-64, 0 on i386); other words that are no kernel address are a page
         // of something else (a smeared capture), not an unlink
-        const uint64_t delta = *next - 0x100;
-        const bool poisoned = *prev - 0x122 == delta && (delta == 0 || delta == 0xdead000000000000ull);
+        // (list_del_rcu poisons prev alone: the kernel's own unlink of tasks and modules, reviewer 92)
+        auto poison = [](uint64_t v, uint64_t p) { return v == p || v == p + 0xdead000000000000ull; };
+        const bool poisoned = poison(*next, 0x100) || poison(*prev, 0x122);
         if (*next == node || *prev == node || poisoned) return true;
         if (!kernel(*next) || !kernel(*prev)) return false;
         auto back = ptr(*next + psize), forth = ptr(*prev);
@@ -193,9 +194,10 @@ struct ObjectInterpreter::Impl {
     // whether or not it was t; nullopt when it reached none.
     std::optional<uint64_t> pid_task;
     // The task that task t, which the lists and the IDR miss, is a copy of: the one the IDR names for
-    // its PID, or a listed task of its PID, whose init_task.tasks links are t's, word for word (a
-    // smeared capture copies a page, links and all: newcomer 90, "HIDDEN … missing from
-    // tasks,threads,pid_hash" for copies of other tasks). Call after in_pid_hash(t, pid).
+    // its PID, or a listed task of its PID, at the same offset in its page, whose bytes on the page
+    // holding t's init_task.tasks node are t's, byte for byte (a smeared capture copies a page, links
+    // and all: newcomer 90, "HIDDEN … missing from tasks,threads,pid_hash" for copies of other
+    // tasks). Call after in_pid_hash(t, pid).
     std::optional<uint64_t> stale_copy(uint64_t t, int64_t pid) const;
     std::unordered_multimap<int64_t, uint64_t> listed_pids;   // PID → the listed tasks of it (walk_views)
     std::vector<ObjectField> task(uint64_t t);
@@ -353,17 +355,19 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
 }
 
 std::optional<uint64_t> ObjectInterpreter::Impl::stale_copy(uint64_t t, int64_t pid) const {
-    auto same_links = [&](uint64_t x) {
-        if (phys(x) == phys(t)) return false;
-        for (uint64_t off : {L.tasks, L.tasks + psize}) {
-            auto mine = ptr(t + off), theirs = ptr(x + off);
-            if (!mine || !theirs || *mine != *theirs) return false;
-        }
-        return true;
+    // The bytes of t on the page holding its tasks node (a copied page holds them whole, links, pid,
+    // stack, mm and all) against x's at the same offsets: not three words a hidden task could copy
+    // and go on running (reviewer: pid and the two links alone made a DKOM-hidden task "a copy")
+    const uint64_t page = (t + L.tasks) & ~uint64_t{4095}, from = std::max(t, page),
+                   to = std::min(t + L.task_size, page + 4096);
+    std::vector<uint8_t> mine(to - from), theirs(to - from);
+    if (!mem.read(from, mine)) return std::nullopt;
+    auto same_bytes = [&](uint64_t x) {
+        return phys(x) != phys(t) && (x - t) % 4096 == 0 && mem.read(x + (from - t), theirs) && mine == theirs;
     };
-    if (pid_task && same_links(*pid_task)) return pid_task;
+    if (pid_task && same_bytes(*pid_task)) return pid_task;
     for (auto [it, end] = listed_pids.equal_range(pid); it != end; ++it)
-        if (same_links(it->second)) return it->second;
+        if (same_bytes(it->second)) return it->second;
     return std::nullopt;
 }
 
@@ -472,7 +476,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         // DKOM rootkit can write (attacker 18: a hidden process with exit_state 0x10 read as exited,
         // not hidden); a task unlinked while still inside do_exit() is called hidden (a few at most,
         // one per CPU).
-        if (!pid || !comm_ok) fl.out.push_back({"hidden", "null", ""});
+        if (!pid) fl.out.push_back({"hidden", "null", ""});   // (a bad comm says nothing of the lists: attacker 93)
         // off a list whose walk lost entries at memory it could not read (a cut dump): not a verdict
         // (a 5.10 dump cut at 400 MiB: 59 tasks called hidden)
         // — unless the PID IDR, a second witness the cut list does not touch, was read along the
@@ -487,12 +491,15 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
                  !listed && !dead && !broken.empty() && !(hashed && !*hashed) && !task_unlinked(t))
             fl.not_judged("hidden", broken + (hashed ? "; the PID IDR maps it" : "; the PID IDR cannot say"));
         // a copy of a listed task, its links and all (a page a smeared capture copied): not a task of its own
-        else if (const auto original = !listed && !dead && hashed && !*hashed ? stale_copy(t, *pid) : std::nullopt)
+        else if (const auto original = !listed && !dead && hashed && !*hashed && !views_broken.empty() ? stale_copy(t, *pid) : std::nullopt)
             fl.not_judged("hidden", "not judged, a copy of task " + hex(*original) + " (PID " + std::to_string(*pid) +
-                                        "): its list links are that task's, word for word (a smeared capture?)");
+                                        "): its bytes on the page of its list links are that task's (a smeared capture?)");
         // freed alone does not excuse: a task is freed only after it died (reviewer 83: a forged
-        // freelist entry would take a live task out of "hidden")
-        else fl.boolean("hidden", !listed && !dead, "HIDDEN", "no");
+        // freelist entry would take a live task out of "hidden"). Missing from the PID IDR, read as the
+        // kernel keeps it, is hidden on the task list too: /proc and kill find tasks there (attacker 93:
+        // a task put back on the prev chain alone, or left listed and unhashed, read "none hidden");
+        // the kernel unhashes a task and takes it off the list together (__unhash_process).
+        else fl.boolean("hidden", (!listed || (hashed && !*hashed)) && !dead, "HIDDEN", "no");
         fl.list("missing_from", missing);
     }
     return fl.finish();
@@ -844,8 +851,9 @@ std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
     walk_views();
     if (have_view) {
         const bool listed = listed_modules.count(phys(m)) > 0;
-        if (const std::string cut = cut_view({"modules"}).empty() ? broken_view({"modules"}) : cut_view({"modules"});
-            !listed && !cut.empty() && !unlinked(m + L.mod_list))
+        std::string cut = cut_view({"modules"});
+        if (cut.empty()) cut = broken_view({"modules"});
+        if (!listed && !cut.empty() && !unlinked(m + L.mod_list))
             fl.not_judged("hidden", cut);
         else fl.boolean("hidden", !listed, "HIDDEN", "no");
         fl.list("missing_from", listed ? std::vector<std::string>{} : std::vector<std::string>{"modules"});

@@ -226,9 +226,11 @@ struct LabelSet {
     // likewise), "files" (a task's files, fd table or fd slot unreadable). An object such a view misses is not thereby hidden
     // (train/interpret.hpp); a DKOM unlink leaves a list whole.
     std::map<std::string, std::string> views_cut;
-    // Views whose walks lost entries between links that do not point back, both directions ending at
-    // readable nodes: a list broken in memory (a smeared capture, corruption or tampering), each with its
-    // first warning. An object such a view misses is not thereby hidden either (train/interpret.hpp).
+    // Views whose walks lost entries at links that do not point back (a direction ending at a readable
+    // node; the other may end at an unreadable one): a list broken in memory (a smeared capture,
+    // corruption or tampering); and "files" when the fd tables passed max_list_total open slots in
+    // all. Each with its first warning. An object such a view misses is not thereby hidden either
+    // (train/interpret.hpp).
     std::map<std::string, std::string> views_broken;
     // Labels per type; freed objects under "<type> (freed)".
     std::map<std::string, uint64_t> per_type() const;
