@@ -394,13 +394,9 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
     else id_field("ppid", word(*parent + L.tgid, 4), *parent);
 
     std::optional<std::string> comm = cstring(t + L.comm, L.comm_len);
-    bool comm_ok = false;
     if (!comm) fl.null("comm", "unreadable or without its NUL");
     else if (comm->empty() || !is_terminal_text(*comm)) fl.null("comm", "not printable");
-    else {
-        fl.str("comm", *comm);
-        comm_ok = true;
-    }
+    else fl.str("comm", *comm);
     const std::optional<uint64_t> state_raw = L.state ? word(t + *L.state, 4) : std::nullopt;
     const std::optional<uint64_t> exit_state = L.exit_state ? word(t + *L.exit_state, 4) : std::nullopt;
     // __state and exit_state hold only the kernel's task state bits (include/linux/sched.h): others
@@ -490,7 +486,8 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         else if (const std::string broken = broken_view({"tasks"});
                  !listed && !dead && !broken.empty() && !(hashed && !*hashed) && !task_unlinked(t))
             fl.not_judged("hidden", broken + (hashed ? "; the PID IDR maps it" : "; the PID IDR cannot say"));
-        // a copy of a listed task, its links and all (a page a smeared capture copied): not a task of its own
+        // a copy of another task of its PID, on a dump whose lists are broken (a page a smeared capture
+        // copied, its links and all): not a task of its own
         else if (const auto original = !listed && !dead && hashed && !*hashed && !views_broken.empty() ? stale_copy(t, *pid) : std::nullopt)
             fl.not_judged("hidden", "not judged, a copy of task " + hex(*original) + " (PID " + std::to_string(*pid) +
                                         "): its bytes on the page of its list links are that task's (a smeared capture?)");

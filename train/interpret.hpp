@@ -51,8 +51,10 @@
 //                          tasks[PIDTYPE_PID] chain holds the task's pid_links[0]). An idle task
 //                          (PID 0) is in neither of the last two by design and is not checked there.
 //                          "missing_from": the views that miss it; "hidden": true when "tasks"
-//                          misses a task that is alive (no exit_state, not TASK_DEAD), false when
-//                          it reaches it or the task is exiting, null when pid or comm is bad.
+//                          misses a task that is alive (not TASK_DEAD with exit_state), or the IDR,
+//                          read as the kernel keeps it, does not map it (/proc and kill find tasks
+//                          there); false when both reach it or the task has died; null when pid is
+//                          bad, or when a list cut or broken in memory may have lost it (below).
 //             module       view "modules" (the modules list); hidden when it misses the module.
 //             file         views "fd_tables" (an fd of a task that "tasks" reaches), "mappings"
 //                          (a VMA's vm_file or an mm's exe_file of such a task); hidden when both
