@@ -276,9 +276,7 @@ std::string format_warnings(std::span<const std::string> warnings, DetectionForm
             out += "{\"record\":\"warning\",\"message\":" + json_string(w) + "}\n";
             continue;
         }
-        std::string line(kWarningLine);
-        for (char c : w) line += c == '\n' || c == '\r' ? ' ' : c;
-        out += line + "\n";
+        out += std::string(kWarningLine) + one_line(w) + "\n";
     }
     return out;
 }
@@ -286,10 +284,8 @@ std::string format_warnings(std::span<const std::string> warnings, DetectionForm
 std::string format_batch_error(std::string_view dump, std::string_view message, DetectionFormat format) {
     if (format == DetectionFormat::Json)
         return "{\"dump\":" + json_string(dump) + ",\"record\":\"error\",\"message\":" + json_string(message) + "}\n";
-    std::string line = std::string(kErrorLine) + (format == DetectionFormat::Csv ? std::string(dump) + ": " : "");
-    line += message;
-    std::replace_if(line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
-    line += '\n';
+    const std::string line =
+        one_line(std::string(kErrorLine) + (format == DetectionFormat::Csv ? std::string(dump) + ": " : "") + std::string(message)) + "\n";
     return format == DetectionFormat::Table ? name_dump_records(line, format, DumpRecords{dump}) : line;
 }
 
@@ -302,9 +298,8 @@ std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidde
 }
 
 std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch) {
-    std::string out, name(batch.dump);
-    for (char& c : name)   // one record a line whatever the file's name (attacker 89: a name holding "\n# batch: …")
-        if (c == '\n' || c == '\r') c = '?';
+    std::string out;
+    const std::string name = one_line(batch.dump, '?');   // one record a line whatever the file's name
     if (format == DetectionFormat::Table) return "# dump: " + name + "\n" + std::string(text);
     if (format == DetectionFormat::Csv) out = "# dump: " + name + "\n";
     std::string prefix;   // what each record starts with

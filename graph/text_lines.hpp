@@ -107,6 +107,15 @@ inline std::string terminal_text(std::string_view s) {
     return o;
 }
 
+// `s` with each line break ('\n', '\r') as `as`: one line of an output, whatever a file name or a
+// message holds (a name holding "\n# batch: …" must not forge a line: attacker 89).
+inline std::string one_line(std::string_view s, char as = ' ') {
+    std::string o(s);
+    for (char& c : o)
+        if (c == '\n' || c == '\r') c = as;
+    return o;
+}
+
 // `s` as a quoted JSON string of printable ASCII: '"' and '\\' escaped, control bytes as \u00XX,
 // each valid UTF-8 character above U+007F as its code point (\uXXXX; above U+FFFF a surrogate
 // pair: our own text's "…" is \u2026), and each byte that starts no valid UTF-8 character (kernel

@@ -850,11 +850,8 @@ int run(int argc, char** argv, Communicator& world) {
         const DumpVerdict verdict = dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why);
         judged = verdict.hidden_total() ? 'H' : verdict.broken ? 'S' : verdict.judged && verdict.incomplete.empty() ? '-' : 'I';
         std::string verdict_text = format_dump_verdict(verdict, format);
-        if (batch && format == DetectionFormat::Csv) {   // (as `said`; one line whatever the dump's name)
-            std::string name = who;
-            std::replace_if(name.begin(), name.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
-            verdict_text.insert(kVerdictLine.size(), name);
-        }
+        if (batch && format == DetectionFormat::Csv)   // (as `said`; one line whatever the dump's name)
+            verdict_text.insert(kVerdictLine.size(), one_line(who));
         const std::string text =
             format_fit_report(banner, fits, format,
                               info.kernel_image_bytes ? std::optional<bool>(image_lacking) : std::nullopt) +

@@ -145,10 +145,11 @@ struct ObjectInterpreter::Impl {
     std::optional<uint64_t> ptr(uint64_t va) const { return word(va, psize); }
     bool kernel(uint64_t p) const { return p != 0 && p >= kbase; }
     // One identity per object whatever alias names it.
-    uint64_t phys(uint64_t va) const {
-        auto p = mem.physical(va);
-        return p ? *p : va ^ (uint64_t{1} << 63);   // unmapped: its vaddr, kept apart from paddrs
+    static uint64_t identity(std::optional<uint64_t> paddr, uint64_t va) {
+        return paddr ? *paddr : va ^ (uint64_t{1} << 63);   // unmapped: its vaddr, kept apart from paddrs
     }
+    uint64_t phys(uint64_t va) const { return identity(mem.physical(va), va); }
+    static uint64_t phys(const Label& l) { return identity(l.paddr, l.vaddr); }   // as the labeler read it
     std::optional<std::string> cstring(uint64_t va, uint64_t max) const { return mem.cstring(va, max); }
 
     void walk_views();
@@ -250,7 +251,7 @@ void ObjectInterpreter::Impl::walk_views() {
                                              "lists and tasks the PID IDR does not map"));
     }
     for (const Label& l : set.labels) {
-        const uint64_t p = l.paddr ? *l.paddr : l.vaddr ^ (uint64_t{1} << 63);
+        const uint64_t p = phys(l);
         if (l.freed) {
             if (l.type == "task_struct" || l.type == "cred" || l.type == "file") freelisted.insert(p);
             continue;
@@ -884,7 +885,7 @@ void ObjectInterpreter::Impl::hold(std::span<const uint64_t> hidden) {
         return;
     }
     for (const Label& l : set.labels) {
-        const uint64_t p = l.paddr ? *l.paddr : l.vaddr ^ (uint64_t{1} << 63);
+        const uint64_t p = phys(l);
         if (l.type == "file") held_by_hidden.try_emplace(p, l.holder);
         else if (l.type == "cred") used_creds.insert(p);
     }
