@@ -162,9 +162,12 @@ std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, const 
 // well. `all_carriers`, when given, receives the rows at −∞ (every node that carries some key node,
 // ascending) from the same pass over the nodes.
 // `aligned` = false ignores model.base_alignment (Alignment): the fit check's votes (detect/fit.hpp)
-// count the bases a shifted layout votes, aligned or not.
+// count the bases a shifted layout votes, aligned or not. Past `deadline` (DetectOptions::deadline;
+// checked per range of 4,096 nodes) WorkLimitError, timed_out: on a graph crafted so that every node
+// carries every key node the merge is N × K heap steps (4 M nodes: seconds a model).
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold = -INFINITY,
-                                  std::vector<uint32_t>* all_carriers = nullptr, bool aligned = true);
+                                  std::vector<uint32_t>* all_carriers = nullptr, bool aligned = true,
+                                  InferenceNet::Clock::time_point deadline = InferenceNet::Clock::time_point::max());
 // vote() over the probabilities of distinct `rows` only (|rows| × K, row i for node rows[i]);
 // other nodes do not vote. Equals the whole-graph vote() when rows ⊇ voting_rows(graph, model).
 std::vector<Candidate> vote(const MemoryGraph& graph, const Model& model, std::span<const uint32_t> rows,
@@ -415,7 +418,37 @@ struct DetectOptions {
     // could do 6 × 512 = 3,072 a page (attacker 77's raw file: 2,105 in five).
     double scan_work_factor = kScanWorkFactor;
     static constexpr double kScanWorkFactor = 4;
+    // Wall-clock deadline of the networks (steady clock; time_point::max() = none, the default): a
+    // network run still going at it stops (InferenceNet::set_deadline), its types are not run
+    // (last_not_run(), ModelTiming::timed_out) or, a fit check's second run, unmeasured, and the
+    // networks after it stop before computing. The work bound above holds a dump to what its file's
+    // bytes can justify, and a real compressed dump can need as much as a crafted one (a kdump of
+    // pointer-dense pages: 64 MiB ≈ 110 M node-iterations, ≈ 30 s here); this bounds the seconds,
+    // at the cost of answers that depend on the machine and its load (dmdetect --time-limit,
+    // default_time_limit).
+    InferenceNet::Clock::time_point deadline = InferenceNet::Clock::time_point::max();
 };
+// dmdetect's time limit for one dump by default (--time-limit auto), in seconds from when it starts
+// on the dump (DetectOptions::deadline), for a dump file of `file_bytes` (a .dmg: the larger of its
+// size and its dump's, GraphBuildInfo::dump_bytes): kTimeLimitSeconds up to kTimeLimitFileBytes —
+// issue 15: any input of ≤ 64 MiB processed or refused in ≤ 10 s, crafted ones included — and
+// kTimeLimitPerMiB more for each MiB past it. Real dumps, all six models, fields read, this 2-core
+// machine at load 2–3.7 (`dmdetect FILE -o …`): ELF 256–512 MiB 2.3–4.7 s (dev, i386, 5.10, 6.12);
+// compressed copies of them (dm-dump-formats) 3.6–4.5 s for 24–46 MiB, at most 0.17 s a MiB (the
+// i386 dump's zstd kdump, 24 MiB, 4.1 s). So a real compressed dump of up to 64 MiB as dense as
+// that one can meet the limit (≈ 10.5 s at 64 MiB), and a kdump of kernel pages alone
+// (makedumpfile -d 31; ≈ 0.5 s a MiB, from the work per counted page: scan_work_factor) past
+// ≈ 18 MiB: the limit's cost, said in the output with what lifts it. Past 64 MiB kTimeLimitPerMiB
+// is 4 times that last rate.
+inline constexpr double kTimeLimitSeconds = 10;
+inline constexpr uint64_t kTimeLimitFileBytes = uint64_t{64} << 20;
+inline constexpr double kTimeLimitPerMiB = 2;
+// The share of a dump's time limit its networks may take (DetectOptions::deadline = its start +
+// this × the limit): what follows them (votes, the objects found read, the output) took 0.9–1.3 s
+// of 11 s on the crafted inputs that reach the limit (load 3; the kernel's types searched for in
+// the image twice, for placement and for reading).
+inline constexpr double kTimeLimitNetworks = 0.9;
+double default_time_limit(uint64_t file_bytes);
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {
     std::string type;
@@ -429,6 +462,7 @@ struct ModelTiming {
     double forward = 0, vote = 0;           // seconds: pruned GNN run (0 for a joint model's later types); vote + select
     bool not_run = false, unmeasured = false;   // past the work limit (Detector::last_not_run, last_unmeasured)
     bool capped = false;                    // … a refusal among its runs was DetectOptions::network_work's
+    bool timed_out = false;                 // … a run among them stopped at DetectOptions::deadline
     uint64_t work = 0;                      // node-iterations its network's runs did, refused ones' part
                                             // included (0 for a joint model's types after the first)
     uint64_t needed = 0;                    // refused by the work bound: its network's runs' work had it run,

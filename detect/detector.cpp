@@ -119,6 +119,11 @@ uint64_t counted_pages(const MemoryGraph& g) { return counted_of(g, content_page
 
 uint64_t network_work_cap(const MemoryGraph& g, double per_page) { return cap_of(counted_pages(g), per_page); }
 
+double default_time_limit(uint64_t file_bytes) {
+    if (file_bytes <= kTimeLimitFileBytes) return kTimeLimitSeconds;
+    return kTimeLimitSeconds + kTimeLimitPerMiB * double(file_bytes - kTimeLimitFileBytes) / double(uint64_t{1} << 20);
+}
+
 void Detector::add_model(const std::string& path) { add_model(Model::load(path), path); }   // load's errors name the file
 
 void Detector::add_model(Model model, std::string source) {
@@ -306,7 +311,10 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     const uint64_t scan_cap = cap_of(counted, scan_per_page);
     uint64_t scan_left = scan_cap;
     counted_ = counted;
-    std::vector<char> capped(entries_.size(), 0);   // ModelTiming::capped: its refusal was the bound's
+    // why a type's last refusal was: the work limit (kMemory, --network-memory lifts it), the work bound
+    // (kBound: ModelTiming::capped) or the deadline (kTime: ModelTiming::timed_out)
+    enum Refusal : char { kMemory, kBound, kTime };
+    std::vector<char> capped(entries_.size(), kMemory);
     // why a run was refused: past its network's part of the bound (`left` of `cap`), or past what
     // the networks before it left of the scan's (`scan`: `left` of `scan_cap`)
     auto capped_why = [&](const WorkLimitError& e, uint64_t left, bool scan) {
@@ -341,16 +349,18 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                needs + " per counted page, real kernels' graphs at most " + std::to_string(uint32_t(kRealKernelNetworkWork)) +
                ": a crafted dump?" + run_anyway;
     };
-    // Runs a network on rows `on`; "" or, past the work limit or the work bound (`was_capped`), why it
-    // gave nothing. `whole`: why it ran the whole graph at once instead, within the ceiling. Every
-    // attempt's work, refused or not, is charged to the network's bound (ModelTiming::work).
+    // Runs a network on rows `on`; "" or, past the work limit, the work bound or the deadline
+    // (`was_capped`: which), why it gave nothing. `whole`: why it ran the whole graph at once instead,
+    // within the ceiling. Every attempt's work, refused or not, is charged to the network's bound
+    // (ModelTiming::work).
     auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
-                           ModelTiming& timing, std::string& whole, bool& was_capped) -> std::string {
+                           ModelTiming& timing, std::string& whole, char& was_capped) -> std::string {
         InferenceNet& net = networks_[network];
         net.set_memory_budget(budget);
         net.set_work_limit(opt.work_limit);
+        net.set_deadline(opt.deadline);
         std::string refused;
-        was_capped = false;
+        was_capped = kMemory;
         auto charge = [&] {
             uint64_t done = 0;
             for (uint64_t n : net.last_frontier()) done += n;
@@ -359,9 +369,14 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             scan_left -= std::min(scan_left, done);
         };
         auto refuse_capped = [&](const WorkLimitError& e, uint64_t left, bool scan) {   // no memory budget lets it run
-            refused = capped_why(e, left, scan);
-            timing.needed = timing.work + e.work;
-            was_capped = true;
+            if (e.timed_out) {
+                refused = e.what();
+                was_capped = kTime;
+            } else {
+                refused = capped_why(e, left, scan);
+                timing.needed = timing.work + e.work;
+                was_capped = kBound;
+            }
             whole.clear();
             out.clear();
         };
@@ -373,7 +388,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 net.run(input, on, out);
             } catch (const WorkLimitError& e) {
                 charge();
-                if (!e.capped) throw;
+                if (!e.capped && !e.timed_out) throw;
                 refuse_capped(e, left, scan);
                 return false;
             }
@@ -426,15 +441,17 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             for (const bool measure : {opt.measure_agreement, false}) {
                 const bool agreement = measure && !(single && keys_per_build(e.model));   // every member's
                 auto rows_of = [&](size_t j) {
-                    return agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j])
-                                     : voting_rows(graph, entries_[j].model, thresholds_[j]);
+                    return agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j], opt.deadline)
+                                     : voting_rows(graph, entries_[j].model, thresholds_[j], nullptr, true, opt.deadline);
                 };
                 std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
                 all.clear();
+                try {   // (past the deadline: not run, as its network would be)
                 if (single) {
                     rows[i] = rows_of(i);
                     if (agreement && rows[i].size() > opt.agreement_rows_budget)   // fit.hpp Sample
-                        rows[i] = sample_rows(e.model, std::move(rows[i]), voting_rows(graph, e.model, thresholds_[i]), samples[i]);
+                        rows[i] = sample_rows(e.model, std::move(rows[i]),
+                                              voting_rows(graph, e.model, thresholds_[i], nullptr, true, opt.deadline), samples[i]);
                 } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
                            // 256 types' lists held 1.2 GB), each kept as a bit per node
                     ParallelErrors errors;
@@ -451,13 +468,20 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                     for (size_t j : members)
                         for (size_t w = 0; w < any.size(); ++w) any[w] |= own[j][w];
                 }
+                } catch (const WorkLimitError& x) {
+                    if (!x.timed_out) throw;
+                    refused = x.what();
+                    for (size_t j : members) capped[j] = kTime;
+                    timing.rows_seconds += since(t0);
+                    break;
+                }
                 for (size_t w = 0; w < any.size(); ++w)
                     for (uint64_t bits = any[w]; bits; bits &= bits - 1)
                         all.push_back(uint32_t(w * 64 + uint64_t(std::countr_zero(bits))));
                 timing.rows_seconds += since(t0);
                 t0 = Clock::now();
                 std::string whole;
-                bool was_capped = false;
+                char was_capped = kMemory;
                 refused = run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network],
                                       timing, whole, was_capped);
                 if (!whole.empty())
@@ -484,7 +508,8 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             best_scores_.push_back(std::nullopt);
             if (opt.measure_agreement) agreements_.push_back(VoteAgreement{});
             timing.not_run = true;
-            timing.capped = capped[i];
+            timing.capped = capped[i] == kBound;
+            timing.timed_out = capped[i] == kTime;
             timings_.push_back(std::move(timing));
             continue;
         }
@@ -514,11 +539,18 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             // node voted it ran twice over all 2 M nodes, 24 s each: helper 66).
             const size_t voting = timing.network_rows;
             const auto t1 = Clock::now();
-            const std::vector<uint32_t> agreeing = sample_rows(e.model, agreement_rows(graph, e.model, thresholds_[i]), rows[i], samples[i]);
+            std::vector<uint32_t> agreeing;
+            char was_capped = kMemory;
+            try {
+                agreeing = sample_rows(e.model, agreement_rows(graph, e.model, thresholds_[i], opt.deadline), rows[i], samples[i]);
+            } catch (const WorkLimitError& x) {   // the deadline: no agreement rows, as past the bound
+                if (!x.timed_out) throw;
+                unmeasured_[i] = x.what();
+                was_capped = kTime;
+            }
             std::vector<uint32_t> fresh, fresh_classes;
             std::set_difference(agreeing.begin(), agreeing.end(), rows[i].begin(), rows[i].end(), std::back_inserter(fresh));
             std::string whole;
-            bool was_capped = false;
             timing.network_rows = 0;   // run_network sets it when the network runs
             if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing, whole, was_capped);
             if (!unmeasured_[i].empty()) capped[i] = was_capped;
@@ -553,7 +585,8 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         classes[i] = {};
         timing.vote = since(t0);
         timing.unmeasured = !unmeasured_[i].empty();
-        timing.capped = timing.unmeasured && capped[i];
+        timing.capped = timing.unmeasured && capped[i] == kBound;
+        timing.timed_out = timing.unmeasured && capped[i] == kTime;
         timings_.push_back(std::move(timing));
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;

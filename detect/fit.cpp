@@ -100,13 +100,14 @@ VoteAgreement vote_agreement(const Model& model, std::span<const std::pair<uint6
     return a;
 }
 
-std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold) {
+std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold,
+                                     InferenceNet::Clock::time_point deadline) {
     // carriers: every node that carries a key node (its length, or the first part of a split one),
     // voting_rows' rows at −∞ (detect.hpp), from the same O(N log K) pass as the seeds.
     const uint64_t reach = 3 * overlap_radius(model);
     std::vector<uint32_t> carriers;
     const std::vector<uint32_t> seeds =
-        voting_rows(graph, model, std::min(threshold, threshold / 2), reach ? &carriers : nullptr, /*aligned=*/false);
+        voting_rows(graph, model, std::min(threshold, threshold / 2), reach ? &carriers : nullptr, /*aligned=*/false, deadline);
     if (reach == 0 || seeds.empty()) return seeds;
     auto vaddr = graph.vaddr();
     std::vector<uint32_t> out;   // ascending: the windows ascend with the seeds

@@ -165,8 +165,9 @@ std::vector<size_t> missing_key_nodes(const Model& model, const VoteAgreement& a
 // (67 of 151 on one dump 13.1, under 13.63: a placed key node silent on those), other memory at most
 // 10.1 (init_task's direct-map alias) and 9.1 (freed task_structs).
 std::optional<double> placed_threshold_scale(const Model& model, const VoteAgreement& placed, float threshold);
-// See Rows: ascending, a superset of voting_rows(graph, model, threshold).
-std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold);
+// See Rows: ascending, a superset of voting_rows(graph, model, threshold); `deadline` as voting_rows'.
+std::vector<uint32_t> agreement_rows(const MemoryGraph& graph, const Model& model, float threshold,
+                                     InferenceNet::Clock::time_point deadline = InferenceNet::Clock::time_point::max());
 // Whether the model's key nodes were chosen per build (its training configuration has `[keys]
 // frequency = per_build`, train/trainer.hpp): Fit's vote checks do not apply to it.
 bool keys_per_build(const Model& model);

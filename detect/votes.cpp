@@ -272,7 +272,12 @@ void mark_voting_rows(const MemoryGraph& graph, const Model& model, std::span<co
 }
 
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold,
-                                  std::vector<uint32_t>* all_carriers, bool aligned) {
+                                  std::vector<uint32_t>* all_carriers, bool aligned,
+                                  InferenceNet::Clock::time_point deadline) {
+    auto check_deadline = [&] {   // (the message is the network's own before it runs: engine.hpp)
+        if (InferenceNet::Clock::now() >= deadline) throw WorkLimitError("the deadline passed before its run", 0, false, 0, true);
+    };
+    check_deadline();
     const uint32_t n = graph.node_count();
     auto vaddr = graph.vaddr();
     bool positive = true;
@@ -293,6 +298,7 @@ std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, 
 #pragma omp parallel for schedule(dynamic, 1)
     for (int r = 0; r < ranges; ++r)
         errors.run([&] {
+            check_deadline();
             const auto first = uint32_t(uint64_t(n) * uint64_t(r) / uint64_t(ranges));
             const auto last = uint32_t(uint64_t(n) * uint64_t(r + 1) / uint64_t(ranges));
             const uint64_t lo = r == 0 ? 0 : vaddr[first];

@@ -44,6 +44,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -305,6 +306,14 @@ public:
     // (issue 15: 2–4 M nodes in 64 MiB, 720–980 node-iterations a page against real kernels' ≤ 328).
     void set_work_cap(uint64_t node_iterations) noexcept { work_cap_ = node_iterations; }
     uint64_t work_cap() const noexcept { return work_cap_; }
+    // Deadline (steady clock; time_point::max() = none, the default): checked before a run computes,
+    // at each row block and at each iteration of a block or of the whole graph; once it has passed,
+    // run() throws WorkLimitError (`timed_out` set) and gives nothing — last_frontier() says what the
+    // run computed. The one bound that depends on the machine and its load, not on the graph alone
+    // (detect.hpp DetectOptions::deadline: what a dump crafted to be slow costs, issue 15).
+    using Clock = std::chrono::steady_clock;
+    void set_deadline(Clock::time_point at) noexcept { deadline_ = at; }
+    Clock::time_point deadline() const noexcept { return deadline_; }
     // The whole-graph run's working set for `nodes` nodes: 3·N·H + N·K floats (+ N·4w when reordered).
     uint64_t whole_graph_bytes(uint64_t nodes) const noexcept;
     // Blocks of the last row-restricted run (1 when whole or unbounded) and the largest one's
@@ -372,6 +381,7 @@ private:
     double work_limit_ = 0;
     size_t work_samples_ = kWorkSamples;
     uint64_t work_cap_ = 0;
+    Clock::time_point deadline_ = Clock::time_point::max();
     size_t blocks_ = 0;
     // Receives the probabilities of distinct rows i0, i0 + 1, … (one block's rows); called from
     // several threads at once, for disjoint rows.
@@ -385,20 +395,25 @@ private:
     std::string work_limit_message(double times, bool reached) const;
     void check_cap(uint64_t work, const GraphInput& g) const;   // WorkLimitError past work_cap_
     [[noreturn]] void throw_capped(uint64_t work, const GraphInput& g) const;
+    // WorkLimitError (timed_out) once deadline_ has passed; `started`: the run had computed before
+    void check_deadline(const GraphInput& g, bool started) const;
     bool run_block(const GraphInput& g, std::span<const uint32_t> top, uint64_t ws, uint64_t budget,
                    const RowSink& sink, Eigen::Index out0, Work& w) const;
 };
 
 // A row-restricted run refused for the work its blocks would repeat (InferenceNet::set_work_limit),
-// or for work past the cap (set_work_cap: `capped`, whatever the memory). what() says the figures,
-// and the memory budget under which the whole graph runs at once instead: `whole_bytes`.
+// for work past the cap (set_work_cap: `capped`, whatever the memory), or a run stopped at the
+// deadline (set_deadline: `timed_out`, any run). what() says the figures, and the memory budget
+// under which the whole graph runs at once instead: `whole_bytes`.
 class WorkLimitError : public std::runtime_error {
 public:
-    WorkLimitError(const std::string& what, uint64_t whole_bytes, bool capped = false, uint64_t work = 0)
-        : std::runtime_error(what), whole_bytes(whole_bytes), capped(capped), work(work) {}
+    WorkLimitError(const std::string& what, uint64_t whole_bytes, bool capped = false, uint64_t work = 0,
+                   bool timed_out = false)
+        : std::runtime_error(what), whole_bytes(whole_bytes), capped(capped), work(work), timed_out(timed_out) {}
     uint64_t whole_bytes;   // InferenceNet::whole_graph_bytes(N)
     bool capped;            // past the work cap (set_work_cap): no budget lets it run
     uint64_t work;          // capped: the node-iterations it would take (at least; 0 otherwise)
+    bool timed_out;         // stopped at the deadline (set_deadline): no budget or cap lets it run
 };
 
 // Each row's class: the index of its largest probability, the first of equal maxima (Eigen's

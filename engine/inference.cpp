@@ -275,6 +275,10 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
     model_flops_ = 0;
 
     for (Index t = 1; t <= T; ++t) {
+        if (Clock::now() >= deadline_) {   // engine.hpp, deadline: what ran is iterations 1 … t − 1
+            std::fill(frontier_.begin() + (t - 1), frontier_.end(), 0);
+            check_deadline(g, t > 1);
+        }
         std::swap(mu_, mu_prev_);   // mu_prev = mu(t−1)
         if (t > 1 && reorder_) {
             // P = mu(t−1)·[W_ln|W_rn|W_lp|W_rp]: the four first layers as one GEMM
@@ -445,6 +449,7 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
         }
     };
     finish();   // nothing done yet: a refusal before computing leaves zeros
+    check_deadline(g, false);
     // A frontier covering most of the graph costs more pruned (gathers, renumbered CSRs) than whole,
     // when the whole-graph run fits the budget; only then are the levels of every row collected at
     // once (for the cred model's 458 k rows on the dev dump they alone were 15 MB of dmdetect's peak).
@@ -559,6 +564,12 @@ void InferenceNet::check_cap(uint64_t work, const GraphInput& g) const {
     if (work_cap_ && work > work_cap_) throw_capped(work, g);
 }
 
+void InferenceNet::check_deadline(const GraphInput& g, bool started) const {
+    if (Clock::now() < deadline_) return;
+    throw WorkLimitError(started ? "its run stopped at the deadline" : "the deadline passed before its run",
+                         whole_graph_bytes(g.nodes()), false, 0, true);
+}
+
 void InferenceNet::throw_capped(uint64_t work, const GraphInput& g) const {
     throw WorkLimitError("it would evaluate " + std::to_string(work) + " node-iterations, past the cap of " +
                              std::to_string(work_cap_),
@@ -617,6 +628,7 @@ bool InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
                                  whole_graph_bytes(g.nodes()), true, w.work_limit + 1);
         throw WorkLimitError(work_limit_message(0, true), whole_graph_bytes(g.nodes()));
     }
+    check_deadline(g, true);
     ++w.blocks;
     w.largest = std::max(w.largest, ws);
     ParallelErrors errors;
@@ -658,6 +670,7 @@ bool InferenceNet::run_block(const GraphInput& g, std::span<const uint32_t> top,
         });
     errors.rethrow();
     for (Index t = 1; t <= T; ++t) {
+        if (t > 1) check_deadline(g, true);   // (a block's levels 1 … t − 1 are counted in w.frontier)
         std::swap(w.mu, w.mu_prev);
         const Level& lv = w.levels[size_t(t - 1)];
         const Index n = Index(lv.nodes.size()), prev = w.mu_prev.rows();

@@ -67,6 +67,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cerrno>
 #include <cstdlib>
@@ -90,7 +93,7 @@ const char* kUsage =
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
-    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work); the others' detections are written (3 instead with --require-fit),\n"
+    "4 a model was not run (its network past the work limit, --network-memory, the work bound, --network-work, or the time limit, --time-limit); the others' detections are written (3 instead with --require-fit),\n"
     "5 with --fail-on-hidden a dump's verdict is HIDDEN (before 1, 3 and 4), 7 with it objects not judged on kernel lists broken in memory\n"
     "(a smeared capture, or tampering), 6 with it a verdict INCOMPLETE or not judged (7 and 6 after 1 and 3, before 4)\n";
 
@@ -245,6 +248,14 @@ int run(int argc, char** argv, Communicator& world) {
          "). Past it a model is not run (exit 4): a guard against dumps crafted to stall the analysis. More "
          "--network-memory lets a network repeat less work in row blocks, so it may then run within the bound, "
          "in more memory").c_str())(
+        "time-limit", po::value<std::string>()->default_value("auto"),
+        ("seconds each dump may take (0 = none): a network still running at " +
+         std::to_string(int(kTimeLimitNetworks * 100)) + "% of it stops, and it and the models after it are not run "
+         "(exit 4), the rest kept for the objects found; a guard against dumps crafted to stall the analysis that a "
+         "real dump of the same density could also meet. auto: " +
+         std::to_string(int(kTimeLimitSeconds)) + " s for a file of up to " + std::to_string(kTimeLimitFileBytes >> 20) +
+         " MiB, " + std::to_string(int(kTimeLimitPerMiB)) + " s more for each MiB past it (a .dmg: its dump's size if larger). "
+         "Unlike the other bounds, what it refuses depends on the machine and its load").c_str())(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "fail-on-hidden", "exit 5 when a dump's verdict is HIDDEN (an object the kernel's own lists miss), before 1, 3 and 4; "
@@ -314,6 +325,15 @@ int run(int argc, char** argv, Communicator& world) {
             throw po::error(e.what());
         }
     if (vm.count("network-work")) detect.network_work = vm["network-work"].as<Whole<uint32_t>>().value;
+    // --time-limit: auto (default_time_limit of each dump's file) or seconds
+    std::optional<double> time_limit;
+    if (const std::string t = vm["time-limit"].as<std::string>(); t != "auto") {
+        double v = 0;
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (ec != std::errc{} || end != t.data() + t.size() || !std::isfinite(v) || v < 0)
+            throw po::error("--time-limit " + t + ": expected auto or a number of seconds ≥ 0 (0: none)");
+        time_limit = v;
+    }
 
     // Explicit models, or every shipped one: the graph is built with the first one's parameters
     // and the models that fit its kernel banner best are picked after.
@@ -385,6 +405,7 @@ int run(int argc, char** argv, Communicator& world) {
     // `judged`: the dump's verdict on hiding: 'H' HIDDEN, 'S' objects not judged on lists broken in memory (a
     // smeared capture, or tampering), 'I' incomplete (INCOMPLETE or not judged), '-' complete and clean
     auto analyse = [&](const std::string& dump, bool& fits_all, bool& complete, char& judged) {
+        const auto started = InferenceNet::Clock::now();   // --time-limit counts from here
         const std::string who = batch ? dump + ": " : "";   // warnings name the dump in a batch
         // The dump's warnings, on stderr and in the output too (format_warnings): its
         // layers' and page tables' (a truncated file, tables past its end …), the memory it lacks
@@ -436,6 +457,13 @@ int run(int argc, char** argv, Communicator& world) {
         }
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");
+        // --time-limit: the networks' deadline, at kTimeLimitNetworks of it (the rest for what follows
+        // them: votes, the objects read, the output); a limit past 10⁹ s is none (the clock's range)
+        const double limit = time_limit.value_or(default_time_limit(
+            std::max<uint64_t>(ec ? 0 : size, MemoryGraph::is_graph_file(dump) ? graph.info().dump_bytes : 0)));
+        detect.deadline = limit > 0 && limit < 1e9 ? started + std::chrono::duration_cast<InferenceNet::Clock::duration>(
+                                                                   std::chrono::duration<double>(limit * kTimeLimitNetworks))
+                                                   : InferenceNet::Clock::time_point::max();
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
         const bool long_gap_nodes = graph.params().long_gap_nodes;
         const std::optional<FoundBanner>& banner = info.kernel_banner;
@@ -512,6 +540,14 @@ int run(int argc, char** argv, Communicator& world) {
                 const ScoreReach reach{used.last_thresholds().at(i), used.last_best_scores().at(i)};
                 const bool none = std::none_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == m.object_type; });
                 if (none || !assess_fit(m, used.source(i), banner, used.last_agreements().at(i), reach, lack).fits) todo.push_back(i);
+            }
+            // Placing runs every model again: past the deadline they would all stop, the detections
+            // made losing to "not run" (--time-limit)
+            if (!todo.empty() && InferenceNet::Clock::now() >= detect.deadline) {
+                for (size_t i : todo)
+                    placed[i] = "it does not fit as trained, or found nothing, and its key nodes were not placed in this dump's "
+                                "layout: the time limit ran out (--time-limit)";
+                todo.clear();
             }
             std::optional<btf::Btf> btf;
             std::string why;
@@ -725,7 +761,9 @@ int run(int argc, char** argv, Communicator& world) {
             if (!placed[i].empty()) add_reason(f, placed[i]);
             f.trained_threshold = trained_at[i];
             // the option that lifts the refusal: the work bound's, or the memory budget's
-            const char* lift = used.last_timings().at(i).capped ? " (--network-work)" : " (--network-memory)";
+            const char* lift = used.last_timings().at(i).timed_out ? " (--time-limit)"
+                               : used.last_timings().at(i).capped  ? " (--network-work)"
+                                                                   : " (--network-memory)";
             if (const std::string& not_run = used.last_not_run().at(i); !not_run.empty()) {   // exit status 4 (3 with --require-fit)
                 f.checked = false;
                 f.not_run = not_run + lift;
@@ -746,7 +784,7 @@ int run(int argc, char** argv, Communicator& world) {
                 add_reason(f, "its votes were measured on its voting rows only, the agreement rows not run: " + unmeasured + lift);
                 // the work bound's (real kernels' graphs never reach it): said as a warning, in the output
                 // too (newcomer 82: a run past the bound for all models together exited 0 with no record)
-                if (used.last_timings().at(i).capped)
+                if (used.last_timings().at(i).capped || used.last_timings().at(i).timed_out)
                     warn("model " + f.type + " (" + f.source + "): its fit check's agreement rows not run, "
                          "its votes measured on its voting rows only: " + unmeasured + lift);
             }
@@ -798,6 +836,22 @@ int run(int argc, char** argv, Communicator& world) {
                               "need about %.0f more, %.1f times the network work of this run)",
                               (unsigned long long)refused, all, scan_per_page, std::max(0.0, together - scan_per_page),
                               together / std::max(scan_per_page, 1.0));
+                warn(text);
+            }
+        }
+        // The time limit ran out: what it stopped, and what runs them to the end
+        {
+            size_t stopped = 0, cut = 0;
+            for (size_t i = 0; i < used.model_count(); ++i)
+                if (used.last_timings().at(i).timed_out) ++(used.last_not_run().at(i).empty() ? cut : stopped);
+            if (stopped + cut > 0) {
+                char text[512];
+                std::snprintf(text, sizeof text,
+                              "the time limit of this dump, %g s (%s), ran out: %zu model%s not run, %zu fit "
+                              "check%s measured on the voting rows only; --time-limit 0 runs them to the end (a dump "
+                              "crafted to stall the analysis, a dense one, or a busy machine?)",
+                              limit, time_limit ? "--time-limit" : "--time-limit auto", stopped,
+                              stopped == 1 ? "" : "s", cut, cut == 1 ? "" : "s");
                 warn(text);
             }
         }

@@ -121,6 +121,24 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run table = run("DMDETECT", base + " --threshold 1e9", dir);
     CHECK(table.status == 0);
     CHECK(table.out.find("# total: 0\n") != std::string::npos);
+    {   // --time-limit (issue 15): a limit gone before the networks start leaves the model not run, exit 4,
+        // said per model and once with the limit, in the output too; 0 is none; anything else a usage error
+        const Run late = run("DMDETECT", base + " --format json --time-limit 1e-9", dir);
+        CHECK(late.status == 4);
+        CHECK(parse_detections(bytes(late.out)).empty());
+        CHECK(late.err.find("dmdetect: warning: model cred (" + model + ") not run: the deadline passed before its run (--time-limit)") !=
+              std::string::npos);
+        CHECK(late.out.find("{\"record\":\"warning\",\"message\":\"the time limit of this dump, 1e-09 s (--time-limit), ran out: "
+                            "1 model not run, 0 fit checks measured on the voting rows only; --time-limit 0 runs them") != std::string::npos);
+        const Run none = run("DMDETECT", base + " --format json --time-limit 0", dir);
+        CHECK(none.status == 0);
+        CHECK(parse_detections(bytes(none.out)) == found);
+        for (const char* bad : {"-1", "x", "1s", "nan", "inf", ""}) {
+            CAPTURE(bad);
+            const Run r = run("DMDETECT", base + " --time-limit '" + bad + "'", dir);
+            CHECK(r.status == 2);
+        }
+    }
 
     // dmeval over the JSON output against labels: one live cred label at the first detection (or a
     // made-up address), one freed label

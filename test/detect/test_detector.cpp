@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -289,6 +290,35 @@ TEST_CASE("detect: the network work bound — per content page, no memory lifts 
         opt.network_work = bad;
         CHECK_THROWS_AS(det.detect(g, opt), InputError);
     }
+}
+
+// Issue #15 item 1: DetectOptions::deadline — past it a model is not run, whatever its work, and
+// says so (ModelTiming::timed_out, not capped); far off, the same detections.
+TEST_CASE("detect: the deadline — past it every model is not run, said as the deadline's") {
+    auto [g, m, common] = unlocal_task_model();
+    Detector det;
+    det.add_model(m, "ts.cereal");
+    DetectOptions opt;
+    const auto expected = det.detect(g, opt);
+    REQUIRE(!expected.empty());
+    for (bool measure : {false, true}) {
+        CAPTURE(measure);
+        opt.measure_agreement = measure;
+        opt.deadline = InferenceNet::Clock::now() - std::chrono::seconds(1);
+        CHECK(det.detect(g, opt).empty());
+        CHECK(det.last_not_run().at(0) == "the deadline passed before its run");
+        CHECK(det.last_timings().at(0).not_run);
+        CHECK(det.last_timings().at(0).timed_out);
+        CHECK_FALSE(det.last_timings().at(0).capped);
+        CHECK(det.last_timings().at(0).work == 0);
+        opt.deadline = InferenceNet::Clock::time_point::max();
+        CHECK(det.detect(g, opt) == expected);
+        CHECK(det.last_not_run().at(0).empty());
+        CHECK_FALSE(det.last_timings().at(0).timed_out);
+    }
+    CHECK(default_time_limit(0) == kTimeLimitSeconds);
+    CHECK(default_time_limit(kTimeLimitFileBytes) == kTimeLimitSeconds);
+    CHECK(default_time_limit(kTimeLimitFileBytes + (uint64_t{3} << 20)) == kTimeLimitSeconds + 3 * kTimeLimitPerMiB);
 }
 
 TEST_CASE("detect: the network work bound — which refusal it was, for every type of a joint model") {

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <numeric>
 #include <random>
 #include <set>
@@ -255,20 +256,33 @@ TEST_CASE("work limit: blocks that would repeat most of the graph are refused, l
     CHECK_NOTHROW(net.run(pointers.input(), all, classes));
 }
 
-TEST_CASE("work cap: past it any run is refused before it computes, whatever the memory; within it the same run") {
-    // issue 15: a bound in node-iterations that no memory budget lifts (DetectOptions::network_work)
-    const uint32_t n = 20000;
-    const auto pointers = test::random_graph(n, 64, 3, 2.0);
-    std::vector<uint32_t> all(n), few{5, 17, 900, 12000};
-    std::iota(all.begin(), all.end(), 0u);
-    ModelConfig cfg;
-    cfg.classes = 3;
-    InferenceNet net(cfg, test::random_params<float>(cfg, 4));
-    const uint64_t T = uint64_t(cfg.iterations), budget = 512 << 10;
-    auto done = [&] {
+namespace {
+// The bounds' tests: a 20,000-node graph of random pointers, a 3-class network, its rows
+struct Bounded {
+    static constexpr uint32_t n = 20000;
+    const test::OwnedGraph pointers = test::random_graph(n, 64, 3, 2.0);
+    std::vector<uint32_t> all = std::vector<uint32_t>(n), few{5, 17, 900, 12000};
+    ModelConfig cfg = [] {
+        ModelConfig c;
+        c.classes = 3;
+        return c;
+    }();
+    InferenceNet net{cfg, test::random_params<float>(cfg, 4)};
+    Bounded() { std::iota(all.begin(), all.end(), 0u); }
+    uint64_t done() const {   // the last run's node-iterations
         const auto& f = net.last_frontier();
         return std::accumulate(f.begin(), f.end(), uint64_t{0});
-    };
+    }
+};
+}  // namespace
+
+TEST_CASE("work cap: past it any run is refused before it computes, whatever the memory; within it the same run") {
+    // issue 15: a bound in node-iterations that no memory budget lifts (DetectOptions::network_work)
+    Bounded b;
+    const uint32_t n = Bounded::n;
+    auto& [pointers, all, few, cfg, net] = b;
+    const uint64_t T = uint64_t(cfg.iterations), budget = 512 << 10;
+    auto done = [&] { return b.done(); };
     auto refused = [&](std::span<const uint32_t> rows, const char* what) {
         std::vector<uint32_t> classes{7};
         try {
@@ -331,6 +345,54 @@ TEST_CASE("work cap: past it any run is refused before it computes, whatever the
     } catch (const WorkLimitError& e) {
         CHECK_FALSE(e.capped);
     }
+}
+
+TEST_CASE("deadline: once it has passed a run is refused before it computes, on every path; a run past it stops") {
+    // issue 15: the seconds a dump crafted to be slow may take (DetectOptions::deadline)
+    Bounded b;
+    const uint32_t n = Bounded::n;
+    auto& [pointers, all, few, cfg, net] = b;
+    using Clock = InferenceNet::Clock;
+    auto done = [&] { return b.done(); };
+    // the whole graph at once, one block, blocks under a small budget
+    for (const uint64_t budget : {uint64_t{0}, net.whole_graph_bytes(n), uint64_t{512} << 10}) {
+        for (const bool whole : {false, true}) {
+            if (whole && budget != 0) continue;
+            CAPTURE(budget);
+            CAPTURE(whole);
+            net.set_memory_budget(budget);
+            std::span<const uint32_t> rows = budget == 0 && !whole ? std::span<const uint32_t>(few) : std::span<const uint32_t>(all);
+            Mat<float> expected, probs;
+            // one run (the whole graph, or `rows`) until `deadline`: "" or the WorkLimitError's what()
+            auto run_until = [&](Clock::time_point deadline, Mat<float>& out) {
+                net.set_deadline(deadline);
+                try {
+                    if (whole) net.run(pointers.input(), out);
+                    else net.run(pointers.input(), rows, out);
+                } catch (const WorkLimitError& e) {
+                    CHECK(e.timed_out);
+                    CHECK_FALSE(e.capped);
+                    return std::string(e.what());
+                }
+                return std::string();
+            };
+            REQUIRE(run_until(Clock::time_point::max(), expected).empty());
+            const uint64_t full = done();
+            REQUIRE(full > 0);
+            CHECK(run_until(Clock::now() - std::chrono::seconds(1), probs) == "the deadline passed before its run");
+            CHECK(done() == 0);
+            // a deadline that passes while it runs (the run takes ≥ 20 ms here; a deadline at a 20th
+            // of it): stopped part-way, or before it computed on a machine too busy to start it in time
+            const auto t0 = Clock::now();
+            REQUIRE(run_until(Clock::time_point::max(), probs).empty());
+            CHECK(probs.isApprox(expected, 1e-5f));   // the same run, the deadline far off (blocks: summation order)
+            const auto took = Clock::now() - t0;
+            if (took < std::chrono::milliseconds(20)) continue;   // too quick to stop part-way
+            CHECK_FALSE(run_until(Clock::now() + took / 20, probs).empty());
+            CHECK(done() < full);
+        }
+    }
+    net.set_deadline(Clock::time_point::max());
 }
 
 TEST_CASE("argmax_classes: the largest probability's class, the first of equal ones") {
