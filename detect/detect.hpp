@@ -419,34 +419,26 @@ struct DetectOptions {
     double scan_work_factor = kScanWorkFactor;
     static constexpr double kScanWorkFactor = 4;
     // Wall-clock deadline of the networks (steady clock; time_point::max() = none, the default): a
-    // network run still going at it stops (InferenceNet::set_deadline), its types are not run
-    // (last_not_run(), ModelTiming::timed_out) or, a fit check's second run, unmeasured, and the
-    // networks after it stop before computing. The work bound above holds a dump to what its file's
-    // bytes can justify, and a real compressed dump can need as much as a crafted one (a kdump of
-    // pointer-dense pages: 64 MiB ≈ 110 M node-iterations, ≈ 30 s here); this bounds the seconds,
-    // at the cost of answers that depend on the machine and its load (dmdetect --time-limit,
-    // default_time_limit).
+    // network run still going at it stops (InferenceNet::set_deadline), as does the search for the
+    // rows of one (voting_rows, agreement_rows); its types are not run (last_not_run(),
+    // ModelTiming::timed_out) or, a fit check's second run, unmeasured, and the networks after it
+    // stop before computing. The work bound above holds a dump to what its file's bytes can
+    // justify, and a real compressed dump can need as much as a crafted one; this bounds the
+    // seconds, at the cost of answers that depend on the machine and its load (dmdetect
+    // --time-limit, default_time_limit).
     InferenceNet::Clock::time_point deadline = InferenceNet::Clock::time_point::max();
 };
-// dmdetect's time limit for one dump by default (--time-limit auto), in seconds from when it starts
-// on the dump (DetectOptions::deadline), for a dump file of `file_bytes` (a .dmg: the larger of its
-// size and its dump's, GraphBuildInfo::dump_bytes): kTimeLimitSeconds up to kTimeLimitFileBytes —
-// issue 15: any input of ≤ 64 MiB processed or refused in ≤ 10 s, crafted ones included — and
-// kTimeLimitPerMiB more for each MiB past it. Real dumps, all six models, fields read, this 2-core
-// machine at load 2–3.7 (`dmdetect FILE -o …`): ELF 256–512 MiB 2.3–4.7 s (dev, i386, 5.10, 6.12);
-// compressed copies of them (dm-dump-formats) 3.6–4.5 s for 24–46 MiB, at most 0.17 s a MiB (the
-// i386 dump's zstd kdump, 24 MiB, 4.1 s). So a real compressed dump of up to 64 MiB as dense as
-// that one can meet the limit (≈ 10.5 s at 64 MiB), and a kdump of kernel pages alone
-// (makedumpfile -d 31; ≈ 0.5 s a MiB, from the work per counted page: scan_work_factor) past
-// ≈ 18 MiB: the limit's cost, said in the output with what lifts it. Past 64 MiB kTimeLimitPerMiB
-// is 4 times that last rate.
+// dmdetect's time limit for one dump with --time-limit auto, in seconds from when it starts on the
+// dump (DetectOptions::deadline), for a dump file holding `file_bytes`: kTimeLimitSeconds up to
+// kTimeLimitFileBytes — issue 15: any input of ≤ 64 MiB processed or refused in ≤ 10 s, crafted ones
+// included — and kTimeLimitPerMiB more for each MiB past it. Not dmdetect's default: on a loaded
+// machine real compressed dumps meet it (README, "The time limit", has the figures).
 inline constexpr double kTimeLimitSeconds = 10;
 inline constexpr uint64_t kTimeLimitFileBytes = uint64_t{64} << 20;
 inline constexpr double kTimeLimitPerMiB = 2;
 // The share of a dump's time limit its networks may take (DetectOptions::deadline = its start +
 // this × the limit): what follows them (votes, the objects found read, the output) took 0.9–1.3 s
-// of 11 s on the crafted inputs that reach the limit (load 3; the kernel's types searched for in
-// the image twice, for placement and for reading).
+// of 11 s on the crafted inputs that reach the limit (load 3).
 inline constexpr double kTimeLimitNetworks = 0.9;
 double default_time_limit(uint64_t file_bytes);
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).

@@ -314,7 +314,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     // why a type's last refusal was: the work limit (kMemory, --network-memory lifts it), the work bound
     // (kBound: ModelTiming::capped) or the deadline (kTime: ModelTiming::timed_out)
     enum Refusal : char { kMemory, kBound, kTime };
-    std::vector<char> capped(entries_.size(), kMemory);
+    std::vector<Refusal> refusal(entries_.size(), kMemory);
     // why a run was refused: past its network's part of the bound (`left` of `cap`), or past what
     // the networks before it left of the scan's (`scan`: `left` of `scan_cap`)
     auto capped_why = [&](const WorkLimitError& e, uint64_t left, bool scan) {
@@ -354,7 +354,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     // within the ceiling. Every attempt's work, refused or not, is charged to the network's bound
     // (ModelTiming::work).
     auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
-                           ModelTiming& timing, std::string& whole, char& was_capped) -> std::string {
+                           ModelTiming& timing, std::string& whole, Refusal& was_capped) -> std::string {
         InferenceNet& net = networks_[network];
         net.set_memory_budget(budget);
         net.set_work_limit(opt.work_limit);
@@ -471,7 +471,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 } catch (const WorkLimitError& x) {
                     if (!x.timed_out) throw;
                     refused = x.what();
-                    for (size_t j : members) capped[j] = kTime;
+                    for (size_t j : members) refusal[j] = kTime;
                     timing.rows_seconds += since(t0);
                     break;
                 }
@@ -481,16 +481,16 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 timing.rows_seconds += since(t0);
                 t0 = Clock::now();
                 std::string whole;
-                char was_capped = kMemory;
+                Refusal was_capped = kMemory;
                 refused = run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network],
                                       timing, whole, was_capped);
                 if (!whole.empty())
                     for (size_t j : members) ran_whole_[j] = whole;
                 if (!refused.empty())   // the last refusal's kind: the unmeasured one's, or the not-run one's
-                    for (size_t j : members) capped[j] = was_capped;
+                    for (size_t j : members) refusal[j] = was_capped;
                 timing.forward += since(t0);
                 t0 = Clock::now();
-                if (refused.empty() || !agreement) break;
+                if (refused.empty() || !agreement || was_capped == kTime) break;   // (past the deadline: no retry)
                 samples[i] = {};
                 for (size_t j : members) unmeasured_[j] = refused;
             }
@@ -508,8 +508,8 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             best_scores_.push_back(std::nullopt);
             if (opt.measure_agreement) agreements_.push_back(VoteAgreement{});
             timing.not_run = true;
-            timing.capped = capped[i] == kBound;
-            timing.timed_out = capped[i] == kTime;
+            timing.capped = refusal[i] == kBound;
+            timing.timed_out = refusal[i] == kTime;
             timings_.push_back(std::move(timing));
             continue;
         }
@@ -540,7 +540,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             const size_t voting = timing.network_rows;
             const auto t1 = Clock::now();
             std::vector<uint32_t> agreeing;
-            char was_capped = kMemory;
+            Refusal was_capped = kMemory;
             try {
                 agreeing = sample_rows(e.model, agreement_rows(graph, e.model, thresholds_[i], opt.deadline), rows[i], samples[i]);
             } catch (const WorkLimitError& x) {   // the deadline: no agreement rows, as past the bound
@@ -553,7 +553,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             std::string whole;
             timing.network_rows = 0;   // run_network sets it when the network runs
             if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing, whole, was_capped);
-            if (!unmeasured_[i].empty()) capped[i] = was_capped;
+            if (!unmeasured_[i].empty()) refusal[i] = was_capped;
             if (!whole.empty()) ran_whole_[i] = whole;
             if (!unmeasured_[i].empty()) {   // the voting rows' votes are all there is
                 fresh.clear();
@@ -585,8 +585,8 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         classes[i] = {};
         timing.vote = since(t0);
         timing.unmeasured = !unmeasured_[i].empty();
-        timing.capped = timing.unmeasured && capped[i] == kBound;
-        timing.timed_out = timing.unmeasured && capped[i] == kTime;
+        timing.capped = timing.unmeasured && refusal[i] == kBound;
+        timing.timed_out = timing.unmeasured && refusal[i] == kTime;
         timings_.push_back(std::move(timing));
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;

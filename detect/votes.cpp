@@ -274,8 +274,8 @@ void mark_voting_rows(const MemoryGraph& graph, const Model& model, std::span<co
 std::vector<uint32_t> voting_rows(const MemoryGraph& graph, const Model& model, float threshold,
                                   std::vector<uint32_t>* all_carriers, bool aligned,
                                   InferenceNet::Clock::time_point deadline) {
-    auto check_deadline = [&] {   // (the message is the network's own before it runs: engine.hpp)
-        if (InferenceNet::Clock::now() >= deadline) throw WorkLimitError("the deadline passed before its run", 0, false, 0, true);
+    auto check_deadline = [&] {   // (as the network's own before it runs)
+        if (InferenceNet::Clock::now() >= deadline) throw WorkLimitError::past_deadline(false);
     };
     check_deadline();
     const uint32_t n = graph.node_count();

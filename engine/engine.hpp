@@ -403,8 +403,9 @@ private:
 
 // A row-restricted run refused for the work its blocks would repeat (InferenceNet::set_work_limit),
 // for work past the cap (set_work_cap: `capped`, whatever the memory), or a run stopped at the
-// deadline (set_deadline: `timed_out`, any run). what() says the figures, and the memory budget
-// under which the whole graph runs at once instead: `whole_bytes`.
+// deadline (set_deadline: `timed_out`, any run; detect.hpp voting_rows throws it too, `whole_bytes`
+// 0). what() says the figures, and the memory budget under which the whole graph runs at once
+// instead: `whole_bytes`.
 class WorkLimitError : public std::runtime_error {
 public:
     WorkLimitError(const std::string& what, uint64_t whole_bytes, bool capped = false, uint64_t work = 0,
@@ -414,6 +415,11 @@ public:
     bool capped;            // past the work cap (set_work_cap): no budget lets it run
     uint64_t work;          // capped: the node-iterations it would take (at least; 0 otherwise)
     bool timed_out;         // stopped at the deadline (set_deadline): no budget or cap lets it run
+    // The deadline's: `started`, the run had computed before it stopped (else it passed before)
+    static WorkLimitError past_deadline(bool started, uint64_t whole_bytes = 0) {
+        return WorkLimitError(started ? "its run stopped at the deadline" : "the deadline passed before its run", whole_bytes,
+                              false, 0, true);
+    }
 };
 
 // Each row's class: the index of its largest probability, the first of equal maxima (Eigen's

@@ -473,7 +473,12 @@ void InferenceNet::run_distinct(const GraphInput& g, std::span<const uint32_t> r
         }
         if (!budget_ || ws <= budget_) {
             check_cap(w.level_nodes, g);
-            if (!distinct.empty()) run_block(g, distinct, ws, budget_, sink, 0, w);   // parallel inside
+            try {
+                if (!distinct.empty()) run_block(g, distinct, ws, budget_, sink, 0, w);   // parallel inside
+            } catch (const WorkLimitError&) {   // the deadline part-way: what it computed
+                finish();
+                throw;
+            }
             blocked_ = true;
             last_work_ = 0;
             finish();
@@ -565,9 +570,7 @@ void InferenceNet::check_cap(uint64_t work, const GraphInput& g) const {
 }
 
 void InferenceNet::check_deadline(const GraphInput& g, bool started) const {
-    if (Clock::now() < deadline_) return;
-    throw WorkLimitError(started ? "its run stopped at the deadline" : "the deadline passed before its run",
-                         whole_graph_bytes(g.nodes()), false, 0, true);
+    if (Clock::now() >= deadline_) throw WorkLimitError::past_deadline(started, whole_graph_bytes(g.nodes()));
 }
 
 void InferenceNet::throw_capped(uint64_t work, const GraphInput& g) const {

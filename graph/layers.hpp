@@ -138,8 +138,9 @@ public:
     uint64_t undecodable_bytes() const noexcept;
     bool undecodable(uint64_t paddr) const noexcept;
     // runs() minus the holes of a sparse dump file (e.g. a raw copy of a 4 GiB address space
-    // holding 256 MiB of RAM): those bytes read as zeros and need no scanning. Equals runs() for
-    // dense files and from_bytes().
+    // holding 256 MiB of RAM) and a compressed one's pages of zeros (DecodedImage): those bytes read
+    // as zeros and need no scanning. Equals runs() for dense files and from_bytes(). Sorted by
+    // paddr, disjoint, as runs().
     std::span<const PhysicalRun> data_runs() const noexcept { return data_runs_; }
     // True when some byte of [paddr, paddr+len) is in runs() / in data_runs(). has_data() is false
     // for bytes that are absent or lie in a hole of a sparse file (they read as zeros: no need to

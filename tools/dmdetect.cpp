@@ -64,6 +64,7 @@
 #include <boost/program_options.hpp>
 
 #include <omp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -98,6 +99,19 @@ const char* kUsage =
     "(a smeared capture, or tampering), 6 with it a verdict INCOMPLETE or not judged (7 and 6 after 1 and 3, before 4)\n";
 
 namespace fs = std::filesystem;
+
+// Bytes a file holds on disk (st_blocks: a sparse file's holes hold none); UINT64_MAX when unknown.
+uint64_t allocated_bytes(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_blocks) * 512 : UINT64_MAX;
+}
+
+// Seconds for a message: "10 s", "4.14 s", "1e-09 s"
+std::string format_seconds(double s) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g s", s);
+    return text;
+}
 
 // The shipped models: every *.cereal of the first directory of $DEEPMEM_MODELS, this checkout's
 // data/models and the installed share/deepmem/models that exists, sorted by name.
@@ -248,14 +262,15 @@ int run(int argc, char** argv, Communicator& world) {
          "). Past it a model is not run (exit 4): a guard against dumps crafted to stall the analysis. More "
          "--network-memory lets a network repeat less work in row blocks, so it may then run within the bound, "
          "in more memory").c_str())(
-        "time-limit", po::value<std::string>()->default_value("auto"),
-        ("seconds each dump may take (0 = none): a network still running at " +
-         std::to_string(int(kTimeLimitNetworks * 100)) + "% of it stops, and it and the models after it are not run "
-         "(exit 4), the rest kept for the objects found; a guard against dumps crafted to stall the analysis that a "
-         "real dump of the same density could also meet. auto: " +
-         std::to_string(int(kTimeLimitSeconds)) + " s for a file of up to " + std::to_string(kTimeLimitFileBytes >> 20) +
-         " MiB, " + std::to_string(int(kTimeLimitPerMiB)) + " s more for each MiB past it (a .dmg: its dump's size if larger). "
-         "Unlike the other bounds, what it refuses depends on the machine and its load").c_str())(
+        "time-limit", po::value<std::string>()->default_value("0"),
+        ("seconds each dump may take, from its start (0, the default: none; auto: " + format_seconds(kTimeLimitSeconds) +
+         " for a file of up to " + std::to_string(kTimeLimitFileBytes >> 20) + " MiB, " + format_seconds(kTimeLimitPerMiB) +
+         " more for each MiB past it): the networks and the search for their rows stop at " +
+         std::to_string(std::lround(kTimeLimitNetworks * 100)) + "% of it, and the models they had not finished are not run "
+         "(exit 4; models run in type-name order, task_struct last: --types task_struct runs it first); the graph build and "
+         "the reading of the objects found are not stopped. For pipelines that must bound what a dump crafted to stall the "
+         "analysis costs: what it stops depends on the machine and its load, and a real compressed dump on a busy machine "
+         "can meet it").c_str())(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
         "require-fit", "exit 3 when a model does not fit the dump's kernel, or its fit cannot be checked (detect/fit.hpp)")(
         "fail-on-hidden", "exit 5 when a dump's verdict is HIDDEN (an object the kernel's own lists miss), before 1, 3 and 4; "
@@ -325,13 +340,14 @@ int run(int argc, char** argv, Communicator& world) {
             throw po::error(e.what());
         }
     if (vm.count("network-work")) detect.network_work = vm["network-work"].as<Whole<uint32_t>>().value;
-    // --time-limit: auto (default_time_limit of each dump's file) or seconds
+    // --time-limit: seconds (0, the default: none) or auto (default_time_limit of each dump's file)
     std::optional<double> time_limit;
-    if (const std::string t = vm["time-limit"].as<std::string>(); t != "auto") {
+    const bool time_limit_auto = vm["time-limit"].as<std::string>() == "auto";
+    if (const std::string t = vm["time-limit"].as<std::string>(); !time_limit_auto) {
         double v = 0;
         const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-        if (ec != std::errc{} || end != t.data() + t.size() || !std::isfinite(v) || v < 0)
-            throw po::error("--time-limit " + t + ": expected auto or a number of seconds ≥ 0 (0: none)");
+        if (ec != std::errc{} || end != t.data() + t.size() || !(v >= 0 && v < 1e9))
+            throw po::error("--time-limit " + t + ": expected auto or a number of seconds, 0 (none) to under 1e9");
         time_limit = v;
     }
 
@@ -458,12 +474,14 @@ int run(int argc, char** argv, Communicator& world) {
         stage.emplace("detecting objects in the memory graph of " + dump + " (" +
                       std::to_string(graph.node_count()) + " nodes)");
         // --time-limit: the networks' deadline, at kTimeLimitNetworks of it (the rest for what follows
-        // them: votes, the objects read, the output); a limit past 10⁹ s is none (the clock's range)
-        const double limit = time_limit.value_or(default_time_limit(
-            std::max<uint64_t>(ec ? 0 : size, MemoryGraph::is_graph_file(dump) ? graph.info().dump_bytes : 0)));
+        // them: votes, the objects read, the output).
+        // auto: by the bytes the file holds (a sparse raw file's holes are none; a .dmg's own size, not
+        // the dump size its header claims: reviewer 96)
+        const double built_seconds = std::chrono::duration<double>(InferenceNet::Clock::now() - started).count();
+        const double limit = time_limit.value_or(default_time_limit(ec ? 0 : std::min<uint64_t>(size, allocated_bytes(dump))));
         detect.deadline = limit > 0 && limit < 1e9 ? started + std::chrono::duration_cast<InferenceNet::Clock::duration>(
                                                                    std::chrono::duration<double>(limit * kTimeLimitNetworks))
-                                                   : InferenceNet::Clock::time_point::max();
+                                                   : InferenceNet::Clock::time_point::max();   // (auto: a file of 500 TB)
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
         const bool long_gap_nodes = graph.params().long_gap_nodes;
         const std::optional<FoundBanner>& banner = info.kernel_banner;
@@ -525,6 +543,7 @@ int run(int argc, char** argv, Communicator& world) {
         std::vector<std::string> note_warnings;          // notes said in the output too (warnings there): objects not read, lists not read whole
         std::vector<std::string> verdict_why;         // why the dump's verdict on hiding is incomplete (dump_verdict)
         std::vector<char> moved(used.model_count(), 0);   // key nodes placed in this dump's layout (and moved)
+        size_t unplaced_for_time = 0;   // models not placed in it, or placed and given back, for the time limit
         if (vm.count("tree") && shipped.size())   // (the types no model ran for: dump_verdict)
             verdict_why.push_back("--tree runs the shipped task_struct models alone");
         // A scaled model's fit is judged on the placed run's votes, at the threshold it was calibrated
@@ -543,12 +562,17 @@ int run(int argc, char** argv, Communicator& world) {
             }
             // Placing runs every model again: past the deadline they would all stop, the detections
             // made losing to "not run" (--time-limit)
+            const std::string unplaced = "it does not fit as trained, or found nothing, and its key nodes were not placed in this "
+                                         "dump's layout: the time limit ran out (--time-limit)";
             if (!todo.empty() && InferenceNet::Clock::now() >= detect.deadline) {
-                for (size_t i : todo)
-                    placed[i] = "it does not fit as trained, or found nothing, and its key nodes were not placed in this dump's "
-                                "layout: the time limit ran out (--time-limit)";
+                for (size_t i : todo) placed[i] = unplaced;
+                unplaced_for_time += todo.size();
                 todo.clear();
             }
+            // ... and a re-run the time limit stops gives back this run, its detections kept (reviewer 96)
+            std::optional<Detector> first;
+            std::vector<Detection> found_first;
+            if (!todo.empty() && detect.deadline != InferenceNet::Clock::time_point::max()) first = used, found_first = found;
             std::optional<btf::Btf> btf;
             std::string why;
             if (!todo.empty()) {
@@ -614,6 +638,16 @@ int run(int argc, char** argv, Communicator& world) {
                     stage.emplace("detecting objects in the memory graph of " + dump + " at the placed models' thresholds");
                     found = used.detect(graph, detect);
                     progress.end();
+                }
+                bool lost = false;   // a model the first run ran, stopped by the time limit in a re-run
+                for (size_t i = 0; first && i < used.model_count(); ++i)
+                    lost = lost || (used.last_timings().at(i).timed_out && !first->last_timings().at(i).timed_out);
+                if (lost) {
+                    used = std::move(*first);
+                    found = std::move(found_first);
+                    for (size_t i : moved_models) placed[i] = unplaced, moved[i] = 0, trained_at[i].reset(), placed_agreements[i].reset();
+                    scaled_thresholds.clear();
+                    unplaced_for_time += moved_models.size();
                 }
             }
         }
@@ -844,14 +878,18 @@ int run(int argc, char** argv, Communicator& world) {
             size_t stopped = 0, cut = 0;
             for (size_t i = 0; i < used.model_count(); ++i)
                 if (used.last_timings().at(i).timed_out) ++(used.last_not_run().at(i).empty() ? cut : stopped);
-            if (stopped + cut > 0) {
-                char text[512];
-                std::snprintf(text, sizeof text,
-                              "the time limit of this dump, %g s (%s), ran out: %zu model%s not run, %zu fit "
-                              "check%s measured on the voting rows only; --time-limit 0 runs them to the end (a dump "
-                              "crafted to stall the analysis, a dense one, or a busy machine?)",
-                              limit, time_limit ? "--time-limit" : "--time-limit auto", stopped,
-                              stopped == 1 ? "" : "s", cut, cut == 1 ? "" : "s");
+            if (stopped + cut + unplaced_for_time > 0) {
+                complete = complete && unplaced_for_time == 0;   // (not run: exit 4 already)
+                auto count = [](size_t n, const char* what) {
+                    return n == 0 ? std::string() : ", " + std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+                };
+                std::string text = "the time limit of this dump, " + format_seconds(limit) + " (" +
+                                   (time_limit_auto ? "--time-limit auto" : "--time-limit") + "), ran out " +
+                                   format_seconds(limit * kTimeLimitNetworks) + " after its start (the networks' share), the memory graph built in " +
+                                   format_seconds(built_seconds) + count(stopped, "model") + (stopped ? " not run" : "") +
+                                   count(cut, "fit check") + (cut ? " measured on the voting rows only" : "") +
+                                   count(unplaced_for_time, "model") + (unplaced_for_time ? " not placed in the dump's layout" : "") +
+                                   "; --time-limit 0 runs them to the end (a dump crafted to stall the analysis, a dense one, or a busy machine?)";
                 warn(text);
             }
         }

@@ -388,8 +388,15 @@ TEST_CASE("deadline: once it has passed a run is refused before it computes, on 
             CHECK(probs.isApprox(expected, 1e-5f));   // the same run, the deadline far off (blocks: summation order)
             const auto took = Clock::now() - t0;
             if (took < std::chrono::milliseconds(20)) continue;   // too quick to stop part-way
-            CHECK_FALSE(run_until(Clock::now() + took / 20, probs).empty());
-            CHECK(done() < full);
+            // (5 tries: one run 20 times quicker than the one timed, on a loaded machine, is no failure)
+            bool stopped = false;
+            for (int attempt = 0; attempt < 5 && !stopped; ++attempt) {
+                const std::string why = run_until(Clock::now() + took / 20, probs);
+                stopped = !why.empty();
+                if (why == "its run stopped at the deadline") CHECK((done() > 0 && done() < full));   // what it computed
+                else if (stopped) CHECK(done() == 0);
+            }
+            CHECK(stopped);
         }
     }
     net.set_deadline(Clock::time_point::max());
