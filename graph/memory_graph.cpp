@@ -601,7 +601,7 @@ struct MemoryGraphBuilder {
     template <typename Word>
     void scan_page(uint64_t q, std::vector<uint64_t>& out, AliasTable::Cache& cache, MappedPages::Cache& mcache) {
         const uint8_t* data = page_data[q];
-        if (data == kZeroPage) {   // no pointer field (page_ptr_first[q + 1] stays 0)
+        if (data == kZeroPage) {   // no pointer field: a zero word points at no kernel page (none is at 0)
             page_ptr_first[q + 1] = 0;
             return;
         }

@@ -94,22 +94,23 @@ const char* kUsage =
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
-    "4 a model was not run (its network past the work limit, --network-memory, the work bound, --network-work, or the time limit, --time-limit); the others' detections are written (3 instead with --require-fit),\n"
+    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work), or the time limit (--time-limit) stopped a model, its fit check or its placement; the others' detections are written (3 instead with --require-fit),\n"
     "5 with --fail-on-hidden a dump's verdict is HIDDEN (before 1, 3 and 4), 7 with it objects not judged on kernel lists broken in memory\n"
     "(a smeared capture, or tampering), 6 with it a verdict INCOMPLETE or not judged (7 and 6 after 1 and 3, before 4)\n";
 
 namespace fs = std::filesystem;
 
-// Bytes a file holds on disk (st_blocks: a sparse file's holes hold none); UINT64_MAX when unknown.
+// Bytes a file holds on disk (st_blocks: a sparse file's holes hold none; a filesystem that compresses
+// counts what it stores, less: --time-limit auto is then shorter); UINT64_MAX when unknown.
 uint64_t allocated_bytes(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_blocks) * 512 : UINT64_MAX;
 }
 
-// Seconds for a message: "10 s", "4.14 s", "1e-09 s"
+// Seconds for a message: "10 s", "4.14 s", "1e-09 s", "1082 s"
 std::string format_seconds(double s) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.3g s", s);
+    char text[48];
+    std::snprintf(text, sizeof text, s < 100 ? "%.3g s" : "%.0f s", s);
     return text;
 }
 
@@ -267,7 +268,7 @@ int run(int argc, char** argv, Communicator& world) {
          " for a file of up to " + std::to_string(kTimeLimitFileBytes >> 20) + " MiB, " + format_seconds(kTimeLimitPerMiB) +
          " more for each MiB past it): the networks and the search for their rows stop at " +
          std::to_string(std::lround(kTimeLimitNetworks * 100)) + "% of it, and the models they had not finished are not run "
-         "(exit 4; models run in type-name order, task_struct last: --types task_struct runs it first); the graph build and "
+         "(exit 4; models run in type-name order, task_struct last: --types task_struct runs it alone); the graph build and "
          "the reading of the objects found are not stopped. For pipelines that must bound what a dump crafted to stall the "
          "analysis costs: what it stops depends on the machine and its load, and a real compressed dump on a busy machine "
          "can meet it").c_str())(
@@ -569,10 +570,31 @@ int run(int argc, char** argv, Communicator& world) {
                 unplaced_for_time += todo.size();
                 todo.clear();
             }
-            // ... and a re-run the time limit stops gives back this run, its detections kept (reviewer 96)
+            // ... and a re-run the time limit stops gives back this run, its detections kept (reviewer 96;
+            // every model of this run ran: a model stopped here leaves no time, and `todo` empty)
             std::optional<Detector> first;
             std::vector<Detection> found_first;
             if (!todo.empty() && detect.deadline != InferenceNet::Clock::time_point::max()) first = used, found_first = found;
+            std::vector<size_t> moved_models;
+            auto given_back = [&] {   // whether a re-run was stopped, and this run given back
+                if (!first || std::none_of(used.last_timings().begin(), used.last_timings().end(),
+                                           [](const ModelTiming& t) { return t.timed_out; }))
+                    return false;
+                used = std::move(*first);
+                found = std::move(found_first);
+                first.reset();
+                for (size_t i : moved_models) {
+                    placed[i] = "it does not fit as trained, or found nothing: its key nodes were placed in this dump's layout, "
+                                "but the run with them stopped at the time limit, and the run as trained is kept (--time-limit)";
+                    moved[i] = 0, trained_at[i].reset(), placed_agreements[i].reset();
+                    if (!vm.count("quiet"))
+                        std::fprintf(stderr, "dmdetect: note: %smodel %s (%s): %s\n", who.c_str(), used.model(i).object_type.c_str(),
+                                     terminal_text(used.source(i)).c_str(), placed[i].c_str());
+                }
+                scaled_thresholds.clear();
+                unplaced_for_time += moved_models.size();
+                return true;
+            };
             std::optional<btf::Btf> btf;
             std::string why;
             if (!todo.empty()) {
@@ -586,7 +608,6 @@ int run(int argc, char** argv, Communicator& world) {
                     why = e.what();
                 }
             }
-            std::vector<size_t> moved_models;
             for (size_t i : todo) {
                 Model m = used.model(i);
                 const std::string build_text = std::string(to_string(match_build(m, banner)));
@@ -608,11 +629,12 @@ int run(int argc, char** argv, Communicator& world) {
                 stage.emplace("detecting objects in the memory graph of " + dump + " with placed key nodes");
                 found = used.detect(graph, detect);
                 progress.end();
+                const bool stopped = given_back();
                 // Placed key nodes still silent on this dump add nothing to any score here: the
                 // threshold keeps its share of the weight that can vote (detect/fit.hpp Placed
                 // threshold), unless the user chose it (--threshold).
                 bool scaled = false;
-                for (size_t i : moved_models) {   // (reset_to_trained above: the model's trained thresholds)
+                for (size_t i : stopped ? std::vector<size_t>{} : moved_models) {   // (reset_to_trained above: the trained thresholds)
                     const std::optional<double> scale =
                         vm.count("threshold") || vm.count("no-placed-threshold") || !used.last_not_run().at(i).empty()
                             ? std::nullopt
@@ -638,16 +660,7 @@ int run(int argc, char** argv, Communicator& world) {
                     stage.emplace("detecting objects in the memory graph of " + dump + " at the placed models' thresholds");
                     found = used.detect(graph, detect);
                     progress.end();
-                }
-                bool lost = false;   // a model the first run ran, stopped by the time limit in a re-run
-                for (size_t i = 0; first && i < used.model_count(); ++i)
-                    lost = lost || (used.last_timings().at(i).timed_out && !first->last_timings().at(i).timed_out);
-                if (lost) {
-                    used = std::move(*first);
-                    found = std::move(found_first);
-                    for (size_t i : moved_models) placed[i] = unplaced, moved[i] = 0, trained_at[i].reset(), placed_agreements[i].reset();
-                    scaled_thresholds.clear();
-                    unplaced_for_time += moved_models.size();
+                    given_back();
                 }
             }
         }
@@ -879,7 +892,7 @@ int run(int argc, char** argv, Communicator& world) {
             for (size_t i = 0; i < used.model_count(); ++i)
                 if (used.last_timings().at(i).timed_out) ++(used.last_not_run().at(i).empty() ? cut : stopped);
             if (stopped + cut + unplaced_for_time > 0) {
-                complete = complete && unplaced_for_time == 0;   // (not run: exit 4 already)
+                complete = false;   // exit 4: a model, its fit check or its placement stopped (not run: already)
                 auto count = [](size_t n, const char* what) {
                     return n == 0 ? std::string() : ", " + std::to_string(n) + " " + what + (n == 1 ? "" : "s");
                 };
