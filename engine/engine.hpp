@@ -313,7 +313,6 @@ public:
     // (detect.hpp DetectOptions::deadline: what a dump crafted to be slow costs, issue 15).
     using Clock = std::chrono::steady_clock;
     void set_deadline(Clock::time_point at) noexcept { deadline_ = at; }
-    Clock::time_point deadline() const noexcept { return deadline_; }
     // The whole-graph run's working set for `nodes` nodes: 3·N·H + N·K floats (+ N·4w when reordered).
     uint64_t whole_graph_bytes(uint64_t nodes) const noexcept;
     // Blocks of the last row-restricted run (1 when whole or unbounded) and the largest one's

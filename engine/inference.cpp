@@ -277,7 +277,7 @@ void InferenceNet::run(const GraphInput& g, Mat<float>& probs) {
     for (Index t = 1; t <= T; ++t) {
         if (Clock::now() >= deadline_) {   // engine.hpp, deadline: what ran is iterations 1 … t − 1
             std::fill(frontier_.begin() + (t - 1), frontier_.end(), 0);
-            check_deadline(g, t > 1);
+            throw WorkLimitError::past_deadline(t > 1, whole_graph_bytes(g.nodes()));
         }
         std::swap(mu_, mu_prev_);   // mu_prev = mu(t−1)
         if (t > 1 && reorder_) {

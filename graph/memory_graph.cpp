@@ -601,10 +601,8 @@ struct MemoryGraphBuilder {
     template <typename Word>
     void scan_page(uint64_t q, std::vector<uint64_t>& out, AliasTable::Cache& cache, MappedPages::Cache& mcache) {
         const uint8_t* data = page_data[q];
-        if (data == kZeroPage) {   // no pointer field: a zero word points at no kernel page (none is at 0)
-            page_ptr_first[q + 1] = 0;
-            return;
-        }
+        if (data == kZeroPage) return;   // no pointer field (a zero word points at no kernel page: none is
+                                         // at 0), page_ptr_first[q + 1] the 0 scan() set
         uint64_t* bw = &bits.w[q * bpp / 64];
         uint64_t before = out.size();
         for (uint64_t i = 0; i < bpp; ++i) {

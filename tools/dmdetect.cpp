@@ -341,10 +341,9 @@ int run(int argc, char** argv, Communicator& world) {
             throw po::error(e.what());
         }
     if (vm.count("network-work")) detect.network_work = vm["network-work"].as<Whole<uint32_t>>().value;
-    // --time-limit: seconds (0, the default: none) or auto (default_time_limit of each dump's file)
+    // --time-limit: seconds (0, the default: none) or, none here, auto (default_time_limit of each dump's file)
     std::optional<double> time_limit;
-    const bool time_limit_auto = vm["time-limit"].as<std::string>() == "auto";
-    if (const std::string t = vm["time-limit"].as<std::string>(); !time_limit_auto) {
+    if (const std::string t = vm["time-limit"].as<std::string>(); t != "auto") {
         double v = 0;
         const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
         if (ec != std::errc{} || end != t.data() + t.size() || !(v >= 0 && v < 1e9))
@@ -634,7 +633,8 @@ int run(int argc, char** argv, Communicator& world) {
                 // threshold keeps its share of the weight that can vote (detect/fit.hpp Placed
                 // threshold), unless the user chose it (--threshold).
                 bool scaled = false;
-                for (size_t i : stopped ? std::vector<size_t>{} : moved_models) {   // (reset_to_trained above: the trained thresholds)
+                for (size_t i : moved_models) {   // (reset_to_trained above: the model's trained thresholds)
+                    if (stopped) break;   // given back: nothing placed to scale
                     const std::optional<double> scale =
                         vm.count("threshold") || vm.count("no-placed-threshold") || !used.last_not_run().at(i).empty()
                             ? std::nullopt
@@ -897,7 +897,7 @@ int run(int argc, char** argv, Communicator& world) {
                     return n == 0 ? std::string() : ", " + std::to_string(n) + " " + what + (n == 1 ? "" : "s");
                 };
                 std::string text = "the time limit of this dump, " + format_seconds(limit) + " (" +
-                                   (time_limit_auto ? "--time-limit auto" : "--time-limit") + "), ran out " +
+                                   (time_limit ? "--time-limit" : "--time-limit auto") + "), ran out " +
                                    format_seconds(limit * kTimeLimitNetworks) + " after its start (the networks' share), the memory graph built in " +
                                    format_seconds(built_seconds) + count(stopped, "model") + (stopped ? " not run" : "") +
                                    count(cut, "fit check") + (cut ? " measured on the voting rows only" : "") +
