@@ -161,7 +161,6 @@ TEST_CASE("layers real: crafted page tables (the tester's attack 6) give the hon
         direct_index = static_cast<unsigned>((base >> 30) & 511);
         std::memcpy(&pd_entry, bytes.data() + file_offset(*phys, pdpt + 8 * direct_index), 8);
         REQUIRE((pd_entry & 0x81) == 0x01);   // present, a page directory (not a 1 GiB page)
-        REQUIRE(direct_index >= 4);
         pdpt = file_offset(*phys, pdpt);
         for (uint64_t off = 0; off + 8 <= std::min<size_t>(bytes.size(), 1 << 16) && !cr3_at; off += 4) {
             uint64_t v;
@@ -171,18 +170,24 @@ TEST_CASE("layers real: crafted page tables (the tester's attack 6) give the hon
         MESSAGE("direct map at ", hex(base), ": PDPT entry ", direct_index, " = ", hex(pd_entry), ", note CR3 at file offset ", cr3_at);
     }
     auto put = [&](uint64_t off, uint64_t v) { std::memcpy(bytes.data() + off, &v, 8); };
-    auto free_below = [&](unsigned n) {   // the n free PDPT entries just below the direct map's
+    auto free_below = [&](unsigned n) {   // up to n free PDPT entries just below the direct map's
         std::vector<uint64_t> out;
         for (unsigned i = direct_index; i-- > 0 && out.size() < n;) {
             uint64_t e;
             std::memcpy(&e, bytes.data() + pdpt + 8 * i, 8);
             if (e == 0) out.push_back(pdpt + 8 * i);
         }
-        REQUIRE(out.size() == n);
         return out;
     };
+    // KASLR places the direct map at a random GiB of its PDPT (arch/x86/mm/kaslr.c): on a boot
+    // that put it in the lowest entries (CI met entry < 4 once) there is no room below for the
+    // clones, and those cases are said, not tried (entry < 4: about 1 boot in 128, if uniform).
+    // test_root_search tries them on synthetic tables on every run.
+    const size_t room = free_below(4).size();
+    if (room < 4) MESSAGE("direct map at PDPT entry ", direct_index, ": ", room, " free entries below it on this boot, clones of more are not tried");
     const uint64_t clone = (pd_entry & 0x000ffffffffff000ull) | 0x63;
     for (unsigned n : {3u, 4u}) {
+        if (n > room) continue;
         CAPTURE(n);
         const auto slots = free_below(n);
         for (uint64_t at : slots) put(at, clone);
@@ -201,7 +206,7 @@ TEST_CASE("layers real: crafted page tables (the tester's attack 6) give the hon
         CHECK(runs_of(s.kernel_runs()) == honest);
         for (uint64_t at : slots) put(at, 0);
     }
-    {   // B2: four entries pointing at page directories past the dump's end
+    if (room > 0) {   // B2: up to four entries pointing at page directories past the dump's end
         const auto slots = free_below(4);
         uint64_t k = 0;
         for (uint64_t at : slots) put(at, (0x4000000000ull + (++k << 21)) | 0x63);
