@@ -286,11 +286,15 @@ float detection_threshold(const Model& model, const MemoryGraph& graph, std::opt
 // of available_memory() (graph/memory_budget.hpp) when that is less; at least 1 MiB. Each OpenMP
 // thread runs its own blocks within its share (engine.hpp), so small blocks cost no barriers.
 uint64_t inference_budget(const MemoryGraph& g);
+// The input's bytes the bounds below scale by: the dump's file (GraphBuildInfo::dump_bytes,
+// compressed for kdump/AVML), at most the .dmg's own size when the graph was read from one
+// (MemoryGraph::graph_file_bytes): a header can claim any dump (attacker 94: a 51 MiB .dmg claiming
+// 4 EiB ran 23.6 s, past every bound). 0 = unknown (a graph built from bytes).
+uint64_t input_bytes(const MemoryGraph& g);
 // The memory a network past the work limit may take to run the whole graph at once
-// (DetectOptions::whole_graph_ceiling): of 16 times the dump's file (GraphBuildInfo::dump_bytes,
-// compressed for kdump/AVML), at least DetectOptions::kWholeGraphCeiling, what the graph
-// (MemoryGraph::array_bytes) and DetectOptions::kBesideNetwork leave, at most half of
-// available_memory() — issue 15's bound of 1 GiB for the process on inputs up to 64 MiB, scaled. A 62 MiB kdump
+// (DetectOptions::whole_graph_ceiling): of 16 times input_bytes, at least
+// DetectOptions::kWholeGraphCeiling, what the graph (MemoryGraph::array_bytes) and
+// DetectOptions::kBesideNetwork leave, at most half of available_memory() — issue 15's bound of 1 GiB for the process on inputs up to 64 MiB, scaled. A 62 MiB kdump
 // crafted without pointer locality (1.4 GiB whole) stays refused; a real 256 MiB dump with 23 MiB
 // of such pointers planted in free pages (helper 67: 1.1 GiB whole) runs.
 uint64_t whole_graph_ceiling(const MemoryGraph& g);
@@ -300,8 +304,8 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> avail
 // dump's content is, which a kdump's zero pages or a raw file's empty ones do not add to.
 uint64_t content_pages(const MemoryGraph& g);
 // The pages the network work bound counts: content_pages(g), at most one per
-// PhysicalLayer::kCountedPageBytes (1 KiB) of the dump's file — of its size
-// (GraphBuildInfo::dump_bytes, when known: kContentPagesPerFilePage per 4 KiB) and, for kdump and
+// PhysicalLayer::kCountedPageBytes (1 KiB) of the dump's file — of its size (input_bytes, when
+// known: kContentPagesPerFilePage per 4 KiB) and, for kdump and
 // AVML, of what their non-zero pages take of it (GraphBuildInfo::stored_page_bytes: each page's
 // compressed bytes, at most 1 KiB a page). A compressed file's pages of one pattern would otherwise
 // buy work its file does not hold: attacker 75's 64 MiB kdump, 120 k content pages (7.5 per file

@@ -69,8 +69,13 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g) {
     return whole_graph_ceiling(g, avail ? std::optional<uint64_t>(avail->bytes) : std::nullopt);
 }
 
+uint64_t input_bytes(const MemoryGraph& g) {
+    const uint64_t dump = g.info().dump_bytes, dmg = g.graph_file_bytes();
+    return dmg == 0 ? dump : dump == 0 ? dmg : std::min(dump, dmg);
+}
+
 uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> available) {
-    const uint64_t dump = g.info().dump_bytes;
+    const uint64_t dump = input_bytes(g);
     const uint64_t scaled = dump > (~uint64_t{0} >> 4) ? ~uint64_t{0} : dump * 16;
     // the whole process's: the graph and the rest of dmdetect beside the network (attacker 75: a
     // 44.6 MiB raw file ran its network whole in 1005 MiB, 1.26 GiB in all)
@@ -93,7 +98,7 @@ namespace {
 uint64_t counted_of(const MemoryGraph& g, uint64_t content) {
     const GraphBuildInfo& info = g.info();
     uint64_t counted = content;
-    if (const uint64_t file = info.dump_bytes; file != 0) {   // else unknown
+    if (const uint64_t file = input_bytes(g); file != 0) {   // else unknown
         const uint64_t file_pages = file / paging::kPage + (file % paging::kPage != 0);   // ≤ 2^52: no overflow below
         counted = std::min(counted, file_pages * kContentPagesPerFilePage);
     }

@@ -411,6 +411,7 @@ struct MemoryGraphIo {
         g.params_ = p;
         g.info_.dump_path.assign(reinterpret_cast<const char*>(sec[kDumpPath].data()), sec[kDumpPath].size());
         g.info_.dump_bytes = h.dump_bytes;
+        g.graph_file_bytes_ = file.size();
         g.info_.kernel_pages = h.kernel_pages;
         g.info_.pointer_fields = h.pointer_fields;
         g.info_.dtb = h.dtb;

@@ -481,6 +481,42 @@ TEST_CASE("detect: counted pages — a compressed file's pages count by the file
     CHECK_THROWS_AS(network_work_cap(g, -1), InputError);
 }
 
+TEST_CASE("detect: a .dmg whose header claims a bigger dump buys no more work or memory than its own bytes") {
+    // attacker 94: a 51 MiB .dmg whose header claimed a 4 EiB dump ran its networks 23.6 s, exit 0
+    // (the work bound and the whole-graph ceiling scaled by the claim). Here one pointer a page: a
+    // sparse graph, under 1 KiB of .dmg a content page (real kernels' .dmg: 8.5-10.5 KiB).
+    test::Memory mem(2048);
+    mem.map(test::K64, 0, 2048 * 4096);
+    for (uint64_t p = 0; p + 1 < 2048; ++p) mem.word(p * 4096 + 8 * (p % 500), test::K64 + (p + 1) * 4096);
+    const MemoryGraph built = mem.build();
+    REQUIRE(built.graph_file_bytes() == 0);
+    CHECK(input_bytes(built) == built.info().dump_bytes);
+    test::TempDir dir;
+    built.save(dir / "g.dmg");
+    auto f = test::slurp(dir / "g.dmg");
+    const MemoryGraph honest = MemoryGraph::from_bytes(f);
+    CHECK(honest.graph_file_bytes() == f.size());
+    CHECK(input_bytes(honest) == std::min<uint64_t>(f.size(), built.info().dump_bytes));
+    const uint64_t dmg_pages = (f.size() + 4095) / 4096;
+    REQUIRE(content_pages(honest) > kContentPagesPerFilePage * dmg_pages);
+    CHECK(counted_pages(honest) == kContentPagesPerFilePage * dmg_pages);
+    for (uint64_t claim : {uint64_t{1} << 62, ~uint64_t{0}}) {
+        CAPTURE(claim);
+        test::put64(f, test::kDumpBytesAt, claim);
+        test::reseal(f);
+        const MemoryGraph forged = MemoryGraph::from_bytes(f);
+        REQUIRE(forged.info().dump_bytes == claim);   // said as it is (dmgraph info), not believed
+        CHECK(input_bytes(forged) == f.size());
+        CHECK(counted_pages(forged) == counted_pages(honest));
+        CHECK(whole_graph_ceiling(forged, std::nullopt) == whole_graph_ceiling(honest, std::nullopt));
+        CHECK(whole_graph_ceiling(forged, std::nullopt) ==
+              DetectOptions::kWholeGraphCeiling - forged.array_bytes() - DetectOptions::kBesideNetwork);
+    }
+    test::put64(f, test::kDumpBytesAt, 0);   // unknown (a graph built from bytes, then saved)
+    test::reseal(f);
+    CHECK(input_bytes(MemoryGraph::from_bytes(f)) == f.size());
+}
+
 TEST_CASE("detect: the whole-graph ceiling leaves room for the graph and the rest of the process") {
     // issue 15: 1 GiB for the process on inputs up to 64 MiB (attacker 75: a network run whole in
     // 1,005 MiB beside a 183 MiB graph peaked at 1.26 GiB)
