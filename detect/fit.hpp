@@ -320,6 +320,7 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
 struct DumpVerdict {
     uint64_t judged = 0;                                     // detections with a true/false "hidden"
     uint64_t not_judged = 0;                                 // of kCrossViewTypes, the others (null, not read)
+    std::vector<std::string> types;                          // of kCrossViewTypes, those found (judged or not), in its order
     std::vector<std::pair<std::string, uint64_t>> hidden;   // per type with any, its "hidden": true ones
     std::vector<std::string> incomplete;
     uint64_t held_by_hidden = 0;                             // files with kHeldByHiddenKey
@@ -336,8 +337,8 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
 //   "# verdict: HIDDEN: 3 task_struct, 1 module (of 450 objects judged[, 12 not judged])[; 5 files held
 //    by the hidden tasks][; incomplete: …]"
 //   "# verdict: none hidden among 450 objects judged"                     (complete)
-//   "# verdict: INCOMPLETE: 0 hidden among 22 of 281 objects (task_struct, module, file); 259 not
-//    judged: …"                                                          (some judged, not all)
+//   "# verdict: INCOMPLETE: 0 hidden among 22 of 281 objects (task_struct, file); 259 not judged: …"
+//                                                   (some judged, not all; the types found, `types`)
 //   "# verdict: not judged: …"                                            (none judged)
 // with "; N not judged on kernel lists broken in memory (a smeared capture, or tampering)" after the
 // counts when `broken` (dmdetect --fail-on-hidden: exit 7 rather than 6);

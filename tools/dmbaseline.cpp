@@ -87,9 +87,9 @@ int run(int argc, char** argv) {
         PsscanStats st;
         found = psscan(tl, sig, {}, &st);
         if (vm.count("stats")) {
-            std::fprintf(stderr, "psscan: %llu candidates, %llu tasks, %llu alias pages skipped; rejected by",
+            std::fprintf(stderr, "psscan: %llu candidates, %llu tasks, %llu alias pages skipped, %llu pages no data backs skipped; rejected by",
                          static_cast<unsigned long long>(st.candidates), static_cast<unsigned long long>(st.matched),
-                         static_cast<unsigned long long>(st.aliases));
+                         static_cast<unsigned long long>(st.aliases), static_cast<unsigned long long>(st.no_data_pages));
             for (const auto& [c, n] : st.rejected)
                 std::fprintf(stderr, " %s %llu", to_string(c), static_cast<unsigned long long>(n));
             std::fprintf(stderr, "\n");

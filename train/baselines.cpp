@@ -180,7 +180,10 @@ std::vector<Detection> psscan(const TranslationLayer& tl, const TaskSignature& s
             // for its first 4 KiB and more, `comm` among them when it lies there (3 KiB in on the builds
             // here: Comm fails): not read, so a kdump's zero pages or a sparse file's holes cost no page
             // faults (attacker 94: a 60 MiB kdump of 4.75 GiB of zero pages, 20 s and 4.5 GB resident).
-            if (sig.comm < 4096 && page + 2 * 4096 <= run.size && !phys.has_data(run.paddr + page, 2 * 4096)) continue;
+            if (sig.comm < 4096 && page + 2 * 4096 <= run.size && !phys.has_data(run.paddr + page, 2 * 4096)) {
+                ++st.no_data_pages;
+                continue;
+            }
             for (uint64_t o = 0; o < 4096; o += opt.alignment) {
                 ++st.candidates;
                 const uint64_t va = run.vaddr + page + o;

@@ -93,6 +93,9 @@ struct PsscanOptions {
 struct PsscanStats {
     uint64_t candidates = 0, matched = 0;
     uint64_t aliases = 0;   // kernel pages not scanned: their physical page was scanned at a lower vaddr
+    // pages whose candidates were not read: no data backs them or the next page (a kdump's or AVML's
+    // zero pages, a sparse file's holes; PhysicalLayer::has_data), so no candidate there has a comm
+    uint64_t no_data_pages = 0;
     std::map<TaskCheck, uint64_t> rejected;   // by the first failing check
 };
 // Every physical page `tl` maps (TranslationLayer::distinct_runs) scanned with check_task; sorted by vaddr.

@@ -711,6 +711,7 @@ TEST_CASE("detect: dmdetect past the work limit — said, not silent; --network-
     CHECK(none.out.find("\"fits\":null") != std::string::npos);   // neither fits nor misfits
     CHECK(none.out.find("\"fits\":true") == std::string::npos);
     CHECK(none.out.find("\"not_run\":\"its row blocks under the memory budget ") != std::string::npos);
+    CHECK(none.out.find("\"not_judged\":null") != std::string::npos);   // no votes to judge
     CHECK(none.out.find("{\"record\":\"warning\",\"message\":\"model task_struct (") != std::string::npos);
     CHECK(run("DMDETECT", base + " --network-memory 16K --threshold 0.5 --require-fit", dir, small).status == 3);
     for (const char* format : {"table", "csv"}) {   // said in the output whatever its format

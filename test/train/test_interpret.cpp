@@ -292,9 +292,13 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; so is an unhashed listed 
         const std::vector<std::string> tree_only{"modules and files not looked at (--tree)"};
         CHECK(format_dump_verdict(dump_verdict(clean, {}, ""), DetectionFormat::Table) ==
               "# verdict: none hidden among " + std::to_string(clean.size()) + " objects judged\n");
+        std::string clean_types;   // the types found, in kCrossViewTypes' order
+        for (std::string_view t : kCrossViewTypes)
+            if (std::any_of(clean.begin(), clean.end(), [&](const Detection& d) { return d.type == t; }))
+                clean_types += (clean_types.empty() ? "" : ", ") + std::string(t);
         CHECK(format_dump_verdict(dump_verdict(clean, {}, "", tree_only), DetectionFormat::Table) ==
               "# verdict: INCOMPLETE: 0 hidden among " + std::to_string(clean.size()) + " of " + std::to_string(clean.size()) +
-                  " objects (task_struct, module, file): modules and files not looked at (--tree)\n");
+                  " objects (" + clean_types + "): modules and files not looked at (--tree)\n");
     }
 
     // Exited tasks (EXIT_DEAD) are not processes: listed apart, counted apart, marked when the
@@ -401,7 +405,7 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
     CHECK(v.judged == 3);
     CHECK(v.hidden_total() == 0);
     CHECK(format_dump_verdict(v, DetectionFormat::Table) ==
-          "# verdict: INCOMPLETE: 0 hidden among 3 of 4 objects (task_struct, module, file); 1 not judged: 1 task_struct with "
+          "# verdict: INCOMPLETE: 0 hidden among 3 of 4 objects (task_struct); 1 not judged: 1 task_struct with "
           "no hidden verdict (null: their bad field says why)\n");
     {   // The PID IDR is a second witness the cut list does not touch (attacker 86): p2 unhashed too is
         // hidden; with the IDR leaf unreadable there is no witness, and it stays not judged.
