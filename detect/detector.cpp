@@ -355,17 +355,17 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                ": a crafted dump?" + run_anyway;
     };
     // Runs a network on rows `on`; "" or, past the work limit, the work bound or the deadline
-    // (`was_capped`: which), why it gave nothing. `whole`: why it ran the whole graph at once instead,
+    // (`refused_by`: which), why it gave nothing. `whole`: why it ran the whole graph at once instead,
     // within the ceiling. Every attempt's work, refused or not, is charged to the network's bound
     // (ModelTiming::work).
     auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
-                           ModelTiming& timing, std::string& whole, Refusal& was_capped) -> std::string {
+                           ModelTiming& timing, std::string& whole, Refusal& refused_by) -> std::string {
         InferenceNet& net = networks_[network];
         net.set_memory_budget(budget);
         net.set_work_limit(opt.work_limit);
         net.set_deadline(opt.deadline);
         std::string refused;
-        was_capped = kMemory;
+        refused_by = kMemory;
         auto charge = [&] {
             uint64_t done = 0;
             for (uint64_t n : net.last_frontier()) done += n;
@@ -376,11 +376,11 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         auto refuse_capped = [&](const WorkLimitError& e, uint64_t left, bool scan) {   // no memory budget lets it run
             if (e.timed_out) {
                 refused = e.what();
-                was_capped = kTime;
+                refused_by = kTime;
             } else {
                 refused = capped_why(e, left, scan);
                 timing.needed = timing.work + e.work;
-                was_capped = kBound;
+                refused_by = kBound;
             }
             whole.clear();
             out.clear();
@@ -452,27 +452,27 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
                 all.clear();
                 try {   // (past the deadline: not run, as its network would be)
-                if (single) {
-                    rows[i] = rows_of(i);
-                    if (agreement && rows[i].size() > opt.agreement_rows_budget)   // fit.hpp Sample
-                        rows[i] = sample_rows(e.model, std::move(rows[i]),
-                                              voting_rows(graph, e.model, thresholds_[i], nullptr, true, opt.deadline), samples[i]);
-                } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
-                           // 256 types' lists held 1.2 GB), each kept as a bit per node
-                    ParallelErrors errors;
+                    if (single) {
+                        rows[i] = rows_of(i);
+                        if (agreement && rows[i].size() > opt.agreement_rows_budget)   // fit.hpp Sample
+                            rows[i] = sample_rows(e.model, std::move(rows[i]),
+                                                  voting_rows(graph, e.model, thresholds_[i], nullptr, true, opt.deadline), samples[i]);
+                    } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
+                               // 256 types' lists held 1.2 GB), each kept as a bit per node
+                        ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-                    for (size_t m = 0; m < members.size(); ++m)
-                        errors.run([&] {
-                            const size_t j = members[m];
-                            const std::vector<uint32_t> r = rows_of(j);
-                            own[j].assign((graph.node_count() + 63) / 64, 0);
-                            for (uint32_t n : r) own[j][n / 64] |= uint64_t{1} << (n % 64);
-                        });
-                    errors.rethrow();
-                    any.assign((graph.node_count() + 63) / 64, 0);
-                    for (size_t j : members)
-                        for (size_t w = 0; w < any.size(); ++w) any[w] |= own[j][w];
-                }
+                        for (size_t m = 0; m < members.size(); ++m)
+                            errors.run([&] {
+                                const size_t j = members[m];
+                                const std::vector<uint32_t> r = rows_of(j);
+                                own[j].assign((graph.node_count() + 63) / 64, 0);
+                                for (uint32_t n : r) own[j][n / 64] |= uint64_t{1} << (n % 64);
+                            });
+                        errors.rethrow();
+                        any.assign((graph.node_count() + 63) / 64, 0);
+                        for (size_t j : members)
+                            for (size_t w = 0; w < any.size(); ++w) any[w] |= own[j][w];
+                    }
                 } catch (const WorkLimitError& x) {
                     if (!x.timed_out) throw;
                     refused = x.what();
@@ -486,16 +486,16 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                 timing.rows_seconds += since(t0);
                 t0 = Clock::now();
                 std::string whole;
-                Refusal was_capped = kMemory;
+                Refusal refused_by = kMemory;
                 refused = run_network(e.network, single ? rows[i] : all, single ? classes[i] : joint_classes[e.network],
-                                      timing, whole, was_capped);
+                                      timing, whole, refused_by);
                 if (!whole.empty())
                     for (size_t j : members) ran_whole_[j] = whole;
                 if (!refused.empty())   // the last refusal's kind: the unmeasured one's, or the not-run one's
-                    for (size_t j : members) refusal[j] = was_capped;
+                    for (size_t j : members) refusal[j] = refused_by;
                 timing.forward += since(t0);
                 t0 = Clock::now();
-                if (refused.empty() || !agreement || was_capped == kTime) break;   // (past the deadline: no retry)
+                if (refused.empty() || !agreement || refused_by == kTime) break;   // (past the deadline: no retry)
                 samples[i] = {};
                 for (size_t j : members) unmeasured_[j] = refused;
             }
@@ -545,20 +545,20 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             const size_t voting = timing.network_rows;
             const auto t1 = Clock::now();
             std::vector<uint32_t> agreeing;
-            Refusal was_capped = kMemory;
+            Refusal refused_by = kMemory;
             try {
                 agreeing = sample_rows(e.model, agreement_rows(graph, e.model, thresholds_[i], opt.deadline), rows[i], samples[i]);
             } catch (const WorkLimitError& x) {   // the deadline: no agreement rows, as past the bound
                 if (!x.timed_out) throw;
                 unmeasured_[i] = x.what();
-                was_capped = kTime;
+                refused_by = kTime;
             }
             std::vector<uint32_t> fresh, fresh_classes;
             std::set_difference(agreeing.begin(), agreeing.end(), rows[i].begin(), rows[i].end(), std::back_inserter(fresh));
             std::string whole;
             timing.network_rows = 0;   // run_network sets it when the network runs
-            if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing, whole, was_capped);
-            if (!unmeasured_[i].empty()) refusal[i] = was_capped;
+            if (!fresh.empty()) unmeasured_[i] = run_network(e.network, fresh, fresh_classes, timing, whole, refused_by);
+            if (!unmeasured_[i].empty()) refusal[i] = refused_by;
             if (!whole.empty()) ran_whole_[i] = whole;
             if (!unmeasured_[i].empty()) {   // the voting rows' votes are all there is
                 fresh.clear();
