@@ -1,16 +1,22 @@
 // libFuzzer target: the whole graph stage on a fuzzed dump — page-table walk, mapped and present
 // kernel pages, pointer scan, segments, edges — under the memory estimate (capped at 1 GiB here).
-// Input: byte 0 picks the scheme (low 2 bits), bytes 1..8 the root (little-endian), the rest is a
-// raw physical image (seeds in corpus/graph: 64–128 KiB images whose page tables map them and
-// whose pages hold pointers, so mutations reach the scan and edge code). Anything but an
-// InputError must be a graph that keeps the memory_graph.hpp contract: nodes ascending and
-// disjoint, lengths in (0, max_segment) or a long gap's node's, no node inside an absent run, absent
-// runs ascending with gaps, CSR rows sorted without duplicates, sources < N and never a long gap's node.
+// Input: byte 0 picks the scheme (low 2 bits) and the format (bit 2: a kdump file, else a raw
+// physical image), bytes 1..8 the root (little-endian), the rest the dump (seeds in corpus/graph:
+// 64–128 KiB images whose page tables map them and whose pages hold pointers, so mutations reach
+// the scan and edge code; x64-kdump: one of them in a kdump, with zero pages the tables map, which
+// the builder reads as MemoryGraphBuilder::kZeroPage). Anything but an InputError must be a graph
+// that keeps the memory_graph.hpp contract: nodes ascending and disjoint, lengths in (0,
+// max_segment) or a long gap's node's, no node inside an absent run, absent runs ascending with
+// gaps, CSR rows sorted without duplicates, sources < N and never a long gap's node. A kdump whose
+// pages are all present (up to 64 MiB) must give the graph of its raw image, byte for byte.
 #include "fuzz_physical.hpp"
 #include "graph/memory_graph.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <vector>
 
 using namespace deepmem;
 
@@ -20,19 +26,53 @@ void require(bool ok) {
     if (!ok) std::abort();
 }
 
-}  // namespace
-
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     ::setenv("DEEPMEM_MEMORY_LIMIT", "1G", 1);   // the bound a crafted dump must respect
     return 0;
 }
 
+// The raw image of `phys` when its runs cover [0, max_paddr) without a hole, up to 64 MiB.
+std::optional<std::vector<uint8_t>> raw_image(const PhysicalLayer& phys) {
+    if (phys.max_paddr() > (uint64_t{64} << 20) || phys.present_bytes() != phys.max_paddr()) return std::nullopt;
+    std::vector<uint8_t> raw(phys.max_paddr());
+    for (const PhysicalRun& r : phys.runs()) require(phys.read(r.paddr, {raw.data() + r.paddr, r.size}));
+    return raw;
+}
+
+// The same graph, array for array.
+void require_same(const MemoryGraph& a, const MemoryGraph& b) {
+    auto same = [](auto x, auto y) { return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin()); };
+    require(same(a.vaddr(), b.vaddr()) && same(a.paddr(), b.paddr()) && same(a.length(), b.length()) &&
+            same(a.features(), b.features()));
+    require(a.absent().size() == b.absent().size());
+    for (size_t i = 0; i < a.absent().size(); ++i)
+        require(a.absent()[i].vaddr == b.absent()[i].vaddr && a.absent()[i].size == b.absent()[i].size);
+    for (int k = 0; k < kEdgeKinds; ++k)
+        for (uint32_t i = 0; i < a.node_count(); ++i)
+            require(same(a.in(static_cast<EdgeKind>(k)).row(i), b.in(static_cast<EdgeKind>(k)).row(i)));
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    auto in = paging_input(data, size);
+    const bool kdump = size > 0 && (data[0] & 4);
+    std::optional<PagingInput> in;
+    try {
+        in = paging_input(data, size, kdump ? DumpFormat::Kdump : DumpFormat::Raw);
+    } catch (const FormatError&) {   // (the kdump target checks these)
+        return 0;
+    } catch (const InputError&) {
+        return 0;
+    }
     if (!in) return 0;
     try {
         TranslationLayer layer(*in->phys, in->mode, in->dtb);
         MemoryGraph g = MemoryGraph::build(layer);
+        if (kdump)
+            if (auto raw = raw_image(*in->phys)) {
+                auto raw_phys = PhysicalLayer::from_bytes(*raw, DumpFormat::Raw);
+                require_same(g, MemoryGraph::build(TranslationLayer(*raw_phys, in->mode, in->dtb)));
+            }
         const uint32_t n = g.node_count();
         require(g.params().word_size == layer.word_size());
         require(g.info().pointer_fields <= g.info().kernel_pages * (4096 / layer.word_size()));

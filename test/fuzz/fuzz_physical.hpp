@@ -54,18 +54,20 @@ inline void check_physical(const uint8_t* data, size_t size, deepmem::DumpFormat
     }
 }
 
-// Byte 0 picks the scheme (low 2 bits), bytes 1..8 the root (little-endian), the rest is a raw
-// physical image; nullopt for inputs shorter than 10 bytes.
+// Byte 0 picks the scheme (low 2 bits), bytes 1..8 the root (little-endian), the rest is a dump
+// in `format` (a raw physical image unless said); nullopt for inputs shorter than 10 bytes. The
+// dump's FormatError or InputError propagates.
 struct PagingInput {
     deepmem::PagingMode mode;
     uint64_t dtb;
     std::unique_ptr<deepmem::PhysicalLayer> phys;
 };
-inline std::optional<PagingInput> paging_input(const uint8_t* data, size_t size) {
+inline std::optional<PagingInput> paging_input(const uint8_t* data, size_t size,
+                                               deepmem::DumpFormat format = deepmem::DumpFormat::Raw) {
     using namespace deepmem;
     if (size < 10) return std::nullopt;
     PagingInput in{static_cast<PagingMode>(data[0] & 3), 0, nullptr};
     std::memcpy(&in.dtb, data + 1, 8);
-    in.phys = PhysicalLayer::from_bytes({data + 9, size - 9}, DumpFormat::Raw);
+    in.phys = PhysicalLayer::from_bytes({data + 9, size - 9}, format);
     return in;
 }

@@ -3,11 +3,16 @@
 the root, then a raw image whose page tables map it and whose pages hold pointer runs into mapped,
 aliased, absent-but-mapped and unmapped kernel addresses. Deterministic (seeded).
 
-    test/fuzz/make_graph_seeds.py test/fuzz/corpus/graph
+    test/fuzz/make_graph_seeds.py test/fuzz/corpus/graph [build/tools/dm-dump-formats]
+
+With dm-dump-formats, also x64-kdump: the x64 seed's image, two of its pages zeroed and 16 zero
+pages after it, as a kdump.
 """
 import random
 import struct
+import subprocess
 import sys
+import tempfile
 
 P, RW, PS = 1, 2, 0x80
 
@@ -66,12 +71,33 @@ def x86(rng, pages=16):
     return bytes([0]) + struct.pack('<Q', 0x1000) + bytes(img)
 
 
+def kdump_of(seed, formats, cleared=(10, 13), zero_pages=16):
+    """The seed's image with its pages `cleared` zeroed (between pages of pointers in the direct
+    map: segments run into them) and `zero_pages` zero pages after it (mapped by its 2 MiB page), as
+    a zlib kdump (dm-dump-formats: zero pages are not stored), behind the seed's first 9 bytes with
+    bit 2 of byte 0 set."""
+    img = bytearray(seed[9:])
+    for page in cleared:
+        img[page * 4096:(page + 1) * 4096] = bytes(4096)
+    with tempfile.TemporaryDirectory() as d:
+        with open(f'{d}/raw', 'wb') as f:
+            f.write(bytes(img) + bytes(zero_pages * 4096))
+        subprocess.run([formats, f'{d}/raw', '--format', 'raw', '--kdump', f'{d}/kdump',
+                        '--kdump-compression', 'zlib'], check=True)
+        with open(f'{d}/kdump', 'rb') as f:
+            return bytes([seed[0] | 4]) + seed[1:9] + f.read()
+
+
 def main():
     out = sys.argv[1]
     rng = random.Random(1)
     for name, make in (('x64', x64), ('x86', x86)):
+        seed = make(rng)
         with open(f'{out}/{name}', 'wb') as f:
-            f.write(make(rng))
+            f.write(seed)
+        if name == 'x64' and len(sys.argv) > 2:
+            with open(f'{out}/x64-kdump', 'wb') as f:
+                f.write(kdump_of(seed, sys.argv[2]))
 
 
 if __name__ == '__main__':
