@@ -31,6 +31,7 @@
 #include "graph/paging.hpp"
 #include "graph/text_lines.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstddef>
@@ -526,7 +527,11 @@ bool MemoryGraph::is_graph_file(const std::string& path) {
 MemoryGraph MemoryGraph::load(const std::string& path) {
     auto file = std::make_shared<MappedFile>(path);
     auto bytes = file->bytes();
-    return MemoryGraphIo::view(bytes, std::move(file));
+    uint64_t held = 0;   // a sparse file's holes hold nothing (graph_file_bytes)
+    for (const auto& [begin, end] : file->data_extents()) held += end - begin;
+    MemoryGraph g = MemoryGraphIo::view(bytes, std::move(file));
+    g.graph_file_bytes_ = std::min(held, g.graph_file_bytes_);
+    return g;
 }
 
 MemoryGraph MemoryGraph::from_bytes(std::span<const uint8_t> bytes) {

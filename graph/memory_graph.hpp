@@ -237,9 +237,10 @@ public:
     // Bytes of the node arrays, features and in-edge CSRs: the graph's own size, what a `.dmg`
     // holds beside its header, info and absent runs (the measure of issue 12's memory target).
     uint64_t array_bytes() const noexcept;
-    // Bytes of the .dmg this graph was read from (load, from_bytes); 0 for a graph built from a
-    // dump. What the header says of the dump (GraphBuildInfo::dump_bytes) is its writer's word; this
-    // is what the input holds (detect.hpp input_bytes).
+    // Bytes of the .dmg this graph was read from (load: those its file holds, a sparse file's holes
+    // left out; from_bytes: all); 0 for a graph built from a dump. What the header says of the dump
+    // (GraphBuildInfo::dump_bytes) is its writer's word; this is what the input holds (detect.hpp
+    // input_bytes).
     uint64_t graph_file_bytes() const noexcept { return graph_file_bytes_; }
 
     std::span<const uint64_t> vaddr() const noexcept { return vaddr_; }     // sorted ascending

@@ -515,6 +515,30 @@ TEST_CASE("detect: a .dmg whose header claims a bigger dump buys no more work or
     test::put64(f, test::kDumpBytesAt, 0);   // unknown (a graph built from bytes, then saved)
     test::reseal(f);
     CHECK(input_bytes(MemoryGraph::from_bytes(f)) == f.size());
+    {   // 64 MiB of holes after the sections (a gap the format allows): what the file holds counts
+        const uint64_t held = f.size();
+        test::put64(f, test::kDumpBytesAt, uint64_t{1} << 62);
+        f.resize(held + (uint64_t{64} << 20), 0);
+        test::put64(f, test::kFileSizeAt, f.size());
+        test::reseal(f);
+        const std::string path = dir / "sparse.dmg";
+        {
+            std::ofstream out(path, std::ios::binary);
+            out.write(reinterpret_cast<const char*>(f.data()), std::streamsize(held));
+        }
+        std::filesystem::resize_file(path, f.size());
+        f = {};
+        const MappedFile probe(path);
+        if (probe.data_extents().size() == 1 && probe.data_extents()[0].second == probe.bytes().size()) {
+            MESSAGE("this filesystem reports no holes (SEEK_HOLE): the sparse .dmg is not tried");
+        } else {
+            const MemoryGraph sparse = MemoryGraph::load(path);
+            CHECK(sparse.graph_file_bytes() >= held);
+            CHECK(sparse.graph_file_bytes() < held + (uint64_t{1} << 20));   // (block-granular extents)
+            CHECK(input_bytes(sparse) == sparse.graph_file_bytes());
+            CHECK(counted_pages(sparse) == counted_pages(honest));
+        }
+    }
 }
 
 TEST_CASE("detect: the whole-graph ceiling leaves room for the graph and the rest of the process") {

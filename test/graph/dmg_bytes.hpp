@@ -40,7 +40,7 @@ inline uint64_t get64(const std::vector<uint8_t>& f, uint64_t at) { uint64_t v; 
 inline void reseal(std::vector<uint8_t>& f) { put64(f, 16, dmg_checksum(f)); }
 
 // Header offsets (graph/graph_file.cpp DmgHeader).
-constexpr uint64_t kVersionAt = 8, kLongGapAt = 53, kNodeCountAt = 56, kEdgeCountAt = 64, kDumpBytesAt = 96,
+constexpr uint64_t kVersionAt = 8, kFileSizeAt = 24, kLongGapAt = 53, kNodeCountAt = 56, kEdgeCountAt = 64, kDumpBytesAt = 96,
                    kSectionsAt = 136;
 constexpr uint64_t kStoredPageBytesAt = kSectionsAt + 16 * 16 + 16;   // after absent_table_bytes, kernel_image_bytes
 
