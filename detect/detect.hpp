@@ -287,10 +287,15 @@ float detection_threshold(const Model& model, const MemoryGraph& graph, std::opt
 // thread runs its own blocks within its share (engine.hpp), so small blocks cost no barriers.
 uint64_t inference_budget(const MemoryGraph& g);
 // The input's bytes the bounds below scale by: the dump's file (GraphBuildInfo::dump_bytes,
-// compressed for kdump/AVML), at most the .dmg's own size when the graph was read from one
-// (MemoryGraph::graph_file_bytes): a header can claim any dump (attacker 94: a 51 MiB .dmg claiming
-// 4 EiB ran 23.6 s, past every bound). 0 = unknown (a graph built from bytes).
+// compressed for kdump/AVML), at most kDumpBytesPerDmgByte times the bytes of the .dmg when the
+// graph was read from one (MemoryGraph::graph_file_bytes): a header can claim any dump (attacker
+// 94: a 51 MiB .dmg claiming 4 EiB ran 23.6 s, past every bound). 0 = unknown (dump_bytes 0, and
+// no .dmg).
 uint64_t input_bytes(const MemoryGraph& g);
+// Real dumps are 2.5–8.6 times their .dmg (ELF cores of the dev, i386 and 6.12 guests; the dev
+// dump's sparse 4 GiB raw copy: 61 times, 256 MiB of it data): 16, so that a .dmg keeps its dump's
+// whole-graph ceiling (reviewer 98: the dump's 3.8 GiB fell to 0.88 GiB at 1 time).
+inline constexpr uint64_t kDumpBytesPerDmgByte = 16;
 // The memory a network past the work limit may take to run the whole graph at once
 // (DetectOptions::whole_graph_ceiling): of 16 times input_bytes, at least
 // DetectOptions::kWholeGraphCeiling, what the graph (MemoryGraph::array_bytes) and
@@ -303,9 +308,11 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> avail
 // 4 KiB virtual pages holding at least one node of `g` (its segments; MemoryGraph::vaddr): what the
 // dump's content is, which a kdump's zero pages or a raw file's empty ones do not add to.
 uint64_t content_pages(const MemoryGraph& g);
-// The pages the network work bound counts: content_pages(g), at most one per
-// PhysicalLayer::kCountedPageBytes (1 KiB) of the dump's file — of its size (input_bytes, when
-// known: kContentPagesPerFilePage per 4 KiB) and, for kdump and
+// The pages the network work bound counts: content_pages(g), at most one per 4 KiB of a .dmg it
+// was read from (MemoryGraph::graph_file_bytes; real ones hold 8.5–10.5 KiB a content page, a
+// crafted one 120 bytes: attacker 99), and at most one per PhysicalLayer::kCountedPageBytes (1 KiB)
+// of the dump's file — of its size (input_bytes, when known: kContentPagesPerFilePage per 4 KiB)
+// and, for kdump and
 // AVML, of what their non-zero pages take of it (GraphBuildInfo::stored_page_bytes: each page's
 // compressed bytes, at most 1 KiB a page). A compressed file's pages of one pattern would otherwise
 // buy work its file does not hold: attacker 75's 64 MiB kdump, 120 k content pages (7.5 per file

@@ -71,7 +71,9 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g) {
 
 uint64_t input_bytes(const MemoryGraph& g) {
     const uint64_t dump = g.info().dump_bytes, dmg = g.graph_file_bytes();
-    return dmg == 0 ? dump : dump == 0 ? dmg : std::min(dump, dmg);
+    if (dmg == 0) return dump;
+    const uint64_t most = dmg > ~uint64_t{0} / kDumpBytesPerDmgByte ? ~uint64_t{0} : dmg * kDumpBytesPerDmgByte;
+    return dump == 0 ? most : std::min(dump, most);
 }
 
 uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> available) {
@@ -102,6 +104,8 @@ uint64_t counted_of(const MemoryGraph& g, uint64_t content) {
         const uint64_t file_pages = file / paging::kPage + (file % paging::kPage != 0);   // ≤ 2^52: no overflow below
         counted = std::min(counted, file_pages * kContentPagesPerFilePage);
     }
+    if (const uint64_t dmg = g.graph_file_bytes(); dmg != 0)   // one a 4 KiB page of a .dmg
+        counted = std::min(counted, dmg / paging::kPage + (dmg % paging::kPage != 0));
     if (const auto stored = info.stored_page_bytes)   // ≤ 2^64 - 2 (a .dmg stores it plus one)
         counted = std::min(counted, *stored / PhysicalLayer::kCountedPageBytes +
                                         (*stored % PhysicalLayer::kCountedPageBytes != 0));

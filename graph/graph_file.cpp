@@ -55,6 +55,12 @@ namespace {
 constexpr char kMagic[8] = {'D', 'M', 'G', 'R', 'A', 'P', 'H', '\0'};
 constexpr uint32_t kVersion = 8;   // the only place the format version is written
 constexpr uint64_t kAlign = 64;
+// The dump path section's bytes at most: Linux's PATH_MAX (include/uapi/linux/limits.h), the
+// longest path open() takes.
+constexpr uint64_t kMaxDumpPathBytes = 4096;
+// Bytes of a .dmg outside its sections at most: the writer's padding is under kAlign a section
+// (kSections of them and the end), an older version's file less; 64 KiB leaves room for both.
+constexpr uint64_t kMaxUnsectioned = uint64_t{64} << 10;
 
 enum Section : int {
     kVaddr, kPaddr, kLength, kFeatures,
@@ -327,6 +333,19 @@ struct MemoryGraphIo {
             throw FormatError(offsetof(DmgHeader, file_size),
                               "file is " + std::to_string(file.size()) + " bytes, header says " +
                                   std::to_string(h.file_size) + " (truncated or appended to)");
+        // The writer pads each section and the file's end to kAlign bytes: more than kMaxUnsectioned
+        // bytes outside the sections (gaps, a tail) are refused before the checksum reads them
+        // (attacker 99: 32 GiB of sparse holes read for the checksum, 17 GB resident).
+        uint64_t end = sizeof(DmgHeader), outside = 0;
+        for (int i = 0; i < nsections; ++i) {
+            const SectionRef& r = h.sections[i];
+            if (r.offset > end && r.offset <= file.size()) outside += r.offset - end;
+            if (r.offset <= file.size() && r.size <= file.size() - r.offset) end = std::max(end, r.offset + r.size);
+        }
+        outside += file.size() - end;
+        if (outside > kMaxUnsectioned)
+            throw FormatError(end, std::to_string(outside) + " bytes of the file lie outside its sections (a .dmg pads each to " +
+                                       std::to_string(kAlign) + " bytes: at most " + std::to_string(kMaxUnsectioned) + ")");
         Checksum sum;
         sum.update(file.data() + kChecksumFrom, file.size() - kChecksumFrom);
         if (sum.digest() != h.checksum)
@@ -395,6 +414,9 @@ struct MemoryGraphIo {
             if (i == kAbsent && s.size % sizeof(AbsentRun) != 0)
                 throw FormatError(at, "absent-runs section is " + std::to_string(s.size) +
                                           " bytes, not a multiple of 16");
+            if (i == kDumpPath && s.size > kMaxDumpPathBytes)   // (attacker 99: 56 MiB, pasted into every note)
+                throw FormatError(at, "dump path of " + std::to_string(s.size) + " bytes, expected at most " +
+                                          std::to_string(kMaxDumpPathBytes) + " (PATH_MAX)");
             if (i != kDumpPath && i != kKernelBanner && i != kAbsent && i != kWarnings && s.size != expect[i])
                 throw FormatError(at, "section " + std::to_string(i) + " is " + std::to_string(s.size) +
                                           " bytes, expected " + std::to_string(expect[i]));

@@ -173,6 +173,25 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
     rejects(c, "overlapping sections");
     c = f; put64(c, kSectionsAt + 16 * 12 + 8, ~uint64_t{0} - 100);
     rejects(c, "dump path section size overflows");
+    {   // a dump path past PATH_MAX (attacker 99: 56 MiB, pasted into every note), and bytes outside
+        // the sections (holes the checksum would read), each refused by name
+        auto said = [](std::vector<uint8_t> c, const std::string& message) {
+            reseal(c);
+            CHECK_THROWS_WITH_AS(MemoryGraph::from_bytes(c), doctest::Contains(message.c_str()), FormatError);
+        };
+        c = f;
+        const uint64_t shift = (4097 + 63) & ~uint64_t{63};
+        for (int i = kDumpPath + 1; i <= kWarnings; ++i)   // the sections after it moved past its end
+            put64(c, kSectionsAt + 16 * i, section_offset(f, i) + shift);
+        c.resize(c.size() + shift, 0);
+        put64(c, kSectionsAt + 16 * kDumpPath + 8, 4097);
+        put64(c, 24, c.size());   // file_size
+        said(c, "dump path of 4097 bytes, expected at most 4096 (PATH_MAX)");
+        c = f;
+        c.resize(c.size() + (65 << 10), 0);
+        put64(c, 24, c.size());
+        said(c, " bytes of the file lie outside its sections (a .dmg pads each to 64 bytes: at most 65536)");
+    }
     c = f; put64(c, section_offset(f, kVaddr) + 8, get64(f, section_offset(f, kVaddr)));
     rejects(c, "vaddrs not ascending");
     c = f; put32(c, section_offset(f, kLength), 0);

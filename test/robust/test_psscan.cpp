@@ -240,6 +240,17 @@ TEST_CASE("psscan does not read candidates in pages no data backs (a kdump's zer
     // attacker 94: a 60 MiB kdump of 4.75 GiB of zero pages took 20 s and 4.5 GB resident
     using namespace deepmem::test_images;
     Image mem = build_x64_4level();
+    {   // world()'s leader and thread at physical 1 MiB, zero pages before and after them; the
+        // words that point into the world moved to the image's direct map
+        constexpr uint64_t at = 0x100000, direct = 0xffff800000000000ull;
+        const BufferMemory w = world(layout());
+        for (uint64_t o = 0; o + 8 <= w.bytes.size(); o += 8) {
+            uint64_t v;
+            std::memcpy(&v, &w.bytes[o], 8);
+            if (v >= kBase && v - kBase < w.bytes.size()) v = v - kBase + direct + at;
+            std::memcpy(&mem.bytes[at + o], &v, 8);
+        }
+    }
     auto raw = PhysicalLayer::from_bytes(mem.bytes);
     const std::vector<uint8_t> k = kdump_of(*raw, KdumpCompression::Zlib, false);
     auto kd = PhysicalLayer::from_bytes(k, DumpFormat::Kdump);
@@ -260,6 +271,7 @@ TEST_CASE("psscan does not read candidates in pages no data backs (a kdump's zer
     PsscanStats sr, sk;
     const auto found_raw = psscan(tr, layout(), {}, &sr);
     const auto found_kdump = psscan(tk, layout(), {}, &sk);
+    REQUIRE(found_raw.size() == 2);   // the leader and its thread
     CHECK(found_kdump == found_raw);
     CHECK(sr.no_data_pages == 0);   // a raw file's zero pages are data
     CHECK(sk.no_data_pages == expected);
