@@ -299,9 +299,10 @@ inline constexpr uint64_t kDumpBytesPerDmgByte = 16;
 // The memory a network past the work limit may take to run the whole graph at once
 // (DetectOptions::whole_graph_ceiling): of 16 times input_bytes, at least
 // DetectOptions::kWholeGraphCeiling, what the graph (MemoryGraph::array_bytes) and
-// DetectOptions::kBesideNetwork leave, at most half of available_memory() — issue 15's bound of 1 GiB for the process on inputs up to 64 MiB, scaled. A 62 MiB kdump
-// crafted without pointer locality (1.4 GiB whole) stays refused; a real 256 MiB dump with 23 MiB
-// of such pointers planted in free pages (helper 67: 1.1 GiB whole) runs.
+// DetectOptions::kBesideNetwork leave, at most half of available_memory() — issue 15's bound of
+// 1 GiB for the process on inputs up to 64 MiB, scaled. A 62 MiB kdump crafted without pointer
+// locality (1.4 GiB whole) stays refused; a real 256 MiB dump with 23 MiB of such pointers planted
+// in free pages (helper 67: 1.1 GiB whole) runs.
 uint64_t whole_graph_ceiling(const MemoryGraph& g);
 // The same for `available` bytes of memory (none: unknown, no half-of-available cap).
 uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> available);
@@ -312,8 +313,7 @@ uint64_t content_pages(const MemoryGraph& g);
 // was read from (MemoryGraph::graph_file_bytes; real ones hold 8.5–10.5 KiB a content page, a
 // crafted one 120 bytes: attacker 99), and at most one per PhysicalLayer::kCountedPageBytes (1 KiB)
 // of the dump's file — of its size (input_bytes, when known: kContentPagesPerFilePage per 4 KiB)
-// and, for kdump and
-// AVML, of what their non-zero pages take of it (GraphBuildInfo::stored_page_bytes: each page's
+// and, for kdump and AVML, of what their non-zero pages take of it (GraphBuildInfo::stored_page_bytes: each page's
 // compressed bytes, at most 1 KiB a page). A compressed file's pages of one pattern would otherwise
 // buy work its file does not hold: attacker 75's 64 MiB kdump, 120 k content pages (7.5 per file
 // page); attacker 77's, 92 k content pages, 66 k of them one pointer each in about 50 bytes of zstd,

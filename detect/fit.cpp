@@ -761,10 +761,12 @@ std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
     for (const auto& [type, n] : v.hidden)
         by_type += (by_type.empty() ? "" : json ? "," : ", ") + (json ? json_string(type) + ":" + std::to_string(n) : std::to_string(n) + " " + type);
     for (const std::string& why : v.incomplete) incomplete += (incomplete.empty() ? "" : json ? "," : "; ") + (json ? json_string(why) : why);
+    std::string json_types;
+    for (const std::string& t : v.types) json_types += (json_types.empty() ? "" : ",") + json_string(t);
     if (json)
         return "{\"record\":\"verdict\",\"hidden\":" + std::to_string(v.hidden_total()) + ",\"hidden_by_type\":{" + by_type +
                "},\"held_by_hidden\":" + std::to_string(v.held_by_hidden) + ",\"judged\":" + std::to_string(v.judged) + ",\"not_judged\":" + std::to_string(v.not_judged) + ",\"broken\":" + std::to_string(v.broken) +
-               ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "]}\n";
+               ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "],\"types\":[" + json_types + "]}\n";
     auto objects = [](uint64_t n) { return std::to_string(n) + " object" + (n == 1 ? "" : "s"); };
     // the types counted (newcomer 95: "985 of 985 objects (task_struct, module, file)" read as all
     // three judged, where only files were found and the other models not run)

@@ -343,7 +343,7 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
 // with "; N not judged on kernel lists broken in memory (a smeared capture, or tampering)" after the
 // counts when `broken` (dmdetect --fail-on-hidden: exit 7 rather than 6);
 // `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"held_by_hidden":N,"judged":N,"not_judged":N,"broken":N,"complete":bool
-// (some object judged, nothing incomplete),"incomplete":[…]}.
+// (some object judged, nothing incomplete),"incomplete":[…],"types":[…]} (DumpVerdict::types).
 std::string format_dump_verdict(const DumpVerdict& verdict, DetectionFormat format);
 
 }  // namespace deepmem

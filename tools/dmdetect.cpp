@@ -252,7 +252,8 @@ int run(int argc, char** argv, Communicator& world) {
         "network-memory", po::value<std::string>(),
         "memory each model's network may work in, e.g. 512M or 2G; 0 = no limit (default: 1/16 of the graph, at most "
         "half the available memory); within it a network runs in row blocks, and past 4 times the whole graph's work "
-        "the whole graph at once if that fits 16 times the dump's file (at least 1 GiB), else not at all (exit 4)")(
+        "the whole graph at once if that fits 16 times the dump's file (at least 1 GiB; a .dmg's: at most 256 times the "
+        ".dmg), else not at all (exit 4)")(
         "network-work", po::value<Whole<uint32_t>>(),
         ("the GNN work each model may do, in node-iterations per 4 KiB page of the dump holding segments (at most "
          "one such page per " + std::to_string(PhysicalLayer::kCountedPageBytes / 1024) +

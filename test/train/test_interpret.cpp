@@ -262,7 +262,7 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; so is an unhashed listed 
               "# verdict: not judged: no task_struct, module, file found\n");   // (in JSON's incomplete too)
         const std::string none_json = format_dump_verdict(dump_verdict(std::vector<Detection>{}, {}, ""), DetectionFormat::Json);
         CHECK(none_json == "{\"record\":\"verdict\",\"hidden\":0,\"hidden_by_type\":{},\"held_by_hidden\":0,\"judged\":0,\"not_judged\":0,\"broken\":0,"
-                           "\"complete\":false,\"incomplete\":[\"no task_struct, module, file found\"]}\n");
+                           "\"complete\":false,\"incomplete\":[\"no task_struct, module, file found\"],\"types\":[]}\n");
         // files a hidden task holds: judged, not hidden, counted beside the tasks (newcomer 87)
         std::vector<Detection> held = ds;
         Detection file = detection("file", w.at["p1"]);
@@ -407,6 +407,8 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
     CHECK(format_dump_verdict(v, DetectionFormat::Table) ==
           "# verdict: INCOMPLETE: 0 hidden among 3 of 4 objects (task_struct); 1 not judged: 1 task_struct with "
           "no hidden verdict (null: their bad field says why)\n");
+    CHECK(v.types == std::vector<std::string>{"task_struct"});
+    CHECK(format_dump_verdict(v, DetectionFormat::Json).find(",\"types\":[\"task_struct\"]}") != std::string::npos);
     {   // The PID IDR is a second witness the cut list does not touch (attacker 86): p2 unhashed too is
         // hidden; with the IDR leaf unreadable there is no witness, and it stays not judged.
         w.mem.put(w.at["pid100"] + Off::pid_tasks, 0);
