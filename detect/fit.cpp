@@ -691,12 +691,16 @@ std::string format_fit_report(const std::optional<FoundBanner>& dump, std::span<
 }
 
 namespace {
-// "task_struct, module, file" (kCrossViewTypes)
-std::string cross_view_types_text() {
-    std::string types;
-    for (std::string_view t : kCrossViewTypes) types += (types.empty() ? "" : ", ") + std::string(t);
-    return types;
+// `names` joined by `sep`, each as `text` gives it
+template <class Names, class Text>
+std::string joined(const Names& names, const char* sep, Text text) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : sep) + text(n);
+    return out;
 }
+std::string as_is(std::string_view name) { return std::string(name); }
+// "task_struct, module, file" (kCrossViewTypes)
+std::string cross_view_types_text() { return joined(kCrossViewTypes, ", ", as_is); }
 }  // namespace
 
 uint64_t DumpVerdict::hidden_total() const noexcept {
@@ -713,18 +717,17 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
     std::set<std::string, std::less<>> seen;
     for (const Detection& d : found) {
         if (!is_cross_view_type(d.type)) continue;
+        seen.insert(d.type);
         const ObjectField* h = field_of(d, "hidden");
         if (!h || h->json == "null") {   // no "hidden": not read, or read with no list walked
             const bool read = std::any_of(d.fields.begin(), d.fields.end(), [](const ObjectField& f) { return f.key != kBelowTrainedKey; });
             ++(h ? null_of : read ? unwalked_of : unread_of)[d.type];
             ++v.not_judged;
-            seen.insert(d.type);
             if (const ObjectField* bad = field_of(d, "bad"); h && bad && bad->text.find(kBrokenListReason) != std::string::npos)
                 ++v.broken;
             continue;
         }
         ++v.judged;
-        seen.insert(d.type);
         if (field_of(d, kHeldByHiddenKey)) ++v.held_by_hidden;
         if (h->json != "true") continue;
         auto it = std::find_if(v.hidden.begin(), v.hidden.end(), [&](const auto& p) { return p.first == d.type; });
@@ -761,17 +764,14 @@ std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
     for (const auto& [type, n] : v.hidden)
         by_type += (by_type.empty() ? "" : json ? "," : ", ") + (json ? json_string(type) + ":" + std::to_string(n) : std::to_string(n) + " " + type);
     for (const std::string& why : v.incomplete) incomplete += (incomplete.empty() ? "" : json ? "," : "; ") + (json ? json_string(why) : why);
-    std::string json_types;
-    for (const std::string& t : v.types) json_types += (json_types.empty() ? "" : ",") + json_string(t);
     if (json)
         return "{\"record\":\"verdict\",\"hidden\":" + std::to_string(v.hidden_total()) + ",\"hidden_by_type\":{" + by_type +
                "},\"held_by_hidden\":" + std::to_string(v.held_by_hidden) + ",\"judged\":" + std::to_string(v.judged) + ",\"not_judged\":" + std::to_string(v.not_judged) + ",\"broken\":" + std::to_string(v.broken) +
-               ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "],\"types\":[" + json_types + "]}\n";
+               ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "],\"types\":[" + joined(v.types, ",", json_string) + "]}\n";
     auto objects = [](uint64_t n) { return std::to_string(n) + " object" + (n == 1 ? "" : "s"); };
     // the types counted (newcomer 95: "985 of 985 objects (task_struct, module, file)" read as all
     // three judged, where only files were found and the other models not run)
-    std::string types;
-    for (const std::string& t : v.types) types += (types.empty() ? "" : ", ") + t;
+    const std::string types = joined(v.types, ", ", as_is);
     // objects a list broken in memory misses: a smeared capture, or an attacker's words (reviewer 92)
     const std::string broken = v.broken ? "; " + std::to_string(v.broken) + " not judged on kernel lists broken in memory (a smeared "
                                                                         "capture, or tampering)"
