@@ -53,6 +53,8 @@
 //           tables (every table of the kernel half reached from the dump's root) are left alone:
 //           the dump's own translation stays what it was. attack.json lists the smeared pages
 //           ("pages": physical addresses), so objects with no byte on them are the intact ones.
+//           --pages PA,…: these pages instead (each must be a candidate), to replay a smear or aim
+//           one at a structure (the test of the PID IDR's root node).
 //   hide    The smallest edit that hides an object from deepmem (issue #13 item 3, white-box): for
 //           --count (default 20) random live objects of the type of the model --weights (any of the
 //           six), the greedy search of train/hide.hpp with that model (its threshold) over each
@@ -109,6 +111,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -120,7 +123,7 @@ namespace {
 
 const char* kUsage =
     "usage: dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
-    "                 [--types task_struct,…] [--mode random|plausible]\n"
+    "                 [--types task_struct,…] [--mode random|plausible] [--pages PA,…]\n"
     "       dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]\n"
     "       dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]\n"
     "OUT_DIR must not exist or be empty; it appears only when the attack succeeds.\n";
@@ -279,7 +282,8 @@ int run(int argc, char** argv) {
         "budget", po::value<Whole<uint64_t>>()->default_value(Whole<uint64_t>{64}, "64"), "hide: words edited at most per task")(
         "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1); smear: fraction of pages (0.05)")(
         "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated; dkom: task_struct, module, file")(
-        "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible");
+        "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible")(
+        "pages", po::value<std::string>(), "smear: these physical pages (0x…, comma-separated), not a random fraction");
     const auto parsed = parse_command_line(argc, argv, o, {{"attack", 1}}, kUsage);
     if (!parsed) return 0;
     const po::variables_map& vm = *parsed;
@@ -288,6 +292,7 @@ int run(int argc, char** argv) {
     if (attack != "dkom" && attack != "tamper" && attack != "noise" && attack != "plant" && attack != "smear" &&
         attack != "hide")
         throw po::error("ATTACK must be dkom, tamper, noise, plant, smear or hide, not '" + attack + "'");
+    if (vm.count("pages") && attack != "smear") throw po::error("--pages is for smear only");
     const std::string from = vm["from"].as<std::string>();
     if (from != "deepmem" && from != "psscan" && from != "pslist") throw po::error("--from must be deepmem, psscan or pslist");
     if (attack == "hide" && from == "deepmem" && !vm.count("weights")) throw InputError("hide needs --weights MODEL");
@@ -814,10 +819,25 @@ int run(int argc, char** argv) {
             }
         }
         if (pages.size() < 2) throw InputError("smear: fewer than 2 non-zero direct-map pages");
-        std::vector<uint64_t> chosen = pages;
-        std::shuffle(chosen.begin(), chosen.end(), rng);
-        chosen.resize(static_cast<size_t>(std::llround(fraction * double(pages.size()))));
+        std::vector<uint64_t> chosen;
+        if (vm.count("pages")) {
+            const std::set<uint64_t> candidates(pages.begin(), pages.end());
+            std::stringstream list(vm["pages"].as<std::string>());
+            for (std::string item; std::getline(list, item, ',');) {
+                const uint64_t pa = parse_address(item, "--pages");
+                if (!candidates.count(pa))
+                    throw InputError("--pages: " + hex(pa) + " is no candidate (a present, non-zero direct-map page, not a page table)");
+                chosen.push_back(pa);
+            }
+            if (chosen.empty()) throw InputError("--pages is empty");
+            params = "\"pages\":" + std::to_string(chosen.size());
+        } else {
+            chosen = pages;
+            std::shuffle(chosen.begin(), chosen.end(), rng);
+            chosen.resize(static_cast<size_t>(std::llround(fraction * double(pages.size()))));
+        }
         std::sort(chosen.begin(), chosen.end());
+        chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
         std::string list;
         for (uint64_t pa : chosen) {
             uint64_t from;

@@ -152,6 +152,9 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     ns_idr_base = opt("pid_namespace", "idr.idr_base");
     xa_shift = opt("xa_node", "shift");
     xa_parent = opt("xa_node", "parent");
+    xa_offset = opt("xa_node", "offset");
+    xa_array = opt("xa_node", "array");
+    ns_idr_rt = opt("pid_namespace", "idr.idr_rt");
     xa_slots = opt("xa_node", "slots");
     if (xa_slots) xa_slot_count = array_length("xa_node", "slots");
     pid_tasks = opt("pid", "tasks");

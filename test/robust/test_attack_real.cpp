@@ -461,6 +461,59 @@ TEST_CASE("plant writes pointers into live task_structs, in task non-pointer wor
     fs::remove_all(out.parent_path());
 }
 
+// dmdetect --fail-on-hidden with the task_struct, file and module models on OUT's dump: its output,
+// the verdict line and the exit status (std::system's).
+struct VerdictRun {
+    std::string text, line;
+    int status = -1;
+};
+VerdictRun dmdetect_verdict(const fs::path& out) {
+    const char* dmdetect = std::getenv("DMDETECT");
+    REQUIRE(dmdetect);
+    const std::string models = std::getenv("DEEPMEM_MODELS"), found_txt = (out.parent_path() / "found.txt").string();
+    const std::string cmd = std::string(dmdetect) + " -q --fail-on-hidden " + (out / "dump.elf").string() + " --kernel " +
+                            (out / "vmlinuz").string() + " --kallsyms " + (out / "kallsyms").string() + " -w " + models +
+                            "/task_struct.cereal -w " + models + "/file.cereal -w " + models + "/module.cereal -o " + found_txt;
+    VerdictRun r;
+    r.status = std::system(cmd.c_str());
+    const auto bytes = read_whole_file(found_txt, "output");
+    r.text.assign(bytes.begin(), bytes.end());
+    const size_t at = r.text.find("# verdict: ");
+    REQUIRE(at != std::string::npos);
+    r.line = r.text.substr(at, r.text.find('\n', at) - at);
+    return r;
+}
+
+// CI (a fresh dev dump, the smear below): a smeared page where the PID IDR was read "HIDDEN: 427
+// task_struct", every task the page of something else did not map. Aimed at the IDR's root node, then
+// at init_pid_ns's own page (the IDR's head): no task is hidden, the task list alone judges them.
+TEST_CASE("smear of the PID IDR (its root node, init_pid_ns's page) hides no task") {
+    const auto btf = btf::load_kernel_btf((dev() / "vmlinuz").string());
+    const auto syms = Kallsyms::load((dev() / "kallsyms").string());
+    const KernelLayout L(btf);
+    REQUIRE(L.ns_idr_head);
+    Opened d(dev() / "dump.elf");
+    const TranslatedMemory mem(*d.tl);
+    const auto ns = syms.address("init_pid_ns");
+    REQUIRE(ns);
+    const auto head = mem.word(*ns + *L.ns_idr_head, 8);
+    REQUIRE(head);
+    REQUIRE((*head & 3) == 2);   // xa_is_node
+    const auto head_at = mem.physical(*ns + *L.ns_idr_head), root_at = mem.physical(*head - 2);
+    REQUIRE(head_at);
+    REQUIRE(root_at);
+    for (uint64_t page : {*root_at & ~uint64_t{4095}, *head_at & ~uint64_t{4095}}) {
+        CAPTURE(hex(page));
+        const fs::path out = attack("smear --seed 3 --pages " + hex(page));
+        const auto [text, line, st] = dmdetect_verdict(out);
+        CAPTURE(line);
+        CHECK(line.find("HIDDEN") == std::string::npos);
+        CHECK(WIFEXITED(st));
+        CHECK(WEXITSTATUS(st) != 5);
+        fs::remove_all(out.parent_path());
+    }
+}
+
 // A task whose own pages are intact still has neighbours in the graph (its parent, children,
 // siblings, mm, creds) that a smeared page may hold, and the embedding sums over them (paper §3.3,
 // three iterations): five fresh dev dumps missed 0, 0, 0, 1 and 1 of about 400 (the one looked
@@ -507,18 +560,7 @@ TEST_CASE("smear leaves intact tasks detected: at least 99 % of the live task_st
 
     // Nothing is hidden on a smeared capture: its broken lists leave objects not judged, said so, never
     // HIDDEN (newcomer 90: a 5 % smear read "HIDDEN: 205 task_struct, 64 file", complete, exit 5): exit 7.
-    const char* dmdetect = std::getenv("DMDETECT");
-    REQUIRE(dmdetect);
-    const std::string models = std::getenv("DEEPMEM_MODELS"), found_txt = (out.parent_path() / "found.txt").string();
-    const std::string cmd = std::string(dmdetect) + " -q --fail-on-hidden " + (out / "dump.elf").string() + " --kernel " +
-                            (out / "vmlinuz").string() + " --kallsyms " + (out / "kallsyms").string() + " -w " + models +
-                            "/task_struct.cereal -w " + models + "/file.cereal -w " + models + "/module.cereal -o " + found_txt;
-    const int st = std::system(cmd.c_str());
-    const auto text_bytes = read_whole_file(found_txt, "output");
-    const std::string text(text_bytes.begin(), text_bytes.end());
-    const size_t at = text.find("# verdict: ");
-    REQUIRE(at != std::string::npos);
-    const std::string line = text.substr(at, text.find('\n', at) - at);
+    const auto [text, line, st] = dmdetect_verdict(out);
     CAPTURE(line);
     CHECK(line.starts_with("# verdict: INCOMPLETE: 0 hidden among "));
     CHECK(line.find(" not judged on kernel lists broken in memory (a smeared capture, or tampering)") != std::string::npos);

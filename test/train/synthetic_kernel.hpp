@@ -64,7 +64,7 @@ struct Off {
                               f_flags = 8, f_pos = 16, f_inode = 24, f_count = 32, i_ino = 40, d_parent = 64,
                               d_sb = 72, s_type = 8, mnt_root = 0, mount_parent = 16, mount_mountpoint = 24,
                               mount_mnt = 32, map_count = 8, exe_file = 16, core_layout = 104, init_layout = 160,
-                              idr_head = 8, idr_base = 16, xa_slots = 16, pid_tasks = 8, pid_numbers = 48;
+                              idr_head = 8, idr_base = 16, xa_slots = 40, pid_tasks = 8, pid_numbers = 48;
     // SLUB (again not Linux's offsets)
     static constexpr uint64_t kc_cpu_slab = 8, kc_offset = 16, kc_size = 20, kc_name = 32, kc_list = 48,
                               kc_random = 64, kc_red = 72, kc_node = 80, kc_sizeof = 128, kcc_freelist = 8,
@@ -120,7 +120,8 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false, 
     uint32_t idr = b.struct_("idr", 24, {{"idr_rt", xa, 0}, {"idr_base", u32, 128}, {"idr_next", u32, 160}});
     b.struct_("pid_namespace", 64, {{"idr", idr, 0}});
     uint32_t u8 = b.int_type("unsigned char", 1, 8, false);
-    b.struct_("xa_node", 16 + 64 * 8, {{"shift", u8, 0}, {"parent", vp, 64}, {"slots", b.array(vp, i32, 64), Off::xa_slots * 8}});
+    b.struct_("xa_node", Off::xa_slots + 64 * 8, {{"shift", u8, 0}, {"offset", u8, 8}, {"parent", vp, 64}, {"array", vp, 128},
+                                                 {"slots", b.array(vp, i32, 64), Off::xa_slots * 8}});
     uint32_t upid = b.struct_("upid", 16, {{"nr", i32, 0}, {"ns", vp, 64}});
     b.struct_("pid", 64, {{"tasks", b.array(vp, i32, 4), Off::pid_tasks * 8},
                           {"numbers", b.array(upid, i32, 1), Off::pid_numbers * 8}});

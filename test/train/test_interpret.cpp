@@ -49,12 +49,14 @@ struct InterpretWorld : World {
         mem.put(at["init_cred"] + Off::cred_fsgid, 0xffffffffu, 4);   // (gid_t)-1: no id
 
         pid_ns = alloc("init_pid_ns", 64);
-        const uint64_t root = alloc("xa_root", 16 + 64 * 8), leaf0 = alloc("xa_leaf0", 16 + 64 * 8),
-                       leaf1 = alloc("xa_leaf1", 16 + 64 * 8);
+        const uint64_t root = alloc("xa_root", Off::xa_slots + 64 * 8), leaf0 = alloc("xa_leaf0", Off::xa_slots + 64 * 8),
+                       leaf1 = alloc("xa_leaf1", Off::xa_slots + 64 * 8);
         mem.put(root, 6, 1);
         mem.put(root + Off::xa_slots, leaf0 + 2);
         mem.put(root + Off::xa_slots + 8, leaf1 + 2);
+        mem.put(leaf1 + 1, 1, 1);                                           // xa_node.offset: slot 1 of the root
         for (uint64_t leaf : {leaf0, leaf1}) mem.put(leaf + 8, root);   // xa_node.parent
+        for (uint64_t node : {root, leaf0, leaf1}) mem.put(node + 16, pid_ns);   // xa_node.array: &idr.idr_rt
         mem.put(pid_ns + Off::idr_head, root + 2);
         mem.put(pid_ns + Off::idr_base, 0, 4);
         for (auto [t, nr] : std::vector<std::pair<uint64_t, int>>{{p1, 1}, {p3, 2}, {p2, 100}, {t1, 101}, {t2, 102}}) {
@@ -201,6 +203,54 @@ TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
     CHECK(f["exited"] == "null");
     CHECK(f["hidden"] == "true");
     CHECK(f["bad"].find("state: unknown state bits 0x10080") != std::string::npos);
+}
+
+// CI (a fresh dev dump, 5 % smear): a page of something else where the IDR was read "HIDDEN: 427
+// task_struct". Only nodes whose shift, parent, offset and array name the way to them, under a head that
+// is a node, witness; anything else says nothing, and the task list alone judges.
+TEST_CASE("interpret: an IDR a smeared capture overwrote is no witness") {
+    InterpretWorld w;
+    const Kallsyms syms = w.syms();
+    auto none_hidden = [&](const std::string& what) {
+        CAPTURE(what);
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        for (const char* t : {"p1", "p2", "t1", "t2", "p3"}) {
+            CAPTURE(t);
+            auto f = json_of(in.fields("task_struct", w.at[t]));
+            CHECK(f["hidden"] == "false");
+            CHECK(f["missing_from"] == "[]");
+        }
+        return in.notes();
+    };
+    none_hidden("intact");
+    const uint64_t root = w.at["xa_root"], leaf0 = w.at["xa_leaf0"], leaf1 = w.at["xa_leaf1"];
+    {   // the root a page of another xarray's root: no parent either, shift 0, its own array
+        w.mem.put(root, 0, 1);
+        w.mem.put(root + 16, w.at["init_pid_ns"] + 0x1000);
+        none_hidden("another xarray's root");
+        w.mem.put(root, 6, 1);
+        none_hidden("shift as the IDR's, another array");   // only the array tells
+        w.mem.put(root + 16, w.at["init_pid_ns"]);
+    }
+    {   // leaf 1 a copy of leaf 0 (the same IDR, another slot): PIDs 100-102 in no slot of it
+        std::vector<uint8_t> copy(Off::xa_slots + 64 * 8);
+        REQUIRE(w.mem.read(leaf0, copy));
+        std::vector<uint8_t> was(copy.size());
+        REQUIRE(w.mem.read(leaf1, was));
+        for (size_t i = 0; i < copy.size(); ++i) w.mem.put(leaf1 + i, copy[i], 1);
+        none_hidden("leaf 1 a copy of leaf 0");
+        for (size_t i = 0; i < was.size(); ++i) w.mem.put(leaf1 + i, was[i], 1);
+    }
+    for (uint64_t head : {uint64_t{0}, uint64_t{0x4141414141414141}, uint64_t{leaf0}}) {   // the head no node
+        w.mem.put(w.at["init_pid_ns"] + Off::idr_head, head);
+        const auto notes = none_hidden("head not a node");
+        CHECK(std::any_of(notes.begin(), notes.end(), [](const std::string& n) {
+            return n.starts_with("init_pid_ns's IDR is not as the kernel keeps it (head 0x") && n.ends_with("pid_hash view not checked");
+        }));
+    }
+    w.mem.put(w.at["init_pid_ns"] + Off::idr_head, root + 2);
+    w.mem.put(w.at["init_pid_ns"] + Off::idr_base, 300, 4);   // every PID below the base
+    none_hidden("base not 0");
 }
 
 TEST_CASE("interpret: a DKOM-hidden process is hidden; so is an unhashed listed one") {
