@@ -180,13 +180,35 @@ struct ObjectInterpreter::Impl {
         auto back = ptr(*next + psize), forth = ptr(*prev);
         return back && forth && *back == *prev && *forth == *next && *back != node;
     }
+    // Whether the page holding task t's member at `node` holds t's own words, not another task's page
+    // a smeared capture copied there (one that died: its tasks node holds list_del_rcu's poison; a 5 %
+    // smear of the dev dump, seed 8, made a live thread "HIDDEN" so). t's words on that page must name
+    // t: its group_leader (`leader`: a leader's is itself), its children, sibling and thread-list nodes empty
+    // (at themselves) or their next's prev back at them. One that names another says no; none on the
+    // page (or none readable) says nothing against it.
+    bool own_page(uint64_t t, uint64_t node, bool leader) {
+        const uint64_t page = node & ~uint64_t{4095};
+        auto on_page = [&](uint64_t at, uint64_t bytes) { return (at & ~uint64_t{4095}) == page && ((at + bytes - 1) & ~uint64_t{4095}) == page; };
+        if (leader && on_page(t + L.group_leader, psize))
+            if (auto self = ptr(t + L.group_leader); self && phys(*self) != phys(t)) return false;
+        for (const std::optional<uint64_t>& m : {L.children, L.sibling, L.thread_node ? L.thread_node : L.thread_group}) {
+            if (!m || !on_page(t + *m, 2 * psize)) continue;
+            const uint64_t at = t + *m;
+            auto next = ptr(at);
+            if (!next || *next == at) continue;
+            if (!kernel(*next)) return false;
+            if (auto back = ptr(*next + psize); back && *back != at) return false;
+        }
+        return true;
+    }
     // Task t, or its group leader, taken off its list (unlinked): its group leader's init_task.tasks
-    // node, or its own node on its thread group's list.
+    // node, or its own node on its thread group's list, on a page that is that task's (own_page).
     bool task_unlinked(uint64_t t) {
         auto leader = ptr(t + L.group_leader);
-        if (unlinked((leader && kernel(*leader) ? *leader : t) + L.tasks)) return true;
+        const uint64_t l = leader && kernel(*leader) ? *leader : t;
+        if (unlinked(l + L.tasks) && own_page(l, l + L.tasks, true)) return true;
         const std::optional<uint64_t> thread = L.thread_node ? L.thread_node : L.thread_group;
-        return thread && unlinked(t + *thread);
+        return thread && unlinked(t + *thread) && own_page(t, t + *thread, phys(l) == phys(t));
     }
     // Whether init_pid_ns's IDR maps `pid` to task t (idr_find, then the pid's PIDTYPE_PID tasks):
     // false when every node on the way was read and it does not; nullopt when the IDR or a node on

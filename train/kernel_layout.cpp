@@ -60,6 +60,8 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     comm = req("task_struct", "comm");
     comm_len = member_size("task_struct", "comm");
     thread_node = opt("task_struct", "thread_node");
+    children = opt("task_struct", "children");
+    sibling = opt("task_struct", "sibling");
     thread_head = opt("signal_struct", "thread_head");
     thread_group = opt("task_struct", "thread_group");
     if (!(thread_node && thread_head) && !thread_group)

@@ -39,6 +39,7 @@ struct KernelLayout {
     uint64_t tasks, pid, tgid, group_leader, signal, mm, real_cred, cred, files, comm, comm_len;
     std::optional<uint64_t> thread_node;    // on signal->thread_head (3.14+)
     std::optional<uint64_t> thread_group;   // the older ring of threads (gone in 6.7)
+    std::optional<uint64_t> children, sibling;   // list_heads: the task's children, its place among its parent's
     std::optional<uint64_t> state;          // __state (5.14+, u32), else state (long): read 4 bytes
     std::optional<uint64_t> flags, stack, active_mm, exit_state, real_parent, parent, fs, usage;
     std::optional<uint64_t> pid_links;      // hlist_node pid_links[pid_types]

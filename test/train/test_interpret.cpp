@@ -498,6 +498,25 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
         ObjectInterpreter garbage(w.mem, w.btf, &syms);
         garbage.set_memory_lacking(true);
         CHECK(json_of(garbage.fields("task_struct", w.at["p2"]))["hidden"] == "null");
+        // ... nor a poisoned node on a page that is another task's: a smeared capture copied a dead
+        // task's page over the leader's (dm-attack smear, seed 8: its live thread read "HIDDEN"), and
+        // the leader's group_leader on that page names that task, not itself
+        REQUIRE((w.at["p2"] + Off::tasks) / 4096 == (w.at["p2"] + Off::group_leader) / 4096);
+        w.mem.put(w.at["p2"] + Off::tasks + 8, 0xdead000000000122ull);
+        w.mem.put(w.at["p2"] + Off::group_leader, w.at["p3"]);
+        ObjectInterpreter copied(w.mem, w.btf, &syms);
+        copied.set_memory_lacking(true);
+        for (const std::string t : {"p2", "t1", "t2"}) {
+            CAPTURE(t);
+            CHECK(json_of(copied.fields("task_struct", w.at[t]))["hidden"] == "null");
+        }
+        w.mem.put(w.at["p2"] + Off::group_leader, w.at["p2"]);
+        ObjectInterpreter own(w.mem, w.btf, &syms);   // its own page: unlinked, the threads hidden with it
+        own.set_memory_lacking(true);
+        for (const std::string t : {"p2", "t1", "t2"}) {
+            CAPTURE(t);
+            CHECK(json_of(own.fields("task_struct", w.at[t]))["hidden"] == "true");
+        }
         w.mem.put(w.at["p2"] + Off::tasks, w.at["p2"] + Off::tasks);
         w.mem.put(w.at["p2"] + Off::tasks + 8, w.at["p2"] + Off::tasks);
     }
