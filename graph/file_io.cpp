@@ -339,6 +339,35 @@ bool same_inode(const struct stat& a, const struct stat& b) { return a.st_dev ==
 
 }  // namespace
 
+std::vector<std::pair<uint64_t, uint64_t>> data_extents(int fd, uint64_t size) {
+    std::vector<std::pair<uint64_t, uint64_t>> extents;
+    for (off_t pos = 0; size > 0 && static_cast<uint64_t>(pos) < size;) {
+        off_t data = ::lseek(fd, pos, SEEK_DATA);
+        if (data < 0) {
+            if (errno != ENXIO) extents = {{static_cast<uint64_t>(pos), size}};   // unsupported: all data
+            break;
+        }
+        off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        if (hole < 0 || hole <= data) hole = static_cast<off_t>(size);
+        extents.emplace_back(static_cast<uint64_t>(data), static_cast<uint64_t>(hole));
+        pos = hole;
+    }
+    return extents;
+}
+
+uint64_t held_bytes(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return UINT64_MAX;
+    struct stat st {};
+    uint64_t held = UINT64_MAX;
+    if (::fstat(fd, &st) == 0) {
+        held = 0;
+        for (const auto& [begin, end] : data_extents(fd, static_cast<uint64_t>(st.st_size))) held += end - begin;
+    }
+    ::close(fd);
+    return held;
+}
+
 bool same_file(const std::string& a, const std::string& b) {
     struct stat sa {}, sb {};
     if (a.empty() || b.empty() || ::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;

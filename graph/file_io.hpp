@@ -42,6 +42,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace deepmem {
@@ -103,6 +104,14 @@ void write_file_atomically(const std::string& path, std::string_view bytes);
 // and `path` — also for one that is not a regular file (a FIFO would block, a device never end) or
 // holds more than `max_bytes` (a sparse file of 1 TiB was read until memory ran out: helper 66).
 std::vector<uint8_t> read_whole_file(const std::string& path, const char* what, uint64_t max_bytes = uint64_t{1} << 30);
+
+// [offset, end) stretches of the open file `fd` of `size` bytes that hold data (SEEK_DATA/SEEK_HOLE):
+// a sparse file's holes read as zeros without being stored. One stretch for a dense file, and where
+// the filesystem cannot tell (no SEEK_DATA).
+std::vector<std::pair<uint64_t, uint64_t>> data_extents(int fd, uint64_t size);
+// The bytes `path` holds: the sum of its data_extents (a .dmg or raw dump padded with holes holds
+// less than its size); UINT64_MAX, not an error, when it cannot be opened (a query, not a read).
+uint64_t held_bytes(const std::string& path);
 
 // Device and inode of `a` and `b` (symlinks followed) agree; false when either does not exist.
 bool same_file(const std::string& a, const std::string& b);

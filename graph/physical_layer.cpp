@@ -2,6 +2,7 @@
 // physical byte lives in the file, then answer "bytes at physical address P" by binary search over
 // the sorted runs. All bounds checking happens here, once: after open() no run can leave the file.
 #include "graph/dump_formats.hpp"
+#include "graph/file_io.hpp"
 #include "graph/layers.hpp"
 #include "graph/text_lines.hpp"
 
@@ -77,18 +78,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
         }
         data_ = static_cast<const uint8_t*>(p);
     }
-    // Data extents of a sparse file; filesystems without SEEK_DATA report one extent.
-    for (off_t pos = 0; size_ > 0 && static_cast<uint64_t>(pos) < size_;) {
-        off_t data = ::lseek(fd, pos, SEEK_DATA);
-        if (data < 0) {
-            if (errno != ENXIO) extents_ = {{static_cast<uint64_t>(pos), size_}};   // unsupported: all data
-            break;
-        }
-        off_t hole = ::lseek(fd, data, SEEK_HOLE);
-        if (hole < 0 || hole <= data) hole = static_cast<off_t>(size_);
-        extents_.emplace_back(static_cast<uint64_t>(data), static_cast<uint64_t>(hole));
-        pos = hole;
-    }
+    extents_ = deepmem::data_extents(fd, size_);
     ::close(fd);   // the mapping keeps the file alive
 }
 

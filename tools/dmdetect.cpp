@@ -100,13 +100,6 @@ const char* kUsage =
 
 namespace fs = std::filesystem;
 
-// Bytes a file holds on disk (st_blocks: a sparse file's holes hold none; a filesystem that compresses
-// counts what it stores, less: --time-limit auto is then shorter); UINT64_MAX when unknown.
-uint64_t allocated_bytes(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_blocks) * 512 : UINT64_MAX;
-}
-
 // Seconds for a message: "10 s", "4.14 s", "1e-09 s", "1082 s"
 std::string format_seconds(double s) {
     char text[48];
@@ -479,7 +472,7 @@ int run(int argc, char** argv, Communicator& world) {
         // auto: by the bytes the file holds (a sparse raw file's holes are none; a .dmg's own size, not
         // the dump size its header claims: reviewer 96)
         const double built_seconds = std::chrono::duration<double>(InferenceNet::Clock::now() - started).count();
-        const double limit = time_limit.value_or(default_time_limit(ec ? 0 : std::min<uint64_t>(size, allocated_bytes(dump))));
+        const double limit = time_limit.value_or(default_time_limit(ec ? 0 : std::min<uint64_t>(size, held_bytes(dump))));
         detect.deadline = limit > 0 && limit < 1e9 ? started + std::chrono::duration_cast<InferenceNet::Clock::duration>(
                                                                    std::chrono::duration<double>(limit * kTimeLimitNetworks))
                                                    : InferenceNet::Clock::time_point::max();   // (auto: a file of 500 TB)
