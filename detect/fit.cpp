@@ -760,10 +760,10 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
 
 std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
     const bool json = format == DetectionFormat::Json;
-    std::string by_type, incomplete;
-    for (const auto& [type, n] : v.hidden)
-        by_type += (by_type.empty() ? "" : json ? "," : ", ") + (json ? json_string(type) + ":" + std::to_string(n) : std::to_string(n) + " " + type);
-    for (const std::string& why : v.incomplete) incomplete += (incomplete.empty() ? "" : json ? "," : "; ") + (json ? json_string(why) : why);
+    const std::string by_type = joined(v.hidden, json ? "," : ", ", [json](const std::pair<std::string, uint64_t>& h) {
+        return json ? json_string(h.first) + ":" + std::to_string(h.second) : std::to_string(h.second) + " " + h.first;
+    });
+    const std::string incomplete = json ? joined(v.incomplete, ",", json_string) : joined(v.incomplete, "; ", as_is);
     if (json)
         return "{\"record\":\"verdict\",\"hidden\":" + std::to_string(v.hidden_total()) + ",\"hidden_by_type\":{" + by_type +
                "},\"held_by_hidden\":" + std::to_string(v.held_by_hidden) + ",\"judged\":" + std::to_string(v.judged) + ",\"not_judged\":" + std::to_string(v.not_judged) + ",\"broken\":" + std::to_string(v.broken) +
