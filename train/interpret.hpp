@@ -103,9 +103,10 @@ public:
     // not point back, or unreadable ones on a dump that lacks none (LabelSet::views_broken, "broken in
     // memory": a smeared capture, corruption, tampering) — unless it, or a task's group leader, was taken
     // off its list (its node points at itself, holds list_del's poison, or its neighbours were joined
-    // around it), or is a task the PID IDR, read as the kernel keeps it, does not map (a second
-    // witness), which stays hidden; a task that is a copy of another of its PID, list links and all (a
-    // page a smeared capture copied), gets a null "hidden" too. Call before interpret().
+    // around it, on a page whose other words name that task), or is a task the PID IDR, read as the
+    // kernel keeps it, does not map (a second witness), which stays hidden. A task that is a copy of
+    // another of its PID, list links and all (a page a smeared capture copied), gets a null "hidden",
+    // on any dump. Call before interpret().
     // `absent_pages`: the kernel pages the dump lacks all the same (too few to count as a cut; the
     // note says so rather than "lacks no memory", reviewer 88 M5).
     void set_memory_lacking(bool lacking, uint64_t absent_pages = 0) noexcept;
