@@ -514,10 +514,11 @@ TEST_CASE("smear of the PID IDR (its root node, init_pid_ns's page) hides no tas
     }
 }
 
-// A 0.2 % smear of the dev dump (seed 3) overwrote a page of VMAs, and a file only those VMAs map read
-// "HIDDEN". Aimed at the page of a process's first VMA: the labeler says which mm's tree met a VMA of
-// another mm, and no file is hidden.
-TEST_CASE("smear of a page of VMAs hides no file") {
+// A 0.2 % smear of the dev dump (seed 3) overwrote a page of VMAs, a 0.05 % one (seed 5) a process's
+// mm_struct, and files only those VMAs map read "HIDDEN". Aimed at the page of a process's first VMA,
+// then at its mm's: the labeler says which mm's walk met what its tree does not hold, and no file is
+// hidden.
+TEST_CASE("smear of a page of VMAs, or of their mm_struct, hides no file") {
     const auto btf = btf::load_kernel_btf((dev() / "vmlinuz").string());
     const KernelLayout L(btf);
     if (!L.mm_mt_root || !L.ma64_slot || !L.mr64_slot) {
@@ -528,9 +529,10 @@ TEST_CASE("smear of a page of VMAs hides no file") {
     const TranslatedMemory mem(*d.tl);
     // The first VMA of the mm of a process the labels name (include/linux/maple_tree.h: an enode is the
     // node | its type << 3; leaves maple_leaf_64 1, the others' slots children)
-    std::optional<uint64_t> vma;
+    std::optional<uint64_t> vma, mm_at;
     for (const TruthObject& t : read_truth((dev() / "labels.jsonl").string())) {
         if (t.type != "mm_struct" || t.freed || vma) continue;
+        mm_at = t.paddr;
         auto entry = mem.word(t.vaddr + *L.mm_mt_root, 8);
         for (int depth = 0; entry && (*entry & 3) == 2 && depth < 8; ++depth) {
             const uint64_t node = *entry & ~uint64_t{0xff}, type = (*entry >> 3) & 0xf;
@@ -544,16 +546,20 @@ TEST_CASE("smear of a page of VMAs hides no file") {
         }
     }
     REQUIRE(vma);
+    REQUIRE(mm_at);
     const auto at = mem.physical(*vma);
     REQUIRE(at);
-    const fs::path out = attack("smear --seed 5 --pages " + hex(*at & ~uint64_t{4095}));
-    const auto [text, line, st] = dmdetect_verdict(out);
-    CAPTURE(line);
-    CHECK(line.find("HIDDEN") == std::string::npos);
-    CHECK(WIFEXITED(st));
-    CHECK(WEXITSTATUS(st) != 5);
-    CHECK(text.find("is of mm 0x") != std::string::npos);   // the note names the broken walk
-    fs::remove_all(out.parent_path());
+    for (uint64_t page : {*at & ~uint64_t{4095}, *mm_at & ~uint64_t{4095}}) {
+        CAPTURE(hex(page));
+        const fs::path out = attack("smear --seed 5 --pages " + hex(page));
+        const auto [text, line, st] = dmdetect_verdict(out);
+        CAPTURE(line);
+        CHECK(line.find("HIDDEN") == std::string::npos);
+        CHECK(WIFEXITED(st));
+        CHECK(WEXITSTATUS(st) != 5);
+        CHECK(text.find("files (mm of PID ") != std::string::npos);   // the note names the broken walk
+        fs::remove_all(out.parent_path());
+    }
 }
 
 // A task whose own pages are intact still has neighbours in the graph (its parent, children,
