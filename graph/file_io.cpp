@@ -344,7 +344,7 @@ std::vector<std::pair<uint64_t, uint64_t>> data_extents(int fd, uint64_t size) {
     for (off_t pos = 0; size > 0 && static_cast<uint64_t>(pos) < size;) {
         off_t data = ::lseek(fd, pos, SEEK_DATA);
         if (data < 0) {
-            if (errno != ENXIO) extents = {{static_cast<uint64_t>(pos), size}};   // unsupported: all data
+            if (errno != ENXIO) extents.emplace_back(static_cast<uint64_t>(pos), size);   // unsupported: the rest is data
             break;
         }
         off_t hole = ::lseek(fd, data, SEEK_HOLE);

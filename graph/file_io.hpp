@@ -110,7 +110,7 @@ std::vector<uint8_t> read_whole_file(const std::string& path, const char* what, 
 // the filesystem cannot tell (no SEEK_DATA).
 std::vector<std::pair<uint64_t, uint64_t>> data_extents(int fd, uint64_t size);
 // The bytes `path` holds: the sum of its data_extents (a .dmg or raw dump padded with holes holds
-// less than its size); UINT64_MAX, not an error, when it cannot be opened (a query, not a read).
+// less than its size; a filesystem that compresses counts what it reads back, not what it stores); UINT64_MAX, not an error, when it cannot be opened (a query, not a read).
 uint64_t held_bytes(const std::string& path);
 
 // Device and inode of `a` and `b` (symlinks followed) agree; false when either does not exist.

@@ -53,8 +53,9 @@
 //           tables (every table of the kernel half reached from the dump's root) are left alone:
 //           the dump's own translation stays what it was. attack.json lists the smeared pages
 //           ("pages": physical addresses), so objects with no byte on them are the intact ones.
-//           --pages PA,…: these pages instead (each must be a candidate), to replay a smear or aim
-//           one at a structure (the test of the PID IDR's root node).
+//           ("from": the page each was copied from, in the same order). --pages PA[:FROM],…: these
+//           pages instead (each a candidate), each copied from FROM when given, else from a random
+//           candidate: a smear replayed (its "pages" and "from" joined), or aimed at a structure.
 //   hide    The smallest edit that hides an object from deepmem (issue #13 item 3, white-box): for
 //           --count (default 20) random live objects of the type of the model --weights (any of the
 //           six), the greedy search of train/hide.hpp with that model (its threshold) over each
@@ -123,7 +124,7 @@ namespace {
 
 const char* kUsage =
     "usage: dm-attack dkom|tamper|noise|plant|smear --in DUMP_DIR --out OUT_DIR --seed S [--count N] [--fraction F]\n"
-    "                 [--types task_struct,…] [--mode random|plausible] [--pages PA,…]\n"
+    "                 [--types task_struct,…] [--mode random|plausible] [--pages PA[:FROM],…]\n"
     "       dm-attack hide --in DUMP_DIR --out OUT_DIR --seed S --weights MODEL [--graph DMG] [--count N] [--budget W]\n"
     "       dm-attack hide --from psscan|pslist --in DUMP_DIR --out OUT_DIR --seed S [--count N]\n"
     "OUT_DIR must not exist or be empty; it appears only when the attack succeeds.\n";
@@ -283,7 +284,7 @@ int run(int argc, char** argv) {
         "fraction", po::value<double>(), "noise: fraction of non-pointer bytes; plant: fraction of zero pages flooded (0.1); smear: fraction of pages (0.05)")(
         "types", po::value<std::string>()->default_value("task_struct"), "noise/plant: object types, comma-separated; dkom: task_struct, module, file")(
         "mode", po::value<std::string>()->default_value("random"), "tamper: random|plausible")(
-        "pages", po::value<std::string>(), "smear: these physical pages (0x…, comma-separated), not a random fraction");
+        "pages", po::value<std::string>(), "smear: these physical pages (0x…[:0xFROM], comma-separated), not a random fraction");
     const auto parsed = parse_command_line(argc, argv, o, {{"attack", 1}}, kUsage);
     if (!parsed) return 0;
     const po::variables_map& vm = *parsed;
@@ -819,35 +820,41 @@ int run(int argc, char** argv) {
             }
         }
         if (pages.size() < 2) throw InputError("smear: fewer than 2 non-zero direct-map pages");
-        std::vector<uint64_t> chosen;
+        std::map<uint64_t, std::optional<uint64_t>> chosen;   // page → the page copied over it, when given
         if (vm.count("pages")) {
             const std::set<uint64_t> candidates(pages.begin(), pages.end());
-            std::stringstream list(vm["pages"].as<std::string>());
-            for (std::string item; std::getline(list, item, ',');) {
-                const uint64_t pa = parse_address(item, "--pages");
+            auto candidate = [&](const std::string& text) {
+                const uint64_t pa = parse_address(text, "--pages");
                 if (!candidates.count(pa))
                     throw InputError("--pages: " + hex(pa) + " is no candidate (a present, non-zero direct-map page, not a page table)");
-                chosen.push_back(pa);
+                return pa;
+            };
+            std::stringstream list(vm["pages"].as<std::string>());
+            for (std::string item; std::getline(list, item, ',');) {
+                const size_t colon = item.find(':');
+                const uint64_t pa = candidate(item.substr(0, colon));
+                chosen[pa] = colon == std::string::npos ? std::nullopt : std::optional<uint64_t>(candidate(item.substr(colon + 1)));
+                if (chosen[pa] == pa) throw InputError("--pages: " + hex(pa) + " copied over itself");
             }
             if (chosen.empty()) throw InputError("--pages is empty");
             params = "\"pages\":" + std::to_string(chosen.size());
         } else {
-            chosen = pages;
-            std::shuffle(chosen.begin(), chosen.end(), rng);
-            chosen.resize(static_cast<size_t>(std::llround(fraction * double(pages.size()))));
+            std::vector<uint64_t> order = pages;
+            std::shuffle(order.begin(), order.end(), rng);
+            order.resize(static_cast<size_t>(std::llround(fraction * double(pages.size()))));
+            for (uint64_t pa : order) chosen[pa];
         }
-        std::sort(chosen.begin(), chosen.end());
-        chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
-        std::string list;
-        for (uint64_t pa : chosen) {
-            uint64_t from;
-            do from = pages[rng() % pages.size()];
-            while (from == pa);
+        std::string list, from_list;
+        for (const auto& [pa, given] : chosen) {
+            uint64_t from = given.value_or(pa);
+            while (from == pa) from = pages[rng() % pages.size()];
             std::memmove(dump.at_physical(pa), dump.at_physical(from), 4096);
             list += (list.empty() ? "\"" : ",\"") + hex(pa) + "\"";
+            from_list += (from_list.empty() ? "\"" : ",\"") + hex(from) + "\"";
         }
         add_change("{\"candidate_pages\":" + std::to_string(pages.size()) + ",\"page_tables_kept\":" +
-                   std::to_string(tables.size()) + ",\"smeared\":" + std::to_string(chosen.size()) + ",\"pages\":[" + list + "]}");
+                   std::to_string(tables.size()) + ",\"smeared\":" + std::to_string(chosen.size()) + ",\"pages\":[" + list +
+                   "],\"from\":[" + from_list + "]}");
     } else {
         const bool noise = attack == "noise";
         const uint64_t per_object = vm.count("count") ? vm["count"].as<Whole<uint64_t>>().value : 8;

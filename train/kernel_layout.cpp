@@ -155,6 +155,7 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     xa_shift = opt("xa_node", "shift");
     xa_parent = opt("xa_node", "parent");
     xa_offset = opt("xa_node", "offset");
+    xa_count = opt("xa_node", "count");
     xa_array = opt("xa_node", "array");
     ns_idr_rt = opt("pid_namespace", "idr.idr_rt");
     xa_slots = opt("xa_node", "slots");

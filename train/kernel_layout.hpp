@@ -96,10 +96,12 @@ struct KernelLayout {
     // struct pid.tasks[] (hlist_head per pid type) and .numbers[0].nr (upid).
     std::optional<uint64_t> ns_idr_head, ns_idr_base, xa_shift, xa_slots, pid_tasks, pid_nr;
     std::optional<uint64_t> xa_parent;   // xa_node.parent: the node above (NULL at the root)
-    // xa_node.offset (u8: its slot in the parent) and .array (the xarray it belongs to), and where
-    // pid_namespace.idr.idr_rt (that xarray) lies: a node of another xarray is not the IDR's
-    // (include/linux/xarray.h; 4.20+).
-    std::optional<uint64_t> xa_offset, xa_array, ns_idr_rt;
+    // xa_node.offset (u8: its slot in the parent), .count (u8: slots in use) and .array (the xarray
+    // it belongs to), and where pid_namespace.idr.idr_rt (that xarray) lies: a node of another xarray
+    // is not the IDR's, nor is a freed one (include/linux/xarray.h, 4.20+; the IDR's nodes are
+    // lib/radix-tree.c's: radix_tree_node_alloc sets offset, parent and array, a root's offset 0 and
+    // parent NULL; delete_node frees a node whose count fell to 0).
+    std::optional<uint64_t> xa_offset, xa_count, xa_array, ns_idr_rt;
     uint64_t xa_slot_count = 0;
 
     // SLUB, for the task_struct and cred_jar caches' freelists; nullopt (with slub_missing saying why) when the

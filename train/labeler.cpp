@@ -170,6 +170,12 @@ private:
         out_.views_cut.try_emplace(view, w);
         warn(std::move(w));
     }
+    // warn(), and the view `view` was read broken in memory (LabelSet::views_broken): what its walk
+    // met is no part of what it walks (a smeared capture's page of something else, or an edit)
+    void warn_broken(const char* view, std::string w) {
+        out_.views_broken.try_emplace(view, w);
+        warn(std::move(w));
+    }
     void warn(std::string w) {
         if (out_.warnings.size() < 1000) out_.warnings.push_back(std::move(w));
         else if (out_.warnings.size() == 1000) out_.warnings.push_back("(further warnings suppressed)");
@@ -516,9 +522,8 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
         if (said) return;
         said = true;
         const std::string w = "mm" + of + ": " + why + "; the files mapped there are not labeled";
-        if (unreadable) return warn_cut("files", w);
-        out_.views_broken.try_emplace("files", w);
-        warn(w);
+        if (unreadable) warn_cut("files", w);
+        else warn_broken("files", w);
     };
     auto mapped = [&](uint64_t vma) {   // a VMA of this mm: its file
         auto owner = ptr(vma + *L_.vm_mm);
@@ -634,8 +639,13 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
     // One fd table is read once, whichever files_structs name it, and all tables' open slots together
     // are at most max_list_total (attacker 89: hidden tasks each with a files_struct of its own naming
     // one forged table of 2^20 open slots cost 0.6 s and 8 MiB a task).
+    // Each files_struct has a table of its own (include/linux/fdtable.h: fdt is &fdtab, or one
+    // expand_fdtable allocated; threads share the files_struct, not the table): another's table named
+    // is a page of something else (a smeared capture: a copied files_struct page read "HIDDEN: 50
+    // file", reviewer 100) or an edit, and this task's own files go unread: the view is broken.
     if (auto fdt = ptr(files + L_.fdt); fdt && *fdt)
         if (auto it = fdt_count_.find(*fdt); it != fdt_count_.end()) {
+            warn_broken("files", "files_struct " + hex(files) + of + " names fdtable " + hex(*fdt) + ", which another files_struct names");
             files_fdt_[files] = *fdt;
             return fd_count_[files] = it->second;
         }
@@ -652,9 +662,9 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
     if (fd_slots_ >= opt_.max_list_total) return over();
     const FdTable table = read_fd_table(mem_, L_, files, psize_, opt_.max_fds);
     if (table.error.empty() && fd_slots_ + table.open.size() + table.max_fds / 64 > opt_.max_list_total) return over();
-    if (!table.error.empty()) {
+    if (!table.error.empty()) {   // its files unread: unreadable cuts the view, anything else breaks it
         if (table.unreadable) warn_cut("files", table.object + of + ": " + table.error);
-        else warn(table.object + of + ": " + table.error);
+        else warn_broken("files", table.object + of + ": " + table.error);
         return 0;
     }
     fd_slots_ += table.open.size() + table.max_fds / 64;   // the slots, and the bitmap's words read
@@ -667,7 +677,7 @@ uint64_t Walker::open_files(uint64_t files, int64_t pid) {
         }
         if (*slot.file == 0) continue;   // reserved by get_unused_fd, not yet installed: /proc skips it
         if (!plausible(*slot.file)) {
-            warn("fd " + std::to_string(slot.fd) + of + ": file " + hex(*slot.file) + " is not a kernel address");
+            warn_broken("files", "fd " + std::to_string(slot.fd) + of + ": file " + hex(*slot.file) + " is not a kernel address");
             continue;
         }
         ++n;

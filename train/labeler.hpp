@@ -229,9 +229,10 @@ struct LabelSet {
     // Views whose walks lost entries at links that do not point back (a direction ending at a readable
     // node; the other may end at an unreadable one): a list broken in memory (a smeared capture,
     // corruption or tampering); and "files" when the fd tables passed max_list_total open slots in
-    // all, or a walk of an mm's VMAs met what its tree or list does not hold (a node of no maple
-    // type, a VMA of another mm: a smeared page of VMAs; an unreadable slot cuts it instead). Each
-    // with its first warning. An object such a view misses is not thereby hidden either
+    // all, or a files_struct names another's fdtable, or a table or fd slot holds what no table holds
+    // (a word no kernel address), or a walk of an mm's VMAs met what its tree or list does not hold (a
+    // node of no maple type, a VMA of another mm) — a smeared page of something else, or an edit; an
+    // unreadable one cuts the view instead. Each with its first warning. An object such a view misses is not thereby hidden either
     // (train/interpret.hpp).
     std::map<std::string, std::string> views_broken;
     // Labels per type; freed objects under "<type> (freed)".

@@ -484,6 +484,20 @@ VerdictRun dmdetect_verdict(const fs::path& out) {
     return r;
 }
 
+// The dev dump with `page` smeared (dm-attack smear --pages, the page copied from is `seed`'s): its
+// verdict names nothing hidden, and its output holds `note` when one is given.
+void smear_hides_nothing(uint64_t page, uint64_t seed, const char* note = nullptr) {
+    CAPTURE(hex(page));
+    const fs::path out = attack("smear --seed " + std::to_string(seed) + " --pages " + hex(page));
+    const auto [text, line, st] = dmdetect_verdict(out);
+    CAPTURE(line);
+    CHECK(line.find("HIDDEN") == std::string::npos);
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) != 5);
+    if (note) CHECK(text.find(note) != std::string::npos);
+    fs::remove_all(out.parent_path());
+}
+
 // CI (a fresh dev dump, the smear below): a smeared page where the PID IDR was read "HIDDEN: 427
 // task_struct", every task the page of something else did not map. Aimed at the IDR's root node, then
 // at init_pid_ns's own page (the IDR's head): no task is hidden, the task list alone judges them.
@@ -502,23 +516,14 @@ TEST_CASE("smear of the PID IDR (its root node, init_pid_ns's page) hides no tas
     const auto head_at = mem.physical(*ns + *L.ns_idr_head), root_at = mem.physical(*head - 2);
     REQUIRE(head_at);
     REQUIRE(root_at);
-    for (uint64_t page : {*root_at & ~uint64_t{4095}, *head_at & ~uint64_t{4095}}) {
-        CAPTURE(hex(page));
-        const fs::path out = attack("smear --seed 3 --pages " + hex(page));
-        const auto [text, line, st] = dmdetect_verdict(out);
-        CAPTURE(line);
-        CHECK(line.find("HIDDEN") == std::string::npos);
-        CHECK(WIFEXITED(st));
-        CHECK(WEXITSTATUS(st) != 5);
-        fs::remove_all(out.parent_path());
-    }
+    for (uint64_t page : {*root_at & ~uint64_t{4095}, *head_at & ~uint64_t{4095}}) smear_hides_nothing(page, 3);
 }
 
 // A 0.2 % smear of the dev dump (seed 3) overwrote a page of VMAs, a 0.05 % one (seed 5) a process's
-// mm_struct, and files only those VMAs map read "HIDDEN". Aimed at the page of a process's first VMA,
-// then at its mm's: the labeler says which mm's walk met what its tree does not hold, and no file is
-// hidden.
-TEST_CASE("smear of a page of VMAs, or of their mm_struct, hides no file") {
+// mm_struct, and files only those VMAs map read "HIDDEN"; a page of files_structs read "HIDDEN: 50
+// file" (reviewer 100). Aimed at the page of a process's first VMA, its mm's, its files_struct's: the
+// labeler says which walk met what it does not hold, and no file is hidden.
+TEST_CASE("smear of a page of VMAs, of their mm_struct or of a files_struct hides no file") {
     const auto btf = btf::load_kernel_btf((dev() / "vmlinuz").string());
     const KernelLayout L(btf);
     if (!L.mm_mt_root || !L.ma64_slot || !L.mr64_slot) {
@@ -529,8 +534,10 @@ TEST_CASE("smear of a page of VMAs, or of their mm_struct, hides no file") {
     const TranslatedMemory mem(*d.tl);
     // The first VMA of the mm of a process the labels name (include/linux/maple_tree.h: an enode is the
     // node | its type << 3; leaves maple_leaf_64 1, the others' slots children)
-    std::optional<uint64_t> vma, mm_at;
+    std::optional<uint64_t> vma, mm_at, files_at;
     for (const TruthObject& t : read_truth((dev() / "labels.jsonl").string())) {
+        if (t.type == "task_struct" && !t.freed && !files_at)
+            if (auto files = mem.word(t.vaddr + L.files, 8); files && *files) files_at = mem.physical(*files);
         if (t.type != "mm_struct" || t.freed || vma) continue;
         mm_at = t.paddr;
         auto entry = mem.word(t.vaddr + *L.mm_mt_root, 8);
@@ -547,19 +554,11 @@ TEST_CASE("smear of a page of VMAs, or of their mm_struct, hides no file") {
     }
     REQUIRE(vma);
     REQUIRE(mm_at);
+    REQUIRE(files_at);
     const auto at = mem.physical(*vma);
     REQUIRE(at);
-    for (uint64_t page : {*at & ~uint64_t{4095}, *mm_at & ~uint64_t{4095}}) {
-        CAPTURE(hex(page));
-        const fs::path out = attack("smear --seed 5 --pages " + hex(page));
-        const auto [text, line, st] = dmdetect_verdict(out);
-        CAPTURE(line);
-        CHECK(line.find("HIDDEN") == std::string::npos);
-        CHECK(WIFEXITED(st));
-        CHECK(WEXITSTATUS(st) != 5);
-        CHECK(text.find("files (mm of PID ") != std::string::npos);   // the note names the broken walk
-        fs::remove_all(out.parent_path());
-    }
+    for (uint64_t page : {*at & ~uint64_t{4095}, *mm_at & ~uint64_t{4095}, *files_at & ~uint64_t{4095}})
+        smear_hides_nothing(page, 5, "lists were not read whole: files (");   // the note names the broken walk
 }
 
 // A task whose own pages are intact still has neighbours in the graph (its parent, children,
@@ -574,9 +573,27 @@ TEST_CASE("smear leaves intact tasks detected: at least 99 % of the live task_st
     const std::regex re("\"(0x[0-9a-f]+)\"");
     const size_t list = json.find("\"pages\":[");
     REQUIRE(list != std::string::npos);
-    for (auto it = std::sregex_iterator(json.begin() + ptrdiff_t(list), json.end(), re); it != std::sregex_iterator(); ++it)
+    const size_t list_end = json.find(']', list);   // ("from" follows: the pages copied from)
+    for (auto it = std::sregex_iterator(json.begin() + ptrdiff_t(list), json.begin() + ptrdiff_t(list_end), re); it != std::sregex_iterator(); ++it)
         smeared.insert(std::stoull((*it)[1].str(), nullptr, 16));
     REQUIRE(smeared.size() > 100);
+    {   // "from": the page copied over each, in order; joined with "pages" into --pages they replay the
+        // smear byte for byte (reviewer 100: the source pages were the rng's alone)
+        const size_t from = json.find("\"from\":[", list_end), from_end = json.find(']', from);
+        REQUIRE(from != std::string::npos);
+        std::vector<std::string> dst, src;
+        for (auto it = std::sregex_iterator(json.begin() + ptrdiff_t(list), json.begin() + ptrdiff_t(list_end), re); it != std::sregex_iterator(); ++it)
+            dst.push_back((*it)[1].str());
+        for (auto it = std::sregex_iterator(json.begin() + ptrdiff_t(from), json.begin() + ptrdiff_t(from_end), re); it != std::sregex_iterator(); ++it)
+            src.push_back((*it)[1].str());
+        REQUIRE(dst.size() == src.size());
+        std::string pages;
+        for (size_t i = 0; i < dst.size(); ++i) pages += (i ? "," : "") + dst[i] + ":" + src[i];
+        const fs::path replay = attack("smear --seed 99 --pages " + pages);
+        CHECK(read_whole_file((replay / "dump.elf").string(), "dump", uint64_t{1} << 34) ==
+              read_whole_file((out / "dump.elf").string(), "dump", uint64_t{1} << 34));
+        fs::remove_all(replay.parent_path());
+    }
     // Whole pages changed, and only the listed ones.
     Opened orig(dev() / "dump.elf"), att(out / "dump.elf");
     std::set<uint64_t> changed_pages;

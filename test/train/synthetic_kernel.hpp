@@ -57,7 +57,7 @@ struct Off {
                               signal = 200, mm = 72, real_cred = 96, cred = 104, files = 112, comm = 120,
                               thread_node = 144, thread_group = 160, fdt = 8, max_fds = 4, fd = 16, open_fds = 32,
                               f_path = 48, d_name = 16, mod_list = 16, mod_state = 4, mod_name = 40, thread_head = 24,
-                              rq_idle = 56, stack = 8, d_hash = 40;
+                              rq_idle = 56, stack = 8, d_hash = 40, children = 272, sibling = 288;
     // What the interpretation reads (train/interpret.hpp)
     static constexpr uint64_t state = 0, flags = 4, exit_state = 16, real_parent = 176, start_time = 184,
                               pid_links = 208, cred_uid = 4, cred_gid = 8, cred_euid = 20, cred_fsgid = 32, cred_user_ns = 56,
@@ -92,7 +92,8 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false, 
         {"comm", comm, Off::comm * 8},    {"thread_group", list, Off::thread_group * 8},
         {"signal", vp, Off::signal * 8}, {"stack", vp, Off::stack * 8},
         {"__state", u32, Off::state * 8}, {"flags", u32, Off::flags * 8}, {"exit_state", i32, Off::exit_state * 8},
-        {"real_parent", vp, Off::real_parent * 8}, {"start_time", l, Off::start_time * 8}};
+        {"real_parent", vp, Off::real_parent * 8}, {"start_time", l, Off::start_time * 8},
+        {"children", list, Off::children * 8}, {"sibling", list, Off::sibling * 8}};
     uint32_t hnode = b.struct_("hlist_node", 16, {{"next", vp, 0}, {"pprev", vp, 64}});
     task.push_back({"pid_links", b.array(hnode, i32, 4), Off::pid_links * 8});
     if (with_thread_head) task.push_back({"thread_node", list, Off::thread_node * 8});
@@ -120,7 +121,7 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false, 
     uint32_t idr = b.struct_("idr", 24, {{"idr_rt", xa, 0}, {"idr_base", u32, 128}, {"idr_next", u32, 160}});
     b.struct_("pid_namespace", 64, {{"idr", idr, 0}});
     uint32_t u8 = b.int_type("unsigned char", 1, 8, false);
-    b.struct_("xa_node", Off::xa_slots + 64 * 8, {{"shift", u8, 0}, {"offset", u8, 8}, {"parent", vp, 64}, {"array", vp, 128},
+    b.struct_("xa_node", Off::xa_slots + 64 * 8, {{"shift", u8, 0}, {"offset", u8, 8}, {"count", u8, 16}, {"parent", vp, 64}, {"array", vp, 128},
                                                  {"slots", b.array(vp, i32, 64), Off::xa_slots * 8}});
     uint32_t upid = b.struct_("upid", 16, {{"nr", i32, 0}, {"ns", vp, 64}});
     b.struct_("pid", 64, {{"tasks", b.array(vp, i32, 4), Off::pid_tasks * 8},
@@ -188,6 +189,10 @@ struct World {
         mem.put(t + Off::tgid, static_cast<uint32_t>(tgid), 4);
         mem.put_str(t + Off::comm, comm);
         mem.put(t + Off::group_leader, t);
+        for (uint64_t head : {Off::children, Off::sibling}) {   // empty lists (INIT_LIST_HEAD)
+            mem.put(t + head, t + head);
+            mem.put(t + head + 8, t + head);
+        }
         return t;
     }
     uint64_t files(const std::string& name, const std::vector<std::pair<unsigned, uint64_t>>& fds,
