@@ -400,11 +400,19 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
     auto node = ptr(entry + *L.pid_tasks);   // tasks[PIDTYPE_PID].first
     const uint64_t target = phys(t + *L.pid_links);
     pid_task = node && kernel(*node) ? std::optional<uint64_t>(*node - *L.pid_links) : std::nullopt;
+    std::vector<uint64_t> links{phys(entry + *L.pid_tasks)};   // the words of the chain that name a node
     for (uint64_t n = 0; node && kernel(*node) && n < 64; ++n) {
         if (phys(*node) == target) return true;
+        links.push_back(phys(*node));   // (hlist_node.next first)
         node = ptr(*node);
     }
     if (!node || *node != 0) return std::nullopt;   // a link on the way unreadable, or not a kernel address
+    // The task's own pid_links[PIDTYPE_PID].pprev naming a word of this chain says it is hashed here,
+    // where the chain says not: memory contradicting itself (one flipped bit of tasks[].first read a
+    // clean dump "HIDDEN": attacker 101 R1), no witness. detach_pid's hlist_del_rcu leaves
+    // LIST_POISON2 in pprev (include/linux/list.h), dm-attack's unhash the node itself.
+    if (auto pprev = ptr(t + *L.pid_links + psize); pprev && kernel(*pprev) && std::ranges::count(links, phys(*pprev)))
+        return std::nullopt;
     return false;
 }
 
@@ -545,7 +553,7 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         // and 6, lists whole: "HIDDEN: 1 task_struct", a copy of PID 133's page). A hidden task cannot
         // pass for one: its bytes on that page, links, pid, mm and scheduling state, would have to be
         // those of a listed task of the same PID, which ps then shows.
-        else if (const auto original = !listed && !dead && hashed && !*hashed ? stale_copy(t, *pid) : std::nullopt)
+        else if (const auto original = !listed && !dead && !(hashed && *hashed) ? stale_copy(t, *pid) : std::nullopt)
             fl.not_judged("hidden", "not judged, a copy of task " + hex(*original) + " (PID " + std::to_string(*pid) +
                                         "): its bytes on the page of its list links are that task's (a smeared capture?)");
         // freed alone does not excuse: a task is freed only after it died (reviewer 83: a forged

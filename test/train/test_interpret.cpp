@@ -281,6 +281,21 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; so is an unhashed listed 
         CHECK(f["missing_from"] == "[\"pid_hash\"]");
         w.mem.put(w.at["pid1"] + Off::pid_tasks, w.at["p1"] + Off::pid_links);
     }
+    {   // ... but not where memory contradicts itself: p1's pid_links[0].pprev names the chain's head
+        // while the head names p1's pid_links[1], whose next is NULL (one flipped bit of a clean dump
+        // read "HIDDEN": attacker 101 R1): no witness, the task list judges
+        w.mem.put(w.at["p1"] + Off::pid_links + 8, w.at["pid1"] + Off::pid_tasks);
+        w.mem.put(w.at["pid1"] + Off::pid_tasks, w.at["p1"] + Off::pid_links + 16);
+        ObjectInterpreter flipped(w.mem, w.btf, &syms);
+        auto f = json_of(flipped.fields("task_struct", w.at["p1"]));
+        CHECK(f["hidden"] == "false");
+        CHECK(f["missing_from"] == "[]");
+        w.mem.put(w.at["p1"] + Off::pid_links + 8, 0xdead000000000122ull);   // hlist_del_rcu's poison: unhashed
+        ObjectInterpreter unhashed(w.mem, w.btf, &syms);
+        CHECK(json_of(unhashed.fields("task_struct", w.at["p1"]))["hidden"] == "true");
+        w.mem.put(w.at["p1"] + Off::pid_links + 8, w.at["pid1"] + Off::pid_tasks);
+        w.mem.put(w.at["pid1"] + Off::pid_tasks, w.at["p1"] + Off::pid_links);
+    }
     ObjectInterpreter in(w.mem, w.btf, &syms);
     for (const char* t : {"p2", "t1", "t2"}) {   // the leader and its threads: "tasks" misses them all
         CAPTURE(t);
