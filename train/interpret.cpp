@@ -357,9 +357,10 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
     if (!idr_head || !idr_base) return std::nullopt;
     if (pid < static_cast<int64_t>(*idr_base)) return false;
     // A witness only where the IDR reads as the kernel keeps it: each node's shift XA_CHUNK_SHIFT below
-    // its parent's, its parent, offset and array naming the way that led to it, the entry NULL (no such PID) or a struct pid of this number, its hlist of tasks
-    // ending in NULL. Anything else is a page of something else (a smeared capture: newcomer 90) or
-    // an edit — no witness (nullopt), as for memory the dump lacks.
+    // its parent's, its parent, offset and array naming the way that led to it, its count above 0;
+    // the entry NULL (no such PID) or a struct pid of this number, its hlist of tasks ending in NULL.
+    // Anything else is a page of something else (a smeared capture: newcomer 90, CI) or an edit — no
+    // witness (nullopt), as for memory the dump lacks.
     const uint64_t index = static_cast<uint64_t>(pid) - *idr_base, slots = L.xa_slot_count;
     const uint64_t chunk = static_cast<uint64_t>(std::countr_zero(slots));
     uint64_t entry = *idr_head;
@@ -374,7 +375,7 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
             if (L.xa_parent)   // the node names the one above it (a page of something else does not)
                 if (auto up = ptr(node + *L.xa_parent); !up || *up != parent) return std::nullopt;
             if (L.xa_array && idr_xarray)   // ... and the IDR as its xarray (another xarray's root has no parent either)
-                if (auto a = ptr(node + *L.xa_array); !a || *a != *idr_xarray) return std::nullopt;
+                if (auto a = ptr(node + *L.xa_array); !a || phys(*a) != phys(*idr_xarray)) return std::nullopt;
             if (L.xa_count)   // ... and is in use (a freed node keeps parent, offset and array: reviewer 100)
                 if (auto n = word(node + *L.xa_count, 1); !n || *n == 0) return std::nullopt;
             if (L.xa_offset && parent_shift)   // ... and the slot of the parent that led here

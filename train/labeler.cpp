@@ -567,6 +567,7 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
     auto root = ptr(mm + *L_.mm_mt_root);
     if (!root) return lost(true, "mm_mt unreadable");
     if (empty(*root)) return;
+    // The root entry of a tree with nodes is tagged internal (low bits 10); child entries are not.
     if ((*root & 3) != 2 || *root < 4096) return lost(false, "maple tree root " + hex(*root) + " is no node");
     std::vector<std::pair<uint64_t, int>> stack{{*root, 0}};
     std::unordered_set<uint64_t> visited;
@@ -574,8 +575,6 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
     while (!stack.empty() && budget()) {   // a node or a VMA: one visit each
         auto [entry, depth] = stack.back();
         stack.pop_back();
-        // The root entry of a tree with nodes is tagged internal (low bits 10); child entries are not.
-        if (depth == 0 && ((entry & 3) != 2 || entry < 4096)) continue;
         const uint64_t node = entry & ~uint64_t{0xff}, type = (entry >> 3) & 0xf;
         // (include/linux/maple_tree.h: an enode is the node | its maple_type << 3; mm_mt's are
         // maple_leaf_64 1, maple_range_64 2, maple_arange_64 3)
