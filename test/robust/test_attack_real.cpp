@@ -484,11 +484,21 @@ VerdictRun dmdetect_verdict(const fs::path& out) {
     return r;
 }
 
-// The dev dump with `page` smeared (dm-attack smear --pages, the page copied from is `seed`'s): its
-// verdict names nothing hidden, and its output holds `note` when one is given.
-void smear_hides_nothing(uint64_t page, uint64_t seed, const char* note = nullptr) {
+// The page of kernel code holding schedule(): what the aimed smears below copy, so that each reads
+// the same on every boot (a random source may be a page of the same slab, whose words pass).
+uint64_t code_page(const TranslatedMemory& mem, const Kallsyms& syms) {
+    const auto f = syms.address("schedule");
+    REQUIRE(f);
+    const auto at = mem.physical(*f);
+    REQUIRE(at);
+    return *at & ~uint64_t{4095};
+}
+
+// The dev dump with `page` overwritten by `from` (dm-attack smear --pages DST:SRC): its verdict names
+// nothing hidden, and its output holds `note` when one is given.
+void smear_hides_nothing(uint64_t page, uint64_t from, const char* note = nullptr) {
     CAPTURE(hex(page));
-    const fs::path out = attack("smear --seed " + std::to_string(seed) + " --pages " + hex(page));
+    const fs::path out = attack("smear --seed 1 --pages " + hex(page) + ":" + hex(from));
     const auto [text, line, st] = dmdetect_verdict(out);
     CAPTURE(line);
     CHECK(line.find("HIDDEN") == std::string::npos);
@@ -516,7 +526,7 @@ TEST_CASE("smear of the PID IDR (its root node, init_pid_ns's page) hides no tas
     const auto head_at = mem.physical(*ns + *L.ns_idr_head), root_at = mem.physical(*head - 2);
     REQUIRE(head_at);
     REQUIRE(root_at);
-    for (uint64_t page : {*root_at & ~uint64_t{4095}, *head_at & ~uint64_t{4095}}) smear_hides_nothing(page, 3);
+    for (uint64_t page : {*root_at & ~uint64_t{4095}, *head_at & ~uint64_t{4095}}) smear_hides_nothing(page, code_page(mem, syms));
 }
 
 // A 0.2 % smear of the dev dump (seed 3) overwrote a page of VMAs, a 0.05 % one (seed 5) a process's
@@ -525,6 +535,7 @@ TEST_CASE("smear of the PID IDR (its root node, init_pid_ns's page) hides no tas
 // labeler says which walk met what it does not hold, and no file is hidden.
 TEST_CASE("smear of a page of VMAs, of their mm_struct or of a files_struct hides no file") {
     const auto btf = btf::load_kernel_btf((dev() / "vmlinuz").string());
+    const auto syms = Kallsyms::load((dev() / "kallsyms").string());
     const KernelLayout L(btf);
     if (!L.mm_mt_root || !L.ma64_slot || !L.mr64_slot) {
         MESSAGE("skipped: the dev kernel keeps VMAs on a list, not a maple tree");
@@ -558,7 +569,7 @@ TEST_CASE("smear of a page of VMAs, of their mm_struct or of a files_struct hide
     const auto at = mem.physical(*vma);
     REQUIRE(at);
     for (uint64_t page : {*at & ~uint64_t{4095}, *mm_at & ~uint64_t{4095}, *files_at & ~uint64_t{4095}})
-        smear_hides_nothing(page, 5, "lists were not read whole: files (");   // the note names the broken walk
+        smear_hides_nothing(page, code_page(mem, syms), "lists were not read whole: files (");   // the note names the broken walk
 }
 
 // A task whose own pages are intact still has neighbours in the graph (its parent, children,
