@@ -23,6 +23,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// a × b, at most 2^64 − 1
+uint64_t mul_saturating(uint64_t a, uint64_t b) { return b != 0 && a > ~uint64_t{0} / b ? ~uint64_t{0} : a * b; }
+// `bytes` in pieces of `piece` bytes, the last one part-filled
+uint64_t pieces(uint64_t bytes, uint64_t piece) { return bytes / piece + (bytes % piece != 0); }
 
 // "max_segment 4096 vs 2048" for the first parameter where a and b differ, else empty.
 std::string first_difference(const GraphParams& a, const GraphParams& b) {
@@ -72,13 +76,13 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g) {
 uint64_t input_bytes(const MemoryGraph& g) {
     const uint64_t dump = g.info().dump_bytes, dmg = g.graph_file_bytes();
     if (dmg == 0) return dump;
-    const uint64_t most = dmg > ~uint64_t{0} / kDumpBytesPerDmgByte ? ~uint64_t{0} : dmg * kDumpBytesPerDmgByte;
+    const uint64_t most = mul_saturating(dmg, kDumpBytesPerDmgByte);
     return dump == 0 ? most : std::min(dump, most);
 }
 
 uint64_t whole_graph_ceiling(const MemoryGraph& g, std::optional<uint64_t> available) {
     const uint64_t dump = input_bytes(g);
-    const uint64_t scaled = dump > (~uint64_t{0} >> 4) ? ~uint64_t{0} : dump * 16;
+    const uint64_t scaled = mul_saturating(dump, 16);
     // the whole process's: the graph and the rest of dmdetect beside the network (attacker 75: a
     // 44.6 MiB raw file ran its network whole in 1005 MiB, 1.26 GiB in all)
     const uint64_t beside = g.array_bytes() + DetectOptions::kBesideNetwork;
@@ -101,14 +105,13 @@ uint64_t counted_of(const MemoryGraph& g, uint64_t content) {
     const GraphBuildInfo& info = g.info();
     uint64_t counted = content;
     if (const uint64_t file = input_bytes(g); file != 0) {   // else unknown
-        const uint64_t file_pages = file / paging::kPage + (file % paging::kPage != 0);   // ≤ 2^52: no overflow below
+        const uint64_t file_pages = pieces(file, paging::kPage);   // ≤ 2^52: no overflow below
         counted = std::min(counted, file_pages * kContentPagesPerFilePage);
     }
     if (const uint64_t dmg = g.graph_file_bytes(); dmg != 0)   // one a 4 KiB page of a .dmg
-        counted = std::min(counted, dmg / paging::kPage + (dmg % paging::kPage != 0));
+        counted = std::min(counted, pieces(dmg, paging::kPage));
     if (const auto stored = info.stored_page_bytes)   // ≤ 2^64 - 2 (a .dmg stores it plus one)
-        counted = std::min(counted, *stored / PhysicalLayer::kCountedPageBytes +
-                                        (*stored % PhysicalLayer::kCountedPageBytes != 0));
+        counted = std::min(counted, pieces(*stored, PhysicalLayer::kCountedPageBytes));
     return counted;
 }
 

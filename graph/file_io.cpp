@@ -355,15 +355,18 @@ std::vector<std::pair<uint64_t, uint64_t>> data_extents(int fd, uint64_t size) {
     return extents;
 }
 
+uint64_t held_bytes(std::span<const std::pair<uint64_t, uint64_t>> extents) {
+    uint64_t held = 0;
+    for (const auto& [begin, end] : extents) held += end - begin;
+    return held;
+}
+
 uint64_t held_bytes(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return UINT64_MAX;
     struct stat st {};
     uint64_t held = UINT64_MAX;
-    if (::fstat(fd, &st) == 0) {
-        held = 0;
-        for (const auto& [begin, end] : data_extents(fd, static_cast<uint64_t>(st.st_size))) held += end - begin;
-    }
+    if (::fstat(fd, &st) == 0) held = held_bytes(data_extents(fd, static_cast<uint64_t>(st.st_size)));
     ::close(fd);
     return held;
 }

@@ -109,6 +109,8 @@ std::vector<uint8_t> read_whole_file(const std::string& path, const char* what, 
 // a sparse file's holes read as zeros without being stored. One stretch for a dense file, and where
 // the filesystem cannot tell (no SEEK_DATA).
 std::vector<std::pair<uint64_t, uint64_t>> data_extents(int fd, uint64_t size);
+// The bytes `extents` (data_extents) cover.
+uint64_t held_bytes(std::span<const std::pair<uint64_t, uint64_t>> extents);
 // The bytes `path` holds: the sum of its data_extents (a .dmg or raw dump padded with holes holds
 // less than its size; a filesystem that compresses counts what it reads back, not what it stores); UINT64_MAX, not an error, when it cannot be opened (a query, not a read).
 uint64_t held_bytes(const std::string& path);

@@ -549,8 +549,7 @@ bool MemoryGraph::is_graph_file(const std::string& path) {
 MemoryGraph MemoryGraph::load(const std::string& path) {
     auto file = std::make_shared<MappedFile>(path);
     auto bytes = file->bytes();
-    uint64_t held = 0;   // a sparse file's holes hold nothing (graph_file_bytes)
-    for (const auto& [begin, end] : file->data_extents()) held += end - begin;
+    const uint64_t held = held_bytes(file->data_extents());   // a sparse file's holes hold nothing (graph_file_bytes)
     MemoryGraph g = MemoryGraphIo::view(bytes, std::move(file));
     g.graph_file_bytes_ = std::min(held, g.graph_file_bytes_);
     return g;

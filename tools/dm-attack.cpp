@@ -833,8 +833,9 @@ int run(int argc, char** argv) {
             for (std::string item; std::getline(list, item, ',');) {
                 const size_t colon = item.find(':');
                 const uint64_t pa = candidate(item.substr(0, colon));
-                chosen[pa] = colon == std::string::npos ? std::nullopt : std::optional<uint64_t>(candidate(item.substr(colon + 1)));
-                if (chosen[pa] == pa) throw InputError("--pages: " + hex(pa) + " copied over itself");
+                const auto from = colon == std::string::npos ? std::nullopt : std::optional<uint64_t>(candidate(item.substr(colon + 1)));
+                if (from == pa) throw InputError("--pages: " + hex(pa) + " copied over itself");
+                chosen[pa] = from;
             }
             if (chosen.empty()) throw InputError("--pages is empty");
             params = "\"pages\":" + std::to_string(chosen.size());

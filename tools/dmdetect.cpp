@@ -64,7 +64,6 @@
 #include <boost/program_options.hpp>
 
 #include <omp.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -185,11 +185,11 @@ TEST_CASE("graph: wrong version and crafted files with valid checksums are rejec
             put64(c, kSectionsAt + 16 * i, section_offset(f, i) + shift);
         c.resize(c.size() + shift, 0);
         put64(c, kSectionsAt + 16 * kDumpPath + 8, 4097);
-        put64(c, 24, c.size());   // file_size
+        put64(c, kFileSizeAt, c.size());
         said(c, "dump path of 4097 bytes, expected at most 4096 (PATH_MAX)");
         c = f;
         c.resize(c.size() + (65 << 10), 0);
-        put64(c, 24, c.size());
+        put64(c, kFileSizeAt, c.size());
         said(c, " bytes of the file lie outside its sections (a .dmg pads each to 64 bytes: at most 65536)");
     }
     c = f; put64(c, section_offset(f, kVaddr) + 8, get64(f, section_offset(f, kVaddr)));
