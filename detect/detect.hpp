@@ -368,6 +368,11 @@ struct BuildOptions {
     std::optional<uint64_t> dtb;   // page-table root; else the ELF notes or the search (layers.hpp)
     std::optional<PagingMode> paging;   // with dtb: its paging mode; else found with the root
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)
+    // Called after the dump's layers are opened and its page tables found, and through the graph build
+    // (MemoryGraph::build's InterruptFn, graph/memory_graph.hpp): an exception it throws stops the
+    // build and leaves open_graph / build_graph (dmdetect --time-limit). Not called for a .dmg, whose
+    // load is bounded by its file.
+    InterruptFn interrupt;
     // Called once before the graph is built from a dump (not for a .dmg): what it will need
     // (MemoryGraph::estimate), for a tool to print before the long step.
     std::function<void(const GraphEstimate&)> estimate;

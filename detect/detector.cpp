@@ -221,11 +221,13 @@ MemoryGraph build_graph_with(const std::string& dump_path, const GraphParams& pa
     auto phys = PhysicalLayer::open(dump_path, opt.format, opt.strict);
     if (opt.warn)
         for (const auto& w : phys->warnings()) opt.warn(w);
+    if (opt.interrupt) opt.interrupt();
     auto layer = TranslationLayer::detect(*phys, opt.dtb, opt.paging);
     if (opt.warn)
         for (const auto& w : layer.warnings()) opt.warn(w);
+    if (opt.interrupt) opt.interrupt();
     if (opt.estimate) opt.estimate(MemoryGraph::estimate(layer, params));
-    MemoryGraph g = MemoryGraph::build(layer, params, opt.progress, opt.density_bound);
+    MemoryGraph g = MemoryGraph::build(layer, params, opt.progress, opt.density_bound, opt.interrupt);
     g.set_dump_path(dump_path);
     refuse_empty_graph(g);
     return g;

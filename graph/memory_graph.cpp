@@ -438,6 +438,10 @@ struct MemoryGraphBuilder {
     GraphParams params;
     const ProgressFn& progress;
     GraphBuildPhases phases;
+    InterruptFn interrupt;   // build(layer)'s: called per chunk and between steps (memory_graph.hpp)
+    void check_interrupt() const {
+        if (interrupt) interrupt();
+    }
 
     MemoryGraphBuilder(const PhysicalLayer& ph, const GraphParams& pa, const ProgressFn& pr)
         : phys(ph), params(pa), progress(pr) {}
@@ -631,6 +635,7 @@ struct MemoryGraphBuilder {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t c = 0; c < nchunks; ++c)
                 errors.run([&] {
+                    check_interrupt();
                     uint64_t q0 = static_cast<uint64_t>(c) * kChunkPages, q1 = std::min(P, q0 + kChunkPages);
                     auto& out = chunk_targets[c];
                     out.reserve((q1 - q0) * 32);
@@ -710,6 +715,7 @@ struct MemoryGraphBuilder {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t c = 0; c < nchunks; ++c)
             errors.run([&] {
+                check_interrupt();
                 uint64_t n = 0;
                 walk_chunk(static_cast<uint64_t>(c), [&](uint64_t, uint64_t, bool node) { n += node; },
                            [](uint64_t, uint64_t, uint64_t) {});
@@ -729,6 +735,7 @@ struct MemoryGraphBuilder {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t c = 0; c < nchunks; ++c)
             errors.run([&] {
+                check_interrupt();
                 uint64_t n = chunk_nodes[c];
                 walk_chunk(
                     static_cast<uint64_t>(c),
@@ -834,6 +841,7 @@ struct MemoryGraphBuilder {
 #pragma omp parallel for schedule(static, 1)
         for (int64_t b = 0; b < blocks; ++b)
             errors.run([&] {
+                check_interrupt();
                 const uint64_t lo = static_cast<uint64_t>(b) * kBlock, hi = std::min(M, lo + kBlock);
                 for (uint64_t i = lo; i < hi; ++i) {
                     if (i + kAhead < hi && targets[i + kAhead] != kAbsentTarget) {
@@ -855,6 +863,7 @@ struct MemoryGraphBuilder {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t ci = 0; ci < nchunks; ++ci)
             errors.run([&] {
+                check_interrupt();
                 uint64_t c = static_cast<uint64_t>(ci);
                 uint64_t next = page_node_first[c * kChunkPages];
                 auto& srcs = chunk_srcs[c];
@@ -889,6 +898,7 @@ struct MemoryGraphBuilder {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t ci = 0; ci < nchunks; ++ci)
             errors.run([&] {
+                check_interrupt();
                 uint64_t c = static_cast<uint64_t>(ci);
                 uint64_t next = page_node_first[c * kChunkPages];
                 const auto& srcs = chunk_srcs[c];
@@ -949,14 +959,18 @@ struct MemoryGraphBuilder {
         auto t = Clock::now();
         canonical_pages(runs, mapped_runs, spans);
         phases.pages = seconds_since(t);
+        check_interrupt();
         t = Clock::now();
         scan();
         phases.scan = seconds_since(t);
+        check_interrupt();
         auto owned = std::make_shared<OwnedGraph>();
         t = Clock::now();
         segment(*owned);
         phases.segment = seconds_since(t);
+        check_interrupt();
         edges(*owned);
+        check_interrupt();
 
         MemoryGraph mg;
         mg.params_ = params;
@@ -1015,7 +1029,7 @@ std::string describe(const GraphEstimate& e) {
 }
 
 MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params, const ProgressFn& progress,
-                               bool density_bound) {
+                               bool density_bound, const InterruptFn& interrupt) {
     auto t = Clock::now();
     params.word_size = layer.word_size();
     auto runs = layer.kernel_runs();
@@ -1030,6 +1044,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
     MemoryGraph g;
     {   // the builder's page arrays, bitmaps and alias table are freed before the banner search below
         MemoryGraphBuilder b(layer.physical(), params, progress);
+        b.interrupt = interrupt;
         // Only a compressed file can hold more memory than its size (kdump, AVML: up to DecodedImage's
         // 24×); the graph of a raw, ELF or LiME file is bounded by the file itself, so dense honest
         // memory (a dentry cache filling a third of RAM passes the bound: tester 9) is never refused there.

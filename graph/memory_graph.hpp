@@ -181,6 +181,11 @@ struct GraphEstimate {
 std::string describe(const GraphEstimate&);
 
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+// Called by build() between its steps and per chunk of each pass over the pages, pointers and
+// nodes (thousands of calls on a large dump, from any of its threads at once): it may throw to stop
+// the build — dmdetect's --time-limit (detect.hpp BuildOptions::interrupt) — and build() then
+// rethrows that exception once its threads have stopped, having made no graph.
+using InterruptFn = std::function<void()>;
 
 // The .dmg checksum over a whole file image (it covers bytes [24, size)); for tests and tools that
 // craft or patch files. The value is what load() compares with the header's checksum field.
@@ -204,7 +209,8 @@ public:
     // density bound (unless `density_bound` is false), or one that does not fit in memory (see
     // Limits and Density bound above).
     static MemoryGraph build(const TranslationLayer& layer, GraphParams params = {},
-                             const ProgressFn& progress = {}, bool density_bound = true);
+                             const ProgressFn& progress = {}, bool density_bound = true,
+                             const InterruptFn& interrupt = {});
     // The same over an explicit list of kernel mappings (aliases included; pages the physical
     // layer lacks are mapped but absent) and the physical layer that backs them; used by unit
     // tests to build graphs from hand-made memory. No memory check.

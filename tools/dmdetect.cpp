@@ -94,6 +94,7 @@ const char* kUsage =
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
     "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work), or the time limit (--time-limit) stopped a model, its fit check or its placement; the others' detections are written (3 instead with --require-fit),\n"
+    "or it stopped the memory graph's build: nothing is written for that dump,\n"
     "5 with --fail-on-hidden a dump's verdict is HIDDEN (before 1, 3 and 4), 7 with it objects not judged on kernel lists broken in memory\n"
     "(a smeared capture, or tampering), 6 with it a verdict INCOMPLETE or not judged (7 and 6 after 1 and 3, before 4)\n";
 
@@ -105,6 +106,12 @@ std::string format_seconds(double s) {
     std::snprintf(text, sizeof text, s < 100 ? "%.3g s" : "%.0f s", s);
     return text;
 }
+
+// The time limit ran out while a dump's memory graph was being built (BuildOptions::interrupt): the
+// dump is not analysed (exit 4, its error line; in a batch its error record).
+struct BuildTimedOut : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 // The shipped models: every *.cereal of the first directory of $DEEPMEM_MODELS, this checkout's
 // data/models and the installed share/deepmem/models that exists, sorted by name.
@@ -259,10 +266,11 @@ int run(int argc, char** argv, Communicator& world) {
         "time-limit", po::value<std::string>()->default_value("0"),
         ("seconds each dump may take, from its start (0, the default: none; auto: " + format_seconds(kTimeLimitSeconds) +
          " for a file of up to " + std::to_string(kTimeLimitFileBytes >> 20) + " MiB, " + format_seconds(kTimeLimitPerMiB) +
-         " more for each MiB past it): the networks and the search for their rows stop at " +
-         std::to_string(std::lround(kTimeLimitNetworks * 100)) + "% of it, and the models they had not finished are not run "
-         "(exit 4; models run in type-name order, task_struct last: --types task_struct runs it alone); the graph build and "
-         "the reading of the objects found are not stopped. For pipelines that must bound what a dump crafted to stall the "
+         " more for each MiB past it): the build of the memory graph, the networks and the search for their rows stop at " +
+         std::to_string(std::lround(kTimeLimitNetworks * 100)) + "% of it; a build stopped leaves the dump unanalysed, and "
+         "the models the networks had not finished are not run (exit 4 both; models run in type-name order, task_struct "
+         "last: --types task_struct runs it alone); the load of a .dmg and the reading of the objects found are not "
+         "stopped. For pipelines that must bound what a dump crafted to stall the "
          "analysis costs: what it stops depends on the machine and its load, and a real compressed dump on a busy machine "
          "can meet it").c_str())(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
@@ -427,6 +435,24 @@ int run(int argc, char** argv, Communicator& world) {
         };
         std::error_code ec;
         const auto size = fs::file_size(dump, ec);
+        // --time-limit: kTimeLimitNetworks of it for the graph build, whose steps stop there
+        // (BuildOptions::interrupt; a .dmg's load is not stopped), and the networks after it (detect.deadline):
+        // a build that ends later leaves no network any time. auto: by the bytes the file holds (a sparse raw file's holes are none; a .dmg's own size, not
+        // the dump size its header claims: reviewer 96)
+        const double limit = time_limit.value_or(default_time_limit(ec ? 0 : std::min<uint64_t>(size, held_bytes(dump))));
+        const bool limited = limit > 0 && limit < 1e9;   // (auto: a file of 500 TB)
+        auto after_start = [&](double share) {
+            return limited ? started + std::chrono::duration_cast<InferenceNet::Clock::duration>(std::chrono::duration<double>(limit * share))
+                           : InferenceNet::Clock::time_point::max();
+        };
+        const std::string limit_text = format_seconds(limit) + " (" + (time_limit ? "--time-limit" : "--time-limit auto") + ")";
+        build.interrupt = [&, stop = after_start(kTimeLimitNetworks)] {
+            if (const auto now = InferenceNet::Clock::now(); now >= stop)
+                throw BuildTimedOut("the time limit of this dump, " + limit_text + ", ran out " +
+                                    format_seconds(std::chrono::duration<double>(now - started).count()) +
+                                    " after its start, while its memory graph was being built: no model was run; --time-limit 0 "
+                                    "runs it to the end (a dump crafted to stall the analysis, a dense one, or a busy machine?)");
+        };
         progress.enabled = show && !ec && size > kLargeDump;
         progress.phase("memory graph of " + dump);
         build.progress = [&](uint64_t done, uint64_t total) { progress.percent("memory graph of " + dump, done, total); };
@@ -468,13 +494,8 @@ int run(int argc, char** argv, Communicator& world) {
                       std::to_string(graph.node_count()) + " nodes)");
         // --time-limit: the networks' deadline, at kTimeLimitNetworks of it (the rest for what follows
         // them: votes, the objects read, the output).
-        // auto: by the bytes the file holds (a sparse raw file's holes are none; a .dmg's own size, not
-        // the dump size its header claims: reviewer 96)
         const double built_seconds = std::chrono::duration<double>(InferenceNet::Clock::now() - started).count();
-        const double limit = time_limit.value_or(default_time_limit(ec ? 0 : std::min<uint64_t>(size, held_bytes(dump))));
-        detect.deadline = limit > 0 && limit < 1e9 ? started + std::chrono::duration_cast<InferenceNet::Clock::duration>(
-                                                                   std::chrono::duration<double>(limit * kTimeLimitNetworks))
-                                                   : InferenceNet::Clock::time_point::max();   // (auto: a file of 500 TB)
+        detect.deadline = after_start(kTimeLimitNetworks);
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
         const bool long_gap_nodes = graph.params().long_gap_nodes;
         const std::optional<FoundBanner>& banner = info.kernel_banner;
@@ -889,8 +910,7 @@ int run(int argc, char** argv, Communicator& world) {
                 auto count = [](size_t n, const char* what) {
                     return n == 0 ? std::string() : ", " + std::to_string(n) + " " + what + (n == 1 ? "" : "s");
                 };
-                std::string text = "the time limit of this dump, " + format_seconds(limit) + " (" +
-                                   (time_limit ? "--time-limit" : "--time-limit auto") + "), ran out " +
+                std::string text = "the time limit of this dump, " + limit_text + ", ran out " +
                                    format_seconds(limit * kTimeLimitNetworks) + " after its start (the networks' share), the memory graph built in " +
                                    format_seconds(built_seconds) + count(stopped, "model") + (stopped ? " not run" : "") +
                                    count(cut, "fit check") + (cut ? " measured on the voting rows only" : "") +
@@ -989,6 +1009,7 @@ int run(int argc, char** argv, Communicator& world) {
     // 'R' + records (all models fit and ran), 'M' + records (a model does not fit), 'N' (a model was
     // not run), 'B' (both), each then its verdict ('H' HIDDEN, 'I' incomplete, '-' clean), or 'E' + the error.
     size_t failed = 0, hidden_dumps = 0, incomplete_dumps = 0, broken_dumps = 0;
+    size_t timed_out = 0;   // dumps whose graph build the time limit stopped
     bool all_fit = true, all_ran = true;
     const size_t ranks = size_t(world.size());
     for (size_t round = 0; round < dumps.size(); round += ranks) {
@@ -996,22 +1017,36 @@ int run(int argc, char** argv, Communicator& world) {
         if (const size_t i = round + size_t(world.rank()); i < dumps.size()) {
             bool fits = true, complete = true;
             char judged = '-';
-            if (!batch) {
-                mine = analyse(dumps[i], fits, complete, judged);   // one dump: its error is the tool's
-            } else {
-                try {
-                    mine = analyse(dumps[i], fits, complete, judged);
-                } catch (const std::exception& e) {
-                    progress.end();
-                    mine = "E" + std::string(e.what());
-                    fits = true;
+            try {
+                if (!batch) {
+                    mine = analyse(dumps[i], fits, complete, judged);   // one dump: its error is the tool's
+                } else {
+                    try {
+                        mine = analyse(dumps[i], fits, complete, judged);
+                    } catch (const BuildTimedOut&) {
+                        throw;
+                    } catch (const std::exception& e) {
+                        progress.end();
+                        mine = "E" + std::string(e.what());
+                        fits = true;
+                    }
                 }
+            } catch (const BuildTimedOut& e) {   // not analysed: exit 4, not 1
+                progress.end();
+                mine = "T" + std::string(e.what());
             }
-            if (mine.empty() || mine.front() != 'E')
+            if (mine.empty() || (mine.front() != 'E' && mine.front() != 'T'))
                 mine.insert(0, std::string(fits ? (complete ? "R" : "N") : (complete ? "M" : "B")) + judged);
         }
         for (size_t j = round; j < std::min(dumps.size(), round + ranks); ++j) {   // in dump order
             const std::string got = broadcast_text(world, mine, int(j - round));
+            if (got.front() == 'T') {   // the time limit stopped its graph build
+                ++timed_out;
+                if (world.rank() == 0)
+                    std::fprintf(stderr, "dmdetect: error: %s%s%s\n", batch ? dumps[j].c_str() : "", batch ? ": " : "", got.c_str() + 1);
+                if (batch) emit(format_batch_error(dumps[j], std::string_view(got).substr(1), format));
+                continue;
+            }
             if (got.front() == 'E') {
                 ++failed;
                 if (world.rank() == 0) std::fprintf(stderr, "dmdetect: error: %s: %s\n", dumps[j].c_str(), got.c_str() + 1);
@@ -1026,18 +1061,19 @@ int run(int argc, char** argv, Communicator& world) {
             emit(without_repeated_header(got.substr(2)));
         }
     }
-    if (batch) emit(format_batch_summary(dumps.size(), failed, hidden_dumps, incomplete_dumps, format));
+    const bool gate = vm.count("fail-on-hidden") > 0;
+    if (!batch && timed_out) return gate ? 6 : 4;   // its one line said it; no output written
+    if (batch) emit(format_batch_summary(dumps.size(), failed, hidden_dumps, incomplete_dumps + timed_out, format));
     if (file) file->commit();
     if (failed && world.rank() == 0) std::fprintf(stderr, "dmdetect: error: %zu of %zu dumps failed\n", failed, dumps.size());
     // --fail-on-hidden: a HIDDEN verdict first, even beside a failed dump of the batch (attacker 89: a
     // gate on 5 missed two hidden dumps), and a verdict not reached on every object (6) after 3
-    const bool gate = vm.count("fail-on-hidden") > 0;
     if (gate && hidden_dumps) return 5;
     if (failed) return 1;
     if (vm.count("require-fit") && !all_fit) return 3;
     if (gate && broken_dumps) return 7;
-    if (gate && incomplete_dumps) return 6;
-    return !all_ran ? 4 : 0;
+    if (gate && (incomplete_dumps || timed_out)) return 6;
+    return !all_ran || timed_out ? 4 : 0;
 }
 
 }  // namespace

@@ -121,9 +121,29 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     Run table = run("DMDETECT", base + " --threshold 1e9", dir);
     CHECK(table.status == 0);
     CHECK(table.out.find("# total: 0\n") != std::string::npos);
-    {   // --time-limit (issue 15): a limit gone before the networks start leaves the model not run, exit 4,
+    {   // --time-limit (issue 15): a limit gone while the graph is built stops the build: one error line,
+        // exit 4 (6 with --fail-on-hidden), nothing written
+        const std::string out = (dir / "stopped.jsonl").string();
+        const Run stopped = run("DMDETECT", base + " --format json --time-limit 1e-9 -o " + out, dir);
+        CHECK(stopped.status == 4);
+        CHECK(stopped.out.empty());
+        CHECK(!fs::exists(out));
+        CHECK(stopped.err.find("dmdetect: error: the time limit of this dump, 1e-09 s (--time-limit), ran out ") != std::string::npos);
+        CHECK(stopped.err.find(" after its start, while its memory graph was being built: no model was run; --time-limit 0 runs it "
+                               "to the end") != std::string::npos);
+        CHECK(run("DMDETECT", base + " --time-limit 1e-9 --fail-on-hidden", dir).status == 6);
+        // ... in a batch, each such dump's error record, counted incomplete, not failed: exit 4, not 1
+        const Run two = run("DMDETECT", base + " " + dump + " --format json --time-limit 1e-9", dir);
+        CHECK(two.status == 4);
+        CHECK(two.out.find("\"record\":\"error\",\"message\":\"the time limit of this dump, 1e-09 s (--time-limit), ran out ") !=
+              std::string::npos);
+        CHECK(two.out.find("{\"record\":\"batch\",\"dumps\":2,\"failed\":0,\"hidden\":0,\"incomplete\":2}") != std::string::npos);
+    }
+    {   // ... a limit gone before the networks start (a .dmg's load is not stopped) leaves the model not run, exit 4,
         // said per model and once with the limit, in the output too; 0 is none; anything else a usage error
-        const Run late = run("DMDETECT", base + " --format json --time-limit 1e-9", dir);
+        const std::string graph = (dir / "limit.dmg").string();
+        REQUIRE(run("DMGRAPH", "build " + dump + " -o " + graph + " --dtb 0x1000 --format raw", dir).status == 0);
+        const Run late = run("DMDETECT", "-w " + model + " " + graph + " --format json --time-limit 1e-9", dir);
         CHECK(late.status == 4);
         CHECK(parse_detections(bytes(late.out)).empty());
         CHECK(late.err.find("dmdetect: warning: model cred (" + model + ") not run: the deadline passed before its run (--time-limit)") !=

@@ -182,6 +182,15 @@ std::optional<DevTaskModel> dev_task_model() {
     return DevTaskModel{test::real_dump_dir({"dump.elf"}), fs::path(models_env) / "task_struct.cereal", dmdetect};
 }
 
+// `dmdetect ARGS --quiet -o OUT 2> ERR`: its exit status (-1: killed), OUT's text ("" when not written) and stderr.
+struct CliResult { int status; std::string out, err; };
+CliResult run_dmdetect(const std::string& dmdetect, const std::string& args, const fs::path& out, const fs::path& err) {
+    fs::remove(out);
+    const std::string cmd = dmdetect + " " + args + " --quiet -o " + out.string() + " 2> " + err.string();
+    const int status = std::system(cmd.c_str());
+    return CliResult{WIFEXITED(status) ? WEXITSTATUS(status) : -1, fs::exists(out) ? slurp(out) : "", slurp(err)};
+}
+
 }  // namespace
 
 TEST_CASE("detect: a raw copy cut 16 MiB short says the dump lacks memory the kernel maps (tester 11), and its tasks are found") {
@@ -251,29 +260,24 @@ TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") 
     d.add_model(model.string());
     d.build_graph(link.string()).save(dmg.string());
     fs::remove(link);
-    struct Result { int status; std::string out, err; };
     auto run = [&](const std::string& extra, const std::string& format = " --format json") {
-        fs::remove(out);
-        const std::string cmd = dmdetect + " -w " + model.string() + " " + dmg.string() + " --quiet" + format + " -o " +
-                                out.string() + extra + " 2> " + err.string();
-        const int status = std::system(cmd.c_str());
-        return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, fs::exists(out) ? slurp(out) : "", slurp(err)};
+        return run_dmdetect(dmdetect, "-w " + model.string() + " " + dmg.string() + format + extra, out, err);
     };
-    const Result gone = run("");
+    const CliResult gone = run("");
     CHECK(gone.status == 0);
     CHECK(gone.err.find("is not there or changed size (--dump-file names where it is now); addresses only") != std::string::npos);
     CHECK(gone.out.find("\"pid\":") == std::string::npos);
     // The tree is made of the fields: without them it is an error, not an empty tree.
-    const Result tree = run(" --tree", "");
+    const CliResult tree = run(" --tree", "");
     CHECK(tree.status == 1);
     CHECK(tree.err.find("--tree needs the tasks' fields, which were not read") != std::string::npos);
-    const Result read = run(" --dump-file " + (dev / "dump.elf").string());
+    const CliResult read = run(" --dump-file " + (dev / "dump.elf").string());
     CHECK(read.status == 0);
     CHECK(read.err.find("objects not read") == std::string::npos);
     CHECK(read.out.find("\"pid\":1,") != std::string::npos);
     // The same memory in another format is the same dump; another file is not, whatever its size,
     // and naming it is an error (nothing written).
-    const Result raw = run(" --dump-file " + (dev / "dump.raw").string());
+    const CliResult raw = run(" --dump-file " + (dev / "dump.raw").string());
     CHECK(raw.status == 0);
     CHECK(raw.out == read.out);
     const fs::path other = dir / "other.elf";   // the dump with one byte of one sampled segment changed
@@ -288,12 +292,47 @@ TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") 
         f.seekp(std::streamoff(at - phys->file_bytes().data()));
         f.put(char(sample.segments[10].second[0] ^ 0xff));
     }
-    const Result wrong = run(" --dump-file " + other.string());
+    const CliResult wrong = run(" --dump-file " + other.string());
     CHECK(wrong.status == 1);
     CHECK(wrong.err.find("is not the dump " + dmg.string() + " was built from (1 of 64 sampled segments differ)") != std::string::npos);
     CHECK_FALSE(fs::exists(out));
-    const Result missing = run(" --dump-file " + (dir / "absent.elf").string());
+    const CliResult missing = run(" --dump-file " + (dir / "absent.elf").string());
     CHECK(missing.status == 1);
+    fs::remove_all(dir);
+}
+
+// --time-limit on a real dump (issue 15): a limit gone while the graph is built stops the build (one
+// error line, exit 4, nothing written); on a .dmg, whose load is not stopped, it stops the network,
+// and the output says so.
+TEST_CASE("detect: --time-limit stops a real dump's graph build, and a .dmg's network") {
+    const auto setup = dev_task_model();
+    if (!setup) return;
+    const auto& [dev, model, dmdetect] = *setup;
+    const fs::path dir = fs::temp_directory_path() / ("dmdetect-limit-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path dmg = dir / "g.dmg", out = dir / "out.jsonl", err = dir / "err.txt";
+    auto run = [&](const fs::path& input, const std::string& limit) {
+        return run_dmdetect(dmdetect, "-w " + model.string() + " " + input.string() + " --format json --time-limit " + limit, out, err);
+    };
+    // The build of the 256 MiB dump's graph takes seconds: 0.05 s runs out in it.
+    const CliResult built = run(dev / "dump.elf", "0.05");
+    CHECK(built.status == 4);
+    CHECK_FALSE(fs::exists(out));
+    CHECK(built.err.rfind("dmdetect: error: the time limit of this dump, 0.05 s (--time-limit), ran out ", 0) == 0);
+    CHECK(built.err.find(" after its start, while its memory graph was being built: no model was run; --time-limit 0 runs it to "
+                         "the end") != std::string::npos);
+    Detector d;
+    d.add_model(model.string());
+    d.build_graph((dev / "dump.elf").string()).save(dmg.string());
+    // Its network on the dev graph takes a second or more: 0.1 s runs out before it ends (or starts).
+    const CliResult late = run(dmg, "0.1");
+    CHECK(late.status == 4);
+    CHECK(late.out.find("{\"record\":\"warning\",\"message\":\"the time limit of this dump, 0.1 s (--time-limit), ran out 0.09 s after "
+                        "its start (the networks' share), the memory graph built in ") != std::string::npos);
+    CHECK(late.out.find("1 model not run; --time-limit 0 runs them to the end") != std::string::npos);
+    const bool said = late.err.find(") not run: the deadline passed before its run (--time-limit)") != std::string::npos ||
+                      late.err.find(") not run: its run stopped at the deadline (--time-limit)") != std::string::npos;
+    CHECK(said);
     fs::remove_all(dir);
 }
 

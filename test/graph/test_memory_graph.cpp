@@ -685,6 +685,27 @@ TEST_CASE("graph: a sparse copy of a raw dump (holes where the dense file has ze
     fs::remove_all(dir);
 }
 
+TEST_CASE("graph: an interrupt stops the build at each of its calls, and changes nothing when it does not throw") {
+    // dmdetect's --time-limit (BuildOptions::interrupt): called between steps and per chunk of the
+    // passes, from the build's threads; what it throws leaves build(), wherever it is thrown.
+    auto img = test_images::build_x64_4level();
+    for (uint64_t p = 0x300000; p < 0x400000; p += 8) img.put64(p, p % 64 ? 0x1111 * p : 0xffff800000000000ull + p + 24);
+    auto phys = PhysicalLayer::from_bytes(img.bytes, DumpFormat::Raw);
+    const TranslationLayer layer(*phys, PagingMode::X86_64_4Level, 0x1000);
+    const PlainGraph want = plain(MemoryGraph::build(layer));
+    std::atomic<uint64_t> calls{0};
+    const PlainGraph counted = plain(MemoryGraph::build(layer, {}, {}, true, [&] { ++calls; }));
+    check_same(counted, want);
+    const uint64_t total = calls.load();
+    CHECK(total >= 6);   // the steps' at least (4), and the passes' chunks
+    struct Stopped : std::runtime_error { using std::runtime_error::runtime_error; };
+    for (uint64_t k = 1; k <= total; ++k) {
+        CAPTURE(k);
+        std::atomic<uint64_t> n{0};
+        CHECK_THROWS_AS(MemoryGraph::build(layer, {}, {}, true, [&] { if (++n >= k) throw Stopped("stopped"); }), Stopped);
+    }
+}
+
 TEST_CASE("graph: the memory estimate refuses a build that does not fit, with both figures") {
     auto img = test_images::build_x64_4level();
     auto phys = PhysicalLayer::from_bytes(img.bytes, DumpFormat::Raw);
