@@ -287,10 +287,11 @@ float detection_threshold(const Model& model, const MemoryGraph& graph, std::opt
 // thread runs its own blocks within its share (engine.hpp), so small blocks cost no barriers.
 uint64_t inference_budget(const MemoryGraph& g);
 // The input's bytes the bounds below scale by: the dump's file (GraphBuildInfo::dump_bytes,
-// compressed for kdump/AVML), at most kDumpBytesPerDmgByte times the bytes of the .dmg when the
-// graph was read from one (MemoryGraph::graph_file_bytes): a header can claim any dump (attacker
-// 94: a 51 MiB .dmg claiming 4 EiB ran 23.6 s, past every bound). 0 = unknown (dump_bytes 0, and
-// no .dmg).
+// compressed for kdump/AVML); of it, the bytes its file holds when the graph was built from it
+// (MemoryGraph::dump_held_bytes: a sparse raw file's apparent size is whatever its writer seeked
+// to, reviewer 98); at most kDumpBytesPerDmgByte times the bytes of the .dmg when the graph was
+// read from one (MemoryGraph::graph_file_bytes): a header can claim any dump (attacker 94: a 51 MiB
+// .dmg claiming 4 EiB ran 23.6 s, past every bound). 0 = unknown (dump_bytes 0, and no .dmg).
 uint64_t input_bytes(const MemoryGraph& g);
 // Real dumps are 2.5–8.6 times their .dmg (ELF cores of the dev, i386 and 6.12 guests; the dev
 // dump's sparse 4 GiB raw copy: 61 times, 256 MiB of it data): 16, so that a .dmg keeps its dump's

@@ -75,7 +75,7 @@ uint64_t whole_graph_ceiling(const MemoryGraph& g) {
 
 uint64_t input_bytes(const MemoryGraph& g) {
     const uint64_t dump = g.info().dump_bytes, dmg = g.graph_file_bytes();
-    if (dmg == 0) return dump;
+    if (dmg == 0) return g.dump_held_bytes() != 0 ? std::min(dump, g.dump_held_bytes()) : dump;
     const uint64_t most = mul_saturating(dmg, kDumpBytesPerDmgByte);
     return dump == 0 ? most : std::min(dump, most);
 }

@@ -164,6 +164,10 @@ public:
     // compressed size, not file_bytes()' decompressed one. What a graph records to tell later that
     // its dump is still the same file (GraphBuildInfo::dump_bytes).
     uint64_t dump_size() const noexcept { return dump_size_; }
+    // The bytes of dump_size() its file holds: a sparse file's holes left out (graph/file_io.hpp
+    // held_bytes); from_bytes: all. What the bounds on the analysis scale by (detect.hpp input_bytes):
+    // a raw file's apparent size is whatever its writer seeked to (reviewer 98).
+    uint64_t held_bytes() const noexcept { return held_bytes_; }
     // What a compressed dump (kdump, AVML) spends on the memory it holds, in bytes of the file, each
     // byte once: kdump, the union over its non-zero pages of the first kCountedPageBytes of each
     // page's data (its compressed bytes; data that descriptors share, or windows over one blob,
@@ -217,6 +221,7 @@ private:
     std::span<const uint8_t> bytes_;
     uint64_t dump_size_ = 0;
     std::optional<uint64_t> stored_page_bytes_;
+    uint64_t held_bytes_ = 0;
     std::vector<std::string> warnings_;
     std::vector<std::pair<uint64_t, uint64_t>> undecodable_;
     DumpFormat format_ = DumpFormat::Raw;

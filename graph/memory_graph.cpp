@@ -996,6 +996,7 @@ MemoryGraph MemoryGraph::build(std::span<const VirtualRun> kernel_runs, const Ph
     MemoryGraphBuilder b(phys, params, progress);
     MemoryGraph g = b.run(kernel_runs, {});
     g.info_.dump_bytes = phys.dump_size();
+    g.dump_held_bytes_ = phys.held_bytes();
     g.info_.stored_page_bytes = phys.stored_page_bytes();
     g.info_.kernel_banner = find_kernel_banner(phys, kernel_runs, params.word_size);
     g.info_.build_seconds = seconds_since(t);
@@ -1058,6 +1059,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
         }
     }
     g.info_.dump_bytes = layer.physical().dump_size();
+    g.dump_held_bytes_ = layer.physical().held_bytes();
     g.info_.stored_page_bytes = layer.physical().stored_page_bytes();
     for (const auto& [lo, size] : layer.absent_table_spans())
         g.info_.absent_table_bytes = size > ~g.info_.absent_table_bytes ? ~uint64_t{0} : g.info_.absent_table_bytes + size;

@@ -248,6 +248,9 @@ public:
     // (GraphBuildInfo::dump_bytes) is its writer's word; this is what the input holds (detect.hpp
     // input_bytes).
     uint64_t graph_file_bytes() const noexcept { return graph_file_bytes_; }
+    // Bytes the dump's file holds (PhysicalLayer::held_bytes) when the graph was built from it; 0
+    // after load() (a .dmg records the dump's size, GraphBuildInfo::dump_bytes, not this).
+    uint64_t dump_held_bytes() const noexcept { return dump_held_bytes_; }
 
     std::span<const uint64_t> vaddr() const noexcept { return vaddr_; }     // sorted ascending
     std::span<const uint64_t> paddr() const noexcept { return paddr_; }
@@ -275,6 +278,7 @@ private:
     std::array<CsrView, kEdgeKinds> in_{};
     std::span<const AbsentRun> absent_;
     uint64_t graph_file_bytes_ = 0;
+    uint64_t dump_held_bytes_ = 0;
     friend struct MemoryGraphIo;
     friend struct MemoryGraphBuilder;
 };

@@ -210,6 +210,7 @@ struct PhysicalLayerParsers {
         std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer());
         layer->format_ = format;
         layer->dump_size_ = bytes.size();
+        layer->held_bytes_ = file ? std::min<uint64_t>(held_bytes(file->data_extents()), bytes.size()) : bytes.size();
         // at most the file: each byte counts once (the parsers count the union of what pages take);
         // the .dmg loader relies on it (GraphBuildInfo::stored_page_bytes ≤ dump_bytes)
         if (d.stored_page_bytes) layer->stored_page_bytes_ = std::min<uint64_t>(*d.stored_page_bytes, bytes.size());

@@ -481,6 +481,37 @@ TEST_CASE("detect: counted pages — a compressed file's pages count by the file
     CHECK_THROWS_AS(network_work_cap(g, -1), InputError);
 }
 
+TEST_CASE("detect: a sparse raw file's apparent size buys no more memory than the bytes it holds") {
+    // reviewer 98 M3: a raw file's size is whatever its writer seeked to; a 4 MiB image padded with a
+    // 63.9 GiB hole claimed a whole-graph ceiling of 16 × 64 GiB. The bounds scale by what it holds.
+    auto img = test_images::build_x64_4level();
+    for (uint64_t p = 0x300000; p < 0x380000; p += 8) img.put64(p, p % 64 ? 0x1111 * p : 0xffff800000000000ull + p + 24);
+    test::TempDir dir;
+    const std::string raw = dir / "padded.raw";
+    std::ofstream(raw, std::ios::binary).write(reinterpret_cast<const char*>(img.bytes.data()), std::streamsize(img.bytes.size()));
+    const uint64_t apparent = uint64_t{64} << 30;
+    REQUIRE(::truncate(raw.c_str(), off_t(apparent)) == 0);
+    auto phys = PhysicalLayer::open(raw, DumpFormat::Raw);
+    CHECK(phys->dump_size() == apparent);
+    CHECK(phys->held_bytes() == held_bytes(raw));
+    if (held_bytes(raw) == apparent) {
+        MESSAGE("this filesystem reports no holes: the padded file is dense here");
+        return;
+    }
+    CHECK(phys->held_bytes() <= img.bytes.size());
+    const MemoryGraph g = MemoryGraph::build(TranslationLayer(*phys, PagingMode::X86_64_4Level, 0x1000));
+    REQUIRE(g.node_count() > 0);
+    CHECK(g.info().dump_bytes == apparent);   // recorded as it is: what tells the same file later
+    CHECK(g.dump_held_bytes() == phys->held_bytes());
+    CHECK(input_bytes(g) == phys->held_bytes());
+    CHECK(whole_graph_ceiling(g, std::nullopt) == DetectOptions::kWholeGraphCeiling - g.array_bytes() - DetectOptions::kBesideNetwork);
+    // ... and a .dmg of it, its own bytes (MemoryGraph::load: no held bytes of the dump)
+    g.save(dir / "g.dmg");
+    const MemoryGraph loaded = MemoryGraph::load(dir / "g.dmg");
+    CHECK(loaded.dump_held_bytes() == 0);
+    CHECK(input_bytes(loaded) == std::min(apparent, kDumpBytesPerDmgByte * loaded.graph_file_bytes()));
+}
+
 TEST_CASE("detect: a .dmg whose header claims a bigger dump buys no more work or memory than its own bytes") {
     // attacker 94: a 51 MiB .dmg whose header claimed a 4 EiB dump ran its networks 23.6 s, exit 0
     // (the work bound and the whole-graph ceiling scaled by the claim). Here one pointer a page: a
