@@ -35,8 +35,6 @@ constexpr uint64_t kPageMask = 4095;               // 4 KiB pages: what a smeare
 // LIST_POISON1 and 2 (include/linux/poison.h): `p` (0x100, 0x122) above POISON_POINTER_DELTA,
 // 0xdead000000000000 on x86-64, 0 on i386.
 bool list_poison(uint64_t v, uint64_t p) { return v == p || v == p + 0xdead000000000000ull; }
-// xa_is_node (include/linux/xarray.h): an internal entry (low bits 10) above 4096.
-bool xa_is_node(uint64_t entry) { return (entry & 3) == 2 && entry > 4096; }
 
 // Why a value is null: a misread (the bytes failed a check), or a member this kernel's BTF lacks
 // (`absent`: says nothing about the object; ObjectField::misread stays false).

@@ -131,4 +131,9 @@ struct KernelLayout {
     uint64_t array_length(const char* struct_name, const char* path) const;   // elements; 0 when no array
 };
 
+// The kernel's encodings of entries in its trees, the same on every supported build:
+// xa_is_node (include/linux/xarray.h), an internal entry (low bits 10) above 4096: a node of an
+// xarray or radix tree (an IDR's), and of a maple tree (include/linux/maple_tree.h: mas_root's test).
+inline bool xa_is_node(uint64_t entry) { return (entry & 3) == 2 && entry > 4096; }
+
 }  // namespace deepmem

@@ -568,7 +568,7 @@ void Walker::vma_files(uint64_t mm, const std::string& of) {
     if (!root) return lost(true, "mm_mt unreadable");
     if (empty(*root)) return;
     // The root entry of a tree with nodes is tagged internal (low bits 10); child entries are not.
-    if ((*root & 3) != 2 || *root < 4096) return lost(false, "maple tree root " + hex(*root) + " is no node");
+    if (!xa_is_node(*root)) return lost(false, "maple tree root " + hex(*root) + " is no node");
     std::vector<std::pair<uint64_t, int>> stack{{*root, 0}};
     std::unordered_set<uint64_t> visited;
     uint64_t vmas = 0;
