@@ -369,10 +369,10 @@ struct BuildOptions {
     std::optional<uint64_t> dtb;   // page-table root; else the ELF notes or the search (layers.hpp)
     std::optional<PagingMode> paging;   // with dtb: its paging mode; else found with the root
     ProgressFn progress;           // pointer scan: (bytes done, bytes total)
-    // Called after the dump's layers are opened and its page tables found, and through the graph build
-    // (MemoryGraph::build's InterruptFn, graph/memory_graph.hpp): an exception it throws stops the
-    // build and leaves open_graph / build_graph (dmdetect --time-limit). Not called for a .dmg, whose
-    // load is bounded by its file.
+    // Called through the decompression of a kdump or AVML file (PhysicalLayer::open) and the search for
+    // its page tables (TranslationLayer::detect), after each, and through the graph build (MemoryGraph::build;
+    // InterruptFn, graph/layers.hpp): an exception it throws stops them and leaves open_graph /
+    // build_graph (dmdetect --time-limit). Not called for a .dmg, whose load is bounded by its file.
     InterruptFn interrupt;
     // Called once before the graph is built from a dump (not for a .dmg): what it will need
     // (MemoryGraph::estimate), for a tool to print before the long step.
@@ -608,22 +608,29 @@ std::string format_detections(std::span<const Detection> detections, DetectionFo
 inline constexpr std::string_view kWarningLine = "# warning: ";
 // A comment line of a CSV output, one that starts with "# ": the kernel and fit lines (detect/fit.hpp
 // format_fit_report), "# warning: " (format_warnings), "# verdict: " (format_dump_verdict), and in a
-// batch "# dump: " (name_dump_records), "# error: " and "# batch: " (format_batch_error,
+// batch "# dump: " (name_dump_records), "# error: ", "# stopped: " and "# batch: " (format_batch_error,
 // format_batch_summary). Readers skip them; any other line is a row (whose first field never starts
 // with '#' unquoted), or an error.
 inline constexpr std::string_view kVerdictLine = "# verdict: ";
 inline constexpr std::string_view kErrorLine = "# error: ";
+inline constexpr std::string_view kStoppedLine = "# stopped: ";
 inline constexpr std::string_view kBatchLine = "# batch: ";
 inline bool is_comment_line(std::string_view line) noexcept { return line.starts_with("# "); }
 std::string format_warnings(std::span<const std::string> warnings, DetectionFormat format);
 // A batch's record of a dump that could not be analysed (newcomer 87: a failed dump left no trace in
 // the output file), in its place among the dumps: JSON {"dump":"…","record":"error","message":"…"};
 // table "# dump: NAME" then "# error: message"; CSV "# error: NAME: message" (line breaks shown as ' ').
-std::string format_batch_error(std::string_view dump, std::string_view message, DetectionFormat format);
-// A batch's last record: JSON {"record":"batch","dumps":N,"failed":F,"hidden":H,"incomplete":I} (H:
-// dumps whose verdict is HIDDEN, I: INCOMPLETE or not judged, detect/fit.hpp format_dump_verdict);
-// table and CSV "# batch: N dumps, F failed, H with hidden objects, I not judged whole".
-std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidden, uint64_t incomplete, DetectionFormat format);
+// `stopped`: one whose analysis the time limit stopped (dmdetect --time-limit, in its graph build),
+// which is no failure of the input: record "stopped", line "# stopped: " (kStoppedLine) — also the
+// whole output of one such dump alone.
+std::string format_batch_error(std::string_view dump, std::string_view message, DetectionFormat format,
+                               bool stopped = false);
+// A batch's last record: JSON {"record":"batch","dumps":N,"failed":F,"stopped":S,"hidden":H,
+// "incomplete":I} (S: dumps the time limit stopped before any model ran, format_batch_error; H: dumps
+// whose verdict is HIDDEN, I: INCOMPLETE or not judged, detect/fit.hpp format_dump_verdict); table and
+// CSV "# batch: N dumps, F failed, S stopped by the time limit, H with hidden objects, I not judged whole".
+std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t stopped, uint64_t hidden, uint64_t incomplete,
+                                 DetectionFormat format);
 // One dump's part of an output over several dumps (dmdetect DUMP DUMP…): `text` is what dmdetect
 // writes for that dump alone in `format` (detect/fit.hpp's format_fit_report, then
 // format_detections); every record then names `dump`. JSON: every line gets a first field "dump"

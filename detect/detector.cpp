@@ -218,11 +218,11 @@ const GraphParams& Detector::graph_params() const {
 namespace {
 
 MemoryGraph build_graph_with(const std::string& dump_path, const GraphParams& params, const BuildOptions& opt) {
-    auto phys = PhysicalLayer::open(dump_path, opt.format, opt.strict);
+    auto phys = PhysicalLayer::open(dump_path, opt.format, opt.strict, opt.interrupt);
     if (opt.warn)
         for (const auto& w : phys->warnings()) opt.warn(w);
     if (opt.interrupt) opt.interrupt();
-    auto layer = TranslationLayer::detect(*phys, opt.dtb, opt.paging);
+    auto layer = TranslationLayer::detect(*phys, opt.dtb, opt.paging, opt.interrupt);
     if (opt.warn)
         for (const auto& w : layer.warnings()) opt.warn(w);
     if (opt.interrupt) opt.interrupt();

@@ -281,20 +281,25 @@ std::string format_warnings(std::span<const std::string> warnings, DetectionForm
     return out;
 }
 
-std::string format_batch_error(std::string_view dump, std::string_view message, DetectionFormat format) {
+std::string format_batch_error(std::string_view dump, std::string_view message, DetectionFormat format, bool stopped) {
     if (format == DetectionFormat::Json)
-        return "{\"dump\":" + json_string(dump) + ",\"record\":\"error\",\"message\":" + json_string(message) + "}\n";
-    const std::string line =
-        one_line(std::string(kErrorLine) + (format == DetectionFormat::Csv ? std::string(dump) + ": " : "") + std::string(message)) + "\n";
+        return "{\"dump\":" + json_string(dump) + ",\"record\":\"" + (stopped ? "stopped" : "error") +
+               "\",\"message\":" + json_string(message) + "}\n";
+    const std::string line = one_line(std::string(stopped ? kStoppedLine : kErrorLine) +
+                                      (format == DetectionFormat::Csv ? std::string(dump) + ": " : "") + std::string(message)) +
+                             "\n";
     return format == DetectionFormat::Table ? name_dump_records(line, format, DumpRecords{dump}) : line;
 }
 
-std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t hidden, uint64_t incomplete, DetectionFormat format) {
+std::string format_batch_summary(uint64_t dumps, uint64_t failed, uint64_t stopped, uint64_t hidden, uint64_t incomplete,
+                                 DetectionFormat format) {
     if (format == DetectionFormat::Json)
         return "{\"record\":\"batch\",\"dumps\":" + std::to_string(dumps) + ",\"failed\":" + std::to_string(failed) +
-               ",\"hidden\":" + std::to_string(hidden) + ",\"incomplete\":" + std::to_string(incomplete) + "}\n";
+               ",\"stopped\":" + std::to_string(stopped) + ",\"hidden\":" + std::to_string(hidden) +
+               ",\"incomplete\":" + std::to_string(incomplete) + "}\n";
     return std::string(kBatchLine) + std::to_string(dumps) + " dump" + (dumps == 1 ? "" : "s") + ", " + std::to_string(failed) +
-           " failed, " + std::to_string(hidden) + " with hidden objects, " + std::to_string(incomplete) + " not judged whole\n";
+           " failed, " + std::to_string(stopped) + " stopped by the time limit, " + std::to_string(hidden) +
+           " with hidden objects, " + std::to_string(incomplete) + " not judged whole\n";
 }
 
 std::string name_dump_records(std::string_view text, DetectionFormat format, const DumpRecords& batch) {

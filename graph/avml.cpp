@@ -35,7 +35,7 @@ struct Range {
 
 }  // namespace
 
-ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
+ParsedDump parse_avml(std::span<const uint8_t> file, bool strict, uint64_t held, const InterruptFn& interrupt) {
     const uint64_t size = file.size();
     if (size == 0) throw FormatError(0, "empty file (expected an AVML range header)");
     ParsedDump d;
@@ -117,11 +117,12 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
         total += r.present;
         if (r.compressed) claimed += r.present;
     }
-    const uint64_t budget = DecodedImage::kBombFactor * size;
+    held = std::min(held, size);
+    const uint64_t budget = DecodedImage::kBombFactor * held;
     if (claimed > budget)
         throw InputError("refusing this AVML file: its snappy streams claim " + std::to_string(claimed) +
                          " bytes, more than " + std::to_string(DecodedImage::kBombFactor) + "× its " +
-                         std::to_string(size) + " bytes (a decompression bomb or a corrupt file)");
+                         std::to_string(held) + " bytes (a decompression bomb or a corrupt file)");
     auto image = std::make_shared<DecodedImage>(total, budget + total - claimed);
 
     // Work items: one per snappy chunk, one per 64 KiB piece of a raw range.
@@ -157,6 +158,7 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
         for (uint64_t k = 0; k < items.size(); ++k)
             errors.run([&] {
                 if (failure.after_failure(k)) return;
+                if (interrupt && k % 16 == 0) interrupt();
                 const Item& it = items[k];
                 const Range& r = ranges[it.range];
                 const uint8_t* bytes = nullptr;
@@ -192,7 +194,7 @@ ParsedDump parse_avml(std::span<const uint8_t> file, bool strict) {
         return r.compressed ? r.index.chunks[it.chunk_or_offset].out_size : std::min(kPiece, r.present - it.chunk_or_offset);
     };
     if (failure.failed()) {
-        if (failure.bomb()) FirstFailure::throw_bomb("AVML", size);
+        if (failure.bomb()) FirstFailure::throw_bomb("AVML", held);
         const Item& it = items[failure.item()];
         const Range& r = ranges[it.range];
         const uint64_t paddr = r.paddr + (it.out - r.image);

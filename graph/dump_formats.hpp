@@ -56,8 +56,12 @@ ParsedDump parse_elf_core(std::span<const uint8_t> file, bool strict);   // grap
 // resident; empty for in-memory images.
 using DoneWith = std::function<void(uint64_t offset, uint64_t len)>;
 ParsedDump parse_lime(std::span<const uint8_t> file, bool strict, const DoneWith& done_with = {});   // graph/lime.cpp
-ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict);      // graph/kdump.cpp
-ParsedDump parse_avml(std::span<const uint8_t> file, bool strict);       // graph/avml.cpp
+// `held`: of `file`'s bytes, those its file holds (a sparse file's holes left out: PhysicalLayer::
+// held_bytes), what the decompression bomb budget (DecodedImage::kBombFactor) scales by — a file's
+// apparent size is whatever its writer seeked to (reviewer 101 H1); at most file.size().
+// `interrupt` (graph/layers.hpp): called per batch of pages or chunks decompressed.
+ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict, uint64_t held, const InterruptFn& interrupt = {});   // graph/kdump.cpp
+ParsedDump parse_avml(std::span<const uint8_t> file, bool strict, uint64_t held, const InterruptFn& interrupt = {});    // graph/avml.cpp
 
 // ELF notes (QEMU "QEMU" CPU-state notes give cr0/cr3/cr4) in `notes`, which sits at
 // `file_offset` in the file (for error offsets): appended to d.cpus. graph/elf_core.cpp; the kdump

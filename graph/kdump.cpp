@@ -300,7 +300,8 @@ struct Decompressor {
 
 }  // namespace
 
-ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
+ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict, uint64_t held, const InterruptFn& interrupt) {
+    held = std::min<uint64_t>(held, file.size());
     ParsedDump d;
     const bool flat = file.size() >= 13 && std::memcmp(file.data(), "makedumpfile\0", 13) == 0;
     std::string flat_cut;   // a cut flattened file: said in the one truncation warning below
@@ -542,7 +543,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     // bomb budget, the temporary file) refuses the file either way. Pages go to the image in
     // batches of consecutive pages (one store(), so one pwrite per run of non-zero pages when the
     // image is file-backed, instead of one per page).
-    auto image = std::make_shared<DecodedImage>(pages.size() * bs, DecodedImage::kBombFactor * file.size());
+    auto image = std::make_shared<DecodedImage>(pages.size() * bs, DecodedImage::kBombFactor * held);
     FirstFailure failure;             // refusals
     FirstFailure first_corrupt;       // the lowest corrupt page, for the warning (never skips pages)
     std::vector<uint8_t> corrupt(pages.size(), 0);   // 1 = does not decompress; disjoint writes
@@ -561,6 +562,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
 #pragma omp for schedule(dynamic, 1)
         for (uint64_t b = 0; b < batches; ++b)
             errors.run([&] {
+                if (interrupt) interrupt();
                 const uint64_t lo = b * batch, hi = std::min<uint64_t>(pages.size(), lo + batch);
                 if (failure.after_failure(lo)) return;
                 for (uint64_t i = lo; i < hi; ++i) {
@@ -583,7 +585,7 @@ ParsedDump parse_kdump(std::span<const uint8_t> file, bool strict) {
     }
     errors.rethrow();
     if (failure.failed()) {
-        if (failure.bomb()) FirstFailure::throw_bomb(kind, file.size());
+        if (failure.bomb()) FirstFailure::throw_bomb(kind, held);
         const Page& p = pages[failure.item()];
         throw FormatError(src.file_offset(p.data), "page data of pfn " + hex(p.pfn) + ": " + failure.what());
     }

@@ -22,6 +22,7 @@
 #include "graph/file_io.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -32,6 +33,13 @@
 #include <vector>
 
 namespace deepmem {
+
+// A long step's way to be stopped (dmdetect --time-limit: detect.hpp BuildOptions::interrupt): it
+// calls this now and then — per chunk of its work, thousands of times on a large dump, from any of
+// its threads at once — and the function may throw to stop it. The step rethrows that exception
+// once its threads have stopped, having made nothing (PhysicalLayer::open's decompression of a
+// kdump or AVML file, MemoryGraph::build).
+using InterruptFn = std::function<void()>;
 
 // "0x1a2b": the one spelling of addresses in messages and tool output.
 std::string hex(uint64_t v);
@@ -111,8 +119,10 @@ public:
     // two ranges sharing file bytes at different physical addresses are a FormatError; ranges at
     // one physical address from different file bytes must hold identical bytes (compared once
     // each, linear in the file size) else FormatError.
+    // `interrupt` (InterruptFn above): called per batch of pages a kdump or AVML file decompresses.
     static std::unique_ptr<PhysicalLayer> open(const std::string& path,
-                                               DumpFormat format = DumpFormat::Auto, bool strict = false);
+                                               DumpFormat format = DumpFormat::Auto, bool strict = false,
+                                               const InterruptFn& interrupt = {});
     // For tests and fuzzers: parse an in-memory image (the span must outlive the layer).
     static std::unique_ptr<PhysicalLayer> from_bytes(std::span<const uint8_t> bytes,
                                                      DumpFormat format = DumpFormat::Auto, bool strict = false);
@@ -263,12 +273,15 @@ public:
     // to a searched root that maps more present pages, with a warning; when none does it is kept,
     // with a warning that memory outside the image is missing. Throws InputError with the reason
     // when none works (e.g. a DTB that maps nothing).
+    // `interrupt` (InterruptFn above): called per 8 MiB of the search's pass over the dump and per
+    // group of candidate roots it walks.
     static TranslationLayer detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override = {},
-                                   std::optional<PagingMode> mode_override = {});
+                                   std::optional<PagingMode> mode_override = {}, const InterruptFn& interrupt = {});
 
     // The automatic page-directory search alone, ignoring CPU notes (see the heuristic in
     // graph/translation.cpp). Throws InputError when no candidate qualifies.
-    static TranslationLayer search(const PhysicalLayer& phys, std::optional<PagingMode> mode_override = {});
+    static TranslationLayer search(const PhysicalLayer& phys, std::optional<PagingMode> mode_override = {},
+                                   const InterruptFn& interrupt = {});
 
     PagingMode mode() const noexcept { return mode_; }
     uint64_t dtb() const noexcept { return dtb_; }

@@ -181,11 +181,8 @@ struct GraphEstimate {
 std::string describe(const GraphEstimate&);
 
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
-// Called by build() between its steps and per chunk of each pass over the pages, pointers and
-// nodes (thousands of calls on a large dump, from any of its threads at once): it may throw to stop
-// the build — dmdetect's --time-limit (detect.hpp BuildOptions::interrupt) — and build() then
-// rethrows that exception once its threads have stopped, having made no graph.
-using InterruptFn = std::function<void()>;
+// build()'s InterruptFn (graph/layers.hpp): called between its steps and per chunk of each pass over
+// the pages, pointers and nodes; what it throws leaves build(), which makes no graph.
 
 // The .dmg checksum over a whole file image (it covers bytes [24, size)); for tests and tools that
 // craft or patch files. The value is what load() compares with the header's checksum field.

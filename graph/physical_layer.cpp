@@ -189,11 +189,14 @@ static const char* format_noun(DumpFormat f) {
 
 struct PhysicalLayerParsers {
     static std::unique_ptr<PhysicalLayer> parse(std::span<const uint8_t> bytes, DumpFormat format,
-                                                std::shared_ptr<MappedFile> file, bool strict) {
+                                                std::shared_ptr<MappedFile> file, bool strict,
+                                                const InterruptFn& interrupt) {
         if (format == DumpFormat::Auto) {
             detail::refuse_unreadable(bytes, file ? file->path() : std::string("the input"));
             format = detail::sniff_format(bytes);
         }
+        // the bytes the file holds (a sparse file's holes left out): what the bounds scale by
+        const uint64_t held = file ? std::min<uint64_t>(held_bytes(file->data_extents()), bytes.size()) : bytes.size();
         detail::ParsedDump d;
         switch (format) {
         case DumpFormat::Raw: d = detail::parse_raw(bytes); break;
@@ -203,14 +206,14 @@ struct PhysicalLayerParsers {
                 if (file) file->release(off, len);
             });
             break;
-        case DumpFormat::Kdump: d = detail::parse_kdump(bytes, strict); break;
-        case DumpFormat::Avml: d = detail::parse_avml(bytes, strict); break;
+        case DumpFormat::Kdump: d = detail::parse_kdump(bytes, strict, held, interrupt); break;
+        case DumpFormat::Avml: d = detail::parse_avml(bytes, strict, held, interrupt); break;
         case DumpFormat::Auto: break;
         }
         std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer());
         layer->format_ = format;
         layer->dump_size_ = bytes.size();
-        layer->held_bytes_ = file ? std::min<uint64_t>(held_bytes(file->data_extents()), bytes.size()) : bytes.size();
+        layer->held_bytes_ = held;
         // at most the file: each byte counts once (the parsers count the union of what pages take);
         // the .dmg loader relies on it (GraphBuildInfo::stored_page_bytes ≤ dump_bytes)
         if (d.stored_page_bytes) layer->stored_page_bytes_ = std::min<uint64_t>(*d.stored_page_bytes, bytes.size());
@@ -445,10 +448,11 @@ struct PhysicalLayerParsers {
     }
 };
 
-std::unique_ptr<PhysicalLayer> PhysicalLayer::open(const std::string& path, DumpFormat format, bool strict) {
+std::unique_ptr<PhysicalLayer> PhysicalLayer::open(const std::string& path, DumpFormat format, bool strict,
+                                                   const InterruptFn& interrupt) {
     auto file = std::make_shared<MappedFile>(path);
     auto bytes = file->bytes();
-    auto layer = PhysicalLayerParsers::parse(bytes, format, std::move(file), strict);
+    auto layer = PhysicalLayerParsers::parse(bytes, format, std::move(file), strict, interrupt);
     // The parser's walk over headers spread through the file (a LiME header before each of
     // thousands of ranges, with the kernel's fault-around) maps nearly every page: drop them, so
     // that the peak is not the file size before the first pass has begun (issue #11 item 7).
@@ -458,7 +462,7 @@ std::unique_ptr<PhysicalLayer> PhysicalLayer::open(const std::string& path, Dump
 
 std::unique_ptr<PhysicalLayer> PhysicalLayer::from_bytes(std::span<const uint8_t> bytes, DumpFormat format,
                                                          bool strict) {
-    return PhysicalLayerParsers::parse(bytes, format, nullptr, strict);
+    return PhysicalLayerParsers::parse(bytes, format, nullptr, strict, {});
 }
 
 bool PhysicalLayer::file_backed() const noexcept {

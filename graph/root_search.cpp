@@ -198,7 +198,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
 // Pass 1 over every page of the dump's data (holes of a sparse file read as zeros: no root there)
 // for every scheme in `modes`, in chunks of 8 MiB whose pages are dropped from the process once
 // checked: the pass reads every page, and peak memory must stay far below the dump size.
-std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingMode>& modes) {
+std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingMode>& modes, const InterruptFn& interrupt) {
     constexpr uint64_t kChunk = uint64_t{8} << 20;   // the most of the dump resident at once
     std::vector<Candidate> cands;
     uint64_t unreleased = 0;   // bytes checked since the last release
@@ -206,6 +206,7 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
         const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
         if (end <= first || first < r.paddr) continue;
         for (uint64_t c0 = first; c0 < end; c0 += std::min(kChunk, end - c0)) {
+            if (interrupt) interrupt();
             const uint64_t c1 = c0 + std::min(kChunk, end - c0);
             const int64_t np = static_cast<int64_t>((c1 - c0) / kPage);
             ParallelErrors errors;
@@ -523,7 +524,7 @@ std::optional<CutRoot> cut_kernel_root(const PhysicalLayer& phys, const std::vec
 }  // namespace
 
 TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::optional<uint64_t> dtb_override,
-                                          std::optional<PagingMode> mode_override) {
+                                          std::optional<PagingMode> mode_override, const InterruptFn& interrupt) {
     using PM = PagingMode;
     constexpr uint64_t kCr0Pg = 1u << 31;
     const CpuState* cpu = nullptr;
@@ -559,7 +560,7 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
             // is told: the dump's own root was set aside, and a corrupt note may mean more is wrong.
             std::optional<TranslationLayer> found;
             try {
-                found = search(phys, mode_override);
+                found = search(phys, mode_override, interrupt);
             } catch (const InputError& search_error) {
                 throw InputError(std::string(note_error.what()) + "; and " + search_error.what());
             }
@@ -612,7 +613,7 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         const std::string note_root = "the CPU note's CR3 " + hex(cpu->cr3) + " (" + to_string(m) + ")";
         std::optional<TranslationLayer> found;
         try {
-            found = search(phys, mode_override);
+            found = search(phys, mode_override, interrupt);
         } catch (const InputError& search_error) {
             note->root_notes_.push_back("translation: " + note_root + (kernel ? " maps only part of a kernel (" : " maps no kernel (") +
                                         why + "), and the page-directory search found none (" + search_error.what() +
@@ -648,7 +649,7 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         return std::move(*found);
     }
 
-    return search(phys, mode_override);
+    return search(phys, mode_override, interrupt);
 }
 
 // The page-directory search, for Linux guests (no ELF note, no --dtb).
@@ -682,12 +683,13 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
 //    directories whose entry for it points past the end) gives the root when the direct map read
 //    linearly under its absent tables (translation.cpp, fill_direct_map) is at that base and covers
 //    at least half of the dump's data pages; a note says so. A misread table is one member, never a group.
-TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::optional<PagingMode> mode_override) {
+TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::optional<PagingMode> mode_override,
+                                          const InterruptFn& interrupt) {
     using PM = PagingMode;
     std::vector<PagingMode> modes;
     if (mode_override) modes = {*mode_override};
     else modes = {PM::X86_64_4Level, PM::X86_64_5Level, PM::X86_PAE, PM::X86_32};
-    const std::vector<Candidate> cands = scan(phys, modes);
+    const std::vector<Candidate> cands = scan(phys, modes, interrupt);
     const uint64_t data_pages = data_pages_of(phys);
 
     // Groups: (scheme, kernel half) → candidates; the group's structural score is its best member's.
@@ -740,6 +742,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         // not pages that are holes of a sparse file: a decoy mapping the holes of a sparse raw
         // stopped the search while leaving half of the RAM out (tester 11).
         if (best && best->m->data_pages + data_pages / 256 >= data_pages) break;
+        if (interrupt) interrupt();
         const Candidate& rep = *g->members.front();
         const Scheme& s = scheme_of(rep.mode);
         g->mapping = map_root(s, phys, rep.dtb, &evidence[rep.mode]);

@@ -122,22 +122,30 @@ TEST_CASE("detect: dmdetect and dmeval on a raw dump with page tables; one-line 
     CHECK(table.status == 0);
     CHECK(table.out.find("# total: 0\n") != std::string::npos);
     {   // --time-limit (issue 15): a limit gone while the graph is built stops the build: one error line,
-        // exit 4 (6 with --fail-on-hidden), nothing written
+        // exit 4 (3 with --require-fit, 6 with --fail-on-hidden), the dump's "stopped" record in the output
         const std::string out = (dir / "stopped.jsonl").string();
+        write(out, "what the user had\n");
         const Run stopped = run("DMDETECT", base + " --format json --time-limit 1e-9 -o " + out, dir);
         CHECK(stopped.status == 4);
         CHECK(stopped.out.empty());
-        CHECK(!fs::exists(out));
+        const std::string record = slurp(out);
+        CHECK(record.rfind("{\"dump\":\"" + dump + "\",\"record\":\"stopped\",\"message\":\"the time limit of this dump, 1e-09 s "
+                           "(--time-limit), ran out ", 0) == 0);
+        CHECK(std::count(record.begin(), record.end(), '\n') == 1);
         CHECK(stopped.err.find("dmdetect: error: the time limit of this dump, 1e-09 s (--time-limit), ran out ") != std::string::npos);
         CHECK(stopped.err.find(" after its start, while its memory graph was being built: no model was run; --time-limit 0 runs it "
                                "to the end") != std::string::npos);
         CHECK(run("DMDETECT", base + " --time-limit 1e-9 --fail-on-hidden", dir).status == 6);
-        // ... in a batch, each such dump's error record, counted incomplete, not failed: exit 4, not 1
+        CHECK(run("DMDETECT", base + " --time-limit 1e-9 --require-fit", dir).status == 3);
+        const Run csv = run("DMDETECT", base + " --format csv --time-limit 1e-9", dir);
+        CHECK(csv.out.rfind("# stopped: " + dump + ": the time limit of this dump, ", 0) == 0);
+        // ... in a batch, each such dump's record, counted stopped, not failed: exit 4, not 1
         const Run two = run("DMDETECT", base + " " + dump + " --format json --time-limit 1e-9", dir);
         CHECK(two.status == 4);
-        CHECK(two.out.find("\"record\":\"error\",\"message\":\"the time limit of this dump, 1e-09 s (--time-limit), ran out ") !=
+        CHECK(two.out.find("\"record\":\"stopped\",\"message\":\"the time limit of this dump, 1e-09 s (--time-limit), ran out ") !=
               std::string::npos);
-        CHECK(two.out.find("{\"record\":\"batch\",\"dumps\":2,\"failed\":0,\"hidden\":0,\"incomplete\":2}") != std::string::npos);
+        CHECK(two.out.find("{\"record\":\"batch\",\"dumps\":2,\"failed\":0,\"stopped\":2,\"hidden\":0,\"incomplete\":0}") !=
+              std::string::npos);
     }
     {   // ... a limit gone before the networks start (a .dmg's load is not stopped) leaves the model not run, exit 4,
         // said per model and once with the limit, in the output too; 0 is none; anything else a usage error

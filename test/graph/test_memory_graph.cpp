@@ -869,6 +869,25 @@ TEST_CASE("graph: a compressed dump's density bound is also held to its file's s
                          InputError);
     // Lifted, it builds: the pages' nodes, past the file's bound.
     CHECK(MemoryGraph::build(layer, {}, {}, /*density_bound=*/false).node_count() > file_nodes);
+
+    // The file padded with a 64 GiB hole (truncate): the bound is held to the bytes it holds, not its
+    // apparent size (reviewer 101 H1: "at most 520 MiB" became the pages' own bound)
+    const fs::path dir = fs::temp_directory_path() / ("graph-padded-kdump-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const std::string padded = (dir / "padded.kdump").string();
+    std::ofstream(padded, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    REQUIRE(::truncate(padded.c_str(), off_t(uint64_t{64} << 30)) == 0);
+    if (held_bytes(padded) < (uint64_t{64} << 30)) {
+        auto sparse = PhysicalLayer::open(padded, DumpFormat::Kdump);
+        CHECK(sparse->dump_size() == uint64_t{64} << 30);
+        CHECK(sparse->held_bytes() <= bytes.size() + 4096);   // (a filesystem block's rounding)
+        const GraphEstimate p = MemoryGraph::estimate(TranslationLayer(*sparse, PagingMode::X86_64_4Level, 0x1000));
+        CHECK(p.max_nodes == sparse->held_bytes() / 1024 * 64);
+        CHECK(p.max_nodes < e.pages * 32);
+    } else {
+        MESSAGE("this filesystem reports no holes: the padded file is dense here");
+    }
+    fs::remove_all(dir);
 }
 
 namespace {

@@ -526,7 +526,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
     }
     REQUIRE(run("DMDETECT", 0, w + dumps.string() + " --format json", d.dir) == 0);
     const std::string one = slurp(d.dir / "out.txt");
-    CHECK(one == each + "{\"record\":\"batch\",\"dumps\":3,\"failed\":0,\"hidden\":0,\"incomplete\":3}\n");   // the batch's last record (no object type of the fixtures has a hidden verdict)
+    CHECK(one == each + "{\"record\":\"batch\",\"dumps\":3,\"failed\":0,\"stopped\":0,\"hidden\":0,\"incomplete\":3}\n");   // the batch's last record (no object type of the fixtures has a hidden verdict)
     CHECK(one.find("{\"dump\":\"" + (dumps / "d-2.elf").string() + "\",\"type\":\"obj\"") != std::string::npos);
     CHECK(one.find("{\"dump\":\"" + (dumps / "d-3.elf").string() + "\",\"record\":\"fit\"") != std::string::npos);
     // Records of several dumps are not read as one dump's; one dump's (named) are.
@@ -567,7 +567,7 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
         const std::string line = csv.substr(at, end - at);
         if (line.starts_with("# warning: ")) CHECK(line.starts_with("# warning: " + dumps.string() + "/d-"));
         else if (line.starts_with("# verdict: ")) CHECK(line.starts_with("# verdict: " + dumps.string() + "/d-"));   // one per dump
-        else if (line.starts_with("# batch: ")) CHECK(line == "# batch: 3 dumps, 0 failed, 0 with hidden objects, 3 not judged whole\n");
+        else if (line.starts_with("# batch: ")) CHECK(line == "# batch: 3 dumps, 0 failed, 0 stopped by the time limit, 0 with hidden objects, 3 not judged whole\n");
         else if (line.starts_with("# dump: ")) CHECK(line.starts_with("# dump: " + dumps.string() + "/d-"));   // each dump's first line
         else if (!line.starts_with("# kernel") && !line.starts_with("# fit ")) rows += line;   // (and its kernel and fit lines)
         at = end;
@@ -594,13 +594,13 @@ TEST_CASE("detect-mpi: dmdetect over several dumps, one process and two ranks, s
         CHECK_MESSAGE(ours == 2, err);
         const std::string out = slurp(d.dir / "out.txt");
         CHECK(out.rfind(error_record, 0) == 0);
-        CHECK(out.substr(out.find('\n') + 1) == each + "{\"record\":\"batch\",\"dumps\":4,\"failed\":1,\"hidden\":0,\"incomplete\":3}\n");
+        CHECK(out.substr(out.find('\n') + 1) == each + "{\"record\":\"batch\",\"dumps\":4,\"failed\":1,\"stopped\":0,\"hidden\":0,\"incomplete\":3}\n");
     }
     REQUIRE(run("DMDETECT", 0, w + dumps.string() + " --format csv", d.dir) == 1);
     const std::string bad_csv = slurp(d.dir / "out.txt");
     CHECK(bad_csv.rfind("# error: " + (dumps / "d-0.raw").string() + ": ", 0) == 0);
     CHECK(bad_csv.find("\n# dump: " + (dumps / "d-1.elf").string() + "\n# kernel: ") != std::string::npos);   // fit lines in a CSV too
-    CHECK(bad_csv.ends_with("\n# batch: 4 dumps, 1 failed, 0 with hidden objects, 3 not judged whole\n"));
+    CHECK(bad_csv.ends_with("\n# batch: 4 dumps, 1 failed, 0 stopped by the time limit, 0 with hidden objects, 3 not judged whole\n"));
     fs::create_directories(d.dir / "empty");
     CHECK(run("DMDETECT", 0, w + (d.dir / "empty").string() + " --format json", d.dir) == 1);
     CHECK(slurp(d.dir / "err.txt").find("no dumps") != std::string::npos);
