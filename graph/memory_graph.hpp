@@ -181,8 +181,9 @@ struct GraphEstimate {
 std::string describe(const GraphEstimate&);
 
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
-// build()'s InterruptFn (graph/layers.hpp): called between its steps and per chunk of each pass over
-// the pages, pointers and nodes; what it throws leaves build(), which makes no graph.
+// build()'s InterruptFn (graph/layers.hpp): called between its steps and per chunk of its passes over
+// the pages, pointers and nodes (the scan, segment and edge passes; not the sorts of the page list,
+// nor the CSR's last fills); what it throws leaves build(), which makes no graph.
 
 // The .dmg checksum over a whole file image (it covers bytes [24, size)); for tests and tools that
 // craft or patch files. The value is what load() compares with the header's checksum field.
@@ -204,7 +205,7 @@ public:
     // are dropped from the process (MADV_DONTNEED) chunk by chunk once read. params.word_size is
     // taken from the layer. Throws InputError for bad params, a graph beyond the limits or the
     // density bound (unless `density_bound` is false), or one that does not fit in memory (see
-    // Limits and Density bound above).
+    // Limits and Density bound above); and what `interrupt` throws (InterruptFn, below).
     static MemoryGraph build(const TranslationLayer& layer, GraphParams params = {},
                              const ProgressFn& progress = {}, bool density_bound = true,
                              const InterruptFn& interrupt = {});

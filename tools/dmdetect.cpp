@@ -30,7 +30,9 @@
 // --require-fit when a model does not fit the dump or its fit cannot be checked (no banner and
 // too few candidate objects: detect/fit.hpp, Checked; the output is written all the same), 4 when a
 // model was not run (its network past the work limit, detect.hpp DetectOptions::work_limit: a warning
-// on stderr and in the output, the other models' detections written; 3 with --require-fit), 5 with
+// on stderr and in the output, the other models' detections written; 3 with --require-fit) or the
+// time limit stopped one (--time-limit), or stopped the build of a dump's memory graph (no model run
+// on it; its "stopped" record in the output: detect.hpp format_batch_error), 5 with
 // --fail-on-hidden when a dump's verdict is HIDDEN (detect/fit.hpp dump_verdict; before 1, 3 and 4),
 // 7 with it when none is and objects were not judged on kernel lists broken in memory (a smeared
 // capture, or tampering), 6 when one is INCOMPLETE or not judged (7 and 6 after 1 and 3, before 4); an
@@ -435,26 +437,28 @@ int run(int argc, char** argv, Communicator& world) {
         };
         std::error_code ec;
         const auto size = fs::file_size(dump, ec);
-        // --time-limit: kTimeLimitNetworks of it for the graph build, whose steps stop there
-        // (BuildOptions::interrupt: BuildTimedOut, the dump's "stopped" record; a .dmg's load is not
-        // stopped), and the networks after it (detect.deadline): a build that ends later leaves no
-        // network any time. auto: by the bytes the file holds (a sparse raw file's holes are none; a .dmg's own size, not
-        // the dump size its header claims: reviewer 96)
-        const double limit = time_limit.value_or(default_time_limit(ec ? 0 : std::min<uint64_t>(size, held_bytes(dump))));
-        const bool limited = limit > 0 && limit < 1e9;   // (auto: a file of 500 TB)
-        auto after_start = [&](double share) {
-            return limited ? started + std::chrono::duration_cast<InferenceNet::Clock::duration>(std::chrono::duration<double>(limit * share))
-                           : InferenceNet::Clock::time_point::max();
-        };
+        const uint64_t held = ec ? 0 : std::min<uint64_t>(size, held_bytes(dump));   // a sparse file's holes left out
+        // --time-limit: the graph build — its steps stop at `deadline` (BuildOptions::interrupt:
+        // BuildTimedOut, the dump's "stopped" record; a .dmg's load is not stopped) — and the networks
+        // after it (detect.deadline) get kTimeLimitNetworks of it; a build that ends later leaves no
+        // network any time. auto: by the bytes the file holds (a .dmg's own, not the dump size its
+        // header claims: reviewer 96).
+        const double limit = time_limit.value_or(default_time_limit(held));
+        const auto deadline = limit > 0 && limit < 1e9   // (auto: a file of 500 TB)
+                                  ? started + std::chrono::duration_cast<InferenceNet::Clock::duration>(
+                                                  std::chrono::duration<double>(limit * kTimeLimitNetworks))
+                                  : InferenceNet::Clock::time_point::max();
         const std::string limit_text = format_seconds(limit) + " (" + (time_limit ? "--time-limit" : "--time-limit auto") + ")";
-        build.interrupt = [&, stop = after_start(kTimeLimitNetworks)] {
-            if (const auto now = InferenceNet::Clock::now(); now >= stop)
-                throw BuildTimedOut("the time limit of this dump, " + limit_text + ", ran out " +
+        // (by value: `build` outlives this dump)
+        build.interrupt = [deadline, started, limit, limit_text] {
+            if (const auto now = InferenceNet::Clock::now(); now >= deadline)
+                throw BuildTimedOut("the time limit of this dump, " + limit_text + ", ran out while its memory graph was being built "
+                                    "(its build's share, " + format_seconds(limit * kTimeLimitNetworks) + ", stopped it " +
                                     format_seconds(std::chrono::duration<double>(now - started).count()) +
-                                    " after its start, while its memory graph was being built: no model was run; --time-limit 0 "
-                                    "runs it to the end (a dump crafted to stall the analysis, a dense one, or a busy machine?)");
+                                    " after its start): no model was run; --time-limit 0 runs it to the end (a dump crafted to "
+                                    "stall the analysis, a dense one, or a busy machine?)");
         };
-        progress.enabled = show && !ec && size > kLargeDump;
+        progress.enabled = show && held > kLargeDump;
         progress.phase("memory graph of " + dump);
         build.progress = [&](uint64_t done, uint64_t total) { progress.percent("memory graph of " + dump, done, total); };
         build.estimate = [&](const GraphEstimate& e) {   // large dumps only, as the progress
@@ -496,7 +500,7 @@ int run(int argc, char** argv, Communicator& world) {
         // --time-limit: the networks' deadline, at kTimeLimitNetworks of it (the rest for what follows
         // them: votes, the objects read, the output).
         const double built_seconds = std::chrono::duration<double>(InferenceNet::Clock::now() - started).count();
-        detect.deadline = after_start(kTimeLimitNetworks);
+        detect.deadline = deadline;
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
         const bool long_gap_nodes = graph.params().long_gap_nodes;
         const std::optional<FoundBanner>& banner = info.kernel_banner;
@@ -1008,7 +1012,8 @@ int run(int argc, char** argv, Communicator& world) {
     };
     // Each round, rank r analyses dump round + r; the results go to rank 0 in dump order, as
     // 'R' + records (all models fit and ran), 'M' + records (a model does not fit), 'N' (a model was
-    // not run), 'B' (both), each then its verdict ('H' HIDDEN, 'I' incomplete, '-' clean), or 'E' + the error.
+    // not run), 'B' (both), each then its verdict ('H' HIDDEN, 'I' incomplete, '-' clean), or 'E' + the error,
+    // or 'T' + why the time limit stopped its graph build (BuildTimedOut).
     size_t failed = 0, hidden_dumps = 0, incomplete_dumps = 0, broken_dumps = 0;
     size_t timed_out = 0;   // dumps whose graph build the time limit stopped
     bool all_fit = true, all_ran = true;
@@ -1019,22 +1024,15 @@ int run(int argc, char** argv, Communicator& world) {
             bool fits = true, complete = true;
             char judged = '-';
             try {
-                if (!batch) {
-                    mine = analyse(dumps[i], fits, complete, judged);   // one dump: its error is the tool's
-                } else {
-                    try {
-                        mine = analyse(dumps[i], fits, complete, judged);
-                    } catch (const BuildTimedOut&) {
-                        throw;
-                    } catch (const std::exception& e) {
-                        progress.end();
-                        mine = "E" + std::string(e.what());
-                        fits = true;
-                    }
-                }
-            } catch (const BuildTimedOut& e) {   // not analysed: exit 4, not 1
+                mine = analyse(dumps[i], fits, complete, judged);
+            } catch (const BuildTimedOut& e) {   // not analysed: its "stopped" record, exit 4, not 1
                 progress.end();
                 mine = "T" + std::string(e.what());
+            } catch (const std::exception& e) {
+                if (!batch) throw;   // one dump: its error is the tool's
+                progress.end();
+                mine = "E" + std::string(e.what());
+                fits = true;
             }
             if (mine.empty() || (mine.front() != 'E' && mine.front() != 'T'))
                 mine.insert(0, std::string(fits ? (complete ? "R" : "N") : (complete ? "M" : "B")) + judged);
