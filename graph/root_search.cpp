@@ -10,12 +10,15 @@
 #include "graph/parallel_errors.hpp"
 #include "graph/text_lines.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <iterator>
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 namespace deepmem {
 
@@ -126,7 +129,39 @@ uint64_t mix(uint64_t h, uint64_t v) {   // FNV-1a over 64-bit words
 //    points to a table absent from the dump is neither good nor bad: a cut dump, holes, or entries
 //    written to point past the end (the tester's attack 6, B2: four such PDPT entries made the
 //    kernel's own PML4 fail this test) say nothing about whether the page is a root.
-std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys, uint64_t p) {
+// What quick_check reads of one kernel-half table: its content hash and verdict. A thread's scan of
+// one scheme keeps them by the table's physical address (ChildCache), since many roots share their
+// kernel's tables (every process PGD) — and look-alike pages crafted to make the search walk the same
+// tables over and over cost one table's read each (attacker 102: 360,000 pages of one repeated entry,
+// 32 children each, took the search 103 s). The data do not change during the scan: the same hash and
+// verdict as reading the table again. Cleared past kMaxCached tables (memory bounded; no reuse lost on
+// real dumps, whose kernel tables number hundreds).
+struct ChildRead {
+    uint64_t hash = 0;
+    TableVerdict verdict;
+};
+struct ChildCache {
+    static constexpr size_t kMaxCached = 1 << 16;
+    std::unordered_map<uint64_t, ChildRead> tables;
+    const ChildRead& read(const Scheme& s, const PhysicalLayer& phys, uint64_t paddr) {
+        if (auto it = tables.find(paddr); it != tables.end()) return it->second;
+        if (tables.size() >= kMaxCached) tables.clear();
+        const uint8_t* child = phys.find(paddr, s.table_bytes(1));
+        ChildRead r;
+        const Level& L1 = s.levels[1];
+        uint64_t h = 0;   // one multiply per nonzero entry (judge_table reads them all too)
+        for (uint64_t j = 0; j < (uint64_t{1} << L1.bits); ++j)
+            if (const uint64_t e = s.entry(child, j)) {
+                h = (h ^ (e + j * 0x9e3779b97f4a7c15ull)) * 0x100000001b3ull;
+                h ^= h >> 29;
+            }
+        r.hash = h;
+        r.verdict = judge_table(s, phys, child, 1);
+        return tables.emplace(paddr, r).first->second;
+    }
+};
+
+std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys, uint64_t p, ChildCache& cache) {
     const uint8_t* t = phys.find(p, s.table_bytes(0));
     if (!t) return std::nullopt;
     const Level& L = s.levels[0];
@@ -171,21 +206,12 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
     // arch/x86/include/asm/pgtable-3level_types.h), so grouping by the tables' addresses made each
     // process PDPT a group of one, and 4 copies of a decoy outnumbered them (tester 11). Copies
     // of one table map alike, wherever they lie.
-    const Level& L1 = s.levels[1];
-    for (size_t k = 0; k < nchildren; ++k) {
-        const uint8_t* child = phys.find(children[k], s.table_bytes(1));
-        uint64_t h = 0;   // one multiply per nonzero entry (judge_table reads them all too)
-        for (uint64_t j = 0; j < (uint64_t{1} << L1.bits); ++j)
-            if (const uint64_t e = s.entry(child, j)) {
-                h = (h ^ (e + j * 0x9e3779b97f4a7c15ull)) * 0x100000001b3ull;
-                h ^= h >> 29;
-            }
-        c.kernel_half = mix(c.kernel_half, h);
-    }
     // Good entries of sound tables, and of malformed ones; tables by verdict.
     uint64_t good = 0, good_malformed = 0, sound = 0, malformed = 0;
     for (size_t k = 0; k < nchildren; ++k) {
-        const TableVerdict v = judge_table(s, phys, phys.find(children[k], s.table_bytes(1)), 1);
+        const ChildRead& r = cache.read(s, phys, children[k]);
+        c.kernel_half = mix(c.kernel_half, r.hash);
+        const TableVerdict v = r.verdict;
         if (v.malformed()) ++malformed, good_malformed += v.good;
         else if (v.good > 0) ++sound, good += v.good;
     }
@@ -201,6 +227,8 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
 std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingMode>& modes, const InterruptFn& interrupt) {
     constexpr uint64_t kChunk = uint64_t{8} << 20;   // the most of the dump resident at once
     std::vector<Candidate> cands;
+    // each thread's tables read, per scheme (ChildCache), kept across chunks
+    std::vector<std::vector<ChildCache>> caches(size_t(std::max(1, omp_get_max_threads())), std::vector<ChildCache>(modes.size()));
     uint64_t unreleased = 0;   // bytes checked since the last release
     for (const auto& r : phys.data_runs()) {
         const uint64_t first = (r.paddr + kPage - 1) & ~(kPage - 1), end = (r.paddr + r.size) & ~(kPage - 1);
@@ -217,10 +245,11 @@ std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingM
                 for (int64_t i = 0; i < np; ++i)
                     errors.run([&] {
                         const uint64_t p = c0 + static_cast<uint64_t>(i) * kPage;
-                        for (PagingMode m : modes) {
-                            const Scheme& s = scheme_of(m);
+                        std::vector<ChildCache>& mine_cache = caches[size_t(omp_get_thread_num()) % caches.size()];
+                        for (size_t k = 0; k < modes.size(); ++k) {
+                            const Scheme& s = scheme_of(modes[k]);
                             if (!s.sign_extend && p > 0xfffff000u) continue;   // CR3 of 32-bit schemes
-                            if (auto c = quick_check(s, phys, p)) mine.push_back(*c);
+                            if (auto c = quick_check(s, phys, p, mine_cache[k])) mine.push_back(*c);
                         }
                     });
 #pragma omp critical
