@@ -38,7 +38,7 @@ namespace deepmem {
 // calls this now and then — per chunk of its work, thousands of times on a large dump, from any of
 // its threads at once — and the function may throw to stop it. The step rethrows that exception
 // once its threads have stopped, having made nothing (PhysicalLayer::open's decompression of a
-// kdump or AVML file, MemoryGraph::build).
+// kdump or AVML file, TranslationLayer::detect's root search, MemoryGraph::build).
 using InterruptFn = std::function<void()>;
 
 // "0x1a2b": the one spelling of addresses in messages and tool output.

@@ -109,8 +109,8 @@ std::string format_seconds(double s) {
     return text;
 }
 
-// The time limit ran out while a dump's memory graph was being built (BuildOptions::interrupt): the
-// dump is not analysed (exit 4, its error line; in a batch its error record).
+// The time limit ran out while a dump's memory graph was being built (BuildOptions::interrupt): no
+// model is run on the dump (exit 4, its error line, its "stopped" record: format_batch_error).
 struct BuildTimedOut : std::runtime_error {
     using std::runtime_error::runtime_error;
 };

@@ -303,8 +303,8 @@ TEST_CASE("detect: a .dmg whose dump moved reads its objects from --dump-file") 
 }
 
 // --time-limit on a real dump (issue 15): a limit gone while the graph is built stops the build (one
-// error line, exit 4, nothing written); on a .dmg, whose load is not stopped, it stops the network,
-// and the output says so.
+// error line, exit 4, the dump's "stopped" record); on a .dmg, whose load is not stopped, it stops the
+// network, and the output says so.
 TEST_CASE("detect: --time-limit stops a real dump's graph build, and a .dmg's network") {
     const auto setup = dev_task_model();
     if (!setup) return;

@@ -498,7 +498,7 @@ TEST_CASE("detect: a sparse raw file's apparent size buys no more memory than th
         MESSAGE("this filesystem reports no holes: the padded file is dense here");
         return;
     }
-    CHECK(phys->held_bytes() <= img.bytes.size());
+    CHECK(phys->held_bytes() < apparent / 2);   // (a filesystem may count data in units larger than the image's)
     const MemoryGraph g = MemoryGraph::build(TranslationLayer(*phys, PagingMode::X86_64_4Level, 0x1000));
     REQUIRE(g.node_count() > 0);
     CHECK(g.info().dump_bytes == apparent);   // recorded as it is: what tells the same file later
