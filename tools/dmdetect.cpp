@@ -686,6 +686,7 @@ int run(int argc, char** argv, Communicator& world) {
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
         // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → 196 MB peak on the dev dump).
         graph = MemoryGraph();
+        bool objects_timed_out = false;   // the time limit stopped the reading of the objects (kObjectsTimedOutNote)
         if (!vm.count("addresses-only")) {
             in.format = build.format;
             in.memory_lacking = lack != MemoryLack::None;
@@ -693,6 +694,11 @@ int run(int argc, char** argv, Communicator& world) {
             for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file},
                                      std::pair{"system-map", &in.system_map_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();
+            // the networks' deadline, less the output's time (not before the dump's start)
+            in.deadline = detect.deadline == InferenceNet::Clock::time_point::max()
+                              ? detect.deadline
+                              : std::max(started, detect.deadline - std::chrono::duration_cast<InferenceNet::Clock::duration>(
+                                                                        std::chrono::duration<double>(double(found.size()) * kOutputSecondsPerObject)));
             stage.emplace("reading the objects found in " + dump);
             progress.phase("reading the objects" + (batch ? " of " + dump : std::string()));   // (newcomer 87: a batch line without its dump)
             const std::vector<std::string> notes = interpret_detections(info, found, in);
@@ -710,6 +716,7 @@ int run(int argc, char** argv, Communicator& world) {
                 // objects left unread (no BTF, a dump that moved …): a warning in the output too, a file of
                 // bare addresses said nowhere why (newcomer 84 M4: the i386 dump's 13,391 rows)
                 if (n.starts_with("objects not read")) note_warnings.push_back(n);
+                objects_timed_out = objects_timed_out || n.starts_with(kObjectsTimedOutNote);
                 if (n.find(kNoCrossView) != std::string::npos) verdict_why.push_back(n);
                 // a kernel list broken at memory the dump lacks, or, where it lacks none, broken in memory
                 if (n.starts_with(kViewsCutNote)) note_warnings.push_back(n);
@@ -813,7 +820,7 @@ int run(int argc, char** argv, Communicator& world) {
                              score_text(m.threshold).c_str());
         std::vector<ModelFit> fits;
         fits_all = true;
-        complete = true;
+        complete = !objects_timed_out;   // (exit 4, as for a model the limit stopped)
         for (size_t i = 0; i < used.model_count(); ++i) {
             // Found nothing even where candidates were voted for (attacker 12: --threshold 20.5 left 1
             // candidate object, reported none, and no word was said): the reason says why in scores.

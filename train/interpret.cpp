@@ -954,20 +954,32 @@ void ObjectInterpreter::Impl::hold(std::span<const uint64_t> hidden) {
     }
 }
 
-void ObjectInterpreter::interpret(std::span<Detection> detections) {
+size_t ObjectInterpreter::interpret(std::span<Detection> detections, const std::function<bool()>& stop) {
     // Tasks first: the files a hidden task holds are reached through it, in its fd table and
     // mappings, not hidden on their own (newcomer 87: a DKOM unlink of 19 tasks read "HIDDEN: 45 file,
     // 19 task_struct", each of those files "missing from fd_tables").
+    size_t read = 0;
+    auto expired = [&] { return stop && stop(); };
     std::vector<uint64_t> hidden;
     for (Detection& d : detections)
         if (d.type == "task_struct") {
+            if (expired()) return read;
             d.fields = fields(d.type, d.vaddr);
+            ++read;
             for (const ObjectField& f : d.fields)
                 if (f.key == "hidden" && f.json == "true") hidden.push_back(d.vaddr);
         }
     impl_->hold(hidden);
-    for (Detection& d : detections)
-        if (d.type != "task_struct") d.fields = fields(d.type, d.vaddr);
+    // then the other types the dump's verdict on hiding is made of (kCrossViewTypes), then the rest:
+    // what a deadline leaves unread costs the verdict least
+    for (const bool cross_view : {true, false})
+        for (Detection& d : detections)
+            if (d.type != "task_struct" && is_cross_view_type(d.type) == cross_view) {
+                if (expired()) return read;
+                d.fields = fields(d.type, d.vaddr);
+                ++read;
+            }
+    return read;
 }
 
 const std::vector<std::string>& ObjectInterpreter::notes() const noexcept { return impl_->notes; }
@@ -986,7 +998,9 @@ struct OpenedDump {
     std::unique_ptr<PhysicalLayer> phys;
     std::optional<TranslationLayer> tl;
     std::string why;   // empty when opened
+    bool timed_out = false;   // in.deadline passed while it was opened (why: empty)
 };
+struct OpenTimedOut {};   // thrown by open_graph_dump's interrupt at in.deadline
 OpenedDump open_graph_dump(const GraphBuildInfo& info, const InterpretInputs& in) {
     OpenedDump d;
     std::error_code ec;
@@ -996,12 +1010,19 @@ OpenedDump open_graph_dump(const GraphBuildInfo& info, const InterpretInputs& in
     if (!in.dump_file && (path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes)))
         return {{}, {}, "the dump the graph was built from (" + (path.empty() ? std::string("unknown") : terminal_text(path)) +
                             ") is not there or changed size (--dump-file names where it is now)"};
+    InterruptFn interrupt;   // (its decompression and page-table checks stop at the deadline)
+    if (in.deadline != std::chrono::steady_clock::time_point::max())
+        interrupt = [deadline = in.deadline] {
+            if (std::chrono::steady_clock::now() >= deadline) throw OpenTimedOut{};
+        };
     try {
-        d.phys = PhysicalLayer::open(path, in.format);
+        d.phys = PhysicalLayer::open(path, in.format, false, interrupt);
         if (const size_t bad = sample_mismatches(*d.phys, in.sample))
             return {{}, {}, terminal_text(path) + " is not the dump the graph was built from (" + std::to_string(bad) + " of " +
                                 std::to_string(in.sample.segments.size()) + " sampled segments differ)"};
-        d.tl.emplace(TranslationLayer::detect(*d.phys, info.dtb, info.paging));
+        d.tl.emplace(TranslationLayer::detect(*d.phys, info.dtb, info.paging, interrupt));
+    } catch (const OpenTimedOut&) {
+        return {{}, {}, {}, true};
     } catch (const std::exception& e) {
         return {{}, {}, e.what()};
     }
@@ -1034,6 +1055,9 @@ std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const Interpr
 std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& in) {
     OpenedDump d = open_graph_dump(info, in);
+    if (d.timed_out)
+        return {std::string(kObjectsTimedOutNote) + " while the dump was opened again to read them: the " +
+                std::to_string(detections.size()) + " objects found are addresses only (--time-limit)"};
     if (!d.tl) return {"objects not read: " + d.why + "; addresses only"};
     std::optional<TranslationLayer>& tl = d.tl;
     const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file, in.system_map_file);
@@ -1053,9 +1077,16 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
         if (in.kallsyms_file || in.system_map_file)
             for (const auto& n : kernel.notes)
                 if (n.starts_with("symbols from ") && n.find(" dropped: ") != std::string::npos) interp.set_no_symbols_why(n);
-        interp.interpret(detections);
+        std::function<bool()> stop;   // (a clock read: ~20 ns an object)
+        if (in.deadline != std::chrono::steady_clock::time_point::max())
+            stop = [deadline = in.deadline] { return std::chrono::steady_clock::now() >= deadline; };
+        const size_t read = interp.interpret(detections, stop);
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());
         notes.insert(notes.end(), interp.notes().begin(), interp.notes().end());
+        if (read < detections.size())
+            notes.push_back(std::string(kObjectsTimedOutNote) + " after " + std::to_string(read) + " of the " +
+                            std::to_string(detections.size()) + " objects found (task_struct, module and file first): the rest are "
+                            "addresses only (--time-limit)");
     } catch (const InputError& e) {
         for (Detection& d : detections) d.fields.clear();
         notes.push_back(std::string("objects not read: ") + e.what() + "; addresses only");

@@ -76,6 +76,8 @@
 #include "train/btf.hpp"
 #include "train/labeler.hpp"
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -93,8 +95,11 @@ public:
 
     // The fields of the object of `type` at `vaddr` (empty for a type it does not know).
     std::vector<ObjectField> fields(const std::string& type, uint64_t vaddr);
-    // Sets d.fields of every detection. The kernel's own view is walked once, on first need.
-    void interpret(std::span<Detection> detections);
+    // Sets d.fields of every detection: task_struct, then the other kCrossViewTypes, then the rest.
+    // The kernel's own view is walked once, on first need. Before each object it asks `stop` (empty:
+    // never stops); once that says true it reads no further: the detections not reached keep no
+    // fields. Returns how many it read (all of them when it did not stop).
+    size_t interpret(std::span<Detection> detections, const std::function<bool()>& stop = {});
     // One line per thing the interpretation could not do (no symbols, a view not walked …).
     const std::vector<std::string>& notes() const noexcept;
     // Whether the dump lacks memory the kernel maps (a cut or partial capture). An object missing from
@@ -137,6 +142,11 @@ struct InterpretInputs {
     // being called hidden (ObjectInterpreter::set_memory_lacking).
     bool memory_lacking = false;
     uint64_t absent_pages = 0;   // GraphBuildInfo::absent_pages, for the note when not memory_lacking
+    // When the reading stops (dmdetect --time-limit: the networks' deadline): the dump's re-opening
+    // stops there (nothing read), and so does the reading of the objects (ObjectInterpreter::
+    // interpret: those not reached stay addresses only); either says so in a note that starts with
+    // kObjectsTimedOutNote. max(): none.
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 // Opens the dump a graph was built from (`info`, its GraphBuildInfo: path, page-table root and paging; the
 // graph itself is not needed, so a caller may free it first), takes
@@ -146,6 +156,9 @@ struct InterpretInputs {
 // detections stay addresses only and a note says why. Throws only what a user-given kernel or kallsyms file that is bad throws.
 std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
                                               const InterpretInputs& inputs);
+// The note that starts with this says the time limit stopped the reading (InterpretInputs::deadline),
+// how many objects were read and that the rest are addresses only.
+inline constexpr std::string_view kObjectsTimedOutNote = "objects not read: the time limit ran out";
 // The note that starts with this names the kernel's views (train/labeler.hpp LabelSet::views_cut)
 // whose walks lost entries at memory the dump cannot read (ObjectInterpreter::set_memory_lacking).
 inline constexpr std::string_view kViewsCutNote = "the kernel's lists were not read whole: ";

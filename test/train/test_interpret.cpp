@@ -862,6 +862,29 @@ TEST_CASE("interpret: file paths across mounts, pseudo files, mm and modules") {
     CHECK(f["missing_from"] == "[\"modules\"]");
 }
 
+TEST_CASE("interpret: a stop reads no further, task_struct and the other cross-view types first") {
+    // dmdetect --time-limit (attacker 102 HIGH 4: 703 k creds read for 5.5 s past the networks' deadline)
+    InterpretWorld w;
+    const Kallsyms syms = w.syms();
+    auto detections = [&] {   // a cred and a module before the tasks: the order read is not the order found
+        return std::vector<Detection>{detection("cred", w.at["c1"]), detection("module", w.at["ext4"]),
+                                      detection("task_struct", w.at["p1"]), detection("task_struct", w.at["p2"])};
+    };
+    std::vector<Detection> ds = detections();
+    CHECK(ObjectInterpreter(w.mem, w.btf, &syms).interpret(ds) == 4);   // no stop: all of them
+    for (const Detection& d : ds) CHECK_FALSE(d.fields.empty());
+    for (size_t allowed = 0; allowed <= 4; ++allowed) {
+        CAPTURE(allowed);
+        ds = detections();
+        size_t asked = 0;
+        CHECK(ObjectInterpreter(w.mem, w.btf, &syms).interpret(ds, [&] { return ++asked > allowed; }) == allowed);
+        CHECK(ds[2].fields.empty() == (allowed < 1));   // the tasks
+        CHECK(ds[3].fields.empty() == (allowed < 2));
+        CHECK(ds[1].fields.empty() == (allowed < 3));   // the module, a cross-view type
+        CHECK(ds[0].fields.empty() == (allowed < 4));   // the cred, last
+    }
+}
+
 TEST_CASE("interpret: without symbols, fields but no cross-view and a note") {
     InterpretWorld w;
     ObjectInterpreter in(w.mem, w.btf, nullptr);

@@ -150,6 +150,16 @@ TEST_CASE("interpret real: pid and comm of the tasks the shipped models detect o
                 "the three)\n",
                 models.size(), found.size(), t_graph, t_detect, secs, 100 * secs / (t_graph + t_detect + secs));
     for (const auto& n : notes) std::printf("  note: %s\n", n.c_str());
+    {   // its deadline passed (dmdetect --time-limit): the dump's re-opening stops, nothing is read, one note says so
+        std::vector<Detection> late = found;
+        for (Detection& x : late) x.fields.clear();
+        InterpretInputs in;
+        in.deadline = std::chrono::steady_clock::now();
+        const std::vector<std::string> late_notes = interpret_detections(g.info(), late, in);
+        REQUIRE(late_notes.size() == 1);
+        CHECK(late_notes[0].starts_with(kObjectsTimedOutNote));
+        CHECK(std::all_of(late.begin(), late.end(), [](const Detection& x) { return x.fields.empty(); }));
+    }
     std::map<uint64_t, TaskLabel> by_paddr;
     for (const TaskLabel& t : live_tasks(dev / "labels.jsonl"))
         if (t.paddr) by_paddr[*t.paddr] = t;
