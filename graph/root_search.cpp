@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <iterator>
 #include <map>
+#include <random>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -105,9 +106,21 @@ bool better(const Ranked& a, const Ranked& b) {
     return a.c->dtb < b.c->dtb;
 }
 
-uint64_t mix(uint64_t h, uint64_t v) {   // FNV-1a over 64-bit words
-    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
-    return h;
+// One 64-bit word into hash `h`: a multiply and a shift (the byte-wise FNV-1a before took 8
+// dependent multiplies a word, two words an entry: most of the scan's time on pages of 512 present
+// entries, attacker 102's look-alikes). Only equality of hashes is used (groups of roots; their
+// order breaks ties by address, never by hash). Each hash starts at a seed drawn once per process:
+// a decoy cannot be crafted offline to hash as the kernel's own tables and join their group.
+uint64_t mix(uint64_t h, uint64_t v) {
+    h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 32);
+}
+uint64_t hash_seed() {
+    static const uint64_t seed = [] {
+        std::random_device r;
+        return (uint64_t{r()} << 32) ^ r();
+    }();
+    return seed;
 }
 
 // Cheap structural test of the page at `p` as the root of scheme `s`, or nullopt:
@@ -149,7 +162,7 @@ struct ChildCache {
         const uint8_t* child = phys.find(paddr, s.table_bytes(1));
         ChildRead r;
         const Level& L1 = s.levels[1];
-        uint64_t h = 0;   // one multiply per nonzero entry (judge_table reads them all too)
+        uint64_t h = hash_seed();   // one multiply per nonzero entry (judge_table reads them all too)
         for (uint64_t j = 0; j < (uint64_t{1} << L1.bits); ++j)
             if (const uint64_t e = s.entry(child, j)) {
                 h = (h ^ (e + j * 0x9e3779b97f4a7c15ull)) * 0x100000001b3ull;
@@ -173,7 +186,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
     Candidate c;
     c.mode = s.mode;
     c.dtb = p;
-    c.kernel_half = c.user_half = 0xcbf29ce484222325ull;
+    c.kernel_half = c.user_half = hash_seed();
     constexpr size_t kMaxChildren = 32;   // bounds the cost of page-table look-alikes
     std::array<uint64_t, kMaxChildren> children;
     size_t nchildren = 0;
@@ -542,7 +555,9 @@ std::optional<CutRoot> cut_kernel_root(const PhysicalLayer& phys, const std::vec
     const uint64_t slot = (base >> s.levels[0].shift) & ((uint64_t{1} << s.levels[0].bits) - 1);
     std::optional<CutRoot> best;
     for (const auto& [half, g] : groups) {
-        if (g.second.size() < kMinCutMembers || (best && g.second.size() <= best->members)) continue;
+        if (g.second.size() < kMinCutMembers) continue;
+        if (best && (g.second.size() < best->members || (g.second.size() == best->members && g.first->dtb > best->root->dtb)))
+            continue;   // (a tie: the lower address, not the hash's order)
         const uint8_t* table = phys.find(g.first->dtb, s.table_bytes(0));
         const uint64_t e = table ? s.entry(table, slot) : 0;
         if ((e & kPresent) && (e & s.addr_mask) >= end) best = CutRoot{g.first, g.second.size(), base};
@@ -751,7 +766,9 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         if (a->distinct != b->distinct) return a->distinct > b->distinct;
         if (a->weak != b->weak) return b->weak;
         if (a->kernel_entries != b->kernel_entries) return a->kernel_entries > b->kernel_entries;
-        return a->child_entries > b->child_entries;
+        if (a->child_entries != b->child_entries) return a->child_entries > b->child_entries;
+        const Candidate &x = *a->members.front(), &y = *b->members.front();   // (not the map's order: the hash's)
+        return std::pair(x.mode, x.dtb) < std::pair(y.mode, y.dtb);
     });
     constexpr size_t kMaxGroups = 64;
     if (order.size() > kMaxGroups) order.resize(kMaxGroups);
