@@ -3,7 +3,10 @@
 #include "graph/text_lines.hpp"   // format_bytes
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -11,6 +14,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -137,6 +141,60 @@ void sync_directory(const std::string& dir) {
 
 }  // namespace
 
+// The temporaries a signal removes (remove_temporaries_on_signals): a slot is free (0), being
+// written (1: the handler skips it) or holds a live temporary's name (2). Claimed and freed with
+// compare-and-swap, read by the handler without a lock (lock-free atomics: async-signal-safe).
+namespace {
+constexpr int kSignalSlots = 64;
+struct SignalSlot {
+    std::atomic<int> state{0};
+    char name[PATH_MAX];
+};
+SignalSlot g_signal_slots[kSignalSlots];
+static_assert(std::atomic<int>::is_always_lock_free);
+
+int claim_signal_slot(const std::string& name) {
+    if (name.size() >= PATH_MAX) return -1;
+    for (int i = 0; i < kSignalSlots; ++i) {
+        int expected = 0;
+        if (!g_signal_slots[i].state.compare_exchange_strong(expected, 1)) continue;
+        std::memcpy(g_signal_slots[i].name, name.c_str(), name.size() + 1);
+        g_signal_slots[i].state.store(2);
+        return i;
+    }
+    return -1;   // more than kSignalSlots live temporaries: the hour's rule for this one
+}
+void free_signal_slot(int& slot) {
+    if (slot >= 0) g_signal_slots[slot].state.store(0);
+    slot = -1;
+}
+extern "C" void remove_temporaries_and_die(int sig) {
+    const int saved = errno;
+    for (SignalSlot& s : g_signal_slots) {
+        int expected = 2;   // (taken: a second signal meanwhile skips it)
+        if (s.state.compare_exchange_strong(expected, 1)) ::unlink(s.name);
+    }
+    errno = saved;
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);   // delivered on return: the process dies of it as it would have
+}
+}  // namespace
+
+void remove_temporaries_on_signals() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+            struct sigaction old {};
+            if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;   // nohup's
+            struct sigaction sa {};
+            sa.sa_handler = remove_temporaries_and_die;
+            ::sigemptyset(&sa.sa_mask);
+            for (int other : {SIGINT, SIGTERM, SIGHUP}) ::sigaddset(&sa.sa_mask, other);   // one handler at a time
+            ::sigaction(sig, &sa, nullptr);
+        }
+    });
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     const auto [dir, name] = split_path(path_);
     if (name.empty() || name == "." || name == "..") throw InputError("cannot write " + path_ + ": not a file name");
@@ -157,11 +215,13 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);   // O_CREAT|O_EXCL, 0600: never follows a symlink
     if (fd_ < 0) throw InputError("cannot create a temporary file beside " + path_ + ": " + errno_text(errno));
     ::flock(fd_, LOCK_EX | LOCK_NB);   // "a live writer's": best effort (a filesystem without locks has the hour)
+    slot_ = claim_signal_slot(temp_);
 }
 
 AtomicFile::~AtomicFile() {
     if (fd_ >= 0) ::close(fd_);
     if (!committed_ && !in_place_) ::unlink(temp_.c_str());
+    free_signal_slot(slot_);
 }
 
 void AtomicFile::fail(const std::string& what) const {
@@ -214,6 +274,7 @@ void AtomicFile::commit() {
     if (::close(fd) != 0) fail("cannot close");
     if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
     committed_ = true;
+    free_signal_slot(slot_);   // (after the rename: a signal before it removes the temporary; after, its name is gone)
     sync_directory(split_path(path_).first);   // the rename itself is durable once its directory is synced
 }
 

@@ -8,13 +8,20 @@
 //   (what open(2) would have given: a .dmg holds 64 bytes of every kernel segment, so the user's
 //   umask decides who reads it), fsyncs it, renames it over NAME and fsyncs the directory. A reader
 //   sees the old NAME or the new one, never a part. When commit() is not reached (an exception)
-//   the temporary is removed; after a kill -9 it stays, and the next writer of NAME removes the
+//   the temporary is removed, and so it is when the process is stopped by SIGINT, SIGTERM or
+//   SIGHUP (Ctrl-C, a pipeline's `timeout`) once remove_temporaries_on_signals() was called (every
+//   CLI does, tools/cli.hpp cli_main); after a kill -9 it stays, and the next writer of NAME removes the
 //   caller's own temporaries of NAME (files, and directories left by AtomicDirectory) in which
 //   nothing was modified for an hour and that no live writer holds locked (each writer keeps an
 //   flock on its temporary; a kill releases it). A NAME that is a symlink is replaced by the
 //   file, not written through. A NAME that is a device or FIFO (-o /dev/null, a named pipe) is
 //   written in place, not atomically: a rename would replace the node with a regular file. A NAME
 //   that is a directory is refused.
+//
+//   Signals: the handler unlinks the live temporaries' names (async-signal-safe: a fixed table of
+//   kSignalSlots names, the rest left to the hour's rule) and dies of the signal as before (the
+//   default action, re-raised: exit status 128 + N to a shell). AtomicDirectory's temporaries are
+//   not removed on a signal (removing a tree is not async-signal-safe): the hour's rule does.
 //
 // Atomic output directory
 //   A directory of outputs (dm-attack's OUT_DIR) is built in a temporary ".NAME.tmp-XXXXXX" beside
@@ -72,6 +79,7 @@ private:
     int fd_ = -1;
     bool committed_ = false;
     bool in_place_ = false;   // a device or FIFO: temp_ == path_, no rename
+    int slot_ = -1;           // its name in the signal handler's table (remove_temporaries_on_signals), or -1
 };
 
 class AtomicDirectory {
@@ -92,6 +100,11 @@ private:
     int lock_fd_ = -1;   // the temporary, flock'ed: a live writer's is never taken for stale
     bool committed_ = false;
 };
+
+// Installs the handler of SIGINT, SIGTERM and SIGHUP that removes the live AtomicFiles'
+// temporaries, then dies of the signal (above). A signal the process ignores stays ignored (nohup).
+// Once per process; more calls do nothing.
+void remove_temporaries_on_signals();
 
 // InputError "WHAT PATH: …" unless `path` (symlinks followed) is a regular file this process may
 // read: a kernel file linked to /dev/zero would be read without end, a FIFO would block.

@@ -90,6 +90,7 @@ inline int report_out_of_memory(const char* name) {
 // progress line).
 template <class Run, class BeforeError = void (*)()>
 int cli_main(const char* name, Run&& run, BeforeError before_error = [] {}) {
+    remove_temporaries_on_signals();   // Ctrl-C or `timeout` leaves no -o temporary (graph/file_io.hpp)
     try {
         return finish_stdout(name, run());
     } catch (const boost::program_options::error& e) {

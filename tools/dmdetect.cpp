@@ -271,8 +271,8 @@ int run(int argc, char** argv, Communicator& world) {
          " more for each MiB past it): the build of the memory graph, the networks and the search for their rows stop at " +
          std::to_string(std::lround(kTimeLimitNetworks * 100)) + "% of it; a build stopped leaves the dump unanalysed, and "
          "the models the networks had not finished are not run (exit 4 both; models run in type-name order, task_struct "
-         "last: --types task_struct runs it alone); the load of a .dmg and the reading of the objects found are not "
-         "stopped. For pipelines that must bound what a dump crafted to stall the "
+         "last: --types task_struct runs it alone); the reading of the objects found stops there too, less the output's time, "
+         "those not reached left addresses only (exit 4); the load of a .dmg is not stopped. For pipelines that must bound what a dump crafted to stall the "
          "analysis costs: what it stops depends on the machine and its load, and a real compressed dump on a busy machine "
          "can meet it").c_str())(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
