@@ -13,6 +13,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <iterator>
 #include <map>
@@ -108,19 +110,34 @@ bool better(const Ranked& a, const Ranked& b) {
 
 // One 64-bit word into hash `h`: a multiply and a shift (the byte-wise FNV-1a before took 8
 // dependent multiplies a word, two words an entry: most of the scan's time on pages of 512 present
-// entries, attacker 102's look-alikes). Only equality of hashes is used (groups of roots; their
-// order breaks ties by address, never by hash). Each hash starts at a seed drawn once per process:
-// a decoy cannot be crafted offline to hash as the kernel's own tables and join their group.
+// entries, attacker 102's look-alikes). A hash only sorts candidates into groups: a candidate joins
+// a group only when its kernel half is the same as the group's first member's, entry for entry and
+// table for table (same_kernel_half), since words can be chosen to give any hash (reviewer 106: an
+// NX bit flipped in one entry and the next entry shifted to match hashed the same for every seed);
+// ties in the groups' order go by address, never by hash. The seed, drawn once per process, keeps
+// such collisions from being planned offline, which would only split groups.
 uint64_t mix(uint64_t h, uint64_t v) {
     h = (h ^ v) * 0x9e3779b97f4a7c15ull;
     return h ^ (h >> 32);
 }
 uint64_t hash_seed() {
-    static const uint64_t seed = [] {
-        std::random_device r;
-        return (uint64_t{r()} << 32) ^ r();
+    static const uint64_t seed = []() -> uint64_t {
+        try {
+            std::random_device r;
+            return (uint64_t{r()} << 32) ^ r();
+        } catch (const std::exception&) {   // no entropy source (a sandbox): any value is correct
+            return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) * 0x9e3779b97f4a7c15ull;
+        }
     }();
     return seed;
+}
+
+// quick_check's rule for a present kernel-half entry pointing to the table at `next`, the `k`-th
+// such before it: hashed by the table's content (true) or by its address (false) — the first
+// kMaxChildren tables the dump holds data for.
+constexpr size_t kMaxChildren = 32;   // bounds the cost of page-table look-alikes
+bool by_content(const Scheme& s, const PhysicalLayer& phys, uint64_t next, size_t k) {
+    return k < kMaxChildren && phys.find(next, s.table_bytes(1)) && phys.has_data(next, s.table_bytes(1));
 }
 
 // Cheap structural test of the page at `p` as the root of scheme `s`, or nullopt:
@@ -187,7 +204,6 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
     c.mode = s.mode;
     c.dtb = p;
     c.kernel_half = c.user_half = hash_seed();
-    constexpr size_t kMaxChildren = 32;   // bounds the cost of page-table look-alikes
     std::array<uint64_t, kMaxChildren> children;
     size_t nchildren = 0;
     for (uint64_t i = 0; i < n; ++i) {
@@ -204,7 +220,7 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
                 ++c.absent_children;
                 c.absent_lo = std::min(c.absent_lo, next);
                 c.absent_hi = std::max(c.absent_hi, next);
-            } else if (kernel && nchildren < kMaxChildren && phys.has_data(next, s.table_bytes(1))) {
+            } else if (kernel && by_content(s, phys, next, nchildren)) {
                 children[nchildren++] = next;
                 e &= ~s.addr_mask;   // hashed by the table's content below, not its address
             }
@@ -234,11 +250,40 @@ std::optional<Candidate> quick_check(const Scheme& s, const PhysicalLayer& phys,
     return c;
 }
 
+// Whether the roots at `a` and `b` (both quick_check candidates of scheme `s`) have the same kernel
+// half as quick_check hashes it: the same entries, those hashed by content pointing to tables of
+// the same bytes (compared only when at different addresses).
+bool same_kernel_half(const Scheme& s, const PhysicalLayer& phys, uint64_t a, uint64_t b) {
+    if (a == b) return true;
+    const uint8_t* ta = phys.find(a, s.table_bytes(0));
+    const uint8_t* tb = phys.find(b, s.table_bytes(0));
+    if (!ta || !tb) return false;
+    const Level& L = s.levels[0];
+    const uint64_t top_mask = (uint64_t{1} << s.vaddr_bits) - 1;
+    size_t k = 0;   // entries hashed by content so far (alike in both, while they agree)
+    for (uint64_t i = (s.kernel_base & top_mask) >> L.shift; i < (uint64_t{1} << L.bits); ++i) {
+        const uint64_t ea = s.entry(ta, i), eb = s.entry(tb, i);
+        if (ea == 0 || eb == 0 || (L.large_ok && ((ea | eb) & kPageSize))) {
+            if (ea != eb) return false;
+            continue;
+        }
+        const uint64_t na = ea & s.addr_mask, nb = eb & s.addr_mask;
+        const bool ca = by_content(s, phys, na, k), cb = by_content(s, phys, nb, k);
+        if (ca != cb || (!ca && ea != eb) || (ca && (ea & ~s.addr_mask) != (eb & ~s.addr_mask))) return false;
+        if (!ca) continue;
+        ++k;
+        if (na != nb && std::memcmp(phys.find(na, s.table_bytes(1)), phys.find(nb, s.table_bytes(1)), s.table_bytes(1)) != 0)
+            return false;
+    }
+    return true;
+}
+
 // Pass 1 over every page of the dump's data (holes of a sparse file read as zeros: no root there)
 // for every scheme in `modes`, in chunks of 8 MiB whose pages are dropped from the process once
 // checked: the pass reads every page, and peak memory must stay far below the dump size.
 std::vector<Candidate> scan(const PhysicalLayer& phys, const std::vector<PagingMode>& modes, const InterruptFn& interrupt) {
     constexpr uint64_t kChunk = uint64_t{8} << 20;   // the most of the dump resident at once
+    hash_seed();   // (drawn here, not in the parallel region)
     std::vector<Candidate> cands;
     // each thread's tables read, per scheme (ChildCache), kept across chunks
     std::vector<std::vector<ChildCache>> caches(size_t(std::max(1, omp_get_max_threads())), std::vector<ChildCache>(modes.size()));
@@ -546,6 +591,7 @@ std::optional<CutRoot> cut_kernel_root(const PhysicalLayer& phys, const std::vec
             c.absent_hi < kSanePhysical) {
             auto& g = groups[c.kernel_half];
             if (!g.first) g.first = &c;
+            else if (!same_kernel_half(s, phys, g.first->dtb, c.dtb)) continue;   // a collision: not of this group
             g.second.insert(c.user_half);
         }
     if (std::none_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.second.size() >= kMinCutMembers; }))
@@ -744,14 +790,20 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         bool weak = false;
         Mapping mapping;
     };
-    std::map<std::pair<PagingMode, uint64_t>, Group> groups;
-    std::set<std::tuple<PagingMode, uint64_t, uint64_t>> user_halves;
+    // (scheme, kernel half's hash, 0) → its group; a candidate whose kernel half hashes alike but is
+    // not the same as the group's first member's (same_kernel_half: a crafted collision) is a group of
+    // its own, keyed by its address + 1
+    std::map<std::tuple<PagingMode, uint64_t, uint64_t>, Group> groups;
+    std::set<std::pair<const Group*, uint64_t>> user_halves;
     for (const Candidate& c : cands) {
         if (c.child_entries == 0) continue;   // kernel tables all absent: evidence for the diagnosis only
-        Group& g = groups[{c.mode, c.kernel_half}];
+        Group* by_hash = &groups[{c.mode, c.kernel_half, 0}];
+        if (!by_hash->members.empty() && !same_kernel_half(scheme_of(c.mode), phys, by_hash->members.front()->dtb, c.dtb))
+            by_hash = &groups[{c.mode, c.kernel_half, c.dtb + 1}];
+        Group& g = *by_hash;
         g.weak = c.weak;   // alike for the whole group: its members share their kernel tables
         g.members.push_back(&c);
-        g.distinct += user_halves.insert({c.mode, c.kernel_half, c.user_half}).second;
+        g.distinct += user_halves.insert({&g, c.user_half}).second;
         g.kernel_entries = std::max<uint64_t>(g.kernel_entries, c.kernel_entries);
         g.child_entries = std::max(g.child_entries, c.child_entries);
     }

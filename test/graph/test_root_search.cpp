@@ -724,6 +724,33 @@ TEST_CASE("root search: copies of a decoy count once, and a weak root that outnu
     CHECK(contains(t.warnings()[0], "root 0x1000 (x64) is used although its kernel tables are malformed"));
 }
 
+TEST_CASE("root search: a decoy whose kernel half hashes as the kernel's does not join its group (reviewer 106 H1)") {
+    // The table hash's differential that holds for every seed: bit 63 (NX) of one entry flipped, the
+    // next nonzero entry moved to cancel it (graph/root_search.cpp ChildCache). The kernel's PDPT2
+    // 0x5000: [0] a 1 GiB page at 4 GiB (absent), [1] the direct map (1 GiB page at 0). The decoy PML4
+    // at 0, below the kernel's 0x1000, is its copy with [256] → 0x6000: [0] with NX, [1] moved to
+    // 16 GiB (absent): the direct map gone. Grouped by hash, the decoy was the group's first member,
+    // every member was judged by what it maps (the image: plausible), and it won the tie by its lower
+    // address: the dump read through the attacker's tables.
+    constexpr uint64_t G = 0x9e3779b97f4a7c15ull, kDelta = (uint64_t{1} << 63) | (uint64_t{1} << 34);
+    Image mem = build_x64_4level();
+    mem.bytes.resize(0x4000000, 0);   // 64 MiB: what the kernel image's window maps is far from most of it
+    mem.pattern(0x1000000, 0x3000000, 5);
+    const uint64_t e0 = 0x100000000ull | P | RW | PS, e1 = 0 | P | RW | PS;
+    mem.put64(0x5000, e0);
+    mem.put64(0x5000 + 8, e1);
+    mem.put64(0x6000, e0 ^ NX);
+    mem.put64(0x6000 + 8, ((e1 + G) ^ kDelta) - G);
+    CHECK(read_le(mem.bytes, 0x6000 + 8, 8) == 0x8000000400000083ull);   // present, a 1 GiB page, NX, at 16 GiB
+    std::memcpy(mem.bytes.data(), mem.bytes.data() + 0x1000, 0x1000);
+    mem.put64(256 * 8, 0x6000 | P | RW);
+    mem.put64(0x4000 + 7 * 8, 0 | P);   // the decoy's page mapped in the image, as the kernel's root is: ties but for the address
+    auto phys = PhysicalLayer::from_bytes(mem.bytes);
+    auto t = TranslationLayer::search(*phys);
+    CHECK(t.dtb() == 0x1000);
+    CHECK(t.translate(0xffff800040000000ull + 0x3fff000) == 0x3fff000u);
+}
+
 TEST_CASE("root search: PAE processes with their own copies of the kernel's page directory group as one (tester 11)") {
     // 686-pae with page-table isolation: every process PDPT points at its own copy of the kernel
     // PD (SHARED_KERNEL_PMD 0). Five processes, each PDPT [0] → its own user PD, [3] → its own copy
