@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -165,9 +166,26 @@ int claim_signal_slot(const std::string& name) {
     return -1;   // more than kSignalSlots live temporaries: the hour's rule for this one
 }
 void free_signal_slot(int& slot) {
-    if (slot >= 0) g_signal_slots[slot].state.store(0);
+    int expected = 2;   // (a slot the handler took stays taken: the process is dying of the signal)
+    if (slot >= 0) g_signal_slots[slot].state.compare_exchange_strong(expected, 0);
     slot = -1;
 }
+// The signals whose handler removes the temporaries (remove_temporaries_on_signals): every one whose
+// default action ends the process and that a user or a pipeline sends or provokes — Ctrl-C, Ctrl-\,
+// kill, a closed terminal, a reader gone (`| head`), `ulimit -t`, `ulimit -f` (attacker 105).
+constexpr int kCleanupSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGXCPU, SIGXFSZ};
+// Blocks them for its lifetime (the windows between a temporary's creation and its slot, and
+// between the rename and the slot's release, are then closed: a signal waits until after).
+struct CleanupSignalsBlocked {
+    sigset_t old{};
+    CleanupSignalsBlocked() {
+        sigset_t set;
+        ::sigemptyset(&set);
+        for (int sig : kCleanupSignals) ::sigaddset(&set, sig);
+        ::pthread_sigmask(SIG_BLOCK, &set, &old);
+    }
+    ~CleanupSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+};
 extern "C" void remove_temporaries_and_die(int sig) {
     const int saved = errno;
     for (SignalSlot& s : g_signal_slots) {
@@ -183,13 +201,13 @@ extern "C" void remove_temporaries_and_die(int sig) {
 void remove_temporaries_on_signals() {
     static std::once_flag once;
     std::call_once(once, [] {
-        for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+        for (int sig : kCleanupSignals) {
             struct sigaction old {};
-            if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;   // nohup's
+            if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;   // nohup's, a shell's
             struct sigaction sa {};
             sa.sa_handler = remove_temporaries_and_die;
             ::sigemptyset(&sa.sa_mask);
-            for (int other : {SIGINT, SIGTERM, SIGHUP}) ::sigaddset(&sa.sa_mask, other);   // one handler at a time
+            for (int other : kCleanupSignals) ::sigaddset(&sa.sa_mask, other);   // one handler at a time
             ::sigaction(sig, &sa, nullptr);
         }
     });
@@ -212,6 +230,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     }
     remove_stale_temporaries(dir, name);
     temp_ = dir + "." + name + kTempInfix + "XXXXXX";
+    const CleanupSignalsBlocked blocked;   // (until its name is in the handler's table)
     fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);   // O_CREAT|O_EXCL, 0600: never follows a symlink
     if (fd_ < 0) throw InputError("cannot create a temporary file beside " + path_ + ": " + errno_text(errno));
     ::flock(fd_, LOCK_EX | LOCK_NB);   // "a live writer's": best effort (a filesystem without locks has the hour)
@@ -272,9 +291,12 @@ void AtomicFile::commit() {
     const int fd = fd_;
     fd_ = -1;
     if (::close(fd) != 0) fail("cannot close");
-    if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
-    committed_ = true;
-    free_signal_slot(slot_);   // (after the rename: a signal before it removes the temporary; after, its name is gone)
+    {
+        const CleanupSignalsBlocked blocked;   // (a signal before the rename removes the temporary, after it finds no slot)
+        if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot rename onto " + path_ + ":");
+        committed_ = true;
+        free_signal_slot(slot_);
+    }
     sync_directory(split_path(path_).first);   // the rename itself is durable once its directory is synced
 }
 

@@ -8,9 +8,10 @@
 //   (what open(2) would have given: a .dmg holds 64 bytes of every kernel segment, so the user's
 //   umask decides who reads it), fsyncs it, renames it over NAME and fsyncs the directory. A reader
 //   sees the old NAME or the new one, never a part. When commit() is not reached (an exception)
-//   the temporary is removed, and so it is when the process is stopped by SIGINT, SIGTERM or
-//   SIGHUP (Ctrl-C, a pipeline's `timeout`) once remove_temporaries_on_signals() was called (every
-//   CLI does, tools/cli.hpp cli_main); after a kill -9 it stays, and the next writer of NAME removes the
+//   the temporary is removed, and so it is when the process is ended by SIGINT, SIGTERM, SIGHUP,
+//   SIGQUIT, SIGPIPE, SIGXCPU or SIGXFSZ (Ctrl-C, a pipeline's `timeout`, `| head`, `ulimit`) once
+//   remove_temporaries_on_signals() was called (every CLI does, tools/cli.hpp cli_main); after a
+//   kill -9 it stays, and the next writer of NAME removes the
 //   caller's own temporaries of NAME (files, and directories left by AtomicDirectory) in which
 //   nothing was modified for an hour and that no live writer holds locked (each writer keeps an
 //   flock on its temporary; a kill releases it). A NAME that is a symlink is replaced by the
@@ -19,9 +20,12 @@
 //   that is a directory is refused.
 //
 //   Signals: the handler unlinks the live temporaries' names (async-signal-safe: a fixed table of
-//   kSignalSlots names, the rest left to the hour's rule) and dies of the signal as before (the
-//   default action, re-raised: exit status 128 + N to a shell). AtomicDirectory's temporaries are
-//   not removed on a signal (removing a tree is not async-signal-safe): the hour's rule does.
+//   kSignalSlots names, the rest left to the hour's rule; the signals are blocked from a temporary's
+//   creation to its entry in the table, and around the rename and its removal from it) and dies of
+//   the signal as before (the default action, re-raised: exit status 128 + N to a shell). It
+//   replaces any handler installed before (none in deepmem's tools; MPI_Init may install its own
+//   after it). AtomicDirectory's temporaries are not removed on a signal (removing a tree is not
+//   async-signal-safe): the hour's rule does.
 //
 // Atomic output directory
 //   A directory of outputs (dm-attack's OUT_DIR) is built in a temporary ".NAME.tmp-XXXXXX" beside
@@ -101,7 +105,7 @@ private:
     bool committed_ = false;
 };
 
-// Installs the handler of SIGINT, SIGTERM and SIGHUP that removes the live AtomicFiles'
+// Installs the handler of the signals above that removes the live AtomicFiles'
 // temporaries, then dies of the signal (above). A signal the process ignores stays ignored (nohup).
 // Once per process; more calls do nothing.
 void remove_temporaries_on_signals();

@@ -93,22 +93,27 @@ TEST_CASE("AtomicFile: without commit the target is untouched and the temporary 
     CHECK_THROWS_AS(AtomicFile(d.path.string() + "/"), InputError);
 }
 
-TEST_CASE("AtomicFile: SIGTERM, SIGINT and SIGHUP remove the temporaries and kill as before; a committed file stays") {
+TEST_CASE("AtomicFile: SIGTERM, SIGINT, SIGHUP, SIGPIPE and SIGXFSZ remove the temporaries and kill as before; a committed file stays") {
     // attacker 102 LOW 5: `timeout 17 dmdetect … -o out.txt` left .out.txt.tmp-XXXXXX behind
-    for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGXFSZ}) {
         CAPTURE(sig);
         TempDir d("dm-file-io-signal");
         std::ofstream(d.path / "out.txt") << "KEEP";
         const pid_t child = ::fork();
         REQUIRE(child >= 0);
         if (child == 0) {   // (only async-signal-safe calls after a fork would be strict; this child is single-threaded)
-            remove_temporaries_on_signals();
-            AtomicFile done((d.path / "done.txt").string());
-            done.write(std::string_view("whole"));
-            done.commit();
-            AtomicFile a((d.path / "out.txt").string()), b((d.path / "other.txt").string());
-            a.write(std::string_view("half"));
-            ::raise(sig);
+            try {
+                remove_temporaries_on_signals();
+                AtomicFile done((d.path / "done.txt").string());
+                done.write(std::string_view("whole"));
+                done.commit();
+                for (int i = 0; i < 100; ++i) AtomicFile((d.path / "gone.txt").string());   // slots freed and taken again
+                AtomicFile a((d.path / "out.txt").string()), b((d.path / "other.txt").string());
+                a.write(std::string_view("half"));
+                ::raise(sig);
+            } catch (...) {
+                ::_exit(99);   // (never the rest of the suite in the child)
+            }
             ::_exit(0);   // not reached
         }
         int status = 0;
@@ -118,6 +123,29 @@ TEST_CASE("AtomicFile: SIGTERM, SIGINT and SIGHUP remove the temporaries and kil
         CHECK(names(d.path) == std::vector<std::string>{"done.txt", "out.txt"});   // no .NAME.tmp-XXXXXX
         CHECK(slurp(d.path / "out.txt") == "KEEP");
         CHECK(slurp(d.path / "done.txt") == "whole");
+    }
+    {   // a signal the process ignores (nohup) stays ignored: the run goes on, its temporary removed at the end
+        TempDir d("dm-file-io-nohup");
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            try {
+                ::signal(SIGHUP, SIG_IGN);
+                remove_temporaries_on_signals();
+                {
+                    AtomicFile a((d.path / "out.txt").string());
+                    ::raise(SIGHUP);
+                }
+                ::_exit(7);
+            } catch (...) {
+                ::_exit(99);
+            }
+        }
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 7);
+        CHECK(names(d.path).empty());
     }
 }
 
