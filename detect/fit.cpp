@@ -710,7 +710,7 @@ uint64_t DumpVerdict::hidden_total() const noexcept {
 }
 
 DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking,
-                         std::span<const std::string> why) {
+                         std::span<const std::string> why, std::span<const std::string> asked) {
     DumpVerdict v;
     v.incomplete.assign(why.begin(), why.end());
     std::map<std::string, uint64_t> null_of, unread_of, unwalked_of;   // per cross-view type
@@ -738,7 +738,8 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
         if (seen.contains(t)) v.types.emplace_back(t);
     std::string unrun;   // cross-view types no model was run for (newcomer 90: `--types module` read "none hidden")
     for (std::string_view t : kCrossViewTypes)
-        if (!fits.empty() && std::none_of(fits.begin(), fits.end(), [&](const ModelFit& f) { return f.type == t; }))
+        if (!asked.empty() && std::find(asked.begin(), asked.end(), t) == asked.end()) v.not_asked.emplace_back(t);
+        else if (!fits.empty() && std::none_of(fits.begin(), fits.end(), [&](const ModelFit& f) { return f.type == t; }))
             unrun += (unrun.empty() ? "" : ", ") + std::string(t);
     if (!unrun.empty()) v.incomplete.push_back(unrun + " not looked for: no model of theirs was run");
     for (const ModelFit& f : fits) {
@@ -767,7 +768,8 @@ std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
     if (json)
         return "{\"record\":\"verdict\",\"hidden\":" + std::to_string(v.hidden_total()) + ",\"hidden_by_type\":{" + by_type +
                "},\"held_by_hidden\":" + std::to_string(v.held_by_hidden) + ",\"judged\":" + std::to_string(v.judged) + ",\"not_judged\":" + std::to_string(v.not_judged) + ",\"broken\":" + std::to_string(v.broken) +
-               ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "],\"types\":[" + joined(v.types, ",", json_string) + "]}\n";
+               ",\"complete\":" + (v.judged && v.incomplete.empty() ? "true" : "false") + ",\"incomplete\":[" + incomplete + "],\"types\":[" + joined(v.types, ",", json_string) +
+               "],\"not_asked\":[" + joined(v.not_asked, ",", json_string) + "]}\n";
     auto objects = [](uint64_t n) { return std::to_string(n) + " object" + (n == 1 ? "" : "s"); };
     // the types counted (newcomer 95: "985 of 985 objects (task_struct, module, file)" read as all
     // three judged, where only files were found and the other models not run)
@@ -791,6 +793,7 @@ std::string format_dump_verdict(const DumpVerdict& v, DetectionFormat format) {
                types + ")" + (v.not_judged ? "; " + std::to_string(v.not_judged) + " not judged" : "") + broken + ": " + incomplete;
     else
         line = "not judged" + broken + ": " + incomplete;
+    if (!v.not_asked.empty()) line += " (" + joined(v.not_asked, ", ", as_is) + " not asked for: --types)";
     return std::string(kVerdictLine) + line + "\n";
 }
 

@@ -325,14 +325,18 @@ struct DumpVerdict {
     std::vector<std::string> incomplete;
     uint64_t held_by_hidden = 0;                             // files with kHeldByHiddenKey
     uint64_t broken = 0;   // of not_judged, those a kernel list broken in memory misses (kBrokenListReason)
+    std::vector<std::string> not_asked;   // of kCrossViewTypes, those the user left out (dmdetect --types), in its order
     uint64_t hidden_total() const noexcept;
 };
 // Incomplete, among others, when `fits` (if any) holds no model of a type of kCrossViewTypes ("module,
-// file not looked for: no model of theirs was run": --types, --weights, --tree).
+// file not looked for: no model of theirs was run": --weights, --tree) — unless `asked` (the types the
+// user asked for, dmdetect --types; empty: all) leaves that type out: then it is named in not_asked,
+// and the verdict on the types asked for can be complete (newcomer 104: `--types task_struct
+// --fail-on-hidden` exited 6 with all 488 tasks judged).
 // `lacking`: what the dump lacks ("22 MiB of the memory the kernel maps"), empty when nothing; `why`: the
 // caller's reasons, first (dmdetect: --tree judges tasks alone; no kernel symbols to walk lists with).
 DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const ModelFit> fits, const std::string& lacking,
-                         std::span<const std::string> why = {});
+                         std::span<const std::string> why = {}, std::span<const std::string> asked = {});
 // `Table` and `Csv` (before the CSV header, a comment line: is_comment_line), one line:
 //   "# verdict: HIDDEN: 3 task_struct, 1 module (of 450 objects judged[, 12 not judged])[; 5 files held
 //    by the hidden tasks][; incomplete: …]"
@@ -340,10 +344,11 @@ DumpVerdict dump_verdict(std::span<const Detection> found, std::span<const Model
 //   "# verdict: INCOMPLETE: 0 hidden among 22 of 281 objects (task_struct, file); 259 not judged: …"
 //                                                   (some judged, not all; the types found, `types`)
 //   "# verdict: not judged: …"                                            (none judged)
+// with " (module, file not asked for: --types)" at the end of the line when `not_asked`;
 // with "; N not judged on kernel lists broken in memory (a smeared capture, or tampering)" after the
 // counts when `broken` (dmdetect --fail-on-hidden: exit 7 rather than 6);
 // `Json`: {"record":"verdict","hidden":N,"hidden_by_type":{…},"held_by_hidden":N,"judged":N,"not_judged":N,"broken":N,"complete":bool
-// (some object judged, nothing incomplete),"incomplete":[…],"types":[…]} (DumpVerdict::types).
+// (some object judged, nothing incomplete),"incomplete":[…],"types":[…],"not_asked":[…]} (DumpVerdict::types, not_asked).
 std::string format_dump_verdict(const DumpVerdict& verdict, DetectionFormat format);
 
 }  // namespace deepmem

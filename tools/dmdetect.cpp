@@ -110,7 +110,8 @@ std::string format_seconds(double s) {
 }
 
 // The time limit ran out while a dump's memory graph was being built (BuildOptions::interrupt): no
-// model is run on the dump (exit 4, its error line, its "stopped" record: format_batch_error).
+// model is run on the dump; or, with --tree, while the tasks were read: no tree (exit 4 both, its
+// error line, its "stopped" record: format_batch_error).
 struct BuildTimedOut : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
@@ -536,8 +537,9 @@ int run(int argc, char** argv, Communicator& world) {
             if (!tasks) throw InputError("--tree shows tasks: no task_struct model among the models used");
         }
         progress.enabled = show && graph.node_count() > kLargeGraph;
-        detect.progress = [&](size_t i, size_t n, const std::string& type) {
-            progress.phase(who + "model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")");
+        detect.progress = [&](size_t i, size_t n, const std::string& type) {   // (past the deadline: said not run, newcomer 104)
+            progress.phase(who + "model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")" +
+                           (InferenceNet::Clock::now() >= detect.deadline ? ": not run, the time limit ran out" : ""));
         };
         std::vector<Detection> found = used.detect(graph, detect);
         progress.end();
@@ -686,7 +688,7 @@ int run(int argc, char** argv, Communicator& world) {
         // Done with the graph: free it (a built graph's arrays, a .dmg's mapped pages) so that it and the
         // dump pages and kernel types read next never count at once (issue #12 item 2: 229 → 196 MB peak on the dev dump).
         graph = MemoryGraph();
-        bool objects_timed_out = false;   // the time limit stopped the reading of the objects (kObjectsTimedOutNote)
+        bool objects_timed_out = false;   // the time limit stopped the reading of the objects (Interpreted::timed_out)
         if (!vm.count("addresses-only")) {
             in.format = build.format;
             in.memory_lacking = lack != MemoryLack::None;
@@ -701,13 +703,21 @@ int run(int argc, char** argv, Communicator& world) {
                                                                         std::chrono::duration<double>(double(found.size()) * kOutputSecondsPerObject)));
             stage.emplace("reading the objects found in " + dump);
             progress.phase("reading the objects" + (batch ? " of " + dump : std::string()));   // (newcomer 87: a batch line without its dump)
-            const std::vector<std::string> notes = interpret_detections(info, found, in);
+            const Interpreted read = interpret_detections(info, found, in);
+            const std::vector<std::string>& notes = read.notes;
+            objects_timed_out = read.timed_out;
             progress.end();
             // --tree is made of the fields: without them it would print an empty tree (newcomer 18:
-            // "processes: 0" and exit 0 for 487 detected tasks).
+            // "processes: 0" and exit 0 for 487 detected tasks). The time limit's stop is the dump's
+            // "stopped" record, exit 4 (reviewer 106 M1: an error, exit 1).
             const bool unread = std::any_of(found.begin(), found.end(), [](const Detection& d) {
                 return d.type == "task_struct" && d.fields.empty();
             });
+            if (vm.count("tree") && unread && objects_timed_out)
+                throw BuildTimedOut("the time limit of this dump, " + limit_text + ", ran out while the objects found were read, "
+                                    "before every task's fields, which --tree needs (" +
+                                    format_seconds(std::chrono::duration<double>(InferenceNet::Clock::now() - started).count()) +
+                                    " after its start); --time-limit 0 runs it to the end");
             if (vm.count("tree") && unread)
                 throw InputError(who + "--tree needs the tasks' fields, which were not read: " +
                                  (notes.empty() ? std::string("no reason given") : notes.front()));
@@ -716,7 +726,6 @@ int run(int argc, char** argv, Communicator& world) {
                 // objects left unread (no BTF, a dump that moved …): a warning in the output too, a file of
                 // bare addresses said nowhere why (newcomer 84 M4: the i386 dump's 13,391 rows)
                 if (n.starts_with("objects not read")) note_warnings.push_back(n);
-                objects_timed_out = objects_timed_out || n.starts_with(kObjectsTimedOutNote);
                 if (n.find(kNoCrossView) != std::string::npos) verdict_why.push_back(n);
                 // a kernel list broken at memory the dump lacks, or, where it lacks none, broken in memory
                 if (n.starts_with(kViewsCutNote)) note_warnings.push_back(n);
@@ -927,7 +936,9 @@ int run(int argc, char** argv, Communicator& world) {
                                    format_seconds(built_seconds) + count(stopped, "model") + (stopped ? " not run" : "") +
                                    count(cut, "fit check") + (cut ? " measured on the voting rows only" : "") +
                                    count(unplaced_for_time, "model") + (unplaced_for_time ? " not placed in the dump's layout" : "") +
-                                   "; --time-limit 0 runs them to the end (a dump crafted to stall the analysis, a dense one, or a busy machine?)";
+                                   "; --time-limit 0 runs them to the end, --types task_struct,module,file runs the models the verdict on "
+                                   "hiding is made of alone (models run in type-name order: task_struct last) (a dump crafted to stall "
+                                   "the analysis, a dense one, or a busy machine?)";
                 warn(text);
             }
         }
@@ -944,6 +955,18 @@ int run(int argc, char** argv, Communicator& world) {
         std::set<std::string> withdrawn_tasks;   // hex vaddrs of tasks whose verdict was withdrawn
         for (size_t i = 0; i < fits.size(); ++i) {
             const ModelFit& f = fits[i];
+            // A model of another build whose fields check is its fit's only evidence (per-build key
+            // nodes), cut short by the time limit's stop of the reading: its verdicts are not judged
+            // either (reviewer 106 M2: a full reading could have found it a misfit and withdrawn them)
+            const bool cut_short = f.fits && objects_timed_out && f.per_build && f.build != BuildMatch::SameBuild &&
+                                   f.fields_read < kMinAgreementObjects &&
+                                   std::any_of(found.begin(), found.end(), [&](const Detection& d) { return d.type == f.type && d.fields.empty(); });
+            if (cut_short)
+                for (Detection& d : found)
+                    if (d.type == f.type) {
+                        if (d.type == "task_struct" && field_of(d, "hidden")) withdrawn_tasks.insert(hex(d.vaddr));
+                        withdraw_hidden(d, "not judged, the time limit stopped the reading before this model's fields were checked");
+                    }
             if (f.fits) continue;
             const bool by_fields = f.misfit_by_fields || (i < moved.size() && moved[i]);
             for (Detection& d : found)
@@ -977,7 +1000,7 @@ int run(int argc, char** argv, Communicator& world) {
                 const size_t end = std::min({w.find(" and read as absent"), w.find(" read as absent"), w.find("; they read")});
                 verdict_why.push_back(w.substr(0, end));
             }
-        const DumpVerdict verdict = dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why);
+        const DumpVerdict verdict = dump_verdict(found, fits, lack != MemoryLack::None ? lacking : "", verdict_why, only);
         judged = verdict.hidden_total() ? 'H' : verdict.broken ? 'S' : verdict.judged && verdict.incomplete.empty() ? '-' : 'I';
         std::string verdict_text = format_dump_verdict(verdict, format);
         if (batch && format == DetectionFormat::Csv)   // (as `said`; one line whatever the dump's name)

@@ -1052,23 +1052,31 @@ std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const Interpr
     return std::move(found->btf);
 }
 
-std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
-                                              const InterpretInputs& in) {
+Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections, const InterpretInputs& in) {
+    if (detections.empty()) return {};   // (nothing to read: the dump is not opened again, reviewer 106 L1)
+    const bool timed = in.deadline != std::chrono::steady_clock::time_point::max();
+    auto passed = [&] { return timed && std::chrono::steady_clock::now() >= in.deadline; };
+    auto stopped = [&](const char* when) {
+        return Interpreted{{std::string(kObjectsTimedOutNote) + " " + when + ": the " + std::to_string(detections.size()) +
+                            " objects found are addresses only (--time-limit)"},
+                           true};
+    };
+    if (passed()) return stopped("before the dump was opened again to read them");
     OpenedDump d = open_graph_dump(info, in);
-    if (d.timed_out)
-        return {std::string(kObjectsTimedOutNote) + " while the dump was opened again to read them: the " +
-                std::to_string(detections.size()) + " objects found are addresses only (--time-limit)"};
-    if (!d.tl) return {"objects not read: " + d.why + "; addresses only"};
+    if (d.timed_out || passed()) return stopped("while the dump was opened again to read them");
+    if (!d.tl) return {{"objects not read: " + d.why + "; addresses only"}};
     std::optional<TranslationLayer>& tl = d.tl;
     const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file, in.system_map_file);
-    std::vector<std::string> notes;
+    if (passed()) return stopped("while the kernel's types and symbols were looked for");
+    Interpreted out;
+    std::vector<std::string>& notes = out.notes;
     if (!kernel.btf) {   // one line: what is missing and why — the symbols too, needed next (newcomer 87 MED 9)
         std::string why, symbols;
         for (const auto& n : kernel.notes)
             if (n.starts_with("no types")) why = n;
             else if (n.starts_with("no symbols")) symbols = n;
-        return {"objects not read, addresses only: " + (why.empty() ? std::string("no BTF") : why) +
-                (symbols.empty() ? "" : "; and " + symbols + ", to look for hidden objects")};
+        return {{"objects not read, addresses only: " + (why.empty() ? std::string("no BTF") : why) +
+                 (symbols.empty() ? "" : "; and " + symbols + ", to look for hidden objects")}};
     }
     const TranslatedMemory mem(*tl);
     try {
@@ -1078,20 +1086,22 @@ std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::s
             for (const auto& n : kernel.notes)
                 if (n.starts_with("symbols from ") && n.find(" dropped: ") != std::string::npos) interp.set_no_symbols_why(n);
         std::function<bool()> stop;   // (a clock read: ~20 ns an object)
-        if (in.deadline != std::chrono::steady_clock::time_point::max())
-            stop = [deadline = in.deadline] { return std::chrono::steady_clock::now() >= deadline; };
+        if (timed) stop = passed;
         const size_t read = interp.interpret(detections, stop);
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());
         notes.insert(notes.end(), interp.notes().begin(), interp.notes().end());
-        if (read < detections.size())
+        if (read < detections.size()) {
+            out.timed_out = true;
             notes.push_back(std::string(kObjectsTimedOutNote) + " after " + std::to_string(read) + " of the " +
                             std::to_string(detections.size()) + " objects found (task_struct, module and file first): the rest are "
                             "addresses only (--time-limit)");
+        }
     } catch (const InputError& e) {
         for (Detection& d : detections) d.fields.clear();
         notes.push_back(std::string("objects not read: ") + e.what() + "; addresses only");
+        out.timed_out = false;
     }
-    return notes;
+    return out;
 }
 
 // ---- process tree -------------------------------------------------------------------------------

@@ -142,20 +142,26 @@ struct InterpretInputs {
     // being called hidden (ObjectInterpreter::set_memory_lacking).
     bool memory_lacking = false;
     uint64_t absent_pages = 0;   // GraphBuildInfo::absent_pages, for the note when not memory_lacking
-    // When the reading stops (dmdetect --time-limit: the networks' deadline): the dump's re-opening
-    // stops there (nothing read), and so does the reading of the objects (ObjectInterpreter::
-    // interpret: those not reached stay addresses only); either says so in a note that starts with
-    // kObjectsTimedOutNote. max(): none.
+    // When the reading stops (dmdetect --time-limit): checked before the dump is opened again, within
+    // its decompression and page-table checks (their interrupt), after it and after the kernel's types
+    // and symbols are found (those searches are not stopped within), and before each object
+    // (ObjectInterpreter::interpret); the objects not reached stay addresses only. max(): none.
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+};
+// What interpret_detections did: its notes, one line each, and whether InterpretInputs::deadline
+// stopped it (then one of the notes starts with kObjectsTimedOutNote and says how many were read).
+struct Interpreted {
+    std::vector<std::string> notes;
+    bool timed_out = false;
 };
 // Opens the dump a graph was built from (`info`, its GraphBuildInfo: path, page-table root and paging; the
 // graph itself is not needed, so a caller may free it first), takes
 // types and symbols from the user's files or else the dump (train/kernel_from_dump.hpp) and fills
-// the fields of `detections`. Returns notes, one line each; with no BTF to be had, the dump gone
-// (a .dmg whose dump moved or changed size) or another dump in its place (inputs.sample), the
-// detections stay addresses only and a note says why. Throws only what a user-given kernel or kallsyms file that is bad throws.
-std::vector<std::string> interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections,
-                                              const InterpretInputs& inputs);
+// the fields of `detections`. With no BTF to be had, the dump gone (a .dmg whose dump moved or
+// changed size) or another dump in its place (inputs.sample), the detections stay addresses only and
+// a note says why. No detections: nothing is opened, no note. Throws only what a user-given kernel or
+// kallsyms file that is bad throws.
+Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections, const InterpretInputs& inputs);
 // The note that starts with this says the time limit stopped the reading (InterpretInputs::deadline),
 // how many objects were read and that the rest are addresses only.
 inline constexpr std::string_view kObjectsTimedOutNote = "objects not read: the time limit ran out";

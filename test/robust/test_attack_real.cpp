@@ -244,11 +244,26 @@ TEST_CASE("dkom hides exactly the chosen tasks from pslist, not from psscan nor 
     const auto [clean_status, clean_line] = detect(dev() / "dump.elf");
     CHECK(clean_line.starts_with("# verdict: none hidden among "));
     CHECK(clean_status == 0);
-    // modules not looked for: no verdict on them, exit 6 (newcomer 90: "none hidden", exit 0)
+    // modules not looked for (models given by -w): no verdict on them, exit 6 (newcomer 90: "none hidden", exit 0)
     const auto [part_status, part_line] = detect(dev() / "dump.elf", "task_struct,file");
+    CAPTURE(part_line);
     CHECK(part_line.starts_with("# verdict: INCOMPLETE: 0 hidden among "));
     CHECK(part_line.find("module not looked for: no model of theirs was run") != std::string::npos);
     CHECK(part_status == 6);
+    {   // ... but left out by --types: the verdict is on the types asked for, and names the others
+        // (newcomer 104: `--types task_struct --fail-on-hidden` exited 6 for a question answered whole)
+        const std::string cmd = "DEEPMEM_MODELS=" + models + " " + dmdetect + " -q --fail-on-hidden --types task_struct,file " +
+                                (dev() / "dump.elf").string() + " -o " + verdict;
+        const int st = std::system(cmd.c_str());
+        auto bytes = read_whole_file(verdict, "output");
+        const std::string text(bytes.begin(), bytes.end());
+        const size_t at = text.find("# verdict: ");
+        const std::string typed_line = at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at);
+        CAPTURE(typed_line);
+        CHECK(typed_line.starts_with("# verdict: none hidden among "));
+        CHECK(typed_line.ends_with(" objects judged (module not asked for: --types)"));
+        CHECK((WIFEXITED(st) ? WEXITSTATUS(st) : -1) == 0);
+    }
 
     // pid hash: pid_links[PIDTYPE_PID] of each hidden task is an empty node (next NULL, pprev → itself).
     const uint64_t links = btf.member(*btf.find("task_struct"), "pid_links")->byte_offset();

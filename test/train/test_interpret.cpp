@@ -340,7 +340,24 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; so is an unhashed listed 
               "# verdict: not judged: no task_struct, module, file found\n");   // (in JSON's incomplete too)
         const std::string none_json = format_dump_verdict(dump_verdict(std::vector<Detection>{}, {}, ""), DetectionFormat::Json);
         CHECK(none_json == "{\"record\":\"verdict\",\"hidden\":0,\"hidden_by_type\":{},\"held_by_hidden\":0,\"judged\":0,\"not_judged\":0,\"broken\":0,"
-                           "\"complete\":false,\"incomplete\":[\"no task_struct, module, file found\"],\"types\":[]}\n");
+                           "\"complete\":false,\"incomplete\":[\"no task_struct, module, file found\"],\"types\":[],\"not_asked\":[]}\n");
+        {   // types left out by the user (--types): named, not incomplete; a type asked for with no model still is
+            const std::vector<std::string> asked{"task_struct", "cred"};
+            ModelFit tasks;
+            tasks.type = "task_struct";
+            const DumpVerdict only_tasks = dump_verdict(ds, std::vector<ModelFit>{tasks}, "", {}, asked);
+            CHECK(only_tasks.not_asked == std::vector<std::string>{"module", "file"});
+            CHECK(only_tasks.incomplete.empty());
+            const std::string line = format_dump_verdict(only_tasks, DetectionFormat::Table);
+            CHECK(line.starts_with("# verdict: HIDDEN: 3 task_struct (of "));
+            CHECK(line.ends_with(" judged) (module, file not asked for: --types)\n"));
+            CHECK(format_dump_verdict(only_tasks, DetectionFormat::Json).ends_with(",\"not_asked\":[\"module\",\"file\"]}\n"));
+            const std::vector<std::string> asked_module{"task_struct", "module"};
+            const DumpVerdict no_module = dump_verdict(ds, std::vector<ModelFit>{tasks}, "", {}, asked_module);
+            CHECK(no_module.not_asked == std::vector<std::string>{"file"});
+            REQUIRE(no_module.incomplete.size() == 1);
+            CHECK(no_module.incomplete[0] == "module not looked for: no model of theirs was run");
+        }
         // files a hidden task holds: judged, not hidden, counted beside the tasks (newcomer 87)
         std::vector<Detection> held = ds;
         Detection file = detection("file", w.at["p1"]);
@@ -500,7 +517,7 @@ TEST_CASE("interpret: a task off a list whose walk lost entries at memory the du
           "# verdict: INCOMPLETE: 0 hidden among 3 of 4 objects (task_struct); 1 not judged: 1 task_struct with "
           "no hidden verdict (null: their bad field says why)\n");
     CHECK(v.types == std::vector<std::string>{"task_struct"});
-    CHECK(format_dump_verdict(v, DetectionFormat::Json).find(",\"types\":[\"task_struct\"]}") != std::string::npos);
+    CHECK(format_dump_verdict(v, DetectionFormat::Json).find(",\"types\":[\"task_struct\"],\"not_asked\":[]}") != std::string::npos);
     {   // The PID IDR is a second witness the cut list does not touch (attacker 86): p2 unhashed too is
         // hidden; with the IDR leaf unreadable there is no witness, and it stays not judged.
         w.mem.put(w.at["pid100"] + Off::pid_tasks, 0);

@@ -144,21 +144,27 @@ TEST_CASE("interpret real: pid and comm of the tasks the shipped models detect o
     std::vector<Detection> found = d.detect(g);
     const double t_detect = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
-    const std::vector<std::string> notes = interpret_detections(g.info(), found, {});
+    const std::vector<std::string> notes = interpret_detections(g.info(), found, {}).notes;
     const double secs = seconds_since(t0);
     std::printf("dev: %zu models, %zu detections: graph %.2f s, detection %.2f s, interpretation %.2f s (%.1f%% of "
                 "the three)\n",
                 models.size(), found.size(), t_graph, t_detect, secs, 100 * secs / (t_graph + t_detect + secs));
     for (const auto& n : notes) std::printf("  note: %s\n", n.c_str());
-    {   // its deadline passed (dmdetect --time-limit): the dump's re-opening stops, nothing is read, one note says so
+    {   // its deadline passed (dmdetect --time-limit): the dump is not opened again, nothing is read, one note says so
         std::vector<Detection> late = found;
         for (Detection& x : late) x.fields.clear();
         InterpretInputs in;
         in.deadline = std::chrono::steady_clock::now();
-        const std::vector<std::string> late_notes = interpret_detections(g.info(), late, in);
-        REQUIRE(late_notes.size() == 1);
-        CHECK(late_notes[0].starts_with(kObjectsTimedOutNote));
+        const Interpreted r = interpret_detections(g.info(), late, in);
+        CHECK(r.timed_out);
+        REQUIRE(r.notes.size() == 1);
+        CHECK(r.notes[0].starts_with(std::string(kObjectsTimedOutNote) + " before the dump was opened again to read them: the " +
+                                     std::to_string(late.size()) + " objects found are addresses only"));
         CHECK(std::all_of(late.begin(), late.end(), [](const Detection& x) { return x.fields.empty(); }));
+        CHECK_FALSE(interpret_detections(g.info(), found, {}).timed_out);   // (fields already read: read again, whole)
+        const Interpreted none = interpret_detections(g.info(), std::span<Detection>(), in);   // nothing found: no note, not opened
+        CHECK(none.notes.empty());
+        CHECK_FALSE(none.timed_out);
     }
     std::map<uint64_t, TaskLabel> by_paddr;
     for (const TaskLabel& t : live_tasks(dev / "labels.jsonl"))
