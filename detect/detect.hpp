@@ -444,6 +444,11 @@ struct DetectOptions {
     // seconds, at the cost of answers that depend on the machine and its load (dmdetect
     // --time-limit, default_time_limit).
     InferenceNet::Clock::time_point deadline = InferenceNet::Clock::time_point::max();
+    // Seconds what follows the networks takes for each detection made (reading it, writing it out):
+    // the deadline above moves this much earlier for each detection the models before have made
+    // (attacker 105: 717 k creds made before the networks' deadline left 2.4 s of output past the
+    // limit). 0: the deadline stays (dmdetect: kOutputSecondsPerObject).
+    double seconds_per_detection = 0;
 };
 // dmdetect's time limit for one dump with --time-limit auto, in seconds from when it starts on the
 // dump (DetectOptions::deadline), for a dump file holding `file_bytes`: kTimeLimitSeconds up to
@@ -457,9 +462,10 @@ inline constexpr double kTimeLimitPerMiB = 2;
 // this × the limit): what follows them (votes, the objects found read, the output) took 0.9–1.3 s
 // of 11 s on the crafted inputs that reach the limit (load 3).
 inline constexpr double kTimeLimitNetworks = 0.9;
-// The reading of the objects found (train/interpret.hpp InterpretInputs::deadline) stops at the
-// networks' deadline less this for each object found, what writing it out takes: attacker 102's
-// 717,641 objects of 37 MiB (cred.kdump) took 3.0 s from the reading's end to the exit at load 1.4.
+// The networks (DetectOptions::seconds_per_detection) and the reading of the objects found
+// (train/interpret.hpp InterpretInputs::deadline) stop at the networks' deadline less this for each
+// object found, what writing it out takes: attacker 102's 717,641 objects of 37 MiB (cred.kdump) took
+// 3.0 s from the reading's end to the exit at load 1.4.
 inline constexpr double kOutputSecondsPerObject = 5e-6;
 double default_time_limit(uint64_t file_bytes);
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).

@@ -367,12 +367,19 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     // (`refused_by`: which), why it gave nothing. `whole`: why it ran the whole graph at once instead,
     // within the ceiling. Every attempt's work, refused or not, is charged to the network's bound
     // (ModelTiming::work).
+    // opt.deadline, earlier by opt.seconds_per_detection for each detection made so far
+    uint64_t made = 0;
+    auto deadline = [&] {
+        if (opt.deadline == InferenceNet::Clock::time_point::max() || !(opt.seconds_per_detection > 0)) return opt.deadline;
+        const double ahead = std::min(double(made) * opt.seconds_per_detection, 1e9);
+        return opt.deadline - std::chrono::duration_cast<InferenceNet::Clock::duration>(std::chrono::duration<double>(ahead));
+    };
     auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
                            ModelTiming& timing, std::string& whole, Refusal& refused_by) -> std::string {
         InferenceNet& net = networks_[network];
         net.set_memory_budget(budget);
         net.set_work_limit(opt.work_limit);
-        net.set_deadline(opt.deadline);
+        net.set_deadline(deadline());
         std::string refused;
         refused_by = kMemory;
         auto charge = [&] {
@@ -455,8 +462,8 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             for (const bool measure : {opt.measure_agreement, false}) {
                 const bool agreement = measure && !(single && keys_per_build(e.model));   // every member's
                 auto rows_of = [&](size_t j) {
-                    return agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j], opt.deadline)
-                                     : voting_rows(graph, entries_[j].model, thresholds_[j], nullptr, true, opt.deadline);
+                    return agreement ? agreement_rows(graph, entries_[j].model, thresholds_[j], deadline())
+                                     : voting_rows(graph, entries_[j].model, thresholds_[j], nullptr, true, deadline());
                 };
                 std::vector<uint64_t> any;   // a joint network's: the union of its types' rows, a bit per node
                 all.clear();
@@ -465,7 +472,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
                         rows[i] = rows_of(i);
                         if (agreement && rows[i].size() > opt.agreement_rows_budget)   // fit.hpp Sample
                             rows[i] = sample_rows(e.model, std::move(rows[i]),
-                                                  voting_rows(graph, e.model, thresholds_[i], nullptr, true, opt.deadline), samples[i]);
+                                                  voting_rows(graph, e.model, thresholds_[i], nullptr, true, deadline()), samples[i]);
                     } else {   // the types' rows at once, each thread one type's row list at a time (attacker 20:
                                // 256 types' lists held 1.2 GB), each kept as a bit per node
                         ParallelErrors errors;
@@ -556,7 +563,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
             std::vector<uint32_t> agreeing;
             Refusal refused_by = kMemory;
             try {
-                agreeing = sample_rows(e.model, agreement_rows(graph, e.model, thresholds_[i], opt.deadline), rows[i], samples[i]);
+                agreeing = sample_rows(e.model, agreement_rows(graph, e.model, thresholds_[i], deadline()), rows[i], samples[i]);
             } catch (const WorkLimitError& x) {   // the deadline: no agreement rows, as past the bound
                 if (!x.timed_out) throw;
                 unmeasured_[i] = x.what();
@@ -602,6 +609,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
         timing.capped = timing.unmeasured && refusal[i] == kBound;
         timing.timed_out = timing.unmeasured && refusal[i] == kTime;
         timings_.push_back(std::move(timing));
+        made += found.size();
         for (const Detection& d : found)   // select() keeps the candidates' vaddr order
             if (!on_detection(d)) return false;
     }

@@ -502,6 +502,7 @@ int run(int argc, char** argv, Communicator& world) {
         // them: votes, the objects read, the output).
         const double built_seconds = std::chrono::duration<double>(InferenceNet::Clock::now() - started).count();
         detect.deadline = deadline;
+        detect.seconds_per_detection = kOutputSecondsPerObject;   // (none without a limit: deadline max)
         const GraphBuildInfo info = graph.info();   // a copy: the graph is freed before the objects are read
         const bool long_gap_nodes = graph.params().long_gap_nodes;
         const std::optional<FoundBanner>& banner = info.kernel_banner;
@@ -932,7 +933,11 @@ int run(int argc, char** argv, Communicator& world) {
                     return n == 0 ? std::string() : ", " + std::to_string(n) + " " + what + (n == 1 ? "" : "s");
                 };
                 std::string text = "the time limit of this dump, " + limit_text + ", ran out " +
-                                   format_seconds(limit * kTimeLimitNetworks) + " after its start (the networks' share), the memory graph built in " +
+                                   format_seconds(limit * kTimeLimitNetworks) + " after its start (the networks' share" +
+                                   (found.empty() ? std::string()
+                                                  : ", less " + format_seconds(double(found.size()) * kOutputSecondsPerObject) +
+                                                        " kept for writing the " + std::to_string(found.size()) + " objects found") +
+                                   "), the memory graph built in " +
                                    format_seconds(built_seconds) + count(stopped, "model") + (stopped ? " not run" : "") +
                                    count(cut, "fit check") + (cut ? " measured on the voting rows only" : "") +
                                    count(unplaced_for_time, "model") + (unplaced_for_time ? " not placed in the dump's layout" : "") +

@@ -316,6 +316,28 @@ TEST_CASE("detect: the deadline — past it every model is not run, said as the 
         CHECK(det.last_not_run().at(0).empty());
         CHECK_FALSE(det.last_timings().at(0).timed_out);
     }
+    {   // the deadline moves earlier for each detection made (seconds_per_detection): two models alike,
+        // the first's detections leave the second's run past it (attacker 105: the output past the limit)
+        Model b = m;
+        b.object_type = "z_type";
+        Detector two;
+        two.add_model(m, "ts.cereal");
+        two.add_model(b, "z.cereal");
+        opt.measure_agreement = false;
+        opt.deadline = InferenceNet::Clock::now() + std::chrono::hours(1);
+        opt.seconds_per_detection = 0;
+        const auto both = two.detect(g, opt);
+        CHECK(both.size() == 2 * expected.size());
+        CHECK(two.last_not_run().at(1).empty());
+        opt.seconds_per_detection = 7200.0 / double(expected.size());   // the first's detections: two hours
+        CHECK(two.detect(g, opt) == expected);
+        CHECK(two.last_not_run().at(0).empty());
+        CHECK(two.last_not_run().at(1) == "the deadline passed before its run");
+        CHECK(two.last_timings().at(1).timed_out);
+        opt.deadline = InferenceNet::Clock::time_point::max();   // no deadline: nothing moves
+        CHECK(two.detect(g, opt) == both);
+        opt.seconds_per_detection = 0;
+    }
     CHECK(default_time_limit(0) == kTimeLimitSeconds);
     CHECK(default_time_limit(kTimeLimitFileBytes) == kTimeLimitSeconds);
     CHECK(default_time_limit(kTimeLimitFileBytes + (uint64_t{3} << 20)) == kTimeLimitSeconds + 3 * kTimeLimitPerMiB);
