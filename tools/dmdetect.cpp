@@ -95,8 +95,8 @@ const char* kUsage =
     "  directory of them: each record names its dump, `mpirun -np N` shares them out\n"
     "  without --weights: the shipped models ($DEEPMEM_MODELS, else data/models, else share/deepmem/models)\n"
     "exit status: 0 ok, 1 bad input, 2 usage error, 3 a model does not fit the dump, or its fit cannot be checked (--require-fit),\n"
-    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work), or the time limit (--time-limit) stopped a model, its fit check or its placement; the others' detections are written (3 instead with --require-fit),\n"
-    "or it stopped the build of a dump's memory graph: no model was run on it, its record says so (\"stopped\"),\n"
+    "4 a model was not run (its network past the work limit, --network-memory, or the work bound, --network-work), or the time limit (--time-limit) stopped a model, its fit check, its placement or the reading of the objects found; the others' detections are written (3 instead with --require-fit),\n"
+    "or it stopped the build of a dump's memory graph (or, with --tree, the reading of its tasks): no model was run on it, or no tree made, its record says so (\"stopped\"),\n"
     "5 with --fail-on-hidden a dump's verdict is HIDDEN (before 1, 3 and 4), 7 with it objects not judged on kernel lists broken in memory\n"
     "(a smeared capture, or tampering), 6 with it a verdict INCOMPLETE or not judged (7 and 6 after 1 and 3, before 4)\n";
 
@@ -272,8 +272,9 @@ int run(int argc, char** argv, Communicator& world) {
          " more for each MiB past it): the build of the memory graph, the networks and the search for their rows stop at " +
          std::to_string(std::lround(kTimeLimitNetworks * 100)) + "% of it; a build stopped leaves the dump unanalysed, and "
          "the models the networks had not finished are not run (exit 4 both; models run in type-name order, task_struct "
-         "last: --types task_struct runs it alone); the reading of the objects found stops there too, less the output's time, "
-         "those not reached left addresses only (exit 4); the load of a .dmg is not stopped. For pipelines that must bound what a dump crafted to stall the "
+         "last: --types task_struct runs it alone); that share is kept 5 us earlier for each object found (the output's time), "
+         "and the reading of the objects found stops there too, those not reached left addresses only (exit 4); the load of a "
+         ".dmg and the output are not stopped. For pipelines that must bound what a dump crafted to stall the "
          "analysis costs: what it stops depends on the machine and its load, and a real compressed dump on a busy machine "
          "can meet it").c_str())(
         "quiet,q", "no progress, and no notes on which models and thresholds were used, on stderr")(
@@ -538,7 +539,9 @@ int run(int argc, char** argv, Communicator& world) {
             if (!tasks) throw InputError("--tree shows tasks: no task_struct model among the models used");
         }
         progress.enabled = show && graph.node_count() > kLargeGraph;
-        detect.progress = [&](size_t i, size_t n, const std::string& type) {   // (past the deadline: said not run, newcomer 104)
+        // (past the deadline: said not run, newcomer 104; one the deadline, moved earlier for the objects the
+        // models before found, reaches before its run says so only in its warning)
+        detect.progress = [&](size_t i, size_t n, const std::string& type) {
             progress.phase(who + "model " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + type + ")" +
                            (InferenceNet::Clock::now() >= detect.deadline ? ": not run, the time limit ran out" : ""));
         };
