@@ -260,8 +260,11 @@ bool same_kernel_half(const Scheme& s, const PhysicalLayer& phys, uint64_t a, ui
     if (!ta || !tb) return false;
     const Level& L = s.levels[0];
     const uint64_t top_mask = (uint64_t{1} << s.vaddr_bits) - 1;
+    const uint64_t kfirst = (s.kernel_base & top_mask) >> L.shift;
+    const uint64_t from = kfirst * s.entry_size, bytes = s.table_bytes(0) - from;
+    if (std::memcmp(ta + from, tb + from, bytes) == 0) return true;   // the same entries: the same tables (every process PGD)
     size_t k = 0;   // entries hashed by content so far (alike in both, while they agree)
-    for (uint64_t i = (s.kernel_base & top_mask) >> L.shift; i < (uint64_t{1} << L.bits); ++i) {
+    for (uint64_t i = kfirst; i < (uint64_t{1} << L.bits); ++i) {
         const uint64_t ea = s.entry(ta, i), eb = s.entry(tb, i);
         if (ea == 0 || eb == 0 || (L.large_ok && ((ea | eb) & kPageSize))) {
             if (ea != eb) return false;
@@ -586,12 +589,14 @@ std::optional<CutRoot> cut_kernel_root(const PhysicalLayer& phys, const std::vec
     const uint64_t end = phys.max_paddr();
     // Candidates first (cheap); the pointers' pass only when a group could qualify.
     std::map<uint64_t, std::pair<const Candidate*, std::set<uint64_t>>> groups;   // kernel half → (first, user halves)
+    uint64_t compared = 0;   // (pages read by same_kernel_half, released as in search())
     for (const Candidate& c : cands)
         if (c.mode == PagingMode::X86_64_4Level && !c.weak && c.absent_children > 0 && c.absent_lo >= end &&
             c.absent_hi < kSanePhysical) {
             auto& g = groups[c.kernel_half];
             if (!g.first) g.first = &c;
-            else if (!same_kernel_half(s, phys, g.first->dtb, c.dtb)) continue;   // a collision: not of this group
+            else if (++compared % 2048 == 0) phys.release_all();
+            if (g.first != &c && !same_kernel_half(s, phys, g.first->dtb, c.dtb)) continue;   // a collision: not of this group
             g.second.insert(c.user_half);
         }
     if (std::none_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.second.size() >= kMinCutMembers; }))
@@ -795,11 +800,13 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     // its own, keyed by its address + 1
     std::map<std::tuple<PagingMode, uint64_t, uint64_t>, Group> groups;
     std::set<std::pair<const Group*, uint64_t>> user_halves;
+    uint64_t compared = 0;   // pages read by same_kernel_half since the last release (look-alikes: 1 M candidates)
     for (const Candidate& c : cands) {
         if (c.child_entries == 0) continue;   // kernel tables all absent: evidence for the diagnosis only
         Group* by_hash = &groups[{c.mode, c.kernel_half, 0}];
         if (!by_hash->members.empty() && !same_kernel_half(scheme_of(c.mode), phys, by_hash->members.front()->dtb, c.dtb))
             by_hash = &groups[{c.mode, c.kernel_half, c.dtb + 1}];
+        if (!by_hash->members.empty() && ++compared % 2048 == 0) phys.release_all();   // (as the scan, per 8 MiB)
         Group& g = *by_hash;
         g.weak = c.weak;   // alike for the whole group: its members share their kernel tables
         g.members.push_back(&c);
