@@ -801,7 +801,14 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     std::map<std::tuple<PagingMode, uint64_t, uint64_t>, Group> groups;
     std::set<std::pair<const Group*, uint64_t>> user_halves;
     uint64_t compared = 0;   // pages read by same_kernel_half since the last release (look-alikes: 1 M candidates)
-    for (const Candidate& c : cands) {
+    // by address, then scheme: a page that is a candidate of several schemes is read once for all of
+    // them (each group's members stay in address order: its first member is its lowest)
+    std::vector<const Candidate*> by_address;
+    by_address.reserve(cands.size());
+    for (const Candidate& c : cands) by_address.push_back(&c);
+    std::stable_sort(by_address.begin(), by_address.end(), [](const Candidate* a, const Candidate* b) { return a->dtb < b->dtb; });
+    for (const Candidate* cp : by_address) {
+        const Candidate& c = *cp;
         if (c.child_entries == 0) continue;   // kernel tables all absent: evidence for the diagnosis only
         Group* by_hash = &groups[{c.mode, c.kernel_half, 0}];
         if (!by_hash->members.empty() && !same_kernel_half(scheme_of(c.mode), phys, by_hash->members.front()->dtb, c.dtb))
