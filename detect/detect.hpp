@@ -467,6 +467,9 @@ inline constexpr double kTimeLimitNetworks = 0.9;
 // object found, what writing it out takes: attacker 102's 717,641 objects of 37 MiB (cred.kdump) took
 // 3.0 s from the reading's end to the exit at load 1.4.
 inline constexpr double kOutputSecondsPerObject = 5e-6;
+// `deadline` (steady clock) moved `seconds` earlier (at most 1e9 s); time_point::max() (none) stays
+// none. What DetectOptions::seconds_per_detection and the reading's deadline (dmdetect) keep.
+InferenceNet::Clock::time_point earlier_by(InferenceNet::Clock::time_point deadline, double seconds);
 double default_time_limit(uint64_t file_bytes);
 // Where the time of one model went in the last detect()/scan() (for tools/bench-detect).
 struct ModelTiming {

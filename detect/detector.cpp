@@ -131,6 +131,11 @@ uint64_t counted_pages(const MemoryGraph& g) { return counted_of(g, content_page
 
 uint64_t network_work_cap(const MemoryGraph& g, double per_page) { return cap_of(counted_pages(g), per_page); }
 
+InferenceNet::Clock::time_point earlier_by(InferenceNet::Clock::time_point deadline, double seconds) {
+    if (deadline == InferenceNet::Clock::time_point::max() || !(seconds > 0)) return deadline;
+    return deadline - std::chrono::duration_cast<InferenceNet::Clock::duration>(std::chrono::duration<double>(std::min(seconds, 1e9)));
+}
+
 double default_time_limit(uint64_t file_bytes) {
     if (file_bytes <= kTimeLimitFileBytes) return kTimeLimitSeconds;
     return kTimeLimitSeconds + kTimeLimitPerMiB * double(file_bytes - kTimeLimitFileBytes) / double(uint64_t{1} << 20);
@@ -369,11 +374,7 @@ bool Detector::scan(const MemoryGraph& graph, const std::function<bool(const Det
     // (ModelTiming::work).
     // opt.deadline, earlier by opt.seconds_per_detection for each detection made so far
     uint64_t made = 0;
-    auto deadline = [&] {
-        if (opt.deadline == InferenceNet::Clock::time_point::max() || !(opt.seconds_per_detection > 0)) return opt.deadline;
-        const double ahead = std::min(double(made) * opt.seconds_per_detection, 1e9);
-        return opt.deadline - std::chrono::duration_cast<InferenceNet::Clock::duration>(std::chrono::duration<double>(ahead));
-    };
+    auto deadline = [&] { return earlier_by(opt.deadline, double(made) * opt.seconds_per_detection); };
     auto run_network = [&](size_t network, std::span<const uint32_t> on, std::vector<uint32_t>& out,
                            ModelTiming& timing, std::string& whole, Refusal& refused_by) -> std::string {
         InferenceNet& net = networks_[network];

@@ -281,6 +281,15 @@ bool same_kernel_half(const Scheme& s, const PhysicalLayer& phys, uint64_t a, ui
     return true;
 }
 
+// Whether candidate `c` joins the group whose first member is `first`: the same kernel half
+// (same_kernel_half). `compared` counts the comparisons; the pages they read are released per
+// 2,048 of them, as the scan releases its pages per 8 MiB (look-alikes: 1 M candidates).
+bool joins(const PhysicalLayer& phys, const Candidate& first, const Candidate& c, uint64_t& compared) {
+    if (&first == &c) return true;
+    if (++compared % 2048 == 0) phys.release_all();
+    return same_kernel_half(scheme_of(c.mode), phys, first.dtb, c.dtb);
+}
+
 // Pass 1 over every page of the dump's data (holes of a sparse file read as zeros: no root there)
 // for every scheme in `modes`, in chunks of 8 MiB whose pages are dropped from the process once
 // checked: the pass reads every page, and peak memory must stay far below the dump size.
@@ -589,14 +598,13 @@ std::optional<CutRoot> cut_kernel_root(const PhysicalLayer& phys, const std::vec
     const uint64_t end = phys.max_paddr();
     // Candidates first (cheap); the pointers' pass only when a group could qualify.
     std::map<uint64_t, std::pair<const Candidate*, std::set<uint64_t>>> groups;   // kernel half → (first, user halves)
-    uint64_t compared = 0;   // (pages read by same_kernel_half, released as in search())
+    uint64_t compared = 0;   // (joins)
     for (const Candidate& c : cands)
         if (c.mode == PagingMode::X86_64_4Level && !c.weak && c.absent_children > 0 && c.absent_lo >= end &&
             c.absent_hi < kSanePhysical) {
             auto& g = groups[c.kernel_half];
             if (!g.first) g.first = &c;
-            else if (++compared % 2048 == 0) phys.release_all();
-            if (g.first != &c && !same_kernel_half(s, phys, g.first->dtb, c.dtb)) continue;   // a collision: not of this group
+            else if (!joins(phys, *g.first, c, compared)) continue;   // a collision: not of this group
             g.second.insert(c.user_half);
         }
     if (std::none_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.second.size() >= kMinCutMembers; }))
@@ -800,7 +808,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
     // its own, keyed by its address + 1
     std::map<std::tuple<PagingMode, uint64_t, uint64_t>, Group> groups;
     std::set<std::pair<const Group*, uint64_t>> user_halves;
-    uint64_t compared = 0;   // pages read by same_kernel_half since the last release (look-alikes: 1 M candidates)
+    uint64_t compared = 0;   // (joins)
     // by address, then scheme: a page that is a candidate of several schemes is read once for all of
     // them (each group's members stay in address order: its first member is its lowest)
     std::vector<const Candidate*> by_address;
@@ -811,9 +819,8 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         const Candidate& c = *cp;
         if (c.child_entries == 0) continue;   // kernel tables all absent: evidence for the diagnosis only
         Group* by_hash = &groups[{c.mode, c.kernel_half, 0}];
-        if (!by_hash->members.empty() && !same_kernel_half(scheme_of(c.mode), phys, by_hash->members.front()->dtb, c.dtb))
+        if (!by_hash->members.empty() && !joins(phys, *by_hash->members.front(), c, compared))
             by_hash = &groups[{c.mode, c.kernel_half, c.dtb + 1}];
-        if (!by_hash->members.empty() && ++compared % 2048 == 0) phys.release_all();   // (as the scan, per 8 MiB)
         Group& g = *by_hash;
         g.weak = c.weak;   // alike for the whole group: its members share their kernel tables
         g.members.push_back(&c);

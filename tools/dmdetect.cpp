@@ -700,11 +700,8 @@ int run(int argc, char** argv, Communicator& world) {
             for (auto [key, file] : {std::pair{"kernel", &in.kernel_file}, std::pair{"kallsyms", &in.kallsyms_file},
                                      std::pair{"system-map", &in.system_map_file}})
                 if (vm.count(key)) *file = vm[key].as<std::string>();
-            // the networks' deadline, less the output's time (not before the dump's start)
-            in.deadline = detect.deadline == InferenceNet::Clock::time_point::max()
-                              ? detect.deadline
-                              : std::max(started, detect.deadline - std::chrono::duration_cast<InferenceNet::Clock::duration>(
-                                                                        std::chrono::duration<double>(double(found.size()) * kOutputSecondsPerObject)));
+            // the networks' deadline, less the output's time
+            in.deadline = earlier_by(detect.deadline, double(found.size()) * kOutputSecondsPerObject);
             stage.emplace("reading the objects found in " + dump);
             progress.phase("reading the objects" + (batch ? " of " + dump : std::string()));   // (newcomer 87: a batch line without its dump)
             const Interpreted read = interpret_detections(info, found, in);
