@@ -625,11 +625,17 @@ int run(int argc, char** argv, Communicator& world) {
                 stage.emplace("reading the kernel's types from " + dump);
                 InterpretInputs from = in;
                 from.format = build.format;
+                from.deadline = detect.deadline;   // (the placement's runs stop there too)
                 if (vm.count("kernel")) from.kernel_file = vm["kernel"].as<std::string>();
                 try {
                     btf = graph_dump_btf(info, from, why);
                 } catch (const std::exception& e) {
                     why = e.what();
+                }
+                if (!btf && InferenceNet::Clock::now() >= detect.deadline) {   // (its search stopped: as above)
+                    for (size_t i : todo) placed[i] = unplaced;
+                    unplaced_for_time += todo.size();
+                    todo.clear();
                 }
             }
             for (size_t i : todo) {

@@ -1000,7 +1000,15 @@ struct OpenedDump {
     std::string why;   // empty when opened
     bool timed_out = false;   // in.deadline passed while it was opened (why: empty)
 };
-struct OpenTimedOut {};   // thrown by open_graph_dump's interrupt at in.deadline
+struct OpenTimedOut {};   // thrown by deadline_interrupt's function at in.deadline
+// What stops the dump's opening and the search for its kernel's types and symbols at in.deadline
+// (throws OpenTimedOut); none without one.
+InterruptFn deadline_interrupt(const InterpretInputs& in) {
+    if (in.deadline == std::chrono::steady_clock::time_point::max()) return {};
+    return [deadline = in.deadline] {
+        if (std::chrono::steady_clock::now() >= deadline) throw OpenTimedOut{};
+    };
+}
 OpenedDump open_graph_dump(const GraphBuildInfo& info, const InterpretInputs& in) {
     OpenedDump d;
     std::error_code ec;
@@ -1010,11 +1018,7 @@ OpenedDump open_graph_dump(const GraphBuildInfo& info, const InterpretInputs& in
     if (!in.dump_file && (path.empty() || ec || (info.dump_bytes && bytes != info.dump_bytes)))
         return {{}, {}, "the dump the graph was built from (" + (path.empty() ? std::string("unknown") : terminal_text(path)) +
                             ") is not there or changed size (--dump-file names where it is now)"};
-    InterruptFn interrupt;   // (its decompression and page-table checks stop at the deadline)
-    if (in.deadline != std::chrono::steady_clock::time_point::max())
-        interrupt = [deadline = in.deadline] {
-            if (std::chrono::steady_clock::now() >= deadline) throw OpenTimedOut{};
-        };
+    const InterruptFn interrupt = deadline_interrupt(in);   // (its decompression and page-table checks stop at the deadline)
     try {
         d.phys = PhysicalLayer::open(path, in.format, false, interrupt);
         if (const size_t bad = sample_mismatches(*d.phys, in.sample))
@@ -1043,11 +1047,17 @@ std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const Interpr
         return std::move(k.btf);
     }
     const OpenedDump d = open_graph_dump(info, in);
+    const std::string stopped = "the time limit ran out while the dump was opened again to look for its kernel's types (--time-limit)";
     if (!d.tl) {
-        why = d.why;
+        why = d.timed_out ? stopped : d.why;
         return std::nullopt;
     }
-    std::optional<DumpBtf> found = find_btf(*d.tl, &why);
+    std::optional<DumpBtf> found;
+    try {
+        found = find_btf(*d.tl, &why, deadline_interrupt(in));
+    } catch (const OpenTimedOut&) {
+        why = stopped;
+    }
     if (!found) return std::nullopt;
     return std::move(found->btf);
 }
@@ -1066,8 +1076,13 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
     if (d.timed_out || passed()) return stopped("while the dump was opened again to read them");
     if (!d.tl) return {{"objects not read: " + d.why + "; addresses only"}};
     std::optional<TranslationLayer>& tl = d.tl;
-    const KernelTypesAndSymbols kernel = kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file, in.system_map_file);
-    if (passed()) return stopped("while the kernel's types and symbols were looked for");
+    std::optional<KernelTypesAndSymbols> found;
+    try {   // (the searches of the dump's kernel image stop at the deadline: attacker 105's BTF headers)
+        found.emplace(kernel_types_and_symbols(*tl, in.kernel_file, in.kallsyms_file, in.system_map_file, deadline_interrupt(in)));
+    } catch (const OpenTimedOut&) {
+    }
+    if (!found || passed()) return stopped("while the kernel's types and symbols were looked for");
+    const KernelTypesAndSymbols& kernel = *found;
     Interpreted out;
     std::vector<std::string>& notes = out.notes;
     if (!kernel.btf) {   // one line: what is missing and why — the symbols too, needed next (newcomer 87 MED 9)

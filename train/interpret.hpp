@@ -143,8 +143,8 @@ struct InterpretInputs {
     bool memory_lacking = false;
     uint64_t absent_pages = 0;   // GraphBuildInfo::absent_pages, for the note when not memory_lacking
     // When the reading stops (dmdetect --time-limit): checked before the dump is opened again, within
-    // its decompression and page-table checks (their interrupt), after it and after the kernel's types
-    // and symbols are found (those searches are not stopped within), and before each object
+    // its decompression and page-table checks (their interrupt), after it, within the searches for the
+    // kernel's types and symbols (per MiB and per candidate: kernel_from_dump.hpp), and before each object
     // (ObjectInterpreter::interpret); the objects not reached stay addresses only. max(): none.
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
@@ -174,8 +174,8 @@ inline constexpr std::string_view kNoCrossView = "hidden objects not looked for"
 // The kernel's BTF for a graph's dump, before its objects are read (dmdetect places anchored key
 // nodes with it, train/key_anchors.hpp): the user's kernel file (`inputs.kernel_file`; what
 // btf::load_kernel_image throws; nullopt when its banner names another release than the dump's),
-// else the dump's own .BTF (find_btf), opened as interpret_detections opens it; nullopt with `why`
-// (one line) when there is none to be had.
+// else the dump's own .BTF (find_btf), opened as interpret_detections opens it, both stopped at
+// inputs.deadline; nullopt with `why` (one line) when there is none to be had or the deadline passed.
 std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const InterpretInputs& inputs, std::string& why);
 
 // Takes back a detection's "hidden" verdict (null, and "hidden: <why>" added to "bad"): for objects

@@ -59,25 +59,28 @@ std::vector<ImageSpan> image_spans(const TranslationLayer& tl) {
 // Drops what a forward scan of one span has passed from the process (PhysicalLayer::Releaser;
 // reads behind it refault from the page cache): the image window is tens of MiB of file pages
 // (54 MiB of the dev dump), which dmdetect's field reading otherwise kept beside its own data.
-// The span's rest goes when the scan leaves it (its end, a break or a return).
+// The span's rest goes when the scan leaves it (its end, a break or a return). The search's
+// `interrupt`, when set, is called as each MiB is released.
 class ScanRelease {
 public:
-    ScanRelease(const PhysicalLayer& phys, std::span<const uint8_t> span) noexcept
-        : releaser_(phys), done_(span.data()), end_(span.data() + span.size()) {}
+    ScanRelease(const PhysicalLayer& phys, std::span<const uint8_t> span, const InterruptFn& interrupt) noexcept
+        : releaser_(phys), interrupt_(interrupt), done_(span.data()), end_(span.data() + span.size()) {}
     ~ScanRelease() {
         if (end_ > done_) releaser_.add(done_, static_cast<uint64_t>(end_ - done_));
     }
     ScanRelease(const ScanRelease&) = delete;
     ScanRelease& operator=(const ScanRelease&) = delete;
-    void passed(const uint8_t* p) noexcept {   // every byte before p is scanned
+    void passed(const uint8_t* p) {   // every byte before p is scanned (may throw: the interrupt)
         if (p - done_ >= kStep) {
             releaser_.add(done_, static_cast<uint64_t>(p - done_));
             done_ = p;
+            if (interrupt_) interrupt_();
         }
     }
 private:
     static constexpr ptrdiff_t kStep = ptrdiff_t{1} << 20;
     PhysicalLayer::Releaser releaser_;
+    const InterruptFn& interrupt_;
     const uint8_t* done_;
     const uint8_t* const end_;
 };
@@ -123,14 +126,14 @@ std::string describes_linux(const btf::Btf& b) {
 
 // ---- BTF ------------------------------------------------------------------------------------
 
-std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why) {
+std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why, const InterruptFn& interrupt) {
     const auto spans = image_spans(tl);
     std::string last_reason;
     unsigned headers = 0, parsed = 0;
     for (const ImageSpan& s : spans) {
         const uint8_t* const begin = s.bytes.data();
         const uint8_t* const end = begin + s.bytes.size();
-        ScanRelease scanned(tl.physical(), s.bytes);
+        ScanRelease scanned(tl.physical(), s.bytes, interrupt);
         for (const uint8_t* p = begin; end - p >= 4; ++p) {
             p = static_cast<const uint8_t*>(std::memchr(p, 0x9f, static_cast<size_t>(end - p - 3)));
             if (!p) break;
@@ -149,6 +152,7 @@ std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why) {
                 last_reason = "more than " + std::to_string(kMaxBtfParses) + " BTF-like headers, none valid";
                 break;
             }
+            if (interrupt) interrupt();   // (up to kMaxBtf bytes read and parsed next)
             const uint64_t size = hdr_len + std::max(type_end, str_end);
             auto blob = read_bytes(tl, va, size);
             if (!blob) {
@@ -444,14 +448,14 @@ struct Finder {
 
 }  // namespace
 
-std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::string* why) {
+std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::string* why, const InterruptFn& interrupt) {
     const auto spans = image_spans(tl);
     Finder f{tl, tl.word_size(), {}};
     uint64_t indices = 0;
     for (const ImageSpan& s : spans) {
         const uint8_t* b = s.bytes.data();
         const uint64_t n = s.bytes.size();
-        ScanRelease scanned(tl.physical(), s.bytes);
+        ScanRelease scanned(tl.physical(), s.bytes, interrupt);
         for (uint64_t o = (8 - s.vaddr % 8) % 8; o + 512 <= n; o += 8) {
             scanned.passed(b + o);
             // kallsyms_token_index: 256 u16, the first 0, each next one 2..256 bytes further.
@@ -463,6 +467,7 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
             while (i < 256 && idx[i] >= idx[i - 1] + 2 && idx[i] <= idx[i - 1] + 256) ++i;
             if (i < 256) continue;
             ++indices;
+            if (interrupt) interrupt();
             if (auto k = f.from_token_index(s.vaddr + o, idx)) return k;
         }
     }
@@ -479,7 +484,8 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
 
 KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const std::optional<std::string>& kernel_file,
                                                const std::optional<std::string>& kallsyms_file,
-                                               const std::optional<std::string>& system_map_file) {
+                                               const std::optional<std::string>& system_map_file,
+                                               const InterruptFn& interrupt) {
     KernelTypesAndSymbols r;
     if (kernel_file) {
         btf::KernelImage img = btf::load_kernel_image(*kernel_file);
@@ -494,7 +500,7 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         r.btf_source = *kernel_file;
     } else {
         std::string why;
-        if (auto b = find_btf(tl, &why)) {
+        if (auto b = find_btf(tl, &why, interrupt)) {
             r.btf_source = "dump: .BTF at " + hex(b->vaddr) + " (" + std::to_string(b->size) + " bytes)";
             r.btf = std::move(b->btf);
         } else {
@@ -506,7 +512,7 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         r.symbols_source = *kallsyms_file;
     } else {
         std::string why;
-        if (auto k = find_kallsyms(tl, &why)) {
+        if (auto k = find_kallsyms(tl, &why, interrupt)) {
             r.symbols_source = "dump: kallsyms tables at " + hex(k->tables.num_syms) + " (" +
                                std::to_string(k->tables.count) + " symbols)";
             r.symbols = std::move(k->symbols);

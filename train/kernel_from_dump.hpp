@@ -40,6 +40,7 @@
 #pragma once
 
 #include "graph/kernel_banner.hpp"
+#include "graph/layers.hpp"
 #include "train/btf.hpp"
 #include "train/labeler.hpp"
 
@@ -57,7 +58,10 @@ struct DumpBtf {
     uint64_t vaddr = 0;   // where the header is
     uint64_t size = 0;    // bytes of the whole blob
 };
-std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why = nullptr);
+// `interrupt` (graph/layers.hpp), when set, is called per MiB searched and before each candidate
+// is read and parsed, and may throw to stop the search (dmdetect --time-limit: attacker 105's
+// crafted BTF headers kept the reading of the objects found 10.3 s past a 9 s share).
+std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why = nullptr, const InterruptFn& interrupt = {});
 
 // Virtual addresses of the kallsyms tables found (for reports and tests).
 struct KallsymsTables {
@@ -70,7 +74,8 @@ struct DumpKallsyms {
     Kallsyms symbols;
     KallsymsTables tables;
 };
-std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::string* why = nullptr);
+// `interrupt`: as find_btf's, per MiB searched and before each kallsyms_token_index candidate is followed.
+std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::string* why = nullptr, const InterruptFn& interrupt = {});
 
 struct KernelTypesAndSymbols {
     std::optional<btf::Btf> btf;
@@ -83,11 +88,13 @@ struct KernelTypesAndSymbols {
     const btf::Btf& require_btf(const std::string& what) const;
     const Kallsyms& require_symbols(const std::string& what) const;
 };
-// Throws what btf::load_kernel_image / Kallsyms::load throw for a user-given file that is bad.
+// Throws what btf::load_kernel_image / Kallsyms::load throw for a user-given file that is bad, and
+// what `interrupt` throws (passed to find_btf and find_kallsyms).
 KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl,
                                                const std::optional<std::string>& kernel_file = {},
                                                const std::optional<std::string>& kallsyms_file = {},
-                                               const std::optional<std::string>& system_map_file = {});
+                                               const std::optional<std::string>& system_map_file = {},
+                                               const InterruptFn& interrupt = {});
 
 // The kernel files of a tools/make-dataset dump directory, as it labelled the dump (the one place
 // this rule is stated; make-dataset's labelling, dm-attack and the robustness report all go through

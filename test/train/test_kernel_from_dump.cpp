@@ -392,6 +392,31 @@ TEST_CASE("corrupt tables are refused with a reason") {
     }
 }
 
+TEST_CASE("the searches call their interrupt before each candidate and per MiB, and stop where it throws") {
+    struct Stop {};
+    Dump d = kernel_dump(Layout::Upstream61);
+    const TranslationLayer& tl = d.layer();
+    unsigned calls = 0;
+    const InterruptFn count = [&] { ++calls; };
+    std::string why;
+    REQUIRE(find_btf(tl, &why, count));   // found: the candidate's call, and one per MiB before it
+    CHECK(calls == 1 + kBtfAt / (1u << 20));
+    calls = 0;
+    REQUIRE(find_kallsyms(tl, &why, count));
+    CHECK(calls >= 1 + kTables / (1u << 20));
+    // a throw stops each search, and kernel_types_and_symbols passes it on
+    const InterruptFn stop = [] { throw Stop{}; };
+    CHECK_THROWS_AS(find_btf(tl, &why, stop), Stop);
+    CHECK_THROWS_AS(find_kallsyms(tl, &why, stop), Stop);
+    CHECK_THROWS_AS(kernel_types_and_symbols(tl, {}, {}, {}, stop), Stop);
+    unsigned left = 1;   // the BTF's candidate passes, the kallsyms search is stopped
+    const InterruptFn once = [&] {
+        if (left-- == 0) throw Stop{};
+    };
+    Dump near = kernel_dump(Layout::Upstream61);
+    CHECK_THROWS_AS(kernel_types_and_symbols(near.layer(), {}, {}, {}, once), Stop);
+}
+
 TEST_CASE("dump_dir_kernel_files: vmlinux with System.map when there, else vmlinuz alone") {
     namespace fs = std::filesystem;
     const fs::path dir = fs::temp_directory_path() / ("dm-dump-dir-" + std::to_string(::getpid()));
