@@ -203,7 +203,9 @@ void remove_temporaries_on_signals() {
     std::call_once(once, [] {
         for (int sig : kCleanupSignals) {
             struct sigaction old {};
-            if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;   // nohup's, a shell's
+            // ignored (nohup's, a shell's) or handled by the program that links the library: its own
+            // (a handler of its own may let the run go on, its temporaries still being written; reviewer 106 L4)
+            if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) continue;
             struct sigaction sa {};
             sa.sa_handler = remove_temporaries_and_die;
             ::sigemptyset(&sa.sa_mask);

@@ -106,8 +106,11 @@ private:
 };
 
 // Installs the handler of the signals above that removes the live AtomicFiles'
-// temporaries, then dies of the signal (above). A signal the process ignores stays ignored (nohup).
-// Once per process; more calls do nothing.
+// temporaries, then dies of the signal (above). A signal the process ignores stays ignored (nohup),
+// and one it handles already stays its own (a program linking the library that installed a
+// handler first: its temporaries are then removed by their destructors or, left by a kill, as stale
+// ones). The handler it installs is found by a later sigaction (OpenMPI's MPI_Init installs its own
+// for SIGSEGV, SIGBUS, SIGFPE and SIGILL only, none of these). Once per process; more calls do nothing.
 void remove_temporaries_on_signals();
 
 // InputError "WHAT PATH: …" unless `path` (symlinks followed) is a regular file this process may

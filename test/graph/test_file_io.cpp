@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -103,6 +104,7 @@ TEST_CASE("AtomicFile: SIGTERM, SIGINT, SIGHUP, SIGPIPE and SIGXFSZ remove the t
         REQUIRE(child >= 0);
         if (child == 0) {   // (only async-signal-safe calls after a fork would be strict; this child is single-threaded)
             try {
+                ::signal(sig, SIG_DFL);   // as a CLI starts (doctest handles it in its process: that handler would stay)
                 remove_temporaries_on_signals();
                 AtomicFile done((d.path / "done.txt").string());
                 done.write(std::string_view("whole"));
@@ -124,28 +126,55 @@ TEST_CASE("AtomicFile: SIGTERM, SIGINT, SIGHUP, SIGPIPE and SIGXFSZ remove the t
         CHECK(slurp(d.path / "out.txt") == "KEEP");
         CHECK(slurp(d.path / "done.txt") == "whole");
     }
-    {   // a signal the process ignores (nohup) stays ignored: the run goes on, its temporary removed at the end
-        TempDir d("dm-file-io-nohup");
+    // `body` in a forked child (single-threaded: only async-signal-safe calls after a fork would be strict);
+    // its exit status: the status it returns, 99 when it throws
+    auto in_child = [](const std::function<int()>& body) {
         const pid_t child = ::fork();
         REQUIRE(child >= 0);
         if (child == 0) {
             try {
-                ::signal(SIGHUP, SIG_IGN);
-                remove_temporaries_on_signals();
-                {
-                    AtomicFile a((d.path / "out.txt").string());
-                    ::raise(SIGHUP);
-                }
-                ::_exit(7);
+                ::_exit(body());
             } catch (...) {
                 ::_exit(99);
             }
         }
         int status = 0;
         REQUIRE(::waitpid(child, &status, 0) == child);
+        return status;
+    };
+    {   // a signal the process ignores (nohup) stays ignored: the run goes on, its temporary removed at the end
+        TempDir d("dm-file-io-nohup");
+        const int status = in_child([&] {
+            ::signal(SIGHUP, SIG_IGN);
+            remove_temporaries_on_signals();
+            {
+                AtomicFile a((d.path / "out.txt").string());
+                ::raise(SIGHUP);
+            }
+            return 7;
+        });
         CHECK(WIFEXITED(status));
         CHECK(WEXITSTATUS(status) == 7);
         CHECK(names(d.path).empty());
+    }
+    {   // a handler the program installed first stays its own (reviewer 106 L4): it runs, the temporary is
+        // still there for its writer, which ends normally
+        TempDir d("dm-file-io-own-handler");
+        const int status = in_child([&] {
+            static volatile sig_atomic_t seen = 0;
+            ::signal(SIGTERM, [](int) { seen = 1; });   // (doctest's own, replaced by the program's)
+            remove_temporaries_on_signals();
+            AtomicFile a((d.path / "out.txt").string());
+            ::raise(SIGTERM);
+            if (!seen || names(d.path).size() != 1) return 98;   // its handler ran; the temporary is there
+            a.write("new");
+            a.commit();
+            return 7;
+        });
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 7);
+        CHECK(names(d.path) == std::vector<std::string>{"out.txt"});
+        CHECK(slurp(d.path / "out.txt") == "new");
     }
 }
 
