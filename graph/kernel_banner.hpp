@@ -27,8 +27,14 @@
 //            scanned and the valid banner seen most often wins (numbered ones first; ties: lowest
 //            paddr), marked as not from the image: a copy anywhere in memory (a page-cache copy of
 //            /proc/version, a string planted in a process) is weaker evidence than the image's.
-//            Cost: one memmem pass over the image (tens of MiB); the fallback reads the whole dump
-//            once, dropping each chunk of a file-backed layer from the process after reading it.
+//            Cost: one memmem pass over the image (tens of MiB), each physical byte once however many
+//            times the image window maps it; the fallback reads the whole dump once, dropping each
+//            chunk of a file-backed layer from the process after reading it. A prefix is parsed
+//            only when its line (to the first '\n') holds no other and is at most kMaxBannerBytes,
+//            and only that line is copied, so the bytes parsed are at most the bytes searched
+//            (attacker 107: a prefix every 17 bytes on lines nesting 27 of them, each parse reading
+//            ~250 bytes, cost 55 % of an 11 s build). `interrupt` (graph/layers.hpp) is called per
+//            4 MiB and per 4,096 prefixes met, and may throw to stop the search (dmdetect --time-limit).
 #pragma once
 
 #include "graph/layers.hpp"
@@ -84,13 +90,13 @@ struct FoundBanner {
 
 // See Search above. `kernel_runs`: the kernel mappings (TranslationLayer::kernel_runs(), sorted by
 // vaddr); `word_size` 8 (x86-64) or 4 (32-bit, PAE) chooses the image window. Never throws on
-// dump contents; nullopt when no banner of the right shape is present.
+// dump contents (only what `interrupt` throws); nullopt when no banner of the right shape is present.
 std::optional<FoundBanner> find_kernel_banner(const PhysicalLayer& phys, std::span<const VirtualRun> kernel_runs,
-                                              unsigned word_size);
+                                              unsigned word_size, const InterruptFn& interrupt = {});
 // The first step of the search alone: a banner in the kernel-image window, or nullopt (no
 // fallback scan of the whole dump). The root search (graph/root_search.cpp) asks it whether a
 // candidate root maps a kernel image; cost: one memmem pass over the window's present pages.
-std::optional<FoundBanner> find_kernel_banner_in_image(const PhysicalLayer& phys,
-                                                       std::span<const VirtualRun> kernel_runs, unsigned word_size);
+std::optional<FoundBanner> find_kernel_banner_in_image(const PhysicalLayer& phys, std::span<const VirtualRun> kernel_runs,
+                                                       unsigned word_size, const InterruptFn& interrupt = {});
 
 }  // namespace deepmem

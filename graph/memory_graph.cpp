@@ -1071,7 +1071,7 @@ MemoryGraph MemoryGraph::build(const TranslationLayer& layer, GraphParams params
             if (r.vaddr < hi && r.vaddr + r.size > lo) image += std::min(hi, r.vaddr + r.size) - std::max(lo, r.vaddr);
         g.info_.kernel_image_bytes = image;
     }
-    g.info_.kernel_banner = find_kernel_banner(layer.physical(), runs, params.word_size);
+    g.info_.kernel_banner = find_kernel_banner(layer.physical(), runs, params.word_size, interrupt);
     g.phases_.pages += enumerate;
     g.info_.dtb = layer.dtb();
     g.info_.paging = layer.mode();

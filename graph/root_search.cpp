@@ -679,7 +679,7 @@ TranslationLayer TranslationLayer::detect(const PhysicalLayer& phys, std::option
         const DirectMapHealth health = direct_map_health(s, phys, *note);
         const Mapping& mapped = health.mapped;
         const bool maps_itself = RootCover(s, note->kernel_runs()).anywhere.covers(note->dtb());
-        auto has_banner = [&] { return find_kernel_banner_in_image(phys, note->kernel_runs(), s.sign_extend ? 8 : 4).has_value(); };
+        auto has_banner = [&] { return find_kernel_banner_in_image(phys, note->kernel_runs(), s.sign_extend ? 8 : 4, interrupt).has_value(); };
         const bool kernel = maps_a_kernel(s, phys, mapped, note->dtb(), maps_itself, has_banner);
         // A root that maps the kernel image (its banner) but no direct map (the tester's attack 8,
         // F4: a PTI-style copy of the PGD without the direct map's slot as the note's CR3 gave a
@@ -873,7 +873,7 @@ TranslationLayer TranslationLayer::search(const PhysicalLayer& phys, std::option
         // member's direct map falls short.
         std::optional<bool> banner;
         auto has_banner = [&] {
-            if (!banner) banner = find_kernel_banner_in_image(phys, m.runs, s.sign_extend ? 8 : 4).has_value();
+            if (!banner) banner = find_kernel_banner_in_image(phys, m.runs, s.sign_extend ? 8 : 4, interrupt).has_value();
             return *banner;
         };
         // Which members' own page the kernel maps, anywhere and in the kernel-text window.

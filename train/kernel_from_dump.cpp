@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <cstring>
+#include <string.h>   // memmem (GNU)
 #include <tuple>
 
 namespace deepmem {
@@ -15,8 +16,14 @@ namespace {
 
 // x86-64 __START_KERNEL_map and MODULES_VADDR (KERNEL_IMAGE_SIZE = 1 GiB with KASLR).
 constexpr uint64_t kImageStart = 0xffffffff80000000ull, kImageEnd = 0xffffffffc0000000ull;
-constexpr uint64_t kMaxBtf = 64ull << 20;        // vmlinux BTF is ~5 MiB; 64 MiB is no kernel's
-constexpr unsigned kMaxBtfParses = 16;           // headers fully parsed before giving up
+// The BTF search's bounds (attacker 107: 16 headers of 64 MiB blobs of valid types, each read and
+// parsed whole before it was found to lack task_struct, took 83 s and 1.31 GB). Debian's vmlinux BTF:
+// 3.4 MiB (5.10), 4.1 MiB (6.1), 4.7 MiB (6.12).
+constexpr uint64_t kMaxBtf = 16ull << 20;          // bytes of one blob: no kernel's is larger
+constexpr uint64_t kMaxBtfReadBytes = 256ull << 20;   // blob bytes read (for the names check) in all
+constexpr uint64_t kMaxBtfParsedBytes = 32ull << 20;  // blob bytes parsed in all
+constexpr unsigned kMaxBtfParses = 16;             // headers fully parsed before giving up
+constexpr unsigned kMaxKallsymsCandidates = 64;    // kallsyms_token_index-like tables followed (a kernel has one)
 constexpr uint64_t kMaxKallsyms = 1ull << 24;    // seqs_of_names stores indices in 3 bytes
 constexpr uint64_t kMaxSymbolName = 1024;        // KSYM_NAME_LEN is 512 since 6.1 (128 before)
 
@@ -122,6 +129,17 @@ std::string describes_linux(const btf::Btf& b) {
     return {};
 }
 
+// What describes_linux needs by name, looked for in a BTF string section before it is parsed: "" when
+// every name is there, else the first missing one.
+std::string names_linux(std::span<const uint8_t> strings) {
+    for (const char* name : {"task_struct", "pid", "tgid", "comm", "tasks", "list_head", "next", "prev", "cred", "mm_struct", "file"}) {
+        std::string key = std::string(1, '\0') + name;
+        key.push_back('\0');
+        if (!::memmem(strings.data(), strings.size(), key.data(), key.size())) return std::string("no name ") + name + " in its strings";
+    }
+    return {};
+}
+
 }  // namespace
 
 // ---- BTF ------------------------------------------------------------------------------------
@@ -130,6 +148,7 @@ std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why, co
     const auto spans = image_spans(tl);
     std::string last_reason;
     unsigned headers = 0, parsed = 0;
+    uint64_t read_bytes_total = 0, parsed_bytes = 0;
     for (const ImageSpan& s : spans) {
         const uint8_t* const begin = s.bytes.data();
         const uint8_t* const end = begin + s.bytes.size();
@@ -148,17 +167,27 @@ std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why, co
                 !(type_end <= str_off || str_end <= type_off) || std::max(type_end, str_end) > kMaxBtf)
                 continue;
             ++headers;
-            if (parsed++ >= kMaxBtfParses) {
-                last_reason = "more than " + std::to_string(kMaxBtfParses) + " BTF-like headers, none valid";
+            const uint64_t size = hdr_len + std::max(type_end, str_end);
+            if (parsed >= kMaxBtfParses || read_bytes_total + size > kMaxBtfReadBytes ||
+                parsed_bytes + size > kMaxBtfParsedBytes) {
+                last_reason = std::to_string(headers) + " BTF-like headers, none a kernel's before the search's bound (" +
+                              std::to_string(kMaxBtfParses) + " parsed, " + mib(kMaxBtfParsedBytes) + " parsed or " +
+                              mib(kMaxBtfReadBytes) + " read in all)";
                 break;
             }
             if (interrupt) interrupt();   // (up to kMaxBtf bytes read and parsed next)
-            const uint64_t size = hdr_len + std::max(type_end, str_end);
+            read_bytes_total += size;
             auto blob = read_bytes(tl, va, size);
             if (!blob) {
                 last_reason = "BTF header at " + hex(va) + " but its " + std::to_string(size) + " bytes are not all in the dump";
                 continue;
             }
+            // A kernel's names first, before the blob is parsed (its string section, NUL-delimited)
+            if (std::string lack = names_linux(std::span<const uint8_t>(*blob).subspan(hdr_len + str_off, str_len)); !lack.empty()) {
+                last_reason = "BTF at " + hex(va) + " is no kernel's: " + lack;
+                continue;
+            }
+            ++parsed, parsed_bytes += size;
             try {
                 btf::Btf b = btf::Btf::parse(*blob);
                 if (std::string lack = describes_linux(b); !lack.empty()) {
@@ -331,12 +360,13 @@ struct Finder {
             for (uint64_t n = n0 > 8 ? n0 - 8 : 1; n <= n0 + 8; ++n) {
                 const uint64_t m = (n + 255) / 256, seqs = round_up(p + 4 * m, word);
                 if (m < 2 || round_up(seqs + 3 * n, word) != table) continue;
-                std::vector<uint32_t> marks(m);
+                // (checked in place: the markers (up to 8 k) and the seen bits (up to 2 M) made and zeroed
+                // for every p and n before their first check cost 2.8 s per candidate, attacker 107)
                 bool ok = true;
-                for (uint64_t i = 0; i < m && ok; ++i) {
-                    marks[i] = u32(p + 4 * i);
-                    ok = i == 0 || marks[i] > marks[i - 1];
-                }
+                for (uint64_t i = 1; i < m && ok; ++i) ok = u32(p + 4 * i) > u32(p + 4 * (i - 1));
+                if (!ok) continue;
+                std::vector<uint32_t> marks(m);
+                for (uint64_t i = 0; i < m; ++i) marks[i] = u32(p + 4 * i);
                 std::vector<bool> seen(n);
                 for (uint64_t i = 0; i < n && ok; ++i) {
                     const uint8_t* b = buf.data() + (seqs - lo) + 3 * i;
@@ -466,7 +496,11 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
             unsigned i = 1;
             while (i < 256 && idx[i] >= idx[i - 1] + 2 && idx[i] <= idx[i - 1] + 256) ++i;
             if (i < 256) continue;
-            ++indices;
+            if (++indices > kMaxKallsymsCandidates) {
+                f.reason = "more than " + std::to_string(kMaxKallsymsCandidates) +
+                           " kallsyms_token_index-like tables, none followed to a kernel's kallsyms";
+                break;
+            }
             if (interrupt) interrupt();
             if (auto k = f.from_token_index(s.vaddr + o, idx)) return k;
         }

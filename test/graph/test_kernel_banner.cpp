@@ -151,6 +151,51 @@ TEST_CASE("graph: the banner in the kernel image wins over decoys and truncated 
     }
 }
 
+TEST_CASE("graph: the image window's memory is searched once however often it is mapped; junk lines do not hide the banner") {
+    // attacker 107: lines nesting the prefix (a prefix every 17 bytes), or one prefix a line
+    const std::string nested = [] {
+        std::string l;
+        for (int i = 0; i < 27; ++i) l += "Linux version 1 (";
+        l += "x";
+        for (int i = 0; i < 27; ++i) l += ")";
+        return l + " #1\n";
+    }();
+    auto junk = [&](Memory& m, uint64_t page, const std::string& line) {
+        for (uint64_t at = 0; at + line.size() <= 4096; at += line.size()) put(m, page * 4096 + at, line);
+    };
+    SUBCASE("a junk page mapped 2,000 times before the banner: the image's banner found") {
+        Memory m(4);
+        junk(m, 1, nested);
+        put(m, 2 * 4096 + 8, kDebian61 + "\n");
+        for (uint64_t i = 0; i < 2000; ++i) m.map(kImage + i * 4096, 4096, 4096);
+        m.map(kImage + 2000 * 4096, 2 * 4096, 4096);
+        auto phys = m.phys();
+        unsigned calls = 0;   // the interrupt: once per chunk searched, so once per physical stretch here
+        auto f = find_kernel_banner(*phys, m.runs, 8, [&] { ++calls; });
+        REQUIRE(f.has_value());
+        CHECK(f->in_kernel_image());
+        CHECK(f->vaddr == kImage + 2000 * 4096 + 8);
+        CHECK(calls <= 3);   // (each mapping searched: 2,001)
+    }
+    for (const std::string& line : {nested, std::string("Linux version 1\n")}) {
+        CAPTURE(line.size());
+        // 1,100 pages of junk before the banner: 263,000–281,600 prefixes
+        constexpr uint64_t kPages = 1100;
+        Memory m(kPages + 1);
+        for (uint64_t p = 0; p < kPages; ++p) junk(m, p, line);
+        m.map(kImage, 0, (kPages + 1) * 4096);
+        put(m, kPages * 4096 + 8, kDebian61 + "\n");
+        auto phys = m.phys();
+        unsigned calls = 0;
+        auto f = find_kernel_banner(*phys, m.runs, 8, [&] { ++calls; });
+        REQUIRE(f.has_value());
+        CHECK(f->vaddr == kImage + kPages * 4096 + 8);
+        CHECK(calls >= kPages * (4096 / line.size()) / 4096);   // the interrupt: per 4,096 prefixes met (and per 4 MiB)
+        struct Stop {};
+        CHECK_THROWS_AS(find_kernel_banner(*phys, m.runs, 8, [] { throw Stop{}; }), Stop);
+    }
+}
+
 TEST_CASE("graph: a banner truncated by the end of the dump is not a banner") {
     Memory m(4);
     m.map(K64, 0, 4 * 4096);

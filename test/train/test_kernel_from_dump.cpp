@@ -392,6 +392,47 @@ TEST_CASE("corrupt tables are refused with a reason") {
     }
 }
 
+TEST_CASE("the searches are bounded: BTF blobs parsed, kallsyms_token_index candidates followed (attacker 107)") {
+    // A BTF that names everything describes_linux looks for, as ints: it passes the names check, is parsed,
+    // and is no kernel's.
+    BtfBuilder decoy;
+    for (const char* name : {"task_struct", "pid", "tgid", "comm", "tasks", "list_head", "next", "prev", "cred", "mm_struct", "file"})
+        decoy.int_type(name, 4, 32);
+    const std::vector<uint8_t> blob = decoy.blob();
+    // 512 bytes shaped as kallsyms_token_index (0, 2, 4, …) with no token table before it
+    std::vector<uint8_t> index(512);
+    for (unsigned i = 0; i < 256; ++i) index[2 * i] = uint8_t(2 * i), index[2 * i + 1] = uint8_t((2 * i) >> 8);
+    std::string why;
+    SUBCASE("15 decoy BTFs before the kernel's: all parsed, the kernel's (the 16th) found; 16: the bound, none") {
+        for (unsigned n : {15u, 16u}) {
+            Dump d = kernel_dump(Layout::Upstream61);
+            for (unsigned k = 0; k < n; ++k) d.put(0x1000 + 0x1000 * k, blob);
+            CAPTURE(n);
+            const auto b = find_btf(d.layer(), &why);
+            CHECK(b.has_value() == (n == 15));
+            if (n == 16) CHECK(why.find("none a kernel's before the search's bound (16 parsed") != std::string::npos);
+        }
+    }
+    SUBCASE("a blob without a kernel's names is not parsed: said so") {
+        Dump d = kernel_dump(Layout::Upstream61, false);
+        BtfBuilder b;
+        b.int_type("task_struct", 4, 32);
+        d.put(kBtfAt, b.blob());
+        CHECK_FALSE(find_btf(d.layer(), &why));
+        CHECK(why.find("no name pid in its strings") != std::string::npos);
+    }
+    SUBCASE("63 token-index look-alikes before the tables: the kernel's (the 64th) found; 64: the bound, none") {
+        for (unsigned n : {63u, 64u}) {
+            Dump d = kernel_dump(Layout::Upstream61);
+            for (unsigned k = 0; k < n; ++k) d.put(0x12000 + 0x400 * k, index);
+            CAPTURE(n);
+            const auto k = find_kallsyms(d.layer(), &why);
+            CHECK(k.has_value() == (n == 63));
+            if (n == 64) CHECK(why.find("more than 64 kallsyms_token_index-like tables") != std::string::npos);
+        }
+    }
+}
+
 TEST_CASE("the searches call their interrupt before each candidate and per MiB, and stop where it throws") {
     struct Stop {};
     Dump d = kernel_dump(Layout::Upstream61);
