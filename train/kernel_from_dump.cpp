@@ -149,7 +149,9 @@ std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why, co
     std::string last_reason;
     unsigned headers = 0, parsed = 0;
     uint64_t read_bytes_total = 0, parsed_bytes = 0;
+    bool bounded = false;   // the search's bounds reached: no more candidates, in any span
     for (const ImageSpan& s : spans) {
+        if (bounded) break;
         const uint8_t* const begin = s.bytes.data();
         const uint8_t* const end = begin + s.bytes.size();
         ScanRelease scanned(tl.physical(), s.bytes, interrupt);
@@ -168,11 +170,14 @@ std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why, co
                 continue;
             ++headers;
             const uint64_t size = hdr_len + std::max(type_end, str_end);
-            if (parsed >= kMaxBtfParses || read_bytes_total + size > kMaxBtfReadBytes ||
-                parsed_bytes + size > kMaxBtfParsedBytes) {
+            auto bound = [&] {
+                bounded = true;
                 last_reason = std::to_string(headers) + " BTF-like headers, none a kernel's before the search's bound (" +
                               std::to_string(kMaxBtfParses) + " parsed, " + mib(kMaxBtfParsedBytes) + " parsed or " +
                               mib(kMaxBtfReadBytes) + " read in all)";
+            };
+            if (read_bytes_total + size > kMaxBtfReadBytes) {
+                bound();
                 break;
             }
             if (interrupt) interrupt();   // (up to kMaxBtf bytes read and parsed next)
@@ -186,6 +191,10 @@ std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why, co
             if (std::string lack = names_linux(std::span<const uint8_t>(*blob).subspan(hdr_len + str_off, str_len)); !lack.empty()) {
                 last_reason = "BTF at " + hex(va) + " is no kernel's: " + lack;
                 continue;
+            }
+            if (parsed >= kMaxBtfParses || parsed_bytes + size > kMaxBtfParsedBytes) {
+                bound();
+                break;
             }
             ++parsed, parsed_bytes += size;
             try {
@@ -483,6 +492,7 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
     Finder f{tl, tl.word_size(), {}};
     uint64_t indices = 0;
     for (const ImageSpan& s : spans) {
+        if (indices > kMaxKallsymsCandidates) break;   // (the bound, below)
         const uint8_t* b = s.bytes.data();
         const uint64_t n = s.bytes.size();
         ScanRelease scanned(tl.physical(), s.bytes, interrupt);

@@ -413,6 +413,13 @@ TEST_CASE("the searches are bounded: BTF blobs parsed, kallsyms_token_index cand
             if (n == 16) CHECK(why.find("none a kernel's before the search's bound (16 parsed") != std::string::npos);
         }
     }
+    SUBCASE("blobs without a kernel's names are not parsed and do not count as parsed: 20 before the kernel's") {
+        Dump d = kernel_dump(Layout::Upstream61);
+        BtfBuilder b;
+        b.int_type("task_struct", 4, 32);
+        for (unsigned k = 0; k < 20; ++k) d.put(0x1000 + 0x1000 * k, b.blob());
+        CHECK(find_btf(d.layer(), &why));
+    }
     SUBCASE("a blob without a kernel's names is not parsed: said so") {
         Dump d = kernel_dump(Layout::Upstream61, false);
         BtfBuilder b;
