@@ -23,6 +23,7 @@ constexpr uint64_t kMaxBtf = 16ull << 20;          // bytes of one blob: no kern
 constexpr uint64_t kMaxBtfReadBytes = 256ull << 20;   // blob bytes read (for the names check) in all
 constexpr uint64_t kMaxBtfParsedBytes = 32ull << 20;  // blob bytes parsed in all
 constexpr unsigned kMaxBtfParses = 16;             // headers fully parsed before giving up
+constexpr uint64_t kMaxNamesBytes = 64ull << 20;   // kallsyms_names: 1.2 MiB (6.1), 1.3 MiB (5.10), 2.2 MiB (6.12) in Debian's kernels
 constexpr unsigned kMaxKallsymsCandidates = 64;    // kallsyms_token_index-like tables followed (a kernel has one)
 constexpr uint64_t kMaxKallsyms = 1ull << 24;    // seqs_of_names stores indices in 3 bytes
 constexpr uint64_t kMaxSymbolName = 1024;        // KSYM_NAME_LEN is 512 since 6.1 (128 before)
@@ -415,8 +416,14 @@ struct Finder {
         reason = "kallsyms_markers at " + hex(marks_at) + ": no kallsyms_num_syms/kallsyms_names before them";
         const uint64_t last = marks.back();
         const uint64_t window = 256 * 257 + 2 * word;
-        if (marks_at < last + window + 2 * word) return std::nullopt;
+        // (the last marker is where its block's names start: at most 2 + 255 bytes a name before it,
+        // and the stream is read whole below; attacker 108's marker 0xffffffff made 4 GiB zeroed per
+        // candidate before a read that failed)
+        if (last > (m - 1) * 256 * 257 || last > kMaxNamesBytes || marks_at < last + window + 2 * word) return std::nullopt;
         const uint64_t lo = (marks_at - last - window) / word * word;
+        uint8_t probe[1];
+        for (uint64_t page = lo / 4096 * 4096; page < marks_at; page += 4096)   // all there, before it is made
+            if (!tl.read_virtual(std::max(page, lo), probe)) return std::nullopt;
         auto buf = read_bytes(tl, lo, marks_at - lo);
         if (!buf) return std::nullopt;
         const uint64_t num_syms_field = round_up(4, word);   // .long then ALGN

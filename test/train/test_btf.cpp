@@ -114,6 +114,20 @@ TEST_CASE("every truncation of a valid blob is a FormatError, never a crash") {
     }
 }
 
+TEST_CASE("a name longer than 1024 bytes is refused (the kernel's check: KSYM_NAME_LEN), one of 1024 read") {
+    for (size_t len : {size_t{1024}, size_t{1025}}) {
+        CAPTURE(len);
+        BtfBuilder b;
+        b.int_type(std::string(len, 'x'), 4, 32);
+        if (len == 1024) {
+            const Btf parsed = Btf::parse(b.blob());
+            CHECK(parsed.type(1).name == std::string(len, 'x'));
+        } else {
+            CHECK_THROWS_WITH_AS(Btf::parse(b.blob()), doctest::Contains("a name of at most 1024 bytes"), FormatError);
+        }
+    }
+}
+
 TEST_CASE("header errors carry the offending offset") {
     auto s = sample();
     auto bad = s.blob;

@@ -362,6 +362,12 @@ TEST_CASE("corrupt tables are refused with a reason") {
         CHECK_FALSE(found);
         CHECK(!why.empty());
     }
+    SUBCASE("a last marker past what its names can hold (attacker 108: 0xffffffff, 4 GiB made per candidate)") {
+        const uint64_t m = (symbols().size() + 255) / 256;
+        auto [found, why] = with([&](Dump& d) { d.put(kTables + a.label.at("kallsyms_markers") + 4 * (m - 1), {0xff, 0xff, 0xff, 0xff}); });
+        CHECK_FALSE(found);
+        CHECK(why.find("no kallsyms_num_syms/kallsyms_names before them") != std::string::npos);
+    }
     SUBCASE("offsets out of order") {
         auto [found, why] = with([&](Dump& d) { d.put(kTables + a.label.at("kallsyms_offsets") + 4 * 100, {0, 0, 0, 0x80}); });
         CHECK_FALSE(found);
