@@ -1062,6 +1062,32 @@ std::optional<btf::Btf> graph_dump_btf(const GraphBuildInfo& info, const Interpr
     return std::move(found->btf);
 }
 
+namespace {
+
+// The banner the graph found (the models were chosen by its build) against the one at the symbols'
+// linux_banner (init/version-timestamp.c): "" when they agree or either is missing, else the note
+// (kKernelDataDisagree). Attacker 108: a valid 5.10 banner planted on a page mapped below a 6.1
+// kernel's image won (the lowest vaddr), the 5.10 models ran, and 1 module was called hidden.
+std::string banner_disagreement(const TranslationLayer& tl, const GraphBuildInfo& info, const KernelTypesAndSymbols& kernel) {
+    const std::optional<uint64_t> at = kernel.symbols ? kernel.symbols->address("linux_banner") : std::nullopt;
+    if (!at || !info.kernel_banner || info.kernel_banner->vaddr == at) return {};
+    std::string text(kMaxBannerBytes, '\0');
+    for (uint64_t n = kMaxBannerBytes; n > 0; n = n > 64 ? n - 64 : 0)   // (the banner may end a page before a hole)
+        if (tl.read_virtual(*at, std::span<uint8_t>(reinterpret_cast<uint8_t*>(text.data()), n))) {
+            text.resize(n);
+            break;
+        }
+    const std::optional<KernelBanner> theirs = KernelBanner::parse(text);
+    const KernelBanner& used = info.kernel_banner->banner;
+    if (!theirs || theirs->text == used.text) return {};
+    return std::string(kKernelDataDisagree) + "the kernel banner the models were chosen by (" + used.release + ", at " +
+           (info.kernel_banner->vaddr ? hex(*info.kernel_banner->vaddr) : "physical " + hex(info.kernel_banner->paddr)) +
+           ") is not the one at the symbols' linux_banner (" + theirs->release + ", at " + hex(*at) +
+           "): a planted banner? The models of " + theirs->release + "'s build may fit (-w to choose them)";
+}
+
+}  // namespace
+
 Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection> detections, const InterpretInputs& in) {
     if (detections.empty()) return {};   // (nothing to read: the dump is not opened again, reviewer 106 L1)
     const bool timed = in.deadline != std::chrono::steady_clock::time_point::max();
@@ -1085,6 +1111,8 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
     const KernelTypesAndSymbols& kernel = *found;
     Interpreted out;
     std::vector<std::string>& notes = out.notes;
+    const std::string disagree = banner_disagreement(*tl, info, kernel);
+    if (!disagree.empty()) notes.push_back(disagree);
     if (!kernel.btf) {   // one line: what is missing and why — the symbols too, needed next (newcomer 87 MED 9)
         std::string why, symbols;
         for (const auto& n : kernel.notes)
@@ -1103,6 +1131,8 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
         std::function<bool()> stop;   // (a clock read: ~20 ns an object)
         if (timed) stop = passed;
         const size_t read = interp.interpret(detections, stop);
+        if (!disagree.empty())   // the models may be another build's: their objects' bytes another object's
+            for (Detection& d : detections) withdraw_hidden(d, "the dump's kernel banners disagree (a planted one?)");
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());
         notes.insert(notes.end(), interp.notes().begin(), interp.notes().end());
         if (read < detections.size()) {

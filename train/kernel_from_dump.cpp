@@ -145,77 +145,96 @@ std::string names_linux(std::span<const uint8_t> strings) {
 
 // ---- BTF ------------------------------------------------------------------------------------
 
+namespace {
+
+// BTF candidates tried one by one within the search's bounds (kMaxBtfParses, kMaxBtfParsedBytes,
+// kMaxBtfReadBytes): the header checked, the blob read, its names checked, parsed, a kernel's.
+struct BtfCandidates {
+    const TranslationLayer& tl;
+    const InterruptFn& interrupt;
+    unsigned headers = 0, parsed = 0;
+    uint64_t read_total = 0, parsed_bytes = 0;
+    bool bounded = false;      // the bounds reached: no more candidates
+    std::string last_reason;   // why the last header that looked right was not a kernel's BTF
+
+    std::optional<DumpBtf> at(uint64_t va) {
+        uint32_t h[6];
+        if (!tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(h), sizeof h))) return std::nullopt;
+        const uint64_t magic = h[0], hdr_len = h[1], type_off = h[2], type_len = h[3], str_off = h[4], str_len = h[5];
+        const uint64_t type_end = type_off + type_len, str_end = str_off + str_len;
+        if (magic != 0x0001eb9f || hdr_len != 24 || type_off % 4 || type_len < 12 || str_len < 2 ||   // 0xeb9f LE, version 1, flags 0
+            !(type_end <= str_off || str_end <= type_off) || std::max(type_end, str_end) > kMaxBtf)
+            return std::nullopt;
+        ++headers;
+        const uint64_t size = hdr_len + std::max(type_end, str_end);
+        auto bound = [&] {
+            bounded = true;
+            last_reason = std::to_string(headers) + " BTF-like headers, none a kernel's before the search's bound (" +
+                          std::to_string(kMaxBtfParses) + " parsed, " + mib(kMaxBtfParsedBytes) + " parsed or " +
+                          mib(kMaxBtfReadBytes) + " read in all)";
+            return std::nullopt;
+        };
+        if (read_total + size > kMaxBtfReadBytes) return bound();
+        if (interrupt) interrupt();   // (up to kMaxBtf bytes read and parsed next)
+        read_total += size;
+        auto blob = read_bytes(tl, va, size);
+        if (!blob) {
+            last_reason = "BTF header at " + hex(va) + " but its " + std::to_string(size) + " bytes are not all in the dump";
+            return std::nullopt;
+        }
+        // A kernel's names first, before the blob is parsed (its string section, NUL-delimited)
+        if (std::string lack = names_linux(std::span<const uint8_t>(*blob).subspan(hdr_len + str_off, str_len)); !lack.empty()) {
+            last_reason = "BTF at " + hex(va) + " is no kernel's: " + lack;
+            return std::nullopt;
+        }
+        if (parsed >= kMaxBtfParses || parsed_bytes + size > kMaxBtfParsedBytes) return bound();
+        ++parsed, parsed_bytes += size;
+        try {
+            btf::Btf b = btf::Btf::parse(*blob);
+            if (std::string lack = describes_linux(b); !lack.empty()) {
+                last_reason = "BTF at " + hex(va) + " is no kernel's: " + lack;
+                return std::nullopt;
+            }
+            return DumpBtf{std::move(b), va, size};
+        } catch (const std::exception& e) {   // FormatError, or InputError from size_of
+            last_reason = "BTF at " + hex(va) + " rejected: " + e.what();
+        }
+        return std::nullopt;
+    }
+};
+
+}  // namespace
+
 std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why, const InterruptFn& interrupt) {
     const auto spans = image_spans(tl);
-    std::string last_reason;
-    unsigned headers = 0, parsed = 0;
-    uint64_t read_bytes_total = 0, parsed_bytes = 0;
-    bool bounded = false;   // the search's bounds reached: no more candidates, in any span
+    BtfCandidates c{tl, interrupt};
     for (const ImageSpan& s : spans) {
-        if (bounded) break;
+        if (c.bounded) break;
         const uint8_t* const begin = s.bytes.data();
         const uint8_t* const end = begin + s.bytes.size();
         ScanRelease scanned(tl.physical(), s.bytes, interrupt);
-        for (const uint8_t* p = begin; end - p >= 4; ++p) {
+        for (const uint8_t* p = begin; end - p >= 4 && !c.bounded; ++p) {
             p = static_cast<const uint8_t*>(std::memchr(p, 0x9f, static_cast<size_t>(end - p - 3)));
             if (!p) break;
             scanned.passed(p);
             if (p[1] != 0xeb || p[2] != 1 || p[3] != 0) continue;   // magic 0xeb9f LE, version 1, flags 0
-            const uint64_t va = s.vaddr + static_cast<uint64_t>(p - begin);
-            uint32_t h[6];
-            if (!tl.read_virtual(va, std::span<uint8_t>(reinterpret_cast<uint8_t*>(h), sizeof h))) continue;
-            const uint64_t hdr_len = h[1], type_off = h[2], type_len = h[3], str_off = h[4], str_len = h[5];
-            const uint64_t type_end = type_off + type_len, str_end = str_off + str_len;
-            if (hdr_len != 24 || type_off % 4 || type_len < 12 || str_len < 2 ||
-                !(type_end <= str_off || str_end <= type_off) || std::max(type_end, str_end) > kMaxBtf)
-                continue;
-            ++headers;
-            const uint64_t size = hdr_len + std::max(type_end, str_end);
-            auto bound = [&] {
-                bounded = true;
-                last_reason = std::to_string(headers) + " BTF-like headers, none a kernel's before the search's bound (" +
-                              std::to_string(kMaxBtfParses) + " parsed, " + mib(kMaxBtfParsedBytes) + " parsed or " +
-                              mib(kMaxBtfReadBytes) + " read in all)";
-            };
-            if (read_bytes_total + size > kMaxBtfReadBytes) {
-                bound();
-                break;
-            }
-            if (interrupt) interrupt();   // (up to kMaxBtf bytes read and parsed next)
-            read_bytes_total += size;
-            auto blob = read_bytes(tl, va, size);
-            if (!blob) {
-                last_reason = "BTF header at " + hex(va) + " but its " + std::to_string(size) + " bytes are not all in the dump";
-                continue;
-            }
-            // A kernel's names first, before the blob is parsed (its string section, NUL-delimited)
-            if (std::string lack = names_linux(std::span<const uint8_t>(*blob).subspan(hdr_len + str_off, str_len)); !lack.empty()) {
-                last_reason = "BTF at " + hex(va) + " is no kernel's: " + lack;
-                continue;
-            }
-            if (parsed >= kMaxBtfParses || parsed_bytes + size > kMaxBtfParsedBytes) {
-                bound();
-                break;
-            }
-            ++parsed, parsed_bytes += size;
-            try {
-                btf::Btf b = btf::Btf::parse(*blob);
-                if (std::string lack = describes_linux(b); !lack.empty()) {
-                    last_reason = "BTF at " + hex(va) + " is no kernel's: " + lack;
-                    continue;
-                }
-                return DumpBtf{std::move(b), va, size};
-            } catch (const std::exception& e) {   // FormatError, or InputError from size_of
-                last_reason = "BTF at " + hex(va) + " rejected: " + e.what();
-            }
+            if (auto b = c.at(s.vaddr + static_cast<uint64_t>(p - begin))) return b;
         }
     }
     if (why) {
-        *why = headers == 0 ? "no BTF header (magic 0xeb9f, version 1, hdr_len 24) in the kernel image (" +
-                                  mib(searched_bytes(spans)) + " searched)"
-                            : last_reason;
+        *why = c.headers == 0 ? "no BTF header (magic 0xeb9f, version 1, hdr_len 24) in the kernel image (" +
+                                    mib(searched_bytes(spans)) + " searched)"
+                              : c.last_reason;
     }
     return std::nullopt;
+}
+
+std::optional<DumpBtf> btf_at(const TranslationLayer& tl, uint64_t vaddr, std::string* why) {
+    static const InterruptFn none;
+    BtfCandidates c{tl, none};
+    auto b = c.at(vaddr);
+    if (!b && why) *why = c.headers == 0 ? "no BTF header at " + hex(vaddr) : c.last_reason;
+    return b;
 }
 
 // ---- kallsyms ---------------------------------------------------------------------------------
@@ -538,6 +557,19 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
                                                const std::optional<std::string>& system_map_file,
                                                const InterruptFn& interrupt) {
     KernelTypesAndSymbols r;
+    if (kallsyms_file) {
+        r.symbols = Kallsyms::load(*kallsyms_file);
+        r.symbols_source = *kallsyms_file;
+    } else {
+        std::string why;
+        if (auto k = find_kallsyms(tl, &why, interrupt)) {
+            r.symbols_source = "dump: kallsyms tables at " + hex(k->tables.num_syms) + " (" +
+                               std::to_string(k->tables.count) + " symbols)";
+            r.symbols = std::move(k->symbols);
+        } else {
+            r.notes.push_back("no symbols: " + why + "; pass the guest's /proc/kallsyms (--kallsyms) or System.map (--system-map)");
+        }
+    }
     if (kernel_file) {
         btf::KernelImage img = btf::load_kernel_image(*kernel_file);
         // The types must be of this dump's architecture: an x86-64 kernel's 8-byte pointers read
@@ -550,25 +582,22 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         r.banners = std::move(img.banners);
         r.btf_source = *kernel_file;
     } else {
-        std::string why;
-        if (auto b = find_btf(tl, &why, interrupt)) {
+        // The one at the symbols' __start_BTF (vmlinux.lds.h) first, when they name it: the search takes
+        // the first blob that is a kernel's, and attacker 108's copy of the kernel's own with two
+        // offsets swapped, mapped below the kernel, was taken silently (315 tasks false HIDDEN).
+        std::string why, at_symbol;
+        const std::optional<uint64_t> start = r.symbols ? r.symbols->address("__start_BTF") : std::nullopt;
+        std::optional<DumpBtf> b = start ? btf_at(tl, *start, &at_symbol) : std::nullopt;
+        if (!b) b = find_btf(tl, &why, interrupt);
+        if (b) {
             r.btf_source = "dump: .BTF at " + hex(b->vaddr) + " (" + std::to_string(b->size) + " bytes)";
+            if (start && b->vaddr != *start)
+                r.notes.push_back(std::string(kKernelDataDisagree) + "the types were taken from the BTF at " + hex(b->vaddr) +
+                                  ", not from the one at the symbols' __start_BTF, " + hex(*start) + " (" + at_symbol +
+                                  "): planted or damaged? --kernel gives the kernel's own");
             r.btf = std::move(b->btf);
         } else {
             r.notes.push_back("no types: " + why + "; pass the kernel file (--kernel: vmlinux, vmlinuz or BTF)");
-        }
-    }
-    if (kallsyms_file) {
-        r.symbols = Kallsyms::load(*kallsyms_file);
-        r.symbols_source = *kallsyms_file;
-    } else {
-        std::string why;
-        if (auto k = find_kallsyms(tl, &why, interrupt)) {
-            r.symbols_source = "dump: kallsyms tables at " + hex(k->tables.num_syms) + " (" +
-                               std::to_string(k->tables.count) + " symbols)";
-            r.symbols = std::move(k->symbols);
-        } else {
-            r.notes.push_back("no symbols: " + why + "; pass the guest's /proc/kallsyms (--kallsyms) or System.map (--system-map)");
         }
     }
     if (system_map_file && r.symbols) {

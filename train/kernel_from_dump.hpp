@@ -47,6 +47,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace deepmem {
@@ -62,6 +63,14 @@ struct DumpBtf {
 // is read and parsed, and may throw to stop the search (dmdetect --time-limit: attacker 105's
 // crafted BTF headers kept the reading of the objects found 10.3 s past a 9 s share).
 std::optional<DumpBtf> find_btf(const TranslationLayer& tl, std::string* why = nullptr, const InterruptFn& interrupt = {});
+
+// The kernel's BTF at exactly `vaddr` (the symbols' __start_BTF), checked as find_btf checks a
+// candidate; nullopt with `why`.
+std::optional<DumpBtf> btf_at(const TranslationLayer& tl, uint64_t vaddr, std::string* why = nullptr);
+// The start of the note kernel_types_and_symbols (and interpret_detections) add when the dump's own
+// data disagree with each other (a BTF other than the one at __start_BTF, a banner other than the one
+// at linux_banner): what an attacker who planted copies leaves (attacker 108).
+inline constexpr std::string_view kKernelDataDisagree = "the dump's kernel data disagree: ";
 
 // Virtual addresses of the kallsyms tables found (for reports and tests).
 struct KallsymsTables {

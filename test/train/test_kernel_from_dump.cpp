@@ -179,6 +179,7 @@ std::vector<Sym> symbols() {
         std::snprintf(n, sizeof n, "sym_%04d", i);
         s.push_back({kImage + 0x1000 + 0x20 * static_cast<uint64_t>(i), i % 3 ? 't' : 'T', n});
     }
+    s.push_back({kImage + kBtfAt, 'R', "__start_BTF"});
     s.push_back({kImage + kInitTask, 'D', "init_task"});
     s.push_back({kImage + kBanner, 'D', "linux_banner"});
     s.push_back({kImage + kBanner + 0x100, 'd', std::string(200, 'x')});   // a "big" symbol: 201 > 127 tokens
@@ -396,6 +397,25 @@ TEST_CASE("corrupt tables are refused with a reason") {
         CHECK_FALSE(find_btf(d.layer(), &why));
         CHECK(why.find("no kernel's") != std::string::npos);
     }
+}
+
+TEST_CASE("kernel_types_and_symbols: the BTF at the symbols' __start_BTF wins over a copy before it; another one taken is said") {
+    auto disagree = [](const KernelTypesAndSymbols& r) {
+        return std::any_of(r.notes.begin(), r.notes.end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); });
+    };
+    Dump d = kernel_dump(Layout::Upstream61);
+    d.put(0x1000, kernel_btf());   // a copy mapped below the kernel's (attacker 108's, with offsets changed)
+    const auto r = kernel_types_and_symbols(d.layer());
+    REQUIRE(r.btf);
+    CHECK(r.btf_source.find(hex(kImage + kBtfAt)) != std::string::npos);
+    CHECK_FALSE(disagree(r));
+    Dump e = kernel_dump(Layout::Upstream61);
+    e.put(0x1000, kernel_btf());
+    e.put(kBtfAt, {0, 0, 0, 0});   // the kernel's own damaged: the copy is taken, and that is said
+    const auto w = kernel_types_and_symbols(e.layer());
+    REQUIRE(w.btf);
+    CHECK(w.btf_source.find(hex(kImage + 0x1000)) != std::string::npos);
+    CHECK(disagree(w));
 }
 
 TEST_CASE("the searches are bounded: BTF blobs parsed, kallsyms_token_index candidates followed (attacker 107)") {
