@@ -1125,9 +1125,11 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
     try {
         ObjectInterpreter interp(mem, *kernel.btf, kernel.symbols ? &*kernel.symbols : nullptr);
         interp.set_memory_lacking(in.memory_lacking, in.absent_pages);
-        if (in.kallsyms_file || in.system_map_file)
-            for (const auto& n : kernel.notes)
-                if (n.starts_with("symbols from ") && n.find(" dropped: ") != std::string::npos) interp.set_no_symbols_why(n);
+        for (const auto& n : kernel.notes)   // why there are none (attacker 108: "none in the dump" where the search's bound was met)
+            if ((in.kallsyms_file || in.system_map_file) && n.starts_with("symbols from ") && n.find(" dropped: ") != std::string::npos)
+                interp.set_no_symbols_why(n);
+            else if (!kernel.symbols && n.starts_with("no symbols: ") && n.find("-like tables") != std::string::npos)
+                interp.set_no_symbols_why("the dump's kallsyms not found within the search's bound, no --kallsyms");
         std::function<bool()> stop;   // (a clock read: ~20 ns an object)
         if (timed) stop = passed;
         const size_t read = interp.interpret(detections, stop);
