@@ -1133,8 +1133,12 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
         std::function<bool()> stop;   // (a clock read: ~20 ns an object)
         if (timed) stop = passed;
         const size_t read = interp.interpret(detections, stop);
-        if (!disagree.empty())   // the models may be another build's: their objects' bytes another object's
-            for (Detection& d : detections) withdraw_hidden(d, "the dump's kernel banners disagree (a planted one?)");
+        // the models may be another build's, or the types another kernel's: the verdicts are not to be trusted
+        const bool disagreeing = !disagree.empty() || std::any_of(kernel.notes.begin(), kernel.notes.end(), [](const std::string& n) {
+                                     return n.starts_with(kKernelDataDisagree);
+                                 });
+        if (disagreeing)
+            for (Detection& d : detections) withdraw_hidden(d, "the dump's kernel data disagree (planted copies?)");
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());
         notes.insert(notes.end(), interp.notes().begin(), interp.notes().end());
         if (read < detections.size()) {
