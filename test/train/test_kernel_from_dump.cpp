@@ -429,15 +429,21 @@ TEST_CASE("the searches are bounded: BTF blobs parsed, kallsyms_token_index cand
     std::vector<uint8_t> index(512);
     for (unsigned i = 0; i < 256; ++i) index[2 * i] = uint8_t(2 * i), index[2 * i + 1] = uint8_t((2 * i) >> 8);
     std::string why;
-    SUBCASE("15 decoy BTFs before the kernel's: all parsed, the kernel's (the 16th) found; 16: the bound, none") {
-        for (unsigned n : {15u, 16u}) {
+    // `bound` decoys (`bytes`, every `step` bytes from image offset `at`) before the kernel's own: with one
+    // fewer the kernel's is found; with `bound` the search ends at its bound and `said` says so
+    auto bounded = [&](unsigned bound, const std::vector<uint8_t>& bytes, uint64_t at, uint64_t step, auto&& search,
+                       const std::string& said) {
+        for (unsigned n : {bound - 1, bound}) {
             Dump d = kernel_dump(Layout::Upstream61);
-            for (unsigned k = 0; k < n; ++k) d.put(0x1000 + 0x1000 * k, blob);
+            for (unsigned k = 0; k < n; ++k) d.put(at + step * k, bytes);
             CAPTURE(n);
-            const auto b = find_btf(d.layer(), &why);
-            CHECK(b.has_value() == (n == 15));
-            if (n == 16) CHECK(why.find("none a kernel's before the search's bound (16 parsed") != std::string::npos);
+            CHECK(search(d.layer()) == (n < bound));
+            if (n == bound) CHECK(why.find(said) != std::string::npos);
         }
+    };
+    SUBCASE("15 decoy BTFs before the kernel's: all parsed, the kernel's (the 16th) found; 16: the bound, none") {
+        bounded(16, blob, 0x1000, 0x1000, [&](const TranslationLayer& tl) { return find_btf(tl, &why).has_value(); },
+                "none a kernel's before the search's bound (16 parsed");
     }
     SUBCASE("blobs without a kernel's names are not parsed and do not count as parsed: 20 before the kernel's") {
         Dump d = kernel_dump(Layout::Upstream61);
@@ -455,14 +461,8 @@ TEST_CASE("the searches are bounded: BTF blobs parsed, kallsyms_token_index cand
         CHECK(why.find("no name pid in its strings") != std::string::npos);
     }
     SUBCASE("63 token-index look-alikes before the tables: the kernel's (the 64th) found; 64: the bound, none") {
-        for (unsigned n : {63u, 64u}) {
-            Dump d = kernel_dump(Layout::Upstream61);
-            for (unsigned k = 0; k < n; ++k) d.put(0x12000 + 0x400 * k, index);
-            CAPTURE(n);
-            const auto k = find_kallsyms(d.layer(), &why);
-            CHECK(k.has_value() == (n == 63));
-            if (n == 64) CHECK(why.find("more than 64 kallsyms_token_index-like tables") != std::string::npos);
-        }
+        bounded(64, index, 0x12000, 0x400, [&](const TranslationLayer& tl) { return find_kallsyms(tl, &why).has_value(); },
+                "more than 64 kallsyms_token_index-like tables");
     }
 }
 
