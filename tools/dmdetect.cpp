@@ -733,7 +733,8 @@ int run(int argc, char** argv, Communicator& world) {
                 // objects left unread (no BTF, a dump that moved …): a warning in the output too, a file of
                 // bare addresses said nowhere why (newcomer 84 M4: the i386 dump's 13,391 rows)
                 if (n.starts_with("objects not read")) note_warnings.push_back(n);
-                if (n.starts_with(kKernelDataDisagree)) note_warnings.push_back(n);   // planted copies? (attacker 108)
+                if (n.starts_with(kKernelDataDisagree) || n.starts_with(kKernelDataPlanted))
+                    note_warnings.push_back(n);   // planted copies? (attacker 108)
                 if (n.find(kNoCrossView) != std::string::npos) verdict_why.push_back(n);
                 // a kernel list broken at memory the dump lacks, or, where it lacks none, broken in memory
                 if (n.starts_with(kViewsCutNote)) note_warnings.push_back(n);

@@ -1118,8 +1118,11 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
         for (const auto& n : kernel.notes)
             if (n.starts_with("no types")) why = n;
             else if (n.starts_with("no symbols")) symbols = n;
-        return {{"objects not read, addresses only: " + (why.empty() ? std::string("no BTF") : why) +
-                 (symbols.empty() ? "" : "; and " + symbols + ", to look for hidden objects")}};
+        notes.insert(notes.begin(), "objects not read, addresses only: " + (why.empty() ? std::string("no BTF") : why) +
+                                        (symbols.empty() ? "" : "; and " + symbols + ", to look for hidden objects"));
+        for (const auto& n : kernel.notes)   // (nothing is judged, but a planted copy is still said)
+            if (n.starts_with(kKernelDataDisagree) || n.starts_with(kKernelDataPlanted)) notes.push_back(n);
+        return out;
     }
     const TranslatedMemory mem(*tl);
     try {

@@ -505,7 +505,7 @@ struct Finder {
                 reason = "kallsyms in the dump: linux_banner at " + hex(*banner) + " does not read 'Linux version '";
                 return std::nullopt;
             }
-            return DumpKallsyms{std::move(k), t};
+            return DumpKallsyms{std::move(k), t, true, {}};
         }
         return std::nullopt;
     }
@@ -513,10 +513,26 @@ struct Finder {
 
 }  // namespace
 
+namespace {
+
+// Whether k's tables lie in the read-only data its own symbols name (DumpKallsyms::in_own_rodata).
+bool in_own_rodata(const DumpKallsyms& k, uint64_t word) {
+    const KallsymsTables& t = k.tables;
+    const uint64_t lo = std::min(t.offsets, t.num_syms), hi = std::max(t.token_index + 512, t.relative_base + word);
+    const auto text = k.symbols.address("_text"), end = k.symbols.address("_end");
+    if (!text || !end || lo < *text || hi > *end) return false;
+    const auto ro = k.symbols.address("__start_rodata"), ro_end = k.symbols.address("__end_rodata");
+    return !ro || !ro_end || (*ro <= lo && hi <= *ro_end);
+}
+
+}  // namespace
+
 std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::string* why, const InterruptFn& interrupt) {
     const auto spans = image_spans(tl);
     Finder f{tl, tl.word_size(), {}};
     uint64_t indices = 0;
+    std::optional<DumpKallsyms> elsewhere;   // the first that decoded outside its own read-only data
+    std::vector<uint64_t> passed_over;
     for (const ImageSpan& s : spans) {
         if (indices > kMaxKallsymsCandidates) break;   // (the bound, below)
         const uint8_t* b = s.bytes.data();
@@ -538,8 +554,20 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
                 break;
             }
             if (interrupt) interrupt();
-            if (auto k = f.from_token_index(s.vaddr + o, idx)) return k;
+            if (auto k = f.from_token_index(s.vaddr + o, idx)) {
+                if (in_own_rodata(*k, f.word)) {
+                    k->passed_over = std::move(passed_over);
+                    return k;
+                }
+                passed_over.push_back(k->tables.num_syms);
+                if (!elsewhere) elsewhere = std::move(k);
+            }
         }
+    }
+    if (elsewhere) {
+        elsewhere->in_own_rodata = false;
+        elsewhere->passed_over.assign(passed_over.begin() + 1, passed_over.end());
+        return elsewhere;
     }
     if (why) {
         *why = indices == 0 || f.reason.empty()
@@ -565,6 +593,18 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         if (auto k = find_kallsyms(tl, &why, interrupt)) {
             r.symbols_source = "dump: kallsyms tables at " + hex(k->tables.num_syms) + " (" +
                                std::to_string(k->tables.count) + " symbols)";
+            std::string others;
+            for (uint64_t at : k->passed_over) others += (others.empty() ? "" : ", ") + hex(at);
+            if (!k->in_own_rodata)
+                r.notes.push_back(std::string(kKernelDataDisagree) + "the symbols were taken from kallsyms tables at " +
+                                  hex(k->tables.num_syms) + ", outside the kernel's read-only data their own symbols name "
+                                  "(__start_rodata … __end_rodata, within _text … _end)" +
+                                  (others.empty() ? "" : "; so were those at " + others) +
+                                  ": planted or damaged? --kallsyms gives the kernel's own");
+            else if (!others.empty())
+                r.notes.push_back(std::string(kKernelDataPlanted) + "kallsyms tables at " + others +
+                                  " decode, outside the kernel's read-only data their own symbols name; the kernel's own, at " +
+                                  hex(k->tables.num_syms) + ", were used");
             r.symbols = std::move(k->symbols);
         } else {
             r.notes.push_back("no symbols: " + why + "; pass the guest's /proc/kallsyms (--kallsyms) or System.map (--system-map)");

@@ -24,7 +24,9 @@
 //              relative_base + (u32)offset, or with CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86-64 SMP)
 //              offset ≥ 0 absolute (per-CPU) and relative_base − 1 − offset otherwise. Accepted only
 //              when every table is consistent (markers match the decoded names, addresses sorted,
-//              relative_base in the kernel image) and linux_banner reads "Linux version ".
+//              relative_base in the kernel image) and linux_banner reads "Linux version "; of those,
+//              the first lying in the read-only data its own symbols name is the kernel's
+//              (DumpKallsyms::in_own_rodata: a copy mapped into the image window elsewhere is passed over).
 //              Not handled: kallsyms_addresses (absolute tables, not built on x86), 6.15's
 //              PC-relative offsets. Checked on real dumps: Debian 5.10, 6.1, 6.1-rt, 6.12.
 //   Both return nullopt with `why` set to a one-line reason when nothing qualifies; corrupt,
@@ -71,6 +73,10 @@ std::optional<DumpBtf> btf_at(const TranslationLayer& tl, uint64_t vaddr, std::s
 // data disagree with each other (a BTF other than the one at __start_BTF, a banner other than the one
 // at linux_banner): what an attacker who planted copies leaves (attacker 108).
 inline constexpr std::string_view kKernelDataDisagree = "the dump's kernel data disagree: ";
+// The start of the note kernel_types_and_symbols adds when the dump holds a second copy of the
+// kernel's data that was passed over for the kernel's own (kallsyms tables outside the read-only
+// data their symbols name): evidence of tampering, said; the kernel's own were used, so verdicts stand.
+inline constexpr std::string_view kKernelDataPlanted = "kernel data planted in the dump, passed over: ";
 
 // Virtual addresses of the kallsyms tables found (for reports and tests).
 struct KallsymsTables {
@@ -82,7 +88,18 @@ struct KallsymsTables {
 struct DumpKallsyms {
     Kallsyms symbols;
     KallsymsTables tables;
+    // The tables lie inside the kernel's read-only data as their own symbols place it:
+    // [__start_rodata, __end_rodata) (include/asm-generic/vmlinux.lds.h RO_DATA, where the linker
+    // puts scripts/kallsyms.c's output), within [_text, _end). A copy elsewhere was planted or is
+    // stale (attacker 108: the kernel's tables copied below its image, one offset moved).
+    bool in_own_rodata = true;
+    // Table sets that decoded but lay outside their own read-only data, passed over for these
+    // (kallsyms_num_syms of each, in search order); when none of them lay inside, the first is
+    // taken with in_own_rodata false.
+    std::vector<uint64_t> passed_over;
 };
+// Table sets are searched in address order; the first that decodes inside its own read-only data
+// is taken (the search ends there), else the first that decoded anywhere.
 // `interrupt`: as find_btf's, per MiB searched and before each kallsyms_token_index candidate is followed.
 std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::string* why = nullptr, const InterruptFn& interrupt = {});
 

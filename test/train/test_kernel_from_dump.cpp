@@ -31,6 +31,7 @@ namespace {
 constexpr uint64_t kImage = 0xffffffff80000000ull, kImagePhys = 0x200000, kDirect = 0xffff800000000000ull;
 constexpr uint64_t kBtfAt = 0x50003;          // image offsets; BTF need not be aligned
 constexpr uint64_t kInitTask = 0x80000, kBanner = 0x90000, kTables = 0x100000;
+constexpr uint64_t kRodata = 0x50000, kRodataEnd = 0x280000, kEnd = 0x380000;   // __start_rodata, __end_rodata, _end
 constexpr uint64_t kTaskPid = 0x10, kTaskComm = 0x40, kTaskLeader = 0x58, kTaskParent = 0x60;
 
 Image page_tables() {
@@ -179,11 +180,14 @@ std::vector<Sym> symbols() {
         std::snprintf(n, sizeof n, "sym_%04d", i);
         s.push_back({kImage + 0x1000 + 0x20 * static_cast<uint64_t>(i), i % 3 ? 't' : 'T', n});
     }
+    s.push_back({kImage + kRodata, 'D', "__start_rodata"});
     s.push_back({kImage + kBtfAt, 'R', "__start_BTF"});
     s.push_back({kImage + kInitTask, 'D', "init_task"});
     s.push_back({kImage + kBanner, 'D', "linux_banner"});
     s.push_back({kImage + kBanner + 0x100, 'd', std::string(200, 'x')});   // a "big" symbol: 201 > 127 tokens
+    s.push_back({kImage + kRodataEnd, 'D', "__end_rodata"});
     s.push_back({kImage + kTables + 0x200000, 'B', "__bss_stop"});
+    s.push_back({kImage + kEnd, 'B', "_end"});
     return s;
 }
 
@@ -416,6 +420,74 @@ TEST_CASE("kernel_types_and_symbols: the BTF at the symbols' __start_BTF wins ov
     REQUIRE(w.btf);
     CHECK(w.btf_source.find(hex(kImage + 0x1000)) != std::string::npos);
     CHECK(disagree(w));
+}
+
+TEST_CASE("kallsyms: a copy outside the read-only data its symbols name is passed over for the kernel's own, and said; "
+          "taken only when the kernel's own is gone, as a disagreement (attacker 108 M5)") {
+    auto with = [](const KernelTypesAndSymbols& r, std::string_view prefix) {
+        return std::count_if(r.notes.begin(), r.notes.end(), [&](const std::string& n) { return n.starts_with(prefix); });
+    };
+    // The kernel's tables copied below its read-only data (image offset 0x10000, inside _text … _end), with
+    // init_task moved by 8 bytes: the search meets the copy first.
+    auto copy_syms = symbols();
+    for (Sym& s : copy_syms)
+        if (s.name == "init_task") s.addr += 8;
+    const Asm copy = kallsyms_tables(copy_syms, Layout::Upstream61, kImage);
+    const uint64_t copy_at = 0x10000, copy_num_syms = kImage + copy_at + copy.label.at("kallsyms_num_syms");
+    const Asm own = kallsyms_tables(symbols(), Layout::Upstream61, kImage);
+    REQUIRE(kRodata <= kTables);
+    REQUIRE(kTables + own.b.size() <= kRodataEnd);
+    REQUIRE(copy_at + copy.b.size() <= kRodata);
+    std::string why;
+    SUBCASE("the kernel's own alone: inside, nothing passed over, nothing said") {
+        Dump d = kernel_dump(Layout::Upstream61);
+        auto k = find_kallsyms(d.layer(), &why);
+        REQUIRE_MESSAGE(k, why);
+        CHECK(k->in_own_rodata);
+        CHECK(k->passed_over.empty());
+        const auto r = kernel_types_and_symbols(d.layer());
+        CHECK(with(r, kKernelDataPlanted) == 0);
+        CHECK(with(r, kKernelDataDisagree) == 0);
+    }
+    SUBCASE("the copy first: passed over, the kernel's own taken, the copy said as planted, no disagreement") {
+        Dump d = kernel_dump(Layout::Upstream61);
+        d.put(copy_at, copy.b);
+        auto k = find_kallsyms(d.layer(), &why);
+        REQUIRE_MESSAGE(k, why);
+        CHECK(k->in_own_rodata);
+        CHECK(k->tables.num_syms == kImage + kTables + own.label.at("kallsyms_num_syms"));
+        CHECK(k->passed_over == std::vector<uint64_t>{copy_num_syms});
+        CHECK(k->symbols.address("init_task") == kImage + kInitTask);
+        const auto r = kernel_types_and_symbols(d.layer());
+        REQUIRE(r.symbols);
+        CHECK(r.symbols->address("init_task") == kImage + kInitTask);
+        REQUIRE(with(r, kKernelDataPlanted) == 1);
+        CHECK(with(r, kKernelDataDisagree) == 0);
+        const auto note = *std::find_if(r.notes.begin(), r.notes.end(), [](const std::string& n) { return n.starts_with(kKernelDataPlanted); });
+        CHECK(note.find(hex(copy_num_syms)) != std::string::npos);
+    }
+    SUBCASE("the kernel's own gone (its token index zeroed): the copy taken, said as a disagreement") {
+        Dump d = kernel_dump(Layout::Upstream61);
+        d.put(copy_at, copy.b);
+        d.put(kTables + own.label.at("kallsyms_token_index"), std::vector<uint8_t>(512, 0));
+        auto k = find_kallsyms(d.layer(), &why);
+        REQUIRE_MESSAGE(k, why);
+        CHECK_FALSE(k->in_own_rodata);
+        CHECK(k->tables.num_syms == copy_num_syms);
+        CHECK(k->passed_over.empty());
+        const auto r = kernel_types_and_symbols(d.layer());
+        CHECK(with(r, kKernelDataDisagree) == 1);
+        CHECK(with(r, kKernelDataPlanted) == 0);
+    }
+    SUBCASE("a copy whose symbols lack _text or _end is never inside") {
+        auto bare = symbols();
+        std::erase_if(bare, [](const Sym& s) { return s.name == "_end"; });
+        Dump d = kernel_dump(Layout::Upstream61, true, false);
+        d.put(kTables, kallsyms_tables(bare, Layout::Upstream61, kImage).b);
+        auto k = find_kallsyms(d.layer(), &why);
+        REQUIRE_MESSAGE(k, why);
+        CHECK_FALSE(k->in_own_rodata);
+    }
 }
 
 TEST_CASE("the searches are bounded: BTF blobs parsed, kallsyms_token_index candidates followed (attacker 107)") {

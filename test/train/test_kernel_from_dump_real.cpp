@@ -64,6 +64,8 @@ void check_dump(const fs::path& dir) {
     const double t_syms = seconds_since(t0);
     INFO("find_kallsyms: " << why);
     REQUIRE(syms);
+    CHECK(syms->in_own_rodata);   // (in the read-only data their own symbols name: no copy passed over)
+    CHECK(syms->passed_over.empty());
     const Kallsyms file = Kallsyms::load((dir / "kallsyms").string());
     std::vector<KernelSymbol> core;
     for (const KernelSymbol& s : file.symbols())
