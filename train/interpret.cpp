@@ -171,6 +171,18 @@ struct ObjectInterpreter::Impl {
     // the self-pointing test alone let a hand-made unlink through). False when it or a neighbour
     // cannot be read (a member lost with memory the dump lacks looks so), and when a neighbour merely
     // does not point back (a smeared capture's neighbours hold other moments' links: newcomer 90).
+    // Whether the list node at `node` is on an intact list: its next and prev are kernel addresses
+    // other than itself, and point back at it (by physical address: a module's links name its
+    // module-space alias, dmdetect its direct-map one).
+    bool linked(uint64_t node) {
+        auto next = ptr(node), prev = ptr(node + psize);
+        if (!next || !prev || !kernel(*next) || !kernel(*prev)) return false;
+        const uint64_t self = phys(node);
+        if (phys(*next) == self || phys(*prev) == self) return false;
+        auto back = ptr(*next + psize), forth = ptr(*prev);
+        return back && forth && phys(*back) == self && phys(*forth) == self;
+    }
+    bool off_symbols_list_said = false;   // module(): the note said once
     bool unlinked(uint64_t node) {
         auto next = ptr(node), prev = ptr(node + psize);
         if (!next || !prev) return false;
@@ -914,6 +926,23 @@ std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
         const bool listed = listed_modules.count(phys(m)) > 0;
         std::string cut = cut_view({"modules"});
         if (cut.empty()) cut = broken_view({"modules"});
+        // On an intact list (both neighbours point back at it) that the symbols' `modules` head does not
+        // reach, while that head reaches no module at all: the head the symbols give is not the kernel's
+        // (attacker 109: `modules` moved 0x18 in the kallsyms tables, onto an empty list head, made both
+        // live modules HIDDEN). A rootkit's module moved to a ring of its own while the kernel's list
+        // still holds the others stays HIDDEN.
+        if (!listed && cut.empty() && listed_modules.empty() && linked(m + L.mod_list)) {
+            cut = "not judged, on an intact list that the symbols' modules head does not reach (an edited or planted "
+                  "symbol table?)";
+            if (!off_symbols_list_said) {
+                off_symbols_list_said = true;
+                notes.push_back(std::string(kKernelDataDisagree) + "module at " + hex(m) +
+                                " is on an intact list (its neighbours point back at it) that the symbols' modules head, at " +
+                                hex(syms->address("modules").value_or(0)) +
+                                ", does not reach, and that head reaches no module: an edited or planted symbol table? "
+                                "--kallsyms gives the kernel's own");
+            }
+        }
         if (!listed && !cut.empty() && !unlinked(m + L.mod_list))
             fl.not_judged("hidden", cut);
         else fl.boolean("hidden", !listed, "HIDDEN", "no");
@@ -1136,10 +1165,11 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
         std::function<bool()> stop;   // (a clock read: ~20 ns an object)
         if (timed) stop = passed;
         const size_t read = interp.interpret(detections, stop);
-        // the models may be another build's, or the types another kernel's: the verdicts are not to be trusted
-        const bool disagreeing = !disagree.empty() || std::any_of(kernel.notes.begin(), kernel.notes.end(), [](const std::string& n) {
-                                     return n.starts_with(kKernelDataDisagree);
-                                 });
+        // the models may be another build's, or the types or symbols another kernel's: the verdicts are not to be trusted
+        auto says_disagree = [](const std::vector<std::string>& ns) {
+            return std::any_of(ns.begin(), ns.end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); });
+        };
+        const bool disagreeing = !disagree.empty() || says_disagree(kernel.notes) || says_disagree(interp.notes());
         if (disagreeing)
             for (Detection& d : detections) withdraw_hidden(d, "the dump's kernel data disagree (planted copies?)");
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());

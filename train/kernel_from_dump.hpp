@@ -90,8 +90,11 @@ struct DumpKallsyms {
     KallsymsTables tables;
     // The tables lie inside the kernel's read-only data as their own symbols place it:
     // [__start_rodata, __end_rodata) (include/asm-generic/vmlinux.lds.h RO_DATA, where the linker
-    // puts scripts/kallsyms.c's output), within [_text, _end). A copy elsewhere was planted or is
-    // stale (attacker 108: the kernel's tables copied below its image, one offset moved).
+    // puts scripts/kallsyms.c's output), within [_text, _end); a set lacking one of the four is not
+    // inside. A copy elsewhere was planted or is stale (attacker 108: the kernel's tables copied
+    // below its image, one offset moved). Only a first filter: a copy whose own symbols are edited to
+    // cover it, or the kernel's own tables edited in place, pass it (attacker 109); what the symbols
+    // lead to is checked where it is read (the modules list: train/interpret.hpp).
     bool in_own_rodata = true;
     // Table sets that decoded but lay outside their own read-only data, passed over for these
     // (kallsyms_num_syms of each, in search order); when none of them lay inside, the first is

@@ -4,6 +4,7 @@
 // process tree and the three output formats.
 #include "test/train/synthetic_kernel.hpp"
 #include "train/interpret.hpp"
+#include "train/kernel_from_dump.hpp"
 #include "detect/fit.hpp"
 
 #include <doctest/doctest.h>
@@ -877,6 +878,60 @@ TEST_CASE("interpret: file paths across mounts, pseudo files, mm and modules") {
     f = json_of(in3.fields("module", rootkit));
     CHECK(f["hidden"] == "true");
     CHECK(f["missing_from"] == "[\"modules\"]");
+}
+
+TEST_CASE("interpret: modules on an intact list the symbols' modules head does not reach, which reaches none, are not "
+          "judged, and that is a disagreement (attacker 109: the symbol moved onto an empty head)") {
+    InterpretWorld w;
+    const uint64_t empty = w.alloc("empty_head", 16);
+    w.link(empty, {});
+    auto moved = [&](const std::string& text) {   // the kallsyms text with `modules` at the empty head
+        std::string out;
+        for (size_t at = 0; at < text.size();) {
+            const size_t end = text.find('\n', at);
+            std::string line = text.substr(at, end - at + 1);
+            if (line.ends_with(" modules\n")) {
+                char buf[128];
+                std::snprintf(buf, sizeof buf, "%016llx D modules\n", static_cast<unsigned long long>(empty));
+                line = buf;
+            }
+            out += line;
+            at = end + 1;
+        }
+        return out;
+    };
+    const std::string text = moved(w.kallsyms);
+    const Kallsyms syms = Kallsyms::parse({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+    REQUIRE(syms.address("modules") == empty);
+    auto disagreeing = [](const ObjectInterpreter& in) {
+        return std::count_if(in.notes().begin(), in.notes().end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); });
+    };
+    SUBCASE("the kernel's modules on their list: not judged, said once") {
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        for (const char* m : {"ext4", "loading"}) {
+            auto f = json_of(in.fields("module", w.at[m]));
+            CHECK(f["hidden"] == "null");
+            CHECK(f["bad"].find("an intact list that the symbols' modules head does not reach") != std::string::npos);
+        }
+        CHECK(disagreeing(in) == 1);
+    }
+    SUBCASE("a module unlinked by hand from that list (its neighbours joined around it) is still hidden") {
+        const uint64_t head = w.at["modules"], other = w.at["loading"] + Off::mod_list;
+        w.mem.put(head, other);       // head.next = loading
+        w.mem.put(other + 8, head);   // loading.prev = head; ext4's own links left as they were
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        CHECK(json_of(in.fields("module", w.at["ext4"]))["hidden"] == "true");
+    }
+    SUBCASE("with the symbol right, a module moved onto a ring of its own beside listed modules stays hidden") {
+        const Kallsyms right = w.syms();
+        const uint64_t ring = w.alloc("private_head", 16), rootkit = w.alloc("rootkit", 900);
+        w.mem.put_str(rootkit + Off::mod_name, "rootkit");
+        w.link(ring, {rootkit + Off::mod_list});
+        ObjectInterpreter in(w.mem, w.btf, &right);
+        CHECK(json_of(in.fields("module", rootkit))["hidden"] == "true");
+        CHECK(json_of(in.fields("module", w.at["ext4"]))["hidden"] == "false");
+        CHECK(disagreeing(in) == 0);
+    }
 }
 
 TEST_CASE("interpret: a stop reads no further, task_struct and the other cross-view types first") {

@@ -479,14 +479,18 @@ TEST_CASE("kallsyms: a copy outside the read-only data its symbols name is passe
         CHECK(with(r, kKernelDataDisagree) == 1);
         CHECK(with(r, kKernelDataPlanted) == 0);
     }
-    SUBCASE("a copy whose symbols lack _text or _end is never inside") {
-        auto bare = symbols();
-        std::erase_if(bare, [](const Sym& s) { return s.name == "_end"; });
-        Dump d = kernel_dump(Layout::Upstream61, true, false);
-        d.put(kTables, kallsyms_tables(bare, Layout::Upstream61, kImage).b);
-        auto k = find_kallsyms(d.layer(), &why);
-        REQUIRE_MESSAGE(k, why);
-        CHECK_FALSE(k->in_own_rodata);
+    SUBCASE("a set whose symbols lack _text, _end, __start_rodata or __end_rodata is never inside (attacker 109: one "
+            "byte of a name changed)") {
+        for (const char* missing : {"_text", "_end", "__start_rodata", "__end_rodata"}) {
+            CAPTURE(missing);
+            auto bare = symbols();
+            std::erase_if(bare, [&](const Sym& s) { return s.name == missing; });
+            Dump d = kernel_dump(Layout::Upstream61, true, false);
+            d.put(kTables, kallsyms_tables(bare, Layout::Upstream61, kImage).b);
+            auto k = find_kallsyms(d.layer(), &why);
+            REQUIRE_MESSAGE(k, why);
+            CHECK_FALSE(k->in_own_rodata);
+        }
     }
 }
 
