@@ -165,12 +165,6 @@ struct ObjectInterpreter::Impl {
     void references(FieldList& fl, const char* key, bool in_btf, std::optional<uint64_t> count, bool negative,
                     uint64_t obj, const char* user, const char* cache);
     bool in_thread_list(uint64_t t);
-    // Whether the list node at `node` was taken off its list: it points at itself (list_del_init),
-    // holds list_del's poison, or the neighbours it points at were joined around
-    // it, prev->next == next and next->prev == prev (__list_del, by the kernel or by hand: reviewer 88,
-    // the self-pointing test alone let a hand-made unlink through). False when it or a neighbour
-    // cannot be read (a member lost with memory the dump lacks looks so), and when a neighbour merely
-    // does not point back (a smeared capture's neighbours hold other moments' links: newcomer 90).
     // Whether the list node at `node` is on an intact list: its next and prev are kernel addresses
     // other than itself, and point back at it (by physical address: a module's links name its
     // module-space alias, dmdetect its direct-map one).
@@ -183,6 +177,12 @@ struct ObjectInterpreter::Impl {
         return back && forth && phys(*back) == self && phys(*forth) == self;
     }
     bool off_symbols_list_said = false;   // module(): the note said once
+    // Whether the list node at `node` was taken off its list: it points at itself (list_del_init),
+    // holds list_del's poison, or the neighbours it points at were joined around
+    // it, prev->next == next and next->prev == prev (__list_del, by the kernel or by hand: reviewer 88,
+    // the self-pointing test alone let a hand-made unlink through). False when it or a neighbour
+    // cannot be read (a member lost with memory the dump lacks looks so), and when a neighbour merely
+    // does not point back (a smeared capture's neighbours hold other moments' links: newcomer 90).
     bool unlinked(uint64_t node) {
         auto next = ptr(node), prev = ptr(node + psize);
         if (!next || !prev) return false;

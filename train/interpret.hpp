@@ -56,6 +56,11 @@
 //                          there); false when both reach it or the task has died; null when pid is
 //                          bad, or when a list cut or broken in memory may have lost it (below).
 //             module       view "modules" (the modules list); hidden when it misses the module.
+//                          null when the list misses it while its own list node is intact (both
+//                          neighbours point back at it) and the symbols' `modules` head reaches no
+//                          module at all: that head is not the kernel's (an edited or planted
+//                          symbol table, attacker 109), a kKernelDataDisagree note
+//                          (train/kernel_from_dump.hpp) withdraws every hidden verdict.
 //             file         views "fd_tables" (an fd of a task that "tasks" reaches), "mappings"
 //                          (a VMA's vm_file or an mm's exe_file of such a task); hidden when both
 //                          miss a file still referenced (refs > 0, or an f_count below 0:

@@ -511,10 +511,6 @@ struct Finder {
     }
 };
 
-}  // namespace
-
-namespace {
-
 // Whether k's tables lie in the read-only data its own symbols name (DumpKallsyms::in_own_rodata).
 bool in_own_rodata(const DumpKallsyms& k, uint64_t word) {
     const KallsymsTables& t = k.tables;
