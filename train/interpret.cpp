@@ -176,6 +176,29 @@ struct ObjectInterpreter::Impl {
         auto back = ptr(*next + psize), forth = ptr(*prev);
         return back && forth && phys(*back) == self && phys(*forth) == self;
     }
+    // The node of the kernel image ([_text, _end) of the symbols) other than `head` on the intact ring
+    // through `node` (each link's next pointing back), within 4096 links; nullopt when there is none,
+    // the ring breaks or is longer. A module the symbols' `modules` head misses on such a ring is on a
+    // list whose head is elsewhere in the kernel image: the symbol moved (attacker 109: onto an empty head;
+    // attacker 110: onto another list of the image), or the module moved onto another kernel list. A
+    // rootkit's own ring (its head in module space or the heap) has no such node (attacker 110's 5 writes
+    // then withdrew nothing but the modules' verdicts stood HIDDEN, as they should).
+    std::optional<uint64_t> image_node_on_ring(uint64_t node, uint64_t head) {
+        const auto text = syms->address("_text"), end = syms->address("_end");
+        if (!text || !end) return std::nullopt;
+        const uint64_t start = phys(node);
+        uint64_t at = node;
+        for (unsigned i = 0; i < 4096; ++i) {
+            auto next = ptr(at);
+            if (!next || !kernel(*next)) return std::nullopt;
+            auto back = ptr(*next + psize);
+            if (!back || phys(*back) != phys(at)) return std::nullopt;
+            if (phys(*next) == start) return std::nullopt;   // round without one
+            if (*next >= *text && *next < *end && phys(*next) != phys(head)) return *next;
+            at = *next;
+        }
+        return std::nullopt;
+    }
     bool off_symbols_list_said = false;   // module(): the note said once
     // Whether the list node at `node` was taken off its list: it points at itself (list_del_init),
     // holds list_del's poison, or the neighbours it points at were joined around
@@ -248,6 +271,28 @@ struct ObjectInterpreter::Impl {
     // tasks). Call after in_pid_hash(t, pid).
     std::optional<uint64_t> stale_copy(uint64_t t, int64_t pid) const;
     std::unordered_multimap<int64_t, uint64_t> listed_pids;   // PID → the listed tasks of it (walk_views)
+    // Whether the IDR the symbols' init_pid_ns gives is the kernel's: it maps the tasks on the task list
+    // (copy_process attaches a task's PID and lists it together; __unhash_process undoes both). Asked of
+    // up to 64 listed tasks with a PID: not when 4 or more and over an eighth of those it could say are
+    // unmapped (attacker 110: init_pid_ns moved onto worker_pool_idr, another IDR of the image, and 447
+    // tasks were HIDDEN as missing from pid_hash); then it is no witness, said once as a disagreement.
+    std::optional<bool> idr_trusted;
+    bool idr_witness() {
+        if (idr_trusted) return *idr_trusted;
+        uint64_t mapped = 0, unmapped = 0, asked = 0;
+        for (const auto& [pid, t] : listed_pids) {
+            if (pid <= 0) continue;
+            if (++asked > 64) break;
+            if (const auto h = in_pid_hash(t, pid)) ++(*h ? mapped : unmapped);
+        }
+        idr_trusted = !(unmapped >= 4 && unmapped * 8 > mapped + unmapped);
+        if (!*idr_trusted)
+            notes.push_back(std::string(kKernelDataDisagree) + "the PID IDR of the symbols' init_pid_ns maps " +
+                            std::to_string(mapped) + " of the " + std::to_string(mapped + unmapped) +
+                            " tasks on the task list asked: not the kernel's (an edited symbol table?), so no witness "
+                            "of hidden tasks; --kallsyms gives the kernel's own");
+        return *idr_trusted;
+    }
     std::vector<ObjectField> task(uint64_t t);
     std::vector<ObjectField> file(uint64_t f);
     std::vector<ObjectField> dentry(uint64_t d);
@@ -536,7 +581,8 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         std::optional<bool> hashed;   // the IDR's witness, nullopt when unread or unreadable
         if (pid && *pid != 0) {
             if (!in_thread_list(t)) missing.push_back("threads");
-            hashed = in_pid_hash(t, *pid);
+            if (idr_witness()) hashed = in_pid_hash(t, *pid);
+            else pid_task.reset();   // (stale_copy reads the last answer)
             if (hashed && !*hashed) missing.push_back("pid_hash");
         }
         // Off the task list is normal for a task that has died: do_task_dead() leaves TASK_DEAD in
@@ -926,21 +972,23 @@ std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
         const bool listed = listed_modules.count(phys(m)) > 0;
         std::string cut = cut_view({"modules"});
         if (cut.empty()) cut = broken_view({"modules"});
-        // On an intact list (both neighbours point back at it) that the symbols' `modules` head does not
-        // reach, while that head reaches no module at all: the head the symbols give is not the kernel's
-        // (attacker 109: `modules` moved 0x18 in the kallsyms tables, onto an empty list head, made both
-        // live modules HIDDEN). A rootkit's module moved to a ring of its own while the kernel's list
-        // still holds the others stays HIDDEN.
-        if (!listed && cut.empty() && listed_modules.empty() && linked(m + L.mod_list)) {
-            cut = "not judged, on an intact list that the symbols' modules head does not reach (an edited or planted "
-                  "symbol table?)";
+        // On an intact list (both neighbours point back at it) whose head, in the kernel image, is not the
+        // symbols' `modules` head (image_node_on_ring): its verdict is withheld, and only its own (attacker
+        // 110: a rule that withdrew every verdict let 5 writes cancel a hidden task's).
+        const uint64_t head = syms->address("modules").value_or(0);
+        std::optional<uint64_t> other_head;
+        if (!listed && cut.empty() && linked(m + L.mod_list)) other_head = image_node_on_ring(m + L.mod_list, head);
+        if (other_head) {
+            cut = "not judged, on an intact list whose head, at " + hex(*other_head) +
+                  " in the kernel image, is not the symbols' modules head (an edited symbol table, or the module moved "
+                  "onto another kernel list?)";
             if (!off_symbols_list_said) {
                 off_symbols_list_said = true;
                 notes.push_back(std::string(kKernelDataDisagree) + "module at " + hex(m) +
-                                " is on an intact list (its neighbours point back at it) that the symbols' modules head, at " +
-                                hex(syms->address("modules").value_or(0)) +
-                                ", does not reach, and that head reaches no module: an edited or planted symbol table? "
-                                "--kallsyms gives the kernel's own");
+                                " is on an intact list (its neighbours point back at it) whose head, at " + hex(*other_head) +
+                                " in the kernel image, is not the symbols' modules head, at " + hex(head) +
+                                ": an edited symbol table, or modules moved onto another kernel list? Their hidden verdicts "
+                                "are withheld; --kallsyms gives the kernel's own");
             }
         }
         if (!listed && !cut.empty() && !unlinked(m + L.mod_list))
@@ -1158,7 +1206,7 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
         ObjectInterpreter interp(mem, *kernel.btf, kernel.symbols ? &*kernel.symbols : nullptr);
         interp.set_memory_lacking(in.memory_lacking, in.absent_pages);
         for (const auto& n : kernel.notes)   // why there are none (attacker 108: "none in the dump" where the search's bound was met)
-            if ((in.kallsyms_file || in.system_map_file) && n.starts_with("symbols from ") && n.find(" dropped: ") != std::string::npos)
+            if (n.starts_with("symbols from ") && n.find(" dropped: ") != std::string::npos)   // (the dump's too: attacker 110)
                 interp.set_no_symbols_why(n);
             else if (!kernel.symbols && n.starts_with("no symbols: ") && n.find("-like tables") != std::string::npos)
                 interp.set_no_symbols_why("the dump's kallsyms not found within the search's bound, no --kallsyms");
@@ -1169,7 +1217,7 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
         auto says_disagree = [](const std::vector<std::string>& ns) {
             return std::any_of(ns.begin(), ns.end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); });
         };
-        const bool disagreeing = !disagree.empty() || says_disagree(kernel.notes) || says_disagree(interp.notes());
+        const bool disagreeing = !disagree.empty() || says_disagree(kernel.notes);   // (the interpreter's: its objects' own)
         if (disagreeing)
             for (Detection& d : detections) withdraw_hidden(d, "the dump's kernel data disagree (planted copies?)");
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());

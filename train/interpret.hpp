@@ -55,12 +55,16 @@
 //                          read as the kernel keeps it, does not map it (/proc and kill find tasks
 //                          there); false when both reach it or the task has died; null when pid is
 //                          bad, or when a list cut or broken in memory may have lost it (below).
+//                          The IDR is a witness only when it maps the listed tasks: of up to 64 asked,
+//                          fewer than 4, or at most an eighth, unmapped (else, a moved init_pid_ns,
+//                          attacker 110: no witness, a kKernelDataDisagree note).
 //             module       view "modules" (the modules list); hidden when it misses the module.
-//                          null when the list misses it while its own list node is intact (both
-//                          neighbours point back at it) and the symbols' `modules` head reaches no
-//                          module at all: that head is not the kernel's (an edited or planted
-//                          symbol table, attacker 109), a kKernelDataDisagree note
-//                          (train/kernel_from_dump.hpp) withdraws every hidden verdict.
+//                          null when the list misses it while its own list node is on an intact
+//                          ring (each next pointing back) through a node of the kernel image
+//                          ([_text, _end)) other than the symbols' `modules` head: that head is not
+//                          the list's (an edited symbol table, attacker 109/110, or the module moved
+//                          onto another kernel list), said once in a kKernelDataDisagree note
+//                          (train/kernel_from_dump.hpp). A ring of a rootkit's own stays HIDDEN.
 //             file         views "fd_tables" (an fd of a task that "tasks" reaches), "mappings"
 //                          (a VMA's vm_file or an mm's exe_file of such a task); hidden when both
 //                          miss a file still referenced (refs > 0, or an f_count below 0:

@@ -668,6 +668,18 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
             if (mem.word(node, W) == node) return false;   // (a running kernel's list is never empty)
             return list_links_back(mem, node, W);
         };
+        // The first of init_task's group_leader and real_parent (init/init_task.c: &init_task) read and
+        // not itself; "" when both are itself or cannot be read (a cut dump).
+        auto itself_not = [&]() -> std::string {
+            const uint64_t W = tl.word_size();
+            const TranslatedMemory mem(tl);
+            for (const char* self : {"group_leader", "real_parent"}) {
+                auto m = task ? r.btf->member(*task, self) : std::nullopt;
+                if (!m) continue;
+                if (auto v = mem.word(*init + m->byte_offset(), W); v && *v != *init) return self;
+            }
+            return {};
+        };
         // (newcomer 90: "another boot's?" for a right kallsyms whose init_task lay past a cut, or which
         // lacked data symbols)
         std::string hint = kallsyms_file ? " (another boot's or another kernel's?)" : "";
@@ -686,6 +698,10 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
             else
                 problem = "init_task at " + hex(*init) + " has no comm 'swapper', nor group_leader, real_parent "
                           "and a task list pointing back at it";
+        } else if (std::string self = itself_not(); !self.empty()) {
+            // (a "swapper" comm alone is 8 bytes anyone can write: attacker 110 moved init_task 104 bytes
+            // back onto an empty list inside it, wrote "swapper" there, and 450 tasks were HIDDEN)
+            problem = "init_task at " + hex(*init) + " has no " + self + " pointing at itself";
         }
         if (!problem.empty()) {
             r.notes.push_back("symbols from " + (kallsyms_file ? r.symbols_source : std::string("the dump")) +

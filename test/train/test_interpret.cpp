@@ -76,6 +76,25 @@ struct InterpretWorld : World {
 
 Detection detection(const std::string& type, uint64_t vaddr) { return Detection{type, vaddr, std::nullopt, 1.0f, 1, {}}; }
 
+// The world's kallsyms with symbol `name` at `to` (0: where it is) and `more` lines added: a symbol table
+// edited in place (attackers 109, 110).
+Kallsyms with_symbol(const World& w, const std::string& name, uint64_t to, const std::string& more = "") {
+    std::string out;
+    for (size_t at = 0; at < w.kallsyms.size();) {
+        const size_t end = w.kallsyms.find('\n', at);
+        std::string line = w.kallsyms.substr(at, end - at + 1);
+        if (to && line.ends_with(" " + name + "\n")) {
+            char buf[128];
+            std::snprintf(buf, sizeof buf, "%016llx D %s\n", static_cast<unsigned long long>(to), name.c_str());
+            line = buf;
+        }
+        out += line;
+        at = end + 1;
+    }
+    out += more;
+    return Kallsyms::parse({reinterpret_cast<const uint8_t*>(out.data()), out.size()});
+}
+
 }  // namespace
 
 TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
@@ -880,38 +899,34 @@ TEST_CASE("interpret: file paths across mounts, pseudo files, mm and modules") {
     CHECK(f["missing_from"] == "[\"modules\"]");
 }
 
-TEST_CASE("interpret: modules on an intact list the symbols' modules head does not reach, which reaches none, are not "
-          "judged, and that is a disagreement (attacker 109: the symbol moved onto an empty head)") {
+TEST_CASE("interpret: modules on an intact list through a kernel-image node other than the symbols' modules head are not "
+          "judged, and said once as a disagreement; a rootkit's own ring stays hidden (attackers 109, 110)") {
     InterpretWorld w;
-    const uint64_t empty = w.alloc("empty_head", 16);
+    const uint64_t empty = w.alloc("empty_head", 16);   // (an empty list head of the image, as attacker 109's)
     w.link(empty, {});
-    auto moved = [&](const std::string& text) {   // the kallsyms text with `modules` at the empty head
-        std::string out;
-        for (size_t at = 0; at < text.size();) {
-            const size_t end = text.find('\n', at);
-            std::string line = text.substr(at, end - at + 1);
-            if (line.ends_with(" modules\n")) {
-                char buf[128];
-                std::snprintf(buf, sizeof buf, "%016llx D modules\n", static_cast<unsigned long long>(empty));
-                line = buf;
-            }
-            out += line;
-            at = end + 1;
-        }
-        return out;
+    const uint64_t image_end = w.at["modules"] + 16;
+    // The kallsyms text with `modules` at `to` (0: as it is), and the kernel image [modules, image_end):
+    // the kernel's head alone (the modules, the empty head and later objects outside it)
+    auto symbols = [&](uint64_t to) {
+        char image[160];
+        std::snprintf(image, sizeof image, "%016llx T _text\n%016llx B _end\n", static_cast<unsigned long long>(w.at["modules"]),
+                      static_cast<unsigned long long>(image_end));
+        return with_symbol(w, "modules", to, image);
     };
-    const std::string text = moved(w.kallsyms);
-    const Kallsyms syms = Kallsyms::parse({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
-    REQUIRE(syms.address("modules") == empty);
+    REQUIRE(w.at["ext4"] >= image_end);
+    REQUIRE(empty >= image_end);
     auto disagreeing = [](const ObjectInterpreter& in) {
         return std::count_if(in.notes().begin(), in.notes().end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); });
     };
-    SUBCASE("the kernel's modules on their list: not judged, said once") {
+    SUBCASE("the symbol moved onto an empty head: the modules on the kernel's list not judged, said once") {
+        const Kallsyms syms = symbols(empty);
+        REQUIRE(syms.address("modules") == empty);
         ObjectInterpreter in(w.mem, w.btf, &syms);
         for (const char* m : {"ext4", "loading"}) {
             auto f = json_of(in.fields("module", w.at[m]));
             CHECK(f["hidden"] == "null");
-            CHECK(f["bad"].find("an intact list that the symbols' modules head does not reach") != std::string::npos);
+            CHECK(f["bad"].find("whose head, at " + hex(w.at["modules"]) + " in the kernel image, is not the symbols' modules head") !=
+                  std::string::npos);
         }
         CHECK(disagreeing(in) == 1);
     }
@@ -919,19 +934,65 @@ TEST_CASE("interpret: modules on an intact list the symbols' modules head does n
         const uint64_t head = w.at["modules"], other = w.at["loading"] + Off::mod_list;
         w.mem.put(head, other);       // head.next = loading
         w.mem.put(other + 8, head);   // loading.prev = head; ext4's own links left as they were
+        const Kallsyms syms = symbols(empty);
         ObjectInterpreter in(w.mem, w.btf, &syms);
         CHECK(json_of(in.fields("module", w.at["ext4"]))["hidden"] == "true");
     }
-    SUBCASE("with the symbol right, a module moved onto a ring of its own beside listed modules stays hidden") {
-        const Kallsyms right = w.syms();
+    SUBCASE("the symbol right, the kernel's list emptied and the modules closed into a ring of their own (attacker 110's "
+            "5 writes): hidden, nothing said") {
+        w.link(w.at["modules"], {});
+        w.link(w.at["ext4"] + Off::mod_list, {w.at["loading"] + Off::mod_list});
+        const Kallsyms syms = symbols(0);
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        for (const char* m : {"ext4", "loading"}) CHECK(json_of(in.fields("module", w.at[m]))["hidden"] == "true");
+        CHECK(disagreeing(in) == 0);
+    }
+    SUBCASE("the symbol right, a rootkit's module on a ring of its own beside listed modules: hidden") {
         const uint64_t ring = w.alloc("private_head", 16), rootkit = w.alloc("rootkit", 900);
         w.mem.put_str(rootkit + Off::mod_name, "rootkit");
         w.link(ring, {rootkit + Off::mod_list});
-        ObjectInterpreter in(w.mem, w.btf, &right);
+        const Kallsyms syms = symbols(0);
+        ObjectInterpreter in(w.mem, w.btf, &syms);
         CHECK(json_of(in.fields("module", rootkit))["hidden"] == "true");
         CHECK(json_of(in.fields("module", w.at["ext4"]))["hidden"] == "false");
         CHECK(disagreeing(in) == 0);
     }
+}
+
+TEST_CASE("interpret: an IDR at the symbols' init_pid_ns that maps few listed tasks is no witness, said once (attacker 110)") {
+    InterpretWorld w;
+    // Another IDR, as the kernel keeps one (a root node, base 0): PIDs 1 and 2 name struct pids of no task,
+    // the rest nothing. init_pid_ns is moved onto it (attacker 110's worker_pool_idr).
+    const uint64_t other = w.alloc("other_idr", 64), root = w.alloc("other_root", Off::xa_slots + 64 * 8),
+                   leaf = w.alloc("other_leaf", Off::xa_slots + 64 * 8);
+    w.mem.put(root, 6, 1);
+    w.mem.put(root + Off::xa_slots, leaf + 2);
+    w.mem.put(root + 2, 1, 1);
+    w.mem.put(leaf + 2, 2, 1);
+    w.mem.put(leaf + 8, root);
+    for (uint64_t node : {root, leaf}) w.mem.put(node + 16, other);
+    w.mem.put(other + Off::idr_head, root + 2);
+    w.mem.put(other + Off::idr_base, 0, 4);
+    for (int nr : {1, 2}) {
+        const uint64_t pid = w.alloc("other_pid" + std::to_string(nr), 64);
+        w.mem.put(pid + Off::pid_numbers, static_cast<uint32_t>(nr), 4);
+        w.mem.put(leaf + Off::xa_slots + nr * 8, pid);
+    }
+    const Kallsyms syms = with_symbol(w, "init_pid_ns", other);
+    REQUIRE(syms.address("init_pid_ns") == other);
+    ObjectInterpreter in(w.mem, w.btf, &syms);
+    for (const char* t : {"p1", "p2", "t1"}) {
+        auto f = json_of(in.fields("task_struct", w.at[t]));
+        CHECK(f["hidden"] == "false");
+        CHECK(f["missing_from"] == "[]");
+    }
+    CHECK(std::count_if(in.notes().begin(), in.notes().end(), [](const std::string& n) {
+              return n.starts_with(kKernelDataDisagree) && n.find("maps 0 of the 5 tasks") != std::string::npos;
+          }) == 1);
+    const Kallsyms right = w.syms();   // the kernel's: a witness, nothing said
+    ObjectInterpreter in2(w.mem, w.btf, &right);
+    CHECK(json_of(in2.fields("task_struct", w.at["p1"]))["hidden"] == "false");
+    CHECK(std::none_of(in2.notes().begin(), in2.notes().end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); }));
 }
 
 TEST_CASE("interpret: a stop reads no further, task_struct and the other cross-view types first") {

@@ -211,6 +211,8 @@ Dump kernel_dump(Layout layout, bool with_btf = true, bool with_kallsyms = true)
     if (with_btf) d.put(kBtfAt, kernel_btf());
     std::vector<uint8_t> task(0x100, 0);
     std::memcpy(task.data() + kTaskComm, "swapper/0", 9);
+    for (uint64_t self : {kTaskLeader, kTaskParent})   // (init/init_task.c: &init_task)
+        for (int i = 0; i < 8; ++i) task[self + i] = static_cast<uint8_t>((kImage + kInitTask) >> (8 * i));
     d.put(kInitTask, task);
     const std::string banner = "Linux version 6.1.0-test (test@deepmem) #1 SMP\n";
     d.put(kBanner, std::vector<uint8_t>(banner.begin(), banner.end()));
@@ -324,6 +326,17 @@ TEST_CASE("kernel_types_and_symbols: from the dump, and the user's files win") {
         CHECK_FALSE(w.symbols);
         REQUIRE(w.notes.size() == 1);
         CHECK(w.notes[0].find("nor group_leader, real_parent and a task list pointing back") != std::string::npos);
+    }
+    // comm "swapper" but group_leader or real_parent not itself: dropped (attacker 110: init_task moved 104
+    // bytes back, "swapper" written at the moved comm, 450 tasks HIDDEN)
+    for (uint64_t self : {kTaskLeader, kTaskParent}) {
+        Dump moved = kernel_dump(Layout::After64);
+        moved.put(kInitTask + self, le(other_tasks));
+        const auto m = kernel_types_and_symbols(moved.layer());
+        CHECK_FALSE(m.symbols);
+        REQUIRE(m.notes.size() == 1);
+        CHECK(m.notes[0].find(std::string("has no ") + (self == kTaskLeader ? "group_leader" : "real_parent") +
+                              " pointing at itself") != std::string::npos);
     }
 }
 
