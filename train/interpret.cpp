@@ -271,26 +271,27 @@ struct ObjectInterpreter::Impl {
     // tasks). Call after in_pid_hash(t, pid).
     std::optional<uint64_t> stale_copy(uint64_t t, int64_t pid) const;
     std::unordered_multimap<int64_t, uint64_t> listed_pids;   // PID → the listed tasks of it (walk_views)
-    // Whether the IDR the symbols' init_pid_ns gives is the kernel's: it maps the tasks on the task list
-    // (copy_process attaches a task's PID and lists it together; __unhash_process undoes both). Asked of
-    // up to 64 listed tasks with a PID: not when 4 or more and over an eighth of those it could say are
-    // unmapped (attacker 110: init_pid_ns moved onto worker_pool_idr, another IDR of the image, and 447
-    // tasks were HIDDEN as missing from pid_hash); then it is no witness, said once as a disagreement.
+    // Whether the IDR the symbols' init_pid_ns gives is the kernel's: it maps at least one of the listed
+    // tasks (copy_process attaches a task's PID and lists it together). Asked of up to 64 listed tasks
+    // with a PID; not when 4 or more could be looked up and none is mapped. Attacker 110 moved init_pid_ns
+    // onto worker_pool_idr, another IDR of the image, and 447 tasks were HIDDEN as missing from pid_hash:
+    // that IDR maps none. (Not a share of them: a rootkit that unhashes the tasks it hides would make the
+    // kernel's own IDR no witness; to make it one the kernel's IDR would have to map no task.) When it is
+    // not the kernel's it is no witness, said once as a disagreement.
     std::optional<bool> idr_trusted;
     bool idr_witness() {
         if (idr_trusted) return *idr_trusted;
         uint64_t mapped = 0, unmapped = 0, asked = 0;
         for (const auto& [pid, t] : listed_pids) {
             if (pid <= 0) continue;
-            if (++asked > 64) break;
+            if (++asked > 64 || mapped) break;
             if (const auto h = in_pid_hash(t, pid)) ++(*h ? mapped : unmapped);
         }
-        idr_trusted = !(unmapped >= 4 && unmapped * 8 > mapped + unmapped);
+        idr_trusted = mapped > 0 || unmapped < 4;
         if (!*idr_trusted)
-            notes.push_back(std::string(kKernelDataDisagree) + "the PID IDR of the symbols' init_pid_ns maps " +
-                            std::to_string(mapped) + " of the " + std::to_string(mapped + unmapped) +
-                            " tasks on the task list asked: not the kernel's (an edited symbol table?), so no witness "
-                            "of hidden tasks; --kallsyms gives the kernel's own");
+            notes.push_back(std::string(kKernelDataDisagree) + "the PID IDR of the symbols' init_pid_ns maps none of the " +
+                            std::to_string(unmapped) + " tasks on the task list asked: not the kernel's (an edited symbol "
+                            "table?), so no witness of hidden tasks; --kallsyms gives the kernel's own");
         return *idr_trusted;
     }
     std::vector<ObjectField> task(uint64_t t);

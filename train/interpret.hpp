@@ -55,9 +55,9 @@
 //                          read as the kernel keeps it, does not map it (/proc and kill find tasks
 //                          there); false when both reach it or the task has died; null when pid is
 //                          bad, or when a list cut or broken in memory may have lost it (below).
-//                          The IDR is a witness only when it maps the listed tasks: of up to 64 asked,
-//                          fewer than 4, or at most an eighth, unmapped (else, a moved init_pid_ns,
-//                          attacker 110: no witness, a kKernelDataDisagree note).
+//                          The IDR is a witness unless it maps none of the listed tasks (4 or more of
+//                          up to 64 looked up): a moved init_pid_ns (attacker 110), no witness then, a
+//                          kKernelDataDisagree note.
 //             module       view "modules" (the modules list); hidden when it misses the module.
 //                          null when the list misses it while its own list node is on an intact
 //                          ring (each next pointing back) through a node of the kernel image

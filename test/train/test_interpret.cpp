@@ -959,7 +959,8 @@ TEST_CASE("interpret: modules on an intact list through a kernel-image node othe
     }
 }
 
-TEST_CASE("interpret: an IDR at the symbols' init_pid_ns that maps few listed tasks is no witness, said once (attacker 110)") {
+TEST_CASE("interpret: an IDR at the symbols' init_pid_ns that maps none of the listed tasks is no witness, said once "
+          "(attacker 110); tasks unhashed by a rootkit from the kernel's own stay hidden") {
     InterpretWorld w;
     // Another IDR, as the kernel keeps one (a root node, base 0): PIDs 1 and 2 name struct pids of no task,
     // the rest nothing. init_pid_ns is moved onto it (attacker 110's worker_pool_idr).
@@ -987,12 +988,24 @@ TEST_CASE("interpret: an IDR at the symbols' init_pid_ns that maps few listed ta
         CHECK(f["missing_from"] == "[]");
     }
     CHECK(std::count_if(in.notes().begin(), in.notes().end(), [](const std::string& n) {
-              return n.starts_with(kKernelDataDisagree) && n.find("maps 0 of the 5 tasks") != std::string::npos;
+              return n.starts_with(kKernelDataDisagree) && n.find("maps none of the 5 tasks") != std::string::npos;
           }) == 1);
     const Kallsyms right = w.syms();   // the kernel's: a witness, nothing said
     ObjectInterpreter in2(w.mem, w.btf, &right);
     CHECK(json_of(in2.fields("task_struct", w.at["p1"]))["hidden"] == "false");
     CHECK(std::none_of(in2.notes().begin(), in2.notes().end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); }));
+    // PIDs 1, 100-102 (p1, p2 and its threads: 4 of the 5 listed tasks with a PID) unhashed from the kernel's IDR,
+    // left listed (attacker 93's hide from /proc): hidden, the IDR still a witness
+    w.mem.put(w.at["xa_leaf0"] + Off::xa_slots + 8, 0);
+    for (int nr : {100, 101, 102}) w.mem.put(w.at["xa_leaf1"] + Off::xa_slots + (nr % 64) * 8, 0);
+    ObjectInterpreter in3(w.mem, w.btf, &right);
+    for (const char* t : {"p1", "p2", "t1", "t2"}) {
+        CAPTURE(t);
+        auto f = json_of(in3.fields("task_struct", w.at[t]));
+        CHECK(f["hidden"] == "true");
+        CHECK(f["missing_from"] == "[\"pid_hash\"]");
+    }
+    CHECK(std::none_of(in3.notes().begin(), in3.notes().end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); }));
 }
 
 TEST_CASE("interpret: a stop reads no further, task_struct and the other cross-view types first") {
