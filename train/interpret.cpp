@@ -200,6 +200,14 @@ struct ObjectInterpreter::Impl {
         return std::nullopt;
     }
     bool off_symbols_list_said = false;   // module(): the note said once
+    // The modules interpret() was given (physical addresses); empty for fields() alone.
+    std::unordered_set<uint64_t> found_modules;
+    // Whether the symbols' modules head reaches one of them: then a module off it on a ring of its own
+    // was taken off by hand, however its ring is headed (attacker 111: a module moved onto a 2-node
+    // ring through 16 unused bytes of the kernel's .bss read "not judged" instead of HIDDEN).
+    bool head_reaches_found_module() const {
+        return std::any_of(found_modules.begin(), found_modules.end(), [&](uint64_t m) { return listed_modules.count(m) > 0; });
+    }
     // Whether the list node at `node` was taken off its list: it points at itself (list_del_init),
     // holds list_del's poison, or the neighbours it points at were joined around
     // it, prev->next == next and next->prev == prev (__list_del, by the kernel or by hand: reviewer 88,
@@ -978,7 +986,8 @@ std::vector<ObjectField> ObjectInterpreter::Impl::module(uint64_t m) {
         // 110: a rule that withdrew every verdict let 5 writes cancel a hidden task's).
         const uint64_t head = syms->address("modules").value_or(0);
         std::optional<uint64_t> other_head;
-        if (!listed && cut.empty() && linked(m + L.mod_list)) other_head = image_node_on_ring(m + L.mod_list, head);
+        if (!listed && cut.empty() && !head_reaches_found_module() && linked(m + L.mod_list))
+            other_head = image_node_on_ring(m + L.mod_list, head);
         if (other_head) {
             cut = "not judged, on an intact list whose head, at " + hex(*other_head) +
                   " in the kernel image, is not the symbols' modules head (an edited symbol table, or the module moved "
@@ -1048,6 +1057,8 @@ size_t ObjectInterpreter::interpret(std::span<Detection> detections, const std::
                 if (f.key == "hidden" && f.json == "true") hidden.push_back(d.vaddr);
         }
     impl_->hold(hidden);
+    for (const Detection& d : detections)   // (module(): whether the symbols' modules head reaches one of them)
+        if (d.type == "module") impl_->found_modules.insert(impl_->phys(d.vaddr));
     // then the other types the dump's verdict on hiding is made of (kCrossViewTypes), then the rest:
     // what a deadline leaves unread costs the verdict least
     for (const bool cross_view : {true, false})

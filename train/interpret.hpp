@@ -64,7 +64,8 @@
 //                          ([_text, _end)) other than the symbols' `modules` head: that head is not
 //                          the list's (an edited symbol table, attacker 109/110, or the module moved
 //                          onto another kernel list), said once in a kKernelDataDisagree note
-//                          (train/kernel_from_dump.hpp). A ring of a rootkit's own stays HIDDEN.
+//                          (train/kernel_from_dump.hpp) — unless that head reaches one of the modules
+//                          interpret() was given. A ring of a rootkit's own stays HIDDEN.
 //             file         views "fd_tables" (an fd of a task that "tasks" reaches), "mappings"
 //                          (a VMA's vm_file or an mm's exe_file of such a task); hidden when both
 //                          miss a file still referenced (refs > 0, or an f_count below 0:

@@ -947,6 +947,24 @@ TEST_CASE("interpret: modules on an intact list through a kernel-image node othe
         for (const char* m : {"ext4", "loading"}) CHECK(json_of(in.fields("module", w.at[m]))["hidden"] == "true");
         CHECK(disagreeing(in) == 0);
     }
+    SUBCASE("the symbol right, a rootkit's module moved onto a ring through unused bytes of the image while the head reaches "
+            "a module found: hidden (attacker 111)") {
+        const uint64_t rootkit = w.alloc("rootkit", 900), slot = w.alloc("unused_image_bytes", 16);
+        w.mem.put_str(rootkit + Off::mod_name, "rootkit");
+        w.link(slot, {rootkit + Off::mod_list});
+        char image[160];   // the image: from the kernel's head to the unused bytes (the modules inside it too)
+        std::snprintf(image, sizeof image, "%016llx T _text\n%016llx B _end\n", static_cast<unsigned long long>(w.at["modules"]),
+                      static_cast<unsigned long long>(slot + 16));
+        const Kallsyms syms = with_symbol(w, "modules", 0, image);
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        std::vector<Detection> found{detection("module", w.at["ext4"]), detection("module", rootkit)};
+        in.interpret(found);
+        CHECK(json_of(found[1].fields)["hidden"] == "true");
+        CHECK(json_of(found[0].fields)["hidden"] == "false");
+        CHECK(disagreeing(in) == 0);
+        ObjectInterpreter alone(w.mem, w.btf, &syms);   // fields() alone: no module known found, the ring's head said
+        CHECK(json_of(alone.fields("module", rootkit))["hidden"] == "null");
+    }
     SUBCASE("the symbol right, a rootkit's module on a ring of its own beside listed modules: hidden") {
         const uint64_t ring = w.alloc("private_head", 16), rootkit = w.alloc("rootkit", 900);
         w.mem.put_str(rootkit + Off::mod_name, "rootkit");
