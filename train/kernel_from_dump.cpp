@@ -670,14 +670,23 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         };
         // The first of init_task's group_leader and real_parent (init/init_task.c: &init_task) read and
         // not itself; "" when both are itself or cannot be read (a cut dump).
+        // Then its task list: not empty (attacker 111 wrote the two pointers too, at an init_task moved onto
+        // an empty list). What cannot be read is not held against it (a cut dump); nor are neighbours that
+        // do not link back (a smeared capture's, whose lists are judged broken later, not the symbols).
         auto itself_not = [&]() -> std::string {
             const uint64_t W = tl.word_size();
             const TranslatedMemory mem(tl);
             for (const char* self : {"group_leader", "real_parent"}) {
                 auto m = task ? r.btf->member(*task, self) : std::nullopt;
                 if (!m) continue;
-                if (auto v = mem.word(*init + m->byte_offset(), W); v && *v != *init) return self;
+                if (auto v = mem.word(*init + m->byte_offset(), W); v && *v != *init) return std::string(self) + " pointing at itself";
             }
+            auto tasks = task ? r.btf->member(*task, "tasks") : std::nullopt;
+            if (!tasks) return {};
+            const uint64_t node = *init + tasks->byte_offset();
+            const auto next = mem.word(node, W), prev = mem.word(node + W, W);
+            if (!next || !prev) return {};
+            if (*next == node && *prev == node) return "task list with other tasks on it (it is empty)";
             return {};
         };
         // (newcomer 90: "another boot's?" for a right kallsyms whose init_task lay past a cut, or which
@@ -701,7 +710,7 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         } else if (std::string self = itself_not(); !self.empty()) {
             // (a "swapper" comm alone is 8 bytes anyone can write: attacker 110 moved init_task 104 bytes
             // back onto an empty list inside it, wrote "swapper" there, and 450 tasks were HIDDEN)
-            problem = "init_task at " + hex(*init) + " has no " + self + " pointing at itself";
+            problem = "init_task at " + hex(*init) + " has comm 'swapper' but no " + self;
         }
         if (!problem.empty()) {
             r.notes.push_back("symbols from " + (kallsyms_file ? r.symbols_source : std::string("the dump")) +

@@ -327,16 +327,28 @@ TEST_CASE("kernel_types_and_symbols: from the dump, and the user's files win") {
         REQUIRE(w.notes.size() == 1);
         CHECK(w.notes[0].find("nor group_leader, real_parent and a task list pointing back") != std::string::npos);
     }
-    // comm "swapper" but group_leader or real_parent not itself: dropped (attacker 110: init_task moved 104
-    // bytes back, "swapper" written at the moved comm, 450 tasks HIDDEN)
-    for (uint64_t self : {kTaskLeader, kTaskParent}) {
+    // comm "swapper" but group_leader or real_parent not itself (attacker 110: init_task moved 104 bytes back,
+    // "swapper" written at the moved comm, 450 tasks HIDDEN), or its task list empty or not linking back
+    // (attacker 111 wrote the two pointers too): dropped. The kernel's, linked: kept; a neighbour not linking
+    // back (a smeared capture's) is the lists' concern, not the symbols': kept.
+    Dump own = kernel_dump(Layout::After64);
+    linked(own);
+    CHECK(kernel_types_and_symbols(own.layer()).symbols);
+    own.put(kInitTask + 0x108, le(other_tasks));
+    CHECK(kernel_types_and_symbols(own.layer()).symbols);
+    for (auto [at, v, said] : std::vector<std::tuple<uint64_t, uint64_t, std::string>>{
+             {kInitTask + kTaskLeader, other_tasks, "no group_leader pointing at itself"},
+             {kInitTask + kTaskParent, other_tasks, "no real_parent pointing at itself"},
+             {kInitTask, init_tasks, "no task list with other tasks on it"}}) {
+        CAPTURE(said);
         Dump moved = kernel_dump(Layout::After64);
-        moved.put(kInitTask + self, le(other_tasks));
+        linked(moved);
+        moved.put(at, le(v));
+        if (at == kInitTask) moved.put(kInitTask + 8, le(init_tasks));   // next and prev itself: empty
         const auto m = kernel_types_and_symbols(moved.layer());
         CHECK_FALSE(m.symbols);
         REQUIRE(m.notes.size() == 1);
-        CHECK(m.notes[0].find(std::string("has no ") + (self == kTaskLeader ? "group_leader" : "real_parent") +
-                              " pointing at itself") != std::string::npos);
+        CHECK(m.notes[0].find("has comm 'swapper' but " + said) != std::string::npos);
     }
 }
 
