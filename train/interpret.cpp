@@ -1226,10 +1226,10 @@ Interpreted interpret_detections(const GraphBuildInfo& info, std::span<Detection
         if (timed) stop = passed;
         const size_t read = interp.interpret(detections, stop);
         // the models may be another build's, or the types or symbols another kernel's: the verdicts are not to be trusted
-        auto says_disagree = [](const std::vector<std::string>& ns) {
-            return std::any_of(ns.begin(), ns.end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); });
-        };
-        const bool disagreeing = !disagree.empty() || says_disagree(kernel.notes);   // (the interpreter's: its objects' own)
+        // (not the interpreter's notes: those withhold their own objects' verdicts)
+        const bool disagreeing = !disagree.empty() || std::any_of(kernel.notes.begin(), kernel.notes.end(), [](const std::string& n) {
+                                     return n.starts_with(kKernelDataDisagree);
+                                 });
         if (disagreeing)
             for (Detection& d : detections) withdraw_hidden(d, "the dump's kernel data disagree (planted copies?)");
         notes.insert(notes.end(), kernel.notes.begin(), kernel.notes.end());

@@ -116,16 +116,20 @@ std::optional<std::vector<uint8_t>> read_bytes(const TranslationLayer& tl, uint6
 
 uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+// What a BTF must name to describe a Linux kernel (describes_linux, and names_linux before a parse).
+constexpr const char* kTaskMembers[] = {"pid", "tgid", "comm", "tasks"};
+constexpr const char* kOtherStructs[] = {"cred", "mm_struct", "file"};
+
 // Empty when `b` describes a Linux kernel, else what it lacks.
 std::string describes_linux(const btf::Btf& b) {
     auto task = b.find("task_struct");
     if (!task) return "no struct task_struct";
-    for (const char* m : {"pid", "tgid", "comm", "tasks"})
+    for (const char* m : kTaskMembers)
         if (!b.member(*task, m)) return std::string("task_struct has no member ") + m;
     auto list = b.find("list_head");
     if (!list || b.size_of(*list) != 2 * b.pointer_size() || !b.member(*list, "next") || !b.member(*list, "prev"))
         return "no struct list_head {next, prev}";
-    for (const char* s : {"cred", "mm_struct", "file"})
+    for (const char* s : kOtherStructs)
         if (!b.find(s)) return std::string("no struct ") + s;
     return {};
 }
@@ -133,11 +137,16 @@ std::string describes_linux(const btf::Btf& b) {
 // What describes_linux needs by name, looked for in a BTF string section before it is parsed: "" when
 // every name is there, else the first missing one.
 std::string names_linux(std::span<const uint8_t> strings) {
-    for (const char* name : {"task_struct", "pid", "tgid", "comm", "tasks", "list_head", "next", "prev", "cred", "mm_struct", "file"}) {
+    auto lacks = [&](const char* name) {
         std::string key = std::string(1, '\0') + name;
         key.push_back('\0');
-        if (!::memmem(strings.data(), strings.size(), key.data(), key.size())) return std::string("no name ") + name + " in its strings";
-    }
+        return !::memmem(strings.data(), strings.size(), key.data(), key.size());
+    };
+    std::vector<const char*> names{"task_struct", "list_head", "next", "prev"};
+    names.insert(names.begin() + 1, std::begin(kTaskMembers), std::end(kTaskMembers));
+    names.insert(names.end(), std::begin(kOtherStructs), std::end(kOtherStructs));
+    for (const char* name : names)
+        if (lacks(name)) return std::string("no name ") + name + " in its strings";
     return {};
 }
 
@@ -652,41 +661,35 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
         auto comm = task ? r.btf->member(*task, "comm") : std::nullopt;
         auto init = r.symbols->address("init_task");
         char name[16] = {};
-        // Its own pointers: group_leader and real_parent at init_task itself, and &init_task.tasks's
-        // neighbours linking back (list_head, 2 words). Noise or an attacker's bytes in init_task's
-        // comm (or pid: not a pointer either) do not make right symbols wrong; a wrong address passes
-        // all three only by chance (any list node passes the last alone: attacker 22).
-        auto own_fields = [&]() {
+        // What of init_task's own fields is not as init/init_task.c makes them, "" when all are:
+        // group_leader and real_parent itself, and a task list that is not empty (a running kernel's
+        // never is) and, when `strict`, links both ways. Not strict: what cannot be read is not held
+        // against it (a cut dump), nor neighbours that do not link back (a smeared capture's, whose
+        // lists are judged broken later, not the symbols); used for a "swapper" comm (attacker 110
+        // moved init_task onto an empty list inside it and wrote "swapper" there; attacker 111 wrote
+        // the two pointers too). Strict: for a comm that is not "swapper" (noise or an attacker's byte:
+        // the fields must then show it is init_task; a wrong address passes them only by chance, any
+        // list node the last check alone: attacker 22).
+        auto own_fields_not = [&](bool strict) -> std::string {
             const uint64_t W = tl.word_size();
             const TranslatedMemory mem(tl);
             auto member = [&](const char* name) { return task ? r.btf->member(*task, name) : std::nullopt; };
-            auto tasks = member("tasks");
-            if (!tasks) return false;
-            for (const char* self : {"group_leader", "real_parent"})
-                if (auto m = member(self); !m || mem.word(*init + m->byte_offset(), W) != *init) return false;
-            const uint64_t node = *init + tasks->byte_offset();
-            if (mem.word(node, W) == node) return false;   // (a running kernel's list is never empty)
-            return list_links_back(mem, node, W);
-        };
-        // The first of init_task's group_leader and real_parent (init/init_task.c: &init_task) read and
-        // not itself; "" when both are itself or cannot be read (a cut dump).
-        // Then its task list: not empty (attacker 111 wrote the two pointers too, at an init_task moved onto
-        // an empty list). What cannot be read is not held against it (a cut dump); nor are neighbours that
-        // do not link back (a smeared capture's, whose lists are judged broken later, not the symbols).
-        auto itself_not = [&]() -> std::string {
-            const uint64_t W = tl.word_size();
-            const TranslatedMemory mem(tl);
             for (const char* self : {"group_leader", "real_parent"}) {
-                auto m = task ? r.btf->member(*task, self) : std::nullopt;
-                if (!m) continue;
-                if (auto v = mem.word(*init + m->byte_offset(), W); v && *v != *init) return std::string(self) + " pointing at itself";
+                auto m = member(self);
+                if (!m) {
+                    if (strict) return std::string(self) + " pointing at itself";
+                    continue;
+                }
+                auto v = mem.word(*init + m->byte_offset(), W);
+                if (v ? *v != *init : strict) return std::string(self) + " pointing at itself";
             }
-            auto tasks = task ? r.btf->member(*task, "tasks") : std::nullopt;
-            if (!tasks) return {};
+            auto tasks = member("tasks");
+            if (!tasks) return strict ? "task list" : "";
             const uint64_t node = *init + tasks->byte_offset();
             const auto next = mem.word(node, W), prev = mem.word(node + W, W);
-            if (!next || !prev) return {};
+            if (!next || !prev) return strict ? "task list" : "";
             if (*next == node && *prev == node) return "task list with other tasks on it (it is empty)";
+            if (strict && (*next == node || !list_links_back(mem, node, W))) return "task list linking back";
             return {};
         };
         // (newcomer 90: "another boot's?" for a right kallsyms whose init_task lay past a cut, or which
@@ -701,13 +704,13 @@ KernelTypesAndSymbols kernel_types_and_symbols(const TranslationLayer& tl, const
             problem = "init_task at " + hex(*init) + " cannot be read";
             hint = " (the dump lacks the kernel image, or another boot's symbols?)";
         } else if (std::strncmp(name, "swapper", 7) != 0) {
-            if (own_fields())
+            if (own_fields_not(true).empty())
                 r.notes.push_back("init_task at " + hex(*init) + " has no comm 'swapper' (its bytes changed?), but its "
                                   "group_leader and real_parent are itself and its task list links back: symbols kept");
             else
                 problem = "init_task at " + hex(*init) + " has no comm 'swapper', nor group_leader, real_parent "
                           "and a task list pointing back at it";
-        } else if (std::string self = itself_not(); !self.empty()) {
+        } else if (std::string self = own_fields_not(false); !self.empty()) {
             // (a "swapper" comm alone is 8 bytes anyone can write: attacker 110 moved init_task 104 bytes
             // back onto an empty list inside it, wrote "swapper" there, and 450 tasks were HIDDEN)
             problem = "init_task at " + hex(*init) + " has comm 'swapper' but no " + self;
