@@ -279,27 +279,61 @@ struct ObjectInterpreter::Impl {
     // tasks). Call after in_pid_hash(t, pid).
     std::optional<uint64_t> stale_copy(uint64_t t, int64_t pid) const;
     std::unordered_multimap<int64_t, uint64_t> listed_pids;   // PID → the listed tasks of it (walk_views)
-    // Whether the IDR the symbols' init_pid_ns gives is the kernel's: it maps at least one of the listed
-    // tasks (copy_process attaches a task's PID and lists it together). Asked of up to 64 listed tasks
-    // with a PID; not when 4 or more could be looked up and none is mapped. Attacker 110 moved init_pid_ns
-    // onto worker_pool_idr, another IDR of the image, and 447 tasks were HIDDEN as missing from pid_hash:
-    // that IDR maps none. (Not a share of them: a rootkit that unhashes the tasks it hides would make the
-    // kernel's own IDR no witness; to make it one the kernel's IDR would have to map no task.) When it is
-    // not the kernel's it is no witness, said once as a disagreement.
+    // Whether the last in_pid_hash reached a struct pid whose numbers[0].ns is not the symbols'
+    // init_pid_ns: a pid of another namespace (an IDR of something else, or a leaf of the kernel's own
+    // grafted onto it: attacker 111), no witness for that task.
+    bool pid_foreign = false;
+    // Whether the IDR the symbols' init_pid_ns gives is the kernel's (idr_witness); nullopt until asked.
     std::optional<bool> idr_trusted;
+    // Why the symbols' init_pid_ns is not the kernel's own, read from itself and its IDR; empty when
+    // nothing says so. init_pid_ns has level 0 and its child_reaper is PID 1, the listed task of PID 1
+    // (copy_process sets it, kernel/fork.c); each struct pid it maps names it at numbers[0].ns and is
+    // mapped by the kernel's IDR together with being listed (copy_process attaches the PID and lists the
+    // task together, __unhash_process takes both away). Asked of up to 64 listed tasks with a PID, spread
+    // over the PID range (the lowest, PID 1, always). Not when some of them are not mapped — a rootkit
+    // that unhashes the tasks it leaves listed (attacker 93) is what the IDR witnesses — but when it maps
+    // none of 4 or more (attacker 110: init_pid_ns moved onto worker_pool_idr, 447 tasks "HIDDEN"), or
+    // as many of them to pids of another namespace as to their own (attacker 111: a leaf of the kernel's
+    // IDR grafted onto worker_pool_idr mapped 15 listed tasks, and 274 read "HIDDEN").
+    std::string idr_not_kernels() {
+        if (!idr_head) return {};   // no IDR read (walk_views said why)
+        const uint64_t ns = *syms->address("init_pid_ns");
+        std::unordered_set<uint64_t> init;   // the listed tasks of PID 1
+        for (auto [it, end] = listed_pids.equal_range(1); it != end; ++it) init.insert(phys(it->second));
+        if (L.ns_level)
+            if (auto level = word(ns + *L.ns_level, 4); level && *level != 0)
+                return "is at level " + std::to_string(*level) + " (init_pid_ns's is 0)";
+        if (L.ns_child_reaper && !init.empty())
+            if (auto reaper = ptr(ns + *L.ns_child_reaper); reaper && !init.count(phys(*reaper)))
+                return "names child_reaper " + hex(*reaper) + ", not the listed task of PID 1";
+        std::vector<std::pair<int64_t, uint64_t>> listed;
+        for (const auto& [pid, t] : listed_pids)
+            if (pid > 0) listed.emplace_back(pid, t);
+        std::ranges::sort(listed);
+        const size_t stride = std::max<size_t>(1, listed.size() / 64);
+        uint64_t mapped = 0, unmapped = 0, foreign = 0, asked = 0;
+        for (size_t i = 0; i < listed.size() && asked < 64; i += stride, ++asked) {
+            const auto h = in_pid_hash(listed[i].second, listed[i].first);
+            if (h) ++(*h ? mapped : unmapped);
+            else if (pid_foreign) ++foreign;
+        }
+        if (foreign > 0 && foreign >= mapped)
+            return "maps " + std::to_string(foreign) + " of the " + std::to_string(asked) + " tasks on the task list asked to "
+                   "struct pids of another namespace (numbers[0].ns), " + std::to_string(mapped) + " to its own";
+        if (mapped == 0 && unmapped >= 4)
+            return "maps none of the " + std::to_string(unmapped) + " tasks on the task list asked";
+        return {};
+    }
+    // Whether the symbols' init_pid_ns's IDR is a witness of hidden tasks: when idr_not_kernels() finds
+    // nothing; said once as a disagreement otherwise.
     bool idr_witness() {
         if (idr_trusted) return *idr_trusted;
-        uint64_t mapped = 0, unmapped = 0, asked = 0;
-        for (const auto& [pid, t] : listed_pids) {
-            if (pid <= 0) continue;
-            if (++asked > 64 || mapped) break;
-            if (const auto h = in_pid_hash(t, pid)) ++(*h ? mapped : unmapped);
-        }
-        idr_trusted = mapped > 0 || unmapped < 4;
-        if (!*idr_trusted)
-            notes.push_back(std::string(kKernelDataDisagree) + "the PID IDR of the symbols' init_pid_ns maps none of the " +
-                            std::to_string(unmapped) + " tasks on the task list asked: not the kernel's (an edited symbol "
-                            "table?), so no witness of hidden tasks; --kallsyms gives the kernel's own");
+        const std::string why = idr_not_kernels();
+        idr_trusted = why.empty();
+        if (!why.empty())
+            notes.push_back(std::string(kKernelDataDisagree) + "the symbols' init_pid_ns " + why +
+                            ": not the kernel's (an edited symbol table?), so its PID IDR is no witness of hidden "
+                            "tasks; --kallsyms gives the kernel's own");
         return *idr_trusted;
     }
     std::vector<ObjectField> task(uint64_t t);
@@ -418,6 +452,7 @@ bool ObjectInterpreter::Impl::in_thread_list(uint64_t t) {
 // xa_slot_count slots indexed by (index >> shift) & (count − 1)), then pid->tasks[PIDTYPE_PID].
 std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid) {
     pid_task.reset();
+    pid_foreign = false;
     if (!idr_head || !idr_base) return std::nullopt;
     if (pid < static_cast<int64_t>(*idr_base)) return false;
     // A witness only where the IDR reads as the kernel keeps it: each node's shift XA_CHUNK_SHIFT below
@@ -462,6 +497,11 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
         auto nr = word(entry + *L.pid_nr, 4);
         if (!nr || static_cast<int64_t>(static_cast<int32_t>(*nr)) != pid) return std::nullopt;
     }
+    if (L.pid_upid_ns)   // a pid of init_pid_ns names it (by physical address: its image alias or another)
+        if (auto owner = ptr(entry + *L.pid_upid_ns); !owner || phys(*owner) != phys(*syms->address("init_pid_ns"))) {
+            pid_foreign = owner.has_value();
+            return std::nullopt;
+        }
     auto node = ptr(entry + *L.pid_tasks);   // tasks[PIDTYPE_PID].first
     const uint64_t target = phys(t + *L.pid_links);
     pid_task = node && kernel(*node) ? std::optional<uint64_t>(*node - *L.pid_links) : std::nullopt;

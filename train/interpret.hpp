@@ -55,9 +55,12 @@
 //                          read as the kernel keeps it, does not map it (/proc and kill find tasks
 //                          there); false when both reach it or the task has died; null when pid is
 //                          bad, or when a list cut or broken in memory may have lost it (below).
-//                          The IDR is a witness unless it maps none of the listed tasks (4 or more of
-//                          up to 64 looked up): a moved init_pid_ns (attacker 110), no witness then, a
-//                          kKernelDataDisagree note.
+//                          The IDR is a witness unless the symbols' init_pid_ns is not the kernel's:
+//                          its level not 0, its child_reaper not the listed PID 1, or, of up to 64
+//                          listed tasks looked up, none mapped (4 or more asked) or as many mapped to
+//                          struct pids naming another namespace (numbers[0].ns) as to its own — a moved
+//                          init_pid_ns (attackers 110, 111), no witness then, a kKernelDataDisagree
+//                          note. A task whose struct pid names another namespace has no IDR witness.
 //             module       view "modules" (the modules list); hidden when it misses the module.
 //                          null when the list misses it while its own list node is on an intact
 //                          ring (each next pointing back) through a node of the kernel image

@@ -162,6 +162,9 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     if (xa_slots) xa_slot_count = array_length("xa_node", "slots");
     pid_tasks = opt("pid", "tasks");
     if (auto numbers = opt("pid", "numbers"), nr = opt("upid", "nr"); numbers && nr) pid_nr = *numbers + *nr;   // numbers[0].nr
+    if (auto numbers = opt("pid", "numbers"), ns = opt("upid", "ns"); numbers && ns) pid_upid_ns = *numbers + *ns;   // numbers[0].ns
+    ns_level = opt("pid_namespace", "level");
+    ns_child_reaper = opt("pid_namespace", "child_reaper");
 }
 
 uint64_t KernelLayout::need(const std::optional<uint64_t>& field, const char* what) {

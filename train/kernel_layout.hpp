@@ -95,6 +95,10 @@ struct KernelLayout {
     // PID IDR: pid_namespace.idr (.idr_rt.xa_head, .idr_base), xa_node.shift (u8) and .slots[],
     // struct pid.tasks[] (hlist_head per pid type) and .numbers[0].nr (upid).
     std::optional<uint64_t> ns_idr_head, ns_idr_base, xa_shift, xa_slots, pid_tasks, pid_nr;
+    // What makes a pid_namespace init_pid_ns (include/linux/pid_namespace.h): .level (unsigned int, 0
+    // for it), .child_reaper (its PID 1: copy_process sets it, kernel/fork.c), and the namespace each of
+    // its struct pids names at its level, numbers[0].ns (struct upid, include/linux/pid.h).
+    std::optional<uint64_t> ns_level, ns_child_reaper, pid_upid_ns;
     std::optional<uint64_t> xa_parent;   // xa_node.parent: the node above (NULL at the root)
     // xa_node.offset (u8: its slot in the parent), .count (u8: slots in use) and .array (the xarray
     // it belongs to), and where pid_namespace.idr.idr_rt (that xarray) lies: a node of another xarray

@@ -64,7 +64,8 @@ struct Off {
                               f_flags = 8, f_pos = 16, f_inode = 24, f_count = 32, i_ino = 40, d_parent = 64,
                               d_sb = 72, s_type = 8, mnt_root = 0, mount_parent = 16, mount_mountpoint = 24,
                               mount_mnt = 32, map_count = 8, exe_file = 16, core_layout = 104, init_layout = 160,
-                              idr_head = 8, idr_base = 16, xa_slots = 40, pid_tasks = 8, pid_numbers = 48;
+                              idr_head = 8, idr_base = 16, xa_slots = 40, pid_tasks = 8, pid_numbers = 48,
+                              upid_ns = 56, ns_child_reaper = 32, ns_level = 40;
     // SLUB (again not Linux's offsets)
     static constexpr uint64_t kc_cpu_slab = 8, kc_offset = 16, kc_size = 20, kc_name = 32, kc_list = 48,
                               kc_random = 64, kc_red = 72, kc_node = 80, kc_sizeof = 128, kcc_freelist = 8,
@@ -119,7 +120,7 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false, 
                              {"mnt", vfsmount, Off::mount_mnt * 8}});
     uint32_t xa = b.struct_("xarray", 16, {{"xa_flags", u32, 32}, {"xa_head", vp, 64}});
     uint32_t idr = b.struct_("idr", 24, {{"idr_rt", xa, 0}, {"idr_base", u32, 128}, {"idr_next", u32, 160}});
-    b.struct_("pid_namespace", 64, {{"idr", idr, 0}});
+    b.struct_("pid_namespace", 64, {{"idr", idr, 0}, {"child_reaper", vp, Off::ns_child_reaper * 8}, {"level", u32, Off::ns_level * 8}});
     uint32_t u8 = b.int_type("unsigned char", 1, 8, false);
     b.struct_("xa_node", Off::xa_slots + 64 * 8, {{"shift", u8, 0}, {"offset", u8, 8}, {"count", u8, 16}, {"parent", vp, 64}, {"array", vp, 128},
                                                  {"slots", b.array(vp, i32, 64), Off::xa_slots * 8}});

@@ -66,10 +66,12 @@ struct InterpretWorld : World {
         for (auto [t, nr] : std::vector<std::pair<uint64_t, int>>{{p1, 1}, {p3, 2}, {p2, 100}, {t1, 101}, {t2, 102}}) {
             const uint64_t pid = alloc("pid" + std::to_string(nr), 64);
             mem.put(pid + Off::pid_numbers, static_cast<uint32_t>(nr), 4);
+            mem.put(pid + Off::upid_ns, pid_ns);                 // numbers[0].ns
             mem.put(pid + Off::pid_tasks, t + Off::pid_links);   // tasks[PIDTYPE_PID].first
             const uint64_t leaf = nr < 64 ? leaf0 : leaf1;
             mem.put(leaf + Off::xa_slots + (nr % 64) * 8, pid);
         }
+        mem.put(pid_ns + Off::ns_child_reaper, p1);   // PID 1 (level 0: zeroed)
         sym("init_pid_ns", pid_ns);
     }
 };
@@ -992,9 +994,11 @@ TEST_CASE("interpret: an IDR at the symbols' init_pid_ns that maps none of the l
     for (uint64_t node : {root, leaf}) w.mem.put(node + 16, other);
     w.mem.put(other + Off::idr_head, root + 2);
     w.mem.put(other + Off::idr_base, 0, 4);
+    w.mem.put(other + Off::ns_child_reaper, w.at["p1"]);   // what init_pid_ns's has (level 0 too): the IDR decides
     for (int nr : {1, 2}) {
         const uint64_t pid = w.alloc("other_pid" + std::to_string(nr), 64);
         w.mem.put(pid + Off::pid_numbers, static_cast<uint32_t>(nr), 4);
+        w.mem.put(pid + Off::upid_ns, other);
         w.mem.put(leaf + Off::xa_slots + nr * 8, pid);
     }
     const Kallsyms syms = with_symbol(w, "init_pid_ns", other);
@@ -1024,6 +1028,75 @@ TEST_CASE("interpret: an IDR at the symbols' init_pid_ns that maps none of the l
         CHECK(f["missing_from"] == "[\"pid_hash\"]");
     }
     CHECK(std::none_of(in3.notes().begin(), in3.notes().end(), [](const std::string& n) { return n.starts_with(kKernelDataDisagree); }));
+}
+
+TEST_CASE("interpret: an init_pid_ns whose level, child_reaper or struct pids are not the kernel's is no witness "
+          "(attacker 111: a leaf of the kernel's IDR grafted onto another)") {
+    auto disagree = [](const ObjectInterpreter& in, const std::string& why) {
+        return std::count_if(in.notes().begin(), in.notes().end(), [&](const std::string& n) {
+            return n.starts_with(kKernelDataDisagree) && n.find(why) != std::string::npos;
+        });
+    };
+    auto no_hidden = [](InterpretWorld& w, ObjectInterpreter& in) {
+        for (const char* t : {"p1", "p2", "p3", "t1", "t2"}) {
+            CAPTURE(t);
+            auto f = json_of(in.fields("task_struct", w.at[t]));
+            CHECK(f["hidden"] == "false");
+            CHECK(f["missing_from"] == "[]");
+        }
+    };
+    SUBCASE("another IDR with the kernel's leaf of PIDs 64-127 grafted on, its parent, array and offset rewritten") {
+        InterpretWorld w;
+        const uint64_t other = w.alloc("other_idr", 64), root = w.alloc("other_root", Off::xa_slots + 64 * 8),
+                       leaf1 = w.at["xa_leaf1"];
+        w.mem.put(root, 6, 1);
+        w.mem.put(root + 2, 1, 1);
+        w.mem.put(root + 16, other);
+        w.mem.put(root + Off::xa_slots + 8, leaf1 + 2);   // the graft: 4 writes
+        w.mem.put(leaf1 + 8, root);
+        w.mem.put(leaf1 + 16, other);
+        w.mem.put(other + Off::idr_head, root + 2);
+        w.mem.put(other + Off::ns_child_reaper, w.at["p1"]);
+        const Kallsyms syms = with_symbol(w, "init_pid_ns", other);
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        no_hidden(w, in);   // before: PIDs 1 and 2, unmapped by it, "HIDDEN" (p2 and its threads mapped)
+        CHECK(disagree(in, "maps 3 of the 5 tasks on the task list asked to struct pids of another namespace") == 1);
+        // the pids written to name it (3 more writes: /proc would lose those tasks) — then the IDR maps them
+        // and unmaps PIDs 1 and 2, which read hidden: what the IDR witnesses, as for attacker 93's unhash
+        for (int nr : {100, 101, 102}) w.mem.put(w.at["pid" + std::to_string(nr)] + Off::upid_ns, other);
+        ObjectInterpreter in2(w.mem, w.btf, &syms);
+        CHECK(json_of(in2.fields("task_struct", w.at["p1"]))["hidden"] == "true");
+        CHECK(json_of(in2.fields("task_struct", w.at["p2"]))["hidden"] == "false");
+        CHECK(disagree(in2, "") == 0);
+    }
+    SUBCASE("the kernel's own, its level or child_reaper written") {
+        InterpretWorld w;
+        const Kallsyms syms = w.syms();
+        w.mem.put(w.at["init_pid_ns"] + Off::ns_level, 1, 4);
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        CHECK(json_of(in.fields("task_struct", w.at["p2"]))["hidden"] == "false");
+        CHECK(disagree(in, "init_pid_ns is at level 1 (init_pid_ns's is 0)") == 1);
+        w.mem.put(w.at["init_pid_ns"] + Off::ns_level, 0, 4);
+        w.mem.put(w.at["init_pid_ns"] + Off::ns_child_reaper, w.at["p2"]);
+        w.mem.put(w.at["xa_leaf1"] + Off::xa_slots + (100 % 64) * 8, 0);   // p2 unhashed: hidden were the IDR a witness
+        ObjectInterpreter in2(w.mem, w.btf, &syms);
+        CHECK(json_of(in2.fields("task_struct", w.at["p2"]))["hidden"] == "false");
+        CHECK(disagree(in2, ", not the listed task of PID 1") == 1);
+        w.mem.put(w.at["init_pid_ns"] + Off::ns_child_reaper, w.at["p1"]);
+        ObjectInterpreter in3(w.mem, w.btf, &syms);
+        CHECK(json_of(in3.fields("task_struct", w.at["p2"]))["hidden"] == "true");
+        CHECK(disagree(in3, "") == 0);
+    }
+    SUBCASE("one struct pid of the kernel's IDR naming another namespace: no witness for its task alone") {
+        InterpretWorld w;
+        const Kallsyms syms = w.syms();
+        w.mem.put(w.at["pid101"] + Off::upid_ns, w.at["p1"]);
+        w.mem.put(w.at["xa_leaf1"] + Off::xa_slots + (102 % 64) * 8, 0);   // t2 unhashed
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        CHECK(json_of(in.fields("task_struct", w.at["t1"]))["missing_from"] == "[]");
+        CHECK(json_of(in.fields("task_struct", w.at["t2"]))["hidden"] == "true");
+        CHECK(disagree(in, "") == 0);
+    }
 }
 
 TEST_CASE("interpret: a stop reads no further, task_struct and the other cross-view types first") {
