@@ -181,6 +181,10 @@ inline constexpr std::string_view kObjectsTimedOutNote = "objects not read: the 
 // The note that starts with this names the kernel's views (train/labeler.hpp LabelSet::views_cut)
 // whose walks lost entries at memory the dump cannot read (ObjectInterpreter::set_memory_lacking).
 inline constexpr std::string_view kViewsCutNote = "the kernel's lists were not read whole: ";
+// The note that starts with this gives a kernel list read whole along next whose head's prev disagrees
+// (train/labeler.hpp kHeadPrevOnly): its view stands, the edit or smear is said.
+inline constexpr std::string_view kHeadPrevNote = "a kernel list's head does not close it along prev (an edit or a smeared capture?), "
+                                                  "its view stands: ";
 // In the note said when no list could be walked at all (no kernel symbols, the walk failed).
 inline constexpr std::string_view kNoCrossView = "hidden objects not looked for";
 

@@ -248,8 +248,12 @@ private:
             else if (b.kind == ListEnd::Head) w += ", back to the head";
             else w += ", then " + b.why;
             // entries lost between two nodes that could not be read: the view misses them for want of
-            // memory (a walk ending at a link that does not point back is a broken list, not a cut)
-            const bool lost = b.kind != ListEnd::Met && b.kind != ListEnd::Head;
+            // memory (a walk ending at a link that does not point back is a broken list, not a cut).
+            // None when the forward walk came round to the head and only the head's prev disagreed:
+            // what the kernel walks (along next) was read whole (attacker 110 row 6: `modules.prev`
+            // pointed at another list head, 8 bytes, made a module moved to a ring of its own "not judged")
+            const bool lost = !end.closed && b.kind != ListEnd::Met && b.kind != ListEnd::Head;
+            if (end.closed && b.kind != ListEnd::Met && b.kind != ListEnd::Head) w += kHeadPrevOnly;
             if (view && lost && end.unreadable && b.unreadable) warn_cut(view, w);
             else {
                 if (view && lost) out_.views_broken.try_emplace(view, w);
@@ -269,6 +273,7 @@ private:
         enum Kind { Head, Met, TooLong, Broken } kind = Head;
         std::string why;
         bool unreadable = false;   // Broken at a node (or the head's link) that could not be read
+        bool closed = false;       // Broken only at the head's prev: the forward walk came round to the head
     };
     // Follows the link at byte `dir` of each list_head (0 next, pointer size prev) from `head`'s,
     // appending the nodes to `nodes` and claiming each for walk direction `owner` (claimed_). The
@@ -332,7 +337,7 @@ private:
             auto head_back = ptr(head + other_dir);
             if (!head_back || *head_back != from)
                 return {ListEnd::Broken, "next of " + from_name() + " is the head, whose prev is " +
-                                             (head_back ? hex(*head_back) : std::string("unreadable"))};
+                                             (head_back ? hex(*head_back) : std::string("unreadable")), false, true};
         }
         return {ListEnd::Head, {}};
     }

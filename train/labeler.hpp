@@ -212,6 +212,12 @@ struct SlabStats {
                                   // list; creds: no task or open file, e.g. a socket's peer cred)
 };
 
+// Ends a warning of a list walked whole along next (the way the kernel walks it) whose head's prev
+// names no last entry of it: nothing lost, but the list was edited or read at two moments (a smeared
+// capture); the view is neither cut nor broken (attacker 110: one write to modules.prev made a hidden
+// module "not judged").
+inline constexpr std::string_view kHeadPrevOnly = "; nothing lost along next, which closes at the head";
+
 struct LabelSet {
     std::vector<Label> labels;           // sorted by (vaddr, type), unique
     LabelCounts counts;

@@ -976,6 +976,13 @@ TEST_CASE("interpret: modules on an intact list through a kernel-image node othe
         CHECK(json_of(in.fields("module", rootkit))["hidden"] == "true");
         CHECK(json_of(in.fields("module", w.at["ext4"]))["hidden"] == "false");
         CHECK(disagreeing(in) == 0);
+        // and the modules head's prev pointed at another list head (attacker 110 row 6: 8 bytes the kernel
+        // does not read to add a module; lsmod walks next): still hidden, the edit said
+        w.mem.put(w.at["modules"] + 8, empty);
+        ObjectInterpreter in2(w.mem, w.btf, &syms);
+        CHECK(json_of(in2.fields("module", rootkit))["hidden"] == "true");
+        CHECK(std::count_if(in2.notes().begin(), in2.notes().end(), [](const std::string& n) { return n.starts_with(kHeadPrevNote); }) == 1);
+        CHECK(std::none_of(in2.notes().begin(), in2.notes().end(), [](const std::string& n) { return n.starts_with(kViewsCutNote); }));
     }
 }
 

@@ -266,6 +266,20 @@ TEST_CASE("corrupt lists end in warnings, not hangs") {
         REQUIRE(s.views_broken.count("tasks") == 1);
         CHECK(s.views_broken.at("tasks").starts_with("init_task.tasks: "));
     }
+    SUBCASE("tasks list whole along next, its head's prev pointing elsewhere: not broken, nothing lost") {
+        World w;   // init_task.tasks.prev → another list head (attacker 110 row 6, on modules)
+        const uint64_t other = w.alloc("other_head", 16);
+        w.mem.put(other, other);
+        w.mem.put(other + 8, other);
+        w.mem.put(w.at["init_task"] + Off::tasks + 8, other);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(s.counts.processes == 3);
+        CHECK(s.views_broken.empty());
+        CHECK(s.views_cut.empty());
+        CHECK(std::any_of(s.warnings.begin(), s.warnings.end(), [](const std::string& x) {
+            return x.starts_with("init_task.tasks: next of entry 3") && x.ends_with("; nothing lost along next, which closes at the head");
+        }));
+    }
     SUBCASE("tasks list into unmapped memory") {
         World w;
         w.mem.put(w.at["p2"] + Off::tasks, kBase + kSize + 0x1000);
