@@ -538,8 +538,18 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
     uint64_t indices = 0;
     std::optional<DumpKallsyms> elsewhere;   // the first that decoded outside its own read-only data
     std::vector<uint64_t> passed_over;
+    // Once a set decoded outside, the read-only data its symbols name is where the kernel's own lie when it
+    // is a copy of them: candidates there are followed past the bound (up to the bound again), the rest no
+    // more (attacker 109: 64 copies below the image, one per 2 MiB, kept the kernel's own, the 65th, from
+    // being followed, and every verdict was withdrawn).
+    uint64_t named = 0;   // candidates followed in that read-only data
+    auto in_named_rodata = [&](uint64_t va) {
+        if (!elsewhere) return false;
+        const auto ro = elsewhere->symbols.address("__start_rodata"), ro_end = elsewhere->symbols.address("__end_rodata");
+        return ro && ro_end && *ro <= va && va < *ro_end;
+    };
     for (const ImageSpan& s : spans) {
-        if (indices > kMaxKallsymsCandidates) break;   // (the bound, below)
+        if ((indices > kMaxKallsymsCandidates && !elsewhere) || named > kMaxKallsymsCandidates) break;   // (the bounds, below)
         const uint8_t* b = s.bytes.data();
         const uint64_t n = s.bytes.size();
         ScanRelease scanned(tl.physical(), s.bytes, interrupt);
@@ -553,7 +563,10 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
             unsigned i = 1;
             while (i < 256 && idx[i] >= idx[i - 1] + 2 && idx[i] <= idx[i - 1] + 256) ++i;
             if (i < 256) continue;
-            if (++indices > kMaxKallsymsCandidates) {
+            if (indices >= kMaxKallsymsCandidates && elsewhere) {   // past the bound: the named read-only data alone
+                if (!in_named_rodata(s.vaddr + o)) continue;
+                if (++named > kMaxKallsymsCandidates) break;
+            } else if (++indices > kMaxKallsymsCandidates) {
                 f.reason = "more than " + std::to_string(kMaxKallsymsCandidates) +
                            " kallsyms_token_index-like tables, none followed to a kernel's kallsyms";
                 break;

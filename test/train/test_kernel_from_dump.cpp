@@ -504,6 +504,20 @@ TEST_CASE("kallsyms: a copy outside the read-only data its symbols name is passe
         CHECK(with(r, kKernelDataDisagree) == 1);
         CHECK(with(r, kKernelDataPlanted) == 0);
     }
+    SUBCASE("the copy, then 64 token-index look-alikes: the bound reached, the kernel's own still followed inside the "
+            "read-only data the copy names (attacker 109: 64 copies)") {
+        std::vector<uint8_t> index(512);   // shaped as kallsyms_token_index (0, 2, 4, …), no token table before it
+        for (unsigned i = 0; i < 256; ++i) index[2 * i] = uint8_t(2 * i), index[2 * i + 1] = uint8_t((2 * i) >> 8);
+        Dump d = kernel_dump(Layout::Upstream61);
+        d.put(copy_at, copy.b);
+        REQUIRE(copy_at + copy.b.size() <= 0x12000);
+        for (unsigned k = 0; k < 64; ++k) d.put(0x12000 + 0x400 * k, index);
+        auto k = find_kallsyms(d.layer(), &why);
+        REQUIRE_MESSAGE(k, why);
+        CHECK(k->in_own_rodata);
+        CHECK(k->passed_over == std::vector<uint64_t>{copy_num_syms});
+        CHECK(k->symbols.address("init_task") == kImage + kInitTask);
+    }
     SUBCASE("a set whose symbols lack _text, _end, __start_rodata or __end_rodata is never inside (attacker 109: one "
             "byte of a name changed)") {
         for (const char* missing : {"_text", "_end", "__start_rodata", "__end_rodata"}) {
