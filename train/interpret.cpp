@@ -385,6 +385,7 @@ void ObjectInterpreter::Impl::walk_views() {
                                              "they miss are not judged hidden, but for tasks and modules taken off their "
                                              "lists and tasks the PID IDR does not map"));
     }
+    for (const std::string& e : set.edits) notes.push_back(std::string(kKernelDataDisagree) + e);
     for (const std::string& w : set.warnings)
         if (w.ends_with(kHeadPrevOnly)) notes.push_back(std::string(kHeadPrevNote) + w.substr(0, w.size() - kHeadPrevOnly.size()));
     for (const Label& l : set.labels) {

@@ -787,6 +787,15 @@ void Walker::idle_tasks(uint64_t init_task) {
             continue;
         }
         if (*idle == init_task) continue;
+        // An idle task has PID 0 (fork_idle: init_struct_pid, kernel/fork.c); a task of another PID named
+        // here is a listed task only by an edit (the symbols runqueues, __per_cpu_offset or nr_cpu_ids moved
+        // onto words that name a hidden task): not listed, said
+        if (const int64_t pid = task_pid(*idle); pid != 0) {
+            out_.edits.push_back("runqueues[" + std::to_string(cpu) + "].idle names the task at " + hex(*idle) + " of PID " +
+                                 std::to_string(pid) + ", no idle task (PID 0): not taken as listed");
+            warn(out_.edits.back());
+            continue;
+        }
         if (add_task(*idle, "runqueues[" + std::to_string(cpu) + "].idle"))
             all_tasks_.push_back({*idle, task_pid(*idle)});
     }

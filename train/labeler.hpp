@@ -241,6 +241,9 @@ struct LabelSet {
     // unreadable one cuts the view instead. Each with its first warning. An object such a view misses is not thereby hidden either
     // (train/interpret.hpp).
     std::map<std::string, std::string> views_broken;
+    // What the walks met that only an edit of the kernel's data or symbols makes (a runqueue's idle task
+    // of a PID other than 0), each said once; what it named is not taken into a view.
+    std::vector<std::string> edits;
     // Labels per type; freed objects under "<type> (freed)".
     std::map<std::string, uint64_t> per_type() const;
 };

@@ -1106,6 +1106,24 @@ TEST_CASE("interpret: an init_pid_ns whose level, child_reaper or struct pids ar
     }
 }
 
+TEST_CASE("interpret: a runqueue's idle task of a PID other than 0 is not listed as one, and said") {
+    // A hidden task (on no list, in no IDR) named as CPU 1's idle task: the per-CPU area moved by an edited
+    // __per_cpu_offset (or runqueues, nr_cpu_ids symbols) onto words that name it
+    InterpretWorld w;
+    const uint64_t hid = w.task("hid", 700, 700, "rootkitd");
+    w.mem.put(hid + Off::group_leader, hid);
+    w.mem.put(w.at["pcpu1"] + 0x200 + Off::rq_idle, hid);
+    const Kallsyms syms = w.syms();
+    ObjectInterpreter in(w.mem, w.btf, &syms);
+    auto f = json_of(in.fields("task_struct", hid));
+    CHECK(f["hidden"] == "true");
+    CHECK(f["missing_from"] == "[\"tasks\",\"threads\",\"pid_hash\"]");
+    CHECK(std::count_if(in.notes().begin(), in.notes().end(), [&](const std::string& n) {
+              return n == std::string(kKernelDataDisagree) + "runqueues[1].idle names the task at " + hex(hid) +
+                              " of PID 700, no idle task (PID 0): not taken as listed";
+          }) == 1);
+}
+
 TEST_CASE("interpret: a stop reads no further, task_struct and the other cross-view types first") {
     // dmdetect --time-limit (attacker 102 HIGH 4: 703 k creds read for 5.5 s past the networks' deadline)
     InterpretWorld w;
