@@ -737,7 +737,8 @@ int run(int argc, char** argv, Communicator& world) {
                     note_warnings.push_back(n);   // planted copies? (attacker 108)
                 if (n.find(kNoCrossView) != std::string::npos) verdict_why.push_back(n);
                 // a kernel list broken at memory the dump lacks, or, where it lacks none, broken in memory
-                if (n.starts_with(kViewsCutNote) || n.starts_with(kHeadPrevNote)) note_warnings.push_back(n);
+                if (n.starts_with(kViewsCutNote) || n.starts_with(kHeadPrevNote) || n.starts_with(kIdrOddNote))
+                    note_warnings.push_back(n);
             }
         }
         // Models whose network needed more work a page than the default bound allows (refused by it,

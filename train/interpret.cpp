@@ -283,6 +283,11 @@ struct ObjectInterpreter::Impl {
     // init_pid_ns: a pid of another namespace (an IDR of something else, or a leaf of the kernel's own
     // grafted onto it: attacker 111), no witness for that task.
     bool pid_foreign = false;
+    // Why the last in_pid_hash read the IDR, or the struct pid and tasks it leads to, as the kernel does not
+    // keep them (a node naming another parent, offset or xarray, a number not the PID …); empty when it
+    // answered, or could not read on.
+    std::string pid_odd;
+    bool pid_odd_said = false;   // task(): the note said once
     // Whether the IDR the symbols' init_pid_ns gives is the kernel's (idr_witness); nullopt until asked.
     std::optional<bool> idr_trusted;
     // Why the symbols' init_pid_ns is not the kernel's own, read from itself and its IDR; empty when
@@ -389,6 +394,7 @@ void ObjectInterpreter::Impl::walk_views() {
     for (const std::string& w : set.warnings)
         if (w.ends_with(kHeadPrevOnly)) notes.push_back(std::string(kHeadPrevNote) + w.substr(0, w.size() - kHeadPrevOnly.size()));
     for (const Label& l : set.labels) {
+        if (std::ranges::binary_search(set.prev_only, l.vaddr)) continue;   // off the kernel's walk
         const uint64_t p = phys(l);
         if (l.freed) {
             if (l.type == "task_struct" || l.type == "cred" || l.type == "file") freelisted.insert(p);
@@ -456,6 +462,11 @@ bool ObjectInterpreter::Impl::in_thread_list(uint64_t t) {
 std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid) {
     pid_task.reset();
     pid_foreign = false;
+    pid_odd.clear();
+    auto odd = [&](std::string why) {   // read, and not as the kernel keeps it
+        pid_odd = std::move(why);
+        return std::optional<bool>();
+    };
     if (!idr_head || !idr_base) return std::nullopt;
     if (pid < static_cast<int64_t>(*idr_base)) return false;
     // A witness only where the IDR reads as the kernel keeps it: each node's shift XA_CHUNK_SHIFT below
@@ -473,15 +484,23 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
             if (depth > 12) return std::nullopt;
             const uint64_t node = entry - 2;
             auto shift = word(node + *L.xa_shift, 1);
-            if (!shift || *shift > 60 || *shift % chunk || (parent_shift && *shift + chunk != *parent_shift)) return std::nullopt;
+            const std::string at = "node " + hex(node);
+            if (!shift) return std::nullopt;
+            if (*shift > 60 || *shift % chunk || (parent_shift && *shift + chunk != *parent_shift))
+                return odd(at + " has shift " + std::to_string(*shift));
             if (L.xa_parent)   // the node names the one above it (a page of something else does not)
-                if (auto up = ptr(node + *L.xa_parent); !up || *up != parent) return std::nullopt;
+                if (auto up = ptr(node + *L.xa_parent); !up || *up != parent)
+                    return up ? odd(at + " names parent " + hex(*up) + ", not " + hex(parent)) : std::nullopt;
             if (L.xa_array && idr_xarray)   // ... and the IDR as its xarray (another xarray's root has no parent either)
-                if (auto a = ptr(node + *L.xa_array); !a || phys(*a) != phys(*idr_xarray)) return std::nullopt;
+                if (auto a = ptr(node + *L.xa_array); !a || phys(*a) != phys(*idr_xarray))
+                    return a ? odd(at + " names the xarray " + hex(*a) + ", not the IDR's") : std::nullopt;
             if (L.xa_count)   // ... and is in use (a freed node keeps parent, offset and array: reviewer 100)
-                if (auto n = word(node + *L.xa_count, 1); !n || *n == 0) return std::nullopt;
+                if (auto n = word(node + *L.xa_count, 1); !n || *n == 0) return n ? odd(at + " has count 0 (freed)") : std::nullopt;
             if (L.xa_offset && parent_shift)   // ... and the slot of the parent that led here
-                if (auto o = word(node + *L.xa_offset, 1); !o || *o != ((index >> *parent_shift) & (slots - 1))) return std::nullopt;
+                if (auto o = word(node + *L.xa_offset, 1); !o || *o != ((index >> *parent_shift) & (slots - 1)))
+                    return o ? odd(at + " has offset " + std::to_string(*o) + ", not the slot " +
+                                   std::to_string((index >> *parent_shift) & (slots - 1)) + " of its parent that led to it")
+                             : std::nullopt;
             parent = node;
             if (depth == 0 && (index >> *shift) >= slots) return false;   // past the tree's reach: no such PID
             auto next = ptr(node + *L.xa_slots + ((index >> *shift) & (slots - 1)) * psize);
@@ -491,14 +510,17 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
             continue;
         }
         if (depth == 0 && index != 0) return false;   // a lone entry at the head is index 0
-        if (parent_shift && *parent_shift != 0) return entry == 0 ? std::optional<bool>(false) : std::nullopt;   // a node's slot, above the leaves
+        if (parent_shift && *parent_shift != 0)   // a node's slot, above the leaves
+            return entry == 0 ? std::optional<bool>(false) : odd("a slot above the leaves holds " + hex(entry));
         break;
     }
     if (entry == 0) return false;   // no struct pid for this number
-    if (!kernel(entry) || (entry & 3) != 0) return std::nullopt;
+    if (!kernel(entry) || (entry & 3) != 0) return odd("its slot holds " + hex(entry) + ", no struct pid");
     if (L.pid_nr) {
         auto nr = word(entry + *L.pid_nr, 4);
-        if (!nr || static_cast<int64_t>(static_cast<int32_t>(*nr)) != pid) return std::nullopt;
+        if (!nr) return std::nullopt;
+        if (static_cast<int64_t>(static_cast<int32_t>(*nr)) != pid)
+            return odd("the struct pid at " + hex(entry) + " has number " + std::to_string(static_cast<int32_t>(*nr)));
     }
     if (L.pid_upid_ns)   // a pid of init_pid_ns names it (by physical address: its image alias or another)
         if (auto owner = ptr(entry + *L.pid_upid_ns); !owner || phys(*owner) != phys(*syms->address("init_pid_ns"))) {
@@ -514,13 +536,17 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
         links.push_back(phys(*node));   // (hlist_node.next first)
         node = ptr(*node);
     }
-    if (!node || *node != 0) return std::nullopt;   // a link on the way unreadable, or not a kernel address
+    if (!node) return std::nullopt;   // a link on the way unreadable
+    if (*node != 0) return odd("the tasks of the struct pid at " + hex(entry) + " chain to " + hex(*node));
     // The task's own pid_links[PIDTYPE_PID].pprev naming a word of this chain says it is hashed here,
     // where the chain says not: memory contradicting itself (one flipped bit of tasks[].first read a
     // clean dump "HIDDEN": attacker 101 R1), no witness. detach_pid's hlist_del_rcu leaves
-    // LIST_POISON2 in pprev (include/linux/list.h), dm-attack's unhash the node itself.
-    if (auto pprev = ptr(t + *L.pid_links + psize); pprev && kernel(*pprev) && std::ranges::count(links, phys(*pprev)))
-        return std::nullopt;
+    // LIST_POISON2 in pprev (include/linux/list.h), dm-attack's unhash the node itself. Not for an empty
+    // chain: no flipped bit makes tasks[].first NULL, and a rootkit's unhash that leaves the task's own
+    // pprev as it was must not pass for one (attacker 112: 2 writes, the task then off /proc, read listed).
+    if (auto pprev = ptr(t + *L.pid_links + psize);
+        links.size() > 1 && pprev && kernel(*pprev) && std::ranges::count(links, phys(*pprev)))
+        return odd("the task's pid_links pprev names the tasks chain of the struct pid at " + hex(entry) + ", which misses it");
     return false;
 }
 
@@ -635,6 +661,13 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
             if (!in_thread_list(t)) missing.push_back("threads");
             if (idr_witness()) hashed = in_pid_hash(t, *pid);
             else pid_task.reset();   // (stale_copy reads the last answer)
+            // A listed task the IDR cannot say of, where it was read and is not as the kernel keeps it: the
+            // task list alone judges it, and that is said (attacker 112: an IDR slot cleared beside one byte
+            // of the leaf's offset, which idr_find never reads, made an unhashed task silently "no")
+            if (listed && !hashed && !pid_odd.empty() && !pid_odd_said) {
+                pid_odd_said = true;
+                notes.push_back(std::string(kIdrOddNote) + "PID " + std::to_string(*pid) + " (task " + hex(t) + "): " + pid_odd);
+            }
             if (hashed && !*hashed) missing.push_back("pid_hash");
         }
         // Off the task list is normal for a task that has died: do_task_dead() leaves TASK_DEAD in
@@ -1078,6 +1111,7 @@ void ObjectInterpreter::Impl::hold(std::span<const uint64_t> hidden) {
         return;
     }
     for (const Label& l : set.labels) {
+        if (std::ranges::binary_search(set.prev_only, l.vaddr)) continue;   // off the kernel's walk
         const uint64_t p = phys(l);
         if (l.type == "file") held_by_hidden.try_emplace(p, l.holder);
         else if (l.type == "cred") used_creds.insert(p);

@@ -185,6 +185,11 @@ inline constexpr std::string_view kViewsCutNote = "the kernel's lists were not r
 // (train/labeler.hpp kHeadPrevOnly): its view stands, the edit or smear is said.
 inline constexpr std::string_view kHeadPrevNote = "a kernel list's head does not close it along prev (an edit or a smeared capture?), "
                                                   "its view stands: ";
+// The note that starts with this says where the PID IDR (or a struct pid it leads to) was read and is not as
+// the kernel keeps it on the way to a listed task's PID (a smeared capture or an edit): such tasks have the
+// task list alone as witness; the first one is named.
+inline constexpr std::string_view kIdrOddNote = "the PID IDR is not as the kernel keeps it on the way to a listed task "
+                                                "(a smeared capture or an edit?), which the task list alone judges: ";
 // In the note said when no list could be walked at all (no kernel symbols, the walk failed).
 inline constexpr std::string_view kNoCrossView = "hidden objects not looked for";
 

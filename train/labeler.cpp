@@ -157,6 +157,9 @@ public:
     LabelSet finish();
 
 private:
+    // Objects (node − link) on a list's prev chain alone (walk_list), with the threads of such leaders:
+    // LabelSet::prev_only.
+    std::unordered_set<uint64_t> prev_only_;
     std::optional<uint64_t> word(uint64_t va, uint64_t size) const { return mem_.word(va, size); }
     std::optional<uint64_t> ptr(uint64_t va) const { return word(va, psize_); }
     bool plausible(uint64_t p) const { return p != 0 && p >= kbase_; }
@@ -253,7 +256,17 @@ private:
             // what the kernel walks (along next) was read whole (attacker 110 row 6: `modules.prev`
             // pointed at another list head, 8 bytes, made a module moved to a ring of its own "not judged")
             const bool lost = !end.closed && b.kind != ListEnd::Met && b.kind != ListEnd::Head;
-            if (end.closed && b.kind != ListEnd::Met && b.kind != ListEnd::Head) w += kHeadPrevOnly;
+            // A list closed along next has all it holds on the forward walk: what the back walk passed
+            // before meeting it is on the prev chain alone, which the kernel's walk skips — labeled (the
+            // objects are real), but in LabelSet::prev_only, off the views (attacker 112: one write, the
+            // last entry's predecessor's next set to the head, hid a task from for_each_process and a
+            // module from lsmod, and both read listed)
+            if (end.closed && !back.empty()) {
+                w += "; on the prev chain alone: " + std::to_string(back.size()) + " entries (" + hex(back.front() - link) +
+                     (back.size() > 1 ? ", …" : "") + ")";
+                for (uint64_t node : back) prev_only_.insert(node - link);
+            }
+            if (end.closed) w += kHeadPrevOnly;
             if (view && lost && end.unreadable && b.unreadable) warn_cut(view, w);
             else {
                 if (view && lost) out_.views_broken.try_emplace(view, w);
@@ -739,6 +752,7 @@ uint64_t Walker::threads_of(uint64_t leader, int64_t pid) {
         warn(what + ": " + std::to_string(foreign) + " entr" + (foreign > 1 ? "ies" : "y") +
              " of another thread group not listed (task " + first_foreign + ")");
     drop_overlapping(group, leader, what, [leader](uint64_t) { return leader; });
+    if (prev_only_.count(leader)) prev_only_.insert(group.begin(), group.end());   // for_each_thread misses them too
     out_.counts.threads += group.size();
     for (uint64_t t : group) {
         if (t == leader) continue;
@@ -1144,6 +1158,8 @@ LabelSet Walker::held(std::span<const uint64_t> tasks) {
 }
 
 LabelSet Walker::finish() {
+    out_.prev_only.assign(prev_only_.begin(), prev_only_.end());
+    std::sort(out_.prev_only.begin(), out_.prev_only.end());
     std::sort(out_.labels.begin(), out_.labels.end(), [](const Label& a, const Label& b) {
         return a.vaddr != b.vaddr ? a.vaddr < b.vaddr : a.type < b.type;
     });

@@ -244,6 +244,10 @@ struct LabelSet {
     // What the walks met that only an edit of the kernel's data or symbols makes (a runqueue's idle task
     // of a PID other than 0), each said once; what it named is not taken into a view.
     std::vector<std::string> edits;
+    // Labeled objects (task_struct, module) on their list's prev chain alone, with the threads of such
+    // processes, sorted: the list closes at its head along next without them, so the kernel's walk
+    // (for_each_process, lsmod) skips them — labeled, but on no view (train/interpret.hpp).
+    std::vector<uint64_t> prev_only;
     // Labels per type; freed objects under "<type> (freed)".
     std::map<std::string, uint64_t> per_type() const;
 };

@@ -301,6 +301,11 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; so is an unhashed listed 
         auto f = json_of(unhashed.fields("task_struct", w.at["p1"]));
         CHECK(f["hidden"] == "true");
         CHECK(f["missing_from"] == "[\"pid_hash\"]");
+        // ... with its own pid_links[0].pprev left naming the chain's head (attacker 112: 2 writes): an
+        // empty chain is no flipped bit, still hidden
+        w.mem.put(w.at["p1"] + Off::pid_links + 8, w.at["pid1"] + Off::pid_tasks);
+        ObjectInterpreter stale(w.mem, w.btf, &syms);
+        CHECK(json_of(stale.fields("task_struct", w.at["p1"]))["hidden"] == "true");
         w.mem.put(w.at["pid1"] + Off::pid_tasks, w.at["p1"] + Off::pid_links);
     }
     {   // ... but not where memory contradicts itself: p1's pid_links[0].pprev names the chain's head
@@ -1093,6 +1098,20 @@ TEST_CASE("interpret: an init_pid_ns whose level, child_reaper or struct pids ar
         ObjectInterpreter in3(w.mem, w.btf, &syms);
         CHECK(json_of(in3.fields("task_struct", w.at["p2"]))["hidden"] == "true");
         CHECK(disagree(in3, "") == 0);
+    }
+    SUBCASE("a listed task's PID cleared from a leaf whose offset byte is written (attacker 112): listed, said") {
+        InterpretWorld w;
+        const Kallsyms syms = w.syms();
+        w.mem.put(w.at["xa_leaf1"] + Off::xa_slots + (101 % 64) * 8, 0);
+        w.mem.put(w.at["xa_leaf1"] + 1, 5, 1);   // xa_node.offset, which idr_find never reads
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        CHECK(json_of(in.fields("task_struct", w.at["t1"]))["hidden"] == "false");
+        CHECK(json_of(in.fields("task_struct", w.at["t2"]))["hidden"] == "false");
+        CHECK(std::count_if(in.notes().begin(), in.notes().end(), [&](const std::string& n) { return n.starts_with(kIdrOddNote); }) == 1);
+        CHECK(std::count_if(in.notes().begin(), in.notes().end(), [&](const std::string& n) {
+                  return n == std::string(kIdrOddNote) + "PID 101 (task " + hex(w.at["t1"]) + "): node " + hex(w.at["xa_leaf1"]) +
+                                  " has offset 5, not the slot 1 of its parent that led to it";
+              }) == 1);
     }
     SUBCASE("one struct pid of the kernel's IDR naming another namespace: no witness for its task alone") {
         InterpretWorld w;

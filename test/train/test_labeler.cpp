@@ -280,6 +280,18 @@ TEST_CASE("corrupt lists end in warnings, not hangs") {
             return x.starts_with("init_task.tasks: next of entry 3") && x.ends_with("; nothing lost along next, which closes at the head");
         }));
     }
+    SUBCASE("the last task on the prev chain alone (its predecessor's next the head): not listed, said") {
+        World w;   // init_task → p1 → p2 → head; p3 between p2 and the head along prev only (attacker 112)
+        w.mem.put(w.at["p2"] + Off::tasks, w.at["init_task"] + Off::tasks);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(s.counts.processes == 3);   // labeled: the task is real
+        CHECK(s.prev_only == std::vector<uint64_t>{w.at["p3"]});
+        CHECK(s.views_broken.empty());
+        CHECK(std::any_of(s.warnings.begin(), s.warnings.end(), [&](const std::string& x) {
+            return x.find("; on the prev chain alone: 1 entries (" + hex(w.at["p3"]) + ")") != std::string::npos &&
+                   x.ends_with(kHeadPrevOnly);
+        }));
+    }
     SUBCASE("tasks list into unmapped memory") {
         World w;
         w.mem.put(w.at["p2"] + Off::tasks, kBase + kSize + 0x1000);
@@ -395,7 +407,7 @@ TEST_CASE("pslist: broken task lists are walked back along prev, each task once"
                              hex(p1 + Off::tasks) + " reached from entry 2 (" + hex(p2 + Off::tasks) + "): its next " +
                              hex(p3 + Off::tasks) + " skips the entries between");
     }
-    SUBCASE("a next straight back to the head, the head's prev elsewhere: the walk back finds the rest") {
+    SUBCASE("a next straight back to the head, the head's prev elsewhere: the walk back finds the rest, on the prev chain alone") {
         World w;
         const uint64_t p1 = w.at["p1"], p3 = w.at["p3"];
         w.mem.put(p1 + Off::tasks, w.at["init_task"] + Off::tasks);
@@ -403,7 +415,8 @@ TEST_CASE("pslist: broken task lists are walked back along prev, each task once"
         CHECK(vaddrs(pslist(w.mem, btf, w.syms(), &said)) == all);
         REQUIRE(said.size() == 1);
         CHECK(said[0] == "init_task.tasks: next of entry 1 (" + hex(p1 + Off::tasks) + ") is the head, whose prev is " +
-                             hex(p3 + Off::tasks) + "; walked back along prev from the head: 2 entries, up to the forward walk");
+                             hex(p3 + Off::tasks) + "; walked back along prev from the head: 2 entries, up to the forward walk; "
+                             "on the prev chain alone: 2 entries (" + hex(p3) + ", …)" + std::string(kHeadPrevOnly));
     }
     SUBCASE("a forged prev chain (its nodes' next disagree) is not walked") {
         World w;
