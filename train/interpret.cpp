@@ -269,6 +269,15 @@ struct ObjectInterpreter::Impl {
     // false when every node on the way was read and it does not; nullopt when the IDR or a node on
     // the way cannot be read (memory the dump lacks: no witness either way).
     std::optional<bool> in_pid_hash(uint64_t t, int64_t pid);
+    // Whether the task list and the PID IDR (trusted: idr_witness) disagree on most tasks: of the tasks
+    // the IDR maps (up to 4096, each the first of its struct pid's tasks[PIDTYPE_PID], its number and
+    // namespace read as the kernel keeps them), 16 or more, fewer than half on the task list. A rootkit
+    // hides a few; a list head that is not the kernel's (attacker 112: init_task moved onto its own
+    // children list, with "swapper", its two self pointers and an empty signal written, read "HIDDEN:
+    // 450") misses nearly all. Then neither is a witness of hidden tasks: said once, the tasks they
+    // disagree on not judged. Empty when they agree.
+    std::optional<std::string> lists_disagree_why;
+    const std::string& lists_disagree();
     // The task the last in_pid_hash found the PID's struct pid naming first (tasks[PIDTYPE_PID].first),
     // whether or not it was t; nullopt when it reached none.
     std::optional<uint64_t> pid_task;
@@ -299,7 +308,9 @@ struct ObjectInterpreter::Impl {
     // that unhashes the tasks it leaves listed (attacker 93) is what the IDR witnesses — but when it maps
     // none of 4 or more (attacker 110: init_pid_ns moved onto worker_pool_idr, 447 tasks "HIDDEN"), or
     // as many of them to pids of another namespace as to their own (attacker 111: a leaf of the kernel's
-    // IDR grafted onto worker_pool_idr mapped 15 listed tasks, and 274 read "HIDDEN").
+    // IDR grafted onto worker_pool_idr mapped 15 listed tasks, and 274 read "HIDDEN"), or when most of
+    // them name another namespace through their own thread_pid (task_struct.thread_pid, 4.19+), which
+    // no write at the symbol changes (attacker 112).
     std::string idr_not_kernels() {
         if (!idr_head) return {};   // no IDR read (walk_views said why)
         const uint64_t ns = *syms->address("init_pid_ns");
@@ -317,16 +328,29 @@ struct ObjectInterpreter::Impl {
         std::ranges::sort(listed);
         const size_t stride = std::max<size_t>(1, listed.size() / 64);
         uint64_t mapped = 0, unmapped = 0, foreign = 0, asked = 0;
+        uint64_t own_ns = 0, other_ns = 0;   // the namespace the listed tasks' own thread_pid names
+        std::optional<uint64_t> other;       // (the first other one)
         for (size_t i = 0; i < listed.size() && asked < 64; i += stride, ++asked) {
             const auto h = in_pid_hash(listed[i].second, listed[i].first);
             if (h) ++(*h ? mapped : unmapped);
             else if (pid_foreign) ++foreign;
+            if (L.thread_pid && L.pid_upid_ns)
+                if (auto tp = ptr(listed[i].second + *L.thread_pid); tp && kernel(*tp))
+                    if (auto named = ptr(*tp + *L.pid_upid_ns)) {
+                        if (phys(*named) == phys(ns)) ++own_ns;
+                        else if (++other_ns; !other) other = *named;
+                    }
         }
         if (foreign > 0 && foreign >= mapped)
             return "maps " + std::to_string(foreign) + " of the " + std::to_string(asked) + " tasks on the task list asked to "
                    "struct pids of another namespace (numbers[0].ns), " + std::to_string(mapped) + " to its own";
         if (mapped == 0 && unmapped >= 4)
             return "maps none of the " + std::to_string(unmapped) + " tasks on the task list asked";
+        // what the tasks themselves name, not written at the symbol (attacker 112: init_pid_ns moved with
+        // its level and child_reaper written and one struct pid of PID 1 made for it: 447 "HIDDEN")
+        if (other_ns >= 4 && other_ns > own_ns)
+            return "is not the namespace the listed tasks' own struct pids name at numbers[0].ns: " + std::to_string(other_ns) +
+                   " of the " + std::to_string(own_ns + other_ns) + " asked name " + hex(*other);
         return {};
     }
     // Whether the symbols' init_pid_ns's IDR is a witness of hidden tasks: when idr_not_kernels() finds
@@ -550,6 +574,47 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
     return false;
 }
 
+const std::string& ObjectInterpreter::Impl::lists_disagree() {
+    if (lists_disagree_why) return *lists_disagree_why;
+    lists_disagree_why.emplace();
+    if (!idr_head || !idr_witness() || !L.pid_nr) return *lists_disagree_why;
+    const uint64_t slots = L.xa_slot_count, ns = phys(*syms->address("init_pid_ns"));
+    uint64_t mapped = 0, listed = 0, nodes = 0;
+    // depth-first over the IDR's nodes (each shift XA_CHUNK_SHIFT below its parent's), leaves' slots
+    // holding struct pids; bounded in nodes and entries
+    std::vector<std::pair<uint64_t, uint64_t>> todo{{*idr_head, 64}};   // (entry, the parent's shift)
+    while (!todo.empty() && mapped < 4096 && nodes < 4096) {
+        const auto [entry, above] = todo.back();
+        todo.pop_back();
+        if (xa_is_node(entry)) {
+            const uint64_t node = entry - 2;
+            auto shift = word(node + *L.xa_shift, 1);
+            if (!shift || *shift >= above || ++nodes > 4096) continue;
+            for (uint64_t i = slots; i-- > 0;)
+                if (auto e = ptr(node + *L.xa_slots + i * psize); e && *e) todo.emplace_back(*e, *shift);
+            continue;
+        }
+        if (!kernel(entry) || (entry & 3) != 0) continue;
+        auto owner = L.pid_upid_ns ? ptr(entry + *L.pid_upid_ns) : std::optional<uint64_t>(ns);
+        if (!owner || phys(*owner) != ns) continue;
+        auto first = ptr(entry + *L.pid_tasks);
+        if (!first || !kernel(*first)) continue;
+        const uint64_t t = *first - *L.pid_links;
+        auto nr = word(entry + *L.pid_nr, 4), tpid = word(t + L.pid, 4);
+        if (!nr || !tpid || *nr != *tpid) continue;   // the task of that number
+        ++mapped;
+        listed += listed_tasks.count(phys(t));
+    }
+    if (mapped >= 16 && 2 * listed < mapped) {
+        *lists_disagree_why = "the task list and the PID IDR disagree: of " + std::to_string(mapped) +
+                              " tasks the IDR maps, " + std::to_string(listed) +
+                              " are on the task list from the symbols' init_task (not the kernel's list head?)";
+        notes.push_back(std::string(kKernelDataDisagree) + *lists_disagree_why + ": neither is a witness of hidden tasks, "
+                        "which are not judged; --kallsyms gives the kernel's own symbols");
+    }
+    return *lists_disagree_why;
+}
+
 std::optional<uint64_t> ObjectInterpreter::Impl::stale_copy(uint64_t t, int64_t pid) const {
     // The bytes of t on the page holding its tasks node (a copied page holds them whole, links, pid,
     // stack, mm and all) against x's at the same offsets: not three words a hidden task could copy
@@ -703,6 +768,8 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
         // kernel keeps it, is hidden on the task list too: /proc and kill find tasks there (attacker 93:
         // a task put back on the prev chain alone, or left listed and unhashed, read "none hidden");
         // the kernel unhashes a task and takes it off the list together (__unhash_process).
+        else if ((!listed || (hashed && !*hashed)) && !dead && !lists_disagree().empty())
+            fl.not_judged("hidden", "not judged, " + lists_disagree());
         else fl.boolean("hidden", (!listed || (hashed && !*hashed)) && !dead, "HIDDEN", "no");
         fl.list("missing_from", missing);
     }
@@ -945,6 +1012,10 @@ std::vector<ObjectField> ObjectInterpreter::Impl::file(uint64_t f) {
         // ... or broken in memory: the fd tables of the tasks it misses were not looked in either
         else if (const std::string broken = broken_view({"tasks", "files"}); !reached && *refs != 0 && !broken.empty())
             fl.not_judged("hidden", broken);
+        // ... or a task list that is not the kernel's: its tasks' fd tables are not the ones to look in
+        else if (!reached && *refs != 0 && !lists_disagree().empty())
+            fl.not_judged("hidden", "not judged, the fd tables and mappings looked in are those of the tasks on a task list "
+                                    "that is not the kernel's: " + lists_disagree());
         else fl.boolean("hidden", !reached && *refs != 0, "HIDDEN", "no");
         fl.list("missing_from", missing);
         if (holder != held_by_hidden.end()) fl.str(kHeldByHiddenKey.data(), hex(holder->second));

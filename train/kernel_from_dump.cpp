@@ -543,10 +543,14 @@ std::optional<DumpKallsyms> find_kallsyms(const TranslationLayer& tl, std::strin
     // more (attacker 109: 64 copies below the image, one per 2 MiB, kept the kernel's own, the 65th, from
     // being followed, and every verdict was withdrawn).
     uint64_t named = 0;   // candidates followed in that read-only data
+    // (its [_text, _end) when it names no read-only data: attacker 112 renamed __start_rodata in each copy)
     auto in_named_rodata = [&](uint64_t va) {
         if (!elsewhere) return false;
-        const auto ro = elsewhere->symbols.address("__start_rodata"), ro_end = elsewhere->symbols.address("__end_rodata");
-        return ro && ro_end && *ro <= va && va < *ro_end;
+        for (const auto& [from, to] : {std::pair{"__start_rodata", "__end_rodata"}, std::pair{"_text", "_end"}}) {
+            const auto lo = elsewhere->symbols.address(from), hi = elsewhere->symbols.address(to);
+            if (lo && hi && *lo < *hi) return *lo <= va && va < *hi;
+        }
+        return false;
     };
     for (const ImageSpan& s : spans) {
         if ((indices > kMaxKallsymsCandidates && !elsewhere) || named > kMaxKallsymsCandidates) break;   // (the bounds, below)

@@ -165,6 +165,7 @@ KernelLayout::KernelLayout(const btf::Btf& b) : btf(b) {
     if (auto numbers = opt("pid", "numbers"), ns = opt("upid", "ns"); numbers && ns) pid_upid_ns = *numbers + *ns;   // numbers[0].ns
     ns_level = opt("pid_namespace", "level");
     ns_child_reaper = opt("pid_namespace", "child_reaper");
+    thread_pid = opt("task_struct", "thread_pid");
 }
 
 uint64_t KernelLayout::need(const std::optional<uint64_t>& field, const char* what) {

@@ -99,6 +99,7 @@ struct KernelLayout {
     // for it), .child_reaper (its PID 1: copy_process sets it, kernel/fork.c), and the namespace each of
     // its struct pids names at its level, numbers[0].ns (struct upid, include/linux/pid.h).
     std::optional<uint64_t> ns_level, ns_child_reaper, pid_upid_ns;
+    std::optional<uint64_t> thread_pid;   // task_struct.thread_pid (struct pid *, 4.19+): the task's own PID
     std::optional<uint64_t> xa_parent;   // xa_node.parent: the node above (NULL at the root)
     // xa_node.offset (u8: its slot in the parent), .count (u8: slots in use) and .array (the xarray
     // it belongs to), and where pid_namespace.idr.idr_rt (that xarray) lies: a node of another xarray

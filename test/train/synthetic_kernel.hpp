@@ -57,7 +57,8 @@ struct Off {
                               signal = 200, mm = 72, real_cred = 96, cred = 104, files = 112, comm = 120,
                               thread_node = 144, thread_group = 160, fdt = 8, max_fds = 4, fd = 16, open_fds = 32,
                               f_path = 48, d_name = 16, mod_list = 16, mod_state = 4, mod_name = 40, thread_head = 24,
-                              rq_idle = 56, stack = 8, d_hash = 40, children = 272, sibling = 288;
+                              rq_idle = 56, stack = 8, d_hash = 40, children = 272, sibling = 288,
+                              thread_pid = 304;
     // What the interpretation reads (train/interpret.hpp)
     static constexpr uint64_t state = 0, flags = 4, exit_state = 16, real_parent = 176, start_time = 184,
                               pid_links = 208, cred_uid = 4, cred_gid = 8, cred_euid = 20, cred_fsgid = 32, cred_user_ns = 56,
@@ -94,7 +95,7 @@ inline btf::Btf synthetic_btf(bool with_thread_head = true, bool f_ref = false, 
         {"signal", vp, Off::signal * 8}, {"stack", vp, Off::stack * 8},
         {"__state", u32, Off::state * 8}, {"flags", u32, Off::flags * 8}, {"exit_state", i32, Off::exit_state * 8},
         {"real_parent", vp, Off::real_parent * 8}, {"start_time", l, Off::start_time * 8},
-        {"children", list, Off::children * 8}, {"sibling", list, Off::sibling * 8}};
+        {"children", list, Off::children * 8}, {"sibling", list, Off::sibling * 8}, {"thread_pid", vp, Off::thread_pid * 8}};
     uint32_t hnode = b.struct_("hlist_node", 16, {{"next", vp, 0}, {"pprev", vp, 64}});
     task.push_back({"pid_links", b.array(hnode, i32, 4), Off::pid_links * 8});
     if (with_thread_head) task.push_back({"thread_node", list, Off::thread_node * 8});

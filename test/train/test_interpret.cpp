@@ -68,6 +68,7 @@ struct InterpretWorld : World {
             mem.put(pid + Off::pid_numbers, static_cast<uint32_t>(nr), 4);
             mem.put(pid + Off::upid_ns, pid_ns);                 // numbers[0].ns
             mem.put(pid + Off::pid_tasks, t + Off::pid_links);   // tasks[PIDTYPE_PID].first
+            mem.put(t + Off::thread_pid, pid);
             const uint64_t leaf = nr < 64 ? leaf0 : leaf1;
             mem.put(leaf + Off::xa_slots + (nr % 64) * 8, pid);
         }
@@ -1081,6 +1082,29 @@ TEST_CASE("interpret: an init_pid_ns whose level, child_reaper or struct pids ar
         CHECK(json_of(in2.fields("task_struct", w.at["p2"]))["hidden"] == "false");
         CHECK(disagree(in2, "") == 0);
     }
+    SUBCASE("another IDR with one struct pid of PID 1 made for it, naming it (attacker 112): the tasks' own pids disagree") {
+        InterpretWorld w;
+        const uint64_t other = w.alloc("other_idr", 64), root = w.alloc("other_root", Off::xa_slots + 64 * 8),
+                       leaf = w.alloc("other_leaf", Off::xa_slots + 64 * 8), fake = w.alloc("fake_pid1", 64);
+        w.mem.put(root, 6, 1);
+        w.mem.put(root + 2, 1, 1);
+        w.mem.put(root + 16, other);
+        w.mem.put(root + Off::xa_slots, leaf + 2);
+        w.mem.put(leaf + 2, 1, 1);
+        w.mem.put(leaf + 8, root);
+        w.mem.put(leaf + 16, other);
+        w.mem.put(leaf + Off::xa_slots + 8, fake);
+        w.mem.put(fake + Off::pid_numbers, 1, 4);
+        w.mem.put(fake + Off::upid_ns, other);
+        w.mem.put(fake + Off::pid_tasks, w.at["p1"] + Off::pid_links);
+        w.mem.put(other + Off::idr_head, root + 2);
+        w.mem.put(other + Off::ns_child_reaper, w.at["p1"]);
+        const Kallsyms syms = with_symbol(w, "init_pid_ns", other);
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        no_hidden(w, in);   // before: "HIDDEN" p2, t1, t2, p3, unmapped by it
+        CHECK(disagree(in, "init_pid_ns is not the namespace the listed tasks' own struct pids name at numbers[0].ns: 5 of the 5 "
+                           "asked name " + hex(w.at["init_pid_ns"])) == 1);
+    }
     SUBCASE("the kernel's own, its level or child_reaper written") {
         InterpretWorld w;
         const Kallsyms syms = w.syms();
@@ -1141,6 +1165,66 @@ TEST_CASE("interpret: a runqueue's idle task of a PID other than 0 is not listed
               return n == std::string(kKernelDataDisagree) + "runqueues[1].idle names the task at " + hex(hid) +
                               " of PID 700, no idle task (PID 0): not taken as listed";
           }) == 1);
+}
+
+TEST_CASE("interpret: a task list that misses most of the tasks the PID IDR maps is no witness, nor is the IDR: said, "
+          "not judged (attacker 112: init_task moved onto its own children list)") {
+    // `n` tasks of PIDs 200… in the IDR (a third leaf, slot 3 of the root), on no list
+    auto world_with = [](InterpretWorld& w, int n) {
+        const uint64_t leaf = w.alloc("xa_leaf3", Off::xa_slots + 64 * 8), root = w.at["xa_root"];
+        w.mem.put(root + Off::xa_slots + 3 * 8, leaf + 2);
+        w.mem.put(root + 2, 3, 1);
+        w.mem.put(leaf + 1, 3, 1);
+        w.mem.put(leaf + 2, n, 1);
+        w.mem.put(leaf + 8, root);
+        w.mem.put(leaf + 16, w.at["init_pid_ns"]);
+        std::vector<uint64_t> out;
+        for (int i = 0; i < n; ++i) {
+            const int nr = 200 + i;
+            const uint64_t t = w.task("q" + std::to_string(i), nr, nr, "q"), pid = w.alloc("pid" + std::to_string(nr), 64);
+            w.mem.put(t + Off::group_leader, t);
+            w.mem.put(pid + Off::pid_numbers, static_cast<uint32_t>(nr), 4);
+            w.mem.put(pid + Off::upid_ns, w.at["init_pid_ns"]);
+            w.mem.put(pid + Off::pid_tasks, t + Off::pid_links);
+            w.mem.put(t + Off::thread_pid, pid);
+            w.mem.put(leaf + Off::xa_slots + (nr % 64) * 8, pid);
+            out.push_back(t);
+        }
+        return out;
+    };
+    auto disagreeing = [](const ObjectInterpreter& in) {
+        return std::count_if(in.notes().begin(), in.notes().end(), [](const std::string& n) {
+            return n.starts_with(std::string(kKernelDataDisagree) + "the task list and the PID IDR disagree: ");
+        });
+    };
+    SUBCASE("a rootkit's 10 hidden tasks beside 5 listed: hidden") {
+        InterpretWorld w;
+        const auto hidden = world_with(w, 10);
+        const Kallsyms syms = w.syms();
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        for (uint64_t t : hidden) CHECK(json_of(in.fields("task_struct", t))["hidden"] == "true");
+        CHECK(disagreeing(in) == 0);
+    }
+    SUBCASE("20 the list misses beside 5 listed: not judged, said once") {
+        InterpretWorld w;
+        const auto hidden = world_with(w, 20);
+        const Kallsyms syms = w.syms();
+        ObjectInterpreter in(w.mem, w.btf, &syms);
+        for (uint64_t t : hidden) {
+            auto f = json_of(in.fields("task_struct", t));
+            CHECK(f["hidden"] == "null");
+            CHECK(f["bad"].find("hidden: not judged, the task list and the PID IDR disagree: of 25 tasks the IDR maps, 5 are on "
+                                "the task list") != std::string::npos);
+        }
+        CHECK(json_of(in.fields("task_struct", w.at["p2"]))["hidden"] == "false");
+        CHECK(disagreeing(in) == 1);
+        // a file no listed task holds: not judged either (the fd tables of the tasks the list misses are not looked in)
+        const uint64_t loose = w.alloc("loose_file", 232);
+        w.mem.put(loose + Off::f_count, 1);
+        auto f = json_of(in.fields("file", loose));
+        CHECK(f["hidden"] == "null");
+        CHECK(f["bad"].find("a task list that is not the kernel's: the task list and the PID IDR disagree") != std::string::npos);
+    }
 }
 
 TEST_CASE("interpret: a stop reads no further, task_struct and the other cross-view types first") {

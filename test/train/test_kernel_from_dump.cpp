@@ -517,6 +517,18 @@ TEST_CASE("kallsyms: a copy outside the read-only data its symbols name is passe
         CHECK(k->in_own_rodata);
         CHECK(k->passed_over == std::vector<uint64_t>{copy_num_syms});
         CHECK(k->symbols.address("init_task") == kImage + kInitTask);
+        // the copy's __start_rodata renamed (attacker 112, one byte a copy): its [_text, _end) instead
+        auto renamed = copy_syms;
+        std::erase_if(renamed, [](const Sym& s) { return s.name == "__start_rodata"; });
+        const Asm bare = kallsyms_tables(renamed, Layout::Upstream61, kImage);
+        REQUIRE(copy_at + bare.b.size() <= 0x12000);
+        Dump d2 = kernel_dump(Layout::Upstream61);
+        d2.put(copy_at, bare.b);
+        for (unsigned i = 0; i < 64; ++i) d2.put(0x12000 + 0x400 * i, index);
+        auto k2 = find_kallsyms(d2.layer(), &why);
+        REQUIRE_MESSAGE(k2, why);
+        CHECK(k2->in_own_rodata);
+        CHECK(k2->symbols.address("init_task") == kImage + kInitTask);
     }
     SUBCASE("a set whose symbols lack _text, _end, __start_rodata or __end_rodata is never inside (attacker 109: one "
             "byte of a name changed)") {
