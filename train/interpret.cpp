@@ -306,7 +306,8 @@ struct ObjectInterpreter::Impl {
     // task together, __unhash_process takes both away). Asked of up to 64 listed tasks with a PID, spread
     // over the PID range (the lowest, PID 1, always). Not when some of them are not mapped — a rootkit
     // that unhashes the tasks it leaves listed (attacker 93) is what the IDR witnesses — but when it maps
-    // none of 4 or more (attacker 110: init_pid_ns moved onto worker_pool_idr, 447 tasks "HIDDEN"), or
+    // none or fewer than half of 4 or more (attacker 110: init_pid_ns moved onto worker_pool_idr, 447
+    // tasks "HIDDEN"), or
     // as many of them to pids of another namespace as to their own (attacker 111: a leaf of the kernel's
     // IDR grafted onto worker_pool_idr mapped 15 listed tasks, and 274 read "HIDDEN"), or when most of
     // them name another namespace through their own thread_pid (task_struct.thread_pid, 4.19+), which
@@ -351,6 +352,11 @@ struct ObjectInterpreter::Impl {
         if (other_ns >= 4 && other_ns > own_ns)
             return "is not the namespace the listed tasks' own struct pids name at numbers[0].ns: " + std::to_string(other_ns) +
                    " of the " + std::to_string(own_ns + other_ns) + " asked name " + hex(*other);
+        // a rootkit unhashes the few it hides from /proc; an IDR that misses most listed tasks is another
+        // (attacker 113: the moved init_pid_ns's own pids rewritten, 470 writes, mapped 3 of 64)
+        if (unmapped >= 4 && mapped < unmapped)
+            return "maps " + std::to_string(mapped) + " of the " + std::to_string(mapped + unmapped) +
+                   " tasks on the task list it answered for";
         return {};
     }
     // Whether the symbols' init_pid_ns's IDR is a witness of hidden tasks: when idr_not_kernels() finds
@@ -579,29 +585,44 @@ const std::string& ObjectInterpreter::Impl::lists_disagree() {
     lists_disagree_why.emplace();
     if (!idr_head || !idr_witness() || !L.pid_nr) return *lists_disagree_why;
     const uint64_t slots = L.xa_slot_count, ns = phys(*syms->address("init_pid_ns"));
+    const uint64_t chunk = static_cast<uint64_t>(std::countr_zero(slots));
     uint64_t mapped = 0, listed = 0, nodes = 0;
-    // depth-first over the IDR's nodes (each shift XA_CHUNK_SHIFT below its parent's), leaves' slots
-    // holding struct pids; bounded in nodes and entries
-    std::vector<std::pair<uint64_t, uint64_t>> todo{{*idr_head, 64}};   // (entry, the parent's shift)
+    std::unordered_set<uint64_t> seen;   // struct pids and tasks, by physical address: each counted once
+    // Depth-first over the IDR's nodes, each read as in_pid_hash reads the one on a PID's way (its shift
+    // XA_CHUNK_SHIFT below its parent's, naming that parent, the slot that led to it and the IDR's
+    // xarray, in use); a leaf's slot holds the struct pid of the number its path spells (attacker 113:
+    // one slot to two fake nodes whose 4096 slots named one struct pid counted 4096 tasks). Bounded.
+    struct Step { uint64_t entry, parent, index; std::optional<uint64_t> shift, slot; };   // shift, slot: the parent's
+    std::vector<Step> todo{{*idr_head, 0, 0, std::nullopt, std::nullopt}};
     while (!todo.empty() && mapped < 4096 && nodes < 4096) {
-        const auto [entry, above] = todo.back();
+        const Step at = todo.back();
         todo.pop_back();
-        if (xa_is_node(entry)) {
-            const uint64_t node = entry - 2;
+        if (xa_is_node(at.entry)) {
+            const uint64_t node = at.entry - 2;
             auto shift = word(node + *L.xa_shift, 1);
-            if (!shift || *shift >= above || ++nodes > 4096) continue;
+            if (!shift || *shift > 60 || *shift % chunk || (at.shift && *shift + chunk != *at.shift) || ++nodes > 4096) continue;
+            if (L.xa_parent)
+                if (auto up = ptr(node + *L.xa_parent); !up || *up != at.parent) continue;
+            if (L.xa_array && idr_xarray)
+                if (auto a = ptr(node + *L.xa_array); !a || phys(*a) != phys(*idr_xarray)) continue;
+            if (L.xa_count)
+                if (auto n = word(node + *L.xa_count, 1); !n || *n == 0) continue;
+            if (L.xa_offset && at.slot)
+                if (auto o = word(node + *L.xa_offset, 1); !o || *o != *at.slot) continue;
             for (uint64_t i = slots; i-- > 0;)
-                if (auto e = ptr(node + *L.xa_slots + i * psize); e && *e) todo.emplace_back(*e, *shift);
+                if (auto e = ptr(node + *L.xa_slots + i * psize); e && *e)
+                    todo.push_back({*e, node, at.index | (i << *shift), *shift, i});
             continue;
         }
-        if (!kernel(entry) || (entry & 3) != 0) continue;
-        auto owner = L.pid_upid_ns ? ptr(entry + *L.pid_upid_ns) : std::optional<uint64_t>(ns);
+        if ((at.shift && *at.shift != 0) || !kernel(at.entry) || (at.entry & 3) != 0) continue;   // a struct pid, at a leaf
+        auto owner = L.pid_upid_ns ? ptr(at.entry + *L.pid_upid_ns) : std::optional<uint64_t>(ns);
         if (!owner || phys(*owner) != ns) continue;
-        auto first = ptr(entry + *L.pid_tasks);
+        auto first = ptr(at.entry + *L.pid_tasks);
         if (!first || !kernel(*first)) continue;
         const uint64_t t = *first - *L.pid_links;
-        auto nr = word(entry + *L.pid_nr, 4), tpid = word(t + L.pid, 4);
-        if (!nr || !tpid || *nr != *tpid) continue;   // the task of that number
+        auto nr = word(at.entry + *L.pid_nr, 4), tpid = word(t + L.pid, 4);
+        if (!nr || !tpid || *nr != *tpid || *nr != at.index + *idr_base) continue;   // the task of that number, at its index
+        if (!seen.insert(phys(at.entry)).second || !seen.insert(phys(t)).second) continue;
         ++mapped;
         listed += listed_tasks.count(phys(t));
     }

@@ -226,10 +226,15 @@ private:
     // does): such a node is a break, not claimed (a forged head into another list's nodes must not
     // take them from that list's own walk). `view`, when given, names the view the list feeds
     // (LabelSet::views_cut): entries lost where both directions ended at an unreadable node cut it.
+    // `next_alone`: the kernel's views walk this list along next alone (init_task.tasks:
+    // for_each_process; modules: lsmod), so what is on its prev chain alone is in LabelSet::prev_only.
+    // Not a thread list: its leader is on init_task.tasks whatever the list holds, and 6.1's
+    // /proc/PID/task walks thread_group, not signal->thread_head (attacker 113: thread_head.next
+    // pointed at itself put a leader on init_task.tasks, and its threads, on the prev chain alone).
     using Accept = std::function<std::string(uint64_t entry)>;
     template <class F>
     uint64_t walk_list(uint64_t head, uint64_t link, const std::string& what, F&& f, const Accept& accept = {},
-                       const char* view = nullptr) {
+                       const char* view = nullptr, bool next_alone = false) {
         if (auto done = walked_.find({head, link}); done != walked_.end()) {   // the same list again: same entries
             for (uint64_t node : done->second) f(node - link);
             return done->second.size();
@@ -261,7 +266,7 @@ private:
             // objects are real), but in LabelSet::prev_only, off the views (attacker 112: one write, the
             // last entry's predecessor's next set to the head, hid a task from for_each_process and a
             // module from lsmod, and both read listed)
-            if (end.closed && !back.empty()) {
+            if (end.closed && !back.empty() && next_alone) {
                 w += "; on the prev chain alone: " + std::to_string(back.size()) + " entries (" + hex(back.front() - link) +
                      (back.size() > 1 ? ", …" : "") + ")";
                 for (uint64_t node : back) prev_only_.insert(node - link);
@@ -777,7 +782,7 @@ void Walker::modules() {
         }
         ++out_.counts.modules;
         out_.counts.module_names.push_back(std::move(name));
-    }, {}, "modules");
+    }, {}, "modules", true);
 }
 
 void Walker::idle_tasks(uint64_t init_task) {
@@ -1109,7 +1114,7 @@ LabelSet Walker::run() {
     all_tasks_.push_back({init_task, task_pid(init_task)});
 
     std::vector<uint64_t> leaders;
-    walk_list(init_task + L_.tasks, L_.tasks, "init_task.tasks", [&](uint64_t t) { leaders.push_back(t); }, {}, "tasks");
+    walk_list(init_task + L_.tasks, L_.tasks, "init_task.tasks", [&](uint64_t t) { leaders.push_back(t); }, {}, "tasks", true);
     drop_overlapping(leaders, init_task, "init_task.tasks", [](uint64_t t) { return t; });
     for (uint64_t t : leaders) {
         const int64_t pid = task_pid(t);

@@ -292,6 +292,15 @@ TEST_CASE("corrupt lists end in warnings, not hangs") {
                    x.ends_with(kHeadPrevOnly);
         }));
     }
+    SUBCASE("a thread list whose head's next is itself: its leader and threads stay listed (attacker 113)") {
+        World w;
+        const uint64_t sig = *w.mem.word(w.at["p2"] + Off::signal, 8);
+        w.mem.put(sig + Off::thread_head, sig + Off::thread_head);
+        LabelSet s = label_kernel_objects(w.mem, btf, w.syms());
+        CHECK(s.prev_only.empty());
+        for (const char* t : {"p2", "t1", "t2"})
+            CHECK(std::any_of(s.labels.begin(), s.labels.end(), [&](const Label& l) { return l.vaddr == w.at[t]; }));
+    }
     SUBCASE("tasks list into unmapped memory") {
         World w;
         w.mem.put(w.at["p2"] + Off::tasks, kBase + kSize + 0x1000);
