@@ -810,9 +810,10 @@ void Walker::idle_tasks(uint64_t init_task) {
         // here is a listed task only by an edit (the symbols runqueues, __per_cpu_offset or nr_cpu_ids moved
         // onto words that name a hidden task): not listed, said
         if (const int64_t pid = task_pid(*idle); pid != 0) {
-            out_.edits.push_back("runqueues[" + std::to_string(cpu) + "].idle names the task at " + hex(*idle) + " of PID " +
-                                 std::to_string(pid) + ", no idle task (PID 0): not taken as listed");
-            warn(out_.edits.back());
+            std::string w = "runqueues[" + std::to_string(cpu) + "].idle names the task at " + hex(*idle) + " of PID " +
+                            std::to_string(pid) + ", no idle task (PID 0): not taken as listed";
+            if (out_.edits.size() < 8) out_.edits.push_back(w);   // (nr_cpu_ids may be 8192: a few said)
+            warn(std::move(w));
             continue;
         }
         if (add_task(*idle, "runqueues[" + std::to_string(cpu) + "].idle"))
