@@ -55,13 +55,24 @@
 //                          read as the kernel keeps it, does not map it (/proc and kill find tasks
 //                          there); false when both reach it or the task has died; null when pid is
 //                          bad, or when a list cut or broken in memory may have lost it (below).
+//                          "tasks" holds what the kernel walks along next: a task on init_task.tasks'
+//                          prev chain alone (the list closes at its head without it), and its threads,
+//                          are in no view (train/labeler.hpp LabelSet::prev_only); an idle task of a
+//                          PID other than 0 is not taken from the runqueues (said).
 //                          The IDR is a witness unless the symbols' init_pid_ns is not the kernel's:
 //                          its level not 0, its child_reaper not the listed PID 1, or, of up to 64
-//                          listed tasks looked up, none mapped (4 or more asked) or as many mapped to
-//                          struct pids naming another namespace (numbers[0].ns) as to its own — a moved
-//                          init_pid_ns (attackers 110, 111), no witness then, a kKernelDataDisagree
-//                          note. A task whose struct pid names another namespace has no IDR witness.
-//             module       view "modules" (the modules list); hidden when it misses the module.
+//                          listed tasks looked up, none or fewer than half mapped (4 or more answered),
+//                          as many mapped to struct pids naming another namespace (numbers[0].ns) as to
+//                          its own, or most naming another namespace through their own thread_pid — a
+//                          moved init_pid_ns (attackers 110–113), no witness then, a kKernelDataDisagree
+//                          note. A task whose struct pid names another namespace has no IDR witness; a
+//                          listed task the IDR cannot say of where it reads unlike the kernel's keeps
+//                          the list's verdict, said once (kIdrOddNote). When the trusted IDR maps 16 or
+//                          more tasks (read as the kernel keeps it, each once) and fewer than half are
+//                          on "tasks", neither is a witness: the tasks they disagree on are null, said
+//                          once as a disagreement (a task list head that is not the kernel's).
+//             module       view "modules" (the modules list, along next: a module on its prev chain
+//                          alone is in no view); hidden when it misses the module.
 //                          null when the list misses it while its own list node is on an intact
 //                          ring (each next pointing back) through a node of the kernel image
 //                          ([_text, _end)) other than the symbols' `modules` head: that head is not
@@ -77,7 +88,8 @@
 //                          or mappings of a task judged hidden hold is reached through it, not
 //                          hidden, missing from none, and "held_by_hidden_task" names that task by
 //                          its address as detected (detect.hpp kHeldByHiddenKey; not its PID, a word
-//                          its owner may write); fields() alone cannot tell.
+//                          its owner may write); fields() alone cannot tell. null, too, for a file
+//                          no listed task holds when the task list and the IDR disagree (task_struct).
 //             Objects are compared by physical address (a detection names the direct-map alias,
 //             a list may name the kernel-image one, e.g. init_task).
 //   Bounds    Every list and chain is bounded and loop-checked; a corrupt or planted value ends
