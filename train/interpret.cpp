@@ -297,6 +297,7 @@ struct ObjectInterpreter::Impl {
     // answered, or could not read on.
     std::string pid_odd;
     bool pid_odd_said = false;   // task(): the note said once
+    bool pid_word_said = false;  // task(): a pid word not the struct pid's number, said once
     // Whether the IDR the symbols' init_pid_ns gives is the kernel's (idr_witness); nullopt until asked.
     std::optional<bool> idr_trusted;
     // Why the symbols' init_pid_ns is not the kernel's own, read from itself and its IDR; empty when
@@ -562,7 +563,10 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
     pid_task = node && kernel(*node) ? std::optional<uint64_t>(*node - *L.pid_links) : std::nullopt;
     std::vector<uint64_t> links{phys(entry + *L.pid_tasks)};   // the words of the chain that name a node
     for (uint64_t n = 0; node && kernel(*node) && n < 64; ++n) {
-        if (phys(*node) == target) return true;
+        // pid_task() takes the first task of the chain (include/linux/pid.h), and a PID has one: a task
+        // further on is one /proc and kill do not find (attacker 114: another task put first on PID
+        // 564's chain, 3 writes, and the task read hashed)
+        if (phys(*node) == target) return n == 0;
         links.push_back(phys(*node));   // (hlist_node.next first)
         node = ptr(*node);
     }
@@ -747,6 +751,21 @@ std::vector<ObjectField> ObjectInterpreter::Impl::task(uint64_t t) {
             if (!in_thread_list(t)) missing.push_back("threads");
             if (idr_witness()) hashed = in_pid_hash(t, *pid);
             else pid_task.reset();   // (stale_copy reads the last answer)
+            // The IDR keeps the task under its own struct pid's number (thread_pid->numbers[0].nr), not
+            // under the pid word, which one write changes (attacker 114: 564 written 1000, "HIDDEN"):
+            // mapped under that number, it is hashed; the disagreement is said once
+            if (hashed && !*hashed && L.thread_pid && L.pid_nr)
+                if (auto tp = ptr(t + *L.thread_pid); tp && kernel(*tp))
+                    if (auto nr = word(*tp + *L.pid_nr, 4); nr && static_cast<int32_t>(*nr) > 0 && static_cast<int32_t>(*nr) != *pid)
+                        if (const auto own = in_pid_hash(t, static_cast<int32_t>(*nr)); own && *own) {
+                            hashed = own;
+                            if (!pid_word_said) {
+                                pid_word_said = true;
+                                notes.push_back(std::string(kKernelDataDisagree) + "task " + hex(t) + "'s pid word " + std::to_string(*pid) +
+                                                " is not its own struct pid's number " + std::to_string(static_cast<int32_t>(*nr)) +
+                                                ", under which the PID IDR maps it (an edit?)");
+                            }
+                        }
             // A listed task the IDR cannot say of, where it was read and is not as the kernel keeps it: the
             // task list alone judges it, and that is said (attacker 112: an IDR slot cleared beside one byte
             // of the leaf's offset, which idr_find never reads, made an unhashed task silently "no")

@@ -309,6 +309,27 @@ TEST_CASE("interpret: a DKOM-hidden process is hidden; so is an unhashed listed 
         CHECK(json_of(stale.fields("task_struct", w.at["p1"]))["hidden"] == "true");
         w.mem.put(w.at["pid1"] + Off::pid_tasks, w.at["p1"] + Off::pid_links);
     }
+    {   // another task put first on PID 1's chain, p1 after it (attacker 114): pid_task() finds the other, hidden
+        w.mem.put(w.at["pid1"] + Off::pid_tasks, w.at["p3"] + Off::pid_links);
+        w.mem.put(w.at["p3"] + Off::pid_links, w.at["p1"] + Off::pid_links);
+        ObjectInterpreter shadowed(w.mem, w.btf, &syms);
+        auto f = json_of(shadowed.fields("task_struct", w.at["p1"]));
+        CHECK(f["hidden"] == "true");
+        CHECK(f["missing_from"] == "[\"pid_hash\"]");
+        w.mem.put(w.at["pid1"] + Off::pid_tasks, w.at["p1"] + Off::pid_links);
+        w.mem.put(w.at["p3"] + Off::pid_links, 0);
+    }
+    {   // p1's pid word written (attacker 114: one write, "HIDDEN"): the IDR maps it under its struct pid's number
+        w.mem.put(w.at["p1"] + Off::pid, 1000, 4);
+        ObjectInterpreter worded(w.mem, w.btf, &syms);
+        auto f = json_of(worded.fields("task_struct", w.at["p1"]));
+        CHECK(f["hidden"] == "false");
+        CHECK(std::count_if(worded.notes().begin(), worded.notes().end(), [&](const std::string& n) {
+                  return n == std::string(kKernelDataDisagree) + "task " + hex(w.at["p1"]) +
+                                  "'s pid word 1000 is not its own struct pid's number 1, under which the PID IDR maps it (an edit?)";
+              }) == 1);
+        w.mem.put(w.at["p1"] + Off::pid, 1, 4);
+    }
     {   // ... but not where memory contradicts itself: p1's pid_links[0].pprev names the chain's head
         // while the head names p1's pid_links[1], whose next is NULL (one flipped bit of a clean dump
         // read "HIDDEN": attacker 101 R1): no witness, the task list judges
