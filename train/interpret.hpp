@@ -47,8 +47,10 @@
 //             task_struct  views: "tasks" (init_task.tasks, the thread lists of the processes on it
 //                          and the CPUs' idle tasks: what ps walks), "threads" (the thread list of the
 //                          task's group leader: signal->thread_head, else thread_group), "pid_hash"
-//                          (init_pid_ns's IDR: the struct pid of the task's PID, whose
-//                          tasks[PIDTYPE_PID] chain holds the task's pid_links[0]). An idle task
+//                          (init_pid_ns's IDR: the struct pid of the task's PID — its pid word, else
+//                          its own thread_pid's number, the disagreement said — whose
+//                          tasks[PIDTYPE_PID] chain starts at the task's pid_links[0], as pid_task()
+//                          reads it). An idle task
 //                          (PID 0) is in neither of the last two by design and is not checked there.
 //                          "missing_from": the views that miss it; "hidden": true when "tasks"
 //                          misses a task that is alive (not TASK_DEAD with exit_state), or the IDR,
