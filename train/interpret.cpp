@@ -146,6 +146,7 @@ struct ObjectInterpreter::Impl {
     std::unordered_map<uint64_t, std::unordered_set<uint64_t>> thread_lists;   // signal/leader → members
     std::optional<uint64_t> idr_head, idr_base;   // init_pid_ns's IDR
     std::optional<uint64_t> idr_xarray;             // &init_pid_ns.idr.idr_rt: each node's .array
+    uint64_t pid_ns = 0;                            // the symbols' init_pid_ns (set with idr_head)
 
     std::optional<uint64_t> word(uint64_t va, uint64_t size) const { return mem.word(va, size); }
     std::optional<uint64_t> ptr(uint64_t va) const { return word(va, psize); }
@@ -269,6 +270,13 @@ struct ObjectInterpreter::Impl {
     // false when every node on the way was read and it does not; nullopt when the IDR or a node on
     // the way cannot be read (memory the dump lacks: no witness either way).
     std::optional<bool> in_pid_hash(uint64_t t, int64_t pid);
+    // Whether the xarray node `node` of init_pid_ns's IDR reads as the kernel keeps one (in_pid_hash,
+    // lists_disagree): its shift XA_CHUNK_SHIFT below `parent_shift` (the node above's; none at the
+    // root), naming `parent` above it (0 at the root), the IDR as its xarray, in use, and `slot` (the
+    // slot of the parent that led here; none at the root) as its offset. "" when it does, with its shift
+    // in `shift`; why not otherwise; nullopt when a field cannot be read.
+    std::optional<std::string> idr_node_odd(uint64_t node, uint64_t parent, std::optional<uint64_t> parent_shift,
+                                            std::optional<uint64_t> slot, uint64_t& shift);
     // Whether the task list and the PID IDR (trusted: idr_witness) disagree on most tasks: of the tasks
     // the IDR maps (up to 4096, each the first of its struct pid's tasks[PIDTYPE_PID], its number and
     // namespace read as the kernel keeps them), 16 or more, fewer than half on the task list. A rootkit
@@ -308,14 +316,13 @@ struct ObjectInterpreter::Impl {
     // over the PID range (the lowest, PID 1, always). Not when some of them are not mapped — a rootkit
     // that unhashes the tasks it leaves listed (attacker 93) is what the IDR witnesses — but when it maps
     // none or fewer than half of 4 or more (attacker 110: init_pid_ns moved onto worker_pool_idr, 447
-    // tasks "HIDDEN"), or
-    // as many of them to pids of another namespace as to their own (attacker 111: a leaf of the kernel's
-    // IDR grafted onto worker_pool_idr mapped 15 listed tasks, and 274 read "HIDDEN"), or when most of
-    // them name another namespace through their own thread_pid (task_struct.thread_pid, 4.19+), which
-    // no write at the symbol changes (attacker 112).
+    // tasks "HIDDEN"; attacker 113), or as many of them to pids of another namespace as to their own
+    // (attacker 111: a leaf of the kernel's IDR grafted onto worker_pool_idr mapped 15 listed tasks, and
+    // 274 read "HIDDEN"), or when most of them name another namespace through their own thread_pid
+    // (task_struct.thread_pid, 4.19+), which no write at the symbol changes (attacker 112).
     std::string idr_not_kernels() {
         if (!idr_head) return {};   // no IDR read (walk_views said why)
-        const uint64_t ns = *syms->address("init_pid_ns");
+        const uint64_t ns = pid_ns;
         std::unordered_set<uint64_t> init;   // the listed tasks of PID 1
         for (auto [it, end] = listed_pids.equal_range(1); it != end; ++it) init.insert(phys(it->second));
         if (L.ns_level)
@@ -441,6 +448,7 @@ void ObjectInterpreter::Impl::walk_views() {
     }
     if (auto ns = syms->address("init_pid_ns"); ns && L.ns_idr_head && L.xa_shift && L.xa_slots && L.pid_tasks &&
                                                 L.pid_links && L.xa_slot_count) {
+        pid_ns = *ns;
         idr_head = ptr(*ns + *L.ns_idr_head);
         idr_base = L.ns_idr_base ? word(*ns + *L.ns_idr_base, 4) : std::optional<uint64_t>(0);
         if (L.ns_idr_rt) idr_xarray = *ns + *L.ns_idr_rt;
@@ -506,7 +514,6 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
     // Anything else is a page of something else (a smeared capture: newcomer 90, CI) or an edit — no
     // witness (nullopt), as for memory the dump lacks.
     const uint64_t index = static_cast<uint64_t>(pid) - *idr_base, slots = L.xa_slot_count;
-    const uint64_t chunk = static_cast<uint64_t>(std::countr_zero(slots));
     uint64_t entry = *idr_head;
     std::optional<uint64_t> parent_shift;
     uint64_t parent = 0;
@@ -514,30 +521,18 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
         if (xa_is_node(entry)) {
             if (depth > 12) return std::nullopt;
             const uint64_t node = entry - 2;
-            auto shift = word(node + *L.xa_shift, 1);
-            const std::string at = "node " + hex(node);
-            if (!shift) return std::nullopt;
-            if (*shift > 60 || *shift % chunk || (parent_shift && *shift + chunk != *parent_shift))
-                return odd(at + " has shift " + std::to_string(*shift));
-            if (L.xa_parent)   // the node names the one above it (a page of something else does not)
-                if (auto up = ptr(node + *L.xa_parent); !up || *up != parent)
-                    return up ? odd(at + " names parent " + hex(*up) + ", not " + hex(parent)) : std::nullopt;
-            if (L.xa_array && idr_xarray)   // ... and the IDR as its xarray (another xarray's root has no parent either)
-                if (auto a = ptr(node + *L.xa_array); !a || phys(*a) != phys(*idr_xarray))
-                    return a ? odd(at + " names the xarray " + hex(*a) + ", not the IDR's") : std::nullopt;
-            if (L.xa_count)   // ... and is in use (a freed node keeps parent, offset and array: reviewer 100)
-                if (auto n = word(node + *L.xa_count, 1); !n || *n == 0) return n ? odd(at + " has count 0 (freed)") : std::nullopt;
-            if (L.xa_offset && parent_shift)   // ... and the slot of the parent that led here
-                if (auto o = word(node + *L.xa_offset, 1); !o || *o != ((index >> *parent_shift) & (slots - 1)))
-                    return o ? odd(at + " has offset " + std::to_string(*o) + ", not the slot " +
-                                   std::to_string((index >> *parent_shift) & (slots - 1)) + " of its parent that led to it")
-                             : std::nullopt;
+            uint64_t shift = 0;
+            const auto node_odd = idr_node_odd(node, parent, parent_shift,
+                                               parent_shift ? std::optional<uint64_t>((index >> *parent_shift) & (slots - 1)) : std::nullopt,
+                                               shift);
+            if (!node_odd) return std::nullopt;
+            if (!node_odd->empty()) return odd(*node_odd);
             parent = node;
-            if (depth == 0 && (index >> *shift) >= slots) return false;   // past the tree's reach: no such PID
-            auto next = ptr(node + *L.xa_slots + ((index >> *shift) & (slots - 1)) * psize);
+            if (depth == 0 && (index >> shift) >= slots) return false;   // past the tree's reach: no such PID
+            auto next = ptr(node + *L.xa_slots + ((index >> shift) & (slots - 1)) * psize);
             if (!next) return std::nullopt;
             entry = *next;
-            parent_shift = *shift;
+            parent_shift = shift;
             continue;
         }
         if (depth == 0 && index != 0) return false;   // a lone entry at the head is index 0
@@ -554,7 +549,7 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
             return odd("the struct pid at " + hex(entry) + " has number " + std::to_string(static_cast<int32_t>(*nr)));
     }
     if (L.pid_upid_ns)   // a pid of init_pid_ns names it (by physical address: its image alias or another)
-        if (auto owner = ptr(entry + *L.pid_upid_ns); !owner || phys(*owner) != phys(*syms->address("init_pid_ns"))) {
+        if (auto owner = ptr(entry + *L.pid_upid_ns); !owner || phys(*owner) != phys(pid_ns)) {
             pid_foreign = owner.has_value();
             return std::nullopt;
         }
@@ -584,12 +579,37 @@ std::optional<bool> ObjectInterpreter::Impl::in_pid_hash(uint64_t t, int64_t pid
     return false;
 }
 
+std::optional<std::string> ObjectInterpreter::Impl::idr_node_odd(uint64_t node, uint64_t parent,
+                                                                  std::optional<uint64_t> parent_shift,
+                                                                  std::optional<uint64_t> slot, uint64_t& shift) {
+    const uint64_t chunk = static_cast<uint64_t>(std::countr_zero(L.xa_slot_count));
+    const std::string at = "node " + hex(node);
+    auto s = word(node + *L.xa_shift, 1);
+    if (!s) return std::nullopt;
+    if (*s > 60 || *s % chunk || (parent_shift && *s + chunk != *parent_shift)) return at + " has shift " + std::to_string(*s);
+    shift = *s;
+    if (L.xa_parent)   // the node names the one above it (a page of something else does not)
+        if (auto up = ptr(node + *L.xa_parent); !up || *up != parent)
+            return up ? std::optional<std::string>(at + " names parent " + hex(*up) + ", not " + hex(parent)) : std::nullopt;
+    if (L.xa_array && idr_xarray)   // ... and the IDR as its xarray (another xarray's root has no parent either)
+        if (auto a = ptr(node + *L.xa_array); !a || phys(*a) != phys(*idr_xarray))
+            return a ? std::optional<std::string>(at + " names the xarray " + hex(*a) + ", not the IDR's") : std::nullopt;
+    if (L.xa_count)   // ... and is in use (a freed node keeps parent, offset and array: reviewer 100)
+        if (auto n = word(node + *L.xa_count, 1); !n || *n == 0)
+            return n ? std::optional<std::string>(at + " has count 0 (freed)") : std::nullopt;
+    if (L.xa_offset && slot)   // ... and the slot of the parent that led here
+        if (auto o = word(node + *L.xa_offset, 1); !o || *o != *slot)
+            return o ? std::optional<std::string>(at + " has offset " + std::to_string(*o) + ", not the slot " + std::to_string(*slot) +
+                                                  " of its parent that led to it")
+                     : std::nullopt;
+    return std::string();
+}
+
 const std::string& ObjectInterpreter::Impl::lists_disagree() {
     if (lists_disagree_why) return *lists_disagree_why;
     lists_disagree_why.emplace();
     if (!idr_head || !idr_witness() || !L.pid_nr) return *lists_disagree_why;
-    const uint64_t slots = L.xa_slot_count, ns = phys(*syms->address("init_pid_ns"));
-    const uint64_t chunk = static_cast<uint64_t>(std::countr_zero(slots));
+    const uint64_t slots = L.xa_slot_count, ns = phys(pid_ns);
     uint64_t mapped = 0, listed = 0, nodes = 0;
     std::unordered_set<uint64_t> seen;   // struct pids and tasks, by physical address: each counted once
     // Depth-first over the IDR's nodes, each read as in_pid_hash reads the one on a PID's way (its shift
@@ -603,19 +623,12 @@ const std::string& ObjectInterpreter::Impl::lists_disagree() {
         todo.pop_back();
         if (xa_is_node(at.entry)) {
             const uint64_t node = at.entry - 2;
-            auto shift = word(node + *L.xa_shift, 1);
-            if (!shift || *shift > 60 || *shift % chunk || (at.shift && *shift + chunk != *at.shift) || ++nodes > 4096) continue;
-            if (L.xa_parent)
-                if (auto up = ptr(node + *L.xa_parent); !up || *up != at.parent) continue;
-            if (L.xa_array && idr_xarray)
-                if (auto a = ptr(node + *L.xa_array); !a || phys(*a) != phys(*idr_xarray)) continue;
-            if (L.xa_count)
-                if (auto n = word(node + *L.xa_count, 1); !n || *n == 0) continue;
-            if (L.xa_offset && at.slot)
-                if (auto o = word(node + *L.xa_offset, 1); !o || *o != *at.slot) continue;
+            uint64_t shift = 0;
+            if (++nodes > 4096) continue;
+            if (const auto node_odd = idr_node_odd(node, at.parent, at.shift, at.slot, shift); !node_odd || !node_odd->empty()) continue;
             for (uint64_t i = slots; i-- > 0;)
                 if (auto e = ptr(node + *L.xa_slots + i * psize); e && *e)
-                    todo.push_back({*e, node, at.index | (i << *shift), *shift, i});
+                    todo.push_back({*e, node, at.index | (i << shift), shift, i});
             continue;
         }
         if ((at.shift && *at.shift != 0) || !kernel(at.entry) || (at.entry & 3) != 0) continue;   // a struct pid, at a leaf
