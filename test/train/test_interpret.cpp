@@ -98,6 +98,28 @@ Kallsyms with_symbol(const World& w, const std::string& name, uint64_t to, const
     return Kallsyms::parse({reinterpret_cast<const uint8_t*>(out.data()), out.size()});
 }
 
+// Another IDR as the kernel keeps one, at a pid_namespace `other` whose level (0) and child_reaper (p1) are
+// init_pid_ns's: a root node of shift 6 naming it, one slot in use — what attackers 110–113 moved
+// init_pid_ns onto. {other, root}.
+std::pair<uint64_t, uint64_t> another_idr(InterpretWorld& w) {
+    const uint64_t other = w.alloc("other_idr", 64), root = w.alloc("other_root", Off::xa_slots + 64 * 8);
+    w.mem.put(root, 6, 1);         // xa_node.shift
+    w.mem.put(root + 2, 1, 1);     // .count
+    w.mem.put(root + 16, other);   // .array
+    w.mem.put(other + Off::idr_head, root + 2);
+    w.mem.put(other + Off::ns_child_reaper, w.at["p1"]);
+    return {other, root};
+}
+
+// `leaf` (a node of shift 0) in slot `slot` of `root`, as the kernel keeps it: its parent, offset and
+// xarray (`xarray`) name the way to it.
+void hang_leaf(InterpretWorld& w, uint64_t root, uint64_t slot, uint64_t leaf, uint64_t xarray) {
+    w.mem.put(root + Off::xa_slots + slot * 8, leaf + 2);
+    w.mem.put(leaf + 1, slot, 1);
+    w.mem.put(leaf + 8, root);
+    w.mem.put(leaf + 16, xarray);
+}
+
 }  // namespace
 
 TEST_CASE("interpret: tasks' fields and the cross-view of a synthetic kernel") {
@@ -1018,17 +1040,10 @@ TEST_CASE("interpret: an IDR at the symbols' init_pid_ns that maps none of the l
     InterpretWorld w;
     // Another IDR, as the kernel keeps one (a root node, base 0): PIDs 1 and 2 name struct pids of no task,
     // the rest nothing. init_pid_ns is moved onto it (attacker 110's worker_pool_idr).
-    const uint64_t other = w.alloc("other_idr", 64), root = w.alloc("other_root", Off::xa_slots + 64 * 8),
-                   leaf = w.alloc("other_leaf", Off::xa_slots + 64 * 8);
-    w.mem.put(root, 6, 1);
-    w.mem.put(root + Off::xa_slots, leaf + 2);
-    w.mem.put(root + 2, 1, 1);
+    const auto [other, root] = another_idr(w);   // level and child_reaper init_pid_ns's: the IDR decides
+    const uint64_t leaf = w.alloc("other_leaf", Off::xa_slots + 64 * 8);
+    hang_leaf(w, root, 0, leaf, other);
     w.mem.put(leaf + 2, 2, 1);
-    w.mem.put(leaf + 8, root);
-    for (uint64_t node : {root, leaf}) w.mem.put(node + 16, other);
-    w.mem.put(other + Off::idr_head, root + 2);
-    w.mem.put(other + Off::idr_base, 0, 4);
-    w.mem.put(other + Off::ns_child_reaper, w.at["p1"]);   // what init_pid_ns's has (level 0 too): the IDR decides
     for (int nr : {1, 2}) {
         const uint64_t pid = w.alloc("other_pid" + std::to_string(nr), 64);
         w.mem.put(pid + Off::pid_numbers, static_cast<uint32_t>(nr), 4);
@@ -1089,16 +1104,8 @@ TEST_CASE("interpret: an init_pid_ns whose level, child_reaper or struct pids ar
     };
     SUBCASE("another IDR with the kernel's leaf of PIDs 64-127 grafted on, its parent, array and offset rewritten") {
         InterpretWorld w;
-        const uint64_t other = w.alloc("other_idr", 64), root = w.alloc("other_root", Off::xa_slots + 64 * 8),
-                       leaf1 = w.at["xa_leaf1"];
-        w.mem.put(root, 6, 1);
-        w.mem.put(root + 2, 1, 1);
-        w.mem.put(root + 16, other);
-        w.mem.put(root + Off::xa_slots + 8, leaf1 + 2);   // the graft: 4 writes
-        w.mem.put(leaf1 + 8, root);
-        w.mem.put(leaf1 + 16, other);
-        w.mem.put(other + Off::idr_head, root + 2);
-        w.mem.put(other + Off::ns_child_reaper, w.at["p1"]);
+        const auto [other, root] = another_idr(w);
+        hang_leaf(w, root, 1, w.at["xa_leaf1"], other);   // the graft: 4 writes (its offset already 1)
         const Kallsyms syms = with_symbol(w, "init_pid_ns", other);
         ObjectInterpreter in(w.mem, w.btf, &syms);
         no_hidden(w, in);   // before: PIDs 1 and 2, unmapped by it, "HIDDEN" (p2 and its threads mapped)
@@ -1113,21 +1120,14 @@ TEST_CASE("interpret: an init_pid_ns whose level, child_reaper or struct pids ar
     }
     SUBCASE("another IDR with one struct pid of PID 1 made for it, naming it (attacker 112): the tasks' own pids disagree") {
         InterpretWorld w;
-        const uint64_t other = w.alloc("other_idr", 64), root = w.alloc("other_root", Off::xa_slots + 64 * 8),
-                       leaf = w.alloc("other_leaf", Off::xa_slots + 64 * 8), fake = w.alloc("fake_pid1", 64);
-        w.mem.put(root, 6, 1);
-        w.mem.put(root + 2, 1, 1);
-        w.mem.put(root + 16, other);
-        w.mem.put(root + Off::xa_slots, leaf + 2);
+        const auto [other, root] = another_idr(w);
+        const uint64_t leaf = w.alloc("other_leaf", Off::xa_slots + 64 * 8), fake = w.alloc("fake_pid1", 64);
+        hang_leaf(w, root, 0, leaf, other);
         w.mem.put(leaf + 2, 1, 1);
-        w.mem.put(leaf + 8, root);
-        w.mem.put(leaf + 16, other);
         w.mem.put(leaf + Off::xa_slots + 8, fake);
         w.mem.put(fake + Off::pid_numbers, 1, 4);
         w.mem.put(fake + Off::upid_ns, other);
         w.mem.put(fake + Off::pid_tasks, w.at["p1"] + Off::pid_links);
-        w.mem.put(other + Off::idr_head, root + 2);
-        w.mem.put(other + Off::ns_child_reaper, w.at["p1"]);
         const Kallsyms syms = with_symbol(w, "init_pid_ns", other);
         ObjectInterpreter in(w.mem, w.btf, &syms);
         no_hidden(w, in);   // before: "HIDDEN" p2, t1, t2, p3, unmapped by it
